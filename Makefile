@@ -1,0 +1,94 @@
+# vdx build. `make` builds the library and the `vdx` program; `make test` installs what
+# is missing, builds, and runs every test suite; `make demo` gets the model and the
+# Unsplash Lite data and serves the explorer. Out-of-tree objects live in $(BUILD).
+
+BUILD    ?= build/release
+SAN      ?=
+CC       ?= cc
+PKGS     := openblas libjpeg libpng libwebp libwebpdemux libgif libutf8proc libcjson \
+            sqlite3 libcurl libmicrohttpd libzip zlib libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT      ?= -O2
+WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
+CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fno-strict-aliasing \
+            -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lm -pthread
+ifeq ($(SAN),1)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC  := $(sort $(wildcard src/common/*.c src/clip/*.c src/image/*.c src/store/*.c \
+              src/ingest/*.c src/explore/*.c src/server/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+WEB      := $(sort $(wildcard web/*))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+
+LIB      := $(BUILD)/libvdx.a
+VDX      := $(BUILD)/vdx
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOLS    := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+WEB_C    := $(BUILD)/gen/web_assets.c
+
+.PHONY: all deps test test-unit test-asan test-valgrind test-integration test-browser \
+        demo bench fuzz clean
+all: $(VDX) $(TESTS) $(TOOLS) $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/vdx/*.h) $(wildcard src/*/*.h) tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(WEB_C): $(WEB) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-web.sh $@ $(WEB)
+
+$(BUILD)/obj/gen/web_assets.o: $(WEB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(VDX): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+# Every test: release build, the same unit/golden tests under ASan+UBSan and under
+# valgrind, then the integration suites (ClickHouse, browser) that start their servers.
+test:
+	@sh scripts/deps.sh --test
+	@sh scripts/run-tests.sh
+
+demo: deps
+	@sh scripts/demo.sh
+
+bench: all
+	@sh bench/run.sh
+
+# libFuzzer targets (clang); see docs/testing.md.
+fuzz:
+	@sh scripts/build-fuzz.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,76 @@
+/* The CLIP model: load a Hugging Face checkpoint, embed images and texts exactly as
+ * transformers' CLIPModel.get_image_features / get_text_features compute them
+ * (../shared/docs/clip-spec.md). One loaded model may be used from several threads. */
+#ifndef VDX_CLIP_H
+#define VDX_CLIP_H
+
+#include "vdx/common.h"
+#include "vdx/image.h"
+#include "vdx/tokenizer.h"
+
+#define VDX_DEFAULT_MODEL "openai/clip-vit-base-patch32"
+
+typedef struct vdx_clip_tower_config {
+    int hidden_size, intermediate_size, num_heads, num_layers;
+    int hidden_act_quick_gelu; /* 1: quick_gelu, 0: exact erf gelu */
+    double layer_norm_eps;
+    /* vision only */
+    int image_size, patch_size, num_channels;
+    /* text only */
+    int vocab_size, max_position_embeddings;
+} vdx_clip_tower_config;
+
+typedef struct vdx_clip_config {
+    vdx_clip_tower_config vision, text;
+    int projection_dim;
+} vdx_clip_config;
+
+/* Parses config.json. */
+int vdx_clip_config_load(const char *path, vdx_clip_config *cfg, vdx_error *err);
+
+typedef struct vdx_clip_model vdx_clip_model;
+
+/* Turns a --model argument into a model directory: an existing directory is used as is;
+ * a repo id ("openai/clip-vit-base-patch32") is looked up in the Hugging Face cache
+ * ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub), following
+ * refs/main to snapshots/<rev>/. */
+int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vdx_error *err);
+
+/* Downloads a repo's files into the Hugging Face cache layout from $HF_ENDPOINT (default
+ * https://huggingface.co), with progress, resume and verification. `revision` NULL = main.
+ * On success `dir` holds the snapshot directory. */
+int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t dir_size,
+                  vdx_error *err);
+
+/* Loads config.json, the weights (model.safetensors, else pytorch_model.bin),
+ * the tokenizer and preprocessor_config.json from a model directory. */
+vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err);
+void vdx_clip_free(vdx_clip_model *model);
+
+/* Threads used by the towers (default: all cores). Process-wide. */
+void vdx_clip_set_threads(int threads);
+
+const vdx_clip_config *vdx_clip_get_config(const vdx_clip_model *model);
+const vdx_preprocess_config *vdx_clip_get_preprocess(const vdx_clip_model *model);
+const vdx_tokenizer *vdx_clip_get_tokenizer(const vdx_clip_model *model);
+int vdx_clip_embed_dim(const vdx_clip_model *model);
+/* Identity recorded by collections: the model name (repo id or directory basename) and
+ * the sha256 of its config.json, so vectors of different models are never mixed. */
+const char *vdx_clip_model_name(const vdx_clip_model *model);
+const char *vdx_clip_config_hash(const vdx_clip_model *model);
+
+/* Image tower on n preprocessed images (n*3*S*S floats, CHW each), batched.
+ * out gets n*embed_dim unnormalised image features. */
+int vdx_clip_embed_images(const vdx_clip_model *model, const float *pixel_values, int n,
+                          float *out, vdx_error *err);
+/* Text tower on token ids (bos..eos, n_ids <= 77); runs only the real tokens. */
+int vdx_clip_embed_tokens(const vdx_clip_model *model, const int32_t *ids, int n_ids,
+                          float *out, vdx_error *err);
+/* Tokenize + text tower. *truncated (may be NULL) tells if the text was cut to 77. */
+int vdx_clip_embed_text(const vdx_clip_model *model, const char *text, float *out,
+                        int *truncated, vdx_error *err);
+
+/* v /= ||v|| (no-op for a zero vector). */
+void vdx_l2_normalize(float *v, int n);
+
+#endif

@@ -1,0 +1,52 @@
+/* Image decoding and CLIP preprocessing, bit-exact with the Pillow path of
+ * transformers' CLIPImageProcessor (../shared/docs/clip-spec.md §3), plus thumbnails.
+ * Input formats: JPEG, PNG, WebP, GIF (first frame), BMP; identified by their bytes. */
+#ifndef VDX_IMAGE_H
+#define VDX_IMAGE_H
+
+#include "vdx/common.h"
+
+/* Refuse images with more pixels than this (decompression bombs); Pillow's default. */
+#define VDX_IMAGE_MAX_PIXELS (89478485LL * 2)
+
+typedef struct vdx_image {
+    int width, height;
+    uint8_t *rgb; /* width*height*3, HWC, after EXIF orientation and RGB conversion */
+} vdx_image;
+
+typedef struct vdx_preprocess_config {
+    int shortest_edge;  /* resize target for the short side (224) */
+    int crop_height, crop_width;
+    int do_resize, do_center_crop, do_normalize;
+    double rescale_factor; /* 1/255 */
+    float mean[3], std[3];
+    int resample;       /* 3 = bicubic (the only one supported) */
+} vdx_preprocess_config;
+
+/* Defaults of openai/clip-vit-base-patch32. */
+void vdx_preprocess_config_default(vdx_preprocess_config *cfg);
+/* Reads preprocessor_config.json (old int and new dict forms). */
+int vdx_preprocess_config_load(const char *path, vdx_preprocess_config *cfg, vdx_error *err);
+
+/* Decodes bytes (format sniffed from the content), applies EXIF orientation, converts
+ * to RGB. `what` names the input in error messages (a path or URL). */
+int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,
+                     vdx_error *err);
+int vdx_image_load(const char *path, vdx_image *out, vdx_error *err);
+void vdx_image_free(vdx_image *img);
+
+/* Resize (Pillow bicubic, fixed point) + floor centre crop: crop_out gets
+ * crop_height*crop_width*3 uint8, HWC. */
+int vdx_image_clip_crop(const vdx_image *img, const vdx_preprocess_config *cfg,
+                        uint8_t *crop_out, vdx_error *err);
+/* uint8 HWC crop → float CHW pixel_values, (v*rescale - mean)/std. */
+void vdx_image_normalize(const uint8_t *crop, const vdx_preprocess_config *cfg, float *out);
+/* Both steps: img → pixel_values (3*crop_height*crop_width floats). */
+int vdx_image_preprocess(const vdx_image *img, const vdx_preprocess_config *cfg,
+                         float *pixel_values, vdx_error *err);
+
+/* A JPEG whose longer side is at most max_side (never upscaled); malloc'd into *jpeg. */
+int vdx_image_thumbnail_jpeg(const vdx_image *img, int max_side, int quality,
+                             uint8_t **jpeg, size_t *size, vdx_error *err);
+
+#endif

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages vdx needs to build and test, and only those missing,
+# so that `make test` and `make demo` work on a fresh Debian 12 machine and cost
+# nothing when everything is already there. Prints the apt line it runs.
+set -eu
+want="build-essential pkg-config ca-certificates curl
+ libopenblas-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libutf8proc-dev
+ libcjson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libzip-dev zlib1g-dev libssl-dev
+ valgrind zip"
+case "${1:-}" in
+  --test) want="$want clickhouse-server chromium nodejs npm" ;;
+esac
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+  echo "deps: all Debian packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+echo "deps: installing:$missing"
+echo "+ $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends$missing"
+$sudo apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing

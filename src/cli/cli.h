@@ -1,0 +1,35 @@
+/* Shared pieces of the `vdx` command-line tool: the command table and helpers used by
+ * several subcommands (model loading, store opening, output mode). Each subcommand lives
+ * in its own cmd_<name>.c and is a thin client of the library. */
+#ifndef VDX_CLI_H
+#define VDX_CLI_H
+
+#include "vdx/clip.h"
+#include "vdx/store.h"
+
+/* Each returns the process exit status (0 ok, 1 failure, 2 usage). argv[0] is the
+ * subcommand name. */
+int cmd_embed(int argc, char **argv);
+int cmd_model(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_concept(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+/* Prints "vdx: message" to stderr; returns 1. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "vdx CMD: message\nTry 'vdx CMD --help'." to stderr; returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --model argument (NULL: $VDX_MODEL, else the default repo id) → loaded model.
+ * Applies --threads when > 0. Prints the error and returns NULL on failure. */
+vdx_clip_model *cli_load_model(const char *model_arg, int threads);
+/* The identity a model gives a collection. */
+void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id);
+
+/* stdout is a terminal (tables, progress bars) or not (JSON lines, plain lines). */
+int cli_stdout_is_tty(void);
+int cli_stderr_is_tty(void);
+
+#endif

@@ -1,0 +1,53 @@
+/* Entry point of the `vdx` tool: dispatches to the subcommands and prints help. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"embed", cmd_embed, "embed images and texts with CLIP, print the vectors"},
+    {"model", cmd_model, "download a model into the Hugging Face cache, or show where it is"},
+    {"ingest", cmd_ingest, "fetch, embed and store a dataset (Unsplash Lite, folder, URL list)"},
+    {"search", cmd_search, "find the items nearest a text prompt or an image"},
+    {"info", cmd_info, "show a collection: model, count, failures, size on disk"},
+    {"concept", cmd_concept, "few-shot concept classifiers: new, next, label, train, score..."},
+    {"serve", cmd_serve, "serve the web explorer and its JSON API"},
+};
+
+static void print_help(FILE *out)
+{
+    fprintf(out, "usage: vdx <command> [options]\n\n"
+                 "vdx explores an image collection by meaning with CLIP and turns an idea into\n"
+                 "a classifier in a few clicks.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'vdx <command> --help' describes a command's options. See also vdx(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_help(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vdx 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "vdx: unknown command '%s'\n\n", argv[1]);
+    print_help(stderr);
+    return 2;
+}
