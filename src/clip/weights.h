@@ -47,4 +47,52 @@ vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err);
 vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *what,
                                    vdx_error *err);
 
+/* Builds a weights table over tensors the caller filled in (names malloc'd, data pointing
+ * into `backing`); takes ownership of both. Checks names are unique. Used by the readers. */
+vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count,
+                             void *backing, void (*release)(vdx_weights *), vdx_error *err);
+
+/* ---- The restricted unpickler shared by both pytorch_model.bin layouts (pickle.c) ---- */
+
+/* A tensor of a state-dict pickle: where its elements live in which storage. */
+typedef struct vdx_pickle_tensor {
+    char *name;
+    vdx_dtype dtype;
+    char *storage_key;        /* archive entry data/<key>, or the legacy storage key */
+    int64_t storage_numel;    /* elements in the whole storage */
+    int64_t storage_offset;   /* in elements */
+    int ndim;
+    int64_t shape[VDX_TENSOR_MAX_DIMS];
+    int64_t stride[VDX_TENSOR_MAX_DIMS];
+} vdx_pickle_tensor;
+
+typedef struct vdx_pickle_state_dict {
+    vdx_pickle_tensor *tensors;
+    size_t count;
+} vdx_pickle_state_dict;
+
+/* Unpickles a state dict (`{name: tensor}`) from buf. Only the globals a state dict
+ * needs are accepted; any other is refused. `*consumed` (may be NULL) gets the bytes up
+ * to and including STOP. Errors say "WHAT: pickle at byte N: ...". */
+int vdx_pickle_load_state_dict(const uint8_t *buf, size_t size, const char *what,
+                               vdx_pickle_state_dict *out, size_t *consumed, vdx_error *err);
+void vdx_pickle_state_dict_free(vdx_pickle_state_dict *sd);
+
+/* The small pickles of the legacy torch stream: the magic number (an int), the protocol
+ * version (an int) and the sys-info dict, checked for little-endian; and the storage key
+ * list (a list of strings). Each returns bytes consumed via *consumed. */
+int vdx_pickle_check_legacy_preamble(const uint8_t *buf, size_t size, const char *what,
+                                     size_t *consumed, vdx_error *err);
+int vdx_pickle_load_string_list(const uint8_t *buf, size_t size, const char *what,
+                                char ***items, size_t *count, size_t *consumed,
+                                vdx_error *err);
+
+/* Turns a pickled tensor into a contiguous vdx_tensor over `storage` (storage_bytes
+ * long): out->data points into the storage when the strides are row-major; otherwise
+ * the elements are gathered into a new buffer returned in *copy (else *copy = NULL),
+ * which the caller frees after the tensor. out->name is a copy of pt->name. */
+int vdx_pickle_tensor_materialize(const vdx_pickle_tensor *pt, const uint8_t *storage,
+                                  size_t storage_bytes, const char *what, vdx_tensor *out,
+                                  void **copy, vdx_error *err);
+
 #endif
