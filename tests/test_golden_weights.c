@@ -6,6 +6,28 @@
 #include "test.h"
 #include "vdx/clip.h"
 
+/* Every tensor of `other` equals the tensor of the same name in `ref`, bit for bit. */
+static void check_same_tensors(const vdx_weights *ref, const vdx_weights *other)
+{
+    CHECK(ref->count == other->count, "%zu tensors vs %zu", ref->count, other->count);
+    for (size_t i = 0; i < ref->count; i++) {
+        const vdx_tensor *a = &ref->tensors[i];
+        const vdx_tensor *b = vdx_weights_find(other, a->name);
+        CHECK(b != NULL, "%s missing from %s", a->name, other->path);
+        if (!b)
+            continue;
+        CHECK(a->dtype == b->dtype && a->ndim == b->ndim && a->nbytes == b->nbytes,
+              "%s: %s/%d dims/%zu bytes vs %s/%d dims/%zu bytes", a->name,
+              vdx_dtype_name(a->dtype), a->ndim, a->nbytes, vdx_dtype_name(b->dtype), b->ndim,
+              b->nbytes);
+        for (int d = 0; d < a->ndim && d < b->ndim; d++)
+            CHECK(a->shape[d] == b->shape[d], "%s dim %d: %lld vs %lld", a->name, d,
+                  (long long)a->shape[d], (long long)b->shape[d]);
+        if (a->nbytes == b->nbytes)
+            CHECK(memcmp(a->data, b->data, a->nbytes) == 0, "%s: values differ", a->name);
+    }
+}
+
 static vdx_weights *open_fixture(const char *path)
 {
     vdx_error err = {{0}};
@@ -104,8 +126,34 @@ TEST(config_tiny)
           "text config");
 }
 
+static void check_same_as_safetensors(const char *rel)
+{
+    const char *ref_path = test_shared_path("fixtures/clip-tiny/model.safetensors");
+    const char *other_path = test_shared_path(rel);
+    if (!ref_path || !other_path) {
+        if (!test_case_failed)
+            SKIP("clip-tiny fixtures not found");
+        return;
+    }
+    vdx_weights *ref = open_fixture(ref_path);
+    vdx_weights *other = open_fixture(other_path);
+    if (ref && other)
+        check_same_tensors(ref, other);
+    vdx_weights_close(ref);
+    vdx_weights_close(other);
+}
+
+TEST(torch_zip_equals_safetensors) { check_same_as_safetensors("fixtures/clip-tiny/pytorch_model.bin"); }
+
+TEST(torch_legacy_equals_safetensors)
+{
+    check_same_as_safetensors("fixtures/clip-tiny/pytorch_model.legacy.bin");
+}
+
 int main(void)
 {
+    RUN(torch_zip_equals_safetensors);
+    RUN(torch_legacy_equals_safetensors);
     RUN(safetensors_tiny_tensor_table);
     RUN(position_ids_are_int64_and_refused_as_floats);
     RUN(f16_converts_exactly);

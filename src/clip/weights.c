@@ -27,12 +27,11 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
     unsigned char head[16] = {0};
     size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
-    if ((got >= 4 && memcmp(head, "PK\x03\x04", 4) == 0) ||
-        (got >= sizeof legacy_torch_magic &&
-         memcmp(head, legacy_torch_magic, sizeof legacy_torch_magic) == 0)) {
-        vdx_fail(err, "%s: pytorch_model.bin is not readable yet in this build", path);
-        return NULL;
-    }
+    if (got >= 4 && memcmp(head, "PK\x03\x04", 4) == 0)
+        return vdx_torch_zip_open(path, err);
+    if (got >= sizeof legacy_torch_magic &&
+        memcmp(head, legacy_torch_magic, sizeof legacy_torch_magic) == 0)
+        return vdx_torch_legacy_open(path, err);
     if (got >= 9 && head[8] == '{')
         return vdx_safetensors_open(path, err);
     if (got < 9) {

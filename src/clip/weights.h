@@ -73,8 +73,9 @@ typedef struct vdx_pickle_state_dict {
 
 /* Unpickles a state dict (`{name: tensor}`) from buf. Only the globals a state dict
  * needs are accepted; any other is refused. `*consumed` (may be NULL) gets the bytes up
- * to and including STOP. Errors say "WHAT: pickle at byte N: ...". */
-int vdx_pickle_load_state_dict(const uint8_t *buf, size_t size, const char *what,
+ * to and including STOP. Errors say "WHAT: pickle at byte N: ..." where N counts from
+ * `base` (the offset of buf in its file). */
+int vdx_pickle_load_state_dict(const uint8_t *buf, size_t size, size_t base, const char *what,
                                vdx_pickle_state_dict *out, size_t *consumed, vdx_error *err);
 void vdx_pickle_state_dict_free(vdx_pickle_state_dict *sd);
 
@@ -83,16 +84,37 @@ void vdx_pickle_state_dict_free(vdx_pickle_state_dict *sd);
  * list (a list of strings). Each returns bytes consumed via *consumed. */
 int vdx_pickle_check_legacy_preamble(const uint8_t *buf, size_t size, const char *what,
                                      size_t *consumed, vdx_error *err);
-int vdx_pickle_load_string_list(const uint8_t *buf, size_t size, const char *what,
+int vdx_pickle_load_string_list(const uint8_t *buf, size_t size, size_t base, const char *what,
                                 char ***items, size_t *count, size_t *consumed,
                                 vdx_error *err);
 
-/* Turns a pickled tensor into a contiguous vdx_tensor over `storage` (storage_bytes
- * long): out->data points into the storage when the strides are row-major; otherwise
- * the elements are gathered into a new buffer returned in *copy (else *copy = NULL),
- * which the caller frees after the tensor. out->name is a copy of pt->name. */
-int vdx_pickle_tensor_materialize(const vdx_pickle_tensor *pt, const uint8_t *storage,
-                                  size_t storage_bytes, const char *what, vdx_tensor *out,
-                                  void **copy, vdx_error *err);
+/* What a pickled checkpoint's tensors point into: a mapped file (legacy layout) and/or
+ * malloc'd buffers (storages read from a zip archive, tensors made contiguous). */
+typedef struct vdx_pickle_backing {
+    void *map;
+    size_t map_size;
+    void **buffers;
+    size_t buffer_count, buffer_capacity;
+} vdx_pickle_backing;
+
+/* Adds a malloc'd buffer to the backing (freed with it); frees it on failure. */
+int vdx_pickle_backing_add(vdx_pickle_backing *b, void *buffer, vdx_error *err);
+/* Unmaps and frees everything the backing holds, and the backing itself. */
+void vdx_pickle_backing_free(vdx_pickle_backing *b);
+
+/* One storage's bytes, by key. */
+typedef struct vdx_pickle_storage {
+    const char *key;
+    const uint8_t *data;
+    size_t size;
+} vdx_pickle_storage;
+
+/* Builds the weights table of a state dict over its storages: a tensor whose strides are
+ * row-major points into its storage, any other is gathered into a contiguous copy. Each
+ * tensor must fit inside its storage. Takes ownership of `backing` (heap-allocated),
+ * also on failure. */
+vdx_weights *vdx_pickle_weights_new(const char *path, const vdx_pickle_state_dict *sd,
+                                    const vdx_pickle_storage *storages, size_t storage_count,
+                                    vdx_pickle_backing *backing, vdx_error *err);
 
 #endif
