@@ -390,8 +390,10 @@ static void format_bytes(char *out, size_t size, double bytes)
         snprintf(out, size, "%.2f GB", bytes / 1e9);
     else if (bytes >= 1e6)
         snprintf(out, size, "%.1f MB", bytes / 1e6);
-    else
+    else if (bytes >= 1e3)
         snprintf(out, size, "%.0f kB", bytes / 1e3);
+    else
+        snprintf(out, size, "%.0f B", bytes);
 }
 
 /* Progress: a redrawn bar on a terminal, a plain line every 10 s otherwise. */
@@ -518,6 +520,7 @@ static int download_blob(const char *url, const char *file, const char *blob,
         fstat(fd, &st);
         transfer t = {.fd = fd, .offset = st.st_size, .expected = h->size, .label = file,
                       .tty = isatty(STDERR_FILENO), .start_time = vdx_now()};
+        t.last_report = t.start_time;
         if (h->size >= 0 && t.offset > h->size) { /* longer than the file: start over */
             if (ftruncate(fd, 0) != 0) {
                 close(fd);
