@@ -37,8 +37,9 @@ const vdx_tensor *vdx_weights_find(const vdx_weights *w, const char *name);
 const char *vdx_dtype_name(vdx_dtype dt);
 size_t vdx_dtype_size(vdx_dtype dt);
 
-/* Copies a tensor into float32 (converting F16/BF16), checking its shape: an error
- * naming the file, the tensor and both shapes when it differs. dims<=0 ends the list. */
+/* Copies a tensor into float32 (converting F16/BF16), checking that it has exactly
+ * `ndim` dimensions of sizes `shape` (ndim 0: a scalar): an error naming the file, the
+ * tensor and both shapes when it differs, or the file and tensor when it is missing. */
 int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int ndim,
                         const int64_t *shape, vdx_error *err);
 
