@@ -457,11 +457,13 @@ static int hash_file(const char *path, int git_blob_sha1, char *out, size_t out_
         int n = snprintf(header, sizeof header, "blob %lld", (long long)st.st_size);
         EVP_DigestUpdate(ctx, header, (size_t)n + 1);
     }
-    static __thread unsigned char buf[1 << 16];
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = malloc(CHUNK);
     size_t got;
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+    while (buf && (got = fread(buf, 1, CHUNK, f)) > 0)
         EVP_DigestUpdate(ctx, buf, got);
-    int failed = ferror(f);
+    int failed = !buf || ferror(f);
+    free(buf);
     fclose(f);
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
@@ -484,8 +486,8 @@ static int is_hex(const char *s, size_t n)
     return 1;
 }
 
-/* Checks size and content hash of a finished download: sha256 for LFS files, the git blob
- * sha1 for regular files when the ETag is one. */
+/* Checks size and content hash of a finished download: sha256 for LFS files (and any
+ * 64-hex ETag), the git blob sha1 for regular files whose ETag is 40 hex. */
 static int verify_blob(const char *path, const char *file, const head_info *h, vdx_error *err)
 {
     struct stat st;
@@ -494,7 +496,7 @@ static int verify_blob(const char *path, const char *file, const head_info *h, v
     if (h->size >= 0 && st.st_size != h->size)
         return vdx_fail(err, "%s: downloaded %lld bytes, the hub says %lld", file,
                         (long long)st.st_size, h->size);
-    int sha256 = h->lfs && is_hex(h->etag, 64), sha1 = !h->lfs && is_hex(h->etag, 40);
+    int sha256 = is_hex(h->etag, 64), sha1 = !h->lfs && is_hex(h->etag, 40);
     if (!sha256 && !sha1)
         return 0;
     char digest[2 * EVP_MAX_MD_SIZE + 1] = "";
