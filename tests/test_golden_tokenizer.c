@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #define CLIP_MAX_LEN 77
 
@@ -351,6 +352,17 @@ static void write_text(const char *dir, const char *name, const char *content)
     fclose(f);
 }
 
+/* Removes a directory made by test_tmpdir and the two files these tests write there. */
+static void remove_toy_dir(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/merges.txt", dir);
+    unlink(path);
+    CHECK(rmdir(dir) == 0, "cannot remove %s", dir);
+}
+
 static const char *const toy_symbols[] = {"aa", "aa</w>", "bc</w>", "ab", NULL};
 enum { AA = 512, AA_END, BC_END, AB };
 
@@ -394,6 +406,7 @@ TEST(bpe_merges_lowest_rank_first_and_leftmost_first)
     const int32_t control[] = {49406, 256 + 1, 49407};
     expect_toy(tok, "\x01", control, 3);
     vdx_tokenizer_free(tok);
+    remove_toy_dir(dir);
 }
 
 /* Loads DIR and checks the failure message equals DIR + suffix. */
@@ -414,6 +427,7 @@ TEST(missing_files_are_named)
     expect_load_error(dir, "/vocab.json: cannot open: No such file or directory");
     write_vocab(dir, toy_symbols, 1);
     expect_load_error(dir, "/merges.txt: cannot open: No such file or directory");
+    remove_toy_dir(dir);
 }
 
 TEST(bad_vocab_json_is_located)
@@ -436,6 +450,7 @@ TEST(bad_vocab_json_is_located)
     expect_load_error(dir, "/vocab.json: special token <|startoftext|> has id 1, CLIP expects 49406");
     write_text(dir, "vocab.json", "{\"<|startoftext|>\": 49406, \"<|endoftext|>\": 49407}");
     expect_load_error(dir, "/vocab.json: missing the symbol \"\xc4\x80\" of byte 0x00");
+    remove_toy_dir(dir);
 }
 
 TEST(bad_merges_lines_are_located)
@@ -465,6 +480,7 @@ TEST(bad_merges_lines_are_located)
     vdx_tokenizer *tok = vdx_tokenizer_load(dir, &err);
     CHECK(tok, "CRLF merges refused: %s", err.message);
     vdx_tokenizer_free(tok);
+    remove_toy_dir(dir);
 }
 
 int main(void)
