@@ -188,7 +188,7 @@ typedef struct vdx_candidates_request {
  *              "dist": cosine distance to w}],
  *    "hidden":[{"id","duplicate_of"}]   (near-duplicates removed from this page),
  *    "unlabelled": unlabelled items matching where (boundary/random modes; -1 for nearest),
- *    "more": 1 when a next page may hold items}. */
+ *    "more": true when a next page may hold items}. */
 int vdx_concept_candidates(vdx_concepts *book, const char *name,
                            const vdx_candidates_request *req, cJSON **result, vdx_error *err);
 

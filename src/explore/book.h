@@ -69,6 +69,12 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
 int book_score_all(vdx_concepts *book, const float *weight, const char *where, vdx_hits *hits,
                    vdx_error *err);
 
+/* The collection ranked by score, descending, ties by id (evaluate.c): order points into
+ * hits (free both); only_above keeps score > threshold; above counts those. */
+int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *where,
+                    double threshold, int only_above, vdx_hits *hits, const vdx_hit ***order,
+                    size_t *n_order, int *above, vdx_error *err);
+
 /* A label lookup built from a label_set: the label of an id, or -1. */
 typedef struct label_index {
     size_t n, cap;
