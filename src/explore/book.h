@@ -54,8 +54,8 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
 
 /* Checks a concept name (see VDX_CONCEPT_NAME_MAX). */
 int concept_name_check(const char *name, vdx_error *err);
-/* Message naming two models, for refusals: "... model X (fingerprint F); this
- * collection holds model Y (fingerprint G)". `what` starts the sentence. */
+/* Message naming two models, for refusals: "WHAT model X (fingerprint F, N dims); this
+ * collection holds model Y (fingerprint G, M dims)". */
 int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identity *theirs,
                         const vdx_model_identity *ours);
 

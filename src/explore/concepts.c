@@ -138,7 +138,7 @@ int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identi
                         const vdx_model_identity *ours)
 {
     return vdx_fail(err,
-                    "%s vectors of model %s (fingerprint %s, %d dims); this collection holds "
+                    "%s model %s (fingerprint %s, %d dims); this collection holds "
                     "model %s (fingerprint %s, %d dims)",
                     what, theirs->name, theirs->config_hash, theirs->dims, ours->name,
                     ours->config_hash, ours->dims);
@@ -345,7 +345,7 @@ int concept_check_model(vdx_concepts *book, const concept_record *rec, vdx_error
     const vdx_model_identity *ours = vdx_store_model(book->store);
     if (strcmp(rec->model.config_hash, ours->config_hash) != 0 || rec->dims != ours->dims) {
         char what[512];
-        snprintf(what, sizeof what, "concept '%s' was trained on", rec->name);
+        snprintf(what, sizeof what, "concept '%s' was trained on vectors of", rec->name);
         return model_mismatch_fail(err, what, &rec->model, ours);
     }
     return 0;
@@ -657,7 +657,7 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
                  vdx_clip_config_hash(spec->model));
         theirs.dims = vdx_clip_embed_dim(spec->model);
         if (strcmp(theirs.config_hash, ours->config_hash) != 0 || theirs.dims != dims)
-            return model_mismatch_fail(err, "the prompt would be embedded as", &theirs, ours);
+            return model_mismatch_fail(err, "the prompt would be embedded by", &theirs, ours);
         text = malloc((size_t)dims * sizeof *text);
         if (!text)
             return vdx_fail(err, "out of memory");

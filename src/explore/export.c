@@ -438,7 +438,7 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
                      fingerprint->valuestring);
             theirs.dims = dims->valueint;
             if (strcmp(theirs.config_hash, ours->config_hash) != 0 || theirs.dims != ours->dims)
-                rc = model_mismatch_fail(err, "classifier was trained on", &theirs, ours);
+                rc = model_mismatch_fail(err, "classifier was trained on vectors of", &theirs, ours);
         }
     }
     if (rc == 0) {
