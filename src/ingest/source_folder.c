@@ -101,7 +101,8 @@ vdx_source *vdx_source_folder(const char *dir, vdx_error *err)
     vdx_source *src = NULL;
     if (walk(root, "", &list, err) != 0 || source_builder_init(&b, "folder", err) != 0)
         goto out;
-    qsort(list.paths, list.n, sizeof *list.paths, cmp_path);
+    if (list.n)
+        qsort(list.paths, list.n, sizeof *list.paths, cmp_path);
     for (size_t i = 0; i < list.n; i++) {
         char *url = malloc(strlen(root) + strlen(list.paths[i]) + 2);
         if (!url) {

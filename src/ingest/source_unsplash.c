@@ -296,7 +296,8 @@ static int dataset_open(dataset *ds, const char *path, vdx_error *err)
                              "dataset: photos.tsv000 and optionally keywords.tsv000)",
                         path, ds->zip ? "zip archive" : "directory");
     qsort(ds->photo_parts, (size_t)ds->n_photo_parts, sizeof(char *), cmp_str);
-    qsort(ds->keyword_parts, (size_t)ds->n_keyword_parts, sizeof(char *), cmp_str);
+    if (ds->n_keyword_parts)
+        qsort(ds->keyword_parts, (size_t)ds->n_keyword_parts, sizeof(char *), cmp_str);
     return 0;
 }
 
