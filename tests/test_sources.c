@@ -243,9 +243,11 @@ TEST(zip_equals_directory)
     for (int i = 0; i < 2; i++) {
         snprintf(src, sizeof src, "%s/%s", dir, names[i]);
         zip_source_t *zs = zip_source_file(z, src, 0, -1);
-        REQUIRE(zs && zip_file_add(z, names[i], zs, 0) >= 0, "%s", zip_strerror(z));
+        zip_int64_t added = zs ? zip_file_add(z, names[i], zs, 0) : -1;
+        CHECK(added >= 0, "adding %s: %s", names[i], zip_strerror(z));
     }
-    REQUIRE(zip_close(z) == 0, "zip_close");
+    int closed = zip_close(z);
+    REQUIRE(closed == 0, "zip_close");
     vdx_error err = {{0}};
     vdx_source *a = vdx_source_unsplash(dir, &err);
     REQUIRE(a, "%s", err.message);
