@@ -8,6 +8,7 @@
 #include <zip.h>
 
 #include "test.h"
+#include "test_tmp.h"
 #include "vdx/ingest.h"
 
 static void write_text(const char *path, const char *text)
@@ -353,6 +354,7 @@ TEST(http_url_validation)
 
 int main(void)
 {
+    test_tmp_begin("sources");
     RUN(unsplash_sample_counts);
     RUN(unsplash_sample_problems);
     RUN(unsplash_sample_values);
@@ -362,5 +364,6 @@ int main(void)
     RUN(folder_source);
     RUN(url_list_source);
     RUN(http_url_validation);
+    test_tmp_end();
     return test_summary("sources");
 }
