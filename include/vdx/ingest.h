@@ -116,6 +116,7 @@ typedef struct vdx_ingest_stats {
     long stored;
     long failed;
     long skipped;    /* already in the collection before this run */
+    long skipped_failed; /* of those, recorded as failures (see retry_failed) */
     long rejected;   /* source rows that were malformed */
     double elapsed_s;
     double rate;     /* items/s over the last few seconds */
@@ -132,6 +133,10 @@ void vdx_progress_update(vdx_progress *p, const vdx_ingest_stats *s);
 /* Final line + progress.json with state "done", "stopped" or "failed". */
 void vdx_progress_finish(vdx_progress *p, const vdx_ingest_stats *s, const char *state);
 void vdx_progress_free(vdx_progress *p);
+/* Forward declaration: the report of a finished run (see the pipeline below). */
+struct vdx_ingest_report;
+/* The end-of-run summary: ingested, skipped, failed by reason, time. */
+void vdx_progress_summary(FILE *out, const struct vdx_ingest_report *r);
 /* The progress.json document for s (exposed for tests). */
 char *vdx_progress_json(const vdx_ingest_stats *s, const char *state, double started_epoch,
                         double updated_epoch, long pid);
