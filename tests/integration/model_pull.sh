@@ -144,4 +144,11 @@ else
     check "unknown repo fails with the URL" grep -q "nobody/nothing/resolve/main/config.json: not found" "$tmp/pull7.err"
 fi
 
+# 9. Usage.
+"$vdx" model pull --help > "$tmp/help.out" 2>&1
+check "model pull --help prints the usage" grep -q "^usage: vdx model pull \[REPO_ID\] \[--revision REV\]" "$tmp/help.out"
+"$vdx" model frobnicate > /dev/null 2> "$tmp/usage.err"
+check "an unknown subcommand is a usage error (exit 2)" [ $? -eq 2 ]
+check "the usage error names the subcommand" grep -q "unknown subcommand 'frobnicate' (pull, path or info)" "$tmp/usage.err"
+
 exit $failed
