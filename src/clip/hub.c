@@ -183,7 +183,8 @@ typedef struct head_info {
     char commit[64];
     char etag[128];          /* X-Linked-Etag if present, else ETag; quotes and W/ removed */
     int lfs;                 /* X-Linked-Etag was present: the etag is the sha256 */
-    long long size;          /* X-Linked-Size, else Content-Length; -1 unknown */
+    long long size;          /* X-Linked-Size, else Content-Length of a 200; -1 unknown */
+    long long linked_size, content_length; /* as received; -1 absent */
     char error_code[64];     /* X-Error-Code (EntryNotFound, RepositoryNotFound, ...) */
     char location[2048];
 } head_info;
@@ -223,10 +224,8 @@ static size_t on_head_header(char *line, size_t size, size_t count, void *user)
     size_t n = size * count;
     char value[2048], linked[128] = "";
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new response: forget the last */
-        long status = h->status;
         memset(h, 0, sizeof *h);
-        h->status = status;
-        h->size = -1;
+        h->size = h->linked_size = h->content_length = -1;
     } else if (header_value(line, n, "X-Repo-Commit", value, sizeof value)) {
         snprintf(h->commit, sizeof h->commit, "%s", value);
     } else if (header_value(line, n, "X-Linked-Etag", linked, sizeof linked)) {
@@ -237,10 +236,9 @@ static size_t on_head_header(char *line, size_t size, size_t count, void *user)
         snprintf(h->etag, sizeof h->etag, "%s", value);
         normalize_etag(h->etag);
     } else if (header_value(line, n, "X-Linked-Size", value, sizeof value)) {
-        h->size = atoll(value);
+        h->linked_size = atoll(value);
     } else if (header_value(line, n, "Content-Length", value, sizeof value)) {
-        if (!h->lfs)
-            h->size = atoll(value);
+        h->content_length = atoll(value);
     } else if (header_value(line, n, "X-Error-Code", value, sizeof value)) {
         snprintf(h->error_code, sizeof h->error_code, "%s", value);
     } else if (header_value(line, n, "Location", value, sizeof value)) {
@@ -298,7 +296,7 @@ static int head_file(const char *url, const char *file, head_info *h, vdx_error 
         if (!curl)
             return vdx_fail(err, "%s: cannot start libcurl", file);
         memset(h, 0, sizeof *h);
-        h->size = -1;
+        h->size = h->linked_size = h->content_length = -1;
         char curl_error[CURL_ERROR_SIZE] = "";
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
         curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_head_header);
@@ -308,6 +306,9 @@ static int head_file(const char *url, const char *file, head_info *h, vdx_error 
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &h->status);
         curl_easy_cleanup(curl);
         curl_slist_free_all(headers);
+        /* A redirect's Content-Length is that of its own (empty) body, not the file's. */
+        h->size = h->linked_size >= 0 ? h->linked_size
+                                      : h->status == 200 ? h->content_length : -1;
         if (rc != CURLE_OK || transient_status(h->status)) {
             char why[512];
             if (rc != CURLE_OK)
