@@ -22,23 +22,28 @@ static char test_skip_reason[512];
 
 #define TEST(name) static void name(void)
 
-#define CHECK(cond, ...)                                                                 \
+#define CHECK(cond, ...) CHECK_OUTCOME(cond, #cond, __VA_ARGS__)
+
+/* Records a failed check; `ok` is evaluated exactly once. */
+#define CHECK_OUTCOME(ok, text, ...)                                                     \
     do {                                                                                 \
-        if (!(cond)) {                                                                   \
+        if (!(ok)) {                                                                     \
             if (!test_case_failed)                                                       \
                 printf("\n");                                                            \
-            printf("    %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);          \
+            printf("    %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, text);           \
             printf(__VA_ARGS__);                                                         \
             printf("\n");                                                                \
             test_case_failed = 1;                                                        \
         }                                                                                \
     } while (0)
 
-/* Like CHECK but stops the test case when it fails. */
+/* Like CHECK but stops the test case when it fails. cond is evaluated once, so it may
+ * have side effects (REQUIRE(fn() == 0, ...)). */
 #define REQUIRE(cond, ...)                                                               \
     do {                                                                                 \
-        CHECK(cond, __VA_ARGS__);                                                        \
-        if (!(cond))                                                                     \
+        int require_ok_ = (cond) ? 1 : 0;                                                \
+        CHECK_OUTCOME(require_ok_, #cond, __VA_ARGS__);                                  \
+        if (!require_ok_)                                                                \
             return;                                                                      \
     } while (0)
 
