@@ -22,10 +22,8 @@ static char test_skip_reason[512];
 
 #define TEST(name) static void name(void)
 
-#define CHECK(cond, ...) CHECK_OUTCOME(cond, #cond, __VA_ARGS__)
-
-/* Records a failed check; `ok` is evaluated exactly once. */
-#define CHECK_OUTCOME(ok, text, ...)                                                     \
+#define CHECK(cond, ...) CHECK_VALUE_(!!(cond), #cond, __VA_ARGS__)
+#define CHECK_VALUE_(ok, text, ...)                                                      \
     do {                                                                                 \
         if (!(ok)) {                                                                     \
             if (!test_case_failed)                                                       \
@@ -37,12 +35,11 @@ static char test_skip_reason[512];
         }                                                                                \
     } while (0)
 
-/* Like CHECK but stops the test case when it fails. cond is evaluated once, so it may
- * have side effects (REQUIRE(fn() == 0, ...)). */
+/* Like CHECK but stops the test case when it fails. */
 #define REQUIRE(cond, ...)                                                               \
     do {                                                                                 \
-        int require_ok_ = (cond) ? 1 : 0;                                                \
-        CHECK_OUTCOME(require_ok_, #cond, __VA_ARGS__);                                  \
+        int require_ok_ = !!(cond); /* evaluated once */                                 \
+        CHECK_VALUE_(require_ok_, #cond, __VA_ARGS__);                                   \
         if (!require_ok_)                                                                \
             return;                                                                      \
     } while (0)
