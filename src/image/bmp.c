@@ -96,6 +96,8 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
     const int top_down = height < 0;
     if (top_down)
         height = -height;
+    if (image_check_size(width, height, what, "BMP", err) != 0)
+        return -1;
     if (planes != 1)
         return vdx_fail(err, "%s: corrupt BMP: %u colour planes (must be 1)", what, planes);
     if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32)
@@ -153,8 +155,6 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
         image_palette_init(palette, b + palette_at, (int)colors, (int)entry, 1);
     }
 
-    if (width <= 0 || height <= 0)
-        return vdx_fail(err, "%s: BMP image has zero size (%lldx%lld)", what, width, height);
     const size_t stride = (((size_t)width * bpp + 31) / 32) * 4;
     if (pixel_offset < FILE_HEADER + header_size || pixel_offset > size ||
         (size - pixel_offset) / stride < (size_t)height)

@@ -8,10 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int image_alloc(vdx_image *img, long long width, long long height, const char *what,
-                const char *format, vdx_error *err)
+int image_check_size(long long width, long long height, const char *what, const char *format,
+                     vdx_error *err)
 {
-    img->rgb = NULL;
     if (width <= 0 || height <= 0)
         return vdx_fail(err, "%s: %s image has zero size (%lldx%lld)", what, format, width,
                         height);
@@ -20,6 +19,15 @@ int image_alloc(vdx_image *img, long long width, long long height, const char *w
                         "%s: %s image of %lldx%lld pixels exceeds the limit of %lld pixels "
                         "(refused as a possible decompression bomb)",
                         what, format, width, height, (long long)VDX_IMAGE_MAX_PIXELS);
+    return 0;
+}
+
+int image_alloc(vdx_image *img, long long width, long long height, const char *what,
+                const char *format, vdx_error *err)
+{
+    img->rgb = NULL;
+    if (image_check_size(width, height, what, format, err) != 0)
+        return -1;
     img->rgb = malloc((size_t)width * (size_t)height * 3);
     if (!img->rgb)
         return vdx_fail(err, "%s: out of memory for a %lldx%lld %s image", what, width, height,

@@ -6,6 +6,9 @@
 
 #include "vdx/image.h"
 
+/* Refuses a width x height image that is empty or has more than VDX_IMAGE_MAX_PIXELS. */
+int image_check_size(long long width, long long height, const char *what, const char *format,
+                     vdx_error *err);
 /* Allocates img->rgb for width x height after refusing empty or oversized images
  * (VDX_IMAGE_MAX_PIXELS), so no decoder allocates for a decompression bomb. `format`
  * names the format in messages ("JPEG", "PNG"...). */

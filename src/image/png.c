@@ -22,7 +22,8 @@ struct png_job {
     png_infop info;
     const uint8_t *bytes;
     size_t size, offset;
-    char message[256];
+    char message[512];
+    char warning[200]; /* the last libpng warning: often the reason for the error after it */
     uint8_t *samples;   /* the image in its own channel layout, when that is not RGB */
     png_bytep *rows;
 };
@@ -43,15 +44,19 @@ static void png_read_from_memory(png_structp png, png_bytep data, size_t length)
 static void png_on_error(png_structp png, png_const_charp message)
 {
     struct png_job *job = png_get_error_ptr(png);
-    snprintf(job->message, sizeof job->message, "corrupt PNG: %s (near byte offset %zu)",
-             message, job->offset);
+    if (job->warning[0])
+        snprintf(job->message, sizeof job->message, "corrupt PNG: %s (%s; near byte offset %zu)",
+                 message, job->warning, job->offset);
+    else
+        snprintf(job->message, sizeof job->message, "corrupt PNG: %s (near byte offset %zu)",
+                 message, job->offset);
     png_longjmp(png, 1);
 }
 
 static void png_on_warning(png_structp png, png_const_charp message)
 {
-    (void)png;
-    (void)message;
+    struct png_job *job = png_get_error_ptr(png);
+    snprintf(job->warning, sizeof job->warning, "%s", message);
 }
 
 /* Reads the chunks after the image data for a late eXIf. A damaged tail (missing IEND,
