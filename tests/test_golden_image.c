@@ -465,6 +465,72 @@ TEST(bmp_8bit_palette_24_and_32bit_both_row_orders)
     }
 }
 
+/* 40-byte-header RLE BMP with a 16-colour palette where index i is (10i, 20i, 30i). */
+static size_t rle_bmp_build(uint8_t *out, int width, int height, int rle4, const uint8_t *data,
+                            size_t data_len)
+{
+    const size_t offset = 14 + 40 + 16 * 4;
+    memset(out, 0, offset);
+    out[0] = 'B';
+    out[1] = 'M';
+    put32(out + 2, (uint32_t)(offset + data_len));
+    put32(out + 10, (uint32_t)offset);
+    put32(out + 14, 40);
+    put32(out + 18, (uint32_t)width);
+    put32(out + 22, (uint32_t)height);
+    put16(out + 26, 1);
+    put16(out + 28, rle4 ? 4 : 8);
+    put32(out + 30, rle4 ? 2 : 1);
+    put32(out + 46, 16);
+    for (int i = 0; i < 16; i++) {
+        out[54 + 4 * i + 0] = (uint8_t)(30 * i); /* B */
+        out[54 + 4 * i + 1] = (uint8_t)(20 * i); /* G */
+        out[54 + 4 * i + 2] = (uint8_t)(10 * i); /* R */
+    }
+    memcpy(out + offset, data, data_len);
+    return offset + data_len;
+}
+
+static int indices_match(const vdx_image *img, const int *want, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (img->rgb[3 * i] != 10 * want[i] || img->rgb[3 * i + 1] != 20 * want[i] ||
+            img->rgb[3 * i + 2] != 30 * want[i])
+            return 0;
+    return 1;
+}
+
+TEST(bmp_rle8_and_rle4)
+{
+    /* RLE8, 3x2, bottom row first: absolute 3,4,5 (padded), end of line, run of two 1s,
+     * run of one 2, end of line, end of bitmap. */
+    const uint8_t rle8[] = {0, 3, 3, 4, 5, 0, 0, 0, 2, 1, 1, 2, 0, 0, 0, 1};
+    uint8_t file[256];
+    size_t n = rle_bmp_build(file, 3, 2, 0, rle8, sizeof rle8);
+    vdx_image img;
+    vdx_error err;
+    REQUIRE(vdx_image_decode(file, n, "rle8.bmp", &img, &err) == 0, "%s", err.message);
+    const int want8[6] = {1, 1, 2, 3, 4, 5};
+    CHECK(img.width == 3 && img.height == 2 && indices_match(&img, want8, 6), "RLE8 pixels");
+    vdx_image_free(&img);
+
+    /* RLE4, 4x2: bottom row: run of 3 alternating 3,3 then a run of one 4; end of line;
+     * top row: delta 2 right, run 1,2; end of bitmap. */
+    const uint8_t rle4[] = {3, 0x33, 1, 0x40, 0, 0, 0, 2, 2, 0, 2, 0x12, 0, 1};
+    n = rle_bmp_build(file, 4, 2, 1, rle4, sizeof rle4);
+    REQUIRE(vdx_image_decode(file, n, "rle4.bmp", &img, &err) == 0, "%s", err.message);
+    const int want4[8] = {0, 0, 1, 2, 3, 3, 3, 4};
+    CHECK(img.width == 4 && img.height == 2 && indices_match(&img, want4, 8), "RLE4 pixels");
+    vdx_image_free(&img);
+
+    /* the same stream without its end-of-bitmap code, cut short: an error */
+    n = rle_bmp_build(file, 4, 3, 1, rle4, sizeof rle4 - 2);
+    CHECK(vdx_image_decode(file, n, "cut.bmp", &img, &err) == -1, "decoded a cut RLE stream");
+    CHECK(strcmp(err.message, "cut.bmp: truncated BMP: RLE data ends at byte offset 130 before "
+                              "the end-of-bitmap code") == 0,
+          "%s", err.message);
+}
+
 /* ---- GIF written by the test ---- */
 
 static int gif_mem_write(GifFileType *gif, const GifByteType *data, int length)
@@ -713,6 +779,7 @@ int main(void)
     RUN(png_16bit_grey_keeps_high_byte);
     RUN(exif_orientation_all_eight);
     RUN(bmp_8bit_palette_24_and_32bit_both_row_orders);
+    RUN(bmp_rle8_and_rle4);
     RUN(gif_first_frame_transparency_and_uncovered_area);
     RUN(jpeg_cmyk_converted_like_pillow);
     RUN(config_old_form_fixture_equals_defaults);

@@ -99,7 +99,7 @@ TEST(random_bytes_name_what_was_seen)
     noise[0] = 0x42; /* not a magic of ours */
     CHECK(expect_failure(noise, 65536, "noise", "unrecognised image format"), "noise");
     memcpy(noise, "\xff\xd8\xff", 3);
-    CHECK(expect_failure(noise, 65536, "noise.jpg", "corrupt JPEG"), "jpeg noise");
+    CHECK(expect_failure(noise, 65536, "noise.jpg", "cannot decode JPEG"), "jpeg noise");
     memcpy(noise, "\x89PNG\r\n\x1a\n", 8);
     CHECK(expect_failure(noise, 65536, "noise.png", "PNG"), "png noise");
     memcpy(noise, "GIF89a", 6);
@@ -312,7 +312,7 @@ TEST(corrupt_headers)
     uint8_t *jpg = read_fixture(jpg_path, &size);
     REQUIRE(jpg, "fixture");
     memset(jpg + 20, 0xFF, 200); /* wreck the tables */
-    CHECK(expect_failure(jpg, size, "bad.jpg", "bad.jpg: corrupt JPEG: "), "jpeg");
+    CHECK(expect_failure(jpg, size, "bad.jpg", "bad.jpg: cannot decode JPEG: "), "jpeg");
     free(jpg);
 
     uint8_t bmp[54] = {'B', 'M'};
@@ -327,8 +327,13 @@ TEST(corrupt_headers)
     bmp[28] = 8;
     bmp[30] = 1; /* RLE8 */
     CHECK(expect_failure(bmp, sizeof bmp, "rle.bmp",
-                         "rle.bmp: unsupported BMP: run-length compression (RLE8)"),
-          "bmp rle");
+                         "rle.bmp: truncated BMP: palette of 256 colours at byte offset 54"),
+          "bmp rle palette");
+    bmp[28] = 24;
+    CHECK(expect_failure(bmp, sizeof bmp, "rle24.bmp",
+                         "rle24.bmp: corrupt BMP: RLE8 with 24 bits per pixel"),
+          "bmp rle depth");
+    bmp[28] = 8;
     bmp[30] = 0;
     bmp[18] = 0;
     bmp[10] = 54;

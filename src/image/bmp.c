@@ -3,8 +3,10 @@
  * 124 bytes), 1/4/8-bit palettes, 16-bit (5-5-5 or bit fields), 24-bit, and 32-bit (BGRX
  * or bit fields, alpha dropped as Pillow's convert("RGB") drops it), bottom-up and
  * top-down. Bit-field channels narrower than 8 bits are scaled as Pillow's unpackers
- * do (v * 255 / max). Every header field is checked against the file size before it
- * is used; run-length compressed BMPs are refused with a message that says so. */
+ * do (v * 255 / max). 4- and 8-bit run-length compressed BMPs (RLE4, RLE8) are
+ * expanded with runs, absolute runs, deltas and end-of-line codes; pixels the stream
+ * never reaches keep palette index 0. Every header field and every run is checked
+ * against the image and the file size before it is used. */
 #include "image/image_internal.h"
 
 #include <stdlib.h>
@@ -59,6 +61,62 @@ static inline uint8_t bmp_channel_value(uint32_t pixel, const struct bmp_channel
     return (uint8_t)(v * 255 / c->max);
 }
 
+/* Expands RLE8/RLE4 data (rows bottom-up) into out, looking indices up in palette. */
+static int bmp_expand_rle(const uint8_t *data, size_t size, size_t file_offset, int rle4,
+                          const uint8_t palette[256 * 3], const char *what, vdx_image *out,
+                          vdx_error *err)
+{
+    const size_t w = (size_t)out->width, h = (size_t)out->height;
+    uint8_t *indices = calloc(w * h, 1);
+    if (!indices)
+        return vdx_fail(err, "%s: out of memory", what);
+    size_t x = 0, y = 0, p = 0; /* y counts rows from the bottom */
+    int finished = 0;
+    while (!finished && y < h) {
+        if (size - p < 2)
+            break;
+        const unsigned count = data[p], code = data[p + 1];
+        p += 2;
+        if (count) { /* a run: one index, or two alternating nibbles */
+            for (unsigned k = 0; k < count && x < w; k++, x++)
+                indices[(h - 1 - y) * w + x] =
+                    rle4 ? (uint8_t)(k & 1 ? code & 15 : code >> 4) : (uint8_t)code;
+        } else if (code == 0) { /* end of line */
+            x = 0;
+            y++;
+        } else if (code == 1) { /* end of bitmap */
+            finished = 1;
+        } else if (code == 2) { /* delta: skip right and up */
+            if (size - p < 2)
+                break;
+            x += data[p];
+            y += data[p + 1];
+            p += 2;
+        } else { /* absolute: `code` literal indices, padded to a 16-bit boundary */
+            const size_t bytes = rle4 ? (code + 1) / 2 : code;
+            if (size - p < bytes)
+                break;
+            for (unsigned k = 0; k < code; k++, x++)
+                if (x < w)
+                    indices[(h - 1 - y) * w + x] =
+                        rle4 ? (uint8_t)(k & 1 ? data[p + k / 2] & 15 : data[p + k / 2] >> 4)
+                             : data[p + k];
+            p += bytes + (bytes & 1);
+            if (p > size)
+                p = size;
+        }
+    }
+    if (!finished && y < h) {
+        free(indices);
+        return vdx_fail(err, "%s: truncated BMP: RLE data ends at byte offset %zu before the "
+                        "end-of-bitmap code", what, file_offset + p);
+    }
+    for (size_t i = 0; i < w * h; i++)
+        memcpy(out->rgb + 3 * i, palette + 3 * indices[i], 3);
+    free(indices);
+    return 0;
+}
+
 int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image *out,
                      vdx_error *err)
 {
@@ -94,24 +152,26 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
         colors_used = le32(h + 32);
     }
     const int top_down = height < 0;
-    if (top_down)
-        height = -height;
-    if (image_check_size(width, height, what, "BMP", err) != 0)
-        return -1;
     if (planes != 1)
         return vdx_fail(err, "%s: corrupt BMP: %u colour planes (must be 1)", what, planes);
     if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32)
         return vdx_fail(err, "%s: unsupported BMP: %u bits per pixel", what, bpp);
-    if (compression == BI_RLE8 || compression == BI_RLE4)
-        return vdx_fail(err, "%s: unsupported BMP: run-length compression (RLE%d)", what,
-                        compression == BI_RLE8 ? 8 : 4);
+    const int rle = compression == BI_RLE8 || compression == BI_RLE4;
+    if (rle && (bpp != (compression == BI_RLE8 ? 8u : 4u) || height < 0))
+        return vdx_fail(err, "%s: corrupt BMP: RLE%d with %u bits per pixel%s", what,
+                        compression == BI_RLE8 ? 8 : 4, bpp, height < 0 ? ", top-down" : "");
     if (compression == BI_JPEG || compression == BI_PNG)
         return vdx_fail(err, "%s: unsupported BMP: embedded %s data", what,
                         compression == BI_JPEG ? "JPEG" : "PNG");
-    if (compression != BI_RGB && compression != BI_BITFIELDS && compression != BI_ALPHABITFIELDS)
+    if (!rle && compression != BI_RGB && compression != BI_BITFIELDS &&
+        compression != BI_ALPHABITFIELDS)
         return vdx_fail(err, "%s: corrupt BMP: unknown compression %u", what,
                         (unsigned)compression);
-    const int bitfields = compression != BI_RGB;
+    const int bitfields = compression == BI_BITFIELDS || compression == BI_ALPHABITFIELDS;
+    if (top_down)
+        height = -height;
+    if (image_check_size(width, height, what, "BMP", err) != 0)
+        return -1;
     if (bitfields && bpp != 16 && bpp != 32)
         return vdx_fail(err, "%s: corrupt BMP: bit fields with %u bits per pixel", what, bpp);
 
@@ -155,6 +215,15 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
         image_palette_init(palette, b + palette_at, (int)colors, (int)entry, 1);
     }
 
+    if (rle) {
+        if (pixel_offset < FILE_HEADER + header_size || pixel_offset >= size)
+            return vdx_fail(err, "%s: truncated BMP: RLE data at byte offset %u, the file has "
+                            "%zu bytes", what, (unsigned)pixel_offset, size);
+        if (image_alloc(out, width, height, what, "BMP", err) != 0)
+            return -1;
+        return bmp_expand_rle(b + pixel_offset, size - pixel_offset, pixel_offset,
+                              compression == BI_RLE4, palette, what, out, err);
+    }
     const size_t stride = (((size_t)width * bpp + 31) / 32) * 4;
     if (pixel_offset < FILE_HEADER + header_size || pixel_offset > size ||
         (size - pixel_offset) / stride < (size_t)height)

@@ -83,7 +83,7 @@ static int jpeg_run(struct jpeg_job *job, const uint8_t *bytes, size_t size, con
 {
     j_decompress_ptr cinfo = &job->cinfo;
     if (setjmp(job->on_error))
-        return vdx_fail(err, "%s: corrupt JPEG: %s", what, job->message);
+        return vdx_fail(err, "%s: cannot decode JPEG: %s", what, job->message);
 
     jpeg_create_decompress(cinfo);
     jpeg_mem_src(cinfo, bytes, (unsigned long)size);
