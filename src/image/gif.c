@@ -62,8 +62,8 @@ static int gif_seek_first_frame(GifFileType *gif, const struct gif_reader *r, co
         GifByteType *ext;
         if (DGifGetExtension(gif, &code, &ext) == GIF_ERROR)
             return gif_fail(gif, r, what, "reading an extension", err);
-        if (code == GRAPHICS_EXT_FUNC_CODE && ext && ext[0] >= 4)
-            *transparent = (ext[1] & 1) ? ext[4] : -1;
+        if (code == GRAPHICS_EXT_FUNC_CODE && ext && ext[0] >= 4 && (ext[1] & 1))
+            *transparent = ext[4]; /* as Pillow: a later block without the flag keeps it */
         while (ext)
             if (DGifGetExtensionNext(gif, &ext) == GIF_ERROR)
                 return gif_fail(gif, r, what, "reading an extension", err);

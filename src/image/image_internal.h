@@ -36,8 +36,9 @@ int image_exif_orientation(const uint8_t *exif, size_t size);
 int image_apply_orientation(vdx_image *img, int orientation, const char *what, vdx_error *err);
 
 /* Pillow's palette lookup table: 256 RGB entries, the first `count` from `colors`
- * (3 bytes each, in `order` "RGB" or "BGR" with `stride` bytes per entry), the rest
- * the grey ramp Pillow initialises a palette with. */
+ * (3 bytes each, red first or, with `bgr`, blue first, `stride` bytes apart), the rest
+ * the grey ramp Pillow 9.4 (the golden reference) initialises a palette with; Pillow
+ * 10.1 and later leave them black. */
 void image_palette_init(uint8_t table[256 * 3], const uint8_t *colors, int count, int stride,
                         int bgr);
 
