@@ -410,6 +410,25 @@ TEST(config_errors)
     rmdir(dir);
 }
 
+TEST(extreme_aspect_ratio_refused)
+{
+    /* 1 x 2,000,000: its short side would be scaled to 224, the long one to 448 million */
+    vdx_image img = {1, 2000000, calloc(2000000, 3)};
+    vdx_preprocess_config cfg;
+    vdx_preprocess_config_default(&cfg);
+    uint8_t *crop = malloc(224 * 224 * 3);
+    vdx_error err;
+    CHECK(vdx_image_clip_crop(&img, &cfg, crop, &err) == -1, "accepted");
+    CHECK(strcmp(err.message, "preprocess: a 1x2000000 image would be resized to 224x448000000; "
+                              "its aspect ratio is too extreme") == 0,
+          "%s", err.message);
+    /* 1 x 100000 is fine: 224 x 22400000, of which only the crop is computed */
+    img.height = 100000;
+    CHECK(vdx_image_clip_crop(&img, &cfg, crop, &err) == 0, "%s", err.message);
+    free(crop);
+    free(img.rgb);
+}
+
 int main(void)
 {
     RUN(empty_input);
@@ -429,5 +448,6 @@ int main(void)
     RUN(corrupt_headers);
     RUN(libjpeg_never_writes_to_stderr);
     RUN(config_errors);
+    RUN(extreme_aspect_ratio_refused);
     return test_summary("test_image_errors");
 }

@@ -8,6 +8,7 @@
 #include "image/image_internal.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,8 @@ void vdx_preprocess_config_default(vdx_preprocess_config *cfg)
     cfg->resample = 3;
 }
 
-enum { MAX_SIDE = 1 << 16 };
+/* Largest side a config may ask for, and largest side the resize step may produce. */
+enum { MAX_SIDE = 1 << 16, MAX_RESIZED_SIDE = 1 << 28 };
 
 static int json_side(const cJSON *item, const char *path, const char *name, int *out,
                      vdx_error *err)
@@ -183,7 +185,9 @@ void vdx_image_resized_size(const vdx_preprocess_config *cfg, int width, int hei
     const int short_side = width <= height ? width : height;
     const int long_side = width <= height ? height : width;
     const long long edge = cfg->shortest_edge;
-    int new_long = (int)((double)(edge * long_side) / short_side);
+    const double exact_long = (double)(edge * long_side) / short_side;
+    /* an absurd aspect ratio (1 x 100000000) must not overflow an int; the crop refuses it */
+    int new_long = exact_long >= INT_MAX ? INT_MAX : (int)exact_long;
     if (new_long < 1)
         new_long = 1;
     if (width <= height) {
@@ -203,8 +207,13 @@ static int floor_half(int v)
 int vdx_image_clip_crop(const vdx_image *img, const vdx_preprocess_config *cfg,
                         uint8_t *crop_out, vdx_error *err)
 {
+    if (!img->rgb || img->width < 1 || img->height < 1)
+        return vdx_fail(err, "preprocess: empty image");
     int rw, rh;
     vdx_image_resized_size(cfg, img->width, img->height, &rw, &rh);
+    if (rw > MAX_RESIZED_SIDE || rh > MAX_RESIZED_SIDE)
+        return vdx_fail(err, "preprocess: a %dx%d image would be resized to %dx%d; its aspect "
+                        "ratio is too extreme", img->width, img->height, rw, rh);
     const int ch = cfg->crop_height, cw = cfg->crop_width;
     if (!cfg->do_center_crop && (rw != cw || rh != ch))
         return vdx_fail(err, "preprocess: do_center_crop is off but the resized image is %dx%d, "
