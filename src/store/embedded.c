@@ -730,7 +730,8 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
         goto fail;
     if (!has_meta) {
         if (!args->create) {
-            vdx_fail(err, "collection '%s': %s holds no collection (no table meta)",
+            vdx_fail(err, "collection '%s' does not exist (%s holds no collection: its "
+                          "creation was interrupted)",
                      e->collection, e->db_path);
             goto fail;
         }
