@@ -114,6 +114,7 @@ typedef struct fixture {
     int dims, n;
     float *vectors; /* as written */
     char (*ids)[32];
+    int *index_by_value; /* ids[index_by_value[v]] is "id-<v>" */
     char (*grp)[8];
     int *score;
 } fixture;
@@ -135,6 +136,7 @@ static int make_fixture(fixture *f, const char *tag, int n, int dims, vdx_vector
     }
     f->vectors = malloc((size_t)n * dims * sizeof(float));
     f->ids = malloc((size_t)n * sizeof *f->ids);
+    f->index_by_value = malloc((size_t)n * sizeof(int));
     f->grp = malloc((size_t)n * sizeof *f->grp);
     f->score = malloc((size_t)n * sizeof(int));
     uint64_t s = seed;
@@ -142,6 +144,7 @@ static int make_fixture(fixture *f, const char *tag, int n, int dims, vdx_vector
         random_unit(&s, f->vectors + (size_t)i * dims, dims);
         /* ids are not in storage order, so the tie-break by id is tested for real */
         snprintf(f->ids[i], sizeof f->ids[i], "id-%05d", (i * 7919) % n);
+        f->index_by_value[(i * 7919) % n] = i;
         snprintf(f->grp[i], sizeof f->grp[i], "%c", 'a' + (int)(rng_next(&s) % 3));
         f->score[i] = (int)(rng_next(&s) % 100);
     }
@@ -180,6 +183,7 @@ static void free_fixture(fixture *f)
     vdx_store_close(f->store);
     free(f->vectors);
     free(f->ids);
+    free(f->index_by_value);
     free(f->grp);
     free(f->score);
     if (f->data)
@@ -233,12 +237,9 @@ static int reference_search(const fixture *f, vdx_vector_type type, const float 
 static int index_of_id(const fixture *f, const char *id)
 {
     int v;
-    if (sscanf(id, "id-%d", &v) != 1)
+    if (sscanf(id, "id-%d", &v) != 1 || v < 0 || v >= f->n)
         return -1;
-    for (int i = 0; i < f->n; i++) /* ids are a permutation: find by value */
-        if (strcmp(f->ids[i], id) == 0)
-            return i;
-    return -1;
+    return f->index_by_value[v];
 }
 
 /* Hits equal the reference window [offset, offset+k): same ids in the same order, with
@@ -727,17 +728,25 @@ typedef struct excluded {
     const char *const *ids;
     size_t n;
     const filter_case *filter;
+    char *mask; /* by fixture index, filled from ids */
 } excluded;
+
+static void fill_mask(const fixture *f, excluded *x)
+{
+    memset(x->mask, 0, (size_t)f->n);
+    for (size_t j = 0; j < x->n; j++) {
+        int i = index_of_id(f, x->ids[j]);
+        if (i >= 0)
+            x->mask[i] = 1;
+    }
+}
 
 static int not_excluded(const fixture *f, int i, const void *ctx)
 {
     const excluded *x = ctx;
     if (x->filter && x->filter->allowed && !x->filter->allowed(f, i, NULL))
         return 0;
-    for (size_t j = 0; j < x->n; j++)
-        if (strcmp(x->ids[j], f->ids[i]) == 0)
-            return 0;
-    return 1;
+    return !x->mask[i];
 }
 
 /* Search results equal the brute-force reference for many (k, offset, exclusion, where)
@@ -755,6 +764,7 @@ static void check_searches(fixture *f, vdx_vector_type type, const char *label)
     int offsets[] = {0, 7};
     uint64_t seed = 99;
     float *q = malloc((size_t)f->dims * sizeof *q);
+    char *mask = malloc((size_t)f->n);
     ref_hit *ref = malloc((size_t)f->n * sizeof *ref);
     size_t n_many = f->n > 5200 ? 5000 : (size_t)f->n / 2;
     const char **many = malloc((n_many + 20) * sizeof *many);
@@ -769,7 +779,8 @@ static void check_searches(fixture *f, vdx_vector_type type, const char *label)
                 q[d] *= 3.5f;
         for (size_t fi = 0; fi < sizeof filters / sizeof filters[0]; fi++) {
             for (int ex = 0; ex < 3; ex++) {
-                excluded x = {NULL, 0, &filters[fi]};
+                excluded x = {NULL, 0, &filters[fi], mask};
+                fill_mask(f, &x);
                 if (ex == 1) {
                     /* exclude the current top 5 hits */
                     ref_hit *top = malloc((size_t)f->n * sizeof *top);
@@ -780,9 +791,11 @@ static void check_searches(fixture *f, vdx_vector_type type, const char *label)
                     x.ids = top_ids;
                     x.n = nt < 5 ? (size_t)nt : 5;
                     free(top);
+                    fill_mask(f, &x);
                 } else if (ex == 2) {
                     x.ids = many;
                     x.n = n_many + 20;
+                    fill_mask(f, &x);
                 }
                 int n_ref = reference_search(f, type, q, not_excluded, &x, ref);
                 for (size_t ki = 0; ki < 3; ki++)
@@ -813,6 +826,7 @@ static void check_searches(fixture *f, vdx_vector_type type, const char *label)
     }
 out:
     free(q);
+    free(mask);
     free(ref);
     free(many);
 }
@@ -1155,11 +1169,79 @@ TEST(single_writer_lock)
 
 /* ---- crash safety ---- */
 
+/* What a writer killed between its vector write and its commit leaves behind (rows past
+ * the committed count) is invisible to readers and cut by the next writer; a vector file
+ * shorter than the committed count is reported, never read past its end. */
+TEST(uncommitted_rows_invisible_then_cut)
+{
+    if (!embedded())
+        SKIP("the vector file is the embedded backend's");
+    const char *data = test_tmpdir("store");
+    const char *name = collection_name("torn");
+    vdx_model_identity m = model_identity("m", 'a', 8);
+    vdx_error err = {{0}};
+    vdx_store *s = open_store(data, name, 1, &m, VDX_VECTOR_F32, 0, &err);
+    REQUIRE(s, "create: %s", err.message);
+    float v[4][8];
+    uint64_t seed = 31;
+    for (int i = 0; i < 4; i++)
+        random_unit(&seed, v[i], 8);
+    vdx_item items[] = {{.id = "a", .url = "u", .vector = v[0]},
+                        {.id = "b", .url = "u", .vector = v[1]},
+                        {.id = "c", .url = "u", .vector = v[2]}};
+    REQUIRE(vdx_store_append(s, items, 3, &err) == 0, "%s", err.message);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/vectors.f32", vdx_store_dir(s));
+    vdx_store_close(s);
+    FILE *f = fopen(path, "ab");
+    REQUIRE(f, "open %s", path);
+    uint8_t junk[80];
+    memset(junk, 0x7f, sizeof junk); /* 2.5 rows of garbage */
+    fwrite(junk, 1, sizeof junk, f);
+    fclose(f);
+
+    vdx_store *r = open_store(data, name, 0, &m, VDX_VECTOR_F32, 1, &err);
+    REQUIRE(r, "reader: %s", err.message);
+    CHECK(vdx_store_count(r) == 3, "reader count %lld", (long long)vdx_store_count(r));
+    vdx_search_request req = {.query = v[3], .k = 10};
+    vdx_hits hits = {0};
+    REQUIRE(vdx_store_search(r, &req, &hits, &err) == 0, "%s", err.message);
+    CHECK(hits.n == 3, "reader searched %d rows", hits.n);
+    vdx_hits_free(&hits);
+    vdx_store_close(r);
+
+    vdx_store *w = open_store(data, name, 1, &m, VDX_VECTOR_F32, 0, &err);
+    REQUIRE(w, "writer: %s", err.message);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size == 64 + 3 * 32, "vector file %lld bytes after the "
+          "writer opened", (long long)st.st_size);
+    vdx_item d = {.id = "d", .url = "u", .vector = v[3]};
+    REQUIRE(vdx_store_append(w, &d, 1, &err) == 0, "%s", err.message);
+    const char *ids[] = {"c", "d"};
+    float got[16];
+    REQUIRE(vdx_store_get_vectors(w, ids, 2, got, &err) == 0, "%s", err.message);
+    CHECK(memcmp(got, v[2], 32) == 0 && memcmp(got + 8, v[3], 32) == 0, "vectors after the cut");
+    vdx_store_close(w);
+
+    /* A vector file cut short (damage): both kinds of open say so. */
+    REQUIRE(truncate(path, 64 + 2 * 32) == 0, "truncate");
+    r = open_store(data, name, 0, &m, VDX_VECTOR_F32, 1, &err);
+    CHECK(!r && contains(err.message, "holds 2 rows but the collection counts 4"), "reader: %s",
+          err.message);
+    vdx_store_close(r);
+    w = open_store(data, name, 1, &m, VDX_VECTOR_F32, 0, &err);
+    CHECK(!w && contains(err.message, "shorter than the 4 committed rows need"), "writer: %s",
+          err.message);
+    vdx_store_close(w);
+    remove_tree(data);
+}
+
 #define CRASH_DIMS 32
 #define CRASH_BATCH 25
 
-/* Child: appends batches of items "c<i>" with vector_for_index(i) until killed. */
-static void crash_writer(const char *data, const char *name)
+/* Child: opens the store, reports on `ready`, then appends batches of items "c<i>"
+ * with vector_for_index(i) (plus one failure per batch) until killed. */
+static void crash_writer(const char *data, const char *name, int ready)
 {
     vdx_model_identity m = model_identity("m", 'a', CRASH_DIMS);
     vdx_error err = {{0}};
@@ -1168,6 +1250,8 @@ static void crash_writer(const char *data, const char *name)
         fprintf(stderr, "crash writer: %s\n", err.message);
         _exit(3);
     }
+    if (write(ready, "r", 1) != 1)
+        _exit(5);
     static float vectors[CRASH_BATCH][CRASH_DIMS];
     static char ids[CRASH_BATCH][24], meta[CRASH_BATCH][24];
     static const uint8_t thumb[300];
@@ -1263,27 +1347,41 @@ TEST(crash_safety_under_sigkill)
     const char *name = collection_name("crash");
     vdx_model_identity m = model_identity("m", 'a', CRASH_DIMS);
     uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
-    int rounds = 30, grew = 0;
+    int rounds = 30, grew = 0, cut = 0;
     int64_t last_count = 0;
     for (int round = 0; round < rounds && !test_case_failed; round++) {
+        int ready[2];
+        REQUIRE(pipe(ready) == 0, "pipe");
         pid_t pid = fork();
         REQUIRE(pid >= 0, "fork");
-        if (pid == 0)
-            crash_writer(data, name);
-        /* Kill it at a random moment: 2 to 60 ms in. */
-        struct timespec ts = {0, (long)(2 + rng_next(&seed) % 58) * 1000000L};
-        nanosleep(&ts, NULL);
+        if (pid == 0) {
+            close(ready[0]);
+            crash_writer(data, name, ready[1]);
+        }
+        close(ready[1]);
+        char byte;
+        ssize_t got = read(ready[0], &byte, 1);
+        close(ready[0]);
+        /* Kill it at a random moment of its appends: 0 to 40 ms after it opened the
+         * store (every few rounds right away, i.e. possibly inside the open). */
+        if (round % 5 != 4) {
+            struct timespec ts = {0, (long)(rng_next(&seed) % 40000) * 1000L};
+            nanosleep(&ts, NULL);
+        }
         kill(pid, SIGKILL);
         int status = 0;
         waitpid(pid, &status, 0);
-        REQUIRE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+        REQUIRE(got == 1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
                 "round %d: writer ended before the kill (status %d)", round, status);
         vdx_error err = {{0}};
         /* A reader first (it must not see leftovers), then a writer (it cuts them). */
         vdx_store *r = open_store(data, name, 0, &m, VDX_VECTOR_F32, 1, &err);
-        if (!r && contains(err.message, "does not exist"))
-            continue; /* killed before the collection was created */
         REQUIRE(r, "round %d: reader open: %s", round, err.message);
+        cJSON *before = NULL;
+        REQUIRE(vdx_store_info(r, &before, &err) == 0, "%s", err.message);
+        cut += cJSON_GetNumberValue(cJSON_GetObjectItem(before, "vector_bytes")) >
+               64 + (double)vdx_store_count(r) * CRASH_DIMS * 4;
+        cJSON_Delete(before);
         char when[64];
         snprintf(when, sizeof when, "round %d (reader)", round);
         CHECK(check_crashed_store(r, when), "%s", when);
@@ -1305,8 +1403,9 @@ TEST(crash_safety_under_sigkill)
         vdx_store_close(w);
     }
     CHECK(grew >= 3, "the writer made progress in only %d of %d rounds", grew, rounds);
-    printf("    %d rounds, %lld items stored, progress in %d rounds\n", rounds,
-           (long long)last_count, grew);
+    printf("    %d kills, %lld items stored, progress in %d rounds, uncommitted vector rows "
+           "left behind (and cut) in %d\n",
+           rounds, (long long)last_count, grew, cut);
     remove_tree(data);
 }
 
@@ -1330,6 +1429,7 @@ int main(void)
     RUN(where_filters_are_safe);
     RUN(reader_sees_appends_after_refresh);
     RUN(single_writer_lock);
+    RUN(uncommitted_rows_invisible_then_cut);
     RUN(crash_safety_under_sigkill);
     return test_summary("store");
 }
