@@ -34,12 +34,19 @@ static char test_skip_reason[512];
         }                                                                                \
     } while (0)
 
-/* Like CHECK but stops the test case when it fails. */
+/* Like CHECK but stops the test case when it fails. Evaluates cond once (it often
+ * has side effects: REQUIRE(append(...) == 0, ...)). */
 #define REQUIRE(cond, ...)                                                               \
     do {                                                                                 \
-        CHECK(cond, __VA_ARGS__);                                                        \
-        if (!(cond))                                                                     \
+        if (!(cond)) {                                                                   \
+            if (!test_case_failed)                                                       \
+                printf("\n");                                                            \
+            printf("    %s:%d: REQUIRE(%s) failed: ", __FILE__, __LINE__, #cond);        \
+            printf(__VA_ARGS__);                                                         \
+            printf("\n");                                                                \
+            test_case_failed = 1;                                                        \
             return;                                                                      \
+        }                                                                                \
     } while (0)
 
 #define SKIP(...)                                                                        \
