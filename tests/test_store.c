@@ -856,6 +856,8 @@ TEST(search_equals_brute_force)
 
 TEST(search_float16_collection)
 {
+    if (!embedded())
+        SKIP("float16 storage is the embedded backend's");
     fixture f;
     if (make_fixture(&f, "f16", 3000, 48, VDX_VECTOR_F16, 777) != 0) {
         CHECK(0, "fixture");
@@ -885,6 +887,69 @@ TEST(search_float16_collection)
         unsetenv("VDX_SCAN_KERNEL");
     }
     free_fixture(&f);
+}
+
+/* float16 storage rounds to nearest even like the compiler's _Float16, on the F16C and
+ * the portable path, subnormals included; values beyond float16's range are refused. */
+TEST(float16_rounding)
+{
+    if (!embedded())
+        SKIP("float16 storage is the embedded backend's");
+    const char *data = test_tmpdir("store");
+    vdx_model_identity m = model_identity("m", 'a', 64);
+    float v[50][64];
+    uint64_t seed = 8;
+    for (int i = 0; i < 50; i++)
+        for (int d = 0; d < 64; d++) {
+            /* random mantissa, exponents from 2^-30 (below float16 subnormals) to 2^15 */
+            double mant = 1.0 + (double)(rng_next(&seed) >> 11) / 9007199254740992.0;
+            int e2 = (int)(rng_next(&seed) % 46) - 30;
+            v[i][d] = (float)ldexp(rng_next(&seed) & 1 ? -mant : mant, e2);
+        }
+    v[0][0] = 65504.0f;            /* the largest float16 */
+    v[0][1] = 1.0f + 0x1p-11f;      /* halfway between 1 and the next float16: to even, 1 */
+    v[0][4] = 1.0f + 0x3p-11f;      /* halfway again: to even, up */
+    v[0][5] = 0x1.08p-20f;          /* subnormal halfway cases: 16.5 and 17.5 steps */
+    v[0][6] = 0x1.18p-20f;
+    v[0][2] = 0x1p-25f;             /* half the smallest subnormal: rounds to zero */
+    v[0][3] = 0x1.8p-25f;           /* rounds up to the smallest subnormal */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            setenv("VDX_SCAN_KERNEL", "portable", 1);
+        vdx_error err = {{0}};
+        char name[64];
+        snprintf(name, sizeof name, "%s%d", collection_name("round"), pass);
+        vdx_store *s = open_store(data, name, 1, &m, VDX_VECTOR_F16, 0, &err);
+        REQUIRE(s, "create: %s", err.message);
+        vdx_item items[50];
+        char ids[50][8];
+        for (int i = 0; i < 50; i++) {
+            snprintf(ids[i], sizeof ids[i], "h%d", i);
+            items[i] = (vdx_item){.id = ids[i], .url = "u", .vector = v[i]};
+        }
+        REQUIRE(vdx_store_append(s, items, 50, &err) == 0, "%s", err.message);
+        int bad = 0;
+        for (int i = 0; i < 50; i++) {
+            float got[64];
+            const char *id = ids[i];
+            REQUIRE(vdx_store_get_vectors(s, &id, 1, got, &err) == 0, "%s", err.message);
+            for (int d = 0; d < 64; d++)
+                if (got[d] != (float)(_Float16)v[i][d] && bad++ < 3)
+                    printf("    pass %d: %a stored as %a, _Float16 gives %a\n", pass,
+                           (double)v[i][d], (double)got[d], (double)(float)(_Float16)v[i][d]);
+        }
+        CHECK(bad == 0, "pass %d: %d components rounded differently", pass, bad);
+        float big[64];
+        memcpy(big, v[1], sizeof big);
+        big[5] = 70000.0f;
+        vdx_item too_big = {.id = "big", .url = "u", .vector = big};
+        CHECK(vdx_store_append(s, &too_big, 1, &err) != 0 &&
+                  contains(err.message, "element 5 (70000) does not fit a float16 collection"),
+              "overflow: %s", err.message);
+        vdx_store_close(s);
+    }
+    unsetenv("VDX_SCAN_KERNEL");
+    remove_tree(data);
 }
 
 TEST(search_ties_by_id_and_vectors)
@@ -1424,6 +1489,7 @@ int main(void)
     RUN(failure_then_success);
     RUN(search_equals_brute_force);
     RUN(search_float16_collection);
+    RUN(float16_rounding);
     RUN(search_ties_by_id_and_vectors);
     RUN(score_all_is_raw_dot_products);
     RUN(where_filters_are_safe);
