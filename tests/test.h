@@ -22,31 +22,26 @@ static char test_skip_reason[512];
 
 #define TEST(name) static void name(void)
 
-#define CHECK(cond, ...)                                                                 \
+#define CHECK(cond, ...) CHECK_VALUE_(!!(cond), #cond, __VA_ARGS__)
+#define CHECK_VALUE_(ok, text, ...)                                                      \
     do {                                                                                 \
-        if (!(cond)) {                                                                   \
+        if (!(ok)) {                                                                     \
             if (!test_case_failed)                                                       \
                 printf("\n");                                                            \
-            printf("    %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);          \
+            printf("    %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, text);           \
             printf(__VA_ARGS__);                                                         \
             printf("\n");                                                                \
             test_case_failed = 1;                                                        \
         }                                                                                \
     } while (0)
 
-/* Like CHECK but stops the test case when it fails. Evaluates cond once (it often
- * has side effects: REQUIRE(append(...) == 0, ...)). */
+/* Like CHECK but stops the test case when it fails. */
 #define REQUIRE(cond, ...)                                                               \
     do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            if (!test_case_failed)                                                       \
-                printf("\n");                                                            \
-            printf("    %s:%d: REQUIRE(%s) failed: ", __FILE__, __LINE__, #cond);        \
-            printf(__VA_ARGS__);                                                         \
-            printf("\n");                                                                \
-            test_case_failed = 1;                                                        \
+        int require_ok_ = !!(cond); /* evaluated once */                                 \
+        CHECK_VALUE_(require_ok_, #cond, __VA_ARGS__);                                   \
+        if (!require_ok_)                                                                \
             return;                                                                      \
-        }                                                                                \
     } while (0)
 
 #define SKIP(...)                                                                        \
