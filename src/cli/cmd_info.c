@@ -57,7 +57,7 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(info, "model");
     char size[32];
     human_size(num_field(info, "bytes_on_disk"), size, sizeof size);
-    const char *hash = model ? str_field(model, "config_hash") : NULL;
+    const char *hash = model ? str_field(model, "fingerprint") : NULL;
     printf("collection   %s (%s)\n", str_field(info, "collection") ? str_field(info, "collection") : "?",
            str_field(info, "backend") ? str_field(info, "backend") : "?");
     printf("model        %s, %d-d, fingerprint %.12s\n",
