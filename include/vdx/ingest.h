@@ -30,7 +30,7 @@ typedef struct vdx_source_problem {
     char *file;    /* e.g. "photos.tsv000" */
     long line;     /* 1-based line where the row starts */
     char *id;      /* the row's id when it has one, else NULL */
-    char *reason;  /* "too few columns (2 of 31)", "bad URL 'x'", "duplicate id 'x' (first on line 4)" */
+    char *reason;  /* "too few columns (2 of 31)", "bad URL 'x'", ... */
 } vdx_source_problem;
 
 typedef struct vdx_source {

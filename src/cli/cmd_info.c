@@ -46,6 +46,12 @@ static const char *str_field(const cJSON *o, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+static const char *str_or_unknown(const cJSON *o, const char *name)
+{
+    const char *s = str_field(o, name);
+    return s ? s : "?";
+}
+
 static double num_field(const cJSON *o, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -58,27 +64,27 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
     char size[32];
     human_size(num_field(info, "bytes_on_disk"), size, sizeof size);
     const char *hash = model ? str_field(model, "fingerprint") : NULL;
-    printf("collection   %s (%s)\n", str_field(info, "collection") ? str_field(info, "collection") : "?",
-           str_field(info, "backend") ? str_field(info, "backend") : "?");
+    printf("collection   %s (%s)\n", str_or_unknown(info, "collection"),
+           str_or_unknown(info, "backend"));
     printf("model        %s, %d-d, fingerprint %.12s\n",
-           model && str_field(model, "name") ? str_field(model, "name") : "?",
+           model ? str_or_unknown(model, "name") : "?",
            model ? (int)num_field(model, "dims") : 0, hash ? hash : "?");
     printf("items        %.0f\n", num_field(info, "count"));
     printf("failed       %d\n", cJSON_GetArraySize(failures));
-    printf("vectors      %s\n", str_field(info, "vector_type") ? str_field(info, "vector_type") : "?");
+    printf("vectors      %s\n", str_or_unknown(info, "vector_type"));
     printf("on disk      %s\n", size);
     if (progress) {
         const char *state = str_field(progress, "state");
         printf("ingest       %s: %.0f/%.0f done, %.0f failed (updated %s)\n", state ? state : "?",
                num_field(progress, "done"), num_field(progress, "total"),
                num_field(progress, "failed"),
-               str_field(progress, "updated") ? str_field(progress, "updated") : "?");
+               str_or_unknown(progress, "updated"));
     }
     int n = cJSON_GetArraySize(failures);
     for (int i = 0; i < n && (all || i < FAILURES_SHOWN); i++) {
         const cJSON *f = cJSON_GetArrayItem(failures, i);
         printf("%s %s: %s\n", i ? "            " : "failures    ", str_field(f, "id"),
-               str_field(f, "reason") ? str_field(f, "reason") : "?");
+               str_or_unknown(f, "reason"));
     }
     if (!all && n > FAILURES_SHOWN)
         printf("             ... %d more (vdx info --failures lists them all)\n",
@@ -117,7 +123,8 @@ int cmd_info(int argc, char **argv)
     if (!store)
         return cli_error("%s", err.message);
     cJSON *info = NULL, *failures = NULL, *progress = NULL;
-    if (vdx_store_info(store, &info, &err) != 0 || vdx_store_failures(store, &failures, &err) != 0) {
+    if (vdx_store_info(store, &info, &err) != 0 ||
+        vdx_store_failures(store, &failures, &err) != 0) {
         cJSON_Delete(info);
         vdx_store_close(store);
         return cli_error("%s", err.message);
