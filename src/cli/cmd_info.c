@@ -83,7 +83,7 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
     int n = cJSON_GetArraySize(failures);
     for (int i = 0; i < n && (all || i < FAILURES_SHOWN); i++) {
         const cJSON *f = cJSON_GetArrayItem(failures, i);
-        printf("%s %s: %s\n", i ? "            " : "failures    ", str_field(f, "id"),
+        printf("%s %s: %s\n", i ? "            " : "failures    ", str_or_unknown(f, "id"),
                str_or_unknown(f, "reason"));
     }
     if (!all && n > FAILURES_SHOWN)
