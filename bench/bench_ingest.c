@@ -290,7 +290,7 @@ int main(int argc, char **argv)
         free(bytes);
     }
 
-    /* 1. embedding only */
+    /* every image preprocessed once, for the embedding-only measure */
     const vdx_preprocess_config *pre = vdx_clip_get_preprocess(model);
     size_t per = (size_t)3 * (size_t)pre->crop_height * (size_t)pre->crop_width;
     float *pixels = malloc((size_t)n_images * per * sizeof *pixels);
