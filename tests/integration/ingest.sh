@@ -73,9 +73,9 @@ start_server() {
 
 requests() { [ -f "$T/requests.log" ] && wc -l < "$T/requests.log" | tr -d ' ' || echo 0; }
 
-# compare_dumps A B: same ids, urls, sizes and metadata; vectors within 1e-5
+# compare_dumps A B [TOLERANCE]: same ids, urls, sizes and metadata; vectors within 1e-5
 compare_dumps() {
-    awk -F'\t' '
+    awk -F'\t' -v tol="${3:-1e-5}" '
         NR == FNR { vec[$1] = $NF; rest[$1] = $2 FS $3 FS $4 FS $5; next }
         {
             if (!($1 in vec)) { print "unexpected item " $1; bad = 1; next }
@@ -85,7 +85,7 @@ compare_dumps() {
             if (n != m || n == 0) { print "dims differ for " $1; bad = 1; next }
             for (i = 1; i <= n; i++) {
                 d = a[i] - b[i]; if (d < 0) d = -d
-                if (d > 1e-5) { print "vector differs for " $1 " at " i ": " a[i] " vs " b[i]; bad = 1; break }
+                if (d > tol + 0) { print "vector differs for " $1 " at " i ": " a[i] " vs " b[i]; bad = 1; break }
             }
         }
         END { for (k in vec) if (!(k in seen)) { print "missing item " k; bad = 1 }; exit bad }
@@ -196,9 +196,31 @@ else
     not_ok "download cache" "requests $before -> $(requests); $(head -3 "$T/cmp.out")"
 fi
 
+before=$(requests)
+"$VDX" ingest unsplash "$SAMPLE" --collection limited --limit 5 > "$T/lim1.out" 2>&1
+"$VDX" ingest unsplash "$SAMPLE" --collection limited > "$T/lim2.out" 2>&1
+"$DUMP" --data "$VDX_HOME" --collection limited > "$T/limited.dump"
+if grep -q '^done: 5 ingested, 0 failed, 0 skipped' "$T/lim1.out" &&
+    grep -q '^done: 41 ingested, 1 failed, 5 skipped' "$T/lim2.out" &&
+    compare_dumps "$T/sample.dump" "$T/limited.dump" > "$T/cmp.out"; then
+    ok "--limit 5 takes the first five rows; the next run adds the rest"
+else
+    not_ok "--limit" "$(cat "$T/lim1.out" "$T/lim2.out" "$T/cmp.out" | head -8)"
+fi
+
+"$VDX" ingest unsplash "$SAMPLE" --collection half --vector-type f16 > "$T/f16.out" 2>&1
+"$DUMP" --data "$VDX_HOME" --collection half > "$T/half.dump"
+"$VDX" info --collection half > "$T/half-info.json"
+if grep -q '"vector_type":"f16"' "$T/half-info.json" &&
+    compare_dumps "$T/sample.dump" "$T/half.dump" 1e-3 > "$T/cmp.out"; then
+    ok "--vector-type f16 stores half-precision vectors (within 1e-3 of f32)"
+else
+    not_ok "--vector-type f16" "$(head -c 300 "$T/half-info.json") $(head -3 "$T/cmp.out")"
+fi
+
 # ---- interruptions ----------------------------------------------------------------------
 stop_server
-start_server "$SAMPLE/images" --delay-ms 60
+start_server "$SAMPLE/images" --delay-ms 100
 kills=0
 partial=0
 for delay in 0.6 0.9 1.2 1.5; do
