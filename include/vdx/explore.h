@@ -205,7 +205,8 @@ typedef struct vdx_evaluate_options {
  *    "cross_validation": {"method":"leave-one-out"|"5-fold","accuracy","precision",
  *                         "recall","folds"} or null with fewer than 2 labels of each class.
  *       Each fold refits from the concept's initial weight with the concept's training
- *       procedure (iters·max(rounds,1) steps, the last round's lr) on the other labels
+ *       procedure (iters·max(rounds,1) steps, at most 100, the last round's lr) on the
+ *       other labels
  *       and predicts the held-out ones; precision/recall are null when undefined.
  *    "count": items scored, "above_threshold": items with score > threshold,
  *    "histogram":{"min","max","bin_width","counts":[bins]} of all items' scores

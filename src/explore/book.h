@@ -70,10 +70,11 @@ int book_score_all(vdx_concepts *book, const float *weight, const char *where, v
                    vdx_error *err);
 
 /* The collection ranked by score, descending, ties by id (evaluate.c): order points into
- * hits (free both); only_above keeps score > threshold; above counts those. */
+ * hits (free both); only_above keeps score > threshold; above counts those; limit > 0
+ * ranks only the best `limit` (*n_order <= limit). */
 int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *where,
-                    double threshold, int only_above, vdx_hits *hits, const vdx_hit ***order,
-                    size_t *n_order, int *above, vdx_error *err);
+                    double threshold, int only_above, size_t limit, vdx_hits *hits,
+                    const vdx_hit ***order, size_t *n_order, int *above, vdx_error *err);
 
 /* A label lookup built from a label_set: the label of an id, or -1. */
 typedef struct label_index {
