@@ -511,15 +511,15 @@ static int cmd_show(context *c)
     printf("training accuracy %s", isnan(train_acc) ? "- (no labels)\n" : "");
     if (!isnan(train_acc))
         printf("%.3f\n", train_acc);
-    if (cJSON_IsObject(cv))
-        printf("cross-validated (%s): accuracy %.3f, precision %s%.3f, recall %.3f\n",
-               string(cv, "method"), number(cv, "accuracy"),
-               isnan(number(cv, "precision")) ? "-" : "", isnan(number(cv, "precision"))
-                                                              ? 0.0
-                                                              : number(cv, "precision"),
-               number(cv, "recall"));
-    else
+    if (cJSON_IsObject(cv)) {
+        char precision[32] = "-";
+        if (!isnan(number(cv, "precision")))
+            snprintf(precision, sizeof precision, "%.3f", number(cv, "precision"));
+        printf("cross-validated (%s): accuracy %.3f, precision %s, recall %.3f\n",
+               string(cv, "method"), number(cv, "accuracy"), precision, number(cv, "recall"));
+    } else {
         printf("cross-validated: - (needs 2 positive and 2 negative labels)\n");
+    }
     printf("above threshold: %d of %d items\n", (int)number(evaluation, "above_threshold"),
            (int)number(evaluation, "count"));
     printf("score histogram\n");

@@ -86,6 +86,11 @@ int label_index_build(const label_set *set, label_index *index, vdx_error *err);
 int label_index_get(const label_index *index, const char *id);
 void label_index_free(label_index *index);
 
+/* The shortest decimal that reads back as the same float (JSON without float noise:
+ * 0.1f prints 0.1, not 0.10000000149011612). */
+double shortest_float(float f);
+cJSON *json_float_array(const float *v, int n);
+
 /* "2026-11-26T15:04:05Z" */
 void iso_time_now(char out[32]);
 double sigmoid_of(double z);

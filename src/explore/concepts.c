@@ -462,11 +462,22 @@ void label_index_free(label_index *index)
 
 /* ---- JSON views --------------------------------------------------------------------- */
 
-static cJSON *float_array(const float *v, int n)
+double shortest_float(float f)
+{
+    char text[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, (double)f);
+        if ((float)strtod(text, NULL) == f)
+            return strtod(text, NULL);
+    }
+    return f;
+}
+
+cJSON *json_float_array(const float *v, int n)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; a && i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(shortest_float(v[i])));
     return a;
 }
 
@@ -492,7 +503,8 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
         cJSON_AddNumberToObject(r, "positive", sqlite3_column_int(stmt, 3));
         cJSON_AddNumberToObject(r, "negative", sqlite3_column_int(stmt, 4));
         cJSON_AddNumberToObject(r, "iters", sqlite3_column_int(stmt, 5));
-        cJSON_AddNumberToObject(r, "lr", (float)sqlite3_column_double(stmt, 6));
+        cJSON_AddNumberToObject(r, "lr",
+                                shortest_float((float)sqlite3_column_double(stmt, 6)));
         cJSON *losses = cJSON_Parse((const char *)sqlite3_column_text(stmt, 7));
         cJSON_AddItemToObject(r, "losses", losses ? losses : cJSON_CreateArray());
         cJSON_AddNumberToObject(r, "training_accuracy", sqlite3_column_double(stmt, 8));
@@ -504,7 +516,7 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
             memcpy(copy, w, (size_t)bytes);
         cJSON_AddNumberToObject(r, "weight_norm", copy ? weight_norm(copy, dims) : 0);
         if (with_weights)
-            cJSON_AddItemToObject(r, "weight", float_array(copy, copy ? dims : 0));
+            cJSON_AddItemToObject(r, "weight", json_float_array(copy, copy ? dims : 0));
         free(copy);
         cJSON_AddItemToArray(list, r);
     }
@@ -572,7 +584,7 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
     cJSON_AddNumberToObject(c, "rounds", rec->rounds);
     cJSON_AddItemToObject(c, "history", history);
     if (with_weight)
-        cJSON_AddItemToObject(c, "weight", float_array(rec->weight, rec->dims));
+        cJSON_AddItemToObject(c, "weight", json_float_array(rec->weight, rec->dims));
     *concept = c;
     return 0;
 }
@@ -1378,7 +1390,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         rc = concept_counts(book, &rec, &positive, &negative, &pending, err);
     }
     if (rc == 0) {
-        cJSON *loss_list = float_array(losses, iters);
+        cJSON *loss_list = json_float_array(losses, iters);
         char *losses_json = cJSON_PrintUnformatted(loss_list);
         cJSON_Delete(loss_list);
         char now[32];
@@ -1425,8 +1437,8 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         cJSON_AddNumberToObject(r, "positive", positive);
         cJSON_AddNumberToObject(r, "negative", negative);
         cJSON_AddNumberToObject(r, "iters", iters);
-        cJSON_AddNumberToObject(r, "lr", lr);
-        cJSON_AddItemToObject(r, "losses", float_array(losses, iters));
+        cJSON_AddNumberToObject(r, "lr", shortest_float(lr));
+        cJSON_AddItemToObject(r, "losses", json_float_array(losses, iters));
         cJSON_AddNumberToObject(r, "training_accuracy", accuracy);
         cJSON_AddNumberToObject(r, "weight_norm", weight_norm(rec.weight, rec.dims));
         *round = r;
