@@ -716,7 +716,9 @@ TEST(evaluate_and_score)
 TEST(crud_and_exact_errors)
 {
     const char *dir = test_tmpdir("explore-crud");
-    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    vdx_item broken = {.id = "broken", .url = "https://example.org/broken.jpg",
+                       .failure = "cannot decode"};
+    vdx_store *store = synthetic_store(dir, model_hash_a, &broken, 1);
     REQUIRE(store, "store");
     vdx_concepts *book = open_book(store);
     REQUIRE(book && create_concept(book, "zero") == 0, "create");
@@ -759,6 +761,10 @@ TEST(crud_and_exact_errors)
     vdx_concept_labels(book, "zero", &labels, &err);
     CHECK(cJSON_GetArraySize(labels) == 0, "a refused batch changed labels");
     cJSON_Delete(labels);
+    vdx_label_change failed_item = {"broken", 1};
+    CHECK(vdx_concept_label(book, "zero", &failed_item, 1, NULL, &err) == -1 &&
+              !strcmp(err.message, "items without a vector (their ingest failed): broken"),
+          "%s", err.message);
     vdx_label_change bad_value = {"c0-001", 2};
     CHECK(vdx_concept_label(book, "zero", &bad_value, 1, NULL, &err) == -1 &&
               !strcmp(err.message, "label change 1 (item 'c0-001'): label 2 is not 1, 0 or -1"),

@@ -85,7 +85,8 @@ typedef struct vdx_concept_spec {
 
 /* Creates a concept. Initial weight: prompt only → its text features, unnormalised (as
  * the original); examples only → the mean of their vectors; both → the sum of the two
- * L2-normalised parts. Neither → error. Result: the concept, as vdx_concept_get. */
+ * L2-normalised parts. Neither → error. Result: the concept, as vdx_concept_get, plus
+ * "prompt_truncated": true when the prompt embedded here was cut to 77 tokens. */
 int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON **concept,
                        vdx_error *err);
 
@@ -133,7 +134,8 @@ typedef struct vdx_label_change {
 } vdx_label_change;
 
 /* Applies label changes in one transaction, stamped with the current time. Ids unknown
- * to the collection are refused all together ("unknown item ids: …"), nothing changed.
+ * to the collection are refused all together ("unknown item ids: …"; items whose ingest
+ * failed: "items without a vector (their ingest failed): …"), nothing changed.
  * An id given twice keeps its last change; setting a label to its current value or
  * clearing an unlabelled item is a no-op. Result (may be NULL):
  *   {"changed": changes applied, "positive","negative": counts after, "pending"}. */

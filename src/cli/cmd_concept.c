@@ -363,6 +363,9 @@ static int cmd_new(context *c)
     vdx_clip_free(model);
     if (rc != 0)
         return fail(c);
+    if (cJSON_IsTrue(cJSON_GetObjectItem(concept, "prompt_truncated")))
+        fprintf(stderr, "vdx: concept new: the prompt is longer than CLIP's 77 tokens; only "
+                        "its beginning was embedded\n");
     if (json_output(o))
         print_json_line(concept);
     else

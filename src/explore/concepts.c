@@ -603,7 +603,8 @@ static void list_ids(char *out, size_t size, const char *const *ids, size_t n)
         snprintf(out + len, size - len, " (and %zu more)", n - 10);
 }
 
-/* Refuses ids the collection does not hold with a vector: "unknown item ids: …". */
+/* Refuses ids the collection does not hold with a vector: "unknown item ids: …", then
+ * "items without a vector (their ingest failed): …". */
 static int check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
                            vdx_error *err)
 {
@@ -617,14 +618,23 @@ static int check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
         return vdx_fail(err, "out of memory for %zu ids", n);
     }
     int rc = vdx_store_item_states(book->store, ids, n, states, err);
-    size_t n_bad = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (states[i] != VDX_ITEM_STORED)
-            bad[n_bad++] = ids[i];
-    if (rc == 0 && n_bad) {
-        char list[VDX_ERROR_MAX];
-        list_ids(list, sizeof list, bad, n_bad);
-        rc = vdx_fail(err, "unknown item ids: %s", list);
+    static const struct {
+        vdx_item_state state;
+        const char *message;
+    } refusals[] = {
+        {VDX_ITEM_ABSENT, "unknown item ids: %s"},
+        {VDX_ITEM_FAILED, "items without a vector (their ingest failed): %s"},
+    };
+    for (size_t r = 0; rc == 0 && r < sizeof refusals / sizeof refusals[0]; r++) {
+        size_t n_bad = 0;
+        for (size_t i = 0; i < n; i++)
+            if (states[i] == refusals[r].state)
+                bad[n_bad++] = ids[i];
+        if (n_bad) {
+            char list[VDX_ERROR_MAX];
+            list_ids(list, sizeof list, bad, n_bad);
+            rc = vdx_fail(err, refusals[r].message, list);
+        }
     }
     free(states);
     free(bad);
@@ -646,7 +656,7 @@ static int concept_name_taken(vdx_concepts *book, const char *name, vdx_error *e
 
 /* Initial weight of a new concept from its prompt vector and/or examples. */
 static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, float *w,
-                          vdx_error *err)
+                          int *truncated, vdx_error *err)
 {
     const vdx_model_identity *ours = vdx_store_model(book->store);
     int dims = ours->dims;
@@ -673,7 +683,7 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
         text = malloc((size_t)dims * sizeof *text);
         if (!text)
             return vdx_fail(err, "out of memory");
-        if (vdx_clip_embed_text(spec->model, spec->prompt, text, NULL, err) != 0) {
+        if (vdx_clip_embed_text(spec->model, spec->prompt, text, truncated, err) != 0) {
             free(text);
             return vdx_error_prefix(err, "embedding the prompt");
         }
@@ -782,7 +792,8 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
 
     pthread_mutex_lock(&book->lock);
     int64_t id;
-    int rc = initial_weight(book, spec, w, err);
+    int truncated = 0;
+    int rc = initial_weight(book, spec, w, &truncated, err);
     if (rc == 0 && (rc = begin_write(book, err)) == 0) {
         if ((rc = concept_name_taken(book, spec->name, err)) == 0 &&
             (rc = insert_concept(book, spec->name, spec->prompt, examples_json, model, w, 0,
@@ -793,6 +804,8 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     }
     if (rc == 0 && concept)
         rc = load_json(book, spec->name, concept, err);
+    if (rc == 0 && concept && truncated)
+        cJSON_AddTrueToObject(*concept, "prompt_truncated");
     pthread_mutex_unlock(&book->lock);
     free(w);
     cJSON_free(examples_json);
