@@ -215,7 +215,7 @@ vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
         return NULL;
     }
     sqlite3_busy_timeout(book->db, 10000);
-    if (db_exec(book, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err) != 0 ||
+    if (db_exec(book, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) != 0 ||
         db_exec(book, "BEGIN IMMEDIATE", err) != 0 || db_exec(book, schema_sql, err) != 0 ||
         commit(book, err) != 0) {
         rollback(book);
