@@ -253,7 +253,7 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
 /* The classifier as JSON:
  *   {"format":"vdx-classifier","version":1,"name","prompt","created",
  *    "model":{"name","fingerprint","dims"},"weight":[dims],"initial_weight":[dims],
- *    "threshold","history":[as vdx_concept_get]} */
+ *    "threshold","history":[as vdx_concept_get, each round with its "weight"]} */
 int vdx_concept_export_classifier(vdx_concepts *book, const char *name, cJSON **classifier,
                                   vdx_error *err);
 /* Imports a classifier JSON text (as exported) as a new concept named new_name (NULL:
