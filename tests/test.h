@@ -22,12 +22,13 @@ static char test_skip_reason[512];
 
 #define TEST(name) static void name(void)
 
-#define CHECK(cond, ...)                                                                 \
+#define CHECK(cond, ...) CHECK_VALUE_(!!(cond), #cond, __VA_ARGS__)
+#define CHECK_VALUE_(ok, text, ...)                                                      \
     do {                                                                                 \
-        if (!(cond)) {                                                                   \
+        if (!(ok)) {                                                                     \
             if (!test_case_failed)                                                       \
                 printf("\n");                                                            \
-            printf("    %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);          \
+            printf("    %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, text);           \
             printf(__VA_ARGS__);                                                         \
             printf("\n");                                                                \
             test_case_failed = 1;                                                        \
@@ -37,8 +38,9 @@ static char test_skip_reason[512];
 /* Like CHECK but stops the test case when it fails. */
 #define REQUIRE(cond, ...)                                                               \
     do {                                                                                 \
-        CHECK(cond, __VA_ARGS__);                                                        \
-        if (!(cond))                                                                     \
+        int require_ok_ = !!(cond); /* evaluated once */                                 \
+        CHECK_VALUE_(require_ok_, #cond, __VA_ARGS__);                                   \
+        if (!require_ok_)                                                                \
             return;                                                                      \
     } while (0)
 

@@ -1,7 +1,14 @@
 /* The vector store: one interface over a collection of items (id, url, metadata,
  * thumbnail, L2-normalised vector), implemented by the embedded backend (SQLite +
  * memory-mapped vector matrix, the default) and the ClickHouse/MyScale backend (HTTP).
- * Ingest, search, the explore loop and the server use only this interface. */
+ * Ingest, search, the explore loop and the server use only this interface.
+ *
+ * Conventions: every fallible function returns 0 (or non-NULL) on success and -1 (or
+ * NULL) with a message in *err. A vdx_store handle is used by one thread at a time
+ * (searches are multi-threaded inside). Any number of processes may read a collection
+ * while one process writes it; a writer takes the collection's write lock (see
+ * vdx_store_open) and readers see its new rows after vdx_store_refresh. On-disk format
+ * and crash-safety argument of the embedded backend: docs/store-format.md. */
 #ifndef VDX_STORE_H
 #define VDX_STORE_H
 
@@ -20,31 +27,50 @@ typedef struct vdx_model_identity {
     int dims;
 } vdx_model_identity;
 
+/* model.config_hash holds the model fingerprint (vdx_clip_config_hash). */
+
 typedef struct vdx_store_options {
     const char *data_dir;   /* NULL: $VDX_HOME, else ~/.local/share/vdx */
-    const char *collection; /* NULL: "default" */
-    const char *url;        /* NULL: $VDX_STORE, else embedded; "clickhouse://..." */
+    const char *collection; /* NULL: "default"; [A-Za-z0-9_.-]{1,64}, no ".." */
+    const char *url;        /* NULL: $VDX_STORE; NULL/""/"embedded": embedded store;
+                             * "clickhouse://...", "http(s)://...": ClickHouse */
     int create;             /* create the collection if missing (needs model) */
     const vdx_model_identity *model; /* when set, must match the collection's */
-    vdx_vector_type vector_type;     /* for a new collection */
-    int read_only;
+    vdx_vector_type vector_type;     /* for a new collection (ignored for an existing one) */
+    int read_only;          /* refuse writes; takes no lock (search, serve, info) */
 } vdx_store_options;
 
+/* Opens a collection; with opts->create, creates it first if it does not exist.
+ * Errors: invalid collection name; unknown store URL; collection missing (without
+ * create); model mismatch ("collection 'X' was embedded with model A (fingerprint ...,
+ * 512-d); this model is B (...): use --model A or another --collection"), compared by
+ * fingerprint and dims.
+ * Writing: a handle opened with create=1 takes the collection's write lock at open
+ * (so an ingest fails at once when another one is running); a handle opened with
+ * read_only=0 and create=0 takes it at its first write. Only one process holds the lock;
+ * the others' writes fail with "collection 'X' is being written by another process (pid
+ * N)". Taking the lock discards vector rows left behind by a writer that crashed. */
 vdx_store *vdx_store_open(const vdx_store_options *opts, vdx_error *err);
 void vdx_store_close(vdx_store *store);
 
 const vdx_model_identity *vdx_store_model(const vdx_store *store);
-/* Local directory of the collection: side files (concepts, progress) live here for
- * every backend. */
+/* Name of the collection. */
+const char *vdx_store_collection(const vdx_store *store);
+/* Local directory of the collection (DATA/collections/NAME): side files (concepts,
+ * progress) live here for every backend. */
 const char *vdx_store_dir(const vdx_store *store);
-/* Sees what another process appended since open (readers call it before a query). */
+/* Sees what another process appended since open (readers call it before a query).
+ * Cheap when nothing changed. */
 int vdx_store_refresh(vdx_store *store, vdx_error *err);
-/* Items with a vector. */
+/* Items with a vector, as of open / the last refresh / this handle's own appends. */
 int64_t vdx_store_count(vdx_store *store);
 
-/* Metadata columns (besides id, url, width, height, ingested_at). Idempotent. */
+/* Metadata columns (besides the builtin id, url, width, height, ingested_at). Any
+ * non-empty name is allowed (stored quoted); a name equal to a builtin column, compared
+ * case-insensitively, is an error. Idempotent: existing names are skipped. */
 int vdx_store_add_columns(vdx_store *store, const char *const *names, int n, vdx_error *err);
-/* Names of the metadata columns, malloc'd (free each, then the array). */
+/* Names of the metadata columns in the order they were added, malloc'd (free each, then
+ * the array). */
 int vdx_store_columns(vdx_store *store, char ***names, int *n, vdx_error *err);
 
 /* One item to append. failure != NULL records a failed item (no vector, no thumbnail):
@@ -62,11 +88,15 @@ typedef struct vdx_item {
     const char *failure;             /* reason, or NULL */
 } vdx_item;
 
-/* Appends a batch atomically: after a crash either all of it is there or none.
- * An id already stored with a vector is an error naming it. */
+/* Appends a batch atomically: after a crash either all of it is there or none, and an
+ * error leaves nothing of it. Ids must be unique within the batch; an id already stored
+ * with a vector is an error naming it. A failure for an id that already has a failure
+ * replaces it (new reason and time). Vectors must be finite and non-zero; they are stored
+ * as given (callers normalise). Metadata columns are added when missing. */
 int vdx_store_append(vdx_store *store, const vdx_item *items, size_t n, vdx_error *err);
 
 typedef enum { VDX_ITEM_ABSENT = 0, VDX_ITEM_STORED = 1, VDX_ITEM_FAILED = 2 } vdx_item_state;
+/* State of each id: stored with a vector, recorded as failed, or absent. */
 int vdx_store_item_states(vdx_store *store, const char *const *ids, size_t n,
                           vdx_item_state *states, vdx_error *err);
 
@@ -76,7 +106,8 @@ typedef struct vdx_search_request {
     int offset;                      /* skip this many (paging) */
     const char *const *exclude_ids;  /* never returned */
     size_t n_exclude;
-    const char *where;               /* SQL boolean expression over columns, or NULL */
+    const char *where;               /* boolean expression over the builtin and metadata
+                                      * columns, or NULL: see "Filters" below */
     int with_vectors;                /* fill vdx_hit.vector */
 } vdx_search_request;
 
@@ -93,23 +124,40 @@ typedef struct vdx_hits {
 } vdx_hits;
 
 /* The k nearest items by cosine distance, ties broken by id, excluding exclude_ids and
- * rows not matching where. Exact (a full scan on the embedded backend). */
+ * rows not matching where, after skipping the first `offset`. Exact (a full scan on the
+ * embedded backend). Excluded ids the collection does not hold are ignored. Fewer than
+ * k hits when fewer items qualify. A zero or non-finite query is an error.
+ *
+ * Filters (`where`): one boolean expression, e.g. "photo_featured = 't' AND
+ * (photo_width >= 4000 OR lower(photographer_username) LIKE 'a%')". Grammar: column
+ * names (bare or "double-quoted"; unknown names are an error listing the valid ones),
+ * 'string' literals ('' for a quote), numbers, = != <> < <= > >=, AND OR NOT,
+ * parentheses, [NOT] IN (literal, ...), [NOT] LIKE, IS [NOT] NULL, [NOT] BETWEEN x AND y,
+ * and the functions lower(), upper(), length(). A metadata column compared with a
+ * number compares numerically (values that are not numbers never match). Anything else
+ * (';', comments, subqueries, other functions) is refused with the byte offset. Values
+ * never become SQL text (they are bound as parameters or escaped per backend). */
 int vdx_store_search(vdx_store *store, const vdx_search_request *req, vdx_hits *out,
                      vdx_error *err);
-/* Every item matching where (k and offset ignored), with dist = dot(vector, query),
- * the query NOT normalised: a linear classifier's logit. In storage order. */
+/* Every item matching where and not excluded (k and offset ignored), with
+ * dist = dot(vector, query), the query NOT normalised: a linear classifier's logit.
+ * In storage (append) order. */
 int vdx_store_score_all(vdx_store *store, const vdx_search_request *req, vdx_hits *out,
                         vdx_error *err);
 void vdx_hits_free(vdx_hits *hits);
 
-/* Vectors of the given ids (n*dims floats). An unknown id is an error naming it. */
+/* Vectors of the given ids (n*dims floats, as stored: f16 collections give the f16
+ * values widened). An unknown id is an error naming it. */
 int vdx_store_get_vectors(vdx_store *store, const char *const *ids, size_t n, float *out,
                           vdx_error *err);
-/* One item as JSON: {"id","url","width","height","ingested_at","metadata":{...}}. */
+/* One item as JSON: {"id","url","width","height","ingested_at","metadata":{...}}
+ * (metadata values are strings or null); a failed item also has "failure" and
+ * "failed_at". An unknown id is an error naming it. */
 int vdx_store_get_item(vdx_store *store, const char *id, cJSON **item, vdx_error *err);
+/* The JPEG thumbnail stored for id, malloc'd. An id without one is an error. */
 int vdx_store_get_thumbnail(vdx_store *store, const char *id, uint8_t **jpeg, size_t *size,
                             vdx_error *err);
-/* Failed items: JSON array of {"id","url","reason","time"}. */
+/* Failed items: JSON array of {"id","url","reason","time"}, oldest first. */
 int vdx_store_failures(vdx_store *store, cJSON **failures, vdx_error *err);
 /* Collection summary: {"collection","backend","model":{...},"count","failed",
  * "vector_type","bytes_on_disk",...}. */
@@ -117,7 +165,11 @@ int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err);
 /* Forgets failures so that an ingest tries those items again (--retry-failed). */
 int vdx_store_clear_failures(vdx_store *store, vdx_error *err);
 
-/* Data directory as resolved from opts/env, and the collection directory inside it. */
+/* Data directory as resolved from opts/env (opts->data_dir, $VDX_HOME,
+ * ~/.local/share/vdx). */
 int vdx_store_resolve_dir(const vdx_store_options *opts, char *dir, size_t size, vdx_error *err);
+/* The collection directory inside it: DATA/collections/NAME (name validated). */
+int vdx_store_collection_dir(const vdx_store_options *opts, char *dir, size_t size,
+                             vdx_error *err);
 
 #endif

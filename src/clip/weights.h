@@ -47,4 +47,74 @@ vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err);
 vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *what,
                                    vdx_error *err);
 
+/* Builds a weights table over tensors the caller filled in (names malloc'd, data pointing
+ * into `backing`); takes ownership of both. Checks names are unique. Used by the readers. */
+vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count,
+                             void *backing, void (*release)(vdx_weights *), vdx_error *err);
+
+/* ---- The restricted unpickler shared by both pytorch_model.bin layouts (pickle.c) ---- */
+
+/* A tensor of a state-dict pickle: where its elements live in which storage. */
+typedef struct vdx_pickle_tensor {
+    char *name;
+    vdx_dtype dtype;
+    char *storage_key;        /* archive entry data/<key>, or the legacy storage key */
+    int64_t storage_numel;    /* elements in the whole storage */
+    int64_t storage_offset;   /* in elements */
+    int ndim;
+    int64_t shape[VDX_TENSOR_MAX_DIMS];
+    int64_t stride[VDX_TENSOR_MAX_DIMS];
+} vdx_pickle_tensor;
+
+typedef struct vdx_pickle_state_dict {
+    vdx_pickle_tensor *tensors;
+    size_t count;
+} vdx_pickle_state_dict;
+
+/* Unpickles a state dict (`{name: tensor}`) from buf. Only the globals a state dict
+ * needs are accepted; any other is refused. `*consumed` (may be NULL) gets the bytes up
+ * to and including STOP. Errors say "WHAT: pickle at byte N: ..." where N counts from
+ * `base` (the offset of buf in its file). */
+int vdx_pickle_load_state_dict(const uint8_t *buf, size_t size, size_t base, const char *what,
+                               vdx_pickle_state_dict *out, size_t *consumed, vdx_error *err);
+void vdx_pickle_state_dict_free(vdx_pickle_state_dict *sd);
+
+/* The small pickles of the legacy torch stream: the magic number (an int), the protocol
+ * version (an int) and the sys-info dict, checked for little-endian; and the storage key
+ * list (a list of strings). Each returns bytes consumed via *consumed. */
+int vdx_pickle_check_legacy_preamble(const uint8_t *buf, size_t size, const char *what,
+                                     size_t *consumed, vdx_error *err);
+int vdx_pickle_load_string_list(const uint8_t *buf, size_t size, size_t base, const char *what,
+                                char ***items, size_t *count, size_t *consumed,
+                                vdx_error *err);
+
+/* What a pickled checkpoint's tensors point into: a mapped file (legacy layout) and/or
+ * malloc'd buffers (storages read from a zip archive, tensors made contiguous). */
+typedef struct vdx_pickle_backing {
+    void *map;
+    size_t map_size;
+    void **buffers;
+    size_t buffer_count, buffer_capacity;
+} vdx_pickle_backing;
+
+/* Adds a malloc'd buffer to the backing (freed with it); frees it on failure. */
+int vdx_pickle_backing_add(vdx_pickle_backing *b, void *buffer, vdx_error *err);
+/* Unmaps and frees everything the backing holds, and the backing itself. */
+void vdx_pickle_backing_free(vdx_pickle_backing *b);
+
+/* One storage's bytes, by key. */
+typedef struct vdx_pickle_storage {
+    const char *key;
+    const uint8_t *data;
+    size_t size;
+} vdx_pickle_storage;
+
+/* Builds the weights table of a state dict over its storages: a tensor whose strides are
+ * row-major points into its storage, any other is gathered into a contiguous copy. Each
+ * tensor must fit inside its storage. Takes ownership of `backing` (heap-allocated),
+ * also on failure. */
+vdx_weights *vdx_pickle_weights_new(const char *path, const vdx_pickle_state_dict *sd,
+                                    const vdx_pickle_storage *storages, size_t storage_count,
+                                    vdx_pickle_backing *backing, vdx_error *err);
+
 #endif

@@ -1,0 +1,264 @@
+/* The explore loop: few-shot concept classifiers over a collection's CLIP image vectors.
+ *
+ * A *concept* is a linear classifier w (no bias) that a person trains in rounds: start
+ * from a prompt's CLIP text features (and/or example items), look at candidates (by
+ * default the k nearest unlabelled items of w: where the classifier's mistakes are the
+ * hard negatives), label them +1 / 0, train (one call of the original's `fit`), repeat.
+ *
+ * Scores and the threshold. An item's score is the logit s = x·w (x the stored,
+ * L2-normalised image vector; w the concept's weight, not normalised). The model's
+ * probability is sigmoid(s). Each concept has a threshold on the logit (default 0,
+ * i.e. p = 0.5): an item is "positive" when s > threshold. Training accuracy,
+ * cross-validation, "above threshold" counts and score exports all use it.
+ *
+ * Persistence: every concept of a collection lives in the *concept book*, the SQLite
+ * database `concepts.db` in vdx_store_dir(store) (WAL; each operation is one
+ * transaction), so it works for every store backend and survives restarts. Several
+ * processes may use one book at once (a CLI beside a server).
+ *
+ * Threads: every function of a book takes the book's mutex, so one vdx_concepts may be
+ * shared by the threads of a server. The store passed to vdx_concepts_open must outlive
+ * the book; the book calls the store while holding its mutex.
+ *
+ * Results: structured results are cJSON objects the caller owns (cJSON_Delete). The
+ * fields are listed beside each function; times are ISO-8601 UTC strings
+ * ("2026-11-26T15:04:05Z"); numbers are JSON numbers.
+ *
+ * Errors: as everywhere in vdx (common.h). Messages worth knowing:
+ *   "no concept named 'NAME'"                    (also after it was deleted)
+ *   "a concept named 'NAME' already exists"
+ *   "unknown item ids: a, b, c"                  (labels and examples; nothing is changed)
+ *   "classifier was trained on vectors of model X (fingerprint F…); this collection
+ *    holds model Y (fingerprint G…)"             (import, prompt vectors of another model)
+ */
+#ifndef VDX_EXPLORE_H
+#define VDX_EXPLORE_H
+
+#include <cjson/cJSON.h>
+
+#include "vdx/clip.h"
+#include "vdx/common.h"
+#include "vdx/store.h"
+
+/* ---- The classifier (the original's, exactly) ---------------------------------------- */
+
+#define VDX_FIT_ITERS 5
+#define VDX_FIT_LR 0.1f
+
+/* fit(X, y, iters, lr): `iters` steps of
+ *     w ← w/‖w‖;  loss = mean BCEWithLogits(X·w, y);  w ← w − lr·Xᵀ(σ(X·w) − y)/n
+ * (no bias, no momentum; w is not renormalised after the last step). X is n×dims
+ * row-major, y holds 0/1, w (dims) is updated in place, losses (may be NULL) gets the
+ * loss of each step. Reproduces PyTorch float32 to 1e-5. Fails when n < 1 or w is zero. */
+int vdx_classifier_fit(const float *X, const float *y, int n, int dims, float *w, int iters,
+                       float lr, float *losses, vdx_error *err);
+/* Fraction of rows with (X·w > threshold) == (y > 0.5); 0 when n == 0. */
+double vdx_classifier_accuracy(const float *X, const float *y, int n, int dims, const float *w,
+                               double threshold);
+
+/* ---- The concept book ---------------------------------------------------------------- */
+
+typedef struct vdx_concepts vdx_concepts;
+
+/* Opens (creating if needed) the concept book of a store's collection. */
+vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err);
+void vdx_concepts_close(vdx_concepts *book);
+
+/* A concept name: 1..200 bytes of UTF-8, no control characters, not only spaces. */
+#define VDX_CONCEPT_NAME_MAX 200
+
+typedef struct vdx_concept_spec {
+    const char *name;
+    /* The prompt (recorded for display and export; may be NULL when examples are given). */
+    const char *prompt;
+    /* The prompt's text features, unnormalised (dims floats), computed by the caller ... */
+    const float *text_vector;
+    /* ... by this model (when set, its identity must match the collection's) ... */
+    const vdx_model_identity *text_model;
+    /* ... or, when text_vector is NULL and prompt is set, embed the prompt with this
+     * model (its fingerprint must match the collection's). */
+    const vdx_clip_model *model;
+    /* Example items (ids in the collection): their mean vector. */
+    const char *const *example_ids;
+    size_t n_examples;
+} vdx_concept_spec;
+
+/* Creates a concept. Initial weight: prompt only → its text features, unnormalised (as
+ * the original); examples only → the mean of their vectors; both → the sum of the two
+ * L2-normalised parts. Neither → error. Result: the concept, as vdx_concept_get. */
+int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON **concept,
+                       vdx_error *err);
+
+/* The concepts, oldest first: JSON array of summaries
+ *   {"name","prompt","created","updated","threshold","positive","negative","rounds"}. */
+int vdx_concept_list(vdx_concepts *book, cJSON **list, vdx_error *err);
+
+/* One concept:
+ *   {"name","prompt","created","updated",
+ *    "model":{"name","fingerprint","dims"},
+ *    "threshold": logit threshold,
+ *    "positive","negative": label counts, "pending": label changes since the last round,
+ *    "examples":[ids], "rounds": number of rounds,
+ *    "history":[{"round":1..,"time","labels_added","positive","negative","iters","lr",
+ *                "losses":[per step],"training_accuracy","weight_norm"}],
+ *    "weight":[dims floats]  (only when with_weight) }
+ * "labels_added" counts the label changes (set or cleared) made since the previous round. */
+int vdx_concept_get(vdx_concepts *book, const char *name, int with_weight, cJSON **concept,
+                    vdx_error *err);
+
+/* The current weight (dims floats: the last round's, else the initial one). */
+int vdx_concept_weight(vdx_concepts *book, const char *name, float *w, int dims,
+                       vdx_error *err);
+
+int vdx_concept_rename(vdx_concepts *book, const char *old_name, const char *new_name,
+                       vdx_error *err);
+/* Deletes a concept with its labels and history. */
+int vdx_concept_delete(vdx_concepts *book, const char *name, vdx_error *err);
+/* Copies a concept (weight, threshold, labels, history) under a new name. */
+int vdx_concept_copy(vdx_concepts *book, const char *name, const char *new_name,
+                     vdx_error *err);
+/* Sets the logit threshold (any finite number). */
+int vdx_concept_set_threshold(vdx_concepts *book, const char *name, double threshold,
+                              vdx_error *err);
+
+/* ---- Labels, training, undo ---------------------------------------------------------- */
+
+#define VDX_LABEL_POSITIVE 1
+#define VDX_LABEL_NEGATIVE 0
+#define VDX_LABEL_CLEAR (-1)
+
+typedef struct vdx_label_change {
+    const char *id;
+    int label; /* VDX_LABEL_POSITIVE / NEGATIVE / CLEAR */
+} vdx_label_change;
+
+/* Applies label changes in one transaction, stamped with the current time. Ids unknown
+ * to the collection are refused all together ("unknown item ids: …"), nothing changed.
+ * An id given twice keeps its last change; setting a label to its current value or
+ * clearing an unlabelled item is a no-op. Result (may be NULL):
+ *   {"changed": changes applied, "positive","negative": counts after, "pending"}. */
+int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_change *changes,
+                      size_t n, cJSON **result, vdx_error *err);
+
+/* The labels, oldest first: [{"id","url","label":0|1,"time"}]. */
+int vdx_concept_labels(vdx_concepts *book, const char *name, cJSON **labels, vdx_error *err);
+
+/* One round: fit (iters <= 0 → 5, lr <= 0 → 0.1) over all labels from the current
+ * weight, record the round. Fails when there are no labels. Result: the new history
+ * entry (see vdx_concept_get). */
+int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
+                      cJSON **round, vdx_error *err);
+
+/* Undoes the newest step: label changes made since the last round if there are any
+ * (they are reverted), else the last round (its weight is dropped and the label changes
+ * it trained on are reverted). Result:
+ *   {"undone":"labels"|"round","round": the round undone (0 for labels),
+ *    "labels_reverted": n}. Fails with "nothing to undo in concept 'NAME'". */
+int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_error *err);
+
+/* ---- Candidates ---------------------------------------------------------------------- */
+
+typedef enum {
+    /* the k nearest unlabelled items of w by cosine distance (the original) */
+    VDX_CANDIDATES_NEAREST = 0,
+    /* unlabelled items whose score is closest to the threshold */
+    VDX_CANDIDATES_BOUNDARY = 1,
+    /* uniformly random unlabelled items: an unbiased check */
+    VDX_CANDIDATES_RANDOM = 2,
+} vdx_candidates_mode;
+
+/* "nearest" | "boundary" | "random" → mode; -1 for anything else. */
+int vdx_candidates_mode_parse(const char *text);
+const char *vdx_candidates_mode_name(vdx_candidates_mode mode);
+
+typedef struct vdx_candidates_request {
+    vdx_candidates_mode mode;
+    int k;                 /* <= 0 → 9 */
+    int page;              /* page n = items n·k .. n·k+k-1 of the mode's ordering */
+    const char *where;     /* metadata filter (store syntax), or NULL */
+    int hide_duplicates;   /* drop items with cosine >= duplicate_cosine to an earlier
+                            * item of the same page */
+    double duplicate_cosine; /* <= 0 → 0.94 */
+    uint64_t seed;         /* random mode; 0 → derived from the concept's name */
+} vdx_candidates_request;
+
+/* Candidates of a page. Labelled items are never offered. Result:
+ *   {"concept","mode","k","page",
+ *    "items":[{"id","url","score": logit x·w,"probability": sigmoid(score),
+ *              "dist": cosine distance to w}],
+ *    "hidden":[{"id","duplicate_of"}]   (near-duplicates removed from this page),
+ *    "unlabelled": unlabelled items matching where (boundary/random modes; -1 for nearest),
+ *    "more": true when a next page may hold items}. */
+int vdx_concept_candidates(vdx_concepts *book, const char *name,
+                           const vdx_candidates_request *req, cJSON **result, vdx_error *err);
+
+/* ---- Evaluation and scoring ---------------------------------------------------------- */
+
+typedef struct vdx_evaluate_options {
+    int bins;            /* histogram bins, <= 0 → 40 */
+    const char *where;   /* restrict the collection part (counts, histogram) */
+} vdx_evaluate_options;
+
+/* How good is the concept:
+ *   {"threshold","positive","negative",
+ *    "training_accuracy": accuracy of the current weight on the labels (null: no labels),
+ *    "cross_validation": {"method":"leave-one-out"|"5-fold","accuracy","precision",
+ *                         "recall","folds"} or null with fewer than 2 labels of each class.
+ *       Each fold refits from the concept's initial weight with the concept's training
+ *       procedure (iters·max(rounds,1) steps, the last round's lr) on the other labels
+ *       and predicts the held-out ones; precision/recall are null when undefined.
+ *    "count": items scored, "above_threshold": items with score > threshold,
+ *    "histogram":{"min","max","bin_width","counts":[bins]} of all items' scores
+ *       (range = [min, max] of scores, widened to include the threshold)}. */
+int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluate_options *opts,
+                         cJSON **result, vdx_error *err);
+
+typedef struct vdx_score_request {
+    int top;             /* at most this many items (<= 0: all that pass) */
+    int offset;          /* skip this many of the ranking (paging) */
+    int use_threshold;   /* keep only score > threshold */
+    double threshold;    /* when use_threshold; NAN → the concept's threshold */
+    const char *where;   /* metadata filter, or NULL */
+} vdx_score_request;
+
+/* Ranks the collection by score, descending (ties by id). Result:
+ *   {"concept","threshold","count": items scored,"above_threshold": items > threshold,
+ *    "items":[{"rank":1..,"id","url","score","probability","label":1|0|null}]}. */
+int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_request *req,
+                      cJSON **result, vdx_error *err);
+
+/* ---- Export / import ----------------------------------------------------------------- */
+
+typedef enum {
+    VDX_EXPORT_CSV = 0,   /* RFC 4180, header row, CRLF line ends */
+    VDX_EXPORT_JSONL = 1, /* one JSON object per line */
+    VDX_EXPORT_JSON = 2,  /* the classifier */
+} vdx_export_format;
+
+/* "csv" | "jsonl" | "json" → format; -1 otherwise. */
+int vdx_export_format_parse(const char *text);
+
+/* Labels as text (malloc'd, NUL-terminated): columns/keys id, url, label (1|0),
+ * time. CSV or JSONL. */
+int vdx_concept_export_labels(vdx_concepts *book, const char *name, vdx_export_format format,
+                              char **text, size_t *size, vdx_error *err);
+/* Items with score > threshold (NAN → the concept's), best first: rank, id, url, score,
+ * probability. CSV or JSONL. */
+int vdx_concept_export_scores(vdx_concepts *book, const char *name, double threshold,
+                              vdx_export_format format, char **text, size_t *size,
+                              vdx_error *err);
+/* The classifier as JSON:
+ *   {"format":"vdx-classifier","version":1,"name","prompt","created",
+ *    "model":{"name","fingerprint","dims"},"weight":[dims],"initial_weight":[dims],
+ *    "threshold","history":[as vdx_concept_get]} */
+int vdx_concept_export_classifier(vdx_concepts *book, const char *name, cJSON **classifier,
+                                  vdx_error *err);
+/* Imports a classifier JSON text (as exported) as a new concept named new_name (NULL:
+ * its own name). Refuses malformed JSON (with the parser's position), missing or
+ * wrongly typed fields (naming them) and another model's classifier. The concept gets
+ * the weight, threshold and history; no labels (ids belong to the other collection).
+ * Result: the concept, as vdx_concept_get. */
+int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t size,
+                                  const char *new_name, cJSON **concept, vdx_error *err);
+
+#endif

@@ -1,0 +1,259 @@
+/* The numeric kernels of the CLIP towers: Linear layers and the two attention products
+ * go through OpenBLAS (its AVX2/FMA kernels are where the time goes); LayerNorm,
+ * bias+activation and softmax are plain loops split over rows or heads with a small
+ * pthread fork-join. Numbers follow PyTorch's float32 CLIP (clip-spec.md §2): LayerNorm
+ * statistics in double with the biased variance, QuickGELU x·σ(1.702x) or erf GELU. */
+#include "clip/kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "vdx/common.h"
+
+#define MAX_THREADS 64
+
+static atomic_int kernel_threads;
+
+void clip_kernels_set_threads(int threads)
+{
+    if (threads < 1)
+        threads = vdx_cpu_count();
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    atomic_store(&kernel_threads, threads);
+    openblas_set_num_threads(threads);
+}
+
+int clip_kernels_threads(void)
+{
+    int threads = atomic_load(&kernel_threads);
+    if (threads < 1)
+        threads = vdx_cpu_count() < MAX_THREADS ? vdx_cpu_count() : MAX_THREADS;
+    return threads;
+}
+
+/* ---- fork-join over an index range ---------------------------------------------- */
+
+/* fn(ctx, slot, begin, end): slot is the slice's index, < the thread count used. */
+typedef void (*range_fn)(void *ctx, int slot, int begin, int end);
+
+typedef struct range_job {
+    range_fn fn;
+    void *ctx;
+    int slot, begin, end;
+} range_job;
+
+static void *run_range_job(void *arg)
+{
+    range_job *job = arg;
+    job->fn(job->ctx, job->slot, job->begin, job->end);
+    return NULL;
+}
+
+/* Calls fn over [0, n) split into contiguous slices, at most `threads` of them, never
+ * giving one fewer than `grain` items. A thread that cannot be created runs inline. */
+static void parallel_for(int n, int grain, int threads, range_fn fn, void *ctx)
+{
+    if (grain < 1)
+        grain = 1;
+    if (threads > n / grain)
+        threads = n / grain;
+    if (threads <= 1) {
+        fn(ctx, 0, 0, n);
+        return;
+    }
+    range_job jobs[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++)
+        jobs[t] = (range_job){fn, ctx, t, (int)((long long)n * t / threads),
+                              (int)((long long)n * (t + 1) / threads)};
+    for (int t = 1; t < threads; t++)
+        started[t] = pthread_create(&ids[t], NULL, run_range_job, &jobs[t]) == 0;
+    run_range_job(&jobs[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(ids[t], NULL);
+        else
+            run_range_job(&jobs[t]);
+    }
+}
+
+/* Elements of work below which a row loop stays on the calling thread: a thread costs
+ * tens of microseconds to start, more than normalising a few short rows. */
+#define PARALLEL_MIN_ELEMENTS (1 << 16)
+
+static int row_grain(int cols)
+{
+    int grain = PARALLEL_MIN_ELEMENTS / (cols > 0 ? cols : 1);
+    return grain > 0 ? grain : 1;
+}
+
+/* ---- Linear --------------------------------------------------------------------- */
+
+void clip_linear(float *out, const float *x, const float *w, const float *bias, int m, int n,
+                 int k)
+{
+    if (bias) {
+        for (int r = 0; r < m; r++)
+            for (int c = 0; c < n; c++)
+                out[(size_t)r * n + c] = bias[c];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k,
+                bias ? 1.0f : 0.0f, out, n);
+}
+
+void clip_linear_residual(float *h, const float *x, const float *w, const float *bias,
+                          int m, int n, int k)
+{
+    for (int r = 0; r < m; r++)
+        for (int c = 0; c < n; c++)
+            h[(size_t)r * n + c] += bias[c];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 1.0f, h,
+                n);
+}
+
+/* ---- LayerNorm ------------------------------------------------------------------ */
+
+typedef struct layer_norm_job {
+    float *out;
+    const float *in, *gamma, *beta;
+    int dim;
+    double eps;
+} layer_norm_job;
+
+static void layer_norm_rows(void *arg, int slot, int begin, int end)
+{
+    const layer_norm_job *job = arg;
+    int dim = job->dim;
+    for (int r = begin; r < end; r++) {
+        const float *x = job->in + (size_t)r * dim;
+        float *y = job->out + (size_t)r * dim;
+        double sum = 0;
+        for (int i = 0; i < dim; i++)
+            sum += x[i];
+        double mean = sum / dim;
+        double squares = 0;
+        for (int i = 0; i < dim; i++) {
+            double d = x[i] - mean;
+            squares += d * d;
+        }
+        double inv_std = 1.0 / sqrt(squares / dim + job->eps);
+        for (int i = 0; i < dim; i++)
+            y[i] = (float)((x[i] - mean) * inv_std) * job->gamma[i] + job->beta[i];
+    }
+}
+
+void clip_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
+                     int rows, int dim, double eps)
+{
+    layer_norm_job job = {out, in, gamma, beta, dim, eps};
+    parallel_for(rows, row_grain(dim), clip_kernels_threads(), layer_norm_rows, &job);
+}
+
+/* ---- bias + activation ---------------------------------------------------------- */
+
+typedef struct activation_job {
+    float *x;
+    const float *bias;
+    int cols;
+    clip_activation act;
+} activation_job;
+
+static void activation_rows(void *arg, int slot, int begin, int end)
+{
+    const activation_job *job = arg;
+    int cols = job->cols;
+    for (int r = begin; r < end; r++) {
+        float *x = job->x + (size_t)r * cols;
+        if (job->act == CLIP_ACT_QUICK_GELU) {
+            for (int c = 0; c < cols; c++) {
+                float v = x[c] + job->bias[c];
+                x[c] = v / (1.0f + expf(-1.702f * v));
+            }
+        } else {
+            for (int c = 0; c < cols; c++) {
+                float v = x[c] + job->bias[c];
+                x[c] = 0.5f * v * (1.0f + erff(v * (float)M_SQRT1_2));
+            }
+        }
+    }
+}
+
+void clip_bias_activation(float *x, const float *bias, int rows, int cols,
+                          clip_activation act)
+{
+    activation_job job = {x, bias, cols, act};
+    parallel_for(rows, row_grain(cols), clip_kernels_threads(), activation_rows, &job);
+}
+
+/* ---- attention ------------------------------------------------------------------ */
+
+typedef struct attention_job {
+    float *out;
+    const float *qkv;
+    float *scores; /* seq_len*seq_len floats per slot */
+    int seq_len, dim, n_heads, causal;
+} attention_job;
+
+/* Rows of scores → probabilities, in place. Row i of a causal sequence sees keys 0..i. */
+static void softmax_rows(float *scores, int seq_len, int causal)
+{
+    for (int i = 0; i < seq_len; i++) {
+        float *row = scores + (size_t)i * seq_len;
+        int visible = causal ? i + 1 : seq_len;
+        float max = row[0];
+        for (int j = 1; j < visible; j++)
+            if (row[j] > max)
+                max = row[j];
+        double sum = 0;
+        for (int j = 0; j < visible; j++) {
+            row[j] = expf(row[j] - max);
+            sum += row[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < visible; j++)
+            row[j] *= inv;
+        for (int j = visible; j < seq_len; j++)
+            row[j] = 0.0f;
+    }
+}
+
+/* Tasks are (sequence, head) pairs: task = seq * n_heads + head. */
+static void attention_tasks(void *arg, int slot, int begin, int end)
+{
+    const attention_job *job = arg;
+    int t = job->seq_len, dim = job->dim, head_dim = dim / job->n_heads;
+    int stride = 3 * dim;
+    float scale = (float)(1.0 / sqrt((double)head_dim));
+    float *scores = job->scores + (size_t)slot * t * t;
+    for (int task = begin; task < end; task++) {
+        int seq = task / job->n_heads, head = task % job->n_heads;
+        const float *q = job->qkv + (size_t)seq * t * stride + (size_t)head * head_dim;
+        const float *k = q + dim, *v = q + 2 * dim;
+        float *o = job->out + (size_t)seq * t * dim + (size_t)head * head_dim;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, t, head_dim, scale, q, stride,
+                    k, stride, 0.0f, scores, t);
+        softmax_rows(scores, t, job->causal);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, head_dim, t, 1.0f, scores,
+                    t, v, stride, 0.0f, o, dim);
+    }
+}
+
+int clip_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
+                   int n_heads, int causal)
+{
+    int threads = clip_kernels_threads();
+    float *scores = malloc((size_t)threads * seq_len * seq_len * sizeof *scores);
+    if (!scores)
+        return -1;
+    attention_job job = {out, qkv, scores, seq_len, dim, n_heads, causal};
+    long long per_task = 2LL * seq_len * seq_len * (dim / n_heads);
+    int grain = (int)(PARALLEL_MIN_ELEMENTS / (per_task > 0 ? per_task : 1));
+    parallel_for(n_seq * n_heads, grain, threads, attention_tasks, &job);
+    free(scores);
+    return 0;
+}

@@ -1,0 +1,569 @@
+/* The CLIP model: loads a Hugging Face checkpoint into plain float32 arrays and runs the
+ * two towers exactly as transformers' CLIPModel.get_image_features / get_text_features
+ * (../shared/docs/clip-spec.md §2), llama2.c style: a config, a struct of weight
+ * pointers per tower, per-call scratch, and one forward function per tower that reads
+ * top to bottom. The heavy lifting is in kernels.c (OpenBLAS GEMMs, row loops).
+ *
+ * Vision runs images in batches of VISION_BATCH so that every Linear layer is one GEMM
+ * over batch·tokens rows; text runs only the tokens up to the pooled end-of-text token,
+ * which the causal mask makes exact. A loaded model is read-only: every call allocates
+ * its own scratch, so one model serves any number of threads. */
+#include "vdx/clip.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clip/kernels.h"
+#include "clip/weights.h"
+
+/* Images per pass through the vision tower: large enough for the GEMMs to run near
+ * peak, small enough to bound scratch memory (about 1.5 MB per ViT-B/32 image). */
+#define VISION_BATCH 32
+
+/* Weights of one pre-LN encoder layer. The q, k and v projections are stacked into one
+ * [3·dim][dim] matrix so that a single GEMM computes all three. */
+typedef struct layer_weights {
+    float *norm1_w, *norm1_b;
+    float *qkv_w, *qkv_b;
+    float *out_w, *out_b;
+    float *norm2_w, *norm2_b;
+    float *fc1_w, *fc1_b;
+    float *fc2_w, *fc2_b;
+} layer_weights;
+
+typedef struct tower_weights {
+    float *patch_embedding;    /* vision: [dim][channels·patch·patch] */
+    float *class_embedding;    /* vision: [dim] */
+    float *pre_norm_w, *pre_norm_b; /* vision: pre_layrnorm */
+    float *token_embedding;    /* text: [vocab][dim] */
+    float *position_embedding; /* [positions][dim] */
+    layer_weights *layers;
+    float *final_norm_w, *final_norm_b; /* vision post_layernorm, text final_layer_norm */
+    float *projection;         /* [projection_dim][dim] */
+} tower_weights;
+
+struct vdx_clip_model {
+    vdx_clip_config config;
+    vdx_preprocess_config preprocess;
+    vdx_tokenizer *tokenizer;
+    tower_weights vision, text;
+    float *arena; /* every weight, converted to float32 once */
+    size_t arena_floats;
+    char name[256];
+    char fingerprint[65];
+};
+
+/* Per-call working memory of a tower pass over `rows` token rows. */
+typedef struct scratch {
+    float *h;   /* [rows][dim] residual stream */
+    float *x;   /* [rows][dim] normalised input of a block, then attention output */
+    float *qkv; /* [rows][3·dim] */
+    float *mlp; /* [rows][max(intermediate, patch_len)] MLP hidden, vision im2col */
+    float *block;
+} scratch;
+
+static size_t round_up_floats(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static int scratch_alloc(scratch *s, size_t rows, size_t dim, size_t wide, vdx_error *err)
+{
+    size_t h = round_up_floats(rows * dim), qkv = round_up_floats(rows * 3 * dim);
+    size_t mlp = round_up_floats(rows * wide);
+    size_t total = 2 * h + qkv + mlp;
+    s->block = aligned_alloc(64, total * sizeof(float));
+    if (!s->block)
+        return vdx_fail(err, "out of memory: %zu MB of scratch for %zu token rows",
+                        total * sizeof(float) >> 20, rows);
+    s->h = s->block;
+    s->x = s->h + h;
+    s->qkv = s->x + h;
+    s->mlp = s->qkv + qkv;
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------------- */
+
+/* Copies tensors out of a weight file into one 64-byte aligned arena. It runs twice:
+ * first with arena == NULL to measure, then to fill. */
+typedef struct weight_loader {
+    const vdx_weights *file;
+    float *arena;
+    size_t used; /* floats */
+    vdx_error *err;
+    int failed;
+} weight_loader;
+
+static float *reserve(weight_loader *ld, size_t count)
+{
+    float *p = ld->arena ? ld->arena + ld->used : NULL;
+    ld->used += round_up_floats(count);
+    return p;
+}
+
+/* Fills dst (count floats) from tensor `name`, which must have the given shape. */
+static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
+                      const int64_t *shape)
+{
+    if (!ld->arena || ld->failed)
+        return;
+    if (vdx_weights_get_f32(ld->file, name, dst, ndim, shape, ld->err) != 0)
+        ld->failed = 1;
+}
+
+static size_t shape_count(int ndim, const int64_t *shape)
+{
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++)
+        count *= (size_t)shape[i];
+    return count;
+}
+
+static float *load_tensor(weight_loader *ld, const char *name, int ndim, const int64_t *shape)
+{
+    float *dst = reserve(ld, shape_count(ndim, shape));
+    load_into(ld, dst, name, ndim, shape);
+    return dst;
+}
+
+static float *load_1d(weight_loader *ld, const char *name, int64_t n)
+{
+    return load_tensor(ld, name, 1, (const int64_t[]){n});
+}
+
+static float *load_2d(weight_loader *ld, const char *name, int64_t rows, int64_t cols)
+{
+    return load_tensor(ld, name, 2, (const int64_t[]){rows, cols});
+}
+
+static void load_layers(weight_loader *ld, const char *tower, const vdx_clip_tower_config *c,
+                        layer_weights *layers)
+{
+    int64_t d = c->hidden_size, inter = c->intermediate_size;
+    char name[256];
+#define LAYER_TENSOR(suffix) (snprintf(name, sizeof name, "%s.encoder.layers.%d.%s", tower, i, suffix), name)
+    for (int i = 0; i < c->num_layers; i++) {
+        layer_weights *l = &layers[i];
+        l->norm1_w = load_1d(ld, LAYER_TENSOR("layer_norm1.weight"), d);
+        l->norm1_b = load_1d(ld, LAYER_TENSOR("layer_norm1.bias"), d);
+        l->qkv_w = reserve(ld, (size_t)(3 * d * d));
+        l->qkv_b = reserve(ld, (size_t)(3 * d));
+        static const char *const proj[3] = {"q_proj", "k_proj", "v_proj"};
+        for (int p = 0; p < 3; p++) {
+            char suffix[64];
+            snprintf(suffix, sizeof suffix, "self_attn.%s.weight", proj[p]);
+            load_into(ld, l->qkv_w ? l->qkv_w + p * d * d : NULL, LAYER_TENSOR(suffix), 2,
+                      (const int64_t[]){d, d});
+            snprintf(suffix, sizeof suffix, "self_attn.%s.bias", proj[p]);
+            load_into(ld, l->qkv_b ? l->qkv_b + p * d : NULL, LAYER_TENSOR(suffix), 1,
+                      (const int64_t[]){d});
+        }
+        l->out_w = load_2d(ld, LAYER_TENSOR("self_attn.out_proj.weight"), d, d);
+        l->out_b = load_1d(ld, LAYER_TENSOR("self_attn.out_proj.bias"), d);
+        l->norm2_w = load_1d(ld, LAYER_TENSOR("layer_norm2.weight"), d);
+        l->norm2_b = load_1d(ld, LAYER_TENSOR("layer_norm2.bias"), d);
+        l->fc1_w = load_2d(ld, LAYER_TENSOR("mlp.fc1.weight"), inter, d);
+        l->fc1_b = load_1d(ld, LAYER_TENSOR("mlp.fc1.bias"), inter);
+        l->fc2_w = load_2d(ld, LAYER_TENSOR("mlp.fc2.weight"), d, inter);
+        l->fc2_b = load_1d(ld, LAYER_TENSOR("mlp.fc2.bias"), d);
+    }
+#undef LAYER_TENSOR
+}
+
+static void load_vision(weight_loader *ld, const vdx_clip_config *cfg, tower_weights *t)
+{
+    const vdx_clip_tower_config *c = &cfg->vision;
+    int64_t d = c->hidden_size, p = c->patch_size, grid = c->image_size / c->patch_size;
+    t->patch_embedding =
+        load_tensor(ld, "vision_model.embeddings.patch_embedding.weight", 4,
+                    (const int64_t[]){d, c->num_channels, p, p});
+    t->class_embedding = load_1d(ld, "vision_model.embeddings.class_embedding", d);
+    t->position_embedding =
+        load_2d(ld, "vision_model.embeddings.position_embedding.weight", grid * grid + 1, d);
+    t->pre_norm_w = load_1d(ld, "vision_model.pre_layrnorm.weight", d);
+    t->pre_norm_b = load_1d(ld, "vision_model.pre_layrnorm.bias", d);
+    load_layers(ld, "vision_model", c, t->layers);
+    t->final_norm_w = load_1d(ld, "vision_model.post_layernorm.weight", d);
+    t->final_norm_b = load_1d(ld, "vision_model.post_layernorm.bias", d);
+    t->projection = load_2d(ld, "visual_projection.weight", cfg->projection_dim, d);
+}
+
+static void load_text(weight_loader *ld, const vdx_clip_config *cfg, tower_weights *t)
+{
+    const vdx_clip_tower_config *c = &cfg->text;
+    int64_t d = c->hidden_size;
+    t->token_embedding =
+        load_2d(ld, "text_model.embeddings.token_embedding.weight", c->vocab_size, d);
+    t->position_embedding = load_2d(ld, "text_model.embeddings.position_embedding.weight",
+                                    c->max_position_embeddings, d);
+    load_layers(ld, "text_model", c, t->layers);
+    t->final_norm_w = load_1d(ld, "text_model.final_layer_norm.weight", d);
+    t->final_norm_b = load_1d(ld, "text_model.final_layer_norm.bias", d);
+    t->projection = load_2d(ld, "text_projection.weight", cfg->projection_dim, d);
+}
+
+/* The forward passes rely on these; config.json could say anything. */
+static int check_tower(const vdx_clip_tower_config *c, const char *tower, int vision,
+                       const char *path, vdx_error *err)
+{
+    const int limit = 1 << 16;
+    if (c->hidden_size < 1 || c->hidden_size > limit || c->intermediate_size < 1 ||
+        c->intermediate_size > limit || c->num_layers < 1 || c->num_layers > 1024 ||
+        c->num_heads < 1 || c->hidden_size % c->num_heads != 0)
+        return vdx_fail(err,
+                        "%s: %s: unusable sizes (hidden_size %d, intermediate_size %d, "
+                        "num_attention_heads %d, num_hidden_layers %d)",
+                        path, tower, c->hidden_size, c->intermediate_size, c->num_heads,
+                        c->num_layers);
+    if (vision && (c->patch_size < 1 || c->image_size < c->patch_size ||
+                   c->image_size % c->patch_size != 0 || c->image_size > limit ||
+                   c->num_channels < 1 || c->num_channels > 16))
+        return vdx_fail(err, "%s: %s: image_size %d is not a multiple of patch_size %d "
+                        "(num_channels %d)", path, tower, c->image_size, c->patch_size,
+                        c->num_channels);
+    if (!vision && (c->vocab_size < 1 || c->vocab_size > (1 << 24) ||
+                    c->max_position_embeddings < 2 || c->max_position_embeddings > limit))
+        return vdx_fail(err, "%s: %s: unusable vocab_size %d or max_position_embeddings %d",
+                        path, tower, c->vocab_size, c->max_position_embeddings);
+    return 0;
+}
+
+static int load_weights(vdx_clip_model *m, const vdx_weights *file, vdx_error *err)
+{
+    const vdx_clip_config *cfg = &m->config;
+    m->vision.layers = calloc((size_t)cfg->vision.num_layers, sizeof(layer_weights));
+    m->text.layers = calloc((size_t)cfg->text.num_layers, sizeof(layer_weights));
+    if (!m->vision.layers || !m->text.layers)
+        return vdx_fail(err, "out of memory");
+    weight_loader ld = {file, NULL, 0, err, 0};
+    load_vision(&ld, cfg, &m->vision);
+    load_text(&ld, cfg, &m->text);
+    m->arena_floats = ld.used;
+    m->arena = aligned_alloc(64, ld.used * sizeof(float));
+    if (!m->arena)
+        return vdx_fail(err, "%s: out of memory: %zu MB for the float32 weights", file->path,
+                        ld.used * sizeof(float) >> 20);
+    ld.arena = m->arena;
+    ld.used = 0;
+    load_vision(&ld, cfg, &m->vision);
+    load_text(&ld, cfg, &m->text);
+    return ld.failed ? -1 : 0;
+}
+
+/* sha256 over the architecture and the two projection matrices (clip.h). */
+static void compute_fingerprint(vdx_clip_model *m)
+{
+    const vdx_clip_config *c = &m->config;
+    const vdx_clip_tower_config *v = &c->vision, *t = &c->text;
+    char arch[1024];
+    int arch_len = snprintf(
+        arch, sizeof arch,
+        "vdx-clip-fingerprint-1 vision hidden=%d intermediate=%d heads=%d layers=%d "
+        "quick_gelu=%d eps=%.17g image=%d patch=%d channels=%d; text hidden=%d "
+        "intermediate=%d heads=%d layers=%d quick_gelu=%d eps=%.17g vocab=%d positions=%d; "
+        "projection=%d\n",
+        v->hidden_size, v->intermediate_size, v->num_heads, v->num_layers,
+        v->hidden_act_quick_gelu, v->layer_norm_eps, v->image_size, v->patch_size,
+        v->num_channels, t->hidden_size, t->intermediate_size, t->num_heads, t->num_layers,
+        t->hidden_act_quick_gelu, t->layer_norm_eps, t->vocab_size,
+        t->max_position_embeddings, c->projection_dim);
+    size_t n_vision = (size_t)c->projection_dim * v->hidden_size;
+    size_t n_text = (size_t)c->projection_dim * t->hidden_size;
+    size_t size = (size_t)arch_len + 4 * (n_vision + n_text);
+    uint8_t *buf = malloc(size);
+    if (!buf) { /* hash the architecture alone rather than fail a load over 2 MB */
+        vdx_sha256_hex(arch, (size_t)arch_len, m->fingerprint);
+        return;
+    }
+    memcpy(buf, arch, (size_t)arch_len);
+    uint8_t *p = buf + arch_len;
+    const float *sources[2] = {m->vision.projection, m->text.projection};
+    size_t counts[2] = {n_vision, n_text};
+    for (int s = 0; s < 2; s++)
+        for (size_t i = 0; i < counts[s]; i++) {
+            uint32_t bits;
+            memcpy(&bits, &sources[s][i], 4);
+            for (int b = 0; b < 4; b++)
+                *p++ = (uint8_t)(bits >> (8 * b)); /* little-endian on every host */
+        }
+    vdx_sha256_hex(buf, size, m->fingerprint);
+    free(buf);
+}
+
+/* "owner/name" for .../models--owner--name/snapshots/<rev>, else the basename. */
+static void derive_model_name(const char *model_dir, char *out, size_t size)
+{
+    char path[PATH_MAX];
+    if (!realpath(model_dir, path))
+        snprintf(path, sizeof path, "%s", model_dir);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        path[--len] = 0;
+    char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (base > path + 1) {
+        base[-1] = 0;
+        char *snapshots = strrchr(path, '/');
+        if (snapshots && !strcmp(snapshots + 1, "snapshots")) {
+            *snapshots = 0;
+            char *repo = strrchr(path, '/');
+            repo = repo ? repo + 1 : path;
+            char *sep = strncmp(repo, "models--", 8) ? NULL : strstr(repo + 8, "--");
+            if (sep) {
+                snprintf(out, size, "%.*s/%s", (int)(sep - (repo + 8)), repo + 8, sep + 2);
+                return;
+            }
+        }
+        base[-1] = '/';
+    }
+    snprintf(out, size, "%s", base);
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
+{
+    vdx_clip_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        vdx_fail(err, "out of memory");
+        return NULL;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", model_dir);
+    if (vdx_clip_config_load(path, &m->config, err) != 0 ||
+        check_tower(&m->config.vision, "vision_config", 1, path, err) != 0 ||
+        check_tower(&m->config.text, "text_config", 0, path, err) != 0)
+        goto fail;
+    if (m->config.projection_dim < 1 || m->config.projection_dim > (1 << 16)) {
+        vdx_fail(err, "%s: unusable projection_dim %d", path, m->config.projection_dim);
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
+    if (!file_exists(path))
+        snprintf(path, sizeof path, "%s/pytorch_model.bin", model_dir);
+    if (!file_exists(path)) {
+        vdx_fail(err, "%s: no model.safetensors or pytorch_model.bin in this directory",
+                 model_dir);
+        goto fail;
+    }
+    vdx_weights *file = vdx_weights_open(path, err);
+    if (!file)
+        goto fail;
+    int loaded = load_weights(m, file, err);
+    vdx_weights_close(file);
+    if (loaded != 0)
+        goto fail;
+    compute_fingerprint(m);
+    if (!(m->tokenizer = vdx_tokenizer_load(model_dir, err)))
+        goto fail;
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);
+    if (vdx_preprocess_config_load(path, &m->preprocess, err) != 0)
+        goto fail;
+    derive_model_name(model_dir, m->name, sizeof m->name);
+    return m;
+fail:
+    vdx_clip_free(m);
+    return NULL;
+}
+
+void vdx_clip_free(vdx_clip_model *m)
+{
+    if (!m)
+        return;
+    vdx_tokenizer_free(m->tokenizer);
+    free(m->vision.layers);
+    free(m->text.layers);
+    free(m->arena);
+    free(m);
+}
+
+void vdx_clip_set_threads(int threads) { clip_kernels_set_threads(threads); }
+
+const vdx_clip_config *vdx_clip_get_config(const vdx_clip_model *m) { return &m->config; }
+const vdx_preprocess_config *vdx_clip_get_preprocess(const vdx_clip_model *m)
+{
+    return &m->preprocess;
+}
+const vdx_tokenizer *vdx_clip_get_tokenizer(const vdx_clip_model *m) { return m->tokenizer; }
+int vdx_clip_embed_dim(const vdx_clip_model *m) { return m->config.projection_dim; }
+const char *vdx_clip_model_name(const vdx_clip_model *m) { return m->name; }
+const char *vdx_clip_config_hash(const vdx_clip_model *m) { return m->fingerprint; }
+
+/* ---- forward ------------------------------------------------------------------- */
+
+/* One pre-LN encoder layer over s->h ([n_seq·seq_len][dim]), in place:
+ * h += out_proj(attention(layer_norm1(h))); h += fc2(act(fc1(layer_norm2(h)))). */
+static int encoder_layer(const layer_weights *l, const vdx_clip_tower_config *c, scratch *s,
+                         int n_seq, int seq_len, int causal)
+{
+    int rows = n_seq * seq_len, d = c->hidden_size, inter = c->intermediate_size;
+    clip_activation act = c->hidden_act_quick_gelu ? CLIP_ACT_QUICK_GELU : CLIP_ACT_GELU;
+    clip_layer_norm(s->x, s->h, l->norm1_w, l->norm1_b, rows, d, c->layer_norm_eps);
+    clip_linear(s->qkv, s->x, l->qkv_w, l->qkv_b, rows, 3 * d, d);
+    if (clip_attention(s->x, s->qkv, n_seq, seq_len, d, c->num_heads, causal) != 0)
+        return -1;
+    clip_linear_residual(s->h, s->x, l->out_w, l->out_b, rows, d, d);
+    clip_layer_norm(s->x, s->h, l->norm2_w, l->norm2_b, rows, d, c->layer_norm_eps);
+    clip_linear(s->mlp, s->x, l->fc1_w, NULL, rows, inter, d);
+    clip_bias_activation(s->mlp, l->fc1_b, rows, inter, act);
+    clip_linear_residual(s->h, s->mlp, l->fc2_w, l->fc2_b, rows, d, inter);
+    return 0;
+}
+
+/* Vision tower on n images (n·channels·size·size floats) → out [n][projection_dim]. */
+static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, float *out,
+                          scratch *s, vdx_error *err)
+{
+    const vdx_clip_tower_config *c = &m->config.vision;
+    const tower_weights *w = &m->vision;
+    int d = c->hidden_size, p = c->patch_size, size = c->image_size, ch = c->num_channels;
+    int grid = size / p, patches = grid * grid, tokens = patches + 1;
+    int patch_len = ch * p * p;
+
+    /* Patch convolution as a GEMM: gather each patch into a row (c, ky, kx order, the
+     * layout of the [dim][c][ky][kx] kernel), then rows · kernelᵀ. */
+    for (int img = 0; img < n; img++)
+        for (int gy = 0; gy < grid; gy++)
+            for (int gx = 0; gx < grid; gx++) {
+                float *row = s->mlp + ((size_t)img * patches + gy * grid + gx) * patch_len;
+                for (int k = 0; k < ch; k++)
+                    for (int ky = 0; ky < p; ky++)
+                        memcpy(row + (k * p + ky) * p,
+                               pixels + (((size_t)img * ch + k) * size + gy * p + ky) * size +
+                                   gx * p,
+                               (size_t)p * sizeof(float));
+            }
+    clip_linear(s->x, s->mlp, w->patch_embedding, NULL, n * patches, d, patch_len);
+
+    /* Tokens: class embedding, then the patches; plus position embeddings. */
+    for (int img = 0; img < n; img++) {
+        float *h = s->h + (size_t)img * tokens * d;
+        for (int i = 0; i < d; i++)
+            h[i] = w->class_embedding[i] + w->position_embedding[i];
+        for (int t = 1; t < tokens; t++) {
+            const float *patch = s->x + ((size_t)img * patches + t - 1) * d;
+            const float *pos = w->position_embedding + (size_t)t * d;
+            for (int i = 0; i < d; i++)
+                h[(size_t)t * d + i] = patch[i] + pos[i];
+        }
+    }
+    int rows = n * tokens;
+    clip_layer_norm(s->h, s->h, w->pre_norm_w, w->pre_norm_b, rows, d, c->layer_norm_eps);
+
+    for (int l = 0; l < c->num_layers; l++)
+        if (encoder_layer(&w->layers[l], c, s, n, tokens, 0) != 0)
+            return vdx_fail(err, "vision tower: out of memory for attention scores");
+
+    /* Pool the class token of each image, post_layernorm, project. */
+    for (int img = 0; img < n; img++)
+        memcpy(s->x + (size_t)img * d, s->h + (size_t)img * tokens * d, (size_t)d * sizeof(float));
+    clip_layer_norm(s->x, s->x, w->final_norm_w, w->final_norm_b, n, d, c->layer_norm_eps);
+    clip_linear(out, s->x, w->projection, NULL, n, m->config.projection_dim, d);
+    return 0;
+}
+
+int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, int n,
+                          float *out, vdx_error *err)
+{
+    if (n < 0)
+        return vdx_fail(err, "embed images: negative image count %d", n);
+    if (n == 0)
+        return 0;
+    const vdx_clip_tower_config *c = &m->config.vision;
+    int grid = c->image_size / c->patch_size, tokens = grid * grid + 1;
+    size_t image_floats = (size_t)c->num_channels * c->image_size * c->image_size;
+    int batch = n < VISION_BATCH ? n : VISION_BATCH;
+    size_t patch_len = (size_t)c->num_channels * c->patch_size * c->patch_size;
+    size_t wide = (size_t)c->intermediate_size > patch_len ? (size_t)c->intermediate_size
+                                                            : patch_len;
+    scratch s;
+    if (scratch_alloc(&s, (size_t)batch * tokens, (size_t)c->hidden_size, wide, err) != 0)
+        return -1;
+    int rc = 0;
+    for (int first = 0; first < n && rc == 0; first += batch) {
+        int count = n - first < batch ? n - first : batch;
+        rc = vision_forward(m, pixel_values + (size_t)first * image_floats, count,
+                            out + (size_t)first * m->config.projection_dim, &s, err);
+    }
+    free(s.block);
+    return rc;
+}
+
+int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids, float *out,
+                          vdx_error *err)
+{
+    const vdx_clip_tower_config *c = &m->config.text;
+    const tower_weights *w = &m->text;
+    int d = c->hidden_size;
+    if (n_ids < 1 || n_ids > c->max_position_embeddings)
+        return vdx_fail(err, "embed tokens: %d token ids, expected 1 to %d", n_ids,
+                        c->max_position_embeddings);
+    /* transformers pools at argmax(ids): the first end-of-text token (49407, the
+     * largest id) for every tokenizer output. */
+    int pool = 0;
+    for (int i = 0; i < n_ids; i++) {
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return vdx_fail(err, "embed tokens: token %d is id %d, outside the vocabulary "
+                            "(0 to %d)", i, (int)ids[i], c->vocab_size - 1);
+        if (ids[i] > ids[pool])
+            pool = i;
+    }
+    /* The causal mask keeps tokens after the pooled one from changing it: skip them. */
+    int tokens = pool + 1;
+    scratch s;
+    if (scratch_alloc(&s, (size_t)tokens, (size_t)d, (size_t)c->intermediate_size, err) != 0)
+        return -1;
+    for (int t = 0; t < tokens; t++) {
+        const float *tok = w->token_embedding + (size_t)ids[t] * d;
+        const float *pos = w->position_embedding + (size_t)t * d;
+        for (int i = 0; i < d; i++)
+            s.h[(size_t)t * d + i] = tok[i] + pos[i];
+    }
+    int rc = 0;
+    for (int l = 0; l < c->num_layers && rc == 0; l++)
+        if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1) != 0)
+            rc = vdx_fail(err, "text tower: out of memory for attention scores");
+    if (rc == 0) {
+        clip_layer_norm(s.x, s.h + (size_t)pool * d, w->final_norm_w, w->final_norm_b, 1, d,
+                        c->layer_norm_eps);
+        clip_linear(out, s.x, w->projection, NULL, 1, m->config.projection_dim, d);
+    }
+    free(s.block);
+    return rc;
+}
+
+int vdx_clip_embed_text(const vdx_clip_model *m, const char *text, float *out,
+                        int *truncated, vdx_error *err)
+{
+    int max_len = m->config.text.max_position_embeddings;
+    int32_t *ids = malloc((size_t)max_len * sizeof *ids);
+    if (!ids)
+        return vdx_fail(err, "out of memory");
+    int n_ids = 0, cut = 0;
+    int rc = vdx_tokenizer_encode(m->tokenizer, text, max_len, ids, &n_ids, &cut, err);
+    if (rc == 0)
+        rc = vdx_clip_embed_tokens(m, ids, n_ids, out, err);
+    free(ids);
+    if (truncated)
+        *truncated = cut;
+    return rc;
+}
+
+void vdx_l2_normalize(float *v, int n)
+{
+    double squares = 0;
+    for (int i = 0; i < n; i++)
+        squares += (double)v[i] * v[i];
+    if (squares <= 0)
+        return;
+    double inv = 1.0 / sqrt(squares);
+    for (int i = 0; i < n; i++)
+        v[i] = (float)(v[i] * inv);
+}

@@ -1,0 +1,92 @@
+/* Private to src/explore/: the concept book's state and the helpers its files share
+ * (concepts.c owns the database; candidates.c, evaluate.c and export.c read through
+ * these helpers). Every helper expects the caller to hold book->lock. */
+#ifndef VDX_EXPLORE_BOOK_H
+#define VDX_EXPLORE_BOOK_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "vdx/explore.h"
+
+struct vdx_concepts {
+    vdx_store *store;
+    sqlite3 *db;
+    pthread_mutex_t lock;
+    char path[4096];
+};
+
+/* One concept as stored, with its current weight. */
+typedef struct concept_record {
+    int64_t id;
+    char *name, *prompt, *created, *updated, *examples_json;
+    vdx_model_identity model;
+    int dims;
+    float *initial_weight; /* dims */
+    float *weight;         /* dims: the last round's, else the initial one */
+    double threshold;
+    int rounds;            /* number of rounds trained */
+    int last_iters;        /* of the last round (VDX_FIT_ITERS when none) */
+    float last_lr;
+} concept_record;
+
+/* The labels of a concept, oldest first. */
+typedef struct label_set {
+    size_t n;
+    char **ids, **urls, **times;
+    int *labels; /* 1 / 0 */
+} label_set;
+
+/* Loads a concept by name ("no concept named 'NAME'"). */
+int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_error *err);
+void concept_record_free(concept_record *rec);
+/* Refuses a concept whose model differs from the collection's. */
+int concept_check_model(vdx_concepts *book, const concept_record *rec, vdx_error *err);
+int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err);
+void label_set_free(label_set *set);
+/* The rounds of a concept as a JSON array (see vdx_concept_get); with_weights adds each
+ * round's "weight". */
+int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weights,
+                         cJSON **history, vdx_error *err);
+/* Builds the vdx_concept_get object of a loaded concept. */
+int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
+                 cJSON **concept, vdx_error *err);
+
+/* Checks a concept name (see VDX_CONCEPT_NAME_MAX). */
+int concept_name_check(const char *name, vdx_error *err);
+/* Message naming two models, for refusals: "WHAT model X (fingerprint F, N dims); this
+ * collection holds model Y (fingerprint G, M dims)". */
+int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identity *theirs,
+                        const vdx_model_identity *ours);
+
+/* Imports a whole concept in one transaction (export.c). history entries as exported,
+ * each with "weight". */
+int concept_insert_imported(vdx_concepts *book, const char *name, const char *prompt,
+                            const vdx_model_identity *model, const float *initial_weight,
+                            double threshold, const cJSON *history, vdx_error *err);
+
+/* Scores of every item matching where, in storage order (vdx_store_score_all). */
+int book_score_all(vdx_concepts *book, const float *weight, const char *where, vdx_hits *hits,
+                   vdx_error *err);
+
+/* The collection ranked by score, descending, ties by id (evaluate.c): order points into
+ * hits (free both); only_above keeps score > threshold; above counts those. */
+int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *where,
+                    double threshold, int only_above, vdx_hits *hits, const vdx_hit ***order,
+                    size_t *n_order, int *above, vdx_error *err);
+
+/* A label lookup built from a label_set: the label of an id, or -1. */
+typedef struct label_index {
+    size_t n, cap;
+    const char **keys;
+    int *labels;
+} label_index;
+int label_index_build(const label_set *set, label_index *index, vdx_error *err);
+int label_index_get(const label_index *index, const char *id);
+void label_index_free(label_index *index);
+
+/* "2026-11-26T15:04:05Z" */
+void iso_time_now(char out[32]);
+double sigmoid_of(double z);
+
+#endif

@@ -1,0 +1,96 @@
+/* The few-shot linear classifier of the original explorer, step for step: `fit` runs
+ * `iters` steps of w ← w/‖w‖, loss = mean BCEWithLogits(X·w, y), w ← w − lr·∂loss/∂w
+ * (no bias, no momentum), the gradient taken at the normalised w. Sums are accumulated
+ * in double and rounded to float where PyTorch holds a float32 tensor, which reproduces
+ * its float32 trajectories to 1e-5 (tests/test_golden_classifier.c). */
+#include "vdx/explore.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* log(1 + exp(-|z|)) + max(z, 0) - z·y: BCEWithLogits in its numerically stable form. */
+static double bce_with_logits(double z, double y)
+{
+    return fmax(z, 0.0) - z * y + log1p(exp(-fabs(z)));
+}
+
+static double sigmoid(double z)
+{
+    if (z >= 0)
+        return 1.0 / (1.0 + exp(-z));
+    double e = exp(z);
+    return e / (1.0 + e);
+}
+
+int vdx_classifier_fit(const float *X, const float *y, int n, int dims, float *w, int iters,
+                       float lr, float *losses, vdx_error *err)
+{
+    if (n < 1)
+        return vdx_fail(err, "classifier fit: no labelled rows");
+    if (dims < 1)
+        return vdx_fail(err, "classifier fit: %d dimensions", dims);
+    double *grad = malloc((size_t)dims * sizeof *grad);
+    float *residual = malloc((size_t)n * sizeof *residual);
+    if (!grad || !residual) {
+        free(grad);
+        free(residual);
+        return vdx_fail(err, "classifier fit: out of memory for %d rows of %d", n, dims);
+    }
+    int rc = 0;
+    for (int step = 0; step < iters; step++) {
+        double norm2 = 0;
+        for (int j = 0; j < dims; j++)
+            norm2 += (double)w[j] * w[j];
+        float norm = (float)sqrt(norm2);
+        if (!(norm > 0) || !isfinite(norm)) {
+            rc = vdx_fail(err, "classifier fit: the weight has norm %g at step %d", norm,
+                          step + 1);
+            break;
+        }
+        for (int j = 0; j < dims; j++)
+            w[j] = w[j] / norm;
+
+        double loss = 0;
+        for (int i = 0; i < n; i++) {
+            const float *x = X + (size_t)i * dims;
+            double dot = 0;
+            for (int j = 0; j < dims; j++)
+                dot += (double)x[j] * w[j];
+            float z = (float)dot;
+            loss += bce_with_logits(z, y[i]);
+            residual[i] = (float)(sigmoid(z) - y[i]) / (float)n;
+        }
+        if (losses)
+            losses[step] = (float)(loss / n);
+
+        for (int j = 0; j < dims; j++)
+            grad[j] = 0;
+        for (int i = 0; i < n; i++) {
+            const float *x = X + (size_t)i * dims;
+            double r = residual[i];
+            for (int j = 0; j < dims; j++)
+                grad[j] += r * x[j];
+        }
+        for (int j = 0; j < dims; j++)
+            w[j] = w[j] - lr * (float)grad[j];
+    }
+    free(grad);
+    free(residual);
+    return rc;
+}
+
+double vdx_classifier_accuracy(const float *X, const float *y, int n, int dims, const float *w,
+                               double threshold)
+{
+    if (n <= 0)
+        return 0;
+    int correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *x = X + (size_t)i * dims;
+        double dot = 0;
+        for (int j = 0; j < dims; j++)
+            dot += (double)x[j] * w[j];
+        correct += (dot > threshold) == (y[i] > 0.5f);
+    }
+    return (double)correct / n;
+}

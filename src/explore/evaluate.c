@@ -1,0 +1,296 @@
+/* How good is a concept, and what does it find: training accuracy on the labels, a
+ * cross-validated estimate (leave-one-out up to 50 labels, else 5-fold) of the same fit
+ * procedure started from the concept's initial weight, the collection's score
+ * distribution (count above the threshold, histogram) and the ranking of the whole
+ * collection by score (one matrix-vector product over the store's vectors). */
+#include "explore/book.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_BINS 40
+#define MAX_BINS 10000
+#define LEAVE_ONE_OUT_MAX 50
+#define FOLDS 5
+
+/* Labels and their vectors, for the evaluation of a concept. */
+typedef struct labelled_rows {
+    label_set set;
+    float *X, *y;
+} labelled_rows;
+
+static void labelled_rows_free(labelled_rows *rows)
+{
+    label_set_free(&rows->set);
+    free(rows->X);
+    free(rows->y);
+    memset(rows, 0, sizeof *rows);
+}
+
+static int labelled_rows_load(vdx_concepts *book, const concept_record *rec,
+                              labelled_rows *rows, vdx_error *err)
+{
+    memset(rows, 0, sizeof *rows);
+    if (concept_labels_load(book, rec->id, &rows->set, err) != 0)
+        return -1;
+    size_t n = rows->set.n;
+    rows->X = malloc((n ? n : 1) * (size_t)rec->dims * sizeof *rows->X);
+    rows->y = malloc((n ? n : 1) * sizeof *rows->y);
+    if (!rows->X || !rows->y) {
+        labelled_rows_free(rows);
+        return vdx_fail(err, "out of memory for %zu labelled vectors", n);
+    }
+    for (size_t i = 0; i < n; i++)
+        rows->y[i] = (float)rows->set.labels[i];
+    if (n && vdx_store_get_vectors(book->store, (const char *const *)rows->set.ids, n, rows->X,
+                                   err) != 0) {
+        labelled_rows_free(rows);
+        return -1;
+    }
+    return 0;
+}
+
+static double dot(const float *a, const float *b, int dims)
+{
+    double s = 0;
+    for (int j = 0; j < dims; j++)
+        s += (double)a[j] * b[j];
+    return s;
+}
+
+static void add_ratio(cJSON *obj, const char *key, int num, int den)
+{
+    if (den > 0)
+        cJSON_AddNumberToObject(obj, key, (double)num / den);
+    else
+        cJSON_AddNullToObject(obj, key);
+}
+
+/* Refits from the initial weight without each fold and predicts the fold. */
+static int cross_validate(const concept_record *rec, const labelled_rows *rows, cJSON **out,
+                          vdx_error *err)
+{
+    int n = (int)rows->set.n, dims = rec->dims, positive = 0;
+    for (int i = 0; i < n; i++)
+        positive += rows->set.labels[i] == 1;
+    if (positive < 2 || n - positive < 2) {
+        *out = cJSON_CreateNull();
+        return 0;
+    }
+    int folds = n <= LEAVE_ONE_OUT_MAX ? n : FOLDS;
+    int steps = rec->last_iters * (rec->rounds > 0 ? rec->rounds : 1);
+    float *X = malloc((size_t)n * (size_t)dims * sizeof *X), *y = malloc((size_t)n * sizeof *y);
+    float *w = malloc((size_t)dims * sizeof *w);
+    int rc = X && y && w ? 0 : vdx_fail(err, "out of memory for cross-validation");
+    int tp = 0, fp = 0, tn = 0, fn = 0;
+    for (int fold = 0; rc == 0 && fold < folds; fold++) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (i % folds != fold) {
+                memcpy(X + (size_t)m * dims, rows->X + (size_t)i * dims,
+                       (size_t)dims * sizeof *X);
+                y[m++] = rows->y[i];
+            }
+        memcpy(w, rec->initial_weight, (size_t)dims * sizeof *w);
+        rc = vdx_classifier_fit(X, y, m, dims, w, steps, rec->last_lr, NULL, err);
+        for (int i = fold; rc == 0 && i < n; i += folds) {
+            int predicted = dot(rows->X + (size_t)i * dims, w, dims) > rec->threshold;
+            int actual = rows->set.labels[i] == 1;
+            tp += predicted && actual;
+            fp += predicted && !actual;
+            tn += !predicted && !actual;
+            fn += !predicted && actual;
+        }
+    }
+    free(X);
+    free(y);
+    free(w);
+    if (rc != 0)
+        return vdx_error_prefix(err, "cross-validating concept '%s'", rec->name);
+    cJSON *cv = cJSON_CreateObject();
+    cJSON_AddStringToObject(cv, "method", folds == n ? "leave-one-out" : "5-fold");
+    cJSON_AddNumberToObject(cv, "folds", folds);
+    cJSON_AddNumberToObject(cv, "steps", steps);
+    add_ratio(cv, "accuracy", tp + tn, n);
+    add_ratio(cv, "precision", tp, tp + fp);
+    add_ratio(cv, "recall", tp, tp + fn);
+    *out = cv;
+    return 0;
+}
+
+static cJSON *histogram(const vdx_hits *hits, double threshold, int bins)
+{
+    double lo = threshold, hi = threshold;
+    for (int i = 0; i < hits->n; i++) {
+        lo = fmin(lo, hits->hits[i].dist);
+        hi = fmax(hi, hits->hits[i].dist);
+    }
+    if (hi - lo <= 0) {
+        lo -= 0.5;
+        hi += 0.5;
+    }
+    double width = (hi - lo) / bins;
+    int *counts = calloc((size_t)bins, sizeof *counts);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddNumberToObject(h, "min", lo);
+    cJSON_AddNumberToObject(h, "max", hi);
+    cJSON_AddNumberToObject(h, "bin_width", width);
+    cJSON *list = cJSON_AddArrayToObject(h, "counts");
+    for (int i = 0; counts && i < hits->n; i++) {
+        int bin = (int)((hits->hits[i].dist - lo) / width);
+        counts[bin < 0 ? 0 : bin >= bins ? bins - 1 : bin]++;
+    }
+    for (int b = 0; counts && b < bins; b++)
+        cJSON_AddItemToArray(list, cJSON_CreateNumber(counts[b]));
+    free(counts);
+    return h;
+}
+
+int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluate_options *opts,
+                         cJSON **result, vdx_error *err)
+{
+    *result = NULL;
+    int bins = opts && opts->bins > 0 ? opts->bins : DEFAULT_BINS;
+    if (bins > MAX_BINS)
+        return vdx_fail(err, "evaluate: %d histogram bins is more than %d", bins, MAX_BINS);
+    pthread_mutex_lock(&book->lock);
+    concept_record rec = {0};
+    labelled_rows rows = {0};
+    vdx_hits hits = {0};
+    cJSON *cv = NULL;
+    int rc = concept_find(book, name, &rec, err);
+    if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
+        (rc = labelled_rows_load(book, &rec, &rows, err)) == 0 &&
+        (rc = cross_validate(&rec, &rows, &cv, err)) == 0)
+        rc = book_score_all(book, rec.weight, opts ? opts->where : NULL, &hits, err);
+    if (rc == 0) {
+        int n = (int)rows.set.n, positive = 0, above = 0;
+        for (int i = 0; i < n; i++)
+            positive += rows.set.labels[i] == 1;
+        for (int i = 0; i < hits.n; i++)
+            above += hits.hits[i].dist > rec.threshold;
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "concept", rec.name);
+        cJSON_AddNumberToObject(out, "threshold", rec.threshold);
+        cJSON_AddNumberToObject(out, "positive", positive);
+        cJSON_AddNumberToObject(out, "negative", n - positive);
+        if (n)
+            cJSON_AddNumberToObject(out, "training_accuracy",
+                                    vdx_classifier_accuracy(rows.X, rows.y, n, rec.dims,
+                                                            rec.weight, rec.threshold));
+        else
+            cJSON_AddNullToObject(out, "training_accuracy");
+        cJSON_AddItemToObject(out, "cross_validation", cv);
+        cv = NULL;
+        cJSON_AddNumberToObject(out, "count", hits.n);
+        cJSON_AddNumberToObject(out, "above_threshold", above);
+        cJSON_AddItemToObject(out, "histogram", histogram(&hits, rec.threshold, bins));
+        *result = out;
+    }
+    cJSON_Delete(cv);
+    vdx_hits_free(&hits);
+    labelled_rows_free(&rows);
+    concept_record_free(&rec);
+    pthread_mutex_unlock(&book->lock);
+    return rc;
+}
+
+/* ---- score -------------------------------------------------------------------------- */
+
+typedef struct ranked {
+    const vdx_hit *hit;
+} ranked;
+
+static int by_score_desc(const void *a, const void *b)
+{
+    const vdx_hit *x = ((const ranked *)a)->hit, *y = ((const ranked *)b)->hit;
+    if (x->dist != y->dist)
+        return x->dist > y->dist ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *where,
+                    double threshold, int only_above, vdx_hits *hits, const vdx_hit ***order,
+                    size_t *n_order, int *above, vdx_error *err)
+{
+    *order = NULL;
+    *n_order = 0;
+    if (book_score_all(book, rec->weight, where, hits, err) != 0)
+        return -1;
+    const vdx_hit **list = malloc(((size_t)hits->n + 1) * sizeof *list);
+    if (!list)
+        return vdx_fail(err, "out of memory for %d scores", hits->n);
+    size_t n = 0;
+    *above = 0;
+    for (int i = 0; i < hits->n; i++) {
+        int is_above = hits->hits[i].dist > threshold;
+        *above += is_above;
+        if (is_above || !only_above)
+            list[n++] = &hits->hits[i];
+    }
+    qsort(list, n, sizeof *list, by_score_desc);
+    *order = list;
+    *n_order = n;
+    return 0;
+}
+
+int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_request *req,
+                      cJSON **result, vdx_error *err)
+{
+    *result = NULL;
+    if (req->offset < 0)
+        return vdx_fail(err, "score: offset %d is negative", req->offset);
+    pthread_mutex_lock(&book->lock);
+    concept_record rec = {0};
+    label_set set = {0};
+    label_index labels = {0};
+    vdx_hits hits = {0};
+    const vdx_hit **order = NULL;
+    size_t n = 0;
+    int above = 0;
+    int rc = concept_find(book, name, &rec, err);
+    double threshold = req->use_threshold && !isnan(req->threshold) ? req->threshold
+                                                                    : rec.threshold;
+    if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
+        (rc = concept_labels_load(book, rec.id, &set, err)) == 0 &&
+        (rc = label_index_build(&set, &labels, err)) == 0)
+        rc = concept_ranking(book, &rec, req->where, threshold, req->use_threshold, &hits,
+                             &order, &n, &above, err);
+    if (rc == 0) {
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "concept", rec.name);
+        cJSON_AddNumberToObject(out, "threshold", threshold);
+        cJSON_AddNumberToObject(out, "count", hits.n);
+        cJSON_AddNumberToObject(out, "above_threshold", above);
+        cJSON *items = cJSON_AddArrayToObject(out, "items");
+        size_t end = req->top > 0 && (size_t)req->offset + (size_t)req->top < n
+                         ? (size_t)req->offset + (size_t)req->top
+                         : n;
+        for (size_t i = (size_t)req->offset; i < end; i++) {
+            cJSON *item = cJSON_CreateObject();
+            cJSON_AddNumberToObject(item, "rank", (double)i + 1);
+            cJSON_AddStringToObject(item, "id", order[i]->id);
+            if (order[i]->url)
+                cJSON_AddStringToObject(item, "url", order[i]->url);
+            else
+                cJSON_AddNullToObject(item, "url");
+            cJSON_AddNumberToObject(item, "score", order[i]->dist);
+            cJSON_AddNumberToObject(item, "probability", sigmoid_of(order[i]->dist));
+            int label = label_index_get(&labels, order[i]->id);
+            if (label >= 0)
+                cJSON_AddNumberToObject(item, "label", label);
+            else
+                cJSON_AddNullToObject(item, "label");
+            cJSON_AddItemToArray(items, item);
+        }
+        *result = out;
+    }
+    free(order);
+    vdx_hits_free(&hits);
+    label_index_free(&labels);
+    label_set_free(&set);
+    concept_record_free(&rec);
+    pthread_mutex_unlock(&book->lock);
+    return rc;
+}

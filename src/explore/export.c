@@ -1,0 +1,498 @@
+/* Moving concepts out of and into a collection: labels (CSV per RFC 4180, or JSON lines),
+ * the items scoring above a threshold (CSV / JSON lines), and the classifier itself as a
+ * JSON document that another collection embedded with the same model can import.
+ * Imports are validated field by field; another model's classifier is refused. */
+#include "explore/book.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLASSIFIER_FORMAT "vdx-classifier"
+#define CLASSIFIER_VERSION 1
+
+int vdx_export_format_parse(const char *text)
+{
+    if (!text)
+        return -1;
+    if (!strcmp(text, "csv"))
+        return VDX_EXPORT_CSV;
+    if (!strcmp(text, "jsonl"))
+        return VDX_EXPORT_JSONL;
+    if (!strcmp(text, "json"))
+        return VDX_EXPORT_JSON;
+    return -1;
+}
+
+/* A growing NUL-terminated text. */
+typedef struct text_buffer {
+    char *data;
+    size_t len, cap;
+    int failed;
+} text_buffer;
+
+static void append(text_buffer *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *data = realloc(b->data, cap);
+        if (!data) {
+            b->failed = 1;
+            return;
+        }
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+
+static void append_str(text_buffer *b, const char *s)
+{
+    append(b, s, strlen(s));
+}
+
+static void appendf(text_buffer *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(text_buffer *b, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    append(b, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* RFC 4180: a field holding a comma, quote, CR or LF is quoted, quotes doubled. */
+static void append_csv_field(text_buffer *b, const char *s)
+{
+    if (!s)
+        return;
+    if (!strpbrk(s, ",\"\r\n")) {
+        append_str(b, s);
+        return;
+    }
+    append(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            append(b, "\"", 1);
+        append(b, p, 1);
+    }
+    append(b, "\"", 1);
+}
+
+static void append_json_line(text_buffer *b, cJSON *obj)
+{
+    char *line = cJSON_PrintUnformatted(obj);
+    if (!line) {
+        b->failed = 1;
+        return;
+    }
+    append_str(b, line);
+    append(b, "\n", 1);
+    cJSON_free(line);
+}
+
+static int finish(text_buffer *b, char **text, size_t *size, vdx_error *err)
+{
+    if (!b->data)
+        append(b, "", 0);
+    if (b->failed) {
+        free(b->data);
+        return vdx_fail(err, "out of memory writing an export");
+    }
+    *text = b->data;
+    if (size)
+        *size = b->len;
+    return 0;
+}
+
+static int check_text_format(vdx_export_format format, const char *what, vdx_error *err)
+{
+    if (format != VDX_EXPORT_CSV && format != VDX_EXPORT_JSONL)
+        return vdx_fail(err, "%s export: format must be csv or jsonl", what);
+    return 0;
+}
+
+int vdx_concept_export_labels(vdx_concepts *book, const char *name, vdx_export_format format,
+                              char **text, size_t *size, vdx_error *err)
+{
+    *text = NULL;
+    if (check_text_format(format, "labels", err) != 0)
+        return -1;
+    pthread_mutex_lock(&book->lock);
+    concept_record rec;
+    label_set set = {0};
+    int rc = concept_find(book, name, &rec, err);
+    if (rc == 0) {
+        rc = concept_labels_load(book, rec.id, &set, err);
+        concept_record_free(&rec);
+    }
+    pthread_mutex_unlock(&book->lock);
+    if (rc != 0)
+        return -1;
+    text_buffer b = {0};
+    if (format == VDX_EXPORT_CSV)
+        append_str(&b, "id,url,label,time\r\n");
+    for (size_t i = 0; i < set.n; i++) {
+        if (format == VDX_EXPORT_CSV) {
+            append_csv_field(&b, set.ids[i]);
+            append(&b, ",", 1);
+            append_csv_field(&b, set.urls[i]);
+            appendf(&b, ",%d,", set.labels[i]);
+            append_csv_field(&b, set.times[i]);
+            append(&b, "\r\n", 2);
+        } else {
+            cJSON *line = cJSON_CreateObject();
+            cJSON_AddStringToObject(line, "id", set.ids[i]);
+            if (set.urls[i])
+                cJSON_AddStringToObject(line, "url", set.urls[i]);
+            else
+                cJSON_AddNullToObject(line, "url");
+            cJSON_AddNumberToObject(line, "label", set.labels[i]);
+            cJSON_AddStringToObject(line, "time", set.times[i]);
+            append_json_line(&b, line);
+            cJSON_Delete(line);
+        }
+    }
+    label_set_free(&set);
+    return finish(&b, text, size, err);
+}
+
+int vdx_concept_export_scores(vdx_concepts *book, const char *name, double threshold,
+                              vdx_export_format format, char **text, size_t *size,
+                              vdx_error *err)
+{
+    *text = NULL;
+    if (check_text_format(format, "scores", err) != 0)
+        return -1;
+    pthread_mutex_lock(&book->lock);
+    concept_record rec;
+    vdx_hits hits = {0};
+    const vdx_hit **order = NULL;
+    size_t n = 0;
+    int above = 0;
+    int rc = concept_find(book, name, &rec, err);
+    if (rc == 0) {
+        if (isnan(threshold))
+            threshold = rec.threshold;
+        if ((rc = concept_check_model(book, &rec, err)) == 0)
+            rc = concept_ranking(book, &rec, NULL, threshold, 1, &hits, &order, &n, &above,
+                                 err);
+        concept_record_free(&rec);
+    }
+    pthread_mutex_unlock(&book->lock);
+    text_buffer b = {0};
+    if (rc == 0 && format == VDX_EXPORT_CSV)
+        append_str(&b, "rank,id,url,score,probability\r\n");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        double score = order[i]->dist;
+        if (format == VDX_EXPORT_CSV) {
+            appendf(&b, "%zu,", i + 1);
+            append_csv_field(&b, order[i]->id);
+            append(&b, ",", 1);
+            append_csv_field(&b, order[i]->url);
+            appendf(&b, ",%.9g,%.9g\r\n", score, sigmoid_of(score));
+        } else {
+            cJSON *line = cJSON_CreateObject();
+            cJSON_AddNumberToObject(line, "rank", (double)i + 1);
+            cJSON_AddStringToObject(line, "id", order[i]->id);
+            if (order[i]->url)
+                cJSON_AddStringToObject(line, "url", order[i]->url);
+            else
+                cJSON_AddNullToObject(line, "url");
+            cJSON_AddNumberToObject(line, "score", score);
+            cJSON_AddNumberToObject(line, "probability", sigmoid_of(score));
+            append_json_line(&b, line);
+            cJSON_Delete(line);
+        }
+    }
+    free(order);
+    vdx_hits_free(&hits);
+    if (rc != 0)
+        return -1;
+    return finish(&b, text, size, err);
+}
+
+static cJSON *float_array(const float *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+int vdx_concept_export_classifier(vdx_concepts *book, const char *name, cJSON **classifier,
+                                  vdx_error *err)
+{
+    *classifier = NULL;
+    pthread_mutex_lock(&book->lock);
+    concept_record rec;
+    cJSON *history = NULL;
+    int rc = concept_find(book, name, &rec, err);
+    if (rc == 0) {
+        rc = concept_history_json(book, rec.id, 1, &history, err);
+        if (rc == 0) {
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "format", CLASSIFIER_FORMAT);
+            cJSON_AddNumberToObject(c, "version", CLASSIFIER_VERSION);
+            cJSON_AddStringToObject(c, "name", rec.name);
+            if (rec.prompt)
+                cJSON_AddStringToObject(c, "prompt", rec.prompt);
+            else
+                cJSON_AddNullToObject(c, "prompt");
+            cJSON_AddStringToObject(c, "created", rec.created);
+            cJSON *model = cJSON_AddObjectToObject(c, "model");
+            cJSON_AddStringToObject(model, "name", rec.model.name);
+            cJSON_AddStringToObject(model, "fingerprint", rec.model.config_hash);
+            cJSON_AddNumberToObject(model, "dims", rec.dims);
+            cJSON_AddItemToObject(c, "weight", float_array(rec.weight, rec.dims));
+            cJSON_AddItemToObject(c, "initial_weight", float_array(rec.initial_weight, rec.dims));
+            cJSON_AddNumberToObject(c, "threshold", rec.threshold);
+            cJSON_AddItemToObject(c, "history", history);
+            *classifier = c;
+        }
+        concept_record_free(&rec);
+    }
+    pthread_mutex_unlock(&book->lock);
+    return rc;
+}
+
+/* ---- import ------------------------------------------------------------------------- */
+
+static const cJSON *field(const cJSON *obj, const char *where, const char *key,
+                          int (*is_type)(const cJSON *), const char *type, vdx_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) {
+        vdx_fail(err, "classifier: %s has no \"%s\"", where, key);
+        return NULL;
+    }
+    if (!is_type(v)) {
+        vdx_fail(err, "classifier: %s \"%s\" is not %s", where, key, type);
+        return NULL;
+    }
+    return v;
+}
+
+static int is_int(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
+           fabs(v->valuedouble) < 2e9;
+}
+
+static int is_finite_number(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && isfinite(v->valuedouble);
+}
+
+static int is_string(const cJSON *v)
+{
+    return cJSON_IsString(v) != 0;
+}
+
+static int is_array(const cJSON *v)
+{
+    return cJSON_IsArray(v) != 0;
+}
+
+static int is_object(const cJSON *v)
+{
+    return cJSON_IsObject(v) != 0;
+}
+
+/* A vector field: an array of exactly dims finite numbers that fit a float. */
+static int vector_field(const cJSON *obj, const char *where, const char *key, int dims, float *out,
+                        vdx_error *err)
+{
+    const cJSON *a = field(obj, where, key, is_array, "an array", err);
+    if (!a)
+        return -1;
+    int n = cJSON_GetArraySize(a);
+    if (n != dims)
+        return vdx_fail(err, "classifier: %s \"%s\" has %d numbers, the model has %d dims",
+                        where, key, n, dims);
+    int i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, a)
+    {
+        if (!is_finite_number(v) || fabs(v->valuedouble) > 3.4e38)
+            return vdx_fail(err, "classifier: %s \"%s\"[%d] is not a finite float", where, key,
+                            i);
+        out[i++] = (float)v->valuedouble;
+    }
+    return 0;
+}
+
+/* 1-based line and column of a byte offset, for parse errors. */
+static void line_and_column(const char *text, size_t offset, int *line, int *column)
+{
+    *line = 1;
+    *column = 1;
+    for (size_t i = 0; i < offset && text[i]; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *column = 1;
+        } else {
+            (*column)++;
+        }
+    }
+}
+
+static int validate_history(const cJSON *history, int dims, float *scratch, vdx_error *err)
+{
+    int i = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, history)
+    {
+        char where[64];
+        snprintf(where, sizeof where, "history[%d]", i);
+        if (!is_object(r))
+            return vdx_fail(err, "classifier: %s is not an object", where);
+        static const char *const ints[] = {"labels_added", "positive", "negative", "iters"};
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
+            if (!field(r, where, ints[k], is_int, "an integer", err))
+                return -1;
+        if (!field(r, where, "time", is_string, "a string", err) ||
+            !field(r, where, "lr", is_finite_number, "a number", err) ||
+            !field(r, where, "training_accuracy", is_finite_number, "a number", err))
+            return -1;
+        const cJSON *losses = field(r, where, "losses", is_array, "an array", err);
+        if (!losses)
+            return -1;
+        const cJSON *loss;
+        cJSON_ArrayForEach(loss, losses) if (!is_finite_number(loss)) return vdx_fail(
+            err, "classifier: %s \"losses\" holds something that is not a number", where);
+        if (vector_field(r, where, "weight", dims, scratch, err) != 0)
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
+int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t size,
+                                  const char *new_name, cJSON **concept, vdx_error *err)
+{
+    if (concept)
+        *concept = NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, size, &end, 0);
+    if (!root) {
+        size_t offset = end && end >= json ? (size_t)(end - json) : 0;
+        int line, column;
+        line_and_column(json, offset, &line, &column);
+        return vdx_fail(err, "classifier: not valid JSON at line %d, column %d (byte %zu)",
+                        line, column, offset);
+    }
+    for (; end && (size_t)(end - json) < size && strchr(" \t\r\n", *end) && *end; end++)
+        ;
+    if (end && (size_t)(end - json) < size && *end) {
+        cJSON_Delete(root);
+        return vdx_fail(err, "classifier: unexpected text after the JSON document (byte %zu)",
+                        (size_t)(end - json));
+    }
+    const vdx_model_identity *ours = vdx_store_model(book->store);
+    float *weight = malloc((size_t)ours->dims * sizeof *weight);
+    float *initial = malloc((size_t)ours->dims * sizeof *initial);
+    int rc = weight && initial ? 0 : vdx_fail(err, "out of memory");
+    const cJSON *format = NULL, *version = NULL, *name = NULL, *prompt = NULL, *model = NULL,
+                *threshold = NULL, *history = NULL;
+    if (rc == 0 && !is_object(root))
+        rc = vdx_fail(err, "classifier: the document is not a JSON object");
+    if (rc == 0 && (!(format = field(root, "the document", "format", is_string, "a string",
+                                     err)) ||
+                    !(version = field(root, "the document", "version", is_int, "an integer",
+                                      err))))
+        rc = -1;
+    if (rc == 0 && strcmp(format->valuestring, CLASSIFIER_FORMAT) != 0)
+        rc = vdx_fail(err, "classifier: \"format\" is \"%s\", expected \"%s\"",
+                      format->valuestring, CLASSIFIER_FORMAT);
+    if (rc == 0 && version->valueint != CLASSIFIER_VERSION)
+        rc = vdx_fail(err, "classifier: version %d is not supported (this vdx reads %d)",
+                      version->valueint, CLASSIFIER_VERSION);
+    if (rc == 0 && (!(name = field(root, "the document", "name", is_string, "a string", err)) ||
+                    !(model = field(root, "the document", "model", is_object, "an object",
+                                    err))))
+        rc = -1;
+    vdx_model_identity theirs;
+    memset(&theirs, 0, sizeof theirs);
+    if (rc == 0) {
+        const cJSON *model_name = field(model, "\"model\"", "name", is_string, "a string", err);
+        const cJSON *fingerprint =
+            model_name ? field(model, "\"model\"", "fingerprint", is_string, "a string", err)
+                       : NULL;
+        const cJSON *dims =
+            fingerprint ? field(model, "\"model\"", "dims", is_int, "an integer", err) : NULL;
+        if (!dims) {
+            rc = -1;
+        } else {
+            snprintf(theirs.name, sizeof theirs.name, "%s", model_name->valuestring);
+            snprintf(theirs.config_hash, sizeof theirs.config_hash, "%s",
+                     fingerprint->valuestring);
+            theirs.dims = dims->valueint;
+            if (strcmp(theirs.config_hash, ours->config_hash) != 0 || theirs.dims != ours->dims)
+                rc = model_mismatch_fail(err, "classifier was trained on vectors of", &theirs, ours);
+        }
+    }
+    if (rc == 0) {
+        prompt = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+        if (prompt && !cJSON_IsNull(prompt) && !cJSON_IsString(prompt))
+            rc = vdx_fail(err, "classifier: the document \"prompt\" is not a string or null");
+    }
+    if (rc == 0 && (vector_field(root, "the document", "weight", ours->dims, weight, err) != 0 ||
+                    vector_field(root, "the document", "initial_weight", ours->dims, initial,
+                                 err) != 0))
+        rc = -1;
+    if (rc == 0 &&
+        (!(threshold = field(root, "the document", "threshold", is_finite_number, "a number",
+                             err)) ||
+         !(history = field(root, "the document", "history", is_array, "an array", err))))
+        rc = -1;
+    float *last = malloc((size_t)ours->dims * sizeof *last);
+    if (rc == 0 && !last)
+        rc = vdx_fail(err, "out of memory");
+    if (rc == 0)
+        rc = validate_history(history, ours->dims, last, err);
+    /* the current weight is the last round's; without rounds it is the initial one */
+    if (rc == 0) {
+        int rounds = cJSON_GetArraySize(history);
+        if (rounds > 0)
+            rc = vector_field(cJSON_GetArrayItem(history, rounds - 1), "the last round",
+                              "weight", ours->dims, last, err);
+        else
+            memcpy(last, initial, (size_t)ours->dims * sizeof *last);
+        if (rc == 0 && memcmp(last, weight, (size_t)ours->dims * sizeof *last) != 0)
+            rc = vdx_fail(err, "classifier: \"weight\" differs from the weight of the last "
+                               "round of \"history\" (or \"initial_weight\" without rounds)");
+    }
+    free(last);
+    const char *target = new_name ? new_name : rc == 0 ? name->valuestring : NULL;
+    if (rc == 0)
+        rc = concept_name_check(target, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&book->lock);
+        rc = concept_insert_imported(book, target,
+                                     cJSON_IsString(prompt) ? prompt->valuestring : NULL, ours,
+                                     initial, threshold->valuedouble, history, err);
+        if (rc == 0 && concept) {
+            concept_record rec;
+            rc = concept_find(book, target, &rec, err);
+            if (rc == 0) {
+                rc = concept_json(book, &rec, 0, concept, err);
+                concept_record_free(&rec);
+            }
+        }
+        pthread_mutex_unlock(&book->lock);
+    }
+    free(weight);
+    free(initial);
+    cJSON_Delete(root);
+    return rc;
+}

@@ -1,0 +1,128 @@
+/* The folder source: every image file under a directory, recursively (jpg, jpeg, png,
+ * webp, gif, bmp, any letter case). ids are paths relative to the directory, sorted
+ * bytewise so two runs (or two machines) see the same order; urls are absolute paths.
+ * Hidden entries (".name") and symbolic links to directories are not followed, so a
+ * link cycle cannot trap the walk. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "ingest/ingest_internal.h"
+
+typedef struct path_list {
+    char **paths;
+    size_t n, cap;
+} path_list;
+
+static int is_image_name(const char *name)
+{
+    static const char *const exts[] = {"jpg", "jpeg", "png", "webp", "gif", "bmp"};
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return 0;
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (!strcasecmp(dot + 1, exts[i]))
+            return 1;
+    return 0;
+}
+
+static int list_push(path_list *l, const char *rel, vdx_error *err)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        char **p = realloc(l->paths, cap * sizeof *p);
+        if (!p)
+            return vdx_fail(err, "out of memory");
+        l->paths = p;
+        l->cap = cap;
+    }
+    if (!(l->paths[l->n] = strdup(rel)))
+        return vdx_fail(err, "out of memory");
+    l->n++;
+    return 0;
+}
+
+/* Walks root/rel (rel "" for the root). */
+static int walk(const char *root, const char *rel, path_list *out, vdx_error *err)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(dir);
+    if (!d)
+        return vdx_fail(err, "%s: cannot open directory: %s", dir, strerror(errno));
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char child_rel[PATH_MAX], child[PATH_MAX];
+        if ((size_t)snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "",
+                             e->d_name) >= sizeof child_rel)
+            continue;
+        snprintf(child, sizeof child, "%s/%s", root, child_rel);
+        struct stat st;
+        if (lstat(child, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            rc = walk(root, child_rel, out, err);
+        else if (is_image_name(e->d_name) &&
+                 (S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && stat(child, &st) == 0 &&
+                                          S_ISREG(st.st_mode))))
+            rc = list_push(out, child_rel, err);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+vdx_source *vdx_source_folder(const char *dir, vdx_error *err)
+{
+    char root[PATH_MAX];
+    if (!realpath(dir, root)) {
+        vdx_fail(err, "%s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        vdx_fail(err, "%s: not a directory", dir);
+        return NULL;
+    }
+    path_list list = {0};
+    source_builder b;
+    vdx_source *src = NULL;
+    if (walk(root, "", &list, err) != 0 || source_builder_init(&b, "folder", err) != 0)
+        goto out;
+    if (list.n)
+        qsort(list.paths, list.n, sizeof *list.paths, cmp_path);
+    for (size_t i = 0; i < list.n; i++) {
+        char *url = malloc(strlen(root) + strlen(list.paths[i]) + 2);
+        if (!url) {
+            vdx_fail(err, "out of memory");
+            source_builder_abort(&b);
+            goto out;
+        }
+        sprintf(url, "%s/%s", root, list.paths[i]);
+        char *id = list.paths[i];
+        list.paths[i] = NULL;
+        if (source_add_item(&b, 0, id, url, NULL, err) != 0) {
+            source_builder_abort(&b);
+            goto out;
+        }
+    }
+    b.src->rows = (long)list.n;
+    src = source_builder_finish(&b);
+out:
+    for (size_t i = 0; i < list.n; i++)
+        free(list.paths[i]);
+    free(list.paths);
+    return src;
+}

@@ -1,0 +1,143 @@
+/* The URL-list source: a text file with one image URL or file path per line. Blank
+ * lines and lines starting with '#' are skipped; surrounding whitespace is trimmed.
+ * ids are the lines as written; relative paths are read relative to the list file's
+ * directory, "file://" URLs as paths. Lines that cannot be fetched (another scheme, a
+ * malformed http URL, invalid UTF-8) and repeated lines are reported and skipped. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/ingest_internal.h"
+
+static int valid_utf8_line(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+                                                      : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0 || (n == 1 && *p < 0xC2))
+            return 0;
+        for (int i = 1; i <= n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* Where to read an entry from, or NULL with *why set. */
+static char *entry_location(const char *entry, const char *base_dir, const char **why)
+{
+    *why = NULL;
+    if (!strncmp(entry, "http://", 7) || !strncmp(entry, "https://", 8)) {
+        if (!vdx_is_http_url(entry)) {
+            *why = "bad URL";
+            return NULL;
+        }
+        return strdup(entry);
+    }
+    if (!strncmp(entry, "file://", 7))
+        entry += 7;
+    else if (strstr(entry, "://") || !strncmp(entry, "http:", 5) ||
+             !strncmp(entry, "https:", 6)) {
+        *why = strstr(entry, "://") ? "unsupported URL scheme (http, https, file or a path)"
+                                    : "bad URL";
+        return NULL;
+    }
+    if (!*entry) {
+        *why = "empty path";
+        return NULL;
+    }
+    if (entry[0] == '/')
+        return strdup(entry);
+    char *path = malloc(strlen(base_dir) + strlen(entry) + 2);
+    if (path)
+        sprintf(path, "%s/%s", base_dir, entry);
+    return path;
+}
+
+vdx_source *vdx_source_urls(const char *list_path, vdx_error *err)
+{
+    FILE *f = fopen(list_path, "rb");
+    if (!f) {
+        vdx_fail(err, "%s: cannot open: %s", list_path, strerror(errno));
+        return NULL;
+    }
+    char base_dir[PATH_MAX];
+    snprintf(base_dir, sizeof base_dir, "%s", list_path);
+    char *slash = strrchr(base_dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(base_dir, sizeof base_dir, ".");
+    char abs_dir[PATH_MAX];
+    if (realpath(base_dir, abs_dir))
+        snprintf(base_dir, sizeof base_dir, "%s", abs_dir);
+    const char *name = strrchr(list_path, '/') ? strrchr(list_path, '/') + 1 : list_path;
+
+    source_builder b;
+    if (source_builder_init(&b, "urls", err) != 0) {
+        fclose(f);
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long line_no = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        line_no++;
+        char *s = line, *e = line + len;
+        while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+            e--;
+        *e = 0;
+        if (!*s || *s == '#')
+            continue;
+        b.src->rows++;
+        if ((size_t)(e - s) != strlen(s) || !valid_utf8_line(s)) {
+            if (source_add_problem(&b, name, line_no, NULL, err,
+                                   "invalid UTF-8 or NUL byte in the line") != 0)
+                goto fail;
+            continue;
+        }
+        long first = source_find(&b, s);
+        if (first >= 0) {
+            if (source_add_problem(&b, name, line_no, s, err,
+                                   "duplicate entry (first on line %ld)",
+                                   source_item_line(&b, (size_t)first)) != 0)
+                goto fail;
+            continue;
+        }
+        const char *why;
+        char *url = entry_location(s, base_dir, &why);
+        if (!url) {
+            if (why ? source_add_problem(&b, name, line_no, s, err, "%s '%s'", why, s) != 0
+                    : vdx_fail(err, "out of memory") != 0)
+                goto fail;
+            continue;
+        }
+        char *id = strdup(s);
+        if (!id) {
+            free(url);
+            vdx_fail(err, "out of memory");
+            goto fail;
+        }
+        if (source_add_item(&b, line_no, id, url, NULL, err) != 0)
+            goto fail;
+    }
+    if (ferror(f)) {
+        vdx_fail(err, "%s: read error after line %ld", list_path, line_no);
+        goto fail;
+    }
+    free(line);
+    fclose(f);
+    return source_builder_finish(&b);
+fail:
+    free(line);
+    fclose(f);
+    source_builder_abort(&b);
+    return NULL;
+}

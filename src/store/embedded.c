@@ -1,0 +1,1629 @@
+/* The embedded store backend: a collection is a directory holding
+ *   collection.db   SQLite (WAL): model identity, items and their metadata, thumbnails
+ *   vectors.f32|f16 a 64-byte header, then one fixed-size row per stored item
+ *   write.lock      flock()ed by the single writer
+ * Readers memory-map the vector file and search it with scan.c; an in-memory hash map
+ * id → row (built at open, extended at refresh) turns ids into rows.
+ *
+ * Crash safety (docs/store-format.md has the full argument): an append first writes the
+ * batch's vectors past the committed rows and fdatasyncs them, then commits one SQLite
+ * transaction that inserts the items with their row numbers and raises the committed
+ * row count in `meta`. Rows at or past that count are invisible to everyone; the writer
+ * truncates them away when it takes the lock. So a vector without its metadata, or
+ * metadata without its vector, can never be observed. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store/backend.h"
+#include "store/filter.h"
+#include "store/scan.h"
+
+#define VECTOR_MAGIC "VDXVECS\0"
+#define VECTOR_FORMAT_VERSION 1
+#define VECTOR_HEADER_SIZE 64
+#define STORE_FORMAT_VERSION 1
+
+/* Columns every item has; metadata columns may not take these names. */
+static const char *const builtin_columns[] = {"id",     "url",    "width",     "height",
+                                              "ingested_at", "row", "failure", "failed_at",
+                                              "rowid",  "oid",    "_rowid_"};
+/* The builtin columns a filter may name, in the order error messages list them. */
+static const vdx_filter_column filter_builtins[] = {
+    {"id", VDX_COLUMN_TEXT},     {"url", VDX_COLUMN_TEXT},
+    {"width", VDX_COLUMN_INTEGER}, {"height", VDX_COLUMN_INTEGER},
+    {"ingested_at", VDX_COLUMN_TEXT},
+};
+
+/* Open-addressing hash set of rows keyed by their id (slot = row + 1, 0 = empty). */
+typedef struct id_index {
+    int64_t *slots;
+    size_t cap; /* power of two */
+    size_t n;
+} id_index;
+
+typedef struct embedded {
+    char collection[65];
+    char dir[4096];
+    char db_path[4200], vec_path[4200], lock_path[4200];
+    sqlite3 *db;
+    int read_only;
+    int lock_fd; /* -1 until this handle holds the write lock */
+    vdx_model_identity model;
+    vdx_vector_type type;
+    size_t row_bytes;
+    int vec_fd;
+    uint8_t *map; /* the whole vector file as of the last mapping */
+    size_t map_size;
+    int64_t count; /* committed rows this handle knows */
+    /* row → id: NUL-terminated ids packed in one buffer */
+    char *id_chars;
+    size_t id_chars_len, id_chars_cap;
+    size_t *id_offsets;
+    int64_t id_offsets_cap;
+    id_index index;
+    char **columns; /* metadata column names, in order */
+    int n_columns;
+} embedded;
+
+/* ---- small helpers ---- */
+
+static int db_fail(embedded *e, vdx_error *err, const char *what)
+{
+    return vdx_fail(err, "collection '%s': %s: %s (%s)", e->collection, what,
+                    sqlite3_errmsg(e->db), e->db_path);
+}
+
+static int exec_sql(embedded *e, const char *sql, vdx_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(e->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        vdx_fail(err, "collection '%s': %s: %s (%s)", e->collection, sql,
+                 msg ? msg : sqlite3_errmsg(e->db), e->db_path);
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static sqlite3_stmt *prepare(embedded *e, const char *sql, vdx_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(e->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        db_fail(e, err, sql);
+        return NULL;
+    }
+    return stmt;
+}
+
+static void rollback(embedded *e)
+{
+    if (!sqlite3_get_autocommit(e->db))
+        sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void utc_now(char out[32])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *type_name(vdx_vector_type type) { return type == VDX_VECTOR_F16 ? "f16" : "f32"; }
+
+static uint64_t hash_id(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static const char *row_id(const embedded *e, int64_t row) { return e->id_chars + e->id_offsets[row]; }
+
+/* ---- the id index ---- */
+
+static int64_t index_find(const embedded *e, const char *id)
+{
+    if (!e->index.cap)
+        return -1;
+    size_t mask = e->index.cap - 1;
+    for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+        int64_t slot = e->index.slots[i];
+        if (!slot)
+            return -1;
+        if (strcmp(row_id(e, slot - 1), id) == 0)
+            return slot - 1;
+    }
+}
+
+static void index_put(embedded *e, int64_t row)
+{
+    size_t mask = e->index.cap - 1;
+    size_t i = hash_id(row_id(e, row)) & mask;
+    while (e->index.slots[i])
+        i = (i + 1) & mask;
+    e->index.slots[i] = row + 1;
+    e->index.n++;
+}
+
+static int index_reserve(embedded *e, size_t n, vdx_error *err)
+{
+    if ((n + 1) * 2 <= e->index.cap)
+        return 0;
+    size_t cap = 1024;
+    while (cap < (n + 1) * 2)
+        cap *= 2;
+    int64_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return vdx_fail(err, "collection '%s': out of memory for an id index of %zu items",
+                        e->collection, n);
+    int64_t *old = e->index.slots;
+    size_t old_cap = e->index.cap;
+    e->index.slots = slots;
+    e->index.cap = cap;
+    e->index.n = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i])
+            index_put(e, old[i] - 1);
+    free(old);
+    return 0;
+}
+
+/* Records id for the next row (= the row number `row`, which must be e->count + k). */
+static int remember_row_id(embedded *e, int64_t row, const char *id, vdx_error *err)
+{
+    size_t len = strlen(id) + 1;
+    if (row >= e->id_offsets_cap) {
+        int64_t cap = e->id_offsets_cap ? e->id_offsets_cap * 2 : 4096;
+        while (cap <= row)
+            cap *= 2;
+        size_t *offsets = realloc(e->id_offsets, (size_t)cap * sizeof *offsets);
+        if (!offsets)
+            return vdx_fail(err, "collection '%s': out of memory for %lld ids", e->collection,
+                            (long long)cap);
+        e->id_offsets = offsets;
+        e->id_offsets_cap = cap;
+    }
+    if (e->id_chars_len + len > e->id_chars_cap) {
+        size_t cap = e->id_chars_cap ? e->id_chars_cap * 2 : 65536;
+        while (cap < e->id_chars_len + len)
+            cap *= 2;
+        char *chars = realloc(e->id_chars, cap);
+        if (!chars)
+            return vdx_fail(err, "collection '%s': out of memory for ids", e->collection);
+        e->id_chars = chars;
+        e->id_chars_cap = cap;
+    }
+    memcpy(e->id_chars + e->id_chars_len, id, len);
+    e->id_offsets[row] = e->id_chars_len;
+    e->id_chars_len += len;
+    if (index_reserve(e, (size_t)row + 1, err) != 0)
+        return -1;
+    index_put(e, row);
+    return 0;
+}
+
+/* ---- the vector file ---- */
+
+static int write_all(int fd, const void *data, size_t size, off_t offset)
+{
+    const uint8_t *p = data;
+    while (size > 0) {
+        ssize_t w = pwrite(fd, p, size, offset);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        size -= (size_t)w;
+        offset += w;
+    }
+    return 0;
+}
+
+static void encode_header(uint8_t header[VECTOR_HEADER_SIZE], int dims, vdx_vector_type type)
+{
+    memset(header, 0, VECTOR_HEADER_SIZE);
+    memcpy(header, VECTOR_MAGIC, 8);
+    uint32_t fields[4] = {VECTOR_FORMAT_VERSION, (uint32_t)dims, (uint32_t)type,
+                          (uint32_t)(dims * (type == VDX_VECTOR_F16 ? 2 : 4))};
+    memcpy(header + 8, fields, sizeof fields); /* little-endian hosts only (x86-64, arm64) */
+}
+
+static int create_vector_file(embedded *e, vdx_error *err)
+{
+    int fd = open(e->vec_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return vdx_fail(err, "collection '%s': cannot create %s: %s", e->collection,
+                        e->vec_path, strerror(errno));
+    uint8_t header[VECTOR_HEADER_SIZE];
+    encode_header(header, e->model.dims, e->type);
+    if (write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
+        int saved = errno;
+        close(fd);
+        return vdx_fail(err, "collection '%s': cannot write %s: %s", e->collection,
+                        e->vec_path, strerror(saved));
+    }
+    close(fd);
+    return 0;
+}
+
+static int open_vector_file(embedded *e, vdx_error *err)
+{
+    e->vec_fd = open(e->vec_path, (e->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (e->vec_fd < 0)
+        return vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection, e->vec_path,
+                        strerror(errno));
+    uint8_t header[VECTOR_HEADER_SIZE], expected[VECTOR_HEADER_SIZE];
+    ssize_t got = pread(e->vec_fd, header, sizeof header, 0);
+    if (got != (ssize_t)sizeof header)
+        return vdx_fail(err, "collection '%s': %s: header is %zd bytes, expected %d",
+                        e->collection, e->vec_path, got, VECTOR_HEADER_SIZE);
+    if (memcmp(header, VECTOR_MAGIC, 8) != 0)
+        return vdx_fail(err, "collection '%s': %s: not a vdx vector file (bad magic at byte 0)",
+                        e->collection, e->vec_path);
+    encode_header(expected, e->model.dims, e->type);
+    if (memcmp(header, expected, sizeof header) != 0) {
+        uint32_t f[4];
+        memcpy(f, header + 8, sizeof f);
+        return vdx_fail(err,
+                        "collection '%s': %s: header says version %u, %u dims, type %u; the "
+                        "collection says version %d, %d dims, %s",
+                        e->collection, e->vec_path, f[0], f[1], f[2], VECTOR_FORMAT_VERSION,
+                        e->model.dims, type_name(e->type));
+    }
+    return 0;
+}
+
+/* Maps the file so that the first `rows` rows are readable. */
+static int map_rows(embedded *e, int64_t rows, vdx_error *err)
+{
+    size_t need = VECTOR_HEADER_SIZE + (size_t)rows * e->row_bytes;
+    if (e->map && e->map_size >= need)
+        return 0;
+    struct stat st;
+    if (fstat(e->vec_fd, &st) != 0)
+        return vdx_fail(err, "collection '%s': %s: %s", e->collection, e->vec_path,
+                        strerror(errno));
+    if ((size_t)st.st_size < need)
+        return vdx_fail(err,
+                        "collection '%s': %s holds %lld rows but the collection counts %lld "
+                        "(the file was truncated or replaced)",
+                        e->collection, e->vec_path,
+                        (long long)(((size_t)st.st_size - VECTOR_HEADER_SIZE) / e->row_bytes),
+                        (long long)rows);
+    if (e->map)
+        munmap(e->map, e->map_size);
+    e->map = NULL;
+    e->map_size = 0;
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, e->vec_fd, 0);
+    if (map == MAP_FAILED)
+        return vdx_fail(err, "collection '%s': cannot map %s (%lld bytes): %s", e->collection,
+                        e->vec_path, (long long)st.st_size, strerror(errno));
+    madvise(map, (size_t)st.st_size, MADV_WILLNEED);
+    e->map = map;
+    e->map_size = (size_t)st.st_size;
+    return 0;
+}
+
+static const void *row_data(const embedded *e, int64_t row)
+{
+    return e->map + VECTOR_HEADER_SIZE + (size_t)row * e->row_bytes;
+}
+
+static void widen_row(const embedded *e, int64_t row, float *out)
+{
+    const void *src = row_data(e, row);
+    int dims = e->model.dims;
+    if (e->type == VDX_VECTOR_F32) {
+        memcpy(out, src, (size_t)dims * sizeof(float));
+    } else {
+        const uint16_t *h = src;
+        for (int d = 0; d < dims; d++)
+            out[d] = vdx_f16_to_f32(h[d]);
+    }
+}
+
+/* ---- metadata: meta table, columns, committed rows ---- */
+
+static int read_meta(embedded *e, const char *key, char *out, size_t size, vdx_error *err)
+{
+    sqlite3_stmt *stmt = prepare(e, "SELECT value FROM meta WHERE key = ?1", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        if (rc == SQLITE_DONE)
+            return vdx_fail(err, "collection '%s': %s has no '%s' in table meta",
+                            e->collection, e->db_path, key);
+        return db_fail(e, err, "reading meta");
+    }
+    const unsigned char *v = sqlite3_column_text(stmt, 0);
+    snprintf(out, size, "%s", v ? (const char *)v : "");
+    sqlite3_finalize(stmt);
+    return 0;
+}
+
+static int load_columns(embedded *e, vdx_error *err)
+{
+    sqlite3_stmt *stmt = prepare(e, "SELECT name FROM columns ORDER BY position", err);
+    if (!stmt)
+        return -1;
+    for (int i = 0; i < e->n_columns; i++)
+        free(e->columns[i]);
+    e->n_columns = 0;
+    int rc, cap = 0;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (e->n_columns == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **grown = realloc(e->columns, (size_t)cap * sizeof *grown);
+            if (!grown) {
+                sqlite3_finalize(stmt);
+                return vdx_fail(err, "collection '%s': out of memory", e->collection);
+            }
+            e->columns = grown;
+        }
+        char *name = strdup((const char *)sqlite3_column_text(stmt, 0));
+        if (!name) {
+            sqlite3_finalize(stmt);
+            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        }
+        e->columns[e->n_columns++] = name;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : db_fail(e, err, "reading columns");
+}
+
+/* Reads the committed count and the ids of rows [e->count, committed) in one read
+ * transaction, and checks that those rows are exactly numbered. */
+static int load_new_rows(embedded *e, vdx_error *err)
+{
+    if (exec_sql(e, "BEGIN", err) != 0)
+        return -1;
+    char value[64];
+    if (read_meta(e, "count", value, sizeof value, err) != 0)
+        goto fail;
+    long long committed = atoll(value);
+    if (committed < e->count) {
+        vdx_fail(err, "collection '%s': committed count went down from %lld to %lld (%s)",
+                 e->collection, (long long)e->count, committed, e->db_path);
+        goto fail;
+    }
+    if (committed > e->count) {
+        sqlite3_stmt *stmt = prepare(
+            e, "SELECT row, id FROM items WHERE row >= ?1 AND row < ?2 ORDER BY row", err);
+        if (!stmt)
+            goto fail;
+        sqlite3_bind_int64(stmt, 1, e->count);
+        sqlite3_bind_int64(stmt, 2, committed);
+        int64_t expect = e->count;
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+            int64_t row = sqlite3_column_int64(stmt, 0);
+            if (row != expect) {
+                sqlite3_finalize(stmt);
+                vdx_fail(err, "collection '%s': %s: no item holds vector row %lld",
+                         e->collection, e->db_path, (long long)expect);
+                goto fail;
+            }
+            if (remember_row_id(e, row, (const char *)sqlite3_column_text(stmt, 1), err) != 0) {
+                sqlite3_finalize(stmt);
+                goto fail;
+            }
+            expect++;
+        }
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_DONE) {
+            db_fail(e, err, "reading items");
+            goto fail;
+        }
+        if (expect != committed) {
+            vdx_fail(err, "collection '%s': %s: no item holds vector row %lld", e->collection,
+                     e->db_path, (long long)expect);
+            goto fail;
+        }
+        e->count = committed;
+    }
+    sqlite3_stmt *stmt = prepare(e, "SELECT count(*) FROM columns", err);
+    if (!stmt)
+        goto fail;
+    int n_columns = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    if (n_columns != e->n_columns && load_columns(e, err) != 0)
+        goto fail;
+    return exec_sql(e, "COMMIT", err);
+fail:
+    rollback(e);
+    return -1;
+}
+
+/* ---- the write lock ---- */
+
+/* Takes the collection's write lock and discards vector rows a crashed writer left past
+ * the committed count. Called at open (create) or at the first write. */
+static int take_write_lock(embedded *e, vdx_error *err)
+{
+    if (e->lock_fd >= 0)
+        return 0;
+    if (e->read_only)
+        return vdx_fail(err, "collection '%s' is open read-only", e->collection);
+    int fd = open(e->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection,
+                        e->lock_path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        char pid[32] = "";
+        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
+        pid[got > 0 ? got : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        if (saved == EWOULDBLOCK)
+            return vdx_fail(err,
+                            "collection '%s' is being written by another process (pid %s holds "
+                            "%s): wait for that ingest to finish",
+                            e->collection, pid[0] ? pid : "?", e->lock_path);
+        return vdx_fail(err, "collection '%s': cannot lock %s: %s", e->collection,
+                        e->lock_path, strerror(saved));
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || write_all(fd, pid, (size_t)len, 0) != 0) {
+        int saved = errno;
+        close(fd);
+        return vdx_fail(err, "collection '%s': cannot write %s: %s", e->collection,
+                        e->lock_path, strerror(saved));
+    }
+    e->lock_fd = fd;
+    return 0;
+}
+
+static int discard_uncommitted_rows(embedded *e, vdx_error *err)
+{
+    if (load_new_rows(e, err) != 0)
+        return -1;
+    off_t committed = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
+    struct stat st;
+    if (fstat(e->vec_fd, &st) != 0)
+        return vdx_fail(err, "collection '%s': %s: %s", e->collection, e->vec_path,
+                        strerror(errno));
+    if (st.st_size < committed)
+        return vdx_fail(err,
+                        "collection '%s': %s is %lld bytes, shorter than the %lld committed "
+                        "rows need (%lld bytes)",
+                        e->collection, e->vec_path, (long long)st.st_size, (long long)e->count,
+                        (long long)committed);
+    if (st.st_size > committed) {
+        if (e->map) { /* never map past what we are about to cut */
+            munmap(e->map, e->map_size);
+            e->map = NULL;
+            e->map_size = 0;
+        }
+        if (ftruncate(e->vec_fd, committed) != 0 || fsync(e->vec_fd) != 0)
+            return vdx_fail(err, "collection '%s': cannot truncate %s to %lld bytes: %s",
+                            e->collection, e->vec_path, (long long)committed, strerror(errno));
+    }
+    return 0;
+}
+
+static int become_writer(embedded *e, vdx_error *err)
+{
+    if (e->lock_fd >= 0)
+        return 0;
+    if (take_write_lock(e, err) != 0)
+        return -1;
+    if (discard_uncommitted_rows(e, err) != 0) {
+        close(e->lock_fd);
+        e->lock_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- open / close ---- */
+
+static void embedded_close(void *state)
+{
+    embedded *e = state;
+    if (!e)
+        return;
+    if (e->map)
+        munmap(e->map, e->map_size);
+    if (e->vec_fd >= 0)
+        close(e->vec_fd);
+    if (e->db)
+        sqlite3_close(e->db);
+    if (e->lock_fd >= 0)
+        close(e->lock_fd); /* releases the flock */
+    for (int i = 0; i < e->n_columns; i++)
+        free(e->columns[i]);
+    free(e->columns);
+    free(e->id_chars);
+    free(e->id_offsets);
+    free(e->index.slots);
+    free(e);
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* "a, b, c" of the collections next to this one, for a helpful "does not exist". */
+static void list_collections(const char *collection_dir, char *out, size_t size)
+{
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", collection_dir);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *slash = 0;
+    out[0] = 0;
+    DIR *dir = opendir(parent);
+    if (!dir)
+        return;
+    struct dirent *ent;
+    size_t len = 0;
+    while ((ent = readdir(dir))) {
+        char db[4400];
+        if (ent->d_name[0] == '.')
+            continue;
+        snprintf(db, sizeof db, "%s/%s/collection.db", parent, ent->d_name);
+        if (!file_exists(db))
+            continue;
+        int n = snprintf(out + len, size - len, "%s%s", len ? ", " : "", ent->d_name);
+        if (n < 0 || (size_t)n >= size - len)
+            break;
+        len += (size_t)n;
+    }
+    closedir(dir);
+}
+
+static int create_schema(embedded *e, const vdx_model_identity *model, vdx_error *err)
+{
+    /* The vector file first: if we crash before the schema commits, the next create
+     * starts over and rewrites it. */
+    if (create_vector_file(e, err) != 0)
+        return -1;
+    if (exec_sql(e,
+                 "BEGIN IMMEDIATE;"
+                 "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                 "CREATE TABLE columns(position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+                 "CREATE TABLE items(id TEXT NOT NULL UNIQUE, url TEXT, width INTEGER, "
+                 "height INTEGER, ingested_at TEXT, row INTEGER UNIQUE, failure TEXT, "
+                 "failed_at TEXT);"
+                 "CREATE TABLE thumbnails(id TEXT PRIMARY KEY, jpeg BLOB NOT NULL);",
+                 err) != 0)
+        goto fail;
+    char now[32], dims[16];
+    utc_now(now);
+    snprintf(dims, sizeof dims, "%d", model->dims);
+    const char *pairs[][2] = {{"format_version", "1"},
+                              {"model_name", model->name},
+                              {"model_fingerprint", model->config_hash},
+                              {"dims", dims},
+                              {"vector_type", type_name(e->type)},
+                              {"created", now},
+                              {"count", "0"}};
+    sqlite3_stmt *stmt = prepare(e, "INSERT INTO meta(key, value) VALUES (?1, ?2)", err);
+    if (!stmt)
+        goto fail;
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        sqlite3_bind_text(stmt, 1, pairs[i][0], -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, pairs[i][1], -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) != SQLITE_DONE) {
+            sqlite3_finalize(stmt);
+            db_fail(e, err, "writing meta");
+            goto fail;
+        }
+        sqlite3_reset(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (exec_sql(e, "COMMIT", err) != 0)
+        goto fail;
+    return 0;
+fail:
+    rollback(e);
+    return -1;
+}
+
+static int has_meta_table(embedded *e, int *has, vdx_error *err)
+{
+    sqlite3_stmt *stmt =
+        prepare(e, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", err);
+    if (!stmt)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(e, err, "reading the schema");
+    *has = rc == SQLITE_ROW;
+    return 0;
+}
+
+static int read_identity(embedded *e, vdx_error *err)
+{
+    char version[16], dims[16], type[16];
+    if (read_meta(e, "format_version", version, sizeof version, err) != 0)
+        return -1;
+    if (atoi(version) != STORE_FORMAT_VERSION)
+        return vdx_fail(err, "collection '%s': %s has format version %s; this vdx reads %d",
+                        e->collection, e->db_path, version, STORE_FORMAT_VERSION);
+    if (read_meta(e, "model_name", e->model.name, sizeof e->model.name, err) != 0 ||
+        read_meta(e, "model_fingerprint", e->model.config_hash, sizeof e->model.config_hash,
+                  err) != 0 ||
+        read_meta(e, "dims", dims, sizeof dims, err) != 0 ||
+        read_meta(e, "vector_type", type, sizeof type, err) != 0)
+        return -1;
+    e->model.dims = atoi(dims);
+    if (e->model.dims <= 0 || e->model.dims > 65536)
+        return vdx_fail(err, "collection '%s': %s: bad dims '%s' in meta", e->collection,
+                        e->db_path, dims);
+    if (strcmp(type, "f32") == 0)
+        e->type = VDX_VECTOR_F32;
+    else if (strcmp(type, "f16") == 0)
+        e->type = VDX_VECTOR_F16;
+    else
+        return vdx_fail(err, "collection '%s': %s: unknown vector_type '%s' in meta",
+                        e->collection, e->db_path, type);
+    return 0;
+}
+
+static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity *stored,
+                           vdx_error *err)
+{
+    embedded *e = calloc(1, sizeof *e);
+    if (!e) {
+        vdx_fail(err, "out of memory opening collection '%s'", args->collection);
+        return NULL;
+    }
+    e->lock_fd = e->vec_fd = -1;
+    e->read_only = args->read_only;
+    snprintf(e->collection, sizeof e->collection, "%s", args->collection);
+    snprintf(e->dir, sizeof e->dir, "%s", args->collection_dir);
+    snprintf(e->db_path, sizeof e->db_path, "%s/collection.db", e->dir);
+    snprintf(e->lock_path, sizeof e->lock_path, "%s/write.lock", e->dir);
+
+    if (!file_exists(e->db_path) && !args->create) {
+        char others[1024];
+        list_collections(e->dir, others, sizeof others);
+        vdx_fail(err, "collection '%s' does not exist (no %s; %s%s): ingest into it first",
+                 e->collection, e->db_path, others[0] ? "collections there: " : "there are no collections there",
+                 others);
+        goto fail;
+    }
+    if (args->create && take_write_lock(e, err) != 0)
+        goto fail;
+    int flags = (e->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+                (args->create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(e->db_path, &e->db, flags, NULL) != SQLITE_OK) {
+        vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection, e->db_path,
+                 e->db ? sqlite3_errmsg(e->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(e->db, 10000);
+    if (!e->read_only && exec_sql(e, "PRAGMA journal_mode = WAL", err) != 0)
+        goto fail;
+    if (exec_sql(e, "PRAGMA synchronous = FULL", err) != 0 ||
+        vdx_filter_register_sqlite(e->db, err) != 0)
+        goto fail;
+
+    int has_meta = 0;
+    if (has_meta_table(e, &has_meta, err) != 0)
+        goto fail;
+    if (!has_meta) {
+        if (!args->create) {
+            vdx_fail(err, "collection '%s': %s holds no collection (no table meta)",
+                     e->collection, e->db_path);
+            goto fail;
+        }
+        e->model = *args->model;
+        e->type = args->vector_type;
+        snprintf(e->vec_path, sizeof e->vec_path, "%s/vectors.%s", e->dir, type_name(e->type));
+        if (create_schema(e, args->model, err) != 0)
+            goto fail;
+    }
+    if (read_identity(e, err) != 0)
+        goto fail;
+    e->row_bytes = (size_t)e->model.dims * (e->type == VDX_VECTOR_F16 ? 2 : 4);
+    snprintf(e->vec_path, sizeof e->vec_path, "%s/vectors.%s", e->dir, type_name(e->type));
+    if (open_vector_file(e, err) != 0)
+        goto fail;
+    if (e->lock_fd >= 0 ? discard_uncommitted_rows(e, err) : load_new_rows(e, err))
+        goto fail;
+    if (map_rows(e, e->count, err) != 0)
+        goto fail;
+    *stored = e->model;
+    return e;
+fail:
+    embedded_close(e);
+    return NULL;
+}
+
+static int embedded_refresh(void *state, vdx_error *err)
+{
+    embedded *e = state;
+    if (load_new_rows(e, err) != 0)
+        return -1;
+    return map_rows(e, e->count, err);
+}
+
+static int64_t embedded_count(void *state) { return ((embedded *)state)->count; }
+
+/* ---- columns ---- */
+
+static int is_builtin(const char *name)
+{
+    for (size_t i = 0; i < sizeof builtin_columns / sizeof builtin_columns[0]; i++)
+        if (strcasecmp(name, builtin_columns[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Index of the metadata column named name (SQLite compares names case-insensitively),
+ * or -1. */
+static int find_column(const embedded *e, const char *name)
+{
+    for (int i = 0; i < e->n_columns; i++)
+        if (strcasecmp(e->columns[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int add_columns(embedded *e, const char *const *names, int n, vdx_error *err)
+{
+    int missing = 0;
+    for (int i = 0; i < n; i++) {
+        if (is_builtin(names[i]))
+            return vdx_fail(err, "collection '%s': metadata column '%s' has the name of a "
+                                 "builtin column",
+                            e->collection, names[i]);
+        int at = find_column(e, names[i]);
+        if (at >= 0 && strcmp(e->columns[at], names[i]) != 0)
+            return vdx_fail(err, "collection '%s': column '%s' differs only in case from "
+                                 "existing column '%s'",
+                            e->collection, names[i], e->columns[at]);
+        if (at < 0)
+            missing = 1;
+    }
+    if (!missing)
+        return 0;
+    if (become_writer(e, err) != 0 || exec_sql(e, "BEGIN IMMEDIATE", err) != 0)
+        return -1;
+    sqlite3_stmt *insert = prepare(e, "INSERT INTO columns(name) VALUES (?1)", err);
+    if (!insert)
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        if (find_column(e, names[i]) >= 0)
+            continue;
+        int dup = 0; /* the same new name twice in this call */
+        for (int j = 0; j < i; j++)
+            dup |= strcasecmp(names[j], names[i]) == 0;
+        if (dup)
+            continue;
+        char *sql = sqlite3_mprintf("ALTER TABLE items ADD COLUMN \"%w\" TEXT", names[i]);
+        if (!sql) {
+            vdx_fail(err, "collection '%s': out of memory", e->collection);
+            goto fail_insert;
+        }
+        int rc = exec_sql(e, sql, err);
+        sqlite3_free(sql);
+        if (rc != 0)
+            goto fail_insert;
+        sqlite3_bind_text(insert, 1, names[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(insert) != SQLITE_DONE) {
+            db_fail(e, err, "recording a column");
+            goto fail_insert;
+        }
+        sqlite3_reset(insert);
+    }
+    sqlite3_finalize(insert);
+    if (exec_sql(e, "COMMIT", err) != 0)
+        goto fail;
+    return load_columns(e, err);
+fail_insert:
+    sqlite3_finalize(insert);
+fail:
+    rollback(e);
+    load_columns(e, NULL);
+    return -1;
+}
+
+static int embedded_add_columns(void *state, const char *const *names, int n, vdx_error *err)
+{
+    return add_columns(state, names, n, err);
+}
+
+static int embedded_columns(void *state, char ***names, int *n, vdx_error *err)
+{
+    embedded *e = state;
+    *names = calloc((size_t)e->n_columns + 1, sizeof **names);
+    if (!*names)
+        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+    for (int i = 0; i < e->n_columns; i++) {
+        (*names)[i] = strdup(e->columns[i]);
+        if (!(*names)[i]) {
+            for (int j = 0; j < i; j++)
+                free((*names)[j]);
+            free(*names);
+            *names = NULL;
+            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        }
+    }
+    *n = e->n_columns;
+    return 0;
+}
+
+/* ---- append ---- */
+
+/* Ids must be unique within a batch: a temporary hash set of item indexes. */
+static int check_batch_ids(embedded *e, const vdx_item *items, size_t n, vdx_error *err)
+{
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap *= 2;
+    size_t *slots = calloc(cap, sizeof *slots); /* item index + 1 */
+    if (!slots)
+        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t s = hash_id(items[i].id) & (cap - 1);
+        for (; slots[s]; s = (s + 1) & (cap - 1)) {
+            if (strcmp(items[slots[s] - 1].id, items[i].id) == 0) {
+                rc = vdx_fail(err,
+                              "collection '%s': id '%s' appears twice in the batch (items %zu "
+                              "and %zu)",
+                              e->collection, items[i].id, slots[s] - 1, i);
+                break;
+            }
+        }
+        slots[s] = i + 1;
+    }
+    free(slots);
+    return rc;
+}
+
+/* INSERT for one item; its column list depends on which metadata the item carries. */
+static sqlite3_stmt *prepare_insert(embedded *e, const vdx_item *item, vdx_error *err)
+{
+    sqlite3_str *sql = sqlite3_str_new(e->db);
+    sqlite3_str_appendall(sql, "INSERT INTO items(id, url, width, height, ingested_at, row, "
+                               "failure, failed_at");
+    for (int m = 0; m < item->n_meta; m++) /* %w doubles quotes inside the identifier */
+        sqlite3_str_appendf(sql, ", \"%w\"", e->columns[find_column(e, item->meta_names[m])]);
+    sqlite3_str_appendall(sql, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8");
+    for (int m = 0; m < item->n_meta; m++)
+        sqlite3_str_appendf(sql, ", ?%d", 9 + m);
+    sqlite3_str_appendall(sql, ")");
+    char *text = sqlite3_str_finish(sql);
+    if (!text) {
+        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        return NULL;
+    }
+    sqlite3_stmt *stmt = prepare(e, text, err);
+    sqlite3_free(text);
+    return stmt;
+}
+
+static int same_meta_names(const vdx_item *a, const vdx_item *b)
+{
+    if (!a || a->n_meta != b->n_meta)
+        return 0;
+    for (int m = 0; m < a->n_meta; m++)
+        if (strcmp(a->meta_names[m], b->meta_names[m]) != 0)
+            return 0;
+    return 1;
+}
+
+static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error *err)
+{
+    char now[32];
+    utc_now(now);
+    sqlite3_stmt *remove_failure = prepare(e, "DELETE FROM items WHERE id = ?1 AND row IS NULL", err);
+    sqlite3_stmt *thumbnail =
+        remove_failure ? prepare(e, "INSERT OR REPLACE INTO thumbnails(id, jpeg) VALUES (?1, ?2)", err)
+                       : NULL;
+    sqlite3_stmt *insert = NULL;
+    const vdx_item *insert_shape = NULL;
+    int rc = thumbnail ? 0 : -1;
+    int64_t row = e->count;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const vdx_item *it = &items[i];
+        if (index_find(e, it->id) >= 0) {
+            rc = vdx_fail(err, "collection '%s': id '%s' is already stored (batch item %zu)",
+                          e->collection, it->id, i);
+            break;
+        }
+        for (int m = 0; m < it->n_meta; m++)
+            for (int o = 0; o < m; o++)
+                if (strcasecmp(it->meta_names[m], it->meta_names[o]) == 0) {
+                    rc = vdx_fail(err, "collection '%s': item '%s' names column '%s' twice",
+                                  e->collection, it->id, it->meta_names[m]);
+                    m = it->n_meta;
+                    break;
+                }
+        if (rc != 0)
+            break;
+        sqlite3_bind_text(remove_failure, 1, it->id, -1, SQLITE_STATIC);
+        if (sqlite3_step(remove_failure) != SQLITE_DONE) {
+            rc = db_fail(e, err, "replacing a failure");
+            break;
+        }
+        sqlite3_reset(remove_failure);
+        if (!same_meta_names(insert_shape, it)) {
+            sqlite3_finalize(insert);
+            insert = prepare_insert(e, it, err);
+            insert_shape = it;
+            if (!insert) {
+                rc = -1;
+                break;
+            }
+        }
+        sqlite3_bind_text(insert, 1, it->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(insert, 2, it->url, -1, SQLITE_STATIC);
+        if (it->width > 0)
+            sqlite3_bind_int(insert, 3, it->width);
+        else
+            sqlite3_bind_null(insert, 3);
+        if (it->height > 0)
+            sqlite3_bind_int(insert, 4, it->height);
+        else
+            sqlite3_bind_null(insert, 4);
+        sqlite3_bind_text(insert, 5, now, -1, SQLITE_STATIC);
+        if (it->vector) {
+            sqlite3_bind_int64(insert, 6, row++);
+            sqlite3_bind_null(insert, 7);
+            sqlite3_bind_null(insert, 8);
+        } else {
+            sqlite3_bind_null(insert, 6);
+            sqlite3_bind_text(insert, 7, it->failure, -1, SQLITE_STATIC);
+            sqlite3_bind_text(insert, 8, now, -1, SQLITE_STATIC);
+        }
+        for (int m = 0; m < it->n_meta; m++)
+            sqlite3_bind_text(insert, 9 + m, it->meta_values[m], -1, SQLITE_STATIC);
+        if (sqlite3_step(insert) != SQLITE_DONE) {
+            rc = vdx_fail(err, "collection '%s': storing item '%s' (batch item %zu): %s",
+                          e->collection, it->id, i, sqlite3_errmsg(e->db));
+            break;
+        }
+        sqlite3_reset(insert);
+        sqlite3_clear_bindings(insert);
+        if (it->vector && it->thumbnail && it->thumbnail_size > 0) {
+            sqlite3_bind_text(thumbnail, 1, it->id, -1, SQLITE_STATIC);
+            sqlite3_bind_blob64(thumbnail, 2, it->thumbnail, it->thumbnail_size, SQLITE_STATIC);
+            if (sqlite3_step(thumbnail) != SQLITE_DONE) {
+                rc = vdx_fail(err, "collection '%s': storing the thumbnail of '%s': %s",
+                              e->collection, it->id, sqlite3_errmsg(e->db));
+                break;
+            }
+            sqlite3_reset(thumbnail);
+        }
+    }
+    if (rc == 0) {
+        sqlite3_stmt *count = prepare(e, "UPDATE meta SET value = ?1 WHERE key = 'count'", err);
+        if (!count)
+            rc = -1;
+        else {
+            sqlite3_bind_int64(count, 1, row);
+            if (sqlite3_step(count) != SQLITE_DONE || sqlite3_changes(e->db) != 1)
+                rc = db_fail(e, err, "raising the committed count");
+            sqlite3_finalize(count);
+        }
+    }
+    sqlite3_finalize(insert);
+    sqlite3_finalize(thumbnail);
+    sqlite3_finalize(remove_failure);
+    return rc;
+}
+
+/* Writes the batch's vectors at rows [count, count + n_vectors) and makes them durable. */
+static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_vectors,
+                         vdx_error *err)
+{
+    if (n_vectors == 0)
+        return 0;
+    int dims = e->model.dims;
+    size_t chunk_rows = (4u << 20) / e->row_bytes + 1, done = 0;
+    uint8_t *buf = malloc(chunk_rows * e->row_bytes);
+    if (!buf)
+        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+    off_t offset = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
+    size_t i = 0;
+    while (done < n_vectors) {
+        size_t rows = 0;
+        for (; i < n && rows < chunk_rows; i++) {
+            if (!items[i].vector)
+                continue;
+            uint8_t *dst = buf + rows * e->row_bytes;
+            if (e->type == VDX_VECTOR_F32) {
+                memcpy(dst, items[i].vector, e->row_bytes);
+            } else {
+                uint16_t h[1];
+                for (int d = 0; d < dims; d++) {
+                    h[0] = vdx_f32_to_f16(items[i].vector[d]);
+                    memcpy(dst + 2 * (size_t)d, h, 2);
+                }
+            }
+            rows++;
+        }
+        if (write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
+            int saved = errno;
+            free(buf);
+            return vdx_fail(err, "collection '%s': writing %zu vectors to %s at byte %lld: %s",
+                            e->collection, rows, e->vec_path, (long long)offset,
+                            strerror(saved));
+        }
+        offset += (off_t)(rows * e->row_bytes);
+        done += rows;
+    }
+    free(buf);
+    if (fdatasync(e->vec_fd) != 0)
+        return vdx_fail(err, "collection '%s': syncing %s: %s", e->collection, e->vec_path,
+                        strerror(errno));
+    return 0;
+}
+
+static int embedded_append(void *state, const vdx_item *items, size_t n, vdx_error *err)
+{
+    embedded *e = state;
+    if (become_writer(e, err) != 0 || check_batch_ids(e, items, n, err) != 0)
+        return -1;
+    /* Metadata columns first (their own transaction: harmless if the batch fails). */
+    for (size_t i = 0; i < n; i++) {
+        for (int m = 0; m < items[i].n_meta; m++) {
+            if (find_column(e, items[i].meta_names[m]) < 0 &&
+                add_columns(e, items[i].meta_names, items[i].n_meta, err) != 0)
+                return vdx_error_prefix(err, "item '%s'", items[i].id);
+        }
+    }
+    size_t n_vectors = 0;
+    for (size_t i = 0; i < n; i++)
+        n_vectors += items[i].vector != NULL;
+    off_t committed = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
+    if (write_vectors(e, items, n, n_vectors, err) != 0)
+        goto undo_vectors;
+    if (exec_sql(e, "BEGIN IMMEDIATE", err) != 0)
+        goto undo_vectors;
+    if (insert_items(e, items, n, err) != 0 || exec_sql(e, "COMMIT", err) != 0) {
+        rollback(e);
+        goto undo_vectors;
+    }
+    /* Committed: the rows are now visible; remember their ids. */
+    int64_t row = e->count;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].vector)
+            continue;
+        if (remember_row_id(e, row, items[i].id, err) != 0)
+            return -1;
+        row++;
+    }
+    e->count = row;
+    return 0;
+undo_vectors:
+    if (ftruncate(e->vec_fd, committed) != 0) { /* harmless if it fails: rows past the
+                                                 * count are invisible and cut at the next
+                                                 * lock */
+    }
+    return -1;
+}
+
+/* ---- item lookups ---- */
+
+static int lookup_failure(embedded *e, const char *id, int *failed, vdx_error *err)
+{
+    sqlite3_stmt *stmt = prepare(e, "SELECT 1 FROM items WHERE id = ?1 AND row IS NULL", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(e, err, "looking up an item");
+    *failed = rc == SQLITE_ROW;
+    return 0;
+}
+
+static int embedded_item_states(void *state, const char *const *ids, size_t n,
+                                vdx_item_state *states, vdx_error *err)
+{
+    embedded *e = state;
+    sqlite3_stmt *stmt = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (index_find(e, ids[i]) >= 0) {
+            states[i] = VDX_ITEM_STORED;
+            continue;
+        }
+        if (!stmt && !(stmt = prepare(e, "SELECT row FROM items WHERE id = ?1", err)))
+            return -1;
+        sqlite3_bind_text(stmt, 1, ids[i], -1, SQLITE_STATIC);
+        int step = sqlite3_step(stmt);
+        if (step == SQLITE_ROW)
+            /* a row past our count was appended by another process since our refresh */
+            states[i] = sqlite3_column_type(stmt, 0) == SQLITE_NULL ? VDX_ITEM_FAILED
+                                                                    : VDX_ITEM_STORED;
+        else if (step == SQLITE_DONE)
+            states[i] = VDX_ITEM_ABSENT;
+        else
+            rc = db_fail(e, err, "looking up items");
+        sqlite3_reset(stmt);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Row of a stored id; refreshes once when the id is unknown (another process may have
+ * appended it). Unknown ids are an error naming them. */
+static int64_t row_of(embedded *e, const char *id, vdx_error *err)
+{
+    int64_t row = index_find(e, id);
+    if (row >= 0)
+        return row;
+    if (load_new_rows(e, err) != 0 || map_rows(e, e->count, err) != 0)
+        return -1;
+    row = index_find(e, id);
+    if (row >= 0)
+        return row;
+    int failed = 0;
+    if (lookup_failure(e, id, &failed, err) != 0)
+        return -1;
+    vdx_fail(err, failed ? "collection '%s': item '%s' failed to ingest and has no vector"
+                         : "collection '%s': no item '%s'",
+             e->collection, id);
+    return -1;
+}
+
+static int embedded_get_vectors(void *state, const char *const *ids, size_t n, float *out,
+                                vdx_error *err)
+{
+    embedded *e = state;
+    if (map_rows(e, e->count, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t row = row_of(e, ids[i], err);
+        if (row < 0)
+            return -1;
+        widen_row(e, row, out + i * (size_t)e->model.dims);
+    }
+    return 0;
+}
+
+static cJSON *column_value(sqlite3_stmt *stmt, int col)
+{
+    switch (sqlite3_column_type(stmt, col)) {
+    case SQLITE_NULL:
+        return cJSON_CreateNull();
+    case SQLITE_INTEGER:
+        return cJSON_CreateNumber((double)sqlite3_column_int64(stmt, col));
+    default:
+        return cJSON_CreateString((const char *)sqlite3_column_text(stmt, col));
+    }
+}
+
+static int embedded_get_item(void *state, const char *id, cJSON **item, vdx_error *err)
+{
+    embedded *e = state;
+    sqlite3_stmt *stmt = prepare(e, "SELECT * FROM items WHERE id = ?1", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        return rc == SQLITE_DONE ? vdx_fail(err, "collection '%s': no item '%s'", e->collection, id)
+                                 : db_fail(e, err, "reading an item");
+    }
+    cJSON *obj = cJSON_CreateObject(), *meta = cJSON_CreateObject();
+    int is_failure = sqlite3_column_type(stmt, 6) != SQLITE_NULL;
+    for (int c = 0; c < sqlite3_column_count(stmt); c++) {
+        const char *name = sqlite3_column_name(stmt, c);
+        if (strcmp(name, "row") == 0 || (!is_failure && (strcmp(name, "failure") == 0 ||
+                                                         strcmp(name, "failed_at") == 0)))
+            continue;
+        cJSON_AddItemToObject(is_builtin(name) ? obj : meta, name, column_value(stmt, c));
+    }
+    sqlite3_finalize(stmt);
+    cJSON_AddItemToObject(obj, "metadata", meta);
+    *item = obj;
+    return 0;
+}
+
+static int embedded_get_thumbnail(void *state, const char *id, uint8_t **jpeg, size_t *size,
+                                  vdx_error *err)
+{
+    embedded *e = state;
+    sqlite3_stmt *stmt = prepare(e, "SELECT jpeg FROM thumbnails WHERE id = ?1", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        return rc == SQLITE_DONE
+                   ? vdx_fail(err, "collection '%s': no thumbnail for item '%s'", e->collection, id)
+                   : db_fail(e, err, "reading a thumbnail");
+    }
+    size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
+    *jpeg = malloc(n ? n : 1);
+    if (!*jpeg) {
+        sqlite3_finalize(stmt);
+        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+    }
+    memcpy(*jpeg, sqlite3_column_blob(stmt, 0), n);
+    *size = n;
+    sqlite3_finalize(stmt);
+    return 0;
+}
+
+static int embedded_failures(void *state, cJSON **failures, vdx_error *err)
+{
+    embedded *e = state;
+    sqlite3_stmt *stmt = prepare(e,
+                                 "SELECT id, url, failure, failed_at FROM items WHERE row IS "
+                                 "NULL ORDER BY failed_at, rowid",
+                                 err);
+    if (!stmt)
+        return -1;
+    cJSON *list = cJSON_CreateArray();
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddItemToObject(f, "id", column_value(stmt, 0));
+        cJSON_AddItemToObject(f, "url", column_value(stmt, 1));
+        cJSON_AddItemToObject(f, "reason", column_value(stmt, 2));
+        cJSON_AddItemToObject(f, "time", column_value(stmt, 3));
+        cJSON_AddItemToArray(list, f);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        cJSON_Delete(list);
+        return db_fail(e, err, "reading failures");
+    }
+    *failures = list;
+    return 0;
+}
+
+static int embedded_clear_failures(void *state, vdx_error *err)
+{
+    embedded *e = state;
+    if (become_writer(e, err) != 0)
+        return -1;
+    return exec_sql(e, "DELETE FROM items WHERE row IS NULL", err);
+}
+
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+static int embedded_info(void *state, cJSON *info, vdx_error *err)
+{
+    embedded *e = state;
+    char created[64], wal[4300], shm[4300];
+    sqlite3_stmt *stmt = prepare(e, "SELECT count(*) FROM items WHERE row IS NULL", err);
+    if (!stmt)
+        return -1;
+    long long failed = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    if (failed < 0)
+        return db_fail(e, err, "counting failures");
+    if (read_meta(e, "created", created, sizeof created, err) != 0)
+        return -1;
+    snprintf(wal, sizeof wal, "%s-wal", e->db_path);
+    snprintf(shm, sizeof shm, "%s-shm", e->db_path);
+    cJSON_AddNumberToObject(info, "count", (double)e->count);
+    cJSON_AddNumberToObject(info, "failed", (double)failed);
+    cJSON_AddStringToObject(info, "vector_type", type_name(e->type));
+    cJSON_AddNumberToObject(info, "bytes_on_disk",
+                            (double)(file_size(e->db_path) + file_size(wal) + file_size(shm) +
+                                     file_size(e->vec_path)));
+    cJSON_AddNumberToObject(info, "vector_bytes", (double)file_size(e->vec_path));
+    cJSON_AddStringToObject(info, "created", created);
+    cJSON *columns = cJSON_CreateArray();
+    for (int i = 0; i < e->n_columns; i++)
+        cJSON_AddItemToArray(columns, cJSON_CreateString(e->columns[i]));
+    cJSON_AddItemToObject(info, "columns", columns);
+    return 0;
+}
+
+/* ---- search ---- */
+
+static int tie_by_id(int64_t a, int64_t b, const void *ctx)
+{
+    const embedded *e = ctx;
+    return strcmp(row_id(e, a), row_id(e, b));
+}
+
+static uint64_t *new_bitmap(int64_t rows, int all_set)
+{
+    size_t words = (size_t)(rows + 63) / 64;
+    uint64_t *bits = malloc((words ? words : 1) * sizeof *bits);
+    if (!bits)
+        return NULL;
+    memset(bits, all_set ? 0xff : 0, words * sizeof *bits);
+    if (all_set && rows % 64)
+        bits[words - 1] = (UINT64_C(1) << (rows % 64)) - 1;
+    return bits;
+}
+
+/* Rows allowed by the request's where and exclusions: a bitmap, or NULL for all rows. */
+static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **allowed,
+                        vdx_error *err)
+{
+    *allowed = NULL;
+    const char *where = req->where;
+    while (where && (*where == ' ' || *where == '\t' || *where == '\n' || *where == '\r'))
+        where++;
+    if (where && *where) {
+        int n_cols = (int)(sizeof filter_builtins / sizeof filter_builtins[0]) + e->n_columns;
+        vdx_filter_column *cols = malloc((size_t)n_cols * sizeof *cols);
+        if (!cols)
+            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        int nb = (int)(sizeof filter_builtins / sizeof filter_builtins[0]);
+        memcpy(cols, filter_builtins, sizeof filter_builtins);
+        for (int i = 0; i < e->n_columns; i++)
+            cols[nb + i] = (vdx_filter_column){e->columns[i], VDX_COLUMN_TEXT};
+        vdx_filter *filter = vdx_filter_parse(req->where, cols, n_cols, err);
+        free(cols);
+        if (!filter)
+            return -1;
+        char *expr = vdx_filter_to_sqlite(filter, 2, err);
+        char *sql = expr ? sqlite3_mprintf("SELECT row FROM items WHERE row < ?1 AND (%s)", expr)
+                         : NULL;
+        free(expr);
+        sqlite3_stmt *stmt = sql ? prepare(e, sql, err) : NULL;
+        sqlite3_free(sql);
+        if (!stmt || vdx_filter_bind_sqlite(filter, stmt, 2, err) != 0) {
+            vdx_filter_free(filter);
+            sqlite3_finalize(stmt);
+            return -1;
+        }
+        vdx_filter_free(filter);
+        sqlite3_bind_int64(stmt, 1, e->count);
+        *allowed = new_bitmap(e->count, 0);
+        if (!*allowed) {
+            sqlite3_finalize(stmt);
+            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        }
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+            int64_t row = sqlite3_column_int64(stmt, 0);
+            (*allowed)[row / 64] |= UINT64_C(1) << (row % 64);
+        }
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_DONE) {
+            free(*allowed);
+            *allowed = NULL;
+            return vdx_fail(err, "collection '%s': where \"%s\": %s", e->collection, req->where,
+                            sqlite3_errmsg(e->db));
+        }
+    }
+    if (req->n_exclude > 0) {
+        if (!*allowed && !(*allowed = new_bitmap(e->count, 1)))
+            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        for (size_t i = 0; i < req->n_exclude; i++) {
+            int64_t row = index_find(e, req->exclude_ids[i]);
+            if (row >= 0)
+                (*allowed)[row / 64] &= ~(UINT64_C(1) << (row % 64));
+        }
+    }
+    return 0;
+}
+
+static int row_urls(embedded *e, const int64_t *rows, int n, char **urls, vdx_error *err)
+{
+    sqlite3_stmt *stmt = prepare(e, "SELECT url FROM items WHERE row = ?1", err);
+    if (!stmt)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        sqlite3_bind_int64(stmt, 1, rows[i]);
+        int rc = sqlite3_step(stmt);
+        const unsigned char *url = rc == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : NULL;
+        urls[i] = strdup(url ? (const char *)url : "");
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_ROW || !urls[i]) {
+            sqlite3_finalize(stmt);
+            return rc == SQLITE_ROW || rc == SQLITE_DONE
+                       ? vdx_fail(err, "collection '%s': no item for row %lld", e->collection,
+                                  (long long)rows[i])
+                       : db_fail(e, err, "reading urls");
+        }
+    }
+    sqlite3_finalize(stmt);
+    return 0;
+}
+
+static vdx_scan_matrix matrix_of(const embedded *e)
+{
+    return (vdx_scan_matrix){row_data(e, 0), e->count, e->model.dims, e->type};
+}
+
+static int fill_hit(embedded *e, vdx_hit *hit, int64_t row, float dist, char *url,
+                    int with_vector, vdx_error *err)
+{
+    hit->id = strdup(row_id(e, row));
+    hit->url = url;
+    hit->dist = dist;
+    hit->vector = with_vector ? malloc((size_t)e->model.dims * sizeof(float)) : NULL;
+    if (!hit->id || (with_vector && !hit->vector))
+        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+    if (with_vector)
+        widen_row(e, row, hit->vector);
+    return 0;
+}
+
+static int embedded_search(void *state, const vdx_search_request *req, vdx_hits *out,
+                           vdx_error *err)
+{
+    embedded *e = state;
+    int dims = e->model.dims;
+    if (map_rows(e, e->count, err) != 0)
+        return -1;
+    int64_t want = (int64_t)req->k + req->offset;
+    if (want > e->count)
+        want = e->count;
+    if (req->k == 0 || want <= req->offset)
+        return 0;
+    uint64_t *allowed;
+    if (allowed_rows(e, req, &allowed, err) != 0)
+        return -1;
+    float *q = malloc((size_t)dims * sizeof *q);
+    vdx_scan_hit *found = malloc((size_t)want * sizeof *found);
+    int rc = -1;
+    if (!q || !found) {
+        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        goto done;
+    }
+    double norm = 0;
+    for (int d = 0; d < dims; d++)
+        norm += (double)req->query[d] * req->query[d];
+    norm = sqrt(norm);
+    for (int d = 0; d < dims; d++)
+        q[d] = (float)(req->query[d] / norm);
+    vdx_scan_matrix m = matrix_of(e);
+    int64_t n_found = vdx_scan_nearest(&m, q, allowed, want, tie_by_id, e, found, err);
+    if (n_found < 0)
+        goto done;
+    int n = n_found > req->offset ? (int)(n_found - req->offset) : 0;
+    if (n == 0) {
+        rc = 0;
+        goto done;
+    }
+    int64_t *rows = malloc((size_t)n * sizeof *rows);
+    char **urls = calloc((size_t)n, sizeof *urls);
+    out->hits = calloc((size_t)n, sizeof *out->hits);
+    if (!rows || !urls || !out->hits) {
+        free(rows);
+        free(urls);
+        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        rows[i] = found[req->offset + i].row;
+    rc = row_urls(e, rows, n, urls, err);
+    for (int i = 0; i < n; i++) {
+        out->n = i + 1;
+        if (rc == 0)
+            rc = fill_hit(e, &out->hits[i], rows[i], found[req->offset + i].dist, urls[i],
+                          req->with_vectors, err);
+        else
+            free(urls[i]);
+    }
+    free(rows);
+    free(urls);
+done:
+    if (rc != 0)
+        vdx_hits_free(out);
+    free(q);
+    free(found);
+    free(allowed);
+    return rc;
+}
+
+static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hits *out,
+                              vdx_error *err)
+{
+    embedded *e = state;
+    if (map_rows(e, e->count, err) != 0)
+        return -1;
+    if (e->count == 0)
+        return 0;
+    uint64_t *allowed;
+    if (allowed_rows(e, req, &allowed, err) != 0)
+        return -1;
+    float *dots = malloc((size_t)e->count * sizeof *dots);
+    char **urls = calloc((size_t)e->count, sizeof *urls);
+    int64_t n = 0;
+    int rc = -1;
+    sqlite3_stmt *stmt = NULL;
+    if (!dots || !urls) {
+        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        goto done;
+    }
+    vdx_scan_matrix m = matrix_of(e);
+    if (vdx_scan_dots(&m, req->query, allowed, dots, err) != 0)
+        goto done;
+    for (int64_t r = 0; r < e->count; r++)
+        n += !allowed || (allowed[r / 64] >> (r % 64) & 1);
+    stmt = prepare(e, "SELECT row, url FROM items WHERE row < ?1", err);
+    if (!stmt)
+        goto done;
+    sqlite3_bind_int64(stmt, 1, e->count);
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t r = sqlite3_column_int64(stmt, 0);
+        if (allowed && !(allowed[r / 64] >> (r % 64) & 1))
+            continue;
+        const unsigned char *url = sqlite3_column_text(stmt, 1);
+        if (!(urls[r] = strdup(url ? (const char *)url : ""))) {
+            vdx_fail(err, "collection '%s': out of memory", e->collection);
+            goto done;
+        }
+    }
+    if (step != SQLITE_DONE) {
+        db_fail(e, err, "reading urls");
+        goto done;
+    }
+    out->hits = calloc((size_t)(n ? n : 1), sizeof *out->hits);
+    if (!out->hits) {
+        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        goto done;
+    }
+    rc = 0;
+    for (int64_t r = 0; r < e->count && rc == 0; r++) {
+        if (allowed && !(allowed[r / 64] >> (r % 64) & 1))
+            continue;
+        vdx_hit *hit = &out->hits[out->n++];
+        rc = fill_hit(e, hit, r, dots[r], urls[r], req->with_vectors, err);
+        urls[r] = NULL;
+    }
+done:
+    sqlite3_finalize(stmt);
+    if (urls)
+        for (int64_t r = 0; r < e->count; r++)
+            free(urls[r]);
+    free(urls);
+    free(dots);
+    free(allowed);
+    if (rc != 0)
+        vdx_hits_free(out);
+    return rc;
+}
+
+const vdx_store_backend vdx_embedded_backend = {
+    .name = "embedded",
+    .open = embedded_open,
+    .close = embedded_close,
+    .refresh = embedded_refresh,
+    .count = embedded_count,
+    .add_columns = embedded_add_columns,
+    .columns = embedded_columns,
+    .append = embedded_append,
+    .item_states = embedded_item_states,
+    .search = embedded_search,
+    .score_all = embedded_score_all,
+    .get_vectors = embedded_get_vectors,
+    .get_item = embedded_get_item,
+    .get_thumbnail = embedded_get_thumbnail,
+    .failures = embedded_failures,
+    .info = embedded_info,
+    .clear_failures = embedded_clear_failures,
+};

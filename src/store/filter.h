@@ -1,0 +1,49 @@
+/* Metadata filters (`--where`, the web page's filter box): untrusted text parsed into an
+ * expression tree by filter.c, then rendered for a backend. The text never reaches a
+ * database as SQL: column names are checked against the collection and re-quoted,
+ * values are bound as parameters (SQLite) or escaped by the backend's literal rules
+ * (ClickHouse). Grammar and semantics: see "Filters" in include/vdx/store.h. */
+#ifndef VDX_STORE_FILTER_H
+#define VDX_STORE_FILTER_H
+
+#include <sqlite3.h>
+
+#include "vdx/common.h"
+
+typedef enum { VDX_COLUMN_TEXT = 0, VDX_COLUMN_INTEGER = 1 } vdx_column_type;
+
+/* A column a filter may name. */
+typedef struct vdx_filter_column {
+    const char *name;
+    vdx_column_type type;
+} vdx_filter_column;
+
+typedef struct vdx_filter vdx_filter;
+
+/* Parses text into a filter over the given columns. Errors give the byte offset and what
+ * was found: "where: unknown column 'x' at byte 0 (columns: id, url, ...)",
+ * "where: ';' at byte 21 is not allowed: a filter is one expression". */
+vdx_filter *vdx_filter_parse(const char *text, const vdx_filter_column *columns,
+                             int n_columns, vdx_error *err);
+void vdx_filter_free(vdx_filter *filter);
+
+/* SQLite: the expression as SQL text (malloc'd) with values as numbered parameters
+ * ?first_param, ?first_param+1, ...; identifiers double-quoted. Numeric comparisons
+ * on text columns call vdx_number(), which vdx_filter_register_sqlite defines. */
+char *vdx_filter_to_sqlite(const vdx_filter *filter, int first_param, vdx_error *err);
+int vdx_filter_bind_sqlite(const vdx_filter *filter, sqlite3_stmt *stmt, int first_param,
+                           vdx_error *err);
+/* Defines vdx_number(x) on a connection: x as a REAL when the whole text is a decimal
+ * number, else NULL. */
+int vdx_filter_register_sqlite(sqlite3 *db, vdx_error *err);
+
+/* ClickHouse: the expression as SQL text (malloc'd), identifiers in backticks, strings
+ * as escaped literals, numeric comparisons on String columns through toFloat64OrNull. */
+char *vdx_filter_to_clickhouse(const vdx_filter *filter, vdx_error *err);
+/* A ClickHouse string literal for s, quotes included (malloc'd): backslash first, then
+ * the quote, \n \t \r \0 as escapes. Use it for every value put into ClickHouse SQL. */
+char *vdx_clickhouse_quote_string(const char *s);
+/* A ClickHouse identifier in backticks (malloc'd), backslash and backtick escaped. */
+char *vdx_clickhouse_quote_identifier(const char *s);
+
+#endif

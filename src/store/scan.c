@@ -1,0 +1,356 @@
+/* Exact nearest-neighbour search by brute force over the memory-mapped vector matrix.
+ *
+ * One query reads every row once, so the memory bus sets the speed: the kernels are
+ * simple dot products (AVX2+FMA, with F16C widening for float16 rows, chosen at run time
+ * with __builtin_cpu_supports; a portable loop otherwise), the rows are split into one
+ * contiguous range per thread, each thread keeps its own bounded max-heap of the best
+ * `want` rows, and the heaps are merged at the end. Distances are 1 - dot(q, v) with q
+ * unit-length; equal distances are ordered by the caller's tie-break (the item id). */
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/scan.h"
+
+/* Below this many bytes a single thread finishes before a second one would start. */
+#define SCAN_PARALLEL_BYTES (4u << 20)
+#define SCAN_MAX_THREADS 64
+
+typedef float (*dot_kernel)(const float *q, const void *row, int dims);
+
+/* ---- kernels ---- */
+
+static float dot_f32_portable(const float *q, const void *row, int dims)
+{
+    const float *v = row;
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= dims; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += q[i + j] * v[i + j];
+    float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < dims; i++)
+        sum += q[i] * v[i];
+    return sum;
+}
+
+static float dot_f16_portable(const float *q, const void *row, int dims)
+{
+    const uint16_t *v = row;
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= dims; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += q[i + j] * vdx_f16_to_f32(v[i + j]);
+    float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < dims; i++)
+        sum += q[i] * vdx_f16_to_f32(v[i]);
+    return sum;
+}
+
+__attribute__((target("avx2,fma"))) static float horizontal_sum(__m256 a)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) static float dot_f32_avx2(const float *q, const void *row,
+                                                             int dims)
+{
+    const float *v = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 32 <= dims; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(v + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(v + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 16), _mm256_loadu_ps(v + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 24), _mm256_loadu_ps(v + i + 24), a3);
+    }
+    for (; i + 8 <= dims; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(v + i), a0);
+    float sum = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < dims; i++)
+        sum += q[i] * v[i];
+    return sum;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float dot_f16_avx2(const float *q,
+                                                                  const void *row, int dims)
+{
+    const uint16_t *v = row;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+#define HALF8(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+    for (; i + 32 <= dims; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), HALF8(v + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), HALF8(v + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 16), HALF8(v + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 24), HALF8(v + i + 24), a3);
+    }
+    for (; i + 8 <= dims; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), HALF8(v + i), a0);
+#undef HALF8
+    float sum = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < dims; i++)
+        sum += q[i] * vdx_f16_to_f32(v[i]);
+    return sum;
+}
+
+/* The SIMD kernel when the CPU has it, unless $VDX_SCAN_KERNEL=portable (tests compare
+ * both against a reference). */
+static dot_kernel pick_kernel(vdx_vector_type type)
+{
+    const char *forced = getenv("VDX_SCAN_KERNEL");
+    int simd = !(forced && strcmp(forced, "portable") == 0) &&
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (type == VDX_VECTOR_F16)
+        return simd && __builtin_cpu_supports("f16c") ? dot_f16_avx2 : dot_f16_portable;
+    return simd ? dot_f32_avx2 : dot_f32_portable;
+}
+
+/* ---- half precision ---- */
+
+uint16_t vdx_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t abs = x & 0x7fffffffu;
+    if (abs > 0x7f800000u)
+        return sign | 0x7e00; /* NaN */
+    if (abs >= 0x477ff000u)
+        return sign | 0x7c00; /* rounds to infinity (>= 65520) */
+    if (abs < 0x38800000u) {  /* below 2^-14: a half subnormal (or zero) */
+        if (abs < 0x33000000u)
+            return sign; /* below 2^-25: rounds to zero */
+        uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)(abs >> 23); /* 14..24 */
+        uint32_t half = mant >> shift, rest = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rest > mid || (rest == mid && (half & 1)))
+            half++;
+        return sign | (uint16_t)half;
+    }
+    uint32_t half = ((abs >> 13) - (112u << 10)), rest = abs & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1)))
+        half++; /* a carry into the exponent is the correct rounding */
+    return sign | (uint16_t)half;
+}
+
+float vdx_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        float f = (float)mant * (1.0f / 16777216.0f); /* mant * 2^-24, exact */
+        return sign ? -f : f;
+    }
+    if (exp == 31)
+        bits = sign | 0x7f800000u | (mant << 13);
+    else
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* ---- the scan ---- */
+
+int vdx_scan_threads(const vdx_scan_matrix *m)
+{
+    const char *env = getenv("VDX_SEARCH_THREADS");
+    int threads = env && atoi(env) > 0 ? atoi(env) : vdx_cpu_count();
+    size_t bytes = (size_t)m->n * (size_t)m->dims * (m->type == VDX_VECTOR_F16 ? 2 : 4);
+    if (!env && bytes < SCAN_PARALLEL_BYTES)
+        threads = 1;
+    if (threads > SCAN_MAX_THREADS)
+        threads = SCAN_MAX_THREADS;
+    if (threads > m->n)
+        threads = m->n > 0 ? (int)m->n : 1;
+    return threads;
+}
+
+typedef struct scan_job {
+    const vdx_scan_matrix *m;
+    const float *q;
+    const uint64_t *allowed;
+    dot_kernel dot;
+    int64_t lo, hi;
+    /* nearest */
+    int64_t want;
+    vdx_scan_tie_break tie_break;
+    const void *ctx;
+    vdx_scan_hit *heap;
+    int64_t n_heap;
+    /* dots */
+    float *dots;
+} scan_job;
+
+/* a comes after b in the result order */
+static int hit_after(const scan_job *job, const vdx_scan_hit *a, const vdx_scan_hit *b)
+{
+    if (a->dist != b->dist)
+        return a->dist > b->dist;
+    return job->tie_break(a->row, b->row, job->ctx) > 0;
+}
+
+static void heap_sift_down(scan_job *job, int64_t i)
+{
+    vdx_scan_hit *h = job->heap;
+    for (;;) {
+        int64_t l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < job->n_heap && hit_after(job, &h[l], &h[worst]))
+            worst = l;
+        if (r < job->n_heap && hit_after(job, &h[r], &h[worst]))
+            worst = r;
+        if (worst == i)
+            return;
+        vdx_scan_hit t = h[i];
+        h[i] = h[worst];
+        h[worst] = t;
+        i = worst;
+    }
+}
+
+static void heap_offer(scan_job *job, int64_t row, float dist)
+{
+    vdx_scan_hit *h = job->heap, hit = {row, dist};
+    if (job->n_heap < job->want) {
+        int64_t i = job->n_heap++;
+        while (i > 0) { /* sift up: the worst hit stays at the root */
+            int64_t parent = (i - 1) / 2;
+            if (!hit_after(job, &hit, &h[parent]))
+                break;
+            h[i] = h[parent];
+            i = parent;
+        }
+        h[i] = hit;
+        return;
+    }
+    if (dist > h[0].dist || !hit_after(job, &h[0], &hit))
+        return;
+    h[0] = hit;
+    heap_sift_down(job, 0);
+}
+
+static const void *row_at(const vdx_scan_matrix *m, int64_t row)
+{
+    size_t row_bytes = (size_t)m->dims * (m->type == VDX_VECTOR_F16 ? 2 : 4);
+    return (const uint8_t *)m->rows + (size_t)row * row_bytes;
+}
+
+static void *scan_nearest_range(void *arg)
+{
+    scan_job *job = arg;
+    const vdx_scan_matrix *m = job->m;
+    for (int64_t r = job->lo; r < job->hi; r++) {
+        if (job->allowed) {
+            uint64_t word = job->allowed[r / 64];
+            if (!word) { /* skip a whole word of filtered-out rows */
+                r |= 63;
+                continue;
+            }
+            if (!(word >> (r % 64) & 1))
+                continue;
+        }
+        float dist = 1.0f - job->dot(job->q, row_at(m, r), m->dims);
+        if (job->n_heap < job->want || dist <= job->heap[0].dist)
+            heap_offer(job, r, dist);
+    }
+    return NULL;
+}
+
+static void *scan_dots_range(void *arg)
+{
+    scan_job *job = arg;
+    for (int64_t r = job->lo; r < job->hi; r++)
+        if (!job->allowed || (job->allowed[r / 64] >> (r % 64) & 1))
+            job->dots[r] = job->dot(job->q, row_at(job->m, r), job->m->dims);
+    return NULL;
+}
+
+/* Runs fn over `threads` contiguous ranges of rows (multiples of 64, so that threads
+ * never share a bitmap word), the last one on the calling thread. A thread that cannot
+ * be started has its range done on the calling thread. */
+static void run_ranges(const vdx_scan_matrix *m, scan_job *jobs, int threads,
+                       void *(*fn)(void *))
+{
+    pthread_t tids[SCAN_MAX_THREADS];
+    int started[SCAN_MAX_THREADS];
+    int64_t per = ((m->n + threads - 1) / threads + 63) / 64 * 64;
+    for (int t = 0; t < threads; t++) {
+        jobs[t].lo = (int64_t)t * per < m->n ? (int64_t)t * per : m->n;
+        jobs[t].hi = jobs[t].lo + per < m->n ? jobs[t].lo + per : m->n;
+    }
+    for (int t = 0; t < threads - 1; t++) {
+        started[t] = pthread_create(&tids[t], NULL, fn, &jobs[t]) == 0;
+        if (!started[t])
+            fn(&jobs[t]);
+    }
+    fn(&jobs[threads - 1]);
+    for (int t = 0; t < threads - 1; t++)
+        if (started[t])
+            pthread_join(tids[t], NULL);
+}
+
+typedef struct sort_ctx {
+    vdx_scan_tie_break tie_break;
+    const void *ctx;
+} sort_ctx;
+
+static int compare_hits(const void *a, const void *b, void *arg)
+{
+    const vdx_scan_hit *x = a, *y = b;
+    const sort_ctx *s = arg;
+    if (x->dist != y->dist)
+        return x->dist < y->dist ? -1 : 1;
+    return s->tie_break(x->row, y->row, s->ctx);
+}
+
+int64_t vdx_scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_t *allowed,
+                         int64_t want, vdx_scan_tie_break tie_break, const void *ctx,
+                         vdx_scan_hit *out, vdx_error *err)
+{
+    if (want <= 0 || m->n == 0)
+        return 0;
+    int threads = vdx_scan_threads(m);
+    scan_job jobs[SCAN_MAX_THREADS];
+    vdx_scan_hit *heaps = malloc((size_t)threads * (size_t)want * sizeof *heaps);
+    if (!heaps)
+        return vdx_fail(err, "search: out of memory for %d heaps of %lld hits", threads,
+                        (long long)want);
+    for (int t = 0; t < threads; t++)
+        jobs[t] = (scan_job){.m = m, .q = q, .allowed = allowed, .dot = pick_kernel(m->type),
+                             .want = want, .tie_break = tie_break, .ctx = ctx,
+                             .heap = heaps + (size_t)t * (size_t)want};
+    run_ranges(m, jobs, threads, scan_nearest_range);
+    /* Merge: gather every heap at the front, sort, keep the best `want`. */
+    int64_t n = 0;
+    for (int t = 0; t < threads; t++) {
+        memmove(heaps + n, jobs[t].heap, (size_t)jobs[t].n_heap * sizeof *heaps);
+        n += jobs[t].n_heap;
+    }
+    sort_ctx s = {tie_break, ctx};
+    qsort_r(heaps, (size_t)n, sizeof *heaps, compare_hits, &s);
+    if (n > want)
+        n = want;
+    memcpy(out, heaps, (size_t)n * sizeof *out);
+    free(heaps);
+    return n;
+}
+
+int vdx_scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allowed,
+                  float *out, vdx_error *err)
+{
+    if (m->n == 0)
+        return 0;
+    int threads = vdx_scan_threads(m);
+    scan_job jobs[SCAN_MAX_THREADS];
+    for (int t = 0; t < threads; t++)
+        jobs[t] = (scan_job){.m = m, .q = q, .allowed = allowed, .dot = pick_kernel(m->type),
+                             .dots = out};
+    run_ranges(m, jobs, threads, scan_dots_range);
+    return 0;
+}

@@ -1,0 +1,1025 @@
+/* Tests of the explore loop on synthetic collections in the embedded store: clustered
+ * random unit vectors where cluster 0 is "the concept" and a simulated user labels by
+ * ground truth. Checks that the loop learns (precision@50 after 3 rounds beats the
+ * zero-shot start), that nearest-mode rounds surface hard negatives, that a labelled item
+ * is never offered again, persistence across a reopen, undo, every candidate mode,
+ * evaluation, exports that parse back, imports, and the exact error messages. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+
+#include "test.h"
+#include "vdx/explore.h"
+
+#define DIMS 32
+#define CLUSTERS 8
+#define PER_CLUSTER 120
+#define N_ITEMS (CLUSTERS * PER_CLUSTER)
+
+static const char *const model_hash_a =
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+static const char *const model_hash_b =
+    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/* ---- the synthetic collection ------------------------------------------------------- */
+
+static uint64_t rng_state = 42;
+static double uniform(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return ((rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+static double gaussian(void)
+{
+    return sqrt(-2 * log(uniform())) * cos(6.283185307179586 * uniform());
+}
+
+static float centres[CLUSTERS][DIMS];
+static float vectors[N_ITEMS][DIMS];
+static char ids[N_ITEMS][32];
+
+static int cluster_of(const char *id)
+{
+    int c = -1, i = -1;
+    if (sscanf(id, "c%d-%d", &c, &i) != 2)
+        return -1;
+    return c;
+}
+
+static void normalize(float *v, int n)
+{
+    double s = 0;
+    for (int j = 0; j < n; j++)
+        s += (double)v[j] * v[j];
+    s = sqrt(s);
+    for (int j = 0; j < n; j++)
+        v[j] = (float)(v[j] / s);
+}
+
+static void make_vectors(void)
+{
+    rng_state = 42;
+    for (int c = 0; c < CLUSTERS; c++) {
+        for (int j = 0; j < DIMS; j++)
+            centres[c][j] = (float)gaussian();
+        normalize(centres[c], DIMS);
+    }
+    for (int c = 0; c < CLUSTERS; c++)
+        for (int i = 0; i < PER_CLUSTER; i++) {
+            int k = c * PER_CLUSTER + i;
+            snprintf(ids[k], sizeof ids[k], "c%d-%03d", c, i);
+            for (int j = 0; j < DIMS; j++)
+                vectors[k][j] = centres[c][j] + 0.09f * (float)gaussian();
+            normalize(vectors[k], DIMS);
+        }
+}
+
+static vdx_model_identity identity(const char *hash)
+{
+    vdx_model_identity id;
+    memset(&id, 0, sizeof id);
+    snprintf(id.name, sizeof id.name, "synthetic-%c", hash[0]);
+    snprintf(id.config_hash, sizeof id.config_hash, "%s", hash);
+    id.dims = DIMS;
+    return id;
+}
+
+static vdx_store *open_store(const char *dir, const char *collection, const char *hash,
+                             int create)
+{
+    vdx_model_identity model = identity(hash);
+    vdx_store_options opts = {.data_dir = dir, .collection = collection, .create = create,
+                              .model = &model};
+    vdx_error err = {{0}};
+    vdx_store *store = vdx_store_open(&opts, &err);
+    if (!store)
+        printf("    vdx_store_open: %s\n", err.message);
+    return store;
+}
+
+/* A store holding the clustered items (metadata "cluster"), plus `extra` items. */
+static vdx_store *synthetic_store(const char *dir, const char *hash, const vdx_item *extra,
+                                  size_t n_extra)
+{
+    make_vectors();
+    vdx_store *store = open_store(dir, "synth", hash, 1);
+    if (!store)
+        return NULL;
+    static const char *const names[] = {"cluster"};
+    static char cluster_text[N_ITEMS][8];
+    static const char *values[N_ITEMS][1];
+    static char urls[N_ITEMS][64];
+    vdx_item *items = calloc(N_ITEMS, sizeof *items);
+    for (int k = 0; k < N_ITEMS; k++) {
+        snprintf(cluster_text[k], sizeof cluster_text[k], "%d", k / PER_CLUSTER);
+        snprintf(urls[k], sizeof urls[k], "https://example.org/%s.jpg", ids[k]);
+        values[k][0] = cluster_text[k];
+        items[k] = (vdx_item){.id = ids[k], .url = urls[k], .meta_names = names,
+                              .meta_values = values[k], .n_meta = 1, .vector = vectors[k]};
+    }
+    vdx_error err = {{0}};
+    int rc = vdx_store_append(store, items, N_ITEMS, &err);
+    if (rc == 0 && n_extra)
+        rc = vdx_store_append(store, extra, n_extra, &err);
+    free(items);
+    if (rc != 0) {
+        printf("    vdx_store_append: %s\n", err.message);
+        vdx_store_close(store);
+        return NULL;
+    }
+    return store;
+}
+
+/* The zero-shot start: a "prompt" that mixes the concept with a neighbouring cluster, so
+ * that its nearest items hold hard negatives from cluster 1. */
+static void prompt_vector(float *w)
+{
+    for (int j = 0; j < DIMS; j++)
+        w[j] = 3.0f * (centres[0][j] + 1.0f * centres[1][j]);
+}
+
+static vdx_concepts *open_book(vdx_store *store)
+{
+    vdx_error err = {{0}};
+    vdx_concepts *book = vdx_concepts_open(store, &err);
+    if (!book)
+        printf("    vdx_concepts_open: %s\n", err.message);
+    return book;
+}
+
+static int create_concept(vdx_concepts *book, const char *name)
+{
+    float w[DIMS];
+    prompt_vector(w);
+    vdx_concept_spec spec = {.name = name, .prompt = "a cluster zero", .text_vector = w};
+    vdx_error err = {{0}};
+    cJSON *c = NULL;
+    int rc = vdx_concept_create(book, &spec, &c, &err);
+    if (rc != 0)
+        printf("    vdx_concept_create: %s\n", err.message);
+    cJSON_Delete(c);
+    return rc;
+}
+
+/* Fraction of the top 50 by score that belong to cluster 0. */
+static double precision_at_50(vdx_concepts *book, const char *name)
+{
+    vdx_score_request req = {.top = 50};
+    cJSON *out = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_score(book, name, &req, &out, &err) != 0) {
+        printf("    score: %s\n", err.message);
+        return -1;
+    }
+    int hits = 0, n = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(out, "items"))
+    {
+        hits += cluster_of(cJSON_GetObjectItem(item, "id")->valuestring) == 0;
+        n++;
+    }
+    cJSON_Delete(out);
+    return n == 50 ? hits / 50.0 : -1;
+}
+
+/* Labels a page by ground truth; returns the number labelled. */
+static int label_page(vdx_concepts *book, const char *name, const cJSON *page, char seen[][32],
+                      int *n_seen)
+{
+    vdx_label_change changes[64];
+    int n = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(page, "items"))
+    {
+        const char *id = cJSON_GetObjectItem(item, "id")->valuestring;
+        snprintf(seen[*n_seen], 32, "%s", id);
+        (*n_seen)++;
+        changes[n].id = seen[*n_seen - 1];
+        changes[n].label = cluster_of(id) == 0 ? VDX_LABEL_POSITIVE : VDX_LABEL_NEGATIVE;
+        n++;
+    }
+    vdx_error err = {{0}};
+    if (vdx_concept_label(book, name, changes, (size_t)n, NULL, &err) != 0) {
+        printf("    label: %s\n", err.message);
+        return -1;
+    }
+    return n;
+}
+
+static cJSON *candidates(vdx_concepts *book, const char *name, vdx_candidates_mode mode, int k,
+                         int page)
+{
+    vdx_candidates_request req = {.mode = mode, .k = k, .page = page};
+    cJSON *out = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_candidates(book, name, &req, &out, &err) != 0)
+        printf("    candidates: %s\n", err.message);
+    return out;
+}
+
+static int train(vdx_concepts *book, const char *name)
+{
+    vdx_error err = {{0}};
+    cJSON *round = NULL;
+    int rc = vdx_concept_train(book, name, 0, 0, &round, &err);
+    if (rc != 0)
+        printf("    train: %s\n", err.message);
+    cJSON_Delete(round);
+    return rc;
+}
+
+static char *print_json(vdx_concepts *book, const char *name)
+{
+    cJSON *c = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_get(book, name, 1, &c, &err) != 0) {
+        printf("    get: %s\n", err.message);
+        return NULL;
+    }
+    cJSON *labels = NULL;
+    if (vdx_concept_labels(book, name, &labels, &err) == 0)
+        cJSON_AddItemToObject(c, "labels", labels);
+    char *text = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    return text;
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+TEST(simulated_user_loop)
+{
+    const char *dir = test_tmpdir("explore-loop");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book, "book");
+    REQUIRE(create_concept(book, "zero") == 0, "create");
+
+    /* initial scores, to recognise hard negatives later */
+    float w0[DIMS];
+    prompt_vector(w0);
+    double zero_shot = precision_at_50(book, "zero");
+    static char seen[512][32];
+    int n_seen = 0, negatives_seen = 0;
+    double hard_scores = 0;
+    for (int round = 0; round < 3; round++) {
+        cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 20, 0);
+        REQUIRE(page, "candidates");
+        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(page, "items")) == 20, "page of 20");
+        const cJSON *item;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItem(page, "items"))
+        {
+            const char *id = cJSON_GetObjectItem(item, "id")->valuestring;
+            for (int s = 0; s < n_seen; s++)
+                CHECK(strcmp(seen[s], id) != 0, "round %d offers labelled item %s", round, id);
+        }
+        int first = n_seen;
+        REQUIRE(label_page(book, "zero", page, seen, &n_seen) == 20, "label");
+        cJSON_Delete(page);
+        for (int s = first; s < n_seen; s++)
+            if (cluster_of(seen[s]) != 0) {
+                int k = cluster_of(seen[s]) * PER_CLUSTER + atoi(strchr(seen[s], '-') + 1);
+                double score = 0;
+                for (int j = 0; j < DIMS; j++)
+                    score += (double)vectors[k][j] * w0[j];
+                hard_scores += score;
+                negatives_seen++;
+            }
+        REQUIRE(train(book, "zero") == 0, "train");
+    }
+    double trained = precision_at_50(book, "zero");
+    printf("    precision@50: zero-shot %.2f, after 3 rounds %.2f\n", zero_shot, trained);
+    CHECK(zero_shot >= 0 && trained > zero_shot, "precision@50 %.2f -> %.2f", zero_shot,
+          trained);
+
+    /* hard negatives: the labelled negatives score, under the initial weight, above 90%
+     * of all the collection's negatives */
+    REQUIRE(negatives_seen > 0, "the nearest rounds surfaced no negative at all");
+    double mean_hard = hard_scores / negatives_seen;
+    int below = 0, negatives = 0;
+    for (int k = 0; k < N_ITEMS; k++) {
+        if (k / PER_CLUSTER == 0)
+            continue;
+        double score = 0;
+        for (int j = 0; j < DIMS; j++)
+            score += (double)vectors[k][j] * w0[j];
+        below += score < mean_hard;
+        negatives++;
+    }
+    CHECK(below > 0.9 * negatives, "labelled negatives are not hard: mean initial score %.3f "
+          "beats only %d of %d negatives", mean_hard, below, negatives);
+
+    /* after the rounds: no page of any mode offers a labelled item */
+    for (int mode = 0; mode < 3; mode++)
+        for (int p = 0; p < 3; p++) {
+            cJSON *page = candidates(book, "zero", (vdx_candidates_mode)mode, 30, p);
+            REQUIRE(page, "candidates");
+            const cJSON *item;
+            cJSON_ArrayForEach(item, cJSON_GetObjectItem(page, "items"))
+            {
+                const char *id = cJSON_GetObjectItem(item, "id")->valuestring;
+                for (int s = 0; s < n_seen; s++)
+                    CHECK(strcmp(seen[s], id) != 0, "mode %d page %d offers labelled %s", mode,
+                          p, id);
+            }
+            cJSON_Delete(page);
+        }
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+TEST(state_identical_after_reopen)
+{
+    const char *dir = test_tmpdir("explore-reopen");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    static char seen[64][32];
+    int n_seen = 0;
+    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
+    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label");
+    cJSON_Delete(page);
+    REQUIRE(train(book, "zero") == 0, "train");
+    vdx_label_change pending = {.id = ids[5 * PER_CLUSTER], .label = VDX_LABEL_NEGATIVE};
+    vdx_error err = {{0}};
+    int rc = vdx_concept_label(book, "zero", &pending, 1, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    char *before = print_json(book, "zero");
+    cJSON *next_before = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+
+    store = open_store(dir, "synth", model_hash_a, 0);
+    REQUIRE(store, "reopen store");
+    book = open_book(store);
+    REQUIRE(book, "reopen book");
+    char *after = print_json(book, "zero");
+    cJSON *next_after = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
+    CHECK(before && after && strcmp(before, after) == 0, "concept differs after reopen:\n%s\n%s",
+          before, after);
+    CHECK(cJSON_Compare(next_before, next_after, 1), "next page differs after reopen");
+    cJSON *c = NULL;
+    rc = vdx_concept_get(book, "zero", 0, &c, &err);
+    CHECK(rc == 0 && cJSON_GetObjectItem(c, "rounds")->valueint == 1 &&
+              cJSON_GetObjectItem(c, "pending")->valueint == 1 &&
+              cJSON_GetObjectItem(c, "negative")->valueint +
+                      cJSON_GetObjectItem(c, "positive")->valueint == 10,
+          "counts after reopen");
+    cJSON_Delete(c);
+    free(before);
+    free(after);
+    cJSON_Delete(next_before);
+    cJSON_Delete(next_after);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+TEST(undo_restores_weight_and_labels)
+{
+    const char *dir = test_tmpdir("explore-undo");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    static char seen[64][32];
+    int n_seen = 0;
+    vdx_error err = {{0}};
+    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
+    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label");
+    cJSON_Delete(page);
+    REQUIRE(train(book, "zero") == 0, "train 1");
+    char *after_round1 = print_json(book, "zero");
+
+    /* round 2 relabels an item of round 1 and adds new ones */
+    page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
+    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label 2");
+    cJSON_Delete(page);
+    vdx_label_change flip[2] = {{.id = seen[0], .label = VDX_LABEL_CLEAR},
+                                {.id = seen[1], .label = cluster_of(seen[1]) == 0 ? 0 : 1}};
+    int rc = vdx_concept_label(book, "zero", flip, 2, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    REQUIRE(train(book, "zero") == 0, "train 2");
+
+    /* pending labels are undone first */
+    vdx_label_change extra = {.id = ids[7 * PER_CLUSTER + 3], .label = VDX_LABEL_POSITIVE};
+    rc = vdx_concept_label(book, "zero", &extra, 1, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    cJSON *result = NULL;
+    rc = vdx_concept_undo(book, "zero", &result, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(!strcmp(cJSON_GetObjectItem(result, "undone")->valuestring, "labels") &&
+              cJSON_GetObjectItem(result, "labels_reverted")->valueint == 1,
+          "first undo: %s", cJSON_PrintUnformatted(result));
+    cJSON_Delete(result);
+
+    rc = vdx_concept_undo(book, "zero", &result, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(!strcmp(cJSON_GetObjectItem(result, "undone")->valuestring, "round") &&
+              cJSON_GetObjectItem(result, "round")->valueint == 2 &&
+              cJSON_GetObjectItem(result, "labels_reverted")->valueint == 11,
+          "second undo");
+    cJSON_Delete(result);
+    char *after_undo = print_json(book, "zero");
+    /* identical except "updated" (undo touches the concept) */
+    cJSON *a = cJSON_Parse(after_round1), *b = cJSON_Parse(after_undo);
+    cJSON_DeleteItemFromObject(a, "updated");
+    cJSON_DeleteItemFromObject(b, "updated");
+    CHECK(cJSON_Compare(a, b, 1), "undo did not restore round 1:\n%s\n%s", after_round1,
+          after_undo);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+
+    rc = vdx_concept_undo(book, "zero", NULL, &err);
+    CHECK(rc == 0, "%s", err.message);
+    float w[DIMS], w0[DIMS];
+    prompt_vector(w0);
+    rc = vdx_concept_weight(book, "zero", w, DIMS, &err);
+    CHECK(rc == 0 && memcmp(w, w0, sizeof w) == 0, "undoing round 1 restores the prompt weight");
+    cJSON *labels = NULL;
+    rc = vdx_concept_labels(book, "zero", &labels, &err);
+    CHECK(rc == 0 && cJSON_GetArraySize(labels) == 0, "no labels after undoing everything");
+    cJSON_Delete(labels);
+    rc = vdx_concept_undo(book, "zero", NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "nothing to undo in concept 'zero'"), "%s",
+          err.message);
+    free(after_round1);
+    free(after_undo);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* ---- candidates --------------------------------------------------------------------- */
+
+TEST(candidate_modes_paging_filter_duplicates)
+{
+    /* two exact copies of c0-000 and one of c2-000 under other ids: near-duplicates */
+    make_vectors();
+    vdx_item extra[3] = {{.id = "dup-a", .url = "u", .vector = vectors[0]},
+                         {.id = "dup-b", .url = "u", .vector = vectors[0]},
+                         {.id = "dup-c", .url = "u", .vector = vectors[2 * PER_CLUSTER]}};
+    const char *dir = test_tmpdir("explore-candidates");
+    vdx_store *store = synthetic_store(dir, model_hash_a, extra, 3);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_error err = {{0}};
+
+    /* paging: pages 0..2 of each mode are disjoint and full */
+    for (int mode = 0; mode < 3; mode++) {
+        char page_ids[3 * 10][32];
+        int n = 0;
+        for (int p = 0; p < 3; p++) {
+            cJSON *page = candidates(book, "zero", (vdx_candidates_mode)mode, 10, p);
+            REQUIRE(page, "page");
+            CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(page, "items")) == 10, "full page");
+            CHECK(cJSON_IsTrue(cJSON_GetObjectItem(page, "more")), "more pages");
+            const cJSON *item;
+            cJSON_ArrayForEach(item, cJSON_GetObjectItem(page, "items"))
+            {
+                const char *id = cJSON_GetObjectItem(item, "id")->valuestring;
+                for (int s = 0; s < n; s++)
+                    CHECK(strcmp(page_ids[s], id) != 0, "mode %d: %s on two pages", mode, id);
+                snprintf(page_ids[n++], 32, "%s", id);
+            }
+            cJSON_Delete(page);
+        }
+    }
+
+    /* nearest: ascending distance; boundary: ascending |score - threshold| */
+    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 30, 0);
+    double last = -1;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(page, "items"))
+    {
+        double d = cJSON_GetObjectItem(item, "dist")->valuedouble;
+        CHECK(d >= last - 1e-6, "nearest not ascending");
+        last = d;
+    }
+    cJSON_Delete(page);
+    vdx_concept_set_threshold(book, "zero", 1.5, &err);
+    page = candidates(book, "zero", VDX_CANDIDATES_BOUNDARY, 30, 0);
+    last = -1;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(page, "items"))
+    {
+        double d = fabs(cJSON_GetObjectItem(item, "score")->valuedouble - 1.5);
+        CHECK(d >= last - 1e-6, "boundary not ascending in |score - threshold|");
+        last = d;
+    }
+    CHECK(cJSON_GetObjectItem(page, "unlabelled")->valueint == N_ITEMS + 3, "unlabelled count");
+    cJSON_Delete(page);
+
+    /* random: reproducible per seed and page, different for another seed, spread out */
+    vdx_candidates_request req = {.mode = VDX_CANDIDATES_RANDOM, .k = 40, .page = 1, .seed = 7};
+    cJSON *r1 = NULL, *r2 = NULL, *r3 = NULL;
+    int rc = vdx_concept_candidates(book, "zero", &req, &r1, &err);
+    rc |= vdx_concept_candidates(book, "zero", &req, &r2, &err);
+    req.seed = 8;
+    rc |= vdx_concept_candidates(book, "zero", &req, &r3, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(cJSON_Compare(r1, r2, 1), "random page not reproducible");
+    CHECK(!cJSON_Compare(r1, r3, 1), "random page ignores the seed");
+    int clusters_seen[CLUSTERS + 1] = {0}, distinct = 0;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(r1, "items"))
+    {
+        int c = cluster_of(cJSON_GetObjectItem(item, "id")->valuestring);
+        if (c >= 0 && !clusters_seen[c]++)
+            distinct++;
+    }
+    CHECK(distinct >= 6, "random sample covers only %d of 8 clusters", distinct);
+    cJSON_Delete(r1);
+    cJSON_Delete(r2);
+    cJSON_Delete(r3);
+
+    /* where filter */
+    vdx_candidates_request filtered = {.mode = VDX_CANDIDATES_NEAREST, .k = 15,
+                                       .where = "cluster = '3'"};
+    cJSON *f = NULL;
+    rc = vdx_concept_candidates(book, "zero", &filtered, &f, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(f, "items")) == 15, "filtered page size");
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(f, "items"))
+        CHECK(cluster_of(cJSON_GetObjectItem(item, "id")->valuestring) == 3, "filter leaked %s",
+              cJSON_GetObjectItem(item, "id")->valuestring);
+    cJSON_Delete(f);
+
+    /* near-duplicate hiding: the copies of c0-000 are hidden behind the first of them */
+    const char *const trio[] = {"c0-000", "dup-a", "dup-b"};
+    float centre[DIMS];
+    memcpy(centre, vectors[0], sizeof centre);
+    vdx_concept_spec spec = {.name = "dups", .example_ids = trio, .n_examples = 3};
+    rc = vdx_concept_create(book, &spec, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    vdx_candidates_request dup_req = {.mode = VDX_CANDIDATES_NEAREST, .k = 5,
+                                      .hide_duplicates = 1};
+    cJSON *d = NULL;
+    rc = vdx_concept_candidates(book, "dups", &dup_req, &d, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    const cJSON *hidden = cJSON_GetObjectItem(d, "hidden");
+    CHECK(cJSON_GetArraySize(hidden) == 2 &&
+              cJSON_GetArraySize(cJSON_GetObjectItem(d, "items")) == 3,
+          "hidden: %s", cJSON_PrintUnformatted(d));
+    const char *first = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(d, "items"),
+                                                               0), "id")->valuestring;
+    cJSON_ArrayForEach(item, hidden)
+        CHECK(!strcmp(cJSON_GetObjectItem(item, "duplicate_of")->valuestring, first),
+              "duplicate_of");
+    cJSON_Delete(d);
+    dup_req.mode = VDX_CANDIDATES_BOUNDARY;
+    dup_req.k = N_ITEMS + 3;
+    rc = vdx_concept_candidates(book, "dups", &dup_req, &d, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    /* the whole collection on one page: dup-a/dup-b/c0-000 collapse to one, dup-c/c2-000 too */
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(d, "hidden")) >= 3, "boundary hides %d",
+          cJSON_GetArraySize(cJSON_GetObjectItem(d, "hidden")));
+    cJSON_Delete(d);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* ---- evaluate, score --------------------------------------------------------------- */
+
+TEST(evaluate_and_score)
+{
+    const char *dir = test_tmpdir("explore-eval");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_error err = {{0}};
+    cJSON *e = NULL;
+    int rc = vdx_concept_evaluate(book, "zero", NULL, &e, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(e, "cross_validation")) &&
+              cJSON_IsNull(cJSON_GetObjectItem(e, "training_accuracy")),
+          "no labels: no estimates");
+    cJSON_Delete(e);
+
+    /* 6 positives, 6 negatives: leave-one-out */
+    vdx_label_change changes[12];
+    for (int i = 0; i < 12; i++)
+        changes[i] = (vdx_label_change){ids[(i < 6 ? 0 : 4 * PER_CLUSTER) + i], i < 6};
+    rc = vdx_concept_label(book, "zero", changes, 12, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    REQUIRE(train(book, "zero") == 0, "train");
+    vdx_evaluate_options opts = {.bins = 20};
+    rc = vdx_concept_evaluate(book, "zero", &opts, &e, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    const cJSON *cv = cJSON_GetObjectItem(e, "cross_validation");
+    CHECK(!strcmp(cJSON_GetObjectItem(cv, "method")->valuestring, "leave-one-out") &&
+              cJSON_GetObjectItem(cv, "folds")->valueint == 12,
+          "method");
+    CHECK(cJSON_GetObjectItem(cv, "accuracy")->valuedouble == 1.0, "separable clusters: LOO "
+          "accuracy %g", cJSON_GetObjectItem(cv, "accuracy")->valuedouble);
+    CHECK(cJSON_GetObjectItem(e, "training_accuracy")->valuedouble == 1.0, "training accuracy");
+    CHECK(cJSON_GetObjectItem(e, "count")->valueint == N_ITEMS, "count");
+    const cJSON *h = cJSON_GetObjectItem(e, "histogram");
+    int total = 0, bins = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(h, "counts"))
+    {
+        total += c->valueint;
+        bins++;
+    }
+    CHECK(bins == 20 && total == N_ITEMS, "histogram %d bins, %d items", bins, total);
+    int above = cJSON_GetObjectItem(e, "above_threshold")->valueint;
+    cJSON_Delete(e);
+
+    /* score: the threshold list has exactly above_threshold items, descending, labelled */
+    vdx_score_request req = {.use_threshold = 1, .threshold = NAN};
+    cJSON *s = NULL;
+    rc = vdx_concept_score(book, "zero", &req, &s, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    const cJSON *items = cJSON_GetObjectItem(s, "items");
+    CHECK(cJSON_GetArraySize(items) == above && above > 0, "%d above, %d listed", above,
+          cJSON_GetArraySize(items));
+    double last = INFINITY;
+    int labelled_seen = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, items)
+    {
+        double score = cJSON_GetObjectItem(item, "score")->valuedouble;
+        CHECK(score <= last && score > 0, "order / threshold");
+        last = score;
+        labelled_seen += cJSON_IsNumber(cJSON_GetObjectItem(item, "label"));
+    }
+    CHECK(labelled_seen >= 6, "labelled items carry their label");
+    cJSON_Delete(s);
+    /* top + offset: ranks 11..15 */
+    vdx_score_request top = {.top = 5, .offset = 10};
+    rc = vdx_concept_score(book, "zero", &top, &s, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    items = cJSON_GetObjectItem(s, "items");
+    CHECK(cJSON_GetArraySize(items) == 5 &&
+              cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "rank")->valueint == 11,
+          "paging");
+    cJSON_Delete(s);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* ---- CRUD and errors ---------------------------------------------------------------- */
+
+TEST(crud_and_exact_errors)
+{
+    const char *dir = test_tmpdir("explore-crud");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_error err = {{0}};
+    CHECK(create_concept(book, "zero") == -1, "duplicate name accepted");
+    float w[DIMS];
+    prompt_vector(w);
+    vdx_concept_spec spec = {.name = "zero", .text_vector = w};
+    CHECK(vdx_concept_create(book, &spec, NULL, &err) == -1 &&
+              !strcmp(err.message, "a concept named 'zero' already exists"),
+          "%s", err.message);
+    spec.name = "bad\nname";
+    CHECK(vdx_concept_create(book, &spec, NULL, &err) == -1 &&
+              !strcmp(err.message, "concept name contains a control character (byte 3)"),
+          "%s", err.message);
+    spec.name = "nothing";
+    spec.text_vector = NULL;
+    CHECK(vdx_concept_create(book, &spec, NULL, &err) == -1 &&
+              !strcmp(err.message, "concept 'nothing' needs a prompt or example items to start "
+                                   "from"),
+          "%s", err.message);
+    vdx_model_identity other = identity(model_hash_b);
+    spec.text_vector = w;
+    spec.text_model = &other;
+    CHECK(vdx_concept_create(book, &spec, NULL, &err) == -1 &&
+              strstr(err.message, "the prompt's text vector comes from model synthetic-b"),
+          "%s", err.message);
+    const char *const unknown_examples[] = {"c0-001", "ghost"};
+    vdx_concept_spec by_examples = {.name = "ex", .example_ids = unknown_examples,
+                                    .n_examples = 2};
+    CHECK(vdx_concept_create(book, &by_examples, NULL, &err) == -1 &&
+              !strcmp(err.message, "unknown item ids: ghost"),
+          "%s", err.message);
+
+    /* unknown ids: refused all together, nothing changed */
+    vdx_label_change changes[3] = {{"c0-001", 1}, {"nope-1", 0}, {"nope-2", 1}};
+    CHECK(vdx_concept_label(book, "zero", changes, 3, NULL, &err) == -1 &&
+              !strcmp(err.message, "unknown item ids: nope-1, nope-2"),
+          "%s", err.message);
+    cJSON *labels = NULL;
+    vdx_concept_labels(book, "zero", &labels, &err);
+    CHECK(cJSON_GetArraySize(labels) == 0, "a refused batch changed labels");
+    cJSON_Delete(labels);
+    vdx_label_change bad_value = {"c0-001", 2};
+    CHECK(vdx_concept_label(book, "zero", &bad_value, 1, NULL, &err) == -1 &&
+              !strcmp(err.message, "label change 1 (item 'c0-001'): label 2 is not 1, 0 or -1"),
+          "%s", err.message);
+    CHECK(vdx_concept_train(book, "zero", 0, 0, NULL, &err) == -1 &&
+              !strcmp(err.message, "concept 'zero' has no labels to train on"),
+          "%s", err.message);
+
+    /* an id given twice keeps its last change; relabelling to the same value is a no-op */
+    vdx_label_change twice[3] = {{"c0-001", 1}, {"c0-002", 1}, {"c0-001", 0}};
+    cJSON *result = NULL;
+    int rc = vdx_concept_label(book, "zero", twice, 3, &result, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(cJSON_GetObjectItem(result, "changed")->valueint == 2 &&
+              cJSON_GetObjectItem(result, "positive")->valueint == 1 &&
+              cJSON_GetObjectItem(result, "negative")->valueint == 1,
+          "%s", cJSON_PrintUnformatted(result));
+    cJSON_Delete(result);
+    rc = vdx_concept_label(book, "zero", twice + 1, 1, &result, &err);
+    CHECK(rc == 0 && cJSON_GetObjectItem(result, "changed")->valueint == 0, "no-op relabel");
+    cJSON_Delete(result);
+
+    /* copy, rename, list, delete */
+    rc = vdx_concept_copy(book, "zero", "zero copy", &err);
+    CHECK(rc == 0, "%s", err.message);
+    rc = vdx_concept_rename(book, "zero copy", "renamed", &err);
+    CHECK(rc == 0, "%s", err.message);
+    CHECK(vdx_concept_rename(book, "renamed", "zero", &err) == -1 &&
+              !strcmp(err.message, "a concept named 'zero' already exists"),
+          "%s", err.message);
+    cJSON *list = NULL;
+    rc = vdx_concept_list(book, &list, &err);
+    CHECK(rc == 0 && cJSON_GetArraySize(list) == 2 &&
+              !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 1), "name")->valuestring,
+                      "renamed") &&
+              cJSON_GetObjectItem(cJSON_GetArrayItem(list, 1), "positive")->valueint == 1,
+          "list");
+    cJSON_Delete(list);
+    rc = vdx_concept_delete(book, "renamed", &err);
+    CHECK(rc == 0, "%s", err.message);
+    vdx_label_change one = {"c0-003", 1};
+    CHECK(vdx_concept_label(book, "renamed", &one, 1, NULL, &err) == -1 &&
+              !strcmp(err.message, "no concept named 'renamed'"),
+          "labelling a deleted concept: %s", err.message);
+    CHECK(vdx_concept_delete(book, "renamed", &err) == -1 &&
+              !strcmp(err.message, "no concept named 'renamed'"),
+          "%s", err.message);
+    /* the original kept its labels */
+    rc = vdx_concept_labels(book, "zero", &labels, &err);
+    CHECK(rc == 0 && cJSON_GetArraySize(labels) == 2, "labels of the original");
+    cJSON_Delete(labels);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* ---- export / import ---------------------------------------------------------------- */
+
+/* Splits RFC 4180 CSV into fields (rows end with CRLF); returns the number of rows. */
+static int parse_csv(const char *text, char fields[][8][128], int max_rows)
+{
+    int row = 0, col = 0;
+    size_t len = 0;
+    const char *p = text;
+    while (*p && row < max_rows) {
+        if (*p == '"') {
+            p++;
+            while (*p && !(*p == '"' && p[1] != '"')) {
+                if (*p == '"')
+                    p++;
+                fields[row][col][len++] = *p++;
+            }
+            p++;
+        } else if (*p == ',') {
+            fields[row][col][len] = 0;
+            col++;
+            len = 0;
+            p++;
+        } else if (*p == '\r' && p[1] == '\n') {
+            fields[row][col][len] = 0;
+            row++;
+            col = 0;
+            len = 0;
+            p += 2;
+        } else {
+            fields[row][col][len++] = *p++;
+        }
+    }
+    return row;
+}
+
+TEST(exports_parse_back_and_import)
+{
+    make_vectors();
+    vdx_item odd = {.id = "odd,\"id\"", .url = "https://example.org/a,b.jpg",
+                    .vector = vectors[3]};
+    const char *dir = test_tmpdir("explore-export");
+    vdx_store *store = synthetic_store(dir, model_hash_a, &odd, 1);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_error err = {{0}};
+    vdx_label_change changes[3] = {{"odd,\"id\"", 1}, {"c0-010", 1}, {"c5-010", 0}};
+    int rc = vdx_concept_label(book, "zero", changes, 3, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    REQUIRE(train(book, "zero") == 0, "train");
+
+    char *text = NULL;
+    rc = vdx_concept_export_labels(book, "zero", VDX_EXPORT_CSV, &text, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    static char fields[16][8][128];
+    int rows = parse_csv(text, fields, 16);
+    CHECK(rows == 4, "csv rows %d:\n%s", rows, text);
+    CHECK(!strcmp(fields[0][0], "id") && !strcmp(fields[0][3], "time"), "header");
+    CHECK(!strcmp(fields[1][0], "odd,\"id\"") &&
+              !strcmp(fields[1][1], "https://example.org/a,b.jpg") && !strcmp(fields[1][2], "1"),
+          "quoted row: %s|%s|%s", fields[1][0], fields[1][1], fields[1][2]);
+    CHECK(!strcmp(fields[3][0], "c5-010") && !strcmp(fields[3][2], "0") &&
+              strlen(fields[3][3]) == 20,
+          "last row");
+    free(text);
+
+    rc = vdx_concept_export_labels(book, "zero", VDX_EXPORT_JSONL, &text, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *l = cJSON_Parse(line);
+        CHECK(l && cJSON_IsString(cJSON_GetObjectItem(l, "id")) &&
+                  cJSON_IsNumber(cJSON_GetObjectItem(l, "label")) &&
+                  cJSON_IsString(cJSON_GetObjectItem(l, "url")) &&
+                  cJSON_IsString(cJSON_GetObjectItem(l, "time")),
+              "jsonl line %s", line);
+        if (lines == 0)
+            CHECK(!strcmp(cJSON_GetObjectItem(l, "id")->valuestring, "odd,\"id\""), "first");
+        cJSON_Delete(l);
+        lines++;
+    }
+    CHECK(lines == 3, "%d jsonl lines", lines);
+    free(text);
+
+    /* scores above 0: as many rows as score's above_threshold, CSV and JSONL agree */
+    cJSON *s = NULL;
+    vdx_score_request all = {0};
+    rc = vdx_concept_score(book, "zero", &all, &s, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    int above = cJSON_GetObjectItem(s, "above_threshold")->valueint;
+    cJSON_Delete(s);
+    rc = vdx_concept_export_scores(book, "zero", NAN, VDX_EXPORT_CSV, &text, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    int csv_rows = 0;
+    for (const char *p = text; (p = strstr(p, "\r\n")); p += 2)
+        csv_rows++;
+    CHECK(csv_rows == above + 1, "%d csv rows for %d above", csv_rows, above);
+    CHECK(!strncmp(text, "rank,id,url,score,probability\r\n1,", 33), "scores header");
+    free(text);
+    rc = vdx_concept_export_scores(book, "zero", 0.5, VDX_EXPORT_JSONL, &text, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    cJSON *firstline = cJSON_Parse(text);
+    CHECK(firstline && cJSON_GetObjectItem(firstline, "score")->valuedouble > 0.5 &&
+              cJSON_GetObjectItem(firstline, "rank")->valueint == 1,
+          "scores jsonl");
+    cJSON_Delete(firstline);
+    free(text);
+
+    /* the classifier: into a second collection of the same model, then refused by another */
+    cJSON *classifier = NULL;
+    rc = vdx_concept_export_classifier(book, "zero", &classifier, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    char *json = cJSON_Print(classifier);
+    float w[DIMS];
+    vdx_concept_weight(book, "zero", w, DIMS, &err);
+
+    vdx_store *same = open_store(dir, "same-model", model_hash_a, 1);
+    vdx_concepts *same_book = same ? open_book(same) : NULL;
+    REQUIRE(same_book, "second collection");
+    cJSON *imported = NULL;
+    rc = vdx_concept_import_classifier(same_book, json, strlen(json), NULL, &imported, &err);
+    CHECK(rc == 0, "import: %s", err.message);
+    float w2[DIMS];
+    rc = vdx_concept_weight(same_book, "zero", w2, DIMS, &err);
+    CHECK(rc == 0 && !memcmp(w, w2, sizeof w), "imported weight differs");
+    CHECK(imported && cJSON_GetObjectItem(imported, "rounds")->valueint == 1 &&
+              cJSON_GetObjectItem(imported, "positive")->valueint == 0,
+          "imported: rounds kept, no labels");
+    cJSON_Delete(imported);
+    rc = vdx_concept_import_classifier(same_book, json, strlen(json), NULL, NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "a concept named 'zero' already exists"), "%s",
+          err.message);
+    rc = vdx_concept_import_classifier(same_book, json, strlen(json), "zero 2", NULL, &err);
+    CHECK(rc == 0, "import under another name: %s", err.message);
+    rc = vdx_concept_undo(same_book, "zero 2", NULL, &err);
+    CHECK(rc == 0, "undo an imported round: %s", err.message);
+    float w0[DIMS];
+    prompt_vector(w0);
+    vdx_concept_weight(same_book, "zero 2", w2, DIMS, &err);
+    CHECK(!memcmp(w0, w2, sizeof w0), "undo of an imported round restores its initial weight");
+
+    vdx_store *other = open_store(dir, "other-model", model_hash_b, 1);
+    vdx_concepts *other_book = other ? open_book(other) : NULL;
+    REQUIRE(other_book, "other collection");
+    rc = vdx_concept_import_classifier(other_book, json, strlen(json), NULL, NULL, &err);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "classifier was trained on vectors of model synthetic-a (fingerprint %s, 32 "
+             "dims); this collection holds model synthetic-b (fingerprint %s, 32 dims)",
+             model_hash_a, model_hash_b);
+    CHECK(rc == -1 && !strcmp(err.message, want), "%s", err.message);
+
+    /* malformed documents, with the reason */
+    static const struct {
+        const char *json, *message;
+    } bad[] = {
+        {"{\"format\": \"vdx-classifier\",\n \"version\": 1,, }",
+         "classifier: not valid JSON at line 2, column 14 (byte 42)"},
+        {"[1, 2]", "classifier: the document is not a JSON object"},
+        {"{\"format\": \"other\", \"version\": 1}",
+         "classifier: \"format\" is \"other\", expected \"vdx-classifier\""},
+        {"{\"format\": \"vdx-classifier\", \"version\": 1}",
+         "classifier: the document has no \"name\""},
+        {"{\"format\": \"vdx-classifier\", \"version\": 2}",
+         "classifier: version 2 is not supported (this vdx reads 1)"},
+        {"{} trailing", "classifier: unexpected text after the JSON document (byte 3)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = vdx_concept_import_classifier(same_book, bad[i].json, strlen(bad[i].json), "x",
+                                           NULL, &err);
+        CHECK(rc == -1 && !strcmp(err.message, bad[i].message), "case %zu: %s", i, err.message);
+    }
+    /* a weight of the wrong length */
+    cJSON *weight = cJSON_GetObjectItem(classifier, "weight");
+    cJSON_DeleteItemFromArray(weight, 0);
+    char *short_json = cJSON_Print(classifier);
+    rc = vdx_concept_import_classifier(same_book, short_json, strlen(short_json), "x", NULL,
+                                       &err);
+    CHECK(rc == -1 && !strcmp(err.message, "classifier: the document \"weight\" has 31 numbers, "
+                                           "the model has 32 dims"),
+          "%s", err.message);
+    free(short_json);
+    free(json);
+    cJSON_Delete(classifier);
+    vdx_concepts_close(other_book);
+    vdx_store_close(other);
+    vdx_concepts_close(same_book);
+    vdx_store_close(same);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* ---- threads ------------------------------------------------------------------------ */
+
+typedef struct worker {
+    vdx_concepts *book;
+    int index, failures;
+} worker;
+
+static void *label_and_train(void *arg)
+{
+    worker *w = arg;
+    vdx_error err = {{0}};
+    for (int i = 0; i < 10; i++) {
+        vdx_label_change change = {ids[w->index * PER_CLUSTER + i], w->index == 0};
+        cJSON *out = NULL;
+        if (vdx_concept_label(w->book, "zero", &change, 1, NULL, &err) != 0 ||
+            vdx_concept_train(w->book, "zero", 0, 0, &out, &err) != 0)
+            w->failures++;
+        cJSON_Delete(out);
+        vdx_candidates_request req = {.k = 9};
+        if (vdx_concept_candidates(w->book, "zero", &req, &out, &err) != 0)
+            w->failures++;
+        cJSON_Delete(out);
+    }
+    return NULL;
+}
+
+TEST(concurrent_threads_share_a_book)
+{
+    const char *dir = test_tmpdir("explore-threads");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    pthread_t threads[4];
+    worker workers[4];
+    for (int t = 0; t < 4; t++) {
+        workers[t] = (worker){book, t, 0};
+        pthread_create(&threads[t], NULL, label_and_train, &workers[t]);
+    }
+    int failures = 0;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(threads[t], NULL);
+        failures += workers[t].failures;
+    }
+    CHECK(failures == 0, "%d operations failed", failures);
+    cJSON *c = NULL;
+    vdx_error err = {{0}};
+    int rc = vdx_concept_get(book, "zero", 0, &c, &err);
+    CHECK(rc == 0 && cJSON_GetObjectItem(c, "rounds")->valueint == 40 &&
+              cJSON_GetObjectItem(c, "positive")->valueint == 10 &&
+              cJSON_GetObjectItem(c, "negative")->valueint == 30,
+          "after the threads: %s", rc == 0 ? cJSON_PrintUnformatted(c) : err.message);
+    cJSON_Delete(c);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+int main(void)
+{
+    unsetenv("VDX_STORE");
+    RUN(simulated_user_loop);
+    RUN(state_identical_after_reopen);
+    RUN(undo_restores_weight_and_labels);
+    RUN(candidate_modes_paging_filter_duplicates);
+    RUN(evaluate_and_score);
+    RUN(crud_and_exact_errors);
+    RUN(exports_parse_back_and_import);
+    RUN(concurrent_threads_share_a_book);
+    return test_summary("explore");
+}

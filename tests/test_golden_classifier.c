@@ -1,0 +1,151 @@
+/* Golden test of the few-shot classifier: replays every trajectory of
+ * ../shared/fixtures/golden/<model>/classifier.json (recorded from the original PyTorch
+ * code) round by round. A round's `labelled` lists every row labelled so far and `y` their
+ * labels at that round (a row may be relabelled); each round fits them from the previous
+ * round's weight. Every step's loss and the weight after each round must agree to 1e-5. */
+#include <cjson/cJSON.h>
+
+#include "test.h"
+#include "vdx/explore.h"
+
+#define TOLERANCE 1e-5
+
+static int read_floats(const cJSON *array, float *out, int max)
+{
+    int n = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, array)
+    {
+        if (n >= max || !cJSON_IsNumber(v))
+            return -1;
+        out[n++] = (float)v->valuedouble;
+    }
+    return n;
+}
+
+/* Replays one fixture file; returns the number of rounds checked (0 on a failure). */
+static int replay_fixture(const char *path)
+{
+    char *text = NULL;
+    size_t size = 0;
+    vdx_error err = {{0}};
+    if (vdx_read_file(path, &text, &size, &err) != 0) {
+        CHECK(0, "%s", err.message);
+        return 0;
+    }
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!root) {
+        CHECK(0, "%s: not JSON", path);
+        return 0;
+    }
+    int iters = cJSON_GetObjectItem(root, "iters")->valueint;
+    float lr = (float)cJSON_GetObjectItem(root, "lr")->valuedouble;
+    CHECK(iters == VDX_FIT_ITERS && lr == VDX_FIT_LR, "fixture iters %d lr %g differ from "
+          "the defaults", iters, lr);
+    int rounds_checked = 0, case_index = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
+    {
+        float w[1024], X[64 * 1024], Xl[64 * 1024], yl[64], losses[64], want[1024];
+        int dims = read_floats(cJSON_GetObjectItem(c, "init"), w, 1024);
+        int rows = 0;
+        const cJSON *row;
+        cJSON_ArrayForEach(row, cJSON_GetObjectItem(c, "X"))
+        {
+            CHECK(read_floats(row, X + rows * dims, dims) == dims, "case %d row %d", case_index,
+                  rows);
+            rows++;
+        }
+        int round_index = 0;
+        const cJSON *r;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItem(c, "rounds"))
+        {
+            const cJSON *idx = cJSON_GetObjectItem(r, "labelled");
+            const cJSON *y = cJSON_GetObjectItem(r, "y");
+            int n = 0;
+            for (int i = 0; i < cJSON_GetArraySize(idx); i++) {
+                int k = cJSON_GetArrayItem(idx, i)->valueint;
+                memcpy(Xl + n * dims, X + k * dims, (size_t)dims * sizeof(float));
+                yl[n++] = (float)cJSON_GetArrayItem(y, i)->valuedouble;
+            }
+            int rc = vdx_classifier_fit(Xl, yl, n, dims, w, iters, lr, losses, &err);
+            CHECK(rc == 0, "fit: %s", err.message);
+            float want_losses[64];
+            int n_losses = read_floats(cJSON_GetObjectItem(r, "losses"), want_losses, 64);
+            CHECK(n_losses == iters, "case %d round %d: %d losses", case_index, round_index,
+                  n_losses);
+            for (int s = 0; s < n_losses; s++)
+                CHECK(fabs(losses[s] - want_losses[s]) <= TOLERANCE,
+                      "%s case %d round %d step %d: loss %.9g, want %.9g", path, case_index,
+                      round_index, s, losses[s], want_losses[s]);
+            CHECK(read_floats(cJSON_GetObjectItem(r, "weight"), want, 1024) == dims, "weight");
+            double worst = 0;
+            for (int j = 0; j < dims; j++)
+                worst = fmax(worst, fabs(w[j] - want[j]));
+            CHECK(worst <= TOLERANCE, "%s case %d round %d: weight differs by %.3g", path,
+                  case_index, round_index, worst);
+            round_index++;
+            rounds_checked++;
+        }
+        case_index++;
+    }
+    cJSON_Delete(root);
+    return test_case_failed ? 0 : rounds_checked;
+}
+
+TEST(golden_trajectories_clip_tiny)
+{
+    NEED_SHARED(path, "fixtures/golden/clip-tiny/classifier.json");
+    CHECK(replay_fixture(path) == 12, "expected 4 cases x 3 rounds");
+}
+
+TEST(golden_trajectories_clip_tiny_f16)
+{
+    NEED_SHARED(path, "fixtures/golden/clip-tiny-f16/classifier.json");
+    CHECK(replay_fixture(path) == 12, "expected 4 cases x 3 rounds");
+}
+
+/* One step by hand: X = I (2×2), y = (1, 0), w = (3, 4) → w/‖w‖ = (0.6, 0.8);
+ * loss = (softplus(-0.6) + softplus(0.8)) / 2; w' = w/‖w‖ - lr·(σ(z) - y)/2. */
+TEST(single_step_by_hand)
+{
+    float X[4] = {1, 0, 0, 1}, y[2] = {1, 0}, w[2] = {3, 4}, loss;
+    vdx_error err = {{0}};
+    int rc = vdx_classifier_fit(X, y, 2, 2, w, 1, 0.1f, &loss, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    double want_loss = (log1p(exp(-0.6)) + log1p(exp(0.8))) / 2;
+    double s0 = 1 / (1 + exp(-0.6)), s1 = 1 / (1 + exp(-0.8));
+    CHECK(fabs(loss - want_loss) < 1e-6, "loss %.9g want %.9g", loss, want_loss);
+    CHECK(fabs(w[0] - (0.6 - 0.1 * (s0 - 1) / 2)) < 1e-6, "w0 %.9g", w[0]);
+    CHECK(fabs(w[1] - (0.8 - 0.1 * s1 / 2)) < 1e-6, "w1 %.9g", w[1]);
+}
+
+TEST(refuses_degenerate_input)
+{
+    float X[2] = {1, 0}, y[1] = {1}, w[2] = {0, 0};
+    vdx_error err = {{0}};
+    CHECK(vdx_classifier_fit(X, y, 0, 2, w, 5, 0.1f, NULL, &err) == -1, "n = 0 accepted");
+    CHECK(strcmp(err.message, "classifier fit: no labelled rows") == 0, "%s", err.message);
+    CHECK(vdx_classifier_fit(X, y, 1, 2, w, 5, 0.1f, NULL, &err) == -1, "zero w accepted");
+    CHECK(strcmp(err.message, "classifier fit: the weight has norm 0 at step 1") == 0, "%s",
+          err.message);
+}
+
+TEST(accuracy_counts_threshold_side)
+{
+    float X[6] = {1, 0, 0, 1, -1, 0}, y[3] = {1, 0, 0}, w[2] = {1, 0.5f};
+    /* scores 1, 0.5, -1: with threshold 0 → predictions 1,1,0 → 2 of 3 right */
+    CHECK(fabs(vdx_classifier_accuracy(X, y, 3, 2, w, 0) - 2.0 / 3) < 1e-12, "threshold 0");
+    CHECK(fabs(vdx_classifier_accuracy(X, y, 3, 2, w, 0.75) - 1.0) < 1e-12, "threshold 0.75");
+}
+
+int main(void)
+{
+    RUN(golden_trajectories_clip_tiny);
+    RUN(golden_trajectories_clip_tiny_f16);
+    RUN(single_step_by_hand);
+    RUN(refuses_degenerate_input);
+    RUN(accuracy_counts_threshold_side);
+    return test_summary("golden_classifier");
+}

@@ -1,0 +1,369 @@
+/* Tests of the ingest sources: the Unsplash sample (exact counts, each malformed row with
+ * its line and reason, unicode, keywords), Python-csv quoting rules on hand-made files,
+ * the zip archive read in place equal to the directory, the folder walk and URL lists. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zip.h>
+
+#include "test.h"
+#include "test_tmp.h"
+#include "vdx/ingest.h"
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+static int column_index(const vdx_source *s, const char *name)
+{
+    for (int i = 0; i < s->n_columns; i++)
+        if (!strcmp(s->columns[i], name))
+            return i;
+    return -1;
+}
+
+static const vdx_source_item *find_item(const vdx_source *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_items; i++)
+        if (!strcmp(s->items[i].id, id))
+            return &s->items[i];
+    return NULL;
+}
+
+static const char *value_of(const vdx_source *s, const char *id, const char *column)
+{
+    const vdx_source_item *it = find_item(s, id);
+    int c = column_index(s, column);
+    return it && c >= 0 ? it->values[c] : "<missing item or column>";
+}
+
+#define CHECK_STR(got, want)                                                              \
+    CHECK((got) && !strcmp((got), (want)), "got '%s', want '%s'", (got) ? (got) : "(null)", \
+          (want))
+
+TEST(unsplash_sample_counts)
+{
+    NEED_SHARED(dir, "data/unsplash-sample");
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK_STR(s->kind, "unsplash");
+    CHECK(s->rows == 50, "rows %ld", s->rows);
+    CHECK(s->n_items == 47, "items %zu", s->n_items);
+    CHECK(s->n_problems == 3, "problems %zu", s->n_problems);
+    CHECK(s->n_columns == 32, "columns %d", s->n_columns);
+    CHECK_STR(s->columns[0], "photo_id");
+    CHECK_STR(s->columns[30], "blur_hash");
+    CHECK_STR(s->columns[31], "keywords");
+    /* source order, the first and last good rows */
+    CHECK_STR(s->items[0].id, "DjfcRNL2EDL");
+    CHECK_STR(s->items[0].url, "https://images.unsplash.com/photo-1500000000000-3b8f37f8a88b");
+    CHECK_STR(s->items[46].id, "63MOb35d0r6");
+    CHECK(s->items[0].width == 3840 && s->items[0].height == 2562, "size %dx%d",
+          s->items[0].width, s->items[0].height);
+    /* the broken link is a good row: it fails later, at download */
+    CHECK(find_item(s, "Ol3U6AhWNmZ") != NULL, "row with a dead link missing");
+    vdx_source_free(s);
+}
+
+TEST(unsplash_sample_problems)
+{
+    NEED_SHARED(dir, "data/unsplash-sample");
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    REQUIRE(s->n_problems == 3, "problems %zu", s->n_problems);
+    const vdx_source_problem *p = s->problems;
+    CHECK_STR(p[0].file, "photos.tsv000");
+    CHECK(p[0].line == 9, "line %ld", p[0].line);
+    CHECK_STR(p[0].id, "AJHdIEqJej_");
+    CHECK_STR(p[0].reason, "bad URL 'not a url'");
+    CHECK(p[1].line == 50, "line %ld", p[1].line);
+    CHECK_STR(p[1].id, "FdlKdMwj6uU");
+    CHECK_STR(p[1].reason, "duplicate photo_id 'FdlKdMwj6uU' (first on line 4)");
+    CHECK(p[2].line == 51, "line %ld", p[2].line);
+    CHECK_STR(p[2].id, "LKL3MvQHqP0");
+    CHECK_STR(p[2].reason, "too few columns (2 of 31)");
+    /* the duplicate kept the first row's values */
+    CHECK_STR(value_of(s, "FdlKdMwj6uU", "photo_submitted_at"), "2019-03-12 02:12:32.102");
+    vdx_source_free(s);
+}
+
+TEST(unsplash_sample_values)
+{
+    NEED_SHARED(dir, "data/unsplash-sample");
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK_STR(value_of(s, "pHdEoziIbob", "photo_description"), "a \"quoted\" word and café");
+    CHECK_STR(value_of(s, "pHdEoziIbob", "photographer_first_name"), "Zoë");
+    CHECK_STR(value_of(s, "DjfcRNL2EDL", "photographer_last_name"), "王");
+    CHECK_STR(value_of(s, "DjfcRNL2EDL", "photo_location_country"), "日本");
+    CHECK_STR(value_of(s, "K_IQQ8Vh2bZ", "photographer_last_name"), "O'Neil");
+    CHECK_STR(value_of(s, "DjfcRNL2EDL", "photo_featured"), "t");
+    CHECK_STR(value_of(s, "DjfcRNL2EDL", "blur_hash"), "LEHV6nWB2yk8pyo0adR*.7kCMdnj");
+    /* empty fields are NULL, as pandas' NaN */
+    CHECK(value_of(s, "DjfcRNL2EDL", "photo_description") == NULL, "empty field not NULL");
+    CHECK(value_of(s, "DjfcRNL2EDL", "exif_camera_make") == NULL, "empty field not NULL");
+    /* keywords aggregated in file order */
+    CHECK_STR(value_of(s, "DjfcRNL2EDL", "keywords"), "red, field");
+    CHECK_STR(value_of(s, "pHdEoziIbob", "keywords"), "yellow, flowers");
+    vdx_source_free(s);
+}
+
+/* Quoting as Python's csv module (and so pandas) reads it. */
+TEST(tsv_quoting_rules)
+{
+    const char *dir = test_tmpdir("tsv");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/photos.tsv000", dir);
+    write_text(path,
+               "\xEF\xBB\xBFphoto_id\tphoto_image_url\tphoto_description\r\n"
+               "a1\thttps://h.example/a1\t\"tab\there, \"\"quoted\"\"\"\r\n"
+               "\n"
+               "a2\thttps://h.example/a2\t\"two\nlines\"\n"
+               "a3\thttps://h.example/a3\tin\"side\"\n"
+               "a4\thttps://h.example/a4\t\"closed\"tail\n"
+               "a5\thttps://h.example/a5\t\"\"\n"
+               "a6\thttps://h.example/a6\tx\textra\n"
+               "a7\thttps://h.example/a7\tbad \xC3\x28 utf8\n"
+               "\thttps://h.example/none\tno id\n"
+               "a8\tftp://h.example/a8\tscheme\n"
+               "a9\thttps://h.example/a9\tlast line without newline");
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->n_columns == 3, "columns %d (BOM must not be part of the first name)",
+          s->n_columns);
+    CHECK_STR(s->columns[0], "photo_id");
+    CHECK(s->n_items == 6, "items %zu", s->n_items);
+    CHECK_STR(value_of(s, "a1", "photo_description"), "tab\there, \"quoted\"");
+    CHECK_STR(value_of(s, "a2", "photo_description"), "two\nlines");
+    CHECK_STR(value_of(s, "a3", "photo_description"), "in\"side\"");
+    CHECK_STR(value_of(s, "a4", "photo_description"), "closedtail");
+    CHECK(value_of(s, "a5", "photo_description") == NULL, "quoted empty is NULL");
+    CHECK_STR(value_of(s, "a9", "photo_description"), "last line without newline");
+    REQUIRE(s->n_problems == 4, "problems %zu", s->n_problems);
+    CHECK(s->problems[0].line == 9, "line %ld", s->problems[0].line);
+    CHECK_STR(s->problems[0].reason, "too many columns (4 of 3)");
+    CHECK(s->problems[1].line == 10, "line %ld", s->problems[1].line);
+    CHECK_STR(s->problems[1].reason, "invalid UTF-8 in column photo_description");
+    CHECK(s->problems[2].line == 11 && s->problems[2].id == NULL, "line %ld",
+          s->problems[2].line);
+    CHECK_STR(s->problems[2].reason, "empty photo_id");
+    CHECK(s->problems[3].line == 12, "line %ld", s->problems[3].line);
+    CHECK_STR(s->problems[3].reason, "bad URL 'ftp://h.example/a8'");
+    vdx_source_free(s);
+
+    /* an unterminated quote swallows the rest of the file: reported, not fatal */
+    write_text(path, "photo_id\tphoto_image_url\n"
+                     "b1\thttps://h.example/b1\n"
+                     "b2\t\"https://h.example/b2\n"
+                     "b3\thttps://h.example/b3\n");
+    s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->n_items == 1, "items %zu", s->n_items);
+    REQUIRE(s->n_problems == 1, "problems %zu", s->n_problems);
+    CHECK(s->problems[0].line == 3, "line %ld", s->problems[0].line);
+    CHECK(strstr(s->problems[0].reason, "unterminated quoted field") != NULL, "%s",
+          s->problems[0].reason);
+    vdx_source_free(s);
+}
+
+TEST(unsplash_errors)
+{
+    vdx_error err = {{0}};
+    CHECK(vdx_source_unsplash("/nonexistent/vdx", &err) == NULL, "opened a missing path");
+    CHECK_STR(err.message, "/nonexistent/vdx: No such file or directory");
+
+    const char *dir = test_tmpdir("nophotos");
+    CHECK(vdx_source_unsplash(dir, &err) == NULL, "opened a directory without photos");
+    char want[4400];
+    snprintf(want, sizeof want,
+             "%s: no photos.tsv000 in this directory (expected the Unsplash dataset: "
+             "photos.tsv000 and optionally keywords.tsv000)",
+             dir);
+    CHECK_STR(err.message, want);
+
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fake.zip", dir);
+    write_text(path, "this is not a zip archive");
+    CHECK(vdx_source_unsplash(path, &err) == NULL, "opened a bad zip");
+    CHECK(strstr(err.message, "not a directory, and not a readable zip archive") != NULL,
+          "%s", err.message);
+
+    snprintf(path, sizeof path, "%s/photos.tsv000", dir);
+    write_text(path, "id\turl\nx\thttps://h.example/x\n");
+    CHECK(vdx_source_unsplash(dir, &err) == NULL, "accepted a file without photo_id");
+    snprintf(want, sizeof want,
+             "%s: photos.tsv000: the header has no 'photo_id' column (is this the Unsplash "
+             "dataset?)",
+             dir);
+    CHECK_STR(err.message, want);
+}
+
+static void same_sources(const vdx_source *a, const vdx_source *b)
+{
+    REQUIRE(a->n_items == b->n_items, "items %zu vs %zu", a->n_items, b->n_items);
+    REQUIRE(a->n_columns == b->n_columns, "columns %d vs %d", a->n_columns, b->n_columns);
+    REQUIRE(a->n_problems == b->n_problems, "problems %zu vs %zu", a->n_problems,
+            b->n_problems);
+    for (size_t i = 0; i < a->n_items; i++) {
+        CHECK(!strcmp(a->items[i].id, b->items[i].id), "item %zu", i);
+        CHECK(!strcmp(a->items[i].url, b->items[i].url), "item %zu", i);
+        for (int c = 0; c < a->n_columns; c++) {
+            const char *x = a->items[i].values[c], *y = b->items[i].values[c];
+            CHECK((!x && !y) || (x && y && !strcmp(x, y)), "item %zu column %s", i,
+                  a->columns[c]);
+        }
+    }
+    for (size_t i = 0; i < a->n_problems; i++) {
+        CHECK(a->problems[i].line == b->problems[i].line, "problem %zu", i);
+        CHECK(!strcmp(a->problems[i].reason, b->problems[i].reason), "problem %zu", i);
+    }
+}
+
+TEST(zip_equals_directory)
+{
+    NEED_SHARED(dir, "data/unsplash-sample");
+    const char *tmp = test_tmpdir("zip");
+    char zpath[4200], src[4200];
+    snprintf(zpath, sizeof zpath, "%s/unsplash-research-dataset-lite-latest.zip", tmp);
+    int code;
+    zip_t *z = zip_open(zpath, ZIP_CREATE | ZIP_EXCL, &code);
+    REQUIRE(z, "zip_open %d", code);
+    const char *names[] = {"photos.tsv000", "keywords.tsv000"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(src, sizeof src, "%s/%s", dir, names[i]);
+        zip_source_t *zs = zip_source_file(z, src, 0, -1);
+        zip_int64_t added = zs ? zip_file_add(z, names[i], zs, 0) : -1;
+        CHECK(added >= 0, "adding %s: %s", names[i], zip_strerror(z));
+    }
+    int closed = zip_close(z);
+    REQUIRE(closed == 0, "zip_close");
+    vdx_error err = {{0}};
+    vdx_source *a = vdx_source_unsplash(dir, &err);
+    REQUIRE(a, "%s", err.message);
+    vdx_source *b = vdx_source_unsplash(zpath, &err);
+    if (!b)
+        vdx_source_free(a);
+    REQUIRE(b, "%s", err.message);
+    same_sources(a, b);
+    vdx_source_free(a);
+    vdx_source_free(b);
+}
+
+static void touch(const char *dir, const char *rel)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *p = path + strlen(dir) + 1; (p = strchr(p, '/')); p++) {
+        *p = 0;
+        mkdir(path, 0755);
+        *p = '/';
+    }
+    write_text(path, "x");
+}
+
+TEST(folder_source)
+{
+    const char *dir = test_tmpdir("folder");
+    const char *files[] = {"zeta.jpg", "b/inner.PNG", "a.jpeg", "b/c/deep.webp", "anim.gif",
+                           "old.bmp", "notes.txt", ".hidden/x.jpg", ".dot.jpg", "noext"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        touch(dir, files[i]);
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_folder(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    const char *want[] = {"a.jpeg", "anim.gif", "b/c/deep.webp", "b/inner.PNG", "old.bmp",
+                          "zeta.jpg"};
+    REQUIRE(s->n_items == 6, "items %zu", s->n_items);
+    CHECK(s->n_columns == 0 && s->n_problems == 0, "columns %d problems %zu", s->n_columns,
+          s->n_problems);
+    for (size_t i = 0; i < 6; i++) {
+        CHECK_STR(s->items[i].id, want[i]);
+        char url[4400];
+        snprintf(url, sizeof url, "%s/%s", dir, want[i]);
+        CHECK_STR(s->items[i].url, url);
+    }
+    vdx_source_free(s);
+    CHECK(vdx_source_folder("/nonexistent/vdx", &err) == NULL, "opened a missing folder");
+    CHECK_STR(err.message, "/nonexistent/vdx: No such file or directory");
+}
+
+TEST(url_list_source)
+{
+    const char *dir = test_tmpdir("urls");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/list.txt", dir);
+    write_text(path, "# images to ingest\n"
+                     "https://example.com/a.jpg\r\n"
+                     "\n"
+                     "   \n"
+                     "  pics/b.png  \n"
+                     "https://example.com/a.jpg\n"
+                     "ftp://example.com/c.jpg\n"
+                     "http:/broken\n"
+                     "file:///srv/d.webp\n"
+                     "/abs/e.gif\n"
+                     "https://example.com/has space.jpg\n");
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_urls(path, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->rows == 8, "rows %ld", s->rows);
+    REQUIRE(s->n_items == 4, "items %zu", s->n_items);
+    CHECK_STR(s->items[0].id, "https://example.com/a.jpg");
+    CHECK_STR(s->items[0].url, "https://example.com/a.jpg");
+    CHECK_STR(s->items[1].id, "pics/b.png");
+    char want[4400];
+    snprintf(want, sizeof want, "%s/pics/b.png", dir);
+    CHECK_STR(s->items[1].url, want);
+    CHECK_STR(s->items[2].url, "/srv/d.webp");
+    CHECK_STR(s->items[3].url, "/abs/e.gif");
+    REQUIRE(s->n_problems == 4, "problems %zu", s->n_problems);
+    CHECK(s->problems[0].line == 6, "line %ld", s->problems[0].line);
+    CHECK_STR(s->problems[0].reason, "duplicate entry (first on line 2)");
+    CHECK(s->problems[1].line == 7, "line %ld", s->problems[1].line);
+    CHECK_STR(s->problems[1].reason,
+              "unsupported URL scheme (http, https, file or a path) 'ftp://example.com/c.jpg'");
+    CHECK_STR(s->problems[2].reason, "bad URL 'http:/broken'");
+    CHECK(s->problems[3].line == 11, "line %ld", s->problems[3].line);
+    CHECK_STR(s->problems[3].reason, "bad URL 'https://example.com/has space.jpg'");
+    CHECK_STR(s->problems[3].file, "list.txt");
+    vdx_source_free(s);
+}
+
+TEST(http_url_validation)
+{
+    CHECK(vdx_is_http_url("https://images.unsplash.com/photo-1"), "valid https");
+    CHECK(vdx_is_http_url("http://127.0.0.1:8080/x?y=1"), "valid http with port");
+    CHECK(!vdx_is_http_url("https://"), "no host");
+    CHECK(!vdx_is_http_url("https:///path"), "empty host");
+    CHECK(!vdx_is_http_url("not a url"), "text");
+    CHECK(!vdx_is_http_url("https://a b"), "space");
+    CHECK(!vdx_is_http_url("javascript:alert(1)"), "javascript");
+}
+
+int main(void)
+{
+    test_tmp_begin("sources");
+    RUN(unsplash_sample_counts);
+    RUN(unsplash_sample_problems);
+    RUN(unsplash_sample_values);
+    RUN(tsv_quoting_rules);
+    RUN(unsplash_errors);
+    RUN(zip_equals_directory);
+    RUN(folder_source);
+    RUN(url_list_source);
+    RUN(http_url_validation);
+    test_tmp_end();
+    return test_summary("sources");
+}

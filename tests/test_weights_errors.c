@@ -1,0 +1,406 @@
+/* Error cases of the checkpoint readers and config parser: each broken file is built in a
+ * temp directory (from the clip-tiny fixtures or from scratch) and the test asserts the
+ * exact message, so a user always learns which file, tensor and byte went wrong. Also
+ * the unpickler's handling of what torch writes beyond the fixtures: parameters wrapped
+ * by _rebuild_parameter, OrderedDict state (BUILD), and non-contiguous strides. */
+#include <unistd.h>
+#include <zip.h>
+
+#include "clip/weights.h"
+#include "test.h"
+#include "vdx/clip.h"
+
+static char *join(const char *dir, const char *name)
+{
+    static char buf[4][4096];
+    static int slot;
+    char *out = buf[slot++ % 4];
+    snprintf(out, sizeof buf[0], "%s/%s", dir, name);
+    return out;
+}
+
+/* Files the tests write, removed (with their directories) at the end. */
+static char *written[64];
+static int written_count;
+
+static void remember(const char *path)
+{
+    for (int i = 0; i < written_count; i++)
+        if (strcmp(written[i], path) == 0)
+            return;
+    if (written_count < 64)
+        written[written_count++] = strdup(path);
+}
+
+static void remove_written(void)
+{
+    for (int i = 0; i < written_count; i++) {
+        unlink(written[i]);
+        char *slash = strrchr(written[i], '/');
+        *slash = 0;
+        rmdir(written[i]);
+        free(written[i]);
+    }
+}
+
+static void write_bytes(const char *path, const void *data, size_t size)
+{
+    remember(path);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size) {
+        perror(path);
+        exit(2);
+    }
+    fclose(f);
+}
+
+static uint8_t *read_fixture(const char *path, size_t *size)
+{
+    char *data;
+    vdx_error err = {{0}};
+    if (vdx_read_file(path, &data, size, &err) != 0) {
+        printf("    %s\n", err.message);
+        return NULL;
+    }
+    return (uint8_t *)data;
+}
+
+/* Opens `path` expecting failure; checks the message contains `expected`. */
+static void expect_open_error(const char *path, const char *expected)
+{
+    vdx_error err = {{0}};
+    vdx_weights *w = vdx_weights_open(path, &err);
+    CHECK(w == NULL, "%s opened", path);
+    vdx_weights_close(w);
+    CHECK(strstr(err.message, expected) != NULL, "message \"%s\" lacks \"%s\"", err.message,
+          expected);
+}
+
+/* A safetensors file from a header string and `data_size` bytes of data. */
+static const char *write_safetensors(const char *dir, const char *header, size_t data_size)
+{
+    size_t n = strlen(header);
+    size_t total = 8 + n + data_size;
+    uint8_t *buf = calloc(1, total);
+    uint64_t len = n;
+    memcpy(buf, &len, 8);
+    memcpy(buf + 8, header, n);
+    const char *path = join(dir, "model.safetensors");
+    write_bytes(path, buf, total);
+    free(buf);
+    return path;
+}
+
+TEST(safetensors_truncated)
+{
+    NEED_SHARED(src, "fixtures/clip-tiny/model.safetensors");
+    size_t size;
+    uint8_t *data = read_fixture(src, &size);
+    REQUIRE(data, "read");
+    const char *path = join(test_tmpdir("trunc"), "model.safetensors");
+    write_bytes(path, data, size - 1000);
+    free(data);
+    /* The last tensor in the file now ends past its end. */
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s: tensor '", path);
+    expect_open_error(path, expected);
+    expect_open_error(path, "go past the end of the file, whose data section holds");
+    expect_open_error(path, "(truncated file?)");
+}
+
+TEST(safetensors_bad_header_json)
+{
+    const char *dir = test_tmpdir("json");
+    const char *path = write_safetensors(dir, "{\"a\": {\"dtype\": \"F32\",, }", 0);
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s: header JSON is invalid at file byte 31", path);
+    expect_open_error(path, expected);
+}
+
+TEST(safetensors_header_length_past_eof)
+{
+    const char *path = join(test_tmpdir("hlen"), "model.safetensors");
+    uint8_t buf[64] = {0};
+    uint64_t len = 1000000;
+    memcpy(buf, &len, 8);
+    buf[8] = '{';
+    write_bytes(path, buf, sizeof buf);
+    char expected[512];
+    snprintf(expected, sizeof expected,
+             "%s: header length 1000000 (bytes 0..7) goes past the end of the file (64 bytes)",
+             path);
+    expect_open_error(path, expected);
+}
+
+TEST(safetensors_unknown_dtype)
+{
+    const char *path = write_safetensors(
+        test_tmpdir("dtype"), "{\"a\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8);
+    expect_open_error(path, "tensor 'a' has dtype 'F64'; vdx reads F32, F16, BF16 and I64");
+}
+
+TEST(safetensors_overlapping_offsets)
+{
+    const char *header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+    const char *path = write_safetensors(test_tmpdir("overlap"), header, 12);
+    char expected[512];
+    snprintf(expected, sizeof expected,
+             "tensors 'a' and 'b' overlap at file byte %zu (data_offsets [0, 8] and [4, 12])",
+             8 + strlen(header) + 4);
+    expect_open_error(path, expected);
+}
+
+TEST(safetensors_size_does_not_match_span)
+{
+    const char *path = write_safetensors(
+        test_tmpdir("span"), "{\"a\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8);
+    expect_open_error(path, "tensor 'a': 3 elements of F16 need 6 bytes but data_offsets "
+                            "[0, 8] span 8");
+}
+
+TEST(safetensors_gap_between_tensors)
+{
+    const char *header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}";
+    const char *path = write_safetensors(test_tmpdir("gap"), header, 12);
+    expect_open_error(path, "belong to no tensor (gap before 'b')");
+}
+
+TEST(not_a_checkpoint)
+{
+    const char *path = join(test_tmpdir("junk"), "weights.bin");
+    write_bytes(path, "GIF89a, not weights at all", 26);
+    expect_open_error(path, "not a checkpoint vdx reads (expected safetensors, a torch zip "
+                            "archive or a legacy torch pickle; first bytes 47 49 46 38)");
+    write_bytes(path, "", 0);
+    expect_open_error(path, "file too short for a checkpoint (0 bytes)");
+}
+
+TEST(shape_mismatch_names_file_tensor_and_shapes)
+{
+    NEED_SHARED(path, "fixtures/clip-tiny/model.safetensors");
+    vdx_error err = {{0}};
+    vdx_weights *w = vdx_weights_open(path, &err);
+    REQUIRE(w, "%s", err.message);
+    float out[32 * 128];
+    int64_t shape[2] = {32, 64};
+    CHECK(vdx_weights_get_f32(w, "visual_projection.weight", out, 2, shape, &err) == -1,
+          "accepted");
+    char expected[1024];
+    snprintf(expected, sizeof expected,
+             "%s: tensor 'visual_projection.weight' has shape [32, 128], expected [32, 64]",
+             path);
+    CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
+    vdx_weights_close(w);
+}
+
+TEST(missing_tensor)
+{
+    NEED_SHARED(path, "fixtures/clip-tiny/pytorch_model.bin");
+    vdx_error err = {{0}};
+    vdx_weights *w = vdx_weights_open(path, &err);
+    REQUIRE(w, "%s", err.message);
+    float out[4];
+    int64_t shape[1] = {4};
+    CHECK(vdx_weights_get_f32(w, "text_model.pooler.weight", out, 1, shape, &err) == -1,
+          "found");
+    char expected[1024];
+    snprintf(expected, sizeof expected,
+             "%s: tensor 'text_model.pooler.weight' not found (the file holds 80 tensors)",
+             path);
+    CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
+    vdx_weights_close(w);
+}
+
+/* Writes a torch zip archive holding `pickle` as archive/data.pkl and storage 0. */
+static const char *write_torch_zip(const char *dir, const void *pickle, size_t pickle_size,
+                                   const void *storage, size_t storage_size)
+{
+    const char *path = join(dir, "pytorch_model.bin");
+    remember(path);
+    int zerr;
+    zip_t *z = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+    if (!z)
+        exit(2);
+    zip_source_t *s1 = zip_source_buffer(z, pickle, pickle_size, 0);
+    zip_source_t *s2 = zip_source_buffer(z, storage, storage_size, 0);
+    if (zip_file_add(z, "archive/data.pkl", s1, 0) < 0 ||
+        zip_file_add(z, "archive/data/0", s2, 0) < 0 || zip_close(z) != 0)
+        exit(2);
+    return path;
+}
+
+/* A parameter 'w' of shape (2, 3) with strides (1, 2) over storage '0' of `numel` floats,
+ * wrapped in _rebuild_parameter, in an OrderedDict with _metadata state (BUILD). */
+static const char strided_pickle[] =
+    "\x80\x02"
+    "ccollections\nOrderedDict\nq\x00)Rq\x01("
+    "X\x01\x00\x00\x00w"
+    "ctorch._utils\n_rebuild_parameter\n("
+    "ctorch._utils\n_rebuild_tensor_v2\n("
+    "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0"
+    "X\x03\x00\x00\x00" "cpuK\x06tQ"
+    "K\x00(K\x02K\x03t(K\x01K\x02t\x89h\x00)RtR"
+    "\x88h\x00)RtR"
+    "u}X\x09\x00\x00\x00_metadata}sb.";
+
+TEST(torch_zip_strided_parameter_is_made_contiguous)
+{
+    float storage[6] = {0, 1, 2, 3, 4, 5};
+    const char *path = write_torch_zip(test_tmpdir("strided"), strided_pickle,
+                                       sizeof strided_pickle - 1, storage, sizeof storage);
+    vdx_error err = {{0}};
+    vdx_weights *w = vdx_weights_open(path, &err);
+    REQUIRE(w, "%s", err.message);
+    float out[6];
+    int64_t shape[2] = {2, 3};
+    CHECK(vdx_weights_get_f32(w, "w", out, 2, shape, &err) == 0, "%s", err.message);
+    const float expected[6] = {0, 2, 4, 1, 3, 5};
+    CHECK(memcmp(out, expected, sizeof out) == 0, "got %g %g %g %g %g %g", out[0], out[1],
+          out[2], out[3], out[4], out[5]);
+    vdx_weights_close(w);
+}
+
+TEST(torch_zip_tensor_beyond_storage)
+{
+    /* The pickle says the storage holds 6 elements; the archive entry has only 5. */
+    float storage[5] = {0};
+    const char *path = write_torch_zip(test_tmpdir("short"), strided_pickle,
+                                       sizeof strided_pickle - 1, storage, sizeof storage);
+    expect_open_error(path, "storage 'archive/data/0' holds 20 bytes, its 6 F32 elements need 24");
+}
+
+TEST(torch_zip_refuses_os_system)
+{
+    static const char evil[] = "\x80\x02" "cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.";
+    float storage[1] = {0};
+    const char *path = write_torch_zip(test_tmpdir("evil"), evil, sizeof evil - 1, storage,
+                                       sizeof storage);
+    char expected[1024];
+    snprintf(expected, sizeof expected,
+             "%s (archive/data.pkl): pickle at byte 2: refusing global 'os.system' (only a "
+             "state dict's tensors are loaded)",
+             path);
+    vdx_error err = {{0}};
+    CHECK(vdx_weights_open(path, &err) == NULL, "opened");
+    CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
+}
+
+TEST(torch_legacy_refuses_subprocess)
+{
+    NEED_SHARED(src, "fixtures/clip-tiny/pytorch_model.legacy.bin");
+    size_t size;
+    uint8_t *data = read_fixture(src, &size);
+    REQUIRE(data, "read");
+    /* Same length, so every later offset stays valid. */
+    const char *needle = "collections\nOrderedDict\n";
+    uint8_t *at = memmem(data, size, needle, strlen(needle));
+    REQUIRE(at, "no OrderedDict global in the fixture");
+    memcpy(at, "subprocess\ncheck_output\n", strlen(needle));
+    const char *path = join(test_tmpdir("legacy-evil"), "pytorch_model.bin");
+    write_bytes(path, data, size);
+    char expected[1024];
+    snprintf(expected, sizeof expected,
+             "%s: pickle at byte %zu: refusing global 'subprocess.check_output' (only a state "
+             "dict's tensors are loaded)",
+             path, (size_t)(at - data) - 1);
+    free(data);
+    vdx_error err = {{0}};
+    CHECK(vdx_weights_open(path, &err) == NULL, "opened");
+    CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
+}
+
+TEST(torch_legacy_truncated)
+{
+    NEED_SHARED(src, "fixtures/clip-tiny/pytorch_model.legacy.bin");
+    size_t size;
+    uint8_t *data = read_fixture(src, &size);
+    REQUIRE(data, "read");
+    const char *path = join(test_tmpdir("legacy-trunc"), "pytorch_model.bin");
+    write_bytes(path, data, size - 100);
+    free(data);
+    char expected[1024];
+    snprintf(expected, sizeof expected, "but the file ends at %zu", size - 100);
+    expect_open_error(path, "truncated: storage '");
+    expect_open_error(path, expected);
+}
+
+TEST(torch_zip_truncated)
+{
+    NEED_SHARED(src, "fixtures/clip-tiny/pytorch_model.bin");
+    size_t size;
+    uint8_t *data = read_fixture(src, &size);
+    REQUIRE(data, "read");
+    const char *path = join(test_tmpdir("zip-trunc"), "pytorch_model.bin");
+    write_bytes(path, data, size / 2);
+    free(data);
+    char expected[1024];
+    snprintf(expected, sizeof expected, "%s: not a readable zip archive: ", path);
+    expect_open_error(path, expected);
+}
+
+static void expect_config_error(const char *json, const char *expected)
+{
+    const char *path = join(test_tmpdir("config"), "config.json");
+    write_bytes(path, json, strlen(json));
+    vdx_clip_config cfg;
+    vdx_error err = {{0}};
+    CHECK(vdx_clip_config_load(path, &cfg, &err) == -1, "accepted %s", json);
+    char full[1024];
+    snprintf(full, sizeof full, "%s: %s", path, expected);
+    CHECK(strcmp(err.message, full) == 0, "message \"%s\", expected \"%s\"", err.message, full);
+}
+
+TEST(config_errors)
+{
+    expect_config_error("{\"text_config\": {\"hidden_act\": \"relu\"}}",
+                        "text_config.hidden_act 'relu' is not supported (quick_gelu or gelu)");
+    expect_config_error("{\"vision_config\": {\"hidden_size\": 12.5}}",
+                        "vision_config.hidden_size must be an integer in 1..65536");
+    expect_config_error("{\"vision_config\": {\"hidden_size\": 100, \"num_attention_heads\": 3}}",
+                        "vision_config.hidden_size 100 is not a multiple of num_attention_heads 3");
+    expect_config_error("{\"projection_dim\": 512,", "invalid JSON at byte 22");
+}
+
+TEST(config_defaults_and_gelu)
+{
+    const char *path = join(test_tmpdir("config-defaults"), "config.json");
+    const char *json = "{\"vision_config\": {\"patch_size\": 16, \"hidden_act\": \"gelu\"},"
+                       " \"text_config_dict\": {\"hidden_size\": 768, \"num_attention_heads\": 12}}";
+    write_bytes(path, json, strlen(json));
+    vdx_clip_config cfg;
+    vdx_error err = {{0}};
+    REQUIRE(vdx_clip_config_load(path, &cfg, &err) == 0, "%s", err.message);
+    CHECK(cfg.vision.patch_size == 16 && cfg.vision.hidden_act_quick_gelu == 0 &&
+              cfg.vision.hidden_size == 768 && cfg.vision.num_layers == 12,
+          "vision");
+    CHECK(cfg.text.hidden_size == 768 && cfg.text.num_heads == 12 &&
+              cfg.text.hidden_act_quick_gelu == 1 && cfg.text.vocab_size == 49408 &&
+              cfg.projection_dim == 512,
+          "text");
+}
+
+int main(void)
+{
+    RUN(safetensors_truncated);
+    RUN(safetensors_bad_header_json);
+    RUN(safetensors_header_length_past_eof);
+    RUN(safetensors_unknown_dtype);
+    RUN(safetensors_overlapping_offsets);
+    RUN(safetensors_size_does_not_match_span);
+    RUN(safetensors_gap_between_tensors);
+    RUN(not_a_checkpoint);
+    RUN(shape_mismatch_names_file_tensor_and_shapes);
+    RUN(missing_tensor);
+    RUN(torch_zip_strided_parameter_is_made_contiguous);
+    RUN(torch_zip_tensor_beyond_storage);
+    RUN(torch_zip_refuses_os_system);
+    RUN(torch_legacy_refuses_subprocess);
+    RUN(torch_legacy_truncated);
+    RUN(torch_zip_truncated);
+    RUN(config_errors);
+    RUN(config_defaults_and_gelu);
+    remove_written();
+    return test_summary("weights_errors");
+}
