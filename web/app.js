@@ -447,10 +447,13 @@ async function refreshEvaluation(round) {
   if (round && e.cross_validation) savePrecision(name, round, e.cross_validation.precision);
   if (round) renderConcept();
   const h = e.histogram;
+  // the threshold may move a little past the scores on both sides
+  const pad = 0.08 * ((h.max - h.min) || 1);
+  state.range = { lo: Math.min(h.min, e.threshold) - pad, hi: Math.max(h.max, e.threshold) + pad };
   const slider = $('threshold');
-  slider.min = h.min;
-  slider.max = h.max;
-  slider.step = Math.max((h.max - h.min) / 400, 1e-6);
+  slider.min = state.range.lo;
+  slider.max = state.range.hi;
+  slider.step = (state.range.hi - state.range.lo) / 200;
   slider.value = e.threshold;
   drawHistogram();
 }
@@ -481,16 +484,18 @@ function drawHistogram() {
   const t = Number($('threshold').value);
   const styles = getComputedStyle(document.documentElement);
   const max = Math.max(1, ...h.counts);
-  const bw = w / h.counts.length;
+  const { lo: rlo, hi: rhi } = state.range;
+  const toX = (v) => ((v - rlo) / (rhi - rlo)) * w;
+  const bw = (h.bin_width / (rhi - rlo)) * w;
   h.counts.forEach((count, i) => {
     const lo = h.min + i * h.bin_width;
     const barH = count ? Math.max(1.5, Math.sqrt(count / max) * (hgt - 14)) : 0;
     ctx.fillStyle = lo + h.bin_width / 2 > t ? styles.getPropertyValue('--pos') : styles.getPropertyValue('--muted');
     ctx.globalAlpha = lo + h.bin_width / 2 > t ? 0.9 : 0.45;
-    ctx.fillRect(i * bw + 0.5, hgt - barH, Math.max(1, bw - 1), barH);
+    ctx.fillRect(toX(lo) + 0.5, hgt - barH, Math.max(1, bw - 1), barH);
   });
   ctx.globalAlpha = 1;
-  const x = ((t - h.min) / (h.max - h.min || 1)) * w;
+  const x = toX(t);
   ctx.strokeStyle = styles.getPropertyValue('--focus');
   ctx.lineWidth = 2;
   ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, hgt); ctx.stroke();
@@ -521,7 +526,7 @@ function setupHistogramDrag() {
     if (!e) return;
     const rect = canvas.getBoundingClientRect();
     const f = Math.max(0, Math.min(1, (ev.clientX - rect.left) / rect.width));
-    $('threshold').value = e.histogram.min + f * (e.histogram.max - e.histogram.min);
+    $('threshold').value = state.range.lo + f * (state.range.hi - state.range.lo);
     drawHistogram();
   };
   canvas.addEventListener('pointerdown', (ev) => {
