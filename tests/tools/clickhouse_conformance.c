@@ -5,10 +5,17 @@
  * (with paging, 5,000-id exclusion lists, filters), scores, lookups, failures and errors
  * must agree: same ids in the same order, distances within 1e-6. Ids and filter values
  * carry SQL-injection shapes (a1\' OR 1=1 --, quotes, backslashes, newlines, tabs). */
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "../test.h"
 #include "vdx/store.h"
@@ -403,6 +410,168 @@ TEST(connection_and_auth_errors)
           "bad port: %s", err.message);
 }
 
+/* ---- a fault-injecting proxy: loses one INSERT before or after the server sees it ---- */
+
+typedef struct proxy {
+    int listen_fd, port, upstream_port;
+    volatile int stop;
+    volatile int drop_after, drop_before; /* INSERTs still to lose, and how */
+    volatile int dropped;
+    pthread_t thread;
+} proxy;
+
+static int read_request(int fd, char *buf, size_t cap, size_t *len)
+{
+    size_t n = 0, need = 0;
+    for (;;) {
+        if (n == cap)
+            return -1;
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got <= 0)
+            return -1;
+        n += (size_t)got;
+        char *end = memmem(buf, n, "\r\n\r\n", 4);
+        if (end && !need) {
+            size_t head = (size_t)(end - buf) + 4, body = 0;
+            for (char *h = buf; h < end; h = strstr(h, "\r\n") + 2)
+                if (strncasecmp(h, "Content-Length:", 15) == 0)
+                    body = (size_t)atol(h + 15);
+            need = head + body;
+        }
+        if (need && n >= need) {
+            *len = n;
+            return 0;
+        }
+    }
+}
+
+static void serve_connection(proxy *p, int client)
+{
+    static char req[1 << 22], resp[1 << 22];
+    size_t len = 0, rlen = 0;
+    if (read_request(client, req, sizeof req, &len) != 0)
+        return;
+    int insert = memmem(req, len < 600 ? len : 600, "query=INSERT", 12) != NULL;
+    if (insert && p->drop_before > 0) { /* lost on the way: the server never sees it */
+        p->drop_before--;
+        p->dropped++;
+        return;
+    }
+    int up = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->upstream_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (up < 0 || connect(up, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (up >= 0)
+            close(up);
+        return;
+    }
+    /* HTTP/1.0: the server closes after its answer, so its end is the end of the stream */
+    char *version = memmem(req, len, " HTTP/1.1\r\n", 11);
+    if (version)
+        version[8] = '0';
+    if (write(up, req, len) != (ssize_t)len) {
+        close(up);
+        return;
+    }
+    ssize_t got;
+    while (rlen < sizeof resp && (got = read(up, resp + rlen, sizeof resp - rlen)) > 0)
+        rlen += (size_t)got;
+    close(up);
+    if (insert && p->drop_after > 0) { /* the server wrote the rows; the answer is lost */
+        p->drop_after--;
+        p->dropped++;
+        return;
+    }
+    if (write(client, resp, rlen) != (ssize_t)rlen)
+        return;
+}
+
+static void *proxy_main(void *arg)
+{
+    proxy *p = arg;
+    while (!p->stop) {
+        struct pollfd pfd = {p->listen_fd, POLLIN, 0};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        int client = accept(p->listen_fd, NULL, NULL);
+        if (client < 0)
+            continue;
+        serve_connection(p, client);
+        close(client);
+    }
+    return NULL;
+}
+
+static int proxy_start(proxy *p, int upstream_port)
+{
+    memset(p, 0, sizeof *p);
+    p->upstream_port = upstream_port;
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(p->listen_fd, 8) != 0 ||
+        getsockname(p->listen_fd, (struct sockaddr *)&a, &alen) != 0)
+        return -1;
+    p->port = ntohs(a.sin_port);
+    return pthread_create(&p->thread, NULL, proxy_main, p);
+}
+
+static void proxy_stop(proxy *p)
+{
+    p->stop = 1;
+    pthread_join(p->thread, NULL);
+    close(p->listen_fd);
+}
+
+TEST(lost_insert_is_retried_without_duplicates)
+{
+    const char *port_text = strrchr(store_url, ':');
+    REQUIRE(port_text, "no port in %s", store_url);
+    proxy p;
+    REQUIRE(proxy_start(&p, atoi(port_text + 1)) == 0, "proxy");
+    char url[128], dir[4200];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/default?table=retry_test", p.port);
+    snprintf(dir, sizeof dir, "%s/retry", work_dir);
+    vdx_error err = {{0}};
+    vdx_model_identity m = model("f00dfeed");
+    vdx_store_options o = {.data_dir = dir, .collection = "retry", .url = url, .create = 1,
+                           .model = &m};
+    vdx_store *s = vdx_store_open(&o, &err);
+    if (!s)
+        proxy_stop(&p);
+    REQUIRE(s, "%s", err.message);
+    vdx_item batch[50];
+    for (int i = 0; i < 50; i++)
+        batch[i] = (vdx_item){.id = ids[i], .url = "", .vector = vectors[i]};
+    p.drop_after = 1; /* the rows land, the client never hears so */
+    CHECK(vdx_store_append(s, batch, 50, &err) == 0, "append after a lost answer: %s",
+          err.message);
+    for (int i = 0; i < 50; i++)
+        batch[i] = (vdx_item){.id = ids[50 + i], .url = "", .vector = vectors[50 + i]};
+    p.drop_before = 1; /* the request never arrives */
+    CHECK(vdx_store_append(s, batch, 50, &err) == 0, "append after a lost request: %s",
+          err.message);
+    CHECK(p.dropped == 2, "%d requests dropped, expected 2", p.dropped);
+    vdx_store_close(s);
+    proxy_stop(&p);
+    /* straight to the server: exactly 100 rows, each id once */
+    char direct[600];
+    snprintf(direct, sizeof direct, "%s/default?table=retry_test", store_url);
+    o = (vdx_store_options){.data_dir = dir, .collection = "retry", .url = direct,
+                            .read_only = 1};
+    s = vdx_store_open(&o, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(vdx_store_count(s) == 100, "%lld rows after two lost inserts, expected 100",
+          (long long)vdx_store_count(s));
+    vdx_search_request req = {.query = vectors[0], .k = 1000};
+    vdx_hits h = {0};
+    CHECK(vdx_store_search(s, &req, &h, &err) == 0 && h.n == 100, "%d hits", h.n);
+    vdx_hits_free(&h);
+    vdx_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -420,6 +589,7 @@ int main(int argc, char **argv)
     RUN(failures_and_states);
     RUN(reopen_read_only_and_model_mismatch);
     RUN(connection_and_auth_errors);
+    RUN(lost_insert_is_retried_without_duplicates);
     vdx_store_close(emb);
     vdx_store_close(ch);
     return test_summary("clickhouse_conformance");
