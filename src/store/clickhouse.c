@@ -186,7 +186,8 @@ static int id_set_read(clickhouse *c, const ch_buf *response, id_set *s, vdx_err
         }
         s->n++;
     }
-    qsort(s->ids, s->n, sizeof *s->ids, cmp_strings);
+    if (s->n > 1)
+        qsort(s->ids, s->n, sizeof *s->ids, cmp_strings);
     return 0;
 }
 
