@@ -186,6 +186,8 @@ struct png_spec {
     int palette_size;
     const uint8_t *exif;
     int exif_size;
+    png_text *texts;
+    int text_count;
 };
 
 static struct mem_buffer png_encode(const struct png_spec *s)
@@ -206,6 +208,8 @@ static struct mem_buffer png_encode(const struct png_spec *s)
         png_set_PLTE(png, info, s->palette, s->palette_size);
     if (s->exif)
         png_set_eXIf_1(png, info, s->exif_size, (png_bytep)s->exif);
+    if (s->texts)
+        png_set_text(png, info, s->texts, s->text_count);
     png_write_info(png, info);
     int channels = s->color_type == PNG_COLOR_TYPE_RGB         ? 3
                    : s->color_type == PNG_COLOR_TYPE_RGB_ALPHA  ? 4
@@ -339,48 +343,91 @@ static int exif_block(uint8_t out[64], int orientation)
     return 26;
 }
 
+/* 3x2 grey image: pixel value = 10*(y*3+x+1).
+ *   a b c      a=10 b=20 c=30
+ *   d e f      d=40 e=50 f=60
+ * Expected layouts after Pillow's exif_transpose, row by row. */
+static const uint8_t orientation_source[6] = {10, 20, 30, 40, 50, 60};
+static const struct {
+    int w, h;
+    uint8_t v[6];
+} oriented[9] = {
+    {0, 0, {0}},
+    {3, 2, {10, 20, 30, 40, 50, 60}}, /* 1 as stored */
+    {3, 2, {30, 20, 10, 60, 50, 40}}, /* 2 mirrored */
+    {3, 2, {60, 50, 40, 30, 20, 10}}, /* 3 rotated 180 */
+    {3, 2, {40, 50, 60, 10, 20, 30}}, /* 4 flipped */
+    {2, 3, {10, 40, 20, 50, 30, 60}}, /* 5 transposed */
+    {2, 3, {40, 10, 50, 20, 60, 30}}, /* 6 rotated 90 clockwise */
+    {2, 3, {60, 30, 50, 20, 40, 10}}, /* 7 transversed */
+    {2, 3, {30, 60, 20, 50, 10, 40}}, /* 8 rotated 90 counter-clockwise */
+};
+
+/* Encodes the 3x2 source with the given metadata, decodes it, compares with the
+ * layout of orientation `want`. */
+static void check_png_orientation(const char *label, const uint8_t *exif, int exif_size,
+                                  png_text *texts, int text_count, int want)
+{
+    struct png_spec spec = {.width = 3, .height = 2, .depth = 8, .color_type = PNG_COLOR_TYPE_GRAY,
+                            .samples = orientation_source, .exif = exif, .exif_size = exif_size,
+                            .texts = texts, .text_count = text_count};
+    struct mem_buffer png = png_encode(&spec);
+    vdx_image img;
+    vdx_error err;
+    int rc = vdx_image_decode(png.data, png.size, label, &img, &err);
+    free(png.data);
+    CHECK(rc == 0, "%s: %s", label, err.message);
+    if (rc)
+        return;
+    int same = img.width == oriented[want].w && img.height == oriented[want].h;
+    for (int i = 0; same && i < 6; i++)
+        same = img.rgb[3 * i] == oriented[want].v[i];
+    CHECK(same, "%s: got %dx%d %d %d %d %d %d %d, want orientation %d", label, img.width,
+          img.height, img.rgb[0], img.rgb[3], img.rgb[6], img.rgb[9], img.rgb[12], img.rgb[15],
+          want);
+    vdx_image_free(&img);
+}
+
 TEST(exif_orientation_all_eight)
 {
-    /* 3x2 image: pixel value = 10*(y*3+x+1) in every channel.
-     *   a b c      a=10 b=20 c=30
-     *   d e f      d=40 e=50 f=60
-     * Expected layouts after Pillow's exif_transpose, row by row. */
-    static const struct {
-        int w, h;
-        uint8_t v[6];
-    } want[9] = {
-        {0, 0, {0}},
-        {3, 2, {10, 20, 30, 40, 50, 60}}, /* 1 as stored */
-        {3, 2, {30, 20, 10, 60, 50, 40}}, /* 2 mirrored */
-        {3, 2, {60, 50, 40, 30, 20, 10}}, /* 3 rotated 180 */
-        {3, 2, {40, 50, 60, 10, 20, 30}}, /* 4 flipped */
-        {2, 3, {10, 40, 20, 50, 30, 60}}, /* 5 transposed */
-        {2, 3, {40, 10, 50, 20, 60, 30}}, /* 6 rotated 90 clockwise */
-        {2, 3, {60, 30, 50, 20, 40, 10}}, /* 7 transversed */
-        {2, 3, {30, 60, 20, 50, 10, 40}}, /* 8 rotated 90 counter-clockwise */
-    };
-    uint8_t grey[6] = {10, 20, 30, 40, 50, 60};
     for (int o = 1; o <= 8; o++) {
         uint8_t exif[64];
-        struct png_spec spec = {.width = 3, .height = 2, .depth = 8, .color_type = PNG_COLOR_TYPE_GRAY,
-                                .samples = grey};
-        spec.exif = exif;
-        spec.exif_size = exif_block(exif, o);
-        struct mem_buffer png = png_encode(&spec);
-        vdx_image img;
-        vdx_error err;
-        int rc = vdx_image_decode(png.data, png.size, "exif.png", &img, &err);
-        free(png.data);
-        CHECK(rc == 0, "orientation %d: %s", o, err.message);
-        if (rc)
-            continue;
-        int same = img.width == want[o].w && img.height == want[o].h;
-        for (int i = 0; same && i < 6; i++)
-            same = img.rgb[3 * i] == want[o].v[i];
-        CHECK(same, "orientation %d: got %dx%d %d %d %d %d %d %d", o, img.width, img.height,
-              img.rgb[0], img.rgb[3], img.rgb[6], img.rgb[9], img.rgb[12], img.rgb[15]);
-        vdx_image_free(&img);
+        char label[32];
+        snprintf(label, sizeof label, "eXIf orientation %d", o);
+        check_png_orientation(label, exif, exif_block(exif, o), NULL, 0, o);
     }
+}
+
+TEST(png_orientation_from_raw_profile_and_xmp)
+{
+    /* ImageMagick's raw profile text (zTXt): "\nexif\n  LENGTH\n" + hex lines */
+    uint8_t block[64];
+    const int n = exif_block(block, 6);
+    char profile[512];
+    int len = snprintf(profile, sizeof profile, "\nexif\n      %d\n457869660000", n + 6);
+    for (int i = 0; i < n; i++)
+        len += snprintf(profile + len, sizeof profile - len, "%s%02x", i % 16 == 10 ? "\n" : "",
+                        block[i]);
+    png_text raw = {.compression = PNG_TEXT_COMPRESSION_zTXt,
+                    .key = "Raw profile type exif",
+                    .text = profile,
+                    .text_length = strlen(profile)};
+    check_png_orientation("raw profile", NULL, 0, &raw, 1, 6);
+
+    /* XMP in iTXt, element form; the first attribute-like match wins */
+    char xmp[] = "<x:xmpmeta><rdf:Description tiff:Orientation='5'>"
+                 "<tiff:Orientation>8</tiff:Orientation></rdf:Description></x:xmpmeta>";
+    png_text itxt = {.compression = PNG_ITXT_COMPRESSION_NONE,
+                     .key = "XML:com.adobe.xmp",
+                     .text = xmp,
+                     .itxt_length = strlen(xmp),
+                     .lang = "",
+                     .lang_key = ""};
+    check_png_orientation("xmp", NULL, 0, &itxt, 1, 8);
+
+    /* an EXIF orientation tag, even 1, takes precedence over XMP */
+    uint8_t exif[64];
+    check_png_orientation("exif over xmp", exif, exif_block(exif, 1), &itxt, 1, 1);
 }
 
 /* ---- BMP variants written by the test ---- */
@@ -778,6 +825,7 @@ int main(void)
     RUN(png_4bit_palette_missing_entries_are_grey_ramp);
     RUN(png_16bit_grey_keeps_high_byte);
     RUN(exif_orientation_all_eight);
+    RUN(png_orientation_from_raw_profile_and_xmp);
     RUN(bmp_8bit_palette_24_and_32bit_both_row_orders);
     RUN(bmp_rle8_and_rle4);
     RUN(gif_first_frame_transparency_and_uncovered_area);

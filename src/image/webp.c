@@ -38,7 +38,8 @@ static void webp_inspect(const WebPData *data, int *orientation, long long *canv
     *canvas_height = WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT);
     WebPChunkIterator chunk;
     if (WebPDemuxGetChunk(demux, "EXIF", 1, &chunk)) {
-        *orientation = image_exif_orientation(chunk.chunk.bytes, chunk.chunk.size);
+        const int tag = image_exif_orientation(chunk.chunk.bytes, chunk.chunk.size);
+        *orientation = tag ? tag : 1;
         WebPDemuxReleaseChunkIterator(&chunk);
     }
     WebPDemuxDelete(demux);
