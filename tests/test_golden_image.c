@@ -634,6 +634,86 @@ TEST(gif_first_frame_transparency_and_uncovered_area)
     vdx_image_free(&img);
 }
 
+/* ---- animated WebP built around a fixture's still frame ---- */
+
+static void put24(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+}
+
+TEST(webp_animation_first_frame_on_black_canvas)
+{
+    /* The 'VP8 ' chunk of a still WebP becomes frame 1 of an animation, placed at (2, 4)
+     * on a canvas 4 pixels wider and 6 taller, followed by a second frame. Pillow's
+     * WebPAnimDecoder path gives the frame's pixels inside it and transparent black,
+     * i.e. black after convert("RGB"), around it. */
+    NEED_SHARED(path, GOLDEN "/images/tall_300x1500.webp");
+    size_t size;
+    uint8_t *still = read_all(path, &size);
+    REQUIRE(still && size > 20 && !memcmp(still + 12, "VP8 ", 4), "not a simple lossy WebP");
+    const uint32_t chunk_size = (uint32_t)(8 + still[16] + (still[17] << 8) + (still[18] << 16) +
+                                           ((uint32_t)still[19] << 24));
+    const uint32_t padded = chunk_size + (chunk_size & 1);
+    REQUIRE(12 + padded <= size, "chunk size");
+    const int fw = 300, fh = 1500, cw = fw + 4, ch = fh + 6;
+    const size_t anmf_payload = 16 + padded;
+    const size_t total = 12 + (8 + 10) + (8 + 6) + 2 * (8 + anmf_payload);
+    uint8_t *anim = calloc(1, total);
+    uint8_t *p = anim;
+    memcpy(p, "RIFF", 4);
+    put32(p + 4, (uint32_t)(total - 8));
+    memcpy(p + 8, "WEBP", 4);
+    p += 12;
+    memcpy(p, "VP8X", 4);
+    put32(p + 4, 10);
+    p[8] = 0x02; /* animation */
+    put24(p + 12, cw - 1);
+    put24(p + 15, ch - 1);
+    p += 18;
+    memcpy(p, "ANIM", 4);
+    put32(p + 4, 6);
+    memcpy(p + 8, "\x10\x20\x30\xff", 4); /* a background colour the decoder must not use */
+    p += 14;
+    for (int frame = 0; frame < 2; frame++) {
+        memcpy(p, "ANMF", 4);
+        put32(p + 4, (uint32_t)anmf_payload);
+        put24(p + 8, frame ? 0 : 1);  /* x offset / 2 */
+        put24(p + 11, frame ? 0 : 2); /* y offset / 2 */
+        put24(p + 14, fw - 1);
+        put24(p + 17, fh - 1);
+        put24(p + 20, 100);
+        p[23] = 0x02; /* no blending */
+        memcpy(p + 24, still + 12, chunk_size);
+        p += 8 + anmf_payload;
+    }
+    vdx_image frame_img, still_img;
+    vdx_error err;
+    int rc = vdx_image_decode(anim, total, "anim.webp", &frame_img, &err);
+    free(anim);
+    CHECK(rc == 0, "%s", err.message);
+    if (rc == 0 && vdx_image_decode(still, size, "still.webp", &still_img, &err) == 0) {
+        CHECK(frame_img.width == cw && frame_img.height == ch, "canvas %dx%d", frame_img.width,
+              frame_img.height);
+        int outside = 0, inside = 0;
+        for (int y = 0; y < ch && frame_img.width == cw; y++)
+            for (int x = 0; x < cw; x++) {
+                const uint8_t *got = frame_img.rgb + ((size_t)y * cw + x) * 3;
+                if (x >= 2 && x < 2 + fw && y >= 4 && y < 4 + fh)
+                    inside += memcmp(got, still_img.rgb + ((size_t)(y - 4) * fw + x - 2) * 3, 3) != 0;
+                else
+                    outside += got[0] || got[1] || got[2];
+            }
+        CHECK(inside == 0 && outside == 0, "%d frame pixels differ from the still, %d canvas "
+              "pixels are not black", inside, outside);
+        vdx_image_free(&still_img);
+    }
+    if (rc == 0)
+        vdx_image_free(&frame_img);
+    free(still);
+}
+
 /* ---- CMYK JPEG ---- */
 
 TEST(jpeg_cmyk_converted_like_pillow)
@@ -829,6 +909,7 @@ int main(void)
     RUN(bmp_8bit_palette_24_and_32bit_both_row_orders);
     RUN(bmp_rle8_and_rle4);
     RUN(gif_first_frame_transparency_and_uncovered_area);
+    RUN(webp_animation_first_frame_on_black_canvas);
     RUN(jpeg_cmyk_converted_like_pillow);
     RUN(config_old_form_fixture_equals_defaults);
     RUN(config_new_dict_form);

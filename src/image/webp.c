@@ -54,7 +54,6 @@ static int webp_first_frame(const WebPData *data, long long canvas_width,
     WebPAnimDecoderOptions options;
     if (!WebPAnimDecoderOptionsInit(&options))
         return vdx_fail(err, "%s: libwebp version mismatch", what);
-
     options.color_mode = MODE_RGBA;
     options.use_threads = 0;
     WebPAnimDecoder *dec = WebPAnimDecoderNew(data, &options);
