@@ -101,9 +101,9 @@ static inline uint8_t clip8(int32_t v)
 }
 
 /* On x86-64 with GCC the two passes are also built for AVX2 and picked at load time.
- * Their loops are plain C shaped for the auto-vectoriser (trip counts that are multiples
- * of 8, then a scalar tail); the int32 arithmetic, and so every result, is the same on
- * every path. */
+ * The horizontal pass uses vector-extension types; the vertical one is plain C shaped for
+ * the auto-vectoriser (a bulk whose trip count is a multiple of 32, then a scalar tail).
+ * The int32 arithmetic, and so every result, is the same on every path. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
