@@ -11,9 +11,9 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 out=build/fuzz
 mkdir -p "$out"
-pkgs="libcjson libzip libcrypto"
+pkgs="libcjson libzip libcrypto libjpeg libpng libwebp libwebpdemux libgif libutf8proc"
 lib_src="src/common/common.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c
-         src/clip/torch_zip.c src/clip/torch_legacy.c"
+         src/clip/torch_zip.c src/clip/torch_legacy.c src/clip/tokenizer.c src/image/*.c"
 for target in fuzz/fuzz_*.c; do
     name=$(basename "$target" .c)
     echo "+ clang $target -> $out/$name"
@@ -39,6 +39,15 @@ if [ -f "$shared/pytorch_model.legacy.bin" ]; then
     head -c 137 "$shared/pytorch_model.legacy.bin" > "$out/corpus/pickle/legacy-preamble.bin"
     tail -c +138 "$shared/pytorch_model.legacy.bin" | head -c 10308 > "$out/corpus/pickle/legacy-state-dict.pkl"
 fi
+
+# Image seeds: the small fixture images, one or more per format.
+mkdir -p "$out/corpus/image"
+for f in odd_225x301.jpg gray_500x375.jpg exif_orient6_600x400.jpg small_100x80.png \
+         palette_320x240.png gray16_200x150.png gif_256x200.gif tall_300x1500.webp; do
+    if [ -f "$shared/../golden/clip-tiny/images/$f" ]; then
+        cp "$shared/../golden/clip-tiny/images/$f" "$out/corpus/image/"
+    fi
+done
 
 if [ $# -ge 1 ]; then
     for target in fuzz/fuzz_*.c; do
