@@ -66,6 +66,15 @@ if [ -f "$shared/pytorch_model.legacy.bin" ]; then
     tail -c +138 "$shared/pytorch_model.legacy.bin" | head -c 10308 > "$out/corpus/pickle/legacy-state-dict.pkl"
 fi
 
+# Image seeds: the small fixture images, one or more per format.
+mkdir -p "$out/corpus/image"
+for f in odd_225x301.jpg gray_500x375.jpg exif_orient6_600x400.jpg small_100x80.png \
+         palette_320x240.png gray16_200x150.png gif_256x200.gif tall_300x1500.webp; do
+    if [ -f "$shared/../golden/clip-tiny/images/$f" ]; then
+        cp "$shared/../golden/clip-tiny/images/$f" "$out/corpus/image/"
+    fi
+done
+
 if [ $# -ge 1 ]; then
     export VDX_TOKENIZER_DIR="${VDX_TOKENIZER_DIR:-$shared}"
     for target in $targets; do
