@@ -1,16 +1,17 @@
 // The web explorer's flows in a real browser (Debian's chromium driven by
 // playwright-core), against `vdx serve` on loopback:
-//   node flows.mjs URL EMPTY_URL SCREENSHOT_DIR
-// URL serves the sample collection, EMPTY_URL a collection without items. Prints one
+//   node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR
+// URL serves the sample collection (ingested from IMAGES_DIR), EMPTY_URL a collection
+// without items, GROWING_URL one whose ingest is still running. Prints one
 // "ok - ..." / "not ok - ...: why" line per flow and exits non-zero when one failed.
 // Screenshots of every step go to SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [url, emptyUrl, shots] = process.argv.slice(2);
-if (!url || !emptyUrl || !shots) {
-  console.error('usage: node flows.mjs URL EMPTY_URL SCREENSHOT_DIR');
+const [url, emptyUrl, growingUrl, images, shots] = process.argv.slice(2);
+if (!url || !emptyUrl || !growingUrl || !images || !shots) {
+  console.error('usage: node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR');
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
@@ -88,6 +89,23 @@ async function afterReload(page, concept, positives, negatives) {
   const labels = await getJson(page, `/api/concepts/${encodeURIComponent(concept)}/labels`);
   check(labels.length === positives.length + negatives.length, `server holds ${labels.length} labels after reload`);
 }
+
+// ---- An ingest running beside the server: progress, and items arriving -------------------
+await flow('ingest-progress', {}, async (page, shot) => {
+  await open(page, growingUrl);
+  const count = async () => Number((await page.textContent('#collection')).match(/([\d,]+) items/)[1].replace(/,/g, ''));
+  await page.waitForSelector('#progress:not([hidden])');
+  check((await page.textContent('#progress-text')).startsWith('Ingest running'), 'no progress text');
+  const first = await count();
+  await shot('running');
+  await page.waitForFunction((n) => Number(document.getElementById('collection').textContent.match(/([\d,]+) items/)[1].replace(/,/g, '')) > n,
+    first, { timeout: 20000 });
+  await page.fill('#q', 'a photo');
+  await page.press('#q', 'Enter');
+  await page.waitForSelector('#grid .tile');
+  check(await count() > first, 'the item count did not grow during the ingest');
+  await shot('searching-while-ingesting');
+});
 
 // ---- The loop with the mouse ---------------------------------------------------------
 await flow('mouse', {}, async (page, shot) => {
@@ -237,6 +255,31 @@ await flow('empty-collection', {}, async (page, shot) => {
   const text = await page.textContent('#empty');
   check(text.includes('vdx ingest'), `the empty state does not show the vdx ingest command: ${text}`);
   await shot('empty');
+});
+
+// ---- Drop an image on the page: its own item comes first ---------------------------------
+await flow('image-drop', {}, async (page, shot) => {
+  await open(page, url);
+  const name = readdirSync(images).sort()[0];
+  const bytes = readFileSync(join(images, name)).toString('base64');
+  const dataTransfer = await page.evaluateHandle(({ bytes, name }) => {
+    const raw = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([raw], name, { type: 'image/jpeg' }));
+    return dt;
+  }, { bytes, name });
+  await page.dispatchEvent('main', 'dragenter', { dataTransfer });
+  check(await page.isVisible('#drop'), 'no drop hint while dragging a file');
+  await shot('dragging');
+  await page.dispatchEvent('main', 'drop', { dataTransfer });
+  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
+  check(await page.isHidden('#drop'), 'the drop hint stays after the drop');
+  const [top] = await tileIds(page);
+  const item = await getJson(page, `/api/items/${encodeURIComponent(top)}?neighbours=0`);
+  check(item.url.endsWith(name), `the first result ${top} (${item.url}) is not the dropped image ${name}`);
+  const score = Number(await page.textContent('#grid .tile .score'));
+  check(score > 0.999, `the dropped image's own item scores ${score}, not 1`);
+  await shot('results');
 });
 
 await browser.close();
