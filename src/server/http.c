@@ -181,7 +181,8 @@ int http_reply_error(http_request *req, int status, const char *fmt, ...)
     va_end(ap);
     cJSON *json = cJSON_CreateObject();
     cJSON_AddStringToObject(json, "error", message);
-    return http_reply_json(req, status, json);
+    http_reply_json(req, status, json);
+    return -1;
 }
 
 char *http_percent_decode(const char *in)
