@@ -756,8 +756,7 @@ async function start() {
   setup();
   const p = new URLSearchParams(location.hash.slice(1));
   if (p.get('k') && [9, 24, 48].includes(Number(p.get('k')))) { state.k = Number(p.get('k')); $('k').value = state.k; }
-  await guarded(loadInfo);
-  await guarded(loadConcepts);
+  await Promise.all([guarded(loadInfo), guarded(loadConcepts)]);
   if (p.get('q')) { state.query = { text: p.get('q') }; $('q').value = p.get('q'); }
   else if (p.get('like')) state.query = { like: p.get('like') };
   const name = p.get('concept');
