@@ -2,9 +2,13 @@
  * clustered vectors with metadata and thumbnails, vdx_server_start on a free loopback
  * port, and libcurl requests checking statuses, exact error messages, headers, the
  * concept loop over HTTP, ids with '/' and spaces, and concurrent clients. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -181,7 +185,7 @@ TEST(test_start)
 {
     REQUIRE(mkdtemp(data_dir), "mkdtemp");
     REQUIRE(build_collection() == 0, "collection");
-    vdx_server_options opts = {.port = 0, .threads = 4, .max_json_body = 64 * 1024,
+    vdx_server_options opts = {.port = 0, .threads = 4, .max_json_body = 64 * 1024, .timeout_s = 3,
                                .store = {.data_dir = data_dir, .collection = "web"}};
     vdx_error err = {{0}};
     server = vdx_server_start(&opts, &err);
@@ -425,6 +429,54 @@ TEST(test_concurrent_clients)
     free(r.body);
 }
 
+/* A connection that sends `text` and then nothing more. */
+static int stalled_connection(const char *text)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)vdx_server_port(server))};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+TEST(test_slow_clients_do_not_stall_others)
+{
+    REQUIRE(server, "no server");
+    /* more stalled clients than request threads: half a header, half a body */
+    int fds[12];
+    for (int i = 0; i < 12; i++) {
+        fds[i] = stalled_connection(i % 2 ? "GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                          : "POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"like\"");
+        REQUIRE(fds[i] >= 0, "connect");
+    }
+    for (int i = 0; i < 20; i++) {
+        reply r = post_json("/api/search", "{\"like\":\"item-5\",\"k\":3}");
+        CHECK(r.status == 200, "request %d beside the stalled clients: %ld", i, r.status);
+        free(r.body);
+    }
+    /* answered while every stalled connection was still open, waiting */
+    for (int i = 0; i < 12; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        CHECK(poll(&p, 1, 0) == 0, "stalled connection %d was closed before the others were served", i);
+    }
+    /* then the idle timeout (3 s here) closes them */
+    int closed = 0;
+    for (int i = 0; i < 12; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        char byte;
+        if (poll(&p, 1, 5000) == 1 && read(fds[i], &byte, 1) <= 0)
+            closed++;
+        close(fds[i]);
+    }
+    CHECK(closed == 12, "%d of 12 stalled connections closed by the server", closed);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -435,6 +487,7 @@ int main(void)
     RUN(test_request_policy);
     RUN(test_concept_loop);
     RUN(test_concurrent_clients);
+    RUN(test_slow_clients_do_not_stall_others);
     vdx_server_stop(server);
     free(thumbnail);
     nftw(data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

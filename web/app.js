@@ -74,7 +74,7 @@ function tile(item, index) {
   const label = state.labels.has(item.id) ? state.labels.get(item.id) : null;
   const el = document.createElement('div');
   el.className = 'tile' + (label === null ? '' : ` label-${label}`);
-  el.setAttribute('role', 'gridcell');
+  el.setAttribute('role', 'listitem');
   el.tabIndex = index === state.focus ? 0 : -1;
   el.dataset.index = index;
   el.dataset.id = item.id;
