@@ -35,12 +35,16 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
-# serve COLLECTION: starts vdx serve on a free port, prints its URL
+# serve COLLECTION: starts vdx serve on a free port (in this shell, so that cleanup
+# knows its pid); url_of COLLECTION waits for it and prints its URL
 serve() {
     "$build/vdx" serve --data "$tmp/data" --collection "$1" --model "$shared/fixtures/clip-tiny" --port 0 \
         > "$tmp/$1.out" 2> "$tmp/$1.err" &
     pids="$pids $!"
+}
+url_of() {
     for _ in $(seq 100); do grep -q 'serving' "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
     sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$1.out"
 }
@@ -66,9 +70,12 @@ ingest growing unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.
     --parallel 1 --batch 1 --threads 1 --no-cache > "$tmp/growing.log" 2>&1 &
 pids="$pids $!"
 for _ in $(seq 100); do [ -s "$tmp/data/collections/growing/progress.json" ] && break; sleep 0.1; done
-url=$(serve sample)
-empty_url=$(serve empty)
-growing_url=$(serve growing)
+serve sample
+serve empty
+serve growing
+url=$(url_of sample)
+empty_url=$(url_of empty)
+growing_url=$(url_of growing)
 if [ -z "$url" ] || [ -z "$empty_url" ] || [ -z "$growing_url" ]; then
     echo "not ok - browser: vdx serve did not start: $(cat "$tmp"/*.out "$tmp"/*.err)"; exit 1
 fi
