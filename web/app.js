@@ -183,9 +183,11 @@ async function runSearch(page = 0) {
   const t0 = performance.now();
   let data;
   if (q.image) {
-    data = await api('POST', `/api/search/image?k=${state.k}&offset=${page * state.k}`, undefined, q.image);
+    const where = filterValue() ? `&where=${enc(filterValue())}` : '';
+    data = await api('POST', `/api/search/image?k=${state.k}&offset=${page * state.k}${where}`, undefined, q.image);
   } else {
     const body = { k: state.k, offset: page * state.k };
+    if (filterValue()) body.where = filterValue();
     if (q.text) body.text = q.text; else body.like = q.like;
     data = await api('POST', '/api/search', body);
   }
@@ -375,8 +377,16 @@ function updateTile(index) {
   if (hadFocus) fresh.focus();
 }
 
+function filterValue() { return $('where').value.trim(); }
+
 function candidateOptions(page) {
-  return { mode: $('mode').value, k: state.k, page };
+  const o = { mode: $('mode').value, k: state.k, page, hide_duplicates: $('hide-duplicates').checked };
+  if (filterValue()) o.where = filterValue();
+  return o;
+}
+function candidateQuery(o) {
+  return `mode=${o.mode}&k=${o.k}&page=${o.page}&hide_duplicates=${o.hide_duplicates ? 1 : 0}` +
+    (o.where ? `&where=${enc(o.where)}` : '');
 }
 
 async function trainAndNext() {
@@ -412,14 +422,15 @@ async function showCandidatesPage(page) {
   state.page = page;
   state.focus = 0;
   const o = candidateOptions(page);
-  const c = await api('GET', conceptPath(state.concept.name, `/candidates?mode=${o.mode}&k=${o.k}&page=${page}`));
+  const c = await api('GET', conceptPath(state.concept.name, `/candidates?${candidateQuery(o)}`));
   showCandidateResult(c);
 }
 
 async function showPositives(page) {
   state.page = page;
   state.focus = 0;
-  const r = await api('GET', conceptPath(state.concept.name, `/scores?top=${state.k}&offset=${page * state.k}`));
+  const where = filterValue() ? `&where=${enc(filterValue())}` : '';
+  const r = await api('GET', conceptPath(state.concept.name, `/scores?top=${state.k}&offset=${page * state.k}${where}`));
   setView('positives', `Above the threshold for “${state.concept.name}” (${r.above_threshold})`,
     r.items, (page + 1) * state.k < r.above_threshold);
 }
@@ -706,6 +717,8 @@ function setup() {
   $('browse').onclick = () => guarded(() => showPositives(0));
   $('show-candidates').onclick = () => guarded(() => showCandidatesPage(0));
   $('mode').addEventListener('change', () => guarded(() => showCandidatesPage(0)));
+  $('hide-duplicates').addEventListener('change', () => guarded(() => showCandidatesPage(0)));
+  $('filter-form').addEventListener('submit', (ev) => { ev.preventDefault(); pageTo(0); });
   $('new-concept').onclick = async () => {
     const q = state.query || {};
     const name = await ask('New concept', q.text ? `Starts from the prompt “${q.text}”.` :

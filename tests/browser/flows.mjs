@@ -27,12 +27,15 @@ class Failure extends Error {}
 function check(cond, message) { if (!cond) throw new Failure(message); }
 
 // Runs one flow in a fresh context; any page error or failed request fails it.
-async function flow(name, options, body) {
+// `expected` matches console errors the flow provokes on purpose.
+async function flow(name, options, body, expected) {
   const context = await browser.newContext({ viewport: { width: 1366, height: 800 }, acceptDownloads: true, ...options });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !(expected && expected.test(m.text()))) problems.push(`console: ${m.text()}`);
+  });
   page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
   let step = 0;
   const shot = async (what) => {
@@ -248,6 +251,30 @@ await flow('undo-rename-delete', {}, async (page, shot) => {
   check(!names.includes('red things') && !names.includes('a red circle'), `still listed: ${names}`);
   await shot('deleted');
 });
+
+// ---- A metadata filter applies to the results; a bad one is reported -------------------
+await flow('filter', {}, async (page, shot) => {
+  await open(page, url);
+  await page.fill('#q', 'a photo');
+  await page.press('#q', 'Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
+  await page.fill('#where', "photo_featured = 'f'");
+  await page.evaluate(() => { document.getElementById('status').textContent = ''; });
+  await page.press('#where', 'Enter');
+  await page.waitForFunction(() => / results in /.test(document.getElementById('status').textContent));
+  const ids = await tileIds(page);
+  check(ids.length > 0, 'no results with the filter');
+  for (const id of ids) {
+    const item = await getJson(page, `/api/items/${encodeURIComponent(id)}?neighbours=0`);
+    check(item.metadata.photo_featured === 'f', `${id} has photo_featured ${item.metadata.photo_featured}`);
+  }
+  await shot('filtered');
+  await page.fill('#where', 'no_such_column = 1');
+  await page.press('#where', 'Enter');
+  await page.waitForSelector('#status.error');
+  check((await page.textContent('#status')).includes('no_such_column'), `the error does not name the column: ${await page.textContent('#status')}`);
+  await shot('bad-filter');
+}, /status of 400/);
 
 // ---- An empty collection says how to fill it -------------------------------------------
 await flow('empty-collection', {}, async (page, shot) => {
