@@ -333,26 +333,38 @@ async function refreshConceptSummary() {
 }
 
 // ---- Labels, training --------------------------------------------------------------
-async function setLabel(index, label) {
+function setLabel(index, label) {
   const item = state.items[index];
-  if (!item) return;
-  if (!state.concept) {
-    if (label === null) return;
+  if (item) return labelItem(item.id, label);
+  return undefined;
+}
+
+// Without a concept, the first label starts one from the current query; labels given
+// while it is being created wait for it (fast keyboard use must not create two).
+async function ensureConcept(id, label) {
+  if (state.concept) return true;
+  if (!state.creating) {
+    if (label === null) return false;
     const q = state.query || {};
     if (!q.text && !q.like && label !== 1) {
       say('Mark a positive first: a concept from an uploaded image starts from its first positive', true);
-      return;
+      return false;
     }
-    const ok = await guarded(() => createConcept(uniqueName(q.text || `like ${q.like || item.id}`),
-      q.text || q.like ? undefined : [item.id]).then(() => true));
-    if (!ok) return;
+    state.creating = guarded(() => createConcept(uniqueName(q.text || `like ${q.like || id}`),
+      q.text || q.like ? undefined : [id]).then(() => true))
+      .finally(() => { state.creating = null; });
   }
-  const previous = state.labels.has(item.id) ? state.labels.get(item.id) : null;
+  return !!(await state.creating);
+}
+
+async function labelItem(id, label) {
+  if (!(await ensureConcept(id, label))) return;
+  const previous = state.labels.has(id) ? state.labels.get(id) : null;
   if (previous === label) return;
-  if (label === null) state.labels.delete(item.id); else state.labels.set(item.id, label);
-  updateTile(index);
+  if (label === null) state.labels.delete(id); else state.labels.set(id, label);
+  updateTileOf(id);
   try {
-    const result = await api('POST', conceptPath(state.concept.name, '/labels'), { labels: [{ id: item.id, label }] });
+    const result = await api('POST', conceptPath(state.concept.name, '/labels'), { labels: [{ id, label }] });
     state.concept.positive = result.positive;
     state.concept.negative = result.negative;
     state.concept.pending = result.pending;
@@ -362,15 +374,16 @@ async function setLabel(index, label) {
     renderConcept();
     say(label === 1 ? 'Positive' : label === 0 ? 'Negative' : 'Label cleared');
   } catch (e) {
-    if (previous === null) state.labels.delete(item.id); else state.labels.set(item.id, previous);
-    updateTile(index);
+    if (previous === null) state.labels.delete(id); else state.labels.set(id, previous);
+    updateTileOf(id);
     say(e.message, true);
   }
 }
 
-function updateTile(index) {
+function updateTileOf(id) {
+  const index = state.items.findIndex((item) => item.id === id);
   const old = $('grid').querySelector(`.tile[data-index="${index}"]`);
-  if (!old) return;
+  if (index < 0 || !old) return;
   const hadFocus = old === document.activeElement;
   const fresh = tile(state.items[index], index);
   old.replaceWith(fresh);
@@ -589,6 +602,16 @@ async function openDetail(id) {
   }
   const actions = $('detail-actions');
   actions.replaceChildren();
+  const label = state.labels.has(id) ? state.labels.get(id) : null;
+  for (const [text, value] of [['+ Positive', 1], ['− Negative', 0], ['Clear', null]]) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = text;
+    b.setAttribute('aria-pressed', String(label === value && value !== null));
+    b.disabled = value === null && label === null;
+    b.onclick = async () => { await labelItem(id, value); openDetail(id); };
+    actions.append(b);
+  }
   const like = document.createElement('button');
   like.type = 'button';
   like.textContent = 'More like this';

@@ -165,7 +165,7 @@ await flow('mouse', {}, async (page, shot) => {
   await page.waitForSelector('#detail[open] #detail-neighbours .thumb');
   check((await page.textContent('#detail-meta')).includes('photo_url'), 'the detail shows the metadata');
   await shot('detail');
-  await page.click('#detail-actions button');
+  await page.click('#detail-actions button:has-text("More like this")');
   await page.waitForFunction(() => document.getElementById('view-title').textContent.startsWith('More like'));
   await shot('more-like-this');
   await afterReload(page, 'a red circle', positives, negatives);
@@ -184,12 +184,14 @@ await flow('keyboard', { colorScheme: 'dark' }, async (page, shot) => {
   await shot('search');
   const first = await tileIds(page);
   const positives = first.slice(0, 3), negatives = first.slice(3, 9);
+  // as fast as keys go: the labels given while the concept is being created wait for it
   for (let i = 0; i < 9; i++) {
     await page.keyboard.press(i < 3 ? '1' : '2');
-    if (i === 0) await page.waitForSelector('#concept-panel:not([hidden])');
     if (i < 8) await page.keyboard.press('ArrowRight');
   }
   await labelsSettled(page, 3, 6);
+  const names = (await getJson(page, '/api/concepts')).map((c) => c.name);
+  check(names.filter((n) => n.startsWith('a blue square')).length === 1, `concepts: ${names}`);
   // arrows move in two dimensions: up from the last tile lands on the one above it
   await page.keyboard.press('ArrowUp');
   check(await page.evaluate(() => document.activeElement.dataset.index) === '5', 'ArrowUp moves one row up');
