@@ -27,7 +27,8 @@ static void print_help(FILE *out)
                  "a classifier in a few clicks.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'vdx <command> --help' describes a command's options. See also vdx(1).\n");
+    fprintf(out, "\n'vdx <command> --help' describes a command's options; 'vdx --version' prints\n"
+                 "the version. See also vdx(1) (docs/vdx.1).\n");
 }
 
 int main(int argc, char **argv)
