@@ -126,6 +126,22 @@ else
     not_ok "every docs/*.md named in vdx.1 exists" "missing:$missing"
 fi
 
+# The index lists every document in docs/, and names none that is missing.
+missing=""
+for f in docs/*; do
+    name=${f#docs/}
+    [ "$name" = README.md ] && continue
+    grep -q "](${name})" docs/README.md || missing="$missing $name"
+done
+for name in $(grep -o '](\([^)]*\))' docs/README.md | sed 's/^](\(.*\))$/\1/'); do
+    [ -e "docs/$name" ] || missing="$missing $name(listed, absent)"
+done
+if [ -z "$missing" ]; then
+    ok "docs/README.md indexes every document in docs/"
+else
+    not_ok "docs/README.md indexes every document in docs/" "not in step:$missing"
+fi
+
 # Rendering.
 if command -v groff > /dev/null 2>&1; then
     if groff -man -Tutf8 -ww "$MAN" > "$tmp/rendered.txt" 2> "$tmp/groff.err" &&
