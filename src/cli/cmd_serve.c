@@ -17,16 +17,16 @@ static void usage(FILE *out)
             "Serves the web explorer for a collection: search by text or image, label, train\n"
             "concepts, export. Open the printed URL in a browser; stop with Ctrl-C.\n\n"
             "options:\n"
-            "  --collection C   collection to serve (default: default)\n"
-            "  --data D         data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
-            "  --store URL      store backend (default: $VDX_STORE, else embedded)\n"
-            "  --model M        CLIP model directory or Hugging Face repo id (default:\n"
-            "                   $VDX_MODEL, else the model the collection was embedded with)\n"
-            "  --host H         address to listen on (default: 127.0.0.1, this machine only)\n"
-            "  --port P         port (default: 8080; 0 picks a free one)\n"
-            "  --threads N      request threads (default: 2 x cores, at least 4)\n"
-            "  --access-log     print one line per request to stderr\n"
-            "  -h, --help       this help\n");
+            "  --collection NAME  collection to serve (default: default)\n"
+            "  --data DIR         data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
+            "  --store URL        store backend (default: $VDX_STORE, else embedded)\n"
+            "  --model M          CLIP model directory or Hugging Face repo id (default:\n"
+            "                     $VDX_MODEL, else the model the collection was embedded with)\n"
+            "  --host H           address to listen on (default: 127.0.0.1, this machine only)\n"
+            "  --port P           port (default: 8080; 0 picks a free one)\n"
+            "  --threads N        request threads (default: 2 x cores, at least 4)\n"
+            "  --access-log       print one line per request to stderr\n"
+            "  -h, --help         this help\n");
 }
 
 /* The model to load: --model, $VDX_MODEL, else the collection's own (if available). */
