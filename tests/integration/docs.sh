@@ -77,10 +77,9 @@ for cmd in $commands; do
     fi
 done
 
-# The reverse: no option in the page that no help text knows (outside EXAMPLES, whose
-# shell lines may hold other tools' options, and the ClickHouse URL parameters).
-page_options=$(sed '/^\.SH EXAMPLES/,/^\.SH/d' "$tmp/page.txt" |
-               grep -o -- '\(^\|[[ ,|(]\)--[a-z][a-z0-9-]*' | sed 's/^[[ ,|(]//' | sort -u)
+# The reverse: no option in the page (the examples included) that no help text knows.
+page_options=$(grep -o -- '\(^\|[[ ,|(]\)--[a-z][a-z0-9-]*' "$tmp/page.txt" |
+               sed 's/^[[ ,|(]//' | sort -u)
 unknown=""
 for opt in $page_options; do
     grep -q -- "\(^\|[^a-z0-9-]\)$opt\([^a-z0-9-]\|$\)" "$tmp/all-help.txt" || unknown="$unknown $opt"
