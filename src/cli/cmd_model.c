@@ -28,7 +28,10 @@ static const char usage_text[] =
     "environment:\n"
     "  HF_ENDPOINT   hub to download from (default https://huggingface.co; mirrors work)\n"
     "  HF_TOKEN      access token for private or gated repositories\n"
-    "  HF_HUB_CACHE  cache directory (default $HF_HOME/hub, else ~/.cache/huggingface/hub)\n";
+    "  HF_HUB_CACHE  cache directory (default $HF_HOME/hub)\n"
+    "  HF_HOME       Hugging Face home (default $XDG_CACHE_HOME/huggingface, else\n"
+    "                ~/.cache/huggingface)\n"
+    "  VDX_MODEL     the default MODEL\n";
 
 static const char *default_model(void)
 {
