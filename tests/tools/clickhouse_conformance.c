@@ -410,6 +410,50 @@ TEST(connection_and_auth_errors)
           "bad port: %s", err.message);
 }
 
+TEST(f16_collection_and_foreign_table)
+{
+    vdx_error err = {{0}};
+    vdx_model_identity m = model("f00dfeed");
+    char dir_e[4200], dir_c[4200];
+    snprintf(dir_e, sizeof dir_e, "%s/f16-embedded", work_dir);
+    snprintf(dir_c, sizeof dir_c, "%s/f16-clickhouse", work_dir);
+    vdx_store_options o = {.data_dir = dir_e, .collection = "half", .create = 1, .model = &m,
+                           .vector_type = VDX_VECTOR_F16};
+    vdx_store *e = vdx_store_open(&o, &err);
+    REQUIRE(e, "%s", err.message);
+    o.data_dir = dir_c;
+    o.url = store_url;
+    vdx_store *c = vdx_store_open(&o, &err);
+    if (!c)
+        vdx_store_close(e);
+    REQUIRE(c, "%s", err.message);
+    vdx_item batch[20];
+    const char *want[20];
+    for (int i = 0; i < 20; i++) {
+        batch[i] = (vdx_item){.id = ids[i], .url = "", .vector = vectors[i]};
+        want[i] = ids[i];
+    }
+    CHECK(vdx_store_append(e, batch, 20, &err) == 0, "%s", err.message);
+    CHECK(vdx_store_append(c, batch, 20, &err) == 0, "%s", err.message);
+    static float a[20 * DIMS], b[20 * DIMS];
+    CHECK(vdx_store_get_vectors(e, want, 20, a, &err) == 0, "%s", err.message);
+    CHECK(vdx_store_get_vectors(c, want, 20, b, &err) == 0, "%s", err.message);
+    CHECK(memcmp(a, b, sizeof a) == 0, "f16 vectors differ between the backends");
+    CHECK(memcmp(a, vectors, sizeof a) != 0, "f16 vectors were not rounded");
+    vdx_store_close(e);
+    vdx_store_close(c);
+
+    /* a table with rows that vdx did not create is refused, not adopted */
+    char url[600];
+    snprintf(url, sizeof url, "%s/default?table=vdx_conf_info", store_url); /* has rows */
+    o = (vdx_store_options){.data_dir = dir_c, .collection = "foreign", .url = url,
+                            .create = 1, .model = &m};
+    vdx_store *f = vdx_store_open(&o, &err);
+    CHECK(!f && strstr(err.message, "already holds") && strstr(err.message, "not made by vdx"),
+          "foreign table: %s", f ? "opened" : err.message);
+    vdx_store_close(f);
+}
+
 /* ---- a fault-injecting proxy: loses one INSERT before or after the server sees it ---- */
 
 typedef struct proxy {
@@ -590,6 +634,7 @@ int main(int argc, char **argv)
     RUN(reopen_read_only_and_model_mismatch);
     RUN(connection_and_auth_errors);
     RUN(lost_insert_is_retried_without_duplicates);
+    RUN(f16_collection_and_foreign_table);
     vdx_store_close(emb);
     vdx_store_close(ch);
     return test_summary("clickhouse_conformance");
