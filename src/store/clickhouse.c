@@ -833,6 +833,14 @@ static int check_batch(clickhouse *c, const vdx_item *items, size_t n, vdx_error
                           c->collection, ids[i]);
     free(ids);
     for (size_t i = 0; i < n && rc == 0; i++)
+        for (int d = 0; items[i].vector && c->type == VDX_VECTOR_F16 && d < c->model.dims; d++)
+            if (fabsf(items[i].vector[d]) >= 65520.0f) {
+                rc = vdx_fail(err, "collection '%s': item '%s': element %d (%g) does not fit a "
+                                   "float16 collection",
+                              c->collection, items[i].id, d, (double)items[i].vector[d]);
+                break;
+            }
+    for (size_t i = 0; i < n && rc == 0; i++)
         for (int m = 0; m < items[i].n_meta && rc == 0; m++)
             for (int o = 0; o < m; o++)
                 if (strcasecmp(items[i].meta_names[m], items[i].meta_names[o]) == 0) {
