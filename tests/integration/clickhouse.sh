@@ -99,12 +99,20 @@ else
     ids() { grep -o '"id": *"[^"]*"' | tr -d ' '; }
     VDX_HOME="$tmp/home-embedded" VDX_STORE= "$vdx" search "a photo of a cat" --model "$model" \
         < /dev/null 2> "$tmp/search-e.err" | ids > "$tmp/search-e"
-    VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" "$vdx" search "a photo of a cat" \
+    VDX_HOME="$tmp/home-clickhouse" VDX_STORE= "$vdx" search "a photo of a cat" --store "$chstore" \
         --model "$model" < /dev/null 2> "$tmp/search-c.err" | ids > "$tmp/search-c"
     if [ -s "$tmp/search-c" ] && cmp -s "$tmp/search-e" "$tmp/search-c"; then
         ok "vdx search on ClickHouse returns the embedded store's ids in the same order"
     else
         not_ok "vdx search differs: embedded [$(tr '\n' ' ' < "$tmp/search-e")] clickhouse [$(tr '\n' ' ' < "$tmp/search-c")] $(head -c 300 "$tmp/search-c.err")"
+    fi
+    out=$(VDX_HOME="$tmp/home-clickhouse" "$vdx" search "cat" --model "$model" \
+        --store "clickhouse://vdx:hunter2@127.0.0.1:1/default" 2>&1 < /dev/null)
+    if [ $? -ne 0 ] && echo "$out" | grep -q "connection refused — is the server running?" &&
+        ! echo "$out" | grep -q hunter2; then
+        ok "vdx search --store with no server: an actionable error without the password"
+    else
+        not_ok "vdx search against a closed port: $out"
     fi
     # vdx serve over ClickHouse: the HTTP API answers like the embedded store's
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
