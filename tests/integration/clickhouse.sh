@@ -3,8 +3,9 @@
 # (18.16) on loopback ports with a temporary data directory, runs the conformance suite
 # (the same data in the embedded store and in ClickHouse: same ids in the same order,
 # distances within 1e-6; injection-shaped ids and filter values; 5,000-id exclusions;
-# lost inserts retried without duplicates; connection/auth/database errors), then the
-# CLI and the HTTP API with VDX_STORE pointing at ClickHouse, and stops the server.
+# lost inserts retried without duplicates; connection/auth/database errors), the store
+# suite (tests/test_store.c) with VDX_TEST_STORE_URL, the CLI, `vdx serve` and the web
+# explorer's browser flows with the store on ClickHouse, and stops the server.
 set -u
 cd "$(dirname "$0")/../.."
 build=${VDX_BUILD:-build/release}
@@ -129,5 +130,16 @@ else
         not_ok "vdx serve on ClickHouse: $(echo "$answer" | head -c 300) $(tail -n 3 "$tmp/serve.log")"
     fi
     kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; serve_pid=""
+fi
+
+# The web explorer's browser flows (tests/browser) with every collection on ClickHouse.
+if [ -f tests/browser/run.sh ]; then
+    VDX_STORE="$url/default" VDX_BUILD="$build" sh tests/browser/run.sh > "$tmp/browser.log" 2>&1
+    status=$?
+    grep '^\(ok\|not ok\|skip\) - ' "$tmp/browser.log" | sed 's/^\(ok\|not ok\|skip\) - /&browser flow on ClickHouse: /'
+    if [ $status -ne 0 ]; then
+        grep -q '^not ok - ' "$tmp/browser.log" || not_ok "browser flow on ClickHouse exited $status: $(tail -n 5 "$tmp/browser.log")"
+        failures=$((failures + 1))
+    fi
 fi
 [ $failures -eq 0 ]
