@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../test.h"
@@ -454,6 +456,84 @@ TEST(f16_collection_and_foreign_table)
     vdx_store_close(f);
 }
 
+/* A writer killed mid-ingest leaves whole batches only; resuming with item_states adds
+ * exactly the missing items. */
+TEST(killed_writer_then_resume)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/killed", work_dir);
+    vdx_error err = {{0}};
+    vdx_model_identity m = model("f00dfeed");
+    vdx_store_options o = {.data_dir = dir, .collection = "killed", .url = store_url,
+                           .create = 1, .model = &m};
+    vdx_store *s = vdx_store_open(&o, &err);
+    REQUIRE(s, "%s", err.message);
+    vdx_store_close(s);
+    o.create = 0;
+    o.model = NULL;
+    int total_killed = 0;
+    for (int round = 0; round < 3; round++) {
+        pid_t child = fork();
+        REQUIRE(child >= 0, "fork");
+        if (child == 0) { /* append everything, 25 items a batch, until killed */
+            vdx_store *w = vdx_store_open(&o, &err);
+            for (int start = 0; w && start < N_ITEMS; start += 25) {
+                const char *batch_ids[25];
+                vdx_item_state st[25];
+                for (int i = 0; i < 25; i++)
+                    batch_ids[i] = ids[start + i];
+                if (vdx_store_item_states(w, batch_ids, 25, st, &err) != 0)
+                    _exit(3);
+                vdx_item batch[25];
+                int n = 0;
+                for (int i = 0; i < 25; i++)
+                    if (st[i] == VDX_ITEM_ABSENT)
+                        batch[n++] = (vdx_item){.id = ids[start + i], .url = "",
+                                                .vector = vectors[start + i]};
+                if (n && vdx_store_append(w, batch, (size_t)n, &err) != 0)
+                    _exit(4);
+            }
+            _exit(w ? 0 : 2);
+        }
+        struct timespec pause = {0, 40000000L * (round + 1)};
+        nanosleep(&pause, NULL);
+        total_killed += kill(child, SIGKILL) == 0;
+        int status;
+        waitpid(child, &status, 0);
+        CHECK(!WIFEXITED(status) || WEXITSTATUS(status) == 0, "writer exited %d",
+              WEXITSTATUS(status));
+    }
+    /* resume in this process: every item once */
+    s = vdx_store_open(&o, &err);
+    REQUIRE(s, "%s", err.message);
+    int64_t before = vdx_store_count(s);
+    const char *all[N_ITEMS];
+    vdx_item_state st[N_ITEMS];
+    for (int i = 0; i < N_ITEMS; i++)
+        all[i] = ids[i];
+    REQUIRE(vdx_store_item_states(s, all, N_ITEMS, st, &err) == 0, "%s", err.message);
+    static vdx_item rest[N_ITEMS];
+    int n = 0, stored = 0;
+    for (int i = 0; i < N_ITEMS; i++) {
+        stored += st[i] == VDX_ITEM_STORED;
+        if (st[i] == VDX_ITEM_ABSENT)
+            rest[n++] = (vdx_item){.id = ids[i], .url = "", .vector = vectors[i]};
+    }
+    CHECK(stored == before && stored % 25 == 0,
+          "%d stored ids, count %lld: whole batches only", stored, (long long)before);
+    printf("# %d kills left %d of %d items stored; resuming adds %d\n", total_killed, stored,
+           N_ITEMS, n);
+    REQUIRE(n == 0 || vdx_store_append(s, rest, (size_t)n, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_store_refresh(s, &err) == 0, "%s", err.message);
+    CHECK(vdx_store_count(s) == N_ITEMS, "%lld rows after resuming (%d were there, %d kills)",
+          (long long)vdx_store_count(s), stored, total_killed);
+    vdx_search_request req = {.query = vectors[3], .k = N_ITEMS * 2};
+    vdx_hits h = {0};
+    CHECK(vdx_store_search(s, &req, &h, &err) == 0 && h.n == N_ITEMS, "%d hits", h.n);
+    vdx_hits_free(&h);
+    vdx_store_close(s);
+}
+
 /* ---- a fault-injecting proxy: loses one INSERT before or after the server sees it ---- */
 
 typedef struct proxy {
@@ -635,6 +715,7 @@ int main(int argc, char **argv)
     RUN(connection_and_auth_errors);
     RUN(lost_insert_is_retried_without_duplicates);
     RUN(f16_collection_and_foreign_table);
+    RUN(killed_writer_then_resume);
     vdx_store_close(emb);
     vdx_store_close(ch);
     return test_summary("clickhouse_conformance");
