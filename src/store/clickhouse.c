@@ -1204,6 +1204,16 @@ static int missing_item(clickhouse *c, const char *id, vdx_error *err)
                     c->collection, id);
 }
 
+typedef struct found_row {
+    const char *id;
+    size_t row;
+} found_row;
+
+static int cmp_found_rows(const void *a, const void *b)
+{
+    return strcmp(((const found_row *)a)->id, ((const found_row *)b)->id);
+}
+
 static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n, float *out,
                                   vdx_error *err)
 {
@@ -1213,6 +1223,7 @@ static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n,
     ch_external ext;
     char *table = quoted_identifier(c, c->tables.items, err);
     char **found_ids = NULL;
+    found_row *order = NULL;
     float *found = NULL;
     size_t n_found = 0, cap = 0;
     int rc = -1;
@@ -1248,18 +1259,29 @@ static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n,
         if (ch_read_floats(&r, found + (n_found - 1) * (size_t)dims, dims, err) != 0)
             goto done;
     }
+    /* answer rows in request order: sort (id, row) pairs once, look each id up */
+    if (!(order = malloc((n_found ? n_found : 1) * sizeof *order))) {
+        oom(c, err);
+        goto done;
+    }
+    for (size_t j = 0; j < n_found; j++)
+        order[j] = (found_row){found_ids[j], j};
+    if (n_found > 1)
+        qsort(order, n_found, sizeof *order, cmp_found_rows);
     for (size_t i = 0; i < n; i++) {
-        size_t j = 0;
-        while (j < n_found && strcmp(found_ids[j], ids[i]) != 0)
-            j++;
-        if (j == n_found) {
+        found_row key = {ids[i], 0};
+        found_row *hit =
+            n_found ? bsearch(&key, order, n_found, sizeof *order, cmp_found_rows) : NULL;
+        if (!hit) {
             missing_item(c, ids[i], err);
             goto done;
         }
-        memcpy(out + i * (size_t)dims, found + j * (size_t)dims, (size_t)dims * sizeof *out);
+        memcpy(out + i * (size_t)dims, found + hit->row * (size_t)dims,
+               (size_t)dims * sizeof *out);
     }
     rc = 0;
 done:
+    free(order);
     for (size_t j = 0; j < n_found; j++)
         free(found_ids[j]);
     free(found_ids);
