@@ -306,6 +306,39 @@ static int load_count(clickhouse *c, vdx_error *err)
 
 /* ---- the write lock (local: one writer per collection directory) ---- */
 
+/* A writer killed mid-append may leave its INSERT in the server's hands, and it still
+ * lands a moment after the writer is gone (18.16 buffers an HTTP insert before it runs
+ * it, so system.processes does not show it yet). The writer touches its lock file before
+ * every insert and empties it when it closes; whoever opens the collection (to read which
+ * ids are stored, or to write) and finds the file naming a writer that is gone, touched
+ * less than CH_CRASH_GRACE_MS ago, waits until that much time has passed, so that it
+ * never takes an id in flight for a missing one and appends it a second time. */
+#define CH_CRASH_GRACE_MS 1000
+
+static void settle_after_crash(clickhouse *c)
+{
+    int fd = open(c->lock_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    /* a shared lock we can take means no live writer holds the exclusive one */
+    int orphaned = fstat(fd, &st) == 0 && st.st_size > 0 &&
+                   (c->lock_fd >= 0 || flock(fd, LOCK_SH | LOCK_NB) == 0);
+    close(fd);
+    if (!orphaned)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double age_ms = (double)(now.tv_sec - st.st_mtim.tv_sec) * 1e3 +
+                    (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e6;
+    if (age_ms >= 0 && age_ms < CH_CRASH_GRACE_MS) {
+        double wait_ms = CH_CRASH_GRACE_MS - age_ms;
+        struct timespec pause = {(time_t)(wait_ms / 1e3),
+                                 (long)((wait_ms - 1e3 * (double)(time_t)(wait_ms / 1e3)) * 1e6)};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static int take_write_lock(clickhouse *c, vdx_error *err)
 {
     if (c->lock_fd >= 0)
@@ -333,6 +366,9 @@ static int take_write_lock(clickhouse *c, vdx_error *err)
         return vdx_fail(err, "collection '%s': cannot lock %s: %s", c->collection,
                         c->lock_path, strerror(saved));
     }
+    c->lock_fd = fd;
+    settle_after_crash(c); /* before our pid replaces the predecessor's */
+    c->lock_fd = -1;
     char pid[32];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
@@ -439,8 +475,12 @@ static void clickhouse_close(void *state)
     free_columns(c);
     if (c->side)
         sqlite3_close(c->side);
-    if (c->lock_fd >= 0)
+    if (c->lock_fd >= 0) { /* an empty lock file tells the next writer we ended cleanly */
+        if (ftruncate(c->lock_fd, 0) != 0) {
+            /* then the next opener may wait CH_CRASH_GRACE_MS for nothing: harmless */
+        }
         close(c->lock_fd);
+    }
     memset(c->url.password, 0, sizeof c->url.password);
     free(c);
 }
@@ -697,6 +737,7 @@ static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identi
     ch_tables_for(c->url.table, c->collection, &c->tables);
     if (!(c->http = ch_http_new(&c->url, err)))
         goto fail;
+    settle_after_crash(c);
     int exists = 0;
     if (read_info(c, &exists, err) != 0)
         goto fail;
@@ -926,6 +967,9 @@ static int insert_items(clickhouse *c, const char *const *ids, size_t n_ids, con
     for (int attempt = 1;; attempt++) {
         ch_buf response = {0};
         int transient = 0;
+        if (futimens(c->lock_fd, NULL) != 0) /* "an insert may be in flight": see above */
+            return vdx_fail(err, "collection '%s': cannot touch %s: %s", c->collection,
+                            c->lock_path, strerror(errno));
         int rc = ch_http_run(c->http, &req, &response, &transient, NULL, err);
         ch_buf_free(&response);
         if (rc == 0)
