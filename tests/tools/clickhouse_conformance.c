@@ -553,6 +553,7 @@ typedef struct proxy {
     int listen_fd, port, upstream_port;
     volatile int stop;
     volatile int drop_after, drop_before; /* INSERTs still to lose, and how */
+    volatile int answer_503;              /* requests to answer 503 Service Unavailable */
     volatile int dropped;
     pthread_t thread;
 } proxy;
@@ -589,6 +590,15 @@ static void serve_connection(proxy *p, int client)
     if (read_request(client, req, sizeof req, &len) != 0)
         return;
     int insert = memmem(req, len < 600 ? len : 600, "query=INSERT", 12) != NULL;
+    if (p->answer_503 > 0) { /* an overloaded server or a proxy in front of it */
+        static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 4\r\n"
+                                   "\r\nbusy";
+        p->answer_503--;
+        p->dropped++;
+        if (write(client, busy, sizeof busy - 1) != (ssize_t)(sizeof busy - 1))
+            return;
+        return;
+    }
     if (insert && p->drop_before > 0) { /* lost on the way: the server never sees it */
         p->drop_before--;
         p->dropped++;
@@ -691,6 +701,19 @@ TEST(lost_insert_is_retried_without_duplicates)
     CHECK(vdx_store_append(s, batch, 50, &err) == 0, "append after a lost request: %s",
           err.message);
     CHECK(p.dropped == 2, "%d requests dropped, expected 2", p.dropped);
+    p.answer_503 = 2; /* reads are retried through 5xx answers */
+    vdx_search_request busy = {.query = vectors[0], .k = 5};
+    vdx_hits bh = {0};
+    CHECK(vdx_store_search(s, &busy, &bh, &err) == 0 && bh.n == 5 &&
+              strcmp(bh.hits[0].id, ids[0]) == 0,
+          "search through two 503 answers: %s", err.message);
+    vdx_hits_free(&bh);
+    CHECK(p.dropped == 4 && p.answer_503 == 0, "%d answers were 503", p.dropped - 2);
+    p.answer_503 = 10; /* more than the attempts: the error says what happened */
+    CHECK(vdx_store_search(s, &busy, &bh, &err) != 0 &&
+              strstr(err.message, "answered HTTP 503: busy"),
+          "persistent 503: %s", err.message);
+    p.answer_503 = 0;
     vdx_store_close(s);
     proxy_stop(&p);
     /* straight to the server: exactly 100 rows, each id once */
