@@ -7,6 +7,7 @@
  * (k, offset, exclusions, where), score_all, float16, readers refreshing while a writer
  * appends, the single-writer lock, and crash safety under SIGKILL. */
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -1056,6 +1057,142 @@ TEST(score_all_is_raw_dot_products)
     free_fixture(&f);
 }
 
+/* Threads sharing one handle get the same answers as one thread alone. */
+typedef struct shared_search {
+    vdx_store *store;
+    const float *queries;
+    char (*expect)[8][16]; /* top-8 ids per query */
+    int n_queries, dims, wrong;
+    int growing; /* a writer appends meanwhile: check order only, refresh first */
+} shared_search;
+
+typedef struct background_writer {
+    const fixture *f;
+    int appended, failed;
+} background_writer;
+
+static void *append_more(void *arg)
+{
+    background_writer *w = arg;
+    vdx_model_identity m = model_identity("test-model", 'a', w->f->dims);
+    vdx_error err = {{0}};
+    vdx_store *s = open_store(w->f->data, w->f->name, 0, &m, VDX_VECTOR_F32, 0, &err);
+    if (!s) {
+        w->failed = 1;
+        return NULL;
+    }
+    uint64_t seed = 77;
+    float v[64];
+    for (int i = 0; i < 150 && !w->failed; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "more-%d", i);
+        random_unit(&seed, v, w->f->dims);
+        vdx_item it = {.id = id, .url = id, .vector = v};
+        w->failed = vdx_store_append(s, &it, 1, &err) != 0;
+        w->appended += !w->failed;
+    }
+    vdx_store_close(s);
+    return NULL;
+}
+
+static void *search_many(void *arg)
+{
+    shared_search *job = arg;
+    for (int round = 0; round < 5; round++)
+        for (int q = 0; q < job->n_queries; q++) {
+            vdx_error err = {{0}};
+            if (job->growing) { /* another handle appends: answers change, order must hold */
+                vdx_search_request req = {.query = job->queries + (size_t)q * job->dims, .k = 8};
+                vdx_hits hits = {0};
+                if (vdx_store_refresh(job->store, &err) != 0 ||
+                    vdx_store_search(job->store, &req, &hits, &err) != 0 || hits.n != 8) {
+                    job->wrong++;
+                    continue;
+                }
+                for (int i = 1; i < 8; i++)
+                    job->wrong += hits.hits[i].dist < hits.hits[i - 1].dist;
+                vdx_hits_free(&hits);
+                continue;
+            }
+            vdx_search_request req = {.query = job->queries + (size_t)q * job->dims, .k = 8,
+                                      .where = q % 2 ? "grp <> 'b'" : NULL};
+            vdx_hits hits = {0};
+            if (vdx_store_search(job->store, &req, &hits, &err) != 0 || hits.n != 8) {
+                job->wrong++;
+                continue;
+            }
+            for (int i = 0; i < 8; i++)
+                job->wrong += strcmp(hits.hits[i].id, job->expect[q][i]) != 0;
+            vdx_hits_free(&hits);
+        }
+    return NULL;
+}
+
+TEST(handle_shared_by_threads)
+{
+    fixture f;
+    if (make_fixture(&f, "shared", 2000, 32, VDX_VECTOR_F32, 99) != 0) {
+        CHECK(0, "fixture");
+        free_fixture(&f);
+        return;
+    }
+    enum { QUERIES = 6, THREADS = 4 };
+    float queries[QUERIES * 32];
+    char expect[QUERIES][8][16];
+    uint64_t seed = 5;
+    for (int q = 0; q < QUERIES; q++) {
+        random_unit(&seed, queries + q * 32, 32);
+        vdx_search_request req = {.query = queries + q * 32, .k = 8,
+                                  .where = q % 2 ? "grp <> 'b'" : NULL};
+        vdx_hits hits = {0};
+        vdx_error err = {{0}};
+        REQUIRE(vdx_store_search(f.store, &req, &hits, &err) == 0 && hits.n == 8, "%s",
+                err.message);
+        for (int i = 0; i < 8; i++)
+            snprintf(expect[q][i], sizeof expect[q][i], "%s", hits.hits[i].id);
+        vdx_hits_free(&hits);
+    }
+    shared_search jobs[THREADS];
+    pthread_t tids[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        jobs[t] = (shared_search){f.store, queries, expect, QUERIES, 32, 0, 0};
+        pthread_create(&tids[t], NULL, search_many, &jobs[t]);
+    }
+    int wrong = 0;
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(tids[t], NULL);
+        wrong += jobs[t].wrong;
+    }
+    CHECK(wrong == 0, "%d wrong answers from threads sharing the handle", wrong);
+
+    /* Threads sharing a reader handle that refreshes (remaps, grows its id index) while
+     * another handle appends (the fixture's writer lets go of the write lock first). */
+    vdx_store_close(f.store);
+    f.store = NULL;
+    vdx_error err = {{0}};
+    vdx_store *reader = open_store(f.data, f.name, 0, NULL, VDX_VECTOR_F32, 1, &err);
+    REQUIRE(reader, "%s", err.message);
+    background_writer w = {&f, 0, 0};
+    pthread_t writer;
+    pthread_create(&writer, NULL, append_more, &w);
+    for (int t = 0; t < THREADS; t++) {
+        jobs[t] = (shared_search){reader, queries, expect, QUERIES, 32, 0, 1};
+        pthread_create(&tids[t], NULL, search_many, &jobs[t]);
+    }
+    wrong = 0;
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(tids[t], NULL);
+        wrong += jobs[t].wrong;
+    }
+    pthread_join(writer, NULL);
+    CHECK(!w.failed && w.appended == 150, "background appends: %d", w.appended);
+    CHECK(wrong == 0, "%d failed or unordered searches while the collection grew", wrong);
+    REQUIRE(vdx_store_refresh(reader, &err) == 0, "%s", err.message);
+    CHECK(vdx_store_count(reader) == 2150, "count %lld", (long long)vdx_store_count(reader));
+    vdx_store_close(reader);
+    free_fixture(&f);
+}
+
 /* ---- filters through the store ---- */
 
 TEST(where_filters_are_safe)
@@ -1492,6 +1629,7 @@ int main(void)
     RUN(float16_rounding);
     RUN(search_ties_by_id_and_vectors);
     RUN(score_all_is_raw_dot_products);
+    RUN(handle_shared_by_threads);
     RUN(where_filters_are_safe);
     RUN(reader_sees_appends_after_refresh);
     RUN(single_writer_lock);

@@ -4,8 +4,8 @@
  * Ingest, search, the explore loop and the server use only this interface.
  *
  * Conventions: every fallible function returns 0 (or non-NULL) on success and -1 (or
- * NULL) with a message in *err. A vdx_store handle is used by one thread at a time
- * (searches are multi-threaded inside). Any number of processes may read a collection
+ * NULL) with a message in *err. Threads may share a vdx_store handle: its calls are
+ * serialised (a search uses every core inside anyway). Any number of processes may read a collection
  * while one process writes it; a writer takes the collection's write lock (see
  * vdx_store_open) and readers see its new rows after vdx_store_refresh. On-disk format
  * and crash-safety argument of the embedded backend: docs/store-format.md. */
