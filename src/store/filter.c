@@ -973,7 +973,8 @@ int vdx_filter_bind_sqlite(const vdx_filter *filter, sqlite3_stmt *stmt, int fir
     return 0;
 }
 
-/* vdx_number(x): the value as a REAL when its whole text is a decimal number. */
+/* vdx_number(x): the value as a REAL when its whole text is a decimal number (no
+ * surrounding spaces), else NULL. */
 static void sql_number(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
@@ -984,15 +985,13 @@ static void sql_number(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     case SQLITE_TEXT: {
         const char *s = (const char *)sqlite3_value_text(argv[0]);
-        while (*s == ' ' || *s == '\t')
-            s++;
         char *end;
         errno = 0;
         double v = strtod(s, &end);
-        while (end && (*end == ' ' || *end == '\t'))
-            end++;
-        /* strtod also reads hex, inf and nan: only plain decimal numbers count */
-        int decimal = *s && end != s && *end == 0 && !strpbrk(s, "xXiInN");
+        /* The whole text, no spaces (as ClickHouse's toFloat64OrNull); strtod also reads
+         * hex, inf and nan: only plain decimal numbers count. */
+        int decimal = *s && !isspace((unsigned char)*s) && end != s && *end == 0 &&
+                      !strpbrk(s, "xXiInN");
         if (decimal && errno != ERANGE)
             sqlite3_result_double(ctx, v);
         else

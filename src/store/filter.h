@@ -34,7 +34,7 @@ char *vdx_filter_to_sqlite(const vdx_filter *filter, int first_param, vdx_error 
 int vdx_filter_bind_sqlite(const vdx_filter *filter, sqlite3_stmt *stmt, int first_param,
                            vdx_error *err);
 /* Defines vdx_number(x) on a connection: x as a REAL when the whole text is a decimal
- * number, else NULL. */
+ * number (no spaces, like ClickHouse's toFloat64OrNull), else NULL. */
 int vdx_filter_register_sqlite(sqlite3 *db, vdx_error *err);
 
 /* ClickHouse: the expression as SQL text (malloc'd), identifiers in backticks, strings
