@@ -1235,6 +1235,8 @@ TEST(where_filters_are_safe)
         {"photo_width IS NULL", "5", NULL},
         {"photo_width = '800'", "1", NULL},
         {"lower(label) LIKE 'o''b%'", "0", NULL},
+        {"label LIKE 'CAFÉ%'", "2", NULL},
+        {"upper(label) = 'CAFÉ ☕!'", "2", NULL},
         {"length(label) = 7", "02", NULL},
         {"id = 'w1' OR id = 'w3'", "13", NULL},
         {"NOT photo_featured = 't' AND label NOT LIKE '%DROP%'", "13", NULL},

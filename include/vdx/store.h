@@ -133,8 +133,9 @@ typedef struct vdx_hits {
  * names (bare or "double-quoted"; unknown names are an error listing the valid ones),
  * 'string' literals ('' for a quote), numbers, = != <> < <= > >=, AND OR NOT,
  * parentheses, [NOT] IN (literal, ...), [NOT] LIKE, IS [NOT] NULL, [NOT] BETWEEN x AND y,
- * and the functions lower(), upper(), length(). A metadata column compared with a
- * number compares numerically (values that are not numbers never match). Anything else
+ * and the functions lower(), upper(), length() (Unicode characters). LIKE ignores case
+ * (Unicode). A metadata column compared with a number compares numerically (values
+ * that are not plain decimal numbers never match). Anything else
  * (';', comments, subqueries, other functions) is refused with the byte offset. Values
  * never become SQL text (they are bound as parameters or escaped per backend). */
 int vdx_store_search(vdx_store *store, const vdx_search_request *req, vdx_hits *out,
