@@ -5,10 +5,12 @@
  *
  * Conventions: every fallible function returns 0 (or non-NULL) on success and -1 (or
  * NULL) with a message in *err. Threads may share a vdx_store handle: its calls are
- * serialised (a search uses every core inside anyway). Any number of processes may read a collection
- * while one process writes it; a writer takes the collection's write lock (see
- * vdx_store_open) and readers see its new rows after vdx_store_refresh. On-disk format
- * and crash-safety argument of the embedded backend: docs/store-format.md. */
+ * serialised (a search uses every core inside anyway). Any number of processes may read
+ * a collection while one process writes it; a writer takes the collection's write lock
+ * (see vdx_store_open) and readers see its new rows after vdx_store_refresh. On-disk
+ * format and crash-safety argument of the embedded backend: docs/store-format.md.
+ * Environment: $VDX_SEARCH_THREADS caps the threads of one search (default: all cores,
+ * one below 4 MB of vectors). */
 #ifndef VDX_STORE_H
 #define VDX_STORE_H
 
