@@ -388,6 +388,14 @@ else
     not_ok "search --image finds the image itself" "$(cat "$T/s4.out" "$T/s4.err" "$T/s5.out" "$T/s5.err")"
 fi
 
+"$VDX" search --collection sample -k 4 --image "$SAMPLE/images/${img##*/}" | sed 1d | cut -d, -f1 > "$T/l1.out"
+"$VDX" search --collection sample -k 3 --like rjTbrNLwMts 2> "$T/l2.err" | cut -d, -f1 > "$T/l2.out"
+if [ "$(wc -l < "$T/l2.out")" = 3 ] && cmp -s "$T/l1.out" "$T/l2.out"; then
+    ok "search --like ID: the item's neighbours, without the item"
+else
+    not_ok "search --like ID" "$(cat "$T/l1.out" "$T/l2.out" "$T/l2.err")"
+fi
+
 "$VDX" search --collection sample -k 50 --where "photographer_last_name = 'O''Neil'" "red" > "$T/w1.out" 2> "$T/w1.err"
 "$VDX" search --collection sample -k 9 --where "photo_featured = 't' AND photo_location_country = 'Iceland'" "red" > "$T/w2.out" 2> "$T/w2.err"
 w2=$(sed 's/^{"id":"\([^"]*\)".*/\1/' "$T/w2.out" | LC_ALL=C sort | tr '\n' ' ')
