@@ -63,7 +63,7 @@ static void print_help(FILE *out)
             "\n"
             "Progress goes to stderr (and to progress.json in the collection directory);\n"
             "the summary to stdout. Exit status: 0 done (item failures are listed by\n"
-            "'vdx info --failures'), 1 error, 2 usage, 130 stopped by a signal.\n",
+            "'vdx info --failures'), 1 error, 2 usage, 130/143 stopped by SIGINT/SIGTERM.\n",
             VDX_DEFAULT_MODEL);
 }
 
@@ -232,7 +232,7 @@ int cmd_ingest(int argc, char **argv)
                         rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
     vdx_progress_summary(stdout, &report);
     fflush(stdout);
-    int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 130 : 0;
+    int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 128 + stop_requested : 0;
     vdx_ingest_report_free(&report);
     vdx_progress_free(sink.progress);
     vdx_store_close(store);
