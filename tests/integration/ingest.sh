@@ -1,10 +1,10 @@
 #!/bin/sh
 # End-to-end tests of `vdx ingest`, `vdx search` and `vdx info` with the clip-tiny model:
 # the Unsplash sample served by the loopback file server stands in for the image CDN.
-# Checks that every good row (46 of the 50) is stored with its metadata and the vector `vdx embed
-# --normalize` gives for its image; that each malformed row and the broken link are
-# reported with their reason; that a second run is a no-op and the download cache works;
-# that kill -9 (repeatedly) or Ctrl-C mid-run and then resuming gives the same collection
+# Checks that every good row (46 of the 50) is stored with its metadata and the vector
+# `vdx embed --normalize` gives for its image; that each malformed row and the broken link
+# are reported with their reason; that a second run is a no-op and the download cache works;
+# that kill -9 (three times) or Ctrl-C mid-run and then resuming gives the same collection
 # as an uninterrupted run; the folder and URL-list sources; model mismatch; and that
 # filter injection through `vdx search --where` fails safely.
 # Prints one line per case (ok / not ok / skip); exits non-zero on a failure.
@@ -226,52 +226,71 @@ else
 fi
 
 # ---- interruptions ----------------------------------------------------------------------
+# collection_count NAME: items with a vector (0 while the collection does not exist yet)
+collection_count() {
+    "$VDX" info --collection "$1" > "$T/count.json" 2>/dev/null || { echo 0; return; }
+    json_number "$T/count.json" count
+}
+# wait_for_more NAME N: waits (up to 60 s) until the collection holds more than N items
+wait_for_more() {
+    i=0
+    while [ "$(collection_count "$1")" -le "$2" ] && [ $i -lt 1200 ]; do
+        kill -0 "$INGEST_PID" 2>/dev/null || return
+        sleep 0.05
+        i=$((i + 1))
+    done
+}
+
+# A slow server keeps each run going for seconds; every round kills the ingest right after
+# a commit (plus a varying delay, so the kill also lands mid-batch), then the next resumes.
 stop_server
-start_server "$SAMPLE/images" --delay-ms 100
+start_server "$SAMPLE/images" --delay-ms 150
 kills=0
 partial=0
-for delay in 0.6 0.9 1.2 1.5; do
+for extra in 0 0.1 0.25; do
+    before=$(collection_count killed)
     "$VDX" ingest unsplash "$SAMPLE" --collection killed --no-cache --parallel 2 --batch 4 \
         --threads 1 > /dev/null 2>&1 &
     INGEST_PID=$!
-    sleep $delay
+    wait_for_more killed "$before"
+    sleep $extra
     kill -9 $INGEST_PID 2>/dev/null && kills=$((kills + 1))
     wait $INGEST_PID 2>/dev/null
     INGEST_PID=""
-    "$VDX" info --collection killed > "$T/killed-info.json" 2>&1 || { partial=-1; break; }
-    n=$(json_number "$T/killed-info.json" count)
-    [ -n "$n" ] && [ "$n" -gt 0 ] && [ "$n" -lt 46 ] && partial=$((partial + 1))
+    n=$(collection_count killed)
+    [ -n "$n" ] && [ "$n" -gt "$before" ] && [ "$n" -lt 46 ] && partial=$((partial + 1))
 done
 stop_server
 start_server "$SAMPLE/images"
 "$VDX" ingest unsplash "$SAMPLE" --collection killed --no-cache > "$T/resume.out" 2>&1
 rc=$?
 "$DUMP" --data "$VDX_HOME" --collection killed > "$T/killed.dump"
-if [ $rc -eq 0 ] && [ $partial -ge 1 ] && compare_dumps "$T/sample.dump" "$T/killed.dump" > "$T/cmp.out"; then
-    ok "kill -9 mid-run ($kills times, $partial left a partial collection) then resume = uninterrupted run"
+if [ $rc -eq 0 ] && [ $kills -eq 3 ] && [ $partial -eq 3 ] &&
+    compare_dumps "$T/sample.dump" "$T/killed.dump" > "$T/cmp.out"; then
+    ok "kill -9 mid-run (3 times, each leaving a partial collection) then resume = uninterrupted run"
 else
     not_ok "kill -9 mid-run then resume = uninterrupted run" "exit $rc, kills $kills, partial $partial: $(head -5 "$T/cmp.out") $(tail -3 "$T/resume.out")"
 fi
 
 stop_server
-start_server "$SAMPLE/images" --delay-ms 60
+start_server "$SAMPLE/images" --delay-ms 150
 "$VDX" ingest unsplash "$SAMPLE" --collection stopped --no-cache --parallel 2 --batch 4 \
     --threads 1 > "$T/int.out" 2> "$T/int.err" &
 INGEST_PID=$!
-sleep 1
+wait_for_more stopped 0
 kill -INT $INGEST_PID
 wait $INGEST_PID
 rc=$?
 INGEST_PID=""
-"$VDX" info --collection stopped > "$T/stopped-info.json" 2>&1
-n=$(json_number "$T/stopped-info.json" count)
+n=$(collection_count stopped)
 stored=$(sed -n 's/^stopped: \([0-9]*\) ingested.*/\1/p' "$T/int.out")
 state=$(sed -n 's/.*"state":"\([a-z]*\)".*/\1/p' "$VDX_HOME/collections/stopped/progress.json")
 stop_server
 start_server "$SAMPLE/images"
 "$VDX" ingest unsplash "$SAMPLE" --collection stopped --no-cache > /dev/null 2>&1
 "$DUMP" --data "$VDX_HOME" --collection stopped > "$T/stopped.dump"
-if [ $rc -eq 130 ] && [ -n "$stored" ] && [ "$n" = "$stored" ] && [ "$state" = stopped ] &&
+if [ $rc -eq 130 ] && [ -n "$stored" ] && [ "$stored" -gt 0 ] && [ "$stored" -lt 46 ] &&
+    [ "$n" = "$stored" ] && [ "$state" = stopped ] &&
     compare_dumps "$T/sample.dump" "$T/stopped.dump" > "$T/cmp.out"; then
     ok "Ctrl-C stops cleanly (exit 130, $stored committed, progress.json 'stopped'), resume completes"
 else
