@@ -210,6 +210,8 @@ int cmd_ingest(int argc, char **argv)
         io.fetch.cache_dir = cache_dir;
     }
     snprintf(progress_path, sizeof progress_path, "%s/progress.json", vdx_store_dir(store));
+    fprintf(stderr, "vdx: %zu items in %s, collection '%s' (%s)\n", src->n_items, path,
+            so.collection ? so.collection : "default", vdx_store_dir(store));
     progress_sink sink = {vdx_progress_new(stderr, cli_stderr_is_tty(), 5.0, progress_path)};
     if (!sink.progress) {
         vdx_store_close(store);
