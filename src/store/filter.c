@@ -837,13 +837,13 @@ static void render_operand(out_buf *b, const node *n, dialect d, int first_param
         render(b, n, d, first_param);
         put(b, ")");
     } else if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING) {
-        /* vdx_number()'s rule in ClickHouse (18.16 has no trimBoth): a plain decimal
-         * number, blanks and '+' allowed around it, else NULL (not inf, nan or hex) */
-        put(b, "toFloat64OrNull(replaceRegexpAll(if(match(");
+        /* vdx_number()'s rule in ClickHouse: the whole text a plain decimal number (a
+         * leading '+' allowed, no blanks), else NULL (not inf, nan or hex) */
+        put(b, "toFloat64OrNull(replaceRegexpOne(if(match(");
         render(b, n, d, first_param);
-        put(b, ", '^[ \\t]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[ \\t]*$'), ");
+        put(b, ", '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), ");
         render(b, n, d, first_param);
-        put(b, ", ''), '^[ \\t]*[+]?|[ \\t]*$', ''))");
+        put(b, ", ''), '^[+]', ''))");
     } else {
         render(b, n, d, first_param);
     }
