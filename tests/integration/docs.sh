@@ -128,6 +128,7 @@ fi
 # The index lists every document in docs/, and names none that is missing.
 missing=""
 for f in docs/*; do
+    [ -f "$f" ] || continue
     name=${f#docs/}
     [ "$name" = README.md ] && continue
     grep -q "](${name})" docs/README.md || missing="$missing $name"
