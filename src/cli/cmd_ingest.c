@@ -47,7 +47,8 @@ static void print_help(FILE *out)
             "  --data DIR          data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
             "  --store URL         store backend (default: $VDX_STORE, else embedded)\n"
             "  --model M           model directory or Hugging Face repo id\n"
-            "                      (default: $VDX_MODEL, else %s)\n"
+            "                      (default: $VDX_MODEL, else the collection's model,\n"
+            "                      else %s)\n"
             "  --threads N         threads for decoding and for the model (default: all cores)\n"
             "  --batch N           images per embedding batch and transaction (default: 32)\n"
             "  --limit N           only the first N items of the source\n"
@@ -183,7 +184,7 @@ int cmd_ingest(int argc, char **argv)
         return cli_error("%s", err.message);
     report_problems(src);
 
-    vdx_clip_model *model = cli_load_model(model_arg, (int)threads);
+    vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so);
     if (!model) {
         vdx_source_free(src);
         return 1;

@@ -26,7 +26,8 @@ static void print_help(FILE *out)
             "  --collection NAME   collection to search (default: default)\n"
             "  --data DIR          data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
             "  --store URL         store backend (default: $VDX_STORE, else embedded)\n"
-            "  --model M           the collection's model (default: $VDX_MODEL, else %s)\n"
+            "  --model M           the collection's model (default: $VDX_MODEL, else the one\n"
+            "                      the collection records, else %s)\n"
             "  --threads N         threads for the model\n"
             "  -k N                number of results (default: 9)\n"
             "  --offset N          skip the first N results (paging)\n"
@@ -216,7 +217,7 @@ int cmd_search(int argc, char **argv)
     vdx_clip_model *model = NULL;
     vdx_model_identity identity;
     if (!like) { /* --like uses the collection's own vectors */
-        if (!(model = cli_load_model(model_arg, (int)threads)))
+        if (!(model = cli_load_model_for(model_arg, (int)threads, &so)))
             goto out;
         cli_model_identity(model, &identity);
         so.model = &identity;
