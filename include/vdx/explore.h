@@ -85,7 +85,8 @@ typedef struct vdx_concept_spec {
 
 /* Creates a concept. Initial weight: prompt only → its text features, unnormalised (as
  * the original); examples only → the mean of their vectors; both → the sum of the two
- * L2-normalised parts. Neither → error. Result: the concept, as vdx_concept_get. */
+ * L2-normalised parts. Neither → error. Result: the concept, as vdx_concept_get, plus
+ * "prompt_truncated": true when the prompt embedded here was cut to 77 tokens. */
 int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON **concept,
                        vdx_error *err);
 
@@ -133,7 +134,8 @@ typedef struct vdx_label_change {
 } vdx_label_change;
 
 /* Applies label changes in one transaction, stamped with the current time. Ids unknown
- * to the collection are refused all together ("unknown item ids: …"), nothing changed.
+ * to the collection are refused all together ("unknown item ids: …"; items whose ingest
+ * failed: "items without a vector (their ingest failed): …"), nothing changed.
  * An id given twice keeps its last change; setting a label to its current value or
  * clearing an unlabelled item is a no-op. Result (may be NULL):
  *   {"changed": changes applied, "positive","negative": counts after, "pending"}. */
@@ -205,7 +207,8 @@ typedef struct vdx_evaluate_options {
  *    "cross_validation": {"method":"leave-one-out"|"5-fold","accuracy","precision",
  *                         "recall","folds"} or null with fewer than 2 labels of each class.
  *       Each fold refits from the concept's initial weight with the concept's training
- *       procedure (iters·max(rounds,1) steps, the last round's lr) on the other labels
+ *       procedure (iters·max(rounds,1) steps, at most 100, the last round's lr) on the
+ *       other labels
  *       and predicts the held-out ones; precision/recall are null when undefined.
  *    "count": items scored, "above_threshold": items with score > threshold,
  *    "histogram":{"min","max","bin_width","counts":[bins]} of all items' scores
@@ -250,7 +253,7 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
 /* The classifier as JSON:
  *   {"format":"vdx-classifier","version":1,"name","prompt","created",
  *    "model":{"name","fingerprint","dims"},"weight":[dims],"initial_weight":[dims],
- *    "threshold","history":[as vdx_concept_get]} */
+ *    "threshold","history":[as vdx_concept_get, each round with its "weight"]} */
 int vdx_concept_export_classifier(vdx_concepts *book, const char *name, cJSON **classifier,
                                   vdx_error *err);
 /* Imports a classifier JSON text (as exported) as a new concept named new_name (NULL:

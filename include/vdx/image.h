@@ -15,7 +15,9 @@ typedef struct vdx_image {
 } vdx_image;
 
 typedef struct vdx_preprocess_config {
-    int shortest_edge;  /* resize target for the short side (224) */
+    int shortest_edge;  /* resize target for the short side (224); 0 when resizing to a
+                           fixed size_height x size_width (the {"height","width"} form) */
+    int size_height, size_width;
     int crop_height, crop_width;
     int do_resize, do_center_crop, do_normalize;
     double rescale_factor; /* 1/255 */
@@ -34,6 +36,10 @@ int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_im
                      vdx_error *err);
 int vdx_image_load(const char *path, vdx_image *out, vdx_error *err);
 void vdx_image_free(vdx_image *img);
+
+/* The size the resize step gives a width x height image (before the crop). */
+void vdx_image_resized_size(const vdx_preprocess_config *cfg, int width, int height,
+                            int *resized_width, int *resized_height);
 
 /* Resize (Pillow bicubic, fixed point) + floor centre crop: crop_out gets
  * crop_height*crop_width*3 uint8, HWC. */

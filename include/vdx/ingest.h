@@ -30,7 +30,7 @@ typedef struct vdx_source_problem {
     char *file;    /* e.g. "photos.tsv000" */
     long line;     /* 1-based line where the row starts */
     char *id;      /* the row's id when it has one, else NULL */
-    char *reason;  /* "too few columns (2 of 31)", "bad URL 'x'", "duplicate id 'x' (first on line 4)" */
+    char *reason;  /* "too few columns (2 of 31)", "bad URL 'x'", ... */
 } vdx_source_problem;
 
 typedef struct vdx_source {
@@ -47,7 +47,7 @@ typedef struct vdx_source {
 /* Unsplash Lite: a directory or a .zip (read in place) holding photos.tsv000 and
  * optionally keywords.tsv000. Parsed like pandas.read_csv(sep='\t'): a header row, UTF-8,
  * empty fields, fields quoted as Python's csv module does. Every column becomes metadata;
- * keywords are aggregated per photo into a "keywords" column (comma-separated, file order). */
+ * keywords are aggregated per photo into a "keywords" column (", "-separated, file order). */
 vdx_source *vdx_source_unsplash(const char *path, vdx_error *err);
 /* A folder of images, recursively (jpg, jpeg, png, webp, gif, bmp; case-insensitive).
  * ids are paths relative to dir, sorted bytewise; url is the full path. */

@@ -1,9 +1,242 @@
-/* vdx ingest: placeholder until its issue lands. */
+/* vdx ingest: fills a collection from the Unsplash dataset (directory or .zip), a folder
+ * of images, or a list of URLs/paths. Reports the rows the source rejects, shows progress
+ * on stderr, and ends with a summary on stdout. Ctrl-C stops after committing the batch
+ * in flight (a second Ctrl-C kills at once); re-running resumes. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cli/cli.h"
+#include "vdx/ingest.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    if (stop_requested) { /* second signal: no more waiting */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_requested = sig;
+}
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: vdx ingest unsplash PATH|ZIP [options]\n"
+            "       vdx ingest folder DIR [options]\n"
+            "       vdx ingest urls FILE [options]\n"
+            "\n"
+            "Downloads (or reads), embeds with CLIP and stores images in a collection. Items\n"
+            "already in the collection are skipped, so re-running resumes an interrupted\n"
+            "ingest; Ctrl-C stops cleanly after committing the batch in flight.\n"
+            "\n"
+            "sources:\n"
+            "  unsplash PATH   the Unsplash Lite/Full dataset: a directory or the downloaded\n"
+            "                  .zip holding photos.tsv000 (and keywords.tsv000); every column\n"
+            "                  is kept as metadata, keywords joined into a 'keywords' column\n"
+            "  folder DIR      every jpg/jpeg/png/webp/gif/bmp under DIR; ids are relative paths\n"
+            "  urls FILE       one image URL or file path per line ('#' comments)\n"
+            "\n"
+            "options:\n"
+            "  --collection NAME   collection to fill (default: default)\n"
+            "  --data DIR          data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
+            "  --store URL         store backend (default: $VDX_STORE, else embedded)\n"
+            "  --model M           model directory or Hugging Face repo id\n"
+            "                      (default: $VDX_MODEL, else %s)\n"
+            "  --threads N         threads for decoding and for the model (default: all cores)\n"
+            "  --batch N           images per embedding batch and transaction (default: 32)\n"
+            "  --limit N           only the first N items of the source\n"
+            "  --parallel N        simultaneous downloads (default: 16)\n"
+            "  --vector-type T     f32 (default) or f16 (half the memory), for a new collection\n"
+            "  --retry-failed      try items that failed in an earlier run again\n"
+            "  --base-url URL      fetch https://images.unsplash.com/... from URL instead\n"
+            "                      (default: $VDX_UNSPLASH_BASE)\n"
+            "  --imgix PARAMS      imgix parameters for images.unsplash.com links\n"
+            "                      (default: w=640&fm=jpg&q=85; '' for the original file)\n"
+            "  --no-cache          do not keep downloads in DATA/cache/http\n"
+            "  -h, --help          this help\n"
+            "\n"
+            "Progress goes to stderr (and to progress.json in the collection directory);\n"
+            "the summary to stdout. Exit status: 0 done (item failures are listed by\n"
+            "'vdx info --failures'), 1 error, 2 usage, 130 stopped by a signal.\n",
+            VDX_DEFAULT_MODEL);
+}
+
+static int parse_count(const char *cmd, const char *opt, const char *v, long min, long *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < min)
+        return cli_usage_error(cmd, "%s wants a number >= %ld, not '%s'", opt, min, v);
+    *out = n;
+    return 0;
+}
+
+static void report_problems(const vdx_source *src)
+{
+    const size_t shown = 50;
+    for (size_t i = 0; i < src->n_problems && i < shown; i++) {
+        const vdx_source_problem *p = &src->problems[i];
+        fprintf(stderr, "vdx: %s line %ld: skipped%s%s: %s\n", p->file, p->line,
+                p->id ? " " : "", p->id ? p->id : "", p->reason);
+    }
+    if (src->n_problems > shown)
+        fprintf(stderr, "vdx: ... and %zu more rows skipped\n", src->n_problems - shown);
+}
+
+typedef struct progress_sink {
+    vdx_progress *progress;
+} progress_sink;
+
+static void on_progress(const vdx_ingest_stats *s, void *user)
+{
+    progress_sink *sink = user;
+    vdx_progress_update(sink->progress, s);
+}
 
 int cmd_ingest(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_error("'ingest' is not implemented yet");
+    static const struct option longopts[] = {
+        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
+        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        {"threads", required_argument, 0, 't'},    {"batch", required_argument, 0, 'b'},
+        {"limit", required_argument, 0, 'l'},      {"parallel", required_argument, 0, 'p'},
+        {"vector-type", required_argument, 0, 'v'}, {"retry-failed", no_argument, 0, 'r'},
+        {"base-url", required_argument, 0, 'u'},   {"imgix", required_argument, 0, 'i'},
+        {"no-cache", no_argument, 0, 'n'},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    vdx_store_options so = {0};
+    vdx_ingest_options io;
+    vdx_ingest_options_default(&io);
+    const char *model_arg = NULL;
+    long threads = 0, n = 0;
+    int no_cache = 0;
+    io.fetch.base_url = getenv("VDX_UNSPLASH_BASE");
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': so.collection = optarg; break;
+        case 'd': so.data_dir = optarg; break;
+        case 's': so.url = optarg; break;
+        case 'm': model_arg = optarg; break;
+        case 't':
+            if (parse_count("ingest", "--threads", optarg, 1, &threads))
+                return 2;
+            break;
+        case 'b':
+            if (parse_count("ingest", "--batch", optarg, 1, &n))
+                return 2;
+            io.batch = (int)(n > 1024 ? 1024 : n);
+            break;
+        case 'l':
+            if (parse_count("ingest", "--limit", optarg, 1, &io.limit))
+                return 2;
+            break;
+        case 'p':
+            if (parse_count("ingest", "--parallel", optarg, 1, &n))
+                return 2;
+            io.fetch.parallel = (int)(n > 256 ? 256 : n);
+            break;
+        case 'v':
+            if (!strcmp(optarg, "f32"))
+                so.vector_type = VDX_VECTOR_F32;
+            else if (!strcmp(optarg, "f16"))
+                so.vector_type = VDX_VECTOR_F16;
+            else
+                return cli_usage_error("ingest", "--vector-type is f32 or f16, not '%s'",
+                                       optarg);
+            break;
+        case 'r': io.retry_failed = 1; break;
+        case 'u': io.fetch.base_url = optarg; break;
+        case 'i': io.fetch.imgix_params = optarg; break;
+        case 'n': no_cache = 1; break;
+        case 'h': print_help(stdout); return 0;
+        case ':': return cli_usage_error("ingest", "%s needs a value", argv[optind - 1]);
+        default: return cli_usage_error("ingest", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2)
+        return cli_usage_error("ingest", "expected a source kind and its path: unsplash PATH, "
+                                         "folder DIR or urls FILE");
+    const char *kind = argv[optind], *path = argv[optind + 1];
+    if (threads > 0)
+        io.workers = (int)threads;
+
+    vdx_error err = {{0}};
+    vdx_source *src;
+    if (!strcmp(kind, "unsplash"))
+        src = vdx_source_unsplash(path, &err);
+    else if (!strcmp(kind, "folder"))
+        src = vdx_source_folder(path, &err);
+    else if (!strcmp(kind, "urls"))
+        src = vdx_source_urls(path, &err);
+    else
+        return cli_usage_error("ingest", "unknown source '%s' (unsplash, folder or urls)", kind);
+    if (!src)
+        return cli_error("%s", err.message);
+    report_problems(src);
+
+    vdx_clip_model *model = cli_load_model(model_arg, (int)threads);
+    if (!model) {
+        vdx_source_free(src);
+        return 1;
+    }
+    vdx_model_identity identity;
+    cli_model_identity(model, &identity);
+    so.create = 1;
+    so.model = &identity;
+    vdx_store *store = vdx_store_open(&so, &err);
+    if (!store) {
+        vdx_clip_free(model);
+        vdx_source_free(src);
+        return cli_error("%s", err.message);
+    }
+    char cache_dir[4096], progress_path[4200];
+    if (!no_cache) {
+        if (vdx_store_resolve_dir(&so, cache_dir, sizeof cache_dir - 16, &err) != 0) {
+            vdx_store_close(store);
+            vdx_clip_free(model);
+            vdx_source_free(src);
+            return cli_error("%s", err.message);
+        }
+        strcat(cache_dir, "/cache/http");
+        io.fetch.cache_dir = cache_dir;
+    }
+    snprintf(progress_path, sizeof progress_path, "%s/progress.json", vdx_store_dir(store));
+    progress_sink sink = {vdx_progress_new(stderr, cli_stderr_is_tty(), 5.0, progress_path)};
+    if (!sink.progress) {
+        vdx_store_close(store);
+        vdx_clip_free(model);
+        vdx_source_free(src);
+        return cli_error("out of memory");
+    }
+    io.on_progress = on_progress;
+    io.user = &sink;
+    io.stop = &stop_requested;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    vdx_ingest_report report;
+    int rc = vdx_ingest_run(store, model, src, &io, &report, &err);
+    vdx_progress_finish(sink.progress, &report.stats,
+                        rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
+    vdx_progress_summary(stdout, &report);
+    fflush(stdout);
+    int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 130 : 0;
+    vdx_ingest_report_free(&report);
+    vdx_progress_free(sink.progress);
+    vdx_store_close(store);
+    vdx_clip_free(model);
+    vdx_source_free(src);
+    return status;
 }

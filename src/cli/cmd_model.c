@@ -1,9 +1,200 @@
-/* vdx model: placeholder until its issue lands. */
+/* vdx model: download a CLIP model into the Hugging Face cache (`pull`), show where a
+ * --model argument resolves to (`path`), and describe a model (`info`: architecture,
+ * parameter count, weight file and dtype). A thin client of clip/hub.c and the weight
+ * readers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
+#include "clip/weights.h"
+
+static const char usage_text[] =
+    "usage: vdx model pull [REPO_ID] [--revision REV]\n"
+    "       vdx model path [MODEL]\n"
+    "       vdx model info [MODEL]\n"
+    "\n"
+    "pull   download config.json, the weights (model.safetensors, else pytorch_model.bin),\n"
+    "       vocab.json, merges.txt, preprocessor_config.json and tokenizer_config.json\n"
+    "       into the Hugging Face cache, exactly where transformers keeps them. Partial\n"
+    "       downloads resume; every file is checked against the hub's size and sha256.\n"
+    "       Prints the snapshot directory.\n"
+    "path   print the model directory a MODEL argument resolves to.\n"
+    "info   print a model's architecture, parameter count, weight file and dtype.\n"
+    "\n"
+    "MODEL is a directory in the Hugging Face layout or a repo id (optionally ID@REV),\n"
+    "looked up in the cache; default $VDX_MODEL, else " VDX_DEFAULT_MODEL ".\n"
+    "\n"
+    "environment:\n"
+    "  HF_ENDPOINT   hub to download from (default https://huggingface.co; mirrors work)\n"
+    "  HF_TOKEN      access token for private or gated repositories\n"
+    "  HF_HUB_CACHE  cache directory (default $HF_HOME/hub, else ~/.cache/huggingface/hub)\n";
+
+static const char *default_model(void)
+{
+    const char *m = getenv("VDX_MODEL");
+    return m && *m ? m : VDX_DEFAULT_MODEL;
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+static int model_pull(int argc, char **argv)
+{
+    const char *repo = NULL, *revision = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--revision")) {
+            if (++i >= argc)
+                return cli_usage_error("model", "--revision needs a value");
+            revision = argv[i];
+        } else if (!strncmp(argv[i], "--revision=", 11)) {
+            revision = argv[i] + 11;
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error("model", "unknown option '%s'", argv[i]);
+        } else if (!repo) {
+            repo = argv[i];
+        } else {
+            return cli_usage_error("model", "pull takes one repo id, got '%s' too", argv[i]);
+        }
+    }
+    if (!repo)
+        repo = default_model();
+    char dir[4096];
+    vdx_error err = {{0}};
+    if (vdx_clip_pull(repo, revision, dir, sizeof dir, &err) != 0)
+        return cli_error("%s", err.message);
+    printf("%s\n", dir);
+    return 0;
+}
+
+/* The single optional MODEL argument of path/info. */
+static int model_argument(int argc, char **argv, const char **model)
+{
+    *model = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1])
+            return cli_usage_error("model", "unknown option '%s'", argv[i]);
+        if (*model)
+            return cli_usage_error("model", "%s takes one MODEL, got '%s' too", argv[0],
+                                   argv[i]);
+        *model = argv[i];
+    }
+    if (!*model)
+        *model = default_model();
+    return 0;
+}
+
+static int model_path(int argc, char **argv)
+{
+    const char *model;
+    int rc = model_argument(argc, argv, &model);
+    if (rc)
+        return rc;
+    char dir[4096];
+    vdx_error err = {{0}};
+    if (vdx_clip_resolve_model(model, dir, sizeof dir, &err) != 0)
+        return cli_error("%s", err.message);
+    printf("%s\n", dir);
+    return 0;
+}
+
+/* 151277313 → "151,277,313" */
+static void with_commas(unsigned long long n, char *out, size_t size)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%llu", n), o = 0;
+    for (int i = 0; i < len && (size_t)o + 2 < size; i++) {
+        if (i && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = 0;
+}
+
+static void print_tower(const char *label, const vdx_clip_tower_config *t, int vision)
+{
+    printf("%-10s width %d, %d layers, %d heads, MLP %d, ", label, t->hidden_size,
+           t->num_layers, t->num_heads, t->intermediate_size);
+    if (vision) {
+        int grid = t->image_size / t->patch_size;
+        printf("patch %d, image %d (%d tokens)", t->patch_size, t->image_size, grid * grid + 1);
+    } else {
+        printf("%d positions, vocabulary %d", t->max_position_embeddings, t->vocab_size);
+    }
+    printf(", %s, eps %g\n", t->hidden_act_quick_gelu ? "quick_gelu" : "gelu",
+           t->layer_norm_eps);
+}
+
+static int model_info(int argc, char **argv)
+{
+    const char *model;
+    int rc = model_argument(argc, argv, &model);
+    if (rc)
+        return rc;
+    char dir[4096], config_path[4200], weights_path[4200];
+    vdx_error err = {{0}};
+    vdx_clip_config cfg;
+    if (vdx_clip_resolve_model(model, dir, sizeof dir, &err) != 0)
+        return cli_error("%s", err.message);
+    snprintf(config_path, sizeof config_path, "%s/config.json", dir);
+    if (vdx_clip_config_load(config_path, &cfg, &err) != 0 ||
+        vdx_weights_find_file(dir, weights_path, sizeof weights_path, &err) != 0)
+        return cli_error("%s", err.message);
+    vdx_weights *w = vdx_weights_open(weights_path, &err);
+    if (!w)
+        return cli_error("%s", err.message);
+    unsigned long long parameters = 0, counts[4] = {0};
+    size_t buffers = 0;
+    for (size_t i = 0; i < w->count; i++) {
+        const vdx_tensor *t = &w->tensors[i];
+        unsigned long long n = t->nbytes / vdx_dtype_size(t->dtype);
+        if (t->dtype == VDX_DTYPE_I64) { /* position_ids: buffers, not parameters */
+            buffers++;
+            continue;
+        }
+        parameters += n;
+        counts[t->dtype] += n;
+    }
+    char dtypes[128] = "", number[64];
+    for (int d = 0; d < 4; d++)
+        if (counts[d])
+            snprintf(dtypes + strlen(dtypes), sizeof dtypes - strlen(dtypes), "%s%s",
+                     dtypes[0] ? "+" : "", vdx_dtype_name((vdx_dtype)d));
+    with_commas(parameters, number, sizeof number);
+    printf("%-10s %s\n", "model", model);
+    printf("%-10s %s\n", "directory", dir);
+    printf("%-10s %s (%s, %s), %zu tensors\n", "weights", strrchr(weights_path, '/') + 1,
+           w->format, dtypes[0] ? dtypes : "no floats", w->count);
+    printf("%-10s %s (+ %zu int64 buffer%s)\n", "parameters", number, buffers,
+           buffers == 1 ? "" : "s");
+    printf("%-10s %d dimensions\n", "embedding", cfg.projection_dim);
+    print_tower("vision", &cfg.vision, 1);
+    print_tower("text", &cfg.text, 0);
+    vdx_weights_close(w);
+    return 0;
+}
 
 int cmd_model(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_error("'model' is not implemented yet");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (wants_help(argc - 1, argv + 1)) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "pull"))
+        return model_pull(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "path"))
+        return model_path(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "info"))
+        return model_info(argc - 1, argv + 1);
+    return cli_usage_error("model", "unknown subcommand '%s' (pull, path or info)", argv[1]);
 }

@@ -1,9 +1,253 @@
-/* vdx search: placeholder until its issue lands. */
+/* vdx search: the k items nearest a text prompt or an image (file or URL) by cosine
+ * distance, with paging, exclusions and a metadata filter. One JSON line per hit
+ * {"id","url","dist"} when stdout is not a terminal, an aligned table when it is. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
+#include "vdx/image.h"
+#include "vdx/ingest.h"
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: vdx search [options] \"prompt\"\n"
+            "       vdx search [options] --image PATH|URL\n"
+            "\n"
+            "Finds the items of a collection nearest a text prompt or an image.\n"
+            "\n"
+            "options:\n"
+            "  --collection NAME   collection to search (default: default)\n"
+            "  --data DIR          data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
+            "  --store URL         store backend (default: $VDX_STORE, else embedded)\n"
+            "  --model M           the collection's model (default: $VDX_MODEL, else %s)\n"
+            "  --threads N         threads for the model\n"
+            "  -k N                number of results (default: 9)\n"
+            "  --offset N          skip the first N results (paging)\n"
+            "  --exclude ID,...    never return these ids (repeatable)\n"
+            "  --where EXPR        SQL boolean expression over metadata columns,\n"
+            "                      e.g. \"photo_featured = 't' AND stats_views > 1000\"\n"
+            "  --image PATH|URL    search by an image instead of a prompt\n"
+            "  --json              JSON lines even on a terminal\n"
+            "  -h, --help          this help\n"
+            "\n"
+            "Output: one line per hit {\"id\",\"url\",\"dist\"} (dist = 1 - cosine similarity,\n"
+            "ascending), or a table on a terminal.\n",
+            VDX_DEFAULT_MODEL);
+}
+
+/* Splits "a,b,c" into the exclusion list (appending). */
+static int add_excludes(const char *arg, char ***ids, size_t *n)
+{
+    const char *p = arg;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len) {
+            char **grown = realloc(*ids, (*n + 1) * sizeof *grown);
+            if (!grown)
+                return -1;
+            *ids = grown;
+            if (!(grown[*n] = strndup(p, len)))
+                return -1;
+            (*n)++;
+        }
+        if (!p[len])
+            return 0;
+        p += len + 1;
+    }
+}
+
+/* The image's features: a file path, or an http(s) URL fetched with the ingest fetcher. */
+static int embed_image(const vdx_clip_model *model, const char *where, float *out,
+                       vdx_error *err)
+{
+    vdx_image img = {0};
+    if (vdx_is_http_url(where)) {
+        vdx_fetch_options fo;
+        vdx_fetch_options_default(&fo);
+        fo.base_url = getenv("VDX_UNSPLASH_BASE");
+        vdx_fetch_result r;
+        const char *urls[1] = {where};
+        if (vdx_fetch_all(&fo, urls, 1, &r, err) != 0)
+            return -1;
+        if (!r.ok) {
+            vdx_fail(err, "%s: %s", where, r.reason);
+            vdx_fetch_result_clear(&r);
+            return -1;
+        }
+        int rc = vdx_image_decode(r.data, r.size, where, &img, err);
+        vdx_fetch_result_clear(&r);
+        if (rc != 0)
+            return -1;
+    } else if (vdx_image_load(where, &img, err) != 0)
+        return -1;
+    const vdx_preprocess_config *pre = vdx_clip_get_preprocess(model);
+    float *pixels = malloc((size_t)3 * (size_t)pre->crop_height * (size_t)pre->crop_width *
+                           sizeof *pixels);
+    int rc = -1;
+    if (!pixels)
+        vdx_fail(err, "out of memory");
+    else if (vdx_image_preprocess(&img, pre, pixels, err) == 0)
+        rc = vdx_clip_embed_images(model, pixels, 1, out, err);
+    free(pixels);
+    vdx_image_free(&img);
+    return rc;
+}
+
+static void print_hits(const vdx_hits *hits, int offset, int as_table)
+{
+    if (as_table) {
+        int id_w = 2;
+        for (int i = 0; i < hits->n; i++) {
+            int w = (int)strlen(hits->hits[i].id);
+            if (w > id_w)
+                id_w = w;
+        }
+        if (id_w > 48)
+            id_w = 48;
+        printf("%4s  %-8s  %-*s  %s\n", "#", "dist", id_w, "id", "url");
+        for (int i = 0; i < hits->n; i++)
+            printf("%4d  %-8.4f  %-*s  %s\n", offset + i + 1, (double)hits->hits[i].dist, id_w,
+                   hits->hits[i].id, hits->hits[i].url ? hits->hits[i].url : "");
+        if (!hits->n)
+            printf("(no results)\n");
+        return;
+    }
+    for (int i = 0; i < hits->n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", hits->hits[i].id);
+        if (hits->hits[i].url)
+            cJSON_AddStringToObject(o, "url", hits->hits[i].url);
+        else
+            cJSON_AddNullToObject(o, "url");
+        char dist[32];
+        snprintf(dist, sizeof dist, "%.7g", (double)hits->hits[i].dist);
+        cJSON_AddRawToObject(o, "dist", dist);
+        char *line = cJSON_PrintUnformatted(o);
+        if (line)
+            puts(line);
+        free(line);
+        cJSON_Delete(o);
+    }
+}
 
 int cmd_search(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_error("'search' is not implemented yet");
+    static const struct option longopts[] = {
+        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
+        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        {"threads", required_argument, 0, 't'},    {"offset", required_argument, 0, 'o'},
+        {"exclude", required_argument, 0, 'x'},    {"where", required_argument, 0, 'w'},
+        {"image", required_argument, 0, 'i'},      {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    vdx_store_options so = {0};
+    const char *model_arg = NULL, *image = NULL, *where = NULL;
+    long k = 9, offset = 0, threads = 0;
+    int json = 0, status = 1;
+    char **exclude = NULL;
+    size_t n_exclude = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hk:", longopts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'c': so.collection = optarg; break;
+        case 'd': so.data_dir = optarg; break;
+        case 's': so.url = optarg; break;
+        case 'm': model_arg = optarg; break;
+        case 'w': where = optarg; break;
+        case 'i': image = optarg; break;
+        case 'j': json = 1; break;
+        case 't':
+        case 'k':
+        case 'o': {
+            long v = strtol(optarg, &end, 10);
+            long min = c == 'o' ? 0 : 1;
+            if (!*optarg || *end || v < min || v > 1000000) {
+                status = cli_usage_error("search", "%s wants a number >= %ld, not '%s'",
+                                         c == 'k' ? "-k" : c == 'o' ? "--offset" : "--threads",
+                                         min, optarg);
+                goto out;
+            }
+            *(c == 'k' ? &k : c == 'o' ? &offset : &threads) = v;
+            break;
+        }
+        case 'x':
+            if (add_excludes(optarg, &exclude, &n_exclude) != 0) {
+                status = cli_error("out of memory");
+                goto out;
+            }
+            break;
+        case 'h': print_help(stdout); status = 0; goto out;
+        case ':':
+            status = cli_usage_error("search", "%s needs a value", argv[optind - 1]);
+            goto out;
+        default:
+            status = cli_usage_error("search", "unknown option '%s'", argv[optind - 1]);
+            goto out;
+        }
+    }
+    const char *prompt = optind < argc ? argv[optind] : NULL;
+    if (argc - optind > 1) {
+        status = cli_usage_error("search", "one prompt only (quote it: \"a red bicycle\")");
+        goto out;
+    }
+    if (!prompt == !image) {
+        status = cli_usage_error("search", prompt ? "give a prompt or --image, not both"
+                                                  : "give a prompt or --image");
+        goto out;
+    }
+    vdx_clip_model *model = cli_load_model(model_arg, (int)threads);
+    if (!model)
+        goto out;
+    vdx_model_identity identity;
+    cli_model_identity(model, &identity);
+    so.model = &identity;
+    so.read_only = 1;
+    vdx_error err = {{0}};
+    vdx_store *store = vdx_store_open(&so, &err);
+    if (!store) {
+        vdx_clip_free(model);
+        status = cli_error("%s", err.message);
+        goto out;
+    }
+    float *query = malloc((size_t)identity.dims * sizeof *query);
+    int truncated = 0, rc;
+    if (!query)
+        rc = vdx_fail(&err, "out of memory");
+    else if (image)
+        rc = embed_image(model, image, query, &err);
+    else
+        rc = vdx_clip_embed_text(model, prompt, query, &truncated, &err);
+    if (truncated)
+        fprintf(stderr, "vdx: the prompt is longer than CLIP's 77 tokens; its end was cut\n");
+    vdx_hits hits = {0};
+    if (rc == 0) {
+        vdx_search_request req = {0};
+        req.query = query;
+        req.k = (int)k;
+        req.offset = (int)offset;
+        req.exclude_ids = (const char *const *)exclude;
+        req.n_exclude = n_exclude;
+        req.where = where;
+        rc = vdx_store_search(store, &req, &hits, &err);
+    }
+    if (rc == 0) {
+        print_hits(&hits, (int)offset, cli_stdout_is_tty() && !json);
+        status = 0;
+    } else
+        status = cli_error("%s", err.message);
+    vdx_hits_free(&hits);
+    free(query);
+    vdx_store_close(store);
+    vdx_clip_free(model);
+out:
+    for (size_t i = 0; i < n_exclude; i++)
+        free(exclude[i]);
+    free(exclude);
+    return status;
 }

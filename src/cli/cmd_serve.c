@@ -1,9 +1,110 @@
-/* vdx serve: placeholder until its issue lands. */
+/* vdx serve: the web explorer and its JSON API (docs/api.md) for one collection, on
+ * localhost by default, until Ctrl-C. Without --model it loads the model the collection
+ * records (when it is in the Hugging Face cache or is a directory), and without any
+ * model it still serves browsing, labelling and "more like this". */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
+#include "vdx/server.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: vdx serve [options]\n\n"
+            "Serves the web explorer for a collection: search by text or image, label, train\n"
+            "concepts, export. Open the printed URL in a browser; stop with Ctrl-C.\n\n"
+            "options:\n"
+            "  --collection C   collection to serve (default: default)\n"
+            "  --data D         data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
+            "  --store URL      store backend (default: $VDX_STORE, else embedded)\n"
+            "  --model M        CLIP model directory or Hugging Face repo id (default:\n"
+            "                   $VDX_MODEL, else the model the collection was embedded with)\n"
+            "  --host H         address to listen on (default: 127.0.0.1, this machine only)\n"
+            "  --port P         port (default: 8080; 0 picks a free one)\n"
+            "  --threads N      request threads (default: 2 x cores, at least 4)\n"
+            "  --access-log     print one line per request to stderr\n"
+            "  -h, --help       this help\n");
+}
+
+/* The model to load: --model, $VDX_MODEL, else the collection's own (if available). */
+static int resolve_model(const char *model_arg, const vdx_store_options *store_opts, char *dir,
+                         size_t dir_size, int *found)
+{
+    vdx_error err = {{0}};
+    *found = 0;
+    if (!model_arg || !*model_arg)
+        model_arg = getenv("VDX_MODEL");
+    if (model_arg && *model_arg) {
+        if (vdx_clip_resolve_model(model_arg, dir, dir_size, &err) != 0)
+            return cli_error("%s", err.message);
+        *found = 1;
+        return 0;
+    }
+    vdx_store_options probe = *store_opts;
+    probe.read_only = 1;
+    vdx_store *store = vdx_store_open(&probe, &err);
+    if (!store)
+        return cli_error("%s", err.message);
+    char recorded[256];
+    snprintf(recorded, sizeof recorded, "%s", vdx_store_model(store)->name);
+    vdx_store_close(store);
+    if (vdx_clip_resolve_model(recorded, dir, dir_size, &err) == 0) {
+        *found = 1;
+        return 0;
+    }
+    fprintf(stderr, "vdx: the collection's model '%s' is not available (%s): text and image "
+                    "search are off; start with --model M to enable them\n", recorded, err.message);
+    return 0;
+}
 
 int cmd_serve(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return cli_error("'serve' is not implemented yet");
+    static const struct option options[] = {
+        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
+        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        {"host", required_argument, 0, 'H'},       {"port", required_argument, 0, 'p'},
+        {"threads", required_argument, 0, 't'},    {"access-log", no_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
+    };
+    vdx_server_options opts = {.host = "127.0.0.1", .port = 8080};
+    const char *model_arg = NULL;
+    int opt;
+    char *end;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': opts.store.collection = optarg; break;
+        case 'd': opts.store.data_dir = optarg; break;
+        case 's': opts.store.url = optarg; break;
+        case 'm': model_arg = optarg; break;
+        case 'H': opts.host = optarg; break;
+        case 'p':
+            opts.port = (int)strtol(optarg, &end, 10);
+            if (*end || !*optarg || opts.port < 0 || opts.port > 65535)
+                return cli_usage_error("serve", "--port needs a number from 0 to 65535, not '%s'", optarg);
+            break;
+        case 't':
+            opts.threads = (int)strtol(optarg, &end, 10);
+            if (*end || !*optarg || opts.threads < 1 || opts.threads > 256)
+                return cli_usage_error("serve", "--threads needs a number from 1 to 256, not '%s'", optarg);
+            break;
+        case 'l': opts.access_log = stderr; break;
+        case 'h': usage(stdout); return 0;
+        default: return cli_usage_error("serve", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    char model_dir[4096];
+    int have_model = 0;
+    if (resolve_model(model_arg, &opts.store, model_dir, sizeof model_dir, &have_model) != 0)
+        return 1;
+    opts.model_dir = have_model ? model_dir : NULL;
+    vdx_error err = {{0}};
+    if (vdx_server_run(&opts, stdout, &err) != 0)
+        return cli_error("%s", err.message);
+    return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "vdx reads little-endian checkpoints in place and needs a little-endian host"
@@ -27,13 +28,23 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
     unsigned char head[16] = {0};
     size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
-    if (got >= 4 && memcmp(head, "PK\x03\x04", 4) == 0)
-        return vdx_torch_zip_open(path, err);
+    vdx_weights *w = NULL;
+    if (got >= 4 && memcmp(head, "PK\x03\x04", 4) == 0) {
+        if ((w = vdx_torch_zip_open(path, err)))
+            w->format = "torch zip archive";
+        return w;
+    }
     if (got >= sizeof legacy_torch_magic &&
-        memcmp(head, legacy_torch_magic, sizeof legacy_torch_magic) == 0)
-        return vdx_torch_legacy_open(path, err);
-    if (got >= 9 && head[8] == '{')
-        return vdx_safetensors_open(path, err);
+        memcmp(head, legacy_torch_magic, sizeof legacy_torch_magic) == 0) {
+        if ((w = vdx_torch_legacy_open(path, err)))
+            w->format = "legacy torch pickle";
+        return w;
+    }
+    if (got >= 9 && head[8] == '{') {
+        if ((w = vdx_safetensors_open(path, err)))
+            w->format = "safetensors";
+        return w;
+    }
     if (got < 9) {
         vdx_fail(err, "%s: file too short for a checkpoint (%zu bytes)", path, got);
         return NULL;
@@ -43,6 +54,19 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
              "legacy torch pickle; first bytes %02x %02x %02x %02x)",
              path, head[0], head[1], head[2], head[3]);
     return NULL;
+}
+
+int vdx_weights_find_file(const char *model_dir, char *path, size_t size, vdx_error *err)
+{
+    static const char *const names[] = {"model.safetensors", "pytorch_model.bin"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if ((size_t)snprintf(path, size, "%s/%s", model_dir, names[i]) >= size)
+            return vdx_fail(err, "%s: path too long", model_dir);
+        if (access(path, F_OK) == 0)
+            return 0;
+    }
+    return vdx_fail(err, "%s: no model.safetensors or pytorch_model.bin in this directory",
+                    model_dir);
 }
 
 vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count,

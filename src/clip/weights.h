@@ -23,19 +23,23 @@ typedef struct vdx_weights {
     vdx_tensor *tensors;
     size_t count;
     char *path;
+    const char *format;  /* "safetensors", "torch zip archive", "legacy torch pickle" */
     void *backing;      /* private to the reader (mmap / buffers) */
     void (*release)(struct vdx_weights *);
 } vdx_weights;
 
 /* Opens any supported weight file, format chosen by its magic bytes. */
 vdx_weights *vdx_weights_open(const char *path, vdx_error *err);
+/* The weight file of a model directory: model.safetensors, else pytorch_model.bin. */
+int vdx_weights_find_file(const char *model_dir, char *path, size_t size, vdx_error *err);
 void vdx_weights_close(vdx_weights *w);
 const vdx_tensor *vdx_weights_find(const vdx_weights *w, const char *name);
 const char *vdx_dtype_name(vdx_dtype dt);
 size_t vdx_dtype_size(vdx_dtype dt);
 
-/* Copies a tensor into float32 (converting F16/BF16), checking its shape: an error
- * naming the file, the tensor and both shapes when it differs. dims<=0 ends the list. */
+/* Copies a tensor into float32 (converting F16/BF16), checking that it has exactly
+ * `ndim` dimensions of sizes `shape` (ndim 0: a scalar): an error naming the file, the
+ * tensor and both shapes when it differs, or the file and tensor when it is missing. */
 int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int ndim,
                         const int64_t *shape, vdx_error *err);
 

@@ -70,10 +70,11 @@ int book_score_all(vdx_concepts *book, const float *weight, const char *where, v
                    vdx_error *err);
 
 /* The collection ranked by score, descending, ties by id (evaluate.c): order points into
- * hits (free both); only_above keeps score > threshold; above counts those. */
+ * hits (free both); only_above keeps score > threshold; above counts those; limit > 0
+ * ranks only the best `limit` (*n_order <= limit). */
 int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *where,
-                    double threshold, int only_above, vdx_hits *hits, const vdx_hit ***order,
-                    size_t *n_order, int *above, vdx_error *err);
+                    double threshold, int only_above, size_t limit, vdx_hits *hits,
+                    const vdx_hit ***order, size_t *n_order, int *above, vdx_error *err);
 
 /* A label lookup built from a label_set: the label of an id, or -1. */
 typedef struct label_index {
@@ -84,6 +85,11 @@ typedef struct label_index {
 int label_index_build(const label_set *set, label_index *index, vdx_error *err);
 int label_index_get(const label_index *index, const char *id);
 void label_index_free(label_index *index);
+
+/* The shortest decimal that reads back as the same float (JSON without float noise:
+ * 0.1f prints 0.1, not 0.10000000149011612). */
+double shortest_float(float f);
+cJSON *json_float_array(const float *v, int n);
 
 /* "2026-11-26T15:04:05Z" */
 void iso_time_now(char out[32]);

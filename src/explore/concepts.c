@@ -215,7 +215,7 @@ vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
         return NULL;
     }
     sqlite3_busy_timeout(book->db, 10000);
-    if (db_exec(book, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err) != 0 ||
+    if (db_exec(book, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) != 0 ||
         db_exec(book, "BEGIN IMMEDIATE", err) != 0 || db_exec(book, schema_sql, err) != 0 ||
         commit(book, err) != 0) {
         rollback(book);
@@ -462,11 +462,22 @@ void label_index_free(label_index *index)
 
 /* ---- JSON views --------------------------------------------------------------------- */
 
-static cJSON *float_array(const float *v, int n)
+double shortest_float(float f)
+{
+    char text[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, (double)f);
+        if ((float)strtod(text, NULL) == f)
+            return strtod(text, NULL);
+    }
+    return f;
+}
+
+cJSON *json_float_array(const float *v, int n)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; a && i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(shortest_float(v[i])));
     return a;
 }
 
@@ -492,7 +503,8 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
         cJSON_AddNumberToObject(r, "positive", sqlite3_column_int(stmt, 3));
         cJSON_AddNumberToObject(r, "negative", sqlite3_column_int(stmt, 4));
         cJSON_AddNumberToObject(r, "iters", sqlite3_column_int(stmt, 5));
-        cJSON_AddNumberToObject(r, "lr", (float)sqlite3_column_double(stmt, 6));
+        cJSON_AddNumberToObject(r, "lr",
+                                shortest_float((float)sqlite3_column_double(stmt, 6)));
         cJSON *losses = cJSON_Parse((const char *)sqlite3_column_text(stmt, 7));
         cJSON_AddItemToObject(r, "losses", losses ? losses : cJSON_CreateArray());
         cJSON_AddNumberToObject(r, "training_accuracy", sqlite3_column_double(stmt, 8));
@@ -504,7 +516,7 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
             memcpy(copy, w, (size_t)bytes);
         cJSON_AddNumberToObject(r, "weight_norm", copy ? weight_norm(copy, dims) : 0);
         if (with_weights)
-            cJSON_AddItemToObject(r, "weight", float_array(copy, copy ? dims : 0));
+            cJSON_AddItemToObject(r, "weight", json_float_array(copy, copy ? dims : 0));
         free(copy);
         cJSON_AddItemToArray(list, r);
     }
@@ -572,7 +584,7 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
     cJSON_AddNumberToObject(c, "rounds", rec->rounds);
     cJSON_AddItemToObject(c, "history", history);
     if (with_weight)
-        cJSON_AddItemToObject(c, "weight", float_array(rec->weight, rec->dims));
+        cJSON_AddItemToObject(c, "weight", json_float_array(rec->weight, rec->dims));
     *concept = c;
     return 0;
 }
@@ -591,7 +603,8 @@ static void list_ids(char *out, size_t size, const char *const *ids, size_t n)
         snprintf(out + len, size - len, " (and %zu more)", n - 10);
 }
 
-/* Refuses ids the collection does not hold with a vector: "unknown item ids: …". */
+/* Refuses ids the collection does not hold with a vector: "unknown item ids: …", then
+ * "items without a vector (their ingest failed): …". */
 static int check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
                            vdx_error *err)
 {
@@ -605,14 +618,23 @@ static int check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
         return vdx_fail(err, "out of memory for %zu ids", n);
     }
     int rc = vdx_store_item_states(book->store, ids, n, states, err);
-    size_t n_bad = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (states[i] != VDX_ITEM_STORED)
-            bad[n_bad++] = ids[i];
-    if (rc == 0 && n_bad) {
-        char list[VDX_ERROR_MAX];
-        list_ids(list, sizeof list, bad, n_bad);
-        rc = vdx_fail(err, "unknown item ids: %s", list);
+    static const struct {
+        vdx_item_state state;
+        const char *message;
+    } refusals[] = {
+        {VDX_ITEM_ABSENT, "unknown item ids: %s"},
+        {VDX_ITEM_FAILED, "items without a vector (their ingest failed): %s"},
+    };
+    for (size_t r = 0; rc == 0 && r < sizeof refusals / sizeof refusals[0]; r++) {
+        size_t n_bad = 0;
+        for (size_t i = 0; i < n; i++)
+            if (states[i] == refusals[r].state)
+                bad[n_bad++] = ids[i];
+        if (n_bad) {
+            char list[VDX_ERROR_MAX];
+            list_ids(list, sizeof list, bad, n_bad);
+            rc = vdx_fail(err, refusals[r].message, list);
+        }
     }
     free(states);
     free(bad);
@@ -634,7 +656,7 @@ static int concept_name_taken(vdx_concepts *book, const char *name, vdx_error *e
 
 /* Initial weight of a new concept from its prompt vector and/or examples. */
 static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, float *w,
-                          vdx_error *err)
+                          int *truncated, vdx_error *err)
 {
     const vdx_model_identity *ours = vdx_store_model(book->store);
     int dims = ours->dims;
@@ -661,7 +683,7 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
         text = malloc((size_t)dims * sizeof *text);
         if (!text)
             return vdx_fail(err, "out of memory");
-        if (vdx_clip_embed_text(spec->model, spec->prompt, text, NULL, err) != 0) {
+        if (vdx_clip_embed_text(spec->model, spec->prompt, text, truncated, err) != 0) {
             free(text);
             return vdx_error_prefix(err, "embedding the prompt");
         }
@@ -770,7 +792,8 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
 
     pthread_mutex_lock(&book->lock);
     int64_t id;
-    int rc = initial_weight(book, spec, w, err);
+    int truncated = 0;
+    int rc = initial_weight(book, spec, w, &truncated, err);
     if (rc == 0 && (rc = begin_write(book, err)) == 0) {
         if ((rc = concept_name_taken(book, spec->name, err)) == 0 &&
             (rc = insert_concept(book, spec->name, spec->prompt, examples_json, model, w, 0,
@@ -781,6 +804,8 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     }
     if (rc == 0 && concept)
         rc = load_json(book, spec->name, concept, err);
+    if (rc == 0 && concept && truncated)
+        cJSON_AddTrueToObject(*concept, "prompt_truncated");
     pthread_mutex_unlock(&book->lock);
     free(w);
     cJSON_free(examples_json);
@@ -1378,7 +1403,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         rc = concept_counts(book, &rec, &positive, &negative, &pending, err);
     }
     if (rc == 0) {
-        cJSON *loss_list = float_array(losses, iters);
+        cJSON *loss_list = json_float_array(losses, iters);
         char *losses_json = cJSON_PrintUnformatted(loss_list);
         cJSON_Delete(loss_list);
         char now[32];
@@ -1425,8 +1450,8 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         cJSON_AddNumberToObject(r, "positive", positive);
         cJSON_AddNumberToObject(r, "negative", negative);
         cJSON_AddNumberToObject(r, "iters", iters);
-        cJSON_AddNumberToObject(r, "lr", lr);
-        cJSON_AddItemToObject(r, "losses", float_array(losses, iters));
+        cJSON_AddNumberToObject(r, "lr", shortest_float(lr));
+        cJSON_AddItemToObject(r, "losses", json_float_array(losses, iters));
         cJSON_AddNumberToObject(r, "training_accuracy", accuracy);
         cJSON_AddNumberToObject(r, "weight_norm", weight_norm(rec.weight, rec.dims));
         *round = r;

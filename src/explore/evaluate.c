@@ -13,6 +13,7 @@
 #define MAX_BINS 10000
 #define LEAVE_ONE_OUT_MAX 50
 #define FOLDS 5
+#define MAX_CV_STEPS 100
 
 /* Labels and their vectors, for the evaluation of a concept. */
 typedef struct labelled_rows {
@@ -80,6 +81,8 @@ static int cross_validate(const concept_record *rec, const labelled_rows *rows, 
     }
     int folds = n <= LEAVE_ONE_OUT_MAX ? n : FOLDS;
     int steps = rec->last_iters * (rec->rounds > 0 ? rec->rounds : 1);
+    if (steps > MAX_CV_STEPS)
+        steps = MAX_CV_STEPS;
     float *X = malloc((size_t)n * (size_t)dims * sizeof *X), *y = malloc((size_t)n * sizeof *y);
     float *w = malloc((size_t)dims * sizeof *w);
     int rc = X && y && w ? 0 : vdx_fail(err, "out of memory for cross-validation");
@@ -210,9 +213,46 @@ static int by_score_desc(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
+/* Sifts entry i of a heap whose root ranks last (by_score_desc). */
+static void sift_down(const vdx_hit **heap, size_t n, size_t i)
+{
+    for (;;) {
+        size_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && by_score_desc(&heap[l], &heap[worst]) > 0)
+            worst = l;
+        if (r < n && by_score_desc(&heap[r], &heap[worst]) > 0)
+            worst = r;
+        if (worst == i)
+            return;
+        const vdx_hit *t = heap[i];
+        heap[i] = heap[worst];
+        heap[worst] = t;
+        i = worst;
+    }
+}
+
+/* Puts the `limit` best of list[0..n) first, in order (all of them when limit is 0):
+ * a bounded heap when few are wanted, else a full sort. */
+static size_t rank_best(const vdx_hit **list, size_t n, size_t limit)
+{
+    if (limit == 0 || limit >= n / 8) {
+        qsort(list, n, sizeof *list, by_score_desc);
+        return limit && limit < n ? limit : n;
+    }
+    for (size_t i = limit / 2 + 1; i-- > 0;)
+        sift_down(list, limit, i);
+    for (size_t i = limit; i < n; i++)
+        if (by_score_desc(&list[i], &list[0]) < 0) {
+            list[0] = list[i];
+            sift_down(list, limit, 0);
+        }
+    qsort(list, limit, sizeof *list, by_score_desc);
+    return limit;
+}
+
 int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *where,
-                    double threshold, int only_above, vdx_hits *hits, const vdx_hit ***order,
-                    size_t *n_order, int *above, vdx_error *err)
+                    double threshold, int only_above, size_t limit, vdx_hits *hits,
+                    const vdx_hit ***order, size_t *n_order, int *above, vdx_error *err)
 {
     *order = NULL;
     *n_order = 0;
@@ -229,9 +269,8 @@ int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *w
         if (is_above || !only_above)
             list[n++] = &hits->hits[i];
     }
-    qsort(list, n, sizeof *list, by_score_desc);
     *order = list;
-    *n_order = n;
+    *n_order = rank_best(list, n, limit);
     return 0;
 }
 
@@ -255,7 +294,8 @@ int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_requ
     if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = concept_labels_load(book, rec.id, &set, err)) == 0 &&
         (rc = label_index_build(&set, &labels, err)) == 0)
-        rc = concept_ranking(book, &rec, req->where, threshold, req->use_threshold, &hits,
+        rc = concept_ranking(book, &rec, req->where, threshold, req->use_threshold,
+                             req->top > 0 ? (size_t)req->offset + (size_t)req->top : 0, &hits,
                              &order, &n, &above, err);
     if (rc == 0) {
         cJSON *out = cJSON_CreateObject();

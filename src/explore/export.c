@@ -184,7 +184,7 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
         if (isnan(threshold))
             threshold = rec.threshold;
         if ((rc = concept_check_model(book, &rec, err)) == 0)
-            rc = concept_ranking(book, &rec, NULL, threshold, 1, &hits, &order, &n, &above,
+            rc = concept_ranking(book, &rec, NULL, threshold, 1, 0, &hits, &order, &n, &above,
                                  err);
         concept_record_free(&rec);
     }
@@ -221,14 +221,6 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
     return finish(&b, text, size, err);
 }
 
-static cJSON *float_array(const float *v, int n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
 int vdx_concept_export_classifier(vdx_concepts *book, const char *name, cJSON **classifier,
                                   vdx_error *err)
 {
@@ -253,8 +245,9 @@ int vdx_concept_export_classifier(vdx_concepts *book, const char *name, cJSON **
             cJSON_AddStringToObject(model, "name", rec.model.name);
             cJSON_AddStringToObject(model, "fingerprint", rec.model.config_hash);
             cJSON_AddNumberToObject(model, "dims", rec.dims);
-            cJSON_AddItemToObject(c, "weight", float_array(rec.weight, rec.dims));
-            cJSON_AddItemToObject(c, "initial_weight", float_array(rec.initial_weight, rec.dims));
+            cJSON_AddItemToObject(c, "weight", json_float_array(rec.weight, rec.dims));
+            cJSON_AddItemToObject(c, "initial_weight",
+                                  json_float_array(rec.initial_weight, rec.dims));
             cJSON_AddNumberToObject(c, "threshold", rec.threshold);
             cJSON_AddItemToObject(c, "history", history);
             *classifier = c;
@@ -438,7 +431,8 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
                      fingerprint->valuestring);
             theirs.dims = dims->valueint;
             if (strcmp(theirs.config_hash, ours->config_hash) != 0 || theirs.dims != ours->dims)
-                rc = model_mismatch_fail(err, "classifier was trained on vectors of", &theirs, ours);
+                rc = model_mismatch_fail(err, "classifier was trained on vectors of", &theirs,
+                                         ours);
         }
     }
     if (rc == 0) {

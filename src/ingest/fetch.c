@@ -414,7 +414,8 @@ int vdx_fetch_run(const vdx_fetch_options *o, vdx_fetch_next_fn next, vdx_fetch_
                 if (again && t->attempts <= o->retries) {
                     curl_off_t after = 0;
                     curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &after);
-                    double delay = (double)o->backoff_ms / 1000.0 * (double)(1 << (t->attempts - 1));
+                    double delay =
+                        (double)o->backoff_ms / 1000.0 * (double)(1 << (t->attempts - 1));
                     if (after > 0)
                         delay = after > 60 ? 60.0 : (double)after;
                     t->retry_at = vdx_now() + delay;

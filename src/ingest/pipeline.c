@@ -413,7 +413,8 @@ static void count_reason(run *r, const char *reason)
             r->reasons[i].count++;
             return;
         }
-    vdx_ingest_reason_count *grown = realloc(r->reasons, (size_t)(r->n_reasons + 1) * sizeof *grown);
+    vdx_ingest_reason_count *grown =
+        realloc(r->reasons, (size_t)(r->n_reasons + 1) * sizeof *grown);
     if (!grown)
         return;
     r->reasons = grown;

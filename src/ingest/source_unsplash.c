@@ -544,25 +544,33 @@ out:
     return rc;
 }
 
-/* Appends ", keyword" to the photo's keywords value unless it is already there. */
-static int add_keyword(char **value, const char *kw, vdx_error *err)
+/* A photo's keywords while they are collected: the value string and its capacity, grown
+ * by doubling (a photo of the real dataset has a hundred keywords or more). */
+typedef struct keyword_list {
+    size_t len, cap;
+} keyword_list;
+
+/* Appends ", keyword" to the photo's keywords value. The keywords file lists each
+ * (photo, keyword) pair once, so there is nothing to de-duplicate. */
+static int add_keyword(char **value, keyword_list *kl, const char *kw, vdx_error *err)
 {
-    size_t n = strlen(kw);
-    if (*value) {
-        for (const char *p = *value; (p = strstr(p, kw)); p++)
-            if ((p == *value || p[-1] == ' ') && (p[n] == ',' || p[n] == 0))
-                return 0;
-        size_t old = strlen(*value);
-        char *grown = realloc(*value, old + n + 3);
+    size_t n = strlen(kw), need = kl->len + n + (kl->len ? 2 : 0) + 1;
+    if (need > kl->cap) {
+        size_t cap = kl->cap ? kl->cap : 64;
+        while (cap < need)
+            cap *= 2;
+        char *grown = realloc(*value, cap);
         if (!grown)
             return vdx_fail(err, "out of memory");
-        memcpy(grown + old, ", ", 2);
-        memcpy(grown + old + 2, kw, n + 1);
         *value = grown;
-        return 0;
+        kl->cap = cap;
     }
-    if (!(*value = strdup(kw)))
-        return vdx_fail(err, "out of memory");
+    if (kl->len) {
+        memcpy(*value + kl->len, ", ", 2);
+        kl->len += 2;
+    }
+    memcpy(*value + kl->len, kw, n + 1);
+    kl->len += n;
     return 0;
 }
 
@@ -571,6 +579,7 @@ static int read_keywords(dataset *ds, const char *name, source_builder *b, vdx_e
     tsv_reader r;
     if (reader_open(ds, name, &r, err) != 0)
         return -1;
+    keyword_list *lists = NULL;
     char **header = NULL;
     int n_header = 0, rc = -1;
     if (read_header(&r, &header, &n_header, err) != 0)
@@ -583,6 +592,14 @@ static int read_keywords(dataset *ds, const char *name, source_builder *b, vdx_e
         goto out;
     }
     int kw_value = b->src->n_columns - 1;
+    lists = calloc(b->src->n_items ? b->src->n_items : 1, sizeof *lists);
+    if (!lists) {
+        vdx_fail(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < b->src->n_items; i++) /* keywords of an earlier part */
+        if (b->src->items[i].values[kw_value])
+            lists[i].len = lists[i].cap = strlen(b->src->items[i].values[kw_value]);
     for (;;) {
         int got = tsv_next(&r, err);
         if (got < 0)
@@ -600,11 +617,12 @@ static int read_keywords(dataset *ds, const char *name, source_builder *b, vdx_e
         long at = source_find(b, id);
         if (at < 0 || !*kw)
             continue; /* a keyword of a photo that is not ingested */
-        if (add_keyword(&b->src->items[at].values[kw_value], kw, err) != 0)
+        if (add_keyword(&b->src->items[at].values[kw_value], &lists[at], kw, err) != 0)
             goto out;
     }
     rc = 0;
 out:
+    free(lists);
     free_names(header, n_header);
     tsv_close(&r);
     return rc;

@@ -70,7 +70,15 @@ cJSON *http_body_json(http_request *req)
         return NULL;
     }
     const char *end = NULL;
-    cJSON *json = cJSON_ParseWithLengthOpts(req->body, req->body_size, &end, 1);
+    cJSON *json = cJSON_ParseWithLengthOpts(req->body, req->body_size, &end, 0);
+    if (json && end) { /* only whitespace may follow the value */
+        while (end < req->body + req->body_size && strchr(" \t\r\n", *end) && *end)
+            end++;
+        if (end != req->body + req->body_size) {
+            cJSON_Delete(json);
+            json = NULL;
+        }
+    }
     if (!json) {
         size_t offset = end ? (size_t)(end - req->body) : 0;
         http_reply_error(req, 400, "malformed JSON body at byte %zu", offset);

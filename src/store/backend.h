@@ -59,7 +59,7 @@ typedef struct vdx_store_backend {
 } vdx_store_backend;
 
 extern const vdx_store_backend vdx_embedded_backend;
-/* Defined by src/store/clickhouse.c (not built yet: see backend_for_url in store.c). */
+/* Defined by src/store/clickhouse.c. */
 extern const vdx_store_backend vdx_clickhouse_backend;
 
 #endif

@@ -730,7 +730,8 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
         goto fail;
     if (!has_meta) {
         if (!args->create) {
-            vdx_fail(err, "collection '%s': %s holds no collection (no table meta)",
+            vdx_fail(err, "collection '%s' does not exist (%s holds no collection: its "
+                          "creation was interrupted)",
                      e->collection, e->db_path);
             goto fail;
         }
@@ -1052,15 +1053,10 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
             if (!items[i].vector)
                 continue;
             uint8_t *dst = buf + rows * e->row_bytes;
-            if (e->type == VDX_VECTOR_F32) {
+            if (e->type == VDX_VECTOR_F32)
                 memcpy(dst, items[i].vector, e->row_bytes);
-            } else {
-                uint16_t h[1];
-                for (int d = 0; d < dims; d++) {
-                    h[0] = vdx_f32_to_f16(items[i].vector[d]);
-                    memcpy(dst + 2 * (size_t)d, h, 2);
-                }
-            }
+            else /* rows are 2-byte aligned: the buffer is malloc'd, row_bytes even */
+                vdx_f32_to_f16_array(items[i].vector, (uint16_t *)(void *)dst, (size_t)dims);
             rows++;
         }
         if (write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
@@ -1094,8 +1090,17 @@ static int embedded_append(void *state, const vdx_item *items, size_t n, vdx_err
         }
     }
     size_t n_vectors = 0;
-    for (size_t i = 0; i < n; i++)
-        n_vectors += items[i].vector != NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].vector)
+            continue;
+        n_vectors++;
+        for (int d = 0; e->type == VDX_VECTOR_F16 && d < e->model.dims; d++)
+            if (fabsf(items[i].vector[d]) >= 65520.0f)
+                return vdx_fail(err,
+                                "collection '%s': item '%s': element %d (%g) does not fit a "
+                                "float16 collection",
+                                e->collection, items[i].id, d, (double)items[i].vector[d]);
+    }
     off_t committed = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
     if (write_vectors(e, items, n, n_vectors, err) != 0)
         goto undo_vectors;

@@ -139,6 +139,28 @@ uint16_t vdx_f32_to_f16(float f)
     return sign | (uint16_t)half;
 }
 
+__attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(const float *in,
+                                                                   uint16_t *out, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        out[i] = vdx_f32_to_f16(in[i]);
+}
+
+void vdx_f32_to_f16_array(const float *in, uint16_t *out, size_t n)
+{
+    const char *forced = getenv("VDX_SCAN_KERNEL");
+    if (!(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("f16c")) {
+        f32_to_f16_f16c(in, out, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = vdx_f32_to_f16(in[i]);
+}
+
 float vdx_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;

@@ -91,11 +91,7 @@ static const vdx_store_backend *backend_for_url(const char *url, vdx_error *err)
         return &vdx_embedded_backend;
     if (has_prefix(url, "clickhouse://") || has_prefix(url, "http://") ||
         has_prefix(url, "https://")) {
-        /* Replaced by `return &vdx_clickhouse_backend;` once src/store/clickhouse.c
-         * defines it (referencing it earlier would break the link). */
-        vdx_fail(err, "store URL '%s': the ClickHouse backend is not built into this vdx",
-                 url);
-        return NULL;
+        return &vdx_clickhouse_backend;
     }
     vdx_fail(err,
              "unknown store URL '%s': use clickhouse://HOST:PORT/DATABASE or "

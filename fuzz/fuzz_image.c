@@ -1,0 +1,29 @@
+/* libFuzzer target: vdx_image_decode on arbitrary bytes (every format, chosen by the
+ * input's magic bytes), then CLIP preprocessing and a thumbnail of whatever decodes.
+ * Any crash, sanitizer report or leak is a bug; a clean error message is the expected
+ * outcome for nearly every input. Build and run: see docs/testing.md (make fuzz). */
+#include "vdx/image.h"
+
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    vdx_image img;
+    vdx_error err;
+    if (vdx_image_decode(data, size, "fuzz", &img, &err) != 0)
+        return 0;
+    vdx_preprocess_config cfg;
+    vdx_preprocess_config_default(&cfg);
+    float *values = malloc(sizeof *values * 3 * cfg.crop_height * cfg.crop_width);
+    if (values)
+        vdx_image_preprocess(&img, &cfg, values, &err);
+    free(values);
+    uint8_t *jpeg;
+    size_t jpeg_size;
+    if (vdx_image_thumbnail_jpeg(&img, 64, 80, &jpeg, &jpeg_size, &err) == 0)
+        free(jpeg);
+    vdx_image_free(&img);
+    return 0;
+}

@@ -1,0 +1,962 @@
+/* The routes of the JSON API (documented with examples in docs/api.md): collection info
+ * and ingest progress, search (text, uploaded image, "more like this"), items and their
+ * thumbnails, and the concept loop (CRUD, labels, train + next candidates, candidates,
+ * evaluation with the score histogram, browsing above the threshold, exports as
+ * downloads, undo, import). Each route validates its input completely before it calls
+ * the library, so bad input gets a 4xx naming the field and changes nothing; library
+ * failures are mapped to a status by what they mean (unknown → 404, conflict → 409). */
+#include "server/api.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vdx/image.h"
+
+#define MAX_K 200
+#define MAX_OFFSET 1000000
+#define MAX_EXCLUDE 100000
+#define MAX_WHERE 4096
+#define NEIGHBOURS_DEFAULT 8
+/* How often the store looks for rows appended by an ingest running beside the server. */
+#define REFRESH_INTERVAL_S 0.5
+
+/* ---- Library errors → HTTP statuses ----------------------------------------------- */
+
+/* `fallback` is the status for failures the message does not classify: 400 for routes
+ * whose input the error is most likely about, 500 for reads. */
+static int status_of(const char *message, int fallback)
+{
+    if (!strncmp(message, "no concept named", 16) || strstr(message, "unknown item id") ||
+        strstr(message, "no item"))
+        return 404;
+    if (strstr(message, "already exists") || strstr(message, "nothing to undo") ||
+        strstr(message, "was trained on vectors of model"))
+        return 409;
+    return fallback;
+}
+
+static void reply_failure(http_request *req, const vdx_error *err, int fallback)
+{
+    http_reply_error(req, status_of(err->message, fallback), "%s", err->message);
+}
+
+/* ---- JSON input ------------------------------------------------------------------- */
+
+/* Each getter replies 400 naming the field and returns -1 when the field is malformed. */
+static int json_string(http_request *req, const cJSON *obj, const char *key, int required,
+                       size_t max_len, const char **out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = NULL;
+    if (!item || cJSON_IsNull(item)) {
+        if (required)
+            return http_reply_error(req, 400, "field '%s' is required", key);
+        return 0;
+    }
+    if (!cJSON_IsString(item))
+        return http_reply_error(req, 400, "field '%s' must be a string", key);
+    if (strlen(item->valuestring) > max_len)
+        return http_reply_error(req, 400, "field '%s' is longer than %zu bytes", key, max_len);
+    *out = item->valuestring;
+    return 0;
+}
+
+static int json_long(http_request *req, const cJSON *obj, const char *key, long fallback,
+                     long min, long max, long *out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = fallback;
+    if (!item || cJSON_IsNull(item))
+        return 0;
+    if (!cJSON_IsNumber(item) || item->valuedouble != floor(item->valuedouble) ||
+        item->valuedouble < min || item->valuedouble > max)
+        return http_reply_error(req, 400, "field '%s' must be an integer from %ld to %ld", key, min, max);
+    *out = (long)item->valuedouble;
+    return 0;
+}
+
+static int json_double(http_request *req, const cJSON *obj, const char *key, double fallback,
+                       double *out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = fallback;
+    if (!item || cJSON_IsNull(item))
+        return 0;
+    if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble))
+        return http_reply_error(req, 400, "field '%s' must be a finite number", key);
+    *out = item->valuedouble;
+    return 0;
+}
+
+static int json_bool(http_request *req, const cJSON *obj, const char *key, int fallback, int *out)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = fallback;
+    if (!item || cJSON_IsNull(item))
+        return 0;
+    if (!cJSON_IsBool(item))
+        return http_reply_error(req, 400, "field '%s' must be true or false", key);
+    *out = cJSON_IsTrue(item);
+    return 0;
+}
+
+/* A string array as borrowed pointers into `obj` (free only the array). */
+static int json_string_array(http_request *req, const cJSON *obj, const char *key, size_t max,
+                             const char ***out, size_t *n)
+{
+    const cJSON *array = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = NULL;
+    *n = 0;
+    if (!array || cJSON_IsNull(array))
+        return 0;
+    if (!cJSON_IsArray(array))
+        return http_reply_error(req, 400, "field '%s' must be an array of strings", key);
+    size_t count = (size_t)cJSON_GetArraySize(array);
+    if (count > max)
+        return http_reply_error(req, 400, "field '%s' holds %zu entries, more than %zu", key, count, max);
+    const char **ids = calloc(count + 1, sizeof *ids);
+    if (!ids)
+        return http_reply_error(req, 500, "out of memory");
+    size_t i = 0;
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, array) {
+        if (!cJSON_IsString(entry)) {
+            free(ids);
+            return http_reply_error(req, 400, "field '%s' entry %zu must be a string", key, i);
+        }
+        ids[i++] = entry->valuestring;
+    }
+    *out = ids;
+    *n = count;
+    return 0;
+}
+
+/* ---- Store access ----------------------------------------------------------------- */
+
+/* Takes the store mutex; picks up rows an ingest appended, at most every
+ * REFRESH_INTERVAL_S, so that search works while an ingest writes. */
+static void lock_store(api_context *ctx)
+{
+    pthread_mutex_lock(&ctx->store_mutex);
+    double now = vdx_now();
+    if (now - ctx->last_refresh < REFRESH_INTERVAL_S)
+        return;
+    ctx->last_refresh = now;
+    vdx_error err = {{0}};
+    if (vdx_store_refresh(ctx->store, &err) != 0)
+        fprintf(stderr, "vdx serve: refreshing the collection: %s\n", err.message);
+}
+
+static void unlock_store(api_context *ctx) { pthread_mutex_unlock(&ctx->store_mutex); }
+
+static cJSON *hits_json(const vdx_hits *hits)
+{
+    cJSON *items = cJSON_CreateArray();
+    for (int i = 0; i < hits->n; i++) {
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "id", hits->hits[i].id);
+        cJSON_AddStringToObject(item, "url", hits->hits[i].url ? hits->hits[i].url : "");
+        cJSON_AddNumberToObject(item, "score", 1.0 - hits->hits[i].dist);
+        cJSON_AddNumberToObject(item, "dist", hits->hits[i].dist);
+        cJSON_AddItemToArray(items, item);
+    }
+    return items;
+}
+
+/* Runs a nearest-neighbour search of `query` and replies with the page of results. */
+static void reply_search(api_context *ctx, http_request *req, const float *query,
+                         const vdx_search_request *base, const char *query_kind)
+{
+    vdx_search_request search = *base;
+    search.query = query;
+    vdx_hits hits = {0};
+    vdx_error err = {{0}};
+    if (vdx_store_search(ctx->store, &search, &hits, &err) != 0) {
+        reply_failure(req, &err, 400);
+        return;
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "query", query_kind);
+    cJSON_AddNumberToObject(out, "k", search.k);
+    cJSON_AddNumberToObject(out, "offset", search.offset);
+    cJSON_AddNumberToObject(out, "count", (double)vdx_store_count(ctx->store));
+    cJSON_AddItemToObject(out, "items", hits_json(&hits));
+    vdx_hits_free(&hits);
+    http_reply_json(req, 200, out);
+}
+
+static int require_model(api_context *ctx, http_request *req)
+{
+    if (ctx->model)
+        return 0;
+    return http_reply_error(req, 503, "no CLIP model is loaded: start 'vdx serve --model M' with "
+                            "the model this collection was embedded with");
+}
+
+/* The stored vector of one item; replies 404 for an unknown id. */
+static float *item_vector(api_context *ctx, http_request *req, const char *id)
+{
+    int dims = vdx_store_model(ctx->store)->dims;
+    float *vector = malloc((size_t)dims * sizeof *vector);
+    vdx_error err = {{0}};
+    vdx_item_state state = VDX_ITEM_ABSENT;
+    const char *ids[1] = {id};
+    if (!vector) {
+        http_reply_error(req, 500, "out of memory");
+        return NULL;
+    }
+    if (vdx_store_item_states(ctx->store, ids, 1, &state, &err) != 0) {
+        reply_failure(req, &err, 500);
+    } else if (state != VDX_ITEM_STORED) {
+        http_reply_error(req, 404, "no item '%s' in collection '%s'%s", id, ctx->collection,
+                         state == VDX_ITEM_FAILED ? " (its ingest failed)" : "");
+    } else if (vdx_store_get_vectors(ctx->store, ids, 1, vector, &err) != 0) {
+        reply_failure(req, &err, 500);
+    } else {
+        return vector;
+    }
+    free(vector);
+    return NULL;
+}
+
+/* ---- /api/info, /api/progress ------------------------------------------------------ */
+
+/* progress.json of a running (or finished) ingest, or NULL. A "running" file whose
+ * process is gone is reported as "interrupted". */
+static cJSON *read_progress(api_context *ctx)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/progress.json", vdx_store_dir(ctx->store));
+    char *text = NULL;
+    size_t size = 0;
+    if (vdx_read_file(path, &text, &size, NULL) != 0)
+        return NULL;
+    cJSON *progress = cJSON_ParseWithLength(text, size);
+    free(text);
+    if (!cJSON_IsObject(progress)) {
+        cJSON_Delete(progress);
+        return NULL;
+    }
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(progress, "state");
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(progress, "pid");
+    if (cJSON_IsString(state) && !strcmp(state->valuestring, "running") && cJSON_IsNumber(pid) &&
+        pid->valuedouble > 0 && kill((pid_t)pid->valuedouble, 0) != 0 && errno == ESRCH)
+        cJSON_ReplaceItemInObjectCaseSensitive(progress, "state", cJSON_CreateString("interrupted"));
+    return progress;
+}
+
+static void route_info(api_context *ctx, http_request *req)
+{
+    cJSON *info = NULL;
+    vdx_error err = {{0}};
+    if (vdx_store_info(ctx->store, &info, &err) != 0) {
+        reply_failure(req, &err, 500);
+        return;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(info, "count");
+    cJSON_AddNumberToObject(info, "count", (double)vdx_store_count(ctx->store));
+    cJSON_AddBoolToObject(info, "text_search", ctx->model != NULL);
+    char **columns = NULL;
+    int n_columns = 0;
+    if (vdx_store_columns(ctx->store, &columns, &n_columns, &err) == 0) {
+        cJSON *names = cJSON_CreateArray();
+        for (int i = 0; i < n_columns; i++) {
+            cJSON_AddItemToArray(names, cJSON_CreateString(columns[i]));
+            free(columns[i]);
+        }
+        free(columns);
+        cJSON_AddItemToObject(info, "columns", names);
+    }
+    cJSON *progress = read_progress(ctx);
+    cJSON_AddItemToObject(info, "progress", progress ? progress : cJSON_CreateNull());
+    http_reply_json(req, 200, info);
+}
+
+static void route_progress(api_context *ctx, http_request *req)
+{
+    cJSON *progress = read_progress(ctx);
+    if (!progress) {
+        progress = cJSON_CreateObject();
+        cJSON_AddStringToObject(progress, "state", "none");
+    }
+    cJSON_AddNumberToObject(progress, "count", (double)vdx_store_count(ctx->store));
+    http_reply_json(req, 200, progress);
+}
+
+/* ---- Search ----------------------------------------------------------------------- */
+
+/* POST /api/search {"text"|"like", "k", "offset", "where", "exclude"} */
+static void route_search(api_context *ctx, http_request *req)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    const char *text, *like, *where;
+    const char **exclude = NULL;
+    size_t n_exclude = 0;
+    long k, offset;
+    float *query = NULL;
+    if (json_string(req, body, "text", 0, 10000, &text) || json_string(req, body, "like", 0, 4096, &like) ||
+        json_string(req, body, "where", 0, MAX_WHERE, &where) ||
+        json_long(req, body, "k", 9, 1, MAX_K, &k) || json_long(req, body, "offset", 0, 0, MAX_OFFSET, &offset) ||
+        json_string_array(req, body, "exclude", MAX_EXCLUDE, &exclude, &n_exclude))
+        goto done;
+    if (!!text == !!like) {
+        http_reply_error(req, 400, "give exactly one of 'text' (a prompt) or 'like' (an item id)");
+        goto done;
+    }
+    vdx_search_request search = {.k = (int)k, .offset = (int)offset, .exclude_ids = exclude,
+                                 .n_exclude = n_exclude, .where = where && *where ? where : NULL};
+    if (text) {
+        if (require_model(ctx, req) != 0)
+            goto done;
+        int dims = vdx_clip_embed_dim(ctx->model);
+        query = malloc((size_t)dims * sizeof *query);
+        vdx_error err = {{0}};
+        if (!query || vdx_clip_embed_text(ctx->model, text, query, NULL, &err) != 0) {
+            http_reply_error(req, 500, "embedding the prompt: %s", query ? err.message : "out of memory");
+            goto done;
+        }
+        lock_store(ctx);
+        reply_search(ctx, req, query, &search, "text");
+        unlock_store(ctx);
+    } else {
+        lock_store(ctx);
+        query = item_vector(ctx, req, like);
+        if (!query) {
+            unlock_store(ctx);
+            goto done;
+        }
+        /* "more like this" never shows the item itself */
+        const char **with_self = realloc(exclude, (n_exclude + 1) * sizeof *exclude);
+        if (!with_self) {
+            http_reply_error(req, 500, "out of memory");
+        } else {
+            exclude = with_self;
+            exclude[n_exclude] = like;
+            search.exclude_ids = exclude;
+            search.n_exclude = n_exclude + 1;
+            reply_search(ctx, req, query, &search, "like");
+        }
+        unlock_store(ctx);
+    }
+done:
+    free(query);
+    free(exclude);
+    cJSON_Delete(body);
+}
+
+/* POST /api/search/image?k=&offset=&where= with the image bytes as the body. */
+static void route_search_image(api_context *ctx, http_request *req)
+{
+    long k, offset;
+    if (http_query_int(req, "k", 9, 1, MAX_K, &k) || http_query_int(req, "offset", 0, 0, MAX_OFFSET, &offset) ||
+        require_model(ctx, req))
+        return;
+    if (!req->body || req->body_size == 0) {
+        http_reply_error(req, 400, "the request body must hold an image (JPEG, PNG, WebP, GIF or BMP)");
+        return;
+    }
+    const char *where = http_query(req, "where");
+    vdx_image image = {0};
+    vdx_error err = {{0}};
+    if (vdx_image_decode((const uint8_t *)req->body, req->body_size, "the uploaded image", &image, &err) != 0) {
+        http_reply_error(req, 400, "%s", err.message);
+        return;
+    }
+    const vdx_preprocess_config *pre = vdx_clip_get_preprocess(ctx->model);
+    int dims = vdx_clip_embed_dim(ctx->model);
+    float *pixels = malloc((size_t)3 * pre->crop_height * pre->crop_width * sizeof *pixels);
+    float *query = malloc((size_t)dims * sizeof *query);
+    if (!pixels || !query) {
+        http_reply_error(req, 500, "out of memory");
+    } else if (vdx_image_preprocess(&image, pre, pixels, &err) != 0 ||
+               vdx_clip_embed_images(ctx->model, pixels, 1, query, &err) != 0) {
+        http_reply_error(req, 500, "embedding the uploaded image: %s", err.message);
+    } else {
+        vdx_search_request search = {.k = (int)k, .offset = (int)offset,
+                                     .where = where && *where ? where : NULL};
+        lock_store(ctx);
+        reply_search(ctx, req, query, &search, "image");
+        unlock_store(ctx);
+    }
+    free(pixels);
+    free(query);
+    vdx_image_free(&image);
+}
+
+/* ---- Items ------------------------------------------------------------------------ */
+
+static void route_item(api_context *ctx, http_request *req, const char *id)
+{
+    long n_neighbours;
+    if (http_query_int(req, "neighbours", NEIGHBOURS_DEFAULT, 0, MAX_K, &n_neighbours) != 0)
+        return;
+    float *vector = item_vector(ctx, req, id);
+    if (!vector)
+        return;
+    cJSON *item = NULL;
+    vdx_error err = {{0}};
+    vdx_hits hits = {0};
+    const char *self[1] = {id};
+    vdx_search_request search = {.query = vector, .k = (int)n_neighbours, .exclude_ids = self, .n_exclude = 1};
+    if (vdx_store_get_item(ctx->store, id, &item, &err) != 0 ||
+        (n_neighbours > 0 && vdx_store_search(ctx->store, &search, &hits, &err) != 0)) {
+        cJSON_Delete(item);
+        reply_failure(req, &err, 500);
+    } else {
+        cJSON_AddItemToObject(item, "neighbours", hits_json(&hits));
+        http_reply_json(req, 200, item);
+    }
+    vdx_hits_free(&hits);
+    free(vector);
+}
+
+static void route_thumbnail(api_context *ctx, http_request *req, const char *id)
+{
+    uint8_t *jpeg = NULL;
+    size_t size = 0;
+    vdx_error err = {{0}};
+    vdx_item_state state = VDX_ITEM_ABSENT;
+    const char *ids[1] = {id};
+    if (vdx_store_item_states(ctx->store, ids, 1, &state, &err) != 0) {
+        reply_failure(req, &err, 500);
+        return;
+    }
+    if (state != VDX_ITEM_STORED) {
+        http_reply_error(req, 404, "no item '%s' in collection '%s'", id, ctx->collection);
+        return;
+    }
+    if (vdx_store_get_thumbnail(ctx->store, id, &jpeg, &size, &err) != 0) {
+        reply_failure(req, &err, 404);
+        return;
+    }
+    char hex[65], etag[24];
+    vdx_sha256_hex(jpeg, size, hex);
+    snprintf(etag, sizeof etag, "\"%.16s\"", hex);
+    http_body_options opts = {.etag = etag, .cache_control = "private, max-age=3600"};
+    http_reply_bytes(req, 200, "image/jpeg", jpeg, size, HTTP_TAKE, &opts);
+}
+
+/* ---- Concepts --------------------------------------------------------------------- */
+
+static void route_concepts_list(api_context *ctx, http_request *req)
+{
+    cJSON *list = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_list(ctx->book, &list, &err) != 0)
+        reply_failure(req, &err, 500);
+    else
+        http_reply_json(req, 200, list);
+}
+
+/* POST /api/concepts {"name","prompt","examples":[ids]} */
+static void route_concept_create(api_context *ctx, http_request *req)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    const char *name, *prompt;
+    const char **examples = NULL;
+    size_t n_examples = 0;
+    float *text_vector = NULL;
+    if (json_string(req, body, "name", 1, VDX_CONCEPT_NAME_MAX, &name) ||
+        json_string(req, body, "prompt", 0, 10000, &prompt) ||
+        json_string_array(req, body, "examples", 1000, &examples, &n_examples))
+        goto done;
+    if ((!prompt || !*prompt) && n_examples == 0) {
+        http_reply_error(req, 400, "a concept starts from a 'prompt', 'examples' (item ids) or both");
+        goto done;
+    }
+    int has_prompt = prompt && *prompt;
+    vdx_error err = {{0}};
+    if (has_prompt) {
+        if (require_model(ctx, req) != 0)
+            goto done;
+        text_vector = malloc((size_t)vdx_clip_embed_dim(ctx->model) * sizeof *text_vector);
+        if (!text_vector || vdx_clip_embed_text(ctx->model, prompt, text_vector, NULL, &err) != 0) {
+            http_reply_error(req, 500, "embedding the prompt: %s", text_vector ? err.message : "out of memory");
+            goto done;
+        }
+    }
+    vdx_concept_spec spec = {.name = name, .prompt = has_prompt ? prompt : NULL,
+                             .text_vector = text_vector, .text_model = has_prompt ? &ctx->model_identity : NULL,
+                             .example_ids = examples, .n_examples = n_examples};
+    cJSON *concept = NULL;
+    lock_store(ctx);
+    if (vdx_concept_create(ctx->book, &spec, &concept, &err) != 0)
+        reply_failure(req, &err, 400);
+    else
+        http_reply_json(req, 201, concept);
+    unlock_store(ctx);
+done:
+    free(text_vector);
+    free(examples);
+    cJSON_Delete(body);
+}
+
+/* POST /api/concepts/import?name=NEW with a classifier JSON (as exported) as the body. */
+static void route_concept_import(api_context *ctx, http_request *req)
+{
+    const char *name = http_query(req, "name");
+    cJSON *concept = NULL;
+    vdx_error err = {{0}};
+    if (!req->body || !req->body_size) {
+        http_reply_error(req, 400, "the body must be a classifier JSON as exported");
+        return;
+    }
+    if (vdx_concept_import_classifier(ctx->book, req->body, req->body_size, name && *name ? name : NULL,
+                                      &concept, &err) != 0)
+        reply_failure(req, &err, 400);
+    else
+        http_reply_json(req, 201, concept);
+}
+
+static void route_concept_get(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *concept = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_get(ctx->book, name, 0, &concept, &err) != 0)
+        reply_failure(req, &err, 500);
+    else
+        http_reply_json(req, 200, concept);
+}
+
+/* PATCH /api/concepts/NAME {"name": new name, "threshold": logit} */
+static void route_concept_update(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    const char *new_name;
+    double threshold;
+    vdx_error err = {{0}};
+    if (json_string(req, body, "name", 0, VDX_CONCEPT_NAME_MAX, &new_name) ||
+        json_double(req, body, "threshold", NAN, &threshold))
+        goto done;
+    if (!new_name && isnan(threshold)) {
+        http_reply_error(req, 400, "nothing to change: give 'name' and/or 'threshold'");
+        goto done;
+    }
+    /* the threshold first: a failed rename must not leave a half-applied update */
+    if (!isnan(threshold) && vdx_concept_set_threshold(ctx->book, name, threshold, &err) != 0) {
+        reply_failure(req, &err, 400);
+        goto done;
+    }
+    if (new_name && strcmp(new_name, name) && vdx_concept_rename(ctx->book, name, new_name, &err) != 0) {
+        reply_failure(req, &err, 400);
+        goto done;
+    }
+    route_concept_get(ctx, req, new_name ? new_name : name);
+done:
+    cJSON_Delete(body);
+}
+
+static void route_concept_delete(api_context *ctx, http_request *req, const char *name)
+{
+    vdx_error err = {{0}};
+    if (vdx_concept_delete(ctx->book, name, &err) != 0) {
+        reply_failure(req, &err, 500);
+        return;
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "deleted", name);
+    http_reply_json(req, 200, out);
+}
+
+/* POST /api/concepts/NAME/copy {"name": new name} */
+static void route_concept_copy(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    const char *new_name;
+    vdx_error err = {{0}};
+    if (json_string(req, body, "name", 1, VDX_CONCEPT_NAME_MAX, &new_name) == 0) {
+        if (vdx_concept_copy(ctx->book, name, new_name, &err) != 0)
+            reply_failure(req, &err, 400);
+        else
+            route_concept_get(ctx, req, new_name);
+    }
+    cJSON_Delete(body);
+}
+
+static void route_labels_get(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *labels = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_labels(ctx->book, name, &labels, &err) != 0)
+        reply_failure(req, &err, 500);
+    else
+        http_reply_json(req, 200, labels);
+}
+
+/* POST /api/concepts/NAME/labels {"labels":[{"id","label": 1 | 0 | null}]} */
+static void route_labels_set(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(body, "labels");
+    vdx_label_change *changes = NULL;
+    size_t n = 0;
+    if (!cJSON_IsArray(labels)) {
+        http_reply_error(req, 400, "field 'labels' must be an array of {\"id\", \"label\": 1, 0 or null}");
+        goto done;
+    }
+    size_t count = (size_t)cJSON_GetArraySize(labels);
+    if (count == 0 || count > MAX_EXCLUDE) {
+        http_reply_error(req, 400, "field 'labels' must hold 1 to %d changes", MAX_EXCLUDE);
+        goto done;
+    }
+    changes = calloc(count, sizeof *changes);
+    if (!changes) {
+        http_reply_error(req, 500, "out of memory");
+        goto done;
+    }
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, labels) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(entry, "id");
+        const cJSON *label = cJSON_GetObjectItemCaseSensitive(entry, "label");
+        if (!cJSON_IsString(id)) {
+            http_reply_error(req, 400, "labels[%zu]: 'id' must be a string", n);
+            goto done;
+        }
+        int value;
+        if (cJSON_IsNull(label))
+            value = VDX_LABEL_CLEAR;
+        else if (cJSON_IsNumber(label) && (label->valuedouble == 1 || label->valuedouble == 0))
+            value = label->valuedouble == 1 ? VDX_LABEL_POSITIVE : VDX_LABEL_NEGATIVE;
+        else {
+            http_reply_error(req, 400, "labels[%zu]: 'label' must be 1 (positive), 0 (negative) or null (clear)", n);
+            goto done;
+        }
+        changes[n].id = id->valuestring;
+        changes[n].label = value;
+        n++;
+    }
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_label(ctx->book, name, changes, n, &result, &err) != 0)
+        reply_failure(req, &err, 400);
+    else
+        http_reply_json(req, 200, result);
+done:
+    free(changes);
+    cJSON_Delete(body);
+}
+
+/* Reads the candidate options from JSON (train's "next") or from the query string. */
+static int candidates_from_json(http_request *req, const cJSON *obj, vdx_candidates_request *out)
+{
+    const char *mode = NULL, *where = NULL;
+    long k, page;
+    int hide = 0;
+    if (json_string(req, obj, "mode", 0, 16, &mode) || json_long(req, obj, "k", 9, 1, MAX_K, &k) ||
+        json_long(req, obj, "page", 0, 0, MAX_OFFSET, &page) ||
+        json_string(req, obj, "where", 0, MAX_WHERE, &where) ||
+        json_bool(req, obj, "hide_duplicates", 0, &hide))
+        return -1;
+    int parsed = mode ? vdx_candidates_mode_parse(mode) : VDX_CANDIDATES_NEAREST;
+    if (parsed < 0)
+        return http_reply_error(req, 400, "field 'mode' must be nearest, boundary or random, not '%s'", mode);
+    *out = (vdx_candidates_request){.mode = parsed, .k = (int)k, .page = (int)page,
+                                    .where = where && *where ? where : NULL, .hide_duplicates = hide};
+    return 0;
+}
+
+static int candidates_from_query(http_request *req, vdx_candidates_request *out)
+{
+    long k, page, hide;
+    const char *mode = http_query(req, "mode");
+    const char *where = http_query(req, "where");
+    if (http_query_int(req, "k", 9, 1, MAX_K, &k) || http_query_int(req, "page", 0, 0, MAX_OFFSET, &page) ||
+        http_query_int(req, "hide_duplicates", 0, 0, 1, &hide))
+        return -1;
+    int parsed = mode && *mode ? vdx_candidates_mode_parse(mode) : VDX_CANDIDATES_NEAREST;
+    if (parsed < 0)
+        return http_reply_error(req, 400, "query argument 'mode' must be nearest, boundary or random, not '%s'", mode);
+    if (where && strlen(where) > MAX_WHERE)
+        return http_reply_error(req, 400, "query argument 'where' is longer than %d bytes", MAX_WHERE);
+    *out = (vdx_candidates_request){.mode = parsed, .k = (int)k, .page = (int)page,
+                                    .where = where && *where ? where : NULL, .hide_duplicates = (int)hide};
+    return 0;
+}
+
+static void route_candidates(api_context *ctx, http_request *req, const char *name)
+{
+    vdx_candidates_request cand;
+    if (candidates_from_query(req, &cand) != 0)
+        return;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_candidates(ctx->book, name, &cand, &result, &err) != 0)
+        reply_failure(req, &err, 400);
+    else
+        http_reply_json(req, 200, result);
+}
+
+/* POST /api/concepts/NAME/train {"iters","lr","next":{candidate options}}: one round,
+ * then the next page of candidates, in one request (the page's Enter key). */
+static void route_train(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    long iters;
+    double lr;
+    vdx_candidates_request cand;
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(body, "next");
+    cJSON *round = NULL, *candidates = NULL;
+    vdx_error err = {{0}};
+    if (json_long(req, body, "iters", VDX_FIT_ITERS, 1, 1000, &iters) || json_double(req, body, "lr", VDX_FIT_LR, &lr))
+        goto done;
+    if (lr <= 0 || lr > 100) {
+        http_reply_error(req, 400, "field 'lr' must be in (0, 100]");
+        goto done;
+    }
+    if (next && !cJSON_IsNull(next) && !cJSON_IsObject(next)) {
+        http_reply_error(req, 400, "field 'next' must be an object of candidate options or null");
+        goto done;
+    }
+    if (cJSON_IsObject(next) && candidates_from_json(req, next, &cand) != 0)
+        goto done;
+    if (vdx_concept_train(ctx->book, name, (int)iters, (float)lr, &round, &err) != 0) {
+        reply_failure(req, &err, 400);
+        goto done;
+    }
+    if (cJSON_IsObject(next) && vdx_concept_candidates(ctx->book, name, &cand, &candidates, &err) != 0) {
+        cJSON_Delete(round);
+        reply_failure(req, &err, 500);
+        goto done;
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(out, "round", round);
+    cJSON_AddItemToObject(out, "candidates", candidates ? candidates : cJSON_CreateNull());
+    http_reply_json(req, 200, out);
+done:
+    cJSON_Delete(body);
+}
+
+static void route_undo(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_undo(ctx->book, name, &result, &err) != 0)
+        reply_failure(req, &err, 500);
+    else
+        http_reply_json(req, 200, result);
+}
+
+/* GET /api/concepts/NAME/evaluate?bins=&where= : accuracy, cross-validation, histogram */
+static void route_evaluate(api_context *ctx, http_request *req, const char *name)
+{
+    long bins;
+    if (http_query_int(req, "bins", 40, 1, 1000, &bins) != 0)
+        return;
+    const char *where = http_query(req, "where");
+    vdx_evaluate_options opts = {.bins = (int)bins, .where = where && *where ? where : NULL};
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_evaluate(ctx->book, name, &opts, &result, &err) != 0)
+        reply_failure(req, &err, 400);
+    else
+        http_reply_json(req, 200, result);
+}
+
+static int query_threshold(http_request *req, double *threshold)
+{
+    const char *text = http_query(req, "threshold");
+    *threshold = NAN;
+    if (!text || !*text)
+        return 0;
+    char *end;
+    *threshold = strtod(text, &end);
+    if (*end || !isfinite(*threshold))
+        return http_reply_error(req, 400, "query argument 'threshold' must be a finite number, got '%s'", text);
+    return 0;
+}
+
+/* GET /api/concepts/NAME/scores?threshold=&top=&offset=&where=&all= : the collection
+ * ranked by the concept, by default only the items above the threshold. */
+static void route_scores(api_context *ctx, http_request *req, const char *name)
+{
+    long top, offset, all;
+    double threshold;
+    if (http_query_int(req, "top", 48, 1, 10000, &top) || http_query_int(req, "offset", 0, 0, MAX_OFFSET, &offset) ||
+        http_query_int(req, "all", 0, 0, 1, &all) || query_threshold(req, &threshold))
+        return;
+    const char *where = http_query(req, "where");
+    vdx_score_request score = {.top = (int)top, .offset = (int)offset, .use_threshold = !all,
+                               .threshold = threshold, .where = where && *where ? where : NULL};
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_score(ctx->book, name, &score, &result, &err) != 0)
+        reply_failure(req, &err, 400);
+    else
+        http_reply_json(req, 200, result);
+}
+
+/* A file name from a concept name: letters, digits, '-', '_' and '.'; the rest '_'. */
+static void download_name(const char *concept, const char *what, const char *ext, char *out, size_t size)
+{
+    char safe[VDX_CONCEPT_NAME_MAX + 1];
+    size_t j = 0;
+    for (size_t i = 0; concept[i] && j < sizeof safe - 1; i++) {
+        char c = concept[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_' || (c == '.' && j > 0);
+        safe[j++] = ok ? c : '_';
+    }
+    safe[j] = 0;
+    snprintf(out, size, "%s-%s.%s", safe, what, ext);
+}
+
+/* GET /api/concepts/NAME/export?what=labels|scores|classifier&format=csv|jsonl|json
+ * [&threshold=] : a download (Content-Disposition: attachment). */
+static void route_export(api_context *ctx, http_request *req, const char *name)
+{
+    const char *what = http_query(req, "what");
+    const char *format_text = http_query(req, "format");
+    double threshold;
+    if (query_threshold(req, &threshold) != 0)
+        return;
+    if (!what || (strcmp(what, "labels") && strcmp(what, "scores") && strcmp(what, "classifier"))) {
+        http_reply_error(req, 400, "query argument 'what' must be labels, scores or classifier");
+        return;
+    }
+    int is_classifier = !strcmp(what, "classifier");
+    int format = format_text ? vdx_export_format_parse(format_text)
+                             : is_classifier ? VDX_EXPORT_JSON : VDX_EXPORT_CSV;
+    if (format < 0 || (is_classifier != (format == VDX_EXPORT_JSON))) {
+        http_reply_error(req, 400, "query argument 'format' must be %s for %s",
+                         is_classifier ? "json" : "csv or jsonl", what);
+        return;
+    }
+    char *text = NULL;
+    size_t size = 0;
+    vdx_error err = {{0}};
+    int rc;
+    if (is_classifier) {
+        cJSON *classifier = NULL;
+        rc = vdx_concept_export_classifier(ctx->book, name, &classifier, &err);
+        if (rc == 0) {
+            text = cJSON_Print(classifier);
+            size = text ? strlen(text) : 0;
+            cJSON_Delete(classifier);
+        }
+    } else if (!strcmp(what, "labels")) {
+        rc = vdx_concept_export_labels(ctx->book, name, format, &text, &size, &err);
+    } else {
+        rc = vdx_concept_export_scores(ctx->book, name, threshold, format, &text, &size, &err);
+    }
+    if (rc != 0) {
+        reply_failure(req, &err, 500);
+        return;
+    }
+    if (!text) {
+        http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    static const char *const types[] = {"text/csv; charset=utf-8", "application/x-ndjson", "application/json"};
+    static const char *const extensions[] = {"csv", "jsonl", "json"};
+    char file_name[VDX_CONCEPT_NAME_MAX + 40];
+    download_name(name, what, extensions[format], file_name, sizeof file_name);
+    http_body_options opts = {.attachment_name = file_name};
+    http_reply_bytes(req, 200, types[format], text, size, HTTP_TAKE, &opts);
+}
+
+/* ---- Routing ---------------------------------------------------------------------- */
+
+static int is(const http_request *req, const char *method) { return !strcmp(req->method, method); }
+
+static void route_concept(api_context *ctx, http_request *req, const char *name, const char *action)
+{
+    if (!action) {
+        if (is(req, "GET") || is(req, "HEAD"))
+            route_concept_get(ctx, req, name);
+        else if (is(req, "PATCH"))
+            route_concept_update(ctx, req, name);
+        else if (is(req, "DELETE"))
+            route_concept_delete(ctx, req, name);
+        else
+            http_reply_error(req, 405, "%s is not allowed on a concept (GET, PATCH, DELETE)", req->method);
+        return;
+    }
+    static const struct {
+        const char *action, *method;
+        void (*route)(api_context *, http_request *, const char *);
+    } routes[] = {
+        {"labels", "GET", route_labels_get},       {"labels", "POST", route_labels_set},
+        {"train", "POST", route_train},            {"undo", "POST", route_undo},
+        {"copy", "POST", route_concept_copy},      {"candidates", "GET", route_candidates},
+        {"evaluate", "GET", route_evaluate},       {"scores", "GET", route_scores},
+        {"export", "GET", route_export},
+    };
+    int known = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(routes[i].action, action))
+            continue;
+        known = 1;
+        if (is(req, routes[i].method) || (is(req, "HEAD") && !strcmp(routes[i].method, "GET"))) {
+            routes[i].route(ctx, req, name);
+            return;
+        }
+    }
+    if (known)
+        http_reply_error(req, 405, "%s is not allowed on /api/concepts/NAME/%s", req->method, action);
+    else
+        http_reply_error(req, 404, "no such concept endpoint: %s", action);
+}
+
+static void dispatch(api_context *ctx, http_request *req)
+{
+    int n = req->n_segments;
+    char **seg = req->segments;
+    const char *what = n >= 2 ? seg[1] : "";
+    if (n == 2 && !strcmp(what, "info") && (is(req, "GET") || is(req, "HEAD")))
+        route_info(ctx, req);
+    else if (n == 2 && !strcmp(what, "progress") && (is(req, "GET") || is(req, "HEAD")))
+        route_progress(ctx, req);
+    else if (n == 2 && !strcmp(what, "search") && is(req, "POST"))
+        route_search(ctx, req);
+    else if (n == 3 && !strcmp(what, "search") && !strcmp(seg[2], "image") && is(req, "POST"))
+        route_search_image(ctx, req);
+    else if (!strcmp(what, "items") && (n == 3 || n == 4) && (is(req, "GET") || is(req, "HEAD"))) {
+        if (n == 3)
+            route_item(ctx, req, seg[2]);
+        else if (!strcmp(seg[3], "thumbnail"))
+            route_thumbnail(ctx, req, seg[2]);
+        else
+            http_reply_error(req, 404, "no such item endpoint: %s", seg[3]);
+    } else if (!strcmp(what, "concepts") && n == 2) {
+        if (is(req, "GET") || is(req, "HEAD"))
+            route_concepts_list(ctx, req);
+        else if (is(req, "POST"))
+            route_concept_create(ctx, req);
+        else
+            http_reply_error(req, 405, "%s is not allowed on /api/concepts (GET, POST)", req->method);
+    } else if (!strcmp(what, "concepts") && n == 3 && !strcmp(seg[2], "import") && is(req, "POST"))
+        route_concept_import(ctx, req);
+    else if (!strcmp(what, "concepts") && (n == 3 || n == 4))
+        route_concept(ctx, req, seg[2], n == 4 ? seg[3] : NULL);
+    else
+        http_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)", req->method, req->raw_path);
+}
+
+void api_handle(api_context *ctx, http_request *req)
+{
+    /* the routes that run CLIP take the store mutex themselves, after embedding */
+    int embeds = req->n_segments >= 2 && is(req, "POST") &&
+                 (!strcmp(req->segments[1], "search") ||
+                  (!strcmp(req->segments[1], "concepts") && req->n_segments == 2));
+    if (!embeds)
+        lock_store(ctx);
+    dispatch(ctx, req);
+    if (!embeds)
+        unlock_store(ctx);
+}

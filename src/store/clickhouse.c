@@ -1,0 +1,1559 @@
+/* The ClickHouse/MyScale store backend: a collection is three tables on the server
+ *   T           id, url, vector Array(Float32), width, height, ingested_at, row, metadata
+ *               columns (Nullable(String)); MergeTree ORDER BY id
+ *   T_info      key/value: model name, fingerprint, dims, vector type, dialect, created
+ *   T_failures  failed items (ReplacingMergeTree: a newer failure replaces an older one)
+ * plus the local collection directory for what the server does not hold: thumbnails in
+ * a small SQLite side file (clickhouse-side.db), the write lock, and the side files of
+ * other modules (concepts, progress).
+ *
+ * T_info is written last when a collection is created, so its presence marks a complete
+ * collection; a model mismatch is refused by store.c exactly as for the embedded store.
+ *
+ * No duplicates after a crash or a retried insert: an append first asks which ids of the
+ * batch the table already holds (an id already stored is an error, as in the embedded
+ * store), then sends the batch as one RowBinary INSERT that the server writes as one
+ * block (max_insert_block_size is raised to the batch size, so the batch lands whole or
+ * not at all). When the connection fails mid-insert, the backend asks again which ids
+ * arrived before it retries: all of them means the insert did land, none means it is
+ * sent again. Reads therefore need neither FINAL nor LIMIT 1 BY id on the items table.
+ *
+ * Searches are exact on the `legacy` dialect (ClickHouse 18.16 and later) and use the
+ * server's vector index on `clickhouse` and `myscale`; the SQL of each is in
+ * clickhouse_sql.c, the transport in clickhouse_http.c. docs/clickhouse.md has the
+ * user-facing description. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store/backend.h"
+#include "store/clickhouse.h"
+#include "store/filter.h"
+#include "store/scan.h"
+
+#define CH_FORMAT_VERSION 1
+
+/* Columns of the items table that are not metadata (and names metadata may not take). */
+static const char *const builtin_columns[] = {"id",     "url", "vector",  "width",
+                                              "height", "ingested_at", "row", "failure",
+                                              "failed_at"};
+static const vdx_filter_column filter_builtins[] = {
+    {"id", VDX_COLUMN_TEXT},       {"url", VDX_COLUMN_TEXT},
+    {"width", VDX_COLUMN_INTEGER}, {"height", VDX_COLUMN_INTEGER},
+    {"ingested_at", VDX_COLUMN_TEXT},
+};
+
+typedef struct clickhouse {
+    char collection[65];
+    char dir[4096];
+    char side_path[4200], lock_path[4200];
+    ch_url url;
+    char endpoint[300];
+    ch_http *http;
+    ch_tables tables;
+    ch_dialect dialect;
+    char version[64];
+    char created[32];
+    vdx_model_identity model;
+    vdx_vector_type type;
+    int read_only;
+    int lock_fd;
+    int64_t count;
+    char **columns;
+    int n_columns;
+    sqlite3 *side; /* thumbnails; opened on first use */
+} clickhouse;
+
+/* ---- small helpers ---- */
+
+static int oom(clickhouse *c, vdx_error *err)
+{
+    return vdx_fail(err, "collection '%s': out of memory", c->collection);
+}
+
+static void utc_now(char out[32])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A read query (retried on transient failures); the response in *out. */
+static int run_query(clickhouse *c, const char *sql, const ch_external *ext, ch_buf *out,
+                     int *code, vdx_error *err)
+{
+    ch_request req = {.sql = sql, .external = ext, .retry = 1};
+    if (ch_http_run(c->http, &req, out, NULL, code, err) != 0)
+        return vdx_error_prefix(err, "collection '%s'", c->collection);
+    return 0;
+}
+
+/* A statement whose result is not needed (DDL). */
+static int run_statement(clickhouse *c, const char *sql, int *code, vdx_error *err)
+{
+    ch_buf out = {0};
+    int rc = run_query(c, sql, NULL, &out, code, err);
+    ch_buf_free(&out);
+    return rc;
+}
+
+/* An external table `name` (id String) holding ids, TSV-escaped. */
+static int ids_table(const char *name, const char *const *ids, size_t n, ch_buf *tsv,
+                     ch_external *ext)
+{
+    for (size_t i = 0; i < n; i++) {
+        ch_tsv_escape(tsv, ids[i]);
+        ch_buf_put(tsv, "\n");
+    }
+    if (tsv->oom)
+        return -1;
+    *ext = (ch_external){name, "id String", tsv->data ? tsv->data : "", tsv->len};
+    return 0;
+}
+
+static char *quoted_identifier(clickhouse *c, const char *name, vdx_error *err)
+{
+    char *q = vdx_clickhouse_quote_identifier(name);
+    if (!q)
+        oom(c, err);
+    return q;
+}
+
+static int is_builtin(const char *name)
+{
+    for (size_t i = 0; i < sizeof builtin_columns / sizeof builtin_columns[0]; i++)
+        if (strcasecmp(name, builtin_columns[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int find_column(const clickhouse *c, const char *name)
+{
+    for (int i = 0; i < c->n_columns; i++)
+        if (strcasecmp(c->columns[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int cmp_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A sorted list of ids read from a RowBinary response of one String column. */
+typedef struct id_set {
+    char **ids;
+    size_t n;
+} id_set;
+
+static void id_set_free(id_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->ids[i]);
+    free(s->ids);
+    *s = (id_set){0};
+}
+
+static int id_set_read(clickhouse *c, const ch_buf *response, id_set *s, vdx_error *err)
+{
+    ch_reader r = {(const uint8_t *)response->data, response->len, 0};
+    size_t cap = 0;
+    *s = (id_set){0};
+    while (r.pos < r.len) {
+        if (s->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = realloc(s->ids, cap * sizeof *grown);
+            if (!grown) {
+                id_set_free(s);
+                return oom(c, err);
+            }
+            s->ids = grown;
+        }
+        if (ch_read_string(&r, &s->ids[s->n], err) != 0) {
+            id_set_free(s);
+            return vdx_error_prefix(err, "collection '%s'", c->collection);
+        }
+        s->n++;
+    }
+    if (s->n > 1)
+        qsort(s->ids, s->n, sizeof *s->ids, cmp_strings);
+    return 0;
+}
+
+static int id_set_has(const id_set *s, const char *id)
+{
+    return s->n && bsearch(&id, s->ids, s->n, sizeof *s->ids, cmp_strings) != NULL;
+}
+
+/* Which of ids the items table (or, with failures=1, the failures table) holds. */
+static int present_ids(clickhouse *c, const char *const *ids, size_t n, int failures,
+                       id_set *out, vdx_error *err)
+{
+    *out = (id_set){0};
+    if (n == 0)
+        return 0;
+    ch_buf tsv = {0}, sql = {0}, response = {0};
+    ch_external ext;
+    if (ids_table("ids", ids, n, &tsv, &ext) != 0) {
+        ch_buf_free(&tsv);
+        return oom(c, err);
+    }
+    char *table = quoted_identifier(c, failures ? c->tables.failures : c->tables.items, err);
+    if (!table) {
+        ch_buf_free(&tsv);
+        return -1;
+    }
+    ch_buf_printf(&sql, "SELECT %sid FROM %s WHERE id IN (SELECT id FROM ids) FORMAT RowBinary",
+                  failures ? "DISTINCT " : "", table);
+    free(table);
+    int rc = sql.oom ? oom(c, err) : run_query(c, sql.data, &ext, &response, NULL, err);
+    if (rc == 0)
+        rc = id_set_read(c, &response, out, err);
+    ch_buf_free(&tsv);
+    ch_buf_free(&sql);
+    ch_buf_free(&response);
+    return rc;
+}
+
+/* ---- columns, count ---- */
+
+static void free_columns(clickhouse *c)
+{
+    for (int i = 0; i < c->n_columns; i++)
+        free(c->columns[i]);
+    free(c->columns);
+    c->columns = NULL;
+    c->n_columns = 0;
+}
+
+/* Metadata columns: the items table's columns past the builtin ones, in table order. */
+static int load_columns(clickhouse *c, vdx_error *err)
+{
+    ch_buf sql = {0}, response = {0};
+    char *name = vdx_clickhouse_quote_string(c->tables.items);
+    if (!name)
+        return oom(c, err);
+    ch_buf_printf(&sql, "SELECT name FROM system.columns WHERE database = currentDatabase() "
+                        "AND table = %s FORMAT RowBinary",
+                  name);
+    free(name);
+    int rc = sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err);
+    ch_buf_free(&sql);
+    if (rc != 0)
+        return -1;
+    free_columns(c);
+    ch_reader r = {(const uint8_t *)response.data, response.len, 0};
+    int cap = 0;
+    while (rc == 0 && r.pos < r.len) {
+        char *column;
+        if (ch_read_string(&r, &column, err) != 0) {
+            rc = vdx_error_prefix(err, "collection '%s': reading columns", c->collection);
+            break;
+        }
+        if (is_builtin(column)) {
+            free(column);
+            continue;
+        }
+        if (c->n_columns == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **grown = realloc(c->columns, (size_t)cap * sizeof *grown);
+            if (!grown) {
+                free(column);
+                rc = oom(c, err);
+                break;
+            }
+            c->columns = grown;
+        }
+        c->columns[c->n_columns++] = column;
+    }
+    ch_buf_free(&response);
+    return rc;
+}
+
+static int load_count(clickhouse *c, vdx_error *err)
+{
+    char *table = quoted_identifier(c, c->tables.items, err);
+    if (!table)
+        return -1;
+    ch_buf sql = {0}, response = {0};
+    ch_buf_printf(&sql, "SELECT count() FROM %s", table);
+    free(table);
+    int rc = sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err);
+    if (rc == 0) {
+        char *end;
+        long long n = strtoll(response.data ? response.data : "", &end, 10);
+        if (end == response.data || n < 0)
+            rc = vdx_fail(err, "collection '%s': unexpected count() answer '%.40s'",
+                          c->collection, response.data ? response.data : "");
+        else
+            c->count = n;
+    }
+    ch_buf_free(&sql);
+    ch_buf_free(&response);
+    return rc;
+}
+
+/* ---- the write lock (local: one writer per collection directory) ---- */
+
+static int take_write_lock(clickhouse *c, vdx_error *err)
+{
+    if (c->lock_fd >= 0)
+        return 0;
+    if (c->read_only)
+        return vdx_fail(err, "collection '%s' is open read-only", c->collection);
+    if (vdx_mkdirs(c->dir, err) != 0)
+        return -1;
+    int fd = open(c->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return vdx_fail(err, "collection '%s': cannot open %s: %s", c->collection,
+                        c->lock_path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        char pid[32] = "";
+        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
+        pid[got > 0 ? got : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        if (saved == EWOULDBLOCK)
+            return vdx_fail(err,
+                            "collection '%s' is being written by another process (pid %s holds "
+                            "%s): wait for that ingest to finish",
+                            c->collection, pid[0] ? pid : "?", c->lock_path);
+        return vdx_fail(err, "collection '%s': cannot lock %s: %s", c->collection,
+                        c->lock_path, strerror(saved));
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        int saved = errno;
+        close(fd);
+        return vdx_fail(err, "collection '%s': cannot write %s: %s", c->collection,
+                        c->lock_path, strerror(saved));
+    }
+    c->lock_fd = fd;
+    return 0;
+}
+
+/* The lock, then a fresh count so that new rows get numbers past everybody's. */
+static int become_writer(clickhouse *c, vdx_error *err)
+{
+    if (c->lock_fd >= 0)
+        return 0;
+    if (take_write_lock(c, err) != 0)
+        return -1;
+    if (load_count(c, err) != 0 || load_columns(c, err) != 0) {
+        close(c->lock_fd);
+        c->lock_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the thumbnail side file ---- */
+
+static int side_open(clickhouse *c, int write, vdx_error *err)
+{
+    if (c->side)
+        return 0;
+    int flags = write ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+    if (sqlite3_open_v2(c->side_path, &c->side, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        vdx_fail(err, "collection '%s': cannot open %s: %s", c->collection, c->side_path,
+                 c->side ? sqlite3_errmsg(c->side) : "out of memory");
+        sqlite3_close(c->side);
+        c->side = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout(c->side, 10000);
+    char *msg = NULL;
+    if (write && sqlite3_exec(c->side,
+                              "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS "
+                              "thumbnails(id TEXT PRIMARY KEY, jpeg BLOB NOT NULL)",
+                              NULL, NULL, &msg) != SQLITE_OK) {
+        vdx_fail(err, "collection '%s': %s: %s", c->collection, c->side_path,
+                 msg ? msg : sqlite3_errmsg(c->side));
+        sqlite3_free(msg);
+        sqlite3_close(c->side);
+        c->side = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Thumbnails first (idempotent INSERT OR REPLACE, one transaction): a thumbnail whose
+ * item insert then fails is harmless and replaced when the item is appended again. */
+static int store_thumbnails(clickhouse *c, const vdx_item *items, size_t n, vdx_error *err)
+{
+    size_t with = 0;
+    for (size_t i = 0; i < n; i++)
+        with += items[i].vector && items[i].thumbnail && items[i].thumbnail_size > 0;
+    if (with == 0)
+        return 0;
+    if (side_open(c, 1, err) != 0)
+        return -1;
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_exec(c->side, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(c->side,
+                                "INSERT OR REPLACE INTO thumbnails(id, jpeg) VALUES (?1, ?2)",
+                                -1, &stmt, NULL);
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        const vdx_item *it = &items[i];
+        if (!it->vector || !it->thumbnail || it->thumbnail_size == 0)
+            continue;
+        sqlite3_bind_text(stmt, 1, it->id, -1, SQLITE_STATIC);
+        sqlite3_bind_blob64(stmt, 2, it->thumbnail, it->thumbnail_size, SQLITE_STATIC);
+        rc = sqlite3_step(stmt) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_reset(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(c->side, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        vdx_fail(err, "collection '%s': storing thumbnails in %s: %s", c->collection,
+                 c->side_path, sqlite3_errmsg(c->side));
+        sqlite3_exec(c->side, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- open / create ---- */
+
+static void clickhouse_close(void *state)
+{
+    clickhouse *c = state;
+    if (!c)
+        return;
+    ch_http_free(c->http);
+    free_columns(c);
+    if (c->side)
+        sqlite3_close(c->side);
+    if (c->lock_fd >= 0)
+        close(c->lock_fd);
+    memset(c->url.password, 0, sizeof c->url.password);
+    free(c);
+}
+
+/* The server version and which dialect it speaks. */
+static int detect_server(clickhouse *c, ch_dialect *detected, vdx_error *err)
+{
+    ch_buf response = {0};
+    if (run_query(c,
+                  "SELECT version(), (SELECT count() FROM system.functions WHERE name = "
+                  "'cosineDistance'), (SELECT count() FROM system.tables WHERE database = "
+                  "'system' AND name = 'vector_indices') FORMAT TabSeparated",
+                  NULL, &response, NULL, err) != 0)
+        return -1;
+    char version[64] = "";
+    int cosine = 0, vector_indices = 0;
+    if (sscanf(response.data ? response.data : "", "%63[^\t]\t%d\t%d", version, &cosine,
+               &vector_indices) != 3) {
+        vdx_fail(err, "collection '%s': ClickHouse at %s: unexpected answer to version(): "
+                      "'%.60s'",
+                 c->collection, c->endpoint, response.data ? response.data : "");
+        ch_buf_free(&response);
+        return -1;
+    }
+    ch_buf_free(&response);
+    snprintf(c->version, sizeof c->version, "%s", version);
+    *detected = vector_indices ? CH_DIALECT_MYSCALE
+                : cosine       ? CH_DIALECT_CLICKHOUSE
+                               : CH_DIALECT_LEGACY;
+    return 0;
+}
+
+/* Reads T_info into the handle. *exists = 0 when the table is missing or empty. */
+static int read_info(clickhouse *c, int *exists, vdx_error *err)
+{
+    *exists = 0;
+    char *table = quoted_identifier(c, c->tables.info, err);
+    if (!table)
+        return -1;
+    ch_buf sql = {0}, response = {0};
+    ch_buf_printf(&sql, "SELECT key, value FROM %s FORMAT RowBinary", table);
+    free(table);
+    int code = 0;
+    vdx_error local;
+    if (sql.oom) {
+        ch_buf_free(&sql);
+        return oom(c, err);
+    }
+    int rc = run_query(c, sql.data, NULL, &response, &code, &local);
+    ch_buf_free(&sql);
+    if (rc != 0) {
+        if (code == 60) /* UNKNOWN_TABLE */
+            return 0;
+        if (err)
+            *err = local;
+        return -1;
+    }
+    ch_reader r = {(const uint8_t *)response.data, response.len, 0};
+    char dims[16] = "", version[16] = "", type[16] = "", dialect[32] = "";
+    int found = 0;
+    while (rc == 0 && r.pos < r.len) {
+        char *key = NULL, *value = NULL;
+        if (ch_read_string(&r, &key, err) != 0 || ch_read_string(&r, &value, err) != 0) {
+            free(key);
+            rc = vdx_error_prefix(err, "collection '%s': reading %s", c->collection,
+                                  c->tables.info);
+            break;
+        }
+        found++;
+        struct {
+            const char *key;
+            char *out;
+            size_t size;
+        } fields[] = {{"format_version", version, sizeof version},
+                      {"model_name", c->model.name, sizeof c->model.name},
+                      {"model_fingerprint", c->model.config_hash, sizeof c->model.config_hash},
+                      {"dims", dims, sizeof dims},
+                      {"vector_type", type, sizeof type},
+                      {"dialect", dialect, sizeof dialect},
+                      {"created", c->created, sizeof c->created}};
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+            if (strcmp(key, fields[i].key) == 0)
+                snprintf(fields[i].out, fields[i].size, "%s", value);
+        free(key);
+        free(value);
+    }
+    ch_buf_free(&response);
+    if (rc != 0 || found == 0)
+        return rc;
+    if (atoi(version) != CH_FORMAT_VERSION)
+        return vdx_fail(err, "collection '%s': %s has format version '%s'; this vdx reads %d",
+                        c->collection, c->tables.info, version, CH_FORMAT_VERSION);
+    c->model.dims = atoi(dims);
+    if (c->model.dims <= 0 || c->model.dims > 65536 || !c->model.config_hash[0])
+        return vdx_fail(err, "collection '%s': %s: bad dims '%s' or no model fingerprint",
+                        c->collection, c->tables.info, dims);
+    if (strcmp(type, "f32") == 0)
+        c->type = VDX_VECTOR_F32;
+    else if (strcmp(type, "f16") == 0)
+        c->type = VDX_VECTOR_F16;
+    else
+        return vdx_fail(err, "collection '%s': %s: unknown vector_type '%s'", c->collection,
+                        c->tables.info, type);
+    int d = ch_dialect_from_name(dialect);
+    if (c->dialect == CH_DIALECT_AUTO) {
+        if (d < 0)
+            return vdx_fail(err, "collection '%s': %s: unknown dialect '%s'", c->collection,
+                            c->tables.info, dialect);
+        c->dialect = (ch_dialect)d;
+    }
+    *exists = 1;
+    return 0;
+}
+
+/* The index the collection gets: the URL's choice, else the dialect's default; current
+ * ClickHouse before 25.8 has no GA vector_similarity index, so none there. */
+static const char *index_for(clickhouse *c)
+{
+    if (c->url.index_type[0])
+        return c->url.index_type;
+    if (c->dialect == CH_DIALECT_CLICKHOUSE) {
+        int major = 0, minor = 0;
+        sscanf(c->version, "%d.%d", &major, &minor);
+        if (c->version[0] && (major < 25 || (major == 25 && minor < 8)))
+            return "none";
+    }
+    return "";
+}
+
+static int create_collection(clickhouse *c, const vdx_backend_open_args *args, vdx_error *err)
+{
+    if (take_write_lock(c, err) != 0)
+        return -1;
+    ch_dialect detected;
+    if (detect_server(c, &detected, err) != 0)
+        return -1;
+    if (c->dialect == CH_DIALECT_AUTO)
+        c->dialect = detected;
+    c->model = *args->model;
+    c->type = args->vector_type;
+    utc_now(c->created);
+    const char *index = index_for(c);
+
+    /* A table of that name with rows but no T_info is not ours: refuse to adopt it. */
+    char *items = quoted_identifier(c, c->tables.items, err);
+    char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
+    char *info = failures ? quoted_identifier(c, c->tables.info, err) : NULL;
+    char *create_items = info ? ch_sql_create_items(c->dialect, c->tables.items, c->model.dims,
+                                                    index, c->url.index_params, err)
+                              : NULL;
+    ch_buf sql = {0};
+    int rc = create_items ? 0 : -1, code = 0;
+    if (rc == 0) {
+        ch_buf_printf(&sql, "EXISTS TABLE %s", items);
+        ch_buf response = {0};
+        rc = sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err);
+        int exists = rc == 0 && response.data && response.data[0] == '1';
+        ch_buf_free(&response);
+        if (rc == 0 && exists)
+            rc = load_count(c, err);
+        if (rc == 0 && exists && c->count > 0)
+            rc = vdx_fail(err,
+                          "collection '%s': table %s on ClickHouse at %s already holds %lld "
+                          "rows but no %s: it was not made by vdx; choose another ?table=",
+                          c->collection, items, c->endpoint, (long long)c->count, info);
+    }
+    if (rc == 0)
+        rc = run_statement(c, create_items, NULL, err);
+    if (rc == 0) {
+        char *alter = ch_sql_add_vector_index(c->dialect, c->tables.items, index,
+                                              c->url.index_params, err);
+        if (alter) {
+            vdx_error local;
+            if (run_statement(c, alter, &code, &local) != 0 &&
+                !strstr(local.message, "already exists")) {
+                if (err)
+                    *err = local;
+                rc = -1;
+            }
+            free(alter);
+        }
+    }
+    if (rc == 0) {
+        sql.len = 0;
+        ch_buf_printf(&sql,
+                      "CREATE TABLE IF NOT EXISTS %s (id String, url String, reason String, "
+                      "failed_at String, version UInt64) ENGINE = ReplacingMergeTree(version) "
+                      "ORDER BY id",
+                      failures);
+        rc = sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, err);
+    }
+    if (rc == 0) {
+        sql.len = 0;
+        ch_buf_printf(&sql,
+                      "CREATE TABLE IF NOT EXISTS %s (key String, value String) ENGINE = "
+                      "MergeTree ORDER BY key",
+                      info);
+        rc = sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, err);
+    }
+    if (rc == 0) { /* the marker of a complete collection, in one insert */
+        char dims[16], version[16];
+        snprintf(dims, sizeof dims, "%d", c->model.dims);
+        snprintf(version, sizeof version, "%d", CH_FORMAT_VERSION);
+        const char *pairs[][2] = {{"format_version", version},
+                                  {"model_name", c->model.name},
+                                  {"model_fingerprint", c->model.config_hash},
+                                  {"dims", dims},
+                                  {"vector_type", c->type == VDX_VECTOR_F16 ? "f16" : "f32"},
+                                  {"dialect", ch_dialect_name(c->dialect)},
+                                  {"created", c->created}};
+        ch_buf rows = {0}, response = {0};
+        for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+            ch_rb_string(&rows, pairs[i][0]);
+            ch_rb_string(&rows, pairs[i][1]);
+        }
+        sql.len = 0;
+        ch_buf_printf(&sql, "INSERT INTO %s (key, value) FORMAT RowBinary", info);
+        ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len};
+        if (rows.oom || sql.oom)
+            rc = oom(c, err);
+        else if (ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
+            rc = vdx_error_prefix(err, "collection '%s'", c->collection);
+        ch_buf_free(&rows);
+        ch_buf_free(&response);
+    }
+    ch_buf_free(&sql);
+    free(create_items);
+    free(items);
+    free(failures);
+    free(info);
+    return rc;
+}
+
+static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identity *stored,
+                             vdx_error *err)
+{
+    clickhouse *c = calloc(1, sizeof *c);
+    if (!c) {
+        vdx_fail(err, "out of memory opening collection '%s'", args->collection);
+        return NULL;
+    }
+    c->lock_fd = -1;
+    c->read_only = args->read_only;
+    snprintf(c->collection, sizeof c->collection, "%s", args->collection);
+    snprintf(c->dir, sizeof c->dir, "%s", args->collection_dir);
+    snprintf(c->side_path, sizeof c->side_path, "%s/clickhouse-side.db", c->dir);
+    snprintf(c->lock_path, sizeof c->lock_path, "%s/write.lock", c->dir);
+    if (ch_url_parse(args->url, &c->url, err) != 0) {
+        vdx_error_prefix(err, "collection '%s'", c->collection);
+        goto fail;
+    }
+    ch_url_endpoint(&c->url, c->endpoint, sizeof c->endpoint);
+    c->dialect = c->url.dialect;
+    ch_tables_for(c->url.table, c->collection, &c->tables);
+    if (!(c->http = ch_http_new(&c->url, err)))
+        goto fail;
+    int exists = 0;
+    if (read_info(c, &exists, err) != 0)
+        goto fail;
+    if (!exists) {
+        if (!args->create) {
+            vdx_fail(err,
+                     "collection '%s' does not exist on ClickHouse at %s (no table %s.%s): "
+                     "ingest into it first, or check ?table= in the store URL",
+                     c->collection, c->endpoint, c->url.database, c->tables.info);
+            goto fail;
+        }
+        if (create_collection(c, args, err) != 0)
+            goto fail;
+        if (read_info(c, &exists, err) != 0)
+            goto fail;
+        if (!exists) {
+            vdx_fail(err, "collection '%s': %s is still empty after creating it on %s",
+                     c->collection, c->tables.info, c->endpoint);
+            goto fail;
+        }
+    } else if (args->create && take_write_lock(c, err) != 0) {
+        goto fail;
+    }
+    if (load_count(c, err) != 0 || load_columns(c, err) != 0)
+        goto fail;
+    *stored = c->model;
+    return c;
+fail:
+    clickhouse_close(c);
+    return NULL;
+}
+
+static int clickhouse_refresh(void *state, vdx_error *err)
+{
+    clickhouse *c = state;
+    return load_count(c, err) == 0 && load_columns(c, err) == 0 ? 0 : -1;
+}
+
+static int64_t clickhouse_count(void *state) { return ((clickhouse *)state)->count; }
+
+/* ---- columns ---- */
+
+static int add_columns(clickhouse *c, const char *const *names, int n, vdx_error *err)
+{
+    int missing = 0;
+    for (int i = 0; i < n; i++) {
+        if (is_builtin(names[i]))
+            return vdx_fail(err, "collection '%s': metadata column '%s' has the name of a "
+                                 "builtin column",
+                            c->collection, names[i]);
+        int at = find_column(c, names[i]);
+        if (at >= 0 && strcmp(c->columns[at], names[i]) != 0)
+            return vdx_fail(err, "collection '%s': column '%s' differs only in case from "
+                                 "existing column '%s'",
+                            c->collection, names[i], c->columns[at]);
+        missing |= at < 0;
+    }
+    if (!missing)
+        return 0;
+    if (become_writer(c, err) != 0)
+        return -1;
+    char *table = quoted_identifier(c, c->tables.items, err);
+    if (!table)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (find_column(c, names[i]) >= 0)
+            continue;
+        int dup = 0;
+        for (int j = 0; j < i; j++)
+            dup |= strcasecmp(names[j], names[i]) == 0;
+        if (dup)
+            continue;
+        char *column = quoted_identifier(c, names[i], err);
+        ch_buf sql = {0};
+        if (!column)
+            rc = -1;
+        else
+            ch_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s Nullable(String)", table, column);
+        free(column);
+        vdx_error local;
+        if (rc == 0 && (sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, &local)) != 0 &&
+            !strstr(local.message, "already exists")) { /* another writer added it */
+            if (err)
+                *err = local;
+            rc = -1;
+        }
+        ch_buf_free(&sql);
+    }
+    free(table);
+    if (load_columns(c, rc == 0 ? err : NULL) != 0)
+        return -1;
+    return rc;
+}
+
+static int clickhouse_add_columns(void *state, const char *const *names, int n, vdx_error *err)
+{
+    return add_columns(state, names, n, err);
+}
+
+static int clickhouse_columns(void *state, char ***names, int *n, vdx_error *err)
+{
+    clickhouse *c = state;
+    *names = calloc((size_t)c->n_columns + 1, sizeof **names);
+    if (!*names)
+        return oom(c, err);
+    for (int i = 0; i < c->n_columns; i++) {
+        if (!((*names)[i] = strdup(c->columns[i]))) {
+            for (int j = 0; j < i; j++)
+                free((*names)[j]);
+            free(*names);
+            *names = NULL;
+            return oom(c, err);
+        }
+    }
+    *n = c->n_columns;
+    return 0;
+}
+
+/* ---- append ---- */
+
+static int check_batch(clickhouse *c, const vdx_item *items, size_t n, vdx_error *err)
+{
+    const char **ids = malloc(n * sizeof *ids);
+    if (!ids)
+        return oom(c, err);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = items[i].id;
+    qsort(ids, n, sizeof *ids, cmp_strings);
+    int rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++)
+        if (strcmp(ids[i - 1], ids[i]) == 0)
+            rc = vdx_fail(err, "collection '%s': id '%s' appears twice in the batch",
+                          c->collection, ids[i]);
+    free(ids);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        for (int m = 0; m < items[i].n_meta && rc == 0; m++)
+            for (int o = 0; o < m; o++)
+                if (strcasecmp(items[i].meta_names[m], items[i].meta_names[o]) == 0) {
+                    rc = vdx_fail(err, "collection '%s': item '%s' names column '%s' twice",
+                                  c->collection, items[i].id, items[i].meta_names[m]);
+                    break;
+                }
+    return rc;
+}
+
+/* The RowBinary rows of the batch's items with a vector, for the column list
+ * (id, url, vector, width, height, ingested_at, row, <every metadata column>). */
+static int encode_items(clickhouse *c, const vdx_item *items, size_t n, const char *now,
+                        ch_buf *rows, vdx_error *err)
+{
+    int dims = c->model.dims;
+    float *rounded = c->type == VDX_VECTOR_F16 ? malloc((size_t)dims * sizeof *rounded) : NULL;
+    if (c->type == VDX_VECTOR_F16 && !rounded)
+        return oom(c, err);
+    int64_t row = c->count;
+    for (size_t i = 0; i < n; i++) {
+        const vdx_item *it = &items[i];
+        if (!it->vector)
+            continue;
+        ch_rb_string(rows, it->id);
+        ch_rb_string(rows, it->url);
+        if (rounded) { /* an f16 collection stores what an f16 file would hold */
+            for (int d = 0; d < dims; d++)
+                rounded[d] = vdx_f16_to_f32(vdx_f32_to_f16(it->vector[d]));
+            ch_rb_floats(rows, rounded, dims);
+        } else {
+            ch_rb_floats(rows, it->vector, dims);
+        }
+        ch_rb_nullable_int32(rows, it->width <= 0, it->width);
+        ch_rb_nullable_int32(rows, it->height <= 0, it->height);
+        ch_rb_string(rows, now);
+        ch_rb_uint64(rows, (uint64_t)row++);
+        for (int col = 0; col < c->n_columns; col++) {
+            const char *value = NULL;
+            for (int m = 0; m < it->n_meta; m++)
+                if (strcasecmp(it->meta_names[m], c->columns[col]) == 0)
+                    value = it->meta_values[m];
+            ch_rb_nullable_string(rows, value);
+        }
+    }
+    free(rounded);
+    return rows->oom ? oom(c, err) : 0;
+}
+
+static int insert_sql(clickhouse *c, const char *table, int with_columns, ch_buf *sql,
+                      vdx_error *err)
+{
+    char *quoted = quoted_identifier(c, table, err);
+    if (!quoted)
+        return -1;
+    if (with_columns) {
+        ch_buf_printf(sql, "INSERT INTO %s (id, url, vector, width, height, ingested_at, row",
+                      quoted);
+        for (int col = 0; col < c->n_columns; col++) {
+            char *name = vdx_clickhouse_quote_identifier(c->columns[col]);
+            ch_buf_printf(sql, ", %s", name ? name : "");
+            sql->oom |= !name;
+            free(name);
+        }
+        ch_buf_put(sql, ") FORMAT RowBinary");
+    } else {
+        ch_buf_printf(sql, "INSERT INTO %s (id, url, reason, failed_at, version) FORMAT "
+                           "RowBinary",
+                      quoted);
+    }
+    free(quoted);
+    return sql->oom ? oom(c, err) : 0;
+}
+
+/* Sends the items insert; after a transient failure, finds out whether it landed. */
+static int insert_items(clickhouse *c, const char *const *ids, size_t n_ids, const ch_buf *sql,
+                        const ch_buf *rows, vdx_error *err)
+{
+    char settings[64];
+    snprintf(settings, sizeof settings, "max_insert_block_size=%zu", n_ids + 1048576);
+    ch_request req = {.sql = sql->data, .body = rows->data, .body_len = rows->len,
+                      .settings = settings};
+    for (int attempt = 1;; attempt++) {
+        ch_buf response = {0};
+        int transient = 0;
+        int rc = ch_http_run(c->http, &req, &response, &transient, NULL, err);
+        ch_buf_free(&response);
+        if (rc == 0)
+            return 0;
+        if (!transient || attempt >= CH_HTTP_ATTEMPTS)
+            return vdx_error_prefix(err, "collection '%s': inserting %zu items",
+                                    c->collection, n_ids);
+        ch_http_backoff(attempt);
+        id_set landed;
+        vdx_error local;
+        if (present_ids(c, ids, n_ids, 0, &landed, &local) != 0)
+            continue; /* still unreachable: try again (the next check decides) */
+        size_t found = landed.n;
+        id_set_free(&landed);
+        if (found == n_ids)
+            return 0; /* the lost response was a success */
+        if (found != 0)
+            return vdx_fail(err, "collection '%s': after a lost connection %zu of %zu items of "
+                                 "the batch are on the server; append them again to finish",
+                            c->collection, found, n_ids);
+    }
+}
+
+static int insert_failures(clickhouse *c, const vdx_item *items, size_t n, const char *now,
+                           vdx_error *err)
+{
+    ch_buf rows = {0}, sql = {0}, response = {0};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t version = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    size_t n_failures = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].vector)
+            continue;
+        ch_rb_string(&rows, items[i].id);
+        ch_rb_string(&rows, items[i].url);
+        ch_rb_string(&rows, items[i].failure);
+        ch_rb_string(&rows, now);
+        ch_rb_uint64(&rows, version + i);
+        n_failures++;
+    }
+    int rc = 0;
+    if (n_failures > 0) {
+        rc = rows.oom ? oom(c, err) : insert_sql(c, c->tables.failures, 0, &sql, err);
+        /* retrying is safe: the same (id, version) rows collapse in ReplacingMergeTree */
+        ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len, .retry = 1};
+        if (rc == 0 && ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
+            rc = vdx_error_prefix(err, "collection '%s': recording %zu failures",
+                                  c->collection, n_failures);
+    }
+    ch_buf_free(&rows);
+    ch_buf_free(&sql);
+    ch_buf_free(&response);
+    return rc;
+}
+
+static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_error *err)
+{
+    clickhouse *c = state;
+    if (become_writer(c, err) != 0 || check_batch(c, items, n, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        for (int m = 0; m < items[i].n_meta; m++)
+            if (find_column(c, items[i].meta_names[m]) < 0 &&
+                add_columns(c, items[i].meta_names, items[i].n_meta, err) != 0)
+                return vdx_error_prefix(err, "item '%s'", items[i].id);
+
+    const char **ids = malloc(n * sizeof *ids), **vector_ids = malloc(n * sizeof *ids);
+    ch_buf rows = {0}, sql = {0};
+    int rc = -1;
+    size_t n_vectors = 0;
+    if (!ids || !vector_ids) {
+        oom(c, err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = items[i].id;
+        if (items[i].vector)
+            vector_ids[n_vectors++] = items[i].id;
+    }
+    id_set stored;
+    if (present_ids(c, ids, n, 0, &stored, err) != 0)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        if (id_set_has(&stored, items[i].id)) {
+            vdx_fail(err, "collection '%s': id '%s' is already stored (batch item %zu)",
+                     c->collection, items[i].id, i);
+            id_set_free(&stored);
+            goto done;
+        }
+    id_set_free(&stored);
+    char now[32];
+    utc_now(now);
+    if (n_vectors > 0) {
+        if (store_thumbnails(c, items, n, err) != 0 ||
+            encode_items(c, items, n, now, &rows, err) != 0 ||
+            insert_sql(c, c->tables.items, 1, &sql, err) != 0 ||
+            insert_items(c, vector_ids, n_vectors, &sql, &rows, err) != 0)
+            goto done;
+        c->count += (int64_t)n_vectors;
+    }
+    rc = insert_failures(c, items, n, now, err);
+done:
+    free(ids);
+    free(vector_ids);
+    ch_buf_free(&rows);
+    ch_buf_free(&sql);
+    return rc;
+}
+
+static int clickhouse_item_states(void *state, const char *const *ids, size_t n,
+                                  vdx_item_state *states, vdx_error *err)
+{
+    clickhouse *c = state;
+    id_set stored, failed;
+    if (present_ids(c, ids, n, 0, &stored, err) != 0)
+        return -1;
+    if (present_ids(c, ids, n, 1, &failed, err) != 0) {
+        id_set_free(&stored);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        states[i] = id_set_has(&stored, ids[i])   ? VDX_ITEM_STORED
+                    : id_set_has(&failed, ids[i]) ? VDX_ITEM_FAILED
+                                                  : VDX_ITEM_ABSENT;
+    id_set_free(&stored);
+    id_set_free(&failed);
+    return 0;
+}
+
+/* ---- search ---- */
+
+/* The request's where, parsed against this collection's columns and rendered for
+ * ClickHouse (NULL when there is none). */
+static int render_where(clickhouse *c, const char *where, char **out, vdx_error *err)
+{
+    *out = NULL;
+    while (where && (*where == ' ' || *where == '\t' || *where == '\n' || *where == '\r'))
+        where++;
+    if (!where || !*where)
+        return 0;
+    int nb = (int)(sizeof filter_builtins / sizeof filter_builtins[0]);
+    vdx_filter_column *cols = malloc((size_t)(nb + c->n_columns) * sizeof *cols);
+    if (!cols)
+        return oom(c, err);
+    memcpy(cols, filter_builtins, sizeof filter_builtins);
+    for (int i = 0; i < c->n_columns; i++)
+        cols[nb + i] = (vdx_filter_column){c->columns[i], VDX_COLUMN_TEXT};
+    vdx_filter *filter = vdx_filter_parse(where, cols, nb + c->n_columns, err);
+    free(cols);
+    if (!filter)
+        return -1;
+    *out = vdx_filter_to_clickhouse(filter, err);
+    vdx_filter_free(filter);
+    return *out ? 0 : -1;
+}
+
+static int read_hits(clickhouse *c, const ch_buf *response, int with_vectors, vdx_hits *out,
+                     vdx_error *err)
+{
+    ch_reader r = {(const uint8_t *)response->data, response->len, 0};
+    int cap = 0;
+    while (r.pos < r.len) {
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            vdx_hit *grown = realloc(out->hits, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return oom(c, err);
+            out->hits = grown;
+        }
+        vdx_hit *hit = &out->hits[out->n];
+        *hit = (vdx_hit){0};
+        out->n++;
+        double dist;
+        if (ch_read_string(&r, &hit->id, err) != 0 || ch_read_string(&r, &hit->url, err) != 0 ||
+            ch_read_float64(&r, &dist, err) != 0)
+            return vdx_error_prefix(err, "collection '%s'", c->collection);
+        hit->dist = (float)dist;
+        if (with_vectors) {
+            if (!(hit->vector = malloc((size_t)c->model.dims * sizeof(float))))
+                return oom(c, err);
+            if (ch_read_floats(&r, hit->vector, c->model.dims, err) != 0)
+                return vdx_error_prefix(err, "collection '%s'", c->collection);
+        }
+    }
+    return 0;
+}
+
+static int run_search(clickhouse *c, const vdx_search_request *req, int score_all,
+                      vdx_hits *out, vdx_error *err)
+{
+    int dims = c->model.dims;
+    if (!score_all && req->k == 0)
+        return 0;
+    float *q = malloc((size_t)dims * sizeof *q);
+    char *where = NULL, *sql = NULL;
+    ch_buf tsv = {0}, response = {0};
+    ch_external ext;
+    int rc = -1;
+    if (!q) {
+        oom(c, err);
+        goto done;
+    }
+    if (score_all) {
+        memcpy(q, req->query, (size_t)dims * sizeof *q);
+    } else { /* cosine: the literal is the unit vector, as the embedded scan uses */
+        double norm = 0;
+        for (int d = 0; d < dims; d++)
+            norm += (double)req->query[d] * req->query[d];
+        norm = sqrt(norm);
+        for (int d = 0; d < dims; d++)
+            q[d] = (float)(req->query[d] / norm);
+    }
+    if (render_where(c, req->where, &where, err) != 0)
+        goto done;
+    if (req->n_exclude > 0 && ids_table("excl", req->exclude_ids, req->n_exclude, &tsv, &ext) != 0) {
+        oom(c, err);
+        goto done;
+    }
+    ch_search_sql s = {
+        .dialect = c->dialect,
+        .table = c->tables.items,
+        .query = q,
+        .dims = dims,
+        .k = req->k,
+        .offset = req->offset,
+        .has_exclusions = req->n_exclude > 0,
+        .n_exclude = req->n_exclude,
+        .where = where,
+        .with_vectors = req->with_vectors,
+        .score_all = score_all,
+    };
+    if (!(sql = ch_sql_search(&s))) {
+        oom(c, err);
+        goto done;
+    }
+    if (run_query(c, sql, req->n_exclude > 0 ? &ext : NULL, &response, NULL, err) != 0)
+        goto done;
+    rc = read_hits(c, &response, req->with_vectors, out, err);
+done:
+    if (rc != 0)
+        vdx_hits_free(out);
+    free(q);
+    free(where);
+    free(sql);
+    ch_buf_free(&tsv);
+    ch_buf_free(&response);
+    return rc;
+}
+
+static int clickhouse_search(void *state, const vdx_search_request *req, vdx_hits *out,
+                             vdx_error *err)
+{
+    return run_search(state, req, 0, out, err);
+}
+
+static int clickhouse_score_all(void *state, const vdx_search_request *req, vdx_hits *out,
+                                vdx_error *err)
+{
+    return run_search(state, req, 1, out, err);
+}
+
+/* ---- lookups ---- */
+
+/* The error for an id that has no vector: failed, or unknown. */
+static int missing_item(clickhouse *c, const char *id, vdx_error *err)
+{
+    id_set failed;
+    if (present_ids(c, &id, 1, 1, &failed, err) != 0)
+        return -1;
+    int was_failure = failed.n > 0;
+    id_set_free(&failed);
+    return vdx_fail(err, was_failure ? "collection '%s': item '%s' failed to ingest and has no "
+                                       "vector"
+                                     : "collection '%s': no item '%s'",
+                    c->collection, id);
+}
+
+static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n, float *out,
+                                  vdx_error *err)
+{
+    clickhouse *c = state;
+    int dims = c->model.dims;
+    ch_buf tsv = {0}, sql = {0}, response = {0};
+    ch_external ext;
+    char *table = quoted_identifier(c, c->tables.items, err);
+    char **found_ids = NULL;
+    float *found = NULL;
+    size_t n_found = 0, cap = 0;
+    int rc = -1;
+    if (!table)
+        return -1;
+    if (ids_table("ids", ids, n, &tsv, &ext) != 0) {
+        oom(c, err);
+        goto done;
+    }
+    ch_buf_printf(&sql, "SELECT id, vector FROM %s WHERE id IN (SELECT id FROM ids) FORMAT "
+                        "RowBinary",
+                  table);
+    if (sql.oom ? oom(c, err) : run_query(c, sql.data, &ext, &response, NULL, err))
+        goto done;
+    ch_reader r = {(const uint8_t *)response.data, response.len, 0};
+    while (r.pos < r.len) {
+        if (n_found == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **grown_ids = realloc(found_ids, cap * sizeof *grown_ids);
+            if (grown_ids)
+                found_ids = grown_ids;
+            float *grown = realloc(found, cap * (size_t)dims * sizeof *grown);
+            if (grown)
+                found = grown;
+            if (!grown_ids || !grown) {
+                oom(c, err);
+                goto done;
+            }
+        }
+        if (ch_read_string(&r, &found_ids[n_found], err) != 0)
+            goto done;
+        n_found++;
+        if (ch_read_floats(&r, found + (n_found - 1) * (size_t)dims, dims, err) != 0)
+            goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < n_found && strcmp(found_ids[j], ids[i]) != 0)
+            j++;
+        if (j == n_found) {
+            missing_item(c, ids[i], err);
+            goto done;
+        }
+        memcpy(out + i * (size_t)dims, found + j * (size_t)dims, (size_t)dims * sizeof *out);
+    }
+    rc = 0;
+done:
+    for (size_t j = 0; j < n_found; j++)
+        free(found_ids[j]);
+    free(found_ids);
+    free(found);
+    free(table);
+    ch_buf_free(&tsv);
+    ch_buf_free(&sql);
+    ch_buf_free(&response);
+    return rc;
+}
+
+/* The first JSONEachRow object of a SELECT (NULL *row when there is none). */
+static int select_json_row(clickhouse *c, const char *sql, cJSON **row, vdx_error *err)
+{
+    ch_buf response = {0};
+    *row = NULL;
+    if (run_query(c, sql, NULL, &response, NULL, err) != 0)
+        return -1;
+    if (response.data && response.data[0]) {
+        *row = cJSON_Parse(response.data);
+        if (!*row) {
+            ch_buf_free(&response);
+            return vdx_fail(err, "collection '%s': ClickHouse sent JSON that does not parse",
+                            c->collection);
+        }
+    }
+    ch_buf_free(&response);
+    return 0;
+}
+
+static int clickhouse_get_item(void *state, const char *id, cJSON **item, vdx_error *err)
+{
+    clickhouse *c = state;
+    char *literal = vdx_clickhouse_quote_string(id);
+    char *items = quoted_identifier(c, c->tables.items, err);
+    char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
+    ch_buf sql = {0};
+    cJSON *row = NULL;
+    int rc = -1;
+    if (!literal || !failures) {
+        if (!literal)
+            oom(c, err);
+        goto done;
+    }
+    ch_buf_put(&sql, "SELECT id, url, width, height, ingested_at");
+    for (int i = 0; i < c->n_columns; i++) {
+        char *name = vdx_clickhouse_quote_identifier(c->columns[i]);
+        ch_buf_printf(&sql, ", %s", name ? name : "");
+        sql.oom |= !name;
+        free(name);
+    }
+    ch_buf_printf(&sql, " FROM %s WHERE id = %s LIMIT 1 FORMAT JSONEachRow", items, literal);
+    if (sql.oom ? oom(c, err) : select_json_row(c, sql.data, &row, err))
+        goto done;
+    if (row) {
+        cJSON *obj = cJSON_CreateObject(), *meta = cJSON_CreateObject();
+        if (!obj || !meta) {
+            cJSON_Delete(obj);
+            cJSON_Delete(meta);
+            oom(c, err);
+            goto done;
+        }
+        cJSON *field = row->child;
+        while (field) {
+            cJSON *next = field->next;
+            cJSON_DetachItemViaPointer(row, field);
+            cJSON_AddItemToObject(is_builtin(field->string) ? obj : meta, field->string, field);
+            field = next;
+        }
+        cJSON_AddItemToObject(obj, "metadata", meta);
+        *item = obj;
+        rc = 0;
+        goto done;
+    }
+    sql.len = 0;
+    ch_buf_printf(&sql, "SELECT id, url, reason AS failure, failed_at FROM %s FINAL WHERE id = "
+                        "%s LIMIT 1 FORMAT JSONEachRow",
+                  failures, literal);
+    if (sql.oom ? oom(c, err) : select_json_row(c, sql.data, &row, err))
+        goto done;
+    if (!row) {
+        vdx_fail(err, "collection '%s': no item '%s'", c->collection, id);
+        goto done;
+    }
+    cJSON_AddItemToObject(row, "width", cJSON_CreateNull());
+    cJSON_AddItemToObject(row, "height", cJSON_CreateNull());
+    cJSON_AddItemToObject(row, "ingested_at",
+                          cJSON_CreateString(cJSON_GetStringValue(
+                              cJSON_GetObjectItemCaseSensitive(row, "failed_at"))));
+    cJSON_AddItemToObject(row, "metadata", cJSON_CreateObject());
+    *item = row;
+    row = NULL;
+    rc = 0;
+done:
+    cJSON_Delete(row);
+    free(literal);
+    free(items);
+    free(failures);
+    ch_buf_free(&sql);
+    return rc;
+}
+
+static int clickhouse_get_thumbnail(void *state, const char *id, uint8_t **jpeg, size_t *size,
+                                    vdx_error *err)
+{
+    clickhouse *c = state;
+    struct stat st;
+    if (!c->side && stat(c->side_path, &st) != 0)
+        return vdx_fail(err, "collection '%s': no thumbnail for item '%s' (no %s here)",
+                        c->collection, id, c->side_path);
+    if (side_open(c, 0, err) != 0)
+        return -1;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(c->side, "SELECT jpeg FROM thumbnails WHERE id = ?1", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return vdx_fail(err, "collection '%s': %s: %s", c->collection, c->side_path,
+                        sqlite3_errmsg(c->side));
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(stmt);
+    int rc;
+    if (step == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
+        *jpeg = malloc(n ? n : 1);
+        if (*jpeg) {
+            memcpy(*jpeg, sqlite3_column_blob(stmt, 0), n);
+            *size = n;
+            rc = 0;
+        } else {
+            rc = oom(c, err);
+        }
+    } else if (step == SQLITE_DONE) {
+        rc = vdx_fail(err, "collection '%s': no thumbnail for item '%s'", c->collection, id);
+    } else {
+        rc = vdx_fail(err, "collection '%s': reading a thumbnail from %s: %s", c->collection,
+                      c->side_path, sqlite3_errmsg(c->side));
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int clickhouse_failures(void *state, cJSON **failures, vdx_error *err)
+{
+    clickhouse *c = state;
+    char *items = quoted_identifier(c, c->tables.items, err);
+    char *table = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
+    ch_buf sql = {0}, response = {0};
+    int rc = -1;
+    if (!table)
+        goto done;
+    ch_buf_printf(&sql,
+                  "SELECT id, url, reason, failed_at AS time FROM %s FINAL WHERE id NOT IN "
+                  "(SELECT id FROM %s) ORDER BY failed_at, version FORMAT JSONEachRow",
+                  table, items);
+    if (sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err))
+        goto done;
+    cJSON *list = cJSON_CreateArray();
+    if (!list) {
+        oom(c, err);
+        goto done;
+    }
+    for (char *line = response.data; line && *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = 0;
+        if (*line) {
+            cJSON *f = cJSON_Parse(line);
+            if (!f) {
+                cJSON_Delete(list);
+                vdx_fail(err, "collection '%s': ClickHouse sent a failure row that does not "
+                              "parse",
+                         c->collection);
+                goto done;
+            }
+            cJSON_AddItemToArray(list, f);
+        }
+        line = end ? end + 1 : NULL;
+    }
+    *failures = list;
+    rc = 0;
+done:
+    free(items);
+    free(table);
+    ch_buf_free(&sql);
+    ch_buf_free(&response);
+    return rc;
+}
+
+static int clickhouse_clear_failures(void *state, vdx_error *err)
+{
+    clickhouse *c = state;
+    if (become_writer(c, err) != 0)
+        return -1;
+    char *table = quoted_identifier(c, c->tables.failures, err);
+    if (!table)
+        return -1;
+    ch_buf sql = {0};
+    ch_buf_printf(&sql, "TRUNCATE TABLE %s", table);
+    free(table);
+    int rc = sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, err);
+    ch_buf_free(&sql);
+    return rc;
+}
+
+/* One number from a query answering a single value (-1 when it does not parse). */
+static int query_number(clickhouse *c, const char *sql, double *value, vdx_error *err)
+{
+    ch_buf response = {0};
+    if (run_query(c, sql, NULL, &response, NULL, err) != 0)
+        return -1;
+    char *end;
+    *value = strtod(response.data ? response.data : "", &end);
+    int ok = response.data && end != response.data;
+    ch_buf_free(&response);
+    return ok ? 0 : vdx_fail(err, "collection '%s': unexpected answer to '%.60s'",
+                             c->collection, sql);
+}
+
+static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
+{
+    clickhouse *c = state;
+    char *items = quoted_identifier(c, c->tables.items, err);
+    char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
+    char *names[3] = {vdx_clickhouse_quote_string(c->tables.items),
+                      vdx_clickhouse_quote_string(c->tables.info),
+                      vdx_clickhouse_quote_string(c->tables.failures)};
+    ch_buf sql = {0};
+    double failed = 0, bytes = 0;
+    int rc = -1;
+    if (!failures || !names[0] || !names[1] || !names[2]) {
+        if (failures)
+            oom(c, err);
+        goto done;
+    }
+    ch_buf_printf(&sql, "SELECT uniqExact(id) FROM %s WHERE id NOT IN (SELECT id FROM %s)",
+                  failures, items);
+    if (sql.oom ? oom(c, err) : query_number(c, sql.data, &failed, err))
+        goto done;
+    sql.len = 0;
+    ch_buf_printf(&sql, "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database "
+                        "= currentDatabase() AND table IN (%s, %s, %s)",
+                  names[0], names[1], names[2]);
+    if (sql.oom ? oom(c, err) : query_number(c, sql.data, &bytes, err))
+        goto done;
+    if (!c->version[0]) {
+        ch_dialect ignored;
+        if (detect_server(c, &ignored, err) != 0)
+            goto done;
+    }
+    cJSON_AddNumberToObject(info, "count", (double)c->count);
+    cJSON_AddNumberToObject(info, "failed", failed);
+    cJSON_AddStringToObject(info, "vector_type", c->type == VDX_VECTOR_F16 ? "f16" : "f32");
+    cJSON_AddNumberToObject(info, "bytes_on_disk", bytes);
+    cJSON_AddStringToObject(info, "created", c->created);
+    cJSON_AddStringToObject(info, "server", c->endpoint);
+    cJSON_AddStringToObject(info, "server_version", c->version);
+    cJSON_AddStringToObject(info, "database", c->url.database);
+    cJSON_AddStringToObject(info, "table", c->tables.items);
+    cJSON_AddStringToObject(info, "dialect", ch_dialect_name(c->dialect));
+    if (c->dialect == CH_DIALECT_MYSCALE) {
+        ch_buf response = {0};
+        sql.len = 0;
+        ch_buf_printf(&sql, "SELECT status FROM system.vector_indices WHERE database = "
+                            "currentDatabase() AND table = %s FORMAT TabSeparated",
+                      names[0]);
+        if (sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err))
+            goto done;
+        if (response.data)
+            response.data[strcspn(response.data, "\n")] = 0;
+        cJSON_AddStringToObject(info, "index_status",
+                                response.data && response.data[0] ? response.data : "none");
+        ch_buf_free(&response);
+    }
+    cJSON *columns = cJSON_CreateArray();
+    for (int i = 0; columns && i < c->n_columns; i++)
+        cJSON_AddItemToArray(columns, cJSON_CreateString(c->columns[i]));
+    cJSON_AddItemToObject(info, "columns", columns);
+    rc = 0;
+done:
+    free(items);
+    free(failures);
+    for (int i = 0; i < 3; i++)
+        free(names[i]);
+    ch_buf_free(&sql);
+    return rc;
+}
+
+const vdx_store_backend vdx_clickhouse_backend = {
+    .name = "clickhouse",
+    .open = clickhouse_open,
+    .close = clickhouse_close,
+    .refresh = clickhouse_refresh,
+    .count = clickhouse_count,
+    .add_columns = clickhouse_add_columns,
+    .columns = clickhouse_columns,
+    .append = clickhouse_append,
+    .item_states = clickhouse_item_states,
+    .search = clickhouse_search,
+    .score_all = clickhouse_score_all,
+    .get_vectors = clickhouse_get_vectors,
+    .get_item = clickhouse_get_item,
+    .get_thumbnail = clickhouse_get_thumbnail,
+    .failures = clickhouse_failures,
+    .info = clickhouse_info,
+    .clear_failures = clickhouse_clear_failures,
+};

@@ -1,0 +1,164 @@
+/* Private interface of the ClickHouse/MyScale store backend, shared by its three files:
+ *   clickhouse_sql.c   store URL parsing, SQL text per dialect, RowBinary encoding and
+ *                      decoding, server error parsing (pure functions, unit-tested)
+ *   clickhouse_http.c  the libcurl transport: POST, inserts, external tables, retries
+ *   clickhouse.c       the backend itself (the vtable of backend.h)
+ * docs/clickhouse.md describes the URL, the dialects and the schema. */
+#ifndef VDX_STORE_CLICKHOUSE_H
+#define VDX_STORE_CLICKHOUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vdx/common.h"
+
+typedef enum {
+    CH_DIALECT_AUTO = 0,   /* detect from the server */
+    CH_DIALECT_LEGACY,     /* any ClickHouse version: arraySum lambda, no index */
+    CH_DIALECT_CLICKHOUSE, /* current ClickHouse: cosineDistance, vector_similarity index */
+    CH_DIALECT_MYSCALE,    /* MyScale: distance(), VECTOR INDEX, system.vector_indices */
+} ch_dialect;
+
+const char *ch_dialect_name(ch_dialect dialect);
+/* "legacy", "clickhouse", "myscale" → the dialect; -1 for anything else. */
+int ch_dialect_from_name(const char *name);
+
+/* A parsed store URL:
+ *   clickhouse://[USER[:PASS]@]HOST[:PORT][/DB][?table=T&dialect=D&index=I&index_params=P
+ *                 &database=DB&secure=1]
+ *   http(s)://... the same, https implying TLS (clickhouse:// is plain HTTP unless
+ *   secure=1). */
+typedef struct ch_url {
+    int https;
+    char host[256];
+    int port;
+    char user[128];
+    char password[256];
+    char database[128];
+    char table[128];        /* "" = vdx_<collection> */
+    ch_dialect dialect;     /* CH_DIALECT_AUTO when not given */
+    char index_type[64];    /* "" = the dialect's default, "none" = no index */
+    char index_params[512]; /* comma-separated index parameters, "" = defaults */
+} ch_url;
+
+/* Strict parse; errors name the offending part but never repeat the password. */
+int ch_url_parse(const char *url, ch_url *out, vdx_error *err);
+/* "host:port" for messages. */
+void ch_url_endpoint(const ch_url *url, char *out, size_t size);
+
+/* A growable byte buffer; on allocation failure `oom` is set and later writes are no-ops. */
+typedef struct ch_buf {
+    char *data;
+    size_t len, cap;
+    int oom;
+} ch_buf;
+
+void ch_buf_bytes(ch_buf *b, const void *data, size_t n);
+void ch_buf_put(ch_buf *b, const char *s);
+void ch_buf_printf(ch_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Takes the NUL-terminated text out of the buffer (NULL after an allocation failure). */
+char *ch_buf_take(ch_buf *b);
+void ch_buf_free(ch_buf *b);
+
+/* ---- RowBinary ---- */
+void ch_rb_varint(ch_buf *b, uint64_t v);                     /* LEB128 */
+void ch_rb_string(ch_buf *b, const char *s);                  /* String */
+void ch_rb_nullable_string(ch_buf *b, const char *s);         /* Nullable(String), NULL s */
+void ch_rb_nullable_int32(ch_buf *b, int is_null, int32_t v); /* Nullable(Int32) */
+void ch_rb_uint64(ch_buf *b, uint64_t v);                     /* UInt64 */
+void ch_rb_floats(ch_buf *b, const float *v, int n);          /* Array(Float32) */
+
+typedef struct ch_reader {
+    const uint8_t *data;
+    size_t len, pos;
+} ch_reader;
+
+int ch_read_varint(ch_reader *r, uint64_t *v, vdx_error *err);
+/* String → malloc'd NUL-terminated copy (a NUL inside the value is refused). */
+int ch_read_string(ch_reader *r, char **s, vdx_error *err);
+int ch_read_float64(ch_reader *r, double *v, vdx_error *err);
+/* Array(Float32) of exactly `dims` elements into out (NULL: skip it). */
+int ch_read_floats(ch_reader *r, float *out, int dims, vdx_error *err);
+
+/* ---- SQL ---- */
+
+/* Names of a collection's tables: the items table and its two companions. */
+typedef struct ch_tables {
+    char items[160], info[160], failures[160]; /* unquoted */
+} ch_tables;
+void ch_tables_for(const char *table, const char *collection, ch_tables *out);
+
+/* "[0.5, 1.0, -2.5e-08]": every element with a '.' or an exponent so that the array
+ * parses as floats (%.9g round-trips a float exactly). */
+void ch_sql_float_array(ch_buf *b, const float *v, int n);
+
+/* CREATE TABLE IF NOT EXISTS for the items table of the dialect (with the length
+ * constraint and, for `clickhouse`, the vector_similarity index unless index is "none").
+ * malloc'd; NULL with err on bad index parameters. */
+char *ch_sql_create_items(ch_dialect dialect, const char *table, int dims,
+                          const char *index_type, const char *index_params, vdx_error *err);
+/* MyScale: ALTER TABLE … ADD VECTOR INDEX …; NULL (and no error) for other dialects or
+ * index "none". */
+char *ch_sql_add_vector_index(ch_dialect dialect, const char *table, const char *index_type,
+                              const char *index_params, vdx_error *err);
+
+typedef struct ch_search_sql {
+    ch_dialect dialect;
+    const char *table;   /* unquoted items table */
+    const float *query;  /* dims floats (normalised for a search, raw for score_all) */
+    int dims;
+    int k, offset;       /* search: LIMIT offset, k */
+    int has_exclusions;  /* the query gets an external table `excl` (id String) */
+    size_t n_exclude;    /* over-fetch for index dialects */
+    const char *where;   /* rendered ClickHouse expression, or NULL */
+    int with_vectors;
+    int score_all;       /* every match, dist = dot product, in append order */
+} ch_search_sql;
+
+/* The search (or score_all) SELECT, output FORMAT RowBinary with the columns
+ * id String, url String, dist Float64[, vector Array(Float32)]. malloc'd. */
+char *ch_sql_search(const ch_search_sql *s);
+
+/* Parses a ClickHouse error text ("Code: 60, e.displayText() = DB::Exception: Table
+ * x doesn't exist., e.what() = DB::Exception" and the newer "Code: 60. DB::Exception:
+ * … (UNKNOWN_TABLE) (version …)") into its code and message. Returns 0 when the text
+ * holds a code, -1 otherwise (msg then holds the first line of the text). */
+int ch_parse_server_error(const char *body, int *code, char *msg, size_t size);
+
+/* ---- HTTP ---- */
+
+typedef struct ch_http ch_http;
+
+ch_http *ch_http_new(const ch_url *url, vdx_error *err);
+void ch_http_free(ch_http *h);
+
+/* An external table sent with a query: name, structure "id String", TSV data. */
+typedef struct ch_external {
+    const char *name;
+    const char *structure;
+    const char *tsv;
+    size_t tsv_len;
+} ch_external;
+
+typedef struct ch_request {
+    const char *sql;               /* the query */
+    const void *body;              /* INSERT data sent after the query, or NULL */
+    size_t body_len;
+    const ch_external *external;   /* or NULL */
+    const char *settings;          /* extra "name=value&..." URL parameters, or NULL */
+    int retry;                     /* retry transient failures (idempotent requests) */
+} ch_request;
+
+/* Runs one request; the response body goes to *out (NUL-terminated). On failure *err
+ * holds an actionable message and, when given, *transient says whether retrying could
+ * help (connection reset, 5xx without a ClickHouse error) and *code the server's code. */
+int ch_http_run(ch_http *h, const ch_request *req, ch_buf *out, int *transient, int *code,
+                vdx_error *err);
+/* Sleeps before retry number `attempt` (1, 2, ...): 0.2 s doubling up to 3.2 s. */
+void ch_http_backoff(int attempt);
+#define CH_HTTP_ATTEMPTS 5
+
+/* Appends s to b in TSV escaping (\\ \t \n \r \0 \b \f \'). */
+void ch_tsv_escape(ch_buf *b, const char *s);
+
+#endif

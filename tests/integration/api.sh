@@ -1,0 +1,174 @@
+#!/bin/sh
+# The JSON API of `vdx serve` against bad input, over real HTTP (curl): malformed JSON,
+# a huge body, unknown ids, `../` paths, wrong content types, cross-site requests and
+# foreign Host headers each get their 4xx with a message, and the collection and its
+# concepts are unchanged afterwards. Then a 3-second load check (50 concurrent search
+# clients, zero errors) and a clean stop on SIGTERM.
+set -u
+cd "$(dirname "$0")/../.."
+build=${VDX_BUILD:-build/release}
+shared=${VDX_SHARED:-../shared}
+if [ ! -d "$shared/fixtures/clip-tiny" ] || [ ! -d "$shared/data/unsplash-sample" ]; then
+    if [ "${CI:-}" = true ]; then echo "not ok - api: $shared fixtures missing (CI=true)"; exit 1; fi
+    echo "skip - api: $shared not found"; exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vdx-api-XXXXXX")
+serve_pid=""
+cleanup() {
+    [ -z "$serve_pid" ] || kill "$serve_pid" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failures=0
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
+
+"$build/tools/server_fixture" --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
+    --tsv "$shared/data/unsplash-sample/photos.tsv000" --images "$shared/data/unsplash-sample/images" \
+    > "$tmp/fixture.log" 2>&1 || { not_ok "build the sample collection: $(cat "$tmp/fixture.log")"; exit 1; }
+"$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
+    --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
+serve_pid=$!
+for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
+base=$(sed -n 's/.* at \(http:[^ ]*\)\/$/\1/p' "$tmp/serve.out")
+if [ -n "$base" ] && grep -q "^vdx: serving sample (46 items) at http://127.0.0.1:[0-9]*/$" "$tmp/serve.out"; then
+    ok "vdx serve prints what it serves and where"
+else
+    not_ok "vdx serve did not start: $(cat "$tmp/serve.out" "$tmp/serve.err")"; exit 1
+fi
+
+# request METHOD PATH [curl args...]: sets $code and $body
+request() {
+    method=$1 path=$2; shift 2
+    code=$(curl -s --path-as-is --max-time 10 -o "$tmp/body" -w '%{http_code}' -X "$method" "$@" "$base$path")
+    body=$(cat "$tmp/body")
+}
+json() { request "$1" "$2" -H 'Content-Type: application/json' --data-binary "$3"; }
+# expect CODE MESSAGE_FRAGMENT WHAT
+expect() {
+    if [ "$code" = "$1" ] && printf '%s' "$body" | grep -q "\"error\":\".*$2"; then ok "$3"
+    else not_ok "$3: expected $1 with an error containing '$2', got $code $body"; fi
+}
+snapshot() { # everything bad requests must leave alone
+    for p in /api/concepts /api/concepts/birds /api/concepts/birds/labels; do curl -s "$base$p"; echo; done |
+        sed 's/"updated":"[^"]*"//g'
+    curl -s "$base/api/info" | sed 's/"bytes_on_disk":[0-9]*//'
+}
+
+# a concept with labels, to check it is unchanged by the bad requests
+ids=$(curl -s -H 'Content-Type: application/json' -d '{"text":"a bird","k":4}' "$base/api/search" |
+      grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+first=$(echo "$ids" | sed -n 1p) second=$(echo "$ids" | sed -n 2p)
+json POST /api/concepts '{"name":"birds","prompt":"a bird"}'
+[ "$code" = 201 ] && ok "create a concept (201)" || not_ok "create a concept: $code $body"
+json POST /api/concepts/birds/labels "{\"labels\":[{\"id\":\"$first\",\"label\":1},{\"id\":\"$second\",\"label\":0}]}"
+printf '%s' "$body" | grep -q '"positive":1,"negative":1' && ok "label two items" || not_ok "label two items: $code $body"
+snapshot > "$tmp/before"
+
+json POST /api/search '{"text": "a dog",'
+expect 400 "malformed JSON body at byte" "malformed JSON → 400"
+json POST /api/search '{"text": "a dog"} trailing'
+expect 400 "malformed JSON body at byte 18" "JSON with trailing garbage → 400 with the byte offset"
+json POST /api/search '[1,2]'
+expect 400 "must be an object" "a JSON array body → 400"
+json POST /api/search '{"text": 42}'
+expect 400 "field 'text' must be a string" "a wrongly typed field → 400 naming it"
+json POST /api/search '{"text": "a dog", "k": 100000}'
+expect 400 "field 'k' must be an integer from 1 to 200" "k out of range → 400"
+json POST /api/search '{"text": "a dog", "where": "id = 1; DROP TABLE items"}'
+case $code in 4*) ok "an injection attempt in 'where' → $code";; *) not_ok "where injection: $code $body";; esac
+head -c 2000000 /dev/zero | tr '\0' 'a' > "$tmp/huge"
+request POST /api/search -H 'Content-Type: application/json' --data-binary @"$tmp/huge"
+expect 413 "exceeds the limit of 1048576 bytes" "a 2 MB body → 413"
+request POST /api/concepts/birds/labels -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/huge"
+expect 413 "exceeds the limit" "a 2 MB chunked body (no length) → 413"
+
+request GET /api/items/no-such-item
+expect 404 "no item 'no-such-item' in collection 'sample'" "unknown item → 404"
+request GET /api/items/no-such-item/thumbnail
+expect 404 "no item 'no-such-item'" "thumbnail of an unknown item → 404"
+json POST /api/search '{"like": "no-such-item"}'
+expect 404 "no item 'no-such-item'" "more like an unknown item → 404"
+json POST /api/concepts/birds/labels '{"labels":[{"id":"no-such-item","label":1},{"id":"'"$first"'","label":0}]}'
+expect 404 "unknown item ids: no-such-item" "labels naming an unknown item → 404, nothing labelled"
+json POST /api/concepts/birds/labels '{"labels":[{"id":"'"$first"'","label":5}]}'
+expect 400 "must be 1 (positive), 0 (negative) or null" "a label that is not 1/0/null → 400"
+request GET /api/concepts/no-such-concept
+expect 404 "no concept named 'no-such-concept'" "unknown concept → 404"
+json POST /api/concepts '{"name":"birds","prompt":"a bird"}'
+expect 409 "already exists" "a second concept of the same name → 409"
+request GET '/api/concepts/birds/export?what=passwords'
+expect 400 "'what' must be labels, scores or classifier" "unknown export → 400"
+
+request GET /../../etc/passwd
+expect 400 "may not contain '.' or '..' segments" "../ in the path → 400"
+request GET /%2e%2e/%2e%2e/etc/passwd
+expect 400 "may not contain '.' or '..' segments" "encoded ../ in the path → 400"
+request GET /api/items/..%2F..%2Fetc%2Fpasswd/thumbnail
+expect 404 "no item '../../etc/passwd'" "an item id made of ../ is only an unknown id → 404"
+request GET /etc/passwd
+expect 404 "no such page" "a file outside the page → 404"
+request GET /api/items/%zz
+expect 400 "malformed percent-escape" "a malformed escape → 400"
+
+request POST /api/concepts -H 'Content-Type: text/plain' --data-binary '{"name":"x","prompt":"y"}'
+expect 415 "need Content-Type: application/json" "text/plain POST → 415"
+request POST /api/concepts/birds/labels --data-urlencode 'labels=x'
+expect 415 "need Content-Type: application/json" "a form post → 415"
+request POST /api/concepts/birds/undo
+expect 415 "need Content-Type: application/json" "a POST without a content type → 415"
+request POST /api/search/image -H 'Content-Type: application/json' --data-binary '{}'
+expect 415 "takes the image bytes" "JSON to the image upload → 415"
+request POST /api/search/image -H 'Content-Type: image/jpeg' --data-binary 'not an image'
+case $code in 400) ok "bytes that are no image → 400";; *) not_ok "bytes that are no image: $code $body";; esac
+request POST /api/concepts -H 'Content-Type: application/json' -H 'Origin: http://evil.example' --data-binary '{"name":"x","prompt":"y"}'
+expect 403 "cross-origin request from http://evil.example refused" "cross-origin POST → 403"
+request DELETE /api/concepts/birds -H 'Sec-Fetch-Site: cross-site'
+expect 403 "Sec-Fetch-Site: cross-site" "cross-site DELETE → 403"
+request GET /api/info -H 'Host: evil.example'
+expect 403 "loopback host names only" "a foreign Host header (DNS rebinding) → 403"
+request PUT /api/concepts -H 'Content-Type: application/json' --data-binary '{}'
+expect 405 "not allowed" "PUT on the concept list → 405"
+request OPTIONS /api/info
+expect 405 "not supported" "OPTIONS → 405"
+request GET /api/nothing-here
+expect 404 "no such endpoint" "unknown endpoint → 404"
+
+snapshot > "$tmp/after"
+if cmp -s "$tmp/before" "$tmp/after"; then ok "the collection and its concepts are unchanged"
+else not_ok "state changed: $(diff "$tmp/before" "$tmp/after" | head -5)"; fi
+
+request GET /
+headers=$(curl -s -D - -o /dev/null "$base/")
+if [ "$code" = 200 ] && printf '%s' "$headers" | grep -qi "^content-security-policy: default-src 'self'" &&
+   printf '%s' "$headers" | grep -qi '^x-content-type-options: nosniff' &&
+   printf '%s' "$headers" | grep -qi '^content-type: text/html'; then ok "the page has CSP, nosniff and its content type"
+else not_ok "page headers: $code $headers"; fi
+etag=$(printf '%s' "$headers" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')
+request GET /app.js -H "If-None-Match: $etag"
+[ "$code" = 200 ] && ok "another file's ETag does not match" || not_ok "app.js with index's etag: $code"
+request GET / -H "If-None-Match: $etag"
+[ "$code" = 304 ] && ok "an unchanged page answers 304" || not_ok "If-None-Match: $code"
+request GET "/api/items/$first/thumbnail"
+[ "$code" = 200 ] && [ "$(head -c 3 "$tmp/body" | od -An -tx1 | tr -d ' ')" = ffd8ff ] &&
+    ok "a thumbnail is a JPEG" || not_ok "thumbnail: $code"
+request GET '/api/concepts/birds/export?what=labels&format=csv'
+disposition=$(curl -s -D - -o /dev/null "$base/api/concepts/birds/export?what=labels&format=csv" | grep -i '^content-disposition')
+if printf '%s' "$body" | grep -q "^$first," && printf '%s' "$disposition" | grep -q 'attachment; filename="birds-labels.csv"'; then
+    ok "labels export is a CSV download"
+else not_ok "export: $code $disposition $body"; fi
+
+load=$("$build/tools/loadgen" --url "$base/api/search" --clients 50 --seconds 3 \
+       --body '{"text":"a dog on a beach"}' --body '{"text":"mountains","k":24}' --body "{\"like\":\"$first\"}" 2>&1)
+if [ $? -eq 0 ] && printf '%s' "$load" | grep -q ' 0 errors'; then
+    ok "50 concurrent search clients for 3 s: no errors ($(printf '%s' "$load" | sed -n 's/.*requests, //p' | head -1))"
+else not_ok "load check: $load"; fi
+
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+rc=$?
+serve_pid=""
+if [ $rc -eq 0 ] && grep -q 'SIGTERM received, stopping' "$tmp/serve.out"; then ok "SIGTERM stops the server cleanly"
+else not_ok "stop: exit $rc, $(cat "$tmp/serve.out" "$tmp/serve.err")"; fi
+[ "$failures" -eq 0 ]

@@ -1,0 +1,125 @@
+#!/bin/sh
+# The ClickHouse store backend against a real server: starts Debian's clickhouse-server
+# (18.16) on loopback ports with a temporary data directory, runs the conformance suite
+# (the same data in the embedded store and in ClickHouse: same ids in the same order,
+# distances within 1e-6; injection-shaped ids and filter values; 5,000-id exclusions;
+# lost inserts retried without duplicates; connection/auth/database errors), then the
+# CLI and the HTTP API with VDX_STORE pointing at ClickHouse, and stops the server.
+set -u
+cd "$(dirname "$0")/../.."
+build=${VDX_BUILD:-build/release}
+shared=${VDX_SHARED:-../shared}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vdx-clickhouse-XXXXXX")
+fs_pid="" serve_pid=""
+cleanup() {
+    [ -z "$serve_pid" ] || kill "$serve_pid" 2>/dev/null
+    [ -z "$fs_pid" ] || kill "$fs_pid" 2>/dev/null
+    sh scripts/clickhouse-test-server.sh stop "$tmp/server"
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failures=0
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
+skip() { echo "skip - $1"; }
+
+url=$(sh scripts/clickhouse-test-server.sh start "$tmp/server" 2> "$tmp/start.err")
+status=$?
+if [ $status -eq 3 ]; then
+    if [ "${CI:-}" = true ]; then not_ok "clickhouse-server is not installed (CI=true)"; exit 1; fi
+    skip "clickhouse: $(cat "$tmp/start.err")"; exit 0
+fi
+[ $status -eq 0 ] || { not_ok "clickhouse-server did not start: $(cat "$tmp/start.err")"; exit 1; }
+ok "clickhouse-server started at $url"
+
+# The store interface against the embedded store.
+tool="$build/tools/clickhouse_conformance"
+if [ -x "$tool" ]; then
+    mkdir -p "$tmp/conformance"
+    "$tool" "$url" "$tmp/conformance" > "$tmp/conformance.log" 2>&1
+    status=$?
+    grep '^\(ok\|not ok\|skip\) - ' "$tmp/conformance.log" | sed 's/^\(ok\|not ok\|skip\) - /&store conformance: /'
+    grep -v '^\(ok\|skip\) - ' "$tmp/conformance.log" | grep -v '^not ok - ' | head -40
+    [ $status -eq 0 ] || failures=$((failures + 1))
+else
+    not_ok "$tool is not built"
+fi
+
+# The store engineer's store suite, parameterised by backend, when it is on this branch.
+if [ -x "$build/tests/test_store" ]; then
+    VDX_TEST_STORE_URL="$url" "$build/tests/test_store" > "$tmp/test_store.log" 2>&1
+    status=$?
+    grep '^\(ok\|not ok\|skip\) - ' "$tmp/test_store.log" | sed 's/^\(ok\|not ok\|skip\) - /&test_store on ClickHouse: /'
+    [ $status -eq 0 ] || failures=$((failures + 1))
+else
+    skip "test_store on ClickHouse: $build/tests/test_store is not built yet"
+fi
+
+# The CLI and the HTTP API, with VDX_STORE selecting ClickHouse.
+vdx="$build/vdx"
+model="$shared/fixtures/clip-tiny"
+sample="$shared/data/unsplash-sample"
+if [ ! -x "$vdx" ] || ! "$vdx" ingest --help > /dev/null 2>&1; then
+    skip "CLI on ClickHouse: $vdx (with ingest) is not built yet"
+elif [ ! -d "$model" ] || [ ! -d "$sample" ]; then
+    skip "CLI on ClickHouse: $shared fixtures not found"
+else
+    mkdir -p "$tmp/www"
+    cp "$sample"/images/* "$tmp/www/"
+    (cd "$sample" && zip -q -X "$tmp/www/unsplash-lite.zip" photos.tsv000 keywords.tsv000)
+    "$build/tools/fileserver" --root "$tmp/www" --port-file "$tmp/fs.port" --log "$tmp/fs.log" \
+        2> "$tmp/fs.err" &
+    fs_pid=$!
+    for _ in $(seq 50); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
+    fs="http://127.0.0.1:$(cat "$tmp/fs.port")"
+    chstore="$url/default?table=cli_photos"
+    for backend in embedded clickhouse; do
+        store=""; [ $backend = clickhouse ] && store=$chstore
+        VDX_HOME="$tmp/home-$backend" VDX_STORE="$store" "$vdx" ingest unsplash \
+            "$tmp/www/unsplash-lite.zip" --model "$model" --base-url "$fs/" \
+            > "$tmp/ingest-$backend.log" 2>&1 < /dev/null
+        echo $? > "$tmp/ingest-$backend.status"
+    done
+    if [ "$(cat "$tmp/ingest-clickhouse.status")" = 0 ] && [ "$(cat "$tmp/ingest-embedded.status")" = 0 ]; then
+        ok "vdx ingest into ClickHouse (VDX_STORE=$chstore)"
+    else
+        not_ok "vdx ingest: $(tail -n 5 "$tmp/ingest-clickhouse.log" "$tmp/ingest-embedded.log")"
+    fi
+    # a second ingest resumes: nothing is added twice
+    VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" "$vdx" ingest unsplash \
+        "$tmp/www/unsplash-lite.zip" --model "$model" --base-url "$fs/" > "$tmp/ingest2.log" 2>&1 < /dev/null
+    rows=$(curl -s "$url/?query=SELECT+count(),uniqExact(id)+FROM+cli_photos")
+    set -- $rows
+    if [ "${1:-0}" -gt 0 ] && [ "${1:-0}" = "${2:-}" ]; then
+        ok "a second ingest adds no duplicate rows ($1 rows, $2 ids)"
+    else
+        not_ok "rows after a second ingest: '$rows'"
+    fi
+    ids() { grep -o '"id": *"[^"]*"' | tr -d ' '; }
+    VDX_HOME="$tmp/home-embedded" VDX_STORE= "$vdx" search "a photo of a cat" --model "$model" \
+        < /dev/null 2> "$tmp/search-e.err" | ids > "$tmp/search-e"
+    VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" "$vdx" search "a photo of a cat" \
+        --model "$model" < /dev/null 2> "$tmp/search-c.err" | ids > "$tmp/search-c"
+    if [ -s "$tmp/search-c" ] && cmp -s "$tmp/search-e" "$tmp/search-c"; then
+        ok "vdx search on ClickHouse returns the embedded store's ids in the same order"
+    else
+        not_ok "vdx search differs: embedded [$(tr '\n' ' ' < "$tmp/search-e")] clickhouse [$(tr '\n' ' ' < "$tmp/search-c")] $(head -c 300 "$tmp/search-c.err")"
+    fi
+    # vdx serve over ClickHouse: the HTTP API answers like the embedded store's
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" "$vdx" serve --model "$model" \
+        --host 127.0.0.1 --port "$port" > "$tmp/serve.log" 2>&1 < /dev/null &
+    serve_pid=$!
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/api/info" && break; sleep 0.1; done
+    answer=$(curl -s --max-time 10 -H 'Content-Type: application/json' \
+        -d '{"text":"a photo of a cat","k":9}' "http://127.0.0.1:$port/api/search")
+    echo "$answer" | ids > "$tmp/serve-c"
+    if [ -s "$tmp/serve-c" ] && [ "$(head -n 9 "$tmp/search-e")" = "$(cat "$tmp/serve-c")" ]; then
+        ok "vdx serve on ClickHouse: /api/search answers the embedded store's 9 nearest"
+    else
+        not_ok "vdx serve on ClickHouse: $(echo "$answer" | head -c 300) $(tail -n 3 "$tmp/serve.log")"
+    fi
+    kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; serve_pid=""
+fi
+[ $failures -eq 0 ]

@@ -1,0 +1,158 @@
+#!/bin/sh
+# The explore loop through the `vdx concept` CLI on the ingested sample collection
+# (../shared/data/unsplash-sample embedded with ../shared/fixtures/clip-tiny, images served
+# by the loopback fileserver): several rounds of next -> label -> train where no labelled
+# item is ever offered again, state identical across processes, undo restoring the
+# previous weight and labels, exports, a classifier import (and its refusal by a
+# collection of another model), and the exact errors of bad input.
+set -u
+cd "$(dirname "$0")/../.."
+build=${VDX_BUILD:-build/release}
+shared=${VDX_SHARED:-../shared}
+vdx="$build/vdx"
+if [ ! -d "$shared/fixtures/clip-tiny" ] || [ ! -d "$shared/data/unsplash-sample" ]; then
+    if [ "${CI:-}" = true ]; then echo "not ok - concept: $shared fixtures missing (CI=true)"; exit 1; fi
+    echo "skip - concept: $shared not found"; exit 0
+fi
+shared=$(cd "$shared" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vdx-concept-XXXXXX")
+server_pid=""
+cleanup() {
+    [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failures=0
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
+check() { # check WHAT COMMAND...: ok when the command succeeds
+    what=$1; shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+ids_of() { sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$1"; }
+field() { sed -n "s/.*\"$1\":\([-0-9.e]*\).*/\1/p" | head -n 1; }
+
+# --- the sample collection ------------------------------------------------------------
+"$build/tools/fileserver" --root "$shared/data/unsplash-sample/images" --port 0 \
+    --port-file "$tmp/fs.port" 2> "$tmp/fs.err" &
+server_pid=$!
+for _ in $(seq 50); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
+fs="http://127.0.0.1:$(cat "$tmp/fs.port")"
+unset VDX_STORE VDX_MODEL
+C="--data $tmp/data --collection sample"
+"$vdx" ingest unsplash "$shared/data/unsplash-sample" --base-url "$fs/" \
+    --model "$shared/fixtures/clip-tiny" $C > "$tmp/ingest.out" 2> "$tmp/ingest.err"
+# --- create ---------------------------------------------------------------------------
+"$vdx" concept new dogs --prompt "a photo of a dog" --model "$shared/fixtures/clip-tiny" $C \
+    > "$tmp/new.json" 2> "$tmp/new.err"
+check "concept new from a prompt" grep -q '"name":"dogs","prompt":"a photo of a dog"' "$tmp/new.json"
+"$vdx" concept show dogs $C > "$tmp/show0.json" 2> "$tmp/err"
+count=$(sed -n 's/.*"evaluation":.*"count":\([0-9]*\).*/\1/p' "$tmp/show0.json")
+if [ -z "$count" ] || [ "$count" -lt 30 ]; then
+    not_ok "ingest the sample collection: count '$count' ($(tail -n 3 "$tmp/ingest.err" "$tmp/new.err" "$tmp/err" | tr '\n' ' '))"
+    exit 1
+fi
+ok "ingest the sample collection ($count items)"
+
+# --- rounds of next -> label -> train ---------------------------------------------------
+: > "$tmp/labelled"
+for round in 1 2 3; do
+    "$vdx" concept next dogs -k 9 $C > "$tmp/next.$round" 2> "$tmp/err"
+    ids_of "$tmp/next.$round" > "$tmp/ids.$round"
+    n=$(wc -l < "$tmp/ids.$round")
+    [ "$n" -eq 9 ] && ok "round $round: next offers 9 candidates" || not_ok "round $round: next offers $n candidates: $(cat "$tmp/err")"
+    again=$(grep -cxF -f "$tmp/labelled" "$tmp/ids.$round" 2>/dev/null)
+    [ -s "$tmp/labelled" ] || again=0
+    [ "$again" -eq 0 ] && ok "round $round: no labelled item offered again" || not_ok "round $round: $again labelled items offered again"
+    set -- $(awk 'NR <= 3 { print "+" $0; next } { print "-" $0 }' "$tmp/ids.$round")
+    "$vdx" concept label dogs "$@" $C > "$tmp/label.$round" 2> "$tmp/err"
+    check "round $round: label 3 positive, 6 negative" grep -q '"changed":9' "$tmp/label.$round"
+    cat "$tmp/ids.$round" >> "$tmp/labelled"
+    if [ "$round" -eq 3 ]; then
+        "$vdx" concept show dogs --weight $C > "$tmp/before-round3.json" 2>&1
+        "$vdx" concept export dogs --labels $C -o "$tmp/labels-before-round3.csv" 2> /dev/null
+    fi
+    "$vdx" concept train dogs $C > "$tmp/train.$round" 2> "$tmp/err"
+    check "round $round: train records round $round" grep -q "\"round\":$round," "$tmp/train.$round"
+done
+
+# every mode and page after the rounds: still nothing labelled
+for mode in nearest boundary random; do
+    for page in 0 1; do
+        "$vdx" concept next dogs --mode $mode --page $page -k 5 $C > "$tmp/m" 2> "$tmp/err"
+        ids_of "$tmp/m" > "$tmp/mids"
+        again=$(grep -cxF -f "$tmp/labelled" "$tmp/mids")
+        [ "$again" -eq 0 ] && [ -s "$tmp/mids" ] && ok "$mode page $page: unlabelled items only" || not_ok "$mode page $page: $again labelled / $(wc -l < "$tmp/mids") items: $(cat "$tmp/err")"
+    done
+done
+
+# --- state across processes (each vdx call is a restart) ---------------------------------
+"$vdx" concept show dogs --weight $C > "$tmp/show1.json" 2>&1
+"$vdx" concept show dogs --weight $C > "$tmp/show2.json" 2>&1
+check "show: identical in two processes" cmp -s "$tmp/show1.json" "$tmp/show2.json"
+check "show: 3 rounds, 9 positive, 18 negative" grep -q '"positive":9,"negative":18,"pending":0' "$tmp/show1.json"
+check "show: evaluation with leave-one-out estimate" grep -q '"method":"leave-one-out"' "$tmp/show1.json"
+
+# --- exports -------------------------------------------------------------------------
+"$vdx" concept export dogs --labels $C -o "$tmp/labels.csv" 2> "$tmp/err"
+rows=$(wc -l < "$tmp/labels.csv")
+[ "$rows" -eq 28 ] && ok "export labels: header + 27 rows" || not_ok "export labels: $rows lines"
+check "export labels: RFC 4180 header with CRLF" sh -c "head -n 1 '$tmp/labels.csv' | od -c | grep -q 'e  \\\\r  \\\\n'"
+"$vdx" concept export dogs --labels --format jsonl $C > "$tmp/labels.jsonl" 2> "$tmp/err"
+check "export labels jsonl: 27 lines with id, url, label, time" \
+    test "$(grep -c '^{"id":"[^"]*","url":"[^"]*","label":[01],"time":"[0-9T:Z-]*"}$' "$tmp/labels.jsonl")" -eq 27
+"$vdx" concept score dogs --threshold 0 $C > "$tmp/above.jsonl" 2> "$tmp/err"
+"$vdx" concept export dogs --scores $C -o "$tmp/scores.csv" 2> "$tmp/err"
+check "export scores: one row per item above the threshold" \
+    test "$(($(wc -l < "$tmp/scores.csv") - 1))" -eq "$(wc -l < "$tmp/above.jsonl")"
+"$vdx" concept score dogs --top 5 $C > "$tmp/top5" 2> "$tmp/err"
+check "score --top 5: five ranked items" test "$(grep -c '"rank":' "$tmp/top5")" -eq 5
+"$vdx" concept export dogs --classifier $C -o "$tmp/dogs.json" 2> "$tmp/err"
+check "export classifier" grep -q '"format":	"vdx-classifier"' "$tmp/dogs.json"
+
+# --- import: same model accepted, another model refused -----------------------------------
+"$vdx" concept import "$tmp/dogs.json" --name "dogs again" $C > "$tmp/import.json" 2> "$tmp/err"
+check "import into a collection of the same model" grep -q '"name":"dogs again".*"rounds":3' "$tmp/import.json"
+w_orig=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/show1.json")
+"$vdx" concept show "dogs again" --weight $C > "$tmp/show-import.json" 2>&1
+w_imp=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/show-import.json")
+[ -n "$w_orig" ] && [ "$w_orig" = "$w_imp" ] && ok "imported weight identical" || not_ok "imported weight differs"
+"$vdx" ingest unsplash "$shared/data/unsplash-sample" --base-url "$fs/" --limit 3 \
+    --model "$shared/fixtures/clip-tiny-f16" --data "$tmp/data" --collection f16 > /dev/null 2>&1
+"$vdx" concept import "$tmp/dogs.json" --data "$tmp/data" --collection f16 > /dev/null 2> "$tmp/err"
+check "import refused by a collection of another model" \
+    grep -q "^vdx: concept import: $tmp/dogs.json: classifier was trained on vectors of model clip-tiny (fingerprint [0-9a-f]*, 32 dims); this collection holds model clip-tiny-f16" "$tmp/err"
+printf '{"format": "vdx-classifier", "version": 1,, }' > "$tmp/bad.json"
+"$vdx" concept import "$tmp/bad.json" $C > /dev/null 2> "$tmp/err"
+check "import of malformed JSON says where" grep -q "classifier: not valid JSON at line 1, column 44 (byte 43)" "$tmp/err"
+
+# --- undo ----------------------------------------------------------------------------
+"$vdx" concept undo dogs $C > "$tmp/undo.json" 2> "$tmp/err"
+check "undo reports round 3 and its 9 labels" grep -q '"undone":"round","round":3,"labels_reverted":9' "$tmp/undo.json"
+"$vdx" concept show dogs --weight $C > "$tmp/after-undo.json" 2>&1
+w_before=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/before-round3.json")
+w_after=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/after-undo.json")
+[ -n "$w_before" ] && [ "$w_before" = "$w_after" ] && ok "undo restores the weight before round 3" || not_ok "undo: weight differs"
+"$vdx" concept export dogs --labels $C -o "$tmp/labels-after-undo.csv" 2> /dev/null
+check "undo restores the labels before round 3" cmp -s "$tmp/labels-before-round3.csv" "$tmp/labels-after-undo.csv"
+
+# --- errors --------------------------------------------------------------------------
+"$vdx" concept label dogs +nope -also-not $C > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -qx "vdx: concept label: unknown item ids: nope, also-not" "$tmp/err" \
+    && ok "unknown ids refused with their names" || not_ok "unknown ids: rc $rc: $(cat "$tmp/err")"
+"$vdx" concept copy dogs doomed $C > /dev/null 2>&1
+"$vdx" concept rm doomed $C > /dev/null 2>&1
+first=$(head -n 1 "$tmp/ids.1")
+"$vdx" concept label doomed "+$first" $C > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc -eq 1 ] && grep -qx "vdx: concept label: no concept named 'doomed'" "$tmp/err" \
+    && ok "labelling a deleted concept is refused" || not_ok "deleted concept: rc $rc: $(cat "$tmp/err")"
+"$vdx" concept next dogs --mode sideways $C > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "mode is nearest, boundary or random, not 'sideways'" "$tmp/err" \
+    && ok "bad --mode is a usage error" || not_ok "bad mode: rc $rc"
+"$vdx" concept --help > "$tmp/help" 2>&1
+check "--help" grep -q "usage: vdx concept <command>" "$tmp/help"
+"$vdx" concept list $C > "$tmp/list" 2>&1
+check "list shows both concepts" test "$(grep -c '"name":' "$tmp/list")" -eq 2
+
+[ "$failures" -eq 0 ]

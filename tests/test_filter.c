@@ -1,0 +1,269 @@
+/* The `where` filter parser: what it accepts, how it renders for SQLite (values as
+ * parameters) and ClickHouse (escaped literals), what it refuses and where (byte
+ * offsets), and what the SQLite rendering selects when run. Injection attempts are
+ * among the cases. */
+#include <sqlite3.h>
+
+#include "store/filter.h"
+#include "test.h"
+
+static const vdx_filter_column columns[] = {
+    {"id", VDX_COLUMN_TEXT},       {"width", VDX_COLUMN_INTEGER},
+    {"photo_featured", VDX_COLUMN_TEXT}, {"odd name", VDX_COLUMN_TEXT},
+    {"score", VDX_COLUMN_TEXT},    {"we`ird", VDX_COLUMN_TEXT},
+};
+#define N_COLUMNS ((int)(sizeof columns / sizeof columns[0]))
+
+static char *render(const char *text, int clickhouse, vdx_error *err)
+{
+    vdx_filter *f = vdx_filter_parse(text, columns, N_COLUMNS, err);
+    if (!f)
+        return NULL;
+    char *out = clickhouse ? vdx_filter_to_clickhouse(f, err) : vdx_filter_to_sqlite(f, 1, err);
+    vdx_filter_free(f);
+    return out;
+}
+
+TEST(renders_for_sqlite)
+{
+    struct { const char *in, *out; } cases[] = {
+        {"photo_featured = 't'", "(\"photo_featured\" = ?1)"},
+        {"width > 10 AND score >= 2.5", "((\"width\" > ?1) AND (vdx_number(\"score\") >= ?2))"},
+        {"\"odd name\" <> 'x' OR NOT id IN ('a','b')",
+         "((\"odd name\" <> ?1) OR (NOT (\"id\" IN (?2, ?3))))"},
+        {"score BETWEEN -1 AND 1e3", "(vdx_number(\"score\") BETWEEN ?1 AND ?2)"},
+        {"lower(id) LIKE 'a%' AND width IS NOT NULL",
+         "((lower(\"id\") LIKE ?1) AND (\"width\" IS NOT NULL))"},
+        {"ID == 'a' or Width != 3 and not score is null",
+         "((\"id\" = ?1) OR ((\"width\" <> ?2) AND (NOT (\"score\" IS NULL))))"},
+        {"score NOT IN (1, 2) AND id NOT LIKE '%x' AND width NOT BETWEEN 1 AND 2",
+         "(((vdx_number(\"score\") NOT IN (?1, ?2)) AND (\"id\" NOT LIKE ?3)) AND (\"width\" "
+         "NOT BETWEEN ?4 AND ?5))"},
+        {"  (  ( id = '日本' ) )  ", "(\"id\" = ?1)"},
+        {"length(UPPER(id)) > 3", "(length(upper(\"id\")) > ?1)"},
+        {"score = '7'", "(\"score\" = ?1)"},
+        {"1 = 1", "(?1 = ?2)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vdx_error err = {{0}};
+        char *out = render(cases[i].in, 0, &err);
+        CHECK(out && strcmp(out, cases[i].out) == 0, "%s\n      got      %s\n      expected %s",
+              cases[i].in, out ? out : err.message, cases[i].out);
+        free(out);
+    }
+}
+
+TEST(renders_for_clickhouse)
+{
+    struct { const char *in, *out; } cases[] = {
+        {"photo_featured = 't'", "(`photo_featured` = 't')"},
+        /* the id "a1\' OR 1=1 --", written as SQL with the quote doubled */
+        {"id = 'a1\\'' OR 1=1 --'", "(`id` = 'a1\\\\\\' OR 1=1 --')"},
+        {"id = 'line\nbreak\ttab\rcr'", "(`id` = 'line\\nbreak\\ttab\\rcr')"},
+        {"score > 5 AND width <> 3", "((toFloat64OrNull(`score`) > 5) AND (`width` != 3))"},
+        {"lower(id) LIKE 'x%' OR length(id) BETWEEN 1 AND 2.5",
+         "((lowerUTF8(`id`) LIKE 'x%') OR (lengthUTF8(`id`) BETWEEN 1 AND 2.5))"},
+        {"\"we`ird\" IS NULL AND \"odd name\" IN ('a', 'b''c')",
+         "((`we\\`ird` IS NULL) AND (`odd name` IN ('a', 'b\\'c')))"},
+        {"score IN (-1, .5)", "(toFloat64OrNull(`score`) IN (-1, .5))"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vdx_error err = {{0}};
+        char *out = render(cases[i].in, 1, &err);
+        CHECK(out && strcmp(out, cases[i].out) == 0, "%s\n      got      %s\n      expected %s",
+              cases[i].in, out ? out : err.message, cases[i].out);
+        free(out);
+    }
+}
+
+TEST(clickhouse_quoting)
+{
+    struct { const char *in, *out; } cases[] = {
+        {"O'Brien", "'O\\'Brien'"},
+        {"back\\slash", "'back\\\\slash'"},
+        {"a1\\' OR 1=1 --", "'a1\\\\\\' OR 1=1 --'"},
+        {"\\'", "'\\\\\\''"},
+        {"café ☕", "'café ☕'"},
+        {"", "''"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = vdx_clickhouse_quote_string(cases[i].in);
+        CHECK(out && strcmp(out, cases[i].out) == 0, "%s → %s, expected %s", cases[i].in,
+              out ? out : "NULL", cases[i].out);
+        free(out);
+    }
+    char *id = vdx_clickhouse_quote_identifier("a`b\\c");
+    CHECK(id && strcmp(id, "`a\\`b\\\\c`") == 0, "identifier %s", id ? id : "NULL");
+    free(id);
+}
+
+TEST(refuses_with_byte_offsets)
+{
+    struct { const char *in, *message; } cases[] = {
+        {"id = 1;", "where: ';' at byte 6 is not allowed: a filter is one expression"},
+        {"photo_featured = 't'; DROP TABLE items",
+         "where: ';' at byte 20 is not allowed: a filter is one expression"},
+        {"1=1 --", "where: comments are not allowed ('--' at byte 4)"},
+        {"id = 'a' /**/", "where: comments are not allowed ('/*' at byte 9)"},
+        {"id = 'a1\\' OR 1=1 --'", "where: comments are not allowed ('--' at byte 18)"},
+        {"id = ", "where: expected a column, string or number at byte 5, found the end of the "
+                  "filter"},
+        {"(id = 'a'", "where: expected ')' at byte 9, found the end of the filter"},
+        {"id = 'a' id = 'b'", "where: unexpected 'id' at byte 9 after a complete expression"},
+        {"id = 'a' UNION SELECT 1",
+         "where: unexpected 'UNION' at byte 9 after a complete expression"},
+        {"id ! 'a'", "where: unexpected '!' at byte 3 (did you mean '!='?)"},
+        {"id IN ('a', 1)", "where: the IN list mixes strings and numbers (byte 12)"},
+        {"id IN ()", "where: expected a string or number in the IN list at byte 7, found ')'"},
+        {"id IN (SELECT id FROM items)", "where: subqueries are not allowed (SELECT at byte 7)"},
+        {"id = (SELECT 1)", "where: expected a column, string or number at byte 5, found '(' "
+                            "(subexpressions go around conditions, not values)"},
+        {"id = x'00'", "where: unknown column 'x' at byte 5 (columns: id, width, "
+                       "photo_featured, odd name, score, we`ird)"},
+        {"id = \"t\"", "where: unknown column 't' at byte 5 (columns: id, width, "
+                       "photo_featured, odd name, score, we`ird); strings take single quotes"},
+        {"id = NULL", "where: NULL at byte 5 is not a value: use IS NULL / IS NOT NULL"},
+        {"id = 1abc", "where: malformed number at byte 5"},
+        {"load_extension('x') = 1",
+         "where: function 'load_extension' at byte 0 is not allowed (allowed: lower, upper, "
+         "length)"},
+        {"id = ?", "where: '?' at byte 5 is not allowed in a filter"},
+        {"id = :x", "where: ':' at byte 5 is not allowed in a filter"},
+        {"id = 'a' || 'b'", "where: '|' at byte 9 is not allowed in a filter"},
+        {"idé = 1", "where: unexpected character at byte 2 (text outside quotes must be ASCII)"},
+        {"id = 'open", "where: string starting at byte 5 is not closed"},
+        {"\"open = 1", "where: quoted name starting at byte 0 is not closed"},
+        {"id", "where: expected a comparison (=, <>, <, IN, LIKE, IS NULL, BETWEEN...) at byte "
+               "2, found the end of the filter"},
+        {"id IS 'a'", "where: expected NULL after IS at byte 6, found ''a''"},
+        {"width BETWEEN 1 OR 2", "where: expected AND in BETWEEN at byte 16, found 'OR'"},
+        {"id NOT = 'a'", "where: expected IN, LIKE or BETWEEN after NOT at byte 7, found '='"},
+        {"", "where: empty filter"},
+        {"   ", "where: empty filter"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vdx_error err = {{0}};
+        vdx_filter *f = vdx_filter_parse(cases[i].in, columns, N_COLUMNS, &err);
+        CHECK(!f, "accepted: %s", cases[i].in);
+        CHECK(strcmp(err.message, cases[i].message) == 0,
+              "%s\n      got      %s\n      expected %s", cases[i].in, err.message,
+              cases[i].message);
+        vdx_filter_free(f);
+    }
+}
+
+TEST(deep_nesting_refused)
+{
+    char text[2100];
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+        text[n++] = '(';
+    strcpy(text + n, "id = 'a'");
+    vdx_error err = {{0}};
+    vdx_filter *f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+    CHECK(!f && strstr(err.message, "nested too deeply"), "%s", err.message);
+    vdx_filter_free(f);
+    n = 0;
+    for (int i = 0; i < 1000; i++) {
+        memcpy(text + n, "NOT ", 4);
+        n += 4;
+        if (n > 2000)
+            break;
+    }
+    strcpy(text + n, "id = 'a'");
+    f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+    CHECK(!f && strstr(err.message, "nested too deeply"), "%s", err.message);
+    vdx_filter_free(f);
+    f = vdx_filter_parse("NOT NOT (NOT id = 'a')", columns, N_COLUMNS, &err);
+    CHECK(f, "a little nesting: %s", err.message);
+    vdx_filter_free(f);
+}
+
+/* Runs a filter on a small SQLite table and returns the ids it selects, "a,b,...". */
+static int select_ids(sqlite3 *db, const char *where, char *out, size_t size)
+{
+    vdx_error err = {{0}};
+    vdx_filter *f = vdx_filter_parse(where, columns, N_COLUMNS, &err);
+    if (!f) {
+        snprintf(out, size, "error: %s", err.message);
+        return -1;
+    }
+    char *expr = vdx_filter_to_sqlite(f, 1, &err);
+    char *sql = sqlite3_mprintf("SELECT id FROM t WHERE %s ORDER BY id", expr);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+    sqlite3_free(sql);
+    free(expr);
+    if (rc != SQLITE_OK || vdx_filter_bind_sqlite(f, stmt, 1, &err) != 0) {
+        snprintf(out, size, "error: %s", rc != SQLITE_OK ? sqlite3_errmsg(db) : err.message);
+        sqlite3_finalize(stmt);
+        vdx_filter_free(f);
+        return -1;
+    }
+    out[0] = 0;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s", len ? "," : "", sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    vdx_filter_free(f);
+    return 0;
+}
+
+TEST(sqlite_semantics)
+{
+    sqlite3 *db;
+    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
+    vdx_error err = {{0}};
+    REQUIRE(vdx_filter_register_sqlite(db, &err) == 0, "%s", err.message);
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, "
+                         "\"odd name\" TEXT, score TEXT, \"we`ird\" TEXT);"
+                         "INSERT INTO t VALUES ('a', 100, 't', 'x', '10', NULL),"
+                         "('b', 2000, 'f', 'O''Brien', '9.5', 'w'),"
+                         "('c', NULL, 't', 'a1\\'' OR 1=1 --', ' 7 ', NULL),"
+                         "('d', 5, 'f', 'café', '0x10', NULL),"
+                         "('e', 6, 't', '', 'inf', NULL),"
+                         "('f', 7, 'f', NULL, '1e3', NULL),"
+                         "('g', 8, 't', NULL, '', NULL);",
+                         NULL, NULL, NULL) == SQLITE_OK,
+            "%s", sqlite3_errmsg(db));
+    struct { const char *where, *ids; } cases[] = {
+        {"photo_featured = 't'", "a,c,e,g"},
+        {"score > 9", "a,b,f"},  /* numeric: '10' > 9 although '10' < '9' as text */
+        {"score < 100", "a,b,c"}, /* ' 7 ' is 7; '0x10', 'inf', '' are not numbers */
+        {"score = '10'", "a"},
+        {"score BETWEEN 7 AND 10", "a,b,c"},
+        {"score IN (10, 1000)", "a,f"},
+        {"\"odd name\" = 'O''Brien'", "b"},
+        {"\"odd name\" = 'a1\\'' OR 1=1 --'", "c"},
+        {"\"odd name\" = 'café'", "d"},
+        {"\"odd name\" IS NULL", "f,g"},
+        {"\"odd name\" = ''", "e"},
+        {"width >= 100 OR width IS NULL", "a,b,c"},
+        {"NOT (photo_featured = 't') AND width < 1000", "d,f"},
+        {"lower(\"odd name\") LIKE 'o%'", "b"},
+        {"length(\"odd name\") = 4", "d"},
+        {"\"we`ird\" IS NOT NULL", "b"},
+        {"id NOT IN ('a', 'b', 'c') AND id <> 'g'", "d,e,f"},
+        {"1 = 1 AND id = 'a'", "a"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char got[256];
+        select_ids(db, cases[i].where, got, sizeof got);
+        CHECK(strcmp(got, cases[i].ids) == 0, "%s: %s, expected %s", cases[i].where, got,
+              cases[i].ids);
+    }
+    sqlite3_close(db);
+}
+
+int main(void)
+{
+    RUN(renders_for_sqlite);
+    RUN(renders_for_clickhouse);
+    RUN(clickhouse_quoting);
+    RUN(refuses_with_byte_offsets);
+    RUN(deep_nesting_refused);
+    RUN(sqlite_semantics);
+    return test_summary("filter");
+}
