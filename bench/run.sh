@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds the release tree and runs every benchmark program under build/release/bench/,
-# printing each one's output under a heading. Benchmarks print numbers, never pass/fail;
+# printing each one's output under a heading. A program with a wrapper script
+# bench/NAME.sh (one that starts a server first, say) is run through the script. Benchmarks print numbers, never pass/fail;
 # arguments after `--` are passed to every benchmark (e.g. `sh bench/run.sh -- --threads 1`).
 # Usage: sh bench/run.sh [NAME...] [-- ARGS...]   (default: all benchmarks)
 set -u
@@ -25,6 +26,10 @@ for b in build/release/bench/*; do
     fi
     echo
     echo "== $name"
-    "$b" "$@" || { echo "bench: $name exited with status $?"; status=1; }
+    if [ -f "bench/$name.sh" ]; then
+        BUILD=build/release sh "bench/$name.sh" "$@"
+    else
+        "$b" "$@"
+    fi || { echo "bench: $name exited with status $?"; status=1; }
 done
 exit $status
