@@ -273,6 +273,15 @@ TEST(text_features_from_text)
     check_text_features(dir, "fixtures/golden/clip-tiny", 1);
 }
 
+/* The same golden numbers from the portable streaming kernel (no AVX2). */
+TEST(text_features_portable_kernel)
+{
+    NEED_SHARED(dir, "fixtures/clip-tiny");
+    setenv("VDX_CLIP_KERNEL", "portable", 1);
+    check_text_features(dir, "fixtures/golden/clip-tiny", 0);
+    unsetenv("VDX_CLIP_KERNEL");
+}
+
 TEST(text_features_f16)
 {
     NEED_SHARED(dir, "fixtures/clip-tiny-f16");
@@ -618,6 +627,7 @@ int main(void)
     RUN(image_features_f16);
     RUN(text_features_from_ids);
     RUN(text_features_from_text);
+    RUN(text_features_portable_kernel);
     RUN(text_features_f16);
     RUN(batch_equals_one_by_one);
     RUN(concurrent_use_is_identical);

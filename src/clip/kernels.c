@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vdx/common.h"
 
@@ -173,9 +174,13 @@ __attribute__((target("avx2,fma"))) static void streaming_rows_avx2(const stream
         streaming_rows_portable(job, c, end);
 }
 
+/* The AVX2 kernel when the CPU has it, unless $VDX_CLIP_KERNEL=portable (the golden
+ * tests run both). */
 static int use_avx2(void)
 {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const char *forced = getenv("VDX_CLIP_KERNEL");
+    return !(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
 }
 
 /* A parallel_for slice of 4-row groups. */
