@@ -258,11 +258,15 @@ int main(int argc, char **argv)
     measure("search: k=9, 500 ids excluded", "POST", "/api/search", exclude, reps);
     measure("search: k=48, page 3, where group = '1'", "POST", "/api/search",
             "{\"like\":\"item-0\",\"k\":48,\"offset\":96,\"where\":\"group = '1'\"}", reps);
+    r = call("POST", "/api/concepts/bench/train", "{}");
+    free(r.body);
+    measure("evaluate after round 1: histogram + 5-fold CV", "GET", "/api/concepts/bench/evaluate", NULL,
+            reps < 10 ? reps : 10);
     measure("train (500 labels) + next 9 candidates", "POST", "/api/concepts/bench/train",
             "{\"next\":{\"mode\":\"nearest\",\"k\":9}}", reps);
     measure("candidates: nearest, k=9", "GET", "/api/concepts/bench/candidates?k=9", NULL, reps);
     measure("candidates: boundary, k=9", "GET", "/api/concepts/bench/candidates?mode=boundary&k=9", NULL, reps);
-    measure("evaluate: histogram + cross-validation", "GET", "/api/concepts/bench/evaluate", NULL, reps);
+    measure("evaluate after the rounds above", "GET", "/api/concepts/bench/evaluate", NULL, reps < 5 ? reps : 5);
     measure("browse above threshold, top 48", "GET", "/api/concepts/bench/scores?top=48", NULL, reps);
     measure("item detail + 8 neighbours", "GET", "/api/items/item-17", NULL, reps);
     measure("the page (index.html)", "GET", "/", NULL, reps);

@@ -1,7 +1,8 @@
 /* libFuzzer target: vdx_image_decode on arbitrary bytes (every format, chosen by the
  * input's magic bytes), then CLIP preprocessing and a thumbnail of whatever decodes.
  * Any crash, sanitizer report or leak is a bug; a clean error message is the expected
- * outcome for nearly every input. Build and run: see docs/testing.md (make fuzz). */
+ * outcome for nearly every input. Build and run: see docs/testing.md (make fuzz).
+ * FUZZ_SOURCES: src/common/common.c src/image/bmp.c src/image/decode.c src/image/exif.c src/image/gif.c src/image/jpeg.c src/image/png.c src/image/preprocess.c src/image/resample.c src/image/thumbnail.c src/image/webp.c */
 #include "vdx/image.h"
 
 #include <stdlib.h>

@@ -2,7 +2,8 @@
  * reader, the legacy-stream preamble and storage-key-list readers, and the tensor table
  * built over a state dict (strides, offsets, contiguous copies), with the input itself
  * standing in as every storage. Nothing may crash, leak or read outside the buffer.
- * Built by scripts/build-fuzz.sh. */
+ * Built by scripts/build-fuzz.sh.
+ * FUZZ_SOURCES: src/common/common.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
 #include <stdlib.h>
 #include <string.h>
 

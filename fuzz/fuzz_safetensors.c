@@ -1,7 +1,8 @@
 /* libFuzzer target for the safetensors header parser (src/clip/safetensors.c): any byte
  * string must either be refused with a message or give tensors that lie inside the
  * buffer; every accepted float tensor is read back through vdx_weights_get_f32 so ASan
- * sees each byte the table claims. Built by scripts/build-fuzz.sh. */
+ * sees each byte the table claims. Built by scripts/build-fuzz.sh.
+ * FUZZ_SOURCES: src/common/common.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,29 +1,55 @@
 #!/bin/sh
-# Builds the libFuzzer targets fuzz/fuzz_*.c with clang (-fsanitize=fuzzer,address,undefined)
-# into build/fuzz/, with seed corpora made from ../shared/fixtures, and optionally runs
-# them:  scripts/build-fuzz.sh [SECONDS]   (runs each target that long when given)
+# Builds every libFuzzer target fuzz/fuzz_*.c with clang (-fsanitize=fuzzer,address,undefined)
+# into build/fuzz/, with the library sources its header comment names compiled the same
+# way, writes seed corpora from ../shared/fixtures, and optionally runs each target:
+#   scripts/build-fuzz.sh [SECONDS]
 # Installs Debian's clang when it is missing. See docs/testing.md, section Fuzzing.
-set -eu
+set -euf
 cd "$(dirname "$0")/.."
 if ! command -v clang >/dev/null 2>&1; then
     echo "+ apt-get install -y clang"
     apt-get install -y clang
 fi
 out=build/fuzz
-mkdir -p "$out"
-pkgs="libcjson libzip libcrypto"
-lib_src="src/common/common.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c
-         src/clip/torch_zip.c src/clip/torch_legacy.c"
-for target in fuzz/fuzz_*.c; do
+mkdir -p "$out/obj"
+pkgs="openblas libjpeg libpng libwebp libwebpdemux libgif libutf8proc libcjson sqlite3 libcurl
+      libmicrohttpd libzip zlib libcrypto"
+# shellcheck disable=SC2086
+cflags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+        -Iinclude -Isrc $(pkg-config --cflags $pkgs)"
+# shellcheck disable=SC2086
+libs="$(pkg-config --libs $pkgs) -lm -pthread"
+
+# A target names the library sources it needs in its header comment (a FUZZ_SOURCES line
+# or the clang command it documents): those are compiled with the fuzzing flags, so one
+# module that clang cannot build does not stop the other modules' fuzzers.
+newest_header=$(set +f; ls -t include/vdx/*.h src/*/*.h | head -n 1)
+set +f
+targets=$(ls fuzz/fuzz_*.c)
+set -f
+for target in $targets; do
     name=$(basename "$target" .c)
-    echo "+ clang $target -> $out/$name"
-    # shellcheck disable=SC2046,SC2086
-    clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=undefined -Iinclude -Isrc $(pkg-config --cflags $pkgs) \
-        "$target" $lib_src -o "$out/$name" $(pkg-config --libs $pkgs) -lm -pthread
+    sources=$(grep -o 'src/[A-Za-z0-9_/]*\.c' "$target" | sort -u)
+    if [ -z "$sources" ]; then
+        echo "$target: names no library sources (src/MODULE/FILE.c) in its header comment" >&2
+        exit 1
+    fi
+    objects=
+    for src in $sources; do
+        obj=$out/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')
+        if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_header" -nt "$obj" ]; then
+            echo "+ clang -c $src"
+            # shellcheck disable=SC2086
+            clang $cflags -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+        fi
+        objects="$objects $obj"
+    done
+    echo "+ clang -fsanitize=fuzzer $target -> $out/$name"
+    # shellcheck disable=SC2086
+    clang $cflags -fsanitize=fuzzer "$target" $objects $libs -o "$out/$name"
 done
 
-# Seeds: a small valid safetensors file and the clip-tiny pickles.
+# Seeds for the checkpoint readers: a small valid safetensors file and the clip-tiny pickles.
 shared=${VDX_SHARED:-../shared}/fixtures/clip-tiny
 mkdir -p "$out/corpus/safetensors" "$out/corpus/pickle"
 header='{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F16","shape":[1,2],"data_offsets":[8,12]},"__metadata__":{"format":"pt"}}'
@@ -40,12 +66,23 @@ if [ -f "$shared/pytorch_model.legacy.bin" ]; then
     tail -c +138 "$shared/pytorch_model.legacy.bin" | head -c 10308 > "$out/corpus/pickle/legacy-state-dict.pkl"
 fi
 
+# Image seeds: the small fixture images, one or more per format.
+mkdir -p "$out/corpus/image"
+for f in odd_225x301.jpg gray_500x375.jpg exif_orient6_600x400.jpg small_100x80.png \
+         palette_320x240.png gray16_200x150.png gif_256x200.gif tall_300x1500.webp; do
+    if [ -f "$shared/../golden/clip-tiny/images/$f" ]; then
+        cp "$shared/../golden/clip-tiny/images/$f" "$out/corpus/image/"
+    fi
+done
+
 if [ $# -ge 1 ]; then
-    for target in fuzz/fuzz_*.c; do
+    export VDX_TOKENIZER_DIR="${VDX_TOKENIZER_DIR:-$shared}"
+    for target in $targets; do
         name=$(basename "$target" .c)
         corpus=$out/corpus/${name#fuzz_}
+        mkdir -p "$corpus"
         echo "+ $out/$name -max_total_time=$1 $corpus"
-        "$out/$name" -max_total_time="$1" -max_len=65536 -rss_limit_mb=1024 \
+        "$out/$name" -max_total_time="$1" -max_len=65536 -rss_limit_mb=2048 \
             -print_final_stats=1 "$corpus" 2>&1 | tail -15
     done
 fi

@@ -11,9 +11,13 @@ action=${1:-}; dir=${2:-}
 server=$(command -v clickhouse-server || true)
 [ -n "$server" ] || { [ -x /usr/sbin/clickhouse-server ] && server=/usr/sbin/clickhouse-server; } || true
 
-free_port() { # a loopback TCP port nobody listens on
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null ||
-        awk 'BEGIN{srand(); print 20000 + int(rand()*20000)}'
+free_port() { # a loopback TCP port nobody listens on (curl exit 7: connection refused)
+    while :; do
+        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
+        rc=0
+        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/" 2>/dev/null || rc=$?
+        if [ $rc -eq 7 ]; then echo "$p"; return; fi
+    done
 }
 
 case "$action" in

@@ -60,12 +60,12 @@ TEST(renders_for_clickhouse)
         /* the id "a1\' OR 1=1 --", written as SQL with the quote doubled */
         {"id = 'a1\\'' OR 1=1 --'", "(`id` = 'a1\\\\\\' OR 1=1 --')"},
         {"id = 'line\nbreak\ttab\rcr'", "(`id` = 'line\\nbreak\\ttab\\rcr')"},
-        {"score > 5 AND width <> 3", "((toFloat64OrNull(`score`) > 5) AND (`width` != 3))"},
+        {"score > 5 AND width <> 3", "((toFloat64OrNull(replaceRegexpAll(if(match(`score`, '^[ \\t]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[ \\t]*$'), `score`, ''), '^[ \\t]*[+]?|[ \\t]*$', '')) > 5) AND (`width` != 3))"},
         {"lower(id) LIKE 'x%' OR length(id) BETWEEN 1 AND 2.5",
-         "((lowerUTF8(`id`) LIKE 'x%') OR (lengthUTF8(`id`) BETWEEN 1 AND 2.5))"},
+         "((lower(lowerUTF8(`id`)) LIKE lower('x%')) OR (lengthUTF8(`id`) BETWEEN 1 AND 2.5))"},
         {"\"we`ird\" IS NULL AND \"odd name\" IN ('a', 'b''c')",
          "((`we\\`ird` IS NULL) AND (`odd name` IN ('a', 'b\\'c')))"},
-        {"score IN (-1, .5)", "(toFloat64OrNull(`score`) IN (-1, .5))"},
+        {"score IN (-1, .5)", "(toFloat64OrNull(replaceRegexpAll(if(match(`score`, '^[ \\t]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[ \\t]*$'), `score`, ''), '^[ \\t]*[+]?|[ \\t]*$', '')) IN (-1, .5))"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         vdx_error err = {{0}};

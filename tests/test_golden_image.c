@@ -186,6 +186,8 @@ struct png_spec {
     int palette_size;
     const uint8_t *exif;
     int exif_size;
+    png_text *texts;
+    int text_count;
 };
 
 static struct mem_buffer png_encode(const struct png_spec *s)
@@ -206,6 +208,8 @@ static struct mem_buffer png_encode(const struct png_spec *s)
         png_set_PLTE(png, info, s->palette, s->palette_size);
     if (s->exif)
         png_set_eXIf_1(png, info, s->exif_size, (png_bytep)s->exif);
+    if (s->texts)
+        png_set_text(png, info, s->texts, s->text_count);
     png_write_info(png, info);
     int channels = s->color_type == PNG_COLOR_TYPE_RGB         ? 3
                    : s->color_type == PNG_COLOR_TYPE_RGB_ALPHA  ? 4
@@ -339,48 +343,91 @@ static int exif_block(uint8_t out[64], int orientation)
     return 26;
 }
 
+/* 3x2 grey image: pixel value = 10*(y*3+x+1).
+ *   a b c      a=10 b=20 c=30
+ *   d e f      d=40 e=50 f=60
+ * Expected layouts after Pillow's exif_transpose, row by row. */
+static const uint8_t orientation_source[6] = {10, 20, 30, 40, 50, 60};
+static const struct {
+    int w, h;
+    uint8_t v[6];
+} oriented[9] = {
+    {0, 0, {0}},
+    {3, 2, {10, 20, 30, 40, 50, 60}}, /* 1 as stored */
+    {3, 2, {30, 20, 10, 60, 50, 40}}, /* 2 mirrored */
+    {3, 2, {60, 50, 40, 30, 20, 10}}, /* 3 rotated 180 */
+    {3, 2, {40, 50, 60, 10, 20, 30}}, /* 4 flipped */
+    {2, 3, {10, 40, 20, 50, 30, 60}}, /* 5 transposed */
+    {2, 3, {40, 10, 50, 20, 60, 30}}, /* 6 rotated 90 clockwise */
+    {2, 3, {60, 30, 50, 20, 40, 10}}, /* 7 transversed */
+    {2, 3, {30, 60, 20, 50, 10, 40}}, /* 8 rotated 90 counter-clockwise */
+};
+
+/* Encodes the 3x2 source with the given metadata, decodes it, compares with the
+ * layout of orientation `want`. */
+static void check_png_orientation(const char *label, const uint8_t *exif, int exif_size,
+                                  png_text *texts, int text_count, int want)
+{
+    struct png_spec spec = {.width = 3, .height = 2, .depth = 8, .color_type = PNG_COLOR_TYPE_GRAY,
+                            .samples = orientation_source, .exif = exif, .exif_size = exif_size,
+                            .texts = texts, .text_count = text_count};
+    struct mem_buffer png = png_encode(&spec);
+    vdx_image img;
+    vdx_error err;
+    int rc = vdx_image_decode(png.data, png.size, label, &img, &err);
+    free(png.data);
+    CHECK(rc == 0, "%s: %s", label, err.message);
+    if (rc)
+        return;
+    int same = img.width == oriented[want].w && img.height == oriented[want].h;
+    for (int i = 0; same && i < 6; i++)
+        same = img.rgb[3 * i] == oriented[want].v[i];
+    CHECK(same, "%s: got %dx%d %d %d %d %d %d %d, want orientation %d", label, img.width,
+          img.height, img.rgb[0], img.rgb[3], img.rgb[6], img.rgb[9], img.rgb[12], img.rgb[15],
+          want);
+    vdx_image_free(&img);
+}
+
 TEST(exif_orientation_all_eight)
 {
-    /* 3x2 image: pixel value = 10*(y*3+x+1) in every channel.
-     *   a b c      a=10 b=20 c=30
-     *   d e f      d=40 e=50 f=60
-     * Expected layouts after Pillow's exif_transpose, row by row. */
-    static const struct {
-        int w, h;
-        uint8_t v[6];
-    } want[9] = {
-        {0, 0, {0}},
-        {3, 2, {10, 20, 30, 40, 50, 60}}, /* 1 as stored */
-        {3, 2, {30, 20, 10, 60, 50, 40}}, /* 2 mirrored */
-        {3, 2, {60, 50, 40, 30, 20, 10}}, /* 3 rotated 180 */
-        {3, 2, {40, 50, 60, 10, 20, 30}}, /* 4 flipped */
-        {2, 3, {10, 40, 20, 50, 30, 60}}, /* 5 transposed */
-        {2, 3, {40, 10, 50, 20, 60, 30}}, /* 6 rotated 90 clockwise */
-        {2, 3, {60, 30, 50, 20, 40, 10}}, /* 7 transversed */
-        {2, 3, {30, 60, 20, 50, 10, 40}}, /* 8 rotated 90 counter-clockwise */
-    };
-    uint8_t grey[6] = {10, 20, 30, 40, 50, 60};
     for (int o = 1; o <= 8; o++) {
         uint8_t exif[64];
-        struct png_spec spec = {.width = 3, .height = 2, .depth = 8, .color_type = PNG_COLOR_TYPE_GRAY,
-                                .samples = grey};
-        spec.exif = exif;
-        spec.exif_size = exif_block(exif, o);
-        struct mem_buffer png = png_encode(&spec);
-        vdx_image img;
-        vdx_error err;
-        int rc = vdx_image_decode(png.data, png.size, "exif.png", &img, &err);
-        free(png.data);
-        CHECK(rc == 0, "orientation %d: %s", o, err.message);
-        if (rc)
-            continue;
-        int same = img.width == want[o].w && img.height == want[o].h;
-        for (int i = 0; same && i < 6; i++)
-            same = img.rgb[3 * i] == want[o].v[i];
-        CHECK(same, "orientation %d: got %dx%d %d %d %d %d %d %d", o, img.width, img.height,
-              img.rgb[0], img.rgb[3], img.rgb[6], img.rgb[9], img.rgb[12], img.rgb[15]);
-        vdx_image_free(&img);
+        char label[32];
+        snprintf(label, sizeof label, "eXIf orientation %d", o);
+        check_png_orientation(label, exif, exif_block(exif, o), NULL, 0, o);
     }
+}
+
+TEST(png_orientation_from_raw_profile_and_xmp)
+{
+    /* ImageMagick's raw profile text (zTXt): "\nexif\n  LENGTH\n" + hex lines */
+    uint8_t block[64];
+    const int n = exif_block(block, 6);
+    char profile[512];
+    int len = snprintf(profile, sizeof profile, "\nexif\n      %d\n457869660000", n + 6);
+    for (int i = 0; i < n; i++)
+        len += snprintf(profile + len, sizeof profile - len, "%s%02x", i % 16 == 10 ? "\n" : "",
+                        block[i]);
+    png_text raw = {.compression = PNG_TEXT_COMPRESSION_zTXt,
+                    .key = "Raw profile type exif",
+                    .text = profile,
+                    .text_length = strlen(profile)};
+    check_png_orientation("raw profile", NULL, 0, &raw, 1, 6);
+
+    /* XMP in iTXt, element form; the first attribute-like match wins */
+    char xmp[] = "<x:xmpmeta><rdf:Description tiff:Orientation='5'>"
+                 "<tiff:Orientation>8</tiff:Orientation></rdf:Description></x:xmpmeta>";
+    png_text itxt = {.compression = PNG_ITXT_COMPRESSION_NONE,
+                     .key = "XML:com.adobe.xmp",
+                     .text = xmp,
+                     .itxt_length = strlen(xmp),
+                     .lang = "",
+                     .lang_key = ""};
+    check_png_orientation("xmp", NULL, 0, &itxt, 1, 8);
+
+    /* an EXIF orientation tag, even 1, takes precedence over XMP */
+    uint8_t exif[64];
+    check_png_orientation("exif over xmp", exif, exif_block(exif, 1), &itxt, 1, 1);
 }
 
 /* ---- BMP variants written by the test ---- */
@@ -587,6 +634,86 @@ TEST(gif_first_frame_transparency_and_uncovered_area)
     vdx_image_free(&img);
 }
 
+/* ---- animated WebP built around a fixture's still frame ---- */
+
+static void put24(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+}
+
+TEST(webp_animation_first_frame_on_black_canvas)
+{
+    /* The 'VP8 ' chunk of a still WebP becomes frame 1 of an animation, placed at (2, 4)
+     * on a canvas 4 pixels wider and 6 taller, followed by a second frame. Pillow's
+     * WebPAnimDecoder path gives the frame's pixels inside it and transparent black,
+     * i.e. black after convert("RGB"), around it. */
+    NEED_SHARED(path, GOLDEN "/images/tall_300x1500.webp");
+    size_t size;
+    uint8_t *still = read_all(path, &size);
+    REQUIRE(still && size > 20 && !memcmp(still + 12, "VP8 ", 4), "not a simple lossy WebP");
+    const uint32_t chunk_size = (uint32_t)(8 + still[16] + (still[17] << 8) + (still[18] << 16) +
+                                           ((uint32_t)still[19] << 24));
+    const uint32_t padded = chunk_size + (chunk_size & 1);
+    REQUIRE(12 + padded <= size, "chunk size");
+    const int fw = 300, fh = 1500, cw = fw + 4, ch = fh + 6;
+    const size_t anmf_payload = 16 + padded;
+    const size_t total = 12 + (8 + 10) + (8 + 6) + 2 * (8 + anmf_payload);
+    uint8_t *anim = calloc(1, total);
+    uint8_t *p = anim;
+    memcpy(p, "RIFF", 4);
+    put32(p + 4, (uint32_t)(total - 8));
+    memcpy(p + 8, "WEBP", 4);
+    p += 12;
+    memcpy(p, "VP8X", 4);
+    put32(p + 4, 10);
+    p[8] = 0x02; /* animation */
+    put24(p + 12, cw - 1);
+    put24(p + 15, ch - 1);
+    p += 18;
+    memcpy(p, "ANIM", 4);
+    put32(p + 4, 6);
+    memcpy(p + 8, "\x10\x20\x30\xff", 4); /* a background colour the decoder must not use */
+    p += 14;
+    for (int frame = 0; frame < 2; frame++) {
+        memcpy(p, "ANMF", 4);
+        put32(p + 4, (uint32_t)anmf_payload);
+        put24(p + 8, frame ? 0 : 1);  /* x offset / 2 */
+        put24(p + 11, frame ? 0 : 2); /* y offset / 2 */
+        put24(p + 14, fw - 1);
+        put24(p + 17, fh - 1);
+        put24(p + 20, 100);
+        p[23] = 0x02; /* no blending */
+        memcpy(p + 24, still + 12, chunk_size);
+        p += 8 + anmf_payload;
+    }
+    vdx_image frame_img, still_img;
+    vdx_error err;
+    int rc = vdx_image_decode(anim, total, "anim.webp", &frame_img, &err);
+    free(anim);
+    CHECK(rc == 0, "%s", err.message);
+    if (rc == 0 && vdx_image_decode(still, size, "still.webp", &still_img, &err) == 0) {
+        CHECK(frame_img.width == cw && frame_img.height == ch, "canvas %dx%d", frame_img.width,
+              frame_img.height);
+        int outside = 0, inside = 0;
+        for (int y = 0; y < ch && frame_img.width == cw; y++)
+            for (int x = 0; x < cw; x++) {
+                const uint8_t *got = frame_img.rgb + ((size_t)y * cw + x) * 3;
+                if (x >= 2 && x < 2 + fw && y >= 4 && y < 4 + fh)
+                    inside += memcmp(got, still_img.rgb + ((size_t)(y - 4) * fw + x - 2) * 3, 3) != 0;
+                else
+                    outside += got[0] || got[1] || got[2];
+            }
+        CHECK(inside == 0 && outside == 0, "%d frame pixels differ from the still, %d canvas "
+              "pixels are not black", inside, outside);
+        vdx_image_free(&still_img);
+    }
+    if (rc == 0)
+        vdx_image_free(&frame_img);
+    free(still);
+}
+
 /* ---- CMYK JPEG ---- */
 
 TEST(jpeg_cmyk_converted_like_pillow)
@@ -778,9 +905,11 @@ int main(void)
     RUN(png_4bit_palette_missing_entries_are_grey_ramp);
     RUN(png_16bit_grey_keeps_high_byte);
     RUN(exif_orientation_all_eight);
+    RUN(png_orientation_from_raw_profile_and_xmp);
     RUN(bmp_8bit_palette_24_and_32bit_both_row_orders);
     RUN(bmp_rle8_and_rle4);
     RUN(gif_first_frame_transparency_and_uncovered_area);
+    RUN(webp_animation_first_frame_on_black_canvas);
     RUN(jpeg_cmyk_converted_like_pillow);
     RUN(config_old_form_fixture_equals_defaults);
     RUN(config_new_dict_form);

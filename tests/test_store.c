@@ -856,8 +856,6 @@ TEST(search_equals_brute_force)
 
 TEST(search_float16_collection)
 {
-    if (!embedded())
-        SKIP("float16 storage is the embedded backend's");
     fixture f;
     if (make_fixture(&f, "f16", 3000, 48, VDX_VECTOR_F16, 777) != 0) {
         CHECK(0, "fixture");
@@ -893,8 +891,6 @@ TEST(search_float16_collection)
  * the portable path, subnormals included; values beyond float16's range are refused. */
 TEST(float16_rounding)
 {
-    if (!embedded())
-        SKIP("float16 storage is the embedded backend's");
     const char *data = test_tmpdir("store");
     vdx_model_identity m = model_identity("m", 'a', 64);
     float v[50][64];
@@ -1203,8 +1199,6 @@ TEST(reader_sees_appends_after_refresh)
 
 TEST(single_writer_lock)
 {
-    if (!embedded())
-        SKIP("the write lock is the embedded backend's");
     const char *data = test_tmpdir("store");
     const char *name = collection_name("lock");
     vdx_model_identity m = model_identity("m", 'a', 8);

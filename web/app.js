@@ -74,7 +74,7 @@ function tile(item, index) {
   const label = state.labels.has(item.id) ? state.labels.get(item.id) : null;
   const el = document.createElement('div');
   el.className = 'tile' + (label === null ? '' : ` label-${label}`);
-  el.setAttribute('role', 'gridcell');
+  el.setAttribute('role', 'listitem');
   el.tabIndex = index === state.focus ? 0 : -1;
   el.dataset.index = index;
   el.dataset.id = item.id;
@@ -183,9 +183,11 @@ async function runSearch(page = 0) {
   const t0 = performance.now();
   let data;
   if (q.image) {
-    data = await api('POST', `/api/search/image?k=${state.k}&offset=${page * state.k}`, undefined, q.image);
+    const where = filterValue() ? `&where=${enc(filterValue())}` : '';
+    data = await api('POST', `/api/search/image?k=${state.k}&offset=${page * state.k}${where}`, undefined, q.image);
   } else {
     const body = { k: state.k, offset: page * state.k };
+    if (filterValue()) body.where = filterValue();
     if (q.text) body.text = q.text; else body.like = q.like;
     data = await api('POST', '/api/search', body);
   }
@@ -331,26 +333,38 @@ async function refreshConceptSummary() {
 }
 
 // ---- Labels, training --------------------------------------------------------------
-async function setLabel(index, label) {
+function setLabel(index, label) {
   const item = state.items[index];
-  if (!item) return;
-  if (!state.concept) {
-    if (label === null) return;
+  if (item) return labelItem(item.id, label);
+  return undefined;
+}
+
+// Without a concept, the first label starts one from the current query; labels given
+// while it is being created wait for it (fast keyboard use must not create two).
+async function ensureConcept(id, label) {
+  if (state.concept) return true;
+  if (!state.creating) {
+    if (label === null) return false;
     const q = state.query || {};
     if (!q.text && !q.like && label !== 1) {
       say('Mark a positive first: a concept from an uploaded image starts from its first positive', true);
-      return;
+      return false;
     }
-    const ok = await guarded(() => createConcept(uniqueName(q.text || `like ${q.like || item.id}`),
-      q.text || q.like ? undefined : [item.id]).then(() => true));
-    if (!ok) return;
+    state.creating = guarded(() => createConcept(uniqueName(q.text || `like ${q.like || id}`),
+      q.text || q.like ? undefined : [id]).then(() => true))
+      .finally(() => { state.creating = null; });
   }
-  const previous = state.labels.has(item.id) ? state.labels.get(item.id) : null;
+  return !!(await state.creating);
+}
+
+async function labelItem(id, label) {
+  if (!(await ensureConcept(id, label))) return;
+  const previous = state.labels.has(id) ? state.labels.get(id) : null;
   if (previous === label) return;
-  if (label === null) state.labels.delete(item.id); else state.labels.set(item.id, label);
-  updateTile(index);
+  if (label === null) state.labels.delete(id); else state.labels.set(id, label);
+  updateTileOf(id);
   try {
-    const result = await api('POST', conceptPath(state.concept.name, '/labels'), { labels: [{ id: item.id, label }] });
+    const result = await api('POST', conceptPath(state.concept.name, '/labels'), { labels: [{ id, label }] });
     state.concept.positive = result.positive;
     state.concept.negative = result.negative;
     state.concept.pending = result.pending;
@@ -360,23 +374,32 @@ async function setLabel(index, label) {
     renderConcept();
     say(label === 1 ? 'Positive' : label === 0 ? 'Negative' : 'Label cleared');
   } catch (e) {
-    if (previous === null) state.labels.delete(item.id); else state.labels.set(item.id, previous);
-    updateTile(index);
+    if (previous === null) state.labels.delete(id); else state.labels.set(id, previous);
+    updateTileOf(id);
     say(e.message, true);
   }
 }
 
-function updateTile(index) {
+function updateTileOf(id) {
+  const index = state.items.findIndex((item) => item.id === id);
   const old = $('grid').querySelector(`.tile[data-index="${index}"]`);
-  if (!old) return;
+  if (index < 0 || !old) return;
   const hadFocus = old === document.activeElement;
   const fresh = tile(state.items[index], index);
   old.replaceWith(fresh);
   if (hadFocus) fresh.focus();
 }
 
+function filterValue() { return $('where').value.trim(); }
+
 function candidateOptions(page) {
-  return { mode: $('mode').value, k: state.k, page };
+  const o = { mode: $('mode').value, k: state.k, page, hide_duplicates: $('hide-duplicates').checked };
+  if (filterValue()) o.where = filterValue();
+  return o;
+}
+function candidateQuery(o) {
+  return `mode=${o.mode}&k=${o.k}&page=${o.page}&hide_duplicates=${o.hide_duplicates ? 1 : 0}` +
+    (o.where ? `&where=${enc(o.where)}` : '');
 }
 
 async function trainAndNext() {
@@ -412,14 +435,15 @@ async function showCandidatesPage(page) {
   state.page = page;
   state.focus = 0;
   const o = candidateOptions(page);
-  const c = await api('GET', conceptPath(state.concept.name, `/candidates?mode=${o.mode}&k=${o.k}&page=${page}`));
+  const c = await api('GET', conceptPath(state.concept.name, `/candidates?${candidateQuery(o)}`));
   showCandidateResult(c);
 }
 
 async function showPositives(page) {
   state.page = page;
   state.focus = 0;
-  const r = await api('GET', conceptPath(state.concept.name, `/scores?top=${state.k}&offset=${page * state.k}`));
+  const where = filterValue() ? `&where=${enc(filterValue())}` : '';
+  const r = await api('GET', conceptPath(state.concept.name, `/scores?top=${state.k}&offset=${page * state.k}${where}`));
   setView('positives', `Above the threshold for “${state.concept.name}” (${r.above_threshold})`,
     r.items, (page + 1) * state.k < r.above_threshold);
 }
@@ -578,6 +602,16 @@ async function openDetail(id) {
   }
   const actions = $('detail-actions');
   actions.replaceChildren();
+  const label = state.labels.has(id) ? state.labels.get(id) : null;
+  for (const [text, value] of [['+ Positive', 1], ['− Negative', 0], ['Clear', null]]) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = text;
+    b.setAttribute('aria-pressed', String(label === value && value !== null));
+    b.disabled = value === null && label === null;
+    b.onclick = async () => { await labelItem(id, value); openDetail(id); };
+    actions.append(b);
+  }
   const like = document.createElement('button');
   like.type = 'button';
   like.textContent = 'More like this';
@@ -706,6 +740,8 @@ function setup() {
   $('browse').onclick = () => guarded(() => showPositives(0));
   $('show-candidates').onclick = () => guarded(() => showCandidatesPage(0));
   $('mode').addEventListener('change', () => guarded(() => showCandidatesPage(0)));
+  $('hide-duplicates').addEventListener('change', () => guarded(() => showCandidatesPage(0)));
+  $('filter-form').addEventListener('submit', (ev) => { ev.preventDefault(); pageTo(0); });
   $('new-concept').onclick = async () => {
     const q = state.query || {};
     const name = await ask('New concept', q.text ? `Starts from the prompt “${q.text}”.` :
@@ -756,8 +792,7 @@ async function start() {
   setup();
   const p = new URLSearchParams(location.hash.slice(1));
   if (p.get('k') && [9, 24, 48].includes(Number(p.get('k')))) { state.k = Number(p.get('k')); $('k').value = state.k; }
-  await guarded(loadInfo);
-  await guarded(loadConcepts);
+  await Promise.all([guarded(loadInfo), guarded(loadConcepts)]);
   if (p.get('q')) { state.query = { text: p.get('q') }; $('q').value = p.get('q'); }
   else if (p.get('like')) state.query = { like: p.get('like') };
   const name = p.get('concept');

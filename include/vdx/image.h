@@ -1,6 +1,9 @@
 /* Image decoding and CLIP preprocessing, bit-exact with the Pillow path of
  * transformers' CLIPImageProcessor (../shared/docs/clip-spec.md §3), plus thumbnails.
- * Input formats: JPEG, PNG, WebP, GIF (first frame), BMP; identified by their bytes. */
+ * Input formats: JPEG (incl. progressive, grey, CMYK), PNG (all colour types and depths,
+ * interlaced), WebP (lossy, lossless, alpha, first frame of an animation), GIF (first
+ * frame), BMP (1/4/8-bit palette incl. RLE, 16/24/32-bit); identified by their bytes.
+ * Every function is reentrant: threads may decode and preprocess concurrently. */
 #ifndef VDX_IMAGE_H
 #define VDX_IMAGE_H
 
@@ -30,8 +33,11 @@ void vdx_preprocess_config_default(vdx_preprocess_config *cfg);
 /* Reads preprocessor_config.json (old int and new dict forms). */
 int vdx_preprocess_config_load(const char *path, vdx_preprocess_config *cfg, vdx_error *err);
 
-/* Decodes bytes (format sniffed from the content), applies EXIF orientation, converts
- * to RGB. `what` names the input in error messages (a path or URL). */
+/* Decodes bytes (format sniffed from the content), applies the EXIF orientation (from
+ * where Pillow finds it), converts to RGB as Pillow's convert("RGB") does. `what` names
+ * the input in error messages (a path or URL). Empty, truncated, corrupt, unsupported
+ * and oversized (> VDX_IMAGE_MAX_PIXELS, refused before allocating) inputs fail with a
+ * message; out is then empty. */
 int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,
                      vdx_error *err);
 int vdx_image_load(const char *path, vdx_image *out, vdx_error *err);
@@ -42,7 +48,8 @@ void vdx_image_resized_size(const vdx_preprocess_config *cfg, int width, int hei
                             int *resized_width, int *resized_height);
 
 /* Resize (Pillow bicubic, fixed point) + floor centre crop: crop_out gets
- * crop_height*crop_width*3 uint8, HWC. */
+ * crop_height*crop_width*3 uint8, HWC. Only the cropped pixels are computed; a crop
+ * larger than the resized image is zero-padded, as transformers pads. */
 int vdx_image_clip_crop(const vdx_image *img, const vdx_preprocess_config *cfg,
                         uint8_t *crop_out, vdx_error *err);
 /* uint8 HWC crop → float CHW pixel_values, (v*rescale - mean)/std. */

@@ -23,30 +23,30 @@ int image_exif_orientation(const uint8_t *exif, size_t size)
 {
     enum { TAG_ORIENTATION = 0x0112, TYPE_BYTE = 1, TYPE_SHORT = 3, TYPE_LONG = 4 };
     if (!exif)
-        return 1;
+        return 0;
     if (size >= 6 && !memcmp(exif, "Exif\0\0", 6)) {
         exif += 6;
         size -= 6;
     }
     if (size < 8)
-        return 1;
+        return 0;
     int big_endian;
     if (!memcmp(exif, "MM", 2))
         big_endian = 1;
     else if (!memcmp(exif, "II", 2))
         big_endian = 0;
     else
-        return 1;
+        return 0;
     if (read_u16(exif + 2, big_endian) != 42)
-        return 1;
+        return 0;
     uint32_t ifd = read_u32(exif + 4, big_endian);
     if (ifd > size || size - ifd < 2)
-        return 1;
+        return 0;
     unsigned entries = read_u16(exif + ifd, big_endian);
     for (unsigned i = 0; i < entries; i++) {
         size_t at = (size_t)ifd + 2 + (size_t)i * 12;
         if (at + 12 > size)
-            return 1;
+            return 0;
         const uint8_t *e = exif + at;
         if (read_u16(e, big_endian) != TAG_ORIENTATION)
             continue;
@@ -54,7 +54,7 @@ int image_exif_orientation(const uint8_t *exif, size_t size)
         uint32_t count = read_u32(e + 4, big_endian);
         uint32_t value;
         if (count < 1)
-            return 1;
+            return 0;
         if (type == TYPE_SHORT)
             value = read_u16(e + 8, big_endian);
         else if (type == TYPE_LONG)
@@ -62,10 +62,30 @@ int image_exif_orientation(const uint8_t *exif, size_t size)
         else if (type == TYPE_BYTE)
             value = e[8];
         else
-            return 1;
+            return 0;
         return value >= 1 && value <= 8 ? (int)value : 1;
     }
-    return 1;
+    return 0;
+}
+
+int image_xmp_orientation(const char *xmp, size_t size)
+{
+    static const char key[] = "tiff:Orientation";
+    const size_t key_len = sizeof key - 1;
+    for (size_t i = 0; xmp && i + key_len + 1 < size; i++) {
+        if (memcmp(xmp + i, key, key_len) != 0)
+            continue;
+        const char *rest = xmp + i + key_len;
+        const size_t left = size - i - key_len;
+        char digit = 0;
+        if (left >= 3 && rest[0] == '=' && rest[1] == '"')
+            digit = rest[2];
+        else if (left >= 2 && rest[0] == '>')
+            digit = rest[1];
+        if (digit >= '0' && digit <= '9')
+            return digit >= '1' && digit <= '8' ? digit - '0' : 1;
+    }
+    return 0;
 }
 
 int image_apply_orientation(vdx_image *img, int orientation, const char *what, vdx_error *err)

@@ -28,9 +28,12 @@ int image_decode_bmp(const uint8_t *bytes, size_t size, const char *what, vdx_im
                      vdx_error *err);
 
 /* Orientation tag (0x0112) of an EXIF block (an optional "Exif\0\0" prefix, then a TIFF
- * header and IFD0). Returns 1 when the block is absent, malformed or the value is not 1..8:
- * a broken EXIF block never makes an image unreadable. */
+ * header and IFD0): 1..8, 1 for a value outside that range, 0 when the block is absent or
+ * malformed or has no such tag. A broken EXIF block never makes an image unreadable. */
 int image_exif_orientation(const uint8_t *exif, size_t size);
+/* Pillow's XMP fallback, used when EXIF has no orientation tag: the first match of
+ * tiff:Orientation(="|>)([0-9]). Same return values as image_exif_orientation. */
+int image_xmp_orientation(const char *xmp, size_t size);
 /* Applies an orientation as Pillow's ImageOps.exif_transpose does (in place: img->rgb
  * may be replaced). */
 int image_apply_orientation(vdx_image *img, int orientation, const char *what, vdx_error *err);

@@ -73,7 +73,7 @@ static int jpeg_exif_orientation(j_decompress_ptr cinfo)
         if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&
             !memcmp(m->data, "Exif\0\0", 6))
             return image_exif_orientation(m->data, m->data_length);
-    return 1;
+    return 0;
 }
 
 /* Runs libjpeg; returns -1 (message in job) when libjpeg fails. Allocations go to *out
@@ -89,7 +89,8 @@ static int jpeg_run(struct jpeg_job *job, const uint8_t *bytes, size_t size, con
     jpeg_mem_src(cinfo, bytes, (unsigned long)size);
     jpeg_save_markers(cinfo, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(cinfo, TRUE);
-    *orientation = jpeg_exif_orientation(cinfo);
+    const int tag = jpeg_exif_orientation(cinfo);
+    *orientation = tag ? tag : 1;
 
     int channels_in;
     switch (cinfo->jpeg_color_space) {

@@ -5,7 +5,8 @@
  * their high byte, which is what Pillow does for 16-bit RGB, RGBA and grey+alpha; for
  * plain 16-bit grey Pillow clips the 0..65535 value to 255 (a nearly white image), a
  * quirk we deliberately do not copy (the golden manifest marks it not pixel-exact).
- * EXIF orientation comes from the eXIf chunk, before or after the image data.
+ * The orientation comes from where Pillow 9.4's getexif() finds it: the eXIf chunk, else
+ * ImageMagick's "Raw profile type exif" text, else XMP; before or after the image data.
  *
  * As with libjpeg, libpng's longjmp lands in a function of its own and all allocations
  * hang off a job struct owned by the caller. */
@@ -68,15 +69,74 @@ static void png_read_tail(struct png_job *job)
     png_read_end(job->png, job->info);
 }
 
+/* ImageMagick stores EXIF in a text chunk, "Raw profile type exif": "\nexif\n  LENGTH\n"
+ * then hex digits over many lines. Pillow reads it (bytes.fromhex of the lines after
+ * the third) when there is no eXIf chunk. Returns the orientation tag or 0. */
+static int png_raw_profile_orientation(const char *text, size_t length)
+{
+    size_t at = 0;
+    for (int newlines = 0; newlines < 3; at++) {
+        if (at >= length)
+            return 0;
+        newlines += text[at] == '\n';
+    }
+    uint8_t *bytes = malloc(length / 2 + 1);
+    if (!bytes)
+        return 0;
+    size_t n = 0;
+    int high = -1, ok = 1;
+    for (; at < length && ok; at++) {
+        const char c = text[at];
+        int v = c >= '0' && c <= '9' ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (v < 0) {
+            ok = c == '\n' || c == ' ' || c == '\t' || c == '\r';
+            continue;
+        }
+        if (high < 0) {
+            high = v;
+        } else {
+            bytes[n++] = (uint8_t)(high << 4 | v);
+            high = -1;
+        }
+    }
+    const int tag = ok ? image_exif_orientation(bytes, n) : 0;
+    free(bytes);
+    return tag;
+}
+
+static size_t png_text_length(const png_text *t)
+{
+    return t->compression >= PNG_ITXT_COMPRESSION_NONE ? t->itxt_length : t->text_length;
+}
+
+/* The orientation Pillow's getexif() finds in a PNG: the eXIf chunk, else ImageMagick's
+ * raw profile text; when neither has the tag, XMP (text key "XML:com.adobe.xmp"). */
 static int png_orientation(struct png_job *job)
 {
+    int tag = 0, have_exif = 0;
 #ifdef PNG_eXIf_SUPPORTED
     png_uint_32 length;
     png_bytep exif;
-    if (png_get_eXIf_1(job->png, job->info, &length, &exif) & PNG_INFO_eXIf)
-        return image_exif_orientation(exif, length);
+    if (png_get_eXIf_1(job->png, job->info, &length, &exif) & PNG_INFO_eXIf) {
+        have_exif = 1;
+        tag = image_exif_orientation(exif, length);
+    }
 #endif
-    return 1;
+    png_textp texts;
+    int count = 0;
+    png_get_text(job->png, job->info, &texts, &count);
+    for (int i = 0; i < count && !have_exif; i++)
+        if (texts[i].key && !strcmp(texts[i].key, "Raw profile type exif")) {
+            have_exif = 1;
+            tag = png_raw_profile_orientation(texts[i].text, png_text_length(&texts[i]));
+        }
+    for (int i = 0; i < count && !tag; i++)
+        if (texts[i].key && !strcmp(texts[i].key, "XML:com.adobe.xmp"))
+            tag = image_xmp_orientation(texts[i].text, png_text_length(&texts[i]));
+    return tag ? tag : 1;
 }
 
 static int png_run(struct png_job *job, const char *what, vdx_image *out, vdx_error *err)

@@ -100,82 +100,91 @@ static inline uint8_t clip8(int32_t v)
     return (uint8_t)(v >> PRECISION_BITS);
 }
 
-/* Vector types of GCC/Clang's vector extensions: one pixel's channels as int32 (4 lanes:
- * R, G, B and one unused), 8 int32 sums, and 8 consecutive bytes of a row. On x86-64 the two
- * passes are also built for AVX2 and picked at load time; the int32 arithmetic, and so
- * every result, is the same on either path. */
-typedef int32_t lanes4 __attribute__((vector_size(16)));
-typedef int32_t lanes8 __attribute__((vector_size(32)));
-typedef uint8_t bytes8 __attribute__((vector_size(8)));
+/* On x86-64 with GCC the two passes are also built for AVX2 and picked at load time.
+ * The horizontal pass uses vector-extension types; the vertical one is plain C shaped for
+ * the auto-vectoriser (a bulk whose trip count is a multiple of 32, then a scalar tail).
+ * The int32 arithmetic, and so every result, is the same on every path. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define VECTOR_CLONES
 #endif
 
-/* Rows src[0..rows) of width src_w → rows of the window's columns. The input columns
- * the window reads are first widened to int32 R, G, B, 0 so that every tap is one
- * 4-lane multiply-add. */
+/* Rows processed together by the horizontal pass: their samples of one input column sit
+ * side by side (channel-major), so each tap is three 8-lane multiply-adds (GCC/Clang
+ * vector extensions keep the sums in registers). */
+enum { ROW_BLOCK = 8, COLUMN_LANES = 3 * ROW_BLOCK };
+typedef int32_t lanes8 __attribute__((vector_size(ROW_BLOCK * sizeof(int32_t))));
+
+/* Rows src[0..rows) of width src_w → rows of the window's columns. `columns` holds, for
+ * each input column the window reads, COLUMN_LANES int32: channel c of block row r at
+ * c * ROW_BLOCK + r. */
 VECTOR_CLONES
 static void resample_rows_horizontal(const uint8_t *src, int src_w, int rows,
-                                     const struct axis_weights *ax, lanes4 *wide,
+                                     const struct axis_weights *ax, int32_t *columns,
                                      uint8_t *dst)
 {
-    const size_t src_stride = (size_t)src_w * 3;
+    const size_t src_stride = (size_t)src_w * 3, dst_stride = (size_t)ax->count * 3;
     const int first = ax->start[0];
     const int end = ax->start[ax->count - 1] + ax->taps[ax->count - 1];
-    const lanes4 rounding = {1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1),
-                             1 << (PRECISION_BITS - 1), 0};
-    for (int y = 0; y < rows; y++) {
-        const uint8_t *in = src + (size_t)y * src_stride;
-        for (int x = first; x < end; x++) {
-            int32_t *w = (int32_t *)&wide[x - first];
-            w[0] = in[3 * x];
-            w[1] = in[3 * x + 1];
-            w[2] = in[3 * x + 2];
-            w[3] = 0;
+    const lanes8 rounding = (lanes8){0} + (1 << (PRECISION_BITS - 1));
+    for (int y0 = 0; y0 < rows; y0 += ROW_BLOCK) {
+        const int block = rows - y0 < ROW_BLOCK ? rows - y0 : ROW_BLOCK;
+        for (int r = 0; r < ROW_BLOCK; r++) {
+            /* a short last block repeats its last row; those sums are not stored */
+            const uint8_t *in = src + (size_t)(y0 + (r < block ? r : block - 1)) * src_stride;
+            for (int x = first; x < end; x++) {
+                int32_t *col = columns + (size_t)(x - first) * COLUMN_LANES;
+                col[0 * ROW_BLOCK + r] = in[3 * x];
+                col[1 * ROW_BLOCK + r] = in[3 * x + 1];
+                col[2 * ROW_BLOCK + r] = in[3 * x + 2];
+            }
         }
-        uint8_t *out = dst + (size_t)y * ax->count * 3;
         for (int i = 0; i < ax->count; i++) {
             const int32_t *k = ax->weight + (size_t)i * ax->max_taps;
-            const lanes4 *p = wide + (ax->start[i] - first);
-            lanes4 sum = rounding;
-            for (int t = 0, n = ax->taps[i]; t < n; t++)
-                sum += p[t] * k[t];
-            out[3 * i + 0] = clip8(sum[0]);
-            out[3 * i + 1] = clip8(sum[1]);
-            out[3 * i + 2] = clip8(sum[2]);
+            const int32_t *col = columns + (size_t)(ax->start[i] - first) * COLUMN_LANES;
+            lanes8 sum[3] = {rounding, rounding, rounding}; /* R, G, B of 8 rows */
+            for (int t = 0, n = ax->taps[i]; t < n; t++, col += COLUMN_LANES)
+                for (int c = 0; c < 3; c++) {
+                    lanes8 samples;
+                    memcpy(&samples, col + c * ROW_BLOCK, sizeof samples);
+                    sum[c] += samples * k[t];
+                }
+            for (int r = 0; r < block; r++) {
+                uint8_t *out = dst + (size_t)(y0 + r) * dst_stride + 3 * (size_t)i;
+                out[0] = clip8(sum[0][r]);
+                out[1] = clip8(sum[1][r]);
+                out[2] = clip8(sum[2][r]);
+            }
         }
     }
 }
 
 /* Each output row i of the window: weighted sum of rows of src (row_offset is the
- * index of src's first row in the full input), accumulated across the whole row 8
- * values at a time. acc holds n rounded up to a multiple of 8 lanes. */
+ * index of src's first row in the full input), accumulated across the whole row. */
 VECTOR_CLONES
-static void resample_rows_vertical(const uint8_t *src, int width, int row_offset,
-                                   const struct axis_weights *ay, lanes8 *acc, uint8_t *dst)
+static void resample_rows_vertical(const uint8_t *restrict src, int width, int row_offset,
+                                   const struct axis_weights *ay, int32_t *restrict acc,
+                                   uint8_t *restrict dst)
 {
-    const size_t n = (size_t)width * 3, blocks = n / 8;
-    const lanes8 rounding = (lanes8){0} + (1 << (PRECISION_BITS - 1));
+    const size_t n = (size_t)width * 3, bulk = n & ~(size_t)31;
     for (int i = 0; i < ay->count; i++) {
         const int32_t *k = ay->weight + (size_t)i * ay->max_taps;
-        for (size_t j = 0; j <= blocks; j++)
-            acc[j] = rounding;
-        for (int t = 0; t < ay->taps[i]; t++) {
-            const uint8_t *row = src + (size_t)(ay->start[i] - row_offset + t) * n;
-            const int32_t kt = k[t];
-            for (size_t j = 0; j < blocks; j++) {
-                bytes8 b;
-                memcpy(&b, row + 8 * j, sizeof b);
-                acc[j] += __builtin_convertvector(b, lanes8) * kt;
-            }
-            for (size_t j = blocks * 8; j < n; j++)
-                acc[blocks][j - blocks * 8] += row[j] * kt;
-        }
-        uint8_t *out = dst + (size_t)i * n;
         for (size_t j = 0; j < n; j++)
-            out[j] = clip8(acc[j / 8][j % 8]);
+            acc[j] = 1 << (PRECISION_BITS - 1);
+        for (int t = 0; t < ay->taps[i]; t++) {
+            const uint8_t *restrict row = src + (size_t)(ay->start[i] - row_offset + t) * n;
+            const int32_t kt = k[t];
+            for (size_t j = 0; j < bulk; j++)
+                acc[j] += row[j] * kt;
+            for (size_t j = bulk; j < n; j++)
+                acc[j] += row[j] * kt;
+        }
+        uint8_t *restrict out = dst + (size_t)i * n;
+        for (size_t j = 0; j < bulk; j++)
+            out[j] = clip8(acc[j]);
+        for (size_t j = bulk; j < n; j++)
+            out[j] = clip8(acc[j]);
     }
 }
 
@@ -189,13 +198,12 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
     const int horizontal = dst_w != src_w, vertical = dst_h != src_h;
     struct axis_weights ax = {0}, ay = {0};
     uint8_t *temp = NULL;
-    lanes8 *acc = NULL;
-    lanes4 *wide = NULL;
+    int32_t *acc = NULL, *column_block = NULL;
     int rc = -1;
     if ((horizontal && axis_weights_compute(src_w, dst_w, x0, win_w, &ax) != 0) ||
         (vertical && axis_weights_compute(src_h, dst_h, y0, win_h, &ay) != 0))
         goto out_of_memory;
-    if (horizontal && !(wide = aligned_alloc(sizeof *wide, sizeof *wide * src_w)))
+    if (horizontal && !(column_block = malloc(sizeof *column_block * COLUMN_LANES * src_w)))
         goto out_of_memory;
 
     /* Input rows the vertical pass reads (all of the window's rows when it is skipped). */
@@ -213,7 +221,8 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
         goto done;
     }
     if (!vertical) { /* the horizontal pass alone writes the window */
-        resample_rows_horizontal(src + (size_t)y0 * src_stride, src_w, win_h, &ax, wide, out);
+        resample_rows_horizontal(src + (size_t)y0 * src_stride, src_w, win_h, &ax, column_block,
+                                 out);
         rc = 0;
         goto done;
     }
@@ -224,14 +233,15 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
         if (!temp)
             goto out_of_memory;
         if (horizontal)
-            resample_rows_horizontal(columns, src_w, row_end - row_first, &ax, wide, temp);
+            resample_rows_horizontal(columns, src_w, row_end - row_first, &ax, column_block,
+                                     temp);
         else
             for (int y = row_first; y < row_end; y++)
                 memcpy(temp + (size_t)(y - row_first) * win_stride,
                        src + (size_t)y * src_stride + (size_t)x0 * 3, win_stride);
         columns = temp;
     }
-    acc = aligned_alloc(sizeof *acc, sizeof *acc * (win_stride / 8 + 1));
+    acc = malloc(sizeof *acc * win_stride);
     if (!acc)
         goto out_of_memory;
     resample_rows_vertical(columns, win_w, row_first, &ay, acc, out);
@@ -245,6 +255,6 @@ done:
     axis_weights_free(&ay);
     free(temp);
     free(acc);
-    free(wide);
+    free(column_block);
     return rc;
 }

@@ -38,7 +38,8 @@ static void webp_inspect(const WebPData *data, int *orientation, long long *canv
     *canvas_height = WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT);
     WebPChunkIterator chunk;
     if (WebPDemuxGetChunk(demux, "EXIF", 1, &chunk)) {
-        *orientation = image_exif_orientation(chunk.chunk.bytes, chunk.chunk.size);
+        const int tag = image_exif_orientation(chunk.chunk.bytes, chunk.chunk.size);
+        *orientation = tag ? tag : 1;
         WebPDemuxReleaseChunkIterator(&chunk);
     }
     WebPDemuxDelete(demux);
@@ -53,7 +54,6 @@ static int webp_first_frame(const WebPData *data, long long canvas_width,
     WebPAnimDecoderOptions options;
     if (!WebPAnimDecoderOptionsInit(&options))
         return vdx_fail(err, "%s: libwebp version mismatch", what);
-
     options.color_mode = MODE_RGBA;
     options.use_threads = 0;
     WebPAnimDecoder *dec = WebPAnimDecoderNew(data, &options);

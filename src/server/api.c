@@ -137,21 +137,23 @@ static int json_string_array(http_request *req, const cJSON *obj, const char *ke
 
 /* ---- Store access ----------------------------------------------------------------- */
 
-/* Takes the store mutex; picks up rows an ingest appended, at most every
+/* Takes a store handle; picks up rows an ingest appended, at most every
  * REFRESH_INTERVAL_S, so that search works while an ingest writes. */
-static void lock_store(api_context *ctx)
+static void lock_slot(store_slot *slot)
 {
-    pthread_mutex_lock(&ctx->store_mutex);
+    pthread_mutex_lock(&slot->mutex);
     double now = vdx_now();
-    if (now - ctx->last_refresh < REFRESH_INTERVAL_S)
+    if (now - slot->last_refresh < REFRESH_INTERVAL_S)
         return;
-    ctx->last_refresh = now;
+    slot->last_refresh = now;
     vdx_error err = {{0}};
-    if (vdx_store_refresh(ctx->store, &err) != 0)
+    if (vdx_store_refresh(slot->store, &err) != 0)
         fprintf(stderr, "vdx serve: refreshing the collection: %s\n", err.message);
 }
 
-static void unlock_store(api_context *ctx) { pthread_mutex_unlock(&ctx->store_mutex); }
+static void unlock_slot(store_slot *slot) { pthread_mutex_unlock(&slot->mutex); }
+static void lock_store(api_context *ctx) { lock_slot(&ctx->search); }
+static void unlock_store(api_context *ctx) { unlock_slot(&ctx->search); }
 
 static cJSON *hits_json(const vdx_hits *hits)
 {
@@ -175,7 +177,7 @@ static void reply_search(api_context *ctx, http_request *req, const float *query
     search.query = query;
     vdx_hits hits = {0};
     vdx_error err = {{0}};
-    if (vdx_store_search(ctx->store, &search, &hits, &err) != 0) {
+    if (vdx_store_search(ctx->search.store, &search, &hits, &err) != 0) {
         reply_failure(req, &err, 400);
         return;
     }
@@ -183,7 +185,7 @@ static void reply_search(api_context *ctx, http_request *req, const float *query
     cJSON_AddStringToObject(out, "query", query_kind);
     cJSON_AddNumberToObject(out, "k", search.k);
     cJSON_AddNumberToObject(out, "offset", search.offset);
-    cJSON_AddNumberToObject(out, "count", (double)vdx_store_count(ctx->store));
+    cJSON_AddNumberToObject(out, "count", (double)vdx_store_count(ctx->search.store));
     cJSON_AddItemToObject(out, "items", hits_json(&hits));
     vdx_hits_free(&hits);
     http_reply_json(req, 200, out);
@@ -200,7 +202,7 @@ static int require_model(api_context *ctx, http_request *req)
 /* The stored vector of one item; replies 404 for an unknown id. */
 static float *item_vector(api_context *ctx, http_request *req, const char *id)
 {
-    int dims = vdx_store_model(ctx->store)->dims;
+    int dims = vdx_store_model(ctx->search.store)->dims;
     float *vector = malloc((size_t)dims * sizeof *vector);
     vdx_error err = {{0}};
     vdx_item_state state = VDX_ITEM_ABSENT;
@@ -209,12 +211,12 @@ static float *item_vector(api_context *ctx, http_request *req, const char *id)
         http_reply_error(req, 500, "out of memory");
         return NULL;
     }
-    if (vdx_store_item_states(ctx->store, ids, 1, &state, &err) != 0) {
+    if (vdx_store_item_states(ctx->search.store, ids, 1, &state, &err) != 0) {
         reply_failure(req, &err, 500);
     } else if (state != VDX_ITEM_STORED) {
         http_reply_error(req, 404, "no item '%s' in collection '%s'%s", id, ctx->collection,
                          state == VDX_ITEM_FAILED ? " (its ingest failed)" : "");
-    } else if (vdx_store_get_vectors(ctx->store, ids, 1, vector, &err) != 0) {
+    } else if (vdx_store_get_vectors(ctx->search.store, ids, 1, vector, &err) != 0) {
         reply_failure(req, &err, 500);
     } else {
         return vector;
@@ -230,7 +232,7 @@ static float *item_vector(api_context *ctx, http_request *req, const char *id)
 static cJSON *read_progress(api_context *ctx)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/progress.json", vdx_store_dir(ctx->store));
+    snprintf(path, sizeof path, "%s/progress.json", vdx_store_dir(ctx->search.store));
     char *text = NULL;
     size_t size = 0;
     if (vdx_read_file(path, &text, &size, NULL) != 0)
@@ -253,16 +255,16 @@ static void route_info(api_context *ctx, http_request *req)
 {
     cJSON *info = NULL;
     vdx_error err = {{0}};
-    if (vdx_store_info(ctx->store, &info, &err) != 0) {
+    if (vdx_store_info(ctx->search.store, &info, &err) != 0) {
         reply_failure(req, &err, 500);
         return;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(info, "count");
-    cJSON_AddNumberToObject(info, "count", (double)vdx_store_count(ctx->store));
+    cJSON_AddNumberToObject(info, "count", (double)vdx_store_count(ctx->search.store));
     cJSON_AddBoolToObject(info, "text_search", ctx->model != NULL);
     char **columns = NULL;
     int n_columns = 0;
-    if (vdx_store_columns(ctx->store, &columns, &n_columns, &err) == 0) {
+    if (vdx_store_columns(ctx->search.store, &columns, &n_columns, &err) == 0) {
         cJSON *names = cJSON_CreateArray();
         for (int i = 0; i < n_columns; i++) {
             cJSON_AddItemToArray(names, cJSON_CreateString(columns[i]));
@@ -283,7 +285,7 @@ static void route_progress(api_context *ctx, http_request *req)
         progress = cJSON_CreateObject();
         cJSON_AddStringToObject(progress, "state", "none");
     }
-    cJSON_AddNumberToObject(progress, "count", (double)vdx_store_count(ctx->store));
+    cJSON_AddNumberToObject(progress, "count", (double)vdx_store_count(ctx->search.store));
     http_reply_json(req, 200, progress);
 }
 
@@ -404,8 +406,8 @@ static void route_item(api_context *ctx, http_request *req, const char *id)
     vdx_hits hits = {0};
     const char *self[1] = {id};
     vdx_search_request search = {.query = vector, .k = (int)n_neighbours, .exclude_ids = self, .n_exclude = 1};
-    if (vdx_store_get_item(ctx->store, id, &item, &err) != 0 ||
-        (n_neighbours > 0 && vdx_store_search(ctx->store, &search, &hits, &err) != 0)) {
+    if (vdx_store_get_item(ctx->search.store, id, &item, &err) != 0 ||
+        (n_neighbours > 0 && vdx_store_search(ctx->search.store, &search, &hits, &err) != 0)) {
         cJSON_Delete(item);
         reply_failure(req, &err, 500);
     } else {
@@ -423,7 +425,7 @@ static void route_thumbnail(api_context *ctx, http_request *req, const char *id)
     vdx_error err = {{0}};
     vdx_item_state state = VDX_ITEM_ABSENT;
     const char *ids[1] = {id};
-    if (vdx_store_item_states(ctx->store, ids, 1, &state, &err) != 0) {
+    if (vdx_store_item_states(ctx->search.store, ids, 1, &state, &err) != 0) {
         reply_failure(req, &err, 500);
         return;
     }
@@ -431,7 +433,7 @@ static void route_thumbnail(api_context *ctx, http_request *req, const char *id)
         http_reply_error(req, 404, "no item '%s' in collection '%s'", id, ctx->collection);
         return;
     }
-    if (vdx_store_get_thumbnail(ctx->store, id, &jpeg, &size, &err) != 0) {
+    if (vdx_store_get_thumbnail(ctx->search.store, id, &jpeg, &size, &err) != 0) {
         reply_failure(req, &err, 404);
         return;
     }
@@ -448,7 +450,7 @@ static void route_concepts_list(api_context *ctx, http_request *req)
 {
     cJSON *list = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_list(ctx->book, &list, &err) != 0)
+    if (vdx_concept_list(ctx->concepts, &list, &err) != 0)
         reply_failure(req, &err, 500);
     else
         http_reply_json(req, 200, list);
@@ -487,12 +489,12 @@ static void route_concept_create(api_context *ctx, http_request *req)
                              .text_vector = text_vector, .text_model = has_prompt ? &ctx->model_identity : NULL,
                              .example_ids = examples, .n_examples = n_examples};
     cJSON *concept = NULL;
-    lock_store(ctx);
-    if (vdx_concept_create(ctx->book, &spec, &concept, &err) != 0)
+    lock_slot(&ctx->book);
+    if (vdx_concept_create(ctx->concepts, &spec, &concept, &err) != 0)
         reply_failure(req, &err, 400);
     else
         http_reply_json(req, 201, concept);
-    unlock_store(ctx);
+    unlock_slot(&ctx->book);
 done:
     free(text_vector);
     free(examples);
@@ -509,7 +511,7 @@ static void route_concept_import(api_context *ctx, http_request *req)
         http_reply_error(req, 400, "the body must be a classifier JSON as exported");
         return;
     }
-    if (vdx_concept_import_classifier(ctx->book, req->body, req->body_size, name && *name ? name : NULL,
+    if (vdx_concept_import_classifier(ctx->concepts, req->body, req->body_size, name && *name ? name : NULL,
                                       &concept, &err) != 0)
         reply_failure(req, &err, 400);
     else
@@ -520,7 +522,7 @@ static void route_concept_get(api_context *ctx, http_request *req, const char *n
 {
     cJSON *concept = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_get(ctx->book, name, 0, &concept, &err) != 0)
+    if (vdx_concept_get(ctx->concepts, name, 0, &concept, &err) != 0)
         reply_failure(req, &err, 500);
     else
         http_reply_json(req, 200, concept);
@@ -543,11 +545,11 @@ static void route_concept_update(api_context *ctx, http_request *req, const char
         goto done;
     }
     /* the threshold first: a failed rename must not leave a half-applied update */
-    if (!isnan(threshold) && vdx_concept_set_threshold(ctx->book, name, threshold, &err) != 0) {
+    if (!isnan(threshold) && vdx_concept_set_threshold(ctx->concepts, name, threshold, &err) != 0) {
         reply_failure(req, &err, 400);
         goto done;
     }
-    if (new_name && strcmp(new_name, name) && vdx_concept_rename(ctx->book, name, new_name, &err) != 0) {
+    if (new_name && strcmp(new_name, name) && vdx_concept_rename(ctx->concepts, name, new_name, &err) != 0) {
         reply_failure(req, &err, 400);
         goto done;
     }
@@ -559,7 +561,7 @@ done:
 static void route_concept_delete(api_context *ctx, http_request *req, const char *name)
 {
     vdx_error err = {{0}};
-    if (vdx_concept_delete(ctx->book, name, &err) != 0) {
+    if (vdx_concept_delete(ctx->concepts, name, &err) != 0) {
         reply_failure(req, &err, 500);
         return;
     }
@@ -577,7 +579,7 @@ static void route_concept_copy(api_context *ctx, http_request *req, const char *
     const char *new_name;
     vdx_error err = {{0}};
     if (json_string(req, body, "name", 1, VDX_CONCEPT_NAME_MAX, &new_name) == 0) {
-        if (vdx_concept_copy(ctx->book, name, new_name, &err) != 0)
+        if (vdx_concept_copy(ctx->concepts, name, new_name, &err) != 0)
             reply_failure(req, &err, 400);
         else
             route_concept_get(ctx, req, new_name);
@@ -589,7 +591,7 @@ static void route_labels_get(api_context *ctx, http_request *req, const char *na
 {
     cJSON *labels = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_labels(ctx->book, name, &labels, &err) != 0)
+    if (vdx_concept_labels(ctx->concepts, name, &labels, &err) != 0)
         reply_failure(req, &err, 500);
     else
         http_reply_json(req, 200, labels);
@@ -641,7 +643,7 @@ static void route_labels_set(api_context *ctx, http_request *req, const char *na
     }
     cJSON *result = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_label(ctx->book, name, changes, n, &result, &err) != 0)
+    if (vdx_concept_label(ctx->concepts, name, changes, n, &result, &err) != 0)
         reply_failure(req, &err, 400);
     else
         http_reply_json(req, 200, result);
@@ -694,7 +696,7 @@ static void route_candidates(api_context *ctx, http_request *req, const char *na
         return;
     cJSON *result = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_candidates(ctx->book, name, &cand, &result, &err) != 0)
+    if (vdx_concept_candidates(ctx->concepts, name, &cand, &result, &err) != 0)
         reply_failure(req, &err, 400);
     else
         http_reply_json(req, 200, result);
@@ -725,11 +727,11 @@ static void route_train(api_context *ctx, http_request *req, const char *name)
     }
     if (cJSON_IsObject(next) && candidates_from_json(req, next, &cand) != 0)
         goto done;
-    if (vdx_concept_train(ctx->book, name, (int)iters, (float)lr, &round, &err) != 0) {
+    if (vdx_concept_train(ctx->concepts, name, (int)iters, (float)lr, &round, &err) != 0) {
         reply_failure(req, &err, 400);
         goto done;
     }
-    if (cJSON_IsObject(next) && vdx_concept_candidates(ctx->book, name, &cand, &candidates, &err) != 0) {
+    if (cJSON_IsObject(next) && vdx_concept_candidates(ctx->concepts, name, &cand, &candidates, &err) != 0) {
         cJSON_Delete(round);
         reply_failure(req, &err, 500);
         goto done;
@@ -746,7 +748,7 @@ static void route_undo(api_context *ctx, http_request *req, const char *name)
 {
     cJSON *result = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_undo(ctx->book, name, &result, &err) != 0)
+    if (vdx_concept_undo(ctx->concepts, name, &result, &err) != 0)
         reply_failure(req, &err, 500);
     else
         http_reply_json(req, 200, result);
@@ -762,7 +764,7 @@ static void route_evaluate(api_context *ctx, http_request *req, const char *name
     vdx_evaluate_options opts = {.bins = (int)bins, .where = where && *where ? where : NULL};
     cJSON *result = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_evaluate(ctx->book, name, &opts, &result, &err) != 0)
+    if (vdx_concept_evaluate(ctx->concepts, name, &opts, &result, &err) != 0)
         reply_failure(req, &err, 400);
     else
         http_reply_json(req, 200, result);
@@ -795,7 +797,7 @@ static void route_scores(api_context *ctx, http_request *req, const char *name)
                                .threshold = threshold, .where = where && *where ? where : NULL};
     cJSON *result = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_score(ctx->book, name, &score, &result, &err) != 0)
+    if (vdx_concept_score(ctx->concepts, name, &score, &result, &err) != 0)
         reply_failure(req, &err, 400);
     else
         http_reply_json(req, 200, result);
@@ -843,16 +845,16 @@ static void route_export(api_context *ctx, http_request *req, const char *name)
     int rc;
     if (is_classifier) {
         cJSON *classifier = NULL;
-        rc = vdx_concept_export_classifier(ctx->book, name, &classifier, &err);
+        rc = vdx_concept_export_classifier(ctx->concepts, name, &classifier, &err);
         if (rc == 0) {
             text = cJSON_Print(classifier);
             size = text ? strlen(text) : 0;
             cJSON_Delete(classifier);
         }
     } else if (!strcmp(what, "labels")) {
-        rc = vdx_concept_export_labels(ctx->book, name, format, &text, &size, &err);
+        rc = vdx_concept_export_labels(ctx->concepts, name, format, &text, &size, &err);
     } else {
-        rc = vdx_concept_export_scores(ctx->book, name, threshold, format, &text, &size, &err);
+        rc = vdx_concept_export_scores(ctx->concepts, name, threshold, format, &text, &size, &err);
     }
     if (rc != 0) {
         reply_failure(req, &err, 500);
@@ -950,13 +952,14 @@ static void dispatch(api_context *ctx, http_request *req)
 
 void api_handle(api_context *ctx, http_request *req)
 {
-    /* the routes that run CLIP take the store mutex themselves, after embedding */
+    /* the routes that run CLIP take their mutex themselves, after embedding */
+    int concepts = req->n_segments >= 2 && !strcmp(req->segments[1], "concepts");
     int embeds = req->n_segments >= 2 && is(req, "POST") &&
-                 (!strcmp(req->segments[1], "search") ||
-                  (!strcmp(req->segments[1], "concepts") && req->n_segments == 2));
-    if (!embeds)
-        lock_store(ctx);
+                 (!strcmp(req->segments[1], "search") || (concepts && req->n_segments == 2));
+    store_slot *slot = embeds ? NULL : concepts ? &ctx->book : &ctx->search;
+    if (slot)
+        lock_slot(slot);
     dispatch(ctx, req);
-    if (!embeds)
-        unlock_store(ctx);
+    if (slot)
+        unlock_slot(slot);
 }

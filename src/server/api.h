@@ -9,15 +9,22 @@
 #include "vdx/explore.h"
 #include "vdx/store.h"
 
-typedef struct api_context {
+/* A store handle serves one thread at a time: each handle comes with its mutex, and
+ * with the time it last looked for rows appended by an ingest. */
+typedef struct store_slot {
     vdx_store *store;
-    vdx_concepts *book;
-    vdx_clip_model *model;     /* NULL: text and image queries answer 503 */
-    /* A store handle serves one thread at a time, and the concept book calls the
-     * store: every use of either holds this mutex. CLIP embeddings (the slow part of a
-     * text or image query) run before it is taken. */
-    pthread_mutex_t store_mutex;
+    pthread_mutex_t mutex;
     double last_refresh;
+} store_slot;
+
+typedef struct api_context {
+    /* Two handles on the collection, so that a long concept operation (an evaluation
+     * cross-validates) never holds up searches: `search` serves search, items and
+     * info; `book` belongs to the concept book, which calls it under book.mutex. CLIP
+     * embeddings (the slow part of a text or image query) run before a mutex is taken. */
+    store_slot search, book;
+    vdx_concepts *concepts;
+    vdx_clip_model *model;     /* NULL: text and image queries answer 503 */
     vdx_model_identity model_identity; /* of `model`, when loaded */
     char collection[128];
 } api_context;

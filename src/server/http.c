@@ -27,6 +27,8 @@ struct http_server {
     http_config cfg;
     int port;
     int loopback; /* bound to a loopback address: enforce loopback Host headers */
+    int starting; /* libmicrohttpd's messages go into start_error, not stderr */
+    char start_error[256];
 };
 
 static const char security_policy[] =
@@ -181,7 +183,8 @@ int http_reply_error(http_request *req, int status, const char *fmt, ...)
     va_end(ap);
     cJSON *json = cJSON_CreateObject();
     cJSON_AddStringToObject(json, "error", message);
-    return http_reply_json(req, status, json);
+    http_reply_json(req, status, json);
+    return -1;
 }
 
 char *http_percent_decode(const char *in)
@@ -420,6 +423,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return req->replied ? MHD_YES : MHD_NO;
 }
 
+/* libmicrohttpd's own messages: while starting, kept for the error of http_start;
+ * afterwards (e.g. the connection limit reached) printed to stderr. */
+static void on_library_message(void *cls, const char *fmt, va_list ap)
+{
+    http_server *server = cls;
+    if (server->starting) {
+        vsnprintf(server->start_error, sizeof server->start_error, fmt, ap);
+        server->start_error[strcspn(server->start_error, "\n")] = 0;
+        return;
+    }
+    fputs("vdx serve: libmicrohttpd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
 static int resolve_bind_address(const char *host, int port, struct sockaddr_storage *addr,
                                 socklen_t *len, vdx_error *err)
 {
@@ -470,6 +487,7 @@ http_server *http_start(const http_config *cfg, vdx_error *err)
         return NULL;
     }
     server->loopback = address_is_loopback(&addr);
+    server->starting = 1;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -482,10 +500,12 @@ http_server *http_start(const http_config *cfg, vdx_error *err)
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 256u,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+        MHD_OPTION_EXTERNAL_LOGGER, on_library_message, server,
         MHD_OPTION_END);
+    server->starting = 0;
     if (!server->daemon) {
-        vdx_fail(err, "cannot listen on %s port %d (in use, or not an address of this machine)",
-                 cfg->host, cfg->port);
+        vdx_fail(err, "cannot listen on %s port %d: %s", cfg->host, cfg->port,
+                 server->start_error[0] ? server->start_error : "libmicrohttpd refused to start");
         free(server);
         return NULL;
     }

@@ -42,8 +42,10 @@ const char *http_header(const http_request *req, const char *name);
  * object, replies 400 with the parse position and returns NULL. */
 cJSON *http_body_json(http_request *req);
 
-/* Replies; each returns 0 (queued) or -1. The JSON variants take ownership of `json`. */
+/* Replies; each returns 0 (queued) or -1. http_reply_json takes ownership of `json`. */
 int http_reply_json(http_request *req, int status, cJSON *json);
+/* Replies {"error": message}. Always returns -1, so that a check can
+ * `return http_reply_error(req, 400, "...")` as a failure. */
 int http_reply_error(http_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* What happens to the bytes of a reply: copied, taken (free()d by the server once sent)

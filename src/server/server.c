@@ -45,8 +45,9 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
         return NULL;
     }
     api_context *api = &server->api;
-    pthread_mutex_init(&api->store_mutex, NULL);
-    api->last_refresh = vdx_now();
+    pthread_mutex_init(&api->search.mutex, NULL);
+    pthread_mutex_init(&api->book.mutex, NULL);
+    api->search.last_refresh = api->book.last_refresh = vdx_now();
     vdx_store_options store_opts = opts->store;
     if (opts->model_dir) {
         api->model = vdx_clip_load(opts->model_dir, err);
@@ -60,13 +61,16 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
     }
     store_opts.create = 0;
     store_opts.read_only = 1;
-    api->store = vdx_store_open(&store_opts, err);
-    if (!api->store)
+    api->search.store = vdx_store_open(&store_opts, err);
+    if (!api->search.store)
+        goto fail;
+    api->book.store = vdx_store_open(&store_opts, err);
+    if (!api->book.store)
         goto fail;
     snprintf(api->collection, sizeof api->collection, "%s",
              opts->store.collection ? opts->store.collection : "default");
-    api->book = vdx_concepts_open(api->store, err);
-    if (!api->book)
+    api->concepts = vdx_concepts_open(api->book.store, err);
+    if (!api->concepts)
         goto fail;
     const char *host = opts->host ? opts->host : "127.0.0.1";
     http_config cfg = {
@@ -98,9 +102,9 @@ const char *vdx_server_url(const vdx_server *server) { return server->url; }
 const char *vdx_server_collection(const vdx_server *server) { return server->api.collection; }
 int64_t vdx_server_item_count(vdx_server *server)
 {
-    pthread_mutex_lock(&server->api.store_mutex);
-    int64_t count = vdx_store_count(server->api.store);
-    pthread_mutex_unlock(&server->api.store_mutex);
+    pthread_mutex_lock(&server->api.search.mutex);
+    int64_t count = vdx_store_count(server->api.search.store);
+    pthread_mutex_unlock(&server->api.search.mutex);
     return count;
 }
 
@@ -109,10 +113,12 @@ void vdx_server_stop(vdx_server *server)
     if (!server)
         return;
     http_stop(server->http);
-    vdx_concepts_close(server->api.book);
-    vdx_store_close(server->api.store);
+    vdx_concepts_close(server->api.concepts);
+    vdx_store_close(server->api.book.store);
+    vdx_store_close(server->api.search.store);
     vdx_clip_free(server->api.model);
-    pthread_mutex_destroy(&server->api.store_mutex);
+    pthread_mutex_destroy(&server->api.search.mutex);
+    pthread_mutex_destroy(&server->api.book.mutex);
     free(server);
 }
 

@@ -306,6 +306,39 @@ static int load_count(clickhouse *c, vdx_error *err)
 
 /* ---- the write lock (local: one writer per collection directory) ---- */
 
+/* A writer killed mid-append may leave its INSERT in the server's hands, and it still
+ * lands a moment after the writer is gone (18.16 buffers an HTTP insert before it runs
+ * it, so system.processes does not show it yet). The writer touches its lock file before
+ * every insert and empties it when it closes; whoever opens the collection (to read which
+ * ids are stored, or to write) and finds the file naming a writer that is gone, touched
+ * less than CH_CRASH_GRACE_MS ago, waits until that much time has passed, so that it
+ * never takes an id in flight for a missing one and appends it a second time. */
+#define CH_CRASH_GRACE_MS 1000
+
+static void settle_after_crash(clickhouse *c)
+{
+    int fd = open(c->lock_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    /* a shared lock we can take means no live writer holds the exclusive one */
+    int orphaned = fstat(fd, &st) == 0 && st.st_size > 0 &&
+                   (c->lock_fd >= 0 || flock(fd, LOCK_SH | LOCK_NB) == 0);
+    close(fd);
+    if (!orphaned)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double age_ms = (double)(now.tv_sec - st.st_mtim.tv_sec) * 1e3 +
+                    (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e6;
+    if (age_ms >= 0 && age_ms < CH_CRASH_GRACE_MS) {
+        double wait_ms = CH_CRASH_GRACE_MS - age_ms;
+        struct timespec pause = {(time_t)(wait_ms / 1e3),
+                                 (long)((wait_ms - 1e3 * (double)(time_t)(wait_ms / 1e3)) * 1e6)};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static int take_write_lock(clickhouse *c, vdx_error *err)
 {
     if (c->lock_fd >= 0)
@@ -333,6 +366,9 @@ static int take_write_lock(clickhouse *c, vdx_error *err)
         return vdx_fail(err, "collection '%s': cannot lock %s: %s", c->collection,
                         c->lock_path, strerror(saved));
     }
+    c->lock_fd = fd;
+    settle_after_crash(c); /* before our pid replaces the predecessor's */
+    c->lock_fd = -1;
     char pid[32];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
@@ -439,8 +475,12 @@ static void clickhouse_close(void *state)
     free_columns(c);
     if (c->side)
         sqlite3_close(c->side);
-    if (c->lock_fd >= 0)
+    if (c->lock_fd >= 0) { /* an empty lock file tells the next writer we ended cleanly */
+        if (ftruncate(c->lock_fd, 0) != 0) {
+            /* then the next opener may wait CH_CRASH_GRACE_MS for nothing: harmless */
+        }
         close(c->lock_fd);
+    }
     memset(c->url.password, 0, sizeof c->url.password);
     free(c);
 }
@@ -697,6 +737,7 @@ static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identi
     ch_tables_for(c->url.table, c->collection, &c->tables);
     if (!(c->http = ch_http_new(&c->url, err)))
         goto fail;
+    settle_after_crash(c);
     int exists = 0;
     if (read_info(c, &exists, err) != 0)
         goto fail;
@@ -833,6 +874,14 @@ static int check_batch(clickhouse *c, const vdx_item *items, size_t n, vdx_error
                           c->collection, ids[i]);
     free(ids);
     for (size_t i = 0; i < n && rc == 0; i++)
+        for (int d = 0; items[i].vector && c->type == VDX_VECTOR_F16 && d < c->model.dims; d++)
+            if (fabsf(items[i].vector[d]) >= 65520.0f) {
+                rc = vdx_fail(err, "collection '%s': item '%s': element %d (%g) does not fit a "
+                                   "float16 collection",
+                              c->collection, items[i].id, d, (double)items[i].vector[d]);
+                break;
+            }
+    for (size_t i = 0; i < n && rc == 0; i++)
         for (int m = 0; m < items[i].n_meta && rc == 0; m++)
             for (int o = 0; o < m; o++)
                 if (strcasecmp(items[i].meta_names[m], items[i].meta_names[o]) == 0) {
@@ -918,6 +967,9 @@ static int insert_items(clickhouse *c, const char *const *ids, size_t n_ids, con
     for (int attempt = 1;; attempt++) {
         ch_buf response = {0};
         int transient = 0;
+        if (futimens(c->lock_fd, NULL) != 0) /* "an insert may be in flight": see above */
+            return vdx_fail(err, "collection '%s': cannot touch %s: %s", c->collection,
+                            c->lock_path, strerror(errno));
         int rc = ch_http_run(c->http, &req, &response, &transient, NULL, err);
         ch_buf_free(&response);
         if (rc == 0)
@@ -1196,6 +1248,16 @@ static int missing_item(clickhouse *c, const char *id, vdx_error *err)
                     c->collection, id);
 }
 
+typedef struct found_row {
+    const char *id;
+    size_t row;
+} found_row;
+
+static int cmp_found_rows(const void *a, const void *b)
+{
+    return strcmp(((const found_row *)a)->id, ((const found_row *)b)->id);
+}
+
 static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n, float *out,
                                   vdx_error *err)
 {
@@ -1205,6 +1267,7 @@ static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n,
     ch_external ext;
     char *table = quoted_identifier(c, c->tables.items, err);
     char **found_ids = NULL;
+    found_row *order = NULL;
     float *found = NULL;
     size_t n_found = 0, cap = 0;
     int rc = -1;
@@ -1240,18 +1303,29 @@ static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n,
         if (ch_read_floats(&r, found + (n_found - 1) * (size_t)dims, dims, err) != 0)
             goto done;
     }
+    /* answer rows in request order: sort (id, row) pairs once, look each id up */
+    if (!(order = malloc((n_found ? n_found : 1) * sizeof *order))) {
+        oom(c, err);
+        goto done;
+    }
+    for (size_t j = 0; j < n_found; j++)
+        order[j] = (found_row){found_ids[j], j};
+    if (n_found > 1)
+        qsort(order, n_found, sizeof *order, cmp_found_rows);
     for (size_t i = 0; i < n; i++) {
-        size_t j = 0;
-        while (j < n_found && strcmp(found_ids[j], ids[i]) != 0)
-            j++;
-        if (j == n_found) {
+        found_row key = {ids[i], 0};
+        found_row *hit =
+            n_found ? bsearch(&key, order, n_found, sizeof *order, cmp_found_rows) : NULL;
+        if (!hit) {
             missing_item(c, ids[i], err);
             goto done;
         }
-        memcpy(out + i * (size_t)dims, found + j * (size_t)dims, (size_t)dims * sizeof *out);
+        memcpy(out + i * (size_t)dims, found + hit->row * (size_t)dims,
+               (size_t)dims * sizeof *out);
     }
     rc = 0;
 done:
+    free(order);
     for (size_t j = 0; j < n_found; j++)
         free(found_ids[j]);
     free(found_ids);

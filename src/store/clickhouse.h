@@ -116,7 +116,8 @@ typedef struct ch_search_sql {
 } ch_search_sql;
 
 /* The search (or score_all) SELECT, output FORMAT RowBinary with the columns
- * id String, url String, dist Float64[, vector Array(Float32)]. malloc'd. */
+ * id String, url String, dist Float64[, vector Array(Float32)]. malloc'd. LIMIT 1 BY id
+ * keeps a row that a crashed writer's lost insert may have doubled out of the answer. */
 char *ch_sql_search(const ch_search_sql *s);
 
 /* Parses a ClickHouse error text ("Code: 60, e.displayText() = DB::Exception: Table

@@ -243,6 +243,10 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* a server that sends nothing for 10 minutes is gone (wait_end_of_query=1 holds the
+     * answer until the query ends, so long scans are quiet, never this quiet) */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 600L);
     if (mime) {
         curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
     } else if (req->body) {

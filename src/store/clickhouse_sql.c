@@ -588,18 +588,20 @@ char *ch_sql_search(const ch_search_sql *s)
 {
     ch_buf b = {0};
     if (s->score_all || s->dialect == CH_DIALECT_LEGACY) {
-        /* Portable: a WITH constant and a two-array lambda work on every version. */
-        ch_buf_put(&b, "WITH ");
+        /* Portable: a WITH constant and a two-array lambda work on every version. The
+         * constant is cast to Float32, the exact floats of the query (and 18.16 multiplies
+         * Float32 pairs about a quarter faster than Float32 × Float64). */
+        ch_buf_put(&b, "WITH CAST(");
         ch_sql_float_array(&b, s->query, s->dims);
-        ch_buf_printf(&b, " AS q SELECT id, url, %sarraySum((x, y) -> x * y, vector, q) AS dist%s"
+        ch_buf_printf(&b, " AS Array(Float32)) AS q SELECT id, url, %sarraySum((x, y) -> x * y, vector, q) AS dist%s"
                           " FROM ",
                       s->score_all ? "" : "1 - ", s->with_vectors ? ", vector" : "");
         put_identifier(&b, s->table);
         put_conditions(&b, s);
         if (s->score_all)
-            ch_buf_put(&b, " ORDER BY row");
+            ch_buf_put(&b, " ORDER BY row LIMIT 1 BY id");
         else
-            ch_buf_printf(&b, " ORDER BY dist, id LIMIT %d, %d", s->offset, s->k);
+            ch_buf_printf(&b, " ORDER BY dist, id LIMIT 1 BY id LIMIT %d, %d", s->offset, s->k);
     } else {
         /* Index dialects: the inner query is the shape the index recognises (ORDER BY the
          * distance of a literal, LIMIT); it over-fetches by the number of exclusions. The
@@ -615,7 +617,7 @@ char *ch_sql_search(const ch_search_sql *s)
         ch_buf_put(&b, ") AS d FROM ");
         put_identifier(&b, s->table);
         put_conditions(&b, s);
-        ch_buf_printf(&b, " ORDER BY d LIMIT %lld) ORDER BY dist, id LIMIT %d, %d", fetch,
+        ch_buf_printf(&b, " ORDER BY d LIMIT %lld) ORDER BY dist, id LIMIT 1 BY id LIMIT %d, %d", fetch,
                       s->offset, s->k);
         if (s->dialect == CH_DIALECT_CLICKHOUSE && s->where)
             ch_buf_put(&b, " SETTINGS vector_search_filter_strategy = 'prefilter'");

@@ -830,10 +830,18 @@ static void render(out_buf *b, const node *n, dialect d, int first_param);
 /* A value inside a comparison; numeric comparisons convert text values to numbers. */
 static void render_operand(out_buf *b, const node *n, dialect d, int first_param, int numeric)
 {
-    if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING) {
-        put(b, d == DIALECT_SQLITE ? "vdx_number(" : "toFloat64OrNull(");
+    if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING && d == DIALECT_SQLITE) {
+        put(b, "vdx_number(");
         render(b, n, d, first_param);
         put(b, ")");
+    } else if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING) {
+        /* vdx_number()'s rule in ClickHouse (18.16 has no trimBoth): a plain decimal
+         * number, blanks and '+' allowed around it, else NULL (not inf, nan or hex) */
+        put(b, "toFloat64OrNull(replaceRegexpAll(if(match(");
+        render(b, n, d, first_param);
+        put(b, ", '^[ \\t]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[ \\t]*$'), ");
+        render(b, n, d, first_param);
+        put(b, ", ''), '^[ \\t]*[+]?|[ \\t]*$', ''))");
     } else {
         render(b, n, d, first_param);
     }
@@ -876,12 +884,14 @@ static void render(out_buf *b, const node *n, dialect d, int first_param)
         }
         put(b, "))");
         break;
-    case NODE_LIKE:
-        put(b, "(");
+    case NODE_LIKE: /* SQLite's LIKE ignores ASCII case: ClickHouse's lower() folds ASCII */
+        put(b, d == DIALECT_CLICKHOUSE ? "(lower(" : "(");
         render(b, n->args[0], d, first_param);
+        put(b, d == DIALECT_CLICKHOUSE ? ")" : "");
         put(b, n->negated ? " NOT LIKE " : " LIKE ");
+        put(b, d == DIALECT_CLICKHOUSE ? "lower(" : "");
         render(b, n->args[1], d, first_param);
-        put(b, ")");
+        put(b, d == DIALECT_CLICKHOUSE ? "))" : ")");
         break;
     case NODE_IS_NULL:
         put(b, "(");

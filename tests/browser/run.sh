@@ -1,6 +1,6 @@
 #!/bin/sh
-# Browser tests of the web explorer: builds a sample collection (and an empty one),
-# starts `vdx serve` for each on a free loopback port, runs the Playwright flows of
+# Browser tests of the web explorer: ingests the sample collection (and an empty one,
+# and one whose ingest is still running), starts `vdx serve` for each on a free port, runs the Playwright flows of
 # flows.mjs in Debian's chromium (playwright-core from npm; no browser is downloaded)
 # and stops everything. One "ok - ..." / "not ok - ..." line per flow; screenshots of
 # every step in build/artifacts/screenshots/.
@@ -35,29 +35,54 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
-# serve COLLECTION: starts vdx serve on a free port, prints its URL
+# serve COLLECTION: starts vdx serve on a free port (in this shell, so that cleanup
+# knows its pid); url_of COLLECTION waits for it and prints its URL
 serve() {
     "$build/vdx" serve --data "$tmp/data" --collection "$1" --model "$shared/fixtures/clip-tiny" --port 0 \
         > "$tmp/$1.out" 2> "$tmp/$1.err" &
     pids="$pids $!"
+}
+url_of() {
     for _ in $(seq 100); do grep -q 'serving' "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
     sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$1.out"
 }
 
-"$build/tools/server_fixture" --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
-    --tsv "$shared/data/unsplash-sample/photos.tsv000" --images "$shared/data/unsplash-sample/images" > "$tmp/fixture.log" 2>&1 &&
-"$build/tools/server_fixture" --data "$tmp/data" --collection empty --model "$shared/fixtures/clip-tiny" --empty >> "$tmp/fixture.log" 2>&1 ||
-    { echo "not ok - browser: building the collections failed: $(cat "$tmp/fixture.log")"; exit 1; }
-url=$(serve sample)
-empty_url=$(serve empty)
-if [ -z "$url" ] || [ -z "$empty_url" ]; then
+# The collections, built by `vdx ingest` from a loopback stand-in for the image CDN:
+# "sample" (the Unsplash sample), "empty" (no items), and "growing", whose ingest is
+# slowed down and still running while the page watches it.
+images="$shared/data/unsplash-sample/images"
+"$build/tools/fileserver" --root "$images" --port-file "$tmp/cdn.port" 2> "$tmp/cdn.err" &
+pids="$pids $!"
+"$build/tools/fileserver" --root "$images" --port-file "$tmp/slow.port" --delay-ms 300 2> "$tmp/slow.err" &
+pids="$pids $!"
+for _ in $(seq 50); do [ -s "$tmp/cdn.port" ] && [ -s "$tmp/slow.port" ] && break; sleep 0.1; done
+ingest() { # ingest COLLECTION SOURCE... (options follow)
+    collection=$1; shift
+    "$build/vdx" ingest "$@" --data "$tmp/data" --collection "$collection" --model "$shared/fixtures/clip-tiny"
+}
+: > "$tmp/no-urls.txt"
+ingest sample unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1 &&
+ingest empty urls "$tmp/no-urls.txt" >> "$tmp/ingest.log" 2>&1 ||
+    { echo "not ok - browser: vdx ingest failed: $(cat "$tmp/ingest.log")"; exit 1; }
+ingest growing unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/slow.port")/" \
+    --parallel 1 --batch 1 --threads 1 --no-cache > "$tmp/growing.log" 2>&1 &
+pids="$pids $!"
+for _ in $(seq 100); do [ -s "$tmp/data/collections/growing/progress.json" ] && break; sleep 0.1; done
+serve sample
+serve empty
+serve growing
+url=$(url_of sample)
+empty_url=$(url_of empty)
+growing_url=$(url_of growing)
+if [ -z "$url" ] || [ -z "$empty_url" ] || [ -z "$growing_url" ]; then
     echo "not ok - browser: vdx serve did not start: $(cat "$tmp"/*.out "$tmp"/*.err)"; exit 1
 fi
 shots="$root/build/artifacts/screenshots"
 mkdir -p "$shots"
 rm -f "$shots"/*.png
-(cd tests/browser && node flows.mjs "$url" "$empty_url" "$shots")
+(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots")
 status=$?
 echo "# screenshots: $shots"
 exit $status

@@ -20,13 +20,20 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 failures=0
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
 
-"$build/tools/server_fixture" --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
-    --tsv "$shared/data/unsplash-sample/photos.tsv000" --images "$shared/data/unsplash-sample/images" \
-    > "$tmp/fixture.log" 2>&1 || { not_ok "build the sample collection: $(cat "$tmp/fixture.log")"; exit 1; }
+# the sample collection, ingested from a loopback stand-in for the image CDN
+"$build/tools/fileserver" --root "$shared/data/unsplash-sample/images" --port-file "$tmp/cdn.port" 2> "$tmp/cdn.err" &
+cdn_pid=$!
+for _ in $(seq 50); do [ -s "$tmp/cdn.port" ] && break; sleep 0.1; done
+"$build/vdx" ingest unsplash "$shared/data/unsplash-sample" --data "$tmp/data" --collection sample \
+    --model "$shared/fixtures/clip-tiny" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1
+rc=$?
+kill "$cdn_pid"
+[ $rc -eq 0 ] || { not_ok "ingest the sample collection: $(cat "$tmp/ingest.log")"; exit 1; }
 "$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
     --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
 serve_pid=$!

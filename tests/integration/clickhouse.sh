@@ -3,8 +3,9 @@
 # (18.16) on loopback ports with a temporary data directory, runs the conformance suite
 # (the same data in the embedded store and in ClickHouse: same ids in the same order,
 # distances within 1e-6; injection-shaped ids and filter values; 5,000-id exclusions;
-# lost inserts retried without duplicates; connection/auth/database errors), then the
-# CLI and the HTTP API with VDX_STORE pointing at ClickHouse, and stops the server.
+# lost inserts retried without duplicates; connection/auth/database errors), the store
+# suite (tests/test_store.c) with VDX_TEST_STORE_URL, the CLI, `vdx serve` and the web
+# explorer's browser flows with the store on ClickHouse, and stops the server.
 set -u
 cd "$(dirname "$0")/../.."
 build=${VDX_BUILD:-build/release}
@@ -99,21 +100,29 @@ else
     ids() { grep -o '"id": *"[^"]*"' | tr -d ' '; }
     VDX_HOME="$tmp/home-embedded" VDX_STORE= "$vdx" search "a photo of a cat" --model "$model" \
         < /dev/null 2> "$tmp/search-e.err" | ids > "$tmp/search-e"
-    VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" "$vdx" search "a photo of a cat" \
+    VDX_HOME="$tmp/home-clickhouse" VDX_STORE= "$vdx" search "a photo of a cat" --store "$chstore" \
         --model "$model" < /dev/null 2> "$tmp/search-c.err" | ids > "$tmp/search-c"
     if [ -s "$tmp/search-c" ] && cmp -s "$tmp/search-e" "$tmp/search-c"; then
         ok "vdx search on ClickHouse returns the embedded store's ids in the same order"
     else
         not_ok "vdx search differs: embedded [$(tr '\n' ' ' < "$tmp/search-e")] clickhouse [$(tr '\n' ' ' < "$tmp/search-c")] $(head -c 300 "$tmp/search-c.err")"
     fi
+    out=$(VDX_HOME="$tmp/home-clickhouse" "$vdx" search "cat" --model "$model" \
+        --store "clickhouse://vdx:hunter2@127.0.0.1:1/default" 2>&1 < /dev/null)
+    if [ $? -ne 0 ] && echo "$out" | grep -q "connection refused — is the server running?" &&
+        ! echo "$out" | grep -q hunter2; then
+        ok "vdx search --store with no server: an actionable error without the password"
+    else
+        not_ok "vdx search against a closed port: $out"
+    fi
     # vdx serve over ClickHouse: the HTTP API answers like the embedded store's
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" "$vdx" serve --model "$model" \
-        --host 127.0.0.1 --port "$port" > "$tmp/serve.log" 2>&1 < /dev/null &
+        --host 127.0.0.1 --port 0 > "$tmp/serve.log" 2>&1 < /dev/null &
     serve_pid=$!
-    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/api/info" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.log" 2>/dev/null && break; sleep 0.1; done
+    api=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/serve.log" | head -n 1)
     answer=$(curl -s --max-time 10 -H 'Content-Type: application/json' \
-        -d '{"text":"a photo of a cat","k":9}' "http://127.0.0.1:$port/api/search")
+        -d '{"text":"a photo of a cat","k":9}' "${api%/}/api/search")
     echo "$answer" | ids > "$tmp/serve-c"
     if [ -s "$tmp/serve-c" ] && [ "$(head -n 9 "$tmp/search-e")" = "$(cat "$tmp/serve-c")" ]; then
         ok "vdx serve on ClickHouse: /api/search answers the embedded store's 9 nearest"
@@ -121,5 +130,16 @@ else
         not_ok "vdx serve on ClickHouse: $(echo "$answer" | head -c 300) $(tail -n 3 "$tmp/serve.log")"
     fi
     kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; serve_pid=""
+fi
+
+# The web explorer's browser flows (tests/browser) with every collection on ClickHouse.
+if [ -f tests/browser/run.sh ]; then
+    VDX_STORE="$url/default" VDX_BUILD="$build" sh tests/browser/run.sh > "$tmp/browser.log" 2>&1
+    status=$?
+    grep '^\(ok\|not ok\|skip\) - ' "$tmp/browser.log" | sed 's/^\(ok\|not ok\|skip\) - /&browser flow on ClickHouse: /'
+    if [ $status -ne 0 ]; then
+        grep -q '^not ok - ' "$tmp/browser.log" || not_ok "browser flow on ClickHouse exited $status: $(tail -n 5 "$tmp/browser.log")"
+        failures=$((failures + 1))
+    fi
 fi
 [ $failures -eq 0 ]

@@ -16,7 +16,7 @@ shared=$(cd "$shared" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vdx-demo-XXXXXX")
 server_pid="" demo_pgid=""
 cleanup() {
-    [ -z "$demo_pgid" ] || kill -TERM -- "-$demo_pgid" 2>/dev/null
+    [ -z "$demo_pgid" ] || kill -TERM "-$demo_pgid" 2>/dev/null
     [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null
     wait 2>/dev/null
     rm -rf "$tmp"
@@ -43,7 +43,7 @@ mkdir -p "$tmp/www" "$tmp/hf" "$tmp/home"
 cp "$shared"/data/unsplash-sample/images/* "$tmp/www/"
 (cd "$shared/data/unsplash-sample" && zip -q -X "$tmp/www/unsplash-lite.zip" photos.tsv000 keywords.tsv000)
 "$build/tools/fileserver" --root "$tmp/www" --hub "openai/clip-vit-base-patch32=$shared/fixtures/clip-tiny" \
-    --port-file "$tmp/fs.port" --log "$tmp/fs.log" --delay-ms 400 2> "$tmp/fs.err" &
+    --port-file "$tmp/fs.port" --log "$tmp/fs.log" --delay-ms 1200 2> "$tmp/fs.err" &
 server_pid=$!
 for _ in $(seq 50); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
 fs="http://127.0.0.1:$(cat "$tmp/fs.port")"
@@ -62,9 +62,9 @@ run_demo() { # run_demo LOG: starts `make demo` in its own process group
     return 1
 }
 stop_demo() {
-    kill -INT -- "-$demo_pgid" 2>/dev/null
+    kill -TERM "-$demo_pgid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$demo_pgid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$demo_pgid" 2>/dev/null
+    kill -KILL "-$demo_pgid" 2>/dev/null
     wait "$demo_pgid" 2>/dev/null
     demo_pgid=""
 }
@@ -98,7 +98,13 @@ done
     || not_ok "search never answered during the ingest (last progress: $progress)"
 wait_ingest_done && [ "$(api progress | json_field state)" = done ] \
     && ok "background ingest finishes" || not_ok "ingest did not finish: $(api progress)"
-count=$(api info | json_field count)
+# The server picks up appended rows within a second or so: wait until it shows them all.
+stored=$(api progress | json_field stored)
+for _ in $(seq 50); do
+    count=$(api info | json_field count)
+    [ "$count" = "$stored" ] && break
+    sleep 0.2
+done
 [ "${count:-0}" -ge 30 ] && ok "collection holds $count photos after the first run" \
     || not_ok "collection holds ${count:-?} photos, expected at least 30 of the first 40 rows"
 [ "$(search | hits)" -eq 9 ] && ok "search returns 9 results after the ingest" \
@@ -111,7 +117,11 @@ stop_demo
 : > "$tmp/fs.log"
 if run_demo "$tmp/demo2.log"; then
     wait_ingest_done
-    count2=$(api info | json_field count)
+    for _ in $(seq 50); do
+        count2=$(api info | json_field count)
+        [ "$count2" = "$count" ] && break
+        sleep 0.2
+    done
     [ "$count2" = "$count" ] && ok "second run resumes with the same $count photos" \
         || not_ok "second run has ${count2:-?} photos, first had $count"
     if grep -q '^GET' "$tmp/fs.log"; then

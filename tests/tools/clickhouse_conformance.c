@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../test.h"
@@ -410,12 +412,148 @@ TEST(connection_and_auth_errors)
           "bad port: %s", err.message);
 }
 
+TEST(f16_collection_and_foreign_table)
+{
+    vdx_error err = {{0}};
+    vdx_model_identity m = model("f00dfeed");
+    char dir_e[4200], dir_c[4200];
+    snprintf(dir_e, sizeof dir_e, "%s/f16-embedded", work_dir);
+    snprintf(dir_c, sizeof dir_c, "%s/f16-clickhouse", work_dir);
+    vdx_store_options o = {.data_dir = dir_e, .collection = "half", .create = 1, .model = &m,
+                           .vector_type = VDX_VECTOR_F16};
+    vdx_store *e = vdx_store_open(&o, &err);
+    REQUIRE(e, "%s", err.message);
+    o.data_dir = dir_c;
+    o.url = store_url;
+    vdx_store *c = vdx_store_open(&o, &err);
+    if (!c)
+        vdx_store_close(e);
+    REQUIRE(c, "%s", err.message);
+    vdx_item batch[20];
+    const char *want[20];
+    for (int i = 0; i < 20; i++) {
+        batch[i] = (vdx_item){.id = ids[i], .url = "", .vector = vectors[i]};
+        want[i] = ids[i];
+    }
+    CHECK(vdx_store_append(e, batch, 20, &err) == 0, "%s", err.message);
+    CHECK(vdx_store_append(c, batch, 20, &err) == 0, "%s", err.message);
+    static float a[20 * DIMS], b[20 * DIMS];
+    CHECK(vdx_store_get_vectors(e, want, 20, a, &err) == 0, "%s", err.message);
+    CHECK(vdx_store_get_vectors(c, want, 20, b, &err) == 0, "%s", err.message);
+    CHECK(memcmp(a, b, sizeof a) == 0, "f16 vectors differ between the backends");
+    CHECK(memcmp(a, vectors, sizeof a) != 0, "f16 vectors were not rounded");
+    vdx_store_close(e);
+    vdx_store_close(c);
+
+    /* a table with rows that vdx did not create is refused, not adopted */
+    char url[600];
+    snprintf(url, sizeof url, "%s/default?table=vdx_conf_info", store_url); /* has rows */
+    o = (vdx_store_options){.data_dir = dir_c, .collection = "foreign", .url = url,
+                            .create = 1, .model = &m};
+    vdx_store *f = vdx_store_open(&o, &err);
+    CHECK(!f && strstr(err.message, "already holds") && strstr(err.message, "not made by vdx"),
+          "foreign table: %s", f ? "opened" : err.message);
+    vdx_store_close(f);
+}
+
+/* A writer killed mid-ingest leaves whole batches only; resuming with item_states adds
+ * exactly the missing items. */
+TEST(killed_writer_then_resume)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/killed", work_dir);
+    vdx_error err = {{0}};
+    vdx_model_identity m = model("f00dfeed");
+    vdx_store_options o = {.data_dir = dir, .collection = "killed", .url = store_url,
+                           .create = 1, .model = &m};
+    vdx_store *s = vdx_store_open(&o, &err);
+    REQUIRE(s, "%s", err.message);
+    vdx_store_close(s);
+    o.create = 0; /* writers that look up ids before they take the lock at their first append */
+    o.model = NULL;
+    int total_killed = 0;
+    for (int round = 0; round < 4; round++) {
+        int progress[2];
+        REQUIRE(pipe(progress) == 0, "pipe");
+        pid_t child = fork();
+        REQUIRE(child >= 0, "fork");
+        if (child == 0) { /* append everything, 25 items a batch, until killed */
+            close(progress[0]);
+            vdx_store *w = vdx_store_open(&o, &err);
+            for (int start = 0; w && start < N_ITEMS; start += 25) {
+                const char *batch_ids[25];
+                vdx_item_state st[25];
+                for (int i = 0; i < 25; i++)
+                    batch_ids[i] = ids[start + i];
+                if (vdx_store_item_states(w, batch_ids, 25, st, &err) != 0)
+                    _exit(3);
+                vdx_item batch[25];
+                int n = 0;
+                for (int i = 0; i < 25; i++)
+                    if (st[i] == VDX_ITEM_ABSENT)
+                        batch[n++] = (vdx_item){.id = ids[start + i], .url = "",
+                                                .vector = vectors[start + i]};
+                if (n && write(progress[1], "b", 1) != 1) /* about to append */
+                    _exit(5);
+                if (n && vdx_store_append(w, batch, (size_t)n, &err) != 0)
+                    _exit(4);
+            }
+            _exit(w ? 0 : 2);
+        }
+        /* killed as it starts its third batch: during the id check or the INSERT */
+        close(progress[1]);
+        char done[3];
+        size_t got = 0;
+        ssize_t r;
+        while (got < 3 && (r = read(progress[0], done + got, 3 - got)) > 0)
+            got += (size_t)r;
+        close(progress[0]);
+        struct timespec pause = {0, 3000000L * round}; /* 0, 3, 6, 9 ms into the append */
+        nanosleep(&pause, NULL);
+        total_killed += kill(child, SIGKILL) == 0;
+        int status;
+        waitpid(child, &status, 0);
+        CHECK(!WIFEXITED(status) || WEXITSTATUS(status) == 0, "writer exited %d",
+              WEXITSTATUS(status));
+    }
+    /* resume in this process: every item once */
+    s = vdx_store_open(&o, &err);
+    REQUIRE(s, "%s", err.message);
+    int64_t before = vdx_store_count(s);
+    const char *all[N_ITEMS];
+    vdx_item_state st[N_ITEMS];
+    for (int i = 0; i < N_ITEMS; i++)
+        all[i] = ids[i];
+    REQUIRE(vdx_store_item_states(s, all, N_ITEMS, st, &err) == 0, "%s", err.message);
+    static vdx_item rest[N_ITEMS];
+    int n = 0, stored = 0;
+    for (int i = 0; i < N_ITEMS; i++) {
+        stored += st[i] == VDX_ITEM_STORED;
+        if (st[i] == VDX_ITEM_ABSENT)
+            rest[n++] = (vdx_item){.id = ids[i], .url = "", .vector = vectors[i]};
+    }
+    CHECK(stored == before,
+          "%d stored ids, count %lld: no duplicates", stored, (long long)before);
+    printf("# %d kills left %d of %d items stored; resuming adds %d\n", total_killed, stored,
+           N_ITEMS, n);
+    REQUIRE(n == 0 || vdx_store_append(s, rest, (size_t)n, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_store_refresh(s, &err) == 0, "%s", err.message);
+    CHECK(vdx_store_count(s) == N_ITEMS, "%lld rows after resuming (%d were there, %d kills)",
+          (long long)vdx_store_count(s), stored, total_killed);
+    vdx_search_request req = {.query = vectors[3], .k = N_ITEMS * 2};
+    vdx_hits h = {0};
+    CHECK(vdx_store_search(s, &req, &h, &err) == 0 && h.n == N_ITEMS, "%d hits", h.n);
+    vdx_hits_free(&h);
+    vdx_store_close(s);
+}
+
 /* ---- a fault-injecting proxy: loses one INSERT before or after the server sees it ---- */
 
 typedef struct proxy {
     int listen_fd, port, upstream_port;
     volatile int stop;
     volatile int drop_after, drop_before; /* INSERTs still to lose, and how */
+    volatile int answer_503;              /* requests to answer 503 Service Unavailable */
     volatile int dropped;
     pthread_t thread;
 } proxy;
@@ -452,6 +590,15 @@ static void serve_connection(proxy *p, int client)
     if (read_request(client, req, sizeof req, &len) != 0)
         return;
     int insert = memmem(req, len < 600 ? len : 600, "query=INSERT", 12) != NULL;
+    if (p->answer_503 > 0) { /* an overloaded server or a proxy in front of it */
+        static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 4\r\n"
+                                   "\r\nbusy";
+        p->answer_503--;
+        p->dropped++;
+        if (write(client, busy, sizeof busy - 1) != (ssize_t)(sizeof busy - 1))
+            return;
+        return;
+    }
     if (insert && p->drop_before > 0) { /* lost on the way: the server never sees it */
         p->drop_before--;
         p->dropped++;
@@ -554,6 +701,19 @@ TEST(lost_insert_is_retried_without_duplicates)
     CHECK(vdx_store_append(s, batch, 50, &err) == 0, "append after a lost request: %s",
           err.message);
     CHECK(p.dropped == 2, "%d requests dropped, expected 2", p.dropped);
+    p.answer_503 = 2; /* reads are retried through 5xx answers */
+    vdx_search_request busy = {.query = vectors[0], .k = 5};
+    vdx_hits bh = {0};
+    CHECK(vdx_store_search(s, &busy, &bh, &err) == 0 && bh.n == 5 &&
+              strcmp(bh.hits[0].id, ids[0]) == 0,
+          "search through two 503 answers: %s", err.message);
+    vdx_hits_free(&bh);
+    CHECK(p.dropped == 4 && p.answer_503 == 0, "%d answers were 503", p.dropped - 2);
+    p.answer_503 = 10; /* more than the attempts: the error says what happened */
+    CHECK(vdx_store_search(s, &busy, &bh, &err) != 0 &&
+              strstr(err.message, "answered HTTP 503: busy"),
+          "persistent 503: %s", err.message);
+    p.answer_503 = 0;
     vdx_store_close(s);
     proxy_stop(&p);
     /* straight to the server: exactly 100 rows, each id once */
@@ -590,6 +750,8 @@ int main(int argc, char **argv)
     RUN(reopen_read_only_and_model_mismatch);
     RUN(connection_and_auth_errors);
     RUN(lost_insert_is_retried_without_duplicates);
+    RUN(f16_collection_and_foreign_table);
+    RUN(killed_writer_then_resume);
     vdx_store_close(emb);
     vdx_store_close(ch);
     return test_summary("clickhouse_conformance");
