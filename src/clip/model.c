@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clip/kernels.h"
 #include "clip/weights.h"
@@ -65,7 +66,7 @@ typedef struct scratch {
     float *x;   /* [rows][dim] normalised input of a block, then attention output */
     float *qkv; /* [rows][3·dim] */
     float *mlp; /* [rows][max(intermediate, patch_len)] MLP hidden, vision im2col */
-    float *block;
+    float *block; /* the one allocation holding the four */
 } scratch;
 
 static size_t round_up_floats(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -111,7 +112,9 @@ static float *reserve(weight_loader *ld, size_t count)
  * swapped or kept), so it is safe whatever buffer the reader used; it is only a hint. */
 static void release_source_pages(const vdx_tensor *t)
 {
-    uintptr_t page = 4096, begin = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    long page_size = sysconf(_SC_PAGESIZE);
+    uintptr_t page = page_size > 0 ? (uintptr_t)page_size : 4096;
+    uintptr_t begin = ((uintptr_t)t->data + page - 1) & ~(page - 1);
     uintptr_t end = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
     if (end > begin)
         madvise((void *)begin, end - begin, MADV_PAGEOUT);
