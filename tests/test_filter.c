@@ -33,14 +33,14 @@ TEST(renders_for_sqlite)
          "((\"odd name\" <> ?1) OR (NOT (\"id\" IN (?2, ?3))))"},
         {"score BETWEEN -1 AND 1e3", "(vdx_number(\"score\") BETWEEN ?1 AND ?2)"},
         {"lower(id) LIKE 'a%' AND width IS NOT NULL",
-         "((lower(\"id\") LIKE ?1) AND (\"width\" IS NOT NULL))"},
+         "((vdx_lower(vdx_lower(\"id\")) LIKE vdx_lower(?1)) AND (\"width\" IS NOT NULL))"},
         {"ID == 'a' or Width != 3 and not score is null",
          "((\"id\" = ?1) OR ((\"width\" <> ?2) AND (NOT (\"score\" IS NULL))))"},
         {"score NOT IN (1, 2) AND id NOT LIKE '%x' AND width NOT BETWEEN 1 AND 2",
-         "(((vdx_number(\"score\") NOT IN (?1, ?2)) AND (\"id\" NOT LIKE ?3)) AND (\"width\" "
-         "NOT BETWEEN ?4 AND ?5))"},
+         "(((vdx_number(\"score\") NOT IN (?1, ?2)) AND (vdx_lower(\"id\") NOT LIKE "
+         "vdx_lower(?3))) AND (\"width\" NOT BETWEEN ?4 AND ?5))"},
         {"  (  ( id = '日本' ) )  ", "(\"id\" = ?1)"},
-        {"length(UPPER(id)) > 3", "(length(upper(\"id\")) > ?1)"},
+        {"length(UPPER(id)) > 3", "(length(vdx_upper(\"id\")) > ?1)"},
         {"score = '7'", "(\"score\" = ?1)"},
         {"1 = 1", "(?1 = ?2)"},
     };
@@ -60,12 +60,14 @@ TEST(renders_for_clickhouse)
         /* the id "a1\' OR 1=1 --", written as SQL with the quote doubled */
         {"id = 'a1\\'' OR 1=1 --'", "(`id` = 'a1\\\\\\' OR 1=1 --')"},
         {"id = 'line\nbreak\ttab\rcr'", "(`id` = 'line\\nbreak\\ttab\\rcr')"},
-        {"score > 5 AND width <> 3", "((toFloat64OrNull(replaceRegexpAll(if(match(`score`, '^[ \\t]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[ \\t]*$'), `score`, ''), '^[ \\t]*[+]?|[ \\t]*$', '')) > 5) AND (`width` != 3))"},
+        {"score > 5 AND width <> 3", "((toFloat64OrNull(replaceRegexpOne(if(match(`score`, '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), `score`, ''), '^[+]', '')) > 5) AND (`width` != 3))"},
         {"lower(id) LIKE 'x%' OR length(id) BETWEEN 1 AND 2.5",
-         "((lower(lowerUTF8(`id`)) LIKE lower('x%')) OR (lengthUTF8(`id`) BETWEEN 1 AND 2.5))"},
+         "((lowerUTF8(lowerUTF8(`id`)) LIKE lowerUTF8('x%')) OR (lengthUTF8(`id`) BETWEEN 1 "
+         "AND 2.5))"},
+        {"upper(id) NOT LIKE 'É%'", "(lowerUTF8(upperUTF8(`id`)) NOT LIKE lowerUTF8('É%'))"},
         {"\"we`ird\" IS NULL AND \"odd name\" IN ('a', 'b''c')",
          "((`we\\`ird` IS NULL) AND (`odd name` IN ('a', 'b\\'c')))"},
-        {"score IN (-1, .5)", "(toFloat64OrNull(replaceRegexpAll(if(match(`score`, '^[ \\t]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[ \\t]*$'), `score`, ''), '^[ \\t]*[+]?|[ \\t]*$', '')) IN (-1, .5))"},
+        {"score IN (-1, .5)", "(toFloat64OrNull(replaceRegexpOne(if(match(`score`, '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), `score`, ''), '^[+]', '')) IN (-1, .5))"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         vdx_error err = {{0}};
@@ -231,9 +233,10 @@ TEST(sqlite_semantics)
     struct { const char *where, *ids; } cases[] = {
         {"photo_featured = 't'", "a,c,e,g"},
         {"score > 9", "a,b,f"},  /* numeric: '10' > 9 although '10' < '9' as text */
-        {"score < 100", "a,b,c"}, /* ' 7 ' is 7; '0x10', 'inf', '' are not numbers */
+        {"score < 100", "a,b"}, /* ' 7 ', '0x10', 'inf', '' are not numbers */
         {"score = '10'", "a"},
-        {"score BETWEEN 7 AND 10", "a,b,c"},
+        {"score BETWEEN 7 AND 10", "a,b"},
+        {"score = '1e3' OR score > 999", "f"},
         {"score IN (10, 1000)", "a,f"},
         {"\"odd name\" = 'O''Brien'", "b"},
         {"\"odd name\" = 'a1\\'' OR 1=1 --'", "c"},
@@ -243,6 +246,10 @@ TEST(sqlite_semantics)
         {"width >= 100 OR width IS NULL", "a,b,c"},
         {"NOT (photo_featured = 't') AND width < 1000", "d,f"},
         {"lower(\"odd name\") LIKE 'o%'", "b"},
+        {"\"odd name\" LIKE 'CAFÉ'", "d"},          /* LIKE ignores case, Unicode too */
+        {"upper(\"odd name\") = 'CAFÉ'", "d"},
+        {"lower(upper(\"odd name\")) = 'café'", "d"},
+        {"\"odd name\" LIKE '%brien'", "b"},
         {"length(\"odd name\") = 4", "d"},
         {"\"we`ird\" IS NOT NULL", "b"},
         {"id NOT IN ('a', 'b', 'c') AND id <> 'g'", "d,e,f"},

@@ -163,6 +163,21 @@ TEST(tsv_quoting_rules)
     CHECK_STR(s->problems[3].reason, "bad URL 'ftp://h.example/a8'");
     vdx_source_free(s);
 
+    /* a NUL byte would silently cut the field: the row is reported instead */
+    static const char with_nul[] = "photo_id\tphoto_image_url\tphoto_description\n"
+                                   "n1\thttps://h.example/n1\tbefore\0after\n"
+                                   "n2\thttps://h.example/n2\tfine\n";
+    FILE *f = fopen(path, "wb");
+    fwrite(with_nul, 1, sizeof with_nul - 1, f);
+    fclose(f);
+    s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->n_items == 1 && !strcmp(s->items[0].id, "n2"), "items %zu", s->n_items);
+    REQUIRE(s->n_problems == 1, "problems %zu", s->n_problems);
+    CHECK(s->problems[0].line == 2, "line %ld", s->problems[0].line);
+    CHECK_STR(s->problems[0].reason, "NUL byte in the row (not a text file?)");
+    vdx_source_free(s);
+
     /* an unterminated quote swallows the rest of the file: reported, not fatal */
     write_text(path, "photo_id\tphoto_image_url\n"
                      "b1\thttps://h.example/b1\n"
@@ -341,6 +356,60 @@ TEST(url_list_source)
     vdx_source_free(s);
 }
 
+/* Seeded random damage to the sample's photos file (flipped bytes, stray quotes, tabs
+ * and newlines, truncation): never a crash, and every record is either an item or a
+ * reported problem; items keep unique, non-empty ids and valid URLs. */
+TEST(damaged_tsv_is_reported_not_fatal)
+{
+    NEED_SHARED(photos, "data/unsplash-sample/photos.tsv000");
+    char *orig;
+    size_t size;
+    vdx_error err = {{0}};
+    REQUIRE(vdx_read_file(photos, &orig, &size, &err) == 0, "%s", err.message);
+    const char *dir = test_tmpdir("damaged");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/photos.tsv000", dir);
+    size_t header_end = (size_t)(strchr(orig, '\n') - orig) + 1;
+    uint32_t state = 12345;
+    char *buf = malloc(size + 64);
+    int parsed = 0;
+    for (int round = 0; round < 300 && !test_case_failed; round++) {
+        memcpy(buf, orig, size);
+        size_t n = size;
+        int edits = 1 + round % 8;
+        for (int e = 0; e < edits && n > header_end + 1; e++) {
+            state ^= state << 13, state ^= state >> 17, state ^= state << 5;
+            size_t at = header_end + state % (n - header_end);
+            static const char pick[] = {'"', '\t', '\n', '\r', '\xC3', '\xFF', 0, 'x'};
+            switch ((state >> 8) % 4) {
+            case 0: buf[at] = pick[(state >> 12) % sizeof pick]; break;
+            case 1: n = at; break; /* truncate */
+            default: buf[at] = (char)(state >> 16); break;
+            }
+        }
+        FILE *f = fopen(path, "wb");
+        fwrite(buf, 1, n, f);
+        fclose(f);
+        vdx_source *s = vdx_source_unsplash(dir, &err);
+        if (!s)
+            continue; /* a damaged header: refused with a message */
+        parsed++;
+        CHECK(s->n_items + s->n_problems == (size_t)s->rows, "round %d: %zu items + %zu "
+              "problems != %ld rows", round, s->n_items, s->n_problems, s->rows);
+        for (size_t i = 0; i < s->n_items; i++) {
+            CHECK(*s->items[i].id && vdx_is_http_url(s->items[i].url), "round %d item %zu",
+                  round, i);
+            for (size_t k = 0; k < i && k < 64; k++)
+                CHECK(strcmp(s->items[i].id, s->items[k].id), "round %d: duplicate id %s",
+                      round, s->items[i].id);
+        }
+        vdx_source_free(s);
+    }
+    CHECK(parsed > 200, "only %d of 300 damaged files parsed", parsed);
+    free(buf);
+    free(orig);
+}
+
 TEST(http_url_validation)
 {
     CHECK(vdx_is_http_url("https://images.unsplash.com/photo-1"), "valid https");
@@ -363,6 +432,7 @@ int main(void)
     RUN(zip_equals_directory);
     RUN(folder_source);
     RUN(url_list_source);
+    RUN(damaged_tsv_is_reported_not_fatal);
     RUN(http_url_validation);
     test_tmp_end();
     return test_summary("sources");

@@ -4,11 +4,13 @@
  * Ingest, search, the explore loop and the server use only this interface.
  *
  * Conventions: every fallible function returns 0 (or non-NULL) on success and -1 (or
- * NULL) with a message in *err. A vdx_store handle is used by one thread at a time
- * (searches are multi-threaded inside). Any number of processes may read a collection
- * while one process writes it; a writer takes the collection's write lock (see
- * vdx_store_open) and readers see its new rows after vdx_store_refresh. On-disk format
- * and crash-safety argument of the embedded backend: docs/store-format.md. */
+ * NULL) with a message in *err. Threads may share a vdx_store handle: its calls are
+ * serialised (a search uses every core inside anyway). Any number of processes may read
+ * a collection while one process writes it; a writer takes the collection's write lock
+ * (see vdx_store_open) and readers see its new rows after vdx_store_refresh. On-disk
+ * format and crash-safety argument of the embedded backend: docs/store-format.md.
+ * Environment: $VDX_SEARCH_THREADS caps the threads of one search (default: all cores,
+ * one below 4 MB of vectors). */
 #ifndef VDX_STORE_H
 #define VDX_STORE_H
 
@@ -133,8 +135,9 @@ typedef struct vdx_hits {
  * names (bare or "double-quoted"; unknown names are an error listing the valid ones),
  * 'string' literals ('' for a quote), numbers, = != <> < <= > >=, AND OR NOT,
  * parentheses, [NOT] IN (literal, ...), [NOT] LIKE, IS [NOT] NULL, [NOT] BETWEEN x AND y,
- * and the functions lower(), upper(), length(). A metadata column compared with a
- * number compares numerically (values that are not numbers never match). Anything else
+ * and the functions lower(), upper(), length() (Unicode characters). LIKE ignores case
+ * (Unicode). A metadata column compared with a number compares numerically (values
+ * that are not plain decimal numbers never match). Anything else
  * (';', comments, subqueries, other functions) is refused with the byte offset. Values
  * never become SQL text (they are bound as parameters or escaped per backend). */
 int vdx_store_search(vdx_store *store, const vdx_search_request *req, vdx_hits *out,

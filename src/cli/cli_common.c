@@ -49,6 +49,31 @@ vdx_clip_model *cli_load_model(const char *model_arg, int threads)
     return model;
 }
 
+vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
+                                   const vdx_store_options *store_opts)
+{
+    if ((model_arg && *model_arg) || (getenv("VDX_MODEL") && *getenv("VDX_MODEL")))
+        return cli_load_model(model_arg, threads);
+    vdx_store_options probe = *store_opts;
+    probe.create = 0;
+    probe.read_only = 1;
+    probe.model = NULL;
+    vdx_error err = {{0}};
+    vdx_store *store = vdx_store_open(&probe, &err);
+    if (!store) /* no collection yet: the default model */
+        return cli_load_model(NULL, threads);
+    char recorded[256], dir[4096];
+    snprintf(recorded, sizeof recorded, "%s", vdx_store_model(store)->name);
+    vdx_store_close(store);
+    if (vdx_clip_resolve_model(recorded, dir, sizeof dir, &err) != 0) {
+        cli_error("this collection was embedded with the model '%s', which is not in the "
+                  "Hugging Face cache: give it with --model DIR|REPO_ID (or $VDX_MODEL)",
+                  recorded);
+        return NULL;
+    }
+    return cli_load_model(dir, threads);
+}
+
 void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id)
 {
     memset(id, 0, sizeof *id);

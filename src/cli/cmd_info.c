@@ -2,7 +2,9 @@
  * reasons, vector type, size on disk, and the state of an ingest (progress.json).
  * Readable text on a terminal, one JSON document otherwise. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,10 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
     printf("on disk      %s\n", size);
     if (progress) {
         const char *state = str_field(progress, "state");
+        long pid = (long)num_field(progress, "pid");
+        if (state && !strcmp(state, "running") && pid > 0 && kill((pid_t)pid, 0) != 0 &&
+            errno == ESRCH)
+            state = "interrupted (its process is gone; run the ingest again to resume)";
         printf("ingest       %s: %.0f/%.0f done, %.0f failed (updated %s)\n", state ? state : "?",
                num_field(progress, "done"), num_field(progress, "total"),
                num_field(progress, "failed"),

@@ -47,7 +47,8 @@ static void print_help(FILE *out)
             "  --data DIR          data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
             "  --store URL         store backend (default: $VDX_STORE, else embedded)\n"
             "  --model M           model directory or Hugging Face repo id\n"
-            "                      (default: $VDX_MODEL, else %s)\n"
+            "                      (default: $VDX_MODEL, else the collection's model,\n"
+            "                      else %s)\n"
             "  --threads N         threads for decoding and for the model (default: all cores)\n"
             "  --batch N           images per embedding batch and transaction (default: 32)\n"
             "  --limit N           only the first N items of the source\n"
@@ -63,7 +64,7 @@ static void print_help(FILE *out)
             "\n"
             "Progress goes to stderr (and to progress.json in the collection directory);\n"
             "the summary to stdout. Exit status: 0 done (item failures are listed by\n"
-            "'vdx info --failures'), 1 error, 2 usage, 130 stopped by a signal.\n",
+            "'vdx info --failures'), 1 error, 2 usage, 130/143 stopped by SIGINT/SIGTERM.\n",
             VDX_DEFAULT_MODEL);
 }
 
@@ -183,7 +184,7 @@ int cmd_ingest(int argc, char **argv)
         return cli_error("%s", err.message);
     report_problems(src);
 
-    vdx_clip_model *model = cli_load_model(model_arg, (int)threads);
+    vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so);
     if (!model) {
         vdx_source_free(src);
         return 1;
@@ -210,6 +211,8 @@ int cmd_ingest(int argc, char **argv)
         io.fetch.cache_dir = cache_dir;
     }
     snprintf(progress_path, sizeof progress_path, "%s/progress.json", vdx_store_dir(store));
+    fprintf(stderr, "vdx: %zu items in %s, collection '%s' (%s)\n", src->n_items, path,
+            so.collection ? so.collection : "default", vdx_store_dir(store));
     progress_sink sink = {vdx_progress_new(stderr, cli_stderr_is_tty(), 5.0, progress_path)};
     if (!sink.progress) {
         vdx_store_close(store);
@@ -232,7 +235,7 @@ int cmd_ingest(int argc, char **argv)
                         rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
     vdx_progress_summary(stdout, &report);
     fflush(stdout);
-    int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 130 : 0;
+    int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 128 + stop_requested : 0;
     vdx_ingest_report_free(&report);
     vdx_progress_free(sink.progress);
     vdx_store_close(store);

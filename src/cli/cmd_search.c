@@ -1,5 +1,6 @@
-/* vdx search: the k items nearest a text prompt or an image (file or URL) by cosine
- * distance, with paging, exclusions and a metadata filter. One JSON line per hit
+/* vdx search: the k items nearest a text prompt, an image (file or URL) or an item of
+ * the collection ("more like this") by cosine distance, with paging, exclusions and a
+ * metadata filter. One JSON line per hit
  * {"id","url","dist"} when stdout is not a terminal, an aligned table when it is. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -16,14 +17,17 @@ static void print_help(FILE *out)
     fprintf(out,
             "usage: vdx search [options] \"prompt\"\n"
             "       vdx search [options] --image PATH|URL\n"
+            "       vdx search [options] --like ID\n"
             "\n"
-            "Finds the items of a collection nearest a text prompt or an image.\n"
+            "Finds the items of a collection nearest a text prompt, an image, or one of its\n"
+            "items (which is left out of the results).\n"
             "\n"
             "options:\n"
             "  --collection NAME   collection to search (default: default)\n"
             "  --data DIR          data directory (default: $VDX_HOME, else ~/.local/share/vdx)\n"
             "  --store URL         store backend (default: $VDX_STORE, else embedded)\n"
-            "  --model M           the collection's model (default: $VDX_MODEL, else %s)\n"
+            "  --model M           the collection's model (default: $VDX_MODEL, else the one\n"
+            "                      the collection records, else %s)\n"
             "  --threads N         threads for the model\n"
             "  -k N                number of results (default: 9)\n"
             "  --offset N          skip the first N results (paging)\n"
@@ -31,6 +35,7 @@ static void print_help(FILE *out)
             "  --where EXPR        SQL boolean expression over metadata columns,\n"
             "                      e.g. \"photo_featured = 't' AND stats_views > 1000\"\n"
             "  --image PATH|URL    search by an image instead of a prompt\n"
+            "  --like ID           more like this item (no model needed)\n"
             "  --json              JSON lines even on a terminal\n"
             "  -h, --help          this help\n"
             "\n"
@@ -39,24 +44,29 @@ static void print_help(FILE *out)
             VDX_DEFAULT_MODEL);
 }
 
+/* Appends the first len bytes of id to the exclusion list. */
+static int append_exclude(const char *id, size_t len, char ***ids, size_t *n)
+{
+    char **grown = realloc(*ids, (*n + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    *ids = grown;
+    if (!(grown[*n] = strndup(id, len)))
+        return -1;
+    (*n)++;
+    return 0;
+}
+
 /* Splits "a,b,c" into the exclusion list (appending). */
 static int add_excludes(const char *arg, char ***ids, size_t *n)
 {
-    const char *p = arg;
-    for (;;) {
+    for (const char *p = arg;; p++) {
         size_t len = strcspn(p, ",");
-        if (len) {
-            char **grown = realloc(*ids, (*n + 1) * sizeof *grown);
-            if (!grown)
-                return -1;
-            *ids = grown;
-            if (!(grown[*n] = strndup(p, len)))
-                return -1;
-            (*n)++;
-        }
-        if (!p[len])
+        if (len && append_exclude(p, len, ids, n) != 0)
+            return -1;
+        p += len;
+        if (!*p)
             return 0;
-        p += len + 1;
     }
 }
 
@@ -142,9 +152,10 @@ int cmd_search(int argc, char **argv)
         {"threads", required_argument, 0, 't'},    {"offset", required_argument, 0, 'o'},
         {"exclude", required_argument, 0, 'x'},    {"where", required_argument, 0, 'w'},
         {"image", required_argument, 0, 'i'},      {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"like", required_argument, 0, 'l'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     vdx_store_options so = {0};
-    const char *model_arg = NULL, *image = NULL, *where = NULL;
+    const char *model_arg = NULL, *image = NULL, *where = NULL, *like = NULL;
     long k = 9, offset = 0, threads = 0;
     int json = 0, status = 1;
     char **exclude = NULL;
@@ -161,6 +172,7 @@ int cmd_search(int argc, char **argv)
         case 'm': model_arg = optarg; break;
         case 'w': where = optarg; break;
         case 'i': image = optarg; break;
+        case 'l': like = optarg; break;
         case 'j': json = 1; break;
         case 't':
         case 'k':
@@ -196,17 +208,20 @@ int cmd_search(int argc, char **argv)
         status = cli_usage_error("search", "one prompt only (quote it: \"a red bicycle\")");
         goto out;
     }
-    if (!prompt == !image) {
-        status = cli_usage_error("search", prompt ? "give a prompt or --image, not both"
-                                                  : "give a prompt or --image");
+    if ((prompt != NULL) + (image != NULL) + (like != NULL) != 1) {
+        status = cli_usage_error("search", prompt || image || like
+                                               ? "give one of a prompt, --image or --like"
+                                               : "give a prompt, --image or --like");
         goto out;
     }
-    vdx_clip_model *model = cli_load_model(model_arg, (int)threads);
-    if (!model)
-        goto out;
+    vdx_clip_model *model = NULL;
     vdx_model_identity identity;
-    cli_model_identity(model, &identity);
-    so.model = &identity;
+    if (!like) { /* --like uses the collection's own vectors */
+        if (!(model = cli_load_model_for(model_arg, (int)threads, &so)))
+            goto out;
+        cli_model_identity(model, &identity);
+        so.model = &identity;
+    }
     so.read_only = 1;
     vdx_error err = {{0}};
     vdx_store *store = vdx_store_open(&so, &err);
@@ -215,11 +230,16 @@ int cmd_search(int argc, char **argv)
         status = cli_error("%s", err.message);
         goto out;
     }
-    float *query = malloc((size_t)identity.dims * sizeof *query);
+    float *query = malloc((size_t)vdx_store_model(store)->dims * sizeof *query);
     int truncated = 0, rc;
     if (!query)
         rc = vdx_fail(&err, "out of memory");
-    else if (image)
+    else if (like) {
+        const char *ids[1] = {like};
+        rc = vdx_store_get_vectors(store, ids, 1, query, &err);
+        if (rc == 0 && append_exclude(like, strlen(like), &exclude, &n_exclude) != 0)
+            rc = vdx_fail(&err, "out of memory");
+    } else if (image)
         rc = embed_image(model, image, query, &err);
     else
         rc = vdx_clip_embed_text(model, prompt, query, &truncated, &err);

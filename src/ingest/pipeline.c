@@ -648,13 +648,13 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
             pthread_cond_timedwait(&r.changed, &r.lock, &deadline);
         int finished = r.finished;
         pthread_mutex_unlock(&r.lock);
-        if (opts->stop && *opts->stop && !r.halt) {
-            r.stopped_by_user = 1;
-            r.halt = 1;
-        }
         snapshot(&r, st, t0, &meter);
         if (opts->on_progress)
             opts->on_progress(st, opts->user);
+        if (!finished && opts->stop && *opts->stop && !r.halt) {
+            r.stopped_by_user = 1;
+            r.halt = 1;
+        }
         if (finished)
             break;
     }

@@ -35,6 +35,7 @@ typedef struct tsv_reader {
     int n_fields, fields_cap;
     long rec_line;     /* line the record starts on */
     int unterminated;  /* EOF inside a quoted field */
+    int has_nul;       /* a NUL byte inside the record (text files have none) */
 } tsv_reader;
 
 static int tsv_getc(tsv_reader *r, vdx_error *err)
@@ -117,6 +118,7 @@ static int tsv_next(tsv_reader *r, vdx_error *err)
         r->rec_len = 0;
         r->n_fields = 0;
         r->unterminated = 0;
+        r->has_nul = 0;
         r->rec_line = r->line;
         state = FIELD_START;
         int c, any = 0;
@@ -134,6 +136,8 @@ static int tsv_next(tsv_reader *r, vdx_error *err)
             any = 1;
             if (c == '\n')
                 r->line++;
+            else if (c == 0)
+                r->has_nul = 1;
             if (state == QUOTED) {
                 if (c == '"')
                     state = QUOTE_IN_QUOTED;
@@ -363,6 +367,8 @@ static int check_row(source_builder *b, tsv_reader *r, int n_columns, const char
     char buf[256];
     if (r->unterminated)
         why = "unterminated quoted field (a '\"' with no closing quote before the end of the file)";
+    else if (r->has_nul)
+        why = "NUL byte in the row (not a text file?)";
     else if (r->n_fields != n_columns) {
         snprintf(buf, sizeof buf, "too %s columns (%d of %d)",
                  r->n_fields < n_columns ? "few" : "many", r->n_fields, n_columns);

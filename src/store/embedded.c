@@ -1122,10 +1122,11 @@ static int embedded_append(void *state, const vdx_item *items, size_t n, vdx_err
     e->count = row;
     return 0;
 undo_vectors:
-    if (ftruncate(e->vec_fd, committed) != 0) { /* harmless if it fails: rows past the
-                                                 * count are invisible and cut at the next
-                                                 * lock */
-    }
+    /* Cut this batch's rows. Should that fail as well, they stay past the committed
+     * count: invisible, and cut when a writer next takes the lock. */
+    if (ftruncate(e->vec_fd, committed) != 0)
+        vdx_error_prefix(err, "%s keeps uncommitted rows until the next write (%s)",
+                         e->vec_path, strerror(errno));
     return -1;
 }
 

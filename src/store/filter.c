@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <utf8proc.h>
+
 #include "store/filter.h"
 
 #define FILTER_MAX_BYTES 65536
@@ -835,13 +837,13 @@ static void render_operand(out_buf *b, const node *n, dialect d, int first_param
         render(b, n, d, first_param);
         put(b, ")");
     } else if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING) {
-        /* vdx_number()'s rule in ClickHouse (18.16 has no trimBoth): a plain decimal
-         * number, blanks and '+' allowed around it, else NULL (not inf, nan or hex) */
-        put(b, "toFloat64OrNull(replaceRegexpAll(if(match(");
+        /* vdx_number()'s rule in ClickHouse: the whole text a plain decimal number (a
+         * leading '+' allowed, no blanks), else NULL (not inf, nan or hex) */
+        put(b, "toFloat64OrNull(replaceRegexpOne(if(match(");
         render(b, n, d, first_param);
-        put(b, ", '^[ \\t]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[ \\t]*$'), ");
+        put(b, ", '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), ");
         render(b, n, d, first_param);
-        put(b, ", ''), '^[ \\t]*[+]?|[ \\t]*$', ''))");
+        put(b, ", ''), '^[+]', ''))");
     } else {
         render(b, n, d, first_param);
     }
@@ -884,14 +886,13 @@ static void render(out_buf *b, const node *n, dialect d, int first_param)
         }
         put(b, "))");
         break;
-    case NODE_LIKE: /* SQLite's LIKE ignores ASCII case: ClickHouse's lower() folds ASCII */
-        put(b, d == DIALECT_CLICKHOUSE ? "(lower(" : "(");
+    case NODE_LIKE: /* case-insensitive (Unicode) on every backend */
+        put(b, d == DIALECT_SQLITE ? "(vdx_lower(" : "(lowerUTF8(");
         render(b, n->args[0], d, first_param);
-        put(b, d == DIALECT_CLICKHOUSE ? ")" : "");
-        put(b, n->negated ? " NOT LIKE " : " LIKE ");
-        put(b, d == DIALECT_CLICKHOUSE ? "lower(" : "");
+        put(b, n->negated ? ") NOT LIKE " : ") LIKE ");
+        put(b, d == DIALECT_SQLITE ? "vdx_lower(" : "lowerUTF8(");
         render(b, n->args[1], d, first_param);
-        put(b, d == DIALECT_CLICKHOUSE ? "))" : ")");
+        put(b, "))");
         break;
     case NODE_IS_NULL:
         put(b, "(");
@@ -922,13 +923,13 @@ static void render(out_buf *b, const node *n, dialect d, int first_param)
             put(b, n->text); /* digits, '.', 'e', sign only: checked by the lexer */
         }
         break;
-    case NODE_FUNCTION:
-        if (d == DIALECT_CLICKHOUSE)
-            put(b, strcmp(n->text, "length") == 0 ? "lengthUTF8"
-                   : strcmp(n->text, "lower") == 0 ? "lowerUTF8"
-                                                   : "upperUTF8");
+    case NODE_FUNCTION: /* characters, and Unicode case mapping, on every backend */
+        if (strcmp(n->text, "length") == 0)
+            put(b, d == DIALECT_CLICKHOUSE ? "lengthUTF8" : "length");
+        else if (strcmp(n->text, "lower") == 0)
+            put(b, d == DIALECT_CLICKHOUSE ? "lowerUTF8" : "vdx_lower");
         else
-            put(b, n->text);
+            put(b, d == DIALECT_CLICKHOUSE ? "upperUTF8" : "vdx_upper");
         put(b, "(");
         render(b, n->args[0], d, first_param);
         put(b, ")");
@@ -983,7 +984,8 @@ int vdx_filter_bind_sqlite(const vdx_filter *filter, sqlite3_stmt *stmt, int fir
     return 0;
 }
 
-/* vdx_number(x): the value as a REAL when its whole text is a decimal number. */
+/* vdx_number(x): the value as a REAL when its whole text is a decimal number (no
+ * surrounding spaces), else NULL. */
 static void sql_number(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
@@ -994,15 +996,13 @@ static void sql_number(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     case SQLITE_TEXT: {
         const char *s = (const char *)sqlite3_value_text(argv[0]);
-        while (*s == ' ' || *s == '\t')
-            s++;
         char *end;
         errno = 0;
         double v = strtod(s, &end);
-        while (end && (*end == ' ' || *end == '\t'))
-            end++;
-        /* strtod also reads hex, inf and nan: only plain decimal numbers count */
-        int decimal = *s && end != s && *end == 0 && !strpbrk(s, "xXiInN");
+        /* The whole text, no spaces (as ClickHouse's toFloat64OrNull); strtod also reads
+         * hex, inf and nan: only plain decimal numbers count. */
+        int decimal = *s && !isspace((unsigned char)*s) && end != s && *end == 0 &&
+                      !strpbrk(s, "xXiInN");
         if (decimal && errno != ERANGE)
             sqlite3_result_double(ctx, v);
         else
@@ -1014,11 +1014,49 @@ static void sql_number(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
 }
 
+/* vdx_lower(x) / vdx_upper(x): Unicode simple case mapping with utf8proc (SQLite's own
+ * lower() and upper() only map ASCII). Invalid UTF-8 is left as it is. */
+static void sql_change_case(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    int upper = sqlite3_user_data(ctx) != NULL;
+    const uint8_t *in = sqlite3_value_text(argv[0]);
+    int len = sqlite3_value_bytes(argv[0]);
+    uint8_t *out = sqlite3_malloc(len * 2 + 1); /* a mapping never more than doubles */
+    if (!out) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    int n = 0;
+    for (int i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t used = utf8proc_iterate(in + i, len - i, &cp);
+        if (used <= 0) { /* not UTF-8: copy the byte */
+            out[n++] = in[i++];
+            continue;
+        }
+        utf8proc_int32_t mapped = upper ? utf8proc_toupper(cp) : utf8proc_tolower(cp);
+        n += (int)utf8proc_encode_char(mapped, out + n);
+        i += (int)used;
+    }
+    sqlite3_result_text(ctx, (const char *)out, n, sqlite3_free);
+}
+
 int vdx_filter_register_sqlite(sqlite3 *db, vdx_error *err)
 {
-    if (sqlite3_create_function(db, "vdx_number", 1,
-                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-                                sql_number, NULL, NULL) != SQLITE_OK)
-        return vdx_fail(err, "where: cannot define vdx_number(): %s", sqlite3_errmsg(db));
+    static const int upper = 1;
+    int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+    if (sqlite3_create_function(db, "vdx_number", 1, flags, NULL, sql_number, NULL, NULL) !=
+            SQLITE_OK ||
+        sqlite3_create_function(db, "vdx_lower", 1, flags, NULL, sql_change_case, NULL,
+                                NULL) != SQLITE_OK ||
+        sqlite3_create_function(db, "vdx_upper", 1, flags, (void *)&upper, sql_change_case,
+                                NULL, NULL) != SQLITE_OK)
+        return vdx_fail(err, "where: cannot define the filter functions: %s",
+                        sqlite3_errmsg(db));
     return 0;
 }

@@ -29,16 +29,20 @@ void vdx_filter_free(vdx_filter *filter);
 
 /* SQLite: the expression as SQL text (malloc'd) with values as numbered parameters
  * ?first_param, ?first_param+1, ...; identifiers double-quoted. Numeric comparisons
- * on text columns call vdx_number(), which vdx_filter_register_sqlite defines. */
+ * on text columns call vdx_number(), lower/upper and LIKE vdx_lower()/vdx_upper(), which
+ * vdx_filter_register_sqlite defines. */
 char *vdx_filter_to_sqlite(const vdx_filter *filter, int first_param, vdx_error *err);
 int vdx_filter_bind_sqlite(const vdx_filter *filter, sqlite3_stmt *stmt, int first_param,
                            vdx_error *err);
-/* Defines vdx_number(x) on a connection: x as a REAL when the whole text is a decimal
- * number, else NULL. */
+/* Defines on a connection vdx_number(x): x as a REAL when the whole text is a decimal
+ * number (no spaces, like ClickHouse's toFloat64OrNull), else NULL; vdx_lower(x) and
+ * vdx_upper(x): Unicode case mapping (like ClickHouse's lowerUTF8/upperUTF8). */
 int vdx_filter_register_sqlite(sqlite3 *db, vdx_error *err);
 
 /* ClickHouse: the expression as SQL text (malloc'd), identifiers in backticks, strings
- * as escaped literals, numeric comparisons on String columns through toFloat64OrNull. */
+ * as escaped literals, numeric comparisons on String columns through toFloat64OrNull,
+ * lower/upper/length as lowerUTF8/upperUTF8/lengthUTF8. LIKE ignores case on both
+ * backends: both sides are lowered. */
 char *vdx_filter_to_clickhouse(const vdx_filter *filter, vdx_error *err);
 /* A ClickHouse string literal for s, quotes included (malloc'd): backslash first, then
  * the quote, \n \t \r \0 as escapes. Use it for every value put into ClickHouse SQL. */

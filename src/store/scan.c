@@ -2,12 +2,14 @@
  *
  * One query reads every row once, so the memory bus sets the speed: the kernels are
  * simple dot products (AVX2+FMA, with F16C widening for float16 rows, chosen at run time
- * with __builtin_cpu_supports; a portable loop otherwise), the rows are split into one
- * contiguous range per thread, each thread keeps its own bounded max-heap of the best
- * `want` rows, and the heaps are merged at the end. Distances are 1 - dot(q, v) with q
+ * with __builtin_cpu_supports; a portable loop otherwise), the calling thread and
+ * pooled helper threads claim chunks of rows from a shared counter (so a thread the
+ * scheduler holds back delays nothing but its current chunk), each keeps its own bounded
+ * max-heap of the best `want` rows, and the heaps are merged at the end. Distances are 1 - dot(q, v) with q
  * unit-length; equal distances are ordered by the caller's tie-break (the item id). */
 #include <immintrin.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,7 +201,8 @@ typedef struct scan_job {
     const float *q;
     const uint64_t *allowed;
     dot_kernel dot;
-    int64_t lo, hi;
+    atomic_llong *next_chunk; /* shared: chunks are claimed, not assigned */
+    int64_t chunk_rows;
     /* nearest */
     int64_t want;
     vdx_scan_tie_break tie_break;
@@ -263,58 +266,146 @@ static const void *row_at(const vdx_scan_matrix *m, int64_t row)
     return (const uint8_t *)m->rows + (size_t)row * row_bytes;
 }
 
-static void *scan_nearest_range(void *arg)
+/* Claims the next chunk of rows [*lo, *hi); 0 when none is left. */
+static int claim_chunk(scan_job *job, int64_t *lo, int64_t *hi)
+{
+    int64_t chunk = atomic_fetch_add(job->next_chunk, 1);
+    *lo = chunk * job->chunk_rows;
+    if (*lo >= job->m->n)
+        return 0;
+    *hi = *lo + job->chunk_rows < job->m->n ? *lo + job->chunk_rows : job->m->n;
+    return 1;
+}
+
+static void *scan_nearest_chunks(void *arg)
 {
     scan_job *job = arg;
     const vdx_scan_matrix *m = job->m;
-    for (int64_t r = job->lo; r < job->hi; r++) {
-        if (job->allowed) {
-            uint64_t word = job->allowed[r / 64];
-            if (!word) { /* skip a whole word of filtered-out rows */
-                r |= 63;
-                continue;
+    int64_t lo, hi;
+    while (claim_chunk(job, &lo, &hi)) {
+        for (int64_t r = lo; r < hi; r++) {
+            if (job->allowed) {
+                uint64_t word = job->allowed[r / 64];
+                if (!word) { /* skip a whole word of filtered-out rows */
+                    r |= 63;
+                    continue;
+                }
+                if (!(word >> (r % 64) & 1))
+                    continue;
             }
-            if (!(word >> (r % 64) & 1))
-                continue;
+            float dist = 1.0f - job->dot(job->q, row_at(m, r), m->dims);
+            if (job->n_heap < job->want || dist <= job->heap[0].dist)
+                heap_offer(job, r, dist);
         }
-        float dist = 1.0f - job->dot(job->q, row_at(m, r), m->dims);
-        if (job->n_heap < job->want || dist <= job->heap[0].dist)
-            heap_offer(job, r, dist);
     }
     return NULL;
 }
 
-static void *scan_dots_range(void *arg)
+static void *scan_dots_chunks(void *arg)
 {
     scan_job *job = arg;
-    for (int64_t r = job->lo; r < job->hi; r++)
-        if (!job->allowed || (job->allowed[r / 64] >> (r % 64) & 1))
-            job->dots[r] = job->dot(job->q, row_at(job->m, r), job->m->dims);
+    int64_t lo, hi;
+    while (claim_chunk(job, &lo, &hi))
+        for (int64_t r = lo; r < hi; r++)
+            if (!job->allowed || (job->allowed[r / 64] >> (r % 64) & 1))
+                job->dots[r] = job->dot(job->q, row_at(job->m, r), job->m->dims);
     return NULL;
 }
 
-/* Runs fn over `threads` contiguous ranges of rows (multiples of 64, so that threads
- * never share a bitmap word), the last one on the calling thread. A thread that cannot
- * be started has its range done on the calling thread. */
-static void run_ranges(const vdx_scan_matrix *m, scan_job *jobs, int threads,
+/* ---- the helper threads ----
+ * A scan is shared by the calling thread and helpers from a small pool that lives as
+ * long as the process. The caller never waits for a helper that has not started: it
+ * works through the chunks itself, closes the scan to latecomers, and waits only for
+ * helpers already inside it. So on a busy machine a search costs at most one chunk
+ * more than a single-threaded one, and nothing pays for creating threads per query. */
+static struct {
+    pthread_mutex_t busy; /* held by the one scan using the helpers */
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t wake, done;
+    int helpers;          /* started */
+    uint64_t generation;  /* bumped for every scan */
+    int open;             /* the current scan accepts helpers */
+    int next_slot, slots; /* jobs [0, slots) are for helpers */
+    int active;           /* helpers inside fn */
+    scan_job *jobs;
+    void *(*fn)(void *);
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, NULL, NULL};
+
+static void *pool_helper(void *arg)
+{
+    (void)arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (pool.generation == seen)
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        seen = pool.generation;
+        if (!pool.open || pool.next_slot >= pool.slots)
+            continue;
+        scan_job *job = &pool.jobs[pool.next_slot++];
+        void *(*fn)(void *) = pool.fn;
+        pool.active++;
+        pthread_mutex_unlock(&pool.lock);
+        fn(job);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.active == 0)
+            pthread_cond_signal(&pool.done);
+    }
+    return NULL;
+}
+
+/* Starts helpers up to `wanted` (with pool.lock held); returns how many exist. */
+static int pool_grow(int wanted)
+{
+    while (pool.helpers < wanted) {
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&tid, &attr, pool_helper, NULL);
+        pthread_attr_destroy(&attr);
+        if (rc != 0)
+            break;
+        pool.helpers++;
+    }
+    return pool.helpers < wanted ? pool.helpers : wanted;
+}
+
+/* Runs fn on the calling thread (jobs[threads-1]) and up to threads-1 helpers (jobs
+ * [0, threads-1)), which claim chunks of about 1 MB of rows (a multiple of 64 rows, so
+ * a bitmap word is never split) until none is left. When another scan is using the
+ * helpers, this one runs on the calling thread alone. */
+static void run_chunks(const vdx_scan_matrix *m, scan_job *jobs, int threads,
                        void *(*fn)(void *))
 {
-    pthread_t tids[SCAN_MAX_THREADS];
-    int started[SCAN_MAX_THREADS];
-    int64_t per = ((m->n + threads - 1) / threads + 63) / 64 * 64;
+    atomic_llong next_chunk = 0;
+    size_t row_bytes = (size_t)m->dims * (m->type == VDX_VECTOR_F16 ? 2 : 4);
+    int64_t chunk_rows = (int64_t)(((1u << 20) / row_bytes + 63) / 64 * 64);
     for (int t = 0; t < threads; t++) {
-        jobs[t].lo = (int64_t)t * per < m->n ? (int64_t)t * per : m->n;
-        jobs[t].hi = jobs[t].lo + per < m->n ? jobs[t].lo + per : m->n;
+        jobs[t].next_chunk = &next_chunk;
+        jobs[t].chunk_rows = chunk_rows;
     }
-    for (int t = 0; t < threads - 1; t++) {
-        started[t] = pthread_create(&tids[t], NULL, fn, &jobs[t]) == 0;
-        if (!started[t])
-            fn(&jobs[t]);
+    if (threads == 1 || pthread_mutex_trylock(&pool.busy) != 0) {
+        fn(&jobs[threads - 1]);
+        return;
     }
+    pthread_mutex_lock(&pool.lock);
+    pool.jobs = jobs;
+    pool.fn = fn;
+    pool.slots = pool_grow(threads - 1);
+    pool.next_slot = 0;
+    pool.open = 1;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
     fn(&jobs[threads - 1]);
-    for (int t = 0; t < threads - 1; t++)
-        if (started[t])
-            pthread_join(tids[t], NULL);
+    pthread_mutex_lock(&pool.lock);
+    pool.open = 0; /* latecomers find the scan closed */
+    while (pool.active > 0)
+        pthread_cond_wait(&pool.done, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.busy);
 }
 
 typedef struct sort_ctx {
@@ -347,7 +438,7 @@ int64_t vdx_scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_
         jobs[t] = (scan_job){.m = m, .q = q, .allowed = allowed, .dot = pick_kernel(m->type),
                              .want = want, .tie_break = tie_break, .ctx = ctx,
                              .heap = heaps + (size_t)t * (size_t)want};
-    run_ranges(m, jobs, threads, scan_nearest_range);
+    run_chunks(m, jobs, threads, scan_nearest_chunks);
     /* Merge: gather every heap at the front, sort, keep the best `want`. */
     int64_t n = 0;
     for (int t = 0; t < threads; t++) {
@@ -373,6 +464,6 @@ int vdx_scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allo
     for (int t = 0; t < threads; t++)
         jobs[t] = (scan_job){.m = m, .q = q, .allowed = allowed, .dot = pick_kernel(m->type),
                              .dots = out};
-    run_ranges(m, jobs, threads, scan_dots_range);
+    run_chunks(m, jobs, threads, scan_dots_chunks);
     return 0;
 }

@@ -3,10 +3,11 @@
  * It resolves where a collection lives (data directory, validated collection name),
  * chooses the backend from the store URL, refuses a model that differs from the one the
  * collection was embedded with, checks requests once (so backends can trust them) and
- * forwards each call to the backend (see backend.h). Keeping these rules here means the
+ * forwards each call to the backend (see backend.h), one call at a time per handle. Keeping these rules here means the
  * embedded and ClickHouse backends cannot drift apart on them. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ struct vdx_store {
     char collection[65];
     char dir[4096];
     int read_only;
+    pthread_mutex_t lock; /* calls on one handle are serialised: threads may share it */
 };
 
 /* [A-Za-z0-9_.-]{1,64}, and neither "." nor anything containing "..": the name becomes a
@@ -174,6 +176,7 @@ vdx_store *vdx_store_open(const vdx_store_options *opts, vdx_error *err)
         store->backend->close(store->state);
         goto fail;
     }
+    pthread_mutex_init(&store->lock, NULL);
     return store;
 fail:
     free(store);
@@ -185,6 +188,7 @@ void vdx_store_close(vdx_store *store)
     if (!store)
         return;
     store->backend->close(store->state);
+    pthread_mutex_destroy(&store->lock);
     free(store);
 }
 
@@ -192,12 +196,24 @@ const vdx_model_identity *vdx_store_model(const vdx_store *store) { return &stor
 const char *vdx_store_dir(const vdx_store *store) { return store->dir; }
 const char *vdx_store_collection(const vdx_store *store) { return store->collection; }
 
+/* Runs one backend call under the handle's lock. */
+#define LOCKED(store, call)                                                              \
+    ({                                                                                   \
+        pthread_mutex_lock(&(store)->lock);                                              \
+        __typeof__(call) locked_result_ = (call);                                        \
+        pthread_mutex_unlock(&(store)->lock);                                            \
+        locked_result_;                                                                  \
+    })
+
 int vdx_store_refresh(vdx_store *store, vdx_error *err)
 {
-    return store->backend->refresh(store->state, err);
+    return LOCKED(store, store->backend->refresh(store->state, err));
 }
 
-int64_t vdx_store_count(vdx_store *store) { return store->backend->count(store->state); }
+int64_t vdx_store_count(vdx_store *store)
+{
+    return LOCKED(store, store->backend->count(store->state));
+}
 
 static int check_writable(vdx_store *store, const char *what, vdx_error *err)
 {
@@ -218,12 +234,12 @@ int vdx_store_add_columns(vdx_store *store, const char *const *names, int n, vdx
         if (!names[i] || !*names[i])
             return vdx_fail(err, "collection '%s': column %d has an empty name",
                             store->collection, i);
-    return store->backend->add_columns(store->state, names, n, err);
+    return LOCKED(store, store->backend->add_columns(store->state, names, n, err));
 }
 
 int vdx_store_columns(vdx_store *store, char ***names, int *n, vdx_error *err)
 {
-    return store->backend->columns(store->state, names, n, err);
+    return LOCKED(store, store->backend->columns(store->state, names, n, err));
 }
 
 static int check_vector(const float *v, int dims, const char *what, const char *id,
@@ -272,7 +288,7 @@ int vdx_store_append(vdx_store *store, const vdx_item *items, size_t n, vdx_erro
             check_vector(it->vector, store->model.dims, "item", it->id, err) != 0)
             return vdx_error_prefix(err, "collection '%s'", store->collection);
     }
-    return store->backend->append(store->state, items, n, err);
+    return LOCKED(store, store->backend->append(store->state, items, n, err));
 }
 
 int vdx_store_item_states(vdx_store *store, const char *const *ids, size_t n,
@@ -286,7 +302,7 @@ int vdx_store_item_states(vdx_store *store, const char *const *ids, size_t n,
     for (size_t i = 0; i < n; i++)
         if (!ids[i])
             return vdx_fail(err, "collection '%s': id %zu is NULL", store->collection, i);
-    return store->backend->item_states(store->state, ids, n, states, err);
+    return LOCKED(store, store->backend->item_states(store->state, ids, n, states, err));
 }
 
 static int check_request(vdx_store *store, const vdx_search_request *req, int normalised,
@@ -321,7 +337,7 @@ int vdx_store_search(vdx_store *store, const vdx_search_request *req, vdx_hits *
     out->n = 0;
     if (check_request(store, req, 1, err) != 0)
         return -1;
-    return store->backend->search(store->state, req, out, err);
+    return LOCKED(store, store->backend->search(store->state, req, out, err));
 }
 
 int vdx_store_score_all(vdx_store *store, const vdx_search_request *req, vdx_hits *out,
@@ -331,7 +347,7 @@ int vdx_store_score_all(vdx_store *store, const vdx_search_request *req, vdx_hit
     out->n = 0;
     if (check_request(store, req, 0, err) != 0)
         return -1;
-    return store->backend->score_all(store->state, req, out, err);
+    return LOCKED(store, store->backend->score_all(store->state, req, out, err));
 }
 
 void vdx_hits_free(vdx_hits *hits)
@@ -359,7 +375,7 @@ int vdx_store_get_vectors(vdx_store *store, const char *const *ids, size_t n, fl
     for (size_t i = 0; i < n; i++)
         if (!ids[i])
             return vdx_fail(err, "collection '%s': id %zu is NULL", store->collection, i);
-    return store->backend->get_vectors(store->state, ids, n, out, err);
+    return LOCKED(store, store->backend->get_vectors(store->state, ids, n, out, err));
 }
 
 int vdx_store_get_item(vdx_store *store, const char *id, cJSON **item, vdx_error *err)
@@ -367,7 +383,7 @@ int vdx_store_get_item(vdx_store *store, const char *id, cJSON **item, vdx_error
     *item = NULL;
     if (!id)
         return vdx_fail(err, "collection '%s': get_item without an id", store->collection);
-    return store->backend->get_item(store->state, id, item, err);
+    return LOCKED(store, store->backend->get_item(store->state, id, item, err));
 }
 
 int vdx_store_get_thumbnail(vdx_store *store, const char *id, uint8_t **jpeg, size_t *size,
@@ -378,13 +394,13 @@ int vdx_store_get_thumbnail(vdx_store *store, const char *id, uint8_t **jpeg, si
     if (!id)
         return vdx_fail(err, "collection '%s': get_thumbnail without an id",
                         store->collection);
-    return store->backend->get_thumbnail(store->state, id, jpeg, size, err);
+    return LOCKED(store, store->backend->get_thumbnail(store->state, id, jpeg, size, err));
 }
 
 int vdx_store_failures(vdx_store *store, cJSON **failures, vdx_error *err)
 {
     *failures = NULL;
-    return store->backend->failures(store->state, failures, err);
+    return LOCKED(store, store->backend->failures(store->state, failures, err));
 }
 
 int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err)
@@ -404,7 +420,7 @@ int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err)
     cJSON_AddStringToObject(model, "fingerprint", store->model.config_hash);
     cJSON_AddNumberToObject(model, "dims", store->model.dims);
     cJSON_AddItemToObject(*info, "model", model);
-    if (store->backend->info(store->state, *info, err) != 0) {
+    if (LOCKED(store, store->backend->info(store->state, *info, err)) != 0) {
         cJSON_Delete(*info);
         *info = NULL;
         return -1;
@@ -416,5 +432,5 @@ int vdx_store_clear_failures(vdx_store *store, vdx_error *err)
 {
     if (check_writable(store, "clear failures", err) != 0)
         return -1;
-    return store->backend->clear_failures(store->state, err);
+    return LOCKED(store, store->backend->clear_failures(store->state, err));
 }
