@@ -1,15 +1,19 @@
 /* The numeric kernels of the CLIP towers: Linear layers and the two attention products
  * go through OpenBLAS (its AVX2/FMA kernels are where the time goes); LayerNorm,
  * bias+activation and softmax are plain loops split over rows or heads with a small
- * pthread fork-join. Numbers follow PyTorch's float32 CLIP (clip-spec.md §2): LayerNorm
+ * pthread fork-join. A Linear layer over a few rows (a text prompt) is memory-bound:
+ * there OpenBLAS would copy ("pack") the whole weight matrix before using it once, so
+ * a streaming kernel reads each weight row once and dots it with every input row. Numbers follow PyTorch's float32 CLIP (clip-spec.md §2): LayerNorm
  * statistics in double with the biased variance, QuickGELU x·σ(1.702x) or erf GELU. */
 #include "clip/kernels.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vdx/common.h"
 
@@ -92,11 +96,157 @@ static int row_grain(int cols)
     return grain > 0 ? grain : 1;
 }
 
-/* ---- Linear --------------------------------------------------------------------- */
+/* ---- Linear ------------------------------------------------------------------- */
+
+/* At most this many input rows go through the streaming kernel instead of a GEMM. */
+#define STREAMING_MAX_ROWS 24
+
+typedef struct streaming_job {
+    float *out;
+    const float *x, *w, *bias;
+    int m, n, k, accumulate;
+} streaming_job;
+
+/* out[r][c] (+)= bias[c] + x[r]·w[c] for the weight rows c of [begin, end). */
+static void streaming_rows_portable(const streaming_job *job, int begin, int end)
+{
+    int k = job->k;
+    for (int c = begin; c < end; c++) {
+        const float *w = job->w + (size_t)c * k;
+        for (int r = 0; r < job->m; r++) {
+            const float *x = job->x + (size_t)r * k;
+            float lanes[8] = {0};
+            int i = 0;
+            for (; i + 8 <= k; i += 8)
+                for (int l = 0; l < 8; l++)
+                    lanes[l] += x[i + l] * w[i + l];
+            float sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
+                        ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+            for (; i < k; i++)
+                sum += x[i] * w[i];
+            float *o = job->out + (size_t)r * job->n + c;
+            sum += job->bias ? job->bias[c] : 0.0f;
+            *o = job->accumulate ? *o + sum : sum;
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static float horizontal_sum(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    __m128 s = _mm_add_ps(lo, hi);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Finishes the dots of input row r with weight rows c..c+3: lane sums, the tail past a
+ * multiple of 8, the bias, then the output (or the residual it adds to). */
+__attribute__((target("avx2,fma"))) static void finish_dots(const streaming_job *job, int r,
+                                                            int c, const __m256 acc[4],
+                                                            const float *const w[4])
+{
+    int k = job->k;
+    const float *x = job->x + (size_t)r * k;
+    float *o = job->out + (size_t)r * job->n + c;
+    for (int j = 0; j < 4; j++) {
+        float sum = horizontal_sum(acc[j]);
+        for (int i = k & ~7; i < k; i++)
+            sum += x[i] * w[j][i];
+        sum += job->bias ? job->bias[c + j] : 0.0f;
+        o[j] = job->accumulate ? o[j] + sum : sum;
+    }
+}
+
+/* Four weight rows at a time stay in L1 while every input row is dotted with them, two
+ * input rows per pass (8 accumulators: each weight load feeds two FMAs). */
+__attribute__((target("avx2,fma"))) static void streaming_rows_avx2(const streaming_job *job,
+                                                                    int begin, int end)
+{
+    int k = job->k, k8 = k & ~7;
+    int c = begin;
+    for (; c + 4 <= end; c += 4) {
+        const float *w0 = job->w + (size_t)c * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+        const float *const w[4] = {w0, w1, w2, w3};
+        int r = 0;
+        for (; r + 2 <= job->m; r += 2) {
+            const float *x0 = job->x + (size_t)r * k, *x1 = x0 + k;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int i = 0; i < k8; i += 8) {
+                __m256 u = _mm256_loadu_ps(x0 + i), v = _mm256_loadu_ps(x1 + i);
+                __m256 q = _mm256_loadu_ps(w0 + i);
+                a0 = _mm256_fmadd_ps(u, q, a0);
+                b0 = _mm256_fmadd_ps(v, q, b0);
+                q = _mm256_loadu_ps(w1 + i);
+                a1 = _mm256_fmadd_ps(u, q, a1);
+                b1 = _mm256_fmadd_ps(v, q, b1);
+                q = _mm256_loadu_ps(w2 + i);
+                a2 = _mm256_fmadd_ps(u, q, a2);
+                b2 = _mm256_fmadd_ps(v, q, b2);
+                q = _mm256_loadu_ps(w3 + i);
+                a3 = _mm256_fmadd_ps(u, q, a3);
+                b3 = _mm256_fmadd_ps(v, q, b3);
+            }
+            const __m256 first[4] = {a0, a1, a2, a3}, second[4] = {b0, b1, b2, b3};
+            finish_dots(job, r, c, first, w);
+            finish_dots(job, r + 1, c, second, w);
+        }
+        for (; r < job->m; r++) {
+            const float *x = job->x + (size_t)r * k;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < k8; i += 8) {
+                __m256 u = _mm256_loadu_ps(x + i);
+                a0 = _mm256_fmadd_ps(u, _mm256_loadu_ps(w0 + i), a0);
+                a1 = _mm256_fmadd_ps(u, _mm256_loadu_ps(w1 + i), a1);
+                a2 = _mm256_fmadd_ps(u, _mm256_loadu_ps(w2 + i), a2);
+                a3 = _mm256_fmadd_ps(u, _mm256_loadu_ps(w3 + i), a3);
+            }
+            const __m256 only[4] = {a0, a1, a2, a3};
+            finish_dots(job, r, c, only, w);
+        }
+    }
+    if (c < end)
+        streaming_rows_portable(job, c, end);
+}
+
+/* The AVX2 kernel when the CPU has it, unless $VDX_CLIP_KERNEL=portable (the golden
+ * tests run both). */
+static int use_avx2(void)
+{
+    const char *forced = getenv("VDX_CLIP_KERNEL");
+    return !(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
+}
+
+/* A parallel_for slice of 4-row groups. */
+static void streaming_groups(void *arg, int slot, int begin, int end)
+{
+    const streaming_job *job = arg;
+    int first = 4 * begin, last = 4 * end < job->n ? 4 * end : job->n;
+    if (use_avx2())
+        streaming_rows_avx2(job, first, last);
+    else
+        streaming_rows_portable(job, first, last);
+}
+
+static void streaming_linear(float *out, const float *x, const float *w, const float *bias,
+                             int m, int n, int k, int accumulate)
+{
+    streaming_job job = {out, x, w, bias, m, n, k, accumulate};
+    /* slices of whole 4-row groups, each at least PARALLEL_MIN_ELEMENTS weights */
+    int groups = (n + 3) / 4;
+    int grain = PARALLEL_MIN_ELEMENTS / (4 * k > 0 ? 4 * k : 1);
+    parallel_for(groups, grain, clip_kernels_threads(), streaming_groups, &job);
+}
 
 void clip_linear(float *out, const float *x, const float *w, const float *bias, int m, int n,
                  int k)
 {
+    if (m <= STREAMING_MAX_ROWS) {
+        streaming_linear(out, x, w, bias, m, n, k, 0);
+        return;
+    }
     if (bias) {
         for (int r = 0; r < m; r++)
             for (int c = 0; c < n; c++)
@@ -109,6 +259,10 @@ void clip_linear(float *out, const float *x, const float *w, const float *bias, 
 void clip_linear_residual(float *h, const float *x, const float *w, const float *bias,
                           int m, int n, int k)
 {
+    if (m <= STREAMING_MAX_ROWS) {
+        streaming_linear(h, x, w, bias, m, n, k, 1);
+        return;
+    }
     for (int r = 0; r < m; r++)
         for (int c = 0; c < n; c++)
             h[(size_t)r * n + c] += bias[c];

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clip/kernels.h"
 #include "clip/weights.h"
@@ -64,7 +66,7 @@ typedef struct scratch {
     float *x;   /* [rows][dim] normalised input of a block, then attention output */
     float *qkv; /* [rows][3·dim] */
     float *mlp; /* [rows][max(intermediate, patch_len)] MLP hidden, vision im2col */
-    float *block;
+    float *block; /* the one allocation holding the four */
 } scratch;
 
 static size_t round_up_floats(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -104,6 +106,20 @@ static float *reserve(weight_loader *ld, size_t count)
     return p;
 }
 
+/* Asks the kernel to reclaim the source pages of a tensor already copied, so that a
+ * memory-mapped checkpoint and its float32 copy are not both resident at the peak of a
+ * load. MADV_PAGEOUT keeps the contents (file pages are re-read, anonymous memory is
+ * swapped or kept), so it is safe whatever buffer the reader used; it is only a hint. */
+static void release_source_pages(const vdx_tensor *t)
+{
+    long page_size = sysconf(_SC_PAGESIZE);
+    uintptr_t page = page_size > 0 ? (uintptr_t)page_size : 4096;
+    uintptr_t begin = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    if (end > begin)
+        madvise((void *)begin, end - begin, MADV_PAGEOUT);
+}
+
 /* Fills dst (count floats) from tensor `name`, which must have the given shape. */
 static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
                       const int64_t *shape)
@@ -112,6 +128,8 @@ static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
         return;
     if (vdx_weights_get_f32(ld->file, name, dst, ndim, shape, ld->err) != 0)
         ld->failed = 1;
+    else
+        release_source_pages(vdx_weights_find(ld->file, name));
 }
 
 static size_t shape_count(int ndim, const int64_t *shape)

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Builds the release tree and runs every benchmark program under build/release/bench/,
+# printing each one's output under a heading. A program with a wrapper script
+# bench/NAME.sh (one that starts a server first, say) is run through the script. Benchmarks print numbers, never pass/fail;
+# arguments after `--` are passed to every benchmark (e.g. `sh bench/run.sh -- --threads 1`).
+# Usage: sh bench/run.sh [NAME...] [-- ARGS...]   (default: all benchmarks)
+set -u
+cd "$(dirname "$0")/.."
+names=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --) shift; break ;;
+    *) names="$names $1"; shift ;;
+    esac
+done
+jobs=$(nproc 2>/dev/null || echo 2)
+echo "+ make -j$jobs BUILD=build/release"
+make -s -j"$jobs" BUILD=build/release all || { echo "bench: build failed"; exit 1; }
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+status=0
+for b in build/release/bench/*; do
+    [ -x "$b" ] && [ -f "$b" ] || continue
+    name=$(basename "$b")
+    if [ -n "$names" ]; then
+        case " $names " in *" $name "*) ;; *) continue ;; esac
+    fi
+    echo
+    echo "== $name"
+    if [ -f "bench/$name.sh" ]; then
+        BUILD=build/release sh "bench/$name.sh" "$@"
+    else
+        "$b" "$@"
+    fi || { echo "bench: $name exited with status $?"; status=1; }
+done
+exit $status

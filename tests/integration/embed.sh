@@ -1,0 +1,206 @@
+#!/bin/sh
+# `vdx embed` end to end with the clip-tiny model: image files and URLs and texts give
+# the golden transformers features (so the CLI prints the library's vectors), in the order
+# given; --normalize, --format npy, --batch; the truncation warning; errors and usage.
+set -u
+cd "$(dirname "$0")/../.."
+B=${VDX_BUILD:-build/release}
+VDX="$B/vdx"
+SHARED=${VDX_SHARED:-../shared}
+MODEL="$SHARED/fixtures/clip-tiny"
+GOLDEN="$SHARED/fixtures/golden/clip-tiny"
+if [ ! -d "$MODEL" ] || [ ! -d "$GOLDEN" ]; then
+    if [ "${CI:-}" = true ]; then echo "not ok - embed: $SHARED fixtures missing (CI=true)"; exit 1; fi
+    echo "skip - embed: $SHARED/fixtures not found"; exit 0
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/vdx-embed-XXXXXX")
+SERVER_PID=""
+cleanup() {
+    [ -z "$SERVER_PID" ] || kill "$SERVER_PID" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+failed=0
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
+DIM=32
+
+embed() { "$VDX" embed --model "$MODEL" "$@"; }
+# line N of a JSON-lines file → its embedding, one number per line
+vector_of() { sed -n "${2}p" "$1" | sed 's/.*"embedding":\[//; s/\]}$//' | tr ',' '\n'; }
+# row R of an N×32 float32 file → one number per line
+golden_row() { od -An -v -f -j $(($2 * DIM * 4)) -N $((DIM * 4)) "$1" | tr -s ' \t' '\n\n' | sed '/^$/d'; }
+# close A B TOL: max|a-b| <= TOL * max|b| over paired lines, and as many values as DIM
+close() {
+    paste "$1" "$2" | awk -v tol="$3" -v dim="$DIM" '
+        { d = $1 - $2; if (d < 0) d = -d; if (d > md) md = d
+          g = $2 < 0 ? -$2 : $2; if (g > mg) mg = g; n++ }
+        END { if (n != dim || !(md <= tol * mg)) { printf "n=%d max|d|/max|g|=%g", n, (mg ? md / mg : md); exit 1 } }'
+}
+
+# --- images from files, in order, against the golden features -----------------------
+rows="0 7 11"
+names="landscape_640x480.jpg tall_300x1500.webp progressive_800x533.jpg"
+set -- $names
+if embed --image "$GOLDEN/images/$1" --image "$GOLDEN/images/$2" --image "$GOLDEN/images/$3" > "$T/images.jsonl" 2> "$T/err"; then
+    i=1 bad=""
+    for r in $rows; do
+        vector_of "$T/images.jsonl" $i > "$T/got"
+        golden_row "$GOLDEN/image_features.f32" "$r" > "$T/want"
+        why=$(close "$T/got" "$T/want" 1e-4) || bad="$bad line $i (row $r): $why;"
+        i=$((i + 1))
+    done
+    kinds=$(grep -c '^{"kind":"image","input":"[^"]*/images/[a-z0-9_]*\.[a-z]*","embedding":\[' "$T/images.jsonl")
+    [ "$kinds" = 3 ] || bad="$bad $kinds well-formed image lines;"
+    [ -z "$bad" ] && ok "image files: golden features, in order" || not_ok "image files: $bad"
+else
+    not_ok "image files: exit status $?: $(cat "$T/err")"
+fi
+
+# --- texts interleaved with an image ---------------------------------------------------
+if embed --text "a house by the lake" --image "$GOLDEN/images/$1" --text "a photo of a cat" > "$T/mixed.jsonl" 2> "$T/err"; then
+    bad=""
+    vector_of "$T/mixed.jsonl" 1 > "$T/got"; golden_row "$GOLDEN/text_features.f32" 0 > "$T/want"
+    why=$(close "$T/got" "$T/want" 1e-4) || bad="$bad text 1: $why;"
+    vector_of "$T/mixed.jsonl" 3 > "$T/got"; golden_row "$GOLDEN/text_features.f32" 1 > "$T/want"
+    why=$(close "$T/got" "$T/want" 1e-4) || bad="$bad text 2: $why;"
+    vector_of "$T/mixed.jsonl" 2 > "$T/got"; vector_of "$T/images.jsonl" 1 > "$T/want"
+    cmp -s "$T/got" "$T/want" || bad="$bad image line differs from the image-only run;"
+    order=$(sed 's/^{"kind":"\([a-z]*\)","input":"\([^"]*\)".*/\1:\2/' "$T/mixed.jsonl" | tr '\n' '|')
+    case "$order" in
+    "text:a house by the lake|image:$GOLDEN/images/$1|text:a photo of a cat|") ;;
+    *) bad="$bad order/inputs: $order" ;;
+    esac
+    [ -z "$bad" ] && ok "texts and images interleaved: golden, in the order given" || not_ok "interleaved: $bad"
+else
+    not_ok "interleaved: exit status $?: $(cat "$T/err")"
+fi
+
+# --- JSON escaping of the input ------------------------------------------------------------
+if embed --text 'say "hi" \ now' > "$T/quote.jsonl" 2> "$T/err" &&
+    grep -q '^{"kind":"text","input":"say \\"hi\\" \\\\ now","embedding":\[' "$T/quote.jsonl"; then
+    ok "inputs are JSON-escaped"
+else
+    not_ok "inputs are JSON-escaped: $(head -c 200 "$T/quote.jsonl") $(cat "$T/err")"
+fi
+
+# --- --normalize -----------------------------------------------------------------------
+if embed --normalize --image "$GOLDEN/images/$1" > "$T/norm.jsonl" 2> "$T/err"; then
+    vector_of "$T/norm.jsonl" 1 > "$T/unit"
+    vector_of "$T/images.jsonl" 1 > "$T/raw"
+    why=$(paste "$T/unit" "$T/raw" | awk '{ s += $2 * $2; u += $1 * $1; a[NR] = $1; b[NR] = $2 }
+        END { n = sqrt(s); for (i = 1; i <= NR; i++) { d = a[i] - b[i] / n; if (d < 0) d = -d; if (d > md) md = d }
+              if (u < 0.999999 || u > 1.000001 || md > 1e-7) { printf "|v|^2=%.9f max|d|=%g", u, md; exit 1 } }') &&
+        ok "--normalize: unit length, the raw vector divided by its norm" || not_ok "--normalize: $why"
+else
+    not_ok "--normalize: exit status $?: $(cat "$T/err")"
+fi
+
+# --- --format npy ------------------------------------------------------------------------
+if embed --format npy --image "$GOLDEN/images/$1" --text "a house by the lake" > "$T/out.npy" 2> "$T/err"; then
+    bad=""
+    size=$(wc -c < "$T/out.npy" | tr -d ' ')
+    [ "$size" = $((128 + 2 * DIM * 4)) ] || bad="$bad size $size;"
+    head -c 128 "$T/out.npy" | grep -q "{'descr': '<f4', 'fortran_order': False, 'shape': (2, $DIM), }" || bad="$bad header;"
+    [ "$(head -c 6 "$T/out.npy" | od -An -tx1 | tr -d ' ')" = 934e554d5059 ] || bad="$bad magic;"
+    od -An -v -f -j 128 -N $((DIM * 4)) "$T/out.npy" | tr -s ' \t' '\n\n' | sed '/^$/d' > "$T/got"
+    vector_of "$T/images.jsonl" 1 > "$T/want"
+    why=$(close "$T/got" "$T/want" 1e-6) || bad="$bad image row: $why;"
+    od -An -v -f -j $((128 + DIM * 4)) -N $((DIM * 4)) "$T/out.npy" | tr -s ' \t' '\n\n' | sed '/^$/d' > "$T/got"
+    golden_row "$GOLDEN/text_features.f32" 0 > "$T/want"
+    why=$(close "$T/got" "$T/want" 1e-4) || bad="$bad text row: $why;"
+    [ -z "$bad" ] && ok "--format npy: header, shape and rows" || not_ok "--format npy:$bad"
+else
+    not_ok "--format npy: exit status $?: $(cat "$T/err")"
+fi
+
+# --- --batch: batches of 2 give the vectors of one batch of 5 ----------------------------
+set -- "$GOLDEN"/images/*.png
+imgs=""
+for f in "$@"; do imgs="$imgs --image $f"; done
+if embed $imgs > "$T/b32.jsonl" 2> "$T/err" && embed --batch 2 $imgs > "$T/b2.jsonl" 2>> "$T/err"; then
+    n=$(wc -l < "$T/b32.jsonl" | tr -d ' ') bad=""
+    [ "$n" = "$#" ] || bad="$bad $n lines for $# images;"
+    i=1
+    while [ "$i" -le "$n" ]; do
+        vector_of "$T/b2.jsonl" $i > "$T/got"; vector_of "$T/b32.jsonl" $i > "$T/want"
+        why=$(close "$T/got" "$T/want" 1e-6) || bad="$bad line $i: $why;"
+        i=$((i + 1))
+    done
+    [ -z "$bad" ] && ok "--batch 2 equals one batch ($n images)" || not_ok "--batch:$bad"
+else
+    not_ok "--batch: $(cat "$T/err")"
+fi
+
+# --- image URLs (loopback server) ----------------------------------------------------------
+"$B/tools/fileserver" --root "$GOLDEN/images" --port 0 --port-file "$T/port" 2>/dev/null &
+SERVER_PID=$!
+i=0
+while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+PORT=$(cat "$T/port" 2>/dev/null)
+if [ -z "$PORT" ]; then
+    not_ok "image URL: the loopback file server did not start"
+else
+    url="http://127.0.0.1:$PORT/landscape_640x480.jpg"
+    if embed --image "$url" > "$T/url.jsonl" 2> "$T/err"; then
+        vector_of "$T/url.jsonl" 1 > "$T/got"; vector_of "$T/images.jsonl" 1 > "$T/want"
+        if cmp -s "$T/got" "$T/want" && grep -q "\"input\":\"$url\"" "$T/url.jsonl"; then
+            ok "image URL: the vector of the same file"
+        else
+            not_ok "image URL: differs from the file's vector"
+        fi
+    else
+        not_ok "image URL: exit status $?: $(cat "$T/err")"
+    fi
+    missing="http://127.0.0.1:$PORT/no-such-image.jpg"
+    embed --image "$missing" > "$T/out" 2> "$T/err"
+    rc=$?
+    if [ $rc = 1 ] && grep -q "^vdx: $missing: HTTP 404" "$T/err" && [ ! -s "$T/out" ]; then
+        ok "image URL: 404 is an error naming the URL"
+    else
+        not_ok "image URL 404: status $rc, stderr: $(cat "$T/err")"
+    fi
+fi
+
+# --- truncation warning ------------------------------------------------------------------
+long=$(awk 'BEGIN { for (i = 0; i < 100; i++) printf "dog "; }')
+if embed --text "$long" > "$T/long.jsonl" 2> "$T/err" && grep -q "^vdx embed: warning: text 1 (\"dog dog .*truncated" "$T/err" &&
+    [ "$(wc -l < "$T/long.jsonl" | tr -d ' ')" = 1 ]; then
+    ok "a text over 77 tokens is embedded with a warning"
+else
+    not_ok "truncation warning: $(cat "$T/err")"
+fi
+if embed --text "a photo of a cat" > /dev/null 2> "$T/err" && [ ! -s "$T/err" ]; then
+    ok "a short text gives no warning"
+else
+    not_ok "a short text printed: $(cat "$T/err")"
+fi
+
+# --- errors and usage ----------------------------------------------------------------------
+expect() { # expect STATUS STDERR-REGEX WHAT -- ARGS...
+    want=$1 pattern=$2 what=$3
+    shift 4
+    "$VDX" embed "$@" > "$T/out" 2> "$T/err"
+    rc=$?
+    if [ "$rc" = "$want" ] && grep -q -- "$pattern" "$T/err" && [ ! -s "$T/out" ]; then
+        ok "$what"
+    else
+        not_ok "$what: status $rc (wanted $want), stderr: $(head -c 300 "$T/err")"
+    fi
+}
+expect 1 "^vdx: $T/none.jpg: cannot open" "a missing image file is an error naming it" -- --model "$MODEL" --image "$T/none.jpg"
+printf 'not an image at all' > "$T/fake.jpg"
+expect 1 "^vdx: .*$T/fake.jpg" "a file that is not an image is an error naming it" -- --model "$MODEL" --image "$T/fake.jpg"
+expect 2 "nothing to embed" "no input is a usage error" -- --model "$MODEL"
+expect 2 "^vdx embed: --format is jsonl or npy, not 'csv'" "an unknown --format is a usage error" -- --format csv --text x
+expect 2 "^vdx embed: --batch wants an integer from 1 to 4096, not '0'" "--batch 0 is a usage error" -- --batch 0 --text x
+expect 2 "^vdx embed: unexpected argument 'cat.jpg'" "a bare argument is a usage error" -- --model "$MODEL" cat.jpg
+expect 1 "^vdx: model '$T/nomodel': no such directory" "a missing model directory is an error naming it" -- --model "$T/nomodel" --text x
+if "$VDX" embed --help > "$T/out" 2>&1 && grep -q "^usage: vdx embed" "$T/out" && grep -q -- "--format F" "$T/out"; then
+    ok "--help"
+else
+    not_ok "--help: $(head -c 200 "$T/out")"
+fi
+
+[ "$failed" = 0 ]
