@@ -184,7 +184,7 @@ int cmd_ingest(int argc, char **argv)
         return cli_error("%s", err.message);
     report_problems(src);
 
-    vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so);
+    vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so, 0);
     if (!model) {
         vdx_source_free(src);
         return 1;
