@@ -44,8 +44,8 @@ XML
     i=0
     while [ "$(curl -s "http://127.0.0.1:$http/ping" 2>/dev/null)" != "Ok." ]; do
         i=$((i + 1))
-        if [ $i -gt 300 ] || ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
-            echo "clickhouse-server did not answer /ping on port $http within 30 s; see $dir/log/" >&2
+        if [ $i -gt 900 ] || ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
+            echo "clickhouse-server did not answer /ping on port $http within 90 s; see $dir/log/" >&2
             kill "$(cat "$dir/server.pid")" 2>/dev/null || true
             exit 1
         fi

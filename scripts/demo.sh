@@ -58,6 +58,12 @@ else
     fi
 fi
 
+host=${VDX_HOST:-127.0.0.1}
+port=${VDX_PORT:-8080}
+if curl -s -o /dev/null --max-time 2 "http://$host:$port/"; [ $? -ne 7 ]; then
+    fail "something already answers at http://$host:$port/ (another vdx serve?): stop it, or choose another port: VDX_PORT=8081 make demo"
+fi
+
 limit=""
 [ -z "${VDX_LIMIT:-}" ] || limit="--limit $VDX_LIMIT"
 base=""
@@ -75,7 +81,10 @@ until $vdx info > /dev/null 2>&1; do
     i=$((i + 1)); [ $i -lt 600 ] || fail "the collection was not created within 60 s (see $log)"
     sleep 0.1
 done
-host=${VDX_HOST:-127.0.0.1}
-port=${VDX_PORT:-8080}
 say "serving the explorer at http://$host:$port/ (Ctrl-C stops; ingest resumes on the next run)"
-$vdx serve --model "$model" --host "$host" --port "$port"
+status=0
+$vdx serve --model "$model" --host "$host" --port "$port" || status=$?
+case $status in
+    0|130|143) say "stopped; run 'make demo' again to resume" ;;
+    *) exit $status ;;
+esac

@@ -55,8 +55,8 @@ const vdx_preprocess_config *vdx_clip_get_preprocess(const vdx_clip_model *model
 const vdx_tokenizer *vdx_clip_get_tokenizer(const vdx_clip_model *model);
 int vdx_clip_embed_dim(const vdx_clip_model *model);
 /* Identity recorded by collections, so vectors of different models are never mixed:
- * the model name (the repo id for a Hugging Face cache snapshot, else the directory's
- * basename; informational) and a fingerprint: hex sha256 over the architecture numbers
+ * the model name (the repo id for a Hugging Face cache snapshot, else the absolute model
+ * directory, so commands can load a collection's model again) and a fingerprint: hex sha256 over the architecture numbers
  * of config.json and the float32 values of visual_projection and text_projection. The
  * fingerprint is the same for the same weights in any file format, so a collection
  * embedded from model.safetensors accepts queries from pytorch_model.bin. */

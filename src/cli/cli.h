@@ -26,9 +26,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * Applies --threads when > 0. Prints the error and returns NULL on failure. */
 vdx_clip_model *cli_load_model(const char *model_arg, int threads);
 /* The model a command works with on a collection: --model, else $VDX_MODEL, else the
- * model the collection records (when it exists), else the default repo id. */
+ * model the collection records, else (no collection yet, and !must_exist) the default
+ * repo id. With must_exist, a missing collection is reported before any model is loaded. */
 vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
-                                   const vdx_store_options *store_opts);
+                                   const vdx_store_options *store_opts, int must_exist);
 /* The identity a model gives a collection. */
 void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id);
 

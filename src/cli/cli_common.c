@@ -50,9 +50,10 @@ vdx_clip_model *cli_load_model(const char *model_arg, int threads)
 }
 
 vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
-                                   const vdx_store_options *store_opts)
+                                   const vdx_store_options *store_opts, int must_exist)
 {
-    if ((model_arg && *model_arg) || (getenv("VDX_MODEL") && *getenv("VDX_MODEL")))
+    int explicit_model = (model_arg && *model_arg) || (getenv("VDX_MODEL") && *getenv("VDX_MODEL"));
+    if (explicit_model && !must_exist)
         return cli_load_model(model_arg, threads);
     vdx_store_options probe = *store_opts;
     probe.create = 0;
@@ -60,8 +61,17 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
     probe.model = NULL;
     vdx_error err = {{0}};
     vdx_store *store = vdx_store_open(&probe, &err);
-    if (!store) /* no collection yet: the default model */
-        return cli_load_model(NULL, threads);
+    if (!store) {
+        if (must_exist) {
+            cli_error("%s", err.message);
+            return NULL;
+        }
+        return cli_load_model(NULL, threads); /* no collection yet: the default model */
+    }
+    if (explicit_model) {
+        vdx_store_close(store);
+        return cli_load_model(model_arg, threads);
+    }
     char recorded[256], dir[4096];
     snprintf(recorded, sizeof recorded, "%s", vdx_store_model(store)->name);
     vdx_store_close(store);

@@ -265,7 +265,8 @@ int cmd_embed(int argc, char **argv)
         return cli_error("out of memory");
     int opt, rc = 0;
     optind = 1;
-    while (rc == 0 && (opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    opterr = 0;
+    while (rc == 0 && (opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
         case 'i':
         case 't':
@@ -286,7 +287,8 @@ int cmd_embed(int argc, char **argv)
             usage(stdout);
             free(run.inputs);
             return 0;
-        default: rc = 2; fprintf(stderr, "Try 'vdx embed --help'.\n"); break;
+        case ':': rc = cli_usage_error("embed", "%s needs a value", argv[optind - 1]); break;
+        default: rc = cli_usage_error("embed", "unknown option '%s'", argv[optind - 1]); break;
         }
     }
     if (rc == 0 && optind < argc)

@@ -183,8 +183,11 @@ int cmd_ingest(int argc, char **argv)
     if (!src)
         return cli_error("%s", err.message);
     report_problems(src);
+    if (src->n_items == 0)
+        fprintf(stderr, "vdx: warning: %s holds no images to ingest (folders: jpg, jpeg, png, "
+                        "webp, gif, bmp files)\n", path);
 
-    vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so);
+    vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so, 0);
     if (!model) {
         vdx_source_free(src);
         return 1;

@@ -217,7 +217,7 @@ int cmd_search(int argc, char **argv)
     vdx_clip_model *model = NULL;
     vdx_model_identity identity;
     if (!like) { /* --like uses the collection's own vectors */
-        if (!(model = cli_load_model_for(model_arg, (int)threads, &so)))
+        if (!(model = cli_load_model_for(model_arg, (int)threads, &so, 1)))
             goto out;
         cli_model_identity(model, &identity);
         so.model = &identity;

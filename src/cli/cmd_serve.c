@@ -75,7 +75,7 @@ int cmd_serve(int argc, char **argv)
     char *end;
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
         case 'c': opts.store.collection = optarg; break;
         case 'd': opts.store.data_dir = optarg; break;
@@ -94,7 +94,8 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'l': opts.access_log = stderr; break;
         case 'h': usage(stdout); return 0;
-        default: return cli_usage_error("serve", "unknown option or missing value: '%s'", argv[optind - 1]);
+        case ':': return cli_usage_error("serve", "%s needs a value", argv[optind - 1]);
+        default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)

@@ -635,10 +635,16 @@ static void url_encode(const char *s, char *out, size_t size)
     out[n] = 0;
 }
 
+/* $HF_ENDPOINT without trailing slashes (a mirror is often given as "https://host/"). */
 static const char *hub_endpoint(void)
 {
+    static char endpoint[512];
     const char *e = getenv("HF_ENDPOINT");
-    return e && *e ? e : "https://huggingface.co";
+    snprintf(endpoint, sizeof endpoint, "%s", e && *e ? e : "https://huggingface.co");
+    size_t n = strlen(endpoint);
+    while (n > 0 && endpoint[n - 1] == '/')
+        endpoint[--n] = 0;
+    return endpoint;
 }
 
 typedef struct pull_state {

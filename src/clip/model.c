@@ -311,7 +311,8 @@ static void compute_fingerprint(vdx_clip_model *m)
     free(buf);
 }
 
-/* "owner/name" for .../models--owner--name/snapshots/<rev>, else the basename. */
+/* "owner/name" for .../models--owner--name/snapshots/<rev>, else the absolute directory,
+ * so that a collection can find its model again by the name it records. */
 static void derive_model_name(const char *model_dir, char *out, size_t size)
 {
     char path[PATH_MAX];
@@ -337,7 +338,7 @@ static void derive_model_name(const char *model_dir, char *out, size_t size)
         }
         base[-1] = '/';
     }
-    snprintf(out, size, "%s", base);
+    snprintf(out, size, "%s", path);
 }
 
 static int file_exists(const char *path)

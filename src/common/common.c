@@ -85,7 +85,7 @@ int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_e
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
-        return vdx_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+        return vdx_fail(err, "%s: cannot create: %s", path, strerror(errno));
     const char *p = data;
     while (size > 0) {
         ssize_t n = write(fd, p, size);
@@ -95,14 +95,14 @@ int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_e
             int e = errno;
             close(fd);
             unlink(tmp);
-            return vdx_fail(err, "%s: write failed: %s", tmp, strerror(e));
+            return vdx_fail(err, "%s: write failed: %s", path, strerror(e));
         }
         p += n;
         size -= (size_t)n;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         unlink(tmp);
-        return vdx_fail(err, "%s: cannot flush: %s", tmp, strerror(errno));
+        return vdx_fail(err, "%s: cannot flush: %s", path, strerror(errno));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;

@@ -504,7 +504,7 @@ http_server *http_start(const http_config *cfg, vdx_error *err)
         MHD_OPTION_END);
     server->starting = 0;
     if (!server->daemon) {
-        vdx_fail(err, "cannot listen on %s port %d: %s", cfg->host, cfg->port,
+        vdx_fail(err, "cannot listen on %s port %d: %s (is another server using it? choose another with --port N, or --port 0 for a free one)", cfg->host, cfg->port,
                  server->start_error[0] ? server->start_error : "libmicrohttpd refused to start");
         free(server);
         return NULL;

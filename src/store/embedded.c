@@ -704,9 +704,9 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
     if (!file_exists(e->db_path) && !args->create) {
         char others[1024];
         list_collections(e->dir, others, sizeof others);
-        vdx_fail(err, "collection '%s' does not exist (no %s; %s%s): ingest into it first",
+        vdx_fail(err, "collection '%s' does not exist (no %s; %s%s): create it with 'vdx ingest folder|unsplash|urls SOURCE --collection %s', or name another with --collection/--data",
                  e->collection, e->db_path, others[0] ? "collections there: " : "there are no collections there",
-                 others);
+                 others, e->collection);
         goto fail;
     }
     if (args->create && take_write_lock(e, err) != 0)

@@ -111,6 +111,14 @@ done
     || not_ok "search after ingest: $(search | head -c 300)"
 grep -q 'unsplash-lite.zip' "$tmp/fs.log" && grep -q 'resolve/main/config.json' "$tmp/fs.log" \
     && ok "first run downloaded the model and the dataset" || not_ok "fileserver log lacks the downloads"
+out=$(HF_ENDPOINT="$fs" HF_HOME="$tmp/hf" HF_HUB_CACHE= VDX_HOME="$tmp/home" VDX_PORT="$port" \
+      VDX_MODEL= VDX_DATASET= timeout 120 make -s demo 2>&1 < /dev/null)
+status=$?
+if [ $status -ne 0 ] && echo "$out" | grep -q "already answers at http://127.0.0.1:$port/" && echo "$out" | grep -q "VDX_PORT="; then
+    ok "a second make demo on a busy port says how to choose another"
+else
+    not_ok "busy port (exit $status): $out"
+fi
 stop_demo
 
 # Second run: nothing is downloaded or embedded twice.
