@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "store/backend.h"
+#include "store/backend_common.h"
 #include "store/filter.h"
 #include "store/scan.h"
 
@@ -112,14 +113,6 @@ static void rollback(embedded *e)
 {
     if (!sqlite3_get_autocommit(e->db))
         sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-static void utc_now(char out[32])
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static const char *type_name(vdx_vector_type type) { return type == VDX_VECTOR_F16 ? "f16" : "f32"; }
@@ -219,23 +212,6 @@ static int remember_row_id(embedded *e, int64_t row, const char *id, vdx_error *
 
 /* ---- the vector file ---- */
 
-static int write_all(int fd, const void *data, size_t size, off_t offset)
-{
-    const uint8_t *p = data;
-    while (size > 0) {
-        ssize_t w = pwrite(fd, p, size, offset);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        size -= (size_t)w;
-        offset += w;
-    }
-    return 0;
-}
-
 static void encode_header(uint8_t header[VECTOR_HEADER_SIZE], int dims, vdx_vector_type type)
 {
     memset(header, 0, VECTOR_HEADER_SIZE);
@@ -253,7 +229,7 @@ static int create_vector_file(embedded *e, vdx_error *err)
                         e->vec_path, strerror(errno));
     uint8_t header[VECTOR_HEADER_SIZE];
     encode_header(header, e->model.dims, e->type);
-    if (write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
+    if (vdx_backend_write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
         int saved = errno;
         close(fd);
         return vdx_fail(err, "collection '%s': cannot write %s: %s", e->collection,
@@ -464,33 +440,9 @@ static int take_write_lock(embedded *e, vdx_error *err)
         return 0;
     if (e->read_only)
         return vdx_fail(err, "collection '%s' is open read-only", e->collection);
-    int fd = open(e->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection,
-                        e->lock_path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int saved = errno;
-        char pid[32] = "";
-        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
-        pid[got > 0 ? got : 0] = 0;
-        pid[strcspn(pid, "\n")] = 0;
-        close(fd);
-        if (saved == EWOULDBLOCK)
-            return vdx_fail(err,
-                            "collection '%s' is being written by another process (pid %s holds "
-                            "%s): wait for that ingest to finish",
-                            e->collection, pid[0] ? pid : "?", e->lock_path);
-        return vdx_fail(err, "collection '%s': cannot lock %s: %s", e->collection,
-                        e->lock_path, strerror(saved));
-    }
-    char pid[32];
-    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || write_all(fd, pid, (size_t)len, 0) != 0) {
-        int saved = errno;
-        close(fd);
-        return vdx_fail(err, "collection '%s': cannot write %s: %s", e->collection,
-                        e->lock_path, strerror(saved));
-    }
+    int fd = vdx_backend_lock_open(e->collection, e->lock_path, err);
+    if (fd < 0 || vdx_backend_lock_claim(e->collection, e->lock_path, fd, err) != 0)
+        return -1;
     e->lock_fd = fd;
     return 0;
 }
@@ -613,7 +565,7 @@ static int create_schema(embedded *e, const vdx_model_identity *model, vdx_error
                  err) != 0)
         goto fail;
     char now[32], dims[16];
-    utc_now(now);
+    vdx_backend_utc_now(now);
     snprintf(dims, sizeof dims, "%d", model->dims);
     const char *pairs[][2] = {{"format_version", "1"},
                               {"model_name", model->name},
@@ -770,54 +722,34 @@ static int64_t embedded_count(void *state) { return ((embedded *)state)->count; 
 
 /* ---- columns ---- */
 
+#define N_BUILTIN_COLUMNS (sizeof builtin_columns / sizeof builtin_columns[0])
+
 static int is_builtin(const char *name)
 {
-    for (size_t i = 0; i < sizeof builtin_columns / sizeof builtin_columns[0]; i++)
-        if (strcasecmp(name, builtin_columns[i]) == 0)
-            return 1;
-    return 0;
+    return vdx_backend_name_in(name, builtin_columns, N_BUILTIN_COLUMNS);
 }
 
 /* Index of the metadata column named name (SQLite compares names case-insensitively),
  * or -1. */
 static int find_column(const embedded *e, const char *name)
 {
-    for (int i = 0; i < e->n_columns; i++)
-        if (strcasecmp(e->columns[i], name) == 0)
-            return i;
-    return -1;
+    return vdx_backend_find_column(e->columns, e->n_columns, name);
 }
 
 static int add_columns(embedded *e, const char *const *names, int n, vdx_error *err)
 {
-    int missing = 0;
-    for (int i = 0; i < n; i++) {
-        if (is_builtin(names[i]))
-            return vdx_fail(err, "collection '%s': metadata column '%s' has the name of a "
-                                 "builtin column",
-                            e->collection, names[i]);
-        int at = find_column(e, names[i]);
-        if (at >= 0 && strcmp(e->columns[at], names[i]) != 0)
-            return vdx_fail(err, "collection '%s': column '%s' differs only in case from "
-                                 "existing column '%s'",
-                            e->collection, names[i], e->columns[at]);
-        if (at < 0)
-            missing = 1;
-    }
-    if (!missing)
-        return 0;
+    int missing = vdx_backend_check_new_columns(e->collection, builtin_columns,
+                                                N_BUILTIN_COLUMNS, e->columns, e->n_columns,
+                                                names, n, err);
+    if (missing <= 0)
+        return missing;
     if (become_writer(e, err) != 0 || exec_sql(e, "BEGIN IMMEDIATE", err) != 0)
         return -1;
     sqlite3_stmt *insert = prepare(e, "INSERT INTO columns(name) VALUES (?1)", err);
     if (!insert)
         goto fail;
     for (int i = 0; i < n; i++) {
-        if (find_column(e, names[i]) >= 0)
-            continue;
-        int dup = 0; /* the same new name twice in this call */
-        for (int j = 0; j < i; j++)
-            dup |= strcasecmp(names[j], names[i]) == 0;
-        if (dup)
+        if (!vdx_backend_column_to_add(e->columns, e->n_columns, names, i))
             continue;
         char *sql = sqlite3_mprintf("ALTER TABLE items ADD COLUMN \"%w\" TEXT", names[i]);
         if (!sql) {
@@ -855,21 +787,7 @@ static int embedded_add_columns(void *state, const char *const *names, int n, vd
 static int embedded_columns(void *state, char ***names, int *n, vdx_error *err)
 {
     embedded *e = state;
-    *names = calloc((size_t)e->n_columns + 1, sizeof **names);
-    if (!*names)
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
-    for (int i = 0; i < e->n_columns; i++) {
-        (*names)[i] = strdup(e->columns[i]);
-        if (!(*names)[i]) {
-            for (int j = 0; j < i; j++)
-                free((*names)[j]);
-            free(*names);
-            *names = NULL;
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
-        }
-    }
-    *n = e->n_columns;
-    return 0;
+    return vdx_backend_copy_columns(e->collection, e->columns, e->n_columns, names, n, err);
 }
 
 /* ---- append ---- */
@@ -936,7 +854,7 @@ static int same_meta_names(const vdx_item *a, const vdx_item *b)
 static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error *err)
 {
     char now[32];
-    utc_now(now);
+    vdx_backend_utc_now(now);
     sqlite3_stmt *remove_failure = prepare(e, "DELETE FROM items WHERE id = ?1 AND row IS NULL", err);
     sqlite3_stmt *thumbnail =
         remove_failure ? prepare(e, "INSERT OR REPLACE INTO thumbnails(id, jpeg) VALUES (?1, ?2)", err)
@@ -1059,7 +977,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
                 vdx_f32_to_f16_array(items[i].vector, (uint16_t *)(void *)dst, (size_t)dims);
             rows++;
         }
-        if (write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
+        if (vdx_backend_write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
             int saved = errno;
             free(buf);
             return vdx_fail(err, "collection '%s': writing %zu vectors to %s at byte %lld: %s",
@@ -1498,12 +1416,7 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
         vdx_fail(err, "collection '%s': out of memory", e->collection);
         goto done;
     }
-    double norm = 0;
-    for (int d = 0; d < dims; d++)
-        norm += (double)req->query[d] * req->query[d];
-    norm = sqrt(norm);
-    for (int d = 0; d < dims; d++)
-        q[d] = (float)(req->query[d] / norm);
+    vdx_backend_unit_vector(req->query, dims, q);
     vdx_scan_matrix m = matrix_of(e);
     int64_t n_found = vdx_scan_nearest(&m, q, allowed, want, tie_by_id, e, found, err);
     if (n_found < 0)
