@@ -1141,19 +1141,33 @@ static cJSON *column_value(sqlite3_stmt *stmt, int col)
     }
 }
 
+/* Runs sql, whose one parameter ?1 is the id, and steps to its row: the statement, or
+ * NULL with "collection 'C': <missing> 'ID'" when there is no row. */
+static sqlite3_stmt *select_by_id(embedded *e, const char *sql, const char *id,
+                                  const char *missing, const char *doing, vdx_error *err)
+{
+    sqlite3_stmt *stmt = prepare(e, sql, err);
+    if (!stmt)
+        return NULL;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        return stmt;
+    if (rc == SQLITE_DONE)
+        vdx_fail(err, "collection '%s': %s '%s'", e->collection, missing, id);
+    else
+        db_fail(e, err, doing);
+    sqlite3_finalize(stmt);
+    return NULL;
+}
+
 static int embedded_get_item(void *state, const char *id, cJSON **item, vdx_error *err)
 {
     embedded *e = state;
-    sqlite3_stmt *stmt = prepare(e, "SELECT * FROM items WHERE id = ?1", err);
+    sqlite3_stmt *stmt = select_by_id(e, "SELECT * FROM items WHERE id = ?1", id, "no item",
+                                      "reading an item", err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(stmt);
-        return rc == SQLITE_DONE ? vdx_fail(err, "collection '%s': no item '%s'", e->collection, id)
-                                 : db_fail(e, err, "reading an item");
-    }
     cJSON *obj = cJSON_CreateObject(), *meta = cJSON_CreateObject();
     int is_failure = sqlite3_column_type(stmt, 6) != SQLITE_NULL;
     for (int c = 0; c < sqlite3_column_count(stmt); c++) {
@@ -1173,17 +1187,10 @@ static int embedded_get_thumbnail(void *state, const char *id, uint8_t **jpeg, s
                                   vdx_error *err)
 {
     embedded *e = state;
-    sqlite3_stmt *stmt = prepare(e, "SELECT jpeg FROM thumbnails WHERE id = ?1", err);
+    sqlite3_stmt *stmt = select_by_id(e, "SELECT jpeg FROM thumbnails WHERE id = ?1", id,
+                                      "no thumbnail for item", "reading a thumbnail", err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(stmt);
-        return rc == SQLITE_DONE
-                   ? vdx_fail(err, "collection '%s': no thumbnail for item '%s'", e->collection, id)
-                   : db_fail(e, err, "reading a thumbnail");
-    }
     size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
     *jpeg = malloc(n ? n : 1);
     if (!*jpeg) {
