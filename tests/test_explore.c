@@ -216,6 +216,16 @@ static cJSON *candidates(vdx_concepts *book, const char *name, vdx_candidates_mo
     return out;
 }
 
+/* Labels the next page of 9 nearest candidates of concept "zero" as label_page does:
+ * the number labelled, -1 when there is no page. */
+static int label_nearest_page(vdx_concepts *book, char seen[][32], int *n_seen)
+{
+    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
+    int n = page ? label_page(book, "zero", page, seen, n_seen) : -1;
+    cJSON_Delete(page);
+    return n;
+}
+
 static int train(vdx_concepts *book, const char *name)
 {
     vdx_error err = {{0}};
@@ -336,9 +346,7 @@ TEST(state_identical_after_reopen)
     REQUIRE(book && create_concept(book, "zero") == 0, "create");
     static char seen[64][32];
     int n_seen = 0;
-    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
-    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label");
-    cJSON_Delete(page);
+    REQUIRE(label_nearest_page(book, seen, &n_seen) == 9, "label");
     REQUIRE(train(book, "zero") == 0, "train");
     vdx_label_change pending = {.id = ids[5 * PER_CLUSTER], .label = VDX_LABEL_NEGATIVE};
     vdx_error err = {{0}};
@@ -384,16 +392,12 @@ TEST(undo_restores_weight_and_labels)
     static char seen[64][32];
     int n_seen = 0;
     vdx_error err = {{0}};
-    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
-    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label");
-    cJSON_Delete(page);
+    REQUIRE(label_nearest_page(book, seen, &n_seen) == 9, "label");
     REQUIRE(train(book, "zero") == 0, "train 1");
     char *after_round1 = print_json(book, "zero");
 
     /* round 2 relabels an item of round 1 and adds new ones */
-    page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
-    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label 2");
-    cJSON_Delete(page);
+    REQUIRE(label_nearest_page(book, seen, &n_seen) == 9, "label 2");
     vdx_label_change flip[2] = {{.id = seen[0], .label = VDX_LABEL_CLEAR},
                                 {.id = seen[1], .label = cluster_of(seen[1]) == 0 ? 0 : 1}};
     int rc = vdx_concept_label(book, "zero", flip, 2, NULL, &err);
