@@ -365,6 +365,19 @@ void label_set_free(label_set *set)
     memset(set, 0, sizeof *set);
 }
 
+cJSON *label_set_item_json(const label_set *set, size_t i)
+{
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "id", set->ids[i]);
+    if (set->urls[i])
+        cJSON_AddStringToObject(l, "url", set->urls[i]);
+    else
+        cJSON_AddNullToObject(l, "url");
+    cJSON_AddNumberToObject(l, "label", set->labels[i]);
+    cJSON_AddStringToObject(l, "time", set->times[i]);
+    return l;
+}
+
 int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err)
 {
     memset(set, 0, sizeof *set);
@@ -1337,17 +1350,8 @@ int vdx_concept_labels(vdx_concepts *book, const char *name, cJSON **labels, vdx
     }
     if (rc == 0) {
         cJSON *list = cJSON_CreateArray();
-        for (size_t i = 0; i < set.n; i++) {
-            cJSON *l = cJSON_CreateObject();
-            cJSON_AddStringToObject(l, "id", set.ids[i]);
-            if (set.urls[i])
-                cJSON_AddStringToObject(l, "url", set.urls[i]);
-            else
-                cJSON_AddNullToObject(l, "url");
-            cJSON_AddNumberToObject(l, "label", set.labels[i]);
-            cJSON_AddStringToObject(l, "time", set.times[i]);
-            cJSON_AddItemToArray(list, l);
-        }
+        for (size_t i = 0; i < set.n; i++)
+            cJSON_AddItemToArray(list, label_set_item_json(&set, i));
         label_set_free(&set);
         *labels = list;
     }
