@@ -528,13 +528,28 @@ static node *parse_predicate(parser *p)
             goto fail;
         }
     }
+    node_kind kind;
     if (is_keyword(p, "IN")) {
-        n = node_with_left(p, NODE_IN, left);
-        left = NULL;
-        if (!n)
-            goto fail;
-        n->negated = negated;
-        if (next_token(p) != 0 || expect(p, TOKEN_LPAREN, "'(' starting the IN list") != 0)
+        kind = NODE_IN;
+    } else if (is_keyword(p, "LIKE")) {
+        kind = NODE_LIKE;
+    } else if (is_keyword(p, "BETWEEN")) {
+        kind = NODE_BETWEEN;
+    } else if (is_keyword(p, "IS")) {
+        kind = NODE_IS_NULL;
+    } else {
+        parse_fail(p, "expected a comparison (=, <>, <, IN, LIKE, IS NULL, BETWEEN...) at "
+                      "byte %zu, found %s",
+                   at, token_text(p, buf, sizeof buf));
+        goto fail;
+    }
+    n = node_with_left(p, kind, left);
+    left = NULL;
+    if (!n || next_token(p) != 0) /* past the keyword */
+        goto fail;
+    n->negated = negated;
+    if (kind == NODE_IN) {
+        if (expect(p, TOKEN_LPAREN, "'(' starting the IN list") != 0)
             goto fail;
         int kinds = 0; /* 1: strings, 2: numbers */
         for (;;) {
@@ -565,45 +580,7 @@ static node *parse_predicate(parser *p)
         settle_types(n, 0, n->n_args);
         return n;
     }
-    if (is_keyword(p, "LIKE")) {
-        n = node_with_left(p, NODE_LIKE, left);
-        left = NULL;
-        if (!n)
-            goto fail;
-        n->negated = negated;
-        if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
-            goto fail;
-        if (is_keyword(p, "ESCAPE")) {
-            parse_fail(p, "ESCAPE at byte %zu is not supported", p->tok.at);
-            goto fail;
-        }
-        return n;
-    }
-    if (is_keyword(p, "BETWEEN")) {
-        n = node_with_left(p, NODE_BETWEEN, left);
-        left = NULL;
-        if (!n)
-            goto fail;
-        n->negated = negated;
-        if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
-            goto fail;
-        if (!is_keyword(p, "AND")) {
-            parse_fail(p, "expected AND in BETWEEN at byte %zu, found %s", p->tok.at,
-                       token_text(p, buf, sizeof buf));
-            goto fail;
-        }
-        if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
-            goto fail;
-        settle_types(n, 0, 3);
-        return n;
-    }
-    if (is_keyword(p, "IS")) {
-        n = node_with_left(p, NODE_IS_NULL, left);
-        left = NULL;
-        if (!n)
-            goto fail;
-        if (next_token(p) != 0)
-            goto fail;
+    if (kind == NODE_IS_NULL) {
         int not = accept_keyword(p, "NOT");
         if (not < 0)
             goto fail;
@@ -617,9 +594,24 @@ static node *parse_predicate(parser *p)
             goto fail;
         return n;
     }
-    parse_fail(p, "expected a comparison (=, <>, <, IN, LIKE, IS NULL, BETWEEN...) at byte "
-                  "%zu, found %s",
-               at, token_text(p, buf, sizeof buf));
+    if (add_arg(p, n, parse_value(p)) != 0) /* LIKE's pattern, BETWEEN's low bound */
+        goto fail;
+    if (kind == NODE_LIKE) {
+        if (is_keyword(p, "ESCAPE")) {
+            parse_fail(p, "ESCAPE at byte %zu is not supported", p->tok.at);
+            goto fail;
+        }
+        return n;
+    }
+    if (!is_keyword(p, "AND")) {
+        parse_fail(p, "expected AND in BETWEEN at byte %zu, found %s", p->tok.at,
+                   token_text(p, buf, sizeof buf));
+        goto fail;
+    }
+    if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
+        goto fail;
+    settle_types(n, 0, 3);
+    return n;
 fail:
     free_node(left);
     free_node(n);
