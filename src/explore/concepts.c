@@ -134,6 +134,17 @@ static void rollback(vdx_concepts *book)
         sqlite3_exec(book->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Ends a write transaction begun with begin_write: commits when rc (the status so far) is
+ * 0, rolls back otherwise or when the commit fails. Returns the final status. */
+static int end_write(vdx_concepts *book, int rc, vdx_error *err)
+{
+    if (rc == 0)
+        rc = commit(book, err);
+    if (rc != 0)
+        rollback(book);
+    return rc;
+}
+
 int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identity *theirs,
                         const vdx_model_identity *ours)
 {
@@ -808,12 +819,10 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     int truncated = 0;
     int rc = initial_weight(book, spec, w, &truncated, err);
     if (rc == 0 && (rc = begin_write(book, err)) == 0) {
-        if ((rc = concept_name_taken(book, spec->name, err)) == 0 &&
-            (rc = insert_concept(book, spec->name, spec->prompt, examples_json, model, w, 0,
-                                 &id, err)) == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
+        if ((rc = concept_name_taken(book, spec->name, err)) == 0)
+            rc = insert_concept(book, spec->name, spec->prompt, examples_json, model, w, 0, &id,
+                                err);
+        rc = end_write(book, rc, err);
     }
     if (rc == 0 && concept)
         rc = load_json(book, spec->name, concept, err);
@@ -879,11 +888,7 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
         rc = vdx_fail(err, "out of memory");
     free(w);
     sqlite3_finalize(stmt);
-    if (rc == 0)
-        rc = commit(book, err);
-    if (rc != 0)
-        rollback(book);
-    return rc;
+    return end_write(book, rc, err);
 }
 
 /* ---- list / get / rename / delete / copy / threshold -------------------------------- */
@@ -1003,10 +1008,7 @@ static int change_concept(vdx_concepts *book, const char *name, concept_change c
         if (rc == 0)
             rc = change(book, &rec, arg, err);
         concept_record_free(&rec);
-        if (rc == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
+        rc = end_write(book, rc, err);
     }
     pthread_mutex_unlock(&book->lock);
     return rc;
@@ -1311,10 +1313,7 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
                                   err);
         if (rc == 0 && changed)
             rc = touch(book, rec.id, err);
-        if (rc == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
+        rc = end_write(book, rc, err);
     }
     if (rc == 0 && result) {
         int positive = 0, negative = 0, pending = 0;
@@ -1440,11 +1439,8 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         cJSON_free(losses_json);
         if (rc == 0)
             rc = touch(book, rec.id, err);
-        if (rc == 0)
-            rc = commit(book, err);
     }
-    if (rc != 0)
-        rollback(book);
+    rc = end_write(book, rc, err);
     if (rc == 0 && round) {
         cJSON *r = cJSON_CreateObject();
         char now[32];
@@ -1546,10 +1542,7 @@ int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_e
         if (rc == 0)
             rc = touch(book, rec.id, err);
     }
-    if (rc == 0)
-        rc = commit(book, err);
-    if (rc != 0)
-        rollback(book);
+    rc = end_write(book, rc, err);
     if (rc == 0 && result) {
         *result = cJSON_CreateObject();
         cJSON_AddStringToObject(*result, "undone", undone);
