@@ -15,6 +15,13 @@
 
 #include "store/backend_common.h"
 
+/* The builtin columns a filter may name, in the order error messages list them. */
+static const vdx_filter_column filter_builtins[] = {
+    {"id", VDX_COLUMN_TEXT},       {"url", VDX_COLUMN_TEXT},
+    {"width", VDX_COLUMN_INTEGER}, {"height", VDX_COLUMN_INTEGER},
+    {"ingested_at", VDX_COLUMN_TEXT},
+};
+
 void vdx_backend_utc_now(char out[32])
 {
     time_t now = time(NULL);
@@ -146,6 +153,24 @@ int vdx_backend_copy_columns(const char *collection, char *const *columns, int n
     }
     *n = n_columns;
     return 0;
+}
+
+int vdx_backend_parse_where(const char *collection, const char *where, char *const *columns,
+                            int n_columns, vdx_filter **filter, vdx_error *err)
+{
+    *filter = NULL;
+    if (!where || !where[strspn(where, " \t\n\r")])
+        return 0;
+    int nb = (int)(sizeof filter_builtins / sizeof filter_builtins[0]);
+    vdx_filter_column *cols = malloc((size_t)(nb + n_columns) * sizeof *cols);
+    if (!cols)
+        return vdx_fail(err, "collection '%s': out of memory", collection);
+    memcpy(cols, filter_builtins, sizeof filter_builtins);
+    for (int i = 0; i < n_columns; i++)
+        cols[nb + i] = (vdx_filter_column){columns[i], VDX_COLUMN_TEXT};
+    *filter = vdx_filter_parse(where, cols, nb + n_columns, err);
+    free(cols);
+    return *filter ? 0 : -1;
 }
 
 void vdx_backend_unit_vector(const float *v, int dims, float *out)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "store/filter.h"
 #include "vdx/common.h"
 
 /* The current time as "YYYY-MM-DDTHH:MM:SSZ" (UTC). */
@@ -49,6 +50,13 @@ int vdx_backend_column_to_add(char *const *columns, int n_columns, const char *c
 /* A malloc'd, NULL-terminated copy of the column names, for the columns() call. */
 int vdx_backend_copy_columns(const char *collection, char *const *columns, int n_columns,
                              char ***names, int *n, vdx_error *err);
+
+/* Parses a search filter over the builtin columns both backends offer (id, url, width,
+ * height, ingested_at) and the collection's metadata columns (text). where is parsed as
+ * given, so error offsets count from its first byte; *filter is NULL when where is NULL
+ * or blank. */
+int vdx_backend_parse_where(const char *collection, const char *where, char *const *columns,
+                            int n_columns, vdx_filter **filter, vdx_error *err);
 
 /* out = v / |v| over dims elements, the norm summed in double (the cosine query both
  * backends search with). v must not be the zero vector (store.c refuses it). */

@@ -48,11 +48,6 @@
 static const char *const builtin_columns[] = {"id",     "url", "vector",  "width",
                                               "height", "ingested_at", "row", "failure",
                                               "failed_at"};
-static const vdx_filter_column filter_builtins[] = {
-    {"id", VDX_COLUMN_TEXT},       {"url", VDX_COLUMN_TEXT},
-    {"width", VDX_COLUMN_INTEGER}, {"height", VDX_COLUMN_INTEGER},
-    {"ingested_at", VDX_COLUMN_TEXT},
-};
 
 typedef struct clickhouse {
     char collection[65];
@@ -1046,21 +1041,14 @@ static int clickhouse_item_states(void *state, const char *const *ids, size_t n,
 static int render_where(clickhouse *c, const char *where, char **out, vdx_error *err)
 {
     *out = NULL;
-    while (where && (*where == ' ' || *where == '\t' || *where == '\n' || *where == '\r'))
-        where++;
-    if (!where || !*where)
-        return 0;
-    int nb = (int)(sizeof filter_builtins / sizeof filter_builtins[0]);
-    vdx_filter_column *cols = malloc((size_t)(nb + c->n_columns) * sizeof *cols);
-    if (!cols)
-        return oom(c, err);
-    memcpy(cols, filter_builtins, sizeof filter_builtins);
-    for (int i = 0; i < c->n_columns; i++)
-        cols[nb + i] = (vdx_filter_column){c->columns[i], VDX_COLUMN_TEXT};
-    vdx_filter *filter = vdx_filter_parse(where, cols, nb + c->n_columns, err);
-    free(cols);
-    if (!filter)
+    if (where) /* offsets in messages count from the first non-blank byte */
+        where += strspn(where, " \t\n\r");
+    vdx_filter *filter;
+    if (vdx_backend_parse_where(c->collection, where, c->columns, c->n_columns, &filter,
+                                err) != 0)
         return -1;
+    if (!filter)
+        return 0;
     *out = vdx_filter_to_clickhouse(filter, err);
     vdx_filter_free(filter);
     return *out ? 0 : -1;

@@ -41,12 +41,6 @@
 static const char *const builtin_columns[] = {"id",     "url",    "width",     "height",
                                               "ingested_at", "row", "failure", "failed_at",
                                               "rowid",  "oid",    "_rowid_"};
-/* The builtin columns a filter may name, in the order error messages list them. */
-static const vdx_filter_column filter_builtins[] = {
-    {"id", VDX_COLUMN_TEXT},     {"url", VDX_COLUMN_TEXT},
-    {"width", VDX_COLUMN_INTEGER}, {"height", VDX_COLUMN_INTEGER},
-    {"ingested_at", VDX_COLUMN_TEXT},
-};
 
 /* Open-addressing hash set of rows keyed by their id (slot = row + 1, 0 = empty). */
 typedef struct id_index {
@@ -1300,22 +1294,11 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
                         vdx_error *err)
 {
     *allowed = NULL;
-    const char *where = req->where;
-    while (where && (*where == ' ' || *where == '\t' || *where == '\n' || *where == '\r'))
-        where++;
-    if (where && *where) {
-        int n_cols = (int)(sizeof filter_builtins / sizeof filter_builtins[0]) + e->n_columns;
-        vdx_filter_column *cols = malloc((size_t)n_cols * sizeof *cols);
-        if (!cols)
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
-        int nb = (int)(sizeof filter_builtins / sizeof filter_builtins[0]);
-        memcpy(cols, filter_builtins, sizeof filter_builtins);
-        for (int i = 0; i < e->n_columns; i++)
-            cols[nb + i] = (vdx_filter_column){e->columns[i], VDX_COLUMN_TEXT};
-        vdx_filter *filter = vdx_filter_parse(req->where, cols, n_cols, err);
-        free(cols);
-        if (!filter)
-            return -1;
+    vdx_filter *filter;
+    if (vdx_backend_parse_where(e->collection, req->where, e->columns, e->n_columns, &filter,
+                                err) != 0)
+        return -1;
+    if (filter) {
         char *expr = vdx_filter_to_sqlite(filter, 2, err);
         char *sql = expr ? sqlite3_mprintf("SELECT row FROM items WHERE row < ?1 AND (%s)", expr)
                          : NULL;
