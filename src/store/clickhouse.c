@@ -1041,9 +1041,7 @@ static int clickhouse_item_states(void *state, const char *const *ids, size_t n,
 static int render_where(clickhouse *c, const char *where, char **out, vdx_error *err)
 {
     *out = NULL;
-    if (where) /* offsets in messages count from the first non-blank byte */
-        where += strspn(where, " \t\n\r");
-    vdx_filter *filter;
+    vdx_filter *filter; /* offsets in messages count from the filter's first byte, as embedded */
     if (vdx_backend_parse_where(c->collection, where, c->columns, c->n_columns, &filter,
                                 err) != 0)
         return -1;
