@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vdx/clip.h"
+#include "bench.h"
 
 /* openai/clip-vit-base-patch32 */
 enum { V_DIM = 768, V_INTER = 3072, V_LAYERS = 12, PATCH = 32, IMAGE = 224, V_POS = 50,
@@ -222,18 +223,6 @@ static double cpu_seconds(void)
            ru.ru_stime.tv_usec * 1e-6;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* Multiply-adds of one image through the vision tower (patch GEMM, layers, projection). */
 static double vision_macs(void)
 {
@@ -382,7 +371,7 @@ int main(int argc, char **argv)
         samples[r] = vdx_now() - t0;
     }
     double single_cpu = (cpu_seconds() - c0) / singles;
-    double single = median(samples, singles);
+    double single = bench_median(samples, singles);
     printf("vision single image: %.1f ms median of %d (min %.1f ms), %.1f GFLOP/s; "
            "%.1f CPU ms each\n",
            single * 1e3, singles, samples[0] * 1e3, 2 * macs / single / 1e9, single_cpu * 1e3);
@@ -398,7 +387,7 @@ int main(int argc, char **argv)
     }
     double text_cpu = (cpu_seconds() - c0) / texts;
     int kept = texts < 64 ? texts : 64;
-    double text = median(samples, kept);
+    double text = bench_median(samples, kept);
     printf("text 7 tokens: %.2f ms median (min %.2f ms); %.2f CPU ms each\n", text * 1e3,
            samples[0] * 1e3, text_cpu * 1e3);
     for (int r = 0; r < kept; r++) {
@@ -407,7 +396,7 @@ int main(int argc, char **argv)
         samples[r] = vdx_now() - t0;
     }
     printf("text \"a photo of a cat\" incl. tokenizer: %.2f ms median\n",
-           median(samples, kept) * 1e3);
+           bench_median(samples, kept) * 1e3);
     int32_t long_ids[77];
     long_ids[0] = 49406;
     for (int i = 1; i < 76; i++)
@@ -418,7 +407,7 @@ int main(int argc, char **argv)
         vdx_clip_embed_tokens(model, long_ids, 77, out, &err);
         samples[r] = vdx_now() - t0;
     }
-    printf("text 77 tokens: %.2f ms median\n", median(samples, 5) * 1e3);
+    printf("text 77 tokens: %.2f ms median\n", bench_median(samples, 5) * 1e3);
 
     long peak = status_kb("VmHWM");
     printf("memory: weights %.0f MB resident; peak while embedding %.0f MB = weights + %.0f MB\n",
@@ -441,7 +430,7 @@ int main(int argc, char **argv)
                 printf("photo %s: %dx%d\n", strrchr(photo, '/') + 1, img.width, img.height);
             vdx_image_free(&img);
         }
-        double pre = median(samples, n);
+        double pre = bench_median(samples, n);
         printf("decode+preprocess: %.2f ms per photo = %.1f%% of its embedding time in a "
                "batch (%.1f ms)\n",
                pre * 1e3, 100 * pre / (best_batch / batch), best_batch / batch * 1e3);

@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <unistd.h>
 
 #include "vdx/explore.h"
+#include "bench.h"
 
 #define DIMS 512
 
@@ -21,26 +21,6 @@ static double uniform(void)
 {
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     return ((rng >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static int by_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, by_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static void die(const char *what, const vdx_error *err)
@@ -189,8 +169,8 @@ int main(int argc, char **argv)
         store_vectors_ms[r] = (vdx_now() - a) * 1e3;
     }
     printf("  store calls alone: score_all %.2f ms, search k=9 excluding %d %.2f ms, "
-           "get_vectors of %d %.2f ms\n", median(store_score_ms, reps), n_labels,
-           median(store_search_ms, reps), n_labels, median(store_vectors_ms, reps));
+           "get_vectors of %d %.2f ms\n", bench_median(store_score_ms, reps), n_labels,
+           bench_median(store_search_ms, reps), n_labels, bench_median(store_vectors_ms, reps));
     free(store_score_ms);
     free(store_search_ms);
     free(store_vectors_ms);
@@ -198,17 +178,17 @@ int main(int argc, char **argv)
     free(label_vectors);
 
     printf("  one round (train + next 9 excluding %d ids): median %.2f ms\n", n_labels,
-           median(round_ms, reps));
+           bench_median(round_ms, reps));
     printf("    train over %d labels (5 steps, one transaction): median %.2f ms\n", n_labels,
-           median(train_ms, reps));
+           bench_median(train_ms, reps));
     printf("    next 9 nearest excluding %d ids: median %.2f ms\n", n_labels,
-           median(next_ms, reps));
+           bench_median(next_ms, reps));
     printf("  score all %d items, top 100 as JSON: median %.2f ms\n", n_items,
-           median(score_top_ms, reps));
+           bench_median(score_top_ms, reps));
     printf("  score all %d items, all %d as JSON: median %.2f ms\n", n_items, n_items,
-           median(score_ms, reps));
+           bench_median(score_ms, reps));
     printf("  evaluate (5-fold CV over %d labels + histogram): median %.2f ms\n", n_labels,
-           median(eval_ms, reps));
+           bench_median(eval_ms, reps));
 
     vdx_concepts_close(book);
     vdx_store_close(store);
@@ -222,7 +202,7 @@ int main(int argc, char **argv)
     free(score_ms);
     free(score_top_ms);
     free(eval_ms);
-    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    if (bench_remove_tree(dir) != 0)
         fprintf(stderr, "bench_explore: could not remove %s\n", dir);
     return 0;
 }

@@ -18,7 +18,6 @@
  * temporary directory; the tokenizer files come from clip-tiny). No pass/fail: numbers. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +25,7 @@
 
 #include "vdx/image.h"
 #include "vdx/ingest.h"
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+#include "bench.h"
 
 static void die(const char *what, const vdx_error *err)
 {
@@ -364,7 +356,7 @@ int main(int argc, char **argv)
     printf("ratio            %8.1f %%  (target >= 90%% with a full-size model)\n",
            100.0 * e2e_rate / embed_rate);
 
-    nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_remove_tree(tmp);
     for (int i = 0; i < n_names; i++)
         free(names[i]);
     free(names);

@@ -15,11 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <math.h>
 #include <unistd.h>
 
 #include "vdx/store.h"
+#include "bench.h"
 
 #define DIMS 512
 #define K 9
@@ -45,24 +45,6 @@ static void random_unit(uint64_t *s, float *v)
     }
     for (int d = 0; d < DIMS; d++)
         v[d] = (float)(v[d] / sqrt(norm));
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 /* ---- a plain read of the vector file: the bus speed right now ---- */
@@ -307,9 +289,9 @@ int main(int argc, char **argv)
                 int n_read = 0;
                 for (int i = 0; i < 15 && file_size; i++)
                     read_ms[n_read++] = read_seconds(file, file_size, threads) * 1e3;
-                double m = median(ms, queries);
+                double m = bench_median(ms, queries);
                 double floor_ms = bytes / (floor_gbs[threads] * 1e9) * 1e3;
-                double rm = n_read ? median(read_ms, n_read) : NAN;
+                double rm = n_read ? bench_median(read_ms, n_read) : NAN;
                 printf("%-9ld %-4s %-12.0f %7d %9.2f %7.2f %9.2f %8.2f %9.2f %8.2f\n", rows[r],
                        t ? "f16" : "f32", append_rate, threads, m, bytes / (m * 1e-3) / 1e9,
                        floor_ms, m / floor_ms, rm, m / rm);
@@ -321,10 +303,10 @@ int main(int argc, char **argv)
             char coll[4300];
             snprintf(coll, sizeof coll, "%s", vdx_store_dir(s));
             vdx_store_close(s);
-            nftw(coll, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+            bench_remove_tree(coll);
         }
     }
     if (!dir_arg)
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bench_remove_tree(dir);
     return status;
 }

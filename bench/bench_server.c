@@ -6,7 +6,6 @@
  * search clients for 10 s. Numbers only, no pass/fail.
  *   usage: bench_server [items=25000] [labels=500] [reps=30] [load_seconds=10] */
 #include <curl/curl.h>
-#include <ftw.h>
 #include <math.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "vdx/server.h"
+#include "bench.h"
 
 #define DIMS 512
 #define CLUSTERS 50
@@ -34,20 +34,6 @@ static void die(const char *what, const char *why)
 {
     fprintf(stderr, "bench_server: %s: %s\n", what, why);
     exit(1);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int by_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Items item-N, cluster N % CLUSTERS: a cluster centre plus noise, normalised. */
@@ -171,8 +157,8 @@ static void measure(const char *what, const char *method, const char *path, cons
         server[i] = r.server_ms;
         free(r.body);
     }
-    qsort(server, (size_t)reps, sizeof *server, by_double);
-    qsort(total, (size_t)reps, sizeof *total, by_double);
+    qsort(server, (size_t)reps, sizeof *server, bench_compare_doubles);
+    qsort(total, (size_t)reps, sizeof *total, bench_compare_doubles);
     int p90 = (int)(0.9 * (reps - 1) + 0.5);
     printf("%-44s server %7.2f ms (p90 %7.2f)   round trip %7.2f ms (p90 %7.2f)\n", what,
            server[reps / 2], server[p90], total[reps / 2], total[p90]);
@@ -282,6 +268,6 @@ int main(int argc, char **argv)
     curl_easy_cleanup(client);
     curl_global_cleanup();
     vdx_server_stop(server);
-    nftw(data, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_remove_tree(data);
     return 0;
 }

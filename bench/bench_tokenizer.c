@@ -3,6 +3,7 @@
  * all cores sharing one tokenizer. Prints numbers; it passes or fails nothing.
  *   bench_tokenizer [MODEL_DIR]   (default: $VDX_SHARED or ../shared, fixtures/clip-tiny) */
 #include "vdx/tokenizer.h"
+#include "bench.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -42,12 +43,6 @@ static void *encode_repeatedly(void *arg)
     return NULL;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
     char default_dir[4096];
@@ -70,7 +65,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    qsort(load_ms, LOADS, sizeof load_ms[0], compare_doubles);
+    qsort(load_ms, LOADS, sizeof load_ms[0], bench_compare_doubles);
     printf("tokenizer load (vocab.json + merges.txt): median %.1f ms, best %.1f ms (%d loads)\n",
            load_ms[LOADS / 2], load_ms[0], LOADS);
 

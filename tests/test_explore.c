@@ -216,6 +216,16 @@ static cJSON *candidates(vdx_concepts *book, const char *name, vdx_candidates_mo
     return out;
 }
 
+/* Labels the next page of 9 nearest candidates of concept "zero" as label_page does:
+ * the number labelled, -1 when there is no page. */
+static int label_nearest_page(vdx_concepts *book, char seen[][32], int *n_seen)
+{
+    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
+    int n = page ? label_page(book, "zero", page, seen, n_seen) : -1;
+    cJSON_Delete(page);
+    return n;
+}
+
 static int train(vdx_concepts *book, const char *name)
 {
     vdx_error err = {{0}};
@@ -225,6 +235,22 @@ static int train(vdx_concepts *book, const char *name)
         printf("    train: %s\n", err.message);
     cJSON_Delete(round);
     return rc;
+}
+
+/* The first round of the reopen and undo tests: a synthetic store in dir, concept "zero",
+ * one page of 9 nearest candidates labelled, trained. 0, or -1 when a step failed. */
+static int first_round(const char *dir, vdx_store **store, vdx_concepts **book,
+                       char seen[][32], int *n_seen)
+{
+    *book = NULL;
+    *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    if (!*store || !(*book = open_book(*store)) || create_concept(*book, "zero") != 0)
+        return -1;
+    if (label_nearest_page(*book, seen, n_seen) != 9) {
+        printf("    the first page did not label 9 items\n");
+        return -1;
+    }
+    return train(*book, "zero");
 }
 
 static char *print_json(vdx_concepts *book, const char *name)
@@ -330,16 +356,11 @@ TEST(simulated_user_loop)
 TEST(state_identical_after_reopen)
 {
     const char *dir = test_tmpdir("explore-reopen");
-    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
-    REQUIRE(store, "store");
-    vdx_concepts *book = open_book(store);
-    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_store *store;
+    vdx_concepts *book;
     static char seen[64][32];
     int n_seen = 0;
-    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
-    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label");
-    cJSON_Delete(page);
-    REQUIRE(train(book, "zero") == 0, "train");
+    REQUIRE(first_round(dir, &store, &book, seen, &n_seen) == 0, "first round");
     vdx_label_change pending = {.id = ids[5 * PER_CLUSTER], .label = VDX_LABEL_NEGATIVE};
     vdx_error err = {{0}};
     int rc = vdx_concept_label(book, "zero", &pending, 1, NULL, &err);
@@ -377,23 +398,16 @@ TEST(state_identical_after_reopen)
 TEST(undo_restores_weight_and_labels)
 {
     const char *dir = test_tmpdir("explore-undo");
-    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
-    REQUIRE(store, "store");
-    vdx_concepts *book = open_book(store);
-    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_store *store;
+    vdx_concepts *book;
     static char seen[64][32];
     int n_seen = 0;
     vdx_error err = {{0}};
-    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
-    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label");
-    cJSON_Delete(page);
-    REQUIRE(train(book, "zero") == 0, "train 1");
+    REQUIRE(first_round(dir, &store, &book, seen, &n_seen) == 0, "first round");
     char *after_round1 = print_json(book, "zero");
 
     /* round 2 relabels an item of round 1 and adds new ones */
-    page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 9, 0);
-    REQUIRE(page && label_page(book, "zero", page, seen, &n_seen) == 9, "label 2");
-    cJSON_Delete(page);
+    REQUIRE(label_nearest_page(book, seen, &n_seen) == 9, "label 2");
     vdx_label_change flip[2] = {{.id = seen[0], .label = VDX_LABEL_CLEAR},
                                 {.id = seen[1], .label = cluster_of(seen[1]) == 0 ? 0 : 1}};
     int rc = vdx_concept_label(book, "zero", flip, 2, NULL, &err);

@@ -1279,6 +1279,12 @@ TEST(where_filters_are_safe)
               want);
         vdx_hits_free(&hits);
     }
+    /* a blank filter is no filter, on every backend */
+    vdx_search_request blank = {.query = v[0], .k = 10, .where = " \t "};
+    vdx_hits all = {0};
+    CHECK(vdx_store_search(s, &blank, &all, &err) == 0 && all.n == 6, "blank where: %d hits (%s)",
+          all.n, err.message);
+    vdx_hits_free(&all);
     CHECK(vdx_store_count(s) == 6, "the collection is intact: %lld", (long long)vdx_store_count(s));
     vdx_store_close(s);
     remove_tree(data);

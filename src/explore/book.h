@@ -44,6 +44,8 @@ void concept_record_free(concept_record *rec);
 int concept_check_model(vdx_concepts *book, const concept_record *rec, vdx_error *err);
 int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err);
 void label_set_free(label_set *set);
+/* Label i of the set as {"id", "url" (null when unknown), "label", "time"}. */
+cJSON *label_set_item_json(const label_set *set, size_t i);
 /* The rounds of a concept as a JSON array (see vdx_concept_get); with_weights adds each
  * round's "weight". */
 int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weights,

@@ -134,6 +134,17 @@ static void rollback(vdx_concepts *book)
         sqlite3_exec(book->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Ends a write transaction begun with begin_write: commits when rc (the status so far) is
+ * 0, rolls back otherwise or when the commit fails. Returns the final status. */
+static int end_write(vdx_concepts *book, int rc, vdx_error *err)
+{
+    if (rc == 0)
+        rc = commit(book, err);
+    if (rc != 0)
+        rollback(book);
+    return rc;
+}
+
 int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identity *theirs,
                         const vdx_model_identity *ours)
 {
@@ -363,6 +374,19 @@ void label_set_free(label_set *set)
     free(set->times);
     free(set->labels);
     memset(set, 0, sizeof *set);
+}
+
+cJSON *label_set_item_json(const label_set *set, size_t i)
+{
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "id", set->ids[i]);
+    if (set->urls[i])
+        cJSON_AddStringToObject(l, "url", set->urls[i]);
+    else
+        cJSON_AddNullToObject(l, "url");
+    cJSON_AddNumberToObject(l, "label", set->labels[i]);
+    cJSON_AddStringToObject(l, "time", set->times[i]);
+    return l;
 }
 
 int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err)
@@ -795,12 +819,10 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     int truncated = 0;
     int rc = initial_weight(book, spec, w, &truncated, err);
     if (rc == 0 && (rc = begin_write(book, err)) == 0) {
-        if ((rc = concept_name_taken(book, spec->name, err)) == 0 &&
-            (rc = insert_concept(book, spec->name, spec->prompt, examples_json, model, w, 0,
-                                 &id, err)) == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
+        if ((rc = concept_name_taken(book, spec->name, err)) == 0)
+            rc = insert_concept(book, spec->name, spec->prompt, examples_json, model, w, 0, &id,
+                                err);
+        rc = end_write(book, rc, err);
     }
     if (rc == 0 && concept)
         rc = load_json(book, spec->name, concept, err);
@@ -866,11 +888,7 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
         rc = vdx_fail(err, "out of memory");
     free(w);
     sqlite3_finalize(stmt);
-    if (rc == 0)
-        rc = commit(book, err);
-    if (rc != 0)
-        rollback(book);
-    return rc;
+    return end_write(book, rc, err);
 }
 
 /* ---- list / get / rename / delete / copy / threshold -------------------------------- */
@@ -973,34 +991,59 @@ static int touch(vdx_concepts *book, int64_t id, vdx_error *err)
                           err);
 }
 
-int vdx_concept_rename(vdx_concepts *book, const char *old_name, const char *new_name,
-                       vdx_error *err)
+/* One change to a stored concept: runs inside change_concept's write transaction. */
+typedef int (*concept_change)(vdx_concepts *book, const concept_record *rec, const void *arg,
+                              vdx_error *err);
+
+/* Finds the concept called name and applies change to it in one write transaction under
+ * the book's lock: committed when the change succeeds, rolled back otherwise. */
+static int change_concept(vdx_concepts *book, const char *name, concept_change change,
+                          const void *arg, vdx_error *err)
 {
-    if (concept_name_check(new_name, err) != 0)
-        return -1;
     pthread_mutex_lock(&book->lock);
     int rc = begin_write(book, err);
     if (rc == 0) {
         concept_record rec;
-        rc = concept_find(book, old_name, &rec, err);
-        if (rc == 0) {
-            if (strcmp(old_name, new_name) != 0 &&
-                (rc = concept_name_taken(book, new_name, err)) == 0 &&
-                (rc = run_on_concept(book, "UPDATE concepts SET name = ?1 WHERE id = ?2",
-                                     new_name, rec.id, err)) == 0)
-                rc = touch(book, rec.id, err);
-            concept_record_free(&rec);
-        }
+        rc = concept_find(book, name, &rec, err);
         if (rc == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
+            rc = change(book, &rec, arg, err);
+        concept_record_free(&rec);
+        rc = end_write(book, rc, err);
     }
     pthread_mutex_unlock(&book->lock);
     return rc;
 }
 
-int vdx_concept_delete(vdx_concepts *book, const char *name, vdx_error *err)
+typedef struct rename_args {
+    const char *old_name, *new_name;
+} rename_args;
+
+static int rename_concept(vdx_concepts *book, const concept_record *rec, const void *arg,
+                          vdx_error *err)
+{
+    const rename_args *names = arg;
+    if (strcmp(names->old_name, names->new_name) == 0)
+        return 0;
+    int rc = concept_name_taken(book, names->new_name, err);
+    if (rc == 0)
+        rc = run_on_concept(book, "UPDATE concepts SET name = ?1 WHERE id = ?2",
+                            names->new_name, rec->id, err);
+    if (rc == 0)
+        rc = touch(book, rec->id, err);
+    return rc;
+}
+
+int vdx_concept_rename(vdx_concepts *book, const char *old_name, const char *new_name,
+                       vdx_error *err)
+{
+    if (concept_name_check(new_name, err) != 0)
+        return -1;
+    rename_args names = {old_name, new_name};
+    return change_concept(book, old_name, rename_concept, &names, err);
+}
+
+static int delete_concept(vdx_concepts *book, const concept_record *rec, const void *arg,
+                          vdx_error *err)
 {
     static const char *const deletes[] = {
         "DELETE FROM labels WHERE ?1 IS NULL AND concept = ?2",
@@ -1008,25 +1051,19 @@ int vdx_concept_delete(vdx_concepts *book, const char *name, vdx_error *err)
         "DELETE FROM rounds WHERE ?1 IS NULL AND concept = ?2",
         "DELETE FROM concepts WHERE ?1 IS NULL AND id = ?2",
     };
-    pthread_mutex_lock(&book->lock);
-    int rc = begin_write(book, err);
-    if (rc == 0) {
-        concept_record rec;
-        rc = concept_find(book, name, &rec, err);
-        for (size_t i = 0; rc == 0 && i < sizeof deletes / sizeof deletes[0]; i++)
-            rc = run_on_concept(book, deletes[i], NULL, rec.id, err);
-        concept_record_free(&rec);
-        if (rc == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
-    }
-    pthread_mutex_unlock(&book->lock);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof deletes / sizeof deletes[0]; i++)
+        rc = run_on_concept(book, deletes[i], NULL, rec->id, err);
     return rc;
 }
 
-int vdx_concept_copy(vdx_concepts *book, const char *name, const char *new_name,
-                     vdx_error *err)
+int vdx_concept_delete(vdx_concepts *book, const char *name, vdx_error *err)
+{
+    return change_concept(book, name, delete_concept, NULL, err);
+}
+
+static int copy_concept(vdx_concepts *book, const concept_record *rec, const void *arg,
+                        vdx_error *err)
 {
     static const char *const copies[] = {
         "INSERT INTO labels(concept, item, url, label, time, seq)"
@@ -1040,39 +1077,45 @@ int vdx_concept_copy(vdx_concepts *book, const char *name, const char *new_name,
         " negative, iters, lr, losses, training_accuracy, weight FROM rounds WHERE"
         " concept = ?2",
     };
+    const char *new_name = arg;
+    int64_t new_id = 0;
+    int rc = concept_name_taken(book, new_name, err);
+    if (rc == 0)
+        rc = insert_concept(book, new_name, rec->prompt, rec->examples_json, &rec->model,
+                            rec->initial_weight, rec->threshold, &new_id, err);
+    for (size_t i = 0; rc == 0 && i < sizeof copies / sizeof copies[0]; i++) {
+        sqlite3_stmt *stmt = db_prepare(book, copies[i], err);
+        if (!stmt)
+            return -1;
+        sqlite3_bind_int64(stmt, 1, new_id);
+        sqlite3_bind_int64(stmt, 2, rec->id);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            rc = db_fail(book, err, "copying a concept");
+        sqlite3_finalize(stmt);
+    }
+    return rc;
+}
+
+int vdx_concept_copy(vdx_concepts *book, const char *name, const char *new_name,
+                     vdx_error *err)
+{
     if (concept_name_check(new_name, err) != 0)
         return -1;
-    pthread_mutex_lock(&book->lock);
-    int rc = begin_write(book, err);
-    if (rc == 0) {
-        concept_record rec;
-        int64_t new_id = 0;
-        rc = concept_find(book, name, &rec, err);
-        if (rc == 0) {
-            if ((rc = concept_name_taken(book, new_name, err)) == 0)
-                rc = insert_concept(book, new_name, rec.prompt, rec.examples_json, &rec.model,
-                                    rec.initial_weight, rec.threshold, &new_id, err);
-            for (size_t i = 0; rc == 0 && i < sizeof copies / sizeof copies[0]; i++) {
-                sqlite3_stmt *stmt = db_prepare(book, copies[i], err);
-                if (!stmt) {
-                    rc = -1;
-                    break;
-                }
-                sqlite3_bind_int64(stmt, 1, new_id);
-                sqlite3_bind_int64(stmt, 2, rec.id);
-                if (sqlite3_step(stmt) != SQLITE_DONE)
-                    rc = db_fail(book, err, "copying a concept");
-                sqlite3_finalize(stmt);
-            }
-            concept_record_free(&rec);
-        }
-        if (rc == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
-    }
-    pthread_mutex_unlock(&book->lock);
-    return rc;
+    return change_concept(book, name, copy_concept, new_name, err);
+}
+
+static int set_threshold(vdx_concepts *book, const concept_record *rec, const void *arg,
+                         vdx_error *err)
+{
+    sqlite3_stmt *stmt = db_prepare(book, "UPDATE concepts SET threshold = ?1 WHERE id = ?2",
+                                    err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_double(stmt, 1, *(const double *)arg);
+    sqlite3_bind_int64(stmt, 2, rec->id);
+    int rc = sqlite3_step(stmt) == SQLITE_DONE ? 0 : db_fail(book, err, "setting the threshold");
+    sqlite3_finalize(stmt);
+    return rc == 0 ? touch(book, rec->id, err) : rc;
 }
 
 int vdx_concept_set_threshold(vdx_concepts *book, const char *name, double threshold,
@@ -1080,34 +1123,7 @@ int vdx_concept_set_threshold(vdx_concepts *book, const char *name, double thres
 {
     if (!isfinite(threshold))
         return vdx_fail(err, "the threshold must be a finite number");
-    pthread_mutex_lock(&book->lock);
-    int rc = begin_write(book, err);
-    if (rc == 0) {
-        concept_record rec;
-        rc = concept_find(book, name, &rec, err);
-        if (rc == 0) {
-            sqlite3_stmt *stmt = db_prepare(
-                book, "UPDATE concepts SET threshold = ?1 WHERE id = ?2", err);
-            if (!stmt) {
-                rc = -1;
-            } else {
-                sqlite3_bind_double(stmt, 1, threshold);
-                sqlite3_bind_int64(stmt, 2, rec.id);
-                if (sqlite3_step(stmt) != SQLITE_DONE)
-                    rc = db_fail(book, err, "setting the threshold");
-                sqlite3_finalize(stmt);
-            }
-            if (rc == 0)
-                rc = touch(book, rec.id, err);
-            concept_record_free(&rec);
-        }
-        if (rc == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
-    }
-    pthread_mutex_unlock(&book->lock);
-    return rc;
+    return change_concept(book, name, set_threshold, &threshold, err);
 }
 
 /* ---- labels ------------------------------------------------------------------------- */
@@ -1297,10 +1313,7 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
                                   err);
         if (rc == 0 && changed)
             rc = touch(book, rec.id, err);
-        if (rc == 0)
-            rc = commit(book, err);
-        if (rc != 0)
-            rollback(book);
+        rc = end_write(book, rc, err);
     }
     if (rc == 0 && result) {
         int positive = 0, negative = 0, pending = 0;
@@ -1336,17 +1349,8 @@ int vdx_concept_labels(vdx_concepts *book, const char *name, cJSON **labels, vdx
     }
     if (rc == 0) {
         cJSON *list = cJSON_CreateArray();
-        for (size_t i = 0; i < set.n; i++) {
-            cJSON *l = cJSON_CreateObject();
-            cJSON_AddStringToObject(l, "id", set.ids[i]);
-            if (set.urls[i])
-                cJSON_AddStringToObject(l, "url", set.urls[i]);
-            else
-                cJSON_AddNullToObject(l, "url");
-            cJSON_AddNumberToObject(l, "label", set.labels[i]);
-            cJSON_AddStringToObject(l, "time", set.times[i]);
-            cJSON_AddItemToArray(list, l);
-        }
+        for (size_t i = 0; i < set.n; i++)
+            cJSON_AddItemToArray(list, label_set_item_json(&set, i));
         label_set_free(&set);
         *labels = list;
     }
@@ -1435,11 +1439,8 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         cJSON_free(losses_json);
         if (rc == 0)
             rc = touch(book, rec.id, err);
-        if (rc == 0)
-            rc = commit(book, err);
     }
-    if (rc != 0)
-        rollback(book);
+    rc = end_write(book, rc, err);
     if (rc == 0 && round) {
         cJSON *r = cJSON_CreateObject();
         char now[32];
@@ -1541,10 +1542,7 @@ int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_e
         if (rc == 0)
             rc = touch(book, rec.id, err);
     }
-    if (rc == 0)
-        rc = commit(book, err);
-    if (rc != 0)
-        rollback(book);
+    rc = end_write(book, rc, err);
     if (rc == 0 && result) {
         *result = cJSON_CreateObject();
         cJSON_AddStringToObject(*result, "undone", undone);

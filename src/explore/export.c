@@ -150,14 +150,7 @@ int vdx_concept_export_labels(vdx_concepts *book, const char *name, vdx_export_f
             append_csv_field(&b, set.times[i]);
             append(&b, "\r\n", 2);
         } else {
-            cJSON *line = cJSON_CreateObject();
-            cJSON_AddStringToObject(line, "id", set.ids[i]);
-            if (set.urls[i])
-                cJSON_AddStringToObject(line, "url", set.urls[i]);
-            else
-                cJSON_AddNullToObject(line, "url");
-            cJSON_AddNumberToObject(line, "label", set.labels[i]);
-            cJSON_AddStringToObject(line, "time", set.times[i]);
+            cJSON *line = label_set_item_json(&set, i);
             append_json_line(&b, line);
             cJSON_Delete(line);
         }

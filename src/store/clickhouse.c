@@ -37,6 +37,7 @@
 #include <sqlite3.h>
 
 #include "store/backend.h"
+#include "store/backend_common.h"
 #include "store/clickhouse.h"
 #include "store/filter.h"
 #include "store/scan.h"
@@ -47,11 +48,6 @@
 static const char *const builtin_columns[] = {"id",     "url", "vector",  "width",
                                               "height", "ingested_at", "row", "failure",
                                               "failed_at"};
-static const vdx_filter_column filter_builtins[] = {
-    {"id", VDX_COLUMN_TEXT},       {"url", VDX_COLUMN_TEXT},
-    {"width", VDX_COLUMN_INTEGER}, {"height", VDX_COLUMN_INTEGER},
-    {"ingested_at", VDX_COLUMN_TEXT},
-};
 
 typedef struct clickhouse {
     char collection[65];
@@ -79,14 +75,6 @@ typedef struct clickhouse {
 static int oom(clickhouse *c, vdx_error *err)
 {
     return vdx_fail(err, "collection '%s': out of memory", c->collection);
-}
-
-static void utc_now(char out[32])
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* A read query (retried on transient failures); the response in *out. */
@@ -130,20 +118,16 @@ static char *quoted_identifier(clickhouse *c, const char *name, vdx_error *err)
     return q;
 }
 
+#define N_BUILTIN_COLUMNS (sizeof builtin_columns / sizeof builtin_columns[0])
+
 static int is_builtin(const char *name)
 {
-    for (size_t i = 0; i < sizeof builtin_columns / sizeof builtin_columns[0]; i++)
-        if (strcasecmp(name, builtin_columns[i]) == 0)
-            return 1;
-    return 0;
+    return vdx_backend_name_in(name, builtin_columns, N_BUILTIN_COLUMNS);
 }
 
 static int find_column(const clickhouse *c, const char *name)
 {
-    for (int i = 0; i < c->n_columns; i++)
-        if (strcasecmp(c->columns[i], name) == 0)
-            return i;
-    return -1;
+    return vdx_backend_find_column(c->columns, c->n_columns, name);
 }
 
 static int cmp_strings(const void *a, const void *b)
@@ -347,36 +331,14 @@ static int take_write_lock(clickhouse *c, vdx_error *err)
         return vdx_fail(err, "collection '%s' is open read-only", c->collection);
     if (vdx_mkdirs(c->dir, err) != 0)
         return -1;
-    int fd = open(c->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = vdx_backend_lock_open(c->collection, c->lock_path, err);
     if (fd < 0)
-        return vdx_fail(err, "collection '%s': cannot open %s: %s", c->collection,
-                        c->lock_path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int saved = errno;
-        char pid[32] = "";
-        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
-        pid[got > 0 ? got : 0] = 0;
-        pid[strcspn(pid, "\n")] = 0;
-        close(fd);
-        if (saved == EWOULDBLOCK)
-            return vdx_fail(err,
-                            "collection '%s' is being written by another process (pid %s holds "
-                            "%s): wait for that ingest to finish",
-                            c->collection, pid[0] ? pid : "?", c->lock_path);
-        return vdx_fail(err, "collection '%s': cannot lock %s: %s", c->collection,
-                        c->lock_path, strerror(saved));
-    }
+        return -1;
     c->lock_fd = fd;
     settle_after_crash(c); /* before our pid replaces the predecessor's */
     c->lock_fd = -1;
-    char pid[32];
-    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
-        int saved = errno;
-        close(fd);
-        return vdx_fail(err, "collection '%s': cannot write %s: %s", c->collection,
-                        c->lock_path, strerror(saved));
-    }
+    if (vdx_backend_lock_claim(c->collection, c->lock_path, fd, err) != 0)
+        return -1;
     c->lock_fd = fd;
     return 0;
 }
@@ -621,7 +583,7 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
         c->dialect = detected;
     c->model = *args->model;
     c->type = args->vector_type;
-    utc_now(c->created);
+    vdx_backend_utc_now(c->created);
     const char *index = index_for(c);
 
     /* A table of that name with rows but no T_info is not ours: refuse to adopt it. */
@@ -782,21 +744,11 @@ static int64_t clickhouse_count(void *state) { return ((clickhouse *)state)->cou
 
 static int add_columns(clickhouse *c, const char *const *names, int n, vdx_error *err)
 {
-    int missing = 0;
-    for (int i = 0; i < n; i++) {
-        if (is_builtin(names[i]))
-            return vdx_fail(err, "collection '%s': metadata column '%s' has the name of a "
-                                 "builtin column",
-                            c->collection, names[i]);
-        int at = find_column(c, names[i]);
-        if (at >= 0 && strcmp(c->columns[at], names[i]) != 0)
-            return vdx_fail(err, "collection '%s': column '%s' differs only in case from "
-                                 "existing column '%s'",
-                            c->collection, names[i], c->columns[at]);
-        missing |= at < 0;
-    }
-    if (!missing)
-        return 0;
+    int missing = vdx_backend_check_new_columns(c->collection, builtin_columns,
+                                                N_BUILTIN_COLUMNS, c->columns, c->n_columns,
+                                                names, n, err);
+    if (missing <= 0)
+        return missing;
     if (become_writer(c, err) != 0)
         return -1;
     char *table = quoted_identifier(c, c->tables.items, err);
@@ -804,12 +756,7 @@ static int add_columns(clickhouse *c, const char *const *names, int n, vdx_error
         return -1;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        if (find_column(c, names[i]) >= 0)
-            continue;
-        int dup = 0;
-        for (int j = 0; j < i; j++)
-            dup |= strcasecmp(names[j], names[i]) == 0;
-        if (dup)
+        if (!vdx_backend_column_to_add(c->columns, c->n_columns, names, i))
             continue;
         char *column = quoted_identifier(c, names[i], err);
         ch_buf sql = {0};
@@ -841,20 +788,7 @@ static int clickhouse_add_columns(void *state, const char *const *names, int n, 
 static int clickhouse_columns(void *state, char ***names, int *n, vdx_error *err)
 {
     clickhouse *c = state;
-    *names = calloc((size_t)c->n_columns + 1, sizeof **names);
-    if (!*names)
-        return oom(c, err);
-    for (int i = 0; i < c->n_columns; i++) {
-        if (!((*names)[i] = strdup(c->columns[i]))) {
-            for (int j = 0; j < i; j++)
-                free((*names)[j]);
-            free(*names);
-            *names = NULL;
-            return oom(c, err);
-        }
-    }
-    *n = c->n_columns;
-    return 0;
+    return vdx_backend_copy_columns(c->collection, c->columns, c->n_columns, names, n, err);
 }
 
 /* ---- append ---- */
@@ -1062,7 +996,7 @@ static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_e
         }
     id_set_free(&stored);
     char now[32];
-    utc_now(now);
+    vdx_backend_utc_now(now);
     if (n_vectors > 0) {
         if (store_thumbnails(c, items, n, err) != 0 ||
             encode_items(c, items, n, now, &rows, err) != 0 ||
@@ -1107,21 +1041,12 @@ static int clickhouse_item_states(void *state, const char *const *ids, size_t n,
 static int render_where(clickhouse *c, const char *where, char **out, vdx_error *err)
 {
     *out = NULL;
-    while (where && (*where == ' ' || *where == '\t' || *where == '\n' || *where == '\r'))
-        where++;
-    if (!where || !*where)
-        return 0;
-    int nb = (int)(sizeof filter_builtins / sizeof filter_builtins[0]);
-    vdx_filter_column *cols = malloc((size_t)(nb + c->n_columns) * sizeof *cols);
-    if (!cols)
-        return oom(c, err);
-    memcpy(cols, filter_builtins, sizeof filter_builtins);
-    for (int i = 0; i < c->n_columns; i++)
-        cols[nb + i] = (vdx_filter_column){c->columns[i], VDX_COLUMN_TEXT};
-    vdx_filter *filter = vdx_filter_parse(where, cols, nb + c->n_columns, err);
-    free(cols);
-    if (!filter)
+    vdx_filter *filter; /* offsets in messages count from the filter's first byte, as embedded */
+    if (vdx_backend_parse_where(c->collection, where, c->columns, c->n_columns, &filter,
+                                err) != 0)
         return -1;
+    if (!filter)
+        return 0;
     *out = vdx_filter_to_clickhouse(filter, err);
     vdx_filter_free(filter);
     return *out ? 0 : -1;
@@ -1176,12 +1101,7 @@ static int run_search(clickhouse *c, const vdx_search_request *req, int score_al
     if (score_all) {
         memcpy(q, req->query, (size_t)dims * sizeof *q);
     } else { /* cosine: the literal is the unit vector, as the embedded scan uses */
-        double norm = 0;
-        for (int d = 0; d < dims; d++)
-            norm += (double)req->query[d] * req->query[d];
-        norm = sqrt(norm);
-        for (int d = 0; d < dims; d++)
-            q[d] = (float)(req->query[d] / norm);
+        vdx_backend_unit_vector(req->query, dims, q);
     }
     if (render_where(c, req->where, &where, err) != 0)
         goto done;

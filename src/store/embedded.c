@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "store/backend.h"
+#include "store/backend_common.h"
 #include "store/filter.h"
 #include "store/scan.h"
 
@@ -40,12 +41,6 @@
 static const char *const builtin_columns[] = {"id",     "url",    "width",     "height",
                                               "ingested_at", "row", "failure", "failed_at",
                                               "rowid",  "oid",    "_rowid_"};
-/* The builtin columns a filter may name, in the order error messages list them. */
-static const vdx_filter_column filter_builtins[] = {
-    {"id", VDX_COLUMN_TEXT},     {"url", VDX_COLUMN_TEXT},
-    {"width", VDX_COLUMN_INTEGER}, {"height", VDX_COLUMN_INTEGER},
-    {"ingested_at", VDX_COLUMN_TEXT},
-};
 
 /* Open-addressing hash set of rows keyed by their id (slot = row + 1, 0 = empty). */
 typedef struct id_index {
@@ -112,14 +107,6 @@ static void rollback(embedded *e)
 {
     if (!sqlite3_get_autocommit(e->db))
         sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-static void utc_now(char out[32])
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static const char *type_name(vdx_vector_type type) { return type == VDX_VECTOR_F16 ? "f16" : "f32"; }
@@ -219,23 +206,6 @@ static int remember_row_id(embedded *e, int64_t row, const char *id, vdx_error *
 
 /* ---- the vector file ---- */
 
-static int write_all(int fd, const void *data, size_t size, off_t offset)
-{
-    const uint8_t *p = data;
-    while (size > 0) {
-        ssize_t w = pwrite(fd, p, size, offset);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        size -= (size_t)w;
-        offset += w;
-    }
-    return 0;
-}
-
 static void encode_header(uint8_t header[VECTOR_HEADER_SIZE], int dims, vdx_vector_type type)
 {
     memset(header, 0, VECTOR_HEADER_SIZE);
@@ -253,7 +223,7 @@ static int create_vector_file(embedded *e, vdx_error *err)
                         e->vec_path, strerror(errno));
     uint8_t header[VECTOR_HEADER_SIZE];
     encode_header(header, e->model.dims, e->type);
-    if (write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
+    if (vdx_backend_write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
         int saved = errno;
         close(fd);
         return vdx_fail(err, "collection '%s': cannot write %s: %s", e->collection,
@@ -464,33 +434,9 @@ static int take_write_lock(embedded *e, vdx_error *err)
         return 0;
     if (e->read_only)
         return vdx_fail(err, "collection '%s' is open read-only", e->collection);
-    int fd = open(e->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection,
-                        e->lock_path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int saved = errno;
-        char pid[32] = "";
-        ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
-        pid[got > 0 ? got : 0] = 0;
-        pid[strcspn(pid, "\n")] = 0;
-        close(fd);
-        if (saved == EWOULDBLOCK)
-            return vdx_fail(err,
-                            "collection '%s' is being written by another process (pid %s holds "
-                            "%s): wait for that ingest to finish",
-                            e->collection, pid[0] ? pid : "?", e->lock_path);
-        return vdx_fail(err, "collection '%s': cannot lock %s: %s", e->collection,
-                        e->lock_path, strerror(saved));
-    }
-    char pid[32];
-    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || write_all(fd, pid, (size_t)len, 0) != 0) {
-        int saved = errno;
-        close(fd);
-        return vdx_fail(err, "collection '%s': cannot write %s: %s", e->collection,
-                        e->lock_path, strerror(saved));
-    }
+    int fd = vdx_backend_lock_open(e->collection, e->lock_path, err);
+    if (fd < 0 || vdx_backend_lock_claim(e->collection, e->lock_path, fd, err) != 0)
+        return -1;
     e->lock_fd = fd;
     return 0;
 }
@@ -613,7 +559,7 @@ static int create_schema(embedded *e, const vdx_model_identity *model, vdx_error
                  err) != 0)
         goto fail;
     char now[32], dims[16];
-    utc_now(now);
+    vdx_backend_utc_now(now);
     snprintf(dims, sizeof dims, "%d", model->dims);
     const char *pairs[][2] = {{"format_version", "1"},
                               {"model_name", model->name},
@@ -770,54 +716,34 @@ static int64_t embedded_count(void *state) { return ((embedded *)state)->count; 
 
 /* ---- columns ---- */
 
+#define N_BUILTIN_COLUMNS (sizeof builtin_columns / sizeof builtin_columns[0])
+
 static int is_builtin(const char *name)
 {
-    for (size_t i = 0; i < sizeof builtin_columns / sizeof builtin_columns[0]; i++)
-        if (strcasecmp(name, builtin_columns[i]) == 0)
-            return 1;
-    return 0;
+    return vdx_backend_name_in(name, builtin_columns, N_BUILTIN_COLUMNS);
 }
 
 /* Index of the metadata column named name (SQLite compares names case-insensitively),
  * or -1. */
 static int find_column(const embedded *e, const char *name)
 {
-    for (int i = 0; i < e->n_columns; i++)
-        if (strcasecmp(e->columns[i], name) == 0)
-            return i;
-    return -1;
+    return vdx_backend_find_column(e->columns, e->n_columns, name);
 }
 
 static int add_columns(embedded *e, const char *const *names, int n, vdx_error *err)
 {
-    int missing = 0;
-    for (int i = 0; i < n; i++) {
-        if (is_builtin(names[i]))
-            return vdx_fail(err, "collection '%s': metadata column '%s' has the name of a "
-                                 "builtin column",
-                            e->collection, names[i]);
-        int at = find_column(e, names[i]);
-        if (at >= 0 && strcmp(e->columns[at], names[i]) != 0)
-            return vdx_fail(err, "collection '%s': column '%s' differs only in case from "
-                                 "existing column '%s'",
-                            e->collection, names[i], e->columns[at]);
-        if (at < 0)
-            missing = 1;
-    }
-    if (!missing)
-        return 0;
+    int missing = vdx_backend_check_new_columns(e->collection, builtin_columns,
+                                                N_BUILTIN_COLUMNS, e->columns, e->n_columns,
+                                                names, n, err);
+    if (missing <= 0)
+        return missing;
     if (become_writer(e, err) != 0 || exec_sql(e, "BEGIN IMMEDIATE", err) != 0)
         return -1;
     sqlite3_stmt *insert = prepare(e, "INSERT INTO columns(name) VALUES (?1)", err);
     if (!insert)
         goto fail;
     for (int i = 0; i < n; i++) {
-        if (find_column(e, names[i]) >= 0)
-            continue;
-        int dup = 0; /* the same new name twice in this call */
-        for (int j = 0; j < i; j++)
-            dup |= strcasecmp(names[j], names[i]) == 0;
-        if (dup)
+        if (!vdx_backend_column_to_add(e->columns, e->n_columns, names, i))
             continue;
         char *sql = sqlite3_mprintf("ALTER TABLE items ADD COLUMN \"%w\" TEXT", names[i]);
         if (!sql) {
@@ -855,21 +781,7 @@ static int embedded_add_columns(void *state, const char *const *names, int n, vd
 static int embedded_columns(void *state, char ***names, int *n, vdx_error *err)
 {
     embedded *e = state;
-    *names = calloc((size_t)e->n_columns + 1, sizeof **names);
-    if (!*names)
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
-    for (int i = 0; i < e->n_columns; i++) {
-        (*names)[i] = strdup(e->columns[i]);
-        if (!(*names)[i]) {
-            for (int j = 0; j < i; j++)
-                free((*names)[j]);
-            free(*names);
-            *names = NULL;
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
-        }
-    }
-    *n = e->n_columns;
-    return 0;
+    return vdx_backend_copy_columns(e->collection, e->columns, e->n_columns, names, n, err);
 }
 
 /* ---- append ---- */
@@ -936,7 +848,7 @@ static int same_meta_names(const vdx_item *a, const vdx_item *b)
 static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error *err)
 {
     char now[32];
-    utc_now(now);
+    vdx_backend_utc_now(now);
     sqlite3_stmt *remove_failure = prepare(e, "DELETE FROM items WHERE id = ?1 AND row IS NULL", err);
     sqlite3_stmt *thumbnail =
         remove_failure ? prepare(e, "INSERT OR REPLACE INTO thumbnails(id, jpeg) VALUES (?1, ?2)", err)
@@ -1059,7 +971,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
                 vdx_f32_to_f16_array(items[i].vector, (uint16_t *)(void *)dst, (size_t)dims);
             rows++;
         }
-        if (write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
+        if (vdx_backend_write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
             int saved = errno;
             free(buf);
             return vdx_fail(err, "collection '%s': writing %zu vectors to %s at byte %lld: %s",
@@ -1223,19 +1135,33 @@ static cJSON *column_value(sqlite3_stmt *stmt, int col)
     }
 }
 
+/* Runs sql, whose one parameter ?1 is the id, and steps to its row: the statement, or
+ * NULL with "collection 'C': <missing> 'ID'" when there is no row. */
+static sqlite3_stmt *select_by_id(embedded *e, const char *sql, const char *id,
+                                  const char *missing, const char *doing, vdx_error *err)
+{
+    sqlite3_stmt *stmt = prepare(e, sql, err);
+    if (!stmt)
+        return NULL;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        return stmt;
+    if (rc == SQLITE_DONE)
+        vdx_fail(err, "collection '%s': %s '%s'", e->collection, missing, id);
+    else
+        db_fail(e, err, doing);
+    sqlite3_finalize(stmt);
+    return NULL;
+}
+
 static int embedded_get_item(void *state, const char *id, cJSON **item, vdx_error *err)
 {
     embedded *e = state;
-    sqlite3_stmt *stmt = prepare(e, "SELECT * FROM items WHERE id = ?1", err);
+    sqlite3_stmt *stmt = select_by_id(e, "SELECT * FROM items WHERE id = ?1", id, "no item",
+                                      "reading an item", err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(stmt);
-        return rc == SQLITE_DONE ? vdx_fail(err, "collection '%s': no item '%s'", e->collection, id)
-                                 : db_fail(e, err, "reading an item");
-    }
     cJSON *obj = cJSON_CreateObject(), *meta = cJSON_CreateObject();
     int is_failure = sqlite3_column_type(stmt, 6) != SQLITE_NULL;
     for (int c = 0; c < sqlite3_column_count(stmt); c++) {
@@ -1255,17 +1181,10 @@ static int embedded_get_thumbnail(void *state, const char *id, uint8_t **jpeg, s
                                   vdx_error *err)
 {
     embedded *e = state;
-    sqlite3_stmt *stmt = prepare(e, "SELECT jpeg FROM thumbnails WHERE id = ?1", err);
+    sqlite3_stmt *stmt = select_by_id(e, "SELECT jpeg FROM thumbnails WHERE id = ?1", id,
+                                      "no thumbnail for item", "reading a thumbnail", err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(stmt);
-        return rc == SQLITE_DONE
-                   ? vdx_fail(err, "collection '%s': no thumbnail for item '%s'", e->collection, id)
-                   : db_fail(e, err, "reading a thumbnail");
-    }
     size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
     *jpeg = malloc(n ? n : 1);
     if (!*jpeg) {
@@ -1375,22 +1294,11 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
                         vdx_error *err)
 {
     *allowed = NULL;
-    const char *where = req->where;
-    while (where && (*where == ' ' || *where == '\t' || *where == '\n' || *where == '\r'))
-        where++;
-    if (where && *where) {
-        int n_cols = (int)(sizeof filter_builtins / sizeof filter_builtins[0]) + e->n_columns;
-        vdx_filter_column *cols = malloc((size_t)n_cols * sizeof *cols);
-        if (!cols)
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
-        int nb = (int)(sizeof filter_builtins / sizeof filter_builtins[0]);
-        memcpy(cols, filter_builtins, sizeof filter_builtins);
-        for (int i = 0; i < e->n_columns; i++)
-            cols[nb + i] = (vdx_filter_column){e->columns[i], VDX_COLUMN_TEXT};
-        vdx_filter *filter = vdx_filter_parse(req->where, cols, n_cols, err);
-        free(cols);
-        if (!filter)
-            return -1;
+    vdx_filter *filter;
+    if (vdx_backend_parse_where(e->collection, req->where, e->columns, e->n_columns, &filter,
+                                err) != 0)
+        return -1;
+    if (filter) {
         char *expr = vdx_filter_to_sqlite(filter, 2, err);
         char *sql = expr ? sqlite3_mprintf("SELECT row FROM items WHERE row < ?1 AND (%s)", expr)
                          : NULL;
@@ -1498,12 +1406,7 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
         vdx_fail(err, "collection '%s': out of memory", e->collection);
         goto done;
     }
-    double norm = 0;
-    for (int d = 0; d < dims; d++)
-        norm += (double)req->query[d] * req->query[d];
-    norm = sqrt(norm);
-    for (int d = 0; d < dims; d++)
-        q[d] = (float)(req->query[d] / norm);
+    vdx_backend_unit_vector(req->query, dims, q);
     vdx_scan_matrix m = matrix_of(e);
     int64_t n_found = vdx_scan_nearest(&m, q, allowed, want, tie_by_id, e, found, err);
     if (n_found < 0)

@@ -17,6 +17,7 @@
 
 #include <utf8proc.h>
 
+#include "store/clickhouse.h"
 #include "store/filter.h"
 
 #define FILTER_MAX_BYTES 65536
@@ -301,6 +302,22 @@ static int add_arg(parser *p, node *n, node *arg)
     return 0;
 }
 
+/* A new node of kind with left as its first argument. left is taken over: freed when
+ * this fails. */
+static node *node_with_left(parser *p, node_kind kind, node *left)
+{
+    node *n = new_node(p, kind);
+    if (!n) {
+        free_node(left);
+        return NULL;
+    }
+    if (add_arg(p, n, left) != 0) {
+        free_node(n);
+        return NULL;
+    }
+    return n;
+}
+
 static int add_literal(parser *p, node *n)
 {
     vdx_filter *f = p->filter;
@@ -488,16 +505,13 @@ static node *parse_predicate(parser *p)
         static const char *const ops[][2] = {{"=", "="}, {"==", "="}, {"!=", "<>"},
                                              {"<>", "<>"}, {"<", "<"}, {"<=", "<="},
                                              {">", ">"}, {">=", ">="}};
-        if (!(n = new_node(p, NODE_COMPARE)))
+        n = node_with_left(p, NODE_COMPARE, left);
+        left = NULL;
+        if (!n)
             goto fail;
         for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
             if (strcmp(p->tok.value, ops[i][0]) == 0)
                 n->op = ops[i][1];
-        if (add_arg(p, n, left) != 0) {
-            left = NULL;
-            goto fail;
-        }
-        left = NULL;
         if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
             goto fail;
         settle_types(n, 0, 2);
@@ -514,16 +528,28 @@ static node *parse_predicate(parser *p)
             goto fail;
         }
     }
+    node_kind kind;
     if (is_keyword(p, "IN")) {
-        if (!(n = new_node(p, NODE_IN)))
-            goto fail;
-        n->negated = negated;
-        if (add_arg(p, n, left) != 0) {
-            left = NULL;
-            goto fail;
-        }
-        left = NULL;
-        if (next_token(p) != 0 || expect(p, TOKEN_LPAREN, "'(' starting the IN list") != 0)
+        kind = NODE_IN;
+    } else if (is_keyword(p, "LIKE")) {
+        kind = NODE_LIKE;
+    } else if (is_keyword(p, "BETWEEN")) {
+        kind = NODE_BETWEEN;
+    } else if (is_keyword(p, "IS")) {
+        kind = NODE_IS_NULL;
+    } else {
+        parse_fail(p, "expected a comparison (=, <>, <, IN, LIKE, IS NULL, BETWEEN...) at "
+                      "byte %zu, found %s",
+                   at, token_text(p, buf, sizeof buf));
+        goto fail;
+    }
+    n = node_with_left(p, kind, left);
+    left = NULL;
+    if (!n || next_token(p) != 0) /* past the keyword */
+        goto fail;
+    n->negated = negated;
+    if (kind == NODE_IN) {
+        if (expect(p, TOKEN_LPAREN, "'(' starting the IN list") != 0)
             goto fail;
         int kinds = 0; /* 1: strings, 2: numbers */
         for (;;) {
@@ -554,54 +580,7 @@ static node *parse_predicate(parser *p)
         settle_types(n, 0, n->n_args);
         return n;
     }
-    if (is_keyword(p, "LIKE")) {
-        if (!(n = new_node(p, NODE_LIKE)))
-            goto fail;
-        n->negated = negated;
-        if (add_arg(p, n, left) != 0) {
-            left = NULL;
-            goto fail;
-        }
-        left = NULL;
-        if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
-            goto fail;
-        if (is_keyword(p, "ESCAPE")) {
-            parse_fail(p, "ESCAPE at byte %zu is not supported", p->tok.at);
-            goto fail;
-        }
-        return n;
-    }
-    if (is_keyword(p, "BETWEEN")) {
-        if (!(n = new_node(p, NODE_BETWEEN)))
-            goto fail;
-        n->negated = negated;
-        if (add_arg(p, n, left) != 0) {
-            left = NULL;
-            goto fail;
-        }
-        left = NULL;
-        if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
-            goto fail;
-        if (!is_keyword(p, "AND")) {
-            parse_fail(p, "expected AND in BETWEEN at byte %zu, found %s", p->tok.at,
-                       token_text(p, buf, sizeof buf));
-            goto fail;
-        }
-        if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
-            goto fail;
-        settle_types(n, 0, 3);
-        return n;
-    }
-    if (is_keyword(p, "IS")) {
-        if (!(n = new_node(p, NODE_IS_NULL)))
-            goto fail;
-        if (add_arg(p, n, left) != 0) {
-            left = NULL;
-            goto fail;
-        }
-        left = NULL;
-        if (next_token(p) != 0)
-            goto fail;
+    if (kind == NODE_IS_NULL) {
         int not = accept_keyword(p, "NOT");
         if (not < 0)
             goto fail;
@@ -615,9 +594,24 @@ static node *parse_predicate(parser *p)
             goto fail;
         return n;
     }
-    parse_fail(p, "expected a comparison (=, <>, <, IN, LIKE, IS NULL, BETWEEN...) at byte "
-                  "%zu, found %s",
-               at, token_text(p, buf, sizeof buf));
+    if (add_arg(p, n, parse_value(p)) != 0) /* LIKE's pattern, BETWEEN's low bound */
+        goto fail;
+    if (kind == NODE_LIKE) {
+        if (is_keyword(p, "ESCAPE")) {
+            parse_fail(p, "ESCAPE at byte %zu is not supported", p->tok.at);
+            goto fail;
+        }
+        return n;
+    }
+    if (!is_keyword(p, "AND")) {
+        parse_fail(p, "expected AND in BETWEEN at byte %zu, found %s", p->tok.at,
+                   token_text(p, buf, sizeof buf));
+        goto fail;
+    }
+    if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0)
+        goto fail;
+    settle_types(n, 0, 3);
+    return n;
 fail:
     free_node(left);
     free_node(n);
@@ -732,181 +726,146 @@ void vdx_filter_free(vdx_filter *filter)
 
 typedef enum { DIALECT_SQLITE, DIALECT_CLICKHOUSE } dialect;
 
-typedef struct out_buf {
-    char *data;
-    size_t len, cap;
-    int oom;
-} out_buf;
-
-static void put(out_buf *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->oom = 1;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n + 1);
-    b->len += n;
-}
-
-static void put_owned(out_buf *b, char *s)
+static void put_owned(ch_buf *b, char *s)
 {
     if (!s)
         b->oom = 1;
     else
-        put(b, s);
+        ch_buf_put(b, s);
     free(s);
 }
 
 char *vdx_clickhouse_quote_string(const char *s)
 {
-    out_buf b = {0};
-    put(&b, "'");
+    ch_buf b = {0};
+    ch_buf_put(&b, "'");
     for (; *s; s++) {
         switch (*s) {
-        case '\\': put(&b, "\\\\"); break;
-        case '\'': put(&b, "\\'"); break;
-        case '\n': put(&b, "\\n"); break;
-        case '\t': put(&b, "\\t"); break;
-        case '\r': put(&b, "\\r"); break;
+        case '\\': ch_buf_put(&b, "\\\\"); break;
+        case '\'': ch_buf_put(&b, "\\'"); break;
+        case '\n': ch_buf_put(&b, "\\n"); break;
+        case '\t': ch_buf_put(&b, "\\t"); break;
+        case '\r': ch_buf_put(&b, "\\r"); break;
         default: {
             char c[2] = {*s, 0};
-            put(&b, c);
+            ch_buf_put(&b, c);
         }
         }
     }
-    put(&b, "'");
-    if (b.oom) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    ch_buf_put(&b, "'");
+    return ch_buf_take(&b);
 }
 
 char *vdx_clickhouse_quote_identifier(const char *s)
 {
-    out_buf b = {0};
-    put(&b, "`");
+    ch_buf b = {0};
+    ch_buf_put(&b, "`");
     for (; *s; s++) {
         char c[3] = {*s, 0, 0};
         if (*s == '\\' || *s == '`') {
             c[0] = '\\';
             c[1] = *s;
         }
-        put(&b, c);
+        ch_buf_put(&b, c);
     }
-    put(&b, "`");
-    if (b.oom) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    ch_buf_put(&b, "`");
+    return ch_buf_take(&b);
 }
 
 static char *sqlite_quote_identifier(const char *s)
 {
-    out_buf b = {0};
-    put(&b, "\"");
+    ch_buf b = {0};
+    ch_buf_put(&b, "\"");
     for (; *s; s++) {
         char c[3] = {*s, 0, 0};
         if (*s == '"')
             c[1] = '"';
-        put(&b, c);
+        ch_buf_put(&b, c);
     }
-    put(&b, "\"");
-    return b.oom ? (free(b.data), NULL) : b.data;
+    ch_buf_put(&b, "\"");
+    return ch_buf_take(&b);
 }
 
-static void render(out_buf *b, const node *n, dialect d, int first_param);
+static void render(ch_buf *b, const node *n, dialect d, int first_param);
 
 /* A value inside a comparison; numeric comparisons convert text values to numbers. */
-static void render_operand(out_buf *b, const node *n, dialect d, int first_param, int numeric)
+static void render_operand(ch_buf *b, const node *n, dialect d, int first_param, int numeric)
 {
     if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING && d == DIALECT_SQLITE) {
-        put(b, "vdx_number(");
+        ch_buf_put(b, "vdx_number(");
         render(b, n, d, first_param);
-        put(b, ")");
+        ch_buf_put(b, ")");
     } else if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING) {
         /* vdx_number()'s rule in ClickHouse: the whole text a plain decimal number (a
          * leading '+' allowed, no blanks), else NULL (not inf, nan or hex) */
-        put(b, "toFloat64OrNull(replaceRegexpOne(if(match(");
+        ch_buf_put(b, "toFloat64OrNull(replaceRegexpOne(if(match(");
         render(b, n, d, first_param);
-        put(b, ", '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), ");
+        ch_buf_put(b, ", '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), ");
         render(b, n, d, first_param);
-        put(b, ", ''), '^[+]', ''))");
+        ch_buf_put(b, ", ''), '^[+]', ''))");
     } else {
         render(b, n, d, first_param);
     }
 }
 
-static void render(out_buf *b, const node *n, dialect d, int first_param)
+static void render(ch_buf *b, const node *n, dialect d, int first_param)
 {
     char param[32];
     switch (n->kind) {
     case NODE_OR:
     case NODE_AND:
-        put(b, "(");
+        ch_buf_put(b, "(");
         render(b, n->args[0], d, first_param);
-        put(b, n->kind == NODE_OR ? " OR " : " AND ");
+        ch_buf_put(b, n->kind == NODE_OR ? " OR " : " AND ");
         render(b, n->args[1], d, first_param);
-        put(b, ")");
+        ch_buf_put(b, ")");
         break;
     case NODE_NOT:
-        put(b, "(NOT ");
+        ch_buf_put(b, "(NOT ");
         render(b, n->args[0], d, first_param);
-        put(b, ")");
+        ch_buf_put(b, ")");
         break;
     case NODE_COMPARE:
-        put(b, "(");
+        ch_buf_put(b, "(");
         render_operand(b, n->args[0], d, first_param, n->numeric);
-        put(b, " ");
-        put(b, d == DIALECT_CLICKHOUSE && strcmp(n->op, "<>") == 0 ? "!=" : n->op);
-        put(b, " ");
+        ch_buf_put(b, " ");
+        ch_buf_put(b, d == DIALECT_CLICKHOUSE && strcmp(n->op, "<>") == 0 ? "!=" : n->op);
+        ch_buf_put(b, " ");
         render_operand(b, n->args[1], d, first_param, n->numeric);
-        put(b, ")");
+        ch_buf_put(b, ")");
         break;
     case NODE_IN:
-        put(b, "(");
+        ch_buf_put(b, "(");
         render_operand(b, n->args[0], d, first_param, n->numeric);
-        put(b, n->negated ? " NOT IN (" : " IN (");
+        ch_buf_put(b, n->negated ? " NOT IN (" : " IN (");
         for (int i = 1; i < n->n_args; i++) {
             if (i > 1)
-                put(b, ", ");
+                ch_buf_put(b, ", ");
             render(b, n->args[i], d, first_param);
         }
-        put(b, "))");
+        ch_buf_put(b, "))");
         break;
     case NODE_LIKE: /* case-insensitive (Unicode) on every backend */
-        put(b, d == DIALECT_SQLITE ? "(vdx_lower(" : "(lowerUTF8(");
+        ch_buf_put(b, d == DIALECT_SQLITE ? "(vdx_lower(" : "(lowerUTF8(");
         render(b, n->args[0], d, first_param);
-        put(b, n->negated ? ") NOT LIKE " : ") LIKE ");
-        put(b, d == DIALECT_SQLITE ? "vdx_lower(" : "lowerUTF8(");
+        ch_buf_put(b, n->negated ? ") NOT LIKE " : ") LIKE ");
+        ch_buf_put(b, d == DIALECT_SQLITE ? "vdx_lower(" : "lowerUTF8(");
         render(b, n->args[1], d, first_param);
-        put(b, "))");
+        ch_buf_put(b, "))");
         break;
     case NODE_IS_NULL:
-        put(b, "(");
+        ch_buf_put(b, "(");
         render(b, n->args[0], d, first_param);
-        put(b, n->negated ? " IS NOT NULL)" : " IS NULL)");
+        ch_buf_put(b, n->negated ? " IS NOT NULL)" : " IS NULL)");
         break;
     case NODE_BETWEEN:
-        put(b, "(");
+        ch_buf_put(b, "(");
         render_operand(b, n->args[0], d, first_param, n->numeric);
-        put(b, n->negated ? " NOT BETWEEN " : " BETWEEN ");
+        ch_buf_put(b, n->negated ? " NOT BETWEEN " : " BETWEEN ");
         render_operand(b, n->args[1], d, first_param, n->numeric);
-        put(b, " AND ");
+        ch_buf_put(b, " AND ");
         render_operand(b, n->args[2], d, first_param, n->numeric);
-        put(b, ")");
+        ch_buf_put(b, ")");
         break;
     case NODE_COLUMN:
         put_owned(b, d == DIALECT_SQLITE ? sqlite_quote_identifier(n->text)
@@ -916,23 +875,23 @@ static void render(out_buf *b, const node *n, dialect d, int first_param)
     case NODE_NUMBER:
         if (d == DIALECT_SQLITE) {
             snprintf(param, sizeof param, "?%d", first_param + n->param);
-            put(b, param);
+            ch_buf_put(b, param);
         } else if (n->kind == NODE_STRING) {
             put_owned(b, vdx_clickhouse_quote_string(n->text));
         } else {
-            put(b, n->text); /* digits, '.', 'e', sign only: checked by the lexer */
+            ch_buf_put(b, n->text); /* digits, '.', 'e', sign only: checked by the lexer */
         }
         break;
     case NODE_FUNCTION: /* characters, and Unicode case mapping, on every backend */
         if (strcmp(n->text, "length") == 0)
-            put(b, d == DIALECT_CLICKHOUSE ? "lengthUTF8" : "length");
+            ch_buf_put(b, d == DIALECT_CLICKHOUSE ? "lengthUTF8" : "length");
         else if (strcmp(n->text, "lower") == 0)
-            put(b, d == DIALECT_CLICKHOUSE ? "lowerUTF8" : "vdx_lower");
+            ch_buf_put(b, d == DIALECT_CLICKHOUSE ? "lowerUTF8" : "vdx_lower");
         else
-            put(b, d == DIALECT_CLICKHOUSE ? "upperUTF8" : "vdx_upper");
-        put(b, "(");
+            ch_buf_put(b, d == DIALECT_CLICKHOUSE ? "upperUTF8" : "vdx_upper");
+        ch_buf_put(b, "(");
         render(b, n->args[0], d, first_param);
-        put(b, ")");
+        ch_buf_put(b, ")");
         break;
     }
 }
@@ -940,14 +899,12 @@ static void render(out_buf *b, const node *n, dialect d, int first_param)
 static char *render_filter(const vdx_filter *filter, dialect d, int first_param,
                            vdx_error *err)
 {
-    out_buf b = {0};
+    ch_buf b = {0};
     render(&b, filter->root, d, first_param);
-    if (b.oom) {
-        free(b.data);
+    char *sql = ch_buf_take(&b);
+    if (!sql)
         vdx_fail(err, "where: out of memory");
-        return NULL;
-    }
-    return b.data;
+    return sql;
 }
 
 char *vdx_filter_to_sqlite(const vdx_filter *filter, int first_param, vdx_error *err)
