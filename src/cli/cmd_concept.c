@@ -323,16 +323,6 @@ typedef struct context {
     const char *sub;
 } context;
 
-static int need_positional(context *c, int n, const char *what)
-{
-    if (c->o->n_positional != n) {
-        char cmd[64];
-        snprintf(cmd, sizeof cmd, "concept %s", c->sub);
-        return cli_usage_error(cmd, "expected %s", what);
-    }
-    return 0;
-}
-
 static int fail(context *c)
 {
     return cli_error("concept %s: %s", c->sub, c->err.message);
@@ -341,8 +331,6 @@ static int fail(context *c)
 static int cmd_new(context *c)
 {
     options *o = c->o;
-    if (need_positional(c, 1, "NAME"))
-        return 2;
     if (!o->prompt && !o->n_examples)
         return cli_usage_error("concept new", "give --prompt TEXT and/or --example ID");
     vdx_clip_model *model = NULL;
@@ -380,8 +368,6 @@ static int cmd_new(context *c)
 static int cmd_next(context *c)
 {
     options *o = c->o;
-    if (need_positional(c, 1, "NAME"))
-        return 2;
     int mode = o->mode ? vdx_candidates_mode_parse(o->mode) : VDX_CANDIDATES_NEAREST;
     if (mode < 0)
         return cli_usage_error("concept next", "--mode is nearest, boundary or random, not '%s'",
@@ -417,8 +403,6 @@ static int cmd_next(context *c)
 static int cmd_label(context *c)
 {
     options *o = c->o;
-    if (o->n_positional != 1)
-        return cli_usage_error("concept label", "expected NAME then +ID -ID ~ID ...");
     if (o->n_label_ops == 0)
         return cli_usage_error("concept label", "no labels given (+ID, -ID or ~ID)");
     vdx_label_change *changes = calloc((size_t)o->n_label_ops, sizeof *changes);
@@ -453,8 +437,6 @@ static int cmd_label(context *c)
 static int cmd_train(context *c)
 {
     options *o = c->o;
-    if (need_positional(c, 1, "NAME"))
-        return 2;
     cJSON *round = NULL;
     if (vdx_concept_train(c->book, o->positional[0], o->iters, (float)o->lr, &round, &c->err) !=
         0)
@@ -479,8 +461,6 @@ static int cmd_train(context *c)
 static int cmd_show(context *c)
 {
     options *o = c->o;
-    if (need_positional(c, 1, "NAME"))
-        return 2;
     cJSON *concept = NULL, *evaluation = NULL;
     vdx_evaluate_options eval = {.bins = o->bins};
     if (vdx_concept_get(c->book, o->positional[0], o->with_weight, &concept, &c->err) != 0 ||
@@ -542,8 +522,6 @@ static int cmd_show(context *c)
 static int cmd_score(context *c)
 {
     options *o = c->o;
-    if (need_positional(c, 1, "NAME"))
-        return 2;
     vdx_score_request req = {.top = o->top ? o->top : (o->has_threshold ? 0 : 20),
                              .offset = o->offset, .use_threshold = o->has_threshold,
                              .threshold = o->threshold, .where = o->where};
@@ -580,8 +558,6 @@ static int write_output(context *c, const char *text, size_t size)
 static int cmd_export(context *c)
 {
     options *o = c->o;
-    if (need_positional(c, 1, "NAME"))
-        return 2;
     if (o->want_labels + o->want_scores + o->want_classifier != 1)
         return cli_usage_error("concept export", "give one of --labels, --scores, --classifier");
     int format = o->format ? vdx_export_format_parse(o->format)
@@ -628,8 +604,6 @@ static int cmd_export(context *c)
 static int cmd_import(context *c)
 {
     options *o = c->o;
-    if (need_positional(c, 1, "FILE"))
-        return 2;
     char *text = NULL;
     size_t size = 0;
     if (vdx_read_file(o->positional[0], &text, &size, &c->err) != 0)
@@ -650,8 +624,6 @@ static int cmd_import(context *c)
 
 static int cmd_list(context *c)
 {
-    if (need_positional(c, 0, "no arguments"))
-        return 2;
     cJSON *list = NULL;
     if (vdx_concept_list(c->book, &list, &c->err) != 0)
         return fail(c);
@@ -682,14 +654,10 @@ static int cmd_simple(context *c)
     cJSON *result = cJSON_CreateObject();
     int rc = 0;
     if (!strcmp(sub, "rm")) {
-        if (need_positional(c, 1, "NAME"))
-            rc = 2;
-        else if ((rc = vdx_concept_delete(c->book, o->positional[0], &c->err)) == 0)
+        if ((rc = vdx_concept_delete(c->book, o->positional[0], &c->err)) == 0)
             cJSON_AddStringToObject(result, "deleted", o->positional[0]);
     } else if (!strcmp(sub, "rename") || !strcmp(sub, "copy")) {
-        if (need_positional(c, 2, "two names"))
-            rc = 2;
-        else if ((rc = (sub[0] == 'r' ? vdx_concept_rename : vdx_concept_copy)(
+        if ((rc = (sub[0] == 'r' ? vdx_concept_rename : vdx_concept_copy)(
                       c->book, o->positional[0], o->positional[1], &c->err)) == 0) {
             cJSON_AddStringToObject(result, "from", o->positional[0]);
             cJSON_AddStringToObject(result, sub[0] == 'r' ? "renamed_to" : "copied_to",
@@ -697,19 +665,14 @@ static int cmd_simple(context *c)
         }
     } else if (!strcmp(sub, "threshold")) {
         double t;
-        if (need_positional(c, 2, "NAME THRESHOLD"))
-            rc = 2;
-        else if (parse_double("concept threshold", "THRESHOLD", o->positional[1], &t))
+        if (parse_double("concept threshold", "THRESHOLD", o->positional[1], &t))
             rc = 2;
         else if ((rc = vdx_concept_set_threshold(c->book, o->positional[0], t, &c->err)) == 0)
             cJSON_AddNumberToObject(result, "threshold", t);
     } else {
         cJSON_Delete(result);
         result = NULL;
-        if (need_positional(c, 1, "NAME"))
-            rc = 2;
-        else
-            rc = vdx_concept_undo(c->book, o->positional[0], &result, &c->err);
+        rc = vdx_concept_undo(c->book, o->positional[0], &result, &c->err);
     }
     if (rc == 0) {
         if (json_output(o))
@@ -737,14 +700,25 @@ static int cmd_simple(context *c)
 typedef struct subcommand {
     const char *name;
     int (*run)(context *c);
+    int n_positional;  /* arguments besides options (label: NAME, then the +ID -ID ~ID list) */
+    const char *usage; /* what they are, for the usage error */
 } subcommand;
 
 static const subcommand subcommands[] = {
-    {"new", cmd_new},       {"next", cmd_next},       {"label", cmd_label},
-    {"train", cmd_train},   {"show", cmd_show},       {"score", cmd_score},
-    {"export", cmd_export}, {"import", cmd_import},   {"list", cmd_list},
-    {"rm", cmd_simple},     {"rename", cmd_simple},   {"copy", cmd_simple},
-    {"undo", cmd_simple},   {"threshold", cmd_simple},
+    {"new", cmd_new, 1, "NAME"},
+    {"next", cmd_next, 1, "NAME"},
+    {"label", cmd_label, 1, "NAME then +ID -ID ~ID ..."},
+    {"train", cmd_train, 1, "NAME"},
+    {"show", cmd_show, 1, "NAME"},
+    {"score", cmd_score, 1, "NAME"},
+    {"export", cmd_export, 1, "NAME"},
+    {"import", cmd_import, 1, "FILE"},
+    {"list", cmd_list, 0, "no arguments"},
+    {"rm", cmd_simple, 1, "NAME"},
+    {"rename", cmd_simple, 2, "two names"},
+    {"copy", cmd_simple, 2, "two names"},
+    {"undo", cmd_simple, 1, "NAME"},
+    {"threshold", cmd_simple, 2, "NAME THRESHOLD"},
 };
 
 int cmd_concept(int argc, char **argv)
@@ -775,6 +749,12 @@ int cmd_concept(int argc, char **argv)
     if (rc != 0) {
         free(o.label_ops);
         return rc;
+    }
+    if (o.n_positional != sub->n_positional) { /* before the store: a usage error is a 2 */
+        free(o.label_ops);
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "concept %s", sub->name);
+        return cli_usage_error(cmd, "expected %s", sub->usage);
     }
     context c = {.o = &o, .sub = sub->name};
     vdx_store_options store_opts = {.data_dir = o.data, .collection = o.collection,

@@ -150,6 +150,10 @@ first=$(head -n 1 "$tmp/ids.1")
 "$vdx" concept next dogs --mode sideways $C > /dev/null 2> "$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "mode is nearest, boundary or random, not 'sideways'" "$tmp/err" \
     && ok "bad --mode is a usage error" || not_ok "bad mode: rc $rc"
+"$vdx" concept new --data "$tmp/nowhere" > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -qx "vdx concept new: expected NAME" "$tmp/err" \
+    && ok "a missing argument is a usage error, before any collection is opened" \
+    || not_ok "missing NAME: rc $rc: $(cat "$tmp/err")"
 "$vdx" concept --help > "$tmp/help" 2>&1
 check "--help" grep -q "usage: vdx concept <command>" "$tmp/help"
 "$vdx" concept list $C > "$tmp/list" 2>&1
