@@ -81,9 +81,9 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
         if (state && !strcmp(state, "running") && pid > 0 && kill((pid_t)pid, 0) != 0 &&
             errno == ESRCH)
             state = "interrupted (its process is gone; run the ingest again to resume)";
-        printf("ingest       %s: %.0f/%.0f done, %.0f failed (updated %s)\n", state ? state : "?",
-               num_field(progress, "done"), num_field(progress, "total"),
-               num_field(progress, "failed"),
+        printf("ingest       %s: %.0f/%.0f done, %.0f failed, %.0f already stored (updated %s)\n",
+               state ? state : "?", num_field(progress, "done"), num_field(progress, "total"),
+               num_field(progress, "failed"), num_field(progress, "skipped"),
                str_or_unknown(progress, "updated"));
     }
     int n = cJSON_GetArraySize(failures);

@@ -75,8 +75,10 @@ static void format_line(const vdx_ingest_stats *s, char *out, size_t size)
     char eta[32];
     format_duration(s->eta_s, eta, sizeof eta);
     double pct = s->total > 0 ? 100.0 * (double)s->done / (double)s->total : 100.0;
-    snprintf(out, size, "ingest: %ld/%ld (%.1f%%)  %.1f img/s  ETA %s  failed %ld", s->done,
-             s->total, pct, s->rate, eta, s->failed);
+    int n = snprintf(out, size, "ingest: %ld/%ld (%.1f%%)  %.1f img/s  ETA %s  failed %ld",
+                     s->done, s->total, pct, s->rate, eta, s->failed);
+    if (s->skipped > 0 && n > 0 && (size_t)n < size)
+        snprintf(out + n, size - (size_t)n, "  (%ld already stored)", s->skipped);
 }
 
 char *vdx_progress_json(const vdx_ingest_stats *s, const char *state, double started_epoch,
