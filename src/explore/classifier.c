@@ -16,7 +16,7 @@ static double bce_with_logits(double z, double y)
 
 /* x·w accumulated in double over eight independent partial sums (exact products of
  * floats, so the order only moves the last bits; the compiler can keep them in SIMD
- * registers, which a single running sum would forbid without -ffast-math). */
+ * registers, which a single running sum would forbid unless reassociation were allowed). */
 static double dot_f32(const float *x, const float *w, int n)
 {
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
