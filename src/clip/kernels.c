@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,126 @@ static void *run_range_job(void *arg)
     return NULL;
 }
 
+/* At most this many input rows go through the streaming kernel instead of a GEMM. */
+#define STREAMING_MAX_ROWS 24
+
+/* A team for a forward pass over few rows (a text prompt): one helper thread per
+ * extra core is started once for the whole pass instead of once per parallel call (a
+ * 7-token prompt makes about 50 such calls, each thread start costs tens of
+ * microseconds). Between calls the helpers spin on a ticket, yielding the core often,
+ * so they only live, and only spin, while their caller's pass runs. The ticket packs
+ * a generation number with that generation's slice count. Each caller thread has its
+ * own team (thread-local), so concurrent callers share nothing. */
+#define TICKET_SLICE_BITS 8 /* MAX_THREADS < 1 << TICKET_SLICE_BITS */
+#define SPINS_PER_YIELD 64
+
+struct clip_team {
+    pthread_t ids[MAX_THREADS];
+    int helpers;
+    range_job jobs[MAX_THREADS];
+    atomic_uint ticket; /* generation << TICKET_SLICE_BITS | slices; 0 slices = stop */
+    atomic_int pending; /* helper slices of the current generation not yet done */
+};
+
+static _Thread_local clip_team *active_team;
+
+typedef struct team_helper {
+    clip_team *team;
+    int slot;
+} team_helper;
+
+static void spin_pause(int spin)
+{
+    if (spin % SPINS_PER_YIELD == SPINS_PER_YIELD - 1)
+        sched_yield();
+    else
+        _mm_pause();
+}
+
+static void *team_helper_main(void *arg)
+{
+    clip_team *team = ((team_helper *)arg)->team;
+    int slot = ((team_helper *)arg)->slot;
+    free(arg);
+    unsigned seen = 0;
+    for (;;) {
+        unsigned ticket;
+        for (int spin = 0; (ticket = atomic_load(&team->ticket)) == seen; spin++)
+            spin_pause(spin);
+        seen = ticket;
+        int slices = (int)(ticket & ((1u << TICKET_SLICE_BITS) - 1));
+        if (slices == 0)
+            return NULL;
+        if (slot < slices) {
+            run_range_job(&team->jobs[slot]);
+            atomic_fetch_sub(&team->pending, 1);
+        }
+    }
+}
+
+static void team_post(clip_team *team, int slices)
+{
+    unsigned generation = (atomic_load(&team->ticket) >> TICKET_SLICE_BITS) + 1;
+    atomic_store(&team->ticket, generation << TICKET_SLICE_BITS | (unsigned)slices);
+}
+
+clip_team *clip_team_begin(int rows)
+{
+    int threads = clip_kernels_threads();
+    if (rows > STREAMING_MAX_ROWS || threads < 2 || active_team)
+        return NULL;
+    clip_team *team = calloc(1, sizeof *team);
+    if (!team)
+        return NULL;
+    for (int slot = 1; slot < threads; slot++) {
+        team_helper *helper = malloc(sizeof *helper);
+        if (!helper)
+            break;
+        *helper = (team_helper){team, slot};
+        if (pthread_create(&team->ids[slot], NULL, team_helper_main, helper) != 0) {
+            free(helper);
+            break;
+        }
+        team->helpers = slot;
+    }
+    if (team->helpers == 0) {
+        free(team);
+        return NULL;
+    }
+    active_team = team;
+    return team;
+}
+
+void clip_team_end(clip_team *team)
+{
+    if (!team)
+        return;
+    team_post(team, 0);
+    for (int slot = 1; slot <= team->helpers; slot++)
+        pthread_join(team->ids[slot], NULL);
+    active_team = NULL;
+    free(team);
+}
+
+/* Runs jobs[0..threads) with the team: slot 0 and any slot without a helper here. */
+static void run_on_team(clip_team *team, range_job *jobs, int threads)
+{
+    int slices = team->helpers + 1 < threads ? team->helpers + 1 : threads;
+    memcpy(team->jobs, jobs, (size_t)slices * sizeof *jobs);
+    atomic_store(&team->pending, slices - 1);
+    team_post(team, slices);
+    run_range_job(&jobs[0]);
+    for (int t = slices; t < threads; t++)
+        run_range_job(&jobs[t]);
+    for (int spin = 0; atomic_load(&team->pending) > 0; spin++)
+        spin_pause(spin);
+}
+
 /* Calls fn over [0, n) split into contiguous slices, at most `threads` of them, never
- * giving one fewer than `grain` items. A thread that cannot be created runs inline. */
+ * giving one fewer than `grain` items: on the calling thread's team when it has one,
+ * else on threads started for this call. A thread that cannot be created runs inline.
+ * The split depends only on n and the thread count, so results do not depend on which
+ * threads run the slices. */
 static void parallel_for(int n, int grain, int threads, range_fn fn, void *ctx)
 {
     if (grain < 1)
@@ -70,11 +189,15 @@ static void parallel_for(int n, int grain, int threads, range_fn fn, void *ctx)
         return;
     }
     range_job jobs[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     for (int t = 0; t < threads; t++)
         jobs[t] = (range_job){fn, ctx, t, (int)((long long)n * t / threads),
                               (int)((long long)n * (t + 1) / threads)};
+    if (active_team) {
+        run_on_team(active_team, jobs, threads);
+        return;
+    }
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
     for (int t = 1; t < threads; t++)
         started[t] = pthread_create(&ids[t], NULL, run_range_job, &jobs[t]) == 0;
     run_range_job(&jobs[0]);
@@ -97,9 +220,6 @@ static int row_grain(int cols)
 }
 
 /* ---- Linear ------------------------------------------------------------------- */
-
-/* At most this many input rows go through the streaming kernel instead of a GEMM. */
-#define STREAMING_MAX_ROWS 24
 
 typedef struct streaming_job {
     float *out;

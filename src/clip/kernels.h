@@ -8,6 +8,14 @@
 void clip_kernels_set_threads(int threads);
 int clip_kernels_threads(void);
 
+/* A forward pass over at most 24 rows (a text prompt) may run its parallel calls on a
+ * team: helper threads started once for the pass instead of once per call. Begin and
+ * end on the same thread; NULL (no team: each call starts its own threads) for larger
+ * passes, one thread, or when threads cannot be started. clip_team_end(NULL) is a no-op. */
+typedef struct clip_team clip_team;
+clip_team *clip_team_begin(int rows);
+void clip_team_end(clip_team *team);
+
 /* out[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n] when bias != NULL): a Linear layer
  * with PyTorch's [out, in] weight layout. */
 void clip_linear(float *out, const float *x, const float *w, const float *bias, int m, int n,

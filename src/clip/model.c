@@ -546,6 +546,7 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
             s.h[(size_t)t * d + i] = tok[i] + pos[i];
     }
     int rc = 0;
+    clip_team *team = clip_team_begin(tokens);
     for (int l = 0; l < c->num_layers && rc == 0; l++)
         if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1) != 0)
             rc = vdx_fail(err, "text tower: out of memory for attention scores");
@@ -554,6 +555,7 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
                         c->layer_norm_eps);
         clip_linear(out, s.x, w->projection, NULL, 1, m->config.projection_dim, d);
     }
+    clip_team_end(team);
     free(s.block);
     return rc;
 }
