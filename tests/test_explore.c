@@ -725,6 +725,60 @@ TEST(evaluate_and_score)
     vdx_store_close(store);
 }
 
+/* Over 1000 labels the cross-validation uses 1000 of them (5 folds), so its cost stays
+ * bounded however many labels the concept has. */
+TEST(evaluate_bounds_cross_validation_labels)
+{
+    const char *dir = test_tmpdir("explore-eval-many");
+    enum { EXTRA = 100 };
+    static char extra_ids[EXTRA][16];
+    static float extra_vectors[EXTRA][DIMS];
+    vdx_item extra[EXTRA];
+    make_vectors();
+    for (int k = 0; k < EXTRA; k++) {
+        snprintf(extra_ids[k], sizeof extra_ids[k], "x-%03d", k);
+        for (int j = 0; j < DIMS; j++)
+            extra_vectors[k][j] = centres[3][j] + 0.2f * (float)gaussian();
+        normalize(extra_vectors[k], DIMS);
+        extra[k] = (vdx_item){.id = extra_ids[k], .vector = extra_vectors[k]};
+    }
+    vdx_store *store = synthetic_store(dir, model_hash_a, extra, EXTRA);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "many") == 0, "create");
+    enum { LABELS = N_ITEMS + EXTRA };
+    static vdx_label_change changes[LABELS];
+    for (int k = 0; k < N_ITEMS; k++)
+        changes[k] = (vdx_label_change){ids[k], cluster_of(ids[k]) == 0};
+    for (int k = 0; k < EXTRA; k++)
+        changes[N_ITEMS + k] = (vdx_label_change){extra_ids[k], 0};
+    vdx_error err = {{0}};
+    int rc = vdx_concept_label(book, "many", changes, LABELS, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    REQUIRE(train(book, "many") == 0, "train");
+    cJSON *e = NULL;
+    rc = vdx_concept_evaluate(book, "many", NULL, &e, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    const cJSON *cv = cJSON_GetObjectItem(e, "cross_validation");
+    CHECK(cJSON_GetObjectItem(e, "positive")->valueint == PER_CLUSTER &&
+              cJSON_GetObjectItem(e, "negative")->valueint == LABELS - PER_CLUSTER,
+          "label counts: %s", cJSON_PrintUnformatted(e));
+    CHECK(cJSON_IsObject(cv) && !strcmp(cJSON_GetObjectItem(cv, "method")->valuestring, "5-fold") &&
+              cJSON_GetObjectItem(cv, "folds")->valueint == 5 &&
+              cJSON_GetObjectItem(cv, "steps")->valueint == 5 &&
+              cJSON_IsNumber(cJSON_GetObjectItem(cv, "labels")) &&
+              cJSON_GetObjectItem(cv, "labels")->valueint == 1000,
+          "cross-validation over 1000 of %d labels: %s", LABELS, cJSON_PrintUnformatted(cv));
+    /* accuracy is a count over exactly those 1000 labels */
+    double accuracy = cJSON_GetObjectItem(cv, "accuracy")->valuedouble;
+    CHECK(fabs(accuracy * 1000 - round(accuracy * 1000)) < 1e-9 && accuracy >= 0 &&
+              accuracy <= 1,
+          "accuracy %.6f", accuracy);
+    cJSON_Delete(e);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
 /* ---- CRUD and errors ---------------------------------------------------------------- */
 
 TEST(crud_and_exact_errors)
@@ -1091,6 +1145,7 @@ int main(void)
     RUN(undo_restores_weight_and_labels);
     RUN(candidate_modes_paging_filter_duplicates);
     RUN(evaluate_and_score);
+    RUN(evaluate_bounds_cross_validation_labels);
     RUN(crud_and_exact_errors);
     RUN(exports_parse_back_and_import);
     RUN(concurrent_threads_share_a_book);

@@ -207,6 +207,26 @@ TEST(retry_after_503)
     server_stop(&s);
 }
 
+/* Many retries: the doubling backoff stays defined (and at most 60 s) past 31 attempts. */
+TEST(many_retries)
+{
+    START_SERVER(s, "--fail-first", "40");
+    char a[128];
+    snprintf(a, sizeof a, "http://127.0.0.1:%d/img-03", s.port);
+    vdx_fetch_options o = quick_options();
+    o.backoff_ms = 0;
+    o.retries = 40;
+    const char *list[1] = {a};
+    vdx_fetch_result r;
+    vdx_error err = {{0}};
+    CHECK(vdx_fetch_all(&o, list, 1, &r, &err) == 0, "%s", err.message);
+    CHECK(same_as_file(&r, "img-03") && r.attempts == 41, "attempts %d: %s", r.attempts,
+          r.reason);
+    vdx_fetch_result_clear(&r);
+    server_stop(&s);
+    CHECK(log_lines(&s, "GET /img-03 503") == 40, "503s: %d", log_lines(&s, "GET /img-03 503"));
+}
+
 TEST(failures_recorded)
 {
     START_SERVER(s, NULL, NULL);
@@ -369,6 +389,7 @@ int main(void)
     test_tmp_begin("fetch");
     RUN(parallel_fetch);
     RUN(retry_after_503);
+    RUN(many_retries);
     RUN(failures_recorded);
     RUN(redirect_followed);
     RUN(timeout_reported);

@@ -421,6 +421,21 @@ static void expect_load_error(const char *dir, const char *suffix)
     CHECK(strcmp(err.message, want) == 0, "\n      got  \"%s\"\n      want \"%s\"", err.message, want);
 }
 
+TEST(too_long_model_dir_is_refused_not_cut)
+{
+    /* DIR/vocab.json would not fit in 4096 bytes: it must not be cut to DIR/voca. */
+    char dir[4091];
+    memset(dir, 'd', sizeof dir - 1);
+    dir[0] = '/';
+    dir[sizeof dir - 1] = 0;
+    vdx_error err = {{0}};
+    vdx_tokenizer *tok = vdx_tokenizer_load(dir, &err);
+    CHECK(!tok, "loaded a tokenizer from a 4090-byte path");
+    vdx_tokenizer_free(tok);
+    const char want[] = "tokenizer: model directory path too long (4090 bytes): /ddd";
+    CHECK(strncmp(err.message, want, sizeof want - 1) == 0, "got \"%.100s\"", err.message);
+}
+
 TEST(missing_files_are_named)
 {
     const char *dir = test_tmpdir("tok-missing");
@@ -507,6 +522,7 @@ int main(void)
     RUN(max_len_below_two_is_refused);
     RUN(concurrent_encodes_on_one_tokenizer);
     RUN(bpe_merges_lowest_rank_first_and_leftmost_first);
+    RUN(too_long_model_dir_is_refused_not_cut);
     RUN(missing_files_are_named);
     RUN(bad_vocab_json_is_located);
     RUN(bad_merges_lines_are_located);

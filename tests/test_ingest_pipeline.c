@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "test_tmp.h"
@@ -291,6 +294,83 @@ TEST(stop_then_resume)
     vdx_source_free(src);
 }
 
+/* VmSize of this process in bytes, or 0. */
+static unsigned long long address_space_size(void)
+{
+    char *status = NULL;
+    unsigned long long kb = 0;
+    if (vdx_read_file("/proc/self/status", &status, NULL, NULL) == 0) {
+        const char *at = strstr(status, "VmSize:");
+        if (at)
+            kb = strtoull(at + 7, NULL, 10);
+    }
+    free(status);
+    return kb * 1024;
+}
+
+/* Runs an ingest in a child whose address space leaves room for `room` more bytes, so that
+ * thread stacks (8 MB each) cannot all be mapped (64 decoders). Writes "rc stored message" to `out`. */
+static int ingest_with_address_space(vdx_store *store, vdx_source *src, size_t room,
+                                     char *out, size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        alarm(30); /* a pipeline that waits for a stage that never started */
+        struct rlimit limit = {address_space_size() + room, RLIM_INFINITY};
+        setrlimit(RLIMIT_AS, &limit);
+        vdx_error err = {{0}};
+        vdx_ingest_options o = {.workers = 64, .batch = 2};
+        vdx_ingest_report rep;
+        int rc = vdx_ingest_run(store, model, src, &o, &rep, &err);
+        dprintf(fds[1], "%d %ld %s", rc, rep.stats.stored, rc ? err.message : "");
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t n = 0, got;
+    while (n < (ssize_t)size - 1 && (got = read(fds[0], out + n, size - 1 - (size_t)n)) > 0)
+        n += got;
+    out[n > 0 ? n : 0] = 0;
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+TEST(thread_start_failure_fails_the_run)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    SKIP("AddressSanitizer reserves terabytes of address space: no RLIMIT_AS here");
+#endif
+    NEED_SHARED(golden, "fixtures/golden/clip-tiny/images");
+    REQUIRE(model, "clip-tiny did not load");
+    const char *dir = make_folder(golden);
+    const char *data = test_tmpdir("pipeline-threads");
+    vdx_error err = {{0}};
+    vdx_source *src = vdx_source_folder(dir, &err);
+    REQUIRE(src, "%s", err.message);
+    vdx_store *store = open_store(data);
+    if (!store)
+        vdx_source_free(src);
+    REQUIRE(store, "store did not open");
+    /* no room beyond what is mapped: the threads that start run on stacks glibc kept from
+     * earlier runs (a few), the next one cannot be mapped, and the run must fail with the
+     * stages already running wound down, not wait for the missing one or join it */
+    char out[512];
+    int rc = ingest_with_address_space(store, src, 0, out, sizeof out);
+    const char *want = "-1 0 ingest: cannot start the ";
+    CHECK(rc == 0 && !strncmp(out, want, strlen(want)) &&
+              strstr(out, " thread: Resource temporarily unavailable"),
+          "child %s, said '%s'", rc ? "died" : "exited", out);
+    printf("    %s\n", out);
+    CHECK(vdx_store_count(store) == 0, "count %lld", (long long)vdx_store_count(store));
+    vdx_store_close(store);
+    vdx_source_free(src);
+}
+
 TEST(progress_json_document)
 {
     vdx_ingest_stats s = {0};
@@ -348,6 +428,7 @@ int main(void)
     }
     RUN(folder_ingest_end_to_end);
     RUN(stop_then_resume);
+    RUN(thread_start_failure_fails_the_run);
     RUN(progress_json_document);
     vdx_clip_free(model);
     test_tmp_end();

@@ -421,6 +421,23 @@ TEST(resolve_model_in_hub_cache)
     CHECK(strcmp(err.message, "model './no/such/dir': no such directory (and not a Hugging "
                               "Face repo id like openai/clip-vit-base-patch32)") == 0,
           "message \"%s\"", err.message);
+    /* A cache path leaving no room for models--ORG--NAME/snapshots/...: refused, not cut. */
+    char long_cache[3700];
+    memset(long_cache, 'c', sizeof long_cache - 1);
+    long_cache[0] = '/';
+    long_cache[sizeof long_cache - 1] = 0;
+    setenv("HF_HUB_CACHE", long_cache, 1);
+    CHECK(vdx_clip_resolve_model("acme/other", dir, sizeof dir, &err) == -1, "resolved");
+    const char too_long[] = "the Hugging Face cache directory path is too long (3699 bytes, "
+                            "at most 3583; from $HF_HUB_CACHE, $HF_HOME, $XDG_CACHE_HOME or "
+                            "$HOME): /ccc";
+    CHECK(strncmp(err.message, too_long, sizeof too_long - 1) == 0, "message \"%.300s\"",
+          err.message);
+    setenv("HF_ENDPOINT", "http://127.0.0.1:9", 1); /* a regression must not go online */
+    CHECK(vdx_clip_pull("acme/other", NULL, dir, sizeof dir, &err) == -1 &&
+              strncmp(err.message, too_long, sizeof too_long - 1) == 0,
+          "pull: \"%.300s\"", err.message);
+    unsetenv("HF_ENDPOINT");
     unsetenv("HF_HUB_CACHE");
     unlink(path);
     rmdir(snapshot);

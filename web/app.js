@@ -578,23 +578,25 @@ async function openDetail(id) {
   const attribution = $('detail-attribution');
   attribution.replaceChildren();
   const who = [m.photographer_first_name, m.photographer_last_name].filter(Boolean).join(' ') || m.photographer_username;
-  if (who || m.photo_url) {
+  // metadata comes from the dataset: only https links are followed (never javascript:)
+  const photoUrl = m.photo_url && /^https:\/\//.test(m.photo_url) ? m.photo_url : null;
+  if (who || photoUrl) {
     const utm = '?utm_source=vdx&utm_medium=referral';
     attribution.append('Photo');
     if (who) {
       attribution.append(' by ');
       const a = document.createElement('a');
       a.textContent = who;
-      a.href = m.photographer_username ? `https://unsplash.com/@${enc(m.photographer_username)}${utm}` : (m.photo_url || '#');
+      a.href = m.photographer_username ? `https://unsplash.com/@${enc(m.photographer_username)}${utm}` : (photoUrl || '#');
       a.rel = 'noopener noreferrer';
       a.target = '_blank';
       attribution.append(a);
     }
-    if (m.photo_url && /^https:\/\//.test(m.photo_url)) {
+    if (photoUrl) {
       attribution.append(' on ');
       const a = document.createElement('a');
       a.textContent = 'Unsplash';
-      a.href = m.photo_url + utm;
+      a.href = photoUrl + utm;
       a.rel = 'noopener noreferrer';
       a.target = '_blank';
       attribution.append(a);

@@ -205,11 +205,12 @@ typedef struct vdx_evaluate_options {
  *   {"threshold","positive","negative",
  *    "training_accuracy": accuracy of the current weight on the labels (null: no labels),
  *    "cross_validation": {"method":"leave-one-out"|"5-fold","accuracy","precision",
- *                         "recall","folds"} or null with fewer than 2 labels of each class.
- *       Each fold refits from the concept's initial weight with the concept's training
- *       procedure (iters·max(rounds,1) steps, at most 100, the last round's lr) on the
- *       other labels
- *       and predicts the held-out ones; precision/recall are null when undefined.
+ *                         "recall","folds","steps","labels"} or null with fewer than 2 labels of each
+ *       class. Each fold refits from the concept's initial weight with the concept's
+ *       training procedure (iters·max(rounds,1) steps, at most 100, the last round's lr)
+ *       on the other labels and predicts the held-out ones; precision/recall are null when
+ *       undefined. Over 1000 labels it uses 1000 ("labels"), spread evenly over each
+ *       class with the class's share, so its cost is bounded.
  *    "count": items scored, "above_threshold": items with score > threshold,
  *    "histogram":{"min","max","bin_width","counts":[bins]} of all items' scores
  *       (range = [min, max] of scores, widened to include the threshold)}. */

@@ -76,9 +76,9 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
     snprintf(recorded, sizeof recorded, "%s", vdx_store_model(store)->name);
     vdx_store_close(store);
     if (vdx_clip_resolve_model(recorded, dir, sizeof dir, &err) != 0) {
-        cli_error("this collection was embedded with the model '%s', which is not in the "
-                  "Hugging Face cache: give it with --model DIR|REPO_ID (or $VDX_MODEL)",
-                  recorded);
+        cli_error("this collection was embedded with the model '%s', which is not "
+                  "available (%s): give it with --model DIR|REPO_ID (or $VDX_MODEL)",
+                  recorded, err.message);
         return NULL;
     }
     return cli_load_model(dir, threads);

@@ -1,4 +1,5 @@
 /* Entry point of the `vdx` tool: dispatches to the subcommands and prints help. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,19 @@ static void print_help(FILE *out)
                  "the version. See also vdx(1) (docs/vdx.1).\n");
 }
 
+/* Output still buffered, or a write that failed earlier (full disk, closed file), must
+ * not end in exit status 0: the user would trust a truncated result. */
+static int check_stdout(int status)
+{
+    errno = 0;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && status == 0) {
+        fprintf(stderr, "vdx: writing to standard output failed%s%s\n", errno ? ": " : "",
+                errno ? strerror(errno) : "");
+        return 1;
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -39,15 +53,15 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         print_help(stdout);
-        return 0;
+        return check_stdout(0);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("vdx 0.1.0\n");
-        return 0;
+        return check_stdout(0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+            return check_stdout(commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "vdx: unknown command '%s'\n\n", argv[1]);
     print_help(stderr);
     return 2;

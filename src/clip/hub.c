@@ -34,20 +34,32 @@
 
 /* ---- the cache ---------------------------------------------------------------------- */
 
-/* The hub cache directory, as huggingface_hub computes it. */
-static void hub_cache_dir(char *out, size_t size)
+/* Room every path under the cache needs beyond the cache directory itself
+ * (/models--ORG--NAME/snapshots/COMMIT/FILE and the like, the repo id being at most 96). */
+#define CACHE_PATH_ROOM 512
+
+/* The hub cache directory, as huggingface_hub computes it. Refused when it leaves too
+ * little room for the paths under it, which would otherwise be silently cut. */
+static int hub_cache_dir(char *out, size_t size, vdx_error *err)
 {
     const char *v;
+    int n;
     if ((v = getenv("HF_HUB_CACHE")) && *v)
-        snprintf(out, size, "%s", v);
+        n = snprintf(out, size, "%s", v);
     else if ((v = getenv("HUGGINGFACE_HUB_CACHE")) && *v)
-        snprintf(out, size, "%s", v);
+        n = snprintf(out, size, "%s", v);
     else if ((v = getenv("HF_HOME")) && *v)
-        snprintf(out, size, "%s/hub", v);
+        n = snprintf(out, size, "%s/hub", v);
     else if ((v = getenv("XDG_CACHE_HOME")) && *v)
-        snprintf(out, size, "%s/huggingface/hub", v);
+        n = snprintf(out, size, "%s/huggingface/hub", v);
     else
-        snprintf(out, size, "%s/.cache/huggingface/hub", (v = getenv("HOME")) && *v ? v : ".");
+        n = snprintf(out, size, "%s/.cache/huggingface/hub", (v = getenv("HOME")) && *v ? v : ".");
+    if (n < 0 || (size_t)n + CACHE_PATH_ROOM >= size)
+        return vdx_fail(err,
+                        "the Hugging Face cache directory path is too long (%d bytes, at most "
+                        "%zu; from $HF_HUB_CACHE, $HF_HOME, $XDG_CACHE_HOME or $HOME): %.200s",
+                        n, size - CACHE_PATH_ROOM - 1, v ? v : ".");
+    return 0;
 }
 
 /* ORG/NAME or NAME, of the characters the hub allows. */
@@ -89,10 +101,11 @@ static int is_commit_hash(const char *s)
 }
 
 /* CACHE/models--ORG--NAME */
-static void repo_folder(const char *repo_id, char *out, size_t size)
+static int repo_folder(const char *repo_id, char *out, size_t size, vdx_error *err)
 {
     char cache[PATH_SIZE];
-    hub_cache_dir(cache, sizeof cache);
+    if (hub_cache_dir(cache, sizeof cache, err) != 0)
+        return -1;
     int n = snprintf(out, size, "%s/models--", cache);
     for (const char *p = repo_id; *p && (size_t)n + 3 < size; p++) {
         if (*p == '/') {
@@ -103,6 +116,7 @@ static void repo_folder(const char *repo_id, char *out, size_t size)
         }
     }
     out[n] = 0;
+    return 0;
 }
 
 static int is_directory(const char *path)
@@ -150,7 +164,8 @@ int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vd
                         "%s)",
                         model_arg, VDX_DEFAULT_MODEL);
     char folder[PATH_SIZE], commit[41];
-    repo_folder(repo_id, folder, sizeof folder);
+    if (repo_folder(repo_id, folder, sizeof folder, err) != 0)
+        return -1;
     if (is_commit_hash(revision))
         memcpy(commit, revision, 41);
     else if (read_ref(folder, revision, commit) != 0)
@@ -699,7 +714,8 @@ static int pull_file(pull_state *p, const char *file, int *missing, vdx_error *e
     snprintf(blob, sizeof blob, "%s/%s", blobs, h.etag);
     const char *slash = strrchr(p->folder, '/');
     char cache[PATH_SIZE];
-    hub_cache_dir(cache, sizeof cache);
+    if (hub_cache_dir(cache, sizeof cache, err) != 0)
+        return -1;
     snprintf(locks, sizeof locks, "%s/.locks/%s", cache, slash ? slash + 1 : p->folder);
     snprintf(lock_path, sizeof lock_path, "%s/%s.lock", locks, h.etag);
     if (vdx_mkdirs(blobs, err) != 0 || vdx_mkdirs(locks, err) != 0)
@@ -748,7 +764,8 @@ int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t d
     if (!valid_revision(revision))
         return vdx_fail(err, "'%s' is not a valid revision", revision);
     pull_state p = {.repo_id = repo_id};
-    repo_folder(repo_id, p.folder, sizeof p.folder);
+    if (repo_folder(repo_id, p.folder, sizeof p.folder, err) != 0)
+        return -1;
     url_encode(revision, p.revision_url, sizeof p.revision_url);
     fprintf(stderr, "vdx: pulling %s (%s) from %s into %s\n", repo_id, revision, hub_endpoint(),
             p.folder);

@@ -346,8 +346,14 @@ vdx_tokenizer *vdx_tokenizer_load(const char *model_dir, vdx_error *err)
         return NULL;
     }
     char vocab_path[4096], merges_path[4096];
-    snprintf(vocab_path, sizeof vocab_path, "%s/vocab.json", model_dir);
-    snprintf(merges_path, sizeof merges_path, "%s/merges.txt", model_dir);
+    if ((size_t)snprintf(vocab_path, sizeof vocab_path, "%s/vocab.json", model_dir) >=
+            sizeof vocab_path ||
+        (size_t)snprintf(merges_path, sizeof merges_path, "%s/merges.txt", model_dir) >=
+            sizeof merges_path) {
+        vdx_fail(err, "tokenizer: model directory path too long (%zu bytes): %s",
+                 strlen(model_dir), model_dir);
+        return NULL;
+    }
 
     vdx_tokenizer *tok = calloc(1, sizeof *tok);
     cJSON *json = NULL;

@@ -63,8 +63,13 @@ vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err)
         return NULL;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size == 0) {
-        vdx_fail(err, "%s: cannot read: %s", path, st.st_size ? strerror(errno) : "empty file");
+    if (fstat(fd, &st) != 0) {
+        vdx_fail(err, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (st.st_size == 0) {
+        vdx_fail(err, "%s: cannot read: empty file", path);
         close(fd);
         return NULL;
     }

@@ -66,11 +66,11 @@ int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
             cap *= 2;
         }
     }
-    int failed = ferror(f);
+    int failed = ferror(f) ? errno : 0;
     fclose(f);
     if (failed) {
         free(buf);
-        return vdx_fail(err, "%s: read error", path);
+        return vdx_fail(err, "%s: read error after %zu bytes: %s", path, len, strerror(failed));
     }
     buf[len] = 0;
     *data = buf;
@@ -82,8 +82,10 @@ int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
 int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_error *err)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return vdx_fail(err, "path too long (%zu bytes) for its temporary file: %s",
+                        strlen(path), path); /* the reason first: the path fills the message */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return vdx_fail(err, "%s: cannot create: %s", path, strerror(errno));
     const char *p = data;
@@ -100,9 +102,12 @@ int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_e
         p += n;
         size -= (size_t)n;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    int flush_error = fsync(fd) != 0 ? errno : 0;
+    if (close(fd) != 0 && !flush_error)
+        flush_error = errno;
+    if (flush_error) {
         unlink(tmp);
-        return vdx_fail(err, "%s: cannot flush: %s", path, strerror(errno));
+        return vdx_fail(err, "%s: cannot flush: %s", path, strerror(flush_error));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;

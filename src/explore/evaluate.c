@@ -1,11 +1,14 @@
 /* How good is a concept, and what does it find: training accuracy on the labels, a
  * cross-validated estimate (leave-one-out up to 50 labels, else 5-fold) of the same fit
- * procedure started from the concept's initial weight, the collection's score
+ * procedure started from the concept's initial weight (at most 100 steps, over at most
+ * 1000 labels sampled evenly within each class, so its cost stays bounded however many
+ * rounds and labels the concept has), the collection's score
  * distribution (count above the threshold, histogram) and the ranking of the whole
  * collection by score (one matrix-vector product over the store's vectors). */
 #include "explore/book.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,7 @@
 #define LEAVE_ONE_OUT_MAX 50
 #define FOLDS 5
 #define MAX_CV_STEPS 100
+#define MAX_CV_LABELS 1000
 
 /* Labels and their vectors, for the evaluation of a concept. */
 typedef struct labelled_rows {
@@ -68,17 +72,49 @@ static void add_ratio(cJSON *obj, const char *key, int num, int den)
         cJSON_AddNullToObject(obj, key);
 }
 
+/* Chooses the labels the cross-validation uses: all of them up to MAX_CV_LABELS, else
+ * MAX_CV_LABELS spread evenly over each class (in label order), each class keeping its
+ * share and at least 2. Returns how many indices it put in `chosen`. */
+static int choose_cv_labels(const labelled_rows *rows, int positive, int *chosen)
+{
+    int n = (int)rows->set.n;
+    if (n <= MAX_CV_LABELS) {
+        for (int i = 0; i < n; i++)
+            chosen[i] = i;
+        return n;
+    }
+    int want_pos = (int)((double)MAX_CV_LABELS * positive / n + 0.5);
+    want_pos = want_pos < 2 ? 2 : want_pos > MAX_CV_LABELS - 2 ? MAX_CV_LABELS - 2 : want_pos;
+    int want[2] = {MAX_CV_LABELS - want_pos, want_pos}, have[2] = {n - positive, positive};
+    int seen[2] = {0, 0}, taken[2] = {0, 0}, m = 0;
+    for (int i = 0; i < n; i++) {
+        int c = rows->set.labels[i] == 1;
+        /* item k of the class is taken when it is the first at or after taken·have/want */
+        if (taken[c] < want[c] &&
+            (int64_t)seen[c] * want[c] >= (int64_t)taken[c] * have[c]) {
+            chosen[m++] = i;
+            taken[c]++;
+        }
+        seen[c]++;
+    }
+    return m;
+}
+
 /* Refits from the initial weight without each fold and predicts the fold. */
 static int cross_validate(const concept_record *rec, const labelled_rows *rows, cJSON **out,
                           vdx_error *err)
 {
-    int n = (int)rows->set.n, dims = rec->dims, positive = 0;
-    for (int i = 0; i < n; i++)
+    int n_labels = (int)rows->set.n, dims = rec->dims, positive = 0;
+    for (int i = 0; i < n_labels; i++)
         positive += rows->set.labels[i] == 1;
-    if (positive < 2 || n - positive < 2) {
+    if (positive < 2 || n_labels - positive < 2) {
         *out = cJSON_CreateNull();
         return 0;
     }
+    int *chosen = malloc((size_t)n_labels * sizeof *chosen);
+    if (!chosen)
+        return vdx_fail(err, "out of memory for cross-validating %d labels", n_labels);
+    int n = choose_cv_labels(rows, positive, chosen);
     int folds = n <= LEAVE_ONE_OUT_MAX ? n : FOLDS;
     int steps = rec->last_iters * (rec->rounds > 0 ? rec->rounds : 1);
     if (steps > MAX_CV_STEPS)
@@ -91,21 +127,22 @@ static int cross_validate(const concept_record *rec, const labelled_rows *rows, 
         int m = 0;
         for (int i = 0; i < n; i++)
             if (i % folds != fold) {
-                memcpy(X + (size_t)m * dims, rows->X + (size_t)i * dims,
+                memcpy(X + (size_t)m * dims, rows->X + (size_t)chosen[i] * dims,
                        (size_t)dims * sizeof *X);
-                y[m++] = rows->y[i];
+                y[m++] = rows->y[chosen[i]];
             }
         memcpy(w, rec->initial_weight, (size_t)dims * sizeof *w);
         rc = vdx_classifier_fit(X, y, m, dims, w, steps, rec->last_lr, NULL, err);
         for (int i = fold; rc == 0 && i < n; i += folds) {
-            int predicted = dot(rows->X + (size_t)i * dims, w, dims) > rec->threshold;
-            int actual = rows->set.labels[i] == 1;
+            int predicted = dot(rows->X + (size_t)chosen[i] * dims, w, dims) > rec->threshold;
+            int actual = rows->set.labels[chosen[i]] == 1;
             tp += predicted && actual;
             fp += predicted && !actual;
             tn += !predicted && !actual;
             fn += !predicted && actual;
         }
     }
+    free(chosen);
     free(X);
     free(y);
     free(w);
@@ -115,6 +152,7 @@ static int cross_validate(const concept_record *rec, const labelled_rows *rows, 
     cJSON_AddStringToObject(cv, "method", folds == n ? "leave-one-out" : "5-fold");
     cJSON_AddNumberToObject(cv, "folds", folds);
     cJSON_AddNumberToObject(cv, "steps", steps);
+    cJSON_AddNumberToObject(cv, "labels", n);
     add_ratio(cv, "accuracy", tp + tn, n);
     add_ratio(cv, "precision", tp, tp + fp);
     add_ratio(cv, "recall", tp, tp + fn);

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,8 +415,9 @@ int vdx_fetch_run(const vdx_fetch_options *o, vdx_fetch_next_fn next, vdx_fetch_
                 if (again && t->attempts <= o->retries) {
                     curl_off_t after = 0;
                     curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &after);
-                    double delay =
-                        (double)o->backoff_ms / 1000.0 * (double)(1 << (t->attempts - 1));
+                    /* doubled each time, at most 60 s however many retries are asked */
+                    double delay = fmin(
+                        ldexp((double)o->backoff_ms / 1000.0, t->attempts - 1), 60.0);
                     if (after > 0)
                         delay = after > 60 ? 60.0 : (double)after;
                     t->retry_at = vdx_now() + delay;

@@ -58,6 +58,8 @@ static int queue_init(queue *q, size_t cap)
 
 static void queue_destroy(queue *q)
 {
+    if (!q->slots) /* never initialised */
+        return;
     free(q->slots);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->not_empty);
@@ -154,6 +156,7 @@ typedef struct run {
     pthread_cond_t changed;
     int decoders_left;
     int finished;                /* the insert stage is done */
+    int started_inserter, started_embedder, started_fetcher; /* their threads exist */
     int failed_fatally;
     vdx_error fatal;
     long stored, failed;
@@ -575,6 +578,44 @@ static void snapshot(run *r, vdx_ingest_stats *st, double t0, rate_meter *meter)
         st->eta_s = 0;
 }
 
+/* Starts the stages from the last to the first: when a thread cannot be started, the
+ * run fails and the stages already running are wound down by closing the queue they read,
+ * so nothing waits for a stage that does not exist. Returns how many decoders started
+ * (the fetcher started only when all of them did). */
+static int start_stages(run *r, pthread_t *fetcher, pthread_t *decoders, int workers,
+                        pthread_t *embedder, pthread_t *inserter)
+{
+    int n_decoders = 0, rc = pthread_create(inserter, NULL, insert_thread, r);
+    r->started_inserter = rc == 0;
+    if (rc == 0) {
+        rc = pthread_create(embedder, NULL, embed_thread, r);
+        r->started_embedder = rc == 0;
+    }
+    while (rc == 0 && n_decoders < workers &&
+           (rc = pthread_create(&decoders[n_decoders], NULL, decode_thread, r)) == 0)
+        n_decoders++;
+    if (rc == 0 && (rc = pthread_create(fetcher, NULL, fetch_thread, r)) == 0) {
+        r->started_fetcher = 1;
+        return n_decoders;
+    }
+    vdx_error failure = {{0}};
+    vdx_fail(&failure, "ingest: cannot start the %s thread: %s",
+             !r->started_inserter ? "insert" : !r->started_embedder ? "embed"
+             : n_decoders < workers ? "decode" : "fetch", strerror(rc));
+    fail_run(r, &failure);
+    pthread_mutex_lock(&r->lock);
+    r->decoders_left = n_decoders;
+    if (!r->started_inserter)
+        r->finished = 1; /* nothing runs: the run is over */
+    pthread_mutex_unlock(&r->lock);
+    queue_close(&r->decode_q);
+    if (n_decoders == 0)
+        queue_close(&r->embed_q);
+    if (!r->started_embedder)
+        queue_close(&r->insert_q);
+    return n_decoders;
+}
+
 int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_source *src,
                    const vdx_ingest_options *opts, vdx_ingest_report *report, vdx_error *err)
 {
@@ -617,22 +658,20 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
     }
     pthread_mutex_init(&r.lock, NULL);
     pthread_cond_init(&r.changed, NULL);
-    if (queue_init(&r.decode_q, (size_t)workers * 2 + 8) != 0 ||
+    pthread_t fetcher, embedder, inserter, *decoders = calloc((size_t)workers, sizeof *decoders);
+    if (!decoders || queue_init(&r.decode_q, (size_t)workers * 2 + 8) != 0 ||
         queue_init(&r.embed_q, (size_t)batch * 2) != 0 || queue_init(&r.insert_q, 2) != 0) {
+        queue_destroy(&r.decode_q);
+        queue_destroy(&r.embed_q);
+        queue_destroy(&r.insert_q);
+        pthread_mutex_destroy(&r.lock);
+        pthread_cond_destroy(&r.changed);
+        free(decoders);
         free(r.todo);
-        return vdx_fail(err, "out of memory");
+        return vdx_fail(err, "out of memory for the ingest queues of %d workers", workers);
     }
     r.decoders_left = workers;
-    pthread_t fetcher, embedder, inserter, *decoders = calloc((size_t)workers, sizeof *decoders);
-    if (!decoders) {
-        free(r.todo);
-        return vdx_fail(err, "out of memory");
-    }
-    pthread_create(&fetcher, NULL, fetch_thread, &r);
-    for (int i = 0; i < workers; i++)
-        pthread_create(&decoders[i], NULL, decode_thread, &r);
-    pthread_create(&embedder, NULL, embed_thread, &r);
-    pthread_create(&inserter, NULL, insert_thread, &r);
+    int n_decoders = start_stages(&r, &fetcher, decoders, workers, &embedder, &inserter);
 
     rate_meter meter = {0};
     for (;;) {
@@ -658,11 +697,14 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
         if (finished)
             break;
     }
-    pthread_join(fetcher, NULL);
-    for (int i = 0; i < workers; i++)
+    if (r.started_fetcher)
+        pthread_join(fetcher, NULL);
+    for (int i = 0; i < n_decoders; i++)
         pthread_join(decoders[i], NULL);
-    pthread_join(embedder, NULL);
-    pthread_join(inserter, NULL);
+    if (r.started_embedder)
+        pthread_join(embedder, NULL);
+    if (r.started_inserter)
+        pthread_join(inserter, NULL);
     free(decoders);
     snapshot(&r, st, t0, &meter);
     st->rate = st->elapsed_s > 0 ? (double)st->done / st->elapsed_s : 0;

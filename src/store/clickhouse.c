@@ -971,7 +971,9 @@ static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_e
                 add_columns(c, items[i].meta_names, items[i].n_meta, err) != 0)
                 return vdx_error_prefix(err, "item '%s'", items[i].id);
 
-    const char **ids = malloc(n * sizeof *ids), **vector_ids = malloc(n * sizeof *ids);
+    /* zeroed, so that GCC (-O2 with sanitizers) sees the n == 0 case initialised */
+    const char **ids = calloc(n ? n : 1, sizeof *ids),
+               **vector_ids = calloc(n ? n : 1, sizeof *vector_ids);
     ch_buf rows = {0}, sql = {0};
     int rc = -1;
     size_t n_vectors = 0;

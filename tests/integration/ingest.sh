@@ -443,6 +443,20 @@ done
 [ -z "$bad" ] && ok "filter injection attempts fail safely (errors, no rows, collection intact)" ||
     not_ok "filter injection attempts fail safely" "$bad"
 
+# ---- the collection's own model, gone ------------------------------------------------------
+cp -r "$MODEL" "$T/moved-model"
+VDX_MODEL="$T/moved-model" "$VDX" ingest folder "$T/folder/jpeg" --collection moved > /dev/null 2> "$T/mv1.err"
+rc1=$?
+mv "$T/moved-model" "$T/moved-model.away"
+VDX_MODEL= "$VDX" search --collection moved "red" > /dev/null 2> "$T/mv2.err"
+rc2=$?
+if [ $rc1 -eq 0 ] && [ $rc2 -eq 1 ] &&
+    grep -qF "this collection was embedded with the model '$(cd "$T" && pwd -P)/moved-model', which is not available (model '$(cd "$T" && pwd -P)/moved-model': no such directory" "$T/mv2.err"; then
+    ok "search without --model says why the collection's model cannot be loaded"
+else
+    not_ok "collection's model gone" "exit $rc1/$rc2: $(cat "$T/mv1.err" "$T/mv2.err")"
+fi
+
 # ---- usage ------------------------------------------------------------------------------------
 "$VDX" ingest --help > "$T/h1" && "$VDX" search --help > "$T/h2" && "$VDX" info --help > "$T/h3"
 "$VDX" ingest spreadsheet x > /dev/null 2> "$T/u1"

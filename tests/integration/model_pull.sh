@@ -82,6 +82,10 @@ check "model path resolves the repo id" [ "$("$vdx" model path "$repo" 2>&1)" = 
 check "model path honours HF_HUB_CACHE" \
     [ "$(env -u HF_HOME HF_HUB_CACHE="$HF_HOME/hub" "$vdx" model path "$repo" 2>&1)" = "$snapshot" ]
 check "model path with @commit" [ "$("$vdx" model path "$repo@$commit" 2>&1)" = "$snapshot" ]
+"$vdx" model path "$repo" > /dev/full 2> "$tmp/full.err"
+check "output lost to a full disk is an error, not exit 0" [ $? -eq 1 ]
+check "the lost output is reported" \
+    grep -qx "vdx: writing to standard output failed: No space left on device" "$tmp/full.err"
 "$vdx" model info "$repo" > "$tmp/info.out" 2>&1
 check "model info reads the pulled model" grep -q '^parameters 4,070,081 (+ 2 int64 buffers)$' "$tmp/info.out"
 "$vdx" model path nobody/nothing > "$tmp/missing.out" 2>&1
