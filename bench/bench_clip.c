@@ -252,6 +252,17 @@ static int find_photo(char *path, size_t size)
     return 0;
 }
 
+/* Removes the temporary model directory (not a --keep one), on success or failure. */
+static void remove_scratch(const char *dir, const char *keep)
+{
+    if (keep)
+        return;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_clip: could not remove %s\n", dir);
+}
+
 int main(int argc, char **argv)
 {
     int threads = 0, rounds = 3;
@@ -314,6 +325,7 @@ int main(int argc, char **argv)
              write_checkpoint(dir);
     if (rc != 0) {
         fprintf(stderr, "bench_clip: cannot prepare the model directory %s\n", dir);
+        remove_scratch(dir, keep);
         return 1;
     }
     if (!have_checkpoint)
@@ -325,6 +337,7 @@ int main(int argc, char **argv)
     vdx_clip_model *model = vdx_clip_load(dir, &err);
     if (!model) {
         fprintf(stderr, "bench_clip: load failed: %s\n", err.message);
+        remove_scratch(dir, keep);
         return 1;
     }
     double load_s = vdx_now() - t0;
@@ -344,6 +357,7 @@ int main(int argc, char **argv)
     /* warm-up: first touches of scratch and OpenBLAS buffers */
     if (vdx_clip_embed_images(model, pixels, 1, out, &err) != 0) {
         fprintf(stderr, "bench_clip: %s\n", err.message);
+        remove_scratch(dir, keep);
         return 1;
     }
     double macs = vision_macs();
@@ -440,11 +454,6 @@ int main(int argc, char **argv)
     free(pixels);
     free(out);
     vdx_clip_free(model);
-    if (!keep) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "bench_clip: could not remove %s\n", dir);
-    }
+    remove_scratch(dir, keep);
     return 0;
 }
