@@ -615,6 +615,18 @@ static int download_blob(const char *url, const char *file, const char *blob,
 
 /* ---- pull ------------------------------------------------------------------------------- */
 
+/* An ETag names a file under blobs/: letters, digits, '-', '_' and '.', not starting with
+ * '.' (so never ".", ".." or a hidden file); the hub's are hex digests. */
+static int etag_is_file_name(const char *etag)
+{
+    if (!etag[0] || etag[0] == '.')
+        return 0;
+    for (const char *c = etag; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+            return 0;
+    return 1;
+}
+
 /* snapshots/<commit>/<file> → ../../blobs/<etag>, replaced atomically. */
 static int link_snapshot(const char *folder, const char *commit, const char *file,
                          const char *etag, vdx_error *err)
@@ -702,8 +714,9 @@ static int pull_file(pull_state *p, const char *file, int *missing, vdx_error *e
                         "%s: the answer has no X-Repo-Commit header, so this is not a "
                         "Hugging Face hub (check HF_ENDPOINT)",
                         url);
-    if (!h.etag[0] || strchr(h.etag, '/') || strstr(h.etag, ".."))
-        return vdx_fail(err, "%s: the answer has no usable ETag", url);
+    if (!etag_is_file_name(h.etag))
+        return vdx_fail(err, "%s: the answer has no usable ETag (a blob file name is made of it)",
+                        url);
     if (!p->commit[0])
         memcpy(p->commit, h.commit, 41);
     else if (strcmp(p->commit, h.commit) != 0)
