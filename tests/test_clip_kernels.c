@@ -1,8 +1,10 @@
-/* Tests of the CLIP kernels' thread teams (src/clip/kernels.c): a Linear layer over a
+/* Tests of the CLIP kernels (src/clip/kernels.c). Thread teams: a Linear layer over a
  * text prompt's few rows gives bit-identical results on one thread, on threads started
  * per call, on a team, and on teams of concurrent callers, and agrees with a double
  * precision reference. The golden model is too small to split its layers over threads,
- * so these shapes are those of a CLIP text layer (7 rows, 512 -> 1536). */
+ * so these shapes are those of a CLIP text layer (7 rows, 512 -> 1536). Activations:
+ * QuickGELU and the exact erf GELU (`hidden_act: gelu`, which no golden fixture uses)
+ * against their definitions in double and torch's values. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -103,11 +105,50 @@ TEST(concurrent_teams_are_identical)
         CHECK(memcmp(results[t], expected, sizeof expected) == 0, "caller %d differs", t);
 }
 
+/* act(x + bias) for x in [-8, 8], against the definitions computed in double, and the
+ * exact GELU against values torch.nn.functional.gelu gives. */
+TEST(activations_match_their_definitions)
+{
+    enum { N = 1601 };
+    static float x[N], zero[N], quick[N], exact[N];
+    for (int i = 0; i < N; i++)
+        x[i] = -8.0f + 0.01f * (float)i;
+    memcpy(quick, x, sizeof x);
+    memcpy(exact, x, sizeof x);
+    clip_bias_activation(quick, zero, 1, N, CLIP_ACT_QUICK_GELU);
+    clip_bias_activation(exact, zero, 1, N, CLIP_ACT_GELU);
+    double worst_quick = 0, worst_exact = 0;
+    for (int i = 0; i < N; i++) {
+        double v = x[i];
+        double q = v / (1.0 + exp(-1.702 * v)), e = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+        double dq = fabs(quick[i] - q) / fmax(1.0, fabs(q)), de = fabs(exact[i] - e) / fmax(1.0, fabs(e));
+        worst_quick = fmax(worst_quick, dq);
+        worst_exact = fmax(worst_exact, de);
+    }
+    CHECK(worst_quick < 1e-6, "QuickGELU off its definition by %g", worst_quick);
+    CHECK(worst_exact < 1e-6, "GELU off its definition by %g", worst_exact);
+    static const struct { float x; double torch; } known[] = {
+        {1.0f, 0.8413447460685429}, {-1.0f, -0.15865525393145707},
+        {2.0f, 1.9544997361036416}, {-3.0f, -0.0040496982740940255},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        float v = known[i].x, b = 0.0f;
+        clip_bias_activation(&v, &b, 1, 1, CLIP_ACT_GELU);
+        CHECK(fabs(v - known[i].torch) < 1e-6, "gelu(%g) = %.9g, torch %.9g", known[i].x, v,
+              known[i].torch);
+    }
+    /* the bias is added before the activation */
+    float v = 0.5f, b = 0.5f;
+    clip_bias_activation(&v, &b, 1, 1, CLIP_ACT_GELU);
+    CHECK(fabs(v - 0.8413447460685429) < 1e-6, "gelu(0.5 + 0.5) = %.9g", v);
+}
+
 int main(void)
 {
     fill_all();
     RUN(team_matches_per_call_threads_and_one_thread);
     RUN(team_only_for_few_rows_and_several_threads);
     RUN(concurrent_teams_are_identical);
+    RUN(activations_match_their_definitions);
     return test_summary("clip_kernels");
 }
