@@ -65,14 +65,14 @@ for round in 1 2 3; do
     again=$(grep -cxF -f "$tmp/labelled" "$tmp/ids.$round" 2>/dev/null)
     [ -s "$tmp/labelled" ] || again=0
     [ "$again" -eq 0 ] && ok "round $round: no labelled item offered again" || not_ok "round $round: $again labelled items offered again"
-    set -- $(awk 'NR <= 3 { print "+" $0; next } { print "-" $0 }' "$tmp/ids.$round")
-    "$vdx" concept label dogs "$@" $C > "$tmp/label.$round" 2> "$tmp/err"
-    check "round $round: label 3 positive, 6 negative" grep -q '"changed":9' "$tmp/label.$round"
-    cat "$tmp/ids.$round" >> "$tmp/labelled"
     if [ "$round" -eq 3 ]; then
         "$vdx" concept show dogs --weight $C > "$tmp/before-round3.json" 2>&1
         "$vdx" concept export dogs --labels $C -o "$tmp/labels-before-round3.csv" 2> /dev/null
     fi
+    set -- $(awk 'NR <= 3 { print "+" $0; next } { print "-" $0 }' "$tmp/ids.$round")
+    "$vdx" concept label dogs "$@" $C > "$tmp/label.$round" 2> "$tmp/err"
+    check "round $round: label 3 positive, 6 negative" grep -q '"changed":9' "$tmp/label.$round"
+    cat "$tmp/ids.$round" >> "$tmp/labelled"
     "$vdx" concept train dogs $C > "$tmp/train.$round" 2> "$tmp/err"
     check "round $round: train records round $round" grep -q "\"round\":$round," "$tmp/train.$round"
 done
