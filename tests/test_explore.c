@@ -1115,6 +1115,16 @@ TEST(exports_parse_back_and_import)
                                            NULL, &err);
         CHECK(rc == -1 && !strcmp(err.message, bad[i].message), "case %zu: %s", i, err.message);
     }
+    /* a zero weight could never be trained */
+    cJSON *zero = cJSON_Duplicate(classifier, 1);
+    cJSON_ReplaceItemInObject(zero, "weight", cJSON_CreateFloatArray((float[DIMS]){0}, DIMS));
+    char *zero_json = cJSON_Print(zero);
+    rc = vdx_concept_import_classifier(same_book, zero_json, strlen(zero_json), "x", NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "classifier: the document \"weight\" is the zero "
+                                           "vector"),
+          "%s", err.message);
+    free(zero_json);
+    cJSON_Delete(zero);
     /* a weight of the wrong length */
     cJSON *weight = cJSON_GetObjectItem(classifier, "weight");
     cJSON_DeleteItemFromArray(weight, 0);
