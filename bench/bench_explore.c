@@ -9,10 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include "vdx/explore.h"
-#include "bench.h"
 
 #define DIMS 512
 
@@ -21,6 +22,48 @@ static double uniform(void)
 {
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     return ((rng >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static int by_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, by_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Wall clock and the CPU time of the process (all threads), in seconds. */
+typedef struct clock_mark {
+    double wall, cpu;
+} clock_mark;
+
+static clock_mark mark(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (clock_mark){vdx_now(), ts.tv_sec + ts.tv_nsec * 1e-9};
+}
+
+typedef struct timing {
+    double *wall, *cpu; /* per repetition, ms */
+} timing;
+
+static void record(timing *t, int rep, clock_mark from, clock_mark to)
+{
+    t->wall[rep] = (to.wall - from.wall) * 1e3;
+    t->cpu[rep] = (to.cpu - from.cpu) * 1e3;
 }
 
 static void die(const char *what, const vdx_error *err)
@@ -98,97 +141,95 @@ int main(int argc, char **argv)
         die("label", &err);
     printf("  labelling %d items (one call): %.1f ms\n", n_labels, (vdx_now() - t0) * 1e3);
 
-    double *train_ms = calloc((size_t)reps, sizeof(double));
-    double *next_ms = calloc((size_t)reps, sizeof(double));
-    double *round_ms = calloc((size_t)reps, sizeof(double));
-    double *score_ms = calloc((size_t)reps, sizeof(double));
-    double *score_top_ms = calloc((size_t)reps, sizeof(double));
-    double *eval_ms = calloc((size_t)reps, sizeof(double));
-    for (int r = 0; r < reps; r++) {
-        cJSON *out = NULL;
-        double a = vdx_now();
-        if (vdx_concept_train(book, "bench", 0, 0, &out, &err) != 0)
-            die("train", &err);
-        cJSON_Delete(out);
-        double b = vdx_now();
-        vdx_candidates_request req = {.mode = VDX_CANDIDATES_NEAREST, .k = 9};
-        if (vdx_concept_candidates(book, "bench", &req, &out, &err) != 0)
-            die("candidates", &err);
-        double c = vdx_now();
-        if (cJSON_GetArraySize(cJSON_GetObjectItem(out, "items")) != 9)
-            die("candidates returned fewer than 9", &err);
-        cJSON_Delete(out);
-        train_ms[r] = (b - a) * 1e3;
-        next_ms[r] = (c - b) * 1e3;
-        round_ms[r] = (c - a) * 1e3;
-
-        vdx_score_request all = {.top = 0};
-        a = vdx_now();
-        if (vdx_concept_score(book, "bench", &all, &out, &err) != 0)
-            die("score", &err);
-        score_ms[r] = (vdx_now() - a) * 1e3;
-        cJSON_Delete(out);
-        vdx_score_request top = {.top = 100};
-        a = vdx_now();
-        if (vdx_concept_score(book, "bench", &top, &out, &err) != 0)
-            die("score", &err);
-        score_top_ms[r] = (vdx_now() - a) * 1e3;
-        cJSON_Delete(out);
-        a = vdx_now();
-        if (vdx_concept_evaluate(book, "bench", NULL, &out, &err) != 0)
-            die("evaluate", &err);
-        eval_ms[r] = (vdx_now() - a) * 1e3;
-        cJSON_Delete(out);
+    enum { TRAIN, NEXT, ROUND, SCORE_TOP, SCORE_ALL, EVALUATE, STORE_SCORE, STORE_SEARCH,
+           STORE_VECTORS, METRICS };
+    static const char *const names[METRICS] = {
+        "    train over the labels (5 steps, one transaction)",
+        "    next 9 nearest excluding the labelled ids",
+        "  one round (train + next 9)",
+        "  score the collection, top 100 as JSON",
+        "  score the collection, every item as JSON",
+        "  evaluate (5-fold CV + histogram)",
+        "  store alone: score_all",
+        "  store alone: search k=9 excluding the labelled ids",
+        "  store alone: get_vectors of the labelled ids",
+    };
+    timing *t = calloc(METRICS, sizeof *t);
+    for (int m = 0; m < METRICS; m++) {
+        t[m].wall = calloc((size_t)reps, sizeof(double));
+        t[m].cpu = calloc((size_t)reps, sizeof(double));
     }
-    /* the store's share: the same calls the concept book makes */
-    double *store_score_ms = calloc((size_t)reps, sizeof(double));
-    double *store_search_ms = calloc((size_t)reps, sizeof(double));
-    double *store_vectors_ms = calloc((size_t)reps, sizeof(double));
     const char **label_ids = malloc((size_t)n_labels * sizeof *label_ids);
     float *label_vectors = malloc((size_t)n_labels * DIMS * sizeof *label_vectors);
     for (int i = 0; i < n_labels; i++)
         label_ids[i] = changes[i].id;
     for (int r = 0; r < reps; r++) {
+        cJSON *out = NULL;
+        clock_mark start = mark();
+        if (vdx_concept_train(book, "bench", 0, 0, &out, &err) != 0)
+            die("train", &err);
+        cJSON_Delete(out);
+        clock_mark trained = mark();
+        vdx_candidates_request req = {.mode = VDX_CANDIDATES_NEAREST, .k = 9};
+        if (vdx_concept_candidates(book, "bench", &req, &out, &err) != 0)
+            die("candidates", &err);
+        clock_mark fetched = mark();
+        if (cJSON_GetArraySize(cJSON_GetObjectItem(out, "items")) != 9)
+            die("candidates returned fewer than 9", &err);
+        cJSON_Delete(out);
+        record(&t[TRAIN], r, start, trained);
+        record(&t[NEXT], r, trained, fetched);
+        record(&t[ROUND], r, start, fetched);
+
+        vdx_score_request top = {.top = 100}, all = {.top = 0};
+        start = mark();
+        if (vdx_concept_score(book, "bench", &top, &out, &err) != 0)
+            die("score", &err);
+        record(&t[SCORE_TOP], r, start, mark());
+        cJSON_Delete(out);
+        start = mark();
+        if (vdx_concept_score(book, "bench", &all, &out, &err) != 0)
+            die("score", &err);
+        record(&t[SCORE_ALL], r, start, mark());
+        cJSON_Delete(out);
+        start = mark();
+        if (vdx_concept_evaluate(book, "bench", NULL, &out, &err) != 0)
+            die("evaluate", &err);
+        record(&t[EVALUATE], r, start, mark());
+        cJSON_Delete(out);
+
+        /* the store's share: the calls the concept book makes */
         vdx_hits hits = {0};
-        vdx_search_request all = {.query = w};
-        double a = vdx_now();
-        if (vdx_store_score_all(store, &all, &hits, &err) != 0)
+        vdx_search_request scan = {.query = w};
+        start = mark();
+        if (vdx_store_score_all(store, &scan, &hits, &err) != 0)
             die("store score_all", &err);
-        store_score_ms[r] = (vdx_now() - a) * 1e3;
         vdx_hits_free(&hits);
+        record(&t[STORE_SCORE], r, start, mark());
         vdx_search_request near = {.query = w, .k = 9, .exclude_ids = label_ids,
                                    .n_exclude = (size_t)n_labels};
-        a = vdx_now();
+        start = mark();
         if (vdx_store_search(store, &near, &hits, &err) != 0)
             die("store search", &err);
-        store_search_ms[r] = (vdx_now() - a) * 1e3;
         vdx_hits_free(&hits);
-        a = vdx_now();
+        record(&t[STORE_SEARCH], r, start, mark());
+        start = mark();
         if (vdx_store_get_vectors(store, label_ids, (size_t)n_labels, label_vectors, &err) != 0)
             die("store get_vectors", &err);
-        store_vectors_ms[r] = (vdx_now() - a) * 1e3;
+        record(&t[STORE_VECTORS], r, start, mark());
     }
-    printf("  store calls alone: score_all %.2f ms, search k=9 excluding %d %.2f ms, "
-           "get_vectors of %d %.2f ms\n", bench_median(store_score_ms, reps), n_labels,
-           bench_median(store_search_ms, reps), n_labels, bench_median(store_vectors_ms, reps));
-    free(store_score_ms);
-    free(store_search_ms);
-    free(store_vectors_ms);
+    printf("  %-52s %10s %10s\n", "median of each step", "wall ms", "cpu ms");
+    for (int m = 0; m < METRICS; m++) {
+        printf("  %-52s %10.2f %10.2f\n", names[m], median(t[m].wall, reps),
+               median(t[m].cpu, reps));
+        free(t[m].wall);
+        free(t[m].cpu);
+    }
+    printf("  (wall includes the fsync of each commit and time lost to other processes;\n"
+           "   cpu is the work of all the process's threads)\n");
+    free(t);
     free(label_ids);
     free(label_vectors);
-
-    printf("  one round (train + next 9 excluding %d ids): median %.2f ms\n", n_labels,
-           bench_median(round_ms, reps));
-    printf("    train over %d labels (5 steps, one transaction): median %.2f ms\n", n_labels,
-           bench_median(train_ms, reps));
-    printf("    next 9 nearest excluding %d ids: median %.2f ms\n", n_labels,
-           bench_median(next_ms, reps));
-    printf("  score all %d items, top 100 as JSON: median %.2f ms\n", n_items,
-           bench_median(score_top_ms, reps));
-    printf("  score all %d items, all %d as JSON: median %.2f ms\n", n_items, n_items,
-           bench_median(score_ms, reps));
-    printf("  evaluate (5-fold CV over %d labels + histogram): median %.2f ms\n", n_labels,
-           bench_median(eval_ms, reps));
 
     vdx_concepts_close(book);
     vdx_store_close(store);
@@ -196,13 +237,7 @@ int main(int argc, char **argv)
     free(items);
     free(ids);
     free(changes);
-    free(train_ms);
-    free(next_ms);
-    free(round_ms);
-    free(score_ms);
-    free(score_top_ms);
-    free(eval_ms);
-    if (bench_remove_tree(dir) != 0)
+    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         fprintf(stderr, "bench_explore: could not remove %s\n", dir);
     return 0;
 }

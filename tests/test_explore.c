@@ -712,14 +712,31 @@ TEST(evaluate_and_score)
     }
     CHECK(labelled_seen >= 6, "labelled items carry their label");
     cJSON_Delete(s);
-    /* top + offset: ranks 11..15 */
-    vdx_score_request top = {.top = 5, .offset = 10};
+    /* top + offset: ranks 11..15 of the full ranking */
+    vdx_score_request full = {0}, top = {.top = 5, .offset = 10};
+    cJSON *everything = NULL;
+    rc = vdx_concept_score(book, "zero", &full, &everything, &err);
+    REQUIRE(rc == 0, "%s", err.message);
     rc = vdx_concept_score(book, "zero", &top, &s, &err);
     REQUIRE(rc == 0, "%s", err.message);
     items = cJSON_GetObjectItem(s, "items");
-    CHECK(cJSON_GetArraySize(items) == 5 &&
-              cJSON_GetObjectItem(cJSON_GetArrayItem(items, 0), "rank")->valueint == 11,
-          "paging");
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(everything, "items")) == N_ITEMS,
+          "full ranking");
+    CHECK(cJSON_GetArraySize(items) == 5, "page size");
+    for (int i = 0; i < cJSON_GetArraySize(items); i++)
+        CHECK(cJSON_Compare(cJSON_GetArrayItem(items, i),
+                            cJSON_GetArrayItem(cJSON_GetObjectItem(everything, "items"), 10 + i),
+                            1),
+              "rank %d differs from the full ranking", 11 + i);
+    cJSON_Delete(s);
+    cJSON_Delete(everything);
+    /* a metadata filter restricts the ranking */
+    vdx_score_request filtered = {.where = "cluster = '3'"};
+    rc = vdx_concept_score(book, "zero", &filtered, &s, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(cJSON_GetObjectItem(s, "count")->valueint == PER_CLUSTER, "filtered count");
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(s, "items"))
+        CHECK(cluster_of(cJSON_GetObjectItem(item, "id")->valuestring) == 3, "filter leaked");
     cJSON_Delete(s);
     vdx_concepts_close(book);
     vdx_store_close(store);
@@ -776,6 +793,112 @@ TEST(evaluate_bounds_cross_validation_labels)
           "accuracy %.6f", accuracy);
     cJSON_Delete(e);
     vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* More than 50 labels: 5 folds (label i in fold i mod 5), checked against a hand computation
+ * on the hard pair of clusters 0 (positive) and 1 (negative). */
+TEST(five_fold_cross_validation)
+{
+    const char *dir = test_tmpdir("explore-5fold");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    enum { N = 60 };
+    vdx_label_change changes[N];
+    int rows[N];
+    for (int i = 0; i < N; i++) {
+        rows[i] = (i % 2 ? PER_CLUSTER : 0) + i / 2;
+        changes[i] = (vdx_label_change){ids[rows[i]], i % 2 == 0};
+    }
+    vdx_error err = {{0}};
+    int rc = vdx_concept_label(book, "zero", changes, N, NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    REQUIRE(train(book, "zero") == 0 && train(book, "zero") == 0, "two rounds");
+    /* a threshold between the two clusters' scores, so that predictions differ */
+    const double threshold = 0.72;
+    rc = vdx_concept_set_threshold(book, "zero", threshold, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    cJSON *e = NULL;
+    rc = vdx_concept_evaluate(book, "zero", NULL, &e, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    const cJSON *cv = cJSON_GetObjectItem(e, "cross_validation");
+    CHECK(!strcmp(cJSON_GetObjectItem(cv, "method")->valuestring, "5-fold") &&
+              cJSON_GetObjectItem(cv, "folds")->valueint == 5 &&
+              cJSON_GetObjectItem(cv, "steps")->valueint == 10,
+          "%s", cJSON_PrintUnformatted(cv));
+    static float X[N][DIMS];
+    float y[N], w0[DIMS], w[DIMS];
+    prompt_vector(w0);
+    int tp = 0, fp = 0, fn = 0, correct = 0;
+    for (int fold = 0; fold < 5; fold++) {
+        int m = 0;
+        for (int i = 0; i < N; i++)
+            if (i % 5 != fold) {
+                memcpy(X[m], vectors[rows[i]], sizeof X[m]);
+                y[m++] = i % 2 == 0;
+            }
+        memcpy(w, w0, sizeof w);
+        rc = vdx_classifier_fit(&X[0][0], y, m, DIMS, w, 10, 0.1f, NULL, &err);
+        REQUIRE(rc == 0, "%s", err.message);
+        for (int i = fold; i < N; i += 5) {
+            double score = 0;
+            for (int j = 0; j < DIMS; j++)
+                score += (double)vectors[rows[i]][j] * w[j];
+            int predicted = score > threshold, actual = i % 2 == 0;
+            tp += predicted && actual;
+            fp += predicted && !actual;
+            fn += !predicted && actual;
+            correct += predicted == actual;
+        }
+    }
+    printf("    5-fold: accuracy %.3f, tp %d fp %d fn %d\n", correct / (double)N, tp, fp, fn);
+    CHECK(fabs(cJSON_GetObjectItem(cv, "accuracy")->valuedouble - correct / (double)N) < 1e-12,
+          "accuracy %g, by hand %g", cJSON_GetObjectItem(cv, "accuracy")->valuedouble,
+          correct / (double)N);
+    CHECK(fabs(cJSON_GetObjectItem(cv, "recall")->valuedouble - tp / (double)(tp + fn)) < 1e-12,
+          "recall");
+    if (tp + fp)
+        CHECK(fabs(cJSON_GetObjectItem(cv, "precision")->valuedouble -
+                   tp / (double)(tp + fp)) < 1e-12,
+              "precision");
+    cJSON_Delete(e);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* Two books on one collection (as two processes would have): no cached state. */
+TEST(two_books_share_one_database)
+{
+    const char *dir = test_tmpdir("explore-two-books");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_store *store2 = open_store(dir, "synth", model_hash_a, 0);
+    REQUIRE(store2, "second store");
+    vdx_concepts *a = open_book(store), *b = open_book(store2);
+    REQUIRE(a && b, "books");
+    REQUIRE(create_concept(a, "zero") == 0, "create in a");
+    vdx_error err = {{0}};
+    vdx_label_change changes[2] = {{"c0-001", 1}, {"c3-001", 0}};
+    int rc = vdx_concept_label(b, "zero", changes, 2, NULL, &err);
+    CHECK(rc == 0, "label in b: %s", err.message);
+    rc = vdx_concept_train(a, "zero", 0, 0, NULL, &err);
+    CHECK(rc == 0, "train in a: %s", err.message);
+    cJSON *c = NULL;
+    rc = vdx_concept_get(b, "zero", 0, &c, &err);
+    CHECK(rc == 0 && cJSON_GetObjectItem(c, "rounds")->valueint == 1 &&
+              cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(c, "history"), 0),
+                                  "labels_added")->valueint == 2,
+          "b sees a's round");
+    cJSON_Delete(c);
+    rc = vdx_concept_delete(a, "zero", &err);
+    CHECK(rc == 0, "%s", err.message);
+    rc = vdx_concept_label(b, "zero", changes, 1, NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "no concept named 'zero'"), "%s", err.message);
+    vdx_concepts_close(a);
+    vdx_concepts_close(b);
+    vdx_store_close(store2);
     vdx_store_close(store);
 }
 
@@ -1060,6 +1183,16 @@ TEST(exports_parse_back_and_import)
                                            NULL, &err);
         CHECK(rc == -1 && !strcmp(err.message, bad[i].message), "case %zu: %s", i, err.message);
     }
+    /* a zero weight could never be trained */
+    cJSON *zero = cJSON_Duplicate(classifier, 1);
+    cJSON_ReplaceItemInObject(zero, "weight", cJSON_CreateFloatArray((float[DIMS]){0}, DIMS));
+    char *zero_json = cJSON_Print(zero);
+    rc = vdx_concept_import_classifier(same_book, zero_json, strlen(zero_json), "x", NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "classifier: the document \"weight\" is the zero "
+                                           "vector"),
+          "%s", err.message);
+    free(zero_json);
+    cJSON_Delete(zero);
     /* a weight of the wrong length */
     cJSON *weight = cJSON_GetObjectItem(classifier, "weight");
     cJSON_DeleteItemFromArray(weight, 0);
@@ -1146,6 +1279,8 @@ int main(void)
     RUN(candidate_modes_paging_filter_duplicates);
     RUN(evaluate_and_score);
     RUN(evaluate_bounds_cross_validation_labels);
+    RUN(five_fold_cross_validation);
+    RUN(two_books_share_one_database);
     RUN(crud_and_exact_errors);
     RUN(exports_parse_back_and_import);
     RUN(concurrent_threads_share_a_book);

@@ -338,11 +338,16 @@ static int cmd_new(context *c)
         const char *model_arg = o->model;
         if (!model_arg || !*model_arg)
             model_arg = getenv("VDX_MODEL");
-        if (!model_arg || !*model_arg)
+        int guessed = !model_arg || !*model_arg;
+        if (guessed)
             model_arg = vdx_store_model(c->store)->name;
         model = cli_load_model(model_arg, 0);
-        if (!model)
+        if (!model) {
+            if (guessed)
+                cli_error("concept new: pass --model with the model this collection was "
+                          "embedded with (%s)", model_arg);
             return 1;
+        }
     }
     vdx_concept_spec spec = {.name = o->positional[0], .prompt = o->prompt, .model = model,
                              .example_ids = o->examples, .n_examples = (size_t)o->n_examples};
@@ -357,10 +362,11 @@ static int cmd_new(context *c)
     if (json_output(o))
         print_json_line(concept);
     else
-        printf("created concept '%s' (%s%s%s%s%d example%s); next: vdx concept next '%s'\n",
-               o->positional[0], o->prompt ? "prompt \"" : "", o->prompt ? o->prompt : "",
-               o->prompt ? "\"" : "", o->prompt ? ", " : "", o->n_examples,
-               o->n_examples == 1 ? "" : "s", o->positional[0]);
+        printf("created concept '%s' from %s%s%s%s%s; next: vdx concept next '%s'\n",
+               o->positional[0], o->prompt ? "the prompt \"" : "", o->prompt ? o->prompt : "",
+               o->prompt ? "\"" : "", o->prompt && o->n_examples ? " and " : "",
+               o->n_examples == 0 ? "" : o->n_examples == 1 ? "1 example" : "examples",
+               o->positional[0]);
     cJSON_Delete(concept);
     return 0;
 }

@@ -437,6 +437,15 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
                     vector_field(root, "the document", "initial_weight", ours->dims, initial,
                                  err) != 0))
         rc = -1;
+    for (int which = 0; rc == 0 && which < 2; which++) {
+        const float *v = which ? initial : weight;
+        double norm2 = 0;
+        for (int j = 0; j < ours->dims; j++)
+            norm2 += (double)v[j] * v[j];
+        if (!(norm2 > 0))
+            rc = vdx_fail(err, "classifier: the document \"%s\" is the zero vector",
+                          which ? "initial_weight" : "weight");
+    }
     if (rc == 0 &&
         (!(threshold = field(root, "the document", "threshold", is_finite_number, "a number",
                              err)) ||
