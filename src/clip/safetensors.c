@@ -6,15 +6,11 @@
 #include "clip/weights.h"
 
 #include <cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* The reference implementation refuses headers above 100 MB. */
 #define SAFETENSORS_MAX_HEADER 100000000ull
@@ -263,30 +259,10 @@ static void release_mapping(vdx_weights *w)
 
 vdx_weights *vdx_safetensors_open(const char *path, vdx_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        vdx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    void *addr;
+    size_t size;
+    if (vdx_weights_map_file(path, 8, "the 8-byte header length", &addr, &size, err) != 0)
         return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        vdx_fail(err, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    if (st.st_size < 8) {
-        close(fd);
-        vdx_fail(err, "%s: truncated: %lld bytes, shorter than the 8-byte header length",
-                 path, (long long)st.st_size);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    void *addr = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (addr == MAP_FAILED) {
-        vdx_fail(err, "%s: cannot map %zu bytes: %s", path, size, strerror(errno));
-        return NULL;
-    }
     mapped_file *m = malloc(sizeof *m);
     if (!m) {
         munmap(addr, size);

@@ -7,14 +7,10 @@
  * it. The pickles go through the restricted unpickler of pickle.c. */
 #include "clip/weights.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* Walks the storage section: for each listed key, its count and data. */
 static int locate_storages(const uint8_t *buf, size_t size, size_t pos, const char *path,
@@ -57,29 +53,10 @@ static int locate_storages(const uint8_t *buf, size_t size, size_t pos, const ch
 
 vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        vdx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    void *map;
+    size_t size;
+    if (vdx_weights_map_file(path, 1, "", &map, &size, err) != 0)
         return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        vdx_fail(err, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    if (st.st_size == 0) {
-        vdx_fail(err, "%s: cannot read: empty file", path);
-        close(fd);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) {
-        vdx_fail(err, "%s: cannot map %zu bytes: %s", path, size, strerror(errno));
-        return NULL;
-    }
     vdx_pickle_backing *backing = calloc(1, sizeof *backing);
     if (!backing) {
         munmap(map, size);

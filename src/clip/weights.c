@@ -5,10 +5,13 @@
 #include "clip/weights.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -223,4 +226,32 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
     }
     return vdx_fail(err, "%s: tensor '%s' holds %s integers, not floating-point weights",
                     w->path, name, vdx_dtype_name(t->dtype));
+}
+
+/* One place that opens and maps a checkpoint file (safetensors and the legacy stream). */
+int vdx_weights_map_file(const char *path, size_t min_size, const char *what, void **addr,
+                         size_t *size, vdx_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vdx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return vdx_fail(err, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if ((unsigned long long)st.st_size < min_size) {
+        close(fd);
+        if (st.st_size == 0 && min_size == 1)
+            return vdx_fail(err, "%s: cannot read: empty file", path);
+        return vdx_fail(err, "%s: truncated: %lld bytes, shorter than %s", path,
+                        (long long)st.st_size, what);
+    }
+    *size = (size_t)st.st_size;
+    *addr = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (*addr == MAP_FAILED)
+        return vdx_fail(err, "%s: cannot map %zu bytes: %s", path, *size, strerror(errno));
+    return 0;
 }

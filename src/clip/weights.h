@@ -43,6 +43,12 @@ size_t vdx_dtype_size(vdx_dtype dt);
 int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int ndim,
                         const int64_t *shape, vdx_error *err);
 
+/* Maps a whole file read-only. A file shorter than min_size is an error that says
+ * "PATH: truncated: N bytes, shorter than WHAT" (min_size 1: "PATH: cannot read: empty
+ * file"). On success *size holds the file's length; release with munmap(*addr, *size). */
+int vdx_weights_map_file(const char *path, size_t min_size, const char *what, void **addr,
+                         size_t *size, vdx_error *err);
+
 /* Format readers, used by vdx_weights_open; each owns its backing. */
 vdx_weights *vdx_safetensors_open(const char *path, vdx_error *err);
 vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err);
