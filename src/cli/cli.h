@@ -33,6 +33,11 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
 /* The identity a model gives a collection. */
 void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id);
 
+/* Prints obj as one JSON line on stdout. When it cannot be printed (out of memory) it
+ * says so on stderr, and cli_output_lost() then tells main to exit 1, not 0. */
+void cli_print_json_line(const cJSON *obj);
+int cli_output_lost(void);
+
 /* stdout is a terminal (tables, progress bars) or not (JSON lines, plain lines). */
 int cli_stdout_is_tty(void);
 int cli_stderr_is_tty(void);

@@ -92,5 +92,21 @@ void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id)
     id->dims = vdx_clip_embed_dim(model);
 }
 
+static int output_lost;
+
+void cli_print_json_line(const cJSON *obj)
+{
+    char *text = cJSON_PrintUnformatted(obj);
+    if (!text) {
+        fputs("vdx: out of memory while printing a JSON line\n", stderr);
+        output_lost = 1;
+        return;
+    }
+    puts(text);
+    cJSON_free(text);
+}
+
+int cli_output_lost(void) { return output_lost; }
+
 int cli_stdout_is_tty(void) { return isatty(STDOUT_FILENO); }
 int cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }

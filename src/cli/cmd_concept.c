@@ -228,15 +228,6 @@ static int json_output(const options *o)
     return o->json || !cli_stdout_is_tty();
 }
 
-static void print_json_line(const cJSON *obj)
-{
-    char *text = cJSON_PrintUnformatted(obj);
-    if (text) {
-        puts(text);
-        cJSON_free(text);
-    }
-}
-
 static double number(const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItem(obj, key);
@@ -360,7 +351,7 @@ static int cmd_new(context *c)
         fprintf(stderr, "vdx: concept new: the prompt is longer than CLIP's 77 tokens; only "
                         "its beginning was embedded\n");
     if (json_output(o))
-        print_json_line(concept);
+        cli_print_json_line(concept);
     else
         printf("created concept '%s' from %s%s%s%s%s; next: vdx concept next '%s'\n",
                o->positional[0], o->prompt ? "the prompt \"" : "", o->prompt ? o->prompt : "",
@@ -388,7 +379,7 @@ static int cmd_next(context *c)
     const cJSON *hidden = cJSON_GetObjectItem(page, "hidden");
     if (json_output(o)) {
         const cJSON *item;
-        cJSON_ArrayForEach(item, items) print_json_line(item);
+        cJSON_ArrayForEach(item, items) cli_print_json_line(item);
     } else {
         printf("%s candidates of '%s', page %d:\n", string(page, "mode"), o->positional[0],
                o->page);
@@ -428,7 +419,7 @@ static int cmd_label(context *c)
     if (rc != 0)
         return fail(c);
     if (json_output(o))
-        print_json_line(result);
+        cli_print_json_line(result);
     else
         printf("'%s': %d label%s changed; %d positive, %d negative; %d change%s since the last "
                "round (train to use them)\n",
@@ -448,7 +439,7 @@ static int cmd_train(context *c)
         0)
         return fail(c);
     if (json_output(o)) {
-        print_json_line(round);
+        cli_print_json_line(round);
     } else {
         const cJSON *losses = cJSON_GetObjectItem(round, "losses");
         int n = cJSON_GetArraySize(losses);
@@ -476,7 +467,7 @@ static int cmd_show(context *c)
     }
     if (json_output(o)) {
         cJSON_AddItemToObject(concept, "evaluation", evaluation);
-        print_json_line(concept);
+        cli_print_json_line(concept);
         cJSON_Delete(concept);
         return 0;
     }
@@ -537,7 +528,7 @@ static int cmd_score(context *c)
     const cJSON *items = cJSON_GetObjectItem(result, "items");
     if (json_output(o)) {
         const cJSON *item;
-        cJSON_ArrayForEach(item, items) print_json_line(item);
+        cJSON_ArrayForEach(item, items) cli_print_json_line(item);
     } else {
         printf("'%s': %d of %d items score above %g\n", o->positional[0],
                (int)number(result, "above_threshold"), (int)number(result, "count"),
@@ -620,7 +611,7 @@ static int cmd_import(context *c)
     if (rc != 0)
         return cli_error("concept import: %s: %s", o->positional[0], c->err.message);
     if (json_output(o))
-        print_json_line(concept);
+        cli_print_json_line(concept);
     else
         printf("imported concept '%s' (%d rounds)\n", string(concept, "name"),
                (int)number(concept, "rounds"));
@@ -635,7 +626,7 @@ static int cmd_list(context *c)
         return fail(c);
     const cJSON *item;
     if (json_output(c->o)) {
-        cJSON_ArrayForEach(item, list) print_json_line(item);
+        cJSON_ArrayForEach(item, list) cli_print_json_line(item);
     } else if (cJSON_GetArraySize(list) == 0) {
         printf("no concepts yet: vdx concept new NAME --prompt \"...\"\n");
     } else {
@@ -682,7 +673,7 @@ static int cmd_simple(context *c)
     }
     if (rc == 0) {
         if (json_output(o))
-            print_json_line(result);
+            cli_print_json_line(result);
         else if (!strcmp(sub, "undo") && !strcmp(string(result, "undone"), "round"))
             printf("'%s': undid round %d (%d label change%s reverted)\n", o->positional[0],
                    (int)number(result, "round"), (int)number(result, "labels_reverted"),

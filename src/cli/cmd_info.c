@@ -151,10 +151,7 @@ int cmd_info(int argc, char **argv)
             cJSON_AddItemToObject(info, "ingest", progress);
             progress = NULL;
         }
-        char *out = cJSON_PrintUnformatted(info);
-        if (out)
-            puts(out);
-        free(out);
+        cli_print_json_line(info);
     } else
         print_text(info, failures, all_failures, progress);
     cJSON_Delete(info);

@@ -136,10 +136,7 @@ static void print_hits(const vdx_hits *hits, int offset, int as_table)
         char dist[32];
         snprintf(dist, sizeof dist, "%.7g", (double)hits->hits[i].dist);
         cJSON_AddRawToObject(o, "dist", dist);
-        char *line = cJSON_PrintUnformatted(o);
-        if (line)
-            puts(line);
-        free(line);
+        cli_print_json_line(o);
         cJSON_Delete(o);
     }
 }

@@ -36,6 +36,8 @@ static void print_help(FILE *out)
  * not end in exit status 0: the user would trust a truncated result. */
 static int check_stdout(int status)
 {
+    if (cli_output_lost() && status == 0)
+        return 1;
     errno = 0;
     if ((fflush(stdout) != 0 || ferror(stdout)) && status == 0) {
         fprintf(stderr, "vdx: writing to standard output failed%s%s\n", errno ? ": " : "",
