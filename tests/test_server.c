@@ -23,6 +23,9 @@
 static char data_dir[] = "/tmp/vdx-test-server-XXXXXX";
 static vdx_server *server;
 static char base[128];
+/* "Authorization: Bearer TOKEN", sent with every request while set */
+static char bearer[128];
+static const char *auth = bearer;
 static uint8_t *thumbnail;
 static size_t thumbnail_size;
 
@@ -72,6 +75,8 @@ static reply request(const char *method, const char *path, const char *type, con
     }
     if (extra)
         headers = curl_slist_append(headers, extra);
+    if (auth && *auth)
+        headers = curl_slist_append(headers, auth);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
@@ -192,8 +197,11 @@ TEST(test_start)
     REQUIRE(server, "start: %s", err.message);
     snprintf(base, sizeof base, "http://127.0.0.1:%d", vdx_server_port(server));
     CHECK(vdx_server_item_count(server) == N_ITEMS, "count");
-    char url[64];
-    snprintf(url, sizeof url, "%s/", base);
+    const char *token = vdx_server_token(server);
+    REQUIRE(token && strlen(token) == 48 && strspn(token, "0123456789abcdef") == 48, "token %s", token);
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", token);
+    char url[200];
+    snprintf(url, sizeof url, "%s/?token=%s", base, token);
     CHECK(!strcmp(vdx_server_url(server), url), "url %s", vdx_server_url(server));
 }
 
@@ -303,7 +311,11 @@ TEST(test_request_policy)
     CHECK_ERROR(r, 400, "the request path may not contain '.' or '..' segments");
     free(r.body);
     r = request("GET", "/api/info", NULL, NULL, 0, "Host: attacker.example:80");
-    CHECK_ERROR(r, 403, "this server answers loopback host names only, not 'attacker.example:80'");
+    char expected[300];
+    int port = vdx_server_port(server);
+    snprintf(expected, sizeof expected, "this server answers loopback host names with its port only "
+             "(localhost:%d, 127.0.0.1:%d, [::1]:%d), not 'attacker.example:80'", port, port, port);
+    CHECK_ERROR(r, 403, expected);
     free(r.body);
     r = post_json("/api/search", "{\"like\": }");
     CHECK_ERROR(r, 400, "malformed JSON body at byte 9");
@@ -449,10 +461,12 @@ TEST(test_slow_clients_do_not_stall_others)
     REQUIRE(server, "no server");
     /* more stalled clients than request threads: half a header, half a body */
     int fds[12];
+    char post[400];
+    snprintf(post, sizeof post, "POST /api/search HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"like\"",
+             vdx_server_port(server), bearer);
     for (int i = 0; i < 12; i++) {
-        fds[i] = stalled_connection(i % 2 ? "GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                          : "POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"like\"");
+        fds[i] = stalled_connection(i % 2 ? "GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n" : post);
         REQUIRE(fds[i] >= 0, "connect");
     }
     for (int i = 0; i < 20; i++) {
@@ -477,8 +491,171 @@ TEST(test_slow_clients_do_not_stall_others)
     CHECK(closed == 12, "%d of 12 stalled connections closed by the server", closed);
 }
 
-int main(void)
+/* Status of GET /api/info with one extra header (and the token unless `with_token` is 0). */
+static long info_status(const char *header, int with_token)
 {
+    const char *saved = auth;
+    if (!with_token)
+        auth = NULL;
+    reply r = request("GET", "/api/info", NULL, NULL, 0, header);
+    auth = saved;
+    free(r.body);
+    return r.status;
+}
+
+/* F1: exact loopback Host names with the port (no prefix match), Origin with its scheme. */
+TEST(test_loopback_host_and_origin_exact)
+{
+    REQUIRE(server, "no server");
+    int port = vdx_server_port(server);
+    char header[200];
+    const char *refused[] = {"127.0.0.1.attacker.example", "127.1.2.3", "localhost.attacker.example",
+                             "127.0.0.1", "[::1]:1"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (i < 3)
+            snprintf(header, sizeof header, "Host: %s:%d", refused[i], port);
+        else
+            snprintf(header, sizeof header, "Host: %s", refused[i]);
+        CHECK(info_status(header, 1) == 403, "%s was accepted", header);
+    }
+    snprintf(header, sizeof header, "Host: 127.0.0.1:%d:80", port);
+    CHECK(info_status(header, 1) == 403, "%s was accepted", header);
+    const char *accepted[] = {"localhost", "127.0.0.1", "[::1]", "LOCALHOST"};
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        snprintf(header, sizeof header, "Host: %s:%d", accepted[i], port);
+        CHECK(info_status(header, 1) == 200, "%s was refused", header);
+    }
+    /* the Origin must be scheme://host:port exactly */
+    const char *like = "{\"like\":\"item-2\"}";
+    const char *origins[] = {"https://127.0.0.1:%d", "http://127.0.0.1:%d.attacker.example",
+                             "http://127.0.0.1:%d/", "http://localhost:%d"};
+    for (size_t i = 0; i < sizeof origins / sizeof origins[0]; i++) {
+        char origin[160];
+        snprintf(origin, sizeof origin, origins[i], port);
+        snprintf(header, sizeof header, "Origin: %s", origin);
+        reply r = request("POST", "/api/search", "application/json", like, strlen(like), header);
+        char message[300];
+        snprintf(message, sizeof message, "cross-origin request from %s refused", origin);
+        CHECK_ERROR(r, 403, message);
+        free(r.body);
+    }
+}
+
+/* Access tokens: API without → 401, wrong → 401, the page trades ?token= for a cookie. */
+TEST(test_access_token)
+{
+    REQUIRE(server, "no server");
+    const char *token = vdx_server_token(server);
+    CHECK(info_status(NULL, 0) == 401, "no token");
+    CHECK(info_status("Authorization: Bearer 0123456789abcdef0123456789abcdef0123456789abcdef", 0) == 401,
+          "wrong token");
+    const char *saved = auth;
+    auth = NULL;
+    reply r = get("/api/concepts");
+    CHECK_ERROR(r, 401, "this server needs its access token: open the address that 'vdx serve' "
+                        "printed, or send 'Authorization: Bearer TOKEN'");
+    free(r.body);
+    r = get("/");
+    CHECK(r.status == 401 && strstr(r.body, "needs its access token") && !strstr(r.body, token),
+          "page without token: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/?token=wrong-token-wrong-token");
+    CHECK(r.status == 403 && !strstr(r.headers, "Set-Cookie"), "wrong token: %ld %s", r.status, r.headers);
+    free(r.body);
+    char path[200], cookie[200], expected[300];
+    snprintf(path, sizeof path, "/?token=%s", token);
+    r = get(path);
+    int port = vdx_server_port(server);
+    snprintf(expected, sizeof expected, "Set-Cookie: vdx-token-%d=%s; Path=/; HttpOnly; SameSite=Strict\r\n",
+             port, token);
+    CHECK(r.status == 303 && strstr(r.headers, "Location: /\r\n") && strstr(r.headers, expected),
+          "exchange: %ld %s", r.status, r.headers);
+    free(r.body);
+    snprintf(cookie, sizeof cookie, "Cookie: vdx-token-%d=%s", port, token);
+    CHECK(info_status(cookie, 0) == 200, "the cookie is not accepted");
+    r = request("GET", "/", NULL, NULL, 0, cookie);
+    CHECK(r.status == 200 && strstr(r.body, "<title>vdx explorer</title>"), "page with cookie: %ld", r.status);
+    free(r.body);
+    snprintf(cookie, sizeof cookie, "Cookie: vdx-token-%d=%sx", port, token);
+    CHECK(info_status(cookie, 0) == 401, "a longer token was accepted");
+    auth = saved;
+    /* static assets hold no data: served without the token */
+    auth = NULL;
+    r = get("/app.js");
+    CHECK(r.status == 200, "app.js without token: %ld", r.status);
+    free(r.body);
+    auth = saved;
+}
+
+/* --no-token only on loopback; a weak --token is refused. */
+TEST(test_token_rules)
+{
+    vdx_error err = {{0}};
+    vdx_server_options opts = {.host = "0.0.0.0", .port = 0, .no_token = 1,
+                               .store = {.data_dir = data_dir, .collection = "web"}};
+    vdx_server *s = vdx_server_start(&opts, &err);
+    CHECK(!s && !strcmp(err.message, "serving on 0.0.0.0 without an access token is refused: only a "
+                                     "loopback address may run without one"), "%s", err.message);
+    vdx_server_stop(s);
+    opts = (vdx_server_options){.port = 0, .token = "short", .store = {.data_dir = data_dir, .collection = "web"}};
+    s = vdx_server_start(&opts, &err);
+    CHECK(!s && !strcmp(err.message, "an access token needs 16 to 256 characters, not 5"), "%s", err.message);
+    vdx_server_stop(s);
+    CHECK(vdx_server_check_token("abcdefghijklmnop;", &err) != 0 &&
+          !strcmp(err.message, "an access token may hold letters, digits and . _ ~ - only (byte 16 is not one)"),
+          "%s", err.message);
+}
+
+/* --read-only: searches and reads answer, every change is refused with 403. */
+TEST(test_read_only)
+{
+    REQUIRE(server, "no server");
+    vdx_error err = {{0}};
+    vdx_server_options opts = {.port = 0, .read_only = 1, .token = "read-only-token-0123",
+                               .store = {.data_dir = data_dir, .collection = "web"}};
+    vdx_server *ro = vdx_server_start(&opts, &err);
+    REQUIRE(ro, "start: %s", err.message);
+    char saved_base[128], saved_bearer[128];
+    memcpy(saved_base, base, sizeof base);
+    memcpy(saved_bearer, bearer, sizeof bearer);
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", vdx_server_port(ro));
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer read-only-token-0123");
+    reply r = post_json("/api/search", "{\"like\":\"item-2\",\"k\":3}");
+    CHECK(r.status == 200, "search on a read-only server: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/api/concepts");
+    CHECK(r.status == 200, "list: %ld", r.status);
+    free(r.body);
+    static const struct { const char *method, *path, *body; } writes[] = {
+        {"POST", "/api/concepts", "{\"name\":\"ro\",\"examples\":[\"item-1\"]}"},
+        {"POST", "/api/concepts/shared/labels", "{\"labels\":[{\"id\":\"item-1\",\"label\":1}]}"},
+        {"POST", "/api/concepts/shared/train", "{}"},
+        {"POST", "/api/concepts/shared/undo", "{}"},
+        {"POST", "/api/concepts/shared/copy", "{\"name\":\"ro2\"}"},
+        {"POST", "/api/concepts/import?name=x", "{}"},
+        {"PATCH", "/api/concepts/shared", "{\"threshold\":1}"},
+        {"DELETE", "/api/concepts/shared", NULL},
+    };
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        const char *body = writes[i].body;
+        r = request(writes[i].method, writes[i].path, body ? "application/json" : NULL, body,
+                    body ? strlen(body) : 0, NULL);
+        char path[128], message[300];
+        snprintf(path, sizeof path, "%.*s", (int)strcspn(writes[i].path, "?"), writes[i].path);
+        snprintf(message, sizeof message, "this server is read-only (vdx serve --read-only): %s %s "
+                 "would change the concept book", writes[i].method, path);
+        CHECK_ERROR(r, 403, message);
+        free(r.body);
+    }
+    memcpy(base, saved_base, sizeof base);
+    memcpy(bearer, saved_bearer, sizeof bearer);
+    vdx_server_stop(ro);
+    r = get("/api/concepts/shared");
+    CHECK(r.status == 200 && strstr(r.body, "\"positive\":12,\"negative\":13"), "unchanged: %s", r.body);
+    free(r.body);
+}
+
+int main(void){
     curl_global_init(CURL_GLOBAL_DEFAULT);
     RUN(test_start);
     RUN(test_page_headers_and_etag);
@@ -487,6 +664,10 @@ int main(void)
     RUN(test_request_policy);
     RUN(test_concept_loop);
     RUN(test_concurrent_clients);
+    RUN(test_loopback_host_and_origin_exact);
+    RUN(test_access_token);
+    RUN(test_token_rules);
+    RUN(test_read_only);
     RUN(test_slow_clients_do_not_stall_others);
     vdx_server_stop(server);
     free(thumbnail);

@@ -25,8 +25,24 @@ typedef struct vdx_server_options {
     size_t max_json_body;      /* bytes; 0: 1 MiB. Larger requests get 413 */
     size_t max_upload;         /* image upload bytes; 0: 20 MiB */
     int timeout_s;             /* idle connection timeout; 0: 30 s */
+    int head_timeout_s;        /* deadline for a whole request head; 0: 10 s */
+    unsigned max_per_client;   /* connections from one IP address; 0: 64 */
     FILE *access_log;          /* one line per request when set */
+    /* Access (docs/api.md, "Threat model"): every /api/ request needs the token, as the
+     * cookie that `GET /?token=T` sets or as `Authorization: Bearer T`. */
+    const char *token;         /* NULL: a random one (see vdx_server_token); at least
+                                * VDX_TOKEN_MIN characters of [A-Za-z0-9._~-] */
+    int no_token;              /* no token at all: refused unless the address is loopback */
+    int read_only;             /* search and browsing only: every change answers 403 */
+    const char *tls_cert;      /* PEM certificate file; with tls_key: serve HTTPS */
+    const char *tls_key;       /* PEM private key file */
 } vdx_server_options;
+
+#define VDX_TOKEN_MIN 16
+#define VDX_TOKEN_MAX 256
+
+/* Whether `token` is acceptable as an access token; else an error saying why. */
+int vdx_server_check_token(const char *token, vdx_error *err);
 
 typedef struct vdx_server vdx_server;
 
@@ -34,8 +50,14 @@ typedef struct vdx_server vdx_server;
 vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err);
 /* The bound port (useful with port 0). */
 int vdx_server_port(const vdx_server *server);
-/* "http://HOST:PORT/" */
+/* The address to open: "http://HOST:PORT/?token=TOKEN" ("https" with TLS; no query
+ * without a token). */
 const char *vdx_server_url(const vdx_server *server);
+/* The access token, or NULL when there is none. */
+const char *vdx_server_token(const vdx_server *server);
+/* Whether the server listens on a loopback address only, and whether it speaks TLS. */
+int vdx_server_is_loopback(const vdx_server *server);
+int vdx_server_uses_tls(const vdx_server *server);
 const char *vdx_server_collection(const vdx_server *server);
 int64_t vdx_server_item_count(vdx_server *server);
 /* Stops accepting, finishes the requests in flight, frees everything. */
@@ -45,8 +67,9 @@ void vdx_server_stop(vdx_server *server);
  * for the wait and restored afterwards, so any thread may receive the signal). */
 int vdx_server_wait_for_signal(void);
 
-/* Start, print "vdx: serving COLLECTION (N items) at URL" to `out`, wait for SIGINT or
- * SIGTERM, stop. Returns 0, or -1 when the server could not start. */
+/* Start, print "vdx: serving COLLECTION (N items) at URL" to `out` (and a warning line
+ * when it serves beyond loopback without TLS), wait for SIGINT or SIGTERM, stop.
+ * Returns 0, or -1 when the server could not start. */
 int vdx_server_run(const vdx_server_options *opts, FILE *out, vdx_error *err);
 
 #endif

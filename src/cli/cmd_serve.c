@@ -25,6 +25,12 @@ static void usage(FILE *out)
             "  --host H           address to listen on (default: 127.0.0.1, this machine only)\n"
             "  --port P           port (default: 8080; 0 picks a free one)\n"
             "  --threads N        request threads (default: 2 x cores, at least 4)\n"
+            "  --token T          access token for the page and the API (default: $VDX_TOKEN,\n"
+            "                     else a random one); the printed URL carries it\n"
+            "  --no-token         no access token (loopback addresses only)\n"
+            "  --read-only        search and browsing only: every change is refused\n"
+            "  --tls-cert FILE    PEM certificate: serve HTTPS (with --tls-key)\n"
+            "  --tls-key FILE     PEM private key of the certificate\n"
             "  --access-log       print one line per request to stderr\n"
             "  -h, --help         this help\n");
 }
@@ -67,7 +73,10 @@ int cmd_serve(int argc, char **argv)
         {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
         {"host", required_argument, 0, 'H'},       {"port", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'},    {"access-log", no_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
+        {"token", required_argument, 0, 'T'},      {"no-token", no_argument, 0, 'N'},
+        {"read-only", no_argument, 0, 'R'},        {"tls-cert", required_argument, 0, 'C'},
+        {"tls-key", required_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     vdx_server_options opts = {.host = "127.0.0.1", .port = 8080};
     const char *model_arg = NULL;
@@ -93,6 +102,11 @@ int cmd_serve(int argc, char **argv)
                 return cli_usage_error("serve", "--threads needs a number from 1 to 256, not '%s'", optarg);
             break;
         case 'l': opts.access_log = stderr; break;
+        case 'T': opts.token = optarg; break;
+        case 'N': opts.no_token = 1; break;
+        case 'R': opts.read_only = 1; break;
+        case 'C': opts.tls_cert = optarg; break;
+        case 'K': opts.tls_key = optarg; break;
         case 'h': usage(stdout); return 0;
         case ':': return cli_usage_error("serve", "%s needs a value", argv[optind - 1]);
         default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
@@ -100,12 +114,20 @@ int cmd_serve(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (!opts.token && getenv("VDX_TOKEN") && *getenv("VDX_TOKEN"))
+        opts.token = getenv("VDX_TOKEN");
+    vdx_error err = {{0}};
+    if (opts.token && opts.no_token)
+        return cli_usage_error("serve", "--no-token and a token (--token or $VDX_TOKEN) exclude each other");
+    if (opts.token && vdx_server_check_token(opts.token, &err) != 0)
+        return cli_usage_error("serve", "%s", err.message);
+    if (!opts.tls_cert != !opts.tls_key)
+        return cli_usage_error("serve", "--tls-cert and --tls-key go together");
     char model_dir[4096];
     int have_model = 0;
     if (resolve_model(model_arg, &opts.store, model_dir, sizeof model_dir, &have_model) != 0)
         return 1;
     opts.model_dir = have_model ? model_dir : NULL;
-    vdx_error err = {{0}};
     if (vdx_server_run(&opts, stdout, &err) != 0)
         return cli_error("%s", err.message);
     return 0;

@@ -952,6 +952,13 @@ static void dispatch(api_context *ctx, http_request *req)
 
 void api_handle(api_context *ctx, http_request *req)
 {
+    /* searches are POSTs that change nothing */
+    int search = req->n_segments >= 2 && !strcmp(req->segments[1], "search");
+    if (ctx->read_only && !is(req, "GET") && !is(req, "HEAD") && !search) {
+        http_reply_error(req, 403, "this server is read-only (vdx serve --read-only): %s %s would "
+                         "change the concept book", req->method, req->raw_path);
+        return;
+    }
     /* the routes that run CLIP take their mutex themselves, after embedding */
     int concepts = req->n_segments >= 2 && !strcmp(req->segments[1], "concepts");
     int embeds = req->n_segments >= 2 && is(req, "POST") &&

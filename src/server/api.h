@@ -27,6 +27,7 @@ typedef struct api_context {
     vdx_clip_model *model;     /* NULL: text and image queries answer 503 */
     vdx_model_identity model_identity; /* of `model`, when loaded */
     char collection[128];
+    int read_only;             /* every state change answers 403 */
 } api_context;
 
 /* Routes one request under /api/ (see api.c). */

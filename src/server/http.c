@@ -1,34 +1,69 @@
 /* The HTTP transport of `vdx serve`, on libmicrohttpd: an epoll thread pool whose
- * sockets are non-blocking, so a slow or dead client only holds its own connection until
- * the idle timeout, never a thread. This file also owns the request policy, applied
- * before any route runs:
- *   - bodies are limited (413), the image upload path has its own larger limit;
+ * sockets are non-blocking, so a slow or dead client only holds its own connection, never
+ * a thread. This file also owns the request policy (the threat model is in docs/api.md),
+ * applied before any route runs:
+ *   - access: on a loopback bind the Host header must be exactly localhost, 127.0.0.1,
+ *     [::1] (or the bound literal) with the server's port, so a DNS-rebinding page is
+ *     refused (403); with an access token, every /api/ request needs the token's cookie
+ *     or `Authorization: Bearer TOKEN` (401), and `GET /?token=T` trades the token for an
+ *     HttpOnly, SameSite=Strict cookie and redirects to `/`;
  *   - state-changing requests (POST/PUT/PATCH) must be application/json (415), except the
  *     upload path, which takes image bytes; HTML forms can send neither, so no cross-site
- *     form post can change anything; cross-site fetches are refused by Origin and
- *     Sec-Fetch-Site (403), and on a loopback bind the Host header must name loopback
- *     (DNS rebinding);
+ *     form post can change anything; an Origin must equal scheme://Host exactly and
+ *     Sec-Fetch-Site must be same-origin (403);
+ *   - slow and abusive clients: a connection limit per client address and in all, a
+ *     deadline for the whole request head (a watchdog closes connections that trickle
+ *     their headers), the idle timeout, 414 for a request line or query string over
+ *     HTTP_MAX_URI bytes or HTTP_MAX_QUERY_ARGS arguments, 431 for oversized heads;
+ *   - bodies are limited (413), the image upload path has its own larger limit;
  *   - paths are split into percent-decoded segments and `..` segments are refused (400);
  *   - every reply carries a Content-Security-Policy limited to self, nosniff, no framing,
  *     no referrer, and Server-Timing with the time the route took. */
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* Request lines (path and query string) longer than this, or with more query
+ * arguments, get 414 before libmicrohttpd parses them into its per-connection pool. */
+#define HTTP_MAX_URI 8192
+#define HTTP_MAX_QUERY_ARGS 256
+/* libmicrohttpd's memory for one connection's request head; beyond it, 431. */
+#define HTTP_CONNECTION_MEMORY (64u << 10)
+
+/* One open connection, for the head deadline: the watchdog shuts down the socket of a
+ * connection whose request head is not complete `head_timeout_s` after it began. */
+typedef struct tracked_connection {
+    int fd;
+    double head_started; /* connection accepted, or the previous request finished */
+    int in_head;         /* waiting for (the rest of) a request head */
+    struct tracked_connection *prev, *next;
+} tracked_connection;
 
 struct http_server {
     struct MHD_Daemon *daemon;
     http_config cfg;
     int port;
-    int loopback; /* bound to a loopback address: enforce loopback Host headers */
-    int starting; /* libmicrohttpd's messages go into start_error, not stderr */
+    int loopback;        /* bound to a loopback address: enforce loopback Host headers */
+    char bound_name[80]; /* the bound literal as a Host names it ("127.0.0.2", "[::1]") */
+    char cookie_name[32];
+    int starting;        /* libmicrohttpd's messages go into start_error, not stderr */
     char start_error[256];
+    pthread_mutex_t connections_mutex;
+    pthread_cond_t watchdog_wake;
+    tracked_connection *connections;
+    pthread_t watchdog;
+    int watchdog_running, stopping;
 };
 
 static const char security_policy[] =
@@ -107,7 +142,7 @@ static void add_common_headers(http_request *req, struct MHD_Response *response)
     MHD_add_response_header(response, "Server-Timing", timing);
 }
 
-static int queue(http_request *req, int status, struct MHD_Response *response)
+int http_reply_response(http_request *req, int status, struct MHD_Response *response)
 {
     if (!response)
         return -1;
@@ -138,7 +173,7 @@ int http_reply_bytes(http_request *req, int status, const char *content_type, vo
             MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, opts->etag);
             if (opts->cache_control)
                 MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, opts->cache_control);
-            return queue(req, 304, response);
+            return http_reply_response(req, 304, response);
         }
     }
     struct MHD_Response *response = MHD_create_response_from_buffer(
@@ -160,7 +195,7 @@ int http_reply_bytes(http_request *req, int status, const char *content_type, vo
         snprintf(disposition, sizeof disposition, "attachment; filename=\"%s\"", opts->attachment_name);
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
     }
-    return queue(req, status, response);
+    return http_reply_response(req, status, response);
 }
 
 int http_reply_json(http_request *req, int status, cJSON *json)
@@ -258,21 +293,93 @@ static int media_type_is(const char *content_type, const char *type)
     return next == 0 || next == ';' || next == ' ';
 }
 
-/* host:port of an Origin URL ("http://127.0.0.1:8080" → "127.0.0.1:8080"). */
-static const char *origin_authority(const char *origin)
+/* Whether a Host header names this loopback server exactly: localhost, 127.0.0.1, [::1]
+ * or the bound literal, with the server's port (absent only when it is the scheme's
+ * default). A prefix such as "127.0.0.1.attacker.example" is not loopback. */
+static int host_is_loopback(const http_server *server, const char *host)
 {
-    const char *sep = strstr(origin, "://");
-    return sep ? sep + 3 : origin;
+    const char *end;
+    if (host[0] == '[') {
+        end = strchr(host, ']');
+        if (!end)
+            return 0;
+        end++;
+    } else {
+        end = host + strcspn(host, ":");
+    }
+    size_t len = (size_t)(end - host);
+    int port;
+    if (*end == ':') {
+        const char *digits = end + 1;
+        if (!*digits || strlen(digits) > 5 || strspn(digits, "0123456789") != strlen(digits))
+            return 0;
+        port = atoi(digits);
+    } else if (*end) {
+        return 0;
+    } else {
+        port = server->cfg.tls_cert_pem ? 443 : 80;
+    }
+    if (port != server->port)
+        return 0;
+    static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (len == strlen(names[i]) && !strncasecmp(host, names[i], len))
+            return 1;
+    return len == strlen(server->bound_name) && !strncasecmp(host, server->bound_name, len);
 }
 
-static int host_is_loopback(const char *host_header)
+/* Whether `given` is the token, in a time that does not depend on where they differ. */
+static int token_matches(const char *token, const char *given)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%s", host_header);
-    char *colon = name[0] == '[' ? strstr(name, "]:") : strrchr(name, ':');
-    if (colon)
-        colon[name[0] == '[' ? 1 : 0] = 0;
-    return !strcmp(name, "localhost") || !strncmp(name, "127.", 4) || !strcmp(name, "[::1]");
+    if (!given)
+        return 0;
+    size_t n = strlen(token), m = strlen(given);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(token[i] ^ given[i < m ? i : 0]);
+    return diff == 0;
+}
+
+static int request_has_token(const http_server *server, const http_request *req)
+{
+    const char *cookie = MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, server->cookie_name);
+    if (token_matches(server->cfg.token, cookie))
+        return 1;
+    const char *auth = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    return auth && !strncasecmp(auth, "Bearer ", 7) && token_matches(server->cfg.token, auth + 7);
+}
+
+static const char token_page[] =
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>vdx: access token needed</title>"
+    "</head><body><h1>This vdx server needs its access token</h1><p>Open the address that "
+    "<code>vdx serve</code> printed when it started (it ends with <code>/?token=...</code>), "
+    "or restart it with <code>--token TOKEN</code> to choose one.</p></body></html>\n";
+
+/* The page's side of the token: GET /?token=T sets the cookie and redirects to `/`; the
+ * page without a valid cookie explains where the token is (401). */
+static int page_token_exchange(http_server *server, http_request *req)
+{
+    const char *given = http_query(req, "token");
+    if (!given) {
+        if (request_has_token(server, req))
+            return 0;
+        http_reply_bytes(req, 401, "text/html; charset=utf-8", (void *)token_page,
+                         sizeof token_page - 1, HTTP_STATIC, NULL);
+        return -1;
+    }
+    if (!token_matches(server->cfg.token, given))
+        return http_reply_error(req, 403, "wrong access token: open the address that 'vdx serve' printed");
+    struct MHD_Response *response = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!response)
+        return -1;
+    char cookie[512];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s", server->cookie_name,
+             server->cfg.token, server->cfg.tls_cert_pem ? "; Secure" : "");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, "/");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    http_reply_response(req, 303, response);
+    return -1;
 }
 
 /* The checks done before the body is read. Replies and returns -1 on refusal. */
@@ -285,17 +392,35 @@ static int check_policy(http_server *server, http_request *req)
         known |= !strcmp(method, allowed[i]);
     if (!known)
         return http_reply_error(req, 405, "method %s is not supported", method);
+    if (req->uri_too_long)
+        return http_reply_error(req, 414, "the request line is longer than %d bytes or has more than "
+                                "%d query arguments", HTTP_MAX_URI, HTTP_MAX_QUERY_ARGS);
     const char *host = http_header(req, MHD_HTTP_HEADER_HOST);
-    if (server->loopback && (!host || !host_is_loopback(host)))
-        return http_reply_error(req, 403, "this server answers loopback host names only, not '%s'",
-                                host ? host : "");
+    if (server->loopback && (!host || !host_is_loopback(server, host)))
+        return http_reply_error(req, 403, "this server answers loopback host names with its port "
+                                "only (localhost:%d, 127.0.0.1:%d, [::1]:%d), not '%.200s'",
+                                server->port, server->port, server->port, host ? host : "");
+    const char *origin = http_header(req, "Origin");
+    if (origin) {
+        char expected[300];
+        snprintf(expected, sizeof expected, "%s://%s", server->cfg.tls_cert_pem ? "https" : "http",
+                 host ? host : "");
+        if (!strcmp(origin, "null"))
+            return http_reply_error(req, 403, "request from an opaque origin refused");
+        if (!host || strcmp(origin, expected))
+            return http_reply_error(req, 403, "cross-origin request from %.200s refused", origin);
+    }
+    if (server->cfg.token) {
+        int api = !strncmp(req->raw_path, "/api/", 5) || !strcmp(req->raw_path, "/api");
+        int page = !strcmp(req->raw_path, "/") || !strcmp(req->raw_path, "/index.html");
+        if (api && !request_has_token(server, req))
+            return http_reply_error(req, 401, "this server needs its access token: open the address "
+                                    "that 'vdx serve' printed, or send 'Authorization: Bearer TOKEN'");
+        if (page && !api && page_token_exchange(server, req) != 0)
+            return -1;
+    }
     if (!is_state_changing(method))
         return 0;
-    const char *origin = http_header(req, "Origin");
-    if (origin && strcmp(origin, "null") && host && strcmp(origin_authority(origin), host))
-        return http_reply_error(req, 403, "cross-origin request from %s refused", origin);
-    if (origin && !strcmp(origin, "null"))
-        return http_reply_error(req, 403, "request from an opaque origin refused");
     const char *fetch_site = http_header(req, "Sec-Fetch-Site");
     if (fetch_site && strcmp(fetch_site, "same-origin") && strcmp(fetch_site, "none"))
         return http_reply_error(req, 403, "%s request refused (Sec-Fetch-Site: %s)", method, fetch_site);
@@ -335,6 +460,84 @@ static void free_request(http_request *req)
     free(req);
 }
 
+/* ---- The head deadline ---------------------------------------------------------- */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *server = cls;
+    pthread_mutex_lock(&server->connections_mutex);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        tracked_connection *c = calloc(1, sizeof *c);
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (c && info) {
+            c->fd = info->connect_fd;
+            c->head_started = vdx_now();
+            c->in_head = 1;
+            c->next = server->connections;
+            if (c->next)
+                c->next->prev = c;
+            server->connections = c;
+        } else {
+            free(c);
+            c = NULL;
+        }
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        tracked_connection *c = *socket_context;
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            server->connections = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&server->connections_mutex);
+}
+
+/* The head of the connection's request is complete (done = 1), or a new one begins. */
+static void head_complete(http_server *server, struct MHD_Connection *conn, int done)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (!info || !info->socket_context)
+        return;
+    tracked_connection *c = info->socket_context;
+    pthread_mutex_lock(&server->connections_mutex);
+    c->in_head = !done;
+    if (!done)
+        c->head_started = vdx_now();
+    pthread_mutex_unlock(&server->connections_mutex);
+}
+
+/* Shuts down (the event loop then closes) every connection past the head deadline; the
+ * socket stays open until libmicrohttpd's close notification, so the fd is never stale. */
+static void *watchdog(void *arg)
+{
+    http_server *server = arg;
+    pthread_mutex_lock(&server->connections_mutex);
+    while (!server->stopping) {
+        double now = vdx_now();
+        for (tracked_connection *c = server->connections; c; c = c->next) {
+            if (c->in_head && now - c->head_started > server->cfg.head_timeout_s) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->in_head = 0;
+            }
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&server->watchdog_wake, &server->connections_mutex, &until);
+    }
+    pthread_mutex_unlock(&server->connections_mutex);
+    return NULL;
+}
+
 /* Called by libmicrohttpd with the raw URI, before it decodes anything: the request
  * object starts here so that routes see the path exactly as sent. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -346,6 +549,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     req->conn = conn;
     req->started = vdx_now();
     const char *query = strchr(uri, '?');
+    size_t args = 0;
+    for (const char *q = query; q && *q; q++)
+        args += *q == '&' || *q == ';';
+    req->uri_too_long = strlen(uri) > HTTP_MAX_URI || args >= HTTP_MAX_QUERY_ARGS;
     req->raw_path = strndup(uri, query ? (size_t)(query - uri) : strlen(uri));
     if (!req->raw_path) {
         free(req);
@@ -357,9 +564,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)conn;
     (void)code;
     http_server *server = cls;
+    head_complete(server, conn, 0); /* the next request's head starts now */
     http_request *req = *req_cls;
     if (req && server->cfg.access_log && req->method)
         fprintf(server->cfg.access_log, "%s %s %d %.1f ms\n", req->method, req->raw_path,
@@ -396,6 +603,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req)
         return MHD_NO; /* out of memory in on_uri: drop the connection */
     if (!req->method) {
+        head_complete(server, conn, 1);
         req->method = method;
         req->content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         req->body_limit = server->cfg.max_body;
@@ -487,32 +695,70 @@ http_server *http_start(const http_config *cfg, vdx_error *err)
         return NULL;
     }
     server->loopback = address_is_loopback(&addr);
+    if (!cfg->token && !server->loopback) {
+        vdx_fail(err, "serving on %s without an access token is refused: only a loopback address "
+                 "may run without one", cfg->host);
+        free(server);
+        return NULL;
+    }
+    if (cfg->tls_cert_pem && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        vdx_fail(err, "this libmicrohttpd was built without TLS (GnuTLS) support");
+        free(server);
+        return NULL;
+    }
+    snprintf(server->bound_name, sizeof server->bound_name, strchr(cfg->host, ':') ? "[%s]" : "%s", cfg->host);
+    pthread_mutex_init(&server->connections_mutex, NULL);
+    pthread_cond_init(&server->watchdog_wake, NULL);
     server->starting = 1;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (cfg->tls_cert_pem)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (!cfg->tls_cert_pem)
+        tls[0].option = MHD_OPTION_END;
     server->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, server,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, 1000u,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_client,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 256u,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, server,
         MHD_OPTION_EXTERNAL_LOGGER, on_library_message, server,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     server->starting = 0;
     if (!server->daemon) {
         vdx_fail(err, "cannot listen on %s port %d: %s (is another server using it? choose another with --port N, or --port 0 for a free one)", cfg->host, cfg->port,
                  server->start_error[0] ? server->start_error : "libmicrohttpd refused to start");
+        pthread_mutex_destroy(&server->connections_mutex);
+        pthread_cond_destroy(&server->watchdog_wake);
         free(server);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
     server->port = info ? info->port : cfg->port;
+    snprintf(server->cookie_name, sizeof server->cookie_name, "vdx-token-%d", server->port);
+    if (pthread_create(&server->watchdog, NULL, watchdog, server) != 0) {
+        vdx_fail(err, "cannot start the request watchdog thread");
+        http_stop(server);
+        return NULL;
+    }
+    server->watchdog_running = 1;
     return server;
 }
+
+int http_is_loopback(const http_server *server) { return server->loopback; }
 
 int http_port(const http_server *server) { return server->port; }
 
@@ -520,6 +766,15 @@ void http_stop(http_server *server)
 {
     if (!server)
         return;
+    if (server->watchdog_running) {
+        pthread_mutex_lock(&server->connections_mutex);
+        server->stopping = 1;
+        pthread_cond_signal(&server->watchdog_wake);
+        pthread_mutex_unlock(&server->connections_mutex);
+        pthread_join(server->watchdog, NULL);
+    }
     MHD_stop_daemon(server->daemon);
+    pthread_mutex_destroy(&server->connections_mutex);
+    pthread_cond_destroy(&server->watchdog_wake);
     free(server);
 }

@@ -26,6 +26,7 @@ typedef struct http_request {
     size_t body_limit;
     int body_too_large;
     int replied;
+    int uri_too_long;                /* over HTTP_MAX_URI bytes or HTTP_MAX_QUERY_ARGS arguments */
     int status;                      /* of the reply, for the access log */
     double started;                  /* vdx_now() at the first byte of the request */
 } http_request;
@@ -62,6 +63,10 @@ typedef struct http_body_options {
 int http_reply_bytes(http_request *req, int status, const char *content_type, void *data,
                      size_t size, http_memory memory, const http_body_options *opts);
 
+/* Queues a response built by the caller (adds the common headers, destroys it). */
+struct MHD_Response;
+int http_reply_response(http_request *req, int status, struct MHD_Response *response);
+
 /* Percent-decodes `in` (no '+' rule: that is for query strings) into a malloc'd string;
  * NULL when an escape is malformed or decodes to a NUL byte. */
 char *http_percent_decode(const char *in);
@@ -72,7 +77,13 @@ typedef struct http_config {
     const char *host;          /* numeric address or name */
     int port;                  /* 0: any free port */
     int threads;
-    int timeout_s;
+    int timeout_s;             /* idle connection timeout */
+    int head_timeout_s;        /* deadline for a whole request head (line and headers) */
+    unsigned max_connections;  /* in all */
+    unsigned max_per_client;   /* from one IP address */
+    const char *token;         /* access token; NULL: none (loopback only) */
+    const char *tls_cert_pem;  /* with tls_key_pem: serve HTTPS; NULL: plain HTTP */
+    const char *tls_key_pem;
     size_t max_body;           /* JSON bodies */
     size_t max_upload;         /* the upload path's body */
     const char *upload_path;   /* the one path taking raw image bytes (POST) */
@@ -84,6 +95,8 @@ typedef struct http_config {
 typedef struct http_server http_server;
 http_server *http_start(const http_config *cfg, vdx_error *err);
 int http_port(const http_server *server);
+/* Whether the bound address is a loopback one. */
+int http_is_loopback(const http_server *server);
 void http_stop(http_server *server);
 
 #endif

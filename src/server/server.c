@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "server/api.h"
@@ -16,11 +17,16 @@
 #define DEFAULT_MAX_JSON_BODY (1u << 20)
 #define DEFAULT_MAX_UPLOAD (20u << 20)
 #define DEFAULT_TIMEOUT_S 30
+#define DEFAULT_HEAD_TIMEOUT_S 10
+#define DEFAULT_MAX_PER_CLIENT 64u
+#define MAX_CONNECTIONS 4000u
 
 struct vdx_server {
     api_context api;
     http_server *http;
-    char url[300];
+    char token[VDX_TOKEN_MAX + 1]; /* "" when there is none */
+    char *tls_cert, *tls_key;      /* PEM text */
+    char url[600];
 };
 
 static void handle(void *ctx, http_request *req)
@@ -29,6 +35,29 @@ static void handle(void *ctx, http_request *req)
         api_handle(ctx, req);
     else
         static_handle(req);
+}
+
+int vdx_server_check_token(const char *token, vdx_error *err)
+{
+    size_t n = strlen(token);
+    if (n < VDX_TOKEN_MIN || n > VDX_TOKEN_MAX)
+        return vdx_fail(err, "an access token needs %d to %d characters, not %zu", VDX_TOKEN_MIN,
+                        VDX_TOKEN_MAX, n);
+    size_t ok = strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-");
+    if (ok != n)
+        return vdx_fail(err, "an access token may hold letters, digits and . _ ~ - only (byte %zu is not one)", ok);
+    return 0;
+}
+
+/* 24 random bytes from the kernel as 48 hex digits, as Jupyter's tokens are. */
+static int random_token(char *out, vdx_error *err)
+{
+    unsigned char bytes[24];
+    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes)
+        return vdx_fail(err, "cannot read random bytes for the access token");
+    for (size_t i = 0; i < sizeof bytes; i++)
+        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+    return 0;
 }
 
 static int default_threads(void)
@@ -72,12 +101,33 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
     api->concepts = vdx_concepts_open(api->book.store, err);
     if (!api->concepts)
         goto fail;
+    api->read_only = opts->read_only;
     const char *host = opts->host ? opts->host : "127.0.0.1";
+    if (!opts->no_token) {
+        if (opts->token ? vdx_server_check_token(opts->token, err) : random_token(server->token, err))
+            goto fail;
+        if (opts->token)
+            snprintf(server->token, sizeof server->token, "%s", opts->token);
+    }
+    if (!opts->tls_cert != !opts->tls_key) {
+        vdx_fail(err, "TLS needs both a certificate and its private key");
+        goto fail;
+    }
+    size_t pem_size;
+    if (opts->tls_cert && (vdx_read_file(opts->tls_cert, &server->tls_cert, &pem_size, err) != 0 ||
+                           vdx_read_file(opts->tls_key, &server->tls_key, &pem_size, err) != 0))
+        goto fail;
     http_config cfg = {
         .host = host,
         .port = opts->port,
         .threads = opts->threads > 0 ? opts->threads : default_threads(),
         .timeout_s = opts->timeout_s > 0 ? opts->timeout_s : DEFAULT_TIMEOUT_S,
+        .head_timeout_s = opts->head_timeout_s > 0 ? opts->head_timeout_s : DEFAULT_HEAD_TIMEOUT_S,
+        .max_connections = MAX_CONNECTIONS,
+        .max_per_client = opts->max_per_client ? opts->max_per_client : DEFAULT_MAX_PER_CLIENT,
+        .token = server->token[0] ? server->token : NULL,
+        .tls_cert_pem = server->tls_cert,
+        .tls_key_pem = server->tls_key,
         .max_body = opts->max_json_body ? opts->max_json_body : DEFAULT_MAX_JSON_BODY,
         .max_upload = opts->max_upload ? opts->max_upload : DEFAULT_MAX_UPLOAD,
         .upload_path = "/api/search/image",
@@ -89,8 +139,9 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
     if (!server->http)
         goto fail;
     int ipv6 = strchr(host, ':') != NULL;
-    snprintf(server->url, sizeof server->url, "http://%s%s%s:%d/", ipv6 ? "[" : "", host,
-             ipv6 ? "]" : "", http_port(server->http));
+    snprintf(server->url, sizeof server->url, "%s://%s%s%s:%d/%s%s", server->tls_cert ? "https" : "http",
+             ipv6 ? "[" : "", host, ipv6 ? "]" : "", http_port(server->http),
+             server->token[0] ? "?token=" : "", server->token);
     return server;
 fail:
     vdx_server_stop(server);
@@ -99,6 +150,9 @@ fail:
 
 int vdx_server_port(const vdx_server *server) { return http_port(server->http); }
 const char *vdx_server_url(const vdx_server *server) { return server->url; }
+const char *vdx_server_token(const vdx_server *server) { return server->token[0] ? server->token : NULL; }
+int vdx_server_is_loopback(const vdx_server *server) { return http_is_loopback(server->http); }
+int vdx_server_uses_tls(const vdx_server *server) { return server->tls_cert != NULL; }
 const char *vdx_server_collection(const vdx_server *server) { return server->api.collection; }
 int64_t vdx_server_item_count(vdx_server *server)
 {
@@ -119,6 +173,8 @@ void vdx_server_stop(vdx_server *server)
     vdx_clip_free(server->api.model);
     pthread_mutex_destroy(&server->api.search.mutex);
     pthread_mutex_destroy(&server->api.book.mutex);
+    free(server->tls_cert);
+    free(server->tls_key);
     free(server);
 }
 
@@ -163,6 +219,11 @@ int vdx_server_run(const vdx_server_options *opts, FILE *out, vdx_error *err)
     int64_t count = vdx_server_item_count(server);
     fprintf(out, "vdx: serving %s (%lld item%s) at %s\n", vdx_server_collection(server),
             (long long)count, count == 1 ? "" : "s", vdx_server_url(server));
+    if (!vdx_server_is_loopback(server) && !vdx_server_uses_tls(server))
+        fprintf(out, "vdx: warning: serving beyond this machine without TLS: the access token and "
+                     "everything else cross the network in clear text (give --tls-cert and --tls-key)\n");
+    if (opts->read_only)
+        fprintf(out, "vdx: read-only: search and browsing only, every change is refused\n");
     fflush(out);
     int signo = vdx_server_wait_for_signal();
     fprintf(out, "vdx: %s received, stopping\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
