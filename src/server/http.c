@@ -392,7 +392,7 @@ static int check_policy(http_server *server, http_request *req)
         known |= !strcmp(method, allowed[i]);
     if (!known)
         return http_reply_error(req, 405, "method %s is not supported", method);
-    if (req->uri_too_long)
+    if (req->query_too_long)
         return http_reply_error(req, 414, "the request line is longer than %d bytes or has more than "
                                 "%d query arguments", HTTP_MAX_URI, HTTP_MAX_QUERY_ARGS);
     const char *host = http_header(req, MHD_HTTP_HEADER_HOST);
@@ -552,7 +552,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     size_t args = 0;
     for (const char *q = query; q && *q; q++)
         args += *q == '&' || *q == ';';
-    req->uri_too_long = strlen(uri) > HTTP_MAX_URI || args >= HTTP_MAX_QUERY_ARGS;
+    req->query_too_long = strlen(uri) > HTTP_MAX_URI || args >= HTTP_MAX_QUERY_ARGS;
     req->raw_path = strndup(uri, query ? (size_t)(query - uri) : strlen(uri));
     if (!req->raw_path) {
         free(req);
@@ -632,7 +632,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* libmicrohttpd's own messages: while starting, kept for the error of http_start;
- * afterwards (e.g. the connection limit reached) printed to stderr. */
+ * afterwards (a client over its connection limit, a connection closed by its peer) they
+ * go to the access log when there is one: the library prints nothing itself. */
 static void on_library_message(void *cls, const char *fmt, va_list ap)
 {
     http_server *server = cls;
@@ -641,8 +642,10 @@ static void on_library_message(void *cls, const char *fmt, va_list ap)
         server->start_error[strcspn(server->start_error, "\n")] = 0;
         return;
     }
-    fputs("vdx serve: libmicrohttpd: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    if (!server->cfg.access_log)
+        return;
+    fputs("libmicrohttpd: ", server->cfg.access_log);
+    vfprintf(server->cfg.access_log, fmt, ap);
 }
 
 static int resolve_bind_address(const char *host, int port, struct sockaddr_storage *addr,

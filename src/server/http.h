@@ -26,7 +26,7 @@ typedef struct http_request {
     size_t body_limit;
     int body_too_large;
     int replied;
-    int uri_too_long;                /* over HTTP_MAX_URI bytes or HTTP_MAX_QUERY_ARGS arguments */
+    int query_too_long;              /* over HTTP_MAX_URI bytes or HTTP_MAX_QUERY_ARGS arguments */
     int status;                      /* of the reply, for the access log */
     double started;                  /* vdx_now() at the first byte of the request */
 } http_request;
