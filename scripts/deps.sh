@@ -8,7 +8,7 @@ want="build-essential pkg-config ca-certificates curl
  libcjson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libzip-dev zlib1g-dev libssl-dev
  valgrind zip"
 case "${1:-}" in
-  --test) want="$want clickhouse-server chromium groff-base" ;;
+  --test) want="$want clickhouse-server chromium groff-base openssl" ;;
 esac
 missing=""
 for p in $want; do

@@ -1,19 +1,25 @@
 // The web explorer's flows in a real browser (Debian's chromium driven by
 // playwright-core), against `vdx serve` on loopback:
-//   node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR
+//   VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR READONLY_URL
 // URL serves the sample collection (ingested from IMAGES_DIR), EMPTY_URL a collection
-// without items, GROWING_URL one whose ingest is still running. Prints one
+// without items, GROWING_URL one whose ingest is still running, READONLY_URL the sample
+// with --read-only; every server has the access token T (tests/browser/serve.sh), which
+// each flow's browser context trades for the servers' cookies first. Prints one
 // "ok - ..." / "not ok - ...: why" line per flow and exits non-zero when one failed.
 // Screenshots of every step go to SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
 import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [url, emptyUrl, growingUrl, images, shots] = process.argv.slice(2);
-if (!url || !emptyUrl || !growingUrl || !images || !shots) {
-  console.error('usage: node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR');
+import http from 'node:http';
+
+const [url, emptyUrl, growingUrl, images, shots, readonlyUrl] = process.argv.slice(2);
+const token = process.env.VDX_TOKEN;
+if (!url || !emptyUrl || !growingUrl || !images || !shots || !readonlyUrl || !token) {
+  console.error('usage: VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR READONLY_URL');
   process.exit(2);
 }
+const servers = [url, emptyUrl, growingUrl, readonlyUrl];
 mkdirSync(shots, { recursive: true });
 let failures = 0;
 
@@ -28,8 +34,17 @@ function check(cond, message) { if (!cond) throw new Failure(message); }
 
 // Runs one flow in a fresh context; any page error or failed request fails it.
 // `expected` matches console errors the flow provokes on purpose.
+// The context first opens each server's URL with ?token= (as a user opens the printed
+// address), which sets its cookie; { login: false } starts without any.
 async function flow(name, options, body, expected) {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 800 }, acceptDownloads: true, ...options });
+  const { login = true, ...contextOptions } = options;
+  const context = await browser.newContext({ viewport: { width: 1366, height: 800 }, acceptDownloads: true, ...contextOptions });
+  if (login) {
+    for (const server of servers) {
+      const r = await context.request.get(`${server}?token=${token}`, { maxRedirects: 0 });
+      if (r.status() !== 303) throw new Error(`token exchange with ${server}: ${r.status()}`);
+    }
+  }
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -309,6 +324,56 @@ await flow('image-drop', {}, async (page, shot) => {
   const score = Number(await page.textContent('#grid .tile .score'));
   check(score > 0.999, `the dropped image's own item scores ${score}, not 1`);
   await shot('results');
+});
+
+// ---- Access: the token, the cookie, foreign Host names, a read-only server ---------------
+// A request with a chosen Host header (browsers do not let a page set it).
+const rawGet = (target, headers) => new Promise((resolve, reject) => {
+  http.get(target, { headers }, (r) => { r.resume(); r.on('end', () => resolve(r.statusCode)); }).on('error', reject);
+});
+
+await flow('access-token', { login: false }, async (page, shot) => {
+  const answer = await page.goto(url);
+  check(answer.status() === 401, `the page without the token answers ${answer.status()}, not 401`);
+  check((await page.textContent('body')).includes('needs its access token'), 'no hint where the token is');
+  await shot('no-token');
+  const api = await page.request.get(url + 'api/info');
+  check(api.status() === 401, `the API without the token answers ${api.status()}, not 401`);
+  await open(page, `${url}?token=${token}`);
+  check(page.url() === url, `after the token exchange the page is at ${page.url()}, not ${url}`);
+  check(!(await page.evaluate(() => document.cookie)).includes(token), 'the token cookie is readable by scripts');
+  const cookies = await page.context().cookies(url);
+  const cookie = cookies.find((c) => c.value === token);
+  check(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', `cookie: ${JSON.stringify(cookies)}`);
+  check((await page.request.get(url + 'api/info')).status() === 200, 'the API refuses the cookie');
+  await shot('with-token');
+  const port = new URL(url).port;
+  const foreign = await rawGet(url + 'api/info', { Host: `127.0.0.1.attacker.example:${port}`, Authorization: `Bearer ${token}` });
+  check(foreign === 403, `a foreign Host answers ${foreign}, not 403`);
+  const wrong = await page.goto(`${url}?token=not-the-token-at-all`);
+  check(wrong.status() === 403, `a wrong token answers ${wrong.status()}, not 403`);
+});
+
+await flow('read-only', {}, async (page, shot) => {
+  await open(page, readonlyUrl);
+  await shot('page');
+  const search = await page.request.post(readonlyUrl + 'api/search', { data: { text: 'a photo', k: 3 } });
+  check(search.status() === 200, `search on the read-only server answers ${search.status()}`);
+  const writes = [
+    ['post', 'api/concepts', { name: 'ro', prompt: 'a dog' }],
+    ['post', 'api/concepts/ro/labels', { labels: [] }],
+    ['post', 'api/concepts/ro/train', {}],
+    ['post', 'api/concepts/ro/undo', {}],
+    ['post', 'api/concepts/ro/copy', { name: 'x' }],
+    ['patch', 'api/concepts/ro', { threshold: 0 }],
+    ['delete', 'api/concepts/ro', undefined],
+  ];
+  for (const [method, path, data] of writes) {
+    const r = await page.request[method](readonlyUrl + path, data === undefined ? {} : { data });
+    check(r.status() === 403, `${method.toUpperCase()} /${path} on the read-only server answers ${r.status()}, not 403`);
+  }
+  const list = await (await page.request.get(readonlyUrl + 'api/concepts')).json();
+  check(!JSON.stringify(list).includes('"ro"'), 'a concept was created on the read-only server');
 });
 
 await browser.close();

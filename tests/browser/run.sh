@@ -1,6 +1,8 @@
 #!/bin/sh
 # Browser tests of the web explorer: ingests the sample collection (and an empty one,
-# and one whose ingest is still running), starts `vdx serve` for each on a free port, runs the Playwright flows of
+# and one whose ingest is still running), starts `vdx serve` for each on a free port
+# (through tests/browser/serve.sh, with an access token; the sample once more with
+# --read-only), runs the Playwright flows of
 # flows.mjs in Debian's chromium (playwright-core from npm; no browser is downloaded)
 # and stops everything. One "ok - ..." / "not ok - ..." line per flow; screenshots of
 # every step in build/artifacts/screenshots/.
@@ -37,17 +39,7 @@ cleanup() {
 trap cleanup EXIT
 trap "exit 130" INT TERM
 
-# serve COLLECTION: starts vdx serve on a free port (in this shell, so that cleanup
-# knows its pid); url_of COLLECTION waits for it and prints its URL
-serve() {
-    "$build/vdx" serve --data "$tmp/data" --collection "$1" --model "$shared/fixtures/clip-tiny" --port 0 \
-        > "$tmp/$1.out" 2> "$tmp/$1.err" &
-    pids="$pids $!"
-}
-url_of() {
-    for _ in $(seq 100); do grep -q 'serving' "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
-    sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$1.out"
-}
+. tests/browser/serve.sh
 
 # The collections, built by `vdx ingest` from a loopback stand-in for the image CDN:
 # "sample" (the Unsplash sample), "empty" (no items), and "growing", whose ingest is
@@ -70,19 +62,21 @@ ingest growing unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.
     --parallel 1 --batch 1 --threads 1 --no-cache > "$tmp/growing.log" 2>&1 &
 pids="$pids $!"
 for _ in $(seq 100); do [ -s "$tmp/data/collections/growing/progress.json" ] && break; sleep 0.1; done
-serve sample
-serve empty
-serve growing
+serve sample sample
+serve empty empty
+serve growing growing
+serve readonly sample --read-only
 url=$(url_of sample)
 empty_url=$(url_of empty)
 growing_url=$(url_of growing)
-if [ -z "$url" ] || [ -z "$empty_url" ] || [ -z "$growing_url" ]; then
+readonly_url=$(url_of readonly)
+if [ -z "$url" ] || [ -z "$empty_url" ] || [ -z "$growing_url" ] || [ -z "$readonly_url" ]; then
     echo "not ok - browser: vdx serve did not start: $(cat "$tmp"/*.out "$tmp"/*.err)"; exit 1
 fi
 shots="$root/build/artifacts/screenshots"
 mkdir -p "$shots"
 rm -f "$shots"/*.png
-(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots")
+(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots" "$readonly_url")
 status=$?
 echo "# screenshots: $shots"
 exit $status

@@ -2,7 +2,8 @@
 # The JSON API of `vdx serve` against bad input, over real HTTP (curl): malformed JSON,
 # a huge body, unknown ids, `../` paths, wrong content types, cross-site requests and
 # foreign Host headers each get their 4xx with a message, and the collection and its
-# concepts are unchanged afterwards. Then a 3-second load check (50 concurrent search
+# concepts are unchanged afterwards; the access token (401 without it), --no-token,
+# --read-only and TLS (--tls-cert/--tls-key, a self-signed certificate from openssl). Then a 3-second load check (50 concurrent search
 # clients, zero errors) and a clean stop on SIGTERM.
 set -u
 cd "$(dirname "$0")/../.."
@@ -34,13 +35,15 @@ for _ in $(seq 50); do [ -s "$tmp/cdn.port" ] && break; sleep 0.1; done
 rc=$?
 kill "$cdn_pid"
 [ $rc -eq 0 ] || { not_ok "ingest the sample collection: $(cat "$tmp/ingest.log")"; exit 1; }
-"$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
+token=api-test-token-0123456789
+auth="Authorization: Bearer $token"
+VDX_TOKEN=$token "$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
     --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
 serve_pid=$!
 for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
-base=$(sed -n 's/.* at \(http:[^ ]*\)\/$/\1/p' "$tmp/serve.out")
-if [ -n "$base" ] && grep -q "^vdx: serving sample (46 items) at http://127.0.0.1:[0-9]*/$" "$tmp/serve.out"; then
-    ok "vdx serve prints what it serves and where"
+base=$(sed -n 's/.* at \(http:[^ ]*\)\/?token=.*$/\1/p' "$tmp/serve.out")
+if [ -n "$base" ] && grep -q "^vdx: serving sample (46 items) at http://127.0.0.1:[0-9]*/?token=$token$" "$tmp/serve.out"; then
+    ok "vdx serve prints what it serves and where, with the token (\$VDX_TOKEN)"
 else
     not_ok "vdx serve did not start: $(cat "$tmp/serve.out" "$tmp/serve.err")"; exit 1
 fi
@@ -48,7 +51,7 @@ fi
 # request METHOD PATH [curl args...]: sets $code and $body
 request() {
     method=$1 path=$2; shift 2
-    code=$(curl -s --path-as-is --max-time 10 -o "$tmp/body" -w '%{http_code}' -X "$method" "$@" "$base$path")
+    code=$(curl -s --path-as-is --max-time 10 -o "$tmp/body" -w '%{http_code}' -X "$method" -H "$auth" "$@" "$base$path")
     body=$(cat "$tmp/body")
 }
 json() { request "$1" "$2" -H 'Content-Type: application/json' --data-binary "$3"; }
@@ -58,13 +61,13 @@ expect() {
     else not_ok "$3: expected $1 with an error containing '$2', got $code $body"; fi
 }
 snapshot() { # everything bad requests must leave alone
-    for p in /api/concepts /api/concepts/birds /api/concepts/birds/labels; do curl -s "$base$p"; echo; done |
+    for p in /api/concepts /api/concepts/birds /api/concepts/birds/labels; do curl -s -H "$auth" "$base$p"; echo; done |
         sed 's/"updated":"[^"]*"//g'
-    curl -s "$base/api/info" | sed 's/"bytes_on_disk":[0-9]*//'
+    curl -s -H "$auth" "$base/api/info" | sed 's/"bytes_on_disk":[0-9]*//'
 }
 
 # a concept with labels, to check it is unchanged by the bad requests
-ids=$(curl -s -H 'Content-Type: application/json' -d '{"text":"a bird","k":4}' "$base/api/search" |
+ids=$(curl -s -H "$auth" -H 'Content-Type: application/json' -d '{"text":"a bird","k":4}' "$base/api/search" |
       grep -o '"id":"[^"]*"' | cut -d'"' -f4)
 first=$(echo "$ids" | sed -n 1p) second=$(echo "$ids" | sed -n 2p)
 json POST /api/concepts '{"name":"birds","prompt":"a bird"}'
@@ -134,7 +137,24 @@ expect 403 "cross-origin request from http://evil.example refused" "cross-origin
 request DELETE /api/concepts/birds -H 'Sec-Fetch-Site: cross-site'
 expect 403 "Sec-Fetch-Site: cross-site" "cross-site DELETE → 403"
 request GET /api/info -H 'Host: evil.example'
-expect 403 "loopback host names only" "a foreign Host header (DNS rebinding) → 403"
+expect 403 "loopback host names with its port only" "a foreign Host header (DNS rebinding) → 403"
+port=${base##*:}
+request GET /api/info -H "Host: 127.0.0.1.evil.example:$port"
+expect 403 "not '127.0.0.1.evil.example:$port'" "a Host that only starts with 127. → 403 (F1)"
+request POST /api/search -H 'Content-Type: application/json' -H "Origin: https://127.0.0.1:$port" --data-binary '{"text":"a"}'
+expect 403 "cross-origin request from https://127.0.0.1:$port refused" "an Origin with another scheme → 403"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$base/api/concepts")
+body=$(cat "$tmp/body")
+expect 401 "needs its access token" "the API without the token → 401"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer x$token" "$base/api/concepts")
+body=$(cat "$tmp/body")
+expect 401 "needs its access token" "the API with a wrong token → 401"
+code=$(curl -s -o /dev/null -D "$tmp/headers" -w '%{http_code}' "$base/?token=$token")
+if [ "$code" = 303 ] && grep -qi "^set-cookie: vdx-token-$port=$token; Path=/; HttpOnly; SameSite=Strict" "$tmp/headers"; then
+    ok "the page trades ?token= for an HttpOnly SameSite=Strict cookie (303 to /)"
+else not_ok "token exchange: $code $(cat "$tmp/headers")"; fi
+code=$(curl -s -o /dev/null -w '%{http_code}' -b "vdx-token-$port=$token" "$base/api/info")
+[ "$code" = 200 ] && ok "the cookie opens the API" || not_ok "the API with the cookie: $code"
 request PUT /api/concepts -H 'Content-Type: application/json' --data-binary '{}'
 expect 405 "not allowed" "PUT on the concept list → 405"
 request OPTIONS /api/info
@@ -147,7 +167,7 @@ if cmp -s "$tmp/before" "$tmp/after"; then ok "the collection and its concepts a
 else not_ok "state changed: $(diff "$tmp/before" "$tmp/after" | head -5)"; fi
 
 request GET /
-headers=$(curl -s -D - -o /dev/null "$base/")
+headers=$(curl -s -H "$auth" -D - -o /dev/null "$base/")
 if [ "$code" = 200 ] && printf '%s' "$headers" | grep -qi "^content-security-policy: default-src 'self'" &&
    printf '%s' "$headers" | grep -qi '^x-content-type-options: nosniff' &&
    printf '%s' "$headers" | grep -qi '^content-type: text/html'; then ok "the page has CSP, nosniff and its content type"
@@ -161,12 +181,12 @@ request GET "/api/items/$first/thumbnail"
 [ "$code" = 200 ] && [ "$(head -c 3 "$tmp/body" | od -An -tx1 | tr -d ' ')" = ffd8ff ] &&
     ok "a thumbnail is a JPEG" || not_ok "thumbnail: $code"
 request GET '/api/concepts/birds/export?what=labels&format=csv'
-disposition=$(curl -s -D - -o /dev/null "$base/api/concepts/birds/export?what=labels&format=csv" | grep -i '^content-disposition')
+disposition=$(curl -s -H "$auth" -D - -o /dev/null "$base/api/concepts/birds/export?what=labels&format=csv" | grep -i '^content-disposition')
 if printf '%s' "$body" | grep -q "^$first," && printf '%s' "$disposition" | grep -q 'attachment; filename="birds-labels.csv"'; then
     ok "labels export is a CSV download"
 else not_ok "export: $code $disposition $body"; fi
 
-load=$("$build/tools/loadgen" --url "$base/api/search" --clients 50 --seconds 3 \
+load=$("$build/tools/loadgen" --url "$base/api/search" --clients 50 --seconds 3 --header "$auth" \
        --body '{"text":"a dog on a beach"}' --body '{"text":"mountains","k":24}' --body "{\"like\":\"$first\"}" 2>&1)
 if [ $? -eq 0 ] && printf '%s' "$load" | grep -q ' 0 errors'; then
     ok "50 concurrent search clients for 3 s: no errors ($(printf '%s' "$load" | sed -n 's/.*requests, //p' | head -1))"
@@ -178,4 +198,67 @@ rc=$?
 serve_pid=""
 if [ $rc -eq 0 ] && grep -q 'SIGTERM received, stopping' "$tmp/serve.out"; then ok "SIGTERM stops the server cleanly"
 else not_ok "stop: exit $rc, $(cat "$tmp/serve.out" "$tmp/serve.err")"; fi
+
+# --- access rules of the CLI
+serve_args="--data $tmp/data --collection sample --model $shared/fixtures/clip-tiny --port 0"
+# shellcheck disable=SC2086
+out=$("$build/vdx" serve $serve_args --host 0.0.0.0 --no-token 2>&1)
+if [ $? -eq 1 ] && printf '%s' "$out" | grep -q "without an access token is refused: only a loopback address"; then
+    ok "--no-token beyond loopback is refused"
+else not_ok "--no-token on 0.0.0.0: $out"; fi
+# shellcheck disable=SC2086
+out=$("$build/vdx" serve $serve_args --token short 2>&1)
+[ $? -eq 2 ] && printf '%s' "$out" | grep -q "an access token needs 16 to 256 characters, not 5" &&
+    ok "a short --token is a usage error" || not_ok "--token short: $out"
+
+# start_serve LOG [options]: vdx serve in the background; sets serve_pid and url
+start_serve() {
+    log=$1; shift
+    # shellcheck disable=SC2086
+    "$build/vdx" serve $serve_args "$@" > "$tmp/$log" 2>&1 &
+    serve_pid=$!
+    for _ in $(seq 100); do grep -q 'serving' "$tmp/$log" 2>/dev/null && break; sleep 0.1; done
+    url=$(sed -n 's/.* at \(http[^ ]*\)$/\1/p' "$tmp/$log")
+}
+stop_serve() { kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; serve_pid=""; }
+
+start_serve noauth.log --no-token
+if printf '%s' "$url" | grep -q '^http://127.0.0.1:[0-9]*/$' &&
+   [ "$(curl -s -o /dev/null -w '%{http_code}' "${url}api/info")" = 200 ]; then
+    ok "--no-token on loopback: the URL has no token and the API answers without one"
+else not_ok "--no-token: $url $(cat "$tmp/noauth.log")"; fi
+stop_serve
+
+start_serve readonly.log --read-only --token "$token"
+ro=${url%%\?*}
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "$auth" -H 'Content-Type: application/json' -d '{"text":"a bird"}' "${ro}api/search")
+[ "$code" = 200 ] && ok "--read-only: search answers" || not_ok "--read-only search: $code"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "$auth" -H 'Content-Type: application/json' -d '{"labels":[{"id":"'"$first"'","label":1}]}' "${ro}api/concepts/birds/labels")
+body=$(cat "$tmp/body")
+expect 403 "this server is read-only" "--read-only: labelling → 403"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "$auth" -X DELETE "${ro}api/concepts/birds")
+body=$(cat "$tmp/body")
+expect 403 "this server is read-only" "--read-only: deleting a concept → 403"
+stop_serve
+
+if command -v openssl > /dev/null; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 1 \
+        -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 > "$tmp/openssl.log" 2>&1
+    start_serve tls.log --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" --token "$token"
+    tls=${url%%\?*}
+    code=$(curl -s --cacert "$tmp/cert.pem" -o "$tmp/body" -w '%{http_code}' -H "$auth" "${tls}api/info")
+    plain=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http${tls#https}api/info")
+    if printf '%s' "$tls" | grep -q '^https://127.0.0.1:' && [ "$code" = 200 ] && [ "$plain" != 200 ]; then
+        ok "--tls-cert/--tls-key: HTTPS with the certificate, plain HTTP is not answered"
+    else not_ok "TLS: url $url, https $code, http $plain, $(cat "$tmp/tls.log")"; fi
+    code=$(curl -s --cacert "$tmp/cert.pem" -o /dev/null -D "$tmp/headers" -w '%{http_code}' "${tls}?token=$token")
+    grep -qi "^set-cookie: .*SameSite=Strict; Secure" "$tmp/headers" && ok "over TLS the token cookie is Secure" ||
+        not_ok "TLS cookie: $code $(cat "$tmp/headers")"
+    stop_serve
+    start_serve tls-wide.log --host 0.0.0.0 --token "$token"
+    grep -q "^vdx: warning: serving beyond this machine without TLS" "$tmp/tls-wide.log" &&
+        ok "serving beyond loopback without TLS prints a warning" || not_ok "no warning: $(cat "$tmp/tls-wide.log")"
+    stop_serve
+elif [ "${CI:-}" = true ]; then not_ok "openssl is not installed (CI=true): TLS is untested"
+else echo "skip - TLS: openssl is not installed"; fi
 [ "$failures" -eq 0 ]

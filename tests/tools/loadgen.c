@@ -5,7 +5,8 @@
  *
  *   loadgen --url http://127.0.0.1:PORT/api/search --clients 50 --seconds 10 \
  *           --body '{"text":"a dog"}' --body '{"text":"a red car"}'
- * Bodies are sent as POST application/json, rotating; without --body it sends GETs. */
+ * Bodies are sent as POST application/json, rotating; without --body it sends GETs.
+ * --header 'Name: value' adds a header to every request (e.g. the server's token). */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,12 +65,12 @@ static double percentile(const latencies *l, double p)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: loadgen --url URL [--clients N] [--seconds S] [--body JSON]...\n");
+    fprintf(stderr, "usage: loadgen --url URL [--clients N] [--seconds S] [--header H] [--body JSON]...\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL;
+    const char *url = NULL, *extra_header = NULL;
     const char *bodies[MAX_BODIES];
     int n_bodies = 0, n_clients = 50;
     double seconds = 10;
@@ -80,6 +81,8 @@ int main(int argc, char **argv)
             n_clients = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--header") && i + 1 < argc)
+            extra_header = argv[++i];
         else if (!strcmp(argv[i], "--body") && i + 1 < argc && n_bodies < MAX_BODIES)
             bodies[n_bodies++] = argv[++i];
         else {
@@ -95,6 +98,8 @@ int main(int argc, char **argv)
     CURLM *multi = curl_multi_init();
     client *clients = calloc((size_t)n_clients, sizeof *clients);
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (extra_header)
+        headers = curl_slist_append(headers, extra_header);
     latencies lat = {0};
     long sent = 0, errors = 0;
     char first_error[512] = "";
@@ -109,8 +114,8 @@ int main(int argc, char **argv)
         curl_easy_setopt(easy, CURLOPT_PRIVATE, &clients[i]);
         curl_easy_setopt(easy, CURLOPT_TIMEOUT, 30L);
         curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
         if (n_bodies) {
-            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
             curl_easy_setopt(easy, CURLOPT_POSTFIELDS, bodies[sent % n_bodies]);
         }
         clients[i].started = vdx_now();
