@@ -13,6 +13,10 @@
 #   VDX_LIMIT        ingest only the first N photos
 #   VDX_HOME         data directory (default ~/.local/share/vdx)
 #   VDX_HOST, VDX_PORT  where to serve (default 127.0.0.1:8080)
+#   VDX_TOKEN        the server's access token (default: a random one each run)
+# The demo serves on loopback with an access token, as `vdx serve` does by default: open
+# the address it prints (http://127.0.0.1:8080/?token=...); the page keeps the token in a
+# cookie, so later visits to http://127.0.0.1:8080/ in that browser need nothing more.
 #   HF_ENDPOINT, HF_HOME, HF_HUB_CACHE  as for huggingface_hub
 set -eu
 cd "$(dirname "$0")/.."
@@ -81,7 +85,7 @@ until $vdx info > /dev/null 2>&1; do
     i=$((i + 1)); [ $i -lt 600 ] || fail "the collection was not created within 60 s (see $log)"
     sleep 0.1
 done
-say "serving the explorer at http://$host:$port/ (Ctrl-C stops; ingest resumes on the next run)"
+say "starting the explorer on $host:$port: open the address printed below, it carries the access token (Ctrl-C stops; ingest resumes on the next run)"
 status=0
 $vdx serve --model "$model" --host "$host" --port "$port" || status=$?
 case $status in

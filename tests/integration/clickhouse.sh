@@ -116,12 +116,12 @@ else
         not_ok "vdx search against a closed port: $out"
     fi
     # vdx serve over ClickHouse: the HTTP API answers like the embedded store's
-    VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" "$vdx" serve --model "$model" \
-        --host 127.0.0.1 --port 0 > "$tmp/serve.log" 2>&1 < /dev/null &
+    VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" VDX_TOKEN=clickhouse-test-token-0123 "$vdx" serve \
+        --model "$model" --host 127.0.0.1 --port 0 > "$tmp/serve.log" 2>&1 < /dev/null &
     serve_pid=$!
     for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.log" 2>/dev/null && break; sleep 0.1; done
-    api=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/serve.log" | head -n 1)
-    answer=$(curl -s --max-time 10 -H 'Content-Type: application/json' \
+    api=$(sed -n 's/.* at \(http:[^ ?]*\)?token=.*$/\1/p' "$tmp/serve.log" | head -n 1)
+    answer=$(curl -s --max-time 10 -H 'Content-Type: application/json' -H 'Authorization: Bearer clickhouse-test-token-0123' \
         -d '{"text":"a photo of a cat","k":9}' "${api%/}/api/search")
     echo "$answer" | ids > "$tmp/serve-c"
     if [ -s "$tmp/serve-c" ] && [ "$(head -n 9 "$tmp/search-e")" = "$(cat "$tmp/serve-c")" ]; then

@@ -32,8 +32,10 @@ free_port() {
         curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null; [ $? -eq 7 ] && { echo $p; return; }
     done
 }
-api() { curl -s --max-time 10 "http://127.0.0.1:$port/api/$1"; }
-search() { curl -s --max-time 10 -H 'Content-Type: application/json' -d '{"text":"a photo","k":9}' "http://127.0.0.1:$port/api/search"; }
+# make demo serves with an access token: $VDX_TOKEN here, a random one by default
+export VDX_TOKEN=demo-test-token-0123456789
+api() { curl -s --max-time 10 -H "Authorization: Bearer $VDX_TOKEN" "http://127.0.0.1:$port/api/$1"; }
+search() { curl -s --max-time 10 -H "Authorization: Bearer $VDX_TOKEN" -H 'Content-Type: application/json' -d '{"text":"a photo","k":9}' "http://127.0.0.1:$port/api/search"; }
 hits() { grep -o '"id":' | wc -l; }
 json_field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" | head -n 1; }
 
@@ -80,6 +82,10 @@ wait_ingest_done() {
 # First run: everything is downloaded; the page answers while ingest runs.
 if run_demo "$tmp/demo1.log"; then
     ok "make demo serves the explorer (first run)"
+    grep -q "at http://127.0.0.1:$port/?token=$VDX_TOKEN$" "$tmp/demo1.log" &&
+        ok "make demo prints the address with the access token" || not_ok "no tokened URL: $(cat "$tmp/demo1.log")"
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/info")" = 401 ] &&
+        ok "the demo's API refuses requests without the token" || not_ok "the demo's API answers without the token"
 else
     not_ok "make demo did not start serving: $(tail -n 20 "$tmp/demo1.log")"
     exit 1

@@ -231,7 +231,7 @@ expect_fail 1 "$tmp/does-not-exist: No such file or directory" "ingest folder wi
 serve_pid=$!
 pids="$pids $serve_pid"
 for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
-port=$(sed -n 's/.*:\([0-9]*\)\/$/\1/p' "$tmp/serve.out")
+port=$(sed -n 's/.*:\([0-9]*\)\/?token=[0-9a-f]*$/\1/p' "$tmp/serve.out")
 if [ -n "$port" ]; then
     run serve --port "$port"
     expect_fail 1 "cannot listen on 127.0.0.1 port $port: " "vdx serve on a port in use fails at once"
