@@ -212,6 +212,86 @@ static int select_ids(sqlite3 *db, const char *where, char *out, size_t size)
     return 0;
 }
 
+/* `k` nested calls of lower() around id, compared with 'a'. */
+static void nested_lower(int k, char *out)
+{
+    out[0] = 0;
+    for (int i = 0; i < k; i++)
+        strcat(out, "lower(");
+    strcat(out, "id");
+    for (int i = 0; i < k; i++)
+        strcat(out, ")");
+    strcat(out, " = 'a'");
+}
+
+/* F10: function calls count towards the depth limit, and the deepest filter the parser
+ * accepts (calls, parentheses or NOTs) runs on SQLite without a parser stack overflow. */
+TEST(depth_counts_function_calls)
+{
+    static char text[8192], out[256];
+    vdx_error err = {{0}};
+    nested_lower(300, text);
+    vdx_filter *f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+    CHECK(!f && strstr(err.message, "nested too deeply") && !strstr(err.message, "SELECT"), "%s", err.message);
+    vdx_filter_free(f);
+    sqlite3 *db;
+    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
+    REQUIRE(vdx_filter_register_sqlite(db, &err) == 0, "%s", err.message);
+    REQUIRE(sqlite3_exec(db, "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, \"odd name\" TEXT, "
+                             "score TEXT, \"we`ird\" TEXT); INSERT INTO t(id) VALUES ('A'), ('b');",
+                         NULL, NULL, NULL) == SQLITE_OK, "table");
+    /* the deepest calls, parentheses and NOTs the parser accepts */
+    int depth;
+    for (depth = 1; depth < 200; depth++) {
+        nested_lower(depth, text);
+        f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+        vdx_filter_free(f);
+        if (!f)
+            break;
+    }
+    nested_lower(depth - 1, text);
+    CHECK(depth > 10 && select_ids(db, text, out, sizeof out) == 0 && !strcmp(out, "A"), "%d calls: %s",
+          depth - 1, out);
+    /* the deepest parentheses and NOTs the parser accepts */
+    for (depth = 1; depth < 200; depth++) {
+        text[0] = 0;
+        for (int i = 0; i < depth; i++)
+            strcat(text, "(");
+        strcat(text, "id = 'b'");
+        for (int i = 0; i < depth; i++)
+            strcat(text, ")");
+        f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+        vdx_filter_free(f);
+        if (!f)
+            break;
+    }
+    text[0] = 0;
+    for (int i = 0; i < depth - 1; i++)
+        strcat(text, "(");
+    strcat(text, "id = 'b'");
+    for (int i = 0; i < depth - 1; i++)
+        strcat(text, ")");
+    CHECK(depth > 10 && select_ids(db, text, out, sizeof out) == 0 && !strcmp(out, "b"), "%d parentheses: %s",
+          depth - 1, out);
+    for (depth = 1; depth < 200; depth++) {
+        text[0] = 0;
+        for (int i = 0; i < depth; i++)
+            strcat(text, "NOT ");
+        strcat(text, "id = 'b'");
+        f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+        vdx_filter_free(f);
+        if (!f)
+            break;
+    }
+    text[0] = 0;
+    for (int i = 0; i < depth - 1; i++)
+        strcat(text, "NOT ");
+    strcat(text, "id = 'b'");
+    CHECK(select_ids(db, text, out, sizeof out) == 0 && !strcmp(out, (depth - 1) % 2 ? "A" : "b"),
+          "%d NOTs: %s", depth - 1, out);
+    sqlite3_close(db);
+}
+
 TEST(sqlite_semantics)
 {
     sqlite3 *db;
@@ -271,6 +351,7 @@ int main(void)
     RUN(clickhouse_quoting);
     RUN(refuses_with_byte_offsets);
     RUN(deep_nesting_refused);
+    RUN(depth_counts_function_calls);
     RUN(sqlite_semantics);
     return test_summary("filter");
 }

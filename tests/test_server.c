@@ -324,7 +324,7 @@ TEST(test_request_policy)
     CHECK_ERROR(r, 400, "malformed JSON body at byte 9");
     free(r.body);
     r = request("PATCH", "/api/info", "application/json", "{}", 2, NULL);
-    CHECK_ERROR(r, 404, "no such endpoint: PATCH /api/info (see docs/api.md)");
+    CHECK_ERROR(r, 405, "PATCH is not allowed on /api/info (GET)");
     free(r.body);
 }
 
@@ -788,6 +788,126 @@ TEST(test_slow_client_flood)
     CHECK(left == 0, "%d trickling connections outlived the 2 s head deadline", left);
 }
 
+/* The concept book as the API shows it: the list, and each concept with its labels. */
+static char *book_snapshot(void)
+{
+    reply list = get("/api/concepts");
+    size_t size = list.size + 1;
+    char *out = malloc(size);
+    memcpy(out, list.body, list.size + 1);
+    cJSON *json = cJSON_Parse(list.body);
+    const cJSON *concepts = cJSON_IsArray(json) ? json : cJSON_GetObjectItemCaseSensitive(json, "concepts");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, concepts) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+        if (!cJSON_IsString(name))
+            continue;
+        char *escaped = curl_easy_escape(NULL, name->valuestring, 0);
+        char path[600];
+        const char *what[] = {"", "/labels"};
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof path, "/api/concepts/%s%s", escaped, what[i]);
+            reply r = get(path);
+            out = realloc(out, size + r.size + 1);
+            memcpy(out + size - 1, r.body, r.size + 1);
+            size += r.size;
+            free(r.body);
+        }
+        curl_free(escaped);
+    }
+    cJSON_Delete(json);
+    free(list.body);
+    return out;
+}
+
+/* F2 and "a refused request changes nothing", route by route: each request has one bad
+ * part (the rest is valid) and the concept book is the same afterwards. */
+TEST(test_refused_requests_change_nothing)
+{
+    REQUIRE(server, "no server");
+    reply r = post_json("/api/concepts", "{\"name\":\"book\",\"examples\":[\"item-6\",\"item-12\"]}");
+    REQUIRE(r.status == 201, "create: %s", r.body);
+    free(r.body);
+    r = post_json("/api/concepts/book/labels", "{\"labels\":[{\"id\":\"item-6\",\"label\":1},{\"id\":\"item-7\",\"label\":0}]}");
+    REQUIRE(r.status == 200, "label: %s", r.body);
+    free(r.body);
+    char *before = book_snapshot();
+    static const struct { const char *method, *path, *body; int status; } bad[] = {
+        /* F2: the round would train; the filter of the next page is bad */
+        {"POST", "/api/concepts/book/train", "{\"next\":{\"where\":\"no_such_column = 1\"}}", 400},
+        {"POST", "/api/concepts/book/train", "{\"iters\":5,\"lr\":-1}", 400},
+        {"POST", "/api/concepts/book/train", "{\"next\":{\"mode\":\"sideways\"}}", 400},
+        {"POST", "/api/concepts/book/labels", "{\"labels\":[{\"id\":\"item-8\",\"label\":1},{\"id\":\"nope\",\"label\":0}]}", 404},
+        {"POST", "/api/concepts/book/labels", "{\"labels\":[{\"id\":\"item-8\",\"label\":1},{\"id\":\"item-9\",\"label\":2}]}", 400},
+        {"POST", "/api/concepts", "{\"name\":\"..\",\"examples\":[\"item-1\"]}", 400},
+        {"POST", "/api/concepts", "{\"name\":\"new\",\"examples\":[\"item-2\",\"nope\"]}", 404},
+        {"POST", "/api/concepts/book/copy", "{\"name\":\".\"}", 400},
+        {"PATCH", "/api/concepts/book", "{\"threshold\":2.5,\"name\":\"..\"}", 400},
+        {"PATCH", "/api/concepts/book", "{\"threshold\":2.5,\"name\":\"shared\"}", 409},
+        {"PATCH", "/api/concepts/book", "{\"threshold\":\"high\"}", 400},
+        {"DELETE", "/api/concepts/nope", NULL, 404},
+        {"POST", "/api/concepts/import?name=imported", "{\"weight\":[1,2]}", 400},
+        {"POST", "/api/concepts/book/undo", "{", 400},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *body = bad[i].body;
+        r = request(bad[i].method, bad[i].path, body ? "application/json" : NULL, body, body ? strlen(body) : 0, NULL);
+        CHECK(r.status == bad[i].status, "%s %s %s: %ld %s (expected %d)", bad[i].method, bad[i].path,
+              body ? body : "", r.status, r.body, bad[i].status);
+        free(r.body);
+        char *after = book_snapshot();
+        CHECK(!strcmp(before, after), "%s %s %s changed the book:\n%s\n%s", bad[i].method, bad[i].path,
+              body ? body : "", before, after);
+        free(after);
+    }
+    free(before);
+}
+
+/* F6, F7, F8, F11: NUL in JSON strings, unaddressable names, invalid UTF-8, statuses,
+ * duplicate keys. */
+TEST(test_names_text_and_statuses)
+{
+    REQUIRE(server, "no server");
+    reply r = post_json("/api/concepts", "{\"name\":\"a\\u0000b\",\"examples\":[\"item-1\"]}");
+    CHECK_ERROR(r, 400, "the JSON body holds a NUL character (\\u0000) in a string at byte 10");
+    free(r.body);
+    r = post_json("/api/concepts/book/labels", "{\"labels\":[{\"id\":\"item-6\\u0000junk\",\"label\":0}]}");
+    CHECK_ERROR(r, 400, "the JSON body holds a NUL character (\\u0000) in a string at byte 24");
+    free(r.body);
+    r = post_json("/api/search", "{\"like\":\"a\\\\u0000b\"}"); /* an escaped backslash is no NUL */
+    CHECK(r.status == 404, "escaped backslash: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts", "{\"name\":\"..\",\"examples\":[\"item-1\"]}");
+    CHECK_ERROR(r, 400, "a concept cannot be named '..': no URL path can address it");
+    free(r.body);
+    r = post_json("/api/concepts", "{\"name\":\".\",\"examples\":[\"item-1\"]}");
+    CHECK_ERROR(r, 400, "a concept cannot be named '.': no URL path can address it");
+    free(r.body);
+    vdx_error err = {{0}};
+    CHECK(vdx_concept_check_name("...", &err) == 0, "'...' is addressable: %s", err.message);
+    const char bad_utf8[] = "{\"text\":\"caf\xc3\x28\"}";
+    r = request("POST", "/api/search", "application/json", bad_utf8, strlen(bad_utf8), NULL);
+    CHECK_ERROR(r, 400, "the JSON body is not valid UTF-8 (byte 12)");
+    free(r.body);
+    r = get("/api/items/a%FFb");
+    CHECK_ERROR(r, 400, "path segment 3 is not valid UTF-8 (byte 1)");
+    free(r.body);
+    r = get("/api/search");
+    CHECK_ERROR(r, 405, "GET is not allowed on /api/search (POST)");
+    free(r.body);
+    r = request("DELETE", "/api/items/item-1", NULL, NULL, 0, NULL);
+    CHECK_ERROR(r, 405, "DELETE is not allowed on /api/items/item-1 (GET)");
+    free(r.body);
+    r = get("/api/info");
+    CHECK(r.status == 200 && strstr(r.body, "\"columns\":") == strrchr(r.body, '\0') - strlen(strstr(r.body, "\"columns\":")),
+          "info");
+    int columns = 0;
+    for (const char *p = r.body; (p = strstr(p, "\"columns\":")); p++)
+        columns++;
+    CHECK(columns == 1, "\"columns\" appears %d times in %s", columns, r.body);
+    free(r.body);
+}
+
 int main(void){
     curl_global_init(CURL_GLOBAL_DEFAULT);
     RUN(test_start);
@@ -801,6 +921,8 @@ int main(void){
     RUN(test_access_token);
     RUN(test_token_rules);
     RUN(test_read_only);
+    RUN(test_refused_requests_change_nothing);
+    RUN(test_names_text_and_statuses);
     RUN(test_oversized_request_heads);
     RUN(test_slow_client_flood);
     RUN(test_slow_clients_do_not_stall_others);

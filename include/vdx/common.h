@@ -22,6 +22,10 @@ int vdx_error_prefix(vdx_error *err, const char *fmt, ...) __attribute__((format
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err);
+
+/* Whether the n bytes at s are valid UTF-8 (shortest forms, no surrogates, at most
+ * U+10FFFF) without a NUL byte: 0, else -1 with the offset of the first bad byte. */
+int vdx_utf8_check(const char *s, size_t n, size_t *bad_offset);
 /* Writes a file atomically (temp file + fsync + rename). */
 int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_error *err);
 /* mkdir -p */

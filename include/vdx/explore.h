@@ -64,8 +64,11 @@ typedef struct vdx_concepts vdx_concepts;
 vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err);
 void vdx_concepts_close(vdx_concepts *book);
 
-/* A concept name: 1..200 bytes of UTF-8, no control characters, not only spaces. */
+/* A concept name: 1..200 bytes of UTF-8, no control characters, not only spaces, not
+ * "." or ".." (no URL path can address them). */
 #define VDX_CONCEPT_NAME_MAX 200
+/* That rule (the CLI and the API both go through it): 0, or -1 saying why not. */
+int vdx_concept_check_name(const char *name, vdx_error *err);
 
 typedef struct vdx_concept_spec {
     const char *name;

@@ -74,6 +74,10 @@ int vdx_store_add_columns(vdx_store *store, const char *const *names, int n, vdx
 /* Names of the metadata columns in the order they were added, malloc'd (free each, then
  * the array). */
 int vdx_store_columns(vdx_store *store, char ***names, int *n, vdx_error *err);
+/* Parses a filter (`where`, see "Filters" below) against the collection's columns without
+ * running it: 0 when it is valid (or empty), else the parse error. Callers check every
+ * part of a request this way before they change anything. */
+int vdx_store_check_where(vdx_store *store, const char *where, vdx_error *err);
 
 /* One item to append. failure != NULL records a failed item (no vector, no thumbnail):
  * a later successful append of the same id replaces the failure. */
@@ -138,8 +142,11 @@ typedef struct vdx_hits {
  * and the functions lower(), upper(), length() (Unicode characters). LIKE ignores case
  * (Unicode). A metadata column compared with a number compares numerically (values
  * that are not plain decimal numbers never match). Anything else
- * (';', comments, subqueries, other functions) is refused with the byte offset. Values
- * never become SQL text (they are bound as parameters or escaped per backend). */
+ * (';', comments, subqueries, other functions) is refused with the byte offset. Nesting
+ * (parentheses, NOT, function calls, each a level) is limited to 32 levels, the same on
+ * both backends (deep enough for any hand-written filter, shallow enough for SQLite's
+ * parser). Values never become SQL text (they are bound as parameters or escaped per
+ * backend), and errors never echo the SQL vdx generated. */
 int vdx_store_search(vdx_store *store, const vdx_search_request *req, vdx_hits *out,
                      vdx_error *err);
 /* Every item matching where and not excluded (k and offset ignored), with

@@ -156,3 +156,29 @@ void vdx_sha256_hex(const void *data, size_t size, char out[65])
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
         snprintf(out + 2 * i, 3, "%02x", digest[i]);
 }
+
+int vdx_utf8_check(const char *text, size_t n, size_t *bad_offset)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t extra = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2
+                     : c >= 0xF0 && c <= 0xF4 ? 3 : 4;
+        if (c == 0 || extra == 4 || i + extra >= n + (extra ? 0 : 1))
+            goto bad;
+        for (size_t k = 1; k <= extra; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                goto bad;
+        /* overlong 3- and 4-byte forms, UTF-16 surrogates, beyond U+10FFFF */
+        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0) ||
+            (c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] >= 0x90))
+            goto bad;
+        i += extra + 1;
+    }
+    return 0;
+bad:
+    if (bad_offset)
+        *bad_offset = i;
+    return -1;
+}

@@ -155,36 +155,34 @@ int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identi
                     ours->config_hash, ours->dims);
 }
 
-/* Valid UTF-8, no control characters, 1..VDX_CONCEPT_NAME_MAX bytes, not only spaces. */
+/* The one rule for concept names, shared by the CLI and the API: valid UTF-8 without
+ * control characters, 1..VDX_CONCEPT_NAME_MAX bytes, not only spaces, and not "." or
+ * "..", which no URL path can address (a path segment "." or ".." is resolved away). */
 int concept_name_check(const char *name, vdx_error *err)
 {
     if (!name || !*name)
         return vdx_fail(err, "a concept name must not be empty");
-    size_t len = strlen(name);
+    size_t len = strlen(name), bad;
     if (len > VDX_CONCEPT_NAME_MAX)
         return vdx_fail(err, "concept name is %zu bytes long; the limit is %d", len,
                         VDX_CONCEPT_NAME_MAX);
+    if (vdx_utf8_check(name, len, &bad) != 0)
+        return vdx_fail(err, "concept name is not valid UTF-8 (byte %zu)", bad);
     int visible = 0;
-    const unsigned char *s = (const unsigned char *)name;
-    for (size_t i = 0; i < len;) {
-        unsigned c = s[i];
-        int extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
-                                 : (c & 0xF8) == 0xF0 ? 3 : -1;
-        if (extra < 0 || (extra == 1 && c < 0xC2) || i + extra >= len + (extra ? 0 : 1))
-            return vdx_fail(err, "concept name is not valid UTF-8 (byte %zu)", i);
-        for (int k = 1; k <= extra; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return vdx_fail(err, "concept name is not valid UTF-8 (byte %zu)", i + k);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
         if (c < 0x20 || c == 0x7F)
             return vdx_fail(err, "concept name contains a control character (byte %zu)", i);
-        if (c != ' ')
-            visible = 1;
-        i += (size_t)extra + 1;
+        visible |= c != ' ';
     }
     if (!visible)
         return vdx_fail(err, "a concept name must not be only spaces");
+    if (!strcmp(name, ".") || !strcmp(name, ".."))
+        return vdx_fail(err, "a concept cannot be named '%s': no URL path can address it", name);
     return 0;
 }
+
+int vdx_concept_check_name(const char *name, vdx_error *err) { return concept_name_check(name, err); }
 
 static int weight_is_usable(const float *w, int dims)
 {

@@ -30,6 +30,14 @@
  * whose input the error is most likely about, 500 for reads. */
 static int status_of(const char *message, int fallback)
 {
+    /* the disk, not the request: 507 with the message (SQLite says "database or disk is
+     * full", the C library "No space left on device") */
+    if (strstr(message, "No space left on device") || strstr(message, "disk is full") ||
+        strstr(message, "Disk quota exceeded"))
+        return 507;
+    if (strstr(message, "I/O error") || strstr(message, "Read-only file system") ||
+        strstr(message, "out of memory"))
+        return 500;
     if (!strncmp(message, "no concept named", 16) || strstr(message, "unknown item id") ||
         strstr(message, "no item"))
         return 404;
@@ -271,9 +279,12 @@ static void route_info(api_context *ctx, http_request *req)
             free(columns[i]);
         }
         free(columns);
+        /* one key each: the store's info may carry "columns" already */
+        cJSON_DeleteItemFromObjectCaseSensitive(info, "columns");
         cJSON_AddItemToObject(info, "columns", names);
     }
     cJSON *progress = read_progress(ctx);
+    cJSON_DeleteItemFromObjectCaseSensitive(info, "progress");
     cJSON_AddItemToObject(info, "progress", progress ? progress : cJSON_CreateNull());
     http_reply_json(req, 200, info);
 }
@@ -544,12 +555,19 @@ static void route_concept_update(api_context *ctx, http_request *req, const char
         http_reply_error(req, 400, "nothing to change: give 'name' and/or 'threshold'");
         goto done;
     }
-    /* the threshold first: a failed rename must not leave a half-applied update */
-    if (!isnan(threshold) && vdx_concept_set_threshold(ctx->concepts, name, threshold, &err) != 0) {
+    int renaming = new_name && strcmp(new_name, name);
+    if (renaming && vdx_concept_check_name(new_name, &err) != 0) {
+        http_reply_error(req, 400, "field 'name': %s", err.message);
+        goto done;
+    }
+    /* the rename first: it is the part that can be refused (a taken name); setting a
+     * finite threshold on a concept that exists cannot be */
+    if (renaming && vdx_concept_rename(ctx->concepts, name, new_name, &err) != 0) {
         reply_failure(req, &err, 400);
         goto done;
     }
-    if (new_name && strcmp(new_name, name) && vdx_concept_rename(ctx->concepts, name, new_name, &err) != 0) {
+    if (!isnan(threshold) &&
+        vdx_concept_set_threshold(ctx->concepts, renaming ? new_name : name, threshold, &err) != 0) {
         reply_failure(req, &err, 400);
         goto done;
     }
@@ -727,6 +745,11 @@ static void route_train(api_context *ctx, http_request *req, const char *name)
     }
     if (cJSON_IsObject(next) && candidates_from_json(req, next, &cand) != 0)
         goto done;
+    /* every part is checked before the round is stored: a bad filter changes nothing */
+    if (cJSON_IsObject(next) && vdx_store_check_where(ctx->book.store, cand.where, &err) != 0) {
+        http_reply_error(req, 400, "next: %s", err.message);
+        goto done;
+    }
     if (vdx_concept_train(ctx->concepts, name, (int)iters, (float)lr, &round, &err) != 0) {
         reply_failure(req, &err, 400);
         goto done;
@@ -748,6 +771,12 @@ static void route_undo(api_context *ctx, http_request *req, const char *name)
 {
     cJSON *result = NULL;
     vdx_error err = {{0}};
+    if (req->body_size) { /* no fields, but a body must still be a JSON object */
+        cJSON *body = http_body_json(req);
+        if (!body)
+            return;
+        cJSON_Delete(body);
+    }
     if (vdx_concept_undo(ctx->concepts, name, &result, &err) != 0)
         reply_failure(req, &err, 500);
     else
@@ -928,7 +957,13 @@ static void dispatch(api_context *ctx, http_request *req)
         route_search(ctx, req);
     else if (n == 3 && !strcmp(what, "search") && !strcmp(seg[2], "image") && is(req, "POST"))
         route_search_image(ctx, req);
-    else if (!strcmp(what, "items") && (n == 3 || n == 4) && (is(req, "GET") || is(req, "HEAD"))) {
+    else if ((n == 2 || (n == 3 && !strcmp(seg[2], "image"))) && !strcmp(what, "search"))
+        http_reply_error(req, 405, "%s is not allowed on %s (POST)", req->method, req->raw_path);
+    else if (n == 2 && (!strcmp(what, "info") || !strcmp(what, "progress")))
+        http_reply_error(req, 405, "%s is not allowed on %s (GET)", req->method, req->raw_path);
+    else if (!strcmp(what, "items") && (n == 3 || n == 4) && !is(req, "GET") && !is(req, "HEAD"))
+        http_reply_error(req, 405, "%s is not allowed on %s (GET)", req->method, req->raw_path);
+    else if (!strcmp(what, "items") && (n == 3 || n == 4)) {
         if (n == 3)
             route_item(ctx, req, seg[2]);
         else if (!strcmp(seg[3], "thumbnail"))

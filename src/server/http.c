@@ -100,10 +100,41 @@ int http_query_int(http_request *req, const char *name, long fallback, long min,
     return 0;
 }
 
+/* The offset of the first \u0000 escape inside a JSON string, or -1. A NUL would cut the
+ * decoded string short ("REALID\u0000junk" would name REALID), so it is refused. */
+static long json_nul_escape(const char *text, size_t n)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_string) {
+            in_string = text[i] == '"';
+            continue;
+        }
+        if (text[i] == '"') {
+            in_string = 0;
+        } else if (text[i] == '\\' && i + 1 < n) {
+            if (text[i + 1] == 'u' && i + 5 < n && !strncmp(text + i + 2, "0000", 4))
+                return (long)i;
+            i++; /* the escaped character */
+        }
+    }
+    return -1;
+}
+
 cJSON *http_body_json(http_request *req)
 {
     if (!req->body || req->body_size == 0) {
         http_reply_error(req, 400, "the request needs a JSON object body");
+        return NULL;
+    }
+    size_t bad;
+    if (vdx_utf8_check(req->body, req->body_size, &bad) != 0) {
+        http_reply_error(req, 400, "the JSON body is not valid UTF-8 (byte %zu)", bad);
+        return NULL;
+    }
+    long nul = json_nul_escape(req->body, req->body_size);
+    if (nul >= 0) {
+        http_reply_error(req, 400, "the JSON body holds a NUL character (\\u0000) in a string at byte %ld", nul);
         return NULL;
     }
     const char *end = NULL;
@@ -266,6 +297,12 @@ static int split_path(http_request *req)
         free(raw);
         if (!decoded)
             return http_reply_error(req, 400, "malformed percent-escape in the request path");
+        size_t bad;
+        if (vdx_utf8_check(decoded, strlen(decoded), &bad) != 0) {
+            free(decoded);
+            return http_reply_error(req, 400, "path segment %d is not valid UTF-8 (byte %zu)",
+                                    req->n_segments + 1, bad);
+        }
         req->segments[req->n_segments++] = decoded;
         if (!strcmp(decoded, "..") || !strcmp(decoded, "."))
             return http_reply_error(req, 400, "the request path may not contain '.' or '..' segments");

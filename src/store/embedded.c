@@ -85,8 +85,9 @@ static int exec_sql(embedded *e, const char *sql, vdx_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(e->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': %s: %s (%s)", e->collection, sql,
-                 msg ? msg : sqlite3_errmsg(e->db), e->db_path);
+        /* never the statement itself: it may be long, and it is ours, not the user's */
+        vdx_fail(err, "collection '%s': the database refused a statement: %s", e->collection,
+                 msg ? msg : sqlite3_errmsg(e->db));
         sqlite3_free(msg);
         return -1;
     }
@@ -97,7 +98,8 @@ static sqlite3_stmt *prepare(embedded *e, const char *sql, vdx_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(e->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        db_fail(e, err, sql);
+        vdx_fail(err, "collection '%s': the database refused a query: %s", e->collection,
+                 sqlite3_errmsg(e->db));
         return NULL;
     }
     return stmt;

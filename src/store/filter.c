@@ -21,7 +21,7 @@
 #include "store/filter.h"
 
 #define FILTER_MAX_BYTES 65536
-#define FILTER_MAX_DEPTH 64
+#define FILTER_MAX_DEPTH 32
 
 typedef enum {
     NODE_OR,
@@ -416,8 +416,18 @@ static node *parse_value(parser *p)
                 return NULL;
             }
             n->text = name;
-            if (next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0 ||
-                expect(p, TOKEN_RPAREN, "')' closing the function call") != 0) {
+            /* a call nests like a parenthesis: it counts towards the depth limit, so
+             * every backend gets the same bounded expressions */
+            if (++p->depth > FILTER_MAX_DEPTH) {
+                parse_fail(p, "filter nested too deeply at byte %zu (more than %d levels)", at,
+                           FILTER_MAX_DEPTH);
+                free_node(n);
+                return NULL;
+            }
+            int failed = next_token(p) != 0 || add_arg(p, n, parse_value(p)) != 0 ||
+                         expect(p, TOKEN_RPAREN, "')' closing the function call") != 0;
+            p->depth--;
+            if (failed) {
                 free_node(n);
                 return NULL;
             }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/backend_common.h"
 
 struct vdx_store {
     const vdx_store_backend *backend;
@@ -240,6 +241,23 @@ int vdx_store_add_columns(vdx_store *store, const char *const *names, int n, vdx
 int vdx_store_columns(vdx_store *store, char ***names, int *n, vdx_error *err)
 {
     return LOCKED(store, store->backend->columns(store->state, names, n, err));
+}
+
+int vdx_store_check_where(vdx_store *store, const char *where, vdx_error *err)
+{
+    if (!where || !where[strspn(where, " \t\n\r")])
+        return 0;
+    char **columns = NULL;
+    int n = 0;
+    if (vdx_store_columns(store, &columns, &n, err) != 0)
+        return -1;
+    vdx_filter *filter = NULL;
+    int rc = vdx_backend_parse_where(store->collection, where, columns, n, &filter, err);
+    vdx_filter_free(filter);
+    for (int i = 0; i < n; i++)
+        free(columns[i]);
+    free(columns);
+    return rc;
 }
 
 static int check_vector(const float *v, int dims, const char *what, const char *id,
