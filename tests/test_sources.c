@@ -188,8 +188,61 @@ TEST(tsv_quoting_rules)
     CHECK(s->n_items == 1, "items %zu", s->n_items);
     REQUIRE(s->n_problems == 1, "problems %zu", s->n_problems);
     CHECK(s->problems[0].line == 3, "line %ld", s->problems[0].line);
-    CHECK(strstr(s->problems[0].reason, "unterminated quoted field") != NULL, "%s",
+    CHECK(strstr(s->problems[0].reason, "never closes, swallowing 1 row (line 4)") != NULL, "%s",
           s->problems[0].reason);
+    vdx_source_free(s);
+
+    /* F5: a stray '"' that closes rows later swallows them: pandas would merge them into
+     * one field silently; here the row is reported with the lines it swallowed */
+    write_text(path, "photo_id\tphoto_image_url\tphoto_description\n"
+                     "c1\thttps://h.example/c1\t\"stray quote\n"
+                     "c2\thttps://h.example/c2\tfine\n"
+                     "c3\thttps://h.example/c3\tfine\n"
+                     "c4\thttps://h.example/c4\tends the \"quote\n"
+                     "c5\thttps://h.example/c5\tafter\n"
+                     "c6\thttps://h.example/c6\t\"a real\ntwo-line description\"\n");
+    s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->n_items == 2 && !strcmp(s->items[0].id, "c5") && !strcmp(s->items[1].id, "c6"),
+          "items %zu", s->n_items);
+    REQUIRE(s->n_problems == 1, "problems %zu", s->n_problems);
+    CHECK(s->problems[0].line == 2, "line %ld", s->problems[0].line);
+    CHECK_STR(s->problems[0].reason, "a '\"' opens a quoted field that runs over 3 rows (lines 3-5): "
+                                     "this row and they are skipped; fix or remove the stray quote");
+    vdx_source_free(s);
+
+    /* a bare CR inside a field is data, not a line end (no phantom row) */
+    write_text(path, "photo_id\tphoto_image_url\tphoto_description\r\n"
+                     "d1\thttps://h.example/d1\tcarriage\rd9\thttps://h.example/d9\r\n"
+                     "d2\thttps://h.example/d2\tok\r\n");
+    s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->n_items == 1 && !strcmp(s->items[0].id, "d2"), "items %zu (%s)", s->n_items,
+          s->n_items ? s->items[0].id : "");
+    CHECK(s->n_problems == 1 && s->problems[0].line == 2 &&
+          !strcmp(s->problems[0].reason, "too many columns (4 of 3)"), "problems %zu", s->n_problems);
+    vdx_source_free(s);
+}
+
+/* A "keywords" column in photos.tsv000 beside keywords.tsv000: kept as keywords.1. */
+TEST(keywords_column_in_photos)
+{
+    const char *dir = test_tmpdir("tsv-keywords");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/photos.tsv000", dir);
+    write_text(path, "photo_id\tphoto_image_url\tkeywords\n"
+                     "k1\thttps://h.example/k1\town words\n");
+    snprintf(path, sizeof path, "%s/keywords.tsv000", dir);
+    write_text(path, "photo_id\tkeyword\nk1\tdog\nk1\tbeach\n");
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    REQUIRE(s->n_columns == 4, "columns %d", s->n_columns);
+    CHECK_STR(s->columns[2], "keywords.1");
+    CHECK_STR(s->columns[3], "keywords");
+    CHECK_STR(value_of(s, "k1", "keywords.1"), "own words");
+    CHECK(value_of(s, "k1", "keywords") && strstr(value_of(s, "k1", "keywords"), "dog") &&
+          strstr(value_of(s, "k1", "keywords"), "beach"), "joined keywords");
     vdx_source_free(s);
 }
 
@@ -428,6 +481,7 @@ int main(void)
     RUN(unsplash_sample_problems);
     RUN(unsplash_sample_values);
     RUN(tsv_quoting_rules);
+    RUN(keywords_column_in_photos);
     RUN(unsplash_errors);
     RUN(zip_equals_directory);
     RUN(folder_source);

@@ -4,6 +4,11 @@
  * explorer loaded them, pandas.read_csv(sep='\t'), whose quoting is Python csv's: a field
  * that starts with '"' runs to the next lone '"' and may hold tabs and newlines, '""'
  * inside it is one '"', text after the closing quote is kept; a '"' elsewhere is literal.
+ * Two departures, both reported or harmless: a quoted field whose lines hold tabs is a
+ * stray '"' that swallowed rows (pandas merges them silently, or stops the whole load
+ * when the column count then differs): the row is reported with the swallowed lines and
+ * skipped; and a bare CR (no LF after it) is data, not a line end. A "keywords" column
+ * in the photos file is kept as "keywords.1" beside the joined keywords.
  * Rows pandas would choke on or that cannot be ingested (wrong column count, invalid
  * UTF-8, empty id, bad URL, duplicate id) are reported with their line and skipped.
  * Every column becomes metadata; keywords are joined per photo into a "keywords" column.
@@ -35,6 +40,9 @@ typedef struct tsv_reader {
     int n_fields, fields_cap;
     long rec_line;     /* line the record starts on */
     int unterminated;  /* EOF inside a quoted field */
+    /* Lines inside a quoted field that hold a tab: rows a stray '"' swallowed (a real
+     * multi-line description has no tabs), the first and last of their line numbers. */
+    long swallowed, swallowed_first, swallowed_last;
     int has_nul;       /* a NUL byte inside the record (text files have none) */
 } tsv_reader;
 
@@ -119,9 +127,11 @@ static int tsv_next(tsv_reader *r, vdx_error *err)
         r->n_fields = 0;
         r->unterminated = 0;
         r->has_nul = 0;
+        r->swallowed = 0;
         r->rec_line = r->line;
         state = FIELD_START;
         int c, any = 0;
+        int quoted_lines = 0, line_has_tab = 0; /* of the current quoted field */
         if (rec_start_field(r, err) != 0)
             return -1;
         for (;;) {
@@ -129,8 +139,14 @@ static int tsv_next(tsv_reader *r, vdx_error *err)
             if (c == -2)
                 return -1;
             if (c == EOF) {
-                if (state == QUOTED)
+                if (state == QUOTED) {
                     r->unterminated = 1;
+                    if (quoted_lines > 0 && line_has_tab) {
+                        if (!r->swallowed++)
+                            r->swallowed_first = r->line;
+                        r->swallowed_last = r->line;
+                    }
+                }
                 break;
             }
             any = 1;
@@ -139,6 +155,16 @@ static int tsv_next(tsv_reader *r, vdx_error *err)
             else if (c == 0)
                 r->has_nul = 1;
             if (state == QUOTED) {
+                if (c == '\n' || c == '"') {
+                    if (quoted_lines > 0 && line_has_tab) {
+                        if (!r->swallowed++)
+                            r->swallowed_first = r->line - (c == '\n');
+                        r->swallowed_last = r->line - (c == '\n');
+                    }
+                    quoted_lines += c == '\n';
+                    line_has_tab = 0;
+                }
+                line_has_tab |= c == '\t';
                 if (c == '"')
                     state = QUOTE_IN_QUOTED;
                 else if (rec_put(r, (char)c, err) != 0)
@@ -157,13 +183,17 @@ static int tsv_next(tsv_reader *r, vdx_error *err)
                 state = FIELD_START;
                 continue;
             }
-            if (c == '\n' || c == '\r') {
-                if (c == '\r') {
-                    int lf = tsv_peek_is(r, '\n', err);
-                    if (lf < 0)
-                        return -1;
+            if (c == '\r') {
+                /* CRLF ends the row; a bare CR is data (splitting the row there, as
+                 * pandas' C parser does, turned the rest of a field into a phantom row) */
+                int lf = tsv_peek_is(r, '\n', err);
+                if (lf < 0)
+                    return -1;
+                if (lf) {
                     r->line++;
+                    break;
                 }
+            } else if (c == '\n') {
                 break;
             }
             if (state == FIELD_START && c == '"') {
@@ -365,7 +395,17 @@ static int check_row(source_builder *b, tsv_reader *r, int n_columns, const char
     *failed = 0;
     const char *why = NULL;
     char buf[256];
-    if (r->unterminated)
+    if (r->swallowed) {
+        /* pandas' C parser would merge these lines into one field of this row (or stop
+         * the whole load when the column count then differs): report them instead */
+        snprintf(buf, sizeof buf, "a '\"' opens a quoted field that %s %ld row%s (line%s %ld%s%.0ld): "
+                 "this row and %s are skipped; fix or remove the stray quote",
+                 r->unterminated ? "never closes, swallowing" : "runs over", r->swallowed,
+                 r->swallowed == 1 ? "" : "s", r->swallowed == 1 ? "" : "s", r->swallowed_first,
+                 r->swallowed == 1 ? "" : "-", r->swallowed == 1 ? 0L : r->swallowed_last,
+                 r->swallowed == 1 ? "it" : "they");
+        why = buf;
+    } else if (r->unterminated)
         why = "unterminated quoted field (a '\"' with no closing quote before the end of the file)";
     else if (r->has_nul)
         why = "NUL byte in the row (not a text file?)";
@@ -442,6 +482,27 @@ static int parse_int(const char *s)
     return (end != s && *end == 0 && v > 0 && v < 1000000) ? (int)v : 0;
 }
 
+/* A "keywords" column of the photos file gives way to the joined keywords of
+ * keywords.tsv000: it is kept as "keywords.1" (or the first free "keywords.N"). */
+static int rename_own_keywords(char **header, int n, vdx_error *err)
+{
+    int own = find_column(header, n, "keywords");
+    if (own < 0)
+        return 0;
+    char buf[32];
+    for (int k = 1;; k++) {
+        snprintf(buf, sizeof buf, "keywords.%d", k);
+        if (find_column(header, n, buf) < 0)
+            break;
+    }
+    char *renamed = strdup(buf);
+    if (!renamed)
+        return vdx_fail(err, "out of memory");
+    free(header[own]);
+    header[own] = renamed;
+    return 0;
+}
+
 /* Reads one photos part. The first part's header defines the columns; later parts must
  * have the same header. */
 static int read_photos(dataset *ds, const char *name, source_builder *b, int keywords_column,
@@ -453,6 +514,8 @@ static int read_photos(dataset *ds, const char *name, source_builder *b, int key
     char **header = NULL;
     int n_header = 0, rc = -1;
     if (read_header(&r, &header, &n_header, err) != 0)
+        goto out;
+    if (keywords_column && rename_own_keywords(header, n_header, err) != 0)
         goto out;
     vdx_source *src = b->src;
     int n_file_columns = src->n_columns - keywords_column;
