@@ -3,6 +3,7 @@
  * exact message, so a user always learns which file, tensor and byte went wrong. Also
  * the unpickler's handling of what torch writes beyond the fixtures: parameters wrapped
  * by _rebuild_parameter, OrderedDict state (BUILD), and non-contiguous strides. */
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -451,6 +452,31 @@ TEST(resolve_model_in_hub_cache)
     rmdir(cache);
 }
 
+/* F12: the unpickler's allocation cap: a 2 MB pickle of a million MARK + EMPTY_LIST
+ * pairs is refused before it takes hundreds of MB. */
+TEST(pickle_allocation_caps)
+{
+    size_t n = 1000000, size = 2 + 2 * n + 1;
+    uint8_t *bomb = malloc(size);
+    bomb[0] = 0x80;
+    bomb[1] = 2;
+    for (size_t i = 0; i < n; i++) {
+        bomb[2 + 2 * i] = '(';
+        bomb[3 + 2 * i] = ']';
+    }
+    bomb[size - 1] = '.';
+    vdx_pickle_state_dict sd = {0};
+    vdx_error err = {{0}};
+    CHECK(vdx_pickle_load_state_dict(bomb, size, 0, "bomb.pkl", &sd, NULL, &err) != 0 &&
+          strstr(err.message, "bomb.pkl: pickle at byte ") &&
+          strstr(err.message, "unpickling needs more than 64 MiB of memory (a state dict needs far less): refused"),
+          "%s", err.message);
+    free(bomb);
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    CHECK(usage.ru_maxrss < 256 * 1024, "peak memory %ld KiB", usage.ru_maxrss);
+}
+
 int main(void)
 {
     RUN(safetensors_truncated);
@@ -470,6 +496,7 @@ int main(void)
     RUN(torch_legacy_truncated);
     RUN(torch_zip_truncated);
     RUN(config_errors);
+    RUN(pickle_allocation_caps);
     RUN(config_defaults_and_gelu);
     RUN(resolve_model_in_hub_cache);
     remove_written();

@@ -56,7 +56,13 @@ typedef struct unpickler {
     size_t memo_capacity, memo_used;
     value **arena;
     size_t arena_count, arena_capacity;
+    size_t bytes; /* allocated for the machine so far, held under PICKLE_MAX_BYTES */
 } unpickler;
+
+/* What unpickling may allocate (values, stacks, memo, strings; not the tensor data, which
+ * stays in the file). A CLIP state dict needs well under 1 MiB; a small hostile pickle
+ * (a million nested MARKs, a memo index of 10^9) must not take hundreds of MiB. */
+#define PICKLE_MAX_BYTES (64u << 20)
 
 static const struct {
     const char *module, *name;
@@ -84,6 +90,16 @@ static int fail(unpickler *u, const char *fmt, ...)
                     message);
 }
 
+/* Counts n more bytes against PICKLE_MAX_BYTES; fails (with the error set) beyond it. */
+static int charge(unpickler *u, size_t n)
+{
+    if (n > PICKLE_MAX_BYTES - u->bytes)
+        return fail(u, "unpickling needs more than %u MiB of memory (a state dict needs far "
+                       "less): refused", PICKLE_MAX_BYTES >> 20);
+    u->bytes += n;
+    return 0;
+}
+
 /* Grows *array (of `size`-byte elements) so it holds at least `need`. */
 static int reserve(void **array, size_t *capacity, size_t need, size_t size)
 {
@@ -100,12 +116,27 @@ static int reserve(void **array, size_t *capacity, size_t need, size_t size)
     return 0;
 }
 
+/* reserve(), charged to the machine's budget (the growth, in bytes). */
+static int grow(unpickler *u, void **array, size_t *capacity, size_t need, size_t size)
+{
+    if (need <= *capacity)
+        return 0;
+    size_t target = *capacity ? *capacity : 16;
+    while (target < need && target < SIZE_MAX / 2 / size)
+        target *= 2;
+    if (target < need || charge(u, (target - *capacity) * size) != 0)
+        return target < need ? fail(u, "out of memory") : -1;
+    if (reserve(array, capacity, need, size) != 0)
+        return fail(u, "out of memory");
+    return 0;
+}
+
 static value *new_value(unpickler *u, value_kind kind)
 {
-    if (reserve((void **)&u->arena, &u->arena_capacity, u->arena_count + 1, sizeof(value *))) {
-        fail(u, "out of memory");
+    if (charge(u, sizeof(value)) != 0)
         return NULL;
-    }
+    if (grow(u, (void **)&u->arena, &u->arena_capacity, u->arena_count + 1, sizeof(value *)))
+        return NULL;
     value *v = calloc(1, sizeof *v);
     if (!v) {
         fail(u, "out of memory");
@@ -133,8 +164,8 @@ static int push(unpickler *u, value *v)
 {
     if (!v)
         return -1;
-    if (reserve((void **)&u->stack, &u->stack_capacity, u->depth + 1, sizeof(value *)))
-        return fail(u, "out of memory");
+    if (grow(u, (void **)&u->stack, &u->stack_capacity, u->depth + 1, sizeof(value *)))
+        return -1;
     u->stack[u->depth++] = v;
     return 0;
 }
@@ -169,9 +200,9 @@ static int pop_mark(unpickler *u, size_t *start)
 
 static int append_item(unpickler *u, value *container, value *item)
 {
-    if (reserve((void **)&container->items, &container->capacity, container->count + 1,
-                sizeof(value *)))
-        return fail(u, "out of memory");
+    if (grow(u, (void **)&container->items, &container->capacity, container->count + 1,
+             sizeof(value *)))
+        return -1;
     container->items[container->count++] = item;
     return 0;
 }
@@ -214,6 +245,8 @@ static int push_int(unpickler *u, int64_t x)
 static int push_bytes(unpickler *u, value_kind kind, size_t length)
 {
     if (need(u, length))
+        return -1;
+    if (charge(u, length + 1) != 0)
         return -1;
     value *v = new_value(u, kind);
     if (!v)
@@ -410,8 +443,8 @@ static int memo_put(unpickler *u, uint64_t index)
     if (index >= u->size)
         return fail(u, "memo index %llu out of range", (unsigned long long)index);
     size_t old = u->memo_capacity;
-    if (reserve((void **)&u->memo, &u->memo_capacity, (size_t)index + 1, sizeof(value *)))
-        return fail(u, "out of memory");
+    if (grow(u, (void **)&u->memo, &u->memo_capacity, (size_t)index + 1, sizeof(value *)))
+        return -1;
     if (u->memo_capacity > old)
         memset(u->memo + old, 0, (u->memo_capacity - old) * sizeof(value *));
     u->memo_used += u->memo[index] == NULL;
@@ -470,9 +503,9 @@ static int run(unpickler *u, value **result)
             *result = pop(u);
             return *result ? 0 : -1;
         case '(': /* MARK */
-            if (reserve((void **)&u->marks, &u->marks_capacity, u->mark_count + 1,
-                        sizeof(size_t)))
-                return fail(u, "out of memory");
+            if (grow(u, (void **)&u->marks, &u->marks_capacity, u->mark_count + 1,
+                     sizeof(size_t)))
+                return -1;
             u->marks[u->mark_count++] = u->depth;
             break;
         case '0': /* POP */
