@@ -452,6 +452,38 @@ TEST(resolve_model_in_hub_cache)
     rmdir(cache);
 }
 
+/* F12: NaN and Inf weights are refused at load, naming the file, tensor and element. */
+TEST(non_finite_weights_refused)
+{
+    const char *dir = test_tmpdir("nan-weights");
+    static const char header[] = "{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},"
+                                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}";
+    size_t n = sizeof header - 1;
+    uint8_t buf[8 + sizeof header + 16];
+    uint64_t len = n;
+    memcpy(buf, &len, 8);
+    memcpy(buf + 8, header, n);
+    uint16_t halves[4] = {0x3C00, 0x3C00, 0x7E00, 0x3C00}; /* 1, 1, NaN, 1 */
+    float floats[2] = {1.0f, INFINITY};
+    memcpy(buf + 8 + n, halves, 8);
+    memcpy(buf + 8 + n + 8, floats, 8);
+    const char *path = join(dir, "model.safetensors");
+    write_bytes(path, buf, 8 + n + 16);
+    vdx_error err = {{0}};
+    vdx_weights *w = vdx_weights_open(path, &err);
+    REQUIRE(w, "%s", err.message);
+    float out[4];
+    int64_t shape4[1] = {4}, shape2[1] = {2};
+    char expected[4200];
+    CHECK(vdx_weights_get_f32(w, "a", out, 1, shape4, &err) == -1, "NaN accepted");
+    snprintf(expected, sizeof expected, "%s: tensor 'a' holds NaN at element 2: the checkpoint is damaged", path);
+    CHECK(!strcmp(err.message, expected), "message \"%s\"", err.message);
+    CHECK(vdx_weights_get_f32(w, "b", out, 1, shape2, &err) == -1, "Inf accepted");
+    snprintf(expected, sizeof expected, "%s: tensor 'b' holds an infinite value at element 1: the checkpoint is damaged", path);
+    CHECK(!strcmp(err.message, expected), "message \"%s\"", err.message);
+    vdx_weights_close(w);
+}
+
 /* F12: the unpickler's allocation cap: a 2 MB pickle of a million MARK + EMPTY_LIST
  * pairs is refused before it takes hundreds of MB. */
 TEST(pickle_allocation_caps)
@@ -497,6 +529,7 @@ int main(void)
     RUN(torch_zip_truncated);
     RUN(config_errors);
     RUN(pickle_allocation_caps);
+    RUN(non_finite_weights_refused);
     RUN(config_defaults_and_gelu);
     RUN(resolve_model_in_hub_cache);
     remove_written();

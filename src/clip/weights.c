@@ -205,14 +205,14 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
     case VDX_DTYPE_F32:
         if (count)
             memcpy(out, src, count * sizeof(float));
-        return 0;
+        break;
     case VDX_DTYPE_F16:
         for (size_t i = 0; i < count; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
             out[i] = half_to_float(h);
         }
-        return 0;
+        break;
     case VDX_DTYPE_BF16:
         for (size_t i = 0; i < count; i++) {
             uint16_t b;
@@ -220,12 +220,18 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
             uint32_t bits = (uint32_t)b << 16;
             memcpy(&out[i], &bits, sizeof bits);
         }
-        return 0;
-    case VDX_DTYPE_I64:
         break;
+    case VDX_DTYPE_I64:
+        return vdx_fail(err, "%s: tensor '%s' holds %s integers, not floating-point weights",
+                        w->path, name, vdx_dtype_name(t->dtype));
     }
-    return vdx_fail(err, "%s: tensor '%s' holds %s integers, not floating-point weights",
-                    w->path, name, vdx_dtype_name(t->dtype));
+    /* a NaN or Inf weight would make every embedding NaN: refuse the checkpoint here,
+     * naming the tensor, rather than print null vectors later */
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(out[i]))
+            return vdx_fail(err, "%s: tensor '%s' holds %s at element %zu: the checkpoint is damaged",
+                            w->path, name, isnan(out[i]) ? "NaN" : "an infinite value", i);
+    return 0;
 }
 
 /* One place that opens and maps a checkpoint file (safetensors and the legacy stream). */

@@ -39,7 +39,8 @@ size_t vdx_dtype_size(vdx_dtype dt);
 
 /* Copies a tensor into float32 (converting F16/BF16), checking that it has exactly
  * `ndim` dimensions of sizes `shape` (ndim 0: a scalar): an error naming the file, the
- * tensor and both shapes when it differs, or the file and tensor when it is missing. */
+ * tensor and both shapes when it differs, or the file and tensor when it is missing.
+ * A NaN or infinite value is an error naming the file, the tensor and the element. */
 int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int ndim,
                         const int64_t *shape, vdx_error *err);
 
