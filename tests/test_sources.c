@@ -409,6 +409,36 @@ TEST(url_list_source)
     vdx_source_free(s);
 }
 
+/* F12: file: URLs per RFC 8089: localhost and an empty host are this machine, the path
+ * is absolute and percent-decoded; another host or a relative path is reported. */
+TEST(file_urls_rfc8089)
+{
+    const char *dir = test_tmpdir("file-urls");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/list.txt", dir);
+    write_text(path, "file://localhost/etc/passwd\n"
+                     "file:///srv/a%20b.jpg\n"
+                     "file:/srv/c.jpg\n"
+                     "FILE://LOCALHOST/srv/d.jpg\n"
+                     "file://evil.example/share/e.jpg\n"
+                     "file://relative.jpg\n"
+                     "file:///srv/%zz.jpg\n");
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_urls(path, &err);
+    REQUIRE(s, "%s", err.message);
+    REQUIRE(s->n_items == 4, "items %zu", s->n_items);
+    CHECK_STR(s->items[0].url, "/etc/passwd");
+    CHECK_STR(s->items[1].url, "/srv/a b.jpg");
+    CHECK_STR(s->items[2].url, "/srv/c.jpg");
+    CHECK_STR(s->items[3].url, "/srv/d.jpg");
+    REQUIRE(s->n_problems == 3, "problems %zu", s->n_problems);
+    CHECK(strstr(s->problems[0].reason, "file URL names another host") != NULL, "%s", s->problems[0].reason);
+    CHECK(strstr(s->problems[1].reason, "file URL names another host") != NULL, "%s", s->problems[1].reason);
+    CHECK(strstr(s->problems[2].reason, "malformed percent-escape in a file URL") != NULL, "%s",
+          s->problems[2].reason);
+    vdx_source_free(s);
+}
+
 /* Seeded random damage to the sample's photos file (flipped bytes, stray quotes, tabs
  * and newlines, truncation): never a crash, and every record is either an item or a
  * reported problem; items keep unique, non-empty ids and valid URLs. */
@@ -486,6 +516,7 @@ int main(void)
     RUN(zip_equals_directory);
     RUN(folder_source);
     RUN(url_list_source);
+    RUN(file_urls_rfc8089);
     RUN(damaged_tsv_is_reported_not_fatal);
     RUN(http_url_validation);
     test_tmp_end();

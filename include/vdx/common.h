@@ -23,6 +23,10 @@ int vdx_error_prefix(vdx_error *err, const char *fmt, ...) __attribute__((format
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err);
 
+/* Percent-decodes `in` (RFC 3986; no '+' rule: that is for query strings) into a malloc'd
+ * string; NULL when an escape is malformed or decodes to a NUL byte. */
+char *vdx_percent_decode(const char *in);
+
 /* Whether the n bytes at s are valid UTF-8 (shortest forms, no surrogates, at most
  * U+10FFFF) without a NUL byte: 0, else -1 with the offset of the first bad byte. */
 int vdx_utf8_check(const char *s, size_t n, size_t *bad_offset);

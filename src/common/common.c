@@ -1,5 +1,6 @@
 /* Error messages, file helpers and clocks shared by every vdx module. Kept tiny on
  * purpose: anything domain-specific belongs to its own subsystem. */
+#include <ctype.h>
 #include "vdx/common.h"
 
 #include <errno.h>
@@ -181,4 +182,29 @@ bad:
     if (bad_offset)
         *bad_offset = i;
     return -1;
+}
+
+char *vdx_percent_decode(const char *in)
+{
+    size_t n = strlen(in);
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] != '%') {
+            out[j++] = in[i];
+            continue;
+        }
+        char hex[3] = {in[i + 1], in[i + 1] ? in[i + 2] : 0, 0};
+        long value = strtol(hex, NULL, 16);
+        if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]) || value == 0) {
+            free(out);
+            return NULL;
+        }
+        out[j++] = (char)value;
+        i += 2;
+    }
+    out[j] = 0;
+    return out;
 }

@@ -1,13 +1,15 @@
 /* The URL-list source: a text file with one image URL or file path per line. Blank
  * lines and lines starting with '#' are skipped; surrounding whitespace is trimmed.
  * ids are the lines as written; relative paths are read relative to the list file's
- * directory, "file://" URLs as paths. Lines that cannot be fetched (another scheme, a
+ * directory. "file:" URLs follow RFC 8089: file:///path, file://localhost/path and
+ * file:/path name the local absolute path (percent-decoded); another host is refused. Lines that cannot be fetched (another scheme, a
  * malformed http URL, invalid UTF-8) and repeated lines are reported and skipped. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ingest/ingest_internal.h"
 
@@ -38,9 +40,27 @@ static char *entry_location(const char *entry, const char *base_dir, const char 
         }
         return strdup(entry);
     }
-    if (!strncmp(entry, "file://", 7))
-        entry += 7;
-    else if (strstr(entry, "://") || !strncmp(entry, "http:", 5) ||
+    if (!strncasecmp(entry, "file:", 5)) {
+        const char *rest = entry + 5, *path = rest;
+        if (!strncmp(rest, "//", 2)) {
+            const char *host = rest + 2, *slash = strchr(host, '/');
+            size_t host_len = slash ? (size_t)(slash - host) : strlen(host);
+            if (host_len && !(host_len == 9 && !strncasecmp(host, "localhost", 9))) {
+                *why = "file URL names another host (only file:///path or file://localhost/path)";
+                return NULL;
+            }
+            path = host + host_len;
+        }
+        if (path[0] != '/') {
+            *why = "file URL without an absolute path";
+            return NULL;
+        }
+        char *decoded = vdx_percent_decode(path);
+        if (!decoded)
+            *why = "malformed percent-escape in a file URL";
+        return decoded;
+    }
+    if (strstr(entry, "://") || !strncmp(entry, "http:", 5) ||
              !strncmp(entry, "https:", 6)) {
         *why = strstr(entry, "://") ? "unsupported URL scheme (http, https, file or a path)"
                                     : "bad URL";

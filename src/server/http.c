@@ -253,32 +253,6 @@ int http_reply_error(http_request *req, int status, const char *fmt, ...)
     return -1;
 }
 
-char *http_percent_decode(const char *in)
-{
-    size_t n = strlen(in);
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] != '%') {
-            out[j++] = in[i];
-            continue;
-        }
-        char hex[3] = {in[i + 1], in[i + 1] ? in[i + 2] : 0, 0};
-        char *end;
-        long value = strtol(hex, &end, 16);
-        if (*end || !hex[0] || !hex[1] || value == 0) {
-            free(out);
-            return NULL;
-        }
-        out[j++] = (char)value;
-        i += 2;
-    }
-    out[j] = 0;
-    return out;
-}
-
 /* Splits raw_path into decoded segments; replies 400 on a bad escape or a dot segment. */
 static int split_path(http_request *req)
 {
@@ -293,7 +267,7 @@ static int split_path(http_request *req)
         if (req->n_segments == HTTP_MAX_SEGMENTS)
             return http_reply_error(req, 400, "the request path has more than %d segments", HTTP_MAX_SEGMENTS);
         char *raw = strndup(p, len);
-        char *decoded = raw ? http_percent_decode(raw) : NULL;
+        char *decoded = raw ? vdx_percent_decode(raw) : NULL;
         free(raw);
         if (!decoded)
             return http_reply_error(req, 400, "malformed percent-escape in the request path");

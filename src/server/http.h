@@ -67,9 +67,6 @@ int http_reply_bytes(http_request *req, int status, const char *content_type, vo
 struct MHD_Response;
 int http_reply_response(http_request *req, int status, struct MHD_Response *response);
 
-/* Percent-decodes `in` (no '+' rule: that is for query strings) into a malloc'd string;
- * NULL when an escape is malformed or decodes to a NUL byte. */
-char *http_percent_decode(const char *in);
 
 /* The listening side. `handle` is called once per complete, policy-checked request and
  * must reply (a request it leaves unanswered gets 500). */
