@@ -367,6 +367,44 @@ TEST(folder_source)
     CHECK_STR(err.message, "/nonexistent/vdx: No such file or directory");
 }
 
+/* F4: a file name that is not UTF-8 gets a reversible escaped id and url; the raw path is
+ * kept for reading; a valid name spelled like the escape is reported, not duplicated. */
+TEST(folder_non_utf8_names)
+{
+    const char *dir = test_tmpdir("folder-utf8");
+    touch(dir, "caf\xE9.jpg");
+    touch(dir, "100%.jpg");
+    touch(dir, "ok-\xC3\xA9.png");
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_folder(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    REQUIRE(s->n_items == 3 && s->n_problems == 0, "items %zu problems %zu", s->n_items, s->n_problems);
+    CHECK_STR(s->items[0].id, "100%.jpg");
+    CHECK(s->items[0].path == NULL, "a UTF-8 name needs no raw path");
+    CHECK_STR(s->items[1].id, "caf%E9.jpg");
+    char want[4400];
+    snprintf(want, sizeof want, "%s/caf\xE9.jpg", dir);
+    CHECK(s->items[1].path && !strcmp(s->items[1].path, want), "raw path %s", s->items[1].path);
+    snprintf(want, sizeof want, "%s/caf%%E9.jpg", dir);
+    CHECK_STR(s->items[1].url, want);
+    char *back = vdx_percent_decode(s->items[1].id);
+    CHECK(back && !strcmp(back, "caf\xE9.jpg"), "the escape is not reversible: %s", back);
+    free(back);
+    CHECK_STR(s->items[2].id, "ok-\xC3\xA9.png");
+    for (size_t i = 0; i < s->n_items; i++)
+        CHECK(vdx_utf8_check(s->items[i].id, strlen(s->items[i].id), NULL) == 0 &&
+              vdx_utf8_check(s->items[i].url, strlen(s->items[i].url), NULL) == 0, "item %zu", i);
+    vdx_source_free(s);
+    touch(dir, "caf%E9.jpg"); /* sorts before the raw name: the raw one is reported */
+    s = vdx_source_folder(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->n_items == 3 && s->n_problems == 1, "items %zu problems %zu", s->n_items, s->n_problems);
+    if (s->n_problems == 1)
+        CHECK_STR(s->problems[0].reason, "two files have the id 'caf%E9.jpg' (one name is not UTF-8 "
+                                         "and escapes to the other)");
+    vdx_source_free(s);
+}
+
 TEST(url_list_source)
 {
     const char *dir = test_tmpdir("urls");
@@ -515,6 +553,7 @@ int main(void)
     RUN(unsplash_errors);
     RUN(zip_equals_directory);
     RUN(folder_source);
+    RUN(folder_non_utf8_names);
     RUN(url_list_source);
     RUN(file_urls_rfc8089);
     RUN(damaged_tsv_is_reported_not_fatal);

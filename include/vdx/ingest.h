@@ -20,7 +20,9 @@
 
 typedef struct vdx_source_item {
     char *id;
-    char *url;     /* http(s) URL or local file path */
+    char *url;     /* http(s) URL or local file path (valid UTF-8, as stored and shown) */
+    char *path;    /* the raw local path to read when it differs from url (a file name
+                    * that is not UTF-8: url and id carry it escaped); else NULL */
     char **values; /* one per source column (vdx_source.columns); NULL = empty field */
     int width, height; /* original size when the source knows it, else 0 */
 } vdx_source_item;

@@ -170,6 +170,7 @@ void vdx_source_free(vdx_source *src)
     for (size_t i = 0; i < src->n_items; i++) {
         free(src->items[i].id);
         free(src->items[i].url);
+        free(src->items[i].path);
         free_values(src->items[i].values, src->n_columns);
     }
     free(src->items);

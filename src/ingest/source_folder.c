@@ -2,7 +2,10 @@
  * webp, gif, bmp, any letter case). ids are paths relative to the directory, sorted
  * bytewise so two runs (or two machines) see the same order; urls are absolute paths.
  * Hidden entries (".name") and symbolic links to directories are not followed, so a
- * link cycle cannot trap the walk. */
+ * link cycle cannot trap the walk. A path that is not valid UTF-8 gets a reversible
+ * escaped id and url (each byte of an invalid sequence, and '%', as %XX: percent-decoding
+ * gives the bytes back), so ids stay text for JSON, URLs and the page; the item keeps the
+ * raw path for reading the file. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -79,6 +82,32 @@ static int walk(const char *root, const char *rel, path_list *out, vdx_error *er
     return rc;
 }
 
+/* `s` with the bytes of invalid UTF-8 sequences and '%' as %XX (malloc'd). */
+static char *escape_non_utf8(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t bad;
+        size_t len = 1;
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0xC2 && c <= 0xF4) /* the length of a valid sequence starting here */
+            len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (c != '%' && i + len <= n && vdx_utf8_check(s + i, len, &bad) == 0) {
+            memcpy(o, s + i, len);
+            o += len;
+            i += len;
+        } else {
+            o += sprintf(o, "%%%02X", c);
+            i++;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
 static int cmp_path(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -113,10 +142,40 @@ vdx_source *vdx_source_folder(const char *dir, vdx_error *err)
         sprintf(url, "%s/%s", root, list.paths[i]);
         char *id = list.paths[i];
         list.paths[i] = NULL;
+        char *raw = NULL;
+        if (vdx_utf8_check(url, strlen(url), NULL) != 0) {
+            raw = url;
+            char *escaped_id = escape_non_utf8(id), *escaped_url = escape_non_utf8(raw);
+            free(id);
+            id = escaped_id;
+            url = escaped_url;
+            if (!id || !url) {
+                free(id);
+                free(url);
+                free(raw);
+                vdx_fail(err, "out of memory");
+                source_builder_abort(&b);
+                goto out;
+            }
+        }
+        if (source_find(&b, id) >= 0) { /* a UTF-8 name spelled like another's escape */
+            int rc = source_add_problem(&b, dir, 0, NULL, err, "two files have the id '%s' (one "
+                                        "name is not UTF-8 and escapes to the other)", id);
+            free(id);
+            free(url);
+            free(raw);
+            if (rc != 0) {
+                source_builder_abort(&b);
+                goto out;
+            }
+            continue;
+        }
         if (source_add_item(&b, 0, id, url, NULL, err) != 0) {
+            free(raw);
             source_builder_abort(&b);
             goto out;
         }
+        b.src->items[b.src->n_items - 1].path = raw;
     }
     b.src->rows = (long)list.n;
     src = source_builder_finish(&b);
