@@ -317,6 +317,22 @@ if [ $rc -eq 0 ] &&
 else
     not_ok "folder source" "exit $rc, ids '$ids': $(head -c 600 "$T/folder-info.json")"
 fi
+# F4: a file name that is not UTF-8 is ingested under an escaped id; search prints valid JSON
+mkdir -p "$T/latin1"
+cp "$GOLDEN_IMAGES/gray_500x375.jpg" "$(printf '%s/latin1/caf\351.jpg' "$T")"
+"$VDX" ingest folder "$T/latin1" --collection latin1 > "$T/latin1.out" 2> "$T/latin1.err"
+rc=$?
+"$VDX" search --collection latin1 -k 1 "a photo" > "$T/latin1-search.json" 2> "$T/latin1-search.err"
+src=$?
+"$VDX" info --collection latin1 > "$T/latin1-info.json"
+if [ $rc -eq 0 ] && [ $src -eq 0 ] && grep -q '"count":1' "$T/latin1-info.json" &&
+   grep -q '"id":"caf%E9.jpg"' "$T/latin1-search.json" &&
+   python3 -c 'import json,sys; [json.loads(l) for f in sys.argv[1:] for l in open(f, encoding="utf-8")]' \
+       "$T/latin1-info.json" "$T/latin1-search.json"; then
+    ok "folder source: a non-UTF-8 file name is read and stored as 'caf%E9.jpg', JSON stays valid"
+else
+    not_ok "non-UTF-8 file name" "ingest $rc, search $src: $(cat "$T/latin1.err" "$T/latin1-search.json" "$T/latin1-info.json" | head -c 600)"
+fi
 if [ $have_embed = 0 ]; then
     skip "folder source: vectors = vdx embed --normalize" "vdx embed is not built"
 else
