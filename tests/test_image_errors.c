@@ -247,6 +247,25 @@ TEST(bomb_png_100000_square)
     free(png);
 }
 
+/* F12: under the pixel cap, a small file still may not claim hundreds of MB: a
+ * 13000 x 13000 PNG header (169 M pixels, 507 MB decoded) in a few hundred bytes. */
+TEST(bomb_png_bytes_cap)
+{
+    NEED_SHARED(path, IMAGES "small_100x80.png");
+    size_t size;
+    uint8_t *png = read_fixture(path, &size);
+    REQUIRE(png, "fixture");
+    put_be32(png + 16, 13000);
+    put_be32(png + 20, 13000);
+    put_be32(png + 29, (uint32_t)crc32(crc32(0, NULL, 0), png + 12, 17));
+    char expected[400];
+    snprintf(expected, sizeof expected,
+             "bomb.png: PNG image of 13000x13000 pixels would take 483 MB decoded from a %zu-byte "
+             "file (more than 256 times its size): refused as a possible decompression bomb", size);
+    CHECK(expect_failure(png, size, "bomb.png", expected), "png bomb under the pixel cap");
+    free(png);
+}
+
 TEST(bomb_jpeg_65500_square)
 {
     NEED_SHARED(path, IMAGES "odd_225x301.jpg");
@@ -443,6 +462,7 @@ int main(void)
     RUN(truncated_bmp);
     RUN(every_cut_fails_cleanly);
     RUN(bomb_png_100000_square);
+    RUN(bomb_png_bytes_cap);
     RUN(bomb_jpeg_65500_square);
     RUN(bomb_gif_bmp_webp);
     RUN(corrupt_headers);

@@ -11,6 +11,11 @@
 
 /* Refuse images with more pixels than this (decompression bombs); Pillow's default. */
 #define VDX_IMAGE_MAX_PIXELS (89478485LL * 2)
+/* ... and images whose RGB pixels would take more than VDX_IMAGE_MAX_RATIO times the
+ * encoded file's size, once beyond VDX_IMAGE_FREE_BYTES (64 MiB: any image up to about
+ * 4,700 x 4,700): a 500 KB PNG cannot claim 500 MB. Photos compress 10-50 times. */
+#define VDX_IMAGE_MAX_RATIO 256
+#define VDX_IMAGE_FREE_BYTES (64LL << 20)
 
 typedef struct vdx_image {
     int width, height;

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The size of the encoded input being decoded on this thread, for the byte cap below
+ * (set by vdx_image_decode; C11 thread storage, so decoders stay reentrant). */
+static _Thread_local size_t input_size;
+
 int image_check_size(long long width, long long height, const char *what, const char *format,
                      vdx_error *err)
 {
@@ -19,6 +23,16 @@ int image_check_size(long long width, long long height, const char *what, const 
                         "%s: %s image of %lldx%lld pixels exceeds the limit of %lld pixels "
                         "(refused as a possible decompression bomb)",
                         what, format, width, height, (long long)VDX_IMAGE_MAX_PIXELS);
+    /* bytes, not only pixels: a small file may not decode to more than
+     * VDX_IMAGE_MAX_RATIO times its size, beyond VDX_IMAGE_FREE_BYTES */
+    long long bytes = width * height * 3;
+    if (input_size && bytes > VDX_IMAGE_FREE_BYTES &&
+        (unsigned long long)bytes / VDX_IMAGE_MAX_RATIO > input_size)
+        return vdx_fail(err,
+                        "%s: %s image of %lldx%lld pixels would take %lld MB decoded from a "
+                        "%zu-byte file (more than %d times its size): refused as a possible "
+                        "decompression bomb",
+                        what, format, width, height, bytes >> 20, input_size, VDX_IMAGE_MAX_RATIO);
     return 0;
 }
 
@@ -114,6 +128,7 @@ int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_im
         what = "image";
     if (!bytes || size == 0)
         return vdx_fail(err, "%s: empty file (0 bytes), not an image", what);
+    input_size = size;
 
     int orientation = 1, rc;
     if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)

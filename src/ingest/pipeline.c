@@ -623,6 +623,9 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
     vdx_ingest_stats *st = &report->stats;
     st->rejected = (long)src->n_problems;
     st->eta_s = -1;
+    /* the source's size until the plan says what is left to do, so that a run failing
+     * before it still ends with a final progress.json that says of what */
+    st->total = (long)src->n_items;
     double t0 = vdx_now();
     run r;
     memset(&r, 0, sizeof r);
