@@ -452,7 +452,8 @@ TEST(resolve_model_in_hub_cache)
     rmdir(cache);
 }
 
-/* F12: NaN and Inf weights are refused at load, naming the file, tensor and element. */
+/* F12: NaN and Inf weights are refused by the model loader's check, naming the file,
+ * the tensor and the element (the conversion itself keeps them, see golden_weights). */
 TEST(non_finite_weights_refused)
 {
     const char *dir = test_tmpdir("nan-weights");
@@ -475,13 +476,43 @@ TEST(non_finite_weights_refused)
     float out[4];
     int64_t shape4[1] = {4}, shape2[1] = {2};
     char expected[4200];
-    CHECK(vdx_weights_get_f32(w, "a", out, 1, shape4, &err) == -1, "NaN accepted");
+    CHECK(vdx_weights_get_f32(w, "a", out, 1, shape4, &err) == 0 &&
+          vdx_weights_check_finite(w, "a", out, 4, &err) == -1, "NaN accepted");
     snprintf(expected, sizeof expected, "%s: tensor 'a' holds NaN at element 2: the checkpoint is damaged", path);
     CHECK(!strcmp(err.message, expected), "message \"%s\"", err.message);
-    CHECK(vdx_weights_get_f32(w, "b", out, 1, shape2, &err) == -1, "Inf accepted");
+    CHECK(vdx_weights_get_f32(w, "b", out, 1, shape2, &err) == 0 &&
+          vdx_weights_check_finite(w, "b", out, 2, &err) == -1, "Inf accepted");
     snprintf(expected, sizeof expected, "%s: tensor 'b' holds an infinite value at element 1: the checkpoint is damaged", path);
     CHECK(!strcmp(err.message, expected), "message \"%s\"", err.message);
     vdx_weights_close(w);
+}
+
+/* F12 end to end: clip-tiny with one weight set to NaN does not load; the error names
+ * the tensor (the last one in the file, whose last element is the file's last 4 bytes). */
+TEST(model_with_nan_weight_does_not_load)
+{
+    NEED_SHARED(src_dir, "fixtures/clip-tiny");
+    const char *dir = test_tmpdir("nan-model");
+    static const char *const files[] = {"config.json", "merges.txt", "model.safetensors",
+                                        "preprocessor_config.json", "tokenizer_config.json", "vocab.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char from[4200];
+        snprintf(from, sizeof from, "%s/%s", src_dir, files[i]);
+        size_t size;
+        uint8_t *data = read_fixture(from, &size);
+        REQUIRE(data, "%s", from);
+        if (!strcmp(files[i], "model.safetensors")) {
+            float nan = NAN;
+            memcpy(data + size - 4, &nan, 4);
+        }
+        write_bytes(join(dir, files[i]), data, size);
+        free(data);
+    }
+    vdx_error err = {{0}};
+    vdx_clip_model *model = vdx_clip_load(dir, &err);
+    CHECK(!model && strstr(err.message, "model.safetensors: tensor '") &&
+          strstr(err.message, "' holds NaN at element "), "%s", model ? "loaded" : err.message);
+    vdx_clip_free(model);
 }
 
 /* F12: the unpickler's allocation cap: a 2 MB pickle of a million MARK + EMPTY_LIST
@@ -530,6 +561,7 @@ int main(void)
     RUN(config_errors);
     RUN(pickle_allocation_caps);
     RUN(non_finite_weights_refused);
+    RUN(model_with_nan_weight_does_not_load);
     RUN(config_defaults_and_gelu);
     RUN(resolve_model_in_hub_cache);
     remove_written();

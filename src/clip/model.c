@@ -126,7 +126,11 @@ static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
 {
     if (!ld->arena || ld->failed)
         return;
-    if (vdx_weights_get_f32(ld->file, name, dst, ndim, shape, ld->err) != 0)
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++)
+        count *= (size_t)shape[i];
+    if (vdx_weights_get_f32(ld->file, name, dst, ndim, shape, ld->err) != 0 ||
+        vdx_weights_check_finite(ld->file, name, dst, count, ld->err) != 0)
         ld->failed = 1;
     else
         release_source_pages(vdx_weights_find(ld->file, name));

@@ -225,12 +225,16 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
         return vdx_fail(err, "%s: tensor '%s' holds %s integers, not floating-point weights",
                         w->path, name, vdx_dtype_name(t->dtype));
     }
-    /* a NaN or Inf weight would make every embedding NaN: refuse the checkpoint here,
-     * naming the tensor, rather than print null vectors later */
+    return 0;
+}
+
+int vdx_weights_check_finite(const vdx_weights *w, const char *name, const float *values,
+                             size_t count, vdx_error *err)
+{
     for (size_t i = 0; i < count; i++)
-        if (!isfinite(out[i]))
+        if (!isfinite(values[i]))
             return vdx_fail(err, "%s: tensor '%s' holds %s at element %zu: the checkpoint is damaged",
-                            w->path, name, isnan(out[i]) ? "NaN" : "an infinite value", i);
+                            w->path, name, isnan(values[i]) ? "NaN" : "an infinite value", i);
     return 0;
 }
 

@@ -40,9 +40,13 @@ size_t vdx_dtype_size(vdx_dtype dt);
 /* Copies a tensor into float32 (converting F16/BF16), checking that it has exactly
  * `ndim` dimensions of sizes `shape` (ndim 0: a scalar): an error naming the file, the
  * tensor and both shapes when it differs, or the file and tensor when it is missing.
- * A NaN or infinite value is an error naming the file, the tensor and the element. */
+ * Values are converted as they are (an F16 infinity stays infinite). */
 int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int ndim,
                         const int64_t *shape, vdx_error *err);
+/* The model loader's check of what it read: a NaN or infinite value is an error naming
+ * the file, the tensor and the element (such a weight makes every embedding NaN). */
+int vdx_weights_check_finite(const vdx_weights *w, const char *name, const float *values,
+                             size_t count, vdx_error *err);
 
 /* Maps a whole file read-only. A file shorter than min_size is an error that says
  * "PATH: truncated: N bytes, shorter than WHAT" (min_size 1: "PATH: cannot read: empty
