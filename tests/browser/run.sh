@@ -58,6 +58,9 @@ ingest() { # ingest COLLECTION SOURCE... (options follow)
 ingest sample unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1 &&
 ingest empty urls "$tmp/no-urls.txt" >> "$tmp/ingest.log" 2>&1 ||
     { echo "not ok - browser: vdx ingest failed: $(cat "$tmp/ingest.log")"; exit 1; }
+# the read-only server starts before the growing ingest, so the ingest is still running
+# when the flows begin
+serve readonly sample --read-only
 ingest growing unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/slow.port")/" \
     --parallel 1 --batch 1 --threads 1 --no-cache > "$tmp/growing.log" 2>&1 &
 pids="$pids $!"
@@ -65,7 +68,6 @@ for _ in $(seq 100); do [ -s "$tmp/data/collections/growing/progress.json" ] && 
 serve sample sample
 serve empty empty
 serve growing growing
-serve readonly sample --read-only
 url=$(url_of sample)
 empty_url=$(url_of empty)
 growing_url=$(url_of growing)
