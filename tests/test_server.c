@@ -23,6 +23,7 @@
 static char data_dir[] = "/tmp/vdx-test-server-XXXXXX";
 static vdx_server *server;
 static char base[128];
+#define THUMBNAIL_FILE "tests/golden/thumbnails/orient-1.jpg.64.jpg"
 static uint8_t *thumbnail;
 static size_t thumbnail_size;
 
@@ -143,15 +144,14 @@ static int build_collection(void)
         printf("    %s\n", err.message);
         return -1;
     }
-    uint8_t pixels[8 * 8 * 3];
-    for (size_t i = 0; i < sizeof pixels; i++)
-        pixels[i] = (uint8_t)(i * 7);
-    vdx_image image = {.width = 8, .height = 8, .rgb = pixels};
-    if (vdx_image_thumbnail_jpeg(&image, 8, 80, &thumbnail, &thumbnail_size, &err) != 0) {
+    /* the stored thumbnail: fixed bytes (a Pillow JPEG), which the server must serve as is */
+    char *bytes;
+    if (vdx_read_file(THUMBNAIL_FILE, &bytes, &thumbnail_size, &err) != 0) {
         printf("    %s\n", err.message);
         vdx_store_close(store);
         return -1;
     }
+    thumbnail = (uint8_t *)bytes;
     static float vectors[N_ITEMS][DIMS];
     static char ids[N_ITEMS][32], groups[N_ITEMS][8];
     static vdx_item items[N_ITEMS];
