@@ -54,7 +54,7 @@ if [ -x "$build/tests/test_store" ]; then
     grep '^\(ok\|not ok\|skip\) - ' "$tmp/test_store.log" | sed 's/^\(ok\|not ok\|skip\) - /&test_store on ClickHouse: /'
     [ $status -eq 0 ] || failures=$((failures + 1))
 else
-    skip "test_store on ClickHouse: $build/tests/test_store is not built yet"
+    not_ok "test_store on ClickHouse: $build/tests/test_store is not built (run make)"
 fi
 
 # The CLI and the HTTP API, with VDX_STORE selecting ClickHouse.
@@ -62,9 +62,10 @@ vdx="$build/vdx"
 model="$shared/fixtures/clip-tiny"
 sample="$shared/data/unsplash-sample"
 if [ ! -x "$vdx" ] || ! "$vdx" ingest --help > /dev/null 2>&1; then
-    skip "CLI on ClickHouse: $vdx (with ingest) is not built yet"
+    not_ok "CLI on ClickHouse: $vdx (with ingest) is not built (run make)"
 elif [ ! -d "$model" ] || [ ! -d "$sample" ]; then
-    skip "CLI on ClickHouse: $shared fixtures not found"
+    if [ "${CI:-}" = true ]; then not_ok "CLI on ClickHouse: $shared fixtures missing (CI=true)"
+    else skip "CLI on ClickHouse: $shared fixtures not found"; fi
 else
     mkdir -p "$tmp/www"
     cp "$sample"/images/* "$tmp/www/"

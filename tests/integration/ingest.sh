@@ -24,7 +24,6 @@ failed=0
 
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1: $2"; failed=1; }
-skip() { echo "skip - $1: $2"; }
 
 for need in "$SAMPLE/photos.tsv000" "$MODEL/config.json" "$OTHER_MODEL/config.json" "$GOLDEN_IMAGES"; do
     if [ ! -e "$need" ]; then
@@ -155,7 +154,7 @@ esac
 
 # stored vectors = vdx embed --normalize of the same files
 if [ $have_embed = 0 ]; then
-    skip "each stored vector equals vdx embed --normalize of its image" "vdx embed is not built"
+    not_ok "each stored vector equals vdx embed --normalize of its image" "vdx embed --help fails"
 else
     : > "$T/cmp.out"
     set --
@@ -318,7 +317,7 @@ else
     not_ok "folder source" "exit $rc, ids '$ids': $(head -c 600 "$T/folder-info.json")"
 fi
 if [ $have_embed = 0 ]; then
-    skip "folder source: vectors = vdx embed --normalize" "vdx embed is not built"
+    not_ok "folder source: vectors = vdx embed --normalize" "vdx embed --help fails"
 else
     : > "$T/cmp.out"
     "$VDX" embed --normalize --image "$T/folder/exact_224x224.png" \
@@ -365,12 +364,14 @@ fi
 rc1=$?
 "$VDX" search --collection sample --model "$OTHER_MODEL" "red" > "$T/mm2.out" 2> "$T/mm2.err"
 rc2=$?
+# the collection after the refused runs: still 46 items, nothing appended
+"$VDX" info --collection sample > "$T/mm-info.json" 2> "$T/mm-info.err"
 if [ $rc1 -eq 1 ] && [ $rc2 -eq 1 ] && grep -q "was embedded with model" "$T/mm.err" &&
     grep -q "was embedded with model" "$T/mm2.err" &&
-    [ "$(json_number "$T/info.json" count)" = 46 ]; then
-    ok "another model is refused for ingest and search"
+    [ "$(json_number "$T/mm-info.json" count)" = 46 ]; then
+    ok "another model is refused for ingest and search, the collection unchanged"
 else
-    not_ok "another model is refused" "exit $rc1/$rc2: $(cat "$T/mm.err" "$T/mm2.err")"
+    not_ok "another model is refused" "exit $rc1/$rc2, count after: $(json_number "$T/mm-info.json" count): $(cat "$T/mm.err" "$T/mm2.err" "$T/mm-info.err")"
 fi
 
 # ---- search ---------------------------------------------------------------------------------

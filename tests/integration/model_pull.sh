@@ -21,7 +21,7 @@ check() { # check NAME CONDITION-COMMAND... (runs the command; ok if it succeeds
 }
 
 for need in "$vdx" "$server"; do
-    if [ ! -x "$need" ]; then echo "skip - model pull: $need is not built"; exit 0; fi
+    if [ ! -x "$need" ]; then echo "not ok - model pull: $need is not built (run make)"; exit 1; fi
 done
 if [ ! -d "$fixture" ]; then
     if [ "${CI:-}" = true ]; then echo "not ok - model pull: $fixture missing"; exit 1; fi

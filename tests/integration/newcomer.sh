@@ -26,7 +26,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap "exit 130" INT TERM
+trap 'echo "not ok - newcomer: interrupted by a signal"; exit 130' INT TERM
 failures=0
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
@@ -55,10 +55,13 @@ unset VDX_STORE VDX_MODEL VDX_UNSPLASH_BASE
 
 # --- help: every command the README names answers --help
 run --help
-if [ $rc -eq 0 ] && for c in embed model ingest search info concept serve; do
-       printf '%s\n' "$out" | grep -q "^  $c " || exit 1; done; then
+unlisted=""
+for c in embed model ingest search info concept serve; do
+    printf '%s\n' "$out" | grep -q "^  $c " || unlisted="$unlisted $c"
+done
+if [ $rc -eq 0 ] && [ -z "$unlisted" ]; then
     ok "vdx --help lists every command"
-else not_ok "vdx --help: exit $rc: $out"; fi
+else not_ok "vdx --help: exit $rc, not listed:$unlisted: $out"; fi
 for c in embed model ingest search info concept serve; do
     run "$c" --help
     if [ $rc -eq 0 ] && printf '%s' "$out" | head -1 | grep -q "^usage: vdx $c"; then ok "vdx $c --help"
@@ -137,7 +140,7 @@ run model info "$model"
     not_ok "model info: $out $err"
 
 # --- the concept cheat sheet
-cd "$tmp" || exit 1
+cd "$tmp" || { echo "not ok - newcomer: cannot enter $tmp"; exit 1; }
 run concept new dogs --prompt "a photo of a dog"
 [ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^{"name":"dogs","prompt":"a photo of a dog"' && ok "vdx concept new" ||
     not_ok "concept new: $out $err"
@@ -189,7 +192,7 @@ run concept undo dogs
 run concept export dogs --scores -o "$tmp/missing-dir/dogs.csv"
 expect_fail 1 "$tmp/missing-dir/dogs.csv: cannot create: No such file or directory" \
     "an export into a missing directory names the file asked for"
-cd - > /dev/null || exit 1
+cd - > /dev/null || { echo "not ok - newcomer: cannot return from $tmp"; exit 1; }
 
 # --- mistakes
 run search "dog" --colection default
