@@ -47,6 +47,7 @@ start_server() { # start_server [extra fileserver options]
     i=0
     # up to 60 s: a loaded machine is slow to start a server, never a reason to fail
     while [ ! -s "$tmp/port" ] && [ $i -lt 1200 ] && kill -0 "$server_pid" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+    [ -s "$tmp/port" ] || { echo "not ok - fileserver $*: did not start: $(cat "$tmp/server.err")"; exit 1; }
     export HF_ENDPOINT="http://127.0.0.1:$(cat "$tmp/port")"
 }
 
