@@ -97,22 +97,20 @@ typedef struct progress_sink {
 
 /* Test hook (docs/testing.md): with $VDX_TEST_HOLD_FILE set, the ingest pauses after each
  * committed batch for as long as that file exists (a signal still stops it), so that a test
- * can interrupt an ingest that is certainly running, however fast or loaded the machine. */
-static void hold_while_file_exists(const vdx_ingest_stats *s)
-{
-    const char *file = getenv("VDX_TEST_HOLD_FILE");
-    if (!file || !*file || s->stored == 0)
-        return;
-    const struct timespec tick = {0, 20 * 1000 * 1000};
-    while (!stop_requested && access(file, F_OK) == 0)
-        nanosleep(&tick, NULL);
-}
-
+ * can interrupt an ingest that is certainly running, however fast or loaded the machine.
+ * progress.json keeps being written (at most once a second) while it waits. */
 static void on_progress(const vdx_ingest_stats *s, void *user)
 {
     progress_sink *sink = user;
     vdx_progress_update(sink->progress, s);
-    hold_while_file_exists(s);
+    const char *hold = getenv("VDX_TEST_HOLD_FILE");
+    if (!hold || !*hold || s->stored == 0)
+        return;
+    const struct timespec tick = {0, 20 * 1000 * 1000};
+    while (!stop_requested && access(hold, F_OK) == 0) {
+        nanosleep(&tick, NULL);
+        vdx_progress_update(sink->progress, s);
+    }
 }
 
 int cmd_ingest(int argc, char **argv)

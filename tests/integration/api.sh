@@ -28,7 +28,7 @@ not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
 # the sample collection, ingested from a loopback stand-in for the image CDN
 "$build/tools/fileserver" --root "$shared/data/unsplash-sample/images" --port-file "$tmp/cdn.port" 2> "$tmp/cdn.err" &
 cdn_pid=$!
-for _ in $(seq 50); do [ -s "$tmp/cdn.port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$tmp/cdn.port" ] && break; sleep 0.1; done
 "$build/vdx" ingest unsplash "$shared/data/unsplash-sample" --data "$tmp/data" --collection sample \
     --model "$shared/fixtures/clip-tiny" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1
 rc=$?
@@ -37,7 +37,7 @@ kill "$cdn_pid"
 "$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
     --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
 serve_pid=$!
-for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
 base=$(sed -n 's/.* at \(http:[^ ]*\)\/$/\1/p' "$tmp/serve.out")
 if [ -n "$base" ] && grep -q "^vdx: serving sample (46 items) at http://127.0.0.1:[0-9]*/$" "$tmp/serve.out"; then
     ok "vdx serve prints what it serves and where"

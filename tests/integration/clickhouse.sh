@@ -73,7 +73,7 @@ else
     "$build/tools/fileserver" --root "$tmp/www" --port-file "$tmp/fs.port" --log "$tmp/fs.log" \
         2> "$tmp/fs.err" &
     fs_pid=$!
-    for _ in $(seq 50); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
+    for _ in $(seq 600); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
     fs="http://127.0.0.1:$(cat "$tmp/fs.port")"
     chstore="$url/default?table=cli_photos"
     for backend in embedded clickhouse; do
@@ -120,7 +120,7 @@ else
     VDX_HOME="$tmp/home-clickhouse" VDX_STORE="$chstore" "$vdx" serve --model "$model" \
         --host 127.0.0.1 --port 0 > "$tmp/serve.log" 2>&1 < /dev/null &
     serve_pid=$!
-    for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.log" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 600); do grep -q 'serving' "$tmp/serve.log" 2>/dev/null && break; sleep 0.1; done
     api=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/serve.log" | head -n 1)
     answer=$(curl -s --max-time 10 -H 'Content-Type: application/json' \
         -d '{"text":"a photo of a cat","k":9}' "${api%/}/api/search")

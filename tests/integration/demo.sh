@@ -45,7 +45,7 @@ cp "$shared"/data/unsplash-sample/images/* "$tmp/www/"
 "$build/tools/fileserver" --root "$tmp/www" --hub "openai/clip-vit-base-patch32=$shared/fixtures/clip-tiny" \
     --port-file "$tmp/fs.port" --log "$tmp/fs.log" --delay-ms 1200 2> "$tmp/fs.err" &
 server_pid=$!
-for _ in $(seq 50); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
 fs="http://127.0.0.1:$(cat "$tmp/fs.port")"
 
 run_demo() { # run_demo LOG: starts `make demo` in its own process group

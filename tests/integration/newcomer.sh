@@ -47,7 +47,7 @@ start_fileserver() {
     name=$1; shift
     "$build/tools/fileserver" --root "$sample/images" --port-file "$tmp/$name.port" "$@" 2> "$tmp/$name.err" &
     pids="$pids $!"
-    for _ in $(seq 50); do [ -s "$tmp/$name.port" ] && break; sleep 0.1; done
+    for _ in $(seq 600); do [ -s "$tmp/$name.port" ] && break; sleep 0.1; done
     cdn="http://127.0.0.1:$(cat "$tmp/$name.port")/"
 }
 export VDX_HOME="$tmp/home"
@@ -233,7 +233,7 @@ expect_fail 1 "$tmp/does-not-exist: No such file or directory" "ingest folder wi
 "$vdx" serve --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
 serve_pid=$!
 pids="$pids $serve_pid"
-for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/.*:\([0-9]*\)\/$/\1/p' "$tmp/serve.out")
 if [ -n "$port" ]; then
     run serve --port "$port"
@@ -244,12 +244,15 @@ else not_ok "vdx serve --port 0 did not start: $(cat "$tmp/serve.out" "$tmp/serv
 kill "$serve_pid" 2>/dev/null
 
 # --- a second ingest while one runs; Ctrl-C; resume
+# the ingest holds after its first commit while $tmp/hold exists (VDX_TEST_HOLD_FILE), so the
+# second ingest and Ctrl-C certainly find it running, however loaded the machine
 start_fileserver slow --delay-ms 200
-"$vdx" ingest unsplash "$sample" --collection slow --base-url "$cdn" --parallel 1 --no-cache \
-    > "$tmp/slow.out" 2> "$tmp/slow.err" &
+touch "$tmp/hold"
+VDX_TEST_HOLD_FILE="$tmp/hold" "$vdx" ingest unsplash "$sample" --collection slow --base-url "$cdn" \
+    --parallel 1 --no-cache > "$tmp/slow.out" 2> "$tmp/slow.err" &
 ingest_pid=$!
 pids="$pids $ingest_pid"
-for _ in $(seq 100); do grep -q '"done":[1-9]' "$VDX_HOME/collections/slow/progress.json" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '"stored":[1-9]' "$VDX_HOME/collections/slow/progress.json" 2>/dev/null && break; sleep 0.1; done
 run ingest unsplash "$sample" --collection slow --base-url "$cdn"
 expect_fail 1 "collection 'slow' is being written by another process (pid $ingest_pid holds" \
     "a second ingest into the same collection is refused with the pid holding it"
