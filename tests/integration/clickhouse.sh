@@ -108,6 +108,24 @@ else
     else
         not_ok "vdx search differs: embedded [$(tr '\n' ' ' < "$tmp/search-e")] clickhouse [$(tr '\n' ' ' < "$tmp/search-c")] $(head -c 300 "$tmp/search-c.err")"
     fi
+    # a user with a password (scripts/clickhouse-test-server.sh creates vdx_test): the same
+    # hits; a wrong password is refused naming the user, never printing the password
+    authstore=$(echo "$chstore" | sed 's|^http://|http://vdx_test:s3cret-pw@|')
+    VDX_HOME="$tmp/home-clickhouse" VDX_STORE= "$vdx" search "a photo of a cat" --store "$authstore" \
+        --model "$model" < /dev/null 2> "$tmp/search-a.err" | ids > "$tmp/search-a"
+    if [ -s "$tmp/search-a" ] && cmp -s "$tmp/search-e" "$tmp/search-a"; then
+        ok "vdx search on ClickHouse as a user with a password"
+    else
+        not_ok "search with a password: [$(tr '\n' ' ' < "$tmp/search-a")] $(head -c 300 "$tmp/search-a.err")"
+    fi
+    out=$(VDX_HOME="$tmp/home-clickhouse" "$vdx" search "cat" --model "$model" \
+        --store "$(echo "$authstore" | sed 's|s3cret-pw|wrong-pw|')" 2>&1 < /dev/null)
+    if [ $? -ne 0 ] && echo "$out" | grep -q "refused the login of user 'vdx_test'" &&
+        ! echo "$out" | grep -q "wrong-pw"; then
+        ok "a wrong ClickHouse password: refused, naming the user, password not printed"
+    else
+        not_ok "a wrong ClickHouse password: $out"
+    fi
     out=$(VDX_HOME="$tmp/home-clickhouse" "$vdx" search "cat" --model "$model" \
         --store "clickhouse://vdx:hunter2@127.0.0.1:1/default" 2>&1 < /dev/null)
     if [ $? -ne 0 ] && echo "$out" | grep -q "connection refused — is the server running?" &&
