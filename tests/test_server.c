@@ -189,7 +189,7 @@ TEST(test_start)
 {
     REQUIRE(mkdtemp(data_dir), "mkdtemp");
     REQUIRE(build_collection() == 0, "collection");
-    vdx_server_options opts = {.port = 0, .threads = 4, .max_json_body = 64 * 1024, .timeout_s = IDLE_TIMEOUT_S,
+    vdx_server_options opts = {.port = 0, .threads = 4, .max_json_body = 64 * 1024, .max_upload = 256 * 1024, .timeout_s = IDLE_TIMEOUT_S,
                                .store = {.data_dir = data_dir, .collection = "web"}};
     vdx_error err = {{0}};
     server = vdx_server_start(&opts, &err);
@@ -481,6 +481,43 @@ TEST(test_slow_clients_do_not_stall_others)
     CHECK(closed == 12, "%d of 12 stalled connections closed by the server", closed);
 }
 
+/* Every kind of reply carries the same security headers: the page, JSON, an error, a
+ * thumbnail. */
+TEST(test_security_headers_on_every_reply)
+{
+    REQUIRE(server, "no server");
+    static const char *const paths[] = {"/", "/api/info", "/api/items/nope",
+                                        "/api/items/dir%2Fa%20b.jpg/thumbnail"};
+    static const char *const headers[] = {
+        "X-Content-Type-Options: nosniff\r\n", "X-Frame-Options: DENY\r\n",
+        "Referrer-Policy: no-referrer\r\n", "Cross-Origin-Opener-Policy: same-origin\r\n",
+        "Cross-Origin-Resource-Policy: same-origin\r\n"};
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        reply r = get(paths[p]);
+        CHECK(r.status == (p == 2 ? 404 : 200), "%s: %ld", paths[p], r.status);
+        for (size_t h = 0; h < sizeof headers / sizeof headers[0]; h++)
+            CHECK(strstr(r.headers, headers[h]), "%s lacks %.40s", paths[p], headers[h]);
+        free(r.body);
+    }
+}
+
+/* The image upload has its own limit (256 KiB here, 20 MiB by default), above the JSON one. */
+TEST(test_upload_limit)
+{
+    REQUIRE(server, "no server");
+    size_t over = 256 * 1024 + 1, under = 200 * 1024; /* under: above the 64 KiB JSON limit */
+    char *body = calloc(1, over);
+    REQUIRE(body, "calloc");
+    reply r = request("POST", "/api/search/image", "image/jpeg", body, over, NULL);
+    CHECK_ERROR(r, 413, "request body of 262145 bytes exceeds the limit of 262144 bytes");
+    free(r.body);
+    /* within the limit the bytes reach the handler (this server has no model: 503) */
+    r = request("POST", "/api/search/image", "image/jpeg", body, under, NULL);
+    CHECK(r.status == 503, "a %zu-byte upload: %ld %s", under, r.status, r.body);
+    free(r.body);
+    free(body);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -491,6 +528,8 @@ int main(void)
     RUN(test_request_policy);
     RUN(test_concept_loop);
     RUN(test_concurrent_clients);
+    RUN(test_security_headers_on_every_reply);
+    RUN(test_upload_limit);
     RUN(test_slow_clients_do_not_stall_others);
     vdx_server_stop(server);
     free(thumbnail);
