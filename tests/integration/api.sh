@@ -178,4 +178,20 @@ rc=$?
 serve_pid=""
 if [ $rc -eq 0 ] && grep -q 'SIGTERM received, stopping' "$tmp/serve.out"; then ok "SIGTERM stops the server cleanly"
 else not_ok "stop: exit $rc, $(cat "$tmp/serve.out" "$tmp/serve.err")"; fi
+
+# Ctrl-C (SIGINT) stops it too: exit 0, the message, and the port is closed afterwards
+"$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
+    --port 0 > "$tmp/serve2.out" 2> "$tmp/serve2.err" &
+serve_pid=$!
+for _ in $(seq 600); do grep -q 'serving' "$tmp/serve2.out" 2>/dev/null && break; sleep 0.1; done
+base2=$(sed -n 's/.* at \(http:[^ ]*\)\/$/\1/p' "$tmp/serve2.out")
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$base2/api/info")
+kill -INT "$serve_pid"
+wait "$serve_pid"
+rc=$?
+serve_pid=""
+after=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$base2/api/info")
+if [ -n "$base2" ] && [ "$code" = 200 ] && [ $rc -eq 0 ] && [ "$after" = 000 ] &&
+    grep -q 'SIGINT received, stopping' "$tmp/serve2.out"; then ok "SIGINT (Ctrl-C) stops the server cleanly and frees its port"
+else not_ok "SIGINT: served $code, exit $rc, afterwards $after: $(cat "$tmp/serve2.out" "$tmp/serve2.err")"; fi
 [ "$failures" -eq 0 ]
