@@ -80,12 +80,12 @@ fail_line() { # fail_line LOG TEXT: a failure the runner adds to a program's log
 # check LOGFILE LABEL PLAN-NAME EXIT TIMEOUT SECONDS KIND: counts one program's cases
 check() {
     log=$1 label=$2 pname=$3 status=$4 limit=$5 secs=$6 kind=$7
+    cases=$(grep -c '^\(ok\|not ok\|skip\) - ' "$log") # what the program reported itself
     if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
         fail_line "$log" "$label timed out after ${limit} s (a hang? scale with VDX_TEST_TIMEOUT_SCALE)"
     elif [ "$status" -ne 0 ] && ! grep -q '^not ok - ' "$log"; then
         fail_line "$log" "$label exited with status $status"
     fi
-    cases=$(grep -c '^\(ok\|not ok\|skip\) - ' "$log")
     min=$(plan_field "$pname" 2)
     if [ -z "$min" ]; then
         fail_line "$log" "$label has no entry in $plan (add '$pname MIN-CASES')"
