@@ -26,6 +26,11 @@ static char base[128];
 /* "Authorization: Bearer TOKEN", sent with every request while set */
 static char bearer[128];
 static const char *auth = bearer;
+/* The idle timeout the slow-clients test waits for: long enough that 20 requests fit in it
+ * on a loaded machine under ASan (they take < 1 s unloaded), so the test checks states, not
+ * a race with the clock. */
+#define IDLE_TIMEOUT_S 15
+#define THUMBNAIL_FILE "tests/golden/thumbnails/orient-1.jpg.64.jpg"
 static uint8_t *thumbnail;
 static size_t thumbnail_size;
 
@@ -150,15 +155,14 @@ static int build_collection(void)
         printf("    %s\n", err.message);
         return -1;
     }
-    uint8_t pixels[8 * 8 * 3];
-    for (size_t i = 0; i < sizeof pixels; i++)
-        pixels[i] = (uint8_t)(i * 7);
-    vdx_image image = {.width = 8, .height = 8, .rgb = pixels};
-    if (vdx_image_thumbnail_jpeg(&image, 8, 80, &thumbnail, &thumbnail_size, &err) != 0) {
+    /* the stored thumbnail: fixed bytes (a Pillow JPEG), which the server must serve as is */
+    char *bytes;
+    if (vdx_read_file(THUMBNAIL_FILE, &bytes, &thumbnail_size, &err) != 0) {
         printf("    %s\n", err.message);
         vdx_store_close(store);
         return -1;
     }
+    thumbnail = (uint8_t *)bytes;
     static float vectors[N_ITEMS][DIMS];
     static char ids[N_ITEMS][32], groups[N_ITEMS][8];
     static vdx_item items[N_ITEMS];
@@ -192,8 +196,8 @@ TEST(test_start)
 {
     REQUIRE(mkdtemp(data_dir), "mkdtemp");
     REQUIRE(build_collection() == 0, "collection");
-    vdx_server_options opts = {.port = 0, .threads = 4, .max_json_body = 64 * 1024, .timeout_s = 3,
-                               .head_timeout_s = 2,
+    vdx_server_options opts = {.port = 0, .threads = 4, .max_json_body = 64 * 1024, .max_upload = 256 * 1024,
+                               .timeout_s = IDLE_TIMEOUT_S, .head_timeout_s = IDLE_TIMEOUT_S,
                                .store = {.data_dir = data_dir, .collection = "web"}};
     vdx_error err = {{0}};
     server = vdx_server_start(&opts, &err);
@@ -482,18 +486,56 @@ TEST(test_slow_clients_do_not_stall_others)
         struct pollfd p = {.fd = fds[i], .events = POLLIN};
         CHECK(poll(&p, 1, 0) == 0, "stalled connection %d was closed before the others were served", i);
     }
-    /* then the idle timeout (3 s here) closes them */
+    /* then the idle timeout closes them (waiting up to twice as long) */
     int closed = 0;
     for (int i = 0; i < 12; i++) {
         struct pollfd p = {.fd = fds[i], .events = POLLIN};
         char byte;
-        if (poll(&p, 1, 5000) == 1 && read(fds[i], &byte, 1) <= 0)
+        if (poll(&p, 1, 2 * IDLE_TIMEOUT_S * 1000) == 1 && read(fds[i], &byte, 1) <= 0)
             closed++;
         close(fds[i]);
     }
     CHECK(closed == 12, "%d of 12 stalled connections closed by the server", closed);
 }
 
+/* Every kind of reply carries the same security headers: the page, JSON, an error, a
+ * thumbnail. */
+TEST(test_security_headers_on_every_reply)
+{
+    REQUIRE(server, "no server");
+    static const char *const paths[] = {"/", "/api/info", "/api/items/nope",
+                                        "/api/items/dir%2Fa%20b.jpg/thumbnail"};
+    static const char *const headers[] = {
+        "X-Content-Type-Options: nosniff\r\n", "X-Frame-Options: DENY\r\n",
+        "Referrer-Policy: no-referrer\r\n", "Cross-Origin-Opener-Policy: same-origin\r\n",
+        "Cross-Origin-Resource-Policy: same-origin\r\n"};
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        reply r = get(paths[p]);
+        CHECK(r.status == (p == 2 ? 404 : 200), "%s: %ld", paths[p], r.status);
+        for (size_t h = 0; h < sizeof headers / sizeof headers[0]; h++)
+            CHECK(strstr(r.headers, headers[h]), "%s lacks %.40s", paths[p], headers[h]);
+        free(r.body);
+    }
+}
+
+/* The image upload has its own limit (256 KiB here, 20 MiB by default), above the JSON one. */
+TEST(test_upload_limit)
+{
+    REQUIRE(server, "no server");
+    size_t over = 256 * 1024 + 1, under = 200 * 1024; /* under: above the 64 KiB JSON limit */
+    char *body = calloc(1, over);
+    REQUIRE(body, "calloc");
+    reply r = request("POST", "/api/search/image", "image/jpeg", body, over, NULL);
+    CHECK_ERROR(r, 413, "request body of 262145 bytes exceeds the limit of 262144 bytes");
+    free(r.body);
+    /* within the limit the bytes reach the handler (this server has no model: 503) */
+    r = request("POST", "/api/search/image", "image/jpeg", body, under, NULL);
+    CHECK(r.status == 503, "a %zu-byte upload: %ld %s", under, r.status, r.body);
+    free(r.body);
+    free(body);
+}
+
+int main(void)
 /* Status of GET /api/info with one extra header (and the token unless `with_token` is 0). */
 static long info_status(const char *header, int with_token)
 {
@@ -704,13 +746,13 @@ TEST(test_oversized_request_heads)
     free(path);
 }
 
-/* A connection from `source` (a loopback address) that sent `text`, or -1. */
-static int connection_from(const char *source, const char *text)
+/* A connection from `source` (a loopback address) to `port` that sent `text`, or -1. */
+static int connection_from(int port, const char *source, const char *text)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
     inet_pton(AF_INET, source, &from.sin_addr);
-    to.sin_port = htons((uint16_t)vdx_server_port(server));
+    to.sin_port = htons((uint16_t)port);
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof from) != 0 ||
         connect(fd, (struct sockaddr *)&to, sizeof to) != 0 ||
@@ -746,11 +788,22 @@ static void *served_client(void *arg)
 TEST(test_slow_client_flood)
 {
     REQUIRE(server, "no server");
+    /* a server of its own, with a 2 s head deadline, on the same collection */
+    vdx_error err = {{0}};
+    vdx_server_options opts = {.port = 0, .head_timeout_s = 2, .token = "flood-test-token-0123",
+                               .store = {.data_dir = data_dir, .collection = "web"}};
+    vdx_server *flood = vdx_server_start(&opts, &err);
+    REQUIRE(flood, "start: %s", err.message);
+    char saved_base[128], saved_bearer[128];
+    memcpy(saved_base, base, sizeof base);
+    memcpy(saved_bearer, bearer, sizeof bearer);
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", vdx_server_port(flood));
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer flood-test-token-0123");
     enum { N = 1100 };
     static int fds[N];
     int opened = 0;
     for (int i = 0; i < N; i++) {
-        fds[i] = connection_from("127.0.0.2", "GET /api/info HTTP/1.1\r\n");
+        fds[i] = connection_from(vdx_server_port(flood), "127.0.0.2", "GET /api/info HTTP/1.1\r\n");
         opened += fds[i] >= 0;
     }
     REQUIRE(opened == N, "only %d of %d connections could be made", opened, N);
@@ -786,6 +839,9 @@ TEST(test_slow_client_flood)
         }
     }
     CHECK(left == 0, "%d trickling connections outlived the 2 s head deadline", left);
+    memcpy(base, saved_base, sizeof base);
+    memcpy(bearer, saved_bearer, sizeof bearer);
+    vdx_server_stop(flood);
 }
 
 /* The concept book as the API shows it: the list, and each concept with its labels. */
@@ -917,6 +973,8 @@ int main(void){
     RUN(test_request_policy);
     RUN(test_concept_loop);
     RUN(test_concurrent_clients);
+    RUN(test_security_headers_on_every_reply);
+    RUN(test_upload_limit);
     RUN(test_loopback_host_and_origin_exact);
     RUN(test_access_token);
     RUN(test_token_rules);

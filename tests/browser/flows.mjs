@@ -1,22 +1,24 @@
 // The web explorer's flows in a real browser (Debian's chromium driven by
 // playwright-core), against `vdx serve` on loopback:
-//   VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR READONLY_URL
+//   VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR HOLD_FILE READONLY_URL
 // URL serves the sample collection (ingested from IMAGES_DIR), EMPTY_URL a collection
-// without items, GROWING_URL one whose ingest is still running, READONLY_URL the sample
-// with --read-only; every server has the access token T (tests/browser/serve.sh), which
-// each flow's browser context trades for the servers' cookies first. Prints one
+// without items, GROWING_URL one whose ingest is still running: held after its first commit
+// while HOLD_FILE exists (VDX_TEST_HOLD_FILE), released by the flow that watches it grow,
+// so that it runs however long the browser takes to get there. READONLY_URL serves the
+// sample with --read-only. Every server has the access token T (tests/browser/serve.sh),
+// which each flow's browser context trades for the servers' cookies first. Prints one
 // "ok - ..." / "not ok - ...: why" line per flow and exits non-zero when one failed.
 // Screenshots of every step go to SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
-import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import http from 'node:http';
 
-const [url, emptyUrl, growingUrl, images, shots, readonlyUrl] = process.argv.slice(2);
+const [url, emptyUrl, growingUrl, images, shots, holdFile, readonlyUrl] = process.argv.slice(2);
 const token = process.env.VDX_TOKEN;
-if (!url || !emptyUrl || !growingUrl || !images || !shots || !readonlyUrl || !token) {
-  console.error('usage: VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR READONLY_URL');
+if (!url || !emptyUrl || !growingUrl || !images || !shots || !holdFile || !readonlyUrl || !token) {
+  console.error('usage: VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR HOLD_FILE READONLY_URL');
   process.exit(2);
 }
 const servers = [url, emptyUrl, growingUrl, readonlyUrl];
@@ -116,6 +118,7 @@ await flow('ingest-progress', {}, async (page, shot) => {
   check((await page.textContent('#progress-text')).startsWith('Ingest running'), 'no progress text');
   const first = await count();
   await shot('running');
+  if (holdFile) rmSync(holdFile, { force: true }); // let the held ingest go on
   await page.waitForFunction((n) => Number(document.getElementById('collection').textContent.match(/([\d,]+) items/)[1].replace(/,/g, '')) > n,
     first, { timeout: 20000 });
   await page.fill('#q', 'a photo');

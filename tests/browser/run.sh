@@ -49,7 +49,7 @@ images="$shared/data/unsplash-sample/images"
 pids="$pids $!"
 "$build/tools/fileserver" --root "$images" --port-file "$tmp/slow.port" --delay-ms 300 2> "$tmp/slow.err" &
 pids="$pids $!"
-for _ in $(seq 50); do [ -s "$tmp/cdn.port" ] && [ -s "$tmp/slow.port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$tmp/cdn.port" ] && [ -s "$tmp/slow.port" ] && break; sleep 0.1; done
 ingest() { # ingest COLLECTION SOURCE... (options follow)
     collection=$1; shift
     "$build/vdx" ingest "$@" --data "$tmp/data" --collection "$collection" --model "$shared/fixtures/clip-tiny"
@@ -58,13 +58,16 @@ ingest() { # ingest COLLECTION SOURCE... (options follow)
 ingest sample unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1 &&
 ingest empty urls "$tmp/no-urls.txt" >> "$tmp/ingest.log" 2>&1 ||
     { echo "not ok - browser: vdx ingest failed: $(cat "$tmp/ingest.log")"; exit 1; }
-# the read-only server starts before the growing ingest, so the ingest is still running
-# when the flows begin
+# the read-only server starts before the growing ingest
 serve readonly sample --read-only
-ingest growing unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/slow.port")/" \
+# held after its first commit until the ingest-progress flow removes $tmp/hold: still running
+# whenever the browser gets there (VDX_TEST_HOLD_FILE, docs/testing.md)
+touch "$tmp/hold"
+VDX_TEST_HOLD_FILE="$tmp/hold" ingest growing unsplash "$shared/data/unsplash-sample" \
+    --base-url "http://127.0.0.1:$(cat "$tmp/slow.port")/" \
     --parallel 1 --batch 1 --threads 1 --no-cache > "$tmp/growing.log" 2>&1 &
 pids="$pids $!"
-for _ in $(seq 100); do [ -s "$tmp/data/collections/growing/progress.json" ] && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '"stored":[1-9]' "$tmp/data/collections/growing/progress.json" 2>/dev/null && break; sleep 0.1; done
 serve sample sample
 serve empty empty
 serve growing growing
@@ -78,7 +81,7 @@ fi
 shots="$root/build/artifacts/screenshots"
 mkdir -p "$shots"
 rm -f "$shots"/*.png
-(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots" "$readonly_url")
+(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots" "$tmp/hold" "$readonly_url")
 status=$?
 echo "# screenshots: $shots"
 exit $status

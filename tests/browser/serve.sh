@@ -14,6 +14,6 @@ serve() {
     pids="$pids $!"
 }
 url_of() {
-    for _ in $(seq 100); do grep -q 'serving' "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 600); do grep -q 'serving' "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
     sed -n 's/.* at \(http:[^ ?]*\)?token=.*$/\1/p' "$tmp/$1.out"
 }
