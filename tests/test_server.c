@@ -535,7 +535,6 @@ TEST(test_upload_limit)
     free(body);
 }
 
-int main(void)
 /* Status of GET /api/info with one extra header (and the token unless `with_token` is 0). */
 static long info_status(const char *header, int with_token)
 {
@@ -737,11 +736,11 @@ TEST(test_oversized_request_heads)
         strcat(path, "&b=2");
     t0 = vdx_now();
     r = get(path);
-    /* libmicrohttpd answers this one itself (its pool cannot hold 5000 arguments) and
-     * closes with the rest of the request unread, so the client may see a reset instead
-     * of the status: what matters is that it is not left waiting */
+    /* libmicrohttpd's pool cannot hold 5000 arguments: it never hands the request over,
+     * so no 414 can be sent; the head deadline (here IDLE_TIMEOUT_S) closes it, where the
+     * probe saw it held for the whole 30 s idle timeout */
     CHECK(r.status == 414 || r.status == 431 || r.status == 0, "5000 query arguments: %ld %s", r.status, r.body);
-    CHECK(vdx_now() - t0 < 5, "the answer took %.1f s", vdx_now() - t0);
+    CHECK(vdx_now() - t0 < IDLE_TIMEOUT_S + 5, "the answer took %.1f s", vdx_now() - t0);
     free(r.body);
     free(path);
 }
@@ -964,7 +963,8 @@ TEST(test_names_text_and_statuses)
     free(r.body);
 }
 
-int main(void){
+int main(void)
+{
     curl_global_init(CURL_GLOBAL_DEFAULT);
     RUN(test_start);
     RUN(test_page_headers_and_etag);
