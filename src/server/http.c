@@ -47,6 +47,10 @@ typedef struct tracked_connection {
     int fd;
     double head_started; /* connection accepted, or the previous request finished */
     int in_head;         /* waiting for (the rest of) a request head */
+    /* the request on_uri started, until on_completed takes it: libmicrohttpd does not
+     * report a request it dropped before the handler (a pool too small for its
+     * arguments), so the close notification frees it */
+    struct http_request *pending;
     struct tracked_connection *prev, *next;
 } tracked_connection;
 
@@ -496,6 +500,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = c;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
         tracked_connection *c = *socket_context;
+        free_request(c->pending);
         if (c->prev)
             c->prev->next = c->next;
         else
@@ -519,6 +524,18 @@ static void head_complete(http_server *server, struct MHD_Connection *conn, int 
     c->in_head = !done;
     if (!done)
         c->head_started = vdx_now();
+    pthread_mutex_unlock(&server->connections_mutex);
+}
+
+/* The request of the connection that has not reached on_completed yet (or NULL). */
+static void set_pending(http_server *server, struct MHD_Connection *conn, http_request *req)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (!info || !info->socket_context)
+        return;
+    tracked_connection *c = info->socket_context;
+    pthread_mutex_lock(&server->connections_mutex);
+    c->pending = req;
     pthread_mutex_unlock(&server->connections_mutex);
 }
 
@@ -553,7 +570,6 @@ static void *watchdog(void *arg)
  * object starts here so that routes see the path exactly as sent. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)cls;
     http_request *req = calloc(1, sizeof *req);
     if (!req)
         return NULL;
@@ -569,6 +585,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         free(req);
         return NULL;
     }
+    set_pending(cls, conn, req);
     return req;
 }
 
@@ -578,6 +595,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)code;
     http_server *server = cls;
     head_complete(server, conn, 0); /* the next request's head starts now */
+    set_pending(server, conn, NULL);
     http_request *req = *req_cls;
     if (req && server->cfg.access_log && req->method)
         fprintf(server->cfg.access_log, "%s %s %d %.1f ms\n", req->method, req->raw_path,
