@@ -585,7 +585,7 @@ static int cmd_export(context *c)
                 text[size - 1] = '\n';
                 text[size] = 0;
             } else {
-                rc = vdx_fail(&c->err, "out of memory");
+                rc = vdx_fail_kind(&c->err, VDX_ERR_NO_MEMORY, "out of memory");
             }
             cJSON_free(printed);
         }

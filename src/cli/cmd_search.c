@@ -99,7 +99,7 @@ static int embed_image(const vdx_clip_model *model, const char *where, float *ou
                            sizeof *pixels);
     int rc = -1;
     if (!pixels)
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     else if (vdx_image_preprocess(&img, pre, pixels, err) == 0)
         rc = vdx_clip_embed_images(model, pixels, 1, out, err);
     free(pixels);
@@ -230,12 +230,12 @@ int cmd_search(int argc, char **argv)
     float *query = malloc((size_t)vdx_store_model(store)->dims * sizeof *query);
     int truncated = 0, rc;
     if (!query)
-        rc = vdx_fail(&err, "out of memory");
+        rc = vdx_fail_kind(&err, VDX_ERR_NO_MEMORY, "out of memory");
     else if (like) {
         const char *ids[1] = {like};
         rc = vdx_store_get_vectors(store, ids, 1, query, &err);
         if (rc == 0 && append_exclude(like, strlen(like), &exclude, &n_exclude) != 0)
-            rc = vdx_fail(&err, "out of memory");
+            rc = vdx_fail_kind(&err, VDX_ERR_NO_MEMORY, "out of memory");
     } else if (image)
         rc = embed_image(model, image, query, &err);
     else

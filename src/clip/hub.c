@@ -152,14 +152,14 @@ int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vd
     const char *at = strchr(model_arg, '@');
     size_t id_len = at ? (size_t)(at - model_arg) : strlen(model_arg);
     if (id_len >= sizeof repo_id || (at && strlen(at + 1) >= sizeof revision))
-        return vdx_fail(err, "model '%s': no such directory, and too long for a repo id",
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "model '%s': no such directory, and too long for a repo id",
                         model_arg);
     memcpy(repo_id, model_arg, id_len);
     repo_id[id_len] = 0;
     if (at)
         snprintf(revision, sizeof revision, "%s", at + 1);
     if (!valid_repo_id(repo_id) || !valid_revision(revision))
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND,
                         "model '%s': no such directory (and not a Hugging Face repo id like "
                         "%s)",
                         model_arg, VDX_DEFAULT_MODEL);
@@ -169,7 +169,7 @@ int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vd
     if (is_commit_hash(revision))
         memcpy(commit, revision, 41);
     else if (read_ref(folder, revision, commit) != 0)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND,
                         "model '%s' is not in the Hugging Face cache (looked for %s/refs/%s; "
                         "the cache is $HF_HUB_CACHE, else $HF_HOME/hub, else "
                         "~/.cache/huggingface/hub). 'vdx model pull %s%s%s' downloads it",
@@ -178,7 +178,7 @@ int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vd
     char snapshot[PATH_SIZE];
     snprintf(snapshot, sizeof snapshot, "%s/snapshots/%s", folder, commit);
     if (!is_directory(snapshot))
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "model '%s': %s/refs/%s names commit %s but %s is missing; 'vdx model "
                         "pull %s' repairs the cache",
                         model_arg, folder, revision, commit, snapshot, repo_id);

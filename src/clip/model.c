@@ -78,7 +78,7 @@ static int scratch_alloc(scratch *s, size_t rows, size_t dim, size_t wide, vdx_e
     size_t total = 2 * h + qkv + mlp;
     s->block = aligned_alloc(64, total * sizeof(float));
     if (!s->block)
-        return vdx_fail(err, "out of memory: %zu MB of scratch for %zu token rows",
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory: %zu MB of scratch for %zu token rows",
                         total * sizeof(float) >> 20, rows);
     s->h = s->block;
     s->x = s->h + h;
@@ -231,7 +231,7 @@ static int check_tower(const vdx_clip_tower_config *c, const char *tower, int vi
     if (c->hidden_size < 1 || c->hidden_size > limit || c->intermediate_size < 1 ||
         c->intermediate_size > limit || c->num_layers < 1 || c->num_layers > 1024 ||
         c->num_heads < 1 || c->hidden_size % c->num_heads != 0)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "%s: %s: unusable sizes (hidden_size %d, intermediate_size %d, "
                         "num_attention_heads %d, num_hidden_layers %d)",
                         path, tower, c->hidden_size, c->intermediate_size, c->num_heads,
@@ -239,12 +239,12 @@ static int check_tower(const vdx_clip_tower_config *c, const char *tower, int vi
     if (vision && (c->patch_size < 1 || c->image_size < c->patch_size ||
                    c->image_size % c->patch_size != 0 || c->image_size > limit ||
                    c->num_channels < 1 || c->num_channels > 16))
-        return vdx_fail(err, "%s: %s: image_size %d is not a multiple of patch_size %d "
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s: image_size %d is not a multiple of patch_size %d "
                         "(num_channels %d)", path, tower, c->image_size, c->patch_size,
                         c->num_channels);
     if (!vision && (c->vocab_size < 1 || c->vocab_size > (1 << 24) ||
                     c->max_position_embeddings < 2 || c->max_position_embeddings > limit))
-        return vdx_fail(err, "%s: %s: unusable vocab_size %d or max_position_embeddings %d",
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s: unusable vocab_size %d or max_position_embeddings %d",
                         path, tower, c->vocab_size, c->max_position_embeddings);
     return 0;
 }
@@ -255,14 +255,14 @@ static int load_weights(vdx_clip_model *m, const vdx_weights *file, vdx_error *e
     m->vision.layers = calloc((size_t)cfg->vision.num_layers, sizeof(layer_weights));
     m->text.layers = calloc((size_t)cfg->text.num_layers, sizeof(layer_weights));
     if (!m->vision.layers || !m->text.layers)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     weight_loader ld = {file, NULL, 0, err, 0};
     load_vision(&ld, cfg, &m->vision);
     load_text(&ld, cfg, &m->text);
     m->arena_floats = ld.used;
     m->arena = aligned_alloc(64, ld.used * sizeof(float));
     if (!m->arena)
-        return vdx_fail(err, "%s: out of memory: %zu MB for the float32 weights", file->path,
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory: %zu MB for the float32 weights", file->path,
                         ld.used * sizeof(float) >> 20);
     ld.arena = m->arena;
     ld.used = 0;
@@ -351,7 +351,7 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
 {
     vdx_clip_model *m = calloc(1, sizeof *m);
     if (!m) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     char path[4096];
@@ -361,14 +361,14 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
         check_tower(&m->config.text, "text_config", 0, path, err) != 0)
         goto fail;
     if (m->config.projection_dim < 1 || m->config.projection_dim > (1 << 16)) {
-        vdx_fail(err, "%s: unusable projection_dim %d", path, m->config.projection_dim);
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: unusable projection_dim %d", path, m->config.projection_dim);
         goto fail;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
     if (!file_exists(path))
         snprintf(path, sizeof path, "%s/pytorch_model.bin", model_dir);
     if (!file_exists(path)) {
-        vdx_fail(err, "%s: no model.safetensors or pytorch_model.bin in this directory",
+        vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "%s: no model.safetensors or pytorch_model.bin in this directory",
                  model_dir);
         goto fail;
     }
@@ -478,7 +478,7 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
 
     for (int l = 0; l < c->num_layers; l++)
         if (encoder_layer(&w->layers[l], c, s, n, tokens, 0) != 0)
-            return vdx_fail(err, "vision tower: out of memory for attention scores");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "vision tower: out of memory for attention scores");
 
     /* Pool the class token of each image, post_layernorm, project. */
     for (int img = 0; img < n; img++)
@@ -492,7 +492,7 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
                           float *out, vdx_error *err)
 {
     if (n < 0)
-        return vdx_fail(err, "embed images: negative image count %d", n);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "embed images: negative image count %d", n);
     if (n == 0)
         return 0;
     const vdx_clip_tower_config *c = &m->config.vision;
@@ -522,14 +522,14 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
     const tower_weights *w = &m->text;
     int d = c->hidden_size;
     if (n_ids < 1 || n_ids > c->max_position_embeddings)
-        return vdx_fail(err, "embed tokens: %d token ids, expected 1 to %d", n_ids,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "embed tokens: %d token ids, expected 1 to %d", n_ids,
                         c->max_position_embeddings);
     /* transformers pools at argmax(ids): the first end-of-text token (49407, the
      * largest id) for every tokenizer output. */
     int pool = 0;
     for (int i = 0; i < n_ids; i++) {
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return vdx_fail(err, "embed tokens: token %d is id %d, outside the vocabulary "
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "embed tokens: token %d is id %d, outside the vocabulary "
                             "(0 to %d)", i, (int)ids[i], c->vocab_size - 1);
         if (ids[i] > ids[pool])
             pool = i;
@@ -549,7 +549,7 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
     clip_team *team = clip_team_begin(tokens);
     for (int l = 0; l < c->num_layers && rc == 0; l++)
         if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1) != 0)
-            rc = vdx_fail(err, "text tower: out of memory for attention scores");
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "text tower: out of memory for attention scores");
     if (rc == 0) {
         clip_layer_norm(s.x, s.h + (size_t)pool * d, w->final_norm_w, w->final_norm_b, 1, d,
                         c->layer_norm_eps);
@@ -566,7 +566,7 @@ int vdx_clip_embed_text(const vdx_clip_model *m, const char *text, float *out,
     int max_len = m->config.text.max_position_embeddings;
     int32_t *ids = malloc((size_t)max_len * sizeof *ids);
     if (!ids)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     int n_ids = 0, cut = 0;
     int rc = vdx_tokenizer_encode(m->tokenizer, text, max_len, ids, &n_ids, &cut, err);
     if (rc == 0)

@@ -25,7 +25,7 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        vdx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     unsigned char head[16] = {0};
@@ -49,10 +49,10 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
         return w;
     }
     if (got < 9) {
-        vdx_fail(err, "%s: file too short for a checkpoint (%zu bytes)", path, got);
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: file too short for a checkpoint (%zu bytes)", path, got);
         return NULL;
     }
-    vdx_fail(err,
+    vdx_fail_kind(err, VDX_ERR_CORRUPT,
              "%s: not a checkpoint vdx reads (expected safetensors, a torch zip archive or a "
              "legacy torch pickle; first bytes %02x %02x %02x %02x)",
              path, head[0], head[1], head[2], head[3]);
@@ -64,11 +64,11 @@ int vdx_weights_find_file(const char *model_dir, char *path, size_t size, vdx_er
     static const char *const names[] = {"model.safetensors", "pytorch_model.bin"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if ((size_t)snprintf(path, size, "%s/%s", model_dir, names[i]) >= size)
-            return vdx_fail(err, "%s: path too long", model_dir);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: path too long", model_dir);
         if (access(path, F_OK) == 0)
             return 0;
     }
-    return vdx_fail(err, "%s: no model.safetensors or pytorch_model.bin in this directory",
+    return vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "%s: no model.safetensors or pytorch_model.bin in this directory",
                     model_dir);
 }
 
@@ -80,7 +80,7 @@ vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count
     if (!w || !path_copy) {
         free(w);
         free(path_copy);
-        vdx_fail(err, "%s: out of memory", path);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
         goto fail;
     }
     w->tensors = tensors;
@@ -91,7 +91,7 @@ vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count
     for (size_t i = 0; i < count; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(tensors[i].name, tensors[j].name) == 0) {
-                vdx_fail(err, "%s: tensor '%s' appears twice", path, tensors[i].name);
+                vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' appears twice", path, tensors[i].name);
                 vdx_weights_close(w);
                 return NULL;
             }
@@ -185,7 +185,7 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
 {
     const vdx_tensor *t = vdx_weights_find(w, name);
     if (!t)
-        return vdx_fail(err, "%s: tensor '%s' not found (the file holds %zu tensors)",
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' not found (the file holds %zu tensors)",
                         w->path, name, w->count);
     int same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++)
@@ -194,7 +194,7 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
         char have[256], want[256];
         format_shape(have, sizeof have, t->ndim, t->shape);
         format_shape(want, sizeof want, ndim, shape);
-        return vdx_fail(err, "%s: tensor '%s' has shape %s, expected %s", w->path, name,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' has shape %s, expected %s", w->path, name,
                         have, want);
     }
     size_t count = 1;
@@ -224,7 +224,7 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
     case VDX_DTYPE_I64:
         break;
     }
-    return vdx_fail(err, "%s: tensor '%s' holds %s integers, not floating-point weights",
+    return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' holds %s integers, not floating-point weights",
                     w->path, name, vdx_dtype_name(t->dtype));
 }
 
@@ -234,24 +234,24 @@ int vdx_weights_map_file(const char *path, size_t min_size, const char *what, vo
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return vdx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return vdx_fail(err, "%s: cannot stat: %s", path, strerror(e));
+        return vdx_fail_errno(err, e, "%s: cannot stat: %s", path, strerror(e));
     }
     if ((unsigned long long)st.st_size < min_size) {
         close(fd);
         if (st.st_size == 0 && min_size == 1)
-            return vdx_fail(err, "%s: cannot read: empty file", path);
-        return vdx_fail(err, "%s: truncated: %lld bytes, shorter than %s", path,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: cannot read: empty file", path);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: truncated: %lld bytes, shorter than %s", path,
                         (long long)st.st_size, what);
     }
     *size = (size_t)st.st_size;
     *addr = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (*addr == MAP_FAILED)
-        return vdx_fail(err, "%s: cannot map %zu bytes: %s", path, *size, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: cannot map %zu bytes: %s", path, *size, strerror(errno));
     return 0;
 }

@@ -5,6 +5,8 @@
  * fit over all labels) lives here too because it is one transaction over this state. */
 #include "explore/book.h"
 
+#include "common/sqlite_util.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,28 +96,17 @@ static char *dup_text(const unsigned char *text)
 
 static int db_fail(vdx_concepts *book, vdx_error *err, const char *doing)
 {
-    return vdx_fail(err, "%s: %s: %s", book->path, doing, sqlite3_errmsg(book->db));
+    return sql_fail(book->db, err, "%s: %s", book->path, doing);
 }
 
 static int db_exec(vdx_concepts *book, const char *sql, vdx_error *err)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(book->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        vdx_fail(err, "%s: %s: %s", book->path, sql, msg ? msg : "failed");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    return sql_exec(book->db, sql, err, "%s", book->path);
 }
 
 static sqlite3_stmt *db_prepare(vdx_concepts *book, const char *sql, vdx_error *err)
 {
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(book->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        db_fail(book, err, "preparing a query");
-        return NULL;
-    }
-    return stmt;
+    return sql_prepare(book->db, sql, err, "%s", book->path);
 }
 
 static int begin_write(vdx_concepts *book, vdx_error *err)
@@ -211,21 +202,16 @@ vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
 {
     vdx_concepts *book = calloc(1, sizeof *book);
     if (!book) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     book->store = store;
     snprintf(book->path, sizeof book->path, "%s/concepts.db", vdx_store_dir(store));
-    if (sqlite3_open_v2(book->path, &book->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        vdx_fail(err, "%s: cannot open: %s", book->path,
-                 book->db ? sqlite3_errmsg(book->db) : "out of memory");
-        sqlite3_close(book->db);
+    if (sql_open(book->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &book->db, err,
+                 "concept book") != 0) {
         free(book);
         return NULL;
     }
-    sqlite3_busy_timeout(book->db, 10000);
     if (db_exec(book, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) != 0 ||
         db_exec(book, "BEGIN IMMEDIATE", err) != 0 || db_exec(book, schema_sql, err) != 0 ||
         commit(book, err) != 0) {
@@ -271,7 +257,7 @@ static int blob_to_weight(sqlite3_stmt *stmt, int col, int dims, float **out,
                         name, what, bytes, dims, dims * (int)sizeof(float));
     *out = malloc((size_t)bytes);
     if (!*out)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     memcpy(*out, blob, (size_t)bytes);
     return 0;
 }
@@ -292,7 +278,7 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         if (rc == SQLITE_DONE)
-            vdx_fail(err, "no concept named '%s'", name);
+            vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "no concept named '%s'", name);
         else
             db_fail(book, err, "reading a concept");
         sqlite3_finalize(stmt);
@@ -337,7 +323,7 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
                             name, err);
     } else if (rc == SQLITE_DONE) {
         rec->weight = malloc((size_t)rec->dims * sizeof(float));
-        ok = rec->weight ? 0 : vdx_fail(err, "out of memory");
+        ok = rec->weight ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         if (rec->weight)
             memcpy(rec->weight, rec->initial_weight, (size_t)rec->dims * sizeof(float));
     } else {
@@ -417,7 +403,7 @@ int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, 
             if (!ids || !urls || !times || !labels) {
                 sqlite3_finalize(stmt);
                 label_set_free(set);
-                return vdx_fail(err, "out of memory for %zu labels", cap);
+                return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labels", cap);
             }
         }
         set->ids[set->n] = dup_text(sqlite3_column_text(stmt, 0));
@@ -454,7 +440,7 @@ int label_index_build(const label_set *set, label_index *index, vdx_error *err)
     index->labels = calloc(index->cap, sizeof *index->labels);
     if (!index->keys || !index->labels) {
         label_index_free(index);
-        return vdx_fail(err, "out of memory for %zu labels", set->n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labels", set->n);
     }
     for (size_t i = 0; i < set->n; i++) {
         size_t slot = hash_text(set->ids[i]) & (index->cap - 1);
@@ -639,15 +625,16 @@ static int check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
     if (!states || !bad) {
         free(states);
         free(bad);
-        return vdx_fail(err, "out of memory for %zu ids", n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu ids", n);
     }
     int rc = vdx_store_item_states(book->store, ids, n, states, err);
     static const struct {
         vdx_item_state state;
+        vdx_error_kind kind;
         const char *message;
     } refusals[] = {
-        {VDX_ITEM_ABSENT, "unknown item ids: %s"},
-        {VDX_ITEM_FAILED, "items without a vector (their ingest failed): %s"},
+        {VDX_ITEM_ABSENT, VDX_ERR_NOT_FOUND, "unknown item ids: %s"},
+        {VDX_ITEM_FAILED, VDX_ERR_INVALID, "items without a vector (their ingest failed): %s"},
     };
     for (size_t r = 0; rc == 0 && r < sizeof refusals / sizeof refusals[0]; r++) {
         size_t n_bad = 0;
@@ -657,7 +644,7 @@ static int check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
         if (n_bad) {
             char list[VDX_ERROR_MAX];
             list_ids(list, sizeof list, bad, n_bad);
-            rc = vdx_fail(err, refusals[r].message, list);
+            rc = vdx_fail_kind(err, refusals[r].kind, refusals[r].message, list);
         }
     }
     free(states);
@@ -674,7 +661,7 @@ static int concept_name_taken(vdx_concepts *book, const char *name, vdx_error *e
     int rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (rc == SQLITE_ROW)
-        return vdx_fail(err, "a concept named '%s' already exists", name);
+        return vdx_fail_kind(err, VDX_ERR_CONFLICT, "a concept named '%s' already exists", name);
     return rc == SQLITE_DONE ? 0 : db_fail(book, err, "looking up a concept name");
 }
 
@@ -693,7 +680,7 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
                                        spec->text_model, ours);
         text = malloc((size_t)dims * sizeof *text);
         if (!text)
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         memcpy(text, spec->text_vector, (size_t)dims * sizeof *text);
     } else if (spec->prompt && spec->model) {
         vdx_model_identity theirs;
@@ -706,7 +693,7 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
             return model_mismatch_fail(err, "the prompt would be embedded by", &theirs, ours);
         text = malloc((size_t)dims * sizeof *text);
         if (!text)
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         if (vdx_clip_embed_text(spec->model, spec->prompt, text, truncated, err) != 0) {
             free(text);
             return vdx_error_prefix(err, "embedding the prompt");
@@ -719,7 +706,7 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
         float *vectors = malloc(spec->n_examples * (size_t)dims * sizeof *vectors);
         mean = calloc((size_t)dims, sizeof *mean);
         if (!vectors || !mean) {
-            rc = vdx_fail(err, "out of memory for %zu examples", spec->n_examples);
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu examples", spec->n_examples);
         } else if ((rc = check_ids_known(book, spec->example_ids, spec->n_examples, err)) == 0 &&
                    (rc = vdx_store_get_vectors(book->store, spec->example_ids, spec->n_examples,
                                                vectors, err)) == 0) {
@@ -807,7 +794,7 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     const vdx_model_identity *model = vdx_store_model(book->store);
     float *w = malloc((size_t)model->dims * sizeof *w);
     if (!w)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     cJSON *examples = cJSON_CreateArray();
     for (size_t i = 0; i < spec->n_examples; i++)
         cJSON_AddItemToArray(examples, cJSON_CreateString(spec->example_ids[i]));
@@ -885,7 +872,7 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
         cJSON_free(losses);
     }
     if (!w && rc == 0)
-        rc = vdx_fail(err, "out of memory");
+        rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     free(w);
     sqlite3_finalize(stmt);
     return end_write(book, rc, err);
@@ -1260,7 +1247,7 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         free(ids);
         free(urls);
         free(superseded);
-        return vdx_fail(err, "out of memory for %zu label changes", n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu label changes", n);
     }
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -1279,7 +1266,7 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         label_set by_position = {.n = n, .ids = (char **)ids, .labels = positions};
         label_index index;
         if (!positions) {
-            rc = vdx_fail(err, "out of memory");
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         } else {
             for (size_t i = 0; i < n; i++)
                 positions[i] = (int)i;
@@ -1376,7 +1363,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     concept_record rec = {0};
     label_set set = {0};
     float *X = NULL, *y = NULL, *losses = malloc((size_t)iters * sizeof *losses);
-    int rc = losses ? begin_write(book, err) : vdx_fail(err, "out of memory");
+    int rc = losses ? begin_write(book, err) : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0 &&
         (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = concept_labels_load(book, rec.id, &set, err)) == 0) {
@@ -1385,7 +1372,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         X = rc == 0 ? malloc(set.n * (size_t)rec.dims * sizeof *X) : NULL;
         y = rc == 0 ? malloc(set.n * sizeof *y) : NULL;
         if (rc == 0 && (!X || !y))
-            rc = vdx_fail(err, "out of memory for %zu labelled vectors", set.n);
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labelled vectors", set.n);
         if (rc == 0)
             rc = vdx_store_get_vectors(book->store, (const char *const *)set.ids, set.n, X, err);
     }
@@ -1418,7 +1405,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
             " lr, losses, training_accuracy, weight) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
             err);
         if (!stmt || !losses_json) {
-            rc = stmt ? vdx_fail(err, "out of memory") : -1;
+            rc = stmt ? vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory") : -1;
         } else {
             sqlite3_bind_int64(stmt, 1, rec.id);
             sqlite3_bind_int(stmt, 2, rec.rounds + 1);
@@ -1537,7 +1524,7 @@ int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_e
                 sqlite3_finalize(stmt);
             }
         } else {
-            rc = vdx_fail(err, "nothing to undo in concept '%s'", name);
+            rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "nothing to undo in concept '%s'", name);
         }
         if (rc == 0)
             rc = touch(book, rec.id, err);

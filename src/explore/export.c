@@ -106,7 +106,7 @@ static int finish(text_buffer *b, char **text, size_t *size, vdx_error *err)
         append(b, "", 0);
     if (b->failed) {
         free(b->data);
-        return vdx_fail(err, "out of memory writing an export");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory writing an export");
     }
     *text = b->data;
     if (size)
@@ -387,7 +387,7 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
     const vdx_model_identity *ours = vdx_store_model(book->store);
     float *weight = malloc((size_t)ours->dims * sizeof *weight);
     float *initial = malloc((size_t)ours->dims * sizeof *initial);
-    int rc = weight && initial ? 0 : vdx_fail(err, "out of memory");
+    int rc = weight && initial ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     const cJSON *format = NULL, *version = NULL, *name = NULL, *prompt = NULL, *model = NULL,
                 *threshold = NULL, *history = NULL;
     if (rc == 0 && !is_object(root))
@@ -453,7 +453,7 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
         rc = -1;
     float *last = malloc((size_t)ours->dims * sizeof *last);
     if (rc == 0 && !last)
-        rc = vdx_fail(err, "out of memory");
+        rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     if (rc == 0)
         rc = validate_history(history, ours->dims, last, err);
     /* the current weight is the last round's; without rounds it is the initial one */

@@ -315,7 +315,7 @@ int vdx_fetch_run(const vdx_fetch_options *o, vdx_fetch_next_fn next, vdx_fetch_
         free(waiting);
         free(active);
         curl_multi_cleanup(multi);
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     }
     int n_active = 0, n_waiting = 0, exhausted = 0, stopped = 0, rc = 0;
     while (!stopped) {
@@ -339,7 +339,7 @@ int vdx_fetch_run(const vdx_fetch_options *o, vdx_fetch_next_fn next, vdx_fetch_
             }
             if (!t || !t->url) {
                 transfer_free(t);
-                rc = vdx_fail(err, "out of memory");
+                rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
                 stopped = 1;
                 break;
             }

@@ -22,7 +22,7 @@ int source_builder_init(source_builder *b, const char *kind, vdx_error *err)
     memset(b, 0, sizeof *b);
     b->src = calloc(1, sizeof *b->src);
     if (!b->src)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     snprintf(b->src->kind, sizeof b->src->kind, "%s", kind);
     return 0;
 }
@@ -57,7 +57,7 @@ static int rehash(source_builder *b, vdx_error *err)
     size_t cap = b->slots_cap ? b->slots_cap * 2 : 1024;
     size_t *slots = calloc(cap, sizeof *slots);
     if (!slots)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     for (size_t k = 0; k < b->src->n_items; k++) {
         size_t i = hash_id(b->src->items[k].id) & (cap - 1);
         while (slots[i])
@@ -93,7 +93,7 @@ int source_add_item(source_builder *b, long line, char *id, char *url, char **va
             free(id);
             free(url);
             free_values(values, src->n_columns);
-            return vdx_fail(err, "out of memory reading %zu items", src->n_items);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory reading %zu items", src->n_items);
         }
         b->lines = lines;
         b->items_cap = cap;
@@ -125,7 +125,7 @@ int source_add_problem(source_builder *b, const char *file, long line, const cha
         size_t cap = b->problems_cap ? b->problems_cap * 2 : 16;
         vdx_source_problem *p = realloc(src->problems, cap * sizeof *p);
         if (!p)
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         src->problems = p;
         b->problems_cap = cap;
     }
@@ -143,7 +143,7 @@ int source_add_problem(source_builder *b, const char *file, long line, const cha
         free(p->file);
         free(p->id);
         free(p->reason);
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     }
     src->n_problems++;
     return 0;

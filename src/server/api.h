@@ -29,6 +29,10 @@ typedef struct api_context {
     char collection[128];
 } api_context;
 
+/* The HTTP status of a library error: by its kind, with `fallback` for an unclassified
+ * one (VDX_ERR_INTERNAL). Exposed for the contract test of the status table. */
+int api_status_of(const vdx_error *err, int fallback);
+
 /* Routes one request under /api/ (see api.c). */
 void api_handle(api_context *ctx, http_request *req);
 

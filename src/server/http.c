@@ -448,7 +448,7 @@ static int resolve_bind_address(const char *host, int port, struct sockaddr_stor
     snprintf(service, sizeof service, "%d", port);
     int rc = getaddrinfo(host, service, &hints, &found);
     if (rc != 0)
-        return vdx_fail(err, "cannot resolve host '%s': %s", host, gai_strerror(rc));
+        return vdx_fail_kind(err, VDX_ERR_IO, "cannot resolve host '%s': %s", host, gai_strerror(rc));
     memcpy(addr, found->ai_addr, found->ai_addrlen);
     *len = found->ai_addrlen;
     freeaddrinfo(found);
@@ -476,7 +476,7 @@ http_server *http_start(const http_config *cfg, vdx_error *err)
     }
     http_server *server = calloc(1, sizeof *server);
     if (!server) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     server->cfg = *cfg;

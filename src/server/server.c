@@ -41,7 +41,7 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
 {
     vdx_server *server = calloc(1, sizeof *server);
     if (!server) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     api_context *api = &server->api;

@@ -36,6 +36,7 @@
 
 #include <sqlite3.h>
 
+#include "common/sqlite_util.h"
 #include "store/backend.h"
 #include "store/backend_common.h"
 #include "store/clickhouse.h"
@@ -74,7 +75,7 @@ typedef struct clickhouse {
 
 static int oom(clickhouse *c, vdx_error *err)
 {
-    return vdx_fail(err, "collection '%s': out of memory", c->collection);
+    return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", c->collection);
 }
 
 /* A read query (retried on transient failures); the response in *out. */
@@ -365,22 +366,12 @@ static int side_open(clickhouse *c, int write, vdx_error *err)
     if (c->side)
         return 0;
     int flags = write ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
-    if (sqlite3_open_v2(c->side_path, &c->side, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': cannot open %s: %s", c->collection, c->side_path,
-                 c->side ? sqlite3_errmsg(c->side) : "out of memory");
-        sqlite3_close(c->side);
-        c->side = NULL;
+    if (sql_open(c->side_path, flags, &c->side, err, "collection '%s'", c->collection) != 0)
         return -1;
-    }
-    sqlite3_busy_timeout(c->side, 10000);
-    char *msg = NULL;
-    if (write && sqlite3_exec(c->side,
-                              "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS "
-                              "thumbnails(id TEXT PRIMARY KEY, jpeg BLOB NOT NULL)",
-                              NULL, NULL, &msg) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': %s: %s", c->collection, c->side_path,
-                 msg ? msg : sqlite3_errmsg(c->side));
-        sqlite3_free(msg);
+    if (write && sql_exec(c->side,
+                          "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS "
+                          "thumbnails(id TEXT PRIMARY KEY, jpeg BLOB NOT NULL)",
+                          err, "collection '%s' (%s)", c->collection, c->side_path) != 0) {
         sqlite3_close(c->side);
         c->side = NULL;
         return -1;
@@ -418,8 +409,8 @@ static int store_thumbnails(clickhouse *c, const vdx_item *items, size_t n, vdx_
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->side, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': storing thumbnails in %s: %s", c->collection,
-                 c->side_path, sqlite3_errmsg(c->side));
+        sql_fail(c->side, err, "collection '%s': storing thumbnails in %s", c->collection,
+                 c->side_path);
         sqlite3_exec(c->side, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
@@ -616,8 +607,7 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
                                               c->url.index_params, err);
         if (alter) {
             vdx_error local;
-            if (run_statement(c, alter, &code, &local) != 0 &&
-                !strstr(local.message, "already exists")) {
+            if (run_statement(c, alter, &code, &local) != 0 && local.kind != VDX_ERR_CONFLICT) {
                 if (err)
                     *err = local;
                 rc = -1;
@@ -681,7 +671,7 @@ static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identi
 {
     clickhouse *c = calloc(1, sizeof *c);
     if (!c) {
-        vdx_fail(err, "out of memory opening collection '%s'", args->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory opening collection '%s'", args->collection);
         return NULL;
     }
     c->lock_fd = -1;
@@ -705,7 +695,7 @@ static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identi
         goto fail;
     if (!exists) {
         if (!args->create) {
-            vdx_fail(err,
+            vdx_fail_kind(err, VDX_ERR_NOT_FOUND,
                      "collection '%s' does not exist on ClickHouse at %s (no table %s.%s): "
                      "ingest into it first, or check ?table= in the store URL",
                      c->collection, c->endpoint, c->url.database, c->tables.info);
@@ -766,8 +756,9 @@ static int add_columns(clickhouse *c, const char *const *names, int n, vdx_error
             ch_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s Nullable(String)", table, column);
         free(column);
         vdx_error local;
+        /* CONFLICT: ClickHouse's "already exists", another writer added it */
         if (rc == 0 && (sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, &local)) != 0 &&
-            !strstr(local.message, "already exists")) { /* another writer added it */
+            local.kind != VDX_ERR_CONFLICT) {
             if (err)
                 *err = local;
             rc = -1;
@@ -902,7 +893,7 @@ static int insert_items(clickhouse *c, const char *const *ids, size_t n_ids, con
         ch_buf response = {0};
         int transient = 0;
         if (futimens(c->lock_fd, NULL) != 0) /* "an insert may be in flight": see above */
-            return vdx_fail(err, "collection '%s': cannot touch %s: %s", c->collection,
+            return vdx_fail_errno(err, errno, "collection '%s': cannot touch %s: %s", c->collection,
                             c->lock_path, strerror(errno));
         int rc = ch_http_run(c->http, &req, &response, &transient, NULL, err);
         ch_buf_free(&response);
@@ -1164,7 +1155,8 @@ static int missing_item(clickhouse *c, const char *id, vdx_error *err)
         return -1;
     int was_failure = failed.n > 0;
     id_set_free(&failed);
-    return vdx_fail(err, was_failure ? "collection '%s': item '%s' failed to ingest and has no "
+    return vdx_fail_kind(err, was_failure ? VDX_ERR_INVALID : VDX_ERR_NOT_FOUND,
+                    was_failure ? "collection '%s': item '%s' failed to ingest and has no "
                                        "vector"
                                      : "collection '%s': no item '%s'",
                     c->collection, id);
@@ -1329,7 +1321,7 @@ static int clickhouse_get_item(void *state, const char *id, cJSON **item, vdx_er
     if (sql.oom ? oom(c, err) : select_json_row(c, sql.data, &row, err))
         goto done;
     if (!row) {
-        vdx_fail(err, "collection '%s': no item '%s'", c->collection, id);
+        vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s': no item '%s'", c->collection, id);
         goto done;
     }
     cJSON_AddItemToObject(row, "width", cJSON_CreateNull());
@@ -1360,11 +1352,10 @@ static int clickhouse_get_thumbnail(void *state, const char *id, uint8_t **jpeg,
                         c->collection, id, c->side_path);
     if (side_open(c, 0, err) != 0)
         return -1;
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(c->side, "SELECT jpeg FROM thumbnails WHERE id = ?1", -1, &stmt,
-                           NULL) != SQLITE_OK)
-        return vdx_fail(err, "collection '%s': %s: %s", c->collection, c->side_path,
-                        sqlite3_errmsg(c->side));
+    sqlite3_stmt *stmt = sql_prepare(c->side, "SELECT jpeg FROM thumbnails WHERE id = ?1", err,
+                                     "collection '%s' (%s)", c->collection, c->side_path);
+    if (!stmt)
+        return -1;
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     int rc;
@@ -1379,10 +1370,11 @@ static int clickhouse_get_thumbnail(void *state, const char *id, uint8_t **jpeg,
             rc = oom(c, err);
         }
     } else if (step == SQLITE_DONE) {
-        rc = vdx_fail(err, "collection '%s': no thumbnail for item '%s'", c->collection, id);
+        rc = vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s': no thumbnail for item '%s'",
+                           c->collection, id);
     } else {
-        rc = vdx_fail(err, "collection '%s': reading a thumbnail from %s: %s", c->collection,
-                      c->side_path, sqlite3_errmsg(c->side));
+        rc = sql_fail(c->side, err, "collection '%s': reading a thumbnail from %s", c->collection,
+                      c->side_path);
     }
     sqlite3_finalize(stmt);
     return rc;

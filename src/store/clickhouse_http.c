@@ -34,7 +34,7 @@ ch_http *ch_http_new(const ch_url *url, vdx_error *err)
     pthread_once(&curl_once, init_curl);
     ch_http *h = calloc(1, sizeof *h);
     if (!h) {
-        vdx_fail(err, "out of memory connecting to ClickHouse");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory connecting to ClickHouse");
         return NULL;
     }
     h->url = *url;
@@ -48,7 +48,7 @@ ch_http *ch_http_new(const ch_url *url, vdx_error *err)
     curl_free(database);
     h->base = ch_buf_take(&b);
     if (!h->curl || !h->base) {
-        vdx_fail(err, "out of memory connecting to ClickHouse at %s", h->endpoint);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory connecting to ClickHouse at %s", h->endpoint);
         ch_http_free(h);
         return NULL;
     }
@@ -83,6 +83,27 @@ void ch_http_backoff(int attempt)
     nanosleep(&ts, NULL);
 }
 
+/* The kind of a ClickHouse exception code: what the callers act on (an ALTER that finds its
+ * column or index already there is CONFLICT and harmless); anything else is IO. */
+static vdx_error_kind kind_of_code(int code)
+{
+    switch (code) {
+    case 15:  /* DUPLICATE_COLUMN */
+    case 44:  /* ILLEGAL_COLUMN: "column/index with this name already exists" */
+    case 57:  /* TABLE_ALREADY_EXISTS */
+        return VDX_ERR_CONFLICT;
+    case 60:  /* UNKNOWN_TABLE */
+    case 81:  /* UNKNOWN_DATABASE */
+        return VDX_ERR_NOT_FOUND;
+    case 241: /* MEMORY_LIMIT_EXCEEDED */
+        return VDX_ERR_NO_MEMORY;
+    case 243: /* NOT_ENOUGH_SPACE */
+        return VDX_ERR_NO_SPACE;
+    default:
+        return VDX_ERR_IO;
+    }
+}
+
 /* An actionable message for a response with an error status. */
 static int server_failure(ch_http *h, long status, const char *body, int *transient, int *code,
                           vdx_error *err)
@@ -94,7 +115,7 @@ static int server_failure(ch_http *h, long status, const char *body, int *transi
         *code = c;
     if (!has_code && (status == 502 || status == 503 || status == 504 || status >= 500)) {
         *transient = 1;
-        return vdx_fail(err, "ClickHouse at %s answered HTTP %ld%s%s", h->endpoint, status,
+        return vdx_fail_kind(err, VDX_ERR_IO, "ClickHouse at %s answered HTTP %ld%s%s", h->endpoint, status,
                         msg[0] ? ": " : "", msg);
     }
     switch (c) {
@@ -102,17 +123,17 @@ static int server_failure(ch_http *h, long status, const char *body, int *transi
     case 193: /* WRONG_PASSWORD */
     case 194: /* REQUIRED_PASSWORD */
     case 516: /* AUTHENTICATION_FAILED */
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_IO,
                         "ClickHouse at %s refused the login of user '%s' (Code: %d, %s): check "
                         "USER:PASSWORD in the store URL",
                         h->endpoint, h->url.user[0] ? h->url.user : "default", c, msg);
     case 81: /* UNKNOWN_DATABASE */
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND,
                         "database '%s' does not exist on ClickHouse at %s (Code: 81): create it "
                         "with CREATE DATABASE or fix the store URL",
                         h->url.database, h->endpoint);
     case 497: /* ACCESS_DENIED */
-        return vdx_fail(err, "ClickHouse at %s denied user '%s' (Code: 497, %s): grant the "
+        return vdx_fail_kind(err, VDX_ERR_IO, "ClickHouse at %s denied user '%s' (Code: 497, %s): grant the "
                              "user access to database '%s'",
                         h->endpoint, h->url.user[0] ? h->url.user : "default", msg,
                         h->url.database);
@@ -120,12 +141,13 @@ static int server_failure(ch_http *h, long status, const char *body, int *transi
         break;
     }
     if (!has_code && (status == 401 || status == 403))
-        return vdx_fail(err, "ClickHouse at %s refused the login of user '%s' (HTTP %ld): check "
+        return vdx_fail_kind(err, VDX_ERR_IO, "ClickHouse at %s refused the login of user '%s' (HTTP %ld): check "
                              "USER:PASSWORD in the store URL",
                         h->endpoint, h->url.user[0] ? h->url.user : "default", status);
     if (has_code)
-        return vdx_fail(err, "ClickHouse at %s: Code: %d, %s", h->endpoint, c, msg);
-    return vdx_fail(err, "ClickHouse at %s answered HTTP %ld: %s", h->endpoint, status, msg);
+        return vdx_fail_kind(err, kind_of_code(c), "ClickHouse at %s: Code: %d, %s", h->endpoint, c,
+                             msg);
+    return vdx_fail_kind(err, VDX_ERR_IO, "ClickHouse at %s answered HTTP %ld: %s", h->endpoint, status, msg);
 }
 
 static int transport_failure(ch_http *h, CURLcode rc, const char *detail, int *transient,
@@ -134,11 +156,11 @@ static int transport_failure(ch_http *h, CURLcode rc, const char *detail, int *t
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
         *transient = h->connected; /* it worked before: the server may be restarting */
-        return vdx_fail(err, "cannot connect to ClickHouse at %s: connection refused — is the "
+        return vdx_fail_kind(err, VDX_ERR_IO, "cannot connect to ClickHouse at %s: connection refused — is the "
                              "server running?",
                         h->endpoint);
     case CURLE_COULDNT_RESOLVE_HOST:
-        return vdx_fail(err, "cannot connect to ClickHouse at %s: unknown host '%s'",
+        return vdx_fail_kind(err, VDX_ERR_IO, "cannot connect to ClickHouse at %s: unknown host '%s'",
                         h->endpoint, h->url.host);
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
@@ -146,15 +168,15 @@ static int transport_failure(ch_http *h, CURLcode rc, const char *detail, int *t
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
         *transient = 1;
-        return vdx_fail(err, "connection to ClickHouse at %s failed: %s", h->endpoint,
+        return vdx_fail_kind(err, VDX_ERR_IO, "connection to ClickHouse at %s failed: %s", h->endpoint,
                         detail[0] ? detail : curl_easy_strerror(rc));
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
-        return vdx_fail(err, "TLS with ClickHouse at %s failed: %s (is the port the HTTPS "
+        return vdx_fail_kind(err, VDX_ERR_IO, "TLS with ClickHouse at %s failed: %s (is the port the HTTPS "
                              "one, e.g. 8443?)",
                         h->endpoint, detail[0] ? detail : curl_easy_strerror(rc));
     default:
-        return vdx_fail(err, "request to ClickHouse at %s failed: %s", h->endpoint,
+        return vdx_fail_kind(err, VDX_ERR_IO, "request to ClickHouse at %s failed: %s", h->endpoint,
                         detail[0] ? detail : curl_easy_strerror(rc));
     }
 }
@@ -230,7 +252,7 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
         curl_mime_free(mime);
         curl_slist_free_all(headers);
         free(full_url);
-        return vdx_fail(err, "out of memory building a request to ClickHouse at %s",
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory building a request to ClickHouse at %s",
                         h->endpoint);
     }
 
@@ -264,7 +286,7 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
     free(full_url);
     if (out->oom) {
         ch_buf_free(out);
-        return vdx_fail(err, "out of memory reading a response of ClickHouse at %s",
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory reading a response of ClickHouse at %s",
                         h->endpoint);
     }
     if (rc != CURLE_OK) {

@@ -412,7 +412,7 @@ int ch_read_string(ch_reader *r, char **s, vdx_error *err)
         return vdx_fail(err, "ClickHouse response: string with a NUL byte at byte %zu", r->pos);
     *s = malloc((size_t)n + 1);
     if (!*s)
-        return vdx_fail(err, "out of memory reading a ClickHouse response");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory reading a ClickHouse response");
     memcpy(*s, r->data + r->pos, (size_t)n);
     (*s)[n] = 0;
     r->pos += (size_t)n;
@@ -549,7 +549,7 @@ char *ch_sql_create_items(ch_dialect dialect, const char *table, int dims,
     ch_buf_put(&b, ") ENGINE = MergeTree ORDER BY id");
     char *sql = ch_buf_take(&b);
     if (!sql)
-        vdx_fail(err, "out of memory writing CREATE TABLE");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory writing CREATE TABLE");
     return sql;
 }
 
@@ -567,7 +567,7 @@ char *ch_sql_add_vector_index(ch_dialect dialect, const char *table, const char 
     ch_buf_put(&b, ")");
     char *sql = ch_buf_take(&b);
     if (!sql)
-        vdx_fail(err, "out of memory writing ALTER TABLE");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory writing ALTER TABLE");
     return sql;
 }
 

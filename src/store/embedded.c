@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "common/sqlite_util.h"
 #include "store/backend.h"
 #include "store/backend_common.h"
 #include "store/filter.h"
@@ -77,37 +78,20 @@ typedef struct embedded {
 
 static int db_fail(embedded *e, vdx_error *err, const char *what)
 {
-    return vdx_fail(err, "collection '%s': %s: %s (%s)", e->collection, what,
-                    sqlite3_errmsg(e->db), e->db_path);
+    return sql_fail(e->db, err, "collection '%s' (%s): %s", e->collection, e->db_path, what);
 }
 
 static int exec_sql(embedded *e, const char *sql, vdx_error *err)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(e->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': %s: %s (%s)", e->collection, sql,
-                 msg ? msg : sqlite3_errmsg(e->db), e->db_path);
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    return sql_exec(e->db, sql, err, "collection '%s' (%s)", e->collection, e->db_path);
 }
 
 static sqlite3_stmt *prepare(embedded *e, const char *sql, vdx_error *err)
 {
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(e->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        db_fail(e, err, sql);
-        return NULL;
-    }
-    return stmt;
+    return sql_prepare(e->db, sql, err, "collection '%s' (%s)", e->collection, e->db_path);
 }
 
-static void rollback(embedded *e)
-{
-    if (!sqlite3_get_autocommit(e->db))
-        sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
-}
+static void rollback(embedded *e) { sql_rollback(e->db); }
 
 static const char *type_name(vdx_vector_type type) { return type == VDX_VECTOR_F16 ? "f16" : "f32"; }
 
@@ -156,7 +140,7 @@ static int index_reserve(embedded *e, size_t n, vdx_error *err)
         cap *= 2;
     int64_t *slots = calloc(cap, sizeof *slots);
     if (!slots)
-        return vdx_fail(err, "collection '%s': out of memory for an id index of %zu items",
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory for an id index of %zu items",
                         e->collection, n);
     int64_t *old = e->index.slots;
     size_t old_cap = e->index.cap;
@@ -180,7 +164,7 @@ static int remember_row_id(embedded *e, int64_t row, const char *id, vdx_error *
             cap *= 2;
         size_t *offsets = realloc(e->id_offsets, (size_t)cap * sizeof *offsets);
         if (!offsets)
-            return vdx_fail(err, "collection '%s': out of memory for %lld ids", e->collection,
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory for %lld ids", e->collection,
                             (long long)cap);
         e->id_offsets = offsets;
         e->id_offsets_cap = cap;
@@ -191,7 +175,7 @@ static int remember_row_id(embedded *e, int64_t row, const char *id, vdx_error *
             cap *= 2;
         char *chars = realloc(e->id_chars, cap);
         if (!chars)
-            return vdx_fail(err, "collection '%s': out of memory for ids", e->collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory for ids", e->collection);
         e->id_chars = chars;
         e->id_chars_cap = cap;
     }
@@ -219,14 +203,14 @@ static int create_vector_file(embedded *e, vdx_error *err)
 {
     int fd = open(e->vec_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return vdx_fail(err, "collection '%s': cannot create %s: %s", e->collection,
+        return vdx_fail_errno(err, errno, "collection '%s': cannot create %s: %s", e->collection,
                         e->vec_path, strerror(errno));
     uint8_t header[VECTOR_HEADER_SIZE];
     encode_header(header, e->model.dims, e->type);
     if (vdx_backend_write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
         int saved = errno;
         close(fd);
-        return vdx_fail(err, "collection '%s': cannot write %s: %s", e->collection,
+        return vdx_fail_errno(err, saved, "collection '%s': cannot write %s: %s", e->collection,
                         e->vec_path, strerror(saved));
     }
     close(fd);
@@ -237,7 +221,7 @@ static int open_vector_file(embedded *e, vdx_error *err)
 {
     e->vec_fd = open(e->vec_path, (e->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (e->vec_fd < 0)
-        return vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection, e->vec_path,
+        return vdx_fail_errno(err, errno, "collection '%s': cannot open %s: %s", e->collection, e->vec_path,
                         strerror(errno));
     uint8_t header[VECTOR_HEADER_SIZE], expected[VECTOR_HEADER_SIZE];
     ssize_t got = pread(e->vec_fd, header, sizeof header, 0);
@@ -268,7 +252,7 @@ static int map_rows(embedded *e, int64_t rows, vdx_error *err)
         return 0;
     struct stat st;
     if (fstat(e->vec_fd, &st) != 0)
-        return vdx_fail(err, "collection '%s': %s: %s", e->collection, e->vec_path,
+        return vdx_fail_errno(err, errno, "collection '%s': %s: %s", e->collection, e->vec_path,
                         strerror(errno));
     if ((size_t)st.st_size < need)
         return vdx_fail(err,
@@ -283,7 +267,7 @@ static int map_rows(embedded *e, int64_t rows, vdx_error *err)
     e->map_size = 0;
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, e->vec_fd, 0);
     if (map == MAP_FAILED)
-        return vdx_fail(err, "collection '%s': cannot map %s (%lld bytes): %s", e->collection,
+        return vdx_fail_errno(err, errno, "collection '%s': cannot map %s (%lld bytes): %s", e->collection,
                         e->vec_path, (long long)st.st_size, strerror(errno));
     madvise(map, (size_t)st.st_size, MADV_WILLNEED);
     e->map = map;
@@ -346,14 +330,14 @@ static int load_columns(embedded *e, vdx_error *err)
             char **grown = realloc(e->columns, (size_t)cap * sizeof *grown);
             if (!grown) {
                 sqlite3_finalize(stmt);
-                return vdx_fail(err, "collection '%s': out of memory", e->collection);
+                return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
             }
             e->columns = grown;
         }
         char *name = strdup((const char *)sqlite3_column_text(stmt, 0));
         if (!name) {
             sqlite3_finalize(stmt);
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         }
         e->columns[e->n_columns++] = name;
     }
@@ -389,7 +373,7 @@ static int load_new_rows(embedded *e, vdx_error *err)
             int64_t row = sqlite3_column_int64(stmt, 0);
             if (row != expect) {
                 sqlite3_finalize(stmt);
-                vdx_fail(err, "collection '%s': %s: no item holds vector row %lld",
+                vdx_fail_kind(err, VDX_ERR_CORRUPT, "collection '%s': %s: no item holds vector row %lld",
                          e->collection, e->db_path, (long long)expect);
                 goto fail;
             }
@@ -405,7 +389,7 @@ static int load_new_rows(embedded *e, vdx_error *err)
             goto fail;
         }
         if (expect != committed) {
-            vdx_fail(err, "collection '%s': %s: no item holds vector row %lld", e->collection,
+            vdx_fail_kind(err, VDX_ERR_CORRUPT, "collection '%s': %s: no item holds vector row %lld", e->collection,
                      e->db_path, (long long)expect);
             goto fail;
         }
@@ -448,7 +432,7 @@ static int discard_uncommitted_rows(embedded *e, vdx_error *err)
     off_t committed = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
     struct stat st;
     if (fstat(e->vec_fd, &st) != 0)
-        return vdx_fail(err, "collection '%s': %s: %s", e->collection, e->vec_path,
+        return vdx_fail_errno(err, errno, "collection '%s': %s: %s", e->collection, e->vec_path,
                         strerror(errno));
     if (st.st_size < committed)
         return vdx_fail(err,
@@ -463,7 +447,7 @@ static int discard_uncommitted_rows(embedded *e, vdx_error *err)
             e->map_size = 0;
         }
         if (ftruncate(e->vec_fd, committed) != 0 || fsync(e->vec_fd) != 0)
-            return vdx_fail(err, "collection '%s': cannot truncate %s to %lld bytes: %s",
+            return vdx_fail_errno(err, errno, "collection '%s': cannot truncate %s to %lld bytes: %s",
                             e->collection, e->vec_path, (long long)committed, strerror(errno));
     }
     return 0;
@@ -637,7 +621,7 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
 {
     embedded *e = calloc(1, sizeof *e);
     if (!e) {
-        vdx_fail(err, "out of memory opening collection '%s'", args->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory opening collection '%s'", args->collection);
         return NULL;
     }
     e->lock_fd = e->vec_fd = -1;
@@ -650,7 +634,7 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
     if (!file_exists(e->db_path) && !args->create) {
         char others[1024];
         list_collections(e->dir, others, sizeof others);
-        vdx_fail(err, "collection '%s' does not exist (no %s; %s%s): create it with 'vdx ingest folder|unsplash|urls SOURCE --collection %s', or name another with --collection/--data",
+        vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s' does not exist (no %s; %s%s): create it with 'vdx ingest folder|unsplash|urls SOURCE --collection %s', or name another with --collection/--data",
                  e->collection, e->db_path, others[0] ? "collections there: " : "there are no collections there",
                  others, e->collection);
         goto fail;
@@ -659,12 +643,8 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
         goto fail;
     int flags = (e->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
                 (args->create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(e->db_path, &e->db, flags, NULL) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection, e->db_path,
-                 e->db ? sqlite3_errmsg(e->db) : "out of memory");
+    if (sql_open(e->db_path, flags, &e->db, err, "collection '%s'", e->collection) != 0)
         goto fail;
-    }
-    sqlite3_busy_timeout(e->db, 10000);
     if (!e->read_only && exec_sql(e, "PRAGMA journal_mode = WAL", err) != 0)
         goto fail;
     if (exec_sql(e, "PRAGMA synchronous = FULL", err) != 0 ||
@@ -676,7 +656,7 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
         goto fail;
     if (!has_meta) {
         if (!args->create) {
-            vdx_fail(err, "collection '%s' does not exist (%s holds no collection: its "
+            vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s' does not exist (%s holds no collection: its "
                           "creation was interrupted)",
                      e->collection, e->db_path);
             goto fail;
@@ -747,7 +727,7 @@ static int add_columns(embedded *e, const char *const *names, int n, vdx_error *
             continue;
         char *sql = sqlite3_mprintf("ALTER TABLE items ADD COLUMN \"%w\" TEXT", names[i]);
         if (!sql) {
-            vdx_fail(err, "collection '%s': out of memory", e->collection);
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
             goto fail_insert;
         }
         int rc = exec_sql(e, sql, err);
@@ -794,7 +774,7 @@ static int check_batch_ids(embedded *e, const vdx_item *items, size_t n, vdx_err
         cap *= 2;
     size_t *slots = calloc(cap, sizeof *slots); /* item index + 1 */
     if (!slots)
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t s = hash_id(items[i].id) & (cap - 1);
@@ -827,7 +807,7 @@ static sqlite3_stmt *prepare_insert(embedded *e, const vdx_item *item, vdx_error
     sqlite3_str_appendall(sql, ")");
     char *text = sqlite3_str_finish(sql);
     if (!text) {
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         return NULL;
     }
     sqlite3_stmt *stmt = prepare(e, text, err);
@@ -912,8 +892,8 @@ static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error 
         for (int m = 0; m < it->n_meta; m++)
             sqlite3_bind_text(insert, 9 + m, it->meta_values[m], -1, SQLITE_STATIC);
         if (sqlite3_step(insert) != SQLITE_DONE) {
-            rc = vdx_fail(err, "collection '%s': storing item '%s' (batch item %zu): %s",
-                          e->collection, it->id, i, sqlite3_errmsg(e->db));
+            rc = sql_fail(e->db, err, "collection '%s': storing item '%s' (batch item %zu)",
+                          e->collection, it->id, i);
             break;
         }
         sqlite3_reset(insert);
@@ -922,8 +902,8 @@ static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error 
             sqlite3_bind_text(thumbnail, 1, it->id, -1, SQLITE_STATIC);
             sqlite3_bind_blob64(thumbnail, 2, it->thumbnail, it->thumbnail_size, SQLITE_STATIC);
             if (sqlite3_step(thumbnail) != SQLITE_DONE) {
-                rc = vdx_fail(err, "collection '%s': storing the thumbnail of '%s': %s",
-                              e->collection, it->id, sqlite3_errmsg(e->db));
+                rc = sql_fail(e->db, err, "collection '%s': storing the thumbnail of '%s'",
+                              e->collection, it->id);
                 break;
             }
             sqlite3_reset(thumbnail);
@@ -956,7 +936,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
     size_t chunk_rows = (4u << 20) / e->row_bytes + 1, done = 0;
     uint8_t *buf = malloc(chunk_rows * e->row_bytes);
     if (!buf)
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
     off_t offset = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
     size_t i = 0;
     while (done < n_vectors) {
@@ -974,7 +954,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
         if (vdx_backend_write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
             int saved = errno;
             free(buf);
-            return vdx_fail(err, "collection '%s': writing %zu vectors to %s at byte %lld: %s",
+            return vdx_fail_errno(err, saved, "collection '%s': writing %zu vectors to %s at byte %lld: %s",
                             e->collection, rows, e->vec_path, (long long)offset,
                             strerror(saved));
         }
@@ -983,7 +963,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
     }
     free(buf);
     if (fdatasync(e->vec_fd) != 0)
-        return vdx_fail(err, "collection '%s': syncing %s: %s", e->collection, e->vec_path,
+        return vdx_fail_errno(err, errno, "collection '%s': syncing %s: %s", e->collection, e->vec_path,
                         strerror(errno));
     return 0;
 }
@@ -1102,7 +1082,8 @@ static int64_t row_of(embedded *e, const char *id, vdx_error *err)
     int failed = 0;
     if (lookup_failure(e, id, &failed, err) != 0)
         return -1;
-    vdx_fail(err, failed ? "collection '%s': item '%s' failed to ingest and has no vector"
+    vdx_fail_kind(err, failed ? VDX_ERR_INVALID : VDX_ERR_NOT_FOUND,
+                  failed ? "collection '%s': item '%s' failed to ingest and has no vector"
                          : "collection '%s': no item '%s'",
              e->collection, id);
     return -1;
@@ -1148,7 +1129,7 @@ static sqlite3_stmt *select_by_id(embedded *e, const char *sql, const char *id,
     if (rc == SQLITE_ROW)
         return stmt;
     if (rc == SQLITE_DONE)
-        vdx_fail(err, "collection '%s': %s '%s'", e->collection, missing, id);
+        vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s': %s '%s'", e->collection, missing, id);
     else
         db_fail(e, err, doing);
     sqlite3_finalize(stmt);
@@ -1189,7 +1170,7 @@ static int embedded_get_thumbnail(void *state, const char *id, uint8_t **jpeg, s
     *jpeg = malloc(n ? n : 1);
     if (!*jpeg) {
         sqlite3_finalize(stmt);
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
     }
     memcpy(*jpeg, sqlite3_column_blob(stmt, 0), n);
     *size = n;
@@ -1315,7 +1296,7 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
         *allowed = new_bitmap(e->count, 0);
         if (!*allowed) {
             sqlite3_finalize(stmt);
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         }
         int rc;
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -1326,13 +1307,12 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
         if (rc != SQLITE_DONE) {
             free(*allowed);
             *allowed = NULL;
-            return vdx_fail(err, "collection '%s': where \"%s\": %s", e->collection, req->where,
-                            sqlite3_errmsg(e->db));
+            return sql_fail(e->db, err, "collection '%s': where \"%s\"", e->collection, req->where);
         }
     }
     if (req->n_exclude > 0) {
         if (!*allowed && !(*allowed = new_bitmap(e->count, 1)))
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         for (size_t i = 0; i < req->n_exclude; i++) {
             int64_t row = index_find(e, req->exclude_ids[i]);
             if (row >= 0)
@@ -1378,7 +1358,7 @@ static int fill_hit(embedded *e, vdx_hit *hit, int64_t row, float dist, char *ur
     hit->dist = dist;
     hit->vector = with_vector ? malloc((size_t)e->model.dims * sizeof(float)) : NULL;
     if (!hit->id || (with_vector && !hit->vector))
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
     if (with_vector)
         widen_row(e, row, hit->vector);
     return 0;
@@ -1403,7 +1383,7 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
     vdx_scan_hit *found = malloc((size_t)want * sizeof *found);
     int rc = -1;
     if (!q || !found) {
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
     vdx_backend_unit_vector(req->query, dims, q);
@@ -1422,7 +1402,7 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
     if (!rows || !urls || !out->hits) {
         free(rows);
         free(urls);
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
     for (int i = 0; i < n; i++)
@@ -1464,7 +1444,7 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
     int rc = -1;
     sqlite3_stmt *stmt = NULL;
     if (!dots || !urls) {
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
     vdx_scan_matrix m = matrix_of(e);
@@ -1483,7 +1463,7 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
             continue;
         const unsigned char *url = sqlite3_column_text(stmt, 1);
         if (!(urls[r] = strdup(url ? (const char *)url : ""))) {
-            vdx_fail(err, "collection '%s': out of memory", e->collection);
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
             goto done;
         }
     }
@@ -1493,7 +1473,7 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
     }
     out->hits = calloc((size_t)(n ? n : 1), sizeof *out->hits);
     if (!out->hits) {
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
     rc = 0;

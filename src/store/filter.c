@@ -105,7 +105,7 @@ static int parse_fail(parser *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return vdx_fail(p->err, "where: %s", msg);
+    return vdx_fail_kind(p->err, VDX_ERR_INVALID, "where: %s", msg);
 }
 
 /* The token as the user wrote it, shortened, for messages. */
@@ -682,12 +682,12 @@ vdx_filter *vdx_filter_parse(const char *text, const vdx_filter_column *columns,
 {
     size_t len = strlen(text);
     if (len > FILTER_MAX_BYTES) {
-        vdx_fail(err, "where: filter is %zu bytes; the limit is %d", len, FILTER_MAX_BYTES);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "where: filter is %zu bytes; the limit is %d", len, FILTER_MAX_BYTES);
         return NULL;
     }
     vdx_filter *f = calloc(1, sizeof *f);
     if (!f) {
-        vdx_fail(err, "where: out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "where: out of memory");
         return NULL;
     }
     parser p = {.text = text, .columns = columns, .n_columns = n_columns, .filter = f,
@@ -706,7 +706,7 @@ vdx_filter *vdx_filter_parse(const char *text, const vdx_filter_column *columns,
     free(p.tok.value);
     if (p.failed || !f->root) {
         if (!p.failed)
-            vdx_fail(err, "where: cannot parse '%s'", text);
+            vdx_fail_kind(err, VDX_ERR_INVALID, "where: cannot parse '%s'", text);
         vdx_filter_free(f);
         return NULL;
     }
@@ -903,7 +903,7 @@ static char *render_filter(const vdx_filter *filter, dialect d, int first_param,
     render(&b, filter->root, d, first_param);
     char *sql = ch_buf_take(&b);
     if (!sql)
-        vdx_fail(err, "where: out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "where: out of memory");
     return sql;
 }
 

@@ -432,7 +432,7 @@ int64_t vdx_scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_
     scan_job jobs[SCAN_MAX_THREADS];
     vdx_scan_hit *heaps = malloc((size_t)threads * (size_t)want * sizeof *heaps);
     if (!heaps)
-        return vdx_fail(err, "search: out of memory for %d heaps of %lld hits", threads,
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "search: out of memory for %d heaps of %lld hits", threads,
                         (long long)want);
     for (int t = 0; t < threads; t++)
         jobs[t] = (scan_job){.m = m, .q = q, .allowed = allowed, .dot = pick_kernel(m->type),

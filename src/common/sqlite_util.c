@@ -1,0 +1,97 @@
+/* SQLite helpers shared by the embedded store, the ClickHouse side file and the concept
+ * book (see sqlite_util.h): one place that turns SQLite's result codes into error kinds. */
+#include "common/sqlite_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+vdx_error_kind sql_error_kind(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM: return VDX_ERR_NO_MEMORY;
+    case SQLITE_FULL: return VDX_ERR_NO_SPACE;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return VDX_ERR_CORRUPT;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PERM: return (rc == SQLITE_IOERR_NOMEM) ? VDX_ERR_NO_MEMORY : VDX_ERR_IO;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CONSTRAINT: return VDX_ERR_CONFLICT;
+    default: return VDX_ERR_INTERNAL;
+    }
+}
+
+/* "CONTEXT: [SQL: ]why" with the kind of rc (db NULL: out of memory). */
+static int fail_v(sqlite3 *db, int rc, const char *sql, const char *why, vdx_error *err,
+                  const char *fmt, va_list ap)
+{
+    if (!err)
+        return -1;
+    char context[VDX_ERROR_MAX];
+    vsnprintf(context, sizeof context, fmt, ap);
+    if (!why)
+        why = db ? sqlite3_errmsg(db) : "out of memory";
+    return vdx_fail_kind(err, db ? sql_error_kind(rc) : VDX_ERR_NO_MEMORY, "%s: %s%s%s", context,
+                         sql ? sql : "", sql ? ": " : "", why);
+}
+
+int sql_fail(sqlite3 *db, vdx_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(db, db ? sqlite3_extended_errcode(db) : SQLITE_NOMEM, NULL, NULL, err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int sql_open(const char *path, int flags, sqlite3 **db, vdx_error *err, const char *fmt, ...)
+{
+    *db = NULL;
+    int rc = sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(*db, 10000);
+        return 0;
+    }
+    char doing[4200];
+    snprintf(doing, sizeof doing, "cannot open %s", path);
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(*db, rc, doing, NULL, err, fmt, ap);
+    va_end(ap);
+    sqlite3_close(*db);
+    *db = NULL;
+    return -1;
+}
+
+int sql_exec(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(db, sqlite3_extended_errcode(db), sql, msg, err, fmt, ap);
+    va_end(ap);
+    sqlite3_free(msg);
+    return -1;
+}
+
+sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK)
+        return stmt;
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(db, sqlite3_extended_errcode(db), sql, NULL, err, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+void sql_rollback(sqlite3 *db)
+{
+    if (db && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
