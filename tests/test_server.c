@@ -382,12 +382,14 @@ TEST(test_concept_loop)
     free(r.body);
     r = post_json("/api/concepts/c0/undo", "{}");
     CHECK_ERROR(r, 409, "nothing to undo in concept 'c0'");
+    CHECK(strstr(r.body, "\"kind\":\"conflict\""), "no kind in %s", r.body);
     free(r.body);
     r = request("DELETE", "/api/concepts/c0", NULL, NULL, 0, NULL);
     CHECK(r.status == 200, "delete: %ld %s", r.status, r.body);
     free(r.body);
     r = get("/api/concepts/c0");
     CHECK_ERROR(r, 404, "no concept named 'c0'");
+    CHECK(strstr(r.body, "\"kind\":\"not_found\""), "no kind in %s", r.body);
     free(r.body);
 }
 

@@ -19,6 +19,18 @@ int cmd_serve(int argc, char **argv);
 
 /* Prints "vdx: message" to stderr; returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The exit status of a library error's kind (vdx(1), EXIT STATUS): 1 unclassified,
+ * 3 invalid input, 4 not found, 5 conflict, 6 model mismatch, 7 I/O, 8 disk full,
+ * 9 out of memory, 10 corrupt data. */
+int cli_exit_status(vdx_error_kind kind);
+/* Prints "vdx: message" (printf-style; the message usually ends with err->message) and
+ * returns the exit status of err's kind, which cli_last_status() then also returns. */
+int cli_fail(const vdx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for an error of the CLI's own (e.g. VDX_ERR_NO_MEMORY). */
+int cli_fail_kind(vdx_error_kind kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The exit status of the last cli_fail (1 when there was none): for helpers that print
+ * their error and return NULL, like cli_load_model. */
+int cli_last_status(void);
 /* Prints "vdx CMD: message\nTry 'vdx CMD --help'." to stderr; returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

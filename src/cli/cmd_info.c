@@ -127,13 +127,13 @@ int cmd_info(int argc, char **argv)
     vdx_error err = {{0}};
     vdx_store *store = vdx_store_open(&so, &err);
     if (!store)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     cJSON *info = NULL, *failures = NULL, *progress = NULL;
     if (vdx_store_info(store, &info, &err) != 0 ||
         vdx_store_failures(store, &failures, &err) != 0) {
         cJSON_Delete(info);
         vdx_store_close(store);
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     }
     char path[4200], *text;
     snprintf(path, sizeof path, "%s/progress.json", vdx_store_dir(store));

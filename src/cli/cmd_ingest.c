@@ -181,7 +181,7 @@ int cmd_ingest(int argc, char **argv)
     else
         return cli_usage_error("ingest", "unknown source '%s' (unsplash, folder or urls)", kind);
     if (!src)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     report_problems(src);
     if (src->n_items == 0)
         fprintf(stderr, "vdx: warning: %s holds no images to ingest (folders: jpg, jpeg, png, "
@@ -190,7 +190,7 @@ int cmd_ingest(int argc, char **argv)
     vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so, 0);
     if (!model) {
         vdx_source_free(src);
-        return 1;
+        return cli_last_status();
     }
     vdx_model_identity identity;
     cli_model_identity(model, &identity);
@@ -200,7 +200,7 @@ int cmd_ingest(int argc, char **argv)
     if (!store) {
         vdx_clip_free(model);
         vdx_source_free(src);
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     }
     char cache_dir[4096], progress_path[4200];
     if (!no_cache) {
@@ -208,7 +208,7 @@ int cmd_ingest(int argc, char **argv)
             vdx_store_close(store);
             vdx_clip_free(model);
             vdx_source_free(src);
-            return cli_error("%s", err.message);
+            return cli_fail(&err, "%s", err.message);
         }
         strcat(cache_dir, "/cache/http");
         io.fetch.cache_dir = cache_dir;
@@ -221,7 +221,7 @@ int cmd_ingest(int argc, char **argv)
         vdx_store_close(store);
         vdx_clip_free(model);
         vdx_source_free(src);
-        return cli_error("out of memory");
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     }
     io.on_progress = on_progress;
     io.user = &sink;
@@ -238,7 +238,7 @@ int cmd_ingest(int argc, char **argv)
                         rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
     vdx_progress_summary(stdout, &report);
     fflush(stdout);
-    int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 128 + stop_requested : 0;
+    int status = rc != 0 ? cli_fail(&err, "%s", err.message) : report.stopped ? 128 + stop_requested : 0;
     vdx_ingest_report_free(&report);
     vdx_progress_free(sink.progress);
     vdx_store_close(store);

@@ -70,7 +70,7 @@ static int model_pull(int argc, char **argv)
     char dir[4096];
     vdx_error err = {{0}};
     if (vdx_clip_pull(repo, revision, dir, sizeof dir, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     printf("%s\n", dir);
     return 0;
 }
@@ -101,7 +101,7 @@ static int model_path(int argc, char **argv)
     char dir[4096];
     vdx_error err = {{0}};
     if (vdx_clip_resolve_model(model, dir, sizeof dir, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     printf("%s\n", dir);
     return 0;
 }
@@ -143,14 +143,14 @@ static int model_info(int argc, char **argv)
     vdx_error err = {{0}};
     vdx_clip_config cfg;
     if (vdx_clip_resolve_model(model, dir, sizeof dir, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     snprintf(config_path, sizeof config_path, "%s/config.json", dir);
     if (vdx_clip_config_load(config_path, &cfg, &err) != 0 ||
         vdx_weights_find_file(dir, weights_path, sizeof weights_path, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     vdx_weights *w = vdx_weights_open(weights_path, &err);
     if (!w)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     unsigned long long parameters = 0, counts[4] = {0};
     size_t buffers = 0;
     for (size_t i = 0; i < w->count; i++) {

@@ -187,7 +187,7 @@ int cmd_search(int argc, char **argv)
         }
         case 'x':
             if (add_excludes(optarg, &exclude, &n_exclude) != 0) {
-                status = cli_error("out of memory");
+                status = cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
                 goto out;
             }
             break;
@@ -214,8 +214,10 @@ int cmd_search(int argc, char **argv)
     vdx_clip_model *model = NULL;
     vdx_model_identity identity;
     if (!like) { /* --like uses the collection's own vectors */
-        if (!(model = cli_load_model_for(model_arg, (int)threads, &so, 1)))
+        if (!(model = cli_load_model_for(model_arg, (int)threads, &so, 1))) {
+            status = cli_last_status();
             goto out;
+        }
         cli_model_identity(model, &identity);
         so.model = &identity;
     }
@@ -224,7 +226,7 @@ int cmd_search(int argc, char **argv)
     vdx_store *store = vdx_store_open(&so, &err);
     if (!store) {
         vdx_clip_free(model);
-        status = cli_error("%s", err.message);
+        status = cli_fail(&err, "%s", err.message);
         goto out;
     }
     float *query = malloc((size_t)vdx_store_model(store)->dims * sizeof *query);
@@ -257,7 +259,7 @@ int cmd_search(int argc, char **argv)
         print_hits(&hits, (int)offset, cli_stdout_is_tty() && !json);
         status = 0;
     } else
-        status = cli_error("%s", err.message);
+        status = cli_fail(&err, "%s", err.message);
     vdx_hits_free(&hits);
     free(query);
     vdx_store_close(store);

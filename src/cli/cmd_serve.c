@@ -39,7 +39,7 @@ static int resolve_model(const char *model_arg, const vdx_store_options *store_o
         model_arg = getenv("VDX_MODEL");
     if (model_arg && *model_arg) {
         if (vdx_clip_resolve_model(model_arg, dir, dir_size, &err) != 0)
-            return cli_error("%s", err.message);
+            return cli_fail(&err, "%s", err.message);
         *found = 1;
         return 0;
     }
@@ -47,7 +47,7 @@ static int resolve_model(const char *model_arg, const vdx_store_options *store_o
     probe.read_only = 1;
     vdx_store *store = vdx_store_open(&probe, &err);
     if (!store)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     char recorded[256];
     snprintf(recorded, sizeof recorded, "%s", vdx_store_model(store)->name);
     vdx_store_close(store);
@@ -103,10 +103,10 @@ int cmd_serve(int argc, char **argv)
     char model_dir[4096];
     int have_model = 0;
     if (resolve_model(model_arg, &opts.store, model_dir, sizeof model_dir, &have_model) != 0)
-        return 1;
+        return cli_last_status();
     opts.model_dir = have_model ? model_dir : NULL;
     vdx_error err = {{0}};
     if (vdx_server_run(&opts, stdout, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     return 0;
 }

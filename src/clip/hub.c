@@ -278,7 +278,7 @@ static CURL *hub_handle(const char *url, struct curl_slist **headers)
     }
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *headers);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "vdx/0.1");
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "vdx/" VDX_VERSION);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);

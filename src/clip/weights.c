@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/half.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -150,26 +152,6 @@ size_t vdx_dtype_size(vdx_dtype dt)
     return 0;
 }
 
-/* IEEE 754 binary16 → binary32, exact (every half is a float), subnormals included. */
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exponent = (h >> 10) & 0x1f;
-    uint32_t mantissa = h & 0x3ff;
-    uint32_t bits;
-    if (exponent == 0x1f) {
-        bits = sign | 0x7f800000u | (mantissa << 13);
-    } else if (exponent != 0) {
-        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-    } else {
-        float magnitude = ldexpf((float)mantissa, -24);
-        return sign ? -magnitude : magnitude;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
 {
     size_t used = (size_t)snprintf(buf, size, "[");
@@ -210,15 +192,14 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
         for (size_t i = 0; i < count; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            out[i] = half_to_float(h);
+            out[i] = vdx_f16_to_f32(h);
         }
         return 0;
     case VDX_DTYPE_BF16:
         for (size_t i = 0; i < count; i++) {
             uint16_t b;
             memcpy(&b, src + 2 * i, 2);
-            uint32_t bits = (uint32_t)b << 16;
-            memcpy(&out[i], &bits, sizeof bits);
+            out[i] = half_bf16_to_f32(b);
         }
         return 0;
     case VDX_DTYPE_I64:

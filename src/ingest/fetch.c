@@ -241,7 +241,7 @@ static int transfer_setup(transfer *t, const vdx_fetch_options *o)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "vdx/0.1 (+https://github.com/vdx)");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "vdx/" VDX_VERSION " (+https://github.com/vdx)");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     t->max_bytes = o->max_bytes;
     return 0;

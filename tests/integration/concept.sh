@@ -138,14 +138,14 @@ w_after=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/after-undo.json")
 check "undo restores the labels before round 3" cmp -s "$tmp/labels-before-round3.csv" "$tmp/labels-after-undo.csv"
 
 # --- errors --------------------------------------------------------------------------
-"$vdx" concept label dogs +nope -also-not $C > /dev/null 2> "$tmp/err"; rc=$?
-[ $rc -eq 1 ] && grep -qx "vdx: concept label: unknown item ids: nope, also-not" "$tmp/err" \
+"$vdx" concept label dogs +nope -also-not $C > /dev/null 2> "$tmp/err"; rc=$?  # 4: not found (vdx(1) EXIT STATUS)
+[ $rc -eq 4 ] && grep -qx "vdx: concept label: unknown item ids: nope, also-not" "$tmp/err" \
     && ok "unknown ids refused with their names" || not_ok "unknown ids: rc $rc: $(cat "$tmp/err")"
 "$vdx" concept copy dogs doomed $C > /dev/null 2>&1
 "$vdx" concept rm doomed $C > /dev/null 2>&1
 first=$(head -n 1 "$tmp/ids.1")
 "$vdx" concept label doomed "+$first" $C > /dev/null 2> "$tmp/err"; rc=$?
-[ $rc -eq 1 ] && grep -qx "vdx: concept label: no concept named 'doomed'" "$tmp/err" \
+[ $rc -eq 4 ] && grep -qx "vdx: concept label: no concept named 'doomed'" "$tmp/err" \
     && ok "labelling a deleted concept is refused" || not_ok "deleted concept: rc $rc: $(cat "$tmp/err")"
 "$vdx" concept next dogs --mode sideways $C > /dev/null 2> "$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "mode is nearest, boundary or random, not 'sideways'" "$tmp/err" \
