@@ -36,9 +36,37 @@ typedef struct vdx_clip_model vdx_clip_model;
  * refs/main to snapshots/<rev>/. */
 int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vdx_error *err);
 
+/* What a model pull reports while it works: the library never prints, the caller draws
+ * (the CLI: a progress bar on a terminal, a line every 10 s otherwise). */
+typedef enum vdx_pull_event_kind {
+    VDX_PULL_BEGIN,     /* repo_id, revision, endpoint, folder */
+    VDX_PULL_CACHED,    /* file is already in the cache */
+    VDX_PULL_RESUME,    /* file: have = bytes of an earlier attempt kept on disk */
+    VDX_PULL_PROGRESS,  /* file: have of total bytes (-1 unknown), written by this request,
+                           elapsed_s since it started; as often as libcurl reports */
+    VDX_PULL_FILE_DONE, /* file: have bytes, written by this request, in elapsed_s */
+    VDX_PULL_RETRY,     /* file (or a URL): why, retrying in retry_in_s, attempt of
+                           max_attempts (the attempt about to start) */
+    VDX_PULL_END,       /* commit; downloaded = files fetched (0: all were cached) */
+} vdx_pull_event_kind;
+
+typedef struct vdx_pull_event {
+    vdx_pull_event_kind kind;
+    const char *repo_id, *revision, *endpoint, *folder, *commit, *file, *why;
+    long long have, total, written;
+    double elapsed_s, retry_in_s;
+    int attempt, max_attempts, downloaded;
+} vdx_pull_event;
+
+typedef void (*vdx_pull_progress_fn)(const vdx_pull_event *event, void *user);
+
 /* Downloads a repo's files into the Hugging Face cache layout from $HF_ENDPOINT (default
- * https://huggingface.co), with progress, resume and verification. `revision` NULL = main.
- * On success `dir` holds the snapshot directory. */
+ * https://huggingface.co), with resume and verification, reporting to `progress` (may be
+ * NULL). `revision` NULL = main. On success `dir` holds the snapshot directory. */
+int vdx_clip_pull_progress(const char *repo_id, const char *revision, char *dir,
+                           size_t dir_size, vdx_pull_progress_fn progress, void *user,
+                           vdx_error *err);
+/* The same without progress reports. */
 int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t dir_size,
                   vdx_error *err);
 

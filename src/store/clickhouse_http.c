@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "common/http_client.h"
 #include "store/clickhouse.h"
 
 struct ch_http {
@@ -26,12 +27,9 @@ struct ch_http {
     int connected;      /* a request got through once: later refusals are transient */
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void init_curl(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 ch_http *ch_http_new(const ch_url *url, vdx_error *err)
 {
-    pthread_once(&curl_once, init_curl);
+    http_client_init();
     ch_http *h = calloc(1, sizeof *h);
     if (!h) {
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory connecting to ClickHouse");
@@ -74,14 +72,7 @@ static size_t collect(char *data, size_t size, size_t n, void *user)
     return b->oom ? 0 : size * n;
 }
 
-void ch_http_backoff(int attempt)
-{
-    double seconds = 0.2;
-    for (int i = 1; i < attempt && seconds < 3.2; i++)
-        seconds *= 2;
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    nanosleep(&ts, NULL);
-}
+void ch_http_backoff(int attempt) { http_sleep(http_retry_delay(attempt, 0.2, 3.2, 0)); }
 
 /* The kind of a ClickHouse exception code: what the callers act on (an ALTER that finds its
  * column or index already there is CONFLICT and harmless); anything else is IO. */
@@ -262,13 +253,10 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     /* a server that sends nothing for 10 minutes is gone (wait_end_of_query=1 holds the
      * answer until the query ends, so long scans are quiet, never this quiet) */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 600L);
+    static const http_options options = {.connect_timeout_ms = 10000, .stall_s = 600};
+    http_easy_defaults(c, &options);
     if (mime) {
         curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
     } else if (req->body) {
