@@ -4,7 +4,10 @@
 #ifndef VDX_CLI_H
 #define VDX_CLI_H
 
+#include <stdio.h>
+
 #include "vdx/clip.h"
+#include "vdx/ingest.h"
 #include "vdx/store.h"
 
 /* Each returns the process exit status (0 ok, 1 failure, 2 usage). argv[0] is the
@@ -49,6 +52,22 @@ void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id);
  * says so on stderr, and cli_output_lost() then tells main to exit 1, not 0. */
 void cli_print_json_line(const cJSON *obj);
 int cli_output_lost(void);
+
+/* `vdx ingest`'s progress (cli_progress.c): lines on `out` (a rewritten line when tty,
+ * else one every interval_s), and progress.json through `file` (may be NULL). */
+typedef struct cli_progress {
+    FILE *out;
+    int tty;
+    double interval_s;
+    vdx_progress *file;
+    double last_print;
+    int printed_tty_line, file_warned;
+} cli_progress;
+void cli_progress_update(cli_progress *p, const vdx_ingest_stats *s);
+/* The last line, and progress.json with state "done", "stopped" or "failed". */
+void cli_progress_finish(cli_progress *p, const vdx_ingest_stats *s, const char *state);
+/* The end-of-run summary: ingested, skipped, failed by reason, time. */
+void cli_ingest_summary(FILE *out, const vdx_ingest_report *r);
 
 /* stdout is a terminal (tables, progress bars) or not (JSON lines, plain lines). */
 int cli_stdout_is_tty(void);

@@ -90,15 +90,7 @@ static void report_problems(const vdx_source *src)
         fprintf(stderr, "vdx: ... and %zu more rows skipped\n", src->n_problems - shown);
 }
 
-typedef struct progress_sink {
-    vdx_progress *progress;
-} progress_sink;
-
-static void on_progress(const vdx_ingest_stats *s, void *user)
-{
-    progress_sink *sink = user;
-    vdx_progress_update(sink->progress, s);
-}
+static void on_progress(const vdx_ingest_stats *s, void *user) { cli_progress_update(user, s); }
 
 int cmd_ingest(int argc, char **argv)
 {
@@ -216,15 +208,16 @@ int cmd_ingest(int argc, char **argv)
     snprintf(progress_path, sizeof progress_path, "%s/progress.json", vdx_store_dir(store));
     fprintf(stderr, "vdx: %zu items in %s, collection '%s' (%s)\n", src->n_items, path,
             so.collection ? so.collection : "default", vdx_store_dir(store));
-    progress_sink sink = {vdx_progress_new(stderr, cli_stderr_is_tty(), 5.0, progress_path)};
-    if (!sink.progress) {
+    cli_progress progress = {.out = stderr, .tty = cli_stderr_is_tty(), .interval_s = 5.0,
+                             .file = vdx_progress_new(progress_path)};
+    if (!progress.file) {
         vdx_store_close(store);
         vdx_clip_free(model);
         vdx_source_free(src);
         return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     }
     io.on_progress = on_progress;
-    io.user = &sink;
+    io.user = &progress;
     io.stop = &stop_requested;
     struct sigaction sa = {0};
     sa.sa_handler = on_stop_signal;
@@ -234,13 +227,13 @@ int cmd_ingest(int argc, char **argv)
 
     vdx_ingest_report report;
     int rc = vdx_ingest_run(store, model, src, &io, &report, &err);
-    vdx_progress_finish(sink.progress, &report.stats,
+    cli_progress_finish(&progress, &report.stats,
                         rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
-    vdx_progress_summary(stdout, &report);
+    cli_ingest_summary(stdout, &report);
     fflush(stdout);
     int status = rc != 0 ? cli_fail(&err, "%s", err.message) : report.stopped ? 128 + stop_requested : 0;
     vdx_ingest_report_free(&report);
-    vdx_progress_free(sink.progress);
+    vdx_progress_free(progress.file);
     vdx_store_close(store);
     vdx_clip_free(model);
     vdx_source_free(src);

@@ -60,6 +60,16 @@ static int resolve_model(const char *model_arg, const vdx_store_options *store_o
     return 0;
 }
 
+/* The server's notices: "serving …" and "stopping" on stdout, the access log and
+ * warnings on stderr. */
+static void print_notice(vdx_server_notice_kind kind, const char *line, void *user)
+{
+    (void)user;
+    FILE *out = kind == VDX_SERVER_LISTENING || kind == VDX_SERVER_STOPPING ? stdout : stderr;
+    fprintf(out, "%s\n", line);
+    fflush(out);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -92,7 +102,7 @@ int cmd_serve(int argc, char **argv)
             if (*end || !*optarg || opts.threads < 1 || opts.threads > 256)
                 return cli_usage_error("serve", "--threads needs a number from 1 to 256, not '%s'", optarg);
             break;
-        case 'l': opts.access_log = stderr; break;
+        case 'l': opts.log_requests = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return cli_usage_error("serve", "%s needs a value", argv[optind - 1]);
         default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
@@ -106,7 +116,8 @@ int cmd_serve(int argc, char **argv)
         return cli_last_status();
     opts.model_dir = have_model ? model_dir : NULL;
     vdx_error err = {{0}};
-    if (vdx_server_run(&opts, stdout, &err) != 0)
+    opts.notice = print_notice;
+    if (vdx_server_run(&opts, &err) != 0)
         return cli_fail(&err, "%s", err.message);
     return 0;
 }

@@ -156,8 +156,11 @@ static void lock_slot(store_slot *slot)
         return;
     slot->last_refresh = now;
     vdx_error err = {{0}};
-    if (vdx_store_refresh(slot->store, &err) != 0)
-        fprintf(stderr, "vdx serve: refreshing the collection: %s\n", err.message);
+    if (vdx_store_refresh(slot->store, &err) != 0 && slot->notice) {
+        char line[VDX_ERROR_MAX + 64];
+        snprintf(line, sizeof line, "vdx serve: refreshing the collection: %s", err.message);
+        slot->notice(VDX_SERVER_WARNING, line, slot->notice_user);
+    }
 }
 
 static void unlock_slot(store_slot *slot) { pthread_mutex_unlock(&slot->mutex); }

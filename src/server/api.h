@@ -7,6 +7,7 @@
 #include "server/http.h"
 #include "vdx/clip.h"
 #include "vdx/explore.h"
+#include "vdx/server.h"
 #include "vdx/store.h"
 
 /* A store handle serves one thread at a time: each handle comes with its mutex, and
@@ -15,6 +16,8 @@ typedef struct store_slot {
     vdx_store *store;
     pthread_mutex_t mutex;
     double last_refresh;
+    vdx_server_notice_fn notice; /* where a failed refresh is told; NULL: nowhere */
+    void *notice_user;
 } store_slot;
 
 typedef struct api_context {

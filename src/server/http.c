@@ -361,9 +361,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)code;
     http_server *server = cls;
     http_request *req = *req_cls;
-    if (req && server->cfg.access_log && req->method)
-        fprintf(server->cfg.access_log, "%s %s %d %.1f ms\n", req->method, req->raw_path,
-                req->status, (vdx_now() - req->started) * 1000.0);
+    if (req && server->cfg.log_requests && server->cfg.notice && req->method) {
+        char line[2300];
+        snprintf(line, sizeof line, "%s %s %d %.1f ms", req->method, req->raw_path, req->status,
+                 (vdx_now() - req->started) * 1000.0);
+        server->cfg.notice(VDX_SERVER_REQUEST, line, server->cfg.notice_user);
+    }
     free_request(req);
     *req_cls = NULL;
 }
@@ -424,7 +427,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* libmicrohttpd's own messages: while starting, kept for the error of http_start;
- * afterwards (e.g. the connection limit reached) printed to stderr. */
+ * afterwards (e.g. the connection limit reached) a WARNING notice. */
 static void on_library_message(void *cls, const char *fmt, va_list ap)
 {
     http_server *server = cls;
@@ -433,8 +436,13 @@ static void on_library_message(void *cls, const char *fmt, va_list ap)
         server->start_error[strcspn(server->start_error, "\n")] = 0;
         return;
     }
-    fputs("vdx serve: libmicrohttpd: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    if (!server->cfg.notice)
+        return;
+    char message[1024], line[1100];
+    vsnprintf(message, sizeof message, fmt, ap);
+    message[strcspn(message, "\n")] = 0;
+    snprintf(line, sizeof line, "vdx serve: libmicrohttpd: %s", message);
+    server->cfg.notice(VDX_SERVER_WARNING, line, server->cfg.notice_user);
 }
 
 static int resolve_bind_address(const char *host, int port, struct sockaddr_storage *addr,

@@ -48,6 +48,8 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
     pthread_mutex_init(&api->search.mutex, NULL);
     pthread_mutex_init(&api->book.mutex, NULL);
     api->search.last_refresh = api->book.last_refresh = vdx_now();
+    api->search.notice = api->book.notice = opts->notice;
+    api->search.notice_user = api->book.notice_user = opts->notice_user;
     vdx_store_options store_opts = opts->store;
     if (opts->model_dir) {
         api->model = vdx_clip_load(opts->model_dir, err);
@@ -83,7 +85,9 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
         .upload_path = "/api/search/image",
         .handle = handle,
         .ctx = api,
-        .access_log = opts->access_log,
+        .log_requests = opts->log_requests,
+        .notice = opts->notice,
+        .notice_user = opts->notice_user,
     };
     server->http = http_start(&cfg, err);
     if (!server->http)
@@ -155,18 +159,22 @@ int vdx_server_wait_for_signal(void)
     return byte;
 }
 
-int vdx_server_run(const vdx_server_options *opts, FILE *out, vdx_error *err)
+int vdx_server_run(const vdx_server_options *opts, vdx_error *err)
 {
     vdx_server *server = vdx_server_start(opts, err);
     if (!server)
         return -1;
     int64_t count = vdx_server_item_count(server);
-    fprintf(out, "vdx: serving %s (%lld item%s) at %s\n", vdx_server_collection(server),
-            (long long)count, count == 1 ? "" : "s", vdx_server_url(server));
-    fflush(out);
+    char line[1024];
+    snprintf(line, sizeof line, "vdx: serving %s (%lld item%s) at %s",
+             vdx_server_collection(server), (long long)count, count == 1 ? "" : "s",
+             vdx_server_url(server));
+    if (opts->notice)
+        opts->notice(VDX_SERVER_LISTENING, line, opts->notice_user);
     int signo = vdx_server_wait_for_signal();
-    fprintf(out, "vdx: %s received, stopping\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-    fflush(out);
+    snprintf(line, sizeof line, "vdx: %s received, stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (opts->notice)
+        opts->notice(VDX_SERVER_STOPPING, line, opts->notice_user);
     vdx_server_stop(server);
     return 0;
 }

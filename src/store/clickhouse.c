@@ -729,6 +729,7 @@ static int clickhouse_refresh(void *state, vdx_error *err)
 }
 
 static int64_t clickhouse_count(void *state) { return ((clickhouse *)state)->count; }
+static vdx_vector_type clickhouse_vector_type(void *state) { return ((clickhouse *)state)->type; }
 
 /* ---- columns ---- */
 
@@ -783,39 +784,6 @@ static int clickhouse_columns(void *state, char ***names, int *n, vdx_error *err
 }
 
 /* ---- append ---- */
-
-static int check_batch(clickhouse *c, const vdx_item *items, size_t n, vdx_error *err)
-{
-    const char **ids = malloc(n * sizeof *ids);
-    if (!ids)
-        return oom(c, err);
-    for (size_t i = 0; i < n; i++)
-        ids[i] = items[i].id;
-    qsort(ids, n, sizeof *ids, cmp_strings);
-    int rc = 0;
-    for (size_t i = 1; i < n && rc == 0; i++)
-        if (strcmp(ids[i - 1], ids[i]) == 0)
-            rc = vdx_fail(err, "collection '%s': id '%s' appears twice in the batch",
-                          c->collection, ids[i]);
-    free(ids);
-    for (size_t i = 0; i < n && rc == 0; i++)
-        for (int d = 0; items[i].vector && c->type == VDX_VECTOR_F16 && d < c->model.dims; d++)
-            if (fabsf(items[i].vector[d]) >= 65520.0f) {
-                rc = vdx_fail(err, "collection '%s': item '%s': element %d (%g) does not fit a "
-                                   "float16 collection",
-                              c->collection, items[i].id, d, (double)items[i].vector[d]);
-                break;
-            }
-    for (size_t i = 0; i < n && rc == 0; i++)
-        for (int m = 0; m < items[i].n_meta && rc == 0; m++)
-            for (int o = 0; o < m; o++)
-                if (strcasecmp(items[i].meta_names[m], items[i].meta_names[o]) == 0) {
-                    rc = vdx_fail(err, "collection '%s': item '%s' names column '%s' twice",
-                                  c->collection, items[i].id, items[i].meta_names[m]);
-                    break;
-                }
-    return rc;
-}
 
 /* The RowBinary rows of the batch's items with a vector, for the column list
  * (id, url, vector, width, height, ingested_at, row, <every metadata column>). */
@@ -954,7 +922,7 @@ static int insert_failures(clickhouse *c, const vdx_item *items, size_t n, const
 static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_error *err)
 {
     clickhouse *c = state;
-    if (become_writer(c, err) != 0 || check_batch(c, items, n, err) != 0)
+    if (become_writer(c, err) != 0) /* the batch rules are store.c's */
         return -1;
     for (size_t i = 0; i < n; i++)
         for (int m = 0; m < items[i].n_meta; m++)
@@ -1532,6 +1500,7 @@ const vdx_store_backend vdx_clickhouse_backend = {
     .close = clickhouse_close,
     .refresh = clickhouse_refresh,
     .count = clickhouse_count,
+    .vector_type = clickhouse_vector_type,
     .add_columns = clickhouse_add_columns,
     .columns = clickhouse_columns,
     .append = clickhouse_append,

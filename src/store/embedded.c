@@ -693,6 +693,7 @@ static int embedded_refresh(void *state, vdx_error *err)
 }
 
 static int64_t embedded_count(void *state) { return ((embedded *)state)->count; }
+static vdx_vector_type embedded_vector_type(void *state) { return ((embedded *)state)->type; }
 
 /* ---- columns ---- */
 
@@ -766,33 +767,6 @@ static int embedded_columns(void *state, char ***names, int *n, vdx_error *err)
 
 /* ---- append ---- */
 
-/* Ids must be unique within a batch: a temporary hash set of item indexes. */
-static int check_batch_ids(embedded *e, const vdx_item *items, size_t n, vdx_error *err)
-{
-    size_t cap = 16;
-    while (cap < n * 2)
-        cap *= 2;
-    size_t *slots = calloc(cap, sizeof *slots); /* item index + 1 */
-    if (!slots)
-        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        size_t s = hash_id(items[i].id) & (cap - 1);
-        for (; slots[s]; s = (s + 1) & (cap - 1)) {
-            if (strcmp(items[slots[s] - 1].id, items[i].id) == 0) {
-                rc = vdx_fail(err,
-                              "collection '%s': id '%s' appears twice in the batch (items %zu "
-                              "and %zu)",
-                              e->collection, items[i].id, slots[s] - 1, i);
-                break;
-            }
-        }
-        slots[s] = i + 1;
-    }
-    free(slots);
-    return rc;
-}
-
 /* INSERT for one item; its column list depends on which metadata the item carries. */
 static sqlite3_stmt *prepare_insert(embedded *e, const vdx_item *item, vdx_error *err)
 {
@@ -844,16 +818,6 @@ static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error 
                           e->collection, it->id, i);
             break;
         }
-        for (int m = 0; m < it->n_meta; m++)
-            for (int o = 0; o < m; o++)
-                if (strcasecmp(it->meta_names[m], it->meta_names[o]) == 0) {
-                    rc = vdx_fail(err, "collection '%s': item '%s' names column '%s' twice",
-                                  e->collection, it->id, it->meta_names[m]);
-                    m = it->n_meta;
-                    break;
-                }
-        if (rc != 0)
-            break;
         sqlite3_bind_text(remove_failure, 1, it->id, -1, SQLITE_STATIC);
         if (sqlite3_step(remove_failure) != SQLITE_DONE) {
             rc = db_fail(e, err, "replacing a failure");
@@ -971,7 +935,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
 static int embedded_append(void *state, const vdx_item *items, size_t n, vdx_error *err)
 {
     embedded *e = state;
-    if (become_writer(e, err) != 0 || check_batch_ids(e, items, n, err) != 0)
+    if (become_writer(e, err) != 0)
         return -1;
     /* Metadata columns first (their own transaction: harmless if the batch fails). */
     for (size_t i = 0; i < n; i++) {
@@ -981,18 +945,9 @@ static int embedded_append(void *state, const vdx_item *items, size_t n, vdx_err
                 return vdx_error_prefix(err, "item '%s'", items[i].id);
         }
     }
-    size_t n_vectors = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i].vector)
-            continue;
-        n_vectors++;
-        for (int d = 0; e->type == VDX_VECTOR_F16 && d < e->model.dims; d++)
-            if (fabsf(items[i].vector[d]) >= 65520.0f)
-                return vdx_fail(err,
-                                "collection '%s': item '%s': element %d (%g) does not fit a "
-                                "float16 collection",
-                                e->collection, items[i].id, d, (double)items[i].vector[d]);
-    }
+    size_t n_vectors = 0; /* the batch rules (ids, columns, float16 range): store.c */
+    for (size_t i = 0; i < n; i++)
+        n_vectors += items[i].vector != NULL;
     off_t committed = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
     if (write_vectors(e, items, n, n_vectors, err) != 0)
         goto undo_vectors;
@@ -1503,6 +1458,7 @@ const vdx_store_backend vdx_embedded_backend = {
     .close = embedded_close,
     .refresh = embedded_refresh,
     .count = embedded_count,
+    .vector_type = embedded_vector_type,
     .add_columns = embedded_add_columns,
     .columns = embedded_columns,
     .append = embedded_append,

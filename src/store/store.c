@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <strings.h>
+
+#include "common/half.h"
+#include "common/hash.h"
 #include "store/backend.h"
 
 struct vdx_store {
@@ -258,6 +262,46 @@ static int check_vector(const float *v, int dims, const char *what, const char *
     return 0;
 }
 
+/* The rules of a batch that hold for every backend, one message each: ids unique within
+ * the batch, no item naming a metadata column twice (names compare without case, as
+ * SQL does), and in a float16 collection no element beyond float16's range (it would
+ * be stored as infinity). */
+static int check_batch(vdx_store *store, const vdx_item *items, size_t n, vdx_error *err)
+{
+    idset seen = {0};
+    if (idset_reserve(&seen, n) != 0)
+        return vdx_fail_oom(err, "checking a batch of %zu items in collection '%s'", n,
+                            store->collection);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t first = 0;
+        if (idset_add(&seen, items[i].id, (int64_t)i, &first) == 0)
+            rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                               "collection '%s': id '%s' appears twice in the batch (items %lld "
+                               "and %zu)",
+                               store->collection, items[i].id, (long long)first, i);
+    }
+    idset_free(&seen);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const vdx_item *it = &items[i];
+        for (int m = 1; m < it->n_meta && rc == 0; m++)
+            for (int o = 0; o < m && rc == 0; o++)
+                if (strcasecmp(it->meta_names[m], it->meta_names[o]) == 0)
+                    rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                                       "collection '%s': item '%s' names column '%s' twice",
+                                       store->collection, it->id, it->meta_names[m]);
+    }
+    int f16 = store->backend->vector_type(store->state) == VDX_VECTOR_F16;
+    for (size_t i = 0; i < n && rc == 0 && f16; i++)
+        for (int d = 0; items[i].vector && d < store->model.dims && rc == 0; d++)
+            if (fabsf(items[i].vector[d]) >= HALF_F16_OVERFLOW)
+                rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                                   "collection '%s': item '%s': element %d (%g) does not fit a "
+                                   "float16 collection",
+                                   store->collection, items[i].id, d, (double)items[i].vector[d]);
+    return rc;
+}
+
 int vdx_store_append(vdx_store *store, const vdx_item *items, size_t n, vdx_error *err)
 {
     if (check_writable(store, "append", err) != 0)
@@ -288,6 +332,8 @@ int vdx_store_append(vdx_store *store, const vdx_item *items, size_t n, vdx_erro
             check_vector(it->vector, store->model.dims, "item", it->id, err) != 0)
             return vdx_error_prefix(err, "collection '%s'", store->collection);
     }
+    if (check_batch(store, items, n, err) != 0) /* the vector type never changes: no lock */
+        return -1;
     return LOCKED(store, store->backend->append(store->state, items, n, err));
 }
 
