@@ -21,6 +21,7 @@
  * O(n log n). Encoding only reads the loaded tables and allocates its own scratch memory, so
  * any number of threads may encode with one tokenizer at once. */
 #include "vdx/tokenizer.h"
+#include "common/hash.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -33,14 +34,6 @@
 #define END_OF_WORD "</w>"
 
 /* ---- hash tables ------------------------------------------------------------------------ */
-
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
 
 static uint64_t hash_pair(uint64_t key)
 {

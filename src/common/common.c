@@ -214,13 +214,6 @@ int vdx_cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
-double vdx_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void vdx_sha256_hex(const void *data, size_t size, char out[65])
 {
     unsigned char digest[SHA256_DIGEST_LENGTH];

@@ -6,6 +6,8 @@
  * (cosine >= 0.94 to an earlier item of the page) may be hidden. */
 #include "explore/book.h"
 
+#include "common/hash.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,9 +80,7 @@ static uint64_t next_random(uint64_t *state)
 
 static uint64_t seed_of_name(const char *name)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *name; name++)
-        h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+    uint64_t h = hash_str(name);
     return h ? h : 1;
 }
 

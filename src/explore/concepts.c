@@ -5,6 +5,7 @@
  * fit over all labels) lives here too because it is one transaction over this state. */
 #include "explore/book.h"
 
+#include "common/hash.h"
 #include "common/sqlite_util.h"
 
 #include <math.h>
@@ -70,14 +71,6 @@ static const char *const schema_sql =
     "PRAGMA user_version = 1;";
 
 /* ---- small helpers ------------------------------------------------------------------ */
-
-void iso_time_now(char out[32])
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 double sigmoid_of(double z)
 {
@@ -422,14 +415,6 @@ int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, 
 
 /* ---- a hash set of labelled ids ----------------------------------------------------- */
 
-static uint64_t hash_text(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 int label_index_build(const label_set *set, label_index *index, vdx_error *err)
 {
     index->n = set->n;
@@ -443,7 +428,7 @@ int label_index_build(const label_set *set, label_index *index, vdx_error *err)
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labels", set->n);
     }
     for (size_t i = 0; i < set->n; i++) {
-        size_t slot = hash_text(set->ids[i]) & (index->cap - 1);
+        size_t slot = hash_str(set->ids[i]) & (index->cap - 1);
         while (index->keys[slot] && strcmp(index->keys[slot], set->ids[i]) != 0)
             slot = (slot + 1) & (index->cap - 1);
         index->keys[slot] = set->ids[i];
@@ -454,7 +439,7 @@ int label_index_build(const label_set *set, label_index *index, vdx_error *err)
 
 int label_index_get(const label_index *index, const char *id)
 {
-    size_t slot = hash_text(id) & (index->cap - 1);
+    size_t slot = hash_str(id) & (index->cap - 1);
     while (index->keys[slot]) {
         if (strcmp(index->keys[slot], id) == 0)
             return index->labels[slot];
@@ -757,7 +742,7 @@ static int insert_concept(vdx_concepts *book, const char *name, const char *prom
                           const float *initial, double threshold, int64_t *id, vdx_error *err)
 {
     char now[32];
-    iso_time_now(now);
+    clock_utc_iso_now(now);
     sqlite3_stmt *stmt = db_prepare(
         book,
         "INSERT INTO concepts(name, prompt, examples, created, updated, model_name,"
@@ -973,7 +958,7 @@ static int run_on_concept(vdx_concepts *book, const char *sql, const char *text,
 static int touch(vdx_concepts *book, int64_t id, vdx_error *err)
 {
     char now[32];
-    iso_time_now(now);
+    clock_utc_iso_now(now);
     return run_on_concept(book, "UPDATE concepts SET updated = ?1 WHERE id = ?2", now, id,
                           err);
 }
@@ -1293,7 +1278,7 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         concept_record_free(&rec);
         rc = concept_find(book, name, &rec, err);
         char now[32];
-        iso_time_now(now);
+        clock_utc_iso_now(now);
         for (size_t i = 0; rc == 0 && i < n; i++)
             if (!superseded[i])
                 rc = apply_change(book, &rec, ids[i], changes[i].label, urls[i], now, &changed,
@@ -1398,7 +1383,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         char *losses_json = cJSON_PrintUnformatted(loss_list);
         cJSON_Delete(loss_list);
         char now[32];
-        iso_time_now(now);
+        clock_utc_iso_now(now);
         sqlite3_stmt *stmt = db_prepare(
             book,
             "INSERT INTO rounds(concept, round, time, labels_added, positive, negative, iters,"
@@ -1431,7 +1416,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     if (rc == 0 && round) {
         cJSON *r = cJSON_CreateObject();
         char now[32];
-        iso_time_now(now);
+        clock_utc_iso_now(now);
         cJSON_AddNumberToObject(r, "round", rec.rounds + 1);
         cJSON_AddStringToObject(r, "time", now);
         cJSON_AddNumberToObject(r, "labels_added", pending);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "vdx/ingest.h"
 
 struct vdx_progress {
@@ -16,21 +17,6 @@ struct vdx_progress {
     double started_epoch;
     double last_json;
 };
-
-static double epoch_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
-}
-
-static void iso_time(double epoch, char *out, size_t size)
-{
-    time_t t = (time_t)epoch;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 vdx_progress *vdx_progress_new(const char *json_path)
 {
@@ -41,7 +27,7 @@ vdx_progress *vdx_progress_new(const char *json_path)
         free(p);
         return NULL;
     }
-    p->started_epoch = epoch_now();
+    p->started_epoch = clock_epoch();
     p->last_json = -1e9;
     return p;
 }
@@ -50,8 +36,8 @@ char *vdx_progress_json(const vdx_ingest_stats *s, const char *state, double sta
                         double updated_epoch, long pid)
 {
     char started[32], updated[32];
-    iso_time(started_epoch, started, sizeof started);
-    iso_time(updated_epoch, updated, sizeof updated);
+    clock_utc_iso(started_epoch, started);
+    clock_utc_iso(updated_epoch, updated);
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
@@ -79,7 +65,7 @@ static int write_json(vdx_progress *p, const vdx_ingest_stats *s, const char *st
 {
     if (!p->json_path)
         return 0;
-    char *text = vdx_progress_json(s, state, p->started_epoch, epoch_now(), (long)getpid());
+    char *text = vdx_progress_json(s, state, p->started_epoch, clock_epoch(), (long)getpid());
     if (!text)
         return vdx_fail_oom(err, "writing %s", p->json_path);
     int rc = vdx_write_file_atomic(p->json_path, text, strlen(text), err);

@@ -22,14 +22,6 @@ static const vdx_filter_column filter_builtins[] = {
     {"ingested_at", VDX_COLUMN_TEXT},
 };
 
-void vdx_backend_utc_now(char out[32])
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int vdx_backend_write_all(int fd, const void *data, size_t size, off_t offset)
 {
     const uint8_t *p = data;

@@ -39,12 +39,12 @@ ch_http *ch_http_new(const ch_url *url, vdx_error *err)
     ch_url_endpoint(url, h->endpoint, sizeof h->endpoint);
     h->curl = curl_easy_init();
     char *database = h->curl ? curl_easy_escape(h->curl, url->database, 0) : NULL;
-    ch_buf b = {0};
+    strbuf b = {0};
     if (database)
-        ch_buf_printf(&b, "%s://%s:%d/?database=%s&wait_end_of_query=1",
+        strbuf_printf(&b, "%s://%s:%d/?database=%s&wait_end_of_query=1",
                       url->https ? "https" : "http", url->host, url->port, database);
     curl_free(database);
-    h->base = ch_buf_take(&b);
+    h->base = strbuf_take(&b);
     if (!h->curl || !h->base) {
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory connecting to ClickHouse at %s", h->endpoint);
         ch_http_free(h);
@@ -67,8 +67,8 @@ void ch_http_free(ch_http *h)
 
 static size_t collect(char *data, size_t size, size_t n, void *user)
 {
-    ch_buf *b = user;
-    ch_buf_bytes(b, data, size * n);
+    strbuf *b = user;
+    strbuf_bytes(b, data, size * n);
     return b->oom ? 0 : size * n;
 }
 
@@ -172,21 +172,21 @@ static int transport_failure(ch_http *h, CURLcode rc, const char *detail, int *t
     }
 }
 
-static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transient, int *code,
+static int run_once(ch_http *h, const ch_request *req, strbuf *out, int *transient, int *code,
                     vdx_error *err)
 {
     *transient = 0;
     *code = 0;
-    ch_buf_free(out);
+    strbuf_free(out);
     CURL *c = h->curl;
     curl_easy_reset(c);
 
-    ch_buf url = {0};
-    ch_buf_put(&url, h->base);
+    strbuf url = {0};
+    strbuf_put(&url, h->base);
     if (req->body) {
         char *q = curl_easy_escape(c, req->sql, 0);
         if (q)
-            ch_buf_printf(&url, "&query=%s", q);
+            strbuf_printf(&url, "&query=%s", q);
         else
             url.oom = 1;
         curl_free(q);
@@ -194,15 +194,15 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
     if (req->external) {
         char *structure = curl_easy_escape(c, req->external->structure, 0);
         if (structure)
-            ch_buf_printf(&url, "&%s_structure=%s&%s_format=TSV", req->external->name,
+            strbuf_printf(&url, "&%s_structure=%s&%s_format=TSV", req->external->name,
                           structure, req->external->name);
         else
             url.oom = 1;
         curl_free(structure);
     }
     if (req->settings)
-        ch_buf_printf(&url, "&%s", req->settings);
-    char *full_url = ch_buf_take(&url);
+        strbuf_printf(&url, "&%s", req->settings);
+    char *full_url = strbuf_take(&url);
 
     struct curl_slist *headers = NULL, *grown;
     char line[512];
@@ -273,25 +273,25 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
     curl_slist_free_all(headers);
     free(full_url);
     if (out->oom) {
-        ch_buf_free(out);
+        strbuf_free(out);
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory reading a response of ClickHouse at %s",
                         h->endpoint);
     }
     if (rc != CURLE_OK) {
-        ch_buf_free(out);
+        strbuf_free(out);
         return transport_failure(h, rc, detail, transient, err);
     }
     h->connected = 1;
-    ch_buf_bytes(out, "", 0); /* NUL-terminated even when empty */
+    strbuf_bytes(out, "", 0); /* NUL-terminated even when empty */
     if (status != 200) {
         int result = server_failure(h, status, out->data ? out->data : "", transient, code, err);
-        ch_buf_free(out);
+        strbuf_free(out);
         return result;
     }
     return 0;
 }
 
-int ch_http_run(ch_http *h, const ch_request *req, ch_buf *out, int *transient, int *code,
+int ch_http_run(ch_http *h, const ch_request *req, strbuf *out, int *transient, int *code,
                 vdx_error *err)
 {
     int transient_dummy, code_dummy;

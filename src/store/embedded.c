@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "common/hash.h"
 #include "common/sqlite_util.h"
 #include "store/backend.h"
 #include "store/backend_common.h"
@@ -95,14 +96,6 @@ static void rollback(embedded *e) { sql_rollback(e->db); }
 
 static const char *type_name(vdx_vector_type type) { return type == VDX_VECTOR_F16 ? "f16" : "f32"; }
 
-static uint64_t hash_id(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
 static const char *row_id(const embedded *e, int64_t row) { return e->id_chars + e->id_offsets[row]; }
 
 /* ---- the id index ---- */
@@ -112,7 +105,7 @@ static int64_t index_find(const embedded *e, const char *id)
     if (!e->index.cap)
         return -1;
     size_t mask = e->index.cap - 1;
-    for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+    for (size_t i = hash_str(id) & mask;; i = (i + 1) & mask) {
         int64_t slot = e->index.slots[i];
         if (!slot)
             return -1;
@@ -124,7 +117,7 @@ static int64_t index_find(const embedded *e, const char *id)
 static void index_put(embedded *e, int64_t row)
 {
     size_t mask = e->index.cap - 1;
-    size_t i = hash_id(row_id(e, row)) & mask;
+    size_t i = hash_str(row_id(e, row)) & mask;
     while (e->index.slots[i])
         i = (i + 1) & mask;
     e->index.slots[i] = row + 1;
@@ -543,7 +536,7 @@ static int create_schema(embedded *e, const vdx_model_identity *model, vdx_error
                  err) != 0)
         goto fail;
     char now[32], dims[16];
-    vdx_backend_utc_now(now);
+    clock_utc_iso_now(now);
     snprintf(dims, sizeof dims, "%d", model->dims);
     const char *pairs[][2] = {{"format_version", "1"},
                               {"model_name", model->name},
@@ -802,7 +795,7 @@ static int same_meta_names(const vdx_item *a, const vdx_item *b)
 static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error *err)
 {
     char now[32];
-    vdx_backend_utc_now(now);
+    clock_utc_iso_now(now);
     sqlite3_stmt *remove_failure = prepare(e, "DELETE FROM items WHERE id = ?1 AND row IS NULL", err);
     sqlite3_stmt *thumbnail =
         remove_failure ? prepare(e, "INSERT OR REPLACE INTO thumbnails(id, jpeg) VALUES (?1, ?2)", err)

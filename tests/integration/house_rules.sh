@@ -12,9 +12,10 @@ failed=0
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1: $2"; failed=1; }
 
-out=$(grep -rnE '\b(printf|fprintf|vfprintf|puts|fputs|putchar|fputc|perror)\(|\b(stdout|stderr)\b' \
-          src --include='*.c' --include='*.h' | grep -v '^src/cli/' |
-      grep -vE 'snprintf|vsnprintf|^[^:]*:[0-9]+:\s*(/\*|\*)' )
+# (comments are cut off first: they may name stderr)
+writes='\b(printf|fprintf|vfprintf|puts|fputs|putchar|fputc|perror)\(|\b(stdout|stderr)\b'
+out=$(grep -rnE "$writes" src --include='*.c' --include='*.h' | grep -v '^src/cli/' |
+      sed -E 's#/\*.*##; s#^([^:]*:[0-9]+:)[[:space:]]*\*.*#\1#' | grep -E "$writes")
 [ -z "$out" ] && ok "no library code writes to stdout or stderr" ||
     not_ok "no library code writes to stdout or stderr" "$(echo "$out" | head -5)"
 
@@ -29,5 +30,5 @@ check_one_home() { # what, pattern, the one file allowed
 check_one_home "the FNV-1a hash" '1469598103934665603' src/common/hash.c
 check_one_home "curl_global_init" 'curl_global_init' src/common/http_client.c
 check_one_home "the float16 conversion" '0x477ff000u|_mm256_cvtps_ph' src/common/half.c
-check_one_home "the UTC timestamp format" '%Y-%m-%dT%H:%M:%SZ' src/common/common.c
+check_one_home "the UTC timestamp format" '%Y-%m-%dT%H:%M:%SZ' src/common/clock.c
 exit $failed
