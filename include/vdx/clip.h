@@ -1,6 +1,6 @@
 /* The CLIP model: load a Hugging Face checkpoint, embed images and texts exactly as
  * transformers' CLIPModel.get_image_features / get_text_features compute them
- * (../shared/docs/clip-spec.md). One loaded model may be used from several threads. */
+ * (docs/clip-model.md). One loaded model may be used from several threads. */
 #ifndef VDX_CLIP_H
 #define VDX_CLIP_H
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_check.h"
 #include "vdx/clip.h"
 
 static void set_defaults(vdx_clip_config *cfg)
@@ -116,7 +117,10 @@ int vdx_clip_config_load(const char *path, vdx_clip_config *cfg, vdx_error *err)
     cJSON *root = cJSON_ParseWithLengthOpts(text, size, &parse_end, 0);
     if (!root) {
         size_t at = parse_end && parse_end >= text ? (size_t)(parse_end - text) : 0;
+        int valid = json_text_is_valid(text, size);
         free(text);
+        if (valid)
+            return vdx_fail_oom(err, "reading %s", path);
         return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: invalid JSON at byte %zu", path, at);
     }
     free(text);

@@ -1,6 +1,6 @@
 /* The CLIP model: loads a Hugging Face checkpoint into plain float32 arrays and runs the
  * two towers exactly as transformers' CLIPModel.get_image_features / get_text_features
- * (../shared/docs/clip-spec.md §2), llama2.c style: a config, a struct of weight
+ * (docs/clip-model.md, "Forward pass"), llama2.c style: a config, a struct of weight
  * pointers per tower, per-call scratch, and one forward function per tower that reads
  * top to bottom. The heavy lifting is in kernels.c (OpenBLAS GEMMs, row loops).
  *
@@ -11,6 +11,7 @@
 #include "vdx/clip.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -271,8 +272,10 @@ static int load_weights(vdx_clip_model *m, const vdx_weights *file, vdx_error *e
     return ld.failed ? -1 : 0;
 }
 
-/* sha256 over the architecture and the two projection matrices (clip.h). */
-static void compute_fingerprint(vdx_clip_model *m)
+/* sha256 over the architecture and the two projection matrices (clip.h), streamed in
+ * small chunks: no large buffer, so the identity never depends on memory being free. The
+ * one allocation (the digest context) failing is reported as out of memory. */
+static int compute_fingerprint(vdx_clip_model *m, vdx_error *err)
 {
     const vdx_clip_config *c = &m->config;
     const vdx_clip_tower_config *v = &c->vision, *t = &c->text;
@@ -290,25 +293,37 @@ static void compute_fingerprint(vdx_clip_model *m)
         t->max_position_embeddings, c->projection_dim);
     size_t n_vision = (size_t)c->projection_dim * v->hidden_size;
     size_t n_text = (size_t)c->projection_dim * t->hidden_size;
-    size_t size = (size_t)arch_len + 4 * (n_vision + n_text);
-    uint8_t *buf = malloc(size);
-    if (!buf) { /* hash the architecture alone rather than fail a load over 2 MB */
-        vdx_sha256_hex(arch, (size_t)arch_len, m->fingerprint);
-        return;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return vdx_fail_oom(err, "computing the model fingerprint");
     }
-    memcpy(buf, arch, (size_t)arch_len);
-    uint8_t *p = buf + arch_len;
+    EVP_DigestUpdate(ctx, arch, (size_t)arch_len);
     const float *sources[2] = {m->vision.projection, m->text.projection};
     size_t counts[2] = {n_vision, n_text};
+    uint8_t chunk[4096];
+    size_t used = 0;
     for (int s = 0; s < 2; s++)
         for (size_t i = 0; i < counts[s]; i++) {
             uint32_t bits;
             memcpy(&bits, &sources[s][i], 4);
             for (int b = 0; b < 4; b++)
-                *p++ = (uint8_t)(bits >> (8 * b)); /* little-endian on every host */
+                chunk[used++] = (uint8_t)(bits >> (8 * b)); /* little-endian on every host */
+            if (used == sizeof chunk) {
+                EVP_DigestUpdate(ctx, chunk, used);
+                used = 0;
+            }
         }
-    vdx_sha256_hex(buf, size, m->fingerprint);
-    free(buf);
+    EVP_DigestUpdate(ctx, chunk, used);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    int ok = EVP_DigestFinal_ex(ctx, digest, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return vdx_fail(err, "computing the model fingerprint: sha256 failed");
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(m->fingerprint + 2 * i, 3, "%02x", digest[i]);
+    return 0;
 }
 
 /* "owner/name" for .../models--owner--name/snapshots/<rev>, else the absolute directory,
@@ -379,7 +394,8 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
     vdx_weights_close(file);
     if (loaded != 0)
         goto fail;
-    compute_fingerprint(m);
+    if (compute_fingerprint(m, err) != 0)
+        goto fail;
     if (!(m->tokenizer = vdx_tokenizer_load(model_dir, err)))
         goto fail;
     snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);

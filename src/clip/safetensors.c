@@ -3,6 +3,7 @@
  * as strictly as the reference implementation: known dtypes, shapes whose size matches
  * the byte span, offsets inside the file that tile the data section with no overlap and
  * no gap. Errors name the file, the tensor and the byte offsets involved. */
+#include "common/json_check.h"
 #include "clip/weights.h"
 
 #include <cJSON.h>
@@ -189,6 +190,10 @@ vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *
     const char *json = (const char *)buf + 8;
     const char *parse_end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, (size_t)header_len, &parse_end, 0);
+    if (!root && json_text_is_valid(json, (size_t)header_len)) {
+        vdx_fail_oom(err, "reading the header of %s", what);
+        return NULL;
+    }
     if (!root) {
         size_t at = parse_end && parse_end >= json ? (size_t)(parse_end - json) : 0;
         vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: header JSON is invalid at file byte %zu", what, 8 + at);

@@ -1,5 +1,5 @@
 /* CLIP's byte-level BPE tokenizer, matching what transformers' CLIPProcessor uses by default
- * (the "fast" CLIPTokenizerFast of the tokenizers library; clip-spec.md §4):
+ * (the "fast" CLIPTokenizerFast of the tokenizers library; docs/clip-model.md, "Tokenizer"):
  *
  *   NFC → every run of Unicode whitespace becomes one space → per-character lowercase
  *   (Rust's char::to_lowercase: full mapping, no context, so Σ → σ and İ → i + U+0307)
@@ -22,6 +22,7 @@
  * any number of threads may encode with one tokenizer at once. */
 #include "vdx/tokenizer.h"
 #include "common/hash.h"
+#include "common/json_check.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -160,6 +161,10 @@ static int load_vocab(const char *path, cJSON **json_out, vocab_table *vocab, vd
         return -1;
     const char *parse_end = NULL;
     cJSON *json = cJSON_ParseWithLengthOpts(data, size, &parse_end, 0);
+    if (!json && json_text_is_valid(data, size)) {
+        free(data);
+        return vdx_fail_oom(err, "reading %s", path);
+    }
     if (!json) {
         size_t offset = parse_end ? (size_t)(parse_end - data) : 0;
         int line;

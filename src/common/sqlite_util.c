@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 vdx_error_kind sql_error_kind(int rc)
 {
@@ -67,6 +68,16 @@ int sql_open(const char *path, int flags, sqlite3 **db, vdx_error *err, const ch
 
 int sql_exec(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
 {
+    if (strcmp(sql, "COMMIT") == 0 && sqlite3_get_autocommit(db)) {
+        /* SQLite rolled the transaction back by itself: it does so after running out of
+         * memory (or after an I/O error, which the failing statement reports first) */
+        va_list ap;
+        va_start(ap, fmt);
+        fail_v(db, SQLITE_NOMEM, sql, "out of memory: SQLite rolled the transaction back", err,
+               fmt, ap);
+        va_end(ap);
+        return -1;
+    }
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return 0;
@@ -81,17 +92,23 @@ int sql_exec(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
 sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK)
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK && stmt)
         return stmt;
     va_list ap;
     va_start(ap, fmt);
-    fail_v(db, sqlite3_extended_errcode(db), sql, NULL, err, fmt, ap);
+    if (rc == SQLITE_OK) /* no statement from non-empty SQL: SQLite ran out of memory */
+        fail_v(db, SQLITE_NOMEM, sql, "out of memory", err, fmt, ap);
+    else
+        fail_v(db, sqlite3_extended_errcode(db), sql, NULL, err, fmt, ap);
     va_end(ap);
     return NULL;
 }
 
 void sql_rollback(sqlite3 *db)
 {
-    if (db && !sqlite3_get_autocommit(db))
+    /* ROLLBACK itself may fail when memory is short: one more try, and callers that
+     * begin a transaction call this first, so none is ever left open */
+    for (int i = 0; i < 2 && db && !sqlite3_get_autocommit(db); i++)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }

@@ -24,7 +24,7 @@ int sql_exec(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
 /* Prepares one statement; on failure NULL and "CONTEXT: SQL: why". */
 sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* ROLLBACK when a transaction is open; never fails. */
+/* ROLLBACK when a transaction is open (tried twice: it can itself run out of memory). */
 void sql_rollback(sqlite3 *db);
 
 #endif

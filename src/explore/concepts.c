@@ -104,6 +104,7 @@ static sqlite3_stmt *db_prepare(vdx_concepts *book, const char *sql, vdx_error *
 
 static int begin_write(vdx_concepts *book, vdx_error *err)
 {
+    sql_rollback(book->db); /* a transaction a failed rollback left open */
     return db_exec(book, "BEGIN IMMEDIATE", err);
 }
 
@@ -112,11 +113,7 @@ static int commit(vdx_concepts *book, vdx_error *err)
     return db_exec(book, "COMMIT", err);
 }
 
-static void rollback(vdx_concepts *book)
-{
-    if (!sqlite3_get_autocommit(book->db))
-        sqlite3_exec(book->db, "ROLLBACK", NULL, NULL, NULL);
-}
+static void rollback(vdx_concepts *book) { sql_rollback(book->db); }
 
 /* Ends a write transaction begun with begin_write: commits when rc (the status so far) is
  * 0, rolls back otherwise or when the commit fails. Returns the final status. */
@@ -267,7 +264,7 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
         err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         if (rc == SQLITE_DONE)
@@ -403,7 +400,14 @@ int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, 
         set->urls[set->n] = dup_text(sqlite3_column_text(stmt, 1));
         set->times[set->n] = dup_text(sqlite3_column_text(stmt, 3));
         set->labels[set->n] = sqlite3_column_int(stmt, 2);
+        int lost = !set->ids[set->n] || !set->times[set->n] ||
+                   (!set->urls[set->n] && sqlite3_column_type(stmt, 1) != SQLITE_NULL);
         set->n++;
+        if (lost) { /* id and time are NOT NULL: a missing copy is a failed allocation */
+            sqlite3_finalize(stmt);
+            label_set_free(set);
+            return vdx_fail_oom(err, "reading the labels of %s", book->path);
+        }
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE) {
@@ -642,7 +646,7 @@ static int concept_name_taken(vdx_concepts *book, const char *name, vdx_error *e
     sqlite3_stmt *stmt = db_prepare(book, "SELECT 1 FROM concepts WHERE name = ?1", err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (rc == SQLITE_ROW)
@@ -751,15 +755,15 @@ static int insert_concept(vdx_concepts *book, const char *name, const char *prom
         err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     if (prompt)
-        sqlite3_bind_text(stmt, 2, prompt, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, examples_json, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 4, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 5, model->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 6, model->config_hash, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 2, prompt, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, examples_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, model->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, model->config_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int(stmt, 7, model->dims);
-    sqlite3_bind_blob(stmt, 8, initial, model->dims * (int)sizeof(float), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(stmt, 8, initial, model->dims * (int)sizeof(float), SQLITE_STATIC);
     sqlite3_bind_double(stmt, 9, threshold);
     int rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
@@ -842,16 +846,16 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
         sqlite3_bind_int64(stmt, 1, id);
         sqlite3_bind_int(stmt, 2, round);
         sqlite3_bind_text(stmt, 3, cJSON_GetObjectItem(r, "time")->valuestring, -1,
-                          SQLITE_TRANSIENT);
+                          SQLITE_STATIC);
         sqlite3_bind_int(stmt, 4, cJSON_GetObjectItem(r, "labels_added")->valueint);
         sqlite3_bind_int(stmt, 5, cJSON_GetObjectItem(r, "positive")->valueint);
         sqlite3_bind_int(stmt, 6, cJSON_GetObjectItem(r, "negative")->valueint);
         sqlite3_bind_int(stmt, 7, cJSON_GetObjectItem(r, "iters")->valueint);
         sqlite3_bind_double(stmt, 8, cJSON_GetObjectItem(r, "lr")->valuedouble);
-        sqlite3_bind_text(stmt, 9, losses ? losses : "[]", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 9, losses ? losses : "[]", -1, SQLITE_STATIC);
         sqlite3_bind_double(stmt, 10,
                             cJSON_GetObjectItem(r, "training_accuracy")->valuedouble);
-        sqlite3_bind_blob(stmt, 11, w, model->dims * (int)sizeof(float), SQLITE_TRANSIENT);
+        sqlite3_bind_blob(stmt, 11, w, model->dims * (int)sizeof(float), SQLITE_STATIC);
         if (sqlite3_step(stmt) != SQLITE_DONE)
             rc = db_fail(book, err, "inserting an imported round");
         cJSON_free(losses);
@@ -948,7 +952,7 @@ static int run_on_concept(vdx_concepts *book, const char *sql, const char *text,
     if (!stmt)
         return -1;
     if (text)
-        sqlite3_bind_text(stmt, 1, text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, id);
     int rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
@@ -1118,7 +1122,7 @@ static int read_current_label(vdx_concepts *book, int64_t concept, const char *i
     if (!stmt)
         return -1;
     sqlite3_bind_int64(stmt, 1, concept);
-    sqlite3_bind_text(stmt, 2, item, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, item, -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         cur->label = sqlite3_column_int(stmt, 0);
@@ -1145,12 +1149,12 @@ static int write_label(vdx_concepts *book, int64_t concept, const char *item, in
     if (!stmt)
         return -1;
     sqlite3_bind_int64(stmt, 1, concept);
-    sqlite3_bind_text(stmt, 2, item, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, item, -1, SQLITE_STATIC);
     if (label >= 0) {
         if (url)
-            sqlite3_bind_text(stmt, 3, url, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 3, url, -1, SQLITE_STATIC);
         sqlite3_bind_int(stmt, 4, label);
-        sqlite3_bind_text(stmt, 5, time, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 5, time, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 6, seq);
     }
     int rc = sqlite3_step(stmt);
@@ -1178,17 +1182,17 @@ static int apply_change(vdx_concepts *book, const concept_record *rec, const cha
         } else {
             sqlite3_bind_int64(stmt, 1, rec->id);
             sqlite3_bind_int(stmt, 2, rec->rounds + 1);
-            sqlite3_bind_text(stmt, 3, item, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 3, item, -1, SQLITE_STATIC);
             if (label >= 0)
                 sqlite3_bind_int(stmt, 4, label);
             if (url)
-                sqlite3_bind_text(stmt, 5, url, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_text(stmt, 6, now, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(stmt, 5, url, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 6, now, -1, SQLITE_STATIC);
             if (cur.label >= 0) {
                 sqlite3_bind_int(stmt, 7, cur.label);
                 if (cur.url)
-                    sqlite3_bind_text(stmt, 8, cur.url, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_text(stmt, 9, cur.time, -1, SQLITE_TRANSIENT);
+                    sqlite3_bind_text(stmt, 8, cur.url, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 9, cur.time, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(stmt, 10, cur.seq);
             }
             if (sqlite3_step(stmt) != SQLITE_DONE)
@@ -1394,16 +1398,16 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         } else {
             sqlite3_bind_int64(stmt, 1, rec.id);
             sqlite3_bind_int(stmt, 2, rec.rounds + 1);
-            sqlite3_bind_text(stmt, 3, now, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 3, now, -1, SQLITE_STATIC);
             sqlite3_bind_int(stmt, 4, pending);
             sqlite3_bind_int(stmt, 5, positive);
             sqlite3_bind_int(stmt, 6, negative);
             sqlite3_bind_int(stmt, 7, iters);
             sqlite3_bind_double(stmt, 8, lr);
-            sqlite3_bind_text(stmt, 9, losses_json, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 9, losses_json, -1, SQLITE_STATIC);
             sqlite3_bind_double(stmt, 10, accuracy);
             sqlite3_bind_blob(stmt, 11, rec.weight, rec.dims * (int)sizeof(float),
-                              SQLITE_TRANSIENT);
+                              SQLITE_STATIC);
             if (sqlite3_step(stmt) != SQLITE_DONE)
                 rc = db_fail(book, err, "recording a round");
         }

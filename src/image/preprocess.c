@@ -5,6 +5,7 @@
  * division. The normalisation goes through a 256-entry table per channel, which holds
  * exactly the values the arithmetic would give. Reads preprocessor_config.json in its
  * old (plain integers) and new ({"shortest_edge"} / {"height","width"}) forms. */
+#include "common/json_check.h"
 #include "image/image_internal.h"
 
 #include <cjson/cJSON.h>
@@ -156,7 +157,9 @@ int vdx_preprocess_config_load(const char *path, vdx_preprocess_config *cfg, vdx
         return -1;
     cJSON *root = cJSON_ParseWithLength(text, size);
     int rc;
-    if (!root) {
+    if (!root && json_text_is_valid(text, size)) {
+        rc = vdx_fail_oom(err, "reading %s", path);
+    } else if (!root) {
         const char *at = cJSON_GetErrorPtr();
         rc = vdx_fail_kind(err, VDX_ERR_INVALID, "%s: invalid JSON at byte offset %ld", path,
                       at && at >= text && at <= text + size ? (long)(at - text) : -1L);

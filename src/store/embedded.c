@@ -711,6 +711,7 @@ static int add_columns(embedded *e, const char *const *names, int n, vdx_error *
                                                 names, n, err);
     if (missing <= 0)
         return missing;
+    rollback(e); /* a transaction a failed rollback left open */
     if (become_writer(e, err) != 0 || exec_sql(e, "BEGIN IMMEDIATE", err) != 0)
         return -1;
     sqlite3_stmt *insert = prepare(e, "INSERT INTO columns(name) VALUES (?1)", err);
@@ -944,6 +945,7 @@ static int embedded_append(void *state, const vdx_item *items, size_t n, vdx_err
     off_t committed = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
     if (write_vectors(e, items, n, n_vectors, err) != 0)
         goto undo_vectors;
+    rollback(e); /* a transaction a failed rollback left open */
     if (exec_sql(e, "BEGIN IMMEDIATE", err) != 0)
         goto undo_vectors;
     if (insert_items(e, items, n, err) != 0 || exec_sql(e, "COMMIT", err) != 0) {
@@ -1093,15 +1095,27 @@ static int embedded_get_item(void *state, const char *id, cJSON **item, vdx_erro
         return -1;
     cJSON *obj = cJSON_CreateObject(), *meta = cJSON_CreateObject();
     int is_failure = sqlite3_column_type(stmt, 6) != SQLITE_NULL;
-    for (int c = 0; c < sqlite3_column_count(stmt); c++) {
+    int ok = obj && meta;
+    for (int c = 0; ok && c < sqlite3_column_count(stmt); c++) {
         const char *name = sqlite3_column_name(stmt, c);
         if (strcmp(name, "row") == 0 || (!is_failure && (strcmp(name, "failure") == 0 ||
                                                          strcmp(name, "failed_at") == 0)))
             continue;
-        cJSON_AddItemToObject(is_builtin(name) ? obj : meta, name, column_value(stmt, c));
+        cJSON *value = name ? column_value(stmt, c) : NULL;
+        ok = value && cJSON_AddItemToObject(is_builtin(name) ? obj : meta, name, value);
+        if (!ok)
+            cJSON_Delete(value);
     }
     sqlite3_finalize(stmt);
-    cJSON_AddItemToObject(obj, "metadata", meta);
+    if (ok && !cJSON_AddItemToObject(obj, "metadata", meta))
+        ok = 0;
+    else if (ok)
+        meta = NULL; /* obj owns it */
+    cJSON_Delete(meta);
+    if (!ok) { /* an item with a key missing would be wrong, not smaller */
+        cJSON_Delete(obj);
+        return vdx_fail_oom(err, "reading item '%s' of collection '%s'", id, e->collection);
+    }
     *item = obj;
     return 0;
 }
@@ -1232,6 +1246,8 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
         char *sql = expr ? sqlite3_mprintf("SELECT row FROM items WHERE row < ?1 AND (%s)", expr)
                          : NULL;
         free(expr);
+        if (expr && !sql)
+            vdx_fail_oom(err, "filtering collection '%s'", e->collection);
         sqlite3_stmt *stmt = sql ? prepare(e, sql, err) : NULL;
         sqlite3_free(sql);
         if (!stmt || vdx_filter_bind_sqlite(filter, stmt, 2, err) != 0) {
@@ -1279,13 +1295,18 @@ static int row_urls(embedded *e, const int64_t *rows, int n, char **urls, vdx_er
         sqlite3_bind_int64(stmt, 1, rows[i]);
         int rc = sqlite3_step(stmt);
         const unsigned char *url = rc == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : NULL;
-        urls[i] = strdup(url ? (const char *)url : "");
+        int url_oom = rc == SQLITE_ROW && !url && sqlite3_errcode(e->db) == SQLITE_NOMEM;
+        urls[i] = url_oom ? NULL : strdup(url ? (const char *)url : "");
         sqlite3_reset(stmt);
-        if (rc != SQLITE_ROW || !urls[i]) {
+        if (rc == SQLITE_ROW && !urls[i]) {
             sqlite3_finalize(stmt);
-            return rc == SQLITE_ROW || rc == SQLITE_DONE
-                       ? vdx_fail(err, "collection '%s': no item for row %lld", e->collection,
-                                  (long long)rows[i])
+            return vdx_fail_oom(err, "reading the urls of collection '%s'", e->collection);
+        }
+        if (rc != SQLITE_ROW) {
+            sqlite3_finalize(stmt);
+            return rc == SQLITE_DONE
+                       ? vdx_fail_kind(err, VDX_ERR_CORRUPT, "collection '%s': no item for row %lld",
+                                       e->collection, (long long)rows[i])
                        : db_fail(e, err, "reading urls");
         }
     }

@@ -17,6 +17,7 @@
 
 #include <utf8proc.h>
 
+#include "common/sqlite_util.h"
 #include "common/strbuf.h"
 #include "store/clickhouse.h" /* ClickHouse quoting */
 #include "store/filter.h"
@@ -95,6 +96,15 @@ static const char *const functions[] = {"lower", "upper", "length"};
 
 /* ---- errors ---- */
 
+/* Allocation failures are not the filter's fault: out of memory, not invalid. */
+static int parse_oom(parser *p)
+{
+    if (p->failed)
+        return -1;
+    p->failed = 1;
+    return vdx_fail_oom(p->err, "parsing a where filter");
+}
+
 static int parse_fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int parse_fail(parser *p, const char *fmt, ...)
 {
@@ -148,7 +158,7 @@ static int next_token(parser *p)
         size_t n = 0;
         char *value = malloc(strlen(s + i) + 1);
         if (!value)
-            return parse_fail(p, "out of memory");
+            return parse_oom(p);
         i++;
         for (;;) {
             if (s[i] == 0) {
@@ -207,7 +217,7 @@ static int next_token(parser *p)
             return parse_fail(p, "malformed number at byte %zu", start);
         char *value = malloc(strlen(p->tok.value) + 2);
         if (!value)
-            return parse_fail(p, "out of memory");
+            return parse_oom(p);
         value[0] = '-';
         strcpy(value + 1, p->tok.value);
         free(p->tok.value);
@@ -239,7 +249,7 @@ static int next_token(parser *p)
     if ((p->tok.kind == TOKEN_IDENT || p->tok.kind == TOKEN_QUOTED_IDENT ||
          p->tok.kind == TOKEN_STRING || p->tok.kind == TOKEN_NUMBER || p->tok.kind == TOKEN_OP) &&
         !p->tok.value)
-        return parse_fail(p, "out of memory");
+        return parse_oom(p);
     p->tok.len = i - start;
     p->pos = i;
     return 0;
@@ -283,7 +293,7 @@ static node *new_node(parser *p, node_kind kind)
 {
     node *n = calloc(1, sizeof *n);
     if (!n)
-        parse_fail(p, "out of memory");
+        parse_oom(p);
     else
         n->kind = kind;
     return n;
@@ -296,7 +306,7 @@ static int add_arg(parser *p, node *n, node *arg)
     node **args = realloc(n->args, (size_t)(n->n_args + 1) * sizeof *args);
     if (!args) {
         free_node(arg);
-        return parse_fail(p, "out of memory");
+        return parse_oom(p);
     }
     n->args = args;
     n->args[n->n_args++] = arg;
@@ -326,7 +336,7 @@ static int add_literal(parser *p, node *n)
         int cap = f->cap_literals ? f->cap_literals * 2 : 16;
         node **grown = realloc(f->literals, (size_t)cap * sizeof *grown);
         if (!grown)
-            return parse_fail(p, "out of memory");
+            return parse_oom(p);
         f->literals = grown;
         f->cap_literals = cap;
     }
@@ -453,7 +463,7 @@ static node *parse_value(parser *p)
         n->column_type = p->columns[found].type;
         if (!(n->text = strdup(p->columns[found].name))) {
             free_node(n);
-            parse_fail(p, "out of memory");
+            parse_oom(p);
             return NULL;
         }
         return n;
@@ -978,7 +988,6 @@ int vdx_filter_register_sqlite(sqlite3 *db, vdx_error *err)
                                 NULL) != SQLITE_OK ||
         sqlite3_create_function(db, "vdx_upper", 1, flags, (void *)&upper, sql_change_case,
                                 NULL, NULL) != SQLITE_OK)
-        return vdx_fail(err, "where: cannot define the filter functions: %s",
-                        sqlite3_errmsg(db));
+        return sql_fail(db, err, "where: cannot define the filter functions");
     return 0;
 }
