@@ -45,6 +45,14 @@ vdx_clip_model *cli_load_model(const char *model_arg, int threads);
  * repo id. With must_exist, a missing collection is reported before any model is loaded. */
 vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
                                    const vdx_store_options *store_opts, int must_exist);
+/* --collection NAME, --data DIR and --store URL, the same in every command that opens a
+ * collection: CLI_STORE_LONGOPTS goes into the getopt_long table, and cli_store_options
+ * applies the option getopt returned, returning 1 when it was one of these three. */
+#define CLI_STORE_LONGOPTS                                                               \
+    {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},     \
+        {"store", required_argument, 0, 's'}
+int cli_store_options(int opt, const char *arg, vdx_store_options *so);
+
 /* The identity a model gives a collection. */
 void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id);
 

@@ -128,6 +128,16 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
     return cli_load_model(dir, threads);
 }
 
+int cli_store_options(int opt, const char *arg, vdx_store_options *so)
+{
+    switch (opt) {
+    case 'c': so->collection = arg; return 1;
+    case 'd': so->data_dir = arg; return 1;
+    case 's': so->url = arg; return 1;
+    default: return 0;
+    }
+}
+
 void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id)
 {
     memset(id, 0, sizeof *id);

@@ -100,8 +100,8 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
 int cmd_info(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"store", required_argument, 0, 's'},      {"failures", no_argument, 0, 'f'},
+        CLI_STORE_LONGOPTS,
+        {"failures", no_argument, 0, 'f'},
         {"json", no_argument, 0, 'j'},             {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     vdx_store_options so = {0};
@@ -110,10 +110,9 @@ int cmd_info(int argc, char **argv)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (cli_store_options(c, optarg, &so))
+            continue;
         switch (c) {
-        case 'c': so.collection = optarg; break;
-        case 'd': so.data_dir = optarg; break;
-        case 's': so.url = optarg; break;
         case 'f': all_failures = 1; break;
         case 'j': json = 1; break;
         case 'h': print_help(stdout); return 0;

@@ -95,8 +95,8 @@ static void on_progress(const vdx_ingest_stats *s, void *user) { cli_progress_up
 int cmd_ingest(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        CLI_STORE_LONGOPTS,
+        {"model", required_argument, 0, 'm'},
         {"threads", required_argument, 0, 't'},    {"batch", required_argument, 0, 'b'},
         {"limit", required_argument, 0, 'l'},      {"parallel", required_argument, 0, 'p'},
         {"vector-type", required_argument, 0, 'v'}, {"retry-failed", no_argument, 0, 'r'},
@@ -114,10 +114,9 @@ int cmd_ingest(int argc, char **argv)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (cli_store_options(c, optarg, &so))
+            continue;
         switch (c) {
-        case 'c': so.collection = optarg; break;
-        case 'd': so.data_dir = optarg; break;
-        case 's': so.url = optarg; break;
         case 'm': model_arg = optarg; break;
         case 't':
             if (parse_count("ingest", "--threads", optarg, 1, &threads))

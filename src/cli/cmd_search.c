@@ -144,8 +144,8 @@ static void print_hits(const vdx_hits *hits, int offset, int as_table)
 int cmd_search(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        CLI_STORE_LONGOPTS,
+        {"model", required_argument, 0, 'm'},
         {"threads", required_argument, 0, 't'},    {"offset", required_argument, 0, 'o'},
         {"exclude", required_argument, 0, 'x'},    {"where", required_argument, 0, 'w'},
         {"image", required_argument, 0, 'i'},      {"json", no_argument, 0, 'j'},
@@ -162,10 +162,9 @@ int cmd_search(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, ":hk:", longopts, NULL)) != -1) {
         char *end;
+        if (cli_store_options(c, optarg, &so))
+            continue;
         switch (c) {
-        case 'c': so.collection = optarg; break;
-        case 'd': so.data_dir = optarg; break;
-        case 's': so.url = optarg; break;
         case 'm': model_arg = optarg; break;
         case 'w': where = optarg; break;
         case 'i': image = optarg; break;

@@ -73,8 +73,8 @@ static void print_notice(vdx_server_notice_kind kind, const char *line, void *us
 int cmd_serve(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        CLI_STORE_LONGOPTS,
+        {"model", required_argument, 0, 'm'},
         {"host", required_argument, 0, 'H'},       {"port", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'},    {"access-log", no_argument, 0, 'l'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
@@ -86,10 +86,9 @@ int cmd_serve(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        if (cli_store_options(opt, optarg, &opts.store))
+            continue;
         switch (opt) {
-        case 'c': opts.store.collection = optarg; break;
-        case 'd': opts.store.data_dir = optarg; break;
-        case 's': opts.store.url = optarg; break;
         case 'm': model_arg = optarg; break;
         case 'H': opts.host = optarg; break;
         case 'p':

@@ -8,7 +8,9 @@
 uint64_t hash_bytes(const void *data, size_t n)
 {
     const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a offset basis and prime */
+    /* FNV-1a's prime, with the offset basis vdx has always used (the published one has
+     * one digit more): the random candidates of existing concepts are seeded with it */
+    uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 1099511628211ull;
     return h;

@@ -142,7 +142,7 @@ static int value(cursor *c, int depth)
             return 0;
         }
     }
-    default: return number(c);
+    default: return (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) && number(c);
     }
 }
 

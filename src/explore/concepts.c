@@ -1418,20 +1418,31 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     }
     rc = end_write(book, rc, err);
     if (rc == 0 && round) {
-        cJSON *r = cJSON_CreateObject();
+        /* the round is recorded: a result that cannot be built is reported, never
+         * handed out with keys missing */
+        cJSON *r = cJSON_CreateObject(), *loss_list = json_float_array(losses, iters);
         char now[32];
         clock_utc_iso_now(now);
-        cJSON_AddNumberToObject(r, "round", rec.rounds + 1);
-        cJSON_AddStringToObject(r, "time", now);
-        cJSON_AddNumberToObject(r, "labels_added", pending);
-        cJSON_AddNumberToObject(r, "positive", positive);
-        cJSON_AddNumberToObject(r, "negative", negative);
-        cJSON_AddNumberToObject(r, "iters", iters);
-        cJSON_AddNumberToObject(r, "lr", shortest_float(lr));
-        cJSON_AddItemToObject(r, "losses", json_float_array(losses, iters));
-        cJSON_AddNumberToObject(r, "training_accuracy", accuracy);
-        cJSON_AddNumberToObject(r, "weight_norm", weight_norm(rec.weight, rec.dims));
-        *round = r;
+        int ok = r && loss_list && cJSON_AddNumberToObject(r, "round", rec.rounds + 1) &&
+                 cJSON_AddStringToObject(r, "time", now) &&
+                 cJSON_AddNumberToObject(r, "labels_added", pending) &&
+                 cJSON_AddNumberToObject(r, "positive", positive) &&
+                 cJSON_AddNumberToObject(r, "negative", negative) &&
+                 cJSON_AddNumberToObject(r, "iters", iters) &&
+                 cJSON_AddNumberToObject(r, "lr", shortest_float(lr)) &&
+                 cJSON_AddItemToObject(r, "losses", loss_list);
+        if (ok)
+            loss_list = NULL; /* r owns it */
+        ok = ok && cJSON_AddNumberToObject(r, "training_accuracy", accuracy) &&
+             cJSON_AddNumberToObject(r, "weight_norm", weight_norm(rec.weight, rec.dims));
+        cJSON_Delete(loss_list);
+        if (ok) {
+            *round = r;
+        } else {
+            cJSON_Delete(r);
+            rc = vdx_fail_oom(err, "describing round %d of concept '%s' (it is recorded)",
+                              rec.rounds + 1, name);
+        }
     }
     pthread_mutex_unlock(&book->lock);
     concept_record_free(&rec);
