@@ -16,7 +16,7 @@ OPT      ?= -O2
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
             -Wno-missing-field-initializers
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fno-strict-aliasing \
-            -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+            -Iinclude -Isrc -Itests $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -lm -pthread
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
