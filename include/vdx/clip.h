@@ -6,6 +6,7 @@
 
 #include "vdx/common.h"
 #include "vdx/image.h"
+#include "vdx/store.h" /* vdx_model_identity */
 #include "vdx/tokenizer.h"
 
 #define VDX_DEFAULT_MODEL "openai/clip-vit-base-patch32"
@@ -77,6 +78,10 @@ void vdx_clip_free(vdx_clip_model *model);
 
 /* Threads used by the towers (default: all cores). Process-wide. */
 void vdx_clip_set_threads(int threads);
+
+/* The identity a collection records for vectors of this model: name, fingerprint
+ * (vdx_clip_config_hash) and feature dims. */
+void vdx_clip_identity(const vdx_clip_model *model, vdx_model_identity *out);
 
 const vdx_clip_config *vdx_clip_get_config(const vdx_clip_model *model);
 const vdx_preprocess_config *vdx_clip_get_preprocess(const vdx_clip_model *model);

@@ -53,8 +53,6 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
         {"store", required_argument, 0, 's'}
 int cli_store_options(int opt, const char *arg, vdx_store_options *so);
 
-/* The identity a model gives a collection. */
-void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id);
 
 /* Prints obj as one JSON line on stdout. When it cannot be printed (out of memory) it
  * says so on stderr, and cli_output_lost() then tells main to exit 1, not 0. */

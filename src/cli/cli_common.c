@@ -138,14 +138,6 @@ int cli_store_options(int opt, const char *arg, vdx_store_options *so)
     }
 }
 
-void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id)
-{
-    memset(id, 0, sizeof *id);
-    snprintf(id->name, sizeof id->name, "%s", vdx_clip_model_name(model));
-    snprintf(id->config_hash, sizeof id->config_hash, "%s", vdx_clip_config_hash(model));
-    id->dims = vdx_clip_embed_dim(model);
-}
-
 static int output_lost;
 
 void cli_print_json_line(const cJSON *obj)

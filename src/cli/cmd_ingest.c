@@ -184,7 +184,7 @@ int cmd_ingest(int argc, char **argv)
         return cli_last_status();
     }
     vdx_model_identity identity;
-    cli_model_identity(model, &identity);
+    vdx_clip_identity(model, &identity);
     so.create = 1;
     so.model = &identity;
     vdx_store *store = vdx_store_open(&so, &err);

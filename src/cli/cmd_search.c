@@ -217,7 +217,7 @@ int cmd_search(int argc, char **argv)
             status = cli_last_status();
             goto out;
         }
-        cli_model_identity(model, &identity);
+        vdx_clip_identity(model, &identity);
         so.model = &identity;
     }
     so.read_only = 1;

@@ -419,6 +419,14 @@ void vdx_clip_free(vdx_clip_model *m)
     free(m);
 }
 
+void vdx_clip_identity(const vdx_clip_model *m, vdx_model_identity *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", m->name);
+    snprintf(out->config_hash, sizeof out->config_hash, "%s", m->fingerprint);
+    out->dims = m->config.projection_dim;
+}
+
 void vdx_clip_set_threads(int threads) { clip_kernels_set_threads(threads); }
 
 const vdx_clip_config *vdx_clip_get_config(const vdx_clip_model *m) { return &m->config; }

@@ -129,7 +129,7 @@ static int end_write(vdx_concepts *book, int rc, vdx_error *err)
 int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identity *theirs,
                         const vdx_model_identity *ours)
 {
-    return vdx_fail(err,
+    return vdx_fail_kind(err, VDX_ERR_MODEL_MISMATCH,
                     "%s model %s (fingerprint %s, %d dims); this collection holds "
                     "model %s (fingerprint %s, %d dims)",
                     what, theirs->name, theirs->config_hash, theirs->dims, ours->name,
@@ -673,11 +673,7 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
         memcpy(text, spec->text_vector, (size_t)dims * sizeof *text);
     } else if (spec->prompt && spec->model) {
         vdx_model_identity theirs;
-        memset(&theirs, 0, sizeof theirs);
-        snprintf(theirs.name, sizeof theirs.name, "%s", vdx_clip_model_name(spec->model));
-        snprintf(theirs.config_hash, sizeof theirs.config_hash, "%s",
-                 vdx_clip_config_hash(spec->model));
-        theirs.dims = vdx_clip_embed_dim(spec->model);
+        vdx_clip_identity(spec->model, &theirs);
         if (strcmp(theirs.config_hash, ours->config_hash) != 0 || theirs.dims != dims)
             return model_mismatch_fail(err, "the prompt would be embedded by", &theirs, ours);
         text = malloc((size_t)dims * sizeof *text);

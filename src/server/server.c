@@ -56,9 +56,7 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
         if (!api->model)
             goto fail;
         vdx_model_identity *identity = &api->model_identity;
-        snprintf(identity->name, sizeof identity->name, "%s", vdx_clip_model_name(api->model));
-        snprintf(identity->config_hash, sizeof identity->config_hash, "%s", vdx_clip_config_hash(api->model));
-        identity->dims = vdx_clip_embed_dim(api->model);
+        vdx_clip_identity(api->model, identity);
         store_opts.model = identity;
     }
     store_opts.create = 0;

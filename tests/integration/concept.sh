@@ -121,6 +121,7 @@ w_imp=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/show-import.json")
 "$vdx" ingest unsplash "$shared/data/unsplash-sample" --base-url "$fs/" --limit 3 \
     --model "$shared/fixtures/clip-tiny-f16" --data "$tmp/data" --collection f16 > /dev/null 2>&1
 "$vdx" concept import "$tmp/dogs.json" --data "$tmp/data" --collection f16 > /dev/null 2> "$tmp/err"
+check "another model's classifier: exit status 6 (model mismatch)" [ $? -eq 6 ]
 check "import refused by a collection of another model" \
     grep -q "^vdx: concept import: $tmp/dogs.json: classifier was trained on vectors of model /[^ ]*/clip-tiny (fingerprint [0-9a-f]*, 32 dims); this collection holds model /[^ ]*/clip-tiny-f16" "$tmp/err"
 printf '{"format": "vdx-classifier", "version": 1,, }' > "$tmp/bad.json"
