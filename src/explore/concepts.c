@@ -6,6 +6,7 @@
 #include "explore/book.h"
 
 #include "common/hash.h"
+#include "common/json_check.h"
 #include "common/sqlite_util.h"
 
 #include <math.h>
@@ -493,33 +494,54 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
         return -1;
     sqlite3_bind_int64(stmt, 1, concept_id);
     cJSON *list = cJSON_CreateArray();
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    int rc = SQLITE_DONE, ok = list != NULL; /* every key or none: a history with holes is wrong */
+    while (ok && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         cJSON *r = cJSON_CreateObject();
-        cJSON_AddNumberToObject(r, "round", sqlite3_column_int(stmt, 0));
-        cJSON_AddStringToObject(r, "time", (const char *)sqlite3_column_text(stmt, 1));
-        cJSON_AddNumberToObject(r, "labels_added", sqlite3_column_int(stmt, 2));
-        cJSON_AddNumberToObject(r, "positive", sqlite3_column_int(stmt, 3));
-        cJSON_AddNumberToObject(r, "negative", sqlite3_column_int(stmt, 4));
-        cJSON_AddNumberToObject(r, "iters", sqlite3_column_int(stmt, 5));
-        cJSON_AddNumberToObject(r, "lr",
-                                shortest_float((float)sqlite3_column_double(stmt, 6)));
-        cJSON *losses = cJSON_Parse((const char *)sqlite3_column_text(stmt, 7));
-        cJSON_AddItemToObject(r, "losses", losses ? losses : cJSON_CreateArray());
-        cJSON_AddNumberToObject(r, "training_accuracy", sqlite3_column_double(stmt, 8));
+        const char *time = (const char *)sqlite3_column_text(stmt, 1);
+        int added = r && time && cJSON_AddItemToArray(list, r);
+        if (!added)
+            cJSON_Delete(r); /* not in the list: ours to free */
+        ok = added && cJSON_AddNumberToObject(r, "round", sqlite3_column_int(stmt, 0)) &&
+             cJSON_AddStringToObject(r, "time", time) &&
+             cJSON_AddNumberToObject(r, "labels_added", sqlite3_column_int(stmt, 2)) &&
+             cJSON_AddNumberToObject(r, "positive", sqlite3_column_int(stmt, 3)) &&
+             cJSON_AddNumberToObject(r, "negative", sqlite3_column_int(stmt, 4)) &&
+             cJSON_AddNumberToObject(r, "iters", sqlite3_column_int(stmt, 5)) &&
+             cJSON_AddNumberToObject(r, "lr",
+                                     shortest_float((float)sqlite3_column_double(stmt, 6)));
+        if (!ok)
+            break;
+        const char *losses_text = (const char *)sqlite3_column_text(stmt, 7);
+        cJSON *losses = losses_text ? cJSON_Parse(losses_text) : NULL;
+        if (!losses && losses_text && !json_text_is_valid(losses_text, strlen(losses_text))) {
+            losses = cJSON_CreateArray(); /* unreadable losses: shown as none */
+        }
+        ok = losses && cJSON_AddItemToObject(r, "losses", losses);
+        if (!ok) {
+            cJSON_Delete(losses);
+            break;
+        }
         int bytes = sqlite3_column_bytes(stmt, 9);
         const float *w = sqlite3_column_blob(stmt, 9);
         int dims = bytes / (int)sizeof(float);
         float *copy = malloc((size_t)bytes + 1);
         if (copy && w)
             memcpy(copy, w, (size_t)bytes);
-        cJSON_AddNumberToObject(r, "weight_norm", copy ? weight_norm(copy, dims) : 0);
-        if (with_weights)
-            cJSON_AddItemToObject(r, "weight", json_float_array(copy, copy ? dims : 0));
+        ok = copy && cJSON_AddNumberToObject(r, "training_accuracy", sqlite3_column_double(stmt, 8)) &&
+             cJSON_AddNumberToObject(r, "weight_norm", weight_norm(copy, dims));
+        if (ok && with_weights) {
+            cJSON *weight = json_float_array(copy, dims);
+            ok = weight && cJSON_AddItemToObject(r, "weight", weight);
+            if (!ok)
+                cJSON_Delete(weight);
+        }
         free(copy);
-        cJSON_AddItemToArray(list, r);
     }
     sqlite3_finalize(stmt);
+    if (!ok) {
+        cJSON_Delete(list);
+        return vdx_fail_oom(err, "reading the rounds of %s", book->path);
+    }
     if (rc != SQLITE_DONE) {
         cJSON_Delete(list);
         return db_fail(book, err, "reading the rounds of a concept");
@@ -562,28 +584,42 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
     if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0 ||
         concept_history_json(book, rec->id, 0, &history, err) != 0)
         return -1;
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "name", rec->name);
-    if (rec->prompt)
-        cJSON_AddStringToObject(c, "prompt", rec->prompt);
-    else
-        cJSON_AddNullToObject(c, "prompt");
-    cJSON_AddStringToObject(c, "created", rec->created);
-    cJSON_AddStringToObject(c, "updated", rec->updated);
-    cJSON *model = cJSON_AddObjectToObject(c, "model");
-    cJSON_AddStringToObject(model, "name", rec->model.name);
-    cJSON_AddStringToObject(model, "fingerprint", rec->model.config_hash);
-    cJSON_AddNumberToObject(model, "dims", rec->dims);
-    cJSON_AddNumberToObject(c, "threshold", rec->threshold);
-    cJSON_AddNumberToObject(c, "positive", positive);
-    cJSON_AddNumberToObject(c, "negative", negative);
-    cJSON_AddNumberToObject(c, "pending", pending);
-    cJSON *examples = cJSON_Parse(rec->examples_json ? rec->examples_json : "[]");
-    cJSON_AddItemToObject(c, "examples", examples ? examples : cJSON_CreateArray());
-    cJSON_AddNumberToObject(c, "rounds", rec->rounds);
-    cJSON_AddItemToObject(c, "history", history);
-    if (with_weight)
-        cJSON_AddItemToObject(c, "weight", json_float_array(rec->weight, rec->dims));
+    cJSON *c = cJSON_CreateObject(), *model = NULL;
+    int ok = c && cJSON_AddStringToObject(c, "name", rec->name) &&
+             (rec->prompt ? cJSON_AddStringToObject(c, "prompt", rec->prompt) != NULL
+                          : cJSON_AddNullToObject(c, "prompt") != NULL) &&
+             cJSON_AddStringToObject(c, "created", rec->created) &&
+             cJSON_AddStringToObject(c, "updated", rec->updated) &&
+             (model = cJSON_AddObjectToObject(c, "model")) &&
+             cJSON_AddStringToObject(model, "name", rec->model.name) &&
+             cJSON_AddStringToObject(model, "fingerprint", rec->model.config_hash) &&
+             cJSON_AddNumberToObject(model, "dims", rec->dims) &&
+             cJSON_AddNumberToObject(c, "threshold", rec->threshold) &&
+             cJSON_AddNumberToObject(c, "positive", positive) &&
+             cJSON_AddNumberToObject(c, "negative", negative) &&
+             cJSON_AddNumberToObject(c, "pending", pending);
+    const char *examples_text = rec->examples_json ? rec->examples_json : "[]";
+    cJSON *examples = ok ? cJSON_Parse(examples_text) : NULL;
+    if (ok && !examples && !json_text_is_valid(examples_text, strlen(examples_text)))
+        examples = cJSON_CreateArray(); /* unreadable examples: shown as none */
+    ok = ok && examples && cJSON_AddItemToObject(c, "examples", examples);
+    if (!ok)
+        cJSON_Delete(examples);
+    ok = ok && cJSON_AddNumberToObject(c, "rounds", rec->rounds) &&
+         cJSON_AddItemToObject(c, "history", history);
+    if (ok)
+        history = NULL; /* c owns it */
+    if (ok && with_weight) {
+        cJSON *weight = json_float_array(rec->weight, rec->dims);
+        ok = weight && cJSON_AddItemToObject(c, "weight", weight);
+        if (!ok)
+            cJSON_Delete(weight);
+    }
+    cJSON_Delete(history);
+    if (!ok) {
+        cJSON_Delete(c);
+        return vdx_fail_oom(err, "describing concept '%s'", rec->name);
+    }
     *concept = c;
     return 0;
 }
