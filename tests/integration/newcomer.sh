@@ -255,7 +255,7 @@ ingest_pid=$!
 pids="$pids $ingest_pid"
 for _ in $(seq 600); do grep -q '"stored":[1-9]' "$VDX_HOME/collections/slow/progress.json" 2>/dev/null && break; sleep 0.1; done
 run ingest unsplash "$sample" --collection slow --base-url "$cdn"
-expect_fail 1 "collection 'slow' is being written by another process (pid $ingest_pid holds" \
+expect_fail 5 "collection 'slow' is being written by another process (pid $ingest_pid holds" \
     "a second ingest into the same collection is refused with the pid holding it"
 kill -INT "$ingest_pid"
 wait "$ingest_pid"
