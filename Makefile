@@ -11,9 +11,12 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 OPT      ?= -O2
-WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
+# -Wno-missing-field-initializers: `vdx_error err = {{0}};` zeroes the message and, as C
+# says, every field after it (the kind); the warning would ask for `{{0}, 0}` everywhere.
+WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
+            -Wno-missing-field-initializers
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fno-strict-aliasing \
-            -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+            -Iinclude -Isrc -Itests $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -lm -pthread
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -28,6 +31,10 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+# Helpers shared by tests and benches (loopback HTTP client, store fixtures, synthetic
+# data): every tests/support/*.c is compiled once and linked into each test and bench.
+SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
+SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 
 LIB      := $(BUILD)/libvdx.a
 VDX      := $(BUILD)/vdx
@@ -40,9 +47,11 @@ WEB_C    := $(BUILD)/gen/web_assets.c
         demo bench fuzz clean
 all: $(VDX) $(TESTS) $(TOOLS) $(BENCHES)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/vdx/*.h) $(wildcard src/*/*.h) tests/test.h
+# -MMD -MP: each object lists the headers it includes (build/*/obj/**/*.d), so a header
+# change rebuilds exactly what includes it.
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(WEB_C): $(WEB) scripts/embed-web.sh
 	@mkdir -p $(dir $@)
@@ -59,7 +68,10 @@ $(LIB): $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 $(VDX): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+# The fault-injection test counts (and fails) every allocation of the library.
+$(BUILD)/tests/test_oom: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=strdup,--wrap=strndup
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -67,7 +79,7 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -92,3 +104,5 @@ fuzz:
 
 clean:
 	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -14,8 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vdx/server.h"
 #include "bench.h"
+#include "support/http_client.h"
+#include "vdx/server.h"
 
 #define DIMS 512
 #define CLUSTERS 50
@@ -87,63 +88,20 @@ static void build_collection(const char *data, int n_items)
 
 /* ---- one keep-alive HTTP client ---- */
 
-typedef struct response {
-    char *body;
-    size_t size;
-    double server_ms;
-} response;
-
-static size_t on_body(char *data, size_t size, size_t n, void *user)
-{
-    response *r = user;
-    char *grown = realloc(r->body, r->size + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + r->size, data, size * n);
-    r->body = grown;
-    r->size += size * n;
-    r->body[r->size] = 0;
-    return size * n;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *user)
-{
-    response *r = user;
-    const char *key = "Server-Timing: app;dur=";
-    if (size * n > strlen(key) && !strncasecmp(data, key, strlen(key)))
-        r->server_ms = atof(data + strlen(key));
-    return size * n;
-}
-
 static CURL *client;
 static char base[128];
 
 /* Sends one request; dies unless it answers 2xx. */
-static response call(const char *method, const char *path, const char *json)
+static support_reply call(const char *method, const char *path, const char *json)
 {
-    response r = {0};
     char url[512];
     snprintf(url, sizeof url, "%s%s", base, path);
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(client, CURLOPT_URL, url);
-    curl_easy_setopt(client, CURLOPT_HTTPHEADER, json ? headers : NULL);
-    if (json)
-        curl_easy_setopt(client, CURLOPT_POSTFIELDS, json);
-    else
-        curl_easy_setopt(client, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(client, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(client, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(client, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(client, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(client, CURLOPT_HEADERDATA, &r);
-    CURLcode rc = curl_easy_perform(client);
-    long status = 0;
-    curl_easy_getinfo(client, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    if (rc != CURLE_OK)
-        die(path, curl_easy_strerror(rc));
-    if (status < 200 || status >= 300)
-        die(path, r.body ? r.body : "no body");
+    support_reply r = support_request(client, url, method, json ? "application/json" : NULL, json,
+                                      json ? strlen(json) : 0, NULL);
+    if (r.curl_code != CURLE_OK)
+        die(path, curl_easy_strerror(r.curl_code));
+    if (r.status < 200 || r.status >= 300)
+        die(path, r.body);
     return r;
 }
 
@@ -152,7 +110,7 @@ static void measure(const char *what, const char *method, const char *path, cons
     double *server = malloc((size_t)reps * sizeof *server), *total = malloc((size_t)reps * sizeof *total);
     for (int i = 0; i < reps; i++) {
         double t0 = vdx_now();
-        response r = call(method, path, json);
+        support_reply r = call(method, path, json);
         total[i] = (vdx_now() - t0) * 1000.0;
         server[i] = r.server_ms;
         free(r.body);
@@ -220,7 +178,7 @@ int main(int argc, char **argv)
     client = curl_easy_init();
 
     /* a concept from item-0 (cluster 0), labels: cluster 0 positive, others negative */
-    response r = call("POST", "/api/concepts", "{\"name\":\"bench\",\"examples\":[\"item-0\"]}");
+    support_reply r = call("POST", "/api/concepts", "{\"name\":\"bench\",\"examples\":[\"item-0\"]}");
     free(r.body);
     size_t cap = (size_t)n_labels * 48 + 64;
     char *labels = malloc(cap), *exclude = malloc(cap);

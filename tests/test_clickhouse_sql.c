@@ -93,9 +93,9 @@ TEST(url_errors_never_show_the_password)
 TEST(float_literals_always_parse_as_floats)
 {
     const float v[] = {1.0f, -2.0f, 0.5f, 1e-8f, 123456789.0f, 0.1f, -0.0f, 3e20f};
-    ch_buf b = {0};
+    strbuf b = {0};
     ch_sql_float_array(&b, v, 8);
-    char *s = ch_buf_take(&b);
+    char *s = strbuf_take(&b);
     REQUIRE(s, "oom");
     CHECK(strcmp(s, "[1.0, -2.0, 0.5, 9.99999994e-09, 123456792.0, 0.100000001, -0.0, "
                     "3.00000006e+20]") == 0,
@@ -269,16 +269,16 @@ TEST(filter_values_are_escaped_not_doubled)
 
 TEST(tsv_escaping_of_external_tables)
 {
-    ch_buf b = {0};
+    strbuf b = {0};
     ch_tsv_escape(&b, "a\\b\tc\nd\re'f");
-    char *s = ch_buf_take(&b);
+    char *s = strbuf_take(&b);
     CHECK(s && strcmp(s, "a\\\\b\\tc\\nd\\re'f") == 0, "got %s", s);
     free(s);
 }
 
 TEST(rowbinary_round_trip)
 {
-    ch_buf b = {0};
+    strbuf b = {0};
     char big[300];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
@@ -316,7 +316,7 @@ TEST(rowbinary_round_trip)
     CHECK(ch_read_float64(&r, &d, &err) == -1 &&
               strcmp(err.message, "ClickHouse response: truncated Float64 at byte 318 of 321") == 0,
           "truncated: %s", err.message);
-    ch_buf_free(&b);
+    strbuf_free(&b);
 }
 
 TEST(server_error_texts)

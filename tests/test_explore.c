@@ -1168,7 +1168,8 @@ TEST(exports_parse_back_and_import)
              "classifier was trained on vectors of model synthetic-a (fingerprint %s, 32 "
              "dims); this collection holds model synthetic-b (fingerprint %s, 32 dims)",
              model_hash_a, model_hash_b);
-    CHECK(rc == -1 && !strcmp(err.message, want), "%s", err.message);
+    CHECK(rc == -1 && !strcmp(err.message, want) && err.kind == VDX_ERR_MODEL_MISMATCH,
+          "%s (%s)", err.message, vdx_error_kind_name(err.kind));
 
     /* malformed documents, with the reason */
     static const struct {

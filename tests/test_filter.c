@@ -4,6 +4,7 @@
  * among the cases. */
 #include <sqlite3.h>
 
+#include "store/clickhouse.h"
 #include "store/filter.h"
 #include "test.h"
 

@@ -398,15 +398,16 @@ TEST(progress_json_document)
     const char *dir = test_tmpdir("progress");
     char path[4300];
     snprintf(path, sizeof path, "%s/progress.json", dir);
-    vdx_progress *p = vdx_progress_new(NULL, 0, 5.0, path);
+    vdx_progress *p = vdx_progress_new(path);
     s.eta_s = 2;
-    vdx_progress_update(p, &s);
+    vdx_error err = {{0}};
+    CHECK(vdx_progress_update(p, &s, &err) == 0, "%s", err.message);
     char *text = NULL;
     CHECK(vdx_read_file(path, &text, NULL, NULL) == 0 && strstr(text, "\"state\":\"running\""),
           "%s", text ? text : "(no file)");
     free(text);
     s.done = 100;
-    vdx_progress_finish(p, &s, "done");
+    CHECK(vdx_progress_finish(p, &s, "done", &err) == 0, "%s", err.message);
     text = NULL;
     CHECK(vdx_read_file(path, &text, NULL, NULL) == 0 &&
               strstr(text, "\"state\":\"done\",\"done\":100"),

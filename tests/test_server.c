@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "support/http_client.h"
 #include "test.h"
 #include "vdx/explore.h"
 #include "vdx/image.h"
@@ -34,76 +35,16 @@ static const char *auth = bearer;
 static uint8_t *thumbnail;
 static size_t thumbnail_size;
 
-typedef struct reply {
-    long status;
-    char *body;
-    size_t size;
-    char headers[4096];
-} reply;
-
-static size_t on_body(char *data, size_t size, size_t n, void *user)
-{
-    reply *r = user;
-    char *grown = realloc(r->body, r->size + size * n + 1);
-    if (!grown)
-        return 0;
-    memcpy(grown + r->size, data, size * n);
-    r->body = grown;
-    r->size += size * n;
-    r->body[r->size] = 0;
-    return size * n;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *user)
-{
-    reply *r = user;
-    size_t used = strlen(r->headers);
-    if (used + size * n < sizeof r->headers) {
-        memcpy(r->headers + used, data, size * n);
-        r->headers[used + size * n] = 0;
-    }
-    return size * n;
-}
+typedef support_reply reply;
 
 /* One request. `type` NULL sends no Content-Type; extra is one more header or NULL. */
 static reply request(const char *method, const char *path, const char *type, const char *body,
                      size_t body_size, const char *extra)
 {
-    reply r = {0};
-    char content_type[128];
-    char *url = malloc(strlen(base) + strlen(path) + 1);
-    sprintf(url, "%s%s", base, path);
-    CURL *curl = curl_easy_init();
-    struct curl_slist *headers = NULL;
-    if (type) {
-        snprintf(content_type, sizeof content_type, "Content-Type: %s", type);
-        headers = curl_slist_append(headers, content_type);
-    }
-    if (extra)
-        headers = curl_slist_append(headers, extra);
-    if (auth && *auth)
-        headers = curl_slist_append(headers, auth);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    if (body) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_size);
-    }
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
-    free(url);
-    if (!r.body)
-        r.body = calloc(1, 1);
-    return r;
+    char url[1024], headers[1400];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(headers, sizeof headers, "%s\n%s", extra ? extra : "", auth ? auth : "");
+    return support_request(NULL, url, method, type, body, body_size, headers);
 }
 
 static reply get(const char *path) { return request("GET", path, NULL, NULL, 0, NULL); }
@@ -401,12 +342,14 @@ TEST(test_concept_loop)
     free(r.body);
     r = post_json("/api/concepts/c0/undo", "{}");
     CHECK_ERROR(r, 409, "nothing to undo in concept 'c0'");
+    CHECK(strstr(r.body, "\"kind\":\"conflict\""), "no kind in %s", r.body);
     free(r.body);
     r = request("DELETE", "/api/concepts/c0", NULL, NULL, 0, NULL);
     CHECK(r.status == 200, "delete: %ld %s", r.status, r.body);
     free(r.body);
     r = get("/api/concepts/c0");
     CHECK_ERROR(r, 404, "no concept named 'c0'");
+    CHECK(strstr(r.body, "\"kind\":\"not_found\""), "no kind in %s", r.body);
     free(r.body);
 }
 

@@ -940,12 +940,39 @@ TEST(float16_rounding)
         memcpy(big, v[1], sizeof big);
         big[5] = 70000.0f;
         vdx_item too_big = {.id = "big", .url = "u", .vector = big};
-        CHECK(vdx_store_append(s, &too_big, 1, &err) != 0 &&
+        CHECK(vdx_store_append(s, &too_big, 1, &err) != 0 && err.kind == VDX_ERR_INVALID &&
                   contains(err.message, "element 5 (70000) does not fit a float16 collection"),
               "overflow: %s", err.message);
         vdx_store_close(s);
     }
     unsetenv("VDX_SCAN_KERNEL");
+    remove_tree(data);
+}
+
+/* The batch rules store.c owns for every backend, one message each, nothing stored. */
+TEST(batch_rules_are_the_same_for_every_backend)
+{
+    const char *data = test_tmpdir("store");
+    vdx_model_identity m = model_identity("m", 'a', 16);
+    vdx_error err = {{0}};
+    vdx_store *s = open_store(data, collection_name("batch"), 1, &m, VDX_VECTOR_F32, 0, &err);
+    REQUIRE(s, "create: %s", err.message);
+    float v[16] = {1};
+    const char *names[2] = {"Color", "color"}, *values[2] = {"red", "blue"};
+    vdx_item twice[3] = {{.id = "a", .url = "u", .vector = v},
+                         {.id = "b", .url = "u", .vector = v},
+                         {.id = "a", .url = "u", .failure = "HTTP 404"}};
+    CHECK(vdx_store_append(s, twice, 3, &err) != 0 && err.kind == VDX_ERR_INVALID &&
+              contains(err.message, "id 'a' appears twice in the batch (items 0 and 2)"),
+          "duplicate ids: %s", err.message);
+    vdx_item columns = {.id = "c", .url = "u", .vector = v, .n_meta = 2,
+                        .meta_names = names, .meta_values = values};
+    CHECK(vdx_store_append(s, &columns, 1, &err) != 0 && err.kind == VDX_ERR_INVALID &&
+              contains(err.message, "item 'c' names column 'color' twice"),
+          "column twice: %s", err.message);
+    CHECK(vdx_store_count(s) == 0, "a refused batch stored %lld items",
+          (long long)vdx_store_count(s));
+    vdx_store_close(s);
     remove_tree(data);
 }
 
@@ -1644,6 +1671,7 @@ int main(void)
     RUN(score_all_is_raw_dot_products);
     RUN(handle_shared_by_threads);
     RUN(where_filters_are_safe);
+    RUN(batch_rules_are_the_same_for_every_backend);
     RUN(reader_sees_appends_after_refresh);
     RUN(single_writer_lock);
     RUN(uncommitted_rows_invisible_then_cut);

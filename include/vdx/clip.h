@@ -1,11 +1,12 @@
 /* The CLIP model: load a Hugging Face checkpoint, embed images and texts exactly as
  * transformers' CLIPModel.get_image_features / get_text_features compute them
- * (../shared/docs/clip-spec.md). One loaded model may be used from several threads. */
+ * (docs/clip-model.md). One loaded model may be used from several threads. */
 #ifndef VDX_CLIP_H
 #define VDX_CLIP_H
 
 #include "vdx/common.h"
 #include "vdx/image.h"
+#include "vdx/store.h" /* vdx_model_identity */
 #include "vdx/tokenizer.h"
 
 #define VDX_DEFAULT_MODEL "openai/clip-vit-base-patch32"
@@ -36,9 +37,37 @@ typedef struct vdx_clip_model vdx_clip_model;
  * refs/main to snapshots/<rev>/. */
 int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vdx_error *err);
 
+/* What a model pull reports while it works: the library never prints, the caller draws
+ * (the CLI: a progress bar on a terminal, a line every 10 s otherwise). */
+typedef enum vdx_pull_event_kind {
+    VDX_PULL_BEGIN,     /* repo_id, revision, endpoint, folder */
+    VDX_PULL_CACHED,    /* file is already in the cache */
+    VDX_PULL_RESUME,    /* file: have = bytes of an earlier attempt kept on disk */
+    VDX_PULL_PROGRESS,  /* file: have of total bytes (-1 unknown), written by this request,
+                           elapsed_s since it started; as often as libcurl reports */
+    VDX_PULL_FILE_DONE, /* file: have bytes, written by this request, in elapsed_s */
+    VDX_PULL_RETRY,     /* file (or a URL): why, retrying in retry_in_s, attempt of
+                           max_attempts (the attempt about to start) */
+    VDX_PULL_END,       /* commit; downloaded = files fetched (0: all were cached) */
+} vdx_pull_event_kind;
+
+typedef struct vdx_pull_event {
+    vdx_pull_event_kind kind;
+    const char *repo_id, *revision, *endpoint, *folder, *commit, *file, *why;
+    long long have, total, written;
+    double elapsed_s, retry_in_s;
+    int attempt, max_attempts, downloaded;
+} vdx_pull_event;
+
+typedef void (*vdx_pull_progress_fn)(const vdx_pull_event *event, void *user);
+
 /* Downloads a repo's files into the Hugging Face cache layout from $HF_ENDPOINT (default
- * https://huggingface.co), with progress, resume and verification. `revision` NULL = main.
- * On success `dir` holds the snapshot directory. */
+ * https://huggingface.co), with resume and verification, reporting to `progress` (may be
+ * NULL). `revision` NULL = main. On success `dir` holds the snapshot directory. */
+int vdx_clip_pull_progress(const char *repo_id, const char *revision, char *dir,
+                           size_t dir_size, vdx_pull_progress_fn progress, void *user,
+                           vdx_error *err);
+/* The same without progress reports. */
 int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t dir_size,
                   vdx_error *err);
 
@@ -49,6 +78,10 @@ void vdx_clip_free(vdx_clip_model *model);
 
 /* Threads used by the towers (default: all cores). Process-wide. */
 void vdx_clip_set_threads(int threads);
+
+/* The identity a collection records for vectors of this model: name, fingerprint
+ * (vdx_clip_config_hash) and feature dims. */
+void vdx_clip_identity(const vdx_clip_model *model, vdx_model_identity *out);
 
 const vdx_clip_config *vdx_clip_get_config(const vdx_clip_model *model);
 const vdx_preprocess_config *vdx_clip_get_preprocess(const vdx_clip_model *model);

@@ -1,5 +1,5 @@
 /* Image decoding and CLIP preprocessing, bit-exact with the Pillow path of
- * transformers' CLIPImageProcessor (../shared/docs/clip-spec.md §3), plus thumbnails.
+ * transformers' CLIPImageProcessor (docs/clip-model.md, "Image preprocessing"), plus thumbnails.
  * Input formats: JPEG (incl. progressive, grey, CMYK), PNG (all colour types and depths,
  * interlaced), WebP (lossy, lossless, alpha, first frame of an animation), GIF (first
  * frame), BMP (1/4/8-bit palette incl. RLE, 16/24/32-bit); identified by their bytes.

@@ -127,18 +127,16 @@ typedef struct vdx_ingest_stats {
 
 typedef struct vdx_progress vdx_progress;
 
-/* A reporter: on a terminal one line rewritten in place (done/total, rate, ETA,
- * failures), otherwise a plain line every `interval_s` seconds; writes json_path
- * (progress.json) atomically at most once a second. out or json_path may be NULL. */
-vdx_progress *vdx_progress_new(FILE *out, int is_tty, double interval_s, const char *json_path);
-void vdx_progress_update(vdx_progress *p, const vdx_ingest_stats *s);
-/* Final line + progress.json with state "done", "stopped" or "failed". */
-void vdx_progress_finish(vdx_progress *p, const vdx_ingest_stats *s, const char *state);
+/* Writes json_path (progress.json) atomically, at most once a second from update, and a
+ * last time from finish with the state "done", "stopped" or "failed". The library draws
+ * nothing: the caller shows vdx_ingest_stats as it likes (the CLI: cli_progress.c).
+ * NULL json_path: nothing is written. Update and finish return -1 when the file could
+ * not be written (the ingest goes on; the caller may say so). */
+vdx_progress *vdx_progress_new(const char *json_path);
+int vdx_progress_update(vdx_progress *p, const vdx_ingest_stats *s, vdx_error *err);
+int vdx_progress_finish(vdx_progress *p, const vdx_ingest_stats *s, const char *state,
+                        vdx_error *err);
 void vdx_progress_free(vdx_progress *p);
-/* Forward declaration: the report of a finished run (see the pipeline below). */
-struct vdx_ingest_report;
-/* The end-of-run summary: ingested, skipped, failed by reason, time. */
-void vdx_progress_summary(FILE *out, const struct vdx_ingest_report *r);
 /* The progress.json document for s (exposed for tests). */
 char *vdx_progress_json(const vdx_ingest_stats *s, const char *state, double started_epoch,
                         double updated_epoch, long pid);

@@ -6,14 +6,25 @@
  *   o.store.collection = "unsplash";
  *   vdx_server *s = vdx_server_start(&o, &err);   // listening when it returns
  *   ... vdx_server_wait_for_signal(); vdx_server_stop(s);
- * or simply vdx_server_run(&o, stdout, &err), which does all of it until SIGINT/SIGTERM. */
+ * or simply vdx_server_run(&o, &err), which does all of it until SIGINT/SIGTERM.
+ * The server never prints: what it has to say goes to the `notice` callback. */
 #ifndef VDX_SERVER_H
 #define VDX_SERVER_H
 
-#include <stdio.h>
+#include <stddef.h>
 
 #include "vdx/common.h"
 #include "vdx/store.h"
+
+/* What a running server says (the CLI prints LISTENING and STOPPING on stdout, the rest
+ * on stderr). `line` has no trailing newline. */
+typedef enum vdx_server_notice_kind {
+    VDX_SERVER_LISTENING, /* "vdx: serving COLLECTION (N items) at URL" (vdx_server_run) */
+    VDX_SERVER_STOPPING,  /* "vdx: SIGINT received, stopping" (vdx_server_run) */
+    VDX_SERVER_REQUEST,   /* access log: "GET /api/info 200 0.4 ms" (with log_requests) */
+    VDX_SERVER_WARNING,   /* a failed refresh of the collection, libmicrohttpd's warnings */
+} vdx_server_notice_kind;
+typedef void (*vdx_server_notice_fn)(vdx_server_notice_kind kind, const char *line, void *user);
 
 typedef struct vdx_server_options {
     const char *host;          /* address to bind; NULL: "127.0.0.1" (loopback only) */
@@ -27,7 +38,9 @@ typedef struct vdx_server_options {
     int timeout_s;             /* idle connection timeout; 0: 30 s */
     int head_timeout_s;        /* deadline for a whole request head; 0: 10 s */
     unsigned max_per_client;   /* connections from one IP address; 0: 64 */
-    FILE *access_log;          /* one line per request when set */
+    int log_requests;          /* one VDX_SERVER_REQUEST notice per request */
+    vdx_server_notice_fn notice; /* NULL: notices are dropped */
+    void *notice_user;
     /* Access (docs/api.md, "Threat model"): every /api/ request needs the token, as the
      * cookie that `GET /?token=T` sets or as `Authorization: Bearer T`. */
     const char *token;         /* NULL: a random one (see vdx_server_token); at least
@@ -67,9 +80,9 @@ void vdx_server_stop(vdx_server *server);
  * for the wait and restored afterwards, so any thread may receive the signal). */
 int vdx_server_wait_for_signal(void);
 
-/* Start, print "vdx: serving COLLECTION (N items) at URL" to `out` (and a warning line
- * when it serves beyond loopback without TLS), wait for SIGINT or SIGTERM, stop.
+/* Start, notice "vdx: serving COLLECTION (N items) at URL" (and a warning notice when it
+ * serves beyond loopback without TLS), wait for SIGINT or SIGTERM, stop.
  * Returns 0, or -1 when the server could not start. */
-int vdx_server_run(const vdx_server_options *opts, FILE *out, vdx_error *err);
+int vdx_server_run(const vdx_server_options *opts, vdx_error *err);
 
 #endif

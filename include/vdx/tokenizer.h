@@ -1,5 +1,5 @@
 /* CLIP's byte-level BPE tokenizer, exactly as transformers' default CLIPTokenizer
- * (../shared/docs/clip-spec.md §4): NFC, whitespace folding, lowercase, the CLIP
+ * (docs/clip-model.md, "Tokenizer"): NFC, whitespace folding, lowercase, the CLIP
  * pre-tokenizer regex, GPT-2 byte→unicode, BPE by merge rank, bos/eos, truncation. */
 #ifndef VDX_TOKENIZER_H
 #define VDX_TOKENIZER_H

@@ -4,7 +4,10 @@
 #ifndef VDX_CLI_H
 #define VDX_CLI_H
 
+#include <stdio.h>
+
 #include "vdx/clip.h"
+#include "vdx/ingest.h"
 #include "vdx/store.h"
 
 /* Each returns the process exit status (0 ok, 1 failure, 2 usage). argv[0] is the
@@ -19,6 +22,18 @@ int cmd_serve(int argc, char **argv);
 
 /* Prints "vdx: message" to stderr; returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The exit status of a library error's kind (vdx(1), EXIT STATUS): 1 unclassified,
+ * 3 invalid input, 4 not found, 5 conflict, 6 model mismatch, 7 I/O, 8 disk full,
+ * 9 out of memory, 10 corrupt data. */
+int cli_exit_status(vdx_error_kind kind);
+/* Prints "vdx: message" (printf-style; the message usually ends with err->message) and
+ * returns the exit status of err's kind, which cli_last_status() then also returns. */
+int cli_fail(const vdx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for an error of the CLI's own (e.g. VDX_ERR_NO_MEMORY). */
+int cli_fail_kind(vdx_error_kind kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The exit status of the last cli_fail (1 when there was none): for helpers that print
+ * their error and return NULL, like cli_load_model. */
+int cli_last_status(void);
 /* Prints "vdx CMD: message\nTry 'vdx CMD --help'." to stderr; returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -30,13 +45,35 @@ vdx_clip_model *cli_load_model(const char *model_arg, int threads);
  * repo id. With must_exist, a missing collection is reported before any model is loaded. */
 vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
                                    const vdx_store_options *store_opts, int must_exist);
-/* The identity a model gives a collection. */
-void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id);
+/* --collection NAME, --data DIR and --store URL, the same in every command that opens a
+ * collection: CLI_STORE_LONGOPTS goes into the getopt_long table, and cli_store_options
+ * applies the option getopt returned, returning 1 when it was one of these three. */
+#define CLI_STORE_LONGOPTS                                                               \
+    {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},     \
+        {"store", required_argument, 0, 's'}
+int cli_store_options(int opt, const char *arg, vdx_store_options *so);
+
 
 /* Prints obj as one JSON line on stdout. When it cannot be printed (out of memory) it
  * says so on stderr, and cli_output_lost() then tells main to exit 1, not 0. */
 void cli_print_json_line(const cJSON *obj);
 int cli_output_lost(void);
+
+/* `vdx ingest`'s progress (cli_progress.c): lines on `out` (a rewritten line when tty,
+ * else one every interval_s), and progress.json through `file` (may be NULL). */
+typedef struct cli_progress {
+    FILE *out;
+    int tty;
+    double interval_s;
+    vdx_progress *file;
+    double last_print;
+    int printed_tty_line, file_warned;
+} cli_progress;
+void cli_progress_update(cli_progress *p, const vdx_ingest_stats *s);
+/* The last line, and progress.json with state "done", "stopped" or "failed". */
+void cli_progress_finish(cli_progress *p, const vdx_ingest_stats *s, const char *state);
+/* The end-of-run summary: ingested, skipped, failed by reason, time. */
+void cli_ingest_summary(FILE *out, const vdx_ingest_report *r);
 
 /* stdout is a terminal (tables, progress bars) or not (JSON lines, plain lines). */
 int cli_stdout_is_tty(void);

@@ -7,16 +7,60 @@
 
 #include "cli/cli.h"
 
+static int fail_v(vdx_error_kind kind, int remember, const char *fmt, va_list ap);
+
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("vdx: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fail_v(VDX_ERR_INTERNAL, 0, fmt, ap);
     va_end(ap);
     return 1;
 }
+
+int cli_exit_status(vdx_error_kind kind)
+{
+    static const int status[VDX_ERR_KIND_COUNT] = {
+        [VDX_ERR_INTERNAL] = 1, [VDX_ERR_INVALID] = 3,        [VDX_ERR_NOT_FOUND] = 4,
+        [VDX_ERR_CONFLICT] = 5, [VDX_ERR_MODEL_MISMATCH] = 6, [VDX_ERR_IO] = 7,
+        [VDX_ERR_NO_SPACE] = 8, [VDX_ERR_NO_MEMORY] = 9,      [VDX_ERR_CORRUPT] = 10,
+    };
+    return (unsigned)kind < VDX_ERR_KIND_COUNT ? status[kind] : 1;
+}
+
+static int last_status = 1;
+
+/* Prints; with remember, the kind's status becomes cli_last_status(). */
+static int fail_v(vdx_error_kind kind, int remember, const char *fmt, va_list ap)
+{
+    fputs("vdx: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    int status = cli_exit_status(kind);
+    if (remember)
+        last_status = status;
+    return status;
+}
+
+int cli_fail(const vdx_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int status = fail_v(err ? err->kind : VDX_ERR_INTERNAL, 1, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int cli_fail_kind(vdx_error_kind kind, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int status = fail_v(kind, 1, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int cli_last_status(void) { return last_status; }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -40,12 +84,12 @@ vdx_clip_model *cli_load_model(const char *model_arg, int threads)
     char dir[4096];
     vdx_error err = {{0}};
     if (vdx_clip_resolve_model(model_arg, dir, sizeof dir, &err) != 0) {
-        cli_error("%s", err.message);
+        cli_fail(&err, "%s", err.message);
         return NULL;
     }
     vdx_clip_model *model = vdx_clip_load(dir, &err);
     if (!model)
-        cli_error("%s", err.message);
+        cli_fail(&err, "%s", err.message);
     return model;
 }
 
@@ -63,7 +107,7 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
     vdx_store *store = vdx_store_open(&probe, &err);
     if (!store) {
         if (must_exist) {
-            cli_error("%s", err.message);
+            cli_fail(&err, "%s", err.message);
             return NULL;
         }
         return cli_load_model(NULL, threads); /* no collection yet: the default model */
@@ -76,7 +120,7 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
     snprintf(recorded, sizeof recorded, "%s", vdx_store_model(store)->name);
     vdx_store_close(store);
     if (vdx_clip_resolve_model(recorded, dir, sizeof dir, &err) != 0) {
-        cli_error("this collection was embedded with the model '%s', which is not "
+        cli_fail(&err, "this collection was embedded with the model '%s', which is not "
                   "available (%s): give it with --model DIR|REPO_ID (or $VDX_MODEL)",
                   recorded, err.message);
         return NULL;
@@ -84,12 +128,14 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
     return cli_load_model(dir, threads);
 }
 
-void cli_model_identity(const vdx_clip_model *model, vdx_model_identity *id)
+int cli_store_options(int opt, const char *arg, vdx_store_options *so)
 {
-    memset(id, 0, sizeof *id);
-    snprintf(id->name, sizeof id->name, "%s", vdx_clip_model_name(model));
-    snprintf(id->config_hash, sizeof id->config_hash, "%s", vdx_clip_config_hash(model));
-    id->dims = vdx_clip_embed_dim(model);
+    switch (opt) {
+    case 'c': so->collection = arg; return 1;
+    case 'd': so->data_dir = arg; return 1;
+    case 's': so->url = arg; return 1;
+    default: return 0;
+    }
 }
 
 static int output_lost;

@@ -316,7 +316,7 @@ typedef struct context {
 
 static int fail(context *c)
 {
-    return cli_error("concept %s: %s", c->sub, c->err.message);
+    return cli_fail(&c->err, "concept %s: %s", c->sub, c->err.message);
 }
 
 static int cmd_new(context *c)
@@ -337,7 +337,7 @@ static int cmd_new(context *c)
             if (guessed)
                 cli_error("concept new: pass --model with the model this collection was "
                           "embedded with (%s)", model_arg);
-            return 1;
+            return cli_last_status();
         }
     }
     vdx_concept_spec spec = {.name = o->positional[0], .prompt = o->prompt, .model = model,
@@ -404,7 +404,7 @@ static int cmd_label(context *c)
         return cli_usage_error("concept label", "no labels given (+ID, -ID or ~ID)");
     vdx_label_change *changes = calloc((size_t)o->n_label_ops, sizeof *changes);
     if (!changes)
-        return cli_error("out of memory");
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     for (int i = 0; i < o->n_label_ops; i++) {
         char op = o->label_ops[i][0];
         changes[i].id = o->label_ops[i] + 1;
@@ -585,7 +585,7 @@ static int cmd_export(context *c)
                 text[size - 1] = '\n';
                 text[size] = 0;
             } else {
-                rc = vdx_fail(&c->err, "out of memory");
+                rc = vdx_fail_kind(&c->err, VDX_ERR_NO_MEMORY, "out of memory");
             }
             cJSON_free(printed);
         }
@@ -609,7 +609,7 @@ static int cmd_import(context *c)
     int rc = vdx_concept_import_classifier(c->book, text, size, o->name, &concept, &c->err);
     free(text);
     if (rc != 0)
-        return cli_error("concept import: %s: %s", o->positional[0], c->err.message);
+        return cli_fail(&c->err, "concept import: %s: %s", o->positional[0], c->err.message);
     if (json_output(o))
         cli_print_json_line(concept);
     else
@@ -741,7 +741,7 @@ int cmd_concept(int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.label_ops = calloc((size_t)argc, sizeof *o.label_ops);
     if (!o.label_ops)
-        return cli_error("out of memory");
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     int rc = parse_options(argc, argv, sub->name, &o);
     if (rc != 0) {
         free(o.label_ops);
@@ -759,13 +759,13 @@ int cmd_concept(int argc, char **argv)
     c.store = vdx_store_open(&store_opts, &c.err);
     if (!c.store) {
         free(o.label_ops);
-        return cli_error("%s", c.err.message);
+        return cli_fail(&c.err, "%s", c.err.message);
     }
     c.book = vdx_concepts_open(c.store, &c.err);
     if (!c.book) {
         vdx_store_close(c.store);
         free(o.label_ops);
-        return cli_error("%s", c.err.message);
+        return cli_fail(&c.err, "%s", c.err.message);
     }
     rc = sub->run(&c);
     vdx_concepts_close(c.book);

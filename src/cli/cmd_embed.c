@@ -130,7 +130,7 @@ static int fetch_urls(embed_run *run)
     if (!urls || !results) {
         free(urls);
         free(results);
-        return cli_error("out of memory");
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     }
     for (int i = 0, k = 0; i < run->n_inputs; i++)
         if (run->inputs[i].kind == INPUT_IMAGE && vdx_is_http_url(run->inputs[i].value))
@@ -141,7 +141,7 @@ static int fetch_urls(embed_run *run)
     vdx_error err = {{0}};
     int rc = vdx_fetch_all(&options, urls, (size_t)n_urls, results, &err);
     if (rc != 0)
-        cli_error("fetching images: %s", err.message);
+        cli_fail(&err, "fetching images: %s", err.message);
     for (int i = 0, k = 0; i < run->n_inputs; i++)
         if (run->inputs[i].kind == INPUT_IMAGE && vdx_is_http_url(run->inputs[i].value)) {
             run->inputs[i].fetched = results[k];
@@ -169,7 +169,7 @@ static int prepare_image(const embed_run *run, embed_input *in, float *pixels)
     vdx_image_free(&img);
     vdx_fetch_result_clear(&in->fetched);
     if (rc != 0)
-        cli_error("%s", err.message);
+        cli_fail(&err, "%s", err.message);
     return rc;
 }
 
@@ -191,7 +191,7 @@ static int embed_all(embed_run *run)
         free(pixels);
         free(vectors);
         free(pending);
-        return cli_error("out of memory for a batch of %d images", run->batch);
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory for a batch of %d images", run->batch);
     }
     int n_pending = 0, rc = 0;
     vdx_error err = {{0}};
@@ -208,7 +208,7 @@ static int embed_all(embed_run *run)
         }
         if (n_pending > 0) { /* a full batch, a text next, or the end */
             if (vdx_clip_embed_images(run->model, pixels, n_pending, vectors, &err) != 0) {
-                rc = cli_error("%s", err.message);
+                rc = cli_fail(&err, "%s", err.message);
                 break;
             }
             for (int k = 0; k < n_pending; k++)
@@ -218,7 +218,7 @@ static int embed_all(embed_run *run)
         if (in && in->kind == INPUT_TEXT) {
             int truncated = 0;
             if (vdx_clip_embed_text(run->model, in->value, vectors, &truncated, &err) != 0) {
-                rc = cli_error("text \"%.60s\": %s", in->value, err.message);
+                rc = cli_fail(&err, "text \"%.60s\": %s", in->value, err.message);
                 break;
             }
             if (truncated)
@@ -262,7 +262,7 @@ int cmd_embed(int argc, char **argv)
     int threads = 0;
     run.inputs = calloc((size_t)argc, sizeof *run.inputs);
     if (!run.inputs)
-        return cli_error("out of memory");
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     int opt, rc = 0;
     optind = 1;
     opterr = 0;
@@ -307,14 +307,14 @@ int cmd_embed(int argc, char **argv)
     vdx_clip_model *model = cli_load_model(model_arg, threads);
     if (!model) {
         free(run.inputs);
-        return 1;
+        return cli_last_status();
     }
     run.model = model;
     run.dim = vdx_clip_embed_dim(model);
     run.started = vdx_now();
     run.show_progress = cli_stderr_is_tty() && run.n_inputs > run.batch;
     if (run.npy && !(run.matrix = calloc((size_t)run.n_inputs * run.dim, sizeof(float))))
-        rc = cli_error("out of memory for %d vectors", run.n_inputs);
+        rc = cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory for %d vectors", run.n_inputs);
     if (rc == 0)
         rc = fetch_urls(&run);
     if (rc == 0)

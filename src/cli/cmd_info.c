@@ -100,8 +100,8 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
 int cmd_info(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"store", required_argument, 0, 's'},      {"failures", no_argument, 0, 'f'},
+        CLI_STORE_LONGOPTS,
+        {"failures", no_argument, 0, 'f'},
         {"json", no_argument, 0, 'j'},             {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     vdx_store_options so = {0};
@@ -110,10 +110,9 @@ int cmd_info(int argc, char **argv)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (cli_store_options(c, optarg, &so))
+            continue;
         switch (c) {
-        case 'c': so.collection = optarg; break;
-        case 'd': so.data_dir = optarg; break;
-        case 's': so.url = optarg; break;
         case 'f': all_failures = 1; break;
         case 'j': json = 1; break;
         case 'h': print_help(stdout); return 0;
@@ -127,13 +126,13 @@ int cmd_info(int argc, char **argv)
     vdx_error err = {{0}};
     vdx_store *store = vdx_store_open(&so, &err);
     if (!store)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     cJSON *info = NULL, *failures = NULL, *progress = NULL;
     if (vdx_store_info(store, &info, &err) != 0 ||
         vdx_store_failures(store, &failures, &err) != 0) {
         cJSON_Delete(info);
         vdx_store_close(store);
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     }
     char path[4200], *text;
     snprintf(path, sizeof path, "%s/progress.json", vdx_store_dir(store));

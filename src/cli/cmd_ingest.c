@@ -91,33 +91,28 @@ static void report_problems(const vdx_source *src)
         fprintf(stderr, "vdx: ... and %zu more rows skipped\n", src->n_problems - shown);
 }
 
-typedef struct progress_sink {
-    vdx_progress *progress;
-} progress_sink;
-
 /* Test hook (docs/testing.md): with $VDX_TEST_HOLD_FILE set, the ingest pauses after each
  * committed batch for as long as that file exists (a signal still stops it), so that a test
  * can interrupt an ingest that is certainly running, however fast or loaded the machine.
  * progress.json keeps being written (at most once a second) while it waits. */
 static void on_progress(const vdx_ingest_stats *s, void *user)
 {
-    progress_sink *sink = user;
-    vdx_progress_update(sink->progress, s);
+    cli_progress_update(user, s);
     const char *hold = getenv("VDX_TEST_HOLD_FILE");
     if (!hold || !*hold || s->stored == 0)
         return;
     const struct timespec tick = {0, 20 * 1000 * 1000};
     while (!stop_requested && access(hold, F_OK) == 0) {
         nanosleep(&tick, NULL);
-        vdx_progress_update(sink->progress, s);
+        cli_progress_update(user, s);
     }
 }
 
 int cmd_ingest(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        CLI_STORE_LONGOPTS,
+        {"model", required_argument, 0, 'm'},
         {"threads", required_argument, 0, 't'},    {"batch", required_argument, 0, 'b'},
         {"limit", required_argument, 0, 'l'},      {"parallel", required_argument, 0, 'p'},
         {"vector-type", required_argument, 0, 'v'}, {"retry-failed", no_argument, 0, 'r'},
@@ -135,10 +130,9 @@ int cmd_ingest(int argc, char **argv)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (cli_store_options(c, optarg, &so))
+            continue;
         switch (c) {
-        case 'c': so.collection = optarg; break;
-        case 'd': so.data_dir = optarg; break;
-        case 's': so.url = optarg; break;
         case 'm': model_arg = optarg; break;
         case 't':
             if (parse_count("ingest", "--threads", optarg, 1, &threads))
@@ -194,7 +188,7 @@ int cmd_ingest(int argc, char **argv)
     else
         return cli_usage_error("ingest", "unknown source '%s' (unsplash, folder or urls)", kind);
     if (!src)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     report_problems(src);
     if (src->n_items == 0)
         fprintf(stderr, "vdx: warning: %s holds no images to ingest (folders: jpg, jpeg, png, "
@@ -203,17 +197,17 @@ int cmd_ingest(int argc, char **argv)
     vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so, 0);
     if (!model) {
         vdx_source_free(src);
-        return 1;
+        return cli_last_status();
     }
     vdx_model_identity identity;
-    cli_model_identity(model, &identity);
+    vdx_clip_identity(model, &identity);
     so.create = 1;
     so.model = &identity;
     vdx_store *store = vdx_store_open(&so, &err);
     if (!store) {
         vdx_clip_free(model);
         vdx_source_free(src);
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     }
     char cache_dir[4096], progress_path[4200];
     if (!no_cache) {
@@ -221,7 +215,7 @@ int cmd_ingest(int argc, char **argv)
             vdx_store_close(store);
             vdx_clip_free(model);
             vdx_source_free(src);
-            return cli_error("%s", err.message);
+            return cli_fail(&err, "%s", err.message);
         }
         strcat(cache_dir, "/cache/http");
         io.fetch.cache_dir = cache_dir;
@@ -229,15 +223,16 @@ int cmd_ingest(int argc, char **argv)
     snprintf(progress_path, sizeof progress_path, "%s/progress.json", vdx_store_dir(store));
     fprintf(stderr, "vdx: %zu items in %s, collection '%s' (%s)\n", src->n_items, path,
             so.collection ? so.collection : "default", vdx_store_dir(store));
-    progress_sink sink = {vdx_progress_new(stderr, cli_stderr_is_tty(), 5.0, progress_path)};
-    if (!sink.progress) {
+    cli_progress progress = {.out = stderr, .tty = cli_stderr_is_tty(), .interval_s = 5.0,
+                             .file = vdx_progress_new(progress_path)};
+    if (!progress.file) {
         vdx_store_close(store);
         vdx_clip_free(model);
         vdx_source_free(src);
-        return cli_error("out of memory");
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     }
     io.on_progress = on_progress;
-    io.user = &sink;
+    io.user = &progress;
     io.stop = &stop_requested;
     struct sigaction sa = {0};
     sa.sa_handler = on_stop_signal;
@@ -247,13 +242,13 @@ int cmd_ingest(int argc, char **argv)
 
     vdx_ingest_report report;
     int rc = vdx_ingest_run(store, model, src, &io, &report, &err);
-    vdx_progress_finish(sink.progress, &report.stats,
+    cli_progress_finish(&progress, &report.stats,
                         rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
-    vdx_progress_summary(stdout, &report);
+    cli_ingest_summary(stdout, &report);
     fflush(stdout);
-    int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 128 + stop_requested : 0;
+    int status = rc != 0 ? cli_fail(&err, "%s", err.message) : report.stopped ? 128 + stop_requested : 0;
     vdx_ingest_report_free(&report);
-    vdx_progress_free(sink.progress);
+    vdx_progress_free(progress.file);
     vdx_store_close(store);
     vdx_clip_free(model);
     vdx_source_free(src);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "clip/weights.h"
@@ -47,6 +48,96 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
+/* ---- drawing a pull's progress (the library reports, the tool draws) ---- */
+
+typedef struct pull_view {
+    int tty;
+    double last_report;
+} pull_view;
+
+static void format_bytes(char *out, size_t size, double bytes)
+{
+    if (bytes >= 1e9)
+        snprintf(out, size, "%.2f GB", bytes / 1e9);
+    else if (bytes >= 1e6)
+        snprintf(out, size, "%.1f MB", bytes / 1e6);
+    else if (bytes >= 1e3)
+        snprintf(out, size, "%.0f kB", bytes / 1e3);
+    else
+        snprintf(out, size, "%.0f B", bytes);
+}
+
+/* A file's transfer: a redrawn bar on a terminal (5 times a second), a plain line every
+ * 10 s otherwise; always a last line when it is done. */
+static void draw_transfer(pull_view *v, const vdx_pull_event *ev, int final)
+{
+    double now = vdx_now();
+    if (!final && now - v->last_report < (v->tty ? 0.2 : 10.0))
+        return;
+    v->last_report = now;
+    double have = (double)ev->have, rate = ev->elapsed_s > 0 ? (double)ev->written / ev->elapsed_s : 0;
+    char have_s[32], total_s[32] = "?", rate_s[32], eta_s[32] = "?";
+    format_bytes(have_s, sizeof have_s, have);
+    format_bytes(rate_s, sizeof rate_s, rate);
+    if (ev->total > 0) {
+        format_bytes(total_s, sizeof total_s, (double)ev->total);
+        if (rate > 0)
+            snprintf(eta_s, sizeof eta_s, "%.0f s", ((double)ev->total - have) / rate);
+    }
+    double percent = ev->total > 0 ? 100.0 * have / (double)ev->total : 0;
+    if (v->tty) {
+        int filled = (int)(percent / 5);
+        char bar[21];
+        for (int i = 0; i < 20; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[20] = 0;
+        fprintf(stderr, "\r  %-24.24s [%s] %5.1f%% %s / %s  %s/s  ETA %s   %s", ev->file, bar,
+                percent, have_s, total_s, rate_s, final ? "0 s" : eta_s, final ? "\n" : "");
+    } else if (final) {
+        fprintf(stderr, "  %s: %s in %.1f s (%s/s)\n", ev->file, have_s, ev->elapsed_s, rate_s);
+    } else {
+        fprintf(stderr, "  %s: %s / %s (%.0f%%), %s/s, ETA %s\n", ev->file, have_s, total_s,
+                percent, rate_s, eta_s);
+    }
+    fflush(stderr);
+    if (final)
+        v->last_report = 0; /* no bar left half-drawn */
+}
+
+static void draw_pull(const vdx_pull_event *ev, void *user)
+{
+    pull_view *v = user;
+    switch (ev->kind) {
+    case VDX_PULL_BEGIN:
+        fprintf(stderr, "vdx: pulling %s (%s) from %s into %s\n", ev->repo_id, ev->revision,
+                ev->endpoint, ev->folder);
+        break;
+    case VDX_PULL_CACHED:
+        fprintf(stderr, "  %s: already in the cache\n", ev->file);
+        break;
+    case VDX_PULL_RESUME:
+        fprintf(stderr, "  %s: resuming at byte %lld\n", ev->file, ev->have);
+        break;
+    case VDX_PULL_PROGRESS:
+        draw_transfer(v, ev, 0);
+        break;
+    case VDX_PULL_FILE_DONE:
+        draw_transfer(v, ev, 1);
+        break;
+    case VDX_PULL_RETRY:
+        if (v->tty && v->last_report > 0)
+            fputc('\n', stderr); /* end a half-drawn bar */
+        v->last_report = 0;
+        fprintf(stderr, "vdx: %s: %s; retrying in %.2g s (attempt %d of %d)\n", ev->file,
+                ev->why, ev->retry_in_s, ev->attempt, ev->max_attempts);
+        break;
+    case VDX_PULL_END:
+        fprintf(stderr, "vdx: %s at commit %s: %d file%s downloaded\n", ev->repo_id, ev->commit,
+                ev->downloaded, ev->downloaded == 1 ? "" : "s");
+        break;
+    }
+}
+
 static int model_pull(int argc, char **argv)
 {
     const char *repo = NULL, *revision = NULL;
@@ -69,8 +160,12 @@ static int model_pull(int argc, char **argv)
         repo = default_model();
     char dir[4096];
     vdx_error err = {{0}};
-    if (vdx_clip_pull(repo, revision, dir, sizeof dir, &err) != 0)
-        return cli_error("%s", err.message);
+    pull_view view = {.tty = isatty(STDERR_FILENO)};
+    if (vdx_clip_pull_progress(repo, revision, dir, sizeof dir, draw_pull, &view, &err) != 0) {
+        if (view.tty && view.last_report > 0)
+            fputc('\n', stderr);
+        return cli_fail(&err, "%s", err.message);
+    }
     printf("%s\n", dir);
     return 0;
 }
@@ -101,7 +196,7 @@ static int model_path(int argc, char **argv)
     char dir[4096];
     vdx_error err = {{0}};
     if (vdx_clip_resolve_model(model, dir, sizeof dir, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     printf("%s\n", dir);
     return 0;
 }
@@ -143,14 +238,14 @@ static int model_info(int argc, char **argv)
     vdx_error err = {{0}};
     vdx_clip_config cfg;
     if (vdx_clip_resolve_model(model, dir, sizeof dir, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     snprintf(config_path, sizeof config_path, "%s/config.json", dir);
     if (vdx_clip_config_load(config_path, &cfg, &err) != 0 ||
         vdx_weights_find_file(dir, weights_path, sizeof weights_path, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     vdx_weights *w = vdx_weights_open(weights_path, &err);
     if (!w)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     unsigned long long parameters = 0, counts[4] = {0};
     size_t buffers = 0;
     for (size_t i = 0; i < w->count; i++) {

@@ -99,7 +99,7 @@ static int embed_image(const vdx_clip_model *model, const char *where, float *ou
                            sizeof *pixels);
     int rc = -1;
     if (!pixels)
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     else if (vdx_image_preprocess(&img, pre, pixels, err) == 0)
         rc = vdx_clip_embed_images(model, pixels, 1, out, err);
     free(pixels);
@@ -144,8 +144,8 @@ static void print_hits(const vdx_hits *hits, int offset, int as_table)
 int cmd_search(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        CLI_STORE_LONGOPTS,
+        {"model", required_argument, 0, 'm'},
         {"threads", required_argument, 0, 't'},    {"offset", required_argument, 0, 'o'},
         {"exclude", required_argument, 0, 'x'},    {"where", required_argument, 0, 'w'},
         {"image", required_argument, 0, 'i'},      {"json", no_argument, 0, 'j'},
@@ -162,10 +162,9 @@ int cmd_search(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, ":hk:", longopts, NULL)) != -1) {
         char *end;
+        if (cli_store_options(c, optarg, &so))
+            continue;
         switch (c) {
-        case 'c': so.collection = optarg; break;
-        case 'd': so.data_dir = optarg; break;
-        case 's': so.url = optarg; break;
         case 'm': model_arg = optarg; break;
         case 'w': where = optarg; break;
         case 'i': image = optarg; break;
@@ -187,7 +186,7 @@ int cmd_search(int argc, char **argv)
         }
         case 'x':
             if (add_excludes(optarg, &exclude, &n_exclude) != 0) {
-                status = cli_error("out of memory");
+                status = cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
                 goto out;
             }
             break;
@@ -214,9 +213,11 @@ int cmd_search(int argc, char **argv)
     vdx_clip_model *model = NULL;
     vdx_model_identity identity;
     if (!like) { /* --like uses the collection's own vectors */
-        if (!(model = cli_load_model_for(model_arg, (int)threads, &so, 1)))
+        if (!(model = cli_load_model_for(model_arg, (int)threads, &so, 1))) {
+            status = cli_last_status();
             goto out;
-        cli_model_identity(model, &identity);
+        }
+        vdx_clip_identity(model, &identity);
         so.model = &identity;
     }
     so.read_only = 1;
@@ -224,18 +225,18 @@ int cmd_search(int argc, char **argv)
     vdx_store *store = vdx_store_open(&so, &err);
     if (!store) {
         vdx_clip_free(model);
-        status = cli_error("%s", err.message);
+        status = cli_fail(&err, "%s", err.message);
         goto out;
     }
     float *query = malloc((size_t)vdx_store_model(store)->dims * sizeof *query);
     int truncated = 0, rc;
     if (!query)
-        rc = vdx_fail(&err, "out of memory");
+        rc = vdx_fail_kind(&err, VDX_ERR_NO_MEMORY, "out of memory");
     else if (like) {
         const char *ids[1] = {like};
         rc = vdx_store_get_vectors(store, ids, 1, query, &err);
         if (rc == 0 && append_exclude(like, strlen(like), &exclude, &n_exclude) != 0)
-            rc = vdx_fail(&err, "out of memory");
+            rc = vdx_fail_kind(&err, VDX_ERR_NO_MEMORY, "out of memory");
     } else if (image)
         rc = embed_image(model, image, query, &err);
     else
@@ -257,7 +258,7 @@ int cmd_search(int argc, char **argv)
         print_hits(&hits, (int)offset, cli_stdout_is_tty() && !json);
         status = 0;
     } else
-        status = cli_error("%s", err.message);
+        status = cli_fail(&err, "%s", err.message);
     vdx_hits_free(&hits);
     free(query);
     vdx_store_close(store);

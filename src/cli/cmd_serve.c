@@ -45,7 +45,7 @@ static int resolve_model(const char *model_arg, const vdx_store_options *store_o
         model_arg = getenv("VDX_MODEL");
     if (model_arg && *model_arg) {
         if (vdx_clip_resolve_model(model_arg, dir, dir_size, &err) != 0)
-            return cli_error("%s", err.message);
+            return cli_fail(&err, "%s", err.message);
         *found = 1;
         return 0;
     }
@@ -53,7 +53,7 @@ static int resolve_model(const char *model_arg, const vdx_store_options *store_o
     probe.read_only = 1;
     vdx_store *store = vdx_store_open(&probe, &err);
     if (!store)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     char recorded[256];
     snprintf(recorded, sizeof recorded, "%s", vdx_store_model(store)->name);
     vdx_store_close(store);
@@ -66,11 +66,21 @@ static int resolve_model(const char *model_arg, const vdx_store_options *store_o
     return 0;
 }
 
+/* The server's notices: "serving …" and "stopping" on stdout, the access log and
+ * warnings on stderr. */
+static void print_notice(vdx_server_notice_kind kind, const char *line, void *user)
+{
+    (void)user;
+    FILE *out = kind == VDX_SERVER_LISTENING || kind == VDX_SERVER_STOPPING ? stdout : stderr;
+    fprintf(out, "%s\n", line);
+    fflush(out);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
-        {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
+        CLI_STORE_LONGOPTS,
+        {"model", required_argument, 0, 'm'},
         {"host", required_argument, 0, 'H'},       {"port", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'},    {"access-log", no_argument, 0, 'l'},
         {"token", required_argument, 0, 'T'},      {"no-token", no_argument, 0, 'N'},
@@ -85,10 +95,9 @@ int cmd_serve(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        if (cli_store_options(opt, optarg, &opts.store))
+            continue;
         switch (opt) {
-        case 'c': opts.store.collection = optarg; break;
-        case 'd': opts.store.data_dir = optarg; break;
-        case 's': opts.store.url = optarg; break;
         case 'm': model_arg = optarg; break;
         case 'H': opts.host = optarg; break;
         case 'p':
@@ -101,7 +110,7 @@ int cmd_serve(int argc, char **argv)
             if (*end || !*optarg || opts.threads < 1 || opts.threads > 256)
                 return cli_usage_error("serve", "--threads needs a number from 1 to 256, not '%s'", optarg);
             break;
-        case 'l': opts.access_log = stderr; break;
+        case 'l': opts.log_requests = 1; break;
         case 'T': opts.token = optarg; break;
         case 'N': opts.no_token = 1; break;
         case 'R': opts.read_only = 1; break;
@@ -126,9 +135,10 @@ int cmd_serve(int argc, char **argv)
     char model_dir[4096];
     int have_model = 0;
     if (resolve_model(model_arg, &opts.store, model_dir, sizeof model_dir, &have_model) != 0)
-        return 1;
+        return cli_last_status();
     opts.model_dir = have_model ? model_dir : NULL;
-    if (vdx_server_run(&opts, stdout, &err) != 0)
-        return cli_error("%s", err.message);
+    opts.notice = print_notice;
+    if (vdx_server_run(&opts, &err) != 0)
+        return cli_fail(&err, "%s", err.message);
     return 0;
 }

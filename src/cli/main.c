@@ -58,7 +58,7 @@ int main(int argc, char **argv)
         return check_stdout(0);
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("vdx 0.1.0\n");
+        printf("vdx %s\n", VDX_VERSION);
         return check_stdout(0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_check.h"
 #include "vdx/clip.h"
 
 static void set_defaults(vdx_clip_config *cfg)
@@ -44,7 +45,7 @@ static int get_int(const cJSON *obj, const char *section, const char *key, int m
         return 0;
     double d = cJSON_IsNumber(item) ? item->valuedouble : NAN;
     if (!(d >= 1 && d <= max) || d != floor(d))
-        return vdx_fail(err, "%s: %s%s%s must be an integer in 1..%d", path, section,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s%s%s must be an integer in 1..%d", path, section,
                         *section ? "." : "", key, max);
     *out = (int)d;
     return 0;
@@ -56,7 +57,7 @@ static int read_tower(const cJSON *obj, const char *section, int vision,
     if (!obj)
         return 0;
     if (!cJSON_IsObject(obj))
-        return vdx_fail(err, "%s: %s is not an object", path, section);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s is not an object", path, section);
     if (get_int(obj, section, "hidden_size", 65536, &t->hidden_size, path, err) ||
         get_int(obj, section, "intermediate_size", 1 << 20, &t->intermediate_size, path, err) ||
         get_int(obj, section, "num_attention_heads", 4096, &t->num_heads, path, err) ||
@@ -80,13 +81,13 @@ static int read_tower(const cJSON *obj, const char *section, int vision,
         else if (cJSON_IsString(act) && strcmp(act->valuestring, "gelu") == 0)
             t->hidden_act_quick_gelu = 0;
         else
-            return vdx_fail(err, "%s: %s.hidden_act '%s' is not supported (quick_gelu or gelu)",
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s.hidden_act '%s' is not supported (quick_gelu or gelu)",
                             path, section, cJSON_IsString(act) ? act->valuestring : "?");
     }
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(obj, "layer_norm_eps");
     if (eps && !cJSON_IsNull(eps)) {
         if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1))
-            return vdx_fail(err, "%s: %s.layer_norm_eps must be a number in (0, 1)", path,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s.layer_norm_eps must be a number in (0, 1)", path,
                             section);
         t->layer_norm_eps = eps->valuedouble;
     }
@@ -97,10 +98,10 @@ static int check_tower(const vdx_clip_tower_config *t, const char *section, int 
                        const char *path, vdx_error *err)
 {
     if (t->hidden_size % t->num_heads != 0)
-        return vdx_fail(err, "%s: %s.hidden_size %d is not a multiple of num_attention_heads %d",
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s.hidden_size %d is not a multiple of num_attention_heads %d",
                         path, section, t->hidden_size, t->num_heads);
     if (vision && t->image_size % t->patch_size != 0)
-        return vdx_fail(err, "%s: %s.image_size %d is not a multiple of patch_size %d", path,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s.image_size %d is not a multiple of patch_size %d", path,
                         section, t->image_size, t->patch_size);
     return 0;
 }
@@ -116,13 +117,16 @@ int vdx_clip_config_load(const char *path, vdx_clip_config *cfg, vdx_error *err)
     cJSON *root = cJSON_ParseWithLengthOpts(text, size, &parse_end, 0);
     if (!root) {
         size_t at = parse_end && parse_end >= text ? (size_t)(parse_end - text) : 0;
+        int valid = json_text_is_valid(text, size);
         free(text);
-        return vdx_fail(err, "%s: invalid JSON at byte %zu", path, at);
+        if (valid)
+            return vdx_fail_oom(err, "reading %s", path);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: invalid JSON at byte %zu", path, at);
     }
     free(text);
     int rc = -1;
     if (!cJSON_IsObject(root)) {
-        vdx_fail(err, "%s: not a JSON object", path);
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: not a JSON object", path);
         goto done;
     }
     if (get_int(root, "", "projection_dim", 65536, &cfg->projection_dim, path, err) ||

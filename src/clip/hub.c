@@ -11,7 +11,8 @@
  * resumed with an HTTP Range after an interruption, verified before it is renamed), and
  * snapshots/<commit>/<file> is a relative symlink ../../blobs/<etag>; refs/<rev> holds
  * the commit. A blob already present is not downloaded again. Transient failures
- * (HTTP 5xx/429, dropped connections) are retried with backoff. */
+ * (HTTP 5xx/429, dropped connections) are retried with backoff (common/http_client.h).
+ * Progress goes to the caller's callback (vdx_pull_event); this file never prints. */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "clip/weights.h"
+#include "common/http_client.h"
 #include "vdx/clip.h"
 
 #define PATH_SIZE 4096
@@ -152,14 +154,14 @@ int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vd
     const char *at = strchr(model_arg, '@');
     size_t id_len = at ? (size_t)(at - model_arg) : strlen(model_arg);
     if (id_len >= sizeof repo_id || (at && strlen(at + 1) >= sizeof revision))
-        return vdx_fail(err, "model '%s': no such directory, and too long for a repo id",
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "model '%s': no such directory, and too long for a repo id",
                         model_arg);
     memcpy(repo_id, model_arg, id_len);
     repo_id[id_len] = 0;
     if (at)
         snprintf(revision, sizeof revision, "%s", at + 1);
     if (!valid_repo_id(repo_id) || !valid_revision(revision))
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND,
                         "model '%s': no such directory (and not a Hugging Face repo id like "
                         "%s)",
                         model_arg, VDX_DEFAULT_MODEL);
@@ -169,7 +171,7 @@ int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vd
     if (is_commit_hash(revision))
         memcpy(commit, revision, 41);
     else if (read_ref(folder, revision, commit) != 0)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND,
                         "model '%s' is not in the Hugging Face cache (looked for %s/refs/%s; "
                         "the cache is $HF_HUB_CACHE, else $HF_HOME/hub, else "
                         "~/.cache/huggingface/hub). 'vdx model pull %s%s%s' downloads it",
@@ -178,7 +180,7 @@ int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vd
     char snapshot[PATH_SIZE];
     snprintf(snapshot, sizeof snapshot, "%s/snapshots/%s", folder, commit);
     if (!is_directory(snapshot))
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "model '%s': %s/refs/%s names commit %s but %s is missing; 'vdx model "
                         "pull %s' repairs the cache",
                         model_arg, folder, revision, commit, snapshot, repo_id);
@@ -188,9 +190,6 @@ int vdx_clip_resolve_model(const char *model_arg, char *dir, size_t dir_size, vd
 }
 
 /* ---- HTTP ----------------------------------------------------------------------------- */
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void init_curl(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* What a HEAD on /<repo>/resolve/<rev>/<file> says about the file. */
 typedef struct head_info {
@@ -265,8 +264,8 @@ static size_t on_head_header(char *line, size_t size, size_t count, void *user)
 /* A curl handle with the options every hub request shares. */
 static CURL *hub_handle(const char *url, struct curl_slist **headers)
 {
-    pthread_once(&curl_once, init_curl);
-    CURL *curl = curl_easy_init();
+    static const http_options options = {.connect_timeout_ms = 30000, .stall_s = 60};
+    CURL *curl = http_easy_new(&options);
     if (!curl)
         return NULL;
     *headers = curl_slist_append(NULL, "Accept-Encoding: identity");
@@ -278,30 +277,51 @@ static CURL *hub_handle(const char *url, struct curl_slist **headers)
     }
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *headers);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "vdx/0.1");
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     return curl;
 }
 
-static int transient_status(long status) { return status == 429 || status >= 500; }
+/* Where a pull reports (see vdx_pull_event); report() fills in the repo fields. */
+typedef struct reporter {
+    vdx_pull_progress_fn fn;
+    void *user;
+    const char *repo_id, *revision, *endpoint, *folder;
+} reporter;
 
-static void backoff(int attempt, const char *what, const char *why)
+static void report(const reporter *r, vdx_pull_event *ev)
 {
-    double seconds = 0.25 * (1 << attempt);
-    fprintf(stderr, "vdx: %s: %s; retrying in %.2g s (attempt %d of %d)\n", what, why, seconds,
-            attempt + 2, MAX_ATTEMPTS);
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
-    nanosleep(&ts, NULL);
+    if (!r || !r->fn)
+        return;
+    ev->repo_id = r->repo_id;
+    ev->revision = r->revision;
+    ev->endpoint = r->endpoint;
+    ev->folder = r->folder;
+    r->fn(ev, r->user);
+}
+
+/* Waits before attempt+2 (attempt counts from 0), as long as Retry-After asks (capped) or
+ * 0.25 s doubled per attempt, and says so. */
+static void backoff(const reporter *r, int attempt, const char *what, const char *why,
+                    long retry_after)
+{
+    double seconds = http_retry_delay(attempt + 1, 0.25, 30.0, retry_after);
+    vdx_pull_event ev = {.kind = VDX_PULL_RETRY, .file = what, .why = why,
+                         .retry_in_s = seconds, .attempt = attempt + 2,
+                         .max_attempts = MAX_ATTEMPTS};
+    report(r, &ev);
+    http_sleep(seconds);
+}
+
+/* A URL for a message: without credentials a mirror's URL may carry. */
+static const char *shown(const char *url, char *out, size_t size)
+{
+    http_redact_url(url, out, size);
+    return out;
 }
 
 /* HEAD without following the LFS redirect: its headers are the file's identity. A
  * relative redirect (renamed repo) is followed, as huggingface_hub does. */
-static int head_file(const char *url, const char *file, head_info *h, vdx_error *err)
+static int head_file(const reporter *r, const char *url, const char *file, head_info *h,
+                     vdx_error *err)
 {
     char current[2048];
     snprintf(current, sizeof current, "%s", url);
@@ -309,7 +329,7 @@ static int head_file(const char *url, const char *file, head_info *h, vdx_error 
         struct curl_slist *headers = NULL;
         CURL *curl = hub_handle(current, &headers);
         if (!curl)
-            return vdx_fail(err, "%s: cannot start libcurl", file);
+            return vdx_fail_oom(err, "starting libcurl for %s", file);
         memset(h, 0, sizeof *h);
         h->size = h->linked_size = h->content_length = -1;
         char curl_error[CURL_ERROR_SIZE] = "";
@@ -319,20 +339,25 @@ static int head_file(const char *url, const char *file, head_info *h, vdx_error 
         curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
         CURLcode rc = curl_easy_perform(curl);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &h->status);
+        curl_off_t retry_after = 0;
+        curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after);
         curl_easy_cleanup(curl);
         curl_slist_free_all(headers);
         /* A redirect's Content-Length is that of its own (empty) body, not the file's. */
         h->size = h->linked_size >= 0 ? h->linked_size
                                       : h->status == 200 ? h->content_length : -1;
-        if (rc != CURLE_OK || transient_status(h->status)) {
+        if (rc != CURLE_OK || http_status_transient(h->status)) {
             char why[512];
             if (rc != CURLE_OK)
                 snprintf(why, sizeof why, "%s", *curl_error ? curl_error : curl_easy_strerror(rc));
             else
                 snprintf(why, sizeof why, "HTTP %ld", h->status);
+            char safe[2048];
+            shown(current, safe, sizeof safe);
             if (attempt + 1 >= MAX_ATTEMPTS)
-                return vdx_fail(err, "%s: %s (after %d attempts)", current, why, MAX_ATTEMPTS);
-            backoff(attempt, current, why);
+                return vdx_fail_kind(err, VDX_ERR_IO, "%s: %s (after %d attempts)", safe, why,
+                                     MAX_ATTEMPTS);
+            backoff(r, attempt, safe, why, (long)retry_after);
             continue;
         }
         if (h->status >= 300 && h->status < 400 && h->location[0] == '/' && !h->commit[0] &&
@@ -360,9 +385,9 @@ typedef struct transfer {
     long long expected;      /* full size, -1 unknown */
     int started, refused;
     CURL *curl;
-    const char *label;
-    int tty;
-    double start_time, last_report;
+    const char *file;
+    const reporter *reporter;
+    double start_time;
     int write_failed;
 } transfer;
 
@@ -400,60 +425,19 @@ static size_t on_body(char *data, size_t size, size_t count, void *user)
     return n;
 }
 
-static void format_bytes(char *out, size_t size, double bytes)
+static void report_transfer(transfer *t, vdx_pull_event_kind kind)
 {
-    if (bytes >= 1e9)
-        snprintf(out, size, "%.2f GB", bytes / 1e9);
-    else if (bytes >= 1e6)
-        snprintf(out, size, "%.1f MB", bytes / 1e6);
-    else if (bytes >= 1e3)
-        snprintf(out, size, "%.0f kB", bytes / 1e3);
-    else
-        snprintf(out, size, "%.0f B", bytes);
-}
-
-/* Progress: a redrawn bar on a terminal, a plain line every 10 s otherwise. */
-static void report_progress(transfer *t, int final)
-{
-    double now = vdx_now();
-    if (!final && now - t->last_report < (t->tty ? 0.2 : 10.0))
-        return;
-    t->last_report = now;
-    double elapsed = now - t->start_time;
-    double have = (double)(t->offset + t->written);
-    double rate = elapsed > 0 ? (double)t->written / elapsed : 0;
-    char have_s[32], total_s[32] = "?", rate_s[32], eta_s[32] = "?";
-    format_bytes(have_s, sizeof have_s, have);
-    format_bytes(rate_s, sizeof rate_s, rate);
-    if (t->expected > 0) {
-        format_bytes(total_s, sizeof total_s, (double)t->expected);
-        if (rate > 0)
-            snprintf(eta_s, sizeof eta_s, "%.0f s", ((double)t->expected - have) / rate);
-    }
-    double percent = t->expected > 0 ? 100.0 * have / (double)t->expected : 0;
-    if (t->tty) {
-        int filled = (int)(percent / 5);
-        char bar[21];
-        for (int i = 0; i < 20; i++)
-            bar[i] = i < filled ? '#' : '.';
-        bar[20] = 0;
-        fprintf(stderr, "\r  %-24.24s [%s] %5.1f%% %s / %s  %s/s  ETA %s   %s",
-                t->label, bar, percent, have_s, total_s, rate_s, final ? "0 s" : eta_s,
-                final ? "\n" : "");
-    } else if (final) {
-        fprintf(stderr, "  %s: %s in %.1f s (%s/s)\n", t->label, have_s, elapsed, rate_s);
-    } else {
-        fprintf(stderr, "  %s: %s / %s (%.0f%%), %s/s, ETA %s\n", t->label, have_s, total_s,
-                percent, rate_s, eta_s);
-    }
-    fflush(stderr);
+    vdx_pull_event ev = {.kind = kind, .file = t->file, .have = t->offset + t->written,
+                         .total = t->expected, .written = t->written,
+                         .elapsed_s = vdx_now() - t->start_time};
+    report(t->reporter, &ev);
 }
 
 static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    report_progress(user, 0);
+    report_transfer(user, VDX_PULL_PROGRESS);
     return 0;
 }
 
@@ -510,7 +494,7 @@ static int verify_blob(const char *path, const char *file, const head_info *h, v
     if (stat(path, &st) != 0)
         return vdx_fail(err, "%s: %s", path, strerror(errno));
     if (h->size >= 0 && st.st_size != h->size)
-        return vdx_fail(err, "%s: downloaded %lld bytes, the hub says %lld", file,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: downloaded %lld bytes, the hub says %lld", file,
                         (long long)st.st_size, h->size);
     int sha256 = is_hex(h->etag, 64), sha1 = !h->lfs && is_hex(h->etag, 40);
     if (!sha256 && !sha1)
@@ -519,15 +503,17 @@ static int verify_blob(const char *path, const char *file, const head_info *h, v
     if (hash_file(path, sha1, digest, sizeof digest, err) != 0)
         return -1;
     if (strcasecmp(digest, h->etag) != 0)
-        return vdx_fail(err, "%s: %s of the download is %s, the hub says %s", file,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s of the download is %s, the hub says %s", file,
                         sha256 ? "sha256" : "git sha1", digest, h->etag);
     return 0;
 }
 
 /* Downloads url into blob (via blob.incomplete, resuming what is there), verified. */
-static int download_blob(const char *url, const char *file, const char *blob,
-                         const head_info *h, vdx_error *err)
+static int download_blob(const reporter *r, const char *url, const char *file,
+                         const char *blob, const head_info *h, vdx_error *err)
 {
+    char safe_url[4096];
+    shown(url, safe_url, sizeof safe_url);
     char partial[PATH_SIZE];
     snprintf(partial, sizeof partial, "%s.incomplete", blob);
     for (int attempt = 0;; attempt++) {
@@ -536,9 +522,8 @@ static int download_blob(const char *url, const char *file, const char *blob,
             return vdx_fail(err, "%s: cannot create: %s", partial, strerror(errno));
         struct stat st;
         fstat(fd, &st);
-        transfer t = {.fd = fd, .offset = st.st_size, .expected = h->size, .label = file,
-                      .tty = isatty(STDERR_FILENO), .start_time = vdx_now()};
-        t.last_report = t.start_time;
+        transfer t = {.fd = fd, .offset = st.st_size, .expected = h->size, .file = file,
+                      .reporter = r, .start_time = vdx_now()};
         if (h->size >= 0 && t.offset > h->size) { /* longer than the file: start over */
             if (ftruncate(fd, 0) != 0) {
                 close(fd);
@@ -547,16 +532,20 @@ static int download_blob(const char *url, const char *file, const char *blob,
             t.offset = 0;
         }
         long status = 0;
+        curl_off_t retry_after = 0;
         CURLcode rc = CURLE_OK;
         char curl_error[CURL_ERROR_SIZE] = "";
         if (!(h->size >= 0 && t.offset == h->size)) {
-            if (t.offset > 0)
-                fprintf(stderr, "  %s: resuming at byte %lld\n", file, t.offset);
+            if (t.offset > 0) {
+                vdx_pull_event ev = {.kind = VDX_PULL_RESUME, .file = file, .have = t.offset,
+                                     .total = h->size};
+                report(r, &ev);
+            }
             struct curl_slist *headers = NULL;
             CURL *curl = hub_handle(url, &headers);
             if (!curl) {
                 close(fd);
-                return vdx_fail(err, "%s: cannot start libcurl", file);
+                return vdx_fail_oom(err, "starting libcurl for %s", file);
             }
             char range[64];
             snprintf(range, sizeof range, "%lld-", t.offset);
@@ -573,12 +562,11 @@ static int download_blob(const char *url, const char *file, const char *blob,
             curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
             rc = curl_easy_perform(curl);
             curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+            curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after);
             curl_easy_cleanup(curl);
             curl_slist_free_all(headers);
             if (rc == CURLE_OK && (status == 200 || status == 206))
-                report_progress(&t, 1);
-            else if (t.tty && t.written > 0)
-                fputc('\n', stderr);
+                report_transfer(&t, VDX_PULL_FILE_DONE);
         }
         int synced = fsync(fd) == 0;
         close(fd);
@@ -591,8 +579,9 @@ static int download_blob(const char *url, const char *file, const char *blob,
         if (rc == CURLE_OK && status == 416) { /* our partial file is not a prefix */
             if (truncate(partial, 0) != 0)
                 return vdx_fail(err, "%s: cannot truncate: %s", partial, strerror(errno));
-        } else if (rc == CURLE_OK && !transient_status(status)) {
-            return vdx_fail(err, "%s: HTTP %ld", url, status);
+        } else if (rc == CURLE_OK && !http_status_transient(status)) {
+            return vdx_fail_kind(err, status == 404 ? VDX_ERR_NOT_FOUND : VDX_ERR_IO,
+                                 "%s: HTTP %ld", safe_url, status);
         }
         char why[512];
         if (rc != CURLE_OK)
@@ -600,9 +589,10 @@ static int download_blob(const char *url, const char *file, const char *blob,
         else
             snprintf(why, sizeof why, "HTTP %ld", status);
         if (attempt + 1 >= MAX_ATTEMPTS)
-            return vdx_fail(err, "%s: %s (after %d attempts; run the pull again to resume)",
-                            url, why, MAX_ATTEMPTS);
-        backoff(attempt, file, why);
+            return vdx_fail_kind(err, VDX_ERR_IO,
+                                 "%s: %s (after %d attempts; run the pull again to resume)",
+                                 safe_url, why, MAX_ATTEMPTS);
+        backoff(r, attempt, file, why, (long)retry_after);
     }
     if (verify_blob(partial, file, h, err) != 0) {
         unlink(partial);
@@ -675,6 +665,7 @@ static const char *hub_endpoint(void)
 }
 
 typedef struct pull_state {
+    const reporter *reporter;
     const char *repo_id;
     char folder[PATH_SIZE];
     char commit[41];
@@ -690,8 +681,10 @@ static int pull_file(pull_state *p, const char *file, int *missing, vdx_error *e
     snprintf(url, sizeof url, "%s/%s/resolve/%s/%s", hub_endpoint(), p->repo_id,
              p->commit[0] ? p->commit : p->revision_url, file);
     head_info h;
-    if (head_file(url, file, &h, err) != 0)
+    if (head_file(p->reporter, url, file, &h, err) != 0)
         return -1;
+    char safe_url[4096];
+    shown(url, safe_url, sizeof safe_url);
     if (missing)
         *missing = 0;
     if (h.status == 404 && missing && strcmp(h.error_code, "RepositoryNotFound") != 0 &&
@@ -700,27 +693,28 @@ static int pull_file(pull_state *p, const char *file, int *missing, vdx_error *e
         return 0;
     }
     if (h.status == 401 || h.status == 403)
-        return vdx_fail(err,
-                        "%s: HTTP %ld: the repository is private or gated; set HF_TOKEN to an "
-                        "access token that may read it",
-                        url, h.status);
+        return vdx_fail_kind(err, VDX_ERR_IO,
+                             "%s: HTTP %ld: the repository is private or gated; set HF_TOKEN "
+                             "to an access token that may read it",
+                             safe_url, h.status);
     if (h.status == 404)
-        return vdx_fail(err, "%s: not found (%s)", url,
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "%s: not found (%s)", safe_url,
                         h.error_code[0] ? h.error_code : "no such repository, revision or file");
     if (h.status != 200 && !(h.status >= 300 && h.status < 400))
-        return vdx_fail(err, "%s: HTTP %ld", url, h.status);
+        return vdx_fail_kind(err, VDX_ERR_IO, "%s: HTTP %ld", safe_url, h.status);
     if (!is_commit_hash(h.commit))
         return vdx_fail(err,
                         "%s: the answer has no X-Repo-Commit header, so this is not a "
                         "Hugging Face hub (check HF_ENDPOINT)",
-                        url);
+                        safe_url);
     if (!etag_is_file_name(h.etag))
         return vdx_fail(err, "%s: the answer has no usable ETag (a blob file name is made of it)",
-                        url);
+                        safe_url);
     if (!p->commit[0])
         memcpy(p->commit, h.commit, 41);
     else if (strcmp(p->commit, h.commit) != 0)
-        return vdx_fail(err, "%s: served from commit %s, expected %s", url, h.commit, p->commit);
+        return vdx_fail(err, "%s: served from commit %s, expected %s", safe_url, h.commit,
+                        p->commit);
 
     char blobs[PATH_SIZE], blob[PATH_SIZE], locks[PATH_SIZE], lock_path[PATH_SIZE];
     snprintf(blobs, sizeof blobs, "%s/blobs", p->folder);
@@ -742,10 +736,11 @@ static int pull_file(pull_state *p, const char *file, int *missing, vdx_error *e
     }
     int rc = 0;
     if (access(blob, F_OK) != 0) {
-        rc = download_blob(url, file, blob, &h, err);
+        rc = download_blob(p->reporter, url, file, blob, &h, err);
         p->downloaded += rc == 0;
     } else {
-        fprintf(stderr, "  %s: already in the cache\n", file);
+        vdx_pull_event ev = {.kind = VDX_PULL_CACHED, .file = file};
+        report(p->reporter, &ev);
     }
     close(lock_fd);
     if (rc == 0)
@@ -769,6 +764,13 @@ static void mark_missing(const pull_state *p, const char *file)
 int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t dir_size,
                   vdx_error *err)
 {
+    return vdx_clip_pull_progress(repo_id, revision, dir, dir_size, NULL, NULL, err);
+}
+
+int vdx_clip_pull_progress(const char *repo_id, const char *revision, char *dir,
+                           size_t dir_size, vdx_pull_progress_fn progress, void *user,
+                           vdx_error *err)
+{
     if (!revision || !*revision)
         revision = "main";
     if (!valid_repo_id(repo_id))
@@ -776,12 +778,16 @@ int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t d
                         VDX_DEFAULT_MODEL);
     if (!valid_revision(revision))
         return vdx_fail(err, "'%s' is not a valid revision", revision);
-    pull_state p = {.repo_id = repo_id};
+    reporter r = {.fn = progress, .user = user, .repo_id = repo_id, .revision = revision};
+    pull_state p = {.reporter = &r, .repo_id = repo_id};
     if (repo_folder(repo_id, p.folder, sizeof p.folder, err) != 0)
         return -1;
     url_encode(revision, p.revision_url, sizeof p.revision_url);
-    fprintf(stderr, "vdx: pulling %s (%s) from %s into %s\n", repo_id, revision, hub_endpoint(),
-            p.folder);
+    char endpoint[512];
+    r.endpoint = shown(hub_endpoint(), endpoint, sizeof endpoint);
+    r.folder = p.folder;
+    vdx_pull_event begin = {.kind = VDX_PULL_BEGIN};
+    report(&r, &begin);
     if (pull_file(&p, "config.json", NULL, err) != 0)
         return -1;
     int missing;
@@ -815,7 +821,7 @@ int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t d
     }
     if ((size_t)snprintf(dir, dir_size, "%s/snapshots/%s", p.folder, p.commit) >= dir_size)
         return vdx_fail(err, "snapshot path too long");
-    fprintf(stderr, "vdx: %s at commit %s: %d file%s downloaded\n", repo_id, p.commit,
-            p.downloaded, p.downloaded == 1 ? "" : "s");
+    vdx_pull_event end = {.kind = VDX_PULL_END, .commit = p.commit, .downloaded = p.downloaded};
+    report(&r, &end);
     return 0;
 }

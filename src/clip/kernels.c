@@ -3,7 +3,7 @@
  * bias+activation and softmax are plain loops split over rows or heads with a small
  * pthread fork-join. A Linear layer over a few rows (a text prompt) is memory-bound:
  * there OpenBLAS would copy ("pack") the whole weight matrix before using it once, so
- * a streaming kernel reads each weight row once and dots it with every input row. Numbers follow PyTorch's float32 CLIP (clip-spec.md §2): LayerNorm
+ * a streaming kernel reads each weight row once and dots it with every input row. Numbers follow PyTorch's float32 CLIP (docs/clip-model.md): LayerNorm
  * statistics in double with the biased variance, QuickGELU x·σ(1.702x) or erf GELU. */
 #include "clip/kernels.h"
 

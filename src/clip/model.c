@@ -1,6 +1,6 @@
 /* The CLIP model: loads a Hugging Face checkpoint into plain float32 arrays and runs the
  * two towers exactly as transformers' CLIPModel.get_image_features / get_text_features
- * (../shared/docs/clip-spec.md §2), llama2.c style: a config, a struct of weight
+ * (docs/clip-model.md, "Forward pass"), llama2.c style: a config, a struct of weight
  * pointers per tower, per-call scratch, and one forward function per tower that reads
  * top to bottom. The heavy lifting is in kernels.c (OpenBLAS GEMMs, row loops).
  *
@@ -11,6 +11,7 @@
 #include "vdx/clip.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -78,7 +79,7 @@ static int scratch_alloc(scratch *s, size_t rows, size_t dim, size_t wide, vdx_e
     size_t total = 2 * h + qkv + mlp;
     s->block = aligned_alloc(64, total * sizeof(float));
     if (!s->block)
-        return vdx_fail(err, "out of memory: %zu MB of scratch for %zu token rows",
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory: %zu MB of scratch for %zu token rows",
                         total * sizeof(float) >> 20, rows);
     s->h = s->block;
     s->x = s->h + h;
@@ -235,7 +236,7 @@ static int check_tower(const vdx_clip_tower_config *c, const char *tower, int vi
     if (c->hidden_size < 1 || c->hidden_size > limit || c->intermediate_size < 1 ||
         c->intermediate_size > limit || c->num_layers < 1 || c->num_layers > 1024 ||
         c->num_heads < 1 || c->hidden_size % c->num_heads != 0)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "%s: %s: unusable sizes (hidden_size %d, intermediate_size %d, "
                         "num_attention_heads %d, num_hidden_layers %d)",
                         path, tower, c->hidden_size, c->intermediate_size, c->num_heads,
@@ -243,12 +244,12 @@ static int check_tower(const vdx_clip_tower_config *c, const char *tower, int vi
     if (vision && (c->patch_size < 1 || c->image_size < c->patch_size ||
                    c->image_size % c->patch_size != 0 || c->image_size > limit ||
                    c->num_channels < 1 || c->num_channels > 16))
-        return vdx_fail(err, "%s: %s: image_size %d is not a multiple of patch_size %d "
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s: image_size %d is not a multiple of patch_size %d "
                         "(num_channels %d)", path, tower, c->image_size, c->patch_size,
                         c->num_channels);
     if (!vision && (c->vocab_size < 1 || c->vocab_size > (1 << 24) ||
                     c->max_position_embeddings < 2 || c->max_position_embeddings > limit))
-        return vdx_fail(err, "%s: %s: unusable vocab_size %d or max_position_embeddings %d",
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s: unusable vocab_size %d or max_position_embeddings %d",
                         path, tower, c->vocab_size, c->max_position_embeddings);
     return 0;
 }
@@ -259,14 +260,14 @@ static int load_weights(vdx_clip_model *m, const vdx_weights *file, vdx_error *e
     m->vision.layers = calloc((size_t)cfg->vision.num_layers, sizeof(layer_weights));
     m->text.layers = calloc((size_t)cfg->text.num_layers, sizeof(layer_weights));
     if (!m->vision.layers || !m->text.layers)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     weight_loader ld = {file, NULL, 0, err, 0};
     load_vision(&ld, cfg, &m->vision);
     load_text(&ld, cfg, &m->text);
     m->arena_floats = ld.used;
     m->arena = aligned_alloc(64, ld.used * sizeof(float));
     if (!m->arena)
-        return vdx_fail(err, "%s: out of memory: %zu MB for the float32 weights", file->path,
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory: %zu MB for the float32 weights", file->path,
                         ld.used * sizeof(float) >> 20);
     ld.arena = m->arena;
     ld.used = 0;
@@ -275,8 +276,10 @@ static int load_weights(vdx_clip_model *m, const vdx_weights *file, vdx_error *e
     return ld.failed ? -1 : 0;
 }
 
-/* sha256 over the architecture and the two projection matrices (clip.h). */
-static void compute_fingerprint(vdx_clip_model *m)
+/* sha256 over the architecture and the two projection matrices (clip.h), streamed in
+ * small chunks: no large buffer, so the identity never depends on memory being free. The
+ * one allocation (the digest context) failing is reported as out of memory. */
+static int compute_fingerprint(vdx_clip_model *m, vdx_error *err)
 {
     const vdx_clip_config *c = &m->config;
     const vdx_clip_tower_config *v = &c->vision, *t = &c->text;
@@ -294,25 +297,37 @@ static void compute_fingerprint(vdx_clip_model *m)
         t->max_position_embeddings, c->projection_dim);
     size_t n_vision = (size_t)c->projection_dim * v->hidden_size;
     size_t n_text = (size_t)c->projection_dim * t->hidden_size;
-    size_t size = (size_t)arch_len + 4 * (n_vision + n_text);
-    uint8_t *buf = malloc(size);
-    if (!buf) { /* hash the architecture alone rather than fail a load over 2 MB */
-        vdx_sha256_hex(arch, (size_t)arch_len, m->fingerprint);
-        return;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        return vdx_fail_oom(err, "computing the model fingerprint");
     }
-    memcpy(buf, arch, (size_t)arch_len);
-    uint8_t *p = buf + arch_len;
+    EVP_DigestUpdate(ctx, arch, (size_t)arch_len);
     const float *sources[2] = {m->vision.projection, m->text.projection};
     size_t counts[2] = {n_vision, n_text};
+    uint8_t chunk[4096];
+    size_t used = 0;
     for (int s = 0; s < 2; s++)
         for (size_t i = 0; i < counts[s]; i++) {
             uint32_t bits;
             memcpy(&bits, &sources[s][i], 4);
             for (int b = 0; b < 4; b++)
-                *p++ = (uint8_t)(bits >> (8 * b)); /* little-endian on every host */
+                chunk[used++] = (uint8_t)(bits >> (8 * b)); /* little-endian on every host */
+            if (used == sizeof chunk) {
+                EVP_DigestUpdate(ctx, chunk, used);
+                used = 0;
+            }
         }
-    vdx_sha256_hex(buf, size, m->fingerprint);
-    free(buf);
+    EVP_DigestUpdate(ctx, chunk, used);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    int ok = EVP_DigestFinal_ex(ctx, digest, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return vdx_fail(err, "computing the model fingerprint: sha256 failed");
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(m->fingerprint + 2 * i, 3, "%02x", digest[i]);
+    return 0;
 }
 
 /* "owner/name" for .../models--owner--name/snapshots/<rev>, else the absolute directory,
@@ -355,7 +370,7 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
 {
     vdx_clip_model *m = calloc(1, sizeof *m);
     if (!m) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     char path[4096];
@@ -365,14 +380,14 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
         check_tower(&m->config.text, "text_config", 0, path, err) != 0)
         goto fail;
     if (m->config.projection_dim < 1 || m->config.projection_dim > (1 << 16)) {
-        vdx_fail(err, "%s: unusable projection_dim %d", path, m->config.projection_dim);
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: unusable projection_dim %d", path, m->config.projection_dim);
         goto fail;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
     if (!file_exists(path))
         snprintf(path, sizeof path, "%s/pytorch_model.bin", model_dir);
     if (!file_exists(path)) {
-        vdx_fail(err, "%s: no model.safetensors or pytorch_model.bin in this directory",
+        vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "%s: no model.safetensors or pytorch_model.bin in this directory",
                  model_dir);
         goto fail;
     }
@@ -383,7 +398,8 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
     vdx_weights_close(file);
     if (loaded != 0)
         goto fail;
-    compute_fingerprint(m);
+    if (compute_fingerprint(m, err) != 0)
+        goto fail;
     if (!(m->tokenizer = vdx_tokenizer_load(model_dir, err)))
         goto fail;
     snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);
@@ -405,6 +421,14 @@ void vdx_clip_free(vdx_clip_model *m)
     free(m->text.layers);
     free(m->arena);
     free(m);
+}
+
+void vdx_clip_identity(const vdx_clip_model *m, vdx_model_identity *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", m->name);
+    snprintf(out->config_hash, sizeof out->config_hash, "%s", m->fingerprint);
+    out->dims = m->config.projection_dim;
 }
 
 void vdx_clip_set_threads(int threads) { clip_kernels_set_threads(threads); }
@@ -482,7 +506,7 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
 
     for (int l = 0; l < c->num_layers; l++)
         if (encoder_layer(&w->layers[l], c, s, n, tokens, 0) != 0)
-            return vdx_fail(err, "vision tower: out of memory for attention scores");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "vision tower: out of memory for attention scores");
 
     /* Pool the class token of each image, post_layernorm, project. */
     for (int img = 0; img < n; img++)
@@ -496,7 +520,7 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
                           float *out, vdx_error *err)
 {
     if (n < 0)
-        return vdx_fail(err, "embed images: negative image count %d", n);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "embed images: negative image count %d", n);
     if (n == 0)
         return 0;
     const vdx_clip_tower_config *c = &m->config.vision;
@@ -526,14 +550,14 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
     const tower_weights *w = &m->text;
     int d = c->hidden_size;
     if (n_ids < 1 || n_ids > c->max_position_embeddings)
-        return vdx_fail(err, "embed tokens: %d token ids, expected 1 to %d", n_ids,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "embed tokens: %d token ids, expected 1 to %d", n_ids,
                         c->max_position_embeddings);
     /* transformers pools at argmax(ids): the first end-of-text token (49407, the
      * largest id) for every tokenizer output. */
     int pool = 0;
     for (int i = 0; i < n_ids; i++) {
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return vdx_fail(err, "embed tokens: token %d is id %d, outside the vocabulary "
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "embed tokens: token %d is id %d, outside the vocabulary "
                             "(0 to %d)", i, (int)ids[i], c->vocab_size - 1);
         if (ids[i] > ids[pool])
             pool = i;
@@ -553,7 +577,7 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
     clip_team *team = clip_team_begin(tokens);
     for (int l = 0; l < c->num_layers && rc == 0; l++)
         if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1) != 0)
-            rc = vdx_fail(err, "text tower: out of memory for attention scores");
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "text tower: out of memory for attention scores");
     if (rc == 0) {
         clip_layer_norm(s.x, s.h + (size_t)pool * d, w->final_norm_w, w->final_norm_b, 1, d,
                         c->layer_norm_eps);
@@ -570,7 +594,7 @@ int vdx_clip_embed_text(const vdx_clip_model *m, const char *text, float *out,
     int max_len = m->config.text.max_position_embeddings;
     int32_t *ids = malloc((size_t)max_len * sizeof *ids);
     if (!ids)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     int n_ids = 0, cut = 0;
     int rc = vdx_tokenizer_encode(m->tokenizer, text, max_len, ids, &n_ids, &cut, err);
     if (rc == 0)

@@ -86,7 +86,7 @@ static int fail(unpickler *u, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    return vdx_fail(u->err, "%s: pickle at byte %zu: %s", u->what, u->base + u->op_pos,
+    return vdx_fail_kind(u->err, VDX_ERR_CORRUPT, "%s: pickle at byte %zu: %s", u->what, u->base + u->op_pos,
                     message);
 }
 
@@ -777,7 +777,7 @@ int vdx_pickle_backing_add(vdx_pickle_backing *b, void *buffer, vdx_error *err)
     if (reserve((void **)&b->buffers, &b->buffer_capacity, b->buffer_count + 1,
                 sizeof(void *))) {
         free(buffer);
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     }
     b->buffers[b->buffer_count++] = buffer;
     return 0;
@@ -814,12 +814,12 @@ static int materialize(const vdx_pickle_tensor *pt, const vdx_pickle_storage *st
     for (int d = pt->ndim - 1; d >= 0; d--) {
         uint64_t n = (uint64_t)pt->shape[d], reach;
         if (__builtin_mul_overflow(numel, n, &numel))
-            return vdx_fail(err, "%s: tensor '%s': shape overflows", what, pt->name);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s': shape overflows", what, pt->name);
         if (n > 1 && (uint64_t)pt->stride[d] != expected_stride)
             contiguous = 0;
         if (n > 0 && (__builtin_mul_overflow(n - 1, (uint64_t)pt->stride[d], &reach) ||
                       __builtin_add_overflow(last, reach, &last)))
-            return vdx_fail(err, "%s: tensor '%s': strides overflow", what, pt->name);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s': strides overflow", what, pt->name);
         if (n > 1)
             expected_stride *= n;
     }
@@ -827,13 +827,13 @@ static int materialize(const vdx_pickle_tensor *pt, const vdx_pickle_storage *st
     if ((uint64_t)pt->storage_numel < available)
         available = (uint64_t)pt->storage_numel;
     if (numel > 0 && last >= available)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "%s: tensor '%s' reaches element %llu of storage '%s', which holds %llu",
                         what, pt->name, (unsigned long long)last, pt->storage_key,
                         (unsigned long long)available);
     out->name = strdup(pt->name);
     if (!out->name)
-        return vdx_fail(err, "%s: out of memory", what);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
     out->dtype = pt->dtype;
     out->ndim = pt->ndim;
     memcpy(out->shape, pt->shape, sizeof out->shape);
@@ -846,7 +846,7 @@ static int materialize(const vdx_pickle_tensor *pt, const vdx_pickle_storage *st
     if (!gathered || vdx_pickle_backing_add(backing, gathered, err)) {
         free(out->name);
         out->name = NULL;
-        return vdx_fail(err, "%s: out of memory for tensor '%s'", what, pt->name);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory for tensor '%s'", what, pt->name);
     }
     int64_t index[VDX_TENSOR_MAX_DIMS] = {0};
     for (uint64_t i = 0; i < numel; i++) {
@@ -868,7 +868,7 @@ vdx_weights *vdx_pickle_weights_new(const char *path, const vdx_pickle_state_dic
     vdx_tensor *tensors = calloc(sd->count ? sd->count : 1, sizeof *tensors);
     size_t built = 0;
     if (!tensors) {
-        vdx_fail(err, "%s: out of memory", path);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
         goto fail;
     }
     for (; built < sd->count; built++) {
@@ -878,7 +878,7 @@ vdx_weights *vdx_pickle_weights_new(const char *path, const vdx_pickle_state_dic
             if (strcmp(storages[s].key, pt->storage_key) == 0)
                 storage = &storages[s];
         if (!storage) {
-            vdx_fail(err, "%s: tensor '%s' uses storage '%s', which the file does not hold",
+            vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' uses storage '%s', which the file does not hold",
                      path, pt->name, pt->storage_key);
             goto fail;
         }

@@ -3,6 +3,7 @@
  * as strictly as the reference implementation: known dtypes, shapes whose size matches
  * the byte span, offsets inside the file that tile the data section with no overlap and
  * no gap. Errors name the file, the tensor and the byte offsets involved. */
+#include "common/json_check.h"
 #include "clip/weights.h"
 
 #include <cJSON.h>
@@ -65,20 +66,20 @@ static int parse_entry(const cJSON *entry, const char *what, const uint8_t *data
 {
     const char *name = entry->string;
     if (!cJSON_IsObject(entry))
-        return vdx_fail(err, "%s: header entry '%s' is not an object", what, name);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: header entry '%s' is not an object", what, name);
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
     if (!cJSON_IsString(dtype))
-        return vdx_fail(err, "%s: tensor '%s' has no \"dtype\" string", what, name);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' has no \"dtype\" string", what, name);
     if (parse_dtype(dtype->valuestring, &t->dtype) != 0)
-        return vdx_fail(err, "%s: tensor '%s' has dtype '%s'; vdx reads F32, F16, BF16 and I64",
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' has dtype '%s'; vdx reads F32, F16, BF16 and I64",
                         what, name, dtype->valuestring);
     if (!cJSON_IsArray(shape))
-        return vdx_fail(err, "%s: tensor '%s' has no \"shape\" array", what, name);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' has no \"shape\" array", what, name);
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > VDX_TENSOR_MAX_DIMS)
-        return vdx_fail(err, "%s: tensor '%s' has %d dimensions (at most %d supported)", what,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' has %d dimensions (at most %d supported)", what,
                         name, ndim, VDX_TENSOR_MAX_DIMS);
     t->ndim = ndim;
     uint64_t elements = 1;
@@ -88,23 +89,23 @@ static int parse_entry(const cJSON *entry, const char *what, const uint8_t *data
     {
         uint64_t n;
         if (json_uint(item, &n) != 0)
-            return vdx_fail(err, "%s: tensor '%s': shape[%d] is not a non-negative integer",
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s': shape[%d] is not a non-negative integer",
                             what, name, dim);
         if (__builtin_mul_overflow(elements, n, &elements))
-            return vdx_fail(err, "%s: tensor '%s': shape overflows", what, name);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s': shape overflows", what, name);
         t->shape[dim++] = (int64_t)n;
     }
     uint64_t begin, end;
     if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
         json_uint(cJSON_GetArrayItem(offsets, 0), &begin) != 0 ||
         json_uint(cJSON_GetArrayItem(offsets, 1), &end) != 0)
-        return vdx_fail(err, "%s: tensor '%s' has no \"data_offsets\" [begin, end] pair", what,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' has no \"data_offsets\" [begin, end] pair", what,
                         name);
     if (begin > end)
-        return vdx_fail(err, "%s: tensor '%s': data_offsets [%llu, %llu] run backwards", what,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s': data_offsets [%llu, %llu] run backwards", what,
                         name, (unsigned long long)begin, (unsigned long long)end);
     if (end > data_size)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "%s: tensor '%s': data_offsets [%llu, %llu] (file bytes %llu..%llu) go "
                         "past the end of the file, whose data section holds %llu bytes "
                         "(truncated file?)",
@@ -114,7 +115,7 @@ static int parse_entry(const cJSON *entry, const char *what, const uint8_t *data
     uint64_t nbytes;
     if (__builtin_mul_overflow(elements, (uint64_t)vdx_dtype_size(t->dtype), &nbytes) ||
         nbytes != end - begin)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "%s: tensor '%s': %llu elements of %s need %llu bytes but data_offsets "
                         "[%llu, %llu] span %llu",
                         what, name, (unsigned long long)elements, dtype->valuestring,
@@ -137,7 +138,7 @@ static int check_tiling(span *spans, size_t count, const vdx_tensor *tensors,
     uint64_t covered = 0;
     for (size_t i = 0; i < count; i++) {
         if (spans[i].begin < covered)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                             "%s: tensors '%s' and '%s' overlap at file byte %llu "
                             "(data_offsets [%llu, %llu] and [%llu, %llu])",
                             what, tensors[spans[i - 1].tensor].name,
@@ -148,7 +149,7 @@ static int check_tiling(span *spans, size_t count, const vdx_tensor *tensors,
                             (unsigned long long)spans[i].begin,
                             (unsigned long long)spans[i].end);
         if (spans[i].begin > covered)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                             "%s: file bytes %llu..%llu belong to no tensor (gap before '%s')",
                             what, (unsigned long long)(data_start + covered),
                             (unsigned long long)(data_start + spans[i].begin),
@@ -156,7 +157,7 @@ static int check_tiling(span *spans, size_t count, const vdx_tensor *tensors,
         covered = spans[i].end;
     }
     if (covered != data_size)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "%s: the tensors end at file byte %llu but the file goes on to byte "
                         "%llu",
                         what, (unsigned long long)(data_start + covered),
@@ -168,19 +169,19 @@ vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *
                                    vdx_error *err)
 {
     if (size < 8) {
-        vdx_fail(err, "%s: truncated: %zu bytes, shorter than the 8-byte header length", what,
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: truncated: %zu bytes, shorter than the 8-byte header length", what,
                  size);
         return NULL;
     }
     uint64_t header_len;
     memcpy(&header_len, buf, 8);
     if (header_len > SAFETENSORS_MAX_HEADER) {
-        vdx_fail(err, "%s: header length %llu (bytes 0..7) is over the %llu-byte limit", what,
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: header length %llu (bytes 0..7) is over the %llu-byte limit", what,
                  (unsigned long long)header_len, SAFETENSORS_MAX_HEADER);
         return NULL;
     }
     if (header_len > size - 8) {
-        vdx_fail(err,
+        vdx_fail_kind(err, VDX_ERR_CORRUPT,
                  "%s: header length %llu (bytes 0..7) goes past the end of the file (%zu "
                  "bytes): truncated file?",
                  what, (unsigned long long)header_len, size);
@@ -189,20 +190,24 @@ vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *
     const char *json = (const char *)buf + 8;
     const char *parse_end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, (size_t)header_len, &parse_end, 0);
+    if (!root && json_text_is_valid(json, (size_t)header_len)) {
+        vdx_fail_oom(err, "reading the header of %s", what);
+        return NULL;
+    }
     if (!root) {
         size_t at = parse_end && parse_end >= json ? (size_t)(parse_end - json) : 0;
-        vdx_fail(err, "%s: header JSON is invalid at file byte %zu", what, 8 + at);
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: header JSON is invalid at file byte %zu", what, 8 + at);
         return NULL;
     }
     for (const char *p = parse_end; p && p < json + header_len; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0) {
-            vdx_fail(err, "%s: unexpected bytes after the header JSON at file byte %zu", what,
+            vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: unexpected bytes after the header JSON at file byte %zu", what,
                      (size_t)(8 + (p - json)));
             cJSON_Delete(root);
             return NULL;
         }
     if (!cJSON_IsObject(root)) {
-        vdx_fail(err, "%s: header JSON is not an object", what);
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: header JSON is not an object", what);
         cJSON_Delete(root);
         return NULL;
     }
@@ -215,7 +220,7 @@ vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *
     vdx_tensor *tensors = calloc(count ? count : 1, sizeof *tensors);
     span *spans = calloc(count ? count : 1, sizeof *spans);
     if (!tensors || !spans) {
-        vdx_fail(err, "%s: out of memory for %zu tensors", what, count);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory for %zu tensors", what, count);
         goto fail;
     }
     cJSON_ArrayForEach(entry, root)
@@ -227,7 +232,7 @@ vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *
             goto fail;
         t->name = strdup(entry->string);
         if (!t->name) {
-            vdx_fail(err, "%s: out of memory", what);
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
             goto fail;
         }
         spans[filled].tensor = filled;
@@ -266,7 +271,7 @@ vdx_weights *vdx_safetensors_open(const char *path, vdx_error *err)
     mapped_file *m = malloc(sizeof *m);
     if (!m) {
         munmap(addr, size);
-        vdx_fail(err, "%s: out of memory", path);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
         return NULL;
     }
     m->addr = addr;

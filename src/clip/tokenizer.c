@@ -1,5 +1,5 @@
 /* CLIP's byte-level BPE tokenizer, matching what transformers' CLIPProcessor uses by default
- * (the "fast" CLIPTokenizerFast of the tokenizers library; clip-spec.md §4):
+ * (the "fast" CLIPTokenizerFast of the tokenizers library; docs/clip-model.md, "Tokenizer"):
  *
  *   NFC → every run of Unicode whitespace becomes one space → per-character lowercase
  *   (Rust's char::to_lowercase: full mapping, no context, so Σ → σ and İ → i + U+0307)
@@ -21,6 +21,8 @@
  * O(n log n). Encoding only reads the loaded tables and allocates its own scratch memory, so
  * any number of threads may encode with one tokenizer at once. */
 #include "vdx/tokenizer.h"
+#include "common/hash.h"
+#include "common/json_check.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -33,14 +35,6 @@
 #define END_OF_WORD "</w>"
 
 /* ---- hash tables ------------------------------------------------------------------------ */
-
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
 
 static uint64_t hash_pair(uint64_t key)
 {
@@ -167,35 +161,39 @@ static int load_vocab(const char *path, cJSON **json_out, vocab_table *vocab, vd
         return -1;
     const char *parse_end = NULL;
     cJSON *json = cJSON_ParseWithLengthOpts(data, size, &parse_end, 0);
+    if (!json && json_text_is_valid(data, size)) {
+        free(data);
+        return vdx_fail_oom(err, "reading %s", path);
+    }
     if (!json) {
         size_t offset = parse_end ? (size_t)(parse_end - data) : 0;
         int line;
         size_t column;
         line_and_column(data, offset, &line, &column);
         free(data);
-        return vdx_fail(err, "%s: invalid JSON near line %d, column %zu (byte %zu)", path, line,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: invalid JSON near line %d, column %zu (byte %zu)", path, line,
                         column, offset);
     }
     free(data);
     *json_out = json;
     if (!cJSON_IsObject(json))
-        return vdx_fail(err, "%s: expected a JSON object mapping symbols to ids", path);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: expected a JSON object mapping symbols to ids", path);
 
     size_t count = (size_t)cJSON_GetArraySize(json);
     vocab->mask = table_capacity(count) - 1;
     vocab->slots = calloc(vocab->mask + 1, sizeof *vocab->slots);
     if (!vocab->slots)
-        return vdx_fail(err, "%s: out of memory", path);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
     size_t index = 0;
     for (const cJSON *item = json->child; item; item = item->next, index++) {
         double value = cJSON_IsNumber(item) ? item->valuedouble : -1;
         if (value < 0 || value > INT32_MAX || value != (double)(int32_t)value)
-            return vdx_fail(err, "%s: entry %zu (\"%.64s\"): the id must be a non-negative integer",
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: entry %zu (\"%.64s\"): the id must be a non-negative integer",
                             path, index + 1, item->string);
         size_t length = strlen(item->string);
         vocab_slot *slot = vocab_find_slot(vocab, item->string, length);
         if (slot->symbol)
-            return vdx_fail(err, "%s: entry %zu: symbol \"%.64s\" appears twice", path, index + 1,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: entry %zu: symbol \"%.64s\" appears twice", path, index + 1,
                             item->string);
         *slot = (vocab_slot){item->string, length, (int32_t)value};
     }
@@ -206,9 +204,9 @@ static int load_vocab(const char *path, cJSON **json_out, vocab_table *vocab, vd
         int32_t id = vocab_lookup(vocab, specials[i].symbol, strlen(specials[i].symbol));
         if (id != specials[i].id) {
             if (id < 0)
-                return vdx_fail(err, "%s: missing the special token %s (id %d)", path,
+                return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: missing the special token %s (id %d)", path,
                                 specials[i].symbol, (int)specials[i].id);
-            return vdx_fail(err, "%s: special token %s has id %d, CLIP expects %d", path,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: special token %s has id %d, CLIP expects %d", path,
                             specials[i].symbol, (int)id, (int)specials[i].id);
         }
     }
@@ -226,7 +224,7 @@ static int resolve_byte_symbols(vdx_tokenizer *tok, const vocab_table *vocab, co
         tok->byte_id[byte] = vocab_lookup(vocab, symbol, (size_t)length);
         tok->byte_end_id[byte] = vocab_lookup(vocab, symbol, with_suffix);
         if (tok->byte_id[byte] < 0 || tok->byte_end_id[byte] < 0)
-            return vdx_fail(err, "%s: missing the symbol \"%.*s\" of byte 0x%02x", path,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: missing the symbol \"%.*s\" of byte 0x%02x", path,
                             (int)(tok->byte_id[byte] < 0 ? (size_t)length : with_suffix), symbol,
                             byte);
     }
@@ -286,7 +284,7 @@ static int load_merges(vdx_tokenizer *tok, const char *path, const vocab_table *
     if (!tok->merges || !joined) {
         free(joined);
         free(data);
-        return vdx_fail(err, "%s: out of memory", path);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
     }
     for (size_t i = 0; i <= tok->merge_mask; i++)
         tok->merges[i].pair = EMPTY_PAIR;
@@ -298,7 +296,7 @@ static int load_merges(vdx_tokenizer *tok, const char *path, const vocab_table *
         size_t length = newline ? (size_t)(newline - line) : size - (size_t)(line - data);
         if (line_no == 1) {
             if (length < 8 || memcmp(line, "#version", 8) != 0) {
-                status = vdx_fail(err, "%s: line 1: expected the \"#version\" header, got \"%.*s\"",
+                status = vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: line 1: expected the \"#version\" header, got \"%.*s\"",
                                   path, (int)(length < 64 ? length : 64), line);
                 break;
             }
@@ -306,7 +304,7 @@ static int load_merges(vdx_tokenizer *tok, const char *path, const vocab_table *
             const char *left, *right;
             size_t left_len, right_len;
             if (split_merge_line(line, length, &left, &left_len, &right, &right_len) != 0) {
-                status = vdx_fail(err,
+                status = vdx_fail_kind(err, VDX_ERR_CORRUPT,
                                   "%s: line %d: expected two symbols separated by a space, got \"%.*s\"",
                                   path, line_no, (int)(length < 64 ? length : 64), line);
                 break;
@@ -319,13 +317,13 @@ static int load_merges(vdx_tokenizer *tok, const char *path, const vocab_table *
             const char *missing = left_id < 0 ? left : right_id < 0 ? right : merged_id < 0 ? joined : NULL;
             if (missing) {
                 size_t missing_len = left_id < 0 ? left_len : right_id < 0 ? right_len : left_len + right_len;
-                status = vdx_fail(err, "%s: line %d: symbol \"%.*s\" is not in vocab.json", path,
+                status = vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: line %d: symbol \"%.*s\" is not in vocab.json", path,
                                   line_no, (int)(missing_len < 64 ? missing_len : 64), missing);
                 break;
             }
             merge_slot *slot = merge_find_slot(tok->merges, tok->merge_mask, pair_key(left_id, right_id));
             if (slot->pair != EMPTY_PAIR) {
-                status = vdx_fail(err, "%s: line %d: merge \"%.*s %.*s\" repeats line %d", path,
+                status = vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: line %d: merge \"%.*s %.*s\" repeats line %d", path,
                                   line_no, (int)left_len, left, (int)right_len, right,
                                   (int)slot->rank + 2);
                 break;
@@ -359,7 +357,7 @@ vdx_tokenizer *vdx_tokenizer_load(const char *model_dir, vdx_error *err)
     cJSON *json = NULL;
     vocab_table vocab = {0};
     if (!tok) {
-        vdx_fail(err, "tokenizer: out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "tokenizer: out of memory");
         return NULL;
     }
     int status = load_vocab(vocab_path, &json, &vocab, err);
@@ -558,7 +556,7 @@ static int validate_utf8(const char *text, int *ascii, vdx_error *err)
         utf8proc_int32_t c;
         utf8proc_ssize_t length = utf8proc_iterate(bytes + i, -1, &c);
         if (length < 0)
-            return vdx_fail(err, "text is not valid UTF-8: byte %zu (0x%02x) starts no valid character",
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "text is not valid UTF-8: byte %zu (0x%02x) starts no valid character",
                             i, bytes[i]);
         i += (size_t)length;
     }
@@ -576,7 +574,7 @@ static utf8proc_int32_t *normalize(const char *text, size_t *count, vdx_error *e
     if (!ascii) {
         composed = utf8proc_NFC(source);
         if (!composed) {
-            vdx_fail(err, "text: NFC normalisation failed (out of memory)");
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "text: NFC normalisation failed (out of memory)");
             return NULL;
         }
         source = composed;
@@ -586,7 +584,7 @@ static utf8proc_int32_t *normalize(const char *text, size_t *count, vdx_error *e
     utf8proc_int32_t *out = malloc((length + 1) * sizeof *out);
     if (!out) {
         free(composed);
-        vdx_fail(err, "text: out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "text: out of memory");
         return NULL;
     }
     size_t n = 0;
@@ -643,7 +641,7 @@ int vdx_tokenizer_encode(const vdx_tokenizer *tok, const char *text, int max_len
     int room = max_len - 2, used = 0, dropped = 0;
     bpe_scratch scratch = {0};
     unsigned char *bytes = malloc(4 * count + 1);
-    int status = bytes ? 0 : vdx_fail(err, "text: out of memory");
+    int status = bytes ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "text: out of memory");
     ids[used++] = VDX_TOKEN_BOS;
     for (size_t at = 0; status == 0 && at < count && !dropped;) {
         if (classify(cps[at]) == CLASS_SPACE) {
@@ -655,7 +653,7 @@ int vdx_tokenizer_encode(const vdx_tokenizer *tok, const char *text, int max_len
             n += (size_t)utf8proc_encode_char(cps[at + k], bytes + n);
         at += length;
         if (scratch_reserve(&scratch, n) != 0) {
-            status = vdx_fail(err, "text: out of memory for a piece of %zu bytes", n);
+            status = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "text: out of memory for a piece of %zu bytes", n);
             break;
         }
         bpe_piece(tok, &scratch, bytes, n);

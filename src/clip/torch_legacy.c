@@ -23,17 +23,17 @@ static int locate_storages(const uint8_t *buf, size_t size, size_t pos, const ch
             if (strcmp(sd->tensors[i].storage_key, keys[k]) == 0)
                 user = &sd->tensors[i];
         if (!user)
-            return vdx_fail(err, "%s: storage '%s' at byte %zu belongs to no tensor", path,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: storage '%s' at byte %zu belongs to no tensor", path,
                             keys[k], pos);
         if (size - pos < 8)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                             "%s: truncated: storage '%s' should start at byte %zu but the file "
                             "ends at %zu",
                             path, keys[k], pos, size);
         uint64_t count;
         memcpy(&count, buf + pos, 8);
         if (count != (uint64_t)user->storage_numel)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                             "%s: storage '%s' at byte %zu holds %llu elements, its tensors "
                             "say %lld",
                             path, keys[k], pos, (unsigned long long)count,
@@ -41,7 +41,7 @@ static int locate_storages(const uint8_t *buf, size_t size, size_t pos, const ch
         pos += 8;
         size_t bytes = (size_t)count * vdx_dtype_size(user->dtype);
         if (bytes > size - pos)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                             "%s: truncated: storage '%s' needs bytes %zu..%zu but the file "
                             "ends at %zu",
                             path, keys[k], pos, pos + bytes, size);
@@ -60,7 +60,7 @@ vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err)
     vdx_pickle_backing *backing = calloc(1, sizeof *backing);
     if (!backing) {
         munmap(map, size);
-        vdx_fail(err, "%s: out of memory", path);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
         return NULL;
     }
     backing->map = map;
@@ -83,7 +83,7 @@ vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err)
     pos += used;
     storages = calloc(key_count ? key_count : 1, sizeof *storages);
     if (!storages) {
-        vdx_fail(err, "%s: out of memory", path);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
         goto done;
     }
     if (locate_storages(buf, size, pos, path, keys, key_count, &sd, storages, err))

@@ -20,18 +20,18 @@ static uint8_t *read_entry(zip_t *zip, const char *path, const char *entry, size
     zip_stat_t st;
     zip_stat_init(&st);
     if (zip_stat(zip, entry, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE)) {
-        vdx_fail(err, "%s: archive entry '%s' is missing", path, entry);
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: archive entry '%s' is missing", path, entry);
         return NULL;
     }
     if (st.size > max) {
-        vdx_fail(err, "%s: archive entry '%s' is %llu bytes, expected at most %zu", path,
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: archive entry '%s' is %llu bytes, expected at most %zu", path,
                  entry, (unsigned long long)st.size, max);
         return NULL;
     }
     uint8_t *buf = malloc(st.size ? st.size : 1);
     zip_file_t *f = buf ? zip_fopen(zip, entry, 0) : NULL;
     if (!f) {
-        vdx_fail(err, "%s: cannot open archive entry '%s': %s", path, entry,
+        vdx_fail_kind(err, buf ? VDX_ERR_CORRUPT : VDX_ERR_NO_MEMORY, "%s: cannot open archive entry '%s': %s", path, entry,
                  buf ? zip_strerror(zip) : "out of memory");
         free(buf);
         return NULL;
@@ -40,7 +40,7 @@ static uint8_t *read_entry(zip_t *zip, const char *path, const char *entry, size
     while (got < st.size) {
         zip_int64_t n = zip_fread(f, buf + got, st.size - got);
         if (n <= 0) {
-            vdx_fail(err, "%s: archive entry '%s' ends after %llu of %llu bytes: %s", path,
+            vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: archive entry '%s' ends after %llu of %llu bytes: %s", path,
                      entry, (unsigned long long)got, (unsigned long long)st.size,
                      n < 0 ? zip_file_strerror(f) : "truncated");
             zip_fclose(f);
@@ -65,14 +65,14 @@ static int find_prefix(zip_t *zip, const char *path, char *prefix, size_t size, 
         if (!slash || strcmp(slash, "/data.pkl") != 0)
             continue;
         if (found++)
-            return vdx_fail(err, "%s: the archive holds more than one data.pkl", path);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: the archive holds more than one data.pkl", path);
         if ((size_t)(slash - name) + 2 > size)
-            return vdx_fail(err, "%s: archive folder name too long", path);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: archive folder name too long", path);
         memcpy(prefix, name, (size_t)(slash - name) + 1);
         prefix[slash - name + 1] = 0;
     }
     if (!found)
-        return vdx_fail(err, "%s: a zip archive without <name>/data.pkl is not a torch "
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: a zip archive without <name>/data.pkl is not a torch "
                              "checkpoint", path);
     return 0;
 }
@@ -84,7 +84,7 @@ vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err)
     if (!zip) {
         zip_error_t ze;
         zip_error_init_with_code(&ze, zip_err);
-        vdx_fail(err, "%s: not a readable zip archive: %s", path, zip_error_strerror(&ze));
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: not a readable zip archive: %s", path, zip_error_strerror(&ze));
         zip_error_fini(&ze);
         return NULL;
     }
@@ -95,7 +95,7 @@ vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err)
     vdx_weights *w = NULL;
     char prefix[1024], entry[2048], what[4096 + 1024];
     if (!backing) {
-        vdx_fail(err, "%s: out of memory", path);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
         goto done;
     }
     if (find_prefix(zip, path, prefix, sizeof prefix, err))
@@ -109,7 +109,7 @@ vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err)
         int little = size == 6 && memcmp(order, "little", 6) == 0;
         free(order);
         if (!little) {
-            vdx_fail(err, "%s: big-endian checkpoint (%s is not 'little'): not supported",
+            vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: big-endian checkpoint (%s is not 'little'): not supported",
                      path, entry);
             goto done;
         }
@@ -126,7 +126,7 @@ vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err)
         goto done;
     storages = calloc(sd.count ? sd.count : 1, sizeof *storages);
     if (!storages) {
-        vdx_fail(err, "%s: out of memory", path);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
         goto done;
     }
     for (size_t i = 0; i < sd.count; i++) {
@@ -144,7 +144,7 @@ vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err)
         if (vdx_pickle_backing_add(backing, data, err))
             goto done;
         if (size != expected) {
-            vdx_fail(err, "%s: storage '%s' holds %zu bytes, its %lld %s elements need %zu",
+            vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: storage '%s' holds %zu bytes, its %lld %s elements need %zu",
                      path, entry, size, (long long)t->storage_numel, vdx_dtype_name(t->dtype),
                      expected);
             goto done;

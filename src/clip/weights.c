@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/half.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,7 +27,7 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        vdx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     unsigned char head[16] = {0};
@@ -49,10 +51,10 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
         return w;
     }
     if (got < 9) {
-        vdx_fail(err, "%s: file too short for a checkpoint (%zu bytes)", path, got);
+        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: file too short for a checkpoint (%zu bytes)", path, got);
         return NULL;
     }
-    vdx_fail(err,
+    vdx_fail_kind(err, VDX_ERR_CORRUPT,
              "%s: not a checkpoint vdx reads (expected safetensors, a torch zip archive or a "
              "legacy torch pickle; first bytes %02x %02x %02x %02x)",
              path, head[0], head[1], head[2], head[3]);
@@ -64,11 +66,11 @@ int vdx_weights_find_file(const char *model_dir, char *path, size_t size, vdx_er
     static const char *const names[] = {"model.safetensors", "pytorch_model.bin"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if ((size_t)snprintf(path, size, "%s/%s", model_dir, names[i]) >= size)
-            return vdx_fail(err, "%s: path too long", model_dir);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: path too long", model_dir);
         if (access(path, F_OK) == 0)
             return 0;
     }
-    return vdx_fail(err, "%s: no model.safetensors or pytorch_model.bin in this directory",
+    return vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "%s: no model.safetensors or pytorch_model.bin in this directory",
                     model_dir);
 }
 
@@ -80,7 +82,7 @@ vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count
     if (!w || !path_copy) {
         free(w);
         free(path_copy);
-        vdx_fail(err, "%s: out of memory", path);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
         goto fail;
     }
     w->tensors = tensors;
@@ -91,7 +93,7 @@ vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count
     for (size_t i = 0; i < count; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(tensors[i].name, tensors[j].name) == 0) {
-                vdx_fail(err, "%s: tensor '%s' appears twice", path, tensors[i].name);
+                vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' appears twice", path, tensors[i].name);
                 vdx_weights_close(w);
                 return NULL;
             }
@@ -150,26 +152,6 @@ size_t vdx_dtype_size(vdx_dtype dt)
     return 0;
 }
 
-/* IEEE 754 binary16 → binary32, exact (every half is a float), subnormals included. */
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exponent = (h >> 10) & 0x1f;
-    uint32_t mantissa = h & 0x3ff;
-    uint32_t bits;
-    if (exponent == 0x1f) {
-        bits = sign | 0x7f800000u | (mantissa << 13);
-    } else if (exponent != 0) {
-        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-    } else {
-        float magnitude = ldexpf((float)mantissa, -24);
-        return sign ? -magnitude : magnitude;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
 {
     size_t used = (size_t)snprintf(buf, size, "[");
@@ -185,7 +167,7 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
 {
     const vdx_tensor *t = vdx_weights_find(w, name);
     if (!t)
-        return vdx_fail(err, "%s: tensor '%s' not found (the file holds %zu tensors)",
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' not found (the file holds %zu tensors)",
                         w->path, name, w->count);
     int same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++)
@@ -194,7 +176,7 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
         char have[256], want[256];
         format_shape(have, sizeof have, t->ndim, t->shape);
         format_shape(want, sizeof want, ndim, shape);
-        return vdx_fail(err, "%s: tensor '%s' has shape %s, expected %s", w->path, name,
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' has shape %s, expected %s", w->path, name,
                         have, want);
     }
     size_t count = 1;
@@ -210,19 +192,18 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
         for (size_t i = 0; i < count; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            out[i] = half_to_float(h);
+            out[i] = vdx_f16_to_f32(h);
         }
         break;
     case VDX_DTYPE_BF16:
         for (size_t i = 0; i < count; i++) {
             uint16_t b;
             memcpy(&b, src + 2 * i, 2);
-            uint32_t bits = (uint32_t)b << 16;
-            memcpy(&out[i], &bits, sizeof bits);
+            out[i] = half_bf16_to_f32(b);
         }
         break;
     case VDX_DTYPE_I64:
-        return vdx_fail(err, "%s: tensor '%s' holds %s integers, not floating-point weights",
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' holds %s integers, not floating-point weights",
                         w->path, name, vdx_dtype_name(t->dtype));
     }
     return 0;
@@ -233,7 +214,7 @@ int vdx_weights_check_finite(const vdx_weights *w, const char *name, const float
 {
     for (size_t i = 0; i < count; i++)
         if (!isfinite(values[i]))
-            return vdx_fail(err, "%s: tensor '%s' holds %s at element %zu: the checkpoint is damaged",
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' holds %s at element %zu: the checkpoint is damaged",
                             w->path, name, isnan(values[i]) ? "NaN" : "an infinite value", i);
     return 0;
 }
@@ -244,24 +225,24 @@ int vdx_weights_map_file(const char *path, size_t min_size, const char *what, vo
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return vdx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return vdx_fail(err, "%s: cannot stat: %s", path, strerror(e));
+        return vdx_fail_errno(err, e, "%s: cannot stat: %s", path, strerror(e));
     }
     if ((unsigned long long)st.st_size < min_size) {
         close(fd);
         if (st.st_size == 0 && min_size == 1)
-            return vdx_fail(err, "%s: cannot read: empty file", path);
-        return vdx_fail(err, "%s: truncated: %lld bytes, shorter than %s", path,
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: cannot read: empty file", path);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: truncated: %lld bytes, shorter than %s", path,
                         (long long)st.st_size, what);
     }
     *size = (size_t)st.st_size;
     *addr = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (*addr == MAP_FAILED)
-        return vdx_fail(err, "%s: cannot map %zu bytes: %s", path, *size, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: cannot map %zu bytes: %s", path, *size, strerror(errno));
     return 0;
 }

@@ -21,8 +21,80 @@ int vdx_fail(vdx_error *err, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
+        err->kind = VDX_ERR_INTERNAL;
     }
     return -1;
+}
+
+int vdx_fail_kind(vdx_error *err, vdx_error_kind kind, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->kind = kind;
+    }
+    return -1;
+}
+
+static vdx_error_kind kind_of_errno(int errnum)
+{
+    switch (errnum) {
+    case ENOSPC:
+    case EDQUOT: return VDX_ERR_NO_SPACE;
+    case ENOMEM: return VDX_ERR_NO_MEMORY;
+    case ENOENT:
+    case ENOTDIR: return VDX_ERR_NOT_FOUND;
+    default: return VDX_ERR_IO;
+    }
+}
+
+int vdx_fail_errno(vdx_error *err, int errnum, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->kind = kind_of_errno(errnum);
+    }
+    return -1;
+}
+
+int vdx_fail_oom(vdx_error *err, const char *fmt, ...)
+{
+    if (err) {
+        char what[VDX_ERROR_MAX - 16];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        snprintf(err->message, sizeof err->message, "out of memory%s%s", *what ? " " : "", what);
+        err->kind = VDX_ERR_NO_MEMORY;
+    }
+    return -1;
+}
+
+int vdx_error_copy(vdx_error *dst, const vdx_error *src)
+{
+    if (dst && src && dst != src) {
+        memcpy(dst->message, src->message, sizeof dst->message);
+        dst->kind = src->kind;
+    }
+    return -1;
+}
+
+const char *vdx_error_kind_name(vdx_error_kind kind)
+{
+    static const char *const names[VDX_ERR_KIND_COUNT] = {
+        [VDX_ERR_INTERNAL] = "internal",       [VDX_ERR_INVALID] = "invalid",
+        [VDX_ERR_NOT_FOUND] = "not_found",     [VDX_ERR_CONFLICT] = "conflict",
+        [VDX_ERR_MODEL_MISMATCH] = "model_mismatch", [VDX_ERR_IO] = "io",
+        [VDX_ERR_NO_SPACE] = "no_space",       [VDX_ERR_NO_MEMORY] = "no_memory",
+        [VDX_ERR_CORRUPT] = "corrupt",
+    };
+    return (unsigned)kind < VDX_ERR_KIND_COUNT ? names[kind] : "internal";
 }
 
 int vdx_error_prefix(vdx_error *err, const char *fmt, ...)
@@ -46,12 +118,12 @@ int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
         *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return vdx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
         fclose(f);
-        return vdx_fail(err, "%s: out of memory", path);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
     }
     size_t got;
     while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
@@ -61,7 +133,7 @@ int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
             if (!bigger) {
                 free(buf);
                 fclose(f);
-                return vdx_fail(err, "%s: out of memory", path);
+                return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", path);
             }
             buf = bigger;
             cap *= 2;
@@ -71,7 +143,7 @@ int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
     fclose(f);
     if (failed) {
         free(buf);
-        return vdx_fail(err, "%s: read error after %zu bytes: %s", path, len, strerror(failed));
+        return vdx_fail_errno(err, failed, "%s: read error after %zu bytes: %s", path, len, strerror(failed));
     }
     buf[len] = 0;
     *data = buf;
@@ -88,7 +160,7 @@ int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_e
                         strlen(path), path); /* the reason first: the path fills the message */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return vdx_fail(err, "%s: cannot create: %s", path, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: cannot create: %s", path, strerror(errno));
     const char *p = data;
     while (size > 0) {
         ssize_t n = write(fd, p, size);
@@ -98,7 +170,7 @@ int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_e
             int e = errno;
             close(fd);
             unlink(tmp);
-            return vdx_fail(err, "%s: write failed: %s", path, strerror(e));
+            return vdx_fail_errno(err, e, "%s: write failed: %s", path, strerror(e));
         }
         p += n;
         size -= (size_t)n;
@@ -108,12 +180,12 @@ int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_e
         flush_error = errno;
     if (flush_error) {
         unlink(tmp);
-        return vdx_fail(err, "%s: cannot flush: %s", path, strerror(flush_error));
+        return vdx_fail_errno(err, flush_error, "%s: cannot flush: %s", path, strerror(flush_error));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
-        return vdx_fail(err, "%s: cannot rename into place: %s", path, strerror(e));
+        return vdx_fail_errno(err, e, "%s: cannot rename into place: %s", path, strerror(e));
     }
     return 0;
 }
@@ -123,14 +195,14 @@ int vdx_mkdirs(const char *path, vdx_error *err)
     char buf[4096];
     size_t n = strlen(path);
     if (n == 0 || n >= sizeof buf)
-        return vdx_fail(err, "bad directory path '%s'", path);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "bad directory path '%s'", path);
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] == '/' || buf[i] == 0) {
             char c = buf[i];
             buf[i] = 0;
             if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return vdx_fail(err, "%s: cannot create directory: %s", buf, strerror(errno));
+                return vdx_fail_errno(err, errno, "%s: cannot create directory: %s", buf, strerror(errno));
             buf[i] = c;
         }
     }
@@ -141,13 +213,6 @@ int vdx_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
-}
-
-double vdx_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void vdx_sha256_hex(const void *data, size_t size, char out[65])

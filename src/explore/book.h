@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "common/clock.h" /* clock_utc_iso_now: event and round times */
 #include "vdx/explore.h"
 
 struct vdx_concepts {
@@ -93,8 +94,6 @@ void label_index_free(label_index *index);
 double shortest_float(float f);
 cJSON *json_float_array(const float *v, int n);
 
-/* "2026-11-26T15:04:05Z" */
-void iso_time_now(char out[32]);
 double sigmoid_of(double z);
 
 #endif

@@ -6,6 +6,8 @@
  * (cosine >= 0.94 to an earlier item of the page) may be hidden. */
 #include "explore/book.h"
 
+#include "common/hash.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,9 +80,7 @@ static uint64_t next_random(uint64_t *state)
 
 static uint64_t seed_of_name(const char *name)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *name; name++)
-        h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+    uint64_t h = hash_str(name);
     return h ? h : 1;
 }
 
@@ -116,7 +116,7 @@ static int scan_page(vdx_concepts *book, const concept_record *rec, const label_
         return -1;
     scored *items = malloc(((size_t)hits->n + 1) * sizeof *items);
     if (!items)
-        return vdx_fail(err, "out of memory for %d scores", hits->n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %d scores", hits->n);
     size_t n = 0;
     for (int i = 0; i < hits->n; i++) {
         if (label_index_get(labelled, hits->hits[i].id) >= 0)
@@ -177,7 +177,7 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
     vdx_hits hits = {0};
     candidate *page = malloc((size_t)k * sizeof *page);
     float *page_vectors = NULL;
-    int n_page = 0, more = 0, rc = page ? 0 : vdx_fail(err, "out of memory");
+    int n_page = 0, more = 0, rc = page ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     int64_t unlabelled = -1;
     if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0 &&
         (rc = concept_check_model(book, &rec, err)) == 0 &&
@@ -215,7 +215,7 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
             const char **ids = malloc((size_t)n_page * sizeof *ids);
             page_vectors = malloc((size_t)n_page * (size_t)rec.dims * sizeof *page_vectors);
             if (!ids || !page_vectors) {
-                rc = vdx_fail(err, "out of memory");
+                rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
             } else {
                 for (int i = 0; i < n_page; i++)
                     ids[i] = page[i].id;

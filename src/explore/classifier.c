@@ -56,7 +56,7 @@ int vdx_classifier_fit(const float *X, const float *y, int n, int dims, float *w
     if (!grad || !residual) {
         free(grad);
         free(residual);
-        return vdx_fail(err, "classifier fit: out of memory for %d rows of %d", n, dims);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "classifier fit: out of memory for %d rows of %d", n, dims);
     }
     int rc = 0;
     for (int step = 0; step < iters; step++) {

@@ -5,6 +5,10 @@
  * fit over all labels) lives here too because it is one transaction over this state. */
 #include "explore/book.h"
 
+#include "common/hash.h"
+#include "common/json_check.h"
+#include "common/sqlite_util.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,14 +73,6 @@ static const char *const schema_sql =
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-void iso_time_now(char out[32])
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 double sigmoid_of(double z)
 {
     if (z >= 0)
@@ -94,32 +90,22 @@ static char *dup_text(const unsigned char *text)
 
 static int db_fail(vdx_concepts *book, vdx_error *err, const char *doing)
 {
-    return vdx_fail(err, "%s: %s: %s", book->path, doing, sqlite3_errmsg(book->db));
+    return sql_fail(book->db, err, "%s: %s", book->path, doing);
 }
 
 static int db_exec(vdx_concepts *book, const char *sql, vdx_error *err)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(book->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        vdx_fail(err, "%s: %s: %s", book->path, sql, msg ? msg : "failed");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    return sql_exec(book->db, sql, err, "%s", book->path);
 }
 
 static sqlite3_stmt *db_prepare(vdx_concepts *book, const char *sql, vdx_error *err)
 {
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(book->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        db_fail(book, err, "preparing a query");
-        return NULL;
-    }
-    return stmt;
+    return sql_prepare(book->db, sql, err, "%s", book->path);
 }
 
 static int begin_write(vdx_concepts *book, vdx_error *err)
 {
+    sql_rollback(book->db); /* a transaction a failed rollback left open */
     return db_exec(book, "BEGIN IMMEDIATE", err);
 }
 
@@ -128,11 +114,7 @@ static int commit(vdx_concepts *book, vdx_error *err)
     return db_exec(book, "COMMIT", err);
 }
 
-static void rollback(vdx_concepts *book)
-{
-    if (!sqlite3_get_autocommit(book->db))
-        sqlite3_exec(book->db, "ROLLBACK", NULL, NULL, NULL);
-}
+static void rollback(vdx_concepts *book) { sql_rollback(book->db); }
 
 /* Ends a write transaction begun with begin_write: commits when rc (the status so far) is
  * 0, rolls back otherwise or when the commit fails. Returns the final status. */
@@ -148,7 +130,7 @@ static int end_write(vdx_concepts *book, int rc, vdx_error *err)
 int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identity *theirs,
                         const vdx_model_identity *ours)
 {
-    return vdx_fail(err,
+    return vdx_fail_kind(err, VDX_ERR_MODEL_MISMATCH,
                     "%s model %s (fingerprint %s, %d dims); this collection holds "
                     "model %s (fingerprint %s, %d dims)",
                     what, theirs->name, theirs->config_hash, theirs->dims, ours->name,
@@ -209,21 +191,16 @@ vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
 {
     vdx_concepts *book = calloc(1, sizeof *book);
     if (!book) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     book->store = store;
     snprintf(book->path, sizeof book->path, "%s/concepts.db", vdx_store_dir(store));
-    if (sqlite3_open_v2(book->path, &book->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        vdx_fail(err, "%s: cannot open: %s", book->path,
-                 book->db ? sqlite3_errmsg(book->db) : "out of memory");
-        sqlite3_close(book->db);
+    if (sql_open(book->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &book->db, err,
+                 "concept book") != 0) {
         free(book);
         return NULL;
     }
-    sqlite3_busy_timeout(book->db, 10000);
     if (db_exec(book, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) != 0 ||
         db_exec(book, "BEGIN IMMEDIATE", err) != 0 || db_exec(book, schema_sql, err) != 0 ||
         commit(book, err) != 0) {
@@ -269,7 +246,7 @@ static int blob_to_weight(sqlite3_stmt *stmt, int col, int dims, float **out,
                         name, what, bytes, dims, dims * (int)sizeof(float));
     *out = malloc((size_t)bytes);
     if (!*out)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     memcpy(*out, blob, (size_t)bytes);
     return 0;
 }
@@ -286,11 +263,11 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
         err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         if (rc == SQLITE_DONE)
-            vdx_fail(err, "no concept named '%s'", name);
+            vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "no concept named '%s'", name);
         else
             db_fail(book, err, "reading a concept");
         sqlite3_finalize(stmt);
@@ -335,7 +312,7 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
                             name, err);
     } else if (rc == SQLITE_DONE) {
         rec->weight = malloc((size_t)rec->dims * sizeof(float));
-        ok = rec->weight ? 0 : vdx_fail(err, "out of memory");
+        ok = rec->weight ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         if (rec->weight)
             memcpy(rec->weight, rec->initial_weight, (size_t)rec->dims * sizeof(float));
     } else {
@@ -415,14 +392,21 @@ int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, 
             if (!ids || !urls || !times || !labels) {
                 sqlite3_finalize(stmt);
                 label_set_free(set);
-                return vdx_fail(err, "out of memory for %zu labels", cap);
+                return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labels", cap);
             }
         }
         set->ids[set->n] = dup_text(sqlite3_column_text(stmt, 0));
         set->urls[set->n] = dup_text(sqlite3_column_text(stmt, 1));
         set->times[set->n] = dup_text(sqlite3_column_text(stmt, 3));
         set->labels[set->n] = sqlite3_column_int(stmt, 2);
+        int lost = !set->ids[set->n] || !set->times[set->n] ||
+                   (!set->urls[set->n] && sqlite3_column_type(stmt, 1) != SQLITE_NULL);
         set->n++;
+        if (lost) { /* id and time are NOT NULL: a missing copy is a failed allocation */
+            sqlite3_finalize(stmt);
+            label_set_free(set);
+            return vdx_fail_oom(err, "reading the labels of %s", book->path);
+        }
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE) {
@@ -434,14 +418,6 @@ int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, 
 
 /* ---- a hash set of labelled ids ----------------------------------------------------- */
 
-static uint64_t hash_text(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 int label_index_build(const label_set *set, label_index *index, vdx_error *err)
 {
     index->n = set->n;
@@ -452,10 +428,10 @@ int label_index_build(const label_set *set, label_index *index, vdx_error *err)
     index->labels = calloc(index->cap, sizeof *index->labels);
     if (!index->keys || !index->labels) {
         label_index_free(index);
-        return vdx_fail(err, "out of memory for %zu labels", set->n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labels", set->n);
     }
     for (size_t i = 0; i < set->n; i++) {
-        size_t slot = hash_text(set->ids[i]) & (index->cap - 1);
+        size_t slot = hash_str(set->ids[i]) & (index->cap - 1);
         while (index->keys[slot] && strcmp(index->keys[slot], set->ids[i]) != 0)
             slot = (slot + 1) & (index->cap - 1);
         index->keys[slot] = set->ids[i];
@@ -466,7 +442,7 @@ int label_index_build(const label_set *set, label_index *index, vdx_error *err)
 
 int label_index_get(const label_index *index, const char *id)
 {
-    size_t slot = hash_text(id) & (index->cap - 1);
+    size_t slot = hash_str(id) & (index->cap - 1);
     while (index->keys[slot]) {
         if (strcmp(index->keys[slot], id) == 0)
             return index->labels[slot];
@@ -516,33 +492,54 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
         return -1;
     sqlite3_bind_int64(stmt, 1, concept_id);
     cJSON *list = cJSON_CreateArray();
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    int rc = SQLITE_DONE, ok = list != NULL; /* every key or none: a history with holes is wrong */
+    while (ok && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         cJSON *r = cJSON_CreateObject();
-        cJSON_AddNumberToObject(r, "round", sqlite3_column_int(stmt, 0));
-        cJSON_AddStringToObject(r, "time", (const char *)sqlite3_column_text(stmt, 1));
-        cJSON_AddNumberToObject(r, "labels_added", sqlite3_column_int(stmt, 2));
-        cJSON_AddNumberToObject(r, "positive", sqlite3_column_int(stmt, 3));
-        cJSON_AddNumberToObject(r, "negative", sqlite3_column_int(stmt, 4));
-        cJSON_AddNumberToObject(r, "iters", sqlite3_column_int(stmt, 5));
-        cJSON_AddNumberToObject(r, "lr",
-                                shortest_float((float)sqlite3_column_double(stmt, 6)));
-        cJSON *losses = cJSON_Parse((const char *)sqlite3_column_text(stmt, 7));
-        cJSON_AddItemToObject(r, "losses", losses ? losses : cJSON_CreateArray());
-        cJSON_AddNumberToObject(r, "training_accuracy", sqlite3_column_double(stmt, 8));
+        const char *time = (const char *)sqlite3_column_text(stmt, 1);
+        int added = r && time && cJSON_AddItemToArray(list, r);
+        if (!added)
+            cJSON_Delete(r); /* not in the list: ours to free */
+        ok = added && cJSON_AddNumberToObject(r, "round", sqlite3_column_int(stmt, 0)) &&
+             cJSON_AddStringToObject(r, "time", time) &&
+             cJSON_AddNumberToObject(r, "labels_added", sqlite3_column_int(stmt, 2)) &&
+             cJSON_AddNumberToObject(r, "positive", sqlite3_column_int(stmt, 3)) &&
+             cJSON_AddNumberToObject(r, "negative", sqlite3_column_int(stmt, 4)) &&
+             cJSON_AddNumberToObject(r, "iters", sqlite3_column_int(stmt, 5)) &&
+             cJSON_AddNumberToObject(r, "lr",
+                                     shortest_float((float)sqlite3_column_double(stmt, 6)));
+        if (!ok)
+            break;
+        const char *losses_text = (const char *)sqlite3_column_text(stmt, 7);
+        cJSON *losses = losses_text ? cJSON_Parse(losses_text) : NULL;
+        if (!losses && losses_text && !json_text_is_valid(losses_text, strlen(losses_text))) {
+            losses = cJSON_CreateArray(); /* unreadable losses: shown as none */
+        }
+        ok = losses && cJSON_AddItemToObject(r, "losses", losses);
+        if (!ok) {
+            cJSON_Delete(losses);
+            break;
+        }
         int bytes = sqlite3_column_bytes(stmt, 9);
         const float *w = sqlite3_column_blob(stmt, 9);
         int dims = bytes / (int)sizeof(float);
         float *copy = malloc((size_t)bytes + 1);
         if (copy && w)
             memcpy(copy, w, (size_t)bytes);
-        cJSON_AddNumberToObject(r, "weight_norm", copy ? weight_norm(copy, dims) : 0);
-        if (with_weights)
-            cJSON_AddItemToObject(r, "weight", json_float_array(copy, copy ? dims : 0));
+        ok = copy && cJSON_AddNumberToObject(r, "training_accuracy", sqlite3_column_double(stmt, 8)) &&
+             cJSON_AddNumberToObject(r, "weight_norm", weight_norm(copy, dims));
+        if (ok && with_weights) {
+            cJSON *weight = json_float_array(copy, dims);
+            ok = weight && cJSON_AddItemToObject(r, "weight", weight);
+            if (!ok)
+                cJSON_Delete(weight);
+        }
         free(copy);
-        cJSON_AddItemToArray(list, r);
     }
     sqlite3_finalize(stmt);
+    if (!ok) {
+        cJSON_Delete(list);
+        return vdx_fail_oom(err, "reading the rounds of %s", book->path);
+    }
     if (rc != SQLITE_DONE) {
         cJSON_Delete(list);
         return db_fail(book, err, "reading the rounds of a concept");
@@ -585,28 +582,42 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
     if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0 ||
         concept_history_json(book, rec->id, 0, &history, err) != 0)
         return -1;
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "name", rec->name);
-    if (rec->prompt)
-        cJSON_AddStringToObject(c, "prompt", rec->prompt);
-    else
-        cJSON_AddNullToObject(c, "prompt");
-    cJSON_AddStringToObject(c, "created", rec->created);
-    cJSON_AddStringToObject(c, "updated", rec->updated);
-    cJSON *model = cJSON_AddObjectToObject(c, "model");
-    cJSON_AddStringToObject(model, "name", rec->model.name);
-    cJSON_AddStringToObject(model, "fingerprint", rec->model.config_hash);
-    cJSON_AddNumberToObject(model, "dims", rec->dims);
-    cJSON_AddNumberToObject(c, "threshold", rec->threshold);
-    cJSON_AddNumberToObject(c, "positive", positive);
-    cJSON_AddNumberToObject(c, "negative", negative);
-    cJSON_AddNumberToObject(c, "pending", pending);
-    cJSON *examples = cJSON_Parse(rec->examples_json ? rec->examples_json : "[]");
-    cJSON_AddItemToObject(c, "examples", examples ? examples : cJSON_CreateArray());
-    cJSON_AddNumberToObject(c, "rounds", rec->rounds);
-    cJSON_AddItemToObject(c, "history", history);
-    if (with_weight)
-        cJSON_AddItemToObject(c, "weight", json_float_array(rec->weight, rec->dims));
+    cJSON *c = cJSON_CreateObject(), *model = NULL;
+    int ok = c && cJSON_AddStringToObject(c, "name", rec->name) &&
+             (rec->prompt ? cJSON_AddStringToObject(c, "prompt", rec->prompt) != NULL
+                          : cJSON_AddNullToObject(c, "prompt") != NULL) &&
+             cJSON_AddStringToObject(c, "created", rec->created) &&
+             cJSON_AddStringToObject(c, "updated", rec->updated) &&
+             (model = cJSON_AddObjectToObject(c, "model")) &&
+             cJSON_AddStringToObject(model, "name", rec->model.name) &&
+             cJSON_AddStringToObject(model, "fingerprint", rec->model.config_hash) &&
+             cJSON_AddNumberToObject(model, "dims", rec->dims) &&
+             cJSON_AddNumberToObject(c, "threshold", rec->threshold) &&
+             cJSON_AddNumberToObject(c, "positive", positive) &&
+             cJSON_AddNumberToObject(c, "negative", negative) &&
+             cJSON_AddNumberToObject(c, "pending", pending);
+    const char *examples_text = rec->examples_json ? rec->examples_json : "[]";
+    cJSON *examples = ok ? cJSON_Parse(examples_text) : NULL;
+    if (ok && !examples && !json_text_is_valid(examples_text, strlen(examples_text)))
+        examples = cJSON_CreateArray(); /* unreadable examples: shown as none */
+    ok = ok && examples && cJSON_AddItemToObject(c, "examples", examples);
+    if (!ok)
+        cJSON_Delete(examples);
+    ok = ok && cJSON_AddNumberToObject(c, "rounds", rec->rounds) &&
+         cJSON_AddItemToObject(c, "history", history);
+    if (ok)
+        history = NULL; /* c owns it */
+    if (ok && with_weight) {
+        cJSON *weight = json_float_array(rec->weight, rec->dims);
+        ok = weight && cJSON_AddItemToObject(c, "weight", weight);
+        if (!ok)
+            cJSON_Delete(weight);
+    }
+    cJSON_Delete(history);
+    if (!ok) {
+        cJSON_Delete(c);
+        return vdx_fail_oom(err, "describing concept '%s'", rec->name);
+    }
     *concept = c;
     return 0;
 }
@@ -637,15 +648,16 @@ static int check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
     if (!states || !bad) {
         free(states);
         free(bad);
-        return vdx_fail(err, "out of memory for %zu ids", n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu ids", n);
     }
     int rc = vdx_store_item_states(book->store, ids, n, states, err);
     static const struct {
         vdx_item_state state;
+        vdx_error_kind kind;
         const char *message;
     } refusals[] = {
-        {VDX_ITEM_ABSENT, "unknown item ids: %s"},
-        {VDX_ITEM_FAILED, "items without a vector (their ingest failed): %s"},
+        {VDX_ITEM_ABSENT, VDX_ERR_NOT_FOUND, "unknown item ids: %s"},
+        {VDX_ITEM_FAILED, VDX_ERR_INVALID, "items without a vector (their ingest failed): %s"},
     };
     for (size_t r = 0; rc == 0 && r < sizeof refusals / sizeof refusals[0]; r++) {
         size_t n_bad = 0;
@@ -655,7 +667,7 @@ static int check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
         if (n_bad) {
             char list[VDX_ERROR_MAX];
             list_ids(list, sizeof list, bad, n_bad);
-            rc = vdx_fail(err, refusals[r].message, list);
+            rc = vdx_fail_kind(err, refusals[r].kind, refusals[r].message, list);
         }
     }
     free(states);
@@ -668,11 +680,11 @@ static int concept_name_taken(vdx_concepts *book, const char *name, vdx_error *e
     sqlite3_stmt *stmt = db_prepare(book, "SELECT 1 FROM concepts WHERE name = ?1", err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (rc == SQLITE_ROW)
-        return vdx_fail(err, "a concept named '%s' already exists", name);
+        return vdx_fail_kind(err, VDX_ERR_CONFLICT, "a concept named '%s' already exists", name);
     return rc == SQLITE_DONE ? 0 : db_fail(book, err, "looking up a concept name");
 }
 
@@ -691,20 +703,16 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
                                        spec->text_model, ours);
         text = malloc((size_t)dims * sizeof *text);
         if (!text)
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         memcpy(text, spec->text_vector, (size_t)dims * sizeof *text);
     } else if (spec->prompt && spec->model) {
         vdx_model_identity theirs;
-        memset(&theirs, 0, sizeof theirs);
-        snprintf(theirs.name, sizeof theirs.name, "%s", vdx_clip_model_name(spec->model));
-        snprintf(theirs.config_hash, sizeof theirs.config_hash, "%s",
-                 vdx_clip_config_hash(spec->model));
-        theirs.dims = vdx_clip_embed_dim(spec->model);
+        vdx_clip_identity(spec->model, &theirs);
         if (strcmp(theirs.config_hash, ours->config_hash) != 0 || theirs.dims != dims)
             return model_mismatch_fail(err, "the prompt would be embedded by", &theirs, ours);
         text = malloc((size_t)dims * sizeof *text);
         if (!text)
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         if (vdx_clip_embed_text(spec->model, spec->prompt, text, truncated, err) != 0) {
             free(text);
             return vdx_error_prefix(err, "embedding the prompt");
@@ -717,7 +725,7 @@ static int initial_weight(vdx_concepts *book, const vdx_concept_spec *spec, floa
         float *vectors = malloc(spec->n_examples * (size_t)dims * sizeof *vectors);
         mean = calloc((size_t)dims, sizeof *mean);
         if (!vectors || !mean) {
-            rc = vdx_fail(err, "out of memory for %zu examples", spec->n_examples);
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu examples", spec->n_examples);
         } else if ((rc = check_ids_known(book, spec->example_ids, spec->n_examples, err)) == 0 &&
                    (rc = vdx_store_get_vectors(book->store, spec->example_ids, spec->n_examples,
                                                vectors, err)) == 0) {
@@ -768,7 +776,7 @@ static int insert_concept(vdx_concepts *book, const char *name, const char *prom
                           const float *initial, double threshold, int64_t *id, vdx_error *err)
 {
     char now[32];
-    iso_time_now(now);
+    clock_utc_iso_now(now);
     sqlite3_stmt *stmt = db_prepare(
         book,
         "INSERT INTO concepts(name, prompt, examples, created, updated, model_name,"
@@ -777,15 +785,15 @@ static int insert_concept(vdx_concepts *book, const char *name, const char *prom
         err);
     if (!stmt)
         return -1;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     if (prompt)
-        sqlite3_bind_text(stmt, 2, prompt, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, examples_json, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 4, now, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 5, model->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 6, model->config_hash, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 2, prompt, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, examples_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, model->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, model->config_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int(stmt, 7, model->dims);
-    sqlite3_bind_blob(stmt, 8, initial, model->dims * (int)sizeof(float), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(stmt, 8, initial, model->dims * (int)sizeof(float), SQLITE_STATIC);
     sqlite3_bind_double(stmt, 9, threshold);
     int rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
@@ -805,7 +813,7 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     const vdx_model_identity *model = vdx_store_model(book->store);
     float *w = malloc((size_t)model->dims * sizeof *w);
     if (!w)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     cJSON *examples = cJSON_CreateArray();
     for (size_t i = 0; i < spec->n_examples; i++)
         cJSON_AddItemToArray(examples, cJSON_CreateString(spec->example_ids[i]));
@@ -868,22 +876,22 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
         sqlite3_bind_int64(stmt, 1, id);
         sqlite3_bind_int(stmt, 2, round);
         sqlite3_bind_text(stmt, 3, cJSON_GetObjectItem(r, "time")->valuestring, -1,
-                          SQLITE_TRANSIENT);
+                          SQLITE_STATIC);
         sqlite3_bind_int(stmt, 4, cJSON_GetObjectItem(r, "labels_added")->valueint);
         sqlite3_bind_int(stmt, 5, cJSON_GetObjectItem(r, "positive")->valueint);
         sqlite3_bind_int(stmt, 6, cJSON_GetObjectItem(r, "negative")->valueint);
         sqlite3_bind_int(stmt, 7, cJSON_GetObjectItem(r, "iters")->valueint);
         sqlite3_bind_double(stmt, 8, cJSON_GetObjectItem(r, "lr")->valuedouble);
-        sqlite3_bind_text(stmt, 9, losses ? losses : "[]", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 9, losses ? losses : "[]", -1, SQLITE_STATIC);
         sqlite3_bind_double(stmt, 10,
                             cJSON_GetObjectItem(r, "training_accuracy")->valuedouble);
-        sqlite3_bind_blob(stmt, 11, w, model->dims * (int)sizeof(float), SQLITE_TRANSIENT);
+        sqlite3_bind_blob(stmt, 11, w, model->dims * (int)sizeof(float), SQLITE_STATIC);
         if (sqlite3_step(stmt) != SQLITE_DONE)
             rc = db_fail(book, err, "inserting an imported round");
         cJSON_free(losses);
     }
     if (!w && rc == 0)
-        rc = vdx_fail(err, "out of memory");
+        rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     free(w);
     sqlite3_finalize(stmt);
     return end_write(book, rc, err);
@@ -974,7 +982,7 @@ static int run_on_concept(vdx_concepts *book, const char *sql, const char *text,
     if (!stmt)
         return -1;
     if (text)
-        sqlite3_bind_text(stmt, 1, text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, id);
     int rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
@@ -984,7 +992,7 @@ static int run_on_concept(vdx_concepts *book, const char *sql, const char *text,
 static int touch(vdx_concepts *book, int64_t id, vdx_error *err)
 {
     char now[32];
-    iso_time_now(now);
+    clock_utc_iso_now(now);
     return run_on_concept(book, "UPDATE concepts SET updated = ?1 WHERE id = ?2", now, id,
                           err);
 }
@@ -1144,7 +1152,7 @@ static int read_current_label(vdx_concepts *book, int64_t concept, const char *i
     if (!stmt)
         return -1;
     sqlite3_bind_int64(stmt, 1, concept);
-    sqlite3_bind_text(stmt, 2, item, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, item, -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         cur->label = sqlite3_column_int(stmt, 0);
@@ -1171,12 +1179,12 @@ static int write_label(vdx_concepts *book, int64_t concept, const char *item, in
     if (!stmt)
         return -1;
     sqlite3_bind_int64(stmt, 1, concept);
-    sqlite3_bind_text(stmt, 2, item, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, item, -1, SQLITE_STATIC);
     if (label >= 0) {
         if (url)
-            sqlite3_bind_text(stmt, 3, url, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 3, url, -1, SQLITE_STATIC);
         sqlite3_bind_int(stmt, 4, label);
-        sqlite3_bind_text(stmt, 5, time, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 5, time, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 6, seq);
     }
     int rc = sqlite3_step(stmt);
@@ -1204,17 +1212,17 @@ static int apply_change(vdx_concepts *book, const concept_record *rec, const cha
         } else {
             sqlite3_bind_int64(stmt, 1, rec->id);
             sqlite3_bind_int(stmt, 2, rec->rounds + 1);
-            sqlite3_bind_text(stmt, 3, item, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 3, item, -1, SQLITE_STATIC);
             if (label >= 0)
                 sqlite3_bind_int(stmt, 4, label);
             if (url)
-                sqlite3_bind_text(stmt, 5, url, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_text(stmt, 6, now, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(stmt, 5, url, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 6, now, -1, SQLITE_STATIC);
             if (cur.label >= 0) {
                 sqlite3_bind_int(stmt, 7, cur.label);
                 if (cur.url)
-                    sqlite3_bind_text(stmt, 8, cur.url, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_text(stmt, 9, cur.time, -1, SQLITE_TRANSIENT);
+                    sqlite3_bind_text(stmt, 8, cur.url, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 9, cur.time, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(stmt, 10, cur.seq);
             }
             if (sqlite3_step(stmt) != SQLITE_DONE)
@@ -1258,7 +1266,7 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         free(ids);
         free(urls);
         free(superseded);
-        return vdx_fail(err, "out of memory for %zu label changes", n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu label changes", n);
     }
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -1277,7 +1285,7 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         label_set by_position = {.n = n, .ids = (char **)ids, .labels = positions};
         label_index index;
         if (!positions) {
-            rc = vdx_fail(err, "out of memory");
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         } else {
             for (size_t i = 0; i < n; i++)
                 positions[i] = (int)i;
@@ -1304,7 +1312,7 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         concept_record_free(&rec);
         rc = concept_find(book, name, &rec, err);
         char now[32];
-        iso_time_now(now);
+        clock_utc_iso_now(now);
         for (size_t i = 0; rc == 0 && i < n; i++)
             if (!superseded[i])
                 rc = apply_change(book, &rec, ids[i], changes[i].label, urls[i], now, &changed,
@@ -1374,7 +1382,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     concept_record rec = {0};
     label_set set = {0};
     float *X = NULL, *y = NULL, *losses = malloc((size_t)iters * sizeof *losses);
-    int rc = losses ? begin_write(book, err) : vdx_fail(err, "out of memory");
+    int rc = losses ? begin_write(book, err) : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0 &&
         (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = concept_labels_load(book, rec.id, &set, err)) == 0) {
@@ -1383,7 +1391,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         X = rc == 0 ? malloc(set.n * (size_t)rec.dims * sizeof *X) : NULL;
         y = rc == 0 ? malloc(set.n * sizeof *y) : NULL;
         if (rc == 0 && (!X || !y))
-            rc = vdx_fail(err, "out of memory for %zu labelled vectors", set.n);
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labelled vectors", set.n);
         if (rc == 0)
             rc = vdx_store_get_vectors(book->store, (const char *const *)set.ids, set.n, X, err);
     }
@@ -1409,27 +1417,27 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         char *losses_json = cJSON_PrintUnformatted(loss_list);
         cJSON_Delete(loss_list);
         char now[32];
-        iso_time_now(now);
+        clock_utc_iso_now(now);
         sqlite3_stmt *stmt = db_prepare(
             book,
             "INSERT INTO rounds(concept, round, time, labels_added, positive, negative, iters,"
             " lr, losses, training_accuracy, weight) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
             err);
         if (!stmt || !losses_json) {
-            rc = stmt ? vdx_fail(err, "out of memory") : -1;
+            rc = stmt ? vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory") : -1;
         } else {
             sqlite3_bind_int64(stmt, 1, rec.id);
             sqlite3_bind_int(stmt, 2, rec.rounds + 1);
-            sqlite3_bind_text(stmt, 3, now, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 3, now, -1, SQLITE_STATIC);
             sqlite3_bind_int(stmt, 4, pending);
             sqlite3_bind_int(stmt, 5, positive);
             sqlite3_bind_int(stmt, 6, negative);
             sqlite3_bind_int(stmt, 7, iters);
             sqlite3_bind_double(stmt, 8, lr);
-            sqlite3_bind_text(stmt, 9, losses_json, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 9, losses_json, -1, SQLITE_STATIC);
             sqlite3_bind_double(stmt, 10, accuracy);
             sqlite3_bind_blob(stmt, 11, rec.weight, rec.dims * (int)sizeof(float),
-                              SQLITE_TRANSIENT);
+                              SQLITE_STATIC);
             if (sqlite3_step(stmt) != SQLITE_DONE)
                 rc = db_fail(book, err, "recording a round");
         }
@@ -1440,20 +1448,31 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     }
     rc = end_write(book, rc, err);
     if (rc == 0 && round) {
-        cJSON *r = cJSON_CreateObject();
+        /* the round is recorded: a result that cannot be built is reported, never
+         * handed out with keys missing */
+        cJSON *r = cJSON_CreateObject(), *loss_list = json_float_array(losses, iters);
         char now[32];
-        iso_time_now(now);
-        cJSON_AddNumberToObject(r, "round", rec.rounds + 1);
-        cJSON_AddStringToObject(r, "time", now);
-        cJSON_AddNumberToObject(r, "labels_added", pending);
-        cJSON_AddNumberToObject(r, "positive", positive);
-        cJSON_AddNumberToObject(r, "negative", negative);
-        cJSON_AddNumberToObject(r, "iters", iters);
-        cJSON_AddNumberToObject(r, "lr", shortest_float(lr));
-        cJSON_AddItemToObject(r, "losses", json_float_array(losses, iters));
-        cJSON_AddNumberToObject(r, "training_accuracy", accuracy);
-        cJSON_AddNumberToObject(r, "weight_norm", weight_norm(rec.weight, rec.dims));
-        *round = r;
+        clock_utc_iso_now(now);
+        int ok = r && loss_list && cJSON_AddNumberToObject(r, "round", rec.rounds + 1) &&
+                 cJSON_AddStringToObject(r, "time", now) &&
+                 cJSON_AddNumberToObject(r, "labels_added", pending) &&
+                 cJSON_AddNumberToObject(r, "positive", positive) &&
+                 cJSON_AddNumberToObject(r, "negative", negative) &&
+                 cJSON_AddNumberToObject(r, "iters", iters) &&
+                 cJSON_AddNumberToObject(r, "lr", shortest_float(lr)) &&
+                 cJSON_AddItemToObject(r, "losses", loss_list);
+        if (ok)
+            loss_list = NULL; /* r owns it */
+        ok = ok && cJSON_AddNumberToObject(r, "training_accuracy", accuracy) &&
+             cJSON_AddNumberToObject(r, "weight_norm", weight_norm(rec.weight, rec.dims));
+        cJSON_Delete(loss_list);
+        if (ok) {
+            *round = r;
+        } else {
+            cJSON_Delete(r);
+            rc = vdx_fail_oom(err, "describing round %d of concept '%s' (it is recorded)",
+                              rec.rounds + 1, name);
+        }
     }
     pthread_mutex_unlock(&book->lock);
     concept_record_free(&rec);
@@ -1535,7 +1554,7 @@ int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_e
                 sqlite3_finalize(stmt);
             }
         } else {
-            rc = vdx_fail(err, "nothing to undo in concept '%s'", name);
+            rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "nothing to undo in concept '%s'", name);
         }
         if (rc == 0)
             rc = touch(book, rec.id, err);

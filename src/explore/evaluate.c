@@ -44,7 +44,7 @@ static int labelled_rows_load(vdx_concepts *book, const concept_record *rec,
     rows->y = malloc((n ? n : 1) * sizeof *rows->y);
     if (!rows->X || !rows->y) {
         labelled_rows_free(rows);
-        return vdx_fail(err, "out of memory for %zu labelled vectors", n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labelled vectors", n);
     }
     for (size_t i = 0; i < n; i++)
         rows->y[i] = (float)rows->set.labels[i];
@@ -113,7 +113,7 @@ static int cross_validate(const concept_record *rec, const labelled_rows *rows, 
     }
     int *chosen = malloc((size_t)n_labels * sizeof *chosen);
     if (!chosen)
-        return vdx_fail(err, "out of memory for cross-validating %d labels", n_labels);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for cross-validating %d labels", n_labels);
     int n = choose_cv_labels(rows, positive, chosen);
     int folds = n <= LEAVE_ONE_OUT_MAX ? n : FOLDS;
     int steps = rec->last_iters * (rec->rounds > 0 ? rec->rounds : 1);
@@ -121,7 +121,7 @@ static int cross_validate(const concept_record *rec, const labelled_rows *rows, 
         steps = MAX_CV_STEPS;
     float *X = malloc((size_t)n * (size_t)dims * sizeof *X), *y = malloc((size_t)n * sizeof *y);
     float *w = malloc((size_t)dims * sizeof *w);
-    int rc = X && y && w ? 0 : vdx_fail(err, "out of memory for cross-validation");
+    int rc = X && y && w ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for cross-validation");
     int tp = 0, fp = 0, tn = 0, fn = 0;
     for (int fold = 0; rc == 0 && fold < folds; fold++) {
         int m = 0;
@@ -298,7 +298,7 @@ int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *w
         return -1;
     const vdx_hit **list = malloc(((size_t)hits->n + 1) * sizeof *list);
     if (!list)
-        return vdx_fail(err, "out of memory for %d scores", hits->n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %d scores", hits->n);
     size_t n = 0;
     *above = 0;
     for (int i = 0; i < hits->n; i++) {

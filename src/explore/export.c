@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strbuf.h"
+
 #define CLASSIFIER_FORMAT "vdx-classifier"
 #define CLASSIFIER_VERSION 1
 
@@ -26,87 +28,43 @@ int vdx_export_format_parse(const char *text)
     return -1;
 }
 
-/* A growing NUL-terminated text. */
-typedef struct text_buffer {
-    char *data;
-    size_t len, cap;
-    int failed;
-} text_buffer;
-
-static void append(text_buffer *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *data = realloc(b->data, cap);
-        if (!data) {
-            b->failed = 1;
-            return;
-        }
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = 0;
-}
-
-static void append_str(text_buffer *b, const char *s)
-{
-    append(b, s, strlen(s));
-}
-
-static void appendf(text_buffer *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void appendf(text_buffer *b, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    append(b, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* RFC 4180: a field holding a comma, quote, CR or LF is quoted, quotes doubled. */
-static void append_csv_field(text_buffer *b, const char *s)
+static void append_csv_field(strbuf *b, const char *s)
 {
     if (!s)
         return;
     if (!strpbrk(s, ",\"\r\n")) {
-        append_str(b, s);
+        strbuf_put(b, s);
         return;
     }
-    append(b, "\"", 1);
+    strbuf_bytes(b, "\"", 1);
     for (const char *p = s; *p; p++) {
         if (*p == '"')
-            append(b, "\"", 1);
-        append(b, p, 1);
+            strbuf_bytes(b, "\"", 1);
+        strbuf_bytes(b, p, 1);
     }
-    append(b, "\"", 1);
+    strbuf_bytes(b, "\"", 1);
 }
 
-static void append_json_line(text_buffer *b, cJSON *obj)
+static void append_json_line(strbuf *b, cJSON *obj)
 {
     char *line = cJSON_PrintUnformatted(obj);
     if (!line) {
-        b->failed = 1;
+        b->oom = 1;
         return;
     }
-    append_str(b, line);
-    append(b, "\n", 1);
+    strbuf_put(b, line);
+    strbuf_bytes(b, "\n", 1);
     cJSON_free(line);
 }
 
-static int finish(text_buffer *b, char **text, size_t *size, vdx_error *err)
+static int finish(strbuf *b, char **text, size_t *size, vdx_error *err)
 {
     if (!b->data)
-        append(b, "", 0);
-    if (b->failed) {
+        strbuf_bytes(b, "", 0);
+    if (b->oom) {
         free(b->data);
-        return vdx_fail(err, "out of memory writing an export");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory writing an export");
     }
     *text = b->data;
     if (size)
@@ -138,17 +96,17 @@ int vdx_concept_export_labels(vdx_concepts *book, const char *name, vdx_export_f
     pthread_mutex_unlock(&book->lock);
     if (rc != 0)
         return -1;
-    text_buffer b = {0};
+    strbuf b = {0};
     if (format == VDX_EXPORT_CSV)
-        append_str(&b, "id,url,label,time\r\n");
+        strbuf_put(&b, "id,url,label,time\r\n");
     for (size_t i = 0; i < set.n; i++) {
         if (format == VDX_EXPORT_CSV) {
             append_csv_field(&b, set.ids[i]);
-            append(&b, ",", 1);
+            strbuf_bytes(&b, ",", 1);
             append_csv_field(&b, set.urls[i]);
-            appendf(&b, ",%d,", set.labels[i]);
+            strbuf_printf(&b, ",%d,", set.labels[i]);
             append_csv_field(&b, set.times[i]);
-            append(&b, "\r\n", 2);
+            strbuf_bytes(&b, "\r\n", 2);
         } else {
             cJSON *line = label_set_item_json(&set, i);
             append_json_line(&b, line);
@@ -182,17 +140,17 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
         concept_record_free(&rec);
     }
     pthread_mutex_unlock(&book->lock);
-    text_buffer b = {0};
+    strbuf b = {0};
     if (rc == 0 && format == VDX_EXPORT_CSV)
-        append_str(&b, "rank,id,url,score,probability\r\n");
+        strbuf_put(&b, "rank,id,url,score,probability\r\n");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         double score = order[i]->dist;
         if (format == VDX_EXPORT_CSV) {
-            appendf(&b, "%zu,", i + 1);
+            strbuf_printf(&b, "%zu,", i + 1);
             append_csv_field(&b, order[i]->id);
-            append(&b, ",", 1);
+            strbuf_bytes(&b, ",", 1);
             append_csv_field(&b, order[i]->url);
-            appendf(&b, ",%.9g,%.9g\r\n", score, sigmoid_of(score));
+            strbuf_printf(&b, ",%.9g,%.9g\r\n", score, sigmoid_of(score));
         } else {
             cJSON *line = cJSON_CreateObject();
             cJSON_AddNumberToObject(line, "rank", (double)i + 1);
@@ -387,7 +345,7 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
     const vdx_model_identity *ours = vdx_store_model(book->store);
     float *weight = malloc((size_t)ours->dims * sizeof *weight);
     float *initial = malloc((size_t)ours->dims * sizeof *initial);
-    int rc = weight && initial ? 0 : vdx_fail(err, "out of memory");
+    int rc = weight && initial ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     const cJSON *format = NULL, *version = NULL, *name = NULL, *prompt = NULL, *model = NULL,
                 *threshold = NULL, *history = NULL;
     if (rc == 0 && !is_object(root))
@@ -453,7 +411,7 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
         rc = -1;
     float *last = malloc((size_t)ours->dims * sizeof *last);
     if (rc == 0 && !last)
-        rc = vdx_fail(err, "out of memory");
+        rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     if (rc == 0)
         rc = validate_history(history, ours->dims, last, err);
     /* the current weight is the last round's; without rounds it is the initial one */

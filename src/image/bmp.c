@@ -69,7 +69,7 @@ static int bmp_expand_rle(const uint8_t *data, size_t size, size_t file_offset, 
     const size_t w = (size_t)out->width, h = (size_t)out->height;
     uint8_t *indices = calloc(w * h, 1);
     if (!indices)
-        return vdx_fail(err, "%s: out of memory", what);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
     size_t x = 0, y = 0, p = 0; /* y counts rows from the bottom */
     int finished = 0;
     while (!finished && y < h) {
@@ -108,7 +108,7 @@ static int bmp_expand_rle(const uint8_t *data, size_t size, size_t file_offset, 
     }
     if (!finished && y < h) {
         free(indices);
-        return vdx_fail(err, "%s: truncated BMP: RLE data ends at byte offset %zu before the "
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated BMP: RLE data ends at byte offset %zu before the "
                         "end-of-bitmap code", what, file_offset + p);
     }
     for (size_t i = 0; i < w * h; i++)
@@ -122,16 +122,16 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
 {
     enum { FILE_HEADER = 14 };
     if (size < FILE_HEADER + 4)
-        return vdx_fail(err, "%s: truncated BMP: %zu bytes, too short for the headers", what,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated BMP: %zu bytes, too short for the headers", what,
                         size);
     const uint32_t pixel_offset = le32(b + 10);
     const uint32_t header_size = le32(b + 14);
     if (header_size != 12 && header_size != 40 && header_size != 52 && header_size != 56 &&
         header_size != 64 && header_size != 108 && header_size != 124)
-        return vdx_fail(err, "%s: corrupt BMP: unknown DIB header size %u at byte offset 14",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt BMP: unknown DIB header size %u at byte offset 14",
                         what, (unsigned)header_size);
     if (size < FILE_HEADER + (size_t)header_size)
-        return vdx_fail(err, "%s: truncated BMP: the %u-byte DIB header needs %u bytes, the "
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated BMP: the %u-byte DIB header needs %u bytes, the "
                         "file has %zu", what, (unsigned)header_size,
                         (unsigned)(FILE_HEADER + header_size), size);
     const uint8_t *h = b + FILE_HEADER;
@@ -153,19 +153,19 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
     }
     const int top_down = height < 0;
     if (planes != 1)
-        return vdx_fail(err, "%s: corrupt BMP: %u colour planes (must be 1)", what, planes);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt BMP: %u colour planes (must be 1)", what, planes);
     if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32)
-        return vdx_fail(err, "%s: unsupported BMP: %u bits per pixel", what, bpp);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: unsupported BMP: %u bits per pixel", what, bpp);
     const int rle = compression == BI_RLE8 || compression == BI_RLE4;
     if (rle && (bpp != (compression == BI_RLE8 ? 8u : 4u) || height < 0))
-        return vdx_fail(err, "%s: corrupt BMP: RLE%d with %u bits per pixel%s", what,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt BMP: RLE%d with %u bits per pixel%s", what,
                         compression == BI_RLE8 ? 8 : 4, bpp, height < 0 ? ", top-down" : "");
     if (compression == BI_JPEG || compression == BI_PNG)
-        return vdx_fail(err, "%s: unsupported BMP: embedded %s data", what,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: unsupported BMP: embedded %s data", what,
                         compression == BI_JPEG ? "JPEG" : "PNG");
     if (!rle && compression != BI_RGB && compression != BI_BITFIELDS &&
         compression != BI_ALPHABITFIELDS)
-        return vdx_fail(err, "%s: corrupt BMP: unknown compression %u", what,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt BMP: unknown compression %u", what,
                         (unsigned)compression);
     const int bitfields = compression == BI_BITFIELDS || compression == BI_ALPHABITFIELDS;
     if (top_down)
@@ -173,7 +173,7 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
     if (image_check_size(width, height, what, "BMP", err) != 0)
         return -1;
     if (bitfields && bpp != 16 && bpp != 32)
-        return vdx_fail(err, "%s: corrupt BMP: bit fields with %u bits per pixel", what, bpp);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt BMP: bit fields with %u bits per pixel", what, bpp);
 
     /* Channel masks: in the header (52+ bytes) or just after a 40-byte one. */
     struct bmp_channel red, green, blue;
@@ -183,12 +183,12 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
         if (header_size == 40)
             palette_at += compression == BI_ALPHABITFIELDS ? 16 : 12;
         if (size < masks_at + 12)
-            return vdx_fail(err, "%s: truncated BMP: bit-field masks at byte offset %zu", what,
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated BMP: bit-field masks at byte offset %zu", what,
                             masks_at);
         if (bmp_channel_from_mask(le32(b + masks_at), &red) ||
             bmp_channel_from_mask(le32(b + masks_at + 4), &green) ||
             bmp_channel_from_mask(le32(b + masks_at + 8), &blue))
-            return vdx_fail(err, "%s: unsupported BMP: bit-field masks %08x %08x %08x", what,
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: unsupported BMP: bit-field masks %08x %08x %08x", what,
                             (unsigned)le32(b + masks_at), (unsigned)le32(b + masks_at + 4),
                             (unsigned)le32(b + masks_at + 8));
     } else if (bpp == 16) { /* BI_RGB 16-bit is 5-5-5 */
@@ -207,17 +207,17 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
         const unsigned entry = header_size == 12 ? 3 : 4;
         unsigned colors = colors_used ? colors_used : max_colors;
         if (colors > max_colors)
-            return vdx_fail(err, "%s: corrupt BMP: %u palette colours for %u bits per pixel",
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt BMP: %u palette colours for %u bits per pixel",
                             what, colors, bpp);
         if (palette_at + (size_t)colors * entry > size)
-            return vdx_fail(err, "%s: truncated BMP: palette of %u colours at byte offset %zu",
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated BMP: palette of %u colours at byte offset %zu",
                             what, colors, palette_at);
         image_palette_init(palette, b + palette_at, (int)colors, (int)entry, 1);
     }
 
     if (rle) {
         if (pixel_offset < FILE_HEADER + header_size || pixel_offset >= size)
-            return vdx_fail(err, "%s: truncated BMP: RLE data at byte offset %u, the file has "
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated BMP: RLE data at byte offset %u, the file has "
                             "%zu bytes", what, (unsigned)pixel_offset, size);
         if (image_alloc(out, width, height, what, "BMP", err) != 0)
             return -1;
@@ -227,7 +227,7 @@ int image_decode_bmp(const uint8_t *b, size_t size, const char *what, vdx_image 
     const size_t stride = (((size_t)width * bpp + 31) / 32) * 4;
     if (pixel_offset < FILE_HEADER + header_size || pixel_offset > size ||
         (size - pixel_offset) / stride < (size_t)height)
-        return vdx_fail(err, "%s: truncated BMP: %lld rows of %zu bytes at byte offset %u, the "
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated BMP: %lld rows of %zu bytes at byte offset %u, the "
                         "file has %zu bytes", what, height, stride, (unsigned)pixel_offset, size);
     if (image_alloc(out, width, height, what, "BMP", err) != 0)
         return -1;

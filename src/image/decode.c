@@ -16,10 +16,10 @@ int image_check_size(long long width, long long height, const char *what, const 
                      vdx_error *err)
 {
     if (width <= 0 || height <= 0)
-        return vdx_fail(err, "%s: %s image has zero size (%lldx%lld)", what, format, width,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: %s image has zero size (%lldx%lld)", what, format, width,
                         height);
     if (width > VDX_IMAGE_MAX_PIXELS / height)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
                         "%s: %s image of %lldx%lld pixels exceeds the limit of %lld pixels "
                         "(refused as a possible decompression bomb)",
                         what, format, width, height, (long long)VDX_IMAGE_MAX_PIXELS);
@@ -44,7 +44,7 @@ int image_alloc(vdx_image *img, long long width, long long height, const char *w
         return -1;
     img->rgb = malloc((size_t)width * (size_t)height * 3);
     if (!img->rgb)
-        return vdx_fail(err, "%s: out of memory for a %lldx%lld %s image", what, width, height,
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory for a %lldx%lld %s image", what, width, height,
                         format);
     img->width = (int)width;
     img->height = (int)height;
@@ -109,11 +109,11 @@ static int fail_unsupported(const uint8_t *b, size_t n, const char *what, vdx_er
     text[shown] = 0;
     const char *name = unsupported_format_name(b, n);
     if (name)
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
                         "%s: unsupported image format: %s (first bytes: %s \"%s\"); "
                         "supported: JPEG, PNG, WebP, GIF, BMP",
                         what, name, hex, text);
-    return vdx_fail(err,
+    return vdx_fail_kind(err, VDX_ERR_INVALID,
                     "%s: unsupported or unrecognised image format (first bytes: %s \"%s\"); "
                     "supported: JPEG, PNG, WebP, GIF, BMP",
                     what, hex, text);
@@ -127,7 +127,7 @@ int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_im
     if (!what)
         what = "image";
     if (!bytes || size == 0)
-        return vdx_fail(err, "%s: empty file (0 bytes), not an image", what);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: empty file (0 bytes), not an image", what);
     input_size = size;
 
     int orientation = 1, rc;

@@ -97,7 +97,7 @@ int image_apply_orientation(vdx_image *img, int orientation, const char *what, v
     const int out_w = swaps_axes ? h : w, out_h = swaps_axes ? w : h;
     uint8_t *out = malloc((size_t)w * h * 3);
     if (!out)
-        return vdx_fail(err, "%s: out of memory applying EXIF orientation %d", what,
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory applying EXIF orientation %d", what,
                         orientation);
     /* For each output pixel (ox, oy), the source pixel (sx, sy) of Pillow's transposes:
      * 2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270,

@@ -32,9 +32,9 @@ static int gif_fail(GifFileType *gif, const struct gif_reader *r, const char *wh
 {
     const char *reason = GifErrorString(gif->Error);
     if (r->offset >= r->size)
-        return vdx_fail(err, "%s: truncated GIF: data ends after %zu bytes while %s", what,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated GIF: data ends after %zu bytes while %s", what,
                         r->size, doing);
-    return vdx_fail(err, "%s: corrupt GIF while %s (near byte offset %zu): %s", what, doing,
+    return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt GIF while %s (near byte offset %zu): %s", what, doing,
                     r->offset, reason ? reason : "unknown error");
 }
 
@@ -53,10 +53,10 @@ static int gif_seek_first_frame(GifFileType *gif, const struct gif_reader *r, co
                        ? gif_fail(gif, r, what, "reading the image descriptor", err)
                        : 0;
         if (type == TERMINATE_RECORD_TYPE)
-            return vdx_fail(err, "%s: GIF holds no image (trailer at byte offset %zu)", what,
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: GIF holds no image (trailer at byte offset %zu)", what,
                             r->offset);
         if (type != EXTENSION_RECORD_TYPE)
-            return vdx_fail(err, "%s: corrupt GIF: unknown record type at byte offset %zu",
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt GIF: unknown record type at byte offset %zu",
                             what, r->offset);
         int code;
         GifByteType *ext;
@@ -80,7 +80,7 @@ static int gif_read_frame(GifFileType *gif, const struct gif_reader *r, const ch
     const long long left = frame->Left, top = frame->Top;
     const long long frame_w = frame->Width, frame_h = frame->Height;
     if (frame_w < 0 || frame_h < 0)
-        return vdx_fail(err, "%s: corrupt GIF: negative frame size", what);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt GIF: negative frame size", what);
     long long width = gif->SWidth, height = gif->SHeight;
     if (left + frame_w > width)
         width = left + frame_w;
@@ -97,7 +97,7 @@ static int gif_read_frame(GifFileType *gif, const struct gif_reader *r, const ch
     const size_t pixels = (size_t)width * height;
     uint8_t *indices = malloc(pixels);
     if (!indices)
-        return vdx_fail(err, "%s: out of memory", what);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
     memset(indices, transparent >= 0 ? transparent : 0, pixels);
 
     static const int pass_start[4] = {0, 4, 2, 1}, pass_step[4] = {8, 8, 4, 2};
@@ -129,7 +129,7 @@ int image_decode_gif(const uint8_t *bytes, size_t size, const char *what, vdx_im
     GifFileType *gif = DGifOpen(&reader, gif_read_from_memory, &error);
     if (!gif) {
         const char *reason = GifErrorString(error);
-        return vdx_fail(err, "%s: corrupt GIF header: %s", what,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt GIF header: %s", what,
                         reason ? reason : "unknown error");
     }
     int rc = gif_read_frame(gif, &reader, what, out, err);

@@ -83,7 +83,7 @@ static int jpeg_run(struct jpeg_job *job, const uint8_t *bytes, size_t size, con
 {
     j_decompress_ptr cinfo = &job->cinfo;
     if (setjmp(job->on_error))
-        return vdx_fail(err, "%s: cannot decode JPEG: %s", what, job->message);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: cannot decode JPEG: %s", what, job->message);
 
     jpeg_create_decompress(cinfo);
     jpeg_mem_src(cinfo, bytes, (unsigned long)size);
@@ -111,7 +111,7 @@ static int jpeg_run(struct jpeg_job *job, const uint8_t *bytes, size_t size, con
     if (image_alloc(out, cinfo->image_width, cinfo->image_height, what, "JPEG", err) != 0)
         return -1;
     if (channels_in == 4 && !(job->cmyk_row = malloc((size_t)out->width * 4)))
-        return vdx_fail(err, "%s: out of memory", what);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
 
     jpeg_start_decompress(cinfo);
     const size_t stride = (size_t)out->width * 3;
@@ -133,13 +133,13 @@ static int jpeg_run(struct jpeg_job *job, const uint8_t *bytes, size_t size, con
             cmyk_row_to_rgb(job->cmyk_row, row, out->width);
         }
         if (job->truncated)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
                             "%s: truncated JPEG: data ends after %zu bytes, at row %u of %u",
                             what, size, y, (unsigned)cinfo->output_height);
     }
     jpeg_finish_decompress(cinfo);
     if (job->truncated)
-        return vdx_fail(err, "%s: truncated JPEG: data ends after %zu bytes", what, size);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated JPEG: data ends after %zu bytes", what, size);
     return 0;
 }
 

@@ -142,7 +142,7 @@ static int png_orientation(struct png_job *job)
 static int png_run(struct png_job *job, const char *what, vdx_image *out, vdx_error *err)
 {
     if (setjmp(png_jmpbuf(job->png)))
-        return vdx_fail(err, "%s: %s", what, job->message);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: %s", what, job->message);
 
     png_set_read_fn(job->png, job, png_read_from_memory);
     png_read_info(job->png, job->info);
@@ -166,19 +166,19 @@ static int png_run(struct png_job *job, const char *what, vdx_image *out, vdx_er
     const int channels = png_get_channels(job->png, job->info);
     const size_t row_bytes = png_get_rowbytes(job->png, job->info);
     if (row_bytes != (size_t)width * channels)
-        return vdx_fail(err, "%s: PNG row of %zu bytes where %u x %d were expected", what,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: PNG row of %zu bytes where %u x %d were expected", what,
                         row_bytes, (unsigned)width, channels);
 
     uint8_t *target = out->rgb;
     if (!(channels == 3 && color_type != PNG_COLOR_TYPE_PALETTE)) {
         job->samples = malloc((size_t)height * row_bytes);
         if (!job->samples)
-            return vdx_fail(err, "%s: out of memory", what);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
         target = job->samples;
     }
     job->rows = malloc(sizeof *job->rows * height);
     if (!job->rows)
-        return vdx_fail(err, "%s: out of memory", what);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
     for (png_uint_32 y = 0; y < height; y++)
         job->rows[y] = target + (size_t)y * row_bytes;
     png_read_image(job->png, job->rows);
@@ -221,10 +221,10 @@ int image_decode_png(const uint8_t *bytes, size_t size, const char *what, vdx_im
     job.size = size;
     job.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, png_on_error, png_on_warning);
     if (!job.png)
-        return vdx_fail(err, "%s: cannot initialise libpng", what);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: cannot initialise libpng", what);
     job.info = png_create_info_struct(job.png);
     int rc = job.info ? png_run(&job, what, out, err)
-                      : vdx_fail(err, "%s: cannot initialise libpng", what);
+                      : vdx_fail_kind(err, VDX_ERR_INVALID, "%s: cannot initialise libpng", what);
     if (rc == 0) {
         png_read_tail(&job);
         *orientation = png_orientation(&job);

@@ -5,6 +5,7 @@
  * division. The normalisation goes through a 256-entry table per channel, which holds
  * exactly the values the arithmetic would give. Reads preprocessor_config.json in its
  * old (plain integers) and new ({"shortest_edge"} / {"height","width"}) forms. */
+#include "common/json_check.h"
 #include "image/image_internal.h"
 
 #include <cjson/cJSON.h>
@@ -34,7 +35,7 @@ static int json_side(const cJSON *item, const char *path, const char *name, int 
 {
     if (!cJSON_IsNumber(item) || item->valuedouble < 1 || item->valuedouble > MAX_SIDE ||
         item->valuedouble != (int)item->valuedouble)
-        return vdx_fail(err, "%s: \"%s\" must be an integer from 1 to %d", path, name,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"%s\" must be an integer from 1 to %d", path, name,
                         MAX_SIDE);
     *out = (int)item->valuedouble;
     return 0;
@@ -47,7 +48,7 @@ static int json_flag(const cJSON *root, const char *key, int *out, const char *p
     if (!item)
         return 0;
     if (!cJSON_IsBool(item))
-        return vdx_fail(err, "%s: \"%s\" must be true or false", path, key);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"%s\" must be true or false", path, key);
     *out = cJSON_IsTrue(item);
     return 0;
 }
@@ -63,11 +64,11 @@ static int json_triple(const cJSON *root, const char *key, float out[3], const c
         return 0;
     }
     if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 3)
-        return vdx_fail(err, "%s: \"%s\" must be a list of 3 numbers", path, key);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"%s\" must be a list of 3 numbers", path, key);
     for (int c = 0; c < 3; c++) {
         const cJSON *v = cJSON_GetArrayItem(item, c);
         if (!cJSON_IsNumber(v))
-            return vdx_fail(err, "%s: \"%s\"[%d] is not a number", path, key, c);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"%s\"[%d] is not a number", path, key, c);
         out[c] = (float)v->valuedouble;
     }
     return 0;
@@ -77,7 +78,7 @@ static int config_from_json(const cJSON *root, const char *path, vdx_preprocess_
                             vdx_error *err)
 {
     if (!cJSON_IsObject(root))
-        return vdx_fail(err, "%s: not a JSON object", path);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: not a JSON object", path);
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(root, "size");
     if (cJSON_IsNumber(size)) {
         if (json_side(size, path, "size", &cfg->shortest_edge, err) != 0)
@@ -95,11 +96,11 @@ static int config_from_json(const cJSON *root, const char *path, vdx_preprocess_
                 return -1;
             cfg->shortest_edge = 0;
         } else {
-            return vdx_fail(err, "%s: \"size\" must hold \"shortest_edge\" or \"height\" and "
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"size\" must hold \"shortest_edge\" or \"height\" and "
                             "\"width\"", path);
         }
     } else if (size) {
-        return vdx_fail(err, "%s: \"size\" must be an integer or an object", path);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"size\" must be an integer or an object", path);
     }
 
     const cJSON *crop = cJSON_GetObjectItemCaseSensitive(root, "crop_size");
@@ -114,7 +115,7 @@ static int config_from_json(const cJSON *root, const char *path, vdx_preprocess_
                       &cfg->crop_width, err) != 0)
             return -1;
     } else if (crop) {
-        return vdx_fail(err, "%s: \"crop_size\" must be an integer or an object", path);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"crop_size\" must be an integer or an object", path);
     }
 
     int do_rescale = 1;
@@ -128,18 +129,18 @@ static int config_from_json(const cJSON *root, const char *path, vdx_preprocess_
     const cJSON *factor = cJSON_GetObjectItemCaseSensitive(root, "rescale_factor");
     if (factor) {
         if (!cJSON_IsNumber(factor) || !(factor->valuedouble > 0))
-            return vdx_fail(err, "%s: \"rescale_factor\" must be a positive number", path);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"rescale_factor\" must be a positive number", path);
         cfg->rescale_factor = factor->valuedouble;
     }
     if (!do_rescale)
         cfg->rescale_factor = 1.0;
     for (int c = 0; c < 3; c++)
         if (cfg->do_normalize && cfg->std[c] == 0.0f)
-            return vdx_fail(err, "%s: \"image_std\"[%d] is zero", path, c);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"image_std\"[%d] is zero", path, c);
     const cJSON *resample = cJSON_GetObjectItemCaseSensitive(root, "resample");
     if (resample) {
         if (!cJSON_IsNumber(resample) || resample->valueint != 3)
-            return vdx_fail(err, "%s: \"resample\" is %g; only 3 (bicubic, what CLIP uses) is "
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"resample\" is %g; only 3 (bicubic, what CLIP uses) is "
                             "supported", path, cJSON_IsNumber(resample) ? resample->valuedouble
                                                                         : -1.0);
         cfg->resample = 3;
@@ -156,9 +157,11 @@ int vdx_preprocess_config_load(const char *path, vdx_preprocess_config *cfg, vdx
         return -1;
     cJSON *root = cJSON_ParseWithLength(text, size);
     int rc;
-    if (!root) {
+    if (!root && json_text_is_valid(text, size)) {
+        rc = vdx_fail_oom(err, "reading %s", path);
+    } else if (!root) {
         const char *at = cJSON_GetErrorPtr();
-        rc = vdx_fail(err, "%s: invalid JSON at byte offset %ld", path,
+        rc = vdx_fail_kind(err, VDX_ERR_INVALID, "%s: invalid JSON at byte offset %ld", path,
                       at && at >= text && at <= text + size ? (long)(at - text) : -1L);
     } else {
         rc = config_from_json(root, path, cfg, err);
@@ -208,15 +211,15 @@ int vdx_image_clip_crop(const vdx_image *img, const vdx_preprocess_config *cfg,
                         uint8_t *crop_out, vdx_error *err)
 {
     if (!img->rgb || img->width < 1 || img->height < 1)
-        return vdx_fail(err, "preprocess: empty image");
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "preprocess: empty image");
     int rw, rh;
     vdx_image_resized_size(cfg, img->width, img->height, &rw, &rh);
     if (rw > MAX_RESIZED_SIDE || rh > MAX_RESIZED_SIDE)
-        return vdx_fail(err, "preprocess: a %dx%d image would be resized to %dx%d; its aspect "
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "preprocess: a %dx%d image would be resized to %dx%d; its aspect "
                         "ratio is too extreme", img->width, img->height, rw, rh);
     const int ch = cfg->crop_height, cw = cfg->crop_width;
     if (!cfg->do_center_crop && (rw != cw || rh != ch))
-        return vdx_fail(err, "preprocess: do_center_crop is off but the resized image is %dx%d, "
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "preprocess: do_center_crop is off but the resized image is %dx%d, "
                         "not the %dx%d the model takes", rw, rh, cw, ch);
     const int top = floor_half(rh - ch), left = floor_half(rw - cw);
     /* the part of the crop the resized image covers; the rest is zero padding */
@@ -228,7 +231,7 @@ int vdx_image_clip_crop(const vdx_image *img, const vdx_preprocess_config *cfg,
                                      y_begin, win_w, win_h, crop_out, err);
     uint8_t *window = malloc((size_t)win_w * win_h * 3);
     if (!window)
-        return vdx_fail(err, "preprocess: out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "preprocess: out of memory");
     if (image_resample_window(img->rgb, img->width, img->height, rw, rh, x_begin, y_begin,
                               win_w, win_h, window, err) != 0) {
         free(window);
@@ -263,7 +266,7 @@ int vdx_image_preprocess(const vdx_image *img, const vdx_preprocess_config *cfg,
 {
     uint8_t *crop = malloc((size_t)cfg->crop_height * cfg->crop_width * 3);
     if (!crop)
-        return vdx_fail(err, "preprocess: out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "preprocess: out of memory");
     int rc = vdx_image_clip_crop(img, cfg, crop, err);
     if (rc == 0)
         vdx_image_normalize(crop, cfg, pixel_values);

@@ -193,7 +193,7 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
 {
     if (src_w <= 0 || src_h <= 0 || dst_w <= 0 || dst_h <= 0 || win_w <= 0 || win_h <= 0 ||
         x0 < 0 || y0 < 0 || x0 + win_w > dst_w || y0 + win_h > dst_h)
-        return vdx_fail(err, "resample: bad geometry %dx%d -> %dx%d, window %dx%d at %d,%d",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "resample: bad geometry %dx%d -> %dx%d, window %dx%d at %d,%d",
                         src_w, src_h, dst_w, dst_h, win_w, win_h, x0, y0);
     const int horizontal = dst_w != src_w, vertical = dst_h != src_h;
     struct axis_weights ax = {0}, ay = {0};
@@ -249,7 +249,7 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
     goto done;
 
 out_of_memory:
-    vdx_fail(err, "resample: out of memory resizing %dx%d to %dx%d", src_w, src_h, dst_w, dst_h);
+    vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "resample: out of memory resizing %dx%d to %dx%d", src_w, src_h, dst_w, dst_h);
 done:
     axis_weights_free(&ax);
     axis_weights_free(&ay);

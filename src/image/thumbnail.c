@@ -84,7 +84,7 @@ int vdx_image_thumbnail_jpeg(const vdx_image *img, int max_side, int quality, ui
     if (w != img->width || h != img->height) {
         scaled = malloc((size_t)w * h * 3);
         if (!scaled)
-            return vdx_fail(err, "thumbnail: out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "thumbnail: out of memory");
         if (image_resample_window(img->rgb, img->width, img->height, w, h, 0, 0, w, h, scaled,
                                   err) != 0) {
             free(scaled);

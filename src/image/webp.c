@@ -53,20 +53,20 @@ static int webp_first_frame(const WebPData *data, long long canvas_width,
         return -1;
     WebPAnimDecoderOptions options;
     if (!WebPAnimDecoderOptionsInit(&options))
-        return vdx_fail(err, "%s: libwebp version mismatch", what);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: libwebp version mismatch", what);
     options.color_mode = MODE_RGBA;
     options.use_threads = 0;
     WebPAnimDecoder *dec = WebPAnimDecoderNew(data, &options);
     if (!dec)
-        return vdx_fail(err, "%s: corrupt animated WebP (cannot parse its frames)", what);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt animated WebP (cannot parse its frames)", what);
     WebPAnimInfo info;
     uint8_t *canvas;
     int timestamp, rc = -1;
     if (!WebPAnimDecoderGetInfo(dec, &info) || (long long)info.canvas_width != canvas_width ||
         (long long)info.canvas_height != canvas_height)
-        vdx_fail(err, "%s: corrupt animated WebP (inconsistent canvas size)", what);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt animated WebP (inconsistent canvas size)", what);
     else if (!WebPAnimDecoderGetNext(dec, &canvas, &timestamp))
-        vdx_fail(err, "%s: corrupt animated WebP: cannot decode the first frame", what);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt animated WebP: cannot decode the first frame", what);
     else {
         const size_t n = (size_t)out->width * out->height;
         for (size_t i = 0; i < n; i++)
@@ -83,7 +83,7 @@ int image_decode_webp(const uint8_t *bytes, size_t size, const char *what, vdx_i
     WebPBitstreamFeatures features;
     VP8StatusCode status = WebPGetFeatures(bytes, size, &features);
     if (status != VP8_STATUS_OK)
-        return vdx_fail(err, "%s: corrupt WebP: %s while reading its header", what,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt WebP: %s while reading its header", what,
                         webp_status_text(status));
     const WebPData data = {bytes, size};
     long long canvas_width, canvas_height;
@@ -96,7 +96,7 @@ int image_decode_webp(const uint8_t *bytes, size_t size, const char *what, vdx_i
     WebPDecoderConfig config;
     if (!WebPInitDecoderConfig(&config)) {
         vdx_image_free(out);
-        return vdx_fail(err, "%s: libwebp version mismatch", what);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: libwebp version mismatch", what);
     }
     const size_t pixels = (size_t)out->width * out->height;
     uint8_t *rgba = NULL;
@@ -104,7 +104,7 @@ int image_decode_webp(const uint8_t *bytes, size_t size, const char *what, vdx_i
         rgba = malloc(pixels * 4);
         if (!rgba) {
             vdx_image_free(out);
-            return vdx_fail(err, "%s: out of memory", what);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
         }
         config.output.colorspace = MODE_RGBA;
         config.output.u.RGBA.rgba = rgba;
@@ -122,7 +122,7 @@ int image_decode_webp(const uint8_t *bytes, size_t size, const char *what, vdx_i
     if (status != VP8_STATUS_OK) {
         free(rgba);
         vdx_image_free(out);
-        return vdx_fail(err, "%s: corrupt WebP: %s (%zu bytes)", what, webp_status_text(status),
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: corrupt WebP: %s (%zu bytes)", what, webp_status_text(status),
                         size);
     }
     if (rgba) {

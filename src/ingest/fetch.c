@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/http_client.h"
 #include "vdx/ingest.h"
 
 #define UNSPLASH_PREFIX "https://images.unsplash.com/"
@@ -219,12 +220,11 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
     return n;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 static int transfer_setup(transfer *t, const vdx_fetch_options *o)
 {
-    t->easy = curl_easy_init();
+    http_options options = {.connect_timeout_ms = o->connect_timeout_ms,
+                            .timeout_ms = o->timeout_ms};
+    t->easy = http_easy_new(&options);
     if (!t->easy)
         return -1;
     CURL *e = t->easy;
@@ -235,13 +235,7 @@ static int transfer_setup(transfer *t, const vdx_fetch_options *o)
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "vdx/0.1 (+https://github.com/vdx)");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     t->max_bytes = o->max_bytes;
     return 0;
@@ -266,18 +260,6 @@ static void transfer_free(transfer *t)
     free(t);
 }
 
-static int transient_curl_error(CURLcode rc)
-{
-    return rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_RECV_ERROR ||
-           rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE ||
-           rc == CURLE_HTTP2 || rc == CURLE_HTTP2_STREAM;
-}
-
-static int transient_status(long status)
-{
-    return status == 429 || (status >= 500 && status <= 599);
-}
-
 /* Describes a finished transfer's failure into reason; returns whether it is worth
  * another try. */
 static int describe_failure(transfer *t, CURLcode rc, long status, const vdx_fetch_options *o,
@@ -289,7 +271,7 @@ static int describe_failure(transfer *t, CURLcode rc, long status, const vdx_fet
     }
     if (rc == CURLE_OK) {
         snprintf(reason, size, "HTTP %ld", status);
-        return transient_status(status);
+        return http_status_transient(status);
     }
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         snprintf(reason, size, "timeout (%s)", t->errbuf[0] ? t->errbuf : "no answer");
@@ -297,13 +279,13 @@ static int describe_failure(transfer *t, CURLcode rc, long status, const vdx_fet
     }
     snprintf(reason, size, "%s%s%s", curl_easy_strerror(rc), t->errbuf[0] ? ": " : "",
              t->errbuf);
-    return transient_curl_error(rc);
+    return http_curl_transient(rc);
 }
 
 int vdx_fetch_run(const vdx_fetch_options *o, vdx_fetch_next_fn next, vdx_fetch_done_fn done,
                   void *user, vdx_error *err)
 {
-    pthread_once(&curl_once, curl_init_once);
+    http_client_init();
     int parallel = o->parallel > 0 ? o->parallel : 16;
     CURLM *multi = curl_multi_init();
     if (!multi)
@@ -315,7 +297,7 @@ int vdx_fetch_run(const vdx_fetch_options *o, vdx_fetch_next_fn next, vdx_fetch_
         free(waiting);
         free(active);
         curl_multi_cleanup(multi);
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     }
     int n_active = 0, n_waiting = 0, exhausted = 0, stopped = 0, rc = 0;
     while (!stopped) {
@@ -339,7 +321,7 @@ int vdx_fetch_run(const vdx_fetch_options *o, vdx_fetch_next_fn next, vdx_fetch_
             }
             if (!t || !t->url) {
                 transfer_free(t);
-                rc = vdx_fail(err, "out of memory");
+                rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
                 stopped = 1;
                 break;
             }
@@ -416,11 +398,9 @@ int vdx_fetch_run(const vdx_fetch_options *o, vdx_fetch_next_fn next, vdx_fetch_
                     curl_off_t after = 0;
                     curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &after);
                     /* doubled each time, at most 60 s however many retries are asked */
-                    double delay = fmin(
-                        ldexp((double)o->backoff_ms / 1000.0, t->attempts - 1), 60.0);
-                    if (after > 0)
-                        delay = after > 60 ? 60.0 : (double)after;
-                    t->retry_at = vdx_now() + delay;
+                    t->retry_at = vdx_now() + http_retry_delay(t->attempts,
+                                                               (double)o->backoff_ms / 1000.0,
+                                                               60.0, (long)after);
                     waiting[n_waiting++] = t;
                     continue;
                 }

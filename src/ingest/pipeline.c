@@ -217,7 +217,7 @@ static int fetch_next(void *user, size_t *tag, const char **url)
         job *j = calloc(1, sizeof *j); /* a local file: the decoder reads it */
         if (!j) {
             vdx_error e;
-            vdx_fail(&e, "out of memory");
+            vdx_fail_kind(&e, VDX_ERR_NO_MEMORY, "out of memory");
             fail_run(r, &e);
             return 0;
         }
@@ -235,7 +235,7 @@ static int fetch_done(void *user, size_t tag, vdx_fetch_result *res)
     if (!j) {
         free(res->data);
         vdx_error e;
-        vdx_fail(&e, "out of memory");
+        vdx_fail_kind(&e, VDX_ERR_NO_MEMORY, "out of memory");
         fail_run(r, &e);
         return 1;
     }
@@ -342,7 +342,7 @@ static void *embed_thread(void *arg)
     float *features = malloc((size_t)cap * (size_t)r->dims * sizeof *features);
     if (!pixels || !features) {
         vdx_error e;
-        vdx_fail(&e, "out of memory for a batch of %d images", cap);
+        vdx_fail_kind(&e, VDX_ERR_NO_MEMORY, "out of memory for a batch of %d images", cap);
         fail_run(r, &e);
     }
     for (;;) {
@@ -359,7 +359,7 @@ static void *embed_thread(void *arg)
             batch_free(b);
             if (pixels && features) {
                 vdx_error e;
-                vdx_fail(&e, "out of memory for a batch of %d images", cap);
+                vdx_fail_kind(&e, VDX_ERR_NO_MEMORY, "out of memory for a batch of %d images", cap);
                 fail_run(r, &e);
             }
             continue; /* keep draining so the decoders can finish */
@@ -430,7 +430,7 @@ static int insert_batch(run *r, batch *b, vdx_error *err)
 {
     vdx_item *items = calloc((size_t)b->n, sizeof *items);
     if (!items)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     const vdx_source *src = r->src;
     for (int i = 0; i < b->n; i++) {
         const job *j = b->jobs[i];
@@ -508,7 +508,7 @@ static int plan(run *r, vdx_ingest_stats *st, vdx_error *err)
     if (!r->todo || !ids || !states) {
         free(ids);
         free(states);
-        return vdx_fail(err, "out of memory planning %zu items", n);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory planning %zu items", n);
     }
     for (size_t i = 0; i < n; i++)
         ids[i] = src->items[i].id;
@@ -599,7 +599,7 @@ static int start_stages(run *r, pthread_t *fetcher, pthread_t *decoders, int wor
         return n_decoders;
     }
     vdx_error failure = {{0}};
-    vdx_fail(&failure, "ingest: cannot start the %s thread: %s",
+    vdx_fail_errno(&failure, rc, "ingest: cannot start the %s thread: %s",
              !r->started_inserter ? "insert" : !r->started_embedder ? "embed"
              : n_decoders < workers ? "decode" : "fetch", strerror(rc));
     fail_run(r, &failure);
@@ -671,7 +671,7 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
         pthread_cond_destroy(&r.changed);
         free(decoders);
         free(r.todo);
-        return vdx_fail(err, "out of memory for the ingest queues of %d workers", workers);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for the ingest queues of %d workers", workers);
     }
     r.decoders_left = workers;
     int n_decoders = start_stages(&r, &fetcher, decoders, workers, &embedder, &inserter);

@@ -7,22 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "ingest/ingest_internal.h"
-
-static uint64_t hash_id(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 int source_builder_init(source_builder *b, const char *kind, vdx_error *err)
 {
     memset(b, 0, sizeof *b);
     b->src = calloc(1, sizeof *b->src);
     if (!b->src)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     snprintf(b->src->kind, sizeof b->src->kind, "%s", kind);
     return 0;
 }
@@ -38,7 +31,7 @@ long source_find(const source_builder *b, const char *id)
     if (!b->slots_cap)
         return -1;
     size_t mask = b->slots_cap - 1;
-    for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+    for (size_t i = hash_str(id) & mask;; i = (i + 1) & mask) {
         size_t slot = b->slots[i];
         if (!slot)
             return -1;
@@ -57,9 +50,9 @@ static int rehash(source_builder *b, vdx_error *err)
     size_t cap = b->slots_cap ? b->slots_cap * 2 : 1024;
     size_t *slots = calloc(cap, sizeof *slots);
     if (!slots)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     for (size_t k = 0; k < b->src->n_items; k++) {
-        size_t i = hash_id(b->src->items[k].id) & (cap - 1);
+        size_t i = hash_str(b->src->items[k].id) & (cap - 1);
         while (slots[i])
             i = (i + 1) & (cap - 1);
         slots[i] = k + 1;
@@ -93,7 +86,7 @@ int source_add_item(source_builder *b, long line, char *id, char *url, char **va
             free(id);
             free(url);
             free_values(values, src->n_columns);
-            return vdx_fail(err, "out of memory reading %zu items", src->n_items);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory reading %zu items", src->n_items);
         }
         b->lines = lines;
         b->items_cap = cap;
@@ -110,7 +103,7 @@ int source_add_item(source_builder *b, long line, char *id, char *url, char **va
     it->url = url;
     it->values = values;
     b->lines[src->n_items] = line;
-    size_t i = hash_id(id) & (b->slots_cap - 1);
+    size_t i = hash_str(id) & (b->slots_cap - 1);
     while (b->slots[i])
         i = (i + 1) & (b->slots_cap - 1);
     b->slots[i] = ++src->n_items;
@@ -125,7 +118,7 @@ int source_add_problem(source_builder *b, const char *file, long line, const cha
         size_t cap = b->problems_cap ? b->problems_cap * 2 : 16;
         vdx_source_problem *p = realloc(src->problems, cap * sizeof *p);
         if (!p)
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         src->problems = p;
         b->problems_cap = cap;
     }
@@ -143,7 +136,7 @@ int source_add_problem(source_builder *b, const char *file, long line, const cha
         free(p->file);
         free(p->id);
         free(p->reason);
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     }
     src->n_problems++;
     return 0;

@@ -40,12 +40,12 @@ static int list_push(path_list *l, const char *rel, vdx_error *err)
         size_t cap = l->cap ? l->cap * 2 : 256;
         char **p = realloc(l->paths, cap * sizeof *p);
         if (!p)
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         l->paths = p;
         l->cap = cap;
     }
     if (!(l->paths[l->n] = strdup(rel)))
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     l->n++;
     return 0;
 }
@@ -57,7 +57,7 @@ static int walk(const char *root, const char *rel, path_list *out, vdx_error *er
     snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
     DIR *d = opendir(dir);
     if (!d)
-        return vdx_fail(err, "%s: cannot open directory: %s", dir, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: cannot open directory: %s", dir, strerror(errno));
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
@@ -117,7 +117,7 @@ vdx_source *vdx_source_folder(const char *dir, vdx_error *err)
 {
     char root[PATH_MAX];
     if (!realpath(dir, root)) {
-        vdx_fail(err, "%s: %s", dir, strerror(errno));
+        vdx_fail_errno(err, errno, "%s: %s", dir, strerror(errno));
         return NULL;
     }
     struct stat st;
@@ -135,7 +135,7 @@ vdx_source *vdx_source_folder(const char *dir, vdx_error *err)
     for (size_t i = 0; i < list.n; i++) {
         char *url = malloc(strlen(root) + strlen(list.paths[i]) + 2);
         if (!url) {
-            vdx_fail(err, "out of memory");
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
             source_builder_abort(&b);
             goto out;
         }

@@ -61,7 +61,7 @@ static int tsv_getc(tsv_reader *r, vdx_error *err)
         } else {
             got = (long long)fread(r->in, 1, sizeof r->in, r->file);
             if (got == 0 && ferror(r->file))
-                return vdx_fail(err, "%s: read error: %s", r->name, strerror(errno)), -2;
+                return vdx_fail_errno(err, errno, "%s: read error: %s", r->name, strerror(errno)), -2;
         }
         if (got == 0) {
             r->in_eof = 1;
@@ -96,7 +96,7 @@ static int rec_put(tsv_reader *r, char c, vdx_error *err)
         size_t cap = r->rec_cap ? r->rec_cap * 2 : 4096;
         char *p = realloc(r->rec, cap);
         if (!p)
-            return vdx_fail(err, "%s line %ld: out of memory", r->name, r->rec_line);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s line %ld: out of memory", r->name, r->rec_line);
         r->rec = p;
         r->rec_cap = cap;
     }
@@ -110,7 +110,7 @@ static int rec_start_field(tsv_reader *r, vdx_error *err)
         int cap = r->fields_cap ? r->fields_cap * 2 : 64;
         size_t *p = realloc(r->field_at, (size_t)cap * sizeof *p);
         if (!p)
-            return vdx_fail(err, "%s line %ld: out of memory", r->name, r->rec_line);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s line %ld: out of memory", r->name, r->rec_line);
         r->field_at = p;
         r->fields_cap = cap;
     }
@@ -260,10 +260,10 @@ static int add_name(char ***list, int *n, const char *name, vdx_error *err)
 {
     char **p = realloc(*list, (size_t)(*n + 1) * sizeof *p);
     if (!p)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     *list = p;
     if (!(p[*n] = strdup(name)))
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     (*n)++;
     return 0;
 }
@@ -295,11 +295,11 @@ static int dataset_open(dataset *ds, const char *path, vdx_error *err)
     ds->path = path;
     struct stat st;
     if (stat(path, &st) != 0)
-        return vdx_fail(err, "%s: %s", path, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         DIR *d = opendir(path);
         if (!d)
-            return vdx_fail(err, "%s: cannot open directory: %s", path, strerror(errno));
+            return vdx_fail_errno(err, errno, "%s: cannot open directory: %s", path, strerror(errno));
         struct dirent *e;
         int rc = 0;
         while (rc == 0 && (e = readdir(d)))
@@ -351,7 +351,7 @@ static int reader_open(dataset *ds, const char *name, tsv_reader *r, vdx_error *
     snprintf(full, sizeof full, "%s/%s", ds->path, name);
     r->file = fopen(full, "rb");
     if (!r->file)
-        return vdx_fail(err, "%s: cannot open: %s", full, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: cannot open: %s", full, strerror(errno));
     return 0;
 }
 
@@ -449,7 +449,7 @@ static int read_header(tsv_reader *r, char ***names_out, int *n_out, vdx_error *
         return vdx_fail(err, "%s line 1: malformed header row", r->name);
     char **names = calloc((size_t)r->n_fields, sizeof *names);
     if (!names)
-        return vdx_fail(err, "out of memory");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
     for (int i = 0; i < r->n_fields; i++) {
         const char *h = tsv_field(r, i);
         char buf[512];
@@ -460,7 +460,7 @@ static int read_header(tsv_reader *r, char ***names_out, int *n_out, vdx_error *
             for (int j = 0; j < i; j++)
                 free(names[j]);
             free(names);
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         }
     }
     *names_out = names;
@@ -529,13 +529,13 @@ static int read_photos(dataset *ds, const char *name, source_builder *b, int key
         }
         char **cols = realloc(header, (size_t)(n_header + keywords_column) * sizeof *cols);
         if (!cols) {
-            vdx_fail(err, "out of memory");
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
             goto out;
         }
         header = NULL;
         if (keywords_column && !(cols[n_header] = strdup("keywords"))) {
             free_names(cols, n_header);
-            vdx_fail(err, "out of memory");
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
             goto out;
         }
         source_set_columns(b, cols, n_header + keywords_column);
@@ -595,7 +595,7 @@ static int read_photos(dataset *ds, const char *name, source_builder *b, int key
             free(id_copy);
             free(url_copy);
             free_names(values, src->n_columns);
-            vdx_fail(err, "out of memory");
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
             goto out;
         }
         if (source_add_item(b, r.rec_line, id_copy, url_copy, values, err) != 0)
@@ -630,7 +630,7 @@ static int add_keyword(char **value, keyword_list *kl, const char *kw, vdx_error
             cap *= 2;
         char *grown = realloc(*value, cap);
         if (!grown)
-            return vdx_fail(err, "out of memory");
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         *value = grown;
         kl->cap = cap;
     }
@@ -663,7 +663,7 @@ static int read_keywords(dataset *ds, const char *name, source_builder *b, vdx_e
     int kw_value = b->src->n_columns - 1;
     lists = calloc(b->src->n_items ? b->src->n_items : 1, sizeof *lists);
     if (!lists) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < b->src->n_items; i++) /* keywords of an earlier part */

@@ -82,7 +82,7 @@ vdx_source *vdx_source_urls(const char *list_path, vdx_error *err)
 {
     FILE *f = fopen(list_path, "rb");
     if (!f) {
-        vdx_fail(err, "%s: cannot open: %s", list_path, strerror(errno));
+        vdx_fail_errno(err, errno, "%s: cannot open: %s", list_path, strerror(errno));
         return NULL;
     }
     char base_dir[PATH_MAX];
@@ -135,14 +135,14 @@ vdx_source *vdx_source_urls(const char *list_path, vdx_error *err)
         char *url = entry_location(s, base_dir, &why);
         if (!url) {
             if (why ? source_add_problem(&b, name, line_no, s, err, "%s '%s'", why, s) != 0
-                    : vdx_fail(err, "out of memory") != 0)
+                    : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory") != 0)
                 goto fail;
             continue;
         }
         char *id = strdup(s);
         if (!id) {
             free(url);
-            vdx_fail(err, "out of memory");
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
             goto fail;
         }
         if (source_add_item(&b, line_no, id, url, NULL, err) != 0)

@@ -4,7 +4,8 @@
  * evaluation with the score histogram, browsing above the threshold, exports as
  * downloads, undo, import). Each route validates its input completely before it calls
  * the library, so bad input gets a 4xx naming the field and changes nothing; library
- * failures are mapped to a status by what they mean (unknown → 404, conflict → 409). */
+ * failures are mapped to a status by their error kind (not found → 404, conflict and
+ * model mismatch → 409, disk full → 507), with one table. */
 #include "server/api.h"
 
 #include <errno.h>
@@ -26,30 +27,30 @@
 
 /* ---- Library errors → HTTP statuses ----------------------------------------------- */
 
-/* `fallback` is the status for failures the message does not classify: 400 for routes
- * whose input the error is most likely about, 500 for reads. */
-static int status_of(const char *message, int fallback)
+/* The HTTP status of each error kind (docs/api.md). VDX_ERR_INTERNAL (0) is an error no
+ * raise site classified: it takes the route's `fallback`, 400 where the request is most
+ * likely what failed, 500 for reads. Decided by the kind only, never by the message. */
+static const int status_of_kind[VDX_ERR_KIND_COUNT] = {
+    [VDX_ERR_INTERNAL] = 0,         [VDX_ERR_INVALID] = 400,
+    [VDX_ERR_NOT_FOUND] = 404,      [VDX_ERR_CONFLICT] = 409,
+    [VDX_ERR_MODEL_MISMATCH] = 409, [VDX_ERR_IO] = 500,
+    [VDX_ERR_NO_SPACE] = 507,       [VDX_ERR_NO_MEMORY] = 500,
+    [VDX_ERR_CORRUPT] = 500,
+};
+
+int api_status_of(const vdx_error *err, int fallback)
 {
-    /* the disk, not the request: 507 with the message (SQLite says "database or disk is
-     * full", the C library "No space left on device") */
-    if (strstr(message, "No space left on device") || strstr(message, "disk is full") ||
-        strstr(message, "Disk quota exceeded"))
-        return 507;
-    if (strstr(message, "I/O error") || strstr(message, "Read-only file system") ||
-        strstr(message, "out of memory"))
-        return 500;
-    if (!strncmp(message, "no concept named", 16) || strstr(message, "unknown item id") ||
-        strstr(message, "no item"))
-        return 404;
-    if (strstr(message, "already exists") || strstr(message, "nothing to undo") ||
-        strstr(message, "was trained on vectors of model"))
-        return 409;
-    return fallback;
+    int status = (unsigned)err->kind < VDX_ERR_KIND_COUNT ? status_of_kind[err->kind] : 0;
+    return status ? status : fallback;
 }
 
+/* {"error": message, "kind": "not_found"} with the kind's status. */
 static void reply_failure(http_request *req, const vdx_error *err, int fallback)
 {
-    http_reply_error(req, status_of(err->message, fallback), "%s", err->message);
+    cJSON *json = cJSON_CreateObject();
+    cJSON_AddStringToObject(json, "error", err->message);
+    cJSON_AddStringToObject(json, "kind", vdx_error_kind_name(err->kind));
+    http_reply_json(req, api_status_of(err, fallback), json);
 }
 
 /* ---- JSON input ------------------------------------------------------------------- */
@@ -155,8 +156,11 @@ static void lock_slot(store_slot *slot)
         return;
     slot->last_refresh = now;
     vdx_error err = {{0}};
-    if (vdx_store_refresh(slot->store, &err) != 0)
-        fprintf(stderr, "vdx serve: refreshing the collection: %s\n", err.message);
+    if (vdx_store_refresh(slot->store, &err) != 0 && slot->notice) {
+        char line[VDX_ERROR_MAX + 64];
+        snprintf(line, sizeof line, "vdx serve: refreshing the collection: %s", err.message);
+        slot->notice(VDX_SERVER_WARNING, line, slot->notice_user);
+    }
 }
 
 static void unlock_slot(store_slot *slot) { pthread_mutex_unlock(&slot->mutex); }

@@ -7,6 +7,7 @@
 #include "server/http.h"
 #include "vdx/clip.h"
 #include "vdx/explore.h"
+#include "vdx/server.h"
 #include "vdx/store.h"
 
 /* A store handle serves one thread at a time: each handle comes with its mutex, and
@@ -15,6 +16,8 @@ typedef struct store_slot {
     vdx_store *store;
     pthread_mutex_t mutex;
     double last_refresh;
+    vdx_server_notice_fn notice; /* where a failed refresh is told; NULL: nowhere */
+    void *notice_user;
 } store_slot;
 
 typedef struct api_context {
@@ -29,6 +32,10 @@ typedef struct api_context {
     char collection[128];
     int read_only;             /* every state change answers 403 */
 } api_context;
+
+/* The HTTP status of a library error: by its kind, with `fallback` for an unclassified
+ * one (VDX_ERR_INTERNAL). Exposed for the contract test of the status table. */
+int api_status_of(const vdx_error *err, int fallback);
 
 /* Routes one request under /api/ (see api.c). */
 void api_handle(api_context *ctx, http_request *req);

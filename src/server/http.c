@@ -597,9 +597,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     head_complete(server, conn, 0); /* the next request's head starts now */
     set_pending(server, conn, NULL);
     http_request *req = *req_cls;
-    if (req && server->cfg.access_log && req->method)
-        fprintf(server->cfg.access_log, "%s %s %d %.1f ms\n", req->method, req->raw_path,
-                req->status, (vdx_now() - req->started) * 1000.0);
+    if (req && server->cfg.log_requests && server->cfg.notice && req->method) {
+        char line[2300];
+        snprintf(line, sizeof line, "%s %s %d %.1f ms", req->method, req->raw_path, req->status,
+                 (vdx_now() - req->started) * 1000.0);
+        server->cfg.notice(VDX_SERVER_REQUEST, line, server->cfg.notice_user);
+    }
     free_request(req);
     *req_cls = NULL;
 }
@@ -661,8 +664,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* libmicrohttpd's own messages: while starting, kept for the error of http_start;
- * afterwards (a client over its connection limit, a connection closed by its peer) they
- * go to the access log when there is one: the library prints nothing itself. */
+ * afterwards (e.g. the connection limit reached) a WARNING notice. */
 static void on_library_message(void *cls, const char *fmt, va_list ap)
 {
     http_server *server = cls;
@@ -671,10 +673,13 @@ static void on_library_message(void *cls, const char *fmt, va_list ap)
         server->start_error[strcspn(server->start_error, "\n")] = 0;
         return;
     }
-    if (!server->cfg.access_log)
+    if (!server->cfg.notice)
         return;
-    fputs("libmicrohttpd: ", server->cfg.access_log);
-    vfprintf(server->cfg.access_log, fmt, ap);
+    char message[1024], line[1100];
+    vsnprintf(message, sizeof message, fmt, ap);
+    message[strcspn(message, "\n")] = 0;
+    snprintf(line, sizeof line, "vdx serve: libmicrohttpd: %s", message);
+    server->cfg.notice(VDX_SERVER_WARNING, line, server->cfg.notice_user);
 }
 
 static int resolve_bind_address(const char *host, int port, struct sockaddr_storage *addr,
@@ -688,7 +693,7 @@ static int resolve_bind_address(const char *host, int port, struct sockaddr_stor
     snprintf(service, sizeof service, "%d", port);
     int rc = getaddrinfo(host, service, &hints, &found);
     if (rc != 0)
-        return vdx_fail(err, "cannot resolve host '%s': %s", host, gai_strerror(rc));
+        return vdx_fail_kind(err, VDX_ERR_IO, "cannot resolve host '%s': %s", host, gai_strerror(rc));
     memcpy(addr, found->ai_addr, found->ai_addrlen);
     *len = found->ai_addrlen;
     freeaddrinfo(found);
@@ -716,7 +721,7 @@ http_server *http_start(const http_config *cfg, vdx_error *err)
     }
     http_server *server = calloc(1, sizeof *server);
     if (!server) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     server->cfg = *cfg;

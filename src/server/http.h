@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "vdx/common.h"
+#include "vdx/server.h"
 
 #define HTTP_MAX_SEGMENTS 16
 
@@ -86,7 +87,9 @@ typedef struct http_config {
     const char *upload_path;   /* the one path taking raw image bytes (POST) */
     void (*handle)(void *ctx, http_request *req);
     void *ctx;
-    FILE *access_log;
+    int log_requests;          /* a REQUEST notice per request */
+    vdx_server_notice_fn notice; /* NULL: dropped */
+    void *notice_user;
 } http_config;
 
 typedef struct http_server http_server;

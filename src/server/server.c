@@ -70,22 +70,22 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
 {
     vdx_server *server = calloc(1, sizeof *server);
     if (!server) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
     api_context *api = &server->api;
     pthread_mutex_init(&api->search.mutex, NULL);
     pthread_mutex_init(&api->book.mutex, NULL);
     api->search.last_refresh = api->book.last_refresh = vdx_now();
+    api->search.notice = api->book.notice = opts->notice;
+    api->search.notice_user = api->book.notice_user = opts->notice_user;
     vdx_store_options store_opts = opts->store;
     if (opts->model_dir) {
         api->model = vdx_clip_load(opts->model_dir, err);
         if (!api->model)
             goto fail;
         vdx_model_identity *identity = &api->model_identity;
-        snprintf(identity->name, sizeof identity->name, "%s", vdx_clip_model_name(api->model));
-        snprintf(identity->config_hash, sizeof identity->config_hash, "%s", vdx_clip_config_hash(api->model));
-        identity->dims = vdx_clip_embed_dim(api->model);
+        vdx_clip_identity(api->model, identity);
         store_opts.model = identity;
     }
     store_opts.create = 0;
@@ -133,7 +133,9 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
         .upload_path = "/api/search/image",
         .handle = handle,
         .ctx = api,
-        .access_log = opts->access_log,
+        .log_requests = opts->log_requests,
+        .notice = opts->notice,
+        .notice_user = opts->notice_user,
     };
     server->http = http_start(&cfg, err);
     if (!server->http)
@@ -211,23 +213,32 @@ int vdx_server_wait_for_signal(void)
     return byte;
 }
 
-int vdx_server_run(const vdx_server_options *opts, FILE *out, vdx_error *err)
+int vdx_server_run(const vdx_server_options *opts, vdx_error *err)
 {
     vdx_server *server = vdx_server_start(opts, err);
     if (!server)
         return -1;
     int64_t count = vdx_server_item_count(server);
-    fprintf(out, "vdx: serving %s (%lld item%s) at %s\n", vdx_server_collection(server),
-            (long long)count, count == 1 ? "" : "s", vdx_server_url(server));
-    if (!vdx_server_is_loopback(server) && !vdx_server_uses_tls(server))
-        fprintf(out, "vdx: warning: serving beyond this machine without TLS: the access token and "
-                     "everything else cross the network in clear text (give --tls-cert and --tls-key)\n");
-    if (opts->read_only)
-        fprintf(out, "vdx: read-only: search and browsing only, every change is refused\n");
-    fflush(out);
+    char line[1024];
+    snprintf(line, sizeof line, "vdx: serving %s (%lld item%s) at %s",
+             vdx_server_collection(server), (long long)count, count == 1 ? "" : "s",
+             vdx_server_url(server));
+    if (opts->notice) {
+        opts->notice(VDX_SERVER_LISTENING, line, opts->notice_user);
+        if (!vdx_server_is_loopback(server) && !vdx_server_uses_tls(server))
+            opts->notice(VDX_SERVER_WARNING,
+                         "vdx: warning: serving beyond this machine without TLS: the access token and "
+                         "everything else cross the network in clear text (give --tls-cert and --tls-key)",
+                         opts->notice_user);
+        if (opts->read_only)
+            opts->notice(VDX_SERVER_LISTENING,
+                         "vdx: read-only: search and browsing only, every change is refused",
+                         opts->notice_user);
+    }
     int signo = vdx_server_wait_for_signal();
-    fprintf(out, "vdx: %s received, stopping\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-    fflush(out);
+    snprintf(line, sizeof line, "vdx: %s received, stopping", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (opts->notice)
+        opts->notice(VDX_SERVER_STOPPING, line, opts->notice_user);
     vdx_server_stop(server);
     return 0;
 }

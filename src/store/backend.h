@@ -35,6 +35,7 @@ typedef struct vdx_store_backend {
 
     int (*refresh)(void *state, vdx_error *err);
     int64_t (*count)(void *state);
+    vdx_vector_type (*vector_type)(void *state); /* how the collection stores vectors */
     int (*add_columns)(void *state, const char *const *names, int n, vdx_error *err);
     int (*columns)(void *state, char ***names, int *n, vdx_error *err);
     int (*append)(void *state, const vdx_item *items, size_t n, vdx_error *err);

@@ -22,14 +22,6 @@ static const vdx_filter_column filter_builtins[] = {
     {"ingested_at", VDX_COLUMN_TEXT},
 };
 
-void vdx_backend_utc_now(char out[32])
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int vdx_backend_write_all(int fd, const void *data, size_t size, off_t offset)
 {
     const uint8_t *p = data;
@@ -53,7 +45,7 @@ int vdx_backend_lock_open(const char *collection, const char *lock_path, vdx_err
 {
     int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
-        return vdx_fail(err, "collection '%s': cannot open %s: %s", collection, lock_path,
+        return vdx_fail_errno(err, errno, "collection '%s': cannot open %s: %s", collection, lock_path,
                         strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int saved = errno;
@@ -63,11 +55,11 @@ int vdx_backend_lock_open(const char *collection, const char *lock_path, vdx_err
         pid[strcspn(pid, "\n")] = 0;
         close(fd);
         if (saved == EWOULDBLOCK)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_CONFLICT,
                             "collection '%s' is being written by another process (pid %s holds "
                             "%s): wait for that ingest to finish",
                             collection, pid[0] ? pid : "?", lock_path);
-        return vdx_fail(err, "collection '%s': cannot lock %s: %s", collection, lock_path,
+        return vdx_fail_errno(err, saved, "collection '%s': cannot lock %s: %s", collection, lock_path,
                         strerror(saved));
     }
     return fd;
@@ -81,7 +73,7 @@ int vdx_backend_lock_claim(const char *collection, const char *lock_path, int fd
     if (ftruncate(fd, 0) != 0 || vdx_backend_write_all(fd, pid, (size_t)len, 0) != 0) {
         int saved = errno;
         close(fd);
-        return vdx_fail(err, "collection '%s': cannot write %s: %s", collection, lock_path,
+        return vdx_fail_errno(err, saved, "collection '%s': cannot write %s: %s", collection, lock_path,
                         strerror(saved));
     }
     return 0;
@@ -112,12 +104,12 @@ int vdx_backend_check_new_columns(const char *collection, const char *const *bui
     int missing = 0;
     for (int i = 0; i < n; i++) {
         if (vdx_backend_name_in(names[i], builtins, n_builtins))
-            return vdx_fail(err, "collection '%s': metadata column '%s' has the name of a "
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': metadata column '%s' has the name of a "
                                  "builtin column",
                             collection, names[i]);
         int at = vdx_backend_find_column(columns, n_columns, names[i]);
         if (at >= 0 && strcmp(columns[at], names[i]) != 0)
-            return vdx_fail(err, "collection '%s': column '%s' differs only in case from "
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': column '%s' differs only in case from "
                                  "existing column '%s'",
                             collection, names[i], columns[at]);
         missing |= at < 0;
@@ -141,14 +133,14 @@ int vdx_backend_copy_columns(const char *collection, char *const *columns, int n
 {
     *names = calloc((size_t)n_columns + 1, sizeof **names);
     if (!*names)
-        return vdx_fail(err, "collection '%s': out of memory", collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", collection);
     for (int i = 0; i < n_columns; i++) {
         if (!((*names)[i] = strdup(columns[i]))) {
             for (int j = 0; j < i; j++)
                 free((*names)[j]);
             free(*names);
             *names = NULL;
-            return vdx_fail(err, "collection '%s': out of memory", collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", collection);
         }
     }
     *n = n_columns;
@@ -164,7 +156,7 @@ int vdx_backend_parse_where(const char *collection, const char *where, char *con
     int nb = (int)(sizeof filter_builtins / sizeof filter_builtins[0]);
     vdx_filter_column *cols = malloc((size_t)(nb + n_columns) * sizeof *cols);
     if (!cols)
-        return vdx_fail(err, "collection '%s': out of memory", collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", collection);
     memcpy(cols, filter_builtins, sizeof filter_builtins);
     for (int i = 0; i < n_columns; i++)
         cols[nb + i] = (vdx_filter_column){columns[i], VDX_COLUMN_TEXT};

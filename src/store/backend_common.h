@@ -8,11 +8,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/clock.h" /* clock_utc_iso_now: ingest times */
 #include "store/filter.h"
 #include "vdx/common.h"
 
-/* The current time as "YYYY-MM-DDTHH:MM:SSZ" (UTC). */
-void vdx_backend_utc_now(char out[32]);
 
 /* pwrite() of all size bytes at offset, retried on EINTR. 0, or -1 with errno set. */
 int vdx_backend_write_all(int fd, const void *data, size_t size, off_t offset);

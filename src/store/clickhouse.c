@@ -36,6 +36,7 @@
 
 #include <sqlite3.h>
 
+#include "common/sqlite_util.h"
 #include "store/backend.h"
 #include "store/backend_common.h"
 #include "store/clickhouse.h"
@@ -74,11 +75,11 @@ typedef struct clickhouse {
 
 static int oom(clickhouse *c, vdx_error *err)
 {
-    return vdx_fail(err, "collection '%s': out of memory", c->collection);
+    return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", c->collection);
 }
 
 /* A read query (retried on transient failures); the response in *out. */
-static int run_query(clickhouse *c, const char *sql, const ch_external *ext, ch_buf *out,
+static int run_query(clickhouse *c, const char *sql, const ch_external *ext, strbuf *out,
                      int *code, vdx_error *err)
 {
     ch_request req = {.sql = sql, .external = ext, .retry = 1};
@@ -90,19 +91,19 @@ static int run_query(clickhouse *c, const char *sql, const ch_external *ext, ch_
 /* A statement whose result is not needed (DDL). */
 static int run_statement(clickhouse *c, const char *sql, int *code, vdx_error *err)
 {
-    ch_buf out = {0};
+    strbuf out = {0};
     int rc = run_query(c, sql, NULL, &out, code, err);
-    ch_buf_free(&out);
+    strbuf_free(&out);
     return rc;
 }
 
 /* An external table `name` (id String) holding ids, TSV-escaped. */
-static int ids_table(const char *name, const char *const *ids, size_t n, ch_buf *tsv,
+static int ids_table(const char *name, const char *const *ids, size_t n, strbuf *tsv,
                      ch_external *ext)
 {
     for (size_t i = 0; i < n; i++) {
         ch_tsv_escape(tsv, ids[i]);
-        ch_buf_put(tsv, "\n");
+        strbuf_put(tsv, "\n");
     }
     if (tsv->oom)
         return -1;
@@ -149,7 +150,7 @@ static void id_set_free(id_set *s)
     *s = (id_set){0};
 }
 
-static int id_set_read(clickhouse *c, const ch_buf *response, id_set *s, vdx_error *err)
+static int id_set_read(clickhouse *c, const strbuf *response, id_set *s, vdx_error *err)
 {
     ch_reader r = {(const uint8_t *)response->data, response->len, 0};
     size_t cap = 0;
@@ -187,26 +188,26 @@ static int present_ids(clickhouse *c, const char *const *ids, size_t n, int fail
     *out = (id_set){0};
     if (n == 0)
         return 0;
-    ch_buf tsv = {0}, sql = {0}, response = {0};
+    strbuf tsv = {0}, sql = {0}, response = {0};
     ch_external ext;
     if (ids_table("ids", ids, n, &tsv, &ext) != 0) {
-        ch_buf_free(&tsv);
+        strbuf_free(&tsv);
         return oom(c, err);
     }
     char *table = quoted_identifier(c, failures ? c->tables.failures : c->tables.items, err);
     if (!table) {
-        ch_buf_free(&tsv);
+        strbuf_free(&tsv);
         return -1;
     }
-    ch_buf_printf(&sql, "SELECT %sid FROM %s WHERE id IN (SELECT id FROM ids) FORMAT RowBinary",
+    strbuf_printf(&sql, "SELECT %sid FROM %s WHERE id IN (SELECT id FROM ids) FORMAT RowBinary",
                   failures ? "DISTINCT " : "", table);
     free(table);
     int rc = sql.oom ? oom(c, err) : run_query(c, sql.data, &ext, &response, NULL, err);
     if (rc == 0)
         rc = id_set_read(c, &response, out, err);
-    ch_buf_free(&tsv);
-    ch_buf_free(&sql);
-    ch_buf_free(&response);
+    strbuf_free(&tsv);
+    strbuf_free(&sql);
+    strbuf_free(&response);
     return rc;
 }
 
@@ -224,16 +225,16 @@ static void free_columns(clickhouse *c)
 /* Metadata columns: the items table's columns past the builtin ones, in table order. */
 static int load_columns(clickhouse *c, vdx_error *err)
 {
-    ch_buf sql = {0}, response = {0};
+    strbuf sql = {0}, response = {0};
     char *name = vdx_clickhouse_quote_string(c->tables.items);
     if (!name)
         return oom(c, err);
-    ch_buf_printf(&sql, "SELECT name FROM system.columns WHERE database = currentDatabase() "
+    strbuf_printf(&sql, "SELECT name FROM system.columns WHERE database = currentDatabase() "
                         "AND table = %s FORMAT RowBinary",
                   name);
     free(name);
     int rc = sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err);
-    ch_buf_free(&sql);
+    strbuf_free(&sql);
     if (rc != 0)
         return -1;
     free_columns(c);
@@ -261,7 +262,7 @@ static int load_columns(clickhouse *c, vdx_error *err)
         }
         c->columns[c->n_columns++] = column;
     }
-    ch_buf_free(&response);
+    strbuf_free(&response);
     return rc;
 }
 
@@ -270,8 +271,8 @@ static int load_count(clickhouse *c, vdx_error *err)
     char *table = quoted_identifier(c, c->tables.items, err);
     if (!table)
         return -1;
-    ch_buf sql = {0}, response = {0};
-    ch_buf_printf(&sql, "SELECT count() FROM %s", table);
+    strbuf sql = {0}, response = {0};
+    strbuf_printf(&sql, "SELECT count() FROM %s", table);
     free(table);
     int rc = sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err);
     if (rc == 0) {
@@ -283,8 +284,8 @@ static int load_count(clickhouse *c, vdx_error *err)
         else
             c->count = n;
     }
-    ch_buf_free(&sql);
-    ch_buf_free(&response);
+    strbuf_free(&sql);
+    strbuf_free(&response);
     return rc;
 }
 
@@ -365,22 +366,12 @@ static int side_open(clickhouse *c, int write, vdx_error *err)
     if (c->side)
         return 0;
     int flags = write ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
-    if (sqlite3_open_v2(c->side_path, &c->side, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': cannot open %s: %s", c->collection, c->side_path,
-                 c->side ? sqlite3_errmsg(c->side) : "out of memory");
-        sqlite3_close(c->side);
-        c->side = NULL;
+    if (sql_open(c->side_path, flags, &c->side, err, "collection '%s'", c->collection) != 0)
         return -1;
-    }
-    sqlite3_busy_timeout(c->side, 10000);
-    char *msg = NULL;
-    if (write && sqlite3_exec(c->side,
-                              "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS "
-                              "thumbnails(id TEXT PRIMARY KEY, jpeg BLOB NOT NULL)",
-                              NULL, NULL, &msg) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': %s: %s", c->collection, c->side_path,
-                 msg ? msg : sqlite3_errmsg(c->side));
-        sqlite3_free(msg);
+    if (write && sql_exec(c->side,
+                          "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS "
+                          "thumbnails(id TEXT PRIMARY KEY, jpeg BLOB NOT NULL)",
+                          err, "collection '%s' (%s)", c->collection, c->side_path) != 0) {
         sqlite3_close(c->side);
         c->side = NULL;
         return -1;
@@ -418,8 +409,8 @@ static int store_thumbnails(clickhouse *c, const vdx_item *items, size_t n, vdx_
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->side, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': storing thumbnails in %s: %s", c->collection,
-                 c->side_path, sqlite3_errmsg(c->side));
+        sql_fail(c->side, err, "collection '%s': storing thumbnails in %s", c->collection,
+                 c->side_path);
         sqlite3_exec(c->side, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
@@ -450,7 +441,7 @@ static void clickhouse_close(void *state)
 /* The server version and which dialect it speaks. */
 static int detect_server(clickhouse *c, ch_dialect *detected, vdx_error *err)
 {
-    ch_buf response = {0};
+    strbuf response = {0};
     if (run_query(c,
                   "SELECT version(), (SELECT count() FROM system.functions WHERE name = "
                   "'cosineDistance'), (SELECT count() FROM system.tables WHERE database = "
@@ -464,10 +455,10 @@ static int detect_server(clickhouse *c, ch_dialect *detected, vdx_error *err)
         vdx_fail(err, "collection '%s': ClickHouse at %s: unexpected answer to version(): "
                       "'%.60s'",
                  c->collection, c->endpoint, response.data ? response.data : "");
-        ch_buf_free(&response);
+        strbuf_free(&response);
         return -1;
     }
-    ch_buf_free(&response);
+    strbuf_free(&response);
     snprintf(c->version, sizeof c->version, "%s", version);
     *detected = vector_indices ? CH_DIALECT_MYSCALE
                 : cosine       ? CH_DIALECT_CLICKHOUSE
@@ -482,17 +473,17 @@ static int read_info(clickhouse *c, int *exists, vdx_error *err)
     char *table = quoted_identifier(c, c->tables.info, err);
     if (!table)
         return -1;
-    ch_buf sql = {0}, response = {0};
-    ch_buf_printf(&sql, "SELECT key, value FROM %s FORMAT RowBinary", table);
+    strbuf sql = {0}, response = {0};
+    strbuf_printf(&sql, "SELECT key, value FROM %s FORMAT RowBinary", table);
     free(table);
     int code = 0;
     vdx_error local;
     if (sql.oom) {
-        ch_buf_free(&sql);
+        strbuf_free(&sql);
         return oom(c, err);
     }
     int rc = run_query(c, sql.data, NULL, &response, &code, &local);
-    ch_buf_free(&sql);
+    strbuf_free(&sql);
     if (rc != 0) {
         if (code == 60) /* UNKNOWN_TABLE */
             return 0;
@@ -529,7 +520,7 @@ static int read_info(clickhouse *c, int *exists, vdx_error *err)
         free(key);
         free(value);
     }
-    ch_buf_free(&response);
+    strbuf_free(&response);
     if (rc != 0 || found == 0)
         return rc;
     if (atoi(version) != CH_FORMAT_VERSION)
@@ -583,7 +574,7 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
         c->dialect = detected;
     c->model = *args->model;
     c->type = args->vector_type;
-    vdx_backend_utc_now(c->created);
+    clock_utc_iso_now(c->created);
     const char *index = index_for(c);
 
     /* A table of that name with rows but no T_info is not ours: refuse to adopt it. */
@@ -593,14 +584,14 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
     char *create_items = info ? ch_sql_create_items(c->dialect, c->tables.items, c->model.dims,
                                                     index, c->url.index_params, err)
                               : NULL;
-    ch_buf sql = {0};
+    strbuf sql = {0};
     int rc = create_items ? 0 : -1, code = 0;
     if (rc == 0) {
-        ch_buf_printf(&sql, "EXISTS TABLE %s", items);
-        ch_buf response = {0};
+        strbuf_printf(&sql, "EXISTS TABLE %s", items);
+        strbuf response = {0};
         rc = sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err);
         int exists = rc == 0 && response.data && response.data[0] == '1';
-        ch_buf_free(&response);
+        strbuf_free(&response);
         if (rc == 0 && exists)
             rc = load_count(c, err);
         if (rc == 0 && exists && c->count > 0)
@@ -616,8 +607,7 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
                                               c->url.index_params, err);
         if (alter) {
             vdx_error local;
-            if (run_statement(c, alter, &code, &local) != 0 &&
-                !strstr(local.message, "already exists")) {
+            if (run_statement(c, alter, &code, &local) != 0 && local.kind != VDX_ERR_CONFLICT) {
                 if (err)
                     *err = local;
                 rc = -1;
@@ -627,7 +617,7 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
     }
     if (rc == 0) {
         sql.len = 0;
-        ch_buf_printf(&sql,
+        strbuf_printf(&sql,
                       "CREATE TABLE IF NOT EXISTS %s (id String, url String, reason String, "
                       "failed_at String, version UInt64) ENGINE = ReplacingMergeTree(version) "
                       "ORDER BY id",
@@ -636,7 +626,7 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
     }
     if (rc == 0) {
         sql.len = 0;
-        ch_buf_printf(&sql,
+        strbuf_printf(&sql,
                       "CREATE TABLE IF NOT EXISTS %s (key String, value String) ENGINE = "
                       "MergeTree ORDER BY key",
                       info);
@@ -653,22 +643,22 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
                                   {"vector_type", c->type == VDX_VECTOR_F16 ? "f16" : "f32"},
                                   {"dialect", ch_dialect_name(c->dialect)},
                                   {"created", c->created}};
-        ch_buf rows = {0}, response = {0};
+        strbuf rows = {0}, response = {0};
         for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
             ch_rb_string(&rows, pairs[i][0]);
             ch_rb_string(&rows, pairs[i][1]);
         }
         sql.len = 0;
-        ch_buf_printf(&sql, "INSERT INTO %s (key, value) FORMAT RowBinary", info);
+        strbuf_printf(&sql, "INSERT INTO %s (key, value) FORMAT RowBinary", info);
         ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len};
         if (rows.oom || sql.oom)
             rc = oom(c, err);
         else if (ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
             rc = vdx_error_prefix(err, "collection '%s'", c->collection);
-        ch_buf_free(&rows);
-        ch_buf_free(&response);
+        strbuf_free(&rows);
+        strbuf_free(&response);
     }
-    ch_buf_free(&sql);
+    strbuf_free(&sql);
     free(create_items);
     free(items);
     free(failures);
@@ -681,7 +671,7 @@ static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identi
 {
     clickhouse *c = calloc(1, sizeof *c);
     if (!c) {
-        vdx_fail(err, "out of memory opening collection '%s'", args->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory opening collection '%s'", args->collection);
         return NULL;
     }
     c->lock_fd = -1;
@@ -705,7 +695,7 @@ static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identi
         goto fail;
     if (!exists) {
         if (!args->create) {
-            vdx_fail(err,
+            vdx_fail_kind(err, VDX_ERR_NOT_FOUND,
                      "collection '%s' does not exist on ClickHouse at %s (no table %s.%s): "
                      "ingest into it first, or check ?table= in the store URL",
                      c->collection, c->endpoint, c->url.database, c->tables.info);
@@ -739,6 +729,7 @@ static int clickhouse_refresh(void *state, vdx_error *err)
 }
 
 static int64_t clickhouse_count(void *state) { return ((clickhouse *)state)->count; }
+static vdx_vector_type clickhouse_vector_type(void *state) { return ((clickhouse *)state)->type; }
 
 /* ---- columns ---- */
 
@@ -759,20 +750,21 @@ static int add_columns(clickhouse *c, const char *const *names, int n, vdx_error
         if (!vdx_backend_column_to_add(c->columns, c->n_columns, names, i))
             continue;
         char *column = quoted_identifier(c, names[i], err);
-        ch_buf sql = {0};
+        strbuf sql = {0};
         if (!column)
             rc = -1;
         else
-            ch_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s Nullable(String)", table, column);
+            strbuf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s Nullable(String)", table, column);
         free(column);
         vdx_error local;
+        /* CONFLICT: ClickHouse's "already exists", another writer added it */
         if (rc == 0 && (sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, &local)) != 0 &&
-            !strstr(local.message, "already exists")) { /* another writer added it */
+            local.kind != VDX_ERR_CONFLICT) {
             if (err)
                 *err = local;
             rc = -1;
         }
-        ch_buf_free(&sql);
+        strbuf_free(&sql);
     }
     free(table);
     if (load_columns(c, rc == 0 ? err : NULL) != 0)
@@ -793,43 +785,10 @@ static int clickhouse_columns(void *state, char ***names, int *n, vdx_error *err
 
 /* ---- append ---- */
 
-static int check_batch(clickhouse *c, const vdx_item *items, size_t n, vdx_error *err)
-{
-    const char **ids = malloc(n * sizeof *ids);
-    if (!ids)
-        return oom(c, err);
-    for (size_t i = 0; i < n; i++)
-        ids[i] = items[i].id;
-    qsort(ids, n, sizeof *ids, cmp_strings);
-    int rc = 0;
-    for (size_t i = 1; i < n && rc == 0; i++)
-        if (strcmp(ids[i - 1], ids[i]) == 0)
-            rc = vdx_fail(err, "collection '%s': id '%s' appears twice in the batch",
-                          c->collection, ids[i]);
-    free(ids);
-    for (size_t i = 0; i < n && rc == 0; i++)
-        for (int d = 0; items[i].vector && c->type == VDX_VECTOR_F16 && d < c->model.dims; d++)
-            if (fabsf(items[i].vector[d]) >= 65520.0f) {
-                rc = vdx_fail(err, "collection '%s': item '%s': element %d (%g) does not fit a "
-                                   "float16 collection",
-                              c->collection, items[i].id, d, (double)items[i].vector[d]);
-                break;
-            }
-    for (size_t i = 0; i < n && rc == 0; i++)
-        for (int m = 0; m < items[i].n_meta && rc == 0; m++)
-            for (int o = 0; o < m; o++)
-                if (strcasecmp(items[i].meta_names[m], items[i].meta_names[o]) == 0) {
-                    rc = vdx_fail(err, "collection '%s': item '%s' names column '%s' twice",
-                                  c->collection, items[i].id, items[i].meta_names[m]);
-                    break;
-                }
-    return rc;
-}
-
 /* The RowBinary rows of the batch's items with a vector, for the column list
  * (id, url, vector, width, height, ingested_at, row, <every metadata column>). */
 static int encode_items(clickhouse *c, const vdx_item *items, size_t n, const char *now,
-                        ch_buf *rows, vdx_error *err)
+                        strbuf *rows, vdx_error *err)
 {
     int dims = c->model.dims;
     float *rounded = c->type == VDX_VECTOR_F16 ? malloc((size_t)dims * sizeof *rounded) : NULL;
@@ -865,24 +824,24 @@ static int encode_items(clickhouse *c, const vdx_item *items, size_t n, const ch
     return rows->oom ? oom(c, err) : 0;
 }
 
-static int insert_sql(clickhouse *c, const char *table, int with_columns, ch_buf *sql,
+static int insert_sql(clickhouse *c, const char *table, int with_columns, strbuf *sql,
                       vdx_error *err)
 {
     char *quoted = quoted_identifier(c, table, err);
     if (!quoted)
         return -1;
     if (with_columns) {
-        ch_buf_printf(sql, "INSERT INTO %s (id, url, vector, width, height, ingested_at, row",
+        strbuf_printf(sql, "INSERT INTO %s (id, url, vector, width, height, ingested_at, row",
                       quoted);
         for (int col = 0; col < c->n_columns; col++) {
             char *name = vdx_clickhouse_quote_identifier(c->columns[col]);
-            ch_buf_printf(sql, ", %s", name ? name : "");
+            strbuf_printf(sql, ", %s", name ? name : "");
             sql->oom |= !name;
             free(name);
         }
-        ch_buf_put(sql, ") FORMAT RowBinary");
+        strbuf_put(sql, ") FORMAT RowBinary");
     } else {
-        ch_buf_printf(sql, "INSERT INTO %s (id, url, reason, failed_at, version) FORMAT "
+        strbuf_printf(sql, "INSERT INTO %s (id, url, reason, failed_at, version) FORMAT "
                            "RowBinary",
                       quoted);
     }
@@ -891,21 +850,21 @@ static int insert_sql(clickhouse *c, const char *table, int with_columns, ch_buf
 }
 
 /* Sends the items insert; after a transient failure, finds out whether it landed. */
-static int insert_items(clickhouse *c, const char *const *ids, size_t n_ids, const ch_buf *sql,
-                        const ch_buf *rows, vdx_error *err)
+static int insert_items(clickhouse *c, const char *const *ids, size_t n_ids, const strbuf *sql,
+                        const strbuf *rows, vdx_error *err)
 {
     char settings[64];
     snprintf(settings, sizeof settings, "max_insert_block_size=%zu", n_ids + 1048576);
     ch_request req = {.sql = sql->data, .body = rows->data, .body_len = rows->len,
                       .settings = settings};
     for (int attempt = 1;; attempt++) {
-        ch_buf response = {0};
+        strbuf response = {0};
         int transient = 0;
         if (futimens(c->lock_fd, NULL) != 0) /* "an insert may be in flight": see above */
-            return vdx_fail(err, "collection '%s': cannot touch %s: %s", c->collection,
+            return vdx_fail_errno(err, errno, "collection '%s': cannot touch %s: %s", c->collection,
                             c->lock_path, strerror(errno));
         int rc = ch_http_run(c->http, &req, &response, &transient, NULL, err);
-        ch_buf_free(&response);
+        strbuf_free(&response);
         if (rc == 0)
             return 0;
         if (!transient || attempt >= CH_HTTP_ATTEMPTS)
@@ -930,7 +889,7 @@ static int insert_items(clickhouse *c, const char *const *ids, size_t n_ids, con
 static int insert_failures(clickhouse *c, const vdx_item *items, size_t n, const char *now,
                            vdx_error *err)
 {
-    ch_buf rows = {0}, sql = {0}, response = {0};
+    strbuf rows = {0}, sql = {0}, response = {0};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t version = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -954,16 +913,16 @@ static int insert_failures(clickhouse *c, const vdx_item *items, size_t n, const
             rc = vdx_error_prefix(err, "collection '%s': recording %zu failures",
                                   c->collection, n_failures);
     }
-    ch_buf_free(&rows);
-    ch_buf_free(&sql);
-    ch_buf_free(&response);
+    strbuf_free(&rows);
+    strbuf_free(&sql);
+    strbuf_free(&response);
     return rc;
 }
 
 static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_error *err)
 {
     clickhouse *c = state;
-    if (become_writer(c, err) != 0 || check_batch(c, items, n, err) != 0)
+    if (become_writer(c, err) != 0) /* the batch rules are store.c's */
         return -1;
     for (size_t i = 0; i < n; i++)
         for (int m = 0; m < items[i].n_meta; m++)
@@ -974,7 +933,7 @@ static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_e
     /* zeroed, so that GCC (-O2 with sanitizers) sees the n == 0 case initialised */
     const char **ids = calloc(n ? n : 1, sizeof *ids),
                **vector_ids = calloc(n ? n : 1, sizeof *vector_ids);
-    ch_buf rows = {0}, sql = {0};
+    strbuf rows = {0}, sql = {0};
     int rc = -1;
     size_t n_vectors = 0;
     if (!ids || !vector_ids) {
@@ -998,7 +957,7 @@ static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_e
         }
     id_set_free(&stored);
     char now[32];
-    vdx_backend_utc_now(now);
+    clock_utc_iso_now(now);
     if (n_vectors > 0) {
         if (store_thumbnails(c, items, n, err) != 0 ||
             encode_items(c, items, n, now, &rows, err) != 0 ||
@@ -1011,8 +970,8 @@ static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_e
 done:
     free(ids);
     free(vector_ids);
-    ch_buf_free(&rows);
-    ch_buf_free(&sql);
+    strbuf_free(&rows);
+    strbuf_free(&sql);
     return rc;
 }
 
@@ -1054,7 +1013,7 @@ static int render_where(clickhouse *c, const char *where, char **out, vdx_error 
     return *out ? 0 : -1;
 }
 
-static int read_hits(clickhouse *c, const ch_buf *response, int with_vectors, vdx_hits *out,
+static int read_hits(clickhouse *c, const strbuf *response, int with_vectors, vdx_hits *out,
                      vdx_error *err)
 {
     ch_reader r = {(const uint8_t *)response->data, response->len, 0};
@@ -1093,7 +1052,7 @@ static int run_search(clickhouse *c, const vdx_search_request *req, int score_al
         return 0;
     float *q = malloc((size_t)dims * sizeof *q);
     char *where = NULL, *sql = NULL;
-    ch_buf tsv = {0}, response = {0};
+    strbuf tsv = {0}, response = {0};
     ch_external ext;
     int rc = -1;
     if (!q) {
@@ -1137,8 +1096,8 @@ done:
     free(q);
     free(where);
     free(sql);
-    ch_buf_free(&tsv);
-    ch_buf_free(&response);
+    strbuf_free(&tsv);
+    strbuf_free(&response);
     return rc;
 }
 
@@ -1164,7 +1123,8 @@ static int missing_item(clickhouse *c, const char *id, vdx_error *err)
         return -1;
     int was_failure = failed.n > 0;
     id_set_free(&failed);
-    return vdx_fail(err, was_failure ? "collection '%s': item '%s' failed to ingest and has no "
+    return vdx_fail_kind(err, was_failure ? VDX_ERR_INVALID : VDX_ERR_NOT_FOUND,
+                    was_failure ? "collection '%s': item '%s' failed to ingest and has no "
                                        "vector"
                                      : "collection '%s': no item '%s'",
                     c->collection, id);
@@ -1185,7 +1145,7 @@ static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n,
 {
     clickhouse *c = state;
     int dims = c->model.dims;
-    ch_buf tsv = {0}, sql = {0}, response = {0};
+    strbuf tsv = {0}, sql = {0}, response = {0};
     ch_external ext;
     char *table = quoted_identifier(c, c->tables.items, err);
     char **found_ids = NULL;
@@ -1199,7 +1159,7 @@ static int clickhouse_get_vectors(void *state, const char *const *ids, size_t n,
         oom(c, err);
         goto done;
     }
-    ch_buf_printf(&sql, "SELECT id, vector FROM %s WHERE id IN (SELECT id FROM ids) FORMAT "
+    strbuf_printf(&sql, "SELECT id, vector FROM %s WHERE id IN (SELECT id FROM ids) FORMAT "
                         "RowBinary",
                   table);
     if (sql.oom ? oom(c, err) : run_query(c, sql.data, &ext, &response, NULL, err))
@@ -1253,28 +1213,28 @@ done:
     free(found_ids);
     free(found);
     free(table);
-    ch_buf_free(&tsv);
-    ch_buf_free(&sql);
-    ch_buf_free(&response);
+    strbuf_free(&tsv);
+    strbuf_free(&sql);
+    strbuf_free(&response);
     return rc;
 }
 
 /* The first JSONEachRow object of a SELECT (NULL *row when there is none). */
 static int select_json_row(clickhouse *c, const char *sql, cJSON **row, vdx_error *err)
 {
-    ch_buf response = {0};
+    strbuf response = {0};
     *row = NULL;
     if (run_query(c, sql, NULL, &response, NULL, err) != 0)
         return -1;
     if (response.data && response.data[0]) {
         *row = cJSON_Parse(response.data);
         if (!*row) {
-            ch_buf_free(&response);
+            strbuf_free(&response);
             return vdx_fail(err, "collection '%s': ClickHouse sent JSON that does not parse",
                             c->collection);
         }
     }
-    ch_buf_free(&response);
+    strbuf_free(&response);
     return 0;
 }
 
@@ -1284,7 +1244,7 @@ static int clickhouse_get_item(void *state, const char *id, cJSON **item, vdx_er
     char *literal = vdx_clickhouse_quote_string(id);
     char *items = quoted_identifier(c, c->tables.items, err);
     char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
-    ch_buf sql = {0};
+    strbuf sql = {0};
     cJSON *row = NULL;
     int rc = -1;
     if (!literal || !failures) {
@@ -1292,14 +1252,14 @@ static int clickhouse_get_item(void *state, const char *id, cJSON **item, vdx_er
             oom(c, err);
         goto done;
     }
-    ch_buf_put(&sql, "SELECT id, url, width, height, ingested_at");
+    strbuf_put(&sql, "SELECT id, url, width, height, ingested_at");
     for (int i = 0; i < c->n_columns; i++) {
         char *name = vdx_clickhouse_quote_identifier(c->columns[i]);
-        ch_buf_printf(&sql, ", %s", name ? name : "");
+        strbuf_printf(&sql, ", %s", name ? name : "");
         sql.oom |= !name;
         free(name);
     }
-    ch_buf_printf(&sql, " FROM %s WHERE id = %s LIMIT 1 FORMAT JSONEachRow", items, literal);
+    strbuf_printf(&sql, " FROM %s WHERE id = %s LIMIT 1 FORMAT JSONEachRow", items, literal);
     if (sql.oom ? oom(c, err) : select_json_row(c, sql.data, &row, err))
         goto done;
     if (row) {
@@ -1323,13 +1283,13 @@ static int clickhouse_get_item(void *state, const char *id, cJSON **item, vdx_er
         goto done;
     }
     sql.len = 0;
-    ch_buf_printf(&sql, "SELECT id, url, reason AS failure, failed_at FROM %s FINAL WHERE id = "
+    strbuf_printf(&sql, "SELECT id, url, reason AS failure, failed_at FROM %s FINAL WHERE id = "
                         "%s LIMIT 1 FORMAT JSONEachRow",
                   failures, literal);
     if (sql.oom ? oom(c, err) : select_json_row(c, sql.data, &row, err))
         goto done;
     if (!row) {
-        vdx_fail(err, "collection '%s': no item '%s'", c->collection, id);
+        vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s': no item '%s'", c->collection, id);
         goto done;
     }
     cJSON_AddItemToObject(row, "width", cJSON_CreateNull());
@@ -1346,7 +1306,7 @@ done:
     free(literal);
     free(items);
     free(failures);
-    ch_buf_free(&sql);
+    strbuf_free(&sql);
     return rc;
 }
 
@@ -1360,11 +1320,10 @@ static int clickhouse_get_thumbnail(void *state, const char *id, uint8_t **jpeg,
                         c->collection, id, c->side_path);
     if (side_open(c, 0, err) != 0)
         return -1;
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(c->side, "SELECT jpeg FROM thumbnails WHERE id = ?1", -1, &stmt,
-                           NULL) != SQLITE_OK)
-        return vdx_fail(err, "collection '%s': %s: %s", c->collection, c->side_path,
-                        sqlite3_errmsg(c->side));
+    sqlite3_stmt *stmt = sql_prepare(c->side, "SELECT jpeg FROM thumbnails WHERE id = ?1", err,
+                                     "collection '%s' (%s)", c->collection, c->side_path);
+    if (!stmt)
+        return -1;
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     int rc;
@@ -1379,10 +1338,11 @@ static int clickhouse_get_thumbnail(void *state, const char *id, uint8_t **jpeg,
             rc = oom(c, err);
         }
     } else if (step == SQLITE_DONE) {
-        rc = vdx_fail(err, "collection '%s': no thumbnail for item '%s'", c->collection, id);
+        rc = vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s': no thumbnail for item '%s'",
+                           c->collection, id);
     } else {
-        rc = vdx_fail(err, "collection '%s': reading a thumbnail from %s: %s", c->collection,
-                      c->side_path, sqlite3_errmsg(c->side));
+        rc = sql_fail(c->side, err, "collection '%s': reading a thumbnail from %s", c->collection,
+                      c->side_path);
     }
     sqlite3_finalize(stmt);
     return rc;
@@ -1393,11 +1353,11 @@ static int clickhouse_failures(void *state, cJSON **failures, vdx_error *err)
     clickhouse *c = state;
     char *items = quoted_identifier(c, c->tables.items, err);
     char *table = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
-    ch_buf sql = {0}, response = {0};
+    strbuf sql = {0}, response = {0};
     int rc = -1;
     if (!table)
         goto done;
-    ch_buf_printf(&sql,
+    strbuf_printf(&sql,
                   "SELECT id, url, reason, failed_at AS time FROM %s FINAL WHERE id NOT IN "
                   "(SELECT id FROM %s) ORDER BY failed_at, version FORMAT JSONEachRow",
                   table, items);
@@ -1430,8 +1390,8 @@ static int clickhouse_failures(void *state, cJSON **failures, vdx_error *err)
 done:
     free(items);
     free(table);
-    ch_buf_free(&sql);
-    ch_buf_free(&response);
+    strbuf_free(&sql);
+    strbuf_free(&response);
     return rc;
 }
 
@@ -1443,24 +1403,24 @@ static int clickhouse_clear_failures(void *state, vdx_error *err)
     char *table = quoted_identifier(c, c->tables.failures, err);
     if (!table)
         return -1;
-    ch_buf sql = {0};
-    ch_buf_printf(&sql, "TRUNCATE TABLE %s", table);
+    strbuf sql = {0};
+    strbuf_printf(&sql, "TRUNCATE TABLE %s", table);
     free(table);
     int rc = sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, err);
-    ch_buf_free(&sql);
+    strbuf_free(&sql);
     return rc;
 }
 
 /* One number from a query answering a single value (-1 when it does not parse). */
 static int query_number(clickhouse *c, const char *sql, double *value, vdx_error *err)
 {
-    ch_buf response = {0};
+    strbuf response = {0};
     if (run_query(c, sql, NULL, &response, NULL, err) != 0)
         return -1;
     char *end;
     *value = strtod(response.data ? response.data : "", &end);
     int ok = response.data && end != response.data;
-    ch_buf_free(&response);
+    strbuf_free(&response);
     return ok ? 0 : vdx_fail(err, "collection '%s': unexpected answer to '%.60s'",
                              c->collection, sql);
 }
@@ -1473,7 +1433,7 @@ static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
     char *names[3] = {vdx_clickhouse_quote_string(c->tables.items),
                       vdx_clickhouse_quote_string(c->tables.info),
                       vdx_clickhouse_quote_string(c->tables.failures)};
-    ch_buf sql = {0};
+    strbuf sql = {0};
     double failed = 0, bytes = 0;
     int rc = -1;
     if (!failures || !names[0] || !names[1] || !names[2]) {
@@ -1481,12 +1441,12 @@ static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
             oom(c, err);
         goto done;
     }
-    ch_buf_printf(&sql, "SELECT uniqExact(id) FROM %s WHERE id NOT IN (SELECT id FROM %s)",
+    strbuf_printf(&sql, "SELECT uniqExact(id) FROM %s WHERE id NOT IN (SELECT id FROM %s)",
                   failures, items);
     if (sql.oom ? oom(c, err) : query_number(c, sql.data, &failed, err))
         goto done;
     sql.len = 0;
-    ch_buf_printf(&sql, "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database "
+    strbuf_printf(&sql, "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database "
                         "= currentDatabase() AND table IN (%s, %s, %s)",
                   names[0], names[1], names[2]);
     if (sql.oom ? oom(c, err) : query_number(c, sql.data, &bytes, err))
@@ -1507,9 +1467,9 @@ static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
     cJSON_AddStringToObject(info, "table", c->tables.items);
     cJSON_AddStringToObject(info, "dialect", ch_dialect_name(c->dialect));
     if (c->dialect == CH_DIALECT_MYSCALE) {
-        ch_buf response = {0};
+        strbuf response = {0};
         sql.len = 0;
-        ch_buf_printf(&sql, "SELECT status FROM system.vector_indices WHERE database = "
+        strbuf_printf(&sql, "SELECT status FROM system.vector_indices WHERE database = "
                             "currentDatabase() AND table = %s FORMAT TabSeparated",
                       names[0]);
         if (sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err))
@@ -1518,7 +1478,7 @@ static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
             response.data[strcspn(response.data, "\n")] = 0;
         cJSON_AddStringToObject(info, "index_status",
                                 response.data && response.data[0] ? response.data : "none");
-        ch_buf_free(&response);
+        strbuf_free(&response);
     }
     cJSON *columns = cJSON_CreateArray();
     for (int i = 0; columns && i < c->n_columns; i++)
@@ -1530,7 +1490,7 @@ done:
     free(failures);
     for (int i = 0; i < 3; i++)
         free(names[i]);
-    ch_buf_free(&sql);
+    strbuf_free(&sql);
     return rc;
 }
 
@@ -1540,6 +1500,7 @@ const vdx_store_backend vdx_clickhouse_backend = {
     .close = clickhouse_close,
     .refresh = clickhouse_refresh,
     .count = clickhouse_count,
+    .vector_type = clickhouse_vector_type,
     .add_columns = clickhouse_add_columns,
     .columns = clickhouse_columns,
     .append = clickhouse_append,

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/strbuf.h"
 #include "vdx/common.h"
 
 typedef enum {
@@ -46,27 +47,22 @@ int ch_url_parse(const char *url, ch_url *out, vdx_error *err);
 /* "host:port" for messages. */
 void ch_url_endpoint(const ch_url *url, char *out, size_t size);
 
-/* A growable byte buffer; on allocation failure `oom` is set and later writes are no-ops. */
-typedef struct ch_buf {
-    char *data;
-    size_t len, cap;
-    int oom;
-} ch_buf;
+/* Buffers are common/strbuf.h's. */
 
-void ch_buf_bytes(ch_buf *b, const void *data, size_t n);
-void ch_buf_put(ch_buf *b, const char *s);
-void ch_buf_printf(ch_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Takes the NUL-terminated text out of the buffer (NULL after an allocation failure). */
-char *ch_buf_take(ch_buf *b);
-void ch_buf_free(ch_buf *b);
+/* A ClickHouse string literal for s, quotes included (malloc'd): backslash first, then
+ * the quote, \n \t \r \0 as escapes. Use it for every value put into ClickHouse SQL. */
+char *vdx_clickhouse_quote_string(const char *s);
+/* A ClickHouse identifier in backticks (malloc'd), backslash and backtick escaped. */
+char *vdx_clickhouse_quote_identifier(const char *s);
+
 
 /* ---- RowBinary ---- */
-void ch_rb_varint(ch_buf *b, uint64_t v);                     /* LEB128 */
-void ch_rb_string(ch_buf *b, const char *s);                  /* String */
-void ch_rb_nullable_string(ch_buf *b, const char *s);         /* Nullable(String), NULL s */
-void ch_rb_nullable_int32(ch_buf *b, int is_null, int32_t v); /* Nullable(Int32) */
-void ch_rb_uint64(ch_buf *b, uint64_t v);                     /* UInt64 */
-void ch_rb_floats(ch_buf *b, const float *v, int n);          /* Array(Float32) */
+void ch_rb_varint(strbuf *b, uint64_t v);                     /* LEB128 */
+void ch_rb_string(strbuf *b, const char *s);                  /* String */
+void ch_rb_nullable_string(strbuf *b, const char *s);         /* Nullable(String), NULL s */
+void ch_rb_nullable_int32(strbuf *b, int is_null, int32_t v); /* Nullable(Int32) */
+void ch_rb_uint64(strbuf *b, uint64_t v);                     /* UInt64 */
+void ch_rb_floats(strbuf *b, const float *v, int n);          /* Array(Float32) */
 
 typedef struct ch_reader {
     const uint8_t *data;
@@ -90,7 +86,7 @@ void ch_tables_for(const char *table, const char *collection, ch_tables *out);
 
 /* "[0.5, 1.0, -2.5e-08]": every element with a '.' or an exponent so that the array
  * parses as floats (%.9g round-trips a float exactly). */
-void ch_sql_float_array(ch_buf *b, const float *v, int n);
+void ch_sql_float_array(strbuf *b, const float *v, int n);
 
 /* CREATE TABLE IF NOT EXISTS for the items table of the dialect (with the length
  * constraint and, for `clickhouse`, the vector_similarity index unless index is "none").
@@ -153,13 +149,13 @@ typedef struct ch_request {
 /* Runs one request; the response body goes to *out (NUL-terminated). On failure *err
  * holds an actionable message and, when given, *transient says whether retrying could
  * help (connection reset, 5xx without a ClickHouse error) and *code the server's code. */
-int ch_http_run(ch_http *h, const ch_request *req, ch_buf *out, int *transient, int *code,
+int ch_http_run(ch_http *h, const ch_request *req, strbuf *out, int *transient, int *code,
                 vdx_error *err);
 /* Sleeps before retry number `attempt` (1, 2, ...): 0.2 s doubling up to 3.2 s. */
 void ch_http_backoff(int attempt);
 #define CH_HTTP_ATTEMPTS 5
 
 /* Appends s to b in TSV escaping (\\ \t \n \r \0 \b \f \'). */
-void ch_tsv_escape(ch_buf *b, const char *s);
+void ch_tsv_escape(strbuf *b, const char *s);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "common/http_client.h"
 #include "store/clickhouse.h"
 
 struct ch_http {
@@ -26,29 +27,26 @@ struct ch_http {
     int connected;      /* a request got through once: later refusals are transient */
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void init_curl(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 ch_http *ch_http_new(const ch_url *url, vdx_error *err)
 {
-    pthread_once(&curl_once, init_curl);
+    http_client_init();
     ch_http *h = calloc(1, sizeof *h);
     if (!h) {
-        vdx_fail(err, "out of memory connecting to ClickHouse");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory connecting to ClickHouse");
         return NULL;
     }
     h->url = *url;
     ch_url_endpoint(url, h->endpoint, sizeof h->endpoint);
     h->curl = curl_easy_init();
     char *database = h->curl ? curl_easy_escape(h->curl, url->database, 0) : NULL;
-    ch_buf b = {0};
+    strbuf b = {0};
     if (database)
-        ch_buf_printf(&b, "%s://%s:%d/?database=%s&wait_end_of_query=1",
+        strbuf_printf(&b, "%s://%s:%d/?database=%s&wait_end_of_query=1",
                       url->https ? "https" : "http", url->host, url->port, database);
     curl_free(database);
-    h->base = ch_buf_take(&b);
+    h->base = strbuf_take(&b);
     if (!h->curl || !h->base) {
-        vdx_fail(err, "out of memory connecting to ClickHouse at %s", h->endpoint);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory connecting to ClickHouse at %s", h->endpoint);
         ch_http_free(h);
         return NULL;
     }
@@ -69,18 +67,32 @@ void ch_http_free(ch_http *h)
 
 static size_t collect(char *data, size_t size, size_t n, void *user)
 {
-    ch_buf *b = user;
-    ch_buf_bytes(b, data, size * n);
+    strbuf *b = user;
+    strbuf_bytes(b, data, size * n);
     return b->oom ? 0 : size * n;
 }
 
-void ch_http_backoff(int attempt)
+void ch_http_backoff(int attempt) { http_sleep(http_retry_delay(attempt, 0.2, 3.2, 0)); }
+
+/* The kind of a ClickHouse exception code: what the callers act on (an ALTER that finds its
+ * column or index already there is CONFLICT and harmless); anything else is IO. */
+static vdx_error_kind kind_of_code(int code)
 {
-    double seconds = 0.2;
-    for (int i = 1; i < attempt && seconds < 3.2; i++)
-        seconds *= 2;
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    nanosleep(&ts, NULL);
+    switch (code) {
+    case 15:  /* DUPLICATE_COLUMN */
+    case 44:  /* ILLEGAL_COLUMN: "column/index with this name already exists" */
+    case 57:  /* TABLE_ALREADY_EXISTS */
+        return VDX_ERR_CONFLICT;
+    case 60:  /* UNKNOWN_TABLE */
+    case 81:  /* UNKNOWN_DATABASE */
+        return VDX_ERR_NOT_FOUND;
+    case 241: /* MEMORY_LIMIT_EXCEEDED */
+        return VDX_ERR_NO_MEMORY;
+    case 243: /* NOT_ENOUGH_SPACE */
+        return VDX_ERR_NO_SPACE;
+    default:
+        return VDX_ERR_IO;
+    }
 }
 
 /* An actionable message for a response with an error status. */
@@ -94,7 +106,7 @@ static int server_failure(ch_http *h, long status, const char *body, int *transi
         *code = c;
     if (!has_code && (status == 502 || status == 503 || status == 504 || status >= 500)) {
         *transient = 1;
-        return vdx_fail(err, "ClickHouse at %s answered HTTP %ld%s%s", h->endpoint, status,
+        return vdx_fail_kind(err, VDX_ERR_IO, "ClickHouse at %s answered HTTP %ld%s%s", h->endpoint, status,
                         msg[0] ? ": " : "", msg);
     }
     switch (c) {
@@ -102,17 +114,17 @@ static int server_failure(ch_http *h, long status, const char *body, int *transi
     case 193: /* WRONG_PASSWORD */
     case 194: /* REQUIRED_PASSWORD */
     case 516: /* AUTHENTICATION_FAILED */
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_IO,
                         "ClickHouse at %s refused the login of user '%s' (Code: %d, %s): check "
                         "USER:PASSWORD in the store URL",
                         h->endpoint, h->url.user[0] ? h->url.user : "default", c, msg);
     case 81: /* UNKNOWN_DATABASE */
-        return vdx_fail(err,
+        return vdx_fail_kind(err, VDX_ERR_NOT_FOUND,
                         "database '%s' does not exist on ClickHouse at %s (Code: 81): create it "
                         "with CREATE DATABASE or fix the store URL",
                         h->url.database, h->endpoint);
     case 497: /* ACCESS_DENIED */
-        return vdx_fail(err, "ClickHouse at %s denied user '%s' (Code: 497, %s): grant the "
+        return vdx_fail_kind(err, VDX_ERR_IO, "ClickHouse at %s denied user '%s' (Code: 497, %s): grant the "
                              "user access to database '%s'",
                         h->endpoint, h->url.user[0] ? h->url.user : "default", msg,
                         h->url.database);
@@ -120,12 +132,13 @@ static int server_failure(ch_http *h, long status, const char *body, int *transi
         break;
     }
     if (!has_code && (status == 401 || status == 403))
-        return vdx_fail(err, "ClickHouse at %s refused the login of user '%s' (HTTP %ld): check "
+        return vdx_fail_kind(err, VDX_ERR_IO, "ClickHouse at %s refused the login of user '%s' (HTTP %ld): check "
                              "USER:PASSWORD in the store URL",
                         h->endpoint, h->url.user[0] ? h->url.user : "default", status);
     if (has_code)
-        return vdx_fail(err, "ClickHouse at %s: Code: %d, %s", h->endpoint, c, msg);
-    return vdx_fail(err, "ClickHouse at %s answered HTTP %ld: %s", h->endpoint, status, msg);
+        return vdx_fail_kind(err, kind_of_code(c), "ClickHouse at %s: Code: %d, %s", h->endpoint, c,
+                             msg);
+    return vdx_fail_kind(err, VDX_ERR_IO, "ClickHouse at %s answered HTTP %ld: %s", h->endpoint, status, msg);
 }
 
 static int transport_failure(ch_http *h, CURLcode rc, const char *detail, int *transient,
@@ -134,11 +147,11 @@ static int transport_failure(ch_http *h, CURLcode rc, const char *detail, int *t
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
         *transient = h->connected; /* it worked before: the server may be restarting */
-        return vdx_fail(err, "cannot connect to ClickHouse at %s: connection refused — is the "
+        return vdx_fail_kind(err, VDX_ERR_IO, "cannot connect to ClickHouse at %s: connection refused — is the "
                              "server running?",
                         h->endpoint);
     case CURLE_COULDNT_RESOLVE_HOST:
-        return vdx_fail(err, "cannot connect to ClickHouse at %s: unknown host '%s'",
+        return vdx_fail_kind(err, VDX_ERR_IO, "cannot connect to ClickHouse at %s: unknown host '%s'",
                         h->endpoint, h->url.host);
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
@@ -146,34 +159,34 @@ static int transport_failure(ch_http *h, CURLcode rc, const char *detail, int *t
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
         *transient = 1;
-        return vdx_fail(err, "connection to ClickHouse at %s failed: %s", h->endpoint,
+        return vdx_fail_kind(err, VDX_ERR_IO, "connection to ClickHouse at %s failed: %s", h->endpoint,
                         detail[0] ? detail : curl_easy_strerror(rc));
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
-        return vdx_fail(err, "TLS with ClickHouse at %s failed: %s (is the port the HTTPS "
+        return vdx_fail_kind(err, VDX_ERR_IO, "TLS with ClickHouse at %s failed: %s (is the port the HTTPS "
                              "one, e.g. 8443?)",
                         h->endpoint, detail[0] ? detail : curl_easy_strerror(rc));
     default:
-        return vdx_fail(err, "request to ClickHouse at %s failed: %s", h->endpoint,
+        return vdx_fail_kind(err, VDX_ERR_IO, "request to ClickHouse at %s failed: %s", h->endpoint,
                         detail[0] ? detail : curl_easy_strerror(rc));
     }
 }
 
-static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transient, int *code,
+static int run_once(ch_http *h, const ch_request *req, strbuf *out, int *transient, int *code,
                     vdx_error *err)
 {
     *transient = 0;
     *code = 0;
-    ch_buf_free(out);
+    strbuf_free(out);
     CURL *c = h->curl;
     curl_easy_reset(c);
 
-    ch_buf url = {0};
-    ch_buf_put(&url, h->base);
+    strbuf url = {0};
+    strbuf_put(&url, h->base);
     if (req->body) {
         char *q = curl_easy_escape(c, req->sql, 0);
         if (q)
-            ch_buf_printf(&url, "&query=%s", q);
+            strbuf_printf(&url, "&query=%s", q);
         else
             url.oom = 1;
         curl_free(q);
@@ -181,15 +194,15 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
     if (req->external) {
         char *structure = curl_easy_escape(c, req->external->structure, 0);
         if (structure)
-            ch_buf_printf(&url, "&%s_structure=%s&%s_format=TSV", req->external->name,
+            strbuf_printf(&url, "&%s_structure=%s&%s_format=TSV", req->external->name,
                           structure, req->external->name);
         else
             url.oom = 1;
         curl_free(structure);
     }
     if (req->settings)
-        ch_buf_printf(&url, "&%s", req->settings);
-    char *full_url = ch_buf_take(&url);
+        strbuf_printf(&url, "&%s", req->settings);
+    char *full_url = strbuf_take(&url);
 
     struct curl_slist *headers = NULL, *grown;
     char line[512];
@@ -230,7 +243,7 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
         curl_mime_free(mime);
         curl_slist_free_all(headers);
         free(full_url);
-        return vdx_fail(err, "out of memory building a request to ClickHouse at %s",
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory building a request to ClickHouse at %s",
                         h->endpoint);
     }
 
@@ -240,13 +253,10 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     /* a server that sends nothing for 10 minutes is gone (wait_end_of_query=1 holds the
      * answer until the query ends, so long scans are quiet, never this quiet) */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 600L);
+    static const http_options options = {.connect_timeout_ms = 10000, .stall_s = 600};
+    http_easy_defaults(c, &options);
     if (mime) {
         curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
     } else if (req->body) {
@@ -263,25 +273,25 @@ static int run_once(ch_http *h, const ch_request *req, ch_buf *out, int *transie
     curl_slist_free_all(headers);
     free(full_url);
     if (out->oom) {
-        ch_buf_free(out);
-        return vdx_fail(err, "out of memory reading a response of ClickHouse at %s",
+        strbuf_free(out);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory reading a response of ClickHouse at %s",
                         h->endpoint);
     }
     if (rc != CURLE_OK) {
-        ch_buf_free(out);
+        strbuf_free(out);
         return transport_failure(h, rc, detail, transient, err);
     }
     h->connected = 1;
-    ch_buf_bytes(out, "", 0); /* NUL-terminated even when empty */
+    strbuf_bytes(out, "", 0); /* NUL-terminated even when empty */
     if (status != 200) {
         int result = server_failure(h, status, out->data ? out->data : "", transient, code, err);
-        ch_buf_free(out);
+        strbuf_free(out);
         return result;
     }
     return 0;
 }
 
-int ch_http_run(ch_http *h, const ch_request *req, ch_buf *out, int *transient, int *code,
+int ch_http_run(ch_http *h, const ch_request *req, strbuf *out, int *transient, int *code,
                 vdx_error *err)
 {
     int transient_dummy, code_dummy;

@@ -15,79 +15,44 @@
 #include <strings.h>
 
 #include "store/clickhouse.h"
-#include "store/filter.h"
 
-/* ---- buffers ---- */
+/* ---- quoting (the filter module renders ClickHouse SQL with these) ---- */
 
-void ch_buf_bytes(ch_buf *b, const void *data, size_t n)
+char *vdx_clickhouse_quote_string(const char *s)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->oom = 1;
-            return;
+    strbuf b = {0};
+    strbuf_put(&b, "'");
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\': strbuf_put(&b, "\\\\"); break;
+        case '\'': strbuf_put(&b, "\\'"); break;
+        case '\n': strbuf_put(&b, "\\n"); break;
+        case '\t': strbuf_put(&b, "\\t"); break;
+        case '\r': strbuf_put(&b, "\\r"); break;
+        default: {
+            char c[2] = {*s, 0};
+            strbuf_put(&b, c);
         }
-        b->data = grown;
-        b->cap = cap;
+        }
     }
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = 0;
+    strbuf_put(&b, "'");
+    return strbuf_take(&b);
 }
 
-void ch_buf_put(ch_buf *b, const char *s) { ch_buf_bytes(b, s, strlen(s)); }
-
-void ch_buf_printf(ch_buf *b, const char *fmt, ...)
+char *vdx_clickhouse_quote_identifier(const char *s)
 {
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = 1;
-        return;
+    strbuf b = {0};
+    strbuf_put(&b, "`");
+    for (; *s; s++) {
+        char c[3] = {*s, 0, 0};
+        if (*s == '\\' || *s == '`') {
+            c[0] = '\\';
+            c[1] = *s;
+        }
+        strbuf_put(&b, c);
     }
-    if ((size_t)n < sizeof small) {
-        ch_buf_bytes(b, small, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    ch_buf_bytes(b, big, (size_t)n);
-    free(big);
-}
-
-char *ch_buf_take(ch_buf *b)
-{
-    if (b->oom) {
-        ch_buf_free(b);
-        return NULL;
-    }
-    if (!b->data)
-        ch_buf_bytes(b, "", 0);
-    char *s = b->oom ? NULL : b->data;
-    if (!s)
-        free(b->data);
-    *b = (ch_buf){0};
-    return s;
-}
-
-void ch_buf_free(ch_buf *b)
-{
-    free(b->data);
-    *b = (ch_buf){0};
+    strbuf_put(&b, "`");
+    return strbuf_take(&b);
 }
 
 /* ---- dialects ---- */
@@ -334,7 +299,7 @@ void ch_url_endpoint(const ch_url *url, char *out, size_t size)
 
 /* ---- RowBinary ---- */
 
-void ch_rb_varint(ch_buf *b, uint64_t v)
+void ch_rb_varint(strbuf *b, uint64_t v)
 {
     uint8_t bytes[10];
     size_t n = 0;
@@ -343,39 +308,39 @@ void ch_rb_varint(ch_buf *b, uint64_t v)
         v >>= 7;
         bytes[n++] = (uint8_t)(byte | (v ? 0x80 : 0));
     } while (v);
-    ch_buf_bytes(b, bytes, n);
+    strbuf_bytes(b, bytes, n);
 }
 
-void ch_rb_string(ch_buf *b, const char *s)
+void ch_rb_string(strbuf *b, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     ch_rb_varint(b, n);
-    ch_buf_bytes(b, s ? s : "", n);
+    strbuf_bytes(b, s ? s : "", n);
 }
 
-void ch_rb_nullable_string(ch_buf *b, const char *s)
+void ch_rb_nullable_string(strbuf *b, const char *s)
 {
     uint8_t is_null = s == NULL;
-    ch_buf_bytes(b, &is_null, 1);
+    strbuf_bytes(b, &is_null, 1);
     if (s)
         ch_rb_string(b, s);
 }
 
-void ch_rb_nullable_int32(ch_buf *b, int is_null, int32_t v)
+void ch_rb_nullable_int32(strbuf *b, int is_null, int32_t v)
 {
     uint8_t flag = is_null != 0;
-    ch_buf_bytes(b, &flag, 1);
+    strbuf_bytes(b, &flag, 1);
     if (!is_null) { /* little-endian hosts (x86-64, arm64), like the vector files */
-        ch_buf_bytes(b, &v, 4);
+        strbuf_bytes(b, &v, 4);
     }
 }
 
-void ch_rb_uint64(ch_buf *b, uint64_t v) { ch_buf_bytes(b, &v, 8); }
+void ch_rb_uint64(strbuf *b, uint64_t v) { strbuf_bytes(b, &v, 8); }
 
-void ch_rb_floats(ch_buf *b, const float *v, int n)
+void ch_rb_floats(strbuf *b, const float *v, int n)
 {
     ch_rb_varint(b, (uint64_t)n);
-    ch_buf_bytes(b, v, (size_t)n * sizeof *v);
+    strbuf_bytes(b, v, (size_t)n * sizeof *v);
 }
 
 static int short_read(ch_reader *r, const char *what, vdx_error *err)
@@ -412,7 +377,7 @@ int ch_read_string(ch_reader *r, char **s, vdx_error *err)
         return vdx_fail(err, "ClickHouse response: string with a NUL byte at byte %zu", r->pos);
     *s = malloc((size_t)n + 1);
     if (!*s)
-        return vdx_fail(err, "out of memory reading a ClickHouse response");
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory reading a ClickHouse response");
     memcpy(*s, r->data + r->pos, (size_t)n);
     (*s)[n] = 0;
     r->pos += (size_t)n;
@@ -459,39 +424,39 @@ void ch_tables_for(const char *table, const char *collection, ch_tables *out)
     snprintf(out->failures, sizeof out->failures, "%s_failures", out->items);
 }
 
-static void put_identifier(ch_buf *b, const char *name)
+static void put_identifier(strbuf *b, const char *name)
 {
     char *quoted = vdx_clickhouse_quote_identifier(name);
     if (!quoted)
         b->oom = 1;
     else
-        ch_buf_put(b, quoted);
+        strbuf_put(b, quoted);
     free(quoted);
 }
 
-static void put_string(ch_buf *b, const char *s)
+static void put_string(strbuf *b, const char *s)
 {
     char *quoted = vdx_clickhouse_quote_string(s);
     if (!quoted)
         b->oom = 1;
     else
-        ch_buf_put(b, quoted);
+        strbuf_put(b, quoted);
     free(quoted);
 }
 
-void ch_sql_float_array(ch_buf *b, const float *v, int n)
+void ch_sql_float_array(strbuf *b, const float *v, int n)
 {
-    ch_buf_put(b, "[");
+    strbuf_put(b, "[");
     for (int i = 0; i < n; i++) {
         char num[40];
         snprintf(num, sizeof num, "%.9g", (double)v[i]);
         if (!strpbrk(num, ".eE"))
             strcat(num, ".0");
         if (i)
-            ch_buf_put(b, ", ");
-        ch_buf_put(b, num);
+            strbuf_put(b, ", ");
+        strbuf_put(b, num);
     }
-    ch_buf_put(b, "]");
+    strbuf_put(b, "]");
 }
 
 static int is_number(const char *s)
@@ -506,7 +471,7 @@ static int is_number(const char *s)
 
 /* index_params "a=1,b" → each item as a quoted string (MyScale) or, when numeric, bare
  * (ClickHouse's positional vector_similarity arguments). */
-static void put_index_params(ch_buf *b, const char *params, int numbers_bare)
+static void put_index_params(strbuf *b, const char *params, int numbers_bare)
 {
     const char *p = params;
     while (*p) {
@@ -514,9 +479,9 @@ static void put_index_params(ch_buf *b, const char *params, int numbers_bare)
         char item[512];
         snprintf(item, sizeof item, "%.*s", (int)n, p);
         if (item[0]) {
-            ch_buf_put(b, ", ");
+            strbuf_put(b, ", ");
             if (numbers_bare && is_number(item))
-                ch_buf_put(b, item);
+                strbuf_put(b, item);
             else
                 put_string(b, item);
         }
@@ -531,25 +496,25 @@ static int index_wanted(const char *index_type) { return strcasecmp(index_type, 
 char *ch_sql_create_items(ch_dialect dialect, const char *table, int dims,
                           const char *index_type, const char *index_params, vdx_error *err)
 {
-    ch_buf b = {0};
-    ch_buf_put(&b, "CREATE TABLE IF NOT EXISTS ");
+    strbuf b = {0};
+    strbuf_put(&b, "CREATE TABLE IF NOT EXISTS ");
     put_identifier(&b, table);
-    ch_buf_put(&b, " (id String, url String, vector Array(Float32), width Nullable(Int32), "
+    strbuf_put(&b, " (id String, url String, vector Array(Float32), width Nullable(Int32), "
                    "height Nullable(Int32), ingested_at String, row UInt64");
     if (dialect != CH_DIALECT_LEGACY) /* 18.16 and other old servers have no CONSTRAINT */
-        ch_buf_printf(&b, ", CONSTRAINT vec_len CHECK length(vector) = %d", dims);
+        strbuf_printf(&b, ", CONSTRAINT vec_len CHECK length(vector) = %d", dims);
     if (dialect == CH_DIALECT_CLICKHOUSE && index_wanted(index_type)) {
         const char *method = index_type[0] ? index_type : "hnsw";
-        ch_buf_put(&b, ", INDEX vi vector TYPE vector_similarity(");
+        strbuf_put(&b, ", INDEX vi vector TYPE vector_similarity(");
         put_string(&b, method);
-        ch_buf_printf(&b, ", 'cosineDistance', %d", dims);
+        strbuf_printf(&b, ", 'cosineDistance', %d", dims);
         put_index_params(&b, index_params, 1);
-        ch_buf_put(&b, ")");
+        strbuf_put(&b, ")");
     }
-    ch_buf_put(&b, ") ENGINE = MergeTree ORDER BY id");
-    char *sql = ch_buf_take(&b);
+    strbuf_put(&b, ") ENGINE = MergeTree ORDER BY id");
+    char *sql = strbuf_take(&b);
     if (!sql)
-        vdx_fail(err, "out of memory writing CREATE TABLE");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory writing CREATE TABLE");
     return sql;
 }
 
@@ -558,72 +523,72 @@ char *ch_sql_add_vector_index(ch_dialect dialect, const char *table, const char 
 {
     if (dialect != CH_DIALECT_MYSCALE || !index_wanted(index_type))
         return NULL;
-    ch_buf b = {0};
-    ch_buf_put(&b, "ALTER TABLE ");
+    strbuf b = {0};
+    strbuf_put(&b, "ALTER TABLE ");
     put_identifier(&b, table);
-    ch_buf_printf(&b, " ADD VECTOR INDEX vindex vector TYPE %s('metric_type=Cosine'",
+    strbuf_printf(&b, " ADD VECTOR INDEX vindex vector TYPE %s('metric_type=Cosine'",
                   index_type[0] ? index_type : "MSTG");
     put_index_params(&b, index_params, 0);
-    ch_buf_put(&b, ")");
-    char *sql = ch_buf_take(&b);
+    strbuf_put(&b, ")");
+    char *sql = strbuf_take(&b);
     if (!sql)
-        vdx_fail(err, "out of memory writing ALTER TABLE");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory writing ALTER TABLE");
     return sql;
 }
 
-static void put_conditions(ch_buf *b, const ch_search_sql *s)
+static void put_conditions(strbuf *b, const ch_search_sql *s)
 {
     if (!s->has_exclusions && !s->where)
         return;
-    ch_buf_put(b, " WHERE ");
+    strbuf_put(b, " WHERE ");
     if (s->has_exclusions)
-        ch_buf_put(b, "id NOT IN (SELECT id FROM excl)");
+        strbuf_put(b, "id NOT IN (SELECT id FROM excl)");
     if (s->has_exclusions && s->where)
-        ch_buf_put(b, " AND ");
+        strbuf_put(b, " AND ");
     if (s->where)
-        ch_buf_printf(b, "(%s)", s->where);
+        strbuf_printf(b, "(%s)", s->where);
 }
 
 char *ch_sql_search(const ch_search_sql *s)
 {
-    ch_buf b = {0};
+    strbuf b = {0};
     if (s->score_all || s->dialect == CH_DIALECT_LEGACY) {
         /* Portable: a WITH constant and a two-array lambda work on every version. The
          * constant is cast to Float32, the exact floats of the query (and 18.16 multiplies
          * Float32 pairs about a quarter faster than Float32 × Float64). */
-        ch_buf_put(&b, "WITH CAST(");
+        strbuf_put(&b, "WITH CAST(");
         ch_sql_float_array(&b, s->query, s->dims);
-        ch_buf_printf(&b, " AS Array(Float32)) AS q SELECT id, url, %sarraySum((x, y) -> x * y, vector, q) AS dist%s"
+        strbuf_printf(&b, " AS Array(Float32)) AS q SELECT id, url, %sarraySum((x, y) -> x * y, vector, q) AS dist%s"
                           " FROM ",
                       s->score_all ? "" : "1 - ", s->with_vectors ? ", vector" : "");
         put_identifier(&b, s->table);
         put_conditions(&b, s);
         if (s->score_all)
-            ch_buf_put(&b, " ORDER BY row LIMIT 1 BY id");
+            strbuf_put(&b, " ORDER BY row LIMIT 1 BY id");
         else
-            ch_buf_printf(&b, " ORDER BY dist, id LIMIT 1 BY id LIMIT %d, %d", s->offset, s->k);
+            strbuf_printf(&b, " ORDER BY dist, id LIMIT 1 BY id LIMIT %d, %d", s->offset, s->k);
     } else {
         /* Index dialects: the inner query is the shape the index recognises (ORDER BY the
          * distance of a literal, LIMIT); it over-fetches by the number of exclusions. The
          * outer one breaks ties by id and pages. */
         long long fetch = (long long)s->offset + s->k + (long long)s->n_exclude;
-        ch_buf_printf(&b, "SELECT id, url, toFloat64(d) AS dist%s FROM (SELECT id, url, ",
+        strbuf_printf(&b, "SELECT id, url, toFloat64(d) AS dist%s FROM (SELECT id, url, ",
                       s->with_vectors ? ", vector" : "");
         if (s->with_vectors)
-            ch_buf_put(&b, "vector, ");
-        ch_buf_put(&b, s->dialect == CH_DIALECT_MYSCALE ? "distance(vector, "
+            strbuf_put(&b, "vector, ");
+        strbuf_put(&b, s->dialect == CH_DIALECT_MYSCALE ? "distance(vector, "
                                                         : "cosineDistance(vector, ");
         ch_sql_float_array(&b, s->query, s->dims);
-        ch_buf_put(&b, ") AS d FROM ");
+        strbuf_put(&b, ") AS d FROM ");
         put_identifier(&b, s->table);
         put_conditions(&b, s);
-        ch_buf_printf(&b, " ORDER BY d LIMIT %lld) ORDER BY dist, id LIMIT 1 BY id LIMIT %d, %d", fetch,
+        strbuf_printf(&b, " ORDER BY d LIMIT %lld) ORDER BY dist, id LIMIT 1 BY id LIMIT %d, %d", fetch,
                       s->offset, s->k);
         if (s->dialect == CH_DIALECT_CLICKHOUSE && s->where)
-            ch_buf_put(&b, " SETTINGS vector_search_filter_strategy = 'prefilter'");
+            strbuf_put(&b, " SETTINGS vector_search_filter_strategy = 'prefilter'");
     }
-    ch_buf_put(&b, " FORMAT RowBinary");
-    return ch_buf_take(&b);
+    strbuf_put(&b, " FORMAT RowBinary");
+    return strbuf_take(&b);
 }
 
 /* ---- server errors ---- */
@@ -670,7 +635,7 @@ int ch_parse_server_error(const char *body, int *code, char *msg, size_t size)
     return 0;
 }
 
-void ch_tsv_escape(ch_buf *b, const char *s)
+void ch_tsv_escape(strbuf *b, const char *s)
 {
     for (; *s; s++) {
         const char *esc = NULL;
@@ -684,8 +649,8 @@ void ch_tsv_escape(ch_buf *b, const char *s)
         default: break;
         }
         if (esc)
-            ch_buf_put(b, esc);
+            strbuf_put(b, esc);
         else
-            ch_buf_bytes(b, s, 1);
+            strbuf_bytes(b, s, 1);
     }
 }

@@ -27,6 +27,8 @@
 
 #include <sqlite3.h>
 
+#include "common/hash.h"
+#include "common/sqlite_util.h"
 #include "store/backend.h"
 #include "store/backend_common.h"
 #include "store/filter.h"
@@ -77,49 +79,23 @@ typedef struct embedded {
 
 static int db_fail(embedded *e, vdx_error *err, const char *what)
 {
-    return vdx_fail(err, "collection '%s': %s: %s (%s)", e->collection, what,
-                    sqlite3_errmsg(e->db), e->db_path);
+    return sql_fail(e->db, err, "collection '%s' (%s): %s", e->collection, e->db_path, what);
 }
 
 static int exec_sql(embedded *e, const char *sql, vdx_error *err)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(e->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        /* never the statement itself: it may be long, and it is ours, not the user's */
-        vdx_fail(err, "collection '%s': the database refused a statement: %s", e->collection,
-                 msg ? msg : sqlite3_errmsg(e->db));
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
+    /* never the statement itself nor the path: the message may reach an HTTP client */
+    return sql_exec(e->db, sql, err, "collection '%s'", e->collection);
 }
 
 static sqlite3_stmt *prepare(embedded *e, const char *sql, vdx_error *err)
 {
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(e->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': the database refused a query: %s", e->collection,
-                 sqlite3_errmsg(e->db));
-        return NULL;
-    }
-    return stmt;
+    return sql_prepare(e->db, sql, err, "collection '%s'", e->collection);
 }
 
-static void rollback(embedded *e)
-{
-    if (!sqlite3_get_autocommit(e->db))
-        sqlite3_exec(e->db, "ROLLBACK", NULL, NULL, NULL);
-}
+static void rollback(embedded *e) { sql_rollback(e->db); }
 
 static const char *type_name(vdx_vector_type type) { return type == VDX_VECTOR_F16 ? "f16" : "f32"; }
-
-static uint64_t hash_id(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
 
 static const char *row_id(const embedded *e, int64_t row) { return e->id_chars + e->id_offsets[row]; }
 
@@ -130,7 +106,7 @@ static int64_t index_find(const embedded *e, const char *id)
     if (!e->index.cap)
         return -1;
     size_t mask = e->index.cap - 1;
-    for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+    for (size_t i = hash_str(id) & mask;; i = (i + 1) & mask) {
         int64_t slot = e->index.slots[i];
         if (!slot)
             return -1;
@@ -142,7 +118,7 @@ static int64_t index_find(const embedded *e, const char *id)
 static void index_put(embedded *e, int64_t row)
 {
     size_t mask = e->index.cap - 1;
-    size_t i = hash_id(row_id(e, row)) & mask;
+    size_t i = hash_str(row_id(e, row)) & mask;
     while (e->index.slots[i])
         i = (i + 1) & mask;
     e->index.slots[i] = row + 1;
@@ -158,7 +134,7 @@ static int index_reserve(embedded *e, size_t n, vdx_error *err)
         cap *= 2;
     int64_t *slots = calloc(cap, sizeof *slots);
     if (!slots)
-        return vdx_fail(err, "collection '%s': out of memory for an id index of %zu items",
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory for an id index of %zu items",
                         e->collection, n);
     int64_t *old = e->index.slots;
     size_t old_cap = e->index.cap;
@@ -182,7 +158,7 @@ static int remember_row_id(embedded *e, int64_t row, const char *id, vdx_error *
             cap *= 2;
         size_t *offsets = realloc(e->id_offsets, (size_t)cap * sizeof *offsets);
         if (!offsets)
-            return vdx_fail(err, "collection '%s': out of memory for %lld ids", e->collection,
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory for %lld ids", e->collection,
                             (long long)cap);
         e->id_offsets = offsets;
         e->id_offsets_cap = cap;
@@ -193,7 +169,7 @@ static int remember_row_id(embedded *e, int64_t row, const char *id, vdx_error *
             cap *= 2;
         char *chars = realloc(e->id_chars, cap);
         if (!chars)
-            return vdx_fail(err, "collection '%s': out of memory for ids", e->collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory for ids", e->collection);
         e->id_chars = chars;
         e->id_chars_cap = cap;
     }
@@ -221,14 +197,14 @@ static int create_vector_file(embedded *e, vdx_error *err)
 {
     int fd = open(e->vec_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return vdx_fail(err, "collection '%s': cannot create %s: %s", e->collection,
+        return vdx_fail_errno(err, errno, "collection '%s': cannot create %s: %s", e->collection,
                         e->vec_path, strerror(errno));
     uint8_t header[VECTOR_HEADER_SIZE];
     encode_header(header, e->model.dims, e->type);
     if (vdx_backend_write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
         int saved = errno;
         close(fd);
-        return vdx_fail(err, "collection '%s': cannot write %s: %s", e->collection,
+        return vdx_fail_errno(err, saved, "collection '%s': cannot write %s: %s", e->collection,
                         e->vec_path, strerror(saved));
     }
     close(fd);
@@ -239,7 +215,7 @@ static int open_vector_file(embedded *e, vdx_error *err)
 {
     e->vec_fd = open(e->vec_path, (e->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (e->vec_fd < 0)
-        return vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection, e->vec_path,
+        return vdx_fail_errno(err, errno, "collection '%s': cannot open %s: %s", e->collection, e->vec_path,
                         strerror(errno));
     uint8_t header[VECTOR_HEADER_SIZE], expected[VECTOR_HEADER_SIZE];
     ssize_t got = pread(e->vec_fd, header, sizeof header, 0);
@@ -270,7 +246,7 @@ static int map_rows(embedded *e, int64_t rows, vdx_error *err)
         return 0;
     struct stat st;
     if (fstat(e->vec_fd, &st) != 0)
-        return vdx_fail(err, "collection '%s': %s: %s", e->collection, e->vec_path,
+        return vdx_fail_errno(err, errno, "collection '%s': %s: %s", e->collection, e->vec_path,
                         strerror(errno));
     if ((size_t)st.st_size < need)
         return vdx_fail(err,
@@ -285,7 +261,7 @@ static int map_rows(embedded *e, int64_t rows, vdx_error *err)
     e->map_size = 0;
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, e->vec_fd, 0);
     if (map == MAP_FAILED)
-        return vdx_fail(err, "collection '%s': cannot map %s (%lld bytes): %s", e->collection,
+        return vdx_fail_errno(err, errno, "collection '%s': cannot map %s (%lld bytes): %s", e->collection,
                         e->vec_path, (long long)st.st_size, strerror(errno));
     madvise(map, (size_t)st.st_size, MADV_WILLNEED);
     e->map = map;
@@ -348,14 +324,14 @@ static int load_columns(embedded *e, vdx_error *err)
             char **grown = realloc(e->columns, (size_t)cap * sizeof *grown);
             if (!grown) {
                 sqlite3_finalize(stmt);
-                return vdx_fail(err, "collection '%s': out of memory", e->collection);
+                return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
             }
             e->columns = grown;
         }
         char *name = strdup((const char *)sqlite3_column_text(stmt, 0));
         if (!name) {
             sqlite3_finalize(stmt);
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         }
         e->columns[e->n_columns++] = name;
     }
@@ -391,7 +367,7 @@ static int load_new_rows(embedded *e, vdx_error *err)
             int64_t row = sqlite3_column_int64(stmt, 0);
             if (row != expect) {
                 sqlite3_finalize(stmt);
-                vdx_fail(err, "collection '%s': %s: no item holds vector row %lld",
+                vdx_fail_kind(err, VDX_ERR_CORRUPT, "collection '%s': %s: no item holds vector row %lld",
                          e->collection, e->db_path, (long long)expect);
                 goto fail;
             }
@@ -407,7 +383,7 @@ static int load_new_rows(embedded *e, vdx_error *err)
             goto fail;
         }
         if (expect != committed) {
-            vdx_fail(err, "collection '%s': %s: no item holds vector row %lld", e->collection,
+            vdx_fail_kind(err, VDX_ERR_CORRUPT, "collection '%s': %s: no item holds vector row %lld", e->collection,
                      e->db_path, (long long)expect);
             goto fail;
         }
@@ -450,7 +426,7 @@ static int discard_uncommitted_rows(embedded *e, vdx_error *err)
     off_t committed = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
     struct stat st;
     if (fstat(e->vec_fd, &st) != 0)
-        return vdx_fail(err, "collection '%s': %s: %s", e->collection, e->vec_path,
+        return vdx_fail_errno(err, errno, "collection '%s': %s: %s", e->collection, e->vec_path,
                         strerror(errno));
     if (st.st_size < committed)
         return vdx_fail(err,
@@ -465,7 +441,7 @@ static int discard_uncommitted_rows(embedded *e, vdx_error *err)
             e->map_size = 0;
         }
         if (ftruncate(e->vec_fd, committed) != 0 || fsync(e->vec_fd) != 0)
-            return vdx_fail(err, "collection '%s': cannot truncate %s to %lld bytes: %s",
+            return vdx_fail_errno(err, errno, "collection '%s': cannot truncate %s to %lld bytes: %s",
                             e->collection, e->vec_path, (long long)committed, strerror(errno));
     }
     return 0;
@@ -561,7 +537,7 @@ static int create_schema(embedded *e, const vdx_model_identity *model, vdx_error
                  err) != 0)
         goto fail;
     char now[32], dims[16];
-    vdx_backend_utc_now(now);
+    clock_utc_iso_now(now);
     snprintf(dims, sizeof dims, "%d", model->dims);
     const char *pairs[][2] = {{"format_version", "1"},
                               {"model_name", model->name},
@@ -639,7 +615,7 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
 {
     embedded *e = calloc(1, sizeof *e);
     if (!e) {
-        vdx_fail(err, "out of memory opening collection '%s'", args->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory opening collection '%s'", args->collection);
         return NULL;
     }
     e->lock_fd = e->vec_fd = -1;
@@ -652,7 +628,7 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
     if (!file_exists(e->db_path) && !args->create) {
         char others[1024];
         list_collections(e->dir, others, sizeof others);
-        vdx_fail(err, "collection '%s' does not exist (no %s; %s%s): create it with 'vdx ingest folder|unsplash|urls SOURCE --collection %s', or name another with --collection/--data",
+        vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s' does not exist (no %s; %s%s): create it with 'vdx ingest folder|unsplash|urls SOURCE --collection %s', or name another with --collection/--data",
                  e->collection, e->db_path, others[0] ? "collections there: " : "there are no collections there",
                  others, e->collection);
         goto fail;
@@ -661,12 +637,8 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
         goto fail;
     int flags = (e->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
                 (args->create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(e->db_path, &e->db, flags, NULL) != SQLITE_OK) {
-        vdx_fail(err, "collection '%s': cannot open %s: %s", e->collection, e->db_path,
-                 e->db ? sqlite3_errmsg(e->db) : "out of memory");
+    if (sql_open(e->db_path, flags, &e->db, err, "collection '%s'", e->collection) != 0)
         goto fail;
-    }
-    sqlite3_busy_timeout(e->db, 10000);
     if (!e->read_only && exec_sql(e, "PRAGMA journal_mode = WAL", err) != 0)
         goto fail;
     if (exec_sql(e, "PRAGMA synchronous = FULL", err) != 0 ||
@@ -678,7 +650,7 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
         goto fail;
     if (!has_meta) {
         if (!args->create) {
-            vdx_fail(err, "collection '%s' does not exist (%s holds no collection: its "
+            vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s' does not exist (%s holds no collection: its "
                           "creation was interrupted)",
                      e->collection, e->db_path);
             goto fail;
@@ -715,6 +687,7 @@ static int embedded_refresh(void *state, vdx_error *err)
 }
 
 static int64_t embedded_count(void *state) { return ((embedded *)state)->count; }
+static vdx_vector_type embedded_vector_type(void *state) { return ((embedded *)state)->type; }
 
 /* ---- columns ---- */
 
@@ -739,6 +712,7 @@ static int add_columns(embedded *e, const char *const *names, int n, vdx_error *
                                                 names, n, err);
     if (missing <= 0)
         return missing;
+    rollback(e); /* a transaction a failed rollback left open */
     if (become_writer(e, err) != 0 || exec_sql(e, "BEGIN IMMEDIATE", err) != 0)
         return -1;
     sqlite3_stmt *insert = prepare(e, "INSERT INTO columns(name) VALUES (?1)", err);
@@ -749,7 +723,7 @@ static int add_columns(embedded *e, const char *const *names, int n, vdx_error *
             continue;
         char *sql = sqlite3_mprintf("ALTER TABLE items ADD COLUMN \"%w\" TEXT", names[i]);
         if (!sql) {
-            vdx_fail(err, "collection '%s': out of memory", e->collection);
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
             goto fail_insert;
         }
         int rc = exec_sql(e, sql, err);
@@ -788,33 +762,6 @@ static int embedded_columns(void *state, char ***names, int *n, vdx_error *err)
 
 /* ---- append ---- */
 
-/* Ids must be unique within a batch: a temporary hash set of item indexes. */
-static int check_batch_ids(embedded *e, const vdx_item *items, size_t n, vdx_error *err)
-{
-    size_t cap = 16;
-    while (cap < n * 2)
-        cap *= 2;
-    size_t *slots = calloc(cap, sizeof *slots); /* item index + 1 */
-    if (!slots)
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        size_t s = hash_id(items[i].id) & (cap - 1);
-        for (; slots[s]; s = (s + 1) & (cap - 1)) {
-            if (strcmp(items[slots[s] - 1].id, items[i].id) == 0) {
-                rc = vdx_fail(err,
-                              "collection '%s': id '%s' appears twice in the batch (items %zu "
-                              "and %zu)",
-                              e->collection, items[i].id, slots[s] - 1, i);
-                break;
-            }
-        }
-        slots[s] = i + 1;
-    }
-    free(slots);
-    return rc;
-}
-
 /* INSERT for one item; its column list depends on which metadata the item carries. */
 static sqlite3_stmt *prepare_insert(embedded *e, const vdx_item *item, vdx_error *err)
 {
@@ -829,7 +776,7 @@ static sqlite3_stmt *prepare_insert(embedded *e, const vdx_item *item, vdx_error
     sqlite3_str_appendall(sql, ")");
     char *text = sqlite3_str_finish(sql);
     if (!text) {
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         return NULL;
     }
     sqlite3_stmt *stmt = prepare(e, text, err);
@@ -850,7 +797,7 @@ static int same_meta_names(const vdx_item *a, const vdx_item *b)
 static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error *err)
 {
     char now[32];
-    vdx_backend_utc_now(now);
+    clock_utc_iso_now(now);
     sqlite3_stmt *remove_failure = prepare(e, "DELETE FROM items WHERE id = ?1 AND row IS NULL", err);
     sqlite3_stmt *thumbnail =
         remove_failure ? prepare(e, "INSERT OR REPLACE INTO thumbnails(id, jpeg) VALUES (?1, ?2)", err)
@@ -866,16 +813,6 @@ static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error 
                           e->collection, it->id, i);
             break;
         }
-        for (int m = 0; m < it->n_meta; m++)
-            for (int o = 0; o < m; o++)
-                if (strcasecmp(it->meta_names[m], it->meta_names[o]) == 0) {
-                    rc = vdx_fail(err, "collection '%s': item '%s' names column '%s' twice",
-                                  e->collection, it->id, it->meta_names[m]);
-                    m = it->n_meta;
-                    break;
-                }
-        if (rc != 0)
-            break;
         sqlite3_bind_text(remove_failure, 1, it->id, -1, SQLITE_STATIC);
         if (sqlite3_step(remove_failure) != SQLITE_DONE) {
             rc = db_fail(e, err, "replacing a failure");
@@ -914,8 +851,8 @@ static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error 
         for (int m = 0; m < it->n_meta; m++)
             sqlite3_bind_text(insert, 9 + m, it->meta_values[m], -1, SQLITE_STATIC);
         if (sqlite3_step(insert) != SQLITE_DONE) {
-            rc = vdx_fail(err, "collection '%s': storing item '%s' (batch item %zu): %s",
-                          e->collection, it->id, i, sqlite3_errmsg(e->db));
+            rc = sql_fail(e->db, err, "collection '%s': storing item '%s' (batch item %zu)",
+                          e->collection, it->id, i);
             break;
         }
         sqlite3_reset(insert);
@@ -924,8 +861,8 @@ static int insert_items(embedded *e, const vdx_item *items, size_t n, vdx_error 
             sqlite3_bind_text(thumbnail, 1, it->id, -1, SQLITE_STATIC);
             sqlite3_bind_blob64(thumbnail, 2, it->thumbnail, it->thumbnail_size, SQLITE_STATIC);
             if (sqlite3_step(thumbnail) != SQLITE_DONE) {
-                rc = vdx_fail(err, "collection '%s': storing the thumbnail of '%s': %s",
-                              e->collection, it->id, sqlite3_errmsg(e->db));
+                rc = sql_fail(e->db, err, "collection '%s': storing the thumbnail of '%s'",
+                              e->collection, it->id);
                 break;
             }
             sqlite3_reset(thumbnail);
@@ -958,7 +895,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
     size_t chunk_rows = (4u << 20) / e->row_bytes + 1, done = 0;
     uint8_t *buf = malloc(chunk_rows * e->row_bytes);
     if (!buf)
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
     off_t offset = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
     size_t i = 0;
     while (done < n_vectors) {
@@ -976,7 +913,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
         if (vdx_backend_write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
             int saved = errno;
             free(buf);
-            return vdx_fail(err, "collection '%s': writing %zu vectors to %s at byte %lld: %s",
+            return vdx_fail_errno(err, saved, "collection '%s': writing %zu vectors to %s at byte %lld: %s",
                             e->collection, rows, e->vec_path, (long long)offset,
                             strerror(saved));
         }
@@ -985,7 +922,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
     }
     free(buf);
     if (fdatasync(e->vec_fd) != 0)
-        return vdx_fail(err, "collection '%s': syncing %s: %s", e->collection, e->vec_path,
+        return vdx_fail_errno(err, errno, "collection '%s': syncing %s: %s", e->collection, e->vec_path,
                         strerror(errno));
     return 0;
 }
@@ -993,7 +930,7 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
 static int embedded_append(void *state, const vdx_item *items, size_t n, vdx_error *err)
 {
     embedded *e = state;
-    if (become_writer(e, err) != 0 || check_batch_ids(e, items, n, err) != 0)
+    if (become_writer(e, err) != 0)
         return -1;
     /* Metadata columns first (their own transaction: harmless if the batch fails). */
     for (size_t i = 0; i < n; i++) {
@@ -1003,21 +940,13 @@ static int embedded_append(void *state, const vdx_item *items, size_t n, vdx_err
                 return vdx_error_prefix(err, "item '%s'", items[i].id);
         }
     }
-    size_t n_vectors = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i].vector)
-            continue;
-        n_vectors++;
-        for (int d = 0; e->type == VDX_VECTOR_F16 && d < e->model.dims; d++)
-            if (fabsf(items[i].vector[d]) >= 65520.0f)
-                return vdx_fail(err,
-                                "collection '%s': item '%s': element %d (%g) does not fit a "
-                                "float16 collection",
-                                e->collection, items[i].id, d, (double)items[i].vector[d]);
-    }
+    size_t n_vectors = 0; /* the batch rules (ids, columns, float16 range): store.c */
+    for (size_t i = 0; i < n; i++)
+        n_vectors += items[i].vector != NULL;
     off_t committed = VECTOR_HEADER_SIZE + (off_t)e->count * (off_t)e->row_bytes;
     if (write_vectors(e, items, n, n_vectors, err) != 0)
         goto undo_vectors;
+    rollback(e); /* a transaction a failed rollback left open */
     if (exec_sql(e, "BEGIN IMMEDIATE", err) != 0)
         goto undo_vectors;
     if (insert_items(e, items, n, err) != 0 || exec_sql(e, "COMMIT", err) != 0) {
@@ -1104,7 +1033,8 @@ static int64_t row_of(embedded *e, const char *id, vdx_error *err)
     int failed = 0;
     if (lookup_failure(e, id, &failed, err) != 0)
         return -1;
-    vdx_fail(err, failed ? "collection '%s': item '%s' failed to ingest and has no vector"
+    vdx_fail_kind(err, failed ? VDX_ERR_INVALID : VDX_ERR_NOT_FOUND,
+                  failed ? "collection '%s': item '%s' failed to ingest and has no vector"
                          : "collection '%s': no item '%s'",
              e->collection, id);
     return -1;
@@ -1150,7 +1080,7 @@ static sqlite3_stmt *select_by_id(embedded *e, const char *sql, const char *id,
     if (rc == SQLITE_ROW)
         return stmt;
     if (rc == SQLITE_DONE)
-        vdx_fail(err, "collection '%s': %s '%s'", e->collection, missing, id);
+        vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "collection '%s': %s '%s'", e->collection, missing, id);
     else
         db_fail(e, err, doing);
     sqlite3_finalize(stmt);
@@ -1166,15 +1096,27 @@ static int embedded_get_item(void *state, const char *id, cJSON **item, vdx_erro
         return -1;
     cJSON *obj = cJSON_CreateObject(), *meta = cJSON_CreateObject();
     int is_failure = sqlite3_column_type(stmt, 6) != SQLITE_NULL;
-    for (int c = 0; c < sqlite3_column_count(stmt); c++) {
+    int ok = obj && meta;
+    for (int c = 0; ok && c < sqlite3_column_count(stmt); c++) {
         const char *name = sqlite3_column_name(stmt, c);
         if (strcmp(name, "row") == 0 || (!is_failure && (strcmp(name, "failure") == 0 ||
                                                          strcmp(name, "failed_at") == 0)))
             continue;
-        cJSON_AddItemToObject(is_builtin(name) ? obj : meta, name, column_value(stmt, c));
+        cJSON *value = name ? column_value(stmt, c) : NULL;
+        ok = value && cJSON_AddItemToObject(is_builtin(name) ? obj : meta, name, value);
+        if (!ok)
+            cJSON_Delete(value);
     }
     sqlite3_finalize(stmt);
-    cJSON_AddItemToObject(obj, "metadata", meta);
+    if (ok && !cJSON_AddItemToObject(obj, "metadata", meta))
+        ok = 0;
+    else if (ok)
+        meta = NULL; /* obj owns it */
+    cJSON_Delete(meta);
+    if (!ok) { /* an item with a key missing would be wrong, not smaller */
+        cJSON_Delete(obj);
+        return vdx_fail_oom(err, "reading item '%s' of collection '%s'", id, e->collection);
+    }
     *item = obj;
     return 0;
 }
@@ -1191,7 +1133,7 @@ static int embedded_get_thumbnail(void *state, const char *id, uint8_t **jpeg, s
     *jpeg = malloc(n ? n : 1);
     if (!*jpeg) {
         sqlite3_finalize(stmt);
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
     }
     memcpy(*jpeg, sqlite3_column_blob(stmt, 0), n);
     *size = n;
@@ -1305,6 +1247,8 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
         char *sql = expr ? sqlite3_mprintf("SELECT row FROM items WHERE row < ?1 AND (%s)", expr)
                          : NULL;
         free(expr);
+        if (expr && !sql)
+            vdx_fail_oom(err, "filtering collection '%s'", e->collection);
         sqlite3_stmt *stmt = sql ? prepare(e, sql, err) : NULL;
         sqlite3_free(sql);
         if (!stmt || vdx_filter_bind_sqlite(filter, stmt, 2, err) != 0) {
@@ -1317,7 +1261,7 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
         *allowed = new_bitmap(e->count, 0);
         if (!*allowed) {
             sqlite3_finalize(stmt);
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         }
         int rc;
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -1328,13 +1272,12 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
         if (rc != SQLITE_DONE) {
             free(*allowed);
             *allowed = NULL;
-            return vdx_fail(err, "collection '%s': where \"%s\": %s", e->collection, req->where,
-                            sqlite3_errmsg(e->db));
+            return sql_fail(e->db, err, "collection '%s': where \"%s\"", e->collection, req->where);
         }
     }
     if (req->n_exclude > 0) {
         if (!*allowed && !(*allowed = new_bitmap(e->count, 1)))
-            return vdx_fail(err, "collection '%s': out of memory", e->collection);
+            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         for (size_t i = 0; i < req->n_exclude; i++) {
             int64_t row = index_find(e, req->exclude_ids[i]);
             if (row >= 0)
@@ -1353,13 +1296,18 @@ static int row_urls(embedded *e, const int64_t *rows, int n, char **urls, vdx_er
         sqlite3_bind_int64(stmt, 1, rows[i]);
         int rc = sqlite3_step(stmt);
         const unsigned char *url = rc == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : NULL;
-        urls[i] = strdup(url ? (const char *)url : "");
+        int url_oom = rc == SQLITE_ROW && !url && sqlite3_errcode(e->db) == SQLITE_NOMEM;
+        urls[i] = url_oom ? NULL : strdup(url ? (const char *)url : "");
         sqlite3_reset(stmt);
-        if (rc != SQLITE_ROW || !urls[i]) {
+        if (rc == SQLITE_ROW && !urls[i]) {
             sqlite3_finalize(stmt);
-            return rc == SQLITE_ROW || rc == SQLITE_DONE
-                       ? vdx_fail(err, "collection '%s': no item for row %lld", e->collection,
-                                  (long long)rows[i])
+            return vdx_fail_oom(err, "reading the urls of collection '%s'", e->collection);
+        }
+        if (rc != SQLITE_ROW) {
+            sqlite3_finalize(stmt);
+            return rc == SQLITE_DONE
+                       ? vdx_fail_kind(err, VDX_ERR_CORRUPT, "collection '%s': no item for row %lld",
+                                       e->collection, (long long)rows[i])
                        : db_fail(e, err, "reading urls");
         }
     }
@@ -1380,7 +1328,7 @@ static int fill_hit(embedded *e, vdx_hit *hit, int64_t row, float dist, char *ur
     hit->dist = dist;
     hit->vector = with_vector ? malloc((size_t)e->model.dims * sizeof(float)) : NULL;
     if (!hit->id || (with_vector && !hit->vector))
-        return vdx_fail(err, "collection '%s': out of memory", e->collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
     if (with_vector)
         widen_row(e, row, hit->vector);
     return 0;
@@ -1405,7 +1353,7 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
     vdx_scan_hit *found = malloc((size_t)want * sizeof *found);
     int rc = -1;
     if (!q || !found) {
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
     vdx_backend_unit_vector(req->query, dims, q);
@@ -1424,7 +1372,7 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
     if (!rows || !urls || !out->hits) {
         free(rows);
         free(urls);
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
     for (int i = 0; i < n; i++)
@@ -1466,7 +1414,7 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
     int rc = -1;
     sqlite3_stmt *stmt = NULL;
     if (!dots || !urls) {
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
     vdx_scan_matrix m = matrix_of(e);
@@ -1485,7 +1433,7 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
             continue;
         const unsigned char *url = sqlite3_column_text(stmt, 1);
         if (!(urls[r] = strdup(url ? (const char *)url : ""))) {
-            vdx_fail(err, "collection '%s': out of memory", e->collection);
+            vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
             goto done;
         }
     }
@@ -1495,7 +1443,7 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
     }
     out->hits = calloc((size_t)(n ? n : 1), sizeof *out->hits);
     if (!out->hits) {
-        vdx_fail(err, "collection '%s': out of memory", e->collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
     rc = 0;
@@ -1525,6 +1473,7 @@ const vdx_store_backend vdx_embedded_backend = {
     .close = embedded_close,
     .refresh = embedded_refresh,
     .count = embedded_count,
+    .vector_type = embedded_vector_type,
     .add_columns = embedded_add_columns,
     .columns = embedded_columns,
     .append = embedded_append,

@@ -17,7 +17,9 @@
 
 #include <utf8proc.h>
 
-#include "store/clickhouse.h"
+#include "common/sqlite_util.h"
+#include "common/strbuf.h"
+#include "store/clickhouse.h" /* ClickHouse quoting */
 #include "store/filter.h"
 
 #define FILTER_MAX_BYTES 65536
@@ -94,6 +96,15 @@ static const char *const functions[] = {"lower", "upper", "length"};
 
 /* ---- errors ---- */
 
+/* Allocation failures are not the filter's fault: out of memory, not invalid. */
+static int parse_oom(parser *p)
+{
+    if (p->failed)
+        return -1;
+    p->failed = 1;
+    return vdx_fail_oom(p->err, "parsing a where filter");
+}
+
 static int parse_fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int parse_fail(parser *p, const char *fmt, ...)
 {
@@ -105,7 +116,7 @@ static int parse_fail(parser *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return vdx_fail(p->err, "where: %s", msg);
+    return vdx_fail_kind(p->err, VDX_ERR_INVALID, "where: %s", msg);
 }
 
 /* The token as the user wrote it, shortened, for messages. */
@@ -147,7 +158,7 @@ static int next_token(parser *p)
         size_t n = 0;
         char *value = malloc(strlen(s + i) + 1);
         if (!value)
-            return parse_fail(p, "out of memory");
+            return parse_oom(p);
         i++;
         for (;;) {
             if (s[i] == 0) {
@@ -206,7 +217,7 @@ static int next_token(parser *p)
             return parse_fail(p, "malformed number at byte %zu", start);
         char *value = malloc(strlen(p->tok.value) + 2);
         if (!value)
-            return parse_fail(p, "out of memory");
+            return parse_oom(p);
         value[0] = '-';
         strcpy(value + 1, p->tok.value);
         free(p->tok.value);
@@ -238,7 +249,7 @@ static int next_token(parser *p)
     if ((p->tok.kind == TOKEN_IDENT || p->tok.kind == TOKEN_QUOTED_IDENT ||
          p->tok.kind == TOKEN_STRING || p->tok.kind == TOKEN_NUMBER || p->tok.kind == TOKEN_OP) &&
         !p->tok.value)
-        return parse_fail(p, "out of memory");
+        return parse_oom(p);
     p->tok.len = i - start;
     p->pos = i;
     return 0;
@@ -282,7 +293,7 @@ static node *new_node(parser *p, node_kind kind)
 {
     node *n = calloc(1, sizeof *n);
     if (!n)
-        parse_fail(p, "out of memory");
+        parse_oom(p);
     else
         n->kind = kind;
     return n;
@@ -295,7 +306,7 @@ static int add_arg(parser *p, node *n, node *arg)
     node **args = realloc(n->args, (size_t)(n->n_args + 1) * sizeof *args);
     if (!args) {
         free_node(arg);
-        return parse_fail(p, "out of memory");
+        return parse_oom(p);
     }
     n->args = args;
     n->args[n->n_args++] = arg;
@@ -325,7 +336,7 @@ static int add_literal(parser *p, node *n)
         int cap = f->cap_literals ? f->cap_literals * 2 : 16;
         node **grown = realloc(f->literals, (size_t)cap * sizeof *grown);
         if (!grown)
-            return parse_fail(p, "out of memory");
+            return parse_oom(p);
         f->literals = grown;
         f->cap_literals = cap;
     }
@@ -462,7 +473,7 @@ static node *parse_value(parser *p)
         n->column_type = p->columns[found].type;
         if (!(n->text = strdup(p->columns[found].name))) {
             free_node(n);
-            parse_fail(p, "out of memory");
+            parse_oom(p);
             return NULL;
         }
         return n;
@@ -692,12 +703,12 @@ vdx_filter *vdx_filter_parse(const char *text, const vdx_filter_column *columns,
 {
     size_t len = strlen(text);
     if (len > FILTER_MAX_BYTES) {
-        vdx_fail(err, "where: filter is %zu bytes; the limit is %d", len, FILTER_MAX_BYTES);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "where: filter is %zu bytes; the limit is %d", len, FILTER_MAX_BYTES);
         return NULL;
     }
     vdx_filter *f = calloc(1, sizeof *f);
     if (!f) {
-        vdx_fail(err, "where: out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "where: out of memory");
         return NULL;
     }
     parser p = {.text = text, .columns = columns, .n_columns = n_columns, .filter = f,
@@ -716,7 +727,7 @@ vdx_filter *vdx_filter_parse(const char *text, const vdx_filter_column *columns,
     free(p.tok.value);
     if (p.failed || !f->root) {
         if (!p.failed)
-            vdx_fail(err, "where: cannot parse '%s'", text);
+            vdx_fail_kind(err, VDX_ERR_INVALID, "where: cannot parse '%s'", text);
         vdx_filter_free(f);
         return NULL;
     }
@@ -736,146 +747,110 @@ void vdx_filter_free(vdx_filter *filter)
 
 typedef enum { DIALECT_SQLITE, DIALECT_CLICKHOUSE } dialect;
 
-static void put_owned(ch_buf *b, char *s)
+static void put_owned(strbuf *b, char *s)
 {
     if (!s)
         b->oom = 1;
     else
-        ch_buf_put(b, s);
+        strbuf_put(b, s);
     free(s);
 }
 
-char *vdx_clickhouse_quote_string(const char *s)
-{
-    ch_buf b = {0};
-    ch_buf_put(&b, "'");
-    for (; *s; s++) {
-        switch (*s) {
-        case '\\': ch_buf_put(&b, "\\\\"); break;
-        case '\'': ch_buf_put(&b, "\\'"); break;
-        case '\n': ch_buf_put(&b, "\\n"); break;
-        case '\t': ch_buf_put(&b, "\\t"); break;
-        case '\r': ch_buf_put(&b, "\\r"); break;
-        default: {
-            char c[2] = {*s, 0};
-            ch_buf_put(&b, c);
-        }
-        }
-    }
-    ch_buf_put(&b, "'");
-    return ch_buf_take(&b);
-}
-
-char *vdx_clickhouse_quote_identifier(const char *s)
-{
-    ch_buf b = {0};
-    ch_buf_put(&b, "`");
-    for (; *s; s++) {
-        char c[3] = {*s, 0, 0};
-        if (*s == '\\' || *s == '`') {
-            c[0] = '\\';
-            c[1] = *s;
-        }
-        ch_buf_put(&b, c);
-    }
-    ch_buf_put(&b, "`");
-    return ch_buf_take(&b);
-}
 
 static char *sqlite_quote_identifier(const char *s)
 {
-    ch_buf b = {0};
-    ch_buf_put(&b, "\"");
+    strbuf b = {0};
+    strbuf_put(&b, "\"");
     for (; *s; s++) {
         char c[3] = {*s, 0, 0};
         if (*s == '"')
             c[1] = '"';
-        ch_buf_put(&b, c);
+        strbuf_put(&b, c);
     }
-    ch_buf_put(&b, "\"");
-    return ch_buf_take(&b);
+    strbuf_put(&b, "\"");
+    return strbuf_take(&b);
 }
 
-static void render(ch_buf *b, const node *n, dialect d, int first_param);
+static void render(strbuf *b, const node *n, dialect d, int first_param);
 
 /* A value inside a comparison; numeric comparisons convert text values to numbers. */
-static void render_operand(ch_buf *b, const node *n, dialect d, int first_param, int numeric)
+static void render_operand(strbuf *b, const node *n, dialect d, int first_param, int numeric)
 {
     if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING && d == DIALECT_SQLITE) {
-        ch_buf_put(b, "vdx_number(");
+        strbuf_put(b, "vdx_number(");
         render(b, n, d, first_param);
-        ch_buf_put(b, ")");
+        strbuf_put(b, ")");
     } else if (numeric && type_of(n) == VALUE_TEXT && n->kind != NODE_STRING) {
         /* vdx_number()'s rule in ClickHouse: the whole text a plain decimal number (a
          * leading '+' allowed, no blanks), else NULL (not inf, nan or hex) */
-        ch_buf_put(b, "toFloat64OrNull(replaceRegexpOne(if(match(");
+        strbuf_put(b, "toFloat64OrNull(replaceRegexpOne(if(match(");
         render(b, n, d, first_param);
-        ch_buf_put(b, ", '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), ");
+        strbuf_put(b, ", '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), ");
         render(b, n, d, first_param);
-        ch_buf_put(b, ", ''), '^[+]', ''))");
+        strbuf_put(b, ", ''), '^[+]', ''))");
     } else {
         render(b, n, d, first_param);
     }
 }
 
-static void render(ch_buf *b, const node *n, dialect d, int first_param)
+static void render(strbuf *b, const node *n, dialect d, int first_param)
 {
     char param[32];
     switch (n->kind) {
     case NODE_OR:
     case NODE_AND:
-        ch_buf_put(b, "(");
+        strbuf_put(b, "(");
         render(b, n->args[0], d, first_param);
-        ch_buf_put(b, n->kind == NODE_OR ? " OR " : " AND ");
+        strbuf_put(b, n->kind == NODE_OR ? " OR " : " AND ");
         render(b, n->args[1], d, first_param);
-        ch_buf_put(b, ")");
+        strbuf_put(b, ")");
         break;
     case NODE_NOT:
-        ch_buf_put(b, "(NOT ");
+        strbuf_put(b, "(NOT ");
         render(b, n->args[0], d, first_param);
-        ch_buf_put(b, ")");
+        strbuf_put(b, ")");
         break;
     case NODE_COMPARE:
-        ch_buf_put(b, "(");
+        strbuf_put(b, "(");
         render_operand(b, n->args[0], d, first_param, n->numeric);
-        ch_buf_put(b, " ");
-        ch_buf_put(b, d == DIALECT_CLICKHOUSE && strcmp(n->op, "<>") == 0 ? "!=" : n->op);
-        ch_buf_put(b, " ");
+        strbuf_put(b, " ");
+        strbuf_put(b, d == DIALECT_CLICKHOUSE && strcmp(n->op, "<>") == 0 ? "!=" : n->op);
+        strbuf_put(b, " ");
         render_operand(b, n->args[1], d, first_param, n->numeric);
-        ch_buf_put(b, ")");
+        strbuf_put(b, ")");
         break;
     case NODE_IN:
-        ch_buf_put(b, "(");
+        strbuf_put(b, "(");
         render_operand(b, n->args[0], d, first_param, n->numeric);
-        ch_buf_put(b, n->negated ? " NOT IN (" : " IN (");
+        strbuf_put(b, n->negated ? " NOT IN (" : " IN (");
         for (int i = 1; i < n->n_args; i++) {
             if (i > 1)
-                ch_buf_put(b, ", ");
+                strbuf_put(b, ", ");
             render(b, n->args[i], d, first_param);
         }
-        ch_buf_put(b, "))");
+        strbuf_put(b, "))");
         break;
     case NODE_LIKE: /* case-insensitive (Unicode) on every backend */
-        ch_buf_put(b, d == DIALECT_SQLITE ? "(vdx_lower(" : "(lowerUTF8(");
+        strbuf_put(b, d == DIALECT_SQLITE ? "(vdx_lower(" : "(lowerUTF8(");
         render(b, n->args[0], d, first_param);
-        ch_buf_put(b, n->negated ? ") NOT LIKE " : ") LIKE ");
-        ch_buf_put(b, d == DIALECT_SQLITE ? "vdx_lower(" : "lowerUTF8(");
+        strbuf_put(b, n->negated ? ") NOT LIKE " : ") LIKE ");
+        strbuf_put(b, d == DIALECT_SQLITE ? "vdx_lower(" : "lowerUTF8(");
         render(b, n->args[1], d, first_param);
-        ch_buf_put(b, "))");
+        strbuf_put(b, "))");
         break;
     case NODE_IS_NULL:
-        ch_buf_put(b, "(");
+        strbuf_put(b, "(");
         render(b, n->args[0], d, first_param);
-        ch_buf_put(b, n->negated ? " IS NOT NULL)" : " IS NULL)");
+        strbuf_put(b, n->negated ? " IS NOT NULL)" : " IS NULL)");
         break;
     case NODE_BETWEEN:
-        ch_buf_put(b, "(");
+        strbuf_put(b, "(");
         render_operand(b, n->args[0], d, first_param, n->numeric);
-        ch_buf_put(b, n->negated ? " NOT BETWEEN " : " BETWEEN ");
+        strbuf_put(b, n->negated ? " NOT BETWEEN " : " BETWEEN ");
         render_operand(b, n->args[1], d, first_param, n->numeric);
-        ch_buf_put(b, " AND ");
+        strbuf_put(b, " AND ");
         render_operand(b, n->args[2], d, first_param, n->numeric);
-        ch_buf_put(b, ")");
+        strbuf_put(b, ")");
         break;
     case NODE_COLUMN:
         put_owned(b, d == DIALECT_SQLITE ? sqlite_quote_identifier(n->text)
@@ -885,23 +860,23 @@ static void render(ch_buf *b, const node *n, dialect d, int first_param)
     case NODE_NUMBER:
         if (d == DIALECT_SQLITE) {
             snprintf(param, sizeof param, "?%d", first_param + n->param);
-            ch_buf_put(b, param);
+            strbuf_put(b, param);
         } else if (n->kind == NODE_STRING) {
             put_owned(b, vdx_clickhouse_quote_string(n->text));
         } else {
-            ch_buf_put(b, n->text); /* digits, '.', 'e', sign only: checked by the lexer */
+            strbuf_put(b, n->text); /* digits, '.', 'e', sign only: checked by the lexer */
         }
         break;
     case NODE_FUNCTION: /* characters, and Unicode case mapping, on every backend */
         if (strcmp(n->text, "length") == 0)
-            ch_buf_put(b, d == DIALECT_CLICKHOUSE ? "lengthUTF8" : "length");
+            strbuf_put(b, d == DIALECT_CLICKHOUSE ? "lengthUTF8" : "length");
         else if (strcmp(n->text, "lower") == 0)
-            ch_buf_put(b, d == DIALECT_CLICKHOUSE ? "lowerUTF8" : "vdx_lower");
+            strbuf_put(b, d == DIALECT_CLICKHOUSE ? "lowerUTF8" : "vdx_lower");
         else
-            ch_buf_put(b, d == DIALECT_CLICKHOUSE ? "upperUTF8" : "vdx_upper");
-        ch_buf_put(b, "(");
+            strbuf_put(b, d == DIALECT_CLICKHOUSE ? "upperUTF8" : "vdx_upper");
+        strbuf_put(b, "(");
         render(b, n->args[0], d, first_param);
-        ch_buf_put(b, ")");
+        strbuf_put(b, ")");
         break;
     }
 }
@@ -909,11 +884,11 @@ static void render(ch_buf *b, const node *n, dialect d, int first_param)
 static char *render_filter(const vdx_filter *filter, dialect d, int first_param,
                            vdx_error *err)
 {
-    ch_buf b = {0};
+    strbuf b = {0};
     render(&b, filter->root, d, first_param);
-    char *sql = ch_buf_take(&b);
+    char *sql = strbuf_take(&b);
     if (!sql)
-        vdx_fail(err, "where: out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "where: out of memory");
     return sql;
 }
 
@@ -1023,7 +998,6 @@ int vdx_filter_register_sqlite(sqlite3 *db, vdx_error *err)
                                 NULL) != SQLITE_OK ||
         sqlite3_create_function(db, "vdx_upper", 1, flags, (void *)&upper, sql_change_case,
                                 NULL, NULL) != SQLITE_OK)
-        return vdx_fail(err, "where: cannot define the filter functions: %s",
-                        sqlite3_errmsg(db));
+        return sql_fail(db, err, "where: cannot define the filter functions");
     return 0;
 }

@@ -44,10 +44,5 @@ int vdx_filter_register_sqlite(sqlite3 *db, vdx_error *err);
  * lower/upper/length as lowerUTF8/upperUTF8/lengthUTF8. LIKE ignores case on both
  * backends: both sides are lowered. */
 char *vdx_filter_to_clickhouse(const vdx_filter *filter, vdx_error *err);
-/* A ClickHouse string literal for s, quotes included (malloc'd): backslash first, then
- * the quote, \n \t \r \0 as escapes. Use it for every value put into ClickHouse SQL. */
-char *vdx_clickhouse_quote_string(const char *s);
-/* A ClickHouse identifier in backticks (malloc'd), backslash and backtick escaped. */
-char *vdx_clickhouse_quote_identifier(const char *s);
 
 #endif

@@ -113,73 +113,6 @@ static dot_kernel pick_kernel(vdx_vector_type type)
     return simd ? dot_f32_avx2 : dot_f32_portable;
 }
 
-/* ---- half precision ---- */
-
-uint16_t vdx_f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t abs = x & 0x7fffffffu;
-    if (abs > 0x7f800000u)
-        return sign | 0x7e00; /* NaN */
-    if (abs >= 0x477ff000u)
-        return sign | 0x7c00; /* rounds to infinity (>= 65520) */
-    if (abs < 0x38800000u) {  /* below 2^-14: a half subnormal (or zero) */
-        if (abs < 0x33000000u)
-            return sign; /* below 2^-25: rounds to zero */
-        uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-        int shift = 126 - (int)(abs >> 23); /* 14..24 */
-        uint32_t half = mant >> shift, rest = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rest > mid || (rest == mid && (half & 1)))
-            half++;
-        return sign | (uint16_t)half;
-    }
-    uint32_t half = ((abs >> 13) - (112u << 10)), rest = abs & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (half & 1)))
-        half++; /* a carry into the exponent is the correct rounding */
-    return sign | (uint16_t)half;
-}
-
-__attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(const float *in,
-                                                                   uint16_t *out, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(out + i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++)
-        out[i] = vdx_f32_to_f16(in[i]);
-}
-
-void vdx_f32_to_f16_array(const float *in, uint16_t *out, size_t n)
-{
-    const char *forced = getenv("VDX_SCAN_KERNEL");
-    if (!(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("f16c")) {
-        f32_to_f16_f16c(in, out, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        out[i] = vdx_f32_to_f16(in[i]);
-}
-
-float vdx_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        float f = (float)mant * (1.0f / 16777216.0f); /* mant * 2^-24, exact */
-        return sign ? -f : f;
-    }
-    if (exp == 31)
-        bits = sign | 0x7f800000u | (mant << 13);
-    else
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* ---- the scan ---- */
 
 int vdx_scan_threads(const vdx_scan_matrix *m)
@@ -432,7 +365,7 @@ int64_t vdx_scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_
     scan_job jobs[SCAN_MAX_THREADS];
     vdx_scan_hit *heaps = malloc((size_t)threads * (size_t)want * sizeof *heaps);
     if (!heaps)
-        return vdx_fail(err, "search: out of memory for %d heaps of %lld hits", threads,
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "search: out of memory for %d heaps of %lld hits", threads,
                         (long long)want);
     for (int t = 0; t < threads; t++)
         jobs[t] = (scan_job){.m = m, .q = q, .allowed = allowed, .dot = pick_kernel(m->type),

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/half.h" /* the f16 rows' conversions */
 #include "vdx/store.h"
 
 typedef struct vdx_scan_matrix {
@@ -38,10 +39,5 @@ int64_t vdx_scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_
 int vdx_scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allowed,
                   float *out, vdx_error *err);
 
-/* IEEE half precision conversions (round to nearest even; exact widening). The array
- * form uses F16C when the CPU has it (unless $VDX_SCAN_KERNEL=portable). */
-uint16_t vdx_f32_to_f16(float f);
-void vdx_f32_to_f16_array(const float *in, uint16_t *out, size_t n);
-float vdx_f16_to_f32(uint16_t h);
 
 #endif

@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <strings.h>
+
+#include "common/half.h"
+#include "common/hash.h"
 #include "store/backend.h"
 #include "store/backend_common.h"
 
@@ -31,19 +35,19 @@ static int check_collection_name(const char *name, vdx_error *err)
 {
     size_t len = strlen(name);
     if (len == 0 || len > 64)
-        return vdx_fail(err, "collection name '%s' must be 1 to 64 characters long", name);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection name '%s' must be 1 to 64 characters long", name);
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
         int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                  c == '_' || c == '.' || c == '-';
         if (!ok)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
                             "collection name '%s' has a character not allowed at byte %zu "
                             "(use letters, digits, '_', '.', '-')",
                             name, i);
     }
     if (strcmp(name, ".") == 0 || strstr(name, ".."))
-        return vdx_fail(err, "collection name '%s' may not be '.' or contain '..'", name);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection name '%s' may not be '.' or contain '..'", name);
     return 0;
 }
 
@@ -59,12 +63,12 @@ int vdx_store_resolve_dir(const vdx_store_options *opts, char *dir, size_t size,
     } else {
         const char *home = getenv("HOME");
         if (!home || !*home)
-            return vdx_fail(err, "no data directory: pass --data DIR or set VDX_HOME "
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "no data directory: pass --data DIR or set VDX_HOME "
                                  "(HOME is not set either)");
         n = snprintf(dir, size, "%s/.local/share/vdx", home);
     }
     if (n < 0 || (size_t)n >= size)
-        return vdx_fail(err, "data directory path is too long (%d bytes)", n);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "data directory path is too long (%d bytes)", n);
     return 0;
 }
 
@@ -78,7 +82,7 @@ int vdx_store_collection_dir(const vdx_store_options *opts, char *dir, size_t si
         return -1;
     int n = snprintf(dir, size, "%s/collections/%s", data, name);
     if (n < 0 || (size_t)n >= size)
-        return vdx_fail(err, "collection directory path is too long (%d bytes)", n);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection directory path is too long (%d bytes)", n);
     return 0;
 }
 
@@ -96,7 +100,7 @@ static const vdx_store_backend *backend_for_url(const char *url, vdx_error *err)
         has_prefix(url, "https://")) {
         return &vdx_clickhouse_backend;
     }
-    vdx_fail(err,
+    vdx_fail_kind(err, VDX_ERR_INVALID,
              "unknown store URL '%s': use clickhouse://HOST:PORT/DATABASE or "
              "http(s)://HOST:PORT/?database=DB for ClickHouse, or leave it empty for the "
              "embedded store",
@@ -111,7 +115,7 @@ static int check_model(const char *collection, const vdx_model_identity *stored,
         return 0;
     if (strcmp(stored->config_hash, wanted->config_hash) == 0 && stored->dims == wanted->dims)
         return 0;
-    return vdx_fail(err,
+    return vdx_fail_kind(err, VDX_ERR_MODEL_MISMATCH,
                     "collection '%s' was embedded with model %s (fingerprint %.12s…, %d-d); "
                     "this model is %s (fingerprint %.12s…, %d-d): use --model %s or another "
                     "--collection",
@@ -127,28 +131,28 @@ vdx_store *vdx_store_open(const vdx_store_options *opts, vdx_error *err)
     const char *collection = opts->collection ? opts->collection : "default";
     const char *url = opts->url ? opts->url : getenv("VDX_STORE");
     if (opts->create && opts->read_only) {
-        vdx_fail(err, "collection '%s': cannot create a collection read-only", collection);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': cannot create a collection read-only", collection);
         return NULL;
     }
     if (opts->create && !opts->model) {
-        vdx_fail(err, "collection '%s': creating a collection needs the model identity",
+        vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': creating a collection needs the model identity",
                  collection);
         return NULL;
     }
     if (opts->model && (opts->model->dims <= 0 || !opts->model->config_hash[0])) {
-        vdx_fail(err, "collection '%s': model identity without dims or fingerprint",
+        vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': model identity without dims or fingerprint",
                  collection);
         return NULL;
     }
     if (opts->vector_type != VDX_VECTOR_F32 && opts->vector_type != VDX_VECTOR_F16) {
-        vdx_fail(err, "collection '%s': unknown vector type %d", collection,
+        vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': unknown vector type %d", collection,
                  (int)opts->vector_type);
         return NULL;
     }
 
     vdx_store *store = calloc(1, sizeof *store);
     if (!store) {
-        vdx_fail(err, "out of memory opening collection '%s'", collection);
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory opening collection '%s'", collection);
         return NULL;
     }
     snprintf(store->collection, sizeof store->collection, "%s", collection);
@@ -219,7 +223,7 @@ int64_t vdx_store_count(vdx_store *store)
 static int check_writable(vdx_store *store, const char *what, vdx_error *err)
 {
     if (store->read_only)
-        return vdx_fail(err, "collection '%s' is open read-only: cannot %s", store->collection,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s' is open read-only: cannot %s", store->collection,
                         what);
     return 0;
 }
@@ -229,11 +233,11 @@ int vdx_store_add_columns(vdx_store *store, const char *const *names, int n, vdx
     if (check_writable(store, "add columns", err) != 0)
         return -1;
     if (n < 0 || (n > 0 && !names))
-        return vdx_fail(err, "collection '%s': bad column list (%d names)", store->collection,
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': bad column list (%d names)", store->collection,
                         n);
     for (int i = 0; i < n; i++)
         if (!names[i] || !*names[i])
-            return vdx_fail(err, "collection '%s': column %d has an empty name",
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': column %d has an empty name",
                             store->collection, i);
     return LOCKED(store, store->backend->add_columns(store->state, names, n, err));
 }
@@ -266,14 +270,54 @@ static int check_vector(const float *v, int dims, const char *what, const char *
     double norm = 0;
     for (int d = 0; d < dims; d++) {
         if (!isfinite(v[d]))
-            return vdx_fail(err, "%s%s%s: element %d is not a finite number", what,
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s%s%s: element %d is not a finite number", what,
                             id ? " " : "", id ? id : "", d);
         norm += (double)v[d] * v[d];
     }
     if (norm == 0)
-        return vdx_fail(err, "%s%s%s: vector has zero length", what, id ? " " : "",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s%s%s: vector has zero length", what, id ? " " : "",
                         id ? id : "");
     return 0;
+}
+
+/* The rules of a batch that hold for every backend, one message each: ids unique within
+ * the batch, no item naming a metadata column twice (names compare without case, as
+ * SQL does), and in a float16 collection no element beyond float16's range (it would
+ * be stored as infinity). */
+static int check_batch(vdx_store *store, const vdx_item *items, size_t n, vdx_error *err)
+{
+    idset seen = {0};
+    if (idset_reserve(&seen, n) != 0)
+        return vdx_fail_oom(err, "checking a batch of %zu items in collection '%s'", n,
+                            store->collection);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t first = 0;
+        if (idset_add(&seen, items[i].id, (int64_t)i, &first) == 0)
+            rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                               "collection '%s': id '%s' appears twice in the batch (items %lld "
+                               "and %zu)",
+                               store->collection, items[i].id, (long long)first, i);
+    }
+    idset_free(&seen);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const vdx_item *it = &items[i];
+        for (int m = 1; m < it->n_meta && rc == 0; m++)
+            for (int o = 0; o < m && rc == 0; o++)
+                if (strcasecmp(it->meta_names[m], it->meta_names[o]) == 0)
+                    rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                                       "collection '%s': item '%s' names column '%s' twice",
+                                       store->collection, it->id, it->meta_names[m]);
+    }
+    int f16 = store->backend->vector_type(store->state) == VDX_VECTOR_F16;
+    for (size_t i = 0; i < n && rc == 0 && f16; i++)
+        for (int d = 0; items[i].vector && d < store->model.dims && rc == 0; d++)
+            if (fabsf(items[i].vector[d]) >= HALF_F16_OVERFLOW)
+                rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                                   "collection '%s': item '%s': element %d (%g) does not fit a "
+                                   "float16 collection",
+                                   store->collection, items[i].id, d, (double)items[i].vector[d]);
+    return rc;
 }
 
 int vdx_store_append(vdx_store *store, const vdx_item *items, size_t n, vdx_error *err)
@@ -283,29 +327,31 @@ int vdx_store_append(vdx_store *store, const vdx_item *items, size_t n, vdx_erro
     if (n == 0)
         return 0;
     if (!items)
-        return vdx_fail(err, "collection '%s': append of %zu items from NULL",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': append of %zu items from NULL",
                         store->collection, n);
     for (size_t i = 0; i < n; i++) {
         const vdx_item *it = &items[i];
         if (!it->id || !*it->id)
-            return vdx_fail(err, "collection '%s': item %zu of the batch has no id",
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': item %zu of the batch has no id",
                             store->collection, i);
         if (!it->vector == !it->failure)
-            return vdx_fail(err,
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
                             "collection '%s': item '%s' must have either a vector or a "
                             "failure reason",
                             store->collection, it->id);
         if (it->n_meta < 0 || (it->n_meta > 0 && (!it->meta_names || !it->meta_values)))
-            return vdx_fail(err, "collection '%s': item '%s' has a bad metadata list",
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': item '%s' has a bad metadata list",
                             store->collection, it->id);
         for (int m = 0; m < it->n_meta; m++)
             if (!it->meta_names[m] || !*it->meta_names[m])
-                return vdx_fail(err, "collection '%s': item '%s': metadata column %d has no name",
+                return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': item '%s': metadata column %d has no name",
                                 store->collection, it->id, m);
         if (it->vector &&
             check_vector(it->vector, store->model.dims, "item", it->id, err) != 0)
             return vdx_error_prefix(err, "collection '%s'", store->collection);
     }
+    if (check_batch(store, items, n, err) != 0) /* the vector type never changes: no lock */
+        return -1;
     return LOCKED(store, store->backend->append(store->state, items, n, err));
 }
 
@@ -315,11 +361,11 @@ int vdx_store_item_states(vdx_store *store, const char *const *ids, size_t n,
     if (n == 0)
         return 0;
     if (!ids || !states)
-        return vdx_fail(err, "collection '%s': item_states without ids or output",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': item_states without ids or output",
                         store->collection);
     for (size_t i = 0; i < n; i++)
         if (!ids[i])
-            return vdx_fail(err, "collection '%s': id %zu is NULL", store->collection, i);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': id %zu is NULL", store->collection, i);
     return LOCKED(store, store->backend->item_states(store->state, ids, n, states, err));
 }
 
@@ -327,21 +373,21 @@ static int check_request(vdx_store *store, const vdx_search_request *req, int no
                          vdx_error *err)
 {
     if (!req || !req->query)
-        return vdx_fail(err, "collection '%s': search without a query vector",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': search without a query vector",
                         store->collection);
     if (req->k < 0 || req->offset < 0)
-        return vdx_fail(err, "collection '%s': k (%d) and offset (%d) must not be negative",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': k (%d) and offset (%d) must not be negative",
                         store->collection, req->k, req->offset);
     if (req->n_exclude > 0 && !req->exclude_ids)
-        return vdx_fail(err, "collection '%s': %zu excluded ids given as NULL",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': %zu excluded ids given as NULL",
                         store->collection, req->n_exclude);
     for (size_t i = 0; i < req->n_exclude; i++)
         if (!req->exclude_ids[i])
-            return vdx_fail(err, "collection '%s': excluded id %zu is NULL", store->collection,
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': excluded id %zu is NULL", store->collection,
                             i);
     for (int d = 0; d < store->model.dims; d++)
         if (!isfinite(req->query[d]))
-            return vdx_fail(err, "collection '%s': query element %d is not a finite number",
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': query element %d is not a finite number",
                             store->collection, d);
     if (normalised && check_vector(req->query, store->model.dims, "query", NULL, err) != 0)
         return vdx_error_prefix(err, "collection '%s'", store->collection);
@@ -388,11 +434,11 @@ int vdx_store_get_vectors(vdx_store *store, const char *const *ids, size_t n, fl
     if (n == 0)
         return 0;
     if (!ids || !out)
-        return vdx_fail(err, "collection '%s': get_vectors without ids or output",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': get_vectors without ids or output",
                         store->collection);
     for (size_t i = 0; i < n; i++)
         if (!ids[i])
-            return vdx_fail(err, "collection '%s': id %zu is NULL", store->collection, i);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': id %zu is NULL", store->collection, i);
     return LOCKED(store, store->backend->get_vectors(store->state, ids, n, out, err));
 }
 
@@ -400,7 +446,7 @@ int vdx_store_get_item(vdx_store *store, const char *id, cJSON **item, vdx_error
 {
     *item = NULL;
     if (!id)
-        return vdx_fail(err, "collection '%s': get_item without an id", store->collection);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': get_item without an id", store->collection);
     return LOCKED(store, store->backend->get_item(store->state, id, item, err));
 }
 
@@ -410,7 +456,7 @@ int vdx_store_get_thumbnail(vdx_store *store, const char *id, uint8_t **jpeg, si
     *jpeg = NULL;
     *size = 0;
     if (!id)
-        return vdx_fail(err, "collection '%s': get_thumbnail without an id",
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': get_thumbnail without an id",
                         store->collection);
     return LOCKED(store, store->backend->get_thumbnail(store->state, id, jpeg, size, err));
 }
@@ -429,7 +475,7 @@ int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err)
         cJSON_Delete(*info);
         cJSON_Delete(model);
         *info = NULL;
-        return vdx_fail(err, "out of memory describing collection '%s'", store->collection);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory describing collection '%s'", store->collection);
     }
     cJSON_AddStringToObject(*info, "collection", store->collection);
     cJSON_AddStringToObject(*info, "backend", store->backend->name);

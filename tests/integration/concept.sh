@@ -121,6 +121,7 @@ w_imp=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/show-import.json")
 "$vdx" ingest unsplash "$shared/data/unsplash-sample" --base-url "$fs/" --limit 3 \
     --model "$shared/fixtures/clip-tiny-f16" --data "$tmp/data" --collection f16 > /dev/null 2>&1
 "$vdx" concept import "$tmp/dogs.json" --data "$tmp/data" --collection f16 > /dev/null 2> "$tmp/err"
+check "another model's classifier: exit status 6 (model mismatch)" [ $? -eq 6 ]
 check "import refused by a collection of another model" \
     grep -q "^vdx: concept import: $tmp/dogs.json: classifier was trained on vectors of model /[^ ]*/clip-tiny (fingerprint [0-9a-f]*, 32 dims); this collection holds model /[^ ]*/clip-tiny-f16" "$tmp/err"
 printf '{"format": "vdx-classifier", "version": 1,, }' > "$tmp/bad.json"
@@ -138,14 +139,14 @@ w_after=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/after-undo.json")
 check "undo restores the labels before round 3" cmp -s "$tmp/labels-before-round3.csv" "$tmp/labels-after-undo.csv"
 
 # --- errors --------------------------------------------------------------------------
-"$vdx" concept label dogs +nope -also-not $C > /dev/null 2> "$tmp/err"; rc=$?
-[ $rc -eq 1 ] && grep -qx "vdx: concept label: unknown item ids: nope, also-not" "$tmp/err" \
+"$vdx" concept label dogs +nope -also-not $C > /dev/null 2> "$tmp/err"; rc=$?  # 4: not found (vdx(1) EXIT STATUS)
+[ $rc -eq 4 ] && grep -qx "vdx: concept label: unknown item ids: nope, also-not" "$tmp/err" \
     && ok "unknown ids refused with their names" || not_ok "unknown ids: rc $rc: $(cat "$tmp/err")"
 "$vdx" concept copy dogs doomed $C > /dev/null 2>&1
 "$vdx" concept rm doomed $C > /dev/null 2>&1
 first=$(head -n 1 "$tmp/ids.1")
 "$vdx" concept label doomed "+$first" $C > /dev/null 2> "$tmp/err"; rc=$?
-[ $rc -eq 1 ] && grep -qx "vdx: concept label: no concept named 'doomed'" "$tmp/err" \
+[ $rc -eq 4 ] && grep -qx "vdx: concept label: no concept named 'doomed'" "$tmp/err" \
     && ok "labelling a deleted concept is refused" || not_ok "deleted concept: rc $rc: $(cat "$tmp/err")"
 "$vdx" concept next dogs --mode sideways $C > /dev/null 2> "$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "mode is nearest, boundary or random, not 'sideways'" "$tmp/err" \

@@ -142,6 +142,21 @@ else
     not_ok "docs/README.md indexes every document in docs/" "not in step:$missing"
 fi
 
+# One version (VDX_VERSION in include/vdx/common.h): the page's header names the one
+# `vdx --version` prints.
+version=$("$VDX" --version 2>/dev/null)
+if [ -n "$version" ] && grep -q "^\.TH VDX 1 [0-9-]* \"$version\"" "$MAN"; then
+    ok "vdx.1 names the version vdx --version prints ($version)"
+else
+    not_ok "vdx.1 names the version vdx --version prints" "'$version' vs '$(grep '^\.TH' "$MAN")'"
+fi
+
+# Exit statuses: every status of an error kind (src/cli/cli_common.c) is documented.
+for status in 1 2 3 4 5 6 7 8 9 10; do
+    awk '/^\.SH EXIT STATUS/{on=1; next} /^\.SH /{on=0} on' "$tmp/page.txt" |
+        grep -qx "\.B $status" || not_ok "vdx.1 documents exit status $status" "no '.B $status' under EXIT STATUS"
+done
+
 # Rendering.
 if command -v groff > /dev/null 2>&1; then
     if groff -man -Tutf8 -ww "$MAN" > "$tmp/rendered.txt" 2> "$tmp/groff.err" &&

@@ -263,7 +263,7 @@ expect 2 "nothing to embed" "no input is a usage error" -- --model "$MODEL"
 expect 2 "^vdx embed: --format is jsonl or npy, not 'csv'" "an unknown --format is a usage error" -- --format csv --text x
 expect 2 "^vdx embed: --batch wants an integer from 1 to 4096, not '0'" "--batch 0 is a usage error" -- --batch 0 --text x
 expect 2 "^vdx embed: unexpected argument 'cat.jpg'" "a bare argument is a usage error" -- --model "$MODEL" cat.jpg
-expect 1 "^vdx: model '$T/nomodel': no such directory" "a missing model directory is an error naming it" -- --model "$T/nomodel" --text x
+expect 4 "^vdx: model '$T/nomodel': no such directory" "a missing model directory is an error naming it (exit 4, not found)" -- --model "$T/nomodel" --text x
 if "$VDX" embed --help > "$T/out" 2>&1 && grep -q "^usage: vdx embed" "$T/out" && grep -q -- "--format F" "$T/out"; then
     ok "--help"
 else

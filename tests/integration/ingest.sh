@@ -395,7 +395,8 @@ rc1=$?
 rc2=$?
 # the collection after the refused runs: still 46 items, nothing appended
 "$VDX" info --collection sample > "$T/mm-info.json" 2> "$T/mm-info.err"
-if [ $rc1 -eq 1 ] && [ $rc2 -eq 1 ] && grep -q "was embedded with model" "$T/mm.err" &&
+# exit status 6: model mismatch (vdx(1), EXIT STATUS)
+if [ $rc1 -eq 6 ] && [ $rc2 -eq 6 ] && grep -q "was embedded with model" "$T/mm.err" &&
     grep -q "was embedded with model" "$T/mm2.err" &&
     [ "$(json_number "$T/mm-info.json" count)" = 46 ]; then
     ok "another model is refused for ingest and search, the collection unchanged"
@@ -491,7 +492,7 @@ rc1=$?
 mv "$T/moved-model" "$T/moved-model.away"
 VDX_MODEL= "$VDX" search --collection moved "red" > /dev/null 2> "$T/mv2.err"
 rc2=$?
-if [ $rc1 -eq 0 ] && [ $rc2 -eq 1 ] &&
+if [ $rc1 -eq 0 ] && [ $rc2 -eq 4 ] &&
     grep -qF "this collection was embedded with the model '$(cd "$T" && pwd -P)/moved-model', which is not available (model '$(cd "$T" && pwd -P)/moved-model': no such directory" "$T/mv2.err"; then
     ok "search without --model says why the collection's model cannot be loaded"
 else

@@ -158,7 +158,7 @@ rm -rf "$HF_HOME"
 start_server --token s3cret-token --lfs-host localhost --auth-log "$tmp/auth.log"
 "$vdx" model pull "$repo" > "$tmp/gated.out" 2> "$tmp/gated.err"
 rc=$?
-check "a gated repo without HF_TOKEN fails (exit 1)" [ $rc -eq 1 ]
+check "a gated repo without HF_TOKEN fails (exit 7, an I/O error)" [ $rc -eq 7 ]
 check "the gated-repo message says to set HF_TOKEN" grep -q "HTTP 401: the repository is private or gated; set HF_TOKEN" "$tmp/gated.err"
 : > "$tmp/auth.log"
 if HF_TOKEN=s3cret-token "$vdx" model pull "$repo" > "$tmp/token.out" 2> "$tmp/token.err"; then

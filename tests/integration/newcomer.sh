@@ -83,11 +83,12 @@ done
 [ -z "$missing" ] && ok "every option of the README's cheat sheet is in its command's --help" ||
     not_ok "options the README uses but --help does not mention:$missing"
 
+# exit statuses by error kind (vdx(1) EXIT STATUS): 3 invalid input, 4 not found
 # --- before any ingest
 run info
-expect_fail 1 "collection 'default' does not exist" "vdx info before any ingest says the collection does not exist"
+expect_fail 4 "collection 'default' does not exist" "vdx info before any ingest says the collection does not exist"
 run search "a dog on a beach" --model "$model"
-expect_fail 1 "collection 'default' does not exist" "vdx search before any ingest says the collection does not exist"
+expect_fail 4 "collection 'default' does not exist" "vdx search before any ingest says the collection does not exist"
 printf '%s' "$err" | grep -qF "create it with 'vdx ingest folder|unsplash|urls SOURCE --collection default'" &&
     ok "... and how to create it" || not_ok "search before ingest does not say how to create the collection: $err"
 
@@ -190,7 +191,7 @@ run concept undo dogs
 [ $rc -eq 0 ] && [ "$out" = '{"undone":"round","round":1,"labels_reverted":3}' ] && ok "vdx concept undo" ||
     not_ok "concept undo: $out $err"
 run concept export dogs --scores -o "$tmp/missing-dir/dogs.csv"
-expect_fail 1 "$tmp/missing-dir/dogs.csv: cannot create: No such file or directory" \
+expect_fail 4 "$tmp/missing-dir/dogs.csv: cannot create: No such file or directory" \
     "an export into a missing directory names the file asked for"
 cd - > /dev/null || { echo "not ok - newcomer: cannot return from $tmp"; exit 1; }
 
@@ -198,17 +199,17 @@ cd - > /dev/null || { echo "not ok - newcomer: cannot return from $tmp"; exit 1;
 run search "dog" --colection default
 expect_fail 2 "vdx search: unknown option '--colection'" "a misspelled option is named, exit 2"
 run search "dog" --collection nope
-expect_fail 1 "collection 'nope' does not exist (no $VDX_HOME/collections/nope/collection.db; collections there: default)" \
+expect_fail 4 "collection 'nope' does not exist (no $VDX_HOME/collections/nope/collection.db; collections there: default)" \
     "a collection that does not exist: the ones that do are listed"
 run search "dog" --where "photo_featurd = 't'"
-expect_fail 1 "where: unknown column 'photo_featurd' at byte 0 (columns: id, url," "--where with a misspelled column"
+expect_fail 3 "where: unknown column 'photo_featurd' at byte 0 (columns: id, url," "--where with a misspelled column"
 run search "dog" --where "photo_featured = 't"
-expect_fail 1 "where: string starting at byte 17 is not closed" "--where with an unclosed string"
+expect_fail 3 "where: string starting at byte 17 is not closed" "--where with an unclosed string"
 run search "dog" --where "photo_featured = 't'; DROP TABLE items"
-expect_fail 1 "where: ';' at byte 20 is not allowed" "--where refuses a second statement"
+expect_fail 3 "where: ';' at byte 20 is not allowed" "--where refuses a second statement"
 printf 'root:x:0:0\n' > "$tmp/notes.jpg"
 run search --image "$tmp/notes.jpg"
-expect_fail 1 "unsupported or unrecognised image format (first bytes: 72 6f 6f 74" "search --image with a file that is not an image"
+expect_fail 3 "unsupported or unrecognised image format (first bytes: 72 6f 6f 74" "search --image with a file that is not an image"
 run embed --text
 expect_fail 2 "vdx embed: --text needs a value" "vdx embed --text without a value"
 run embed --bogus
@@ -227,7 +228,7 @@ if [ $rc -eq 0 ] && printf '%s' "$out" | grep -q "^done: 1 ingested, 2 failed"; 
     else not_ok "info --failures after a folder ingest: $out $err"; fi
 else not_ok "ingest folder with bad files: exit $rc: $out $err"; fi
 run ingest folder "$tmp/does-not-exist" --collection pics
-expect_fail 1 "$tmp/does-not-exist: No such file or directory" "ingest folder with a wrong path"
+expect_fail 4 "$tmp/does-not-exist: No such file or directory" "ingest folder with a wrong path"
 
 # --- a busy port
 "$vdx" serve --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
@@ -254,7 +255,7 @@ ingest_pid=$!
 pids="$pids $ingest_pid"
 for _ in $(seq 600); do grep -q '"stored":[1-9]' "$VDX_HOME/collections/slow/progress.json" 2>/dev/null && break; sleep 0.1; done
 run ingest unsplash "$sample" --collection slow --base-url "$cdn"
-expect_fail 1 "collection 'slow' is being written by another process (pid $ingest_pid holds" \
+expect_fail 5 "collection 'slow' is being written by another process (pid $ingest_pid holds" \
     "a second ingest into the same collection is refused with the pid holding it"
 kill -INT "$ingest_pid"
 wait "$ingest_pid"

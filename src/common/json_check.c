@@ -1,0 +1,161 @@
+/* An allocation-free JSON syntax check with cJSON's rules (see json_check.h). */
+#include "common/json_check.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cursor {
+    const unsigned char *p, *end;
+} cursor;
+
+static void skip_space(cursor *c)
+{
+    while (c->p < c->end && *c->p <= 32)
+        c->p++;
+}
+
+static int literal(cursor *c, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0)
+        return 0;
+    c->p += n;
+    return 1;
+}
+
+static int hex4(const unsigned char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char h = p[i];
+        v <<= 4;
+        if (h >= '0' && h <= '9')
+            v |= h - '0';
+        else if (h >= 'a' && h <= 'f')
+            v |= h - 'a' + 10;
+        else if (h >= 'A' && h <= 'F')
+            v |= h - 'A' + 10;
+        else
+            return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int string(cursor *c)
+{
+    c->p++; /* the opening quote */
+    while (c->p < c->end && *c->p != '"') {
+        if (*c->p != '\\') {
+            c->p++;
+            continue;
+        }
+        if (c->end - c->p < 2)
+            return 0;
+        unsigned char e = c->p[1];
+        if (e != 'u') {
+            if (!strchr("bfnrt\"\\/", e))
+                return 0;
+            c->p += 2;
+            continue;
+        }
+        unsigned first, second;
+        if (c->end - c->p < 6 || !hex4(c->p + 2, &first) || (first >= 0xDC00 && first <= 0xDFFF))
+            return 0;
+        c->p += 6;
+        if (first >= 0xD800 && first <= 0xDBFF) { /* a high surrogate needs its low half */
+            if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u' ||
+                !hex4(c->p + 2, &second) || second < 0xDC00 || second > 0xDFFF)
+                return 0;
+            c->p += 6;
+        }
+    }
+    if (c->p >= c->end)
+        return 0;
+    c->p++;
+    return 1;
+}
+
+static int number(cursor *c)
+{
+    char digits[64];
+    size_t n = 0;
+    while (c->p + n < c->end && n < sizeof digits - 1 && strchr("0123456789+-eE.", c->p[n]) &&
+           c->p[n])
+        n++;
+    if (!n)
+        return 0;
+    memcpy(digits, c->p, n);
+    digits[n] = 0;
+    char *stop = NULL;
+    strtod(digits, &stop);
+    if (stop == digits)
+        return 0;
+    c->p += stop - digits;
+    return 1;
+}
+
+static int value(cursor *c, int depth)
+{
+    if (c->p >= c->end)
+        return 0;
+    switch (*c->p) {
+    case 'n': return literal(c, "null");
+    case 't': return literal(c, "true");
+    case 'f': return literal(c, "false");
+    case '"': return string(c);
+    case '[':
+    case '{': {
+        if (depth >= CJSON_NESTING_LIMIT)
+            return 0;
+        int object = *c->p == '{';
+        unsigned char close = object ? '}' : ']';
+        c->p++;
+        skip_space(c);
+        if (c->p < c->end && *c->p == close) {
+            c->p++;
+            return 1;
+        }
+        for (;;) {
+            skip_space(c);
+            if (object) {
+                if (c->p >= c->end || *c->p != '"' || !string(c))
+                    return 0;
+                skip_space(c);
+                if (c->p >= c->end || *c->p != ':')
+                    return 0;
+                c->p++;
+                skip_space(c);
+            }
+            if (!value(c, depth + 1))
+                return 0;
+            skip_space(c);
+            if (c->p < c->end && *c->p == ',') {
+                c->p++;
+                continue;
+            }
+            if (c->p < c->end && *c->p == close) {
+                c->p++;
+                return 1;
+            }
+            return 0;
+        }
+    }
+    default: return (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) && number(c);
+    }
+}
+
+int json_text_is_valid(const char *text, size_t size)
+{
+    cursor c = {(const unsigned char *)text, (const unsigned char *)text + size};
+    if (size >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+        c.p += 3;
+    for (const unsigned char *q = c.p; q < c.end; q++)
+        if (!*q) { /* cJSON stops at a NUL */
+            c.end = q;
+            break;
+        }
+    skip_space(&c);
+    return value(&c, 0);
+}
