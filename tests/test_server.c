@@ -377,11 +377,54 @@ TEST(test_concept_loop)
     r = get("/api/concepts/c0/evaluate?bins=10");
     CHECK(r.status == 200 && strstr(r.body, "\"histogram\""), "evaluate: %ld %s", r.status, r.body);
     free(r.body);
-    r = post_json("/api/concepts/c0/undo", "{}");
-    CHECK(r.status == 200 && strstr(r.body, "\"undone\":\"round\""), "undo: %ld %s", r.status, r.body);
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"f1\"}");
+    CHECK(r.status == 200 && strstr(r.body, "\"target\":\"f1\"") && strstr(r.body, "\"previous\":-0.25"),
+          "threshold fit: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"precision\"}");
+    CHECK_ERROR(r, 400, "field 'precision' must be a number in (0, 1] with \"target\": \"precision\"");
+    free(r.body);
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"recall\"}");
+    CHECK_ERROR(r, 400, "field 'target' must be f1 or precision, not 'recall'");
+    free(r.body);
+    r = get("/api/concepts/c0/threshold/fit");
+    CHECK_ERROR(r, 405, "GET is not allowed on /api/concepts/NAME/threshold/fit");
+    free(r.body);
+    r = get("/api/concepts/c0/evaluate?bins=10");
+    CHECK(r.status == 200 && strstr(r.body, "\"warnings\":[") && strstr(r.body, "\"training\":{") &&
+              strstr(r.body, "\"labelled\":[") && strstr(r.body, "\"f1\":"),
+          "evaluate after the fit: %ld %s", r.status, r.body);
+    free(r.body);
+    /* undo and redo one label action; the round separately, keeping its labels */
+    r = get("/api/concepts/c0/history");
+    CHECK(r.status == 200 && strstr(r.body, "\"actions\":[{\"action\":") && strstr(r.body, "\"can_redo\":false"),
+          "history: %ld %s", r.status, r.body);
     free(r.body);
     r = post_json("/api/concepts/c0/undo", "{}");
-    CHECK_ERROR(r, 409, "nothing to undo in concept 'c0'");
+    CHECK(r.status == 200 && strstr(r.body, "\"undone\":\"labels\""), "undo: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/redo", "{}");
+    CHECK(r.status == 200 && strstr(r.body, "\"redone\":\"labels\""), "redo: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/redo", "{}");
+    CHECK_ERROR(r, 409, "nothing to redo in concept 'c0'");
+    free(r.body);
+    r = post_json("/api/concepts/c0/revert", "{\"action\":4242}");
+    CHECK_ERROR(r, 404, "concept 'c0' has no label action 4242");
+    free(r.body);
+    r = post_json("/api/concepts/c0/revert", "{}");
+    CHECK_ERROR(r, 400, "field 'action' is required: the number of a label action");
+    free(r.body);
+    r = post_json("/api/concepts/c0/undo", "{\"revert_labels\":true}");
+    CHECK_ERROR(r, 400, "field 'revert_labels' goes with \"round\": true");
+    free(r.body);
+    r = post_json("/api/concepts/c0/undo", "{\"round\":true}");
+    CHECK(r.status == 200 && strstr(r.body, "\"undone\":\"round\"") && strstr(r.body, "\"weight\":\"initial\"") &&
+              strstr(r.body, "\"labels_reverted\":0"),
+          "undo round: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/undo", "{\"round\":true}");
+    CHECK_ERROR(r, 409, "concept 'c0' has no round to undo");
     free(r.body);
     r = request("DELETE", "/api/concepts/c0", NULL, NULL, 0, NULL);
     CHECK(r.status == 200, "delete: %ld %s", r.status, r.body);

@@ -2,7 +2,8 @@
  * and ingest progress, search (text, uploaded image, "more like this"), items and their
  * thumbnails, and the concept loop (CRUD, labels, train + next candidates, candidates,
  * evaluation with the score histogram, browsing above the threshold, exports as
- * downloads, undo, import). Each route validates its input completely before it calls
+ * downloads, undo/redo of label actions and of rounds, the label history, the threshold
+ * fit, import). Each route validates its input completely before it calls
  * the library, so bad input gets a 4xx naming the field and changes nothing; library
  * failures are mapped to a status by what they mean (unknown → 404, conflict → 409). */
 #include "server/api.h"
@@ -34,6 +35,7 @@ static int status_of(const char *message, int fallback)
         strstr(message, "no item"))
         return 404;
     if (strstr(message, "already exists") || strstr(message, "nothing to undo") ||
+        strstr(message, "nothing to redo") || strstr(message, "has no round to undo") ||
         strstr(message, "was trained on vectors of model"))
         return 409;
     return fallback;
@@ -744,14 +746,106 @@ done:
     cJSON_Delete(body);
 }
 
+/* POST /api/concepts/NAME/undo {} : the newest label action;
+ * {"round": true, "revert_labels": false} : the last round (weight only, by default). */
 static void route_undo(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    int round, revert_labels;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (json_bool(req, body, "round", 0, &round) == 0 &&
+        json_bool(req, body, "revert_labels", 0, &revert_labels) == 0) {
+        if (!round && revert_labels)
+            http_reply_error(req, 400, "field 'revert_labels' goes with \"round\": true");
+        else if ((round ? vdx_concept_undo_round(ctx->concepts, name, revert_labels, &result, &err)
+                        : vdx_concept_undo(ctx->concepts, name, &result, &err)) != 0)
+            reply_failure(req, &err, 500);
+        else
+            http_reply_json(req, 200, result);
+    }
+    cJSON_Delete(body);
+}
+
+/* POST /api/concepts/NAME/redo {} : replays the newest undone label action. */
+static void route_redo(api_context *ctx, http_request *req, const char *name)
 {
     cJSON *result = NULL;
     vdx_error err = {{0}};
-    if (vdx_concept_undo(ctx->concepts, name, &result, &err) != 0)
+    if (vdx_concept_redo(ctx->concepts, name, &result, &err) != 0)
         reply_failure(req, &err, 500);
     else
         http_reply_json(req, 200, result);
+}
+
+/* GET /api/concepts/NAME/history?limit= : the label actions, newest first. */
+static void route_history(api_context *ctx, http_request *req, const char *name)
+{
+    long limit;
+    if (http_query_int(req, "limit", 100, 1, 10000, &limit) != 0)
+        return;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_history(ctx->concepts, name, (int)limit, &result, &err) != 0)
+        reply_failure(req, &err, 500);
+    else
+        http_reply_json(req, 200, result);
+}
+
+/* POST /api/concepts/NAME/revert {"action": N} : a new action undoing action N. */
+static void route_revert(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    long action;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(body, "action")))
+        http_reply_error(req, 400, "field 'action' is required: the number of a label action");
+    else if (json_long(req, body, "action", 0, 1, 1L << 50, &action) == 0) {
+        if (vdx_concept_revert_action(ctx->concepts, name, action, &result, &err) != 0)
+            http_reply_error(req, strstr(err.message, "has no label action") ? 404
+                                  : strstr(err.message, "is undone already") ? 409
+                                                                            : status_of(err.message, 400),
+                             "%s", err.message);
+        else
+            http_reply_json(req, 200, result);
+    }
+    cJSON_Delete(body);
+}
+
+/* POST /api/concepts/NAME/threshold/fit {"target":"f1"} | {"target":"precision",
+ * "precision":0.9} : sets the threshold from the labels' scores. */
+static void route_threshold_fit(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    const char *target = NULL;
+    double precision;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (json_string(req, body, "target", 0, 16, &target) == 0 &&
+        json_double(req, body, "precision", NAN, &precision) == 0) {
+        int parsed = target ? vdx_threshold_target_parse(target) : VDX_THRESHOLD_FIT_F1;
+        if (parsed < 0)
+            http_reply_error(req, 400, "field 'target' must be f1 or precision, not '%s'", target);
+        else if (parsed == VDX_THRESHOLD_FIT_PRECISION && !(precision > 0 && precision <= 1))
+            http_reply_error(req, 400, "field 'precision' must be a number in (0, 1] with \"target\": \"precision\"");
+        else {
+            vdx_threshold_fit fit = {.target = parsed, .precision = precision};
+            if (vdx_concept_fit_threshold(ctx->concepts, name, &fit, &result, &err) != 0)
+                http_reply_error(req, strstr(err.message, "no threshold gives") || strstr(err.message, "needs positive and negative")
+                                          ? 409 : status_of(err.message, 400),
+                                 "%s", err.message);
+            else
+                http_reply_json(req, 200, result);
+        }
+    }
+    cJSON_Delete(body);
 }
 
 /* GET /api/concepts/NAME/evaluate?bins=&where= : accuracy, cross-validation, histogram */
@@ -897,7 +991,9 @@ static void route_concept(api_context *ctx, http_request *req, const char *name,
         {"train", "POST", route_train},            {"undo", "POST", route_undo},
         {"copy", "POST", route_concept_copy},      {"candidates", "GET", route_candidates},
         {"evaluate", "GET", route_evaluate},       {"scores", "GET", route_scores},
-        {"export", "GET", route_export},
+        {"export", "GET", route_export},           {"redo", "POST", route_redo},
+        {"history", "GET", route_history},         {"revert", "POST", route_revert},
+        {"threshold/fit", "POST", route_threshold_fit},
     };
     int known = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
@@ -946,6 +1042,8 @@ static void dispatch(api_context *ctx, http_request *req)
         route_concept_import(ctx, req);
     else if (!strcmp(what, "concepts") && (n == 3 || n == 4))
         route_concept(ctx, req, seg[2], n == 4 ? seg[3] : NULL);
+    else if (!strcmp(what, "concepts") && n == 5 && !strcmp(seg[3], "threshold") && !strcmp(seg[4], "fit"))
+        route_concept(ctx, req, seg[2], "threshold/fit");
     else
         http_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)", req->method, req->raw_path);
 }
