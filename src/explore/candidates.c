@@ -398,7 +398,6 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
             for (int j = 0; j < rec.dims; j++)
                 score += (double)v[j] * rec.weight[j];
             cJSON *item = cJSON_CreateObject();
-            cJSON_AddNumberToObject(item, "rank", (double)(start + i + 1));
             cJSON_AddStringToObject(item, "id", page_ids[i]);
             cJSON *url = cJSON_GetArrayItem(list.urls, (int)(start + i));
             cJSON_AddItemToObject(item, "url", cJSON_IsString(url)
@@ -407,6 +406,7 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
             cJSON_AddNumberToObject(item, "score", score);
             cJSON_AddNumberToObject(item, "probability", sigmoid_of(score));
             cJSON_AddNumberToObject(item, "dist", norm > 0 ? 1.0 - score / norm : 1.0);
+            cJSON_AddNumberToObject(item, "rank", (double)(start + i + 1));
             int label = label_index_get(&labelled, page_ids[i]);
             cJSON_AddItemToObject(item, "label", label < 0 ? cJSON_CreateNull()
                                                            : cJSON_CreateNumber(label));

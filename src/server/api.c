@@ -280,6 +280,27 @@ static void route_info(api_context *ctx, http_request *req)
     http_reply_json(req, 200, info);
 }
 
+/* GET /api/failures?limit=100 : the items an ingest could not add, oldest first. */
+static void route_failures(api_context *ctx, http_request *req)
+{
+    long limit;
+    if (http_query_int(req, "limit", 100, 1, 100000, &limit) != 0)
+        return;
+    cJSON *failures = NULL;
+    vdx_error err = {{0}};
+    if (vdx_store_failures(ctx->search.store, &failures, &err) != 0) {
+        reply_failure(req, &err, 500);
+        return;
+    }
+    int count = cJSON_GetArraySize(failures);
+    while (cJSON_GetArraySize(failures) > limit)
+        cJSON_DeleteItemFromArray(failures, cJSON_GetArraySize(failures) - 1);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(out, "count", count);
+    cJSON_AddItemToObject(out, "failures", failures);
+    http_reply_json(req, 200, out);
+}
+
 static void route_progress(api_context *ctx, http_request *req)
 {
     cJSON *progress = read_progress(ctx);
@@ -1020,6 +1041,8 @@ static void dispatch(api_context *ctx, http_request *req)
         route_info(ctx, req);
     else if (n == 2 && !strcmp(what, "progress") && (is(req, "GET") || is(req, "HEAD")))
         route_progress(ctx, req);
+    else if (n == 2 && !strcmp(what, "failures") && (is(req, "GET") || is(req, "HEAD")))
+        route_failures(ctx, req);
     else if (n == 2 && !strcmp(what, "search") && is(req, "POST"))
         route_search(ctx, req);
     else if (n == 3 && !strcmp(what, "search") && !strcmp(seg[2], "image") && is(req, "POST"))
