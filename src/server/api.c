@@ -441,6 +441,62 @@ static void route_item(api_context *ctx, http_request *req, const char *id)
     free(vector);
 }
 
+/* GET /api/sample?k=24&seed=N&metadata=COLUMN : k items drawn uniformly at random (the
+ * page's opening view; its example prompts come from the sampled items' COLUMN). The same
+ * seed and collection give the same sample; without a seed it differs every time. */
+static void route_sample(api_context *ctx, http_request *req)
+{
+    long k, seed;
+    if (http_query_int(req, "k", 24, 1, MAX_K, &k) || http_query_int(req, "seed", 0, 0, 1L << 40, &seed))
+        return;
+    const char *column = http_query(req, "metadata");
+    int dims = vdx_store_model(ctx->search.store)->dims;
+    float *query = malloc((size_t)dims * sizeof *query);
+    vdx_hits hits = {0};
+    vdx_error err = {{0}};
+    if (!query) {
+        http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    for (int j = 0; j < dims; j++)
+        query[j] = 1.0f;
+    vdx_search_request all = {.query = query};
+    if (vdx_store_score_all(ctx->search.store, &all, &hits, &err) != 0) {
+        free(query);
+        reply_failure(req, &err, 500);
+        return;
+    }
+    /* the first k places of a Fisher-Yates shuffle (xorshift64*, seeded) */
+    uint64_t state = seed ? (uint64_t)seed : (uint64_t)(vdx_now() * 1e6) ^ 0x9E3779B97F4A7C15ULL;
+    cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
+    for (int i = 0; i < hits.n && i < k; i++) {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        int j = i + (int)((state * 0x2545F4914F6CDD1DULL) % (uint64_t)(hits.n - i));
+        vdx_hit t = hits.hits[i];
+        hits.hits[i] = hits.hits[j];
+        hits.hits[j] = t;
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "id", hits.hits[i].id);
+        cJSON_AddStringToObject(item, "url", hits.hits[i].url ? hits.hits[i].url : "");
+        if (column && *column) {
+            cJSON *full = NULL, *meta = cJSON_AddObjectToObject(item, "metadata");
+            if (vdx_store_get_item(ctx->search.store, hits.hits[i].id, &full, &err) == 0) {
+                cJSON *value = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(full, "metadata"), column);
+                if (value)
+                    cJSON_AddItemToObject(meta, column, cJSON_Duplicate(value, 1));
+            }
+            cJSON_Delete(full);
+        }
+        cJSON_AddItemToArray(items, item);
+    }
+    cJSON_AddNumberToObject(out, "count", hits.n);
+    vdx_hits_free(&hits);
+    free(query);
+    http_reply_json(req, 200, out);
+}
+
 static void route_thumbnail(api_context *ctx, http_request *req, const char *id)
 {
     uint8_t *jpeg = NULL;
@@ -1043,6 +1099,8 @@ static void dispatch(api_context *ctx, http_request *req)
         route_progress(ctx, req);
     else if (n == 2 && !strcmp(what, "failures") && (is(req, "GET") || is(req, "HEAD")))
         route_failures(ctx, req);
+    else if (n == 2 && !strcmp(what, "sample") && (is(req, "GET") || is(req, "HEAD")))
+        route_sample(ctx, req);
     else if (n == 2 && !strcmp(what, "search") && is(req, "POST"))
         route_search(ctx, req);
     else if (n == 3 && !strcmp(what, "search") && !strcmp(seg[2], "image") && is(req, "POST"))
