@@ -186,7 +186,7 @@ function tile(item, index) {
     <label class="pick" title="Select for a bulk label (x)"><input type="checkbox" tabindex="-1" ${state.selected.has(item.id) ? 'checked' : ''}
       aria-label="Select ${escapeHtml(item.id)}"></label>
     <span class="badge">${label === 1 ? '+ positive' : label === 0 ? '− negative' : ''}</span>
-    <span class="score" title="${escapeHtml(scoreTitle)}">${scoreText}</span>
+    ${state.view === 'sample' ? '' : `<span class="score" title="${escapeHtml(scoreTitle)}">${scoreText}</span>`}
     <div class="tile-bar">
       <button type="button" class="b-pos" tabindex="-1" aria-pressed="${label === 1}" title="Positive (1; shift-click: the range from the last one)">+</button>
       <button type="button" class="b-neg" tabindex="-1" aria-pressed="${label === 0}" title="Negative (2; shift-click: the range from the last one)">−</button>
@@ -689,6 +689,7 @@ async function labelItems(ids, label, what) {
     renderConceptList();
     renderConcept();
     refreshHistory();
+    refreshEvaluationSoon();
     const word = label === 1 ? 'positive' : label === 0 ? 'negative' : 'cleared';
     say(what ? `${what}: ${changed.length} ${word} (one undo step)` :
       changed.length === 1 ? (label === 1 ? 'Positive' : label === 0 ? 'Negative' : 'Label cleared')
@@ -808,6 +809,13 @@ async function showPositives(page) {
 }
 
 // ---- Quality: metrics, warnings, histogram with the labels as ticks, threshold ------------
+// After labels change: the balance, ticks and warnings follow (once the clicks pause).
+let evaluationTimer = 0;
+function refreshEvaluationSoon() {
+  clearTimeout(evaluationTimer);
+  evaluationTimer = setTimeout(refreshEvaluation, 700);
+}
+
 async function refreshEvaluation() {
   if (!state.concept) return;
   const name = state.concept.name;

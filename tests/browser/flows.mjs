@@ -333,7 +333,9 @@ await flow('image-drop', {}, async (page, shot) => {
   check(await page.isVisible('#drop'), 'no drop hint while dragging a file');
   await shot('dragging');
   await page.dispatchEvent('main', 'drop', { dataTransfer });
-  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
+  await page.waitForFunction(() => document.getElementById('view-title').textContent.startsWith('Like ') &&
+    document.querySelectorAll('#grid .tile').length === 9);
+  check(await page.isVisible('#query-thumb'), 'the dropped image is not shown beside the results');
   check(await page.isHidden('#drop'), 'the drop hint stays after the drop');
   const [top] = await tileIds(page);
   const item = await getJson(page, `/api/items/${encodeURIComponent(top)}?neighbours=0`);
@@ -522,8 +524,9 @@ for (const { tag, options } of sizes) {
     await page.keyboard.press('1');
     await page.waitForFunction(() => document.getElementById('detail-score').textContent.includes('labelled positive'));
     check((await serverLabels(page, concept)).get(ids[1]) === 1, 'the 1 key in the detail did not label');
-    const neighbour = await page.getAttribute('#detail-neighbours .neighbour', 'data-id');
-    await page.click('#detail-neighbours .neighbour .b-neg');
+    const free = '#detail-neighbours .neighbour:not(.label-0):not(.label-1)';
+    const neighbour = await page.getAttribute(free, 'data-id');
+    await page.click(`${free} .b-neg`);
     await page.waitForFunction((id) => document.querySelector(`#detail-neighbours .neighbour[data-id="${id}"]`)?.classList.contains('label-0'), neighbour);
     check((await serverLabels(page, concept)).get(neighbour) === 0, 'the neighbour\'s − did not label it');
     await shot('detail-labelled');
