@@ -1219,7 +1219,7 @@ function renderProgress(p) {
   const box = $('progress');
   const running = p && p.state === 'running';
   if (lastProgressState === 'running' && p && p.state !== 'running') {
-    say(p.state === 'done' || p.state === 'finished'
+    say(p.state === 'done'
       ? `Ingest done: ${Number(state.info.count).toLocaleString()} items${p.failed ? `, ${p.failed} failed (listed above)` : ''}`
       : `Ingest ${p.state}: ${Number(state.info.count).toLocaleString()} items`);
   }

@@ -119,6 +119,25 @@ await flow('ingest-progress', {}, async (page, shot) => {
   await page.waitForSelector('#grid .tile');
   check(await count() > first, 'the item count did not grow during the ingest');
   await shot('searching-while-ingesting');
+  // when the ingest ends, the page says so and hides the progress bar
+  await page.waitForFunction(() => /^Ingest done: /.test(document.getElementById('status').textContent), null, { timeout: 120000 });
+  check(await page.isHidden('#progress'), 'the progress bar stays after the ingest');
+  await shot('ingest-done');
+});
+
+// ---- Ingest failures are listed on the page (id, URL, reason) -----------------------------
+await flow('ingest-failures', {}, async (page, shot) => {
+  await open(page, url);
+  const info = await getJson(page, '/api/info');
+  const failures = await getJson(page, '/api/failures');
+  check(info.failed > 0 && failures.count === info.failed, `the sample collection should have failures: ${info.failed}, ${failures.count}`);
+  await page.waitForSelector('#failures:not([hidden])');
+  await page.click('#failures summary');
+  const rows = await page.$$eval('#failures-list tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  check(rows.length === Math.min(50, failures.count), `${rows.length} failure rows for ${failures.count}`);
+  check(rows.every(([id, u, reason]) => id && u && reason), `a failure row misses its id, URL or reason: ${JSON.stringify(rows)}`);
+  check(rows[0][0] === failures.failures[0].id, 'the rows are not the API\'s');
+  await shot('failures');
 });
 
 // ---- The loop with the mouse ---------------------------------------------------------
