@@ -30,6 +30,8 @@ const state = {
 };
 
 // ---- Server calls ------------------------------------------------------------------
+// Every request of the page goes through serverFetch (one place for what each needs).
+function serverFetch(path, opts) { return fetch(path, opts); }
 let offline = false;
 async function api(method, path, body, raw) {
   const opts = { method, headers: {} };
@@ -42,7 +44,7 @@ async function api(method, path, body, raw) {
   }
   let response;
   try {
-    response = await fetch(path, opts);
+    response = await serverFetch(path, opts);
   } catch {
     setOffline(true);
     throw new Error('The vdx server is unreachable');
@@ -74,7 +76,7 @@ async function watchServer() {
   while (offline) {
     await sleep(2000);
     try {
-      const r = await fetch('/api/info');
+      const r = await serverFetch('/api/info');
       if (r.ok) setOffline(false);
     } catch { /* still down */ }
   }
@@ -1002,9 +1004,21 @@ async function renderDetail() {
   const item = await guarded(() => api('GET', `/api/items/${enc(id)}?neighbours=12`));
   if (!item || detailItemId() !== id) return;
   const m = item.metadata || {};
+  // the thumbnail at once, the large rendition (made by vdx from the original) when it comes
   const img = $('detail-image');
-  img.src = `/api/items/${enc(id)}/thumbnail`;
+  img.src = thumbUrl(id);
   img.alt = m.photo_description || m.ai_description || id;
+  img.classList.add('preview-pending');
+  img.title = '';
+  serverFetch(`/api/items/${enc(id)}/preview`).then(async (r) => {
+    if (!r.ok || detailItemId() !== id) return;
+    const fallback = r.headers.get('X-Vdx-Preview');
+    const blob = await r.blob();
+    if (detailItemId() !== id) return;
+    if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(blob);
+    if (fallback) img.title = `No larger picture: ${fallback.replace(/^thumbnail; /, '')}`;
+  }).catch(() => {}).finally(() => img.classList.remove('preview-pending'));
   $('detail-title').textContent = id;
   const listed = typeof state.detail === 'number' ? state.items[state.detail] : null;
   const label = state.labels.has(id) ? state.labels.get(id) : null;

@@ -16,12 +16,16 @@
 #include <string.h>
 
 #include "vdx/image.h"
+#include "vdx/ingest.h"
 
 #define MAX_K 200
 #define MAX_OFFSET 1000000
 #define MAX_EXCLUDE 100000
 #define MAX_WHERE 4096
 #define NEIGHBOURS_DEFAULT 8
+/* the detail view's rendition: the longer side, never upscaled */
+#define PREVIEW_SIDE 1600
+#define PREVIEW_QUALITY 85
 /* How often the store looks for rows appended by an ingest running beside the server. */
 #define REFRESH_INTERVAL_S 0.5
 
@@ -521,6 +525,108 @@ static void route_thumbnail(api_context *ctx, http_request *req, const char *id)
     snprintf(etag, sizeof etag, "\"%.16s\"", hex);
     http_body_options opts = {.etag = etag, .cache_control = "private, max-age=3600"};
     http_reply_bytes(req, 200, "image/jpeg", jpeg, size, HTTP_TAKE, &opts);
+}
+
+/* GET /api/items/ID/preview: the detail view's large rendition (longer side 1600 px,
+ * never upscaled) of the item's original: its file (folder collections) or its URL,
+ * downloaded by the server through the ingest's download cache, so the page never loads
+ * another origin. Made once and kept beside the thumbnails as
+ * COLLECTION_DIR/previews/<sha256 of the id>.jpg. When the original cannot be had, the
+ * thumbnail, not kept, with "X-Vdx-Preview: thumbnail; REASON". Runs without the store
+ * mutex while it downloads and resizes. */
+static void route_preview(api_context *ctx, http_request *req, const char *id)
+{
+    char dir[4096], path[4200], hex[65], *url = NULL;
+    cJSON *item = NULL;
+    vdx_error err = {{0}};
+    lock_store(ctx);
+    int rc = vdx_store_get_item(ctx->search.store, id, &item, &err);
+    snprintf(dir, sizeof dir, "%s", vdx_store_dir(ctx->search.store));
+    unlock_store(ctx);
+    if (rc != 0) {
+        reply_failure(req, &err, 404);
+        return;
+    }
+    const cJSON *u = cJSON_GetObjectItem(item, "url");
+    url = cJSON_IsString(u) && *u->valuestring ? strdup(u->valuestring) : NULL;
+    cJSON_Delete(item);
+    vdx_sha256_hex(id, strlen(id), hex);
+    snprintf(path, sizeof path, "%s/previews/%s.jpg", dir, hex);
+    char *data = NULL;
+    size_t size = 0;
+    if (vdx_read_file(path, &data, &size, &err) != 0) {
+        /* not made yet: the original's bytes, from its file or its URL */
+        uint8_t *original = NULL;
+        size_t original_size = 0;
+        if (!url) {
+            rc = vdx_fail(&err, "item '%s' has no URL or file", id);
+        } else if (vdx_is_http_url(url)) {
+            char cache[4200];
+            snprintf(cache, sizeof cache, "%s", dir);
+            char *cut = strstr(cache, "/collections/");
+            if (cut)
+                snprintf(cut, sizeof cache - (size_t)(cut - cache), "/cache/http");
+            vdx_fetch_options o;
+            vdx_fetch_options_default(&o);
+            o.parallel = 1;
+            o.retries = 1;
+            o.timeout_ms = 30000;
+            o.cache_dir = cut ? cache : NULL;
+            o.imgix_params = "w=2048&fm=jpg&q=85";
+            vdx_fetch_result result = {0};
+            const char *urls[1] = {url};
+            rc = vdx_fetch_all(&o, urls, 1, &result, &err);
+            if (rc == 0 && !result.ok)
+                rc = vdx_fail(&err, "%s", result.reason);
+            if (rc == 0) {
+                original = result.data;
+                original_size = result.size;
+                result.data = NULL;
+            }
+            vdx_fetch_result_clear(&result);
+        } else {
+            rc = vdx_read_file(url, (char **)&original, &original_size, &err);
+        }
+        vdx_image image = {0};
+        uint8_t *jpeg = NULL;
+        if (rc == 0 && (rc = vdx_image_decode(original, original_size, url, &image, &err)) == 0)
+            rc = vdx_image_thumbnail_jpeg(&image, PREVIEW_SIDE, PREVIEW_QUALITY, &jpeg, &size, &err);
+        vdx_image_free(&image);
+        free(original);
+        char previews[4200];
+        snprintf(previews, sizeof previews, "%s/previews", dir);
+        if (rc == 0 && (vdx_mkdirs(previews, &err) != 0 || vdx_write_file_atomic(path, jpeg, size, &err) != 0))
+            fprintf(stderr, "vdx serve: keeping the preview of '%s': %s\n", id, err.message);
+        if (rc != 0) {
+            /* the thumbnail is the best there is; the header says why */
+            free(jpeg);
+            free(url);
+            char reason[VDX_ERROR_MAX + 64];
+            snprintf(reason, sizeof reason, "thumbnail; %s", err.message);
+            for (char *c = reason; *c; c++) /* one header line of printable ASCII */
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+                    *c = ' ';
+            uint8_t *thumb = NULL;
+            lock_store(ctx);
+            rc = vdx_store_get_thumbnail(ctx->search.store, id, &thumb, &size, &err);
+            unlock_store(ctx);
+            if (rc != 0) {
+                http_reply_error(req, 404, "no preview of '%s': %s", id, reason + strlen("thumbnail; "));
+                return;
+            }
+            http_body_options fallback = {.cache_control = "no-store", .header_name = "X-Vdx-Preview",
+                                          .header_value = reason};
+            http_reply_bytes(req, 200, "image/jpeg", thumb, size, HTTP_TAKE, &fallback);
+            return;
+        }
+        data = (char *)jpeg;
+    }
+    free(url);
+    char sum[65], etag[24];
+    vdx_sha256_hex(data, size, sum);
+    snprintf(etag, sizeof etag, "\"%.16s\"", sum);
+    http_body_options opts = {.etag = etag, .cache_control = "private, max-age=3600"};
+    http_reply_bytes(req, 200, "image/jpeg", data, size, HTTP_TAKE, &opts);
 }
 
 /* ---- Concepts --------------------------------------------------------------------- */
@@ -1110,6 +1216,8 @@ static void dispatch(api_context *ctx, http_request *req)
             route_item(ctx, req, seg[2]);
         else if (!strcmp(seg[3], "thumbnail"))
             route_thumbnail(ctx, req, seg[2]);
+        else if (!strcmp(seg[3], "preview"))
+            route_preview(ctx, req, seg[2]);
         else
             http_reply_error(req, 404, "no such item endpoint: %s", seg[3]);
     } else if (!strcmp(what, "concepts") && n == 2) {
@@ -1135,7 +1243,10 @@ void api_handle(api_context *ctx, http_request *req)
     int concepts = req->n_segments >= 2 && !strcmp(req->segments[1], "concepts");
     int embeds = req->n_segments >= 2 && is(req, "POST") &&
                  (!strcmp(req->segments[1], "search") || (concepts && req->n_segments == 2));
-    store_slot *slot = embeds ? NULL : concepts ? &ctx->book : &ctx->search;
+    /* a preview may download an original: it takes the store's mutex only to read the item */
+    int preview = req->n_segments == 4 && !strcmp(req->segments[1], "items") &&
+                  !strcmp(req->segments[3], "preview");
+    store_slot *slot = embeds || preview ? NULL : concepts ? &ctx->book : &ctx->search;
     if (slot)
         lock_slot(slot);
     dispatch(ctx, req);
