@@ -885,9 +885,11 @@ TEST(threshold_fit_warnings_round_metrics)
         REQUIRE(label_nearest_page(book, seen, &n_seen) == 9, "label");
         REQUIRE(train(book, "zero") == 0, "train");
     }
-    /* the round's stored metrics are what evaluate says right after it */
+    /* the round's stored metrics are what a fresh cross-validation says right after it
+     * (evaluate reuses them while they hold: a threshold 1e-9 away makes it recompute) */
     cJSON *concept = NULL, *evaluation = NULL;
     REQUIRE(vdx_concept_get(book, "zero", 0, &concept, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_set_threshold(book, "zero", 1e-9, &err) == 0, "%s", err.message);
     REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &evaluation, &err) == 0, "%s", err.message);
     const cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItem(concept, "history"), 1);
     CHECK(cJSON_IsObject(cJSON_GetObjectItem(last, "cross_validation")) &&

@@ -635,6 +635,34 @@ static int concept_counts(vdx_concepts *book, const concept_record *rec, int *po
     return rc == SQLITE_ROW ? 0 : db_fail(book, err, "counting labels");
 }
 
+int concept_current_cv(vdx_concepts *book, const concept_record *rec, cJSON **cv,
+                       vdx_error *err)
+{
+    *cv = NULL;
+    int positive, negative, pending;
+    if (rec->rounds == 0)
+        return 0;
+    if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0)
+        return -1;
+    if (pending)
+        return 0;
+    sqlite3_stmt *stmt = db_prepare(
+        book, "SELECT metrics FROM rounds WHERE concept = ?1 AND round = ?2", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, rec->id);
+    sqlite3_bind_int(stmt, 2, rec->rounds);
+    cJSON *metrics = NULL;
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL)
+        metrics = cJSON_Parse((const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    const cJSON *threshold = cJSON_GetObjectItem(metrics, "threshold");
+    if (cJSON_IsNumber(threshold) && threshold->valuedouble == rec->threshold)
+        *cv = cJSON_DetachItemFromObject(metrics, "cross_validation");
+    cJSON_Delete(metrics);
+    return 0;
+}
+
 int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
                  cJSON **concept, vdx_error *err)
 {
@@ -1504,6 +1532,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
             err);
         cJSON *metrics = cJSON_CreateObject();
         cJSON_AddItemReferenceToObject(metrics, "cross_validation", cv);
+        cJSON_AddNumberToObject(metrics, "threshold", rec.threshold);
         char *metrics_json = cJSON_PrintUnformatted(metrics);
         cJSON_Delete(metrics);
         if (!stmt || !losses_json || !metrics_json) {

@@ -258,7 +258,8 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
     int rc = concept_find(book, name, &rec, err);
     if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = labelled_rows_load(book, &rec, &rows, err)) == 0 &&
-        (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0)
+        (rc = concept_current_cv(book, &rec, &cv, err)) == 0 &&
+        (cv || (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0))
         rc = book_score_all(book, rec.weight, opts ? opts->where : NULL, &hits, err);
     if (rc == 0) {
         int n = (int)rows.set.n, positive = 0, above = 0;
