@@ -302,8 +302,8 @@ function gridColumns() {
   return n;
 }
 
+// Shows a list of items; a new entry in the browser's history (Back returns here).
 function setView(view, title, items, more, hidden) {
-  const fresh = view !== state.view || title !== $('view-title').textContent;
   state.view = view;
   state.items = items;
   state.more = more;
@@ -313,7 +313,7 @@ function setView(view, title, items, more, hidden) {
   $('view-title').textContent = title;
   renderQueryThumb();
   renderGrid(true);
-  saveHash(fresh || true);
+  saveHash(true);
 }
 
 // The query image beside "More like this" / an image search.
@@ -424,6 +424,38 @@ function filterFailed(e) {
   renderGrid();
   return undefined;
 }
+// Column names completed at the cursor: the word being typed, when it starts a column.
+function wordAtCursor() {
+  const input = $('where');
+  const end = input.selectionStart;
+  const m = input.value.slice(0, end).match(/[A-Za-z_][A-Za-z0-9_]*$/);
+  return m ? { start: end - m[0].length, end, word: m[0] } : null;
+}
+function suggestColumns() {
+  const list = $('where-suggest');
+  const at = wordAtCursor();
+  const columns = (state.info && state.info.columns) || [];
+  const matches = at ? columns.filter((c) => c.toLowerCase().startsWith(at.word.toLowerCase()) && c !== at.word).slice(0, 8) : [];
+  list.replaceChildren(...matches.map((c, i) => {
+    const li = document.createElement('li');
+    li.setAttribute('role', 'option');
+    li.id = `where-suggest-${i}`;
+    li.textContent = c;
+    li.onmousedown = (ev) => { ev.preventDefault(); completeColumn(c); };
+    return li;
+  }));
+  list.hidden = !matches.length;
+}
+function completeColumn(column) {
+  const input = $('where');
+  const at = wordAtCursor();
+  if (!at) return;
+  input.value = input.value.slice(0, at.start) + column + ' ' + input.value.slice(at.end);
+  const cursor = at.start + column.length + 1;
+  input.setSelectionRange(cursor, cursor);
+  $('where-suggest').hidden = true;
+}
+
 function clearFilterError() {
   state.filterError = null;
   $('where').removeAttribute('aria-invalid');
@@ -1182,12 +1214,6 @@ async function renderExamples() {
   }));
   if (!$('q').disabled) $('q').placeholder = `Describe an image… e.g. ${prompts[0]}`;
   const columns = (state.info && state.info.columns) || [];
-  $('columns').replaceChildren(...columns.map((c) => {
-    const o = document.createElement('option');
-    o.value = `${c} = ''`;
-    o.label = c;
-    return o;
-  }));
   const example = columns.includes('photo_featured') ? "photo_featured = 't'" : columns.length ? `${columns[0]} = '…'` : "column = 'value'";
   $('where').placeholder = `e.g. ${example}`;
 }
@@ -1343,7 +1369,16 @@ function setup() {
   $('mode').addEventListener('change', () => guarded(() => showCandidatesPage(0)));
   $('hide-duplicates').addEventListener('change', () => guarded(() => showCandidatesPage(0)));
   $('filter-form').addEventListener('submit', (ev) => { ev.preventDefault(); clearFilterError(); pageTo(0); });
-  $('where').addEventListener('input', () => { if (state.filterError) { $('where').removeAttribute('aria-invalid'); } });
+  $('where').addEventListener('input', () => {
+    if (state.filterError) $('where').removeAttribute('aria-invalid');
+    suggestColumns();
+  });
+  $('where').addEventListener('keydown', (ev) => {
+    const first = $('where-suggest').firstElementChild;
+    if (ev.key === 'Tab' && !ev.shiftKey && first && !$('where-suggest').hidden) { ev.preventDefault(); completeColumn(first.textContent); }
+    if (ev.key === 'Escape') $('where-suggest').hidden = true;
+  });
+  $('where').addEventListener('blur', () => { $('where-suggest').hidden = true; });
   $('drawer-toggle').onclick = () => openDrawer(!$('sidebar').classList.contains('open'));
   $('scrim').onclick = () => openDrawer(false);
   $('detail-prev').onclick = () => detailKey({ key: 'ArrowLeft', target: document.body, preventDefault() {} });
