@@ -1258,14 +1258,21 @@ let progressTimer = 0;
 function renderProgress(p) {
   const box = $('progress');
   const running = p && p.state === 'running';
+  clearTimeout(progressTimer);
   if (lastProgressState === 'running' && p && p.state !== 'running') {
-    say(p.state === 'done'
-      ? `Ingest done: ${Number(state.info.count).toLocaleString()} items${p.failed ? `, ${p.failed} failed (listed above)` : ''}`
-      : `Ingest ${p.state}: ${Number(state.info.count).toLocaleString()} items`);
+    // the end of an ingest stays on the page for a while, and is announced
+    const text = p.state === 'done'
+      ? `Ingest done: ${Number(state.info.count).toLocaleString()} items${p.failed ? `, ${p.failed} failed (listed below)` : ''}`
+      : `Ingest ${p.state}: ${Number(state.info.count).toLocaleString()} items`;
+    lastProgressState = p.state;
+    $('progress-text').textContent = text;
+    $('progress-bar').firstElementChild.style.width = '100%';
+    say(text);
+    progressTimer = setTimeout(() => { box.hidden = true; }, 15000);
+    return;
   }
   lastProgressState = p ? p.state : null;
   box.hidden = !running;
-  clearTimeout(progressTimer);
   if (!running) return;
   const pct2 = p.total ? Math.min(100, (100 * p.done) / p.total) : 0;
   const eta = p.eta_s ? ` · about ${Math.ceil(p.eta_s / 60)} min left` : '';
