@@ -1,6 +1,8 @@
 /* Benchmark of the explore loop on the embedded store: 25k random 512-d items, a concept
  * with 500 labels. Prints the server-side time of one full round (train over all labels
- * + the next 9 nearest candidates excluding the 500 labelled ids), of its parts, of
+ * with the round's cross-validation + the next 9 nearest candidates excluding the 500
+ * labelled ids, which makes the round's candidate list), of its parts, of a later page
+ * of the round (cut from that list), of
  * scoring the whole collection and of an evaluation (5-fold CV + histogram). Medians of
  * several repetitions; numbers only, no pass/fail.
  *   usage: bench_explore [items=25000] [labels=500] [reps=15] */
@@ -141,12 +143,13 @@ int main(int argc, char **argv)
         die("label", &err);
     printf("  labelling %d items (one call): %.1f ms\n", n_labels, (vdx_now() - t0) * 1e3);
 
-    enum { TRAIN, NEXT, ROUND, SCORE_TOP, SCORE_ALL, EVALUATE, STORE_SCORE, STORE_SEARCH,
+    enum { TRAIN, NEXT, ROUND, PAGE2, SCORE_TOP, SCORE_ALL, EVALUATE, STORE_SCORE, STORE_SEARCH,
            STORE_VECTORS, METRICS };
     static const char *const names[METRICS] = {
-        "    train over the labels (5 steps, one transaction)",
-        "    next 9 nearest excluding the labelled ids",
+        "    train over the labels (5 steps + the round's CV)",
+        "    next 9 nearest (makes the round's list of 250)",
         "  one round (train + next 9)",
+        "  page 2 of the round (cut from its list)",
         "  score the collection, top 100 as JSON",
         "  score the collection, every item as JSON",
         "  evaluate (5-fold CV + histogram)",
@@ -180,6 +183,12 @@ int main(int argc, char **argv)
         record(&t[TRAIN], r, start, trained);
         record(&t[NEXT], r, trained, fetched);
         record(&t[ROUND], r, start, fetched);
+        req.page = 1;
+        start = mark();
+        if (vdx_concept_candidates(book, "bench", &req, &out, &err) != 0)
+            die("candidates page 2", &err);
+        record(&t[PAGE2], r, start, mark());
+        cJSON_Delete(out);
 
         vdx_score_request top = {.top = 100}, all = {.top = 0};
         start = mark();

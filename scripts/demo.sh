@@ -77,7 +77,10 @@ say "ingesting in the background (log: $log)"
 # shellcheck disable=SC2086
 $vdx ingest unsplash "$dataset" --model "$model" $limit $base > "$log" 2>&1 &
 ingest_pid=$!
-trap 'kill $ingest_pid 2>/dev/null; wait $ingest_pid 2>/dev/null' EXIT INT TERM
+# Ctrl-C reaches the ingest, the server and this script at once; the traps must not fail
+# (set -e), or a clean stop would end with "make: *** Error 1"
+trap 'kill $ingest_pid 2>/dev/null || :; wait $ingest_pid 2>/dev/null || :' EXIT
+trap ':' INT TERM
 # The server needs the collection to exist: ingest creates it once the model is loaded.
 i=0
 until $vdx info > /dev/null 2>&1; do
@@ -89,6 +92,6 @@ say "starting the explorer on $host:$port: open the address printed below, it ca
 status=0
 $vdx serve --model "$model" --host "$host" --port "$port" || status=$?
 case $status in
-    0|130|143) say "stopped; run 'make demo' again to resume" ;;
+    0|130|143) say "stopped; run 'make demo' again to resume"; exit 0 ;;
     *) exit $status ;;
 esac

@@ -395,6 +395,29 @@ TEST(state_identical_after_reopen)
     vdx_store_close(store);
 }
 
+static const char *str_of(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int int_of(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(obj, key);
+    return cJSON_IsNumber(v) ? v->valueint : -999;
+}
+
+static int label_count(vdx_concepts *book, const char *name)
+{
+    cJSON *labels = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_labels(book, name, &labels, &err) != 0)
+        return -1;
+    int n = cJSON_GetArraySize(labels);
+    cJSON_Delete(labels);
+    return n;
+}
+
 TEST(undo_restores_weight_and_labels)
 {
     const char *dir = test_tmpdir("explore-undo");
@@ -406,36 +429,66 @@ TEST(undo_restores_weight_and_labels)
     REQUIRE(first_round(dir, &store, &book, seen, &n_seen) == 0, "first round");
     char *after_round1 = print_json(book, "zero");
 
-    /* round 2 relabels an item of round 1 and adds new ones */
+    /* round 2 labels a page (one action) and relabels two items (another) */
     REQUIRE(label_nearest_page(book, seen, &n_seen) == 9, "label 2");
     vdx_label_change flip[2] = {{.id = seen[0], .label = VDX_LABEL_CLEAR},
                                 {.id = seen[1], .label = cluster_of(seen[1]) == 0 ? 0 : 1}};
     int rc = vdx_concept_label(book, "zero", flip, 2, NULL, &err);
     REQUIRE(rc == 0, "%s", err.message);
     REQUIRE(train(book, "zero") == 0, "train 2");
+    char *after_round2 = print_json(book, "zero");
 
-    /* pending labels are undone first */
+    /* one label action after the round: undo takes back that one only, redo replays it */
     vdx_label_change extra = {.id = ids[7 * PER_CLUSTER + 3], .label = VDX_LABEL_POSITIVE};
-    rc = vdx_concept_label(book, "zero", &extra, 1, NULL, &err);
-    REQUIRE(rc == 0, "%s", err.message);
     cJSON *result = NULL;
-    rc = vdx_concept_undo(book, "zero", &result, &err);
+    rc = vdx_concept_label(book, "zero", &extra, 1, &result, &err);
     REQUIRE(rc == 0, "%s", err.message);
-    CHECK(!strcmp(cJSON_GetObjectItem(result, "undone")->valuestring, "labels") &&
-              cJSON_GetObjectItem(result, "labels_reverted")->valueint == 1,
-          "first undo: %s", cJSON_PrintUnformatted(result));
+    int action = int_of(result, "action");
     cJSON_Delete(result);
-
     rc = vdx_concept_undo(book, "zero", &result, &err);
     REQUIRE(rc == 0, "%s", err.message);
-    CHECK(!strcmp(cJSON_GetObjectItem(result, "undone")->valuestring, "round") &&
-              cJSON_GetObjectItem(result, "round")->valueint == 2 &&
-              cJSON_GetObjectItem(result, "labels_reverted")->valueint == 11,
-          "second undo");
+    const cJSON *change = cJSON_GetArrayItem(cJSON_GetObjectItem(result, "changes"), 0);
+    CHECK(!strcmp(str_of(result, "undone"), "labels") && int_of(result, "action") == action &&
+              int_of(result, "labels_reverted") == 1 &&
+              !strcmp(str_of(change, "id"), extra.id) &&
+              cJSON_IsNull(cJSON_GetObjectItem(change, "label")) &&
+              int_of(change, "previous") == 1 && int_of(result, "pending") == 0,
+          "undo: %s", cJSON_PrintUnformatted(result));
+    cJSON_Delete(result);
+    char *undone = print_json(book, "zero");
+    cJSON *a = cJSON_Parse(after_round2), *b = cJSON_Parse(undone);
+    cJSON_DeleteItemFromObject(a, "updated");
+    cJSON_DeleteItemFromObject(b, "updated");
+    CHECK(cJSON_Compare(a, b, 1), "undo of one action is not round 2's state:\n%s\n%s",
+          after_round2, undone);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    free(undone);
+    rc = vdx_concept_redo(book, "zero", &result, &err);
+    CHECK(rc == 0 && !strcmp(str_of(result, "redone"), "labels") &&
+              int_of(result, "labels_redone") == 1 && int_of(result, "pending") == 1,
+          "redo: %s", rc == 0 ? cJSON_PrintUnformatted(result) : err.message);
+    cJSON_Delete(result);
+    rc = vdx_concept_redo(book, "zero", NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "nothing to redo in concept 'zero'"), "%s",
+          err.message);
+    CHECK(label_count(book, "zero") == 18, "18 labels after redo, not %d",
+          label_count(book, "zero"));
+
+    /* undoing round 2 keeps its labels unless asked: here asked, back to round 1 exactly */
+    rc = vdx_concept_undo(book, "zero", NULL, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    rc = vdx_concept_undo_round(book, "zero", 1, &result, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(!strcmp(str_of(result, "undone"), "round") && int_of(result, "round") == 2 &&
+              !strcmp(str_of(result, "weight"), "round 1") &&
+              int_of(result, "labels_reverted") == 11 && int_of(result, "labels_kept") == 0,
+          "undo round 2: %s", cJSON_PrintUnformatted(result));
     cJSON_Delete(result);
     char *after_undo = print_json(book, "zero");
     /* identical except "updated" (undo touches the concept) */
-    cJSON *a = cJSON_Parse(after_round1), *b = cJSON_Parse(after_undo);
+    a = cJSON_Parse(after_round1);
+    b = cJSON_Parse(after_undo);
     cJSON_DeleteItemFromObject(a, "updated");
     cJSON_DeleteItemFromObject(b, "updated");
     CHECK(cJSON_Compare(a, b, 1), "undo did not restore round 1:\n%s\n%s", after_round1,
@@ -443,21 +496,166 @@ TEST(undo_restores_weight_and_labels)
     cJSON_Delete(a);
     cJSON_Delete(b);
 
-    rc = vdx_concept_undo(book, "zero", NULL, &err);
-    CHECK(rc == 0, "%s", err.message);
+    /* round 1, keeping its labels: the prompt's weight, 9 labels pending */
+    rc = vdx_concept_undo_round(book, "zero", 0, &result, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    CHECK(int_of(result, "round") == 1 && !strcmp(str_of(result, "weight"), "initial") &&
+              int_of(result, "labels_reverted") == 0 && int_of(result, "labels_kept") == 9 &&
+              int_of(result, "pending") == 9,
+          "undo round 1: %s", cJSON_PrintUnformatted(result));
+    cJSON_Delete(result);
     float w[DIMS], w0[DIMS];
     prompt_vector(w0);
     rc = vdx_concept_weight(book, "zero", w, DIMS, &err);
     CHECK(rc == 0 && memcmp(w, w0, sizeof w) == 0, "undoing round 1 restores the prompt weight");
-    cJSON *labels = NULL;
-    rc = vdx_concept_labels(book, "zero", &labels, &err);
-    CHECK(rc == 0 && cJSON_GetArraySize(labels) == 0, "no labels after undoing everything");
-    cJSON_Delete(labels);
+    CHECK(label_count(book, "zero") == 9, "round 1's labels are kept");
+    rc = vdx_concept_undo_round(book, "zero", 0, NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "concept 'zero' has no round to undo"), "%s",
+          err.message);
+    /* the labels themselves: one undo takes back round 1's page */
+    rc = vdx_concept_undo(book, "zero", NULL, &err);
+    CHECK(rc == 0 && label_count(book, "zero") == 0, "no labels after undoing everything");
     rc = vdx_concept_undo(book, "zero", NULL, &err);
     CHECK(rc == -1 && !strcmp(err.message, "nothing to undo in concept 'zero'"), "%s",
           err.message);
+    rc = vdx_concept_redo(book, "zero", NULL, &err);
+    CHECK(rc == 0 && label_count(book, "zero") == 9, "redo brings round 1's page back");
+
+    /* the history lists actions newest first; reverting an old one is a new action */
+    cJSON *history = NULL;
+    rc = vdx_concept_history(book, "zero", 0, &history, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    const cJSON *actions = cJSON_GetObjectItem(history, "actions");
+    const cJSON *oldest = cJSON_GetArrayItem(actions, cJSON_GetArraySize(actions) - 1);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(history, "can_undo")) &&
+              cJSON_IsTrue(cJSON_GetObjectItem(history, "can_redo")) &&
+              cJSON_IsFalse(cJSON_GetObjectItem(oldest, "undone")) &&
+              cJSON_GetArraySize(cJSON_GetObjectItem(oldest, "changes")) == 9,
+          "history: %s", cJSON_PrintUnformatted(history));
+    int oldest_action = int_of(oldest, "action");
+    cJSON_Delete(history);
+    rc = vdx_concept_revert_action(book, "zero", oldest_action, &result, &err);
+    CHECK(rc == 0 && int_of(result, "changed") == 9 &&
+              int_of(result, "reverted_action") == oldest_action && label_count(book, "zero") == 0,
+          "revert: %s", rc == 0 ? cJSON_PrintUnformatted(result) : err.message);
+    cJSON_Delete(result);
+    rc = vdx_concept_revert_action(book, "zero", 9999, NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "concept 'zero' has no label action 9999"), "%s",
+          err.message);
+    rc = vdx_concept_undo(book, "zero", NULL, &err);
+    CHECK(rc == 0 && label_count(book, "zero") == 9, "undoing the revert brings the labels back");
     free(after_round1);
+    free(after_round2);
     free(after_undo);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* Random sequences of label actions, undo, redo, training and undoing rounds (keeping
+ * labels), checked after every step against a model of the undo and redo stacks: no
+ * label is ever lost or changed that was not asked to be. */
+#define POOL 12
+#define STEPS 400
+typedef struct model_change {
+    int item, before, after;
+} model_change;
+typedef struct model_action {
+    int n;
+    model_change changes[4];
+} model_action;
+
+TEST(undo_redo_never_loses_a_label)
+{
+    const char *dir = test_tmpdir("explore-undo-random");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    static model_action done[STEPS], undone_stack[STEPS];
+    int n_done = 0, n_undone = 0, label[POOL], mismatches = 0, rounds = 0;
+    for (int i = 0; i < POOL; i++)
+        label[i] = -1;
+    uint64_t state = 7;
+    vdx_error err = {{0}};
+    for (int step = 0; step < STEPS && mismatches == 0; step++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        int op = (int)((state >> 33) % 10);
+        int rc;
+        if (op < 4) { /* a label action of 1..3 distinct items */
+            int n = 1 + (int)((state >> 40) % 3), first = (int)((state >> 20) % POOL);
+            vdx_label_change changes[3];
+            model_action a = {0};
+            for (int i = 0; i < n; i++) {
+                int item = (first + i * 5) % POOL, value = (int)((state >> (45 + 2 * i)) % 3) - 1;
+                changes[i] = (vdx_label_change){.id = ids[item * 70], .label = value};
+                if (label[item] != value) {
+                    a.changes[a.n++] = (model_change){item, label[item], value};
+                    label[item] = value;
+                }
+            }
+            rc = vdx_concept_label(book, "zero", changes, (size_t)n, NULL, &err);
+            if (a.n) {
+                done[n_done++] = a;
+                n_undone = 0;
+            }
+        } else if (op < 7) {
+            rc = vdx_concept_undo(book, "zero", NULL, &err);
+            if (n_done) {
+                model_action a = done[--n_done];
+                for (int i = a.n - 1; i >= 0; i--)
+                    label[a.changes[i].item] = a.changes[i].before;
+                undone_stack[n_undone++] = a;
+            } else {
+                rc = rc == -1 && strstr(err.message, "nothing to undo") ? 0 : -1;
+            }
+        } else if (op < 9) {
+            rc = vdx_concept_redo(book, "zero", NULL, &err);
+            if (n_undone) {
+                model_action a = undone_stack[--n_undone];
+                for (int i = 0; i < a.n; i++)
+                    label[a.changes[i].item] = a.changes[i].after;
+                done[n_done++] = a;
+            } else {
+                rc = rc == -1 && strstr(err.message, "nothing to redo") ? 0 : -1;
+            }
+        } else if ((state >> 50) % 2 || rounds == 0) {
+            int any = 0;
+            for (int i = 0; i < POOL; i++)
+                any |= label[i] >= 0;
+            rc = vdx_concept_train(book, "zero", 0, 0, NULL, &err);
+            if (!any)
+                rc = rc == -1 ? 0 : -1;
+            else
+                rounds += rc == 0;
+        } else {
+            rc = vdx_concept_undo_round(book, "zero", 0, NULL, &err);
+            rounds--;
+        }
+        if (rc != 0) {
+            mismatches++;
+            CHECK(0, "step %d (op %d): %s", step, op, err.message);
+        }
+        cJSON *labels = NULL;
+        REQUIRE(vdx_concept_labels(book, "zero", &labels, &err) == 0, "%s", err.message);
+        int expected = 0;
+        for (int i = 0; i < POOL; i++)
+            expected += label[i] >= 0;
+        const cJSON *l;
+        int matched = 0;
+        cJSON_ArrayForEach(l, labels)
+        {
+            for (int i = 0; i < POOL; i++)
+                if (!strcmp(str_of(l, "id"), ids[i * 70]))
+                    matched += label[i] == int_of(l, "label");
+        }
+        if (matched != expected || cJSON_GetArraySize(labels) != expected) {
+            mismatches++;
+            CHECK(0, "step %d (op %d): the labels %s differ from the model", step, op,
+                  cJSON_PrintUnformatted(labels));
+        }
+        cJSON_Delete(labels);
+    }
+    printf("    %d steps, %d rounds standing at the end\n", STEPS, rounds);
     vdx_concepts_close(book);
     vdx_store_close(store);
 }
@@ -586,6 +784,178 @@ TEST(candidate_modes_paging_filter_duplicates)
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(d, "hidden")) >= 3, "boundary hides %d",
           cJSON_GetArraySize(cJSON_GetObjectItem(d, "hidden")));
     cJSON_Delete(d);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* A round's pages are cut from one list fixed when the round starts: labelling page 1
+ * and paging on shows ranks 10-18, in every mode; the next round starts a new list. */
+TEST(pages_keep_their_ranks)
+{
+    const char *dir = test_tmpdir("explore-pages");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_error err = {{0}};
+    for (int mode = 0; mode < 3; mode++) {
+        cJSON *before[2] = {candidates(book, "zero", (vdx_candidates_mode)mode, 9, 0),
+                            candidates(book, "zero", (vdx_candidates_mode)mode, 9, 1)};
+        REQUIRE(before[0] && before[1], "pages");
+        /* label all of page 1 (one action) */
+        vdx_label_change changes[9];
+        int n = 0;
+        const cJSON *item;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItem(before[0], "items"))
+        {
+            changes[n].id = str_of(item, "id");
+            changes[n].label = cluster_of(changes[n].id) == 0 ? 1 : 0;
+            n++;
+        }
+        REQUIRE(n == 9, "page 1 holds %d items", n);
+        int rc = vdx_concept_label(book, "zero", changes, 9, NULL, &err);
+        REQUIRE(rc == 0, "%s", err.message);
+        cJSON *after[2] = {candidates(book, "zero", (vdx_candidates_mode)mode, 9, 0),
+                           candidates(book, "zero", (vdx_candidates_mode)mode, 9, 1)};
+        REQUIRE(after[0] && after[1], "pages after labelling");
+        /* page 2 is the same ranks 10-18; page 1 the same items, now with their labels */
+        int same = 1, labelled = 0, rank = 10;
+        for (int i = 0; i < 9; i++) {
+            const cJSON *b = cJSON_GetArrayItem(cJSON_GetObjectItem(before[1], "items"), i);
+            const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItem(after[1], "items"), i);
+            same &= a && b && !strcmp(str_of(a, "id"), str_of(b, "id")) &&
+                    int_of(a, "rank") == rank++;
+            const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(after[0], "items"), i);
+            labelled += p && !strcmp(str_of(p, "id"), changes[i].id) &&
+                        int_of(p, "label") == changes[i].label;
+        }
+        CHECK(same, "mode %d: page 2 changed after labelling page 1:\n%s\n%s", mode,
+              cJSON_PrintUnformatted(before[1]), cJSON_PrintUnformatted(after[1]));
+        CHECK(labelled == 9, "mode %d: page 1 shows %d of its 9 labels", mode, labelled);
+        for (int i = 0; i < 2; i++) {
+            cJSON_Delete(before[i]);
+            cJSON_Delete(after[i]);
+        }
+        /* a new round: a new list, without the labelled items */
+        REQUIRE(train(book, "zero") == 0, "train");
+        cJSON *next = candidates(book, "zero", (vdx_candidates_mode)mode, 9, 0);
+        REQUIRE(next, "next round's page");
+        int fresh = 0;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItem(next, "items"))
+            fresh += cJSON_IsNull(cJSON_GetObjectItem(item, "label"));
+        CHECK(fresh == 9 && int_of(next, "round") == mode + 1,
+              "mode %d: the next round's page holds labelled items: %s", mode,
+              cJSON_PrintUnformatted(next));
+        cJSON_Delete(next);
+    }
+    /* paging to the end of a list covers every unlabelled item once */
+    int total = 0, pages = 0, more = 1;
+    for (int p = 0; more && p < 100; p++, pages++) {
+        cJSON *page = candidates(book, "zero", VDX_CANDIDATES_RANDOM, 100, p);
+        REQUIRE(page, "random page %d", p);
+        total += cJSON_GetArraySize(cJSON_GetObjectItem(page, "items"));
+        more = cJSON_IsTrue(cJSON_GetObjectItem(page, "more"));
+        cJSON_Delete(page);
+    }
+    CHECK(total == N_ITEMS - 27 && !more, "random pages cover %d items in %d pages, not %d",
+          total, pages, N_ITEMS - 27);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* The threshold fit finds the best F1 on the labels (checked against every cut), meets a
+ * precision target, and says why it cannot; warnings and ticks; each round keeps the
+ * cross-validation measured when it was trained. */
+TEST(threshold_fit_warnings_round_metrics)
+{
+    const char *dir = test_tmpdir("explore-fit");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_error err = {{0}};
+    vdx_threshold_fit f1 = {.target = VDX_THRESHOLD_FIT_F1};
+    int rc = vdx_concept_fit_threshold(book, "zero", &f1, NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "fitting a threshold needs positive and negative "
+                                           "labels; concept 'zero' has 0 positive and 0 negative"),
+          "%s", err.message);
+    static char seen[64][32];
+    int n_seen = 0;
+    for (int round = 0; round < 2; round++) {
+        REQUIRE(label_nearest_page(book, seen, &n_seen) == 9, "label");
+        REQUIRE(train(book, "zero") == 0, "train");
+    }
+    /* the round's stored metrics are what a fresh cross-validation says right after it
+     * (evaluate reuses them while they hold: a threshold 1e-9 away makes it recompute) */
+    cJSON *concept = NULL, *evaluation = NULL;
+    REQUIRE(vdx_concept_get(book, "zero", 0, &concept, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_set_threshold(book, "zero", 1e-9, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &evaluation, &err) == 0, "%s", err.message);
+    const cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItem(concept, "history"), 1);
+    CHECK(cJSON_IsObject(cJSON_GetObjectItem(last, "cross_validation")) &&
+              cJSON_Compare(cJSON_GetObjectItem(last, "cross_validation"),
+                            cJSON_GetObjectItem(evaluation, "cross_validation"), 1),
+          "round 2's metrics %s differ from evaluate's %s",
+          cJSON_PrintUnformatted(cJSON_GetObjectItem(last, "cross_validation")),
+          cJSON_PrintUnformatted(cJSON_GetObjectItem(evaluation, "cross_validation")));
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(evaluation, "labelled")) == 18,
+          "18 ticks for 18 labels");
+    cJSON_Delete(concept);
+    cJSON_Delete(evaluation);
+
+    /* a threshold above everything: the warnings say so */
+    REQUIRE(vdx_concept_set_threshold(book, "zero", 1000, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &evaluation, &err) == 0, "%s", err.message);
+    char *text = cJSON_PrintUnformatted(cJSON_GetObjectItem(evaluation, "warnings"));
+    CHECK(strstr(text, "\"no_positive_above\"") && strstr(text, "\"nothing_above\"") &&
+              strstr(text, "is above the threshold"),
+          "warnings: %s", text);
+    free(text);
+    cJSON_Delete(evaluation);
+
+    /* best F1: no cut between two labels' scores does better */
+    cJSON *fit = NULL;
+    rc = vdx_concept_fit_threshold(book, "zero", &f1, &fit, &err);
+    REQUIRE(rc == 0, "%s", err.message);
+    double t = cJSON_GetObjectItem(fit, "threshold")->valuedouble;
+    double got = cJSON_GetObjectItem(fit, "f1")->valuedouble;
+    CHECK(cJSON_GetObjectItem(fit, "previous")->valuedouble == 1000, "previous threshold");
+    REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &evaluation, &err) == 0, "%s", err.message);
+    const cJSON *ticks = cJSON_GetObjectItem(evaluation, "labelled"), *a, *b;
+    CHECK(fabs(cJSON_GetObjectItem(cJSON_GetObjectItem(evaluation, "training"), "f1")
+                   ->valuedouble - got) < 1e-12 &&
+              cJSON_GetObjectItem(evaluation, "threshold")->valuedouble == t,
+          "evaluate at the fitted threshold disagrees: %s", cJSON_PrintUnformatted(fit));
+    double best = 0;
+    cJSON_ArrayForEach(a, ticks)
+    {
+        double cut = cJSON_GetObjectItem(a, "score")->valuedouble - 1e-9;
+        int tp = 0, fp = 0, fn = 0;
+        cJSON_ArrayForEach(b, ticks)
+        {
+            int predicted = cJSON_GetObjectItem(b, "score")->valuedouble > cut;
+            int positive = int_of(b, "label") == 1;
+            tp += predicted && positive;
+            fp += predicted && !positive;
+            fn += !predicted && positive;
+        }
+        double f = 2.0 * tp / (2.0 * tp + fp + fn);
+        best = f > best ? f : best;
+    }
+    CHECK(got >= best - 1e-12, "fitted F1 %.4f, but a cut gives %.4f", got, best);
+    cJSON_Delete(evaluation);
+    cJSON_Delete(fit);
+
+    vdx_threshold_fit precise = {.target = VDX_THRESHOLD_FIT_PRECISION, .precision = 1.0};
+    rc = vdx_concept_fit_threshold(book, "zero", &precise, &fit, &err);
+    CHECK(rc == 0 && cJSON_GetObjectItem(fit, "precision")->valuedouble == 1.0,
+          "precision 1: %s", rc == 0 ? cJSON_PrintUnformatted(fit) : err.message);
+    cJSON_Delete(fit);
+    precise.precision = 1.5;
+    rc = vdx_concept_fit_threshold(book, "zero", &precise, NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "threshold fit: the target precision must be in "
+                                           "(0, 1], not 1.5"),
+          "%s", err.message);
     vdx_concepts_close(book);
     vdx_store_close(store);
 }
@@ -1152,7 +1522,7 @@ TEST(exports_parse_back_and_import)
           err.message);
     rc = vdx_concept_import_classifier(same_book, json, strlen(json), "zero 2", NULL, &err);
     CHECK(rc == 0, "import under another name: %s", err.message);
-    rc = vdx_concept_undo(same_book, "zero 2", NULL, &err);
+    rc = vdx_concept_undo_round(same_book, "zero 2", 0, NULL, &err);
     CHECK(rc == 0, "undo an imported round: %s", err.message);
     float w0[DIMS];
     prompt_vector(w0);
@@ -1284,6 +1654,9 @@ int main(void)
     RUN(simulated_user_loop);
     RUN(state_identical_after_reopen);
     RUN(undo_restores_weight_and_labels);
+    RUN(undo_redo_never_loses_a_label);
+    RUN(pages_keep_their_ranks);
+    RUN(threshold_fit_warnings_round_metrics);
     RUN(candidate_modes_paging_filter_duplicates);
     RUN(evaluate_and_score);
     RUN(evaluate_bounds_cross_validation_labels);

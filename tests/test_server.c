@@ -104,6 +104,24 @@ static int build_collection(void)
         return -1;
     }
     thumbnail = (uint8_t *)bytes;
+    /* item-2's original is a 2400×1200 JPEG file (as a folder collection's items are) */
+    static char original[300];
+    snprintf(original, sizeof original, "%s/original.jpg", data_dir);
+    uint8_t *big = malloc((size_t)2400 * 1200 * 3), *big_jpeg = NULL;
+    size_t big_size = 0;
+    for (size_t i = 0; big && i < (size_t)2400 * 1200 * 3; i++)
+        big[i] = (uint8_t)((i / 3 % 2400) / 10 + (i % 3) * 40);
+    vdx_image large = {.width = 2400, .height = 1200, .rgb = big};
+    if (!big || vdx_image_thumbnail_jpeg(&large, 2400, 85, &big_jpeg, &big_size, &err) != 0 ||
+        vdx_write_file_atomic(original, big_jpeg, big_size, &err) != 0) {
+        printf("    original: %s\n", err.message);
+        free(big);
+        free(big_jpeg);
+        vdx_store_close(store);
+        return -1;
+    }
+    free(big);
+    free(big_jpeg);
     static float vectors[N_ITEMS][DIMS];
     static char ids[N_ITEMS][32], groups[N_ITEMS][8];
     static vdx_item items[N_ITEMS];
@@ -121,7 +139,7 @@ static int build_collection(void)
         snprintf(ids[i], sizeof ids[i], i == 1 ? "dir/a b.jpg" : "item-%d", i);
         snprintf(groups[i], sizeof groups[i], "g%d", cluster);
         values[i][0] = groups[i];
-        items[i] = (vdx_item){.id = ids[i], .url = ids[i], .width = 640, .height = 480,
+        items[i] = (vdx_item){.id = ids[i], .url = i == 2 ? original : ids[i], .width = 640, .height = 480,
                               .meta_names = names, .meta_values = values[i], .n_meta = 1,
                               .vector = vectors[i], .thumbnail = thumbnail,
                               .thumbnail_size = thumbnail_size};
@@ -337,12 +355,55 @@ TEST(test_concept_loop)
     r = get("/api/concepts/c0/evaluate?bins=10");
     CHECK(r.status == 200 && strstr(r.body, "\"histogram\""), "evaluate: %ld %s", r.status, r.body);
     free(r.body);
-    r = post_json("/api/concepts/c0/undo", "{}");
-    CHECK(r.status == 200 && strstr(r.body, "\"undone\":\"round\""), "undo: %ld %s", r.status, r.body);
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"f1\"}");
+    CHECK(r.status == 200 && strstr(r.body, "\"target\":\"f1\"") && strstr(r.body, "\"previous\":-0.25"),
+          "threshold fit: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"precision\"}");
+    CHECK_ERROR(r, 400, "field 'precision' must be a number in (0, 1] with \"target\": \"precision\"");
+    free(r.body);
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"recall\"}");
+    CHECK_ERROR(r, 400, "field 'target' must be f1 or precision, not 'recall'");
+    free(r.body);
+    r = get("/api/concepts/c0/threshold/fit");
+    CHECK_ERROR(r, 405, "GET is not allowed on /api/concepts/NAME/threshold/fit");
+    free(r.body);
+    r = get("/api/concepts/c0/evaluate?bins=10");
+    CHECK(r.status == 200 && strstr(r.body, "\"warnings\":[") && strstr(r.body, "\"training\":{") &&
+              strstr(r.body, "\"labelled\":[") && strstr(r.body, "\"f1\":"),
+          "evaluate after the fit: %ld %s", r.status, r.body);
+    free(r.body);
+    /* undo and redo one label action; the round separately, keeping its labels */
+    r = get("/api/concepts/c0/history");
+    CHECK(r.status == 200 && strstr(r.body, "\"actions\":[{\"action\":") && strstr(r.body, "\"can_redo\":false"),
+          "history: %ld %s", r.status, r.body);
     free(r.body);
     r = post_json("/api/concepts/c0/undo", "{}");
-    CHECK_ERROR(r, 409, "nothing to undo in concept 'c0'");
+    CHECK(r.status == 200 && strstr(r.body, "\"undone\":\"labels\""), "undo: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/redo", "{}");
+    CHECK(r.status == 200 && strstr(r.body, "\"redone\":\"labels\""), "redo: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/redo", "{}");
+    CHECK_ERROR(r, 409, "nothing to redo in concept 'c0'");
     CHECK(strstr(r.body, "\"kind\":\"conflict\""), "no kind in %s", r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/revert", "{\"action\":4242}");
+    CHECK_ERROR(r, 404, "concept 'c0' has no label action 4242");
+    free(r.body);
+    r = post_json("/api/concepts/c0/revert", "{}");
+    CHECK_ERROR(r, 400, "field 'action' is required: the number of a label action");
+    free(r.body);
+    r = post_json("/api/concepts/c0/undo", "{\"revert_labels\":true}");
+    CHECK_ERROR(r, 400, "field 'revert_labels' goes with \"round\": true");
+    free(r.body);
+    r = post_json("/api/concepts/c0/undo", "{\"round\":true}");
+    CHECK(r.status == 200 && strstr(r.body, "\"undone\":\"round\"") && strstr(r.body, "\"weight\":\"initial\"") &&
+              strstr(r.body, "\"labels_reverted\":0"),
+          "undo round: %ld %s", r.status, r.body);
+    free(r.body);
+    r = post_json("/api/concepts/c0/undo", "{\"round\":true}");
+    CHECK_ERROR(r, 409, "concept 'c0' has no round to undo");
     free(r.body);
     r = request("DELETE", "/api/concepts/c0", NULL, NULL, 0, NULL);
     CHECK(r.status == 200, "delete: %ld %s", r.status, r.body);
@@ -370,6 +431,38 @@ static void *client_thread(void *arg)
         free(r.body);
     }
     return NULL;
+}
+
+/* The detail view's rendition: made from the original, 1600 px on the longer side, kept
+ * beside the thumbnails; an item whose original cannot be had says why. */
+TEST(test_preview)
+{
+    reply r = get("/api/items/item-2/preview");
+    CHECK(r.status == 200 && strstr(r.headers, "Content-Type: image/jpeg"), "preview: %ld %s", r.status, r.headers);
+    vdx_image image = {0};
+    vdx_error err = {{0}};
+    int rc = r.status == 200 ? vdx_image_decode((const uint8_t *)r.body, r.size, "preview", &image, &err) : -1;
+    CHECK(rc == 0 && image.width == 1600 && image.height == 800, "preview is %dx%d: %s", image.width,
+          image.height, err.message);
+    vdx_image_free(&image);
+    char hex[65], path[512];
+    vdx_sha256_hex("item-2", 6, hex);
+    snprintf(path, sizeof path, "%s/collections/web/previews/%s.jpg", data_dir, hex);
+    char *kept = NULL;
+    size_t kept_size = 0;
+    CHECK(vdx_read_file(path, &kept, &kept_size, &err) == 0 && kept_size == r.size &&
+              !memcmp(kept, r.body, r.size),
+          "the preview is not kept at %s: %s", path, err.message);
+    free(kept);
+    free(r.body);
+    r = get("/api/items/item-3/preview");
+    CHECK(r.status == 200 && r.size == thumbnail_size && !memcmp(r.body, thumbnail, r.size) &&
+              strstr(r.headers, "X-Vdx-Preview: thumbnail; item-3: "),
+          "no original: the thumbnail and why: %ld %s", r.status, r.headers);
+    free(r.body);
+    r = get("/api/items/nope/preview");
+    CHECK_ERROR(r, 404, "collection 'web': no item 'nope'");
+    free(r.body);
 }
 
 TEST(test_concurrent_clients)
@@ -915,6 +1008,7 @@ int main(void)
     RUN(test_item_ids_with_slash_and_space);
     RUN(test_request_policy);
     RUN(test_concept_loop);
+    RUN(test_preview);
     RUN(test_concurrent_clients);
     RUN(test_security_headers_on_every_reply);
     RUN(test_upload_limit);

@@ -104,7 +104,10 @@ int vdx_concept_list(vdx_concepts *book, cJSON **list, vdx_error *err);
  *    "positive","negative": label counts, "pending": label changes since the last round,
  *    "examples":[ids], "rounds": number of rounds,
  *    "history":[{"round":1..,"time","labels_added","positive","negative","iters","lr",
- *                "losses":[per step],"training_accuracy","weight_norm"}],
+ *                "losses":[per step],"training_accuracy","weight_norm",
+ *                "cross_validation": as vdx_concept_evaluate's, measured when the round was
+ *                trained (null: too few labels, or a round imported or trained before
+ *                vdx stored it)}],
  *    "weight":[dims floats]  (only when with_weight) }
  * "labels_added" counts the label changes (set or cleared) made since the previous round. */
 int vdx_concept_get(vdx_concepts *book, const char *name, int with_weight, cJSON **concept,
@@ -140,8 +143,11 @@ typedef struct vdx_label_change {
  * to the collection are refused all together ("unknown item ids: …"; items whose ingest
  * failed: "items without a vector (their ingest failed): …"), nothing changed.
  * An id given twice keeps its last change; setting a label to its current value or
- * clearing an unlabelled item is a no-op. Result (may be NULL):
- *   {"changed": changes applied, "positive","negative": counts after, "pending"}. */
+ * clearing an unlabelled item is a no-op. One call is one *label action*: undo and redo
+ * take it back and replay it whole (a page's "rest of the page negative" is one step).
+ * A new action ends what could be redone. Result (may be NULL):
+ *   {"changed": changes applied, "action": its number (null when nothing changed),
+ *    "positive","negative": counts after, "pending"}. */
 int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_change *changes,
                       size_t n, cJSON **result, vdx_error *err);
 
@@ -154,12 +160,39 @@ int vdx_concept_labels(vdx_concepts *book, const char *name, cJSON **labels, vdx
 int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
                       cJSON **round, vdx_error *err);
 
-/* Undoes the newest step: label changes made since the last round if there are any
- * (they are reverted), else the last round (its weight is dropped and the label changes
- * it trained on are reverted). Result:
- *   {"undone":"labels"|"round","round": the round undone (0 for labels),
- *    "labels_reverted": n}. Fails with "nothing to undo in concept 'NAME'". */
+/* Undo and redo one label action at a time (Ctrl+Z / Ctrl+Shift+Z on the page, the same
+ * stack for every client). Undo takes back the newest action still in force, each item
+ * back to the label it had before; redo replays the oldest undone action. Labels of
+ * other actions are never touched, whatever the sequence. Rounds are not affected.
+ * Result:
+ *   {"undone":"labels" | "redone":"labels", "action": n, "labels_reverted" | "labels_redone",
+ *    "changes":[{"id","label": now (1|0|null),"previous": before}],
+ *    "positive","negative","pending"}.
+ * Fails with "nothing to undo in concept 'NAME'" / "nothing to redo in concept 'NAME'". */
 int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_error *err);
+int vdx_concept_redo(vdx_concepts *book, const char *name, cJSON **result, vdx_error *err);
+
+/* Undoes the last round: its weight is dropped (the previous round's, or the initial
+ * weight, is current again). Its labels stay, now pending for the next round, unless
+ * revert_labels, which takes back (as undo would, so redo can replay them) every
+ * action made since the round before. Result:
+ *   {"undone":"round","round": n,"weight":"round N-1"|"initial","labels_reverted",
+ *    "labels_kept": label changes now pending,"positive","negative","pending"}.
+ * Fails with "concept 'NAME' has no round to undo". */
+int vdx_concept_undo_round(vdx_concepts *book, const char *name, int revert_labels,
+                           cJSON **result, vdx_error *err);
+
+/* The label history, newest action first (at most limit actions; <= 0 → 100):
+ *   {"actions":[{"action","time","round","undone":bool,
+ *                "changes":[{"id","label","previous"}]}],"can_undo","can_redo","rounds"}. */
+int vdx_concept_history(vdx_concepts *book, const char *name, int limit, cJSON **result,
+                        vdx_error *err);
+
+/* Reverts one action of the history (any, not only the newest): a new label action that
+ * sets each of its items back to the label it had before that action. Result: as
+ * vdx_concept_label, plus "reverted_action". Fails for an unknown or undone action. */
+int vdx_concept_revert_action(vdx_concepts *book, const char *name, int64_t action,
+                              cJSON **result, vdx_error *err);
 
 /* ---- Candidates ---------------------------------------------------------------------- */
 
@@ -207,8 +240,14 @@ typedef struct vdx_evaluate_options {
 /* How good is the concept:
  *   {"threshold","positive","negative",
  *    "training_accuracy": accuracy of the current weight on the labels (null: no labels),
+ *    "training": {"precision","recall","f1"} of the labels at the threshold (null when
+ *       undefined),
+ *    "balance": {"positive","negative","positive_share"},
+ *    "warnings": [{"code","message"}]: no_positive_above, nothing_above, few_labels,
+ *       imbalanced, low_recall,
+ *    "labelled": [{"id","score","label"}] the labels' scores (at most 2000),
  *    "cross_validation": {"method":"leave-one-out"|"5-fold","accuracy","precision",
- *                         "recall","folds","steps","labels"} or null with fewer than 2 labels of each
+ *                         "recall","f1","folds","steps","labels"} or null with fewer than 2 labels of each
  *       class. Each fold refits from the concept's initial weight with the concept's
  *       training procedure (iters·max(rounds,1) steps, at most 100, the last round's lr)
  *       on the other labels and predicts the held-out ones; precision/recall are null when
@@ -219,6 +258,31 @@ typedef struct vdx_evaluate_options {
  *       (range = [min, max] of scores, widened to include the threshold)}. */
 int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluate_options *opts,
                          cJSON **result, vdx_error *err);
+
+/* Threshold fit: sets the concept's threshold from its labels' current scores. */
+typedef enum {
+    VDX_THRESHOLD_FIT_F1 = 0,        /* the best F1 */
+    VDX_THRESHOLD_FIT_PRECISION = 1, /* the most recall with precision >= precision */
+} vdx_threshold_target;
+
+/* "f1" | "precision" → target; -1 otherwise. */
+int vdx_threshold_target_parse(const char *text);
+
+typedef struct vdx_threshold_fit {
+    vdx_threshold_target target;
+    double precision; /* VDX_THRESHOLD_FIT_PRECISION: in (0, 1] */
+} vdx_threshold_fit;
+
+/* Predicting the c best-scoring labels positive, for every c at a change of score, picks
+ * the cut that meets the target and sets the threshold halfway between the scores either
+ * side of it (below the lowest label when every label is predicted positive). Needs a
+ * positive and a negative label. Result:
+ *   {"target":"f1"|"precision",["precision_target"],"threshold","previous","labels",
+ *    "precision","recall","f1": on the labels at the new threshold}.
+ * Fails with "no threshold gives precision >= P on the labels of concept 'NAME' (the best
+ * is Q)" when no cut reaches the target. */
+int vdx_concept_fit_threshold(vdx_concepts *book, const char *name,
+                              const vdx_threshold_fit *fit, cJSON **result, vdx_error *err);
 
 typedef struct vdx_score_request {
     int top;             /* at most this many items (<= 0: all that pass) */

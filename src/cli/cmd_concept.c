@@ -31,7 +31,14 @@ static const char usage_text[] =
     "            [--threshold T] [-o|--output FILE]\n"
     "  import FILE [--name NAME]                   a classifier exported by vdx\n"
     "  threshold NAME T                            set the logit threshold (default 0)\n"
-    "  list | rm NAME | rename OLD NEW | copy NAME NEW | undo NAME\n"
+    "  fit-threshold NAME [--precision P]          the threshold of the best F1 on the labels\n"
+    "                                              (or the most recall at precision >= P)\n"
+    "  undo NAME [--round [--revert-labels]]       take back the newest label action; with\n"
+    "                                              --round the last round (its labels stay)\n"
+    "  redo NAME                                   replay the newest undone label action\n"
+    "  history NAME [--top N]                      the label actions, newest first\n"
+    "  revert NAME ACTION                          a new action undoing any action of history\n"
+    "  list | rm NAME | rename OLD NEW | copy NAME NEW\n"
     "\n"
     "common options:\n"
     "  --collection NAME  collection (default \"default\")\n"
@@ -68,6 +75,8 @@ typedef struct options {
     int n_examples;
     int k, page, iters, top, offset, bins, hide_duplicates, with_weight;
     int want_labels, want_scores, want_classifier;
+    int round, revert_labels, has_precision;
+    double precision;
     double lr, threshold;
     int has_threshold;
     unsigned long long seed;
@@ -192,6 +201,17 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
             if (parse_double(cmd, a, value, &o->threshold))
                 return 2;
             o->has_threshold = 1;
+        } else if (!no_more_options && !strcmp(a, "--round")) {
+            o->round = 1;
+        } else if (!no_more_options && !strcmp(a, "--revert-labels")) {
+            o->revert_labels = 1;
+        } else if (!no_more_options && !strcmp(a, "--precision")) {
+            TAKES_VALUE();
+            if (parse_double(cmd, a, value, &o->precision))
+                return 2;
+            if (!(o->precision > 0 && o->precision <= 1))
+                return cli_usage_error(cmd, "--precision must be in (0, 1]");
+            o->has_precision = 1;
         } else if (!no_more_options && !strcmp(a, "--weight")) {
             o->with_weight = 1;
         } else if (!no_more_options && !strcmp(a, "--labels")) {
@@ -643,7 +663,7 @@ static int cmd_list(context *c)
     return 0;
 }
 
-/* rm, rename, copy, undo, threshold: one call, one line. */
+/* rm, rename, copy, undo, redo, revert, threshold, fit-threshold: one call, one line. */
 static int cmd_simple(context *c)
 {
     options *o = c->o;
@@ -666,22 +686,64 @@ static int cmd_simple(context *c)
             rc = 2;
         else if ((rc = vdx_concept_set_threshold(c->book, o->positional[0], t, &c->err)) == 0)
             cJSON_AddNumberToObject(result, "threshold", t);
+    } else if (!strcmp(sub, "fit-threshold")) {
+        cJSON_Delete(result);
+        result = NULL;
+        vdx_threshold_fit fit = {.target = o->has_precision ? VDX_THRESHOLD_FIT_PRECISION
+                                                             : VDX_THRESHOLD_FIT_F1,
+                                 .precision = o->precision};
+        rc = vdx_concept_fit_threshold(c->book, o->positional[0], &fit, &result, &c->err);
+    } else if (!strcmp(sub, "revert")) {
+        cJSON_Delete(result);
+        result = NULL;
+        char *end;
+        errno = 0;
+        long long action = strtoll(o->positional[1], &end, 10);
+        if (errno || end == o->positional[1] || *end || action < 1)
+            rc = cli_usage_error("concept revert", "ACTION is the number of a label action "
+                                                   "(see vdx concept history), not '%s'",
+                                 o->positional[1]);
+        else
+            rc = vdx_concept_revert_action(c->book, o->positional[0], action, &result, &c->err);
     } else {
         cJSON_Delete(result);
         result = NULL;
-        rc = vdx_concept_undo(c->book, o->positional[0], &result, &c->err);
+        if (o->revert_labels && !o->round)
+            rc = cli_usage_error("concept undo", "--revert-labels goes with --round");
+        else if (!strcmp(sub, "redo"))
+            rc = vdx_concept_redo(c->book, o->positional[0], &result, &c->err);
+        else if (o->round)
+            rc = vdx_concept_undo_round(c->book, o->positional[0], o->revert_labels, &result,
+                                        &c->err);
+        else
+            rc = vdx_concept_undo(c->book, o->positional[0], &result, &c->err);
     }
     if (rc == 0) {
+        const char *counted = !strcmp(sub, "revert")  ? "changed"
+                              : !strcmp(sub, "redo")  ? "labels_redone"
+                              : o->round && !o->revert_labels ? "labels_kept"
+                                                              : "labels_reverted";
+        int n = result ? (int)number(result, counted) : 0;
+        const char *plural = n == 1 ? "" : "s";
         if (json_output(o))
             cli_print_json_line(result);
         else if (!strcmp(sub, "undo") && !strcmp(string(result, "undone"), "round"))
-            printf("'%s': undid round %d (%d label change%s reverted)\n", o->positional[0],
-                   (int)number(result, "round"), (int)number(result, "labels_reverted"),
-                   number(result, "labels_reverted") == 1 ? "" : "s");
-        else if (!strcmp(sub, "undo"))
-            printf("'%s': reverted %d label change%s made since the last round\n",
-                   o->positional[0], (int)number(result, "labels_reverted"),
-                   number(result, "labels_reverted") == 1 ? "" : "s");
+            printf("'%s': undid round %d: weight back to %s; %d label change%s "
+                   "%s\n", o->positional[0], (int)number(result, "round"),
+                   string(result, "weight"), n, plural,
+                   o->revert_labels ? "reverted" : "kept for the next round");
+        else if (!strcmp(sub, "undo") || !strcmp(sub, "redo"))
+            printf("'%s': %s label action %d (%d label change%s)\n", o->positional[0],
+                   sub[0] == 'u' ? "undid" : "redid", (int)number(result, "action"), n, plural);
+        else if (!strcmp(sub, "revert"))
+            printf("'%s': reverted label action %s as action %d (%d label change%s)\n",
+                   o->positional[0], o->positional[1], (int)number(result, "action"),
+                   n, plural);
+        else if (!strcmp(sub, "fit-threshold"))
+            printf("'%s': threshold %g (was %g): precision %.3f, recall %.3f, F1 %.3f on %d "
+                   "labels\n", o->positional[0], number(result, "threshold"),
+                   number(result, "previous"), number(result, "precision"),
+                   number(result, "recall"), number(result, "f1"), (int)number(result, "labels"));
         else if (!strcmp(sub, "rm"))
             printf("deleted concept '%s'\n", o->positional[0]);
         else if (!strcmp(sub, "threshold"))
@@ -692,6 +754,35 @@ static int cmd_simple(context *c)
     }
     cJSON_Delete(result);
     return rc == -1 ? fail(c) : rc;
+}
+
+/* The label actions, newest first: one JSON line per action, or a line of +id -id ~id. */
+static int cmd_history(context *c)
+{
+    cJSON *history = NULL;
+    if (vdx_concept_history(c->book, c->o->positional[0], c->o->top, &history, &c->err) != 0)
+        return fail(c);
+    const cJSON *action;
+    cJSON_ArrayForEach(action, cJSON_GetObjectItem(history, "actions"))
+    {
+        if (json_output(c->o)) {
+            cli_print_json_line(action);
+            continue;
+        }
+        printf("%5d  %s  round %d%s ", (int)number(action, "action"), string(action, "time"),
+               (int)number(action, "round"),
+               cJSON_IsTrue(cJSON_GetObjectItem(action, "undone")) ? "  (undone)" : "");
+        const cJSON *change;
+        cJSON_ArrayForEach(change, cJSON_GetObjectItem(action, "changes"))
+        {
+            const cJSON *label = cJSON_GetObjectItem(change, "label");
+            printf(" %c%s", cJSON_IsNull(label) ? '~' : label->valueint ? '+' : '-',
+                   string(change, "id"));
+        }
+        printf("\n");
+    }
+    cJSON_Delete(history);
+    return 0;
 }
 
 typedef struct subcommand {
@@ -715,7 +806,11 @@ static const subcommand subcommands[] = {
     {"rename", cmd_simple, 2, "two names"},
     {"copy", cmd_simple, 2, "two names"},
     {"undo", cmd_simple, 1, "NAME"},
+    {"redo", cmd_simple, 1, "NAME"},
+    {"revert", cmd_simple, 2, "NAME ACTION"},
+    {"history", cmd_history, 1, "NAME"},
     {"threshold", cmd_simple, 2, "NAME THRESHOLD"},
+    {"fit-threshold", cmd_simple, 1, "NAME"},
 };
 
 int cmd_concept(int argc, char **argv)

@@ -68,6 +68,17 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
                             const vdx_model_identity *model, const float *initial_weight,
                             double threshold, const cJSON *history, vdx_error *err);
 
+/* Cross-validates the concept's training procedure on labels (evaluate.c): the
+ * "cross_validation" object of vdx_concept_evaluate, or JSON null with fewer than 2
+ * labels of a class. X holds set->n vectors, y their 0/1 labels. */
+int concept_cross_validate(const concept_record *rec, const label_set *set, const float *X,
+                           const float *y, cJSON **out, vdx_error *err);
+
+/* The cross-validation stored with the last round when it still holds: no label changed
+ * since and the threshold is the one it was measured at; else *cv = NULL. */
+int concept_current_cv(vdx_concepts *book, const concept_record *rec, cJSON **cv,
+                       vdx_error *err);
+
 /* Scores of every item matching where, in storage order (vdx_store_score_all). */
 int book_score_all(vdx_concepts *book, const float *weight, const char *where, vdx_hits *hits,
                    vdx_error *err);

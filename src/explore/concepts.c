@@ -68,8 +68,34 @@ static const char *const schema_sql =
     "  losses TEXT NOT NULL,"
     "  training_accuracy REAL NOT NULL,"
     "  weight BLOB NOT NULL,"
-    "  PRIMARY KEY(concept, round));"
-    "PRAGMA user_version = 1;";
+    "  PRIMARY KEY(concept, round));";
+
+/* Version 2: label changes are grouped into actions (one call of vdx_concept_label, or
+ * one revert) that undo and redo take back and replay whole; an undone action stays in
+ * the log (undone = 1) until a new action clears the redo stack. Rounds keep the
+ * metrics measured when they were trained. Candidate lists are fixed per round. */
+static const char *const schema_v2_sql =
+    "ALTER TABLE label_events ADD COLUMN action INTEGER;"
+    "ALTER TABLE label_events ADD COLUMN undone INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE label_events SET action = seq;"
+    "CREATE INDEX IF NOT EXISTS label_events_by_action ON label_events(concept, action);"
+    "ALTER TABLE rounds ADD COLUMN metrics TEXT;"
+    /* the ranking a round's candidate pages are cut from: ids (and urls) as JSON arrays,
+     * kept until the concept's next round; `complete` when it holds every candidate */
+    "CREATE TABLE IF NOT EXISTS candidate_lists("
+    "  concept INTEGER NOT NULL,"
+    "  round INTEGER NOT NULL,"
+    "  mode TEXT NOT NULL,"
+    "  filter TEXT NOT NULL,"
+    "  seed INTEGER NOT NULL,"
+    "  threshold REAL NOT NULL,"
+    "  created TEXT NOT NULL,"
+    "  unlabelled INTEGER NOT NULL,"
+    "  complete INTEGER NOT NULL,"
+    "  ids TEXT NOT NULL,"
+    "  urls TEXT NOT NULL,"
+    "  PRIMARY KEY(concept, round, mode, filter, seed, threshold));"
+    "PRAGMA user_version = 2;";
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -187,6 +213,29 @@ static double weight_norm(const float *w, int dims)
 
 /* ---- open / close ------------------------------------------------------------------- */
 
+static int schema_version(vdx_concepts *book, int *version, vdx_error *err)
+{
+    sqlite3_stmt *stmt = db_prepare(book, "PRAGMA user_version", err);
+    if (!stmt)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    *version = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 0 : db_fail(book, err, "reading the schema version");
+}
+
+/* Brings a book of an older version up to date (inside the opening transaction). */
+static int migrate(vdx_concepts *book, vdx_error *err)
+{
+    int version;
+    if (schema_version(book, &version, err) != 0)
+        return -1;
+    if (version > 2)
+        return vdx_fail(err, "%s: schema version %d is newer than this vdx (2)", book->path,
+                        version);
+    return version < 2 ? db_exec(book, schema_v2_sql, err) : 0;
+}
+
 vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
 {
     vdx_concepts *book = calloc(1, sizeof *book);
@@ -203,7 +252,7 @@ vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
     }
     if (db_exec(book, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) != 0 ||
         db_exec(book, "BEGIN IMMEDIATE", err) != 0 || db_exec(book, schema_sql, err) != 0 ||
-        commit(book, err) != 0) {
+        migrate(book, err) != 0 || commit(book, err) != 0) {
         rollback(book);
         sqlite3_close(book->db);
         free(book);
@@ -486,7 +535,7 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
     sqlite3_stmt *stmt = db_prepare(
         book,
         "SELECT round, time, labels_added, positive, negative, iters, lr, losses,"
-        " training_accuracy, weight FROM rounds WHERE concept = ?1 ORDER BY round",
+        " training_accuracy, weight, metrics FROM rounds WHERE concept = ?1 ORDER BY round",
         err);
     if (!stmt)
         return -1;
@@ -519,6 +568,19 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
             cJSON_Delete(losses);
             break;
         }
+        /* the round's stored cross-validation (null for rounds from before schema v2) */
+        cJSON *metrics = sqlite3_column_type(stmt, 10) == SQLITE_NULL
+                             ? NULL
+                             : cJSON_Parse((const char *)sqlite3_column_text(stmt, 10));
+        cJSON *cv = cJSON_DetachItemFromObject(metrics, "cross_validation");
+        cJSON_Delete(metrics);
+        if (!cv)
+            cv = cJSON_CreateNull();
+        ok = cv && cJSON_AddItemToObject(r, "cross_validation", cv);
+        if (!ok) {
+            cJSON_Delete(cv);
+            break;
+        }
         int bytes = sqlite3_column_bytes(stmt, 9);
         const float *w = sqlite3_column_blob(stmt, 9);
         int dims = bytes / (int)sizeof(float);
@@ -548,7 +610,8 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
     return 0;
 }
 
-/* Label counts and the number of label changes since the last round. */
+/* Label counts and the number of label changes since the last round: the changes made
+ * since, and the undone changes of earlier rounds. */
 static int concept_counts(vdx_concepts *book, const concept_record *rec, int *positive,
                           int *negative, int *pending, vdx_error *err)
 {
@@ -556,7 +619,8 @@ static int concept_counts(vdx_concepts *book, const concept_record *rec, int *po
         book,
         "SELECT (SELECT COUNT(*) FROM labels WHERE concept = ?1 AND label = 1),"
         " (SELECT COUNT(*) FROM labels WHERE concept = ?1 AND label = 0),"
-        " (SELECT COUNT(*) FROM label_events WHERE concept = ?1 AND round = ?2)",
+        " (SELECT COUNT(*) FROM label_events WHERE concept = ?1 AND"
+        "  ((round = ?2 AND undone = 0) OR (round < ?2 AND undone = 1)))",
         err);
     if (!stmt)
         return -1;
@@ -571,6 +635,34 @@ static int concept_counts(vdx_concepts *book, const concept_record *rec, int *po
     }
     sqlite3_finalize(stmt);
     return rc == SQLITE_ROW ? 0 : db_fail(book, err, "counting labels");
+}
+
+int concept_current_cv(vdx_concepts *book, const concept_record *rec, cJSON **cv,
+                       vdx_error *err)
+{
+    *cv = NULL;
+    int positive, negative, pending;
+    if (rec->rounds == 0)
+        return 0;
+    if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0)
+        return -1;
+    if (pending)
+        return 0;
+    sqlite3_stmt *stmt = db_prepare(
+        book, "SELECT metrics FROM rounds WHERE concept = ?1 AND round = ?2", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, rec->id);
+    sqlite3_bind_int(stmt, 2, rec->rounds);
+    cJSON *metrics = NULL;
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL)
+        metrics = cJSON_Parse((const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    const cJSON *threshold = cJSON_GetObjectItem(metrics, "threshold");
+    if (cJSON_IsNumber(threshold) && threshold->valuedouble == rec->threshold)
+        *cv = cJSON_DetachItemFromObject(metrics, "cross_validation");
+    cJSON_Delete(metrics);
+    return 0;
 }
 
 int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
@@ -1055,6 +1147,7 @@ static int delete_concept(vdx_concepts *book, const concept_record *rec, const v
         "DELETE FROM labels WHERE ?1 IS NULL AND concept = ?2",
         "DELETE FROM label_events WHERE ?1 IS NULL AND concept = ?2",
         "DELETE FROM rounds WHERE ?1 IS NULL AND concept = ?2",
+        "DELETE FROM candidate_lists WHERE ?1 IS NULL AND concept = ?2",
         "DELETE FROM concepts WHERE ?1 IS NULL AND id = ?2",
     };
     int rc = 0;
@@ -1075,13 +1168,13 @@ static int copy_concept(vdx_concepts *book, const concept_record *rec, const voi
         "INSERT INTO labels(concept, item, url, label, time, seq)"
         " SELECT ?1, item, url, label, time, seq FROM labels WHERE concept = ?2",
         "INSERT INTO label_events(concept, round, item, new_label, new_url, time, old_label,"
-        " old_url, old_time, old_seq) SELECT ?1, round, item, new_label, new_url, time,"
-        " old_label, old_url, old_time, old_seq FROM label_events WHERE concept = ?2"
-        " ORDER BY seq",
+        " old_url, old_time, old_seq, action, undone) SELECT ?1, round, item, new_label,"
+        " new_url, time, old_label, old_url, old_time, old_seq, action, undone"
+        " FROM label_events WHERE concept = ?2 ORDER BY seq",
         "INSERT INTO rounds(concept, round, time, labels_added, positive, negative, iters, lr,"
-        " losses, training_accuracy, weight) SELECT ?1, round, time, labels_added, positive,"
-        " negative, iters, lr, losses, training_accuracy, weight FROM rounds WHERE"
-        " concept = ?2",
+        " losses, training_accuracy, weight, metrics) SELECT ?1, round, time, labels_added,"
+        " positive, negative, iters, lr, losses, training_accuracy, weight, metrics"
+        " FROM rounds WHERE concept = ?2",
     };
     const char *new_name = arg;
     int64_t new_id = 0;
@@ -1193,9 +1286,9 @@ static int write_label(vdx_concepts *book, int64_t concept, const char *item, in
 }
 
 /* Applies one change: logs the event (with what it replaces) and updates the label. */
-static int apply_change(vdx_concepts *book, const concept_record *rec, const char *item,
-                        int label, const char *url, const char *now, int *changed,
-                        vdx_error *err)
+static int apply_change(vdx_concepts *book, const concept_record *rec, int64_t action,
+                        const char *item, int label, const char *url, const char *now,
+                        int *changed, vdx_error *err)
 {
     current_label cur;
     if (read_current_label(book, rec->id, item, &cur, err) != 0)
@@ -1205,7 +1298,8 @@ static int apply_change(vdx_concepts *book, const concept_record *rec, const cha
         sqlite3_stmt *stmt = db_prepare(
             book,
             "INSERT INTO label_events(concept, round, item, new_label, new_url, time,"
-            " old_label, old_url, old_time, old_seq) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+            " old_label, old_url, old_time, old_seq, action)"
+            " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
             err);
         if (!stmt) {
             rc = -1;
@@ -1225,6 +1319,7 @@ static int apply_change(vdx_concepts *book, const concept_record *rec, const cha
                 sqlite3_bind_text(stmt, 9, cur.time, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(stmt, 10, cur.seq);
             }
+            sqlite3_bind_int64(stmt, 11, action);
             if (sqlite3_step(stmt) != SQLITE_DONE)
                 rc = db_fail(book, err, "logging a label change");
             sqlite3_finalize(stmt);
@@ -1239,6 +1334,8 @@ static int apply_change(vdx_concepts *book, const concept_record *rec, const cha
     free(cur.time);
     return rc;
 }
+
+static int next_action(vdx_concepts *book, int64_t concept, int64_t *action, vdx_error *err);
 
 /* The url of an item as the store knows it (NULL when it has none). */
 static int item_url(vdx_concepts *book, const char *id, char **url, vdx_error *err)
@@ -1307,16 +1404,25 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         if (!superseded[i] && changes[i].label >= 0)
             rc = item_url(book, ids[i], &urls[i], err);
     int changed = 0;
+    int64_t action = 0;
     if (rc == 0 && (rc = begin_write(book, err)) == 0) {
         /* reload inside the transaction: another process may have trained meanwhile */
         concept_record_free(&rec);
         rc = concept_find(book, name, &rec, err);
         char now[32];
         clock_utc_iso_now(now);
+        if (rc == 0)
+            rc = next_action(book, rec.id, &action, err);
         for (size_t i = 0; rc == 0 && i < n; i++)
             if (!superseded[i])
-                rc = apply_change(book, &rec, ids[i], changes[i].label, urls[i], now, &changed,
-                                  err);
+                rc = apply_change(book, &rec, action, ids[i], changes[i].label, urls[i], now,
+                                  &changed, err);
+        /* a new action ends what could be redone */
+        if (rc == 0 && changed)
+            rc = run_on_concept(book,
+                                "DELETE FROM label_events WHERE undone = 1 AND ?1 IS NULL"
+                                " AND concept = ?2",
+                                NULL, rec.id, err);
         if (rc == 0 && changed)
             rc = touch(book, rec.id, err);
         rc = end_write(book, rc, err);
@@ -1327,6 +1433,10 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         if (rc == 0) {
             *result = cJSON_CreateObject();
             cJSON_AddNumberToObject(*result, "changed", changed);
+            if (changed)
+                cJSON_AddNumberToObject(*result, "action", (double)action);
+            else
+                cJSON_AddNullToObject(*result, "action");
             cJSON_AddNumberToObject(*result, "positive", positive);
             cJSON_AddNumberToObject(*result, "negative", negative);
             cJSON_AddNumberToObject(*result, "pending", pending);
@@ -1407,10 +1517,19 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         if (rc != 0)
             vdx_error_prefix(err, "training concept '%s'", name);
     }
+    cJSON *cv = NULL;
     if (rc == 0) {
         accuracy = vdx_classifier_accuracy(X, y, (int)set.n, rec.dims, rec.weight,
                                            rec.threshold);
         rc = concept_counts(book, &rec, &positive, &negative, &pending, err);
+    }
+    if (rc == 0) {
+        /* the round's metrics, measured as evaluate would right after it */
+        concept_record trained = rec;
+        trained.rounds = rec.rounds + 1;
+        trained.last_iters = iters;
+        trained.last_lr = lr;
+        rc = concept_cross_validate(&trained, &set, X, y, &cv, err);
     }
     if (rc == 0) {
         cJSON *loss_list = json_float_array(losses, iters);
@@ -1421,9 +1540,15 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         sqlite3_stmt *stmt = db_prepare(
             book,
             "INSERT INTO rounds(concept, round, time, labels_added, positive, negative, iters,"
-            " lr, losses, training_accuracy, weight) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+            " lr, losses, training_accuracy, weight, metrics)"
+            " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
             err);
-        if (!stmt || !losses_json) {
+        cJSON *metrics = cJSON_CreateObject();
+        cJSON_AddItemReferenceToObject(metrics, "cross_validation", cv);
+        cJSON_AddNumberToObject(metrics, "threshold", rec.threshold);
+        char *metrics_json = cJSON_PrintUnformatted(metrics);
+        cJSON_Delete(metrics);
+        if (!stmt || !losses_json || !metrics_json) {
             rc = stmt ? vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory") : -1;
         } else {
             sqlite3_bind_int64(stmt, 1, rec.id);
@@ -1437,12 +1562,14 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
             sqlite3_bind_text(stmt, 9, losses_json, -1, SQLITE_STATIC);
             sqlite3_bind_double(stmt, 10, accuracy);
             sqlite3_bind_blob(stmt, 11, rec.weight, rec.dims * (int)sizeof(float),
-                              SQLITE_STATIC);
+                              SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, 12, metrics_json, -1, SQLITE_TRANSIENT);
             if (sqlite3_step(stmt) != SQLITE_DONE)
                 rc = db_fail(book, err, "recording a round");
         }
         sqlite3_finalize(stmt);
         cJSON_free(losses_json);
+        cJSON_free(metrics_json);
         if (rc == 0)
             rc = touch(book, rec.id, err);
     }
@@ -1466,6 +1593,11 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         ok = ok && cJSON_AddNumberToObject(r, "training_accuracy", accuracy) &&
              cJSON_AddNumberToObject(r, "weight_norm", weight_norm(rec.weight, rec.dims));
         cJSON_Delete(loss_list);
+        if (ok && cv) {
+            ok = cJSON_AddItemToObject(r, "cross_validation", cv);
+            if (ok)
+                cv = NULL; /* r owns it */
+        }
         if (ok) {
             *round = r;
         } else {
@@ -1474,6 +1606,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
                               rec.rounds + 1, name);
         }
     }
+    cJSON_Delete(cv);
     pthread_mutex_unlock(&book->lock);
     concept_record_free(&rec);
     label_set_free(&set);
@@ -1483,91 +1616,382 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     return rc;
 }
 
-/* Reverts the label events of one round (newest first) and forgets them. */
-static int revert_events(vdx_concepts *book, int64_t concept, int round, int *reverted,
-                         vdx_error *err)
+/* ---- undo / redo / history ---------------------------------------------------------- */
+
+/* The number the next label action of a concept gets. */
+static int next_action(vdx_concepts *book, int64_t concept, int64_t *action, vdx_error *err)
+{
+    sqlite3_stmt *stmt = db_prepare(
+        book, "SELECT COALESCE(MAX(action), 0) + 1 FROM label_events WHERE concept = ?1", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, concept);
+    int rc = sqlite3_step(stmt);
+    *action = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 0 : db_fail(book, err, "numbering a label action");
+}
+
+/* The newest action not undone (undo) or the oldest undone one (redo); 0 when none. */
+static int pick_action(vdx_concepts *book, int64_t concept, int redo, int64_t *action,
+                       vdx_error *err)
 {
     sqlite3_stmt *stmt = db_prepare(
         book,
-        "SELECT item, old_label, old_url, old_time, old_seq FROM label_events"
-        " WHERE concept = ?1 AND round = ?2 ORDER BY seq DESC",
+        redo ? "SELECT COALESCE(MIN(action), 0) FROM label_events WHERE concept = ?1"
+               " AND undone = 1"
+             : "SELECT COALESCE(MAX(action), 0) FROM label_events WHERE concept = ?1"
+               " AND undone = 0",
         err);
     if (!stmt)
         return -1;
     sqlite3_bind_int64(stmt, 1, concept);
-    sqlite3_bind_int(stmt, 2, round);
+    int rc = sqlite3_step(stmt);
+    *action = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 0 : db_fail(book, err, "finding a label action");
+}
+
+/* Takes back (redo = 0: newest change first, each item back to what it replaced) or
+ * replays (redo = 1: oldest first) the changes of one action and marks it. changes gets
+ * [{"id","label","previous"}] as the labels are now and were before (may be NULL). */
+static int replay_action(vdx_concepts *book, int64_t concept, int64_t action, int redo,
+                         cJSON *changes, int *n, vdx_error *err)
+{
+    sqlite3_stmt *stmt = db_prepare(
+        book,
+        redo ? "SELECT item, new_label, new_url, time, seq, old_label FROM label_events"
+               " WHERE concept = ?1 AND action = ?2 ORDER BY seq"
+             : "SELECT item, old_label, old_url, old_time, old_seq, new_label FROM label_events"
+               " WHERE concept = ?1 AND action = ?2 ORDER BY seq DESC",
+        err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, concept);
+    sqlite3_bind_int64(stmt, 2, action);
     int rc = 0, step;
-    *reverted = 0;
+    *n = 0;
     while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
         const char *item = (const char *)sqlite3_column_text(stmt, 0);
-        int old = sqlite3_column_type(stmt, 1) == SQLITE_NULL ? -1 : sqlite3_column_int(stmt, 1);
-        rc = write_label(book, concept, item, old, (const char *)sqlite3_column_text(stmt, 2),
+        int to = sqlite3_column_type(stmt, 1) == SQLITE_NULL ? -1 : sqlite3_column_int(stmt, 1);
+        int from = sqlite3_column_type(stmt, 5) == SQLITE_NULL ? -1 : sqlite3_column_int(stmt, 5);
+        rc = write_label(book, concept, item, to, (const char *)sqlite3_column_text(stmt, 2),
                          (const char *)sqlite3_column_text(stmt, 3),
                          sqlite3_column_int64(stmt, 4), err);
-        (*reverted)++;
+        if (rc == 0 && changes) {
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "id", item);
+            cJSON_AddItemToObject(c, "label", to < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(to));
+            cJSON_AddItemToObject(c, "previous",
+                                  from < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(from));
+            cJSON_AddItemToArray(changes, c);
+        }
+        (*n)++;
     }
     if (rc == 0 && step != SQLITE_DONE)
         rc = db_fail(book, err, "reading label events");
     sqlite3_finalize(stmt);
-    if (rc == 0) {
-        stmt = db_prepare(book, "DELETE FROM label_events WHERE concept = ?1 AND round = ?2",
-                          err);
-        if (!stmt)
-            return -1;
-        sqlite3_bind_int64(stmt, 1, concept);
-        sqlite3_bind_int(stmt, 2, round);
-        if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = db_fail(book, err, "forgetting label events");
-        sqlite3_finalize(stmt);
-    }
+    if (rc != 0)
+        return rc;
+    stmt = db_prepare(book, "UPDATE label_events SET undone = ?3 WHERE concept = ?1 AND action = ?2",
+                      err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, concept);
+    sqlite3_bind_int64(stmt, 2, action);
+    sqlite3_bind_int(stmt, 3, !redo);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = db_fail(book, err, "marking a label action");
+    sqlite3_finalize(stmt);
     return rc;
 }
 
-int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_error *err)
+/* Appends the counts after a change to a result. */
+static int add_counts(vdx_concepts *book, const concept_record *rec, cJSON *out, vdx_error *err)
+{
+    int positive = 0, negative = 0, pending = 0;
+    if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0)
+        return -1;
+    cJSON_AddNumberToObject(out, "positive", positive);
+    cJSON_AddNumberToObject(out, "negative", negative);
+    cJSON_AddNumberToObject(out, "pending", pending);
+    return 0;
+}
+
+static int undo_or_redo(vdx_concepts *book, const char *name, int redo, cJSON **result,
+                        vdx_error *err)
 {
     if (result)
         *result = NULL;
     pthread_mutex_lock(&book->lock);
     concept_record rec = {0};
-    int rc = begin_write(book, err), pending = 0, positive, negative, reverted = 0;
-    const char *undone = "labels";
-    int round = 0;
+    cJSON *out = cJSON_CreateObject(), *changes = cJSON_CreateArray();
+    int64_t action = 0;
+    int n = 0, rc = begin_write(book, err);
     if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0 &&
-        (rc = concept_counts(book, &rec, &positive, &negative, &pending, err)) == 0) {
-        if (pending) {
-            rc = revert_events(book, rec.id, rec.rounds + 1, &reverted, err);
-        } else if (rec.rounds > 0) {
-            undone = "round";
-            round = rec.rounds;
-            rc = revert_events(book, rec.id, round, &reverted, err);
-            sqlite3_stmt *stmt =
-                rc == 0 ? db_prepare(book, "DELETE FROM rounds WHERE concept = ?1 AND round = ?2",
-                                     err)
-                        : NULL;
-            if (rc == 0 && !stmt)
+        (rc = pick_action(book, rec.id, redo, &action, err)) == 0) {
+        if (action == 0)
+            rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "nothing to %s in concept '%s'", redo ? "redo" : "undo", name);
+        else
+            rc = replay_action(book, rec.id, action, redo, changes, &n, err);
+        if (rc == 0)
+            rc = touch(book, rec.id, err);
+    }
+    rc = end_write(book, rc, err);
+    if (rc == 0) {
+        cJSON_AddStringToObject(out, redo ? "redone" : "undone", "labels");
+        cJSON_AddNumberToObject(out, "action", (double)action);
+        cJSON_AddNumberToObject(out, redo ? "labels_redone" : "labels_reverted", n);
+        cJSON_AddItemToObject(out, "changes", changes);
+        changes = NULL;
+        rc = add_counts(book, &rec, out, err);
+    }
+    if (rc == 0 && result) {
+        *result = out;
+        out = NULL;
+    }
+    cJSON_Delete(out);
+    cJSON_Delete(changes);
+    concept_record_free(&rec);
+    pthread_mutex_unlock(&book->lock);
+    return rc;
+}
+
+int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_error *err)
+{
+    return undo_or_redo(book, name, 0, result, err);
+}
+
+int vdx_concept_redo(vdx_concepts *book, const char *name, cJSON **result, vdx_error *err)
+{
+    return undo_or_redo(book, name, 1, result, err);
+}
+
+/* Runs a statement bound to (concept ?1, int ?2). */
+static int run_on_round(vdx_concepts *book, const char *sql, int64_t concept, int round,
+                        vdx_error *err)
+{
+    sqlite3_stmt *stmt = db_prepare(book, sql, err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, concept);
+    sqlite3_bind_int(stmt, 2, round);
+    int rc = sqlite3_step(stmt) == SQLITE_DONE ? 0 : db_fail(book, err, "undoing a round");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int vdx_concept_undo_round(vdx_concepts *book, const char *name, int revert_labels,
+                           cJSON **result, vdx_error *err)
+{
+    if (result)
+        *result = NULL;
+    pthread_mutex_lock(&book->lock);
+    concept_record rec = {0};
+    int rc = begin_write(book, err), round = 0, reverted = 0, kept = 0;
+    if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0) {
+        round = rec.rounds;
+        if (round == 0)
+            rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "concept '%s' has no round to undo", name);
+        /* the changes made since the round go with the changes it trained on */
+        if (rc == 0)
+            rc = run_on_round(book,
+                              "UPDATE label_events SET round = ?2 WHERE concept = ?1"
+                              " AND round = ?2 + 1",
+                              rec.id, round, err);
+        if (rc == 0)
+            rc = run_on_round(book, "DELETE FROM rounds WHERE concept = ?1 AND round = ?2",
+                              rec.id, round, err);
+        if (rc == 0)
+            rc = run_on_round(book, "DELETE FROM candidate_lists WHERE concept = ?1 AND round >= ?2",
+                              rec.id, round, err);
+        /* take back, newest first, every action of those changes still in force */
+        while (rc == 0 && revert_labels) {
+            sqlite3_stmt *stmt = db_prepare(
+                book,
+                "SELECT COALESCE(MAX(action), 0) FROM label_events WHERE concept = ?1"
+                " AND round = ?2 AND undone = 0",
+                err);
+            if (!stmt) {
                 rc = -1;
-            if (stmt) {
-                sqlite3_bind_int64(stmt, 1, rec.id);
-                sqlite3_bind_int(stmt, 2, round);
-                if (sqlite3_step(stmt) != SQLITE_DONE)
-                    rc = db_fail(book, err, "dropping a round");
-                sqlite3_finalize(stmt);
+                break;
             }
-        } else {
-            rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "nothing to undo in concept '%s'", name);
+            sqlite3_bind_int64(stmt, 1, rec.id);
+            sqlite3_bind_int(stmt, 2, round);
+            int64_t action = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+            sqlite3_finalize(stmt);
+            if (action < 0)
+                rc = db_fail(book, err, "finding a label action");
+            if (action <= 0)
+                break;
+            int n = 0;
+            rc = replay_action(book, rec.id, action, 0, NULL, &n, err);
+            reverted += n;
         }
         if (rc == 0)
             rc = touch(book, rec.id, err);
     }
     rc = end_write(book, rc, err);
-    if (rc == 0 && result) {
-        *result = cJSON_CreateObject();
-        cJSON_AddStringToObject(*result, "undone", undone);
-        cJSON_AddNumberToObject(*result, "round", round);
-        cJSON_AddNumberToObject(*result, "labels_reverted", reverted);
+    if (rc == 0) {
+        concept_record after;
+        rc = concept_find(book, name, &after, err);
+        int positive = 0, negative = 0;
+        if (rc == 0)
+            rc = concept_counts(book, &after, &positive, &negative, &kept, err);
+        if (rc == 0 && result) {
+            cJSON *out = cJSON_CreateObject();
+            char weight[64];
+            if (after.rounds)
+                snprintf(weight, sizeof weight, "round %d", after.rounds);
+            else
+                snprintf(weight, sizeof weight, "initial");
+            cJSON_AddStringToObject(out, "undone", "round");
+            cJSON_AddNumberToObject(out, "round", round);
+            cJSON_AddStringToObject(out, "weight", weight);
+            cJSON_AddNumberToObject(out, "labels_reverted", reverted);
+            cJSON_AddNumberToObject(out, "labels_kept", revert_labels ? 0 : kept);
+            cJSON_AddNumberToObject(out, "positive", positive);
+            cJSON_AddNumberToObject(out, "negative", negative);
+            cJSON_AddNumberToObject(out, "pending", kept);
+            *result = out;
+        }
+        if (rc == 0)
+            concept_record_free(&after);
     }
     concept_record_free(&rec);
     pthread_mutex_unlock(&book->lock);
+    return rc;
+}
+
+int vdx_concept_history(vdx_concepts *book, const char *name, int limit, cJSON **result,
+                        vdx_error *err)
+{
+    *result = NULL;
+    if (limit <= 0)
+        limit = 100;
+    pthread_mutex_lock(&book->lock);
+    concept_record rec = {0};
+    sqlite3_stmt *stmt = NULL;
+    int rc = concept_find(book, name, &rec, err), step = SQLITE_DONE;
+    if (rc == 0 && !(stmt = db_prepare(
+                         book,
+                         "SELECT action, seq, round, item, new_label, old_label, time, undone"
+                         " FROM label_events WHERE concept = ?1 AND action IN (SELECT DISTINCT"
+                         " action FROM label_events WHERE concept = ?1 ORDER BY action DESC"
+                         " LIMIT ?2) ORDER BY action DESC, seq",
+                         err)))
+        rc = -1;
+    cJSON *out = cJSON_CreateObject(), *actions = cJSON_AddArrayToObject(out, "actions");
+    cJSON *current = NULL, *changes = NULL;
+    int64_t current_action = -1, can_undo = 0, can_redo = 0;
+    if (stmt) {
+        sqlite3_bind_int64(stmt, 1, rec.id);
+        sqlite3_bind_int(stmt, 2, limit);
+        while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+            int64_t action = sqlite3_column_int64(stmt, 0);
+            int undone = sqlite3_column_int(stmt, 7);
+            if (action != current_action) {
+                current_action = action;
+                current = cJSON_CreateObject();
+                cJSON_AddNumberToObject(current, "action", (double)action);
+                cJSON_AddStringToObject(current, "time", (const char *)sqlite3_column_text(stmt, 6));
+                cJSON_AddNumberToObject(current, "round", sqlite3_column_int(stmt, 2));
+                cJSON_AddBoolToObject(current, "undone", undone);
+                changes = cJSON_AddArrayToObject(current, "changes");
+                cJSON_AddItemToArray(actions, current);
+                can_undo |= !undone;
+                can_redo |= undone;
+            }
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "id", (const char *)sqlite3_column_text(stmt, 3));
+            for (int col = 4; col <= 5; col++)
+                cJSON_AddItemToObject(c, col == 4 ? "label" : "previous",
+                                      sqlite3_column_type(stmt, col) == SQLITE_NULL
+                                          ? cJSON_CreateNull()
+                                          : cJSON_CreateNumber(sqlite3_column_int(stmt, col)));
+            cJSON_AddItemToArray(changes, c);
+        }
+        sqlite3_finalize(stmt);
+        if (step != SQLITE_DONE)
+            rc = db_fail(book, err, "reading the label history");
+    }
+    if (rc == 0) {
+        cJSON_AddBoolToObject(out, "can_undo", can_undo);
+        cJSON_AddBoolToObject(out, "can_redo", can_redo);
+        cJSON_AddNumberToObject(out, "rounds", rec.rounds);
+        *result = out;
+    } else {
+        cJSON_Delete(out);
+    }
+    concept_record_free(&rec);
+    pthread_mutex_unlock(&book->lock);
+    return rc;
+}
+
+int vdx_concept_revert_action(vdx_concepts *book, const char *name, int64_t action,
+                              cJSON **result, vdx_error *err)
+{
+    if (result)
+        *result = NULL;
+    /* the items of the action, with the label each had before it */
+    pthread_mutex_lock(&book->lock);
+    concept_record rec = {0};
+    sqlite3_stmt *stmt = NULL;
+    size_t n = 0, cap = 0;
+    vdx_label_change *changes = NULL;
+    char **ids = NULL;
+    int rc = concept_find(book, name, &rec, err), step = SQLITE_DONE;
+    if (rc == 0 && !(stmt = db_prepare(book,
+                                       "SELECT item, old_label, undone FROM label_events"
+                                       " WHERE concept = ?1 AND action = ?2 ORDER BY seq",
+                                       err)))
+        rc = -1;
+    int undone = 0;
+    if (stmt) {
+        sqlite3_bind_int64(stmt, 1, rec.id);
+        sqlite3_bind_int64(stmt, 2, action);
+        while ((step = sqlite3_step(stmt)) == SQLITE_ROW && rc == 0) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                vdx_label_change *c = realloc(changes, cap * sizeof *c);
+                char **i = realloc(ids, cap * sizeof *i);
+                if (c)
+                    changes = c;
+                if (i)
+                    ids = i;
+                if (!c || !i) {
+                    rc = vdx_fail(err, "out of memory");
+                    break;
+                }
+            }
+            ids[n] = dup_text(sqlite3_column_text(stmt, 0));
+            changes[n].id = ids[n];
+            changes[n].label = sqlite3_column_type(stmt, 1) == SQLITE_NULL
+                                   ? VDX_LABEL_CLEAR
+                                   : sqlite3_column_int(stmt, 1);
+            undone = sqlite3_column_int(stmt, 2);
+            n++;
+        }
+        sqlite3_finalize(stmt);
+        if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
+            rc = db_fail(book, err, "reading a label action");
+    }
+    if (rc == 0 && n == 0)
+        rc = vdx_fail_kind(err, VDX_ERR_NOT_FOUND, "concept '%s' has no label action %lld", name, (long long)action);
+    else if (rc == 0 && undone)
+        rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "label action %lld of concept '%s' is undone already (redo brings it "
+                           "back)", (long long)action, name);
+    concept_record_free(&rec);
+    pthread_mutex_unlock(&book->lock);
+    /* one new action (so that it can be undone in turn) */
+    if (rc == 0)
+        rc = vdx_concept_label(book, name, changes, n, result, err);
+    if (rc == 0 && result)
+        cJSON_AddNumberToObject(*result, "reverted_action", (double)action);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    free(changes);
     return rc;
 }
 

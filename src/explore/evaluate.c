@@ -8,7 +8,9 @@
 #include "explore/book.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,8 @@
 #define FOLDS 5
 #define MAX_CV_STEPS 100
 #define MAX_CV_LABELS 1000
+/* labelled items listed with their scores (the histogram's ticks) */
+#define MAX_TICKS 2000
 
 /* Labels and their vectors, for the evaluation of a concept. */
 typedef struct labelled_rows {
@@ -75,9 +79,9 @@ static void add_ratio(cJSON *obj, const char *key, int num, int den)
 /* Chooses the labels the cross-validation uses: all of them up to MAX_CV_LABELS, else
  * MAX_CV_LABELS spread evenly over each class (in label order), each class keeping its
  * share and at least 2. Returns how many indices it put in `chosen`. */
-static int choose_cv_labels(const labelled_rows *rows, int positive, int *chosen)
+static int choose_cv_labels(const label_set *set, int positive, int *chosen)
 {
-    int n = (int)rows->set.n;
+    int n = (int)set->n;
     if (n <= MAX_CV_LABELS) {
         for (int i = 0; i < n; i++)
             chosen[i] = i;
@@ -88,7 +92,7 @@ static int choose_cv_labels(const labelled_rows *rows, int positive, int *chosen
     int want[2] = {MAX_CV_LABELS - want_pos, want_pos}, have[2] = {n - positive, positive};
     int seen[2] = {0, 0}, taken[2] = {0, 0}, m = 0;
     for (int i = 0; i < n; i++) {
-        int c = rows->set.labels[i] == 1;
+        int c = set->labels[i] == 1;
         /* item k of the class is taken when it is the first at or after taken·have/want */
         if (taken[c] < want[c] &&
             (int64_t)seen[c] * want[c] >= (int64_t)taken[c] * have[c]) {
@@ -100,13 +104,21 @@ static int choose_cv_labels(const labelled_rows *rows, int positive, int *chosen
     return m;
 }
 
-/* Refits from the initial weight without each fold and predicts the fold. */
-static int cross_validate(const concept_record *rec, const labelled_rows *rows, cJSON **out,
-                          vdx_error *err)
+/* Precision, recall and F1 of counts (null when undefined). */
+static void add_prf(cJSON *obj, int tp, int fp, int fn)
 {
-    int n_labels = (int)rows->set.n, dims = rec->dims, positive = 0;
+    add_ratio(obj, "precision", tp, tp + fp);
+    add_ratio(obj, "recall", tp, tp + fn);
+    add_ratio(obj, "f1", 2 * tp, 2 * tp + fp + fn);
+}
+
+/* Refits from the initial weight without each fold and predicts the fold. */
+int concept_cross_validate(const concept_record *rec, const label_set *set, const float *X_all,
+                           const float *y_all, cJSON **out, vdx_error *err)
+{
+    int n_labels = (int)set->n, dims = rec->dims, positive = 0;
     for (int i = 0; i < n_labels; i++)
-        positive += rows->set.labels[i] == 1;
+        positive += set->labels[i] == 1;
     if (positive < 2 || n_labels - positive < 2) {
         *out = cJSON_CreateNull();
         return 0;
@@ -114,7 +126,7 @@ static int cross_validate(const concept_record *rec, const labelled_rows *rows, 
     int *chosen = malloc((size_t)n_labels * sizeof *chosen);
     if (!chosen)
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for cross-validating %d labels", n_labels);
-    int n = choose_cv_labels(rows, positive, chosen);
+    int n = choose_cv_labels(set, positive, chosen);
     int folds = n <= LEAVE_ONE_OUT_MAX ? n : FOLDS;
     int steps = rec->last_iters * (rec->rounds > 0 ? rec->rounds : 1);
     if (steps > MAX_CV_STEPS)
@@ -127,15 +139,15 @@ static int cross_validate(const concept_record *rec, const labelled_rows *rows, 
         int m = 0;
         for (int i = 0; i < n; i++)
             if (i % folds != fold) {
-                memcpy(X + (size_t)m * dims, rows->X + (size_t)chosen[i] * dims,
+                memcpy(X + (size_t)m * dims, X_all + (size_t)chosen[i] * dims,
                        (size_t)dims * sizeof *X);
-                y[m++] = rows->y[chosen[i]];
+                y[m++] = y_all[chosen[i]];
             }
         memcpy(w, rec->initial_weight, (size_t)dims * sizeof *w);
         rc = vdx_classifier_fit(X, y, m, dims, w, steps, rec->last_lr, NULL, err);
         for (int i = fold; rc == 0 && i < n; i += folds) {
-            int predicted = dot(rows->X + (size_t)chosen[i] * dims, w, dims) > rec->threshold;
-            int actual = rows->set.labels[chosen[i]] == 1;
+            int predicted = dot(X_all + (size_t)chosen[i] * dims, w, dims) > rec->threshold;
+            int actual = set->labels[chosen[i]] == 1;
             tp += predicted && actual;
             fp += predicted && !actual;
             tn += !predicted && !actual;
@@ -154,10 +166,53 @@ static int cross_validate(const concept_record *rec, const labelled_rows *rows, 
     cJSON_AddNumberToObject(cv, "steps", steps);
     cJSON_AddNumberToObject(cv, "labels", n);
     add_ratio(cv, "accuracy", tp + tn, n);
-    add_ratio(cv, "precision", tp, tp + fp);
-    add_ratio(cv, "recall", tp, tp + fn);
+    add_prf(cv, tp, fp, fn);
     *out = cv;
     return 0;
+}
+
+static void add_warning(cJSON *list, const char *code, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_warning(cJSON *list, const char *code, const char *format, ...)
+{
+    char text[256];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddStringToObject(w, "code", code);
+    cJSON_AddStringToObject(w, "message", text);
+    cJSON_AddItemToArray(list, w);
+}
+
+/* What a person should know before trusting the numbers. */
+static cJSON *warnings(int positive, int negative, int tp, int above, int count,
+                       const cJSON *cv)
+{
+    cJSON *list = cJSON_CreateArray();
+    int n = positive + negative;
+    if (positive > 0 && tp == 0)
+        add_warning(list, "no_positive_above",
+                    "none of your %d positives is above the threshold: fit the threshold or "
+                    "train more rounds", positive);
+    if (count > 0 && above == 0)
+        add_warning(list, "nothing_above", "no item of the collection is above the threshold");
+    if (positive < 2 || negative < 2)
+        add_warning(list, "few_labels",
+                    "cross-validation needs at least 2 positives and 2 negatives (%d and %d)",
+                    positive, negative);
+    else if (n >= 10 && (positive * 10 < n || negative * 10 < n))
+        add_warning(list, "imbalanced",
+                    "only %d%% of your labels are %s: accuracy mostly counts the other class",
+                    (positive < negative ? positive : negative) * 100 / n,
+                    positive < negative ? "positive" : "negative");
+    const cJSON *recall = cJSON_GetObjectItem(cv, "recall");
+    if (cJSON_IsNumber(recall) && recall->valuedouble < 0.5)
+        add_warning(list, "low_recall",
+                    "cross-validated recall is %.0f%%: most positives would be missed",
+                    recall->valuedouble * 100);
+    return list;
 }
 
 static cJSON *histogram(const vdx_hits *hits, double threshold, int bins)
@@ -203,7 +258,8 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
     int rc = concept_find(book, name, &rec, err);
     if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = labelled_rows_load(book, &rec, &rows, err)) == 0 &&
-        (rc = cross_validate(&rec, &rows, &cv, err)) == 0)
+        (rc = concept_current_cv(book, &rec, &cv, err)) == 0 &&
+        (cv || (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0))
         rc = book_score_all(book, rec.weight, opts ? opts->where : NULL, &hits, err);
     if (rc == 0) {
         int n = (int)rows.set.n, positive = 0, above = 0;
@@ -211,6 +267,23 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
             positive += rows.set.labels[i] == 1;
         for (int i = 0; i < hits.n; i++)
             above += hits.hits[i].dist > rec.threshold;
+        /* the labels' own scores: confusion counts at the threshold, the histogram's ticks */
+        int tp = 0, fp = 0, fn = 0;
+        cJSON *ticks = cJSON_CreateArray();
+        for (int i = 0; i < n; i++) {
+            double score = dot(rows.X + (size_t)i * rec.dims, rec.weight, rec.dims);
+            int predicted = score > rec.threshold, actual = rows.set.labels[i] == 1;
+            tp += predicted && actual;
+            fp += predicted && !actual;
+            fn += !predicted && actual;
+            if (i < MAX_TICKS) {
+                cJSON *t = cJSON_CreateObject();
+                cJSON_AddStringToObject(t, "id", rows.set.ids[i]);
+                cJSON_AddNumberToObject(t, "score", score);
+                cJSON_AddNumberToObject(t, "label", rows.set.labels[i]);
+                cJSON_AddItemToArray(ticks, t);
+            }
+        }
         cJSON *out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "concept", rec.name);
         cJSON_AddNumberToObject(out, "threshold", rec.threshold);
@@ -222,11 +295,20 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
                                                             rec.weight, rec.threshold));
         else
             cJSON_AddNullToObject(out, "training_accuracy");
+        cJSON *training = cJSON_AddObjectToObject(out, "training");
+        add_prf(training, tp, fp, fn);
+        cJSON *balance = cJSON_AddObjectToObject(out, "balance");
+        cJSON_AddNumberToObject(balance, "positive", positive);
+        cJSON_AddNumberToObject(balance, "negative", n - positive);
+        add_ratio(balance, "positive_share", positive, n);
+        cJSON_AddItemToObject(out, "warnings",
+                              warnings(positive, n - positive, tp, above, hits.n, cv));
         cJSON_AddItemToObject(out, "cross_validation", cv);
         cv = NULL;
         cJSON_AddNumberToObject(out, "count", hits.n);
         cJSON_AddNumberToObject(out, "above_threshold", above);
         cJSON_AddItemToObject(out, "histogram", histogram(&hits, rec.threshold, bins));
+        cJSON_AddItemToObject(out, "labelled", ticks);
         *result = out;
     }
     cJSON_Delete(cv);
@@ -370,5 +452,119 @@ int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_requ
     label_set_free(&set);
     concept_record_free(&rec);
     pthread_mutex_unlock(&book->lock);
+    return rc;
+}
+
+/* ---- threshold fit ------------------------------------------------------------------ */
+
+typedef struct labelled_score {
+    double score;
+    int positive;
+} labelled_score;
+
+static int by_labelled_score_desc(const void *a, const void *b)
+{
+    const labelled_score *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->positive - y->positive; /* negatives first among ties: no optimistic cut */
+}
+
+int vdx_threshold_target_parse(const char *text)
+{
+    if (!text)
+        return -1;
+    if (!strcmp(text, "f1"))
+        return VDX_THRESHOLD_FIT_F1;
+    if (!strcmp(text, "precision"))
+        return VDX_THRESHOLD_FIT_PRECISION;
+    return -1;
+}
+
+int vdx_concept_fit_threshold(vdx_concepts *book, const char *name, const vdx_threshold_fit *fit,
+                              cJSON **result, vdx_error *err)
+{
+    if (result)
+        *result = NULL;
+    if (fit->target != VDX_THRESHOLD_FIT_F1 && fit->target != VDX_THRESHOLD_FIT_PRECISION)
+        return vdx_fail(err, "threshold fit: unknown target %d", (int)fit->target);
+    if (fit->target == VDX_THRESHOLD_FIT_PRECISION && !(fit->precision > 0 && fit->precision <= 1))
+        return vdx_fail(err, "threshold fit: the target precision must be in (0, 1], not %g",
+                        fit->precision);
+    pthread_mutex_lock(&book->lock);
+    concept_record rec = {0};
+    labelled_rows rows = {0};
+    labelled_score *s = NULL;
+    int rc = concept_find(book, name, &rec, err), n = 0, positive = 0;
+    if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0)
+        rc = labelled_rows_load(book, &rec, &rows, err);
+    if (rc == 0) {
+        n = (int)rows.set.n;
+        s = malloc(((size_t)n + 1) * sizeof *s);
+        if (!s)
+            rc = vdx_fail(err, "out of memory for %d scores", n);
+        for (int i = 0; rc == 0 && i < n; i++) {
+            s[i].score = dot(rows.X + (size_t)i * rec.dims, rec.weight, rec.dims);
+            s[i].positive = rows.set.labels[i] == 1;
+            positive += s[i].positive;
+        }
+        if (rc == 0 && (positive == 0 || positive == n))
+            rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "fitting a threshold needs positive and negative labels; concept "
+                               "'%s' has %d positive and %d negative", name, positive,
+                          n - positive);
+    }
+    /* cut c predicts the c best-scoring labels positive; cuts fall between distinct
+     * scores, the threshold halfway */
+    int best = -1, tp = 0, fp = 0, best_tp = 0, best_fp = 0;
+    double best_value = -1, best_precision = 0;
+    if (rc == 0) {
+        qsort(s, (size_t)n, sizeof *s, by_labelled_score_desc);
+        for (int c = 1; c <= n; c++) {
+            tp += s[c - 1].positive;
+            fp += !s[c - 1].positive;
+            if (c < n && s[c].score == s[c - 1].score)
+                continue;
+            double precision = (double)tp / c;
+            double f1 = 2.0 * tp / (2.0 * tp + fp + (positive - tp));
+            double value = fit->target == VDX_THRESHOLD_FIT_F1 ? f1
+                           : precision >= fit->precision && tp > 0 ? (double)tp
+                                                                   : -1;
+            best_precision = precision > best_precision && tp > 0 ? precision : best_precision;
+            if (value > best_value || (value == best_value && value >= 0 &&
+                                       fit->target == VDX_THRESHOLD_FIT_PRECISION)) {
+                best_value = value;
+                best = c;
+                best_tp = tp;
+                best_fp = fp;
+            }
+        }
+        if (best < 0 || best_value < 0)
+            rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "no threshold gives precision >= %g on the labels of concept "
+                               "'%s' (the best is %.3f)", fit->precision, name, best_precision);
+    }
+    double threshold = 0, previous = rec.threshold;
+    if (rc == 0) {
+        double spread = s[0].score - s[n - 1].score;
+        threshold = best < n ? (s[best - 1].score + s[best].score) / 2
+                             : s[n - 1].score - (spread > 0 ? 0.01 * spread : 0.01);
+    }
+    labelled_rows_free(&rows);
+    concept_record_free(&rec);
+    free(s);
+    pthread_mutex_unlock(&book->lock);
+    if (rc == 0)
+        rc = vdx_concept_set_threshold(book, name, threshold, err);
+    if (rc == 0 && result) {
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "target",
+                                fit->target == VDX_THRESHOLD_FIT_F1 ? "f1" : "precision");
+        if (fit->target == VDX_THRESHOLD_FIT_PRECISION)
+            cJSON_AddNumberToObject(out, "precision_target", fit->precision);
+        cJSON_AddNumberToObject(out, "threshold", threshold);
+        cJSON_AddNumberToObject(out, "previous", previous);
+        cJSON_AddNumberToObject(out, "labels", n);
+        add_prf(out, best_tp, best_fp, positive - best_tp);
+        *result = out;
+    }
     return rc;
 }

@@ -2,7 +2,8 @@
  * and ingest progress, search (text, uploaded image, "more like this"), items and their
  * thumbnails, and the concept loop (CRUD, labels, train + next candidates, candidates,
  * evaluation with the score histogram, browsing above the threshold, exports as
- * downloads, undo, import). Each route validates its input completely before it calls
+ * downloads, undo/redo of label actions and of rounds, the label history, the threshold
+ * fit, import). Each route validates its input completely before it calls
  * the library, so bad input gets a 4xx naming the field and changes nothing; library
  * failures are mapped to a status by their error kind (not found → 404, conflict and
  * model mismatch → 409, disk full → 507), with one table. */
@@ -16,12 +17,16 @@
 #include <string.h>
 
 #include "vdx/image.h"
+#include "vdx/ingest.h"
 
 #define MAX_K 200
 #define MAX_OFFSET 1000000
 #define MAX_EXCLUDE 100000
 #define MAX_WHERE 4096
 #define NEIGHBOURS_DEFAULT 8
+/* the detail view's rendition: the longer side, never upscaled */
+#define PREVIEW_SIDE 1600
+#define PREVIEW_QUALITY 85
 /* How often the store looks for rows appended by an ingest running beside the server. */
 #define REFRESH_INTERVAL_S 0.5
 
@@ -293,6 +298,27 @@ static void route_info(api_context *ctx, http_request *req)
     http_reply_json(req, 200, info);
 }
 
+/* GET /api/failures?limit=100 : the items an ingest could not add, oldest first. */
+static void route_failures(api_context *ctx, http_request *req)
+{
+    long limit;
+    if (http_query_int(req, "limit", 100, 1, 100000, &limit) != 0)
+        return;
+    cJSON *failures = NULL;
+    vdx_error err = {{0}};
+    if (vdx_store_failures(ctx->search.store, &failures, &err) != 0) {
+        reply_failure(req, &err, 500);
+        return;
+    }
+    int count = cJSON_GetArraySize(failures);
+    while (cJSON_GetArraySize(failures) > limit)
+        cJSON_DeleteItemFromArray(failures, cJSON_GetArraySize(failures) - 1);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(out, "count", count);
+    cJSON_AddItemToObject(out, "failures", failures);
+    http_reply_json(req, 200, out);
+}
+
 static void route_progress(api_context *ctx, http_request *req)
 {
     cJSON *progress = read_progress(ctx);
@@ -433,6 +459,62 @@ static void route_item(api_context *ctx, http_request *req, const char *id)
     free(vector);
 }
 
+/* GET /api/sample?k=24&seed=N&metadata=COLUMN : k items drawn uniformly at random (the
+ * page's opening view; its example prompts come from the sampled items' COLUMN). The same
+ * seed and collection give the same sample; without a seed it differs every time. */
+static void route_sample(api_context *ctx, http_request *req)
+{
+    long k, seed;
+    if (http_query_int(req, "k", 24, 1, MAX_K, &k) || http_query_int(req, "seed", 0, 0, 1L << 40, &seed))
+        return;
+    const char *column = http_query(req, "metadata");
+    int dims = vdx_store_model(ctx->search.store)->dims;
+    float *query = malloc((size_t)dims * sizeof *query);
+    vdx_hits hits = {0};
+    vdx_error err = {{0}};
+    if (!query) {
+        http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    for (int j = 0; j < dims; j++)
+        query[j] = 1.0f;
+    vdx_search_request all = {.query = query};
+    if (vdx_store_score_all(ctx->search.store, &all, &hits, &err) != 0) {
+        free(query);
+        reply_failure(req, &err, 500);
+        return;
+    }
+    /* the first k places of a Fisher-Yates shuffle (xorshift64*, seeded) */
+    uint64_t state = seed ? (uint64_t)seed : (uint64_t)(vdx_now() * 1e6) ^ 0x9E3779B97F4A7C15ULL;
+    cJSON *out = cJSON_CreateObject(), *items = cJSON_AddArrayToObject(out, "items");
+    for (int i = 0; i < hits.n && i < k; i++) {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        int j = i + (int)((state * 0x2545F4914F6CDD1DULL) % (uint64_t)(hits.n - i));
+        vdx_hit t = hits.hits[i];
+        hits.hits[i] = hits.hits[j];
+        hits.hits[j] = t;
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "id", hits.hits[i].id);
+        cJSON_AddStringToObject(item, "url", hits.hits[i].url ? hits.hits[i].url : "");
+        if (column && *column) {
+            cJSON *full = NULL, *meta = cJSON_AddObjectToObject(item, "metadata");
+            if (vdx_store_get_item(ctx->search.store, hits.hits[i].id, &full, &err) == 0) {
+                cJSON *value = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(full, "metadata"), column);
+                if (value)
+                    cJSON_AddItemToObject(meta, column, cJSON_Duplicate(value, 1));
+            }
+            cJSON_Delete(full);
+        }
+        cJSON_AddItemToArray(items, item);
+    }
+    cJSON_AddNumberToObject(out, "count", hits.n);
+    vdx_hits_free(&hits);
+    free(query);
+    http_reply_json(req, 200, out);
+}
+
 static void route_thumbnail(api_context *ctx, http_request *req, const char *id)
 {
     uint8_t *jpeg = NULL;
@@ -457,6 +539,108 @@ static void route_thumbnail(api_context *ctx, http_request *req, const char *id)
     snprintf(etag, sizeof etag, "\"%.16s\"", hex);
     http_body_options opts = {.etag = etag, .cache_control = "private, max-age=3600"};
     http_reply_bytes(req, 200, "image/jpeg", jpeg, size, HTTP_TAKE, &opts);
+}
+
+/* GET /api/items/ID/preview: the detail view's large rendition (longer side 1600 px,
+ * never upscaled) of the item's original: its file (folder collections) or its URL,
+ * downloaded by the server through the ingest's download cache, so the page never loads
+ * another origin. Made once and kept beside the thumbnails as
+ * COLLECTION_DIR/previews/<sha256 of the id>.jpg. When the original cannot be had, the
+ * thumbnail, not kept, with "X-Vdx-Preview: thumbnail; REASON". Runs without the store
+ * mutex while it downloads and resizes. */
+static void route_preview(api_context *ctx, http_request *req, const char *id)
+{
+    char dir[4096], path[4200], hex[65], *url = NULL;
+    cJSON *item = NULL;
+    vdx_error err = {{0}};
+    lock_store(ctx);
+    int rc = vdx_store_get_item(ctx->search.store, id, &item, &err);
+    snprintf(dir, sizeof dir, "%s", vdx_store_dir(ctx->search.store));
+    unlock_store(ctx);
+    if (rc != 0) {
+        reply_failure(req, &err, 404);
+        return;
+    }
+    const cJSON *u = cJSON_GetObjectItem(item, "url");
+    url = cJSON_IsString(u) && *u->valuestring ? strdup(u->valuestring) : NULL;
+    cJSON_Delete(item);
+    vdx_sha256_hex(id, strlen(id), hex);
+    snprintf(path, sizeof path, "%s/previews/%s.jpg", dir, hex);
+    char *data = NULL;
+    size_t size = 0;
+    if (vdx_read_file(path, &data, &size, &err) != 0) {
+        /* not made yet: the original's bytes, from its file or its URL */
+        uint8_t *original = NULL;
+        size_t original_size = 0;
+        if (!url) {
+            rc = vdx_fail(&err, "item '%s' has no URL or file", id);
+        } else if (vdx_is_http_url(url)) {
+            char cache[4200];
+            snprintf(cache, sizeof cache, "%s", dir);
+            char *cut = strstr(cache, "/collections/");
+            if (cut)
+                snprintf(cut, sizeof cache - (size_t)(cut - cache), "/cache/http");
+            vdx_fetch_options o;
+            vdx_fetch_options_default(&o);
+            o.parallel = 1;
+            o.retries = 1;
+            o.timeout_ms = 30000;
+            o.cache_dir = cut ? cache : NULL;
+            o.imgix_params = "w=2048&fm=jpg&q=85";
+            vdx_fetch_result result = {0};
+            const char *urls[1] = {url};
+            rc = vdx_fetch_all(&o, urls, 1, &result, &err);
+            if (rc == 0 && !result.ok)
+                rc = vdx_fail(&err, "%s", result.reason);
+            if (rc == 0) {
+                original = result.data;
+                original_size = result.size;
+                result.data = NULL;
+            }
+            vdx_fetch_result_clear(&result);
+        } else {
+            rc = vdx_read_file(url, (char **)&original, &original_size, &err);
+        }
+        vdx_image image = {0};
+        uint8_t *jpeg = NULL;
+        if (rc == 0 && (rc = vdx_image_decode(original, original_size, url, &image, &err)) == 0)
+            rc = vdx_image_thumbnail_jpeg(&image, PREVIEW_SIDE, PREVIEW_QUALITY, &jpeg, &size, &err);
+        vdx_image_free(&image);
+        free(original);
+        char previews[4200];
+        snprintf(previews, sizeof previews, "%s/previews", dir);
+        if (rc == 0 && (vdx_mkdirs(previews, &err) != 0 || vdx_write_file_atomic(path, jpeg, size, &err) != 0))
+            fprintf(stderr, "vdx serve: keeping the preview of '%s': %s\n", id, err.message);
+        if (rc != 0) {
+            /* the thumbnail is the best there is; the header says why */
+            free(jpeg);
+            free(url);
+            char reason[VDX_ERROR_MAX + 64];
+            snprintf(reason, sizeof reason, "thumbnail; %s", err.message);
+            for (char *c = reason; *c; c++) /* one header line of printable ASCII */
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+                    *c = ' ';
+            uint8_t *thumb = NULL;
+            lock_store(ctx);
+            rc = vdx_store_get_thumbnail(ctx->search.store, id, &thumb, &size, &err);
+            unlock_store(ctx);
+            if (rc != 0) {
+                http_reply_error(req, 404, "no preview of '%s': %s", id, reason + strlen("thumbnail; "));
+                return;
+            }
+            http_body_options fallback = {.cache_control = "no-store", .header_name = "X-Vdx-Preview",
+                                          .header_value = reason};
+            http_reply_bytes(req, 200, "image/jpeg", thumb, size, HTTP_TAKE, &fallback);
+            return;
+        }
+        data = (char *)jpeg;
+    }
+    free(url);
+    char sum[65], etag[24];
+    vdx_sha256_hex(data, size, sum);
+    snprintf(etag, sizeof etag, "\"%.16s\"", sum);
+    http_body_options opts = {.etag = etag, .cache_control = "private, max-age=3600"};
+    http_reply_bytes(req, 200, "image/jpeg", data, size, HTTP_TAKE, &opts);
 }
 
 /* ---- Concepts --------------------------------------------------------------------- */
@@ -771,7 +955,31 @@ done:
     cJSON_Delete(body);
 }
 
+/* POST /api/concepts/NAME/undo {} : the newest label action;
+ * {"round": true, "revert_labels": false} : the last round (weight only, by default). */
 static void route_undo(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    int round, revert_labels;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (json_bool(req, body, "round", 0, &round) == 0 &&
+        json_bool(req, body, "revert_labels", 0, &revert_labels) == 0) {
+        if (!round && revert_labels)
+            http_reply_error(req, 400, "field 'revert_labels' goes with \"round\": true");
+        else if ((round ? vdx_concept_undo_round(ctx->concepts, name, revert_labels, &result, &err)
+                        : vdx_concept_undo(ctx->concepts, name, &result, &err)) != 0)
+            reply_failure(req, &err, 500);
+        else
+            http_reply_json(req, 200, result);
+    }
+    cJSON_Delete(body);
+}
+
+/* POST /api/concepts/NAME/redo {} : replays the newest undone label action. */
+static void route_redo(api_context *ctx, http_request *req, const char *name)
 {
     cJSON *result = NULL;
     vdx_error err = {{0}};
@@ -781,10 +989,73 @@ static void route_undo(api_context *ctx, http_request *req, const char *name)
             return;
         cJSON_Delete(body);
     }
-    if (vdx_concept_undo(ctx->concepts, name, &result, &err) != 0)
+    if (vdx_concept_redo(ctx->concepts, name, &result, &err) != 0)
         reply_failure(req, &err, 500);
     else
         http_reply_json(req, 200, result);
+}
+
+/* GET /api/concepts/NAME/history?limit= : the label actions, newest first. */
+static void route_history(api_context *ctx, http_request *req, const char *name)
+{
+    long limit;
+    if (http_query_int(req, "limit", 100, 1, 10000, &limit) != 0)
+        return;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_history(ctx->concepts, name, (int)limit, &result, &err) != 0)
+        reply_failure(req, &err, 500);
+    else
+        http_reply_json(req, 200, result);
+}
+
+/* POST /api/concepts/NAME/revert {"action": N} : a new action undoing action N. */
+static void route_revert(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    long action;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(body, "action")))
+        http_reply_error(req, 400, "field 'action' is required: the number of a label action");
+    else if (json_long(req, body, "action", 0, 1, 1L << 50, &action) == 0) {
+        if (vdx_concept_revert_action(ctx->concepts, name, action, &result, &err) != 0)
+            reply_failure(req, &err, 400);
+        else
+            http_reply_json(req, 200, result);
+    }
+    cJSON_Delete(body);
+}
+
+/* POST /api/concepts/NAME/threshold/fit {"target":"f1"} | {"target":"precision",
+ * "precision":0.9} : sets the threshold from the labels' scores. */
+static void route_threshold_fit(api_context *ctx, http_request *req, const char *name)
+{
+    cJSON *body = http_body_json(req);
+    if (!body)
+        return;
+    const char *target = NULL;
+    double precision;
+    cJSON *result = NULL;
+    vdx_error err = {{0}};
+    if (json_string(req, body, "target", 0, 16, &target) == 0 &&
+        json_double(req, body, "precision", NAN, &precision) == 0) {
+        int parsed = target ? vdx_threshold_target_parse(target) : VDX_THRESHOLD_FIT_F1;
+        if (parsed < 0)
+            http_reply_error(req, 400, "field 'target' must be f1 or precision, not '%s'", target);
+        else if (parsed == VDX_THRESHOLD_FIT_PRECISION && !(precision > 0 && precision <= 1))
+            http_reply_error(req, 400, "field 'precision' must be a number in (0, 1] with \"target\": \"precision\"");
+        else {
+            vdx_threshold_fit fit = {.target = parsed, .precision = precision};
+            if (vdx_concept_fit_threshold(ctx->concepts, name, &fit, &result, &err) != 0)
+                reply_failure(req, &err, 400);
+            else
+                http_reply_json(req, 200, result);
+        }
+    }
+    cJSON_Delete(body);
 }
 
 /* GET /api/concepts/NAME/evaluate?bins=&where= : accuracy, cross-validation, histogram */
@@ -930,7 +1201,9 @@ static void route_concept(api_context *ctx, http_request *req, const char *name,
         {"train", "POST", route_train},            {"undo", "POST", route_undo},
         {"copy", "POST", route_concept_copy},      {"candidates", "GET", route_candidates},
         {"evaluate", "GET", route_evaluate},       {"scores", "GET", route_scores},
-        {"export", "GET", route_export},
+        {"export", "GET", route_export},           {"redo", "POST", route_redo},
+        {"history", "GET", route_history},         {"revert", "POST", route_revert},
+        {"threshold/fit", "POST", route_threshold_fit},
     };
     int known = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
@@ -957,6 +1230,10 @@ static void dispatch(api_context *ctx, http_request *req)
         route_info(ctx, req);
     else if (n == 2 && !strcmp(what, "progress") && (is(req, "GET") || is(req, "HEAD")))
         route_progress(ctx, req);
+    else if (n == 2 && !strcmp(what, "failures") && (is(req, "GET") || is(req, "HEAD")))
+        route_failures(ctx, req);
+    else if (n == 2 && !strcmp(what, "sample") && (is(req, "GET") || is(req, "HEAD")))
+        route_sample(ctx, req);
     else if (n == 2 && !strcmp(what, "search") && is(req, "POST"))
         route_search(ctx, req);
     else if (n == 3 && !strcmp(what, "search") && !strcmp(seg[2], "image") && is(req, "POST"))
@@ -972,6 +1249,8 @@ static void dispatch(api_context *ctx, http_request *req)
             route_item(ctx, req, seg[2]);
         else if (!strcmp(seg[3], "thumbnail"))
             route_thumbnail(ctx, req, seg[2]);
+        else if (!strcmp(seg[3], "preview"))
+            route_preview(ctx, req, seg[2]);
         else
             http_reply_error(req, 404, "no such item endpoint: %s", seg[3]);
     } else if (!strcmp(what, "concepts") && n == 2) {
@@ -985,6 +1264,8 @@ static void dispatch(api_context *ctx, http_request *req)
         route_concept_import(ctx, req);
     else if (!strcmp(what, "concepts") && (n == 3 || n == 4))
         route_concept(ctx, req, seg[2], n == 4 ? seg[3] : NULL);
+    else if (!strcmp(what, "concepts") && n == 5 && !strcmp(seg[3], "threshold") && !strcmp(seg[4], "fit"))
+        route_concept(ctx, req, seg[2], "threshold/fit");
     else
         http_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)", req->method, req->raw_path);
 }
@@ -1002,7 +1283,10 @@ void api_handle(api_context *ctx, http_request *req)
     int concepts = req->n_segments >= 2 && !strcmp(req->segments[1], "concepts");
     int embeds = req->n_segments >= 2 && is(req, "POST") &&
                  (!strcmp(req->segments[1], "search") || (concepts && req->n_segments == 2));
-    store_slot *slot = embeds ? NULL : concepts ? &ctx->book : &ctx->search;
+    /* a preview may download an original: it takes the store's mutex only to read the item */
+    int preview = req->n_segments == 4 && !strcmp(req->segments[1], "items") &&
+                  !strcmp(req->segments[3], "preview");
+    store_slot *slot = embeds || preview ? NULL : concepts ? &ctx->book : &ctx->search;
     if (slot)
         lock_slot(slot);
     dispatch(ctx, req);

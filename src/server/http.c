@@ -230,6 +230,8 @@ int http_reply_bytes(http_request *req, int status, const char *content_type, vo
         snprintf(disposition, sizeof disposition, "attachment; filename=\"%s\"", opts->attachment_name);
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
     }
+    if (opts && opts->header_name && opts->header_value)
+        MHD_add_response_header(response, opts->header_name, opts->header_value);
     return http_reply_response(req, status, response);
 }
 

@@ -55,11 +55,13 @@ int http_reply_error(http_request *req, int status, const char *fmt, ...)
 typedef enum { HTTP_COPY, HTTP_TAKE, HTTP_STATIC } http_memory;
 /* Optional
  * headers: etag (the reply is 304 when If-None-Match matches it), cache_control,
- * attachment_name (Content-Disposition: attachment; filename=...). */
+ * attachment_name (Content-Disposition: attachment; filename=...), and one more header
+ * (header_name: header_value). */
 typedef struct http_body_options {
     const char *etag;
     const char *cache_control;
     const char *attachment_name;
+    const char *header_name, *header_value;
 } http_body_options;
 int http_reply_bytes(http_request *req, int status, const char *content_type, void *data,
                      size_t size, http_memory memory, const http_body_options *opts);

@@ -129,8 +129,18 @@ printf '{"format": "vdx-classifier", "version": 1,, }' > "$tmp/bad.json"
 check "import of malformed JSON says where" grep -q "classifier: not valid JSON at line 1, column 44 (byte 43)" "$tmp/err"
 
 # --- undo ----------------------------------------------------------------------------
-"$vdx" concept undo dogs $C > "$tmp/undo.json" 2> "$tmp/err"
-check "undo reports round 3 and its 9 labels" grep -q '"undone":"round","round":3,"labels_reverted":9' "$tmp/undo.json"
+# one label action at a time: undo takes back exactly it, redo replays it
+extra=$(sed -n 1p "$tmp/ids.3")
+"$vdx" concept label dogs "~$extra" $C > /dev/null 2> "$tmp/err"
+"$vdx" concept undo dogs $C > "$tmp/undo-labels.json" 2> "$tmp/err"
+check "undo takes back one label action" grep -q "\"undone\":\"labels\",.*\"labels_reverted\":1,\"changes\":\[{\"id\":\"$extra\",\"label\":1,\"previous\":null}\]" "$tmp/undo-labels.json"
+"$vdx" concept redo dogs $C > "$tmp/redo.json" 2> "$tmp/err"
+check "redo replays it" grep -q '"redone":"labels"' "$tmp/redo.json"
+"$vdx" concept history dogs $C > "$tmp/history.jsonl" 2> "$tmp/err"
+check "history lists the actions, newest first (the clear of $extra)" sh -c "head -1 '$tmp/history.jsonl' | grep -q '\"changes\":\[{\"id\":\"$extra\",\"label\":null,\"previous\":1}\]'"
+"$vdx" concept undo dogs $C > /dev/null 2> "$tmp/err"
+"$vdx" concept undo dogs --round --revert-labels $C > "$tmp/undo.json" 2> "$tmp/err"
+check "undo --round --revert-labels reports round 3, the weight of round 2 and its 9 labels" grep -q '"undone":"round","round":3,"weight":"round 2","labels_reverted":9' "$tmp/undo.json"
 "$vdx" concept show dogs --weight $C > "$tmp/after-undo.json" 2>&1
 w_before=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/before-round3.json")
 w_after=$(sed -n 's/.*"weight":\(\[[^]]*\]\).*/\1/p' "$tmp/after-undo.json")

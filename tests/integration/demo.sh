@@ -63,11 +63,12 @@ run_demo() { # run_demo LOG [VDX_HOME]: starts `make demo` in its own process gr
     done
     return 1
 }
-stop_demo() {
-    kill -TERM "-$demo_pgid" 2>/dev/null
+stop_demo() { # stop_demo [SIGNAL]: TERM by default; INT is what Ctrl-C sends the group
+    kill -"${1:-TERM}" "-$demo_pgid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$demo_pgid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "-$demo_pgid" 2>/dev/null
     wait "$demo_pgid" 2>/dev/null
+    demo_status=$?
     demo_pgid=""
 }
 wait_ingest_done() {
@@ -143,7 +144,12 @@ if run_demo "$tmp/demo2.log"; then
     else
         ok "second run downloads nothing"
     fi
-    stop_demo
+    stop_demo INT
+    if [ "$demo_status" -eq 0 ] && grep -q "^demo: stopped" "$tmp/demo2.log" && ! grep -q 'make: \*\*\*' "$tmp/demo2.log"; then
+        ok "Ctrl-C stops make demo cleanly (exit 0, no make error)"
+    else
+        not_ok "Ctrl-C: make demo exit $demo_status: $(tail -n 3 "$tmp/demo2.log")"
+    fi
 else
     not_ok "second make demo did not start: $(tail -n 20 "$tmp/demo2.log")"
 fi

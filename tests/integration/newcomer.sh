@@ -150,7 +150,7 @@ ids=$(printf '%s\n' "$out" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p' | tr '\n' ' ')
 set -- $ids
 if [ $rc -eq 0 ] && [ $# -eq 4 ]; then ok "vdx concept next -k 4"; else not_ok "concept next: $out $err"; set -- a b c d; fi
 run concept label dogs "+$1" "+$2" "-$3" "~$4"
-[ $rc -eq 0 ] && [ "$out" = '{"changed":3,"positive":2,"negative":1,"pending":3}' ] && ok "vdx concept label +ID +ID -ID ~ID" ||
+[ $rc -eq 0 ] && [ "$out" = '{"changed":3,"action":1,"positive":2,"negative":1,"pending":3}' ] && ok "vdx concept label +ID +ID -ID ~ID" ||
     not_ok "concept label: $out $err"
 run concept train dogs
 [ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^{"round":1,.*"positive":2,"negative":1,"iters":5,"lr":0.1,"losses":\[' &&
@@ -188,8 +188,14 @@ run concept list
 [ $rc -eq 0 ] && [ "$(printf '%s\n' "$out" | sed 's/^{"name":"\([^"]*\)".*/\1/' | tr '\n' ' ')" = "dogs dogs4 " ] &&
     ok "vdx concept rename, copy, rm, list" || not_ok "concept list after rename/copy/rm: $out $err"
 run concept undo dogs
-[ $rc -eq 0 ] && [ "$out" = '{"undone":"round","round":1,"labels_reverted":3}' ] && ok "vdx concept undo" ||
+[ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^{"undone":"labels","action":1,"labels_reverted":3,' && ok "vdx concept undo: one label action" ||
     not_ok "concept undo: $out $err"
+run concept redo dogs
+[ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^{"redone":"labels","action":1,"labels_redone":3,' && ok "vdx concept redo" ||
+    not_ok "concept redo: $out $err"
+run concept undo dogs --round --revert-labels
+[ $rc -eq 0 ] && [ "$out" = '{"undone":"round","round":1,"weight":"initial","labels_reverted":3,"labels_kept":0,"positive":0,"negative":0,"pending":0}' ] &&
+    ok "vdx concept undo --round --revert-labels" || not_ok "concept undo --round: $out $err"
 run concept export dogs --scores -o "$tmp/missing-dir/dogs.csv"
 expect_fail 4 "$tmp/missing-dir/dogs.csv: cannot create: No such file or directory" \
     "an export into a missing directory names the file asked for"
