@@ -22,6 +22,11 @@ static void usage(FILE *out)
             "  --store URL        store backend (default: $VDX_STORE, else embedded)\n"
             "  --model M          CLIP model directory or Hugging Face repo id (default:\n"
             "                     $VDX_MODEL, else the model the collection was embedded with)\n"
+            "  --text-model M     embed prompts with this text model instead of the CLIP\n"
+            "                     model's own (default: $VDX_TEXT_MODEL), e.g.\n"
+            "                     M-CLIP/XLM-Roberta-Large-Vit-B-32 for prompts in ~100\n"
+            "                     languages; it must share the collection's space\n"
+            "  --force-text-model accept a text model not known to share that space\n"
             "  --host H           address to listen on (default: 127.0.0.1, this machine only)\n"
             "  --port P           port (default: 8080; 0 picks a free one)\n"
             "  --threads N        request threads (default: 2 x cores, at least 4)\n"
@@ -67,11 +72,12 @@ int cmd_serve(int argc, char **argv)
         {"store", required_argument, 0, 's'},      {"model", required_argument, 0, 'm'},
         {"host", required_argument, 0, 'H'},       {"port", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 't'},    {"access-log", no_argument, 0, 'l'},
+        {"text-model", required_argument, 0, 'T'}, {"force-text-model", no_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     vdx_server_options opts = {.host = "127.0.0.1", .port = 8080};
-    const char *model_arg = NULL;
-    int opt;
+    const char *model_arg = NULL, *text_arg = NULL;
+    int opt, force_text = 0;
     char *end;
     optind = 1;
     opterr = 0;
@@ -93,6 +99,8 @@ int cmd_serve(int argc, char **argv)
                 return cli_usage_error("serve", "--threads needs a number from 1 to 256, not '%s'", optarg);
             break;
         case 'l': opts.access_log = stderr; break;
+        case 'T': text_arg = optarg; break;
+        case 'F': force_text = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return cli_usage_error("serve", "%s needs a value", argv[optind - 1]);
         default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
@@ -106,7 +114,24 @@ int cmd_serve(int argc, char **argv)
         return 1;
     opts.model_dir = have_model ? model_dir : NULL;
     vdx_error err = {{0}};
-    if (vdx_server_run(&opts, stdout, &err) != 0)
-        return cli_error("%s", err.message);
-    return 0;
+    vdx_text_model *text_model = NULL;
+    if (cli_text_model_arg(text_arg)) {
+        vdx_store_options probe = opts.store;
+        probe.read_only = 1;
+        vdx_store *store = vdx_store_open(&probe, &err);
+        if (!store)
+            return cli_error("%s", err.message);
+        int failed;
+        text_model = cli_load_text_model(text_arg, force_text, &opts.store,
+                                         vdx_store_model(store), 0, &failed);
+        vdx_store_close(store);
+        if (!text_model)
+            return 1;
+        if (vdx_text_model_multilingual(text_model))
+            fprintf(stderr, "vdx: prompts in any language: %s\n", vdx_text_model_name(text_model));
+    }
+    opts.text_model = text_model;
+    int rc = vdx_server_run(&opts, stdout, &err) != 0 ? cli_error("%s", err.message) : 0;
+    vdx_text_model_free(text_model);
+    return rc;
 }
