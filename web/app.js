@@ -6,6 +6,9 @@
 const $ = (id) => document.getElementById(id);
 const EXAMPLES = ['a dog on a beach', 'mountains at sunset', 'a red car', 'people laughing',
   'a bowl of fruit', 'city street at night', 'snow', 'flowers close up'];
+// Shown instead when a multilingual text model (M-CLIP) is loaded.
+const MULTILINGUAL_EXAMPLES = ['海滩上的狗', '日落时的山', '一辆红色的汽车', '夜晚的城市街道',
+  'a bowl of fruit', 'perros en la playa', 'Blumen in Nahaufnahme', 'قطة على الأريكة'];
 
 const state = {
   info: null,
@@ -672,10 +675,34 @@ async function loadInfo() {
   const i = state.info;
   $('collection').textContent = `${i.collection} · ${Number(i.count).toLocaleString()} items`;
   renderProgress(i.progress);
+  showTextModel(i.text_model);
   if (!i.text_search) {
     $('q').disabled = true;
     $('q').placeholder = 'Text search needs the CLIP model: start vdx serve with --model';
   }
+}
+
+// A multilingual text tower takes prompts in any language: say so once, and offer
+// example prompts in Chinese and other languages.
+function showTextModel(tm) {
+  if (!tm || !tm.multilingual || $('text-model-notice')) return;
+  const note = document.createElement('p');
+  note.id = 'text-model-notice';
+  note.className = 'text-model-notice';
+  note.textContent = `Prompts in any language (中文, العربية, Español, …): ${tm.name}`;
+  $('examples').before(note);
+  renderExamples(MULTILINGUAL_EXAMPLES);
+  $('q').placeholder = '用任何语言描述 · describe it in any language';
+}
+
+function renderExamples(list) {
+  $('examples').replaceChildren(...list.map((text) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = text;
+    b.onclick = () => searchText(text);
+    return b;
+  }));
 }
 
 let progressTimer = 0;
@@ -725,13 +752,7 @@ function pageTo(page) {
 }
 
 function setup() {
-  $('examples').replaceChildren(...EXAMPLES.map((text) => {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.textContent = text;
-    b.onclick = () => searchText(text);
-    return b;
-  }));
+  renderExamples(EXAMPLES);
   $('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); searchText($('q').value); });
   $('image-input').addEventListener('change', (ev) => { searchImage(ev.target.files[0]); ev.target.value = ''; });
   $('k').addEventListener('change', () => { state.k = Number($('k').value); pageTo(0); });

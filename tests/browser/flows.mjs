@@ -1,15 +1,17 @@
 // The web explorer's flows in a real browser (Debian's chromium driven by
 // playwright-core), against `vdx serve` on loopback:
-//   node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR
+//   node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR [MCLIP_URL]
 // URL serves the sample collection (ingested from IMAGES_DIR), EMPTY_URL a collection
-// without items, GROWING_URL one whose ingest is still running. Prints one
+// without items, GROWING_URL one whose ingest is still running, MCLIP_URL the sample
+// with a multilingual (M-CLIP) text model; $VDX_ZH_PROMPT and $VDX_ZH_EXPECTED (ids, comma
+// separated) are a Chinese prompt and what `vdx search` answers to it there. Prints one
 // "ok - ..." / "not ok - ...: why" line per flow and exits non-zero when one failed.
 // Screenshots of every step go to SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
 import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [url, emptyUrl, growingUrl, images, shots] = process.argv.slice(2);
+const [url, emptyUrl, growingUrl, images, shots, mclipUrl] = process.argv.slice(2);
 if (!url || !emptyUrl || !growingUrl || !images || !shots) {
   console.error('usage: node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR');
   process.exit(2);
@@ -309,6 +311,25 @@ await flow('image-drop', {}, async (page, shot) => {
   const score = Number(await page.textContent('#grid .tile .score'));
   check(score > 0.999, `the dropped image's own item scores ${score}, not 1`);
   await shot('results');
+});
+
+// A multilingual text model: the page says so, offers Chinese example prompts, and a
+// Chinese prompt typed in the box finds what `vdx search --text-model` finds.
+if (mclipUrl) await flow('multilingual-prompt', {}, async (page, shot) => {
+  await open(page, mclipUrl);
+  const notice = await page.textContent('#text-model-notice');
+  check(/any language/.test(notice) && /mclip-tiny/.test(notice), `notice: ${notice}`);
+  const examples = await page.$$eval('#examples button', (bs) => bs.map((b) => b.textContent));
+  check(examples.some((t) => /[\u4e00-\u9fff]/.test(t)), `no Chinese example prompt: ${examples.join(' | ')}`);
+  await shot('notice');
+  await page.fill('#q', process.env.VDX_ZH_PROMPT);
+  await page.press('#q', 'Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
+  const ids = (await tileIds(page)).join(',');
+  check(ids === process.env.VDX_ZH_EXPECTED, `page ${ids} != vdx search ${process.env.VDX_ZH_EXPECTED}`);
+  await shot('results');
+  const english = await open(page, url).then(() => page.$('#text-model-notice'));
+  check(english === null, 'the English CLIP page shows the multilingual notice');
 });
 
 await browser.close();

@@ -73,16 +73,27 @@ for _ in $(seq 100); do [ -s "$tmp/data/collections/growing/progress.json" ] && 
 serve sample
 serve empty
 serve growing
+# The sample again with the multilingual mclip-tiny text tower (same 32-d space as
+# clip-tiny by construction; an unknown pairing, hence --force-text-model), and the
+# CLI's answer to a Chinese prompt for the page to match.
+zh_prompt="一只猫在沙发上睡觉"
+"$build/vdx" search --data "$tmp/data" --collection sample --text-model "$shared/fixtures/mclip-tiny" \
+    --force-text-model -k 9 "$zh_prompt" > "$tmp/zh.jsonl" 2> "$tmp/zh.err"
+export VDX_ZH_PROMPT="$zh_prompt" VDX_ZH_EXPECTED="$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$tmp/zh.jsonl" | paste -sd, -)"
+"$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
+    --text-model "$shared/fixtures/mclip-tiny" --port 0 > "$tmp/sample-mclip.out" 2> "$tmp/sample-mclip.err" &
+pids="$pids $!"
 url=$(url_of sample)
 empty_url=$(url_of empty)
 growing_url=$(url_of growing)
-if [ -z "$url" ] || [ -z "$empty_url" ] || [ -z "$growing_url" ]; then
+mclip_url=$(url_of sample-mclip)
+if [ -z "$url" ] || [ -z "$empty_url" ] || [ -z "$growing_url" ] || [ -z "$mclip_url" ]; then
     echo "not ok - browser: vdx serve did not start: $(cat "$tmp"/*.out "$tmp"/*.err)"; exit 1
 fi
 shots="$root/build/artifacts/screenshots"
 mkdir -p "$shots"
 rm -f "$shots"/*.png
-(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots")
+(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots" "$mclip_url")
 status=$?
 echo "# screenshots: $shots"
 exit $status
