@@ -624,11 +624,9 @@ static int viterbi(const vdx_spm *t, const uint8_t *s, size_t n, token_list *out
         best[i] = (path_node){-1, -1, 0};
     best[0].start = 0;
     best[0].id = 0;
+    /* Every step lands on a character boundary that a piece or an unknown reaches, so
+     * best[pos] is always set when it is read. */
     for (size_t pos = 0; pos < n;) {
-        if (best[pos].start < 0) { /* unreachable: cannot happen, every char is reachable */
-            pos++;
-            continue;
-        }
         float here = best[pos].score;
         uint8_t lead = s[pos];
         size_t mblen = lead < 0xc0 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
