@@ -10,10 +10,12 @@
  *   pooled     mean of x over the real tokens (<s> and </s> included)
  *   out        pooled·LTᵀ + b
  *
- * Memory: the word table (250002 × 1024 for XLM-R Large, 1 GB in float32) is only
- * gathered, one row per token, so when the file stores it as float32 it is used in place
- * (mapped safetensors, or the torch archive's storage buffer) and the weight file stays
- * open; everything else goes into the arena. */
+ * Memory: every tensor the file stores as float32 is used in place — the mapped
+ * safetensors file, or the torch archive's storage buffers — and the weight file stays
+ * open; only other dtypes are converted into the arena. So the weights are in memory once
+ * (peak RSS while loading ≈ 1× the file for a torch archive, only the pages touched for
+ * safetensors), and the word table (250002 × 1024 for XLM-R Large, 1 GB in float32),
+ * which is only gathered a row per token, is never read beyond the rows prompts use. */
 #include "vdx/mclip.h"
 
 #include <cjson/cJSON.h>
@@ -30,24 +32,23 @@
 #define PREFIX "transformer."
 
 typedef struct xlmr_layer {
-    float *qkv_w, *qkv_b;   /* query, key, value stacked: [3H][H], [3H] */
-    float *out_w, *out_b;   /* attention.output.dense */
-    float *ln1_w, *ln1_b;   /* attention.output.LayerNorm */
-    float *inter_w, *inter_b;
-    float *ffn_w, *ffn_b;   /* output.dense */
-    float *ln2_w, *ln2_b;   /* output.LayerNorm */
+    const float *qkv_w[3], *qkv_b[3]; /* query, key, value: [H][H], [H] each */
+    const float *out_w, *out_b;       /* attention.output.dense */
+    const float *ln1_w, *ln1_b;       /* attention.output.LayerNorm */
+    const float *inter_w, *inter_b;
+    const float *ffn_w, *ffn_b;       /* output.dense */
+    const float *ln2_w, *ln2_b;       /* output.LayerNorm */
 } xlmr_layer;
 
 struct vdx_mclip_model {
     vdx_mclip_config config;
     vdx_spm *tokenizer;
-    const float *word;      /* [V][H]: in place in `file`, or in the arena */
-    float *position, *token_type, *emb_ln_w, *emb_ln_b;
+    const float *word, *position, *token_type, *emb_ln_w, *emb_ln_b;
     xlmr_layer *layers;
-    float *proj_w, *proj_b; /* LinearTransformation */
-    float *arena;
-    size_t arena_floats;
-    vdx_weights *file;      /* kept open while `word` points into it */
+    const float *proj_w, *proj_b; /* LinearTransformation */
+    float *arena;                 /* the weights not stored as float32 */
+    size_t arena_floats, in_place_bytes;
+    vdx_weights *file;            /* kept open while weights point into it */
     char name[256];
 };
 
@@ -225,51 +226,68 @@ static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, int dims, int 
     return 0;
 }
 
-static void load_all(clip_arena *a, vdx_mclip_model *m, int word_in_place)
+/* A float32 tensor at a 4-byte aligned address is used in place (its shape checked);
+ * anything else is converted into the arena, which also reports a missing tensor or a
+ * wrong shape by name. */
+static const float *weight(clip_arena *a, size_t *in_place, const char *name, int ndim,
+                           const int64_t *shape)
+{
+    const vdx_tensor *t = vdx_weights_find(a->file, name);
+    int same = t && t->dtype == VDX_DTYPE_F32 && (uintptr_t)t->data % sizeof(float) == 0 &&
+               t->ndim == ndim;
+    size_t count = 1;
+    for (int i = 0; same && i < ndim; i++) {
+        same = t->shape[i] == shape[i];
+        count *= (size_t)shape[i];
+    }
+    if (!same)
+        return clip_arena_tensor(a, name, ndim, shape);
+    if (a->base) /* count each tensor once: in the filling pass */
+        *in_place += count * sizeof(float);
+    return t->data;
+}
+
+static void load_all(clip_arena *a, vdx_mclip_model *m)
 {
     const vdx_mclip_config *c = &m->config;
-    int64_t H = c->hidden_size, I = c->intermediate_size;
-    if (!word_in_place)
-        m->word = clip_arena_tensor(a, PREFIX "embeddings.word_embeddings.weight", 2,
-                                    (const int64_t[]){c->vocab_size, H});
-    m->position = clip_arena_tensor(a, PREFIX "embeddings.position_embeddings.weight", 2,
-                                    (const int64_t[]){c->max_position_embeddings, H});
-    m->token_type = clip_arena_tensor(a, PREFIX "embeddings.token_type_embeddings.weight", 2,
-                                      (const int64_t[]){1, H});
-    m->emb_ln_w = clip_arena_tensor(a, PREFIX "embeddings.LayerNorm.weight", 1, &H);
-    m->emb_ln_b = clip_arena_tensor(a, PREFIX "embeddings.LayerNorm.bias", 1, &H);
+    int64_t H = c->hidden_size, I = c->intermediate_size, E = c->num_dims;
+    size_t *n = &m->in_place_bytes;
+#define W2(name, r, k) weight(a, n, name, 2, (const int64_t[]){r, k})
+#define W1(name, r) weight(a, n, name, 1, (const int64_t[]){r})
+    m->word = W2(PREFIX "embeddings.word_embeddings.weight", c->vocab_size, H);
+    m->position = W2(PREFIX "embeddings.position_embeddings.weight",
+                     c->max_position_embeddings, H);
+    m->token_type = W2(PREFIX "embeddings.token_type_embeddings.weight", 1, H);
+    m->emb_ln_w = W1(PREFIX "embeddings.LayerNorm.weight", H);
+    m->emb_ln_b = W1(PREFIX "embeddings.LayerNorm.bias", H);
     char name[256];
     for (int i = 0; i < c->num_layers; i++) {
         xlmr_layer *l = &m->layers[i];
 #define T(suffix) (snprintf(name, sizeof name, PREFIX "encoder.layer.%d.%s", i, suffix), name)
-        l->qkv_w = clip_arena_reserve(a, (size_t)(3 * H * H));
-        l->qkv_b = clip_arena_reserve(a, (size_t)(3 * H));
-        static const char *const proj[3] = {"query", "key", "value"};
+        static const char *const proj[3][2] = {
+            {"attention.self.query.weight", "attention.self.query.bias"},
+            {"attention.self.key.weight", "attention.self.key.bias"},
+            {"attention.self.value.weight", "attention.self.value.bias"}};
         for (int p = 0; p < 3; p++) {
-            char suffix[64];
-            snprintf(suffix, sizeof suffix, "attention.self.%s.weight", proj[p]);
-            clip_arena_fill(a, l->qkv_w ? l->qkv_w + p * H * H : NULL, T(suffix), 2,
-                            (const int64_t[]){H, H});
-            snprintf(suffix, sizeof suffix, "attention.self.%s.bias", proj[p]);
-            clip_arena_fill(a, l->qkv_b ? l->qkv_b + p * H : NULL, T(suffix), 1, &H);
+            l->qkv_w[p] = W2(T(proj[p][0]), H, H);
+            l->qkv_b[p] = W1(T(proj[p][1]), H);
         }
-        l->out_w = clip_arena_tensor(a, T("attention.output.dense.weight"), 2,
-                                     (const int64_t[]){H, H});
-        l->out_b = clip_arena_tensor(a, T("attention.output.dense.bias"), 1, &H);
-        l->ln1_w = clip_arena_tensor(a, T("attention.output.LayerNorm.weight"), 1, &H);
-        l->ln1_b = clip_arena_tensor(a, T("attention.output.LayerNorm.bias"), 1, &H);
-        l->inter_w = clip_arena_tensor(a, T("intermediate.dense.weight"), 2,
-                                       (const int64_t[]){I, H});
-        l->inter_b = clip_arena_tensor(a, T("intermediate.dense.bias"), 1, &I);
-        l->ffn_w = clip_arena_tensor(a, T("output.dense.weight"), 2, (const int64_t[]){H, I});
-        l->ffn_b = clip_arena_tensor(a, T("output.dense.bias"), 1, &H);
-        l->ln2_w = clip_arena_tensor(a, T("output.LayerNorm.weight"), 1, &H);
-        l->ln2_b = clip_arena_tensor(a, T("output.LayerNorm.bias"), 1, &H);
+        l->out_w = W2(T("attention.output.dense.weight"), H, H);
+        l->out_b = W1(T("attention.output.dense.bias"), H);
+        l->ln1_w = W1(T("attention.output.LayerNorm.weight"), H);
+        l->ln1_b = W1(T("attention.output.LayerNorm.bias"), H);
+        l->inter_w = W2(T("intermediate.dense.weight"), I, H);
+        l->inter_b = W1(T("intermediate.dense.bias"), I);
+        l->ffn_w = W2(T("output.dense.weight"), H, I);
+        l->ffn_b = W1(T("output.dense.bias"), H);
+        l->ln2_w = W1(T("output.LayerNorm.weight"), H);
+        l->ln2_b = W1(T("output.LayerNorm.bias"), H);
 #undef T
     }
-    int64_t E = c->num_dims;
-    m->proj_w = clip_arena_tensor(a, "LinearTransformation.weight", 2, (const int64_t[]){E, H});
-    m->proj_b = clip_arena_tensor(a, "LinearTransformation.bias", 1, &E);
+    m->proj_w = W2("LinearTransformation.weight", E, H);
+    m->proj_b = W1("LinearTransformation.bias", E);
+#undef W1
+#undef W2
 }
 
 vdx_mclip_model *vdx_mclip_load(const char *model_dir, vdx_error *err)
@@ -291,20 +309,16 @@ vdx_mclip_model *vdx_mclip_load(const char *model_dir, vdx_error *err)
         vdx_fail(err, "out of memory");
         goto fail;
     }
-    const vdx_tensor *word = vdx_weights_find(m->file, PREFIX "embeddings.word_embeddings.weight");
-    int in_place = word->dtype == VDX_DTYPE_F32 && (uintptr_t)word->data % sizeof(float) == 0;
     clip_arena a = {m->file, NULL, 0, err, 0};
-    load_all(&a, m, in_place);
+    load_all(&a, m);
     if (clip_arena_alloc(&a) != 0)
         goto fail;
     m->arena = a.base;
-    load_all(&a, m, in_place);
+    load_all(&a, m);
     m->arena_floats = a.used;
     if (a.failed)
         goto fail;
-    if (in_place) {
-        m->word = word->data;
-    } else {
+    if (m->in_place_bytes == 0) { /* nothing points into the file: let it go */
         vdx_weights_close(m->file);
         m->file = NULL;
     }
@@ -341,10 +355,7 @@ const char *vdx_mclip_model_name(const vdx_mclip_model *m) { return m->name; }
 
 size_t vdx_mclip_weight_bytes(const vdx_mclip_model *m)
 {
-    size_t bytes = m->arena_floats * sizeof(float);
-    if (m->file)
-        bytes += (size_t)m->config.vocab_size * m->config.hidden_size * sizeof(float);
-    return bytes;
+    return m->arena_floats * sizeof(float) + m->in_place_bytes;
 }
 
 /* ---- forward ------------------------------------------------------------------- */
@@ -353,7 +364,8 @@ size_t vdx_mclip_weight_bytes(const vdx_mclip_model *m)
 typedef struct scratch {
     float *h;   /* [rows][H] residual stream */
     float *x;   /* [rows][H] attention output */
-    float *qkv; /* [rows][3H] */
+    float *qkv; /* [rows][3H]: q, k, v of each token side by side (clip_attention's layout) */
+    float *proj; /* [rows][H]: one of q, k, v before it is interleaved into qkv */
     float *mlp; /* [rows][I] */
     float *block;
 } scratch;
@@ -363,13 +375,14 @@ static int scratch_alloc(scratch *s, size_t rows, const vdx_mclip_config *c, vdx
     size_t H = (size_t)c->hidden_size, round = 16;
     size_t h = (rows * H + round - 1) / round * round, qkv = 3 * h;
     size_t mlp = (rows * (size_t)c->intermediate_size + round - 1) / round * round;
-    s->block = aligned_alloc(64, (2 * h + qkv + mlp) * sizeof(float));
+    s->block = aligned_alloc(64, (3 * h + qkv + mlp) * sizeof(float));
     if (!s->block)
         return vdx_fail(err, "out of memory: scratch for %zu token rows", rows);
     s->h = s->block;
     s->x = s->h + h;
     s->qkv = s->x + h;
     s->mlp = s->qkv + qkv;
+    s->proj = s->mlp + mlp;
     return 0;
 }
 
@@ -408,7 +421,12 @@ static int layer(const vdx_mclip_model *m, const xlmr_layer *l, scratch *s, int 
     const vdx_mclip_config *c = &m->config;
     int H = c->hidden_size, I = c->intermediate_size, rows = n_seq * seq_len;
     double eps = c->layer_norm_eps;
-    clip_linear(s->qkv, s->h, l->qkv_w, l->qkv_b, rows, 3 * H, H);
+    for (int p = 0; p < 3; p++) {
+        clip_linear(s->proj, s->h, l->qkv_w[p], l->qkv_b[p], rows, H, H);
+        for (int r = 0; r < rows; r++)
+            memcpy(s->qkv + ((size_t)r * 3 + p) * H, s->proj + (size_t)r * H,
+                   (size_t)H * sizeof(float));
+    }
     if (lengths)
         memset(s->x, 0, (size_t)rows * H * sizeof(float));
     for (int q = 0; q < n_seq; q++) {
