@@ -58,6 +58,9 @@ else
     not_ok "model pull $MCLIP: $(tail -n 2 "$tmp/pull.err" | tr '\n' ' ')"
 fi
 "$vdx" model pull $CLIP > /dev/null 2> "$tmp/pull2.err" || not_ok "model pull $CLIP: $(tail -n 1 "$tmp/pull2.err")"
+"$vdx" model info $MCLIP > "$tmp/info.out" 2> "$tmp/err"
+check "model info describes the M-CLIP tower from its tensor shapes" \
+    grep -q "^text       M-CLIP (random-xlm-roberta-tiny): XLM-R width 64, 2 layers, 2 heads, MLP 256, 514 positions, vocabulary 8002" "$tmp/info.out"
 
 # --- tokenize: golden ids (fixtures/golden/mclip-tiny/texts.json, prompt 1) ------------------
 "$vdx" tokenize --model $MCLIP "一只猫在沙发上睡觉" > "$tmp/tok.json" 2> "$tmp/err"
