@@ -8,6 +8,7 @@
 
 #include "test.h"
 #include "vdx/mclip.h"
+#include "vdx/textmodel.h"
 
 /* max|Δ| / max|golden| ≤ 1e-4 per vector and cosine ≥ 0.99999 (the fixtures README). */
 #define REL_TOLERANCE 1e-4
@@ -313,6 +314,40 @@ TEST(bad_ids_and_model_directories_are_refused)
           "%s", err.message);
 }
 
+TEST(text_model_interface_and_pairings)
+{
+    NEED_SHARED(model_dir, "fixtures/mclip-tiny");
+    NEED_SHARED(clip_dir, "fixtures/clip-tiny");
+    NEED_SHARED(golden_path, "fixtures/golden/mclip-tiny/features.f32");
+    REQUIRE(load_prompts() == 0, "cannot read texts.json");
+    float *golden = read_floats(golden_path, (size_t)N_PROMPTS * DIMS);
+    vdx_error err;
+    vdx_text_model *tm = vdx_text_model_load(model_dir, &err);
+    REQUIRE(tm && golden, "%s", tm ? "cannot read features" : err.message);
+    CHECK(vdx_text_model_multilingual(tm) && vdx_text_model_dims(tm) == DIMS &&
+              vdx_text_model_max_tokens(tm) == 512,
+          "multilingual %d, dims %d, max tokens %d", vdx_text_model_multilingual(tm),
+          vdx_text_model_dims(tm), vdx_text_model_max_tokens(tm));
+    float out[DIMS];
+    char why[256];
+    REQUIRE(vdx_text_model_embed(tm, prompt_text[1], out, NULL, &err) == 0, "%s", err.message);
+    CHECK(close_to_golden(out, golden + DIMS, DIMS, why, sizeof why, REL_TOLERANCE),
+          "prompt 1 through the text-model interface: %s", why);
+    vdx_text_model_free(tm);
+    vdx_text_model *clip = vdx_text_model_load(clip_dir, &err);
+    REQUIRE(clip, "%s", err.message);
+    CHECK(!vdx_text_model_multilingual(clip) && vdx_text_model_max_tokens(clip) == 77,
+          "CLIP's text tower: multilingual %d, max tokens %d", vdx_text_model_multilingual(clip),
+          vdx_text_model_max_tokens(clip));
+    vdx_text_model_free(clip);
+    CHECK(vdx_text_model_known_pair("M-CLIP/XLM-Roberta-Large-Vit-B-32",
+                                    "openai/clip-vit-base-patch32"), "B/32 pairing");
+    CHECK(!vdx_text_model_known_pair("M-CLIP/XLM-Roberta-Large-Vit-B-32",
+                                     "openai/clip-vit-large-patch14"), "B/32 text with L/14 images");
+    CHECK(vdx_text_model_known_pair("/a/model", "/a/model"), "a model pairs with itself");
+    free(golden);
+}
+
 int main(void)
 {
     RUN(features_from_safetensors);
@@ -321,6 +356,7 @@ int main(void)
     RUN(padded_batch_equals_single_prompts);
     RUN(text_to_features_through_the_tokenizer);
     RUN(bad_ids_and_model_directories_are_refused);
+    RUN(text_model_interface_and_pairings);
     for (int i = 0; i < N_PROMPTS; i++) {
         free(prompt_ids[i]);
         free(prompt_text[i]);
