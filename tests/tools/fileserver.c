@@ -47,6 +47,14 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *seen_paths[MAX_PATHS];
 static int seen_counts[MAX_PATHS];
 static int n_seen;
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
 static void hex(const unsigned char *d, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++)
@@ -349,14 +357,6 @@ int main(int argc, char **argv)
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    /* SIGINT/SIGTERM are blocked in every thread (libmicrohttpd's inherit the mask) and
-     * taken with sigwait below: a handler + pause() could miss a signal delivered to
-     * another thread, or between the flag test and pause(), and never exit. */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
         on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -378,8 +378,12 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, "fileserver: listening on http://127.0.0.1:%d/\n", bound);
-    int sig;
-    sigwait(&stop_signals, &sig);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    /* The signal may land on any thread (OpenBLAS's, started when the program loads, or
+     * libmicrohttpd's), so pause() in this one could sleep through it: poll the flag. */
+    while (!stop_requested)
+        usleep(20000);
     MHD_stop_daemon(d);
     for (int i = 0; i < n_seen; i++)
         free(seen_paths[i]);
