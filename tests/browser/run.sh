@@ -66,6 +66,14 @@ ingest() { # ingest COLLECTION SOURCE... (options follow)
 ingest sample unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1 &&
 ingest empty urls "$tmp/no-urls.txt" >> "$tmp/ingest.log" 2>&1 ||
     { echo "not ok - browser: vdx ingest failed: $(cat "$tmp/ingest.log")"; exit 1; }
+# The sample is also served with the multilingual mclip-tiny text tower (same 32-d space
+# as clip-tiny by construction; an unknown pairing, hence --force-text-model): the CLI's
+# answer to a Chinese prompt, for the page to match, is taken before the slow ingest
+# starts so that it does not eat into that ingest's time.
+zh_prompt="一只猫在沙发上睡觉"
+"$build/vdx" search --data "$tmp/data" --collection sample --text-model "$shared/fixtures/mclip-tiny" \
+    --force-text-model -k 9 "$zh_prompt" > "$tmp/zh.jsonl" 2> "$tmp/zh.err"
+export VDX_ZH_PROMPT="$zh_prompt" VDX_ZH_EXPECTED="$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$tmp/zh.jsonl" | paste -sd, -)"
 ingest growing unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/slow.port")/" \
     --parallel 1 --batch 1 --threads 1 --no-cache > "$tmp/growing.log" 2>&1 &
 pids="$pids $!"
@@ -73,13 +81,6 @@ for _ in $(seq 100); do [ -s "$tmp/data/collections/growing/progress.json" ] && 
 serve sample
 serve empty
 serve growing
-# The sample again with the multilingual mclip-tiny text tower (same 32-d space as
-# clip-tiny by construction; an unknown pairing, hence --force-text-model), and the
-# CLI's answer to a Chinese prompt for the page to match.
-zh_prompt="一只猫在沙发上睡觉"
-"$build/vdx" search --data "$tmp/data" --collection sample --text-model "$shared/fixtures/mclip-tiny" \
-    --force-text-model -k 9 "$zh_prompt" > "$tmp/zh.jsonl" 2> "$tmp/zh.err"
-export VDX_ZH_PROMPT="$zh_prompt" VDX_ZH_EXPECTED="$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$tmp/zh.jsonl" | paste -sd, -)"
 "$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
     --text-model "$shared/fixtures/mclip-tiny" --port 0 > "$tmp/sample-mclip.out" 2> "$tmp/sample-mclip.err" &
 pids="$pids $!"
