@@ -75,8 +75,19 @@ for f in odd_225x301.jpg gray_500x375.jpg exif_orient6_600x400.jpg small_100x80.
     fi
 done
 
+# SentencePiece seeds: the mclip-tiny model, and a few multilingual texts for the encoder
+# (first byte = max_len - 2).
+mkdir -p "$out/corpus/spm_model" "$out/corpus/spm_encode"
+if [ -f "$shared/../mclip-tiny/sentencepiece.bpe.model" ]; then
+    cp "$shared/../mclip-tiny/sentencepiece.bpe.model" "$out/corpus/spm_model/"
+fi
+printf '\376一只猫在沙发上睡觉' > "$out/corpus/spm_encode/zh"
+printf '\010  ＡＢＣ１２３\t x  <mask> ｶﾞ' > "$out/corpus/spm_encode/forms"
+printf '\376قطة نائمة على الأريكة 🎉🎉' > "$out/corpus/spm_encode/ar"
+
 if [ $# -ge 1 ]; then
     export VDX_TOKENIZER_DIR="${VDX_TOKENIZER_DIR:-$shared}"
+    export VDX_SPM_MODEL="${VDX_SPM_MODEL:-$shared/../mclip-tiny/sentencepiece.bpe.model}"
     for target in $targets; do
         name=$(basename "$target" .c)
         corpus=$out/corpus/${name#fuzz_}

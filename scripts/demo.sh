@@ -7,6 +7,9 @@
 #
 # Environment (all optional):
 #   VDX_MODEL        model directory or repo id   (default openai/clip-vit-base-patch32)
+#   VDX_TEXT_MODEL   a text model for prompts in any language, e.g.
+#                    M-CLIP/XLM-Roberta-Large-Vit-B-32 (fetched like the model; vdx serve
+#                    reads the variable)
 #   VDX_DATASET      Unsplash Lite directory or .zip already on disk
 #   VDX_UNSPLASH_URL where to download the dataset zip from
 #   VDX_UNSPLASH_BASE image CDN base URL (default https://images.unsplash.com/)
@@ -39,6 +42,13 @@ else
   Without network, point vdx at a local copy: VDX_MODEL=/path/to/model-dir make demo
   (a directory with config.json, model.safetensors or pytorch_model.bin, vocab.json, merges.txt)."
 fi
+text_model=${VDX_TEXT_MODEL:-}
+if [ -n "$text_model" ] && [ ! -d "$text_model" ] && ! $vdx model path "$text_model" > /dev/null 2>&1; then
+    say "text model: $text_model is not in the Hugging Face cache; downloading it (vdx model pull $text_model)"
+    $vdx model pull "$text_model" || fail "could not download the text model $text_model.
+  Without network, point vdx at a local copy: VDX_TEXT_MODEL=/path/to/model-dir make demo"
+fi
+[ -z "$text_model" ] || say "text model: $text_model (prompts in any language)"
 
 home=${VDX_HOME:-${HOME:-/root}/.local/share/vdx}
 export VDX_HOME="$home"

@@ -6,6 +6,9 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
+// Example prompts shown instead when a multilingual text model (M-CLIP) is loaded.
+const MULTILINGUAL_EXAMPLES = ['海滩上的狗', '日落时的山', '一辆红色的汽车', '夜晚的城市街道',
+  'a bowl of fruit', 'perros en la playa', 'Blumen in Nahaufnahme', 'قطة على الأريكة'];
 
 const state = {
   info: null,
@@ -1185,12 +1188,13 @@ function ask(title, text, initial, okText, checkText) {
 }
 
 // ---- Collection info, ingest progress and failures -----------------------------------
-// Example prompts: drawn from the collection's own metadata (descriptions of a random
-// sample) when it has some, else neutral ones; one function so that other languages can
-// add theirs.
+// Example prompts: in several languages when a multilingual text model is loaded, else
+// drawn from the collection's own metadata (descriptions of a random sample) when it has
+// some, else neutral ones.
 const NEUTRAL_EXAMPLES = ['a person', 'an animal', 'a building', 'food on a plate', 'a landscape', 'text or a document', 'a vehicle', 'at night'];
 async function examplePrompts() {
   const info = state.info || {};
+  if (info.text_model && info.text_model.multilingual) return MULTILINGUAL_EXAMPLES;
   const columns = info.columns || [];
   const describing = ['ai_description', 'photo_description', 'description', 'caption', 'title'].find((c) => columns.includes(c));
   let prompts = [];
@@ -1212,7 +1216,10 @@ async function renderExamples() {
     b.onclick = () => searchText(text);
     return b;
   }));
-  if (!$('q').disabled) $('q').placeholder = `Describe an image… e.g. ${prompts[0]}`;
+  const multilingual = state.info && state.info.text_model && state.info.text_model.multilingual;
+  if (!$('q').disabled) {
+    $('q').placeholder = multilingual ? '用任何语言描述 · describe it in any language' : `Describe an image… e.g. ${prompts[0]}`;
+  }
   const columns = (state.info && state.info.columns) || [];
   const example = columns.includes('photo_featured') ? "photo_featured = 't'" : columns.length ? `${columns[0]} = '…'` : "column = 'value'";
   $('where').placeholder = `e.g. ${example}`;
@@ -1225,6 +1232,7 @@ async function loadInfo() {
   const i = state.info;
   $('collection').textContent = `${i.collection} · ${Number(i.count).toLocaleString()} items`;
   renderProgress(i.progress);
+  showTextModel(i.text_model);
   if (!i.text_search) {
     $('q').disabled = true;
     $('q').placeholder = 'Text search needs the CLIP model: start vdx serve with --model';
@@ -1252,6 +1260,17 @@ async function loadFailures(count) {
     return tr;
   }));
   return count;
+}
+
+// A multilingual text tower takes prompts in any language: say so once, and offer
+// example prompts in Chinese and other languages.
+function showTextModel(tm) {
+  if (!tm || !tm.multilingual || $('text-model-notice')) return;
+  const note = document.createElement('p');
+  note.id = 'text-model-notice';
+  note.className = 'text-model-notice';
+  note.textContent = `Prompts in any language (中文, العربية, Español, …): ${tm.name}`;
+  $('examples').before(note);
 }
 
 let progressTimer = 0;

@@ -33,6 +33,9 @@ typedef struct vdx_server_options {
     vdx_store_options store;   /* the collection; .model is filled from the model */
     const char *model_dir;     /* resolved CLIP model directory; NULL: no model, so
                                 * text and image queries answer 503 */
+    const struct vdx_text_model *text_model; /* prompts go through this text tower
+                                * (borrowed; checked against the collection by the
+                                * caller); NULL: the CLIP model's own */
     size_t max_json_body;      /* bytes; 0: 1 MiB. Larger requests get 413 */
     size_t max_upload;         /* image upload bytes; 0: 20 MiB */
     int timeout_s;             /* idle connection timeout; 0: 30 s */

@@ -9,6 +9,7 @@
 #include "vdx/clip.h"
 #include "vdx/ingest.h"
 #include "vdx/store.h"
+#include "vdx/textmodel.h"
 
 /* Each returns the process exit status (0 ok, 1 failure, 2 usage). argv[0] is the
  * subcommand name. */
@@ -19,6 +20,7 @@ int cmd_search(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_concept(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 /* Prints "vdx: message" to stderr; returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -53,6 +55,19 @@ vdx_clip_model *cli_load_model_for(const char *model_arg, int threads,
         {"store", required_argument, 0, 's'}
 int cli_store_options(int opt, const char *arg, vdx_store_options *so);
 
+
+/* The text tower a command embeds prompts with: text_arg (--text-model), else
+ * $VDX_TEXT_MODEL; when neither is set, returns NULL with *failed = 0 (use the CLIP
+ * model's own). Otherwise it loads the model and checks that it shares the space of the
+ * collection's image model `image`: a known pairing (vdx_text_model_known_pair), one this
+ * collection recorded before, or `force`; the dimensions must match in every case. An
+ * accepted pairing is recorded in the collection's text-models.json. On any failure the
+ * error is printed and *failed = 1. */
+vdx_text_model *cli_load_text_model(const char *text_arg, int force,
+                                    const vdx_store_options *store_opts,
+                                    const vdx_model_identity *image, int threads, int *failed);
+/* The text model named by --text-model or $VDX_TEXT_MODEL (NULL: none). */
+const char *cli_text_model_arg(const char *text_arg);
 
 /* Prints obj as one JSON line on stdout. When it cannot be printed (out of memory) it
  * says so on stderr, and cli_output_lost() then tells main to exit 1, not 0. */

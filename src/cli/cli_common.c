@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 
 static int fail_v(vdx_error_kind kind, int remember, const char *fmt, va_list ap);
+#include <cjson/cJSON.h>
 
 int cli_error(const char *fmt, ...)
 {
@@ -156,3 +157,103 @@ int cli_output_lost(void) { return output_lost; }
 
 int cli_stdout_is_tty(void) { return isatty(STDOUT_FILENO); }
 int cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }
+
+const char *cli_text_model_arg(const char *text_arg)
+{
+    if (!text_arg || !*text_arg)
+        text_arg = getenv("VDX_TEXT_MODEL");
+    return text_arg && *text_arg ? text_arg : NULL;
+}
+
+/* DATA/collections/NAME/text-models.json: {"text_models":[{"name","dims","pairing"}]}. */
+static cJSON *read_text_models(const char *path)
+{
+    char *text;
+    size_t size;
+    cJSON *json = NULL;
+    if (vdx_read_file(path, &text, &size, NULL) == 0) {
+        json = cJSON_Parse(text);
+        free(text);
+    }
+    if (!cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        json = cJSON_CreateObject();
+    }
+    if (!cJSON_IsArray(cJSON_GetObjectItem(json, "text_models"))) {
+        cJSON_DeleteItemFromObject(json, "text_models");
+        cJSON_AddArrayToObject(json, "text_models");
+    }
+    return json;
+}
+
+vdx_text_model *cli_load_text_model(const char *text_arg, int force,
+                                    const vdx_store_options *store_opts,
+                                    const vdx_model_identity *image, int threads, int *failed)
+{
+    *failed = 0;
+    if (!(text_arg = cli_text_model_arg(text_arg)))
+        return NULL;
+    *failed = 1;
+    if (threads > 0)
+        vdx_clip_set_threads(threads);
+    char dir[4096], path[4096];
+    vdx_error err = {{0}};
+    if (vdx_clip_resolve_model(text_arg, dir, sizeof dir, &err) != 0) {
+        cli_error("%s", err.message);
+        return NULL;
+    }
+    vdx_text_model *tm = vdx_text_model_load(dir, &err);
+    if (!tm) {
+        cli_error("%s", err.message);
+        return NULL;
+    }
+    const char *name = vdx_text_model_name(tm);
+    if (vdx_text_model_dims(tm) != image->dims) {
+        cli_error("the text model %s gives %d-d vectors but the collection's image model %s "
+                  "gives %d-d ones: they cannot share a space", name, vdx_text_model_dims(tm),
+                  image->name, image->dims);
+        vdx_text_model_free(tm);
+        return NULL;
+    }
+    if (vdx_store_collection_dir(store_opts, path, sizeof path - 32, &err) != 0) {
+        cli_error("%s", err.message);
+        vdx_text_model_free(tm);
+        return NULL;
+    }
+    strcat(path, "/text-models.json");
+    cJSON *json = read_text_models(path);
+    cJSON *list = cJSON_GetObjectItem(json, "text_models"), *entry;
+    int recorded = 0;
+    cJSON_ArrayForEach(entry, list) {
+        const cJSON *n = cJSON_GetObjectItem(entry, "name");
+        recorded |= cJSON_IsString(n) && strcmp(n->valuestring, name) == 0;
+    }
+    int known = vdx_text_model_known_pair(name, image->name);
+    if (!known && !recorded && !force) {
+        cli_error("the text model %s is not known to share the space of the collection's "
+                  "image model %s (M-CLIP/XLM-Roberta-Large-Vit-B-32 pairs with "
+                  "openai/clip-vit-base-patch32): its prompts would find unrelated images. "
+                  "Add --force-text-model if you know they were trained together",
+                  name, image->name);
+        cJSON_Delete(json);
+        vdx_text_model_free(tm);
+        return NULL;
+    }
+    if (!recorded && strcmp(name, image->name) != 0) {
+        entry = cJSON_CreateObject();
+        cJSON_AddStringToObject(entry, "name", name);
+        cJSON_AddNumberToObject(entry, "dims", vdx_text_model_dims(tm));
+        cJSON_AddStringToObject(entry, "pairing", known ? "known" : "forced");
+        cJSON_AddBoolToObject(entry, "multilingual", vdx_text_model_multilingual(tm));
+        cJSON_AddItemToArray(list, entry);
+        char *text = cJSON_Print(json);
+        /* a read-only place (another user's collection) only loses the record */
+        if (!text || vdx_write_file_atomic(path, text, strlen(text), &err) != 0)
+            fprintf(stderr, "vdx: note: could not record the text model in %s: %s\n", path,
+                    text ? err.message : "out of memory");
+        cJSON_free(text);
+    }
+    cJSON_Delete(json);
+    *failed = 0;
+    return tm;
+}

@@ -46,6 +46,10 @@ static const char usage_text[] =
     "  --store URL        store backend (default $VDX_STORE, else embedded)\n"
     "  --model M          model directory or repo id to embed prompts (default: $VDX_MODEL,\n"
     "                     else the collection's model)\n"
+    "  --text-model M     new: embed the prompt with this text model (default:\n"
+    "                     $VDX_TEXT_MODEL), e.g. M-CLIP/XLM-Roberta-Large-Vit-B-32 for\n"
+    "                     prompts in ~100 languages; it must share the collection's space\n"
+    "  --force-text-model new: accept a text model not known to share that space\n"
     "  --json             JSON output even on a terminal\n"
     "  -h, --help         this help\n"
     "\n"
@@ -62,7 +66,8 @@ static const char usage_text[] =
 
 /* Parsed command line. */
 typedef struct options {
-    const char *collection, *data, *store_url, *model;
+    const char *collection, *data, *store_url, *model, *text_model;
+    int force_text_model;
     int json;
     const char *positional[8];
     int n_positional;
@@ -133,6 +138,11 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
         } else if (!no_more_options && !strcmp(a, "--model")) {
             TAKES_VALUE();
             o->model = value;
+        } else if (!no_more_options && !strcmp(a, "--text-model")) {
+            TAKES_VALUE();
+            o->text_model = value;
+        } else if (!no_more_options && !strcmp(a, "--force-text-model")) {
+            o->force_text_model = 1;
         } else if (!no_more_options && !strcmp(a, "--json")) {
             o->json = 1;
         } else if (labelling && o->n_positional >= 1) {
@@ -332,6 +342,7 @@ typedef struct context {
     vdx_concepts *book;
     vdx_error err;
     const char *sub;
+    const vdx_store_options *store_opts;
 } context;
 
 static int fail(context *c)
@@ -345,7 +356,26 @@ static int cmd_new(context *c)
     if (!o->prompt && !o->n_examples)
         return cli_usage_error("concept new", "give --prompt TEXT and/or --example ID");
     vdx_clip_model *model = NULL;
-    if (o->prompt) {
+    vdx_text_model *text_model = NULL;
+    float *text_vector = NULL;
+    int truncated = 0;
+    if (o->prompt && cli_text_model_arg(o->text_model)) {
+        /* a separate text tower, checked against the collection's image model */
+        int failed;
+        text_model = cli_load_text_model(o->text_model, o->force_text_model, c->store_opts,
+                                         vdx_store_model(c->store), 0, &failed);
+        if (!text_model)
+            return 1;
+        text_vector = malloc((size_t)vdx_text_model_dims(text_model) * sizeof *text_vector);
+        int rc = !text_vector ? vdx_fail(&c->err, "out of memory")
+                              : vdx_text_model_embed(text_model, o->prompt, text_vector,
+                                                     &truncated, &c->err);
+        if (rc != 0) {
+            free(text_vector);
+            vdx_text_model_free(text_model);
+            return fail(c);
+        }
+    } else if (o->prompt) {
         const char *model_arg = o->model;
         if (!model_arg || !*model_arg)
             model_arg = getenv("VDX_MODEL");
@@ -361,15 +391,20 @@ static int cmd_new(context *c)
         }
     }
     vdx_concept_spec spec = {.name = o->positional[0], .prompt = o->prompt, .model = model,
+                             .text_vector = text_vector,
                              .example_ids = o->examples, .n_examples = (size_t)o->n_examples};
     cJSON *concept = NULL;
     int rc = vdx_concept_create(c->book, &spec, &concept, &c->err);
+    int max_tokens = text_model ? vdx_text_model_max_tokens(text_model)
+                     : model ? vdx_clip_get_config(model)->text.max_position_embeddings : 77;
     vdx_clip_free(model);
+    vdx_text_model_free(text_model);
+    free(text_vector);
     if (rc != 0)
         return fail(c);
-    if (cJSON_IsTrue(cJSON_GetObjectItem(concept, "prompt_truncated")))
-        fprintf(stderr, "vdx: concept new: the prompt is longer than CLIP's 77 tokens; only "
-                        "its beginning was embedded\n");
+    if (truncated || cJSON_IsTrue(cJSON_GetObjectItem(concept, "prompt_truncated")))
+        fprintf(stderr, "vdx: concept new: the prompt is longer than the text model's %d "
+                        "tokens; only its beginning was embedded\n", max_tokens);
     if (json_output(o))
         cli_print_json_line(concept);
     else
@@ -851,6 +886,7 @@ int cmd_concept(int argc, char **argv)
     context c = {.o = &o, .sub = sub->name};
     vdx_store_options store_opts = {.data_dir = o.data, .collection = o.collection,
                                     .url = o.store_url};
+    c.store_opts = &store_opts;
     c.store = vdx_store_open(&store_opts, &c.err);
     if (!c.store) {
         free(o.label_ops);

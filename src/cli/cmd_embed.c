@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "vdx/mclip.h"
 #include "vdx/ingest.h"
 
 typedef enum { INPUT_IMAGE, INPUT_TEXT } input_kind;
@@ -24,6 +25,7 @@ typedef struct embed_input {
 
 typedef struct embed_run {
     const vdx_clip_model *model;
+    const vdx_text_model *text_model; /* an M-CLIP --model: texts only, model is NULL */
     embed_input *inputs;
     int n_inputs, dim, normalize, npy, batch;
     float *matrix;          /* npy: n_inputs × dim, written at the end */
@@ -173,8 +175,36 @@ static int prepare_image(const embed_run *run, embed_input *in, float *pixels)
     return rc;
 }
 
+/* Texts through a text-only tower (M-CLIP). */
+static int embed_texts(embed_run *run)
+{
+    float *vector = malloc((size_t)run->dim * sizeof *vector);
+    if (!vector)
+        return cli_error("out of memory");
+    vdx_error err = {{0}};
+    int rc = 0;
+    for (int i = 0; i < run->n_inputs && rc == 0; i++) {
+        int truncated = 0;
+        if (vdx_text_model_embed(run->text_model, run->inputs[i].value, vector, &truncated,
+                                 &err) != 0) {
+            rc = cli_error("text \"%.60s\": %s", run->inputs[i].value, err.message);
+            break;
+        }
+        if (truncated)
+            fprintf(stderr, "vdx embed: warning: text %d (\"%.40s%s\") is longer than "
+                            "%d tokens and was truncated\n", i + 1, run->inputs[i].value,
+                    strlen(run->inputs[i].value) > 40 ? "..." : "",
+                    vdx_text_model_max_tokens(run->text_model));
+        emit(run, i, vector);
+    }
+    free(vector);
+    return rc;
+}
+
 static int embed_all(embed_run *run)
 {
+    if (run->text_model)
+        return embed_texts(run);
     const vdx_clip_config *cfg = vdx_clip_get_config(run->model);
     const vdx_preprocess_config *pre = vdx_clip_get_preprocess(run->model);
     int size = cfg->vision.image_size;
@@ -304,13 +334,37 @@ int cmd_embed(int argc, char **argv)
         return rc;
     }
 
-    vdx_clip_model *model = cli_load_model(model_arg, threads);
-    if (!model) {
-        free(run.inputs);
-        return cli_last_status();
+    /* An M-CLIP model is a text tower only: it embeds texts into its CLIP's image space. */
+    char dir[4096];
+    vdx_error err = {{0}};
+    const char *arg = model_arg && *model_arg ? model_arg : getenv("VDX_MODEL");
+    vdx_clip_model *model = NULL;
+    vdx_text_model *text_model = NULL;
+    if (arg && *arg && vdx_clip_resolve_model(arg, dir, sizeof dir, &err) == 0 &&
+        vdx_mclip_is_model_dir(dir)) {
+        for (int i = 0; i < run.n_inputs; i++)
+            if (run.inputs[i].kind == INPUT_IMAGE) {
+                free(run.inputs);
+                return cli_usage_error("embed", "%s is an M-CLIP text model: it embeds texts "
+                                       "only (images go through the CLIP model it pairs with)",
+                                       arg);
+            }
+        if (threads > 0)
+            vdx_clip_set_threads(threads);
+        if (!(text_model = vdx_text_model_load(dir, &err))) {
+            free(run.inputs);
+            return cli_fail(&err, "%s", err.message);
+        }
+        run.text_model = text_model;
+        run.dim = vdx_text_model_dims(text_model);
+    } else {
+        if (!(model = cli_load_model(model_arg, threads))) {
+            free(run.inputs);
+            return cli_last_status();
+        }
+        run.model = model;
+        run.dim = vdx_clip_embed_dim(model);
     }
-    run.model = model;
-    run.dim = vdx_clip_embed_dim(model);
     run.started = vdx_now();
     run.show_progress = cli_stderr_is_tty() && run.n_inputs > run.batch;
     if (run.npy && !(run.matrix = calloc((size_t)run.n_inputs * run.dim, sizeof(float))))
@@ -328,5 +382,6 @@ int cmd_embed(int argc, char **argv)
     free(run.matrix);
     free(run.inputs);
     vdx_clip_free(model);
+    vdx_text_model_free(text_model);
     return rc;
 }

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "clip/weights.h"
+#include "vdx/mclip.h"
 
 static const char usage_text[] =
     "usage: vdx model pull [REPO_ID] [--revision REV]\n"
@@ -17,7 +18,9 @@ static const char usage_text[] =
     "\n"
     "pull   download config.json, the weights (model.safetensors, else pytorch_model.bin),\n"
     "       vocab.json, merges.txt, preprocessor_config.json and tokenizer_config.json\n"
-    "       into the Hugging Face cache, exactly where transformers keeps them. Partial\n"
+    "       (an M-CLIP text model: sentencepiece.bpe.model, tokenizer_config.json and\n"
+    "       special_tokens_map.json) into the Hugging Face cache, exactly where\n"
+    "       transformers keeps them. Partial\n"
     "       downloads resume; every file is checked against the hub's size and sha256.\n"
     "       Prints the snapshot directory.\n"
     "path   print the model directory a MODEL argument resolves to.\n"
@@ -240,7 +243,8 @@ static int model_info(int argc, char **argv)
     if (vdx_clip_resolve_model(model, dir, sizeof dir, &err) != 0)
         return cli_fail(&err, "%s", err.message);
     snprintf(config_path, sizeof config_path, "%s/config.json", dir);
-    if (vdx_clip_config_load(config_path, &cfg, &err) != 0 ||
+    int mclip = vdx_mclip_is_model_dir(dir);
+    if ((!mclip && vdx_clip_config_load(config_path, &cfg, &err) != 0) ||
         vdx_weights_find_file(dir, weights_path, sizeof weights_path, &err) != 0)
         return cli_fail(&err, "%s", err.message);
     vdx_weights *w = vdx_weights_open(weights_path, &err);
@@ -270,10 +274,25 @@ static int model_info(int argc, char **argv)
            w->format, dtypes[0] ? dtypes : "no floats", w->count);
     printf("%-10s %s (+ %zu int64 buffer%s)\n", "parameters", number, buffers,
            buffers == 1 ? "" : "s");
+    vdx_weights_close(w);
+    if (mclip) { /* a text-only M-CLIP tower: its sizes come from the tensor shapes */
+        vdx_mclip_model *m = vdx_mclip_load(dir, &err);
+        if (!m)
+            return cli_error("%s", err.message);
+        const vdx_mclip_config *c = vdx_mclip_get_config(m);
+        printf("%-10s %d dimensions, in the space of the CLIP image vectors it was trained "
+               "against\n", "embedding", c->num_dims);
+        printf("%-10s M-CLIP (%s): XLM-R width %d, %d layers, %d heads, MLP %d, %d positions, "
+               "vocabulary %d, gelu, eps %g, mean pooling + LinearTransformation\n", "text",
+               c->model_base[0] ? c->model_base : "?", c->hidden_size, c->num_layers,
+               c->num_heads, c->intermediate_size, c->max_position_embeddings, c->vocab_size,
+               c->layer_norm_eps);
+        vdx_mclip_free(m);
+        return 0;
+    }
     printf("%-10s %d dimensions\n", "embedding", cfg.projection_dim);
     print_tower("vision", &cfg.vision, 1);
     print_tower("text", &cfg.text, 0);
-    vdx_weights_close(w);
     return 0;
 }
 

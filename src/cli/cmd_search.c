@@ -28,6 +28,11 @@ static void print_help(FILE *out)
             "  --store URL         store backend (default: $VDX_STORE, else embedded)\n"
             "  --model M           the collection's model (default: $VDX_MODEL, else the one\n"
             "                      the collection records, else %s)\n"
+            "  --text-model M      embed the prompt with this text model instead of the CLIP\n"
+            "                      model's own (default: $VDX_TEXT_MODEL), e.g.\n"
+            "                      M-CLIP/XLM-Roberta-Large-Vit-B-32 for prompts in ~100\n"
+            "                      languages; it must share the collection's space\n"
+            "  --force-text-model  accept a text model not known to share that space\n"
             "  --threads N         threads for the model\n"
             "  -k N                number of results (default: 9)\n"
             "  --offset N          skip the first N results (paging)\n"
@@ -150,9 +155,11 @@ int cmd_search(int argc, char **argv)
         {"exclude", required_argument, 0, 'x'},    {"where", required_argument, 0, 'w'},
         {"image", required_argument, 0, 'i'},      {"json", no_argument, 0, 'j'},
         {"like", required_argument, 0, 'l'},       {"help", no_argument, 0, 'h'},
+        {"text-model", required_argument, 0, 'T'}, {"force-text-model", no_argument, 0, 'F'},
         {0, 0, 0, 0}};
     vdx_store_options so = {0};
-    const char *model_arg = NULL, *image = NULL, *where = NULL, *like = NULL;
+    const char *model_arg = NULL, *image = NULL, *where = NULL, *like = NULL, *text_arg = NULL;
+    int force_text = 0;
     long k = 9, offset = 0, threads = 0;
     int json = 0, status = 1;
     char **exclude = NULL;
@@ -170,6 +177,8 @@ int cmd_search(int argc, char **argv)
         case 'i': image = optarg; break;
         case 'l': like = optarg; break;
         case 'j': json = 1; break;
+        case 'T': text_arg = optarg; break;
+        case 'F': force_text = 1; break;
         case 't':
         case 'k':
         case 'o': {
@@ -211,8 +220,12 @@ int cmd_search(int argc, char **argv)
         goto out;
     }
     vdx_clip_model *model = NULL;
+    vdx_text_model *text_model = NULL;
     vdx_model_identity identity;
-    if (!like) { /* --like uses the collection's own vectors */
+    /* A prompt with a separate text model needs no CLIP model: --like uses the
+     * collection's own vectors, a text model is checked against the collection below. */
+    int separate_text = prompt && cli_text_model_arg(text_arg);
+    if (!like && !separate_text) {
         if (!(model = cli_load_model_for(model_arg, (int)threads, &so, 1))) {
             status = cli_last_status();
             goto out;
@@ -228,6 +241,15 @@ int cmd_search(int argc, char **argv)
         status = cli_fail(&err, "%s", err.message);
         goto out;
     }
+    if (separate_text) {
+        int failed;
+        text_model = cli_load_text_model(text_arg, force_text, &so, vdx_store_model(store),
+                                         (int)threads, &failed);
+        if (!text_model) {
+            vdx_store_close(store);
+            goto out;
+        }
+    }
     float *query = malloc((size_t)vdx_store_model(store)->dims * sizeof *query);
     int truncated = 0, rc;
     if (!query)
@@ -239,10 +261,14 @@ int cmd_search(int argc, char **argv)
             rc = vdx_fail_kind(&err, VDX_ERR_NO_MEMORY, "out of memory");
     } else if (image)
         rc = embed_image(model, image, query, &err);
+    else if (text_model)
+        rc = vdx_text_model_embed(text_model, prompt, query, &truncated, &err);
     else
         rc = vdx_clip_embed_text(model, prompt, query, &truncated, &err);
     if (truncated)
-        fprintf(stderr, "vdx: the prompt is longer than CLIP's 77 tokens; its end was cut\n");
+        fprintf(stderr, "vdx: the prompt is longer than the text model's %d tokens; its end "
+                "was cut\n", text_model ? vdx_text_model_max_tokens(text_model)
+                                        : vdx_clip_get_config(model)->text.max_position_embeddings);
     vdx_hits hits = {0};
     if (rc == 0) {
         vdx_search_request req = {0};
@@ -263,6 +289,7 @@ int cmd_search(int argc, char **argv)
     free(query);
     vdx_store_close(store);
     vdx_clip_free(model);
+    vdx_text_model_free(text_model);
 out:
     for (size_t i = 0; i < n_exclude; i++)
         free(exclude[i]);

@@ -22,6 +22,11 @@ static void usage(FILE *out)
             "  --store URL        store backend (default: $VDX_STORE, else embedded)\n"
             "  --model M          CLIP model directory or Hugging Face repo id (default:\n"
             "                     $VDX_MODEL, else the model the collection was embedded with)\n"
+            "  --text-model M     embed prompts with this text model instead of the CLIP\n"
+            "                     model's own (default: $VDX_TEXT_MODEL), e.g.\n"
+            "                     M-CLIP/XLM-Roberta-Large-Vit-B-32 for prompts in ~100\n"
+            "                     languages; it must share the collection's space\n"
+            "  --force-text-model accept a text model not known to share that space\n"
             "  --host H           address to listen on (default: 127.0.0.1, this machine only)\n"
             "  --port P           port (default: 8080; 0 picks a free one)\n"
             "  --threads N        request threads (default: 2 x cores, at least 4)\n"
@@ -85,12 +90,13 @@ int cmd_serve(int argc, char **argv)
         {"threads", required_argument, 0, 't'},    {"access-log", no_argument, 0, 'l'},
         {"token", required_argument, 0, 'T'},      {"no-token", no_argument, 0, 'N'},
         {"read-only", no_argument, 0, 'R'},        {"tls-cert", required_argument, 0, 'C'},
-        {"tls-key", required_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
+        {"tls-key", required_argument, 0, 'K'},    {"text-model", required_argument, 0, 'X'},
+        {"force-text-model", no_argument, 0, 'F'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     vdx_server_options opts = {.host = "127.0.0.1", .port = 8080};
-    const char *model_arg = NULL;
-    int opt;
+    const char *model_arg = NULL, *text_arg = NULL;
+    int opt, force_text = 0;
     char *end;
     optind = 1;
     opterr = 0;
@@ -116,6 +122,8 @@ int cmd_serve(int argc, char **argv)
         case 'R': opts.read_only = 1; break;
         case 'C': opts.tls_cert = optarg; break;
         case 'K': opts.tls_key = optarg; break;
+        case 'X': text_arg = optarg; break;
+        case 'F': force_text = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return cli_usage_error("serve", "%s needs a value", argv[optind - 1]);
         default: return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
@@ -137,8 +145,25 @@ int cmd_serve(int argc, char **argv)
     if (resolve_model(model_arg, &opts.store, model_dir, sizeof model_dir, &have_model) != 0)
         return cli_last_status();
     opts.model_dir = have_model ? model_dir : NULL;
+    vdx_text_model *text_model = NULL;
+    if (cli_text_model_arg(text_arg)) {
+        vdx_store_options probe = opts.store;
+        probe.read_only = 1;
+        vdx_store *store = vdx_store_open(&probe, &err);
+        if (!store)
+            return cli_fail(&err, "%s", err.message);
+        int failed;
+        text_model = cli_load_text_model(text_arg, force_text, &opts.store,
+                                         vdx_store_model(store), 0, &failed);
+        vdx_store_close(store);
+        if (!text_model)
+            return cli_last_status();
+        if (vdx_text_model_multilingual(text_model))
+            fprintf(stderr, "vdx: prompts in any language: %s\n", vdx_text_model_name(text_model));
+    }
+    opts.text_model = text_model;
     opts.notice = print_notice;
-    if (vdx_server_run(&opts, &err) != 0)
-        return cli_fail(&err, "%s", err.message);
-    return 0;
+    int rc = vdx_server_run(&opts, &err) != 0 ? cli_fail(&err, "%s", err.message) : 0;
+    vdx_text_model_free(text_model);
+    return rc;
 }

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"info", cmd_info, "show a collection: model, count, failures, size on disk"},
     {"concept", cmd_concept, "few-shot concept classifiers: new, next, label, train, score..."},
     {"serve", cmd_serve, "serve the web explorer and its JSON API"},
+    {"tokenize", cmd_tokenize, "show the tokens (pieces and ids) a model makes of a text"},
 };
 
 static void print_help(FILE *out)

@@ -30,6 +30,7 @@
 #include "clip/weights.h"
 #include "common/http_client.h"
 #include "vdx/clip.h"
+#include "vdx/mclip.h"
 
 #define PATH_SIZE 4096
 #define MAX_ATTEMPTS 5
@@ -801,15 +802,26 @@ int vdx_clip_pull_progress(const char *repo_id, const char *revision, char *dir,
             return vdx_fail(err, "%s has neither model.safetensors nor pytorch_model.bin",
                             repo_id);
     }
-    static const char *const required[] = {"vocab.json", "merges.txt",
-                                           "preprocessor_config.json"};
-    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
-        if (pull_file(&p, required[i], NULL, err) != 0)
+    /* A CLIP repo needs its BPE files and image preprocessing; an M-CLIP text tower
+     * (config.json model_type "M-CLIP") its SentencePiece model. */
+    static const char *const clip_required[] = {"vocab.json", "merges.txt",
+                                                "preprocessor_config.json", NULL};
+    static const char *const mclip_required[] = {"sentencepiece.bpe.model", NULL};
+    static const char *const clip_optional[] = {"tokenizer_config.json", NULL};
+    static const char *const mclip_optional[] = {"tokenizer_config.json",
+                                                 "special_tokens_map.json", NULL};
+    char snapshot[PATH_SIZE];
+    snprintf(snapshot, sizeof snapshot, "%s/snapshots/%s", p.folder, p.commit);
+    int mclip = vdx_mclip_is_model_dir(snapshot);
+    for (const char *const *f = mclip ? mclip_required : clip_required; *f; f++)
+        if (pull_file(&p, *f, NULL, err) != 0)
             return -1;
-    if (pull_file(&p, "tokenizer_config.json", &missing, err) != 0)
-        return -1;
-    if (missing)
-        mark_missing(&p, "tokenizer_config.json");
+    for (const char *const *f = mclip ? mclip_optional : clip_optional; *f; f++) {
+        if (pull_file(&p, *f, &missing, err) != 0)
+            return -1;
+        if (missing)
+            mark_missing(&p, *f);
+    }
     if (strcmp(revision, p.commit) != 0) {
         char refs[PATH_SIZE], ref[PATH_SIZE];
         snprintf(ref, sizeof ref, "%s/refs/%s", p.folder, revision);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "clip/kernels.h"
+#include "clip/modelfiles.h"
 #include "clip/weights.h"
 
 /* Images per pass through the vision tower: large enough for the GEMMs to run near
@@ -330,36 +331,6 @@ static int compute_fingerprint(vdx_clip_model *m, vdx_error *err)
     return 0;
 }
 
-/* "owner/name" for .../models--owner--name/snapshots/<rev>, else the absolute directory,
- * so that a collection can find its model again by the name it records. */
-static void derive_model_name(const char *model_dir, char *out, size_t size)
-{
-    char path[PATH_MAX];
-    if (!realpath(model_dir, path))
-        snprintf(path, sizeof path, "%s", model_dir);
-    size_t len = strlen(path);
-    while (len > 1 && path[len - 1] == '/')
-        path[--len] = 0;
-    char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if (base > path + 1) {
-        base[-1] = 0;
-        char *snapshots = strrchr(path, '/');
-        if (snapshots && !strcmp(snapshots + 1, "snapshots")) {
-            *snapshots = 0;
-            char *repo = strrchr(path, '/');
-            repo = repo ? repo + 1 : path;
-            char *sep = strncmp(repo, "models--", 8) ? NULL : strstr(repo + 8, "--");
-            if (sep) {
-                snprintf(out, size, "%.*s/%s", (int)(sep - (repo + 8)), repo + 8, sep + 2);
-                return;
-            }
-        }
-        base[-1] = '/';
-    }
-    snprintf(out, size, "%s", path);
-}
-
 static int file_exists(const char *path)
 {
     struct stat st;
@@ -405,7 +376,7 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
     snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);
     if (vdx_preprocess_config_load(path, &m->preprocess, err) != 0)
         goto fail;
-    derive_model_name(model_dir, m->name, sizeof m->name);
+    clip_model_name_from_dir(model_dir, m->name, sizeof m->name);
     return m;
 fail:
     vdx_clip_free(m);

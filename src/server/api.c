@@ -216,6 +216,26 @@ static int require_model(api_context *ctx, http_request *req)
                             "the model this collection was embedded with");
 }
 
+/* A prompt's features with the text tower in use (an M-CLIP tower when one is loaded, else
+ * CLIP's): a malloc'd vector, or NULL after replying 503 (no model) or 500. */
+static float *embed_prompt(api_context *ctx, http_request *req, const char *text)
+{
+    if (!ctx->text_model && require_model(ctx, req) != 0)
+        return NULL;
+    int dims = ctx->text_model ? vdx_text_model_dims(ctx->text_model) : vdx_clip_embed_dim(ctx->model);
+    float *v = malloc((size_t)dims * sizeof *v);
+    vdx_error err = {{0}};
+    int rc = !v ? -1
+             : ctx->text_model ? vdx_text_model_embed(ctx->text_model, text, v, NULL, &err)
+                               : vdx_clip_embed_text(ctx->model, text, v, NULL, &err);
+    if (rc != 0) {
+        http_reply_error(req, 500, "embedding the prompt: %s", v ? err.message : "out of memory");
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
 /* The stored vector of one item; replies 404 for an unknown id. */
 static float *item_vector(api_context *ctx, http_request *req, const char *id)
 {
@@ -278,7 +298,16 @@ static void route_info(api_context *ctx, http_request *req)
     }
     cJSON_DeleteItemFromObjectCaseSensitive(info, "count");
     cJSON_AddNumberToObject(info, "count", (double)vdx_store_count(ctx->search.store));
-    cJSON_AddBoolToObject(info, "text_search", ctx->model != NULL);
+    cJSON_AddBoolToObject(info, "text_search", ctx->model != NULL || ctx->text_model != NULL);
+    if (ctx->text_model || ctx->model) {
+        cJSON *tm = cJSON_AddObjectToObject(info, "text_model");
+        cJSON_AddStringToObject(tm, "name", ctx->text_model ? vdx_text_model_name(ctx->text_model)
+                                                            : vdx_clip_model_name(ctx->model));
+        cJSON_AddBoolToObject(tm, "multilingual",
+                              ctx->text_model && vdx_text_model_multilingual(ctx->text_model));
+    } else {
+        cJSON_AddNullToObject(info, "text_model");
+    }
     char **columns = NULL;
     int n_columns = 0;
     if (vdx_store_columns(ctx->search.store, &columns, &n_columns, &err) == 0) {
@@ -355,15 +384,8 @@ static void route_search(api_context *ctx, http_request *req)
     vdx_search_request search = {.k = (int)k, .offset = (int)offset, .exclude_ids = exclude,
                                  .n_exclude = n_exclude, .where = where && *where ? where : NULL};
     if (text) {
-        if (require_model(ctx, req) != 0)
+        if (!(query = embed_prompt(ctx, req, text)))
             goto done;
-        int dims = vdx_clip_embed_dim(ctx->model);
-        query = malloc((size_t)dims * sizeof *query);
-        vdx_error err = {{0}};
-        if (!query || vdx_clip_embed_text(ctx->model, text, query, NULL, &err) != 0) {
-            http_reply_error(req, 500, "embedding the prompt: %s", query ? err.message : "out of memory");
-            goto done;
-        }
         lock_store(ctx);
         reply_search(ctx, req, query, &search, "text");
         unlock_store(ctx);
@@ -676,16 +698,13 @@ static void route_concept_create(api_context *ctx, http_request *req)
     int has_prompt = prompt && *prompt;
     vdx_error err = {{0}};
     if (has_prompt) {
-        if (require_model(ctx, req) != 0)
+        if (!(text_vector = embed_prompt(ctx, req, prompt)))
             goto done;
-        text_vector = malloc((size_t)vdx_clip_embed_dim(ctx->model) * sizeof *text_vector);
-        if (!text_vector || vdx_clip_embed_text(ctx->model, prompt, text_vector, NULL, &err) != 0) {
-            http_reply_error(req, 500, "embedding the prompt: %s", text_vector ? err.message : "out of memory");
-            goto done;
-        }
     }
+    /* A separate text tower was checked against the collection when the server started. */
     vdx_concept_spec spec = {.name = name, .prompt = has_prompt ? prompt : NULL,
-                             .text_vector = text_vector, .text_model = has_prompt ? &ctx->model_identity : NULL,
+                             .text_vector = text_vector,
+                             .text_model = has_prompt && !ctx->text_model ? &ctx->model_identity : NULL,
                              .example_ids = examples, .n_examples = n_examples};
     cJSON *concept = NULL;
     lock_slot(&ctx->book);

@@ -9,6 +9,7 @@
 #include "vdx/explore.h"
 #include "vdx/server.h"
 #include "vdx/store.h"
+#include "vdx/textmodel.h"
 
 /* A store handle serves one thread at a time: each handle comes with its mutex, and
  * with the time it last looked for rows appended by an ingest. */
@@ -29,6 +30,9 @@ typedef struct api_context {
     vdx_concepts *concepts;
     vdx_clip_model *model;     /* NULL: text and image queries answer 503 */
     vdx_model_identity model_identity; /* of `model`, when loaded */
+    /* Prompts are embedded by this text tower (borrowed; e.g. M-CLIP, known to share the
+     * collection's space), else by the CLIP model's own. */
+    const vdx_text_model *text_model;
     char collection[128];
     int read_only;             /* every state change answers 403 */
 } api_context;

@@ -88,6 +88,7 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
         vdx_clip_identity(api->model, identity);
         store_opts.model = identity;
     }
+    api->text_model = opts->text_model;
     store_opts.create = 0;
     store_opts.read_only = 1;
     api->search.store = vdx_store_open(&store_opts, err);

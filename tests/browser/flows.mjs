@@ -1,12 +1,15 @@
 // The web explorer's flows in a real browser (Debian's chromium driven by
 // playwright-core), against `vdx serve` on loopback:
-//   VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR HOLD_FILE READONLY_URL
+//   VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR HOLD_FILE READONLY_URL [MCLIP_URL]
 // URL serves the sample collection (ingested from IMAGES_DIR), EMPTY_URL a collection
 // without items, GROWING_URL one whose ingest is still running: held after its first commit
 // while HOLD_FILE exists (VDX_TEST_HOLD_FILE), released by the flow that watches it grow,
 // so that it runs however long the browser takes to get there. READONLY_URL serves the
-// sample with --read-only. Every server has the access token T (tests/browser/serve.sh),
-// which each flow's browser context trades for the servers' cookies first. Prints one
+// sample with --read-only. MCLIP_URL serves the sample with a multilingual (M-CLIP) text
+// model; $VDX_ZH_PROMPT and $VDX_ZH_EXPECTED (ids, comma separated) are a Chinese prompt
+// and what `vdx search` answers to it there. Every server has the access token T
+// (tests/browser/serve.sh), which each flow's browser context trades for the servers'
+// cookies first. Prints one
 // "ok - ..." / "not ok - ...: why" line per flow and exits non-zero when one failed.
 // Screenshots of every step go to SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
@@ -15,13 +18,13 @@ import { join } from 'node:path';
 
 import http from 'node:http';
 
-const [url, emptyUrl, growingUrl, images, shots, holdFile, readonlyUrl] = process.argv.slice(2);
+const [url, emptyUrl, growingUrl, images, shots, holdFile, readonlyUrl, mclipUrl] = process.argv.slice(2);
 const token = process.env.VDX_TOKEN;
 if (!url || !emptyUrl || !growingUrl || !images || !shots || !holdFile || !readonlyUrl || !token) {
-  console.error('usage: VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR HOLD_FILE READONLY_URL');
+  console.error('usage: VDX_TOKEN=T node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR HOLD_FILE READONLY_URL [MCLIP_URL]');
   process.exit(2);
 }
-const servers = [url, emptyUrl, growingUrl, readonlyUrl];
+const servers = [url, emptyUrl, growingUrl, readonlyUrl, ...(mclipUrl ? [mclipUrl] : [])];
 mkdirSync(shots, { recursive: true });
 let failures = 0;
 
@@ -702,6 +705,27 @@ await flow('import-drop', {}, async (page, shot) => {
   const names = (await getJson(page, '/api/concepts')).map((c) => c.name);
   check(names.includes('imported by a drop'), `not imported: ${names}`);
   await shot('imported');
+});
+
+// A multilingual text model: the page says so, offers Chinese example prompts, and a
+// Chinese prompt typed in the box finds what `vdx search --text-model` finds.
+if (mclipUrl) await flow('multilingual-prompt', {}, async (page, shot) => {
+  await open(page, mclipUrl);
+  const notice = await page.textContent('#text-model-notice');
+  check(/any language/.test(notice) && /mclip-tiny/.test(notice), `notice: ${notice}`);
+  const examples = await page.$$eval('#examples button', (bs) => bs.map((b) => b.textContent));
+  check(examples.some((t) => /[\u4e00-\u9fff]/.test(t)), `no Chinese example prompt: ${examples.join(' | ')}`);
+  await shot('notice');
+  await page.fill('#q', process.env.VDX_ZH_PROMPT);
+  await page.press('#q', 'Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
+  const ids = (await tileIds(page)).join(',');
+  check(ids === process.env.VDX_ZH_EXPECTED, `page ${ids} != vdx search ${process.env.VDX_ZH_EXPECTED}`);
+  await shot('results');
+  // (not by navigating away: that would abort the result thumbnails still loading)
+  const english = await getJson(page, '/api/info');
+  check(english.text_model && english.text_model.multilingual === false,
+    `the English server reports ${JSON.stringify(english.text_model)}`);
 });
 
 await browser.close();

@@ -60,6 +60,13 @@ ingest empty urls "$tmp/no-urls.txt" >> "$tmp/ingest.log" 2>&1 ||
     { echo "not ok - browser: vdx ingest failed: $(cat "$tmp/ingest.log")"; exit 1; }
 # the read-only server starts before the growing ingest
 serve readonly sample --read-only
+# The sample is also served with the multilingual mclip-tiny text tower (same 32-d space
+# as clip-tiny by construction; an unknown pairing, hence --force-text-model): the CLI's
+# answer to a Chinese prompt, for the page to match.
+zh_prompt="一只猫在沙发上睡觉"
+"$build/vdx" search --data "$tmp/data" --collection sample --text-model "$shared/fixtures/mclip-tiny" \
+    --force-text-model -k 9 "$zh_prompt" > "$tmp/zh.jsonl" 2> "$tmp/zh.err"
+export VDX_ZH_PROMPT="$zh_prompt" VDX_ZH_EXPECTED="$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$tmp/zh.jsonl" | paste -sd, -)"
 # held after its first commit until the ingest-progress flow removes $tmp/hold: still running
 # whenever the browser gets there (VDX_TEST_HOLD_FILE, docs/testing.md)
 touch "$tmp/hold"
@@ -71,17 +78,19 @@ for _ in $(seq 600); do grep -q '"stored":[1-9]' "$tmp/data/collections/growing/
 serve sample sample
 serve empty empty
 serve growing growing
+serve sample-mclip sample --text-model "$shared/fixtures/mclip-tiny"
 url=$(url_of sample)
 empty_url=$(url_of empty)
 growing_url=$(url_of growing)
 readonly_url=$(url_of readonly)
-if [ -z "$url" ] || [ -z "$empty_url" ] || [ -z "$growing_url" ] || [ -z "$readonly_url" ]; then
+mclip_url=$(url_of sample-mclip)
+if [ -z "$url" ] || [ -z "$empty_url" ] || [ -z "$growing_url" ] || [ -z "$readonly_url" ] || [ -z "$mclip_url" ]; then
     echo "not ok - browser: vdx serve did not start: $(cat "$tmp"/*.out "$tmp"/*.err)"; exit 1
 fi
 shots="$root/build/artifacts/screenshots"
 mkdir -p "$shots"
 rm -f "$shots"/*.png
-(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots" "$tmp/hold" "$readonly_url")
+(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots" "$tmp/hold" "$readonly_url" "$mclip_url")
 status=$?
 echo "# screenshots: $shots"
 exit $status

@@ -418,8 +418,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "fileserver: listening on http://127.0.0.1:%d/\n", bound);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    /* The signal may land on any thread (OpenBLAS's, started when the program loads, or
+     * libmicrohttpd's), so pause() in this one could sleep through it: poll the flag. */
     while (!stop_requested)
-        pause();
+        usleep(20000);
     MHD_stop_daemon(d);
     for (int i = 0; i < n_seen; i++)
         free(seen_paths[i]);
