@@ -632,7 +632,13 @@ static void route_preview(api_context *ctx, http_request *req, const char *id)
         char previews[4200];
         snprintf(previews, sizeof previews, "%s/previews", dir);
         if (rc == 0 && (vdx_mkdirs(previews, &err) != 0 || vdx_write_file_atomic(path, jpeg, size, &err) != 0))
-            fprintf(stderr, "vdx serve: keeping the preview of '%s': %s\n", id, err.message);
+        {
+            if (ctx->search.notice) {
+                char line[VDX_ERROR_MAX + 512];
+                snprintf(line, sizeof line, "vdx serve: keeping the preview of '%s': %s", id, err.message);
+                ctx->search.notice(VDX_SERVER_WARNING, line, ctx->search.notice_user);
+            }
+        }
         if (rc != 0) {
             /* the thumbnail is the best there is; the header says why */
             free(jpeg);
