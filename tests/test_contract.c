@@ -128,7 +128,16 @@ TEST(cli_reads_these_keys)
     cJSON_Delete(r);
 
     REQUIRE(vdx_concept_undo(book, "k", &r, &err) == 0, "%s", err.message);
-    CHECK_KEYS(r, "undo", {"undone", STRING}, {"round", NUMBER}, {"labels_reverted", NUMBER});
+    CHECK_KEYS(r, "undo", {"undone", STRING}, {"action", NUMBER}, {"labels_reverted", NUMBER});
+    cJSON_Delete(r);
+
+    REQUIRE(vdx_concept_redo(book, "k", &r, &err) == 0, "%s", err.message);
+    CHECK_KEYS(r, "redo", {"redone", STRING}, {"action", NUMBER}, {"labels_redone", NUMBER});
+    cJSON_Delete(r);
+
+    REQUIRE(vdx_concept_undo_round(book, "k", 0, &r, &err) == 0, "%s", err.message);
+    CHECK_KEYS(r, "undo round", {"undone", STRING}, {"round", NUMBER}, {"weight", STRING},
+               {"labels_reverted", NUMBER}, {"labels_kept", NUMBER});
     cJSON_Delete(r);
 
     vdx_concepts_close(book);

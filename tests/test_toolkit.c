@@ -250,10 +250,10 @@ TEST(sqlite_errors_have_kinds)
     CHECK(sql_exec(db, "CREATE TABLE t(x UNIQUE); INSERT INTO t VALUES (1)", &err, "t") == 0, "%s",
           err.message);
     CHECK(sql_exec(db, "INSERT INTO t VALUES (1)", &err, "ctx %d", 7) == -1 && err.kind == VDX_ERR_CONFLICT &&
-              !strcmp(err.message, "ctx 7: INSERT INTO t VALUES (1): UNIQUE constraint failed: t.x"),
+              !strcmp(err.message, "ctx 7: the database refused a statement: UNIQUE constraint failed: t.x"),
           "%s (%s)", err.message, vdx_error_kind_name(err.kind));
     CHECK(sql_prepare(db, "SELECT nope FROM t", &err, "q") == NULL &&
-              !strcmp(err.message, "q: SELECT nope FROM t: no such column: nope"), "%s", err.message);
+              !strcmp(err.message, "q: the database refused a statement: no such column: nope"), "%s", err.message);
     CHECK(sql_exec(db, "COMMIT", &err, "c") == -1 && err.kind == VDX_ERR_NO_MEMORY,
           "a COMMIT with no transaction open: %s", err.message);
     sql_exec(db, "BEGIN", &err, "b");

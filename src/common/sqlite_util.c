@@ -25,7 +25,7 @@ vdx_error_kind sql_error_kind(int rc)
 }
 
 /* "CONTEXT: [SQL: ]why" with the kind of rc (db NULL: out of memory). */
-static int fail_v(sqlite3 *db, int rc, const char *sql, const char *why, vdx_error *err,
+static int fail_v(sqlite3 *db, int rc, const char *doing, const char *why, vdx_error *err,
                   const char *fmt, va_list ap)
 {
     if (!err)
@@ -34,11 +34,13 @@ static int fail_v(sqlite3 *db, int rc, const char *sql, const char *why, vdx_err
     vsnprintf(context, sizeof context, fmt, ap);
     if (!why)
         why = db ? sqlite3_errmsg(db) : "out of memory";
-    /* never the statement itself: it may be long and carry generated text, and the
-     * message may reach an HTTP client */
-    return vdx_fail_kind(err, db ? sql_error_kind(rc) : VDX_ERR_NO_MEMORY, "%s: %s%s", context,
-                         sql ? "the database refused a statement: " : "", why);
+    return vdx_fail_kind(err, db ? sql_error_kind(rc) : VDX_ERR_NO_MEMORY, "%s: %s%s%s", context,
+                         doing ? doing : "", doing ? ": " : "", why);
 }
+
+/* What a failed statement's message says instead of the statement: SQL text is never
+ * echoed (it may be long generated text, and messages reach HTTP clients). */
+#define REFUSED "the database refused a statement"
 
 int sql_fail(sqlite3 *db, vdx_error *err, const char *fmt, ...)
 {
@@ -75,7 +77,7 @@ int sql_exec(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
          * memory (or after an I/O error, which the failing statement reports first) */
         va_list ap;
         va_start(ap, fmt);
-        fail_v(db, SQLITE_NOMEM, sql, "out of memory: SQLite rolled the transaction back", err,
+        fail_v(db, SQLITE_NOMEM, REFUSED, "out of memory: SQLite rolled the transaction back", err,
                fmt, ap);
         va_end(ap);
         return -1;
@@ -85,7 +87,7 @@ int sql_exec(sqlite3 *db, const char *sql, vdx_error *err, const char *fmt, ...)
         return 0;
     va_list ap;
     va_start(ap, fmt);
-    fail_v(db, sqlite3_extended_errcode(db), sql, msg, err, fmt, ap);
+    fail_v(db, sqlite3_extended_errcode(db), REFUSED, msg, err, fmt, ap);
     va_end(ap);
     sqlite3_free(msg);
     return -1;
@@ -100,9 +102,9 @@ sqlite3_stmt *sql_prepare(sqlite3 *db, const char *sql, vdx_error *err, const ch
     va_list ap;
     va_start(ap, fmt);
     if (rc == SQLITE_OK) /* no statement from non-empty SQL: SQLite ran out of memory */
-        fail_v(db, SQLITE_NOMEM, sql, "out of memory", err, fmt, ap);
+        fail_v(db, SQLITE_NOMEM, REFUSED, "out of memory", err, fmt, ap);
     else
-        fail_v(db, sqlite3_extended_errcode(db), sql, NULL, err, fmt, ap);
+        fail_v(db, sqlite3_extended_errcode(db), REFUSED, NULL, err, fmt, ap);
     va_end(ap);
     return NULL;
 }

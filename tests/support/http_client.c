@@ -48,10 +48,10 @@ support_reply support_request(CURL *curl, const char *url, const char *method, c
     /* extra may hold several header lines separated by '\n' */
     for (const char *line = extra; line && *line;) {
         size_t len = strcspn(line, "\n");
-        char one[1024];
-        snprintf(one, sizeof one, "%.*s", (int)len, line);
-        if (*one)
+        char *one = strndup(line, len);
+        if (one && *one)
             headers = curl_slist_append(headers, one);
+        free(one);
         line += len + (line[len] == '\n');
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
