@@ -867,8 +867,12 @@ async function refreshEvaluation() {
   const slider = $('threshold');
   slider.min = state.range.lo;
   slider.max = state.range.hi;
-  slider.value = e.threshold;
-  state.moved = false; // the slider shows the server's threshold: its count is exact
+  // a threshold being moved (not yet sent) is kept: an evaluation that lands meanwhile
+  // must not throw the person's move away
+  if (!state.moved || state.movedFor !== name) {
+    slider.value = e.threshold; // the server's threshold: its count is exact
+    state.moved = false;
+  }
   drawHistogram();
 }
 
@@ -978,15 +982,18 @@ function drawHistogram() {
 let thresholdTimer = 0;
 function thresholdChanged(commitNow) {
   state.moved = true;
+  state.movedFor = state.concept && state.concept.name;
+  state.moves = (state.moves || 0) + 1;
   drawHistogram();
   clearTimeout(thresholdTimer);
   thresholdTimer = setTimeout(commitThreshold, commitNow ? 0 : 400);
 }
 async function commitThreshold() {
   if (!state.concept) return;
-  const t = Number($('threshold').value);
+  const t = Number($('threshold').value), moves = state.moves;
   await guarded(async () => {
     await api('PATCH', conceptPath(state.concept.name), { threshold: t });
+    if (state.moves === moves) state.moved = false; // sent, and not moved since
     await refreshEvaluation();
     if (state.view === 'positives') await showPositives(0);
   });

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "clip/protobuf.h"
+#include "common/hash.h"
 
 enum { PIECE_NORMAL = 1, PIECE_UNKNOWN = 2, PIECE_CONTROL = 3, PIECE_USER_DEFINED = 4,
        PIECE_UNUSED = 5, PIECE_BYTE = 6 };
@@ -59,17 +60,9 @@ struct vdx_spm {
 
 /* ---- hash table ------------------------------------------------------------------ */
 
-static uint64_t fnv1a(const uint8_t *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ull;
-    return h;
-}
-
 static int32_t lookup(const vdx_spm *t, const uint8_t *s, size_t n)
 {
-    for (size_t i = fnv1a(s, n) & t->table_mask;; i = (i + 1) & t->table_mask) {
+    for (size_t i = hash_bytes(s, n) & t->table_mask;; i = (i + 1) & t->table_mask) {
         int32_t id = t->table[i].id;
         if (id < 0)
             return -1;
@@ -271,7 +264,7 @@ static int build_table(vdx_spm *t, const char *what, vdx_error *err)
         if (p->type != PIECE_NORMAL && p->type != PIECE_UNUSED)
             continue;
         const uint8_t *s = (const uint8_t *)t->pool + p->offset;
-        size_t i = fnv1a(s, p->length) & t->table_mask;
+        size_t i = hash_bytes(s, p->length) & t->table_mask;
         for (; t->table[i].id >= 0; i = (i + 1) & t->table_mask) {
             const piece *q = &t->pieces[t->table[i].id];
             if (q->length == p->length && memcmp(t->pool + q->offset, s, p->length) == 0)
