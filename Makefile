@@ -26,6 +26,7 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 WEB      := $(sort $(wildcard web/*))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 
@@ -35,12 +36,15 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOLS    := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 WEB_C    := $(BUILD)/gen/web_assets.c
+# Helpers shared by the test, tool and bench programs (tests/support/*.c), linked into each.
+SUPPORT  := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps test test-unit test-asan test-valgrind test-integration test-browser \
         demo bench fuzz clean
 all: $(VDX) $(TESTS) $(TOOLS) $(BENCHES)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/vdx/*.h) $(wildcard src/*/*.h) tests/test.h
+$(BUILD)/obj/%.o: %.c $(wildcard include/vdx/*.h) $(wildcard src/*/*.h) tests/test.h \
+                     $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -59,15 +63,15 @@ $(LIB): $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 $(VDX): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
