@@ -111,6 +111,8 @@ typedef struct vdx_search_request {
     const char *where;               /* boolean expression over the builtin and metadata
                                       * columns, or NULL: see "Filters" below */
     int with_vectors;                /* fill vdx_hit.vector */
+    int exact;                       /* scan every vector even when an approximate index
+                                      * exists (embedded store; see vdx_store_index_build) */
 } vdx_search_request;
 
 typedef struct vdx_hit {
