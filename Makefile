@@ -18,6 +18,7 @@ LDLIBS   := $(PKG_LIBS) -lm -pthread
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
+  EXTRA_CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 endif
 
 LIB_SRC  := $(sort $(wildcard src/common/*.c src/clip/*.c src/image/*.c src/store/*.c \
@@ -28,6 +29,9 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
+# C++ shims of the baselines a benchmark compares with (bench/*.cpp: hnswlib), linked
+# into the bench programs only.
+BENCH_CXX:= $(sort $(wildcard bench/*.cpp))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 
 LIB      := $(BUILD)/libvdx.a
@@ -38,6 +42,9 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 WEB_C    := $(BUILD)/gen/web_assets.c
 # Helpers shared by the test, tool and bench programs (tests/support/*.c), linked into each.
 SUPPORT  := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
+BENCH_CXX_OBJ := $(BENCH_CXX:%.cpp=$(BUILD)/obj/%.o)
+CXX      ?= c++
+CXXFLAGS := -std=c++17 $(OPT) -g -Wall -Wextra -Werror -pthread $(EXTRA_CXXFLAGS)
 
 .PHONY: all deps test test-unit test-asan test-valgrind test-integration test-browser \
         demo bench fuzz clean
@@ -47,6 +54,10 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/vdx/*.h) $(wildcard src/*/*.h) tests/te
                      $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(WEB_C): $(WEB) scripts/embed-web.sh
 	@mkdir -p $(dir $@)
@@ -71,9 +82,9 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(SUPPORT) $(LIB)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(SUPPORT) $(BENCH_CXX_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(if $(BENCH_CXX),-lstdc++)
 
 deps:
 	@sh scripts/deps.sh

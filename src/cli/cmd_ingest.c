@@ -153,6 +153,8 @@ static int ingest_vectors(const char *path, const char *ids_path, const char *me
         vdx_progress_summary(stdout, &report);
     fflush(stdout);
     int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 128 + stop_requested : 0;
+    if (status == 0)
+        status = cli_index_auto(store);
     vdx_ingest_report_free(&report);
     vdx_progress_free(sink.progress);
     vdx_store_close(store);
@@ -305,6 +307,8 @@ int cmd_ingest(int argc, char **argv)
     vdx_progress_summary(stdout, &report);
     fflush(stdout);
     int status = rc != 0 ? cli_error("%s", err.message) : report.stopped ? 128 + stop_requested : 0;
+    if (status == 0)
+        status = cli_index_auto(store);
     vdx_ingest_report_free(&report);
     vdx_progress_free(sink.progress);
     vdx_store_close(store);
