@@ -496,6 +496,18 @@ vdx_ivf *vdx_ivf_open(const char *path, int dims, vdx_error *err)
     ix->starts = (const uint64_t *)(ix->map + h->off_starts);
     ix->rows = (const uint32_t *)(ix->map + h->off_rows);
     ix->codes = (const int8_t *)(ix->map + h->off_codes);
+    for (uint64_t j = 0; j < d; j++)
+        if (!(ix->scale[j] > 0) || !isfinite(ix->scale[j])) {
+            vdx_fail(err, "index %s: scale of dimension %llu is not a positive number", path,
+                     (unsigned long long)j);
+            goto fail;
+        }
+    for (uint64_t j = 0; j < (uint64_t)h->lists * d; j++)
+        if (!isfinite(ix->centres[j])) {
+            vdx_fail(err, "index %s: partition centre %llu is not finite", path,
+                     (unsigned long long)(j / d));
+            goto fail;
+        }
     if (ix->starts[0] != 0 || ix->starts[h->lists] != h->rows) {
         vdx_fail(err, "index %s: partition table does not cover %llu rows", path,
                  (unsigned long long)h->rows);
