@@ -76,6 +76,7 @@ typedef struct embedded {
     char ivf_path[4200];
     vdx_ivf *ivf;       /* the approximate index when one matches these rows, else NULL */
     char ivf_problem[512]; /* why an index file is not used (shown by info), or "" */
+    struct stat ivf_seen;  /* the index file as last loaded (or found unusable) */
 } embedded;
 
 /* ---- small helpers ---- */
@@ -526,6 +527,8 @@ static uint64_t index_stamp(const embedded *e, int64_t rows)
 /* (Re)maps index.ivf when it matches the rows; otherwise remembers why not. */
 static void load_index(embedded *e)
 {
+    if (stat(e->ivf_path, &e->ivf_seen) != 0)
+        memset(&e->ivf_seen, 0, sizeof e->ivf_seen);
     vdx_ivf_close(e->ivf);
     e->ivf = NULL;
     e->ivf_problem[0] = 0;
@@ -752,7 +755,13 @@ static int embedded_refresh(void *state, vdx_error *err)
     embedded *e = state;
     if (load_new_rows(e, err) != 0 || map_rows(e, e->count, err) != 0)
         return -1;
-    if (e->ivf ? vdx_ivf_changed(e->ivf, e->ivf_path) : e->count > 0)
+    /* an index file that appeared, changed or went away since it was last looked at */
+    struct stat st;
+    if (stat(e->ivf_path, &st) != 0)
+        memset(&st, 0, sizeof st);
+    if (st.st_ino != e->ivf_seen.st_ino || st.st_dev != e->ivf_seen.st_dev ||
+        st.st_size != e->ivf_seen.st_size || st.st_mtim.tv_sec != e->ivf_seen.st_mtim.tv_sec ||
+        st.st_mtim.tv_nsec != e->ivf_seen.st_mtim.tv_nsec)
         load_index(e);
     return 0;
 }

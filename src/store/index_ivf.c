@@ -54,9 +54,6 @@ struct vdx_ivf {
     ivf_header h;
     uint8_t *map;
     size_t map_size;
-    dev_t dev;
-    ino_t ino;
-    struct timespec mtime;
     const float *scale, *centres;
     const uint64_t *starts; /* lists + 1 */
     const uint32_t *rows;   /* row numbers, list after list */
@@ -470,9 +467,6 @@ vdx_ivf *vdx_ivf_open(const char *path, int dims, vdx_error *err)
         vdx_fail(err, "index %s: cannot map: %s", path, strerror(errno));
         goto fail;
     }
-    ix->dev = st.st_dev;
-    ix->ino = st.st_ino;
-    ix->mtime = st.st_mtim;
     memcpy(&ix->h, ix->map, sizeof ix->h);
     const ivf_header *h = &ix->h;
     uint64_t d = h->dims;
@@ -543,15 +537,6 @@ void vdx_ivf_close(vdx_ivf *ix)
 
 int64_t vdx_ivf_rows(const vdx_ivf *ix) { return (int64_t)ix->h.rows; }
 uint64_t vdx_ivf_stamp(const vdx_ivf *ix) { return ix->h.stamp; }
-
-int vdx_ivf_changed(const vdx_ivf *ix, const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return 1;
-    return st.st_dev != ix->dev || st.st_ino != ix->ino ||
-           st.st_mtim.tv_sec != ix->mtime.tv_sec || st.st_mtim.tv_nsec != ix->mtime.tv_nsec;
-}
 
 void vdx_ivf_describe(const vdx_ivf *ix, cJSON *out)
 {

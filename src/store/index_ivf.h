@@ -38,8 +38,6 @@ vdx_ivf *vdx_ivf_open(const char *path, int dims, vdx_error *err);
 void vdx_ivf_close(vdx_ivf *ix);
 int64_t vdx_ivf_rows(const vdx_ivf *ix);
 uint64_t vdx_ivf_stamp(const vdx_ivf *ix);
-/* Whether the file at path is a different one from the mapped (rebuilt since). */
-int vdx_ivf_changed(const vdx_ivf *ix, const char *path);
 /* {"rows","lists","nprobe","train_rows","iterations","built","build_seconds",
  *  "bytes_on_disk","bytes_per_item"} */
 void vdx_ivf_describe(const vdx_ivf *ix, cJSON *out);
