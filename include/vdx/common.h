@@ -20,6 +20,10 @@ int vdx_fail(vdx_error *err, const char *fmt, ...) __attribute__((format(printf,
 /* Prepends context: "CONTEXT: previous message". Returns -1. */
 int vdx_error_prefix(vdx_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* IEEE half precision → float, exact (subnormals, infinities and NaN included). Shared
+ * by the store's scan and the .npy reader. */
+float vdx_f16_to_f32(uint16_t h);
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err);
 /* Writes a file atomically (temp file + fsync + rename). */

@@ -156,3 +156,20 @@ void vdx_sha256_hex(const void *data, size_t size, char out[65])
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
         snprintf(out + 2 * i, 3, "%02x", digest[i]);
 }
+
+float vdx_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        float f = (float)mant * (1.0f / 16777216.0f); /* mant * 2^-24, exact */
+        return sign ? -f : f;
+    }
+    if (exp == 31)
+        bits = sign | 0x7f800000u | (mant << 13);
+    else
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}

@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/scan.h"
 #include "vdx/ingest.h"
 
 /* The value text after 'key': in the dict, or NULL. */

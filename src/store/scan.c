@@ -163,23 +163,6 @@ void vdx_f32_to_f16_array(const float *in, uint16_t *out, size_t n)
         out[i] = vdx_f32_to_f16(in[i]);
 }
 
-float vdx_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0) {
-        float f = (float)mant * (1.0f / 16777216.0f); /* mant * 2^-24, exact */
-        return sign ? -f : f;
-    }
-    if (exp == 31)
-        bits = sign | 0x7f800000u | (mant << 13);
-    else
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* ---- the scan ---- */
 
 int vdx_scan_threads(const vdx_scan_matrix *m)

@@ -43,10 +43,10 @@ int vdx_scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allo
 void vdx_scan_dot_rows(const vdx_scan_matrix *m, const float *q, const int64_t *rows, size_t n,
                        float *out);
 
-/* IEEE half precision conversions (round to nearest even; exact widening). The array
- * form uses F16C when the CPU has it (unless $VDX_SCAN_KERNEL=portable). */
+/* IEEE half precision conversions (round to nearest even; exact widening: the scalar
+ * widening vdx_f16_to_f32 lives in common.h). The array form uses F16C when the CPU has
+ * it (unless $VDX_SCAN_KERNEL=portable). */
 uint16_t vdx_f32_to_f16(float f);
 void vdx_f32_to_f16_array(const float *in, uint16_t *out, size_t n);
-float vdx_f16_to_f32(uint16_t h);
 
 #endif
