@@ -1,6 +1,7 @@
 #!/bin/sh
 # Starts or stops a throw-away ClickHouse server for tests and benchmarks: loopback only,
-# free ports, all data under DIR, the package's users.xml (user `default`, no password).
+# free ports, all data under DIR, the package's users.xml (user `default`, no password) plus
+# user `vdx_test` with password `s3cret-pw` (loopback only), for authenticated-store tests.
 #   scripts/clickhouse-test-server.sh start DIR   prints the store URL (http://127.0.0.1:PORT)
 #   scripts/clickhouse-test-server.sh stop DIR    stops the server started in DIR (by pid)
 # Exit status 3 from start: clickhouse-server is not installed (callers skip).
@@ -28,13 +29,16 @@ start)
     http=$(free_port); tcp=$(free_port); inter=$(free_port)
     while [ "$tcp" = "$http" ]; do tcp=$(free_port); done
     while [ "$inter" = "$http" ] || [ "$inter" = "$tcp" ]; do inter=$(free_port); done
+    # the package's users plus one with a password, for the tests of authenticated stores
+    sed 's|^\( *\)</users>|\1<vdx_test><password>s3cret-pw</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></vdx_test>\n&|' \
+        /etc/clickhouse-server/users.xml > "$dir/users.xml"
     cat > "$dir/config.xml" <<XML
 <yandex>
   <logger><level>warning</level><log>$dir/log/server.log</log><errorlog>$dir/log/error.log</errorlog></logger>
   <http_port>$http</http_port><tcp_port>$tcp</tcp_port><interserver_http_port>$inter</interserver_http_port>
   <listen_host>127.0.0.1</listen_host>
   <path>$dir/data/</path><tmp_path>$dir/data/tmp/</tmp_path><user_files_path>$dir/data/user_files/</user_files_path>
-  <users_config>/etc/clickhouse-server/users.xml</users_config>
+  <users_config>$dir/users.xml</users_config>
   <default_profile>default</default_profile><default_database>default</default_database>
   <mark_cache_size>104857600</mark_cache_size>
 </yandex>

@@ -9,6 +9,8 @@ want="build-essential pkg-config ca-certificates curl
  valgrind zip libhnswlib-dev"
 case "${1:-}" in
   --test) want="$want clickhouse-server chromium groff-base" ;;
+  # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py)
+  --goldens) want="$want python3-pil" ;;
 esac
 missing=""
 for p in $want; do

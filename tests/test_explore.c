@@ -679,6 +679,10 @@ TEST(evaluate_and_score)
           "training accuracy %g, want %g",
           cJSON_GetObjectItem(e, "training_accuracy")->valuedouble, want_accuracy);
     printf("    LOO accuracy %.3f, training accuracy %.3f\n", (tp + tn) / 12.0, want_accuracy);
+    /* the clusters are far apart: measured 12 of 12 in both (an accuracy of 0 or 0.5, a
+     * classifier that learnt nothing, must not pass) */
+    CHECK(tp + tn == 12 && want_accuracy == 1.0, "LOO %d of 12 right, training accuracy %g",
+          tp + tn, want_accuracy);
     CHECK(cJSON_GetObjectItem(e, "count")->valueint == N_ITEMS, "count");
     const cJSON *h = cJSON_GetObjectItem(e, "histogram");
     int total = 0, bins = 0;
@@ -854,6 +858,9 @@ TEST(five_fold_cross_validation)
         }
     }
     printf("    5-fold: accuracy %.3f, tp %d fp %d fn %d\n", correct / (double)N, tp, fp, fn);
+    /* measured 59 of 60 (tp 29, fp 0, fn 1) on this hard pair: a classifier that learnt
+     * nothing (30 of 60) or an inverted one must fail */
+    CHECK(correct >= 57, "5-fold: %d of %d right, measured 59", correct, N);
     CHECK(fabs(cJSON_GetObjectItem(cv, "accuracy")->valuedouble - correct / (double)N) < 1e-12,
           "accuracy %g, by hand %g", cJSON_GetObjectItem(cv, "accuracy")->valuedouble,
           correct / (double)N);

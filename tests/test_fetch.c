@@ -60,17 +60,25 @@ static void make_served_dir(void)
     free(buf);
 }
 
-static int server_start(server *s, const char *extra_flag, const char *extra_value)
+/* Starts tests/tools/fileserver on port 0 and waits for the port it writes: polls until
+ * the port file appears or the server exits, up to a deadline generous enough for a loaded
+ * machine (60 s). A missing tool or a server that never comes up fails the case (why). */
+static int server_start(server *s, const char *extra_flag, const char *extra_value, char *why,
+                        size_t why_size)
 {
     char exe[PATH_MAX], tool[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    if (n <= 0) {
+        snprintf(why, why_size, "cannot read /proc/self/exe");
         return -1;
+    }
     exe[n] = 0;
     *strrchr(exe, '/') = 0;
     snprintf(tool, sizeof tool, "%s/../tools/fileserver", exe);
-    if (access(tool, X_OK) != 0)
+    if (access(tool, X_OK) != 0) {
+        snprintf(why, why_size, "%s is not built (make builds tests/tools)", tool);
         return -1;
+    }
     make_served_dir();
     const char *tmp = test_tmpdir("fetch-srv");
     char port_file[4200], hub[4300];
@@ -90,7 +98,7 @@ static int server_start(server *s, const char *extra_flag, const char *extra_val
                   "--port-file", port_file, "--log", s->log, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 6000; i++) { /* 6000 x 10 ms */
         FILE *f = fopen(port_file, "r");
         if (f) {
             int ok = fscanf(f, "%d", &s->port) == 1;
@@ -98,10 +106,17 @@ static int server_start(server *s, const char *extra_flag, const char *extra_val
             if (ok)
                 return 0;
         }
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            snprintf(why, why_size, "the fileserver exited (status %d) before writing its port",
+                     status);
+            return -1;
+        }
         usleep(10000);
     }
     kill(s->pid, SIGTERM);
     waitpid(s->pid, NULL, 0);
+    snprintf(why, why_size, "the fileserver wrote no port within 60 s");
     return -1;
 }
 
@@ -139,8 +154,8 @@ static int same_as_file(const vdx_fetch_result *r, const char *name)
 
 #define START_SERVER(s, flag, value)                                                      \
     server s;                                                                            \
-    if (server_start(&s, flag, value) != 0)                                              \
-        SKIP("the fileserver tool is not built (make builds tests/tools)");
+    char s##_why[PATH_MAX + 128];                                                        \
+    REQUIRE(server_start(&s, flag, value, s##_why, sizeof s##_why) == 0, "%s", s##_why);
 
 static vdx_fetch_options quick_options(void)
 {

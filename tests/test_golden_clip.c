@@ -15,9 +15,25 @@ static int under_valgrind(void) { return RUNNING_ON_VALGRIND; }
 static int under_valgrind(void) { return 0; }
 #endif
 
-/* max|Δ| / max|golden| ≤ 1e-4 per vector and cosine ≥ 0.99999 (fixtures/README.md). */
-#define REL_TOLERANCE 1e-4
-#define MIN_COSINE 0.99999
+/* max|Δ| / max|golden| per vector, the error of each case measured and printed
+ * ("worst ..." lines). Measured 2026-12-03 (EPYC Zen3, AVX2 kernels, OpenBLAS):
+ * F32 images 1.1e-6 (all three weight formats), F32 texts 8.0e-7 (portable kernel
+ * 5.6e-7), F16 images 1.0e-6, F16 texts 1.1e-6, p16/336/gelu images 5.0e-7, texts 6.3e-7.
+ * The tolerance is 1e-5 (9x the worst), not
+ * just above those: a different but correct float32 summation order (oneDNN, another BLAS,
+ * another blocking) moves them towards the 1e-5 the fixtures README promises, and that
+ * must stay green. For scale: QuickGELU 1.7 instead of 1.702 is off by 2.2e-4, exact GELU
+ * replaced by QuickGELU by 1e-2, by its tanh form by 2e-4. */
+#define REL_TOLERANCE 1e-5
+
+static double worst_rel; /* the largest error of the current case */
+
+static void print_worst(const char *what)
+{
+    printf("    worst %s: max|d|/max|golden| = %.2g (tolerance %.0e)\n", what, worst_rel,
+           REL_TOLERANCE);
+    worst_rel = 0;
+}
 
 static float *read_floats(const char *path, size_t count)
 {
@@ -62,7 +78,9 @@ static int close_to_golden(const float *v, const float *golden, int n, char *why
     }
     double rel = max_delta / max_golden, cosine = dot / sqrt(vv * gg);
     snprintf(why, size, "max|d|/max|golden| = %.3g, cosine = %.9f", rel, cosine);
-    return rel <= REL_TOLERANCE && cosine >= MIN_COSINE;
+    if (!(rel <= worst_rel))
+        worst_rel = isnan(rel) ? INFINITY : rel;
+    return rel <= REL_TOLERANCE;
 }
 
 /* ---- fixtures ------------------------------------------------------------------- */
@@ -73,9 +91,12 @@ typedef struct image_set {
     char names[32][128];
 } image_set;
 
-static int load_images(image_set *set)
+/* The golden pixel_values of golden/NAME (crop x crop images). */
+static int load_images(image_set *set, const char *golden, int crop)
 {
-    const char *manifest_path = test_shared_path("fixtures/golden/clip-tiny/manifest.json");
+    char manifest_rel[256];
+    snprintf(manifest_rel, sizeof manifest_rel, "%s/manifest.json", golden);
+    const char *manifest_path = test_shared_path(manifest_rel);
     if (!manifest_path)
         return -1;
     cJSON *manifest = read_json(manifest_path);
@@ -84,7 +105,7 @@ static int load_images(image_set *set)
     const cJSON *images = cJSON_GetObjectItem(manifest, "images");
     set->count = cJSON_GetArraySize(images);
     set->embed_dim = cJSON_GetObjectItem(manifest, "embed_dim")->valueint;
-    set->pixels_per_image = 3 * 224 * 224;
+    set->pixels_per_image = 3 * crop * crop;
     set->pixels = malloc((size_t)set->count * set->pixels_per_image * sizeof(float));
     int rc = set->count > 0 && set->count <= 32 && set->pixels ? 0 : -1;
     for (int i = 0; rc == 0 && i < set->count; i++) {
@@ -97,7 +118,7 @@ static int load_images(image_set *set)
         }
         snprintf(set->names[row], sizeof set->names[row], "%s", name);
         char rel[256];
-        snprintf(rel, sizeof rel, "fixtures/golden/clip-tiny/pixels/%s.f32", name);
+        snprintf(rel, sizeof rel, "%s/pixels/%s.f32", golden, name);
         const char *path = test_shared_path(rel);
         float *px = path ? read_floats(path, (size_t)set->pixels_per_image) : NULL;
         if (!px) {
@@ -150,12 +171,14 @@ static void remove_dir(const char *dir)
 
 /* ---- image features ------------------------------------------------------------- */
 
-static void check_image_features(const char *dir, const char *golden_rel)
+/* inputs: golden/NAME holding the pixel_values; golden_rel: the features file */
+static void check_image_features(const char *dir, const char *inputs, int crop,
+                                 const char *golden_rel)
 {
     char model_dir[4096]; /* test_shared_path() reuses its buffers */
     snprintf(model_dir, sizeof model_dir, "%s", dir);
     image_set set;
-    REQUIRE(load_images(&set) == 0, "cannot read the golden pixel_values");
+    REQUIRE(load_images(&set, inputs, crop) == 0, "cannot read the golden pixel_values");
     const char *golden_path = test_shared_path(golden_rel);
     float *golden = golden_path
                         ? read_floats(golden_path, (size_t)set.count * set.embed_dim)
@@ -167,9 +190,11 @@ static void check_image_features(const char *dir, const char *golden_rel)
     if (model && golden) {
         CHECK(vdx_clip_embed_dim(model) == set.embed_dim, "embed dim %d",
               vdx_clip_embed_dim(model));
-        /* Every row; every 5th under valgrind, where one image costs seconds (the other
-         * suites check them all, and memory errors do not depend on the pixels). */
-        int stride = under_valgrind() ? 5 : 1, n = (set.count + stride - 1) / stride;
+        /* Every row; every 5th (one image at 336 px) under valgrind, where one image costs
+         * seconds (the other suites check them all; memory errors do not depend on the
+         * pixels). */
+        int stride = under_valgrind() ? (crop > 224 ? 20 : 5) : 1; /* 336 px: 9x the cost */
+        int n = (set.count + stride - 1) / stride;
         for (int i = 1; i < n; i++)
             memmove(set.pixels + (size_t)i * set.pixels_per_image,
                     set.pixels + (size_t)i * stride * set.pixels_per_image,
@@ -186,6 +211,7 @@ static void check_image_features(const char *dir, const char *golden_rel)
                   "row %d (%s): %s", row, set.names[row], why);
         }
         free(out);
+        print_worst("image features");
     }
     vdx_clip_free(model);
     free(golden);
@@ -195,7 +221,8 @@ static void check_image_features(const char *dir, const char *golden_rel)
 TEST(image_features_safetensors)
 {
     NEED_SHARED(dir, "fixtures/clip-tiny");
-    check_image_features(dir, "fixtures/golden/clip-tiny/image_features.f32");
+    check_image_features(dir, "fixtures/golden/clip-tiny", 224,
+                         "fixtures/golden/clip-tiny/image_features.f32");
 }
 
 static void check_bin_format(const char *file)
@@ -205,7 +232,8 @@ static void check_bin_format(const char *file)
     NEED_SHARED(weights, rel);
     const char *dir = model_dir_with(weights, "pytorch_model.bin");
     REQUIRE(dir, "cannot build a model directory");
-    check_image_features(dir, "fixtures/golden/clip-tiny/image_features.f32");
+    check_image_features(dir, "fixtures/golden/clip-tiny", 224,
+                         "fixtures/golden/clip-tiny/image_features.f32");
     remove_dir(dir);
 }
 
@@ -215,7 +243,17 @@ TEST(image_features_torch_legacy) { check_bin_format("pytorch_model.legacy.bin")
 TEST(image_features_f16)
 {
     NEED_SHARED(dir, "fixtures/clip-tiny-f16");
-    check_image_features(dir, "fixtures/golden/clip-tiny-f16/image_features.f32");
+    check_image_features(dir, "fixtures/golden/clip-tiny", 224,
+                         "fixtures/golden/clip-tiny-f16/image_features.f32");
+}
+
+/* Patch 16 at 336 px (442 tokens), exact erf GELU in both towers, the new preprocessor
+ * config form: nothing about 224, patch 32 or QuickGELU may be hard-coded. */
+TEST(image_features_p16_336_gelu)
+{
+    NEED_SHARED(dir, "fixtures/clip-tiny-p16-336-gelu");
+    check_image_features(dir, "fixtures/golden/clip-tiny-p16-336-gelu", 336,
+                         "fixtures/golden/clip-tiny-p16-336-gelu/image_features.f32");
 }
 
 /* ---- text features -------------------------------------------------------------- */
@@ -266,6 +304,8 @@ static void check_text_features(const char *model_dir, const char *golden_dir, i
     }
     if (tokenize && model && golden)
         CHECK(truncated_seen, "no text of texts.json was reported as truncated");
+    if (model && golden)
+        print_worst("text features");
     vdx_clip_free(model);
     free(golden);
     cJSON_Delete(texts);
@@ -298,6 +338,12 @@ TEST(text_features_f16)
     check_text_features(dir, "fixtures/golden/clip-tiny-f16", 0);
 }
 
+TEST(text_features_p16_336_gelu)
+{
+    NEED_SHARED(dir, "fixtures/clip-tiny-p16-336-gelu");
+    check_text_features(dir, "fixtures/golden/clip-tiny-p16-336-gelu", 1);
+}
+
 /* ---- batching and threads ------------------------------------------------------- */
 
 static int max_abs_diff_ok(const float *a, const float *b, size_t n, double tolerance)
@@ -321,7 +367,8 @@ TEST(batch_equals_one_by_one)
     char dir[4096]; /* test_shared_path() reuses its buffers */
     snprintf(dir, sizeof dir, "%s", shared_dir);
     image_set set;
-    REQUIRE(load_images(&set) == 0, "cannot read the golden pixel_values");
+    REQUIRE(load_images(&set, "fixtures/golden/clip-tiny", 224) == 0,
+            "cannot read the golden pixel_values");
     vdx_error err = {{0}};
     vdx_clip_model *model = vdx_clip_load(dir, &err);
     REQUIRE(model, "load failed: %s", err.message);
@@ -384,7 +431,8 @@ TEST(concurrent_use_is_identical)
     char dir[4096]; /* test_shared_path() reuses its buffers */
     snprintf(dir, sizeof dir, "%s", shared_dir);
     image_set set;
-    REQUIRE(load_images(&set) == 0, "cannot read the golden pixel_values");
+    REQUIRE(load_images(&set, "fixtures/golden/clip-tiny", 224) == 0,
+            "cannot read the golden pixel_values");
     vdx_error err = {{0}};
     vdx_clip_model *model = vdx_clip_load(dir, &err);
     REQUIRE(model, "load failed: %s", err.message);
@@ -420,23 +468,49 @@ TEST(concurrent_use_is_identical)
 }
 
 /* Tokens after the first end-of-text cannot change the result (causal mask), so they
- * are never run: padding to 77 gives the vector of the bare prompt. */
+ * are never run: a prompt of texts.json padded to 77 with end-of-text ids gives its golden
+ * vector, as the bare ids do (transformers ran the bare ids). */
 TEST(text_padding_after_eot_is_ignored)
 {
     NEED_SHARED(dir, "fixtures/clip-tiny");
+    char model_dir[4096]; /* test_shared_path() reuses its buffers */
+    snprintf(model_dir, sizeof model_dir, "%s", dir);
+    NEED_SHARED(texts_path, "fixtures/golden/clip-tiny/texts.json");
+    cJSON *texts = read_json(texts_path);
+    REQUIRE(texts && cJSON_GetArraySize(texts) > 0, "cannot parse texts.json");
     vdx_error err = {{0}};
-    vdx_clip_model *model = vdx_clip_load(dir, &err);
-    REQUIRE(model, "load failed: %s", err.message);
-    int32_t ids[77] = {49406, 320, 1125, 539, 320, 2368, 49407};
-    for (int i = 7; i < 77; i++)
-        ids[i] = 49407;
-    float bare[64], padded[64];
-    REQUIRE(vdx_clip_embed_dim(model) <= 64, "dim");
-    CHECK(vdx_clip_embed_tokens(model, ids, 7, bare, &err) == 0, "%s", err.message);
-    CHECK(vdx_clip_embed_tokens(model, ids, 77, padded, &err) == 0, "%s", err.message);
-    CHECK(!memcmp(bare, padded, (size_t)vdx_clip_embed_dim(model) * sizeof(float)),
-          "padding changed the text features");
+    vdx_clip_model *model = vdx_clip_load(model_dir, &err);
+    int dim = model ? vdx_clip_embed_dim(model) : 0;
+    const char *golden_path = test_shared_path("fixtures/golden/clip-tiny/text_features.f32");
+    int n = cJSON_GetArraySize(texts);
+    float *golden = golden_path && dim ? read_floats(golden_path, (size_t)n * dim) : NULL;
+    int tried = 0;
+    for (int i = 0; model && golden && i < n; i++) {
+        const cJSON *id_array = cJSON_GetObjectItem(cJSON_GetArrayItem(texts, i), "ids");
+        int n_ids = cJSON_GetArraySize(id_array);
+        if (n_ids < 2 || n_ids >= 77)
+            continue;
+        int32_t ids[77];
+        for (int k = 0; k < n_ids; k++)
+            ids[k] = (int32_t)cJSON_GetArrayItem(id_array, k)->valueint;
+        for (int k = n_ids; k < 77; k++)
+            ids[k] = 49407;
+        float bare[1024], padded[1024];
+        char why[256];
+        tried++;
+        CHECK(vdx_clip_embed_tokens(model, ids, n_ids, bare, &err) == 0, "%s", err.message);
+        CHECK(vdx_clip_embed_tokens(model, ids, 77, padded, &err) == 0, "%s", err.message);
+        CHECK(close_to_golden(bare, golden + (size_t)i * dim, dim, why, sizeof why),
+              "text %d, %d ids: %s", i, n_ids, why);
+        CHECK(close_to_golden(padded, golden + (size_t)i * dim, dim, why, sizeof why),
+              "text %d padded to 77: %s", i, why);
+    }
+    CHECK(model && golden && tried >= 5, "model %p, golden %p, %d prompts shorter than 77",
+          (void *)model, (void *)golden, tried);
+    print_worst("padded text features");
+    free(golden);
     vdx_clip_free(model);
+    cJSON_Delete(texts);
 }
 
 TEST(token_errors)
@@ -645,6 +719,8 @@ int main(void)
     RUN(text_features_from_text);
     RUN(text_features_portable_kernel);
     RUN(text_features_f16);
+    RUN(image_features_p16_336_gelu);
+    RUN(text_features_p16_336_gelu);
     RUN(batch_equals_one_by_one);
     RUN(concurrent_use_is_identical);
     RUN(text_padding_after_eot_is_ignored);

@@ -1552,7 +1552,13 @@ TEST(crash_safety_under_sigkill)
     const char *data = test_tmpdir("crash");
     const char *name = collection_name("crash");
     vdx_model_identity m = model_identity("m", 'a', CRASH_DIMS);
-    uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
+    /* a new seed each run (printed); VDX_TEST_SEED=N replays one */
+    const char *given = getenv("VDX_TEST_SEED");
+    uint64_t seed = given && *given ? strtoull(given, NULL, 0)
+                                    : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
+    printf("    seed %llu (VDX_TEST_SEED=%llu replays the kill times)\n", (unsigned long long)seed,
+           (unsigned long long)seed);
+    fflush(stdout);
     int rounds = 30, grew = 0, cut = 0;
     int64_t last_count = 0;
     for (int round = 0; round < rounds && !test_case_failed; round++) {

@@ -361,6 +361,11 @@ TEST(config_errors)
     expect_config_error("{\"vision_config\": {\"hidden_size\": 100, \"num_attention_heads\": 3}}",
                         "vision_config.hidden_size 100 is not a multiple of num_attention_heads 3");
     expect_config_error("{\"projection_dim\": 512,", "invalid JSON at byte 22");
+    /* the architectures vdx does not run are refused by name (docs/model-files.md) */
+    expect_config_error("{\"vision_config\": {\"hidden_act\": \"gelu_new\"}}",
+                        "vision_config.hidden_act 'gelu_new' is not supported (quick_gelu or gelu)");
+    expect_config_error("{\"vision_config\": {\"image_size\": 225, \"patch_size\": 16}}",
+                        "vision_config.image_size 225 is not a multiple of patch_size 16");
 }
 
 TEST(config_defaults_and_gelu)

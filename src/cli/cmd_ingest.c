@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -105,10 +106,22 @@ typedef struct progress_sink {
     vdx_progress *progress;
 } progress_sink;
 
+/* Test hook (docs/testing.md): with $VDX_TEST_HOLD_FILE set, the ingest pauses after each
+ * committed batch for as long as that file exists (a signal still stops it), so that a test
+ * can interrupt an ingest that is certainly running, however fast or loaded the machine.
+ * progress.json keeps being written (at most once a second) while it waits. */
 static void on_progress(const vdx_ingest_stats *s, void *user)
 {
     progress_sink *sink = user;
     vdx_progress_update(sink->progress, s);
+    const char *hold = getenv("VDX_TEST_HOLD_FILE");
+    if (!hold || !*hold || s->stored == 0)
+        return;
+    const struct timespec tick = {0, 20 * 1000 * 1000};
+    while (!stop_requested && access(hold, F_OK) == 0) {
+        nanosleep(&tick, NULL);
+        vdx_progress_update(sink->progress, s);
+    }
 }
 
 /* vdx ingest vectors: no model run, but the model's identity names the vectors. */

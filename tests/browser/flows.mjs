@@ -1,15 +1,17 @@
 // The web explorer's flows in a real browser (Debian's chromium driven by
 // playwright-core), against `vdx serve` on loopback:
-//   node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR
+//   node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR [HOLD_FILE]
 // URL serves the sample collection (ingested from IMAGES_DIR), EMPTY_URL a collection
-// without items, GROWING_URL one whose ingest is still running. Prints one
+// without items, GROWING_URL one whose ingest is still running: held after its first commit
+// while HOLD_FILE exists (VDX_TEST_HOLD_FILE), released by the flow that watches it grow,
+// so that it runs however long the browser takes to get there. Prints one
 // "ok - ..." / "not ok - ...: why" line per flow and exits non-zero when one failed.
 // Screenshots of every step go to SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
-import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [url, emptyUrl, growingUrl, images, shots] = process.argv.slice(2);
+const [url, emptyUrl, growingUrl, images, shots, holdFile] = process.argv.slice(2);
 if (!url || !emptyUrl || !growingUrl || !images || !shots) {
   console.error('usage: node flows.mjs URL EMPTY_URL GROWING_URL IMAGES_DIR SCREENSHOT_DIR');
   process.exit(2);
@@ -101,6 +103,7 @@ await flow('ingest-progress', {}, async (page, shot) => {
   check((await page.textContent('#progress-text')).startsWith('Ingest running'), 'no progress text');
   const first = await count();
   await shot('running');
+  if (holdFile) rmSync(holdFile, { force: true }); // let the held ingest go on
   await page.waitForFunction((n) => Number(document.getElementById('collection').textContent.match(/([\d,]+) items/)[1].replace(/,/g, '')) > n,
     first, { timeout: 20000 });
   await page.fill('#q', 'a photo');

@@ -45,7 +45,7 @@ serve() {
     pids="$pids $!"
 }
 url_of() {
-    for _ in $(seq 100); do grep -q 'serving' "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 600); do grep -q 'serving' "$tmp/$1.out" 2>/dev/null && break; sleep 0.1; done
     sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$1.out"
 }
 
@@ -57,7 +57,7 @@ images="$shared/data/unsplash-sample/images"
 pids="$pids $!"
 "$build/tools/fileserver" --root "$images" --port-file "$tmp/slow.port" --delay-ms 300 2> "$tmp/slow.err" &
 pids="$pids $!"
-for _ in $(seq 50); do [ -s "$tmp/cdn.port" ] && [ -s "$tmp/slow.port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$tmp/cdn.port" ] && [ -s "$tmp/slow.port" ] && break; sleep 0.1; done
 ingest() { # ingest COLLECTION SOURCE... (options follow)
     collection=$1; shift
     "$build/vdx" ingest "$@" --data "$tmp/data" --collection "$collection" --model "$shared/fixtures/clip-tiny"
@@ -66,10 +66,14 @@ ingest() { # ingest COLLECTION SOURCE... (options follow)
 ingest sample unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1 &&
 ingest empty urls "$tmp/no-urls.txt" >> "$tmp/ingest.log" 2>&1 ||
     { echo "not ok - browser: vdx ingest failed: $(cat "$tmp/ingest.log")"; exit 1; }
-ingest growing unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/slow.port")/" \
+# held after its first commit until the ingest-progress flow removes $tmp/hold: still running
+# whenever the browser gets there (VDX_TEST_HOLD_FILE, docs/testing.md)
+touch "$tmp/hold"
+VDX_TEST_HOLD_FILE="$tmp/hold" ingest growing unsplash "$shared/data/unsplash-sample" \
+    --base-url "http://127.0.0.1:$(cat "$tmp/slow.port")/" \
     --parallel 1 --batch 1 --threads 1 --no-cache > "$tmp/growing.log" 2>&1 &
 pids="$pids $!"
-for _ in $(seq 100); do [ -s "$tmp/data/collections/growing/progress.json" ] && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '"stored":[1-9]' "$tmp/data/collections/growing/progress.json" 2>/dev/null && break; sleep 0.1; done
 serve sample
 serve empty
 serve growing
@@ -82,7 +86,7 @@ fi
 shots="$root/build/artifacts/screenshots"
 mkdir -p "$shots"
 rm -f "$shots"/*.png
-(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots")
+(cd tests/browser && node flows.mjs "$url" "$empty_url" "$growing_url" "$images" "$shots" "$tmp/hold")
 status=$?
 echo "# screenshots: $shots"
 exit $status

@@ -28,7 +28,7 @@ not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
 # the sample collection, ingested from a loopback stand-in for the image CDN
 "$build/tools/fileserver" --root "$shared/data/unsplash-sample/images" --port-file "$tmp/cdn.port" 2> "$tmp/cdn.err" &
 cdn_pid=$!
-for _ in $(seq 50); do [ -s "$tmp/cdn.port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$tmp/cdn.port" ] && break; sleep 0.1; done
 "$build/vdx" ingest unsplash "$shared/data/unsplash-sample" --data "$tmp/data" --collection sample \
     --model "$shared/fixtures/clip-tiny" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1
 rc=$?
@@ -37,7 +37,7 @@ kill "$cdn_pid"
 "$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
     --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
 serve_pid=$!
-for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
 base=$(sed -n 's/.* at \(http:[^ ]*\)\/$/\1/p' "$tmp/serve.out")
 if [ -n "$base" ] && grep -q "^vdx: serving sample (46 items) at http://127.0.0.1:[0-9]*/$" "$tmp/serve.out"; then
     ok "vdx serve prints what it serves and where"
@@ -178,4 +178,20 @@ rc=$?
 serve_pid=""
 if [ $rc -eq 0 ] && grep -q 'SIGTERM received, stopping' "$tmp/serve.out"; then ok "SIGTERM stops the server cleanly"
 else not_ok "stop: exit $rc, $(cat "$tmp/serve.out" "$tmp/serve.err")"; fi
+
+# Ctrl-C (SIGINT) stops it too: exit 0, the message, and the port is closed afterwards
+"$build/vdx" serve --data "$tmp/data" --collection sample --model "$shared/fixtures/clip-tiny" \
+    --port 0 > "$tmp/serve2.out" 2> "$tmp/serve2.err" &
+serve_pid=$!
+for _ in $(seq 600); do grep -q 'serving' "$tmp/serve2.out" 2>/dev/null && break; sleep 0.1; done
+base2=$(sed -n 's/.* at \(http:[^ ]*\)\/$/\1/p' "$tmp/serve2.out")
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$base2/api/info")
+kill -INT "$serve_pid"
+wait "$serve_pid"
+rc=$?
+serve_pid=""
+after=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$base2/api/info")
+if [ -n "$base2" ] && [ "$code" = 200 ] && [ $rc -eq 0 ] && [ "$after" = 000 ] &&
+    grep -q 'SIGINT received, stopping' "$tmp/serve2.out"; then ok "SIGINT (Ctrl-C) stops the server cleanly and frees its port"
+else not_ok "SIGINT: served $code, exit $rc, afterwards $after: $(cat "$tmp/serve2.out" "$tmp/serve2.err")"; fi
 [ "$failures" -eq 0 ]

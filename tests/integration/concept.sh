@@ -37,7 +37,7 @@ field() { sed -n "s/.*\"$1\":\([-0-9.e]*\).*/\1/p" | head -n 1; }
 "$build/tools/fileserver" --root "$shared/data/unsplash-sample/images" --port 0 \
     --port-file "$tmp/fs.port" 2> "$tmp/fs.err" &
 server_pid=$!
-for _ in $(seq 50); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
 fs="http://127.0.0.1:$(cat "$tmp/fs.port")"
 unset VDX_STORE VDX_MODEL
 C="--data $tmp/data --collection sample"

@@ -45,12 +45,12 @@ cp "$shared"/data/unsplash-sample/images/* "$tmp/www/"
 "$build/tools/fileserver" --root "$tmp/www" --hub "openai/clip-vit-base-patch32=$shared/fixtures/clip-tiny" \
     --port-file "$tmp/fs.port" --log "$tmp/fs.log" --delay-ms 1200 2> "$tmp/fs.err" &
 server_pid=$!
-for _ in $(seq 50); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$tmp/fs.port" ] && break; sleep 0.1; done
 fs="http://127.0.0.1:$(cat "$tmp/fs.port")"
 
-run_demo() { # run_demo LOG: starts `make demo` in its own process group
+run_demo() { # run_demo LOG [VDX_HOME]: starts `make demo` in its own process group
     port=$(free_port)
-    setsid env HF_ENDPOINT="$fs" HF_HOME="$tmp/hf" HF_HUB_CACHE= VDX_HOME="$tmp/home" \
+    setsid env HF_ENDPOINT="$fs" HF_HOME="$tmp/hf" HF_HUB_CACHE= VDX_HOME="${2:-$tmp/home}" \
         VDX_UNSPLASH_URL="$fs/unsplash-lite.zip" VDX_UNSPLASH_BASE="$fs/" VDX_LIMIT=40 \
         VDX_PORT="$port" VDX_MODEL= VDX_DATASET= make -s demo > "$1" 2>&1 < /dev/null &
     demo_pgid=$!
@@ -140,6 +140,33 @@ if run_demo "$tmp/demo2.log"; then
     stop_demo
 else
     not_ok "second make demo did not start: $(tail -n 20 "$tmp/demo2.log")"
+fi
+
+# A run interrupted during the dataset download left a partial file: the next run resumes it
+# with a Range request (nothing fetched twice), and the demo comes up with the same photos.
+zip="$tmp/home3/downloads/unsplash-research-dataset-lite-latest.zip"
+mkdir -p "$tmp/home3/downloads"
+size=$(wc -c < "$tmp/www/unsplash-lite.zip")
+half=$((size / 2))
+head -c "$half" "$tmp/www/unsplash-lite.zip" > "$zip.part"
+: > "$tmp/fs.log"
+if run_demo "$tmp/demo3.log" "$tmp/home3"; then
+    wait_ingest_done
+    for _ in $(seq 50); do
+        count3=$(api info | json_field count)
+        [ "$count3" = "$count" ] && break
+        sleep 0.2
+    done
+    if grep -q "^GET /unsplash-lite.zip 206 $((size - half))$" "$tmp/fs.log" &&
+        ! grep -q "^GET /unsplash-lite.zip 200" "$tmp/fs.log" && cmp -s "$zip" "$tmp/www/unsplash-lite.zip" &&
+        [ ! -e "$zip.part" ] && [ "$count3" = "$count" ]; then
+        ok "a partial dataset download resumes from byte $half; the demo serves the same $count photos"
+    else
+        not_ok "resume of a partial download: $(grep unsplash-lite "$tmp/fs.log"), count ${count3:-?} of $count, $(tail -n 5 "$tmp/demo3.log")"
+    fi
+    stop_demo
+else
+    not_ok "make demo with a partial download did not start: $(tail -n 20 "$tmp/demo3.log")"
 fi
 
 # Offline: a clear message naming what could not be fetched and the local alternative.

@@ -24,7 +24,6 @@ failed=0
 
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1: $2"; failed=1; }
-skip() { echo "skip - $1: $2"; }
 
 for need in "$SAMPLE/photos.tsv000" "$MODEL/config.json" "$OTHER_MODEL/config.json" "$GOLDEN_IMAGES"; do
     if [ ! -e "$need" ]; then
@@ -155,7 +154,7 @@ esac
 
 # stored vectors = vdx embed --normalize of the same files
 if [ $have_embed = 0 ]; then
-    skip "each stored vector equals vdx embed --normalize of its image" "vdx embed is not built"
+    not_ok "each stored vector equals vdx embed --normalize of its image" "vdx embed --help fails"
 else
     : > "$T/cmp.out"
     set --
@@ -241,18 +240,22 @@ wait_for_more() {
     done
 }
 
-# A slow server keeps each run going for seconds; every round kills the ingest right after
-# a commit (plus a varying delay, so the kill also lands mid-batch), then the next resumes.
+# Each round holds the ingest after its first commit (VDX_TEST_HOLD_FILE: it waits while the
+# file exists), so it is certainly running however loaded the machine; then releases it and
+# kills it right away or a little later (the slow server keeps it going for seconds, so the
+# kill also lands mid-batch); the next round resumes.
 stop_server
 start_server "$SAMPLE/images" --delay-ms 150
 kills=0
 partial=0
 for extra in 0 0.1 0.25; do
     before=$(collection_count killed)
-    "$VDX" ingest unsplash "$SAMPLE" --collection killed --no-cache --parallel 2 --batch 4 \
-        --threads 1 > /dev/null 2>&1 &
+    touch "$T/hold"
+    VDX_TEST_HOLD_FILE="$T/hold" "$VDX" ingest unsplash "$SAMPLE" --collection killed --no-cache \
+        --parallel 2 --batch 4 --threads 1 > /dev/null 2>&1 &
     INGEST_PID=$!
     wait_for_more killed "$before"
+    rm -f "$T/hold"
     sleep $extra
     kill -9 $INGEST_PID 2>/dev/null && kills=$((kills + 1))
     wait $INGEST_PID 2>/dev/null
@@ -260,6 +263,14 @@ for extra in 0 0.1 0.25; do
     n=$(collection_count killed)
     [ -n "$n" ] && [ "$n" -gt "$before" ] && [ "$n" -lt 46 ] && partial=$((partial + 1))
 done
+# on a terminal, vdx info says the killed ingest was interrupted (its process is gone)
+script -qec "$VDX info --collection killed" /dev/null 2>&1 | tr -d '\r' > "$T/tty-info.out"
+if grep -q "^ingest       interrupted (its process is gone; run the ingest again to resume): [0-9]*/[0-9]* done" "$T/tty-info.out" &&
+    grep -q "^items        [0-9]" "$T/tty-info.out"; then
+    ok "vdx info on a terminal: a table, and the killed ingest reported as interrupted"
+else
+    not_ok "vdx info on a terminal after kill -9" "$(head -c 600 "$T/tty-info.out")"
+fi
 stop_server
 start_server "$SAMPLE/images"
 "$VDX" ingest unsplash "$SAMPLE" --collection killed --no-cache > "$T/resume.out" 2>&1
@@ -274,8 +285,9 @@ fi
 
 stop_server
 start_server "$SAMPLE/images" --delay-ms 150
-"$VDX" ingest unsplash "$SAMPLE" --collection stopped --no-cache --parallel 2 --batch 4 \
-    --threads 1 > "$T/int.out" 2> "$T/int.err" &
+touch "$T/hold" # held after its first commit: Ctrl-C certainly finds it running
+VDX_TEST_HOLD_FILE="$T/hold" "$VDX" ingest unsplash "$SAMPLE" --collection stopped --no-cache \
+    --parallel 2 --batch 4 --threads 1 > "$T/int.out" 2> "$T/int.err" &
 INGEST_PID=$!
 wait_for_more stopped 0
 kill -INT $INGEST_PID
@@ -318,7 +330,7 @@ else
     not_ok "folder source" "exit $rc, ids '$ids': $(head -c 600 "$T/folder-info.json")"
 fi
 if [ $have_embed = 0 ]; then
-    skip "folder source: vectors = vdx embed --normalize" "vdx embed is not built"
+    not_ok "folder source: vectors = vdx embed --normalize" "vdx embed --help fails"
 else
     : > "$T/cmp.out"
     "$VDX" embed --normalize --image "$T/folder/exact_224x224.png" \
@@ -365,12 +377,14 @@ fi
 rc1=$?
 "$VDX" search --collection sample --model "$OTHER_MODEL" "red" > "$T/mm2.out" 2> "$T/mm2.err"
 rc2=$?
+# the collection after the refused runs: still 46 items, nothing appended
+"$VDX" info --collection sample > "$T/mm-info.json" 2> "$T/mm-info.err"
 if [ $rc1 -eq 1 ] && [ $rc2 -eq 1 ] && grep -q "was embedded with model" "$T/mm.err" &&
     grep -q "was embedded with model" "$T/mm2.err" &&
-    [ "$(json_number "$T/info.json" count)" = 46 ]; then
-    ok "another model is refused for ingest and search"
+    [ "$(json_number "$T/mm-info.json" count)" = 46 ]; then
+    ok "another model is refused for ingest and search, the collection unchanged"
 else
-    not_ok "another model is refused" "exit $rc1/$rc2: $(cat "$T/mm.err" "$T/mm2.err")"
+    not_ok "another model is refused" "exit $rc1/$rc2, count after: $(json_number "$T/mm-info.json" count): $(cat "$T/mm.err" "$T/mm2.err" "$T/mm-info.err")"
 fi
 
 # ---- search ---------------------------------------------------------------------------------
@@ -383,6 +397,17 @@ if [ $rc -eq 0 ] && [ "$lines" = 5 ] && [ "$sorted" = "$asis" ]; then
     ok "search prints k JSON lines {id,url,dist}, nearest first"
 else
     not_ok "search prints k JSON lines" "exit $rc: $(cat "$T/s1.out" "$T/s1.err")"
+fi
+
+# the same search on a terminal: a table (header, then rank, distance to 4 places, id, url)
+# with the same ids in the same order
+script -qec "$VDX search --collection sample -k 5 'a red circle on a field'" /dev/null | tr -d '\r' > "$T/s1.tty"
+table_ids=$(sed -n 's/^ *[1-5]  [0-9]\.[0-9]\{4\}  *\([^ ]*\)  *https:.*/\1/p' "$T/s1.tty" | tr '\n' ' ')
+json_ids=$(sed 's/^{"id":"\([^"]*\)".*/\1/' "$T/s1.out" | tr '\n' ' ')
+if head -1 "$T/s1.tty" | grep -q '^ *#  dist  *id  *url$' && [ "$table_ids" = "$json_ids" ] && [ -n "$json_ids" ]; then
+    ok "search on a terminal prints a table of the same hits"
+else
+    not_ok "search on a terminal" "ids '$table_ids' vs '$json_ids': $(head -c 400 "$T/s1.tty")"
 fi
 
 first=$(sed -n '1s/^{"id":"\([^"]*\)".*/\1/p' "$T/s1.out")

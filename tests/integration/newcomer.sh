@@ -26,7 +26,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap "exit 130" INT TERM
+trap 'echo "not ok - newcomer: interrupted by a signal"; exit 130' INT TERM
 failures=0
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
@@ -47,7 +47,7 @@ start_fileserver() {
     name=$1; shift
     "$build/tools/fileserver" --root "$sample/images" --port-file "$tmp/$name.port" "$@" 2> "$tmp/$name.err" &
     pids="$pids $!"
-    for _ in $(seq 50); do [ -s "$tmp/$name.port" ] && break; sleep 0.1; done
+    for _ in $(seq 600); do [ -s "$tmp/$name.port" ] && break; sleep 0.1; done
     cdn="http://127.0.0.1:$(cat "$tmp/$name.port")/"
 }
 export VDX_HOME="$tmp/home"
@@ -55,10 +55,13 @@ unset VDX_STORE VDX_MODEL VDX_UNSPLASH_BASE
 
 # --- help: every command the README names answers --help
 run --help
-if [ $rc -eq 0 ] && for c in embed model ingest search info concept serve; do
-       printf '%s\n' "$out" | grep -q "^  $c " || exit 1; done; then
+unlisted=""
+for c in embed model ingest search info concept serve; do
+    printf '%s\n' "$out" | grep -q "^  $c " || unlisted="$unlisted $c"
+done
+if [ $rc -eq 0 ] && [ -z "$unlisted" ]; then
     ok "vdx --help lists every command"
-else not_ok "vdx --help: exit $rc: $out"; fi
+else not_ok "vdx --help: exit $rc, not listed:$unlisted: $out"; fi
 for c in embed model ingest search info concept serve; do
     run "$c" --help
     if [ $rc -eq 0 ] && printf '%s' "$out" | head -1 | grep -q "^usage: vdx $c"; then ok "vdx $c --help"
@@ -137,7 +140,7 @@ run model info "$model"
     not_ok "model info: $out $err"
 
 # --- the concept cheat sheet
-cd "$tmp" || exit 1
+cd "$tmp" || { echo "not ok - newcomer: cannot enter $tmp"; exit 1; }
 run concept new dogs --prompt "a photo of a dog"
 [ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^{"name":"dogs","prompt":"a photo of a dog"' && ok "vdx concept new" ||
     not_ok "concept new: $out $err"
@@ -189,7 +192,7 @@ run concept undo dogs
 run concept export dogs --scores -o "$tmp/missing-dir/dogs.csv"
 expect_fail 1 "$tmp/missing-dir/dogs.csv: cannot create: No such file or directory" \
     "an export into a missing directory names the file asked for"
-cd - > /dev/null || exit 1
+cd - > /dev/null || { echo "not ok - newcomer: cannot return from $tmp"; exit 1; }
 
 # --- mistakes
 run search "dog" --colection default
@@ -230,7 +233,7 @@ expect_fail 1 "$tmp/does-not-exist: No such file or directory" "ingest folder wi
 "$vdx" serve --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
 serve_pid=$!
 pids="$pids $serve_pid"
-for _ in $(seq 100); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/.*:\([0-9]*\)\/$/\1/p' "$tmp/serve.out")
 if [ -n "$port" ]; then
     run serve --port "$port"
@@ -241,12 +244,15 @@ else not_ok "vdx serve --port 0 did not start: $(cat "$tmp/serve.out" "$tmp/serv
 kill "$serve_pid" 2>/dev/null
 
 # --- a second ingest while one runs; Ctrl-C; resume
+# the ingest holds after its first commit while $tmp/hold exists (VDX_TEST_HOLD_FILE), so the
+# second ingest and Ctrl-C certainly find it running, however loaded the machine
 start_fileserver slow --delay-ms 200
-"$vdx" ingest unsplash "$sample" --collection slow --base-url "$cdn" --parallel 1 --no-cache \
-    > "$tmp/slow.out" 2> "$tmp/slow.err" &
+touch "$tmp/hold"
+VDX_TEST_HOLD_FILE="$tmp/hold" "$vdx" ingest unsplash "$sample" --collection slow --base-url "$cdn" \
+    --parallel 1 --no-cache > "$tmp/slow.out" 2> "$tmp/slow.err" &
 ingest_pid=$!
 pids="$pids $ingest_pid"
-for _ in $(seq 100); do grep -q '"done":[1-9]' "$VDX_HOME/collections/slow/progress.json" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q '"stored":[1-9]' "$VDX_HOME/collections/slow/progress.json" 2>/dev/null && break; sleep 0.1; done
 run ingest unsplash "$sample" --collection slow --base-url "$cdn"
 expect_fail 1 "collection 'slow' is being written by another process (pid $ingest_pid holds" \
     "a second ingest into the same collection is refused with the pid holding it"

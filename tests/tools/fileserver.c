@@ -3,7 +3,8 @@
  * real HTTP peer without the internet.
  *
  *   fileserver [--root DIR] [--hub REPO=DIR]... [--port N] [--port-file F]
- *              [--fail-first N] [--delay-ms N] [--log FILE]
+ *              [--fail-first N] [--delay-ms N] [--log FILE] [--token T] [--lfs-host H]
+ *              [--auth-log FILE]
  *
  * --root DIR        GET/HEAD /PATH serves DIR/PATH (Range supported, no traversal).
  * --hub REPO=DIR    /REPO/resolve/REV/FILE serves DIR/FILE like the hub: X-Repo-Commit, ETag
@@ -13,6 +14,11 @@
  * --delay-ms N      sleep before answering each request (slow server).
  * --log FILE        one line per request: "METHOD PATH STATUS BYTES".
  * --port-file F     write the bound port (chosen by the kernel with --port 0) to F.
+ * --token T         a gated hub: /REPO/resolve/ without "Authorization: Bearer T" gets 401.
+ * --lfs-host H      LFS redirects go to http://H:PORT/__lfs/SHA256 (another host name for
+ *                   the same server, e.g. localhost), as the hub sends them to its CDN.
+ * --auth-log FILE   one line per request: "METHOD PATH HOST auth|-" (auth: it carried an
+ *                   Authorization header), to check that a token never leaves the hub.
  * Stops on SIGINT/SIGTERM. Binds 127.0.0.1 only. */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +48,9 @@ static const char *root_dir;
 static hub_repo hubs[MAX_HUBS];
 static int n_hubs;
 static int fail_first, delay_ms;
-static FILE *log_file;
+static FILE *log_file, *auth_log;
+static const char *token, *lfs_host;
+static int bound_port;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *seen_paths[MAX_PATHS];
 static int seen_counts[MAX_PATHS];
@@ -203,12 +211,16 @@ static enum MHD_Result serve_hub(struct MHD_Connection *c, const char *method, c
     repo_commit(h, commit);
     if (size > LFS_THRESHOLD) {
         unsigned char d[SHA256_DIGEST_LENGTH];
-        char sha[65], quoted[70], location[128], len[32];
+        char sha[65], quoted[70], location[400], len[32];
         SHA256(data, size, d);
         hex(d, SHA256_DIGEST_LENGTH, sha);
         free(data);
         snprintf(quoted, sizeof quoted, "\"%s\"", sha);
-        snprintf(location, sizeof location, "/__lfs/%s", sha);
+        if (lfs_host)
+            snprintf(location, sizeof location, "http://%s:%d/__lfs/%s", lfs_host, bound_port,
+                     sha);
+        else
+            snprintf(location, sizeof location, "/__lfs/%s", sha);
         snprintf(len, sizeof len, "%zu", size);
         struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         MHD_add_response_header(r, "Location", location);
@@ -283,6 +295,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_text(c, method, url, 405, "method not allowed");
     if (delay_ms > 0)
         usleep((useconds_t)delay_ms * 1000);
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (auth_log) {
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+        pthread_mutex_lock(&lock);
+        fprintf(auth_log, "%s %s %s %s\n", method, url, host ? host : "-", auth ? "auth" : "-");
+        fflush(auth_log);
+        pthread_mutex_unlock(&lock);
+    }
     if (!path_is_safe(url))
         return send_text(c, method, url, 400, "bad path");
     if (bump_path(url) < fail_first)
@@ -296,6 +316,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             const char *rev_end = strchr(url + 1 + n + 9, '/');
             if (!rev_end)
                 return send_text(c, method, url, 404, "Entry not found");
+            char want[300];
+            snprintf(want, sizeof want, "Bearer %s", token ? token : "");
+            if (token && (!auth || strcmp(auth, want) != 0))
+                return send_text(c, method, url, 401,
+                                 "Access to this model is restricted: you must be "
+                                 "authenticated to access it.");
             return serve_hub(c, method, url, &hubs[i], rev_end + 1);
         }
     }
@@ -313,7 +339,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void usage(void)
 {
     fprintf(stderr, "usage: fileserver [--root DIR] [--hub REPO=DIR]... [--port N] "
-                    "[--port-file F] [--fail-first N] [--delay-ms N] [--log FILE]\n");
+                    "[--port-file F] [--fail-first N] [--delay-ms N] [--log FILE] "
+                    "[--token T] [--lfs-host H] [--auth-log FILE]\n");
     exit(2);
 }
 
@@ -343,7 +370,17 @@ int main(int argc, char **argv)
             fail_first = atoi(v);
         else if (!strcmp(a, "--delay-ms"))
             delay_ms = atoi(v);
-        else if (!strcmp(a, "--log")) {
+        else if (!strcmp(a, "--token"))
+            token = v;
+        else if (!strcmp(a, "--lfs-host"))
+            lfs_host = v;
+        else if (!strcmp(a, "--auth-log")) {
+            auth_log = fopen(v, "a");
+            if (!auth_log) {
+                fprintf(stderr, "fileserver: %s: %s\n", v, strerror(errno));
+                return 1;
+            }
+        } else if (!strcmp(a, "--log")) {
             log_file = fopen(v, "a");
             if (!log_file) {
                 fprintf(stderr, "fileserver: %s: %s\n", v, strerror(errno));
@@ -367,6 +404,7 @@ int main(int argc, char **argv)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int bound = info ? info->port : port;
+    bound_port = bound;
     if (port_file) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
@@ -387,5 +425,7 @@ int main(int argc, char **argv)
         free(seen_paths[i]);
     if (log_file)
         fclose(log_file);
+    if (auth_log)
+        fclose(auth_log);
     return 0;
 }
