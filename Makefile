@@ -21,6 +21,7 @@ LDLIBS   := $(PKG_LIBS) -lm -pthread
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
+  EXTRA_CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 endif
 
 LIB_SRC  := $(sort $(wildcard src/common/*.c src/clip/*.c src/image/*.c src/store/*.c \
@@ -30,9 +31,12 @@ WEB      := $(sort $(wildcard web/*))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
+# C++ shims of the baselines a benchmark compares with (bench/*.cpp: hnswlib), linked
+# into the bench programs only.
+BENCH_CXX:= $(sort $(wildcard bench/*.cpp))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 # Helpers shared by tests and benches (loopback HTTP client, store fixtures, synthetic
-# data): every tests/support/*.c is compiled once and linked into each test and bench.
+# data): every tests/support/*.c is compiled once and linked into each test, tool and bench.
 SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -42,6 +46,9 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOLS    := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 WEB_C    := $(BUILD)/gen/web_assets.c
+BENCH_CXX_OBJ := $(BENCH_CXX:%.cpp=$(BUILD)/obj/%.o)
+CXX      ?= c++
+CXXFLAGS := -std=c++17 $(OPT) -g -Wall -Wextra -Werror -pthread $(EXTRA_CXXFLAGS)
 
 .PHONY: all deps test test-unit test-asan test-valgrind test-integration test-browser \
         demo bench fuzz clean
@@ -52,6 +59,10 @@ all: $(VDX) $(TESTS) $(TOOLS) $(BENCHES)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(WEB_C): $(WEB) scripts/embed-web.sh
 	@mkdir -p $(dir $@)
@@ -75,13 +86,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(SUPPORT_OBJ) $(LIB)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(SUPPORT_OBJ) $(BENCH_CXX_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(if $(BENCH_CXX),-lstdc++)
 
 deps:
 	@sh scripts/deps.sh

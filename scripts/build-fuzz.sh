@@ -66,6 +66,18 @@ if [ -f "$shared/pytorch_model.legacy.bin" ]; then
     tail -c +138 "$shared/pytorch_model.legacy.bin" | head -c 10308 > "$out/corpus/pickle/legacy-state-dict.pkl"
 fi
 
+# .npy seeds: a float32 [2, 4] and a float16 [3] array.
+mkdir -p "$out/corpus/npy"
+npy_seed() { # FILE DICT DATA-BYTES (octal escapes)
+    dict="$2"; len=$(( ${#dict} + 1 )); pad=$(( (64 - (10 + len) % 64) % 64 ))
+    { printf '\223NUMPY\001\000'; printf "\\$(printf %03o $((len + pad)))\\000"
+      printf '%s' "$dict"; printf "%${pad}s" ''; printf '\n'; printf "$3"; } > "$1"
+}
+npy_seed "$out/corpus/npy/f32.npy" "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }" \
+    '\000\000\200\077\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\200\077\000\000\000\000\000\000\000\000'
+npy_seed "$out/corpus/npy/f16.npy" "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }" \
+    '\000\074\000\000\000\300'
+
 # Image seeds: the small fixture images, one or more per format.
 mkdir -p "$out/corpus/image"
 for f in odd_225x301.jpg gray_500x375.jpg exif_orient6_600x400.jpg small_100x80.png \

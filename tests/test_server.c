@@ -227,7 +227,33 @@ TEST(test_search_like_and_filters)
                         "collection was embedded with");
     free(r.body);
     r = post_json("/api/search", "{\"text\":\"a\",\"like\":\"item-0\"}");
-    CHECK_ERROR(r, 400, "give exactly one of 'text' (a prompt) or 'like' (an item id)");
+    CHECK_ERROR(r, 400, "give exactly one of 'text' (a prompt), 'like' (an item id) or 'vector' "
+                        "(an array of numbers)");
+    free(r.body);
+    /* a raw vector: answers like any search, exact or not; bad vectors are refused */
+    char body[512];
+    int len = snprintf(body, sizeof body, "{\"vector\":[1");
+    for (int d = 1; d < DIMS; d++)
+        len += snprintf(body + len, sizeof body - (size_t)len, ",%d", d % 3 == 0);
+    snprintf(body + len, sizeof body - (size_t)len, "],\"k\":4,\"exact\":true}");
+    r = post_json("/api/search", body);
+    json = cJSON_Parse(r.body);
+    CHECK(r.status == 200 && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "items")) == 4 &&
+              !strcmp(cJSON_GetObjectItemCaseSensitive(json, "query")->valuestring, "vector"),
+          "vector: %ld %s", r.status, r.body);
+    cJSON_Delete(json);
+    free(r.body);
+    r = post_json("/api/search", "{\"vector\":[1,2,3]}");
+    CHECK_ERROR(r, 400, "'vector' must be an array of 16 numbers (the collection's dimension)");
+    free(r.body);
+    r = post_json("/api/search", "{\"vector\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}");
+    CHECK_ERROR(r, 400, "'vector' is all zeros");
+    free(r.body);
+    r = post_json("/api/search", "{\"vector\":[1,0,0,0,0,0,0,0,0,0,0,0,0,0,\"x\",0]}");
+    CHECK_ERROR(r, 400, "'vector'[14] is not a finite number");
+    free(r.body);
+    r = post_json("/api/search", "{\"like\":\"item-0\",\"exact\":1}");
+    CHECK_ERROR(r, 400, "'exact' must be true or false");
     free(r.body);
     r = post_json("/api/search", "{\"like\":\"item-0\",\"exclude\":[1]}");
     CHECK_ERROR(r, 400, "field 'exclude' entry 0 must be a string");

@@ -57,6 +57,7 @@ int vdx_error_copy(vdx_error *dst, const vdx_error *src);
  * "conflict", "model_mismatch", "io", "no_space", "no_memory", "corrupt". */
 const char *vdx_error_kind_name(vdx_error_kind kind);
 
+
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err);
 

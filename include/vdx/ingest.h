@@ -181,4 +181,46 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
                    const vdx_ingest_options *opts, vdx_ingest_report *report, vdx_error *err);
 void vdx_ingest_report_free(vdx_ingest_report *r);
 
+/* ---- Vectors made elsewhere (.npy) --------------------------------------------------- */
+
+/* A NumPy .npy file holding a float32 or float16 matrix [rows, cols] (or one vector
+ * [cols]), C order, little-endian, memory-mapped read-only. */
+typedef struct vdx_npy {
+    int64_t rows;
+    int cols;
+    int f16;            /* 1: '<f2', 0: '<f4' */
+    const uint8_t *data; /* rows * cols elements */
+    void *map;
+    size_t map_size;
+} vdx_npy;
+
+/* Opens and validates path: magic and version (1.0, 2.0, 3.0), a header dict with
+ * 'descr' '<f4' or '<f2', 'fortran_order' False and a 1- or 2-dimensional 'shape', and a
+ * file size equal to header + rows × cols × element size. Errors name the file and what
+ * is wrong ("x.npy: dtype '<f8' is not float32 or float16", "... is 1000 bytes short"). */
+int vdx_npy_open(const char *path, vdx_npy *out, vdx_error *err);
+void vdx_npy_close(vdx_npy *npy);
+/* Row `row` widened to float32 (out has cols floats). */
+void vdx_npy_row(const vdx_npy *npy, int64_t row, float *out);
+/* Checks that every element of row is finite and the row is not all zeros; the error
+ * names the file, the row (0-based) and the column. */
+int vdx_npy_check_row(const vdx_npy *npy, const char *path, int64_t row, vdx_error *err);
+
+typedef struct vdx_vectors_source {
+    const char *vectors_path; /* .npy [n, dim] */
+    const char *ids_path;     /* n lines, one id each (unique, non-empty) */
+    const char *meta_path;    /* optional TSV: a header row whose first column is "id",
+                               * then one row per id (any order, a subset is fine) */
+} vdx_vectors_source;
+
+/* Loads vectors made elsewhere into a collection: validates everything first (shapes,
+ * dtype, dimension = the collection's, NaN/infinity/zero rows, ids count, duplicate or
+ * empty ids, metadata rows with the wrong column count or an unknown id: errors name the
+ * file, line or row), then appends in batches of 4096, L2-normalised, skipping ids the
+ * collection already holds (a re-run resumes). Progress goes to opts->on_progress; stops
+ * at a batch boundary when *opts->stop becomes non-zero. */
+int vdx_ingest_vectors(vdx_store *store, const vdx_vectors_source *src,
+                       const vdx_ingest_options *opts, vdx_ingest_report *report,
+                       vdx_error *err);
+
 #endif

@@ -115,6 +115,8 @@ typedef struct vdx_search_request {
     const char *where;               /* boolean expression over the builtin and metadata
                                       * columns, or NULL: see "Filters" below */
     int with_vectors;                /* fill vdx_hit.vector */
+    int exact;                       /* scan every vector even when an approximate index
+                                      * exists (embedded store; see vdx_store_index_build) */
 } vdx_search_request;
 
 typedef struct vdx_hit {
@@ -174,6 +176,36 @@ int vdx_store_failures(vdx_store *store, cJSON **failures, vdx_error *err);
 int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err);
 /* Forgets failures so that an ingest tries those items again (--retry-failed). */
 int vdx_store_clear_failures(vdx_store *store, vdx_error *err);
+
+/* ---- The approximate index (embedded store; docs/index.md) ----
+ * An index covers the rows that existed when it was built; rows appended later are
+ * scanned exactly and merged, so results never go stale. A search uses it unless
+ * req->exact is set or a filter leaves fewer than VDX_INDEX_MIN_FILTERED_SHARE of the
+ * rows (then the exact scan of the matching rows is cheaper and exact). */
+typedef struct vdx_index_options {
+    int lists;       /* partitions; 0: √rows (at least 16) */
+    int nprobe;      /* partitions a search visits by default; 0: lists / 16, at least 8 */
+    int train_rows;  /* k-means sample; 0: min(rows, 64 × lists, 262144) */
+    int iterations;  /* k-means rounds; 0: 10 */
+    /* progress: stage ("training", "assigning", "encoding", "writing") and a fraction */
+    void (*on_progress)(const char *stage, double fraction, void *user);
+    void *user;
+} vdx_index_options;
+
+/* Size from which an ingest builds the index by itself (vdx_store_index_auto). */
+#define VDX_INDEX_AUTO_ROWS 200000
+/* A filter keeping less than this share of the rows is searched exactly. */
+#define VDX_INDEX_MIN_FILTERED_SHARE 0.05
+
+/* Builds (or rebuilds) the index of every row the handle sees, atomically: a build killed
+ * at any point leaves the previous index or none. Needs a writable handle (the write
+ * lock). Errors for backends without one (ClickHouse indexes on the server). */
+int vdx_store_index_build(vdx_store *store, const vdx_index_options *opts, vdx_error *err);
+/* The ingest policy: builds when the collection holds at least VDX_INDEX_AUTO_ROWS items
+ * and has no index, or more than a fifth of its rows are past the index. *built says
+ * whether it did. A backend without an index does nothing. */
+int vdx_store_index_auto(vdx_store *store, const vdx_index_options *opts, int *built,
+                         vdx_error *err);
 
 /* Data directory as resolved from opts/env (opts->data_dir, $VDX_HOME,
  * ~/.local/share/vdx). */

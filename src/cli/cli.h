@@ -18,6 +18,10 @@ int cmd_model(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+/* After an ingest: builds the index when vdx_store_index_auto says so, with progress on
+ * stderr. Returns 0, or 1 after printing the error. */
+int cli_index_auto(vdx_store *store);
 int cmd_concept(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

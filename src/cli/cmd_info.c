@@ -75,6 +75,21 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
     printf("failed       %d\n", cJSON_GetArraySize(failures));
     printf("vectors      %s\n", str_or_unknown(info, "vector_type"));
     printf("on disk      %s\n", size);
+    const cJSON *ix = cJSON_GetObjectItemCaseSensitive(info, "index");
+    const char *kind = ix ? str_field(ix, "kind") : NULL;
+    if (kind && strcmp(kind, "none") != 0) {
+        char isize[32];
+        human_size(num_field(ix, "bytes_on_disk"), isize, sizeof isize);
+        printf("index        %s: %.0f rows (%.1f%% of the items; %.0f newer ones scanned "
+               "exactly), %.0f lists, nprobe %.0f, %s (%.0f bytes/item), built %s in %.1f s\n",
+               kind, num_field(ix, "rows"), num_field(ix, "coverage") * 100,
+               num_field(ix, "unindexed"), num_field(ix, "lists"), num_field(ix, "nprobe"),
+               isize, num_field(ix, "bytes_per_item"), str_or_unknown(ix, "built"),
+               num_field(ix, "build_seconds"));
+    } else if (kind) {
+        const char *problem = str_field(ix, "problem");
+        printf("index        none (exact scan)%s%s\n", problem ? ": " : "", problem ? problem : "");
+    }
     if (progress) {
         const char *state = str_field(progress, "state");
         long pid = (long)num_field(progress, "pid");

@@ -31,6 +31,7 @@ static void print_help(FILE *out)
             "usage: vdx ingest unsplash PATH|ZIP [options]\n"
             "       vdx ingest folder DIR [options]\n"
             "       vdx ingest urls FILE [options]\n"
+            "       vdx ingest vectors VECTORS.npy --ids IDS.txt [--meta META.tsv] [options]\n"
             "\n"
             "Downloads (or reads), embeds with CLIP and stores images in a collection. Items\n"
             "already in the collection are skipped, so re-running resumes an interrupted\n"
@@ -42,6 +43,13 @@ static void print_help(FILE *out)
             "                  is kept as metadata, keywords joined into a 'keywords' column\n"
             "  folder DIR      every jpg/jpeg/png/webp/gif/bmp under DIR; ids are relative paths\n"
             "  urls FILE       one image URL or file path per line ('#' comments)\n"
+            "  vectors NPY     vectors embedded elsewhere: a float32 or float16 .npy matrix\n"
+            "                  [n, dim] (numpy, clip-retrieval, 'vdx embed --format npy'),\n"
+            "                  normalised on the way in; no model is run, but --model names\n"
+            "                  the model that made them (its fingerprint and dimension)\n"
+            "  --ids FILE      (vectors) one id per line, one line per row\n"
+            "  --meta FILE     (vectors) TSV with a header row whose first column is 'id';\n"
+            "                  the other columns become metadata\n"
             "\n"
             "options:\n"
             "  --collection NAME   collection to fill (default: default)\n"
@@ -61,6 +69,9 @@ static void print_help(FILE *out)
             "  --imgix PARAMS      imgix parameters for images.unsplash.com links\n"
             "                      (default: w=640&fm=jpg&q=85; '' for the original file)\n"
             "  --no-cache          do not keep downloads in DATA/cache/http\n"
+            "  --ids FILE          (vectors) one id per line, one line per row\n"
+            "  --meta FILE         (vectors) TSV with a header row whose first column is 'id';\n"
+            "                      its other columns become metadata\n"
             "  -h, --help          this help\n"
             "\n"
             "Progress goes to stderr (and to progress.json in the collection directory);\n"
@@ -108,6 +119,57 @@ static void on_progress(const vdx_ingest_stats *s, void *user)
     }
 }
 
+/* vdx ingest vectors: no model run, but the model's identity names the vectors. */
+static int ingest_vectors(const char *path, const char *ids_path, const char *meta_path,
+                          const char *model_arg, vdx_store_options *so, vdx_ingest_options *io)
+{
+    if (!ids_path)
+        return cli_usage_error("ingest", "vectors needs --ids FILE (one id per row)");
+    vdx_clip_model *model = cli_load_model_for(model_arg, 1, so, 0);
+    if (!model)
+        return cli_last_status();
+    vdx_model_identity identity;
+    vdx_clip_identity(model, &identity);
+    vdx_clip_free(model);
+    so->create = 1;
+    so->model = &identity;
+    vdx_error err = {{0}};
+    vdx_store *store = vdx_store_open(so, &err);
+    if (!store)
+        return cli_fail(&err, "%s", err.message);
+    char progress_path[4200];
+    snprintf(progress_path, sizeof progress_path, "%s/progress.json", vdx_store_dir(store));
+    cli_progress progress = {.out = stderr, .tty = cli_stderr_is_tty(), .interval_s = 5.0,
+                             .file = vdx_progress_new(progress_path)};
+    if (!progress.file) {
+        vdx_store_close(store);
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
+    }
+    io->on_progress = on_progress;
+    io->user = &progress;
+    io->stop = &stop_requested;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    vdx_vectors_source src = {path, ids_path, meta_path};
+    vdx_ingest_report report;
+    int rc = vdx_ingest_vectors(store, &src, io, &report, &err);
+    cli_progress_finish(&progress, &report.stats,
+                        rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
+    if (rc == 0)
+        cli_ingest_summary(stdout, &report);
+    fflush(stdout);
+    int status = rc != 0 ? cli_fail(&err, "%s", err.message) : report.stopped ? 128 + stop_requested : 0;
+    if (status == 0)
+        status = cli_index_auto(store);
+    vdx_ingest_report_free(&report);
+    vdx_progress_free(progress.file);
+    vdx_store_close(store);
+    return status;
+}
+
 int cmd_ingest(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -118,11 +180,12 @@ int cmd_ingest(int argc, char **argv)
         {"vector-type", required_argument, 0, 'v'}, {"retry-failed", no_argument, 0, 'r'},
         {"base-url", required_argument, 0, 'u'},   {"imgix", required_argument, 0, 'i'},
         {"no-cache", no_argument, 0, 'n'},         {"help", no_argument, 0, 'h'},
+        {"ids", required_argument, 0, 'I'},        {"meta", required_argument, 0, 'M'},
         {0, 0, 0, 0}};
     vdx_store_options so = {0};
     vdx_ingest_options io;
     vdx_ingest_options_default(&io);
-    const char *model_arg = NULL;
+    const char *model_arg = NULL, *ids_path = NULL, *meta_path = NULL;
     long threads = 0, n = 0;
     int no_cache = 0;
     io.fetch.base_url = getenv("VDX_UNSPLASH_BASE");
@@ -165,6 +228,8 @@ int cmd_ingest(int argc, char **argv)
         case 'u': io.fetch.base_url = optarg; break;
         case 'i': io.fetch.imgix_params = optarg; break;
         case 'n': no_cache = 1; break;
+        case 'I': ids_path = optarg; break;
+        case 'M': meta_path = optarg; break;
         case 'h': print_help(stdout); return 0;
         case ':': return cli_usage_error("ingest", "%s needs a value", argv[optind - 1]);
         default: return cli_usage_error("ingest", "unknown option '%s'", argv[optind - 1]);
@@ -172,10 +237,14 @@ int cmd_ingest(int argc, char **argv)
     }
     if (argc - optind != 2)
         return cli_usage_error("ingest", "expected a source kind and its path: unsplash PATH, "
-                                         "folder DIR or urls FILE");
+                                         "folder DIR, urls FILE or vectors NPY");
     const char *kind = argv[optind], *path = argv[optind + 1];
     if (threads > 0)
         io.workers = (int)threads;
+    if (!strcmp(kind, "vectors"))
+        return ingest_vectors(path, ids_path, meta_path, model_arg, &so, &io);
+    if (ids_path || meta_path)
+        return cli_usage_error("ingest", "--ids and --meta go with 'vectors'");
 
     vdx_error err = {{0}};
     vdx_source *src;
@@ -247,6 +316,8 @@ int cmd_ingest(int argc, char **argv)
     cli_ingest_summary(stdout, &report);
     fflush(stdout);
     int status = rc != 0 ? cli_fail(&err, "%s", err.message) : report.stopped ? 128 + stop_requested : 0;
+    if (status == 0)
+        status = cli_index_auto(store);
     vdx_ingest_report_free(&report);
     vdx_progress_free(progress.file);
     vdx_store_close(store);

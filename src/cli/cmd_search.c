@@ -18,6 +18,7 @@ static void print_help(FILE *out)
             "usage: vdx search [options] \"prompt\"\n"
             "       vdx search [options] --image PATH|URL\n"
             "       vdx search [options] --like ID\n"
+            "       vdx search [options] --vector Q.npy\n"
             "\n"
             "Finds the items of a collection nearest a text prompt, an image, or one of its\n"
             "items (which is left out of the results).\n"
@@ -41,6 +42,10 @@ static void print_help(FILE *out)
             "                      e.g. \"photo_featured = 't' AND stats_views > 1000\"\n"
             "  --image PATH|URL    search by an image instead of a prompt\n"
             "  --like ID           more like this item (no model needed)\n"
+            "  --vector Q.npy      by raw vectors: a float32/float16 .npy [n, dim] or [dim]\n"
+            "                      (no model needed); one result list per row, each line\n"
+            "                      with its \"row\" (0-based)\n"
+            "  --exact             always scan every vector, even with an index\n"
             "  --json              JSON lines even on a terminal\n"
             "  -h, --help          this help\n"
             "\n"
@@ -112,7 +117,8 @@ static int embed_image(const vdx_clip_model *model, const char *where, float *ou
     return rc;
 }
 
-static void print_hits(const vdx_hits *hits, int offset, int as_table)
+/* row >= 0: results of row `row` of a --vector file (a "row" field / a heading). */
+static void print_hits(const vdx_hits *hits, int offset, int as_table, long row)
 {
     if (as_table) {
         int id_w = 2;
@@ -123,6 +129,8 @@ static void print_hits(const vdx_hits *hits, int offset, int as_table)
         }
         if (id_w > 48)
             id_w = 48;
+        if (row >= 0)
+            printf("%srow %ld\n", row ? "\n" : "", row);
         printf("%4s  %-8s  %-*s  %s\n", "#", "dist", id_w, "id", "url");
         for (int i = 0; i < hits->n; i++)
             printf("%4d  %-8.4f  %-*s  %s\n", offset + i + 1, (double)hits->hits[i].dist, id_w,
@@ -133,6 +141,8 @@ static void print_hits(const vdx_hits *hits, int offset, int as_table)
     }
     for (int i = 0; i < hits->n; i++) {
         cJSON *o = cJSON_CreateObject();
+        if (row >= 0)
+            cJSON_AddNumberToObject(o, "row", (double)row);
         cJSON_AddStringToObject(o, "id", hits->hits[i].id);
         if (hits->hits[i].url)
             cJSON_AddStringToObject(o, "url", hits->hits[i].url);
@@ -146,6 +156,55 @@ static void print_hits(const vdx_hits *hits, int offset, int as_table)
     }
 }
 
+/* --vector FILE: every row of a .npy file is one query, validated like any input. */
+static int search_vectors(const char *path, vdx_store_options *so, int k, int offset,
+                          char **exclude, size_t n_exclude, const char *where, int exact,
+                          int as_table)
+{
+    vdx_error err = {{0}};
+    vdx_npy npy;
+    if (vdx_npy_open(path, &npy, &err) != 0)
+        return cli_error("%s", err.message);
+    so->read_only = 1;
+    vdx_store *store = vdx_store_open(so, &err);
+    if (!store) {
+        vdx_npy_close(&npy);
+        return cli_error("%s", err.message);
+    }
+    int dims = vdx_store_model(store)->dims, status = 0;
+    float *query = malloc((size_t)dims * sizeof *query);
+    if (npy.cols != dims)
+        status = cli_error("%s: vectors have dimension %d; collection '%s' holds %d-d vectors",
+                           path, npy.cols, vdx_store_collection(store), dims);
+    else if (!query)
+        status = cli_error("out of memory");
+    for (int64_t r = 0; r < npy.rows && status == 0; r++) {
+        vdx_hits hits = {0};
+        vdx_search_request req = {0};
+        req.query = query;
+        req.k = k;
+        req.offset = offset;
+        req.exclude_ids = (const char *const *)exclude;
+        req.n_exclude = n_exclude;
+        req.where = where;
+        req.exact = exact;
+        if (vdx_npy_check_row(&npy, path, r, &err) != 0)
+            status = cli_error("%s", err.message);
+        else {
+            vdx_npy_row(&npy, r, query);
+            if (vdx_store_search(store, &req, &hits, &err) != 0)
+                status = cli_error("%s: row %lld: %s", path, (long long)r, err.message);
+            else
+                print_hits(&hits, offset, as_table, (long)r);
+        }
+        vdx_hits_free(&hits);
+    }
+    free(query);
+    vdx_store_close(store);
+    vdx_npy_close(&npy);
+    return status;
+}
+
 int cmd_search(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -156,10 +215,12 @@ int cmd_search(int argc, char **argv)
         {"image", required_argument, 0, 'i'},      {"json", no_argument, 0, 'j'},
         {"like", required_argument, 0, 'l'},       {"help", no_argument, 0, 'h'},
         {"text-model", required_argument, 0, 'T'}, {"force-text-model", no_argument, 0, 'F'},
+        {"vector", required_argument, 0, 'V'},     {"exact", no_argument, 0, 'E'},
         {0, 0, 0, 0}};
     vdx_store_options so = {0};
     const char *model_arg = NULL, *image = NULL, *where = NULL, *like = NULL, *text_arg = NULL;
-    int force_text = 0;
+    const char *vector = NULL;
+    int force_text = 0, exact = 0;
     long k = 9, offset = 0, threads = 0;
     int json = 0, status = 1;
     char **exclude = NULL;
@@ -179,6 +240,8 @@ int cmd_search(int argc, char **argv)
         case 'j': json = 1; break;
         case 'T': text_arg = optarg; break;
         case 'F': force_text = 1; break;
+        case 'V': vector = optarg; break;
+        case 'E': exact = 1; break;
         case 't':
         case 'k':
         case 'o': {
@@ -213,10 +276,15 @@ int cmd_search(int argc, char **argv)
         status = cli_usage_error("search", "one prompt only (quote it: \"a red bicycle\")");
         goto out;
     }
-    if ((prompt != NULL) + (image != NULL) + (like != NULL) != 1) {
-        status = cli_usage_error("search", prompt || image || like
-                                               ? "give one of a prompt, --image or --like"
-                                               : "give a prompt, --image or --like");
+    if ((prompt != NULL) + (image != NULL) + (like != NULL) + (vector != NULL) != 1) {
+        status = cli_usage_error("search", prompt || image || like || vector
+                                               ? "give one of a prompt, --image, --like or --vector"
+                                               : "give a prompt, --image, --like or --vector");
+        goto out;
+    }
+    if (vector) {
+        status = search_vectors(vector, &so, (int)k, (int)offset, exclude, n_exclude, where,
+                                exact, cli_stdout_is_tty() && !json);
         goto out;
     }
     vdx_clip_model *model = NULL;
@@ -278,10 +346,11 @@ int cmd_search(int argc, char **argv)
         req.exclude_ids = (const char *const *)exclude;
         req.n_exclude = n_exclude;
         req.where = where;
+        req.exact = exact;
         rc = vdx_store_search(store, &req, &hits, &err);
     }
     if (rc == 0) {
-        print_hits(&hits, (int)offset, cli_stdout_is_tty() && !json);
+        print_hits(&hits, (int)offset, cli_stdout_is_tty() && !json, -1);
         status = 0;
     } else
         status = cli_fail(&err, "%s", err.message);

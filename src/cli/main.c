@@ -17,6 +17,7 @@ static const command commands[] = {
     {"ingest", cmd_ingest, "fetch, embed and store a dataset (Unsplash Lite, folder, URL list)"},
     {"search", cmd_search, "find the items nearest a text prompt or an image"},
     {"info", cmd_info, "show a collection: model, count, failures, size on disk"},
+    {"index", cmd_index, "build the approximate index of a large collection"},
     {"concept", cmd_concept, "few-shot concept classifiers: new, next, label, train, score..."},
     {"serve", cmd_serve, "serve the web explorer and its JSON API"},
     {"tokenize", cmd_tokenize, "show the tokens (pieces and ids) a model makes of a text"},

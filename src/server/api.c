@@ -361,7 +361,41 @@ static void route_progress(api_context *ctx, http_request *req)
 
 /* ---- Search ----------------------------------------------------------------------- */
 
-/* POST /api/search {"text"|"like", "k", "offset", "where", "exclude"} */
+/* A "vector" member: an array of exactly dims finite numbers, not all zero. NULL (after
+ * replying 400) when it is anything else. */
+static float *json_vector(http_request *req, const cJSON *v, int dims)
+{
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != dims) {
+        http_reply_error(req, 400, "'vector' must be an array of %d numbers (the collection's "
+                                   "dimension)", dims);
+        return NULL;
+    }
+    float *q = malloc((size_t)dims * sizeof *q);
+    if (!q) {
+        http_reply_error(req, 500, "out of memory");
+        return NULL;
+    }
+    int i = 0, nonzero = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, v) {
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || fabs(x->valuedouble) > 3.4e38) {
+            http_reply_error(req, 400, "'vector'[%d] is not a finite number", i);
+            free(q);
+            return NULL;
+        }
+        q[i] = (float)x->valuedouble;
+        nonzero |= q[i] != 0;
+        i++;
+    }
+    if (!nonzero) {
+        http_reply_error(req, 400, "'vector' is all zeros");
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* POST /api/search {"text"|"like"|"vector", "k", "offset", "where", "exclude", "exact"} */
 static void route_search(api_context *ctx, http_request *req)
 {
     cJSON *body = http_body_json(req);
@@ -377,13 +411,27 @@ static void route_search(api_context *ctx, http_request *req)
         json_long(req, body, "k", 9, 1, MAX_K, &k) || json_long(req, body, "offset", 0, 0, MAX_OFFSET, &offset) ||
         json_string_array(req, body, "exclude", MAX_EXCLUDE, &exclude, &n_exclude))
         goto done;
-    if (!!text == !!like) {
-        http_reply_error(req, 400, "give exactly one of 'text' (a prompt) or 'like' (an item id)");
+    const cJSON *vector = cJSON_GetObjectItemCaseSensitive(body, "vector");
+    const cJSON *exact = cJSON_GetObjectItemCaseSensitive(body, "exact");
+    if (exact && !cJSON_IsBool(exact)) {
+        http_reply_error(req, 400, "'exact' must be true or false");
+        goto done;
+    }
+    if (!!text + !!like + !!vector != 1) {
+        http_reply_error(req, 400, "give exactly one of 'text' (a prompt), 'like' (an item id) "
+                                   "or 'vector' (an array of numbers)");
         goto done;
     }
     vdx_search_request search = {.k = (int)k, .offset = (int)offset, .exclude_ids = exclude,
-                                 .n_exclude = n_exclude, .where = where && *where ? where : NULL};
-    if (text) {
+                                 .n_exclude = n_exclude, .where = where && *where ? where : NULL,
+                                 .exact = cJSON_IsTrue(exact)};
+    if (vector) {
+        lock_store(ctx);
+        query = json_vector(req, vector, vdx_store_model(ctx->search.store)->dims);
+        if (query)
+            reply_search(ctx, req, query, &search, "vector");
+        unlock_store(ctx);
+    } else if (text) {
         if (!(query = embed_prompt(ctx, req, text)))
             goto done;
         lock_store(ctx);

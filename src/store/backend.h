@@ -57,6 +57,10 @@ typedef struct vdx_store_backend {
      * "backend", "dir" and "model". */
     int (*info)(void *state, cJSON *info, vdx_error *err);
     int (*clear_failures)(void *state, vdx_error *err);
+    /* The approximate index; NULL for a backend without one. `force` = 0: only when the
+     * auto policy says so (vdx_store_index_auto), *built tells. */
+    int (*index_build)(void *state, const vdx_index_options *opts, int force, int *built,
+                       vdx_error *err);
 } vdx_store_backend;
 
 extern const vdx_store_backend vdx_embedded_backend;

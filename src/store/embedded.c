@@ -32,6 +32,7 @@
 #include "store/backend.h"
 #include "store/backend_common.h"
 #include "store/filter.h"
+#include "store/index_ivf.h"
 #include "store/scan.h"
 
 #define VECTOR_MAGIC "VDXVECS\0"
@@ -73,6 +74,11 @@ typedef struct embedded {
     id_index index;
     char **columns; /* metadata column names, in order */
     int n_columns;
+    char created[64];   /* meta 'created': part of the index stamp */
+    char ivf_path[4200];
+    vdx_ivf *ivf;       /* the approximate index when one matches these rows, else NULL */
+    char ivf_problem[512]; /* why an index file is not used (shown by info), or "" */
+    struct stat ivf_seen;  /* the index file as last loaded (or found unusable) */
 } embedded;
 
 /* ---- small helpers ---- */
@@ -482,7 +488,43 @@ static void embedded_close(void *state)
     free(e->id_chars);
     free(e->id_offsets);
     free(e->index.slots);
+    vdx_ivf_close(e->ivf);
     free(e);
+}
+
+/* ---- the approximate index (index_ivf.c) ---- */
+
+/* What an index of the first `rows` rows must record: the collection's creation time
+ * and the id of its last row (rows are never rewritten, so these pin them down). */
+static uint64_t index_stamp(const embedded *e, int64_t rows)
+{
+    uint64_t h = hash_str(e->created);
+    return rows > 0 ? h * 31 + hash_str(row_id(e, rows - 1)) + (uint64_t)rows : h;
+}
+
+/* (Re)maps index.ivf when it matches the rows; otherwise remembers why not. */
+static void load_index(embedded *e)
+{
+    if (stat(e->ivf_path, &e->ivf_seen) != 0)
+        memset(&e->ivf_seen, 0, sizeof e->ivf_seen);
+    vdx_ivf_close(e->ivf);
+    e->ivf = NULL;
+    e->ivf_problem[0] = 0;
+    vdx_error err = {{0}};
+    vdx_ivf *ix = vdx_ivf_open(e->ivf_path, e->model.dims, &err);
+    if (!ix) {
+        snprintf(e->ivf_problem, sizeof e->ivf_problem, "%s", err.message);
+        return;
+    }
+    int64_t rows = vdx_ivf_rows(ix);
+    if (rows > e->count || vdx_ivf_stamp(ix) != index_stamp(e, rows)) {
+        snprintf(e->ivf_problem, sizeof e->ivf_problem,
+                 "index.ivf does not describe these rows (built for %lld rows of another "
+                 "state of the collection): rebuild it with 'vdx index build'", (long long)rows);
+        vdx_ivf_close(ix);
+        return;
+    }
+    e->ivf = ix;
 }
 
 static int file_exists(const char *path)
@@ -671,6 +713,10 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
         goto fail;
     if (map_rows(e, e->count, err) != 0)
         goto fail;
+    if (read_meta(e, "created", e->created, sizeof e->created, err) != 0)
+        goto fail;
+    snprintf(e->ivf_path, sizeof e->ivf_path, "%s/index.ivf", e->dir);
+    load_index(e);
     *stored = e->model;
     return e;
 fail:
@@ -681,9 +727,17 @@ fail:
 static int embedded_refresh(void *state, vdx_error *err)
 {
     embedded *e = state;
-    if (load_new_rows(e, err) != 0)
+    if (load_new_rows(e, err) != 0 || map_rows(e, e->count, err) != 0)
         return -1;
-    return map_rows(e, e->count, err);
+    /* an index file that appeared, changed or went away since it was last looked at */
+    struct stat st;
+    if (stat(e->ivf_path, &st) != 0)
+        memset(&st, 0, sizeof st);
+    if (st.st_ino != e->ivf_seen.st_ino || st.st_dev != e->ivf_seen.st_dev ||
+        st.st_size != e->ivf_seen.st_size || st.st_mtim.tv_sec != e->ivf_seen.st_mtim.tv_sec ||
+        st.st_mtim.tv_nsec != e->ivf_seen.st_mtim.tv_nsec)
+        load_index(e);
+    return 0;
 }
 
 static int64_t embedded_count(void *state) { return ((embedded *)state)->count; }
@@ -1210,6 +1264,22 @@ static int embedded_info(void *state, cJSON *info, vdx_error *err)
     for (int i = 0; i < e->n_columns; i++)
         cJSON_AddItemToArray(columns, cJSON_CreateString(e->columns[i]));
     cJSON_AddItemToObject(info, "columns", columns);
+    if (e->ivf) {
+        cJSON *ix = cJSON_CreateObject();
+        vdx_ivf_describe(e->ivf, ix);
+        int64_t rows = vdx_ivf_rows(e->ivf);
+        cJSON_AddNumberToObject(ix, "unindexed", (double)(e->count - rows));
+        cJSON_AddNumberToObject(ix, "coverage",
+                                e->count ? round((double)rows / e->count * 10000) / 10000 : 1);
+        cJSON_AddItemToObject(info, "index", ix);
+    } else {
+        cJSON *ix = cJSON_CreateObject();
+        cJSON_AddStringToObject(ix, "kind", "none");
+        cJSON_AddStringToObject(ix, "search", "exact scan");
+        if (e->ivf_problem[0])
+            cJSON_AddStringToObject(ix, "problem", e->ivf_problem);
+        cJSON_AddItemToObject(info, "index", ix);
+    }
     return 0;
 }
 
@@ -1334,6 +1404,48 @@ static int fill_hit(embedded *e, vdx_hit *hit, int64_t row, float dist, char *ur
     return 0;
 }
 
+/* $VDX_INDEX_NPROBE: partitions a search visits (0 or unset: the index's default). */
+static int index_nprobe(void)
+{
+    const char *v = getenv("VDX_INDEX_NPROBE");
+    int n = v ? atoi(v) : 0;
+    return n > 0 ? n : 0;
+}
+
+static int embedded_index_build(void *state, const vdx_index_options *opts, int force,
+                                int *built, vdx_error *err)
+{
+    embedded *e = state;
+    *built = 0;
+    if (become_writer(e, err) != 0 || map_rows(e, e->count, err) != 0)
+        return -1;
+    if (!force) {
+        int64_t covered = e->ivf ? vdx_ivf_rows(e->ivf) : 0;
+        if (e->count < VDX_INDEX_AUTO_ROWS || (e->ivf && (e->count - covered) * 5 <= e->count))
+            return 0;
+    }
+    if (e->count == 0)
+        return vdx_fail(err, "collection '%s' is empty: nothing to index", e->collection);
+    vdx_ivf_build_params p = {.stamp = index_stamp(e, e->count)};
+    if (opts) {
+        p.lists = opts->lists;
+        p.nprobe = opts->nprobe;
+        p.train_rows = opts->train_rows;
+        p.iterations = opts->iterations;
+        p.on_progress = opts->on_progress;
+        p.user = opts->user;
+    }
+    vdx_scan_matrix m = matrix_of(e);
+    if (vdx_ivf_build(&m, e->ivf_path, &p, err) != 0)
+        return vdx_error_prefix(err, "collection '%s'", e->collection);
+    load_index(e);
+    if (!e->ivf)
+        return vdx_fail(err, "collection '%s': the index just built cannot be used: %s",
+                        e->collection, e->ivf_problem);
+    *built = 1;
+    return 0;
+}
+
 static int embedded_search(void *state, const vdx_search_request *req, vdx_hits *out,
                            vdx_error *err)
 {
@@ -1358,7 +1470,20 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
     }
     vdx_backend_unit_vector(req->query, dims, q);
     vdx_scan_matrix m = matrix_of(e);
-    int64_t n_found = vdx_scan_nearest(&m, q, allowed, want, tie_by_id, e, found, err);
+    int64_t n_allowed = e->count;
+    if (allowed) {
+        n_allowed = 0;
+        for (int64_t w = 0; w < (e->count + 63) / 64; w++)
+            n_allowed += __builtin_popcountll(allowed[w]);
+    }
+    int64_t n_found;
+    if (e->ivf && !req->exact &&
+        (double)n_allowed >= VDX_INDEX_MIN_FILTERED_SHARE * (double)e->count) {
+        vdx_ivf_query iq = {.q = q, .allowed = allowed, .n_allowed = n_allowed, .want = want,
+                            .nprobe = index_nprobe(), .tie_break = tie_by_id, .ctx = e};
+        n_found = vdx_ivf_search(e->ivf, &m, &iq, found, err);
+    } else
+        n_found = vdx_scan_nearest(&m, q, allowed, want, tie_by_id, e, found, err);
     if (n_found < 0)
         goto done;
     int n = n_found > req->offset ? (int)(n_found - req->offset) : 0;
@@ -1486,4 +1611,5 @@ const vdx_store_backend vdx_embedded_backend = {
     .failures = embedded_failures,
     .info = embedded_info,
     .clear_failures = embedded_clear_failures,
+    .index_build = embedded_index_build,
 };

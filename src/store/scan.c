@@ -400,3 +400,11 @@ int vdx_scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allo
     run_chunks(m, jobs, threads, scan_dots_chunks);
     return 0;
 }
+
+void vdx_scan_dot_rows(const vdx_scan_matrix *m, const float *q, const int64_t *rows, size_t n,
+                       float *out)
+{
+    dot_kernel dot = pick_kernel(m->type);
+    for (size_t i = 0; i < n; i++)
+        out[i] = dot(q, row_at(m, rows[i]), m->dims);
+}

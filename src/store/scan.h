@@ -39,5 +39,9 @@ int64_t vdx_scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_
 int vdx_scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allowed,
                   float *out, vdx_error *err);
 
+/* out[i] = dot(q, row rows[i]) for a list of rows, with the kernel the scans use, so a
+ * rerank (index_ivf.c) computes bit for bit the distances an exact scan would. */
+void vdx_scan_dot_rows(const vdx_scan_matrix *m, const float *q, const int64_t *rows, size_t n,
+                       float *out);
 
 #endif

@@ -492,6 +492,28 @@ int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err)
     return 0;
 }
 
+int vdx_store_index_build(vdx_store *store, const vdx_index_options *opts, vdx_error *err)
+{
+    if (!store->backend->index_build)
+        return vdx_fail(err, "collection '%s': the %s backend has no vdx index (the server "
+                             "indexes its tables itself)", store->collection, store->backend->name);
+    if (check_writable(store, "build an index", err) != 0)
+        return -1;
+    int built = 0;
+    return LOCKED(store, store->backend->index_build(store->state, opts, 1, &built, err));
+}
+
+int vdx_store_index_auto(vdx_store *store, const vdx_index_options *opts, int *built,
+                         vdx_error *err)
+{
+    *built = 0;
+    if (!store->backend->index_build)
+        return 0;
+    if (check_writable(store, "build an index", err) != 0)
+        return -1;
+    return LOCKED(store, store->backend->index_build(store->state, opts, 0, built, err));
+}
+
 int vdx_store_clear_failures(vdx_store *store, vdx_error *err)
 {
     if (check_writable(store, "clear failures", err) != 0)

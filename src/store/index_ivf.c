@@ -1,0 +1,733 @@
+/* The approximate index of the embedded store: IVF (inverted file) with int8 codes and an
+ * exact rerank.
+ *
+ * Build: spherical k-means (OpenBLAS GEMMs for the assignments) on a sample cuts the
+ * vectors into `lists` partitions; every row is assigned to its nearest centre and its
+ * residual (vector − centre) is quantised to one signed byte per dimension with a
+ * per-dimension scale (the largest residual magnitude of that dimension / 127, so no
+ * value is clipped). The file holds, list after list, the row numbers and codes.
+ *
+ * Search: the query's dot with every centre ranks the partitions; the best `nprobe` are
+ * visited (more under a filter), estimating each allowed row's dot as
+ * q·c + Σ q_d·scale_d·code_d. Rounding makes each estimate at most
+ * E = ½ Σ |q_d·scale_d| away from the true dot, so every row whose estimate is within 2E
+ * of the want-th best estimate is re-scored exactly from the mapped vectors, with the
+ * same kernel as the exact scan: the visited rows' true top `want` are always found, and
+ * with every partition visited the result is exactly the exact scan's. Rows appended
+ * after the build (the tail) are scored exactly and merged.
+ *
+ * The file is written beside the collection as a temporary file, fsynced and renamed:
+ * readers see the old index or the new one, never a part. It records the rows it covers
+ * and a stamp of them; embedded.c ignores an index whose stamp does not match. */
+#include <cblas.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/index_ivf.h"
+#include "common/half.h"
+
+#define IVF_MAGIC "VDXIVF1\0"
+#define IVF_VERSION 1
+#define IVF_HEADER 256
+#define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
+
+typedef struct ivf_header {
+    char magic[8];
+    uint32_t version, dims, lists, nprobe;
+    uint64_t rows, stamp;
+    uint32_t train_rows, iterations;
+    double build_seconds;
+    int64_t built;
+    uint64_t off_scale, off_centres, off_starts, off_rows, off_codes, file_size;
+} ivf_header;
+
+struct vdx_ivf {
+    ivf_header h;
+    uint8_t *map;
+    size_t map_size;
+    const float *scale, *centres;
+    const uint64_t *starts; /* lists + 1 */
+    const uint32_t *rows;   /* row numbers, list after list */
+    const int8_t *codes;    /* dims bytes per row, same order */
+};
+
+typedef float (*i8_kernel)(const float *qs, const int8_t *c, int dims);
+
+static float dot_i8_portable(const float *qs, const int8_t *c, int dims)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= dims; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += qs[i + j] * (float)c[i + j];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < dims; i++)
+        s += qs[i] * (float)c[i];
+    return s;
+}
+
+__attribute__((target("avx2,fma"))) static float dot_i8_avx2(const float *qs, const int8_t *c,
+                                                            int dims)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 32 <= dims; i += 32) {
+        __m128i b0 = _mm_loadu_si128((const __m128i *)(c + i));
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(c + i + 16));
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b0)), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i + 8),
+                             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b0, 8))), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i + 16), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b1)), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i + 24),
+                             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b1, 8))), a3);
+    }
+    __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    float sum = _mm_cvtss_f32(s);
+    for (; i < dims; i++)
+        sum += qs[i] * (float)c[i];
+    return sum;
+}
+
+static i8_kernel pick_i8_kernel(void)
+{
+    const char *forced = getenv("VDX_SCAN_KERNEL");
+    int simd = !(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    return simd ? dot_i8_avx2 : dot_i8_portable;
+}
+
+/* ---- build ---- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void widen(const vdx_scan_matrix *m, int64_t row, float *out)
+{
+    size_t d = (size_t)m->dims;
+    if (m->type == VDX_VECTOR_F16) {
+        const uint16_t *v = (const uint16_t *)m->rows + (size_t)row * d;
+        for (size_t i = 0; i < d; i++)
+            out[i] = vdx_f16_to_f32(v[i]);
+    } else
+        memcpy(out, (const float *)m->rows + (size_t)row * d, d * sizeof(float));
+}
+
+static void normalize(float *x, int d)
+{
+    double s = 0;
+    for (int i = 0; i < d; i++)
+        s += (double)x[i] * x[i];
+    if (s > 0) {
+        float inv = (float)(1 / sqrt(s));
+        for (int i = 0; i < d; i++)
+            x[i] *= inv;
+    }
+}
+
+/* assign[i] = argmax_l x_i·c_l for n rows of x (f32, n × d), through GEMMs of `block`
+ * rows; scores has room for block × lists. */
+static void assign_block(const float *x, int64_t n, const float *c, int lists, int d,
+                         float *scores, uint32_t *assign)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, lists, d, 1.0f, x, d, c, d,
+                0.0f, scores, lists);
+    for (int64_t i = 0; i < n; i++) {
+        const float *s = scores + (size_t)i * (size_t)lists;
+        int best = 0;
+        for (int l = 1; l < lists; l++)
+            if (s[l] > s[best])
+                best = l;
+        assign[i] = (uint32_t)best;
+    }
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Removes temporary files of builds that were killed (PATH.tmp.*). */
+static void remove_stale_temps(const char *path)
+{
+    char dir[4200], prefix[512];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, prefix, strlen(prefix))) {
+            char full[4600];
+            snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+            unlink(full);
+        }
+    closedir(d);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void progress(const vdx_ivf_build_params *p, const char *stage, double f)
+{
+    if (p->on_progress)
+        p->on_progress(stage, f, p->user);
+}
+
+int vdx_ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_params *p,
+                  vdx_error *err)
+{
+    int64_t n = m->n;
+    int d = m->dims;
+    if (n < 1)
+        return vdx_fail(err, "index: the collection is empty");
+    if (n > (int64_t)UINT32_MAX)
+        return vdx_fail(err, "index: %lld rows is more than the index holds (2^32 - 1)",
+                        (long long)n);
+    double t0 = now_s();
+    int lists = p->lists > 0 ? p->lists : (int)lround(sqrt((double)n));
+    if (lists < 16)
+        lists = 16;
+    if (lists > n)
+        lists = (int)n;
+    int64_t train = p->train_rows > 0 ? p->train_rows : (int64_t)lists * 64;
+    if (train > 262144 && p->train_rows <= 0)
+        train = 262144;
+    if (train > n)
+        train = n;
+    if (train < lists)
+        train = lists;
+    int iterations = p->iterations > 0 ? p->iterations : 10;
+    uint64_t seed = p->seed ? p->seed : 1;
+    int nprobe = p->nprobe > 0 ? p->nprobe : lists / 16 > 8 ? lists / 16 : 8;
+    if (nprobe > lists)
+        nprobe = lists;
+
+    const int64_t block = 4096;
+    float *x = malloc((size_t)train * (size_t)d * sizeof *x);
+    float *c = malloc((size_t)lists * (size_t)d * sizeof *c);
+    double *sums = malloc((size_t)lists * (size_t)d * sizeof *sums);
+    int64_t *counts = malloc((size_t)lists * sizeof *counts);
+    float *scores = malloc((size_t)block * (size_t)lists * sizeof *scores);
+    uint32_t *assign = malloc((size_t)(train > n ? train : n) * sizeof *assign);
+    float *buf = malloc((size_t)block * (size_t)d * sizeof *buf);
+    float *maxabs = calloc((size_t)d, sizeof *maxabs);
+    uint64_t *cursor = NULL;
+    char tmp[4300];
+    int fd = -1, rc = -1;
+    uint8_t *out = MAP_FAILED;
+    uint64_t size = 0;
+    tmp[0] = 0;
+    if (!x || !c || !sums || !counts || !scores || !assign || !buf || !maxabs) {
+        vdx_fail(err, "index: out of memory for %lld training rows of %d lists",
+                 (long long)train, lists);
+        goto done;
+    }
+    /* training sample: evenly spaced rows */
+    for (int64_t i = 0; i < train; i++)
+        widen(m, (int64_t)((__int128)i * n / train), x + (size_t)i * (size_t)d);
+    /* initial centres: distinct sample rows, a seeded partial shuffle */
+    {
+        int64_t *pick = malloc((size_t)train * sizeof *pick);
+        if (!pick) {
+            vdx_fail(err, "index: out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < train; i++)
+            pick[i] = i;
+        for (int l = 0; l < lists; l++) {
+            int64_t j = l + (int64_t)(mix64(seed ^ (uint64_t)l) % (uint64_t)(train - l));
+            int64_t t = pick[l];
+            pick[l] = pick[j];
+            pick[j] = t;
+            memcpy(c + (size_t)l * d, x + (size_t)pick[l] * d, (size_t)d * sizeof *c);
+        }
+        free(pick);
+    }
+    for (int it = 0; it < iterations; it++) {
+        progress(p, "training", (double)it / iterations);
+        for (int64_t i = 0; i < train; i += block) {
+            int64_t b = train - i < block ? train - i : block;
+            assign_block(x + (size_t)i * d, b, c, lists, d, scores, assign + i);
+        }
+        memset(sums, 0, (size_t)lists * d * sizeof *sums);
+        memset(counts, 0, (size_t)lists * sizeof *counts);
+        for (int64_t i = 0; i < train; i++) {
+            double *s = sums + (size_t)assign[i] * d;
+            const float *v = x + (size_t)i * d;
+            for (int j = 0; j < d; j++)
+                s[j] += v[j];
+            counts[assign[i]]++;
+        }
+        for (int l = 0; l < lists; l++) {
+            float *cl = c + (size_t)l * d;
+            if (counts[l] == 0) { /* an empty partition takes a random sample row */
+                int64_t r = (int64_t)(mix64(seed ^ ((uint64_t)it << 32) ^ (uint64_t)l) %
+                                      (uint64_t)train);
+                memcpy(cl, x + (size_t)r * d, (size_t)d * sizeof *cl);
+                continue;
+            }
+            for (int j = 0; j < d; j++)
+                cl[j] = (float)sums[(size_t)l * d + j];
+            normalize(cl, d);
+        }
+    }
+    free(x);
+    x = NULL;
+    /* every row to its partition; the largest residual per dimension */
+    memset(counts, 0, (size_t)lists * sizeof *counts);
+    for (int64_t i = 0; i < n; i += block) {
+        progress(p, "assigning", (double)i / n);
+        int64_t b = n - i < block ? n - i : block;
+        for (int64_t r = 0; r < b; r++)
+            widen(m, i + r, buf + (size_t)r * d);
+        assign_block(buf, b, c, lists, d, scores, assign + i);
+        for (int64_t r = 0; r < b; r++) {
+            const float *v = buf + (size_t)r * d, *cl = c + (size_t)assign[i + r] * d;
+            for (int j = 0; j < d; j++) {
+                float a = fabsf(v[j] - cl[j]);
+                if (a > maxabs[j])
+                    maxabs[j] = a;
+            }
+            counts[assign[i + r]]++;
+        }
+    }
+    /* the file, mapped for writing */
+    ivf_header h = {0};
+    memcpy(h.magic, IVF_MAGIC, 8);
+    h.version = IVF_VERSION;
+    h.dims = (uint32_t)d;
+    h.lists = (uint32_t)lists;
+    h.nprobe = (uint32_t)nprobe;
+    h.rows = (uint64_t)n;
+    h.stamp = p->stamp;
+    h.train_rows = (uint32_t)train;
+    h.iterations = (uint32_t)iterations;
+    h.built = (int64_t)time(NULL);
+    h.off_scale = IVF_HEADER;
+    h.off_centres = ALIGN64(h.off_scale + (uint64_t)d * 4);
+    h.off_starts = ALIGN64(h.off_centres + (uint64_t)lists * d * 4);
+    h.off_rows = ALIGN64(h.off_starts + ((uint64_t)lists + 1) * 8);
+    h.off_codes = ALIGN64(h.off_rows + (uint64_t)n * 4);
+    h.file_size = size = ALIGN64(h.off_codes + (uint64_t)n * d);
+    remove_stale_temps(path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || ftruncate(fd, (off_t)size) != 0) {
+        vdx_fail(err, "index: cannot create %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    out = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (out == MAP_FAILED) {
+        vdx_fail(err, "index: cannot map %s (%llu bytes): %s", tmp, (unsigned long long)size,
+                 strerror(errno));
+        goto done;
+    }
+    float *scale = (float *)(out + h.off_scale);
+    for (int j = 0; j < d; j++)
+        scale[j] = maxabs[j] > 0 ? maxabs[j] / 127.0f : 1.0f;
+    memcpy(out + h.off_centres, c, (size_t)lists * d * sizeof *c);
+    uint64_t *starts = (uint64_t *)(out + h.off_starts);
+    cursor = malloc((size_t)lists * sizeof *cursor);
+    if (!cursor) {
+        vdx_fail(err, "index: out of memory");
+        goto done;
+    }
+    starts[0] = 0;
+    for (int l = 0; l < lists; l++) {
+        starts[l + 1] = starts[l] + (uint64_t)counts[l];
+        cursor[l] = starts[l];
+    }
+    uint32_t *rows = (uint32_t *)(out + h.off_rows);
+    int8_t *codes = (int8_t *)(out + h.off_codes);
+    float *inv = malloc((size_t)d * sizeof *inv);
+    if (!inv) {
+        vdx_fail(err, "index: out of memory");
+        goto done;
+    }
+    for (int j = 0; j < d; j++)
+        inv[j] = 1.0f / scale[j];
+    for (int64_t i = 0; i < n; i++) {
+        if (i % 65536 == 0)
+            progress(p, "encoding", (double)i / n);
+        widen(m, i, buf);
+        uint32_t l = assign[i];
+        uint64_t pos = cursor[l]++;
+        rows[pos] = (uint32_t)i;
+        const float *cl = c + (size_t)l * d;
+        int8_t *code = codes + pos * (uint64_t)d;
+        for (int j = 0; j < d; j++) {
+            float q = nearbyintf((buf[j] - cl[j]) * inv[j]);
+            code[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+        }
+    }
+    free(inv);
+    progress(p, "writing", 1.0);
+    h.build_seconds = now_s() - t0;
+    memcpy(out, &h, sizeof h);
+    if (msync(out, size, MS_SYNC) != 0 || fsync(fd) != 0) {
+        vdx_fail(err, "index: writing %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    munmap(out, size);
+    out = MAP_FAILED;
+    close(fd);
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        vdx_fail(err, "index: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        goto done;
+    }
+    tmp[0] = 0;
+    fsync_dir_of(path);
+    rc = 0;
+done:
+    if (out != MAP_FAILED)
+        munmap(out, size);
+    if (fd >= 0)
+        close(fd);
+    if (tmp[0])
+        unlink(tmp);
+    free(x);
+    free(c);
+    free(sums);
+    free(counts);
+    free(scores);
+    free(assign);
+    free(buf);
+    free(maxabs);
+    free(cursor);
+    return rc;
+}
+
+/* ---- open ---- */
+
+vdx_ivf *vdx_ivf_open(const char *path, int dims, vdx_error *err)
+{
+    err->message[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            vdx_fail(err, "index %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    vdx_ivf *ix = calloc(1, sizeof *ix);
+    if (!ix || fstat(fd, &st) != 0) {
+        vdx_fail(err, "index %s: %s", path, ix ? strerror(errno) : "out of memory");
+        goto fail;
+    }
+    if ((size_t)st.st_size < IVF_HEADER) {
+        vdx_fail(err, "index %s: %lld bytes is shorter than its header", path,
+                 (long long)st.st_size);
+        goto fail;
+    }
+    ix->map_size = (size_t)st.st_size;
+    ix->map = mmap(NULL, ix->map_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (ix->map == MAP_FAILED) {
+        ix->map = NULL;
+        vdx_fail(err, "index %s: cannot map: %s", path, strerror(errno));
+        goto fail;
+    }
+    memcpy(&ix->h, ix->map, sizeof ix->h);
+    const ivf_header *h = &ix->h;
+    uint64_t d = h->dims;
+    if (memcmp(h->magic, IVF_MAGIC, 8) || h->version != IVF_VERSION) {
+        vdx_fail(err, "index %s: not a vdx index (version %u)", path, h->version);
+        goto fail;
+    }
+    if ((int)h->dims != dims || h->lists < 1 || h->rows < 1 || h->rows > UINT32_MAX ||
+        h->off_scale != IVF_HEADER || h->off_centres != ALIGN64(h->off_scale + d * 4) ||
+        h->off_starts != ALIGN64(h->off_centres + (uint64_t)h->lists * d * 4) ||
+        h->off_rows != ALIGN64(h->off_starts + ((uint64_t)h->lists + 1) * 8) ||
+        h->off_codes != ALIGN64(h->off_rows + h->rows * 4) ||
+        h->file_size != ALIGN64(h->off_codes + h->rows * d) || h->file_size != ix->map_size) {
+        vdx_fail(err, "index %s: inconsistent header (dims %u of %d, %llu rows, %llu bytes)",
+                 path, h->dims, dims, (unsigned long long)h->rows,
+                 (unsigned long long)ix->map_size);
+        goto fail;
+    }
+    ix->scale = (const float *)(ix->map + h->off_scale);
+    ix->centres = (const float *)(ix->map + h->off_centres);
+    ix->starts = (const uint64_t *)(ix->map + h->off_starts);
+    ix->rows = (const uint32_t *)(ix->map + h->off_rows);
+    ix->codes = (const int8_t *)(ix->map + h->off_codes);
+    for (uint64_t j = 0; j < d; j++)
+        if (!(ix->scale[j] > 0) || !isfinite(ix->scale[j])) {
+            vdx_fail(err, "index %s: scale of dimension %llu is not a positive number", path,
+                     (unsigned long long)j);
+            goto fail;
+        }
+    for (uint64_t j = 0; j < (uint64_t)h->lists * d; j++)
+        if (!isfinite(ix->centres[j])) {
+            vdx_fail(err, "index %s: partition centre %llu is not finite", path,
+                     (unsigned long long)(j / d));
+            goto fail;
+        }
+    if (ix->starts[0] != 0 || ix->starts[h->lists] != h->rows) {
+        vdx_fail(err, "index %s: partition table does not cover %llu rows", path,
+                 (unsigned long long)h->rows);
+        goto fail;
+    }
+    for (uint32_t l = 0; l < h->lists; l++)
+        if (ix->starts[l + 1] < ix->starts[l]) {
+            vdx_fail(err, "index %s: partition %u ends before it starts", path, l);
+            goto fail;
+        }
+    for (uint64_t i = 0; i < h->rows; i++)
+        if (ix->rows[i] >= h->rows) {
+            vdx_fail(err, "index %s: entry %llu names row %u of %llu", path,
+                     (unsigned long long)i, ix->rows[i], (unsigned long long)h->rows);
+            goto fail;
+        }
+    close(fd);
+    return ix;
+fail:
+    close(fd);
+    vdx_ivf_close(ix);
+    return NULL;
+}
+
+void vdx_ivf_close(vdx_ivf *ix)
+{
+    if (!ix)
+        return;
+    if (ix->map)
+        munmap(ix->map, ix->map_size);
+    free(ix);
+}
+
+int64_t vdx_ivf_rows(const vdx_ivf *ix) { return (int64_t)ix->h.rows; }
+uint64_t vdx_ivf_stamp(const vdx_ivf *ix) { return ix->h.stamp; }
+
+void vdx_ivf_describe(const vdx_ivf *ix, cJSON *out)
+{
+    const ivf_header *h = &ix->h;
+    char built[32];
+    time_t t = (time_t)h->built;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(built, sizeof built, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddStringToObject(out, "kind", "ivf-int8");
+    cJSON_AddNumberToObject(out, "rows", (double)h->rows);
+    cJSON_AddNumberToObject(out, "lists", h->lists);
+    cJSON_AddNumberToObject(out, "nprobe", h->nprobe);
+    cJSON_AddNumberToObject(out, "train_rows", h->train_rows);
+    cJSON_AddNumberToObject(out, "iterations", h->iterations);
+    cJSON_AddStringToObject(out, "built", built);
+    cJSON_AddNumberToObject(out, "build_seconds", round(h->build_seconds * 10) / 10);
+    cJSON_AddNumberToObject(out, "bytes_on_disk", (double)h->file_size);
+    cJSON_AddNumberToObject(out, "bytes_per_item", round((double)h->file_size / h->rows * 10) / 10);
+}
+
+/* ---- search ---- */
+
+typedef struct cand {
+    float approx;
+    int64_t row;
+} cand;
+
+typedef struct sort_ctx {
+    vdx_scan_tie_break tie_break;
+    const void *ctx;
+} sort_ctx;
+
+static int by_dist(const void *a, const void *b, void *arg)
+{
+    const vdx_scan_hit *x = a, *y = b;
+    const sort_ctx *s = arg;
+    if (x->dist != y->dist)
+        return x->dist < y->dist ? -1 : 1;
+    return s->tie_break(x->row, y->row, s->ctx);
+}
+
+static int by_list_score(const void *a, const void *b, void *arg)
+{
+    const float *ls = arg;
+    float x = ls[*(const uint32_t *)a], y = ls[*(const uint32_t *)b];
+    return x > y ? -1 : x < y ? 1 : 0;
+}
+
+/* Min-heap of the best `k` estimates: heap[0] is the k-th best so far. */
+static void heap_push(float *heap, int64_t *n, int64_t k, float v)
+{
+    if (*n < k) {
+        int64_t i = (*n)++;
+        heap[i] = v;
+        while (i > 0 && heap[(i - 1) / 2] > heap[i]) {
+            float t = heap[i];
+            heap[i] = heap[(i - 1) / 2];
+            heap[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+    } else if (v > heap[0]) {
+        heap[0] = v;
+        int64_t i = 0;
+        for (;;) {
+            int64_t l = 2 * i + 1, r = l + 1, s = i;
+            if (l < k && heap[l] < heap[s])
+                s = l;
+            if (r < k && heap[r] < heap[s])
+                s = r;
+            if (s == i)
+                break;
+            float t = heap[i];
+            heap[i] = heap[s];
+            heap[s] = t;
+            i = s;
+        }
+    }
+}
+
+static int allowed_row(const uint64_t *allowed, int64_t r)
+{
+    return !allowed || (allowed[r / 64] >> (r % 64) & 1);
+}
+
+int64_t vdx_ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_query *q,
+                       vdx_scan_hit *out, vdx_error *err)
+{
+    const ivf_header *h = &ix->h;
+    int d = (int)h->dims, lists = (int)h->lists;
+    int64_t want = q->want;
+    if (want <= 0 || m->n == 0)
+        return 0;
+    int64_t indexed = (int64_t)h->rows < m->n ? (int64_t)h->rows : m->n;
+    /* partitions to visit: nprobe, scaled up by the share of rows a filter removes */
+    int64_t nprobe = q->nprobe > 0 ? q->nprobe : (int64_t)h->nprobe;
+    if (q->n_allowed < m->n && q->n_allowed > 0)
+        nprobe = (int64_t)ceil((double)nprobe * (double)m->n / (double)q->n_allowed);
+    if (nprobe > lists)
+        nprobe = lists;
+    float *ls = malloc((size_t)lists * sizeof *ls);
+    uint32_t *order = malloc((size_t)lists * sizeof *order);
+    float *qs = malloc((size_t)d * sizeof *qs);
+    float *heap = malloc((size_t)want * sizeof *heap);
+    cand *cands = NULL;
+    int64_t n_cands = 0, cap = 0, n_heap = 0;
+    int64_t *rr = NULL;
+    float *dots = NULL;
+    vdx_scan_hit *hits = NULL;
+    int64_t result = -1;
+    if (!ls || !order || !qs || !heap) {
+        vdx_fail(err, "search: out of memory");
+        goto done;
+    }
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, lists, d, 1.0f, ix->centres, d, q->q, 1, 0.0f, ls, 1);
+    for (int l = 0; l < lists; l++)
+        order[l] = (uint32_t)l;
+    qsort_r(order, (size_t)lists, sizeof *order, by_list_score, ls);
+    double bound = 0;
+    for (int j = 0; j < d; j++) {
+        qs[j] = q->q[j] * ix->scale[j];
+        bound += fabs((double)qs[j]);
+    }
+    bound = bound * 0.5 + 1e-5; /* + the float rounding of the estimates themselves */
+    i8_kernel dot8 = pick_i8_kernel();
+    for (int li = 0; li < lists; li++) {
+        if (li >= nprobe && n_cands >= want)
+            break;
+        uint32_t l = order[li];
+        float base = ls[l];
+        for (uint64_t pos = ix->starts[l]; pos < ix->starts[l + 1]; pos++) {
+            int64_t r = ix->rows[pos];
+            if (r >= indexed || !allowed_row(q->allowed, r))
+                continue;
+            if (n_cands == cap) {
+                cap = cap ? cap * 2 : 4096;
+                cand *grown = realloc(cands, (size_t)cap * sizeof *cands);
+                if (!grown) {
+                    vdx_fail(err, "search: out of memory");
+                    goto done;
+                }
+                cands = grown;
+            }
+            float a = base + dot8(qs, ix->codes + pos * (uint64_t)d, d);
+            cands[n_cands].approx = a;
+            cands[n_cands].row = r;
+            n_cands++;
+            heap_push(heap, &n_heap, want, a);
+        }
+    }
+    /* rerank: every estimate within 2E of the want-th best, plus the unindexed tail */
+    float floor = n_heap < want ? -INFINITY : (float)(heap[0] - 2 * bound);
+    int64_t n_tail = 0;
+    for (int64_t r = indexed; r < m->n; r++)
+        n_tail += allowed_row(q->allowed, r);
+    int64_t n_rr = 0;
+    rr = malloc((size_t)(n_cands + n_tail + 1) * sizeof *rr);
+    if (!rr) {
+        vdx_fail(err, "search: out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n_cands; i++)
+        if (cands[i].approx >= floor)
+            rr[n_rr++] = cands[i].row;
+    for (int64_t r = indexed; r < m->n; r++)
+        if (allowed_row(q->allowed, r))
+            rr[n_rr++] = r;
+    dots = malloc((size_t)(n_rr + 1) * sizeof *dots);
+    hits = malloc((size_t)(n_rr + 1) * sizeof *hits);
+    if (!dots || !hits) {
+        vdx_fail(err, "search: out of memory");
+        goto done;
+    }
+    vdx_scan_dot_rows(m, q->q, rr, (size_t)n_rr, dots);
+    for (int64_t i = 0; i < n_rr; i++) {
+        hits[i].row = rr[i];
+        hits[i].dist = 1.0f - dots[i];
+    }
+    sort_ctx s = {q->tie_break, q->ctx};
+    qsort_r(hits, (size_t)n_rr, sizeof *hits, by_dist, &s);
+    result = n_rr < want ? n_rr : want;
+    memcpy(out, hits, (size_t)result * sizeof *out);
+done:
+    free(ls);
+    free(order);
+    free(qs);
+    free(heap);
+    free(cands);
+    free(rr);
+    free(dots);
+    free(hits);
+    return result;
+}

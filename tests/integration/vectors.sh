@@ -1,0 +1,118 @@
+#!/bin/sh
+# End-to-end tests of vectors made elsewhere and of the approximate index, through the
+# CLI with the clip-tiny model's identity (32-d): `vdx ingest vectors` of a float16 .npy
+# (synthetic CLIP-like vectors from tests/tools/synth_npy) with ids and a metadata TSV,
+# a re-run that stores nothing twice, refusals (dimension, NaN row, id count) that store
+# nothing; `vdx search --vector` (one result list per row, "row" in every line) with and
+# without a filter; `vdx index build` and `vdx info`; indexed search with every
+# partition visited equal to `--exact`; rows appended after the build found.
+# Prints one line per case (ok / not ok / skip); exits non-zero on a failure.
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+B=${VDX_BUILD:-build/release}
+case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
+VDX="$B/vdx"
+SYNTH="$B/tools/synth_npy"
+SHARED=${VDX_SHARED:-../shared}
+MODEL="$SHARED/fixtures/clip-tiny"
+failed=0
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1: $2"; failed=1; }
+
+if [ ! -e "$MODEL/config.json" ]; then
+    if [ "${CI:-}" = true ]; then echo "not ok - fixtures: $MODEL is missing (CI=true)"; exit 1; fi
+    echo "skip - vectors: $MODEL not found"; exit 0
+fi
+for exe in "$VDX" "$SYNTH"; do
+    [ -x "$exe" ] || { echo "not ok - build: $exe is missing (run make)"; exit 1; }
+done
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vdx-vectors.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+D="$tmp/data"
+S="--synth-dim=32 --synth-clusters=40"
+
+"$SYNTH" "$tmp/v.npy" "$tmp/ids.txt" 3000 --f16 $S || { echo "not ok - synth_npy"; exit 1; }
+awk 'BEGIN { print "id\tbucket" } { print $1 "\t" (NR - 1) % 10 }' "$tmp/ids.txt" > "$tmp/meta.tsv"
+if "$VDX" ingest vectors "$tmp/v.npy" --ids "$tmp/ids.txt" --meta "$tmp/meta.tsv" \
+       --model "$MODEL" --data "$D" > "$tmp/out" 2> "$tmp/err" &&
+   grep -q "3000 ingested" "$tmp/out"; then
+    ok "ingest vectors: 3000 f16 rows with metadata"
+else
+    not_ok "ingest vectors" "$(cat "$tmp/out" "$tmp/err" | tail -3)"
+fi
+"$VDX" ingest vectors "$tmp/v.npy" --ids "$tmp/ids.txt" --model "$MODEL" --data "$D" > "$tmp/out" 2>&1
+if grep -q "0 ingested.*3000 skipped" "$tmp/out"; then
+    ok "ingest vectors: a re-run stores nothing twice"
+else
+    not_ok "ingest vectors re-run" "$(tail -2 "$tmp/out")"
+fi
+
+# refusals: nothing stored, the message names file and row
+"$SYNTH" "$tmp/wide.npy" "$tmp/wide.txt" 10 --synth-dim=64
+"$SYNTH" "$tmp/nan.npy" "$tmp/nan.txt" 10 --synth-dim=32 --first 5000 --nan-row 7
+head -5 "$tmp/nan.txt" > "$tmp/five.txt"
+check_refusal() { # name npy ids expected-text
+    if "$VDX" ingest vectors "$2" --ids "$3" --model "$MODEL" --data "$D" > /dev/null 2> "$tmp/err"; then
+        not_ok "refuses $1" "exit status 0"
+    elif grep -q "$4" "$tmp/err"; then
+        ok "refuses $1"
+    else
+        not_ok "refuses $1" "$(cat "$tmp/err")"
+    fi
+}
+check_refusal "another dimension" "$tmp/wide.npy" "$tmp/wide.txt" "dimension 64.*32-d"
+check_refusal "a NaN row" "$tmp/nan.npy" "$tmp/nan.txt" "nan.npy: row 7, column 16 is NaN"
+check_refusal "an id count that differs" "$tmp/nan.npy" "$tmp/five.txt" "has 5 ids but"
+count=$("$VDX" info --data "$D" --json | sed 's/.*"count":\([0-9]*\).*/\1/')
+[ "$count" = 3000 ] && ok "refusals stored nothing" || not_ok "refusals stored nothing" "count $count"
+
+# search by raw vectors: captions of items 10 and 20
+"$SYNTH" "$tmp/q.npy" "$tmp/q.txt" 2 --first 10 --texts $S
+"$SYNTH" "$tmp/q2.npy" "$tmp/q2.txt" 1 --first 20 --texts $S
+"$VDX" search --vector "$tmp/q.npy" -k 5 --data "$D" > "$tmp/res" 2> "$tmp/err"
+rows0=$(grep -c '"row":0,' "$tmp/res"); rows1=$(grep -c '"row":1,' "$tmp/res")
+if [ "$rows0" = 5 ] && [ "$rows1" = 5 ]; then
+    ok "search --vector: one list of 5 per row"
+else
+    not_ok "search --vector" "rows $rows0/$rows1: $(cat "$tmp/res" "$tmp/err" | head -3)"
+fi
+"$VDX" search --vector "$tmp/q.npy" -k 20 --where "bucket = '3'" --data "$D" > "$tmp/res"
+bad=$(grep -o '"id":"i[0-9]*"' "$tmp/res" | tr -dc '0-9\n' | awk '$1 % 10 != 3' | wc -l)
+n=$(wc -l < "$tmp/res")
+[ "$bad" = 0 ] && [ "$n" = 40 ] && ok "search --vector --where: 20 matching per row" ||
+    not_ok "search --vector --where" "$n lines, $bad not matching"
+if "$VDX" search --vector "$tmp/wide.npy" --data "$D" > /dev/null 2> "$tmp/err"; then
+    not_ok "search --vector refuses another dimension" "exit 0"
+else
+    grep -q "dimension 64" "$tmp/err" && ok "search --vector refuses another dimension" ||
+        not_ok "search --vector refuses another dimension" "$(cat "$tmp/err")"
+fi
+
+# the index
+"$VDX" search --vector "$tmp/q.npy" -k 30 --exclude i1,i2,i3 --data "$D" > "$tmp/exact" 2>&1
+if "$VDX" index build --lists 20 --nprobe 2 --data "$D" --json > "$tmp/ix" 2> "$tmp/err" &&
+   grep -q '"rows":3000' "$tmp/ix" && grep -q '"lists":20' "$tmp/ix"; then
+    ok "index build"
+else
+    not_ok "index build" "$(cat "$tmp/ix" "$tmp/err")"
+fi
+"$VDX" info --data "$D" --json > "$tmp/info"
+grep -q '"index":{"kind":"ivf-int8","rows":3000' "$tmp/info" && ok "info shows the index" ||
+    not_ok "info shows the index" "$(cat "$tmp/info")"
+VDX_INDEX_NPROBE=20 "$VDX" search --vector "$tmp/q.npy" -k 30 --exclude i1,i2,i3 --data "$D" > "$tmp/all" 2>&1
+cmp -s "$tmp/exact" "$tmp/all" && ok "every partition visited = the exact scan" ||
+    not_ok "every partition visited = the exact scan" "$(diff "$tmp/exact" "$tmp/all" | head -4)"
+"$VDX" search --vector "$tmp/q.npy" -k 30 --exact --exclude i1,i2,i3 --data "$D" > "$tmp/exact2" 2>&1
+cmp -s "$tmp/exact" "$tmp/exact2" && ok "--exact with an index = the exact scan" ||
+    not_ok "--exact with an index" "$(diff "$tmp/exact" "$tmp/exact2" | head -4)"
+
+# rows appended after the build: found (scanned exactly), info counts them
+"$SYNTH" "$tmp/more.npy" "$tmp/more.txt" 100 --first 3000 $S
+"$VDX" ingest vectors "$tmp/more.npy" --ids "$tmp/more.txt" --model "$MODEL" --data "$D" > /dev/null 2>&1
+"$SYNTH" "$tmp/q3.npy" "$tmp/q3.txt" 1 --first 3050 $S
+first=$("$VDX" search --vector "$tmp/q3.npy" -k 1 --data "$D" | grep -o '"id":"[^"]*"')
+[ "$first" = '"id":"i3050"' ] && ok "a row appended after the build is found" ||
+    not_ok "a row appended after the build is found" "got $first"
+"$VDX" info --data "$D" --json | grep -q '"unindexed":100' && ok "info counts the unindexed tail" ||
+    not_ok "info counts the unindexed tail" "$("$VDX" info --data "$D" --json)"
+exit $failed

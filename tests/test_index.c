@@ -1,0 +1,346 @@
+/* The approximate index of the embedded store (src/store/index_ivf.c) on synthetic
+ * CLIP-like vectors: with every partition visited it returns exactly the exact scan's
+ * results (ids and distances, with exclusions); filters and exclusions never leak and
+ * give k results whenever k match; rows appended after a build are found; recall at the
+ * default settings stays above a floor; an index that does not match the rows or is
+ * corrupt is ignored (exact scan, reason in info); a build killed with SIGKILL leaves a
+ * usable collection and the old index. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support/synth.h"
+#include "test.h"
+#include "test_tmp.h"
+#include "vdx/store.h"
+
+enum { DIMS = 64, ROWS = 6000, LISTS = 32 };
+
+static char data_dir[4200];
+static synth *gen;
+
+static vdx_store *open_store(const char *name, int create, vdx_error *err)
+{
+    static vdx_model_identity m;
+    snprintf(m.name, sizeof m.name, "synthetic");
+    memset(m.config_hash, 's', 64);
+    m.dims = DIMS;
+    vdx_store_options o = {.data_dir = data_dir, .collection = name, .create = create,
+                           .model = &m};
+    return vdx_store_open(&o, err);
+}
+
+/* Appends rows [first, first + n) with ids "iN" and a bucket column = N % 100. */
+static int fill(vdx_store *s, int first, int n, vdx_error *err)
+{
+    float *v = malloc(sizeof(float) * DIMS * (size_t)n);
+    char (*ids)[16] = malloc(16 * (size_t)n), (*bucket)[8] = malloc(8 * (size_t)n);
+    const char **values = malloc(sizeof(char *) * (size_t)n);
+    vdx_item *items = calloc((size_t)n, sizeof *items);
+    const char *names[1] = {"bucket"};
+    synth_images(gen, (uint64_t)first, (size_t)n, v);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], 16, "i%d", first + i);
+        snprintf(bucket[i], 8, "%d", (first + i) % 100);
+        values[i] = bucket[i];
+        items[i] = (vdx_item){.id = ids[i], .url = "", .vector = v + (size_t)i * DIMS,
+                              .meta_names = names, .meta_values = values + i, .n_meta = 1};
+    }
+    int rc = vdx_store_append(s, items, (size_t)n, err);
+    free(v);
+    free(ids);
+    free(bucket);
+    free(values);
+    free(items);
+    return rc;
+}
+
+static vdx_store *indexed_store(const char *name)
+{
+    vdx_error err = {{0}};
+    vdx_store *s = open_store(name, 1, &err);
+    if (!s || fill(s, 0, ROWS, &err) != 0) {
+        printf("    setup: %s\n", err.message);
+        vdx_store_close(s);
+        return NULL;
+    }
+    vdx_index_options o = {.lists = LISTS, .nprobe = 4};
+    if (vdx_store_index_build(s, &o, &err) != 0) {
+        printf("    index build: %s\n", err.message);
+        vdx_store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int search(vdx_store *s, const float *q, int k, const char *const *excl, size_t n_excl,
+                  const char *where, int exact, vdx_hits *out)
+{
+    vdx_error err = {{0}};
+    vdx_search_request req = {.query = q, .k = k, .exclude_ids = excl, .n_exclude = n_excl,
+                               .where = where, .exact = exact};
+    memset(out, 0, sizeof *out);
+    if (vdx_store_search(s, &req, out, &err) != 0) {
+        printf("    search: %s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static vdx_store *shared;
+
+TEST(all_partitions_equal_the_exact_scan)
+{
+    REQUIRE(shared, "no indexed store");
+    char *excl[100];
+    for (int i = 0; i < 100; i++) {
+        excl[i] = malloc(16);
+        snprintf(excl[i], 16, "i%d", i * 37);
+    }
+    char lists[16];
+    snprintf(lists, sizeof lists, "%d", LISTS);
+    setenv("VDX_INDEX_NPROBE", lists, 1);
+    float q[DIMS];
+    for (int t = 0; t < 30; t++) {
+        if (t % 3 == 0)
+            synth_image(gen, (uint64_t)ROWS + (uint64_t)t, q);
+        else if (t % 3 == 1)
+            synth_text_for_item(gen, (uint64_t)t * 101, 0, q);
+        else
+            synth_text_for_cluster(gen, t, 0, q);
+        for (int k = 9; k <= 60; k += 51) {
+            vdx_hits a, b;
+            REQUIRE(search(shared, q, k, (const char *const *)excl, t % 2 ? 100 : 0, NULL, 1,
+                           &a) == 0 &&
+                        search(shared, q, k, (const char *const *)excl, t % 2 ? 100 : 0, NULL, 0,
+                               &b) == 0,
+                    "search failed");
+            CHECK(a.n == k && b.n == a.n, "query %d k=%d: %d exact hits, %d indexed", t, k, a.n,
+                  b.n);
+            for (int i = 0; i < a.n && i < b.n; i++)
+                if (strcmp(a.hits[i].id, b.hits[i].id) || a.hits[i].dist != b.hits[i].dist) {
+                    CHECK(0, "query %d k=%d rank %d: exact %s %.9g, index %s %.9g", t, k, i,
+                          a.hits[i].id, (double)a.hits[i].dist, b.hits[i].id,
+                          (double)b.hits[i].dist);
+                    break;
+                }
+            vdx_hits_free(&a);
+            vdx_hits_free(&b);
+        }
+    }
+    unsetenv("VDX_INDEX_NPROBE");
+    for (int i = 0; i < 100; i++)
+        free(excl[i]);
+}
+
+TEST(recall_floor_at_default_settings)
+{
+    REQUIRE(shared, "no indexed store");
+    /* Image queries land inside the partitions the index was cut from: with 4 of 32
+     * partitions (1/8 of the rows) visited, the measured recall@9 here is ≈ 0.99; 0.9
+     * leaves room for the machine's float rounding, not for a broken index (a random
+     * 1/8 of the rows would give ≈ 0.125). */
+    double r = 0;
+    float q[DIMS];
+    int n = 40;
+    for (int t = 0; t < n; t++) {
+        synth_image(gen, (uint64_t)ROWS + 1000 + (uint64_t)t, q);
+        vdx_hits a, b;
+        REQUIRE(search(shared, q, 9, NULL, 0, NULL, 1, &a) == 0 &&
+                    search(shared, q, 9, NULL, 0, NULL, 0, &b) == 0,
+                "search failed");
+        int found = 0;
+        for (int i = 0; i < a.n; i++)
+            for (int j = 0; j < b.n; j++)
+                found += !strcmp(a.hits[i].id, b.hits[j].id);
+        r += (double)found / a.n;
+        vdx_hits_free(&a);
+        vdx_hits_free(&b);
+    }
+    CHECK(r / n >= 0.9, "recall@9 of image queries %.3f", r / n);
+}
+
+TEST(filters_and_exclusions_give_k_results)
+{
+    REQUIRE(shared, "no indexed store");
+    static const struct {
+        const char *where;
+        int matching;
+    } filters[] = {{"bucket >= 0", ROWS}, {"bucket < 50", ROWS / 2}, {"bucket < 10", ROWS / 10},
+                   {"bucket = 7", ROWS / 100}, {"id = 'i4321'", 1}, {"id IN ('i1', 'i2', 'i3')", 3}};
+    /* exclude 300 rows of bucket 7: leaves 60 - ... of it */
+    char *excl[30];
+    for (int i = 0; i < 30; i++) {
+        excl[i] = malloc(16);
+        snprintf(excl[i], 16, "i%d", 7 + 100 * i);
+    }
+    float q[DIMS];
+    synth_text_for_cluster(gen, 3, 0, q);
+    for (size_t f = 0; f < sizeof filters / sizeof filters[0]; f++) {
+        int excluded = !strcmp(filters[f].where, "bucket = 7") ? 30 : 0;
+        int expect = filters[f].matching - excluded < 50 ? filters[f].matching - excluded : 50;
+        vdx_hits h;
+        REQUIRE(search(shared, q, 50, (const char *const *)excl, 30, filters[f].where, 0, &h) == 0,
+                "search");
+        CHECK(h.n == expect, "%s: %d results, %d expected", filters[f].where, h.n, expect);
+        for (int i = 0; i < h.n; i++) {
+            int row = atoi(h.hits[i].id + 1);
+            for (int x = 0; x < 30; x++)
+                CHECK(strcmp(h.hits[i].id, excl[x]) != 0, "%s: excluded %s returned",
+                      filters[f].where, h.hits[i].id);
+            if (!strcmp(filters[f].where, "bucket < 10"))
+                CHECK(row % 100 < 10, "bucket < 10 returned %s", h.hits[i].id);
+            if (!strcmp(filters[f].where, "bucket = 7"))
+                CHECK(row % 100 == 7, "bucket = 7 returned %s", h.hits[i].id);
+        }
+        vdx_hits_free(&h);
+    }
+    for (int i = 0; i < 30; i++)
+        free(excl[i]);
+}
+
+TEST(appended_rows_are_found_and_info_reports_them)
+{
+    vdx_error err = {{0}};
+    vdx_store *s = indexed_store("tail");
+    REQUIRE(s, "setup failed");
+    REQUIRE(fill(s, ROWS, 50, &err) == 0, "%s", err.message);
+    float q[DIMS];
+    synth_image(gen, ROWS + 17, q);
+    vdx_hits h;
+    REQUIRE(search(s, q, 3, NULL, 0, NULL, 0, &h) == 0, "search");
+    CHECK(h.n == 3 && !strcmp(h.hits[0].id, "i6017") && h.hits[0].dist < 1e-5f,
+          "appended row not first: %s %g", h.n ? h.hits[0].id : "-", h.n ? (double)h.hits[0].dist : 0);
+    vdx_hits_free(&h);
+    cJSON *info;
+    REQUIRE(vdx_store_info(s, &info, &err) == 0, "%s", err.message);
+    const cJSON *ix = cJSON_GetObjectItemCaseSensitive(info, "index");
+    CHECK(ix && cJSON_GetObjectItemCaseSensitive(ix, "rows")->valuedouble == ROWS &&
+              cJSON_GetObjectItemCaseSensitive(ix, "unindexed")->valuedouble == 50 &&
+              cJSON_GetObjectItemCaseSensitive(ix, "lists")->valuedouble == LISTS,
+          "info: %s", ix ? cJSON_PrintUnformatted(ix) : "no index");
+    cJSON_Delete(info);
+    /* another handle (a reader) sees the same index and the tail */
+    vdx_store *r = open_store("tail", 0, &err);
+    REQUIRE(r, "%s", err.message);
+    REQUIRE(search(r, q, 1, NULL, 0, NULL, 0, &h) == 0, "search");
+    CHECK(h.n == 1 && !strcmp(h.hits[0].id, "i6017"), "reader found %s", h.n ? h.hits[0].id : "-");
+    vdx_hits_free(&h);
+    vdx_store_close(r);
+    vdx_store_close(s);
+}
+
+TEST(mismatched_or_corrupt_index_is_ignored)
+{
+    vdx_error err = {{0}};
+    vdx_store *s = indexed_store("corrupt");
+    REQUIRE(s, "setup failed");
+    char path[4400];
+    snprintf(path, sizeof path, "%s/index.ivf", vdx_store_dir(s));
+    vdx_store_close(s);
+    FILE *f = fopen(path, "r+b");
+    REQUIRE(f, "no index file at %s", path);
+    fseek(f, 300, SEEK_SET);
+    uint32_t bad = 0xffffffffu; /* a NaN in the per-dimension scales */
+    fwrite(&bad, sizeof bad, 1, f);
+    fclose(f);
+    s = open_store("corrupt", 0, &err);
+    REQUIRE(s, "%s", err.message);
+    float q[DIMS];
+    synth_image(gen, 5, q);
+    vdx_hits h;
+    REQUIRE(search(s, q, 1, NULL, 0, NULL, 0, &h) == 0, "search with a corrupt index");
+    CHECK(h.n == 1 && !strcmp(h.hits[0].id, "i5"), "found %s", h.n ? h.hits[0].id : "-");
+    vdx_hits_free(&h);
+    cJSON *info;
+    REQUIRE(vdx_store_info(s, &info, &err) == 0, "%s", err.message);
+    const cJSON *ix = cJSON_GetObjectItemCaseSensitive(info, "index");
+    const cJSON *problem = cJSON_GetObjectItemCaseSensitive(ix, "problem");
+    CHECK(cJSON_IsString(problem) && strstr(problem->valuestring, "index.ivf"),
+          "info names no problem: %s", cJSON_PrintUnformatted(ix));
+    cJSON_Delete(info);
+    vdx_store_close(s);
+}
+
+static void kill_self(const char *stage, double fraction, void *user)
+{
+    (void)user;
+    if (!strcmp(stage, "encoding") && fraction > 0)
+        raise(SIGKILL);
+}
+
+TEST(killed_build_leaves_the_old_index)
+{
+    vdx_error err = {{0}};
+    vdx_store *s = indexed_store("killed");
+    REQUIRE(s, "setup failed");
+    REQUIRE(fill(s, ROWS, 70000, &err) == 0, "%s", err.message); /* encoding reports past 65536 */
+    vdx_store_close(s);
+    pid_t pid = fork();
+    if (pid == 0) {
+        vdx_store *c = open_store("killed", 0, &err);
+        vdx_index_options o = {.lists = LISTS, .on_progress = kill_self};
+        if (c)
+            vdx_store_index_build(c, &o, &err);
+        _exit(3); /* the build should never get here */
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    s = open_store("killed", 0, &err);
+    REQUIRE(s, "%s", err.message);
+    cJSON *info;
+    REQUIRE(vdx_store_info(s, &info, &err) == 0, "%s", err.message);
+    const cJSON *ix = cJSON_GetObjectItemCaseSensitive(info, "index");
+    CHECK(cJSON_GetObjectItemCaseSensitive(ix, "rows") &&
+              cJSON_GetObjectItemCaseSensitive(ix, "rows")->valuedouble == ROWS,
+          "old index not in use: %s", cJSON_PrintUnformatted(ix));
+    cJSON_Delete(info);
+    float q[DIMS];
+    synth_image(gen, ROWS + 60000, q);
+    vdx_hits h;
+    REQUIRE(search(s, q, 1, NULL, 0, NULL, 0, &h) == 0, "search");
+    CHECK(h.n == 1 && !strcmp(h.hits[0].id, "i66000"), "found %s", h.n ? h.hits[0].id : "-");
+    vdx_hits_free(&h);
+    /* the next build removes the dead one's temporary file and covers every row */
+    vdx_index_options o = {.lists = LISTS};
+    REQUIRE(vdx_store_index_build(s, &o, &err) == 0, "%s", err.message);
+    char cmd[4600];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp", vdx_store_dir(s));
+    FILE *p = popen(cmd, "r");
+    int temps = -1;
+    if (p) {
+        if (fscanf(p, "%d", &temps) != 1)
+            temps = -1;
+        pclose(p);
+    }
+    CHECK(temps == 0, "%d temporary files left", temps);
+    vdx_store_close(s);
+}
+
+int main(void)
+{
+    test_tmp_begin("index");
+    snprintf(data_dir, sizeof data_dir, "%s/data", getenv("TMPDIR"));
+    synth_params p;
+    synth_defaults(&p);
+    p.dim = DIMS;
+    p.clusters = 60;
+    char err[256];
+    gen = synth_new(&p, err, sizeof err);
+    if (!gen) {
+        printf("synth: %s\n", err);
+        return 1;
+    }
+    shared = indexed_store("shared");
+    RUN(all_partitions_equal_the_exact_scan);
+    RUN(recall_floor_at_default_settings);
+    RUN(filters_and_exclusions_give_k_results);
+    RUN(appended_rows_are_found_and_info_reports_them);
+    RUN(mismatched_or_corrupt_index_is_ignored);
+    RUN(killed_build_leaves_the_old_index);
+    vdx_store_close(shared);
+    synth_free(gen);
+    test_tmp_end();
+    return test_summary("index");
+}
