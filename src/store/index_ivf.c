@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "store/index_ivf.h"
+#include "common/clock.h"
 #include "common/half.h"
 
 #define IVF_MAGIC "VDXIVF1\0"
@@ -543,10 +544,7 @@ void vdx_ivf_describe(const vdx_ivf *ix, cJSON *out)
 {
     const ivf_header *h = &ix->h;
     char built[32];
-    time_t t = (time_t)h->built;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(built, sizeof built, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    clock_utc_iso((double)h->built, built);
     cJSON_AddStringToObject(out, "kind", "ivf-int8");
     cJSON_AddNumberToObject(out, "rows", (double)h->rows);
     cJSON_AddNumberToObject(out, "lists", h->lists);
