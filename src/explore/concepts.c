@@ -1679,12 +1679,24 @@ static int replay_action(vdx_concepts *book, int64_t concept, int64_t action, in
                          (const char *)sqlite3_column_text(stmt, 3),
                          sqlite3_column_int64(stmt, 4), err);
         if (rc == 0 && changes) {
+            /* every key or none: a change listed with holes is wrong, and an item that
+             * could not be attached is ours to free */
             cJSON *c = cJSON_CreateObject();
-            cJSON_AddStringToObject(c, "id", item);
-            cJSON_AddItemToObject(c, "label", to < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(to));
-            cJSON_AddItemToObject(c, "previous",
-                                  from < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(from));
-            cJSON_AddItemToArray(changes, c);
+            cJSON *label = to < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(to);
+            cJSON *previous = from < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(from);
+            int ok = c && label && previous && cJSON_AddStringToObject(c, "id", item);
+            if (ok && (ok = cJSON_AddItemToObject(c, "label", label)))
+                label = NULL;
+            if (ok && (ok = cJSON_AddItemToObject(c, "previous", previous)))
+                previous = NULL;
+            if (ok && (ok = cJSON_AddItemToArray(changes, c)))
+                c = NULL;
+            cJSON_Delete(c);
+            cJSON_Delete(label);
+            cJSON_Delete(previous);
+            if (!ok)
+                rc = vdx_fail_oom(err, "listing the changes of label action %lld",
+                                  (long long)action);
         }
         (*n)++;
     }
@@ -1712,9 +1724,10 @@ static int add_counts(vdx_concepts *book, const concept_record *rec, cJSON *out,
     int positive = 0, negative = 0, pending = 0;
     if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0)
         return -1;
-    cJSON_AddNumberToObject(out, "positive", positive);
-    cJSON_AddNumberToObject(out, "negative", negative);
-    cJSON_AddNumberToObject(out, "pending", pending);
+    if (!cJSON_AddNumberToObject(out, "positive", positive) ||
+        !cJSON_AddNumberToObject(out, "negative", negative) ||
+        !cJSON_AddNumberToObject(out, "pending", pending))
+        return vdx_fail_oom(err, "describing the label counts");
     return 0;
 }
 
@@ -1739,12 +1752,14 @@ static int undo_or_redo(vdx_concepts *book, const char *name, int redo, cJSON **
     }
     rc = end_write(book, rc, err);
     if (rc == 0) {
-        cJSON_AddStringToObject(out, redo ? "redone" : "undone", "labels");
-        cJSON_AddNumberToObject(out, "action", (double)action);
-        cJSON_AddNumberToObject(out, redo ? "labels_redone" : "labels_reverted", n);
-        cJSON_AddItemToObject(out, "changes", changes);
-        changes = NULL;
-        rc = add_counts(book, &rec, out, err);
+        int ok = out && cJSON_AddStringToObject(out, redo ? "redone" : "undone", "labels") &&
+                 cJSON_AddNumberToObject(out, "action", (double)action) &&
+                 cJSON_AddNumberToObject(out, redo ? "labels_redone" : "labels_reverted", n);
+        if (ok && (ok = changes && cJSON_AddItemToObject(out, "changes", changes)))
+            changes = NULL; /* out owns it */
+        rc = ok ? add_counts(book, &rec, out, err)
+                : vdx_fail_oom(err, "describing the %s in concept '%s' (it is recorded)",
+                               redo ? "redo" : "undo", name);
     }
     if (rc == 0 && result) {
         *result = out;
