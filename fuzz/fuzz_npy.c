@@ -3,7 +3,7 @@
  * gives a matrix whose every row lies inside the file; every row of an accepted file is
  * widened and checked (NaN, zeros) so ASan sees each byte the shape claims. The input goes
  * through a memfd, since the reader maps a path. Built by scripts/build-fuzz.sh.
- * FUZZ_SOURCES: src/common/common.c src/ingest/npy.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/half.c src/ingest/npy.c */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>

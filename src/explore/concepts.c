@@ -1562,8 +1562,8 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
             sqlite3_bind_text(stmt, 9, losses_json, -1, SQLITE_STATIC);
             sqlite3_bind_double(stmt, 10, accuracy);
             sqlite3_bind_blob(stmt, 11, rec.weight, rec.dims * (int)sizeof(float),
-                              SQLITE_TRANSIENT);
-            sqlite3_bind_text(stmt, 12, metrics_json, -1, SQLITE_TRANSIENT);
+                              SQLITE_STATIC); /* no copy that could fail: both live past the step */
+            sqlite3_bind_text(stmt, 12, metrics_json, -1, SQLITE_STATIC);
             if (sqlite3_step(stmt) != SQLITE_DONE)
                 rc = db_fail(book, err, "recording a round");
         }
