@@ -920,8 +920,9 @@ int vdx_filter_bind_sqlite(const vdx_filter *filter, sqlite3_stmt *stmt, int fir
                 rc = sqlite3_bind_double(stmt, index, strtod(n->text, NULL));
         }
         if (rc != SQLITE_OK)
-            return vdx_fail(err, "where: binding value %d ('%s'): %s", i + 1, n->text,
-                            sqlite3_errstr(rc));
+            return vdx_fail_kind(err, rc == SQLITE_NOMEM ? VDX_ERR_NO_MEMORY : VDX_ERR_INTERNAL,
+                                 "where: binding value %d ('%s'): %s", i + 1, n->text,
+                                 sqlite3_errstr(rc));
     }
     return 0;
 }
