@@ -15,16 +15,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     vdx_error err;
     size_t used;
-    vdx_pickle_check_legacy_preamble(data, size, "fuzz", &used, &err);
+    pickle_check_legacy_preamble(data, size, "fuzz", &used, &err);
     char **keys;
     size_t key_count;
-    if (vdx_pickle_load_string_list(data, size, 0, "fuzz", &keys, &key_count, &used, &err) == 0) {
+    if (pickle_load_string_list(data, size, 0, "fuzz", &keys, &key_count, &used, &err) == 0) {
         for (size_t i = 0; i < key_count; i++)
             free(keys[i]);
         free(keys);
     }
     vdx_pickle_state_dict sd;
-    if (vdx_pickle_load_state_dict(data, size, 0, "fuzz", &sd, &used, &err) != 0) {
+    if (pickle_load_state_dict(data, size, 0, "fuzz", &sd, &used, &err) != 0) {
         if (!err.message[0])
             abort();
         return 0;
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (storages && backing) {
         for (size_t i = 0; i < sd.count; i++)
             storages[i] = (vdx_pickle_storage){sd.tensors[i].storage_key, data, size};
-        vdx_weights *w = vdx_pickle_weights_new("fuzz", &sd, storages, sd.count, backing, &err);
+        vdx_weights *w = pickle_weights_new("fuzz", &sd, storages, sd.count, backing, &err);
         backing = NULL;
         if (w) {
             volatile uint8_t sink = 0;
@@ -45,10 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     sink ^= ((const uint8_t *)w->tensors[i].data)[b];
             (void)sink;
         }
-        vdx_weights_close(w);
+        weights_close(w);
     }
     free(backing);
     free(storages);
-    vdx_pickle_state_dict_free(&sd);
+    pickle_state_dict_free(&sd);
     return 0;
 }

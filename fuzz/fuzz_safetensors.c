@@ -1,6 +1,6 @@
 /* libFuzzer target for the safetensors header parser (src/clip/safetensors.c): any byte
  * string must either be refused with a message or give tensors that lie inside the
- * buffer; every accepted float tensor is read back through vdx_weights_get_f32 so ASan
+ * buffer; every accepted float tensor is read back through weights_get_f32 so ASan
  * sees each byte the table claims. Built by scripts/build-fuzz.sh.
  * FUZZ_SOURCES: src/common/common.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
 #include <stdlib.h>
@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     vdx_error err;
-    vdx_weights *w = vdx_safetensors_parse(data, size, "fuzz.safetensors", &err);
+    vdx_weights *w = safetensors_parse(data, size, "fuzz.safetensors", &err);
     if (!w) {
         if (!err.message[0])
             abort(); /* a refusal always says why */
@@ -23,13 +23,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const vdx_tensor *t = &w->tensors[i];
         if ((const uint8_t *)t->data < data || (const uint8_t *)t->data + t->nbytes > data + size)
             abort();
-        size_t n = t->nbytes / vdx_dtype_size(t->dtype);
+        size_t n = t->nbytes / dtype_size(t->dtype);
         float *out = malloc(n ? n * sizeof *out : 1);
         if (out && t->dtype != VDX_DTYPE_I64 &&
-            vdx_weights_get_f32(w, t->name, out, t->ndim, t->shape, &err) != 0)
+            weights_get_f32(w, t->name, out, t->ndim, t->shape, &err) != 0)
             abort(); /* a tensor of the table reads back with its own shape */
         free(out);
     }
-    vdx_weights_close(w);
+    weights_close(w);
     return 0;
 }

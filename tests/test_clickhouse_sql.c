@@ -253,16 +253,16 @@ TEST(filter_values_are_escaped_not_doubled)
                                       {"width", VDX_COLUMN_INTEGER}};
     vdx_error err = {{0}};
     /* the value a1\' OR 1=1 -- written in filter syntax ('' is a quote) */
-    vdx_filter *f = vdx_filter_parse("id = 'a1\\'' OR 1=1 --' OR \"photo`grapher\" = 'x\ny'",
+    vdx_filter *f = filter_parse("id = 'a1\\'' OR 1=1 --' OR \"photo`grapher\" = 'x\ny'",
                                      cols, 3, &err);
     REQUIRE(f, "%s", err.message);
-    char *sql = vdx_filter_to_clickhouse(f, &err);
+    char *sql = filter_to_clickhouse(f, &err);
     CHECK(sql && strcmp(sql, "((`id` = 'a1\\\\\\' OR 1=1 --') OR (`photo\\`grapher` = 'x\\ny'))") ==
                      0,
           "got %s", sql);
     free(sql);
-    vdx_filter_free(f);
-    char *quoted = vdx_clickhouse_quote_string("it's \\ a\ttab\r");
+    filter_free(f);
+    char *quoted = clickhouse_quote_string("it's \\ a\ttab\r");
     CHECK(quoted && strcmp(quoted, "'it\\'s \\\\ a\\ttab\\r'") == 0, "got %s", quoted);
     free(quoted);
 }

@@ -17,11 +17,11 @@ static const vdx_filter_column columns[] = {
 
 static char *render(const char *text, int clickhouse, vdx_error *err)
 {
-    vdx_filter *f = vdx_filter_parse(text, columns, N_COLUMNS, err);
+    vdx_filter *f = filter_parse(text, columns, N_COLUMNS, err);
     if (!f)
         return NULL;
-    char *out = clickhouse ? vdx_filter_to_clickhouse(f, err) : vdx_filter_to_sqlite(f, 1, err);
-    vdx_filter_free(f);
+    char *out = clickhouse ? filter_to_clickhouse(f, err) : filter_to_sqlite(f, 1, err);
+    filter_free(f);
     return out;
 }
 
@@ -90,12 +90,12 @@ TEST(clickhouse_quoting)
         {"", "''"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *out = vdx_clickhouse_quote_string(cases[i].in);
+        char *out = clickhouse_quote_string(cases[i].in);
         CHECK(out && strcmp(out, cases[i].out) == 0, "%s → %s, expected %s", cases[i].in,
               out ? out : "NULL", cases[i].out);
         free(out);
     }
-    char *id = vdx_clickhouse_quote_identifier("a`b\\c");
+    char *id = clickhouse_quote_identifier("a`b\\c");
     CHECK(id && strcmp(id, "`a\\`b\\\\c`") == 0, "identifier %s", id ? id : "NULL");
     free(id);
 }
@@ -146,12 +146,12 @@ TEST(refuses_with_byte_offsets)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         vdx_error err = {{0}};
-        vdx_filter *f = vdx_filter_parse(cases[i].in, columns, N_COLUMNS, &err);
+        vdx_filter *f = filter_parse(cases[i].in, columns, N_COLUMNS, &err);
         CHECK(!f, "accepted: %s", cases[i].in);
         CHECK(strcmp(err.message, cases[i].message) == 0,
               "%s\n      got      %s\n      expected %s", cases[i].in, err.message,
               cases[i].message);
-        vdx_filter_free(f);
+        filter_free(f);
     }
 }
 
@@ -163,9 +163,9 @@ TEST(deep_nesting_refused)
         text[n++] = '(';
     strcpy(text + n, "id = 'a'");
     vdx_error err = {{0}};
-    vdx_filter *f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+    vdx_filter *f = filter_parse(text, columns, N_COLUMNS, &err);
     CHECK(!f && strstr(err.message, "nested too deeply"), "%s", err.message);
-    vdx_filter_free(f);
+    filter_free(f);
     n = 0;
     for (int i = 0; i < 1000; i++) {
         memcpy(text + n, "NOT ", 4);
@@ -174,33 +174,33 @@ TEST(deep_nesting_refused)
             break;
     }
     strcpy(text + n, "id = 'a'");
-    f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+    f = filter_parse(text, columns, N_COLUMNS, &err);
     CHECK(!f && strstr(err.message, "nested too deeply"), "%s", err.message);
-    vdx_filter_free(f);
-    f = vdx_filter_parse("NOT NOT (NOT id = 'a')", columns, N_COLUMNS, &err);
+    filter_free(f);
+    f = filter_parse("NOT NOT (NOT id = 'a')", columns, N_COLUMNS, &err);
     CHECK(f, "a little nesting: %s", err.message);
-    vdx_filter_free(f);
+    filter_free(f);
 }
 
 /* Runs a filter on a small SQLite table and returns the ids it selects, "a,b,...". */
 static int select_ids(sqlite3 *db, const char *where, char *out, size_t size)
 {
     vdx_error err = {{0}};
-    vdx_filter *f = vdx_filter_parse(where, columns, N_COLUMNS, &err);
+    vdx_filter *f = filter_parse(where, columns, N_COLUMNS, &err);
     if (!f) {
         snprintf(out, size, "error: %s", err.message);
         return -1;
     }
-    char *expr = vdx_filter_to_sqlite(f, 1, &err);
+    char *expr = filter_to_sqlite(f, 1, &err);
     char *sql = sqlite3_mprintf("SELECT id FROM t WHERE %s ORDER BY id", expr);
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
     sqlite3_free(sql);
     free(expr);
-    if (rc != SQLITE_OK || vdx_filter_bind_sqlite(f, stmt, 1, &err) != 0) {
+    if (rc != SQLITE_OK || filter_bind_sqlite(f, stmt, 1, &err) != 0) {
         snprintf(out, size, "error: %s", rc != SQLITE_OK ? sqlite3_errmsg(db) : err.message);
         sqlite3_finalize(stmt);
-        vdx_filter_free(f);
+        filter_free(f);
         return -1;
     }
     out[0] = 0;
@@ -209,7 +209,7 @@ static int select_ids(sqlite3 *db, const char *where, char *out, size_t size)
         snprintf(out + len, size - len, "%s%s", len ? "," : "", sqlite3_column_text(stmt, 0));
     }
     sqlite3_finalize(stmt);
-    vdx_filter_free(f);
+    filter_free(f);
     return 0;
 }
 
@@ -232,12 +232,12 @@ TEST(depth_counts_function_calls)
     static char text[8192], out[256];
     vdx_error err = {{0}};
     nested_lower(300, text);
-    vdx_filter *f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
+    vdx_filter *f = filter_parse(text, columns, N_COLUMNS, &err);
     CHECK(!f && strstr(err.message, "nested too deeply") && !strstr(err.message, "SELECT"), "%s", err.message);
-    vdx_filter_free(f);
+    filter_free(f);
     sqlite3 *db;
     REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
-    REQUIRE(vdx_filter_register_sqlite(db, &err) == 0, "%s", err.message);
+    REQUIRE(filter_register_sqlite(db, &err) == 0, "%s", err.message);
     REQUIRE(sqlite3_exec(db, "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, \"odd name\" TEXT, "
                              "score TEXT, \"we`ird\" TEXT); INSERT INTO t(id) VALUES ('A'), ('b');",
                          NULL, NULL, NULL) == SQLITE_OK, "table");
@@ -245,8 +245,8 @@ TEST(depth_counts_function_calls)
     int depth;
     for (depth = 1; depth < 200; depth++) {
         nested_lower(depth, text);
-        f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
-        vdx_filter_free(f);
+        f = filter_parse(text, columns, N_COLUMNS, &err);
+        filter_free(f);
         if (!f)
             break;
     }
@@ -261,8 +261,8 @@ TEST(depth_counts_function_calls)
         strcat(text, "id = 'b'");
         for (int i = 0; i < depth; i++)
             strcat(text, ")");
-        f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
-        vdx_filter_free(f);
+        f = filter_parse(text, columns, N_COLUMNS, &err);
+        filter_free(f);
         if (!f)
             break;
     }
@@ -279,8 +279,8 @@ TEST(depth_counts_function_calls)
         for (int i = 0; i < depth; i++)
             strcat(text, "NOT ");
         strcat(text, "id = 'b'");
-        f = vdx_filter_parse(text, columns, N_COLUMNS, &err);
-        vdx_filter_free(f);
+        f = filter_parse(text, columns, N_COLUMNS, &err);
+        filter_free(f);
         if (!f)
             break;
     }
@@ -298,7 +298,7 @@ TEST(sqlite_semantics)
     sqlite3 *db;
     REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
     vdx_error err = {{0}};
-    REQUIRE(vdx_filter_register_sqlite(db, &err) == 0, "%s", err.message);
+    REQUIRE(filter_register_sqlite(db, &err) == 0, "%s", err.message);
     REQUIRE(sqlite3_exec(db,
                          "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, "
                          "\"odd name\" TEXT, score TEXT, \"we`ird\" TEXT);"

@@ -12,13 +12,13 @@ static void check_same_tensors(const vdx_weights *ref, const vdx_weights *other)
     CHECK(ref->count == other->count, "%zu tensors vs %zu", ref->count, other->count);
     for (size_t i = 0; i < ref->count; i++) {
         const vdx_tensor *a = &ref->tensors[i];
-        const vdx_tensor *b = vdx_weights_find(other, a->name);
+        const vdx_tensor *b = weights_find(other, a->name);
         CHECK(b != NULL, "%s missing from %s", a->name, other->path);
         if (!b)
             continue;
         CHECK(a->dtype == b->dtype && a->ndim == b->ndim && a->nbytes == b->nbytes,
               "%s: %s/%d dims/%zu bytes vs %s/%d dims/%zu bytes", a->name,
-              vdx_dtype_name(a->dtype), a->ndim, a->nbytes, vdx_dtype_name(b->dtype), b->ndim,
+              dtype_name(a->dtype), a->ndim, a->nbytes, dtype_name(b->dtype), b->ndim,
               b->nbytes);
         for (int d = 0; d < a->ndim && d < b->ndim; d++)
             CHECK(a->shape[d] == b->shape[d], "%s dim %d: %lld vs %lld", a->name, d,
@@ -31,7 +31,7 @@ static void check_same_tensors(const vdx_weights *ref, const vdx_weights *other)
 static vdx_weights *open_fixture(const char *path)
 {
     vdx_error err = {{0}};
-    vdx_weights *w = vdx_weights_open(path, &err);
+    vdx_weights *w = weights_open(path, &err);
     CHECK(w != NULL, "%s", err.message);
     return w;
 }
@@ -42,19 +42,19 @@ TEST(safetensors_tiny_tensor_table)
     vdx_weights *w = open_fixture(path);
     REQUIRE(w, "open");
     CHECK(w->count == 80, "%zu tensors", w->count);
-    const vdx_tensor *tok = vdx_weights_find(w, "text_model.embeddings.token_embedding.weight");
+    const vdx_tensor *tok = weights_find(w, "text_model.embeddings.token_embedding.weight");
     REQUIRE(tok, "token_embedding missing");
     CHECK(tok->dtype == VDX_DTYPE_F32 && tok->ndim == 2 && tok->shape[0] == 49408 &&
               tok->shape[1] == 64 && tok->nbytes == 49408u * 64 * 4,
-          "token_embedding %s %d dims", vdx_dtype_name(tok->dtype), tok->ndim);
-    const vdx_tensor *scale = vdx_weights_find(w, "logit_scale");
+          "token_embedding %s %d dims", dtype_name(tok->dtype), tok->ndim);
+    const vdx_tensor *scale = weights_find(w, "logit_scale");
     REQUIRE(scale, "logit_scale missing");
     CHECK(scale->ndim == 0 && scale->nbytes == 4, "logit_scale is a scalar");
     float value;
     vdx_error err = {{0}};
-    CHECK(vdx_weights_get_f32(w, "logit_scale", &value, 0, NULL, &err) == 0, "%s", err.message);
+    CHECK(weights_get_f32(w, "logit_scale", &value, 0, NULL, &err) == 0, "%s", err.message);
     CHECK(value == logf(100.0f), "logit_scale %.9g, expected ln 100", value);
-    vdx_weights_close(w);
+    weights_close(w);
 }
 
 TEST(position_ids_are_int64_and_refused_as_floats)
@@ -62,7 +62,7 @@ TEST(position_ids_are_int64_and_refused_as_floats)
     NEED_SHARED(path, "fixtures/clip-tiny/model.safetensors");
     vdx_weights *w = open_fixture(path);
     REQUIRE(w, "open");
-    const vdx_tensor *pos = vdx_weights_find(w, "vision_model.embeddings.position_ids");
+    const vdx_tensor *pos = weights_find(w, "vision_model.embeddings.position_ids");
     REQUIRE(pos, "position_ids missing");
     CHECK(pos->dtype == VDX_DTYPE_I64 && pos->ndim == 2 && pos->shape[1] == 50, "shape");
     int64_t ids[50];
@@ -72,11 +72,11 @@ TEST(position_ids_are_int64_and_refused_as_floats)
     float out[50];
     vdx_error err = {{0}};
     int64_t shape[2] = {1, 50};
-    CHECK(vdx_weights_get_f32(w, "vision_model.embeddings.position_ids", out, 2, shape, &err) ==
+    CHECK(weights_get_f32(w, "vision_model.embeddings.position_ids", out, 2, shape, &err) ==
               -1,
           "I64 read as float");
     CHECK(strstr(err.message, "holds I64 integers") != NULL, "%s", err.message);
-    vdx_weights_close(w);
+    weights_close(w);
 }
 
 TEST(f16_converts_exactly)
@@ -84,13 +84,13 @@ TEST(f16_converts_exactly)
     NEED_SHARED(path, "fixtures/clip-tiny-f16/model.safetensors");
     vdx_weights *w = open_fixture(path);
     REQUIRE(w, "open");
-    const vdx_tensor *t = vdx_weights_find(w, "visual_projection.weight");
+    const vdx_tensor *t = weights_find(w, "visual_projection.weight");
     REQUIRE(t, "visual_projection missing");
     CHECK(t->dtype == VDX_DTYPE_F16 && t->shape[0] == 32 && t->shape[1] == 128, "shape/dtype");
     float *out = malloc(32 * 128 * sizeof *out);
     int64_t shape[2] = {32, 128};
     vdx_error err = {{0}};
-    CHECK(vdx_weights_get_f32(w, "visual_projection.weight", out, 2, shape, &err) == 0, "%s",
+    CHECK(weights_get_f32(w, "visual_projection.weight", out, 2, shape, &err) == 0, "%s",
           err.message);
     /* Every converted value rounds back to the same half (exact conversion) and is finite. */
     const uint16_t *half = t->data;
@@ -103,7 +103,7 @@ TEST(f16_converts_exactly)
     }
     CHECK(bad == 0, "%d values did not round-trip", bad);
     free(out);
-    vdx_weights_close(w);
+    weights_close(w);
 }
 
 TEST(config_tiny)
@@ -139,8 +139,8 @@ static void check_same_as_safetensors(const char *rel)
     vdx_weights *other = open_fixture(other_path);
     if (ref && other)
         check_same_tensors(ref, other);
-    vdx_weights_close(ref);
-    vdx_weights_close(other);
+    weights_close(ref);
+    weights_close(other);
 }
 
 TEST(torch_zip_equals_safetensors) { check_same_as_safetensors("fixtures/clip-tiny/pytorch_model.bin"); }
@@ -164,20 +164,20 @@ TEST(f16_and_bf16_edge_values)
     memcpy(file + 8 + len, f16, sizeof f16);
     memcpy(file + 8 + len + sizeof f16, bf16, sizeof bf16);
     vdx_error err = {{0}};
-    vdx_weights *w = vdx_safetensors_parse(file, 8 + len + 24, "edge.safetensors", &err);
+    vdx_weights *w = safetensors_parse(file, 8 + len + 24, "edge.safetensors", &err);
     REQUIRE(w, "%s", err.message);
     float h[8], b[4];
     int64_t hshape[1] = {8}, bshape[2] = {2, 2};
-    CHECK(vdx_weights_get_f32(w, "h", h, 1, hshape, &err) == 0, "%s", err.message);
+    CHECK(weights_get_f32(w, "h", h, 1, hshape, &err) == 0, "%s", err.message);
     CHECK(h[0] == ldexpf(1, -24) && h[1] == ldexpf(1023, -24), "subnormals %g %g", h[0], h[1]);
     CHECK(isinf(h[2]) && h[2] > 0 && isinf(h[3]) && h[3] < 0, "infinities %g %g", h[2], h[3]);
     CHECK(isnan(h[4]), "NaN %g", h[4]);
     CHECK(h[5] == 0 && signbit(h[5]), "-0 %g", h[5]);
     CHECK(h[6] == 1.0f && h[7] == 65504.0f, "1 and max %g %g", h[6], h[7]);
-    CHECK(vdx_weights_get_f32(w, "b", b, 2, bshape, &err) == 0, "%s", err.message);
+    CHECK(weights_get_f32(w, "b", b, 2, bshape, &err) == 0, "%s", err.message);
     CHECK(b[0] == 1.0f && b[1] == -2.5f && isinf(b[2]) && b[3] == ldexpf(1, -133),
           "bf16 %g %g %g %g", b[0], b[1], b[2], b[3]);
-    vdx_weights_close(w);
+    weights_close(w);
 }
 
 int main(void)

@@ -116,20 +116,20 @@ TEST(float16_and_bfloat16)
 {
     int wrong = 0;
     for (uint32_t h = 0; h < 65536; h++) { /* every half widens and narrows back exactly */
-        float f = vdx_f16_to_f32((uint16_t)h);
+        float f = half_f16_to_f32((uint16_t)h);
         int nan = ((h >> 10) & 0x1f) == 31 && (h & 0x3ff);
-        if (!nan && vdx_f32_to_f16(f) != h && wrong++ < 3)
-            printf("    half %04x → %a → %04x\n", h, (double)f, vdx_f32_to_f16(f));
+        if (!nan && half_f32_to_f16(f) != h && wrong++ < 3)
+            printf("    half %04x → %a → %04x\n", h, (double)f, half_f32_to_f16(f));
         if (nan && !isnan(f))
             wrong++;
     }
     CHECK(wrong == 0, "%d halves do not round-trip", wrong);
-    CHECK(vdx_f32_to_f16(65504.0f) == 0x7bff && vdx_f32_to_f16(65520.0f) == 0x7c00 &&
-              vdx_f32_to_f16(65519.99f) == 0x7bff, "overflow boundary");
-    CHECK(vdx_f32_to_f16(1.0f + 0x1p-11f) == 0x3c00 && vdx_f32_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02,
+    CHECK(half_f32_to_f16(65504.0f) == 0x7bff && half_f32_to_f16(65520.0f) == 0x7c00 &&
+              half_f32_to_f16(65519.99f) == 0x7bff, "overflow boundary");
+    CHECK(half_f32_to_f16(1.0f + 0x1p-11f) == 0x3c00 && half_f32_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02,
           "ties to even");
-    CHECK(vdx_f32_to_f16(0x1p-25f) == 0 && vdx_f32_to_f16(0x1.8p-25f) == 1, "subnormal rounding");
-    CHECK(vdx_f16_to_f32(1) == 0x1p-24f && vdx_f16_to_f32(0x8000) == 0 && signbit(vdx_f16_to_f32(0x8000)),
+    CHECK(half_f32_to_f16(0x1p-25f) == 0 && half_f32_to_f16(0x1.8p-25f) == 1, "subnormal rounding");
+    CHECK(half_f16_to_f32(1) == 0x1p-24f && half_f16_to_f32(0x8000) == 0 && signbit(half_f16_to_f32(0x8000)),
           "smallest subnormal and -0");
     /* arrays: F16C (when present) and the portable loop give the same bits */
     float in[37];
@@ -139,9 +139,9 @@ TEST(float16_and_bfloat16)
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         in[i] = ldexpf((float)(int32_t)(seed >> 32) / 2147483648.0f, (int)(seed % 40) - 20);
     }
-    vdx_f32_to_f16_array(in, fast, 37);
+    half_f32_to_f16_array(in, fast, 37);
     setenv("VDX_SCAN_KERNEL", "portable", 1);
-    vdx_f32_to_f16_array(in, slow, 37);
+    half_f32_to_f16_array(in, slow, 37);
     float back_slow[37], back_fast[37];
     half_f16_to_f32_array(slow, back_slow, 37);
     unsetenv("VDX_SCAN_KERNEL");

@@ -70,7 +70,7 @@ TEST(npy_reads_f32_f16_and_1d)
     uint16_t h[2][4];
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 4; c++)
-            h[r][c] = vdx_f32_to_f16(m[r][c]);
+            h[r][c] = half_f32_to_f16(m[r][c]);
     write_npy("h.npy", "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 4), }", h, sizeof h);
     REQUIRE(vdx_npy_open(path_of("h.npy"), &npy, &err) == 0, "%s", err.message);
     CHECK(npy.f16 && npy.rows == 2, "f16 %d rows %lld", npy.f16, (long long)npy.rows);

@@ -70,9 +70,9 @@ static uint8_t *read_fixture(const char *path, size_t *size)
 static void expect_open_error(const char *path, const char *expected)
 {
     vdx_error err = {{0}};
-    vdx_weights *w = vdx_weights_open(path, &err);
+    vdx_weights *w = weights_open(path, &err);
     CHECK(w == NULL, "%s opened", path);
-    vdx_weights_close(w);
+    weights_close(w);
     CHECK(strstr(err.message, expected) != NULL, "message \"%s\" lacks \"%s\"", err.message,
           expected);
 }
@@ -182,36 +182,36 @@ TEST(shape_mismatch_names_file_tensor_and_shapes)
 {
     NEED_SHARED(path, "fixtures/clip-tiny/model.safetensors");
     vdx_error err = {{0}};
-    vdx_weights *w = vdx_weights_open(path, &err);
+    vdx_weights *w = weights_open(path, &err);
     REQUIRE(w, "%s", err.message);
     float out[32 * 128];
     int64_t shape[2] = {32, 64};
-    CHECK(vdx_weights_get_f32(w, "visual_projection.weight", out, 2, shape, &err) == -1,
+    CHECK(weights_get_f32(w, "visual_projection.weight", out, 2, shape, &err) == -1,
           "accepted");
     char expected[1024];
     snprintf(expected, sizeof expected,
              "%s: tensor 'visual_projection.weight' has shape [32, 128], expected [32, 64]",
              path);
     CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
-    vdx_weights_close(w);
+    weights_close(w);
 }
 
 TEST(missing_tensor)
 {
     NEED_SHARED(path, "fixtures/clip-tiny/pytorch_model.bin");
     vdx_error err = {{0}};
-    vdx_weights *w = vdx_weights_open(path, &err);
+    vdx_weights *w = weights_open(path, &err);
     REQUIRE(w, "%s", err.message);
     float out[4];
     int64_t shape[1] = {4};
-    CHECK(vdx_weights_get_f32(w, "text_model.pooler.weight", out, 1, shape, &err) == -1,
+    CHECK(weights_get_f32(w, "text_model.pooler.weight", out, 1, shape, &err) == -1,
           "found");
     char expected[1024];
     snprintf(expected, sizeof expected,
              "%s: tensor 'text_model.pooler.weight' not found (the file holds 80 tensors)",
              path);
     CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
-    vdx_weights_close(w);
+    weights_close(w);
 }
 
 /* Writes a torch zip archive holding `pickle` as archive/data.pkl and storage 0. */
@@ -252,15 +252,15 @@ TEST(torch_zip_strided_parameter_is_made_contiguous)
     const char *path = write_torch_zip(test_tmpdir("strided"), strided_pickle,
                                        sizeof strided_pickle - 1, storage, sizeof storage);
     vdx_error err = {{0}};
-    vdx_weights *w = vdx_weights_open(path, &err);
+    vdx_weights *w = weights_open(path, &err);
     REQUIRE(w, "%s", err.message);
     float out[6];
     int64_t shape[2] = {2, 3};
-    CHECK(vdx_weights_get_f32(w, "w", out, 2, shape, &err) == 0, "%s", err.message);
+    CHECK(weights_get_f32(w, "w", out, 2, shape, &err) == 0, "%s", err.message);
     const float expected[6] = {0, 2, 4, 1, 3, 5};
     CHECK(memcmp(out, expected, sizeof out) == 0, "got %g %g %g %g %g %g", out[0], out[1],
           out[2], out[3], out[4], out[5]);
-    vdx_weights_close(w);
+    weights_close(w);
 }
 
 TEST(torch_zip_tensor_beyond_storage)
@@ -284,7 +284,7 @@ TEST(torch_zip_refuses_os_system)
              "state dict's tensors are loaded)",
              path);
     vdx_error err = {{0}};
-    CHECK(vdx_weights_open(path, &err) == NULL, "opened");
+    CHECK(weights_open(path, &err) == NULL, "opened");
     CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
 }
 
@@ -308,7 +308,7 @@ TEST(torch_legacy_refuses_subprocess)
              path, (size_t)(at - data) - 1);
     free(data);
     vdx_error err = {{0}};
-    CHECK(vdx_weights_open(path, &err) == NULL, "opened");
+    CHECK(weights_open(path, &err) == NULL, "opened");
     CHECK(strcmp(err.message, expected) == 0, "message \"%s\"", err.message);
 }
 
@@ -476,20 +476,20 @@ TEST(non_finite_weights_refused)
     const char *path = join(dir, "model.safetensors");
     write_bytes(path, buf, 8 + n + 16);
     vdx_error err = {{0}};
-    vdx_weights *w = vdx_weights_open(path, &err);
+    vdx_weights *w = weights_open(path, &err);
     REQUIRE(w, "%s", err.message);
     float out[4];
     int64_t shape4[1] = {4}, shape2[1] = {2};
     char expected[4200];
-    CHECK(vdx_weights_get_f32(w, "a", out, 1, shape4, &err) == 0 &&
-          vdx_weights_check_finite(w, "a", out, 4, &err) == -1, "NaN accepted");
+    CHECK(weights_get_f32(w, "a", out, 1, shape4, &err) == 0 &&
+          weights_check_finite(w, "a", out, 4, &err) == -1, "NaN accepted");
     snprintf(expected, sizeof expected, "%s: tensor 'a' holds NaN at element 2: the checkpoint is damaged", path);
     CHECK(!strcmp(err.message, expected), "message \"%s\"", err.message);
-    CHECK(vdx_weights_get_f32(w, "b", out, 1, shape2, &err) == 0 &&
-          vdx_weights_check_finite(w, "b", out, 2, &err) == -1, "Inf accepted");
+    CHECK(weights_get_f32(w, "b", out, 1, shape2, &err) == 0 &&
+          weights_check_finite(w, "b", out, 2, &err) == -1, "Inf accepted");
     snprintf(expected, sizeof expected, "%s: tensor 'b' holds an infinite value at element 1: the checkpoint is damaged", path);
     CHECK(!strcmp(err.message, expected), "message \"%s\"", err.message);
-    vdx_weights_close(w);
+    weights_close(w);
 }
 
 /* F12 end to end: clip-tiny with one weight set to NaN does not load; the error names
@@ -535,7 +535,7 @@ TEST(pickle_allocation_caps)
     bomb[size - 1] = '.';
     vdx_pickle_state_dict sd = {0};
     vdx_error err = {{0}};
-    CHECK(vdx_pickle_load_state_dict(bomb, size, 0, "bomb.pkl", &sd, NULL, &err) != 0 &&
+    CHECK(pickle_load_state_dict(bomb, size, 0, "bomb.pkl", &sd, NULL, &err) != 0 &&
           strstr(err.message, "bomb.pkl: pickle at byte ") &&
           strstr(err.message, "unpickling needs more than 64 MiB of memory (a state dict needs far less): refused"),
           "%s", err.message);

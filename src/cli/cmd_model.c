@@ -245,16 +245,16 @@ static int model_info(int argc, char **argv)
     snprintf(config_path, sizeof config_path, "%s/config.json", dir);
     int mclip = vdx_mclip_is_model_dir(dir);
     if ((!mclip && vdx_clip_config_load(config_path, &cfg, &err) != 0) ||
-        vdx_weights_find_file(dir, weights_path, sizeof weights_path, &err) != 0)
+        weights_find_file(dir, weights_path, sizeof weights_path, &err) != 0)
         return cli_fail(&err, "%s", err.message);
-    vdx_weights *w = vdx_weights_open(weights_path, &err);
+    vdx_weights *w = weights_open(weights_path, &err);
     if (!w)
         return cli_fail(&err, "%s", err.message);
     unsigned long long parameters = 0, counts[4] = {0};
     size_t buffers = 0;
     for (size_t i = 0; i < w->count; i++) {
         const vdx_tensor *t = &w->tensors[i];
-        unsigned long long n = t->nbytes / vdx_dtype_size(t->dtype);
+        unsigned long long n = t->nbytes / dtype_size(t->dtype);
         if (t->dtype == VDX_DTYPE_I64) { /* position_ids: buffers, not parameters */
             buffers++;
             continue;
@@ -266,7 +266,7 @@ static int model_info(int argc, char **argv)
     for (int d = 0; d < 4; d++)
         if (counts[d])
             snprintf(dtypes + strlen(dtypes), sizeof dtypes - strlen(dtypes), "%s%s",
-                     dtypes[0] ? "+" : "", vdx_dtype_name((vdx_dtype)d));
+                     dtypes[0] ? "+" : "", dtype_name((vdx_dtype)d));
     with_commas(parameters, number, sizeof number);
     printf("%-10s %s\n", "model", model);
     printf("%-10s %s\n", "directory", dir);
@@ -274,7 +274,7 @@ static int model_info(int argc, char **argv)
            w->format, dtypes[0] ? dtypes : "no floats", w->count);
     printf("%-10s %s (+ %zu int64 buffer%s)\n", "parameters", number, buffers,
            buffers == 1 ? "" : "s");
-    vdx_weights_close(w);
+    weights_close(w);
     if (mclip) { /* a text-only M-CLIP tower: its sizes come from the tensor shapes */
         vdx_mclip_model *m = vdx_mclip_load(dir, &err);
         if (!m)

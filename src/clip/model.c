@@ -131,11 +131,11 @@ static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
     size_t count = 1;
     for (int i = 0; i < ndim; i++)
         count *= (size_t)shape[i];
-    if (vdx_weights_get_f32(ld->file, name, dst, ndim, shape, ld->err) != 0 ||
-        vdx_weights_check_finite(ld->file, name, dst, count, ld->err) != 0)
+    if (weights_get_f32(ld->file, name, dst, ndim, shape, ld->err) != 0 ||
+        weights_check_finite(ld->file, name, dst, count, ld->err) != 0)
         ld->failed = 1;
     else
-        release_source_pages(vdx_weights_find(ld->file, name));
+        release_source_pages(weights_find(ld->file, name));
 }
 
 static size_t shape_count(int ndim, const int64_t *shape)
@@ -362,11 +362,11 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
                  model_dir);
         goto fail;
     }
-    vdx_weights *file = vdx_weights_open(path, err);
+    vdx_weights *file = weights_open(path, err);
     if (!file)
         goto fail;
     int loaded = load_weights(m, file, err);
-    vdx_weights_close(file);
+    weights_close(file);
     if (loaded != 0)
         goto fail;
     if (compute_fingerprint(m, err) != 0)

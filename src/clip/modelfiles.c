@@ -37,10 +37,10 @@ void clip_arena_fill(clip_arena *a, float *dst, const char *name, int ndim,
 {
     if (!a->base || a->failed)
         return;
-    if (vdx_weights_get_f32(a->file, name, dst, ndim, shape, a->err) != 0)
+    if (weights_get_f32(a->file, name, dst, ndim, shape, a->err) != 0)
         a->failed = 1;
     else
-        release_source_pages(vdx_weights_find(a->file, name));
+        release_source_pages(weights_find(a->file, name));
 }
 
 float *clip_arena_tensor(clip_arena *a, const char *name, int ndim, const int64_t *shape)

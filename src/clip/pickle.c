@@ -625,7 +625,7 @@ static void unpickler_init(unpickler *u, const uint8_t *buf, size_t size, size_t
     u->err = err;
 }
 
-void vdx_pickle_state_dict_free(vdx_pickle_state_dict *sd)
+void pickle_state_dict_free(vdx_pickle_state_dict *sd)
 {
     for (size_t i = 0; i < sd->count; i++) {
         free(sd->tensors[i].name);
@@ -636,7 +636,7 @@ void vdx_pickle_state_dict_free(vdx_pickle_state_dict *sd)
     sd->count = 0;
 }
 
-int vdx_pickle_load_state_dict(const uint8_t *buf, size_t size, size_t base, const char *what,
+int pickle_load_state_dict(const uint8_t *buf, size_t size, size_t base, const char *what,
                                vdx_pickle_state_dict *out, size_t *consumed, vdx_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -681,7 +681,7 @@ int vdx_pickle_load_state_dict(const uint8_t *buf, size_t size, size_t base, con
     unpickler_free(&u);
     return 0;
 fail:
-    vdx_pickle_state_dict_free(out);
+    pickle_state_dict_free(out);
     unpickler_free(&u);
     return -1;
 }
@@ -690,7 +690,7 @@ fail:
 static const uint8_t legacy_magic_le[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9,
                                           0x20, 0x6a, 0xa8, 0x50, 0x19};
 
-int vdx_pickle_check_legacy_preamble(const uint8_t *buf, size_t size, const char *what,
+int pickle_check_legacy_preamble(const uint8_t *buf, size_t size, const char *what,
                                      size_t *consumed, vdx_error *err)
 {
     size_t pos = 0;
@@ -727,7 +727,7 @@ int vdx_pickle_check_legacy_preamble(const uint8_t *buf, size_t size, const char
     return 0;
 }
 
-int vdx_pickle_load_string_list(const uint8_t *buf, size_t size, size_t base, const char *what,
+int pickle_load_string_list(const uint8_t *buf, size_t size, size_t base, const char *what,
                                 char ***items, size_t *count, size_t *consumed,
                                 vdx_error *err)
 {
@@ -772,7 +772,7 @@ fail:
     return -1;
 }
 
-int vdx_pickle_backing_add(vdx_pickle_backing *b, void *buffer, vdx_error *err)
+int pickle_backing_add(vdx_pickle_backing *b, void *buffer, vdx_error *err)
 {
     if (reserve((void **)&b->buffers, &b->buffer_capacity, b->buffer_count + 1,
                 sizeof(void *))) {
@@ -783,7 +783,7 @@ int vdx_pickle_backing_add(vdx_pickle_backing *b, void *buffer, vdx_error *err)
     return 0;
 }
 
-void vdx_pickle_backing_free(vdx_pickle_backing *b)
+void pickle_backing_free(vdx_pickle_backing *b)
 {
     if (!b)
         return;
@@ -797,7 +797,7 @@ void vdx_pickle_backing_free(vdx_pickle_backing *b)
 
 static void release_backing(vdx_weights *w)
 {
-    vdx_pickle_backing_free(w->backing);
+    pickle_backing_free(w->backing);
     w->backing = NULL;
 }
 
@@ -808,7 +808,7 @@ static int materialize(const vdx_pickle_tensor *pt, const vdx_pickle_storage *st
                        vdx_error *err)
 {
     memset(out, 0, sizeof *out);
-    size_t elem = vdx_dtype_size(pt->dtype);
+    size_t elem = dtype_size(pt->dtype);
     uint64_t numel = 1, last = (uint64_t)pt->storage_offset, expected_stride = 1;
     int contiguous = 1;
     for (int d = pt->ndim - 1; d >= 0; d--) {
@@ -843,7 +843,7 @@ static int materialize(const vdx_pickle_tensor *pt, const vdx_pickle_storage *st
         return 0;
     }
     uint8_t *gathered = malloc(out->nbytes);
-    if (!gathered || vdx_pickle_backing_add(backing, gathered, err)) {
+    if (!gathered || pickle_backing_add(backing, gathered, err)) {
         free(out->name);
         out->name = NULL;
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory for tensor '%s'", what, pt->name);
@@ -861,7 +861,7 @@ static int materialize(const vdx_pickle_tensor *pt, const vdx_pickle_storage *st
     return 0;
 }
 
-vdx_weights *vdx_pickle_weights_new(const char *path, const vdx_pickle_state_dict *sd,
+vdx_weights *pickle_weights_new(const char *path, const vdx_pickle_state_dict *sd,
                                     const vdx_pickle_storage *storages, size_t storage_count,
                                     vdx_pickle_backing *backing, vdx_error *err)
 {
@@ -885,11 +885,11 @@ vdx_weights *vdx_pickle_weights_new(const char *path, const vdx_pickle_state_dic
         if (materialize(pt, storage, path, &tensors[built], backing, err))
             goto fail;
     }
-    return vdx_weights_new(path, tensors, sd->count, backing, release_backing, err);
+    return weights_new(path, tensors, sd->count, backing, release_backing, err);
 fail:
     for (size_t i = 0; i < built; i++)
         free(tensors[i].name);
     free(tensors);
-    vdx_pickle_backing_free(backing);
+    pickle_backing_free(backing);
     return NULL;
 }

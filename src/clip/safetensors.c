@@ -113,13 +113,13 @@ static int parse_entry(const cJSON *entry, const char *what, const uint8_t *data
                         (unsigned long long)(data_start + begin),
                         (unsigned long long)(data_start + end), (unsigned long long)data_size);
     uint64_t nbytes;
-    if (__builtin_mul_overflow(elements, (uint64_t)vdx_dtype_size(t->dtype), &nbytes) ||
+    if (__builtin_mul_overflow(elements, (uint64_t)dtype_size(t->dtype), &nbytes) ||
         nbytes != end - begin)
         return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                         "%s: tensor '%s': %llu elements of %s need %llu bytes but data_offsets "
                         "[%llu, %llu] span %llu",
                         what, name, (unsigned long long)elements, dtype->valuestring,
-                        (unsigned long long)(elements * vdx_dtype_size(t->dtype)),
+                        (unsigned long long)(elements * dtype_size(t->dtype)),
                         (unsigned long long)begin, (unsigned long long)end,
                         (unsigned long long)(end - begin));
     t->data = data_base + begin;
@@ -165,7 +165,7 @@ static int check_tiling(span *spans, size_t count, const vdx_tensor *tensors,
     return 0;
 }
 
-vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *what,
+vdx_weights *safetensors_parse(const uint8_t *buf, size_t size, const char *what,
                                    vdx_error *err)
 {
     if (size < 8) {
@@ -242,7 +242,7 @@ vdx_weights *vdx_safetensors_parse(const uint8_t *buf, size_t size, const char *
         goto fail;
     free(spans);
     cJSON_Delete(root);
-    return vdx_weights_new(what, tensors, count, NULL, NULL, err);
+    return weights_new(what, tensors, count, NULL, NULL, err);
 fail:
     for (size_t i = 0; i < filled; i++)
         free(tensors[i].name);
@@ -262,11 +262,11 @@ static void release_mapping(vdx_weights *w)
     w->backing = NULL;
 }
 
-vdx_weights *vdx_safetensors_open(const char *path, vdx_error *err)
+vdx_weights *safetensors_open(const char *path, vdx_error *err)
 {
     void *addr;
     size_t size;
-    if (vdx_weights_map_file(path, 8, "the 8-byte header length", &addr, &size, err) != 0)
+    if (weights_map_file(path, 8, "the 8-byte header length", &addr, &size, err) != 0)
         return NULL;
     mapped_file *m = malloc(sizeof *m);
     if (!m) {
@@ -276,7 +276,7 @@ vdx_weights *vdx_safetensors_open(const char *path, vdx_error *err)
     }
     m->addr = addr;
     m->size = size;
-    vdx_weights *w = vdx_safetensors_parse(addr, size, path, err);
+    vdx_weights *w = safetensors_parse(addr, size, path, err);
     if (!w) {
         munmap(addr, size);
         free(m);

@@ -39,7 +39,7 @@ static int locate_storages(const uint8_t *buf, size_t size, size_t pos, const ch
                             path, keys[k], pos, (unsigned long long)count,
                             (long long)user->storage_numel);
         pos += 8;
-        size_t bytes = (size_t)count * vdx_dtype_size(user->dtype);
+        size_t bytes = (size_t)count * dtype_size(user->dtype);
         if (bytes > size - pos)
             return vdx_fail_kind(err, VDX_ERR_CORRUPT,
                             "%s: truncated: storage '%s' needs bytes %zu..%zu but the file "
@@ -51,11 +51,11 @@ static int locate_storages(const uint8_t *buf, size_t size, size_t pos, const ch
     return 0;
 }
 
-vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err)
+vdx_weights *torch_legacy_open(const char *path, vdx_error *err)
 {
     void *map;
     size_t size;
-    if (vdx_weights_map_file(path, 1, "", &map, &size, err) != 0)
+    if (weights_map_file(path, 1, "", &map, &size, err) != 0)
         return NULL;
     vdx_pickle_backing *backing = calloc(1, sizeof *backing);
     if (!backing) {
@@ -71,13 +71,13 @@ vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err)
     size_t key_count = 0, pos = 0, used;
     vdx_pickle_storage *storages = NULL;
     vdx_weights *w = NULL;
-    if (vdx_pickle_check_legacy_preamble(buf, size, path, &used, err))
+    if (pickle_check_legacy_preamble(buf, size, path, &used, err))
         goto done;
     pos += used;
-    if (vdx_pickle_load_state_dict(buf + pos, size - pos, pos, path, &sd, &used, err))
+    if (pickle_load_state_dict(buf + pos, size - pos, pos, path, &sd, &used, err))
         goto done;
     pos += used;
-    if (vdx_pickle_load_string_list(buf + pos, size - pos, pos, path, &keys, &key_count,
+    if (pickle_load_string_list(buf + pos, size - pos, pos, path, &keys, &key_count,
                                     &used, err))
         goto done;
     pos += used;
@@ -88,14 +88,14 @@ vdx_weights *vdx_torch_legacy_open(const char *path, vdx_error *err)
     }
     if (locate_storages(buf, size, pos, path, keys, key_count, &sd, storages, err))
         goto done;
-    w = vdx_pickle_weights_new(path, &sd, storages, key_count, backing, err);
+    w = pickle_weights_new(path, &sd, storages, key_count, backing, err);
     backing = NULL;
 done:
-    vdx_pickle_backing_free(backing);
+    pickle_backing_free(backing);
     for (size_t i = 0; i < key_count; i++)
         free(keys[i]);
     free(keys);
     free(storages);
-    vdx_pickle_state_dict_free(&sd);
+    pickle_state_dict_free(&sd);
     return w;
 }

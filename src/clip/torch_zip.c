@@ -77,7 +77,7 @@ static int find_prefix(zip_t *zip, const char *path, char *prefix, size_t size, 
     return 0;
 }
 
-vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err)
+vdx_weights *torch_zip_open(const char *path, vdx_error *err)
 {
     int zip_err = 0;
     zip_t *zip = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zip_err);
@@ -120,7 +120,7 @@ vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err)
     if (!pickle)
         goto done;
     snprintf(what, sizeof what, "%s (%s)", path, entry);
-    int rc = vdx_pickle_load_state_dict(pickle, pickle_size, 0, what, &sd, NULL, err);
+    int rc = pickle_load_state_dict(pickle, pickle_size, 0, what, &sd, NULL, err);
     free(pickle);
     if (rc)
         goto done;
@@ -137,26 +137,26 @@ vdx_weights *vdx_torch_zip_open(const char *path, vdx_error *err)
         if (known)
             continue;
         snprintf(entry, sizeof entry, "%sdata/%s", prefix, t->storage_key);
-        size_t expected = (size_t)t->storage_numel * vdx_dtype_size(t->dtype), size;
+        size_t expected = (size_t)t->storage_numel * dtype_size(t->dtype), size;
         uint8_t *data = read_entry(zip, path, entry, expected, &size, err);
         if (!data)
             goto done;
-        if (vdx_pickle_backing_add(backing, data, err))
+        if (pickle_backing_add(backing, data, err))
             goto done;
         if (size != expected) {
             vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: storage '%s' holds %zu bytes, its %lld %s elements need %zu",
-                     path, entry, size, (long long)t->storage_numel, vdx_dtype_name(t->dtype),
+                     path, entry, size, (long long)t->storage_numel, dtype_name(t->dtype),
                      expected);
             goto done;
         }
         storages[storage_count++] = (vdx_pickle_storage){t->storage_key, data, size};
     }
-    w = vdx_pickle_weights_new(path, &sd, storages, storage_count, backing, err);
+    w = pickle_weights_new(path, &sd, storages, storage_count, backing, err);
     backing = NULL;
 done:
-    vdx_pickle_backing_free(backing);
+    pickle_backing_free(backing);
     free(storages);
-    vdx_pickle_state_dict_free(&sd);
+    pickle_state_dict_free(&sd);
     zip_discard(zip);
     return w;
 }

@@ -1,7 +1,7 @@
 /* The tensor table behind every checkpoint format: opening a weight file by its magic
  * bytes, finding tensors by name, and copying them out as float32 with a shape check.
  * The format readers (safetensors.c, torch_zip.c, torch_legacy.c) fill the table; the
- * forward pass only ever sees vdx_weights_get_f32, so it never cares about the format. */
+ * forward pass only ever sees weights_get_f32, so it never cares about the format. */
 #include "clip/weights.h"
 
 #include <errno.h>
@@ -23,7 +23,7 @@
 static const unsigned char legacy_torch_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
                                                    0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
-vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
+vdx_weights *weights_open(const char *path, vdx_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -35,18 +35,18 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
     fclose(f);
     vdx_weights *w = NULL;
     if (got >= 4 && memcmp(head, "PK\x03\x04", 4) == 0) {
-        if ((w = vdx_torch_zip_open(path, err)))
+        if ((w = torch_zip_open(path, err)))
             w->format = "torch zip archive";
         return w;
     }
     if (got >= sizeof legacy_torch_magic &&
         memcmp(head, legacy_torch_magic, sizeof legacy_torch_magic) == 0) {
-        if ((w = vdx_torch_legacy_open(path, err)))
+        if ((w = torch_legacy_open(path, err)))
             w->format = "legacy torch pickle";
         return w;
     }
     if (got >= 9 && head[8] == '{') {
-        if ((w = vdx_safetensors_open(path, err)))
+        if ((w = safetensors_open(path, err)))
             w->format = "safetensors";
         return w;
     }
@@ -61,7 +61,7 @@ vdx_weights *vdx_weights_open(const char *path, vdx_error *err)
     return NULL;
 }
 
-int vdx_weights_find_file(const char *model_dir, char *path, size_t size, vdx_error *err)
+int weights_find_file(const char *model_dir, char *path, size_t size, vdx_error *err)
 {
     static const char *const names[] = {"model.safetensors", "pytorch_model.bin"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -74,7 +74,7 @@ int vdx_weights_find_file(const char *model_dir, char *path, size_t size, vdx_er
                     model_dir);
 }
 
-vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count,
+vdx_weights *weights_new(const char *path, vdx_tensor *tensors, size_t count,
                              void *backing, void (*release)(vdx_weights *), vdx_error *err)
 {
     vdx_weights *w = calloc(1, sizeof *w);
@@ -94,7 +94,7 @@ vdx_weights *vdx_weights_new(const char *path, vdx_tensor *tensors, size_t count
         for (size_t j = 0; j < i; j++)
             if (strcmp(tensors[i].name, tensors[j].name) == 0) {
                 vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' appears twice", path, tensors[i].name);
-                vdx_weights_close(w);
+                weights_close(w);
                 return NULL;
             }
     return w;
@@ -109,7 +109,7 @@ fail:
     return NULL;
 }
 
-void vdx_weights_close(vdx_weights *w)
+void weights_close(vdx_weights *w)
 {
     if (!w)
         return;
@@ -122,7 +122,7 @@ void vdx_weights_close(vdx_weights *w)
     free(w);
 }
 
-const vdx_tensor *vdx_weights_find(const vdx_weights *w, const char *name)
+const vdx_tensor *weights_find(const vdx_weights *w, const char *name)
 {
     for (size_t i = 0; i < w->count; i++)
         if (strcmp(w->tensors[i].name, name) == 0)
@@ -130,7 +130,7 @@ const vdx_tensor *vdx_weights_find(const vdx_weights *w, const char *name)
     return NULL;
 }
 
-const char *vdx_dtype_name(vdx_dtype dt)
+const char *dtype_name(vdx_dtype dt)
 {
     switch (dt) {
     case VDX_DTYPE_F32: return "F32";
@@ -141,7 +141,7 @@ const char *vdx_dtype_name(vdx_dtype dt)
     return "?";
 }
 
-size_t vdx_dtype_size(vdx_dtype dt)
+size_t dtype_size(vdx_dtype dt)
 {
     switch (dt) {
     case VDX_DTYPE_F32: return 4;
@@ -162,10 +162,10 @@ static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape)
         snprintf(buf + used, size - used, "]");
 }
 
-int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int ndim,
+int weights_get_f32(const vdx_weights *w, const char *name, float *out, int ndim,
                         const int64_t *shape, vdx_error *err)
 {
-    const vdx_tensor *t = vdx_weights_find(w, name);
+    const vdx_tensor *t = weights_find(w, name);
     if (!t)
         return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' not found (the file holds %zu tensors)",
                         w->path, name, w->count);
@@ -192,7 +192,7 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
         for (size_t i = 0; i < count; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            out[i] = vdx_f16_to_f32(h);
+            out[i] = half_f16_to_f32(h);
         }
         break;
     case VDX_DTYPE_BF16:
@@ -204,12 +204,12 @@ int vdx_weights_get_f32(const vdx_weights *w, const char *name, float *out, int 
         break;
     case VDX_DTYPE_I64:
         return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%s' holds %s integers, not floating-point weights",
-                        w->path, name, vdx_dtype_name(t->dtype));
+                        w->path, name, dtype_name(t->dtype));
     }
     return 0;
 }
 
-int vdx_weights_check_finite(const vdx_weights *w, const char *name, const float *values,
+int weights_check_finite(const vdx_weights *w, const char *name, const float *values,
                              size_t count, vdx_error *err)
 {
     for (size_t i = 0; i < count; i++)
@@ -220,7 +220,7 @@ int vdx_weights_check_finite(const vdx_weights *w, const char *name, const float
 }
 
 /* One place that opens and maps a checkpoint file (safetensors and the legacy stream). */
-int vdx_weights_map_file(const char *path, size_t min_size, const char *what, void **addr,
+int weights_map_file(const char *path, size_t min_size, const char *what, void **addr,
                          size_t *size, vdx_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -163,7 +163,7 @@ done:
 static const vdx_tensor *need_tensor(const vdx_weights *w, const char *name, int ndim,
                                      vdx_error *err)
 {
-    const vdx_tensor *t = vdx_weights_find(w, name);
+    const vdx_tensor *t = weights_find(w, name);
     if (!t)
         vdx_fail(err, "%s: tensor '%s' not found: not an M-CLIP checkpoint", w->path, name);
     else if (t->ndim != ndim)
@@ -232,7 +232,7 @@ static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, int dims, int 
 static const float *weight(clip_arena *a, size_t *in_place, const char *name, int ndim,
                            const int64_t *shape)
 {
-    const vdx_tensor *t = vdx_weights_find(a->file, name);
+    const vdx_tensor *t = weights_find(a->file, name);
     int same = t && t->dtype == VDX_DTYPE_F32 && (uintptr_t)t->data % sizeof(float) == 0 &&
                t->ndim == ndim;
     size_t count = 1;
@@ -300,8 +300,8 @@ vdx_mclip_model *vdx_mclip_load(const char *model_dir, vdx_error *err)
     int dims = 0, width = 0;
     char path[4096];
     if (read_config(model_dir, &m->config, &dims, &width, err) != 0 ||
-        vdx_weights_find_file(model_dir, path, sizeof path, err) != 0 ||
-        !(m->file = vdx_weights_open(path, err)) ||
+        weights_find_file(model_dir, path, sizeof path, err) != 0 ||
+        !(m->file = weights_open(path, err)) ||
         read_shapes(m->file, &m->config, dims, width, err) != 0)
         goto fail;
     vdx_mclip_config *c = &m->config;
@@ -319,7 +319,7 @@ vdx_mclip_model *vdx_mclip_load(const char *model_dir, vdx_error *err)
     if (a.failed)
         goto fail;
     if (m->in_place_bytes == 0) { /* nothing points into the file: let it go */
-        vdx_weights_close(m->file);
+        weights_close(m->file);
         m->file = NULL;
     }
     snprintf(path, sizeof path, "%s/sentencepiece.bpe.model", model_dir);
@@ -342,7 +342,7 @@ void vdx_mclip_free(vdx_mclip_model *m)
     if (!m)
         return;
     vdx_spm_free(m->tokenizer);
-    vdx_weights_close(m->file);
+    weights_close(m->file);
     free(m->layers);
     free(m->arena);
     free(m);

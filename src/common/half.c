@@ -20,7 +20,7 @@ static float float_of(uint32_t x)
     return f;
 }
 
-uint16_t vdx_f32_to_f16(float f)
+uint16_t half_f32_to_f16(float f)
 {
     uint32_t x = bits_of(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
@@ -45,7 +45,7 @@ uint16_t vdx_f32_to_f16(float f)
     return sign | (uint16_t)half;
 }
 
-float vdx_f16_to_f32(uint16_t h)
+float half_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
     if (exp == 0) {
@@ -71,7 +71,7 @@ __attribute__((target("avx,f16c"))) static void f32_to_f16_f16c(const float *in,
         _mm_storeu_si128((__m128i *)(out + i),
                          _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++)
-        out[i] = vdx_f32_to_f16(in[i]);
+        out[i] = half_f32_to_f16(in[i]);
 }
 
 __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t *in, float *out,
@@ -81,17 +81,17 @@ __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t *
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(in + i))));
     for (; i < n; i++)
-        out[i] = vdx_f16_to_f32(in[i]);
+        out[i] = half_f16_to_f32(in[i]);
 }
 
-void vdx_f32_to_f16_array(const float *in, uint16_t *out, size_t n)
+void half_f32_to_f16_array(const float *in, uint16_t *out, size_t n)
 {
     if (use_f16c()) {
         f32_to_f16_f16c(in, out, n);
         return;
     }
     for (size_t i = 0; i < n; i++)
-        out[i] = vdx_f32_to_f16(in[i]);
+        out[i] = half_f32_to_f16(in[i]);
 }
 
 void half_f16_to_f32_array(const uint16_t *in, float *out, size_t n)
@@ -101,7 +101,7 @@ void half_f16_to_f32_array(const uint16_t *in, float *out, size_t n)
         return;
     }
     for (size_t i = 0; i < n; i++)
-        out[i] = vdx_f16_to_f32(in[i]);
+        out[i] = half_f16_to_f32(in[i]);
 }
 
 uint16_t half_f32_to_bf16(float f)

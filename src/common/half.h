@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-uint16_t vdx_f32_to_f16(float f);
-float vdx_f16_to_f32(uint16_t h);
-void vdx_f32_to_f16_array(const float *in, uint16_t *out, size_t n);
+uint16_t half_f32_to_f16(float f);
+float half_f16_to_f32(uint16_t h);
+void half_f32_to_f16_array(const float *in, uint16_t *out, size_t n);
 void half_f16_to_f32_array(const uint16_t *in, float *out, size_t n);
 
 uint16_t half_f32_to_bf16(float f);

@@ -198,7 +198,7 @@ void vdx_npy_row(const vdx_npy *npy, int64_t row, float *out)
     if (npy->f16) {
         const uint8_t *p = npy->data + off * 2;
         for (int i = 0; i < npy->cols; i++)
-            out[i] = vdx_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            out[i] = half_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
     } else
         memcpy(out, npy->data + off * 4, (size_t)npy->cols * sizeof(float));
 }
@@ -213,7 +213,7 @@ int vdx_npy_check_row(const vdx_npy *npy, const char *path, int64_t row, vdx_err
         if (npy->f16) {
             const uint8_t *p = npy->data + off * 2;
             for (int i = 0; i < n; i++)
-                buf[i] = vdx_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+                buf[i] = half_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         } else
             memcpy(buf, npy->data + off * 4, (size_t)n * sizeof(float));
         for (int i = 0; i < n; i++) {

@@ -22,7 +22,7 @@ static const vdx_filter_column filter_builtins[] = {
     {"ingested_at", VDX_COLUMN_TEXT},
 };
 
-int vdx_backend_write_all(int fd, const void *data, size_t size, off_t offset)
+int backend_write_all(int fd, const void *data, size_t size, off_t offset)
 {
     const uint8_t *p = data;
     while (size > 0) {
@@ -41,7 +41,7 @@ int vdx_backend_write_all(int fd, const void *data, size_t size, off_t offset)
 
 /* ---- the write lock file: flock()ed by the single writer, holding its pid ---- */
 
-int vdx_backend_lock_open(const char *collection, const char *lock_path, vdx_error *err)
+int backend_lock_open(const char *collection, const char *lock_path, vdx_error *err)
 {
     int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -65,12 +65,12 @@ int vdx_backend_lock_open(const char *collection, const char *lock_path, vdx_err
     return fd;
 }
 
-int vdx_backend_lock_claim(const char *collection, const char *lock_path, int fd,
+int backend_lock_claim(const char *collection, const char *lock_path, int fd,
                            vdx_error *err)
 {
     char pid[32];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || vdx_backend_write_all(fd, pid, (size_t)len, 0) != 0) {
+    if (ftruncate(fd, 0) != 0 || backend_write_all(fd, pid, (size_t)len, 0) != 0) {
         int saved = errno;
         close(fd);
         return vdx_fail_errno(err, saved, "collection '%s': cannot write %s: %s", collection, lock_path,
@@ -81,7 +81,7 @@ int vdx_backend_lock_claim(const char *collection, const char *lock_path, int fd
 
 /* ---- metadata columns ---- */
 
-int vdx_backend_name_in(const char *name, const char *const *list, size_t n)
+int backend_name_in(const char *name, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (strcasecmp(name, list[i]) == 0)
@@ -89,7 +89,7 @@ int vdx_backend_name_in(const char *name, const char *const *list, size_t n)
     return 0;
 }
 
-int vdx_backend_find_column(char *const *columns, int n_columns, const char *name)
+int backend_find_column(char *const *columns, int n_columns, const char *name)
 {
     for (int i = 0; i < n_columns; i++)
         if (strcasecmp(columns[i], name) == 0)
@@ -97,17 +97,17 @@ int vdx_backend_find_column(char *const *columns, int n_columns, const char *nam
     return -1;
 }
 
-int vdx_backend_check_new_columns(const char *collection, const char *const *builtins,
+int backend_check_new_columns(const char *collection, const char *const *builtins,
                                   size_t n_builtins, char *const *columns, int n_columns,
                                   const char *const *names, int n, vdx_error *err)
 {
     int missing = 0;
     for (int i = 0; i < n; i++) {
-        if (vdx_backend_name_in(names[i], builtins, n_builtins))
+        if (backend_name_in(names[i], builtins, n_builtins))
             return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': metadata column '%s' has the name of a "
                                  "builtin column",
                             collection, names[i]);
-        int at = vdx_backend_find_column(columns, n_columns, names[i]);
+        int at = backend_find_column(columns, n_columns, names[i]);
         if (at >= 0 && strcmp(columns[at], names[i]) != 0)
             return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': column '%s' differs only in case from "
                                  "existing column '%s'",
@@ -117,10 +117,10 @@ int vdx_backend_check_new_columns(const char *collection, const char *const *bui
     return missing;
 }
 
-int vdx_backend_column_to_add(char *const *columns, int n_columns, const char *const *names,
+int backend_column_to_add(char *const *columns, int n_columns, const char *const *names,
                               int i)
 {
-    if (vdx_backend_find_column(columns, n_columns, names[i]) >= 0)
+    if (backend_find_column(columns, n_columns, names[i]) >= 0)
         return 0;
     for (int j = 0; j < i; j++)
         if (strcasecmp(names[j], names[i]) == 0)
@@ -128,7 +128,7 @@ int vdx_backend_column_to_add(char *const *columns, int n_columns, const char *c
     return 1;
 }
 
-int vdx_backend_copy_columns(const char *collection, char *const *columns, int n_columns,
+int backend_copy_columns(const char *collection, char *const *columns, int n_columns,
                              char ***names, int *n, vdx_error *err)
 {
     *names = calloc((size_t)n_columns + 1, sizeof **names);
@@ -147,7 +147,7 @@ int vdx_backend_copy_columns(const char *collection, char *const *columns, int n
     return 0;
 }
 
-int vdx_backend_parse_where(const char *collection, const char *where, char *const *columns,
+int backend_parse_where(const char *collection, const char *where, char *const *columns,
                             int n_columns, vdx_filter **filter, vdx_error *err)
 {
     *filter = NULL;
@@ -160,12 +160,12 @@ int vdx_backend_parse_where(const char *collection, const char *where, char *con
     memcpy(cols, filter_builtins, sizeof filter_builtins);
     for (int i = 0; i < n_columns; i++)
         cols[nb + i] = (vdx_filter_column){columns[i], VDX_COLUMN_TEXT};
-    *filter = vdx_filter_parse(where, cols, nb + n_columns, err);
+    *filter = filter_parse(where, cols, nb + n_columns, err);
     free(cols);
     return *filter ? 0 : -1;
 }
 
-void vdx_backend_unit_vector(const float *v, int dims, float *out)
+void backend_unit_vector(const float *v, int dims, float *out)
 {
     double norm = 0;
     for (int d = 0; d < dims; d++)

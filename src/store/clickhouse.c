@@ -113,7 +113,7 @@ static int ids_table(const char *name, const char *const *ids, size_t n, strbuf 
 
 static char *quoted_identifier(clickhouse *c, const char *name, vdx_error *err)
 {
-    char *q = vdx_clickhouse_quote_identifier(name);
+    char *q = clickhouse_quote_identifier(name);
     if (!q)
         oom(c, err);
     return q;
@@ -123,12 +123,12 @@ static char *quoted_identifier(clickhouse *c, const char *name, vdx_error *err)
 
 static int is_builtin(const char *name)
 {
-    return vdx_backend_name_in(name, builtin_columns, N_BUILTIN_COLUMNS);
+    return backend_name_in(name, builtin_columns, N_BUILTIN_COLUMNS);
 }
 
 static int find_column(const clickhouse *c, const char *name)
 {
-    return vdx_backend_find_column(c->columns, c->n_columns, name);
+    return backend_find_column(c->columns, c->n_columns, name);
 }
 
 static int cmp_strings(const void *a, const void *b)
@@ -226,7 +226,7 @@ static void free_columns(clickhouse *c)
 static int load_columns(clickhouse *c, vdx_error *err)
 {
     strbuf sql = {0}, response = {0};
-    char *name = vdx_clickhouse_quote_string(c->tables.items);
+    char *name = clickhouse_quote_string(c->tables.items);
     if (!name)
         return oom(c, err);
     strbuf_printf(&sql, "SELECT name FROM system.columns WHERE database = currentDatabase() "
@@ -332,13 +332,13 @@ static int take_write_lock(clickhouse *c, vdx_error *err)
         return vdx_fail(err, "collection '%s' is open read-only", c->collection);
     if (vdx_mkdirs(c->dir, err) != 0)
         return -1;
-    int fd = vdx_backend_lock_open(c->collection, c->lock_path, err);
+    int fd = backend_lock_open(c->collection, c->lock_path, err);
     if (fd < 0)
         return -1;
     c->lock_fd = fd;
     settle_after_crash(c); /* before our pid replaces the predecessor's */
     c->lock_fd = -1;
-    if (vdx_backend_lock_claim(c->collection, c->lock_path, fd, err) != 0)
+    if (backend_lock_claim(c->collection, c->lock_path, fd, err) != 0)
         return -1;
     c->lock_fd = fd;
     return 0;
@@ -735,7 +735,7 @@ static vdx_vector_type clickhouse_vector_type(void *state) { return ((clickhouse
 
 static int add_columns(clickhouse *c, const char *const *names, int n, vdx_error *err)
 {
-    int missing = vdx_backend_check_new_columns(c->collection, builtin_columns,
+    int missing = backend_check_new_columns(c->collection, builtin_columns,
                                                 N_BUILTIN_COLUMNS, c->columns, c->n_columns,
                                                 names, n, err);
     if (missing <= 0)
@@ -747,7 +747,7 @@ static int add_columns(clickhouse *c, const char *const *names, int n, vdx_error
         return -1;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        if (!vdx_backend_column_to_add(c->columns, c->n_columns, names, i))
+        if (!backend_column_to_add(c->columns, c->n_columns, names, i))
             continue;
         char *column = quoted_identifier(c, names[i], err);
         strbuf sql = {0};
@@ -780,7 +780,7 @@ static int clickhouse_add_columns(void *state, const char *const *names, int n, 
 static int clickhouse_columns(void *state, char ***names, int *n, vdx_error *err)
 {
     clickhouse *c = state;
-    return vdx_backend_copy_columns(c->collection, c->columns, c->n_columns, names, n, err);
+    return backend_copy_columns(c->collection, c->columns, c->n_columns, names, n, err);
 }
 
 /* ---- append ---- */
@@ -803,7 +803,7 @@ static int encode_items(clickhouse *c, const vdx_item *items, size_t n, const ch
         ch_rb_string(rows, it->url);
         if (rounded) { /* an f16 collection stores what an f16 file would hold */
             for (int d = 0; d < dims; d++)
-                rounded[d] = vdx_f16_to_f32(vdx_f32_to_f16(it->vector[d]));
+                rounded[d] = half_f16_to_f32(half_f32_to_f16(it->vector[d]));
             ch_rb_floats(rows, rounded, dims);
         } else {
             ch_rb_floats(rows, it->vector, dims);
@@ -834,7 +834,7 @@ static int insert_sql(clickhouse *c, const char *table, int with_columns, strbuf
         strbuf_printf(sql, "INSERT INTO %s (id, url, vector, width, height, ingested_at, row",
                       quoted);
         for (int col = 0; col < c->n_columns; col++) {
-            char *name = vdx_clickhouse_quote_identifier(c->columns[col]);
+            char *name = clickhouse_quote_identifier(c->columns[col]);
             strbuf_printf(sql, ", %s", name ? name : "");
             sql->oom |= !name;
             free(name);
@@ -1003,13 +1003,13 @@ static int render_where(clickhouse *c, const char *where, char **out, vdx_error 
 {
     *out = NULL;
     vdx_filter *filter; /* offsets in messages count from the filter's first byte, as embedded */
-    if (vdx_backend_parse_where(c->collection, where, c->columns, c->n_columns, &filter,
+    if (backend_parse_where(c->collection, where, c->columns, c->n_columns, &filter,
                                 err) != 0)
         return -1;
     if (!filter)
         return 0;
-    *out = vdx_filter_to_clickhouse(filter, err);
-    vdx_filter_free(filter);
+    *out = filter_to_clickhouse(filter, err);
+    filter_free(filter);
     return *out ? 0 : -1;
 }
 
@@ -1062,7 +1062,7 @@ static int run_search(clickhouse *c, const vdx_search_request *req, int score_al
     if (score_all) {
         memcpy(q, req->query, (size_t)dims * sizeof *q);
     } else { /* cosine: the literal is the unit vector, as the embedded scan uses */
-        vdx_backend_unit_vector(req->query, dims, q);
+        backend_unit_vector(req->query, dims, q);
     }
     if (render_where(c, req->where, &where, err) != 0)
         goto done;
@@ -1241,7 +1241,7 @@ static int select_json_row(clickhouse *c, const char *sql, cJSON **row, vdx_erro
 static int clickhouse_get_item(void *state, const char *id, cJSON **item, vdx_error *err)
 {
     clickhouse *c = state;
-    char *literal = vdx_clickhouse_quote_string(id);
+    char *literal = clickhouse_quote_string(id);
     char *items = quoted_identifier(c, c->tables.items, err);
     char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
     strbuf sql = {0};
@@ -1254,7 +1254,7 @@ static int clickhouse_get_item(void *state, const char *id, cJSON **item, vdx_er
     }
     strbuf_put(&sql, "SELECT id, url, width, height, ingested_at");
     for (int i = 0; i < c->n_columns; i++) {
-        char *name = vdx_clickhouse_quote_identifier(c->columns[i]);
+        char *name = clickhouse_quote_identifier(c->columns[i]);
         strbuf_printf(&sql, ", %s", name ? name : "");
         sql.oom |= !name;
         free(name);
@@ -1430,9 +1430,9 @@ static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
     clickhouse *c = state;
     char *items = quoted_identifier(c, c->tables.items, err);
     char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
-    char *names[3] = {vdx_clickhouse_quote_string(c->tables.items),
-                      vdx_clickhouse_quote_string(c->tables.info),
-                      vdx_clickhouse_quote_string(c->tables.failures)};
+    char *names[3] = {clickhouse_quote_string(c->tables.items),
+                      clickhouse_quote_string(c->tables.info),
+                      clickhouse_quote_string(c->tables.failures)};
     strbuf sql = {0};
     double failed = 0, bytes = 0;
     int rc = -1;

@@ -51,9 +51,9 @@ void ch_url_endpoint(const ch_url *url, char *out, size_t size);
 
 /* A ClickHouse string literal for s, quotes included (malloc'd): backslash first, then
  * the quote, \n \t \r \0 as escapes. Use it for every value put into ClickHouse SQL. */
-char *vdx_clickhouse_quote_string(const char *s);
+char *clickhouse_quote_string(const char *s);
 /* A ClickHouse identifier in backticks (malloc'd), backslash and backtick escaped. */
-char *vdx_clickhouse_quote_identifier(const char *s);
+char *clickhouse_quote_identifier(const char *s);
 
 
 /* ---- RowBinary ---- */

@@ -18,7 +18,7 @@
 
 /* ---- quoting (the filter module renders ClickHouse SQL with these) ---- */
 
-char *vdx_clickhouse_quote_string(const char *s)
+char *clickhouse_quote_string(const char *s)
 {
     strbuf b = {0};
     strbuf_put(&b, "'");
@@ -39,7 +39,7 @@ char *vdx_clickhouse_quote_string(const char *s)
     return strbuf_take(&b);
 }
 
-char *vdx_clickhouse_quote_identifier(const char *s)
+char *clickhouse_quote_identifier(const char *s)
 {
     strbuf b = {0};
     strbuf_put(&b, "`");
@@ -426,7 +426,7 @@ void ch_tables_for(const char *table, const char *collection, ch_tables *out)
 
 static void put_identifier(strbuf *b, const char *name)
 {
-    char *quoted = vdx_clickhouse_quote_identifier(name);
+    char *quoted = clickhouse_quote_identifier(name);
     if (!quoted)
         b->oom = 1;
     else
@@ -436,7 +436,7 @@ static void put_identifier(strbuf *b, const char *name)
 
 static void put_string(strbuf *b, const char *s)
 {
-    char *quoted = vdx_clickhouse_quote_string(s);
+    char *quoted = clickhouse_quote_string(s);
     if (!quoted)
         b->oom = 1;
     else

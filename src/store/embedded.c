@@ -207,7 +207,7 @@ static int create_vector_file(embedded *e, vdx_error *err)
                         e->vec_path, strerror(errno));
     uint8_t header[VECTOR_HEADER_SIZE];
     encode_header(header, e->model.dims, e->type);
-    if (vdx_backend_write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
+    if (backend_write_all(fd, header, sizeof header, 0) != 0 || fsync(fd) != 0) {
         int saved = errno;
         close(fd);
         return vdx_fail_errno(err, saved, "collection '%s': cannot write %s: %s", e->collection,
@@ -289,7 +289,7 @@ static void widen_row(const embedded *e, int64_t row, float *out)
     } else {
         const uint16_t *h = src;
         for (int d = 0; d < dims; d++)
-            out[d] = vdx_f16_to_f32(h[d]);
+            out[d] = half_f16_to_f32(h[d]);
     }
 }
 
@@ -418,8 +418,8 @@ static int take_write_lock(embedded *e, vdx_error *err)
         return 0;
     if (e->read_only)
         return vdx_fail(err, "collection '%s' is open read-only", e->collection);
-    int fd = vdx_backend_lock_open(e->collection, e->lock_path, err);
-    if (fd < 0 || vdx_backend_lock_claim(e->collection, e->lock_path, fd, err) != 0)
+    int fd = backend_lock_open(e->collection, e->lock_path, err);
+    if (fd < 0 || backend_lock_claim(e->collection, e->lock_path, fd, err) != 0)
         return -1;
     e->lock_fd = fd;
     return 0;
@@ -488,7 +488,7 @@ static void embedded_close(void *state)
     free(e->id_chars);
     free(e->id_offsets);
     free(e->index.slots);
-    vdx_ivf_close(e->ivf);
+    ivf_close(e->ivf);
     free(e);
 }
 
@@ -507,21 +507,21 @@ static void load_index(embedded *e)
 {
     if (stat(e->ivf_path, &e->ivf_seen) != 0)
         memset(&e->ivf_seen, 0, sizeof e->ivf_seen);
-    vdx_ivf_close(e->ivf);
+    ivf_close(e->ivf);
     e->ivf = NULL;
     e->ivf_problem[0] = 0;
     vdx_error err = {{0}};
-    vdx_ivf *ix = vdx_ivf_open(e->ivf_path, e->model.dims, &err);
+    vdx_ivf *ix = ivf_open(e->ivf_path, e->model.dims, &err);
     if (!ix) {
         snprintf(e->ivf_problem, sizeof e->ivf_problem, "%s", err.message);
         return;
     }
-    int64_t rows = vdx_ivf_rows(ix);
-    if (rows > e->count || vdx_ivf_stamp(ix) != index_stamp(e, rows)) {
+    int64_t rows = ivf_rows(ix);
+    if (rows > e->count || ivf_stamp(ix) != index_stamp(e, rows)) {
         snprintf(e->ivf_problem, sizeof e->ivf_problem,
                  "index.ivf does not describe these rows (built for %lld rows of another "
                  "state of the collection): rebuild it with 'vdx index build'", (long long)rows);
-        vdx_ivf_close(ix);
+        ivf_close(ix);
         return;
     }
     e->ivf = ix;
@@ -684,7 +684,7 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
     if (!e->read_only && exec_sql(e, "PRAGMA journal_mode = WAL", err) != 0)
         goto fail;
     if (exec_sql(e, "PRAGMA synchronous = FULL", err) != 0 ||
-        vdx_filter_register_sqlite(e->db, err) != 0)
+        filter_register_sqlite(e->db, err) != 0)
         goto fail;
 
     int has_meta = 0;
@@ -749,19 +749,19 @@ static vdx_vector_type embedded_vector_type(void *state) { return ((embedded *)s
 
 static int is_builtin(const char *name)
 {
-    return vdx_backend_name_in(name, builtin_columns, N_BUILTIN_COLUMNS);
+    return backend_name_in(name, builtin_columns, N_BUILTIN_COLUMNS);
 }
 
 /* Index of the metadata column named name (SQLite compares names case-insensitively),
  * or -1. */
 static int find_column(const embedded *e, const char *name)
 {
-    return vdx_backend_find_column(e->columns, e->n_columns, name);
+    return backend_find_column(e->columns, e->n_columns, name);
 }
 
 static int add_columns(embedded *e, const char *const *names, int n, vdx_error *err)
 {
-    int missing = vdx_backend_check_new_columns(e->collection, builtin_columns,
+    int missing = backend_check_new_columns(e->collection, builtin_columns,
                                                 N_BUILTIN_COLUMNS, e->columns, e->n_columns,
                                                 names, n, err);
     if (missing <= 0)
@@ -773,7 +773,7 @@ static int add_columns(embedded *e, const char *const *names, int n, vdx_error *
     if (!insert)
         goto fail;
     for (int i = 0; i < n; i++) {
-        if (!vdx_backend_column_to_add(e->columns, e->n_columns, names, i))
+        if (!backend_column_to_add(e->columns, e->n_columns, names, i))
             continue;
         char *sql = sqlite3_mprintf("ALTER TABLE items ADD COLUMN \"%w\" TEXT", names[i]);
         if (!sql) {
@@ -811,7 +811,7 @@ static int embedded_add_columns(void *state, const char *const *names, int n, vd
 static int embedded_columns(void *state, char ***names, int *n, vdx_error *err)
 {
     embedded *e = state;
-    return vdx_backend_copy_columns(e->collection, e->columns, e->n_columns, names, n, err);
+    return backend_copy_columns(e->collection, e->columns, e->n_columns, names, n, err);
 }
 
 /* ---- append ---- */
@@ -961,10 +961,10 @@ static int write_vectors(embedded *e, const vdx_item *items, size_t n, size_t n_
             if (e->type == VDX_VECTOR_F32)
                 memcpy(dst, items[i].vector, e->row_bytes);
             else /* rows are 2-byte aligned: the buffer is malloc'd, row_bytes even */
-                vdx_f32_to_f16_array(items[i].vector, (uint16_t *)(void *)dst, (size_t)dims);
+                half_f32_to_f16_array(items[i].vector, (uint16_t *)(void *)dst, (size_t)dims);
             rows++;
         }
-        if (vdx_backend_write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
+        if (backend_write_all(e->vec_fd, buf, rows * e->row_bytes, offset) != 0) {
             int saved = errno;
             free(buf);
             return vdx_fail_errno(err, saved, "collection '%s': writing %zu vectors to %s at byte %lld: %s",
@@ -1266,8 +1266,8 @@ static int embedded_info(void *state, cJSON *info, vdx_error *err)
     cJSON_AddItemToObject(info, "columns", columns);
     if (e->ivf) {
         cJSON *ix = cJSON_CreateObject();
-        vdx_ivf_describe(e->ivf, ix);
-        int64_t rows = vdx_ivf_rows(e->ivf);
+        ivf_describe(e->ivf, ix);
+        int64_t rows = ivf_rows(e->ivf);
         cJSON_AddNumberToObject(ix, "unindexed", (double)(e->count - rows));
         cJSON_AddNumberToObject(ix, "coverage",
                                 e->count ? round((double)rows / e->count * 10000) / 10000 : 1);
@@ -1309,11 +1309,11 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
 {
     *allowed = NULL;
     vdx_filter *filter;
-    if (vdx_backend_parse_where(e->collection, req->where, e->columns, e->n_columns, &filter,
+    if (backend_parse_where(e->collection, req->where, e->columns, e->n_columns, &filter,
                                 err) != 0)
         return -1;
     if (filter) {
-        char *expr = vdx_filter_to_sqlite(filter, 2, err);
+        char *expr = filter_to_sqlite(filter, 2, err);
         char *sql = expr ? sqlite3_mprintf("SELECT row FROM items WHERE row < ?1 AND (%s)", expr)
                          : NULL;
         free(expr);
@@ -1321,12 +1321,12 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
             vdx_fail_oom(err, "filtering collection '%s'", e->collection);
         sqlite3_stmt *stmt = sql ? prepare(e, sql, err) : NULL;
         sqlite3_free(sql);
-        if (!stmt || vdx_filter_bind_sqlite(filter, stmt, 2, err) != 0) {
-            vdx_filter_free(filter);
+        if (!stmt || filter_bind_sqlite(filter, stmt, 2, err) != 0) {
+            filter_free(filter);
             sqlite3_finalize(stmt);
             return -1;
         }
-        vdx_filter_free(filter);
+        filter_free(filter);
         sqlite3_bind_int64(stmt, 1, e->count);
         *allowed = new_bitmap(e->count, 0);
         if (!*allowed) {
@@ -1420,7 +1420,7 @@ static int embedded_index_build(void *state, const vdx_index_options *opts, int 
     if (become_writer(e, err) != 0 || map_rows(e, e->count, err) != 0)
         return -1;
     if (!force) {
-        int64_t covered = e->ivf ? vdx_ivf_rows(e->ivf) : 0;
+        int64_t covered = e->ivf ? ivf_rows(e->ivf) : 0;
         if (e->count < VDX_INDEX_AUTO_ROWS || (e->ivf && (e->count - covered) * 5 <= e->count))
             return 0;
     }
@@ -1436,7 +1436,7 @@ static int embedded_index_build(void *state, const vdx_index_options *opts, int 
         p.user = opts->user;
     }
     vdx_scan_matrix m = matrix_of(e);
-    if (vdx_ivf_build(&m, e->ivf_path, &p, err) != 0)
+    if (ivf_build(&m, e->ivf_path, &p, err) != 0)
         return vdx_error_prefix(err, "collection '%s'", e->collection);
     load_index(e);
     if (!e->ivf)
@@ -1468,7 +1468,7 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
         goto done;
     }
-    vdx_backend_unit_vector(req->query, dims, q);
+    backend_unit_vector(req->query, dims, q);
     vdx_scan_matrix m = matrix_of(e);
     int64_t n_allowed = e->count;
     if (allowed) {
@@ -1481,9 +1481,9 @@ static int embedded_search(void *state, const vdx_search_request *req, vdx_hits 
         (double)n_allowed >= VDX_INDEX_MIN_FILTERED_SHARE * (double)e->count) {
         vdx_ivf_query iq = {.q = q, .allowed = allowed, .n_allowed = n_allowed, .want = want,
                             .nprobe = index_nprobe(), .tie_break = tie_by_id, .ctx = e};
-        n_found = vdx_ivf_search(e->ivf, &m, &iq, found, err);
+        n_found = ivf_search(e->ivf, &m, &iq, found, err);
     } else
-        n_found = vdx_scan_nearest(&m, q, allowed, want, tie_by_id, e, found, err);
+        n_found = scan_nearest(&m, q, allowed, want, tie_by_id, e, found, err);
     if (n_found < 0)
         goto done;
     int n = n_found > req->offset ? (int)(n_found - req->offset) : 0;
@@ -1543,7 +1543,7 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
         goto done;
     }
     vdx_scan_matrix m = matrix_of(e);
-    if (vdx_scan_dots(&m, req->query, allowed, dots, err) != 0)
+    if (scan_dots(&m, req->query, allowed, dots, err) != 0)
         goto done;
     for (int64_t r = 0; r < e->count; r++)
         n += !allowed || (allowed[r / 64] >> (r % 64) & 1);

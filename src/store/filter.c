@@ -698,7 +698,7 @@ static node *parse_or(parser *p)
     return n;
 }
 
-vdx_filter *vdx_filter_parse(const char *text, const vdx_filter_column *columns,
+vdx_filter *filter_parse(const char *text, const vdx_filter_column *columns,
                              int n_columns, vdx_error *err)
 {
     size_t len = strlen(text);
@@ -728,13 +728,13 @@ vdx_filter *vdx_filter_parse(const char *text, const vdx_filter_column *columns,
     if (p.failed || !f->root) {
         if (!p.failed)
             vdx_fail_kind(err, VDX_ERR_INVALID, "where: cannot parse '%s'", text);
-        vdx_filter_free(f);
+        filter_free(f);
         return NULL;
     }
     return f;
 }
 
-void vdx_filter_free(vdx_filter *filter)
+void filter_free(vdx_filter *filter)
 {
     if (!filter)
         return;
@@ -854,7 +854,7 @@ static void render(strbuf *b, const node *n, dialect d, int first_param)
         break;
     case NODE_COLUMN:
         put_owned(b, d == DIALECT_SQLITE ? sqlite_quote_identifier(n->text)
-                                         : vdx_clickhouse_quote_identifier(n->text));
+                                         : clickhouse_quote_identifier(n->text));
         break;
     case NODE_STRING:
     case NODE_NUMBER:
@@ -862,7 +862,7 @@ static void render(strbuf *b, const node *n, dialect d, int first_param)
             snprintf(param, sizeof param, "?%d", first_param + n->param);
             strbuf_put(b, param);
         } else if (n->kind == NODE_STRING) {
-            put_owned(b, vdx_clickhouse_quote_string(n->text));
+            put_owned(b, clickhouse_quote_string(n->text));
         } else {
             strbuf_put(b, n->text); /* digits, '.', 'e', sign only: checked by the lexer */
         }
@@ -892,17 +892,17 @@ static char *render_filter(const vdx_filter *filter, dialect d, int first_param,
     return sql;
 }
 
-char *vdx_filter_to_sqlite(const vdx_filter *filter, int first_param, vdx_error *err)
+char *filter_to_sqlite(const vdx_filter *filter, int first_param, vdx_error *err)
 {
     return render_filter(filter, DIALECT_SQLITE, first_param, err);
 }
 
-char *vdx_filter_to_clickhouse(const vdx_filter *filter, vdx_error *err)
+char *filter_to_clickhouse(const vdx_filter *filter, vdx_error *err)
 {
     return render_filter(filter, DIALECT_CLICKHOUSE, 0, err);
 }
 
-int vdx_filter_bind_sqlite(const vdx_filter *filter, sqlite3_stmt *stmt, int first_param,
+int filter_bind_sqlite(const vdx_filter *filter, sqlite3_stmt *stmt, int first_param,
                            vdx_error *err)
 {
     for (int i = 0; i < filter->n_literals; i++) {
@@ -989,7 +989,7 @@ static void sql_change_case(sqlite3_context *ctx, int argc, sqlite3_value **argv
     sqlite3_result_text(ctx, (const char *)out, n, sqlite3_free);
 }
 
-int vdx_filter_register_sqlite(sqlite3 *db, vdx_error *err)
+int filter_register_sqlite(sqlite3 *db, vdx_error *err)
 {
     static const int upper = 1;
     int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;

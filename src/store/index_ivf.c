@@ -126,7 +126,7 @@ static void widen(const vdx_scan_matrix *m, int64_t row, float *out)
     if (m->type == VDX_VECTOR_F16) {
         const uint16_t *v = (const uint16_t *)m->rows + (size_t)row * d;
         for (size_t i = 0; i < d; i++)
-            out[i] = vdx_f16_to_f32(v[i]);
+            out[i] = half_f16_to_f32(v[i]);
     } else
         memcpy(out, (const float *)m->rows + (size_t)row * d, d * sizeof(float));
 }
@@ -215,7 +215,7 @@ static void progress(const vdx_ivf_build_params *p, const char *stage, double f)
         p->on_progress(stage, f, p->user);
 }
 
-int vdx_ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_params *p,
+int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_params *p,
                   vdx_error *err)
 {
     int64_t n = m->n;
@@ -442,7 +442,7 @@ done:
 
 /* ---- open ---- */
 
-vdx_ivf *vdx_ivf_open(const char *path, int dims, vdx_error *err)
+vdx_ivf *ivf_open(const char *path, int dims, vdx_error *err)
 {
     err->message[0] = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -524,11 +524,11 @@ vdx_ivf *vdx_ivf_open(const char *path, int dims, vdx_error *err)
     return ix;
 fail:
     close(fd);
-    vdx_ivf_close(ix);
+    ivf_close(ix);
     return NULL;
 }
 
-void vdx_ivf_close(vdx_ivf *ix)
+void ivf_close(vdx_ivf *ix)
 {
     if (!ix)
         return;
@@ -537,10 +537,10 @@ void vdx_ivf_close(vdx_ivf *ix)
     free(ix);
 }
 
-int64_t vdx_ivf_rows(const vdx_ivf *ix) { return (int64_t)ix->h.rows; }
-uint64_t vdx_ivf_stamp(const vdx_ivf *ix) { return ix->h.stamp; }
+int64_t ivf_rows(const vdx_ivf *ix) { return (int64_t)ix->h.rows; }
+uint64_t ivf_stamp(const vdx_ivf *ix) { return ix->h.stamp; }
 
-void vdx_ivf_describe(const vdx_ivf *ix, cJSON *out)
+void ivf_describe(const vdx_ivf *ix, cJSON *out)
 {
     const ivf_header *h = &ix->h;
     char built[32];
@@ -621,7 +621,7 @@ static int allowed_row(const uint64_t *allowed, int64_t r)
     return !allowed || (allowed[r / 64] >> (r % 64) & 1);
 }
 
-int64_t vdx_ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_query *q,
+int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_query *q,
                        vdx_scan_hit *out, vdx_error *err)
 {
     const ivf_header *h = &ix->h;
@@ -709,7 +709,7 @@ int64_t vdx_ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_iv
         vdx_fail(err, "search: out of memory");
         goto done;
     }
-    vdx_scan_dot_rows(m, q->q, rr, (size_t)n_rr, dots);
+    scan_dot_rows(m, q->q, rr, (size_t)n_rr, dots);
     for (int64_t i = 0; i < n_rr; i++) {
         hits[i].row = rr[i];
         hits[i].dist = 1.0f - dots[i];

@@ -28,19 +28,19 @@ typedef struct vdx_ivf_build_params {
  * temporary file beside it, fsynced, renamed over the old one (a build killed at any
  * point leaves the old index or none, and stale temporary files are removed by the next
  * build). */
-int vdx_ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_params *p,
+int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_params *p,
                   vdx_error *err);
 
 /* Maps an index file. Returns NULL with err->message empty when there is no file; NULL
  * with a message when it is unusable (corrupt, other dimension). The caller compares
- * vdx_ivf_rows/stamp with the collection before use. */
-vdx_ivf *vdx_ivf_open(const char *path, int dims, vdx_error *err);
-void vdx_ivf_close(vdx_ivf *ix);
-int64_t vdx_ivf_rows(const vdx_ivf *ix);
-uint64_t vdx_ivf_stamp(const vdx_ivf *ix);
+ * ivf_rows/stamp with the collection before use. */
+vdx_ivf *ivf_open(const char *path, int dims, vdx_error *err);
+void ivf_close(vdx_ivf *ix);
+int64_t ivf_rows(const vdx_ivf *ix);
+uint64_t ivf_stamp(const vdx_ivf *ix);
 /* {"rows","lists","nprobe","train_rows","iterations","built","build_seconds",
  *  "bytes_on_disk","bytes_per_item"} */
-void vdx_ivf_describe(const vdx_ivf *ix, cJSON *out);
+void ivf_describe(const vdx_ivf *ix, cJSON *out);
 
 typedef struct vdx_ivf_query {
     const float *q;            /* unit query */
@@ -53,11 +53,11 @@ typedef struct vdx_ivf_query {
 } vdx_ivf_query;
 
 /* The `want` nearest allowed rows of m (which may have more rows than the index: the
- * tail past vdx_ivf_rows is scanned exactly and merged), sorted like vdx_scan_nearest.
+ * tail past ivf_rows is scanned exactly and merged), sorted like scan_nearest.
  * Visits at least nprobe partitions (more under a filter, in proportion to the rows it
  * removes, and until `want` allowed rows were seen); with every partition visited the
  * result equals the exact scan's. Returns the number found or -1. */
-int64_t vdx_ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_query *q,
+int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_query *q,
                        vdx_scan_hit *out, vdx_error *err);
 
 #endif

@@ -44,10 +44,10 @@ static float dot_f16_portable(const float *q, const void *row, int dims)
     int i = 0;
     for (; i + 8 <= dims; i += 8)
         for (int j = 0; j < 8; j++)
-            acc[j] += q[i + j] * vdx_f16_to_f32(v[i + j]);
+            acc[j] += q[i + j] * half_f16_to_f32(v[i + j]);
     float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (; i < dims; i++)
-        sum += q[i] * vdx_f16_to_f32(v[i]);
+        sum += q[i] * half_f16_to_f32(v[i]);
     return sum;
 }
 
@@ -97,7 +97,7 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_f16_avx2(const float *
 #undef HALF8
     float sum = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; i < dims; i++)
-        sum += q[i] * vdx_f16_to_f32(v[i]);
+        sum += q[i] * half_f16_to_f32(v[i]);
     return sum;
 }
 
@@ -115,7 +115,7 @@ static dot_kernel pick_kernel(vdx_vector_type type)
 
 /* ---- the scan ---- */
 
-int vdx_scan_threads(const vdx_scan_matrix *m)
+int scan_threads(const vdx_scan_matrix *m)
 {
     const char *env = getenv("VDX_SEARCH_THREADS");
     int threads = env && atoi(env) > 0 ? atoi(env) : vdx_cpu_count();
@@ -355,13 +355,13 @@ static int compare_hits(const void *a, const void *b, void *arg)
     return s->tie_break(x->row, y->row, s->ctx);
 }
 
-int64_t vdx_scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_t *allowed,
+int64_t scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_t *allowed,
                          int64_t want, vdx_scan_tie_break tie_break, const void *ctx,
                          vdx_scan_hit *out, vdx_error *err)
 {
     if (want <= 0 || m->n == 0)
         return 0;
-    int threads = vdx_scan_threads(m);
+    int threads = scan_threads(m);
     scan_job jobs[SCAN_MAX_THREADS];
     vdx_scan_hit *heaps = malloc((size_t)threads * (size_t)want * sizeof *heaps);
     if (!heaps)
@@ -387,12 +387,12 @@ int64_t vdx_scan_nearest(const vdx_scan_matrix *m, const float *q, const uint64_
     return n;
 }
 
-int vdx_scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allowed,
+int scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allowed,
                   float *out, vdx_error *err)
 {
     if (m->n == 0)
         return 0;
-    int threads = vdx_scan_threads(m);
+    int threads = scan_threads(m);
     scan_job jobs[SCAN_MAX_THREADS];
     for (int t = 0; t < threads; t++)
         jobs[t] = (scan_job){.m = m, .q = q, .allowed = allowed, .dot = pick_kernel(m->type),
@@ -401,7 +401,7 @@ int vdx_scan_dots(const vdx_scan_matrix *m, const float *q, const uint64_t *allo
     return 0;
 }
 
-void vdx_scan_dot_rows(const vdx_scan_matrix *m, const float *q, const int64_t *rows, size_t n,
+void scan_dot_rows(const vdx_scan_matrix *m, const float *q, const int64_t *rows, size_t n,
                        float *out)
 {
     dot_kernel dot = pick_kernel(m->type);

@@ -256,8 +256,8 @@ int vdx_store_check_where(vdx_store *store, const char *where, vdx_error *err)
     if (vdx_store_columns(store, &columns, &n, err) != 0)
         return -1;
     vdx_filter *filter = NULL;
-    int rc = vdx_backend_parse_where(store->collection, where, columns, n, &filter, err);
-    vdx_filter_free(filter);
+    int rc = backend_parse_where(store->collection, where, columns, n, &filter, err);
+    filter_free(filter);
     for (int i = 0; i < n; i++)
         free(columns[i]);
     free(columns);

@@ -5,7 +5,9 @@
 #   - no status is decided by a message's text: the server and the CLI never look into
 #     an error message (strstr/strncmp/strcmp on ->message or .message);
 #   - one copy of each toolkit piece: the FNV-1a offset basis, curl_global_init, the
-#     float16 conversion and the UTC timestamp format each live in src/common only.
+#     float16 conversion and the UTC timestamp format each live in src/common only;
+#   - the vdx_ prefix means the public API: a function declared in a private header
+#     (src/**/*.h) never carries it, so a name tells whether changing it breaks users.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 failed=0
@@ -31,4 +33,8 @@ check_one_home "the FNV-1a hash" '1469598103934665603' src/common/hash.c
 check_one_home "curl_global_init" 'curl_global_init' src/common/http_client.c
 check_one_home "the float16 conversion" '0x477ff000u|_mm256_cvtps_ph' src/common/half.c
 check_one_home "the UTC timestamp format" '%Y-%m-%dT%H:%M:%SZ' src/common/clock.c
+# (vdx_number/vdx_lower/vdx_upper are SQL function names registered in SQLite, not C)
+out=$(grep -rnE '^[a-z_ ]*[ *]vdx_[a-z0-9_]+\(' src --include='*.h')
+[ -z "$out" ] && ok "no private header declares a vdx_ function" ||
+    not_ok "no private header declares a vdx_ function" "$(echo "$out" | head -5)"
 exit $failed

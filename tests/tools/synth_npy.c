@@ -86,7 +86,7 @@ int main(int argc, char **argv)
         if (r == nan_row)
             v[p.dim / 2] = NAN;
         if (f16) {
-            vdx_f32_to_f16_array(v, h, (size_t)p.dim);
+            half_f32_to_f16_array(v, h, (size_t)p.dim);
             fwrite(h, 2, (size_t)p.dim, f);
         } else
             fwrite(v, 4, (size_t)p.dim, f);
