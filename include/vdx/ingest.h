@@ -150,6 +150,10 @@ typedef struct vdx_ingest_options {
     int retry_failed;      /* try items recorded as failed again */
     int thumbnail_side;    /* default 400 */
     int thumbnail_quality; /* default 85 */
+    /* 0 (default): large JPEGs are decoded reduced in the DCT domain to 2x the resize
+     * and thumbnail targets (embeddings within cosine 0.999 of the full decode,
+     * docs/ingest.md); 1: every image at full size, as `vdx embed` decodes */
+    int exact_decode;
     vdx_fetch_options fetch;
     volatile sig_atomic_t *stop; /* set by a signal handler: finish the batch, commit, return */
     /* Called at least once a second and after every committed batch (from the thread

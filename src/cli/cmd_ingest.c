@@ -64,6 +64,9 @@ static void print_help(FILE *out)
             "  --parallel N        simultaneous downloads (default: 16)\n"
             "  --vector-type T     f32 (default) or f16 (half the memory), for a new collection\n"
             "  --retry-failed      try items that failed in an earlier run again\n"
+            "  --exact-decode      decode every image at full size, as 'vdx embed' does\n"
+            "                      (default: large JPEGs are decoded reduced, to 2x the\n"
+            "                      model's and the thumbnail's size)\n"
             "  --base-url URL      fetch https://images.unsplash.com/... from URL instead\n"
             "                      (default: $VDX_UNSPLASH_BASE)\n"
             "  --imgix PARAMS      imgix parameters for images.unsplash.com links\n"
@@ -181,6 +184,7 @@ int cmd_ingest(int argc, char **argv)
         {"base-url", required_argument, 0, 'u'},   {"imgix", required_argument, 0, 'i'},
         {"no-cache", no_argument, 0, 'n'},         {"help", no_argument, 0, 'h'},
         {"ids", required_argument, 0, 'I'},        {"meta", required_argument, 0, 'M'},
+        {"exact-decode", no_argument, 0, 'x'},
         {0, 0, 0, 0}};
     vdx_store_options so = {0};
     vdx_ingest_options io;
@@ -225,6 +229,7 @@ int cmd_ingest(int argc, char **argv)
                                        optarg);
             break;
         case 'r': io.retry_failed = 1; break;
+        case 'x': io.exact_decode = 1; break;
         case 'u': io.fetch.base_url = optarg; break;
         case 'i': io.fetch.imgix_params = optarg; break;
         case 'n': no_cache = 1; break;
