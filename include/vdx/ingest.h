@@ -136,6 +136,11 @@ vdx_progress *vdx_progress_new(const char *json_path);
 int vdx_progress_update(vdx_progress *p, const vdx_ingest_stats *s, vdx_error *err);
 int vdx_progress_finish(vdx_progress *p, const vdx_ingest_stats *s, const char *state,
                         vdx_error *err);
+/* For a run that failed before it could open its collection (a missing source, a model
+ * that does not load, a store that refuses): writes state "failed" with s when the
+ * collection's directory exists, unless the file belongs to a run of another process that
+ * is still alive ("running" with a live pid). 0, or -1 when it could not be written. */
+int vdx_progress_fail_early(vdx_progress *p, const vdx_ingest_stats *s, vdx_error *err);
 void vdx_progress_free(vdx_progress *p);
 /* The progress.json document for s (exposed for tests). */
 char *vdx_progress_json(const vdx_ingest_stats *s, const char *state, double started_epoch,
