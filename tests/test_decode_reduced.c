@@ -124,6 +124,7 @@ TEST(reduced_scale_choice)
         CHECK(img.width == cases[i][2] && img.height == cases[i][3] && fw == w && fh == h,
               "%dx%d decoded to %dx%d (want %dx%d), original %dx%d", w, h, img.width,
               img.height, cases[i][2], cases[i][3], fw, fh);
+        vdx_image_free(&img);
         /* no reduction asked: the full decode, to the byte */
         rc = vdx_image_decode_reduced(jpeg, size, "card.jpg", 0, 0, &img, &fw, &fh, &err);
         int rc_full = vdx_image_decode(jpeg, size, "card.jpg", &full, &err);
