@@ -30,11 +30,17 @@ const state = {
   busy: false,
   detail: null,           // index of state.items shown in the detail view, or an id
   applyingHash: false,
+  collection: null,       // the collection shown (?collection=); null: the server's own
 };
 
 // ---- Server calls ------------------------------------------------------------------
-// Every request of the page goes through serverFetch (one place for what each needs).
-function serverFetch(path, opts) { return fetch(path, opts); }
+// Every request of the page goes through serverFetch (one place for what each needs):
+// each names the collection shown when it is not the server's own.
+function withCollection(path) {
+  if (!state.collection) return path;
+  return `${path}${path.includes('?') ? '&' : '?'}collection=${encodeURIComponent(state.collection)}`;
+}
+function serverFetch(path, opts) { return fetch(withCollection(path), opts); }
 let offline = false;
 async function api(method, path, body, raw) {
   const opts = { method, headers: {} };
@@ -64,7 +70,7 @@ async function api(method, path, body, raw) {
 }
 const enc = encodeURIComponent;
 const conceptPath = (name, rest = '') => `/api/concepts/${enc(name)}${rest}`;
-const thumbUrl = (id) => `/api/items/${enc(id)}/thumbnail`;
+const thumbUrl = (id) => withCollection(`/api/items/${enc(id)}/thumbnail`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A banner while the server cannot be reached; it clears itself when it answers again.
@@ -113,6 +119,7 @@ function likely(p) { return `${Math.round(p * 100)}% likely`; }
 // ---- URL hash: the view survives a reload, Back returns to the previous one -----------
 function hashOf() {
   const p = new URLSearchParams();
+  if (state.collection) p.set('collection', state.collection);
   if (state.concept) p.set('concept', state.concept.name);
   if (state.query && state.query.text) p.set('q', state.query.text);
   if (state.query && state.query.like) p.set('like', state.query.like);
@@ -138,6 +145,8 @@ async function applyHash() {
   if (location.hash === lastHash) return;
   lastHash = location.hash;
   const p = new URLSearchParams(location.hash.slice(1));
+  // another collection is another page: everything is loaded afresh
+  if ((p.get('collection') || null) !== state.collection) { location.reload(); return; }
   state.applyingHash = true;
   try {
     const k = Number(p.get('k') || 9);
@@ -556,11 +565,11 @@ function renderConcept() {
     $('history').append(tr);
   }
   const base = conceptPath(c.name, '/export');
-  $('export-labels-csv').href = `${base}?what=labels&format=csv`;
-  $('export-labels-jsonl').href = `${base}?what=labels&format=jsonl`;
-  $('export-scores-csv').href = `${base}?what=scores&format=csv`;
-  $('export-scores-jsonl').href = `${base}?what=scores&format=jsonl`;
-  $('export-classifier').href = `${base}?what=classifier&format=json`;
+  $('export-labels-csv').href = withCollection(`${base}?what=labels&format=csv`);
+  $('export-labels-jsonl').href = withCollection(`${base}?what=labels&format=jsonl`);
+  $('export-scores-csv').href = withCollection(`${base}?what=scores&format=csv`);
+  $('export-scores-jsonl').href = withCollection(`${base}?what=scores&format=jsonl`);
+  $('export-classifier').href = withCollection(`${base}?what=classifier&format=json`);
 }
 
 async function refreshConceptSummary() {
@@ -1237,7 +1246,8 @@ async function loadInfo() {
   const before = state.info ? state.info.count : null;
   state.info = await api('GET', '/api/info');
   const i = state.info;
-  $('collection').textContent = `${i.collection} · ${Number(i.count).toLocaleString()} items`;
+  const many = document.body.classList.contains('many-collections'); // the switcher names it
+  $('collection').textContent = `${many ? '' : `${i.collection} · `}${Number(i.count).toLocaleString()} items`;
   renderProgress(i.progress);
   showTextModel(i.text_model);
   if (!i.text_search) {
@@ -1472,8 +1482,41 @@ function setup() {
   });
 }
 
+// The collection switcher: the collections of the server's data directory that it can
+// serve (same model); shown when there is more than one. Choosing one is a new view in
+// the URL (#collection=NAME), loaded afresh; Back returns to the previous collection.
+async function loadCollections() {
+  const list = await api('GET', '/api/collections');
+  const select = $('collection-select');
+  const current = state.collection || list.default;
+  if (state.collection && !list.collections.some((c) => c.name === state.collection && c.available)) {
+    const wanted = list.collections.find((c) => c.name === state.collection);
+    say(`Collection “${state.collection}” ${wanted ? `cannot be shown here: ${wanted.reason}` : 'does not exist'}; showing “${list.default}”`, true);
+    state.collection = null;
+    saveHash(false);
+  }
+  select.replaceChildren(...list.collections.map((c) => {
+    const o = document.createElement('option');
+    o.value = c.name;
+    o.textContent = c.available ? c.name : `${c.name} (another model)`;
+    o.title = c.available ? `${Number(c.count).toLocaleString()} items` : c.reason;
+    o.disabled = !c.available;
+    o.selected = c.name === (state.collection || list.default);
+    return o;
+  }));
+  select.hidden = list.collections.filter((c) => c.available).length < 2;
+  document.body.classList.toggle('many-collections', !select.hidden);
+  select.onchange = () => {
+    if (select.value === current) return;
+    history.pushState(null, '', `#collection=${encodeURIComponent(select.value)}`);
+    location.reload();
+  };
+}
+
 async function start() {
+  state.collection = new URLSearchParams(location.hash.slice(1)).get('collection') || null;
   setup();
+  await guarded(loadCollections);
   await Promise.all([guarded(loadInfo), guarded(loadConcepts)]);
   await guarded(renderExamples);
   await applyHash();

@@ -675,6 +675,57 @@ for (const { tag, options } of sizes) {
   });
 }
 
+// ---- The collection switcher: every collection of the server's data directory ------------
+// The sample's server also serves "empty" and "growing" (same data directory, same model):
+// choosing one shows its items and its own concepts, the URL names it, Back returns.
+for (const { tag, options } of sizes) {
+  await flow(`collections-${tag}`, options, async (page, shot) => {
+    await open(page, url);
+    // a concept of the sample's (409 when the other size made it already)
+    await page.evaluate(() => fetch('/api/concepts', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'only in the sample', prompt: 'a cat' }) }).then((r) => r.text()));
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    const info = await getJson(page, '/api/info');
+    check(await page.isVisible('#collection-select'), 'no collection switcher');
+    const choices = await page.$$eval('#collection-select option', (os) => os.map((o) => o.textContent));
+    check(JSON.stringify(choices) === '["empty","growing","sample"]', `choices: ${choices}`);
+    const titles = await page.$$eval('#collection-select option', (os) => os.map((o) => o.title));
+    check(titles[0] === '0 items' && titles[2] === `${info.count} items`, `counts: ${titles}`);
+    check(await page.inputValue('#collection-select') === 'sample', 'the switcher does not show the served collection');
+    const sampleConcepts = await page.$$eval('#concepts li', (l) => l.map((x) => x.textContent).join('|'));
+    check(sampleConcepts.includes('only in the sample'), `the sample's concepts: ${sampleConcepts}`);
+    check(await noSideways(page), 'the header with the switcher scrolls sideways');
+    await shot('switcher');
+    await Promise.all([page.waitForEvent('load'), page.selectOption('#collection-select', 'empty')]);
+    await page.waitForSelector('body[data-ready="1"]');
+    check(new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get('collection') === 'empty',
+      `the URL does not name the collection: ${await page.evaluate(() => location.hash)}`);
+    check(/^0 items/.test(await page.textContent('#collection')), `count: ${await page.textContent('#collection')}`);
+    check((await page.textContent('#empty')).includes('--collection empty'), 'the empty collection\'s page does not say how to fill it');
+    await shot('empty');
+    // Back: the sample again
+    await Promise.all([page.waitForEvent('load'), page.goBack()]);
+    await page.waitForSelector('body[data-ready="1"]');
+    check(await page.inputValue('#collection-select') === 'sample', 'Back did not return to the sample');
+    check(await page.textContent('#collection') === `${info.count} items`, `count after Back: ${await page.textContent('#collection')}`);
+    // a link to another collection: its thumbnails, its (empty) concept book
+    await open(page, url + '#collection=growing&view=sample');
+    await page.waitForFunction(() => document.querySelectorAll('#grid .tile img').length > 0 &&
+      [...document.querySelectorAll('#grid .tile img')].every((i) => i.complete && i.naturalWidth > 0));
+    const srcs = await page.$$eval('#grid .tile img', (is) => is.map((i) => i.getAttribute('src')));
+    check(srcs.every((s) => s.endsWith('?collection=growing')), `thumbnails of another collection: ${srcs[0]}`);
+    const grown = await (await page.request.get(url + 'api/info?collection=growing')).json();
+    check(grown.collection === 'growing' && await page.inputValue('#collection-select') === 'growing', 'the link did not open growing');
+    check(await page.$$eval('#concepts li', (l) => l.length) === 0, 'growing shows the sample\'s concepts');
+    await shot('growing');
+    // a name the server does not have: said, and the server's own collection is shown
+    await open(page, url + '#collection=nowhere');
+    await page.waitForFunction(() => document.getElementById('status').textContent.includes('“nowhere” does not exist'));
+    check(await page.inputValue('#collection-select') === 'sample', 'an unknown collection is not replaced by the served one');
+  }, /status of 409/);
+}
+
 // ---- A stopped server: a banner that clears itself ------------------------------------
 await flow('server-unreachable', {}, async (page, shot) => {
   await open(page, url);
