@@ -31,6 +31,7 @@ const state = {
   detail: null,           // index of state.items shown in the detail view, or an id
   applyingHash: false,
   collection: null,       // the collection shown (?collection=); null: the server's own
+  fit: false,             // "Fit" page size: k is as many tiles as fill the window
 };
 
 // ---- Server calls ------------------------------------------------------------------
@@ -127,7 +128,8 @@ function hashOf() {
   if (filterValue()) p.set('where', filterValue());
   p.set('view', state.view);
   if (state.page) p.set('page', state.page);
-  if (state.k !== 9) p.set('k', state.k);
+  if (state.fit) p.set('k', 'fit');
+  else if (state.k !== 9) p.set('k', state.k);
   if ($('mode').value !== 'nearest') p.set('mode', $('mode').value);
   return '#' + p.toString();
 }
@@ -150,7 +152,9 @@ async function applyHash() {
   state.applyingHash = true;
   try {
     const k = Number(p.get('k') || 9);
-    if ([9, 24, 48, 96].includes(k)) { state.k = k; $('k').value = k; }
+    state.fit = p.get('k') === 'fit';
+    if (state.fit) { state.k = fitK(); $('k').value = 'fit'; }
+    else if ([9, 24, 48, 96].includes(k)) { state.k = k; $('k').value = k; }
     $('where').value = p.get('where') || '';
     clearFilterError();
     const mode = p.get('mode');
@@ -231,12 +235,13 @@ function escapeHtml(s) {
 function renderGrid(keepFocus) {
   const grid = $('grid');
   const hadFocus = grid.contains(document.activeElement);
-  grid.className = 'grid' + (state.k === 9 && !state.density ? ' k9' : '');
+  grid.className = 'grid' + (state.k === 9 && !state.density && !state.fit ? ' k9' : '');
   grid.replaceChildren(...state.items.map(tile));
   if (state.focus >= state.items.length) state.focus = Math.max(0, state.items.length - 1);
   if ((keepFocus || hadFocus) && state.items.length) focusTile(state.focus);
   renderPager();
   renderEmpty();
+  if (state.fit) requestAnimationFrame(refit); // the layout may have changed the columns
 }
 
 function renderPager() {
@@ -1364,6 +1369,32 @@ function onKey(ev) {
 }
 
 // ---- Wiring ------------------------------------------------------------------------
+// "Fit": a page is as many tiles as fill the grid's width (at the tile size of the
+// density slider) and the window's height below the grid's top, at least two rows, so
+// that a wide screen is filled; it follows the window and the slider.
+function fitK() {
+  const grid = $('grid');
+  const width = grid.clientWidth || window.innerWidth;
+  const gap = parseFloat(getComputedStyle(grid).columnGap) || 14;
+  // the columns the grid has at this width (auto-fill: whatever the number of tiles)
+  const cols = Math.max(1, getComputedStyle(grid).gridTemplateColumns.split(' ').length);
+  const tileWidth = (width - gap * (cols - 1)) / cols;
+  const tileHeight = tileWidth * 0.75 + 44; // the thumbnail (4:3) and the tile's buttons
+  const top = grid.getBoundingClientRect().top + window.scrollY;
+  const room = window.innerHeight - Math.min(top, window.innerHeight / 2) - $('actionbar').offsetHeight;
+  const rows = Math.max(2, Math.floor((room + gap) / (tileHeight + gap)));
+  return Math.max(2, Math.min(200, cols * rows));
+}
+// A new page size keeps the first item shown on the page.
+function refit() {
+  if (!state.fit) return;
+  const k = fitK();
+  if (k === state.k) return;
+  const page = Math.floor((state.page * state.k) / k);
+  state.k = k;
+  pageTo(page);
+}
+
 function pageTo(page) {
   if (page < 0) return;
   guarded(() => state.view === 'candidates' ? showCandidatesPage(page)
@@ -1389,12 +1420,19 @@ async function dropped(file) {
 function setup() {
   $('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); searchText($('q').value); });
   $('image-input').addEventListener('change', (ev) => { searchImage(ev.target.files[0]); ev.target.value = ''; });
-  $('k').addEventListener('change', () => { state.k = Number($('k').value); pageTo(0); });
+  $('k').addEventListener('change', () => {
+    state.fit = $('k').value === 'fit';
+    state.k = state.fit ? fitK() : Number($('k').value);
+    pageTo(0);
+  });
   $('density').addEventListener('input', () => {
     state.density = Number($('density').value);
     $('grid').style.setProperty('--tile-min', `${state.density}px`);
     renderGrid();
+    refit();
   });
+  let resizing = 0;
+  window.addEventListener('resize', () => { clearTimeout(resizing); resizing = setTimeout(refit, 200); });
   $('prev').onclick = () => pageTo(state.page - 1);
   $('next').onclick = () => pageTo(state.page + 1);
   $('train').onclick = trainAndNext;

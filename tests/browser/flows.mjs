@@ -726,6 +726,47 @@ for (const { tag, options } of sizes) {
   }, /status of 409/);
 }
 
+// ---- "Fit": a page fills a wide screen, follows the size slider, pages without gaps -------
+const columns = (page) => page.$eval('#grid', (g) => getComputedStyle(g).gridTemplateColumns.split(' ').length);
+const searchIds = (page, text, k, offset) => page.evaluate(async ([t, kk, o]) => (await (await fetch('/api/search', {
+  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ text: t, k: kk, offset: o }) })).json())
+  .items.map((i) => i.id), [text, k, offset]);
+for (const { tag, options } of [{ tag: 'wide', options: { viewport: { width: 1920, height: 1080 } } }, sizes[1]]) {
+  await flow(`fit-${tag}`, options, async (page, shot) => {
+    await open(page, url);
+    await searchFor(page, 'a red circle');
+    await page.selectOption('#k', 'fit');
+    await page.waitForFunction(() => location.hash.includes('k=fit') && document.querySelectorAll('#grid .tile').length !== 9);
+    const cols = await columns(page);
+    const n = (await tileIds(page)).length;
+    check(n % cols === 0 && n / cols >= 2, `${n} tiles in ${cols} columns: not whole rows`);
+    if (tag === 'wide') check(cols >= 6 && n > 9, `a 1920-px screen shows ${n} tiles in ${cols} columns`);
+    check(JSON.stringify(await tileIds(page)) === JSON.stringify(await searchIds(page, 'a red circle', n, 0)), 'page 1 is not the search\'s first ranks');
+    check(await noSideways(page), 'Fit scrolls sideways');
+    await shot('fit');
+    // the next page: the next ranks, none skipped
+    await page.click('#next');
+    await page.waitForFunction(() => /page 2/.test(document.getElementById('page-label').textContent));
+    const second = await tileIds(page);
+    const expected = await searchIds(page, 'a red circle', n, n);
+    check(JSON.stringify(second) === JSON.stringify(expected), `page 2: ${second.slice(0, 3)} != ${expected.slice(0, 3)}`);
+    if (tag === 'wide') {
+      // smaller tiles: more columns, more tiles, still whole rows; the first item shown stays
+      await page.$eval('#density', (d) => { d.value = 150; d.dispatchEvent(new Event('input')); });
+      await page.waitForFunction((m) => document.querySelectorAll('#grid .tile').length > m, n);
+      const cols2 = await columns(page);
+      const n2 = (await tileIds(page)).length;
+      const { count } = await getJson(page, '/api/info'); // a page past the collection's end is not whole
+      check(cols2 > cols && (n2 % cols2 === 0 || n2 === count), `at size 150: ${n2} tiles in ${cols2} columns`);
+      check((await tileIds(page)).includes(second[0]), 'the first item of the page is gone after the resize');
+      await shot('fit-small');
+    }
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    check(await page.inputValue('#k') === 'fit', 'reload lost "Fit"');
+  });
+}
+
 // ---- A stopped server: a banner that clears itself ------------------------------------
 await flow('server-unreachable', {}, async (page, shot) => {
   await open(page, url);
