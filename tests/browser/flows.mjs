@@ -697,8 +697,10 @@ for (const { tag, options } of sizes) {
     check(sampleConcepts.includes('only in the sample'), `the sample's concepts: ${sampleConcepts}`);
     check(await noSideways(page), 'the header with the switcher scrolls sideways');
     await shot('switcher');
+    const t0 = Date.now();
     await Promise.all([page.waitForEvent('load'), page.selectOption('#collection-select', 'empty')]);
     await page.waitForSelector('body[data-ready="1"]');
+    console.log(`# ${tag}: switching collections took ${Date.now() - t0} ms (choice to a ready page)`);
     check(new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get('collection') === 'empty',
       `the URL does not name the collection: ${await page.evaluate(() => location.hash)}`);
     check(/^0 items/.test(await page.textContent('#collection')), `count: ${await page.textContent('#collection')}`);

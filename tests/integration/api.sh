@@ -194,7 +194,10 @@ while i < len(d):
 }
 url=$(curl -s -H "$auth" "$base/api/items/$first" | grep -o '"url":"[^"]*"' | head -1 | cut -d'"' -f4)
 photo=${url##*/}
-code=$(curl -s -H "$auth" -D "$tmp/preview.headers" -o "$tmp/preview.jpg" -w '%{http_code}' "$base/api/items/$first/preview")
+timed=$(curl -s -H "$auth" -D "$tmp/preview.headers" -o "$tmp/preview.jpg" -w '%{http_code} %{time_total}' "$base/api/items/$first/preview")
+code=${timed% *}
+again=$(curl -s -H "$auth" -o /dev/null -w '%{time_total}' "$base/api/items/$first/preview")
+echo "# preview of a mirrored item: ${timed#* } s made (fetch + decode + resize + keep), $again s kept"
 kept="$tmp/data/collections/sample/previews/$(printf '%s' "$first" | sha256sum | cut -c1-64).jpg"
 if [ "$code" = 200 ] && ! grep -qi '^x-vdx-preview' "$tmp/preview.headers" &&
    [ "$(grep -c "^GET /$photo 200" "$tmp/cdn.log")" = 2 ] &&
