@@ -1,6 +1,6 @@
 // vdx explorer: the page's behaviour, plain JavaScript over the JSON API (docs/api.md).
 // One state object, small render functions, every server call through api(). The view
-// (query, image query, filter, concept, view, page, mode) lives in the URL hash: a
+// (collection, query, image query, filter, concept, view, page, mode, page and tile size) lives in the URL hash: a
 // reload restores it, Back returns to the previous view. Labels, undo and redo, rounds
 // and their metrics live on the server, so every client sees the same.
 'use strict';
@@ -128,6 +128,7 @@ function hashOf() {
   if (filterValue()) p.set('where', filterValue());
   p.set('view', state.view);
   if (state.page) p.set('page', state.page);
+  if (state.density) p.set('size', state.density);
   if (state.fit) p.set('k', 'fit');
   else if (state.k !== 9) p.set('k', state.k);
   if ($('mode').value !== 'nearest') p.set('mode', $('mode').value);
@@ -152,6 +153,8 @@ async function applyHash() {
   state.applyingHash = true;
   try {
     const k = Number(p.get('k') || 9);
+    const size = Number(p.get('size'));
+    setDensity(size >= 110 && size <= 360 ? size : 0);
     state.fit = p.get('k') === 'fit';
     if (state.fit) { state.k = fitK(); $('k').value = 'fit'; }
     else if ([9, 24, 48, 96].includes(k)) { state.k = k; $('k').value = k; }
@@ -1385,6 +1388,13 @@ function fitK() {
   const rows = Math.max(2, Math.floor((room + gap) / (tileHeight + gap)));
   return Math.max(2, Math.min(200, cols * rows));
 }
+// The tiles' size from the slider (0: the default), shared through the URL as size=.
+function setDensity(px) {
+  state.density = px || undefined;
+  $('density').value = px || 200;
+  if (px) $('grid').style.setProperty('--tile-min', `${px}px`);
+  else $('grid').style.removeProperty('--tile-min');
+}
 // A new page size keeps the first item shown on the page.
 function refit() {
   if (!state.fit) return;
@@ -1426,10 +1436,10 @@ function setup() {
     pageTo(0);
   });
   $('density').addEventListener('input', () => {
-    state.density = Number($('density').value);
-    $('grid').style.setProperty('--tile-min', `${state.density}px`);
+    setDensity(Number($('density').value));
     renderGrid();
     refit();
+    saveHash(false);
   });
   let resizing = 0;
   window.addEventListener('resize', () => { clearTimeout(resizing); resizing = setTimeout(refit, 200); });

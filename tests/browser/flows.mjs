@@ -766,6 +766,7 @@ for (const { tag, options } of [{ tag: 'wide', options: { viewport: { width: 192
     await page.reload();
     await page.waitForSelector('body[data-ready="1"]');
     check(await page.inputValue('#k') === 'fit', 'reload lost "Fit"');
+    if (tag === 'wide') check(await page.inputValue('#density') === '150' && await columns(page) > cols, 'reload lost the tile size');
   });
 }
 
