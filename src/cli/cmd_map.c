@@ -283,6 +283,13 @@ int cmd_map(int argc, char **argv)
         status = export_map(store, strcmp(format, "csv") == 0);
     } else {
         vdx_map_vocab vocab = {0};
+        if (vdx_store_count(store) < 2) {
+            status = cli_fail_kind(VDX_ERR_INVALID, "a map needs at least 2 items; collection "
+                                   "'%s' holds %lld", vdx_store_collection(store),
+                                   (long long)vdx_store_count(store));
+            vdx_store_close(store);
+            return status;
+        }
         status = no_names ? 0 : get_vocab(store, &so, model_arg, wordnet, mo.threads, &vocab);
         if (status == 0) {
             fprintf(stderr, "vdx: mapping %lld items\n", (long long)vdx_store_count(store));

@@ -1339,6 +1339,8 @@ static void dispatch(api_context *ctx, http_request *req)
         route_concept(ctx, req, seg[2], n == 4 ? seg[3] : NULL);
     else if (!strcmp(what, "concepts") && n == 5 && !strcmp(seg[3], "threshold") && !strcmp(seg[4], "fit"))
         route_concept(ctx, req, seg[2], "threshold/fit");
+    else if (!strcmp(what, "map"))
+        api_map_route(ctx, req);
     else
         http_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)", req->method, req->raw_path);
 }

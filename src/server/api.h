@@ -43,5 +43,8 @@ int api_status_of(const vdx_error *err, int fallback);
 
 /* Routes one request under /api/ (see api.c). */
 void api_handle(api_context *ctx, http_request *req);
+/* /api/map/... (api_map.c); api_map_release frees its cached map when the server stops. */
+void api_map_route(api_context *ctx, http_request *req);
+void api_map_release(void);
 
 #endif

@@ -80,6 +80,52 @@ check "a rebuild reuses the stored vocabulary" sh -c "! grep -q 'embedding' '$tm
 "$vdx" map export $C > "$tmp/map3.jsonl"
 check "another seed gives another map" sh -c "! cmp -s '$tmp/map.jsonl' '$tmp/map3.jsonl'"
 
+# --- the API (docs/api.md, "Map") ---------------------------------------------------------
+"$vdx" map build --seed 3 --clusters 4 $C > /dev/null 2>&1
+"$vdx" map export $C > "$tmp/map.jsonl"
+token=map-test-token-0123456789
+auth="Authorization: Bearer $token"
+VDX_TOKEN=$token "$vdx" serve $C --model "$model" --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
+serve_pid=$!
+for _ in $(seq 600); do grep -q 'serving' "$tmp/serve.out" 2>/dev/null && break; sleep 0.1; done
+base=$(sed -n 's/.* at \(http:[^ ]*\)\/?token=.*$/\1/p' "$tmp/serve.out")
+get() { # get PATH [curl args]: sets $code, body in $tmp/body, headers in $tmp/headers
+    p=$1; shift
+    code=$(curl -s --max-time 20 -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' -H "$auth" "$@" "$base$p")
+}
+get /api/map
+[ "$code" = 200 ] && grep -q "\"items\":$count," "$tmp/body" && grep -q '"bounds":\[' "$tmp/body" \
+    && ok "GET /api/map: the summary with bounds and clusters" || not_ok "/api/map: $code $(cat "$tmp/body")"
+etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]: \(.*\)\r$/\1/p' "$tmp/headers")
+get /api/map -H "If-None-Match: $etag"
+[ -n "$etag" ] && [ "$code" = 304 ] && ok "the summary's ETag answers 304" || not_ok "etag '$etag': $code"
+get /api/map/points
+size=$(wc -c < "$tmp/body")
+[ "$code" = 200 ] && [ "$size" -eq $((20 + 6 * count)) ] \
+    && ok "GET /api/map/points: 20 + 6 bytes an item" || not_ok "points: $code, $size bytes for $count"
+etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]: \(.*\)\r$/\1/p' "$tmp/headers")
+get /api/map/points -H "If-None-Match: $etag"
+[ "$code" = 304 ] && ok "the points' ETag answers 304" || not_ok "points etag: $code"
+get /api/map/ids
+[ "$code" = 200 ] && [ "$(head -n 1 "$tmp/body")" = "$first_id" ] && [ "$(wc -l < "$tmp/body")" -eq "$count" ] \
+    && ok "GET /api/map/ids: the ids in map order" || not_ok "ids: $code $(head -c 200 "$tmp/body")"
+# the first point, dequantised, is where export says (within a quantisation step)
+curl -s -H "$auth" "$base/api/map/points" -o "$tmp/points.bin"
+set -- $(od -An -t f4 -j 4 -N 16 "$tmp/points.bin") $(od -An -t u2 -j 20 -N 2 "$tmp/points.bin")
+awk -v lo="$1" -v hi="$3" -v q="$5" -v x="$json_x" 'BEGIN { v = lo + q * (hi - lo) / 65535; d = v - x; if (d < 0) d = -d; exit !(d <= (hi - lo) / 65535 + 1e-4) }' \
+    && ok "a point's quantised x is its exported x" || not_ok "quantised x: lo $1 hi $3 q $5, export $json_x"
+get /api/map/atlas/0
+[ "$code" = 200 ] && [ "$(head -c 2 "$tmp/body" | od -An -t x1 | tr -d ' ')" = ffd8 ] \
+    && ok "GET /api/map/atlas/0: a JPEG" || not_ok "atlas: $code"
+get /api/map/atlas/1
+[ "$code" = 404 ] && grep -q "the map has 1 atlases (0..0)" "$tmp/body" \
+    && ok "an atlas past the end: 404 naming the range" || not_ok "atlas 1: $code $(cat "$tmp/body")"
+get /api/map/nothing
+[ "$code" = 404 ] && ok "an unknown map endpoint: 404" || not_ok "unknown: $code"
+get /api/map -X POST -H 'Content-Type: application/json' -d '{}'
+[ "$code" = 405 ] && ok "POST /api/map: 405" || not_ok "POST: $code"
+kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; serve_pid=""
+
 # --- errors -----------------------------------------------------------------------------
 "$vdx" map build --seed zero $C > /dev/null 2> "$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "seed wants a number from 1 to 2147483647, not 'zero'" "$tmp/err" \
