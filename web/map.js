@@ -58,7 +58,7 @@ function mapSetup() {
   mapEl('p', { id: 'map-empty', class: 'empty', hidden: '' }, section);
   // the layout's own styles (the page's CSP allows no inline <style>; the CSSOM is fine)
   Object.assign(bar.style, { display: 'flex', gap: '8px', alignItems: 'center', flexWrap: 'wrap', margin: '4px 0' });
-  Object.assign(stage.style, { position: 'relative', height: '70vh', minHeight: '320px', border: '1px solid #ccc' });
+  Object.assign(stage.style, { position: 'relative', height: '60vh', border: '1px solid #ccc' });
   for (const c of [gl, $('map-overlay')]) Object.assign(c.style, { position: 'absolute', inset: '0', width: '100%', height: '100%' });
   $('map-overlay').style.pointerEvents = 'none';
   gl.style.touchAction = 'none';
@@ -73,7 +73,7 @@ function mapSetup() {
   $('map-sel-clear').addEventListener('click', () => mapSelect([]));
   mapPointer(gl);
   gl.addEventListener('keydown', mapKey);
-  window.addEventListener('resize', () => mapState.shown && mapDraw());
+  window.addEventListener('resize', () => { if (mapState.shown) { mapFit(); mapDraw(); } });
   // the page's own state changes (a search, a round, labels): redraw what depends on it
   setInterval(mapWatch, 500);
 }
@@ -85,8 +85,18 @@ async function mapShow(on) {
   $('grid').hidden = on;
   if (!on) return;
   if (!mapState.loaded) await mapLoad();
+  mapFit();
   mapDraw();
   $('map-canvas').focus();
+}
+
+// The stage fills the window down to the action bar (fixed at the bottom).
+function mapFit() {
+  const stage = document.querySelector('.map-stage');
+  const bar = $('actionbar').getBoundingClientRect();
+  const top = stage.getBoundingClientRect().top + window.scrollY;
+  const bottom = (bar.height ? window.innerHeight - bar.height : window.innerHeight) - 12;
+  stage.style.height = `${Math.max(240, bottom - top)}px`;
 }
 
 async function mapLoad() {

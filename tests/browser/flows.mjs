@@ -806,6 +806,11 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
   check(drawn > 20 * pts.length, `the map canvas is (nearly) blank: ${drawn} pixels drawn for ${pts.length} items`);
   // the most isolated item: drawn where its coordinates say, in its cluster's colour
   let iso = null;
+  const onMap = await page.evaluate((ps) => ps.map(([x, y]) => {
+    const e = document.elementFromPoint(x, y);
+    return !!e && (e.id === 'map-canvas' || e.id === 'map-overlay');
+  }), pts.map((p) => [box.left + p.sx, box.top + p.sy]));
+  check(onMap.every(Boolean), `${onMap.filter((v) => !v).length} items drawn under something else`);
   for (const p of pts) {
     const d = Math.min(...pts.filter((q) => q !== p).map((q) => Math.hypot(q.sx - p.sx, q.sy - p.sy)));
     if (!iso || d > iso.d) iso = { p, d };
