@@ -76,13 +76,15 @@ function mapSetup() {
   window.addEventListener('resize', () => { if (mapState.shown) { mapFit(); mapDraw(); } });
   // the page's own state changes (a search, a round, labels): redraw what depends on it
   setInterval(mapWatch, 500);
+
 }
 
 async function mapShow(on) {
   mapState.shown = on;
   $('map-toggle').setAttribute('aria-pressed', String(on));
   $('map-view').hidden = !on;
-  $('grid').hidden = on;
+  // (style, not the hidden attribute: the page's CSS gives .grid a display of its own)
+  $('grid').style.display = on ? 'none' : '';
   if (!on) return;
   if (!mapState.loaded) await mapLoad();
   mapFit();
