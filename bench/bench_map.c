@@ -44,6 +44,27 @@ static long rss_kb(const char *field)
 }
 
 /* exact 10-NN of item i among all n in 2-D */
+static const char *loadavg(void)
+{
+    static char buf[64] = "?\n";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            snprintf(buf, sizeof buf, "?\n");
+        fclose(f);
+    }
+    return buf;
+}
+
+/* CPU seconds of the process (user + system), a figure less hurt by a busy machine. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
 static void nn2d(const float *xy, int64_t n, int64_t i, int k, int64_t *out)
 {
     float best[16];
@@ -157,19 +178,19 @@ int main(int argc, char **argv)
     vdx_map_options o = {.seed = seed};
     int32_t *nb = malloc(sizeof(int32_t) * 15 * (size_t)n);
     float *nd = malloc(sizeof(float) * 15 * (size_t)n);
-    double t0 = vdx_now();
+    double t0 = vdx_now(), c0 = cpu_s();
     map_knn(x, n, d, 15, &o, nb, nd, &e);
-    double t_knn = vdx_now() - t0;
+    double t_knn = vdx_now() - t0, c_knn = cpu_s() - c0;
     free(nb), free(nd);
 
     long before = rss_kb("VmRSS:");
     rss_reset_peak();
-    t0 = vdx_now();
+    t0 = vdx_now(), c0 = cpu_s();
     if (vdx_map_layout(x, n, d, &o, xy, &e) != 0) {
         fprintf(stderr, "bench_map: %s\n", e.message);
         return 1;
     }
-    double t_map = vdx_now() - t0;
+    double t_map = vdx_now() - t0, c_map = cpu_s() - c0;
     long peak = rss_kb("VmHWM:");
     t0 = vdx_now();
     map_pca(x, n, d, seed, pca, &e);
@@ -201,8 +222,9 @@ int main(int argc, char **argv)
     }
     double q_map = kept(xy, n, sample, ns, truth), q_pca = kept(pca, n, sample, ns, truth);
     double s_map = separation(xy, n, cl, p.clusters), s_pca = separation(pca, n, cl, p.clusters);
-    printf("time: neighbours %.2f s, layout (neighbours + graph + PCA start + SGD) %.2f s, PCA "
-           "alone %.2f s (layout/PCA %.1fx)\n", t_knn, t_map, t_pca, t_map / t_pca);
+    printf("time: neighbours %.2f s (%.2f CPU s), layout (neighbours + graph + PCA start + SGD) "
+           "%.2f s (%.2f CPU s), PCA alone %.2f s (layout/PCA %.1fx); load average %s", t_knn,
+           c_knn, t_map, c_map, t_pca, t_map / t_pca, loadavg());
     printf("10-NN kept (512-d -> 2-D, %d items sampled): map %.3f, PCA %.3f (map/PCA %.2fx)\n",
            ns, q_map, q_pca, q_map / q_pca);
     printf("cluster separation (items nearest their own cluster's centre): map %.3f, PCA %.3f\n",

@@ -115,6 +115,43 @@ TEST(layout_keeps_neighbours_better_than_pca)
     free(xy), free(pca);
 }
 
+TEST(partitioned_neighbours_find_most_exact_ones)
+{
+    vdx_error err = {{0}};
+    enum { K = 15 };
+    int32_t *a = malloc(sizeof(int32_t) * K * N), *b = malloc(sizeof(int32_t) * K * N);
+    float *da = malloc(sizeof(float) * K * N), *db = malloc(sizeof(float) * K * N);
+    vdx_map_options exact = {0}, part = {.exact_max = 100};
+    REQUIRE(map_knn(vecs, N, DIMS, K, &exact, a, da, &err) == 0, "%s", err.message);
+    REQUIRE(map_knn(vecs, N, DIMS, K, &part, b, db, &err) == 0, "%s", err.message);
+    int64_t found = 0, sorted = 1;
+    for (int i = 0; i < N; i++) {
+        for (int x = 0; x < K; x++) {
+            for (int y = 0; y < K; y++)
+                found += a[i * K + x] == b[i * K + y];
+            if (x && db[i * K + x] < db[i * K + x - 1])
+                sorted = 0;
+            if (b[i * K + x] == i)
+                sorted = 0;
+        }
+    }
+    double recall = (double)found / ((double)N * K);
+    printf("    partitioned neighbours: recall %.3f of the exact 15\n", recall);
+    CHECK(recall > 0.9, "recall %.3f", recall);
+    CHECK(sorted, "partitioned neighbour lists unsorted or holding the item itself");
+    /* one partition only: the search is the partitioned one, and it misses some */
+    part.probe = 1;
+    REQUIRE(map_knn(vecs, N, DIMS, K, &part, b, db, &err) == 0, "%s", err.message);
+    int64_t found1 = 0;
+    for (int i = 0; i < N; i++)
+        for (int x = 0; x < K; x++)
+            for (int y = 0; y < K; y++)
+                found1 += a[i * K + x] == b[i * K + y];
+    printf("    with one partition: recall %.3f\n", (double)found1 / ((double)N * K));
+    CHECK(found1 < found, "one partition found as many (%lld) as eight", (long long)found1);
+    free(a), free(b), free(da), free(db);
+}
+
 TEST(kmeans_separates_blobs_numbered_by_size)
 {
     vdx_error err = {{0}};
@@ -375,6 +412,7 @@ int main(void)
     synth_images(gen, 0, N, vecs);
     RUN(layout_is_deterministic_for_a_seed);
     RUN(layout_keeps_neighbours_better_than_pca);
+    RUN(partitioned_neighbours_find_most_exact_ones);
     RUN(kmeans_separates_blobs_numbered_by_size);
     RUN(cluster_name_is_the_matching_vocabulary_entry);
     RUN(map_round_trip_and_later_items_placed_near_neighbours);

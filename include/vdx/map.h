@@ -21,6 +21,9 @@ typedef struct vdx_map_options {
     uint64_t seed;    /* 0: 1. The same seed, data and thread count give the same map */
     int clusters;     /* clusters on the layout; 0: about √(n/10), between 2 and 64 */
     int threads;      /* kNN threads (OpenBLAS); 0: all cores */
+    int exact_max;    /* up to this many items the neighbours are exact; above, they are
+                       * searched in the `probe` nearest of √n k-means partitions; 0: 50000 */
+    int probe;        /* partitions searched per item above exact_max; 0: 8 */
     /* progress: stage ("vectors", "neighbours", "graph", "init", "layout", "clusters",
      * "writing") and the fraction of that stage done; called from the calling thread */
     void (*on_progress)(const char *stage, double fraction, void *user);

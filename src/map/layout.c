@@ -47,6 +47,8 @@ void map_defaults(const vdx_map_options *in, vdx_map_options *o, int64_t n)
     }
     if (o->clusters > n)
         o->clusters = (int)n;
+    if (o->exact_max <= 0)
+        o->exact_max = 50000;
 }
 
 static void progress(const vdx_map_options *o, const char *stage, double f)
@@ -75,8 +77,8 @@ static void topk_insert(float *d, int32_t *ix, int k, int *have, float dist, int
         *have = h + 1;
 }
 
-int map_knn(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
-            int32_t *nb, float *nd, vdx_error *err)
+static int knn_exact(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
+                     int32_t *nb, float *nd, vdx_error *err)
 {
     /* blocks of queries × every row: a B×n product of at most 16M floats */
     int64_t block = (16 << 20) / (n > 0 ? n : 1);
@@ -111,6 +113,191 @@ int map_knn(const float *x, int64_t n, int dims, int k, const vdx_map_options *o
     }
     free(prod);
     return 0;
+}
+
+/* Large collections: the neighbours among the items of a few partitions only, an
+ * inverted-file search like the store's index (src/store/index_ivf.c) built for this
+ * pass: spherical k-means centres (√n lists, trained on a sample), every item in its
+ * nearest list, and each list's items compared (one SGEMM per block) with the items of
+ * the `probe` lists whose centres are nearest its own. */
+static int nearest_centre(const float *x, int64_t n, int dims, const float *c, int lists,
+                          int32_t *assign, vdx_error *err)
+{
+    int64_t block = (4 << 20) / lists;
+    if (block < 1)
+        block = 1;
+    float *prod = malloc((size_t)block * lists * sizeof *prod);
+    if (!prod)
+        return vdx_fail_oom(err, "for the partition products");
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+        int64_t rows = n - b0 < block ? n - b0 : block;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, lists, dims, 1.0f,
+                    x + b0 * dims, dims, c, dims, 0.0f, prod, lists);
+        for (int64_t r = 0; r < rows; r++) {
+            const float *p = prod + r * lists;
+            int best = 0;
+            for (int j = 1; j < lists; j++)
+                if (p[j] > p[best])
+                    best = j;
+            assign[b0 + r] = best;
+        }
+    }
+    free(prod);
+    return 0;
+}
+
+static int knn_partitioned(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
+                           int32_t *nb, float *nd, vdx_error *err)
+{
+    int lists = (int)sqrt((double)n);
+    int probe = o->probe > 0 ? o->probe : 8;
+    if (probe > lists)
+        probe = lists;
+    int64_t train = (int64_t)lists * 64 < n ? (int64_t)lists * 64 : n;
+    float *c = malloc((size_t)lists * dims * sizeof *c);
+    double *sum = malloc((size_t)lists * dims * sizeof *sum);
+    int32_t *assign = malloc((size_t)n * sizeof *assign);
+    int64_t *start = calloc((size_t)lists + 1, sizeof *start), *members = malloc((size_t)n * sizeof *members);
+    int32_t *near = malloc((size_t)lists * probe * sizeof *near);
+    float *cc = malloc((size_t)lists * lists * sizeof *cc);
+    int64_t *sample = malloc((size_t)train * sizeof *sample);
+    float *sx = malloc((size_t)train * dims * sizeof *sx);
+    int32_t *sa = malloc((size_t)train * sizeof *sa);
+    int rc = -1;
+    float *cand = NULL, *prod = NULL;
+    int64_t *cand_ix = NULL;
+    if (!c || !sum || !assign || !start || !members || !near || !cc || !sample || !sx || !sa) {
+        vdx_fail_oom(err, "for the partitions of %lld items", (long long)n);
+        goto out;
+    }
+    /* the training sample: an evenly spaced subset, shifted by the seed */
+    uint64_t rng = o->seed ^ 0x5bd1e995u;
+    int64_t shift = (int64_t)(map_rand(&rng) % (uint64_t)(n / train));
+    for (int64_t i = 0; i < train; i++) {
+        sample[i] = i * (n / train) + shift;
+        memcpy(sx + i * dims, x + sample[i] * dims, (size_t)dims * sizeof(float));
+    }
+    for (int l = 0; l < lists; l++) /* start: every (train/lists)-th sample row */
+        memcpy(c + (int64_t)l * dims, sx + (int64_t)l * (train / lists) * dims,
+               (size_t)dims * sizeof(float));
+    for (int round = 0; round < 6; round++) {
+        if (nearest_centre(sx, train, dims, c, lists, sa, err) != 0)
+            goto out;
+        memset(sum, 0, (size_t)lists * dims * sizeof *sum);
+        for (int64_t i = 0; i < train; i++)
+            for (int j = 0; j < dims; j++)
+                sum[(int64_t)sa[i] * dims + j] += sx[i * dims + j];
+        for (int l = 0; l < lists; l++) {
+            double norm = 0;
+            for (int j = 0; j < dims; j++)
+                norm += sum[(int64_t)l * dims + j] * sum[(int64_t)l * dims + j];
+            if (norm == 0)
+                continue; /* an empty list keeps its centre */
+            norm = 1.0 / sqrt(norm);
+            for (int j = 0; j < dims; j++)
+                c[(int64_t)l * dims + j] = (float)(sum[(int64_t)l * dims + j] * norm);
+        }
+        progress(o, "neighbours", 0.1 * (round + 1) / 6);
+    }
+    if (nearest_centre(x, n, dims, c, lists, assign, err) != 0)
+        goto out;
+    for (int64_t i = 0; i < n; i++)
+        start[assign[i] + 1]++;
+    for (int l = 0; l < lists; l++)
+        start[l + 1] += start[l];
+    {
+        int64_t *fill = malloc((size_t)lists * sizeof *fill);
+        if (!fill) {
+            vdx_fail_oom(err, "for the partitions");
+            goto out;
+        }
+        memcpy(fill, start, (size_t)lists * sizeof *fill);
+        for (int64_t i = 0; i < n; i++)
+            members[fill[assign[i]]++] = i;
+        free(fill);
+    }
+    /* each list's probe nearest lists (itself first) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, lists, lists, dims, 1.0f, c, dims, c,
+                dims, 0.0f, cc, lists);
+    for (int l = 0; l < lists; l++) {
+        float *row = cc + (int64_t)l * lists;
+        row[l] = INFINITY;
+        for (int p = 0; p < probe; p++) {
+            int best = 0;
+            for (int j = 1; j < lists; j++)
+                if (row[j] > row[best])
+                    best = j;
+            near[(int64_t)l * probe + p] = best;
+            row[best] = -INFINITY;
+        }
+    }
+    int64_t max_cand = 0;
+    for (int l = 0; l < lists; l++) {
+        int64_t m = 0;
+        for (int p = 0; p < probe; p++)
+            m += start[near[(int64_t)l * probe + p] + 1] - start[near[(int64_t)l * probe + p]];
+        if (m > max_cand)
+            max_cand = m;
+    }
+    int64_t block = (16 << 20) / (max_cand ? max_cand : 1);
+    if (block < 1)
+        block = 1;
+    cand = malloc((size_t)(max_cand ? max_cand : 1) * dims * sizeof *cand);
+    cand_ix = malloc((size_t)(max_cand ? max_cand : 1) * sizeof *cand_ix);
+    prod = malloc((size_t)block * (max_cand ? max_cand : 1) * sizeof *prod);
+    if (!cand || !cand_ix || !prod) {
+        vdx_fail_oom(err, "for the candidates of a partition (%lld items)", (long long)max_cand);
+        goto out;
+    }
+    for (int l = 0; l < lists; l++) {
+        int64_t m = 0;
+        for (int p = 0; p < probe; p++) {
+            int q = near[(int64_t)l * probe + p];
+            for (int64_t t = start[q]; t < start[q + 1]; t++) {
+                cand_ix[m] = members[t];
+                memcpy(cand + m * dims, x + members[t] * dims, (size_t)dims * sizeof(float));
+                m++;
+            }
+        }
+        /* the list's own items are the first start[l+1]-start[l] candidates */
+        int64_t own = start[l + 1] - start[l];
+        for (int64_t b0 = 0; b0 < own; b0 += block) {
+            int64_t rows = own - b0 < block ? own - b0 : block;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)m, dims, 1.0f,
+                        cand + b0 * dims, dims, cand, dims, 0.0f, prod, (int)m);
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t i = cand_ix[b0 + r];
+                float *d = nd + i * k;
+                int32_t *ix = nb + i * k;
+                int have = 0;
+                for (int64_t j = 0; j < m; j++) {
+                    if (cand_ix[j] == i)
+                        continue;
+                    float dist = 1.0f - prod[r * m + j];
+                    topk_insert(d, ix, k, &have, dist < 0 ? 0 : dist, (int32_t)cand_ix[j]);
+                }
+                for (; have < k; have++) { /* a tiny neighbourhood: repeat the farthest */
+                    d[have] = have ? d[have - 1] : 1.0f;
+                    ix[have] = have ? ix[have - 1] : (int32_t)((i + 1) % n);
+                }
+            }
+        }
+        if ((l & 15) == 15 || l + 1 == lists)
+            progress(o, "neighbours", 0.1 + 0.9 * (l + 1) / lists);
+    }
+    rc = 0;
+out:
+    free(c), free(sum), free(assign), free(start), free(members), free(near), free(cc);
+    free(sample), free(sx), free(sa), free(cand), free(cand_ix), free(prod);
+    return rc;
+}
+
+int map_knn(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
+            int32_t *nb, float *nd, vdx_error *err)
+{
+    int exact_max = o->exact_max > 0 ? o->exact_max : 50000;
+    return n > exact_max ? knn_partitioned(x, n, dims, k, o, nb, nd, err)
+                         : knn_exact(x, n, dims, k, o, nb, nd, err);
 }
 
 /* ---- the fuzzy simplicial set ---- */

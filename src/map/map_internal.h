@@ -11,8 +11,9 @@
 uint64_t map_rand(uint64_t *state);
 /* Options with every default filled in for n items. */
 void map_defaults(const vdx_map_options *in, vdx_map_options *out, int64_t n);
-/* The exact k nearest rows of every row (self excluded), cosine distance ascending, ties
- * by index: nb/nd hold n*k entries. */
+/* The k nearest rows of every row (self excluded), cosine distance ascending, ties by
+ * index: nb/nd hold n*k entries. Exact up to o->exact_max rows, else searched in the
+ * o->probe nearest of √n k-means partitions. */
 int map_knn(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
             int32_t *nb, float *nd, vdx_error *err);
 /* UMAP's membership weights of one item's k neighbour distances (ascending). */
