@@ -8,7 +8,10 @@
  *   - cluster separation: the fraction of items nearer (on the map) to the centre of
  *     their own synthetic cluster than to any other cluster's, map and PCA;
  *   - peak resident memory per item during the layout (the vectors themselves included).
- * Usage: bench_map [--items N] [--sample N] [--seed N] [--synth-...]. */
+ * Above --exact-max items (default 50000) the neighbours come from the partitioned search
+ * (--probe partitions, default 8).
+ * Usage: bench_map [--items N] [--sample N] [--seed N] [--exact-max N] [--probe N]
+ * [--synth-...]. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
     int64_t n = 25000;
     int ns = 1000;
     uint64_t seed = 1;
+    int exact_max = 0, probe = 0;
     for (int i = 1; i < argc; i++) {
         char err[256];
         int r = synth_parse_flag(&p, argv[i], err, sizeof err);
@@ -144,10 +148,15 @@ int main(int argc, char **argv)
             ns = atoi(argv[++i]);
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--exact-max") == 0 && i + 1 < argc)
+            exact_max = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--probe") == 0 && i + 1 < argc)
+            probe = atoi(argv[++i]);
         else {
             char help[2048];
             synth_flags_help(&p, help, sizeof help);
-            fprintf(stderr, "usage: bench_map [--items N] [--sample N] [--seed N]\n%s", help);
+            fprintf(stderr, "usage: bench_map [--items N] [--sample N] [--seed N] [--exact-max N] "
+                            "[--probe N]\n%s", help);
             return 2;
         }
     }
@@ -175,7 +184,7 @@ int main(int argc, char **argv)
 
     /* the neighbour graph alone, for the split of the time */
     vdx_error e = {{0}};
-    vdx_map_options o = {.seed = seed};
+    vdx_map_options o = {.seed = seed, .exact_max = exact_max, .probe = probe};
     int32_t *nb = malloc(sizeof(int32_t) * 15 * (size_t)n);
     float *nd = malloc(sizeof(float) * 15 * (size_t)n);
     double t0 = vdx_now(), c0 = cpu_s();
