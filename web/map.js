@@ -16,7 +16,7 @@ const mapState = {
   shown: false, loaded: false, summary: null, n: 0, xs: null, ys: null, cluster: null, ids: [],
   index: new Map(), view: { cx: 0.5, cy: 0.5, scale: 1 }, colourBy: 'cluster', colours: null,
   scores: null, scoreKey: '', selected: [], hover: -1, atlases: new Map(), grid: null,
-  gl: null, buffers: null, lasso: null, meta: new Map(), metaColumn: '',
+  gl: null, buffers: null, lasso: null, meta: new Map(), columns: new Map(),
 };
 const MAP_PALETTE = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
   [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
@@ -40,9 +40,10 @@ function mapSetup() {
   const label = mapEl('label', { for: 'map-colour', text: 'Colour by ' }, bar);
   label.className = 'inline';
   const select = mapEl('select', { id: 'map-colour' }, bar);
-  for (const [v, t] of [['cluster', 'cluster'], ['labels', 'labels'], ['score', 'concept score']]) {
+  for (const [v, t] of [['cluster', 'cluster'], ['labels', 'labels'], ['score', 'concept score'], ['column', 'metadata column']]) {
     mapEl('option', { value: v, text: t }, select);
   }
+  const column = mapEl('select', { id: 'map-column', 'aria-label': 'Metadata column', hidden: '' }, bar);
   mapEl('span', { id: 'map-selection', class: 'map-selection', 'aria-live': 'polite' }, bar);
   mapEl('button', { id: 'map-sel-pos', type: 'button', disabled: '', title: 'Label the selection positive (1)', text: '+ selection' }, bar);
   mapEl('button', { id: 'map-sel-neg', type: 'button', disabled: '', title: 'Label the selection negative (2)', text: '− selection' }, bar);
@@ -67,7 +68,15 @@ function mapSetup() {
   Object.assign($('map-tip-img').style, { display: 'block', maxWidth: '128px', maxHeight: '128px' });
 
   toggle.addEventListener('click', () => mapShow(!mapState.shown));
-  select.addEventListener('change', () => { mapState.colourBy = select.value; mapRecolour(); });
+  select.addEventListener('change', () => {
+    mapState.colourBy = select.value;
+    column.hidden = select.value !== 'column';
+    if (!column.hidden && !column.options.length) {
+      for (const c of (state.info && state.info.columns) || []) mapEl('option', { value: c, text: c }, column);
+    }
+    mapRecolour();
+  });
+  column.addEventListener('change', () => mapRecolour());
   $('map-sel-pos').addEventListener('click', () => mapLabelSelection(1));
   $('map-sel-neg').addEventListener('click', () => mapLabelSelection(0));
   $('map-sel-clear').addEventListener('click', () => mapSelect([]));
@@ -233,6 +242,7 @@ async function mapRecolour() {
   const by = mapState.colourBy;
   let legend = '';
   if (by === 'score') await mapLoadScores();
+  const values = by === 'column' ? await mapLoadColumn($('map-column').value) : null;
   for (let i = 0; i < n; i++) {
     let c = [170, 170, 170];
     if (by === 'cluster') {
@@ -248,16 +258,56 @@ async function mapRecolour() {
         c = t >= 0 ? [255, Math.round(255 * (1 - t)), Math.round(255 * (1 - t))]
           : [Math.round(255 * (1 + t)), Math.round(255 * (1 + t)), 255];
       }
+    } else if (by === 'column' && values) {
+      c = values.colour(i);
     }
     col.set(c, 3 * i);
   }
   if (by === 'score') legend = state.concept ? `score of “${state.concept.name}”: blue below the threshold, red above` : 'no concept selected';
   if (by === 'labels') legend = 'green +, red −, grey unlabelled';
+  if (by === 'column') legend = values ? values.legend : 'no such column';
   if (by === 'cluster') legend = `${mapState.n} items, ${mapState.summary.clusters.length} clusters`;
   $('map-note').textContent = legend;
   mapState.colours = col;
   mapUpload('col', col);
   mapHighlight();
+}
+
+// A metadata column's values in map order: numbers on a blue→yellow scale between their
+// minimum and maximum, anything else as categories (the 9 commonest coloured, the rest grey).
+async function mapLoadColumn(name) {
+  if (!name) return null;
+  const cached = mapState.columns.get(name);
+  if (cached) return cached;
+  let raw;
+  try { raw = await api('GET', `/api/map/column/${enc(name)}`); } catch (e) { say(e.message, true); return null; }
+  const nums = raw.map((v) => (v !== null && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : null));
+  const numeric = nums.filter((v) => v !== null).length >= 0.9 * raw.filter((v) => v !== null).length && nums.some((v) => v !== null);
+  let out;
+  if (numeric) {
+    const present = nums.filter((v) => v !== null);
+    let lo = Infinity, hi = -Infinity;
+    for (const v of present) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    out = {
+      colour: (i) => {
+        if (nums[i] === null) return [210, 210, 210];
+        const t = hi > lo ? (nums[i] - lo) / (hi - lo) : 0.5;
+        return [Math.round(40 + 215 * t), Math.round(40 + 190 * t), Math.round(200 - 170 * t)];
+      },
+      legend: `${name}: ${fmt(lo)} (blue) to ${fmt(hi)} (yellow)`,
+    };
+  } else {
+    const counts = new Map();
+    for (const v of raw) if (v !== null) counts.set(v, (counts.get(v) || 0) + 1);
+    const top = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, 9).map((e) => e[0]);
+    const slot = new Map(top.map((v, k) => [v, k]));
+    out = {
+      colour: (i) => (slot.has(raw[i]) ? MAP_PALETTE[slot.get(raw[i])] : [190, 190, 190]),
+      legend: `${name}: ${top.map((v) => (v.length > 16 ? `${v.slice(0, 15)}…` : v)).join(', ')}${counts.size > 9 ? ', others grey' : ''}`,
+    };
+  }
+  mapState.columns.set(name, out);
+  return out;
 }
 
 async function mapLoadScores() {

@@ -1,6 +1,6 @@
 /* The map's routes of the JSON API (docs/api.md, "Map"): the summary with clusters, the
  * coordinates as a compact binary (uint16 quantised: 6 bytes an item, 1M items in 6 MB),
- * the ids in map order, and thumbnail atlases (256 thumbnails in one 1024x1024 JPEG, in
+ * the ids in map order, a metadata column's values in map order, and thumbnail atlases (256 thumbnails in one 1024x1024 JPEG, in
  * map order, so the page makes a few requests, not thousands). Every reply carries an
  * ETag derived from the map's version (the build's checksum and the placed items), so a
  * reload downloads nothing again.
@@ -235,6 +235,68 @@ static void route_atlas(api_context *ctx, http_request *req, vdx_map *map, const
     http_reply_bytes(req, 200, "image/jpeg", out, out_size, HTTP_TAKE, &opts);
 }
 
+/* GET /api/map/column/{name}: the metadata column's values in map order, a JSON array
+ * of strings and nulls (the page colours by it). An unknown column: 404 naming the
+ * collection's columns. */
+static void route_column(api_context *ctx, http_request *req, vdx_map *map, const char *name)
+{
+    vdx_store *store = ctx->search.store;
+    vdx_error err = {{0}};
+    char **cols = NULL;
+    int n_cols = 0, known = 0;
+    if (vdx_store_columns(store, &cols, &n_cols, &err) != 0) {
+        reply_error(req, &err, 500);
+        return;
+    }
+    char list[1024] = "";
+    size_t used = 0;
+    for (int i = 0; i < n_cols; i++) {
+        known |= strcmp(cols[i], name) == 0;
+        if (used < sizeof list)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", cols[i]);
+        free(cols[i]);
+    }
+    free(cols);
+    if (!known) {
+        http_reply_error(req, 404, "no metadata column '%s' (columns: %s)", name, n_cols ? list : "none");
+        return;
+    }
+    char etag[400];
+    snprintf(etag, sizeof etag, "\"map-column-%s-%.200s\"", vdx_map_version(map), name);
+    for (char *c = etag + 1; c[1]; c++) /* the quoted ETag holds no quote or control byte */
+        if (*c == '"' || (unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '_';
+    const char *inm = http_header(req, "If-None-Match");
+    if (inm && strstr(inm, etag)) {
+        http_body_options opts = {.etag = etag, .cache_control = "private, no-cache"};
+        http_reply_bytes(req, 200, "application/json", (void *)"", 0, HTTP_STATIC, &opts);
+        return;
+    }
+    cJSON *out = cJSON_CreateArray();
+    const vdx_map_point *p = vdx_map_points(map);
+    for (int64_t i = 0; out && i < vdx_map_count(map); i++) {
+        cJSON *item = NULL;
+        if (vdx_store_get_item(store, p[i].id, &item, &err) != 0) {
+            cJSON_Delete(out);
+            reply_error(req, &err, 500);
+            return;
+        }
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(item, "metadata"), name);
+        cJSON_AddItemToArray(out, cJSON_IsString(v) ? cJSON_CreateString(v->valuestring)
+                                                    : cJSON_CreateNull());
+        cJSON_Delete(item);
+    }
+    char *text = out ? cJSON_PrintUnformatted(out) : NULL;
+    cJSON_Delete(out);
+    if (!text) {
+        http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    http_body_options opts = {.etag = etag, .cache_control = "private, no-cache"};
+    http_reply_bytes(req, 200, "application/json", text, strlen(text), HTTP_TAKE, &opts);
+}
+
 void api_map_route(api_context *ctx, http_request *req)
 {
     int n = req->n_segments;
@@ -244,7 +306,7 @@ void api_map_route(api_context *ctx, http_request *req)
         return;
     }
     int known = n == 2 || (n == 3 && (!strcmp(seg[2], "points") || !strcmp(seg[2], "ids"))) ||
-                (n == 4 && !strcmp(seg[2], "atlas"));
+                (n == 4 && (!strcmp(seg[2], "atlas") || !strcmp(seg[2], "column")));
     if (!known) {
         http_reply_error(req, 404, "no such map endpoint: %s (see docs/api.md)", req->raw_path);
         return;
@@ -258,6 +320,8 @@ void api_map_route(api_context *ctx, http_request *req)
         route_points(req, map);
     else if (!strcmp(seg[2], "ids"))
         route_ids(req, map);
+    else if (!strcmp(seg[2], "column"))
+        route_column(ctx, req, map, seg[3]);
     else
         route_atlas(ctx, req, map, seg[3]);
 }

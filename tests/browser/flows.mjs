@@ -831,6 +831,15 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
   await page.waitForSelector('#detail[open]');
   check(await page.evaluate(() => detailItemId()) === item.id, 'click opened another item');
   await shot('detail');
+  await page.keyboard.press('Escape');
+  // colour by a numeric metadata column: the legend gives its range, the colours change
+  const before = await mapPixels(page);
+  await page.selectOption('#map-colour', 'column');
+  await page.selectOption('#map-column', 'photo_width');
+  await page.waitForFunction(() => /^photo_width: [\d.,]+ \(blue\) to [\d.,]+ \(yellow\)$/.test(document.getElementById('map-note').textContent));
+  const after = await mapPixels(page);
+  check(after.hash !== before.hash, 'colouring by photo_width changed nothing');
+  await shot('by-column');
 });
 
 await flow('map-lasso-label-undo-score', {}, async (page, shot) => {

@@ -120,6 +120,12 @@ get /api/map/atlas/0
 get /api/map/atlas/1
 [ "$code" = 404 ] && grep -q "the map has 1 atlases (0..0)" "$tmp/body" \
     && ok "an atlas past the end: 404 naming the range" || not_ok "atlas 1: $code $(cat "$tmp/body")"
+get /api/map/column/photo_width
+[ "$code" = 200 ] && [ $(($(tr ',' '\n' < "$tmp/body" | wc -l) + 1)) -eq "$count" ] && grep -q '^\["[0-9]' "$tmp/body" \
+    && ok "GET /api/map/column/photo_width: one value an item" || not_ok "column: $code $(head -c 200 "$tmp/body")"
+get /api/map/column/nope
+[ "$code" = 404 ] && grep -q "no metadata column 'nope' (columns: photo_id" "$tmp/body" \
+    && ok "an unknown column: 404 naming the columns" || not_ok "unknown column: $code $(cat "$tmp/body")"
 get /api/map/nothing
 [ "$code" = 404 ] && ok "an unknown map endpoint: 404" || not_ok "unknown: $code"
 get /api/map -X POST -H 'Content-Type: application/json' -d '{}'
