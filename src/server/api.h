@@ -35,6 +35,7 @@ typedef struct api_context {
     const vdx_text_model *text_model;
     char collection[128];
     int read_only;             /* every state change answers 403 */
+    struct api_map_cache *map; /* api_map.c's open map (under the search slot's mutex) */
 } api_context;
 
 /* The HTTP status of a library error: by its kind, with `fallback` for an unclassified
@@ -45,6 +46,6 @@ int api_status_of(const vdx_error *err, int fallback);
 void api_handle(api_context *ctx, http_request *req);
 /* /api/map/... (api_map.c); api_map_release frees its cached map when the server stops. */
 void api_map_route(api_context *ctx, http_request *req);
-void api_map_release(void);
+void api_map_release(api_context *ctx);
 
 #endif

@@ -5,9 +5,9 @@
  * ETag derived from the map's version (the build's checksum and the placed items), so a
  * reload downloads nothing again.
  *
- * The open map is cached here and reopened when map.bin changes (size, mtime) or the
- * collection grows (new items are placed); api_handle calls every route under the search
- * slot's mutex, which also guards this cache. */
+ * The open map is cached in the server's context and reopened when map.bin changes
+ * (size, mtime) or the collection grows (new items are placed); api_handle calls every
+ * route under the search slot's mutex, which also guards this cache. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +19,12 @@
 
 enum { ATLAS_CELL = 64, ATLAS_SIDE = 16, ATLAS_ITEMS = ATLAS_SIDE * ATLAS_SIDE };
 
-static struct {
+struct api_map_cache {
     vdx_map *map;
-    const vdx_store *store;
     int64_t count;
     off_t size;
     struct timespec mtime;
-} cache;
+};
 
 static void reply_error(http_request *req, const vdx_error *err, int fallback)
 {
@@ -39,28 +38,32 @@ static void reply_error(http_request *req, const vdx_error *err, int fallback)
 static vdx_map *current(api_context *ctx, http_request *req)
 {
     vdx_store *store = ctx->search.store;
+    if (!ctx->map && !(ctx->map = calloc(1, sizeof *ctx->map))) {
+        http_reply_error(req, 500, "out of memory");
+        return NULL;
+    }
+    struct api_map_cache *cache = ctx->map;
     char path[4200];
     snprintf(path, sizeof path, "%s/map.bin", vdx_store_dir(store));
     struct stat st;
     int have = stat(path, &st) == 0;
-    if (cache.map && have && cache.store == store && cache.count == vdx_store_count(store) &&
-        cache.size == st.st_size && cache.mtime.tv_sec == st.st_mtim.tv_sec &&
-        cache.mtime.tv_nsec == st.st_mtim.tv_nsec)
-        return cache.map;
-    vdx_map_close(cache.map);
-    cache.map = NULL;
+    if (cache->map && have && cache->count == vdx_store_count(store) &&
+        cache->size == st.st_size && cache->mtime.tv_sec == st.st_mtim.tv_sec &&
+        cache->mtime.tv_nsec == st.st_mtim.tv_nsec)
+        return cache->map;
+    vdx_map_close(cache->map);
+    cache->map = NULL;
     vdx_error err = {{0}};
     vdx_map *map = vdx_map_open(store, &err);
     if (!map) {
         reply_error(req, &err, 500);
         return NULL;
     }
-    cache.map = map;
-    cache.store = store;
-    cache.count = vdx_store_count(store);
-    cache.size = have ? st.st_size : 0;
+    cache->map = map;
+    cache->count = vdx_store_count(store);
+    cache->size = have ? st.st_size : 0;
     if (have)
-        cache.mtime = st.st_mtim;
+        cache->mtime = st.st_mtim;
     return map;
 }
 
@@ -326,8 +329,10 @@ void api_map_route(api_context *ctx, http_request *req)
         route_atlas(ctx, req, map, seg[3]);
 }
 
-void api_map_release(void)
+void api_map_release(api_context *ctx)
 {
-    vdx_map_close(cache.map);
-    memset(&cache, 0, sizeof cache);
+    if (ctx->map)
+        vdx_map_close(ctx->map->map);
+    free(ctx->map);
+    ctx->map = NULL;
 }

@@ -171,7 +171,7 @@ void vdx_server_stop(vdx_server *server)
         return;
     http_stop(server->http);
     vdx_concepts_close(server->api.concepts);
-    api_map_release();
+    api_map_release(&server->api);
     vdx_store_close(server->api.book.store);
     vdx_store_close(server->api.search.store);
     vdx_clip_free(server->api.model);
