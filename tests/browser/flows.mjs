@@ -840,6 +840,19 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
   const after = await mapPixels(page);
   check(after.hash !== before.hash, 'colouring by photo_width changed nothing');
   await shot('by-column');
+  // close zoom: thumbnails from the first atlas (one request for up to 256 of them)
+  const atlas = page.waitForResponse((r) => /\/api\/map\/atlas\/0$/.test(r.url()) && r.ok());
+  await page.focus('#map-canvas');
+  for (let z = 0; z < 4; z++) await page.keyboard.press('+');
+  await atlas;
+  await page.waitForFunction(() => {
+    const c = document.getElementById('map-overlay'), x = c.getContext('2d');
+    const d = x.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+    return n > 64 * 64;
+  });
+  await shot('thumbnails');
 });
 
 await flow('map-lasso-label-undo-score', {}, async (page, shot) => {
