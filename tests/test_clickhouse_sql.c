@@ -114,20 +114,20 @@ TEST(float_literals_always_parse_as_floats)
 TEST(create_table_per_dialect)
 {
     vdx_error err = {{0}};
-    char *legacy = ch_sql_create_items(CH_DIALECT_LEGACY, "vdx_photos", 512, "", "", &err);
+    char *legacy = ch_sql_create_items(CH_DIALECT_LEGACY, "vdx_photos", NULL, 512, "", "", &err);
     CHECK(legacy && strcmp(legacy,
                            "CREATE TABLE IF NOT EXISTS `vdx_photos` (id String, url String, "
                            "vector Array(Float32), width Nullable(Int32), height Nullable(Int32), "
                            "ingested_at String, row UInt64) ENGINE = MergeTree ORDER BY id") == 0,
           "legacy: %s", legacy);
-    char *myscale = ch_sql_create_items(CH_DIALECT_MYSCALE, "unsplash_25k", 512, "", "", &err);
+    char *myscale = ch_sql_create_items(CH_DIALECT_MYSCALE, "unsplash_25k", NULL, 512, "", "", &err);
     CHECK(myscale && strcmp(myscale,
                             "CREATE TABLE IF NOT EXISTS `unsplash_25k` (id String, url String, "
                             "vector Array(Float32), width Nullable(Int32), height "
                             "Nullable(Int32), ingested_at String, row UInt64, CONSTRAINT vec_len "
                             "CHECK length(vector) = 512) ENGINE = MergeTree ORDER BY id") == 0,
           "myscale: %s", myscale);
-    char *current = ch_sql_create_items(CH_DIALECT_CLICKHOUSE, "t", 768, "", "", &err);
+    char *current = ch_sql_create_items(CH_DIALECT_CLICKHOUSE, "t", NULL, 768, "", "", &err);
     CHECK(current && strcmp(current,
                             "CREATE TABLE IF NOT EXISTS `t` (id String, url String, vector "
                             "Array(Float32), width Nullable(Int32), height Nullable(Int32), "
@@ -136,11 +136,11 @@ TEST(create_table_per_dialect)
                             "vector_similarity('hnsw', 'cosineDistance', 768)) ENGINE = "
                             "MergeTree ORDER BY id") == 0,
           "clickhouse: %s", current);
-    char *tuned = ch_sql_create_items(CH_DIALECT_CLICKHOUSE, "t", 512, "hnsw", "bf16,32,256", &err);
+    char *tuned = ch_sql_create_items(CH_DIALECT_CLICKHOUSE, "t", NULL, 512, "hnsw", "bf16,32,256", &err);
     CHECK(tuned && strstr(tuned, "INDEX vi vector TYPE vector_similarity('hnsw', "
                                  "'cosineDistance', 512, 'bf16', 32, 256))"),
           "tuned: %s", tuned);
-    char *none = ch_sql_create_items(CH_DIALECT_CLICKHOUSE, "t", 512, "none", "", &err);
+    char *none = ch_sql_create_items(CH_DIALECT_CLICKHOUSE, "t", NULL, 512, "none", "", &err);
     CHECK(none && !strstr(none, "INDEX") && strstr(none, "CONSTRAINT vec_len"), "none: %s", none);
     free(legacy);
     free(myscale);
@@ -152,17 +152,17 @@ TEST(create_table_per_dialect)
 TEST(myscale_vector_index_ddl)
 {
     vdx_error err = {{0}};
-    char *mstg = ch_sql_add_vector_index(CH_DIALECT_MYSCALE, "unsplash_25k", "", "", &err);
+    char *mstg = ch_sql_add_vector_index(CH_DIALECT_MYSCALE, "unsplash_25k", NULL, "", "", &err);
     CHECK(mstg && strcmp(mstg, "ALTER TABLE `unsplash_25k` ADD VECTOR INDEX vindex vector TYPE "
                                "MSTG('metric_type=Cosine')") == 0,
           "mstg: %s", mstg);
-    char *scann = ch_sql_add_vector_index(CH_DIALECT_MYSCALE, "t", "SCANN", "alpha=3,x=1", &err);
+    char *scann = ch_sql_add_vector_index(CH_DIALECT_MYSCALE, "t", NULL, "SCANN", "alpha=3,x=1", &err);
     CHECK(scann && strcmp(scann, "ALTER TABLE `t` ADD VECTOR INDEX vindex vector TYPE "
                                  "SCANN('metric_type=Cosine', 'alpha=3', 'x=1')") == 0,
           "scann: %s", scann);
-    CHECK(!ch_sql_add_vector_index(CH_DIALECT_MYSCALE, "t", "none", "", &err), "none");
-    CHECK(!ch_sql_add_vector_index(CH_DIALECT_CLICKHOUSE, "t", "", "", &err), "clickhouse");
-    CHECK(!ch_sql_add_vector_index(CH_DIALECT_LEGACY, "t", "", "", &err), "legacy");
+    CHECK(!ch_sql_add_vector_index(CH_DIALECT_MYSCALE, "t", NULL, "none", "", &err), "none");
+    CHECK(!ch_sql_add_vector_index(CH_DIALECT_CLICKHOUSE, "t", NULL, "", "", &err), "clickhouse");
+    CHECK(!ch_sql_add_vector_index(CH_DIALECT_LEGACY, "t", NULL, "", "", &err), "legacy");
     free(mstg);
     free(scann);
 }
