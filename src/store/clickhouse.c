@@ -1558,7 +1558,9 @@ static int clickhouse_get_thumbnail(void *state, const char *id, uint8_t **jpeg,
 static int clickhouse_failures(void *state, cJSON **failures, vdx_error *err)
 {
     clickhouse *c = state;
-    char *items = quoted_identifier(c, c->tables.items, err);
+    /* on a cluster the subquery reads each shard's own items: ids are sharded alike */
+    char *items = quoted_identifier(
+        c, c->url.cluster[0] ? c->tables.items_shard : c->tables.items, err);
     char *table = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
     strbuf sql = {0}, response = {0};
     int rc = -1;
@@ -1637,9 +1639,10 @@ static int query_number(clickhouse *c, const char *sql, double *value, vdx_error
 static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
 {
     clickhouse *c = state;
-    char *items = quoted_identifier(c, c->tables.items, err);
-    char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
     int cluster = c->url.cluster[0] != 0;
+    /* on a cluster the subquery reads each shard's own items: ids are sharded alike */
+    char *items = quoted_identifier(c, cluster ? c->tables.items_shard : c->tables.items, err);
+    char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
     char *names[3] = {clickhouse_quote_string(cluster ? c->tables.items_shard : c->tables.items),
                       clickhouse_quote_string(cluster ? c->tables.info_shard : c->tables.info),
                       clickhouse_quote_string(cluster ? c->tables.failures_shard
