@@ -8,7 +8,7 @@ want="build-essential pkg-config ca-certificates curl
  libcjson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libzip-dev zlib1g-dev libssl-dev
  valgrind zip libhnswlib-dev"
 case "${1:-}" in
-  --test) want="$want clickhouse-server chromium groff-base openssl" ;;
+  --test) want="$want clickhouse-server zookeeper chromium groff-base openssl" ;;
   # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py)
   --goldens) want="$want python3-pil" ;;
 esac

@@ -9,6 +9,7 @@
 #     distances within 1e-6): the global top k;
 #   - per-shard DDL (&shards=, no coordinator used) gives the same;
 #   - an ingest interrupted by a shard restart, run again, ends with every id once;
+#   - the store suite (tests/test_store.c) passes with its collections on the cluster;
 #   - a shard that is down fails a search with an error naming it, and no results.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
@@ -193,6 +194,17 @@ else
     not_ok "interrupted ingest" "rows '$rows', at stop '$before', exits $first/$second: $(tail -1 "$tmp/ingest1.out") / $(tail -1 "$tmp/ingest2.out")"
 fi
 compare "search after the interrupted ingest" "$G" "$tmp/c3" --collection big
+
+# ---- the store suite (tests/test_store.c) with every collection on the cluster ----
+if [ -x "$B/tests/test_store" ]; then
+    VDX_TEST_STORE_URL="http://127.0.0.1:$h1/default?cluster=vdx_two" "$B/tests/test_store" \
+        > "$tmp/test_store.log" 2>&1
+    status=$?
+    grep '^\(ok\|not ok\|skip\) - ' "$tmp/test_store.log" | sed 's/^\(ok\|not ok\|skip\) - /&test_store on the cluster: /'
+    [ $status -eq 0 ] || { failed=1; grep -q '^not ok' "$tmp/test_store.log" || echo "not ok - test_store on the cluster exited $status"; }
+else
+    not_ok "test_store on the cluster" "$B/tests/test_store is not built (run make)"
+fi
 
 # ---- a shard that is down ----
 sh scripts/clickhouse-test-server.sh stop "$tmp/s2"
