@@ -40,7 +40,7 @@
 #define IVF_MAGIC "VDXIVF1\0"
 #define IVF_VERSION 1    /* int8 codes */
 #define IVF_VERSION_PQ 2 /* product-quantised codes (an older reader refuses the file) */
-#define PQ_DSUB 4        /* dimensions per sub-quantiser */
+#define PQ_DSUB 4        /* dimensions per sub-quantiser (the kernels below assume 4) */
 #define PQ_KSUB 256      /* centroids per sub-quantiser: one byte */
 #define PQ_TRAIN 32768   /* residuals the sub-quantisers are trained on, at most */
 #define IVF_HEADER 256
@@ -223,36 +223,83 @@ static void progress(const vdx_ivf_build_params *p, const char *stage, double f)
         p->on_progress(stage, f, p->user);
 }
 
-/* out[i * out_stride] = the nearest of ksub centroids (PQ_DSUB floats each, norms in
- * cnorm) to the PQ_DSUB floats at x + i * stride, for n rows; scores: n × ksub. */
-static void pq_assign(const float *x, int64_t n, int stride, const float *cb, const float *cnorm,
-                      int ksub, float *scores, uint8_t *out, int out_stride)
+/* The nearest of ksub centroids (PQ_DSUB = 4 floats each, stored as 4 planes of ksub:
+ * planes[t * ksub + j]; norms in cnorm) to the 4 floats at x. */
+static int pq_nearest_portable(const float *x, const float *planes, const float *cnorm, int ksub)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, ksub, PQ_DSUB, 1.0f, x, stride,
-                cb, PQ_DSUB, 0.0f, scores, ksub);
-    for (int64_t i = 0; i < n; i++) {
-        const float *sc = scores + (size_t)i * ksub;
-        int best = 0;
-        float best_d = cnorm[0] - 2 * sc[0];
-        for (int j = 1; j < ksub; j++) {
-            float dj = cnorm[j] - 2 * sc[j];
-            if (dj < best_d) {
-                best_d = dj;
-                best = j;
-            }
+    int best = 0;
+    float best_d = INFINITY;
+    for (int j = 0; j < ksub; j++) {
+        float dot = x[0] * planes[j] + x[1] * planes[ksub + j] + x[2] * planes[2 * ksub + j] +
+                    x[3] * planes[3 * ksub + j];
+        float dj = cnorm[j] - 2 * dot;
+        if (dj < best_d) {
+            best_d = dj;
+            best = j;
         }
-        out[(size_t)i * out_stride] = (uint8_t)best;
     }
+    return best;
 }
 
-static void pq_norms(const float *cb, int ksub, float *cnorm)
+__attribute__((target("avx2,fma"))) static int pq_nearest_avx2(const float *x, const float *planes,
+                                                              const float *cnorm, int ksub)
 {
+    if (ksub % 8)
+        return pq_nearest_portable(x, planes, cnorm, ksub);
+    __m256 x0 = _mm256_set1_ps(-2 * x[0]), x1 = _mm256_set1_ps(-2 * x[1]),
+           x2 = _mm256_set1_ps(-2 * x[2]), x3 = _mm256_set1_ps(-2 * x[3]);
+    __m256 best = _mm256_set1_ps(INFINITY);
+    __m256i best_i = _mm256_setzero_si256(), idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            eight = _mm256_set1_epi32(8);
+    for (int j = 0; j < ksub; j += 8) {
+        __m256 d = _mm256_loadu_ps(cnorm + j);
+        d = _mm256_fmadd_ps(x0, _mm256_loadu_ps(planes + j), d);
+        d = _mm256_fmadd_ps(x1, _mm256_loadu_ps(planes + ksub + j), d);
+        d = _mm256_fmadd_ps(x2, _mm256_loadu_ps(planes + 2 * ksub + j), d);
+        d = _mm256_fmadd_ps(x3, _mm256_loadu_ps(planes + 3 * ksub + j), d);
+        __m256 lt = _mm256_cmp_ps(d, best, _CMP_LT_OQ);
+        best = _mm256_blendv_ps(best, d, lt);
+        best_i = _mm256_blendv_epi8(best_i, idx, _mm256_castps_si256(lt));
+        idx = _mm256_add_epi32(idx, eight);
+    }
+    float bv[8];
+    int bi[8];
+    _mm256_storeu_ps(bv, best);
+    _mm256_storeu_si256((__m256i *)bi, best_i);
+    int b = 0;
+    for (int l = 1; l < 8; l++) /* the lowest index among equal distances */
+        if (bv[l] < bv[b] || (bv[l] == bv[b] && bi[l] < bi[b]))
+            b = l;
+    return bi[b];
+}
+
+typedef int (*pq_kernel)(const float *x, const float *planes, const float *cnorm, int ksub);
+
+static pq_kernel pick_pq_kernel(void)
+{
+    const char *forced = getenv("VDX_SCAN_KERNEL");
+    int simd = !(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    return simd ? pq_nearest_avx2 : pq_nearest_portable;
+}
+
+/* out[i * out_stride] = the nearest of ksub centroids cb (PQ_DSUB floats each) to the
+ * PQ_DSUB floats at x + i * stride, for n rows. */
+static void pq_assign(const float *x, int64_t n, int stride, const float *cb, int ksub,
+                      uint8_t *out, int out_stride)
+{
+    float planes[PQ_DSUB * PQ_KSUB], cnorm[PQ_KSUB];
     for (int j = 0; j < ksub; j++) {
         float s = 0;
-        for (int t = 0; t < PQ_DSUB; t++)
+        for (int t = 0; t < PQ_DSUB; t++) {
+            planes[t * ksub + j] = cb[j * PQ_DSUB + t];
             s += cb[j * PQ_DSUB + t] * cb[j * PQ_DSUB + t];
+        }
         cnorm[j] = s;
     }
+    pq_kernel nearest = pick_pq_kernel();
+    for (int64_t i = 0; i < n; i++)
+        out[(size_t)i * out_stride] = (uint8_t)nearest(x + (size_t)i * stride, planes, cnorm, ksub);
 }
 
 /* Trains the d / PQ_DSUB sub-quantisers (k-means, L2) on t residuals (t × d) into cb
@@ -261,12 +308,10 @@ static int pq_train(const float *res, int64_t t, int d, int ksub, int iterations
                     float *cb)
 {
     int m = d / PQ_DSUB;
-    float *scores = malloc((size_t)t * ksub * sizeof *scores);
     uint8_t *code = malloc((size_t)t);
     double *sums = malloc((size_t)ksub * PQ_DSUB * sizeof *sums);
     int64_t *counts = malloc((size_t)ksub * sizeof *counts);
-    float cnorm[PQ_KSUB];
-    int rc = scores && code && sums && counts ? 0 : -1;
+    int rc = code && sums && counts ? 0 : -1;
     for (int s = 0; s < m && rc == 0; s++) {
         float *c = cb + (size_t)s * ksub * PQ_DSUB;
         const float *x = res + (size_t)s * PQ_DSUB;
@@ -274,8 +319,7 @@ static int pq_train(const float *res, int64_t t, int d, int ksub, int iterations
             memcpy(c + j * PQ_DSUB, x + (size_t)((int64_t)j * t / ksub) * d,
                    PQ_DSUB * sizeof *c);
         for (int it = 0; it < iterations; it++) {
-            pq_norms(c, ksub, cnorm);
-            pq_assign(x, t, d, c, cnorm, ksub, scores, code, 1);
+            pq_assign(x, t, d, c, ksub, code, 1);
             memset(sums, 0, (size_t)ksub * PQ_DSUB * sizeof *sums);
             memset(counts, 0, (size_t)ksub * sizeof *counts);
             for (int64_t i = 0; i < t; i++) {
@@ -295,7 +339,6 @@ static int pq_train(const float *res, int64_t t, int d, int ksub, int iterations
             }
         }
     }
-    free(scores);
     free(code);
     free(sums);
     free(counts);
@@ -525,11 +568,7 @@ int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_pa
     if (pq) { /* block by block: residuals, then each sub-quantiser's nearest centroid */
         memcpy(out + h.off_codebooks, codebooks, (size_t)pq_m * pq_ksub * PQ_DSUB * 4);
         uint8_t *block_codes = malloc((size_t)block * pq_m);
-        float *pq_scores = malloc((size_t)block * pq_ksub * sizeof *pq_scores);
-        float cnorm[PQ_KSUB];
-        if (!block_codes || !pq_scores) {
-            free(block_codes);
-            free(pq_scores);
+        if (!block_codes) {
             free(inv);
             vdx_fail(err, "index: out of memory");
             goto done;
@@ -546,9 +585,7 @@ int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_pa
             }
             for (int s = 0; s < pq_m; s++) {
                 const float *cb = codebooks + (size_t)s * pq_ksub * PQ_DSUB;
-                pq_norms(cb, pq_ksub, cnorm);
-                pq_assign(buf + (size_t)s * PQ_DSUB, b, d, cb, cnorm, pq_ksub, pq_scores,
-                          block_codes + s, pq_m);
+                pq_assign(buf + (size_t)s * PQ_DSUB, b, d, cb, pq_ksub, block_codes + s, pq_m);
             }
             for (int64_t r = 0; r < b; r++) {
                 uint64_t pos = cursor[assign[i + r]]++;
@@ -558,7 +595,6 @@ int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_pa
             }
         }
         free(block_codes);
-        free(pq_scores);
     }
     for (int64_t i = 0; i < n && !pq; i++) {
         if (i % 65536 == 0)
