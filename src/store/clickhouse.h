@@ -146,6 +146,10 @@ char *ch_sql_search(const ch_search_sql *s);
  * … (UNKNOWN_TABLE) (version …)") into its code and message. Returns 0 when the text
  * holds a code, -1 otherwise (msg then holds the first line of the text). */
 int ch_parse_server_error(const char *body, int *code, char *msg, size_t size);
+/* Cuts a parsed error message where it starts quoting SQL (a syntax error's position and
+ * what follows, "while processing query", "In scope SELECT ...", a SQL keyword) and says
+ * so: errors never show API clients or the CLI the query text (clickhouse_http.c). */
+void ch_redact_server_error(char *msg, size_t size);
 
 /* ---- HTTP ---- */
 
