@@ -9,7 +9,7 @@ want="build-essential pkg-config ca-certificates curl
  valgrind zip libhnswlib-dev wordnet-base"
 case "${1:-}" in
   # fonts-wqy-zenhei: Chinese prompts render as text, not boxes, in the browser screenshots
-  --test) want="$want clickhouse-server chromium groff-base openssl fonts-wqy-zenhei fontconfig" ;;
+  --test) want="$want clickhouse-server zookeeper chromium groff-base openssl fonts-wqy-zenhei fontconfig" ;;
   # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py)
   --goldens) want="$want python3-pil" ;;
 esac
