@@ -1,6 +1,7 @@
 /* Private to src/explore/: the concept book's state and the helpers its files share
- * (concepts.c owns the database; candidates.c, evaluate.c and export.c read through
- * these helpers). Every helper expects the caller to hold book->lock. */
+ * (book.c owns the database and its schema; concepts.c, labels.c, rounds.c,
+ * candidates.c, evaluate.c and export.c work through these helpers). Every helper
+ * expects the caller to hold book->lock. */
 #ifndef VDX_EXPLORE_BOOK_H
 #define VDX_EXPLORE_BOOK_H
 
@@ -106,5 +107,40 @@ double shortest_float(float f);
 cJSON *json_float_array(const float *v, int n);
 
 double sigmoid_of(double z);
+
+/* ---- the database (book.c) ---- */
+/* Reports the database's last error: "PATH: DOING: message". */
+int book_fail(vdx_concepts *book, vdx_error *err, const char *doing);
+int book_exec(vdx_concepts *book, const char *sql, vdx_error *err);
+sqlite3_stmt *book_prepare(vdx_concepts *book, const char *sql, vdx_error *err);
+/* A write transaction: book_begin_write, then book_end_write(rc), which commits when rc
+ * is 0 and rolls back otherwise (or when the commit fails); returns the final status. */
+int book_begin_write(vdx_concepts *book, vdx_error *err);
+int book_end_write(vdx_concepts *book, int rc, vdx_error *err);
+void book_rollback(vdx_concepts *book);
+char *book_dup_text(const unsigned char *text);
+/* Runs one UPDATE/DELETE bound to (text ?1, int64 ?2). */
+int book_run_on_concept(vdx_concepts *book, const char *sql, const char *text, int64_t id,
+                        vdx_error *err);
+/* Sets a concept's "updated" time to now. */
+int book_touch(vdx_concepts *book, int64_t id, vdx_error *err);
+/* Refuses ids the collection does not hold with a vector ("unknown item ids: ..."). */
+int book_check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
+                         vdx_error *err);
+/* Label counts and the number of label changes since the last round (pending may be
+ * NULL). */
+int concept_counts(vdx_concepts *book, const concept_record *rec, int *positive,
+                   int *negative, int *pending, vdx_error *err);
+/* Finite and not all zero. */
+int weight_is_usable(const float *w, int dims);
+double weight_norm(const float *w, int dims);
+
+/* ---- the label log (labels.c) ---- */
+/* Takes back (redo = 0: newest change first, each item back to what it replaced) or
+ * replays (redo = 1: oldest first) the changes of one label action and marks it; *n
+ * counts them. changes gets [{"id","label","previous"}] (may be NULL). Inside a write
+ * transaction. */
+int label_action_replay(vdx_concepts *book, int64_t concept, int64_t action, int redo,
+                        cJSON *changes, int *n, vdx_error *err);
 
 #endif
