@@ -98,15 +98,18 @@ static const char *const schema_v2_sql =
     "  PRIMARY KEY(concept, round, mode, filter, seed, threshold));"
     "PRAGMA user_version = 2;";
 
-/* ---- small helpers ------------------------------------------------------------------ */
+/* Version 3: the audit sample, items drawn uniformly at random for the estimates (a
+ * round's calibration lives in its metrics, beside the cross-validation). */
+static const char *const schema_v3_sql =
+    "CREATE TABLE IF NOT EXISTS audit_items("
+    "  concept INTEGER NOT NULL,"
+    "  item TEXT NOT NULL,"
+    "  drawn INTEGER NOT NULL,"
+    "  time TEXT NOT NULL,"
+    "  PRIMARY KEY(concept, item));"
+    "PRAGMA user_version = 3;";
 
-double sigmoid_of(double z)
-{
-    if (z >= 0)
-        return 1.0 / (1.0 + exp(-z));
-    double e = exp(z);
-    return e / (1.0 + e);
-}
+/* ---- small helpers ------------------------------------------------------------------ */
 
 char *book_dup_text(const unsigned char *text)
 {
@@ -231,10 +234,12 @@ static int migrate(vdx_concepts *book, vdx_error *err)
     int version;
     if (schema_version(book, &version, err) != 0)
         return -1;
-    if (version > 2)
-        return vdx_fail(err, "%s: schema version %d is newer than this vdx (2)", book->path,
+    if (version > 3)
+        return vdx_fail(err, "%s: schema version %d is newer than this vdx (3)", book->path,
                         version);
-    return version < 2 ? book_exec(book, schema_v2_sql, err) : 0;
+    if (version < 2 && book_exec(book, schema_v2_sql, err) != 0)
+        return -1;
+    return version < 3 ? book_exec(book, schema_v3_sql, err) : 0;
 }
 
 vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
@@ -301,9 +306,47 @@ static int blob_to_weight(sqlite3_stmt *stmt, int col, int dims, float **out,
     return 0;
 }
 
+/* The calibration stored in a round's metrics: {"calibration":{"a","b",...}}. */
+static void read_calibration(sqlite3_stmt *stmt, int col, concept_record *rec)
+{
+    rec->calib = (calib_map){1, 0};
+    rec->calibrated = 0;
+    if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+        return;
+    cJSON *metrics = cJSON_Parse((const char *)sqlite3_column_text(stmt, col));
+    const cJSON *c = cJSON_GetObjectItem(metrics, "calibration");
+    const cJSON *a = cJSON_GetObjectItem(c, "a"), *b = cJSON_GetObjectItem(c, "b");
+    if (cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble > 0 && isfinite(b->valuedouble)) {
+        rec->calib = (calib_map){a->valuedouble, b->valuedouble};
+        rec->calibrated = 1;
+    }
+    cJSON_Delete(metrics);
+}
+
+double concept_probability(const concept_record *rec, double score)
+{
+    return calib_probability(&rec->calib, score);
+}
+
+cJSON *concept_calibration_json(const concept_record *rec)
+{
+    if (!rec->calibrated)
+        return cJSON_CreateNull();
+    cJSON *c = cJSON_CreateObject();
+    if (c && (!cJSON_AddStringToObject(c, "method", "platt") ||
+              !cJSON_AddNumberToObject(c, "a", rec->calib.a) ||
+              !cJSON_AddNumberToObject(c, "b", rec->calib.b) ||
+              !cJSON_AddNumberToObject(c, "round", rec->rounds))) {
+        cJSON_Delete(c);
+        return NULL;
+    }
+    return c;
+}
+
 int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_error *err)
 {
     memset(rec, 0, sizeof *rec);
+    rec->calib = (calib_map){1, 0};
     if (!name)
         return vdx_fail(err, "no concept name given");
     sqlite3_stmt *stmt = book_prepare(
@@ -343,7 +386,7 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
     }
 
     stmt = book_prepare(book,
-                      "SELECT round, iters, lr, weight FROM rounds WHERE concept = ?1"
+                      "SELECT round, iters, lr, weight, metrics FROM rounds WHERE concept = ?1"
                       " ORDER BY round DESC LIMIT 1",
                       err);
     if (!stmt) {
@@ -360,6 +403,7 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
         rec->last_lr = (float)sqlite3_column_double(stmt, 2);
         ok = blob_to_weight(stmt, 3, rec->dims, &rec->weight, "the weight of the last round",
                             name, err);
+        read_calibration(stmt, 4, rec);
     } else if (rc == SQLITE_DONE) {
         rec->weight = malloc((size_t)rec->dims * sizeof(float));
         ok = rec->weight ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
@@ -574,7 +618,16 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
                              ? NULL
                              : cJSON_Parse((const char *)sqlite3_column_text(stmt, 10));
         cJSON *cv = cJSON_DetachItemFromObject(metrics, "cross_validation");
+        cJSON *calibration = cJSON_DetachItemFromObject(metrics, "calibration");
         cJSON_Delete(metrics);
+        if (!calibration)
+            calibration = cJSON_CreateNull();
+        ok = calibration && cJSON_AddItemToObject(r, "calibration", calibration);
+        if (!ok) {
+            cJSON_Delete(calibration);
+            cJSON_Delete(cv);
+            break;
+        }
         if (!cv)
             cv = cJSON_CreateNull();
         ok = cv && cJSON_AddItemToObject(r, "cross_validation", cv);
@@ -696,7 +749,13 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
     ok = ok && examples && cJSON_AddItemToObject(c, "examples", examples);
     if (!ok)
         cJSON_Delete(examples);
-    ok = ok && cJSON_AddNumberToObject(c, "rounds", rec->rounds) &&
+    cJSON *calibration = ok ? concept_calibration_json(rec) : NULL;
+    ok = ok && calibration && cJSON_AddItemToObject(c, "calibration", calibration);
+    if (!ok)
+        cJSON_Delete(calibration);
+    ok = ok && cJSON_AddNumberToObject(c, "threshold_probability",
+                                       concept_probability(rec, rec->threshold)) &&
+         cJSON_AddNumberToObject(c, "rounds", rec->rounds) &&
          cJSON_AddItemToObject(c, "history", history);
     if (ok)
         history = NULL; /* c owns it */

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "common/clock.h" /* clock_utc_iso_now: event and round times */
+#include "explore/calibrate.h"
 #include "vdx/explore.h"
 
 struct vdx_concepts {
@@ -30,7 +31,15 @@ typedef struct concept_record {
     int rounds;            /* number of rounds trained */
     int last_iters;        /* of the last round (VDX_FIT_ITERS when none) */
     float last_lr;
+    calib_map calib;       /* the last round's calibration (identity when none) */
+    int calibrated;        /* 1 when the last round has one */
 } concept_record;
+
+/* The probability the product shows for a logit: the concept's calibration of it. */
+double concept_probability(const concept_record *rec, double score);
+/* {"method":"platt","a","b","round","labels","audit_labels"} of the concept, or JSON null
+ * before its first calibrated round. */
+cJSON *concept_calibration_json(const concept_record *rec);
 
 /* The labels of a concept, oldest first. */
 typedef struct label_set {
@@ -106,7 +115,8 @@ void label_index_free(label_index *index);
 double shortest_float(float f);
 cJSON *json_float_array(const float *v, int n);
 
-double sigmoid_of(double z);
+/* The random mode's default seed (candidates.c): a hash of the name, never 0. */
+uint64_t seed_of_name(const char *name);
 
 /* ---- the database (book.c) ---- */
 /* Reports the database's last error: "PATH: DOING: message". */
@@ -134,6 +144,25 @@ int concept_counts(vdx_concepts *book, const concept_record *rec, int *positive,
 /* Finite and not all zero. */
 int weight_is_usable(const float *w, int dims);
 double weight_norm(const float *w, int dims);
+
+/* ---- the audit sample (audit.c) ---- */
+/* The audit items of a concept (label = the order they were drawn in, from 1). */
+int audit_items_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err);
+/* The "audit" candidates: the audit items still unlabelled, drawing more uniformly at
+ * random from the items neither labelled nor drawn until k are pending. */
+int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_request *req,
+                     cJSON **result, vdx_error *err);
+/* Counts for the estimates at threshold over hits (the items scored). */
+int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set *labels,
+                 const vdx_hits *hits, double threshold, calib_counts *counts, vdx_error *err);
+/* The "estimates" object of vdx_concept_evaluate. */
+cJSON *audit_estimates_json(const calib_counts *counts);
+/* Fits the calibration of a weight from the labels (X their vectors): audit labels
+ * weigh for the unlabelled part of the collection, the other labels for themselves.
+ * Returns 0 with *fitted = 0 when the labels cannot calibrate (one class only). */
+int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *weight,
+                    const label_set *set, const float *X, calib_map *map, int *fitted,
+                    cJSON **about, vdx_error *err);
 
 /* ---- the label log (labels.c) ---- */
 /* Takes back (redo = 0: newest change first, each item back to what it replaced) or

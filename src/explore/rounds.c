@@ -67,6 +67,14 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         trained.last_lr = lr;
         rc = concept_cross_validate(&trained, &set, X, y, &cv, err);
     }
+    /* the calibration of the new weight, fitted on the labels (audit labels weighted for
+     * the unlabelled collection); none when the labels hold one class only */
+    cJSON *calibration = NULL;
+    calib_map calib;
+    int calibrated = 0;
+    if (rc == 0)
+        rc = audit_calibrate(book, &rec, rec.weight, &set, X, &calib, &calibrated, &calibration,
+                             err);
     if (rc == 0) {
         cJSON *loss_list = json_float_array(losses, iters);
         char *losses_json = cJSON_PrintUnformatted(loss_list);
@@ -80,9 +88,11 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
             " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
             err);
         cJSON *metrics = cJSON_CreateObject();
-        cJSON_AddItemReferenceToObject(metrics, "cross_validation", cv);
-        cJSON_AddNumberToObject(metrics, "threshold", rec.threshold);
-        char *metrics_json = cJSON_PrintUnformatted(metrics);
+        int complete = metrics && cJSON_AddItemReferenceToObject(metrics, "cross_validation", cv) &&
+                       cJSON_AddNumberToObject(metrics, "threshold", rec.threshold) &&
+                       (!calibration ||
+                        cJSON_AddItemReferenceToObject(metrics, "calibration", calibration));
+        char *metrics_json = complete ? cJSON_PrintUnformatted(metrics) : NULL;
         cJSON_Delete(metrics);
         if (!stmt || !losses_json || !metrics_json) {
             rc = stmt ? vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory") : -1;
@@ -135,6 +145,14 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
                 cv = NULL; /* r owns it */
         }
         if (ok) {
+            cJSON *c = calibration ? calibration : cJSON_CreateNull();
+            ok = c && cJSON_AddItemToObject(r, "calibration", c);
+            if (ok || c == calibration)
+                calibration = NULL; /* r owns it, or it is freed below */
+            if (!ok)
+                cJSON_Delete(c);
+        }
+        if (ok) {
             *round = r;
         } else {
             cJSON_Delete(r);
@@ -143,6 +161,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         }
     }
     cJSON_Delete(cv);
+    cJSON_Delete(calibration);
     pthread_mutex_unlock(&book->lock);
     concept_record_free(&rec);
     label_set_free(&set);
