@@ -370,6 +370,7 @@ static int delete_concept(vdx_concepts *book, const concept_record *rec, const v
         "DELETE FROM label_events WHERE ?1 IS NULL AND concept = ?2",
         "DELETE FROM rounds WHERE ?1 IS NULL AND concept = ?2",
         "DELETE FROM candidate_lists WHERE ?1 IS NULL AND concept = ?2",
+        "DELETE FROM audit_items WHERE ?1 IS NULL AND concept = ?2",
         "DELETE FROM concepts WHERE ?1 IS NULL AND id = ?2",
     };
     int rc = 0;
@@ -397,6 +398,8 @@ static int copy_concept(vdx_concepts *book, const concept_record *rec, const voi
         " losses, training_accuracy, weight, metrics) SELECT ?1, round, time, labels_added,"
         " positive, negative, iters, lr, losses, training_accuracy, weight, metrics"
         " FROM rounds WHERE concept = ?2",
+        "INSERT INTO audit_items(concept, item, drawn, time)"
+        " SELECT ?1, item, drawn, time FROM audit_items WHERE concept = ?2",
     };
     const char *new_name = arg;
     int64_t new_id = 0;
