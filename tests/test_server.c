@@ -396,8 +396,11 @@ TEST(test_concept_loop)
     CHECK(r.status == 200 && strstr(r.body, "\"target\":\"f1\"") && strstr(r.body, "\"previous\":-0.25"),
           "threshold fit: %ld %s", r.status, r.body);
     free(r.body);
-    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"precision\"}");
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"precision\",\"precision\":1.5}");
     CHECK_ERROR(r, 400, "field 'precision' must be a number in (0, 1] with \"target\": \"precision\"");
+    free(r.body);
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"f1\",\"source\":\"guess\"}");
+    CHECK_ERROR(r, 400, "field 'source' must be auto, calibration or labels, not 'guess'");
     free(r.body);
     r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"recall\"}");
     CHECK_ERROR(r, 400, "field 'target' must be f1 or precision, not 'recall'");

@@ -295,7 +295,13 @@ typedef enum {
      * calibrated probability (the calibration weighs the audit sample for the unlabelled
      * items), so precision and recall are expected values over the collection */
     VDX_THRESHOLD_FROM_CALIBRATION = 1,
+    /* the calibration when the concept has one (a round trained on both classes), else
+     * the labels */
+    VDX_THRESHOLD_FROM_AUTO = 2,
 } vdx_threshold_source;
+
+/* "labels" | "calibration" | "auto" → source; -1 otherwise. */
+int vdx_threshold_source_parse(const char *text);
 
 typedef struct vdx_threshold_fit {
     vdx_threshold_target target;

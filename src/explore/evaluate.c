@@ -504,7 +504,8 @@ static int check_fit(const vdx_threshold_fit *fit, vdx_error *err)
     if (fit->target == VDX_THRESHOLD_FIT_PRECISION && !(fit->precision > 0 && fit->precision <= 1))
         return vdx_fail(err, "threshold fit: the target precision must be in (0, 1], not %g",
                         fit->precision);
-    if (fit->source != VDX_THRESHOLD_FROM_LABELS && fit->source != VDX_THRESHOLD_FROM_CALIBRATION)
+    if (fit->source != VDX_THRESHOLD_FROM_LABELS && fit->source != VDX_THRESHOLD_FROM_CALIBRATION &&
+        fit->source != VDX_THRESHOLD_FROM_AUTO)
         return vdx_fail(err, "threshold fit: unknown source %d", (int)fit->source);
     return 0;
 }
@@ -558,6 +559,19 @@ static int by_labelled_score_desc(const void *a, const void *b)
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
     return x->positive - y->positive; /* negatives first among ties: no optimistic cut */
+}
+
+int vdx_threshold_source_parse(const char *text)
+{
+    if (!text)
+        return -1;
+    if (!strcmp(text, "labels"))
+        return VDX_THRESHOLD_FROM_LABELS;
+    if (!strcmp(text, "calibration"))
+        return VDX_THRESHOLD_FROM_CALIBRATION;
+    if (!strcmp(text, "auto"))
+        return VDX_THRESHOLD_FROM_AUTO;
+    return -1;
 }
 
 int vdx_threshold_target_parse(const char *text)
@@ -668,6 +682,21 @@ static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
 int vdx_concept_fit_threshold(vdx_concepts *book, const char *name, const vdx_threshold_fit *fit,
                               cJSON **result, vdx_error *err)
 {
+    if (fit->source == VDX_THRESHOLD_FROM_AUTO) {
+        pthread_mutex_lock(&book->lock);
+        concept_record rec;
+        int calibrated = 0, rc = concept_find(book, name, &rec, err);
+        if (rc == 0) {
+            calibrated = rec.calibrated;
+            concept_record_free(&rec);
+        }
+        pthread_mutex_unlock(&book->lock);
+        if (rc != 0)
+            return rc;
+        vdx_threshold_fit chosen = *fit;
+        chosen.source = calibrated ? VDX_THRESHOLD_FROM_CALIBRATION : VDX_THRESHOLD_FROM_LABELS;
+        return vdx_concept_fit_threshold(book, name, &chosen, result, err);
+    }
     if (fit->source == VDX_THRESHOLD_FROM_CALIBRATION)
         return fit_threshold_calibrated(book, name, fit, result, err);
     if (result)
