@@ -322,23 +322,22 @@ int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *
     int rc = s && w && y ? 0 : vdx_fail_oom(err, "out of memory for calibrating %zu labels", n);
     if (rc == 0 && (rc = audit_items_load(book, rec->id, &audit, err)) == 0)
         rc = label_index_build(&audit, &drawn, err);
-    int64_t census = 0, audited = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int in_audit = label_index_get(&drawn, set->ids[i]) >= 0;
-        audited += in_audit;
-        census += !in_audit;
-    }
-    int64_t total = vdx_store_count(book->store);
-    double audit_weight = audited > 0 && total > census ? (double)(total - census) / audited : 1;
+    unsigned char *in_audit = malloc(n + 1);
+    if (rc == 0 && !in_audit)
+        rc = vdx_fail_oom(err, "out of memory for calibrating %zu labels", n);
+    int64_t audited = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         double dot = 0;
         for (int j = 0; j < rec->dims; j++)
             dot += (double)X[i * (size_t)rec->dims + j] * weight[j];
         s[i] = dot;
         y[i] = set->labels[i] == 1;
-        w[i] = label_index_get(&drawn, set->ids[i]) >= 0 ? audit_weight : 1;
+        in_audit[i] = label_index_get(&drawn, set->ids[i]) >= 0;
+        audited += in_audit[i];
     }
-    if (rc == 0 && calib_platt_fit(s, y, w, n, map) == 0) {
+    double audit_weight = 1;
+    if (rc == 0 && calib_fit_labels(s, y, in_audit, n, vdx_store_count(book->store), w, map,
+                                    &audit_weight) == 0) {
         *fitted = 1;
         cJSON *o = cJSON_CreateObject();
         int ok = o && cJSON_AddStringToObject(o, "method", "platt") &&
@@ -356,6 +355,7 @@ int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *
     free(s);
     free(w);
     free(y);
+    free(in_audit);
     label_index_free(&drawn);
     audit_set_free(&audit);
     return rc;

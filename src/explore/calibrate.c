@@ -10,6 +10,7 @@
 #include "explore/calibrate.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 double calib_probability(const calib_map *map, double s)
@@ -95,6 +96,61 @@ int calib_platt_fit(const double *s, const int *y, const double *w, size_t n, ca
     map->a = a;
     map->b = b;
     return 0;
+}
+
+int calib_fit_labels(const double *s, const int *y, const unsigned char *in_audit, size_t n,
+                     int64_t total, double *w, calib_map *map, double *audit_weight)
+{
+    int64_t census = 0, audited = 0;
+    for (size_t i = 0; i < n; i++) {
+        audited += in_audit[i] != 0;
+        census += in_audit[i] == 0;
+    }
+    *audit_weight = audited > 0 && total > census ? (double)(total - census) / (double)audited : 1;
+    for (size_t i = 0; i < n; i++)
+        w[i] = in_audit[i] ? *audit_weight : 1;
+    return calib_platt_fit(s, y, w, n, map);
+}
+
+static int by_item_score_desc(const void *a, const void *b)
+{
+    const calib_item *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->positive < y->positive ? -1 : x->positive > y->positive; /* no optimistic cut */
+}
+
+size_t calib_best_cut(calib_item *items, size_t n, double precision_target, double *threshold,
+                      double *precision, double *recall, double *f1, double *best_precision)
+{
+    qsort(items, n, sizeof *items, by_item_score_desc);
+    double total = 0, tp = 0, best_value = -1, best_tp = 0;
+    for (size_t i = 0; i < n; i++)
+        total += items[i].positive;
+    size_t best = 0;
+    *best_precision = 0;
+    for (size_t c = 1; c <= n; c++) {
+        tp += items[c - 1].positive;
+        if (c < n && items[c].score == items[c - 1].score)
+            continue;
+        double p = tp / (double)c, f = 2 * tp / ((double)c + total);
+        double value = precision_target <= 0 ? f : p >= precision_target && tp > 0 ? tp : -1;
+        *best_precision = fmax(*best_precision, p);
+        if (value > best_value || (value == best_value && value >= 0 && precision_target > 0)) {
+            best_value = value;
+            best = c;
+            best_tp = tp;
+        }
+    }
+    if (best == 0 || best_value < 0)
+        return 0;
+    double spread = items[0].score - items[n - 1].score;
+    *threshold = best < n ? (items[best - 1].score + items[best].score) / 2
+                          : items[n - 1].score - (spread > 0 ? 0.01 * spread : 0.01);
+    *precision = best_tp / (double)best;
+    *recall = total > 0 ? best_tp / total : 0;
+    *f1 = 2 * best_tp / ((double)best + total);
+    return best;
 }
 
 void calib_wilson(double k, double n, double z, double *lo, double *hi)

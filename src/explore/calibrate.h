@@ -22,6 +22,30 @@ double calib_probability(const calib_map *map, double s);
 /* The logit at which the map gives probability p (0 < p < 1; a > 0). */
 double calib_logit_at(const calib_map *map, double p);
 
+/* The calibration of a round from its labels' scores s and labels y: the labels outside
+ * the audit sample (in_audit[i] = 0) weigh 1, a census of themselves; each audit label
+ * weighs (total - census) / audited, standing for the items of the collection (`total`)
+ * nobody labelled. w is scratch space for n weights; *audit_weight gets that weight (1
+ * without audit labels). Returns calib_platt_fit's status. */
+int calib_fit_labels(const double *s, const int *y, const unsigned char *in_audit, size_t n,
+                     int64_t total, double *w, calib_map *map, double *audit_weight);
+
+/* An item of the collection for the threshold fit: its score and how much of a positive
+ * it counts for (its label when labelled, else its calibrated probability). */
+typedef struct calib_item {
+    double score, positive;
+} calib_item;
+
+/* The cut of the threshold fit over expected counts: sorts items by score (descending)
+ * and, predicting the c best positive for every c at a change of score, picks the best
+ * F1 (precision_target <= 0) or the most recall with expected precision >=
+ * precision_target. Returns c (0 when no cut meets the target) with the threshold
+ * halfway between the scores either side of the cut (below the lowest when c = n) and
+ * the expected precision, recall and F1 there; *best_precision gets the best expected
+ * precision of any cut. */
+size_t calib_best_cut(calib_item *items, size_t n, double precision_target, double *threshold,
+                      double *precision, double *recall, double *f1, double *best_precision);
+
 /* Wilson score interval of k successes in n trials at z (1.96: 95%); [0, 1] when n = 0. */
 void calib_wilson(double k, double n, double z, double *lo, double *hi);
 

@@ -585,20 +585,6 @@ int vdx_threshold_target_parse(const char *text)
     return -1;
 }
 
-/* One item of the collection for the calibrated fit: its score and what it counts as
- * positive (its label, else its calibrated probability). */
-typedef struct expected_item {
-    double score, positive;
-} expected_item;
-
-static int by_expected_score_desc(const void *a, const void *b)
-{
-    const expected_item *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return x->positive < y->positive ? -1 : x->positive > y->positive;
-}
-
 /* The calibration source of vdx_concept_fit_threshold (book locked, rec loaded). */
 static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
                               const vdx_threshold_fit *fit, double *threshold, cJSON *out,
@@ -611,62 +597,40 @@ static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
     label_set set = {0};
     label_index labels = {0};
     vdx_hits hits = {0};
-    expected_item *items = NULL;
+    calib_item *items = NULL;
     int rc = concept_labels_load(book, rec->id, &set, err);
     if (rc == 0 && (rc = label_index_build(&set, &labels, err)) == 0)
         rc = book_score_all(book, rec->weight, NULL, &hits, err);
     size_t n = rc == 0 ? (size_t)hits.n : 0;
     if (rc == 0 && !(items = malloc((n + 1) * sizeof *items)))
         rc = vdx_fail_oom(err, "out of memory for %zu scores", n);
-    double total = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int label = label_index_get(&labels, hits.hits[i].id);
         items[i].score = hits.hits[i].dist;
         items[i].positive = label >= 0 ? label : concept_probability(rec, items[i].score);
-        total += items[i].positive;
     }
     if (rc == 0 && n == 0)
-        rc = vdx_fail_kind(err, VDX_ERR_CONFLICT, "concept '%s': the collection has no items to fit a threshold on", rec->name);
-    size_t best = 0;
-    double best_value = -1, best_tp = 0, best_precision = 0;
+        rc = vdx_fail_kind(err, VDX_ERR_CONFLICT,
+                           "concept '%s': the collection has no items to fit a threshold on",
+                           rec->name);
+    double precision = 0, recall = 0, f1 = 0, best_precision = 0;
+    if (rc == 0 &&
+        calib_best_cut(items, n, fit->target == VDX_THRESHOLD_FIT_PRECISION ? fit->precision : 0,
+                       threshold, &precision, &recall, &f1, &best_precision) == 0)
+        rc = vdx_fail_kind(err, VDX_ERR_CONFLICT,
+                           "no threshold gives an expected precision >= %g over the "
+                           "collection for concept '%s' (the best is %.3f)",
+                           fit->precision, rec->name, best_precision);
     if (rc == 0) {
-        qsort(items, n, sizeof *items, by_expected_score_desc);
-        double tp = 0;
-        for (size_t c = 1; c <= n; c++) {
-            tp += items[c - 1].positive;
-            if (c < n && items[c].score == items[c - 1].score)
-                continue;
-            double precision = tp / (double)c, f1 = 2 * tp / ((double)c + total);
-            double value = fit->target == VDX_THRESHOLD_FIT_F1 ? f1
-                           : precision >= fit->precision && tp > 0 ? tp
-                                                                   : -1;
-            best_precision = fmax(best_precision, precision);
-            if (value > best_value || (value == best_value && value >= 0 &&
-                                       fit->target == VDX_THRESHOLD_FIT_PRECISION)) {
-                best_value = value;
-                best = c;
-                best_tp = tp;
-            }
-        }
-        if (best == 0 || best_value < 0)
-            rc = vdx_fail_kind(err, VDX_ERR_CONFLICT,
-                               "no threshold gives an expected precision >= %g over the "
-                               "collection for concept '%s' (the best is %.3f)",
-                               fit->precision, rec->name, best_precision);
-    }
-    if (rc == 0) {
-        double spread = items[0].score - items[n - 1].score;
-        *threshold = best < n ? (items[best - 1].score + items[best].score) / 2
-                              : items[n - 1].score - (spread > 0 ? 0.01 * spread : 0.01);
         calib_counts counts;
         rc = audit_counts(book, rec, &set, &hits, *threshold, &counts, err);
         cJSON *estimates = rc == 0 ? audit_estimates_json(&counts) : NULL;
         int ok = rc != 0 || (cJSON_AddStringToObject(out, "source", "calibration") &&
                              cJSON_AddNumberToObject(out, "items", (double)n) &&
-                             cJSON_AddNumberToObject(out, "precision", best_tp / (double)best) &&
-                             cJSON_AddNumberToObject(out, "recall", total > 0 ? best_tp / total : 0) &&
-                             cJSON_AddNumberToObject(out, "f1", 2 * best_tp / ((double)best + total)) &&
-                             estimates && cJSON_AddItemToObject(out, "estimates", estimates));
+                             cJSON_AddNumberToObject(out, "precision", precision) &&
+                             cJSON_AddNumberToObject(out, "recall", recall) &&
+                             cJSON_AddNumberToObject(out, "f1", f1) && estimates &&
+                             cJSON_AddItemToObject(out, "estimates", estimates));
         if (!ok) {
             cJSON_Delete(estimates);
             rc = vdx_fail_oom(err, "describing a threshold fit");
