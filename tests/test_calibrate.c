@@ -1,8 +1,8 @@
 /* The arithmetic behind calibrated probabilities and audited estimates
  * (src/explore/calibrate.c): Platt scaling recovers a known map from constructed scores,
  * weights act as repetitions, separable labels still give a finite map; the Wilson
- * interval and the Horvitz-Thompson estimates equal hand-computed values; unknown stays
- * unknown without audit labels; the sampler that draws the audit sample is uniform (a
+ * interval and the post-stratified Horvitz-Thompson estimates equal hand-computed
+ * values; unknown stays unknown without audit labels; the sampler that draws the audit sample is uniform (a
  * chi-square check on a seeded run). */
 #include "test.h"
 
@@ -81,33 +81,47 @@ TEST(wilson_interval)
     CHECK(lo == 0 && hi == 1, "0/0: [%g, %g]", lo, hi);
 }
 
-/* 1,000 items, 100 above the threshold; 40 labelled outside the audit (20 positives
- * above, 5 below); 20 audit labels (1 positive above, 1 below): each audit label weighs
- * (1000 - 40) / 20 = 48. Positives 20 + 48 + 5 + 48 = 121, precision 68 / 100, recall
- * 68 / 121; the intervals scale the Wilson bounds of 1/20 by 960. */
+/* 1,000 items, 100 above the threshold; 40 labelled outside the audit (30 above: 20
+ * positives; 5 positives below); 20 audit labels, 2 above (1 positive) and 18 below (1
+ * positive). R = 960 items: 70 above, each audit label there standing for 35; 890
+ * below, each standing for 890 / 18. TP = 20 + 35 = 55, FN = 5 + 890 / 18; the
+ * intervals scale the Wilson bounds of 1/2 and 1/18 to 70 and 890. */
 TEST(estimates_with_known_weights)
 {
     calib_counts c = {.total = 1000, .above = 100, .census = 40, .census_above = 30,
                       .census_pos_above = 20, .census_pos_below = 5, .audit = 20,
-                      .audit_pos_above = 1, .audit_pos_below = 1};
+                      .audit_above = 2, .audit_pos_above = 1, .audit_pos_below = 1,
+                      .expected_above = 99, .expected_below = 99};
     calib_estimates e;
     calib_estimate_all(&c, &e);
-    double lo = 0.00888122, hi = 0.23613589; /* Wilson 1/20 */
+    const double half_lo = 0.0945286548, half_hi = 0.9054713452; /* Wilson 1/2 */
+    const double lo18 = 0.0098749358, hi18 = 0.2575779980;       /* Wilson 1/18 */
+    double tp = 55, fn = 5 + 890.0 / 18;
+    double tp_lo = 20 + 70 * half_lo, tp_hi = 20 + 70 * half_hi;
+    double fn_lo = 5 + 890 * lo18, fn_hi = 5 + 890 * hi18;
     CHECK(e.weight == 48, "weight %g", e.weight);
-    CHECK(e.positives.known && fabs(e.positives.value - 121) < 1e-9 &&
-              fabs(e.positives.lo - (25 + 2 * 960 * lo)) < 1e-3 &&
-              fabs(e.positives.hi - (100 + 5 + 960 * hi)) < 1e-3, /* TP capped at 100 above */
+    CHECK(e.positives.known && fabs(e.positives.value - (tp + fn)) < 1e-9 &&
+              fabs(e.positives.lo - (tp_lo + fn_lo)) < 1e-6 &&
+              fabs(e.positives.hi - (tp_hi + fn_hi)) < 1e-6,
           "positives %g [%g, %g]", e.positives.value, e.positives.lo, e.positives.hi);
-    CHECK(e.precision.known && fabs(e.precision.value - 0.68) < 1e-12 &&
-              fabs(e.precision.lo - (20 + 960 * lo) / 100) < 1e-4 && e.precision.hi == 1,
+    CHECK(e.precision.known && fabs(e.precision.value - 0.55) < 1e-12 &&
+              fabs(e.precision.lo - tp_lo / 100) < 1e-8 && fabs(e.precision.hi - tp_hi / 100) < 1e-8,
           "precision %g [%g, %g]", e.precision.value, e.precision.lo, e.precision.hi);
-    double tp_lo = 20 + 960 * lo, fn_hi = 5 + 960 * hi;
-    CHECK(e.recall.known && fabs(e.recall.value - 68.0 / 121) < 1e-12 &&
-              fabs(e.recall.lo - tp_lo / (tp_lo + fn_hi)) < 1e-4 &&
-              fabs(e.recall.hi - 100 / (100 + 5 + 960 * lo)) < 1e-4,
+    CHECK(e.recall.known && fabs(e.recall.value - tp / (tp + fn)) < 1e-12 &&
+              fabs(e.recall.lo - tp_lo / (tp_lo + fn_hi)) < 1e-8 &&
+              fabs(e.recall.hi - tp_hi / (tp_hi + fn_lo)) < 1e-8,
           "recall %g [%g, %g]", e.recall.value, e.recall.lo, e.recall.hi);
-    /* no audit label: unknown, not a number */
-    c.audit = c.audit_pos_above = c.audit_pos_below = 0;
+    /* no audit label above: that stratum's point is the calibrated expectation (12.5 of
+     * its 70 items), its interval every possibility, [0, 70] */
+    c.audit_above = c.audit_pos_above = 0;
+    c.expected_above = 12.5;
+    calib_estimate_all(&c, &e);
+    CHECK(fabs(e.precision.value - (20 + 12.5) / 100) < 1e-12 && fabs(e.precision.lo - 0.2) < 1e-12 &&
+              fabs(e.precision.hi - 0.9) < 1e-12,
+          "precision without audit labels above: %g [%g, %g]", e.precision.value, e.precision.lo,
+          e.precision.hi);
+    /* no audit label at all: unknown, not a number */
+    c.audit = c.audit_pos_below = 0;
     calib_estimate_all(&c, &e);
     CHECK(!e.positives.known && !e.precision.known && !e.recall.known, "unknown without audit");
     /* every item labelled: the census is exact, without audit labels */

@@ -248,12 +248,19 @@ int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set 
     for (int i = 0; rc == 0 && i < hits->n; i++) {
         int above = hits->hits[i].dist > threshold;
         int label = label_index_get(&labelled, hits->hits[i].id);
+        int in_audit = label_index_get(&drawn, hits->hits[i].id) >= 0;
         c->total++;
         c->above += above;
+        if (label < 0 || in_audit) { /* an item of R, the part the audit sample stands for */
+            double p = concept_probability(rec, hits->hits[i].dist);
+            c->expected_above += above ? p : 0;
+            c->expected_below += above ? 0 : p;
+        }
         if (label < 0)
             continue;
-        if (label_index_get(&drawn, hits->hits[i].id) >= 0) {
+        if (in_audit) {
             c->audit++;
+            c->audit_above += above;
             c->audit_pos_above += label == 1 && above;
             c->audit_pos_below += label == 1 && !above;
         } else {

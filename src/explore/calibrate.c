@@ -5,8 +5,9 @@
  * (labels as a census of themselves, audit labels for the rest). Platt rather than
  * isotonic: two parameters fit from a few dozen labels, the map stays monotone and
  * smooth, and bench_loop measures both (docs/explore.md). The estimates of positives,
- * precision and recall come from the uniform audit sample only, with Horvitz-Thompson
- * weights and Wilson intervals, never from the hard cases the loop picked. */
+ * precision and recall come from the uniform audit sample (post-stratified by the
+ * threshold, Horvitz-Thompson weights and Wilson intervals within each stratum) and the
+ * labels as a census, never from the hard cases standing for the rest. */
 #include "explore/calibrate.h"
 
 #include <math.h>
@@ -179,35 +180,48 @@ static void set_estimate(calib_estimate *e, double value, double lo, double hi)
     e->hi = fmax(hi, value);
 }
 
+/* One stratum of R: its estimated positives and their interval. */
+static void stratum(double items, int64_t audit, int64_t positive, double expected, double *value,
+                    double *lo, double *hi)
+{
+    if (items <= 0) {
+        *value = *lo = *hi = 0;
+        return;
+    }
+    if (audit <= 0) {
+        *value = fmin(fmax(expected, 0), items);
+        *lo = 0;
+        *hi = items;
+        return;
+    }
+    double wl, wh;
+    calib_wilson((double)positive, (double)audit, 1.96, &wl, &wh);
+    *value = items * (double)positive / (double)audit;
+    *lo = items * wl;
+    *hi = items * wh;
+}
+
 void calib_estimate_all(const calib_counts *c, calib_estimates *e)
 {
     memset(e, 0, sizeof *e);
-    const double z = 1.96;
     double rest = (double)(c->total - c->census);
     if (rest > 0 && c->audit <= 0)
         return; /* unknown: nothing stands for the items nobody labelled */
-    double m = (double)c->audit;
-    e->weight = m > 0 ? rest / m : 0;
-    /* true positives above and false negatives below: census + R · audit share */
-    double tp = (double)c->census_pos_above, fn = (double)c->census_pos_below;
-    double tp_lo = tp, tp_hi = tp, fn_lo = fn, fn_hi = fn;
-    if (m > 0) {
-        double lo, hi;
-        tp += rest * (double)c->audit_pos_above / m;
-        calib_wilson((double)c->audit_pos_above, m, z, &lo, &hi);
-        tp_lo += rest * lo;
-        tp_hi += rest * hi;
-        fn += rest * (double)c->audit_pos_below / m;
-        calib_wilson((double)c->audit_pos_below, m, z, &lo, &hi);
-        fn_lo += rest * lo;
-        fn_hi += rest * hi;
-    }
-    /* no more positives above than items above */
-    double above = (double)c->above;
-    tp_hi = fmin(tp_hi, above);
-    tp = fmin(tp, above);
-    fn_hi = fmin(fn_hi, (double)c->total - above);
+    e->weight = c->audit > 0 ? rest / (double)c->audit : 0;
+    double rest_above = (double)(c->above - c->census_above), rest_below = rest - rest_above;
+    double tp, tp_lo, tp_hi, fn, fn_lo, fn_hi;
+    stratum(rest_above, c->audit_above, c->audit_pos_above, c->expected_above, &tp, &tp_lo, &tp_hi);
+    stratum(rest_below, c->audit - c->audit_above, c->audit_pos_below, c->expected_below, &fn,
+            &fn_lo, &fn_hi);
+    double census_tp = (double)c->census_pos_above, census_fn = (double)c->census_pos_below;
+    tp += census_tp;
+    tp_lo += census_tp;
+    tp_hi += census_tp;
+    fn += census_fn;
+    fn_lo += census_fn;
+    fn_hi += census_fn;
     set_estimate(&e->positives, tp + fn, tp_lo + fn_lo, tp_hi + fn_hi);
+    double above = (double)c->above;
     if (above > 0)
         set_estimate(&e->precision, tp / above, tp_lo / above, tp_hi / above);
     if (tp + fn > 0)

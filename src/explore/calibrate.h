@@ -51,13 +51,17 @@ void calib_wilson(double k, double n, double z, double *lo, double *hi);
 
 /* What the estimates are made of. The collection is split into the labelled items that
  * are not audit items (a census: their labels are known) and the rest, R, of which the
- * labelled audit items are a uniform random sample. */
+ * labelled audit items are a uniform random sample; R is split again by the threshold
+ * (post-stratification: how many items of R lie above it is known exactly). */
 typedef struct calib_counts {
     int64_t total, above;           /* the collection: items, items above the threshold */
     int64_t census, census_above;   /* labelled items outside the audit sample */
     int64_t census_pos_above, census_pos_below;
-    int64_t audit;                  /* labelled audit items */
+    int64_t audit, audit_above;     /* labelled audit items, those above the threshold */
     int64_t audit_pos_above, audit_pos_below;
+    /* the calibrated probabilities summed over R's items above / below the threshold:
+     * the point estimate of a stratum no audit label fell in */
+    double expected_above, expected_below;
 } calib_counts;
 
 /* An estimate with its interval; known = 0 when there is nothing to estimate from. */
@@ -71,12 +75,15 @@ typedef struct calib_estimates {
     calib_estimate positives, precision, recall;
 } calib_estimates;
 
-/* Horvitz-Thompson estimates at the threshold with 95% intervals: each audit label
- * stands for |R| / audit items of R; the intervals take the Wilson interval of each
- * audit proportion (positive above, positive below) scaled to R and add the census.
- * Precision = TP / above (above is counted exactly); recall = TP / (TP + FN), its
- * interval from the extreme pairs of the TP and FN intervals. Without audit labels (and
- * a non-empty R) every estimate is unknown; precision is unknown when nothing is above. */
+/* Estimates at the threshold with 95% intervals. True positives = the census's
+ * positives above + R_above · (the audit's positive share above), false negatives the
+ * same below: each audit label of a stratum stands for R_x / audit_x items (Horvitz-
+ * Thompson within the stratum), its interval the stratum's Wilson interval scaled to
+ * R_x. A stratum without audit labels takes the calibrated expectation as its point and
+ * [0, R_x] as its interval (the sample says nothing about it). Precision = TP / above
+ * (above is counted exactly); recall = TP / (TP + FN), its interval from the extreme
+ * pairs of the TP and FN intervals. Without audit labels (and a non-empty R) every
+ * estimate is unknown; precision is unknown when nothing is above. */
 void calib_estimate_all(const calib_counts *c, calib_estimates *e);
 
 /* splitmix64: a small, well-mixed generator; the sequence depends only on the state. */

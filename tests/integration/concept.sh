@@ -186,16 +186,19 @@ again=$(grep -cxF -f "$tmp/census-ids" "$tmp/aids")
     || not_ok "audit: $n items, $again labelled: $(cat "$tmp/err")"
 "$vdx" concept next dogs --mode audit -k 6 $C 2> /dev/null | ids_of /dev/stdin > "$tmp/aids2"
 check "the audit sample stays until labelled" cmp -s "$tmp/aids" "$tmp/aids2"
-set -- $(awk 'NR <= 1 { print "+" $0; next } { print "-" $0 }' "$tmp/aids")
+set -- $(awk '{ print "-" $0 }' "$tmp/aids")
 "$vdx" concept label dogs "$@" $C > /dev/null 2> "$tmp/err"
+"$vdx" concept threshold dogs 1000 $C > /dev/null 2> "$tmp/err"
 "$vdx" concept show dogs $C > "$tmp/show-audit.json" 2> "$tmp/err"
-# the census labels as they are, 6 audit labels (1 positive) each standing for
-# (count - census) / 6 items: positives = census positives + (count - census) / 6
-want=$(awk -v n="$count" -v c="$census" -v p="$census_pos" 'BEGIN { printf "%.6f", p + (n - c) / 6 }')
-got=$(sed -n "s/.*\"estimates\":{\"status\":\"estimated\",\"audit_labels\":6,\"census_labels\":$census,[^}]*\"positives\":{\"value\":\([0-9.e+-]*\),.*/\1/p" "$tmp/show-audit.json")
-[ -n "$got" ] && [ "$(awk -v g="$got" 'BEGIN { printf "%.6f", g }')" = "$want" ] \
-    && ok "audited estimate of positives: $census_pos + ($count - $census) / 6 = $want" \
-    || not_ok "audited positives '$got', want $want: $(grep -o '"estimates":{[^}]*}' "$tmp/show-audit.json")"
+# nothing above the threshold and 6 negative audit labels: the estimate of positives is
+# the census's positives, its interval up to census + (count - census) x Wilson(0 of 6)
+want=$(awk -v n="$count" -v c="$census" -v p="$census_pos" 'BEGIN {
+    z = 1.96; k = 6; hi = (z * z / (2 * k) + z * sqrt(z * z / (4 * k * k))) / (1 + z * z / k)
+    printf "%.4f %.4f", p, p + (n - c) * hi }')
+got=$(sed -n "s/.*\"estimates\":{\"status\":\"estimated\",\"audit_labels\":6,\"census_labels\":$census,[^}]*\"positives\":{\"value\":\([0-9.e+-]*\),\"lo\":\([0-9.e+-]*\),\"hi\":\([0-9.e+-]*\)},\"precision\":null.*/\1 \3/p" "$tmp/show-audit.json")
+[ -n "$got" ] && [ "$(echo "$got" | awk '{ printf "%.4f %.4f", $1, $2 }')" = "$want" ] \
+    && ok "audited estimate of positives: $census_pos [.., Wilson bound $want]" \
+    || not_ok "audited positives '$got', want $want: $(grep -o '"estimates":{[^}]*}[^}]*}' "$tmp/show-audit.json")"
 "$vdx" concept fit-threshold dogs --source calibration $C > "$tmp/fit.json" 2> "$tmp/err"
 check "fit-threshold --source calibration: expected precision over the collection" \
     grep -q '"source":"calibration","items":[0-9]*,"precision":' "$tmp/fit.json"
