@@ -3,6 +3,7 @@
  * prints the result: readable tables on a terminal, JSON lines otherwise (one object per
  * item for next/score/list, one object for the rest), or always JSON with --json. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,8 @@ static const char usage_text[] =
 
 /* Parsed command line. */
 typedef struct options {
-    const char *collection, *data, *store_url, *model, *text_model;
+    vdx_store_options store; /* --collection, --data, --store (cli_store_options) */
+    const char *model, *text_model;
     int force_text_model;
     int json;
     const char *positional[8];
@@ -117,6 +119,17 @@ static int parse_double(const char *cmd, const char *opt, const char *text, doub
 }
 
 /* Parses argv[2..]. Returns 0, or the exit status (2) after a usage error. */
+/* The letter cli_store_options knows an argument "--collection" / "--data" / "--store"
+ * by (the shared option table), or 0. */
+static int store_option(const char *arg)
+{
+    static const struct option store_options[] = {CLI_STORE_LONGOPTS};
+    for (size_t i = 0; i < sizeof store_options / sizeof store_options[0]; i++)
+        if (!strncmp(arg, "--", 2) && !strcmp(arg + 2, store_options[i].name))
+            return store_options[i].val;
+    return 0;
+}
+
 static int parse_options(int argc, char **argv, const char *sub, options *o)
 {
     char cmd[64];
@@ -133,15 +146,9 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
     } while (0)
         if (!no_more_options && !strcmp(a, "--")) {
             no_more_options = 1;
-        } else if (!no_more_options && !strcmp(a, "--collection")) {
+        } else if (!no_more_options && store_option(a)) {
             TAKES_VALUE();
-            o->collection = value;
-        } else if (!no_more_options && !strcmp(a, "--data")) {
-            TAKES_VALUE();
-            o->data = value;
-        } else if (!no_more_options && !strcmp(a, "--store")) {
-            TAKES_VALUE();
-            o->store_url = value;
+            cli_store_options(store_option(a), value, &o->store);
         } else if (!no_more_options && !strcmp(a, "--model")) {
             TAKES_VALUE();
             o->model = value;
@@ -944,8 +951,7 @@ int cmd_concept(int argc, char **argv)
         return cli_usage_error(cmd, "expected %s", sub->usage);
     }
     context c = {.o = &o, .sub = sub->name};
-    vdx_store_options store_opts = {.data_dir = o.data, .collection = o.collection,
-                                    .url = o.store_url};
+    vdx_store_options store_opts = o.store;
     c.store_opts = &store_opts;
     c.store = vdx_store_open(&store_opts, &c.err);
     if (!c.store) {

@@ -248,24 +248,32 @@ int vdx_concept_list(vdx_concepts *book, cJSON **list, vdx_error *err)
         " (SELECT COALESCE(MAX(round), 0) FROM rounds r WHERE r.concept = c.id)"
         " FROM concepts c ORDER BY c.id",
         err);
-    int rc = stmt ? 0 : -1, step;
+    int rc = stmt ? 0 : -1, step = SQLITE_DONE;
     cJSON *out = cJSON_CreateArray();
-    while (stmt && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (stmt && !out)
+        rc = vdx_fail_oom(err, "listing concepts");
+    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        /* every key or none: a summary with holes is wrong */
         cJSON *c = cJSON_CreateObject();
-        cJSON_AddStringToObject(c, "name", (const char *)sqlite3_column_text(stmt, 0));
-        if (sqlite3_column_type(stmt, 1) == SQLITE_NULL)
-            cJSON_AddNullToObject(c, "prompt");
-        else
-            cJSON_AddStringToObject(c, "prompt", (const char *)sqlite3_column_text(stmt, 1));
-        cJSON_AddStringToObject(c, "created", (const char *)sqlite3_column_text(stmt, 2));
-        cJSON_AddStringToObject(c, "updated", (const char *)sqlite3_column_text(stmt, 3));
-        cJSON_AddNumberToObject(c, "threshold", sqlite3_column_double(stmt, 4));
-        cJSON_AddNumberToObject(c, "positive", sqlite3_column_int(stmt, 5));
-        cJSON_AddNumberToObject(c, "negative", sqlite3_column_int(stmt, 6));
-        cJSON_AddNumberToObject(c, "rounds", sqlite3_column_int(stmt, 7));
-        cJSON_AddItemToArray(out, c);
+        int added = c && cJSON_AddItemToArray(out, c);
+        if (!added)
+            cJSON_Delete(c); /* not in the list: ours to free */
+        const char *prompt = (const char *)sqlite3_column_text(stmt, 1);
+        int ok = added &&
+                 cJSON_AddStringToObject(c, "name", (const char *)sqlite3_column_text(stmt, 0)) &&
+                 (sqlite3_column_type(stmt, 1) == SQLITE_NULL
+                      ? cJSON_AddNullToObject(c, "prompt") != NULL
+                      : prompt && cJSON_AddStringToObject(c, "prompt", prompt) != NULL) &&
+                 cJSON_AddStringToObject(c, "created", (const char *)sqlite3_column_text(stmt, 2)) &&
+                 cJSON_AddStringToObject(c, "updated", (const char *)sqlite3_column_text(stmt, 3)) &&
+                 cJSON_AddNumberToObject(c, "threshold", sqlite3_column_double(stmt, 4)) &&
+                 cJSON_AddNumberToObject(c, "positive", sqlite3_column_int(stmt, 5)) &&
+                 cJSON_AddNumberToObject(c, "negative", sqlite3_column_int(stmt, 6)) &&
+                 cJSON_AddNumberToObject(c, "rounds", sqlite3_column_int(stmt, 7));
+        if (!ok)
+            rc = vdx_fail_oom(err, "listing the concepts of %s", book->path);
     }
-    if (stmt && step != SQLITE_DONE)
+    if (rc == 0 && stmt && step != SQLITE_DONE)
         rc = book_fail(book, err, "listing concepts");
     sqlite3_finalize(stmt);
     pthread_mutex_unlock(&book->lock);

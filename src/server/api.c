@@ -53,9 +53,12 @@ int api_status_of(const vdx_error *err, int fallback)
 static void reply_failure(http_request *req, const vdx_error *err, int fallback)
 {
     cJSON *json = cJSON_CreateObject();
-    cJSON_AddStringToObject(json, "error", err->message);
-    cJSON_AddStringToObject(json, "kind", vdx_error_kind_name(err->kind));
-    http_reply_json(req, api_status_of(err, fallback), json);
+    if (json && (!cJSON_AddStringToObject(json, "error", err->message) ||
+                 !cJSON_AddStringToObject(json, "kind", vdx_error_kind_name(err->kind)))) {
+        cJSON_Delete(json); /* a reply without its message would hide the failure */
+        json = NULL;
+    }
+    http_reply_json(req, json ? api_status_of(err, fallback) : 500, json);
 }
 
 /* ---- JSON input ------------------------------------------------------------------- */
