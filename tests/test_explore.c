@@ -1648,6 +1648,173 @@ TEST(concurrent_threads_share_a_book)
     vdx_store_close(store);
 }
 
+
+/* ---- calibration and the audit sample ----------------------------------------------- */
+
+static double number_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* Three rounds of the loop, then the audit: before audit labels the estimates are
+ * "unknown" (null, not a number); 20 audit items are drawn uniformly from the unlabelled
+ * items, kept until labelled (asking again shows the same ones), never offered by
+ * another mode's labels; once labelled by ground truth, the estimates' intervals hold
+ * the true number of positives (120), precision and recall at the threshold; every
+ * probability shown is the round's calibration of the score; the calibrated threshold
+ * fit reaches its expected precision. */
+TEST(calibration_and_audit_estimates)
+{
+    const char *dir = test_tmpdir("explore-audit");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    static char seen[128][32];
+    int n_seen = 0;
+    for (int round = 0; round < 3; round++) {
+        REQUIRE(label_nearest_page(book, seen, &n_seen) == 9, "label");
+        REQUIRE(train(book, "zero") == 0, "train");
+    }
+    vdx_error err = {{0}};
+    cJSON *ev = NULL;
+    REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &ev, &err) == 0, "%s", err.message);
+    const cJSON *est = cJSON_GetObjectItem(ev, "estimates");
+    const cJSON *cal = cJSON_GetObjectItem(ev, "calibration");
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(est, "status")), "unknown") &&
+              cJSON_IsNull(cJSON_GetObjectItem(est, "positives")) &&
+              cJSON_IsNull(cJSON_GetObjectItem(est, "precision")) &&
+              cJSON_IsNull(cJSON_GetObjectItem(est, "recall")),
+          "estimates before the audit: %s", cJSON_PrintUnformatted(est));
+    double a = number_of(cal, "a"), b = number_of(cal, "b");
+    CHECK(a > 0 && isfinite(b) && number_of(cal, "round") == 3, "calibration %s",
+          cJSON_PrintUnformatted(cal));
+    /* the calibrated histogram counts every item */
+    const cJSON *ph = cJSON_GetObjectItem(ev, "probability_histogram"), *c;
+    int total = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ph, "counts")) total += c->valueint;
+    CHECK(total == N_ITEMS && number_of(ph, "min") == 0 && number_of(ph, "max") == 1,
+          "probability histogram holds %d of %d items", total, N_ITEMS);
+    cJSON_Delete(ev);
+
+    /* scores and candidates show the calibrated probability */
+    vdx_score_request sreq = {.top = 5};
+    cJSON *scores = NULL;
+    REQUIRE(vdx_concept_score(book, "zero", &sreq, &scores, &err) == 0, "%s", err.message);
+    const cJSON *item;
+    int calibrated_ok = 1;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(scores, "items"))
+    {
+        double s = number_of(item, "score"), p = number_of(item, "probability");
+        calibrated_ok &= fabs(p - 1 / (1 + exp(-(a * s + b)))) < 1e-12;
+    }
+    CHECK(calibrated_ok, "score probabilities are not sigmoid(a s + b): %s",
+          cJSON_PrintUnformatted(scores));
+    cJSON_Delete(scores);
+
+    /* the audit sample: 20 unlabelled items, the same ones until labelled */
+    cJSON *audit = candidates(book, "zero", VDX_CANDIDATES_AUDIT, 0, 0);
+    REQUIRE(audit, "audit candidates");
+    cJSON *again = candidates(book, "zero", VDX_CANDIDATES_AUDIT, 0, 0);
+    const cJSON *items = cJSON_GetObjectItem(audit, "items");
+    int unlabelled = 1;
+    cJSON_ArrayForEach(item, items)
+    {
+        for (int i = 0; i < n_seen; i++)
+            unlabelled &= strcmp(seen[i], cJSON_GetObjectItem(item, "id")->valuestring) != 0;
+        double s = number_of(item, "score"), p = number_of(item, "probability");
+        calibrated_ok &= fabs(p - 1 / (1 + exp(-(a * s + b)))) < 1e-12;
+    }
+    CHECK(cJSON_GetArraySize(items) == 20 && unlabelled && calibrated_ok &&
+              !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(audit, "mode")), "audit") &&
+              number_of(cJSON_GetObjectItem(audit, "audit"), "drawn") == 20 &&
+              number_of(audit, "unlabelled") == N_ITEMS - 27 - 20,
+          "audit page: %s", cJSON_PrintUnformatted(audit));
+    CHECK(cJSON_Compare(items, cJSON_GetObjectItem(again, "items"), 1),
+          "asking again changed the audit sample");
+    cJSON_Delete(again);
+    vdx_candidates_request filtered = {.mode = VDX_CANDIDATES_AUDIT, .where = "cluster = '1'"};
+    cJSON *none = NULL;
+    int rc = vdx_concept_candidates(book, "zero", &filtered, &none, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "the audit sample is drawn from the whole collection: "
+                                           "it takes no filter"),
+          "%s", err.message);
+    int in_sample = label_page(book, "zero", audit, seen, &n_seen);
+    REQUIRE(in_sample == 20, "label the audit sample");
+    cJSON_Delete(audit);
+
+    REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &ev, &err) == 0, "%s", err.message);
+    est = cJSON_GetObjectItem(ev, "estimates");
+    /* the truth at the threshold, from the collection's scores */
+    vdx_score_request all = {0};
+    REQUIRE(vdx_concept_score(book, "zero", &all, &scores, &err) == 0, "%s", err.message);
+    double threshold = number_of(ev, "threshold");
+    int tp = 0, above = 0;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(scores, "items"))
+    {
+        int is_above = number_of(item, "score") > threshold;
+        above += is_above;
+        tp += is_above && cluster_of(cJSON_GetObjectItem(item, "id")->valuestring) == 0;
+    }
+    cJSON_Delete(scores);
+    const cJSON *pos = cJSON_GetObjectItem(est, "positives");
+    const cJSON *prec = cJSON_GetObjectItem(est, "precision");
+    const cJSON *rec = cJSON_GetObjectItem(est, "recall");
+    double true_precision = above ? (double)tp / above : NAN, true_recall = tp / 120.0;
+    printf("    positives %.1f [%.1f, %.1f] (truth 120); precision %.3f (truth %.3f); "
+           "recall %.3f (truth %.3f)\n",
+           number_of(pos, "value"), number_of(pos, "lo"), number_of(pos, "hi"),
+           number_of(prec, "value"), true_precision, number_of(rec, "value"), true_recall);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(est, "status")), "estimated") &&
+              number_of(est, "audit_labels") == 20 && number_of(est, "census_labels") == 27 &&
+              fabs(number_of(est, "weight") - (N_ITEMS - 27) / 20.0) < 1e-9,
+          "estimates: %s", cJSON_PrintUnformatted(est));
+    CHECK(number_of(pos, "lo") <= 120 && 120 <= number_of(pos, "hi") &&
+              number_of(rec, "lo") <= true_recall && true_recall <= number_of(rec, "hi") &&
+              (!above || (number_of(prec, "lo") <= true_precision &&
+                          true_precision <= number_of(prec, "hi"))),
+          "the intervals miss the truth: %s", cJSON_PrintUnformatted(est));
+    cJSON_Delete(ev);
+
+    /* the next round's calibration weighs the audit labels for the unlabelled items */
+    REQUIRE(train(book, "zero") == 0, "train");
+    cJSON *concept = NULL;
+    REQUIRE(vdx_concept_get(book, "zero", 0, &concept, &err) == 0, "%s", err.message);
+    const cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItem(concept, "history"), 3);
+    const cJSON *lc = cJSON_GetObjectItem(last, "calibration");
+    CHECK(number_of(lc, "audit_labels") == 20 && number_of(lc, "labels") == 47 &&
+              fabs(number_of(lc, "audit_weight") - (N_ITEMS - 27) / 20.0) < 1e-9 &&
+              number_of(cJSON_GetObjectItem(concept, "calibration"), "a") == number_of(lc, "a"),
+          "round 4's calibration: %s", cJSON_PrintUnformatted(lc));
+    cJSON_Delete(concept);
+
+    /* the calibrated threshold fit: expected precision >= 0.9 over the collection */
+    vdx_threshold_fit fit = {.target = VDX_THRESHOLD_FIT_PRECISION, .precision = 0.9,
+                             .source = VDX_THRESHOLD_FROM_CALIBRATION};
+    cJSON *result = NULL;
+    rc = vdx_concept_fit_threshold(book, "zero", &fit, &result, &err);
+    CHECK(rc == 0 && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(result, "source")), "calibration") &&
+              number_of(result, "precision") >= 0.9 && number_of(result, "items") == N_ITEMS &&
+              cJSON_IsObject(cJSON_GetObjectItem(result, "estimates")),
+          "calibrated fit: %s", rc == 0 ? cJSON_PrintUnformatted(result) : err.message);
+    if (rc == 0)
+        printf("    calibrated fit at 0.9: threshold %.4f (p %.3f), expected precision %.3f "
+               "recall %.3f\n",
+               number_of(result, "threshold"), number_of(result, "threshold_probability"),
+               number_of(result, "precision"), number_of(result, "recall"));
+    cJSON_Delete(result);
+    /* a concept without a round has no calibration to fit on */
+    REQUIRE(create_concept(book, "fresh") == 0, "create");
+    rc = vdx_concept_fit_threshold(book, "fresh", &fit, NULL, &err);
+    CHECK(rc == -1 && err.kind == VDX_ERR_CONFLICT &&
+              !strcmp(err.message, "concept 'fresh' has no calibration yet: train a round with "
+                                   "positive and negative labels"),
+          "%s", err.message);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
 int main(void)
 {
     unsetenv("VDX_STORE");
@@ -1665,5 +1832,6 @@ int main(void)
     RUN(crud_and_exact_errors);
     RUN(exports_parse_back_and_import);
     RUN(concurrent_threads_share_a_book);
+    RUN(calibration_and_audit_estimates);
     return test_summary("explore");
 }

@@ -1,7 +1,7 @@
 /* Out-of-memory paths, exercised (SQLite's fault-simulation habit): an allocation
  * countdown fails the N-th allocation, and N walks upward until a run succeeds, over
  * model loading, the store (create, append, search, close) and the concept book
- * (create, label, train, undo). Every failure must be reported as out of memory
+ * (create, label, train with its calibration, undo, list, the audit sample). Every failure must be reported as out of memory
  * (VDX_ERR_NO_MEMORY), nothing may crash, the allocations a failed run made must all be
  * freed again, and the model fingerprint must never change.
  *
@@ -372,6 +372,24 @@ static int concept_round(void *ctx, int attempt, vdx_error *err)
     if (rc == 0)
         rc = vdx_concept_undo(book, name, &json, err);
     cJSON_Delete(json);
+    json = NULL;
+    /* the list: every summary whole, or out of memory */
+    if (rc == 0 && (rc = vdx_concept_list(book, &json, err)) == 0) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, json)
+        if (rc == 0 && !(cJSON_IsNumber(cJSON_GetObjectItem(c, "rounds")) &&
+                         cJSON_GetObjectItem(c, "prompt") && cJSON_GetObjectItem(c, "threshold")))
+            rc = vdx_fail(err, "run %d: a concept summary with keys missing", attempt);
+    }
+    cJSON_Delete(json);
+    json = NULL;
+    /* the audit sample: drawn and listed whole, or out of memory */
+    vdx_candidates_request audit = {.mode = VDX_CANDIDATES_AUDIT, .k = 3};
+    if (rc == 0 && (rc = vdx_concept_candidates(book, name, &audit, &json, err)) == 0 &&
+        cJSON_GetArraySize(cJSON_GetObjectItem(json, "items")) != 3)
+        rc = vdx_fail(err, "run %d: the audit sample lists %d items, not 3", attempt,
+                      cJSON_GetArraySize(cJSON_GetObjectItem(json, "items")));
+    cJSON_Delete(json);
     vdx_concepts_close(book);
     vdx_store_close(s);
     return rc;
@@ -397,7 +415,7 @@ TEST(concept_book_under_allocation_failures)
     const char *data = test_tmpdir("oom-book");
     vdx_error err = {{0}};
     REQUIRE(fill_collection(data, "book", VDX_VECTOR_F32, &err) == 0, "%s", err.message);
-    scenario sc = {"concept create/label/train/undo", concept_round, (void *)data};
+    scenario sc = {"concept create/label/train/undo/list/audit", concept_round, (void *)data};
     CHECK(walk(&sc) > 0, "see above");
 }
 

@@ -393,12 +393,46 @@ TEST(test_concept_loop)
     r = get("/api/concepts/c0/evaluate?bins=10");
     CHECK(r.status == 200 && strstr(r.body, "\"histogram\""), "evaluate: %ld %s", r.status, r.body);
     free(r.body);
+    /* the round's calibration, estimates unknown before an audit, the audit sample, then
+     * estimates with intervals */
+    r = get("/api/concepts/c0/evaluate?bins=10");
+    CHECK(r.status == 200 && strstr(r.body, "\"calibration\":{\"method\":\"platt\",\"a\":") &&
+              strstr(r.body, "\"threshold_probability\":") && strstr(r.body, "\"probability_histogram\":{\"min\":0,\"max\":1,") &&
+              strstr(r.body, "\"estimates\":{\"status\":\"unknown\",\"audit_labels\":0,") &&
+              strstr(r.body, "\"positives\":null,\"precision\":null,\"recall\":null"),
+          "evaluate before the audit: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/api/concepts/c0/candidates?mode=audit&k=4");
+    char audit[4][32];
+    int n_audit = item_ids(r.body, NULL, audit, 4);
+    CHECK(r.status == 200 && n_audit == 4 && strstr(r.body, "\"mode\":\"audit\"") &&
+              strstr(r.body, "\"audit\":{\"drawn\":4,\"labelled\":0,\"pending\":4}"),
+          "audit sample: %ld %s", r.status, r.body);
+    free(r.body);
+    char audit_labels[512] = "{\"labels\":[";
+    for (int i = 0; i < n_audit; i++)
+        snprintf(audit_labels + strlen(audit_labels), sizeof audit_labels - strlen(audit_labels),
+                 "%s{\"id\":\"%s\",\"label\":0}", i ? "," : "", audit[i]);
+    strcat(audit_labels, "]}");
+    r = post_json("/api/concepts/c0/labels", audit_labels);
+    free(r.body);
+    r = get("/api/concepts/c0/evaluate?bins=10");
+    CHECK(r.status == 200 && strstr(r.body, "\"estimates\":{\"status\":\"estimated\",\"audit_labels\":4,") &&
+              strstr(r.body, "\"positives\":{\"value\":") && strstr(r.body, "\"lo\":") && strstr(r.body, "\"hi\":"),
+          "evaluate after the audit: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/api/concepts/c0/candidates?mode=audit&where=cluster%3D1");
+    CHECK_ERROR(r, 400, "the audit sample is drawn from the whole collection: it takes no filter");
+    free(r.body);
     r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"f1\"}");
     CHECK(r.status == 200 && strstr(r.body, "\"target\":\"f1\"") && strstr(r.body, "\"previous\":-0.25"),
           "threshold fit: %ld %s", r.status, r.body);
     free(r.body);
-    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"precision\"}");
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"precision\",\"precision\":1.5}");
     CHECK_ERROR(r, 400, "field 'precision' must be a number in (0, 1] with \"target\": \"precision\"");
+    free(r.body);
+    r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"f1\",\"source\":\"guess\"}");
+    CHECK_ERROR(r, 400, "field 'source' must be auto, calibration or labels, not 'guess'");
     free(r.body);
     r = post_json("/api/concepts/c0/threshold/fit", "{\"target\":\"recall\"}");
     CHECK_ERROR(r, 400, "field 'target' must be f1 or precision, not 'recall'");

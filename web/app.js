@@ -114,7 +114,6 @@ function fmt(x, digits = 3) {
   return v.toFixed(digits);
 }
 function pct(x) { return x === null || x === undefined ? '–' : `${Math.round(Number(x) * 100)}%`; }
-const sigmoid = (z) => 1 / (1 + Math.exp(-z));
 function likely(p) { return `${Math.round(p * 100)}% likely`; }
 
 // ---- URL hash: the view survives a reload, Back returns to the previous one -----------
@@ -161,7 +160,7 @@ async function applyHash() {
     $('where').value = p.get('where') || '';
     clearFilterError();
     const mode = p.get('mode');
-    $('mode').value = ['nearest', 'boundary', 'random'].includes(mode) ? mode : 'nearest';
+    $('mode').value = ['nearest', 'boundary', 'random', 'audit'].includes(mode) ? mode : 'nearest';
     if (p.get('q')) { state.query = { text: p.get('q') }; $('q').value = p.get('q'); }
     else if (p.get('like')) { state.query = { like: p.get('like') }; $('q').value = ''; }
     else if (!(p.get('image') && state.query && state.query.image)) { state.query = null; $('q').value = ''; }
@@ -791,8 +790,9 @@ function updateTileOf(id) {
 }
 
 function candidateOptions(page) {
-  const o = { mode: $('mode').value, k: state.k, page, hide_duplicates: $('hide-duplicates').checked };
-  if (filterValue()) o.where = filterValue();
+  const audit = $('mode').value === 'audit'; // 20 at a time, from the whole collection
+  const o = { mode: $('mode').value, k: audit ? 20 : state.k, page: audit ? 0 : page, hide_duplicates: $('hide-duplicates').checked };
+  if (filterValue() && !audit) o.where = filterValue();
   return o;
 }
 function candidateQuery(o) {
@@ -831,7 +831,7 @@ async function trainAndNext() {
 }
 
 function showCandidateResult(c) {
-  const names = { nearest: 'Nearest unlabelled', boundary: 'At the threshold', random: 'Random sample' };
+  const names = { nearest: 'Nearest unlabelled', boundary: 'At the threshold', random: 'Random sample', audit: 'Audit sample: label all to estimate quality' };
   state.page = c.page;
   setView('candidates', `${names[c.mode] || 'Candidates'} for “${state.concept.name}” (round ${c.round})`, c.items, !!c.more, c.hidden);
 }
@@ -877,20 +877,34 @@ async function refreshEvaluation() {
   if (!e || !state.concept || state.concept.name !== name) return;
   state.evaluation = e;
   renderMetrics();
-  const h = e.histogram;
-  // the threshold may move a little past the scores on both sides
-  const pad = 0.08 * ((h.max - h.min) || 1);
-  state.range = { lo: Math.min(h.min, e.threshold) - pad, hi: Math.max(h.max, e.threshold) + pad };
+  // the histogram and the slider are on the calibrated probability axis; the server keeps
+  // the threshold as a logit (thresholdLogit converts)
+  state.range = { lo: 0.001, hi: 0.999 };
   const slider = $('threshold');
   slider.min = state.range.lo;
   slider.max = state.range.hi;
   // a threshold being moved (not yet sent) is kept: an evaluation that lands meanwhile
   // must not throw the person's move away
   if (!state.moved || state.movedFor !== name) {
-    slider.value = e.threshold; // the server's threshold: its count is exact
+    slider.value = e.threshold_probability; // the server's threshold: its count is exact
+    slider.dataset.logit = String(e.threshold);
     state.moved = false;
   }
   drawHistogram();
+}
+
+// The logit threshold of a calibrated probability (the concept's calibration, p = σ(a·s + b)).
+function thresholdLogit(p) {
+  const c = (state.evaluation && state.evaluation.calibration) || { a: 1, b: 0 };
+  const q = Math.min(state.range.hi, Math.max(state.range.lo, p));
+  return (Math.log(q / (1 - q)) - c.b) / c.a;
+}
+
+// "8 [6–30]" / "75% [41–100%]": an audited estimate with its 95% interval.
+function estimateText(x, percent) {
+  if (!x) return 'unknown';
+  const f = percent ? (v) => pct(v) : (v) => Math.round(v).toLocaleString();
+  return `${f(x.value)} [${percent ? f(x.lo).replace('%', '') : f(x.lo)}–${f(x.hi)}]`;
 }
 
 function renderMetrics() {
@@ -905,12 +919,29 @@ function renderMetrics() {
       'the current classifier on the labels it was trained on: optimistic'],
     ['Balance', `${b.positive || 0} positive · ${b.negative || 0} negative` + (b.positive_share === null || b.positive_share === undefined ? '' : ` (${pct(b.positive_share)} positive)`), ''],
   ];
+  const est = e.estimates;
+  if (est && est.status === 'estimated') {
+    rows.push(['Estimated (audit)', `${estimateText(est.positives)} positives · precision ${estimateText(est.precision, true)} · recall ${estimateText(est.recall, true)}`,
+      `from ${est.audit_labels} random audit labels (each standing for ${fmt(est.weight, 1)} items) and your other labels; 95% intervals`]);
+  } else {
+    rows.push(['Estimated (audit)', 'unknown: label a random audit sample first', 'the hard cases you labelled are not a sample of the collection']);
+  }
   $('metrics').replaceChildren(...rows.flatMap(([k, v, title]) => {
     const dt = document.createElement('dt');
     dt.textContent = k;
     const dd = document.createElement('dd');
     dd.textContent = v;
     if (title) dd.title = title;
+    if (k === 'Estimated (audit)') {
+      dd.id = 'estimates';
+      dd.dataset.status = est ? est.status : 'unknown';
+      const audit = document.createElement('button');
+      audit.type = 'button';
+      audit.id = 'audit';
+      audit.textContent = est && est.status === 'estimated' ? 'Label 20 more random items' : 'Label 20 random items to estimate quality';
+      audit.onclick = () => showAudit();
+      dd.append(' ', audit);
+    }
     return [dt, dd];
   }));
   $('warnings').replaceChildren(...(e.warnings || []).map((w) => {
@@ -928,6 +959,16 @@ function renderMetrics() {
   }));
 }
 
+// The audit sample: 20 items drawn uniformly at random, kept until labelled; their labels
+// (and only theirs) estimate positives, precision and recall.
+async function showAudit() {
+  if (!state.concept) return;
+  state.focus = 0;
+  $('mode').value = 'audit';
+  saveHash(false);
+  await guarded(async () => showCandidateResult(await api('GET', conceptPath(state.concept.name, `/candidates?${candidateQuery(candidateOptions(0))}`))));
+}
+
 async function fitThreshold(target) {
   if (!state.concept) return;
   const body = target === 'f1' ? { target: 'f1' } : { target: 'precision', precision: Number(target) };
@@ -935,7 +976,10 @@ async function fitThreshold(target) {
     const r = await api('POST', conceptPath(state.concept.name, '/threshold/fit'), body);
     await refreshEvaluation();
     await refreshConceptSummary();
-    say(`Threshold ${fmt(r.threshold, 2)} (${likely(sigmoid(r.threshold))}): precision ${pct(r.precision)}, recall ${pct(r.recall)}, F1 ${pct(r.f1)} on your ${r.labels} labels`);
+    say(r.source === 'calibration'
+      ? `Threshold ${fmt(r.threshold_probability, 2)} (calibrated): expected precision ${pct(r.precision)}, recall ${pct(r.recall)}, F1 ${pct(r.f1)} over the ${r.items.toLocaleString()} items` +
+        (r.estimates && r.estimates.status === 'estimated' ? `; audited precision ${estimateText(r.estimates.precision, true)}` : '; audited estimates unknown')
+      : `Threshold ${fmt(r.threshold_probability, 2)}: precision ${pct(r.precision)}, recall ${pct(r.recall)}, F1 ${pct(r.f1)} on your ${r.labels} labels`);
     if (state.view === 'positives') await showPositives(0);
   });
 }
@@ -943,7 +987,7 @@ async function fitThreshold(target) {
 // Items above t, estimated from the histogram while dragging (the server's count once it
 // is committed).
 function aboveEstimate(threshold) {
-  const h = state.evaluation.histogram;
+  const h = state.evaluation.probability_histogram;
   let n = 0;
   h.counts.forEach((count, i) => {
     const lo = h.min + i * h.bin_width;
@@ -964,7 +1008,7 @@ function drawHistogram() {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, w, hgt);
   if (!e) return;
-  const h = e.histogram;
+  const h = e.probability_histogram;
   const t = Number($('threshold').value);
   const styles = getComputedStyle(document.documentElement);
   const max = Math.max(1, ...h.counts);
@@ -982,7 +1026,7 @@ function drawHistogram() {
   ctx.globalAlpha = 0.85;
   for (const l of e.labelled || []) {
     ctx.fillStyle = styles.getPropertyValue(l.label === 1 ? '--pos' : '--neg');
-    const x = toX(l.score);
+    const x = toX(l.probability);
     ctx.fillRect(x - 0.75, l.label === 1 ? hgt - ticks : hgt - ticks / 2, 1.5, ticks / 2);
   }
   ctx.globalAlpha = 1;
@@ -992,7 +1036,7 @@ function drawHistogram() {
   ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, hgt); ctx.stroke();
   const exact = !state.moved;
   const above = exact ? e.above_threshold : aboveEstimate(t);
-  $('above').textContent = `${exact ? '' : '≈ '}${above.toLocaleString()} of ${e.count.toLocaleString()} items above the threshold ${fmt(t, 2)} (${likely(sigmoid(t))})`;
+  $('above').textContent = `${exact ? '' : '≈ '}${above.toLocaleString()} of ${e.count.toLocaleString()} items above the threshold ${fmt(t, 2)} (calibrated probability${e.calibration ? '' : ', none fitted yet'})`;
   $('above').dataset.count = exact ? String(above) : '';
 }
 
@@ -1001,13 +1045,15 @@ function thresholdChanged(commitNow) {
   state.moved = true;
   state.movedFor = state.concept && state.concept.name;
   state.moves = (state.moves || 0) + 1;
+  $('threshold').dataset.logit = String(thresholdLogit(Number($('threshold').value)));
   drawHistogram();
   clearTimeout(thresholdTimer);
   thresholdTimer = setTimeout(commitThreshold, commitNow ? 0 : 400);
 }
 async function commitThreshold() {
   if (!state.concept) return;
-  const t = Number($('threshold').value), moves = state.moves;
+  const t = thresholdLogit(Number($('threshold').value)), moves = state.moves;
+  $('threshold').dataset.logit = String(t);
   await guarded(async () => {
     await api('PATCH', conceptPath(state.concept.name), { threshold: t });
     if (state.moves === moves) state.moved = false; // sent, and not moved since

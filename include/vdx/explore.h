@@ -6,10 +6,13 @@
  * hard negatives), label them +1 / 0, train (one call of the original's `fit`), repeat.
  *
  * Scores and the threshold. An item's score is the logit s = x·w (x the stored,
- * L2-normalised image vector; w the concept's weight, not normalised). The model's
- * probability is sigmoid(s). Each concept has a threshold on the logit (default 0,
- * i.e. p = 0.5): an item is "positive" when s > threshold. Training accuracy,
- * cross-validation, "above threshold" counts and score exports all use it.
+ * L2-normalised image vector; w the concept's weight, not normalised). The seed's
+ * trainer renormalises w every step, so s is close to a cosine and sigmoid(s) is no
+ * probability: after each round vdx fits a calibration p = sigmoid(a·s + b) (Platt
+ * scaling) and every "probability" it reports (candidates, scores, exports, evaluation,
+ * the threshold's) is that one. Each concept has a threshold on the logit (default 0):
+ * an item is "positive" when s > threshold. Training accuracy, cross-validation, "above
+ * threshold" counts and score exports all use it.
  *
  * Persistence: every concept of a collection lives in the *concept book*, the SQLite
  * database `concepts.db` in vdx_store_dir(store) (WAL; each operation is one
@@ -203,9 +206,13 @@ typedef enum {
     VDX_CANDIDATES_BOUNDARY = 1,
     /* uniformly random unlabelled items: an unbiased check */
     VDX_CANDIDATES_RANDOM = 2,
+    /* the audit sample: items drawn uniformly at random from the whole collection
+     * (neither labelled nor drawn before), kept until labelled; their labels, and only
+     * theirs, feed the estimates of vdx_concept_evaluate. Ignores page and where. */
+    VDX_CANDIDATES_AUDIT = 3,
 } vdx_candidates_mode;
 
-/* "nearest" | "boundary" | "random" → mode; -1 for anything else. */
+/* "nearest" | "boundary" | "random" | "audit" → mode; -1 for anything else. */
 int vdx_candidates_mode_parse(const char *text);
 const char *vdx_candidates_mode_name(vdx_candidates_mode mode);
 
@@ -221,12 +228,14 @@ typedef struct vdx_candidates_request {
 } vdx_candidates_request;
 
 /* Candidates of a page. Labelled items are never offered. Result:
- *   {"concept","mode","k","page",
- *    "items":[{"id","url","score": logit x·w,"probability": sigmoid(score),
+ *   {"concept","mode","k" (audit: <= 0 → 20),"page",
+ *    "items":[{"id","url","score": logit x·w,"probability": calibrated,
  *              "dist": cosine distance to w}],
  *    "hidden":[{"id","duplicate_of"}]   (near-duplicates removed from this page),
  *    "unlabelled": unlabelled items matching where (boundary/random modes; -1 for nearest),
- *    "more": true when a next page may hold items}. */
+ *    "more": true when a next page may hold items,
+ *    "audit": {"drawn","labelled","pending"} (audit mode only: "unlabelled" then counts
+ *       the items that could still be drawn)}. */
 int vdx_concept_candidates(vdx_concepts *book, const char *name,
                            const vdx_candidates_request *req, cJSON **result, vdx_error *err);
 
@@ -238,7 +247,10 @@ typedef struct vdx_evaluate_options {
 } vdx_evaluate_options;
 
 /* How good is the concept:
- *   {"threshold","positive","negative",
+ *   {"threshold","threshold_probability": its calibrated probability,
+ *    "calibration": {"method":"platt","a","b","round"}: p = sigmoid(a·score + b), fitted
+ *       after the last round (null before: p = sigmoid(score)),
+ *    "positive","negative",
  *    "training_accuracy": accuracy of the current weight on the labels (null: no labels),
  *    "training": {"precision","recall","f1"} of the labels at the threshold (null when
  *       undefined),
@@ -255,7 +267,14 @@ typedef struct vdx_evaluate_options {
  *       class with the class's share, so its cost is bounded.
  *    "count": items scored, "above_threshold": items with score > threshold,
  *    "histogram":{"min","max","bin_width","counts":[bins]} of all items' scores
- *       (range = [min, max] of scores, widened to include the threshold)}. */
+ *       (range = [min, max] of scores, widened to include the threshold),
+ *    "probability_histogram": the same items over calibrated probability, [0, 1],
+ *    "estimates": {"status":"estimated"|"unknown","audit_labels","census_labels",
+ *       "weight": the Horvitz-Thompson weight of an audit label,"interval":0.95,
+ *       "positives","precision","recall": {"value","lo","hi"} or null}: from the audit
+ *       sample (VDX_CANDIDATES_AUDIT) and the other labels as a census, never from the
+ *       scores; "unknown" with every value null until an audit item is labelled}.
+ * The labelled ticks carry their "probability" too. */
 int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluate_options *opts,
                          cJSON **result, vdx_error *err);
 
@@ -268,17 +287,40 @@ typedef enum {
 /* "f1" | "precision" → target; -1 otherwise. */
 int vdx_threshold_target_parse(const char *text);
 
+/* What the fit measures precision and recall on. */
+typedef enum {
+    /* the labels' scores: the loop's hard cases, not a sample of the collection */
+    VDX_THRESHOLD_FROM_LABELS = 0,
+    /* the whole collection: each labelled item by its label, every other item by its
+     * calibrated probability (the calibration weighs the audit sample for the unlabelled
+     * items), so precision and recall are expected values over the collection */
+    VDX_THRESHOLD_FROM_CALIBRATION = 1,
+    /* the calibration when the concept has one (a round trained on both classes), else
+     * the labels */
+    VDX_THRESHOLD_FROM_AUTO = 2,
+} vdx_threshold_source;
+
+/* "labels" | "calibration" | "auto" → source; -1 otherwise. */
+int vdx_threshold_source_parse(const char *text);
+
 typedef struct vdx_threshold_fit {
     vdx_threshold_target target;
     double precision; /* VDX_THRESHOLD_FIT_PRECISION: in (0, 1] */
+    vdx_threshold_source source;
 } vdx_threshold_fit;
 
-/* Predicting the c best-scoring labels positive, for every c at a change of score, picks
- * the cut that meets the target and sets the threshold halfway between the scores either
- * side of it (below the lowest label when every label is predicted positive). Needs a
- * positive and a negative label. Result:
- *   {"target":"f1"|"precision",["precision_target"],"threshold","previous","labels",
- *    "precision","recall","f1": on the labels at the new threshold}.
+/* Predicting the c best-scoring labels (VDX_THRESHOLD_FROM_CALIBRATION: items) positive,
+ * for every c at a change of score, picks the cut that meets the target and sets the
+ * threshold halfway between the scores either side of it (below the lowest when every
+ * one is predicted positive). Needs a positive and a negative label; the calibration
+ * source needs a calibrated round ("concept 'NAME' has no calibration yet: train a round
+ * with positive and negative labels"). Result:
+ *   {"target":"f1"|"precision",["precision_target"],"source":"labels"|"calibration",
+ *    "threshold","threshold_probability","previous","labels" (labels source) | "items",
+ *    "precision","recall","f1": on the labels, or expected over the collection, at the
+ *    new threshold;
+ *    "estimates": the audited estimates at the new threshold (calibration source; as
+ *    vdx_concept_evaluate's)}.
  * Fails with "no threshold gives precision >= P on the labels of concept 'NAME' (the best
  * is Q)" when no cut reaches the target. */
 int vdx_concept_fit_threshold(vdx_concepts *book, const char *name,

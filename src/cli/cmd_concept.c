@@ -3,6 +3,7 @@
  * prints the result: readable tables on a terminal, JSON lines otherwise (one object per
  * item for next/score/list, one object for the rest), or always JSON with --json. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,11 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  new NAME [--prompt TEXT] [--example ID]... create (prompt and/or example items)\n"
-    "  next NAME [-k 9] [--mode nearest|boundary|random] [--page N] [--where EXPR]\n"
-    "            [--hide-duplicates] [--seed N]   candidates to label (never labelled ones)\n"
+    "  next NAME [-k 9] [--mode nearest|boundary|random|audit] [--page N] [--where EXPR]\n"
+    "            [--hide-duplicates] [--seed N]   candidates to label (never labelled ones);\n"
+    "                                              audit: -k 20 items drawn uniformly at\n"
+    "                                              random, kept until labelled, that\n"
+    "                                              estimate positives, precision, recall\n"
     "  label NAME +ID -ID ~ID ...                 +: positive, -: negative, ~: clear\n"
     "  train NAME [--iters 5] [--lr 0.1]           one round over all labels\n"
     "  show NAME [--weight] [--bins 40]            labels, history, accuracy, histogram\n"
@@ -31,8 +35,11 @@ static const char usage_text[] =
     "            [--threshold T] [-o|--output FILE]\n"
     "  import FILE [--name NAME]                   a classifier exported by vdx\n"
     "  threshold NAME T                            set the logit threshold (default 0)\n"
-    "  fit-threshold NAME [--precision P]          the threshold of the best F1 on the labels\n"
-    "                                              (or the most recall at precision >= P)\n"
+    "  fit-threshold NAME [--precision P] [--source auto|calibration|labels]\n"
+    "                                              the threshold of the best F1 (or the most\n"
+    "                                              recall at precision >= P) over the\n"
+    "                                              collection's calibrated probabilities\n"
+    "                                              (auto: when calibrated) or the labels\n"
     "  undo NAME [--round [--revert-labels]]       take back the newest label action; with\n"
     "                                              --round the last round (its labels stay)\n"
     "  redo NAME                                   replay the newest undone label action\n"
@@ -53,8 +60,9 @@ static const char usage_text[] =
     "  --json             JSON output even on a terminal\n"
     "  -h, --help         this help\n"
     "\n"
-    "Scores are logits x.w (probability sigmoid(x.w)); an item is positive above the\n"
-    "threshold (default 0, i.e. p = 0.5). Label ids that start with '-' or '+' are fine:\n"
+    "Scores are logits x.w; probabilities are calibrated after each round (sigmoid(a.s+b),\n"
+    "Platt scaling); an item is positive above the logit threshold (default 0). Label ids\n"
+    "that start with '-' or '+' are fine:\n"
     "the first character is the label, the rest the id.\n"
     "\n"
     "example:\n"
@@ -66,7 +74,8 @@ static const char usage_text[] =
 
 /* Parsed command line. */
 typedef struct options {
-    const char *collection, *data, *store_url, *model, *text_model;
+    vdx_store_options store; /* --collection, --data, --store (cli_store_options) */
+    const char *model, *text_model;
     int force_text_model;
     int json;
     const char *positional[8];
@@ -75,7 +84,7 @@ typedef struct options {
     char **label_ops;
     int n_label_ops;
     /* subcommand options */
-    const char *prompt, *mode, *where, *format, *output, *name;
+    const char *prompt, *mode, *where, *format, *output, *name, *source;
     const char *examples[MAX_EXAMPLES];
     int n_examples;
     int k, page, iters, top, offset, bins, hide_duplicates, with_weight;
@@ -110,6 +119,17 @@ static int parse_double(const char *cmd, const char *opt, const char *text, doub
 }
 
 /* Parses argv[2..]. Returns 0, or the exit status (2) after a usage error. */
+/* The letter cli_store_options knows an argument "--collection" / "--data" / "--store"
+ * by (the shared option table), or 0. */
+static int store_option(const char *arg)
+{
+    static const struct option store_options[] = {CLI_STORE_LONGOPTS};
+    for (size_t i = 0; i < sizeof store_options / sizeof store_options[0]; i++)
+        if (!strncmp(arg, "--", 2) && !strcmp(arg + 2, store_options[i].name))
+            return store_options[i].val;
+    return 0;
+}
+
 static int parse_options(int argc, char **argv, const char *sub, options *o)
 {
     char cmd[64];
@@ -126,15 +146,9 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
     } while (0)
         if (!no_more_options && !strcmp(a, "--")) {
             no_more_options = 1;
-        } else if (!no_more_options && !strcmp(a, "--collection")) {
+        } else if (!no_more_options && store_option(a)) {
             TAKES_VALUE();
-            o->collection = value;
-        } else if (!no_more_options && !strcmp(a, "--data")) {
-            TAKES_VALUE();
-            o->data = value;
-        } else if (!no_more_options && !strcmp(a, "--store")) {
-            TAKES_VALUE();
-            o->store_url = value;
+            cli_store_options(store_option(a), value, &o->store);
         } else if (!no_more_options && !strcmp(a, "--model")) {
             TAKES_VALUE();
             o->model = value;
@@ -215,6 +229,9 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
             o->round = 1;
         } else if (!no_more_options && !strcmp(a, "--revert-labels")) {
             o->revert_labels = 1;
+        } else if (!no_more_options && !strcmp(a, "--source")) {
+            TAKES_VALUE();
+            o->source = value;
         } else if (!no_more_options && !strcmp(a, "--precision")) {
             TAKES_VALUE();
             if (parse_double(cmd, a, value, &o->precision))
@@ -422,7 +439,7 @@ static int cmd_next(context *c)
     options *o = c->o;
     int mode = o->mode ? vdx_candidates_mode_parse(o->mode) : VDX_CANDIDATES_NEAREST;
     if (mode < 0)
-        return cli_usage_error("concept next", "--mode is nearest, boundary or random, not '%s'",
+        return cli_usage_error("concept next", "--mode is nearest, boundary, random or audit, not '%s'",
                                o->mode);
     vdx_candidates_request req = {.mode = (vdx_candidates_mode)mode, .k = o->k,
                                   .page = o->page, .where = o->where,
@@ -445,6 +462,11 @@ static int cmd_next(context *c)
         if (cJSON_GetArraySize(hidden))
             printf("  %d near-duplicate%s hidden\n", cJSON_GetArraySize(hidden),
                    cJSON_GetArraySize(hidden) == 1 ? "" : "s");
+        const cJSON *audit = cJSON_GetObjectItem(page, "audit");
+        if (cJSON_IsObject(audit))
+            printf("  audit sample: %d drawn, %d labelled, %d to label\n",
+                   (int)number(audit, "drawn"), (int)number(audit, "labelled"),
+                   (int)number(audit, "pending"));
         printf("label with: vdx concept label '%s' +ID -ID ...%s\n", o->positional[0],
                cJSON_IsTrue(cJSON_GetObjectItem(page, "more")) ? "   (more: --page N)" : "");
     }
@@ -510,6 +532,30 @@ static int cmd_train(context *c)
     return 0;
 }
 
+/* The audited estimates: value [lo, hi] each, or "unknown" without audit labels. */
+static void print_estimates(const cJSON *estimates, const char *name)
+{
+    if (strcmp(string(estimates, "status"), "estimated") != 0) {
+        printf("estimates unknown: label an audit sample first (vdx concept next '%s' "
+               "--mode audit)\n", name);
+        return;
+    }
+    printf("estimates from %d audit labels (each weighs %.1f items; 95%% intervals):\n",
+           (int)number(estimates, "audit_labels"), number(estimates, "weight"));
+    const char *keys[] = {"positives", "precision", "recall"};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *e = cJSON_GetObjectItem(estimates, keys[i]);
+        if (!cJSON_IsObject(e))
+            printf("  %-9s unknown\n", keys[i]);
+        else if (i == 0)
+            printf("  %-9s %.0f [%.0f, %.0f]\n", keys[i], number(e, "value"), number(e, "lo"),
+                   number(e, "hi"));
+        else
+            printf("  %-9s %.3f [%.3f, %.3f]\n", keys[i], number(e, "value"), number(e, "lo"),
+                   number(e, "hi"));
+    }
+}
+
 static int cmd_show(context *c)
 {
     options *o = c->o;
@@ -537,8 +583,15 @@ static int cmd_show(context *c)
     printf("labels    %d positive, %d negative, %d change%s since the last round\n",
            (int)number(concept, "positive"), (int)number(concept, "negative"),
            (int)number(concept, "pending"), number(concept, "pending") == 1 ? "" : "s");
-    printf("threshold %g (logit; p = %.3f)\n", number(concept, "threshold"),
-           1 / (1 + exp(-number(concept, "threshold"))));
+    const cJSON *calibration = cJSON_GetObjectItem(concept, "calibration");
+    printf("threshold %g (logit; calibrated p = %.3f)\n", number(concept, "threshold"),
+           number(concept, "threshold_probability"));
+    if (cJSON_IsObject(calibration))
+        printf("calibration p = sigmoid(%.4g * score + %.4g), fitted after round %d\n",
+               number(calibration, "a"), number(calibration, "b"),
+               (int)number(calibration, "round"));
+    else
+        printf("calibration none yet (p = sigmoid(score) until a round trains on both classes)\n");
     printf("rounds\n");
     print_history(cJSON_GetObjectItem(concept, "history"));
     const cJSON *cv = cJSON_GetObjectItem(evaluation, "cross_validation");
@@ -557,6 +610,7 @@ static int cmd_show(context *c)
     }
     printf("above threshold: %d of %d items\n", (int)number(evaluation, "above_threshold"),
            (int)number(evaluation, "count"));
+    print_estimates(cJSON_GetObjectItem(evaluation, "estimates"), o->positional[0]);
     printf("score histogram\n");
     print_histogram(cJSON_GetObjectItem(evaluation, "histogram"), number(concept, "threshold"));
     if (o->with_weight) {
@@ -724,10 +778,16 @@ static int cmd_simple(context *c)
     } else if (!strcmp(sub, "fit-threshold")) {
         cJSON_Delete(result);
         result = NULL;
+        int source = o->source ? vdx_threshold_source_parse(o->source) : VDX_THRESHOLD_FROM_AUTO;
         vdx_threshold_fit fit = {.target = o->has_precision ? VDX_THRESHOLD_FIT_PRECISION
                                                              : VDX_THRESHOLD_FIT_F1,
-                                 .precision = o->precision};
-        rc = vdx_concept_fit_threshold(c->book, o->positional[0], &fit, &result, &c->err);
+                                 .precision = o->precision,
+                                 .source = (vdx_threshold_source)source};
+        if (source < 0)
+            rc = cli_usage_error("concept fit-threshold",
+                                 "--source is auto, calibration or labels, not '%s'", o->source);
+        else
+            rc = vdx_concept_fit_threshold(c->book, o->positional[0], &fit, &result, &c->err);
     } else if (!strcmp(sub, "revert")) {
         cJSON_Delete(result);
         result = NULL;
@@ -774,11 +834,18 @@ static int cmd_simple(context *c)
             printf("'%s': reverted label action %s as action %d (%d label change%s)\n",
                    o->positional[0], o->positional[1], (int)number(result, "action"),
                    n, plural);
-        else if (!strcmp(sub, "fit-threshold"))
+        else if (!strcmp(sub, "fit-threshold") && !strcmp(string(result, "source"), "labels"))
             printf("'%s': threshold %g (was %g): precision %.3f, recall %.3f, F1 %.3f on %d "
                    "labels\n", o->positional[0], number(result, "threshold"),
                    number(result, "previous"), number(result, "precision"),
                    number(result, "recall"), number(result, "f1"), (int)number(result, "labels"));
+        else if (!strcmp(sub, "fit-threshold"))
+            printf("'%s': threshold %g (p = %.3f; was %g): expected precision %.3f, recall "
+                   "%.3f, F1 %.3f over %d items (calibrated)\n",
+                   o->positional[0], number(result, "threshold"),
+                   number(result, "threshold_probability"), number(result, "previous"),
+                   number(result, "precision"), number(result, "recall"), number(result, "f1"),
+                   (int)number(result, "items"));
         else if (!strcmp(sub, "rm"))
             printf("deleted concept '%s'\n", o->positional[0]);
         else if (!strcmp(sub, "threshold"))
@@ -884,8 +951,7 @@ int cmd_concept(int argc, char **argv)
         return cli_usage_error(cmd, "expected %s", sub->usage);
     }
     context c = {.o = &o, .sub = sub->name};
-    vdx_store_options store_opts = {.data_dir = o.data, .collection = o.collection,
-                                    .url = o.store_url};
+    vdx_store_options store_opts = o.store;
     c.store_opts = &store_opts;
     c.store = vdx_store_open(&store_opts, &c.err);
     if (!c.store) {

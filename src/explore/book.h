@@ -1,6 +1,7 @@
 /* Private to src/explore/: the concept book's state and the helpers its files share
- * (concepts.c owns the database; candidates.c, evaluate.c and export.c read through
- * these helpers). Every helper expects the caller to hold book->lock. */
+ * (book.c owns the database and its schema; concepts.c, labels.c, rounds.c,
+ * candidates.c, evaluate.c and export.c work through these helpers). Every helper
+ * expects the caller to hold book->lock. */
 #ifndef VDX_EXPLORE_BOOK_H
 #define VDX_EXPLORE_BOOK_H
 
@@ -8,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "common/clock.h" /* clock_utc_iso_now: event and round times */
+#include "explore/calibrate.h"
 #include "vdx/explore.h"
 
 struct vdx_concepts {
@@ -29,7 +31,15 @@ typedef struct concept_record {
     int rounds;            /* number of rounds trained */
     int last_iters;        /* of the last round (VDX_FIT_ITERS when none) */
     float last_lr;
+    calib_map calib;       /* the last round's calibration (identity when none) */
+    int calibrated;        /* 1 when the last round has one */
 } concept_record;
+
+/* The probability the product shows for a logit: the concept's calibration of it. */
+double concept_probability(const concept_record *rec, double score);
+/* {"method":"platt","a","b","round","labels","audit_labels"} of the concept, or JSON null
+ * before its first calibrated round. */
+cJSON *concept_calibration_json(const concept_record *rec);
 
 /* The labels of a concept, oldest first. */
 typedef struct label_set {
@@ -105,6 +115,61 @@ void label_index_free(label_index *index);
 double shortest_float(float f);
 cJSON *json_float_array(const float *v, int n);
 
-double sigmoid_of(double z);
+/* The random mode's default seed (candidates.c): a hash of the name, never 0. */
+uint64_t seed_of_name(const char *name);
+
+/* ---- the database (book.c) ---- */
+/* Reports the database's last error: "PATH: DOING: message". */
+int book_fail(vdx_concepts *book, vdx_error *err, const char *doing);
+int book_exec(vdx_concepts *book, const char *sql, vdx_error *err);
+sqlite3_stmt *book_prepare(vdx_concepts *book, const char *sql, vdx_error *err);
+/* A write transaction: book_begin_write, then book_end_write(rc), which commits when rc
+ * is 0 and rolls back otherwise (or when the commit fails); returns the final status. */
+int book_begin_write(vdx_concepts *book, vdx_error *err);
+int book_end_write(vdx_concepts *book, int rc, vdx_error *err);
+void book_rollback(vdx_concepts *book);
+char *book_dup_text(const unsigned char *text);
+/* Runs one UPDATE/DELETE bound to (text ?1, int64 ?2). */
+int book_run_on_concept(vdx_concepts *book, const char *sql, const char *text, int64_t id,
+                        vdx_error *err);
+/* Sets a concept's "updated" time to now. */
+int book_touch(vdx_concepts *book, int64_t id, vdx_error *err);
+/* Refuses ids the collection does not hold with a vector ("unknown item ids: ..."). */
+int book_check_ids_known(vdx_concepts *book, const char *const *ids, size_t n,
+                         vdx_error *err);
+/* Label counts and the number of label changes since the last round (pending may be
+ * NULL). */
+int concept_counts(vdx_concepts *book, const concept_record *rec, int *positive,
+                   int *negative, int *pending, vdx_error *err);
+/* Finite and not all zero. */
+int weight_is_usable(const float *w, int dims);
+double weight_norm(const float *w, int dims);
+
+/* ---- the audit sample (audit.c) ---- */
+/* The audit items of a concept (label = the order they were drawn in, from 1). */
+int audit_items_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err);
+/* The "audit" candidates: the audit items still unlabelled, drawing more uniformly at
+ * random from the items neither labelled nor drawn until k are pending. */
+int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_request *req,
+                     cJSON **result, vdx_error *err);
+/* Counts for the estimates at threshold over hits (the items scored). */
+int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set *labels,
+                 const vdx_hits *hits, double threshold, calib_counts *counts, vdx_error *err);
+/* The "estimates" object of vdx_concept_evaluate. */
+cJSON *audit_estimates_json(const calib_counts *counts);
+/* Fits the calibration of a weight from the labels (X their vectors): audit labels
+ * weigh for the unlabelled part of the collection, the other labels for themselves.
+ * Returns 0 with *fitted = 0 when the labels cannot calibrate (one class only). */
+int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *weight,
+                    const label_set *set, const float *X, calib_map *map, int *fitted,
+                    cJSON **about, vdx_error *err);
+
+/* ---- the label log (labels.c) ---- */
+/* Takes back (redo = 0: newest change first, each item back to what it replaced) or
+ * replays (redo = 1: oldest first) the changes of one label action and marks it; *n
+ * counts them. changes gets [{"id","label","previous"}] (may be NULL). Inside a write
+ * transaction. */
+int label_action_replay(vdx_concepts *book, int64_t concept, int64_t action, int redo,
+                        cJSON *changes, int *n, vdx_error *err);
 
 #endif

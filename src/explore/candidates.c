@@ -8,6 +8,7 @@
  * are slices of that list and show the labels given since. Near-duplicates (cosine >=
  * 0.94 to an earlier item of the page) may be hidden. */
 #include "explore/book.h"
+#include "explore/calibrate.h"
 
 #include "common/clock.h"
 #include "common/hash.h"
@@ -31,6 +32,8 @@ int vdx_candidates_mode_parse(const char *text)
         return VDX_CANDIDATES_BOUNDARY;
     if (!strcmp(text, "random"))
         return VDX_CANDIDATES_RANDOM;
+    if (!strcmp(text, "audit"))
+        return VDX_CANDIDATES_AUDIT;
     return -1;
 }
 
@@ -43,6 +46,8 @@ const char *vdx_candidates_mode_name(vdx_candidates_mode mode)
         return "boundary";
     case VDX_CANDIDATES_RANDOM:
         return "random";
+    case VDX_CANDIDATES_AUDIT:
+        return "audit";
     }
     return "unknown";
 }
@@ -67,30 +72,10 @@ static int by_id(const void *a, const void *b)
     return strcmp(x->hit->id, y->hit->id);
 }
 
-/* splitmix64: a small, well-mixed generator; the sequence depends only on the seed. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t seed_of_name(const char *name)
+uint64_t seed_of_name(const char *name)
 {
     uint64_t h = hash_str(name);
     return h ? h : 1;
-}
-
-/* Unbiased integer in [0, bound). */
-static size_t random_below(uint64_t *state, size_t bound)
-{
-    uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t r;
-    do
-        r = next_random(state);
-    while (r >= limit);
-    return (size_t)(r % bound);
 }
 
 static double cosine(const float *a, const float *b, int dims)
@@ -276,12 +261,7 @@ static int list_extend(vdx_concepts *book, const concept_record *rec, const labe
              * give the same list on every backend; only the first `end` places are drawn */
             qsort(items, n, sizeof *items, by_id);
             uint64_t state = seed;
-            for (size_t i = 0; i < end; i++) {
-                size_t j = i + random_below(&state, n - i);
-                scored t = items[i];
-                items[i] = items[j];
-                items[j] = t;
-            }
+            calib_draw(items, n, sizeof *items, end, &state);
         }
         for (size_t i = 0; rc == 0 && i < end; i++)
             list_append(list, items[i].hit->id, items[i].hit->url);
@@ -304,6 +284,8 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
         return vdx_fail(err, "candidates: k = %d is more than %d", k, MAX_K);
     if (req->page < 0 || (int64_t)req->page * k > 100000000)
         return vdx_fail(err, "candidates: page %d is out of range", req->page);
+    if (req->mode == VDX_CANDIDATES_AUDIT)
+        return audit_candidates(book, name, req, result, err);
     if (req->mode != VDX_CANDIDATES_NEAREST && req->mode != VDX_CANDIDATES_BOUNDARY &&
         req->mode != VDX_CANDIDATES_RANDOM)
         return vdx_fail(err, "candidates: unknown mode %d", (int)req->mode);
@@ -405,7 +387,7 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
                                                    ? cJSON_CreateString(url->valuestring)
                                                    : cJSON_CreateNull());
             cJSON_AddNumberToObject(item, "score", score);
-            cJSON_AddNumberToObject(item, "probability", sigmoid_of(score));
+            cJSON_AddNumberToObject(item, "probability", concept_probability(&rec, score));
             cJSON_AddNumberToObject(item, "dist", norm > 0 ? 1.0 - score / norm : 1.0);
             cJSON_AddNumberToObject(item, "rank", (double)(start + i + 1));
             int label = label_index_get(&labelled, page_ids[i]);

@@ -243,6 +243,33 @@ static cJSON *histogram(const vdx_hits *hits, double threshold, int bins)
     return h;
 }
 
+/* The items' calibrated probabilities in `bins` equal bins over [0, 1]. */
+static cJSON *probability_histogram(const vdx_hits *hits, const concept_record *rec, int bins)
+{
+    int *counts = calloc((size_t)bins, sizeof *counts);
+    cJSON *h = cJSON_CreateObject(), *list = NULL;
+    int ok = counts && h && cJSON_AddNumberToObject(h, "min", 0) &&
+             cJSON_AddNumberToObject(h, "max", 1) &&
+             cJSON_AddNumberToObject(h, "bin_width", 1.0 / bins) &&
+             (list = cJSON_AddArrayToObject(h, "counts"));
+    for (int i = 0; ok && i < hits->n; i++) {
+        int bin = (int)(concept_probability(rec, hits->hits[i].dist) * bins);
+        counts[bin < 0 ? 0 : bin >= bins ? bins - 1 : bin]++;
+    }
+    for (int b = 0; ok && b < bins; b++) {
+        cJSON *count = cJSON_CreateNumber(counts[b]);
+        ok = count && cJSON_AddItemToArray(list, count);
+        if (!ok)
+            cJSON_Delete(count);
+    }
+    free(counts);
+    if (!ok) {
+        cJSON_Delete(h);
+        return NULL;
+    }
+    return h;
+}
+
 int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluate_options *opts,
                          cJSON **result, vdx_error *err)
 {
@@ -261,6 +288,9 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         (rc = concept_current_cv(book, &rec, &cv, err)) == 0 &&
         (cv || (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0))
         rc = book_score_all(book, rec.weight, opts ? opts->where : NULL, &hits, err);
+    calib_counts counts = {0};
+    if (rc == 0)
+        rc = audit_counts(book, &rec, &rows.set, &hits, rec.threshold, &counts, err);
     if (rc == 0) {
         int n = (int)rows.set.n, positive = 0, above = 0;
         for (int i = 0; i < n; i++)
@@ -280,6 +310,7 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
                 cJSON *t = cJSON_CreateObject();
                 cJSON_AddStringToObject(t, "id", rows.set.ids[i]);
                 cJSON_AddNumberToObject(t, "score", score);
+                cJSON_AddNumberToObject(t, "probability", concept_probability(&rec, score));
                 cJSON_AddNumberToObject(t, "label", rows.set.labels[i]);
                 cJSON_AddItemToArray(ticks, t);
             }
@@ -287,6 +318,9 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         cJSON *out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "concept", rec.name);
         cJSON_AddNumberToObject(out, "threshold", rec.threshold);
+        cJSON_AddNumberToObject(out, "threshold_probability",
+                                concept_probability(&rec, rec.threshold));
+        cJSON_AddItemToObject(out, "calibration", concept_calibration_json(&rec));
         cJSON_AddNumberToObject(out, "positive", positive);
         cJSON_AddNumberToObject(out, "negative", n - positive);
         if (n)
@@ -308,6 +342,9 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         cJSON_AddNumberToObject(out, "count", hits.n);
         cJSON_AddNumberToObject(out, "above_threshold", above);
         cJSON_AddItemToObject(out, "histogram", histogram(&hits, rec.threshold, bins));
+        cJSON_AddItemToObject(out, "probability_histogram",
+                              probability_histogram(&hits, &rec, bins));
+        cJSON_AddItemToObject(out, "estimates", audit_estimates_json(&counts));
         cJSON_AddItemToObject(out, "labelled", ticks);
         *result = out;
     }
@@ -436,7 +473,7 @@ int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_requ
             else
                 cJSON_AddNullToObject(item, "url");
             cJSON_AddNumberToObject(item, "score", order[i]->dist);
-            cJSON_AddNumberToObject(item, "probability", sigmoid_of(order[i]->dist));
+            cJSON_AddNumberToObject(item, "probability", concept_probability(&rec, order[i]->dist));
             int label = label_index_get(&labels, order[i]->id);
             if (label >= 0)
                 cJSON_AddNumberToObject(item, "label", label);
@@ -457,6 +494,60 @@ int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_requ
 
 /* ---- threshold fit ------------------------------------------------------------------ */
 
+static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
+                              const vdx_threshold_fit *fit, double *threshold, cJSON *out,
+                              vdx_error *err);
+static int check_fit(const vdx_threshold_fit *fit, vdx_error *err)
+{
+    if (fit->target != VDX_THRESHOLD_FIT_F1 && fit->target != VDX_THRESHOLD_FIT_PRECISION)
+        return vdx_fail(err, "threshold fit: unknown target %d", (int)fit->target);
+    if (fit->target == VDX_THRESHOLD_FIT_PRECISION && !(fit->precision > 0 && fit->precision <= 1))
+        return vdx_fail(err, "threshold fit: the target precision must be in (0, 1], not %g",
+                        fit->precision);
+    if (fit->source != VDX_THRESHOLD_FROM_LABELS && fit->source != VDX_THRESHOLD_FROM_CALIBRATION &&
+        fit->source != VDX_THRESHOLD_FROM_AUTO)
+        return vdx_fail(err, "threshold fit: unknown source %d", (int)fit->source);
+    return 0;
+}
+
+/* The calibration source: finds the concept, fits, sets the threshold, describes it. */
+static int fit_threshold_calibrated(vdx_concepts *book, const char *name,
+                                    const vdx_threshold_fit *fit, cJSON **result,
+                                    vdx_error *err)
+{
+    if (result)
+        *result = NULL;
+    if (check_fit(fit, err) != 0)
+        return -1;
+    pthread_mutex_lock(&book->lock);
+    concept_record rec = {0};
+    cJSON *out = cJSON_CreateObject();
+    double threshold = 0;
+    int rc = out ? concept_find(book, name, &rec, err) : vdx_fail_oom(err, "out of memory");
+    if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0) {
+        int ok = cJSON_AddStringToObject(out, "target", fit->target == VDX_THRESHOLD_FIT_F1 ? "f1" : "precision") &&
+                 (fit->target != VDX_THRESHOLD_FIT_PRECISION ||
+                  cJSON_AddNumberToObject(out, "precision_target", fit->precision)) &&
+                 cJSON_AddNumberToObject(out, "previous", rec.threshold);
+        rc = ok ? fit_on_calibration(book, &rec, fit, &threshold, out, err)
+                : vdx_fail_oom(err, "describing a threshold fit");
+    }
+    if (rc == 0 && (!cJSON_AddNumberToObject(out, "threshold", threshold) ||
+                    !cJSON_AddNumberToObject(out, "threshold_probability",
+                                             concept_probability(&rec, threshold))))
+        rc = vdx_fail_oom(err, "describing a threshold fit");
+    concept_record_free(&rec);
+    pthread_mutex_unlock(&book->lock);
+    if (rc == 0)
+        rc = vdx_concept_set_threshold(book, name, threshold, err);
+    if (rc == 0 && result) {
+        *result = out;
+        out = NULL;
+    }
+    cJSON_Delete(out);
+    return rc;
+}
+
 typedef struct labelled_score {
     double score;
     int positive;
@@ -470,6 +561,19 @@ static int by_labelled_score_desc(const void *a, const void *b)
     return x->positive - y->positive; /* negatives first among ties: no optimistic cut */
 }
 
+int vdx_threshold_source_parse(const char *text)
+{
+    if (!text)
+        return -1;
+    if (!strcmp(text, "labels"))
+        return VDX_THRESHOLD_FROM_LABELS;
+    if (!strcmp(text, "calibration"))
+        return VDX_THRESHOLD_FROM_CALIBRATION;
+    if (!strcmp(text, "auto"))
+        return VDX_THRESHOLD_FROM_AUTO;
+    return -1;
+}
+
 int vdx_threshold_target_parse(const char *text)
 {
     if (!text)
@@ -481,16 +585,88 @@ int vdx_threshold_target_parse(const char *text)
     return -1;
 }
 
+/* The calibration source of vdx_concept_fit_threshold (book locked, rec loaded). */
+static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
+                              const vdx_threshold_fit *fit, double *threshold, cJSON *out,
+                              vdx_error *err)
+{
+    if (!rec->calibrated)
+        return vdx_fail_kind(err, VDX_ERR_CONFLICT,
+                             "concept '%s' has no calibration yet: train a round with positive "
+                             "and negative labels", rec->name);
+    label_set set = {0};
+    label_index labels = {0};
+    vdx_hits hits = {0};
+    calib_item *items = NULL;
+    int rc = concept_labels_load(book, rec->id, &set, err);
+    if (rc == 0 && (rc = label_index_build(&set, &labels, err)) == 0)
+        rc = book_score_all(book, rec->weight, NULL, &hits, err);
+    size_t n = rc == 0 ? (size_t)hits.n : 0;
+    if (rc == 0 && !(items = malloc((n + 1) * sizeof *items)))
+        rc = vdx_fail_oom(err, "out of memory for %zu scores", n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int label = label_index_get(&labels, hits.hits[i].id);
+        items[i].score = hits.hits[i].dist;
+        items[i].positive = label >= 0 ? label : concept_probability(rec, items[i].score);
+    }
+    if (rc == 0 && n == 0)
+        rc = vdx_fail_kind(err, VDX_ERR_CONFLICT,
+                           "concept '%s': the collection has no items to fit a threshold on",
+                           rec->name);
+    double precision = 0, recall = 0, f1 = 0, best_precision = 0;
+    if (rc == 0 &&
+        calib_best_cut(items, n, fit->target == VDX_THRESHOLD_FIT_PRECISION ? fit->precision : 0,
+                       threshold, &precision, &recall, &f1, &best_precision) == 0)
+        rc = vdx_fail_kind(err, VDX_ERR_CONFLICT,
+                           "no threshold gives an expected precision >= %g over the "
+                           "collection for concept '%s' (the best is %.3f)",
+                           fit->precision, rec->name, best_precision);
+    if (rc == 0) {
+        calib_counts counts;
+        rc = audit_counts(book, rec, &set, &hits, *threshold, &counts, err);
+        cJSON *estimates = rc == 0 ? audit_estimates_json(&counts) : NULL;
+        int ok = rc != 0 || (cJSON_AddStringToObject(out, "source", "calibration") &&
+                             cJSON_AddNumberToObject(out, "items", (double)n) &&
+                             cJSON_AddNumberToObject(out, "precision", precision) &&
+                             cJSON_AddNumberToObject(out, "recall", recall) &&
+                             cJSON_AddNumberToObject(out, "f1", f1) && estimates &&
+                             cJSON_AddItemToObject(out, "estimates", estimates));
+        if (!ok) {
+            cJSON_Delete(estimates);
+            rc = vdx_fail_oom(err, "describing a threshold fit");
+        }
+    }
+    free(items);
+    vdx_hits_free(&hits);
+    label_index_free(&labels);
+    label_set_free(&set);
+    return rc;
+}
+
 int vdx_concept_fit_threshold(vdx_concepts *book, const char *name, const vdx_threshold_fit *fit,
                               cJSON **result, vdx_error *err)
 {
+    if (fit->source == VDX_THRESHOLD_FROM_AUTO) {
+        pthread_mutex_lock(&book->lock);
+        concept_record rec;
+        int calibrated = 0, rc = concept_find(book, name, &rec, err);
+        if (rc == 0) {
+            calibrated = rec.calibrated;
+            concept_record_free(&rec);
+        }
+        pthread_mutex_unlock(&book->lock);
+        if (rc != 0)
+            return rc;
+        vdx_threshold_fit chosen = *fit;
+        chosen.source = calibrated ? VDX_THRESHOLD_FROM_CALIBRATION : VDX_THRESHOLD_FROM_LABELS;
+        return vdx_concept_fit_threshold(book, name, &chosen, result, err);
+    }
+    if (fit->source == VDX_THRESHOLD_FROM_CALIBRATION)
+        return fit_threshold_calibrated(book, name, fit, result, err);
     if (result)
         *result = NULL;
-    if (fit->target != VDX_THRESHOLD_FIT_F1 && fit->target != VDX_THRESHOLD_FIT_PRECISION)
-        return vdx_fail(err, "threshold fit: unknown target %d", (int)fit->target);
-    if (fit->target == VDX_THRESHOLD_FIT_PRECISION && !(fit->precision > 0 && fit->precision <= 1))
-        return vdx_fail(err, "threshold fit: the target precision must be in (0, 1], not %g",
-                        fit->precision);
+    if (check_fit(fit, err) != 0)
+        return -1;
     pthread_mutex_lock(&book->lock);
     concept_record rec = {0};
     labelled_rows rows = {0};
@@ -543,6 +719,7 @@ int vdx_concept_fit_threshold(vdx_concepts *book, const char *name, const vdx_th
                                "'%s' (the best is %.3f)", fit->precision, name, best_precision);
     }
     double threshold = 0, previous = rec.threshold;
+    calib_map calib = rec.calib;
     if (rc == 0) {
         double spread = s[0].score - s[n - 1].score;
         threshold = best < n ? (s[best - 1].score + s[best].score) / 2
@@ -560,7 +737,9 @@ int vdx_concept_fit_threshold(vdx_concepts *book, const char *name, const vdx_th
                                 fit->target == VDX_THRESHOLD_FIT_F1 ? "f1" : "precision");
         if (fit->target == VDX_THRESHOLD_FIT_PRECISION)
             cJSON_AddNumberToObject(out, "precision_target", fit->precision);
+        cJSON_AddStringToObject(out, "source", "labels");
         cJSON_AddNumberToObject(out, "threshold", threshold);
+        cJSON_AddNumberToObject(out, "threshold_probability", calib_probability(&calib, threshold));
         cJSON_AddNumberToObject(out, "previous", previous);
         cJSON_AddNumberToObject(out, "labels", n);
         add_prf(out, best_tp, best_fp, positive - best_tp);

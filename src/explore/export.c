@@ -130,6 +130,7 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
     const vdx_hit **order = NULL;
     size_t n = 0;
     int above = 0;
+    calib_map calib = {1, 0};
     int rc = concept_find(book, name, &rec, err);
     if (rc == 0) {
         if (isnan(threshold))
@@ -137,6 +138,7 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
         if ((rc = concept_check_model(book, &rec, err)) == 0)
             rc = concept_ranking(book, &rec, NULL, threshold, 1, 0, &hits, &order, &n, &above,
                                  err);
+        calib = rec.calib;
         concept_record_free(&rec);
     }
     pthread_mutex_unlock(&book->lock);
@@ -150,7 +152,7 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
             append_csv_field(&b, order[i]->id);
             strbuf_bytes(&b, ",", 1);
             append_csv_field(&b, order[i]->url);
-            strbuf_printf(&b, ",%.9g,%.9g\r\n", score, sigmoid_of(score));
+            strbuf_printf(&b, ",%.9g,%.9g\r\n", score, calib_probability(&calib, score));
         } else {
             cJSON *line = cJSON_CreateObject();
             cJSON_AddNumberToObject(line, "rank", (double)i + 1);
@@ -160,7 +162,7 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
             else
                 cJSON_AddNullToObject(line, "url");
             cJSON_AddNumberToObject(line, "score", score);
-            cJSON_AddNumberToObject(line, "probability", sigmoid_of(score));
+            cJSON_AddNumberToObject(line, "probability", calib_probability(&calib, score));
             append_json_line(&b, line);
             cJSON_Delete(line);
         }

@@ -54,9 +54,12 @@ int api_status_of(const vdx_error *err, int fallback)
 static void reply_failure(http_request *req, const vdx_error *err, int fallback)
 {
     cJSON *json = cJSON_CreateObject();
-    cJSON_AddStringToObject(json, "error", err->message);
-    cJSON_AddStringToObject(json, "kind", vdx_error_kind_name(err->kind));
-    http_reply_json(req, api_status_of(err, fallback), json);
+    if (json && (!cJSON_AddStringToObject(json, "error", err->message) ||
+                 !cJSON_AddStringToObject(json, "kind", vdx_error_kind_name(err->kind)))) {
+        cJSON_Delete(json); /* a reply without its message would hide the failure */
+        json = NULL;
+    }
+    http_reply_json(req, json ? api_status_of(err, fallback) : 500, json);
 }
 
 /* ---- JSON input ------------------------------------------------------------------- */
@@ -950,7 +953,7 @@ static int candidates_from_json(http_request *req, const cJSON *obj, vdx_candida
         return -1;
     int parsed = mode ? vdx_candidates_mode_parse(mode) : VDX_CANDIDATES_NEAREST;
     if (parsed < 0)
-        return http_reply_error(req, 400, "field 'mode' must be nearest, boundary or random, not '%s'", mode);
+        return http_reply_error(req, 400, "field 'mode' must be nearest, boundary, random or audit, not '%s'", mode);
     *out = (vdx_candidates_request){.mode = parsed, .k = (int)k, .page = (int)page,
                                     .where = where && *where ? where : NULL, .hide_duplicates = hide};
     return 0;
@@ -966,7 +969,7 @@ static int candidates_from_query(http_request *req, vdx_candidates_request *out)
         return -1;
     int parsed = mode && *mode ? vdx_candidates_mode_parse(mode) : VDX_CANDIDATES_NEAREST;
     if (parsed < 0)
-        return http_reply_error(req, 400, "query argument 'mode' must be nearest, boundary or random, not '%s'", mode);
+        return http_reply_error(req, 400, "query argument 'mode' must be nearest, boundary, random or audit, not '%s'", mode);
     if (where && strlen(where) > MAX_WHERE)
         return http_reply_error(req, 400, "query argument 'where' is longer than %d bytes", MAX_WHERE);
     *out = (vdx_candidates_request){.mode = parsed, .k = (int)k, .page = (int)page,
@@ -1109,25 +1112,30 @@ static void route_revert(api_context *ctx, http_request *req, const char *name)
 }
 
 /* POST /api/concepts/NAME/threshold/fit {"target":"f1"} | {"target":"precision",
- * "precision":0.9} : sets the threshold from the labels' scores. */
+ * "precision":0.9 (the default)}, "source":"auto" (default: the calibration when the
+ * concept has one, else the labels) | "calibration" | "labels" : sets the threshold. */
 static void route_threshold_fit(api_context *ctx, http_request *req, const char *name)
 {
     cJSON *body = http_body_json(req);
     if (!body)
         return;
-    const char *target = NULL;
+    const char *target = NULL, *source = NULL;
     double precision;
     cJSON *result = NULL;
     vdx_error err = {{0}};
     if (json_string(req, body, "target", 0, 16, &target) == 0 &&
-        json_double(req, body, "precision", NAN, &precision) == 0) {
+        json_string(req, body, "source", 0, 16, &source) == 0 &&
+        json_double(req, body, "precision", 0.9, &precision) == 0) {
         int parsed = target ? vdx_threshold_target_parse(target) : VDX_THRESHOLD_FIT_F1;
+        int from = source ? vdx_threshold_source_parse(source) : VDX_THRESHOLD_FROM_AUTO;
         if (parsed < 0)
             http_reply_error(req, 400, "field 'target' must be f1 or precision, not '%s'", target);
+        else if (from < 0)
+            http_reply_error(req, 400, "field 'source' must be auto, calibration or labels, not '%s'", source);
         else if (parsed == VDX_THRESHOLD_FIT_PRECISION && !(precision > 0 && precision <= 1))
             http_reply_error(req, 400, "field 'precision' must be a number in (0, 1] with \"target\": \"precision\"");
         else {
-            vdx_threshold_fit fit = {.target = parsed, .precision = precision};
+            vdx_threshold_fit fit = {.target = parsed, .precision = precision, .source = from};
             if (vdx_concept_fit_threshold(ctx->concepts, name, &fit, &result, &err) != 0)
                 reply_failure(req, &err, 400);
             else

@@ -204,7 +204,8 @@ await flow('mouse', {}, async (page, shot) => {
   await page.mouse.up();
   await patched;
   const after = (await getJson(page, '/api/concepts/a%20red%20circle')).threshold;
-  const slider = Number(await page.inputValue('#threshold'));
+  // the slider is on the calibrated probability axis; the server keeps its logit
+  const slider = Number(await page.getAttribute('#threshold', 'data-logit'));
   check(after !== before && Math.abs(after - slider) < 1e-9, `threshold ${before} → ${after}, slider ${slider}`);
   // the count under the histogram is the server's, exactly
   const evaluation = await getJson(page, '/api/concepts/a%20red%20circle/evaluate?bins=40');
@@ -275,7 +276,7 @@ await flow('keyboard', { colorScheme: 'dark' }, async (page, shot) => {
   check(after > before, `the arrow keys did not raise the threshold (${before} → ${after})`);
   await page.waitForFunction(() => document.getElementById('above').dataset.count !== '');
   const stored = (await getJson(page, '/api/concepts/a%20blue%20square')).threshold;
-  const shown = Number(await page.inputValue('#threshold'));
+  const shown = Number(await page.getAttribute('#threshold', 'data-logit'));
   check(Math.abs(stored - shown) < 1e-9, `the server holds threshold ${stored}, the slider ${shown}`);
   await shot('threshold');
   tabs = 0;
@@ -604,6 +605,25 @@ for (const { tag, options } of sizes) {
     const e2 = await getJson(page, `/api/concepts/${name}/evaluate?bins=40`);
     await countIs(page, e2.above_threshold);
     await shot('fitted');
+    // the audit panel: estimates unknown until a random sample is labelled, then numbers
+    check(await page.getAttribute('#estimates', 'data-status') === 'unknown' &&
+      (await page.textContent('#estimates')).includes('unknown'), `estimates before the audit: ${await page.textContent('#estimates')}`);
+    await page.click('#audit');
+    await page.waitForFunction(() => document.getElementById('view-title').textContent.startsWith('Audit sample'));
+    const sample = (await getJson(page, `/api/concepts/${name}/candidates?mode=audit&k=20`)).items.map((i) => i.id);
+    await page.waitForFunction((n) => document.querySelectorAll('#grid .tile').length === n, sample.length);
+    check(sample.length === 20 && JSON.stringify(await tileIds(page)) === JSON.stringify(sample),
+      `the audit view shows ${await tileIds(page)}, the API's sample ${sample}`);
+    await shot('audit');
+    await page.request.post(url.replace(/\/$/, '') + `/api/concepts/${name}/labels`,
+      { data: { labels: sample.map((id) => ({ id, label: 0 })) } });
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    await sidebar(page);
+    await page.waitForFunction(() => document.getElementById('estimates')?.dataset.status === 'estimated');
+    const text = await page.textContent('#estimates');
+    check(/positives · precision/.test(text) && /\[/.test(text), `estimates after the audit: ${text}`);
+    await shot('estimates');
     await closeSidebar(page);
   });
 

@@ -159,7 +159,7 @@ first=$(head -n 1 "$tmp/ids.1")
 [ $rc -eq 4 ] && grep -qx "vdx: concept label: no concept named 'doomed'" "$tmp/err" \
     && ok "labelling a deleted concept is refused" || not_ok "deleted concept: rc $rc: $(cat "$tmp/err")"
 "$vdx" concept next dogs --mode sideways $C > /dev/null 2> "$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "mode is nearest, boundary or random, not 'sideways'" "$tmp/err" \
+[ $rc -eq 2 ] && grep -q "mode is nearest, boundary, random or audit, not 'sideways'" "$tmp/err" \
     && ok "bad --mode is a usage error" || not_ok "bad mode: rc $rc"
 "$vdx" concept new --data "$tmp/nowhere" > /dev/null 2> "$tmp/err"; rc=$?
 [ $rc -eq 2 ] && grep -qx "vdx concept new: expected NAME" "$tmp/err" \
@@ -169,5 +169,41 @@ first=$(head -n 1 "$tmp/ids.1")
 check "--help" grep -q "usage: vdx concept <command>" "$tmp/help"
 "$vdx" concept list $C > "$tmp/list" 2>&1
 check "list shows both concepts" test "$(grep -c '"name":' "$tmp/list")" -eq 2
+
+# --- calibration and the audit sample ----------------------------------------------------
+check "show: the round's calibration, estimates unknown before an audit" \
+    sh -c "grep -q '\"calibration\":{\"method\":\"platt\",\"a\":' '$tmp/show1.json' &&
+           grep -q '\"estimates\":{\"status\":\"unknown\",\"audit_labels\":0,.*\"positives\":null,\"precision\":null,\"recall\":null}' '$tmp/show1.json'"
+"$vdx" concept export dogs --labels --format jsonl $C > "$tmp/census.jsonl" 2> "$tmp/err"
+ids_of "$tmp/census.jsonl" > "$tmp/census-ids"
+census=$(wc -l < "$tmp/census-ids")
+census_pos=$(grep -c '"label":1' "$tmp/census.jsonl")
+"$vdx" concept next dogs --mode audit -k 6 $C > "$tmp/audit" 2> "$tmp/err"
+ids_of "$tmp/audit" > "$tmp/aids"
+n=$(wc -l < "$tmp/aids")
+again=$(grep -cxF -f "$tmp/census-ids" "$tmp/aids")
+[ "$n" -eq 6 ] && [ "$again" -eq 0 ] && ok "next --mode audit: 6 unlabelled items" \
+    || not_ok "audit: $n items, $again labelled: $(cat "$tmp/err")"
+"$vdx" concept next dogs --mode audit -k 6 $C 2> /dev/null | ids_of /dev/stdin > "$tmp/aids2"
+check "the audit sample stays until labelled" cmp -s "$tmp/aids" "$tmp/aids2"
+set -- $(awk '{ print "-" $0 }' "$tmp/aids")
+"$vdx" concept label dogs "$@" $C > /dev/null 2> "$tmp/err"
+"$vdx" concept threshold dogs 1000 $C > /dev/null 2> "$tmp/err"
+"$vdx" concept show dogs $C > "$tmp/show-audit.json" 2> "$tmp/err"
+# nothing above the threshold and 6 negative audit labels: the estimate of positives is
+# the census's positives, its interval up to census + (count - census) x Wilson(0 of 6)
+want=$(awk -v n="$count" -v c="$census" -v p="$census_pos" 'BEGIN {
+    z = 1.96; k = 6; hi = (z * z / (2 * k) + z * sqrt(z * z / (4 * k * k))) / (1 + z * z / k)
+    printf "%.4f %.4f", p, p + (n - c) * hi }')
+got=$(sed -n "s/.*\"estimates\":{\"status\":\"estimated\",\"audit_labels\":6,\"census_labels\":$census,[^}]*\"positives\":{\"value\":\([0-9.e+-]*\),\"lo\":\([0-9.e+-]*\),\"hi\":\([0-9.e+-]*\)},\"precision\":null.*/\1 \3/p" "$tmp/show-audit.json")
+[ -n "$got" ] && [ "$(echo "$got" | awk '{ printf "%.4f %.4f", $1, $2 }')" = "$want" ] \
+    && ok "audited estimate of positives: $census_pos [.., Wilson bound $want]" \
+    || not_ok "audited positives '$got', want $want: $(grep -o '"estimates":{[^}]*}[^}]*}' "$tmp/show-audit.json")"
+"$vdx" concept fit-threshold dogs --source calibration $C > "$tmp/fit.json" 2> "$tmp/err"
+check "fit-threshold --source calibration: expected precision over the collection" \
+    grep -q '"source":"calibration","items":[0-9]*,"precision":' "$tmp/fit.json"
+"$vdx" concept fit-threshold dogs --source guess $C > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "source is auto, calibration or labels, not 'guess'" "$tmp/err" \
+    && ok "bad --source is a usage error" || not_ok "bad source: rc $rc: $(cat "$tmp/err")"
 
 [ "$failures" -eq 0 ]

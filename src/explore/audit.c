@@ -1,0 +1,369 @@
+/* The audit sample and what it measures. The loop's labels are the hardest cases by
+ * construction (the nearest items of the weight), not a sample of the collection, so
+ * they cannot say how many positives the collection holds or how precise the threshold
+ * is. The audit sample is: items drawn uniformly at random from those neither labelled
+ * nor drawn before, kept in concepts.db (audit_items) until labelled. Estimates stratify
+ * the collection: the labelled items outside the sample are a census, and the labelled
+ * audit items a uniform sample of the rest (Horvitz-Thompson weights, Wilson intervals:
+ * calibrate.c). The same weights make the calibration fit stand for the collection. */
+#include "explore/book.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_K 20
+#define MAX_K 1000
+
+int audit_items_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err)
+{
+    memset(set, 0, sizeof *set);
+    sqlite3_stmt *stmt = book_prepare(
+        book, "SELECT item, drawn FROM audit_items WHERE concept = ?1 ORDER BY drawn", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, concept_id);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (set->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **ids = realloc(set->ids, cap * sizeof *ids);
+            if (ids)
+                set->ids = ids;
+            int *drawn = realloc(set->labels, cap * sizeof *drawn);
+            if (drawn)
+                set->labels = drawn;
+            if (!ids || !drawn) {
+                sqlite3_finalize(stmt);
+                label_set_free(set);
+                return vdx_fail_oom(err, "out of memory for %zu audit items", cap);
+            }
+        }
+        set->ids[set->n] = book_dup_text(sqlite3_column_text(stmt, 0));
+        set->labels[set->n] = sqlite3_column_int(stmt, 1);
+        if (!set->ids[set->n]) {
+            sqlite3_finalize(stmt);
+            label_set_free(set);
+            return vdx_fail_oom(err, "reading the audit items of %s", book->path);
+        }
+        set->n++;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        label_set_free(set);
+        return book_fail(book, err, "reading audit items");
+    }
+    return 0;
+}
+
+/* label_set_free frees urls and times per item: an audit set has none. */
+static void audit_set_free(label_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        free(set->ids[i]);
+    free(set->ids);
+    free(set->labels);
+    memset(set, 0, sizeof *set);
+}
+
+static int hit_by_id(const void *a, const void *b)
+{
+    return strcmp((*(const vdx_hit *const *)a)->id, (*(const vdx_hit *const *)b)->id);
+}
+
+/* Draws `want` items uniformly from the scored items that are neither labelled nor in
+ * the sample, and records them (inside a write transaction). */
+static int draw_more(vdx_concepts *book, const concept_record *rec, const label_index *labelled,
+                     const label_index *drawn, int n_drawn, const vdx_hits *hits, size_t want,
+                     uint64_t seed, size_t *population, vdx_error *err)
+{
+    const vdx_hit **pool = malloc(((size_t)hits->n + 1) * sizeof *pool);
+    if (!pool)
+        return vdx_fail_oom(err, "out of memory for %d items", hits->n);
+    size_t n = 0;
+    for (int i = 0; i < hits->n; i++)
+        if (label_index_get(labelled, hits->hits[i].id) < 0 &&
+            label_index_get(drawn, hits->hits[i].id) < 0)
+            pool[n++] = &hits->hits[i];
+    *population = n;
+    /* ids in sorted order, then a seeded shuffle: the same draws on every backend */
+    int rc = 0;
+    qsort(pool, n, sizeof *pool, hit_by_id);
+    size_t k = want < n ? want : n;
+    uint64_t state = seed + (uint64_t)n_drawn * 0x9E3779B97F4A7C15ULL;
+    calib_draw(pool, n, sizeof *pool, k, &state);
+    char now[32];
+    clock_utc_iso_now(now);
+    sqlite3_stmt *stmt = k ? book_prepare(book,
+                                          "INSERT INTO audit_items(concept, item, drawn, time)"
+                                          " VALUES(?1, ?2, ?3, ?4)",
+                                          err)
+                           : NULL;
+    if (k && !stmt)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < k; i++) {
+        sqlite3_reset(stmt);
+        sqlite3_bind_int64(stmt, 1, rec->id);
+        sqlite3_bind_text(stmt, 2, pool[i]->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, (int64_t)n_drawn + (int64_t)i + 1);
+        sqlite3_bind_text(stmt, 4, now, -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            rc = book_fail(book, err, "recording an audit item");
+    }
+    sqlite3_finalize(stmt);
+    free(pool);
+    return rc;
+}
+
+/* A lookup from an id to its position in hits. */
+static int hits_index_build(const vdx_hits *hits, label_index *index, vdx_error *err)
+{
+    size_t n = (size_t)hits->n;
+    char **ids = malloc((n + 1) * sizeof *ids);
+    int *positions = malloc((n + 1) * sizeof *positions);
+    int rc = ids && positions ? 0 : vdx_fail_oom(err, "out of memory for %zu items", n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        ids[i] = hits->hits[i].id;
+        positions[i] = (int)i;
+    }
+    label_set set = {.n = n, .ids = ids, .labels = positions};
+    if (rc == 0)
+        rc = label_index_build(&set, index, err);
+    free(ids);
+    free(positions);
+    return rc;
+}
+
+int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_request *req,
+                     cJSON **result, vdx_error *err)
+{
+    *result = NULL;
+    int k = req->k > 0 ? req->k : DEFAULT_K;
+    if (k > MAX_K)
+        return vdx_fail(err, "candidates: k = %d is more than %d", k, MAX_K);
+    if (req->where && *req->where)
+        return vdx_fail(err, "the audit sample is drawn from the whole collection: it takes "
+                             "no filter");
+    pthread_mutex_lock(&book->lock);
+    concept_record rec = {0};
+    label_set labels = {0}, audit = {0};
+    label_index labelled = {0}, drawn = {0}, by_id = {0};
+    vdx_hits hits = {0};
+    size_t population = 0;
+    int rc = concept_find(book, name, &rec, err), pending = 0;
+    if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
+        (rc = concept_labels_load(book, rec.id, &labels, err)) == 0 &&
+        (rc = label_index_build(&labels, &labelled, err)) == 0 &&
+        (rc = audit_items_load(book, rec.id, &audit, err)) == 0 &&
+        (rc = label_index_build(&audit, &drawn, err)) == 0 &&
+        (rc = book_score_all(book, rec.weight, NULL, &hits, err)) == 0)
+        rc = hits_index_build(&hits, &by_id, err);
+    for (size_t i = 0; rc == 0 && i < audit.n; i++)
+        pending += label_index_get(&labelled, audit.ids[i]) < 0;
+    if (rc == 0 && (rc = book_begin_write(book, err)) == 0) {
+        uint64_t seed = req->seed ? req->seed : seed_of_name(rec.name);
+        size_t want = pending < k ? (size_t)(k - pending) : 0;
+        rc = draw_more(book, &rec, &labelled, &drawn, (int)audit.n, &hits, want, seed,
+                       &population, err);
+        rc = book_end_write(book, rc, err);
+        if (rc == 0 && want) {
+            audit_set_free(&audit);
+            label_index_free(&drawn);
+            if ((rc = audit_items_load(book, rec.id, &audit, err)) == 0)
+                rc = label_index_build(&audit, &drawn, err);
+            population = population > want ? population - want : 0;
+        }
+    }
+    double norm = rc == 0 ? weight_norm(rec.weight, rec.dims) : 0;
+    cJSON *out = rc == 0 ? cJSON_CreateObject() : NULL;
+    if (rc == 0) {
+        int ok = out && cJSON_AddStringToObject(out, "concept", rec.name) &&
+                 cJSON_AddStringToObject(out, "mode", "audit") &&
+                 cJSON_AddNumberToObject(out, "k", k) && cJSON_AddNumberToObject(out, "page", 0) &&
+                 cJSON_AddNumberToObject(out, "round", rec.rounds);
+        cJSON *items = ok ? cJSON_AddArrayToObject(out, "items") : NULL;
+        ok = items && cJSON_AddArrayToObject(out, "hidden");
+        int listed = 0, audit_labelled = 0;
+        for (size_t i = 0; ok && i < audit.n; i++) {
+            if (label_index_get(&labelled, audit.ids[i]) >= 0) {
+                audit_labelled++;
+                continue;
+            }
+            int at = label_index_get(&by_id, audit.ids[i]);
+            if (at < 0 || listed >= k)
+                continue; /* an item that lost its vector since it was drawn */
+            const vdx_hit *h = &hits.hits[at];
+            cJSON *item = cJSON_CreateObject();
+            ok = item && cJSON_AddItemToArray(items, item);
+            if (!ok) {
+                cJSON_Delete(item);
+                break;
+            }
+            ok = cJSON_AddStringToObject(item, "id", h->id) &&
+                 (h->url ? cJSON_AddStringToObject(item, "url", h->url)
+                         : cJSON_AddNullToObject(item, "url")) &&
+                 cJSON_AddNumberToObject(item, "score", h->dist) &&
+                 cJSON_AddNumberToObject(item, "probability", concept_probability(&rec, h->dist)) &&
+                 cJSON_AddNumberToObject(item, "dist", norm > 0 ? 1.0 - h->dist / norm : 1.0) &&
+                 cJSON_AddNumberToObject(item, "rank", audit.labels[i]) &&
+                 cJSON_AddNullToObject(item, "label");
+            listed++;
+        }
+        cJSON *about = ok ? cJSON_AddObjectToObject(out, "audit") : NULL;
+        ok = ok && cJSON_AddNumberToObject(out, "unlabelled", (double)population) &&
+             cJSON_AddBoolToObject(out, "more", population > 0) && about &&
+             cJSON_AddNumberToObject(about, "drawn", (double)audit.n) &&
+             cJSON_AddNumberToObject(about, "labelled", audit_labelled) &&
+             cJSON_AddNumberToObject(about, "pending", (double)audit.n - audit_labelled);
+        if (!ok)
+            rc = vdx_fail_oom(err, "listing the audit sample of concept '%s' (it is recorded)",
+                              rec.name);
+    }
+    if (rc == 0)
+        *result = out;
+    else
+        cJSON_Delete(out);
+    vdx_hits_free(&hits);
+    label_index_free(&by_id);
+    label_index_free(&drawn);
+    label_index_free(&labelled);
+    audit_set_free(&audit);
+    label_set_free(&labels);
+    concept_record_free(&rec);
+    pthread_mutex_unlock(&book->lock);
+    return rc;
+}
+
+int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set *labels,
+                 const vdx_hits *hits, double threshold, calib_counts *c, vdx_error *err)
+{
+    memset(c, 0, sizeof *c);
+    label_set audit = {0};
+    label_index labelled = {0}, drawn = {0};
+    int rc = audit_items_load(book, rec->id, &audit, err);
+    if (rc == 0 && (rc = label_index_build(labels, &labelled, err)) == 0)
+        rc = label_index_build(&audit, &drawn, err);
+    for (int i = 0; rc == 0 && i < hits->n; i++) {
+        int above = hits->hits[i].dist > threshold;
+        int label = label_index_get(&labelled, hits->hits[i].id);
+        int in_audit = label_index_get(&drawn, hits->hits[i].id) >= 0;
+        c->total++;
+        c->above += above;
+        if (label < 0 || in_audit) { /* an item of R, the part the audit sample stands for */
+            double p = concept_probability(rec, hits->hits[i].dist);
+            c->expected_above += above ? p : 0;
+            c->expected_below += above ? 0 : p;
+        }
+        if (label < 0)
+            continue;
+        if (in_audit) {
+            c->audit++;
+            c->audit_above += above;
+            c->audit_pos_above += label == 1 && above;
+            c->audit_pos_below += label == 1 && !above;
+        } else {
+            c->census++;
+            c->census_above += above;
+            c->census_pos_above += label == 1 && above;
+            c->census_pos_below += label == 1 && !above;
+        }
+    }
+    label_index_free(&drawn);
+    label_index_free(&labelled);
+    audit_set_free(&audit);
+    return rc;
+}
+
+static cJSON *estimate_json(const calib_estimate *e)
+{
+    if (!e->known)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    if (o && (!cJSON_AddNumberToObject(o, "value", e->value) ||
+              !cJSON_AddNumberToObject(o, "lo", e->lo) || !cJSON_AddNumberToObject(o, "hi", e->hi))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+cJSON *audit_estimates_json(const calib_counts *counts)
+{
+    calib_estimates e;
+    calib_estimate_all(counts, &e);
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && cJSON_AddStringToObject(o, "status", e.positives.known ? "estimated" : "unknown") &&
+             cJSON_AddNumberToObject(o, "audit_labels", (double)counts->audit) &&
+             cJSON_AddNumberToObject(o, "census_labels", (double)counts->census) &&
+             cJSON_AddNumberToObject(o, "weight", e.weight) &&
+             cJSON_AddNumberToObject(o, "interval", 0.95);
+    const char *keys[] = {"positives", "precision", "recall"};
+    const calib_estimate *values[] = {&e.positives, &e.precision, &e.recall};
+    for (int i = 0; ok && i < 3; i++) {
+        cJSON *v = estimate_json(values[i]);
+        ok = v && cJSON_AddItemToObject(o, keys[i], v);
+        if (!ok)
+            cJSON_Delete(v);
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *weight,
+                    const label_set *set, const float *X, calib_map *map, int *fitted,
+                    cJSON **about, vdx_error *err)
+{
+    *fitted = 0;
+    *about = NULL;
+    *map = (calib_map){1, 0};
+    label_set audit = {0};
+    label_index drawn = {0};
+    size_t n = set->n;
+    double *s = malloc((n + 1) * sizeof *s), *w = malloc((n + 1) * sizeof *w);
+    int *y = malloc((n + 1) * sizeof *y);
+    int rc = s && w && y ? 0 : vdx_fail_oom(err, "out of memory for calibrating %zu labels", n);
+    if (rc == 0 && (rc = audit_items_load(book, rec->id, &audit, err)) == 0)
+        rc = label_index_build(&audit, &drawn, err);
+    unsigned char *in_audit = malloc(n + 1);
+    if (rc == 0 && !in_audit)
+        rc = vdx_fail_oom(err, "out of memory for calibrating %zu labels", n);
+    int64_t audited = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        double dot = 0;
+        for (int j = 0; j < rec->dims; j++)
+            dot += (double)X[i * (size_t)rec->dims + j] * weight[j];
+        s[i] = dot;
+        y[i] = set->labels[i] == 1;
+        in_audit[i] = label_index_get(&drawn, set->ids[i]) >= 0;
+        audited += in_audit[i];
+    }
+    double audit_weight = 1;
+    if (rc == 0 && calib_fit_labels(s, y, in_audit, n, vdx_store_count(book->store), w, map,
+                                    &audit_weight) == 0) {
+        *fitted = 1;
+        cJSON *o = cJSON_CreateObject();
+        int ok = o && cJSON_AddStringToObject(o, "method", "platt") &&
+                 cJSON_AddNumberToObject(o, "a", map->a) && cJSON_AddNumberToObject(o, "b", map->b) &&
+                 cJSON_AddNumberToObject(o, "labels", (double)n) &&
+                 cJSON_AddNumberToObject(o, "audit_labels", (double)audited) &&
+                 cJSON_AddNumberToObject(o, "audit_weight", audit_weight);
+        if (ok)
+            *about = o;
+        else {
+            cJSON_Delete(o);
+            rc = vdx_fail_oom(err, "describing a calibration");
+        }
+    }
+    free(s);
+    free(w);
+    free(y);
+    free(in_audit);
+    label_index_free(&drawn);
+    audit_set_free(&audit);
+    return rc;
+}
