@@ -151,11 +151,21 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     float *w = malloc((size_t)model->dims * sizeof *w);
     if (!w)
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
+    /* the examples as recorded: every one, or out of memory */
     cJSON *examples = cJSON_CreateArray();
-    for (size_t i = 0; i < spec->n_examples; i++)
-        cJSON_AddItemToArray(examples, cJSON_CreateString(spec->example_ids[i]));
-    char *examples_json = cJSON_PrintUnformatted(examples);
+    int complete = examples != NULL;
+    for (size_t i = 0; complete && i < spec->n_examples; i++) {
+        cJSON *id = cJSON_CreateString(spec->example_ids[i] ? spec->example_ids[i] : "");
+        complete = id && cJSON_AddItemToArray(examples, id);
+        if (!complete)
+            cJSON_Delete(id);
+    }
+    char *examples_json = complete ? cJSON_PrintUnformatted(examples) : NULL;
     cJSON_Delete(examples);
+    if (!examples_json) {
+        free(w);
+        return vdx_fail_oom(err, "recording the examples of concept '%s'", spec->name);
+    }
 
     pthread_mutex_lock(&book->lock);
     int64_t id;
