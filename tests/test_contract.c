@@ -87,7 +87,11 @@ TEST(cli_reads_these_keys)
     REQUIRE(vdx_concept_get(book, "k", 1, &r, &err) == 0, "%s", err.message);
     CHECK_KEYS(r, "get", {"name", STRING}, {"model", OBJECT}, {"positive", NUMBER},
                {"negative", NUMBER}, {"pending", NUMBER}, {"threshold", NUMBER},
-               {"history", ARRAY}, {"rounds", NUMBER}, {"weight", ARRAY});
+               {"history", ARRAY}, {"rounds", NUMBER}, {"weight", ARRAY},
+               {"threshold_probability", NUMBER});
+    /* the labels hold both classes: the round is calibrated */
+    CHECK_KEYS(cJSON_GetObjectItem(r, "calibration"), "get.calibration", {"a", NUMBER},
+               {"b", NUMBER}, {"round", NUMBER});
     CHECK_KEYS(cJSON_GetObjectItem(r, "model"), "get.model", {"dims", NUMBER},
                {"fingerprint", STRING});
     CHECK_KEYS(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "history"), 0), "get.history[0]",
@@ -111,6 +115,25 @@ TEST(cli_reads_these_keys)
                {"recall", NUMBER_OR_NULL});
     CHECK_KEYS(cJSON_GetObjectItem(r, "histogram"), "evaluate.histogram", {"counts", ARRAY},
                {"min", NUMBER}, {"bin_width", NUMBER});
+    CHECK_KEYS(cJSON_GetObjectItem(r, "estimates"), "evaluate.estimates", {"status", STRING},
+               {"audit_labels", NUMBER}, {"weight", NUMBER}, {"positives", NUMBER_OR_NULL},
+               {"precision", NUMBER_OR_NULL}, {"recall", NUMBER_OR_NULL});
+    cJSON_Delete(r);
+
+    /* the audit sample, and the estimates with their intervals once it is labelled */
+    vdx_candidates_request audit = {.mode = VDX_CANDIDATES_AUDIT, .k = 3};
+    REQUIRE(vdx_concept_candidates(book, "k", &audit, &r, &err) == 0, "%s", err.message);
+    CHECK_KEYS(cJSON_GetObjectItem(r, "audit"), "candidates.audit", {"drawn", NUMBER},
+               {"labelled", NUMBER}, {"pending", NUMBER});
+    vdx_label_change audit_labels[3];
+    for (int i = 0; i < 3; i++)
+        audit_labels[i] = (vdx_label_change){
+            cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "items"), i), "id")->valuestring, 0};
+    REQUIRE(vdx_concept_label(book, "k", audit_labels, 3, NULL, &err) == 0, "%s", err.message);
+    cJSON_Delete(r);
+    REQUIRE(vdx_concept_evaluate(book, "k", &eval, &r, &err) == 0, "%s", err.message);
+    CHECK_KEYS(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "estimates"), "positives"),
+               "evaluate.estimates.positives", {"value", NUMBER}, {"lo", NUMBER}, {"hi", NUMBER});
     cJSON_Delete(r);
 
     vdx_score_request score = {.top = 5, .threshold = NAN};

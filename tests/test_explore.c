@@ -269,6 +269,13 @@ static char *print_json(vdx_concepts *book, const char *name)
     return text;
 }
 
+/* A number field, NAN when missing. */
+static double number_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
 /* ---- the loop ----------------------------------------------------------------------- */
 
 TEST(simulated_user_loop)
@@ -1516,6 +1523,14 @@ TEST(exports_parse_back_and_import)
     CHECK(imported && cJSON_GetObjectItem(imported, "rounds")->valueint == 1 &&
               cJSON_GetObjectItem(imported, "positive")->valueint == 0,
           "imported: rounds kept, no labels");
+    /* the round's calibration travels with it: the same probabilities */
+    const cJSON *cal_out = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(classifier, "history"), 0), "calibration");
+    const cJSON *cal_in = cJSON_GetObjectItem(imported, "calibration");
+    CHECK(cJSON_IsObject(cal_out) && cJSON_IsObject(cal_in) &&
+              number_of(cal_in, "a") == number_of(cal_out, "a") &&
+              number_of(cal_in, "b") == number_of(cal_out, "b"),
+          "calibration exported %s, imported %s", cJSON_PrintUnformatted(cal_out),
+          cJSON_PrintUnformatted(cal_in));
     cJSON_Delete(imported);
     rc = vdx_concept_import_classifier(same_book, json, strlen(json), NULL, NULL, &err);
     CHECK(rc == -1 && !strcmp(err.message, "a concept named 'zero' already exists"), "%s",
@@ -1651,11 +1666,6 @@ TEST(concurrent_threads_share_a_book)
 
 /* ---- calibration and the audit sample ----------------------------------------------- */
 
-static double number_of(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
 
 /* Three rounds of the loop, then the audit: before audit labels the estimates are
  * "unknown" (null, not a number); 20 audit items are drawn uniformly from the unlabelled

@@ -909,6 +909,10 @@ TEST(test_read_only)
         CHECK_ERROR(r, 403, message);
         free(r.body);
     }
+    r = get("/api/concepts/shared/candidates?mode=audit&k=3");
+    CHECK_ERROR(r, 403, "this server is read-only (vdx serve --read-only): drawing an audit "
+                        "sample would change the concept book");
+    free(r.body);
     memcpy(base, saved_base, sizeof base);
     memcpy(bearer, saved_bearer, sizeof bearer);
     vdx_server_stop(ro);

@@ -151,11 +151,21 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     float *w = malloc((size_t)model->dims * sizeof *w);
     if (!w)
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
+    /* the examples as recorded: every one, or out of memory */
     cJSON *examples = cJSON_CreateArray();
-    for (size_t i = 0; i < spec->n_examples; i++)
-        cJSON_AddItemToArray(examples, cJSON_CreateString(spec->example_ids[i]));
-    char *examples_json = cJSON_PrintUnformatted(examples);
+    int complete = examples != NULL;
+    for (size_t i = 0; complete && i < spec->n_examples; i++) {
+        cJSON *id = cJSON_CreateString(spec->example_ids[i] ? spec->example_ids[i] : "");
+        complete = id && cJSON_AddItemToArray(examples, id);
+        if (!complete)
+            cJSON_Delete(id);
+    }
+    char *examples_json = complete ? cJSON_PrintUnformatted(examples) : NULL;
     cJSON_Delete(examples);
+    if (!examples_json) {
+        free(w);
+        return vdx_fail_oom(err, "recording the examples of concept '%s'", spec->name);
+    }
 
     pthread_mutex_lock(&book->lock);
     int64_t id;
@@ -191,8 +201,8 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
     sqlite3_stmt *stmt = rc == 0 ? book_prepare(book,
                                               "INSERT INTO rounds(concept, round, time,"
                                               " labels_added, positive, negative, iters, lr,"
-                                              " losses, training_accuracy, weight)"
-                                              " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                                              " losses, training_accuracy, weight, metrics)"
+                                              " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
                                               err)
                                  : NULL;
     if (rc == 0 && !stmt)
@@ -209,6 +219,26 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
         for (int j = 0; j < model->dims; j++)
             w[j] = (float)cJSON_GetArrayItem(weight, j)->valuedouble;
         char *losses = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "losses"));
+        /* the round's calibration travels with it (its probabilities stay the same) */
+        char *metrics = NULL;
+        const cJSON *c = cJSON_GetObjectItem(r, "calibration");
+        const cJSON *a = cJSON_GetObjectItem(c, "a"), *b = cJSON_GetObjectItem(c, "b");
+        if (cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble > 0 &&
+            isfinite(a->valuedouble) && isfinite(b->valuedouble)) {
+            cJSON *m = cJSON_CreateObject(), *calibration = NULL;
+            if (m && (calibration = cJSON_AddObjectToObject(m, "calibration")) &&
+                cJSON_AddStringToObject(calibration, "method", "platt") &&
+                cJSON_AddNumberToObject(calibration, "a", a->valuedouble) &&
+                cJSON_AddNumberToObject(calibration, "b", b->valuedouble))
+                metrics = cJSON_PrintUnformatted(m);
+            cJSON_Delete(m);
+            if (!metrics)
+                rc = vdx_fail_oom(err, "importing the calibration of round %d", round);
+        }
+        if (rc != 0) {
+            cJSON_free(losses);
+            break;
+        }
         sqlite3_reset(stmt);
         sqlite3_bind_int64(stmt, 1, id);
         sqlite3_bind_int(stmt, 2, round);
@@ -223,9 +253,14 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
         sqlite3_bind_double(stmt, 10,
                             cJSON_GetObjectItem(r, "training_accuracy")->valuedouble);
         sqlite3_bind_blob(stmt, 11, w, model->dims * (int)sizeof(float), SQLITE_STATIC);
+        if (metrics)
+            sqlite3_bind_text(stmt, 12, metrics, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(stmt, 12);
         if (sqlite3_step(stmt) != SQLITE_DONE)
             rc = book_fail(book, err, "inserting an imported round");
         cJSON_free(losses);
+        cJSON_free(metrics);
     }
     if (!w && rc == 0)
         rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");

@@ -12,6 +12,18 @@
 
 /* ---- train / undo ------------------------------------------------------------------- */
 
+/* Adds a copy of item under key; 0 (nothing added, nothing leaked) when memory runs out.
+ * (cJSON's add functions do not free an item they failed to attach, references
+ * included.) */
+static int add_copy(cJSON *object, const char *key, const cJSON *item)
+{
+    cJSON *copy = cJSON_Duplicate(item, 1);
+    if (copy && cJSON_AddItemToObject(object, key, copy))
+        return 1;
+    cJSON_Delete(copy);
+    return 0;
+}
+
 int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
                       cJSON **round, vdx_error *err)
 {
@@ -88,10 +100,9 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
             " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
             err);
         cJSON *metrics = cJSON_CreateObject();
-        int complete = metrics && cJSON_AddItemReferenceToObject(metrics, "cross_validation", cv) &&
+        int complete = metrics && add_copy(metrics, "cross_validation", cv) &&
                        cJSON_AddNumberToObject(metrics, "threshold", rec.threshold) &&
-                       (!calibration ||
-                        cJSON_AddItemReferenceToObject(metrics, "calibration", calibration));
+                       (!calibration || add_copy(metrics, "calibration", calibration));
         char *metrics_json = complete ? cJSON_PrintUnformatted(metrics) : NULL;
         cJSON_Delete(metrics);
         if (!stmt || !losses_json || !metrics_json) {

@@ -982,6 +982,11 @@ static void route_candidates(api_context *ctx, http_request *req, const char *na
     vdx_candidates_request cand;
     if (candidates_from_query(req, &cand) != 0)
         return;
+    if (ctx->read_only && cand.mode == VDX_CANDIDATES_AUDIT) { /* drawing it is recorded */
+        http_reply_error(req, 403, "this server is read-only (vdx serve --read-only): drawing "
+                         "an audit sample would change the concept book");
+        return;
+    }
     cJSON *result = NULL;
     vdx_error err = {{0}};
     if (vdx_concept_candidates(ctx->concepts, name, &cand, &result, &err) != 0)

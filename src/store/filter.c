@@ -669,12 +669,9 @@ static node *parse_chain(parser *p, const char *keyword, node_kind kind,
 {
     node *left = operand(p);
     while (left && is_keyword(p, keyword)) {
-        node *n = new_node(p, kind);
-        if (!n || add_arg(p, n, left) != 0) {
-            free_node(n);
-            free_node(left);
+        node *n = node_with_left(p, kind, left); /* left is freed when this fails */
+        if (!n)
             return NULL;
-        }
         if (next_token(p) != 0 || add_arg(p, n, operand(p)) != 0) {
             free_node(n);
             return NULL;
