@@ -9,8 +9,9 @@ want="build-essential pkg-config ca-certificates curl
  valgrind zip libhnswlib-dev"
 case "${1:-}" in
   --test) want="$want clickhouse-server chromium groff-base openssl" ;;
-  # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py)
-  --goldens) want="$want python3-pil" ;;
+  # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py); pandas,
+  # to compare the TSV reader with its C parser (tests/tools/tsv_vs_pandas.py)
+  --goldens) want="$want python3-pil python3-pandas" ;;
 esac
 missing=""
 for p in $want; do
