@@ -10,8 +10,9 @@ want="build-essential pkg-config ca-certificates curl
 case "${1:-}" in
   # fonts-wqy-zenhei: Chinese prompts render as text, not boxes, in the browser screenshots
   --test) want="$want clickhouse-server zookeeper chromium groff-base openssl fonts-wqy-zenhei fontconfig" ;;
-  # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py)
-  --goldens) want="$want python3-pil" ;;
+  # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py); pandas,
+  # to compare the TSV reader with its C parser (tests/tools/tsv_vs_pandas.py)
+  --goldens) want="$want python3-pil python3-pandas" ;;
 esac
 missing=""
 for p in $want; do
