@@ -110,6 +110,13 @@ int vdx_fetch_all(const vdx_fetch_options *o, const char *const *urls, size_t n,
                   vdx_fetch_result *results, vdx_error *err);
 void vdx_fetch_result_clear(vdx_fetch_result *r);
 
+/* Where a collection's images came from: every ingest records its base URL (a mirror of
+ * images.unsplash.com given with --base-url, or none) in COLLECTION_DIR/fetch.json, so
+ * that `vdx serve` fetches the detail view's large originals from the same place. */
+int vdx_fetch_origin_save(const char *collection_dir, const vdx_fetch_options *o, vdx_error *err);
+/* The recorded base URL (malloc'd), or NULL: none recorded, or the file is unreadable. */
+char *vdx_fetch_origin_load(const char *collection_dir);
+
 /* ---- Progress ----------------------------------------------------------------------- */
 
 typedef struct vdx_ingest_stats {

@@ -667,6 +667,8 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
     if (src->n_columns &&
         vdx_store_add_columns(store, (const char *const *)src->columns, src->n_columns, err) != 0)
         return -1;
+    if (vdx_fetch_origin_save(vdx_store_dir(store), &opts->fetch, err) != 0)
+        return -1;
     if (plan(&r, st, err) != 0) {
         free(r.todo);
         return -1;
