@@ -188,7 +188,7 @@ typedef struct vdx_index_options {
     int train_rows;  /* k-means sample; 0: min(rows, 64 × lists, 262144) */
     int iterations;  /* k-means rounds; 0: 10 */
     int codes;       /* VDX_INDEX_CODES_*; 0 (AUTO): $VDX_INDEX_CODES ("int8" or "pq"), else int8 */
-    int rerank;      /* pq: estimates re-scored exactly per search; 0: max(20 × k, 200) */
+    int rerank;      /* pq: estimates re-scored exactly per search; 0: max(100 × k, 1000) */
     /* progress: stage ("training", "assigning", "encoding", "writing") and a fraction */
     void (*on_progress)(const char *stage, double fraction, void *user);
     void *user;

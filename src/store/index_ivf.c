@@ -881,7 +881,7 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
      * and every estimate within 2E of them (exact among the visited partitions) */
     int64_t keep = want;
     if (pq) {
-        keep = h->rerank ? (int64_t)h->rerank : want * 20 > 200 ? want * 20 : 200;
+        keep = h->rerank ? (int64_t)h->rerank : want * 100 > 1000 ? want * 100 : 1000;
         const char *env = getenv("VDX_INDEX_RERANK");
         if (env && atoll(env) > 0)
             keep = atoll(env);

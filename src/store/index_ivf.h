@@ -19,7 +19,7 @@ typedef struct vdx_ivf_build_params {
     uint64_t seed;    /* sample and initial centres; 0: 1 */
     int pq;           /* 1: product-quantised residual codes (dims / 8 bytes per row, 8
                        * dimensions per byte-code of 256 centroids) instead of int8 */
-    int rerank;       /* pq: estimates re-scored exactly per search; 0: max(20 × want, 200) */
+    int rerank;       /* pq: estimates re-scored exactly per search; 0: max(100 × want, 1000) */
     uint64_t stamp;   /* identifies the rows indexed (embedded.c: collection creation time
                        * and the last indexed id), checked at open */
     /* progress: what ("training", "assigning", "encoding", "writing") and a fraction */

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.." || exit 2
 B=${VDX_BUILD:-build/release}
 case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 VDX="$B/vdx"
-SYNTH="$B/tests/tools/synth_npy"
+SYNTH="$B/tools/synth_npy"
 SHARED=${VDX_SHARED:-../shared}
 MODEL="$SHARED/fixtures/clip-tiny"
 failed=0
