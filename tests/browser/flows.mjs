@@ -615,6 +615,12 @@ for (const { tag, options } of sizes) {
     await page.waitForSelector('#detail[open] #detail-neighbours .neighbour');
     check(await page.textContent('#detail-title') === ids[0], 'the detail shows the first item');
     check(/similarity/.test(await page.textContent('#detail-score')), 'no score in the detail');
+    // the large rendition, made by vdx from the original on the collection's mirror (the
+    // sample's originals there are 640 px; the thumbnails smaller)
+    await page.waitForFunction(() => { const i = document.getElementById('detail-image');
+      return i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0 && !i.classList.contains('preview-pending'); });
+    const shown = await page.$eval('#detail-image', (i) => ({ side: Math.max(i.naturalWidth, i.naturalHeight), title: i.title }));
+    check(shown.side === 640 && !shown.title, `the detail shows ${JSON.stringify(shown)}, not the original's 640 px from the mirror`);
     await shot('detail');
     await page.keyboard.press('ArrowRight');
     await page.waitForFunction((id) => document.getElementById('detail-title').textContent === id, ids[1]);
