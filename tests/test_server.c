@@ -920,11 +920,10 @@ TEST(test_oversized_request_heads)
         strcat(path, "&b=2");
     t0 = vdx_now();
     r = get(path);
-    /* libmicrohttpd's pool cannot hold 5000 arguments: it never hands the request over,
-     * so no 414 can be sent; the head deadline (here IDLE_TIMEOUT_S) closes it, where the
-     * probe saw it held for the whole 30 s idle timeout */
-    CHECK(r.status == 414 || r.status == 431 || r.status == 0, "5000 query arguments: %ld %s", r.status, r.body);
-    CHECK(vdx_now() - t0 < IDLE_TIMEOUT_S + 5, "the answer took %.1f s", vdx_now() - t0);
+    /* libmicrohttpd's pool cannot hold 5000 arguments (0.9.75 then answers nothing): the
+     * query string is cut before it splits it, and the 414 comes at once */
+    CHECK_ERROR(r, 414, "the request line is longer than 8192 bytes or has more than 256 query arguments");
+    CHECK(vdx_now() - t0 < 5, "the answer took %.1f s", vdx_now() - t0);
     free(r.body);
     free(path);
 }
@@ -1147,6 +1146,35 @@ TEST(test_names_text_and_statuses)
     free(r.body);
 }
 
+/* Issue 10's remainder: query arguments are UTF-8 text without NUL (400 naming the
+ * argument), and a raw NUL byte in a JSON body is refused like an escaped one. */
+TEST(test_query_args_and_raw_nul)
+{
+    REQUIRE(server, "no server");
+    reply r = get("/api/concepts/shared/candidates?k=%FF");
+    CHECK_ERROR(r, 400, "query argument 'k' is not valid UTF-8 (decoded byte 0)");
+    free(r.body);
+    r = get("/api/info?where=caf%C3%28");
+    CHECK_ERROR(r, 400, "query argument 'where' is not valid UTF-8 (decoded byte 3)");
+    free(r.body);
+    r = get("/api/info?k=1&where=a%00b");
+    CHECK_ERROR(r, 400, "query argument 'where' holds a NUL character (%00) at decoded byte 1");
+    free(r.body);
+    r = get("/api/info?a%FFb=1");
+    CHECK_ERROR(r, 400, "a query argument name is not valid UTF-8 text without NUL of at most 64 bytes");
+    free(r.body);
+    r = get("/api/info?k=caf%C3%A9&w=%E4%B8%80");
+    CHECK(r.status == 200, "valid UTF-8 arguments: %ld %s", r.status, r.body);
+    free(r.body);
+    static const char raw[] = "{\"name\":\"a\0b\",\"examples\":[\"item-1\"]}";
+    r = request("POST", "/api/concepts", "application/json", raw, sizeof raw - 1, NULL);
+    CHECK_ERROR(r, 400, "the JSON body holds a NUL byte at byte 10");
+    free(r.body);
+    r = get("/api/concepts/a");
+    CHECK(r.status == 404, "the refused request created concept 'a': %ld %s", r.status, r.body);
+    free(r.body);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1167,6 +1195,7 @@ int main(void)
     RUN(test_read_only);
     RUN(test_refused_requests_change_nothing);
     RUN(test_names_text_and_statuses);
+    RUN(test_query_args_and_raw_nul);
     RUN(test_oversized_request_heads);
     RUN(test_slow_client_flood);
     RUN(test_slow_clients_do_not_stall_others);

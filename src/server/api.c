@@ -1345,6 +1345,8 @@ static void dispatch(api_context *ctx, http_request *req)
         route_concept(ctx, req, seg[2], n == 4 ? seg[3] : NULL);
     else if (!strcmp(what, "concepts") && n == 5 && !strcmp(seg[3], "threshold") && !strcmp(seg[4], "fit"))
         route_concept(ctx, req, seg[2], "threshold/fit");
+    else if (!strcmp(what, "map"))
+        api_map_route(ctx, req);
     else
         http_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)", req->method, req->raw_path);
 }
@@ -1389,6 +1391,7 @@ static void context_close(api_context *ctx)
     if (!ctx)
         return;
     vdx_concepts_close(ctx->concepts);
+    api_map_release(ctx);
     vdx_store_close(ctx->book.store);
     vdx_store_close(ctx->search.store);
     pthread_mutex_destroy(&ctx->search.mutex);

@@ -35,6 +35,7 @@ typedef struct api_context {
     const vdx_text_model *text_model;
     char collection[128];
     int read_only;             /* every state change answers 403 */
+    struct api_map_cache *map; /* api_map.c's open map (under the search slot's mutex) */
 } api_context;
 
 /* The collections one server serves: the one it starts with (open[0], the default) and
@@ -71,5 +72,8 @@ int api_status_of(const vdx_error *err, int fallback);
 
 /* Routes one request under /api/ to the collection it names (see api.c). */
 void api_handle(api_collections *all, http_request *req);
+/* /api/map/... (api_map.c); api_map_release frees its cached map when the collection closes. */
+void api_map_route(api_context *ctx, http_request *req);
+void api_map_release(api_context *ctx);
 
 #endif

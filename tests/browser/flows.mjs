@@ -893,5 +893,190 @@ await flow('readme', { viewport: { width: 1366, height: 1180 } }, async (page, s
   await shot('explorer');
 });
 
+// ---- The map (web/map.js) ---------------------------------------------------------------
+// The map of the sample collection (built by run.sh with `vdx map build`), read from the
+// API independently of the page: data coordinates in 0..1 and their screen position under
+// the page's opening view (centred, 90% of the shorter side).
+const MAP_PALETTE = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
+async function mapPoints(page) {
+  const base = url.replace(/\/$/, '');
+  const buf = await (await page.request.get(`${base}/api/map/points`)).body();
+  const ids = (await (await page.request.get(`${base}/api/map/ids`)).text()).split('\n');
+  const n = buf.readUInt32LE(0), pts = [];
+  for (let i = 0; i < n; i++) {
+    pts.push({ id: ids[i], x: buf.readUInt16LE(20 + 2 * i) / 65535, y: 1 - buf.readUInt16LE(20 + 2 * n + 2 * i) / 65535,
+      cluster: buf.readUInt16LE(20 + 4 * n + 2 * i) });
+  }
+  const box = await page.$eval('#map-canvas', (c) => { const r = c.getBoundingClientRect(); return { left: r.left, top: r.top, w: r.width, h: r.height }; });
+  const s = Math.min(box.w, box.h) * 0.9;
+  for (const p of pts) { p.sx = box.w / 2 + (p.x - 0.5) * s; p.sy = box.h / 2 + (p.y - 0.5) * s; }
+  return { pts, box };
+}
+// The WebGL canvas's pixel at CSS position (x, y), and a hash of all its pixels.
+const mapPixel = (page, x, y) => page.evaluate(([x, y]) => {
+  const c = document.getElementById('map-canvas'), gl = c.getContext('webgl'), d = window.devicePixelRatio || 1;
+  const px = new Uint8Array(4);
+  gl.readPixels(Math.round(x * d), c.height - 1 - Math.round(y * d), 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+  return [...px];
+}, [x, y]);
+const mapPixels = (page) => page.evaluate(() => {
+  const c = document.getElementById('map-canvas'), gl = c.getContext('webgl');
+  const px = new Uint8Array(c.width * c.height * 4);
+  gl.readPixels(0, 0, c.width, c.height, gl.RGBA, gl.UNSIGNED_BYTE, px);
+  let drawn = 0, hash = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    if (Math.abs(px[i] - 247) > 6 || Math.abs(px[i + 1] - 247) > 6 || Math.abs(px[i + 2] - 247) > 6) drawn++;
+    hash = (hash * 31 + px[i] * 7 + px[i + 1] * 3 + px[i + 2]) >>> 0;
+  }
+  return { drawn, hash };
+});
+// Six items a lasso can take alone: the centre item and its 5 nearest on screen, with the
+// widest gap to the 7th; the lasso is a 24-gon between the 6th and the 7th.
+function mapSix(pts, exclude) {
+  let best = null;
+  for (const p of pts) {
+    if (exclude.has(p.id)) continue;
+    const d = pts.map((q) => ({ q, d: Math.hypot(q.sx - p.sx, q.sy - p.sy) })).sort((a, b) => a.d - b.d);
+    if (d.slice(0, 6).some((e) => exclude.has(e.q.id))) continue;
+    const gap = d[6].d - d[5].d;
+    if (!best || gap > best.gap) best = { gap, centre: p, six: d.slice(0, 6).map((e) => e.q.id), r: (d[5].d + d[6].d) / 2 };
+  }
+  return best;
+}
+async function mapLasso(page, box, sel) {
+  const { centre, r } = sel;
+  await page.keyboard.down('Shift');
+  for (let k = 0; k <= 24; k++) {
+    const a = (2 * Math.PI * k) / 24, x = box.left + centre.sx + r * Math.cos(a), y = box.top + centre.sy + r * Math.sin(a);
+    if (k === 0) { await page.mouse.move(x, y); await page.mouse.down(); } else await page.mouse.move(x, y);
+  }
+  await page.mouse.up();
+  await page.keyboard.up('Shift');
+  await page.waitForFunction(() => /^6 selected$/.test(document.getElementById('map-selection').textContent));
+}
+async function openMap(page) {
+  const t0 = Date.now();
+  await page.click('#map-toggle');
+  await page.waitForFunction(() => window.vdxMap && window.vdxMap.state.loaded);
+  await page.waitForFunction(() => document.getElementById('map-canvas').width > 0);
+  return Date.now() - t0;
+}
+
+await flow('map-render-hover-click', {}, async (page, shot) => {
+  await open(page, url);
+  const ms = await openMap(page);
+  const { drawn } = await mapPixels(page);
+  const { pts, box } = await mapPoints(page);
+  check(drawn > 20 * pts.length, `the map canvas is (nearly) blank: ${drawn} pixels drawn for ${pts.length} items`);
+  // the most isolated item: drawn where its coordinates say, in its cluster's colour
+  let iso = null;
+  const onMap = await page.evaluate((ps) => ps.map(([x, y]) => {
+    const e = document.elementFromPoint(x, y);
+    return !!e && (e.id === 'map-canvas' || e.id === 'map-overlay');
+  }), pts.map((p) => [box.left + p.sx, box.top + p.sy]));
+  check(onMap.every(Boolean), `${onMap.filter((v) => !v).length} items drawn under something else`);
+  for (const p of pts) {
+    const d = Math.min(...pts.filter((q) => q !== p).map((q) => Math.hypot(q.sx - p.sx, q.sy - p.sy)));
+    if (!iso || d > iso.d) iso = { p, d };
+  }
+  const item = iso.p, want = MAP_PALETTE[item.cluster % MAP_PALETTE.length];
+  const got = await mapPixel(page, item.sx, item.sy);
+  check(want.every((v, k) => Math.abs(v - got[k]) <= 3), `item ${item.id} at (${item.sx.toFixed(1)}, ${item.sy.toFixed(1)}): pixel ${got}, its cluster's colour ${want}`);
+  const far = await mapPixel(page, item.sx + iso.d / 2, item.sy);
+  check(!want.every((v, k) => Math.abs(v - far[k]) <= 3) || iso.d < 16, `the pixel beside ${item.id} has its colour too`);
+  console.log(`    map: first paint ${ms} ms after the click (${pts.length} items)`);
+  await shot('map');
+  // hover: the tooltip names the item; click: the detail panel opens on it
+  await page.mouse.move(box.left + item.sx, box.top + item.sy);
+  await page.waitForFunction((id) => { const t = document.getElementById('map-tip'); return !t.hidden && t.dataset.id === id; }, item.id);
+  check((await page.textContent('#map-tip-text')).startsWith(item.id), 'tooltip text');
+  await shot('hover');
+  await page.mouse.click(box.left + item.sx, box.top + item.sy);
+  await page.waitForSelector('#detail[open]');
+  check(await page.evaluate(() => detailItemId()) === item.id, 'click opened another item');
+  await shot('detail');
+  await page.keyboard.press('Escape');
+  // colour by a numeric metadata column: the legend gives its range, the colours change
+  const before = await mapPixels(page);
+  await page.selectOption('#map-colour', 'column');
+  await page.selectOption('#map-column', 'photo_width');
+  await page.waitForFunction(() => /^photo_width: [\d.,]+ \(blue\) to [\d.,]+ \(yellow\)$/.test(document.getElementById('map-note').textContent));
+  const after = await mapPixels(page);
+  check(after.hash !== before.hash, 'colouring by photo_width changed nothing');
+  await shot('by-column');
+  // close zoom: thumbnails from the first atlas (one request for up to 256 of them)
+  const atlas = page.waitForResponse((r) => /\/api\/map\/atlas\/0$/.test(r.url()) && r.ok());
+  await page.focus('#map-canvas');
+  for (let z = 0; z < 4; z++) await page.keyboard.press('+');
+  await atlas;
+  await page.waitForFunction(() => {
+    const c = document.getElementById('map-overlay'), x = c.getContext('2d');
+    const d = x.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+    return n > 64 * 64;
+  });
+  await shot('thumbnails');
+});
+
+await flow('map-lasso-label-undo-score', {}, async (page, shot) => {
+  await open(page, url);
+  await searchFor(page, 'a map test');
+  await openMap(page);
+  const { pts, box } = await mapPoints(page);
+  const sel = mapSix(pts, new Set());
+  check(sel && sel.gap > 4, `no six items a lasso can take alone (gap ${sel && sel.gap})`);
+  await mapLasso(page, box, sel);
+  await shot('lasso');
+  await page.click('#map-sel-pos');
+  await page.waitForFunction(() => document.getElementById('count-pos')?.textContent === '6');
+  const concept = await page.evaluate(() => state.concept.name);
+  let labels = await serverLabels(page, concept);
+  check(sel.six.every((id) => labels.get(id) === 1) && labels.size === 6, `the API holds ${[...labels]} after labelling ${sel.six}`);
+  const actions = (await getJson(page, `/api/concepts/${encodeURIComponent(concept)}/history`));
+  await page.click('#undo');
+  await page.waitForFunction(() => document.getElementById('count-pos')?.textContent === '0');
+  labels = await serverLabels(page, concept);
+  check(labels.size === 0, `one undo left ${labels.size} labels: ${[...labels]} (history ${JSON.stringify(actions).slice(0, 200)})`);
+  await shot('undone');
+  // keyboard: zoom and pan on the focused map, then 1 / 2 label a selection
+  await page.focus('#map-canvas');
+  const v0 = await page.evaluate(() => ({ ...window.vdxMap.state.view }));
+  await page.keyboard.press('+');
+  await page.keyboard.press('ArrowLeft');
+  const v1 = await page.evaluate(() => ({ ...window.vdxMap.state.view }));
+  check(v1.scale > v0.scale && v1.cx < v0.cx, `keys did not zoom and pan: ${JSON.stringify(v0)} → ${JSON.stringify(v1)}`);
+  await page.keyboard.press('0');
+  // colour by score, then a round (six + by key 1, six − by key 2, train): the colours change
+  await page.selectOption('#map-colour', 'score');
+  await page.waitForFunction(() => /score of/.test(document.getElementById('map-note').textContent));
+  await page.waitForTimeout(300);
+  const before = await mapPixels(page);
+  await shot('score-before');
+  await mapLasso(page, box, sel);
+  await page.focus('#map-canvas');
+  await page.keyboard.press('1');
+  await page.waitForFunction(() => document.getElementById('count-pos')?.textContent === '6');
+  const other = mapSix(pts, new Set(sel.six));
+  check(other && other.gap > 4, 'no second group of six');
+  await mapLasso(page, box, other);
+  await page.focus('#map-canvas');
+  await page.keyboard.press('2');
+  await page.waitForFunction(() => document.getElementById('count-neg')?.textContent === '6');
+  const trained = page.waitForResponse((r) => r.url().endsWith('/train') && r.ok());
+  await page.click('#train');
+  await trained;
+  await page.waitForFunction((h) => {
+    const c = document.getElementById('map-canvas'), gl = c.getContext('webgl');
+    const px = new Uint8Array(c.width * c.height * 4);
+    gl.readPixels(0, 0, c.width, c.height, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    let hash = 0;
+    for (let i = 0; i < px.length; i += 4) hash = (hash * 31 + px[i] * 7 + px[i + 1] * 3 + px[i + 2]) >>> 0;
+    return hash !== h;
+  }, before.hash, { timeout: 10000 });
+  await shot('score-after');
+});
+
 await browser.close();
 process.exit(failures ? 1 : 0);

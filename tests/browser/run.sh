@@ -63,6 +63,9 @@ ingest() { # ingest COLLECTION SOURCE... (options follow)
 ingest sample unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1 &&
 ingest empty urls "$tmp/no-urls.txt" >> "$tmp/ingest.log" 2>&1 ||
     { echo "not ok - browser: vdx ingest failed: $(cat "$tmp/ingest.log")"; exit 1; }
+# the sample's map, for the map flows (web/map.js)
+"$build/vdx" map build --data "$tmp/data" --collection sample --clusters 4 > "$tmp/map.log" 2>&1 ||
+    { echo "not ok - browser: vdx map build failed: $(cat "$tmp/map.log")"; exit 1; }
 # the read-only server starts before the growing ingest
 serve readonly sample --read-only
 # The sample is also served with the multilingual mclip-tiny text tower (same 32-d space
