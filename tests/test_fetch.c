@@ -399,6 +399,40 @@ TEST(base_url_and_cache_key)
     vdx_fetch_result_clear(&r);
 }
 
+/* The mirror a collection came from, as ingest records it for the server's previews:
+ * saved and read back; none recorded, a file:// base and a damaged record read as none. */
+TEST(origin_record)
+{
+    const char *dir = test_tmpdir("fetch-origin");
+    char sub[600], path[700];
+    snprintf(sub, sizeof sub, "%s/collections/c", dir);
+    snprintf(path, sizeof path, "%s/fetch.json", sub);
+    CHECK(vdx_fetch_origin_load(sub) == NULL, "no record yet");
+    vdx_fetch_options o;
+    vdx_fetch_options_default(&o);
+    o.base_url = "http://127.0.0.1:9/mirror/";
+    vdx_error err = {{0}};
+    REQUIRE(vdx_fetch_origin_save(sub, &o, &err) == 0, "save: %s", err.message);
+    char *text = NULL;
+    size_t size = 0;
+    REQUIRE(vdx_read_file(path, &text, &size, &err) == 0, "read: %s", err.message);
+    CHECK(!strcmp(text, "{\"base_url\":\"http://127.0.0.1:9/mirror/\"}"), "record: %s", text);
+    free(text);
+    char *base = vdx_fetch_origin_load(sub);
+    CHECK(base && !strcmp(base, "http://127.0.0.1:9/mirror/"), "loaded %s", base ? base : "NULL");
+    free(base);
+    o.base_url = NULL; /* a later ingest from the CDN itself */
+    REQUIRE(vdx_fetch_origin_save(sub, &o, &err) == 0, "save: %s", err.message);
+    CHECK(vdx_fetch_origin_load(sub) == NULL, "a record of no mirror reads as none");
+    static const char *const bad[] = {"{\"base_url\":\"file:///etc/\"}", "{\"base_url\":", "[1]", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        REQUIRE(vdx_write_file_atomic(path, bad[i], strlen(bad[i]), &err) == 0, "write: %s", err.message);
+        base = vdx_fetch_origin_load(sub);
+        CHECK(base == NULL, "record '%s' read as %s", bad[i], base);
+        free(base);
+    }
+}
+
 int main(void)
 {
     test_tmp_begin("fetch");
@@ -411,6 +445,7 @@ int main(void)
     RUN(cache_second_run);
     RUN(unsplash_url_rewriting);
     RUN(base_url_and_cache_key);
+    RUN(origin_record);
     test_tmp_end();
     return test_summary("fetch");
 }

@@ -623,6 +623,16 @@ async function refreshHistory() {
   renderPager();
 }
 
+// Label actions, undo, redo and revert reach the server in the order they were made (each
+// request waits for the one before): two quick clicks, or a label and then Ctrl+Z, must
+// not cross on the way, or the undo would take back the wrong action.
+let labelChain = Promise.resolve();
+function inOrder(send) {
+  const sent = labelChain.then(send, send);
+  labelChain = sent.catch(() => {});
+  return sent;
+}
+
 // Applies the label changes an undo, redo or revert answered with, and redraws.
 async function afterLabelChange(result) {
   for (const c of result.changes || []) {
@@ -648,7 +658,7 @@ function describeChanges(changes) {
 async function undo() {
   if (!state.concept) return;
   await guarded(async () => {
-    const r = await api('POST', conceptPath(state.concept.name, '/undo'), {});
+    const r = await inOrder(() => api('POST', conceptPath(state.concept.name, '/undo'), {}));
     await afterLabelChange(r);
     say(`Undone: ${r.labels_reverted} label${r.labels_reverted === 1 ? '' : 's'} back (${describeChanges(r.changes)})`);
   });
@@ -656,13 +666,13 @@ async function undo() {
 async function redo() {
   if (!state.concept) return;
   await guarded(async () => {
-    const r = await api('POST', conceptPath(state.concept.name, '/redo'), {});
+    const r = await inOrder(() => api('POST', conceptPath(state.concept.name, '/redo'), {}));
     await afterLabelChange(r);
     say(`Redone: ${describeChanges(r.changes)}`);
   });
 }
 async function revertAction(action) {
-  const r = await api('POST', conceptPath(state.concept.name, '/revert'), { action });
+  const r = await inOrder(() => api('POST', conceptPath(state.concept.name, '/revert'), { action }));
   const labels = await api('GET', conceptPath(state.concept.name, '/labels'));
   state.labels = new Map(labels.map((l) => [l.id, l.label]));
   await afterLabelChange(r);
@@ -732,8 +742,9 @@ async function labelItems(ids, label, what) {
   for (const id of changed) { if (label === null) state.labels.delete(id); else state.labels.set(id, label); }
   changed.forEach(updateTileOf);
   try {
-    const result = await api('POST', conceptPath(state.concept.name, '/labels'),
-      { labels: changed.map((id) => ({ id, label })) });
+    const name = state.concept.name;
+    const result = await inOrder(() => api('POST', conceptPath(name, '/labels'),
+      { labels: changed.map((id) => ({ id, label })) }));
     state.concept.positive = result.positive;
     state.concept.negative = result.negative;
     state.concept.pending = result.pending;
