@@ -398,8 +398,8 @@ function mapDrawOverlay(w, h, dpr) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
   // thumbnails when few enough points are in view
-  const visible = mapVisible(w, h, 400);
-  if (visible.length <= 400 && mapState.view.scale >= 2) {
+  const visible = mapState.view.scale >= 2 ? mapVisible(w, h, 400) : [];
+  if (visible.length && visible.length <= 400) {
     const a = mapState.summary.atlas, size = Math.min(64, 12 * Math.sqrt(mapState.view.scale));
     for (const i of visible) {
       const img = mapAtlas(Math.floor(i / a.items));
