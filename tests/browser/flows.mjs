@@ -779,8 +779,10 @@ function mapSix(pts, exclude) {
   }
   return best;
 }
-async function mapLasso(page, box, sel) {
+async function mapLasso(page, _box, sel) {
   const { centre, r } = sel;
+  // where the canvas is now (the bar above it may have wrapped since)
+  const box = await page.$eval('#map-canvas', (c) => { const b = c.getBoundingClientRect(); return { left: b.left, top: b.top }; });
   await page.keyboard.down('Shift');
   for (let k = 0; k <= 24; k++) {
     const a = (2 * Math.PI * k) / 24, x = box.left + centre.sx + r * Math.cos(a), y = box.top + centre.sy + r * Math.sin(a);
@@ -904,6 +906,15 @@ await flow('map-lasso-label-undo-score', {}, async (page, shot) => {
   const trained = page.waitForResponse((r) => r.url().endsWith('/train') && r.ok());
   await page.click('#train');
   await trained;
+  const newConcept = page.waitForResponse((r) => r.url().endsWith('/api/concepts') && r.request().method() === 'POST' && r.status() === 201);
+  await mapLasso(page, box, other);
+  await page.click('#map-sel-concept');
+  const created = await (await newConcept).json();
+  check(created.name === 'map selection' && created.examples.length === 6 && other.six.every((id) => created.examples.includes(id)),
+    `the concept from the selection: ${JSON.stringify(created).slice(0, 300)}`);
+  await page.waitForFunction(() => document.getElementById('concept-name').textContent === 'map selection');
+  await page.click('.concepts button:has-text("a map test")');
+  await page.waitForFunction(() => document.getElementById('concept-name').textContent === 'a map test');
   await page.waitForFunction((h) => {
     const c = document.getElementById('map-canvas'), gl = c.getContext('webgl');
     const px = new Uint8Array(c.width * c.height * 4);
