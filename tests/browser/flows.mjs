@@ -675,6 +675,101 @@ for (const { tag, options } of sizes) {
   });
 }
 
+// ---- The collection switcher: every collection of the server's data directory ------------
+// The sample's server also serves "empty" and "growing" (same data directory, same model):
+// choosing one shows its items and its own concepts, the URL names it, Back returns.
+for (const { tag, options } of sizes) {
+  await flow(`collections-${tag}`, options, async (page, shot) => {
+    await open(page, url);
+    // a concept of the sample's (409 when the other size made it already)
+    await page.evaluate(() => fetch('/api/concepts', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'only in the sample', prompt: 'a cat' }) }).then((r) => r.text()));
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    const info = await getJson(page, '/api/info');
+    check(await page.isVisible('#collection-select'), 'no collection switcher');
+    const choices = await page.$$eval('#collection-select option', (os) => os.map((o) => o.textContent));
+    check(JSON.stringify(choices) === '["empty","growing","sample"]', `choices: ${choices}`);
+    const titles = await page.$$eval('#collection-select option', (os) => os.map((o) => o.title));
+    check(titles[0] === '0 items' && titles[2] === `${info.count} items`, `counts: ${titles}`);
+    check(await page.inputValue('#collection-select') === 'sample', 'the switcher does not show the served collection');
+    const sampleConcepts = await page.$$eval('#concepts li', (l) => l.map((x) => x.textContent).join('|'));
+    check(sampleConcepts.includes('only in the sample'), `the sample's concepts: ${sampleConcepts}`);
+    check(await noSideways(page), 'the header with the switcher scrolls sideways');
+    await shot('switcher');
+    const t0 = Date.now();
+    await Promise.all([page.waitForEvent('load'), page.selectOption('#collection-select', 'empty')]);
+    await page.waitForSelector('body[data-ready="1"]');
+    console.log(`# ${tag}: switching collections took ${Date.now() - t0} ms (choice to a ready page)`);
+    check(new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get('collection') === 'empty',
+      `the URL does not name the collection: ${await page.evaluate(() => location.hash)}`);
+    check(/^0 items/.test(await page.textContent('#collection')), `count: ${await page.textContent('#collection')}`);
+    check((await page.textContent('#empty')).includes('--collection empty'), 'the empty collection\'s page does not say how to fill it');
+    await shot('empty');
+    // Back: the sample again
+    await Promise.all([page.waitForEvent('load'), page.goBack()]);
+    await page.waitForSelector('body[data-ready="1"]');
+    check(await page.inputValue('#collection-select') === 'sample', 'Back did not return to the sample');
+    check(await page.textContent('#collection') === `${info.count} items`, `count after Back: ${await page.textContent('#collection')}`);
+    // a link to another collection: its thumbnails, its (empty) concept book
+    await open(page, url + '#collection=growing&view=sample');
+    await page.waitForFunction(() => document.querySelectorAll('#grid .tile img').length > 0 &&
+      [...document.querySelectorAll('#grid .tile img')].every((i) => i.complete && i.naturalWidth > 0));
+    const srcs = await page.$$eval('#grid .tile img', (is) => is.map((i) => i.getAttribute('src')));
+    check(srcs.every((s) => s.endsWith('?collection=growing')), `thumbnails of another collection: ${srcs[0]}`);
+    const grown = await (await page.request.get(url + 'api/info?collection=growing')).json();
+    check(grown.collection === 'growing' && await page.inputValue('#collection-select') === 'growing', 'the link did not open growing');
+    check(await page.$$eval('#concepts li', (l) => l.length) === 0, 'growing shows the sample\'s concepts');
+    await shot('growing');
+    // a name the server does not have: said, and the server's own collection is shown
+    await open(page, url + '#collection=nowhere');
+    await page.waitForFunction(() => document.getElementById('status').textContent.includes('“nowhere” does not exist'));
+    check(await page.inputValue('#collection-select') === 'sample', 'an unknown collection is not replaced by the served one');
+  }, /status of 409/);
+}
+
+// ---- "Fit": a page fills a wide screen, follows the size slider, pages without gaps -------
+const columns = (page) => page.$eval('#grid', (g) => getComputedStyle(g).gridTemplateColumns.split(' ').length);
+const searchIds = (page, text, k, offset) => page.evaluate(async ([t, kk, o]) => (await (await fetch('/api/search', {
+  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ text: t, k: kk, offset: o }) })).json())
+  .items.map((i) => i.id), [text, k, offset]);
+for (const { tag, options } of [{ tag: 'wide', options: { viewport: { width: 1920, height: 1080 } } }, sizes[1]]) {
+  await flow(`fit-${tag}`, options, async (page, shot) => {
+    await open(page, url);
+    await searchFor(page, 'a red circle');
+    await page.selectOption('#k', 'fit');
+    await page.waitForFunction(() => location.hash.includes('k=fit') && document.querySelectorAll('#grid .tile').length !== 9);
+    const cols = await columns(page);
+    const n = (await tileIds(page)).length;
+    check(n % cols === 0 && n / cols >= 2, `${n} tiles in ${cols} columns: not whole rows`);
+    if (tag === 'wide') check(cols >= 6 && n > 9, `a 1920-px screen shows ${n} tiles in ${cols} columns`);
+    check(JSON.stringify(await tileIds(page)) === JSON.stringify(await searchIds(page, 'a red circle', n, 0)), 'page 1 is not the search\'s first ranks');
+    check(await noSideways(page), 'Fit scrolls sideways');
+    await shot('fit');
+    // the next page: the next ranks, none skipped
+    await page.click('#next');
+    await page.waitForFunction(() => /page 2/.test(document.getElementById('page-label').textContent));
+    const second = await tileIds(page);
+    const expected = await searchIds(page, 'a red circle', n, n);
+    check(JSON.stringify(second) === JSON.stringify(expected), `page 2: ${second.slice(0, 3)} != ${expected.slice(0, 3)}`);
+    if (tag === 'wide') {
+      // smaller tiles: more columns, more tiles, still whole rows; the first item shown stays
+      await page.$eval('#density', (d) => { d.value = 150; d.dispatchEvent(new Event('input')); });
+      await page.waitForFunction((m) => document.querySelectorAll('#grid .tile').length > m, n);
+      const cols2 = await columns(page);
+      const n2 = (await tileIds(page)).length;
+      const { count } = await getJson(page, '/api/info'); // a page past the collection's end is not whole
+      check(cols2 > cols && (n2 % cols2 === 0 || n2 === count), `at size 150: ${n2} tiles in ${cols2} columns`);
+      check((await tileIds(page)).includes(second[0]), 'the first item of the page is gone after the resize');
+      await shot('fit-small');
+    }
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    check(await page.inputValue('#k') === 'fit', 'reload lost "Fit"');
+    if (tag === 'wide') check(await page.inputValue('#density') === '150' && await columns(page) > cols, 'reload lost the tile size');
+  });
+}
+
 // ---- A stopped server: a banner that clears itself ------------------------------------
 await flow('server-unreachable', {}, async (page, shot) => {
   await open(page, url);
@@ -726,6 +821,59 @@ if (mclipUrl) await flow('multilingual-prompt', {}, async (page, shot) => {
   const english = await getJson(page, '/api/info');
   check(english.text_model && english.text_model.multilingual === false,
     `the English server reports ${JSON.stringify(english.text_model)}`);
+});
+
+// ---- The README's picture: two rounds of a real session on the sample ----------------------
+// Tiles are labelled by what they show: a thumbnail whose mean colour is the prompt's colour
+// is positive, the rest of the page negative (of four prompts, the one whose first page
+// shows its colour most). The screenshot is build/artifacts/screenshots/readme-*-explorer.png,
+// copied to docs/images/explorer.png by hand (FLOWS=readme sh tests/browser/run.sh).
+const tilesOfColour = (page, colour) => page.$$eval('#grid .tile', (tiles, want) => tiles.filter((t) => {
+  const c = document.createElement('canvas');
+  c.width = 16; c.height = 16;
+  const g = c.getContext('2d');
+  g.drawImage(t.querySelector('.thumb img'), 0, 0, 16, 16);
+  const d = g.getImageData(0, 0, 16, 16).data;
+  let r = 0, gr = 0, b = 0;
+  for (let i = 0; i < d.length; i += 4) { r += d[i]; gr += d[i + 1]; b += d[i + 2]; }
+  const is = { red: r > 1.4 * gr && r > 1.4 * b, green: gr > 1.3 * r && gr > 1.3 * b, blue: b > 1.4 * r && b > 1.2 * gr,
+    yellow: r > 1.3 * b && gr > 1.3 * b && Math.abs(r - gr) < 0.25 * r };
+  return is[want];
+}).map((t) => t.dataset.index), colour);
+const imagesLoaded = (page) => page.waitForFunction(() => [...document.querySelectorAll('#grid .tile img')]
+  .every((i) => i.complete && i.naturalWidth > 0));
+await flow('readme', { viewport: { width: 1366, height: 1180 } }, async (page, shot) => {
+  await open(page, url);
+  let best = null;
+  for (const [prompt, colour] of [['a blue sky', 'blue'], ['a green forest', 'green'], ['a red circle', 'red'], ['yellow flowers', 'yellow']]) {
+    await searchFor(page, prompt);
+    await imagesLoaded(page);
+    const n = (await tilesOfColour(page, colour)).length;
+    if (!best || n > best.n) best = { prompt, colour, n };
+  }
+  check(best.n >= 2, `no prompt finds its colour: ${JSON.stringify(best)}`);
+  await searchFor(page, best.prompt);
+  for (let round = 1; round <= 2; round++) {
+    await imagesLoaded(page);
+    for (const i of await tilesOfColour(page, best.colour)) await page.click(`#grid .tile[data-index="${i}"] .b-pos`);
+    if (round === 1) await page.waitForSelector('#concept-panel:not([hidden])');
+    await page.click('#rest-neg');
+    await page.waitForFunction(() => document.querySelectorAll('#grid .tile:not(.label-0):not(.label-1)').length === 0);
+    await page.click('#train');
+    await page.waitForFunction((n) => document.getElementById('view-title').textContent.startsWith('Nearest unlabelled') &&
+      document.querySelectorAll('#history tr').length >= n, round);
+  }
+  // the page filled at the slider's size
+  await page.selectOption('#k', 'fit');
+  await page.waitForFunction(() => location.hash.includes('k=fit') && document.querySelectorAll('#grid .tile').length > 9);
+  await imagesLoaded(page);
+  await page.waitForFunction(() => document.getElementById('above').textContent.includes('above the threshold'));
+  const text = await page.evaluate(() => document.body.innerText);
+  check(!/-0\.0+(?!\d*[1-9])/.test(text), `the page shows a negative zero: ${text.match(/.{20}-0\.0+.{10}/)}`);
+  await page.mouse.move(0, 0);
+  await page.evaluate(() => { if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); });
+  await page.waitForFunction(() => !document.getElementById('status').classList.contains('show'), null, { timeout: 10000 });
+  await shot('explorer');
 });
 
 // ---- The map (web/map.js) ---------------------------------------------------------------

@@ -20,6 +20,11 @@ if [ -n "$missing" ]; then
     echo "skip - browser: missing $missing"; exit 0
 fi
 shared=$(cd "$shared" && pwd)
+# the multilingual flow types a Chinese prompt: without a CJK font its screenshots show boxes
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+    if [ "${CI:-}" = true ]; then echo "not ok - browser: no Chinese font (sh scripts/deps.sh --test installs fonts-wqy-zenhei)"; exit 1; fi
+    echo "# no Chinese font: the multilingual screenshots show boxes (sh scripts/deps.sh --test)"
+fi
 
 # node_modules from the committed lock file, refreshed when the lock file changes
 lock=tests/browser/package-lock.json
