@@ -389,7 +389,7 @@ function mapAtlas(page) {
   if (!a) {
     a = new Image();
     a.onload = () => mapDraw();
-    a.src = `/api/map/atlas/${page}`;
+    a.src = withCollection(`/api/map/atlas/${page}`);
     mapState.atlases.set(page, a);
   }
   return a.complete && a.naturalWidth ? a : null;
