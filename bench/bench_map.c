@@ -234,8 +234,10 @@ int main(int argc, char **argv)
     printf("time: neighbours %.2f s (%.2f CPU s), layout (neighbours + graph + PCA start + SGD) "
            "%.2f s (%.2f CPU s), PCA alone %.2f s (layout/PCA %.1fx); load average %s", t_knn,
            c_knn, t_map, c_map, t_pca, t_map / t_pca, loadavg());
-    printf("10-NN kept (512-d -> 2-D, %d items sampled): map %.3f, PCA %.3f (map/PCA %.2fx)\n",
-           ns, q_map, q_pca, q_map / q_pca);
+    printf("10-NN kept (512-d -> 2-D, %d items sampled): map %.3f, PCA %.3f", ns, q_map, q_pca);
+    if (q_pca > 0)
+        printf(" (map/PCA %.2fx)", q_map / q_pca);
+    printf("\n");
     printf("cluster separation (items nearest their own cluster's centre): map %.3f, PCA %.3f\n",
            s_map, s_pca);
     printf("memory: %d bytes/item of vectors (f32); the layout's peak adds %.0f bytes/item "

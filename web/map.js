@@ -4,7 +4,7 @@
 // request), cluster names, the hover ring and the lasso. Pan by dragging, zoom with the
 // wheel (or the keys below); hover shows the thumbnail and the item's description; click
 // opens the detail panel; Shift+drag draws a lasso whose items are labelled + or − in one
-// request (one undo step, through app.js's labelItems). Colour by cluster, labels, the
+// request (one undo step, through app.js's labelItems), or start a new concept. Colour by cluster, labels, the
 // current concept's score (diverging around its threshold) or a metadata column; the
 // current view's items (search results, candidates) are drawn larger with a ring.
 // Keys on the focused map: arrows pan, + and - zoom, 0 resets, 1 / 2 label the selection.
@@ -47,6 +47,7 @@ function mapSetup() {
   mapEl('span', { id: 'map-selection', class: 'map-selection', 'aria-live': 'polite' }, bar);
   mapEl('button', { id: 'map-sel-pos', type: 'button', disabled: '', title: 'Label the selection positive (1)', text: '+ selection' }, bar);
   mapEl('button', { id: 'map-sel-neg', type: 'button', disabled: '', title: 'Label the selection negative (2)', text: '− selection' }, bar);
+  mapEl('button', { id: 'map-sel-concept', type: 'button', disabled: '', title: 'A new concept whose examples are the selection', text: 'New concept' }, bar);
   mapEl('button', { id: 'map-sel-clear', type: 'button', disabled: '', text: 'Deselect' }, bar);
   mapEl('span', { id: 'map-note', class: 'view-note' }, bar);
   const stage = mapEl('div', { class: 'map-stage' }, section);
@@ -80,6 +81,7 @@ function mapSetup() {
   $('map-sel-pos').addEventListener('click', () => mapLabelSelection(1));
   $('map-sel-neg').addEventListener('click', () => mapLabelSelection(0));
   $('map-sel-clear').addEventListener('click', () => mapSelect([]));
+  $('map-sel-concept').addEventListener('click', () => guarded(mapConceptFromSelection));
   mapPointer(gl);
   gl.addEventListener('keydown', mapKey);
   window.addEventListener('resize', () => { if (mapState.shown) { mapFit(); mapDraw(); } });
@@ -387,7 +389,7 @@ function mapAtlas(page) {
   if (!a) {
     a = new Image();
     a.onload = () => mapDraw();
-    a.src = `/api/map/atlas/${page}`;
+    a.src = withCollection(`/api/map/atlas/${page}`);
     mapState.atlases.set(page, a);
   }
   return a.complete && a.naturalWidth ? a : null;
@@ -398,8 +400,8 @@ function mapDrawOverlay(w, h, dpr) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
   // thumbnails when few enough points are in view
-  const visible = mapVisible(w, h, 400);
-  if (visible.length <= 400 && mapState.view.scale >= 2) {
+  const visible = mapState.view.scale >= 2 ? mapVisible(w, h, 400) : [];
+  if (visible.length && visible.length <= 400) {
     const a = mapState.summary.atlas, size = Math.min(64, 12 * Math.sqrt(mapState.view.scale));
     for (const i of visible) {
       const img = mapAtlas(Math.floor(i / a.items));
@@ -542,7 +544,7 @@ function mapSelect(indices) {
   mapState.selected = indices;
   const n = indices.length;
   $('map-selection').textContent = n ? `${n} selected` : '';
-  for (const id of ['map-sel-pos', 'map-sel-neg', 'map-sel-clear']) $(id).disabled = !n;
+  for (const id of ['map-sel-pos', 'map-sel-neg', 'map-sel-concept', 'map-sel-clear']) $(id).disabled = !n;
   mapHighlight();
 }
 
@@ -552,6 +554,17 @@ async function mapLabelSelection(label) {
   await labelItems(ids, label, 'The map selection');
   mapSelect([]);
   if (mapState.colourBy !== 'cluster') mapRecolour();
+}
+
+// A concept that starts from the selection: its examples (the mean of their vectors).
+async function mapConceptFromSelection() {
+  const ids = mapState.selected.map((i) => mapState.ids[i]);
+  if (!ids.length) return;
+  const concept = await api('POST', '/api/concepts', { name: uniqueName('map selection'), examples: ids });
+  await loadConcepts();
+  await selectConcept(concept.name, false);
+  mapSelect([]);
+  say(`Concept “${concept.name}” created from ${ids.length} items`);
 }
 
 function mapKey(ev) {

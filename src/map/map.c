@@ -45,29 +45,45 @@ static void stage(const vdx_map_options *o, const char *what, double f)
         o->on_progress(what, f, o->user);
 }
 
-/* Every stored item's id and vector, in storage order. */
-static int load_vectors(vdx_store *store, vdx_hits *hits, float **vectors, vdx_error *err)
+/* Every stored item's id and vector, in storage order: the ids first, then the vectors
+ * in blocks straight into one array (never a second copy of them all). */
+static int load_vectors(vdx_store *store, const vdx_map_options *o, vdx_hits *hits,
+                        float **vectors, vdx_error *err)
 {
     int dims = vdx_store_model(store)->dims;
     float *q = calloc((size_t)dims, sizeof *q);
     if (!q)
         return vdx_fail_oom(err, "for a query");
     q[0] = 1;
-    vdx_search_request req = {.query = q, .with_vectors = 1};
+    vdx_search_request req = {.query = q};
     int rc = vdx_store_score_all(store, &req, hits, err);
     free(q);
     if (rc != 0)
         return -1;
+    const char **ids = malloc(4096 * sizeof *ids);
     *vectors = malloc((size_t)(hits->n ? hits->n : 1) * dims * sizeof **vectors);
-    if (!*vectors) {
+    if (!*vectors || !ids) {
+        free(ids);
+        free(*vectors);
+        *vectors = NULL;
         vdx_hits_free(hits);
         return vdx_fail_oom(err, "for %d vectors", hits->n);
     }
-    for (int i = 0; i < hits->n; i++) {
-        memcpy(*vectors + (int64_t)i * dims, hits->hits[i].vector, (size_t)dims * sizeof(float));
-        free(hits->hits[i].vector);
-        hits->hits[i].vector = NULL;
+    for (int b0 = 0; b0 < hits->n; b0 += 4096) {
+        int m = hits->n - b0 < 4096 ? hits->n - b0 : 4096;
+        for (int i = 0; i < m; i++)
+            ids[i] = hits->hits[b0 + i].id;
+        if (vdx_store_get_vectors(store, ids, (size_t)m, *vectors + (int64_t)b0 * dims, err) != 0) {
+            free(ids);
+            free(*vectors);
+            *vectors = NULL;
+            vdx_hits_free(hits);
+            return -1;
+        }
+        if (o->on_progress)
+            o->on_progress("vectors", (double)(b0 + m) / hits->n, o->user);
     }
+    free(ids);
     return 0;
 }
 
@@ -95,7 +111,7 @@ int vdx_map_build(vdx_store *store, const vdx_map_options *opts, const vdx_map_v
     stage(&o, "vectors", 0);
     vdx_hits hits = {0};
     float *vec = NULL;
-    if (load_vectors(store, &hits, &vec, err) != 0)
+    if (load_vectors(store, &o, &hits, &vec, err) != 0)
         return vdx_error_prefix(err, "reading the vectors for the map");
     int64_t n = hits.n;
     stage(&o, "vectors", 1);

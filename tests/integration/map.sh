@@ -156,6 +156,11 @@ printf 'garbage' > "$tmp/data/collections/other/map.bin"
 "$vdx" map export --data "$tmp/data" --collection other > /dev/null 2> "$tmp/err"; rc=$?
 [ $rc -eq 10 ] && grep -q "map.bin: not a vdx map file (bad magic) at byte 0" "$tmp/err" \
     && ok "a damaged map.bin is corrupt data (10)" || not_ok "damaged: rc $rc: $(cat "$tmp/err")"
+: > "$tmp/none.txt"
+"$vdx" ingest urls "$tmp/none.txt" --model "$model" --data "$tmp/data" --collection empty > /dev/null 2>&1
+"$vdx" map build --data "$tmp/data" --collection empty > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc -eq 3 ] && grep -qx "vdx: a map needs at least 2 items; collection 'empty' holds 0" "$tmp/err" \
+    && ok "an empty collection: invalid (3), before any model is loaded" || not_ok "empty: rc $rc: $(cat "$tmp/err")"
 "$vdx" map --help > "$tmp/help" 2>&1
 check "--help" grep -q "usage: vdx map build" "$tmp/help"
 
