@@ -15,9 +15,11 @@ OPT      ?= -O2
 # says, every field after it (the kind); the warning would ask for `{{0}, 0}` everywhere.
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
             -Wno-missing-field-initializers
-CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fno-strict-aliasing \
+# OpenMP: the one thread pool (libgomp, which Debian's oneDNN runs on). oneDNN has no
+# pkg-config file in Debian (libdnnl-dev ships CMake files only): plain -ldnnl.
+CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fopenmp -fno-strict-aliasing \
             -Iinclude -Isrc -Itests $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lm -pthread
+LDLIBS   := $(PKG_LIBS) -ldnnl -lm -pthread -fopenmp
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined

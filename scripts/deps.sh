@@ -6,7 +6,7 @@ set -eu
 want="build-essential pkg-config ca-certificates curl
  libopenblas-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libutf8proc-dev
  libcjson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libzip-dev zlib1g-dev libssl-dev
- valgrind zip libhnswlib-dev"
+ valgrind zip libhnswlib-dev libdnnl-dev"
 case "${1:-}" in
   --test) want="$want clickhouse-server chromium groff-base openssl" ;;
   # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py)
