@@ -16,13 +16,15 @@
  *
  * int8: the weights are quantised per output channel (symmetric, scale max|w| / 127);
  * the activations per row at every call (scale max|x| / 127); the s8·s8 product
- * accumulates in int32 and is scaled back per channel (oneDNN's runtime output scales),
- * then per row, then the bias and the residual are added in float32. */
+ * accumulates in int32, comes out as float32 and is scaled back per row and channel
+ * here (oneDNN 2.6's runtime output scales would push the product off its brgemm
+ * kernels onto a slower gemm), then the bias and the residual are added in float32. */
 #include "clip/matmul.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,7 +66,7 @@ typedef struct cached_primitive {
     primitive_key key;
     dnnl_primitive_t primitive;
     dnnl_memory_desc_t weights, scratchpad;
-    const char *impl;
+    char impl[48]; /* oneDNN's implementation name, e.g. "brg:avx512_core_bf16" */
     int used;
 } cached_primitive;
 
@@ -108,10 +110,6 @@ static dnnl_status_t make_pd(dnnl_primitive_desc_t *pd, const primitive_key *key
         s = dnnl_primitive_attr_create(&attr);
     if (s == dnnl_success)
         s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (s == dnnl_success && key->precision == VDX_PRECISION_INT8) {
-        const float runtime = DNNL_RUNTIME_F32_VAL;
-        s = dnnl_primitive_attr_set_output_scales(attr, 1, 1 << 1, &runtime);
-    }
     dnnl_post_ops_t ops = NULL;
     if (s == dnnl_success && key->accumulate) {
         s = dnnl_post_ops_create(&ops);
@@ -158,7 +156,7 @@ static dnnl_status_t build(cached_primitive *c, const primitive_key *key,
     c->weights = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const char *impl = NULL;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    c->impl = impl && strncmp(impl, "brg:", 4) == 0 ? impl : "other";
+    snprintf(c->impl, sizeof c->impl, "%s", impl ? impl : "?");
     s = dnnl_primitive_create(&c->primitive, pd);
     dnnl_primitive_desc_destroy(pd);
     if (s != dnnl_success)
@@ -200,14 +198,20 @@ static dnnl_status_t lookup(const primitive_key *key, const dnnl_memory_desc_t *
 
 const char *clip_matmul_isa(vdx_precision precision)
 {
-    primitive_key key = {1600, 3072, 768, (int)precision, 1, 0};
+    static char names[4][48];
+    /* int8 adds the bias itself (after the per-row scale) */
+    primitive_key key = {1600, 3072, 768, (int)precision, precision != VDX_PRECISION_INT8, 0};
     cached_primitive c;
     int owned;
+    unsigned i = (unsigned)precision < 4 ? (unsigned)precision : 0;
     if (!get_engine() || lookup(&key, NULL, &c, &owned) != dnnl_success)
         return "unavailable";
     if (owned)
         dnnl_primitive_destroy(c.primitive);
-    return c.impl;
+    pthread_mutex_lock(&cache_lock);
+    snprintf(names[i], sizeof names[i], "%s", c.impl);
+    pthread_mutex_unlock(&cache_lock);
+    return names[i];
 }
 
 /* ---- packing --------------------------------------------------------------------- */
@@ -357,13 +361,12 @@ int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *b
         src = block;
     }
 
-    dnnl_memory_desc_t src_md, dst_md, bias_md, scales_md;
+    dnnl_memory_desc_t src_md, dst_md, bias_md;
     dnnl_dims_t src_dims = {m, (dnnl_dim_t)k}, dst_dims = {m, (dnnl_dim_t)n};
-    dnnl_dims_t bias_dims = {1, (dnnl_dim_t)n}, scale_dims = {(dnnl_dim_t)n};
+    dnnl_dims_t bias_dims = {1, (dnnl_dim_t)n};
     dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, weight_type(w->precision), dnnl_ab);
     dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, dnnl_f32, dnnl_ab);
     dnnl_memory_desc_init_by_tag(&bias_md, 2, bias_dims, dnnl_f32, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&scales_md, 1, scale_dims, dnnl_f32, dnnl_a);
     dnnl_memory_t mem[6] = {0};
     dnnl_exec_arg_t args[6];
     int n_args = 0;
@@ -378,8 +381,6 @@ int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *b
     ARG(DNNL_ARG_DST, &dst_md, dst);
     if (key.bias)
         ARG(DNNL_ARG_BIAS, &bias_md, bias);
-    if (int8)
-        ARG(DNNL_ARG_ATTR_OUTPUT_SCALES, &scales_md, w->scales);
     if (pad > 0)
         ARG(DNNL_ARG_SCRATCHPAD, &c.scratchpad, block + a + b + p);
 #undef ARG
@@ -400,7 +401,7 @@ int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *b
             const float *d = dst + (size_t)r * n;
             float *o = out + (size_t)r * n;
             for (size_t j = 0; j < n; j++) {
-                float v = d[j] * scales[r] + (bias ? bias[j] : 0.0f);
+                float v = d[j] * (scales[r] * w->scales[j]) + (bias ? bias[j] : 0.0f);
                 o[j] = accumulate ? o[j] + v : v;
             }
         }
