@@ -29,6 +29,12 @@
 #include <string.h>
 
 #include "common/half.h"
+#include "vdx/common.h"
+
+/* Wall time spent inside clip_matmul, all callers summed (the bench's matmul/rest split). */
+static _Atomic unsigned long long matmul_ns;
+
+unsigned long long clip_matmul_elapsed_ns(void) { return matmul_ns; }
 
 static dnnl_engine_t engine;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
@@ -327,6 +333,7 @@ static void quantise_rows(const float *x, int m, int k, int8_t *q, float *scales
 int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *bias, int m,
                 int accumulate, vdx_error *err)
 {
+    double started = vdx_now();
     int int8 = w->precision == VDX_PRECISION_INT8;
     /* int8 applies bias and residual itself, after the per-row scale */
     primitive_key key = {m, w->n, w->k, (int)w->precision, bias && !int8, accumulate && !int8};
@@ -407,6 +414,7 @@ int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *b
         }
     }
     free(block);
+    matmul_ns += (unsigned long long)((vdx_now() - started) * 1e9);
     return s == dnnl_success ? 0 : fail_status(err, s, &key);
 }
 

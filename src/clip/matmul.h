@@ -37,6 +37,9 @@ int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *b
  * (M 1600, N 3072, K 768), e.g. "brg:avx512_core_bf16": what `vdx info` records. */
 const char *clip_matmul_isa(vdx_precision precision);
 
+/* Nanoseconds spent in clip_matmul so far, all threads' calls summed. */
+unsigned long long clip_matmul_elapsed_ns(void);
+
 /* Whether the CPU computes bf16 natively (AVX512_BF16 or AMX_BF16). */
 int clip_cpu_has_bf16(void);
 
