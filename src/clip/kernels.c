@@ -39,9 +39,9 @@ int clip_kernels_threads(void)
     return threads;
 }
 
-void clip_kernels_enter(void)
+void clip_kernels_enter(int rows)
 {
-    omp_set_num_threads(clip_kernels_threads());
+    omp_set_num_threads(rows <= CLIP_FEW_ROWS ? 1 : clip_kernels_threads());
 }
 
 /* ---- parallel loops on the one OpenMP team ----------------------------------------- */

@@ -7,9 +7,14 @@
 /* Threads used by the kernels' parallel loops, oneDNN and OpenBLAS (>= 1). */
 void clip_kernels_set_threads(int threads);
 int clip_kernels_threads(void);
-/* Sets the calling thread's OpenMP team size to clip_kernels_threads(): every public
- * entry point of a tower calls it first (OpenMP's thread count is per calling thread). */
-void clip_kernels_enter(void);
+/* Sets the calling thread's OpenMP team size for a pass over `rows` token rows: every
+ * public entry point of a tower calls it first (OpenMP's thread count is per calling
+ * thread). Passes over at most CLIP_FEW_ROWS rows (a text prompt) run on the calling
+ * thread alone: they are memory-bound, made of ~100 short parallel regions, and
+ * libgomp's idle workers spin between regions, which on a busy machine cost 10x the
+ * work (docs/clip-engine.md, "Threads"); larger passes use clip_kernels_threads(). */
+#define CLIP_FEW_ROWS 24
+void clip_kernels_enter(int rows);
 
 /* Per row of `dim` values: (x - mean) / sqrt(var + eps) * gamma + beta, with the mean
  * and the biased variance accumulated in double. out may equal in. */

@@ -580,9 +580,9 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
         return vdx_fail_kind(err, VDX_ERR_INVALID, "embed images: negative image count %d", n);
     if (n == 0)
         return 0;
-    clip_kernels_enter();
     const vdx_clip_tower_config *c = &m->config.vision;
     int grid = c->image_size / c->patch_size, tokens = grid * grid + 1;
+    clip_kernels_enter(n * tokens);
     size_t image_floats = (size_t)c->num_channels * c->image_size * c->image_size;
     int batch = n < VISION_BATCH ? n : VISION_BATCH;
     size_t patch_len = (size_t)c->num_channels * c->patch_size * c->patch_size;
@@ -632,7 +632,7 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
             s.h[(size_t)t * d + i] = tok[i] + pos[i];
     }
     int rc = 0;
-    clip_kernels_enter();
+    clip_kernels_enter(tokens);
     for (int l = 0; l < c->num_layers && rc == 0; l++)
         if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1, err) != 0)
             rc = vdx_error_prefix(err, "text tower");
