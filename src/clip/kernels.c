@@ -161,7 +161,7 @@ void clip_layer_norm(float *out, const float *in, const float *gamma, const floa
                      int rows, int dim, double eps)
 {
     layer_norm_job job = {out, in, gamma, beta, dim, eps};
-    parallel_for(rows, row_grain(dim), clip_kernels_threads(), layer_norm_rows, &job);
+    parallel_for(rows, row_grain(dim), omp_get_max_threads(), layer_norm_rows, &job);
 }
 
 /* ---- bias + activation ---------------------------------------------------------- */
@@ -198,7 +198,7 @@ void clip_bias_activation(float *x, const float *bias, int rows, int cols,
                           clip_activation act)
 {
     activation_job job = {x, bias, cols, act};
-    parallel_for(rows, row_grain(cols), clip_kernels_threads(), activation_rows, &job);
+    parallel_for(rows, row_grain(cols), omp_get_max_threads(), activation_rows, &job);
 }
 
 /* ---- attention ------------------------------------------------------------------ */
@@ -262,7 +262,7 @@ static void attention_tasks(void *arg, int slot, int begin, int end)
 int clip_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
                    int n_heads, int causal)
 {
-    int threads = clip_kernels_threads();
+    int threads = omp_get_max_threads();
     float *scores = malloc((size_t)threads * seq_len * seq_len * sizeof *scores);
     if (!scores)
         return -1;
