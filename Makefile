@@ -27,7 +27,7 @@ ifeq ($(SAN),1)
 endif
 
 LIB_SRC  := $(sort $(wildcard src/common/*.c src/clip/*.c src/image/*.c src/store/*.c \
-              src/ingest/*.c src/explore/*.c src/server/*.c))
+              src/ingest/*.c src/explore/*.c src/map/*.c src/server/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 WEB      := $(sort $(wildcard web/*))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))

@@ -291,10 +291,12 @@ int main(int argc, char **argv)
     double vec_bytes = cJSON_GetObjectItemCaseSensitive(info, "vector_bytes")->valuedouble;
     int lists = (int)cJSON_GetObjectItemCaseSensitive(ix, "lists")->valuedouble;
     int nprobe_default = (int)cJSON_GetObjectItemCaseSensitive(ix, "nprobe")->valuedouble;
-    printf("index build: %.1f s; %d lists, default nprobe %d; index %.1f bytes/item on disk "
-           "(int8 codes + row numbers; all of it resident once touched), vectors %.0f bytes/item "
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ix, "kind"));
+    printf("index build: %.1f s; %s, %d lists, default nprobe %d; index %.1f bytes/item on disk "
+           "(codes + row numbers; all of it resident once touched), vectors %.0f bytes/item "
            "(mapped, read only by the rerank)\n",
-           t_build, lists, nprobe_default, ix_bytes / items, vec_bytes / items);
+           t_build, kind ? kind : "?", lists, nprobe_default, ix_bytes / items,
+           vec_bytes / items);
     cJSON_Delete(info);
     (void)rss0;
 

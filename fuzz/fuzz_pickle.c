@@ -3,7 +3,7 @@
  * built over a state dict (strides, offsets, contiguous copies), with the input itself
  * standing in as every storage. Nothing may crash, leak or read outside the buffer.
  * Built by scripts/build-fuzz.sh.
- * FUZZ_SOURCES: src/common/common.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/half.c src/common/json_check.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
 #include <stdlib.h>
 #include <string.h>
 

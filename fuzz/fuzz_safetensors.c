@@ -2,7 +2,7 @@
  * string must either be refused with a message or give tensors that lie inside the
  * buffer; every accepted float tensor is read back through weights_get_f32 so ASan
  * sees each byte the table claims. Built by scripts/build-fuzz.sh.
- * FUZZ_SOURCES: src/common/common.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/half.c src/common/json_check.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
 #include <stdlib.h>
 #include <string.h>
 

@@ -5,7 +5,7 @@
  * the normalised text. $VDX_SPM_MODEL names the model (default: the mclip-tiny fixture).
  * The first input byte picks max_len (2..257); the rest is the text. Built by
  * scripts/build-fuzz.sh.
- * FUZZ_SOURCES: src/common/common.c src/clip/protobuf.c src/clip/sentencepiece.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/hash.c src/clip/protobuf.c src/clip/sentencepiece.c */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * message or give a tokenizer that encodes a few texts without reading outside its
  * tables (a hostile charsmap trie, pieces, scores and types included). Built by
  * scripts/build-fuzz.sh; seed: the mclip-tiny sentencepiece.bpe.model.
- * FUZZ_SOURCES: src/common/common.c src/clip/protobuf.c src/clip/sentencepiece.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/hash.c src/clip/protobuf.c src/clip/sentencepiece.c */
 #include <stdlib.h>
 #include <string.h>
 

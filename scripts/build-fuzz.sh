@@ -97,6 +97,22 @@ printf '\376一只猫在沙发上睡觉' > "$out/corpus/spm_encode/zh"
 printf '\010  ＡＢＣ１２３\t x  <mask> ｶﾞ' > "$out/corpus/spm_encode/forms"
 printf '\376قطة نائمة على الأريكة 🎉🎉' > "$out/corpus/spm_encode/ar"
 
+# Request-policy seeds: Host headers (first byte even; port 8080 = 1 + 0x1f8f) and JSON
+# bodies (first byte odd) with and without a \u0000 in a string.
+mkdir -p "$out/corpus/http_policy"
+printf '\000\037\217\000localhost:8080' > "$out/corpus/http_policy/host-ok"
+printf '\000\037\217\010127.0.0.2:8080' > "$out/corpus/http_policy/host-bound"
+printf '\000\037\217\000127.0.0.1.attacker.example:8080' > "$out/corpus/http_policy/host-rebind"
+printf '\000\000\000\002[::1]' > "$out/corpus/http_policy/host-default-port"
+printf '\001{"name":"a\\u0000b","examples":["x"]}' > "$out/corpus/http_policy/json-nul"
+printf '\001{"like":"a\\\\u0000b"}' > "$out/corpus/http_policy/json-escaped"
+
+# URL-list seeds: every kind of line, file: URLs of RFC 8089's forms included.
+mkdir -p "$out/corpus/urls"
+printf '%s\n' '# photos' 'https://images.example/a.jpg' 'file:///tmp/b.jpg' \
+    'file://localhost/tmp/c%20d.jpg' 'file:/tmp/e.jpg' 'file://evil.example/etc/passwd' \
+    'relative/f.png' 'ftp://x/y.jpg' 'https://images.example/a.jpg' > "$out/corpus/urls/list.txt"
+
 if [ $# -ge 1 ]; then
     export VDX_TOKENIZER_DIR="${VDX_TOKENIZER_DIR:-$shared}"
     export VDX_SPM_MODEL="${VDX_SPM_MODEL:-$shared/../mclip-tiny/sentencepiece.bpe.model}"

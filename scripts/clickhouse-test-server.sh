@@ -4,6 +4,8 @@
 # user `vdx_test` with password `s3cret-pw` (loopback only), for authenticated-store tests.
 #   scripts/clickhouse-test-server.sh start DIR   prints the store URL (http://127.0.0.1:PORT)
 #   scripts/clickhouse-test-server.sh stop DIR    stops the server started in DIR (by pid)
+# For a cluster (tests/integration/clickhouse_cluster.sh): $CH_HTTP_PORT and $CH_TCP_PORT fix
+# the ports, $CH_EXTRA_CONFIG (an XML fragment) is added to the server's config.
 # Exit status 3 from start: clickhouse-server is not installed (callers skip).
 set -eu
 action=${1:-}; dir=${2:-}
@@ -26,7 +28,7 @@ start)
     [ -n "$server" ] || { echo "clickhouse-server is not installed (scripts/deps.sh --test installs it)" >&2; exit 3; }
     mkdir -p "$dir/log" "$dir/data/tmp" "$dir/data/user_files"
     dir=$(cd "$dir" && pwd)
-    http=$(free_port); tcp=$(free_port); inter=$(free_port)
+    http=${CH_HTTP_PORT:-$(free_port)}; tcp=${CH_TCP_PORT:-$(free_port)}; inter=$(free_port)
     while [ "$tcp" = "$http" ]; do tcp=$(free_port); done
     while [ "$inter" = "$http" ] || [ "$inter" = "$tcp" ]; do inter=$(free_port); done
     # the package's users plus one with a password, for the tests of authenticated stores
@@ -41,6 +43,7 @@ start)
   <users_config>$dir/users.xml</users_config>
   <default_profile>default</default_profile><default_database>default</default_database>
   <mark_cache_size>104857600</mark_cache_size>
+${CH_EXTRA_CONFIG:-}
 </yandex>
 XML
     "$server" --config-file="$dir/config.xml" > "$dir/log/stdout.log" 2>&1 &

@@ -84,8 +84,16 @@ base=""
 [ -z "${VDX_UNSPLASH_BASE:-}" ] || base="--base-url $VDX_UNSPLASH_BASE"
 log="$home/ingest.log"
 say "ingesting in the background (log: $log)"
-# shellcheck disable=SC2086
-$vdx ingest unsplash "$dataset" --model "$model" $limit $base > "$log" 2>&1 &
+# The map (vdx map build) follows the ingest: the page's Map view shows it; items
+# ingested later are placed among their neighbours until the next build.
+# A stop (the trap below) reaches the ingest or the map build, whichever runs.
+(
+    # shellcheck disable=SC2086
+    $vdx ingest unsplash "$dataset" --model "$model" $limit $base &
+    child=$!
+    trap 'kill $child 2>/dev/null; exit 143' TERM
+    wait $child && exec $vdx map build --model "$model"
+) > "$log" 2>&1 &
 ingest_pid=$!
 # Ctrl-C reaches the ingest, the server and this script at once; the traps must not fail
 # (set -e), or a clean stop would end with "make: *** Error 1"

@@ -203,7 +203,7 @@ for suite in $suites; do
         # the scripts that drive the CLI's commands, parsers and server (see docs/testing.md)
         run_scripts asan-integration build/asan \
             tests/integration/embed.sh tests/integration/api.sh tests/integration/concept.sh \
-            tests/integration/model_pull.sh tests/integration/ingest.sh ;;
+            tests/integration/model_pull.sh tests/integration/ingest.sh tests/integration/map.sh ;;
     browser)
         run_one browser browser browser script "$log_dir/browser.log" \
             env VDX_BUILD=build/release sh tests/browser/run.sh ;;

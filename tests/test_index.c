@@ -55,7 +55,7 @@ static int fill(vdx_store *s, int first, int n, vdx_error *err)
     return rc;
 }
 
-static vdx_store *indexed_store(const char *name)
+static vdx_store *indexed_store_codes(const char *name, int codes)
 {
     vdx_error err = {{0}};
     vdx_store *s = open_store(name, 1, &err);
@@ -64,13 +64,18 @@ static vdx_store *indexed_store(const char *name)
         vdx_store_close(s);
         return NULL;
     }
-    vdx_index_options o = {.lists = LISTS, .nprobe = 4};
+    vdx_index_options o = {.lists = LISTS, .nprobe = 4, .codes = codes};
     if (vdx_store_index_build(s, &o, &err) != 0) {
         printf("    index build: %s\n", err.message);
         vdx_store_close(s);
         return NULL;
     }
     return s;
+}
+
+static vdx_store *indexed_store(const char *name)
+{
+    return indexed_store_codes(name, VDX_INDEX_CODES_AUTO);
 }
 
 static int search(vdx_store *s, const float *q, int k, const char *const *excl, size_t n_excl,
@@ -160,9 +165,8 @@ TEST(recall_floor_at_default_settings)
     CHECK(r / n >= 0.9, "recall@9 of image queries %.3f", r / n);
 }
 
-TEST(filters_and_exclusions_give_k_results)
+static void filters_and_exclusions(vdx_store *store)
 {
-    REQUIRE(shared, "no indexed store");
     static const struct {
         const char *where;
         int matching;
@@ -180,7 +184,7 @@ TEST(filters_and_exclusions_give_k_results)
         int excluded = !strcmp(filters[f].where, "bucket = 7") ? 30 : 0;
         int expect = filters[f].matching - excluded < 50 ? filters[f].matching - excluded : 50;
         vdx_hits h;
-        REQUIRE(search(shared, q, 50, (const char *const *)excl, 30, filters[f].where, 0, &h) == 0,
+        REQUIRE(search(store, q, 50, (const char *const *)excl, 30, filters[f].where, 0, &h) == 0,
                 "search");
         CHECK(h.n == expect, "%s: %d results, %d expected", filters[f].where, h.n, expect);
         for (int i = 0; i < h.n; i++) {
@@ -197,6 +201,77 @@ TEST(filters_and_exclusions_give_k_results)
     }
     for (int i = 0; i < 30; i++)
         free(excl[i]);
+}
+
+TEST(filters_and_exclusions_give_k_results)
+{
+    REQUIRE(shared, "no indexed store");
+    filters_and_exclusions(shared);
+}
+
+/* Recall@9 of the index against the exact scan over n queries of each kind (image, text
+ * of an item), nprobe from $VDX_INDEX_NPROBE. */
+static double recall9(vdx_store *s, int n, int texts)
+{
+    double r = 0;
+    float q[DIMS];
+    for (int t = 0; t < n; t++) {
+        if (texts)
+            synth_text_for_item(gen, (uint64_t)t * 131 + 5, 0, q);
+        else
+            synth_image(gen, (uint64_t)ROWS + 2000 + (uint64_t)t, q);
+        vdx_hits a, b;
+        if (search(s, q, 9, NULL, 0, NULL, 1, &a) != 0 || search(s, q, 9, NULL, 0, NULL, 0, &b) != 0)
+            return -1;
+        int found = 0;
+        for (int i = 0; i < a.n; i++)
+            for (int j = 0; j < b.n; j++)
+                found += !strcmp(a.hits[i].id, b.hits[j].id);
+        r += (double)found / a.n;
+        vdx_hits_free(&a);
+        vdx_hits_free(&b);
+    }
+    return r / n;
+}
+
+/* Product-quantised codes (DIMS / 8 bytes per row): the file is that small; re-scoring
+ * every estimate gives the exact scan's answer; the default re-scoring keeps recall above
+ * a floor with every partition visited; filters and exclusions hold as for int8. */
+TEST(pq_codes)
+{
+    vdx_error err = {{0}};
+    vdx_store *s = indexed_store_codes("pq", VDX_INDEX_CODES_PQ);
+    REQUIRE(s, "setup failed");
+    cJSON *info;
+    REQUIRE(vdx_store_info(s, &info, &err) == 0, "%s", err.message);
+    const cJSON *ix = cJSON_GetObjectItemCaseSensitive(info, "index");
+    double bytes = ix ? cJSON_GetObjectItemCaseSensitive(ix, "bytes_on_disk")->valuedouble : 0;
+    /* codes + row numbers, plus the fixed part: header, scales, centres, partition table,
+     * 16 sub-quantisers × 256 centroids × 4 floats */
+    double fixed = 256 + DIMS * 4 + LISTS * DIMS * 4 + (LISTS + 1) * 8 + 16 * 256 * 4 * 4 + 5 * 64;
+    CHECK(ix && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ix, "kind")), "ivf-pq") &&
+              bytes <= ROWS * (DIMS / 4 + 4) + fixed,
+          "info: %s (%.0f bytes, at most %.0f)", ix ? cJSON_PrintUnformatted(ix) : "no index",
+          bytes, ROWS * (DIMS / 4 + 4) + fixed);
+    cJSON_Delete(info);
+    char lists[16], rows[16];
+    snprintf(lists, sizeof lists, "%d", LISTS);
+    snprintf(rows, sizeof rows, "%d", ROWS);
+    setenv("VDX_INDEX_NPROBE", lists, 1);
+    setenv("VDX_INDEX_RERANK", rows, 1);
+    double all_image = recall9(s, 20, 0), all_text = recall9(s, 20, 1);
+    CHECK(all_image == 1.0 && all_text == 1.0,
+          "every estimate re-scored: recall@9 %.3f (images) %.3f (texts), not 1", all_image,
+          all_text);
+    unsetenv("VDX_INDEX_RERANK");
+    /* measured here: 1.000 (images) and 0.983 (texts) with the default re-scoring of 200
+     * estimates; 0.9 is far above what codes that carried no information would give
+     * (200 random rows of 6000: ≈ 0.03) */
+    double image = recall9(s, 40, 0), text = recall9(s, 40, 1);
+    CHECK(image >= 0.9 && text >= 0.9, "recall@9 %.3f (images) %.3f (texts)", image, text);
+    unsetenv("VDX_INDEX_NPROBE");
+    filters_and_exclusions(s);
+    vdx_store_close(s);
 }
 
 TEST(appended_rows_are_found_and_info_reports_them)
@@ -336,6 +411,7 @@ int main(void)
     RUN(all_partitions_equal_the_exact_scan);
     RUN(recall_floor_at_default_settings);
     RUN(filters_and_exclusions_give_k_results);
+    RUN(pq_codes);
     RUN(appended_rows_are_found_and_info_reports_them);
     RUN(mismatched_or_corrupt_index_is_ignored);
     RUN(killed_build_leaves_the_old_index);

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support/http_client.h"
@@ -502,6 +503,116 @@ TEST(test_preview)
     free(r.body);
 }
 
+/* A small collection NAME of n items "NAME-i" beside "web", embedded with the model whose
+ * config hash is all `hash` ('a' is web's). */
+static int small_collection(const char *name, char hash, int n)
+{
+    vdx_model_identity model = {.name = "test-model", .dims = DIMS};
+    memset(model.config_hash, hash, 64);
+    vdx_store_options opts = {.data_dir = data_dir, .collection = name, .create = 1, .model = &model};
+    vdx_error err = {{0}};
+    vdx_store *store = vdx_store_open(&opts, &err);
+    if (!store) {
+        printf("    %s\n", err.message);
+        return -1;
+    }
+    float vectors[8][DIMS];
+    char ids[8][80];
+    vdx_item items[8];
+    for (int i = 0; i < n && i < 8; i++) {
+        for (int d = 0; d < DIMS; d++)
+            vectors[i][d] = d == i ? 1.0f : 0.0f;
+        snprintf(ids[i], sizeof ids[i], "%s-%d", name, i);
+        items[i] = (vdx_item){.id = ids[i], .url = ids[i], .width = 10, .height = 10, .vector = vectors[i],
+                              .thumbnail = thumbnail, .thumbnail_size = thumbnail_size};
+    }
+    int rc = vdx_store_append(store, items, (size_t)n, &err);
+    if (rc != 0)
+        printf("    %s\n", err.message);
+    vdx_store_close(store);
+    return rc;
+}
+
+/* One server, several collections of its data directory: listed for the page's
+ * switcher, each reached with ?collection=NAME, with its own items and concept book;
+ * one embedded with another model is listed as unavailable, and refused. */
+TEST(test_collections)
+{
+    REQUIRE(server, "no server");
+    REQUIRE(small_collection("second", 'a', 3) == 0 && small_collection("alien", 'b', 2) == 0, "collections");
+    char junk[400];
+    snprintf(junk, sizeof junk, "%s/collections/junk", data_dir);
+    REQUIRE(mkdir(junk, 0700) == 0, "mkdir %s", junk);
+    reply r = get("/api/collections");
+    cJSON *json = cJSON_Parse(r.body);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(json, "collections");
+    CHECK(r.status == 200 && cJSON_GetArraySize(list) == 3, "collections: %ld %s", r.status, r.body);
+    CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "default")), "web"), "default: %s", r.body);
+    static const char *const names[] = {"alien", "second", "web"};
+    static const int counts[] = {-1, 3, N_ITEMS};
+    for (int i = 0; i < 3 && i < cJSON_GetArraySize(list); i++) {
+        const cJSON *c = cJSON_GetArrayItem(list, i);
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "name"));
+        int available = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "available"));
+        const cJSON *count = cJSON_GetObjectItemCaseSensitive(c, "count");
+        const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "reason"));
+        CHECK(name && !strcmp(name, names[i]), "entry %d is %s, not %s", i, name ? name : "?", names[i]);
+        if (counts[i] < 0)
+            CHECK(!available && !count && reason && strstr(reason, "collection 'alien' was embedded with model"),
+                  "alien: %s", r.body);
+        else
+            CHECK(available && cJSON_IsNumber(count) && count->valueint == counts[i], "%s: %s", names[i], r.body);
+    }
+    cJSON_Delete(json);
+    free(r.body);
+    /* the second collection's own items, thumbnails, search and concept book */
+    r = get("/api/info?collection=second");
+    json = cJSON_Parse(r.body);
+    CHECK(r.status == 200 && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "collection")), "second") &&
+              cJSON_GetObjectItemCaseSensitive(json, "count")->valueint == 3,
+          "info: %ld %s", r.status, r.body);
+    cJSON_Delete(json);
+    free(r.body);
+    r = get("/api/items/second-1/thumbnail?collection=second");
+    CHECK(r.status == 200 && r.size == thumbnail_size, "thumbnail: %ld", r.status);
+    free(r.body);
+    r = get("/api/items/second-1");
+    CHECK_ERROR(r, 404, "no item 'second-1' in collection 'web'");
+    free(r.body);
+    r = post_json("/api/search?collection=second", "{\"like\":\"second-0\",\"k\":5}");
+    json = cJSON_Parse(r.body);
+    CHECK(r.status == 200 && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "items")) == 2,
+          "search in second: %ld %s", r.status, r.body);
+    cJSON_Delete(json);
+    free(r.body);
+    r = post_json("/api/concepts?collection=second", "{\"name\":\"only here\",\"examples\":[\"second-2\"]}");
+    CHECK(r.status == 201, "concept in second: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/api/concepts?collection=second");
+    CHECK(r.status == 200 && strstr(r.body, "\"only here\""), "listed in second: %s", r.body);
+    free(r.body);
+    r = get("/api/concepts");
+    CHECK(r.status == 200 && !strstr(r.body, "\"only here\""), "not in web: %s", r.body);
+    free(r.body);
+    r = get("/api/concepts/only%20here?collection=web");
+    CHECK_ERROR(r, 404, "no concept named 'only here'");
+    free(r.body);
+    /* refused: another model, no such collection, a name that climbs out */
+    r = get("/api/info?collection=alien");
+    CHECK(r.status == 409 && strstr(r.body, "collection 'alien' was embedded with model"), "alien: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/api/info?collection=nope");
+    CHECK(r.status == 404 && strstr(r.body, "collection 'nope' does not exist") && strstr(r.body, "second"),
+          "nope: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/api/info?collection=..%2Fweb");
+    CHECK_ERROR(r, 400, "collection name '../web' has a character not allowed at byte 2 (use letters, digits, '_', '.', '-')");
+    free(r.body);
+    r = request("POST", "/api/collections", "application/json", "{}", 2, NULL);
+    CHECK_ERROR(r, 405, "POST is not allowed on /api/collections (GET)");
+    free(r.body);
+}
+
 TEST(test_concurrent_clients)
 {
     REQUIRE(server, "no server");
@@ -809,11 +920,10 @@ TEST(test_oversized_request_heads)
         strcat(path, "&b=2");
     t0 = vdx_now();
     r = get(path);
-    /* libmicrohttpd's pool cannot hold 5000 arguments: it never hands the request over,
-     * so no 414 can be sent; the head deadline (here IDLE_TIMEOUT_S) closes it, where the
-     * probe saw it held for the whole 30 s idle timeout */
-    CHECK(r.status == 414 || r.status == 431 || r.status == 0, "5000 query arguments: %ld %s", r.status, r.body);
-    CHECK(vdx_now() - t0 < IDLE_TIMEOUT_S + 5, "the answer took %.1f s", vdx_now() - t0);
+    /* libmicrohttpd's pool cannot hold 5000 arguments (0.9.75 then answers nothing): the
+     * query string is cut before it splits it, and the 414 comes at once */
+    CHECK_ERROR(r, 414, "the request line is longer than 8192 bytes or has more than 256 query arguments");
+    CHECK(vdx_now() - t0 < 5, "the answer took %.1f s", vdx_now() - t0);
     free(r.body);
     free(path);
 }
@@ -1036,6 +1146,35 @@ TEST(test_names_text_and_statuses)
     free(r.body);
 }
 
+/* Issue 10's remainder: query arguments are UTF-8 text without NUL (400 naming the
+ * argument), and a raw NUL byte in a JSON body is refused like an escaped one. */
+TEST(test_query_args_and_raw_nul)
+{
+    REQUIRE(server, "no server");
+    reply r = get("/api/concepts/shared/candidates?k=%FF");
+    CHECK_ERROR(r, 400, "query argument 'k' is not valid UTF-8 (decoded byte 0)");
+    free(r.body);
+    r = get("/api/info?where=caf%C3%28");
+    CHECK_ERROR(r, 400, "query argument 'where' is not valid UTF-8 (decoded byte 3)");
+    free(r.body);
+    r = get("/api/info?k=1&where=a%00b");
+    CHECK_ERROR(r, 400, "query argument 'where' holds a NUL character (%00) at decoded byte 1");
+    free(r.body);
+    r = get("/api/info?a%FFb=1");
+    CHECK_ERROR(r, 400, "a query argument name is not valid UTF-8 text without NUL of at most 64 bytes");
+    free(r.body);
+    r = get("/api/info?k=caf%C3%A9&w=%E4%B8%80");
+    CHECK(r.status == 200, "valid UTF-8 arguments: %ld %s", r.status, r.body);
+    free(r.body);
+    static const char raw[] = "{\"name\":\"a\0b\",\"examples\":[\"item-1\"]}";
+    r = request("POST", "/api/concepts", "application/json", raw, sizeof raw - 1, NULL);
+    CHECK_ERROR(r, 400, "the JSON body holds a NUL byte at byte 10");
+    free(r.body);
+    r = get("/api/concepts/a");
+    CHECK(r.status == 404, "the refused request created concept 'a': %ld %s", r.status, r.body);
+    free(r.body);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1046,6 +1185,7 @@ int main(void)
     RUN(test_request_policy);
     RUN(test_concept_loop);
     RUN(test_preview);
+    RUN(test_collections);
     RUN(test_concurrent_clients);
     RUN(test_security_headers_on_every_reply);
     RUN(test_upload_limit);
@@ -1055,6 +1195,7 @@ int main(void)
     RUN(test_read_only);
     RUN(test_refused_requests_change_nothing);
     RUN(test_names_text_and_statuses);
+    RUN(test_query_args_and_raw_nul);
     RUN(test_oversized_request_heads);
     RUN(test_slow_client_flood);
     RUN(test_slow_clients_do_not_stall_others);

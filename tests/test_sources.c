@@ -475,6 +475,26 @@ TEST(file_urls_rfc8089)
     CHECK(strstr(s->problems[2].reason, "malformed percent-escape in a file URL") != NULL, "%s",
           s->problems[2].reason);
     vdx_source_free(s);
+
+    /* found by fuzz/fuzz_urls.c: a file URL decoding to bytes that are not UTF-8 is read as
+     * decoded but stored and shown still encoded; a line with an invalid lead byte (F5) or
+     * an overlong form, which the line check once let through as ids, is reported */
+    write_text(path, "file:///srv/caf%E9.jpg\n"
+                     "photo-\xf5\x97\x8b\x8b.jpg\n"
+                     "photo-\xc0\xaf.jpg\n"
+                     "photo-\xed\xa0\x80.jpg\n");
+    s = vdx_source_urls(path, &err);
+    REQUIRE(s, "%s", err.message);
+    REQUIRE(s->n_items == 1, "items %zu", s->n_items);
+    CHECK_STR(s->items[0].url, "/srv/caf%E9.jpg");
+    CHECK(s->items[0].path && !strcmp(s->items[0].path, "/srv/caf\xe9.jpg"), "raw path %s",
+          s->items[0].path ? s->items[0].path : "(none)");
+    CHECK(s->n_problems == 3, "problems %zu", s->n_problems);
+    for (size_t i = 0; i < s->n_problems; i++)
+        CHECK(s->problems[i].line == (long)i + 2 &&
+                  !strcmp(s->problems[i].reason, "invalid UTF-8 or NUL byte in the line"),
+              "problem %zu: line %ld %s", i, s->problems[i].line, s->problems[i].reason);
+    vdx_source_free(s);
 }
 
 /* Seeded random damage to the sample's photos file (flipped bytes, stray quotes, tabs

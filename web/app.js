@@ -1,6 +1,6 @@
 // vdx explorer: the page's behaviour, plain JavaScript over the JSON API (docs/api.md).
 // One state object, small render functions, every server call through api(). The view
-// (query, image query, filter, concept, view, page, mode) lives in the URL hash: a
+// (collection, query, image query, filter, concept, view, page, mode, page and tile size) lives in the URL hash: a
 // reload restores it, Back returns to the previous view. Labels, undo and redo, rounds
 // and their metrics live on the server, so every client sees the same.
 'use strict';
@@ -30,11 +30,18 @@ const state = {
   busy: false,
   detail: null,           // index of state.items shown in the detail view, or an id
   applyingHash: false,
+  collection: null,       // the collection shown (?collection=); null: the server's own
+  fit: false,             // "Fit" page size: k is as many tiles as fill the window
 };
 
 // ---- Server calls ------------------------------------------------------------------
-// Every request of the page goes through serverFetch (one place for what each needs).
-function serverFetch(path, opts) { return fetch(path, opts); }
+// Every request of the page goes through serverFetch (one place for what each needs):
+// each names the collection shown when it is not the server's own.
+function withCollection(path) {
+  if (!state.collection) return path;
+  return `${path}${path.includes('?') ? '&' : '?'}collection=${encodeURIComponent(state.collection)}`;
+}
+function serverFetch(path, opts) { return fetch(withCollection(path), opts); }
 let offline = false;
 async function api(method, path, body, raw) {
   const opts = { method, headers: {} };
@@ -64,7 +71,7 @@ async function api(method, path, body, raw) {
 }
 const enc = encodeURIComponent;
 const conceptPath = (name, rest = '') => `/api/concepts/${enc(name)}${rest}`;
-const thumbUrl = (id) => `/api/items/${enc(id)}/thumbnail`;
+const thumbUrl = (id) => withCollection(`/api/items/${enc(id)}/thumbnail`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A banner while the server cannot be reached; it clears itself when it answers again.
@@ -113,6 +120,7 @@ function likely(p) { return `${Math.round(p * 100)}% likely`; }
 // ---- URL hash: the view survives a reload, Back returns to the previous one -----------
 function hashOf() {
   const p = new URLSearchParams();
+  if (state.collection) p.set('collection', state.collection);
   if (state.concept) p.set('concept', state.concept.name);
   if (state.query && state.query.text) p.set('q', state.query.text);
   if (state.query && state.query.like) p.set('like', state.query.like);
@@ -120,7 +128,9 @@ function hashOf() {
   if (filterValue()) p.set('where', filterValue());
   p.set('view', state.view);
   if (state.page) p.set('page', state.page);
-  if (state.k !== 9) p.set('k', state.k);
+  if (state.density) p.set('size', state.density);
+  if (state.fit) p.set('k', 'fit');
+  else if (state.k !== 9) p.set('k', state.k);
   if ($('mode').value !== 'nearest') p.set('mode', $('mode').value);
   return '#' + p.toString();
 }
@@ -138,10 +148,16 @@ async function applyHash() {
   if (location.hash === lastHash) return;
   lastHash = location.hash;
   const p = new URLSearchParams(location.hash.slice(1));
+  // another collection is another page: everything is loaded afresh
+  if ((p.get('collection') || null) !== state.collection) { location.reload(); return; }
   state.applyingHash = true;
   try {
     const k = Number(p.get('k') || 9);
-    if ([9, 24, 48, 96].includes(k)) { state.k = k; $('k').value = k; }
+    const size = Number(p.get('size'));
+    setDensity(size >= 110 && size <= 360 ? size : 0);
+    state.fit = p.get('k') === 'fit';
+    if (state.fit) { state.k = fitK(); $('k').value = 'fit'; }
+    else if ([9, 24, 48, 96].includes(k)) { state.k = k; $('k').value = k; }
     $('where').value = p.get('where') || '';
     clearFilterError();
     const mode = p.get('mode');
@@ -222,12 +238,13 @@ function escapeHtml(s) {
 function renderGrid(keepFocus) {
   const grid = $('grid');
   const hadFocus = grid.contains(document.activeElement);
-  grid.className = 'grid' + (state.k === 9 && !state.density ? ' k9' : '');
+  grid.className = 'grid' + (state.k === 9 && !state.density && !state.fit ? ' k9' : '');
   grid.replaceChildren(...state.items.map(tile));
   if (state.focus >= state.items.length) state.focus = Math.max(0, state.items.length - 1);
   if ((keepFocus || hadFocus) && state.items.length) focusTile(state.focus);
   renderPager();
   renderEmpty();
+  if (state.fit) requestAnimationFrame(refit); // the layout may have changed the columns
 }
 
 function renderPager() {
@@ -556,11 +573,11 @@ function renderConcept() {
     $('history').append(tr);
   }
   const base = conceptPath(c.name, '/export');
-  $('export-labels-csv').href = `${base}?what=labels&format=csv`;
-  $('export-labels-jsonl').href = `${base}?what=labels&format=jsonl`;
-  $('export-scores-csv').href = `${base}?what=scores&format=csv`;
-  $('export-scores-jsonl').href = `${base}?what=scores&format=jsonl`;
-  $('export-classifier').href = `${base}?what=classifier&format=json`;
+  $('export-labels-csv').href = withCollection(`${base}?what=labels&format=csv`);
+  $('export-labels-jsonl').href = withCollection(`${base}?what=labels&format=jsonl`);
+  $('export-scores-csv').href = withCollection(`${base}?what=scores&format=csv`);
+  $('export-scores-jsonl').href = withCollection(`${base}?what=scores&format=jsonl`);
+  $('export-classifier').href = withCollection(`${base}?what=classifier&format=json`);
 }
 
 async function refreshConceptSummary() {
@@ -1237,7 +1254,8 @@ async function loadInfo() {
   const before = state.info ? state.info.count : null;
   state.info = await api('GET', '/api/info');
   const i = state.info;
-  $('collection').textContent = `${i.collection} · ${Number(i.count).toLocaleString()} items`;
+  const many = document.body.classList.contains('many-collections'); // the switcher names it
+  $('collection').textContent = `${many ? '' : `${i.collection} · `}${Number(i.count).toLocaleString()} items`;
   renderProgress(i.progress);
   showTextModel(i.text_model);
   if (!i.text_search) {
@@ -1354,6 +1372,39 @@ function onKey(ev) {
 }
 
 // ---- Wiring ------------------------------------------------------------------------
+// "Fit": a page is as many tiles as fill the grid's width (at the tile size of the
+// density slider) and the window's height below the grid's top, at least two rows, so
+// that a wide screen is filled; it follows the window and the slider.
+function fitK() {
+  const grid = $('grid');
+  const width = grid.clientWidth || window.innerWidth;
+  const gap = parseFloat(getComputedStyle(grid).columnGap) || 14;
+  // the columns the grid has at this width (auto-fill: whatever the number of tiles)
+  const cols = Math.max(1, getComputedStyle(grid).gridTemplateColumns.split(' ').length);
+  const tileWidth = (width - gap * (cols - 1)) / cols;
+  const tileHeight = tileWidth * 0.75 + 44; // the thumbnail (4:3) and the tile's buttons
+  const top = grid.getBoundingClientRect().top + window.scrollY;
+  const room = window.innerHeight - Math.min(top, window.innerHeight / 2) - $('actionbar').offsetHeight;
+  const rows = Math.max(2, Math.floor((room + gap) / (tileHeight + gap)));
+  return Math.max(2, Math.min(200, cols * rows));
+}
+// The tiles' size from the slider (0: the default), shared through the URL as size=.
+function setDensity(px) {
+  state.density = px || undefined;
+  $('density').value = px || 200;
+  if (px) $('grid').style.setProperty('--tile-min', `${px}px`);
+  else $('grid').style.removeProperty('--tile-min');
+}
+// A new page size keeps the first item shown on the page.
+function refit() {
+  if (!state.fit) return;
+  const k = fitK();
+  if (k === state.k) return;
+  const page = Math.floor((state.page * state.k) / k);
+  state.k = k;
+  pageTo(page);
+}
+
 function pageTo(page) {
   if (page < 0) return;
   guarded(() => state.view === 'candidates' ? showCandidatesPage(page)
@@ -1379,12 +1430,19 @@ async function dropped(file) {
 function setup() {
   $('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); searchText($('q').value); });
   $('image-input').addEventListener('change', (ev) => { searchImage(ev.target.files[0]); ev.target.value = ''; });
-  $('k').addEventListener('change', () => { state.k = Number($('k').value); pageTo(0); });
-  $('density').addEventListener('input', () => {
-    state.density = Number($('density').value);
-    $('grid').style.setProperty('--tile-min', `${state.density}px`);
-    renderGrid();
+  $('k').addEventListener('change', () => {
+    state.fit = $('k').value === 'fit';
+    state.k = state.fit ? fitK() : Number($('k').value);
+    pageTo(0);
   });
+  $('density').addEventListener('input', () => {
+    setDensity(Number($('density').value));
+    renderGrid();
+    refit();
+    saveHash(false);
+  });
+  let resizing = 0;
+  window.addEventListener('resize', () => { clearTimeout(resizing); resizing = setTimeout(refit, 200); });
   $('prev').onclick = () => pageTo(state.page - 1);
   $('next').onclick = () => pageTo(state.page + 1);
   $('train').onclick = trainAndNext;
@@ -1472,8 +1530,41 @@ function setup() {
   });
 }
 
+// The collection switcher: the collections of the server's data directory that it can
+// serve (same model); shown when there is more than one. Choosing one is a new view in
+// the URL (#collection=NAME), loaded afresh; Back returns to the previous collection.
+async function loadCollections() {
+  const list = await api('GET', '/api/collections');
+  const select = $('collection-select');
+  const current = state.collection || list.default;
+  if (state.collection && !list.collections.some((c) => c.name === state.collection && c.available)) {
+    const wanted = list.collections.find((c) => c.name === state.collection);
+    say(`Collection “${state.collection}” ${wanted ? `cannot be shown here: ${wanted.reason}` : 'does not exist'}; showing “${list.default}”`, true);
+    state.collection = null;
+    saveHash(false);
+  }
+  select.replaceChildren(...list.collections.map((c) => {
+    const o = document.createElement('option');
+    o.value = c.name;
+    o.textContent = c.available ? c.name : `${c.name} (another model)`;
+    o.title = c.available ? `${Number(c.count).toLocaleString()} items` : c.reason;
+    o.disabled = !c.available;
+    o.selected = c.name === (state.collection || list.default);
+    return o;
+  }));
+  select.hidden = list.collections.filter((c) => c.available).length < 2;
+  document.body.classList.toggle('many-collections', !select.hidden);
+  select.onchange = () => {
+    if (select.value === current) return;
+    history.pushState(null, '', `#collection=${encodeURIComponent(select.value)}`);
+    location.reload();
+  };
+}
+
 async function start() {
+  state.collection = new URLSearchParams(location.hash.slice(1)).get('collection') || null;
   setup();
+  await guarded(loadCollections);
   await Promise.all([guarded(loadInfo), guarded(loadConcepts)]);
   await guarded(renderExamples);
   await applyHash();

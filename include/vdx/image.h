@@ -45,6 +45,15 @@ int vdx_preprocess_config_load(const char *path, vdx_preprocess_config *cfg, vdx
  * message; out is then empty. */
 int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,
                      vdx_error *err);
+/* Like vdx_image_decode, but a JPEG may be decoded smaller, with libjpeg-turbo's
+ * DCT-domain scaling (as Pillow's Image.draft): at the smallest scale M/8 whose result
+ * still has a shorter side of at least min_short and a longer side of at least min_long
+ * pixels (full size when no smaller scale does). Other formats decode at full size.
+ * *full_width x *full_height get the original's size (after EXIF orientation). Ingest
+ * decodes this way; `vdx embed` and --exact-decode use the full decode (docs/ingest.md). */
+int vdx_image_decode_reduced(const uint8_t *bytes, size_t size, const char *what,
+                             int min_short, int min_long, vdx_image *out, int *full_width,
+                             int *full_height, vdx_error *err);
 int vdx_image_load(const char *path, vdx_image *out, vdx_error *err);
 void vdx_image_free(vdx_image *img);
 

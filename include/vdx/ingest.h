@@ -110,6 +110,13 @@ int vdx_fetch_all(const vdx_fetch_options *o, const char *const *urls, size_t n,
                   vdx_fetch_result *results, vdx_error *err);
 void vdx_fetch_result_clear(vdx_fetch_result *r);
 
+/* Where a collection's images came from: every ingest records its base URL (a mirror of
+ * images.unsplash.com given with --base-url, or none) in COLLECTION_DIR/fetch.json, so
+ * that `vdx serve` fetches the detail view's large originals from the same place. */
+int vdx_fetch_origin_save(const char *collection_dir, const vdx_fetch_options *o, vdx_error *err);
+/* The recorded base URL (malloc'd), or NULL: none recorded, or the file is unreadable. */
+char *vdx_fetch_origin_load(const char *collection_dir);
+
 /* ---- Progress ----------------------------------------------------------------------- */
 
 typedef struct vdx_ingest_stats {
@@ -136,6 +143,11 @@ vdx_progress *vdx_progress_new(const char *json_path);
 int vdx_progress_update(vdx_progress *p, const vdx_ingest_stats *s, vdx_error *err);
 int vdx_progress_finish(vdx_progress *p, const vdx_ingest_stats *s, const char *state,
                         vdx_error *err);
+/* For a run that failed before it could open its collection (a missing source, a model
+ * that does not load, a store that refuses): writes state "failed" with s when the
+ * collection's directory exists, unless the file belongs to a run of another process that
+ * is still alive ("running" with a live pid). 0, or -1 when it could not be written. */
+int vdx_progress_fail_early(vdx_progress *p, const vdx_ingest_stats *s, vdx_error *err);
 void vdx_progress_free(vdx_progress *p);
 /* The progress.json document for s (exposed for tests). */
 char *vdx_progress_json(const vdx_ingest_stats *s, const char *state, double started_epoch,
@@ -150,6 +162,10 @@ typedef struct vdx_ingest_options {
     int retry_failed;      /* try items recorded as failed again */
     int thumbnail_side;    /* default 400 */
     int thumbnail_quality; /* default 85 */
+    /* 0 (default): large JPEGs are decoded reduced in the DCT domain to 2x the resize
+     * and thumbnail targets (embeddings within cosine 0.999 of the full decode,
+     * docs/ingest.md); 1: every image at full size, as `vdx embed` decodes */
+    int exact_decode;
     vdx_fetch_options fetch;
     volatile sig_atomic_t *stop; /* set by a signal handler: finish the batch, commit, return */
     /* Called at least once a second and after every committed batch (from the thread

@@ -30,7 +30,10 @@ typedef struct vdx_server_options {
     const char *host;          /* address to bind; NULL: "127.0.0.1" (loopback only) */
     int port;                  /* 0: any free port (see vdx_server_port) */
     int threads;               /* request threads; <= 0: 2 x cores, at least 4 */
-    vdx_store_options store;   /* the collection; .model is filled from the model */
+    vdx_store_options store;   /* the collection; .model is filled from the model. The
+                                * others of the same data directory and store embedded
+                                * with the same model are served too, on request
+                                * (?collection=NAME, GET /api/collections) */
     const char *model_dir;     /* resolved CLIP model directory; NULL: no model, so
                                 * text and image queries answer 503 */
     const struct vdx_clip_options *clip_options; /* its precisions (vdx/clip.h); NULL: fp32 */

@@ -187,10 +187,18 @@ typedef struct vdx_index_options {
     int nprobe;      /* partitions a search visits by default; 0: lists / 16, at least 8 */
     int train_rows;  /* k-means sample; 0: min(rows, 64 × lists, 262144) */
     int iterations;  /* k-means rounds; 0: 10 */
+    int codes;       /* VDX_INDEX_CODES_*; 0 (AUTO): $VDX_INDEX_CODES ("int8" or "pq"), else int8 */
+    int rerank;      /* pq: estimates re-scored exactly per search; 0: max(20 × k, 200) */
     /* progress: stage ("training", "assigning", "encoding", "writing") and a fraction */
     void (*on_progress)(const char *stage, double fraction, void *user);
     void *user;
 } vdx_index_options;
+
+/* The codes of the index's first pass: int8 residuals (512 B/item at 512 dims; with every
+ * partition visited the result is the exact scan's) or product-quantised residuals (one
+ * byte per 8 dimensions: 64 B/item at 512 dims; approximate, the best estimates are
+ * re-scored exactly). */
+enum { VDX_INDEX_CODES_AUTO = 0, VDX_INDEX_CODES_INT8, VDX_INDEX_CODES_PQ };
 
 /* Size from which an ingest builds the index by itself (vdx_store_index_auto). */
 #define VDX_INDEX_AUTO_ROWS 200000

@@ -22,6 +22,7 @@ int cmd_index(int argc, char **argv);
 /* After an ingest: builds the index when vdx_store_index_auto says so, with progress on
  * stderr. Returns 0, or 1 after printing the error. */
 int cli_index_auto(vdx_store *store);
+int cmd_map(int argc, char **argv);
 int cmd_concept(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

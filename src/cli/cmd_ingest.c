@@ -66,6 +66,9 @@ static void print_help(FILE *out)
             "  --parallel N        simultaneous downloads (default: 16)\n"
             "  --vector-type T     f32 (default) or f16 (half the memory), for a new collection\n"
             "  --retry-failed      try items that failed in an earlier run again\n"
+            "  --exact-decode      decode every image at full size, as 'vdx embed' does\n"
+            "                      (default: large JPEGs are decoded reduced, to 2x the\n"
+            "                      model's and the thumbnail's size)\n"
             "  --base-url URL      fetch https://images.unsplash.com/... from URL instead\n"
             "                      (default: $VDX_UNSPLASH_BASE)\n"
             "  --imgix PARAMS      imgix parameters for images.unsplash.com links\n"
@@ -121,6 +124,25 @@ static void on_progress(const vdx_ingest_stats *s, void *user)
     }
 }
 
+/* A run that fails before its collection opens still ends progress.json as "failed"
+ * (vdx_progress_fail_early), so the file never goes on describing an earlier run. */
+static void progress_failed_early(const vdx_store_options *so, const vdx_source *src)
+{
+    char dir[4096], path[4200];
+    vdx_error err = {{0}};
+    if (vdx_store_collection_dir(so, dir, sizeof dir, &err) != 0)
+        return;
+    snprintf(path, sizeof path, "%s/progress.json", dir);
+    vdx_ingest_stats st = {0};
+    st.total = src ? (long)src->n_items : 0;
+    st.rejected = src ? (long)src->n_problems : 0;
+    st.eta_s = -1;
+    vdx_progress *p = vdx_progress_new(path);
+    if (p && vdx_progress_fail_early(p, &st, &err) != 0)
+        fprintf(stderr, "vdx: warning: %s\n", err.message);
+    vdx_progress_free(p);
+}
+
 /* vdx ingest vectors: no model run, but the model's identity names the vectors. */
 static int ingest_vectors(const char *path, const char *ids_path, const char *meta_path,
                           const char *model_arg, vdx_store_options *so, vdx_ingest_options *io)
@@ -128,8 +150,10 @@ static int ingest_vectors(const char *path, const char *ids_path, const char *me
     if (!ids_path)
         return cli_usage_error("ingest", "vectors needs --ids FILE (one id per row)");
     vdx_clip_model *model = cli_load_model_for(model_arg, 1, so, 0);
-    if (!model)
+    if (!model) {
+        progress_failed_early(so, NULL);
         return cli_last_status();
+    }
     vdx_model_identity identity;
     vdx_clip_identity(model, &identity);
     vdx_clip_free(model);
@@ -137,8 +161,10 @@ static int ingest_vectors(const char *path, const char *ids_path, const char *me
     so->model = &identity;
     vdx_error err = {{0}};
     vdx_store *store = vdx_store_open(so, &err);
-    if (!store)
+    if (!store) {
+        progress_failed_early(so, NULL);
         return cli_fail(&err, "%s", err.message);
+    }
     char progress_path[4200];
     snprintf(progress_path, sizeof progress_path, "%s/progress.json", vdx_store_dir(store));
     cli_progress progress = {.out = stderr, .tty = cli_stderr_is_tty(), .interval_s = 5.0,
@@ -183,6 +209,7 @@ int cmd_ingest(int argc, char **argv)
         {"base-url", required_argument, 0, 'u'},   {"imgix", required_argument, 0, 'i'},
         {"no-cache", no_argument, 0, 'n'},         {"help", no_argument, 0, 'h'},
         {"ids", required_argument, 0, 'I'},        {"meta", required_argument, 0, 'M'},
+        {"exact-decode", no_argument, 0, 'x'},
         {"precision", required_argument, 0, 'P'},  {0, 0, 0, 0}};
     const char *precision_arg = NULL;
     vdx_store_options so = {0};
@@ -229,6 +256,7 @@ int cmd_ingest(int argc, char **argv)
                                        optarg);
             break;
         case 'r': io.retry_failed = 1; break;
+        case 'x': io.exact_decode = 1; break;
         case 'u': io.fetch.base_url = optarg; break;
         case 'i': io.fetch.imgix_params = optarg; break;
         case 'n': no_cache = 1; break;
@@ -262,8 +290,10 @@ int cmd_ingest(int argc, char **argv)
         src = vdx_source_urls(path, &err);
     else
         return cli_usage_error("ingest", "unknown source '%s' (unsplash, folder or urls)", kind);
-    if (!src)
+    if (!src) {
+        progress_failed_early(&so, NULL);
         return cli_fail(&err, "%s", err.message);
+    }
     report_problems(src);
     if (src->n_items == 0)
         fprintf(stderr, "vdx: warning: %s holds no images to ingest (folders: jpg, jpeg, png, "
@@ -271,6 +301,7 @@ int cmd_ingest(int argc, char **argv)
 
     vdx_clip_model *model = cli_load_model_for(model_arg, (int)threads, &so, 0);
     if (!model) {
+        progress_failed_early(&so, src);
         vdx_source_free(src);
         return cli_last_status();
     }
@@ -280,6 +311,7 @@ int cmd_ingest(int argc, char **argv)
     so.model = &identity;
     vdx_store *store = vdx_store_open(&so, &err);
     if (!store) {
+        progress_failed_early(&so, src);
         vdx_clip_free(model);
         vdx_source_free(src);
         return cli_fail(&err, "%s", err.message);

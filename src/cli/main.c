@@ -18,6 +18,7 @@ static const command commands[] = {
     {"search", cmd_search, "find the items nearest a text prompt or an image"},
     {"info", cmd_info, "show a collection: model, count, failures, size on disk"},
     {"index", cmd_index, "build the approximate index of a large collection"},
+    {"map", cmd_map, "the 2-D map of a collection: build it, export coordinates and clusters"},
     {"concept", cmd_concept, "few-shot concept classifiers: new, next, label, train, score..."},
     {"serve", cmd_serve, "serve the web explorer and its JSON API"},
     {"tokenize", cmd_tokenize, "show the tokens (pieces and ids) a model makes of a text"},

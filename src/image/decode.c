@@ -119,8 +119,10 @@ static int fail_unsupported(const uint8_t *b, size_t n, const char *what, vdx_er
                     what, hex, text);
 }
 
-int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,
-                     vdx_error *err)
+/* Both entry points: reduce NULL decodes at full size. */
+static int decode_any(const uint8_t *bytes, size_t size, const char *what,
+                      const image_reduce *reduce, vdx_image *out, int *full_width,
+                      int *full_height, vdx_error *err)
 {
     out->width = out->height = 0;
     out->rgb = NULL;
@@ -130,9 +132,10 @@ int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_im
         return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: empty file (0 bytes), not an image", what);
     input_size = size;
 
-    int orientation = 1, rc;
+    int orientation = 1, rc, jpeg_w = 0, jpeg_h = 0;
     if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
-        rc = image_decode_jpeg(bytes, size, what, out, &orientation, err);
+        rc = image_decode_jpeg(bytes, size, what, reduce, out, &jpeg_w, &jpeg_h, &orientation,
+                               err);
     else if (size >= 8 && !memcmp(bytes, "\x89PNG\r\n\x1a\n", 8))
         rc = image_decode_png(bytes, size, what, out, &orientation, err);
     else if (size >= 12 && !memcmp(bytes, "RIFF", 4) && !memcmp(bytes + 8, "WEBP", 4))
@@ -144,11 +147,32 @@ int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_im
     else
         return fail_unsupported(bytes, size, what, err);
 
+    if (rc == 0 && full_width) {
+        /* the original's size as the oriented image has it: 5..8 swap the axes */
+        const int w = jpeg_w ? jpeg_w : out->width, h = jpeg_h ? jpeg_h : out->height;
+        const int swap = orientation >= 5 && orientation <= 8;
+        *full_width = swap ? h : w;
+        *full_height = swap ? w : h;
+    }
     if (rc == 0 && image_apply_orientation(out, orientation, what, err) != 0)
         rc = -1;
     if (rc != 0)
         vdx_image_free(out);
     return rc;
+}
+
+int vdx_image_decode(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,
+                     vdx_error *err)
+{
+    return decode_any(bytes, size, what, NULL, out, NULL, NULL, err);
+}
+
+int vdx_image_decode_reduced(const uint8_t *bytes, size_t size, const char *what,
+                             int min_short, int min_long, vdx_image *out, int *full_width,
+                             int *full_height, vdx_error *err)
+{
+    const image_reduce reduce = {min_short, min_long};
+    return decode_any(bytes, size, what, &reduce, out, full_width, full_height, err);
 }
 
 int vdx_image_load(const char *path, vdx_image *out, vdx_error *err)

@@ -15,9 +15,16 @@ int image_check_size(long long width, long long height, const char *what, const 
 int image_alloc(vdx_image *img, long long width, long long height, const char *what,
                 const char *format, vdx_error *err);
 
-/* Each decoder: bytes of one file → RGB image and EXIF orientation (1..8, 1 when absent). */
-int image_decode_jpeg(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,
-                      int *orientation, vdx_error *err);
+/* Each decoder: bytes of one file → RGB image and EXIF orientation (1..8, 1 when absent).
+ * The JPEG decoder may reduce in the DCT domain (reduce non-NULL with a non-zero side:
+ * the smallest M/8 scale keeping both sides, before orientation) and gives the encoded
+ * size before any reduction. */
+typedef struct image_reduce {
+    int min_short, min_long;
+} image_reduce;
+int image_decode_jpeg(const uint8_t *bytes, size_t size, const char *what,
+                      const image_reduce *reduce, vdx_image *out, int *full_width,
+                      int *full_height, int *orientation, vdx_error *err);
 int image_decode_png(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,
                      int *orientation, vdx_error *err);
 int image_decode_webp(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,

@@ -1,6 +1,9 @@
 /* JPEG decoding with libjpeg-turbo, configured as Pillow configures it (library defaults:
  * JDCT_ISLOW, fancy upsampling, no DCT scaling) so the pixels are the ones transformers
- * sees. Grey JPEGs are replicated to RGB; CMYK/YCCK ones are read as Adobe-inverted CMYK
+ * sees. On request (ingest's default for large photos) the decoder reduces in the DCT
+ * domain instead: scale M/8 with the smallest M whose output still has the requested
+ * shorter and longer sides, which is what Pillow's Image.draft does; decoding a
+ * 12-megapixel photo at 1/4 touches a sixteenth of the pixels (docs/ingest.md). Grey JPEGs are replicated to RGB; CMYK/YCCK ones are read as Adobe-inverted CMYK
  * and converted with Pillow's cmyk2rgb formula. The EXIF APP1 block gives the orientation.
  *
  * libjpeg reports fatal errors through a longjmp: the setjmp lives in its own function
@@ -76,10 +79,25 @@ static int jpeg_exif_orientation(j_decompress_ptr cinfo)
     return 0;
 }
 
+/* Sets scale_num/scale_denom to the smallest M/8 (M = 1..8) at which the output's shorter
+ * side is at least min_short and its longer side at least min_long; 8/8 when none is. */
+static void jpeg_choose_scale(j_decompress_ptr cinfo, int min_short, int min_long)
+{
+    const long long w = cinfo->image_width, h = cinfo->image_height;
+    const long long s = w < h ? w : h, l = w < h ? h : w;
+    int m = 1;
+    /* libjpeg's output size is ceil(side * M / 8) */
+    while (m < 8 && ((s * m + 7) / 8 < min_short || (l * m + 7) / 8 < min_long))
+        m++;
+    cinfo->scale_num = (unsigned)m;
+    cinfo->scale_denom = 8;
+}
+
 /* Runs libjpeg; returns -1 (message in job) when libjpeg fails. Allocations go to *out
  * and job, which the caller owns. */
 static int jpeg_run(struct jpeg_job *job, const uint8_t *bytes, size_t size, const char *what,
-                    vdx_image *out, int *orientation, vdx_error *err)
+                    const image_reduce *reduce, vdx_image *out, int *orientation,
+                    vdx_error *err)
 {
     j_decompress_ptr cinfo = &job->cinfo;
     if (setjmp(job->on_error))
@@ -108,7 +126,13 @@ static int jpeg_run(struct jpeg_job *job, const uint8_t *bytes, size_t size, con
         channels_in = 3;
         break;
     }
-    if (image_alloc(out, cinfo->image_width, cinfo->image_height, what, "JPEG", err) != 0)
+    /* the bomb limits apply to the encoded size, whatever scale it is decoded at */
+    if (image_check_size(cinfo->image_width, cinfo->image_height, what, "JPEG", err) != 0)
+        return -1;
+    if (reduce && (reduce->min_short > 0 || reduce->min_long > 0))
+        jpeg_choose_scale(cinfo, reduce->min_short, reduce->min_long);
+    jpeg_calc_output_dimensions(cinfo);
+    if (image_alloc(out, cinfo->output_width, cinfo->output_height, what, "JPEG", err) != 0)
         return -1;
     if (channels_in == 4 && !(job->cmyk_row = malloc((size_t)out->width * 4)))
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory", what);
@@ -143,8 +167,9 @@ static int jpeg_run(struct jpeg_job *job, const uint8_t *bytes, size_t size, con
     return 0;
 }
 
-int image_decode_jpeg(const uint8_t *bytes, size_t size, const char *what, vdx_image *out,
-                      int *orientation, vdx_error *err)
+int image_decode_jpeg(const uint8_t *bytes, size_t size, const char *what,
+                      const image_reduce *reduce, vdx_image *out, int *full_width,
+                      int *full_height, int *orientation, vdx_error *err)
 {
     struct jpeg_job job;
     memset(&job, 0, sizeof job);
@@ -153,7 +178,9 @@ int image_decode_jpeg(const uint8_t *bytes, size_t size, const char *what, vdx_i
     job.errmgr.emit_message = jpeg_emit_message;
     job.errmgr.output_message = jpeg_output_nothing;
     job.cinfo.client_data = &job;
-    int rc = jpeg_run(&job, bytes, size, what, out, orientation, err);
+    int rc = jpeg_run(&job, bytes, size, what, reduce, out, orientation, err);
+    *full_width = (int)job.cinfo.image_width;
+    *full_height = (int)job.cinfo.image_height;
     jpeg_destroy_decompress(&job.cinfo);
     free(job.cmyk_row);
     if (rc != 0)

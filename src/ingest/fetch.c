@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/http_client.h"
 #include "vdx/ingest.h"
 
@@ -478,4 +480,42 @@ void vdx_fetch_result_clear(vdx_fetch_result *r)
 {
     free(r->data);
     memset(r, 0, sizeof *r);
+}
+
+/* ---- origin record ------------------------------------------------------------------- */
+
+int vdx_fetch_origin_save(const char *collection_dir, const vdx_fetch_options *o, vdx_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fetch.json", collection_dir);
+    if (vdx_mkdirs(collection_dir, err) != 0)
+        return -1;
+    cJSON *json = cJSON_CreateObject();
+    if (json && o->base_url && *o->base_url)
+        cJSON_AddStringToObject(json, "base_url", o->base_url);
+    else if (json)
+        cJSON_AddNullToObject(json, "base_url");
+    char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+    cJSON_Delete(json);
+    if (!text)
+        return vdx_fail_oom(err, "recording the image origin in %s", path);
+    int rc = vdx_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+char *vdx_fetch_origin_load(const char *collection_dir)
+{
+    char path[4200], *text = NULL, *base = NULL;
+    size_t size = 0;
+    snprintf(path, sizeof path, "%s/fetch.json", collection_dir);
+    if (vdx_read_file(path, &text, &size, NULL) != 0)
+        return NULL;
+    cJSON *json = cJSON_ParseWithLength(text, size);
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(json, "base_url");
+    if (cJSON_IsString(url) && vdx_is_http_url(url->valuestring))
+        base = strdup(url->valuestring);
+    cJSON_Delete(json);
+    free(text);
+    return base;
 }

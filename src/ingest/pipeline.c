@@ -147,6 +147,7 @@ typedef struct run {
     const vdx_ingest_options *opts;
     const vdx_preprocess_config *pre;
     int dims, crop_h, crop_w;
+    int min_short, min_long; /* what a JPEG may be reduced to while decoding (0: full) */
     size_t *todo;     /* item indexes to process */
     size_t n_todo, next_todo;
     queue decode_q, embed_q, insert_q;
@@ -263,6 +264,25 @@ static void *fetch_thread(void *arg)
 
 /* -- decode stage -- */
 
+/* A large JPEG is decoded reduced in the DCT domain (docs/ingest.md) to at least twice
+ * what the resize and the thumbnail make of it: a shorter side of 2x CLIP's resize target
+ * (both targets when it resizes to a fixed size) and a longer side of 2x the thumbnail's.
+ * Without a resize step CLIP crops the original pixels, so nothing is reduced. */
+static void decode_sizes(run *r)
+{
+    const vdx_preprocess_config *p = r->pre;
+    r->min_short = r->min_long = 0;
+    if (r->opts->exact_decode || !p->do_resize)
+        return;
+    int target = p->shortest_edge;
+    if (!target)
+        target = p->size_height > p->size_width ? p->size_height : p->size_width;
+    r->min_short = 2 * target;
+    r->min_long = 2 * r->opts->thumbnail_side;
+    if (r->min_long < r->min_short)
+        r->min_long = r->min_short;
+}
+
 static void decode_job(run *r, job *j)
 {
     const vdx_source_item *it = &r->src->items[j->item];
@@ -276,14 +296,16 @@ static void decode_job(run *r, job *j)
         j->bytes = (uint8_t *)data;
     }
     vdx_image img = {0};
-    if (vdx_image_decode(j->bytes, j->size, it->url, &img, &err) != 0) {
+    int full_w, full_h;
+    if (vdx_image_decode_reduced(j->bytes, j->size, it->url, r->min_short, r->min_long, &img,
+                                 &full_w, &full_h, &err) != 0) {
         set_failure(j, "cannot decode image: %s", err.message);
         return;
     }
     free(j->bytes);
     j->bytes = NULL;
-    j->width = it->width ? it->width : img.width;
-    j->height = it->width ? it->height : img.height;
+    j->width = it->width ? it->width : full_w;
+    j->height = it->width ? it->height : full_h;
     j->pixels = malloc((size_t)3 * (size_t)r->crop_h * (size_t)r->crop_w * sizeof(float));
     if (!j->pixels)
         set_failure(j, "%s", "out of memory preprocessing the image");
@@ -637,12 +659,15 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
     r.dims = vdx_clip_embed_dim(model);
     r.crop_h = r.pre->crop_height;
     r.crop_w = r.pre->crop_width;
+    decode_sizes(&r);
     const vdx_model_identity *id = vdx_store_model(store);
     if (id && id->dims != r.dims)
         return vdx_fail(err, "the collection holds %d-d vectors, the model makes %d-d ones",
                         id->dims, r.dims);
     if (src->n_columns &&
         vdx_store_add_columns(store, (const char *const *)src->columns, src->n_columns, err) != 0)
+        return -1;
+    if (vdx_fetch_origin_save(vdx_store_dir(store), &opts->fetch, err) != 0)
         return -1;
     if (plan(&r, st, err) != 0) {
         free(r.todo);

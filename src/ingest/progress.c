@@ -1,10 +1,16 @@
 /* Ingest progress for the server: progress.json in the collection directory is replaced
  * atomically at most once a second, and a last time with the final state, so `vdx serve`
  * (and `vdx info`) can show an ingest running in another process. The lines people see
- * are drawn by the CLI (src/cli/cli_progress.c) from the same vdx_ingest_stats. */
+ * are drawn by the CLI (src/cli/cli_progress.c) from the same vdx_ingest_stats. A run
+ * that fails before it opens its collection still leaves a final "failed" there, so the
+ * file never goes on describing an earlier run (unless a live run of another process owns
+ * it). */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +92,41 @@ int vdx_progress_finish(vdx_progress *p, const vdx_ingest_stats *s, const char *
                         vdx_error *err)
 {
     return write_json(p, s, state, err);
+}
+
+int vdx_progress_fail_early(vdx_progress *p, const vdx_ingest_stats *s, vdx_error *err)
+{
+    if (!p->json_path)
+        return 0;
+    /* the collection must exist already: a failed first run creates nothing */
+    char *dir = strdup(p->json_path);
+    if (!dir)
+        return vdx_fail_oom(err, "writing %s", p->json_path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    struct stat st;
+    int exists = stat(slash ? dir : ".", &st) == 0 && S_ISDIR(st.st_mode);
+    free(dir);
+    if (!exists)
+        return 0;
+    /* a run of another live process owns the file (it holds the collection's lock) */
+    char *text = NULL;
+    size_t size = 0;
+    if (vdx_read_file(p->json_path, &text, &size, NULL) == 0) {
+        cJSON *old = cJSON_ParseWithLength(text, size);
+        free(text);
+        const cJSON *state = cJSON_GetObjectItemCaseSensitive(old, "state");
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(old, "pid");
+        int live = cJSON_IsString(state) && !strcmp(state->valuestring, "running") &&
+                   cJSON_IsNumber(pid) && pid->valuedouble > 0 &&
+                   (pid_t)pid->valuedouble != getpid() &&
+                   (kill((pid_t)pid->valuedouble, 0) == 0 || errno != ESRCH);
+        cJSON_Delete(old);
+        if (live)
+            return 0;
+    }
+    return write_json(p, s, "failed", err);
 }
 
 void vdx_progress_free(vdx_progress *p)

@@ -2,7 +2,9 @@
  * lines and lines starting with '#' are skipped; surrounding whitespace is trimmed.
  * ids are the lines as written; relative paths are read relative to the list file's
  * directory. "file:" URLs follow RFC 8089: file:///path, file://localhost/path and
- * file:/path name the local absolute path (percent-decoded); another host is refused. Lines that cannot be fetched (another scheme, a
+ * file:/path name the local absolute path (percent-decoded; a path that decodes to bytes
+ * that are not UTF-8 is read as decoded but stored and shown still encoded); another host
+ * is refused. Lines that cannot be fetched (another scheme, a
  * malformed http URL, invalid UTF-8) and repeated lines are reported and skipped. */
 #include <errno.h>
 #include <limits.h>
@@ -13,26 +15,14 @@
 
 #include "ingest/ingest_internal.h"
 
-static int valid_utf8_line(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
-                                                      : (*p & 0xF8) == 0xF0 ? 3 : -1;
-        if (n < 0 || (n == 1 && *p < 0xC2))
-            return 0;
-        for (int i = 1; i <= n; i++)
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-        p += n + 1;
-    }
-    return 1;
-}
-
-/* Where to read an entry from, or NULL with *why set. */
-static char *entry_location(const char *entry, const char *base_dir, const char **why)
+/* Where to read an entry from, or NULL with *why set. A file: URL whose decoded path is
+ * not UTF-8 gives its path still percent-encoded (text, to store and show) and the raw
+ * decoded path in *raw (to read); *raw is NULL otherwise. */
+static char *entry_location(const char *entry, const char *base_dir, const char **why,
+                            char **raw)
 {
     *why = NULL;
+    *raw = NULL;
     if (!strncmp(entry, "http://", 7) || !strncmp(entry, "https://", 8)) {
         if (!vdx_is_http_url(entry)) {
             *why = "bad URL";
@@ -56,8 +46,13 @@ static char *entry_location(const char *entry, const char *base_dir, const char 
             return NULL;
         }
         char *decoded = vdx_percent_decode(path);
+        size_t bad;
         if (!decoded)
             *why = "malformed percent-escape in a file URL";
+        else if (vdx_utf8_check(decoded, strlen(decoded), &bad) != 0) {
+            *raw = decoded;
+            return strdup(path);
+        }
         return decoded;
     }
     if (strstr(entry, "://") || !strncmp(entry, "http:", 5) ||
@@ -117,7 +112,8 @@ vdx_source *vdx_source_urls(const char *list_path, vdx_error *err)
         if (!*s || *s == '#')
             continue;
         b.src->rows++;
-        if ((size_t)(e - s) != strlen(s) || !valid_utf8_line(s)) {
+        size_t bad;
+        if ((size_t)(e - s) != strlen(s) || vdx_utf8_check(s, strlen(s), &bad) != 0) {
             if (source_add_problem(&b, name, line_no, NULL, err,
                                    "invalid UTF-8 or NUL byte in the line") != 0)
                 goto fail;
@@ -132,8 +128,10 @@ vdx_source *vdx_source_urls(const char *list_path, vdx_error *err)
             continue;
         }
         const char *why;
-        char *url = entry_location(s, base_dir, &why);
+        char *raw;
+        char *url = entry_location(s, base_dir, &why, &raw);
         if (!url) {
+            free(raw);
             if (why ? source_add_problem(&b, name, line_no, s, err, "%s '%s'", why, s) != 0
                     : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory") != 0)
                 goto fail;
@@ -142,11 +140,15 @@ vdx_source *vdx_source_urls(const char *list_path, vdx_error *err)
         char *id = strdup(s);
         if (!id) {
             free(url);
+            free(raw);
             vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
             goto fail;
         }
-        if (source_add_item(&b, line_no, id, url, NULL, err) != 0)
+        if (source_add_item(&b, line_no, id, url, NULL, err) != 0) {
+            free(raw);
             goto fail;
+        }
+        b.src->items[b.src->n_items - 1].path = raw;
     }
     if (ferror(f)) {
         vdx_fail(err, "%s: read error after line %ld", list_path, line_no);

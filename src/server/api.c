@@ -9,6 +9,7 @@
  * model mismatch → 409, disk full → 507), with one table. */
 #include "server/api.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -613,7 +614,8 @@ static void route_thumbnail(api_context *ctx, http_request *req, const char *id)
 
 /* GET /api/items/ID/preview: the detail view's large rendition (longer side 1600 px,
  * never upscaled) of the item's original: its file (folder collections) or its URL,
- * downloaded by the server through the ingest's download cache, so the page never loads
+ * downloaded by the server through the ingest's download cache (from the mirror the
+ * collection was ingested from, when it was: fetch.json), so the page never loads
  * another origin. Made once and kept beside the thumbnails as
  * COLLECTION_DIR/previews/<sha256 of the id>.jpg. When the original cannot be had, the
  * thumbnail, not kept, with "X-Vdx-Preview: thumbnail; REASON". Runs without the store
@@ -657,9 +659,13 @@ static void route_preview(api_context *ctx, http_request *req, const char *id)
             o.timeout_ms = 30000;
             o.cache_dir = cut ? cache : NULL;
             o.imgix_params = "w=2048&fm=jpg&q=85";
+            /* a collection ingested from a mirror (--base-url) has its originals there */
+            char *base = vdx_fetch_origin_load(dir);
+            o.base_url = base;
             vdx_fetch_result result = {0};
             const char *urls[1] = {url};
             rc = vdx_fetch_all(&o, urls, 1, &result, &err);
+            free(base);
             if (rc == 0 && !result.ok)
                 rc = vdx_fail(&err, "%s", result.reason);
             if (rc == 0) {
@@ -1339,12 +1345,195 @@ static void dispatch(api_context *ctx, http_request *req)
         route_concept(ctx, req, seg[2], n == 4 ? seg[3] : NULL);
     else if (!strcmp(what, "concepts") && n == 5 && !strcmp(seg[3], "threshold") && !strcmp(seg[4], "fit"))
         route_concept(ctx, req, seg[2], "threshold/fit");
+    else if (!strcmp(what, "map"))
+        api_map_route(ctx, req);
     else
         http_reply_error(req, 404, "no such endpoint: %s %s (see docs/api.md)", req->method, req->raw_path);
 }
 
-void api_handle(api_context *ctx, http_request *req)
+/* ---- Collections ------------------------------------------------------------------ */
+
+static api_context *context_open(const api_collections *all, const char *name, vdx_error *err)
 {
+    api_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        vdx_fail_oom(err, "opening collection '%s'", name);
+        return NULL;
+    }
+    pthread_mutex_init(&ctx->search.mutex, NULL);
+    pthread_mutex_init(&ctx->book.mutex, NULL);
+    ctx->search.last_refresh = ctx->book.last_refresh = vdx_now();
+    ctx->search.notice = ctx->book.notice = all->notice;
+    ctx->search.notice_user = ctx->book.notice_user = all->notice_user;
+    ctx->model = all->model;
+    if (all->model)
+        ctx->model_identity = all->model_identity;
+    ctx->text_model = all->text_model;
+    ctx->read_only = all->read_only;
+    snprintf(ctx->collection, sizeof ctx->collection, "%s", name);
+    vdx_store_options opts = all->store;
+    opts.collection = name;
+    opts.create = 0;
+    opts.read_only = 1;
+    if ((ctx->search.store = vdx_store_open(&opts, err)) && (ctx->book.store = vdx_store_open(&opts, err)) &&
+        (ctx->concepts = vdx_concepts_open(ctx->book.store, err)))
+        return ctx;
+    vdx_store_close(ctx->book.store);
+    vdx_store_close(ctx->search.store);
+    pthread_mutex_destroy(&ctx->search.mutex);
+    pthread_mutex_destroy(&ctx->book.mutex);
+    free(ctx);
+    return NULL;
+}
+
+static void context_close(api_context *ctx)
+{
+    if (!ctx)
+        return;
+    vdx_concepts_close(ctx->concepts);
+    api_map_release(ctx);
+    vdx_store_close(ctx->book.store);
+    vdx_store_close(ctx->search.store);
+    pthread_mutex_destroy(&ctx->search.mutex);
+    pthread_mutex_destroy(&ctx->book.mutex);
+    free(ctx);
+}
+
+int api_collections_init(api_collections *all, const vdx_store_options *store, vdx_error *err)
+{
+    pthread_mutex_init(&all->mutex, NULL);
+    all->store = *store;
+    all->data_dir = store->data_dir ? strdup(store->data_dir) : NULL;
+    all->store_url = store->url ? strdup(store->url) : NULL;
+    if ((store->data_dir && !all->data_dir) || (store->url && !all->store_url))
+        return vdx_fail_oom(err, "opening the collection");
+    all->store.data_dir = all->data_dir;
+    all->store.url = all->store_url;
+    all->store.collection = NULL;
+    all->store.model = NULL;
+    api_context *first = context_open(all, store->collection ? store->collection : "default", err);
+    if (!first)
+        return -1;
+    all->open[all->n++] = first;
+    /* the others must share the first one's model: its CLIP model's identity when one
+     * is loaded (the store checked it), else the one the first was embedded with */
+    all->model_identity = *vdx_store_model(first->search.store);
+    all->store.model = &all->model_identity;
+    return 0;
+}
+
+api_context *api_collection_get(api_collections *all, const char *name, vdx_error *err)
+{
+    api_context *found = NULL;
+    pthread_mutex_lock(&all->mutex);
+    for (int i = 0; i < all->n && !found; i++)
+        if (!strcmp(all->open[i]->collection, name))
+            found = all->open[i];
+    if (!found && all->n == API_MAX_COLLECTIONS)
+        vdx_fail_kind(err, VDX_ERR_CONFLICT, "this server has %d collections open already, the most it "
+                      "keeps: start another 'vdx serve --collection %s'", all->n, name);
+    else if (!found && (found = context_open(all, name, err)))
+        all->open[all->n++] = found;
+    pthread_mutex_unlock(&all->mutex);
+    return found;
+}
+
+void api_collections_close(api_collections *all)
+{
+    for (int i = 0; i < all->n; i++)
+        context_close(all->open[i]);
+    all->n = 0;
+    vdx_clip_free(all->model);
+    all->model = NULL;
+    free(all->data_dir);
+    free(all->store_url);
+    pthread_mutex_destroy(&all->mutex);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* GET /api/collections : the collections of the server's data directory, by name, with
+ * whether this server can serve each (same model) and, for those, the item count:
+ * {"default": "sample", "collections": [{"name", "count", "open"} | {"name",
+ * "available": false, "reason"}]}. The page's collection switcher. */
+static void route_collections(api_collections *all, http_request *req)
+{
+    char data[4096], parent[4200];
+    vdx_error err = {{0}};
+    if (vdx_store_resolve_dir(&all->store, data, sizeof data, &err) != 0) {
+        reply_failure(req, &err, 500);
+        return;
+    }
+    snprintf(parent, sizeof parent, "%s/collections", data);
+    char *names[256];
+    int n = 0;
+    DIR *dir = opendir(parent);
+    for (struct dirent *ent; dir && n < 256 && (ent = readdir(dir));) {
+        if (ent->d_name[0] != '.' && (names[n] = strdup(ent->d_name)))
+            n++;
+    }
+    if (dir)
+        closedir(dir);
+    qsort(names, (size_t)n, sizeof *names, by_name);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "default", all->open[0]->collection);
+    cJSON *list = cJSON_AddArrayToObject(out, "collections");
+    for (int i = 0; i < n; i++) {
+        /* a count from the open handle, else from a handle opened for the question */
+        api_context *ctx = NULL;
+        pthread_mutex_lock(&all->mutex);
+        for (int j = 0; j < all->n && !ctx; j++)
+            if (!strcmp(all->open[j]->collection, names[i]))
+                ctx = all->open[j];
+        pthread_mutex_unlock(&all->mutex);
+        vdx_error why = {{0}};
+        vdx_store_options opts = all->store;
+        opts.collection = names[i];
+        opts.create = 0;
+        opts.read_only = 1;
+        vdx_store *store = ctx ? NULL : vdx_store_open(&opts, &why);
+        if (ctx || store || why.kind != VDX_ERR_NOT_FOUND) { /* a directory without a collection is no entry */
+            cJSON *entry = cJSON_CreateObject();
+            cJSON_AddStringToObject(entry, "name", names[i]);
+            cJSON_AddBoolToObject(entry, "available", ctx || store);
+            if (ctx) {
+                lock_slot(&ctx->search);
+                cJSON_AddNumberToObject(entry, "count", (double)vdx_store_count(ctx->search.store));
+                unlock_slot(&ctx->search);
+            } else if (store) {
+                cJSON_AddNumberToObject(entry, "count", (double)vdx_store_count(store));
+            } else {
+                cJSON_AddStringToObject(entry, "reason", why.message);
+            }
+            cJSON_AddItemToArray(list, entry);
+        }
+        vdx_store_close(store);
+        free(names[i]);
+    }
+    http_reply_json(req, 200, out);
+}
+
+void api_handle(api_collections *all, http_request *req)
+{
+    if (req->n_segments == 2 && !strcmp(req->segments[1], "collections")) {
+        if (is(req, "GET") || is(req, "HEAD"))
+            route_collections(all, req);
+        else
+            http_reply_error(req, 405, "%s is not allowed on %s (GET)", req->method, req->raw_path);
+        return;
+    }
+    /* ?collection=NAME on any route: another collection of the data directory */
+    const char *name = http_query(req, "collection");
+    api_context *ctx = all->open[0];
+    vdx_error err = {{0}};
+    if (name && *name && !(ctx = api_collection_get(all, name, &err))) {
+        reply_failure(req, &err, 400);
+        return;
+    }
+
     /* searches are POSTs that change nothing */
     int search = req->n_segments >= 2 && !strcmp(req->segments[1], "search");
     if (ctx->read_only && !is(req, "GET") && !is(req, "HEAD") && !search) {

@@ -35,13 +35,45 @@ typedef struct api_context {
     const vdx_text_model *text_model;
     char collection[128];
     int read_only;             /* every state change answers 403 */
+    struct api_map_cache *map; /* api_map.c's open map (under the search slot's mutex) */
 } api_context;
+
+/* The collections one server serves: the one it starts with (open[0], the default) and
+ * the others of the same data directory and store, each opened on the first request that
+ * names it (`?collection=NAME`) and kept until the server stops. Every collection must
+ * have been embedded with the model of the first (its CLIP model when one is loaded), so
+ * that one model, one text tower, answers them all. */
+#define API_MAX_COLLECTIONS 32
+typedef struct api_collections {
+    api_context *open[API_MAX_COLLECTIONS];
+    int n;
+    pthread_mutex_t mutex;     /* guards open[] and n */
+    vdx_store_options store;   /* data_dir, url and model of every collection */
+    char *data_dir, *store_url; /* the copies store.data_dir and store.url point to */
+    vdx_model_identity model_identity; /* of the first collection: store.model points here */
+    vdx_clip_model *model;     /* shared by the collections; owned here */
+    const vdx_text_model *text_model;
+    int read_only;
+    vdx_server_notice_fn notice;
+    void *notice_user;
+} api_collections;
+
+/* Sets up `all` (a zeroed struct) for collections of `store` (copied) and opens the
+ * first, `store->collection`. On failure `all` is ready for api_collections_close. */
+int api_collections_init(api_collections *all, const vdx_store_options *store, vdx_error *err);
+/* The open collection NAME, or opens it: NULL with the store's error (not found, model
+ * mismatch, an invalid name) or a conflict when too many are open. */
+api_context *api_collection_get(api_collections *all, const char *name, vdx_error *err);
+void api_collections_close(api_collections *all);
 
 /* The HTTP status of a library error: by its kind, with `fallback` for an unclassified
  * one (VDX_ERR_INTERNAL). Exposed for the contract test of the status table. */
 int api_status_of(const vdx_error *err, int fallback);
 
-/* Routes one request under /api/ (see api.c). */
-void api_handle(api_context *ctx, http_request *req);
+/* Routes one request under /api/ to the collection it names (see api.c). */
+void api_handle(api_collections *all, http_request *req);
+/* /api/map/... (api_map.c); api_map_release frees its cached map when the collection closes. */
+void api_map_route(api_context *ctx, http_request *req);
+void api_map_release(api_context *ctx);
 
 #endif

@@ -17,6 +17,8 @@
  *     HTTP_MAX_URI bytes or HTTP_MAX_QUERY_ARGS arguments, 431 for oversized heads;
  *   - bodies are limited (413), the image upload path has its own larger limit;
  *   - paths are split into percent-decoded segments and `..` segments are refused (400);
+ *     every decoded path segment and query argument must be valid UTF-8 without NUL (400
+ *     naming the argument), and JSON bodies may hold no NUL, raw or escaped (400);
  *   - every reply carries a Content-Security-Policy limited to self, nosniff, no framing,
  *     no referrer, and Server-Timing with the time the route took. */
 #include "server/http.h"
@@ -104,9 +106,7 @@ int http_query_int(http_request *req, const char *name, long fallback, long min,
     return 0;
 }
 
-/* The offset of the first \u0000 escape inside a JSON string, or -1. A NUL would cut the
- * decoded string short ("REALID\u0000junk" would name REALID), so it is refused. */
-static long json_nul_escape(const char *text, size_t n)
+long http_json_nul_escape(const char *text, size_t n)
 {
     int in_string = 0;
     for (size_t i = 0; i < n; i++) {
@@ -131,12 +131,18 @@ cJSON *http_body_json(http_request *req)
         http_reply_error(req, 400, "the request needs a JSON object body");
         return NULL;
     }
+    const char *raw_nul = memchr(req->body, 0, req->body_size);
+    if (raw_nul) { /* never valid JSON, and cJSON would end the string there */
+        http_reply_error(req, 400, "the JSON body holds a NUL byte at byte %zu",
+                         (size_t)(raw_nul - req->body));
+        return NULL;
+    }
     size_t bad;
     if (vdx_utf8_check(req->body, req->body_size, &bad) != 0) {
         http_reply_error(req, 400, "the JSON body is not valid UTF-8 (byte %zu)", bad);
         return NULL;
     }
-    long nul = json_nul_escape(req->body, req->body_size);
+    long nul = http_json_nul_escape(req->body, req->body_size);
     if (nul >= 0) {
         http_reply_error(req, 400, "the JSON body holds a NUL character (\\u0000) in a string at byte %ld", nul);
         return NULL;
@@ -310,10 +316,7 @@ static int media_type_is(const char *content_type, const char *type)
     return next == 0 || next == ';' || next == ' ';
 }
 
-/* Whether a Host header names this loopback server exactly: localhost, 127.0.0.1, [::1]
- * or the bound literal, with the server's port (absent only when it is the scheme's
- * default). A prefix such as "127.0.0.1.attacker.example" is not loopback. */
-static int host_is_loopback(const http_server *server, const char *host)
+int http_host_is_loopback(const char *host, int server_port, int tls, const char *bound_name)
 {
     const char *end;
     if (host[0] == '[') {
@@ -334,15 +337,15 @@ static int host_is_loopback(const http_server *server, const char *host)
     } else if (*end) {
         return 0;
     } else {
-        port = server->cfg.tls_cert_pem ? 443 : 80;
+        port = tls ? 443 : 80;
     }
-    if (port != server->port)
+    if (port != server_port)
         return 0;
     static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (len == strlen(names[i]) && !strncasecmp(host, names[i], len))
             return 1;
-    return len == strlen(server->bound_name) && !strncasecmp(host, server->bound_name, len);
+    return len == strlen(bound_name) && !strncasecmp(host, bound_name, len);
 }
 
 /* Whether `given` is the token, in a time that does not depend on where they differ. */
@@ -399,6 +402,34 @@ static int page_token_exchange(http_server *server, http_request *req)
     return -1;
 }
 
+/* Query arguments as libmicrohttpd decoded them (with their lengths, so a %00 shows). */
+typedef struct query_check {
+    char bad[160]; /* why the first bad argument is refused; "" while all are good */
+} query_check;
+
+static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    query_check *q = cls;
+    size_t bad;
+    /* the name, when it can be shown as it is; otherwise only what is wrong with it */
+    int name_ok = key && vdx_utf8_check(key, key_size, &bad) == 0 &&
+                  !memchr(key, 0, key_size) && key_size <= 64;
+    char name[80];
+    snprintf(name, sizeof name, "'%.*s'", name_ok ? (int)key_size : 0, name_ok ? key : "");
+    if (!name_ok)
+        snprintf(q->bad, sizeof q->bad, "a query argument name is not valid UTF-8 text without "
+                 "NUL of at most 64 bytes");
+    else if (value && memchr(value, 0, value_size))
+        snprintf(q->bad, sizeof q->bad, "query argument %s holds a NUL character (%%00) at "
+                 "decoded byte %zu", name, (size_t)((const char *)memchr(value, 0, value_size) - value));
+    else if (value && vdx_utf8_check(value, value_size, &bad) != 0)
+        snprintf(q->bad, sizeof q->bad, "query argument %s is not valid UTF-8 (decoded byte %zu)",
+                 name, bad);
+    return q->bad[0] ? MHD_NO : MHD_YES;
+}
+
 /* The checks done before the body is read. Replies and returns -1 on refusal. */
 static int check_policy(http_server *server, http_request *req)
 {
@@ -412,8 +443,14 @@ static int check_policy(http_server *server, http_request *req)
     if (req->query_too_long)
         return http_reply_error(req, 414, "the request line is longer than %d bytes or has more than "
                                 "%d query arguments", HTTP_MAX_URI, HTTP_MAX_QUERY_ARGS);
+    query_check q = {""};
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &q);
+    if (q.bad[0])
+        return http_reply_error(req, 400, "%s", q.bad);
     const char *host = http_header(req, MHD_HTTP_HEADER_HOST);
-    if (server->loopback && (!host || !host_is_loopback(server, host)))
+    if (server->loopback &&
+        (!host || !http_host_is_loopback(host, server->port, server->cfg.tls_cert_pem != NULL,
+                                         server->bound_name)))
         return http_reply_error(req, 403, "this server answers loopback host names with its port "
                                 "only (localhost:%d, 127.0.0.1:%d, [::1]:%d), not '%.200s'",
                                 server->port, server->port, server->port, host ? host : "");
@@ -582,6 +619,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     for (const char *q = query; q && *q; q++)
         args += *q == '&' || *q == ';';
     req->query_too_long = strlen(uri) > HTTP_MAX_URI || args >= HTTP_MAX_QUERY_ARGS;
+    if (req->query_too_long && query)
+        /* libmicrohttpd 0.9.75 splits the query string into its connection pool right
+         * after this callback; when the arguments do not fit, it queues a 431 and then
+         * waits for headers anyway, answering nothing (until the head deadline). The
+         * query string is refused with a 414 as a whole, so it is cut here, in
+         * libmicrohttpd's own (writable) copy of the request line, and nothing is split:
+         * the argument parsing starts after the '?' and finds the string empty. */
+        ((char *)query)[1] = 0;
     req->raw_path = strndup(uri, query ? (size_t)(query - uri) : strlen(uri));
     if (!req->raw_path) {
         free(req);

@@ -32,6 +32,17 @@ typedef struct http_request {
     double started;                  /* vdx_now() at the first byte of the request */
 } http_request;
 
+/* The request policy's pure parts, exposed for fuzz/fuzz_http_policy.c:
+ * whether a Host header names a loopback server on server_port exactly (localhost,
+ * 127.0.0.1, [::1] or bound_name such as "127.0.0.2", the port absent only when it is the
+ * scheme's default: 443 with tls, else 80); a prefix such as "127.0.0.1.attacker.example"
+ * is not loopback. */
+int http_host_is_loopback(const char *host, int server_port, int tls, const char *bound_name);
+/* The offset of the first \u0000 escape inside a string of JSON text, or -1: a NUL
+ * would cut the decoded string short ("REALID\u0000junk" would name REALID), so a body
+ * with one is refused (as is a raw NUL byte anywhere). */
+long http_json_nul_escape(const char *text, size_t n);
+
 /* Query argument (decoded), or NULL. */
 const char *http_query(const http_request *req, const char *name);
 /* Integer query argument in [min, max]; absent: *out = fallback. Malformed or out of

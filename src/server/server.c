@@ -22,7 +22,7 @@
 #define MAX_CONNECTIONS 4000u
 
 struct vdx_server {
-    api_context api;
+    api_collections api;
     http_server *http;
     char token[VDX_TOKEN_MAX + 1]; /* "" when there is none */
     char *tls_cert, *tls_key;      /* PEM text */
@@ -73,12 +73,11 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
-    api_context *api = &server->api;
-    pthread_mutex_init(&api->search.mutex, NULL);
-    pthread_mutex_init(&api->book.mutex, NULL);
-    api->search.last_refresh = api->book.last_refresh = vdx_now();
-    api->search.notice = api->book.notice = opts->notice;
-    api->search.notice_user = api->book.notice_user = opts->notice_user;
+    api_collections *api = &server->api;
+    api->notice = opts->notice;
+    api->notice_user = opts->notice_user;
+    api->text_model = opts->text_model;
+    api->read_only = opts->read_only;
     vdx_store_options store_opts = opts->store;
     if (opts->model_dir) {
         api->model = opts->clip_options
@@ -86,25 +85,11 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
                          : vdx_clip_load(opts->model_dir, err);
         if (!api->model)
             goto fail;
-        vdx_model_identity *identity = &api->model_identity;
-        vdx_clip_identity(api->model, identity);
-        store_opts.model = identity;
+        vdx_clip_identity(api->model, &api->model_identity);
+        store_opts.model = &api->model_identity;
     }
-    api->text_model = opts->text_model;
-    store_opts.create = 0;
-    store_opts.read_only = 1;
-    api->search.store = vdx_store_open(&store_opts, err);
-    if (!api->search.store)
+    if (api_collections_init(api, &store_opts, err) != 0)
         goto fail;
-    api->book.store = vdx_store_open(&store_opts, err);
-    if (!api->book.store)
-        goto fail;
-    snprintf(api->collection, sizeof api->collection, "%s",
-             opts->store.collection ? opts->store.collection : "default");
-    api->concepts = vdx_concepts_open(api->book.store, err);
-    if (!api->concepts)
-        goto fail;
-    api->read_only = opts->read_only;
     const char *host = opts->host ? opts->host : "127.0.0.1";
     if (!opts->no_token) {
         if (opts->token ? vdx_server_check_token(opts->token, err) : random_token(server->token, err))
@@ -158,12 +143,13 @@ const char *vdx_server_url(const vdx_server *server) { return server->url; }
 const char *vdx_server_token(const vdx_server *server) { return server->token[0] ? server->token : NULL; }
 int vdx_server_is_loopback(const vdx_server *server) { return http_is_loopback(server->http); }
 int vdx_server_uses_tls(const vdx_server *server) { return server->tls_cert != NULL; }
-const char *vdx_server_collection(const vdx_server *server) { return server->api.collection; }
+const char *vdx_server_collection(const vdx_server *server) { return server->api.open[0]->collection; }
 int64_t vdx_server_item_count(vdx_server *server)
 {
-    pthread_mutex_lock(&server->api.search.mutex);
-    int64_t count = vdx_store_count(server->api.search.store);
-    pthread_mutex_unlock(&server->api.search.mutex);
+    store_slot *first = &server->api.open[0]->search;
+    pthread_mutex_lock(&first->mutex);
+    int64_t count = vdx_store_count(first->store);
+    pthread_mutex_unlock(&first->mutex);
     return count;
 }
 
@@ -172,12 +158,7 @@ void vdx_server_stop(vdx_server *server)
     if (!server)
         return;
     http_stop(server->http);
-    vdx_concepts_close(server->api.concepts);
-    vdx_store_close(server->api.book.store);
-    vdx_store_close(server->api.search.store);
-    vdx_clip_free(server->api.model);
-    pthread_mutex_destroy(&server->api.search.mutex);
-    pthread_mutex_destroy(&server->api.book.mutex);
+    api_collections_close(&server->api);
     free(server->tls_cert);
     free(server->tls_key);
     free(server);

@@ -18,6 +18,16 @@
  * arrived before it retries: all of them means the insert did land, none means it is
  * sent again. Reads therefore need neither FINAL nor LIMIT 1 BY id on the items table.
  *
+ * On a cluster (?cluster=NAME) the three names are Distributed tables over per-shard tables
+ * T_shard, T_info_shard, T_failures_shard, rows placed by cityHash64(id) (of key for
+ * T_info). DDL runs ON CLUSTER (the cluster's coordinator, ZooKeeper, runs it on every
+ * node) or, with ?shards=HOST:PORT,..., on each shard's HTTP endpoint in turn. Inserts go
+ * through the Distributed table synchronously (insert_distributed_sync=1), so an insert
+ * returns only when every shard holds its part; a shard that fails mid-insert may leave
+ * the other shards' parts stored, and the retry (after asking which ids arrived) sends
+ * only the rest. Reads gather every shard; a shard that is down fails the read with an
+ * error naming it (no partial results).
+ *
  * Searches are exact on the `legacy` dialect (ClickHouse 18.16 and later) and use the
  * server's vector index on `clickhouse` and `myscale`; the SQL of each is in
  * clickhouse_sql.c, the transport in clickhouse_http.c. docs/clickhouse.md has the
@@ -66,6 +76,9 @@ typedef struct clickhouse {
     int read_only;
     int lock_fd;
     int64_t count;
+    int n_shards;          /* per-shard DDL endpoints (?shards=), 0 = ON CLUSTER or no cluster */
+    ch_http **shard_http;
+    char (*shard_endpoint)[300];
     char **columns;
     int n_columns;
     sqlite3 *side; /* thumbnails; opened on first use */
@@ -78,23 +91,123 @@ static int oom(clickhouse *c, vdx_error *err)
     return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", c->collection);
 }
 
+/* The cluster's name for ON CLUSTER clauses: NULL without a cluster or with per-shard DDL. */
+static const char *on_cluster(const clickhouse *c)
+{
+    return c->url.cluster[0] && c->n_shards == 0 ? c->url.cluster : NULL;
+}
+
+/* Codes of a Distributed query that could not reach a shard: NETWORK_ERROR,
+ * SOCKET_TIMEOUT, ATTEMPT_TO_READ_AFTER_EOF, ALL_CONNECTION_TRIES_FAILED. */
+static int is_shard_failure(int code)
+{
+    return code == 210 || code == 209 || code == 32 || code == 279;
+}
+
+/* After a read or insert failed for want of a shard: finds which shards of the cluster
+ * the entry server cannot reach (a probe of each through remote()) and replaces *err
+ * with a message naming them. Leaves *err as it is when every shard answers. */
+static void name_down_shards(clickhouse *c, vdx_error *err)
+{
+    char *name = clickhouse_quote_string(c->url.cluster);
+    strbuf sql = {0}, response = {0}, down = {0};
+    if (!name)
+        return;
+    strbuf_printf(&sql, "SELECT shard_num, host_address, port FROM system.clusters WHERE "
+                        "cluster = %s FORMAT TabSeparated",
+                  name);
+    free(name);
+    ch_request req = {.sql = sql.data};
+    int n_down = 0, n_shards = 0;
+    if (!sql.oom && ch_http_run(c->http, &req, &response, NULL, NULL, NULL) == 0 && response.data) {
+        char *save = NULL;
+        for (char *line = strtok_r(response.data, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+            int shard = 0, port = 0;
+            char host[128];
+            if (sscanf(line, "%d\t%127[^\t]\t%d", &shard, host, &port) != 3)
+                continue;
+            n_shards++;
+            char addr[160], *quoted;
+            snprintf(addr, sizeof addr, "%s:%d", host, port);
+            strbuf probe = {0}, out = {0};
+            if (!(quoted = clickhouse_quote_string(addr)))
+                continue;
+            strbuf_printf(&probe, "SELECT 1 FROM remote(%s, system, one)", quoted);
+            free(quoted);
+            ch_request preq = {.sql = probe.data};
+            int code = 0;
+            if (!probe.oom && ch_http_run(c->http, &preq, &out, NULL, &code, NULL) != 0 &&
+                is_shard_failure(code)) {
+                strbuf_printf(&down, "%sshard %d (%s)", n_down ? ", " : "", shard, addr);
+                n_down++;
+            }
+            strbuf_free(&probe);
+            strbuf_free(&out);
+        }
+    }
+    if (n_down > 0 && !down.oom)
+        vdx_fail_kind(err, VDX_ERR_IO,
+                      "collection '%s': ClickHouse cluster '%s' (%d shards, entry server %s): "
+                      "%s %s unreachable; a search or insert needs every shard, so no partial "
+                      "result is returned: start %s and try again",
+                      c->collection, c->url.cluster, n_shards, c->endpoint, down.data,
+                      n_down > 1 ? "are" : "is", n_down > 1 ? "them" : "it");
+    strbuf_free(&sql);
+    strbuf_free(&response);
+    strbuf_free(&down);
+}
+
 /* A read query (retried on transient failures); the response in *out. */
 static int run_query(clickhouse *c, const char *sql, const ch_external *ext, strbuf *out,
                      int *code, vdx_error *err)
 {
     ch_request req = {.sql = sql, .external = ext, .retry = 1};
-    if (ch_http_run(c->http, &req, out, NULL, code, err) != 0)
+    int local_code = 0;
+    if (ch_http_run(c->http, &req, out, NULL, &local_code, err) != 0) {
+        if (code)
+            *code = local_code;
+        if (c->url.cluster[0] && is_shard_failure(local_code)) {
+            name_down_shards(c, err);
+            return -1;
+        }
         return vdx_error_prefix(err, "collection '%s'", c->collection);
+    }
     return 0;
 }
 
-/* A statement whose result is not needed (DDL). */
-static int run_statement(clickhouse *c, const char *sql, int *code, vdx_error *err)
+/* DDL: on the entry server (which, with ON CLUSTER in the SQL, has the coordinator run it
+ * on every node), or with per-shard DDL on every shard and then on the entry server when
+ * it is not one of them. A shard that is down fails ON CLUSTER DDL after
+ * distributed_ddl_task_timeout, set to 60 s here instead of 180. */
+static int run_ddl(clickhouse *c, const char *sql, int *code, vdx_error *err)
 {
+    int entry_is_shard = 0;
+    for (int i = 0; i < c->n_shards; i++) {
+        strbuf out = {0};
+        ch_request req = {.sql = sql, .retry = 1};
+        int rc = ch_http_run(c->shard_http[i], &req, &out, NULL, code, err);
+        strbuf_free(&out);
+        if (rc != 0)
+            return vdx_error_prefix(err, "collection '%s': DDL on shard %d (%s) of cluster '%s'",
+                                    c->collection, i + 1, c->shard_endpoint[i], c->url.cluster);
+        entry_is_shard |= strcmp(c->shard_endpoint[i], c->endpoint) == 0;
+    }
+    if (entry_is_shard)
+        return 0;
     strbuf out = {0};
-    int rc = run_query(c, sql, NULL, &out, code, err);
+    ch_request req = {.sql = sql, .retry = 1,
+                      .settings = on_cluster(c) ? "distributed_ddl_task_timeout=60" : NULL};
+    int rc = ch_http_run(c->http, &req, &out, NULL, code, err);
     strbuf_free(&out);
-    return rc;
+    return rc == 0 ? 0 : vdx_error_prefix(err, "collection '%s'", c->collection);
+}
+
+/* URL parameters of an insert: on a cluster, synchronous (every shard has its part when the
+ * insert returns). */
+static const char *insert_settings(const clickhouse *c)
+{
+    return c->url.cluster[0] ? "insert_distributed_sync=1" : NULL;
 }
 
 /* An external table `name` (id String) holding ids, TSV-escaped. */
@@ -425,6 +538,10 @@ static void clickhouse_close(void *state)
     if (!c)
         return;
     ch_http_free(c->http);
+    for (int i = 0; i < c->n_shards; i++)
+        ch_http_free(c->shard_http[i]);
+    free(c->shard_http);
+    free(c->shard_endpoint);
     free_columns(c);
     if (c->side)
         sqlite3_close(c->side);
@@ -581,8 +698,12 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
     char *items = quoted_identifier(c, c->tables.items, err);
     char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
     char *info = failures ? quoted_identifier(c, c->tables.info, err) : NULL;
-    char *create_items = info ? ch_sql_create_items(c->dialect, c->tables.items, c->model.dims,
-                                                    index, c->url.index_params, err)
+    /* on a cluster the items, failures and info tables are the shards' tables here */
+    int cluster = c->url.cluster[0] != 0;
+    const char *items_table = cluster ? c->tables.items_shard : c->tables.items;
+    char *create_items = info ? ch_sql_create_items(c->dialect, items_table, on_cluster(c),
+                                                    c->model.dims, index, c->url.index_params,
+                                                    err)
                               : NULL;
     strbuf sql = {0};
     int rc = create_items ? 0 : -1, code = 0;
@@ -601,13 +722,13 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
                           c->collection, items, c->endpoint, (long long)c->count, info);
     }
     if (rc == 0)
-        rc = run_statement(c, create_items, NULL, err);
+        rc = run_ddl(c, create_items, NULL, err);
     if (rc == 0) {
-        char *alter = ch_sql_add_vector_index(c->dialect, c->tables.items, index,
+        char *alter = ch_sql_add_vector_index(c->dialect, items_table, on_cluster(c), index,
                                               c->url.index_params, err);
         if (alter) {
             vdx_error local;
-            if (run_statement(c, alter, &code, &local) != 0 && local.kind != VDX_ERR_CONFLICT) {
+            if (run_ddl(c, alter, &code, &local) != 0 && local.kind != VDX_ERR_CONFLICT) {
                 if (err)
                     *err = local;
                 rc = -1;
@@ -615,22 +736,42 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
             free(alter);
         }
     }
-    if (rc == 0) {
+    struct {
+        const char *table, *shard, *columns, *engine, *key;
+    } companions[] = {
+        {c->tables.failures, c->tables.failures_shard, CH_FAILURES_COLUMNS,
+         "ReplacingMergeTree(version) ORDER BY id", "id"},
+        {c->tables.info, c->tables.info_shard, CH_INFO_COLUMNS, "MergeTree ORDER BY key", "key"},
+    };
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        char *table = quoted_identifier(c, cluster ? companions[i].shard : companions[i].table,
+                                        err);
+        if (!table) {
+            rc = -1;
+            break;
+        }
         sql.len = 0;
-        strbuf_printf(&sql,
-                      "CREATE TABLE IF NOT EXISTS %s (id String, url String, reason String, "
-                      "failed_at String, version UInt64) ENGINE = ReplacingMergeTree(version) "
-                      "ORDER BY id",
-                      failures);
-        rc = sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, err);
+        strbuf_printf(&sql, "CREATE TABLE IF NOT EXISTS %s", table);
+        ch_sql_on_cluster(&sql, on_cluster(c));
+        strbuf_printf(&sql, " (%s) ENGINE = %s", companions[i].columns, companions[i].engine);
+        free(table);
+        rc = sql.oom ? oom(c, err) : run_ddl(c, sql.data, NULL, err);
     }
-    if (rc == 0) {
-        sql.len = 0;
-        strbuf_printf(&sql,
-                      "CREATE TABLE IF NOT EXISTS %s (key String, value String) ENGINE = "
-                      "MergeTree ORDER BY key",
-                      info);
-        rc = sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, err);
+    /* the Distributed tables over the shards' tables, the items table's first */
+    struct {
+        const char *table, *shard, *columns, *key;
+    } distributed[] = {
+        {c->tables.items, c->tables.items_shard, CH_ITEMS_COLUMNS, "id"},
+        {c->tables.failures, c->tables.failures_shard, CH_FAILURES_COLUMNS, "id"},
+        {c->tables.info, c->tables.info_shard, CH_INFO_COLUMNS, "key"},
+    };
+    for (size_t i = 0; cluster && i < 3 && rc == 0; i++) {
+        char *ddl = ch_sql_create_distributed(distributed[i].table, on_cluster(c),
+                                              c->url.cluster, c->url.database,
+                                              distributed[i].shard, distributed[i].columns,
+                                              distributed[i].key);
+        rc = !ddl ? oom(c, err) : run_ddl(c, ddl, NULL, err);
+        free(ddl);
     }
     if (rc == 0) { /* the marker of a complete collection, in one insert */
         char dims[16], version[16];
@@ -650,7 +791,8 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
         }
         sql.len = 0;
         strbuf_printf(&sql, "INSERT INTO %s (key, value) FORMAT RowBinary", info);
-        ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len};
+        ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len,
+                          .settings = insert_settings(c)};
         if (rows.oom || sql.oom)
             rc = oom(c, err);
         else if (ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
@@ -664,6 +806,36 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
     free(failures);
     free(info);
     return rc;
+}
+
+/* With ?shards=: a connection to every shard's HTTP endpoint (same user, TLS, database). */
+static int open_shards(clickhouse *c, vdx_error *err)
+{
+    size_t n = 0;
+    for (const char *p = c->url.shards; *p; p++)
+        n += *p == ',';
+    n += c->url.shards[0] != 0;
+    if (n == 0)
+        return 0;
+    c->shard_http = calloc(n, sizeof *c->shard_http);
+    c->shard_endpoint = calloc(n, sizeof *c->shard_endpoint);
+    if (!c->shard_http || !c->shard_endpoint)
+        return oom(c, err);
+    for (const char *p = c->url.shards; *p; c->n_shards++) {
+        size_t len = strcspn(p, ",");
+        ch_url shard = c->url; /* ch_url_parse checked every HOST:PORT */
+        snprintf(c->shard_endpoint[c->n_shards], sizeof c->shard_endpoint[0], "%.*s", (int)len, p);
+        char *colon = strrchr(c->shard_endpoint[c->n_shards], ':');
+        snprintf(shard.host, sizeof shard.host, "%.*s",
+                 (int)(colon - c->shard_endpoint[c->n_shards]), c->shard_endpoint[c->n_shards]);
+        shard.port = atoi(colon + 1);
+        c->shard_http[c->n_shards] = ch_http_new(&shard, err);
+        memset(shard.password, 0, sizeof shard.password);
+        if (!c->shard_http[c->n_shards])
+            return -1;
+        p += len + (p[len] == ',');
+    }
+    return 0;
 }
 
 static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identity *stored,
@@ -687,7 +859,7 @@ static void *clickhouse_open(const vdx_backend_open_args *args, vdx_model_identi
     ch_url_endpoint(&c->url, c->endpoint, sizeof c->endpoint);
     c->dialect = c->url.dialect;
     ch_tables_for(c->url.table, c->collection, &c->tables);
-    if (!(c->http = ch_http_new(&c->url, err)))
+    if (!(c->http = ch_http_new(&c->url, err)) || open_shards(c, err) != 0)
         goto fail;
     settle_after_crash(c);
     int exists = 0;
@@ -742,31 +914,37 @@ static int add_columns(clickhouse *c, const char *const *names, int n, vdx_error
         return missing;
     if (become_writer(c, err) != 0)
         return -1;
-    char *table = quoted_identifier(c, c->tables.items, err);
-    if (!table)
-        return -1;
+    /* on a cluster: the shards' tables first, then the Distributed table over them */
+    const char *tables[2] = {c->url.cluster[0] ? c->tables.items_shard : c->tables.items,
+                             c->url.cluster[0] ? c->tables.items : NULL};
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         if (!backend_column_to_add(c->columns, c->n_columns, names, i))
             continue;
-        char *column = quoted_identifier(c, names[i], err);
-        strbuf sql = {0};
-        if (!column)
-            rc = -1;
-        else
-            strbuf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s Nullable(String)", table, column);
-        free(column);
-        vdx_error local;
-        /* CONFLICT: ClickHouse's "already exists", another writer added it */
-        if (rc == 0 && (sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, &local)) != 0 &&
-            local.kind != VDX_ERR_CONFLICT) {
-            if (err)
-                *err = local;
-            rc = -1;
+        for (int t = 0; t < 2 && tables[t] && rc == 0; t++) {
+            char *table = quoted_identifier(c, tables[t], err);
+            char *column = table ? quoted_identifier(c, names[i], err) : NULL;
+            strbuf sql = {0};
+            if (!column) {
+                rc = -1;
+            } else {
+                strbuf_printf(&sql, "ALTER TABLE %s", table);
+                ch_sql_on_cluster(&sql, on_cluster(c));
+                strbuf_printf(&sql, " ADD COLUMN %s Nullable(String)", column);
+            }
+            free(table);
+            free(column);
+            vdx_error local;
+            /* CONFLICT: ClickHouse's "already exists", another writer added it */
+            if (rc == 0 && (sql.oom ? oom(c, err) : run_ddl(c, sql.data, NULL, &local)) != 0 &&
+                local.kind != VDX_ERR_CONFLICT) {
+                if (err)
+                    *err = local;
+                rc = -1;
+            }
+            strbuf_free(&sql);
         }
-        strbuf_free(&sql);
     }
-    free(table);
     if (load_columns(c, rc == 0 ? err : NULL) != 0)
         return -1;
     return rc;
@@ -785,10 +963,10 @@ static int clickhouse_columns(void *state, char ***names, int *n, vdx_error *err
 
 /* ---- append ---- */
 
-/* The RowBinary rows of the batch's items with a vector, for the column list
+/* The RowBinary rows of the batch's items with a vector (but those in skip), for the column list
  * (id, url, vector, width, height, ingested_at, row, <every metadata column>). */
 static int encode_items(clickhouse *c, const vdx_item *items, size_t n, const char *now,
-                        strbuf *rows, vdx_error *err)
+                        const id_set *skip, strbuf *rows, vdx_error *err)
 {
     int dims = c->model.dims;
     float *rounded = c->type == VDX_VECTOR_F16 ? malloc((size_t)dims * sizeof *rounded) : NULL;
@@ -799,6 +977,10 @@ static int encode_items(clickhouse *c, const vdx_item *items, size_t n, const ch
         const vdx_item *it = &items[i];
         if (!it->vector)
             continue;
+        if (id_set_has(skip, it->id)) { /* landed before a retry: keeps its row number */
+            row++;
+            continue;
+        }
         ch_rb_string(rows, it->id);
         ch_rb_string(rows, it->url);
         if (rounded) { /* an f16 collection stores what an f16 file would hold */
@@ -849,41 +1031,70 @@ static int insert_sql(clickhouse *c, const char *table, int with_columns, strbuf
     return sql->oom ? oom(c, err) : 0;
 }
 
-/* Sends the items insert; after a transient failure, finds out whether it landed. */
-static int insert_items(clickhouse *c, const char *const *ids, size_t n_ids, const strbuf *sql,
-                        const strbuf *rows, vdx_error *err)
+/* Sends the items insert (the batch's items with a vector, ids); after a transient
+ * failure, finds out which of them landed: all means done, none means send again; on a
+ * cluster, where one shard may have stored its part and another not, the rest is sent. */
+static int insert_items(clickhouse *c, const vdx_item *items, size_t n, const char *now,
+                        const char *const *ids, size_t n_ids, vdx_error *err)
 {
-    char settings[64];
-    snprintf(settings, sizeof settings, "max_insert_block_size=%zu", n_ids + 1048576);
-    ch_request req = {.sql = sql->data, .body = rows->data, .body_len = rows->len,
-                      .settings = settings};
-    for (int attempt = 1;; attempt++) {
-        strbuf response = {0};
-        int transient = 0;
-        if (futimens(c->lock_fd, NULL) != 0) /* "an insert may be in flight": see above */
-            return vdx_fail_errno(err, errno, "collection '%s': cannot touch %s: %s", c->collection,
-                            c->lock_path, strerror(errno));
-        int rc = ch_http_run(c->http, &req, &response, &transient, NULL, err);
-        strbuf_free(&response);
-        if (rc == 0)
-            return 0;
-        if (!transient || attempt >= CH_HTTP_ATTEMPTS)
-            return vdx_error_prefix(err, "collection '%s': inserting %zu items",
-                                    c->collection, n_ids);
-        ch_http_backoff(attempt);
-        id_set landed;
-        vdx_error local;
-        if (present_ids(c, ids, n_ids, 0, &landed, &local) != 0)
-            continue; /* still unreachable: try again (the next check decides) */
-        size_t found = landed.n;
-        id_set_free(&landed);
-        if (found == n_ids)
-            return 0; /* the lost response was a success */
-        if (found != 0)
-            return vdx_fail(err, "collection '%s': after a lost connection %zu of %zu items of "
-                                 "the batch are on the server; append them again to finish",
-                            c->collection, found, n_ids);
+    char settings[96];
+    snprintf(settings, sizeof settings, "max_insert_block_size=%zu%s%s", n_ids + 1048576,
+             insert_settings(c) ? "&" : "", insert_settings(c) ? insert_settings(c) : "");
+    strbuf sql = {0};
+    if (insert_sql(c, c->tables.items, 1, &sql, err) != 0) {
+        strbuf_free(&sql);
+        return -1;
     }
+    id_set landed = {0};
+    int rc = -1;
+    for (int attempt = 1;; attempt++) {
+        strbuf response = {0}, rows = {0};
+        int transient = 0, code = 0;
+        if (futimens(c->lock_fd, NULL) != 0) { /* "an insert may be in flight": see above */
+            vdx_fail_errno(err, errno, "collection '%s': cannot touch %s: %s", c->collection,
+                           c->lock_path, strerror(errno));
+            break;
+        }
+        if (encode_items(c, items, n, now, &landed, &rows, err) != 0) {
+            strbuf_free(&rows);
+            break;
+        }
+        ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len,
+                          .settings = settings};
+        rc = ch_http_run(c->http, &req, &response, &transient, &code, err);
+        strbuf_free(&response);
+        strbuf_free(&rows);
+        if (rc == 0)
+            break;
+        rc = -1;
+        int shard_down = c->url.cluster[0] && is_shard_failure(code);
+        if ((!transient && !shard_down) || attempt >= CH_HTTP_ATTEMPTS) {
+            if (shard_down)
+                name_down_shards(c, err);
+            vdx_error_prefix(err, "collection '%s': inserting %zu items", c->collection, n_ids);
+            break;
+        }
+        ch_http_backoff(attempt);
+        id_set now_landed;
+        vdx_error local;
+        if (present_ids(c, ids, n_ids, 0, &now_landed, &local) != 0)
+            continue; /* still unreachable: try again (the next check decides) */
+        id_set_free(&landed);
+        landed = now_landed;
+        if (landed.n == n_ids) {
+            rc = 0; /* the lost response was a success */
+            break;
+        }
+        if (landed.n != 0 && !c->url.cluster[0]) {
+            vdx_fail(err, "collection '%s': after a lost connection %zu of %zu items of "
+                          "the batch are on the server; append them again to finish",
+                     c->collection, landed.n, n_ids);
+            break;
+        }
+    }
+    id_set_free(&landed);
+    strbuf_free(&sql);
+    return rc;
 }
 
 static int insert_failures(clickhouse *c, const vdx_item *items, size_t n, const char *now,
@@ -908,7 +1119,8 @@ static int insert_failures(clickhouse *c, const vdx_item *items, size_t n, const
     if (n_failures > 0) {
         rc = rows.oom ? oom(c, err) : insert_sql(c, c->tables.failures, 0, &sql, err);
         /* retrying is safe: the same (id, version) rows collapse in ReplacingMergeTree */
-        ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len, .retry = 1};
+        ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len, .retry = 1,
+                          .settings = insert_settings(c)};
         if (rc == 0 && ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
             rc = vdx_error_prefix(err, "collection '%s': recording %zu failures",
                                   c->collection, n_failures);
@@ -933,7 +1145,6 @@ static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_e
     /* zeroed, so that GCC (-O2 with sanitizers) sees the n == 0 case initialised */
     const char **ids = calloc(n ? n : 1, sizeof *ids),
                **vector_ids = calloc(n ? n : 1, sizeof *vector_ids);
-    strbuf rows = {0}, sql = {0};
     int rc = -1;
     size_t n_vectors = 0;
     if (!ids || !vector_ids) {
@@ -960,9 +1171,7 @@ static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_e
     clock_utc_iso_now(now);
     if (n_vectors > 0) {
         if (store_thumbnails(c, items, n, err) != 0 ||
-            encode_items(c, items, n, now, &rows, err) != 0 ||
-            insert_sql(c, c->tables.items, 1, &sql, err) != 0 ||
-            insert_items(c, vector_ids, n_vectors, &sql, &rows, err) != 0)
+            insert_items(c, items, n, now, vector_ids, n_vectors, err) != 0)
             goto done;
         c->count += (int64_t)n_vectors;
     }
@@ -970,8 +1179,6 @@ static int clickhouse_append(void *state, const vdx_item *items, size_t n, vdx_e
 done:
     free(ids);
     free(vector_ids);
-    strbuf_free(&rows);
-    strbuf_free(&sql);
     return rc;
 }
 
@@ -1351,7 +1558,9 @@ static int clickhouse_get_thumbnail(void *state, const char *id, uint8_t **jpeg,
 static int clickhouse_failures(void *state, cJSON **failures, vdx_error *err)
 {
     clickhouse *c = state;
-    char *items = quoted_identifier(c, c->tables.items, err);
+    /* on a cluster the subquery reads each shard's own items: ids are sharded alike */
+    char *items = quoted_identifier(
+        c, c->url.cluster[0] ? c->tables.items_shard : c->tables.items, err);
     char *table = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
     strbuf sql = {0}, response = {0};
     int rc = -1;
@@ -1400,13 +1609,15 @@ static int clickhouse_clear_failures(void *state, vdx_error *err)
     clickhouse *c = state;
     if (become_writer(c, err) != 0)
         return -1;
-    char *table = quoted_identifier(c, c->tables.failures, err);
+    char *table = quoted_identifier(
+        c, c->url.cluster[0] ? c->tables.failures_shard : c->tables.failures, err);
     if (!table)
         return -1;
     strbuf sql = {0};
     strbuf_printf(&sql, "TRUNCATE TABLE %s", table);
+    ch_sql_on_cluster(&sql, on_cluster(c));
     free(table);
-    int rc = sql.oom ? oom(c, err) : run_statement(c, sql.data, NULL, err);
+    int rc = sql.oom ? oom(c, err) : run_ddl(c, sql.data, NULL, err);
     strbuf_free(&sql);
     return rc;
 }
@@ -1428,15 +1639,19 @@ static int query_number(clickhouse *c, const char *sql, double *value, vdx_error
 static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
 {
     clickhouse *c = state;
-    char *items = quoted_identifier(c, c->tables.items, err);
+    int cluster = c->url.cluster[0] != 0;
+    /* on a cluster the subquery reads each shard's own items: ids are sharded alike */
+    char *items = quoted_identifier(c, cluster ? c->tables.items_shard : c->tables.items, err);
     char *failures = items ? quoted_identifier(c, c->tables.failures, err) : NULL;
-    char *names[3] = {clickhouse_quote_string(c->tables.items),
-                      clickhouse_quote_string(c->tables.info),
-                      clickhouse_quote_string(c->tables.failures)};
+    char *names[3] = {clickhouse_quote_string(cluster ? c->tables.items_shard : c->tables.items),
+                      clickhouse_quote_string(cluster ? c->tables.info_shard : c->tables.info),
+                      clickhouse_quote_string(cluster ? c->tables.failures_shard
+                                                      : c->tables.failures)};
+    char *cluster_name = clickhouse_quote_string(c->url.cluster);
     strbuf sql = {0};
     double failed = 0, bytes = 0;
     int rc = -1;
-    if (!failures || !names[0] || !names[1] || !names[2]) {
+    if (!failures || !names[0] || !names[1] || !names[2] || !cluster_name) {
         if (failures)
             oom(c, err);
         goto done;
@@ -1446,9 +1661,15 @@ static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
     if (sql.oom ? oom(c, err) : query_number(c, sql.data, &failed, err))
         goto done;
     sql.len = 0;
-    strbuf_printf(&sql, "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database "
-                        "= currentDatabase() AND table IN (%s, %s, %s)",
-                  names[0], names[1], names[2]);
+    /* on a cluster: the parts of every shard */
+    if (cluster)
+        strbuf_printf(&sql, "SELECT sum(bytes_on_disk) FROM cluster(%s, system, parts) WHERE "
+                            "active AND database = currentDatabase() AND table IN (%s, %s, %s)",
+                      cluster_name, names[0], names[1], names[2]);
+    else
+        strbuf_printf(&sql, "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND "
+                            "database = currentDatabase() AND table IN (%s, %s, %s)",
+                      names[0], names[1], names[2]);
     if (sql.oom ? oom(c, err) : query_number(c, sql.data, &bytes, err))
         goto done;
     if (!c->version[0]) {
@@ -1466,6 +1687,10 @@ static int clickhouse_info(void *state, cJSON *info, vdx_error *err)
     cJSON_AddStringToObject(info, "database", c->url.database);
     cJSON_AddStringToObject(info, "table", c->tables.items);
     cJSON_AddStringToObject(info, "dialect", ch_dialect_name(c->dialect));
+    if (cluster) {
+        cJSON_AddStringToObject(info, "cluster", c->url.cluster);
+        cJSON_AddStringToObject(info, "cluster_ddl", c->n_shards ? "per-shard" : "ON CLUSTER");
+    }
     if (c->dialect == CH_DIALECT_MYSCALE) {
         strbuf response = {0};
         sql.len = 0;
@@ -1490,6 +1715,7 @@ done:
     free(failures);
     for (int i = 0; i < 3; i++)
         free(names[i]);
+    free(cluster_name);
     strbuf_free(&sql);
     return rc;
 }

@@ -26,7 +26,10 @@ int ch_dialect_from_name(const char *name);
 
 /* A parsed store URL:
  *   clickhouse://[USER[:PASS]@]HOST[:PORT][/DB][?table=T&dialect=D&index=I&index_params=P
- *                 &database=DB&secure=1]
+ *                 &database=DB&secure=1&cluster=NAME&shards=HOST:PORT,HOST:PORT]
+ *   cluster: the collection lives on that cluster of the server's remote_servers (per-shard
+ *   tables + Distributed tables); shards: the HTTP endpoints of every shard, for DDL run on
+ *   each of them (a cluster without a coordinator); without it DDL is ON CLUSTER.
  *   http(s)://... the same, https implying TLS (clickhouse:// is plain HTTP unless
  *   secure=1). */
 typedef struct ch_url {
@@ -40,6 +43,8 @@ typedef struct ch_url {
     ch_dialect dialect;     /* CH_DIALECT_AUTO when not given */
     char index_type[64];    /* "" = the dialect's default, "none" = no index */
     char index_params[512]; /* comma-separated index parameters, "" = defaults */
+    char cluster[128];      /* "" = a single server */
+    char shards[512];       /* "" = ON CLUSTER DDL; else "host:port,..." (HTTP) */
 } ch_url;
 
 /* Strict parse; errors name the offending part but never repeat the password. */
@@ -81,6 +86,8 @@ int ch_read_floats(ch_reader *r, float *out, int dims, vdx_error *err);
 /* Names of a collection's tables: the items table and its two companions. */
 typedef struct ch_tables {
     char items[160], info[160], failures[160]; /* unquoted */
+    /* on a cluster, the per-shard tables under the three (which are Distributed): T_shard */
+    char items_shard[170], info_shard[170], failures_shard[170];
 } ch_tables;
 void ch_tables_for(const char *table, const char *collection, ch_tables *out);
 
@@ -88,15 +95,33 @@ void ch_tables_for(const char *table, const char *collection, ch_tables *out);
  * parses as floats (%.9g round-trips a float exactly). */
 void ch_sql_float_array(strbuf *b, const float *v, int n);
 
+/* The columns of the items table (the Distributed table of a cluster repeats them). */
+#define CH_ITEMS_COLUMNS                                                                  \
+    "id String, url String, vector Array(Float32), width Nullable(Int32), height "       \
+    "Nullable(Int32), ingested_at String, row UInt64"
+#define CH_INFO_COLUMNS "key String, value String"
+#define CH_FAILURES_COLUMNS "id String, url String, reason String, failed_at String, version UInt64"
+
+/* " ON CLUSTER `NAME`" when cluster is neither NULL nor "" (DDL run by the coordinator on
+ * every node of the cluster). */
+void ch_sql_on_cluster(strbuf *b, const char *cluster);
+
 /* CREATE TABLE IF NOT EXISTS for the items table of the dialect (with the length
- * constraint and, for `clickhouse`, the vector_similarity index unless index is "none").
- * malloc'd; NULL with err on bad index parameters. */
-char *ch_sql_create_items(ch_dialect dialect, const char *table, int dims,
-                          const char *index_type, const char *index_params, vdx_error *err);
-/* MyScale: ALTER TABLE … ADD VECTOR INDEX …; NULL (and no error) for other dialects or
- * index "none". */
-char *ch_sql_add_vector_index(ch_dialect dialect, const char *table, const char *index_type,
-                              const char *index_params, vdx_error *err);
+ * constraint and, for `clickhouse`, the vector_similarity index unless index is "none"),
+ * ON CLUSTER on_cluster when given. malloc'd; NULL with err on bad index parameters. */
+char *ch_sql_create_items(ch_dialect dialect, const char *table, const char *on_cluster,
+                          int dims, const char *index_type, const char *index_params,
+                          vdx_error *err);
+/* MyScale: ALTER TABLE … [ON CLUSTER …] ADD VECTOR INDEX …; NULL (and no error) for other
+ * dialects or index "none". */
+char *ch_sql_add_vector_index(ch_dialect dialect, const char *table, const char *on_cluster,
+                              const char *index_type, const char *index_params, vdx_error *err);
+/* CREATE TABLE IF NOT EXISTS `table` [ON CLUSTER] (columns) ENGINE = Distributed('cluster',
+ * 'database', 'shard_table', cityHash64(key)): rows go to the shard the hash of their key
+ * picks, reads gather every shard. malloc'd, NULL on out of memory. */
+char *ch_sql_create_distributed(const char *table, const char *on_cluster, const char *cluster,
+                                const char *database, const char *shard_table,
+                                const char *columns, const char *key);
 
 typedef struct ch_search_sql {
     ch_dialect dialect;
@@ -121,6 +146,10 @@ char *ch_sql_search(const ch_search_sql *s);
  * … (UNKNOWN_TABLE) (version …)") into its code and message. Returns 0 when the text
  * holds a code, -1 otherwise (msg then holds the first line of the text). */
 int ch_parse_server_error(const char *body, int *code, char *msg, size_t size);
+/* Cuts a parsed error message where it starts quoting SQL (a syntax error's position and
+ * what follows, "while processing query", "In scope SELECT ...", a SQL keyword) and says
+ * so: errors never show API clients or the CLI the query text (clickhouse_http.c). */
+void ch_redact_server_error(char *msg, size_t size);
 
 /* ---- HTTP ---- */
 

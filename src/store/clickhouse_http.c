@@ -95,13 +95,44 @@ static vdx_error_kind kind_of_code(int code)
     }
 }
 
-/* An actionable message for a response with an error status. */
+void ch_redact_server_error(char *msg, size_t size)
+{
+    /* where ClickHouse starts quoting the query (18.16 to 24.x), earliest wins */
+    static const char *const markers[] = {
+        " while processing query", "In scope ", " in scope ", " in query: ", "(in query: ", "Query: ",
+        "query: '", "SELECT ", "INSERT INTO ", "CREATE TABLE ", "ALTER TABLE ", "DROP TABLE ",
+        "OPTIMIZE TABLE ", "CREATE DATABASE ", " FORMAT ", " FROM ", " WHERE "};
+    char *cut = NULL;
+    /* "Syntax error: failed at position 12 ('tok') (line 1, col 12): rest of the query" */
+    char *syntax = strstr(msg, "failed at position ");
+    if (syntax) {
+        cut = syntax + strlen("failed at position ");
+        while (*cut >= '0' && *cut <= '9')
+            cut++;
+    }
+    for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
+        char *at = strstr(msg, markers[i]);
+        if (at && (!cut || at < cut))
+            cut = at;
+    }
+    if (!cut || !*cut)
+        return;
+    while (cut > msg && strchr(" :,;(", cut[-1]))
+        cut--;
+    size_t kept = (size_t)(cut - msg);
+    snprintf(cut, size - kept, "%s(the query text it quoted is not shown)", kept ? " " : "");
+}
+
+/* An actionable message for a response with an error status. ClickHouse's text may quote
+ * the SQL we sent (a syntax error's position, "while processing query ..."), which is
+ * not for API clients or the CLI to see: it is cut there. */
 static int server_failure(ch_http *h, long status, const char *body, int *transient, int *code,
                           vdx_error *err)
 {
     char msg[600];
     int c = 0;
     int has_code = ch_parse_server_error(body, &c, msg, sizeof msg) == 0;
+    ch_redact_server_error(msg, sizeof msg);
     if (code)
         *code = c;
     if (!has_code && (status == 502 || status == 503 || status == 504 || status >= 500)) {

@@ -206,7 +206,7 @@ int ch_url_parse(const char *url, ch_url *out, vdx_error *err)
     }
     /* ?key=value&... */
     int secure = -1;
-    char seen[8][16];
+    char seen[10][16];
     int n_seen = 0;
     if (*p == '?') {
         p++;
@@ -227,7 +227,7 @@ int ch_url_parse(const char *url, ch_url *out, vdx_error *err)
             for (int i = 0; i < n_seen; i++)
                 if (strcmp(seen[i], key) == 0)
                     return vdx_fail(err, "store URL: parameter '%s' given twice", key);
-            if (n_seen < 8)
+            if (n_seen < 10)
                 snprintf(seen[n_seen++], sizeof seen[0], "%s", key);
             if (strcmp(key, "table") == 0) {
                 if (!value[0] || strlen(value) > 100 || !all_chars_in(value, "_"))
@@ -263,13 +263,39 @@ int ch_url_parse(const char *url, ch_url *out, vdx_error *err)
                                          "digits and '_=.,-'",
                                     value);
                 snprintf(out->index_params, sizeof out->index_params, "%s", value);
+            } else if (strcmp(key, "cluster") == 0) {
+                if (!value[0] || strlen(value) >= sizeof out->cluster ||
+                    !all_chars_in(value, "_-."))
+                    return vdx_fail(err, "store URL: cluster '%s' must be a name of letters, "
+                                         "digits and '_-.'",
+                                    value);
+                snprintf(out->cluster, sizeof out->cluster, "%s", value);
+            } else if (strcmp(key, "shards") == 0) {
+                if (!value[0] || strlen(value) >= sizeof out->shards ||
+                    !all_chars_in(value, "_-.:,"))
+                    return vdx_fail(err, "store URL: shards '%s' must be HOST:PORT,HOST:PORT "
+                                         "(the shards' HTTP endpoints)",
+                                    value);
+                for (const char *s = value; *s;) {
+                    size_t n = strcspn(s, ",");
+                    const char *colon = memchr(s, ':', n);
+                    int port = colon ? atoi(colon + 1) : 0;
+                    if (!colon || colon == s || port < 1 || port > 65535 ||
+                        (size_t)(colon - s) + 1 + strspn(colon + 1, "0123456789") != n)
+                        return vdx_fail(err, "store URL: shard '%.*s' in shards= is not "
+                                             "HOST:PORT",
+                                        (int)(n > 60 ? 60 : n), s);
+                    s += n + (s[n] == ',');
+                }
+                snprintf(out->shards, sizeof out->shards, "%s", value);
             } else if (strcmp(key, "secure") == 0) {
                 if (strcmp(value, "1") != 0 && strcmp(value, "0") != 0)
                     return vdx_fail(err, "store URL: secure must be 0 or 1");
                 secure = value[0] == '1';
             } else {
                 return vdx_fail(err, "store URL: unknown parameter '%s' (known: table, "
-                                     "dialect, database, index, index_params, secure)",
+                                     "dialect, database, index, index_params, secure, "
+                                     "cluster, shards)",
                                 key);
             }
             p += pair_len;
@@ -283,6 +309,8 @@ int ch_url_parse(const char *url, ch_url *out, vdx_error *err)
                             secure_scheme ? "https" : "http");
         out->https = secure;
     }
+    if (out->shards[0] && !out->cluster[0])
+        return vdx_fail(err, "store URL: shards= needs cluster=NAME");
     if (!out->port)
         out->port = out->https ? 8443 : 8123;
     if (!out->database[0])
@@ -422,6 +450,9 @@ void ch_tables_for(const char *table, const char *collection, ch_tables *out)
         snprintf(out->items, sizeof out->items, "vdx_%s", collection);
     snprintf(out->info, sizeof out->info, "%s_info", out->items);
     snprintf(out->failures, sizeof out->failures, "%s_failures", out->items);
+    snprintf(out->items_shard, sizeof out->items_shard, "%s_shard", out->items);
+    snprintf(out->info_shard, sizeof out->info_shard, "%s_shard", out->info);
+    snprintf(out->failures_shard, sizeof out->failures_shard, "%s_shard", out->failures);
 }
 
 static void put_identifier(strbuf *b, const char *name)
@@ -493,14 +524,23 @@ static void put_index_params(strbuf *b, const char *params, int numbers_bare)
 
 static int index_wanted(const char *index_type) { return strcasecmp(index_type, "none") != 0; }
 
-char *ch_sql_create_items(ch_dialect dialect, const char *table, int dims,
-                          const char *index_type, const char *index_params, vdx_error *err)
+void ch_sql_on_cluster(strbuf *b, const char *cluster)
+{
+    if (!cluster || !*cluster)
+        return;
+    strbuf_put(b, " ON CLUSTER ");
+    put_identifier(b, cluster);
+}
+
+char *ch_sql_create_items(ch_dialect dialect, const char *table, const char *on_cluster,
+                          int dims, const char *index_type, const char *index_params,
+                          vdx_error *err)
 {
     strbuf b = {0};
     strbuf_put(&b, "CREATE TABLE IF NOT EXISTS ");
     put_identifier(&b, table);
-    strbuf_put(&b, " (id String, url String, vector Array(Float32), width Nullable(Int32), "
-                   "height Nullable(Int32), ingested_at String, row UInt64");
+    ch_sql_on_cluster(&b, on_cluster);
+    strbuf_put(&b, " (" CH_ITEMS_COLUMNS);
     if (dialect != CH_DIALECT_LEGACY) /* 18.16 and other old servers have no CONSTRAINT */
         strbuf_printf(&b, ", CONSTRAINT vec_len CHECK length(vector) = %d", dims);
     if (dialect == CH_DIALECT_CLICKHOUSE && index_wanted(index_type)) {
@@ -518,14 +558,15 @@ char *ch_sql_create_items(ch_dialect dialect, const char *table, int dims,
     return sql;
 }
 
-char *ch_sql_add_vector_index(ch_dialect dialect, const char *table, const char *index_type,
-                              const char *index_params, vdx_error *err)
+char *ch_sql_add_vector_index(ch_dialect dialect, const char *table, const char *on_cluster,
+                              const char *index_type, const char *index_params, vdx_error *err)
 {
     if (dialect != CH_DIALECT_MYSCALE || !index_wanted(index_type))
         return NULL;
     strbuf b = {0};
     strbuf_put(&b, "ALTER TABLE ");
     put_identifier(&b, table);
+    ch_sql_on_cluster(&b, on_cluster);
     strbuf_printf(&b, " ADD VECTOR INDEX vindex vector TYPE %s('metric_type=Cosine'",
                   index_type[0] ? index_type : "MSTG");
     put_index_params(&b, index_params, 0);
@@ -534,6 +575,26 @@ char *ch_sql_add_vector_index(ch_dialect dialect, const char *table, const char 
     if (!sql)
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory writing ALTER TABLE");
     return sql;
+}
+
+char *ch_sql_create_distributed(const char *table, const char *on_cluster, const char *cluster,
+                                const char *database, const char *shard_table,
+                                const char *columns, const char *key)
+{
+    strbuf b = {0};
+    strbuf_put(&b, "CREATE TABLE IF NOT EXISTS ");
+    put_identifier(&b, table);
+    ch_sql_on_cluster(&b, on_cluster);
+    strbuf_printf(&b, " (%s) ENGINE = Distributed(", columns);
+    put_string(&b, cluster);
+    strbuf_put(&b, ", ");
+    put_string(&b, database);
+    strbuf_put(&b, ", ");
+    put_string(&b, shard_table);
+    strbuf_put(&b, ", cityHash64(");
+    put_identifier(&b, key);
+    strbuf_put(&b, "))");
+    return strbuf_take(&b);
 }
 
 static void put_conditions(strbuf *b, const ch_search_sql *s)

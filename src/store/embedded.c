@@ -1432,8 +1432,17 @@ static int embedded_index_build(void *state, const vdx_index_options *opts, int 
         p.nprobe = opts->nprobe;
         p.train_rows = opts->train_rows;
         p.iterations = opts->iterations;
+        p.pq = opts->codes == VDX_INDEX_CODES_PQ;
+        p.rerank = opts->rerank;
         p.on_progress = opts->on_progress;
         p.user = opts->user;
+    }
+    if (!opts || opts->codes == VDX_INDEX_CODES_AUTO) {
+        const char *codes = getenv("VDX_INDEX_CODES");
+        if (codes && strcmp(codes, "pq") != 0 && strcmp(codes, "int8") != 0)
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                 "VDX_INDEX_CODES='%s': use int8 or pq", codes);
+        p.pq = codes && strcmp(codes, "pq") == 0;
     }
     vdx_scan_matrix m = matrix_of(e);
     if (ivf_build(&m, e->ivf_path, &p, err) != 0)

@@ -38,7 +38,11 @@
 #include "common/half.h"
 
 #define IVF_MAGIC "VDXIVF1\0"
-#define IVF_VERSION 1
+#define IVF_VERSION 1    /* int8 codes */
+#define IVF_VERSION_PQ 2 /* product-quantised codes (an older reader refuses the file) */
+#define PQ_DSUB 4        /* dimensions per sub-quantiser (the kernels below assume 4) */
+#define PQ_KSUB 256      /* centroids per sub-quantiser: one byte */
+#define PQ_TRAIN 32768   /* residuals the sub-quantisers are trained on, at most */
 #define IVF_HEADER 256
 #define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
 
@@ -50,6 +54,9 @@ typedef struct ivf_header {
     double build_seconds;
     int64_t built;
     uint64_t off_scale, off_centres, off_starts, off_rows, off_codes, file_size;
+    /* version 2 (zero in version 1 files) */
+    uint32_t pq_m, pq_ksub, rerank, reserved;
+    uint64_t off_codebooks; /* pq_m × pq_ksub × PQ_DSUB floats */
 } ivf_header;
 
 struct vdx_ivf {
@@ -59,7 +66,8 @@ struct vdx_ivf {
     const float *scale, *centres;
     const uint64_t *starts; /* lists + 1 */
     const uint32_t *rows;   /* row numbers, list after list */
-    const int8_t *codes;    /* dims bytes per row, same order */
+    const int8_t *codes;    /* dims bytes (int8) or pq_m bytes (pq) per row, same order */
+    const float *codebooks; /* pq */
 };
 
 typedef float (*i8_kernel)(const float *qs, const int8_t *c, int dims);
@@ -215,6 +223,128 @@ static void progress(const vdx_ivf_build_params *p, const char *stage, double f)
         p->on_progress(stage, f, p->user);
 }
 
+/* The nearest of ksub centroids (PQ_DSUB = 4 floats each, stored as 4 planes of ksub:
+ * planes[t * ksub + j]; norms in cnorm) to the 4 floats at x. */
+static int pq_nearest_portable(const float *x, const float *planes, const float *cnorm, int ksub)
+{
+    int best = 0;
+    float best_d = INFINITY;
+    for (int j = 0; j < ksub; j++) {
+        float dot = x[0] * planes[j] + x[1] * planes[ksub + j] + x[2] * planes[2 * ksub + j] +
+                    x[3] * planes[3 * ksub + j];
+        float dj = cnorm[j] - 2 * dot;
+        if (dj < best_d) {
+            best_d = dj;
+            best = j;
+        }
+    }
+    return best;
+}
+
+__attribute__((target("avx2,fma"))) static int pq_nearest_avx2(const float *x, const float *planes,
+                                                              const float *cnorm, int ksub)
+{
+    if (ksub % 8)
+        return pq_nearest_portable(x, planes, cnorm, ksub);
+    __m256 x0 = _mm256_set1_ps(-2 * x[0]), x1 = _mm256_set1_ps(-2 * x[1]),
+           x2 = _mm256_set1_ps(-2 * x[2]), x3 = _mm256_set1_ps(-2 * x[3]);
+    __m256 best = _mm256_set1_ps(INFINITY);
+    __m256i best_i = _mm256_setzero_si256(), idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            eight = _mm256_set1_epi32(8);
+    for (int j = 0; j < ksub; j += 8) {
+        __m256 d = _mm256_loadu_ps(cnorm + j);
+        d = _mm256_fmadd_ps(x0, _mm256_loadu_ps(planes + j), d);
+        d = _mm256_fmadd_ps(x1, _mm256_loadu_ps(planes + ksub + j), d);
+        d = _mm256_fmadd_ps(x2, _mm256_loadu_ps(planes + 2 * ksub + j), d);
+        d = _mm256_fmadd_ps(x3, _mm256_loadu_ps(planes + 3 * ksub + j), d);
+        __m256 lt = _mm256_cmp_ps(d, best, _CMP_LT_OQ);
+        best = _mm256_blendv_ps(best, d, lt);
+        best_i = _mm256_blendv_epi8(best_i, idx, _mm256_castps_si256(lt));
+        idx = _mm256_add_epi32(idx, eight);
+    }
+    float bv[8];
+    int bi[8];
+    _mm256_storeu_ps(bv, best);
+    _mm256_storeu_si256((__m256i *)bi, best_i);
+    int b = 0;
+    for (int l = 1; l < 8; l++) /* the lowest index among equal distances */
+        if (bv[l] < bv[b] || (bv[l] == bv[b] && bi[l] < bi[b]))
+            b = l;
+    return bi[b];
+}
+
+typedef int (*pq_kernel)(const float *x, const float *planes, const float *cnorm, int ksub);
+
+static pq_kernel pick_pq_kernel(void)
+{
+    const char *forced = getenv("VDX_SCAN_KERNEL");
+    int simd = !(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    return simd ? pq_nearest_avx2 : pq_nearest_portable;
+}
+
+/* out[i * out_stride] = the nearest of ksub centroids cb (PQ_DSUB floats each) to the
+ * PQ_DSUB floats at x + i * stride, for n rows. */
+static void pq_assign(const float *x, int64_t n, int stride, const float *cb, int ksub,
+                      uint8_t *out, int out_stride)
+{
+    float planes[PQ_DSUB * PQ_KSUB], cnorm[PQ_KSUB];
+    for (int j = 0; j < ksub; j++) {
+        float s = 0;
+        for (int t = 0; t < PQ_DSUB; t++) {
+            planes[t * ksub + j] = cb[j * PQ_DSUB + t];
+            s += cb[j * PQ_DSUB + t] * cb[j * PQ_DSUB + t];
+        }
+        cnorm[j] = s;
+    }
+    pq_kernel nearest = pick_pq_kernel();
+    for (int64_t i = 0; i < n; i++)
+        out[(size_t)i * out_stride] = (uint8_t)nearest(x + (size_t)i * stride, planes, cnorm, ksub);
+}
+
+/* Trains the d / PQ_DSUB sub-quantisers (k-means, L2) on t residuals (t × d) into cb
+ * (m × ksub × PQ_DSUB). Returns -1 when out of memory. */
+static int pq_train(const float *res, int64_t t, int d, int ksub, int iterations, uint64_t seed,
+                    float *cb)
+{
+    int m = d / PQ_DSUB;
+    uint8_t *code = malloc((size_t)t);
+    double *sums = malloc((size_t)ksub * PQ_DSUB * sizeof *sums);
+    int64_t *counts = malloc((size_t)ksub * sizeof *counts);
+    int rc = code && sums && counts ? 0 : -1;
+    for (int s = 0; s < m && rc == 0; s++) {
+        float *c = cb + (size_t)s * ksub * PQ_DSUB;
+        const float *x = res + (size_t)s * PQ_DSUB;
+        for (int j = 0; j < ksub; j++) /* evenly spaced residuals to start */
+            memcpy(c + j * PQ_DSUB, x + (size_t)((int64_t)j * t / ksub) * d,
+                   PQ_DSUB * sizeof *c);
+        for (int it = 0; it < iterations; it++) {
+            pq_assign(x, t, d, c, ksub, code, 1);
+            memset(sums, 0, (size_t)ksub * PQ_DSUB * sizeof *sums);
+            memset(counts, 0, (size_t)ksub * sizeof *counts);
+            for (int64_t i = 0; i < t; i++) {
+                for (int k = 0; k < PQ_DSUB; k++)
+                    sums[code[i] * PQ_DSUB + k] += x[(size_t)i * d + k];
+                counts[code[i]]++;
+            }
+            for (int j = 0; j < ksub; j++) {
+                if (counts[j] == 0) { /* an empty centroid takes a random residual */
+                    int64_t r = (int64_t)(mix64(seed ^ ((uint64_t)s << 40) ^ ((uint64_t)it << 20) ^
+                                                (uint64_t)j) % (uint64_t)t);
+                    memcpy(c + j * PQ_DSUB, x + (size_t)r * d, PQ_DSUB * sizeof *c);
+                    continue;
+                }
+                for (int k = 0; k < PQ_DSUB; k++)
+                    c[j * PQ_DSUB + k] = (float)(sums[j * PQ_DSUB + k] / (double)counts[j]);
+            }
+        }
+    }
+    free(code);
+    free(sums);
+    free(counts);
+    return rc;
+}
+
 int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_params *p,
                   vdx_error *err)
 {
@@ -243,6 +373,15 @@ int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_pa
     int nprobe = p->nprobe > 0 ? p->nprobe : lists / 16 > 8 ? lists / 16 : 8;
     if (nprobe > lists)
         nprobe = lists;
+    int pq = p->pq != 0;
+    if (pq && d % PQ_DSUB != 0)
+        return vdx_fail(err, "index: product quantisation needs a dimension divisible by %d "
+                             "(this collection has %d)",
+                        PQ_DSUB, d);
+    int pq_m = pq ? d / PQ_DSUB : 0;
+    int64_t pq_train_rows = train < PQ_TRAIN ? train : PQ_TRAIN;
+    int pq_ksub = pq_train_rows < PQ_KSUB ? (int)pq_train_rows : PQ_KSUB;
+    float *codebooks = NULL, *pq_res = NULL;
 
     const int64_t block = 4096;
     float *x = malloc((size_t)train * (size_t)d * sizeof *x);
@@ -313,6 +452,34 @@ int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_pa
             normalize(cl, d);
         }
     }
+    if (pq) { /* the sub-quantisers, on the residuals of evenly spaced sample rows */
+        progress(p, "training", 1.0);
+        pq_res = malloc((size_t)pq_train_rows * d * sizeof *pq_res);
+        codebooks = malloc((size_t)pq_m * pq_ksub * PQ_DSUB * sizeof *codebooks);
+        if (!pq_res || !codebooks) {
+            vdx_fail(err, "index: out of memory for the product quantiser");
+            goto done;
+        }
+        for (int64_t i = 0; i < pq_train_rows; i++)
+            memcpy(pq_res + (size_t)i * d, x + (size_t)(i * train / pq_train_rows) * d,
+                   (size_t)d * sizeof *pq_res);
+        for (int64_t i = 0; i < pq_train_rows; i += block) {
+            int64_t b = pq_train_rows - i < block ? pq_train_rows - i : block;
+            assign_block(pq_res + (size_t)i * d, b, c, lists, d, scores, assign + i);
+            for (int64_t r = 0; r < b; r++) {
+                float *v = pq_res + (size_t)(i + r) * d;
+                const float *cl = c + (size_t)assign[i + r] * d;
+                for (int j = 0; j < d; j++)
+                    v[j] -= cl[j];
+            }
+        }
+        if (pq_train(pq_res, pq_train_rows, d, pq_ksub, iterations, seed, codebooks) != 0) {
+            vdx_fail(err, "index: out of memory training the product quantiser");
+            goto done;
+        }
+        free(pq_res);
+        pq_res = NULL;
+    }
     free(x);
     x = NULL;
     /* every row to its partition; the largest residual per dimension */
@@ -349,8 +516,18 @@ int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_pa
     h.off_centres = ALIGN64(h.off_scale + (uint64_t)d * 4);
     h.off_starts = ALIGN64(h.off_centres + (uint64_t)lists * d * 4);
     h.off_rows = ALIGN64(h.off_starts + ((uint64_t)lists + 1) * 8);
-    h.off_codes = ALIGN64(h.off_rows + (uint64_t)n * 4);
-    h.file_size = size = ALIGN64(h.off_codes + (uint64_t)n * d);
+    if (pq) {
+        h.version = IVF_VERSION_PQ;
+        h.pq_m = (uint32_t)pq_m;
+        h.pq_ksub = (uint32_t)pq_ksub;
+        h.rerank = p->rerank > 0 ? (uint32_t)p->rerank : 0;
+        h.off_codebooks = ALIGN64(h.off_rows + (uint64_t)n * 4);
+        h.off_codes = ALIGN64(h.off_codebooks + (uint64_t)pq_m * pq_ksub * PQ_DSUB * 4);
+        h.file_size = size = ALIGN64(h.off_codes + (uint64_t)n * pq_m);
+    } else {
+        h.off_codes = ALIGN64(h.off_rows + (uint64_t)n * 4);
+        h.file_size = size = ALIGN64(h.off_codes + (uint64_t)n * d);
+    }
     remove_stale_temps(path);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -388,7 +565,38 @@ int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_pa
     }
     for (int j = 0; j < d; j++)
         inv[j] = 1.0f / scale[j];
-    for (int64_t i = 0; i < n; i++) {
+    if (pq) { /* block by block: residuals, then each sub-quantiser's nearest centroid */
+        memcpy(out + h.off_codebooks, codebooks, (size_t)pq_m * pq_ksub * PQ_DSUB * 4);
+        uint8_t *block_codes = malloc((size_t)block * pq_m);
+        if (!block_codes) {
+            free(inv);
+            vdx_fail(err, "index: out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < n; i += block) {
+            progress(p, "encoding", (double)i / n);
+            int64_t b = n - i < block ? n - i : block;
+            for (int64_t r = 0; r < b; r++) {
+                float *v = buf + (size_t)r * d;
+                widen(m, i + r, v);
+                const float *cl = c + (size_t)assign[i + r] * d;
+                for (int j = 0; j < d; j++)
+                    v[j] -= cl[j];
+            }
+            for (int s = 0; s < pq_m; s++) {
+                const float *cb = codebooks + (size_t)s * pq_ksub * PQ_DSUB;
+                pq_assign(buf + (size_t)s * PQ_DSUB, b, d, cb, pq_ksub, block_codes + s, pq_m);
+            }
+            for (int64_t r = 0; r < b; r++) {
+                uint64_t pos = cursor[assign[i + r]]++;
+                rows[pos] = (uint32_t)(i + r);
+                memcpy((uint8_t *)codes + pos * (uint64_t)pq_m, block_codes + (size_t)r * pq_m,
+                       (size_t)pq_m);
+            }
+        }
+        free(block_codes);
+    }
+    for (int64_t i = 0; i < n && !pq; i++) {
         if (i % 65536 == 0)
             progress(p, "encoding", (double)i / n);
         widen(m, i, buf);
@@ -437,6 +645,8 @@ done:
     free(buf);
     free(maxabs);
     free(cursor);
+    free(codebooks);
+    free(pq_res);
     return rc;
 }
 
@@ -472,16 +682,23 @@ vdx_ivf *ivf_open(const char *path, int dims, vdx_error *err)
     memcpy(&ix->h, ix->map, sizeof ix->h);
     const ivf_header *h = &ix->h;
     uint64_t d = h->dims;
-    if (memcmp(h->magic, IVF_MAGIC, 8) || h->version != IVF_VERSION) {
+    if (memcmp(h->magic, IVF_MAGIC, 8) ||
+        (h->version != IVF_VERSION && h->version != IVF_VERSION_PQ)) {
         vdx_fail(err, "index %s: not a vdx index (version %u)", path, h->version);
         goto fail;
     }
+    int pq = h->version == IVF_VERSION_PQ;
+    uint64_t code_bytes = pq ? h->pq_m : d;
+    uint64_t codes_at = pq ? ALIGN64(h->off_codebooks + (uint64_t)h->pq_m * h->pq_ksub * PQ_DSUB * 4)
+                           : ALIGN64(h->off_rows + h->rows * 4);
     if ((int)h->dims != dims || h->lists < 1 || h->rows < 1 || h->rows > UINT32_MAX ||
+        (pq && ((uint64_t)h->pq_m * PQ_DSUB != d || h->pq_ksub < 1 || h->pq_ksub > PQ_KSUB ||
+                h->off_codebooks != ALIGN64(h->off_rows + h->rows * 4))) ||
         h->off_scale != IVF_HEADER || h->off_centres != ALIGN64(h->off_scale + d * 4) ||
         h->off_starts != ALIGN64(h->off_centres + (uint64_t)h->lists * d * 4) ||
         h->off_rows != ALIGN64(h->off_starts + ((uint64_t)h->lists + 1) * 8) ||
-        h->off_codes != ALIGN64(h->off_rows + h->rows * 4) ||
-        h->file_size != ALIGN64(h->off_codes + h->rows * d) || h->file_size != ix->map_size) {
+        h->off_codes != codes_at || h->file_size != ALIGN64(h->off_codes + h->rows * code_bytes) ||
+        h->file_size != ix->map_size) {
         vdx_fail(err, "index %s: inconsistent header (dims %u of %d, %llu rows, %llu bytes)",
                  path, h->dims, dims, (unsigned long long)h->rows,
                  (unsigned long long)ix->map_size);
@@ -492,6 +709,21 @@ vdx_ivf *ivf_open(const char *path, int dims, vdx_error *err)
     ix->starts = (const uint64_t *)(ix->map + h->off_starts);
     ix->rows = (const uint32_t *)(ix->map + h->off_rows);
     ix->codes = (const int8_t *)(ix->map + h->off_codes);
+    if (pq) {
+        ix->codebooks = (const float *)(ix->map + h->off_codebooks);
+        for (uint64_t j = 0; j < (uint64_t)h->pq_m * h->pq_ksub * PQ_DSUB; j++)
+            if (!isfinite(ix->codebooks[j])) {
+                vdx_fail(err, "index %s: product quantiser centroid %llu is not finite", path,
+                         (unsigned long long)(j / PQ_DSUB));
+                goto fail;
+            }
+        for (uint64_t i = 0; i < h->rows * h->pq_m; i++)
+            if ((uint8_t)ix->codes[i] >= h->pq_ksub) {
+                vdx_fail(err, "index %s: code %llu names centroid %u of %u", path,
+                         (unsigned long long)i, (uint8_t)ix->codes[i], h->pq_ksub);
+                goto fail;
+            }
+    }
     for (uint64_t j = 0; j < d; j++)
         if (!(ix->scale[j] > 0) || !isfinite(ix->scale[j])) {
             vdx_fail(err, "index %s: scale of dimension %llu is not a positive number", path,
@@ -545,7 +777,11 @@ void ivf_describe(const vdx_ivf *ix, cJSON *out)
     const ivf_header *h = &ix->h;
     char built[32];
     clock_utc_iso((double)h->built, built);
-    cJSON_AddStringToObject(out, "kind", "ivf-int8");
+    cJSON_AddStringToObject(out, "kind", h->version == IVF_VERSION_PQ ? "ivf-pq" : "ivf-int8");
+    if (h->version == IVF_VERSION_PQ) {
+        cJSON_AddNumberToObject(out, "pq_bytes", h->pq_m);
+        cJSON_AddNumberToObject(out, "rerank", h->rerank);
+    }
     cJSON_AddNumberToObject(out, "rows", (double)h->rows);
     cJSON_AddNumberToObject(out, "lists", h->lists);
     cJSON_AddNumberToObject(out, "nprobe", h->nprobe);
@@ -639,14 +875,28 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
     float *ls = malloc((size_t)lists * sizeof *ls);
     uint32_t *order = malloc((size_t)lists * sizeof *order);
     float *qs = malloc((size_t)d * sizeof *qs);
-    float *heap = malloc((size_t)want * sizeof *heap);
+    int pq = h->version == IVF_VERSION_PQ;
+    int pq_m = (int)h->pq_m, ksub = (int)h->pq_ksub;
+    /* pq: the best `keep` estimates are re-scored (no bound: approximate); int8: `want`
+     * and every estimate within 2E of them (exact among the visited partitions) */
+    int64_t keep = want;
+    if (pq) {
+        keep = h->rerank ? (int64_t)h->rerank : want * 20 > 200 ? want * 20 : 200;
+        const char *env = getenv("VDX_INDEX_RERANK");
+        if (env && atoll(env) > 0)
+            keep = atoll(env);
+        if (keep < want)
+            keep = want;
+    }
+    float *heap = malloc((size_t)keep * sizeof *heap);
+    float *lut = pq ? malloc((size_t)pq_m * ksub * sizeof *lut) : NULL;
     cand *cands = NULL;
     int64_t n_cands = 0, cap = 0, n_heap = 0;
     int64_t *rr = NULL;
     float *dots = NULL;
     vdx_scan_hit *hits = NULL;
     int64_t result = -1;
-    if (!ls || !order || !qs || !heap) {
+    if (!ls || !order || !qs || !heap || (pq && !lut)) {
         vdx_fail(err, "search: out of memory");
         goto done;
     }
@@ -660,6 +910,18 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
         bound += fabs((double)qs[j]);
     }
     bound = bound * 0.5 + 1e-5; /* + the float rounding of the estimates themselves */
+    if (pq) {
+        bound = 0;
+        for (int s = 0; s < pq_m; s++)
+            for (int j = 0; j < ksub; j++) {
+                const float *cb = ix->codebooks + ((size_t)s * ksub + j) * PQ_DSUB;
+                const float *qq = q->q + s * PQ_DSUB;
+                float acc = 0;
+                for (int t = 0; t < PQ_DSUB; t++)
+                    acc += qq[t] * cb[t];
+                lut[s * ksub + j] = acc;
+            }
+    }
     i8_kernel dot8 = pick_i8_kernel();
     for (int li = 0; li < lists; li++) {
         if (li >= nprobe && n_cands >= want)
@@ -679,15 +941,22 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
                 }
                 cands = grown;
             }
-            float a = base + dot8(qs, ix->codes + pos * (uint64_t)d, d);
+            float a = base;
+            if (pq) {
+                const uint8_t *code = (const uint8_t *)ix->codes + pos * (uint64_t)pq_m;
+                for (int s = 0; s < pq_m; s++)
+                    a += lut[s * ksub + code[s]];
+            } else {
+                a += dot8(qs, ix->codes + pos * (uint64_t)d, d);
+            }
             cands[n_cands].approx = a;
             cands[n_cands].row = r;
             n_cands++;
-            heap_push(heap, &n_heap, want, a);
+            heap_push(heap, &n_heap, keep, a);
         }
     }
     /* rerank: every estimate within 2E of the want-th best, plus the unindexed tail */
-    float floor = n_heap < want ? -INFINITY : (float)(heap[0] - 2 * bound);
+    float floor = n_heap < keep ? -INFINITY : (float)(heap[0] - 2 * bound);
     int64_t n_tail = 0;
     for (int64_t r = indexed; r < m->n; r++)
         n_tail += allowed_row(q->allowed, r);
@@ -723,6 +992,7 @@ done:
     free(order);
     free(qs);
     free(heap);
+    free(lut);
     free(cands);
     free(rr);
     free(dots);

@@ -17,6 +17,9 @@ typedef struct vdx_ivf_build_params {
     int train_rows;   /* k-means sample; 0: min(rows, 64 × lists, 262144) */
     int iterations;   /* k-means rounds; 0: 10 */
     uint64_t seed;    /* sample and initial centres; 0: 1 */
+    int pq;           /* 1: product-quantised residual codes (dims / 8 bytes per row, 8
+                       * dimensions per byte-code of 256 centroids) instead of int8 */
+    int rerank;       /* pq: estimates re-scored exactly per search; 0: max(20 × want, 200) */
     uint64_t stamp;   /* identifies the rows indexed (embedded.c: collection creation time
                        * and the last indexed id), checked at open */
     /* progress: what ("training", "assigning", "encoding", "writing") and a fraction */

@@ -675,6 +675,101 @@ for (const { tag, options } of sizes) {
   });
 }
 
+// ---- The collection switcher: every collection of the server's data directory ------------
+// The sample's server also serves "empty" and "growing" (same data directory, same model):
+// choosing one shows its items and its own concepts, the URL names it, Back returns.
+for (const { tag, options } of sizes) {
+  await flow(`collections-${tag}`, options, async (page, shot) => {
+    await open(page, url);
+    // a concept of the sample's (409 when the other size made it already)
+    await page.evaluate(() => fetch('/api/concepts', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'only in the sample', prompt: 'a cat' }) }).then((r) => r.text()));
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    const info = await getJson(page, '/api/info');
+    check(await page.isVisible('#collection-select'), 'no collection switcher');
+    const choices = await page.$$eval('#collection-select option', (os) => os.map((o) => o.textContent));
+    check(JSON.stringify(choices) === '["empty","growing","sample"]', `choices: ${choices}`);
+    const titles = await page.$$eval('#collection-select option', (os) => os.map((o) => o.title));
+    check(titles[0] === '0 items' && titles[2] === `${info.count} items`, `counts: ${titles}`);
+    check(await page.inputValue('#collection-select') === 'sample', 'the switcher does not show the served collection');
+    const sampleConcepts = await page.$$eval('#concepts li', (l) => l.map((x) => x.textContent).join('|'));
+    check(sampleConcepts.includes('only in the sample'), `the sample's concepts: ${sampleConcepts}`);
+    check(await noSideways(page), 'the header with the switcher scrolls sideways');
+    await shot('switcher');
+    const t0 = Date.now();
+    await Promise.all([page.waitForEvent('load'), page.selectOption('#collection-select', 'empty')]);
+    await page.waitForSelector('body[data-ready="1"]');
+    console.log(`# ${tag}: switching collections took ${Date.now() - t0} ms (choice to a ready page)`);
+    check(new URLSearchParams((await page.evaluate(() => location.hash)).slice(1)).get('collection') === 'empty',
+      `the URL does not name the collection: ${await page.evaluate(() => location.hash)}`);
+    check(/^0 items/.test(await page.textContent('#collection')), `count: ${await page.textContent('#collection')}`);
+    check((await page.textContent('#empty')).includes('--collection empty'), 'the empty collection\'s page does not say how to fill it');
+    await shot('empty');
+    // Back: the sample again
+    await Promise.all([page.waitForEvent('load'), page.goBack()]);
+    await page.waitForSelector('body[data-ready="1"]');
+    check(await page.inputValue('#collection-select') === 'sample', 'Back did not return to the sample');
+    check(await page.textContent('#collection') === `${info.count} items`, `count after Back: ${await page.textContent('#collection')}`);
+    // a link to another collection: its thumbnails, its (empty) concept book
+    await open(page, url + '#collection=growing&view=sample');
+    await page.waitForFunction(() => document.querySelectorAll('#grid .tile img').length > 0 &&
+      [...document.querySelectorAll('#grid .tile img')].every((i) => i.complete && i.naturalWidth > 0));
+    const srcs = await page.$$eval('#grid .tile img', (is) => is.map((i) => i.getAttribute('src')));
+    check(srcs.every((s) => s.endsWith('?collection=growing')), `thumbnails of another collection: ${srcs[0]}`);
+    const grown = await (await page.request.get(url + 'api/info?collection=growing')).json();
+    check(grown.collection === 'growing' && await page.inputValue('#collection-select') === 'growing', 'the link did not open growing');
+    check(await page.$$eval('#concepts li', (l) => l.length) === 0, 'growing shows the sample\'s concepts');
+    await shot('growing');
+    // a name the server does not have: said, and the server's own collection is shown
+    await open(page, url + '#collection=nowhere');
+    await page.waitForFunction(() => document.getElementById('status').textContent.includes('“nowhere” does not exist'));
+    check(await page.inputValue('#collection-select') === 'sample', 'an unknown collection is not replaced by the served one');
+  }, /status of 409/);
+}
+
+// ---- "Fit": a page fills a wide screen, follows the size slider, pages without gaps -------
+const columns = (page) => page.$eval('#grid', (g) => getComputedStyle(g).gridTemplateColumns.split(' ').length);
+const searchIds = (page, text, k, offset) => page.evaluate(async ([t, kk, o]) => (await (await fetch('/api/search', {
+  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ text: t, k: kk, offset: o }) })).json())
+  .items.map((i) => i.id), [text, k, offset]);
+for (const { tag, options } of [{ tag: 'wide', options: { viewport: { width: 1920, height: 1080 } } }, sizes[1]]) {
+  await flow(`fit-${tag}`, options, async (page, shot) => {
+    await open(page, url);
+    await searchFor(page, 'a red circle');
+    await page.selectOption('#k', 'fit');
+    await page.waitForFunction(() => location.hash.includes('k=fit') && document.querySelectorAll('#grid .tile').length !== 9);
+    const cols = await columns(page);
+    const n = (await tileIds(page)).length;
+    check(n % cols === 0 && n / cols >= 2, `${n} tiles in ${cols} columns: not whole rows`);
+    if (tag === 'wide') check(cols >= 6 && n > 9, `a 1920-px screen shows ${n} tiles in ${cols} columns`);
+    check(JSON.stringify(await tileIds(page)) === JSON.stringify(await searchIds(page, 'a red circle', n, 0)), 'page 1 is not the search\'s first ranks');
+    check(await noSideways(page), 'Fit scrolls sideways');
+    await shot('fit');
+    // the next page: the next ranks, none skipped
+    await page.click('#next');
+    await page.waitForFunction(() => /page 2/.test(document.getElementById('page-label').textContent));
+    const second = await tileIds(page);
+    const expected = await searchIds(page, 'a red circle', n, n);
+    check(JSON.stringify(second) === JSON.stringify(expected), `page 2: ${second.slice(0, 3)} != ${expected.slice(0, 3)}`);
+    if (tag === 'wide') {
+      // smaller tiles: more columns, more tiles, still whole rows; the first item shown stays
+      await page.$eval('#density', (d) => { d.value = 150; d.dispatchEvent(new Event('input')); });
+      await page.waitForFunction((m) => document.querySelectorAll('#grid .tile').length > m, n);
+      const cols2 = await columns(page);
+      const n2 = (await tileIds(page)).length;
+      const { count } = await getJson(page, '/api/info'); // a page past the collection's end is not whole
+      check(cols2 > cols && (n2 % cols2 === 0 || n2 === count), `at size 150: ${n2} tiles in ${cols2} columns`);
+      check((await tileIds(page)).includes(second[0]), 'the first item of the page is gone after the resize');
+      await shot('fit-small');
+    }
+    await page.reload();
+    await page.waitForSelector('body[data-ready="1"]');
+    check(await page.inputValue('#k') === 'fit', 'reload lost "Fit"');
+    if (tag === 'wide') check(await page.inputValue('#density') === '150' && await columns(page) > cols, 'reload lost the tile size');
+  });
+}
+
 // ---- A stopped server: a banner that clears itself ------------------------------------
 await flow('server-unreachable', {}, async (page, shot) => {
   await open(page, url);
@@ -726,6 +821,244 @@ if (mclipUrl) await flow('multilingual-prompt', {}, async (page, shot) => {
   const english = await getJson(page, '/api/info');
   check(english.text_model && english.text_model.multilingual === false,
     `the English server reports ${JSON.stringify(english.text_model)}`);
+});
+
+// ---- The README's picture: two rounds of a real session on the sample ----------------------
+// Tiles are labelled by what they show: a thumbnail whose mean colour is the prompt's colour
+// is positive, the rest of the page negative (of four prompts, the one whose first page
+// shows its colour most). The screenshot is build/artifacts/screenshots/readme-*-explorer.png,
+// copied to docs/images/explorer.png by hand (FLOWS=readme sh tests/browser/run.sh).
+const tilesOfColour = (page, colour) => page.$$eval('#grid .tile', (tiles, want) => tiles.filter((t) => {
+  const c = document.createElement('canvas');
+  c.width = 16; c.height = 16;
+  const g = c.getContext('2d');
+  g.drawImage(t.querySelector('.thumb img'), 0, 0, 16, 16);
+  const d = g.getImageData(0, 0, 16, 16).data;
+  let r = 0, gr = 0, b = 0;
+  for (let i = 0; i < d.length; i += 4) { r += d[i]; gr += d[i + 1]; b += d[i + 2]; }
+  const is = { red: r > 1.4 * gr && r > 1.4 * b, green: gr > 1.3 * r && gr > 1.3 * b, blue: b > 1.4 * r && b > 1.2 * gr,
+    yellow: r > 1.3 * b && gr > 1.3 * b && Math.abs(r - gr) < 0.25 * r };
+  return is[want];
+}).map((t) => t.dataset.index), colour);
+const imagesLoaded = (page) => page.waitForFunction(() => [...document.querySelectorAll('#grid .tile img')]
+  .every((i) => i.complete && i.naturalWidth > 0));
+await flow('readme', { viewport: { width: 1366, height: 1180 } }, async (page, shot) => {
+  await open(page, url);
+  let best = null;
+  for (const [prompt, colour] of [['a blue sky', 'blue'], ['a green forest', 'green'], ['a red circle', 'red'], ['yellow flowers', 'yellow']]) {
+    await searchFor(page, prompt);
+    await imagesLoaded(page);
+    const n = (await tilesOfColour(page, colour)).length;
+    if (!best || n > best.n) best = { prompt, colour, n };
+  }
+  check(best.n >= 2, `no prompt finds its colour: ${JSON.stringify(best)}`);
+  await searchFor(page, best.prompt);
+  for (let round = 1; round <= 2; round++) {
+    await imagesLoaded(page);
+    for (const i of await tilesOfColour(page, best.colour)) await page.click(`#grid .tile[data-index="${i}"] .b-pos`);
+    if (round === 1) await page.waitForSelector('#concept-panel:not([hidden])');
+    await page.click('#rest-neg');
+    await page.waitForFunction(() => document.querySelectorAll('#grid .tile:not(.label-0):not(.label-1)').length === 0);
+    await page.click('#train');
+    await page.waitForFunction((n) => document.getElementById('view-title').textContent.startsWith('Nearest unlabelled') &&
+      document.querySelectorAll('#history tr').length >= n, round);
+  }
+  // the page filled at the slider's size
+  await page.selectOption('#k', 'fit');
+  await page.waitForFunction(() => location.hash.includes('k=fit') && document.querySelectorAll('#grid .tile').length > 9);
+  await imagesLoaded(page);
+  await page.waitForFunction(() => document.getElementById('above').textContent.includes('above the threshold'));
+  const text = await page.evaluate(() => document.body.innerText);
+  check(!/-0\.0+(?!\d*[1-9])/.test(text), `the page shows a negative zero: ${text.match(/.{20}-0\.0+.{10}/)}`);
+  await page.mouse.move(0, 0);
+  await page.evaluate(() => { if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); });
+  await page.waitForFunction(() => !document.getElementById('status').classList.contains('show'), null, { timeout: 10000 });
+  await shot('explorer');
+});
+
+// ---- The map (web/map.js) ---------------------------------------------------------------
+// The map of the sample collection (built by run.sh with `vdx map build`), read from the
+// API independently of the page: data coordinates in 0..1 and their screen position under
+// the page's opening view (centred, 90% of the shorter side).
+const MAP_PALETTE = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
+async function mapPoints(page) {
+  const base = url.replace(/\/$/, '');
+  const buf = await (await page.request.get(`${base}/api/map/points`)).body();
+  const ids = (await (await page.request.get(`${base}/api/map/ids`)).text()).split('\n');
+  const n = buf.readUInt32LE(0), pts = [];
+  for (let i = 0; i < n; i++) {
+    pts.push({ id: ids[i], x: buf.readUInt16LE(20 + 2 * i) / 65535, y: 1 - buf.readUInt16LE(20 + 2 * n + 2 * i) / 65535,
+      cluster: buf.readUInt16LE(20 + 4 * n + 2 * i) });
+  }
+  const box = await page.$eval('#map-canvas', (c) => { const r = c.getBoundingClientRect(); return { left: r.left, top: r.top, w: r.width, h: r.height }; });
+  const s = Math.min(box.w, box.h) * 0.9;
+  for (const p of pts) { p.sx = box.w / 2 + (p.x - 0.5) * s; p.sy = box.h / 2 + (p.y - 0.5) * s; }
+  return { pts, box };
+}
+// The WebGL canvas's pixel at CSS position (x, y), and a hash of all its pixels.
+const mapPixel = (page, x, y) => page.evaluate(([x, y]) => {
+  const c = document.getElementById('map-canvas'), gl = c.getContext('webgl'), d = window.devicePixelRatio || 1;
+  const px = new Uint8Array(4);
+  gl.readPixels(Math.round(x * d), c.height - 1 - Math.round(y * d), 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+  return [...px];
+}, [x, y]);
+const mapPixels = (page) => page.evaluate(() => {
+  const c = document.getElementById('map-canvas'), gl = c.getContext('webgl');
+  const px = new Uint8Array(c.width * c.height * 4);
+  gl.readPixels(0, 0, c.width, c.height, gl.RGBA, gl.UNSIGNED_BYTE, px);
+  let drawn = 0, hash = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    if (Math.abs(px[i] - 247) > 6 || Math.abs(px[i + 1] - 247) > 6 || Math.abs(px[i + 2] - 247) > 6) drawn++;
+    hash = (hash * 31 + px[i] * 7 + px[i + 1] * 3 + px[i + 2]) >>> 0;
+  }
+  return { drawn, hash };
+});
+// Six items a lasso can take alone: the centre item and its 5 nearest on screen, with the
+// widest gap to the 7th; the lasso is a 24-gon between the 6th and the 7th.
+function mapSix(pts, exclude) {
+  let best = null;
+  for (const p of pts) {
+    if (exclude.has(p.id)) continue;
+    const d = pts.map((q) => ({ q, d: Math.hypot(q.sx - p.sx, q.sy - p.sy) })).sort((a, b) => a.d - b.d);
+    if (d.slice(0, 6).some((e) => exclude.has(e.q.id))) continue;
+    const gap = d[6].d - d[5].d;
+    if (!best || gap > best.gap) best = { gap, centre: p, six: d.slice(0, 6).map((e) => e.q.id), r: (d[5].d + d[6].d) / 2 };
+  }
+  return best;
+}
+async function mapLasso(page, box, sel) {
+  const { centre, r } = sel;
+  await page.keyboard.down('Shift');
+  for (let k = 0; k <= 24; k++) {
+    const a = (2 * Math.PI * k) / 24, x = box.left + centre.sx + r * Math.cos(a), y = box.top + centre.sy + r * Math.sin(a);
+    if (k === 0) { await page.mouse.move(x, y); await page.mouse.down(); } else await page.mouse.move(x, y);
+  }
+  await page.mouse.up();
+  await page.keyboard.up('Shift');
+  await page.waitForFunction(() => /^6 selected$/.test(document.getElementById('map-selection').textContent));
+}
+async function openMap(page) {
+  const t0 = Date.now();
+  await page.click('#map-toggle');
+  await page.waitForFunction(() => window.vdxMap && window.vdxMap.state.loaded);
+  await page.waitForFunction(() => document.getElementById('map-canvas').width > 0);
+  return Date.now() - t0;
+}
+
+await flow('map-render-hover-click', {}, async (page, shot) => {
+  await open(page, url);
+  const ms = await openMap(page);
+  const { drawn } = await mapPixels(page);
+  const { pts, box } = await mapPoints(page);
+  check(drawn > 20 * pts.length, `the map canvas is (nearly) blank: ${drawn} pixels drawn for ${pts.length} items`);
+  // the most isolated item: drawn where its coordinates say, in its cluster's colour
+  let iso = null;
+  const onMap = await page.evaluate((ps) => ps.map(([x, y]) => {
+    const e = document.elementFromPoint(x, y);
+    return !!e && (e.id === 'map-canvas' || e.id === 'map-overlay');
+  }), pts.map((p) => [box.left + p.sx, box.top + p.sy]));
+  check(onMap.every(Boolean), `${onMap.filter((v) => !v).length} items drawn under something else`);
+  for (const p of pts) {
+    const d = Math.min(...pts.filter((q) => q !== p).map((q) => Math.hypot(q.sx - p.sx, q.sy - p.sy)));
+    if (!iso || d > iso.d) iso = { p, d };
+  }
+  const item = iso.p, want = MAP_PALETTE[item.cluster % MAP_PALETTE.length];
+  const got = await mapPixel(page, item.sx, item.sy);
+  check(want.every((v, k) => Math.abs(v - got[k]) <= 3), `item ${item.id} at (${item.sx.toFixed(1)}, ${item.sy.toFixed(1)}): pixel ${got}, its cluster's colour ${want}`);
+  const far = await mapPixel(page, item.sx + iso.d / 2, item.sy);
+  check(!want.every((v, k) => Math.abs(v - far[k]) <= 3) || iso.d < 16, `the pixel beside ${item.id} has its colour too`);
+  console.log(`    map: first paint ${ms} ms after the click (${pts.length} items)`);
+  await shot('map');
+  // hover: the tooltip names the item; click: the detail panel opens on it
+  await page.mouse.move(box.left + item.sx, box.top + item.sy);
+  await page.waitForFunction((id) => { const t = document.getElementById('map-tip'); return !t.hidden && t.dataset.id === id; }, item.id);
+  check((await page.textContent('#map-tip-text')).startsWith(item.id), 'tooltip text');
+  await shot('hover');
+  await page.mouse.click(box.left + item.sx, box.top + item.sy);
+  await page.waitForSelector('#detail[open]');
+  check(await page.evaluate(() => detailItemId()) === item.id, 'click opened another item');
+  await shot('detail');
+  await page.keyboard.press('Escape');
+  // colour by a numeric metadata column: the legend gives its range, the colours change
+  const before = await mapPixels(page);
+  await page.selectOption('#map-colour', 'column');
+  await page.selectOption('#map-column', 'photo_width');
+  await page.waitForFunction(() => /^photo_width: [\d.,]+ \(blue\) to [\d.,]+ \(yellow\)$/.test(document.getElementById('map-note').textContent));
+  const after = await mapPixels(page);
+  check(after.hash !== before.hash, 'colouring by photo_width changed nothing');
+  await shot('by-column');
+  // close zoom: thumbnails from the first atlas (one request for up to 256 of them)
+  const atlas = page.waitForResponse((r) => /\/api\/map\/atlas\/0$/.test(r.url()) && r.ok());
+  await page.focus('#map-canvas');
+  for (let z = 0; z < 4; z++) await page.keyboard.press('+');
+  await atlas;
+  await page.waitForFunction(() => {
+    const c = document.getElementById('map-overlay'), x = c.getContext('2d');
+    const d = x.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+    return n > 64 * 64;
+  });
+  await shot('thumbnails');
+});
+
+await flow('map-lasso-label-undo-score', {}, async (page, shot) => {
+  await open(page, url);
+  await searchFor(page, 'a map test');
+  await openMap(page);
+  const { pts, box } = await mapPoints(page);
+  const sel = mapSix(pts, new Set());
+  check(sel && sel.gap > 4, `no six items a lasso can take alone (gap ${sel && sel.gap})`);
+  await mapLasso(page, box, sel);
+  await shot('lasso');
+  await page.click('#map-sel-pos');
+  await page.waitForFunction(() => document.getElementById('count-pos')?.textContent === '6');
+  const concept = await page.evaluate(() => state.concept.name);
+  let labels = await serverLabels(page, concept);
+  check(sel.six.every((id) => labels.get(id) === 1) && labels.size === 6, `the API holds ${[...labels]} after labelling ${sel.six}`);
+  const actions = (await getJson(page, `/api/concepts/${encodeURIComponent(concept)}/history`));
+  await page.click('#undo');
+  await page.waitForFunction(() => document.getElementById('count-pos')?.textContent === '0');
+  labels = await serverLabels(page, concept);
+  check(labels.size === 0, `one undo left ${labels.size} labels: ${[...labels]} (history ${JSON.stringify(actions).slice(0, 200)})`);
+  await shot('undone');
+  // keyboard: zoom and pan on the focused map, then 1 / 2 label a selection
+  await page.focus('#map-canvas');
+  const v0 = await page.evaluate(() => ({ ...window.vdxMap.state.view }));
+  await page.keyboard.press('+');
+  await page.keyboard.press('ArrowLeft');
+  const v1 = await page.evaluate(() => ({ ...window.vdxMap.state.view }));
+  check(v1.scale > v0.scale && v1.cx < v0.cx, `keys did not zoom and pan: ${JSON.stringify(v0)} → ${JSON.stringify(v1)}`);
+  await page.keyboard.press('0');
+  // colour by score, then a round (six + by key 1, six − by key 2, train): the colours change
+  await page.selectOption('#map-colour', 'score');
+  await page.waitForFunction(() => /score of/.test(document.getElementById('map-note').textContent));
+  await page.waitForTimeout(300);
+  const before = await mapPixels(page);
+  await shot('score-before');
+  await mapLasso(page, box, sel);
+  await page.focus('#map-canvas');
+  await page.keyboard.press('1');
+  await page.waitForFunction(() => document.getElementById('count-pos')?.textContent === '6');
+  const other = mapSix(pts, new Set(sel.six));
+  check(other && other.gap > 4, 'no second group of six');
+  await mapLasso(page, box, other);
+  await page.focus('#map-canvas');
+  await page.keyboard.press('2');
+  await page.waitForFunction(() => document.getElementById('count-neg')?.textContent === '6');
+  const trained = page.waitForResponse((r) => r.url().endsWith('/train') && r.ok());
+  await page.click('#train');
+  await trained;
+  await page.waitForFunction((h) => {
+    const c = document.getElementById('map-canvas'), gl = c.getContext('webgl');
+    const px = new Uint8Array(c.width * c.height * 4);
+    gl.readPixels(0, 0, c.width, c.height, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    let hash = 0;
+    for (let i = 0; i < px.length; i += 4) hash = (hash * 31 + px[i] * 7 + px[i + 1] * 3 + px[i + 2]) >>> 0;
+    return hash !== h;
+  }, before.hash, { timeout: 10000 });
+  await shot('score-after');
 });
 
 await browser.close();

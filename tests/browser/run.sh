@@ -20,6 +20,11 @@ if [ -n "$missing" ]; then
     echo "skip - browser: missing $missing"; exit 0
 fi
 shared=$(cd "$shared" && pwd)
+# the multilingual flow types a Chinese prompt: without a CJK font its screenshots show boxes
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+    if [ "${CI:-}" = true ]; then echo "not ok - browser: no Chinese font (sh scripts/deps.sh --test installs fonts-wqy-zenhei)"; exit 1; fi
+    echo "# no Chinese font: the multilingual screenshots show boxes (sh scripts/deps.sh --test)"
+fi
 
 # node_modules from the committed lock file, refreshed when the lock file changes
 lock=tests/browser/package-lock.json
@@ -58,6 +63,9 @@ ingest() { # ingest COLLECTION SOURCE... (options follow)
 ingest sample unsplash "$shared/data/unsplash-sample" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1 &&
 ingest empty urls "$tmp/no-urls.txt" >> "$tmp/ingest.log" 2>&1 ||
     { echo "not ok - browser: vdx ingest failed: $(cat "$tmp/ingest.log")"; exit 1; }
+# the sample's map, for the map flows (web/map.js)
+"$build/vdx" map build --data "$tmp/data" --collection sample --clusters 4 > "$tmp/map.log" 2>&1 ||
+    { echo "not ok - browser: vdx map build failed: $(cat "$tmp/map.log")"; exit 1; }
 # the read-only server starts before the growing ingest
 serve readonly sample --read-only
 # The sample is also served with the multilingual mclip-tiny text tower (same 32-d space

@@ -27,13 +27,13 @@ ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
 
 # the sample collection, ingested from a loopback stand-in for the image CDN
-"$build/tools/fileserver" --root "$shared/data/unsplash-sample/images" --port-file "$tmp/cdn.port" 2> "$tmp/cdn.err" &
+"$build/tools/fileserver" --root "$shared/data/unsplash-sample/images" --port-file "$tmp/cdn.port" \
+    --log "$tmp/cdn.log" 2> "$tmp/cdn.err" &
 cdn_pid=$!
 for _ in $(seq 600); do [ -s "$tmp/cdn.port" ] && break; sleep 0.1; done
 "$build/vdx" ingest unsplash "$shared/data/unsplash-sample" --data "$tmp/data" --collection sample \
     --model "$shared/fixtures/clip-tiny" --base-url "http://127.0.0.1:$(cat "$tmp/cdn.port")/" > "$tmp/ingest.log" 2>&1
 rc=$?
-kill "$cdn_pid"
 [ $rc -eq 0 ] || { not_ok "ingest the sample collection: $(cat "$tmp/ingest.log")"; exit 1; }
 token=api-test-token-0123456789
 auth="Authorization: Bearer $token"
@@ -180,6 +180,33 @@ request GET / -H "If-None-Match: $etag"
 request GET "/api/items/$first/thumbnail"
 [ "$code" = 200 ] && [ "$(head -c 3 "$tmp/body" | od -An -tx1 | tr -d ' ')" = ffd8ff ] &&
     ok "a thumbnail is a JPEG" || not_ok "thumbnail: $code"
+# the detail view's large rendition of an item ingested from a mirror (--base-url): fetched
+# by the server from that mirror (a second GET after the ingest's) (recorded in fetch.json), the original's own size (the
+# mirror's files are 640 px: never upscaled), kept beside the thumbnails
+jpeg_size() { # WIDTHxHEIGHT of a baseline or progressive JPEG
+    python3 -c 'import sys
+d = open(sys.argv[1], "rb").read(); i = 2
+while i < len(d):
+    m, n = d[i + 1], int.from_bytes(d[i + 2:i + 4], "big")
+    if m in (0xC0, 0xC1, 0xC2):
+        print("%dx%d" % (int.from_bytes(d[i + 7:i + 9], "big"), int.from_bytes(d[i + 5:i + 7], "big"))); break
+    i += 2 + n' "$1"
+}
+url=$(curl -s -H "$auth" "$base/api/items/$first" | grep -o '"url":"[^"]*"' | head -1 | cut -d'"' -f4)
+photo=${url##*/}
+timed=$(curl -s -H "$auth" -D "$tmp/preview.headers" -o "$tmp/preview.jpg" -w '%{http_code} %{time_total}' "$base/api/items/$first/preview")
+code=${timed% *}
+again=$(curl -s -H "$auth" -o /dev/null -w '%{time_total}' "$base/api/items/$first/preview")
+echo "# preview of a mirrored item: ${timed#* } s made (fetch + decode + resize + keep), $again s kept"
+kept="$tmp/data/collections/sample/previews/$(printf '%s' "$first" | sha256sum | cut -c1-64).jpg"
+if [ "$code" = 200 ] && ! grep -qi '^x-vdx-preview' "$tmp/preview.headers" &&
+   [ "$(grep -c "^GET /$photo 200" "$tmp/cdn.log")" = 2 ] &&
+   [ "$(jpeg_size "$tmp/preview.jpg")" = "$(jpeg_size "$shared/data/unsplash-sample/images/$photo")" ] &&
+   cmp -s "$kept" "$tmp/preview.jpg"; then
+    ok "the preview of a mirrored item comes from the mirror ($(jpeg_size "$tmp/preview.jpg")) and is kept"
+else not_ok "mirrored preview: $code $(jpeg_size "$tmp/preview.jpg") $(grep -i x-vdx "$tmp/preview.headers") $(grep "$photo" "$tmp/cdn.log")"; fi
+kill "$cdn_pid"
+wait "$cdn_pid" 2>/dev/null
 request GET '/api/concepts/birds/export?what=labels&format=csv'
 disposition=$(curl -s -H "$auth" -D - -o /dev/null "$base/api/concepts/birds/export?what=labels&format=csv" | grep -i '^content-disposition')
 if printf '%s' "$body" | grep -q "^$first," && printf '%s' "$disposition" | grep -q 'attachment; filename="birds-labels.csv"'; then

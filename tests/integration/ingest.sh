@@ -137,6 +137,38 @@ else
     not_ok "progress.json holds the final state" "$(cat "$prog" 2>/dev/null)"
 fi
 
+# A run that fails before its collection opens (here: no such source) still ends
+# progress.json as "failed" instead of leaving the previous run's "done" (issue 10)...
+cp "$prog" "$T/progress.before"
+"$VDX" ingest unsplash "$T/no-such-dir" --collection sample > /dev/null 2> "$T/early.err"
+rc=$?
+if [ $rc -ne 0 ] && grep -q '"state":"failed","done":0,"total":0' "$prog"; then
+    ok "progress.json says 'failed' after a run that failed before opening the collection"
+else
+    not_ok "progress.json after an early failure" "exit $rc: $(cat "$prog" "$T/early.err")"
+fi
+# ... but a run of another live process keeps its file
+sleep 60 &
+holder=$!
+printf '{"state":"running","done":3,"total":9,"pid":%d}' "$holder" > "$prog"
+"$VDX" ingest unsplash "$T/no-such-dir" --collection sample > /dev/null 2> "$T/early2.err"
+rc=$?
+if [ $rc -ne 0 ] && grep -qxF "{\"state\":\"running\",\"done\":3,\"total\":9,\"pid\":$holder}" "$prog"; then
+    ok "an early failure leaves a live run's progress.json alone"
+else
+    not_ok "early failure vs a live run" "exit $rc: $(cat "$prog")"
+fi
+kill "$holder" 2> /dev/null
+wait "$holder" 2> /dev/null
+# and a new collection is not created by a failed first run
+"$VDX" ingest unsplash "$T/no-such-dir" --collection never > /dev/null 2>&1
+if [ ! -e "$VDX_HOME/collections/never" ]; then
+    ok "a failed first run creates no collection directory"
+else
+    not_ok "failed first run" "$(ls -la "$VDX_HOME/collections/never")"
+fi
+cp "$T/progress.before" "$prog"
+
 "$DUMP" --data "$VDX_HOME" --collection sample > "$T/sample.dump" 2> "$T/dump.err"
 row=$(grep '^pHdEoziIbob	' "$T/sample.dump")
 case "$row" in

@@ -1,0 +1,754 @@
+/* The map's computation on plain arrays: the exact k-nearest-neighbour graph (blocked
+ * OpenBLAS products), UMAP's fuzzy simplicial set and its negative-sampling SGD (McInnes,
+ * Healy, Melville 2018, "UMAP: Uniform Manifold Approximation and Projection", sections
+ * 3 and 4: smooth kNN distances, the fuzzy union, the curve 1/(1+a d^2b) and the
+ * cross-entropy gradients), a PCA start by power iteration, k-means of the layout and
+ * zero-shot cluster naming. Everything that draws random numbers uses one seeded
+ * splitmix64 stream in a fixed order and the SGD runs on one thread, so a seed gives the
+ * same map whatever the machine load (the kNN products are OpenBLAS's, deterministic for
+ * a thread count). Why these choices: docs/map.md. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "map/map_internal.h"
+#include "vdx/map.h"
+
+uint64_t map_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double rand_unit(uint64_t *state) /* [0, 1) */
+{
+    return (double)(map_rand(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+void map_defaults(const vdx_map_options *in, vdx_map_options *o, int64_t n)
+{
+    *o = in ? *in : (vdx_map_options){0};
+    if (o->neighbors <= 0)
+        o->neighbors = 15;
+    if (o->min_dist <= 0)
+        o->min_dist = 0.1;
+    if (o->epochs <= 0)
+        o->epochs = n < 10000 ? 500 : 200;
+    if (o->negatives <= 0)
+        o->negatives = 5;
+    if (o->seed == 0)
+        o->seed = 1;
+    if (o->clusters <= 0) {
+        int k = (int)lround(sqrt((double)n / 10.0));
+        o->clusters = k < 2 ? 2 : k > 64 ? 64 : k;
+    }
+    if (o->clusters > n)
+        o->clusters = (int)n;
+    if (o->exact_max <= 0)
+        o->exact_max = 50000;
+}
+
+static void progress(const vdx_map_options *o, const char *stage, double f)
+{
+    if (o->on_progress)
+        o->on_progress(stage, f, o->user);
+}
+
+/* ---- kNN ---- */
+
+/* Keeps the k best (smallest distance, then smallest index) of one row, sorted. */
+static void topk_insert(float *d, int32_t *ix, int k, int *have, float dist, int32_t j)
+{
+    int h = *have;
+    if (h == k && (dist > d[k - 1] || (dist == d[k - 1] && j > ix[k - 1])))
+        return;
+    int p = h < k ? h : k - 1;
+    while (p > 0 && (d[p - 1] > dist || (d[p - 1] == dist && ix[p - 1] > j))) {
+        d[p] = d[p - 1];
+        ix[p] = ix[p - 1];
+        p--;
+    }
+    d[p] = dist;
+    ix[p] = j;
+    if (h < k)
+        *have = h + 1;
+}
+
+static int knn_exact(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
+                     int32_t *nb, float *nd, vdx_error *err)
+{
+    /* blocks of queries × every row: a B×n product of at most 16M floats */
+    int64_t block = (16 << 20) / (n > 0 ? n : 1);
+    if (block < 16)
+        block = 16;
+    if (block > n)
+        block = n;
+    float *prod = malloc((size_t)block * (size_t)n * sizeof *prod);
+    if (!prod)
+        return vdx_fail_oom(err, "for the neighbour products (%lld x %lld floats)",
+                            (long long)block, (long long)n);
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+        int64_t rows = n - b0 < block ? n - b0 : block;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, dims, 1.0f,
+                    x + b0 * dims, dims, x, dims, 0.0f, prod, (int)n);
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t i = b0 + r;
+            const float *p = prod + r * n;
+            float *d = nd + i * k;
+            int32_t *ix = nb + i * k;
+            int have = 0;
+            for (int64_t j = 0; j < n; j++) {
+                if (j == i)
+                    continue;
+                float dist = 1.0f - p[j];
+                if (dist < 0)
+                    dist = 0;
+                topk_insert(d, ix, k, &have, dist, (int32_t)j);
+            }
+        }
+        progress(o, "neighbours", (double)(b0 + rows) / (double)n);
+    }
+    free(prod);
+    return 0;
+}
+
+/* Large collections: the neighbours among the items of a few partitions only, an
+ * inverted-file search like the store's index (src/store/index_ivf.c) built for this
+ * pass: spherical k-means centres (√n lists, trained on a sample), every item in its
+ * nearest list, and each list's items compared (one SGEMM per block) with the items of
+ * the `probe` lists whose centres are nearest its own. */
+static int nearest_centre(const float *x, int64_t n, int dims, const float *c, int lists,
+                          int32_t *assign, vdx_error *err)
+{
+    int64_t block = (4 << 20) / lists;
+    if (block < 1)
+        block = 1;
+    float *prod = malloc((size_t)block * lists * sizeof *prod);
+    if (!prod)
+        return vdx_fail_oom(err, "for the partition products");
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+        int64_t rows = n - b0 < block ? n - b0 : block;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, lists, dims, 1.0f,
+                    x + b0 * dims, dims, c, dims, 0.0f, prod, lists);
+        for (int64_t r = 0; r < rows; r++) {
+            const float *p = prod + r * lists;
+            int best = 0;
+            for (int j = 1; j < lists; j++)
+                if (p[j] > p[best])
+                    best = j;
+            assign[b0 + r] = best;
+        }
+    }
+    free(prod);
+    return 0;
+}
+
+static int knn_partitioned(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
+                           int32_t *nb, float *nd, vdx_error *err)
+{
+    int lists = (int)sqrt((double)n);
+    int probe = o->probe > 0 ? o->probe : 8;
+    if (probe > lists)
+        probe = lists;
+    int64_t train = (int64_t)lists * 64 < n ? (int64_t)lists * 64 : n;
+    float *c = malloc((size_t)lists * dims * sizeof *c);
+    double *sum = malloc((size_t)lists * dims * sizeof *sum);
+    int32_t *assign = malloc((size_t)n * sizeof *assign);
+    int64_t *start = calloc((size_t)lists + 1, sizeof *start), *members = malloc((size_t)n * sizeof *members);
+    int32_t *near = malloc((size_t)lists * probe * sizeof *near);
+    float *cc = malloc((size_t)lists * lists * sizeof *cc);
+    int64_t *sample = malloc((size_t)train * sizeof *sample);
+    float *sx = malloc((size_t)train * dims * sizeof *sx);
+    int32_t *sa = malloc((size_t)train * sizeof *sa);
+    int rc = -1;
+    float *cand = NULL, *prod = NULL;
+    int64_t *cand_ix = NULL;
+    if (!c || !sum || !assign || !start || !members || !near || !cc || !sample || !sx || !sa) {
+        vdx_fail_oom(err, "for the partitions of %lld items", (long long)n);
+        goto out;
+    }
+    /* the training sample: an evenly spaced subset, shifted by the seed */
+    uint64_t rng = o->seed ^ 0x5bd1e995u;
+    int64_t shift = (int64_t)(map_rand(&rng) % (uint64_t)(n / train));
+    for (int64_t i = 0; i < train; i++) {
+        sample[i] = i * (n / train) + shift;
+        memcpy(sx + i * dims, x + sample[i] * dims, (size_t)dims * sizeof(float));
+    }
+    for (int l = 0; l < lists; l++) /* start: every (train/lists)-th sample row */
+        memcpy(c + (int64_t)l * dims, sx + (int64_t)l * (train / lists) * dims,
+               (size_t)dims * sizeof(float));
+    for (int round = 0; round < 6; round++) {
+        if (nearest_centre(sx, train, dims, c, lists, sa, err) != 0)
+            goto out;
+        memset(sum, 0, (size_t)lists * dims * sizeof *sum);
+        for (int64_t i = 0; i < train; i++)
+            for (int j = 0; j < dims; j++)
+                sum[(int64_t)sa[i] * dims + j] += sx[i * dims + j];
+        for (int l = 0; l < lists; l++) {
+            double norm = 0;
+            for (int j = 0; j < dims; j++)
+                norm += sum[(int64_t)l * dims + j] * sum[(int64_t)l * dims + j];
+            if (norm == 0)
+                continue; /* an empty list keeps its centre */
+            norm = 1.0 / sqrt(norm);
+            for (int j = 0; j < dims; j++)
+                c[(int64_t)l * dims + j] = (float)(sum[(int64_t)l * dims + j] * norm);
+        }
+        progress(o, "neighbours", 0.1 * (round + 1) / 6);
+    }
+    if (nearest_centre(x, n, dims, c, lists, assign, err) != 0)
+        goto out;
+    for (int64_t i = 0; i < n; i++)
+        start[assign[i] + 1]++;
+    for (int l = 0; l < lists; l++)
+        start[l + 1] += start[l];
+    {
+        int64_t *fill = malloc((size_t)lists * sizeof *fill);
+        if (!fill) {
+            vdx_fail_oom(err, "for the partitions");
+            goto out;
+        }
+        memcpy(fill, start, (size_t)lists * sizeof *fill);
+        for (int64_t i = 0; i < n; i++)
+            members[fill[assign[i]]++] = i;
+        free(fill);
+    }
+    /* each list's probe nearest lists (itself first) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, lists, lists, dims, 1.0f, c, dims, c,
+                dims, 0.0f, cc, lists);
+    for (int l = 0; l < lists; l++) {
+        float *row = cc + (int64_t)l * lists;
+        row[l] = INFINITY;
+        for (int p = 0; p < probe; p++) {
+            int best = 0;
+            for (int j = 1; j < lists; j++)
+                if (row[j] > row[best])
+                    best = j;
+            near[(int64_t)l * probe + p] = best;
+            row[best] = -INFINITY;
+        }
+    }
+    int64_t max_cand = 0;
+    for (int l = 0; l < lists; l++) {
+        int64_t m = 0;
+        for (int p = 0; p < probe; p++)
+            m += start[near[(int64_t)l * probe + p] + 1] - start[near[(int64_t)l * probe + p]];
+        if (m > max_cand)
+            max_cand = m;
+    }
+    int64_t block = (16 << 20) / (max_cand ? max_cand : 1);
+    if (block < 1)
+        block = 1;
+    cand = malloc((size_t)(max_cand ? max_cand : 1) * dims * sizeof *cand);
+    cand_ix = malloc((size_t)(max_cand ? max_cand : 1) * sizeof *cand_ix);
+    prod = malloc((size_t)block * (max_cand ? max_cand : 1) * sizeof *prod);
+    if (!cand || !cand_ix || !prod) {
+        vdx_fail_oom(err, "for the candidates of a partition (%lld items)", (long long)max_cand);
+        goto out;
+    }
+    for (int l = 0; l < lists; l++) {
+        int64_t m = 0;
+        for (int p = 0; p < probe; p++) {
+            int q = near[(int64_t)l * probe + p];
+            for (int64_t t = start[q]; t < start[q + 1]; t++) {
+                cand_ix[m] = members[t];
+                memcpy(cand + m * dims, x + members[t] * dims, (size_t)dims * sizeof(float));
+                m++;
+            }
+        }
+        /* the list's own items are the first start[l+1]-start[l] candidates */
+        int64_t own = start[l + 1] - start[l];
+        for (int64_t b0 = 0; b0 < own; b0 += block) {
+            int64_t rows = own - b0 < block ? own - b0 : block;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)m, dims, 1.0f,
+                        cand + b0 * dims, dims, cand, dims, 0.0f, prod, (int)m);
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t i = cand_ix[b0 + r];
+                float *d = nd + i * k;
+                int32_t *ix = nb + i * k;
+                int have = 0;
+                for (int64_t j = 0; j < m; j++) {
+                    if (cand_ix[j] == i)
+                        continue;
+                    float dist = 1.0f - prod[r * m + j];
+                    topk_insert(d, ix, k, &have, dist < 0 ? 0 : dist, (int32_t)cand_ix[j]);
+                }
+                for (; have < k; have++) { /* a tiny neighbourhood: repeat the farthest */
+                    d[have] = have ? d[have - 1] : 1.0f;
+                    ix[have] = have ? ix[have - 1] : (int32_t)((i + 1) % n);
+                }
+            }
+        }
+        if ((l & 15) == 15 || l + 1 == lists)
+            progress(o, "neighbours", 0.1 + 0.9 * (l + 1) / lists);
+    }
+    rc = 0;
+out:
+    free(c), free(sum), free(assign), free(start), free(members), free(near), free(cc);
+    free(sample), free(sx), free(sa), free(cand), free(cand_ix), free(prod);
+    return rc;
+}
+
+int map_knn(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
+            int32_t *nb, float *nd, vdx_error *err)
+{
+    int exact_max = o->exact_max > 0 ? o->exact_max : 50000;
+    return n > exact_max ? knn_partitioned(x, n, dims, k, o, nb, nd, err)
+                         : knn_exact(x, n, dims, k, o, nb, nd, err);
+}
+
+/* ---- the fuzzy simplicial set ---- */
+
+void map_smooth_weights(const float *d, int k, float *w)
+{
+    /* rho: distance to the nearest neighbour; sigma: sum exp(-(d - rho)/sigma) = log2 k */
+    double rho = d[0], target = log2((double)k);
+    double lo = 0, hi = INFINITY, sigma = 1.0;
+    for (int it = 0; it < 64; it++) {
+        double s = 0;
+        for (int j = 0; j < k; j++) {
+            double e = d[j] - rho;
+            s += e > 0 ? exp(-e / sigma) : 1.0;
+        }
+        if (fabs(s - target) < 1e-5)
+            break;
+        if (s > target) {
+            hi = sigma;
+            sigma = (lo + hi) / 2;
+        } else {
+            lo = sigma;
+            sigma = isinf(hi) ? sigma * 2 : (lo + hi) / 2;
+        }
+    }
+    double mean = 0;
+    for (int j = 0; j < k; j++)
+        mean += d[j];
+    mean /= k;
+    if (sigma < 1e-3 * mean)
+        sigma = 1e-3 * mean;
+    if (sigma <= 0)
+        sigma = 1e-12;
+    for (int j = 0; j < k; j++) {
+        double e = d[j] - rho;
+        w[j] = (float)(e > 0 ? exp(-e / sigma) : 1.0);
+    }
+}
+
+typedef struct edge {
+    int32_t a, b;
+    float w;
+} edge;
+
+static int edge_cmp(const void *pa, const void *pb)
+{
+    const edge *x = pa, *y = pb;
+    if (x->a != y->a)
+        return x->a < y->a ? -1 : 1;
+    return x->b < y->b ? -1 : x->b > y->b;
+}
+
+/* The symmetric fuzzy union w_ij + w_ji - w_ij w_ji over the directed kNN weights, one
+ * edge per pair (a < b). */
+static edge *fuzzy_graph(const int32_t *nb, const float *nd, int64_t n, int k, int64_t *n_edges,
+                         vdx_error *err)
+{
+    edge *e = malloc((size_t)n * (size_t)k * sizeof *e);
+    float *w = malloc((size_t)k * sizeof *w);
+    if (!e || !w) {
+        free(e);
+        free(w);
+        vdx_fail_oom(err, "for the neighbour graph (%lld edges)", (long long)(n * k));
+        return NULL;
+    }
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        map_smooth_weights(nd + i * k, k, w);
+        for (int j = 0; j < k; j++) {
+            int32_t t = nb[i * k + j];
+            e[m++] = (edge){(int32_t)(i < t ? i : t), (int32_t)(i < t ? t : i), w[j]};
+        }
+    }
+    free(w);
+    qsort(e, (size_t)m, sizeof *e, edge_cmp);
+    int64_t out = 0;
+    for (int64_t i = 0; i < m;) {
+        edge cur = e[i];
+        if (i + 1 < m && e[i + 1].a == cur.a && e[i + 1].b == cur.b) {
+            /* both directions present: the fuzzy union */
+            cur.w = cur.w + e[i + 1].w - cur.w * e[i + 1].w;
+            i += 2;
+        } else {
+            i++;
+        }
+        e[out++] = cur;
+    }
+    *n_edges = out;
+    return e;
+}
+
+/* ---- the curve 1 / (1 + a d^2b) fitted to min_dist (spread 1) ---- */
+
+void map_fit_ab(double min_dist, double *a, double *b)
+{
+    enum { P = 300 };
+    double xs[P], ys[P];
+    for (int i = 0; i < P; i++) {
+        xs[i] = 3.0 * i / (P - 1);
+        ys[i] = xs[i] < min_dist ? 1.0 : exp(-(xs[i] - min_dist));
+    }
+    double la = log(1.0), bb = 1.0, sa = 2.5, sb = 0.8; /* centre and half-width */
+    double best = INFINITY, ba = 1.0, bbest = 1.0;
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i <= 40; i++)
+            for (int j = 0; j <= 40; j++) {
+                double ca = exp(la - sa + 2 * sa * i / 40), cb = bb - sb + 2 * sb * j / 40;
+                if (cb <= 0.05)
+                    continue;
+                double s = 0;
+                for (int p = 0; p < P; p++) {
+                    double r = 1.0 / (1.0 + ca * pow(xs[p], 2 * cb)) - ys[p];
+                    s += r * r;
+                }
+                if (s < best) {
+                    best = s;
+                    ba = ca;
+                    bbest = cb;
+                }
+            }
+        la = log(ba);
+        bb = bbest;
+        sa /= 4;
+        sb /= 4;
+    }
+    *a = ba;
+    *b = bbest;
+}
+
+/* ---- PCA start ---- */
+
+static int pca_init(const float *x, int64_t n, int dims, uint64_t *rng, float *xy,
+                    vdx_error *err)
+{
+    double *mean = calloc((size_t)dims, sizeof *mean);
+    float *cov = malloc((size_t)dims * dims * sizeof *cov);
+    double *v = malloc(2 * (size_t)dims * sizeof *v), *t = malloc((size_t)dims * sizeof *t);
+    if (!mean || !cov || !v || !t) {
+        free(mean), free(cov), free(v), free(t);
+        return vdx_fail_oom(err, "for the PCA start (%d dimensions)", dims);
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < dims; j++)
+            mean[j] += x[i * dims + j];
+    for (int j = 0; j < dims; j++)
+        mean[j] /= (double)n;
+    /* X^T X / n - mean mean^T (upper triangle from ssyrk, mirrored) */
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dims, (int)n, 1.0f / (float)n, x, dims,
+                0.0f, cov, dims);
+    for (int r = 0; r < dims; r++)
+        for (int c = r; c < dims; c++) {
+            float val = (float)(cov[r * dims + c] - mean[r] * mean[c]);
+            cov[r * dims + c] = cov[c * dims + r] = val;
+        }
+    for (int comp = 0; comp < 2; comp++) {
+        double *vc = v + comp * dims;
+        for (int j = 0; j < dims; j++)
+            vc[j] = rand_unit(rng) - 0.5;
+        for (int it = 0; it < 300; it++) {
+            for (int r = 0; r < dims; r++) {
+                double s = 0;
+                for (int c = 0; c < dims; c++)
+                    s += cov[r * dims + c] * vc[c];
+                t[r] = s;
+            }
+            if (comp == 1) { /* deflate: stay orthogonal to the first component */
+                double p = 0;
+                for (int j = 0; j < dims; j++)
+                    p += t[j] * v[j];
+                for (int j = 0; j < dims; j++)
+                    t[j] -= p * v[j];
+            }
+            double norm = 0, diff = 0;
+            for (int j = 0; j < dims; j++)
+                norm += t[j] * t[j];
+            norm = sqrt(norm);
+            if (norm == 0)
+                break;
+            for (int j = 0; j < dims; j++) {
+                double nv = t[j] / norm;
+                diff += fabs(nv - vc[j]);
+                vc[j] = nv;
+            }
+            if (diff < 1e-9 * dims)
+                break;
+        }
+        /* a fixed sign: the largest component positive */
+        int big = 0;
+        for (int j = 1; j < dims; j++)
+            if (fabs(vc[j]) > fabs(vc[big]))
+                big = j;
+        if (vc[big] < 0)
+            for (int j = 0; j < dims; j++)
+                vc[j] = -vc[j];
+    }
+    double lim = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int comp = 0; comp < 2; comp++) {
+            double s = 0;
+            for (int j = 0; j < dims; j++)
+                s += (x[i * dims + j] - mean[j]) * v[comp * dims + j];
+            xy[2 * i + comp] = (float)s;
+            if (fabs(s) > lim)
+                lim = fabs(s);
+        }
+    /* UMAP scales its start into [-10, 10] and adds a little noise */
+    double scale = lim > 0 ? 10.0 / lim : 1.0;
+    for (int64_t i = 0; i < 2 * n; i++)
+        xy[i] = (float)(xy[i] * scale + (rand_unit(rng) - 0.5) * 1e-4);
+    free(mean), free(cov), free(v), free(t);
+    return 0;
+}
+
+int map_pca(const float *x, int64_t n, int dims, uint64_t seed, float *xy, vdx_error *err)
+{
+    uint64_t rng = seed;
+    return pca_init(x, n, dims, &rng, xy, err);
+}
+
+/* ---- SGD ---- */
+
+static inline float clip4(float v)
+{
+    return v > 4 ? 4 : v < -4 ? -4 : v;
+}
+
+static void sgd(float *y, int64_t n, const edge *e, int64_t m, const vdx_map_options *o,
+                double a, double b, uint64_t *rng, double *next, double *per, double *next_neg)
+{
+    float wmax = 0;
+    for (int64_t i = 0; i < m; i++)
+        if (e[i].w > wmax)
+            wmax = e[i].w;
+    for (int64_t i = 0; i < m; i++) {
+        /* edges too weak to be sampled once in every epoch are dropped (per = -1) */
+        per[i] = e[i].w >= wmax / o->epochs ? wmax / e[i].w : -1;
+        next[i] = per[i];
+        next_neg[i] = per[i] / o->negatives;
+    }
+    const float fa = (float)a, fb = (float)b;
+    for (int ep = 0; ep < o->epochs; ep++) {
+        float alpha = 1.0f - (float)ep / (float)o->epochs;
+        for (int64_t i = 0; i < m; i++) {
+            if (per[i] < 0 || next[i] > ep)
+                continue;
+            float *yi = y + 2 * (int64_t)e[i].a, *yj = y + 2 * (int64_t)e[i].b;
+            float dx = yi[0] - yj[0], dy = yi[1] - yj[1], d2 = dx * dx + dy * dy;
+            if (d2 > 0) {
+                float pw = powf(d2, fb);
+                float g = (-2.0f * fa * fb * pw / d2) / (fa * pw + 1.0f);
+                float gx = clip4(g * dx) * alpha, gy = clip4(g * dy) * alpha;
+                yi[0] += gx, yi[1] += gy;
+                yj[0] -= gx, yj[1] -= gy;
+            }
+            next[i] += per[i];
+            double per_neg = per[i] / o->negatives;
+            int negs = (int)((ep - next_neg[i]) / per_neg);
+            for (int s = 0; s < negs; s++) {
+                int64_t t = (int64_t)(map_rand(rng) % (uint64_t)n);
+                if (t == e[i].a)
+                    continue;
+                float *yt = y + 2 * t;
+                dx = yi[0] - yt[0], dy = yi[1] - yt[1], d2 = dx * dx + dy * dy;
+                float gx, gy;
+                if (d2 > 0) {
+                    float g = 2.0f * fb / ((0.001f + d2) * (fa * powf(d2, fb) + 1.0f));
+                    gx = clip4(g * dx), gy = clip4(g * dy);
+                } else {
+                    gx = gy = 4.0f;
+                }
+                yi[0] += gx * alpha, yi[1] += gy * alpha;
+            }
+            next_neg[i] += negs * per_neg;
+        }
+        if ((ep & 7) == 7 || ep + 1 == o->epochs)
+            progress(o, "layout", (double)(ep + 1) / o->epochs);
+    }
+}
+
+int vdx_map_layout(const float *vectors, int64_t n, int dims, const vdx_map_options *opts,
+                   float *xy, vdx_error *err)
+{
+    if (n < 2)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "a map needs at least 2 items, not %lld",
+                             (long long)n);
+    if (n > INT32_MAX)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "too many items for a map: %lld",
+                             (long long)n);
+    vdx_map_options o;
+    map_defaults(opts, &o, n);
+    if (o.threads > 0)
+        openblas_set_num_threads(o.threads);
+    int k = o.neighbors < n - 1 ? o.neighbors : (int)(n - 1);
+    int32_t *nb = malloc((size_t)n * k * sizeof *nb);
+    float *nd = malloc((size_t)n * k * sizeof *nd);
+    if (!nb || !nd) {
+        free(nb), free(nd);
+        return vdx_fail_oom(err, "for the neighbour lists of %lld items", (long long)n);
+    }
+    int rc = -1;
+    edge *e = NULL;
+    double *work = NULL;
+    progress(&o, "neighbours", 0);
+    if (map_knn(vectors, n, dims, k, &o, nb, nd, err) != 0)
+        goto out;
+    progress(&o, "graph", 0);
+    int64_t m = 0;
+    if (!(e = fuzzy_graph(nb, nd, n, k, &m, err)))
+        goto out;
+    free(nb), free(nd);
+    nb = NULL, nd = NULL;
+    progress(&o, "graph", 1);
+    uint64_t rng = o.seed;
+    progress(&o, "init", 0);
+    if (pca_init(vectors, n, dims, &rng, xy, err) != 0)
+        goto out;
+    progress(&o, "init", 1);
+    double a, b;
+    map_fit_ab(o.min_dist, &a, &b);
+    if (!(work = malloc(3 * (size_t)m * sizeof *work))) {
+        vdx_fail_oom(err, "for the layout's schedule (%lld edges)", (long long)m);
+        goto out;
+    }
+    sgd(xy, n, e, m, &o, a, b, &rng, work, work + m, work + 2 * m);
+    rc = 0;
+out:
+    free(nb), free(nd), free(e), free(work);
+    return rc;
+}
+
+/* ---- clusters ---- */
+
+int vdx_map_cluster(const float *xy, int64_t n, int k, uint64_t seed, int32_t *cluster,
+                    vdx_error *err)
+{
+    if (k < 1 || k > n)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%d clusters for %lld items", k,
+                             (long long)n);
+    double *c = malloc(2 * (size_t)k * sizeof *c), *sum = malloc(3 * (size_t)k * sizeof *sum);
+    double *d2 = malloc((size_t)n * sizeof *d2);
+    if (!c || !sum || !d2) {
+        free(c), free(sum), free(d2);
+        return vdx_fail_oom(err, "for %d clusters", k);
+    }
+    uint64_t rng = seed ? seed : 1;
+    /* k-means++: each next centre drawn with probability ∝ squared distance */
+    int64_t first = (int64_t)(map_rand(&rng) % (uint64_t)n);
+    c[0] = xy[2 * first], c[1] = xy[2 * first + 1];
+    for (int64_t i = 0; i < n; i++) {
+        double dx = xy[2 * i] - c[0], dy = xy[2 * i + 1] - c[1];
+        d2[i] = dx * dx + dy * dy;
+    }
+    for (int j = 1; j < k; j++) {
+        double total = 0;
+        for (int64_t i = 0; i < n; i++)
+            total += d2[i];
+        double r = rand_unit(&rng) * total;
+        int64_t pick = n - 1;
+        for (int64_t i = 0; i < n; i++) {
+            r -= d2[i];
+            if (r < 0) {
+                pick = i;
+                break;
+            }
+        }
+        c[2 * j] = xy[2 * pick], c[2 * j + 1] = xy[2 * pick + 1];
+        for (int64_t i = 0; i < n; i++) {
+            double dx = xy[2 * i] - c[2 * j], dy = xy[2 * i + 1] - c[2 * j + 1];
+            double v = dx * dx + dy * dy;
+            if (v < d2[i])
+                d2[i] = v;
+        }
+    }
+    for (int round = 0; round < 100; round++) {
+        int64_t moved = 0;
+        memset(sum, 0, 3 * (size_t)k * sizeof *sum);
+        for (int64_t i = 0; i < n; i++) {
+            int best = 0;
+            double bd = INFINITY;
+            for (int j = 0; j < k; j++) {
+                double dx = xy[2 * i] - c[2 * j], dy = xy[2 * i + 1] - c[2 * j + 1];
+                double v = dx * dx + dy * dy;
+                if (v < bd)
+                    bd = v, best = j;
+            }
+            if (round == 0 || cluster[i] != best)
+                moved++;
+            cluster[i] = best;
+            sum[3 * best] += xy[2 * i], sum[3 * best + 1] += xy[2 * i + 1], sum[3 * best + 2]++;
+        }
+        for (int j = 0; j < k; j++)
+            if (sum[3 * j + 2] > 0)
+                c[2 * j] = sum[3 * j] / sum[3 * j + 2], c[2 * j + 1] = sum[3 * j + 1] / sum[3 * j + 2];
+        if (moved == 0)
+            break;
+    }
+    /* renumber by size, largest first (ties: the older number) */
+    int *order = malloc((size_t)k * sizeof *order), *rank = malloc((size_t)k * sizeof *rank);
+    if (!order || !rank) {
+        free(c), free(sum), free(d2), free(order), free(rank);
+        return vdx_fail_oom(err, "for %d clusters", k);
+    }
+    for (int j = 0; j < k; j++)
+        order[j] = j;
+    for (int i = 1; i < k; i++) /* insertion sort: k is small */
+        for (int j = i; j > 0 && sum[3 * order[j] + 2] > sum[3 * order[j - 1] + 2]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (int j = 0; j < k; j++)
+        rank[order[j]] = j;
+    for (int64_t i = 0; i < n; i++)
+        cluster[i] = rank[cluster[i]];
+    free(c), free(sum), free(d2), free(order), free(rank);
+    return 0;
+}
+
+int vdx_map_name_clusters(const float *vectors, const int32_t *cluster, int64_t n, int dims,
+                          int k, const float *vocab, int n_vocab, int *names, vdx_error *err)
+{
+    double *cen = calloc((size_t)k * dims, sizeof *cen);
+    if (!cen)
+        return vdx_fail_oom(err, "for %d cluster centroids", k);
+    for (int64_t i = 0; i < n; i++) {
+        if (cluster[i] < 0 || cluster[i] >= k) {
+            free(cen);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "item %lld: cluster %d outside 0..%d",
+                                 (long long)i, cluster[i], k - 1);
+        }
+        for (int j = 0; j < dims; j++)
+            cen[(int64_t)cluster[i] * dims + j] += vectors[i * dims + j];
+    }
+    for (int c = 0; c < k; c++) {
+        double *v = cen + (int64_t)c * dims, norm = 0;
+        for (int j = 0; j < dims; j++)
+            norm += v[j] * v[j];
+        names[c] = -1;
+        if (norm == 0)
+            continue;
+        double best = -INFINITY;
+        for (int w = 0; w < n_vocab; w++) {
+            const float *t = vocab + (int64_t)w * dims;
+            double dot = 0, tn = 0;
+            for (int j = 0; j < dims; j++)
+                dot += v[j] * t[j], tn += (double)t[j] * t[j];
+            double cosv = tn > 0 ? dot / sqrt(tn) : -INFINITY; /* |centroid| is common */
+            if (cosv > best)
+                best = cosv, names[c] = w;
+        }
+    }
+    free(cen);
+    return 0;
+}
