@@ -15,9 +15,11 @@ OPT      ?= -O2
 # says, every field after it (the kind); the warning would ask for `{{0}, 0}` everywhere.
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
             -Wno-missing-field-initializers
-CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fno-strict-aliasing \
+# OpenMP: the one thread pool (libgomp, which Debian's oneDNN runs on). oneDNN has no
+# pkg-config file in Debian (libdnnl-dev ships CMake files only): plain -ldnnl.
+CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fopenmp -fno-strict-aliasing \
             -Iinclude -Isrc -Itests $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lm -pthread
+LDLIBS   := $(PKG_LIBS) -ldnnl -lm -pthread -fopenmp
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
@@ -78,6 +80,9 @@ $(LIB): $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 
 $(VDX): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The row kernels of the towers are written to be vectorised (src/clip/kernels.c says why).
+$(BUILD)/obj/src/clip/kernels.o: CFLAGS += -fvect-cost-model=dynamic
 
 # The fault-injection test counts (and fails) every allocation of the library.
 $(BUILD)/tests/test_oom: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=strdup,--wrap=strndup

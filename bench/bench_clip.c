@@ -1,14 +1,15 @@
 /* Benchmark of the CLIP towers at full ViT-B/32 size. It writes a random checkpoint with
  * the exact shapes and config of openai/clip-vit-base-patch32 (model.safetensors, F32,
  * in a temporary directory; the tokenizer files come from ../shared/fixtures/clip-tiny,
- * which has the real vocabulary), loads it like any model, and prints: load time, images/s
- * for batches of 32, single-image latency, 7-token text latency, achieved GFLOP/s, peak
- * memory, and the cost of decoding+preprocessing a photo relative to embedding it.
- * Numbers only, never pass/fail.
+ * which has the real vocabulary), and loads it once per precision (fp32, bf16, int8). It
+ * prints the CPU model and a measured FMA peak, then per precision: the oneDNN
+ * implementation (ISA) its matmuls run on, load time and resident weights, images/s for
+ * batches of 32 with GFLOP/s as a fraction of the peak and the matmul-vs-rest split,
+ * single-image latency, text latency at 7 and 77 tokens, peak memory; and the ratios of
+ * the precisions measured in the same run. Numbers only, never pass/fail.
  *
  *   bench_clip [--threads N] [--rounds N] [--keep DIR]
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <immintrin.h>
+
 #include "vdx/clip.h"
+#include "clip/matmul.h"
 #include "bench.h"
 
 /* openai/clip-vit-base-patch32 */
@@ -232,23 +236,195 @@ static double vision_macs(void)
     return patches * 3 * PATCH * PATCH * V_DIM + V_LAYERS * layer + (double)V_DIM * PROJ;
 }
 
-/* The first photo of the Unsplash sample, to weigh preprocessing against embedding. */
-static int find_photo(char *path, size_t size)
+static double peak_gflops = 1, peak_per_cpu_s = 1;
+
+/* The model name line of /proc/cpuinfo. */
+static const char *cpu_model(void)
 {
-    const char *root = getenv("VDX_SHARED");
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/data/unsplash-sample/images", root && *root ? root : "../shared");
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char best[256] = "";
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.' && (!best[0] || strcmp(e->d_name, best) < 0))
-            snprintf(best, sizeof best, "%s", e->d_name);
-    if (d)
-        closedir(d);
-    if (!best[0])
-        return -1;
-    snprintf(path, size, "%s/%s", dir, best);
+    static char name[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(name, sizeof name, "%s", strchr(line, ':') + 2);
+            name[strcspn(name, "\n")] = 0;
+            break;
+        }
+    if (f)
+        fclose(f);
+    return name;
+}
+
+#define FMA_ROUNDS 50000000L
+
+/* Ten independent FMA chains (enough to hide the latency on current cores), kept in
+ * registers; returns a value so the loop is not optimised away. */
+#define FMA_KERNEL(name, isa, vec, set1, fmadd, width)                                 \
+    __attribute__((target(isa))) static float name(float seed)                             \
+    {                                                                                      \
+        vec m = set1(0.999999f), a = set1(1e-7f);                                          \
+        vec c0 = set1(seed), c1 = set1(seed + 1), c2 = set1(seed + 2), c3 = set1(seed + 3); \
+        vec c4 = set1(seed + 4), c5 = set1(seed + 5), c6 = set1(seed + 6);                 \
+        vec c7 = set1(seed + 7), c8 = set1(seed + 8), c9 = set1(seed + 9);                 \
+        for (long i = 0; i < FMA_ROUNDS; i++) {                                            \
+            c0 = fmadd(c0, m, a), c1 = fmadd(c1, m, a), c2 = fmadd(c2, m, a);              \
+            c3 = fmadd(c3, m, a), c4 = fmadd(c4, m, a), c5 = fmadd(c5, m, a);              \
+            c6 = fmadd(c6, m, a), c7 = fmadd(c7, m, a), c8 = fmadd(c8, m, a);              \
+            c9 = fmadd(c9, m, a);                                                          \
+        }                                                                                  \
+        float lanes[width], sum = 0;                                                       \
+        vec all[10] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9};                            \
+        for (int c = 0; c < 10; c++) {                                                     \
+            memcpy(lanes, &all[c], sizeof lanes);                                          \
+            for (int l = 0; l < width; l++)                                                \
+                sum += lanes[l];                                                           \
+        }                                                                                  \
+        return sum;                                                                        \
+    }
+FMA_KERNEL(fma_avx512, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps, 16)
+FMA_KERNEL(fma_avx2, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, 8)
+
+/* The float32 FMA peak (the widest vectors present), measured on `threads` threads: per
+ * second of wall time, and per CPU second (what one core gives while it runs; on a
+ * shared machine the wall figure also measures the neighbours). */
+static double fma_peak_gflops(int threads, double *per_cpu_second)
+{
+    int wide = __builtin_cpu_supports("avx512f");
+    volatile float sink = 0;
+    double t0 = vdx_now(), c0 = cpu_seconds();
+#pragma omp parallel num_threads(threads)
+    {
+        float v = wide ? fma_avx512(1.0f) : fma_avx2(1.0f);
+#pragma omp atomic
+        sink += v;
+    }
+    double s = vdx_now() - t0, cpu = cpu_seconds() - c0;
+    double flop = threads * (double)FMA_ROUNDS * 10 * (wide ? 16 : 8) * 2;
+    *per_cpu_second = flop / cpu / 1e9;
+    return flop / s / 1e9;
+}
+
+/* Loads the checkpoint in `precision` and prints its figures; *images_per_s gets the
+ * batch-32 rate. */
+static int run_precision(const char *dir, vdx_precision precision, int rounds,
+                         double *images_per_s)
+{
+    double t0;
+    long rss_before = status_kb("VmRSS");
+    reset_peak_rss();
+    t0 = vdx_now();
+    vdx_error err = {{0}};
+    vdx_clip_options options = {precision, precision, NULL, NULL};
+    vdx_clip_model *model = vdx_clip_load_with(dir, &options, &err);
+    if (!model) {
+        fprintf(stderr, "bench_clip: load failed: %s\n", err.message);
+        return 1;
+    }
+    double load_s = vdx_now() - t0;
+    long rss_loaded = status_kb("VmRSS"), peak_load = status_kb("VmHWM");
+    printf("\n== %s: matmuls on %s\n", vdx_precision_name(vdx_clip_image_precision(model)),
+           vdx_clip_image_isa(model));
+    printf("load: %.2f s; weights resident %.0f MB (RSS +%.0f MB), peak during load %.0f MB\n",
+           load_s, (rss_loaded - rss_before) / 1024.0, (rss_loaded - rss_before) / 1024.0,
+           peak_load / 1024.0);
+
+    const int batch = 32;
+    size_t image_floats = 3 * IMAGE * IMAGE;
+    float *pixels = malloc(batch * image_floats * sizeof *pixels);
+    float *out = malloc(batch * PROJ * sizeof *out);
+    rng_state = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < batch * image_floats; i++)
+        pixels[i] = 1.8f * uniform();
+    reset_peak_rss();
+    long rss_base = status_kb("VmRSS");
+
+    /* warm-up: first touches of scratch, the primitives of both batch shapes */
+    if (vdx_clip_embed_images(model, pixels, 1, out, &err) != 0 ||
+        vdx_clip_embed_images(model, pixels, batch, out, &err) != 0) {
+        fprintf(stderr, "bench_clip: %s\n", err.message);
+        return 1;
+    }
+    double macs = vision_macs();
+    double best_batch = 1e30, *samples = malloc(64 * sizeof *samples);
+    double best_split = 0;
+    for (int r = 0; r < rounds; r++) {
+        t0 = vdx_now();
+        double c0 = cpu_seconds();
+        unsigned long long m0 = clip_matmul_elapsed_ns();
+        vdx_clip_embed_images(model, pixels, batch, out, &err);
+        double s = vdx_now() - t0, cpu = cpu_seconds() - c0;
+        double in_matmul = (double)(clip_matmul_elapsed_ns() - m0) * 1e-9;
+        if (s < best_batch) {
+            best_batch = s;
+            best_split = in_matmul / s;
+        }
+        printf("  batch of %d: %.3f s (%.1f images/s), %.3f CPU s (%.1f GFLOP per CPU s = "
+               "%.0f%% of the peak per CPU s); matmul %.0f%%, rest %.0f%%\n",
+               batch, s, batch / s, cpu, 2 * macs * batch / cpu / 1e9,
+               100 * 2 * macs * batch / cpu / 1e9 / peak_per_cpu_s, 100 * in_matmul / s,
+               100 - 100 * in_matmul / s);
+        fflush(stdout);
+    }
+    double gflops = 2 * macs * batch / best_batch / 1e9;
+    printf("vision batch %d: %.1f images/s (best of %d), %.1f GFLOP/s = %.0f%% of the FMA peak "
+           "(%.2f GFLOP per image); matmul %.0f%% of the time, the rest %.0f%%\n",
+           batch, batch / best_batch, rounds, gflops, 100 * gflops / peak_gflops,
+           2 * macs / 1e9, 100 * best_split, 100 - 100 * best_split);
+    *images_per_s = batch / best_batch;
+    int singles = 5 * rounds;
+    double c0 = cpu_seconds();
+    for (int r = 0; r < singles; r++) {
+        t0 = vdx_now();
+        vdx_clip_embed_images(model, pixels, 1, out, &err);
+        samples[r] = vdx_now() - t0;
+    }
+    double single_cpu = (cpu_seconds() - c0) / singles;
+    double single = bench_median(samples, singles);
+    printf("vision single image: %.1f ms median of %d (min %.1f ms), %.1f GFLOP/s; "
+           "%.1f CPU ms each\n",
+           single * 1e3, singles, samples[0] * 1e3, 2 * macs / single / 1e9, single_cpu * 1e3);
+
+    static const int32_t ids[7] = {49406, 320, 1125, 539, 320, 2368, 49407};
+    int texts = 20 * rounds;
+    vdx_clip_embed_tokens(model, ids, 7, out, &err);
+    c0 = cpu_seconds();
+    for (int r = 0; r < texts; r++) {
+        t0 = vdx_now();
+        vdx_clip_embed_tokens(model, ids, 7, out, &err);
+        samples[r % 64] = vdx_now() - t0;
+    }
+    double text_cpu = (cpu_seconds() - c0) / texts;
+    int kept = texts < 64 ? texts : 64;
+    double text = bench_median(samples, kept);
+    printf("text 7 tokens: %.2f ms median (min %.2f ms); %.2f CPU ms each\n", text * 1e3,
+           samples[0] * 1e3, text_cpu * 1e3);
+    for (int r = 0; r < kept; r++) {
+        t0 = vdx_now();
+        vdx_clip_embed_text(model, "a photo of a cat", out, NULL, &err);
+        samples[r] = vdx_now() - t0;
+    }
+    printf("text \"a photo of a cat\" incl. tokenizer: %.2f ms median\n",
+           bench_median(samples, kept) * 1e3);
+    int32_t long_ids[77];
+    long_ids[0] = 49406;
+    for (int i = 1; i < 76; i++)
+        long_ids[i] = 320 + i;
+    long_ids[76] = 49407;
+    for (int r = 0; r < 5; r++) {
+        t0 = vdx_now();
+        vdx_clip_embed_tokens(model, long_ids, 77, out, &err);
+        samples[r] = vdx_now() - t0;
+    }
+    printf("text 77 tokens: %.2f ms median\n", bench_median(samples, 5) * 1e3);
+
+    long peak = status_kb("VmHWM");
+    printf("memory: peak while embedding %.0f MB = resident before + %.0f MB\n",
+           peak / 1024.0, (peak - rss_base) / 1024.0);
+
+    free(samples);
+    free(pixels);
+    free(out);
+    vdx_clip_free(model);
     return 0;
 }
 
@@ -331,129 +507,20 @@ int main(int argc, char **argv)
     if (!have_checkpoint)
         printf("write checkpoint: %.1f s\n", vdx_now() - t0);
 
-    long rss_before = status_kb("VmRSS");
-    t0 = vdx_now();
-    vdx_error err = {{0}};
-    vdx_clip_model *model = vdx_clip_load(dir, &err);
-    if (!model) {
-        fprintf(stderr, "bench_clip: load failed: %s\n", err.message);
-        remove_scratch(dir, keep);
-        return 1;
-    }
-    double load_s = vdx_now() - t0;
-    long rss_loaded = status_kb("VmRSS"), peak_load = status_kb("VmHWM");
-    printf("load: %.2f s; RSS %.0f MB after load (+%.0f MB), peak during load %.0f MB\n", load_s,
-           rss_loaded / 1024.0, (rss_loaded - rss_before) / 1024.0, peak_load / 1024.0);
-
-    const int batch = 32;
-    size_t image_floats = 3 * IMAGE * IMAGE;
-    float *pixels = malloc(batch * image_floats * sizeof *pixels);
-    float *out = malloc(batch * PROJ * sizeof *out);
-    for (size_t i = 0; i < batch * image_floats; i++)
-        pixels[i] = 1.8f * uniform();
-    reset_peak_rss();
-    long rss_base = status_kb("VmRSS");
-
-    /* warm-up: first touches of scratch and OpenBLAS buffers */
-    if (vdx_clip_embed_images(model, pixels, 1, out, &err) != 0) {
-        fprintf(stderr, "bench_clip: %s\n", err.message);
-        remove_scratch(dir, keep);
-        return 1;
-    }
-    double macs = vision_macs();
-    double best_batch = 1e30, *samples = malloc(64 * sizeof *samples);
-    for (int r = 0; r < rounds; r++) {
-        t0 = vdx_now();
-        double c0 = cpu_seconds();
-        vdx_clip_embed_images(model, pixels, batch, out, &err);
-        double s = vdx_now() - t0, cpu = cpu_seconds() - c0;
-        if (s < best_batch)
-            best_batch = s;
-        printf("  batch of %d: %.3f s (%.1f images/s), %.3f CPU s (%.1f GFLOP per CPU s)\n",
-               batch, s, batch / s, cpu, 2 * macs * batch / cpu / 1e9);
-        fflush(stdout);
-    }
-    printf("vision batch %d: %.1f images/s (best of %d), %.1f GFLOP/s (%.2f GFLOP per image)\n",
-           batch, batch / best_batch, rounds, 2 * macs * batch / best_batch / 1e9,
-           2 * macs / 1e9);
-
-    int singles = 5 * rounds;
-    double c0 = cpu_seconds();
-    for (int r = 0; r < singles; r++) {
-        t0 = vdx_now();
-        vdx_clip_embed_images(model, pixels, 1, out, &err);
-        samples[r] = vdx_now() - t0;
-    }
-    double single_cpu = (cpu_seconds() - c0) / singles;
-    double single = bench_median(samples, singles);
-    printf("vision single image: %.1f ms median of %d (min %.1f ms), %.1f GFLOP/s; "
-           "%.1f CPU ms each\n",
-           single * 1e3, singles, samples[0] * 1e3, 2 * macs / single / 1e9, single_cpu * 1e3);
-
-    static const int32_t ids[7] = {49406, 320, 1125, 539, 320, 2368, 49407};
-    int texts = 20 * rounds;
-    vdx_clip_embed_tokens(model, ids, 7, out, &err);
-    c0 = cpu_seconds();
-    for (int r = 0; r < texts; r++) {
-        t0 = vdx_now();
-        vdx_clip_embed_tokens(model, ids, 7, out, &err);
-        samples[r % 64] = vdx_now() - t0;
-    }
-    double text_cpu = (cpu_seconds() - c0) / texts;
-    int kept = texts < 64 ? texts : 64;
-    double text = bench_median(samples, kept);
-    printf("text 7 tokens: %.2f ms median (min %.2f ms); %.2f CPU ms each\n", text * 1e3,
-           samples[0] * 1e3, text_cpu * 1e3);
-    for (int r = 0; r < kept; r++) {
-        t0 = vdx_now();
-        vdx_clip_embed_text(model, "a photo of a cat", out, NULL, &err);
-        samples[r] = vdx_now() - t0;
-    }
-    printf("text \"a photo of a cat\" incl. tokenizer: %.2f ms median\n",
-           bench_median(samples, kept) * 1e3);
-    int32_t long_ids[77];
-    long_ids[0] = 49406;
-    for (int i = 1; i < 76; i++)
-        long_ids[i] = 320 + i;
-    long_ids[76] = 49407;
-    for (int r = 0; r < 5; r++) {
-        t0 = vdx_now();
-        vdx_clip_embed_tokens(model, long_ids, 77, out, &err);
-        samples[r] = vdx_now() - t0;
-    }
-    printf("text 77 tokens: %.2f ms median\n", bench_median(samples, 5) * 1e3);
-
-    long peak = status_kb("VmHWM");
-    printf("memory: weights %.0f MB resident; peak while embedding %.0f MB = weights + %.0f MB\n",
-           rss_base / 1024.0, peak / 1024.0, (peak - rss_base) / 1024.0);
-
-    char photo[4096];
-    if (find_photo(photo, sizeof photo) == 0) {
-        float *px = malloc(image_floats * sizeof *px);
-        int n = 10;
-        for (int r = 0; r < n; r++) {
-            t0 = vdx_now();
-            vdx_image img;
-            if (vdx_image_load(photo, &img, &err) != 0 ||
-                vdx_image_preprocess(&img, vdx_clip_get_preprocess(model), px, &err) != 0) {
-                printf("preprocess: %s\n", err.message);
-                break;
-            }
-            samples[r] = vdx_now() - t0;
-            if (r == 0)
-                printf("photo %s: %dx%d\n", strrchr(photo, '/') + 1, img.width, img.height);
-            vdx_image_free(&img);
-        }
-        double pre = bench_median(samples, n);
-        printf("decode+preprocess: %.2f ms per photo = %.1f%% of its embedding time in a "
-               "batch (%.1f ms)\n",
-               pre * 1e3, 100 * pre / (best_batch / batch), best_batch / batch * 1e3);
-        free(px);
-    }
-    free(samples);
-    free(pixels);
-    free(out);
-    vdx_clip_free(model);
+    int team = threads > 0 ? threads : vdx_cpu_count();
+    peak_gflops = fma_peak_gflops(team, &peak_per_cpu_s);
+    printf("CPU: %s; float32 FMA peak measured here (%s, %d thread(s)): %.0f GFLOP/s wall, "
+           "%.0f GFLOP per CPU second\n", cpu_model(),
+           __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2", team, peak_gflops,
+           peak_per_cpu_s);
+    const vdx_precision precisions[3] = {VDX_PRECISION_FP32, VDX_PRECISION_BF16,
+                                         VDX_PRECISION_INT8};
+    double rate[3] = {0};
+    for (int p = 0; p < 3 && rc == 0; p++)
+        rc = run_precision(dir, precisions[p], rounds, &rate[p]);
+    if (rc == 0)
+        printf("ratios at batch 32: bf16/fp32 %.2fx, int8/fp32 %.2fx (same run)\n",
+               rate[1] / rate[0], rate[2] / rate[0]);
     remove_scratch(dir, keep);
-    return 0;
+    return rc;
 }

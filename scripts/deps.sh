@@ -6,7 +6,7 @@ set -eu
 want="build-essential pkg-config ca-certificates curl
  libopenblas-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libutf8proc-dev
  libcjson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libzip-dev zlib1g-dev libssl-dev
- valgrind zip libhnswlib-dev wordnet-base"
+ valgrind zip libhnswlib-dev wordnet-base libdnnl-dev"
 case "${1:-}" in
   # fonts-wqy-zenhei: Chinese prompts render as text, not boxes, in the browser screenshots
   --test) want="$want clickhouse-server zookeeper chromium groff-base openssl fonts-wqy-zenhei fontconfig" ;;

@@ -1,8 +1,9 @@
-/* Tests of the CLIP kernels (src/clip/kernels.c). Thread teams: a Linear layer over a
- * text prompt's few rows gives bit-identical results on one thread, on threads started
- * per call, on a team, and on teams of concurrent callers, and agrees with a double
- * precision reference. The golden model is too small to split its layers over threads,
- * so these shapes are those of a CLIP text layer (7 rows, 512 -> 1536). Activations:
+/* Tests of the CLIP kernels (src/clip/kernels.c, src/clip/matmul.c). The oneDNN matmul
+ * of a Linear layer over a text prompt's few rows agrees with a double precision
+ * reference in fp32 (1, 2, 4 threads within 1e-6 of each other), bf16 and int8 within
+ * their rounding; concurrent callers sharing one packed matrix get identical results.
+ * The golden model is too small to split its layers over threads, so these shapes are
+ * those of a CLIP text layer (7 rows, 512 -> 1536). Activations:
  * QuickGELU and the exact erf GELU (`hidden_act: gelu`, which no golden fixture uses)
  * against their definitions in double and torch's values. */
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "clip/kernels.h"
+#include "clip/matmul.h"
 #include "test.h"
 
 enum { ROWS = 7, OUT = 1536, IN = 512, CALLERS = 4, CALLS_PER_CALLER = 10 };
@@ -33,69 +35,113 @@ static void fill_all(void)
     fill(bias, OUT, &state);
 }
 
-TEST(team_matches_per_call_threads_and_one_thread)
+/* The double-precision reference of row r, column c (+ bias). */
+static double reference(int r, int c)
 {
-    static float one[ROWS * OUT], per_call[ROWS * OUT], teamed[ROWS * OUT];
-    clip_kernels_set_threads(1);
-    clip_linear(one, inputs, weights, bias, ROWS, OUT, IN);
-    clip_kernels_set_threads(2);
-    clip_linear(per_call, inputs, weights, bias, ROWS, OUT, IN);
-    clip_team *team = clip_team_begin(ROWS);
-    REQUIRE(team != NULL, "no team for %d rows on 2 threads", ROWS);
-    clip_linear(teamed, inputs, weights, bias, ROWS, OUT, IN);
-    clip_linear_residual(teamed, inputs, weights, bias, ROWS, OUT, IN);
-    clip_team_end(team);
-    CHECK(memcmp(one, per_call, sizeof one) == 0, "2 threads differ from 1 thread");
-    double worst = 0;
-    for (int r = 0; r < ROWS; r++)
-        for (int c = 0; c < OUT; c++) {
-            double dot = bias[c];
-            for (int i = 0; i < IN; i++)
-                dot += (double)inputs[r * IN + i] * weights[c * IN + i];
-            double delta = fabs(2 * (double)one[r * OUT + c] - teamed[r * OUT + c]);
-            if (teamed[r * OUT + c] != 2 * one[r * OUT + c])
-                worst = delta > worst ? delta : worst;
-            double error = fabs(one[r * OUT + c] - dot);
-            CHECK(error <= 1e-4, "row %d column %d: %.9g, reference %.9g", r, c,
-                  one[r * OUT + c], dot);
-            if (error > 1e-4)
-                return;
-        }
-    CHECK(worst == 0, "team residual is not exactly twice the output (off by %g)", worst);
+    double dot = bias[c];
+    for (int i = 0; i < IN; i++)
+        dot += (double)inputs[r * IN + i] * weights[c * IN + i];
+    return dot;
 }
 
-TEST(team_only_for_few_rows_and_several_threads)
+/* Worst |out - reference| relative to the row's largest reference value. */
+static double worst_error(const float *out)
 {
+    double worst = 0;
+    for (int r = 0; r < ROWS; r++) {
+        double scale = 0;
+        for (int c = 0; c < OUT; c++)
+            scale = fmax(scale, fabs(reference(r, c)));
+        for (int c = 0; c < OUT; c++)
+            worst = fmax(worst, fabs(out[r * OUT + c] - reference(r, c)) / scale);
+    }
+    return worst;
+}
+
+/* fp32 on 1, 2 and 4 threads agrees with the reference and, to 1e-6 relative, with itself;
+ * the residual form adds exactly what the plain form computes. */
+TEST(fp32_matmul_matches_reference_on_1_2_4_threads)
+{
+    static float out[3][ROWS * OUT], twice[ROWS * OUT];
+    vdx_error err = {{0}};
+    clip_matrix w;
+    REQUIRE(clip_matrix_pack(&w, weights, OUT, IN, VDX_PRECISION_FP32, &err) == 0, "%s",
+            err.message);
+    const int threads[3] = {1, 2, 4};
+    for (int t = 0; t < 3; t++) {
+        clip_kernels_set_threads(threads[t]);
+        clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
+        CHECK(clip_matmul(out[t], inputs, &w, bias, ROWS, 0, &err) == 0, "%s", err.message);
+    }
+    double worst = worst_error(out[0]);
+    CHECK(worst <= 1e-5, "fp32 off the double reference by %g", worst);
+    for (int t = 1; t < 3; t++)
+        for (int i = 0; i < ROWS * OUT; i++)
+            if (fabsf(out[t][i] - out[0][i]) > 1e-6f * fmaxf(1.0f, fabsf(out[0][i]))) {
+                CHECK(0, "%d threads: element %d is %.9g, 1 thread %.9g", threads[t], i,
+                      out[t][i], out[0][i]);
+                break;
+            }
+    memcpy(twice, out[0], sizeof twice);
     clip_kernels_set_threads(2);
-    CHECK(clip_team_begin(25) == NULL, "a team for 25 rows (GEMM territory)");
-    clip_team *team = clip_team_begin(ROWS);
-    CHECK(team != NULL, "no team for %d rows", ROWS);
-    CHECK(clip_team_begin(ROWS) == NULL, "a nested team");
-    clip_team_end(team);
-    clip_kernels_set_threads(1);
-    CHECK(clip_team_begin(ROWS) == NULL, "a team with one thread");
-    clip_team_end(NULL);
+    clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
+    CHECK(clip_matmul(twice, inputs, &w, bias, ROWS, 1, &err) == 0, "%s", err.message);
+    double off = 0;
+    for (int i = 0; i < ROWS * OUT; i++)
+        off = fmax(off, fabs(twice[i] - 2.0 * out[1][i]) / fmax(1.0, fabs(out[1][i])));
+    CHECK(off <= 1e-6, "the residual form is off twice the output by %g", off);
+    clip_matrix_free(&w);
+}
+
+/* bf16 (where native) and int8 stay within their rounding of the reference. */
+TEST(bf16_and_int8_matmul_near_reference)
+{
+    static float out[ROWS * OUT];
+    vdx_error err = {{0}};
+    const vdx_precision precisions[2] = {VDX_PRECISION_BF16, VDX_PRECISION_INT8};
+    const double bounds[2] = {1e-2, 3e-2};
     clip_kernels_set_threads(2);
+    clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
+    for (int p = 0; p < 2; p++) {
+        if (precisions[p] == VDX_PRECISION_BF16 && !clip_cpu_has_bf16()) {
+            SKIP("bf16: CPU lacks avx512_bf16");
+            continue;
+        }
+        clip_matrix w;
+        REQUIRE(clip_matrix_pack(&w, weights, OUT, IN, precisions[p], &err) == 0, "%s",
+                err.message);
+        CHECK(clip_matmul(out, inputs, &w, bias, ROWS, 0, &err) == 0, "%s", err.message);
+        double worst = worst_error(out);
+        CHECK(worst <= bounds[p] && worst > 0, "%s off the reference by %g (bound %g)",
+              vdx_precision_name(precisions[p]), worst, bounds[p]);
+        clip_matrix_free(&w);
+    }
 }
 
 static float expected[ROWS * OUT];
 static float results[CALLERS][ROWS * OUT];
+static clip_matrix shared_matrix;
 
 static void *caller(void *arg)
 {
     float *out = arg;
-    for (int call = 0; call < CALLS_PER_CALLER; call++) {
-        clip_team *team = clip_team_begin(ROWS);
-        clip_linear(out, inputs, weights, bias, ROWS, OUT, IN);
-        clip_team_end(team);
-    }
+    vdx_error err = {{0}};
+    clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
+    for (int call = 0; call < CALLS_PER_CALLER; call++)
+        if (clip_matmul(out, inputs, &shared_matrix, bias, ROWS, 0, &err) != 0)
+            memset(out, 0, sizeof expected);
     return NULL;
 }
 
-TEST(concurrent_teams_are_identical)
+TEST(concurrent_and_repeated_calls_are_identical)
 {
+    vdx_error err = {{0}};
+    REQUIRE(clip_matrix_pack(&shared_matrix, weights, OUT, IN, VDX_PRECISION_FP32, &err) == 0,
+            "%s", err.message);
     clip_kernels_set_threads(2);
-    clip_linear(expected, inputs, weights, bias, ROWS, OUT, IN);
+    clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
+    REQUIRE(clip_matmul(expected, inputs, &shared_matrix, bias, ROWS, 0, &err) == 0, "%s",
+            err.message);
     pthread_t ids[CALLERS];
     for (int t = 0; t < CALLERS; t++)
         REQUIRE(pthread_create(&ids[t], NULL, caller, results[t]) == 0, "thread %d", t);
@@ -103,6 +149,27 @@ TEST(concurrent_teams_are_identical)
         pthread_join(ids[t], NULL);
     for (int t = 0; t < CALLERS; t++)
         CHECK(memcmp(results[t], expected, sizeof expected) == 0, "caller %d differs", t);
+    clip_matrix_free(&shared_matrix);
+}
+
+TEST(precision_names_parse_and_refuse)
+{
+    vdx_error err = {{0}};
+    vdx_precision p = VDX_PRECISION_AUTO;
+    CHECK(vdx_precision_parse("int8", &p, &err) == 0 && p == VDX_PRECISION_INT8, "int8");
+    CHECK(strcmp(vdx_precision_name(VDX_PRECISION_BF16), "bf16") == 0, "bf16 name");
+    CHECK(vdx_precision_parse("fp16", &p, &err) != 0 && err.kind == VDX_ERR_INVALID &&
+              strstr(err.message, "'fp16': expected fp32, bf16, int8 or auto"),
+          "%s", err.message);
+    const char *why = NULL;
+    vdx_precision got = vdx_precision_resolve(VDX_PRECISION_BF16, &why);
+    if (clip_cpu_has_bf16())
+        CHECK(got == VDX_PRECISION_BF16 && !why, "bf16 on a bf16 CPU became %s",
+              vdx_precision_name(got));
+    else
+        CHECK(got == VDX_PRECISION_FP32 && why && strstr(why, "running fp32"), "fallback");
+    CHECK(vdx_precision_resolve(VDX_PRECISION_AUTO, NULL) != VDX_PRECISION_AUTO,
+          "auto stays auto");
 }
 
 /* act(x + bias) for x in [-8, 8], against the definitions computed in double, and the
@@ -146,9 +213,10 @@ TEST(activations_match_their_definitions)
 int main(void)
 {
     fill_all();
-    RUN(team_matches_per_call_threads_and_one_thread);
-    RUN(team_only_for_few_rows_and_several_threads);
-    RUN(concurrent_teams_are_identical);
+    RUN(fp32_matmul_matches_reference_on_1_2_4_threads);
+    RUN(bf16_and_int8_matmul_near_reference);
+    RUN(concurrent_and_repeated_calls_are_identical);
+    RUN(precision_names_parse_and_refuse);
     RUN(activations_match_their_definitions);
     return test_summary("clip_kernels");
 }

@@ -71,12 +71,56 @@ int vdx_clip_pull_progress(const char *repo_id, const char *revision, char *dir,
 int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t dir_size,
                   vdx_error *err);
 
+/* The arithmetic of the towers' matrix products (docs/clip-engine.md).
+ * FP32: float32 throughout (the golden tolerances). BF16: weights held in bfloat16,
+ * bf16 inputs to the products, float32 accumulation, LayerNorm/softmax/residual in
+ * float32; needs AVX512_BF16 or AMX, else the model runs FP32 and says so once. INT8:
+ * weights per output channel and activations per row quantised to int8, int32
+ * accumulation, everything else float32. AUTO: the fastest precision this CPU runs
+ * natively that meets the fidelity floors (BF16 where native, else FP32). */
+typedef enum vdx_precision {
+    VDX_PRECISION_AUTO,
+    VDX_PRECISION_FP32,
+    VDX_PRECISION_BF16,
+    VDX_PRECISION_INT8,
+} vdx_precision;
+
+/* "auto", "fp32", "bf16", "int8". */
+const char *vdx_precision_name(vdx_precision precision);
+/* Parses one of those names (VDX_ERR_INVALID naming the accepted ones otherwise). */
+int vdx_precision_parse(const char *text, vdx_precision *out, vdx_error *err);
+/* What a request runs as on this CPU: AUTO becomes a concrete precision, BF16 becomes
+ * FP32 without native bf16 (*why, when not NULL, then says why; else NULL). */
+vdx_precision vdx_precision_resolve(vdx_precision requested, const char **why);
+/* $VDX_PRECISION when set and valid, else fallback (an invalid value is an error). */
+int vdx_precision_from_env(vdx_precision fallback, vdx_precision *out, vdx_error *err);
+
+/* A message for people the library does not print itself (the CLI writes it to stderr,
+ * the server to its log). */
+typedef void (*vdx_notice_fn)(const char *message, void *user);
+
+typedef struct vdx_clip_options {
+    vdx_precision image_precision, text_precision; /* 0 (AUTO) for image, see above */
+    vdx_notice_fn notice;                           /* may be NULL */
+    void *notice_user;
+} vdx_clip_options;
+
 /* Loads config.json, the weights (model.safetensors, else pytorch_model.bin),
- * the tokenizer and preprocessor_config.json from a model directory. */
+ * the tokenizer and preprocessor_config.json from a model directory; both towers FP32. */
 vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err);
+/* The same with the towers' precisions (resolved with vdx_precision_resolve; a
+ * fallback is reported once through options->notice). */
+vdx_clip_model *vdx_clip_load_with(const char *model_dir, const vdx_clip_options *options,
+                                   vdx_error *err);
+/* The precision each tower runs (never AUTO), and the oneDNN implementation its matrix
+ * products use, e.g. "brg:avx512_core_bf16". */
+vdx_precision vdx_clip_image_precision(const vdx_clip_model *model);
+vdx_precision vdx_clip_text_precision(const vdx_clip_model *model);
+const char *vdx_clip_image_isa(const vdx_clip_model *model);
 void vdx_clip_free(vdx_clip_model *model);
 
-/* Threads used by the towers (default: all cores). Process-wide. */
+/* Threads used by the towers, oneDNN and the store's scan (default: all cores; one
+ * OpenMP pool). Process-wide. */
 void vdx_clip_set_threads(int threads);
 
 /* The identity a collection records for vectors of this model: name, fingerprint

@@ -7,6 +7,7 @@
 #define VDX_MCLIP_H
 
 #include "vdx/common.h"
+#include "vdx/clip.h" /* vdx_precision */
 #include "vdx/sentencepiece.h"
 
 typedef struct vdx_mclip_config {
@@ -27,6 +28,10 @@ int vdx_mclip_is_model_dir(const char *model_dir);
  * none); the word-embedding table is used in place from the weight file when it is
  * float32, everything else is copied into one float32 arena. */
 vdx_mclip_model *vdx_mclip_load(const char *model_dir, vdx_error *err);
+/* The same with the precision of the matrix products (vdx/clip.h: resolved with
+ * vdx_precision_resolve; vdx_mclip_load is FP32). */
+vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision precision,
+                                          vdx_error *err);
 void vdx_mclip_free(vdx_mclip_model *model);
 
 const vdx_mclip_config *vdx_mclip_get_config(const vdx_mclip_model *model);

@@ -36,6 +36,7 @@ typedef struct vdx_server_options {
                                 * (?collection=NAME, GET /api/collections) */
     const char *model_dir;     /* resolved CLIP model directory; NULL: no model, so
                                 * text and image queries answer 503 */
+    const struct vdx_clip_options *clip_options; /* its precisions (vdx/clip.h); NULL: fp32 */
     const struct vdx_text_model *text_model; /* prompts go through this text tower
                                 * (borrowed; checked against the collection by the
                                 * caller); NULL: the CLIP model's own */

@@ -44,6 +44,14 @@ int cli_last_status(void);
 /* Prints "vdx CMD: message\nTry 'vdx CMD --help'." to stderr; returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* --precision P (NULL: $VDX_PRECISION, else the command's default): the precision of
+ * the models cli_load_model loads from now on. Given (option or environment), it applies
+ * to both towers; by default the image tower gets image_default and text prompts fp32.
+ * Returns 0, or prints the usage error and returns 2. */
+int cli_use_precision(const char *cmd, const char *arg, vdx_precision image_default);
+/* The load options cli_use_precision set (for `vdx serve`, which loads in the server). */
+const vdx_clip_options *cli_clip_options(void);
+
 /* --model argument (NULL: $VDX_MODEL, else the default repo id) → loaded model.
  * Applies --threads when > 0. Prints the error and returns NULL on failure. */
 vdx_clip_model *cli_load_model(const char *model_arg, int threads);

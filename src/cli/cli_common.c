@@ -74,6 +74,29 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
+static void print_notice(const char *message, void *user)
+{
+    fprintf(stderr, "vdx: %s\n", message);
+}
+
+static vdx_clip_options load_options = {VDX_PRECISION_FP32, VDX_PRECISION_FP32, print_notice,
+                                        NULL};
+
+int cli_use_precision(const char *cmd, const char *arg, vdx_precision image_default)
+{
+    vdx_error err = {{0}};
+    vdx_precision p;
+    if (arg ? vdx_precision_parse(arg, &p, &err) != 0
+            : vdx_precision_from_env(VDX_PRECISION_AUTO, &p, &err) != 0)
+        return cli_usage_error(cmd, "%s", err.message);
+    int given = arg || (getenv("VDX_PRECISION") && *getenv("VDX_PRECISION"));
+    load_options.image_precision = given ? p : image_default;
+    load_options.text_precision = given ? p : VDX_PRECISION_FP32;
+    return 0;
+}
+
+const vdx_clip_options *cli_clip_options(void) { return &load_options; }
+
 vdx_clip_model *cli_load_model(const char *model_arg, int threads)
 {
     if (!model_arg || !*model_arg)
@@ -88,7 +111,7 @@ vdx_clip_model *cli_load_model(const char *model_arg, int threads)
         cli_fail(&err, "%s", err.message);
         return NULL;
     }
-    vdx_clip_model *model = vdx_clip_load(dir, &err);
+    vdx_clip_model *model = vdx_clip_load_with(dir, &load_options, &err);
     if (!model)
         cli_fail(&err, "%s", err.message);
     return model;

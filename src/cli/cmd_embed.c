@@ -50,6 +50,7 @@ static void usage(FILE *out)
             "  --format F        jsonl (default) or npy (binary: redirect stdout to a file)\n"
             "  --batch N         images per forward pass (default 32)\n"
             "  --threads N       threads for the model (default: all cores)\n"
+            "  --precision P     fp32 (default), bf16, int8 or auto ($VDX_PRECISION)\n"
             "  -h, --help        this help\n\n"
             "Vectors are unnormalised by default, exactly as transformers'\n"
             "get_image_features / get_text_features; floats print with 9 significant\n"
@@ -285,7 +286,8 @@ int cmd_embed(int argc, char **argv)
         {"model", required_argument, NULL, 'm'},  {"normalize", no_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'}, {"batch", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"precision", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0}};
+    const char *precision_arg = NULL;
     embed_run run = {0};
     run.batch = 32;
     const char *model_arg = NULL;
@@ -313,6 +315,7 @@ int cmd_embed(int argc, char **argv)
             break;
         case 'b': rc = parse_positive(optarg, "--batch", 4096, &run.batch); break;
         case 'j': rc = parse_positive(optarg, "--threads", 256, &threads); break;
+        case 'P': precision_arg = optarg; break;
         case 'h':
             usage(stdout);
             free(run.inputs);
@@ -326,6 +329,8 @@ int cmd_embed(int argc, char **argv)
                              "texts after --text)", argv[optind]);
     if (rc == 0 && run.n_inputs == 0)
         rc = cli_usage_error("embed", "nothing to embed: give --image or --text");
+    if (rc == 0)
+        rc = cli_use_precision("embed", precision_arg, VDX_PRECISION_FP32);
     if (rc == 0 && run.npy && cli_stdout_is_tty())
         rc = cli_usage_error("embed", "--format npy writes binary data: redirect stdout to a "
                              "file or a pipe");

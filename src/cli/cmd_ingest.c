@@ -59,6 +59,8 @@ static void print_help(FILE *out)
             "                      (default: $VDX_MODEL, else the collection's model,\n"
             "                      else %s)\n"
             "  --threads N         threads for decoding and for the model (default: all cores)\n"
+            "  --precision P       the image tower's: auto (default: bf16 where the CPU has it,\n"
+            "                      else fp32), fp32, bf16 or int8 ($VDX_PRECISION)\n"
             "  --batch N           images per embedding batch and transaction (default: 32)\n"
             "  --limit N           only the first N items of the source\n"
             "  --parallel N        simultaneous downloads (default: 16)\n"
@@ -208,7 +210,8 @@ int cmd_ingest(int argc, char **argv)
         {"no-cache", no_argument, 0, 'n'},         {"help", no_argument, 0, 'h'},
         {"ids", required_argument, 0, 'I'},        {"meta", required_argument, 0, 'M'},
         {"exact-decode", no_argument, 0, 'x'},
-        {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'P'},  {0, 0, 0, 0}};
+    const char *precision_arg = NULL;
     vdx_store_options so = {0};
     vdx_ingest_options io;
     vdx_ingest_options_default(&io);
@@ -224,6 +227,7 @@ int cmd_ingest(int argc, char **argv)
             continue;
         switch (c) {
         case 'm': model_arg = optarg; break;
+        case 'P': precision_arg = optarg; break;
         case 't':
             if (parse_count("ingest", "--threads", optarg, 1, &threads))
                 return 2;
@@ -269,6 +273,8 @@ int cmd_ingest(int argc, char **argv)
     const char *kind = argv[optind], *path = argv[optind + 1];
     if (threads > 0)
         io.workers = (int)threads;
+    if (cli_use_precision("ingest", precision_arg, VDX_PRECISION_AUTO) != 0)
+        return 2;
     if (!strcmp(kind, "vectors"))
         return ingest_vectors(path, ids_path, meta_path, model_arg, &so, &io);
     if (ids_path || meta_path)

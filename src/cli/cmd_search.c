@@ -35,6 +35,7 @@ static void print_help(FILE *out)
             "                      languages; it must share the collection's space\n"
             "  --force-text-model  accept a text model not known to share that space\n"
             "  --threads N         threads for the model\n"
+            "  --precision P       the prompt's: fp32 (default), bf16, int8 or auto ($VDX_PRECISION)\n"
             "  -k N                number of results (default: 9)\n"
             "  --offset N          skip the first N results (paging)\n"
             "  --exclude ID,...    never return these ids (repeatable)\n"
@@ -211,6 +212,7 @@ int cmd_search(int argc, char **argv)
         CLI_STORE_LONGOPTS,
         {"model", required_argument, 0, 'm'},
         {"threads", required_argument, 0, 't'},    {"offset", required_argument, 0, 'o'},
+        {"precision", required_argument, 0, 'P'},
         {"exclude", required_argument, 0, 'x'},    {"where", required_argument, 0, 'w'},
         {"image", required_argument, 0, 'i'},      {"json", no_argument, 0, 'j'},
         {"like", required_argument, 0, 'l'},       {"help", no_argument, 0, 'h'},
@@ -219,6 +221,7 @@ int cmd_search(int argc, char **argv)
         {0, 0, 0, 0}};
     vdx_store_options so = {0};
     const char *model_arg = NULL, *image = NULL, *where = NULL, *like = NULL, *text_arg = NULL;
+    const char *precision_arg = NULL;
     const char *vector = NULL;
     int force_text = 0, exact = 0;
     long k = 9, offset = 0, threads = 0;
@@ -234,6 +237,7 @@ int cmd_search(int argc, char **argv)
             continue;
         switch (c) {
         case 'm': model_arg = optarg; break;
+        case 'P': precision_arg = optarg; break;
         case 'w': where = optarg; break;
         case 'i': image = optarg; break;
         case 'l': like = optarg; break;
@@ -271,6 +275,9 @@ int cmd_search(int argc, char **argv)
             goto out;
         }
     }
+    if ((status = cli_use_precision("search", precision_arg, VDX_PRECISION_FP32)) != 0)
+        goto out;
+    status = 1;
     const char *prompt = optind < argc ? argv[optind] : NULL;
     if (argc - optind > 1) {
         status = cli_usage_error("search", "one prompt only (quote it: \"a red bicycle\")");

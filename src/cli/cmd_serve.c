@@ -30,6 +30,8 @@ static void usage(FILE *out)
             "  --host H           address to listen on (default: 127.0.0.1, this machine only)\n"
             "  --port P           port (default: 8080; 0 picks a free one)\n"
             "  --threads N        request threads (default: 2 x cores, at least 4)\n"
+            "  --precision P      image uploads: auto (default), fp32, bf16, int8; prompts fp32\n"
+            "                     unless given ($VDX_PRECISION; docs/clip-engine.md)\n"
             "  --token T          access token for the page and the API (default: $VDX_TOKEN,\n"
             "                     else a random one); the printed URL carries it\n"
             "  --no-token         no access token (loopback addresses only)\n"
@@ -92,8 +94,9 @@ int cmd_serve(int argc, char **argv)
         {"read-only", no_argument, 0, 'R'},        {"tls-cert", required_argument, 0, 'C'},
         {"tls-key", required_argument, 0, 'K'},    {"text-model", required_argument, 0, 'X'},
         {"force-text-model", no_argument, 0, 'F'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"precision", required_argument, 0, 'P'}, {0, 0, 0, 0},
     };
+    const char *precision_arg = NULL;
     vdx_server_options opts = {.host = "127.0.0.1", .port = 8080};
     const char *model_arg = NULL, *text_arg = NULL;
     int opt, force_text = 0;
@@ -105,6 +108,7 @@ int cmd_serve(int argc, char **argv)
             continue;
         switch (opt) {
         case 'm': model_arg = optarg; break;
+        case 'P': precision_arg = optarg; break;
         case 'H': opts.host = optarg; break;
         case 'p':
             opts.port = (int)strtol(optarg, &end, 10);
@@ -140,6 +144,9 @@ int cmd_serve(int argc, char **argv)
         return cli_usage_error("serve", "%s", err.message);
     if (!opts.tls_cert != !opts.tls_key)
         return cli_usage_error("serve", "--tls-cert and --tls-key go together");
+    if (cli_use_precision("serve", precision_arg, VDX_PRECISION_AUTO) != 0)
+        return 2;
+    opts.clip_options = cli_clip_options();
     char model_dir[4096];
     int have_model = 0;
     if (resolve_model(model_arg, &opts.store, model_dir, sizeof model_dir, &have_model) != 0)

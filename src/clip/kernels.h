@@ -1,28 +1,20 @@
-/* The numeric kernels of the CLIP towers (src/clip/kernels.c): matrix products through
- * OpenBLAS, LayerNorm, activations, attention, and a small pthread fork-join used to
- * spread row- and head-parallel loops over the cores. Private to src/clip/. */
+/* The numeric kernels of the transformer towers besides the Linear layers (those are in
+ * clip/matmul.h): LayerNorm, activations, attention, their row and head loops on OpenMP's
+ * thread team. Private to src/clip/. */
 #ifndef VDX_CLIP_KERNELS_H
 #define VDX_CLIP_KERNELS_H
 
-/* Threads used by the kernels' own parallel loops and by OpenBLAS (>= 1). */
+/* Threads used by the kernels' parallel loops, oneDNN and OpenBLAS (>= 1). */
 void clip_kernels_set_threads(int threads);
 int clip_kernels_threads(void);
-
-/* A forward pass over at most 24 rows (a text prompt) may run its parallel calls on a
- * team: helper threads started once for the pass instead of once per call. Begin and
- * end on the same thread; NULL (no team: each call starts its own threads) for larger
- * passes, one thread, or when threads cannot be started. clip_team_end(NULL) is a no-op. */
-typedef struct clip_team clip_team;
-clip_team *clip_team_begin(int rows);
-void clip_team_end(clip_team *team);
-
-/* out[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n] when bias != NULL): a Linear layer
- * with PyTorch's [out, in] weight layout. */
-void clip_linear(float *out, const float *x, const float *w, const float *bias, int m, int n,
-                 int k);
-/* h[m][n] += sum_k x[m][k] * w[n][k] + bias[n]: a Linear layer added to the residual. */
-void clip_linear_residual(float *h, const float *x, const float *w, const float *bias,
-                          int m, int n, int k);
+/* Sets the calling thread's OpenMP team size for a pass over `rows` token rows: every
+ * public entry point of a tower calls it first (OpenMP's thread count is per calling
+ * thread). Passes over at most CLIP_FEW_ROWS rows (a text prompt) run on the calling
+ * thread alone: they are memory-bound, made of ~100 short parallel regions, and
+ * libgomp's idle workers spin between regions, which on a busy machine cost 10x the
+ * work (docs/clip-engine.md, "Threads"); larger passes use clip_kernels_threads(). */
+#define CLIP_FEW_ROWS 24
+void clip_kernels_enter(int rows);
 
 /* Per row of `dim` values: (x - mean) / sqrt(var + eps) * gamma + beta, with the mean
  * and the biased variance accumulated in double. out may equal in. */

@@ -2,7 +2,8 @@
  * two towers exactly as transformers' CLIPModel.get_image_features / get_text_features
  * (docs/clip-model.md, "Forward pass"), llama2.c style: a config, a struct of weight
  * pointers per tower, per-call scratch, and one forward function per tower that reads
- * top to bottom. The heavy lifting is in kernels.c (OpenBLAS GEMMs, row loops).
+ * top to bottom. Every Linear layer is a oneDNN matmul (matmul.c) whose weights were
+ * packed at load in the tower's precision; the rest is kernels.c.
  *
  * Vision runs images in batches of VISION_BATCH so that every Linear layer is one GEMM
  * over batch·tokens rows; text runs only the tokens up to the pooled end-of-text token,
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "clip/kernels.h"
+#include "clip/matmul.h"
 #include "clip/modelfiles.h"
 #include "clip/weights.h"
 
@@ -30,25 +32,31 @@
 #define VISION_BATCH 32
 
 /* Weights of one pre-LN encoder layer. The q, k and v projections are stacked into one
- * [3·dim][dim] matrix so that a single GEMM computes all three. */
+ * [3·dim][dim] matrix so that a single matmul computes all three. */
 typedef struct layer_weights {
     float *norm1_w, *norm1_b;
-    float *qkv_w, *qkv_b;
-    float *out_w, *out_b;
+    clip_matrix qkv;
+    float *qkv_b;
+    clip_matrix out;
+    float *out_b;
     float *norm2_w, *norm2_b;
-    float *fc1_w, *fc1_b;
-    float *fc2_w, *fc2_b;
+    clip_matrix fc1;
+    float *fc1_b;
+    clip_matrix fc2;
+    float *fc2_b;
 } layer_weights;
 
 typedef struct tower_weights {
-    float *patch_embedding;    /* vision: [dim][channels·patch·patch] */
+    clip_matrix patch_embedding; /* vision: [dim][channels·patch·patch] */
     float *class_embedding;    /* vision: [dim] */
     float *pre_norm_w, *pre_norm_b; /* vision: pre_layrnorm */
     float *token_embedding;    /* text: [vocab][dim] */
     float *position_embedding; /* [positions][dim] */
     layer_weights *layers;
     float *final_norm_w, *final_norm_b; /* vision post_layernorm, text final_layer_norm */
-    float *projection;         /* [projection_dim][dim] */
+    float *projection;         /* [projection_dim][dim], float32 (the fingerprint's) */
+    clip_matrix projection_matrix; /* the same, packed */
+    vdx_precision precision;
 } tower_weights;
 
 struct vdx_clip_model {
@@ -56,7 +64,7 @@ struct vdx_clip_model {
     vdx_preprocess_config preprocess;
     vdx_tokenizer *tokenizer;
     tower_weights vision, text;
-    float *arena; /* every weight, converted to float32 once */
+    float *arena; /* the weights besides the packed matrices, float32 */
     size_t arena_floats;
     char name[256];
     char fingerprint[65];
@@ -99,6 +107,9 @@ typedef struct weight_loader {
     size_t used; /* floats */
     vdx_error *err;
     int failed;
+    float *staging;        /* a Linear weight in float32 on its way to being packed */
+    size_t staging_floats; /* the largest one, measured in the first pass */
+    vdx_precision precision; /* of the tower being loaded */
 } weight_loader;
 
 static float *reserve(weight_loader *ld, size_t count)
@@ -153,6 +164,33 @@ static float *load_tensor(weight_loader *ld, const char *name, int ndim, const i
     return dst;
 }
 
+/* A Linear weight made of `parts` tensors of the same shape stacked along the rows
+ * (q, k, v), packed for oneDNN; in float32 only briefly, in the staging buffer. */
+static void load_matrix(weight_loader *ld, clip_matrix *dst, int parts, char names[][256],
+                        int ndim, const int64_t *shape)
+{
+    size_t count = shape_count(ndim, shape);
+    if (!ld->arena) {
+        if ((size_t)parts * count > ld->staging_floats)
+            ld->staging_floats = (size_t)parts * count;
+        return;
+    }
+    for (int p = 0; p < parts; p++)
+        load_into(ld, ld->staging + (size_t)p * count, names[p], ndim, shape);
+    if (!ld->failed && clip_matrix_pack(dst, ld->staging, parts * (int)shape[0],
+                                        (int)(count / (size_t)shape[0]), ld->precision,
+                                        ld->err) != 0)
+        ld->failed = 1;
+}
+
+static void load_linear(weight_loader *ld, clip_matrix *dst, const char *name, int64_t rows,
+                        int64_t cols)
+{
+    char names[1][256];
+    snprintf(names[0], sizeof names[0], "%s", name);
+    load_matrix(ld, dst, 1, names, 2, (const int64_t[]){rows, cols});
+}
+
 static float *load_1d(weight_loader *ld, const char *name, int64_t n)
 {
     return load_tensor(ld, name, 1, (const int64_t[]){n});
@@ -173,25 +211,26 @@ static void load_layers(weight_loader *ld, const char *tower, const vdx_clip_tow
         layer_weights *l = &layers[i];
         l->norm1_w = load_1d(ld, LAYER_TENSOR("layer_norm1.weight"), d);
         l->norm1_b = load_1d(ld, LAYER_TENSOR("layer_norm1.bias"), d);
-        l->qkv_w = reserve(ld, (size_t)(3 * d * d));
         l->qkv_b = reserve(ld, (size_t)(3 * d));
         static const char *const proj[3] = {"q_proj", "k_proj", "v_proj"};
+        char qkv_names[3][256];
+        for (int p = 0; p < 3; p++)
+            snprintf(qkv_names[p], sizeof qkv_names[p], "%s.encoder.layers.%d.self_attn.%s.weight",
+                     tower, i, proj[p]);
+        load_matrix(ld, &l->qkv, 3, qkv_names, 2, (const int64_t[]){d, d});
         for (int p = 0; p < 3; p++) {
             char suffix[64];
-            snprintf(suffix, sizeof suffix, "self_attn.%s.weight", proj[p]);
-            load_into(ld, l->qkv_w ? l->qkv_w + p * d * d : NULL, LAYER_TENSOR(suffix), 2,
-                      (const int64_t[]){d, d});
             snprintf(suffix, sizeof suffix, "self_attn.%s.bias", proj[p]);
             load_into(ld, l->qkv_b ? l->qkv_b + p * d : NULL, LAYER_TENSOR(suffix), 1,
                       (const int64_t[]){d});
         }
-        l->out_w = load_2d(ld, LAYER_TENSOR("self_attn.out_proj.weight"), d, d);
+        load_linear(ld, &l->out, LAYER_TENSOR("self_attn.out_proj.weight"), d, d);
         l->out_b = load_1d(ld, LAYER_TENSOR("self_attn.out_proj.bias"), d);
         l->norm2_w = load_1d(ld, LAYER_TENSOR("layer_norm2.weight"), d);
         l->norm2_b = load_1d(ld, LAYER_TENSOR("layer_norm2.bias"), d);
-        l->fc1_w = load_2d(ld, LAYER_TENSOR("mlp.fc1.weight"), inter, d);
+        load_linear(ld, &l->fc1, LAYER_TENSOR("mlp.fc1.weight"), inter, d);
         l->fc1_b = load_1d(ld, LAYER_TENSOR("mlp.fc1.bias"), inter);
-        l->fc2_w = load_2d(ld, LAYER_TENSOR("mlp.fc2.weight"), d, inter);
+        load_linear(ld, &l->fc2, LAYER_TENSOR("mlp.fc2.weight"), d, inter);
         l->fc2_b = load_1d(ld, LAYER_TENSOR("mlp.fc2.bias"), d);
     }
 #undef LAYER_TENSOR
@@ -201,9 +240,9 @@ static void load_vision(weight_loader *ld, const vdx_clip_config *cfg, tower_wei
 {
     const vdx_clip_tower_config *c = &cfg->vision;
     int64_t d = c->hidden_size, p = c->patch_size, grid = c->image_size / c->patch_size;
-    t->patch_embedding =
-        load_tensor(ld, "vision_model.embeddings.patch_embedding.weight", 4,
-                    (const int64_t[]){d, c->num_channels, p, p});
+    char patch_name[1][256] = {"vision_model.embeddings.patch_embedding.weight"};
+    load_matrix(ld, &t->patch_embedding, 1, patch_name, 4,
+                (const int64_t[]){d, c->num_channels, p, p});
     t->class_embedding = load_1d(ld, "vision_model.embeddings.class_embedding", d);
     t->position_embedding =
         load_2d(ld, "vision_model.embeddings.position_embedding.weight", grid * grid + 1, d);
@@ -213,6 +252,10 @@ static void load_vision(weight_loader *ld, const vdx_clip_config *cfg, tower_wei
     t->final_norm_w = load_1d(ld, "vision_model.post_layernorm.weight", d);
     t->final_norm_b = load_1d(ld, "vision_model.post_layernorm.bias", d);
     t->projection = load_2d(ld, "visual_projection.weight", cfg->projection_dim, d);
+    if (ld->arena && !ld->failed &&
+        clip_matrix_pack(&t->projection_matrix, t->projection, cfg->projection_dim, (int)d,
+                         ld->precision, ld->err) != 0)
+        ld->failed = 1;
 }
 
 static void load_text(weight_loader *ld, const vdx_clip_config *cfg, tower_weights *t)
@@ -227,6 +270,10 @@ static void load_text(weight_loader *ld, const vdx_clip_config *cfg, tower_weigh
     t->final_norm_w = load_1d(ld, "text_model.final_layer_norm.weight", d);
     t->final_norm_b = load_1d(ld, "text_model.final_layer_norm.bias", d);
     t->projection = load_2d(ld, "text_projection.weight", cfg->projection_dim, d);
+    if (ld->arena && !ld->failed &&
+        clip_matrix_pack(&t->projection_matrix, t->projection, cfg->projection_dim, (int)d,
+                         ld->precision, ld->err) != 0)
+        ld->failed = 1;
 }
 
 /* The forward passes rely on these; config.json could say anything. */
@@ -262,18 +309,24 @@ static int load_weights(vdx_clip_model *m, const vdx_weights *file, vdx_error *e
     m->text.layers = calloc((size_t)cfg->text.num_layers, sizeof(layer_weights));
     if (!m->vision.layers || !m->text.layers)
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
-    weight_loader ld = {file, NULL, 0, err, 0};
+    weight_loader ld = {file, NULL, 0, err, 0, NULL, 0, VDX_PRECISION_FP32};
     load_vision(&ld, cfg, &m->vision);
     load_text(&ld, cfg, &m->text);
     m->arena_floats = ld.used;
     m->arena = aligned_alloc(64, ld.used * sizeof(float));
-    if (!m->arena)
+    ld.staging = malloc(ld.staging_floats * sizeof(float));
+    if (!m->arena || !ld.staging) {
+        free(ld.staging);
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "%s: out of memory: %zu MB for the float32 weights", file->path,
-                        ld.used * sizeof(float) >> 20);
+                        (ld.used + ld.staging_floats) * sizeof(float) >> 20);
+    }
     ld.arena = m->arena;
     ld.used = 0;
+    ld.precision = m->vision.precision;
     load_vision(&ld, cfg, &m->vision);
+    ld.precision = m->text.precision;
     load_text(&ld, cfg, &m->text);
+    free(ld.staging);
     return ld.failed ? -1 : 0;
 }
 
@@ -339,11 +392,23 @@ static int file_exists(const char *path)
 
 vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
 {
+    vdx_clip_options fp32 = {VDX_PRECISION_FP32, VDX_PRECISION_FP32, NULL, NULL};
+    return vdx_clip_load_with(model_dir, &fp32, err);
+}
+
+vdx_clip_model *vdx_clip_load_with(const char *model_dir, const vdx_clip_options *options,
+                                   vdx_error *err)
+{
     vdx_clip_model *m = calloc(1, sizeof *m);
     if (!m) {
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
+    const char *why_image = NULL, *why_text = NULL;
+    m->vision.precision = vdx_precision_resolve(options->image_precision, &why_image);
+    m->text.precision = vdx_precision_resolve(options->text_precision, &why_text);
+    if (options->notice && (why_image || why_text))
+        options->notice(why_image ? why_image : why_text, options->notice_user);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", model_dir);
     if (vdx_clip_config_load(path, &m->config, err) != 0 ||
@@ -388,6 +453,18 @@ void vdx_clip_free(vdx_clip_model *m)
     if (!m)
         return;
     vdx_tokenizer_free(m->tokenizer);
+    tower_weights *towers[2] = {&m->vision, &m->text};
+    int layers[2] = {m->config.vision.num_layers, m->config.text.num_layers};
+    for (int t = 0; t < 2; t++) {
+        for (int i = 0; towers[t]->layers && i < layers[t]; i++) {
+            clip_matrix_free(&towers[t]->layers[i].qkv);
+            clip_matrix_free(&towers[t]->layers[i].out);
+            clip_matrix_free(&towers[t]->layers[i].fc1);
+            clip_matrix_free(&towers[t]->layers[i].fc2);
+        }
+        clip_matrix_free(&towers[t]->projection_matrix);
+    }
+    clip_matrix_free(&m->vision.patch_embedding);
     free(m->vision.layers);
     free(m->text.layers);
     free(m->arena);
@@ -404,6 +481,13 @@ void vdx_clip_identity(const vdx_clip_model *m, vdx_model_identity *out)
 
 void vdx_clip_set_threads(int threads) { clip_kernels_set_threads(threads); }
 
+vdx_precision vdx_clip_image_precision(const vdx_clip_model *m) { return m->vision.precision; }
+vdx_precision vdx_clip_text_precision(const vdx_clip_model *m) { return m->text.precision; }
+const char *vdx_clip_image_isa(const vdx_clip_model *m)
+{
+    return clip_matmul_isa(m->vision.precision);
+}
+
 const vdx_clip_config *vdx_clip_get_config(const vdx_clip_model *m) { return &m->config; }
 const vdx_preprocess_config *vdx_clip_get_preprocess(const vdx_clip_model *m)
 {
@@ -419,20 +503,22 @@ const char *vdx_clip_config_hash(const vdx_clip_model *m) { return m->fingerprin
 /* One pre-LN encoder layer over s->h ([n_seq·seq_len][dim]), in place:
  * h += out_proj(attention(layer_norm1(h))); h += fc2(act(fc1(layer_norm2(h)))). */
 static int encoder_layer(const layer_weights *l, const vdx_clip_tower_config *c, scratch *s,
-                         int n_seq, int seq_len, int causal)
+                         int n_seq, int seq_len, int causal, vdx_error *err)
 {
     int rows = n_seq * seq_len, d = c->hidden_size, inter = c->intermediate_size;
     clip_activation act = c->hidden_act_quick_gelu ? CLIP_ACT_QUICK_GELU : CLIP_ACT_GELU;
     clip_layer_norm(s->x, s->h, l->norm1_w, l->norm1_b, rows, d, c->layer_norm_eps);
-    clip_linear(s->qkv, s->x, l->qkv_w, l->qkv_b, rows, 3 * d, d);
-    if (clip_attention(s->x, s->qkv, n_seq, seq_len, d, c->num_heads, causal) != 0)
+    if (clip_matmul(s->qkv, s->x, &l->qkv, l->qkv_b, rows, 0, err) != 0)
         return -1;
-    clip_linear_residual(s->h, s->x, l->out_w, l->out_b, rows, d, d);
+    if (clip_attention(s->x, s->qkv, n_seq, seq_len, d, c->num_heads, causal) != 0)
+        return vdx_fail_oom(err, "for attention scores");
+    if (clip_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
+        return -1;
     clip_layer_norm(s->x, s->h, l->norm2_w, l->norm2_b, rows, d, c->layer_norm_eps);
-    clip_linear(s->mlp, s->x, l->fc1_w, NULL, rows, inter, d);
+    if (clip_matmul(s->mlp, s->x, &l->fc1, NULL, rows, 0, err) != 0)
+        return -1;
     clip_bias_activation(s->mlp, l->fc1_b, rows, inter, act);
-    clip_linear_residual(s->h, s->mlp, l->fc2_w, l->fc2_b, rows, d, inter);
-    return 0;
+    return clip_matmul(s->h, s->mlp, &l->fc2, l->fc2_b, rows, 1, err);
 }
 
 /* Vision tower on n images (n·channels·size·size floats) → out [n][projection_dim]. */
@@ -458,7 +544,8 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
                                    gx * p,
                                (size_t)p * sizeof(float));
             }
-    clip_linear(s->x, s->mlp, w->patch_embedding, NULL, n * patches, d, patch_len);
+    if (clip_matmul(s->x, s->mlp, &w->patch_embedding, NULL, n * patches, 0, err) != 0)
+        return -1;
 
     /* Tokens: class embedding, then the patches; plus position embeddings. */
     for (int img = 0; img < n; img++) {
@@ -476,15 +563,14 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
     clip_layer_norm(s->h, s->h, w->pre_norm_w, w->pre_norm_b, rows, d, c->layer_norm_eps);
 
     for (int l = 0; l < c->num_layers; l++)
-        if (encoder_layer(&w->layers[l], c, s, n, tokens, 0) != 0)
-            return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "vision tower: out of memory for attention scores");
+        if (encoder_layer(&w->layers[l], c, s, n, tokens, 0, err) != 0)
+            return vdx_error_prefix(err, "vision tower");
 
     /* Pool the class token of each image, post_layernorm, project. */
     for (int img = 0; img < n; img++)
         memcpy(s->x + (size_t)img * d, s->h + (size_t)img * tokens * d, (size_t)d * sizeof(float));
     clip_layer_norm(s->x, s->x, w->final_norm_w, w->final_norm_b, n, d, c->layer_norm_eps);
-    clip_linear(out, s->x, w->projection, NULL, n, m->config.projection_dim, d);
-    return 0;
+    return clip_matmul(out, s->x, &w->projection_matrix, NULL, n, 0, err);
 }
 
 int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, int n,
@@ -496,6 +582,7 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
         return 0;
     const vdx_clip_tower_config *c = &m->config.vision;
     int grid = c->image_size / c->patch_size, tokens = grid * grid + 1;
+    clip_kernels_enter(n * tokens);
     size_t image_floats = (size_t)c->num_channels * c->image_size * c->image_size;
     int batch = n < VISION_BATCH ? n : VISION_BATCH;
     size_t patch_len = (size_t)c->num_channels * c->patch_size * c->patch_size;
@@ -545,16 +632,15 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
             s.h[(size_t)t * d + i] = tok[i] + pos[i];
     }
     int rc = 0;
-    clip_team *team = clip_team_begin(tokens);
+    clip_kernels_enter(tokens);
     for (int l = 0; l < c->num_layers && rc == 0; l++)
-        if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1) != 0)
-            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "text tower: out of memory for attention scores");
+        if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1, err) != 0)
+            rc = vdx_error_prefix(err, "text tower");
     if (rc == 0) {
         clip_layer_norm(s.x, s.h + (size_t)pool * d, w->final_norm_w, w->final_norm_b, 1, d,
                         c->layer_norm_eps);
-        clip_linear(out, s.x, w->projection, NULL, 1, m->config.projection_dim, d);
+        rc = clip_matmul(out, s.x, &w->projection_matrix, NULL, 1, 0, err);
     }
-    clip_team_end(team);
     free(s.block);
     return rc;
 }

@@ -1,8 +1,11 @@
 /* The M-CLIP text tower: XLM-RoBERTa + mean pooling + LinearTransformation, exactly as
  * MultilingualCLIP.forward over transformers' XLMRobertaModel (docs/mclip.md), llama2.c
  * style like model.c: a config, a struct of weight pointers, one forward function that
- * reads top to bottom. The kernels are model.c's (clip/kernels.h); the weights come from
- * the shared readers (clip/weights.h) through the arena of clip/modelfiles.h.
+ * reads top to bottom. The kernels are model.c's (clip/kernels.h, clip/matmul.h); the
+ * weights come from the shared readers (clip/weights.h) through the arena of
+ * clip/modelfiles.h; every Linear weight is packed once for oneDNN in the model's
+ * precision (the packed copy replaces the mapped one in memory: its source pages are
+ * released after packing).
  *
  *   positions  p_t = cumsum(id ≠ 1)·(id ≠ 1) + 1       (real tokens 2, 3, ...; <pad> 1)
  *   embeddings x = LN((word[id] + type[0]) + pos[p])     eps 1e-5
@@ -23,8 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "clip/kernels.h"
+#include "clip/matmul.h"
 #include "clip/modelfiles.h"
 #include "clip/weights.h"
 
@@ -33,10 +39,13 @@
 
 typedef struct xlmr_layer {
     const float *qkv_w[3], *qkv_b[3]; /* query, key, value: [H][H], [H] each */
+    clip_matrix qkv;                  /* the three stacked, packed: [3H][H] */
+    float *qkv_bias;                  /* [3H] */
     const float *out_w, *out_b;       /* attention.output.dense */
     const float *ln1_w, *ln1_b;       /* attention.output.LayerNorm */
     const float *inter_w, *inter_b;
     const float *ffn_w, *ffn_b;       /* output.dense */
+    clip_matrix out, inter, ffn;      /* packed */
     const float *ln2_w, *ln2_b;       /* output.LayerNorm */
 } xlmr_layer;
 
@@ -46,6 +55,8 @@ struct vdx_mclip_model {
     const float *word, *position, *token_type, *emb_ln_w, *emb_ln_b;
     xlmr_layer *layers;
     const float *proj_w, *proj_b; /* LinearTransformation */
+    clip_matrix proj;
+    vdx_precision precision;
     float *arena;                 /* the weights not stored as float32 */
     size_t arena_floats, in_place_bytes;
     vdx_weights *file;            /* kept open while weights point into it */
@@ -290,13 +301,74 @@ static void load_all(clip_arena *a, vdx_mclip_model *m)
 #undef W2
 }
 
+/* Releases the pages of a float32 tensor already packed (a hint: see model.c). */
+static void release_pages(const float *data, size_t count)
+{
+    long page_size = sysconf(_SC_PAGESIZE);
+    uintptr_t page = page_size > 0 ? (uintptr_t)page_size : 4096;
+    uintptr_t begin = ((uintptr_t)data + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)data + count * sizeof(float)) & ~(page - 1);
+    if (end > begin)
+        madvise((void *)begin, end - begin, MADV_PAGEOUT);
+}
+
+static int pack(clip_matrix *dst, const float *src, int n, int k, vdx_precision precision,
+                vdx_error *err)
+{
+    if (clip_matrix_pack(dst, src, n, k, precision, err) != 0)
+        return -1;
+    release_pages(src, (size_t)n * k);
+    return 0;
+}
+
+/* Packs every Linear weight for oneDNN (q, k, v stacked, their biases side by side). */
+static int pack_all(vdx_mclip_model *m, vdx_error *err)
+{
+    const vdx_mclip_config *c = &m->config;
+    int H = c->hidden_size, I = c->intermediate_size;
+    vdx_precision p = m->precision;
+    float *stack = malloc((size_t)3 * H * H * sizeof *stack);
+    if (!stack)
+        return vdx_fail_oom(err, "packing the M-CLIP weights");
+    int rc = 0;
+    for (int i = 0; i < c->num_layers && rc == 0; i++) {
+        xlmr_layer *l = &m->layers[i];
+        l->qkv_bias = malloc((size_t)3 * H * sizeof *l->qkv_bias);
+        if (!l->qkv_bias) {
+            rc = vdx_fail_oom(err, "packing the M-CLIP weights");
+            break;
+        }
+        for (int q = 0; q < 3; q++) {
+            memcpy(stack + (size_t)q * H * H, l->qkv_w[q], (size_t)H * H * sizeof *stack);
+            memcpy(l->qkv_bias + (size_t)q * H, l->qkv_b[q], (size_t)H * sizeof *stack);
+            release_pages(l->qkv_w[q], (size_t)H * H);
+        }
+        if (clip_matrix_pack(&l->qkv, stack, 3 * H, H, p, err) != 0 ||
+            pack(&l->out, l->out_w, H, H, p, err) != 0 ||
+            pack(&l->inter, l->inter_w, I, H, p, err) != 0 ||
+            pack(&l->ffn, l->ffn_w, H, I, p, err) != 0)
+            rc = -1;
+    }
+    free(stack);
+    if (rc == 0)
+        rc = pack(&m->proj, m->proj_w, c->num_dims, H, p, err);
+    return rc;
+}
+
 vdx_mclip_model *vdx_mclip_load(const char *model_dir, vdx_error *err)
+{
+    return vdx_mclip_load_precision(model_dir, VDX_PRECISION_FP32, err);
+}
+
+vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision precision,
+                                          vdx_error *err)
 {
     vdx_mclip_model *m = calloc(1, sizeof *m);
     if (!m) {
         vdx_fail(err, "out of memory");
         return NULL;
     }
+    m->precision = vdx_precision_resolve(precision, NULL);
     int dims = 0, width = 0;
     char path[4096];
     if (read_config(model_dir, &m->config, &dims, &width, err) != 0 ||
@@ -316,7 +388,7 @@ vdx_mclip_model *vdx_mclip_load(const char *model_dir, vdx_error *err)
     m->arena = a.base;
     load_all(&a, m);
     m->arena_floats = a.used;
-    if (a.failed)
+    if (a.failed || pack_all(m, err) != 0)
         goto fail;
     if (m->in_place_bytes == 0) { /* nothing points into the file: let it go */
         weights_close(m->file);
@@ -343,6 +415,14 @@ void vdx_mclip_free(vdx_mclip_model *m)
         return;
     vdx_spm_free(m->tokenizer);
     weights_close(m->file);
+    for (int i = 0; m->layers && i < m->config.num_layers; i++) {
+        clip_matrix_free(&m->layers[i].qkv);
+        clip_matrix_free(&m->layers[i].out);
+        clip_matrix_free(&m->layers[i].inter);
+        clip_matrix_free(&m->layers[i].ffn);
+        free(m->layers[i].qkv_bias);
+    }
+    clip_matrix_free(&m->proj);
     free(m->layers);
     free(m->arena);
     free(m);
@@ -365,7 +445,6 @@ typedef struct scratch {
     float *h;   /* [rows][H] residual stream */
     float *x;   /* [rows][H] attention output */
     float *qkv; /* [rows][3H]: q, k, v of each token side by side (clip_attention's layout) */
-    float *proj; /* [rows][H]: one of q, k, v before it is interleaved into qkv */
     float *mlp; /* [rows][I] */
     float *block;
 } scratch;
@@ -375,14 +454,13 @@ static int scratch_alloc(scratch *s, size_t rows, const vdx_mclip_config *c, vdx
     size_t H = (size_t)c->hidden_size, round = 16;
     size_t h = (rows * H + round - 1) / round * round, qkv = 3 * h;
     size_t mlp = (rows * (size_t)c->intermediate_size + round - 1) / round * round;
-    s->block = aligned_alloc(64, (3 * h + qkv + mlp) * sizeof(float));
+    s->block = aligned_alloc(64, (2 * h + qkv + mlp) * sizeof(float));
     if (!s->block)
         return vdx_fail(err, "out of memory: scratch for %zu token rows", rows);
     s->h = s->block;
     s->x = s->h + h;
     s->qkv = s->x + h;
     s->mlp = s->qkv + qkv;
-    s->proj = s->mlp + mlp;
     return 0;
 }
 
@@ -416,37 +494,36 @@ static int embed(const vdx_mclip_model *m, const int32_t *ids, int n_seq, int se
 /* One post-LN layer over s->h in place. lengths[s] real tokens start each sequence; keys
  * past them (padding) are masked out by running attention over the real rows only. */
 static int layer(const vdx_mclip_model *m, const xlmr_layer *l, scratch *s, int n_seq,
-                 int seq_len, const int *lengths)
+                 int seq_len, const int *lengths, vdx_error *err)
 {
     const vdx_mclip_config *c = &m->config;
     int H = c->hidden_size, I = c->intermediate_size, rows = n_seq * seq_len;
     double eps = c->layer_norm_eps;
-    for (int p = 0; p < 3; p++) {
-        clip_linear(s->proj, s->h, l->qkv_w[p], l->qkv_b[p], rows, H, H);
-        for (int r = 0; r < rows; r++)
-            memcpy(s->qkv + ((size_t)r * 3 + p) * H, s->proj + (size_t)r * H,
-                   (size_t)H * sizeof(float));
-    }
+    if (clip_matmul(s->qkv, s->h, &l->qkv, l->qkv_bias, rows, 0, err) != 0)
+        return -1;
     if (lengths)
         memset(s->x, 0, (size_t)rows * H * sizeof(float));
     for (int q = 0; q < n_seq; q++) {
         int n = lengths ? lengths[q] : seq_len;
         if (clip_attention(s->x + (size_t)q * seq_len * H, s->qkv + (size_t)q * seq_len * 3 * H,
                            1, n, H, c->num_heads, 0) != 0)
-            return -1;
+            return vdx_fail_oom(err, "M-CLIP: for attention scores");
     }
-    clip_linear_residual(s->h, s->x, l->out_w, l->out_b, rows, H, H);
+    if (clip_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
+        return -1;
     clip_layer_norm(s->h, s->h, l->ln1_w, l->ln1_b, rows, H, eps);
-    clip_linear(s->mlp, s->h, l->inter_w, NULL, rows, I, H);
+    if (clip_matmul(s->mlp, s->h, &l->inter, NULL, rows, 0, err) != 0)
+        return -1;
     clip_bias_activation(s->mlp, l->inter_b, rows, I, CLIP_ACT_GELU);
-    clip_linear_residual(s->h, s->mlp, l->ffn_w, l->ffn_b, rows, H, I);
+    if (clip_matmul(s->h, s->mlp, &l->ffn, l->ffn_b, rows, 1, err) != 0)
+        return -1;
     clip_layer_norm(s->h, s->h, l->ln2_w, l->ln2_b, rows, H, eps);
     return 0;
 }
 
 /* Mean of the first n rows (double accumulation), then the LinearTransformation. */
-static void pool_project(const vdx_mclip_model *m, const float *h, int n, float *pooled,
-                         float *out)
+static int pool_project(const vdx_mclip_model *m, const float *h, int n, float *pooled,
+                        float *out, vdx_error *err)
 {
     int H = m->config.hidden_size;
     for (int i = 0; i < H; i++) {
@@ -455,7 +532,7 @@ static void pool_project(const vdx_mclip_model *m, const float *h, int n, float 
             sum += h[(size_t)t * H + i];
         pooled[i] = (float)(sum / n);
     }
-    clip_linear(out, pooled, m->proj_w, m->proj_b, 1, m->config.num_dims, H);
+    return clip_matmul(out, pooled, &m->proj, m->proj_b, 1, 0, err);
 }
 
 int vdx_mclip_forward(const vdx_mclip_model *m, const int32_t *ids, int n_ids, float *out,
@@ -479,16 +556,15 @@ int vdx_mclip_forward(const vdx_mclip_model *m, const int32_t *ids, int n_ids, f
     int rc = embed(m, ids, 1, n_ids, s.h, err);
     if (rc == 0 && hidden)
         memcpy(hidden, s.h, layer_floats * sizeof(float));
-    clip_team *team = rc == 0 ? clip_team_begin(n_ids) : NULL;
+    clip_kernels_enter(n_ids);
     for (int l = 0; l < c->num_layers && rc == 0; l++) {
-        if (layer(m, &m->layers[l], &s, 1, n_ids, NULL) != 0)
-            rc = vdx_fail(err, "M-CLIP: out of memory for attention scores");
+        if (layer(m, &m->layers[l], &s, 1, n_ids, NULL, err) != 0)
+            rc = -1;
         else if (hidden)
             memcpy(hidden + (size_t)(l + 1) * layer_floats, s.h, layer_floats * sizeof(float));
     }
     if (rc == 0)
-        pool_project(m, s.h, n_ids, mean, out);
-    clip_team_end(team);
+        rc = pool_project(m, s.h, n_ids, mean, out, err);
     free(s.block);
     if (!pooled)
         free(mean);
@@ -525,12 +601,12 @@ int vdx_mclip_forward_batch(const vdx_mclip_model *m, const int32_t *ids, const 
         rc = scratch_alloc(&s, (size_t)n_seq * seq_len, c, err);
     if (rc == 0)
         rc = embed(m, ids, n_seq, seq_len, s.h, err);
+    clip_kernels_enter(n_seq * seq_len);
     for (int l = 0; l < c->num_layers && rc == 0; l++)
-        if (layer(m, &m->layers[l], &s, n_seq, seq_len, lengths) != 0)
-            rc = vdx_fail(err, "M-CLIP: out of memory for attention scores");
+        rc = layer(m, &m->layers[l], &s, n_seq, seq_len, lengths, err);
     for (int q = 0; q < n_seq && rc == 0; q++)
-        pool_project(m, s.h + (size_t)q * seq_len * c->hidden_size, lengths[q], mean,
-                     out + (size_t)q * c->num_dims);
+        rc = pool_project(m, s.h + (size_t)q * seq_len * c->hidden_size, lengths[q], mean,
+                          out + (size_t)q * c->num_dims, err);
     free(s.block);
     free(mean);
     free(lengths);

@@ -80,7 +80,9 @@ vdx_server *vdx_server_start(const vdx_server_options *opts, vdx_error *err)
     api->read_only = opts->read_only;
     vdx_store_options store_opts = opts->store;
     if (opts->model_dir) {
-        api->model = vdx_clip_load(opts->model_dir, err);
+        api->model = opts->clip_options
+                         ? vdx_clip_load_with(opts->model_dir, opts->clip_options, err)
+                         : vdx_clip_load(opts->model_dir, err);
         if (!api->model)
             goto fail;
         vdx_clip_identity(api->model, &api->model_identity);
