@@ -8,7 +8,11 @@
  * single-image latency, text latency at 7 and 77 tokens, peak memory; and the ratios of
  * the precisions measured in the same run. Numbers only, never pass/fail.
  *
- *   bench_clip [--threads N] [--rounds N] [--keep DIR]
+ *   bench_clip [--threads N] [--rounds N] [--keep DIR] [--embed PIXELS OUT]
+ *
+ * --embed (for bench/vs_peers.sh, which feeds the same pixels to PyTorch): instead of
+ * timing, embeds PIXELS (raw float32, n images of 3x224x224, CHW) in fp32 and writes the
+ * n x 512 unnormalised image features to OUT (raw float32).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +432,51 @@ static int run_precision(const char *dir, vdx_precision precision, int rounds,
     return 0;
 }
 
+/* --embed: fp32 features of the raw float32 pixels in `in`, written raw to `out`. */
+static int embed_file(const char *dir, const char *in, const char *out)
+{
+    size_t image_floats = 3 * IMAGE * IMAGE;
+    FILE *f = fopen(in, "rb");
+    if (!f) {
+        perror(in);
+        return 1;
+    }
+    fseek(f, 0, SEEK_END);
+    long bytes = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    int n = (int)(bytes / (long)(image_floats * sizeof(float)));
+    if (n < 1 || (size_t)bytes != n * image_floats * sizeof(float)) {
+        fprintf(stderr, "bench_clip: %s: %ld bytes is not a whole number of 3x224x224 float32 "
+                        "images\n", in, bytes);
+        fclose(f);
+        return 1;
+    }
+    float *pixels = malloc(bytes), *features = malloc((size_t)n * PROJ * sizeof(float));
+    int rc = fread(pixels, 1, bytes, f) != (size_t)bytes;
+    fclose(f);
+    vdx_error err = {{0}};
+    vdx_clip_options options = {VDX_PRECISION_FP32, VDX_PRECISION_FP32, NULL, NULL};
+    vdx_clip_model *model = rc ? NULL : vdx_clip_load_with(dir, &options, &err);
+    if (!model || vdx_clip_embed_images(model, pixels, n, features, &err) != 0) {
+        fprintf(stderr, "bench_clip: %s\n", rc ? "short read" : err.message);
+        rc = 1;
+    } else {
+        FILE *o = fopen(out, "wb");
+        rc = !o || fwrite(features, sizeof(float), (size_t)n * PROJ, o) != (size_t)n * PROJ;
+        if (o && fclose(o) != 0)
+            rc = 1;
+        if (rc)
+            perror(out);
+        else
+            printf("embedded %d image(s) in fp32 on %s -> %s\n", n, vdx_clip_image_isa(model),
+                   out);
+    }
+    vdx_clip_free(model);
+    free(pixels);
+    free(features);
+    return rc;
+}
+
 /* Removes the temporary model directory (not a --keep one), on success or failure. */
 static void remove_scratch(const char *dir, const char *keep)
 {
@@ -442,7 +491,7 @@ static void remove_scratch(const char *dir, const char *keep)
 int main(int argc, char **argv)
 {
     int threads = 0, rounds = 3;
-    const char *keep = NULL;
+    const char *keep = NULL, *embed_in = NULL, *embed_out = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -450,8 +499,12 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep") && i + 1 < argc)
             keep = argv[++i];
-        else {
-            fprintf(stderr, "usage: bench_clip [--threads N] [--rounds N] [--keep DIR]\n");
+        else if (!strcmp(argv[i], "--embed") && i + 2 < argc) {
+            embed_in = argv[++i];
+            embed_out = argv[++i];
+        } else {
+            fprintf(stderr, "usage: bench_clip [--threads N] [--rounds N] [--keep DIR] "
+                            "[--embed PIXELS OUT]\n");
             return 2;
         }
     }
@@ -506,6 +559,11 @@ int main(int argc, char **argv)
     }
     if (!have_checkpoint)
         printf("write checkpoint: %.1f s\n", vdx_now() - t0);
+    if (embed_in) {
+        rc = embed_file(dir, embed_in, embed_out);
+        remove_scratch(dir, keep);
+        return rc;
+    }
 
     int team = threads > 0 ? threads : vdx_cpu_count();
     peak_gflops = fma_peak_gflops(team, &peak_per_cpu_s);
