@@ -43,12 +43,13 @@ class VisionTower(torch.nn.Module):
         super().__init__()
         self.w, self.heads, self.eps = w, heads, eps
         self.patch = w["vision_model.embeddings.patch_embedding.weight"].shape[-1]
+        self.width = w["vision_model.pre_layrnorm.weight"].shape[0]
         self.layers = sum(1 for k in w if k.endswith(".layer_norm1.weight"))
         for i, (k, v) in enumerate(w.items()):
             self.register_buffer(f"t{i}", v, persistent=False)
 
     def ln(self, x, p):
-        return F.layer_norm(x, x.shape[-1:], self.w[p + ".weight"], self.w[p + ".bias"], self.eps)
+        return F.layer_norm(x, (self.width,), self.w[p + ".weight"], self.w[p + ".bias"], self.eps)
 
     def lin(self, x, p):
         return F.linear(x, self.w[p + ".weight"], self.w[p + ".bias"])
