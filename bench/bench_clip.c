@@ -20,7 +20,7 @@
 #include <immintrin.h>
 
 #include "vdx/clip.h"
-#include "clip/matmul.h"
+#include "engine/matmul.h"
 #include "bench.h"
 
 /* openai/clip-vit-base-patch32 */
@@ -350,10 +350,10 @@ static int run_precision(const char *dir, vdx_precision precision, int rounds,
     for (int r = 0; r < rounds; r++) {
         t0 = vdx_now();
         double c0 = cpu_seconds();
-        unsigned long long m0 = clip_matmul_elapsed_ns();
+        unsigned long long m0 = engine_matmul_elapsed_ns();
         vdx_clip_embed_images(model, pixels, batch, out, &err);
         double s = vdx_now() - t0, cpu = cpu_seconds() - c0;
-        double in_matmul = (double)(clip_matmul_elapsed_ns() - m0) * 1e-9;
+        double in_matmul = (double)(engine_matmul_elapsed_ns() - m0) * 1e-9;
         if (s < best_batch) {
             best_batch = s;
             best_split = in_matmul / s;

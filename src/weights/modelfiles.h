@@ -1,13 +1,13 @@
 /* What every model file (model.c for CLIP, xlmr.c for M-CLIP) needs from a checkpoint
  * besides the format readers: an arena loader that copies tensors into one 64-byte
  * aligned float32 block with checked shapes, and the name a collection records for a
- * model directory. Private to src/clip/. */
-#ifndef VDX_CLIP_MODELFILES_H
-#define VDX_CLIP_MODELFILES_H
+ * model directory. Private to the model files in src/clip/. */
+#ifndef VDX_WEIGHTS_MODELFILES_H
+#define VDX_WEIGHTS_MODELFILES_H
 
 #include <stddef.h>
 
-#include "clip/weights.h"
+#include "weights/weights.h"
 
 /* Two passes over the same sequence of calls: the first with base == NULL measures, the
  * second (after clip_arena_alloc) fills. Errors stick: after the first, calls do nothing

@@ -1,37 +1,37 @@
 /* The numeric kernels of the transformer towers besides the Linear layers (those are in
  * clip/matmul.h): LayerNorm, activations, attention, their row and head loops on OpenMP's
- * thread team. Private to src/clip/. */
-#ifndef VDX_CLIP_KERNELS_H
-#define VDX_CLIP_KERNELS_H
+ * thread team. Private to the model files in src/clip/. */
+#ifndef VDX_ENGINE_KERNELS_H
+#define VDX_ENGINE_KERNELS_H
 
 /* Threads used by the kernels' parallel loops, oneDNN and OpenBLAS (>= 1). */
-void clip_kernels_set_threads(int threads);
-int clip_kernels_threads(void);
+void engine_set_threads(int threads);
+int engine_threads(void);
 /* Sets the calling thread's OpenMP team size for a pass over `rows` token rows: every
  * public entry point of a tower calls it first (OpenMP's thread count is per calling
- * thread). Passes over at most CLIP_FEW_ROWS rows (a text prompt) run on the calling
+ * thread). Passes over at most ENGINE_FEW_ROWS rows (a text prompt) run on the calling
  * thread alone: they are memory-bound, made of ~100 short parallel regions, and
  * libgomp's idle workers spin between regions, which on a busy machine cost 10x the
- * work (docs/clip-engine.md, "Threads"); larger passes use clip_kernels_threads(). */
-#define CLIP_FEW_ROWS 24
-void clip_kernels_enter(int rows);
+ * work (docs/clip-engine.md, "Threads"); larger passes use engine_threads(). */
+#define ENGINE_FEW_ROWS 24
+void engine_enter(int rows);
 
 /* Per row of `dim` values: (x - mean) / sqrt(var + eps) * gamma + beta, with the mean
  * and the biased variance accumulated in double. out may equal in. */
-void clip_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
+void engine_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
                      int rows, int dim, double eps);
 
-typedef enum { CLIP_ACT_QUICK_GELU, CLIP_ACT_GELU } clip_activation;
+typedef enum { ENGINE_ACT_QUICK_GELU, ENGINE_ACT_GELU } engine_activation;
 /* x[r][c] = act(x[r][c] + bias[c]) over rows x cols, in place. */
-void clip_bias_activation(float *x, const float *bias, int rows, int cols,
-                          clip_activation act);
+void engine_bias_activation(float *x, const float *bias, int rows, int cols,
+                          engine_activation act);
 
 /* Multi-head self-attention over n_seq independent sequences of seq_len tokens.
  * qkv holds, per token, the query, key and value projections side by side
  * ([n_seq*seq_len][3*dim], heads of head_dim = dim/n_heads inside each); out gets the
  * per-head softmax(q·kᵀ/√head_dim (+ causal mask)) · v, heads concatenated
  * ([n_seq*seq_len][dim]). Returns -1 when its score buffers cannot be allocated. */
-int clip_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
+int engine_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
                    int n_heads, int causal);
 
 #endif

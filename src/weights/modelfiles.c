@@ -2,7 +2,7 @@
  * model name of a directory. The arena copies each tensor once, converting F16/BF16, and
  * then asks the kernel to drop the source pages, so a memory-mapped checkpoint and its
  * copy are not both resident at the peak of a load. */
-#include "clip/modelfiles.h"
+#include "weights/modelfiles.h"
 
 #include <limits.h>
 #include <stdio.h>
