@@ -18,9 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "engine/kernels.h"
 #include "engine/matmul.h"
@@ -119,20 +117,6 @@ static float *reserve(weight_loader *ld, size_t count)
     return p;
 }
 
-/* Asks the kernel to reclaim the source pages of a tensor already copied, so that a
- * memory-mapped checkpoint and its float32 copy are not both resident at the peak of a
- * load. MADV_PAGEOUT keeps the contents (file pages are re-read, anonymous memory is
- * swapped or kept), so it is safe whatever buffer the reader used; it is only a hint. */
-static void release_source_pages(const vdx_tensor *t)
-{
-    long page_size = sysconf(_SC_PAGESIZE);
-    uintptr_t page = page_size > 0 ? (uintptr_t)page_size : 4096;
-    uintptr_t begin = ((uintptr_t)t->data + page - 1) & ~(page - 1);
-    uintptr_t end = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
-    if (end > begin)
-        madvise((void *)begin, end - begin, MADV_PAGEOUT);
-}
-
 /* Fills dst (count floats) from tensor `name`, which must have the given shape. */
 static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
                       const int64_t *shape)
@@ -146,7 +130,7 @@ static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
         weights_check_finite(ld->file, name, dst, count, ld->err) != 0)
         ld->failed = 1;
     else
-        release_source_pages(weights_find(ld->file, name));
+        weights_release_source_pages(weights_find(ld->file, name));
 }
 
 static size_t shape_count(int ndim, const int64_t *shape)
@@ -441,7 +425,7 @@ vdx_clip_model *vdx_clip_load_with(const char *model_dir, const vdx_clip_options
     snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);
     if (vdx_preprocess_config_load(path, &m->preprocess, err) != 0)
         goto fail;
-    clip_model_name_from_dir(model_dir, m->name, sizeof m->name);
+    weights_model_name(model_dir, m->name, sizeof m->name);
     return m;
 fail:
     vdx_clip_free(m);

@@ -240,7 +240,7 @@ static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, int dims, int 
 /* A float32 tensor at a 4-byte aligned address is used in place (its shape checked);
  * anything else is converted into the arena, which also reports a missing tensor or a
  * wrong shape by name. */
-static const float *weight(clip_arena *a, size_t *in_place, const char *name, int ndim,
+static const float *weight(weights_arena *a, size_t *in_place, const char *name, int ndim,
                            const int64_t *shape)
 {
     const vdx_tensor *t = weights_find(a->file, name);
@@ -252,13 +252,13 @@ static const float *weight(clip_arena *a, size_t *in_place, const char *name, in
         count *= (size_t)shape[i];
     }
     if (!same)
-        return clip_arena_tensor(a, name, ndim, shape);
+        return weights_arena_tensor(a, name, ndim, shape);
     if (a->base) /* count each tensor once: in the filling pass */
         *in_place += count * sizeof(float);
     return t->data;
 }
 
-static void load_all(clip_arena *a, vdx_mclip_model *m)
+static void load_all(weights_arena *a, vdx_mclip_model *m)
 {
     const vdx_mclip_config *c = &m->config;
     int64_t H = c->hidden_size, I = c->intermediate_size, E = c->num_dims;
@@ -381,9 +381,9 @@ vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision p
         vdx_fail(err, "out of memory");
         goto fail;
     }
-    clip_arena a = {m->file, NULL, 0, err, 0};
+    weights_arena a = {m->file, NULL, 0, err, 0};
     load_all(&a, m);
-    if (clip_arena_alloc(&a) != 0)
+    if (weights_arena_alloc(&a) != 0)
         goto fail;
     m->arena = a.base;
     load_all(&a, m);
@@ -402,7 +402,7 @@ vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision p
                  vdx_spm_vocab_size(m->tokenizer), c->vocab_size);
         goto fail;
     }
-    clip_model_name_from_dir(model_dir, m->name, sizeof m->name);
+    weights_model_name(model_dir, m->name, sizeof m->name);
     return m;
 fail:
     vdx_mclip_free(m);

@@ -10,28 +10,34 @@
 #include "weights/weights.h"
 
 /* Two passes over the same sequence of calls: the first with base == NULL measures, the
- * second (after clip_arena_alloc) fills. Errors stick: after the first, calls do nothing
- * and clip_arena_finish returns -1 with the message in err. */
-typedef struct clip_arena {
+ * second (after weights_arena_alloc) fills. Errors stick: after the first, calls do nothing
+ * and weights_arena_finish returns -1 with the message in err. */
+typedef struct weights_arena {
     const vdx_weights *file;
     float *base;
     size_t used; /* floats */
     vdx_error *err;
     int failed;
-} clip_arena;
+} weights_arena;
 
 /* Reserves count floats (64-byte aligned); NULL while measuring. */
-float *clip_arena_reserve(clip_arena *a, size_t count);
+float *weights_arena_reserve(weights_arena *a, size_t count);
 /* Reserves and fills a tensor that must have exactly the given shape. */
-float *clip_arena_tensor(clip_arena *a, const char *name, int ndim, const int64_t *shape);
+float *weights_arena_tensor(weights_arena *a, const char *name, int ndim, const int64_t *shape);
 /* Fills dst (reserved earlier) from a tensor of the given shape. */
-void clip_arena_fill(clip_arena *a, float *dst, const char *name, int ndim,
+void weights_arena_fill(weights_arena *a, float *dst, const char *name, int ndim,
                      const int64_t *shape);
 /* Ends the measuring pass: allocates base, resets used. */
-int clip_arena_alloc(clip_arena *a);
+int weights_arena_alloc(weights_arena *a);
+
+/* Asks the kernel to reclaim the source pages of a tensor already copied, so that a
+ * memory-mapped checkpoint and its copy are not both resident at the peak of a load.
+ * MADV_PAGEOUT keeps the contents (file pages are re-read, anonymous memory is swapped or
+ * kept), so it is safe whatever buffer the reader used; only a hint. */
+void weights_release_source_pages(const vdx_tensor *t);
 
 /* "owner/name" for a Hugging Face cache snapshot (.../models--owner--name/snapshots/REV),
  * else the absolute directory: what a collection records to find the model again. */
-void clip_model_name_from_dir(const char *model_dir, char *out, size_t size);
+void weights_model_name(const char *model_dir, char *out, size_t size);
 
 #endif
