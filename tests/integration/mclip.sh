@@ -72,7 +72,9 @@ check "vdx tokenize (CLIP BPE): ids and pieces" \
 
 # --- the sample, embedded with the CLIP --------------------------------------------------
 C="--data $tmp/data --collection sample"
+# fp32, exact decoding: the results are compared with `vdx embed` vectors to 1e-5
 "$vdx" ingest unsplash "$shared/data/unsplash-sample" --base-url "$fs/" --model $CLIP $C \
+    --precision fp32 --exact-decode \
     > "$tmp/ingest.out" 2> "$tmp/ingest.err" || not_ok "ingest: $(tail -n 2 "$tmp/ingest.err" | tr '\n' ' ')"
 
 # brute_force PROMPT OUT: every stored item (search with a large k lists them all, with
