@@ -39,9 +39,10 @@ int engine_threads(void)
     return threads;
 }
 
-void engine_enter(int rows)
+void engine_enter(int rows, int width)
 {
-    omp_set_num_threads(rows <= ENGINE_FEW_ROWS ? 1 : engine_threads());
+    int small = rows <= ENGINE_FEW_ROWS && (long)rows * width * width < ENGINE_SMALL_PASS;
+    omp_set_num_threads(small ? 1 : engine_threads());
 }
 
 /* ---- parallel loops on the one OpenMP team ----------------------------------------- */

@@ -7,14 +7,17 @@
 /* Threads used by the kernels' parallel loops, oneDNN and OpenBLAS (>= 1). */
 void engine_set_threads(int threads);
 int engine_threads(void);
-/* Sets the calling thread's OpenMP team size for a pass over `rows` token rows: every
- * public entry point of a tower calls it first (OpenMP's thread count is per calling
- * thread). Passes over at most ENGINE_FEW_ROWS rows (a text prompt) run on the calling
- * thread alone: they are memory-bound, made of ~100 short parallel regions, and
- * libgomp's idle workers spin between regions, which on a busy machine cost 10x the
- * work (docs/clip-engine.md, "Threads"); larger passes use engine_threads(). */
+/* Sets the calling thread's OpenMP team size for a pass over `rows` token rows of a model
+ * `width` wide: every public entry point of a tower calls it first (OpenMP's thread
+ * count is per calling thread). A small pass — at most ENGINE_FEW_ROWS rows and less than
+ * ENGINE_SMALL_PASS multiply-adds per row·width² (a CLIP prompt: 7 rows × 512²) — runs on
+ * the calling thread alone: it is made of ~100 parallel regions too short to pay, and
+ * libgomp's idle workers spin between regions, which on a busy machine cost 10x the work
+ * (docs/clip-engine.md, "Threads"). Larger passes — images, long prompts, a prompt
+ * through XLM-R Large (16 rows × 1024²: 1.7x faster on 2 threads) — use engine_threads(). */
 #define ENGINE_FEW_ROWS 24
-void engine_enter(int rows);
+#define ENGINE_SMALL_PASS (8L << 20)
+void engine_enter(int rows, int width);
 
 /* Per row of `dim` values: (x - mean) / sqrt(var + eps) * gamma + beta, with the mean
  * and the biased variance accumulated in double. out may equal in. */
