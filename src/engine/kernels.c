@@ -41,7 +41,7 @@ int engine_threads(void)
 
 void engine_enter(int rows, int width)
 {
-    int small = rows <= ENGINE_FEW_ROWS && (long)rows * width * width < ENGINE_SMALL_PASS;
+    int small = rows <= ENGINE_FEW_ROWS && width <= ENGINE_NARROW;
     omp_set_num_threads(small ? 1 : engine_threads());
 }
 

@@ -9,14 +9,16 @@ void engine_set_threads(int threads);
 int engine_threads(void);
 /* Sets the calling thread's OpenMP team size for a pass over `rows` token rows of a model
  * `width` wide: every public entry point of a tower calls it first (OpenMP's thread
- * count is per calling thread). A small pass — at most ENGINE_FEW_ROWS rows and less than
- * ENGINE_SMALL_PASS multiply-adds per row·width² (a CLIP prompt: 7 rows × 512²) — runs on
- * the calling thread alone: it is made of ~100 parallel regions too short to pay, and
- * libgomp's idle workers spin between regions, which on a busy machine cost 10x the work
- * (docs/clip-engine.md, "Threads"). Larger passes — images, long prompts, a prompt
- * through XLM-R Large (16 rows × 1024²: 1.7x faster on 2 threads) — use engine_threads(). */
-#define ENGINE_FEW_ROWS 24
-#define ENGINE_SMALL_PASS (8L << 20)
+ * count is per calling thread). A narrow short pass — at most ENGINE_FEW_ROWS rows of at
+ * most ENGINE_NARROW values: a CLIP ViT-B/32 prompt — runs on the calling thread alone;
+ * everything else uses engine_threads(). Measured on a 2-core EPYC Zen4 under a load of
+ * about 2 (bench_clip, bench_mclip; docs/clip-engine.md, "Threads"): a 77-token CLIP
+ * prompt takes 61 ms on one thread and 101 ms on two (about 100 short parallel regions,
+ * and libgomp's idle workers spin between them), while one image (50 rows × 768) takes
+ * 102 ms on one and 49 on two, and a 16-token prompt through XLM-R Large (1024 wide,
+ * memory-bound: two cores read twice as fast) 151 ms on one and 79 on two. */
+#define ENGINE_FEW_ROWS 77
+#define ENGINE_NARROW 512
 void engine_enter(int rows, int width);
 
 /* Per row of `dim` values: (x - mean) / sqrt(var + eps) * gamma + beta, with the mean
