@@ -118,6 +118,15 @@ if [ $rc -eq 0 ] && [ "$count" = 46 ] &&
 else
     not_ok "unsplash sample: 46 good rows stored, summary printed" "exit $rc, count '$count': $(cat "$T/run1.out" "$T/run1.err" | head -20)"
 fi
+# what embedded them is recorded: fp32 (VDX_PRECISION above), the kernel oneDNN chose,
+# exact decoding; the terminal view says it in words
+if grep -q '"embedded_with":\[{"precision":"fp32","isa":"[a-z_:0-9]*","decode":"exact","items":46,"runs":1,' "$T/info.json" &&
+    script -qc "'$VDX' info --data '$VDX_HOME' --collection sample" /dev/null > "$T/info.tty" 2>&1 &&
+    grep -q '^embedded     fp32 on [a-z_:0-9]*, images decoded exactly: 46 items (1 run, last 20' "$T/info.tty"; then
+    ok "vdx info: the collection records fp32, the oneDNN kernel and exact decoding for its 46 items"
+else
+    not_ok "vdx info records what embedded the items" "$(grep -o '"embedded_with":[^]]*]' "$T/info.json"; grep embedded "$T/info.tty")"
+fi
 
 missing=""
 for line in \
