@@ -8,7 +8,7 @@
  * single-image latency, text latency at 7 and 77 tokens, peak memory; and the ratios of
  * the precisions measured in the same run. Numbers only, never pass/fail.
  *
- *   bench_clip [--threads N] [--rounds N] [--keep DIR]
+ *   bench_clip [--threads N] [--rounds N] [--keep DIR] [--embed-raw PIXELS FEATURES N]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,19 +439,56 @@ static void remove_scratch(const char *dir, const char *keep)
         fprintf(stderr, "bench_clip: could not remove %s\n", dir);
 }
 
+/* --embed-raw: n images of 3×224×224 float32 pixel values (raw, little-endian) through
+ * the fp32 vision tower, their n×512 features written raw: what a peer is compared with. */
+static int embed_raw(const char *dir, const char *in_path, const char *out_path, int n)
+{
+    size_t in_floats = (size_t)n * 3 * 224 * 224, out_floats = (size_t)n * 512;
+    float *pixels = malloc(in_floats * sizeof *pixels), *features = malloc(out_floats * sizeof *features);
+    FILE *in = fopen(in_path, "rb");
+    int rc = 1;
+    vdx_error err = {{0}};
+    vdx_clip_model *model = NULL;
+    if (n < 1 || !pixels || !features || !in || fread(pixels, sizeof *pixels, in_floats, in) != in_floats)
+        fprintf(stderr, "bench_clip: cannot read %d images of 3x224x224 float32 from %s\n", n, in_path);
+    else if (!(model = vdx_clip_load(dir, &err)))
+        fprintf(stderr, "bench_clip: %s\n", err.message);
+    else if (vdx_clip_embed_images(model, pixels, n, features, &err) != 0)
+        fprintf(stderr, "bench_clip: %s\n", err.message);
+    else {
+        FILE *out = fopen(out_path, "wb");
+        rc = !out || fwrite(features, sizeof *features, out_floats, out) != out_floats;
+        if (out && fclose(out) != 0)
+            rc = 1;
+        if (rc)
+            fprintf(stderr, "bench_clip: cannot write %s\n", out_path);
+    }
+    if (in)
+        fclose(in);
+    vdx_clip_free(model);
+    free(pixels);
+    free(features);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    int threads = 0, rounds = 3;
-    const char *keep = NULL;
+    int threads = 0, rounds = 3, embed_n = 0;
+    const char *keep = NULL, *embed_in = NULL, *embed_out = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        if (!strcmp(argv[i], "--embed-raw") && i + 3 < argc) {
+            embed_in = argv[++i];
+            embed_out = argv[++i];
+            embed_n = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep") && i + 1 < argc)
             keep = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_clip [--threads N] [--rounds N] [--keep DIR]\n");
+            fprintf(stderr, "usage: bench_clip [--threads N] [--rounds N] [--keep DIR] "
+                            "[--embed-raw PIXELS.f32 FEATURES.f32 N]\n");
             return 2;
         }
     }
@@ -507,6 +544,11 @@ int main(int argc, char **argv)
     if (!have_checkpoint)
         printf("write checkpoint: %.1f s\n", vdx_now() - t0);
 
+    if (embed_in) { /* the same pixels through vdx as through a peer (bench/vs_peers.py) */
+        rc = embed_raw(dir, embed_in, embed_out, embed_n);
+        remove_scratch(dir, keep);
+        return rc;
+    }
     int team = threads > 0 ? threads : vdx_cpu_count();
     peak_gflops = fma_peak_gflops(team, &peak_per_cpu_s);
     printf("CPU: %s; float32 FMA peak measured here (%s, %d thread(s)): %.0f GFLOP/s wall, "

@@ -316,8 +316,13 @@ void engine_matrix_free(engine_matrix *w)
 /* ---- the product ------------------------------------------------------------------ */
 
 /* x rows → s8 with one scale per row (max |x| / 127; 1 for a zero row). */
+/* The conversions around a product run on the team too (rows are independent, so the
+ * results do not depend on the split): serial, they held back the 2-core batch. */
+#define PARALLEL_ELEMENTS (1 << 16)
+
 static void quantise_rows(const float *x, int m, int k, int8_t *q, float *scales)
 {
+#pragma omp parallel for schedule(static) if ((size_t)m * k >= PARALLEL_ELEMENTS)
     for (int r = 0; r < m; r++) {
         const float *row = x + (size_t)r * k;
         float max = 0;
@@ -361,7 +366,10 @@ int engine_matmul(float *out, const float *x, const engine_matrix *w, const floa
     float *scales = (float *)(block + a);
     float *dst = int8 && accumulate ? (float *)(block + a + b) : out;
     if (w->precision == VDX_PRECISION_BF16) {
-        half_f32_to_bf16_array(x, (uint16_t *)block, (size_t)m * k);
+        uint16_t *rows = (uint16_t *)block;
+#pragma omp parallel for schedule(static) if ((size_t)m * k >= PARALLEL_ELEMENTS)
+        for (int r = 0; r < m; r++)
+            half_f32_to_bf16_array(x + (size_t)r * k, rows + (size_t)r * k, k);
         src = block;
     } else if (int8) {
         quantise_rows(x, m, (int)k, (int8_t *)block, scales);
@@ -404,6 +412,7 @@ int engine_matmul(float *out, const float *x, const engine_matrix *w, const floa
     if (owned)
         dnnl_primitive_destroy(c.primitive);
     if (s == dnnl_success && int8) {
+#pragma omp parallel for schedule(static) if ((size_t)m * n >= PARALLEL_ELEMENTS)
         for (int r = 0; r < m; r++) {
             const float *d = dst + (size_t)r * n;
             float *o = out + (size_t)r * n;
