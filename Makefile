@@ -26,7 +26,7 @@ ifeq ($(SAN),1)
   EXTRA_CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
 endif
 
-LIB_SRC  := $(sort $(wildcard src/common/*.c src/clip/*.c src/image/*.c src/store/*.c \
+LIB_SRC  := $(sort $(wildcard src/common/*.c src/engine/*.c src/weights/*.c src/text/*.c src/clip/*.c src/image/*.c src/store/*.c \
               src/ingest/*.c src/explore/*.c src/map/*.c src/server/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 WEB      := $(sort $(wildcard web/*))
@@ -81,8 +81,8 @@ $(LIB): $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 $(VDX): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The row kernels of the towers are written to be vectorised (src/clip/kernels.c says why).
-$(BUILD)/obj/src/clip/kernels.o: CFLAGS += -fvect-cost-model=dynamic
+# The row kernels of the towers are written to be vectorised (src/engine/kernels.c says why).
+$(BUILD)/obj/src/engine/kernels.o: CFLAGS += -fvect-cost-model=dynamic
 
 # The fault-injection test counts (and fails) every allocation of the library.
 $(BUILD)/tests/test_oom: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=strdup,--wrap=strndup

@@ -8,11 +8,7 @@
  * single-image latency, text latency at 7 and 77 tokens, peak memory; and the ratios of
  * the precisions measured in the same run. Numbers only, never pass/fail.
  *
- *   bench_clip [--threads N] [--rounds N] [--keep DIR] [--embed PIXELS OUT]
- *
- * --embed (for bench/vs_peers.sh, which feeds the same pixels to PyTorch): instead of
- * timing, embeds PIXELS (raw float32, n images of 3x224x224, CHW) in fp32 and writes the
- * n x 512 unnormalised image features to OUT (raw float32).
+ *   bench_clip [--threads N] [--rounds N] [--keep DIR] [--embed-raw PIXELS FEATURES N]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +20,7 @@
 #include <immintrin.h>
 
 #include "vdx/clip.h"
-#include "clip/matmul.h"
+#include "engine/matmul.h"
 #include "bench.h"
 
 /* openai/clip-vit-base-patch32 */
@@ -354,10 +350,10 @@ static int run_precision(const char *dir, vdx_precision precision, int rounds,
     for (int r = 0; r < rounds; r++) {
         t0 = vdx_now();
         double c0 = cpu_seconds();
-        unsigned long long m0 = clip_matmul_elapsed_ns();
+        unsigned long long m0 = engine_matmul_elapsed_ns();
         vdx_clip_embed_images(model, pixels, batch, out, &err);
         double s = vdx_now() - t0, cpu = cpu_seconds() - c0;
-        double in_matmul = (double)(clip_matmul_elapsed_ns() - m0) * 1e-9;
+        double in_matmul = (double)(engine_matmul_elapsed_ns() - m0) * 1e-9;
         if (s < best_batch) {
             best_batch = s;
             best_split = in_matmul / s;
@@ -432,51 +428,6 @@ static int run_precision(const char *dir, vdx_precision precision, int rounds,
     return 0;
 }
 
-/* --embed: fp32 features of the raw float32 pixels in `in`, written raw to `out`. */
-static int embed_file(const char *dir, const char *in, const char *out)
-{
-    size_t image_floats = 3 * IMAGE * IMAGE;
-    FILE *f = fopen(in, "rb");
-    if (!f) {
-        perror(in);
-        return 1;
-    }
-    fseek(f, 0, SEEK_END);
-    long bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    int n = (int)(bytes / (long)(image_floats * sizeof(float)));
-    if (n < 1 || (size_t)bytes != n * image_floats * sizeof(float)) {
-        fprintf(stderr, "bench_clip: %s: %ld bytes is not a whole number of 3x224x224 float32 "
-                        "images\n", in, bytes);
-        fclose(f);
-        return 1;
-    }
-    float *pixels = malloc(bytes), *features = malloc((size_t)n * PROJ * sizeof(float));
-    int rc = fread(pixels, 1, bytes, f) != (size_t)bytes;
-    fclose(f);
-    vdx_error err = {{0}};
-    vdx_clip_options options = {VDX_PRECISION_FP32, VDX_PRECISION_FP32, NULL, NULL};
-    vdx_clip_model *model = rc ? NULL : vdx_clip_load_with(dir, &options, &err);
-    if (!model || vdx_clip_embed_images(model, pixels, n, features, &err) != 0) {
-        fprintf(stderr, "bench_clip: %s\n", rc ? "short read" : err.message);
-        rc = 1;
-    } else {
-        FILE *o = fopen(out, "wb");
-        rc = !o || fwrite(features, sizeof(float), (size_t)n * PROJ, o) != (size_t)n * PROJ;
-        if (o && fclose(o) != 0)
-            rc = 1;
-        if (rc)
-            perror(out);
-        else
-            printf("embedded %d image(s) in fp32 on %s -> %s\n", n, vdx_clip_image_isa(model),
-                   out);
-    }
-    vdx_clip_free(model);
-    free(pixels);
-    free(features);
-    return rc;
-}
-
 /* Removes the temporary model directory (not a --keep one), on success or failure. */
 static void remove_scratch(const char *dir, const char *keep)
 {
@@ -488,23 +439,56 @@ static void remove_scratch(const char *dir, const char *keep)
         fprintf(stderr, "bench_clip: could not remove %s\n", dir);
 }
 
+/* --embed-raw: n images of 3×224×224 float32 pixel values (raw, little-endian) through
+ * the fp32 vision tower, their n×512 features written raw: what a peer is compared with. */
+static int embed_raw(const char *dir, const char *in_path, const char *out_path, int n)
+{
+    size_t in_floats = (size_t)n * 3 * 224 * 224, out_floats = (size_t)n * 512;
+    float *pixels = malloc(in_floats * sizeof *pixels), *features = malloc(out_floats * sizeof *features);
+    FILE *in = fopen(in_path, "rb");
+    int rc = 1;
+    vdx_error err = {{0}};
+    vdx_clip_model *model = NULL;
+    if (n < 1 || !pixels || !features || !in || fread(pixels, sizeof *pixels, in_floats, in) != in_floats)
+        fprintf(stderr, "bench_clip: cannot read %d images of 3x224x224 float32 from %s\n", n, in_path);
+    else if (!(model = vdx_clip_load(dir, &err)))
+        fprintf(stderr, "bench_clip: %s\n", err.message);
+    else if (vdx_clip_embed_images(model, pixels, n, features, &err) != 0)
+        fprintf(stderr, "bench_clip: %s\n", err.message);
+    else {
+        FILE *out = fopen(out_path, "wb");
+        rc = !out || fwrite(features, sizeof *features, out_floats, out) != out_floats;
+        if (out && fclose(out) != 0)
+            rc = 1;
+        if (rc)
+            fprintf(stderr, "bench_clip: cannot write %s\n", out_path);
+    }
+    if (in)
+        fclose(in);
+    vdx_clip_free(model);
+    free(pixels);
+    free(features);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    int threads = 0, rounds = 3;
+    int threads = 0, rounds = 3, embed_n = 0;
     const char *keep = NULL, *embed_in = NULL, *embed_out = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        if (!strcmp(argv[i], "--embed-raw") && i + 3 < argc) {
+            embed_in = argv[++i];
+            embed_out = argv[++i];
+            embed_n = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep") && i + 1 < argc)
             keep = argv[++i];
-        else if (!strcmp(argv[i], "--embed") && i + 2 < argc) {
-            embed_in = argv[++i];
-            embed_out = argv[++i];
-        } else {
+        else {
             fprintf(stderr, "usage: bench_clip [--threads N] [--rounds N] [--keep DIR] "
-                            "[--embed PIXELS OUT]\n");
+                            "[--embed-raw PIXELS.f32 FEATURES.f32 N]\n");
             return 2;
         }
     }
@@ -559,12 +543,12 @@ int main(int argc, char **argv)
     }
     if (!have_checkpoint)
         printf("write checkpoint: %.1f s\n", vdx_now() - t0);
-    if (embed_in) {
-        rc = embed_file(dir, embed_in, embed_out);
+
+    if (embed_in) { /* the same pixels through vdx as through a peer (bench/vs_peers.py) */
+        rc = embed_raw(dir, embed_in, embed_out, embed_n);
         remove_scratch(dir, keep);
         return rc;
     }
-
     int team = threads > 0 ? threads : vdx_cpu_count();
     peak_gflops = fma_peak_gflops(team, &peak_per_cpu_s);
     printf("CPU: %s; float32 FMA peak measured here (%s, %d thread(s)): %.0f GFLOP/s wall, "

@@ -5,9 +5,11 @@
  * wall and CPU ms). The forward pass reads every encoder weight once per prompt, so it
  * also prints the bytes read per prompt, the bandwidth that implies, and this machine's
  * read bandwidth measured in the same run (one pass summing a 1 GiB buffer, all threads),
- * as a ratio. --small runs an XLM-R Base-size model (H 768, 12 layers, I 3072).
+ * as a ratio; in each precision the engine offers (fp32, bf16 where the CPU has it,
+ * int8). --small runs an XLM-R Base-size model (H 768, 12 layers, I 3072).
  *   bench_mclip [--small] [--rounds N] [--tokens N] [--threads N] [--keep DIR]
  * The tokenizer is the mclip-tiny fixture's (../shared or $VDX_SHARED): only ids matter. */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,69 +293,77 @@ int main(int argc, char **argv)
     double bw = read_bandwidth(nthreads), bw1 = nthreads > 1 ? read_bandwidth(1) : bw;
     printf("read bandwidth, this run: %.1f GB/s with %d threads, %.1f GB/s with 1\n", bw,
            nthreads, bw1);
-    reset_peak_rss();
-    long rss0 = status_kb("VmRSS");
-    double t0 = vdx_now();
-    vdx_error err;
-    vdx_mclip_model *m = vdx_mclip_load(dir, &err);
-    double load_s = vdx_now() - t0;
-    if (!m) {
-        fprintf(stderr, "bench_mclip: %s\n", err.message);
-        return 1;
-    }
-    long rss = status_kb("VmRSS"), peak = status_kb("VmHWM");
-    double weights_mb = (double)vdx_mclip_weight_bytes(m) / (1 << 20);
-    printf("load: %.2f s (page cache warm from the write); RSS after load %.0f MB, peak while "
-           "loading %.0f MB = %.2f x the weights (%.0f MB; float32 weights are used in place "
-           "from the mapped file)\n",
-           load_s, (rss - rss0) / 1024.0, (peak - rss0) / 1024.0,
-           (peak - rss0) / 1024.0 / weights_mb, weights_mb);
     int32_t *ids = malloc((size_t)tokens * sizeof *ids);
+    float *out = malloc((size_t)d.out * sizeof *out);
+    double *wall = malloc((size_t)rounds * sizeof *wall);
+    if (!ids || !out || !wall)
+        return 1;
     ids[0] = 0;
     for (int i = 1; i < tokens - 1; i++)
         ids[i] = 5 + (i * 7919) % 8000;
     ids[tokens - 1] = 2;
-    float *out = malloc((size_t)d.out * sizeof *out);
-    double *wall = malloc((size_t)rounds * sizeof *wall), cpu = 0;
-    vdx_mclip_forward(m, ids, tokens, out, NULL, NULL, &err); /* warm-up */
-    for (int r = 0; r < rounds; r++) {
-        double c0 = cpu_seconds(), w0 = vdx_now();
-        if (vdx_mclip_forward(m, ids, tokens, out, NULL, NULL, &err) != 0) {
+    const vdx_precision precisions[] = {VDX_PRECISION_FP32, VDX_PRECISION_BF16,
+                                        VDX_PRECISION_INT8};
+    double fp32_median = 0;
+    for (size_t pi = 0; pi < sizeof precisions / sizeof *precisions; pi++) {
+        vdx_precision precision = precisions[pi];
+        const char *name = vdx_precision_name(precision), *why = NULL;
+        if (vdx_precision_resolve(precision, &why) != precision) {
+            printf("%s: not run: CPU lacks avx512_bf16 (%s)\n", name, why);
+            continue;
+        }
+        reset_peak_rss();
+        long rss0 = status_kb("VmRSS");
+        double t0 = vdx_now();
+        vdx_error err;
+        vdx_mclip_model *m = vdx_mclip_load_precision(dir, precision, &err);
+        double load_s = vdx_now() - t0;
+        if (!m) {
             fprintf(stderr, "bench_mclip: %s\n", err.message);
             return 1;
         }
-        wall[r] = vdx_now() - w0;
-        cpu += cpu_seconds() - c0;
+        long rss = status_kb("VmRSS"), peak = status_kb("VmHWM");
+        double weights_mb = (double)vdx_mclip_weight_bytes(m) / (1 << 20);
+        printf("%s load: %.2f s (page cache warm); RSS after load %.0f MB, peak while loading "
+               "%.0f MB = %.2f x the weights (%.0f MB)\n", name, load_s, (rss - rss0) / 1024.0,
+               (peak - rss0) / 1024.0, (peak - rss0) / 1024.0 / weights_mb, weights_mb);
+        double cpu = 0;
+        vdx_mclip_forward(m, ids, tokens, out, NULL, NULL, &err); /* warm-up */
+        for (int r = 0; r < rounds; r++) {
+            double c0 = cpu_seconds(), w0 = vdx_now();
+            if (vdx_mclip_forward(m, ids, tokens, out, NULL, NULL, &err) != 0) {
+                fprintf(stderr, "bench_mclip: %s\n", err.message);
+                return 1;
+            }
+            wall[r] = vdx_now() - w0;
+            cpu += cpu_seconds() - c0;
+        }
+        double best = wall[0];
+        for (int r = 1; r < rounds; r++)
+            if (wall[r] < best)
+                best = wall[r];
+        double median = bench_median(wall, rounds);
+        if (precision == VDX_PRECISION_FP32)
+            fp32_median = median;
+        /* the encoder's Linear weights in the precision's width, once per prompt */
+        double width = precision == VDX_PRECISION_FP32 ? 4 : precision == VDX_PRECISION_BF16 ? 2 : 1;
+        double encoder = (double)d.layers * (4 * d.hidden * d.hidden + 2 * d.hidden * d.inter) * width;
+        double bytes = encoder + (double)tokens * d.hidden * 4 * 2 + (double)d.out * d.hidden * 4;
+        double flops = 2.0 * tokens * d.layers * (4.0 * d.hidden * d.hidden + 2.0 * d.hidden * d.inter);
+        printf("%s: one %d-token prompt %.1f ms median (min %.1f, %d rounds, %.1f CPU ms); "
+               "%.1f GFLOP/s; %.2fx fp32's time\n", name, tokens, median * 1e3, best * 1e3,
+               rounds, cpu / rounds * 1e3, flops / median / 1e9,
+               fp32_median > 0 ? median / fp32_median : 1.0);
+        printf("%s: bytes read per prompt %.2f GB (the encoder's weights once + %d word and "
+               "position rows) -> %.1f GB/s at the median = %.2f x this run's read bandwidth; "
+               "the floor at that bandwidth is %.0f ms\n", name, bytes / 1e9, tokens,
+               bytes / median / 1e9, bytes / median / 1e9 / bw, bytes / bw / 1e9 * 1e3);
+        vdx_mclip_free(m);
+        malloc_trim(0); /* so the next precision's RSS is its own */
     }
-    long rss_used = status_kb("VmRSS"), peak_used = status_kb("VmHWM");
-    printf("after %d prompts: RSS %.0f MB, peak %.0f MB = %.2f x the weights (the encoder is "
-           "read whole per prompt; of the word table only the rows used)\n", rounds + 1,
-           (rss_used - rss0) / 1024.0, (peak_used - rss0) / 1024.0,
-           (peak_used - rss0) / 1024.0 / weights_mb);
-    double best = wall[0];
-    for (int r = 1; r < rounds; r++)
-        if (wall[r] < best)
-            best = wall[r];
-    double median = bench_median(wall, rounds);
-    double encoder = (double)d.layers * (4 * d.hidden * d.hidden + 2 * d.hidden * d.inter) * 4;
-    double bytes = encoder + (double)tokens * d.hidden * 4 * 2 + (double)d.out * d.hidden * 4;
-    double flops = 2.0 * tokens * d.layers * (4.0 * d.hidden * d.hidden + 2.0 * d.hidden * d.inter);
-    printf("one %d-token prompt, fp32: %.1f ms median (min %.1f, %d rounds, %.1f CPU ms); "
-           "%.1f GFLOP/s\n", tokens, median * 1e3, best * 1e3, rounds, cpu / rounds * 1e3,
-           flops / median / 1e9);
-    printf("bytes read per prompt: %.2f GB (every encoder weight once + %d word and position "
-           "rows) -> %.1f GB/s at the median = %.2f x this run's read bandwidth (%.1f GB/s); "
-           "the floor at that bandwidth is %.0f ms; per CPU second: %.1f GB\n", bytes / 1e9,
-           tokens, bytes / median / 1e9, bytes / median / 1e9 / bw, bw, bytes / bw / 1e9 * 1e3,
-           bytes / (cpu / rounds) / 1e9);
-    if (__builtin_cpu_supports("avx512bf16"))
-        printf("bf16: not measured (the engine's bf16 kernels are not used by xlmr.c yet)\n");
-    else
-        printf("bf16: not run: CPU lacks avx512_bf16 (no native bf16)\n");
     free(ids);
     free(out);
     free(wall);
-    vdx_mclip_free(m);
     if (!keep)
         bench_remove_tree(dir);
     return 0;

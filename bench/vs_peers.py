@@ -1,26 +1,30 @@
 #!/usr/bin/python3
-"""A CLIP ViT-B/32 vision tower in plain PyTorch, for bench/vs_peers.sh.
+"""vdx's CLIP vision tower against PyTorch and ONNX Runtime, same weights, same machine, one run.
 
-Written from the public architecture (docs/clip-model.md; transformers' CLIPVisionModel +
-visual_projection): patch conv, class token, position embeddings, pre-LayerNorm, 12 pre-LN
-encoder layers with QuickGELU MLPs, post-LayerNorm of the class token, projection. It reads
-the model directory's model.safetensors with NumPy (no safetensors/transformers needed).
-    vs_peers.py pixels DIR OUT.f32 N       write N random preprocessed images (raw float32)
-    vs_peers.py check DIR PIXELS VDX.f32   min cosine of PyTorch fp32 vs vdx fp32 (exit 1 < 0.99999)
-    vs_peers.py time DIR [--rounds N] [--onnx FILE.onnx]
-                                           images/s (batch 32), single-image ms, wall and CPU s
-                                           for fp32 and bf16 autocast; --onnx exports the model
-Prints figures; the timing mode never fails.
+A CLIP ViT vision tower written here in plain PyTorch from the public architecture (pre-LN
+ViT: patch convolution without bias, class token, positions, pre-LayerNorm, encoder layers
+of LayerNorm -> multi-head attention -> residual, LayerNorm -> fc1 -> QuickGELU -> fc2 ->
+residual, post-LayerNorm of the class token, projection without bias), reading
+bench_clip's random full-size ViT-B/32 checkpoint (model.safetensors) with NumPy.
+
+1. Proves it is the same model: 8 random images of pixel values through vdx
+   (`bench_clip --embed-raw`, fp32) and through this tower: the worst cosine must be
+   >= 0.99999, else the script stops (a benchmark of two different models is worthless).
+2. Exports the tower with torch.onnx.export and checks ONNX Runtime's features the same way.
+3. Times batches of 32 (best of --rounds): PyTorch fp32, PyTorch bf16 autocast, ONNX Runtime
+   fp32 (npm onnxruntime-node, run by node), and takes vdx's fp32/bf16/int8 figures from
+   `bench_clip` in the same run. Every peer on the same thread count. Prints images/s, CPU
+   seconds and the ratios vdx / peer. Never pass/fail.
+    bench/vs_peers.py DIR --bench build/release/bench/bench_clip [--ort NODE_MODULES_DIR]
+                      [--threads 2] [--rounds 3]
+Needs Debian's python3-torch and python3-numpy; ONNX Runtime is skipped when --ort is not given.
 """
-import json, os, struct, sys, time
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import argparse, json, os, re, resource, struct, subprocess, sys, tempfile, time
 import warnings
 warnings.filterwarnings("ignore")
 import numpy as np
 import torch
-
-F = torch.nn.functional
+import torch.nn.functional as F
 
 
 def load_safetensors(path):
@@ -30,132 +34,213 @@ def load_safetensors(path):
     data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
     out = {}
     for name, t in header.items():
-        if name == "__metadata__" or t["dtype"] != "F32" or not (
-                name.startswith("vision_model.") or name == "visual_projection.weight"):
+        if name == "__metadata__" or not name.startswith(("vision_model.", "visual_projection.")):
             continue
+        assert t["dtype"] == "F32", name
         a, b = t["data_offsets"]
-        out[name] = torch.from_numpy(np.array(np.frombuffer(data[a:b], dtype=np.float32)).reshape(t["shape"]))
+        out[name] = torch.from_numpy(np.array(data[a:b]).view(np.float32).reshape(t["shape"]))
     return out
 
 
-class VisionTower(torch.nn.Module):
-    def __init__(self, w, heads=12, eps=1e-5):
+class Vision(torch.nn.Module):
+    """CLIPVisionModel + visual_projection, from the architecture, QuickGELU, eps 1e-5."""
+
+    def __init__(self, w, heads=12, layers=12):
         super().__init__()
-        self.w, self.heads, self.eps = w, heads, eps
-        self.patch = w["vision_model.embeddings.patch_embedding.weight"].shape[-1]
-        self.width = w["vision_model.pre_layrnorm.weight"].shape[0]
-        self.layers = sum(1 for k in w if k.endswith(".layer_norm1.weight"))
-        for i, (k, v) in enumerate(w.items()):
-            self.register_buffer(f"t{i}", v, persistent=False)
+        self.w = torch.nn.ParameterDict({k.replace(".", "__"): torch.nn.Parameter(v, requires_grad=False)
+                                         for k, v in w.items()})
+        self.heads, self.layers = heads, layers
 
-    def ln(self, x, p):
-        return F.layer_norm(x, (self.width,), self.w[p + ".weight"], self.w[p + ".bias"], self.eps)
-
-    def lin(self, x, p):
-        return F.linear(x, self.w[p + ".weight"], self.w[p + ".bias"])
+    def p(self, name):
+        return self.w[name.replace(".", "__")]
 
     def forward(self, pixels):
-        w, v = self.w, "vision_model."
-        x = F.conv2d(pixels, w[v + "embeddings.patch_embedding.weight"], stride=self.patch)
-        b, h = x.shape[0], x.shape[1]
-        x = x.flatten(2).transpose(1, 2)
-        cls = w[v + "embeddings.class_embedding"].expand(b, 1, h).to(x.dtype)
-        x = torch.cat([cls, x], 1) + w[v + "embeddings.position_embedding.weight"]
-        x = self.ln(x, v + "pre_layrnorm")
-        n, d = x.shape[1], h // self.heads
+        p = self.p
+        patch = p("vision_model.embeddings.patch_embedding.weight")
+        d = int(patch.shape[0])  # a constant, not a traced size: ONNX's LayerNorm needs one
+        x = F.conv2d(pixels, patch, stride=int(patch.shape[-1]))
+        x = x.flatten(2).transpose(1, 2)  # [n, 49, 768]
+        cls = p("vision_model.embeddings.class_embedding").expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + p("vision_model.embeddings.position_embedding.weight")
+        ln = lambda t, pre: F.layer_norm(t, (d,), p(pre + ".weight"), p(pre + ".bias"), 1e-5)
+        lin = lambda t, pre: F.linear(t, p(pre + ".weight"), p(pre + ".bias"))
+        x = ln(x, "vision_model.pre_layrnorm")
+        hd = d // self.heads
+        split = lambda t: t.reshape(t.shape[0], -1, self.heads, hd).transpose(1, 2)
         for i in range(self.layers):
-            p = f"{v}encoder.layers.{i}."
-            y = self.ln(x, p + "layer_norm1")
-            q, k, val = (self.lin(y, p + "self_attn." + s).view(b, n, self.heads, d).transpose(1, 2)
-                         for s in ("q_proj", "k_proj", "v_proj"))
-            a = torch.softmax((q * d ** -0.5) @ k.transpose(-1, -2), -1) @ val
-            x = x + self.lin(a.transpose(1, 2).reshape(b, n, h), p + "self_attn.out_proj")
-            y = self.lin(self.ln(x, p + "layer_norm2"), p + "mlp.fc1")
-            x = x + self.lin(y * torch.sigmoid(1.702 * y), p + "mlp.fc2")
-        return F.linear(self.ln(x[:, 0], v + "post_layernorm"), w["visual_projection.weight"])
+            pre = f"vision_model.encoder.layers.{i}"
+            h = ln(x, pre + ".layer_norm1")
+            q = split(lin(h, pre + ".self_attn.q_proj"))
+            k = split(lin(h, pre + ".self_attn.k_proj"))
+            v = split(lin(h, pre + ".self_attn.v_proj"))
+            a = torch.softmax(q @ k.transpose(-1, -2) * hd ** -0.5, dim=-1) @ v
+            x = x + lin(a.transpose(1, 2).reshape(x.shape[0], -1, d), pre + ".self_attn.out_proj")
+            h = lin(ln(x, pre + ".layer_norm2"), pre + ".mlp.fc1")
+            x = x + lin(h * torch.sigmoid(1.702 * h), pre + ".mlp.fc2")
+        pooled = ln(x[:, 0], "vision_model.post_layernorm")
+        return F.linear(pooled, p("visual_projection.weight"))
 
 
-def model_of(d):
-    return VisionTower(load_safetensors(os.path.join(d, "model.safetensors"))).eval()
+def worst_cosine(a, b):
+    a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float((a * b).sum(axis=1).min())
 
 
-def timed(fn, rounds, batch, pixels):
-    fn(pixels[:1]); fn(pixels)  # warm-up at both shapes
-    best = (1e30, 0.0)
+def cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def time_batches(fn, rounds):
+    """Best wall seconds of `rounds` calls, and the CPU seconds of that best one."""
+    best, best_cpu = float("inf"), 0.0
     for _ in range(rounds):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn(pixels)
-        s, c = time.perf_counter() - t0, time.process_time() - c0
-        best = min(best, (s, c))
-    singles = []
-    c0 = time.process_time()
-    for _ in range(5 * rounds):
-        t0 = time.perf_counter()
-        fn(pixels[:1])
-        singles.append(time.perf_counter() - t0)
-    single_cpu = (time.process_time() - c0) / len(singles)
-    return best[0], best[1], sorted(singles)[len(singles) // 2], single_cpu
+        c0, t0 = cpu_s(), time.perf_counter()
+        fn()
+        t, c = time.perf_counter() - t0, cpu_s() - c0
+        if t < best:
+            best, best_cpu = t, c
+    return best, best_cpu
 
 
-def report(name, batch, r):
-    s, c, single, single_cpu = r
-    print(f"RESULT {name} {batch / s:.2f} {batch / c:.2f} {s:.3f} {c:.3f} {single * 1e3:.1f} {single_cpu * 1e3:.1f}")
-    print(f"  {name}: batch {batch}: {batch / s:.2f} images/s ({s:.3f} s wall, {c:.3f} CPU s = "
-          f"{batch / c:.2f} images per CPU s); single image {single * 1e3:.1f} ms median "
-          f"({single_cpu * 1e3:.1f} CPU ms)", flush=True)
+ORT_SCRIPT = r"""
+const ort = require('onnxruntime-node');
+const fs = require('fs');
+const [model, pixelsPath, outPath, n, rounds, threads] = process.argv.slice(2);
+(async () => {
+  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: Number(threads),
+    interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
+  const buf = fs.readFileSync(pixelsPath);
+  const data = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+  const feeds = { pixels: new ort.Tensor('float32', data, [Number(n), 3, 224, 224]) };
+  let out = await session.run(feeds); // warm-up, and the features
+  fs.writeFileSync(outPath, Buffer.from(out.features.data.buffer));
+  let best = Infinity, bestCpu = 0;
+  for (let r = 0; r < Number(rounds); r++) {
+    const c0 = process.cpuUsage(), t0 = process.hrtime.bigint();
+    out = await session.run(feeds);
+    const t = Number(process.hrtime.bigint() - t0) / 1e9, c = process.cpuUsage(c0);
+    if (t < best) { best = t; bestCpu = (c.user + c.system) / 1e6; }
+  }
+  console.log(JSON.stringify({ seconds: best, cpu: bestCpu }));
+})().catch((e) => { console.error(String(e)); process.exit(1); });
+"""
 
 
 def main():
-    mode, d = sys.argv[1], sys.argv[2]
-    torch.set_num_threads(int(os.environ.get("VS_THREADS", "2")))
-    if mode == "pixels":
-        g = np.random.default_rng(7)
-        n = int(sys.argv[4])
-        (g.standard_normal((n, 3, 224, 224), dtype=np.float32) * 0.9).clip(-1.8, 2.2).tofile(sys.argv[3])
-        return 0
-    model = model_of(d)
-    if mode == "check":
-        px = torch.from_numpy(np.fromfile(sys.argv[3], dtype=np.float32).reshape(-1, 3, 224, 224))
-        ours = np.fromfile(sys.argv[4], dtype=np.float32).reshape(px.shape[0], -1)
-        with torch.no_grad():
-            theirs = model(px).double().numpy()
-        ours = ours.astype(np.float64)
-        cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
-        print(f"same model: cosine vdx fp32 vs PyTorch fp32 over {len(cos)} images: min "
-              f"{cos.min():.9f}, max |difference| {np.abs(ours - theirs).max():.3g} "
-              f"(feature norm {np.linalg.norm(theirs, axis=1).mean():.3g})")
-        if cos.min() < 0.99999:
-            print("vs_peers: FAILED: PyTorch and vdx do not compute the same model (cosine < 0.99999)")
-            return 1
-        return 0
-    rounds = 3
-    onnx = None
-    args = sys.argv[3:]
-    while args:
-        if args[0] == "--rounds":
-            rounds = int(args[1])
-        elif args[0] == "--onnx":
-            onnx = args[1]
-        args = args[2:]
-    batch = 32
-    g = np.random.default_rng(7)
-    px = torch.from_numpy(g.standard_normal((batch, 3, 224, 224), dtype=np.float32))
-    print(f"pytorch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, 'cpu') else ''}")
-    with torch.no_grad():
-        report("pytorch-fp32", batch, timed(model, rounds, batch, px))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("--bench", default="build/release/bench/bench_clip")
+    ap.add_argument("--ort", help="a node_modules directory holding onnxruntime-node")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    tmp = tempfile.mkdtemp(prefix="vdx-vs-peers-")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f" {f}" in flags]
+    print(f"vs_peers: CPU {cpu} ({', '.join(isa)}), {a.threads} thread(s) for every side; "
+          f"PyTorch {torch.__version__}")
 
-        def bf16(x):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return model(x)
-        report("pytorch-bf16", batch, timed(bf16, rounds, batch, px))
-        if onnx:
-            torch.onnx.export(model, px[:1], onnx, input_names=["pixels"], output_names=["features"],
-                              dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}}, opset_version=14)
-            px.numpy().tofile(onnx + ".pixels")
-            print(f"exported {onnx}")
-    return 0
+    rng = np.random.default_rng(7)
+    small = rng.standard_normal((8, 3, 224, 224), dtype=np.float32)
+    pixels = rng.standard_normal((32, 3, 224, 224), dtype=np.float32)
+    small.tofile(os.path.join(tmp, "small.f32"))
+    pixels.tofile(os.path.join(tmp, "pixels.f32"))
+
+    # 1. the same model (bench_clip writes the random checkpoint into DIR when it is missing)
+    r = subprocess.run([a.bench, "--keep", a.dir, "--threads", str(a.threads), "--embed-raw",
+                        os.path.join(tmp, "small.f32"), os.path.join(tmp, "vdx.f32"), "8"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"vs_peers: bench_clip --embed-raw failed: {r.stderr.strip()}")
+    vdx_small = np.fromfile(os.path.join(tmp, "vdx.f32"), dtype=np.float32).reshape(8, -1)
+    model = Vision(load_safetensors(os.path.join(a.dir, "model.safetensors"))).eval()
+    with torch.no_grad():
+        torch_small = model(torch.from_numpy(small)).numpy()
+    cos = worst_cosine(vdx_small, torch_small)
+    print(f"same model: worst cosine between vdx fp32 and this PyTorch tower over 8 images = {cos:.7f}")
+    if cos < 0.99999:
+        sys.exit("vs_peers: the two sides do not compute the same function (cosine < 0.99999): no timings")
+
+    rows = []  # (name, images/s, cpu s per batch)
+    with torch.no_grad():
+        x = torch.from_numpy(pixels)
+        model(x)  # warm-up
+        t, c = time_batches(lambda: model(x), a.rounds)
+        rows.append(("PyTorch fp32", 32 / t, c))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf = model(torch.from_numpy(small)).float().numpy()
+            model(x)
+            t, c = time_batches(lambda: model(x), a.rounds)
+        rows.append(("PyTorch bf16 autocast", 32 / t, c))
+        print(f"PyTorch bf16 autocast: worst cosine to fp32 = {worst_cosine(bf, torch_small):.6f}")
+
+    # 2. ONNX Runtime
+    if a.ort and os.path.isdir(os.path.join(a.ort, "onnxruntime-node")):
+        onnx_path = os.path.join(tmp, "vision.onnx")
+        try:
+            torch.onnx.export(model, torch.from_numpy(small), onnx_path, input_names=["pixels"],
+                              output_names=["features"], dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}},
+                              opset_version=14)
+        except Exception as e:  # noqa: BLE001 - say why and go on without this peer
+            print(f"ONNX Runtime: skipped, torch.onnx.export failed: {e}")
+            onnx_path = None
+        if onnx_path:
+            script = os.path.join(tmp, "ort.js")
+            open(script, "w").write(ORT_SCRIPT)
+            env = dict(os.environ, NODE_PATH=a.ort)
+            ok = True
+            for name, n in (("small", 8), ("pixels", 32)):
+                r = subprocess.run(["node", script, onnx_path, os.path.join(tmp, name + ".f32"),
+                                    os.path.join(tmp, "ort-" + name + ".f32"), str(n), str(a.rounds),
+                                    str(a.threads)], capture_output=True, text=True, env=env)
+                if r.returncode != 0:
+                    print(f"ONNX Runtime: skipped: {r.stderr.strip()[:300]}")
+                    ok = False
+                    break
+                result = json.loads(r.stdout.strip().splitlines()[-1])
+            if ok:
+                ort_small = np.fromfile(os.path.join(tmp, "ort-small.f32"), dtype=np.float32).reshape(8, -1)
+                print(f"ONNX Runtime: worst cosine to this PyTorch tower = {worst_cosine(ort_small, torch_small):.7f}")
+                rows.append(("ONNX Runtime fp32", 32 / result["seconds"], result["cpu"]))
+    else:
+        print("ONNX Runtime: skipped (no --ort DIR with onnxruntime-node; bench/vs_peers.sh installs it)")
+
+    # 3. vdx, same run
+    r = subprocess.run([a.bench, "--keep", a.dir, "--threads", str(a.threads), "--rounds", str(a.rounds)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"vs_peers: bench_clip failed: {r.stderr.strip()}")
+    precision = None
+    vdx = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"== (\w+): matmuls on (\S+)", line)
+        if m:
+            precision = (m.group(1), m.group(2))
+        m = re.search(r"batch of 32: ([\d.]+) s \(([\d.]+) images/s\), ([\d.]+) CPU s", line)
+        if m and precision:
+            rate, cpu_b = float(m.group(2)), float(m.group(3))
+            if rate > vdx.get(precision, (0, 0))[0]:
+                vdx[precision] = (rate, cpu_b)
+    print()
+    print(f"{'':28s} {'images/s':>9s} {'CPU s/batch':>12s}")
+    for (p, kernel), (rate, c) in vdx.items():
+        print(f"{'vdx ' + p + ' (' + kernel + ')':28s} {rate:9.1f} {c:12.2f}")
+    for name, rate, c in rows:
+        print(f"{name:28s} {rate:9.1f} {c:12.2f}")
+    print()
+    by = {p: v for (p, _), v in vdx.items()}
+    for name, rate, c in rows:
+        same = "bf16" if "bf16" in name else "fp32"
+        if same in by:
+            print(f"vdx {same} / {name}: {by[same][0] / rate:.2f}x images/s, "
+                  f"{c / by[same][1]:.2f}x by CPU seconds")
+    for p in ("bf16", "int8"):
+        if p in by and "fp32" in by:
+            print(f"vdx {p} / vdx fp32: {by[p][0] / by['fp32'][0]:.2f}x")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,13 +1,13 @@
-/* libFuzzer target for the restricted unpickler (src/clip/pickle.c): the state-dict
+/* libFuzzer target for the restricted unpickler (src/weights/pickle.c): the state-dict
  * reader, the legacy-stream preamble and storage-key-list readers, and the tensor table
  * built over a state dict (strides, offsets, contiguous copies), with the input itself
  * standing in as every storage. Nothing may crash, leak or read outside the buffer.
  * Built by scripts/build-fuzz.sh.
- * FUZZ_SOURCES: src/common/common.c src/common/half.c src/common/json_check.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/half.c src/common/json_check.c src/weights/weights.c src/weights/safetensors.c src/weights/pickle.c src/weights/torch_zip.c src/weights/torch_legacy.c */
 #include <stdlib.h>
 #include <string.h>
 
-#include "clip/weights.h"
+#include "weights/weights.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

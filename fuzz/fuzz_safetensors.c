@@ -1,12 +1,12 @@
-/* libFuzzer target for the safetensors header parser (src/clip/safetensors.c): any byte
+/* libFuzzer target for the safetensors header parser (src/weights/safetensors.c): any byte
  * string must either be refused with a message or give tensors that lie inside the
  * buffer; every accepted float tensor is read back through weights_get_f32 so ASan
  * sees each byte the table claims. Built by scripts/build-fuzz.sh.
- * FUZZ_SOURCES: src/common/common.c src/common/half.c src/common/json_check.c src/clip/weights.c src/clip/safetensors.c src/clip/pickle.c src/clip/torch_zip.c src/clip/torch_legacy.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/half.c src/common/json_check.c src/weights/weights.c src/weights/safetensors.c src/weights/pickle.c src/weights/torch_zip.c src/weights/torch_legacy.c */
 #include <stdlib.h>
 #include <string.h>
 
-#include "clip/weights.h"
+#include "weights/weights.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

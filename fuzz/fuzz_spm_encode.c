@@ -1,11 +1,11 @@
-/* libFuzzer target for the XLM-R tokenizer's encode path (src/clip/sentencepiece.c):
+/* libFuzzer target for the XLM-R tokenizer's encode path (src/text/sentencepiece.c):
  * arbitrary bytes (valid UTF-8 or not) give ids that respect every invariant: <s> first,
  * </s> last, only vocabulary ids between, at most max_len ids, a truncated encoding that
  * is a prefix of the full one, and, for text without special tokens, pieces that spell
  * the normalised text. $VDX_SPM_MODEL names the model (default: the mclip-tiny fixture).
  * The first input byte picks max_len (2..257); the rest is the text. Built by
  * scripts/build-fuzz.sh.
- * FUZZ_SOURCES: src/common/common.c src/common/hash.c src/clip/protobuf.c src/clip/sentencepiece.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/hash.c src/text/protobuf.c src/text/sentencepiece.c */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

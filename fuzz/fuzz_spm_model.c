@@ -1,9 +1,9 @@
-/* libFuzzer target for the SentencePiece model reader (src/clip/sentencepiece.c over the
- * protobuf reader src/clip/protobuf.c): any byte string must either be refused with a
+/* libFuzzer target for the SentencePiece model reader (src/text/sentencepiece.c over the
+ * protobuf reader src/text/protobuf.c): any byte string must either be refused with a
  * message or give a tokenizer that encodes a few texts without reading outside its
  * tables (a hostile charsmap trie, pieces, scores and types included). Built by
  * scripts/build-fuzz.sh; seed: the mclip-tiny sentencepiece.bpe.model.
- * FUZZ_SOURCES: src/common/common.c src/common/hash.c src/clip/protobuf.c src/clip/sentencepiece.c */
+ * FUZZ_SOURCES: src/common/common.c src/common/hash.c src/text/protobuf.c src/text/sentencepiece.c */
 #include <stdlib.h>
 #include <string.h>
 

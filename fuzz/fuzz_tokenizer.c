@@ -3,7 +3,7 @@
  * bos first, eos last, only vocabulary ids between, at most max_len ids, and a truncated
  * encoding that is exactly a prefix of the untruncated one.
  *   clang -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(pkg-config --cflags libutf8proc libcjson) \
- *     fuzz/fuzz_tokenizer.c src/clip/tokenizer.c src/common/common.c src/common/hash.c src/common/json_check.c \
+ *     fuzz/fuzz_tokenizer.c src/text/tokenizer.c src/common/common.c src/common/hash.c src/common/json_check.c \
  *     $(pkg-config --libs libutf8proc libcjson libcrypto) -o fuzz_tokenizer
  *   VDX_TOKENIZER_DIR=../shared/fixtures/clip-tiny ./fuzz_tokenizer -max_total_time=60
  * The first input byte picks max_len (2..257); the rest is the text. */

@@ -1,4 +1,4 @@
-/* Tests of the CLIP kernels (src/clip/kernels.c, src/clip/matmul.c). The oneDNN matmul
+/* Tests of the CLIP kernels (src/engine/kernels.c, src/engine/matmul.c). The oneDNN matmul
  * of a Linear layer over a text prompt's few rows agrees with a double precision
  * reference in fp32 (1, 2, 4 threads within 1e-6 of each other), bf16 and int8 within
  * their rounding; concurrent callers sharing one packed matrix get identical results.
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clip/kernels.h"
-#include "clip/matmul.h"
+#include "engine/kernels.h"
+#include "engine/matmul.h"
 #include "test.h"
 
 enum { ROWS = 7, OUT = 1536, IN = 512, CALLERS = 4, CALLS_PER_CALLER = 10 };
@@ -64,14 +64,14 @@ TEST(fp32_matmul_matches_reference_on_1_2_4_threads)
 {
     static float out[3][ROWS * OUT], twice[ROWS * OUT];
     vdx_error err = {{0}};
-    clip_matrix w;
-    REQUIRE(clip_matrix_pack(&w, weights, OUT, IN, VDX_PRECISION_FP32, &err) == 0, "%s",
+    engine_matrix w;
+    REQUIRE(engine_matrix_pack(&w, weights, OUT, IN, VDX_PRECISION_FP32, &err) == 0, "%s",
             err.message);
     const int threads[3] = {1, 2, 4};
     for (int t = 0; t < 3; t++) {
-        clip_kernels_set_threads(threads[t]);
-        clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
-        CHECK(clip_matmul(out[t], inputs, &w, bias, ROWS, 0, &err) == 0, "%s", err.message);
+        engine_set_threads(threads[t]);
+        engine_enter(1 << 20, 1); /* every thread, whatever the row count */
+        CHECK(engine_matmul(out[t], inputs, &w, bias, ROWS, 0, &err) == 0, "%s", err.message);
     }
     double worst = worst_error(out[0]);
     CHECK(worst <= 1e-5, "fp32 off the double reference by %g", worst);
@@ -83,14 +83,14 @@ TEST(fp32_matmul_matches_reference_on_1_2_4_threads)
                 break;
             }
     memcpy(twice, out[0], sizeof twice);
-    clip_kernels_set_threads(2);
-    clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
-    CHECK(clip_matmul(twice, inputs, &w, bias, ROWS, 1, &err) == 0, "%s", err.message);
+    engine_set_threads(2);
+    engine_enter(1 << 20, 1); /* every thread, whatever the row count */
+    CHECK(engine_matmul(twice, inputs, &w, bias, ROWS, 1, &err) == 0, "%s", err.message);
     double off = 0;
     for (int i = 0; i < ROWS * OUT; i++)
         off = fmax(off, fabs(twice[i] - 2.0 * out[1][i]) / fmax(1.0, fabs(out[1][i])));
     CHECK(off <= 1e-6, "the residual form is off twice the output by %g", off);
-    clip_matrix_free(&w);
+    engine_matrix_free(&w);
 }
 
 /* bf16 (where native) and int8 stay within their rounding of the reference. */
@@ -100,35 +100,35 @@ TEST(bf16_and_int8_matmul_near_reference)
     vdx_error err = {{0}};
     const vdx_precision precisions[2] = {VDX_PRECISION_BF16, VDX_PRECISION_INT8};
     const double bounds[2] = {1e-2, 3e-2};
-    clip_kernels_set_threads(2);
-    clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
+    engine_set_threads(2);
+    engine_enter(1 << 20, 1); /* every thread, whatever the row count */
     for (int p = 0; p < 2; p++) {
-        if (precisions[p] == VDX_PRECISION_BF16 && !clip_cpu_has_bf16()) {
+        if (precisions[p] == VDX_PRECISION_BF16 && !engine_cpu_has_bf16()) {
             SKIP("bf16: CPU lacks avx512_bf16");
             continue;
         }
-        clip_matrix w;
-        REQUIRE(clip_matrix_pack(&w, weights, OUT, IN, precisions[p], &err) == 0, "%s",
+        engine_matrix w;
+        REQUIRE(engine_matrix_pack(&w, weights, OUT, IN, precisions[p], &err) == 0, "%s",
                 err.message);
-        CHECK(clip_matmul(out, inputs, &w, bias, ROWS, 0, &err) == 0, "%s", err.message);
+        CHECK(engine_matmul(out, inputs, &w, bias, ROWS, 0, &err) == 0, "%s", err.message);
         double worst = worst_error(out);
         CHECK(worst <= bounds[p] && worst > 0, "%s off the reference by %g (bound %g)",
               vdx_precision_name(precisions[p]), worst, bounds[p]);
-        clip_matrix_free(&w);
+        engine_matrix_free(&w);
     }
 }
 
 static float expected[ROWS * OUT];
 static float results[CALLERS][ROWS * OUT];
-static clip_matrix shared_matrix;
+static engine_matrix shared_matrix;
 
 static void *caller(void *arg)
 {
     float *out = arg;
     vdx_error err = {{0}};
-    clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
+    engine_enter(1 << 20, 1); /* every thread, whatever the row count */
     for (int call = 0; call < CALLS_PER_CALLER; call++)
-        if (clip_matmul(out, inputs, &shared_matrix, bias, ROWS, 0, &err) != 0)
+        if (engine_matmul(out, inputs, &shared_matrix, bias, ROWS, 0, &err) != 0)
             memset(out, 0, sizeof expected);
     return NULL;
 }
@@ -136,11 +136,11 @@ static void *caller(void *arg)
 TEST(concurrent_and_repeated_calls_are_identical)
 {
     vdx_error err = {{0}};
-    REQUIRE(clip_matrix_pack(&shared_matrix, weights, OUT, IN, VDX_PRECISION_FP32, &err) == 0,
+    REQUIRE(engine_matrix_pack(&shared_matrix, weights, OUT, IN, VDX_PRECISION_FP32, &err) == 0,
             "%s", err.message);
-    clip_kernels_set_threads(2);
-    clip_kernels_enter(1 << 20); /* every thread, whatever the row count */
-    REQUIRE(clip_matmul(expected, inputs, &shared_matrix, bias, ROWS, 0, &err) == 0, "%s",
+    engine_set_threads(2);
+    engine_enter(1 << 20, 1); /* every thread, whatever the row count */
+    REQUIRE(engine_matmul(expected, inputs, &shared_matrix, bias, ROWS, 0, &err) == 0, "%s",
             err.message);
     pthread_t ids[CALLERS];
     for (int t = 0; t < CALLERS; t++)
@@ -149,7 +149,7 @@ TEST(concurrent_and_repeated_calls_are_identical)
         pthread_join(ids[t], NULL);
     for (int t = 0; t < CALLERS; t++)
         CHECK(memcmp(results[t], expected, sizeof expected) == 0, "caller %d differs", t);
-    clip_matrix_free(&shared_matrix);
+    engine_matrix_free(&shared_matrix);
 }
 
 TEST(precision_names_parse_and_refuse)
@@ -163,7 +163,7 @@ TEST(precision_names_parse_and_refuse)
           "%s", err.message);
     const char *why = NULL;
     vdx_precision got = vdx_precision_resolve(VDX_PRECISION_BF16, &why);
-    if (clip_cpu_has_bf16())
+    if (engine_cpu_has_bf16())
         CHECK(got == VDX_PRECISION_BF16 && !why, "bf16 on a bf16 CPU became %s",
               vdx_precision_name(got));
     else
@@ -182,8 +182,8 @@ TEST(activations_match_their_definitions)
         x[i] = -8.0f + 0.01f * (float)i;
     memcpy(quick, x, sizeof x);
     memcpy(exact, x, sizeof x);
-    clip_bias_activation(quick, zero, 1, N, CLIP_ACT_QUICK_GELU);
-    clip_bias_activation(exact, zero, 1, N, CLIP_ACT_GELU);
+    engine_bias_activation(quick, zero, 1, N, ENGINE_ACT_QUICK_GELU);
+    engine_bias_activation(exact, zero, 1, N, ENGINE_ACT_GELU);
     double worst_quick = 0, worst_exact = 0;
     for (int i = 0; i < N; i++) {
         double v = x[i];
@@ -200,13 +200,13 @@ TEST(activations_match_their_definitions)
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         float v = known[i].x, b = 0.0f;
-        clip_bias_activation(&v, &b, 1, 1, CLIP_ACT_GELU);
+        engine_bias_activation(&v, &b, 1, 1, ENGINE_ACT_GELU);
         CHECK(fabs(v - known[i].torch) < 1e-6, "gelu(%g) = %.9g, torch %.9g", known[i].x, v,
               known[i].torch);
     }
     /* the bias is added before the activation */
     float v = 0.5f, b = 0.5f;
-    clip_bias_activation(&v, &b, 1, 1, CLIP_ACT_GELU);
+    engine_bias_activation(&v, &b, 1, 1, ENGINE_ACT_GELU);
     CHECK(fabs(v - 0.8413447460685429) < 1e-6, "gelu(0.5 + 0.5) = %.9g", v);
 }
 

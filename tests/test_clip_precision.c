@@ -1,4 +1,4 @@
-/* Tests of the engine's precisions (src/clip/matmul.c through src/clip/model.c) on the
+/* Tests of the engine's precisions (src/engine/matmul.c through src/clip/model.c) on the
  * golden fixtures (../shared/fixtures/golden/clip-tiny: all 20 images, all 25 texts):
  * bf16 features keep cosine >= 0.9995 to the golden float32 features, int8 >= 0.99; on
  * the sample dataset (../shared/data/unsplash-sample, 48 photos) every golden prompt's

@@ -1,5 +1,5 @@
-/* Golden tests of the XLM-R SentencePiece tokenizer (src/clip/sentencepiece.c) and its
- * protobuf reader (src/clip/protobuf.c): the ids and pieces of the 43 mclip-tiny prompts
+/* Golden tests of the XLM-R SentencePiece tokenizer (src/text/sentencepiece.c) and its
+ * protobuf reader (src/text/protobuf.c): the ids and pieces of the 43 mclip-tiny prompts
  * and the 300 extra corpus lines that sentencepiece 0.1.97 + transformers produced
  * (../shared/fixtures/golden/mclip-tiny), normalisation edge cases read from the model's
  * own charsmap, truncation, and clear errors on truncated or hostile `.model` files. */

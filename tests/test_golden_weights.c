@@ -2,7 +2,7 @@
  * torch zip, legacy torch pickle) hold the same numbers tensor for tensor; the F16 model
  * converts exactly; the int64 position_ids buffers are present and tolerated; config.json
  * parses to the fixture's architecture. */
-#include "clip/weights.h"
+#include "weights/weights.h"
 #include "test.h"
 #include "vdx/clip.h"
 

@@ -696,6 +696,60 @@ TEST(failure_then_success)
     remove_tree(data);
 }
 
+/* What embedded the vectors: runs recorded, summed per kind, kept across reopening,
+ * refused on a read-only handle (which changes nothing). */
+TEST(embedding_records_summed_in_info)
+{
+    const char *data = test_tmpdir("store");
+    const char *name = collection_name("embedded-with");
+    vdx_model_identity m = model_identity("m", 'e', 8);
+    vdx_error err = {{0}};
+    vdx_store *s = open_store(data, name, 1, &m, VDX_VECTOR_F32, 0, &err);
+    REQUIRE(s, "create: %s", err.message);
+    cJSON *info = NULL;
+    REQUIRE(vdx_store_info(s, &info, &err) == 0, "%s", err.message);
+    CHECK(!cJSON_GetObjectItem(info, "embedded_with"), "a new collection has no record");
+    cJSON_Delete(info);
+    vdx_embedding_record bf16 = {"bf16", "brg:avx512_core_bf16", "reduced", 20};
+    vdx_embedding_record fp32 = {"fp32", "brg:avx512_core", "exact", 5};
+    vdx_embedding_record outside = {"external", NULL, NULL, 7};
+    REQUIRE(vdx_store_record_embedding(s, &bf16, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_store_record_embedding(s, &fp32, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_store_record_embedding(s, &bf16, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_store_record_embedding(s, &outside, &err) == 0, "%s", err.message);
+    vdx_embedding_record bad = {NULL, NULL, NULL, 1};
+    CHECK(vdx_store_record_embedding(s, &bad, &err) != 0 &&
+              contains(err.message, "needs a precision"), "a record without a precision: %s",
+          err.message);
+    vdx_store_close(s);
+    s = open_store(data, name, 0, NULL, VDX_VECTOR_F32, 1, &err);
+    REQUIRE(s, "reopen read-only: %s", err.message);
+    CHECK(vdx_store_record_embedding(s, &fp32, &err) != 0 && contains(err.message, "read-only"),
+          "read-only handle: %s", err.message);
+    REQUIRE(vdx_store_info(s, &info, &err) == 0, "%s", err.message);
+    cJSON *kinds = cJSON_GetObjectItem(info, "embedded_with");
+    REQUIRE(cJSON_GetArraySize(kinds) == 3, "%d kinds", cJSON_GetArraySize(kinds));
+    struct { const char *precision, *isa, *decode; double items, runs; } want[] = {
+        {"bf16", "brg:avx512_core_bf16", "reduced", 40, 2},
+        {"fp32", "brg:avx512_core", "exact", 5, 1},
+        {"external", NULL, NULL, 7, 1}};
+    for (int i = 0; i < 3; i++) {
+        cJSON *k = cJSON_GetArrayItem(kinds, i);
+        const char *isa = cJSON_GetStringValue(cJSON_GetObjectItem(k, "isa"));
+        const char *decode = cJSON_GetStringValue(cJSON_GetObjectItem(k, "decode"));
+        CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(k, "precision")), want[i].precision) == 0 &&
+                  (want[i].isa ? isa && strcmp(isa, want[i].isa) == 0 : !isa) &&
+                  (want[i].decode ? decode && strcmp(decode, want[i].decode) == 0 : !decode) &&
+                  cJSON_GetNumberValue(cJSON_GetObjectItem(k, "items")) == want[i].items &&
+                  cJSON_GetNumberValue(cJSON_GetObjectItem(k, "runs")) == want[i].runs &&
+                  cJSON_GetStringValue(cJSON_GetObjectItem(k, "last"))[0] == '2',
+              "kind %d (%s) differs", i, want[i].precision);
+    }
+    cJSON_Delete(info);
+    vdx_store_close(s);
+    remove_tree(data);
+}
+
 /* ---- search ---- */
 
 typedef struct filter_case {
@@ -1672,6 +1726,7 @@ int main(void)
     RUN(handle_shared_by_threads);
     RUN(where_filters_are_safe);
     RUN(batch_rules_are_the_same_for_every_backend);
+    RUN(embedding_records_summed_in_info);
     RUN(reader_sees_appends_after_refresh);
     RUN(single_writer_lock);
     RUN(uncommitted_rows_invisible_then_cut);

@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <zip.h>
 
-#include "clip/weights.h"
+#include "weights/weights.h"
 #include "test.h"
 #include "vdx/clip.h"
 

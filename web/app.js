@@ -155,7 +155,7 @@ async function applyHash() {
     const size = Number(p.get('size'));
     setDensity(size >= 110 && size <= 360 ? size : 0);
     state.fit = p.get('k') === 'fit';
-    if (state.fit) { state.k = fitK(); $('k').value = 'fit'; }
+    if (state.fit) { setGridClass(); state.k = fitK(); $('k').value = 'fit'; }
     else if ([9, 24, 48, 96].includes(k)) { state.k = k; $('k').value = k; }
     $('where').value = p.get('where') || '';
     clearFilterError();
@@ -234,10 +234,16 @@ function escapeHtml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 }
 
+// The grid's layout class: nine tiles at the default size are a 3×3 block, any other page
+// fills the width. Set before fitK() measures the columns.
+function setGridClass() {
+  $('grid').className = 'grid' + (state.k === 9 && !state.density && !state.fit ? ' k9' : '');
+}
+
 function renderGrid(keepFocus) {
   const grid = $('grid');
   const hadFocus = grid.contains(document.activeElement);
-  grid.className = 'grid' + (state.k === 9 && !state.density && !state.fit ? ' k9' : '');
+  setGridClass();
   grid.replaceChildren(...state.items.map(tile));
   if (state.focus >= state.items.length) state.focus = Math.max(0, state.items.length - 1);
   if ((keepFocus || hadFocus) && state.items.length) focusTile(state.focus);
@@ -1489,6 +1495,7 @@ function setup() {
   $('image-input').addEventListener('change', (ev) => { searchImage(ev.target.files[0]); ev.target.value = ''; });
   $('k').addEventListener('change', () => {
     state.fit = $('k').value === 'fit';
+    setGridClass(); // Fit measures the columns of the page it will fill, not the 3×3 block's
     state.k = state.fit ? fitK() : Number($('k').value);
     pageTo(0);
   });

@@ -173,6 +173,17 @@ int vdx_store_get_thumbnail(vdx_store *store, const char *id, uint8_t **jpeg, si
 int vdx_store_failures(vdx_store *store, cJSON **failures, vdx_error *err);
 /* Collection summary: {"collection","backend","model":{...},"count","failed",
  * "vector_type","bytes_on_disk",...}. */
+/* What embedded a collection's vectors: every ingest run that stores vectors records one
+ * (docs/store-format.md, "Notes"), and vdx_store_info sums them per kind under
+ * "embedded_with": [{"precision","isa","decode","items","runs","last"}...]. */
+typedef struct vdx_embedding_record {
+    const char *precision; /* "fp32", "bf16", "int8"; "external": vectors made elsewhere */
+    const char *isa;       /* the kernel oneDNN ran, e.g. "brg:avx512_core_bf16"; NULL: none */
+    const char *decode;    /* "exact", or "reduced" (large JPEGs decoded reduced); NULL: none */
+    int64_t items;         /* vectors the run stored */
+} vdx_embedding_record;
+int vdx_store_record_embedding(vdx_store *store, const vdx_embedding_record *record,
+                               vdx_error *err);
 int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err);
 /* Forgets failures so that an ingest tries those items again (--retry-failed). */
 int vdx_store_clear_failures(vdx_store *store, vdx_error *err);

@@ -12,6 +12,11 @@ typedef struct vdx_text_model vdx_text_model;
 /* Loads the text tower of a model directory: an M-CLIP tower (config.json model_type
  * "M-CLIP"), else a CLIP model (both towers are loaded; the text one is used). */
 vdx_text_model *vdx_text_model_load(const char *model_dir, vdx_error *err);
+/* The same with precisions (vdx/clip.h): an M-CLIP tower runs options->text_precision
+ * (a bf16 fallback is reported through options->notice), a CLIP model loads with
+ * vdx_clip_load_with. options NULL: FP32, as vdx_text_model_load. */
+vdx_text_model *vdx_text_model_load_with(const char *model_dir, const vdx_clip_options *options,
+                                         vdx_error *err);
 /* The text tower of a CLIP model already loaded (borrowed: free the wrapper first). */
 vdx_text_model *vdx_text_model_of_clip(const vdx_clip_model *clip, vdx_error *err);
 void vdx_text_model_free(vdx_text_model *model);

@@ -225,7 +225,7 @@ vdx_text_model *cli_load_text_model(const char *text_arg, int force,
         cli_error("%s", err.message);
         return NULL;
     }
-    vdx_text_model *tm = vdx_text_model_load(dir, &err);
+    vdx_text_model *tm = vdx_text_model_load_with(dir, cli_clip_options(), &err);
     if (!tm) {
         cli_error("%s", err.message);
         return NULL;

@@ -356,7 +356,7 @@ int cmd_embed(int argc, char **argv)
             }
         if (threads > 0)
             vdx_clip_set_threads(threads);
-        if (!(text_model = vdx_text_model_load(dir, &err))) {
+        if (!(text_model = vdx_text_model_load_with(dir, cli_clip_options(), &err))) {
             free(run.inputs);
             return cli_fail(&err, "%s", err.message);
         }

@@ -72,6 +72,25 @@ static void print_text(const cJSON *info, const cJSON *failures, int all, const 
            model ? str_or_unknown(model, "name") : "?",
            model ? (int)num_field(model, "dims") : 0, hash ? hash : "?");
     printf("items        %.0f\n", num_field(info, "count"));
+    /* what embedded the vectors, per kind: "bf16 on brg:avx512_core_bf16, large JPEGs
+     * decoded reduced: 25000 items (1 run, last 2026-12-04T...)" */
+    const cJSON *kinds = cJSON_GetObjectItemCaseSensitive(info, "embedded_with"), *k;
+    if (cJSON_GetArraySize(kinds) == 0)
+        printf("embedded     not recorded (vectors stored by a vdx before 0.1.0's precisions)\n");
+    int first = 1;
+    cJSON_ArrayForEach(k, kinds) {
+        const char *precision = str_or_unknown(k, "precision"), *isa = str_field(k, "isa"),
+                   *decode = str_field(k, "decode");
+        double runs = num_field(k, "runs");
+        printf("%s %s%s%s%s: %.0f items (%.0f run%s, last %s)\n",
+               first ? "embedded    " : "            ",
+               strcmp(precision, "external") == 0 ? "elsewhere (vdx ingest vectors)" : precision,
+               isa ? " on " : "", isa ? isa : "",
+               !decode ? "" : strcmp(decode, "reduced") == 0 ? ", large JPEGs decoded reduced"
+                                                          : ", images decoded exactly",
+               num_field(k, "items"), runs, runs == 1 ? "" : "s", str_or_unknown(k, "last"));
+        first = 0;
+    }
     printf("failed       %d\n", cJSON_GetArraySize(failures));
     printf("vectors      %s\n", str_or_unknown(info, "vector_type"));
     printf("on disk      %s\n", size);

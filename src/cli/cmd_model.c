@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "clip/weights.h"
+#include "weights/weights.h"
 #include "vdx/mclip.h"
 
 static const char usage_text[] =

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clip/weights.h"
+#include "weights/weights.h"
 #include "common/http_client.h"
 #include "vdx/clip.h"
 #include "vdx/mclip.h"

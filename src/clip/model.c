@@ -18,14 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include "clip/kernels.h"
-#include "clip/matmul.h"
-#include "clip/modelfiles.h"
-#include "clip/weights.h"
+#include "engine/kernels.h"
+#include "engine/matmul.h"
+#include "weights/modelfiles.h"
+#include "weights/weights.h"
 
 /* Images per pass through the vision tower: large enough for the GEMMs to run near
  * peak, small enough to bound scratch memory (about 1.5 MB per ViT-B/32 image). */
@@ -35,19 +33,19 @@
  * [3·dim][dim] matrix so that a single matmul computes all three. */
 typedef struct layer_weights {
     float *norm1_w, *norm1_b;
-    clip_matrix qkv;
+    engine_matrix qkv;
     float *qkv_b;
-    clip_matrix out;
+    engine_matrix out;
     float *out_b;
     float *norm2_w, *norm2_b;
-    clip_matrix fc1;
+    engine_matrix fc1;
     float *fc1_b;
-    clip_matrix fc2;
+    engine_matrix fc2;
     float *fc2_b;
 } layer_weights;
 
 typedef struct tower_weights {
-    clip_matrix patch_embedding; /* vision: [dim][channels·patch·patch] */
+    engine_matrix patch_embedding; /* vision: [dim][channels·patch·patch] */
     float *class_embedding;    /* vision: [dim] */
     float *pre_norm_w, *pre_norm_b; /* vision: pre_layrnorm */
     float *token_embedding;    /* text: [vocab][dim] */
@@ -55,7 +53,7 @@ typedef struct tower_weights {
     layer_weights *layers;
     float *final_norm_w, *final_norm_b; /* vision post_layernorm, text final_layer_norm */
     float *projection;         /* [projection_dim][dim], float32 (the fingerprint's) */
-    clip_matrix projection_matrix; /* the same, packed */
+    engine_matrix projection_matrix; /* the same, packed */
     vdx_precision precision;
 } tower_weights;
 
@@ -119,20 +117,6 @@ static float *reserve(weight_loader *ld, size_t count)
     return p;
 }
 
-/* Asks the kernel to reclaim the source pages of a tensor already copied, so that a
- * memory-mapped checkpoint and its float32 copy are not both resident at the peak of a
- * load. MADV_PAGEOUT keeps the contents (file pages are re-read, anonymous memory is
- * swapped or kept), so it is safe whatever buffer the reader used; it is only a hint. */
-static void release_source_pages(const vdx_tensor *t)
-{
-    long page_size = sysconf(_SC_PAGESIZE);
-    uintptr_t page = page_size > 0 ? (uintptr_t)page_size : 4096;
-    uintptr_t begin = ((uintptr_t)t->data + page - 1) & ~(page - 1);
-    uintptr_t end = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
-    if (end > begin)
-        madvise((void *)begin, end - begin, MADV_PAGEOUT);
-}
-
 /* Fills dst (count floats) from tensor `name`, which must have the given shape. */
 static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
                       const int64_t *shape)
@@ -146,7 +130,7 @@ static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
         weights_check_finite(ld->file, name, dst, count, ld->err) != 0)
         ld->failed = 1;
     else
-        release_source_pages(weights_find(ld->file, name));
+        weights_release_source_pages(weights_find(ld->file, name));
 }
 
 static size_t shape_count(int ndim, const int64_t *shape)
@@ -166,7 +150,7 @@ static float *load_tensor(weight_loader *ld, const char *name, int ndim, const i
 
 /* A Linear weight made of `parts` tensors of the same shape stacked along the rows
  * (q, k, v), packed for oneDNN; in float32 only briefly, in the staging buffer. */
-static void load_matrix(weight_loader *ld, clip_matrix *dst, int parts, char names[][256],
+static void load_matrix(weight_loader *ld, engine_matrix *dst, int parts, char names[][256],
                         int ndim, const int64_t *shape)
 {
     size_t count = shape_count(ndim, shape);
@@ -177,13 +161,13 @@ static void load_matrix(weight_loader *ld, clip_matrix *dst, int parts, char nam
     }
     for (int p = 0; p < parts; p++)
         load_into(ld, ld->staging + (size_t)p * count, names[p], ndim, shape);
-    if (!ld->failed && clip_matrix_pack(dst, ld->staging, parts * (int)shape[0],
+    if (!ld->failed && engine_matrix_pack(dst, ld->staging, parts * (int)shape[0],
                                         (int)(count / (size_t)shape[0]), ld->precision,
                                         ld->err) != 0)
         ld->failed = 1;
 }
 
-static void load_linear(weight_loader *ld, clip_matrix *dst, const char *name, int64_t rows,
+static void load_linear(weight_loader *ld, engine_matrix *dst, const char *name, int64_t rows,
                         int64_t cols)
 {
     char names[1][256];
@@ -253,7 +237,7 @@ static void load_vision(weight_loader *ld, const vdx_clip_config *cfg, tower_wei
     t->final_norm_b = load_1d(ld, "vision_model.post_layernorm.bias", d);
     t->projection = load_2d(ld, "visual_projection.weight", cfg->projection_dim, d);
     if (ld->arena && !ld->failed &&
-        clip_matrix_pack(&t->projection_matrix, t->projection, cfg->projection_dim, (int)d,
+        engine_matrix_pack(&t->projection_matrix, t->projection, cfg->projection_dim, (int)d,
                          ld->precision, ld->err) != 0)
         ld->failed = 1;
 }
@@ -271,7 +255,7 @@ static void load_text(weight_loader *ld, const vdx_clip_config *cfg, tower_weigh
     t->final_norm_b = load_1d(ld, "text_model.final_layer_norm.bias", d);
     t->projection = load_2d(ld, "text_projection.weight", cfg->projection_dim, d);
     if (ld->arena && !ld->failed &&
-        clip_matrix_pack(&t->projection_matrix, t->projection, cfg->projection_dim, (int)d,
+        engine_matrix_pack(&t->projection_matrix, t->projection, cfg->projection_dim, (int)d,
                          ld->precision, ld->err) != 0)
         ld->failed = 1;
 }
@@ -441,7 +425,7 @@ vdx_clip_model *vdx_clip_load_with(const char *model_dir, const vdx_clip_options
     snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);
     if (vdx_preprocess_config_load(path, &m->preprocess, err) != 0)
         goto fail;
-    clip_model_name_from_dir(model_dir, m->name, sizeof m->name);
+    weights_model_name(model_dir, m->name, sizeof m->name);
     return m;
 fail:
     vdx_clip_free(m);
@@ -457,14 +441,14 @@ void vdx_clip_free(vdx_clip_model *m)
     int layers[2] = {m->config.vision.num_layers, m->config.text.num_layers};
     for (int t = 0; t < 2; t++) {
         for (int i = 0; towers[t]->layers && i < layers[t]; i++) {
-            clip_matrix_free(&towers[t]->layers[i].qkv);
-            clip_matrix_free(&towers[t]->layers[i].out);
-            clip_matrix_free(&towers[t]->layers[i].fc1);
-            clip_matrix_free(&towers[t]->layers[i].fc2);
+            engine_matrix_free(&towers[t]->layers[i].qkv);
+            engine_matrix_free(&towers[t]->layers[i].out);
+            engine_matrix_free(&towers[t]->layers[i].fc1);
+            engine_matrix_free(&towers[t]->layers[i].fc2);
         }
-        clip_matrix_free(&towers[t]->projection_matrix);
+        engine_matrix_free(&towers[t]->projection_matrix);
     }
-    clip_matrix_free(&m->vision.patch_embedding);
+    engine_matrix_free(&m->vision.patch_embedding);
     free(m->vision.layers);
     free(m->text.layers);
     free(m->arena);
@@ -479,13 +463,13 @@ void vdx_clip_identity(const vdx_clip_model *m, vdx_model_identity *out)
     out->dims = m->config.projection_dim;
 }
 
-void vdx_clip_set_threads(int threads) { clip_kernels_set_threads(threads); }
+void vdx_clip_set_threads(int threads) { engine_set_threads(threads); }
 
 vdx_precision vdx_clip_image_precision(const vdx_clip_model *m) { return m->vision.precision; }
 vdx_precision vdx_clip_text_precision(const vdx_clip_model *m) { return m->text.precision; }
 const char *vdx_clip_image_isa(const vdx_clip_model *m)
 {
-    return clip_matmul_isa(m->vision.precision);
+    return engine_matmul_isa(m->vision.precision);
 }
 
 const vdx_clip_config *vdx_clip_get_config(const vdx_clip_model *m) { return &m->config; }
@@ -506,19 +490,19 @@ static int encoder_layer(const layer_weights *l, const vdx_clip_tower_config *c,
                          int n_seq, int seq_len, int causal, vdx_error *err)
 {
     int rows = n_seq * seq_len, d = c->hidden_size, inter = c->intermediate_size;
-    clip_activation act = c->hidden_act_quick_gelu ? CLIP_ACT_QUICK_GELU : CLIP_ACT_GELU;
-    clip_layer_norm(s->x, s->h, l->norm1_w, l->norm1_b, rows, d, c->layer_norm_eps);
-    if (clip_matmul(s->qkv, s->x, &l->qkv, l->qkv_b, rows, 0, err) != 0)
+    engine_activation act = c->hidden_act_quick_gelu ? ENGINE_ACT_QUICK_GELU : ENGINE_ACT_GELU;
+    engine_layer_norm(s->x, s->h, l->norm1_w, l->norm1_b, rows, d, c->layer_norm_eps);
+    if (engine_matmul(s->qkv, s->x, &l->qkv, l->qkv_b, rows, 0, err) != 0)
         return -1;
-    if (clip_attention(s->x, s->qkv, n_seq, seq_len, d, c->num_heads, causal) != 0)
+    if (engine_attention(s->x, s->qkv, n_seq, seq_len, d, c->num_heads, causal) != 0)
         return vdx_fail_oom(err, "for attention scores");
-    if (clip_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
+    if (engine_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
         return -1;
-    clip_layer_norm(s->x, s->h, l->norm2_w, l->norm2_b, rows, d, c->layer_norm_eps);
-    if (clip_matmul(s->mlp, s->x, &l->fc1, NULL, rows, 0, err) != 0)
+    engine_layer_norm(s->x, s->h, l->norm2_w, l->norm2_b, rows, d, c->layer_norm_eps);
+    if (engine_matmul(s->mlp, s->x, &l->fc1, NULL, rows, 0, err) != 0)
         return -1;
-    clip_bias_activation(s->mlp, l->fc1_b, rows, inter, act);
-    return clip_matmul(s->h, s->mlp, &l->fc2, l->fc2_b, rows, 1, err);
+    engine_bias_activation(s->mlp, l->fc1_b, rows, inter, act);
+    return engine_matmul(s->h, s->mlp, &l->fc2, l->fc2_b, rows, 1, err);
 }
 
 /* Vision tower on n images (n·channels·size·size floats) → out [n][projection_dim]. */
@@ -544,7 +528,7 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
                                    gx * p,
                                (size_t)p * sizeof(float));
             }
-    if (clip_matmul(s->x, s->mlp, &w->patch_embedding, NULL, n * patches, 0, err) != 0)
+    if (engine_matmul(s->x, s->mlp, &w->patch_embedding, NULL, n * patches, 0, err) != 0)
         return -1;
 
     /* Tokens: class embedding, then the patches; plus position embeddings. */
@@ -560,7 +544,7 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
         }
     }
     int rows = n * tokens;
-    clip_layer_norm(s->h, s->h, w->pre_norm_w, w->pre_norm_b, rows, d, c->layer_norm_eps);
+    engine_layer_norm(s->h, s->h, w->pre_norm_w, w->pre_norm_b, rows, d, c->layer_norm_eps);
 
     for (int l = 0; l < c->num_layers; l++)
         if (encoder_layer(&w->layers[l], c, s, n, tokens, 0, err) != 0)
@@ -569,8 +553,8 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
     /* Pool the class token of each image, post_layernorm, project. */
     for (int img = 0; img < n; img++)
         memcpy(s->x + (size_t)img * d, s->h + (size_t)img * tokens * d, (size_t)d * sizeof(float));
-    clip_layer_norm(s->x, s->x, w->final_norm_w, w->final_norm_b, n, d, c->layer_norm_eps);
-    return clip_matmul(out, s->x, &w->projection_matrix, NULL, n, 0, err);
+    engine_layer_norm(s->x, s->x, w->final_norm_w, w->final_norm_b, n, d, c->layer_norm_eps);
+    return engine_matmul(out, s->x, &w->projection_matrix, NULL, n, 0, err);
 }
 
 int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, int n,
@@ -582,7 +566,7 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
         return 0;
     const vdx_clip_tower_config *c = &m->config.vision;
     int grid = c->image_size / c->patch_size, tokens = grid * grid + 1;
-    clip_kernels_enter(n * tokens);
+    engine_enter(n * tokens, c->hidden_size);
     size_t image_floats = (size_t)c->num_channels * c->image_size * c->image_size;
     int batch = n < VISION_BATCH ? n : VISION_BATCH;
     size_t patch_len = (size_t)c->num_channels * c->patch_size * c->patch_size;
@@ -632,14 +616,14 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
             s.h[(size_t)t * d + i] = tok[i] + pos[i];
     }
     int rc = 0;
-    clip_kernels_enter(tokens);
+    engine_enter(tokens, d);
     for (int l = 0; l < c->num_layers && rc == 0; l++)
         if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1, err) != 0)
             rc = vdx_error_prefix(err, "text tower");
     if (rc == 0) {
-        clip_layer_norm(s.x, s.h + (size_t)pool * d, w->final_norm_w, w->final_norm_b, 1, d,
+        engine_layer_norm(s.x, s.h + (size_t)pool * d, w->final_norm_w, w->final_norm_b, 1, d,
                         c->layer_norm_eps);
-        rc = clip_matmul(out, s.x, &w->projection_matrix, NULL, 1, 0, err);
+        rc = engine_matmul(out, s.x, &w->projection_matrix, NULL, 1, 0, err);
     }
     free(s.block);
     return rc;

@@ -35,15 +35,28 @@ int vdx_text_model_known_pair(const char *text_name, const char *image_name)
 
 vdx_text_model *vdx_text_model_load(const char *model_dir, vdx_error *err)
 {
+    return vdx_text_model_load_with(model_dir, NULL, err);
+}
+
+vdx_text_model *vdx_text_model_load_with(const char *model_dir, const vdx_clip_options *options,
+                                         vdx_error *err)
+{
     vdx_text_model *m = calloc(1, sizeof *m);
     if (!m) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_oom(err, "loading a text model");
         return NULL;
     }
-    if (vdx_mclip_is_model_dir(model_dir))
-        m->mclip = vdx_mclip_load(model_dir, err);
-    else
-        m->clip = m->owned_clip = vdx_clip_load(model_dir, err);
+    if (vdx_mclip_is_model_dir(model_dir)) {
+        const char *why = NULL;
+        vdx_precision p = vdx_precision_resolve(
+            options ? options->text_precision : VDX_PRECISION_FP32, &why);
+        if (why && options && options->notice)
+            options->notice(why, options->notice_user);
+        m->mclip = vdx_mclip_load_precision(model_dir, p, err);
+    } else {
+        m->clip = m->owned_clip = options ? vdx_clip_load_with(model_dir, options, err)
+                                          : vdx_clip_load(model_dir, err);
+    }
     if (!m->mclip && !m->clip) {
         free(m);
         return NULL;

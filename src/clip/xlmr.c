@@ -29,23 +29,23 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "clip/kernels.h"
-#include "clip/matmul.h"
-#include "clip/modelfiles.h"
-#include "clip/weights.h"
+#include "engine/kernels.h"
+#include "engine/matmul.h"
+#include "weights/modelfiles.h"
+#include "weights/weights.h"
 
 #define PAD_ID 1
 #define PREFIX "transformer."
 
 typedef struct xlmr_layer {
     const float *qkv_w[3], *qkv_b[3]; /* query, key, value: [H][H], [H] each */
-    clip_matrix qkv;                  /* the three stacked, packed: [3H][H] */
+    engine_matrix qkv;                  /* the three stacked, packed: [3H][H] */
     float *qkv_bias;                  /* [3H] */
     const float *out_w, *out_b;       /* attention.output.dense */
     const float *ln1_w, *ln1_b;       /* attention.output.LayerNorm */
     const float *inter_w, *inter_b;
     const float *ffn_w, *ffn_b;       /* output.dense */
-    clip_matrix out, inter, ffn;      /* packed */
+    engine_matrix out, inter, ffn;      /* packed */
     const float *ln2_w, *ln2_b;       /* output.LayerNorm */
 } xlmr_layer;
 
@@ -55,7 +55,7 @@ struct vdx_mclip_model {
     const float *word, *position, *token_type, *emb_ln_w, *emb_ln_b;
     xlmr_layer *layers;
     const float *proj_w, *proj_b; /* LinearTransformation */
-    clip_matrix proj;
+    engine_matrix proj;
     vdx_precision precision;
     float *arena;                 /* the weights not stored as float32 */
     size_t arena_floats, in_place_bytes;
@@ -240,7 +240,7 @@ static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, int dims, int 
 /* A float32 tensor at a 4-byte aligned address is used in place (its shape checked);
  * anything else is converted into the arena, which also reports a missing tensor or a
  * wrong shape by name. */
-static const float *weight(clip_arena *a, size_t *in_place, const char *name, int ndim,
+static const float *weight(weights_arena *a, size_t *in_place, const char *name, int ndim,
                            const int64_t *shape)
 {
     const vdx_tensor *t = weights_find(a->file, name);
@@ -252,13 +252,13 @@ static const float *weight(clip_arena *a, size_t *in_place, const char *name, in
         count *= (size_t)shape[i];
     }
     if (!same)
-        return clip_arena_tensor(a, name, ndim, shape);
+        return weights_arena_tensor(a, name, ndim, shape);
     if (a->base) /* count each tensor once: in the filling pass */
         *in_place += count * sizeof(float);
     return t->data;
 }
 
-static void load_all(clip_arena *a, vdx_mclip_model *m)
+static void load_all(weights_arena *a, vdx_mclip_model *m)
 {
     const vdx_mclip_config *c = &m->config;
     int64_t H = c->hidden_size, I = c->intermediate_size, E = c->num_dims;
@@ -312,10 +312,10 @@ static void release_pages(const float *data, size_t count)
         madvise((void *)begin, end - begin, MADV_PAGEOUT);
 }
 
-static int pack(clip_matrix *dst, const float *src, int n, int k, vdx_precision precision,
+static int pack(engine_matrix *dst, const float *src, int n, int k, vdx_precision precision,
                 vdx_error *err)
 {
-    if (clip_matrix_pack(dst, src, n, k, precision, err) != 0)
+    if (engine_matrix_pack(dst, src, n, k, precision, err) != 0)
         return -1;
     release_pages(src, (size_t)n * k);
     return 0;
@@ -343,7 +343,7 @@ static int pack_all(vdx_mclip_model *m, vdx_error *err)
             memcpy(l->qkv_bias + (size_t)q * H, l->qkv_b[q], (size_t)H * sizeof *stack);
             release_pages(l->qkv_w[q], (size_t)H * H);
         }
-        if (clip_matrix_pack(&l->qkv, stack, 3 * H, H, p, err) != 0 ||
+        if (engine_matrix_pack(&l->qkv, stack, 3 * H, H, p, err) != 0 ||
             pack(&l->out, l->out_w, H, H, p, err) != 0 ||
             pack(&l->inter, l->inter_w, I, H, p, err) != 0 ||
             pack(&l->ffn, l->ffn_w, H, I, p, err) != 0)
@@ -381,9 +381,9 @@ vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision p
         vdx_fail(err, "out of memory");
         goto fail;
     }
-    clip_arena a = {m->file, NULL, 0, err, 0};
+    weights_arena a = {m->file, NULL, 0, err, 0};
     load_all(&a, m);
-    if (clip_arena_alloc(&a) != 0)
+    if (weights_arena_alloc(&a) != 0)
         goto fail;
     m->arena = a.base;
     load_all(&a, m);
@@ -402,7 +402,7 @@ vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision p
                  vdx_spm_vocab_size(m->tokenizer), c->vocab_size);
         goto fail;
     }
-    clip_model_name_from_dir(model_dir, m->name, sizeof m->name);
+    weights_model_name(model_dir, m->name, sizeof m->name);
     return m;
 fail:
     vdx_mclip_free(m);
@@ -416,13 +416,13 @@ void vdx_mclip_free(vdx_mclip_model *m)
     vdx_spm_free(m->tokenizer);
     weights_close(m->file);
     for (int i = 0; m->layers && i < m->config.num_layers; i++) {
-        clip_matrix_free(&m->layers[i].qkv);
-        clip_matrix_free(&m->layers[i].out);
-        clip_matrix_free(&m->layers[i].inter);
-        clip_matrix_free(&m->layers[i].ffn);
+        engine_matrix_free(&m->layers[i].qkv);
+        engine_matrix_free(&m->layers[i].out);
+        engine_matrix_free(&m->layers[i].inter);
+        engine_matrix_free(&m->layers[i].ffn);
         free(m->layers[i].qkv_bias);
     }
-    clip_matrix_free(&m->proj);
+    engine_matrix_free(&m->proj);
     free(m->layers);
     free(m->arena);
     free(m);
@@ -444,7 +444,7 @@ size_t vdx_mclip_weight_bytes(const vdx_mclip_model *m)
 typedef struct scratch {
     float *h;   /* [rows][H] residual stream */
     float *x;   /* [rows][H] attention output */
-    float *qkv; /* [rows][3H]: q, k, v of each token side by side (clip_attention's layout) */
+    float *qkv; /* [rows][3H]: q, k, v of each token side by side (engine_attention's layout) */
     float *mlp; /* [rows][I] */
     float *block;
 } scratch;
@@ -487,7 +487,7 @@ static int embed(const vdx_mclip_model *m, const int32_t *ids, int n_seq, int se
                 row[i] = (w[i] + m->token_type[i]) + p[i];
         }
     }
-    clip_layer_norm(h, h, m->emb_ln_w, m->emb_ln_b, n_seq * seq_len, H, c->layer_norm_eps);
+    engine_layer_norm(h, h, m->emb_ln_w, m->emb_ln_b, n_seq * seq_len, H, c->layer_norm_eps);
     return 0;
 }
 
@@ -499,25 +499,25 @@ static int layer(const vdx_mclip_model *m, const xlmr_layer *l, scratch *s, int 
     const vdx_mclip_config *c = &m->config;
     int H = c->hidden_size, I = c->intermediate_size, rows = n_seq * seq_len;
     double eps = c->layer_norm_eps;
-    if (clip_matmul(s->qkv, s->h, &l->qkv, l->qkv_bias, rows, 0, err) != 0)
+    if (engine_matmul(s->qkv, s->h, &l->qkv, l->qkv_bias, rows, 0, err) != 0)
         return -1;
     if (lengths)
         memset(s->x, 0, (size_t)rows * H * sizeof(float));
     for (int q = 0; q < n_seq; q++) {
         int n = lengths ? lengths[q] : seq_len;
-        if (clip_attention(s->x + (size_t)q * seq_len * H, s->qkv + (size_t)q * seq_len * 3 * H,
+        if (engine_attention(s->x + (size_t)q * seq_len * H, s->qkv + (size_t)q * seq_len * 3 * H,
                            1, n, H, c->num_heads, 0) != 0)
             return vdx_fail_oom(err, "M-CLIP: for attention scores");
     }
-    if (clip_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
+    if (engine_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
         return -1;
-    clip_layer_norm(s->h, s->h, l->ln1_w, l->ln1_b, rows, H, eps);
-    if (clip_matmul(s->mlp, s->h, &l->inter, NULL, rows, 0, err) != 0)
+    engine_layer_norm(s->h, s->h, l->ln1_w, l->ln1_b, rows, H, eps);
+    if (engine_matmul(s->mlp, s->h, &l->inter, NULL, rows, 0, err) != 0)
         return -1;
-    clip_bias_activation(s->mlp, l->inter_b, rows, I, CLIP_ACT_GELU);
-    if (clip_matmul(s->h, s->mlp, &l->ffn, l->ffn_b, rows, 1, err) != 0)
+    engine_bias_activation(s->mlp, l->inter_b, rows, I, ENGINE_ACT_GELU);
+    if (engine_matmul(s->h, s->mlp, &l->ffn, l->ffn_b, rows, 1, err) != 0)
         return -1;
-    clip_layer_norm(s->h, s->h, l->ln2_w, l->ln2_b, rows, H, eps);
+    engine_layer_norm(s->h, s->h, l->ln2_w, l->ln2_b, rows, H, eps);
     return 0;
 }
 
@@ -532,7 +532,7 @@ static int pool_project(const vdx_mclip_model *m, const float *h, int n, float *
             sum += h[(size_t)t * H + i];
         pooled[i] = (float)(sum / n);
     }
-    return clip_matmul(out, pooled, &m->proj, m->proj_b, 1, 0, err);
+    return engine_matmul(out, pooled, &m->proj, m->proj_b, 1, 0, err);
 }
 
 int vdx_mclip_forward(const vdx_mclip_model *m, const int32_t *ids, int n_ids, float *out,
@@ -556,7 +556,7 @@ int vdx_mclip_forward(const vdx_mclip_model *m, const int32_t *ids, int n_ids, f
     int rc = embed(m, ids, 1, n_ids, s.h, err);
     if (rc == 0 && hidden)
         memcpy(hidden, s.h, layer_floats * sizeof(float));
-    clip_kernels_enter(n_ids);
+    engine_enter(n_ids, c->hidden_size);
     for (int l = 0; l < c->num_layers && rc == 0; l++) {
         if (layer(m, &m->layers[l], &s, 1, n_ids, NULL, err) != 0)
             rc = -1;
@@ -601,7 +601,7 @@ int vdx_mclip_forward_batch(const vdx_mclip_model *m, const int32_t *ids, const 
         rc = scratch_alloc(&s, (size_t)n_seq * seq_len, c, err);
     if (rc == 0)
         rc = embed(m, ids, n_seq, seq_len, s.h, err);
-    clip_kernels_enter(n_seq * seq_len);
+    engine_enter(n_seq * seq_len, c->hidden_size);
     for (int l = 0; l < c->num_layers && rc == 0; l++)
         rc = layer(m, &m->layers[l], &s, n_seq, seq_len, lengths, err);
     for (int q = 0; q < n_seq && rc == 0; q++)

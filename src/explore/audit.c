@@ -18,54 +18,9 @@
 
 int audit_items_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err)
 {
-    memset(set, 0, sizeof *set);
-    sqlite3_stmt *stmt = book_prepare(
-        book, "SELECT item, drawn FROM audit_items WHERE concept = ?1 ORDER BY drawn", err);
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64(stmt, 1, concept_id);
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (set->n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **ids = realloc(set->ids, cap * sizeof *ids);
-            if (ids)
-                set->ids = ids;
-            int *drawn = realloc(set->labels, cap * sizeof *drawn);
-            if (drawn)
-                set->labels = drawn;
-            if (!ids || !drawn) {
-                sqlite3_finalize(stmt);
-                label_set_free(set);
-                return vdx_fail_oom(err, "out of memory for %zu audit items", cap);
-            }
-        }
-        set->ids[set->n] = book_dup_text(sqlite3_column_text(stmt, 0));
-        set->labels[set->n] = sqlite3_column_int(stmt, 1);
-        if (!set->ids[set->n]) {
-            sqlite3_finalize(stmt);
-            label_set_free(set);
-            return vdx_fail_oom(err, "reading the audit items of %s", book->path);
-        }
-        set->n++;
-    }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) {
-        label_set_free(set);
-        return book_fail(book, err, "reading audit items");
-    }
-    return 0;
-}
-
-/* label_set_free frees urls and times per item: an audit set has none. */
-static void audit_set_free(label_set *set)
-{
-    for (size_t i = 0; i < set->n; i++)
-        free(set->ids[i]);
-    free(set->ids);
-    free(set->labels);
-    memset(set, 0, sizeof *set);
+    return label_set_load(
+        book, "SELECT item, drawn FROM audit_items WHERE concept = ?1 ORDER BY drawn",
+        concept_id, 0, set, err);
 }
 
 static int hit_by_id(const void *a, const void *b)
@@ -169,7 +124,7 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
                        &population, err);
         rc = book_end_write(book, rc, err);
         if (rc == 0 && want) {
-            audit_set_free(&audit);
+            label_set_free(&audit);
             label_index_free(&drawn);
             if ((rc = audit_items_load(book, rec.id, &audit, err)) == 0)
                 rc = label_index_build(&audit, &drawn, err);
@@ -229,7 +184,7 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
     label_index_free(&by_id);
     label_index_free(&drawn);
     label_index_free(&labelled);
-    audit_set_free(&audit);
+    label_set_free(&audit);
     label_set_free(&labels);
     concept_record_free(&rec);
     pthread_mutex_unlock(&book->lock);
@@ -272,7 +227,7 @@ int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set 
     }
     label_index_free(&drawn);
     label_index_free(&labelled);
-    audit_set_free(&audit);
+    label_set_free(&audit);
     return rc;
 }
 
@@ -364,6 +319,6 @@ int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *
     free(y);
     free(in_audit);
     label_index_free(&drawn);
-    audit_set_free(&audit);
+    label_set_free(&audit);
     return rc;
 }

@@ -435,8 +435,10 @@ void label_set_free(label_set *set)
 {
     for (size_t i = 0; i < set->n; i++) {
         free(set->ids[i]);
-        free(set->urls[i]);
-        free(set->times[i]);
+        if (set->urls)
+            free(set->urls[i]);
+        if (set->times)
+            free(set->times[i]);
     }
     free(set->ids);
     free(set->urls);
@@ -458,11 +460,13 @@ cJSON *label_set_item_json(const label_set *set, size_t i)
     return l;
 }
 
-int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err)
+/* Rows of (item, label[, url, time]) into a label_set; with_url_time says whether the
+ * query has the last two columns (an audit sample has neither). */
+int label_set_load(vdx_concepts *book, const char *sql, int64_t concept_id, int with_url_time,
+                   label_set *set, vdx_error *err)
 {
     memset(set, 0, sizeof *set);
-    sqlite3_stmt *stmt = book_prepare(
-        book, "SELECT item, url, label, time FROM labels WHERE concept = ?1 ORDER BY seq", err);
+    sqlite3_stmt *stmt = book_prepare(book, sql, err);
     if (!stmt)
         return -1;
     sqlite3_bind_int64(stmt, 1, concept_id);
@@ -474,29 +478,30 @@ int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, 
             char **ids = realloc(set->ids, cap * sizeof *ids);
             if (ids)
                 set->ids = ids;
-            char **urls = realloc(set->urls, cap * sizeof *urls);
-            if (urls)
-                set->urls = urls;
-            char **times = realloc(set->times, cap * sizeof *times);
-            if (times)
-                set->times = times;
             int *labels = realloc(set->labels, cap * sizeof *labels);
             if (labels)
                 set->labels = labels;
-            if (!ids || !urls || !times || !labels) {
+            char **urls = NULL, **times = NULL;
+            if (with_url_time && (urls = realloc(set->urls, cap * sizeof *urls)))
+                set->urls = urls;
+            if (with_url_time && (times = realloc(set->times, cap * sizeof *times)))
+                set->times = times;
+            if (!ids || !labels || (with_url_time && (!urls || !times))) {
                 sqlite3_finalize(stmt);
                 label_set_free(set);
-                return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %zu labels", cap);
+                return vdx_fail_oom(err, "out of memory for %zu labels", cap);
             }
         }
-        set->ids[set->n] = book_dup_text(sqlite3_column_text(stmt, 0));
-        set->urls[set->n] = book_dup_text(sqlite3_column_text(stmt, 1));
-        set->times[set->n] = book_dup_text(sqlite3_column_text(stmt, 3));
-        set->labels[set->n] = sqlite3_column_int(stmt, 2);
-        int lost = !set->ids[set->n] || !set->times[set->n] ||
-                   (!set->urls[set->n] && sqlite3_column_type(stmt, 1) != SQLITE_NULL);
-        set->n++;
-        if (lost) { /* id and time are NOT NULL: a missing copy is a failed allocation */
+        size_t i = set->n++;
+        set->ids[i] = book_dup_text(sqlite3_column_text(stmt, 0));
+        set->labels[i] = sqlite3_column_int(stmt, 1);
+        int lost = !set->ids[i]; /* id and time are NOT NULL: a missing copy is a failed allocation */
+        if (with_url_time) {
+            set->urls[i] = book_dup_text(sqlite3_column_text(stmt, 2));
+            set->times[i] = book_dup_text(sqlite3_column_text(stmt, 3));
+            lost |= !set->times[i] || (!set->urls[i] && sqlite3_column_type(stmt, 2) != SQLITE_NULL);
+        }
+        if (lost) {
             sqlite3_finalize(stmt);
             label_set_free(set);
             return vdx_fail_oom(err, "reading the labels of %s", book->path);
@@ -508,6 +513,13 @@ int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, 
         return book_fail(book, err, "reading labels");
     }
     return 0;
+}
+
+int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err)
+{
+    return label_set_load(book,
+                          "SELECT item, label, url, time FROM labels WHERE concept = ?1 ORDER BY seq",
+                          concept_id, 1, set, err);
 }
 
 /* ---- a hash set of labelled ids ----------------------------------------------------- */

@@ -54,6 +54,11 @@ void concept_record_free(concept_record *rec);
 /* Refuses a concept whose model differs from the collection's. */
 int concept_check_model(vdx_concepts *book, const concept_record *rec, vdx_error *err);
 int concept_labels_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err);
+/* The rows of `sql` (one parameter: the concept id) as a label_set: columns item, label,
+ * and with with_url_time also url and time (else urls and times stay NULL). */
+int label_set_load(vdx_concepts *book, const char *sql, int64_t concept_id, int with_url_time,
+                   label_set *set, vdx_error *err);
+/* Frees a set from either loader. */
 void label_set_free(label_set *set);
 /* Label i of the set as {"id", "url" (null when unknown), "label", "time"}. */
 cJSON *label_set_item_json(const label_set *set, size_t i);
@@ -146,7 +151,8 @@ int weight_is_usable(const float *w, int dims);
 double weight_norm(const float *w, int dims);
 
 /* ---- the audit sample (audit.c) ---- */
-/* The audit items of a concept (label = the order they were drawn in, from 1). */
+/* The audit items of a concept (label = the order they were drawn in, from 1; urls and
+ * times NULL). */
 int audit_items_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx_error *err);
 /* The "audit" candidates: the audit items still unlabelled, drawing more uniformly at
  * random from the items neither labelled nor drawn until k are pending. */

@@ -752,10 +752,21 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
     pthread_mutex_destroy(&r.lock);
     pthread_cond_destroy(&r.changed);
     free(r.todo);
+    /* what embedded the vectors stored by this run, in the collection (vdx info shows it) */
+    vdx_error record_err = {{0}};
+    vdx_embedding_record record = {vdx_precision_name(vdx_clip_image_precision(model)),
+                                   vdx_clip_image_isa(model),
+                                   opts->exact_decode ? "exact" : "reduced", st->stored};
+    int recorded = st->stored == 0 || vdx_store_record_embedding(store, &record, &record_err) == 0;
     if (r.failed_fatally) {
         if (err)
             *err = r.fatal;
         return -1;
+    }
+    if (!recorded) {
+        if (err)
+            *err = record_err;
+        return vdx_error_prefix(err, "%ld items stored, but not what embedded them", st->stored);
     }
     return 0;
 }

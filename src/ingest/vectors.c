@@ -298,6 +298,16 @@ int vdx_ingest_vectors(vdx_store *store, const vdx_vectors_source *src,
     free(values);
     rc = 0;
 done:
+    if (report->stats.stored > 0) { /* made elsewhere: no precision or kernel of ours to record */
+        vdx_embedding_record record = {"external", NULL, NULL, report->stats.stored};
+        vdx_error record_err = {{0}};
+        if (vdx_store_record_embedding(store, &record, &record_err) != 0 && rc == 0) {
+            if (err)
+                *err = record_err;
+            rc = vdx_error_prefix(err, "%ld vectors stored, but not where they came from",
+                                  report->stats.stored);
+        }
+    }
     vdx_npy_close(&npy);
     lines_free(&ids);
     lines_free(&meta);

@@ -57,6 +57,11 @@ typedef struct vdx_store_backend {
      * "backend", "dir" and "model". */
     int (*info)(void *state, cJSON *info, vdx_error *err);
     int (*clear_failures)(void *state, vdx_error *err);
+    /* Appends a note (a key not used before, a value) to the collection's metadata, and
+     * lists the values of the notes whose key starts with `prefix` as a JSON array of
+     * strings, oldest first (store.c gives them meaning: docs/store-format.md). */
+    int (*add_note)(void *state, const char *key, const char *value, vdx_error *err);
+    int (*notes)(void *state, const char *prefix, cJSON **values, vdx_error *err);
     /* The approximate index; NULL for a backend without one. `force` = 0: only when the
      * auto policy says so (vdx_store_index_auto), *built tells. */
     int (*index_build)(void *state, const vdx_index_options *opts, int force, int *built,

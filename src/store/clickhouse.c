@@ -1622,6 +1622,80 @@ static int clickhouse_clear_failures(void *state, vdx_error *err)
     return rc;
 }
 
+static int clickhouse_add_note(void *state, const char *key, const char *value, vdx_error *err)
+{
+    clickhouse *c = state;
+    if (become_writer(c, err) != 0)
+        return -1;
+    char *info = quoted_identifier(c, c->tables.info, err);
+    if (!info)
+        return -1;
+    strbuf rows = {0}, sql = {0}, response = {0};
+    ch_rb_string(&rows, key);
+    ch_rb_string(&rows, value);
+    strbuf_printf(&sql, "INSERT INTO %s (key, value) FORMAT RowBinary", info);
+    free(info);
+    ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len,
+                      .settings = insert_settings(c)};
+    int rc = 0;
+    if (rows.oom || sql.oom)
+        rc = oom(c, err);
+    else if (ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
+        rc = vdx_error_prefix(err, "collection '%s': writing a note", c->collection);
+    strbuf_free(&rows);
+    strbuf_free(&sql);
+    strbuf_free(&response);
+    return rc;
+}
+
+static int clickhouse_notes(void *state, const char *prefix, cJSON **values, vdx_error *err)
+{
+    clickhouse *c = state;
+    *values = NULL;
+    char *info = quoted_identifier(c, c->tables.info, err);
+    char *quoted = info ? clickhouse_quote_string(prefix) : NULL;
+    strbuf sql = {0}, response = {0};
+    int rc = -1;
+    if (!quoted) {
+        if (info)
+            oom(c, err);
+        goto done;
+    }
+    /* keys start with a UTC timestamp: their order is the notes' */
+    strbuf_printf(&sql, "SELECT value FROM %s WHERE substring(key, 1, %zu) = %s ORDER BY key "
+                        "FORMAT RowBinary", info, strlen(prefix), quoted);
+    if (sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err))
+        goto done;
+    if (!(*values = cJSON_CreateArray())) {
+        oom(c, err);
+        goto done;
+    }
+    ch_reader r = {(const uint8_t *)response.data, response.len, 0};
+    while (r.pos < r.len) {
+        char *value = NULL;
+        if (ch_read_string(&r, &value, err) != 0)
+            goto done;
+        cJSON *v = cJSON_CreateString(value);
+        free(value);
+        if (!v || !cJSON_AddItemToArray(*values, v)) {
+            cJSON_Delete(v);
+            oom(c, err);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    if (rc != 0) {
+        cJSON_Delete(*values);
+        *values = NULL;
+    }
+    free(info);
+    free(quoted);
+    strbuf_free(&sql);
+    strbuf_free(&response);
+    return rc;
+}
+
 /* One number from a query answering a single value (-1 when it does not parse). */
 static int query_number(clickhouse *c, const char *sql, double *value, vdx_error *err)
 {
@@ -1739,4 +1813,6 @@ const vdx_store_backend vdx_clickhouse_backend = {
     .failures = clickhouse_failures,
     .info = clickhouse_info,
     .clear_failures = clickhouse_clear_failures,
+    .add_note = clickhouse_add_note,
+    .notes = clickhouse_notes,
 };

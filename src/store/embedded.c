@@ -1231,6 +1231,56 @@ static int embedded_clear_failures(void *state, vdx_error *err)
     return exec_sql(e, "DELETE FROM items WHERE row IS NULL", err);
 }
 
+static int embedded_add_note(void *state, const char *key, const char *value, vdx_error *err)
+{
+    embedded *e = state;
+    if (become_writer(e, err) != 0)
+        return -1;
+    sqlite3_stmt *stmt = prepare(e, "INSERT INTO meta(key, value) VALUES (?1, ?2)", err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt) == SQLITE_DONE ? 0 : db_fail(e, err, "writing a note in meta");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int embedded_notes(void *state, const char *prefix, cJSON **values, vdx_error *err)
+{
+    embedded *e = state;
+    *values = cJSON_CreateArray();
+    /* rowid order is insertion order: oldest first */
+    sqlite3_stmt *stmt = *values ? prepare(e, "SELECT value FROM meta WHERE substr(key, 1, "
+                                              "length(?1)) = ?1 ORDER BY rowid", err)
+                                 : NULL;
+    if (!stmt) {
+        if (!*values)
+            vdx_fail_oom(err, "collection '%s': reading notes", e->collection);
+        cJSON_Delete(*values);
+        *values = NULL;
+        return -1;
+    }
+    sqlite3_bind_text(stmt, 1, prefix, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        cJSON *v = cJSON_CreateString((const char *)sqlite3_column_text(stmt, 0));
+        if (!v || !cJSON_AddItemToArray(*values, v)) {
+            cJSON_Delete(v);
+            rc = SQLITE_NOMEM;
+            break;
+        }
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        cJSON_Delete(*values);
+        *values = NULL;
+        return rc == SQLITE_NOMEM ? vdx_fail_oom(err, "collection '%s': reading notes", e->collection)
+                                  : db_fail(e, err, "reading notes in meta");
+    }
+    return 0;
+}
+
 static long long file_size(const char *path)
 {
     struct stat st;
@@ -1620,5 +1670,7 @@ const vdx_store_backend vdx_embedded_backend = {
     .failures = embedded_failures,
     .info = embedded_info,
     .clear_failures = embedded_clear_failures,
+    .add_note = embedded_add_note,
+    .notes = embedded_notes,
     .index_build = embedded_index_build,
 };

@@ -2,12 +2,13 @@
  *
  * One query reads every row once, so the memory bus sets the speed: the kernels are
  * simple dot products (AVX2+FMA, with F16C widening for float16 rows, chosen at run time
- * with __builtin_cpu_supports; a portable loop otherwise), the calling thread and
- * pooled helper threads claim chunks of rows from a shared counter (so a thread the
+ * with __builtin_cpu_supports; a portable loop otherwise), the members of OpenMP's
+ * team (the model's pool too) claim chunks of rows from a shared counter (so a thread the
  * scheduler holds back delays nothing but its current chunk), each keeps its own bounded
  * max-heap of the best `want` rows, and the heaps are merged at the end. Distances are 1 - dot(q, v) with q
  * unit-length; equal distances are ordered by the caller's tie-break (the item id). */
 #include <immintrin.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -245,70 +246,18 @@ static void *scan_dots_chunks(void *arg)
     return NULL;
 }
 
-/* ---- the helper threads ----
- * A scan is shared by the calling thread and helpers from a small pool that lives as
- * long as the process. The caller never waits for a helper that has not started: it
- * works through the chunks itself, closes the scan to latecomers, and waits only for
- * helpers already inside it. So on a busy machine a search costs at most one chunk
- * more than a single-threaded one, and nothing pays for creating threads per query. */
-static struct {
-    pthread_mutex_t busy; /* held by the one scan using the helpers */
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t wake, done;
-    int helpers;          /* started */
-    uint64_t generation;  /* bumped for every scan */
-    int open;             /* the current scan accepts helpers */
-    int next_slot, slots; /* jobs [0, slots) are for helpers */
-    int active;           /* helpers inside fn */
-    scan_job *jobs;
-    void *(*fn)(void *);
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, NULL, NULL};
+/* ---- the threads ----
+ * A scan runs on OpenMP's team, the one the model's matrix engine (oneDNN) and kernels
+ * use, so a process has one pool of worker threads (libgomp keeps them between regions:
+ * no scan starts a thread). The members claim chunks from a shared counter, so a member
+ * the scheduler holds back delays nothing but its current chunk. One scan at a time uses
+ * the team: a scan that finds it taken (another request's) runs on its calling thread,
+ * so concurrent searches never put more threads on the cores than there are. */
+static pthread_mutex_t team_busy = PTHREAD_MUTEX_INITIALIZER;
 
-static void *pool_helper(void *arg)
-{
-    (void)arg;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&pool.lock);
-    for (;;) {
-        while (pool.generation == seen)
-            pthread_cond_wait(&pool.wake, &pool.lock);
-        seen = pool.generation;
-        if (!pool.open || pool.next_slot >= pool.slots)
-            continue;
-        scan_job *job = &pool.jobs[pool.next_slot++];
-        void *(*fn)(void *) = pool.fn;
-        pool.active++;
-        pthread_mutex_unlock(&pool.lock);
-        fn(job);
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.active == 0)
-            pthread_cond_signal(&pool.done);
-    }
-    return NULL;
-}
-
-/* Starts helpers up to `wanted` (with pool.lock held); returns how many exist. */
-static int pool_grow(int wanted)
-{
-    while (pool.helpers < wanted) {
-        pthread_t tid;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&tid, &attr, pool_helper, NULL);
-        pthread_attr_destroy(&attr);
-        if (rc != 0)
-            break;
-        pool.helpers++;
-    }
-    return pool.helpers < wanted ? pool.helpers : wanted;
-}
-
-/* Runs fn on the calling thread (jobs[threads-1]) and up to threads-1 helpers (jobs
- * [0, threads-1)), which claim chunks of about 1 MB of rows (a multiple of 64 rows, so
- * a bitmap word is never split) until none is left. When another scan is using the
- * helpers, this one runs on the calling thread alone. */
+/* Runs fn on `threads` members of the team, job t on member t; chunks of about 1 MB of
+ * rows (a multiple of 64 rows, so a bitmap word is never split) are claimed until none
+ * is left. */
 static void run_chunks(const vdx_scan_matrix *m, scan_job *jobs, int threads,
                        void *(*fn)(void *))
 {
@@ -318,27 +267,15 @@ static void run_chunks(const vdx_scan_matrix *m, scan_job *jobs, int threads,
     for (int t = 0; t < threads; t++) {
         jobs[t].next_chunk = &next_chunk;
         jobs[t].chunk_rows = chunk_rows;
+        jobs[t].n_heap = 0;
     }
-    if (threads == 1 || pthread_mutex_trylock(&pool.busy) != 0) {
-        fn(&jobs[threads - 1]);
+    if (threads == 1 || pthread_mutex_trylock(&team_busy) != 0) {
+        fn(&jobs[0]);
         return;
     }
-    pthread_mutex_lock(&pool.lock);
-    pool.jobs = jobs;
-    pool.fn = fn;
-    pool.slots = pool_grow(threads - 1);
-    pool.next_slot = 0;
-    pool.open = 1;
-    pool.generation++;
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.lock);
-    fn(&jobs[threads - 1]);
-    pthread_mutex_lock(&pool.lock);
-    pool.open = 0; /* latecomers find the scan closed */
-    while (pool.active > 0)
-        pthread_cond_wait(&pool.done, &pool.lock);
-    pthread_mutex_unlock(&pool.lock);
-    pthread_mutex_unlock(&pool.busy);
+#pragma omp parallel num_threads(threads)
+    fn(&jobs[omp_get_thread_num()]);
+    pthread_mutex_unlock(&team_busy);
 }
 
 typedef struct sort_ctx {

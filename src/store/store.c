@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include <strings.h>
+#include <unistd.h>
 
+#include "common/clock.h"
 #include "common/half.h"
 #include "common/hash.h"
 #include "store/backend.h"
@@ -467,6 +469,104 @@ int vdx_store_failures(vdx_store *store, cJSON **failures, vdx_error *err)
     return LOCKED(store, store->backend->failures(store->state, failures, err));
 }
 
+/* Notes of what embedded the vectors: key "embedding:TIME:PID:N" (unique, in time order),
+ * value {"precision","isa","decode","items","at","vdx"}. */
+#define EMBEDDING_NOTE "embedding:"
+
+int vdx_store_record_embedding(vdx_store *store, const vdx_embedding_record *record,
+                               vdx_error *err)
+{
+    static _Atomic unsigned serial;
+    if (check_writable(store, "record what embedded it", err) != 0)
+        return -1;
+    if (!record || !record->precision || record->items < 0)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "collection '%s': an embedding record "
+                             "needs a precision and an item count", store->collection);
+    char now[32], key[96];
+    clock_utc_iso_now(now);
+    snprintf(key, sizeof key, "%s%s:%ld:%u", EMBEDDING_NOTE, now, (long)getpid(), serial++);
+    cJSON *value = cJSON_CreateObject();
+    if (value) {
+        cJSON_AddStringToObject(value, "precision", record->precision);
+        if (record->isa)
+            cJSON_AddStringToObject(value, "isa", record->isa);
+        if (record->decode)
+            cJSON_AddStringToObject(value, "decode", record->decode);
+        cJSON_AddNumberToObject(value, "items", (double)record->items);
+        cJSON_AddStringToObject(value, "at", now);
+        cJSON_AddStringToObject(value, "vdx", VDX_VERSION);
+    }
+    char *text = value ? cJSON_PrintUnformatted(value) : NULL;
+    cJSON_Delete(value);
+    if (!text)
+        return vdx_fail_oom(err, "collection '%s': recording what embedded it", store->collection);
+    int rc = LOCKED(store, store->backend->add_note(store->state, key, text, err));
+    free(text);
+    return rc;
+}
+
+static int same_string(const cJSON *a, const cJSON *b)
+{
+    const char *x = cJSON_GetStringValue(a), *y = cJSON_GetStringValue(b);
+    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+/* The embedding notes summed per (precision, isa, decode) into info's "embedded_with". */
+static int add_embedded_with(vdx_store *store, cJSON *info, vdx_error *err)
+{
+    cJSON *notes = NULL;
+    if (LOCKED(store, store->backend->notes(store->state, EMBEDDING_NOTE, &notes, err)) != 0)
+        return -1;
+    cJSON *kinds = cJSON_CreateArray(), *note;
+    int oom = !kinds;
+    cJSON_ArrayForEach(note, notes) {
+        cJSON *run = cJSON_Parse(cJSON_GetStringValue(note));
+        if (!cJSON_IsString(cJSON_GetObjectItem(run, "precision"))) {
+            cJSON_Delete(run); /* a note this vdx cannot read: not counted */
+            continue;
+        }
+        cJSON *kind = NULL, *k;
+        cJSON_ArrayForEach(k, kinds)
+            if (same_string(cJSON_GetObjectItem(k, "precision"), cJSON_GetObjectItem(run, "precision")) &&
+                same_string(cJSON_GetObjectItem(k, "isa"), cJSON_GetObjectItem(run, "isa")) &&
+                same_string(cJSON_GetObjectItem(k, "decode"), cJSON_GetObjectItem(run, "decode")))
+                kind = k;
+        double items = cJSON_GetNumberValue(cJSON_GetObjectItem(run, "items"));
+        if (!kind && !oom) {
+            kind = cJSON_CreateObject();
+            oom = !kind || !cJSON_AddItemToArray(kinds, kind);
+            if (!oom) {
+                const char *keys[] = {"precision", "isa", "decode"};
+                for (int i = 0; i < 3; i++) {
+                    cJSON *v = cJSON_GetObjectItem(run, keys[i]);
+                    if (cJSON_IsString(v))
+                        oom |= !cJSON_AddStringToObject(kind, keys[i], v->valuestring);
+                }
+                oom |= !cJSON_AddNumberToObject(kind, "items", 0) ||
+                       !cJSON_AddNumberToObject(kind, "runs", 0) ||
+                       !cJSON_AddStringToObject(kind, "last", "");
+            }
+        }
+        if (kind && !oom) {
+            cJSON *n = cJSON_GetObjectItem(kind, "items"), *r = cJSON_GetObjectItem(kind, "runs");
+            cJSON_SetNumberValue(n, n->valuedouble + (isnan(items) ? 0 : items));
+            cJSON_SetNumberValue(r, r->valuedouble + 1);
+            cJSON *at = cJSON_GetObjectItem(run, "at");
+            if (cJSON_IsString(at))
+                oom |= !cJSON_ReplaceItemInObject(kind, "last", cJSON_CreateString(at->valuestring));
+        }
+        cJSON_Delete(run);
+    }
+    cJSON_Delete(notes);
+    if (oom || (cJSON_GetArraySize(kinds) > 0 && !cJSON_AddItemToObject(info, "embedded_with", kinds))) {
+        cJSON_Delete(kinds);
+        return vdx_fail_oom(err, "collection '%s': describing what embedded it", store->collection);
+    }
+    if (cJSON_GetArraySize(kinds) == 0)
+        cJSON_Delete(kinds);
+    return 0;
+}
+
 int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err)
 {
     *info = cJSON_CreateObject();
@@ -484,7 +584,8 @@ int vdx_store_info(vdx_store *store, cJSON **info, vdx_error *err)
     cJSON_AddStringToObject(model, "fingerprint", store->model.config_hash);
     cJSON_AddNumberToObject(model, "dims", store->model.dims);
     cJSON_AddItemToObject(*info, "model", model);
-    if (LOCKED(store, store->backend->info(store->state, *info, err)) != 0) {
+    if (LOCKED(store, store->backend->info(store->state, *info, err)) != 0 ||
+        add_embedded_with(store, *info, err) != 0) {
         cJSON_Delete(*info);
         *info = NULL;
         return -1;

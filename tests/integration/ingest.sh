@@ -39,6 +39,9 @@ for exe in "$VDX" "$DUMP" "$FILESERVER"; do
     [ -x "$exe" ] || { echo "not ok - build: $exe is missing (run make)"; exit 1; }
 done
 
+# Every vector here is compared with `vdx embed` (fp32) or with another collection's, to
+# 1e-5: ingest runs fp32, not its default auto (bf16 where the CPU has it)
+export VDX_PRECISION=fp32
 T=$(mktemp -d "${TMPDIR:-/tmp}/vdx-ingest-it.XXXXXX")
 SERVER_PID=""
 INGEST_PID=""
@@ -102,7 +105,10 @@ have_embed=1
 start_server "$SAMPLE/images"
 
 # ---- the Unsplash sample ------------------------------------------------------------------
-"$VDX" ingest unsplash "$SAMPLE" --collection sample --batch 8 > "$T/run1.out" 2> "$T/run1.err"
+# exact decoding (by default ingest decodes large JPEGs reduced): the stored vectors are
+# compared with `vdx embed` below
+"$VDX" ingest unsplash "$SAMPLE" --collection sample --batch 8 --exact-decode \
+    > "$T/run1.out" 2> "$T/run1.err"
 rc=$?
 "$VDX" info --collection sample --failures > "$T/info.json" 2> "$T/info.err"
 count=$(json_number "$T/info.json" count)
@@ -111,6 +117,15 @@ if [ $rc -eq 0 ] && [ "$count" = 46 ] &&
     ok "unsplash sample: 46 good rows stored, summary printed"
 else
     not_ok "unsplash sample: 46 good rows stored, summary printed" "exit $rc, count '$count': $(cat "$T/run1.out" "$T/run1.err" | head -20)"
+fi
+# what embedded them is recorded: fp32 (VDX_PRECISION above), the kernel oneDNN chose,
+# exact decoding; the terminal view says it in words
+if grep -q '"embedded_with":\[{"precision":"fp32","isa":"[a-z_:0-9]*","decode":"exact","items":46,"runs":1,' "$T/info.json" &&
+    script -qc "'$VDX' info --data '$VDX_HOME' --collection sample" /dev/null > "$T/info.tty" 2>&1 &&
+    grep -q '^embedded     fp32 on [a-z_:0-9]*, images decoded exactly: 46 items (1 run, last 20' "$T/info.tty"; then
+    ok "vdx info: the collection records fp32, the oneDNN kernel and exact decoding for its 46 items"
+else
+    not_ok "vdx info records what embedded the items" "$(grep -o '"embedded_with":[^]]*]' "$T/info.json"; grep embedded "$T/info.tty")"
 fi
 
 missing=""
@@ -349,7 +364,8 @@ cp "$GOLDEN_IMAGES/bmp_300x250.bmp" "$GOLDEN_IMAGES/gif_256x200.gif" "$T/folder/
 cp "$GOLDEN_IMAGES/exact_224x224.png" "$T/folder/"
 echo "not an image" > "$T/folder/notes.txt"
 printf 'garbage, not a JPEG' > "$T/folder/other/broken.jpg"
-"$VDX" ingest folder "$T/folder" --collection folder > "$T/folder.out" 2> "$T/folder.err"
+"$VDX" ingest folder "$T/folder" --collection folder --exact-decode \
+    > "$T/folder.out" 2> "$T/folder.err"
 rc=$?
 "$DUMP" --data "$VDX_HOME" --collection folder --no-meta > "$T/folder.dump"
 "$VDX" info --collection folder > "$T/folder-info.json"

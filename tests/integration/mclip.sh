@@ -72,7 +72,9 @@ check "vdx tokenize (CLIP BPE): ids and pieces" \
 
 # --- the sample, embedded with the CLIP --------------------------------------------------
 C="--data $tmp/data --collection sample"
+# fp32, exact decoding: the results are compared with `vdx embed` vectors to 1e-5
 "$vdx" ingest unsplash "$shared/data/unsplash-sample" --base-url "$fs/" --model $CLIP $C \
+    --precision fp32 --exact-decode \
     > "$tmp/ingest.out" 2> "$tmp/ingest.err" || not_ok "ingest: $(tail -n 2 "$tmp/ingest.err" | tr '\n' ' ')"
 
 # brute_force PROMPT OUT: every stored item (search with a large k lists them all, with
@@ -152,6 +154,29 @@ check "--force-text-model accepts it" [ "$(wc -l < "$tmp/forced.jsonl")" -eq 5 ]
 check "a recorded pairing needs no force the next time" cmp -s "$tmp/forced.jsonl" "$tmp/again.jsonl"
 check "the forced pairing is recorded as such" \
     grep -q '"pairing":[[:space:]]*"forced"' "$tmp/data/collections/local/text-models.json"
+# --- precisions of the M-CLIP tower: int8 (and bf16 where the CPU has it) near fp32 -----------
+# cos A B: cosine between the embeddings of two `vdx embed` JSON lines
+cos() {
+    a=$(sed 's/.*"embedding":\[//; s/\]}$//' "$1"); b=$(sed 's/.*"embedding":\[//; s/\]}$//' "$2")
+    awk -v a="$a" -v b="$b" 'BEGIN { n = split(a, x, ","); split(b, y, ",")
+        for (i = 1; i <= n; i++) { d += x[i] * y[i]; xx += x[i] * x[i]; yy += y[i] * y[i] }
+        printf "%.6f\n", d / sqrt(xx * yy) }'
+}
+"$vdx" embed --model $MCLIP --text "$zh" --precision fp32 > "$tmp/p-fp32.jsonl" 2> "$tmp/err"
+"$vdx" embed --model $MCLIP --text "$zh" --precision int8 > "$tmp/p-int8.jsonl" 2>> "$tmp/err"
+c=$(cos "$tmp/p-fp32.jsonl" "$tmp/p-int8.jsonl")
+check "M-CLIP prompt in int8: cosine $c to fp32 (>= 0.99) and not the fp32 vector" \
+    awk -v c="$c" 'BEGIN { exit !(c >= 0.99 && c < 0.9999999) }'
+VDX_PRECISION=bf16 "$vdx" embed --model $MCLIP --text "$zh" > "$tmp/p-bf16.jsonl" 2> "$tmp/bf16.err"
+c=$(cos "$tmp/p-fp32.jsonl" "$tmp/p-bf16.jsonl")
+if grep -q 'avx512_bf16\|amx_bf16' /proc/cpuinfo; then
+    check "M-CLIP prompt in bf16 (VDX_PRECISION): cosine $c to fp32 (>= 0.9995), no fallback notice" \
+        sh -c "awk -v c='$c' 'BEGIN { exit !(c >= 0.9995 && c < 0.9999999) }' && ! [ -s '$tmp/bf16.err' ]"
+else
+    check "M-CLIP prompt in bf16 without native bf16: the fallback is said and fp32 runs" \
+        sh -c "grep -q 'no native bf16' '$tmp/bf16.err' && cmp -s '$tmp/p-fp32.jsonl' '$tmp/p-bf16.jsonl'"
+fi
+
 "$vdx" embed --model $MCLIP --image "$shared/data/unsplash-sample/images/photo-1500000000000-3b8f37f8a88b" > /dev/null 2> "$tmp/err"
 check "embed refuses an image for an M-CLIP model" grep -q "is an M-CLIP text model: it embeds texts only" "$tmp/err"
 

@@ -99,6 +99,9 @@ fi
 "$VDX" info --data "$D" --json > "$tmp/info"
 grep -q '"index":{"kind":"ivf-int8","rows":3000' "$tmp/info" && ok "info shows the index" ||
     not_ok "info shows the index" "$(cat "$tmp/info")"
+grep -q '"embedded_with":\[{"precision":"external","items":[0-9]*,"runs":[0-9]*,' "$tmp/info" &&
+    ok "info says the vectors were made elsewhere (ingest vectors)" ||
+    not_ok "info says the vectors were made elsewhere" "$(grep -o '"embedded_with":[^]]*]' "$tmp/info")"
 VDX_INDEX_NPROBE=20 "$VDX" search --vector "$tmp/q.npy" -k 30 --exclude i1,i2,i3 --data "$D" > "$tmp/all" 2>&1
 cmp -s "$tmp/exact" "$tmp/all" && ok "every partition visited = the exact scan" ||
     not_ok "every partition visited = the exact scan" "$(diff "$tmp/exact" "$tmp/all" | head -4)"

@@ -2,7 +2,7 @@
  * bytes, finding tensors by name, and copying them out as float32 with a shape check.
  * The format readers (safetensors.c, torch_zip.c, torch_legacy.c) fill the table; the
  * forward pass only ever sees weights_get_f32, so it never cares about the format. */
-#include "clip/weights.h"
+#include "weights/weights.h"
 
 #include <errno.h>
 #include <fcntl.h>

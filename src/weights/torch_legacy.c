@@ -5,7 +5,7 @@
  * storage keys in the order their data follows; each storage is an 8-byte little-endian
  * element count and then its elements. The file is memory-mapped and tensors point into
  * it. The pickles go through the restricted unpickler of pickle.c. */
-#include "clip/weights.h"
+#include "weights/weights.h"
 
 #include <stdio.h>
 #include <stdlib.h>

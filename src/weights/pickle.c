@@ -9,7 +9,7 @@
  * dtypes vdx reads. Any other global is refused before anything is built, with the byte
  * offset of the opcode that named it. Values live in an arena freed in one sweep, so
  * memo references and shared objects need no reference counting. */
-#include "clip/weights.h"
+#include "weights/weights.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 /* Checkpoint readers: one tensor table over model.safetensors (memory-mapped),
  * pytorch_model.bin as a torch zip archive, or the older torch pickle stream.
  * Only what a state dict needs is accepted; everything else is refused. */
-#ifndef VDX_CLIP_WEIGHTS_H
-#define VDX_CLIP_WEIGHTS_H
+#ifndef VDX_WEIGHTS_WEIGHTS_H
+#define VDX_WEIGHTS_WEIGHTS_H
 
 #include "vdx/common.h"
 

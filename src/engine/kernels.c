@@ -5,7 +5,7 @@
  * pass shares one pool of threads. Numbers follow PyTorch's float32 CLIP
  * (docs/clip-model.md): LayerNorm statistics in double with the biased variance,
  * QuickGELU x·σ(1.702x) or erf GELU. */
-#include "clip/kernels.h"
+#include "engine/kernels.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -21,7 +21,7 @@
 
 static atomic_int kernel_threads;
 
-void clip_kernels_set_threads(int threads)
+void engine_set_threads(int threads)
 {
     if (threads < 1)
         threads = vdx_cpu_count();
@@ -31,7 +31,7 @@ void clip_kernels_set_threads(int threads)
     openblas_set_num_threads(threads);
 }
 
-int clip_kernels_threads(void)
+int engine_threads(void)
 {
     int threads = atomic_load(&kernel_threads);
     if (threads < 1)
@@ -39,9 +39,10 @@ int clip_kernels_threads(void)
     return threads;
 }
 
-void clip_kernels_enter(int rows)
+void engine_enter(int rows, int width)
 {
-    omp_set_num_threads(rows <= CLIP_FEW_ROWS ? 1 : clip_kernels_threads());
+    int small = rows <= ENGINE_FEW_ROWS && width <= ENGINE_NARROW;
+    omp_set_num_threads(small ? 1 : engine_threads());
 }
 
 /* ---- parallel loops on the one OpenMP team ----------------------------------------- */
@@ -157,7 +158,7 @@ CLONES static void layer_norm_rows(void *arg, int slot, int begin, int end)
     }
 }
 
-void clip_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
+void engine_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
                      int rows, int dim, double eps)
 {
     layer_norm_job job = {out, in, gamma, beta, dim, eps};
@@ -170,7 +171,7 @@ typedef struct activation_job {
     float *x;
     const float *bias;
     int cols;
-    clip_activation act;
+    engine_activation act;
 } activation_job;
 
 CLONES static void activation_rows(void *arg, int slot, int begin, int end)
@@ -180,7 +181,7 @@ CLONES static void activation_rows(void *arg, int slot, int begin, int end)
     const float *restrict bias = job->bias;
     for (int r = begin; r < end; r++) {
         float *restrict x = job->x + (size_t)r * cols;
-        if (job->act == CLIP_ACT_QUICK_GELU) {
+        if (job->act == ENGINE_ACT_QUICK_GELU) {
             for (int c = 0; c < cols; c++) {
                 float v = x[c] + bias[c];
                 x[c] = v / (1.0f + vexp(-1.702f * v));
@@ -194,8 +195,8 @@ CLONES static void activation_rows(void *arg, int slot, int begin, int end)
     }
 }
 
-void clip_bias_activation(float *x, const float *bias, int rows, int cols,
-                          clip_activation act)
+void engine_bias_activation(float *x, const float *bias, int rows, int cols,
+                          engine_activation act)
 {
     activation_job job = {x, bias, cols, act};
     parallel_for(rows, row_grain(cols), omp_get_max_threads(), activation_rows, &job);
@@ -259,7 +260,7 @@ static void attention_tasks(void *arg, int slot, int begin, int end)
     }
 }
 
-int clip_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
+int engine_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
                    int n_heads, int causal)
 {
     int threads = omp_get_max_threads();

@@ -3,8 +3,8 @@
  * fields; groups are refused. It never allocates and checks every length against the
  * bytes left, so a hostile buffer gives an error with its byte offset. Private to
  * src/clip/ (sentencepiece.c reads `.model` files with it). */
-#ifndef VDX_CLIP_PROTOBUF_H
-#define VDX_CLIP_PROTOBUF_H
+#ifndef VDX_TEXT_PROTOBUF_H
+#define VDX_TEXT_PROTOBUF_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * model name of a directory. The arena copies each tensor once, converting F16/BF16, and
  * then asks the kernel to drop the source pages, so a memory-mapped checkpoint and its
  * copy are not both resident at the peak of a load. */
-#include "clip/modelfiles.h"
+#include "weights/modelfiles.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -13,16 +13,14 @@
 
 static size_t round_up(size_t n) { return (n + 15) & ~(size_t)15; }
 
-float *clip_arena_reserve(clip_arena *a, size_t count)
+float *weights_arena_reserve(weights_arena *a, size_t count)
 {
     float *p = a->base ? a->base + a->used : NULL;
     a->used += round_up(count);
     return p;
 }
 
-/* MADV_PAGEOUT keeps the contents (file pages are re-read, anonymous memory is swapped
- * or kept): only a hint, safe whatever buffer the reader used. */
-static void release_source_pages(const vdx_tensor *t)
+void weights_release_source_pages(const vdx_tensor *t)
 {
     long page_size = sysconf(_SC_PAGESIZE);
     uintptr_t page = page_size > 0 ? (uintptr_t)page_size : 4096;
@@ -32,7 +30,7 @@ static void release_source_pages(const vdx_tensor *t)
         madvise((void *)begin, end - begin, MADV_PAGEOUT);
 }
 
-void clip_arena_fill(clip_arena *a, float *dst, const char *name, int ndim,
+void weights_arena_fill(weights_arena *a, float *dst, const char *name, int ndim,
                      const int64_t *shape)
 {
     if (!a->base || a->failed)
@@ -40,20 +38,20 @@ void clip_arena_fill(clip_arena *a, float *dst, const char *name, int ndim,
     if (weights_get_f32(a->file, name, dst, ndim, shape, a->err) != 0)
         a->failed = 1;
     else
-        release_source_pages(weights_find(a->file, name));
+        weights_release_source_pages(weights_find(a->file, name));
 }
 
-float *clip_arena_tensor(clip_arena *a, const char *name, int ndim, const int64_t *shape)
+float *weights_arena_tensor(weights_arena *a, const char *name, int ndim, const int64_t *shape)
 {
     size_t count = 1;
     for (int i = 0; i < ndim; i++)
         count *= (size_t)shape[i];
-    float *dst = clip_arena_reserve(a, count);
-    clip_arena_fill(a, dst, name, ndim, shape);
+    float *dst = weights_arena_reserve(a, count);
+    weights_arena_fill(a, dst, name, ndim, shape);
     return dst;
 }
 
-int clip_arena_alloc(clip_arena *a)
+int weights_arena_alloc(weights_arena *a)
 {
     a->base = aligned_alloc(64, (a->used ? a->used : 16) * sizeof(float));
     if (!a->base)
@@ -63,7 +61,7 @@ int clip_arena_alloc(clip_arena *a)
     return 0;
 }
 
-void clip_model_name_from_dir(const char *model_dir, char *out, size_t size)
+void weights_model_name(const char *model_dir, char *out, size_t size)
 {
     char path[PATH_MAX];
     if (!realpath(model_dir, path))

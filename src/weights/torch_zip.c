@@ -3,7 +3,7 @@
  * `<name>/data/<key>`, one raw little-endian storage per key. libzip reads the archive;
  * the pickle goes through the restricted unpickler of pickle.c. Storages are read into
  * memory once each (tensors sharing a storage share the buffer). */
-#include "clip/weights.h"
+#include "weights/weights.h"
 
 #include <stdio.h>
 #include <stdlib.h>

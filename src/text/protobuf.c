@@ -2,7 +2,7 @@
  * `number << 3 | wire_type` followed by its value: a varint (0), 8 little-endian bytes
  * (1), a varint length and that many bytes (2), or 4 little-endian bytes (5). Groups (3,
  * 4) are obsolete and refused. Every length is checked against what is left. */
-#include "clip/protobuf.h"
+#include "text/protobuf.h"
 
 #include <string.h>
 

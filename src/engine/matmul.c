@@ -19,7 +19,7 @@
  * accumulates in int32, comes out as float32 and is scaled back per row and channel
  * here (oneDNN 2.6's runtime output scales would push the product off its brgemm
  * kernels onto a slower gemm), then the bias and the residual are added in float32. */
-#include "clip/matmul.h"
+#include "engine/matmul.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -31,10 +31,10 @@
 #include "common/half.h"
 #include "vdx/common.h"
 
-/* Wall time spent inside clip_matmul, all callers summed (the bench's matmul/rest split). */
+/* Wall time spent inside engine_matmul, all callers summed (the bench's matmul/rest split). */
 static _Atomic unsigned long long matmul_ns;
 
-unsigned long long clip_matmul_elapsed_ns(void) { return matmul_ns; }
+unsigned long long engine_matmul_elapsed_ns(void) { return matmul_ns; }
 
 static dnnl_engine_t engine;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
@@ -51,7 +51,7 @@ static dnnl_engine_t get_engine(void)
     return engine;
 }
 
-int clip_cpu_has_bf16(void)
+int engine_cpu_has_bf16(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
@@ -202,7 +202,7 @@ static dnnl_status_t lookup(const primitive_key *key, const dnnl_memory_desc_t *
     return build(out, key, weights_md);
 }
 
-const char *clip_matmul_isa(vdx_precision precision)
+const char *engine_matmul_isa(vdx_precision precision)
 {
     static char names[4][48];
     /* int8 adds the bias itself (after the per-row scale) */
@@ -225,7 +225,7 @@ const char *clip_matmul_isa(vdx_precision precision)
 /* Rows of packing hint: the weights' layout is asked for at a vision batch's size. */
 #define PACK_HINT_ROWS 1600
 
-int clip_matrix_pack(clip_matrix *w, const float *src, int n, int k, vdx_precision precision,
+int engine_matrix_pack(engine_matrix *w, const float *src, int n, int k, vdx_precision precision,
                      vdx_error *err)
 {
     memset(w, 0, sizeof *w);
@@ -303,7 +303,7 @@ int clip_matrix_pack(clip_matrix *w, const float *src, int n, int k, vdx_precisi
     return s == dnnl_success ? 0 : fail_status(err, s, &key);
 }
 
-void clip_matrix_free(clip_matrix *w)
+void engine_matrix_free(engine_matrix *w)
 {
     if (!w)
         return;
@@ -316,8 +316,13 @@ void clip_matrix_free(clip_matrix *w)
 /* ---- the product ------------------------------------------------------------------ */
 
 /* x rows → s8 with one scale per row (max |x| / 127; 1 for a zero row). */
+/* The conversions around a product run on the team too (rows are independent, so the
+ * results do not depend on the split): serial, they held back the 2-core batch. */
+#define PARALLEL_ELEMENTS (1 << 16)
+
 static void quantise_rows(const float *x, int m, int k, int8_t *q, float *scales)
 {
+#pragma omp parallel for schedule(static) if ((size_t)m * k >= PARALLEL_ELEMENTS)
     for (int r = 0; r < m; r++) {
         const float *row = x + (size_t)r * k;
         float max = 0;
@@ -330,7 +335,7 @@ static void quantise_rows(const float *x, int m, int k, int8_t *q, float *scales
     }
 }
 
-int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *bias, int m,
+int engine_matmul(float *out, const float *x, const engine_matrix *w, const float *bias, int m,
                 int accumulate, vdx_error *err)
 {
     double started = vdx_now();
@@ -361,7 +366,10 @@ int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *b
     float *scales = (float *)(block + a);
     float *dst = int8 && accumulate ? (float *)(block + a + b) : out;
     if (w->precision == VDX_PRECISION_BF16) {
-        half_f32_to_bf16_array(x, (uint16_t *)block, (size_t)m * k);
+        uint16_t *rows = (uint16_t *)block;
+#pragma omp parallel for schedule(static) if ((size_t)m * k >= PARALLEL_ELEMENTS)
+        for (int r = 0; r < m; r++)
+            half_f32_to_bf16_array(x + (size_t)r * k, rows + (size_t)r * k, k);
         src = block;
     } else if (int8) {
         quantise_rows(x, m, (int)k, (int8_t *)block, scales);
@@ -404,6 +412,7 @@ int clip_matmul(float *out, const float *x, const clip_matrix *w, const float *b
     if (owned)
         dnnl_primitive_destroy(c.primitive);
     if (s == dnnl_success && int8) {
+#pragma omp parallel for schedule(static) if ((size_t)m * n >= PARALLEL_ELEMENTS)
         for (int r = 0; r < m; r++) {
             const float *d = dst + (size_t)r * n;
             float *o = out + (size_t)r * n;
@@ -443,7 +452,7 @@ vdx_precision vdx_precision_resolve(vdx_precision requested, const char **why)
 {
     if (why)
         *why = NULL;
-    int bf16 = clip_cpu_has_bf16();
+    int bf16 = engine_cpu_has_bf16();
     if (requested == VDX_PRECISION_AUTO)
         return bf16 ? VDX_PRECISION_BF16 : VDX_PRECISION_FP32;
     if (requested == VDX_PRECISION_BF16 && !bf16) {

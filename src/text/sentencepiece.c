@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clip/protobuf.h"
+#include "text/protobuf.h"
 #include "common/hash.h"
 
 enum { PIECE_NORMAL = 1, PIECE_UNKNOWN = 2, PIECE_CONTROL = 3, PIECE_USER_DEFINED = 4,

@@ -4,7 +4,7 @@
  * the byte span, offsets inside the file that tile the data section with no overlap and
  * no gap. Errors name the file, the tensor and the byte offsets involved. */
 #include "common/json_check.h"
-#include "clip/weights.h"
+#include "weights/weights.h"
 
 #include <cJSON.h>
 #include <math.h>
