@@ -3,6 +3,8 @@
 # printing each one's output under a heading. A program with a wrapper script
 # bench/NAME.sh (one that starts a server first, say) is run through the script. Benchmarks print numbers, never pass/fail;
 # arguments after `--` are passed to every benchmark (e.g. `sh bench/run.sh -- --threads 1`).
+# bench/vs_peers.sh (vdx's image tower against PyTorch and ONNX Runtime, minutes of CPU) runs
+# only when named: `sh bench/run.sh vs_peers -- --rounds 3`.
 # Usage: sh bench/run.sh [NAME...] [-- ARGS...]   (default: all benchmarks)
 set -u
 cd "$(dirname "$0")/.."
@@ -32,4 +34,10 @@ for b in build/release/bench/*; do
         "$b" "$@"
     fi || { echo "bench: $name exited with status $?"; status=1; }
 done
+case " $names " in
+*" vs_peers "*)
+    echo
+    echo "== vs_peers"
+    BUILD=build/release sh bench/vs_peers.sh "$@" || { echo "bench: vs_peers exited with status $?"; status=1; } ;;
+esac
 exit $status
