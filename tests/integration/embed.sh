@@ -272,4 +272,32 @@ else
     not_ok "--help: $(head -c 200 "$T/out")"
 fi
 
+# vectors of one precision are searched with queries of another: the 20 golden images ingested
+# in fp32 and in bf16, each searched with fp32 and int8 prompts, give the same top hit as fp32
+# with fp32, at a distance within 0.01 of it
+if grep -q 'avx512_bf16\|amx_bf16' /proc/cpuinfo; then
+    G="$SHARED/fixtures/golden/clip-tiny/images"
+    for p in fp32 bf16; do
+        "$VDX" ingest folder "$G" --data "$T/mixed" --collection "$p" --model "$MODEL" \
+            --precision "$p" > /dev/null 2> "$T/mixed-$p.err" || not_ok "ingest in $p: $(cat "$T/mixed-$p.err")"
+    done
+    bad=""
+    for prompt in "a photo of a cat" "a house by the lake" "a red square"; do
+        want=""
+        for c in fp32 bf16; do
+            for q in fp32 int8; do
+                got=$("$VDX" search --data "$T/mixed" --collection "$c" --model "$MODEL" --precision "$q" \
+                    -k 1 "$prompt" 2>> "$T/mixed.err" | sed 's/.*"id":"\([^"]*\)".*"dist":\([-0-9.e]*\).*/\1 \2/')
+                [ -z "$want" ] && want=$got
+                echo "$want $got" | awk '{ d = $2 - $4; if (d < 0) d = -d; exit !($1 == $3 && NF == 4 && d <= 0.01) }' ||
+                    bad="$bad [$prompt: $c vectors, $q prompt: '$got', fp32/fp32: '$want']"
+            done
+        done
+    done
+    [ -z "$bad" ] && ok "bf16 and fp32 vectors searched with fp32 and int8 prompts: the same top hit as fp32/fp32 (3 prompts)" ||
+        not_ok "mixed precisions:$bad $(head -c 300 "$T/mixed.err")"
+else
+    echo "skip - mixed precisions: CPU lacks avx512_bf16"
+fi
+
 [ "$failed" = 0 ]
