@@ -14,27 +14,22 @@ action=${1:-}; dir=${2:-}
 server=$(command -v clickhouse-server || true)
 [ -n "$server" ] || { [ -x /usr/sbin/clickhouse-server ] && server=/usr/sbin/clickhouse-server; } || true
 
-free_port() { # a loopback TCP port nobody listens on (curl exit 7: connection refused)
-    while :; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-        rc=0
-        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/" 2>/dev/null || rc=$?
-        if [ $rc -eq 7 ]; then echo "$p"; return; fi
-    done
-}
+here=$(dirname "$0")
+free_port() { sh "$here/free-port.sh" "$@"; }
 
 case "$action" in
 start)
     [ -n "$server" ] || { echo "clickhouse-server is not installed (scripts/deps.sh --test installs it)" >&2; exit 3; }
     mkdir -p "$dir/log" "$dir/data/tmp" "$dir/data/user_files"
     dir=$(cd "$dir" && pwd)
-    http=${CH_HTTP_PORT:-$(free_port)}; tcp=${CH_TCP_PORT:-$(free_port)}; inter=$(free_port)
-    while [ "$tcp" = "$http" ]; do tcp=$(free_port); done
-    while [ "$inter" = "$http" ] || [ "$inter" = "$tcp" ]; do inter=$(free_port); done
-    # the package's users plus one with a password, for the tests of authenticated stores
-    sed 's|^\( *\)</users>|\1<vdx_test><password>s3cret-pw</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></vdx_test>\n&|' \
-        /etc/clickhouse-server/users.xml > "$dir/users.xml"
-    cat > "$dir/config.xml" <<XML
+    attempt=1
+    while :; do
+        http=${CH_HTTP_PORT:-$(free_port)}; tcp=${CH_TCP_PORT:-$(free_port "$http")}
+        inter=$(free_port "$http" "$tcp")
+        # the package's users plus one with a password, for the tests of authenticated stores
+        sed 's|^\( *\)</users>|\1<vdx_test><password>s3cret-pw</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></vdx_test>\n&|' \
+            /etc/clickhouse-server/users.xml > "$dir/users.xml"
+        cat > "$dir/config.xml" <<XML
 <yandex>
   <logger><level>warning</level><log>$dir/log/server.log</log><errorlog>$dir/log/error.log</errorlog></logger>
   <http_port>$http</http_port><tcp_port>$tcp</tcp_port><interserver_http_port>$inter</interserver_http_port>
@@ -46,17 +41,28 @@ start)
 ${CH_EXTRA_CONFIG:-}
 </yandex>
 XML
-    "$server" --config-file="$dir/config.xml" > "$dir/log/stdout.log" 2>&1 &
-    echo $! > "$dir/server.pid"
-    i=0
-    while [ "$(curl -s "http://127.0.0.1:$http/ping" 2>/dev/null)" != "Ok." ]; do
-        i=$((i + 1))
-        if [ $i -gt 900 ] || ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
-            echo "clickhouse-server did not answer /ping on port $http within 90 s; see $dir/log/" >&2
-            kill "$(cat "$dir/server.pid")" 2>/dev/null || true
-            exit 1
+        rm -f "$dir/log/error.log"
+        "$server" --config-file="$dir/config.xml" > "$dir/log/stdout.log" 2>&1 &
+        echo $! > "$dir/server.pid"
+        i=0 up=1
+        while [ "$(curl -s "http://127.0.0.1:$http/ping" 2>/dev/null)" != "Ok." ]; do
+            i=$((i + 1))
+            if [ $i -gt 900 ] || ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then up=0; break; fi
+            sleep 0.1
+        done
+        [ $up -eq 1 ] && break
+        kill "$(cat "$dir/server.pid")" 2>/dev/null || true
+        wait 2>/dev/null || true
+        # why, in the caller's output (the directory may be gone when someone reads it)
+        why=$(grep -h -m 3 -i 'exception\|error' "$dir/log/error.log" "$dir/log/stdout.log" 2>/dev/null | cut -c1-300 || true)
+        # a port taken between the choice and the bind: again on new ports, unless they were given
+        if [ $attempt -lt 3 ] && [ -z "${CH_HTTP_PORT:-}${CH_TCP_PORT:-}" ] && echo "$why" | grep -qi 'address already in use'; then
+            attempt=$((attempt + 1)); continue
         fi
-        sleep 0.1
+        if [ $i -gt 900 ]; then echo "clickhouse-server did not answer /ping on port $http within 90 s; see $dir/log/" >&2
+        else echo "clickhouse-server exited before answering /ping on port $http; see $dir/log/" >&2; fi
+        [ -z "$why" ] || printf '%s\n' "$why" | sed 's/^/  server log: /' >&2
+        exit 1
     done
     echo "http://127.0.0.1:$http"
     ;;

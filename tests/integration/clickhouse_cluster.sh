@@ -49,19 +49,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { # a loopback TCP port nobody listens on (curl exit 7: connection refused)
-    while :; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-        rc=0
-        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$p/" 2>/dev/null || rc=$?
-        if [ $rc -eq 7 ] && ! echo " $used " | grep -q " $p "; then used="$used $p"; echo "$p"; return; fi
-    done
-}
 used=""
-zk=$(free_port); used="$used $zk"
-h1=$(free_port); used="$used $h1"; t1=$(free_port); used="$used $t1"
-h2=$(free_port); used="$used $h2"; t2=$(free_port); used="$used $t2"
-
+pick() { # pick VAR: VAR=a free port, none picked before
+    p=$(sh scripts/free-port.sh $used); used="$used $p"; eval "$1=$p"
+}
+pick zk
 mkdir -p "$tmp/zk"
 printf 'tickTime=2000\ndataDir=%s/zk\nclientPort=%s\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n' \
     "$tmp" "$zk" > "$tmp/zoo.cfg"
@@ -69,23 +61,31 @@ java -Xmx128m -cp "$ZK_JAR" org.apache.zookeeper.server.quorum.QuorumPeerMain "$
     > "$tmp/zk.log" 2>&1 &
 zk_pid=$!
 
-CH_EXTRA_CONFIG="<remote_servers><vdx_two>
-  <shard><replica><host>127.0.0.1</host><port>$t1</port></replica></shard>
-  <shard><replica><host>127.0.0.1</host><port>$t2</port></replica></shard>
-</vdx_two></remote_servers>
-<zookeeper><node><host>127.0.0.1</host><port>$zk</port></node></zookeeper>
-<distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>"
-export CH_EXTRA_CONFIG
 start_shard() { # start_shard N
     eval "h=\$h$1 t=\$t$1"
     CH_HTTP_PORT=$h CH_TCP_PORT=$t sh scripts/clickhouse-test-server.sh start "$tmp/s$1" \
         > /dev/null 2> "$tmp/start$1.err"
 }
-start_shard 1 & start_shard 2; s2=$?; wait $!; s1=$?
-if [ $s1 -ne 0 ] || [ $s2 -ne 0 ]; then
-    echo "not ok - two clickhouse-server shards did not start: $(cat "$tmp/start1.err" "$tmp/start2.err")"
-    exit 1
-fi
+# Each shard's ports are written into both servers' config, so they are fixed before either
+# starts: when one is taken meanwhile (the start script says why), all four are chosen again.
+for attempt in 1 2 3; do
+    pick h1; pick t1; pick h2; pick t2
+    CH_EXTRA_CONFIG="<remote_servers><vdx_two>
+  <shard><replica><host>127.0.0.1</host><port>$t1</port></replica></shard>
+  <shard><replica><host>127.0.0.1</host><port>$t2</port></replica></shard>
+</vdx_two></remote_servers>
+<zookeeper><node><host>127.0.0.1</host><port>$zk</port></node></zookeeper>
+<distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>"
+    export CH_EXTRA_CONFIG
+    start_shard 1 & start_shard 2; s2=$?; wait $!; s1=$?
+    [ $s1 -eq 0 ] && [ $s2 -eq 0 ] && break
+    sh scripts/clickhouse-test-server.sh stop "$tmp/s1"; sh scripts/clickhouse-test-server.sh stop "$tmp/s2"
+    if [ $attempt -eq 3 ] || ! grep -qi 'address already in use' "$tmp/start1.err" "$tmp/start2.err"; then
+        echo "not ok - two clickhouse-server shards did not start: $(cat "$tmp/start1.err" "$tmp/start2.err" | tr '\n' ' ')"
+        exit 1
+    fi
+    echo "# attempt $attempt: a port was taken ($(cat "$tmp/start1.err" "$tmp/start2.err" | tr '\n' ' ')); new ports"
+done
 q() { curl -s "http://127.0.0.1:$1/" --data-binary "$2"; }
 for _ in $(seq 300); do [ "$(q "$h1" "SELECT count() FROM system.zookeeper WHERE path = '/'" 2>/dev/null)" -ge 1 ] 2>/dev/null && break; sleep 0.1; done
 ok "ZooKeeper and two clickhouse-server shards started (HTTP $h1, $h2)"

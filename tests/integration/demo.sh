@@ -26,12 +26,7 @@ failures=0
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1"; failures=$((failures + 1)); }
 
-free_port() {
-    while :; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-        curl -s -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null; [ $? -eq 7 ] && { echo $p; return; }
-    done
-}
+free_port() { sh scripts/free-port.sh; }
 # make demo serves with an access token: $VDX_TOKEN here, a random one by default
 export VDX_TOKEN=demo-test-token-0123456789
 api() { curl -s --max-time 10 -H "Authorization: Bearer $VDX_TOKEN" "http://127.0.0.1:$port/api/$1"; }
