@@ -4,7 +4,8 @@
 # bench/NAME.sh (one that starts a server first, say) is run through the script. Benchmarks print numbers, never pass/fail;
 # arguments after `--` are passed to every benchmark (e.g. `sh bench/run.sh -- --threads 1`).
 # bench/vs_peers.sh (vdx's image tower against PyTorch and ONNX Runtime, minutes of CPU) runs
-# only when named: `sh bench/run.sh vs_peers -- --rounds 3`.
+# only when named: `sh bench/run.sh vs_peers -- --rounds 3`; so does bench/map_page.sh (the Map
+# view in headless Chromium at 100,000 items: `sh bench/run.sh map_page`).
 # Usage: sh bench/run.sh [NAME...] [-- ARGS...]   (default: all benchmarks)
 set -u
 cd "$(dirname "$0")/.."
@@ -39,5 +40,11 @@ case " $names " in
     echo
     echo "== vs_peers"
     BUILD=build/release sh bench/vs_peers.sh "$@" || { echo "bench: vs_peers exited with status $?"; status=1; } ;;
+esac
+case " $names " in
+*" map_page "*)
+    echo
+    echo "== map_page"
+    BUILD=build/release sh bench/map_page.sh "$@" || { echo "bench: map_page exited with status $?"; status=1; } ;;
 esac
 exit $status

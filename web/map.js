@@ -1,5 +1,7 @@
 // The Map view: every item of the collection at its `vdx map build` coordinates, drawn
-// with WebGL (one gl.POINTS call; no framework), over a 2-D canvas for what WebGL draws
+// with WebGL (one gl.POINTS call; no framework) into a layer twice the canvas's size that
+// panning only slides (one textured quad a frame: redrawing 100,000 points on every pointer
+// move held a software rasteriser to 14 frames/s), over a 2-D canvas for what WebGL draws
 // badly: thumbnails at close zoom (cells of the server's atlases: 256 thumbnails a
 // request), cluster names, the hover ring and the lasso. Pan by dragging, zoom with the
 // wheel (or the keys below); hover shows the thumbnail and the item's description; click
@@ -16,7 +18,7 @@ const mapState = {
   shown: false, loaded: false, summary: null, n: 0, xs: null, ys: null, cluster: null, ids: [],
   index: new Map(), view: { cx: 0.5, cy: 0.5, scale: 1 }, colourBy: 'cluster', colours: null,
   scores: null, scoreKey: '', selected: [], hover: -1, atlases: new Map(), grid: null,
-  gl: null, buffers: null, lasso: null, meta: new Map(), columns: new Map(),
+  gl: null, buffers: null, layer: null, lasso: null, meta: new Map(), columns: new Map(),
 };
 const MAP_PALETTE = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
   [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
@@ -200,34 +202,56 @@ const MAP_FS = `precision mediump float; varying vec3 v_col; varying float v_big
 void main() { vec2 d = gl_PointCoord - vec2(0.5); float r = length(d); if (r > 0.5) discard;
   vec3 c = v_big > 0.5 && r > 0.36 ? vec3(0.0) : v_col; gl_FragColor = vec4(c, 1.0); }`;
 
+// The points are drawn into the layer: a texture (and its framebuffer) of the canvas's size
+// plus a margin of half of it on each side, centred where the view was when it was drawn.
+// A frame shows the layer with the pan since then as an offset in whole device pixels; the
+// points are drawn again only when the margin runs out, the zoom, the canvas's size or the
+// colours change (`dirty`), and once the pointer rests (mapRecentre).
+const MAP_QUAD_VS = `attribute vec2 a_corner; void main() { gl_Position = vec4(a_corner, 0.0, 1.0); }`;
+const MAP_QUAD_FS = `precision mediump float; uniform sampler2D u_layer; uniform vec2 u_offset; uniform vec2 u_size;
+void main() { gl_FragColor = texture2D(u_layer, (gl_FragCoord.xy + u_offset) / u_size); }`;
+
+function mapProgram(gl, vs, fs) {
+  const shader = (type, src) => { const s = gl.createShader(type); gl.shaderSource(s, src); gl.compileShader(s); return s; };
+  const prog = gl.createProgram();
+  gl.attachShader(prog, shader(gl.VERTEX_SHADER, vs));
+  gl.attachShader(prog, shader(gl.FRAGMENT_SHADER, fs));
+  gl.linkProgram(prog);
+  return prog;
+}
+
 function mapInitGl() {
   const canvas = $('map-canvas');
   const gl = canvas.getContext('webgl', { antialias: false, preserveDrawingBuffer: true });
   if (!gl) { $('map-empty').textContent = 'This browser has no WebGL: the map cannot be drawn.'; $('map-empty').hidden = false; return; }
-  const shader = (type, src) => { const s = gl.createShader(type); gl.shaderSource(s, src); gl.compileShader(s); return s; };
-  const prog = gl.createProgram();
-  gl.attachShader(prog, shader(gl.VERTEX_SHADER, MAP_VS));
-  gl.attachShader(prog, shader(gl.FRAGMENT_SHADER, MAP_FS));
-  gl.linkProgram(prog);
-  gl.useProgram(prog);
+  const prog = mapProgram(gl, MAP_VS, MAP_FS);
   const pos = new Float32Array(2 * mapState.n);
   for (let i = 0; i < mapState.n; i++) { pos[2 * i] = mapDataX(i); pos[2 * i + 1] = mapDataY(i); }
-  const buf = (data, name, size, type, normalised) => {
+  const buf = (data) => {
     const b = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, b);
     gl.bufferData(gl.ARRAY_BUFFER, data, gl.DYNAMIC_DRAW);
-    const loc = gl.getAttribLocation(prog, name);
-    gl.enableVertexAttribArray(loc);
-    gl.vertexAttribPointer(loc, size, type, normalised, 0, 0);
     return b;
   };
   mapState.gl = gl;
   mapState.prog = prog;
+  mapState.quad = mapProgram(gl, MAP_QUAD_VS, MAP_QUAD_FS);
   mapState.buffers = {
-    pos: buf(pos, 'a_pos', 2, gl.FLOAT, false),
-    col: buf(new Uint8Array(3 * mapState.n), 'a_col', 3, gl.UNSIGNED_BYTE, true),
-    big: buf(new Float32Array(mapState.n), 'a_big', 1, gl.FLOAT, false),
+    pos: buf(pos), col: buf(new Uint8Array(3 * mapState.n)), big: buf(new Float32Array(mapState.n)),
+    corners: buf(new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1])),
   };
+  mapState.layer = { tex: gl.createTexture(), fbo: gl.createFramebuffer(), w: 0, h: 0, dirty: true, renders: 0 };
+}
+
+// Binds the attributes of `prog` to their buffers (the two programs share attribute slots).
+function mapAttributes(gl, prog, list) {
+  for (let k = 0; k < gl.getParameter(gl.MAX_VERTEX_ATTRIBS); k++) gl.disableVertexAttribArray(k);
+  for (const [name, buffer, size, type, normalised] of list) {
+    const loc = gl.getAttribLocation(prog, name);
+    gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
+    gl.vertexAttribPointer(loc, size, type, normalised, 0, 0);
+    gl.enableVertexAttribArray(loc);
+  }
 }
 
 function mapUpload(name, data) {
@@ -235,6 +259,7 @@ function mapUpload(name, data) {
   if (!gl) return;
   gl.bindBuffer(gl.ARRAY_BUFFER, mapState.buffers[name]);
   gl.bufferData(gl.ARRAY_BUFFER, data, gl.DYNAMIC_DRAW);
+  mapState.layer.dirty = true;
 }
 
 // ---- colours -----------------------------------------------------------------------------
@@ -333,6 +358,7 @@ async function mapLoadScores() {
 // The current view's items (search results, candidates) and the selection, drawn large.
 function mapHighlight() {
   if (!mapState.loaded) return;
+  mapLastWatch = mapWatchKey();
   const big = new Float32Array(mapState.n);
   for (const it of state.items || []) {
     const i = mapState.index.get(it.id);
@@ -343,11 +369,15 @@ function mapHighlight() {
   mapDraw();
 }
 
+// What the colours and highlights were drawn from (mapHighlight records it).
 let mapLastWatch = '';
+function mapWatchKey() {
+  const c = state.concept;
+  return `${state.items.map((i) => i.id).join(',')}|${c ? `${c.name}/${c.rounds}/${c.threshold}/${c.positive}/${c.negative}` : ''}|${state.labels.size}`;
+}
 function mapWatch() {
   if (!mapState.shown || !mapState.loaded) return;
-  const c = state.concept;
-  const key = `${state.items.map((i) => i.id).join(',')}|${c ? `${c.name}/${c.rounds}/${c.threshold}/${c.positive}/${c.negative}` : ''}|${state.labels.size}`;
+  const key = mapWatchKey();
   if (key === mapLastWatch) return;
   mapLastWatch = key;
   if (mapState.colourBy === 'cluster') mapHighlight(); else mapRecolour();
@@ -361,18 +391,74 @@ function mapDraw() {
   for (const c of [canvas, overlay]) {
     if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) { c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); }
   }
-  const gl = mapState.gl;
-  if (gl) {
-    gl.viewport(0, 0, canvas.width, canvas.height);
+  if (mapState.gl) mapDrawPoints(mapState.gl, canvas.width, canvas.height, Math.min(w, h) * 0.9 * mapState.view.scale * dpr, dpr);
+  mapDrawOverlay(w, h, dpr);
+}
+
+// W x H: the canvas in device pixels; k: device pixels per data unit at the current zoom.
+function mapDrawPoints(gl, W, H, k, dpr) {
+  const L = mapState.layer, v = mapState.view, b = mapState.buffers;
+  let dx = Math.round((v.cx - L.cx) * k), dy = Math.round((v.cy - L.cy) * k);
+  if (L.dirty || L.w !== W || L.h !== H || L.k !== k || Math.abs(dx) > L.mx || Math.abs(dy) > L.my) {
+    if (L.w !== W || L.h !== H) {
+      const most = gl.getParameter(gl.MAX_TEXTURE_SIZE);
+      L.mx = Math.max(0, Math.min(Math.floor(W / 2), Math.floor((most - W) / 2)));
+      L.my = Math.max(0, Math.min(Math.floor(H / 2), Math.floor((most - H) / 2)));
+      L.tw = W + 2 * L.mx;
+      L.th = H + 2 * L.my;
+      gl.bindTexture(gl.TEXTURE_2D, L.tex);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, L.tw, L.th, 0, gl.RGBA, gl.UNSIGNED_BYTE, null);
+      for (const [p, q] of [[gl.TEXTURE_MIN_FILTER, gl.NEAREST], [gl.TEXTURE_MAG_FILTER, gl.NEAREST],
+        [gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE], [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE]]) gl.texParameteri(gl.TEXTURE_2D, p, q);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, L.fbo);
+      gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, L.tex, 0);
+      L.w = W;
+      L.h = H;
+    }
+    gl.bindFramebuffer(gl.FRAMEBUFFER, L.fbo);
+    gl.viewport(0, 0, L.tw, L.th);
     gl.clearColor(0.97, 0.97, 0.97, 1);
     gl.clear(gl.COLOR_BUFFER_BIT);
-    const s = Math.min(w, h) * 0.9 * mapState.view.scale;
-    gl.uniform2f(gl.getUniformLocation(mapState.prog, 'u_centre'), mapState.view.cx, mapState.view.cy);
-    gl.uniform2f(gl.getUniformLocation(mapState.prog, 'u_scale'), 2 * s / w, 2 * s / h);
-    gl.uniform1f(gl.getUniformLocation(mapState.prog, 'u_size'), dpr * Math.min(14, 4 + Math.log2(mapState.view.scale) * 2));
+    gl.useProgram(mapState.prog);
+    mapAttributes(gl, mapState.prog, [['a_pos', b.pos, 2, gl.FLOAT, false], ['a_col', b.col, 3, gl.UNSIGNED_BYTE, true],
+      ['a_big', b.big, 1, gl.FLOAT, false]]);
+    gl.uniform2f(gl.getUniformLocation(mapState.prog, 'u_centre'), v.cx, v.cy);
+    gl.uniform2f(gl.getUniformLocation(mapState.prog, 'u_scale'), 2 * k / L.tw, 2 * k / L.th);
+    gl.uniform1f(gl.getUniformLocation(mapState.prog, 'u_size'), dpr * Math.min(14, 4 + Math.log2(v.scale) * 2));
     gl.drawArrays(gl.POINTS, 0, mapState.n);
+    Object.assign(L, { cx: v.cx, cy: v.cy, k, dirty: false, renders: L.renders + 1 });
+    dx = dy = 0;
   }
-  mapDrawOverlay(w, h, dpr);
+  // the layer, slid by the pan since it was drawn (framebuffer rows count upwards)
+  gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+  gl.viewport(0, 0, W, H);
+  gl.useProgram(mapState.quad);
+  mapAttributes(gl, mapState.quad, [['a_corner', b.corners, 2, gl.FLOAT, false]]);
+  gl.activeTexture(gl.TEXTURE0);
+  gl.bindTexture(gl.TEXTURE_2D, L.tex);
+  gl.uniform1i(gl.getUniformLocation(mapState.quad, 'u_layer'), 0);
+  gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_offset'), L.mx + dx, L.my - dy);
+  gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_size'), L.tw, L.th);
+  gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+}
+
+// Once the pointer rests after a pan, the layer is drawn again around the view, so the next
+// pan starts with its whole margin.
+let mapRestTimer = 0;
+function mapRecentre() {
+  clearTimeout(mapRestTimer);
+  mapRestTimer = setTimeout(() => {
+    const L = mapState.layer;
+    if (L && (L.cx !== mapState.view.cx || L.cy !== mapState.view.cy)) { L.dirty = true; mapDraw(); }
+  }, 250);
+}
+
+// Pointer moves come faster than frames: draw at most once a frame.
+let mapFramePending = false;
+function mapDrawSoon() {
+  if (mapFramePending) return;
+  mapFramePending = true;
+  requestAnimationFrame(() => { mapFramePending = false; mapDraw(); });
 }
 
 function mapVisible(w, h, limit) {
@@ -458,21 +544,22 @@ function mapPointer(canvas) {
     const [x, y] = local(ev), w = canvas.clientWidth, h = canvas.clientHeight;
     if (drag) {
       if (Math.abs(x - drag.x) + Math.abs(y - drag.y) > 3) drag.moved = true;
-      if (drag.lasso) { mapState.lasso.push([x, y]); mapDraw(); return; }
+      if (drag.lasso) { mapState.lasso.push([x, y]); mapDrawSoon(); return; }
       const s = Math.min(w, h) * 0.9 * mapState.view.scale;
       mapState.view.cx = drag.cx - (x - drag.x) / s;
       mapState.view.cy = drag.cy - (y - drag.y) / s;
-      mapDraw();
+      mapDrawSoon();
       return;
     }
     if (!mapState.loaded) return;
     const i = mapNearest(x, y, w, h, 8);
-    if (i !== mapState.hover) { mapState.hover = i; mapTip(i, x, y); mapDraw(); }
+    if (i !== mapState.hover) { mapState.hover = i; mapTip(i, x, y); mapDrawSoon(); }
   });
   canvas.addEventListener('pointerup', (ev) => {
     const d = drag;
     drag = null;
     if (!d || !mapState.loaded) return;
+    if (d.moved && !d.lasso) mapRecentre();
     const [x, y] = local(ev);
     if (d.lasso) {
       const poly = mapState.lasso;

@@ -1023,6 +1023,26 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
   check(!want.every((v, k) => Math.abs(v - far[k]) <= 3) || iso.d < 16, `the pixel beside ${item.id} has its colour too`);
   console.log(`    map: first paint ${ms} ms after the click (${pts.length} items)`);
   await shot('map');
+  // a drag slides the drawn layer (the points are not drawn again while it lasts): the item
+  // follows the pointer; at rest the layer is drawn again around the view, the item in place
+  // (dragged towards the middle, so that it stays on the canvas)
+  const renders = () => page.evaluate(() => window.vdxMap.state.layer.renders);
+  const r0 = await renders(), grab = [box.left + box.w / 2, box.top + box.h / 2];
+  const dx = item.sx < box.w / 2 ? 150 : -150, dy = item.sy < box.h / 2 ? 80 : -80;
+  await page.mouse.move(...grab);
+  await page.mouse.down();
+  for (let k = 1; k <= 10; k++) await page.mouse.move(grab[0] + dx * k / 10, grab[1] + dy * k / 10);
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  const dragged = await mapPixel(page, item.sx + dx, item.sy + dy), r1 = await renders();
+  await page.mouse.up();
+  check(want.every((v, k) => Math.abs(v - dragged[k]) <= 3), `dragged by (${dx}, ${dy}): pixel ${dragged} where ${item.id} should be, not ${want}`);
+  check(r1 === r0, `the points were drawn ${r1 - r0} times during a drag that stayed within the layer`);
+  await page.waitForFunction((r) => window.vdxMap.state.layer.renders > r, r1);
+  const rested = await mapPixel(page, item.sx + dx, item.sy + dy);
+  check(want.every((v, k) => Math.abs(v - rested[k]) <= 3), `after the drag, at rest: pixel ${rested} where ${item.id} should be`);
+  await page.evaluate(() => { Object.assign(window.vdxMap.state.view, { cx: 0.5, cy: 0.5 }); mapDraw(); });
+  const back = await mapPixel(page, item.sx, item.sy);
+  check(want.every((v, k) => Math.abs(v - back[k]) <= 3), `view reset: pixel ${back} at ${item.id}`);
   // hover: the tooltip names the item; click: the detail panel opens on it
   await page.mouse.move(box.left + item.sx, box.top + item.sy);
   await page.waitForFunction((id) => { const t = document.getElementById('map-tip'); return !t.hidden && t.dataset.id === id; }, item.id);
