@@ -2,10 +2,13 @@
  * ../shared/fixtures/golden/<model>/classifier.json (recorded from the original PyTorch
  * code) round by round. A round's `labelled` lists every row labelled so far and `y` their
  * labels at that round (a row may be relabelled); each round fits them from the previous
- * round's weight. Every step's loss and the weight after each round must agree to 1e-5. */
+ * round's weight. Every step's loss and the weight after each round must agree to 1e-5.
+ * The cross-validation's all-folds refit (src/explore/classifier.h) equals one
+ * vdx_classifier_fit per fold bit for bit. */
 #include <cjson/cJSON.h>
 
 #include "test.h"
+#include "explore/classifier.h"
 #include "vdx/explore.h"
 
 #define TOLERANCE 1e-5
@@ -140,6 +143,48 @@ TEST(accuracy_counts_threshold_side)
     CHECK(fabs(vdx_classifier_accuracy(X, y, 3, 2, w, 0.75) - 1.0) < 1e-12, "threshold 0.75");
 }
 
+/* classifier_fit_folds against one vdx_classifier_fit per fold on that fold's rows: the
+ * same bits, for 5 folds and for leave-one-out (23 folds: groups of four folds and the
+ * rest one by one), at a width that is not a multiple of the 8 lanes. */
+TEST(all_folds_fit_equals_one_fit_per_fold)
+{
+    enum { N = 23, D = 37, STEPS = 30 };
+    static float X[N * D], y[N], w0[D], W[N * D], part[N * D], py[N], w[D];
+    int fold_of[N];
+    uint64_t r = 99;
+    for (int i = 0; i < N * D; i++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        X[i] = (float)((double)(r >> 11) / 9007199254740992.0 - 0.5);
+    }
+    for (int i = 0; i < N; i++)
+        y[i] = (float)(i % 3 == 0);
+    for (int j = 0; j < D; j++)
+        w0[j] = X[j] + X[D + j];
+    const int fold_counts[] = {5, N};
+    for (int c = 0; c < 2; c++) {
+        int folds = fold_counts[c];
+        for (int i = 0; i < N; i++)
+            fold_of[i] = i % folds;
+        for (int f = 0; f < folds; f++)
+            memcpy(W + f * D, w0, sizeof w0);
+        vdx_error err = {{0}};
+        REQUIRE(classifier_fit_folds(X, y, fold_of, N, D, folds, W, STEPS, 0.1f, &err) == 0, "%s", err.message);
+        int same = 0;
+        for (int f = 0; f < folds; f++) {
+            int m = 0;
+            for (int i = 0; i < N; i++)
+                if (fold_of[i] != f) {
+                    memcpy(part + m * D, X + i * D, D * sizeof *X);
+                    py[m++] = y[i];
+                }
+            memcpy(w, w0, sizeof w0);
+            REQUIRE(vdx_classifier_fit(part, py, m, D, w, STEPS, 0.1f, NULL, &err) == 0, "%s", err.message);
+            same += !memcmp(w, W + f * D, sizeof w);
+        }
+        CHECK(same == folds, "%d folds: %d of them equal one fit per fold bit for bit", folds, same);
+    }
+}
+
 int main(void)
 {
     RUN(golden_trajectories_clip_tiny);
@@ -147,5 +192,6 @@ int main(void)
     RUN(single_step_by_hand);
     RUN(refuses_degenerate_input);
     RUN(accuracy_counts_threshold_side);
+    RUN(all_folds_fit_equals_one_fit_per_fold);
     return test_summary("golden_classifier");
 }

@@ -6,6 +6,7 @@
  * distribution (count above the threshold, histogram) and the ranking of the whole
  * collection by score (one matrix-vector product over the store's vectors). */
 #include "explore/book.h"
+#include "explore/classifier.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -131,33 +132,34 @@ int concept_cross_validate(const concept_record *rec, const label_set *set, cons
     int steps = rec->last_iters * (rec->rounds > 0 ? rec->rounds : 1);
     if (steps > MAX_CV_STEPS)
         steps = MAX_CV_STEPS;
+    /* the chosen rows in order; row i belongs to fold i % folds (all folds at once) */
     float *X = malloc((size_t)n * (size_t)dims * sizeof *X), *y = malloc((size_t)n * sizeof *y);
-    float *w = malloc((size_t)dims * sizeof *w);
-    int rc = X && y && w ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for cross-validation");
+    float *W = malloc((size_t)folds * (size_t)dims * sizeof *W);
+    int *fold_of = malloc((size_t)n * sizeof *fold_of);
+    int rc = X && y && W && fold_of ? 0 : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for cross-validation");
     int tp = 0, fp = 0, tn = 0, fn = 0;
-    for (int fold = 0; rc == 0 && fold < folds; fold++) {
-        int m = 0;
-        for (int i = 0; i < n; i++)
-            if (i % folds != fold) {
-                memcpy(X + (size_t)m * dims, X_all + (size_t)chosen[i] * dims,
-                       (size_t)dims * sizeof *X);
-                y[m++] = y_all[chosen[i]];
-            }
-        memcpy(w, rec->initial_weight, (size_t)dims * sizeof *w);
-        rc = vdx_classifier_fit(X, y, m, dims, w, steps, rec->last_lr, NULL, err);
-        for (int i = fold; rc == 0 && i < n; i += folds) {
-            int predicted = dot(X_all + (size_t)chosen[i] * dims, w, dims) > rec->threshold;
-            int actual = set->labels[chosen[i]] == 1;
-            tp += predicted && actual;
-            fp += predicted && !actual;
-            tn += !predicted && !actual;
-            fn += !predicted && actual;
-        }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        memcpy(X + (size_t)i * dims, X_all + (size_t)chosen[i] * dims, (size_t)dims * sizeof *X);
+        y[i] = y_all[chosen[i]];
+        fold_of[i] = i % folds;
+    }
+    for (int f = 0; rc == 0 && f < folds; f++)
+        memcpy(W + (size_t)f * dims, rec->initial_weight, (size_t)dims * sizeof *W);
+    if (rc == 0)
+        rc = classifier_fit_folds(X, y, fold_of, n, dims, folds, W, steps, rec->last_lr, err);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        int predicted = dot(X + (size_t)i * dims, W + (size_t)fold_of[i] * dims, dims) > rec->threshold;
+        int actual = set->labels[chosen[i]] == 1;
+        tp += predicted && actual;
+        fp += predicted && !actual;
+        tn += !predicted && !actual;
+        fn += !predicted && actual;
     }
     free(chosen);
     free(X);
     free(y);
-    free(w);
+    free(W);
+    free(fold_of);
     if (rc != 0)
         return vdx_error_prefix(err, "cross-validating concept '%s'", rec->name);
     cJSON *cv = cJSON_CreateObject();
