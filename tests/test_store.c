@@ -1126,10 +1126,23 @@ TEST(score_all_is_raw_dot_products)
         CHECK(strcmp(h->id, f.ids[i]) == 0, "order: %s, expected %s", h->id, f.ids[i]);
         CHECK(fabs(h->dist - dot) < 1e-5, "%s: %f vs %f", h->id, h->dist, dot);
         CHECK(h->vector && memcmp(h->vector, f.vectors + (size_t)i * 32, 128) == 0, "vector");
+        CHECK(h->url && strcmp(h->url, f.ids[i]) == 0, "%s: url %s", h->id, h->url ? h->url : "NULL");
         if (test_case_failed)
             break;
     }
     CHECK(hits.n == expect, "%d scores, expected %d", hits.n, expect);
+    /* without_urls: the same ids and scores, no url */
+    vdx_hits bare = {0};
+    req.without_urls = 1;
+    req.with_vectors = 0;
+    REQUIRE(vdx_store_score_all(f.store, &req, &bare, &err) == 0, "%s", err.message);
+    CHECK(bare.n == hits.n, "without urls: %d scores, with: %d", bare.n, hits.n);
+    for (int i = 0; i < bare.n && i < hits.n && !test_case_failed; i++)
+        CHECK(!strcmp(bare.hits[i].id, hits.hits[i].id) && bare.hits[i].dist == hits.hits[i].dist &&
+                  !bare.hits[i].url && !bare.hits[i].vector,
+              "without urls, hit %d: %s %g url %s", i, bare.hits[i].id, bare.hits[i].dist,
+              bare.hits[i].url ? bare.hits[i].url : "NULL");
+    vdx_hits_free(&bare);
     vdx_hits_free(&hits);
     free_fixture(&f);
 }

@@ -117,6 +117,9 @@ typedef struct vdx_search_request {
     int with_vectors;                /* fill vdx_hit.vector */
     int exact;                       /* scan every vector even when an approximate index
                                       * exists (embedded store; see vdx_store_index_build) */
+    int without_urls;                /* score_all: every vdx_hit.url is NULL (the embedded
+                                      * store then reads no URL: at a million items that
+                                      * is most of a score_all's time) */
 } vdx_search_request;
 
 typedef struct vdx_hit {

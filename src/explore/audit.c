@@ -113,7 +113,7 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
         (rc = label_index_build(&labels, &labelled, err)) == 0 &&
         (rc = audit_items_load(book, rec.id, &audit, err)) == 0 &&
         (rc = label_index_build(&audit, &drawn, err)) == 0 &&
-        (rc = book_score_all(book, rec.weight, NULL, &hits, err)) == 0)
+        (rc = book_score_all(book, rec.weight, NULL, 0, &hits, err)) == 0)
         rc = hits_index_build(&hits, &by_id, err);
     for (size_t i = 0; rc == 0 && i < audit.n; i++)
         pending += label_index_get(&labelled, audit.ids[i]) < 0;
@@ -150,6 +150,8 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
             if (at < 0 || listed >= k)
                 continue; /* an item that lost its vector since it was drawn */
             const vdx_hit *h = &hits.hits[at];
+            if ((rc = book_fill_urls(book, &hits, &h, 1, err)) != 0)
+                break;
             cJSON *item = cJSON_CreateObject();
             ok = item && cJSON_AddItemToArray(items, item);
             if (!ok) {

@@ -860,9 +860,29 @@ int book_touch(vdx_concepts *book, int64_t id, vdx_error *err)
                           err);
 }
 
-int book_score_all(vdx_concepts *book, const float *weight, const char *where, vdx_hits *hits,
+int book_score_all(vdx_concepts *book, const float *weight, const char *where, int with_urls,
+                   vdx_hits *hits, vdx_error *err)
+{
+    vdx_search_request req = {.query = weight, .where = where, .without_urls = !with_urls};
+    return vdx_store_score_all(book->store, &req, hits, err);
+}
+
+int book_fill_urls(vdx_concepts *book, vdx_hits *hits, const vdx_hit *const *which, size_t n,
                    vdx_error *err)
 {
-    vdx_search_request req = {.query = weight, .where = where};
-    return vdx_store_score_all(book->store, &req, hits, err);
+    for (size_t i = 0; i < n; i++) {
+        vdx_hit *hit = hits->hits + (which[i] - hits->hits);
+        if (hit->url)
+            continue;
+        cJSON *item = NULL;
+        if (vdx_store_get_item(book->store, hit->id, &item, err) != 0)
+            return -1;
+        const cJSON *url = cJSON_GetObjectItem(item, "url");
+        hit->url = cJSON_IsString(url) ? strdup(url->valuestring) : NULL;
+        int lost = cJSON_IsString(url) && !hit->url;
+        cJSON_Delete(item);
+        if (lost)
+            return vdx_fail_oom(err, "out of memory for the url of item '%s'", hit->id);
+    }
+    return 0;
 }

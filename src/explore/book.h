@@ -94,15 +94,24 @@ int concept_cross_validate(const concept_record *rec, const label_set *set, cons
 int concept_current_cv(vdx_concepts *book, const concept_record *rec, cJSON **cv,
                        vdx_error *err);
 
-/* Scores of every item matching where, in storage order (vdx_store_score_all). */
-int book_score_all(vdx_concepts *book, const float *weight, const char *where, vdx_hits *hits,
+/* Scores of every item matching where, in storage order (vdx_store_score_all); without
+ * with_urls every hit's url is NULL (much faster at millions of items: give the few shown
+ * theirs with book_fill_urls). */
+int book_score_all(vdx_concepts *book, const float *weight, const char *where, int with_urls,
+                   vdx_hits *hits, vdx_error *err);
+/* A list of up to this many hits looks its urls up (book_fill_urls); a longer one reads
+ * them all with the scores. */
+#define URL_LOOKUPS_MAX 1000
+/* Fills the url of the n hits `which` (pointers into hits) that have none, from the store
+ * (one lookup each). */
+int book_fill_urls(vdx_concepts *book, vdx_hits *hits, const vdx_hit *const *which, size_t n,
                    vdx_error *err);
 
 /* The collection ranked by score, descending, ties by id (evaluate.c): order points into
  * hits (free both); only_above keeps score > threshold; above counts those; limit > 0
- * ranks only the best `limit` (*n_order <= limit). */
+ * ranks only the best `limit` (*n_order <= limit); urls as book_score_all's with_urls. */
 int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *where,
-                    double threshold, int only_above, size_t limit, vdx_hits *hits,
+                    double threshold, int only_above, size_t limit, int with_urls, vdx_hits *hits,
                     const vdx_hit ***order, size_t *n_order, int *above, vdx_error *err);
 
 /* A label lookup built from a label_set: the label of an id, or -1. */

@@ -239,7 +239,8 @@ static int list_extend(vdx_concepts *book, const concept_record *rec, const labe
             list_append(list, hits.hits[i].id, hits.hits[i].url);
         if (rc == 0)
             list->complete = (size_t)hits.n < want;
-    } else if (rc == 0 && (rc = book_score_all(book, rec->weight, req->where, &hits, err)) == 0) {
+    } else if (rc == 0 && (rc = book_score_all(book, rec->weight, req->where, want > URL_LOOKUPS_MAX,
+                                                 &hits, err)) == 0) {
         items = malloc(((size_t)hits.n + 1) * sizeof *items);
         if (!items)
             rc = vdx_fail(err, "out of memory for %d scores", hits.n);
@@ -263,8 +264,9 @@ static int list_extend(vdx_concepts *book, const concept_record *rec, const labe
             uint64_t state = seed;
             calib_draw(items, n, sizeof *items, end, &state);
         }
-        for (size_t i = 0; rc == 0 && i < end; i++)
-            list_append(list, items[i].hit->id, items[i].hit->url);
+        for (size_t i = 0; rc == 0 && i < end; i++) /* the urls of the listed ones only */
+            if ((rc = book_fill_urls(book, &hits, &items[i].hit, 1, err)) == 0)
+                list_append(list, items[i].hit->id, items[i].hit->url);
         list->complete = end == n;
     }
     free(items);

@@ -289,7 +289,7 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         (rc = labelled_rows_load(book, &rec, &rows, err)) == 0 &&
         (rc = concept_current_cv(book, &rec, &cv, err)) == 0 &&
         (cv || (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0))
-        rc = book_score_all(book, rec.weight, opts ? opts->where : NULL, &hits, err);
+        rc = book_score_all(book, rec.weight, opts ? opts->where : NULL, 0, &hits, err);
     calib_counts counts = {0};
     if (rc == 0)
         rc = audit_counts(book, &rec, &rows.set, &hits, rec.threshold, &counts, err);
@@ -410,12 +410,12 @@ static size_t rank_best(const vdx_hit **list, size_t n, size_t limit)
 }
 
 int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *where,
-                    double threshold, int only_above, size_t limit, vdx_hits *hits,
+                    double threshold, int only_above, size_t limit, int with_urls, vdx_hits *hits,
                     const vdx_hit ***order, size_t *n_order, int *above, vdx_error *err)
 {
     *order = NULL;
     *n_order = 0;
-    if (book_score_all(book, rec->weight, where, hits, err) != 0)
+    if (book_score_all(book, rec->weight, where, with_urls, hits, err) != 0)
         return -1;
     const vdx_hit **list = malloc(((size_t)hits->n + 1) * sizeof *list);
     if (!list)
@@ -451,11 +451,20 @@ int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_requ
     double threshold = req->use_threshold && !isnan(req->threshold) ? req->threshold
                                                                     : rec.threshold;
     if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
-        (rc = concept_labels_load(book, rec.id, &set, err)) == 0 &&
-        (rc = label_index_build(&set, &labels, err)) == 0)
+        (rc = concept_labels_load(book, rec.id, &set, err)) == 0)
+        rc = label_index_build(&set, &labels, err);
+    /* a page of up to URL_LOOKUPS_MAX items looks its urls up; a longer one reads them all */
+    int with_urls = req->top <= 0 || req->top > URL_LOOKUPS_MAX;
+    if (rc == 0)
         rc = concept_ranking(book, &rec, req->where, threshold, req->use_threshold,
-                             req->top > 0 ? (size_t)req->offset + (size_t)req->top : 0, &hits,
-                             &order, &n, &above, err);
+                             req->top > 0 ? (size_t)req->offset + (size_t)req->top : 0, with_urls,
+                             &hits, &order, &n, &above, err);
+    size_t end = req->top > 0 && (size_t)req->offset + (size_t)req->top < n
+                     ? (size_t)req->offset + (size_t)req->top
+                     : n;
+    /* the urls of the page only */
+    if (rc == 0 && (size_t)req->offset < end)
+        rc = book_fill_urls(book, &hits, order + req->offset, end - (size_t)req->offset, err);
     if (rc == 0) {
         cJSON *out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "concept", rec.name);
@@ -463,9 +472,6 @@ int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_requ
         cJSON_AddNumberToObject(out, "count", hits.n);
         cJSON_AddNumberToObject(out, "above_threshold", above);
         cJSON *items = cJSON_AddArrayToObject(out, "items");
-        size_t end = req->top > 0 && (size_t)req->offset + (size_t)req->top < n
-                         ? (size_t)req->offset + (size_t)req->top
-                         : n;
         for (size_t i = (size_t)req->offset; i < end; i++) {
             cJSON *item = cJSON_CreateObject();
             cJSON_AddNumberToObject(item, "rank", (double)i + 1);
@@ -602,7 +608,7 @@ static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
     calib_item *items = NULL;
     int rc = concept_labels_load(book, rec->id, &set, err);
     if (rc == 0 && (rc = label_index_build(&set, &labels, err)) == 0)
-        rc = book_score_all(book, rec->weight, NULL, &hits, err);
+        rc = book_score_all(book, rec->weight, NULL, 0, &hits, err);
     size_t n = rc == 0 ? (size_t)hits.n : 0;
     if (rc == 0 && !(items = malloc((n + 1) * sizeof *items)))
         rc = vdx_fail_oom(err, "out of memory for %zu scores", n);

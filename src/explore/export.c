@@ -136,7 +136,7 @@ int vdx_concept_export_scores(vdx_concepts *book, const char *name, double thres
         if (isnan(threshold))
             threshold = rec.threshold;
         if ((rc = concept_check_model(book, &rec, err)) == 0)
-            rc = concept_ranking(book, &rec, NULL, threshold, 1, 0, &hits, &order, &n, &above,
+            rc = concept_ranking(book, &rec, NULL, threshold, 1, 0, 1, &hits, &order, &n, &above,
                                  err);
         calib = rec.calib;
         concept_record_free(&rec);

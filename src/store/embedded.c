@@ -1606,12 +1606,14 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
         goto done;
     for (int64_t r = 0; r < e->count; r++)
         n += !allowed || (allowed[r / 64] >> (r % 64) & 1);
-    stmt = prepare(e, "SELECT row, url FROM items WHERE row < ?1", err);
-    if (!stmt)
-        goto done;
-    sqlite3_bind_int64(stmt, 1, e->count);
-    int step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+    int step = SQLITE_DONE;
+    if (!req->without_urls) {
+        stmt = prepare(e, "SELECT row, url FROM items WHERE row < ?1", err);
+        if (!stmt)
+            goto done;
+        sqlite3_bind_int64(stmt, 1, e->count);
+    }
+    while (stmt && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
         int64_t r = sqlite3_column_int64(stmt, 0);
         if (allowed && !(allowed[r / 64] >> (r % 64) & 1))
             continue;

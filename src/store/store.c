@@ -413,7 +413,12 @@ int vdx_store_score_all(vdx_store *store, const vdx_search_request *req, vdx_hit
     out->n = 0;
     if (check_request(store, req, 0, err) != 0)
         return -1;
-    return LOCKED(store, store->backend->score_all(store->state, req, out, err));
+    int rc = LOCKED(store, store->backend->score_all(store->state, req, out, err));
+    for (int i = 0; rc == 0 && req->without_urls && i < out->n; i++) {
+        free(out->hits[i].url); /* a backend that sends them anyway (ClickHouse) */
+        out->hits[i].url = NULL;
+    }
+    return rc;
 }
 
 void vdx_hits_free(vdx_hits *hits)
