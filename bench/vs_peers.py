@@ -16,7 +16,14 @@ bench_clip's random full-size ViT-B/32 checkpoint (model.safetensors) with NumPy
    `bench_clip` in the same run. Every peer on the same thread count. Prints images/s, CPU
    seconds and the ratios vdx / peer. Never pass/fail.
     bench/vs_peers.py DIR --bench build/release/bench/bench_clip [--ort NODE_MODULES_DIR]
-                      [--threads 2] [--rounds 3]
+                      [--threads 2] [--rounds 3] [--avx2]
+--avx2 holds both sides to AVX2 on a CPU that has more, to stand for an AVX2-only machine:
+vdx's oneDNN through ONEDNN_MAX_CPU_ISA=AVX2 (its own small kernels still pick AVX-512:
+a few per cent of the time), PyTorch's ATen kernels and OpenBLAS through
+ATEN_CPU_CAPABILITY=avx2 and OPENBLAS_CORETYPE=Haswell, which vs_peers.sh sets before
+Python starts (its patch convolution, under 1 % of the work, still runs PyTorch's own
+oneDNN unrestricted: restricting that one fails in PyTorch 1.13). bf16 has no AVX2 kernel
+and ONNX Runtime no such switch: both are left out.
 Needs Debian's python3-torch and python3-numpy; ONNX Runtime is skipped when --ort is not given.
 """
 import argparse, json, os, re, resource, struct, subprocess, sys, tempfile, time
@@ -134,14 +141,19 @@ def main():
     ap.add_argument("--ort", help="a node_modules directory holding onnxruntime-node")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--avx2", action="store_true", help="hold both sides to AVX2 (see above)")
     a = ap.parse_args()
+    bench_env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2") if a.avx2 else None
+    if a.avx2 and (os.environ.get("ATEN_CPU_CAPABILITY") != "avx2" or os.environ.get("OPENBLAS_CORETYPE") != "Haswell"):
+        sys.exit("vs_peers: --avx2 needs ATEN_CPU_CAPABILITY=avx2 and OPENBLAS_CORETYPE=Haswell set before "
+                 "Python starts (bench/vs_peers.sh --avx2 sets them)")
     torch.set_num_threads(a.threads)
     tmp = tempfile.mkdtemp(prefix="vdx-vs-peers-")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f" {f}" in flags]
     print(f"vs_peers: CPU {cpu} ({', '.join(isa)}), {a.threads} thread(s) for every side; "
-          f"PyTorch {torch.__version__}")
+          f"PyTorch {torch.__version__}{'; both held to AVX2' if a.avx2 else ''}")
 
     rng = np.random.default_rng(7)
     small = rng.standard_normal((8, 3, 224, 224), dtype=np.float32)
@@ -152,7 +164,7 @@ def main():
     # 1. the same model (bench_clip writes the random checkpoint into DIR when it is missing)
     r = subprocess.run([a.bench, "--keep", a.dir, "--threads", str(a.threads), "--embed-raw",
                         os.path.join(tmp, "small.f32"), os.path.join(tmp, "vdx.f32"), "8"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=bench_env)
     if r.returncode != 0:
         sys.exit(f"vs_peers: bench_clip --embed-raw failed: {r.stderr.strip()}")
     vdx_small = np.fromfile(os.path.join(tmp, "vdx.f32"), dtype=np.float32).reshape(8, -1)
@@ -170,15 +182,18 @@ def main():
         model(x)  # warm-up
         t, c = time_batches(lambda: model(x), a.rounds)
         rows.append(("PyTorch fp32", 32 / t, c))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        if not a.avx2:
             bf = model(torch.from_numpy(small)).float().numpy()
             model(x)
             t, c = time_batches(lambda: model(x), a.rounds)
-        rows.append(("PyTorch bf16 autocast", 32 / t, c))
-        print(f"PyTorch bf16 autocast: worst cosine to fp32 = {worst_cosine(bf, torch_small):.6f}")
+            rows.append(("PyTorch bf16 autocast", 32 / t, c))
+            print(f"PyTorch bf16 autocast: worst cosine to fp32 = {worst_cosine(bf, torch_small):.6f}")
 
     # 2. ONNX Runtime
-    if a.ort and os.path.isdir(os.path.join(a.ort, "onnxruntime-node")):
+    if a.avx2:
+        print("ONNX Runtime: left out (it has no switch to hold it to AVX2)")
+    elif a.ort and os.path.isdir(os.path.join(a.ort, "onnxruntime-node")):
         onnx_path = os.path.join(tmp, "vision.onnx")
         try:
             torch.onnx.export(model, torch.from_numpy(small), onnx_path, input_names=["pixels"],
@@ -210,7 +225,7 @@ def main():
 
     # 3. vdx, same run
     r = subprocess.run([a.bench, "--keep", a.dir, "--threads", str(a.threads), "--rounds", str(a.rounds)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=bench_env)
     if r.returncode != 0:
         sys.exit(f"vs_peers: bench_clip failed: {r.stderr.strip()}")
     precision = None
