@@ -54,7 +54,11 @@ static dnnl_engine_t get_engine(void)
 int engine_cpu_has_bf16(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+    if (!__builtin_cpu_supports("avx512bf16") && !__builtin_cpu_supports("amx-bf16"))
+        return 0;
+    /* and oneDNN may use it: ONEDNN_MAX_CPU_ISA=AVX2 (say) leaves it no bf16 kernel */
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
 static dnnl_data_type_t weight_type(vdx_precision p)

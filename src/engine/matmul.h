@@ -40,7 +40,8 @@ const char *engine_matmul_isa(vdx_precision precision);
 /* Nanoseconds spent in engine_matmul so far, all threads' calls summed. */
 unsigned long long engine_matmul_elapsed_ns(void);
 
-/* Whether the CPU computes bf16 natively (AVX512_BF16 or AMX_BF16). */
+/* Whether the CPU computes bf16 natively (AVX512_BF16 or AMX_BF16) and oneDNN may use it
+ * (not held below that by ONEDNN_MAX_CPU_ISA). */
 int engine_cpu_has_bf16(void);
 
 #endif

@@ -176,6 +176,13 @@ else
     check "M-CLIP prompt in bf16 without native bf16: the fallback is said and fp32 runs" \
         sh -c "grep -q 'no native bf16' '$tmp/bf16.err' && cmp -s '$tmp/p-fp32.jsonl' '$tmp/p-bf16.jsonl'"
 fi
+# oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA) has no bf16 kernel even on a CPU that has bf16:
+# bf16 falls back to fp32 with the notice instead of failing to build its matmuls
+ONEDNN_MAX_CPU_ISA=AVX2 VDX_PRECISION=bf16 "$vdx" embed --model $MCLIP --text "$zh" > "$tmp/p-avx2.jsonl" 2> "$tmp/avx2.err"
+# (AVX2's fp32 kernels may round differently from AVX-512's: the cosine to fp32, not the bytes)
+c=$(cos "$tmp/p-fp32.jsonl" "$tmp/p-avx2.jsonl")
+check "M-CLIP prompt in bf16 with oneDNN held to AVX2: the fallback is said and fp32 runs (cosine $c)" \
+    sh -c "grep -q 'no native bf16' '$tmp/avx2.err' && [ '$c' = 1.000000 ]"
 
 "$vdx" embed --model $MCLIP --image "$shared/data/unsplash-sample/images/photo-1500000000000-3b8f37f8a88b" > /dev/null 2> "$tmp/err"
 check "embed refuses an image for an M-CLIP model" grep -q "is an M-CLIP text model: it embeds texts only" "$tmp/err"
