@@ -55,7 +55,7 @@ static int load_vectors(vdx_store *store, const vdx_map_options *o, vdx_hits *hi
     if (!q)
         return vdx_fail_oom(err, "for a query");
     q[0] = 1;
-    vdx_search_request req = {.query = q};
+    vdx_search_request req = {.query = q, .without_urls = 1}; /* the ids only */
     int rc = vdx_store_score_all(store, &req, hits, err);
     free(q);
     if (rc != 0)
@@ -345,7 +345,7 @@ static int place_new(vdx_map *map, vdx_store *store, vdx_error *err)
     if (!q)
         return vdx_fail_oom(err, "for a query");
     q[0] = 1;
-    vdx_search_request all = {.query = q};
+    vdx_search_request all = {.query = q, .without_urls = 1}; /* the ids only */
     vdx_hits hits = {0};
     int rc = vdx_store_score_all(store, &all, &hits, err);
     free(q);

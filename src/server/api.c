@@ -552,7 +552,8 @@ static void route_sample(api_context *ctx, http_request *req)
     }
     for (int j = 0; j < dims; j++)
         query[j] = 1.0f;
-    vdx_search_request all = {.query = query};
+    /* the ids of all, the url and metadata of the k drawn only (one lookup each) */
+    vdx_search_request all = {.query = query, .without_urls = 1};
     if (vdx_store_score_all(ctx->search.store, &all, &hits, &err) != 0) {
         free(query);
         reply_failure(req, &err, 500);
@@ -569,18 +570,19 @@ static void route_sample(api_context *ctx, http_request *req)
         vdx_hit t = hits.hits[i];
         hits.hits[i] = hits.hits[j];
         hits.hits[j] = t;
-        cJSON *item = cJSON_CreateObject();
+        cJSON *item = cJSON_CreateObject(), *full = NULL;
+        if (vdx_store_get_item(ctx->search.store, hits.hits[i].id, &full, &err) != 0)
+            full = NULL; /* gone since the scores were read: listed without a url */
+        const cJSON *url = cJSON_GetObjectItem(full, "url");
         cJSON_AddStringToObject(item, "id", hits.hits[i].id);
-        cJSON_AddStringToObject(item, "url", hits.hits[i].url ? hits.hits[i].url : "");
+        cJSON_AddStringToObject(item, "url", cJSON_IsString(url) ? url->valuestring : "");
         if (column && *column) {
-            cJSON *full = NULL, *meta = cJSON_AddObjectToObject(item, "metadata");
-            if (vdx_store_get_item(ctx->search.store, hits.hits[i].id, &full, &err) == 0) {
-                cJSON *value = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(full, "metadata"), column);
-                if (value)
-                    cJSON_AddItemToObject(meta, column, cJSON_Duplicate(value, 1));
-            }
-            cJSON_Delete(full);
+            cJSON *meta = cJSON_AddObjectToObject(item, "metadata");
+            cJSON *value = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(full, "metadata"), column);
+            if (value)
+                cJSON_AddItemToObject(meta, column, cJSON_Duplicate(value, 1));
         }
+        cJSON_Delete(full);
         cJSON_AddItemToArray(items, item);
     }
     cJSON_AddNumberToObject(out, "count", hits.n);

@@ -76,6 +76,20 @@ json POST /api/concepts/birds/labels "{\"labels\":[{\"id\":\"$first\",\"label\":
 printf '%s' "$body" | grep -q '"positive":1,"negative":1' && ok "label two items" || not_ok "label two items: $code $body"
 snapshot > "$tmp/before"
 
+# the opening view's random sample: k items, each with the url and the metadata column the
+# store holds for it; the same seed draws the same items
+request GET "/api/sample?k=5&seed=7&metadata=photo_description"
+printf '%s' "$body" > "$tmp/sample1"
+request GET "/api/sample?k=5&seed=7&metadata=photo_description"
+sample_ok=1
+[ "$(grep -o '"id":"[^"]*"' "$tmp/sample1" | wc -l)" = 5 ] && [ "$body" = "$(cat "$tmp/sample1")" ] || sample_ok=0
+for sid in $(grep -o '"id":"[^"]*"' "$tmp/sample1" | cut -d'"' -f4); do
+    url=$(curl -s -H "$auth" "$base/api/items/$sid" | sed -n 's/^{"id":"[^"]*","url":"\([^"]*\)".*/\1/p')
+    [ -n "$url" ] && grep -q "\"id\":\"$sid\",\"url\":\"$url\",\"metadata\":{\"photo_description\"" "$tmp/sample1" || sample_ok=0
+done
+[ $sample_ok = 1 ] && ok "GET /api/sample: 5 items with their urls and metadata column, the same for the same seed" ||
+    not_ok "GET /api/sample: $(head -c 400 "$tmp/sample1")"
+
 json POST /api/search '{"text": "a dog",'
 expect 400 "malformed JSON body at byte" "malformed JSON → 400"
 json POST /api/search '{"text": "a dog"} trailing'
