@@ -153,8 +153,8 @@ int main(int argc, char **argv)
         die("label", &err);
     printf("  labelling %d items (one call): %.1f ms\n", n_labels, (vdx_now() - t0) * 1e3);
 
-    enum { TRAIN, NEXT, ROUND, PAGE2, SCORE_TOP, SCORE_ALL, EVALUATE, STORE_SCORE, STORE_SEARCH,
-           STORE_VECTORS, METRICS };
+    enum { TRAIN, NEXT, ROUND, PAGE2, SCORE_TOP, SCORE_ALL, EVALUATE, STORE_SCORE, STORE_SCORE_BARE,
+           STORE_SEARCH, STORE_VECTORS, METRICS };
     static const char *const names[METRICS] = {
         "    train over the labels (5 steps + the round's CV)",
         "    next 9 nearest (makes the round's list of 250)",
@@ -164,6 +164,7 @@ int main(int argc, char **argv)
         "  score the collection, every item as JSON",
         "  evaluate (5-fold CV + histogram)",
         "  store alone: score_all",
+        "  store alone: score_all without urls",
         "  store alone: search k=9 excluding the labelled ids",
         "  store alone: get_vectors of the labelled ids",
     };
@@ -225,6 +226,12 @@ int main(int argc, char **argv)
             die("store score_all", &err);
         vdx_hits_free(&hits);
         record(&t[STORE_SCORE], r, start, mark());
+        scan.without_urls = 1;
+        start = mark();
+        if (vdx_store_score_all(store, &scan, &hits, &err) != 0)
+            die("store score_all", &err);
+        vdx_hits_free(&hits);
+        record(&t[STORE_SCORE_BARE], r, start, mark());
         vdx_search_request near = {.query = w, .k = 9, .exclude_ids = label_ids,
                                    .n_exclude = (size_t)n_labels};
         start = mark();
