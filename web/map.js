@@ -18,7 +18,7 @@ const mapState = {
   shown: false, loaded: false, summary: null, n: 0, xs: null, ys: null, cluster: null, ids: [],
   index: new Map(), view: { cx: 0.5, cy: 0.5, scale: 1 }, colourBy: 'cluster', colours: null,
   scores: null, scoreKey: '', selected: [], hover: -1, atlases: new Map(), grid: null,
-  gl: null, buffers: null, layer: null, lasso: null, meta: new Map(), columns: new Map(),
+  gl: null, buffers: null, layer: null, restMs: 250, lasso: null, meta: new Map(), columns: new Map(),
 };
 const MAP_PALETTE = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
   [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];
@@ -204,12 +204,19 @@ void main() { vec2 d = gl_PointCoord - vec2(0.5); float r = length(d); if (r > 0
 
 // The points are drawn into the layer: a texture (and its framebuffer) of the canvas's size
 // plus a margin of half of it on each side, centred where the view was when it was drawn.
-// A frame shows the layer with the pan since then as an offset in whole device pixels; the
-// points are drawn again only when the margin runs out, the zoom, the canvas's size or the
-// colours change (`dirty`), and once the pointer rests (mapRecentre).
+// A frame shows the layer with the pan since then as an offset in whole device pixels, and
+// while a zoom gesture lasts, scaled about the canvas's centre (up to 2× either way); the
+// points are drawn again when the view leaves the layer, when the canvas's size or the
+// colours change (`dirty`), and once the pointer rests (mapRecentre: crisp points at the
+// new zoom, the whole margin for the next pan).
 const MAP_QUAD_VS = `attribute vec2 a_corner; void main() { gl_Position = vec4(a_corner, 0.0, 1.0); }`;
-const MAP_QUAD_FS = `precision mediump float; uniform sampler2D u_layer; uniform vec2 u_offset; uniform vec2 u_size;
-void main() { gl_FragColor = texture2D(u_layer, (gl_FragCoord.xy + u_offset) / u_size); }`;
+const MAP_QUAD_FS = `#ifdef GL_FRAGMENT_PRECISION_HIGH
+precision highp float;
+#else
+precision mediump float;
+#endif
+uniform sampler2D u_layer; uniform vec2 u_half; uniform vec2 u_origin; uniform float u_ratio; uniform vec2 u_size;
+void main() { gl_FragColor = texture2D(u_layer, ((gl_FragCoord.xy - u_half) * u_ratio + u_origin) / u_size); }`;
 
 function mapProgram(gl, vs, fs) {
   const shader = (type, src) => { const s = gl.createShader(type); gl.shaderSource(s, src); gl.compileShader(s); return s; };
@@ -398,8 +405,11 @@ function mapDraw() {
 // W x H: the canvas in device pixels; k: device pixels per data unit at the current zoom.
 function mapDrawPoints(gl, W, H, k, dpr) {
   const L = mapState.layer, v = mapState.view, b = mapState.buffers;
-  let dx = Math.round((v.cx - L.cx) * k), dy = Math.round((v.cy - L.cy) * k);
-  if (L.dirty || L.w !== W || L.h !== H || L.k !== k || Math.abs(dx) > L.mx || Math.abs(dy) > L.my) {
+  // layer pixels per canvas pixel, and the view's centre in the layer (whole pixels at 1:1)
+  let ratio = L.k / k, dx = (v.cx - L.cx) * L.k, dy = (v.cy - L.cy) * L.k;
+  if (ratio === 1) { dx = Math.round(dx); dy = Math.round(dy); }
+  const inside = Math.abs(dx) + (W / 2) * ratio <= L.tw / 2 && Math.abs(dy) + (H / 2) * ratio <= L.th / 2;
+  if (L.dirty || L.w !== W || L.h !== H || !(ratio >= 0.5 && ratio <= 2) || !inside) {
     if (L.w !== W || L.h !== H) {
       const most = gl.getParameter(gl.MAX_TEXTURE_SIZE);
       L.mx = Math.max(0, Math.min(Math.floor(W / 2), Math.floor((most - W) / 2)));
@@ -426,31 +436,38 @@ function mapDrawPoints(gl, W, H, k, dpr) {
     gl.uniform2f(gl.getUniformLocation(mapState.prog, 'u_scale'), 2 * k / L.tw, 2 * k / L.th);
     gl.uniform1f(gl.getUniformLocation(mapState.prog, 'u_size'), dpr * Math.min(14, 4 + Math.log2(v.scale) * 2));
     gl.drawArrays(gl.POINTS, 0, mapState.n);
-    Object.assign(L, { cx: v.cx, cy: v.cy, k, dirty: false, renders: L.renders + 1 });
+    Object.assign(L, { cx: v.cx, cy: v.cy, scale: v.scale, k, dirty: false, renders: L.renders + 1 });
     dx = dy = 0;
+    ratio = 1;
   }
-  // the layer, slid by the pan since it was drawn (framebuffer rows count upwards)
+  // the layer, slid by the pan since it was drawn (framebuffer rows count upwards) and
+  // scaled by the zoom since then (pixel for pixel when there is none)
   gl.bindFramebuffer(gl.FRAMEBUFFER, null);
   gl.viewport(0, 0, W, H);
   gl.useProgram(mapState.quad);
   mapAttributes(gl, mapState.quad, [['a_corner', b.corners, 2, gl.FLOAT, false]]);
   gl.activeTexture(gl.TEXTURE0);
   gl.bindTexture(gl.TEXTURE_2D, L.tex);
+  const filter = ratio === 1 ? gl.NEAREST : gl.LINEAR;
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, filter);
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, filter);
   gl.uniform1i(gl.getUniformLocation(mapState.quad, 'u_layer'), 0);
-  gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_offset'), L.mx + dx, L.my - dy);
+  gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_half'), W / 2, H / 2);
+  gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_origin'), L.tw / 2 + dx, L.th / 2 - dy);
+  gl.uniform1f(gl.getUniformLocation(mapState.quad, 'u_ratio'), ratio);
   gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_size'), L.tw, L.th);
   gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
 }
 
-// Once the pointer rests after a pan, the layer is drawn again around the view, so the next
-// pan starts with its whole margin.
+// Once the pointer rests after a pan or a zoom, the layer is drawn again around the view, so
+// the points are crisp at the new zoom and the next pan starts with its whole margin.
 let mapRestTimer = 0;
 function mapRecentre() {
   clearTimeout(mapRestTimer);
   mapRestTimer = setTimeout(() => {
-    const L = mapState.layer;
-    if (L && (L.cx !== mapState.view.cx || L.cy !== mapState.view.cy)) { L.dirty = true; mapDraw(); }
-  }, 250);
+    const L = mapState.layer, v = mapState.view;
+    if (L && (L.cx !== v.cx || L.cy !== v.cy || L.scale !== v.scale)) { L.dirty = true; mapDraw(); }
+  }, mapState.restMs);
 }
 
 // Pointer moves come faster than frames: draw at most once a frame.
@@ -588,7 +605,8 @@ function mapZoom(factor, px, py) {
   const [x2, y2] = mapFromScreen(px, py, w, h);
   mapState.view.cx += x - x2;
   mapState.view.cy += y - y2;
-  mapDraw();
+  mapDrawSoon();
+  mapRecentre();
 }
 
 async function mapTip(i, x, y) {
@@ -670,6 +688,7 @@ function mapKey(ev) {
   ev.stopPropagation();
   f();
   mapDraw();
+  mapRecentre();
 }
 
 mapSetup();

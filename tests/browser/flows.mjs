@@ -1043,6 +1043,23 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
   await page.evaluate(() => { Object.assign(window.vdxMap.state.view, { cx: 0.5, cy: 0.5 }); mapDraw(); });
   const back = await mapPixel(page, item.sx, item.sy);
   check(want.every((v, k) => Math.abs(v - back[k]) <= 3), `view reset: pixel ${back} at ${item.id}`);
+  // a wheel zoom about the item scales the layer (no points drawn) with the item staying
+  // under the pointer; at rest the points are drawn again at the new zoom, the item in place
+  // (the rest comes after 1.5 s here, so that a loaded machine cannot reach it early)
+  await page.evaluate(() => { window.vdxMap.state.restMs = 1500; });
+  const z0 = await renders();
+  await page.mouse.move(box.left + item.sx, box.top + item.sy);
+  await page.mouse.wheel(0, -200);
+  await page.waitForFunction((s) => window.vdxMap.state.view.scale > s, 1);
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  const zoomed = await mapPixel(page, item.sx, item.sy), z1 = await renders();
+  const scale = await page.evaluate(() => window.vdxMap.state.view.scale);
+  check(want.every((v, k) => Math.abs(v - zoomed[k]) <= 3), `zoomed ×${scale.toFixed(2)} about ${item.id}: pixel ${zoomed}, not ${want}`);
+  await page.waitForFunction((r) => window.vdxMap.state.layer.renders > r, z1);
+  const settled = await mapPixel(page, item.sx, item.sy);
+  check(want.every((v, k) => Math.abs(v - settled[k]) <= 3), `zoomed, at rest: pixel ${settled} at ${item.id}`);
+  check(z1 === z0, `a zoom gesture drew the points ${z1 - z0} times before the pointer rested`);
+  await page.evaluate(() => { window.vdxMap.state.restMs = 250; Object.assign(window.vdxMap.state.view, { cx: 0.5, cy: 0.5, scale: 1 }); mapDraw(); });
   // hover: the tooltip names the item; click: the detail panel opens on it
   await page.mouse.move(box.left + item.sx, box.top + item.sy);
   await page.waitForFunction((id) => { const t = document.getElementById('map-tip'); return !t.hidden && t.dataset.id === id; }, item.id);
