@@ -2,7 +2,7 @@
  * for web-size photos and for camera photos, with and without DCT-domain JPEG reduction.
  *
  *   bench_ingest [--model DIR | --b32] [--images N] [--batch N] [--threads N] [--workers N]
- *                [--rounds N] [--no-large]
+ *                [--rounds N] [--no-large] [--precision auto|fp32|bf16|int8]
  *
  * Builds two folders of N JPEGs each: the Unsplash sample's 640 px renditions (as the
  * fetcher gets them from the CDN) and the same photos enlarged to 12 megapixels
@@ -19,7 +19,9 @@
  * with a tiny model the embedding is so cheap that decoding dominates, so the ratios are
  * only meaningful for a full-size model: --b32 writes a randomly initialised one with the
  * exact shapes and config of openai/clip-vit-base-patch32 (605 MB, safetensors F32, in the
- * temporary directory; the tokenizer files come from clip-tiny). No pass/fail: numbers. */
+ * temporary directory; the tokenizer files come from clip-tiny). --precision is the image
+ * tower's (default auto, as `vdx ingest`: bf16 where the CPU has it natively, else fp32);
+ * the faster the embedding, the larger decoding's share. No pass/fail: numbers. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -328,6 +330,8 @@ int main(int argc, char **argv)
     if (!model_dir || !*model_dir)
         model_dir = tiny;
     int n_images = 64, batch = 32, threads = 0, workers = 0, b32 = 0, rounds = 2, large = 1;
+    vdx_precision precision = VDX_PRECISION_AUTO;
+    vdx_error perr = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--model") && v)
@@ -346,9 +350,12 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-large"))
             large = 0;
+        else if (!strcmp(argv[i], "--precision") && v && vdx_precision_parse(argv[++i], &precision, &perr) == 0)
+            ;
         else {
             fprintf(stderr, "usage: bench_ingest [--model DIR | --b32] [--images N] [--batch N] "
-                            "[--threads N] [--workers N] [--rounds N] [--no-large]\n");
+                            "[--threads N] [--workers N] [--rounds N] [--no-large] "
+                            "[--precision auto|fp32|bf16|int8]%s%s\n", perr.message[0] ? ": " : "", perr.message);
             return 2;
         }
     }
@@ -373,11 +380,13 @@ int main(int argc, char **argv)
     if (threads > 0)
         vdx_clip_set_threads(threads);
     double t = vdx_now();
-    vdx_clip_model *model = vdx_clip_load(model_dir, &err);
+    vdx_clip_options options = {precision, VDX_PRECISION_FP32, NULL, NULL};
+    vdx_clip_model *model = vdx_clip_load_with(model_dir, &options, &err);
     if (!model)
         die(model_dir, &err);
-    printf("model %s (%d-d), loaded in %.2f s; %d images per folder, batch %d\n",
-           vdx_clip_model_name(model), vdx_clip_embed_dim(model), vdx_now() - t, n_images, batch);
+    printf("model %s (%d-d, image tower in %s), loaded in %.2f s; %d images per folder, batch %d\n",
+           vdx_clip_model_name(model), vdx_clip_embed_dim(model),
+           vdx_precision_name(vdx_clip_image_precision(model)), vdx_now() - t, n_images, batch);
 
     /* the folders: copies of the sample images, cycling, and their 12-MP enlargements */
     char folder[4200], folder_large[4200], data_dir[4200];
