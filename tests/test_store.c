@@ -1143,6 +1143,15 @@ TEST(score_all_is_raw_dot_products)
               "without urls, hit %d: %s %g url %s", i, bare.hits[i].id, bare.hits[i].dist,
               bare.hits[i].url ? bare.hits[i].url : "NULL");
     vdx_hits_free(&bare);
+    /* without_ids: the scores alone, in the same order */
+    req.without_ids = 1;
+    REQUIRE(vdx_store_score_all(f.store, &req, &bare, &err) == 0, "%s", err.message);
+    CHECK(bare.n == hits.n, "without ids: %d scores, with: %d", bare.n, hits.n);
+    for (int i = 0; i < bare.n && i < hits.n && !test_case_failed; i++)
+        CHECK(!bare.hits[i].id && !bare.hits[i].url && bare.hits[i].dist == hits.hits[i].dist,
+              "without ids, hit %d: id %s, %g vs %g", i, bare.hits[i].id ? bare.hits[i].id : "NULL",
+              bare.hits[i].dist, hits.hits[i].dist);
+    vdx_hits_free(&bare);
     vdx_hits_free(&hits);
     free_fixture(&f);
 }

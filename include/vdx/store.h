@@ -120,6 +120,8 @@ typedef struct vdx_search_request {
     int without_urls;                /* score_all: every vdx_hit.url is NULL (the embedded
                                       * store then reads no URL: at a million items that
                                       * is most of a score_all's time) */
+    int without_ids;                 /* score_all: every vdx_hit.id is NULL too: the scores
+                                      * alone, in storage order (no string per item) */
 } vdx_search_request;
 
 typedef struct vdx_hit {

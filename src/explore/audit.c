@@ -193,6 +193,34 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
     return rc;
 }
 
+/* One item into the counts: its score, its label (-1: none) and whether it was drawn into
+ * the audit sample. */
+static void count_item(calib_counts *c, const concept_record *rec, double score,
+                       double threshold, int label, int in_audit)
+{
+    int above = score > threshold;
+    c->total++;
+    c->above += above;
+    if (label < 0 || in_audit) { /* an item of R, the part the audit sample stands for */
+        double p = concept_probability(rec, score);
+        c->expected_above += above ? p : 0;
+        c->expected_below += above ? 0 : p;
+    }
+    if (label < 0)
+        return;
+    if (in_audit) {
+        c->audit++;
+        c->audit_above += above;
+        c->audit_pos_above += label == 1 && above;
+        c->audit_pos_below += label == 1 && !above;
+    } else {
+        c->census++;
+        c->census_above += above;
+        c->census_pos_above += label == 1 && above;
+        c->census_pos_below += label == 1 && !above;
+    }
+}
+
 int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set *labels,
                  const vdx_hits *hits, double threshold, calib_counts *c, vdx_error *err)
 {
@@ -202,33 +230,32 @@ int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set 
     int rc = audit_items_load(book, rec->id, &audit, err);
     if (rc == 0 && (rc = label_index_build(labels, &labelled, err)) == 0)
         rc = label_index_build(&audit, &drawn, err);
-    for (int i = 0; rc == 0 && i < hits->n; i++) {
-        int above = hits->hits[i].dist > threshold;
-        int label = label_index_get(&labelled, hits->hits[i].id);
-        int in_audit = label_index_get(&drawn, hits->hits[i].id) >= 0;
-        c->total++;
-        c->above += above;
-        if (label < 0 || in_audit) { /* an item of R, the part the audit sample stands for */
-            double p = concept_probability(rec, hits->hits[i].dist);
-            c->expected_above += above ? p : 0;
-            c->expected_below += above ? 0 : p;
-        }
-        if (label < 0)
-            continue;
-        if (in_audit) {
-            c->audit++;
-            c->audit_above += above;
-            c->audit_pos_above += label == 1 && above;
-            c->audit_pos_below += label == 1 && !above;
-        } else {
-            c->census++;
-            c->census_above += above;
-            c->census_pos_above += label == 1 && above;
-            c->census_pos_below += label == 1 && !above;
-        }
-    }
+    for (int i = 0; rc == 0 && i < hits->n; i++)
+        count_item(c, rec, hits->hits[i].dist, threshold,
+                   label_index_get(&labelled, hits->hits[i].id),
+                   label_index_get(&drawn, hits->hits[i].id) >= 0);
     label_index_free(&drawn);
     label_index_free(&labelled);
+    label_set_free(&audit);
+    return rc;
+}
+
+int audit_counts_split(vdx_concepts *book, const concept_record *rec, const label_set *labels,
+                       const double *label_scores, const float *unlabelled, size_t n_unlabelled,
+                       double threshold, calib_counts *c, vdx_error *err)
+{
+    memset(c, 0, sizeof *c);
+    label_set audit = {0};
+    label_index drawn = {0};
+    int rc = audit_items_load(book, rec->id, &audit, err);
+    if (rc == 0)
+        rc = label_index_build(&audit, &drawn, err);
+    for (size_t i = 0; rc == 0 && i < n_unlabelled; i++)
+        count_item(c, rec, unlabelled[i], threshold, -1, 0);
+    for (size_t i = 0; rc == 0 && i < labels->n; i++)
+        count_item(c, rec, label_scores[i], threshold, labels->labels[i],
+                   label_index_get(&drawn, labels->ids[i]) >= 0);
+    label_index_free(&drawn);
     label_set_free(&audit);
     return rc;
 }

@@ -102,6 +102,10 @@ int book_score_all(vdx_concepts *book, const float *weight, const char *where, i
 /* A list of up to this many hits looks its urls up (book_fill_urls); a longer one reads
  * them all with the scores. */
 #define URL_LOOKUPS_MAX 1000
+/* The scores of every item that is not among `labelled`, in storage order, without ids
+ * or urls (no string per item: at a million items the strings cost more than the scan). */
+int book_score_unlabelled(vdx_concepts *book, const float *weight, const label_set *labelled,
+                          float **scores, size_t *n, vdx_error *err);
 /* Fills the url of the n hits `which` (pointers into hits) that have none, from the store
  * (one lookup each). */
 int book_fill_urls(vdx_concepts *book, vdx_hits *hits, const vdx_hit *const *which, size_t n,
@@ -170,6 +174,11 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
 /* Counts for the estimates at threshold over hits (the items scored). */
 int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set *labels,
                  const vdx_hits *hits, double threshold, calib_counts *counts, vdx_error *err);
+/* The same from the collection split in two (book_score_unlabelled): the scores of the
+ * unlabelled items and each label's score (label_scores[i] for labels->ids[i]). */
+int audit_counts_split(vdx_concepts *book, const concept_record *rec, const label_set *labels,
+                       const double *label_scores, const float *unlabelled, size_t n_unlabelled,
+                       double threshold, calib_counts *counts, vdx_error *err);
 /* The "estimates" object of vdx_concept_evaluate. */
 cJSON *audit_estimates_json(const calib_counts *counts);
 /* Fits the calibration of a weight from the labels (X their vectors): audit labels

@@ -217,12 +217,12 @@ static cJSON *warnings(int positive, int negative, int tp, int above, int count,
     return list;
 }
 
-static cJSON *histogram(const vdx_hits *hits, double threshold, int bins)
+static cJSON *histogram(const float *scores, size_t n, double threshold, int bins)
 {
     double lo = threshold, hi = threshold;
-    for (int i = 0; i < hits->n; i++) {
-        lo = fmin(lo, hits->hits[i].dist);
-        hi = fmax(hi, hits->hits[i].dist);
+    for (size_t i = 0; i < n; i++) {
+        lo = fmin(lo, scores[i]);
+        hi = fmax(hi, scores[i]);
     }
     if (hi - lo <= 0) {
         lo -= 0.5;
@@ -235,8 +235,8 @@ static cJSON *histogram(const vdx_hits *hits, double threshold, int bins)
     cJSON_AddNumberToObject(h, "max", hi);
     cJSON_AddNumberToObject(h, "bin_width", width);
     cJSON *list = cJSON_AddArrayToObject(h, "counts");
-    for (int i = 0; counts && i < hits->n; i++) {
-        int bin = (int)((hits->hits[i].dist - lo) / width);
+    for (size_t i = 0; counts && i < n; i++) {
+        int bin = (int)((scores[i] - lo) / width);
         counts[bin < 0 ? 0 : bin >= bins ? bins - 1 : bin]++;
     }
     for (int b = 0; counts && b < bins; b++)
@@ -246,7 +246,8 @@ static cJSON *histogram(const vdx_hits *hits, double threshold, int bins)
 }
 
 /* The items' calibrated probabilities in `bins` equal bins over [0, 1]. */
-static cJSON *probability_histogram(const vdx_hits *hits, const concept_record *rec, int bins)
+static cJSON *probability_histogram(const float *scores, size_t n, const concept_record *rec,
+                                    int bins)
 {
     int *counts = calloc((size_t)bins, sizeof *counts);
     cJSON *h = cJSON_CreateObject(), *list = NULL;
@@ -254,8 +255,8 @@ static cJSON *probability_histogram(const vdx_hits *hits, const concept_record *
              cJSON_AddNumberToObject(h, "max", 1) &&
              cJSON_AddNumberToObject(h, "bin_width", 1.0 / bins) &&
              (list = cJSON_AddArrayToObject(h, "counts"));
-    for (int i = 0; ok && i < hits->n; i++) {
-        int bin = (int)(concept_probability(rec, hits->hits[i].dist) * bins);
+    for (size_t i = 0; ok && i < n; i++) {
+        int bin = (int)(concept_probability(rec, scores[i]) * bins);
         counts[bin < 0 ? 0 : bin >= bins ? bins - 1 : bin]++;
     }
     for (int b = 0; ok && b < bins; b++) {
@@ -272,6 +273,73 @@ static cJSON *probability_histogram(const vdx_hits *hits, const concept_record *
     return h;
 }
 
+/* Each label's score under the concept's weight, from the label's vector (rounded to a
+ * float, as the store's scores are, so that the histogram and the estimates agree). */
+static double *label_scores(const concept_record *rec, const labelled_rows *rows, vdx_error *err)
+{
+    double *scores = malloc((rows->set.n + 1) * sizeof *scores);
+    if (!scores) {
+        vdx_fail_oom(err, "out of memory for %zu scores", rows->set.n);
+        return NULL;
+    }
+    for (size_t i = 0; i < rows->set.n; i++)
+        scores[i] = (float)dot(rows->X + i * (size_t)rec->dims, rec->weight, rec->dims);
+    return scores;
+}
+
+/* Every item's score under the concept's weight (in no particular order) and the
+ * estimates' counts at its threshold. Without a filter, the store scores the unlabelled
+ * items without ids (the labelled ones excluded; their scores come from their vectors):
+ * no string per item, which at a million items costs more than the scan. A filter needs
+ * each item's id, to tell which labelled items it keeps. */
+static int collection_scores(vdx_concepts *book, const concept_record *rec,
+                             const labelled_rows *rows, const char *where, float **all,
+                             size_t *n_all, calib_counts *counts, vdx_error *err)
+{
+    *all = NULL;
+    *n_all = 0;
+    if (!where) {
+        size_t n_unlabelled = 0, n_labels = rows->set.n;
+        float *scores = NULL;
+        double *labelled = label_scores(rec, rows, err);
+        int rc = labelled ? book_score_unlabelled(book, rec->weight, &rows->set, &scores,
+                                                  &n_unlabelled, err)
+                          : -1;
+        if (rc == 0)
+            rc = audit_counts_split(book, rec, &rows->set, labelled, scores, n_unlabelled,
+                                    rec->threshold, counts, err);
+        float *grown = rc == 0 ? realloc(scores, (n_unlabelled + n_labels + 1) * sizeof *scores)
+                               : NULL;
+        if (rc == 0 && !grown)
+            rc = vdx_fail_oom(err, "out of memory for %zu scores", n_unlabelled + n_labels);
+        if (grown) {
+            scores = grown;
+            for (size_t i = 0; i < n_labels; i++)
+                scores[n_unlabelled + i] = (float)labelled[i];
+        }
+        free(labelled);
+        if (rc != 0) {
+            free(scores);
+            return -1;
+        }
+        *all = scores;
+        *n_all = n_unlabelled + n_labels;
+        return 0;
+    }
+    vdx_hits hits = {0};
+    int rc = book_score_all(book, rec->weight, where, 0, &hits, err);
+    if (rc == 0)
+        rc = audit_counts(book, rec, &rows->set, &hits, rec->threshold, counts, err);
+    if (rc == 0 && !(*all = malloc(((size_t)hits.n + 1) * sizeof **all)))
+        rc = vdx_fail_oom(err, "out of memory for %d scores", hits.n);
+    for (int i = 0; rc == 0 && i < hits.n; i++)
+        (*all)[i] = hits.hits[i].dist;
+    if (rc == 0)
+        *n_all = (size_t)hits.n;
+    vdx_hits_free(&hits);
+    return rc;
+}
+
 int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluate_options *opts,
                          cJSON **result, vdx_error *err)
 {
@@ -282,23 +350,23 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
     pthread_mutex_lock(&book->lock);
     concept_record rec = {0};
     labelled_rows rows = {0};
-    vdx_hits hits = {0};
+    float *scores = NULL;
+    size_t n_scores = 0;
+    calib_counts counts = {0};
     cJSON *cv = NULL;
     int rc = concept_find(book, name, &rec, err);
     if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = labelled_rows_load(book, &rec, &rows, err)) == 0 &&
         (rc = concept_current_cv(book, &rec, &cv, err)) == 0 &&
         (cv || (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0))
-        rc = book_score_all(book, rec.weight, opts ? opts->where : NULL, 0, &hits, err);
-    calib_counts counts = {0};
-    if (rc == 0)
-        rc = audit_counts(book, &rec, &rows.set, &hits, rec.threshold, &counts, err);
+        rc = collection_scores(book, &rec, &rows, opts ? opts->where : NULL, &scores, &n_scores,
+                               &counts, err);
     if (rc == 0) {
         int n = (int)rows.set.n, positive = 0, above = 0;
         for (int i = 0; i < n; i++)
             positive += rows.set.labels[i] == 1;
-        for (int i = 0; i < hits.n; i++)
-            above += hits.hits[i].dist > rec.threshold;
+        for (size_t i = 0; i < n_scores; i++)
+            above += scores[i] > rec.threshold;
         /* the labels' own scores: confusion counts at the threshold, the histogram's ticks */
         int tp = 0, fp = 0, fn = 0;
         cJSON *ticks = cJSON_CreateArray();
@@ -338,20 +406,20 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         cJSON_AddNumberToObject(balance, "negative", n - positive);
         add_ratio(balance, "positive_share", positive, n);
         cJSON_AddItemToObject(out, "warnings",
-                              warnings(positive, n - positive, tp, above, hits.n, cv));
+                              warnings(positive, n - positive, tp, above, (int)n_scores, cv));
         cJSON_AddItemToObject(out, "cross_validation", cv);
         cv = NULL;
-        cJSON_AddNumberToObject(out, "count", hits.n);
+        cJSON_AddNumberToObject(out, "count", (double)n_scores);
         cJSON_AddNumberToObject(out, "above_threshold", above);
-        cJSON_AddItemToObject(out, "histogram", histogram(&hits, rec.threshold, bins));
+        cJSON_AddItemToObject(out, "histogram", histogram(scores, n_scores, rec.threshold, bins));
         cJSON_AddItemToObject(out, "probability_histogram",
-                              probability_histogram(&hits, &rec, bins));
+                              probability_histogram(scores, n_scores, &rec, bins));
         cJSON_AddItemToObject(out, "estimates", audit_estimates_json(&counts));
         cJSON_AddItemToObject(out, "labelled", ticks);
         *result = out;
     }
     cJSON_Delete(cv);
-    vdx_hits_free(&hits);
+    free(scores);
     labelled_rows_free(&rows);
     concept_record_free(&rec);
     pthread_mutex_unlock(&book->lock);
@@ -602,20 +670,26 @@ static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
         return vdx_fail_kind(err, VDX_ERR_CONFLICT,
                              "concept '%s' has no calibration yet: train a round with positive "
                              "and negative labels", rec->name);
-    label_set set = {0};
-    label_index labels = {0};
-    vdx_hits hits = {0};
+    labelled_rows rows = {0};
+    double *labelled = NULL;
+    float *unlabelled = NULL;
+    size_t n_unlabelled = 0;
     calib_item *items = NULL;
-    int rc = concept_labels_load(book, rec->id, &set, err);
-    if (rc == 0 && (rc = label_index_build(&set, &labels, err)) == 0)
-        rc = book_score_all(book, rec->weight, NULL, 0, &hits, err);
-    size_t n = rc == 0 ? (size_t)hits.n : 0;
+    int rc = labelled_rows_load(book, rec, &rows, err);
+    if (rc == 0 && !(labelled = label_scores(rec, &rows, err)))
+        rc = -1;
+    if (rc == 0)
+        rc = book_score_unlabelled(book, rec->weight, &rows.set, &unlabelled, &n_unlabelled, err);
+    size_t n = rc == 0 ? n_unlabelled + rows.set.n : 0;
     if (rc == 0 && !(items = malloc((n + 1) * sizeof *items)))
         rc = vdx_fail_oom(err, "out of memory for %zu scores", n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int label = label_index_get(&labels, hits.hits[i].id);
-        items[i].score = hits.hits[i].dist;
-        items[i].positive = label >= 0 ? label : concept_probability(rec, items[i].score);
+    for (size_t i = 0; rc == 0 && i < n_unlabelled; i++) {
+        items[i].score = unlabelled[i];
+        items[i].positive = concept_probability(rec, items[i].score);
+    }
+    for (size_t i = 0; rc == 0 && i < rows.set.n; i++) {
+        items[n_unlabelled + i].score = labelled[i];
+        items[n_unlabelled + i].positive = rows.set.labels[i];
     }
     if (rc == 0 && n == 0)
         rc = vdx_fail_kind(err, VDX_ERR_CONFLICT,
@@ -631,7 +705,8 @@ static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
                            fit->precision, rec->name, best_precision);
     if (rc == 0) {
         calib_counts counts;
-        rc = audit_counts(book, rec, &set, &hits, *threshold, &counts, err);
+        rc = audit_counts_split(book, rec, &rows.set, labelled, unlabelled, n_unlabelled,
+                                *threshold, &counts, err);
         cJSON *estimates = rc == 0 ? audit_estimates_json(&counts) : NULL;
         int ok = rc != 0 || (cJSON_AddStringToObject(out, "source", "calibration") &&
                              cJSON_AddNumberToObject(out, "items", (double)n) &&
@@ -645,9 +720,9 @@ static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
         }
     }
     free(items);
-    vdx_hits_free(&hits);
-    label_index_free(&labels);
-    label_set_free(&set);
+    free(unlabelled);
+    free(labelled);
+    labelled_rows_free(&rows);
     return rc;
 }
 

@@ -1607,7 +1607,7 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
     for (int64_t r = 0; r < e->count; r++)
         n += !allowed || (allowed[r / 64] >> (r % 64) & 1);
     int step = SQLITE_DONE;
-    if (!req->without_urls) {
+    if (!req->without_urls && !req->without_ids) {
         stmt = prepare(e, "SELECT row, url FROM items WHERE row < ?1", err);
         if (!stmt)
             goto done;
@@ -1637,8 +1637,16 @@ static int embedded_score_all(void *state, const vdx_search_request *req, vdx_hi
         if (allowed && !(allowed[r / 64] >> (r % 64) & 1))
             continue;
         vdx_hit *hit = &out->hits[out->n++];
+        if (req->without_ids && !req->with_vectors) {
+            hit->dist = dots[r];
+            continue;
+        }
         rc = fill_hit(e, hit, r, dots[r], urls[r], req->with_vectors, err);
         urls[r] = NULL;
+        if (rc == 0 && req->without_ids) {
+            free(hit->id);
+            hit->id = NULL;
+        }
     }
 done:
     sqlite3_finalize(stmt);
