@@ -157,7 +157,7 @@ int main(int argc, char **argv)
            STORE_SEARCH, STORE_VECTORS, METRICS };
     static const char *const names[METRICS] = {
         "    train over the labels (5 steps + the round's CV)",
-        "    next 9 nearest (makes the round's list of 250)",
+        "    next 9 nearest (makes the round's list of 100)",
         "  one round (train + next 9)",
         "  page 2 of the round (cut from its list)",
         "  score the collection, top 100 as JSON",
