@@ -117,11 +117,13 @@ typedef struct vdx_search_request {
     int with_vectors;                /* fill vdx_hit.vector */
     int exact;                       /* scan every vector even when an approximate index
                                       * exists (embedded store; see vdx_store_index_build) */
-    int without_urls;                /* score_all: every vdx_hit.url is NULL (the embedded
-                                      * store then reads no URL: at a million items that
-                                      * is most of a score_all's time) */
-    int without_ids;                 /* score_all: every vdx_hit.id is NULL too: the scores
-                                      * alone, in storage order (no string per item) */
+    int without_urls;                /* score_all: the caller needs no URL, so a backend may
+                                      * leave vdx_hit.url NULL: the embedded store then reads
+                                      * none (at a million items most of a score_all's
+                                      * time); ClickHouse, whose URLs come with the scores
+                                      * anyway, keeps them */
+    int without_ids;                 /* score_all: every vdx_hit.id and url is NULL: the
+                                      * scores alone, in storage order (no string per item) */
 } vdx_search_request;
 
 typedef struct vdx_hit {

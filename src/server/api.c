@@ -571,11 +571,14 @@ static void route_sample(api_context *ctx, http_request *req)
         hits.hits[i] = hits.hits[j];
         hits.hits[j] = t;
         cJSON *item = cJSON_CreateObject(), *full = NULL;
-        if (vdx_store_get_item(ctx->search.store, hits.hits[i].id, &full, &err) != 0)
+        /* the item's row, unless the scores came with its url and no column is asked for */
+        if ((!hits.hits[i].url || (column && *column)) &&
+            vdx_store_get_item(ctx->search.store, hits.hits[i].id, &full, &err) != 0)
             full = NULL; /* gone since the scores were read: listed without a url */
         const cJSON *url = cJSON_GetObjectItem(full, "url");
+        const char *link = hits.hits[i].url ? hits.hits[i].url : cJSON_IsString(url) ? url->valuestring : "";
         cJSON_AddStringToObject(item, "id", hits.hits[i].id);
-        cJSON_AddStringToObject(item, "url", cJSON_IsString(url) ? url->valuestring : "");
+        cJSON_AddStringToObject(item, "url", link);
         if (column && *column) {
             cJSON *meta = cJSON_AddObjectToObject(item, "metadata");
             cJSON *value = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(full, "metadata"), column);

@@ -414,13 +414,10 @@ int vdx_store_score_all(vdx_store *store, const vdx_search_request *req, vdx_hit
     if (check_request(store, req, 0, err) != 0)
         return -1;
     int rc = LOCKED(store, store->backend->score_all(store->state, req, out, err));
-    for (int i = 0; rc == 0 && (req->without_urls || req->without_ids) && i < out->n; i++) {
+    for (int i = 0; rc == 0 && req->without_ids && i < out->n; i++) {
         free(out->hits[i].url); /* a backend that sends them anyway (ClickHouse) */
-        out->hits[i].url = NULL;
-        if (req->without_ids) {
-            free(out->hits[i].id);
-            out->hits[i].id = NULL;
-        }
+        free(out->hits[i].id);
+        out->hits[i].url = out->hits[i].id = NULL;
     }
     return rc;
 }
