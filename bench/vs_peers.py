@@ -26,27 +26,14 @@ oneDNN unrestricted: restricting that one fails in PyTorch 1.13). bf16 has no AV
 and ONNX Runtime no such switch: both are left out.
 Needs Debian's python3-torch and python3-numpy; ONNX Runtime is skipped when --ort is not given.
 """
-import argparse, json, os, re, resource, struct, subprocess, sys, tempfile, time
+import argparse, json, os, re, resource, subprocess, sys, tempfile, time
 import warnings
 warnings.filterwarnings("ignore")
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__" or not name.startswith(("vision_model.", "visual_projection.")):
-            continue
-        assert t["dtype"] == "F32", name
-        a, b = t["data_offsets"]
-        out[name] = torch.from_numpy(np.array(data[a:b]).view(np.float32).reshape(t["shape"]))
-    return out
+from safetensors_torch import load_f32
 
 
 class Vision(torch.nn.Module):
@@ -168,7 +155,7 @@ def main():
     if r.returncode != 0:
         sys.exit(f"vs_peers: bench_clip --embed-raw failed: {r.stderr.strip()}")
     vdx_small = np.fromfile(os.path.join(tmp, "vdx.f32"), dtype=np.float32).reshape(8, -1)
-    model = Vision(load_safetensors(os.path.join(a.dir, "model.safetensors"))).eval()
+    model = Vision(load_f32(os.path.join(a.dir, "model.safetensors"), ("vision_model.", "visual_projection."))).eval()
     with torch.no_grad():
         torch_small = model(torch.from_numpy(small)).numpy()
     cos = worst_cosine(vdx_small, torch_small)

@@ -11,26 +11,14 @@ against bench_mclip's vdx figure of the same model.
     bench/vs_pytorch_mclip.py MODEL_DIR [--vdx build/release/vdx] [--tokens 16] [--rounds 5]
 Needs Debian's python3-torch (and python3-numpy). Prints figures; never pass/fail.
 """
-import argparse, json, math, os, re, struct, subprocess, sys, time
+import argparse, json, math, os, re, subprocess, sys, time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import warnings
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-import numpy as np
 import torch
 
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__" or t["dtype"] != "F32":
-            continue
-        a, b = t["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype=np.float32).reshape(t["shape"]))
-    return out
+from safetensors_torch import load_f32
 
 class XLMR:
     def __init__(self, w, heads, eps=1e-5):
@@ -75,7 +63,7 @@ def main():
     heads = (cfg.get("modelBaseConfig") or {}).get("num_attention_heads") or \
         {"xlm-roberta-large": 16, "xlm-roberta-base": 12}[cfg["modelBase"]]
     t0 = time.time()
-    model = XLMR(load_safetensors(os.path.join(a.model, "model.safetensors")), heads)
+    model = XLMR(load_f32(os.path.join(a.model, "model.safetensors")), heads)
     print(f"pytorch {torch.__version__}: loaded in {time.time() - t0:.1f} s, {model.layers} layers, {heads} heads")
     prompts = ["a photo of a cat", "一只猫在沙发上睡觉", "قطة نائمة على الأريكة", "Ein Hund am Strand"]
     worst = 1.0

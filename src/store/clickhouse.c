@@ -680,6 +680,30 @@ static const char *index_for(clickhouse *c)
     return "";
 }
 
+/* Inserts (key, value) rows into the collection's info table (quoted name `info`) in one
+ * request; a failure is prefixed with the collection. */
+static int insert_info_rows(clickhouse *c, const char *info, const char *const (*pairs)[2],
+                            size_t n, vdx_error *err)
+{
+    strbuf rows = {0}, sql = {0}, response = {0};
+    for (size_t i = 0; i < n; i++) {
+        ch_rb_string(&rows, pairs[i][0]);
+        ch_rb_string(&rows, pairs[i][1]);
+    }
+    strbuf_printf(&sql, "INSERT INTO %s (key, value) FORMAT RowBinary", info);
+    ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len,
+                      .settings = insert_settings(c)};
+    int rc = 0;
+    if (rows.oom || sql.oom)
+        rc = oom(c, err);
+    else if (ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
+        rc = vdx_error_prefix(err, "collection '%s'", c->collection);
+    strbuf_free(&rows);
+    strbuf_free(&sql);
+    strbuf_free(&response);
+    return rc;
+}
+
 static int create_collection(clickhouse *c, const vdx_backend_open_args *args, vdx_error *err)
 {
     if (take_write_lock(c, err) != 0)
@@ -784,21 +808,7 @@ static int create_collection(clickhouse *c, const vdx_backend_open_args *args, v
                                   {"vector_type", c->type == VDX_VECTOR_F16 ? "f16" : "f32"},
                                   {"dialect", ch_dialect_name(c->dialect)},
                                   {"created", c->created}};
-        strbuf rows = {0}, response = {0};
-        for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-            ch_rb_string(&rows, pairs[i][0]);
-            ch_rb_string(&rows, pairs[i][1]);
-        }
-        sql.len = 0;
-        strbuf_printf(&sql, "INSERT INTO %s (key, value) FORMAT RowBinary", info);
-        ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len,
-                          .settings = insert_settings(c)};
-        if (rows.oom || sql.oom)
-            rc = oom(c, err);
-        else if (ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
-            rc = vdx_error_prefix(err, "collection '%s'", c->collection);
-        strbuf_free(&rows);
-        strbuf_free(&response);
+        rc = insert_info_rows(c, info, pairs, sizeof pairs / sizeof pairs[0], err);
     }
     strbuf_free(&sql);
     free(create_items);
@@ -1630,22 +1640,10 @@ static int clickhouse_add_note(void *state, const char *key, const char *value, 
     char *info = quoted_identifier(c, c->tables.info, err);
     if (!info)
         return -1;
-    strbuf rows = {0}, sql = {0}, response = {0};
-    ch_rb_string(&rows, key);
-    ch_rb_string(&rows, value);
-    strbuf_printf(&sql, "INSERT INTO %s (key, value) FORMAT RowBinary", info);
+    const char *pair[1][2] = {{key, value}};
+    int rc = insert_info_rows(c, info, pair, 1, err);
     free(info);
-    ch_request req = {.sql = sql.data, .body = rows.data, .body_len = rows.len,
-                      .settings = insert_settings(c)};
-    int rc = 0;
-    if (rows.oom || sql.oom)
-        rc = oom(c, err);
-    else if (ch_http_run(c->http, &req, &response, NULL, NULL, err) != 0)
-        rc = vdx_error_prefix(err, "collection '%s': writing a note", c->collection);
-    strbuf_free(&rows);
-    strbuf_free(&sql);
-    strbuf_free(&response);
-    return rc;
+    return rc != 0 ? vdx_error_prefix(err, "writing a note") : 0;
 }
 
 static int clickhouse_notes(void *state, const char *prefix, cJSON **values, vdx_error *err)

@@ -1264,7 +1264,10 @@ static int embedded_notes(void *state, const char *prefix, cJSON **values, vdx_e
     sqlite3_bind_text(stmt, 1, prefix, -1, SQLITE_STATIC);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        cJSON *v = cJSON_CreateString((const char *)sqlite3_column_text(stmt, 0));
+        const unsigned char *text = sqlite3_column_text(stmt, 0);
+        if (!text)
+            continue; /* a NULL value (a damaged file): not a note */
+        cJSON *v = cJSON_CreateString((const char *)text);
         if (!v || !cJSON_AddItemToArray(*values, v)) {
             cJSON_Delete(v);
             rc = SQLITE_NOMEM;
