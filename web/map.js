@@ -218,20 +218,27 @@ precision mediump float;
 uniform sampler2D u_layer; uniform vec2 u_half; uniform vec2 u_origin; uniform float u_ratio; uniform vec2 u_size;
 void main() { gl_FragColor = texture2D(u_layer, ((gl_FragCoord.xy - u_half) * u_ratio + u_origin) / u_size); }`;
 
-function mapProgram(gl, vs, fs) {
+// A linked program with its attribute and uniform locations looked up once (`names`), or
+// null when the browser's WebGL cannot build it.
+function mapProgram(gl, vs, fs, names) {
   const shader = (type, src) => { const s = gl.createShader(type); gl.shaderSource(s, src); gl.compileShader(s); return s; };
   const prog = gl.createProgram();
   gl.attachShader(prog, shader(gl.VERTEX_SHADER, vs));
   gl.attachShader(prog, shader(gl.FRAGMENT_SHADER, fs));
   gl.linkProgram(prog);
-  return prog;
+  if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) return null;
+  const at = {};
+  for (const n of names) at[n] = n.startsWith('a_') ? gl.getAttribLocation(prog, n) : gl.getUniformLocation(prog, n);
+  return { prog, at };
 }
 
 function mapInitGl() {
   const canvas = $('map-canvas');
   const gl = canvas.getContext('webgl', { antialias: false, preserveDrawingBuffer: true });
   if (!gl) { $('map-empty').textContent = 'This browser has no WebGL: the map cannot be drawn.'; $('map-empty').hidden = false; return; }
-  const prog = mapProgram(gl, MAP_VS, MAP_FS);
+  const points = mapProgram(gl, MAP_VS, MAP_FS, ['a_pos', 'a_col', 'a_big', 'u_centre', 'u_scale', 'u_size']);
+  const quad = mapProgram(gl, MAP_QUAD_VS, MAP_QUAD_FS, ['a_corner', 'u_layer', 'u_half', 'u_origin', 'u_ratio', 'u_size']);
+  if (!points || !quad) { $('map-empty').textContent = 'This browser\'s WebGL cannot build the map\'s shaders.'; $('map-empty').hidden = false; return; }
   const pos = new Float32Array(2 * mapState.n);
   for (let i = 0; i < mapState.n; i++) { pos[2 * i] = mapDataX(i); pos[2 * i + 1] = mapDataY(i); }
   const buf = (data) => {
@@ -241,8 +248,9 @@ function mapInitGl() {
     return b;
   };
   mapState.gl = gl;
-  mapState.prog = prog;
-  mapState.quad = mapProgram(gl, MAP_QUAD_VS, MAP_QUAD_FS);
+  mapState.points = points;
+  mapState.quad = quad;
+  mapState.attribSlots = gl.getParameter(gl.MAX_VERTEX_ATTRIBS);
   mapState.buffers = {
     pos: buf(pos), col: buf(new Uint8Array(3 * mapState.n)), big: buf(new Float32Array(mapState.n)),
     corners: buf(new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1])),
@@ -250,11 +258,13 @@ function mapInitGl() {
   mapState.layer = { tex: gl.createTexture(), fbo: gl.createFramebuffer(), w: 0, h: 0, dirty: true, renders: 0 };
 }
 
-// Binds the attributes of `prog` to their buffers (the two programs share attribute slots).
-function mapAttributes(gl, prog, list) {
-  for (let k = 0; k < gl.getParameter(gl.MAX_VERTEX_ATTRIBS); k++) gl.disableVertexAttribArray(k);
+// Makes `program` current with its attributes bound to their buffers (the two programs
+// share attribute slots).
+function mapAttributes(gl, program, list) {
+  gl.useProgram(program.prog);
+  for (let k = 0; k < mapState.attribSlots; k++) gl.disableVertexAttribArray(k);
   for (const [name, buffer, size, type, normalised] of list) {
-    const loc = gl.getAttribLocation(prog, name);
+    const loc = program.at[name];
     gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
     gl.vertexAttribPointer(loc, size, type, normalised, 0, 0);
     gl.enableVertexAttribArray(loc);
@@ -429,12 +439,12 @@ function mapDrawPoints(gl, W, H, k, dpr) {
     gl.viewport(0, 0, L.tw, L.th);
     gl.clearColor(0.97, 0.97, 0.97, 1);
     gl.clear(gl.COLOR_BUFFER_BIT);
-    gl.useProgram(mapState.prog);
-    mapAttributes(gl, mapState.prog, [['a_pos', b.pos, 2, gl.FLOAT, false], ['a_col', b.col, 3, gl.UNSIGNED_BYTE, true],
+    const P = mapState.points;
+    mapAttributes(gl, P, [['a_pos', b.pos, 2, gl.FLOAT, false], ['a_col', b.col, 3, gl.UNSIGNED_BYTE, true],
       ['a_big', b.big, 1, gl.FLOAT, false]]);
-    gl.uniform2f(gl.getUniformLocation(mapState.prog, 'u_centre'), v.cx, v.cy);
-    gl.uniform2f(gl.getUniformLocation(mapState.prog, 'u_scale'), 2 * k / L.tw, 2 * k / L.th);
-    gl.uniform1f(gl.getUniformLocation(mapState.prog, 'u_size'), dpr * Math.min(14, 4 + Math.log2(v.scale) * 2));
+    gl.uniform2f(P.at.u_centre, v.cx, v.cy);
+    gl.uniform2f(P.at.u_scale, 2 * k / L.tw, 2 * k / L.th);
+    gl.uniform1f(P.at.u_size, dpr * Math.min(14, 4 + Math.log2(v.scale) * 2));
     gl.drawArrays(gl.POINTS, 0, mapState.n);
     Object.assign(L, { cx: v.cx, cy: v.cy, scale: v.scale, k, dirty: false, renders: L.renders + 1 });
     dx = dy = 0;
@@ -444,18 +454,18 @@ function mapDrawPoints(gl, W, H, k, dpr) {
   // scaled by the zoom since then (pixel for pixel when there is none)
   gl.bindFramebuffer(gl.FRAMEBUFFER, null);
   gl.viewport(0, 0, W, H);
-  gl.useProgram(mapState.quad);
-  mapAttributes(gl, mapState.quad, [['a_corner', b.corners, 2, gl.FLOAT, false]]);
+  const Q = mapState.quad;
+  mapAttributes(gl, Q, [['a_corner', b.corners, 2, gl.FLOAT, false]]);
   gl.activeTexture(gl.TEXTURE0);
   gl.bindTexture(gl.TEXTURE_2D, L.tex);
   const filter = ratio === 1 ? gl.NEAREST : gl.LINEAR;
   gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, filter);
   gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, filter);
-  gl.uniform1i(gl.getUniformLocation(mapState.quad, 'u_layer'), 0);
-  gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_half'), W / 2, H / 2);
-  gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_origin'), L.tw / 2 + dx, L.th / 2 - dy);
-  gl.uniform1f(gl.getUniformLocation(mapState.quad, 'u_ratio'), ratio);
-  gl.uniform2f(gl.getUniformLocation(mapState.quad, 'u_size'), L.tw, L.th);
+  gl.uniform1i(Q.at.u_layer, 0);
+  gl.uniform2f(Q.at.u_half, W / 2, H / 2);
+  gl.uniform2f(Q.at.u_origin, L.tw / 2 + dx, L.th / 2 - dy);
+  gl.uniform1f(Q.at.u_ratio, ratio);
+  gl.uniform2f(Q.at.u_size, L.tw, L.th);
   gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
 }
 

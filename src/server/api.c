@@ -570,11 +570,22 @@ static void route_sample(api_context *ctx, http_request *req)
         vdx_hit t = hits.hits[i];
         hits.hits[i] = hits.hits[j];
         hits.hits[j] = t;
-        cJSON *item = cJSON_CreateObject(), *full = NULL;
-        /* the item's row, unless the scores came with its url and no column is asked for */
+        cJSON *full = NULL;
+        /* the item's row, unless the scores came with its url and no column is asked for;
+         * an item gone since the scores were read is listed without a url, any other
+         * failure fails the request */
         if ((!hits.hits[i].url || (column && *column)) &&
-            vdx_store_get_item(ctx->search.store, hits.hits[i].id, &full, &err) != 0)
-            full = NULL; /* gone since the scores were read: listed without a url */
+            vdx_store_get_item(ctx->search.store, hits.hits[i].id, &full, &err) != 0) {
+            full = NULL;
+            if (err.kind != VDX_ERR_NOT_FOUND) {
+                cJSON_Delete(out);
+                vdx_hits_free(&hits);
+                free(query);
+                reply_failure(req, &err, 500);
+                return;
+            }
+        }
+        cJSON *item = cJSON_CreateObject();
         const cJSON *url = cJSON_GetObjectItem(full, "url");
         const char *link = hits.hits[i].url ? hits.hits[i].url : cJSON_IsString(url) ? url->valuestring : "";
         cJSON_AddStringToObject(item, "id", hits.hits[i].id);
