@@ -1055,10 +1055,10 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
   const zoomed = await mapPixel(page, item.sx, item.sy), z1 = await renders();
   const scale = await page.evaluate(() => window.vdxMap.state.view.scale);
   check(want.every((v, k) => Math.abs(v - zoomed[k]) <= 3), `zoomed ×${scale.toFixed(2)} about ${item.id}: pixel ${zoomed}, not ${want}`);
+  check(z1 === z0, `a zoom gesture drew the points ${z1 - z0} times before the pointer rested`);
   await page.waitForFunction((r) => window.vdxMap.state.layer.renders > r, z1);
   const settled = await mapPixel(page, item.sx, item.sy);
   check(want.every((v, k) => Math.abs(v - settled[k]) <= 3), `zoomed, at rest: pixel ${settled} at ${item.id}`);
-  check(z1 === z0, `a zoom gesture drew the points ${z1 - z0} times before the pointer rested`);
   await page.evaluate(() => { window.vdxMap.state.restMs = 250; Object.assign(window.vdxMap.state.view, { cx: 0.5, cy: 0.5, scale: 1 }); mapDraw(); });
   // hover: the tooltip names the item; click: the detail panel opens on it
   await page.mouse.move(box.left + item.sx, box.top + item.sy);
