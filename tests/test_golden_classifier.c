@@ -6,6 +6,7 @@
  * The cross-validation's all-folds refit (src/explore/classifier.h) equals one
  * vdx_classifier_fit per fold bit for bit. */
 #include <cjson/cJSON.h>
+#include <omp.h>
 
 #include "test.h"
 #include "explore/classifier.h"
@@ -144,8 +145,9 @@ TEST(accuracy_counts_threshold_side)
 }
 
 /* classifier_fit_folds against one vdx_classifier_fit per fold on that fold's rows: the
- * same bits, for 5 folds and for leave-one-out (23 folds: groups of four folds and the
- * rest one by one), at a width that is not a multiple of the 8 lanes. */
+ * same bits, for 5 folds and for leave-one-out (23 folds), at a width that is not a
+ * multiple of the 16 lanes, on 1, 2 and 3 threads (the work is above the size from which
+ * the folds are shared out among the team). */
 TEST(all_folds_fit_equals_one_fit_per_fold)
 {
     enum { N = 23, D = 37, STEPS = 30 };
@@ -160,9 +162,10 @@ TEST(all_folds_fit_equals_one_fit_per_fold)
         y[i] = (float)(i % 3 == 0);
     for (int j = 0; j < D; j++)
         w0[j] = X[j] + X[D + j];
-    const int fold_counts[] = {5, N};
-    for (int c = 0; c < 2; c++) {
-        int folds = fold_counts[c];
+    const int fold_counts[] = {5, N}, threads_before = omp_get_max_threads();
+    for (int c = 0; c < 6; c++) {
+        int folds = fold_counts[c % 2], threads = 1 + c / 2;
+        omp_set_num_threads(threads);
         for (int i = 0; i < N; i++)
             fold_of[i] = i % folds;
         for (int f = 0; f < folds; f++)
@@ -181,8 +184,10 @@ TEST(all_folds_fit_equals_one_fit_per_fold)
             REQUIRE(vdx_classifier_fit(part, py, m, D, w, STEPS, 0.1f, NULL, &err) == 0, "%s", err.message);
             same += !memcmp(w, W + f * D, sizeof w);
         }
-        CHECK(same == folds, "%d folds: %d of them equal one fit per fold bit for bit", folds, same);
+        CHECK(same == folds, "%d folds on %d threads: %d of them equal one fit per fold bit for bit",
+              folds, threads, same);
     }
+    omp_set_num_threads(threads_before);
 }
 
 int main(void)

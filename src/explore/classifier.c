@@ -1,19 +1,28 @@
 /* The few-shot linear classifier of the original explorer, step for step: `fit` runs
  * `iters` steps of w ← w/‖w‖, loss = mean BCEWithLogits(X·w, y), w ← w − lr·∂loss/∂w
- * (no bias, no momentum), the gradient taken at the normalised w. Sums are accumulated
- * in double and rounded to float where PyTorch holds a float32 tensor, which reproduces
- * its float32 trajectories to 1e-5 (tests/test_golden_classifier.c).
+ * (no bias, no momentum), the gradient taken at the normalised w. Like PyTorch, the
+ * products and the gradient are float32 (the weight's norm and the loss are summed in
+ * double), which reproduces its float32 trajectories to 1e-5
+ * (tests/test_golden_classifier.c).
  *
- * fit and accuracy are compiled for AVX-512 and AVX2 too (target_clones, chosen at load
- * time): the same operations in the same order per lane (independent partial sums,
- * products of floats exact in double, no contraction under -std=c11), only wider, so the
- * results are bit for bit those of the default build. A round's cross-validation refits
- * five folds for up to 100 steps (classifier_fit_folds: all folds in one pass over the
- * rows, the same sums per fold, four folds' dot products at a time). */
+ * The float32 sums use fused multiply-adds (C's fmaf: one rounding, defined to the bit)
+ * in 16 independent partial sums combined in a fixed order, so the result is the same on
+ * every CPU; fit and its helpers are compiled for x86-64-v4 (AVX-512) and -v3 (AVX2 +
+ * FMA) too (target_clones, chosen at load time), where those sums become vector
+ * instructions; the default build calls the C library's fmaf.
+ *
+ * A round's cross-validation refits five folds for up to 100 steps
+ * (classifier_fit_folds): the folds are independent, so they are shared out among the
+ * members of OpenMP's team, each running its folds over the rows in order with the very
+ * operations of `fit`. A fold's result is bit for bit that of `fit` on its rows,
+ * whatever the number of threads. */
 #include "explore/classifier.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
+
+#include "common/team.h"
 
 /* log(1 + exp(-|z|)) + max(z, 0) - z·y: BCEWithLogits in its numerically stable form. */
 static double bce_with_logits(double z, double y)
@@ -22,9 +31,8 @@ static double bce_with_logits(double z, double y)
 }
 
 /* x·w accumulated in double over eight independent partial sums (exact products of
- * floats, so the order only moves the last bits; the compiler can keep them in SIMD
- * registers, which a single running sum would forbid unless reassociation were allowed). */
-static inline __attribute__((always_inline)) double dot_f32(const float *x, const float *w, int n)
+ * floats, so the order only moves the last bits): the accuracy's scores. */
+static inline __attribute__((always_inline)) double dot_f64(const float *x, const float *w, int n)
 {
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int j = 0;
@@ -36,11 +44,52 @@ static inline __attribute__((always_inline)) double dot_f32(const float *x, cons
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* g += r·x: the gradient's accumulation, in double (restrict lets it vectorise). */
-static inline __attribute__((always_inline)) void add_scaled_row(double *restrict g, const float *restrict x, double r, int n)
+#define LANES 16
+
+/* x·w in float32: LANES partial sums of fused multiply-adds, then halved pairwise. */
+static inline __attribute__((always_inline)) float dot_fma(const float *restrict x,
+                                                           const float *restrict w, int n)
 {
-    for (int j = 0; j < n; j++)
-        g[j] += r * x[j];
+    float s[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; k++)
+            s[k] = fmaf(x[j + k], w[j + k], s[k]);
+    for (; j < n; j++)
+        s[0] = fmaf(x[j], w[j], s[0]);
+    for (int half = LANES / 2; half > 0; half /= 2)
+        for (int k = 0; k < half; k++)
+            s[k] += s[k + half];
+    return s[0];
+}
+
+/* g += r·x, one fused multiply-add per element (in blocks, which -O2 vectorises). */
+static inline __attribute__((always_inline)) void add_scaled_row(float *restrict g,
+                                                                 const float *restrict x,
+                                                                 float r, int n)
+{
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; k++)
+            g[j + k] = fmaf(r, x[j + k], g[j + k]);
+    for (; j < n; j++)
+        g[j] = fmaf(r, x[j], g[j]);
+}
+
+/* w ← w/‖w‖ (the norm summed in double, rounded to float as PyTorch's is); 0 when the
+ * norm is zero or not finite. */
+static inline __attribute__((always_inline)) int normalise(float *w, int dims, float *norm_out)
+{
+    double norm2 = 0;
+    for (int j = 0; j < dims; j++)
+        norm2 += (double)w[j] * w[j];
+    float norm = (float)sqrt(norm2);
+    *norm_out = norm;
+    if (!(norm > 0) || !isfinite(norm))
+        return 0;
+    for (int j = 0; j < dims; j++)
+        w[j] = w[j] / norm;
+    return 1;
 }
 
 static double sigmoid(double z)
@@ -51,16 +100,27 @@ static double sigmoid(double z)
     return e / (1.0 + e);
 }
 
-#define FIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FIT_CLONES \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
-FIT_CLONES int vdx_classifier_fit(const float *X, const float *y, int n, int dims, float *w, int iters,
-                       float lr, float *losses, vdx_error *err)
+/* The residual of row x: (sigmoid(x·w) − y) / rows, rounded to float as PyTorch's
+ * gradient of the mean is; *z gets the logit. */
+static inline __attribute__((always_inline)) float residual_of(const float *x, float y,
+                                                               const float *w, int dims,
+                                                               int rows, float *z)
+{
+    *z = dot_fma(x, w, dims);
+    return (float)(sigmoid(*z) - y) / (float)rows;
+}
+
+FIT_CLONES int vdx_classifier_fit(const float *X, const float *y, int n, int dims, float *w,
+                                  int iters, float lr, float *losses, vdx_error *err)
 {
     if (n < 1)
         return vdx_fail(err, "classifier fit: no labelled rows");
     if (dims < 1)
         return vdx_fail(err, "classifier fit: %d dimensions", dims);
-    double *grad = malloc((size_t)dims * sizeof *grad);
+    float *grad = malloc((size_t)dims * sizeof *grad);
     float *residual = malloc((size_t)n * sizeof *residual);
     if (!grad || !residual) {
         free(grad);
@@ -69,89 +129,35 @@ FIT_CLONES int vdx_classifier_fit(const float *X, const float *y, int n, int dim
     }
     int rc = 0;
     for (int step = 0; step < iters; step++) {
-        double norm2 = 0;
-        for (int j = 0; j < dims; j++)
-            norm2 += (double)w[j] * w[j];
-        float norm = (float)sqrt(norm2);
-        if (!(norm > 0) || !isfinite(norm)) {
+        float norm;
+        if (!normalise(w, dims, &norm)) {
             rc = vdx_fail(err, "classifier fit: the weight has norm %g at step %d", norm,
                           step + 1);
             break;
         }
-        for (int j = 0; j < dims; j++)
-            w[j] = w[j] / norm;
-
         double loss = 0;
         for (int i = 0; i < n; i++) {
-            float z = (float)dot_f32(X + (size_t)i * dims, w, dims);
+            float z;
+            residual[i] = residual_of(X + (size_t)i * dims, y[i], w, dims, n, &z);
             loss += bce_with_logits(z, y[i]);
-            residual[i] = (float)(sigmoid(z) - y[i]) / (float)n;
         }
         if (losses)
             losses[step] = (float)(loss / n);
-
         for (int j = 0; j < dims; j++)
             grad[j] = 0;
         for (int i = 0; i < n; i++)
             add_scaled_row(grad, X + (size_t)i * dims, residual[i], dims);
         for (int j = 0; j < dims; j++)
-            w[j] = w[j] - lr * (float)grad[j];
+            w[j] = w[j] - lr * grad[j];
     }
     free(grad);
     free(residual);
     return rc;
 }
 
-/* Four dot_f32 at once (x read once): each sum in dot_f32's lanes and order. */
-static inline __attribute__((always_inline)) void dot4_f32(const float *x, const float *const w[4], int n,
-                                                          double out[4])
-{
-    double a[8] = {0}, b[8] = {0}, c[8] = {0}, d[8] = {0};
-    int j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) {
-            double v = x[j + k];
-            a[k] += v * w[0][j + k];
-            b[k] += v * w[1][j + k];
-            c[k] += v * w[2][j + k];
-            d[k] += v * w[3][j + k];
-        }
-    for (; j < n; j++) {
-        double v = x[j];
-        a[0] += v * w[0][j];
-        b[0] += v * w[1][j];
-        c[0] += v * w[2][j];
-        d[0] += v * w[3][j];
-    }
-    double *s[4] = {a, b, c, d};
-    for (int f = 0; f < 4; f++)
-        out[f] = ((s[f][0] + s[f][1]) + (s[f][2] + s[f][3])) + ((s[f][4] + s[f][5]) + (s[f][6] + s[f][7]));
-}
-
-/* add_scaled_row into four gradients (x read once; each element's operation unchanged). */
-static inline __attribute__((always_inline)) void add4_scaled_rows(double *restrict g0, double *restrict g1,
-                                                                  double *restrict g2, double *restrict g3,
-                                                                  const float *restrict x, const double r[4], int n)
-{
-    /* in blocks of 8, as in dot_f32: -O2's cheap vectorisation takes those, not a loop
-     * whose length it does not know */
-    int j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) {
-            double v = x[j + k];
-            g0[j + k] += r[0] * v;
-            g1[j + k] += r[1] * v;
-            g2[j + k] += r[2] * v;
-            g3[j + k] += r[3] * v;
-        }
-    for (; j < n; j++) {
-        double v = x[j];
-        g0[j] += r[0] * v;
-        g1[j] += r[1] * v;
-        g2[j] += r[2] * v;
-        g3[j] += r[3] * v;
-    }
-}
+/* Below this many multiply-adds (rows × dims × steps × folds) the folds run on the
+ * calling thread: starting the team would cost more than it saves. */
+#define FOLDS_PARALLEL_MIN 100000.0
 
 FIT_CLONES int classifier_fit_folds(const float *X, const float *y, const int *fold_of, int n,
                                     int dims, int folds, float *W, int iters, float lr,
@@ -161,12 +167,14 @@ FIT_CLONES int classifier_fit_folds(const float *X, const float *y, const int *f
         return vdx_fail(err, "classifier fit: no labelled rows");
     if (dims < 1)
         return vdx_fail(err, "classifier fit: %d dimensions", dims);
-    double *G = calloc((size_t)folds * dims, sizeof *G);
-    int *rows = calloc((size_t)folds, sizeof *rows), *others = malloc((size_t)folds * sizeof *others);
-    if (!G || !rows || !others) {
+    float *G = malloc((size_t)folds * dims * sizeof *G);
+    int *rows = calloc((size_t)folds, sizeof *rows), *failed = calloc((size_t)folds, sizeof *failed);
+    float *failed_norm = calloc((size_t)folds, sizeof *failed_norm);
+    if (!G || !rows || !failed || !failed_norm) {
         free(G);
         free(rows);
-        free(others);
+        free(failed);
+        free(failed_norm);
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "classifier fit: out of memory for %d folds of %d", folds, dims);
     }
     for (int i = 0; i < n; i++)
@@ -174,57 +182,45 @@ FIT_CLONES int classifier_fit_folds(const float *X, const float *y, const int *f
             rows[fold_of[i]]++;
     for (int f = 0; f < folds; f++)
         rows[f] = n - rows[f]; /* the rows fold f trains on */
-    int rc = 0;
-    for (int step = 0; step < iters && rc == 0; step++) {
-        for (int f = 0; f < folds && rc == 0; f++) {
-            float *w = W + (size_t)f * dims;
-            double norm2 = 0;
-            for (int j = 0; j < dims; j++)
-                norm2 += (double)w[j] * w[j];
-            float norm = (float)sqrt(norm2);
-            if (!(norm > 0) || !isfinite(norm))
-                rc = vdx_fail(err, "classifier fit: fold %d's weight has norm %g at step %d", f + 1,
-                              norm, step + 1);
-            for (int j = 0; rc == 0 && j < dims; j++)
-                w[j] = w[j] / norm;
-        }
-        if (rc != 0)
-            break;
-        for (size_t k = 0; k < (size_t)folds * dims; k++)
-            G[k] = 0;
-        for (int i = 0; i < n; i++) {
-            const float *x = X + (size_t)i * dims;
-            int m = 0;
-            for (int f = 0; f < folds; f++)
-                if (f != fold_of[i])
-                    others[m++] = f;
-            int f0 = 0;
-            for (; f0 + 4 <= m; f0 += 4) {
-                const float *w[4];
-                double z[4];
-                for (int t = 0; t < 4; t++)
-                    w[t] = W + (size_t)others[f0 + t] * dims;
-                dot4_f32(x, w, dims, z);
-                double r[4];
-                for (int t = 0; t < 4; t++)
-                    r[t] = (float)(sigmoid((float)z[t]) - y[i]) / (float)rows[others[f0 + t]];
-                add4_scaled_rows(G + (size_t)others[f0] * dims, G + (size_t)others[f0 + 1] * dims,
-                                 G + (size_t)others[f0 + 2] * dims, G + (size_t)others[f0 + 3] * dims, x, r, dims);
+    int want = folds < omp_get_max_threads() ? folds : omp_get_max_threads();
+    if ((double)n * dims * iters * folds < FOLDS_PARALLEL_MIN)
+        want = 1;
+    int threads = team_claim(want);
+    /* member t runs folds t, t + threads, ...: every step over the rows in order, as fit */
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int first = threads > 1 ? omp_get_thread_num() : 0;
+        for (int step = 0; step < iters; step++) {
+            for (int f = first; f < folds; f += threads) {
+                if (!failed[f] && !normalise(W + (size_t)f * dims, dims, &failed_norm[f]))
+                    failed[f] = step + 1;
+                for (int j = 0; j < dims; j++)
+                    G[(size_t)f * dims + j] = 0;
             }
-            for (; f0 < m; f0++) {
-                int f = others[f0];
-                float z = (float)dot_f32(x, W + (size_t)f * dims, dims);
-                float r = (float)(sigmoid(z) - y[i]) / (float)rows[f];
-                add_scaled_row(G + (size_t)f * dims, x, r, dims);
+            for (int i = 0; i < n; i++) {
+                const float *x = X + (size_t)i * dims;
+                for (int f = first; f < folds; f += threads) {
+                    if (f == fold_of[i] || failed[f])
+                        continue;
+                    float z, r = residual_of(x, y[i], W + (size_t)f * dims, dims, rows[f], &z);
+                    add_scaled_row(G + (size_t)f * dims, x, r, dims);
+                }
             }
+            for (int f = first; f < folds; f += threads)
+                for (int j = 0; !failed[f] && j < dims; j++)
+                    W[(size_t)f * dims + j] = W[(size_t)f * dims + j] - lr * G[(size_t)f * dims + j];
         }
-        for (int f = 0; f < folds; f++)
-            for (int j = 0; j < dims; j++)
-                W[(size_t)f * dims + j] = W[(size_t)f * dims + j] - lr * (float)G[(size_t)f * dims + j];
     }
+    team_release(threads);
+    int rc = 0;
+    for (int f = 0; f < folds && rc == 0; f++)
+        if (failed[f])
+            rc = vdx_fail(err, "classifier fit: fold %d's weight has norm %g at step %d", f + 1,
+                          failed_norm[f], failed[f]);
     free(G);
     free(rows);
-    free(others);
+    free(failed);
+    free(failed_norm);
     return rc;
 }
 
@@ -235,7 +231,7 @@ FIT_CLONES double vdx_classifier_accuracy(const float *X, const float *y, int n,
         return 0;
     int correct = 0;
     for (int i = 0; i < n; i++) {
-        double score = dot_f32(X + (size_t)i * dims, w, dims);
+        double score = dot_f64(X + (size_t)i * dims, w, dims);
         correct += (score > threshold) == (y[i] > 0.5f);
     }
     return (double)correct / n;

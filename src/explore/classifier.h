@@ -4,12 +4,11 @@
 
 #include "vdx/explore.h"
 
-/* `folds` refits of vdx_classifier_fit in one pass over the rows a step: fold f trains W's
- * row f (dims floats, its start in, its result out) on the rows i with fold_of[i] != f,
- * in row order, for `iters` steps of rate lr. Each fold's result is bit for bit what
- * vdx_classifier_fit gives on its rows alone (the same operations in the same order);
- * only the folds' independent sums are interleaved, so that a row is read once a step
- * and the folds' dependency chains overlap. */
+/* `folds` refits of vdx_classifier_fit: fold f trains W's row f (dims floats, its start
+ * in, its result out) on the rows i with fold_of[i] != f, in row order, for `iters` steps
+ * of rate lr. The folds are shared out among OpenMP's team (when it is free and the work
+ * is worth it); each fold's result is bit for bit what vdx_classifier_fit gives on its
+ * rows alone (the same operations in the same order), whatever the number of threads. */
 int classifier_fit_folds(const float *X, const float *y, const int *fold_of, int n, int dims,
                          int folds, float *W, int iters, float lr, vdx_error *err);
 

@@ -9,12 +9,12 @@
  * unit-length; equal distances are ordered by the caller's tie-break (the item id). */
 #include <immintrin.h>
 #include <omp.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/scan.h"
+#include "common/team.h"
 
 /* Below this many bytes a single thread finishes before a second one would start. */
 #define SCAN_PARALLEL_BYTES (4u << 20)
@@ -250,10 +250,10 @@ static void *scan_dots_chunks(void *arg)
  * A scan runs on OpenMP's team, the one the model's matrix engine (oneDNN) and kernels
  * use, so a process has one pool of worker threads (libgomp keeps them between regions:
  * no scan starts a thread). The members claim chunks from a shared counter, so a member
- * the scheduler holds back delays nothing but its current chunk. One scan at a time uses
- * the team: a scan that finds it taken (another request's) runs on its calling thread,
- * so concurrent searches never put more threads on the cores than there are. */
-static pthread_mutex_t team_busy = PTHREAD_MUTEX_INITIALIZER;
+ * the scheduler holds back delays nothing but its current chunk. One region at a time
+ * uses the team (common/team.h): a scan that finds it taken (another request's) runs on
+ * its calling thread, so concurrent searches never put more threads on the cores than
+ * there are. */
 
 /* Runs fn on `threads` members of the team, job t on member t; chunks of about 1 MB of
  * rows (a multiple of 64 rows, so a bitmap word is never split) are claimed until none
@@ -269,13 +269,13 @@ static void run_chunks(const vdx_scan_matrix *m, scan_job *jobs, int threads,
         jobs[t].chunk_rows = chunk_rows;
         jobs[t].n_heap = 0;
     }
-    if (threads == 1 || pthread_mutex_trylock(&team_busy) != 0) {
+    if ((threads = team_claim(threads)) == 1) {
         fn(&jobs[0]);
         return;
     }
 #pragma omp parallel num_threads(threads)
     fn(&jobs[omp_get_thread_num()]);
-    pthread_mutex_unlock(&team_busy);
+    team_release(threads);
 }
 
 typedef struct sort_ctx {
