@@ -44,23 +44,34 @@ static inline __attribute__((always_inline)) double dot_f64(const float *x, cons
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-#define LANES 16
+#define LANES 16 /* the halving in dot_fma assumes 16 */
 
-/* x·w in float32: LANES partial sums of fused multiply-adds, then halved pairwise. */
+/* x·w in float32: 4 × LANES partial sums of fused multiply-adds (four independent
+ * chains of vector registers, so the adds' latency overlaps), then added pairwise. */
 static inline __attribute__((always_inline)) float dot_fma(const float *restrict x,
                                                            const float *restrict w, int n)
 {
-    float s[LANES] = {0};
+    float s0[LANES] = {0}, s1[LANES] = {0}, s2[LANES] = {0}, s3[LANES] = {0};
     int j = 0;
-    for (; j + LANES <= n; j += LANES)
-        for (int k = 0; k < LANES; k++)
-            s[k] = fmaf(x[j + k], w[j + k], s[k]);
+    for (; j + 4 * LANES <= n; j += 4 * LANES)
+        for (int k = 0; k < LANES; k++) {
+            s0[k] = fmaf(x[j + k], w[j + k], s0[k]);
+            s1[k] = fmaf(x[j + LANES + k], w[j + LANES + k], s1[k]);
+            s2[k] = fmaf(x[j + 2 * LANES + k], w[j + 2 * LANES + k], s2[k]);
+            s3[k] = fmaf(x[j + 3 * LANES + k], w[j + 3 * LANES + k], s3[k]);
+        }
     for (; j < n; j++)
-        s[0] = fmaf(x[j], w[j], s[0]);
-    for (int half = LANES / 2; half > 0; half /= 2)
-        for (int k = 0; k < half; k++)
-            s[k] += s[k + half];
-    return s[0];
+        s0[0] = fmaf(x[j], w[j], s0[0]);
+    for (int k = 0; k < LANES; k++)
+        s0[k] = (s0[k] + s1[k]) + (s2[k] + s3[k]);
+    /* halved pairwise, with constant bounds so that each halving is one vector add */
+    for (int k = 0; k < 8; k++)
+        s0[k] += s0[k + 8];
+    for (int k = 0; k < 4; k++)
+        s0[k] += s0[k + 4];
+    for (int k = 0; k < 2; k++)
+        s0[k] += s0[k + 2];
+    return s0[0] + s0[1];
 }
 
 /* g += r·x, one fused multiply-add per element (in blocks, which -O2 vectorises). */

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #include "store/index_ivf.h"
 #include "common/clock.h"
 #include "common/half.h"
+#include "common/team.h"
 
 #define IVF_MAGIC "VDXIVF1\0"
 #define IVF_VERSION 1    /* int8 codes */
@@ -857,6 +859,61 @@ static int allowed_row(const uint64_t *allowed, int64_t r)
     return !allowed || (allowed[r / 64] >> (r % 64) & 1);
 }
 
+/* One member's share of a search: the candidates it estimated and the heap of its best
+ * `keep` estimates. */
+typedef struct visit_state {
+    cand *cands;
+    int64_t n, cap, n_heap;
+    float *heap;
+} visit_state;
+
+/* What every member reads while visiting partitions. */
+typedef struct visit_ctx {
+    const vdx_ivf *ix;
+    const vdx_ivf_query *q;
+    const float *ls, *qs, *lut;
+    int64_t indexed, keep;
+    i8_kernel dot8;
+} visit_ctx;
+
+/* Estimates every allowed row of partition l into st; -1 when memory runs out. */
+static int visit_list(const visit_ctx *v, uint32_t l, visit_state *st)
+{
+    const vdx_ivf *ix = v->ix;
+    int d = (int)ix->h.dims, pq = ix->h.version == IVF_VERSION_PQ;
+    int pq_m = (int)ix->h.pq_m, ksub = (int)ix->h.pq_ksub;
+    float base = v->ls[l];
+    for (uint64_t pos = ix->starts[l]; pos < ix->starts[l + 1]; pos++) {
+        int64_t r = ix->rows[pos];
+        if (r >= v->indexed || !allowed_row(v->q->allowed, r))
+            continue;
+        if (st->n == st->cap) {
+            int64_t cap = st->cap ? st->cap * 2 : 4096;
+            cand *grown = realloc(st->cands, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return -1;
+            st->cands = grown;
+            st->cap = cap;
+        }
+        float a = base;
+        if (pq) {
+            const uint8_t *code = (const uint8_t *)ix->codes + pos * (uint64_t)pq_m;
+            for (int s = 0; s < pq_m; s++)
+                a += v->lut[s * ksub + code[s]];
+        } else {
+            a += v->dot8(v->qs, ix->codes + pos * (uint64_t)d, d);
+        }
+        st->cands[st->n].approx = a;
+        st->cands[st->n].row = r;
+        st->n++;
+        heap_push(st->heap, &st->n_heap, v->keep, a);
+    }
+    return 0;
+}
+
+/* Below this many partitions to visit a search runs on its calling thread. */
+#define VISIT_PARALLEL_MIN 8
+
 int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_query *q,
                        vdx_scan_hit *out, vdx_error *err)
 {
@@ -891,7 +948,9 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
     float *heap = malloc((size_t)keep * sizeof *heap);
     float *lut = pq ? malloc((size_t)pq_m * ksub * sizeof *lut) : NULL;
     cand *cands = NULL;
-    int64_t n_cands = 0, cap = 0, n_heap = 0;
+    visit_state *states = NULL;
+    int threads = 1;
+    int64_t n_cands = 0, n_heap = 0;
     int64_t *rr = NULL;
     float *dots = NULL;
     vdx_scan_hit *hits = NULL;
@@ -900,7 +959,11 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
         vdx_fail(err, "search: out of memory");
         goto done;
     }
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, lists, d, 1.0f, ix->centres, d, q->q, 1, 0.0f, ls, 1);
+    /* the centres' scores with the scans' kernel on OpenMP's team (OpenBLAS's own
+     * threads would spin on the cores for a while after each call) */
+    vdx_scan_matrix centres = {ix->centres, lists, d, VDX_VECTOR_F32};
+    if (scan_dots(&centres, q->q, NULL, ls, err) != 0)
+        goto done;
     for (int l = 0; l < lists; l++)
         order[l] = (uint32_t)l;
     qsort_r(order, (size_t)lists, sizeof *order, by_list_score, ls);
@@ -922,39 +985,57 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
                 lut[s * ksub + j] = acc;
             }
     }
-    i8_kernel dot8 = pick_i8_kernel();
-    for (int li = 0; li < lists; li++) {
-        if (li >= nprobe && n_cands >= want)
-            break;
-        uint32_t l = order[li];
-        float base = ls[l];
-        for (uint64_t pos = ix->starts[l]; pos < ix->starts[l + 1]; pos++) {
-            int64_t r = ix->rows[pos];
-            if (r >= indexed || !allowed_row(q->allowed, r))
-                continue;
-            if (n_cands == cap) {
-                cap = cap ? cap * 2 : 4096;
-                cand *grown = realloc(cands, (size_t)cap * sizeof *cands);
-                if (!grown) {
-                    vdx_fail(err, "search: out of memory");
-                    goto done;
-                }
-                cands = grown;
-            }
-            float a = base;
-            if (pq) {
-                const uint8_t *code = (const uint8_t *)ix->codes + pos * (uint64_t)pq_m;
-                for (int s = 0; s < pq_m; s++)
-                    a += lut[s * ksub + code[s]];
-            } else {
-                a += dot8(qs, ix->codes + pos * (uint64_t)d, d);
-            }
-            cands[n_cands].approx = a;
-            cands[n_cands].row = r;
-            n_cands++;
-            heap_push(heap, &n_heap, keep, a);
+    /* the first nprobe partitions, shared out among the team's members (every member's
+     * candidates and heap are merged below: the same set whatever the split); then one
+     * by one until `want` allowed rows were seen */
+    visit_ctx v = {ix, q, ls, qs, lut, indexed, keep, pick_i8_kernel()};
+    threads = nprobe >= VISIT_PARALLEL_MIN ? omp_get_max_threads() : 1;
+    threads = team_claim(threads > (int)nprobe ? (int)nprobe : threads);
+    states = calloc((size_t)threads, sizeof *states);
+    int failed = !states;
+    for (int t = 1; !failed && t < threads; t++)
+        failed = !(states[t].heap = malloc((size_t)keep * sizeof *states[t].heap));
+    if (!failed) {
+        states[0].heap = heap;
+        heap = NULL; /* states[0] owns it */
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : failed)
+        {
+            int t = threads > 1 ? omp_get_thread_num() : 0;
+            for (int64_t li = t; li < nprobe && !failed; li += threads)
+                failed = visit_list(&v, order[li], &states[t]) != 0;
         }
     }
+    team_release(threads);
+    visit_state *all = states;
+    for (int t = 1; !failed && t < threads; t++) {
+        if (all->n + states[t].n > all->cap) {
+            int64_t cap = all->n + states[t].n;
+            cand *grown = realloc(all->cands, (size_t)cap * sizeof *grown);
+            failed = !grown;
+            if (grown) {
+                all->cands = grown;
+                all->cap = cap;
+            }
+        }
+        if (!failed) {
+            memcpy(all->cands + all->n, states[t].cands, (size_t)states[t].n * sizeof *all->cands);
+            all->n += states[t].n;
+            for (int64_t i = 0; i < states[t].n_heap; i++)
+                heap_push(all->heap, &all->n_heap, keep, states[t].heap[i]);
+        }
+    }
+    for (int64_t li = nprobe; !failed && li < lists && all->n < want; li++)
+        failed = visit_list(&v, order[li], all) != 0;
+    if (failed) {
+        vdx_fail(err, "search: out of memory");
+        goto done;
+    }
+    cands = all->cands;
+    n_cands = all->n;
+    n_heap = all->n_heap;
+    heap = all->heap;
+    all->cands = NULL;
+    all->heap = NULL;
     /* rerank: every estimate within 2E of the want-th best, plus the unindexed tail */
     float floor = n_heap < keep ? -INFINITY : (float)(heap[0] - 2 * bound);
     int64_t n_tail = 0;
@@ -988,6 +1069,11 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
     result = n_rr < want ? n_rr : want;
     memcpy(out, hits, (size_t)result * sizeof *out);
 done:
+    for (int t = 0; states && t < threads; t++) {
+        free(states[t].cands);
+        free(states[t].heap);
+    }
+    free(states);
     free(ls);
     free(order);
     free(qs);
