@@ -5,6 +5,7 @@
  * default settings stays above a floor; an index that does not match the rows or is
  * corrupt is ignored (exact scan, reason in info); a build killed with SIGKILL leaves a
  * usable collection and the old index. */
+#include <omp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,7 +107,10 @@ TEST(all_partitions_equal_the_exact_scan)
     snprintf(lists, sizeof lists, "%d", LISTS);
     setenv("VDX_INDEX_NPROBE", lists, 1);
     float q[DIMS];
-    for (int t = 0; t < 30; t++) {
+    /* on one thread, then with the partitions shared out among two */
+    int threads_before = omp_get_max_threads();
+    for (int t = 0; t < 60; t++) {
+        omp_set_num_threads(1 + t / 30);
         if (t % 3 == 0)
             synth_image(gen, (uint64_t)ROWS + (uint64_t)t, q);
         else if (t % 3 == 1)
@@ -120,11 +124,12 @@ TEST(all_partitions_equal_the_exact_scan)
                         search(shared, q, k, (const char *const *)excl, t % 2 ? 100 : 0, NULL, 0,
                                &b) == 0,
                     "search failed");
-            CHECK(a.n == k && b.n == a.n, "query %d k=%d: %d exact hits, %d indexed", t, k, a.n,
-                  b.n);
+            CHECK(a.n == k && b.n == a.n, "query %d k=%d (%d threads): %d exact hits, %d indexed",
+                  t, k, 1 + t / 30, a.n, b.n);
             for (int i = 0; i < a.n && i < b.n; i++)
                 if (strcmp(a.hits[i].id, b.hits[i].id) || a.hits[i].dist != b.hits[i].dist) {
-                    CHECK(0, "query %d k=%d rank %d: exact %s %.9g, index %s %.9g", t, k, i,
+                    CHECK(0, "query %d k=%d (%d threads) rank %d: exact %s %.9g, index %s %.9g", t,
+                          k, 1 + t / 30, i,
                           a.hits[i].id, (double)a.hits[i].dist, b.hits[i].id,
                           (double)b.hits[i].dist);
                     break;
@@ -133,6 +138,7 @@ TEST(all_partitions_equal_the_exact_scan)
             vdx_hits_free(&b);
         }
     }
+    omp_set_num_threads(threads_before);
     unsetenv("VDX_INDEX_NPROBE");
     for (int i = 0; i < 100; i++)
         free(excl[i]);
