@@ -8,6 +8,7 @@
  * index is built first, as an ingest would (docs/index.md).
  *   usage: bench_explore [items=25000] [labels=500] [reps=15] */
 #include <cjson/cJSON.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,7 @@ static void die(const char *what, const vdx_error *err)
 
 int main(int argc, char **argv)
 {
+    mallopt(M_MXFAST, 0); /* as the vdx program does (src/cli/main.c) */
     int n_items = argc > 1 ? atoi(argv[1]) : 25000;
     int n_labels = argc > 2 ? atoi(argv[2]) : 500;
     int reps = argc > 3 ? atoi(argv[3]) : 15;
