@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@
 #include "common/json_check.h"
 #include "common/sqlite_util.h"
 #include "common/strbuf.h"
+#include "common/team.h"
 #include "test.h"
 #include "vdx/common.h"
 
@@ -265,6 +267,31 @@ TEST(sqlite_errors_have_kinds)
           "%s (%s)", err.message, vdx_error_kind_name(err.kind));
 }
 
+/* The team is claimed by one caller at a time; a second caller (here another thread)
+ * runs alone until it is given back; asking for one thread never claims it. */
+static void *claim_elsewhere(void *arg)
+{
+    int got = team_claim(2);
+    team_release(got);
+    *(int *)arg = got;
+    return NULL;
+}
+
+TEST(team_is_claimed_by_one_caller_at_a_time)
+{
+    CHECK(team_claim(1) == 1, "one thread wanted: no claim");
+    int first = team_claim(2), other = 0;
+    CHECK(first == 2, "a free team is given: %d", first);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, claim_elsewhere, &other) == 0, "thread");
+    pthread_join(t, NULL);
+    CHECK(other == 1, "a claimed team is refused to another caller: %d", other);
+    team_release(first);
+    REQUIRE(pthread_create(&t, NULL, claim_elsewhere, &other) == 0, "thread");
+    pthread_join(t, NULL);
+    CHECK(other == 2, "a released team is given again: %d", other);
+}
+
 int main(void)
 {
     RUN(error_kinds);
@@ -275,5 +302,6 @@ int main(void)
     RUN(http_retry_policy_and_redaction);
     RUN(json_check_agrees_with_cjson);
     RUN(sqlite_errors_have_kinds);
+    RUN(team_is_claimed_by_one_caller_at_a_time);
     return test_summary("toolkit");
 }
