@@ -155,8 +155,8 @@ int main(int argc, char **argv)
         die("label", &err);
     printf("  labelling %d items (one call): %.1f ms\n", n_labels, (vdx_now() - t0) * 1e3);
 
-    enum { TRAIN, NEXT, ROUND, PAGE2, SCORE_TOP, SCORE_ALL, EVALUATE, STORE_SCORE, STORE_SCORE_BARE,
-           STORE_SEARCH, STORE_VECTORS, METRICS };
+    enum { TRAIN, NEXT, ROUND, PAGE2, SCORE_TOP, SCORE_ALL, EVALUATE, EVALUATE_EXACT, STORE_SCORE,
+           STORE_SCORE_BARE, STORE_VALUES, STORE_VALUES_EXACT, STORE_SEARCH, STORE_VECTORS, METRICS };
     static const char *const names[METRICS] = {
         "    train over the labels (5 steps + the round's CV)",
         "    next 9 nearest (makes the round's list of 100)",
@@ -165,8 +165,11 @@ int main(int argc, char **argv)
         "  score the collection, top 100 as JSON",
         "  score the collection, every item as JSON",
         "  evaluate (5-fold CV + histogram)",
+        "  evaluate --exact (every score from its vector)",
         "  store alone: score_all",
         "  store alone: score_all without urls",
+        "  store alone: score_values (index codes if any)",
+        "  store alone: score_values, exact",
         "  store alone: search k=9 excluding the labelled ids",
         "  store alone: get_vectors of the labelled ids",
     };
@@ -218,6 +221,18 @@ int main(int argc, char **argv)
         if (vdx_concept_evaluate(book, "bench", NULL, &out, &err) != 0)
             die("evaluate", &err);
         record(&t[EVALUATE], r, start, mark());
+        if (r == 0) {
+            const cJSON *sc = cJSON_GetObjectItem(out, "scores");
+            printf("  evaluate's scores: from %s, max error %.4f\n",
+                   cJSON_GetStringValue(cJSON_GetObjectItem(sc, "source")),
+                   cJSON_GetNumberValue(cJSON_GetObjectItem(sc, "max_error")));
+        }
+        cJSON_Delete(out);
+        vdx_evaluate_options exact = {.exact = 1};
+        start = mark();
+        if (vdx_concept_evaluate(book, "bench", &exact, &out, &err) != 0)
+            die("evaluate", &err);
+        record(&t[EVALUATE_EXACT], r, start, mark());
         cJSON_Delete(out);
 
         /* the store's share: the calls the concept book makes */
@@ -234,6 +249,18 @@ int main(int argc, char **argv)
             die("store score_all", &err);
         vdx_hits_free(&hits);
         record(&t[STORE_SCORE_BARE], r, start, mark());
+        for (int e = 0; e < 2; e++) {
+            vdx_search_request values = {.query = w, .exclude_ids = label_ids,
+                                         .n_exclude = (size_t)n_labels, .exact = e};
+            float *scores = NULL;
+            size_t n_scores = 0;
+            double bound = 0;
+            start = mark();
+            if (vdx_store_score_values(store, &values, &scores, &n_scores, &bound, &err) != 0)
+                die("store score_values", &err);
+            record(&t[e ? STORE_VALUES_EXACT : STORE_VALUES], r, start, mark());
+            free(scores);
+        }
         vdx_search_request near = {.query = w, .k = 9, .exclude_ids = label_ids,
                                    .n_exclude = (size_t)n_labels};
         start = mark();

@@ -278,6 +278,73 @@ TEST(pq_codes)
     unsetenv("VDX_INDEX_RERANK");
     unsetenv("VDX_INDEX_NPROBE");
     filters_and_exclusions(s);
+    /* product-quantised codes bound no error: score_values scans the vectors */
+    float q[DIMS], *values = NULL;
+    size_t n_values = 0;
+    double bound = -1;
+    synth_image(gen, 12345, q);
+    vdx_search_request req = {.query = q};
+    vdx_hits all = {0};
+    REQUIRE(vdx_store_score_all(s, &req, &all, &err) == 0 &&
+                vdx_store_score_values(s, &req, &values, &n_values, &bound, &err) == 0,
+            "%s", err.message);
+    int same = 0;
+    for (int i = 0; i < all.n && (size_t)i < n_values; i++)
+        same += values[i] == all.hits[i].dist;
+    CHECK(bound == 0 && n_values == (size_t)all.n && same == all.n,
+          "pq: bound %g, %d of %d scores equal score_all's", bound, same, all.n);
+    free(values);
+    vdx_hits_free(&all);
+    vdx_store_close(s);
+}
+
+/* score_values: with an int8 index the scores are estimated from the codes, each within
+ * the reported bound of the exact score (and most much closer); with `exact`, or on a
+ * pq index (no bound), they are score_all's scores bit for bit; exclusions are left out
+ * and rows appended after the build are scored exactly. */
+TEST(score_values_from_the_codes_stay_within_their_bound)
+{
+    vdx_error err = {{0}};
+    vdx_store *s = indexed_store("values");
+    REQUIRE(s, "setup failed");
+    REQUIRE(fill(s, ROWS, 40, &err) == 0, "%s", err.message);
+    float q[DIMS];
+    synth_text_for_cluster(gen, 3, 0, q);
+    for (int j = 0; j < DIMS; j++)
+        q[j] *= 1.7f; /* a classifier's weight: not a unit vector */
+    const char *excl[3] = {"i5", "i77", "i6003"};
+    vdx_search_request req = {.query = q, .exclude_ids = excl, .n_exclude = 3};
+    vdx_hits all = {0};
+    REQUIRE(vdx_store_score_all(s, &req, &all, &err) == 0, "%s", err.message);
+    float *approx = NULL, *exact = NULL;
+    size_t n_approx = 0, n_exact = 0;
+    double bound = -1, exact_bound = -1;
+    REQUIRE(vdx_store_score_values(s, &req, &approx, &n_approx, &bound, &err) == 0, "%s",
+            err.message);
+    req.exact = 1;
+    REQUIRE(vdx_store_score_values(s, &req, &exact, &n_exact, &exact_bound, &err) == 0, "%s",
+            err.message);
+    CHECK(all.n == ROWS + 40 - 3 && n_approx == (size_t)all.n && n_exact == (size_t)all.n,
+          "%d scored, %zu estimated, %zu exact", all.n, n_approx, n_exact);
+    CHECK(bound > 0 && bound < 0.2 && exact_bound == 0, "bounds %g and %g", bound, exact_bound);
+    int same = 0, within = 0, tail_exact = 0;
+    double worst = 0, sum = 0;
+    for (int i = 0; i < all.n && (size_t)i < n_approx && (size_t)i < n_exact; i++) {
+        same += exact[i] == all.hits[i].dist;
+        double e = fabs((double)approx[i] - all.hits[i].dist);
+        within += e <= bound;
+        worst = fmax(worst, e);
+        sum += e;
+        tail_exact += i >= ROWS - 2 && approx[i] == all.hits[i].dist; /* 2 excluded before */
+    }
+    CHECK(same == all.n, "exact: %d of %d equal score_all's", same, all.n);
+    CHECK(within == all.n, "%d of %d estimates within the bound %g (worst %g)", within, all.n,
+          bound, worst);
+    CHECK(sum / all.n < bound / 10, "mean error %g against the bound %g", sum / all.n, bound);
+    CHECK(tail_exact == 40 - 1, "%d of the 39 appended rows kept scored exactly", tail_exact);
+    free(approx);
+    free(exact);
+    vdx_hits_free(&all);
     vdx_store_close(s);
 }
 
@@ -419,6 +486,7 @@ int main(void)
     RUN(recall_floor_at_default_settings);
     RUN(filters_and_exclusions_give_k_results);
     RUN(pq_codes);
+    RUN(score_values_from_the_codes_stay_within_their_bound);
     RUN(appended_rows_are_found_and_info_reports_them);
     RUN(mismatched_or_corrupt_index_is_ignored);
     RUN(killed_build_leaves_the_old_index);

@@ -1155,6 +1155,18 @@ TEST(score_all_is_raw_dot_products)
               "without ids, hit %d: id %s, %g vs %g", i, bare.hits[i].id ? bare.hits[i].id : "NULL",
               bare.hits[i].dist, hits.hits[i].dist);
     vdx_hits_free(&bare);
+    /* score_values: the same scores as floats (no index here: exact, bound 0) */
+    float *values = NULL;
+    size_t n_values = 0;
+    double bound = -1;
+    REQUIRE(vdx_store_score_values(f.store, &req, &values, &n_values, &bound, &err) == 0, "%s",
+            err.message);
+    CHECK(n_values == (size_t)hits.n && bound == 0, "score_values: %zu scores (%d), bound %g",
+          n_values, hits.n, bound);
+    for (size_t i = 0; i < n_values && i < (size_t)hits.n && !test_case_failed; i++)
+        CHECK(values[i] == hits.hits[i].dist, "score_values %zu: %g vs %g", i, values[i],
+              hits.hits[i].dist);
+    free(values);
     vdx_hits_free(&hits);
     free_fixture(&f);
 }

@@ -1053,7 +1053,9 @@ function drawHistogram() {
   ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, hgt); ctx.stroke();
   const exact = !state.moved;
   const above = exact ? e.above_threshold : aboveEstimate(t);
-  $('above').textContent = `${exact ? '' : '≈ '}${above.toLocaleString()} of ${e.count.toLocaleString()} items above the threshold ${fmt(t, 2)} (calibrated probability${e.calibration ? '' : ', none fitted yet'})`;
+  // a large collection's scores may come from its index's codes: then the count is close, not exact
+  const fromIndex = e.scores && e.scores.source === 'index';
+  $('above').textContent = `${exact && !fromIndex ? '' : '≈ '}${above.toLocaleString()} of ${e.count.toLocaleString()} items above the threshold ${fmt(t, 2)} (calibrated probability${e.calibration ? '' : ', none fitted yet'}${fromIndex ? `; scores from the index, each within ${fmt(e.scores.max_error, 3)}` : ''})`;
   $('above').dataset.count = exact ? String(above) : '';
 }
 

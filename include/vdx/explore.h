@@ -244,6 +244,9 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
 typedef struct vdx_evaluate_options {
     int bins;            /* histogram bins, <= 0 → 40 */
     const char *where;   /* restrict the collection part (counts, histogram) */
+    int exact;           /* score every item from its vector even when the collection has an
+                          * approximate index (by default, without `where`, the unlabelled
+                          * items' scores are estimated from the index's int8 codes) */
 } vdx_evaluate_options;
 
 /* How good is the concept:
@@ -266,6 +269,11 @@ typedef struct vdx_evaluate_options {
  *       undefined. Over 1000 labels it uses 1000 ("labels"), spread evenly over each
  *       class with the class's share, so its cost is bounded.
  *    "count": items scored, "above_threshold": items with score > threshold,
+ *    "scores": {"source": "vectors" | "index", "max_error"}: where the collection's
+ *       scores came from; "index": the unlabelled items' scores were estimated from the
+ *       approximate index's int8 codes (an embedded collection with an index, no `where`,
+ *       `exact` unset), each within max_error of the exact score (the labels' scores are
+ *       always exact); the counts, histograms and estimates use them,
  *    "histogram":{"min","max","bin_width","counts":[bins]} of all items' scores
  *       (range = [min, max] of scores, widened to include the threshold),
  *    "probability_histogram": the same items over calibrated probability, [0, 1],

@@ -163,6 +163,15 @@ int vdx_store_search(vdx_store *store, const vdx_search_request *req, vdx_hits *
  * In storage (append) order. */
 int vdx_store_score_all(vdx_store *store, const vdx_search_request *req, vdx_hits *out,
                         vdx_error *err);
+/* The scores alone of score_all's items (the same items, where and exclusions honoured,
+ * in storage order, no ids): *n floats in *scores (free() them). With an approximate
+ * index of int8 codes and req->exact unset, the embedded store estimates them from the
+ * codes, a quarter of the bytes a float32 scan reads (rows appended after the build are
+ * scored exactly); *bound is then the largest error any score may have (½ Σ|q_d·scale_d|,
+ * typically 0.01-0.02 for a unit query, while the typical error is a few 1e-4), else 0.
+ * For histograms and counts (evaluate), not rankings. */
+int vdx_store_score_values(vdx_store *store, const vdx_search_request *req, float **scores,
+                           size_t *n, double *bound, vdx_error *err);
 void vdx_hits_free(vdx_hits *hits);
 
 /* Vectors of the given ids (n*dims floats, as stored: f16 collections give the f16

@@ -29,7 +29,9 @@ static const char usage_text[] =
     "                                              estimate positives, precision, recall\n"
     "  label NAME +ID -ID ~ID ...                 +: positive, -: negative, ~: clear\n"
     "  train NAME [--iters 5] [--lr 0.1]           one round over all labels\n"
-    "  show NAME [--weight] [--bins 40]            labels, history, accuracy, histogram\n"
+    "  show NAME [--weight] [--bins 40] [--exact]  labels, history, accuracy, histogram\n"
+    "                                              (--exact: every score from its vector,\n"
+    "                                              not from the index's codes)\n"
     "  score NAME [--top N] [--threshold T] [--offset N] [--where EXPR]\n"
     "  export NAME --labels|--scores|--classifier [--format csv|jsonl|json]\n"
     "            [--threshold T] [-o|--output FILE]\n"
@@ -87,7 +89,7 @@ typedef struct options {
     const char *prompt, *mode, *where, *format, *output, *name, *source;
     const char *examples[MAX_EXAMPLES];
     int n_examples;
-    int k, page, iters, top, offset, bins, hide_duplicates, with_weight;
+    int k, page, iters, top, offset, bins, hide_duplicates, with_weight, exact;
     int want_labels, want_scores, want_classifier;
     int round, revert_labels, has_precision;
     double precision;
@@ -241,6 +243,8 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
             o->has_precision = 1;
         } else if (!no_more_options && !strcmp(a, "--weight")) {
             o->with_weight = 1;
+        } else if (!no_more_options && !strcmp(a, "--exact")) {
+            o->exact = 1;
         } else if (!no_more_options && !strcmp(a, "--labels")) {
             o->want_labels = 1;
         } else if (!no_more_options && !strcmp(a, "--scores")) {
@@ -560,7 +564,7 @@ static int cmd_show(context *c)
 {
     options *o = c->o;
     cJSON *concept = NULL, *evaluation = NULL;
-    vdx_evaluate_options eval = {.bins = o->bins};
+    vdx_evaluate_options eval = {.bins = o->bins, .exact = o->exact};
     if (vdx_concept_get(c->book, o->positional[0], o->with_weight, &concept, &c->err) != 0 ||
         vdx_concept_evaluate(c->book, o->positional[0], &eval, &evaluation, &c->err) != 0) {
         cJSON_Delete(concept);
@@ -610,6 +614,11 @@ static int cmd_show(context *c)
     }
     printf("above threshold: %d of %d items\n", (int)number(evaluation, "above_threshold"),
            (int)number(evaluation, "count"));
+    const cJSON *source = cJSON_GetObjectItem(evaluation, "scores");
+    if (!strcmp(string(source, "source"), "index"))
+        printf("  (unlabelled items scored from the index's codes, each within %.4f; --exact "
+               "scores every vector)\n",
+               number(source, "max_error"));
     print_estimates(cJSON_GetObjectItem(evaluation, "estimates"), o->positional[0]);
     printf("score histogram\n");
     print_histogram(cJSON_GetObjectItem(evaluation, "histogram"), number(concept, "threshold"));

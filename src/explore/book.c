@@ -868,25 +868,11 @@ int book_score_all(vdx_concepts *book, const float *weight, const char *where, i
 }
 
 int book_score_unlabelled(vdx_concepts *book, const float *weight, const label_set *labelled,
-                          float **scores, size_t *n, vdx_error *err)
+                          int exact, float **scores, size_t *n, double *bound, vdx_error *err)
 {
-    *scores = NULL;
-    *n = 0;
     vdx_search_request req = {.query = weight, .exclude_ids = (const char *const *)labelled->ids,
-                              .n_exclude = labelled->n, .without_urls = 1, .without_ids = 1};
-    vdx_hits hits = {0};
-    if (vdx_store_score_all(book->store, &req, &hits, err) != 0)
-        return -1;
-    *scores = malloc(((size_t)hits.n + 1) * sizeof **scores);
-    if (!*scores) {
-        vdx_hits_free(&hits);
-        return vdx_fail_oom(err, "out of memory for %d scores", hits.n);
-    }
-    for (int i = 0; i < hits.n; i++)
-        (*scores)[i] = hits.hits[i].dist;
-    *n = (size_t)hits.n;
-    vdx_hits_free(&hits);
-    return 0;
+                              .n_exclude = labelled->n, .exact = exact};
+    return vdx_store_score_values(book->store, &req, scores, n, bound, err);
 }
 
 int book_fill_urls(vdx_concepts *book, vdx_hits *hits, const vdx_hit *const *which, size_t n,

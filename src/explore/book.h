@@ -103,9 +103,11 @@ int book_score_all(vdx_concepts *book, const float *weight, const char *where, i
  * them all with the scores. */
 #define URL_LOOKUPS_MAX 1000
 /* The scores of every item that is not among `labelled`, in storage order, without ids
- * or urls (no string per item: at a million items the strings cost more than the scan). */
+ * or urls (no string per item: at a million items the strings cost more than the scan).
+ * Unless `exact`, estimated from the collection's approximate index where it has one
+ * (vdx_store_score_values: *bound is then the largest error of any score, else 0). */
 int book_score_unlabelled(vdx_concepts *book, const float *weight, const label_set *labelled,
-                          float **scores, size_t *n, vdx_error *err);
+                          int exact, float **scores, size_t *n, double *bound, vdx_error *err);
 /* Fills the url of the n hits `which` (pointers into hits) that have none, from the store
  * (one lookup each). */
 int book_fill_urls(vdx_concepts *book, vdx_hits *hits, const vdx_hit *const *which, size_t n,

@@ -290,20 +290,23 @@ static double *label_scores(const concept_record *rec, const labelled_rows *rows
 /* Every item's score under the concept's weight (in no particular order) and the
  * estimates' counts at its threshold. Without a filter, the store scores the unlabelled
  * items without ids (the labelled ones excluded; their scores come from their vectors):
- * no string per item, which at a million items costs more than the scan. A filter needs
- * each item's id, to tell which labelled items it keeps. */
+ * no string per item, which at a million items costs more than the scan; unless `exact`,
+ * from the approximate index's codes where there is one (*bound: their largest error).
+ * A filter needs each item's id, to tell which labelled items it keeps. */
 static int collection_scores(vdx_concepts *book, const concept_record *rec,
-                             const labelled_rows *rows, const char *where, float **all,
-                             size_t *n_all, calib_counts *counts, vdx_error *err)
+                             const labelled_rows *rows, const char *where, int exact,
+                             float **all, size_t *n_all, double *bound, calib_counts *counts,
+                             vdx_error *err)
 {
     *all = NULL;
     *n_all = 0;
+    *bound = 0;
     if (!where) {
         size_t n_unlabelled = 0, n_labels = rows->set.n;
         float *scores = NULL;
         double *labelled = label_scores(rec, rows, err);
-        int rc = labelled ? book_score_unlabelled(book, rec->weight, &rows->set, &scores,
-                                                  &n_unlabelled, err)
+        int rc = labelled ? book_score_unlabelled(book, rec->weight, &rows->set, exact, &scores,
+                                                  &n_unlabelled, bound, err)
                           : -1;
         if (rc == 0)
             rc = audit_counts_split(book, rec, &rows->set, labelled, scores, n_unlabelled,
@@ -352,6 +355,7 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
     labelled_rows rows = {0};
     float *scores = NULL;
     size_t n_scores = 0;
+    double bound = 0;
     calib_counts counts = {0};
     cJSON *cv = NULL;
     int rc = concept_find(book, name, &rec, err);
@@ -359,8 +363,8 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         (rc = labelled_rows_load(book, &rec, &rows, err)) == 0 &&
         (rc = concept_current_cv(book, &rec, &cv, err)) == 0 &&
         (cv || (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0))
-        rc = collection_scores(book, &rec, &rows, opts ? opts->where : NULL, &scores, &n_scores,
-                               &counts, err);
+        rc = collection_scores(book, &rec, &rows, opts ? opts->where : NULL,
+                               opts && opts->exact, &scores, &n_scores, &bound, &counts, err);
     if (rc == 0) {
         int n = (int)rows.set.n, positive = 0, above = 0;
         for (int i = 0; i < n; i++)
@@ -411,6 +415,9 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         cv = NULL;
         cJSON_AddNumberToObject(out, "count", (double)n_scores);
         cJSON_AddNumberToObject(out, "above_threshold", above);
+        cJSON *source = cJSON_AddObjectToObject(out, "scores");
+        cJSON_AddStringToObject(source, "source", bound > 0 ? "index" : "vectors");
+        cJSON_AddNumberToObject(source, "max_error", bound);
         cJSON_AddItemToObject(out, "histogram", histogram(scores, n_scores, rec.threshold, bins));
         cJSON_AddItemToObject(out, "probability_histogram",
                               probability_histogram(scores, n_scores, &rec, bins));
@@ -674,12 +681,14 @@ static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
     double *labelled = NULL;
     float *unlabelled = NULL;
     size_t n_unlabelled = 0;
+    double bound = 0;
     calib_item *items = NULL;
     int rc = labelled_rows_load(book, rec, &rows, err);
     if (rc == 0 && !(labelled = label_scores(rec, &rows, err)))
         rc = -1;
     if (rc == 0)
-        rc = book_score_unlabelled(book, rec->weight, &rows.set, &unlabelled, &n_unlabelled, err);
+        rc = book_score_unlabelled(book, rec->weight, &rows.set, 1, &unlabelled, &n_unlabelled,
+                                   &bound, err);
     size_t n = rc == 0 ? n_unlabelled + rows.set.n : 0;
     if (rc == 0 && !(items = malloc((n + 1) * sizeof *items)))
         rc = vdx_fail_oom(err, "out of memory for %zu scores", n);

@@ -1166,14 +1166,17 @@ static void route_threshold_fit(api_context *ctx, http_request *req, const char 
     cJSON_Delete(body);
 }
 
-/* GET /api/concepts/NAME/evaluate?bins=&where= : accuracy, cross-validation, histogram */
+/* GET /api/concepts/NAME/evaluate?bins=&where=&exact= : accuracy, cross-validation,
+ * histogram (exact=1: every score from its vector, not from the index's codes) */
 static void route_evaluate(api_context *ctx, http_request *req, const char *name)
 {
-    long bins;
-    if (http_query_int(req, "bins", 40, 1, 1000, &bins) != 0)
+    long bins, exact;
+    if (http_query_int(req, "bins", 40, 1, 1000, &bins) != 0 ||
+        http_query_int(req, "exact", 0, 0, 1, &exact) != 0)
         return;
     const char *where = http_query(req, "where");
-    vdx_evaluate_options opts = {.bins = (int)bins, .where = where && *where ? where : NULL};
+    vdx_evaluate_options opts = {.bins = (int)bins, .where = where && *where ? where : NULL,
+                                 .exact = (int)exact};
     cJSON *result = NULL;
     vdx_error err = {{0}};
     if (vdx_concept_evaluate(ctx->concepts, name, &opts, &result, &err) != 0)

@@ -46,6 +46,10 @@ typedef struct vdx_store_backend {
     int (*search)(void *state, const vdx_search_request *req, vdx_hits *out, vdx_error *err);
     int (*score_all)(void *state, const vdx_search_request *req, vdx_hits *out,
                      vdx_error *err);
+    /* Optional (NULL: store.c uses score_all without ids): the scores alone, *n floats in
+     * storage order, and *bound, the largest error any of them may have (0: exact). */
+    int (*score_values)(void *state, const vdx_search_request *req, float **scores, size_t *n,
+                        double *bound, vdx_error *err);
     int (*get_vectors)(void *state, const char *const *ids, size_t n, float *out,
                        vdx_error *err);
     int (*get_item)(void *state, const char *id, cJSON **item, vdx_error *err);

@@ -1664,6 +1664,44 @@ done:
     return rc;
 }
 
+
+/* score_all's scores alone, from the index's int8 codes when there is one (req->exact
+ * unset): a quarter of the bytes of float32 vectors, each score within the codes' bound. */
+static int embedded_score_values(void *state, const vdx_search_request *req, float **scores,
+                                 size_t *n_out, double *bound, vdx_error *err)
+{
+    embedded *e = state;
+    *scores = NULL;
+    *n_out = 0;
+    *bound = 0;
+    if (map_rows(e, e->count, err) != 0)
+        return -1;
+    uint64_t *allowed;
+    if (allowed_rows(e, req, &allowed, err) != 0)
+        return -1;
+    float *dots = malloc((size_t)(e->count + 1) * sizeof *dots);
+    if (!dots) {
+        free(allowed);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
+    }
+    vdx_scan_matrix m = matrix_of(e);
+    int rc = e->ivf && !req->exact && ivf_has_bound(e->ivf)
+                 ? ivf_estimate_all(e->ivf, &m, req->query, dots, bound, err)
+                 : scan_dots(&m, req->query, allowed, dots, err);
+    size_t n = 0;
+    for (int64_t r = 0; rc == 0 && r < e->count; r++)
+        if (!allowed || (allowed[r / 64] >> (r % 64) & 1))
+            dots[n++] = dots[r];
+    free(allowed);
+    if (rc != 0) {
+        free(dots);
+        return vdx_error_prefix(err, "collection '%s'", e->collection);
+    }
+    *scores = dots;
+    *n_out = n;
+    return 0;
+}
+
 const vdx_store_backend vdx_embedded_backend = {
     .name = "embedded",
     .open = embedded_open,
@@ -1677,6 +1715,7 @@ const vdx_store_backend vdx_embedded_backend = {
     .item_states = embedded_item_states,
     .search = embedded_search,
     .score_all = embedded_score_all,
+    .score_values = embedded_score_values,
     .get_vectors = embedded_get_vectors,
     .get_item = embedded_get_item,
     .get_thumbnail = embedded_get_thumbnail,

@@ -1085,3 +1085,58 @@ done:
     free(hits);
     return result;
 }
+
+int ivf_has_bound(const vdx_ivf *ix) { return ix->h.version == IVF_VERSION; }
+
+/* Estimates of the rows of partitions [first, end) for one member (ivf_estimate_all). */
+static void estimate_lists(const vdx_ivf *ix, const float *ls, const float *qs, i8_kernel dot8,
+                           int64_t indexed, float *out, int member, int members)
+{
+    int d = (int)ix->h.dims;
+    for (int64_t l = member; l < (int64_t)ix->h.lists; l += members)
+        for (uint64_t pos = ix->starts[l]; pos < ix->starts[l + 1]; pos++) {
+            int64_t r = ix->rows[pos];
+            if (r < indexed)
+                out[r] = ls[l] + dot8(qs, ix->codes + pos * (uint64_t)d, d);
+        }
+}
+
+int ivf_estimate_all(const vdx_ivf *ix, const vdx_scan_matrix *m, const float *q, float *out,
+                     double *bound, vdx_error *err)
+{
+    const ivf_header *h = &ix->h;
+    int d = (int)h->dims, lists = (int)h->lists;
+    if (h->version != IVF_VERSION)
+        return vdx_fail(err, "index: product-quantised codes give no error bound");
+    int64_t indexed = (int64_t)h->rows < m->n ? (int64_t)h->rows : m->n;
+    float *ls = malloc((size_t)lists * sizeof *ls), *qs = malloc((size_t)d * sizeof *qs);
+    if (!ls || !qs) {
+        free(ls);
+        free(qs);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "index: out of memory");
+    }
+    vdx_scan_matrix centres = {ix->centres, lists, d, VDX_VECTOR_F32};
+    int rc = scan_dots(&centres, q, NULL, ls, err);
+    double e = 0, norm2 = 0;
+    for (int j = 0; j < d; j++) {
+        qs[j] = q[j] * ix->scale[j];
+        e += fabs((double)qs[j]);
+        norm2 += (double)q[j] * q[j];
+    }
+    *bound = e * 0.5 + 1e-4 * sqrt(norm2); /* + the float rounding of the sums */
+    i8_kernel dot8 = pick_i8_kernel();
+    int threads = rc == 0 ? team_claim(omp_get_max_threads() < lists ? omp_get_max_threads() : 1) : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    estimate_lists(ix, ls, qs, dot8, indexed, out, threads > 1 ? omp_get_thread_num() : 0, threads);
+    team_release(threads);
+    /* the rows appended after the build: exact */
+    if (rc == 0 && indexed < m->n) {
+        size_t row_bytes = (size_t)d * (m->type == VDX_VECTOR_F16 ? 2 : 4);
+        vdx_scan_matrix tail = {(const uint8_t *)m->rows + (size_t)indexed * row_bytes,
+                                m->n - indexed, d, m->type};
+        rc = scan_dots(&tail, q, NULL, out + indexed, err);
+    }
+    free(ls);
+    free(qs);
+    return rc;
+}

@@ -63,4 +63,14 @@ typedef struct vdx_ivf_query {
 int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_query *q,
                        vdx_scan_hit *out, vdx_error *err);
 
+/* Every row's dot with q (any vector, not only a unit one) estimated from the int8 codes:
+ * out[r] for r < m->n, the rows past the index (the tail) scored exactly; partitions
+ * shared out among OpenMP's team when it is free. Each estimate is within *bound of the
+ * exact dot (the bound of ivf_search: ½ Σ |q_d·scale_d|, plus float rounding). Fails for
+ * an index of product-quantised codes (no bound): see ivf_has_bound. */
+int ivf_estimate_all(const vdx_ivf *ix, const vdx_scan_matrix *m, const float *q, float *out,
+                     double *bound, vdx_error *err);
+/* 1 when the index's codes bound their error (int8), 0 for product-quantised codes. */
+int ivf_has_bound(const vdx_ivf *ix);
+
 #endif

@@ -422,6 +422,34 @@ int vdx_store_score_all(vdx_store *store, const vdx_search_request *req, vdx_hit
     return rc;
 }
 
+int vdx_store_score_values(vdx_store *store, const vdx_search_request *req, float **scores,
+                           size_t *n, double *bound, vdx_error *err)
+{
+    *scores = NULL;
+    *n = 0;
+    *bound = 0;
+    if (check_request(store, req, 0, err) != 0)
+        return -1;
+    if (store->backend->score_values)
+        return LOCKED(store, store->backend->score_values(store->state, req, scores, n, bound, err));
+    vdx_search_request bare = *req;
+    bare.without_ids = bare.without_urls = 1;
+    bare.with_vectors = 0;
+    vdx_hits hits = {0};
+    if (vdx_store_score_all(store, &bare, &hits, err) != 0)
+        return -1;
+    *scores = malloc(((size_t)hits.n + 1) * sizeof **scores);
+    if (!*scores) {
+        vdx_hits_free(&hits);
+        return vdx_fail_oom(err, "out of memory for %d scores", hits.n);
+    }
+    for (int i = 0; i < hits.n; i++)
+        (*scores)[i] = hits.hits[i].dist;
+    *n = (size_t)hits.n;
+    vdx_hits_free(&hits);
+    return 0;
+}
+
 void vdx_hits_free(vdx_hits *hits)
 {
     if (!hits)
