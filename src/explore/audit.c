@@ -195,14 +195,16 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
 
 /* One item into the counts: its score, its label (-1: none) and whether it was drawn into
  * the audit sample. */
-static void count_item(calib_counts *c, const concept_record *rec, double score,
+/* p: the item's calibrated probability when the caller has it, else NAN. */
+static void count_item(calib_counts *c, const concept_record *rec, double score, double p,
                        double threshold, int label, int in_audit)
 {
     int above = score > threshold;
     c->total++;
     c->above += above;
     if (label < 0 || in_audit) { /* an item of R, the part the audit sample stands for */
-        double p = concept_probability(rec, score);
+        if (isnan(p))
+            p = concept_probability(rec, score);
         c->expected_above += above ? p : 0;
         c->expected_below += above ? 0 : p;
     }
@@ -231,7 +233,7 @@ int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set 
     if (rc == 0 && (rc = label_index_build(labels, &labelled, err)) == 0)
         rc = label_index_build(&audit, &drawn, err);
     for (int i = 0; rc == 0 && i < hits->n; i++)
-        count_item(c, rec, hits->hits[i].dist, threshold,
+        count_item(c, rec, hits->hits[i].dist, NAN, threshold,
                    label_index_get(&labelled, hits->hits[i].id),
                    label_index_get(&drawn, hits->hits[i].id) >= 0);
     label_index_free(&drawn);
@@ -241,8 +243,9 @@ int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set 
 }
 
 int audit_counts_split(vdx_concepts *book, const concept_record *rec, const label_set *labels,
-                       const double *label_scores, const float *unlabelled, size_t n_unlabelled,
-                       double threshold, calib_counts *c, vdx_error *err)
+                       const double *label_scores, const float *unlabelled,
+                       const double *unlabelled_p, size_t n_unlabelled, double threshold,
+                       calib_counts *c, vdx_error *err)
 {
     memset(c, 0, sizeof *c);
     label_set audit = {0};
@@ -251,9 +254,9 @@ int audit_counts_split(vdx_concepts *book, const concept_record *rec, const labe
     if (rc == 0)
         rc = label_index_build(&audit, &drawn, err);
     for (size_t i = 0; rc == 0 && i < n_unlabelled; i++)
-        count_item(c, rec, unlabelled[i], threshold, -1, 0);
+        count_item(c, rec, unlabelled[i], unlabelled_p ? unlabelled_p[i] : NAN, threshold, -1, 0);
     for (size_t i = 0; rc == 0 && i < labels->n; i++)
-        count_item(c, rec, label_scores[i], threshold, labels->labels[i],
+        count_item(c, rec, label_scores[i], NAN, threshold, labels->labels[i],
                    label_index_get(&drawn, labels->ids[i]) >= 0);
     label_index_free(&drawn);
     label_set_free(&audit);

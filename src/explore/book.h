@@ -177,10 +177,12 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
 int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set *labels,
                  const vdx_hits *hits, double threshold, calib_counts *counts, vdx_error *err);
 /* The same from the collection split in two (book_score_unlabelled): the scores of the
- * unlabelled items and each label's score (label_scores[i] for labels->ids[i]). */
+ * unlabelled items (with their calibrated probabilities when the caller has them, else
+ * NULL) and each label's score (label_scores[i] for labels->ids[i]). */
 int audit_counts_split(vdx_concepts *book, const concept_record *rec, const label_set *labels,
-                       const double *label_scores, const float *unlabelled, size_t n_unlabelled,
-                       double threshold, calib_counts *counts, vdx_error *err);
+                       const double *label_scores, const float *unlabelled,
+                       const double *unlabelled_p, size_t n_unlabelled, double threshold,
+                       calib_counts *counts, vdx_error *err);
 /* The "estimates" object of vdx_concept_evaluate. */
 cJSON *audit_estimates_json(const calib_counts *counts);
 /* Fits the calibration of a weight from the labels (X their vectors): audit labels

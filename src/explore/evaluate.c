@@ -6,9 +6,11 @@
  * distribution (count above the threshold, histogram) and the ranking of the whole
  * collection by score (one matrix-vector product over the store's vectors). */
 #include "explore/book.h"
+#include "common/team.h"
 #include "explore/classifier.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -245,18 +247,33 @@ static cJSON *histogram(const float *scores, size_t n, double threshold, int bin
     return h;
 }
 
+/* Each score's calibrated probability (NULL when memory runs out). At a million items
+ * these are most of evaluate's counting, so they are computed once, on the team when it
+ * is free (each one on its own: the same on any number of threads). */
+static double *probabilities(const concept_record *rec, const float *scores, size_t n)
+{
+    double *p = malloc((n + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    int threads = team_claim(n >= 65536 ? omp_get_max_threads() : 1);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (size_t i = 0; i < n; i++)
+        p[i] = concept_probability(rec, scores[i]);
+    team_release(threads);
+    return p;
+}
+
 /* The items' calibrated probabilities in `bins` equal bins over [0, 1]. */
-static cJSON *probability_histogram(const float *scores, size_t n, const concept_record *rec,
-                                    int bins)
+static cJSON *probability_histogram(const double *p, size_t n, int bins)
 {
     int *counts = calloc((size_t)bins, sizeof *counts);
     cJSON *h = cJSON_CreateObject(), *list = NULL;
-    int ok = counts && h && cJSON_AddNumberToObject(h, "min", 0) &&
+    int ok = p && counts && h && cJSON_AddNumberToObject(h, "min", 0) &&
              cJSON_AddNumberToObject(h, "max", 1) &&
              cJSON_AddNumberToObject(h, "bin_width", 1.0 / bins) &&
              (list = cJSON_AddArrayToObject(h, "counts"));
     for (size_t i = 0; ok && i < n; i++) {
-        int bin = (int)(concept_probability(rec, scores[i]) * bins);
+        int bin = (int)(p[i] * bins);
         counts[bin < 0 ? 0 : bin >= bins ? bins - 1 : bin]++;
     }
     for (int b = 0; ok && b < bins; b++) {
@@ -295,37 +312,46 @@ static double *label_scores(const concept_record *rec, const labelled_rows *rows
  * A filter needs each item's id, to tell which labelled items it keeps. */
 static int collection_scores(vdx_concepts *book, const concept_record *rec,
                              const labelled_rows *rows, const char *where, int exact,
-                             float **all, size_t *n_all, double *bound, calib_counts *counts,
-                             vdx_error *err)
+                             float **all, double **all_p, size_t *n_all, double *bound,
+                             calib_counts *counts, vdx_error *err)
 {
     *all = NULL;
+    *all_p = NULL;
     *n_all = 0;
     *bound = 0;
     if (!where) {
         size_t n_unlabelled = 0, n_labels = rows->set.n;
         float *scores = NULL;
-        double *labelled = label_scores(rec, rows, err);
+        double *p = NULL, *labelled = label_scores(rec, rows, err);
         int rc = labelled ? book_score_unlabelled(book, rec->weight, &rows->set, exact, &scores,
                                                   &n_unlabelled, bound, err)
                           : -1;
+        if (rc == 0 && !(p = probabilities(rec, scores, n_unlabelled)))
+            rc = vdx_fail_oom(err, "out of memory for %zu probabilities", n_unlabelled);
         if (rc == 0)
-            rc = audit_counts_split(book, rec, &rows->set, labelled, scores, n_unlabelled,
+            rc = audit_counts_split(book, rec, &rows->set, labelled, scores, p, n_unlabelled,
                                     rec->threshold, counts, err);
         float *grown = rc == 0 ? realloc(scores, (n_unlabelled + n_labels + 1) * sizeof *scores)
                                : NULL;
-        if (rc == 0 && !grown)
-            rc = vdx_fail_oom(err, "out of memory for %zu scores", n_unlabelled + n_labels);
-        if (grown) {
+        double *grown_p = grown ? realloc(p, (n_unlabelled + n_labels + 1) * sizeof *p) : NULL;
+        if (grown)
             scores = grown;
-            for (size_t i = 0; i < n_labels; i++)
-                scores[n_unlabelled + i] = (float)labelled[i];
+        if (grown_p)
+            p = grown_p;
+        if (rc == 0 && (!grown || !grown_p))
+            rc = vdx_fail_oom(err, "out of memory for %zu scores", n_unlabelled + n_labels);
+        for (size_t i = 0; rc == 0 && i < n_labels; i++) {
+            scores[n_unlabelled + i] = (float)labelled[i];
+            p[n_unlabelled + i] = concept_probability(rec, scores[n_unlabelled + i]);
         }
         free(labelled);
         if (rc != 0) {
             free(scores);
+            free(p);
             return -1;
         }
         *all = scores;
+        *all_p = p;
         *n_all = n_unlabelled + n_labels;
         return 0;
     }
@@ -337,9 +363,15 @@ static int collection_scores(vdx_concepts *book, const concept_record *rec,
         rc = vdx_fail_oom(err, "out of memory for %d scores", hits.n);
     for (int i = 0; rc == 0 && i < hits.n; i++)
         (*all)[i] = hits.hits[i].dist;
+    if (rc == 0 && !(*all_p = probabilities(rec, *all, (size_t)hits.n)))
+        rc = vdx_fail_oom(err, "out of memory for %d probabilities", hits.n);
     if (rc == 0)
         *n_all = (size_t)hits.n;
     vdx_hits_free(&hits);
+    if (rc != 0) {
+        free(*all);
+        *all = NULL;
+    }
     return rc;
 }
 
@@ -354,6 +386,7 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
     concept_record rec = {0};
     labelled_rows rows = {0};
     float *scores = NULL;
+    double *probs = NULL;
     size_t n_scores = 0;
     double bound = 0;
     calib_counts counts = {0};
@@ -364,7 +397,8 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         (rc = concept_current_cv(book, &rec, &cv, err)) == 0 &&
         (cv || (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0))
         rc = collection_scores(book, &rec, &rows, opts ? opts->where : NULL,
-                               opts && opts->exact, &scores, &n_scores, &bound, &counts, err);
+                               opts && opts->exact, &scores, &probs, &n_scores, &bound, &counts,
+                               err);
     if (rc == 0) {
         int n = (int)rows.set.n, positive = 0, above = 0;
         for (int i = 0; i < n; i++)
@@ -420,13 +454,14 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         cJSON_AddNumberToObject(source, "max_error", bound);
         cJSON_AddItemToObject(out, "histogram", histogram(scores, n_scores, rec.threshold, bins));
         cJSON_AddItemToObject(out, "probability_histogram",
-                              probability_histogram(scores, n_scores, &rec, bins));
+                              probability_histogram(probs, n_scores, bins));
         cJSON_AddItemToObject(out, "estimates", audit_estimates_json(&counts));
         cJSON_AddItemToObject(out, "labelled", ticks);
         *result = out;
     }
     cJSON_Delete(cv);
     free(scores);
+    free(probs);
     labelled_rows_free(&rows);
     concept_record_free(&rec);
     pthread_mutex_unlock(&book->lock);
@@ -714,7 +749,7 @@ static int fit_on_calibration(vdx_concepts *book, const concept_record *rec,
                            fit->precision, rec->name, best_precision);
     if (rc == 0) {
         calib_counts counts;
-        rc = audit_counts_split(book, rec, &rows.set, labelled, unlabelled, n_unlabelled,
+        rc = audit_counts_split(book, rec, &rows.set, labelled, unlabelled, NULL, n_unlabelled,
                                 *threshold, &counts, err);
         cJSON *estimates = rc == 0 ? audit_estimates_json(&counts) : NULL;
         int ok = rc != 0 || (cJSON_AddStringToObject(out, "source", "calibration") &&
