@@ -6,7 +6,8 @@
  * scoring the whole collection and of an evaluation (5-fold CV + histogram). Medians of
  * several repetitions; numbers only, no pass/fail. From 200k items the approximate
  * index is built first, as an ingest would (docs/index.md).
- *   usage: bench_explore [items=25000] [labels=500] [reps=15] */
+ *   usage: bench_explore [items=25000] [labels=500] [reps=15] [f32|f16] (how the store
+ *   keeps the vectors: f16 halves the bytes a scan reads, as for 10M items) */
 #include <cjson/cJSON.h>
 #include <malloc.h>
 #include <math.h>
@@ -82,8 +83,10 @@ int main(int argc, char **argv)
     int n_items = argc > 1 ? atoi(argv[1]) : 25000;
     int n_labels = argc > 2 ? atoi(argv[2]) : 500;
     int reps = argc > 3 ? atoi(argv[3]) : 15;
-    if (n_items < 100 || n_labels < 2 || n_labels > n_items || reps < 1) {
-        fprintf(stderr, "usage: bench_explore [items>=100] [labels>=2] [reps>=1]\n");
+    const char *type = argc > 4 ? argv[4] : "f32";
+    if (n_items < 100 || n_labels < 2 || n_labels > n_items || reps < 1 ||
+        (strcmp(type, "f32") != 0 && strcmp(type, "f16") != 0)) {
+        fprintf(stderr, "usage: bench_explore [items>=100] [labels>=2] [reps>=1] [f32|f16]\n");
         return 2;
     }
     char dir[] = "/tmp/vdx-bench-explore-XXXXXX";
@@ -95,14 +98,15 @@ int main(int argc, char **argv)
     vdx_model_identity model = {.name = "bench", .dims = DIMS};
     memset(model.config_hash, 'b', 64);
     vdx_store_options opts = {.data_dir = dir, .collection = "bench", .create = 1,
-                              .model = &model};
+                              .model = &model,
+                              .vector_type = strcmp(type, "f16") ? VDX_VECTOR_F32 : VDX_VECTOR_F16};
     unsetenv("VDX_STORE");
     vdx_store *store = vdx_store_open(&opts, &err);
     if (!store)
         die("store", &err);
 
-    printf("bench_explore: %d items x %d dims, %d labels, %d repetitions\n", n_items, DIMS,
-           n_labels, reps);
+    printf("bench_explore: %d items x %d dims (%s), %d labels, %d repetitions\n", n_items, DIMS,
+           type, n_labels, reps);
     double t0 = vdx_now();
     const int batch = 1000;
     float *vectors = malloc((size_t)batch * DIMS * sizeof *vectors);
