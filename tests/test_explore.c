@@ -1825,6 +1825,83 @@ TEST(calibration_and_audit_estimates)
     vdx_store_close(store);
 }
 
+/* With an approximate index, `score` pages come through the index and `evaluate` counts
+ * from its codes; with every partition visited the page is the exact ranking (the same
+ * ids, scores and labels), the counts are within the codes' error of the exact ones, and
+ * both say where their scores came from. */
+TEST(score_and_evaluate_through_the_index)
+{
+    const char *dir = test_tmpdir("explore-index");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_error err = {{0}};
+    vdx_index_options o = {.lists = 16};
+    REQUIRE(vdx_store_index_build(store, &o, &err) == 0, "%s", err.message);
+    CHECK(vdx_store_indexed_rows(store) == N_ITEMS, "indexed rows %lld",
+          (long long)vdx_store_indexed_rows(store));
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "concept");
+    vdx_label_change changes[2] = {{ids[0], 1}, {ids[PER_CLUSTER], 0}};
+    REQUIRE(vdx_concept_label(book, "zero", changes, 2, NULL, &err) == 0, "%s", err.message);
+    setenv("VDX_INDEX_NPROBE", "16", 1);
+    cJSON *fast = NULL, *exact = NULL;
+    vdx_score_request req = {.top = 30, .offset = 5};
+    REQUIRE(vdx_concept_score(book, "zero", &req, &fast, &err) == 0, "%s", err.message);
+    req.exact = 1;
+    REQUIRE(vdx_concept_score(book, "zero", &req, &exact, &err) == 0, "%s", err.message);
+    const cJSON *fs = cJSON_GetObjectItem(fast, "scores"), *es = cJSON_GetObjectItem(exact, "scores");
+    CHECK(!strcmp(str_of(fs, "source"), "index") && number_of(fs, "max_error") > 0 &&
+              !strcmp(str_of(es, "source"), "vectors") && number_of(es, "max_error") == 0,
+          "sources %s / %s", str_of(fs, "source"), str_of(es, "source"));
+    const cJSON *fi = cJSON_GetObjectItem(fast, "items"), *ei = cJSON_GetObjectItem(exact, "items");
+    CHECK(cJSON_GetArraySize(fi) == 30 && cJSON_GetArraySize(ei) == 30, "%d and %d items",
+          cJSON_GetArraySize(fi), cJSON_GetArraySize(ei));
+    for (int i = 0; i < cJSON_GetArraySize(fi) && i < cJSON_GetArraySize(ei); i++) {
+        const cJSON *a = cJSON_GetArrayItem(fi, i), *b = cJSON_GetArrayItem(ei, i);
+        CHECK(!strcmp(str_of(a, "id"), str_of(b, "id")) &&
+                  fabs(number_of(a, "score") - number_of(b, "score")) < 1e-5 &&
+                  number_of(a, "rank") == number_of(b, "rank") &&
+                  cJSON_Compare(cJSON_GetObjectItem(a, "label"), cJSON_GetObjectItem(b, "label"), 1) &&
+                  !strcmp(str_of(a, "url"), str_of(b, "url")),
+              "rank %d: %s %g, exact %s %g", i + 6, str_of(a, "id"), number_of(a, "score"),
+              str_of(b, "id"), number_of(b, "score"));
+        if (test_case_failed)
+            break;
+    }
+    double bound = number_of(fs, "max_error");
+    CHECK(number_of(fast, "count") == number_of(exact, "count"), "count %g vs %g",
+          number_of(fast, "count"), number_of(exact, "count"));
+    /* the codes may move the items within the bound of the threshold across it, no others */
+    CHECK(fabs(number_of(fast, "above_threshold") - number_of(exact, "above_threshold")) <=
+              0.05 * N_ITEMS,
+          "above %g vs %g (bound %g)", number_of(fast, "above_threshold"),
+          number_of(exact, "above_threshold"), bound);
+    cJSON_Delete(fast);
+    cJSON_Delete(exact);
+    vdx_evaluate_options eo = {0};
+    REQUIRE(vdx_concept_evaluate(book, "zero", &eo, &fast, &err) == 0, "%s", err.message);
+    eo.exact = 1;
+    REQUIRE(vdx_concept_evaluate(book, "zero", &eo, &exact, &err) == 0, "%s", err.message);
+    fs = cJSON_GetObjectItem(fast, "scores");
+    es = cJSON_GetObjectItem(exact, "scores");
+    CHECK(!strcmp(str_of(fs, "source"), "index") && !strcmp(str_of(es, "source"), "vectors"),
+          "evaluate sources %s / %s", str_of(fs, "source"), str_of(es, "source"));
+    CHECK(number_of(fast, "count") == N_ITEMS && number_of(exact, "count") == N_ITEMS,
+          "evaluate counts %g / %g", number_of(fast, "count"), number_of(exact, "count"));
+    const cJSON *fh = cJSON_GetObjectItem(cJSON_GetObjectItem(fast, "probability_histogram"), "counts"),
+                *eh = cJSON_GetObjectItem(cJSON_GetObjectItem(exact, "probability_histogram"), "counts");
+    int moved = 0;
+    for (int b = 0; b < cJSON_GetArraySize(fh) && b < cJSON_GetArraySize(eh); b++)
+        moved += abs(cJSON_GetArrayItem(fh, b)->valueint - cJSON_GetArrayItem(eh, b)->valueint);
+    CHECK(cJSON_GetArraySize(fh) == 40 && moved <= N_ITEMS / 10,
+          "%d items changed probability bins between the codes and the vectors", moved);
+    unsetenv("VDX_INDEX_NPROBE");
+    cJSON_Delete(fast);
+    cJSON_Delete(exact);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
 int main(void)
 {
     unsetenv("VDX_STORE");
@@ -1843,5 +1920,6 @@ int main(void)
     RUN(exports_parse_back_and_import);
     RUN(concurrent_threads_share_a_book);
     RUN(calibration_and_audit_estimates);
+    RUN(score_and_evaluate_through_the_index);
     return test_summary("explore");
 }

@@ -340,11 +340,18 @@ typedef struct vdx_score_request {
     int use_threshold;   /* keep only score > threshold */
     double threshold;    /* when use_threshold; NAN → the concept's threshold */
     const char *where;   /* metadata filter, or NULL */
+    int exact;           /* rank by every item's exact score even with an approximate index */
 } vdx_score_request;
 
 /* Ranks the collection by score, descending (ties by id). Result:
  *   {"concept","threshold","count": items scored,"above_threshold": items > threshold,
- *    "items":[{"rank":1..,"id","url","score","probability","label":1|0|null}]}. */
+ *    "scores": {"source": "vectors" | "index", "max_error"},
+ *    "items":[{"rank":1..,"id","url","score","probability","label":1|0|null}]}.
+ * In an embedded collection with an approximate index, a page of at most 1,000 items
+ * without `where` (and `exact` unset) is found through the index: the nearest items to
+ * the weight (the same order as by score; the index's recall, not a guarantee), each
+ * scored exactly from its vector, while "count" and "above_threshold" come from the
+ * index's int8 codes ("scores": "index", each score within max_error). */
 int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_request *req,
                       cJSON **result, vdx_error *err);
 

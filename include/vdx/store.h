@@ -66,6 +66,9 @@ const char *vdx_store_dir(const vdx_store *store);
 int vdx_store_refresh(vdx_store *store, vdx_error *err);
 /* Items with a vector, as of open / the last refresh / this handle's own appends. */
 int64_t vdx_store_count(vdx_store *store);
+/* Rows an approximate index with int8 codes covers, as of open / the last refresh (0: no
+ * such index, or a backend without one): whether searches and score_values use one. */
+int64_t vdx_store_indexed_rows(vdx_store *store);
 
 /* Metadata columns (besides the builtin id, url, width, height, ingested_at). Any
  * non-empty name is allowed (stored quoted); a name equal to a builtin column, compared

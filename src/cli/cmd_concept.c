@@ -32,7 +32,7 @@ static const char usage_text[] =
     "  show NAME [--weight] [--bins 40] [--exact]  labels, history, accuracy, histogram\n"
     "                                              (--exact: every score from its vector,\n"
     "                                              not from the index's codes)\n"
-    "  score NAME [--top N] [--threshold T] [--offset N] [--where EXPR]\n"
+    "  score NAME [--top N] [--threshold T] [--offset N] [--where EXPR] [--exact]\n"
     "  export NAME --labels|--scores|--classifier [--format csv|jsonl|json]\n"
     "            [--threshold T] [-o|--output FILE]\n"
     "  import FILE [--name NAME]                   a classifier exported by vdx\n"
@@ -639,7 +639,7 @@ static int cmd_score(context *c)
     options *o = c->o;
     vdx_score_request req = {.top = o->top ? o->top : (o->has_threshold ? 0 : 20),
                              .offset = o->offset, .use_threshold = o->has_threshold,
-                             .threshold = o->threshold, .where = o->where};
+                             .threshold = o->threshold, .where = o->where, .exact = o->exact};
     cJSON *result = NULL;
     if (vdx_concept_score(c->book, o->positional[0], &req, &result, &c->err) != 0)
         return fail(c);

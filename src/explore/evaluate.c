@@ -543,6 +543,54 @@ int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *w
     return 0;
 }
 
+/* The ranking's first `limit` items through the approximate index, for a collection that
+ * has one (no filter, a page of at most URL_LOOKUPS_MAX): the nearest items to the weight
+ * (the same order as by score, the weight's norm being fixed), each re-scored from its
+ * vector, and the counts from the index's codes (score_values: *bound their largest
+ * error). */
+static int ranking_by_index(vdx_concepts *book, const concept_record *rec, double threshold,
+                            int only_above, size_t limit, vdx_hits *hits,
+                            const vdx_hit ***order, size_t *n_order, int *above, int *count,
+                            double *bound, vdx_error *err)
+{
+    float *scores = NULL, *vectors = NULL;
+    size_t n = 0;
+    vdx_search_request all = {.query = rec->weight};
+    if (vdx_store_score_values(book->store, &all, &scores, &n, bound, err) != 0)
+        return -1;
+    *count = (int)n;
+    *above = 0;
+    for (size_t i = 0; i < n; i++)
+        *above += scores[i] > threshold;
+    free(scores);
+    vdx_search_request near = {.query = rec->weight, .k = (int)limit};
+    int rc = vdx_store_search(book->store, &near, hits, err);
+    const char **ids = rc == 0 ? malloc(((size_t)hits->n + 1) * sizeof *ids) : NULL;
+    vectors = ids ? malloc(((size_t)hits->n + 1) * (size_t)rec->dims * sizeof *vectors) : NULL;
+    const vdx_hit **list = vectors ? malloc(((size_t)hits->n + 1) * sizeof *list) : NULL;
+    if (rc == 0 && !list)
+        rc = vdx_fail_oom(err, "out of memory for %d scores", hits->n);
+    for (int i = 0; rc == 0 && i < hits->n; i++)
+        ids[i] = hits->hits[i].id;
+    if (rc == 0)
+        rc = vdx_store_get_vectors(book->store, ids, (size_t)hits->n, vectors, err);
+    size_t kept = 0;
+    for (int i = 0; rc == 0 && i < hits->n; i++) {
+        hits->hits[i].dist = (float)dot(vectors + (size_t)i * rec->dims, rec->weight, rec->dims);
+        if (!only_above || hits->hits[i].dist > threshold)
+            list[kept++] = &hits->hits[i];
+    }
+    free(ids);
+    free(vectors);
+    if (rc != 0) {
+        free(list);
+        return -1;
+    }
+    *order = list;
+    *n_order = rank_best(list, kept, 0);
+    return 0;
+}
+
 int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_request *req,
                       cJSON **result, vdx_error *err)
 {
@@ -565,10 +613,17 @@ int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_requ
         rc = label_index_build(&set, &labels, err);
     /* a page of up to URL_LOOKUPS_MAX items looks its urls up; a longer one reads them all */
     int with_urls = req->top <= 0 || req->top > URL_LOOKUPS_MAX;
-    if (rc == 0)
-        rc = concept_ranking(book, &rec, req->where, threshold, req->use_threshold,
-                             req->top > 0 ? (size_t)req->offset + (size_t)req->top : 0, with_urls,
-                             &hits, &order, &n, &above, err);
+    size_t limit = req->top > 0 ? (size_t)req->offset + (size_t)req->top : 0;
+    int count = -1;
+    double bound = 0;
+    int indexed = rc == 0 && !req->where && limit > 0 && limit <= URL_LOOKUPS_MAX &&
+                  !req->exact && vdx_store_indexed_rows(book->store) > 0;
+    if (indexed)
+        rc = ranking_by_index(book, &rec, threshold, req->use_threshold, limit, &hits, &order, &n,
+                              &above, &count, &bound, err);
+    else if (rc == 0)
+        rc = concept_ranking(book, &rec, req->where, threshold, req->use_threshold, limit,
+                             with_urls, &hits, &order, &n, &above, err);
     size_t end = req->top > 0 && (size_t)req->offset + (size_t)req->top < n
                      ? (size_t)req->offset + (size_t)req->top
                      : n;
@@ -579,8 +634,11 @@ int vdx_concept_score(vdx_concepts *book, const char *name, const vdx_score_requ
         cJSON *out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "concept", rec.name);
         cJSON_AddNumberToObject(out, "threshold", threshold);
-        cJSON_AddNumberToObject(out, "count", hits.n);
+        cJSON_AddNumberToObject(out, "count", count >= 0 ? count : hits.n);
         cJSON_AddNumberToObject(out, "above_threshold", above);
+        cJSON *source = cJSON_AddObjectToObject(out, "scores");
+        cJSON_AddStringToObject(source, "source", bound > 0 ? "index" : "vectors");
+        cJSON_AddNumberToObject(source, "max_error", bound);
         cJSON *items = cJSON_AddArrayToObject(out, "items");
         for (size_t i = (size_t)req->offset; i < end; i++) {
             cJSON *item = cJSON_CreateObject();

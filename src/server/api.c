@@ -1202,14 +1202,16 @@ static int query_threshold(http_request *req, double *threshold)
  * ranked by the concept, by default only the items above the threshold. */
 static void route_scores(api_context *ctx, http_request *req, const char *name)
 {
-    long top, offset, all;
+    long top, offset, all, exact;
     double threshold;
     if (http_query_int(req, "top", 48, 1, 10000, &top) || http_query_int(req, "offset", 0, 0, MAX_OFFSET, &offset) ||
-        http_query_int(req, "all", 0, 0, 1, &all) || query_threshold(req, &threshold))
+        http_query_int(req, "all", 0, 0, 1, &all) || http_query_int(req, "exact", 0, 0, 1, &exact) ||
+        query_threshold(req, &threshold))
         return;
     const char *where = http_query(req, "where");
     vdx_score_request score = {.top = (int)top, .offset = (int)offset, .use_threshold = !all,
-                               .threshold = threshold, .where = where && *where ? where : NULL};
+                               .threshold = threshold, .where = where && *where ? where : NULL,
+                               .exact = (int)exact};
     cJSON *result = NULL;
     vdx_error err = {{0}};
     if (vdx_concept_score(ctx->concepts, name, &score, &result, &err) != 0)

@@ -35,6 +35,8 @@ typedef struct vdx_store_backend {
 
     int (*refresh)(void *state, vdx_error *err);
     int64_t (*count)(void *state);
+    /* Optional: rows an approximate index of int8 codes covers (0: none). */
+    int64_t (*indexed_rows)(void *state);
     vdx_vector_type (*vector_type)(void *state); /* how the collection stores vectors */
     int (*add_columns)(void *state, const char *const *names, int n, vdx_error *err);
     int (*columns)(void *state, char ***names, int *n, vdx_error *err);

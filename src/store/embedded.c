@@ -741,6 +741,11 @@ static int embedded_refresh(void *state, vdx_error *err)
 }
 
 static int64_t embedded_count(void *state) { return ((embedded *)state)->count; }
+static int64_t embedded_indexed_rows(void *state)
+{
+    embedded *e = state;
+    return e->ivf && ivf_has_bound(e->ivf) ? ivf_rows(e->ivf) : 0;
+}
 static vdx_vector_type embedded_vector_type(void *state) { return ((embedded *)state)->type; }
 
 /* ---- columns ---- */
@@ -1708,6 +1713,7 @@ const vdx_store_backend vdx_embedded_backend = {
     .close = embedded_close,
     .refresh = embedded_refresh,
     .count = embedded_count,
+    .indexed_rows = embedded_indexed_rows,
     .vector_type = embedded_vector_type,
     .add_columns = embedded_add_columns,
     .columns = embedded_columns,

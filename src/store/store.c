@@ -222,6 +222,13 @@ int64_t vdx_store_count(vdx_store *store)
     return LOCKED(store, store->backend->count(store->state));
 }
 
+int64_t vdx_store_indexed_rows(vdx_store *store)
+{
+    if (!store->backend->indexed_rows)
+        return 0;
+    return LOCKED(store, store->backend->indexed_rows(store->state));
+}
+
 static int check_writable(vdx_store *store, const char *what, vdx_error *err)
 {
     if (store->read_only)
