@@ -253,18 +253,34 @@ int main(int argc, char **argv)
             die("store score_all", &err);
         vdx_hits_free(&hits);
         record(&t[STORE_SCORE_BARE], r, start, mark());
+        float *scores[2] = {NULL, NULL};
+        size_t n_scores[2] = {0, 0};
+        double bound = 0, exact_bound = 0;
         for (int e = 0; e < 2; e++) {
             vdx_search_request values = {.query = w, .exclude_ids = label_ids,
                                          .n_exclude = (size_t)n_labels, .exact = e};
-            float *scores = NULL;
-            size_t n_scores = 0;
-            double bound = 0;
             start = mark();
-            if (vdx_store_score_values(store, &values, &scores, &n_scores, &bound, &err) != 0)
+            if (vdx_store_score_values(store, &values, &scores[e], &n_scores[e],
+                                       e ? &exact_bound : &bound, &err) != 0)
                 die("store score_values", &err);
             record(&t[e ? STORE_VALUES_EXACT : STORE_VALUES], r, start, mark());
-            free(scores);
         }
+        if (r == 0 && bound > 0 && n_scores[0] == n_scores[1]) {
+            double sum = 0, worst = 0;
+            for (size_t i = 0; i < n_scores[0]; i++) {
+                double e = fabs((double)scores[0][i] - scores[1][i]);
+                sum += e;
+                worst = e > worst ? e : worst;
+            }
+            double norm2 = 0;
+            for (int j = 0; j < DIMS; j++)
+                norm2 += (double)w[j] * w[j];
+            printf("  scores from the index's codes: mean error %.6f, largest %.6f, bound %.6f "
+                   "(the scores' spread, |w| / sqrt(dims): %.4f)\n",
+                   sum / (double)n_scores[0], worst, bound, sqrt(norm2 / DIMS));
+        }
+        free(scores[0]);
+        free(scores[1]);
         vdx_search_request near = {.query = w, .k = 9, .exclude_ids = label_ids,
                                    .n_exclude = (size_t)n_labels};
         start = mark();
