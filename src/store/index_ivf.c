@@ -112,12 +112,39 @@ __attribute__((target("avx2,fma"))) static float dot_i8_avx2(const float *qs, co
     return sum;
 }
 
+__attribute__((target("avx512f"))) static float dot_i8_avx512(const float *qs, const int8_t *c,
+                                                              int dims)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 64 <= dims; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i)))), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i + 16),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i + 16)))), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i + 32),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i + 32)))), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i + 48),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(c + i + 48)))), a3);
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; i < dims; i++)
+        sum += qs[i] * (float)c[i];
+    return sum;
+}
+
+/* The widest kernel the CPU has (VDX_SCAN_KERNEL=portable|avx2 holds it back). The
+ * kernels sum in different orders, so an estimate may differ by float rounding from one
+ * CPU to another; the bound covers it, and the rerank is exact. */
 static i8_kernel pick_i8_kernel(void)
 {
     const char *forced = getenv("VDX_SCAN_KERNEL");
-    int simd = !(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma");
-    return simd ? dot_i8_avx2 : dot_i8_portable;
+    if (forced && strcmp(forced, "portable") == 0)
+        return dot_i8_portable;
+    if (!(forced && strcmp(forced, "avx2") == 0) && __builtin_cpu_supports("avx512f"))
+        return dot_i8_avx512;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? dot_i8_avx2
+                                                                          : dot_i8_portable;
 }
 
 /* ---- build ---- */
