@@ -253,8 +253,20 @@ int audit_counts_split(vdx_concepts *book, const concept_record *rec, const labe
     int rc = audit_items_load(book, rec->id, &audit, err);
     if (rc == 0)
         rc = label_index_build(&audit, &drawn, err);
-    for (size_t i = 0; rc == 0 && i < n_unlabelled; i++)
-        count_item(c, rec, unlabelled[i], unlabelled_p ? unlabelled_p[i] : NAN, threshold, -1, 0);
+    /* the unlabelled items (all of R): count_item's work for label -1, in one tight loop */
+    double expected_above = 0, expected_below = 0;
+    int64_t above = 0;
+    for (size_t i = 0; rc == 0 && i < n_unlabelled; i++) {
+        double p = unlabelled_p ? unlabelled_p[i] : concept_probability(rec, unlabelled[i]);
+        int is_above = unlabelled[i] > threshold;
+        above += is_above;
+        expected_above += is_above ? p : 0;
+        expected_below += is_above ? 0 : p;
+    }
+    c->total += (int64_t)n_unlabelled;
+    c->above += above;
+    c->expected_above += expected_above;
+    c->expected_below += expected_below;
     for (size_t i = 0; rc == 0 && i < labels->n; i++)
         count_item(c, rec, label_scores[i], NAN, threshold, labels->labels[i],
                    label_index_get(&drawn, labels->ids[i]) >= 0);
