@@ -193,9 +193,8 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
     return rc;
 }
 
-/* One item into the counts: its score, its label (-1: none) and whether it was drawn into
- * the audit sample. */
-/* p: the item's calibrated probability when the caller has it, else NAN. */
+/* One item into the counts: its score, its calibrated probability when the caller has it
+ * (else NAN), its label (-1: none) and whether it was drawn into the audit sample. */
 static void count_item(calib_counts *c, const concept_record *rec, double score, double p,
                        double threshold, int label, int in_audit)
 {

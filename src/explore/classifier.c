@@ -6,8 +6,8 @@
  * (tests/test_golden_classifier.c).
  *
  * The float32 sums use fused multiply-adds (C's fmaf: one rounding, defined to the bit)
- * in 16 independent partial sums combined in a fixed order, so the result is the same on
- * every CPU; fit and its helpers are compiled for x86-64-v4 (AVX-512) and -v3 (AVX2 +
+ * in four chains of 16 independent partial sums combined in a fixed order, so the result
+ * is the same on every CPU; fit and its helpers are compiled for x86-64-v4 (AVX-512) and -v3 (AVX2 +
  * FMA) too (target_clones, chosen at load time), where those sums become vector
  * instructions; the default build calls the C library's fmaf.
  *

@@ -1115,7 +1115,8 @@ done:
 
 int ivf_has_bound(const vdx_ivf *ix) { return ix->h.version == IVF_VERSION; }
 
-/* Estimates of the rows of partitions [first, end) for one member (ivf_estimate_all). */
+/* The estimates of one member's partitions (member, member + members, ...) into out,
+ * indexed by row (ivf_estimate_all). */
 static void estimate_lists(const vdx_ivf *ix, const float *ls, const float *qs, i8_kernel dot8,
                            int64_t indexed, float *out, int member, int members)
 {
@@ -1152,10 +1153,13 @@ int ivf_estimate_all(const vdx_ivf *ix, const vdx_scan_matrix *m, const float *q
     }
     *bound = e * 0.5 + 1e-4 * sqrt(norm2); /* + the float rounding of the sums */
     i8_kernel dot8 = pick_i8_kernel();
-    int threads = rc == 0 ? team_claim(omp_get_max_threads() < lists ? omp_get_max_threads() : 1) : 1;
+    if (rc == 0) {
+        int threads = team_claim(omp_get_max_threads() < lists ? omp_get_max_threads() : 1);
 #pragma omp parallel num_threads(threads) if (threads > 1)
-    estimate_lists(ix, ls, qs, dot8, indexed, out, threads > 1 ? omp_get_thread_num() : 0, threads);
-    team_release(threads);
+        estimate_lists(ix, ls, qs, dot8, indexed, out, threads > 1 ? omp_get_thread_num() : 0,
+                       threads);
+        team_release(threads);
+    }
     /* the rows appended after the build: exact */
     if (rc == 0 && indexed < m->n) {
         size_t row_bytes = (size_t)d * (m->type == VDX_VECTOR_F16 ? 2 : 4);
