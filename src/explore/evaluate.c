@@ -545,7 +545,8 @@ int concept_ranking(vdx_concepts *book, const concept_record *rec, const char *w
 
 /* The ranking's first `limit` items through the approximate index, for a collection that
  * has one (no filter, a page of at most URL_LOOKUPS_MAX): the nearest items to the weight
- * (the same order as by score, the weight's norm being fixed), each re-scored from its
+ * (the same order as by score: the stored vectors are unit length and the weight's norm is
+ * fixed), each re-scored from its
  * vector, and the counts from the index's codes (score_values: *bound their largest
  * error). */
 static int ranking_by_index(vdx_concepts *book, const concept_record *rec, double threshold,
