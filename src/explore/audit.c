@@ -252,15 +252,18 @@ int audit_counts_split(vdx_concepts *book, const concept_record *rec, const labe
     int rc = audit_items_load(book, rec->id, &audit, err);
     if (rc == 0)
         rc = label_index_build(&audit, &drawn, err);
-    /* the unlabelled items (all of R): count_item's work for label -1, in one tight loop */
+    /* the unlabelled items (all of R): count_item's work for label -1, in one loop without
+     * branches (an item is above or below at random: a branch would be mispredicted half
+     * the time); a·p is p or +0, so the sums are count_item's */
     double expected_above = 0, expected_below = 0;
     int64_t above = 0;
     for (size_t i = 0; rc == 0 && i < n_unlabelled; i++) {
         double p = unlabelled_p ? unlabelled_p[i] : concept_probability(rec, unlabelled[i]);
         int is_above = unlabelled[i] > threshold;
+        double a = is_above;
         above += is_above;
-        expected_above += is_above ? p : 0;
-        expected_below += is_above ? 0 : p;
+        expected_above += a * p;
+        expected_below += (1 - a) * p;
     }
     c->total += (int64_t)n_unlabelled;
     c->above += above;

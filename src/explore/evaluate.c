@@ -221,11 +221,12 @@ static cJSON *warnings(int positive, int negative, int tp, int above, int count,
 
 static cJSON *histogram(const float *scores, size_t n, double threshold, int bins)
 {
-    double lo = threshold, hi = threshold;
+    float lo_f = INFINITY, hi_f = -INFINITY; /* the scores are finite floats */
     for (size_t i = 0; i < n; i++) {
-        lo = fmin(lo, scores[i]);
-        hi = fmax(hi, scores[i]);
+        lo_f = scores[i] < lo_f ? scores[i] : lo_f;
+        hi_f = scores[i] > hi_f ? scores[i] : hi_f;
     }
+    double lo = fmin(threshold, lo_f), hi = fmax(threshold, hi_f);
     if (hi - lo <= 0) {
         lo -= 0.5;
         hi += 0.5;
