@@ -843,6 +843,12 @@ static int by_dist(const void *a, const void *b, void *arg)
     return s->tie_break(x->row, y->row, s->ctx);
 }
 
+static int by_estimate_desc(const void *a, const void *b)
+{
+    float x = ((const cand *)a)->approx, y = ((const cand *)b)->approx;
+    return x > y ? -1 : x < y ? 1 : 0;
+}
+
 static int by_list_score(const void *a, const void *b, void *arg)
 {
     const float *ls = arg;
@@ -1063,30 +1069,49 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
     heap = all->heap;
     all->cands = NULL;
     all->heap = NULL;
-    /* rerank: every estimate within 2E of the want-th best, plus the unindexed tail */
+    /* rerank: the unindexed tail, then the estimates within 2E of the want-th best (int8;
+     * pq: the `keep` best), best estimate first. With int8 codes the rerank stops at the
+     * first estimate that cannot reach the want-th best exact score even with its whole
+     * error E, less 1e-6 so that no skipped row can tie it once distances are rounded to
+     * floats: the result stays the exact one among the visited rows. */
     float floor = n_heap < keep ? -INFINITY : (float)(heap[0] - 2 * bound);
-    int64_t n_tail = 0;
+    int64_t n_tail = 0, n_sel = 0;
     for (int64_t r = indexed; r < m->n; r++)
         n_tail += allowed_row(q->allowed, r);
+    for (int64_t i = 0; i < n_cands; i++)
+        if (cands[i].approx >= floor)
+            cands[n_sel++] = cands[i];
+    if (!pq)
+        qsort(cands, (size_t)n_sel, sizeof *cands, by_estimate_desc);
     int64_t n_rr = 0;
-    rr = malloc((size_t)(n_cands + n_tail + 1) * sizeof *rr);
-    if (!rr) {
+    rr = malloc((size_t)(n_sel + n_tail + 1) * sizeof *rr);
+    dots = malloc((size_t)(n_sel + n_tail + 1) * sizeof *dots);
+    hits = malloc((size_t)(n_sel + n_tail + 1) * sizeof *hits);
+    float *best = malloc((size_t)want * sizeof *best);
+    if (!rr || !dots || !hits || !best) {
+        free(best);
         vdx_fail(err, "search: out of memory");
         goto done;
     }
-    for (int64_t i = 0; i < n_cands; i++)
-        if (cands[i].approx >= floor)
-            rr[n_rr++] = cands[i].row;
     for (int64_t r = indexed; r < m->n; r++)
         if (allowed_row(q->allowed, r))
             rr[n_rr++] = r;
-    dots = malloc((size_t)(n_rr + 1) * sizeof *dots);
-    hits = malloc((size_t)(n_rr + 1) * sizeof *hits);
-    if (!dots || !hits) {
-        vdx_fail(err, "search: out of memory");
-        goto done;
-    }
     scan_dot_rows(m, q->q, rr, (size_t)n_rr, dots);
+    int64_t n_best = 0;
+    for (int64_t i = 0; i < n_rr; i++)
+        heap_push(best, &n_best, want, dots[i]);
+    enum { RERANK_BATCH = 32 };
+    for (int64_t i = 0; i < n_sel; i += RERANK_BATCH) {
+        if (!pq && n_best == want && (double)cands[i].approx + bound + 1e-6 < best[0])
+            break;
+        int64_t end = i + RERANK_BATCH < n_sel ? i + RERANK_BATCH : n_sel, first = n_rr;
+        for (int64_t j = i; j < end; j++)
+            rr[n_rr++] = cands[j].row;
+        scan_dot_rows(m, q->q, rr + first, (size_t)(n_rr - first), dots + first);
+        for (int64_t j = first; j < n_rr; j++)
+            heap_push(best, &n_best, want, dots[j]);
+    }
+    free(best);
     for (int64_t i = 0; i < n_rr; i++) {
         hits[i].row = rr[i];
         hits[i].dist = 1.0f - dots[i];
