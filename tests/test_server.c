@@ -391,7 +391,20 @@ TEST(test_concept_loop)
           "patch: %ld %s", r.status, r.body);
     free(r.body);
     r = get("/api/concepts/c0/evaluate?bins=10");
-    CHECK(r.status == 200 && strstr(r.body, "\"histogram\""), "evaluate: %ld %s", r.status, r.body);
+    CHECK(r.status == 200 && strstr(r.body, "\"histogram\"") &&
+              strstr(r.body, "\"scores\":{\"source\":\"vectors\",\"max_error\":0}"),
+          "evaluate: %ld %s", r.status, r.body);
+    free(r.body);
+    /* exact is 0 or 1; a bad value is refused, naming it */
+    r = get("/api/concepts/c0/evaluate?exact=2");
+    CHECK(r.status == 400 && strstr(r.body, "exact"), "evaluate exact=2: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/api/concepts/c0/scores?exact=yes");
+    CHECK(r.status == 400 && strstr(r.body, "exact"), "scores exact=yes: %ld %s", r.status, r.body);
+    free(r.body);
+    r = get("/api/concepts/c0/scores?exact=1&all=1&top=5");
+    CHECK(r.status == 200 && strstr(r.body, "\"source\":\"vectors\""), "scores exact=1: %ld %s",
+          r.status, r.body);
     free(r.body);
     /* the round's calibration, estimates unknown before an audit, the audit sample, then
      * estimates with intervals */
