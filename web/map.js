@@ -502,6 +502,9 @@ function mapAtlas(page) {
   if (!a) {
     a = new Image();
     a.onload = () => mapDraw();
+    // a failed load (a server restarting, a dropped connection) is asked for again at the
+    // next draw a second later, not held as a broken image for good
+    a.onerror = () => setTimeout(() => { if (mapState.atlases.get(page) === a) mapState.atlases.delete(page); mapDraw(); }, 1000);
     a.src = withCollection(`/api/map/atlas/${page}`);
     mapState.atlases.set(page, a);
   }

@@ -999,7 +999,12 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
   // atlas requests over the whole flow (an atlas is fetched once and kept by the page, so it
   // may come before the close zoom below asks for it)
   const atlasUrls = [];
-  page.on('response', (r) => { if (/\/api\/map\/atlas\/\d+$/.test(r.url()) && r.ok()) atlasUrls.push(r.url()); });
+  const atlasFailures = [];
+  page.on('response', (r) => {
+    if (!/\/api\/map\/atlas\/\d+$/.test(r.url())) return;
+    if (r.ok()) atlasUrls.push(r.url()); else atlasFailures.push(`${r.status()} ${r.url()}`);
+  });
+  page.on('requestfailed', (r) => { if (/\/api\/map\/atlas\//.test(r.url())) atlasFailures.push(`${r.failure()?.errorText} ${r.url()}`); });
   await open(page, url);
   const ms = await openMap(page);
   const { drawn } = await mapPixels(page);
@@ -1101,7 +1106,19 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
     await page.waitForTimeout(z < 3 ? 100 : 500);
     drawnThumbs = await thumbnailsDrawn();
   }
-  check(drawnThumbs, 'no thumbnails drawn at close zoom');
+  // what the page saw, should it fail: the zoom, the items in view, the atlas, what the
+  // pointer is over (the wheel's target) and the overlay's inked pixels
+  const seen = drawnThumbs || await page.evaluate(([x, y]) => {
+    const s = window.vdxMap.state, a = s.atlases.get(0), c = document.getElementById('map-overlay');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let inked = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i]) inked++;
+    const under = document.elementFromPoint(x, y);
+    return JSON.stringify({ scale: s.view.scale, cx: s.view.cx, cy: s.view.cy, shown: s.shown,
+      atlas: a ? { complete: a.complete, width: a.naturalWidth, src: a.src } : null, inked,
+      pointerOver: under ? `${under.tagName}#${under.id}` : null });
+  }, [moved.box.left + at.sx, moved.box.top + at.sy]);
+  check(drawnThumbs, `no thumbnails drawn at close zoom: ${seen}; atlas responses ${atlasUrls.length}, failures ${JSON.stringify(atlasFailures)}`);
   // the page's own record of the atlases it loaded (a response event is not seen when the
   // browser serves the atlas from its memory cache, as after an earlier flow)
   const atlases = await page.evaluate(() => [...window.vdxMap.state.atlases.entries()]
