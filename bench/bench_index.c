@@ -7,6 +7,7 @@
  *     query, for several nprobe values;
  *   - text→image under filters keeping 100%, 10%, 1% and a single item;
  *   - queries/s with 1 and 2 threads;
+ *   - every row estimated from its code, with each kernel of the codes (ms);
  *   - hnswlib (M=16, efConstruction=100): build time, bytes, recall and q/s per ef.
  * Data: synthetic vectors with CLIP's geometry (tests/support/synth.h, --synth-* flags),
  * or uniform random unit vectors (--synth-uniform=1). */
@@ -44,6 +45,8 @@ static long long items = 1000000;
 static int queries = 100, use_hnsw = 1, f16 = 0;
 static const char *nprobes_arg = "8,16,32,64";
 static const char *efs_arg = "32,64,128,256";
+static const char *kinds_arg = "image,text,concept1,concept3";
+static int lists_arg = 0;
 static synth *gen;
 static int dims;
 
@@ -172,6 +175,22 @@ static int parse_list(const char *s, int *out, int max)
     return n;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether `name` is one of the comma-separated kinds of --kinds. */
+static int kind_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+            return 1;
+    return 0;
+}
+
 static long rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -213,11 +232,16 @@ int main(int argc, char **argv)
             f16 = 1;
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir_arg = argv[++i];
+        else if (!strcmp(argv[i], "--kinds") && i + 1 < argc)
+            kinds_arg = argv[++i];
+        else if (!strcmp(argv[i], "--lists") && i + 1 < argc)
+            lists_arg = atoi(argv[++i]);
         else {
             char help[2048];
             synth_flags_help(&sp, help, sizeof help);
             printf("usage: bench_index [--items N] [--queries N] [--nprobe 8,16,...] "
-                   "[--ef 32,64,...] [--no-hnsw] [--f16] [--dir DIR] [synthetic-data flags]\n%s",
+                   "[--ef 32,64,...] [--no-hnsw] [--f16] [--dir DIR] [--lists N]\n"
+                   "       [--kinds image,text,concept1,concept3] [synthetic-data flags]\n%s",
                    help);
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
@@ -279,7 +303,8 @@ int main(int argc, char **argv)
     printf("ingest (generate + append): %.1f s, %.0f items/s\n", t_ingest, items / t_ingest);
     long rss0 = rss_kb();
     t0 = now_s();
-    if (vdx_store_index_build(store, NULL, &err) != 0) {
+    vdx_index_options io = {.lists = lists_arg};
+    if (vdx_store_index_build(store, &io, &err) != 0) {
         fprintf(stderr, "bench_index: index build: %s\n", err.message);
         return 1;
     }
@@ -355,8 +380,9 @@ int main(int argc, char **argv)
              *got = calloc((size_t)queries, sizeof *got);
     printf("\n%-17s %5s %7s | %-28s | %s\n", "query kind", "excl", "exact", "", "index: nprobe  recall@9  recall@100  ms/query (k=9)");
     double exact_ms_text_excl = 0;
+    static const char *const kind_names[4] = {"image", "text", "concept1", "concept3"};
     for (int s = 0; s < 4; s++)
-        for (int e = 0; e < 2; e++) {
+        for (int e = 0; e < 2 && kind_listed(kinds_arg, kind_names[s]); e++) {
             size_t ne = e ? n_excl : 0;
             run_args a = {store, &sets[s], 9, 0, queries, (const char *const *)excl, ne, NULL, 1,
                           truth9, 0};
@@ -451,6 +477,37 @@ int main(int argc, char **argv)
     }
     (void)exact_ms_text_excl;
 
+    /* ---- the codes' kernels: every row estimated from its code (what the explore page's
+     * counts and histogram use), each kernel in turn, five times, medians ---- */
+    {
+        static const char *const kernels[3] = {NULL, "avx512", "avx2"};
+        double ms[3][5];
+        for (int rep = 0; rep < 5; rep++)
+            for (int k = 0; k < 3; k++) {
+                if (kernels[k])
+                    setenv("VDX_SCAN_KERNEL", kernels[k], 1);
+                else
+                    unsetenv("VDX_SCAN_KERNEL");
+                vdx_search_request req = {.query = sets[1].q + (size_t)rep * dims};
+                float *values = NULL;
+                size_t n_values = 0;
+                double bound = 0, t = now_s();
+                if (vdx_store_score_values(store, &req, &values, &n_values, &bound, &err) != 0) {
+                    fprintf(stderr, "bench_index: score_values: %s\n", err.message);
+                    return 1;
+                }
+                ms[k][rep] = (now_s() - t) * 1000;
+                free(values);
+            }
+        unsetenv("VDX_SCAN_KERNEL");
+        printf("\nevery row estimated from its code (vdx_store_score_values), median of 5:\n");
+        for (int k = 0; k < 3; k++) {
+            qsort(ms[k], 5, sizeof ms[k][0], cmp_double);
+            printf("  kernel %-8s %8.2f ms  (%.2fx the fastest's time)\n",
+                   kernels[k] ? kernels[k] : "fastest", ms[k][2], ms[k][2] / ms[0][2]);
+        }
+    }
+
     /* ---- hnswlib on the same vectors ---- */
     if (use_hnsw) {
         long before = rss_kb();
@@ -476,7 +533,7 @@ int main(int argc, char **argv)
         float dists[1200];
         printf("%-17s %5s | ef  recall@9  ms/query (k=9)\n", "query kind", "excl");
         for (int s = 0; s < 4; s++)
-            for (int e = 0; e < 2; e++) {
+            for (int e = 0; e < 2 && kind_listed(kinds_arg, kind_names[s]); e++) {
                 size_t ne = e ? n_excl : 0;
                 run_args a = {store, &sets[s], 9, 0, queries, (const char *const *)excl, ne, NULL,
                               1, truth9, 0};

@@ -95,6 +95,11 @@ static int search(vdx_store *s, const float *q, int k, const char *const *excl, 
 
 static vdx_store *shared;
 
+/* The kernels of the index's codes a test runs with: the fastest the CPU has (VNNI's
+ * 16-bit integer sums where it has them), then the float kernels it can be held to. */
+static const char *const code_kernels[4] = {NULL, "avx512", "avx2", "portable"};
+static const char *code_kernel_name(int k) { return code_kernels[k] ? code_kernels[k] : "fastest"; }
+
 TEST(all_partitions_equal_the_exact_scan)
 {
     REQUIRE(shared, "no indexed store");
@@ -107,10 +112,15 @@ TEST(all_partitions_equal_the_exact_scan)
     snprintf(lists, sizeof lists, "%d", LISTS);
     setenv("VDX_INDEX_NPROBE", lists, 1);
     float q[DIMS];
-    /* on one thread, then with the partitions shared out among two */
+    /* on one thread, then with the partitions shared out among two; with each kernel of
+     * the codes (the fastest this CPU has, then the float ones held back to) */
     int threads_before = omp_get_max_threads();
     for (int t = 0; t < 60; t++) {
         omp_set_num_threads(1 + t / 30);
+        if (code_kernels[t % 4])
+            setenv("VDX_SCAN_KERNEL", code_kernels[t % 4], 1);
+        else
+            unsetenv("VDX_SCAN_KERNEL");
         if (t % 3 == 0)
             synth_image(gen, (uint64_t)ROWS + (uint64_t)t, q);
         else if (t % 3 == 1)
@@ -124,12 +134,13 @@ TEST(all_partitions_equal_the_exact_scan)
                         search(shared, q, k, (const char *const *)excl, t % 2 ? 100 : 0, NULL, 0,
                                &b) == 0,
                     "search failed");
-            CHECK(a.n == k && b.n == a.n, "query %d k=%d (%d threads): %d exact hits, %d indexed",
-                  t, k, 1 + t / 30, a.n, b.n);
+            CHECK(a.n == k && b.n == a.n,
+                  "query %d k=%d (%d threads, kernel %s): %d exact hits, %d indexed", t, k,
+                  1 + t / 30, code_kernel_name(t % 4), a.n, b.n);
             for (int i = 0; i < a.n && i < b.n; i++)
                 if (strcmp(a.hits[i].id, b.hits[i].id) || a.hits[i].dist != b.hits[i].dist) {
-                    CHECK(0, "query %d k=%d (%d threads) rank %d: exact %s %.9g, index %s %.9g", t,
-                          k, 1 + t / 30, i,
+                    CHECK(0, "query %d k=%d (%d threads, kernel %s) rank %d: exact %s %.9g, "
+                          "index %s %.9g", t, k, 1 + t / 30, code_kernel_name(t % 4), i,
                           a.hits[i].id, (double)a.hits[i].dist, b.hits[i].id,
                           (double)b.hits[i].dist);
                     break;
@@ -140,6 +151,7 @@ TEST(all_partitions_equal_the_exact_scan)
     }
     omp_set_num_threads(threads_before);
     unsetenv("VDX_INDEX_NPROBE");
+    unsetenv("VDX_SCAN_KERNEL");
     for (int i = 0; i < 100; i++)
         free(excl[i]);
 }
@@ -316,34 +328,58 @@ TEST(score_values_from_the_codes_stay_within_their_bound)
     vdx_search_request req = {.query = q, .exclude_ids = excl, .n_exclude = 3};
     vdx_hits all = {0};
     REQUIRE(vdx_store_score_all(s, &req, &all, &err) == 0, "%s", err.message);
-    float *approx = NULL, *exact = NULL;
-    size_t n_approx = 0, n_exact = 0;
-    double bound = -1, exact_bound = -1;
-    REQUIRE(vdx_store_score_values(s, &req, &approx, &n_approx, &bound, &err) == 0, "%s",
-            err.message);
+    float *exact = NULL;
+    size_t n_exact = 0;
+    double exact_bound = -1;
     req.exact = 1;
     REQUIRE(vdx_store_score_values(s, &req, &exact, &n_exact, &exact_bound, &err) == 0, "%s",
             err.message);
-    CHECK(all.n == ROWS + 40 - 3 && n_approx == (size_t)all.n && n_exact == (size_t)all.n,
-          "%d scored, %zu estimated, %zu exact", all.n, n_approx, n_exact);
-    CHECK(bound > 0 && bound < 0.2 && exact_bound == 0, "bounds %g and %g", bound, exact_bound);
-    int same = 0, within = 0, tail_exact = 0;
-    double worst = 0, sum = 0;
-    for (int i = 0; i < all.n && (size_t)i < n_approx && (size_t)i < n_exact; i++) {
+    int same = 0;
+    for (int i = 0; i < all.n && (size_t)i < n_exact; i++)
         same += exact[i] == all.hits[i].dist;
-        double e = fabs((double)approx[i] - all.hits[i].dist);
-        within += e <= bound;
-        worst = fmax(worst, e);
-        sum += e;
-        tail_exact += i >= ROWS - 2 && approx[i] == all.hits[i].dist; /* 2 excluded before */
-    }
+    CHECK(all.n == ROWS + 40 - 3 && n_exact == (size_t)all.n && exact_bound == 0,
+          "%d scored, %zu exact, bound %g", all.n, n_exact, exact_bound);
     CHECK(same == all.n, "exact: %d of %d equal score_all's", same, all.n);
-    CHECK(within == all.n, "%d of %d estimates within the bound %g (worst %g)", within, all.n,
-          bound, worst);
-    CHECK(sum / all.n < bound / 10, "mean error %g against the bound %g", sum / all.n, bound);
-    CHECK(tail_exact == 40 - 1, "%d of the 39 appended rows kept scored exactly", tail_exact);
-    free(approx);
-    free(exact);
+    req.exact = 0;
+    /* each kernel of the codes: the fastest this CPU has, then the float ones */
+    for (int k = 0; k < 4; k++) {
+        if (code_kernels[k])
+            setenv("VDX_SCAN_KERNEL", code_kernels[k], 1);
+        else
+            unsetenv("VDX_SCAN_KERNEL");
+        float *approx = NULL, *vectors = NULL; /* the appended rows' exact scores come from
+                                                 * the scan's kernel, which "portable" holds
+                                                 * back too */
+        size_t n_approx = 0, n_vectors = 0;
+        double bound = -1, none = -1;
+        REQUIRE(vdx_store_score_values(s, &req, &approx, &n_approx, &bound, &err) == 0, "%s",
+                err.message);
+        req.exact = 1;
+        REQUIRE(vdx_store_score_values(s, &req, &vectors, &n_vectors, &none, &err) == 0, "%s",
+                err.message);
+        req.exact = 0;
+        CHECK(n_approx == (size_t)all.n && n_vectors == n_approx && bound > 0 && bound < 0.2,
+              "kernel %s: %zu estimated of %d, bound %g", code_kernel_name(k), n_approx, all.n,
+              bound);
+        int within = 0, tail_exact = 0;
+        double worst = 0, sum = 0;
+        for (int i = 0; i < all.n && (size_t)i < n_approx; i++) {
+            double e = fabs((double)approx[i] - all.hits[i].dist);
+            within += e <= bound;
+            worst = fmax(worst, e);
+            sum += e;
+            tail_exact += i >= ROWS - 2 && approx[i] == vectors[i]; /* 2 excluded before */
+        }
+        CHECK(within == all.n, "kernel %s: %d of %d estimates within the bound %g (worst %g)",
+              code_kernel_name(k), within, all.n, bound, worst);
+        CHECK(sum / all.n < bound / 10, "kernel %s: mean error %g against the bound %g",
+              code_kernel_name(k), sum / all.n, bound);
+        CHECK(tail_exact == 40 - 1, "kernel %s: %d of the 39 appended rows kept scored exactly",
+              code_kernel_name(k), tail_exact);
+        free(approx);
+        free(vectors);
+    }
+    unsetenv("VDX_SCAN_KERNEL");
     vdx_hits_free(&all);
     vdx_store_close(s);
 }

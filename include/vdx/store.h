@@ -226,7 +226,7 @@ typedef struct vdx_index_options {
 
 /* The codes of the index's first pass: int8 residuals (512 B/item at 512 dims; with every
  * partition visited the result is the exact scan's) or product-quantised residuals (one
- * byte per 8 dimensions: 64 B/item at 512 dims; approximate, the best estimates are
+ * byte per 4 dimensions: 128 B/item at 512 dims; approximate, the best estimates are
  * re-scored exactly). */
 enum { VDX_INDEX_CODES_AUTO = 0, VDX_INDEX_CODES_INT8, VDX_INDEX_CODES_PQ };
 
