@@ -929,11 +929,67 @@ static int by_estimate_desc(const void *a, const void *b)
     return x > y ? -1 : x < y ? 1 : 0;
 }
 
+/* Partitions best score first, ties by number. */
+static int list_before(const float *ls, uint32_t a, uint32_t b)
+{
+    return ls[a] > ls[b] || (ls[a] == ls[b] && a < b);
+}
+
 static int by_list_score(const void *a, const void *b, void *arg)
 {
-    const float *ls = arg;
-    float x = ls[*(const uint32_t *)a], y = ls[*(const uint32_t *)b];
-    return x > y ? -1 : x < y ? 1 : 0;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return list_before(arg, x, y) ? -1 : list_before(arg, y, x) ? 1 : 0;
+}
+
+/* order[0, top) = the `top` best partitions, best first; order[top, lists) = the others,
+ * unsorted (sort them before visiting them in order). A heap of the best `top` so far
+ * (its root the worst of them) costs O(lists log top) instead of sorting all of them. */
+static void rank_lists(const float *ls, int lists, int64_t top, uint32_t *order)
+{
+    if (top < 1)
+        top = 1;
+    if (top >= lists) {
+        for (int l = 0; l < lists; l++)
+            order[l] = (uint32_t)l;
+        qsort_r(order, (size_t)lists, sizeof *order, by_list_score, (void *)ls);
+        return;
+    }
+    int64_t n = 0;
+    for (uint32_t l = 0; l < (uint32_t)lists; l++) {
+        int64_t i;
+        if (n < top) { /* push, then up while before its parent */
+            i = n++;
+            order[i] = l;
+            while (i > 0 && list_before(ls, order[(i - 1) / 2], order[i])) {
+                uint32_t t = order[i];
+                order[i] = order[(i - 1) / 2];
+                order[(i - 1) / 2] = t;
+                i = (i - 1) / 2;
+            }
+            continue;
+        }
+        if (!list_before(ls, l, order[0])) {
+            order[l] = l; /* not among the best: after them (slot l is past the heap) */
+            continue;
+        }
+        order[l] = order[0]; /* the evicted worst goes after them */
+        order[0] = l;
+        i = 0;
+        for (;;) { /* down while a child ranks after it */
+            int64_t c = 2 * i + 1, w = i;
+            if (c < top && list_before(ls, order[w], order[c]))
+                w = c;
+            if (c + 1 < top && list_before(ls, order[w], order[c + 1]))
+                w = c + 1;
+            if (w == i)
+                break;
+            uint32_t t = order[i];
+            order[i] = order[w];
+            order[w] = t;
+            i = w;
+        }
+    }
+    qsort_r(order, (size_t)top, sizeof *order, by_list_score, (void *)ls);
 }
 
 /* Min-heap of the best `k` estimates: heap[0] is the k-th best so far. */
@@ -972,11 +1028,14 @@ static int allowed_row(const uint64_t *allowed, int64_t r)
     return !allowed || (allowed[r / 64] >> (r % 64) & 1);
 }
 
-/* One member's share of a search: the candidates it estimated and the heap of its best
- * `keep` estimates. */
+/* One member's share of a search: the allowed rows it estimated (seen), the heap of its
+ * best `keep` estimates and the candidates: the rows whose estimate was within `margin`
+ * of the heap's least when they were seen. The heap's least only rises, and the merged
+ * heap's least is at least any member's, so a row left out can never reach the final
+ * floor (the want-th best estimate less 2E) that the rerank starts from. */
 typedef struct visit_state {
     cand *cands;
-    int64_t n, cap, n_heap;
+    int64_t n, cap, n_heap, seen;
     float *heap;
 } visit_state;
 
@@ -987,6 +1046,7 @@ typedef struct visit_ctx {
     const float *ls, *lut;
     const code_query *cq;
     int64_t indexed, keep;
+    float margin; /* int8: 2E (and a little for the rounding of the floor); pq: 0 */
 } visit_ctx;
 
 /* Estimates every allowed row of partition l into st; -1 when memory runs out. */
@@ -1000,14 +1060,7 @@ static int visit_list(const visit_ctx *v, uint32_t l, visit_state *st)
         int64_t r = ix->rows[pos];
         if (r >= v->indexed || !allowed_row(v->q->allowed, r))
             continue;
-        if (st->n == st->cap) {
-            int64_t cap = st->cap ? st->cap * 2 : 4096;
-            cand *grown = realloc(st->cands, (size_t)cap * sizeof *grown);
-            if (!grown)
-                return -1;
-            st->cands = grown;
-            st->cap = cap;
-        }
+        st->seen++;
         float a = base;
         if (pq) {
             const uint8_t *code = (const uint8_t *)ix->codes + pos * (uint64_t)pq_m;
@@ -1016,10 +1069,20 @@ static int visit_list(const visit_ctx *v, uint32_t l, visit_state *st)
         } else {
             a += v->cq->dot(v->cq, ix->codes + pos * (uint64_t)d, d);
         }
+        heap_push(st->heap, &st->n_heap, v->keep, a);
+        if (st->n_heap == v->keep && a < st->heap[0] - v->margin)
+            continue;
+        if (st->n == st->cap) {
+            int64_t cap = st->cap ? st->cap * 2 : 1024;
+            cand *grown = realloc(st->cands, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return -1;
+            st->cands = grown;
+            st->cap = cap;
+        }
         st->cands[st->n].approx = a;
         st->cands[st->n].row = r;
         st->n++;
-        heap_push(st->heap, &st->n_heap, v->keep, a);
     }
     return 0;
 }
@@ -1078,9 +1141,7 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
     vdx_scan_matrix centres = {ix->centres, lists, d, VDX_VECTOR_F32};
     if (scan_dots(&centres, q->q, NULL, ls, err) != 0)
         goto done;
-    for (int l = 0; l < lists; l++)
-        order[l] = (uint32_t)l;
-    qsort_r(order, (size_t)lists, sizeof *order, by_list_score, ls);
+    rank_lists(ls, lists, nprobe, order);
     double bound = cq.bound;
     if (pq) {
         for (int s = 0; s < pq_m; s++)
@@ -1096,7 +1157,7 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
     /* the first nprobe partitions, shared out among the team's members (every member's
      * candidates and heap are merged below: the same set whatever the split); then one
      * by one until `want` allowed rows were seen */
-    visit_ctx v = {ix, q, ls, lut, &cq, indexed, keep};
+    visit_ctx v = {ix, q, ls, lut, &cq, indexed, keep, (float)(2 * bound * (1 + 1e-6) + 1e-6)};
     threads = nprobe >= VISIT_PARALLEL_MIN ? omp_get_max_threads() : 1;
     threads = team_claim(threads > (int)nprobe ? (int)nprobe : threads);
     states = calloc((size_t)threads, sizeof *states);
@@ -1128,11 +1189,14 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
         if (!failed) {
             memcpy(all->cands + all->n, states[t].cands, (size_t)states[t].n * sizeof *all->cands);
             all->n += states[t].n;
+            all->seen += states[t].seen;
             for (int64_t i = 0; i < states[t].n_heap; i++)
                 heap_push(all->heap, &all->n_heap, keep, states[t].heap[i]);
         }
     }
-    for (int64_t li = nprobe; !failed && li < lists && all->n < want; li++)
+    if (!failed && nprobe < lists && all->seen < want) /* the rest, best first */
+        qsort_r(order + nprobe, (size_t)(lists - nprobe), sizeof *order, by_list_score, ls);
+    for (int64_t li = nprobe; !failed && li < lists && all->seen < want; li++)
         failed = visit_list(&v, order[li], all) != 0;
     if (failed) {
         vdx_fail(err, "search: out of memory");
