@@ -380,6 +380,7 @@ TEST(score_values_from_the_codes_stay_within_their_bound)
         free(vectors);
     }
     unsetenv("VDX_SCAN_KERNEL");
+    free(exact);
     vdx_hits_free(&all);
     vdx_store_close(s);
 }
