@@ -1,4 +1,5 @@
-/* The map (src/map/): the layout is the same bytes for the same seed and differs for
+/* The map (src/map/): the vectors' int8 codes hold every value within half a step and
+ * give the float32 vectors' exact neighbours but for near ties; the layout is the same bytes for the same seed and differs for
  * another; it keeps more of each item's 10 nearest neighbours than the PCA projection
  * does on clustered synthetic data; k-means on the layout finds separated blobs and
  * numbers them by size; cluster naming picks the vocabulary entry whose vector matches
@@ -21,6 +22,7 @@ enum { DIMS = 64, N = 1200, CLUSTERS = 12 };
 static char data_dir[4200];
 static synth *gen;
 static float *vecs;
+static vdx_map_vectors codes; /* vecs as the layout reads them */
 
 static vdx_store *open_store(const char *name, int create, vdx_error *err)
 {
@@ -47,33 +49,40 @@ static int fill(vdx_store *s, int first, int n, vdx_error *err)
     return rc;
 }
 
+/* Keeps the k smallest distances seen (ascending) with their indices. */
+static void keep_best(double *best, int32_t *bi, int k, int *have, double d, int32_t j)
+{
+    if (*have == k && d >= best[k - 1])
+        return;
+    int p = *have < k ? (*have)++ : k - 1;
+    while (p > 0 && best[p - 1] > d) {
+        best[p] = best[p - 1], bi[p] = bi[p - 1];
+        p--;
+    }
+    best[p] = d, bi[p] = j;
+}
+
 /* Mean fraction of each item's 10 nearest (cosine, high-d) kept among its 10 nearest
  * on the map. */
-static double kept10(const float *x, const float *xy, int n)
+static double kept10(const float *xy, int n)
 {
     enum { K = 10 };
     int32_t *nb = malloc(sizeof(int32_t) * K * (size_t)n);
     float *nd = malloc(sizeof(float) * K * (size_t)n);
     vdx_map_options o = {0};
-    map_knn(x, n, DIMS, K, &o, nb, nd, NULL);
+    vdx_map_vectors v = codes;
+    v.n = n;
+    map_knn(&v, K, &o, nb, nd, NULL);
     double kept = 0;
     for (int i = 0; i < n; i++) {
-        float best[K];
+        double best[K];
         int32_t bi[K];
         int have = 0;
         for (int j = 0; j < n; j++) {
             if (j == i)
                 continue;
             float dx = xy[2 * i] - xy[2 * j], dy = xy[2 * i + 1] - xy[2 * j + 1];
-            float d = dx * dx + dy * dy;
-            if (have == K && d >= best[K - 1])
-                continue;
-            int p = have < K ? have++ : K - 1;
-            while (p > 0 && best[p - 1] > d) {
-                best[p] = best[p - 1], bi[p] = bi[p - 1];
-                p--;
-            }
-            best[p] = d, bi[p] = j;
+            keep_best(best, bi, K, &have, dx * dx + dy * dy, j);
         }
         for (int a = 0; a < K; a++)
             for (int b = 0; b < K; b++)
@@ -89,15 +98,15 @@ TEST(layout_is_deterministic_for_a_seed)
     vdx_error err = {{0}};
     float *a = malloc(sizeof(float) * 2 * N), *b = malloc(sizeof(float) * 2 * N);
     vdx_map_options o = {.seed = 7, .epochs = 100};
-    REQUIRE(vdx_map_layout(vecs, N, DIMS, &o, a, &err) == 0, "%s", err.message);
-    REQUIRE(vdx_map_layout(vecs, N, DIMS, &o, b, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_map_layout(&codes, &o, a, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_map_layout(&codes, &o, b, &err) == 0, "%s", err.message);
     CHECK(memcmp(a, b, sizeof(float) * 2 * N) == 0, "two runs with seed 7 differ");
     int finite = 1;
     for (int i = 0; i < 2 * N; i++)
         finite &= isfinite(a[i]);
     CHECK(finite, "non-finite coordinates");
     o.seed = 8;
-    REQUIRE(vdx_map_layout(vecs, N, DIMS, &o, b, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_map_layout(&codes, &o, b, &err) == 0, "%s", err.message);
     CHECK(memcmp(a, b, sizeof(float) * 2 * N) != 0, "seed 8 gave seed 7's layout");
     free(a), free(b);
 }
@@ -107,9 +116,9 @@ TEST(layout_keeps_neighbours_better_than_pca)
     vdx_error err = {{0}};
     float *xy = malloc(sizeof(float) * 2 * N), *pca = malloc(sizeof(float) * 2 * N);
     vdx_map_options o = {.seed = 1};
-    REQUIRE(vdx_map_layout(vecs, N, DIMS, &o, xy, &err) == 0, "%s", err.message);
-    REQUIRE(map_pca(vecs, N, DIMS, 1, pca, &err) == 0, "%s", err.message);
-    double q = kept10(vecs, xy, N), p = kept10(vecs, pca, N);
+    REQUIRE(vdx_map_layout(&codes, &o, xy, &err) == 0, "%s", err.message);
+    REQUIRE(map_pca(&codes, 1, pca, &err) == 0, "%s", err.message);
+    double q = kept10(xy, N), p = kept10(pca, N);
     printf("    10-NN kept: map %.3f, PCA %.3f\n", q, p);
     CHECK(q > p + 0.1, "map keeps %.3f of the 10-NN, PCA %.3f", q, p);
     free(xy), free(pca);
@@ -122,8 +131,8 @@ TEST(partitioned_neighbours_find_most_exact_ones)
     int32_t *a = malloc(sizeof(int32_t) * K * N), *b = malloc(sizeof(int32_t) * K * N);
     float *da = malloc(sizeof(float) * K * N), *db = malloc(sizeof(float) * K * N);
     vdx_map_options exact = {0}, part = {.exact_max = 100};
-    REQUIRE(map_knn(vecs, N, DIMS, K, &exact, a, da, &err) == 0, "%s", err.message);
-    REQUIRE(map_knn(vecs, N, DIMS, K, &part, b, db, &err) == 0, "%s", err.message);
+    REQUIRE(map_knn(&codes, K, &exact, a, da, &err) == 0, "%s", err.message);
+    REQUIRE(map_knn(&codes, K, &part, b, db, &err) == 0, "%s", err.message);
     int64_t found = 0, sorted = 1;
     for (int i = 0; i < N; i++) {
         for (int x = 0; x < K; x++) {
@@ -141,7 +150,7 @@ TEST(partitioned_neighbours_find_most_exact_ones)
     CHECK(sorted, "partitioned neighbour lists unsorted or holding the item itself");
     /* one partition only: the search is the partitioned one, and it misses some */
     part.probe = 1;
-    REQUIRE(map_knn(vecs, N, DIMS, K, &part, b, db, &err) == 0, "%s", err.message);
+    REQUIRE(map_knn(&codes, K, &part, b, db, &err) == 0, "%s", err.message);
     int64_t found1 = 0;
     for (int i = 0; i < N; i++)
         for (int x = 0; x < K; x++)
@@ -150,6 +159,80 @@ TEST(partitioned_neighbours_find_most_exact_ones)
     printf("    with one partition: recall %.3f\n", (double)found1 / ((double)N * K));
     CHECK(found1 < found, "one partition found as many (%lld) as eight", (long long)found1);
     free(a), free(b), free(da), free(db);
+}
+
+/* The int8 codes: every value within half a step of its float, the scale max|x|/127,
+ * a non-finite value refused with the row and dimension named. */
+TEST(int8_codes_hold_each_value_within_half_a_step)
+{
+    vdx_error err = {{0}};
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        const float *x = vecs + (size_t)i * DIMS;
+        const int8_t *c = codes.codes + (size_t)i * DIMS;
+        float big = 0;
+        for (int j = 0; j < DIMS; j++)
+            big = fabsf(x[j]) > big ? fabsf(x[j]) : big;
+        CHECK(codes.scales[i] == big / 127.0f, "row %d: scale %g for max %g", i, codes.scales[i],
+              big);
+        for (int j = 0; j < DIMS; j++) {
+            double off = fabs(x[j] - (double)codes.scales[i] * c[j]) / codes.scales[i];
+            worst = off > worst ? off : worst;
+        }
+    }
+    CHECK(worst <= 0.5 + 1e-4, "a value %.4f steps from its code", worst);
+    vdx_map_vectors q;
+    float bad[2 * 4] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, NAN, 0.5f};
+    REQUIRE(vdx_map_vectors_alloc(&q, 3, 4, &err) == 0, "%s", err.message);
+    CHECK(vdx_map_vectors_set(&q, 1, 2, bad, &err) == -1 && err.kind == VDX_ERR_INVALID &&
+              strstr(err.message, "vector 2: dimension 2"),
+          "NaN accepted or named wrongly: %s", err.message);
+    float zero[4] = {0};
+    CHECK(vdx_map_vectors_set(&q, 0, 1, zero, &err) == 0 && q.scales[0] == 0 && q.codes[3] == 0,
+          "a zero vector");
+    vdx_map_vectors_free(&q);
+}
+
+/* The exact neighbours from the codes (tiles of 256 rows here, so the lists carry over
+ * from tile to tile) are the float32 vectors' own, but for near ties. */
+TEST(exact_neighbours_from_codes_match_float32)
+{
+    vdx_error err = {{0}};
+    enum { K = 15 };
+    int32_t *nb = malloc(sizeof(int32_t) * K * N);
+    float *nd = malloc(sizeof(float) * K * N);
+    vdx_map_options o = {0};
+    REQUIRE(map_knn(&codes, K, &o, nb, nd, &err) == 0, "%s", err.message);
+    int64_t found = 0;
+    double worst = 0;
+    for (int i = 0; i < N; i++) {
+        /* the float32 truth, by brute force in double */
+        double best[K];
+        int32_t bi[K];
+        int have = 0;
+        for (int j = 0; j < N; j++) {
+            if (j == i)
+                continue;
+            double dot = 0;
+            for (int t = 0; t < DIMS; t++)
+                dot += (double)vecs[(size_t)i * DIMS + t] * vecs[(size_t)j * DIMS + t];
+            keep_best(best, bi, K, &have, 1 - dot, j);
+        }
+        for (int a = 0; a < K; a++) {
+            for (int b = 0; b < K; b++)
+                found += nb[i * K + a] == bi[b];
+            double off = fabs(nd[i * K + a] - best[a]);
+            worst = off > worst ? off : worst;
+            CHECK(nb[i * K + a] != i && nb[i * K + a] >= 0 && nb[i * K + a] < N,
+                  "row %d: neighbour %d", i, nb[i * K + a]);
+        }
+    }
+    double recall = (double)found / ((double)N * K);
+    printf("    exact neighbours from int8 codes: %.4f of the float32 ones, distances within %.2g\n",
+           recall, worst);
+    CHECK(recall >= 0.97, "recall %.4f of the float32 neighbours", recall);
+    CHECK(worst < 5e-3, "a k-th distance %.3g away from float32's", worst);
+    free(nb), free(nd);
 }
 
 TEST(kmeans_separates_blobs_numbered_by_size)
@@ -192,8 +275,11 @@ TEST(cluster_name_is_the_matching_vocabulary_entry)
     vocab[2 * D + 0] = 0.5f;
     vocab[3 * D + 2] = 2;
     int names[4] = {9, 9, 9, 9};
-    REQUIRE(vdx_map_name_clusters(v, cl, M, D, 4, vocab, 4, names, &err) == 0, "%s",
-            err.message);
+    vdx_map_vectors q;
+    REQUIRE(vdx_map_vectors_alloc(&q, M, D, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_map_vectors_set(&q, 0, M, v, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_map_name_clusters(&q, cl, 4, vocab, 4, names, &err) == 0, "%s", err.message);
+    vdx_map_vectors_free(&q);
     CHECK(names[0] == 2, "cluster 0 named %d, expected 2 (dog)", names[0]);
     CHECK(names[1] == 3, "cluster 1 named %d, expected 3 (cat)", names[1]);
     CHECK(names[2] == 0, "cluster 2 named %d, expected 0 (car)", names[2]);
@@ -214,7 +300,9 @@ TEST(map_round_trip_and_later_items_placed_near_neighbours)
     CHECK(vdx_map_cluster_count(m) == CLUSTERS, "%d clusters", vdx_map_cluster_count(m));
     /* the same coordinates as the layout of the same vectors and options */
     float *xy = malloc(sizeof(float) * 2 * N);
-    REQUIRE(vdx_map_layout(vecs, N - 20, DIMS, &o, xy, &err) == 0, "%s", err.message);
+    vdx_map_vectors first = codes;
+    first.n = N - 20;
+    REQUIRE(vdx_map_layout(&first, &o, xy, &err) == 0, "%s", err.message);
     const vdx_map_point *p = vdx_map_points(m);
     int64_t at = vdx_map_find(m, "i17");
     CHECK(at >= 0 && p[at].x == xy[2 * 17] && p[at].y == xy[2 * 17 + 1] && !p[at].placed,
@@ -410,6 +498,14 @@ int main(void)
     }
     vecs = malloc(sizeof(float) * DIMS * N);
     synth_images(gen, 0, N, vecs);
+    vdx_error e = {{0}};
+    if (vdx_map_vectors_alloc(&codes, N, DIMS, &e) != 0 ||
+        vdx_map_vectors_set(&codes, 0, N, vecs, &e) != 0) {
+        printf("codes: %s\n", e.message);
+        return 1;
+    }
+    RUN(int8_codes_hold_each_value_within_half_a_step);
+    RUN(exact_neighbours_from_codes_match_float32);
     RUN(layout_is_deterministic_for_a_seed);
     RUN(layout_keeps_neighbours_better_than_pca);
     RUN(partitioned_neighbours_find_most_exact_ones);
@@ -420,6 +516,7 @@ int main(void)
     RUN(damaged_map_file_is_refused_as_corrupt);
     RUN(wordnet_vocabulary_holds_visual_nouns_and_round_trips);
     free(vecs);
+    vdx_map_vectors_free(&codes);
     synth_free(gen);
     test_tmp_end();
     return test_summary("map");

@@ -1,7 +1,8 @@
 /* Out-of-memory paths, exercised (SQLite's fault-simulation habit): an allocation
  * countdown fails the N-th allocation, and N walks upward until a run succeeds, over
- * model loading, the store (create, append, search, close) and the concept book
- * (create, label, train with its calibration, undo, list, the audit sample). Every failure must be reported as out of memory
+ * model loading, the store (create, append, search, close), the concept book
+ * (create, label, train with its calibration, undo, list, the audit sample) and the map
+ * (built with exact and with partitioned neighbours, opened). Every failure must be reported as out of memory
  * (VDX_ERR_NO_MEMORY), nothing may crash, the allocations a failed run made must all be
  * freed again, and the model fingerprint must never change.
  *
@@ -23,6 +24,7 @@
 #include "test_tmp.h"
 #include "vdx/clip.h"
 #include "vdx/explore.h"
+#include "vdx/map.h"
 #include "vdx/store.h"
 
 /* ---- the counting allocator ---- */
@@ -395,6 +397,31 @@ static int concept_round(void *ctx, int attempt, vdx_error *err)
     return rc;
 }
 
+/* The map of the 24 items, built twice (exact neighbours, then partitioned ones) and
+ * opened: every item mapped, or out of memory. */
+static int map_round(void *ctx, int attempt, vdx_error *err)
+{
+    const char *data = ctx;
+    vdx_store_options o = {.data_dir = data, .collection = "map", .model = &identity};
+    vdx_store *s = vdx_store_open(&o, err);
+    if (!s)
+        return -1;
+    vdx_map_options exact = {.seed = 2, .epochs = 20, .clusters = 3};
+    vdx_map_options part = {.seed = 2, .epochs = 20, .clusters = 3, .exact_max = 8};
+    int rc = vdx_map_build(s, &exact, NULL, err);
+    if (rc == 0)
+        rc = vdx_map_build(s, &part, NULL, err);
+    vdx_map *map = rc == 0 ? vdx_map_open(s, err) : NULL;
+    if (rc == 0 && !map)
+        rc = -1;
+    if (map && vdx_map_count(map) != N_ITEMS)
+        rc = vdx_fail(err, "run %d: the map holds %lld items, not %d", attempt,
+                      (long long)vdx_map_count(map), N_ITEMS);
+    vdx_map_close(map);
+    vdx_store_close(s);
+    return rc;
+}
+
 TEST(model_loading_under_allocation_failures)
 {
     NEED_SHARED(dir, "fixtures/clip-tiny");
@@ -419,6 +446,15 @@ TEST(concept_book_under_allocation_failures)
     CHECK(walk(&sc) > 0, "see above");
 }
 
+TEST(map_build_under_allocation_failures)
+{
+    const char *data = test_tmpdir("oom-map");
+    vdx_error err = {{0}};
+    REQUIRE(fill_collection(data, "map", VDX_VECTOR_F16, &err) == 0, "%s", err.message);
+    scenario sc = {"map build (exact, partitioned) and open", map_round, (void *)data};
+    CHECK(walk(&sc) > 0, "see above");
+}
+
 int main(void)
 {
     install_allocator();
@@ -427,6 +463,7 @@ int main(void)
     RUN(model_loading_under_allocation_failures);
     RUN(store_under_allocation_failures);
     RUN(concept_book_under_allocation_failures);
+    RUN(map_build_under_allocation_failures);
     test_tmp_end();
     return test_summary("oom");
 }

@@ -32,19 +32,36 @@ typedef struct vdx_map_options {
 
 /* ---- The computation on plain arrays (no store) ---- */
 
-/* 2-D layout of n unit vectors (n*dims floats) into xy (2n floats: x0 y0 x1 y1 ...).
- * Needs n >= 2. Deterministic for the same input, options and thread count. */
-int vdx_map_layout(const float *vectors, int64_t n, int dims, const vdx_map_options *opts,
-                   float *xy, vdx_error *err);
+/* The vectors a layout reads, held as int8 codes with one scale an item: vector i is
+ * scales[i] * codes[i*dims .. i*dims+dims-1]. A quarter of float32's memory (516 bytes
+ * an item at 512-d), which keeps a build within 1 KB an item; the neighbours found from
+ * the codes are the float32 ones but for near ties (measured: docs/map.md). */
+typedef struct vdx_map_vectors {
+    int8_t *codes;  /* n*dims */
+    float *scales;  /* n */
+    int64_t n;
+    int dims;
+} vdx_map_vectors;
+/* Room for n vectors of dims values (-1 when out of memory). */
+int vdx_map_vectors_alloc(vdx_map_vectors *v, int64_t n, int dims, vdx_error *err);
+/* Rows first..first+count-1 from count*dims floats: scale max|x|/127, codes rounded to
+ * nearest. A non-finite value is refused (INVALID, naming the row and dimension). */
+int vdx_map_vectors_set(vdx_map_vectors *v, int64_t first, int64_t count, const float *x,
+                        vdx_error *err);
+void vdx_map_vectors_free(vdx_map_vectors *v);
+/* 2-D layout of the n unit vectors of v into xy (2n floats: x0 y0 x1 y1 ...). Needs
+ * n >= 2. Deterministic for the same input, options and thread count. */
+int vdx_map_layout(const vdx_map_vectors *v, const vdx_map_options *opts, float *xy,
+                   vdx_error *err);
 /* k-means (k-means++ start from seed, Lloyd rounds) of the n points of xy into k
  * clusters: cluster[i] in 0..k-1, numbered by size (0 the largest). */
 int vdx_map_cluster(const float *xy, int64_t n, int k, uint64_t seed, int32_t *cluster,
                     vdx_error *err);
-/* For each of k clusters, the vocabulary entry (n_vocab vectors of dims floats) whose
+/* For each of k clusters, the vocabulary entry (n_vocab vectors of v->dims floats) whose
  * direction best matches the normalised mean of the cluster's vectors (cosine; ties to
- * the lower index): names[c], or -1 for an empty cluster. */
-int vdx_map_name_clusters(const float *vectors, const int32_t *cluster, int64_t n, int dims,
-                          int k, const float *vocab, int n_vocab, int *names, vdx_error *err);
+ * the lower index): names[c], or -1 for an empty cluster. cluster holds v->n entries. */
+int vdx_map_name_clusters(const vdx_map_vectors *v, const int32_t *cluster, int k,
+                          const float *vocab, int n_vocab, int *names, vdx_error *err);
 
 /* ---- The vocabulary of cluster names ---- */
 

@@ -6,7 +6,9 @@
  * zero-shot cluster naming. Everything that draws random numbers uses one seeded
  * splitmix64 stream in a fixed order and the SGD runs on one thread, so a seed gives the
  * same map whatever the machine load (the kNN products are OpenBLAS's, deterministic for
- * a thread count). Why these choices: docs/map.md. */
+ * a thread count). The vectors are read as int8 codes with a scale an item (a quarter of
+ * float32's memory) and widened to float a block at a time for the products, so the
+ * build's memory stays near 1 KB an item. Why these choices: docs/map.md. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -57,6 +59,65 @@ static void progress(const vdx_map_options *o, const char *stage, double f)
         o->on_progress(stage, f, o->user);
 }
 
+/* ---- the vectors: int8 codes, a scale an item ---- */
+
+int vdx_map_vectors_alloc(vdx_map_vectors *v, int64_t n, int dims, vdx_error *err)
+{
+    *v = (vdx_map_vectors){.n = n, .dims = dims};
+    v->codes = malloc((size_t)(n > 0 ? n : 1) * (size_t)dims);
+    v->scales = malloc((size_t)(n > 0 ? n : 1) * sizeof *v->scales);
+    if (!v->codes || !v->scales) {
+        vdx_map_vectors_free(v);
+        return vdx_fail_oom(err, "for %lld vectors of %d dimensions (int8)", (long long)n, dims);
+    }
+    return 0;
+}
+
+int vdx_map_vectors_set(vdx_map_vectors *v, int64_t first, int64_t count, const float *x,
+                        vdx_error *err)
+{
+    int dims = v->dims;
+    for (int64_t r = 0; r < count; r++) {
+        const float *row = x + r * dims;
+        float big = 0;
+        for (int j = 0; j < dims; j++) {
+            if (!isfinite(row[j]))
+                return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                     "vector %lld: dimension %d is not a finite number",
+                                     (long long)(first + r), j);
+            big = fabsf(row[j]) > big ? fabsf(row[j]) : big;
+        }
+        float scale = big / 127.0f;
+        int8_t *c = v->codes + (first + r) * dims;
+        for (int j = 0; j < dims; j++) {
+            long q = scale > 0 ? lrintf(row[j] / scale) : 0;
+            c[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+        }
+        v->scales[first + r] = scale;
+    }
+    return 0;
+}
+
+void vdx_map_vectors_free(vdx_map_vectors *v)
+{
+    free(v->codes);
+    free(v->scales);
+    v->codes = NULL;
+    v->scales = NULL;
+}
+
+/* Rows first..first+count-1 widened to float. */
+static void widen(const vdx_map_vectors *v, int64_t first, int64_t count, float *out)
+{
+    int dims = v->dims;
+    for (int64_t r = 0; r < count; r++) {
+        const int8_t *c = v->codes + (first + r) * dims;
+        float s = v->scales[first + r], *o = out + r * dims;
+        for (int j = 0; j < dims; j++)
+            o[j] = s * (float)c[j];
+    }
+}
+
 /* ---- kNN ---- */
 
 /* Keeps the k best (smallest distance, then smallest index) of one row, sorted. */
@@ -77,41 +138,59 @@ static void topk_insert(float *d, int32_t *ix, int k, int *have, float dist, int
         *have = h + 1;
 }
 
-static int knn_exact(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
-                     int32_t *nb, float *nd, vdx_error *err)
+/* Every row against every row: tiles of up to TILE rows widened once (the right-hand
+ * side), queries widened BLOCK rows at a time, BLOCK x TILE products: at most 25 MB at
+ * 512-d whatever n, 192 bytes an item below 130k items; the k best of a row carry over
+ * from tile to tile. */
+static int knn_exact(const vdx_map_vectors *v, int k, const vdx_map_options *o, int32_t *nb,
+                     float *nd, vdx_error *err)
 {
-    /* blocks of queries × every row: a B×n product of at most 16M floats */
-    int64_t block = (16 << 20) / (n > 0 ? n : 1);
-    if (block < 16)
-        block = 16;
-    if (block > n)
-        block = n;
-    float *prod = malloc((size_t)block * (size_t)n * sizeof *prod);
-    if (!prod)
+    enum { TILE = 8192, BLOCK = 256 };
+    int64_t n = v->n;
+    int dims = v->dims;
+    /* (n/16 rows between BLOCK and TILE: the buffers stay a fraction of the codes, and a
+     * small collection crosses tiles as a large one does) */
+    int64_t tile_rows = n / 16 < BLOCK ? BLOCK : n / 16 > TILE ? TILE : n / 16;
+    int64_t block_rows = n < BLOCK ? n : BLOCK;
+    if (tile_rows > n)
+        tile_rows = n;
+    float *tile = malloc((size_t)tile_rows * dims * sizeof *tile);
+    float *q = malloc((size_t)block_rows * dims * sizeof *q);
+    float *prod = malloc((size_t)block_rows * tile_rows * sizeof *prod);
+    if (!tile || !q || !prod) {
+        free(tile), free(q), free(prod);
         return vdx_fail_oom(err, "for the neighbour products (%lld x %lld floats)",
-                            (long long)block, (long long)n);
-    for (int64_t b0 = 0; b0 < n; b0 += block) {
-        int64_t rows = n - b0 < block ? n - b0 : block;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, dims, 1.0f,
-                    x + b0 * dims, dims, x, dims, 0.0f, prod, (int)n);
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t i = b0 + r;
-            const float *p = prod + r * n;
-            float *d = nd + i * k;
-            int32_t *ix = nb + i * k;
-            int have = 0;
-            for (int64_t j = 0; j < n; j++) {
-                if (j == i)
-                    continue;
-                float dist = 1.0f - p[j];
-                if (dist < 0)
-                    dist = 0;
-                topk_insert(d, ix, k, &have, dist, (int32_t)j);
-            }
-        }
-        progress(o, "neighbours", (double)(b0 + rows) / (double)n);
+                            (long long)block_rows, (long long)tile_rows);
     }
-    free(prod);
+    for (int64_t i = 0; i < n * k; i++)
+        nd[i] = INFINITY, nb[i] = INT32_MAX;
+    int64_t done = 0, total = ((n + tile_rows - 1) / tile_rows) * ((n + block_rows - 1) / block_rows);
+    for (int64_t t0 = 0; t0 < n; t0 += tile_rows) {
+        int64_t cols = n - t0 < tile_rows ? n - t0 : tile_rows;
+        widen(v, t0, cols, tile);
+        for (int64_t b0 = 0; b0 < n; b0 += block_rows) {
+            int64_t rows = n - b0 < block_rows ? n - b0 : block_rows;
+            widen(v, b0, rows, q);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, dims,
+                        1.0f, q, dims, tile, dims, 0.0f, prod, (int)cols);
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t i = b0 + r;
+                const float *p = prod + r * cols;
+                float *d = nd + i * k;
+                int32_t *ix = nb + i * k;
+                int have = k; /* the lists start full of +inf */
+                for (int64_t c = 0; c < cols; c++) {
+                    if (t0 + c == i)
+                        continue;
+                    float dist = 1.0f - p[c];
+                    topk_insert(d, ix, k, &have, dist < 0 ? 0 : dist, (int32_t)(t0 + c));
+                }
+            }
+            if ((++done & 15) == 0 || done == total)
+                progress(o, "neighbours", (double)done / (double)total);
+        }
+    }
+    free(tile), free(q), free(prod);
     return 0;
 }
 
@@ -146,9 +225,31 @@ static int nearest_centre(const float *x, int64_t n, int dims, const float *c, i
     return 0;
 }
 
-static int knn_partitioned(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
+/* nearest_centre over every row of v, widened a block at a time. */
+static int nearest_centre_all(const vdx_map_vectors *v, const float *c, int lists,
+                              int32_t *assign, vdx_error *err)
+{
+    enum { ROWS = 1024 };
+    float *x = malloc((size_t)ROWS * v->dims * sizeof *x);
+    if (!x)
+        return vdx_fail_oom(err, "for the partition products");
+    for (int64_t b0 = 0; b0 < v->n; b0 += ROWS) {
+        int64_t rows = v->n - b0 < ROWS ? v->n - b0 : ROWS;
+        widen(v, b0, rows, x);
+        if (nearest_centre(x, rows, v->dims, c, lists, assign + b0, err) != 0) {
+            free(x);
+            return -1;
+        }
+    }
+    free(x);
+    return 0;
+}
+
+static int knn_partitioned(const vdx_map_vectors *v, int k, const vdx_map_options *o,
                            int32_t *nb, float *nd, vdx_error *err)
 {
+    int64_t n = v->n;
+    int dims = v->dims;
     int lists = (int)sqrt((double)n);
     int probe = o->probe > 0 ? o->probe : 8;
     if (probe > lists)
@@ -160,33 +261,33 @@ static int knn_partitioned(const float *x, int64_t n, int dims, int k, const vdx
     int64_t *start = calloc((size_t)lists + 1, sizeof *start), *members = malloc((size_t)n * sizeof *members);
     int32_t *near = malloc((size_t)lists * probe * sizeof *near);
     float *cc = malloc((size_t)lists * lists * sizeof *cc);
-    int64_t *sample = malloc((size_t)train * sizeof *sample);
-    float *sx = malloc((size_t)train * dims * sizeof *sx);
-    int32_t *sa = malloc((size_t)train * sizeof *sa);
+    enum { ROWS = 1024 }; /* training rows widened at a time */
+    float *sx = malloc((size_t)ROWS * dims * sizeof *sx);
+    int32_t *sa = malloc((size_t)ROWS * sizeof *sa);
     int rc = -1;
     float *cand = NULL, *prod = NULL;
     int64_t *cand_ix = NULL;
-    if (!c || !sum || !assign || !start || !members || !near || !cc || !sample || !sx || !sa) {
+    if (!c || !sum || !assign || !start || !members || !near || !cc || !sx || !sa) {
         vdx_fail_oom(err, "for the partitions of %lld items", (long long)n);
         goto out;
     }
-    /* the training sample: an evenly spaced subset, shifted by the seed */
+    /* the training sample: every stride-th row from a shift drawn from the seed */
     uint64_t rng = o->seed ^ 0x5bd1e995u;
-    int64_t shift = (int64_t)(map_rand(&rng) % (uint64_t)(n / train));
-    for (int64_t i = 0; i < train; i++) {
-        sample[i] = i * (n / train) + shift;
-        memcpy(sx + i * dims, x + sample[i] * dims, (size_t)dims * sizeof(float));
-    }
+    int64_t stride = n / train, shift = (int64_t)(map_rand(&rng) % (uint64_t)stride);
     for (int l = 0; l < lists; l++) /* start: every (train/lists)-th sample row */
-        memcpy(c + (int64_t)l * dims, sx + (int64_t)l * (train / lists) * dims,
-               (size_t)dims * sizeof(float));
+        widen(v, (int64_t)l * (train / lists) * stride + shift, 1, c + (int64_t)l * dims);
     for (int round = 0; round < 6; round++) {
-        if (nearest_centre(sx, train, dims, c, lists, sa, err) != 0)
-            goto out;
         memset(sum, 0, (size_t)lists * dims * sizeof *sum);
-        for (int64_t i = 0; i < train; i++)
-            for (int j = 0; j < dims; j++)
-                sum[(int64_t)sa[i] * dims + j] += sx[i * dims + j];
+        for (int64_t b0 = 0; b0 < train; b0 += ROWS) {
+            int64_t rows = train - b0 < ROWS ? train - b0 : ROWS;
+            for (int64_t r = 0; r < rows; r++)
+                widen(v, (b0 + r) * stride + shift, 1, sx + r * dims);
+            if (nearest_centre(sx, rows, dims, c, lists, sa, err) != 0)
+                goto out;
+            for (int64_t r = 0; r < rows; r++)
+                for (int j = 0; j < dims; j++)
+                    sum[(int64_t)sa[r] * dims + j] += sx[r * dims + j];
+        }
         for (int l = 0; l < lists; l++) {
             double norm = 0;
             for (int j = 0; j < dims; j++)
@@ -199,7 +300,7 @@ static int knn_partitioned(const float *x, int64_t n, int dims, int k, const vdx
         }
         progress(o, "neighbours", 0.1 * (round + 1) / 6);
     }
-    if (nearest_centre(x, n, dims, c, lists, assign, err) != 0)
+    if (nearest_centre_all(v, c, lists, assign, err) != 0)
         goto out;
     for (int64_t i = 0; i < n; i++)
         start[assign[i] + 1]++;
@@ -239,9 +340,9 @@ static int knn_partitioned(const float *x, int64_t n, int dims, int k, const vdx
         if (m > max_cand)
             max_cand = m;
     }
-    int64_t block = (16 << 20) / (max_cand ? max_cand : 1);
-    if (block < 1)
-        block = 1;
+    int64_t block = (1 << 20) / (max_cand ? max_cand : 1); /* products of 4 MB */
+    if (block < 32)
+        block = 32;
     cand = malloc((size_t)(max_cand ? max_cand : 1) * dims * sizeof *cand);
     cand_ix = malloc((size_t)(max_cand ? max_cand : 1) * sizeof *cand_ix);
     prod = malloc((size_t)block * (max_cand ? max_cand : 1) * sizeof *prod);
@@ -255,7 +356,7 @@ static int knn_partitioned(const float *x, int64_t n, int dims, int k, const vdx
             int q = near[(int64_t)l * probe + p];
             for (int64_t t = start[q]; t < start[q + 1]; t++) {
                 cand_ix[m] = members[t];
-                memcpy(cand + m * dims, x + members[t] * dims, (size_t)dims * sizeof(float));
+                widen(v, members[t], 1, cand + m * dims);
                 m++;
             }
         }
@@ -288,16 +389,16 @@ static int knn_partitioned(const float *x, int64_t n, int dims, int k, const vdx
     rc = 0;
 out:
     free(c), free(sum), free(assign), free(start), free(members), free(near), free(cc);
-    free(sample), free(sx), free(sa), free(cand), free(cand_ix), free(prod);
+    free(sx), free(sa), free(cand), free(cand_ix), free(prod);
     return rc;
 }
 
-int map_knn(const float *x, int64_t n, int dims, int k, const vdx_map_options *o,
-            int32_t *nb, float *nd, vdx_error *err)
+int map_knn(const vdx_map_vectors *v, int k, const vdx_map_options *o, int32_t *nb,
+            float *nd, vdx_error *err)
 {
     int exact_max = o->exact_max > 0 ? o->exact_max : 50000;
-    return n > exact_max ? knn_partitioned(x, n, dims, k, o, nb, nd, err)
-                         : knn_exact(x, n, dims, k, o, nb, nd, err);
+    return v->n > exact_max ? knn_partitioned(v, k, o, nb, nd, err)
+                            : knn_exact(v, k, o, nb, nd, err);
 }
 
 /* ---- the fuzzy simplicial set ---- */
@@ -342,51 +443,63 @@ typedef struct edge {
     float w;
 } edge;
 
-static int edge_cmp(const void *pa, const void *pb)
+/* Where i is in a neighbour list (its first place), or -1. */
+static int listed(const int32_t *list, int k, int32_t i)
 {
-    const edge *x = pa, *y = pb;
-    if (x->a != y->a)
-        return x->a < y->a ? -1 : 1;
-    return x->b < y->b ? -1 : x->b > y->b;
+    for (int j = 0; j < k; j++)
+        if (list[j] == i)
+            return j;
+    return -1;
 }
 
 /* The symmetric fuzzy union w_ij + w_ji - w_ij w_ji over the directed kNN weights, one
- * edge per pair (a < b). */
-static edge *fuzzy_graph(const int32_t *nb, const float *nd, int64_t n, int k, int64_t *n_edges,
+ * edge per pair, in the order of the lists (item by item): no sort, so no copy of the
+ * edges. nd's distances are turned into the weights in place. */
+static edge *fuzzy_graph(const int32_t *nb, float *nd, int64_t n, int k, int64_t *n_edges,
                          vdx_error *err)
 {
-    edge *e = malloc((size_t)n * (size_t)k * sizeof *e);
     float *w = malloc((size_t)k * sizeof *w);
-    if (!e || !w) {
-        free(e);
-        free(w);
-        vdx_fail_oom(err, "for the neighbour graph (%lld edges)", (long long)(n * k));
+    if (!w) {
+        vdx_fail_oom(err, "for the neighbour weights");
         return NULL;
     }
-    int64_t m = 0;
     for (int64_t i = 0; i < n; i++) {
         map_smooth_weights(nd + i * k, k, w);
-        for (int j = 0; j < k; j++) {
-            int32_t t = nb[i * k + j];
-            e[m++] = (edge){(int32_t)(i < t ? i : t), (int32_t)(i < t ? t : i), w[j]};
-        }
+        memcpy(nd + i * k, w, (size_t)k * sizeof *w);
     }
     free(w);
-    qsort(e, (size_t)m, sizeof *e, edge_cmp);
-    int64_t out = 0;
-    for (int64_t i = 0; i < m;) {
-        edge cur = e[i];
-        if (i + 1 < m && e[i + 1].a == cur.a && e[i + 1].b == cur.b) {
-            /* both directions present: the fuzzy union */
-            cur.w = cur.w + e[i + 1].w - cur.w * e[i + 1].w;
-            i += 2;
-        } else {
-            i++;
+    /* an edge i-t comes from the lower of the two when both list each other, else from
+     * the one that lists the other; a repeated entry of a list counts once */
+    int64_t m = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        edge *e = NULL;
+        if (pass == 1 && !(e = malloc((size_t)(m ? m : 1) * sizeof *e))) {
+            vdx_fail_oom(err, "for the neighbour graph (%lld edges)", (long long)m);
+            return NULL;
         }
-        e[out++] = cur;
+        int64_t at = 0;
+        for (int64_t i = 0; i < n; i++)
+            for (int j = 0; j < k; j++) {
+                int32_t t = nb[i * k + j];
+                if (listed(nb + i * k, j, t) >= 0)
+                    continue;
+                int back = listed(nb + (int64_t)t * k, k, (int32_t)i);
+                if (back >= 0 && t < i)
+                    continue; /* t made this edge */
+                if (pass == 1) {
+                    float a = nd[i * k + j], b = back >= 0 ? nd[(int64_t)t * k + back] : 0;
+                    e[at] = (edge){(int32_t)(i < t ? i : t), (int32_t)(i < t ? t : i),
+                                   a + b - a * b};
+                }
+                at++;
+            }
+        if (pass == 1) {
+            *n_edges = m;
+            return e;
+        }
+        m = at;
     }
-    *n_edges = out;
-    return e;
+    return NULL;
 }
 
 /* ---- the curve 1 / (1 + a d^2b) fitted to min_dist (spread 1) ---- */
@@ -429,24 +542,31 @@ void map_fit_ab(double min_dist, double *a, double *b)
 
 /* ---- PCA start ---- */
 
-static int pca_init(const float *x, int64_t n, int dims, uint64_t *rng, float *xy,
-                    vdx_error *err)
+static int pca_init(const vdx_map_vectors *x, uint64_t *rng, float *xy, vdx_error *err)
 {
+    enum { ROWS = 1024 };
+    int64_t n = x->n;
+    int dims = x->dims;
     double *mean = calloc((size_t)dims, sizeof *mean);
     float *cov = malloc((size_t)dims * dims * sizeof *cov);
     double *v = malloc(2 * (size_t)dims * sizeof *v), *t = malloc((size_t)dims * sizeof *t);
-    if (!mean || !cov || !v || !t) {
-        free(mean), free(cov), free(v), free(t);
+    float *rows = malloc((size_t)ROWS * dims * sizeof *rows);
+    if (!mean || !cov || !v || !t || !rows) {
+        free(mean), free(cov), free(v), free(t), free(rows);
         return vdx_fail_oom(err, "for the PCA start (%d dimensions)", dims);
     }
-    for (int64_t i = 0; i < n; i++)
-        for (int j = 0; j < dims; j++)
-            mean[j] += x[i * dims + j];
+    /* X^T X / n (upper triangle from ssyrk, a block of rows at a time) - mean mean^T */
+    for (int64_t b0 = 0; b0 < n; b0 += ROWS) {
+        int64_t m = n - b0 < ROWS ? n - b0 : ROWS;
+        widen(x, b0, m, rows);
+        for (int64_t i = 0; i < m; i++)
+            for (int j = 0; j < dims; j++)
+                mean[j] += rows[i * dims + j];
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dims, (int)m, 1.0f / (float)n, rows,
+                    dims, b0 ? 1.0f : 0.0f, cov, dims);
+    }
     for (int j = 0; j < dims; j++)
         mean[j] /= (double)n;
-    /* X^T X / n - mean mean^T (upper triangle from ssyrk, mirrored) */
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dims, (int)n, 1.0f / (float)n, x, dims,
-                0.0f, cov, dims);
     for (int r = 0; r < dims; r++)
         for (int c = r; c < dims; c++) {
             float val = (float)(cov[r * dims + c] - mean[r] * mean[c]);
@@ -496,9 +616,11 @@ static int pca_init(const float *x, int64_t n, int dims, uint64_t *rng, float *x
     double lim = 0;
     for (int64_t i = 0; i < n; i++)
         for (int comp = 0; comp < 2; comp++) {
+            if (comp == 0)
+                widen(x, i, 1, rows);
             double s = 0;
             for (int j = 0; j < dims; j++)
-                s += (x[i * dims + j] - mean[j]) * v[comp * dims + j];
+                s += (rows[j] - mean[j]) * v[comp * dims + j];
             xy[2 * i + comp] = (float)s;
             if (fabs(s) > lim)
                 lim = fabs(s);
@@ -507,14 +629,14 @@ static int pca_init(const float *x, int64_t n, int dims, uint64_t *rng, float *x
     double scale = lim > 0 ? 10.0 / lim : 1.0;
     for (int64_t i = 0; i < 2 * n; i++)
         xy[i] = (float)(xy[i] * scale + (rand_unit(rng) - 0.5) * 1e-4);
-    free(mean), free(cov), free(v), free(t);
+    free(mean), free(cov), free(v), free(t), free(rows);
     return 0;
 }
 
-int map_pca(const float *x, int64_t n, int dims, uint64_t seed, float *xy, vdx_error *err)
+int map_pca(const vdx_map_vectors *v, uint64_t seed, float *xy, vdx_error *err)
 {
     uint64_t rng = seed;
-    return pca_init(x, n, dims, &rng, xy, err);
+    return pca_init(v, &rng, xy, err);
 }
 
 /* ---- SGD ---- */
@@ -525,7 +647,7 @@ static inline float clip4(float v)
 }
 
 static void sgd(float *y, int64_t n, const edge *e, int64_t m, const vdx_map_options *o,
-                double a, double b, uint64_t *rng, double *next, double *per, double *next_neg)
+                double a, double b, uint64_t *rng, float *next, float *per, float *next_neg)
 {
     float wmax = 0;
     for (int64_t i = 0; i < m; i++)
@@ -535,7 +657,7 @@ static void sgd(float *y, int64_t n, const edge *e, int64_t m, const vdx_map_opt
         /* edges too weak to be sampled once in every epoch are dropped (per = -1) */
         per[i] = e[i].w >= wmax / o->epochs ? wmax / e[i].w : -1;
         next[i] = per[i];
-        next_neg[i] = per[i] / o->negatives;
+        next_neg[i] = per[i] / (float)o->negatives;
     }
     const float fa = (float)a, fb = (float)b;
     for (int ep = 0; ep < o->epochs; ep++) {
@@ -553,7 +675,7 @@ static void sgd(float *y, int64_t n, const edge *e, int64_t m, const vdx_map_opt
                 yj[0] -= gx, yj[1] -= gy;
             }
             next[i] += per[i];
-            double per_neg = per[i] / o->negatives;
+            float per_neg = per[i] / (float)o->negatives;
             int negs = (int)((ep - next_neg[i]) / per_neg);
             for (int s = 0; s < negs; s++) {
                 int64_t t = (int64_t)(map_rand(rng) % (uint64_t)n);
@@ -577,9 +699,10 @@ static void sgd(float *y, int64_t n, const edge *e, int64_t m, const vdx_map_opt
     }
 }
 
-int vdx_map_layout(const float *vectors, int64_t n, int dims, const vdx_map_options *opts,
-                   float *xy, vdx_error *err)
+int vdx_map_layout(const vdx_map_vectors *v, const vdx_map_options *opts, float *xy,
+                   vdx_error *err)
 {
+    int64_t n = v->n;
     if (n < 2)
         return vdx_fail_kind(err, VDX_ERR_INVALID, "a map needs at least 2 items, not %lld",
                              (long long)n);
@@ -599,9 +722,9 @@ int vdx_map_layout(const float *vectors, int64_t n, int dims, const vdx_map_opti
     }
     int rc = -1;
     edge *e = NULL;
-    double *work = NULL;
+    float *work = NULL;
     progress(&o, "neighbours", 0);
-    if (map_knn(vectors, n, dims, k, &o, nb, nd, err) != 0)
+    if (map_knn(v, k, &o, nb, nd, err) != 0)
         goto out;
     progress(&o, "graph", 0);
     int64_t m = 0;
@@ -612,7 +735,7 @@ int vdx_map_layout(const float *vectors, int64_t n, int dims, const vdx_map_opti
     progress(&o, "graph", 1);
     uint64_t rng = o.seed;
     progress(&o, "init", 0);
-    if (pca_init(vectors, n, dims, &rng, xy, err) != 0)
+    if (pca_init(v, &rng, xy, err) != 0)
         goto out;
     progress(&o, "init", 1);
     double a, b;
@@ -716,20 +839,25 @@ int vdx_map_cluster(const float *xy, int64_t n, int k, uint64_t seed, int32_t *c
     return 0;
 }
 
-int vdx_map_name_clusters(const float *vectors, const int32_t *cluster, int64_t n, int dims,
-                          int k, const float *vocab, int n_vocab, int *names, vdx_error *err)
+int vdx_map_name_clusters(const vdx_map_vectors *vectors, const int32_t *cluster, int k,
+                          const float *vocab, int n_vocab, int *names, vdx_error *err)
 {
+    int dims = vectors->dims;
     double *cen = calloc((size_t)k * dims, sizeof *cen);
-    if (!cen)
+    float *row = malloc((size_t)dims * sizeof *row);
+    if (!cen || !row) {
+        free(cen), free(row);
         return vdx_fail_oom(err, "for %d cluster centroids", k);
-    for (int64_t i = 0; i < n; i++) {
+    }
+    for (int64_t i = 0; i < vectors->n; i++) {
         if (cluster[i] < 0 || cluster[i] >= k) {
-            free(cen);
+            free(cen), free(row);
             return vdx_fail_kind(err, VDX_ERR_INVALID, "item %lld: cluster %d outside 0..%d",
                                  (long long)i, cluster[i], k - 1);
         }
+        widen(vectors, i, 1, row);
         for (int j = 0; j < dims; j++)
-            cen[(int64_t)cluster[i] * dims + j] += vectors[i * dims + j];
+            cen[(int64_t)cluster[i] * dims + j] += row[j];
     }
     for (int c = 0; c < k; c++) {
         double *v = cen + (int64_t)c * dims, norm = 0;
@@ -749,6 +877,6 @@ int vdx_map_name_clusters(const float *vectors, const int32_t *cluster, int64_t 
                 best = cosv, names[c] = w;
         }
     }
-    free(cen);
+    free(cen), free(row);
     return 0;
 }

@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/hash.h"
+#include "common/json_check.h"
 #include "common/strbuf.h"
 #include "map/map_internal.h"
 #include "vdx/map.h"
@@ -46,10 +47,11 @@ static void stage(const vdx_map_options *o, const char *what, double f)
 }
 
 /* Every stored item's id and vector, in storage order: the ids first, then the vectors
- * in blocks straight into one array (never a second copy of them all). */
+ * a block at a time, each block held as int8 codes (never the float32 vectors of all). */
 static int load_vectors(vdx_store *store, const vdx_map_options *o, vdx_hits *hits,
-                        float **vectors, vdx_error *err)
+                        vdx_map_vectors *vectors, vdx_error *err)
 {
+    enum { BLOCK = 4096 };
     int dims = vdx_store_model(store)->dims;
     float *q = calloc((size_t)dims, sizeof *q);
     if (!q)
@@ -60,31 +62,32 @@ static int load_vectors(vdx_store *store, const vdx_map_options *o, vdx_hits *hi
     free(q);
     if (rc != 0)
         return -1;
-    const char **ids = malloc(4096 * sizeof *ids);
-    *vectors = malloc((size_t)(hits->n ? hits->n : 1) * dims * sizeof **vectors);
-    if (!*vectors || !ids) {
-        free(ids);
-        free(*vectors);
-        *vectors = NULL;
+    const char **ids = malloc(BLOCK * sizeof *ids);
+    float *block = malloc((size_t)BLOCK * dims * sizeof *block);
+    if (!ids || !block || vdx_map_vectors_alloc(vectors, hits->n, dims, err) != 0) {
+        free(ids), free(block);
         vdx_hits_free(hits);
         return vdx_fail_oom(err, "for %d vectors", hits->n);
     }
-    for (int b0 = 0; b0 < hits->n; b0 += 4096) {
-        int m = hits->n - b0 < 4096 ? hits->n - b0 : 4096;
+    rc = -1;
+    for (int b0 = 0; b0 < hits->n; b0 += BLOCK) {
+        int m = hits->n - b0 < BLOCK ? hits->n - b0 : BLOCK;
         for (int i = 0; i < m; i++)
             ids[i] = hits->hits[b0 + i].id;
-        if (vdx_store_get_vectors(store, ids, (size_t)m, *vectors + (int64_t)b0 * dims, err) != 0) {
-            free(ids);
-            free(*vectors);
-            *vectors = NULL;
-            vdx_hits_free(hits);
-            return -1;
-        }
+        if (vdx_store_get_vectors(store, ids, (size_t)m, block, err) != 0 ||
+            vdx_map_vectors_set(vectors, b0, m, block, err) != 0)
+            goto out;
         if (o->on_progress)
             o->on_progress("vectors", (double)(b0 + m) / hits->n, o->user);
     }
-    free(ids);
-    return 0;
+    rc = 0;
+out:
+    free(ids), free(block);
+    if (rc != 0) {
+        vdx_map_vectors_free(vectors);
+        vdx_hits_free(hits);
+    }
+    return rc;
 }
 
 static void put_u32(strbuf *b, uint32_t v)
@@ -110,7 +113,7 @@ int vdx_map_build(vdx_store *store, const vdx_map_options *opts, const vdx_map_v
     map_defaults(opts, &o, 0);
     stage(&o, "vectors", 0);
     vdx_hits hits = {0};
-    float *vec = NULL;
+    vdx_map_vectors vec = {0};
     if (load_vectors(store, &o, &hits, &vec, err) != 0)
         return vdx_error_prefix(err, "reading the vectors for the map");
     int64_t n = hits.n;
@@ -129,7 +132,7 @@ int vdx_map_build(vdx_store *store, const vdx_map_options *opts, const vdx_map_v
         goto out;
     }
     map_defaults(opts, &o, n); /* the cluster count follows n */
-    if (vdx_map_layout(vec, n, model->dims, &o, xy, err) != 0)
+    if (vdx_map_layout(&vec, &o, xy, err) != 0)
         goto out;
     stage(&o, "clusters", 0);
     if (vdx_map_cluster(xy, n, o.clusters, o.seed, cl, err) != 0)
@@ -144,8 +147,7 @@ int vdx_map_build(vdx_store *store, const vdx_map_options *opts, const vdx_map_v
     for (int c = 0; c < o.clusters; c++)
         names[c] = -1;
     if (vocab && vocab->n > 0 &&
-        vdx_map_name_clusters(vec, cl, n, model->dims, o.clusters, vocab->vectors, vocab->n,
-                              names, err) != 0)
+        vdx_map_name_clusters(&vec, cl, o.clusters, vocab->vectors, vocab->n, names, err) != 0)
         goto out;
     for (int64_t i = 0; i < n; i++) {
         sizes[cl[i]]++;
@@ -230,7 +232,8 @@ oom:
     vdx_fail_oom(err, "for the map file of %lld items", (long long)n);
 out:
     vdx_hits_free(&hits);
-    free(vec), free(xy), free(cl), free(names), free(sizes), free(centres), free(json);
+    vdx_map_vectors_free(&vec);
+    free(xy), free(cl), free(names), free(sizes), free(centres), free(json);
     cJSON_Delete(h);
     strbuf_free(&b);
     return rc;
@@ -274,6 +277,8 @@ static int parse(vdx_map *map, const char *path, const char *data, size_t size, 
     if (hlen > end - off)
         return corrupt(err, path, "header longer than the file", off);
     map->header = cJSON_ParseWithLength(data + off, hlen);
+    if (!map->header && json_text_is_valid(data + off, hlen))
+        return vdx_fail_oom(err, "reading the header of %s", path);
     if (!map->header)
         return corrupt(err, path, "header is not JSON", off);
     off += hlen;
