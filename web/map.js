@@ -87,6 +87,13 @@ function mapSetup() {
   mapPointer(gl);
   gl.addEventListener('keydown', mapKey);
   window.addEventListener('resize', () => { if (mapState.shown) { mapFit(); mapDraw(); } });
+  // what lies above the stage may grow (the bar wraps on a long legend, a notice or the
+  // concept's heading appears: the page's body changes size) and the action bar below may
+  // grow: the stage keeps to the room between them, never under the action bar (its new
+  // height changes the body's once more, and the fit after that changes nothing)
+  const refit = new ResizeObserver(() => { if (mapState.shown) { mapFit(); mapDraw(); } });
+  refit.observe(document.body);
+  refit.observe($('actionbar'));
   // the page's own state changes (a search, a round, labels): redraw what depends on it
   setInterval(mapWatch, 500);
 

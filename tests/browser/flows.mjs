@@ -1093,6 +1093,23 @@ await flow('map-render-hover-click', {}, async (page, shot) => {
   const after = await mapPixels(page);
   check(after.hash !== before.hash, 'colouring by photo_width changed nothing');
   await shot('by-column');
+  // a bar that wraps to more lines pushes the stage down: it shrinks to keep clear of the
+  // action bar fixed at the bottom (nothing of the map may lie under its buttons)
+  const legend = await page.textContent('#map-note');
+  const clearance = () => page.evaluate(() => {
+    const stage = document.querySelector('.map-stage').getBoundingClientRect();
+    const bar = document.getElementById('actionbar').getBoundingClientRect();
+    return { stageBottom: stage.bottom, barTop: bar.height ? bar.top : window.innerHeight, barRows: document.querySelector('.map-bar').getBoundingClientRect().height,
+      why: `stage top ${stage.top} height ${stage.height} (style ${document.querySelector('.map-stage').style.height}), window ${window.innerHeight} scrolled ${window.scrollY}, action bar ${bar.top}+${bar.height}` };
+  });
+  const c0 = await clearance();
+  check(c0.stageBottom <= c0.barTop + 1, `the map's stage ends at ${c0.stageBottom}, under the action bar (top ${c0.barTop}): ${c0.why}`);
+  await page.evaluate(() => { document.getElementById('map-note').textContent = 'a legend long enough to wrap the bar '.repeat(12); });
+  await page.waitForFunction((h) => document.querySelector('.map-bar').getBoundingClientRect().height > h + 10, c0.barRows);
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  const c1 = await clearance();
+  check(c1.stageBottom <= c1.barTop + 1, `with the bar wrapped (${c0.barRows} → ${c1.barRows} px) the map's stage ends at ${c1.stageBottom}, under the action bar (top ${c1.barTop}): ${c1.why}`);
+  await page.evaluate((t) => { document.getElementById('map-note').textContent = t; }, legend);
   // close zoom: thumbnails from the first atlas (one request for up to 256 of them)
   // (zoomed about the isolated item with the wheel: the layout varies with ingest order)
   // (the view is first centred on the item, so that the wheel turns over the canvas's
