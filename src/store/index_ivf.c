@@ -1049,6 +1049,27 @@ typedef struct visit_ctx {
     float margin; /* int8: 2E (and a little for the rounding of the floor); pq: 0 */
 } visit_ctx;
 
+/* One row's pq estimate: the sum of its m table entries lut[s * ksub + code[s]], as
+ * four interleaved sums added pairwise at the end. The loads are independent, but one
+ * running sum makes each addition wait for the one before (128 in a row at 512-d); four
+ * let them overlap (1.7x faster on a Zen 5, where eight gain nothing more and AVX-512
+ * gathers are slower: docs/index.md). The same order on every CPU, so the same estimates. */
+static float pq_estimate(const float *lut, const uint8_t *code, int m, int ksub)
+{
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int s = 0;
+    for (; s + 4 <= m; s += 4) {
+        const float *l = lut + (size_t)s * ksub;
+        a0 += l[code[s]];
+        a1 += l[ksub + code[s + 1]];
+        a2 += l[2 * ksub + code[s + 2]];
+        a3 += l[3 * ksub + code[s + 3]];
+    }
+    for (; s < m; s++)
+        a0 += lut[(size_t)s * ksub + code[s]];
+    return (a0 + a1) + (a2 + a3);
+}
+
 /* Estimates every allowed row of partition l into st; -1 when memory runs out. */
 static int visit_list(const visit_ctx *v, uint32_t l, visit_state *st)
 {
@@ -1063,9 +1084,8 @@ static int visit_list(const visit_ctx *v, uint32_t l, visit_state *st)
         st->seen++;
         float a = base;
         if (pq) {
-            const uint8_t *code = (const uint8_t *)ix->codes + pos * (uint64_t)pq_m;
-            for (int s = 0; s < pq_m; s++)
-                a += v->lut[s * ksub + code[s]];
+            a += pq_estimate(v->lut, (const uint8_t *)ix->codes + pos * (uint64_t)pq_m, pq_m,
+                             ksub);
         } else {
             a += v->cq->dot(v->cq, ix->codes + pos * (uint64_t)d, d);
         }
