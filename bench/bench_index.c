@@ -276,29 +276,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_index: %s\n", err.message);
         return 1;
     }
-    const int batch = 4096;
-    float *vecs = malloc(sizeof(float) * (size_t)batch * dims);
-    char (*ids)[24] = malloc((size_t)batch * 24);
-    char (*bucket)[8] = malloc((size_t)batch * 8);
-    vdx_item *its = calloc((size_t)batch, sizeof *its);
-    const char *meta_names[1] = {"bucket"};
-    const char **meta_values = malloc(sizeof(char *) * batch);
     double t0 = now_s();
-    for (long long first = 0; first < items; first += batch) {
-        int n = (int)(items - first < batch ? items - first : batch);
-        synth_images(gen, (uint64_t)first, (size_t)n, vecs);
-        for (int i = 0; i < n; i++) {
-            id_of(first + i, ids[i]);
-            snprintf(bucket[i], 8, "%d", (int)((first + i) * 7919 % 100));
-            meta_values[i] = bucket[i];
-            its[i] = (vdx_item){.id = ids[i], .url = "", .vector = vecs + (size_t)i * dims,
-                                .meta_names = meta_names, .meta_values = meta_values + i,
-                                .n_meta = 1};
-        }
-        if (vdx_store_append(store, its, (size_t)n, &err) != 0) {
-            fprintf(stderr, "bench_index: append: %s\n", err.message);
-            return 1;
-        }
+    if (synth_fill_store(gen, store, items, "bucket", &err) != 0) {
+        fprintf(stderr, "bench_index: append: %s\n", err.message);
+        return 1;
     }
     double t_ingest = now_s() - t0;
     printf("ingest (generate + append): %.1f s, %.0f items/s\n", t_ingest, items / t_ingest);

@@ -300,24 +300,11 @@ static int bench_store(synth *g, int64_t n, int f32, const char *dir_arg,
         fprintf(stderr, "bench_map: %s\n", e.message);
         return 1;
     }
-    enum { BATCH = 4096 };
-    float *vecs = malloc(sizeof(float) * BATCH * (size_t)d);
-    char (*ids)[24] = malloc((size_t)BATCH * 24);
-    vdx_item *its = calloc(BATCH, sizeof *its);
     double t0 = vdx_now();
-    for (int64_t first = 0; first < n; first += BATCH) {
-        int b = (int)(n - first < BATCH ? n - first : BATCH);
-        synth_images(g, (uint64_t)first, (size_t)b, vecs);
-        for (int i = 0; i < b; i++) {
-            snprintf(ids[i], 24, "i%lld", (long long)(first + i));
-            its[i] = (vdx_item){.id = ids[i], .url = "", .vector = vecs + (size_t)i * d};
-        }
-        if (vdx_store_append(store, its, (size_t)b, &e) != 0) {
-            fprintf(stderr, "bench_map: append: %s\n", e.message);
-            return 1;
-        }
+    if (synth_fill_store(g, store, n, NULL, &e) != 0) {
+        fprintf(stderr, "bench_map: append: %s\n", e.message);
+        return 1;
     }
-    free(vecs), free(ids), free(its);
     printf("store: %lld items of %d-d %s in %.1f s (%s)\n", (long long)n, d,
            f32 ? "float32" : "float16", vdx_now() - t0, dir);
     vdx_store_close(store);

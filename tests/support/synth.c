@@ -455,3 +455,39 @@ void synth_measure(const synth *s, int pairs, synth_stats *out)
     free(x);
     free(mt);
 }
+
+int synth_fill_store(const synth *s, vdx_store *store, int64_t n, const char *bucket_column,
+                     vdx_error *err)
+{
+    enum { BATCH = 4096 };
+    int dims = s->p.dim;
+    float *vecs = malloc(sizeof(float) * BATCH * (size_t)dims);
+    char (*ids)[24] = malloc((size_t)BATCH * 24);
+    char (*bucket)[8] = malloc((size_t)BATCH * 8);
+    const char **values = malloc(sizeof(char *) * BATCH);
+    vdx_item *items = calloc(BATCH, sizeof *items);
+    int rc = -1;
+    if (!vecs || !ids || !bucket || !values || !items) {
+        vdx_fail_oom(err, "for a batch of synthetic items");
+        goto out;
+    }
+    const char *names[1] = {bucket_column};
+    for (int64_t first = 0; first < n; first += BATCH) {
+        int b = (int)(n - first < BATCH ? n - first : BATCH);
+        synth_images(s, (uint64_t)first, (size_t)b, vecs);
+        for (int i = 0; i < b; i++) {
+            snprintf(ids[i], 24, "i%lld", (long long)(first + i));
+            snprintf(bucket[i], 8, "%d", (int)((first + i) * 7919 % 100));
+            values[i] = bucket[i];
+            items[i] = (vdx_item){.id = ids[i], .url = "", .vector = vecs + (size_t)i * dims,
+                                  .meta_names = names, .meta_values = values + i,
+                                  .n_meta = bucket_column ? 1 : 0};
+        }
+        if (vdx_store_append(store, items, (size_t)b, err) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(vecs), free(ids), free(bucket), free(values), free(items);
+    return rc;
+}

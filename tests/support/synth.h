@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vdx/store.h"
+
 typedef struct synth_params {
     int dim;             /* vector dimension (512) */
     int clusters;        /* number of image clusters (1000) */
@@ -63,6 +65,13 @@ const synth_params *synth_params_of(const synth *s);
 
 /* The cluster item `item` belongs to (0..clusters-1; 0 when uniform). */
 int synth_cluster_of(const synth *s, uint64_t item);
+
+/* Appends the image vectors of items 0..n-1 to store (its model's dims must be the
+ * generator's), with ids "i<item>" and no url; with bucket_column, also a metadata column
+ * of that name holding (item × 7919) mod 100 (a 1 % filter is `column = 'K'`). Batches of
+ * 4,096. 0, or -1 with err set. */
+int synth_fill_store(const synth *s, vdx_store *store, int64_t n, const char *bucket_column,
+                     vdx_error *err);
 
 /* Image vector of one item; n consecutive items from `first` into out[n * dim]. */
 void synth_image(const synth *s, uint64_t item, float *out);
