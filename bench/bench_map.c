@@ -312,7 +312,7 @@ static int bench_store(synth *g, int64_t n, int f32, const char *dir_arg,
         fprintf(stderr, "bench_map: %s\n", e.message);
         return 1;
     }
-    long anon0 = status_kb("RssAnon:"), rss0 = status_kb("VmRSS:");
+    long anon0 = status_kb("RssAnon:");
     mem_reset();
     double c0 = cpu_s();
     t0 = vdx_now();
@@ -329,7 +329,6 @@ static int bench_store(synth *g, int64_t n, int f32, const char *dir_arg,
            "file's pages (page cache, %d bytes/item on disk)\n",
            anon / 1024.0, anon * 1024.0 / n, anon0 / 1024.0, rss / 1024.0, rss * 1024.0 / n,
            d * (f32 ? 4 : 2));
-    (void)rss0;
     vdx_map *map = vdx_map_open(store, &e);
     if (map) {
         const vdx_map_point *pt = vdx_map_points(map);
