@@ -402,7 +402,10 @@ int main(int argc, char **argv)
         return 2;
     }
     pthread_t th;
-    pthread_create(&th, NULL, sampler, NULL);
+    if (pthread_create(&th, NULL, sampler, NULL) != 0) {
+        fprintf(stderr, "bench_map: cannot start the memory sampler\n");
+        return 1;
+    }
     printf("items %lld, %d-d, %d synthetic clusters (skew %.2f), seed %llu\n", (long long)n,
            p.dim, p.clusters, p.skew, (unsigned long long)seed);
     vdx_map_options o = {.seed = seed, .exact_max = exact_max, .probe = probe};

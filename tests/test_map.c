@@ -5,8 +5,10 @@
  * numbers them by size; cluster naming picks the vocabulary entry whose vector matches
  * the centroid (a constructed case); a collection's map round-trips through map.bin,
  * items ingested later are placed among their neighbours; a build killed with SIGKILL
- * leaves the old map (or none); a damaged map.bin is refused as corrupt; the WordNet
+ * leaves the old map (or none); a damaged map.bin is refused as corrupt, and so is a
+ * damaged stored vector (naming the item, the old map kept); the WordNet
  * vocabulary holds visual nouns and not abstract ones, and round-trips through its file. */
+#include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -442,6 +444,45 @@ TEST(damaged_map_file_is_refused_as_corrupt)
     vdx_store_close(s);
 }
 
+/* A stored vector damaged on disk (a NaN where the store had accepted a number): the
+ * build names the item, calls it corrupt data and leaves the previous map in place. */
+TEST(damaged_vector_names_the_item_and_keeps_the_old_map)
+{
+    vdx_error err = {{0}};
+    vdx_store *s = open_store("nan", 1, &err);
+    REQUIRE(s, "%s", err.message);
+    REQUIRE(fill(s, 0, 60, &err) == 0, "%s", err.message);
+    vdx_map_options o = {.epochs = 20};
+    REQUIRE(vdx_map_build(s, &o, NULL, &err) == 0, "%s", err.message);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/map.bin", vdx_store_dir(s));
+    char *before;
+    size_t before_size;
+    REQUIRE(file_bytes(path, &before, &before_size) == 0, "no map.bin");
+    /* row 7, dimension 3 of vectors.f32 (a 64-byte header, then DIMS floats a row) */
+    char vec_path[4300];
+    snprintf(vec_path, sizeof vec_path, "%s/vectors.f32", vdx_store_dir(s));
+    vdx_store_close(s);
+    FILE *f = fopen(vec_path, "r+b");
+    REQUIRE(f, "%s: %s", vec_path, strerror(errno));
+    float nan = NAN;
+    fseek(f, 64 + (7 * DIMS + 3) * (long)sizeof(float), SEEK_SET);
+    fwrite(&nan, sizeof nan, 1, f);
+    fclose(f);
+    s = open_store("nan", 0, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(vdx_map_build(s, &o, NULL, &err) == -1 && err.kind == VDX_ERR_CORRUPT &&
+              strstr(err.message, "item 'i7'") && strstr(err.message, "dimension 3"),
+          "kind %d: %s", err.kind, err.message);
+    char *after;
+    size_t after_size;
+    REQUIRE(file_bytes(path, &after, &after_size) == 0, "map.bin gone after a refused build");
+    CHECK(after_size == before_size && memcmp(before, after, before_size) == 0,
+          "a refused build changed map.bin");
+    free(before), free(after);
+    vdx_store_close(s);
+}
+
 TEST(wordnet_vocabulary_holds_visual_nouns_and_round_trips)
 {
     vdx_error err = {{0}};
@@ -514,6 +555,7 @@ int main(void)
     RUN(map_round_trip_and_later_items_placed_near_neighbours);
     RUN(killed_build_leaves_the_old_map_or_none);
     RUN(damaged_map_file_is_refused_as_corrupt);
+    RUN(damaged_vector_names_the_item_and_keeps_the_old_map);
     RUN(wordnet_vocabulary_holds_visual_nouns_and_round_trips);
     free(vecs);
     vdx_map_vectors_free(&codes);

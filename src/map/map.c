@@ -74,9 +74,22 @@ static int load_vectors(vdx_store *store, const vdx_map_options *o, vdx_hits *hi
         int m = hits->n - b0 < BLOCK ? hits->n - b0 : BLOCK;
         for (int i = 0; i < m; i++)
             ids[i] = hits->hits[b0 + i].id;
-        if (vdx_store_get_vectors(store, ids, (size_t)m, block, err) != 0 ||
-            vdx_map_vectors_set(vectors, b0, m, block, err) != 0)
+        if (vdx_store_get_vectors(store, ids, (size_t)m, block, err) != 0)
             goto out;
+        if (vdx_map_vectors_set(vectors, b0, m, block, err) != 0) {
+            /* the store refuses such vectors on append: its file was damaged since */
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < dims; j++)
+                    if (!isfinite(block[(size_t)i * dims + j])) {
+                        vdx_fail_kind(err, VDX_ERR_CORRUPT,
+                                      "item '%s': its stored vector holds a value that is not "
+                                      "a finite number (dimension %d): the vector file is "
+                                      "damaged; ingest the item again",
+                                      ids[i], j);
+                        goto out;
+                    }
+            goto out;
+        }
         if (o->on_progress)
             o->on_progress("vectors", (double)(b0 + m) / hits->n, o->user);
     }
