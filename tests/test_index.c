@@ -156,6 +156,61 @@ TEST(all_partitions_equal_the_exact_scan)
         free(excl[i]);
 }
 
+/* The labelled items of an explore round are near its concept weight: excluding a
+ * query's own nearest rows must still give the exact scan's answer among the rest when
+ * every partition is visited (few exclusions: the index reads its allowed bitmap only
+ * for rows that could be candidates; many: for every row), and at the default nprobe
+ * never an excluded row and always k rows. */
+TEST(excluding_the_nearest_rows_keeps_the_exact_answer)
+{
+    REQUIRE(shared, "no indexed store");
+    char lists[16];
+    snprintf(lists, sizeof lists, "%d", LISTS);
+    float q[DIMS];
+    for (int t = 0; t < 24; t++) {
+        if (t % 2)
+            synth_text_for_item(gen, (uint64_t)t * 53 + 1, 0, q);
+        else
+            synth_image(gen, (uint64_t)ROWS + 500 + (uint64_t)t, q);
+        /* 20 nearest rows (few), or the 600 nearest (a tenth of the rows: many) */
+        int n_excl = t % 4 < 2 ? 20 : 600;
+        vdx_hits near;
+        REQUIRE(search(shared, q, n_excl, NULL, 0, NULL, 1, &near) == 0 && near.n == n_excl,
+                "exact search for the exclusions");
+        const char **excl = malloc(sizeof *excl * (size_t)n_excl);
+        for (int i = 0; i < n_excl; i++)
+            excl[i] = near.hits[i].id;
+        for (int visit_all = 1; visit_all >= 0; visit_all--) {
+            if (visit_all)
+                setenv("VDX_INDEX_NPROBE", lists, 1);
+            else
+                unsetenv("VDX_INDEX_NPROBE");
+            vdx_hits a, b;
+            REQUIRE(search(shared, q, 9, excl, (size_t)n_excl, NULL, 1, &a) == 0 &&
+                        search(shared, q, 9, excl, (size_t)n_excl, NULL, 0, &b) == 0,
+                    "search failed");
+            CHECK(a.n == 9 && b.n == 9, "query %d, %d excluded: %d exact hits, %d indexed", t,
+                  n_excl, a.n, b.n);
+            for (int i = 0; i < b.n; i++) {
+                for (int x = 0; x < n_excl; x++)
+                    CHECK(strcmp(b.hits[i].id, excl[x]) != 0,
+                          "query %d, %d excluded: excluded %s returned at rank %d", t, n_excl,
+                          excl[x], i);
+                if (visit_all && i < a.n && strcmp(a.hits[i].id, b.hits[i].id) != 0) {
+                    CHECK(0, "query %d, %d excluded, every partition: rank %d exact %s, index %s",
+                          t, n_excl, i, a.hits[i].id, b.hits[i].id);
+                    break;
+                }
+            }
+            vdx_hits_free(&a);
+            vdx_hits_free(&b);
+        }
+        free(excl);
+        vdx_hits_free(&near);
+    }
+    unsetenv("VDX_INDEX_NPROBE");
+}
+
 TEST(recall_floor_at_default_settings)
 {
     REQUIRE(shared, "no indexed store");
@@ -520,6 +575,7 @@ int main(void)
     }
     shared = indexed_store("shared");
     RUN(all_partitions_equal_the_exact_scan);
+    RUN(excluding_the_nearest_rows_keeps_the_exact_answer);
     RUN(recall_floor_at_default_settings);
     RUN(filters_and_exclusions_give_k_results);
     RUN(pq_codes);
