@@ -6,8 +6,11 @@
  * scoring the whole collection and of an evaluation (5-fold CV + histogram). Medians of
  * several repetitions; numbers only, no pass/fail. From 200k items the approximate
  * index is built first, as an ingest would (docs/index.md).
- *   usage: bench_explore [items=25000] [labels=500] [reps=15] [f32|f16] (how the store
- *   keeps the vectors: f16 halves the bytes a scan reads, as for 10M items) */
+ *   usage: bench_explore [items=25000] [labels=500] [reps=15] [f32|f16] [round]
+ *   (f32|f16: how the store keeps the vectors: f16 halves the bytes a scan reads, as for
+ *   10M items; round: only the round's steps and the store's search, without the
+ *   whole-collection scores, whose JSON for 10M items would not fit in memory beside
+ *   the store's 15 GB of codes and vectors) */
 #include <cjson/cJSON.h>
 #include <malloc.h>
 #include <math.h>
@@ -84,9 +87,11 @@ int main(int argc, char **argv)
     int n_labels = argc > 2 ? atoi(argv[2]) : 500;
     int reps = argc > 3 ? atoi(argv[3]) : 15;
     const char *type = argc > 4 ? argv[4] : "f32";
+    int round_only = argc > 5 && strcmp(argv[5], "round") == 0;
     if (n_items < 100 || n_labels < 2 || n_labels > n_items || reps < 1 ||
-        (strcmp(type, "f32") != 0 && strcmp(type, "f16") != 0)) {
-        fprintf(stderr, "usage: bench_explore [items>=100] [labels>=2] [reps>=1] [f32|f16]\n");
+        (strcmp(type, "f32") != 0 && strcmp(type, "f16") != 0) || (argc > 5 && !round_only)) {
+        fprintf(stderr, "usage: bench_explore [items>=100] [labels>=2] [reps>=1] [f32|f16] "
+                        "[round]\n");
         return 2;
     }
     char dir[] = "/tmp/vdx-bench-explore-XXXXXX";
@@ -216,71 +221,73 @@ int main(int argc, char **argv)
             die("score", &err);
         record(&t[SCORE_TOP], r, start, mark());
         cJSON_Delete(out);
-        start = mark();
-        if (vdx_concept_score(book, "bench", &all, &out, &err) != 0)
-            die("score", &err);
-        record(&t[SCORE_ALL], r, start, mark());
-        cJSON_Delete(out);
-        start = mark();
-        if (vdx_concept_evaluate(book, "bench", NULL, &out, &err) != 0)
-            die("evaluate", &err);
-        record(&t[EVALUATE], r, start, mark());
-        if (r == 0) {
-            const cJSON *sc = cJSON_GetObjectItem(out, "scores");
-            printf("  evaluate's scores: from %s, max error %.4f\n",
-                   cJSON_GetStringValue(cJSON_GetObjectItem(sc, "source")),
-                   cJSON_GetNumberValue(cJSON_GetObjectItem(sc, "max_error")));
-        }
-        cJSON_Delete(out);
-        vdx_evaluate_options exact = {.exact = 1};
-        start = mark();
-        if (vdx_concept_evaluate(book, "bench", &exact, &out, &err) != 0)
-            die("evaluate", &err);
-        record(&t[EVALUATE_EXACT], r, start, mark());
-        cJSON_Delete(out);
-
-        /* the store's share: the calls the concept book makes */
         vdx_hits hits = {0};
-        vdx_search_request scan = {.query = w};
-        start = mark();
-        if (vdx_store_score_all(store, &scan, &hits, &err) != 0)
-            die("store score_all", &err);
-        vdx_hits_free(&hits);
-        record(&t[STORE_SCORE], r, start, mark());
-        scan.without_urls = 1;
-        start = mark();
-        if (vdx_store_score_all(store, &scan, &hits, &err) != 0)
-            die("store score_all", &err);
-        vdx_hits_free(&hits);
-        record(&t[STORE_SCORE_BARE], r, start, mark());
-        float *scores[2] = {NULL, NULL};
-        size_t n_scores[2] = {0, 0};
-        double bound = 0, exact_bound = 0;
-        for (int e = 0; e < 2; e++) {
-            vdx_search_request values = {.query = w, .exclude_ids = label_ids,
-                                         .n_exclude = (size_t)n_labels, .exact = e};
+        if (!round_only) { /* the whole-collection steps */
             start = mark();
-            if (vdx_store_score_values(store, &values, &scores[e], &n_scores[e],
-                                       e ? &exact_bound : &bound, &err) != 0)
-                die("store score_values", &err);
-            record(&t[e ? STORE_VALUES_EXACT : STORE_VALUES], r, start, mark());
-        }
-        if (r == 0 && bound > 0 && n_scores[0] == n_scores[1]) {
-            double sum = 0, worst = 0;
-            for (size_t i = 0; i < n_scores[0]; i++) {
-                double e = fabs((double)scores[0][i] - scores[1][i]);
-                sum += e;
-                worst = e > worst ? e : worst;
+            if (vdx_concept_score(book, "bench", &all, &out, &err) != 0)
+                die("score", &err);
+            record(&t[SCORE_ALL], r, start, mark());
+            cJSON_Delete(out);
+            start = mark();
+            if (vdx_concept_evaluate(book, "bench", NULL, &out, &err) != 0)
+                die("evaluate", &err);
+            record(&t[EVALUATE], r, start, mark());
+            if (r == 0) {
+                const cJSON *sc = cJSON_GetObjectItem(out, "scores");
+                printf("  evaluate's scores: from %s, max error %.4f\n",
+                       cJSON_GetStringValue(cJSON_GetObjectItem(sc, "source")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(sc, "max_error")));
             }
-            double norm2 = 0;
-            for (int j = 0; j < DIMS; j++)
-                norm2 += (double)w[j] * w[j];
-            printf("  scores from the index's codes: mean error %.6f, largest %.6f, bound %.6f "
-                   "(the scores' spread, |w| / sqrt(dims): %.4f)\n",
-                   sum / (double)n_scores[0], worst, bound, sqrt(norm2 / DIMS));
+            cJSON_Delete(out);
+            vdx_evaluate_options exact = {.exact = 1};
+            start = mark();
+            if (vdx_concept_evaluate(book, "bench", &exact, &out, &err) != 0)
+                die("evaluate", &err);
+            record(&t[EVALUATE_EXACT], r, start, mark());
+            cJSON_Delete(out);
+
+            /* the store's share: the calls the concept book makes */
+            vdx_search_request scan = {.query = w};
+            start = mark();
+            if (vdx_store_score_all(store, &scan, &hits, &err) != 0)
+                die("store score_all", &err);
+            vdx_hits_free(&hits);
+            record(&t[STORE_SCORE], r, start, mark());
+            scan.without_urls = 1;
+            start = mark();
+            if (vdx_store_score_all(store, &scan, &hits, &err) != 0)
+                die("store score_all", &err);
+            vdx_hits_free(&hits);
+            record(&t[STORE_SCORE_BARE], r, start, mark());
+            float *scores[2] = {NULL, NULL};
+            size_t n_scores[2] = {0, 0};
+            double bound = 0, exact_bound = 0;
+            for (int e = 0; e < 2; e++) {
+                vdx_search_request values = {.query = w, .exclude_ids = label_ids,
+                                             .n_exclude = (size_t)n_labels, .exact = e};
+                start = mark();
+                if (vdx_store_score_values(store, &values, &scores[e], &n_scores[e],
+                                           e ? &exact_bound : &bound, &err) != 0)
+                    die("store score_values", &err);
+                record(&t[e ? STORE_VALUES_EXACT : STORE_VALUES], r, start, mark());
+            }
+            if (r == 0 && bound > 0 && n_scores[0] == n_scores[1]) {
+                double sum = 0, worst = 0;
+                for (size_t i = 0; i < n_scores[0]; i++) {
+                    double e = fabs((double)scores[0][i] - scores[1][i]);
+                    sum += e;
+                    worst = e > worst ? e : worst;
+                }
+                double norm2 = 0;
+                for (int j = 0; j < DIMS; j++)
+                    norm2 += (double)w[j] * w[j];
+                printf("  scores from the index's codes: mean error %.6f, largest %.6f, bound %.6f "
+                       "(the scores' spread, |w| / sqrt(dims): %.4f)\n",
+                       sum / (double)n_scores[0], worst, bound, sqrt(norm2 / DIMS));
+            }
+            free(scores[0]);
+            free(scores[1]);
         }
-        free(scores[0]);
-        free(scores[1]);
         vdx_search_request near = {.query = w, .k = 9, .exclude_ids = label_ids,
                                    .n_exclude = (size_t)n_labels};
         start = mark();
@@ -295,8 +302,9 @@ int main(int argc, char **argv)
     }
     printf("  %-52s %10s %10s\n", "median of each step", "wall ms", "cpu ms");
     for (int m = 0; m < METRICS; m++) {
-        printf("  %-52s %10.2f %10.2f\n", names[m], median(t[m].wall, reps),
-               median(t[m].cpu, reps));
+        if (!round_only || m < SCORE_ALL || m > STORE_VALUES_EXACT) /* else not run */
+            printf("  %-52s %10.2f %10.2f\n", names[m], median(t[m].wall, reps),
+                   median(t[m].cpu, reps));
         free(t[m].wall);
         free(t[m].cpu);
     }
