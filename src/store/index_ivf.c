@@ -456,8 +456,7 @@ static int pq_train(const float *res, int64_t t, int d, int ksub, int iterations
 
 static int default_nprobe(int lists)
 {
-    int share = lists / 16, root = (int)lround(2 * sqrt((double)lists));
-    int nprobe = share < root ? share : root;
+    int nprobe = (int)lround(2 * sqrt((double)lists));
     return nprobe > 8 ? nprobe : 8;
 }
 
@@ -488,9 +487,9 @@ int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_pa
         train = lists;
     int iterations = p->iterations > 0 ? p->iterations : 10;
     uint64_t seed = p->seed ? p->seed : 1;
-    /* a 16th of the partitions for small indexes, 2√lists from 1,024 partitions on (a
-     * fixed share would make a search's cost grow with n): recall@9 0.99 on text→image
-     * queries at 1M (docs/index.md) */
+    /* 2√lists: a share of the partitions that falls as they grow (a fixed share, lists/16
+     * before, made a search's cost grow with n); text→image recall@9 0.99 at 1M, 0.97–0.99
+     * at 200k (docs/index.md) */
     int nprobe = p->nprobe > 0 ? p->nprobe : default_nprobe(lists);
     if (nprobe > lists)
         nprobe = lists;
