@@ -1043,11 +1043,11 @@ static int allowed_row(const uint64_t *allowed, int64_t r)
 #define LATE_CHECK_SHARE 16
 
 /* One member's share of a search: the allowed rows it estimated (seen; with the late
- * check, every row), the heap of its
- * best `keep` estimates and the candidates: the rows whose estimate was within `margin`
- * of the heap's least when they were seen. The heap's least only rises, and the merged
- * heap's least is at least any member's, so a row left out can never reach the final
- * floor (the want-th best estimate less 2E) that the rerank starts from. */
+ * check, every row), the heap of its best `keep` estimates and the candidates: the rows
+ * whose estimate was within `margin` of the heap's least when they were seen. The heap's
+ * least only rises, and the merged heap's least is at least any member's, so a row left
+ * out can never reach the final floor (the want-th best estimate less 2E) that the
+ * rerank starts from. */
 typedef struct visit_state {
     cand *cands;
     int64_t n, cap, n_heap, seen;
