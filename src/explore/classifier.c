@@ -178,7 +178,13 @@ FIT_CLONES int classifier_fit_folds(const float *X, const float *y, const int *f
         return vdx_fail(err, "classifier fit: no labelled rows");
     if (dims < 1)
         return vdx_fail(err, "classifier fit: %d dimensions", dims);
-    float *G = malloc((size_t)folds * dims * sizeof *G);
+    /* Each fold's weight and gradient in its own cache lines: the members write them for
+     * every row, and two members writing the two ends of one line made it bounce between
+     * the cores (two threads were slower than one: 118 against 63 ns per row and fold,
+     * docs/explore.md). */
+    size_t stride = ((size_t)dims + 15) & ~(size_t)15;
+    float *G = aligned_alloc(64, 2 * (size_t)folds * stride * sizeof *G);
+    float *Wp = G ? G + (size_t)folds * stride : NULL;
     int *rows = calloc((size_t)folds, sizeof *rows), *failed = calloc((size_t)folds, sizeof *failed);
     float *failed_norm = calloc((size_t)folds, sizeof *failed_norm);
     if (!G || !rows || !failed || !failed_norm) {
@@ -196,6 +202,9 @@ FIT_CLONES int classifier_fit_folds(const float *X, const float *y, const int *f
     int want = folds < omp_get_max_threads() ? folds : omp_get_max_threads();
     if ((double)n * dims * iters * folds < FOLDS_PARALLEL_MIN)
         want = 1;
+    for (int f = 0; f < folds; f++)
+        for (int j = 0; j < dims; j++)
+            Wp[(size_t)f * stride + j] = W[(size_t)f * dims + j];
     int threads = team_claim(want);
     /* member t runs folds t, t + threads, ...: every step over the rows in order, as fit */
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -203,26 +212,30 @@ FIT_CLONES int classifier_fit_folds(const float *X, const float *y, const int *f
         int first = threads > 1 ? omp_get_thread_num() : 0;
         for (int step = 0; step < iters; step++) {
             for (int f = first; f < folds; f += threads) {
-                if (!failed[f] && !normalise(W + (size_t)f * dims, dims, &failed_norm[f]))
+                if (!failed[f] && !normalise(Wp + (size_t)f * stride, dims, &failed_norm[f]))
                     failed[f] = step + 1;
                 for (int j = 0; j < dims; j++)
-                    G[(size_t)f * dims + j] = 0;
+                    G[(size_t)f * stride + j] = 0;
             }
             for (int i = 0; i < n; i++) {
                 const float *x = X + (size_t)i * dims;
                 for (int f = first; f < folds; f += threads) {
                     if (f == fold_of[i] || failed[f])
                         continue;
-                    float z, r = residual_of(x, y[i], W + (size_t)f * dims, dims, rows[f], &z);
-                    add_scaled_row(G + (size_t)f * dims, x, r, dims);
+                    float z, r = residual_of(x, y[i], Wp + (size_t)f * stride, dims, rows[f], &z);
+                    add_scaled_row(G + (size_t)f * stride, x, r, dims);
                 }
             }
             for (int f = first; f < folds; f += threads)
                 for (int j = 0; !failed[f] && j < dims; j++)
-                    W[(size_t)f * dims + j] = W[(size_t)f * dims + j] - lr * G[(size_t)f * dims + j];
+                    Wp[(size_t)f * stride + j] =
+                        Wp[(size_t)f * stride + j] - lr * G[(size_t)f * stride + j];
         }
     }
     team_release(threads);
+    for (int f = 0; f < folds; f++)
+        for (int j = 0; j < dims; j++)
+            W[(size_t)f * dims + j] = Wp[(size_t)f * stride + j];
     int rc = 0;
     for (int f = 0; f < folds && rc == 0; f++)
         if (failed[f])
