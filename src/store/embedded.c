@@ -121,37 +121,6 @@ static int64_t index_find(const embedded *e, const char *id)
     }
 }
 
-/* index_find for many ids at once (the exclusions of a search: hundreds or thousands).
- * One lookup is three dependent reads at random places (the slot, the row's id offset,
- * the id), each a cache miss in a big collection; here each stage is first requested
- * for a group of ids (prefetches), so the misses overlap instead of following each
- * other. rows[i] = the row of ids[i] or -1. */
-static void index_find_many(const embedded *e, const char *const *ids, size_t n, int64_t *rows)
-{
-    enum { GROUP = 32 };
-    size_t mask = e->index.cap ? e->index.cap - 1 : 0;
-    for (size_t g = 0; g < n; g += GROUP) {
-        size_t end = g + GROUP < n ? g + GROUP : n;
-        size_t at[GROUP];
-        for (size_t i = g; e->index.cap && i < end; i++) {
-            at[i - g] = hash_str(ids[i]) & mask;
-            __builtin_prefetch(&e->index.slots[at[i - g]]);
-        }
-        for (size_t i = g; e->index.cap && i < end; i++) {
-            int64_t slot = e->index.slots[at[i - g]];
-            if (slot)
-                __builtin_prefetch(&e->id_offsets[slot - 1]);
-        }
-        for (size_t i = g; e->index.cap && i < end; i++) {
-            int64_t slot = e->index.slots[at[i - g]];
-            if (slot)
-                __builtin_prefetch(row_id(e, slot - 1));
-        }
-        for (size_t i = g; i < end; i++)
-            rows[i] = index_find(e, ids[i]);
-    }
-}
-
 static void index_put(embedded *e, int64_t row)
 {
     size_t mask = e->index.cap - 1;
@@ -1437,13 +1406,10 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
     if (req->n_exclude > 0) {
         if (!*allowed && !(*allowed = new_bitmap(e->count, 1)))
             return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "collection '%s': out of memory", e->collection);
-        int64_t rows[256];
-        for (size_t i = 0; i < req->n_exclude; i += 256) {
-            size_t n = req->n_exclude - i < 256 ? req->n_exclude - i : 256;
-            index_find_many(e, req->exclude_ids + i, n, rows);
-            for (size_t j = 0; j < n; j++)
-                if (rows[j] >= 0)
-                    (*allowed)[rows[j] / 64] &= ~(UINT64_C(1) << (rows[j] % 64));
+        for (size_t i = 0; i < req->n_exclude; i++) {
+            int64_t row = index_find(e, req->exclude_ids[i]);
+            if (row >= 0)
+                (*allowed)[row / 64] &= ~(UINT64_C(1) << (row % 64));
         }
     }
     return 0;
