@@ -213,8 +213,8 @@ int vdx_store_clear_failures(vdx_store *store, vdx_error *err);
  * req->exact is set or a filter leaves fewer than VDX_INDEX_MIN_FILTERED_SHARE of the
  * rows (then the exact scan of the matching rows is cheaper and exact). */
 typedef struct vdx_index_options {
-    int lists;       /* partitions; 0: √rows (at least 16) */
-    int nprobe;      /* partitions a search visits by default; 0: lists / 16, at least 8 */
+    int lists;       /* partitions; 0: 2√rows (at least 16) */
+    int nprobe;      /* partitions a search visits by default; 0: 2√lists, at least 8 */
     int train_rows;  /* k-means sample; 0: min(rows, 64 × lists, 262144) */
     int iterations;  /* k-means rounds; 0: 10 */
     int codes;       /* VDX_INDEX_CODES_*; 0 (AUTO): $VDX_INDEX_CODES ("int8" or "pq"), else int8 */
@@ -225,9 +225,9 @@ typedef struct vdx_index_options {
 } vdx_index_options;
 
 /* The codes of the index's first pass: int8 residuals (512 B/item at 512 dims; with every
- * partition visited the result is the exact scan's) or product-quantised residuals (one
- * byte per 4 dimensions: 128 B/item at 512 dims; approximate, the best estimates are
- * re-scored exactly). */
+ * partition visited the result is the exact scan's) or product-quantised residuals (4 bits
+ * per 2 dimensions: 128 B/item at 512 dims; approximate, the best estimates are re-scored
+ * exactly). */
 enum { VDX_INDEX_CODES_AUTO = 0, VDX_INDEX_CODES_INT8, VDX_INDEX_CODES_PQ };
 
 /* Size from which an ingest builds the index by itself (vdx_store_index_auto). */

@@ -14,7 +14,7 @@ static void print_help(FILE *out)
             "usage: vdx index build [options]\n"
             "\n"
             "Builds (or rebuilds) the approximate index of a collection in the embedded\n"
-            "store: k-means partitions, int8 codes and an exact rerank (docs/index.md).\n"
+            "store: k-means partitions, compact codes and an exact rerank (docs/index.md).\n"
             "Searches use it from then on (vdx search --exact does not); items ingested\n"
             "later are searched exactly until the next build. An ingest builds it by itself\n"
             "once a collection holds %d items. A build that is killed leaves the\n"
@@ -28,6 +28,10 @@ static void print_help(FILE *out)
             "                      root of lists, at least 8)\n"
             "  --train N           k-means sample rows (default: 64 per list, at most 262144)\n"
             "  --iterations N      k-means rounds (default: 10)\n"
+            "  --codes int8|pq     the first pass's codes: int8 (a byte per dimension,\n"
+            "                      exact among the visited partitions) or pq (4 bits per\n"
+            "                      2 dimensions, a quarter of int8's bytes, approximate)\n"
+            "                      (default: $VDX_INDEX_CODES, else int8)\n"
             "  --json              a JSON line even on a terminal\n"
             "  -h, --help          this help\n",
             VDX_INDEX_AUTO_ROWS);
@@ -86,7 +90,8 @@ int cmd_index(int argc, char **argv)
         {"collection", required_argument, 0, 'c'}, {"data", required_argument, 0, 'd'},
         {"lists", required_argument, 0, 'l'},      {"nprobe", required_argument, 0, 'p'},
         {"train", required_argument, 0, 't'},      {"iterations", required_argument, 0, 'i'},
-        {"json", no_argument, 0, 'j'},             {"help", no_argument, 0, 'h'},
+        {"codes", required_argument, 0, 'k'},      {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     vdx_store_options so = {0};
     vdx_index_options io = {.on_progress = on_progress};
@@ -99,6 +104,11 @@ int cmd_index(int argc, char **argv)
         case 'c': so.collection = optarg; break;
         case 'd': so.data_dir = optarg; break;
         case 'j': json = 1; break;
+        case 'k':
+            if (strcmp(optarg, "int8") != 0 && strcmp(optarg, "pq") != 0)
+                return cli_usage_error("index", "--codes wants int8 or pq, not '%s'", optarg);
+            io.codes = strcmp(optarg, "pq") == 0 ? VDX_INDEX_CODES_PQ : VDX_INDEX_CODES_INT8;
+            break;
         case 'l':
         case 'p':
         case 't':

@@ -1,6 +1,6 @@
 /* The embedded store's approximate index (index_ivf.c): inverted lists over spherical
- * k-means partitions, int8 residual codes scanned first, then an exact rerank from the
- * memory-mapped vectors. docs/index.md has the design, guarantees and measurements. */
+ * k-means partitions, int8 or 4-bit product residual codes scanned first, then an exact
+ * rerank from the memory-mapped vectors. docs/index.md has the design, guarantees and measurements. */
 #ifndef VDX_STORE_INDEX_IVF_H
 #define VDX_STORE_INDEX_IVF_H
 
@@ -12,13 +12,13 @@
 typedef struct vdx_ivf vdx_ivf;
 
 typedef struct vdx_ivf_build_params {
-    int lists;        /* partitions; 0: √rows (at least 16) */
+    int lists;        /* partitions; 0: 2√rows (at least 16) */
     int nprobe;       /* partitions a search visits by default; 0: chosen from lists */
     int train_rows;   /* k-means sample; 0: min(rows, 64 × lists, 262144) */
     int iterations;   /* k-means rounds; 0: 10 */
     uint64_t seed;    /* sample and initial centres; 0: 1 */
-    int pq;           /* 1: product-quantised residual codes (dims / 8 bytes per row, 8
-                       * dimensions per byte-code of 256 centroids) instead of int8 */
+    int pq;           /* 1: product-quantised residual codes (dims / 4 bytes per row: 4 bits
+                       * per 2 dimensions, 16 centroids each) instead of int8 */
     int rerank;       /* pq: estimates re-scored exactly per search; 0: max(100 × want, 1000) */
     uint64_t stamp;   /* identifies the rows indexed (embedded.c: collection creation time
                        * and the last indexed id), checked at open */

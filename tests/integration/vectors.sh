@@ -5,7 +5,8 @@
 # a re-run that stores nothing twice, refusals (dimension, NaN row, id count) that store
 # nothing; `vdx search --vector` (one result list per row, "row" in every line) with and
 # without a filter; `vdx index build` and `vdx info`; indexed search with every
-# partition visited equal to `--exact`; rows appended after the build found.
+# partition visited equal to `--exact`; rows appended after the build found; the same
+# for product codes (`--codes pq`).
 # Prints one line per case (ok / not ok / skip); exits non-zero on a failure.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
@@ -118,4 +119,26 @@ first=$("$VDX" search --vector "$tmp/q3.npy" -k 1 --data "$D" | grep -o '"id":"[
     not_ok "a row appended after the build is found" "got $first"
 "$VDX" info --data "$D" --json | grep -q '"unindexed":100' && ok "info counts the unindexed tail" ||
     not_ok "info counts the unindexed tail" "$("$VDX" info --data "$D" --json)"
+
+# product codes (--codes pq): info names them; every partition visited and every estimate
+# re-scored = the exact scan; a wrong --codes is a usage error that changes nothing
+"$VDX" search --vector "$tmp/q.npy" -k 30 --exclude i1,i2,i3 --data "$D" --exact > "$tmp/exact3" 2>&1
+if "$VDX" index build --codes pq --lists 20 --data "$D" --json > "$tmp/ixpq" 2> "$tmp/err" &&
+   grep -q '"kind":"ivf-pq"' "$tmp/ixpq" && grep -q '"rows":3100' "$tmp/ixpq"; then
+    ok "index build --codes pq"
+else
+    not_ok "index build --codes pq" "$(cat "$tmp/ixpq" "$tmp/err")"
+fi
+VDX_INDEX_NPROBE=20 VDX_INDEX_RERANK=3100 "$VDX" search --vector "$tmp/q.npy" -k 30 \
+    --exclude i1,i2,i3 --data "$D" > "$tmp/allpq" 2>&1
+cmp -s "$tmp/exact3" "$tmp/allpq" && ok "pq: every partition and estimate = the exact scan" ||
+    not_ok "pq: every partition and estimate = the exact scan" "$(diff "$tmp/exact3" "$tmp/allpq" | head -4)"
+if "$VDX" index build --codes pq4 --data "$D" > /dev/null 2> "$tmp/err"; then
+    not_ok "index build refuses --codes pq4" "exit 0"
+else
+    grep -q "codes wants int8 or pq, not 'pq4'" "$tmp/err" &&
+        "$VDX" info --data "$D" --json | grep -q '"kind":"ivf-pq"' &&
+        ok "index build refuses --codes pq4, the index stays" ||
+        not_ok "index build refuses --codes pq4" "$(cat "$tmp/err")"
+fi
 exit $failed
