@@ -1264,16 +1264,39 @@ static int visit_list(const visit_ctx *v, uint32_t l, visit_state *st)
         int pq_m = (int)ix->h.pq_m;
         uint64_t bytes = pq_block_bytes(pq_m);
         const uint8_t *block = (const uint8_t *)ix->codes + ix->pq_blocks[l] * bytes;
+        /* every row is visited (no bitmap read first, the whole index in use): count
+         * the block's rows at once, and pass on only those whose sum can reach the heap */
+        int every_row = (v->late_check || !v->q->allowed) && v->indexed >= (int64_t)ix->h.rows;
         uint16_t sums[PQ_BLOCK];
         for (uint64_t at = first; at < end; at += PQ_BLOCK, block += bytes) {
             pq->sums(block, pq->lut, pq_m, sums);
-            uint64_t stop = end - at < PQ_BLOCK ? end : at + PQ_BLOCK;
-            for (uint64_t pos = at; pos < stop; pos++) {
-                int64_t r = ix->rows[pos];
-                if (!row_visited(v, r))
-                    continue;
-                st->seen++;
-                if (offer_row(v, st, r, base + (pq->low + pq->step * (float)sums[pos - at])) != 0)
+            int n = end - at < PQ_BLOCK ? (int)(end - at) : PQ_BLOCK;
+            if (!every_row) {
+                for (int i = 0; i < n; i++) {
+                    int64_t r = ix->rows[at + i];
+                    if (!row_visited(v, r))
+                        continue;
+                    st->seen++;
+                    if (offer_row(v, st, r, base + (pq->low + pq->step * (float)sums[i])) != 0)
+                        return -1;
+                }
+                continue;
+            }
+            st->seen += n;
+            /* a sum below `least` cannot reach the heap's least (one less than the
+             * float bound, for its rounding; offer_row decides exactly) */
+            int32_t least = -1;
+            if (st->n_heap == v->keep) {
+                float need = (st->heap[0] - v->margin - base - pq->low) / pq->step;
+                least = !(need > -2) ? -1 : need > 70000 ? 70000 : (int32_t)floorf(need) - 1;
+            }
+            uint32_t pass = 0;
+            for (int i = 0; i < n; i++)
+                pass |= (uint32_t)((int32_t)sums[i] >= least) << i;
+            for (; pass; pass &= pass - 1) {
+                int i = __builtin_ctz(pass);
+                if (offer_row(v, st, ix->rows[at + i],
+                              base + (pq->low + pq->step * (float)sums[i])) != 0)
                     return -1;
             }
         }
