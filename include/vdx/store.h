@@ -217,8 +217,9 @@ typedef struct vdx_index_options {
     int nprobe;      /* partitions a search visits by default; 0: 2√lists, at least 8 */
     int train_rows;  /* k-means sample; 0: min(rows, 64 × lists, 262144) */
     int iterations;  /* k-means rounds; 0: 10 */
-    int codes;       /* VDX_INDEX_CODES_*; 0 (AUTO): $VDX_INDEX_CODES ("int8" or "pq"), else int8 */
-    int rerank;      /* pq: estimates re-scored exactly per search; 0: max(100 × k, 1000) */
+    int codes;       /* VDX_INDEX_CODES_*; 0 (AUTO): $VDX_INDEX_CODES ("int8" or "pq"), else
+                      * int8 up to 2 GiB of them (rows × dims), pq beyond */
+    int rerank;      /* pq: estimates re-scored exactly per search; 0: max(20 × k, 1000) */
     /* progress: stage ("training", "assigning", "encoding", "writing") and a fraction */
     void (*on_progress)(const char *stage, double fraction, void *user);
     void *user;

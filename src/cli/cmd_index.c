@@ -31,7 +31,8 @@ static void print_help(FILE *out)
             "  --codes int8|pq     the first pass's codes: int8 (a byte per dimension,\n"
             "                      exact among the visited partitions) or pq (4 bits per\n"
             "                      2 dimensions, a quarter of int8's bytes, approximate)\n"
-            "                      (default: $VDX_INDEX_CODES, else int8)\n"
+            "                      (default: $VDX_INDEX_CODES, else int8 up to 2 GiB\n"
+            "                      of them, 4.2M items at 512 dimensions, pq beyond)\n"
             "  --json              a JSON line even on a terminal\n"
             "  -h, --help          this help\n",
             VDX_INDEX_AUTO_ROWS);

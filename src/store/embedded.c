@@ -1462,6 +1462,10 @@ static int fill_hit(embedded *e, vdx_hit *hit, int64_t row, float dist, char *ur
     return 0;
 }
 
+/* Past this many bytes of int8 codes (rows × dims: 4.2M items at 512 d) an index whose
+ * codes are not chosen gets product codes, a quarter of the bytes (docs/index.md). */
+#define INDEX_INT8_MAX_BYTES (2ull << 30)
+
 /* $VDX_INDEX_NPROBE: partitions a search visits (0 or unset: the index's default). */
 static int index_nprobe(void)
 {
@@ -1500,7 +1504,9 @@ static int embedded_index_build(void *state, const vdx_index_options *opts, int 
         if (codes && strcmp(codes, "pq") != 0 && strcmp(codes, "int8") != 0)
             return vdx_fail_kind(err, VDX_ERR_INVALID,
                                  "VDX_INDEX_CODES='%s': use int8 or pq", codes);
-        p.pq = codes && strcmp(codes, "pq") == 0;
+        p.pq = codes ? strcmp(codes, "pq") == 0
+                     : (uint64_t)e->count * (uint64_t)e->model.dims > INDEX_INT8_MAX_BYTES &&
+                           e->model.dims % 8 == 0;
     }
     vdx_scan_matrix m = matrix_of(e);
     if (ivf_build(&m, e->ivf_path, &p, err) != 0)

@@ -1049,7 +1049,7 @@ void ivf_describe(const vdx_ivf *ix, cJSON *out)
     clock_utc_iso((double)h->built, built);
     cJSON_AddStringToObject(out, "kind", h->version == IVF_VERSION_PQ ? "ivf-pq" : "ivf-int8");
     if (h->version == IVF_VERSION_PQ) {
-        cJSON_AddNumberToObject(out, "pq_bytes", h->pq_m);
+        cJSON_AddNumberToObject(out, "pq_bytes", h->pq_m / 2); /* 4 bits per sub-quantiser */
         cJSON_AddNumberToObject(out, "rerank", h->rerank);
     }
     cJSON_AddNumberToObject(out, "rows", (double)h->rows);
@@ -1341,7 +1341,7 @@ int64_t ivf_search(const vdx_ivf *ix, const vdx_scan_matrix *m, const vdx_ivf_qu
      * and every estimate within 2E of them (exact among the visited partitions) */
     int64_t keep = want;
     if (pq) {
-        keep = h->rerank ? (int64_t)h->rerank : want * 100 > 1000 ? want * 100 : 1000;
+        keep = h->rerank ? (int64_t)h->rerank : want * 20 > 1000 ? want * 20 : 1000;
         const char *env = getenv("VDX_INDEX_RERANK");
         if (env && atoll(env) > 0)
             keep = atoll(env);

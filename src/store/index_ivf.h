@@ -19,7 +19,7 @@ typedef struct vdx_ivf_build_params {
     uint64_t seed;    /* sample and initial centres; 0: 1 */
     int pq;           /* 1: product-quantised residual codes (dims / 4 bytes per row: 4 bits
                        * per 2 dimensions, 16 centroids each) instead of int8 */
-    int rerank;       /* pq: estimates re-scored exactly per search; 0: max(100 × want, 1000) */
+    int rerank;       /* pq: estimates re-scored exactly per search; 0: max(20 × want, 1000) */
     uint64_t stamp;   /* identifies the rows indexed (embedded.c: collection creation time
                        * and the last indexed id), checked at open */
     /* progress: what ("training", "assigning", "encoding", "writing") and a fraction */
