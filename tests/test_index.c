@@ -562,6 +562,70 @@ TEST(mismatched_or_corrupt_index_is_ignored)
     vdx_store_close(s);
 }
 
+/* A product-code index file that was tampered with: an 8-bit pq file of an older vdx is
+ * refused with "rebuild"; bytes overwritten anywhere in the header, the tables or the
+ * first codes never crash a search (the ASan and valgrind runs watch) and either keep
+ * the index (a code or centroid changed) or make the store scan exactly with the reason
+ * in info; every search still returns k items. */
+TEST(tampered_pq_index_never_breaks_a_search)
+{
+    vdx_error err = {{0}};
+    vdx_store *s = indexed_store_codes("pqbad", VDX_INDEX_CODES_PQ);
+    REQUIRE(s, "setup failed");
+    char path[4400];
+    snprintf(path, sizeof path, "%s/index.ivf", vdx_store_dir(s));
+    vdx_store_close(s);
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f, "no index file at %s", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    unsigned char *good = malloc((size_t)size);
+    fseek(f, 0, SEEK_SET);
+    REQUIRE(fread(good, 1, (size_t)size, f) == (size_t)size, "read %s", path);
+    fclose(f);
+    uint64_t rng = 99;
+    float q[DIMS];
+    int refused = 0, kept = 0;
+    for (int t = 0; t < 41; t++) {
+        unsigned char *bad = malloc((size_t)size);
+        memcpy(bad, good, (size_t)size);
+        if (t == 0) {
+            bad[8] = 2; /* version 2: the 8-bit codes of sessions 7-9 */
+        } else {
+            for (int k = 0; k < 4; k++) { /* 4 random bytes of the first 24 KB */
+                rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+                long at = (long)((rng >> 33) % (uint64_t)(size < 24576 ? size : 24576));
+                bad[at] = (unsigned char)(rng >> 13);
+            }
+        }
+        f = fopen(path, "wb");
+        REQUIRE(f && fwrite(bad, 1, (size_t)size, f) == (size_t)size && fclose(f) == 0,
+                "write %s", path);
+        free(bad);
+        s = open_store("pqbad", 0, &err);
+        REQUIRE(s, "%s", err.message);
+        synth_text_for_item(gen, (uint64_t)t * 17, 0, q);
+        vdx_hits h;
+        REQUIRE(search(s, q, 9, NULL, 0, NULL, 0, &h) == 0, "search %d failed", t);
+        CHECK(h.n == 9, "tampering %d: %d results", t, h.n);
+        vdx_hits_free(&h);
+        cJSON *info;
+        REQUIRE(vdx_store_info(s, &info, &err) == 0, "%s", err.message);
+        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(info, "index");
+        const cJSON *problem = cJSON_GetObjectItemCaseSensitive(ix, "problem");
+        if (t == 0)
+            CHECK(cJSON_IsString(problem) && strstr(problem->valuestring, "8-bit product codes") &&
+                      strstr(problem->valuestring, "rebuild"),
+                  "version 2: %s", cJSON_PrintUnformatted(ix));
+        refused += cJSON_IsString(problem);
+        kept += !cJSON_IsString(problem);
+        cJSON_Delete(info);
+        vdx_store_close(s);
+    }
+    printf("# %d tampered files refused, %d kept\n", refused, kept);
+    free(good);
+}
+
 static void kill_self(const char *stage, double fraction, void *user)
 {
     (void)user;
@@ -641,6 +705,7 @@ int main(void)
     RUN(score_values_from_the_codes_stay_within_their_bound);
     RUN(appended_rows_are_found_and_info_reports_them);
     RUN(mismatched_or_corrupt_index_is_ignored);
+    RUN(tampered_pq_index_never_breaks_a_search);
     RUN(killed_build_leaves_the_old_index);
     vdx_store_close(shared);
     synth_free(gen);

@@ -51,7 +51,7 @@
 #define IVF_VERSION_PQ 3    /* 4-bit product codes in blocks (an older reader refuses it) */
 #define PQ_DSUB 2           /* dimensions per sub-quantiser */
 #define PQ_KSUB 16          /* centroids per sub-quantiser: half a byte */
-#define PQ_BLOCK 32         /* rows whose codes are interleaved (pq_block_sums) */
+#define PQ_BLOCK 32         /* rows whose codes are interleaved (pq_sums_*) */
 #define PQ_DIMS_MULTIPLE 8  /* sub-quantisers in fours: the AVX-512 step */
 #define PQ_TRAIN 32768      /* residuals the sub-quantisers are trained on, at most */
 #define IVF_HEADER 256
@@ -372,7 +372,8 @@ static int pq_query_init(pq_query *pq, const vdx_ivf *ix, const float *q)
         pq->low += lows[s];
         for (int j = 0; j < ksub; j++) {
             float v = nearbyintf((dots[s * 16 + j] - lows[s]) / pq->step);
-            pq->lut[s * 16 + j] = (uint8_t)(v > (float)top ? (float)top : v);
+            /* (a NaN, from centroids so large that the dots overflow, counts as 0) */
+            pq->lut[s * 16 + j] = (uint8_t)(v > (float)top ? (float)top : v >= 0 ? v : 0);
         }
     }
     free(dots);
