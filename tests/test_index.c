@@ -563,7 +563,8 @@ TEST(mismatched_or_corrupt_index_is_ignored)
 }
 
 /* A product-code index file that was tampered with: an 8-bit pq file of an older vdx is
- * refused with "rebuild"; bytes overwritten anywhere in the header, the tables or the
+ * refused with "rebuild", one that lists a row twice with the entry that does; bytes
+ * overwritten anywhere in the header, the tables or the
  * first codes never crash a search (the ASan and valgrind runs watch) and either keep
  * the index (a code or centroid changed) or make the store scan exactly with the reason
  * in info; every search still returns k items. */
@@ -591,6 +592,10 @@ TEST(tampered_pq_index_never_breaks_a_search)
         memcpy(bad, good, (size_t)size);
         if (t == 0) {
             bad[8] = 2; /* version 2: the 8-bit codes of sessions 7-9 */
+        } else if (t == 1) { /* the first entry's row number copied into the second */
+            uint64_t off_rows;
+            memcpy(&off_rows, good + 88, sizeof off_rows); /* header: off_rows at 88 */
+            memcpy(bad + off_rows + 4, good + off_rows, 4);
         } else {
             for (int k = 0; k < 4; k++) { /* 4 random bytes of the first 24 KB */
                 rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -617,6 +622,9 @@ TEST(tampered_pq_index_never_breaks_a_search)
             CHECK(cJSON_IsString(problem) && strstr(problem->valuestring, "8-bit product codes") &&
                       strstr(problem->valuestring, "rebuild"),
                   "version 2: %s", cJSON_PrintUnformatted(ix));
+        if (t == 1)
+            CHECK(cJSON_IsString(problem) && strstr(problem->valuestring, "a second time"),
+                  "a row listed twice: %s", cJSON_PrintUnformatted(ix));
         refused += cJSON_IsString(problem);
         kept += !cJSON_IsString(problem);
         cJSON_Delete(info);

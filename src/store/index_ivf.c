@@ -1003,12 +1003,27 @@ vdx_ivf *ivf_open(const char *path, int dims, vdx_error *err)
             vdx_fail(err, "index %s: partition %u ends before it starts", path, l);
             goto fail;
         }
-    for (uint64_t i = 0; i < h->rows; i++)
-        if (ix->rows[i] >= h->rows) {
-            vdx_fail(err, "index %s: entry %llu names row %u of %llu", path,
-                     (unsigned long long)i, ix->rows[i], (unsigned long long)h->rows);
+    /* every row exactly once (a row listed twice would come back twice from a search) */
+    uint64_t *listed = calloc((size_t)(h->rows + 63) / 64, sizeof *listed);
+    if (!listed) {
+        vdx_fail(err, "index %s: out of memory", path);
+        goto fail;
+    }
+    for (uint64_t i = 0; i < h->rows; i++) {
+        uint32_t r = ix->rows[i];
+        if (r >= h->rows || (listed[r / 64] >> (r % 64) & 1)) {
+            if (r >= h->rows)
+                vdx_fail(err, "index %s: entry %llu names row %u of %llu", path,
+                         (unsigned long long)i, r, (unsigned long long)h->rows);
+            else
+                vdx_fail(err, "index %s: entry %llu names row %u a second time", path,
+                         (unsigned long long)i, r);
+            free(listed);
             goto fail;
         }
+        listed[r / 64] |= 1ull << (r % 64);
+    }
+    free(listed);
     if (pq) {
         ix->pq_blocks = malloc(((size_t)h->lists + 1) * sizeof *ix->pq_blocks);
         if (!ix->pq_blocks) {
