@@ -559,7 +559,7 @@ static int pq_train(const float *res, int64_t t, int d, int ksub, int iterations
 
 /* Codes of PQ_BLOCK rows: for each sub-quantiser 16 bytes, byte i holding row i's code
  * in its low half and row i + 16's in its high half. A block of codes is what one
- * shuffle of a 16-entry table (pq_block_sums) looks up in one go. */
+ * shuffle of a 16-entry table (pq_sums_avx2, pq_sums_avx512) looks up in one go. */
 static uint64_t pq_block_bytes(int pq_m) { return (uint64_t)pq_m * (PQ_BLOCK / 2); }
 
 /* blocks[l] = partition l's first code block (blocks[lists]: how many there are): its
@@ -972,7 +972,7 @@ vdx_ivf *ivf_open(const char *path, int dims, vdx_error *err)
     ix->starts = (const uint64_t *)(ix->map + h->off_starts);
     ix->rows = (const uint32_t *)(ix->map + h->off_rows);
     ix->codes = (const int8_t *)(ix->map + h->off_codes);
-    if (pq) { /* a code past pq_ksub reads a zero table entry (pq_tables): harmless */
+    if (pq) { /* a code past pq_ksub reads a zero table entry (pq_query_init): harmless */
         ix->codebooks = (const float *)(ix->map + h->off_codebooks);
         for (uint64_t j = 0; j < (uint64_t)h->pq_m * h->pq_ksub * PQ_DSUB; j++)
             if (!isfinite(ix->codebooks[j])) {
