@@ -150,10 +150,14 @@ static double ece(const double *p, const unsigned char *truth, int n)
     return e;
 }
 
+
 /* ---- the simulated loop --------------------------------------------------------------- */
 
-static void run_family(const world *w, const concept *c, int rounds, int audit_size,
-                       uint64_t audit_seed, round_stats *out)
+enum { TRAINER_SEED, TRAINER_ANCHORED };
+static const char *const trainer_names[2] = {"seed", "anchored"};
+
+static void run_family(const world *w, const concept *c, int trainer, int rounds,
+                       int audit_size, uint64_t audit_seed, round_stats *out)
 {
     int n = w->n, dim = w->dim;
     signed char *label = malloc((size_t)n);
@@ -175,6 +179,7 @@ static void run_family(const world *w, const concept *c, int rounds, int audit_s
         labelled[n_labelled++] = order[i];
     }
     float *Xl = malloc((size_t)n * (size_t)dim * sizeof *Xl), *yl = malloc((size_t)n * sizeof *yl);
+    float *weak = malloc((size_t)VDX_WEAK_NEGATIVES * (size_t)dim * sizeof *weak);
     double *ls = malloc((size_t)n * sizeof *ls), *lw = malloc((size_t)n * sizeof *lw);
     int *ly = malloc((size_t)n * sizeof *ly);
     unsigned char *la = malloc((size_t)n);
@@ -195,14 +200,32 @@ static void run_family(const world *w, const concept *c, int rounds, int audit_s
                 labelled[n_labelled++] = order[i];
                 taken++;
             }
-        /* the seed's trainer over every label, from the current weight */
+        /* the trainer over every label (the seed's continues from the current weight) */
         for (int k = 0; k < n_labelled; k++) {
             memcpy(Xl + (size_t)k * dim, w->X + (size_t)labelled[k] * dim, (size_t)dim * sizeof *Xl);
             yl[k] = (float)label[labelled[k]];
         }
         vdx_error err = {{0}};
-        if (vdx_classifier_fit(Xl, yl, n_labelled, dim, weight, VDX_FIT_ITERS, VDX_FIT_LR, NULL,
-                               &err) != 0) {
+        int rc;
+        if (trainer == TRAINER_ANCHORED) {
+            /* VDX_WEAK_NEGATIVES distinct items drawn uniformly from the whole collection
+             * (labelled or not), anew each round, as the product's store sample */
+            for (int i = 0; i < n; i++)
+                order[i] = i;
+            uint64_t draw_state = audit_seed * 0x9E3779B97F4A7C15ULL + (uint64_t)r + 1;
+            calib_draw(order, (size_t)n, sizeof *order, VDX_WEAK_NEGATIVES, &draw_state);
+            for (int k = 0; k < VDX_WEAK_NEGATIVES; k++)
+                memcpy(weak + (size_t)k * dim, w->X + (size_t)order[k] * dim,
+                       (size_t)dim * sizeof *weak);
+            vdx_anchored_options opts = VDX_ANCHORED_DEFAULTS;
+            float bias;
+            rc = vdx_classifier_fit_anchored(Xl, yl, n_labelled, weak, VDX_WEAK_NEGATIVES,
+                                             c->prompt, dim, &opts, weight, &bias, NULL, &err);
+        } else {
+            rc = vdx_classifier_fit(Xl, yl, n_labelled, dim, weight, VDX_FIT_ITERS, VDX_FIT_LR,
+                                    NULL, &err);
+        }
+        if (rc != 0) {
             fprintf(stderr, "bench_loop: fit: %s\n", err.message);
             exit(1);
         }
@@ -306,6 +329,7 @@ static void run_family(const world *w, const concept *c, int rounds, int audit_s
     free(weight);
     free(Xl);
     free(yl);
+    free(weak);
     free(ls);
     free(lw);
     free(ly);
@@ -455,7 +479,7 @@ int main(int argc, char **argv)
     synth_params sp;
     synth_defaults(&sp);
     sp.clusters = 160;
-    int items = 25000, rounds = 8, audit = 20;
+    int items = 25000, rounds = 8, audit = 20, trainers = 3; /* bit 0 seed, bit 1 anchored */
     uint64_t audit_seed = 16;
     char err_text[256];
     for (int i = 1; i < argc; i++) {
@@ -472,13 +496,21 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--audit") && i + 1 < argc)
             audit = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--audit-seed") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--trainer") && i + 1 < argc) {
+            i++;
+            trainers = !strcmp(argv[i], "seed") ? 1 : !strcmp(argv[i], "anchored") ? 2
+                       : !strcmp(argv[i], "both") ? 3 : 0;
+            if (!trainers) {
+                fprintf(stderr, "bench_loop: --trainer seed|anchored|both, not '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--audit-seed") && i + 1 < argc)
             audit_seed = strtoull(argv[++i], NULL, 10);
         else {
             char help[2048];
             synth_flags_help(&sp, help, sizeof help);
             printf("usage: bench_loop [--items 25000] [--rounds 8] [--audit 20] [--audit-seed 16] "
-                   "[synthetic-data flags]\n%s", help);
+                   "[--trainer seed|anchored|both] [synthetic-data flags]\n%s", help);
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -508,47 +540,84 @@ int main(int argc, char **argv)
             normalise(w.centre + (size_t)k * w.dim, w.dim);
     char cpu[256];
     cpu_name(cpu, sizeof cpu);
+    vdx_anchored_options anchored = VDX_ANCHORED_DEFAULTS;
     printf("bench_loop: %d items, %d dims, %d clusters (CLIP-like synthetic, seed %llu), %d rounds "
-           "of %d labels, seed trainer (%d steps, lr %g); audit sample %d (seed %llu)\n"
+           "of %d labels; seed trainer (%d steps, lr %g), anchored trainer (scale %g, pull %g, "
+           "%d weak negatives of total weight %g, %d steps); audit sample %d (seed %llu)\n"
            "CPU: %s\n",
            items, w.dim, w.clusters, (unsigned long long)sp.seed, rounds, PAGE, VDX_FIT_ITERS,
-           (double)VDX_FIT_LR, audit, (unsigned long long)audit_seed, cpu);
+           (double)VDX_FIT_LR, (double)anchored.scale, (double)anchored.pull,
+           VDX_WEAK_NEGATIVES, (double)anchored.weak_weight, anchored.iters, audit,
+           (unsigned long long)audit_seed, cpu);
     concept fam[5];
     int n_fam = make_families(&w, fam);
-    round_stats *plain = malloc((size_t)rounds * sizeof *plain);
-    round_stats *with_audit = malloc((size_t)rounds * sizeof *with_audit);
+    round_stats *plain[2], *with_audit[2];
+    for (int t = 0; t < 2; t++) {
+        plain[t] = malloc((size_t)rounds * sizeof *plain[t]);
+        with_audit[t] = malloc((size_t)rounds * sizeof *with_audit[t]);
+    }
+    double worst_gap[5][2]; /* per family: min over rounds of AP(anchored) - AP(seed) */
     double t0 = vdx_now();
     for (int f = 0; f < n_fam; f++) {
-        run_family(&w, &fam[f], rounds, 0, audit_seed, plain);
-        run_family(&w, &fam[f], rounds, audit, audit_seed, with_audit);
         printf("\n%s: %d positives (%.2f%%)\n", fam[f].family, fam[f].positives,
                100.0 * fam[f].positives / items);
-        printf("round   AP(seed) AP(+audit) P@50  >0.5 raw  >0.5 cal | ECE: raw  platt-lab "
-               "platt-aud iso-aud | fit@0.9: above prec | est. positives [95%%]  est. precision "
-               "[95%%]\n");
-        for (int r = 0; r < rounds; r++) {
-            const round_stats *a = &with_audit[r];
-            printf("%5d   %8.3f %10.3f %5.2f %9d %9d | %9.3f %10.3f %9.3f %7.3f |", r + 1,
-                   plain[r].ap, a->ap, a->p50, a->above_raw, a->above_cal, a->ece[0], a->ece[1],
-                   a->ece[2], a->ece[3]);
-            if (a->fitted)
-                printf(" %13d %5.3f |", a->above_fit, a->above_fit_precision);
-            else
-                printf(" %19s |", "no cut reaches 0.9");
-            print_interval(a->est_pos, 1);
-            print_interval(a->est_prec, 0);
-            printf("\n");
+        for (int t = 0; t < 2; t++) {
+            if (!(trainers & (1 << t)))
+                continue;
+            run_family(&w, &fam[f], t, rounds, 0, audit_seed, plain[t]);
+            run_family(&w, &fam[f], t, rounds, audit, audit_seed, with_audit[t]);
+            printf("%s trainer\n", trainer_names[t]);
+            printf("round   AP(alone) AP(+audit) P@50  >0.5 raw  >0.5 cal | ECE: raw  platt-lab "
+                   "platt-aud iso-aud | fit@0.9: above prec | est. positives [95%%]  est. "
+                   "precision [95%%]\n");
+            for (int r = 0; r < rounds; r++) {
+                const round_stats *a = &with_audit[t][r];
+                printf("%5d   %9.3f %10.3f %5.2f %9d %9d | %9.3f %10.3f %9.3f %7.3f |", r + 1,
+                       plain[t][r].ap, a->ap, a->p50, a->above_raw, a->above_cal, a->ece[0],
+                       a->ece[1], a->ece[2], a->ece[3]);
+                if (a->fitted)
+                    printf(" %13d %5.3f |", a->above_fit, a->above_fit_precision);
+                else
+                    printf(" %19s |", "no cut reaches 0.9");
+                print_interval(a->est_pos, 1);
+                print_interval(a->est_prec, 0);
+                printf("\n");
+            }
+            int r5 = rounds >= 5 ? 4 : rounds - 1;
+            const round_stats *a = &with_audit[t][r5];
+            printf("%s, targets after round %d: ECE %.3f (<= 0.05); above the fitted threshold "
+                   "%d vs %d positives (ratio %.2f, within 1.5x); realised precision at 0.9 "
+                   "%.3f (>= 0.85 on clean and look-alike); AP with audit - alone %+.3f\n",
+                   trainer_names[t], r5 + 1, a->ece[2], a->above_fit, fam[f].positives,
+                   fam[f].positives ? (double)a->above_fit / fam[f].positives : NAN,
+                   a->above_fit_precision, a->ap - plain[t][r5].ap);
+            printf("%s, ECE of the raw probabilities without audit after round %d: %.3f; Platt "
+                   "on its labels: %.3f\n", trainer_names[t], r5 + 1, plain[t][r5].ece[0],
+                   plain[t][r5].ece[1]);
         }
-        int r5 = rounds >= 5 ? 4 : rounds - 1;
-        const round_stats *a = &with_audit[r5];
-        printf("targets after round %d: ECE %.3f (<= 0.05); above the fitted threshold %d vs %d "
-               "positives (ratio %.2f, within 1.5x); realised precision at 0.9 %.3f (>= 0.85 on "
-               "clean and look-alike); AP with audit - seed %+.3f\n",
-               r5 + 1, a->ece[2], a->above_fit, fam[f].positives,
-               fam[f].positives ? (double)a->above_fit / fam[f].positives : NAN,
-               a->above_fit_precision, a->ap - plain[r5].ap);
-        printf("ECE of the seed's raw probabilities without audit after round %d: %.3f; Platt "
-               "on its labels: %.3f\n", r5 + 1, plain[r5].ece[0], plain[r5].ece[1]);
+        if (trainers == 3) {
+            worst_gap[f][0] = worst_gap[f][1] = INFINITY;
+            for (int r = 0; r < rounds; r++) {
+                worst_gap[f][0] = fmin(worst_gap[f][0], plain[1][r].ap - plain[0][r].ap);
+                worst_gap[f][1] = fmin(worst_gap[f][1], with_audit[1][r].ap - with_audit[0][r].ap);
+            }
+            printf("anchored - seed, AP: alone r1 %+.3f r5 %+.3f r%d %+.3f, worst round %+.3f; "
+                   "with audit r1 %+.3f r5 %+.3f r%d %+.3f, worst round %+.3f\n",
+                   plain[1][0].ap - plain[0][0].ap,
+                   plain[1][rounds >= 5 ? 4 : 0].ap - plain[0][rounds >= 5 ? 4 : 0].ap, rounds,
+                   plain[1][rounds - 1].ap - plain[0][rounds - 1].ap, worst_gap[f][0],
+                   with_audit[1][0].ap - with_audit[0][0].ap,
+                   with_audit[1][rounds >= 5 ? 4 : 0].ap - with_audit[0][rounds >= 5 ? 4 : 0].ap,
+                   rounds, with_audit[1][rounds - 1].ap - with_audit[0][rounds - 1].ap,
+                   worst_gap[f][1]);
+        }
+    }
+    if (trainers == 3) {
+        printf("\nanchored against seed, the worst round's AP difference per family (alone / "
+               "with audit):");
+        for (int f = 0; f < n_fam; f++)
+            printf(" %s %+.3f / %+.3f;", fam[f].family, worst_gap[f][0], worst_gap[f][1]);
+        printf("\n");
     }
     printf("\n(%s; the maps: %s, %s, %s, %s; %.1f s)\n", cpu, map_names[0], map_names[1],
            map_names[2], map_names[3], vdx_now() - t0);
@@ -556,8 +625,10 @@ int main(int argc, char **argv)
         free(fam[f].truth);
         free(fam[f].prompt);
     }
-    free(plain);
-    free(with_audit);
+    for (int t = 0; t < 2; t++) {
+        free(plain[t]);
+        free(with_audit[t]);
+    }
     free(w.X);
     free(w.cluster);
     free(w.size);

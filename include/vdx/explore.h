@@ -55,6 +55,24 @@
  * loss of each step. Reproduces PyTorch float32 to 1e-5. Fails when n < 1 or w is zero. */
 int vdx_classifier_fit(const float *X, const float *y, int n, int dims, float *w, int iters,
                        float lr, float *losses, vdx_error *err);
+/* The anchored trainer, an option beside the original's (docs/explore.md): logistic
+ * regression with a bias b, pulled toward the prompt, random items as weak negatives:
+ *     minimise Σ BCE(X·w + b, y) + (ω/m) Σ_weak BCE(weak·w + b, 0) + (λ/2)‖w − c·t̂‖²
+ * (t̂ the anchor, e.g. the prompt's text features, normalised; m = n_weak) from w = c·t̂,
+ * b = 0, by `iters` steps of Nesterov's accelerated gradient. The result depends only on
+ * the rows, not on a previous weight. losses (may be NULL) gets iters values. */
+typedef struct vdx_anchored_options {
+    float scale;       /* c: the anchor's length (the logit scale of a prompt match) */
+    float pull;        /* λ */
+    float weak_weight; /* ω: the weak negatives' total weight */
+    int iters;
+} vdx_anchored_options;
+#define VDX_ANCHORED_DEFAULTS {20.0f, 0.3f, 1.0f, 200}
+#define VDX_WEAK_NEGATIVES 128 /* random items a round of the anchored trainer draws */
+int vdx_classifier_fit_anchored(const float *X, const float *y, int n, const float *weak,
+                                int n_weak, const float *anchor, int dims,
+                                const vdx_anchored_options *opts, float *w, float *bias,
+                                float *losses, vdx_error *err);
 /* Fraction of rows with (X·w > threshold) == (y > 0.5); 0 when n == 0. */
 double vdx_classifier_accuracy(const float *X, const float *y, int n, int dims, const float *w,
                                double threshold);

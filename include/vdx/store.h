@@ -181,6 +181,12 @@ void vdx_hits_free(vdx_hits *hits);
  * values widened). An unknown id is an error naming it. */
 int vdx_store_get_vectors(vdx_store *store, const char *const *ids, size_t n, float *out,
                           vdx_error *err);
+/* Vectors of min(k, count) distinct items drawn uniformly at random from the collection
+ * (k*dims floats in out, *got of them filled), the same items for the same seed and
+ * collection: the anchored trainer's weak negatives. k <= VDX_SAMPLE_MAX. */
+#define VDX_SAMPLE_MAX 65536
+int vdx_store_sample_vectors(vdx_store *store, size_t k, uint64_t seed, float *out, size_t *got,
+                             vdx_error *err);
 /* One item as JSON: {"id","url","width","height","ingested_at","metadata":{...}}
  * (metadata values are strings or null); a failed item also has "failure" and
  * "failed_at". An unknown id is an error naming it. */

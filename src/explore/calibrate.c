@@ -10,6 +10,8 @@
  * labels as a census, never from the hard cases standing for the rest. */
 #include "explore/calibrate.h"
 
+#include "common/random.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,29 +232,11 @@ void calib_estimate_all(const calib_counts *c, calib_estimates *e)
                      tp_hi + fn_lo > 0 ? tp_hi / (tp_hi + fn_lo) : 1);
 }
 
-uint64_t calib_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-size_t calib_random_below(uint64_t *state, size_t bound)
-{
-    uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t r;
-    do
-        r = calib_random(state);
-    while (r >= limit);
-    return (size_t)(r % bound);
-}
-
 void calib_draw(void *list, size_t n, size_t size, size_t k, uint64_t *state)
 {
     unsigned char *bytes = list, tmp[64];
     for (size_t i = 0; i < k && i < n; i++) {
-        size_t j = i + calib_random_below(state, n - i);
+        size_t j = i + random_below(state, n - i);
         if (j == i)
             continue;
         for (size_t off = 0; off < size; off += sizeof tmp) {

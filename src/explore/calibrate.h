@@ -86,13 +86,9 @@ typedef struct calib_estimates {
  * estimate is unknown; precision is unknown when nothing is above. */
 void calib_estimate_all(const calib_counts *c, calib_estimates *e);
 
-/* splitmix64: a small, well-mixed generator; the sequence depends only on the state. */
-uint64_t calib_random(uint64_t *state);
-/* Unbiased integer in [0, bound), bound > 0. */
-size_t calib_random_below(uint64_t *state, size_t bound);
 /* Puts k of the n items of list (each `size` bytes) drawn uniformly without
  * replacement first, in draw order (a partial Fisher-Yates shuffle; k <= n). The audit
- * sample and the random candidates are drawn with it. */
+ * sample and the random candidates are drawn with it (common/random.h's generator). */
 void calib_draw(void *list, size_t n, size_t size, size_t k, uint64_t *state);
 
 #endif

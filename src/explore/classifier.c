@@ -21,6 +21,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/team.h"
 
@@ -163,6 +164,92 @@ FIT_CLONES int vdx_classifier_fit(const float *X, const float *y, int n, int dim
     }
     free(grad);
     free(residual);
+    return rc;
+}
+
+/* ---- the anchored trainer (an option; docs/explore.md) --------------------------------
+ * Logistic regression with a bias, pulled toward the prompt, with random items of the
+ * collection as weak negatives: minimise
+ *     Σ_labels BCE(x·w + b, y) + (ω/m) Σ_weak BCE(x·w + b, 0) + (λ/2)‖w − c·t̂‖²
+ * from w = c·t̂, b = 0, by `iters` steps of Nesterov's accelerated gradient with step
+ * 1/L, L = (n + ω)/2 + λ (a bound on the curvature for unit rows with a bias column).
+ * The problem is convex: the result depends on the labels and the weak rows, not on
+ * earlier rounds. Sums are the fit's float32 fused multiply-adds, the loss in double. */
+FIT_CLONES int vdx_classifier_fit_anchored(const float *X, const float *y, int n,
+                                           const float *weak, int n_weak, const float *anchor,
+                                           int dims, const vdx_anchored_options *opts,
+                                           float *w, float *bias, float *losses,
+                                           vdx_error *err)
+{
+    if (n < 1)
+        return vdx_fail(err, "classifier fit: no labelled rows");
+    if (dims < 1)
+        return vdx_fail(err, "classifier fit: %d dimensions", dims);
+    if (n_weak < 0 || (n_weak > 0 && !weak))
+        return vdx_fail(err, "classifier fit: %d weak negatives without rows", n_weak);
+    float scale = opts->scale, pull = opts->pull, weak_weight = n_weak ? opts->weak_weight : 0;
+    if (!(scale > 0) || !(pull > 0) || !(weak_weight >= 0) || !isfinite(scale) ||
+        !isfinite(pull) || !isfinite(weak_weight) || opts->iters < 1 || opts->iters > 10000)
+        return vdx_fail(err, "classifier fit: anchored options out of range (scale %g, pull %g, "
+                             "weak weight %g, iters %d)",
+                        scale, pull, weak_weight, opts->iters);
+    float *dir = malloc((size_t)dims * sizeof *dir), *prev = malloc((size_t)dims * sizeof *prev);
+    float *ahead = malloc((size_t)dims * sizeof *ahead), *grad = malloc((size_t)dims * sizeof *grad);
+    int rc = 0;
+    if (!dir || !prev || !ahead || !grad) {
+        rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "classifier fit: out of memory for %d dimensions", dims);
+        goto done;
+    }
+    float norm;
+    memcpy(dir, anchor, (size_t)dims * sizeof *dir);
+    if (!normalise(dir, dims, &norm)) {
+        rc = vdx_fail(err, "classifier fit: the prompt's vector has norm %g", norm);
+        goto done;
+    }
+    for (int j = 0; j < dims; j++)
+        w[j] = prev[j] = scale * dir[j];
+    float b = 0, b_prev = 0;
+    double step = 1.0 / ((n + weak_weight) / 2.0 + pull);
+    float weak_each = n_weak ? weak_weight / (float)n_weak : 0;
+    for (int it = 0; it < opts->iters; it++) {
+        float momentum = (float)it / (float)(it + 3);
+        for (int j = 0; j < dims; j++)
+            ahead[j] = w[j] + momentum * (w[j] - prev[j]);
+        float b_ahead = b + momentum * (b - b_prev), grad_b = 0;
+        double loss = 0, penalty = 0;
+        for (int j = 0; j < dims; j++) {
+            float d = ahead[j] - scale * dir[j];
+            grad[j] = pull * d;
+            penalty += (double)d * d;
+        }
+        for (int i = 0; i < n + n_weak; i++) {
+            const float *x = i < n ? X + (size_t)i * dims : weak + (size_t)(i - n) * dims;
+            float target = i < n ? y[i] : 0, each = i < n ? 1 : weak_each;
+            float z = dot_fma(x, ahead, dims) + b_ahead;
+            float r = each * (float)(sigmoid(z) - target);
+            loss += each * bce_with_logits(z, target);
+            add_scaled_row(grad, x, r, dims);
+            grad_b += r;
+        }
+        if (losses)
+            losses[it] = (float)((loss + pull / 2 * penalty) / (n + weak_weight));
+        if (!isfinite(loss)) {
+            rc = vdx_fail(err, "classifier fit: the loss is not finite at step %d", it + 1);
+            break;
+        }
+        for (int j = 0; j < dims; j++) {
+            prev[j] = w[j];
+            w[j] = ahead[j] - (float)step * grad[j];
+        }
+        b_prev = b;
+        b = b_ahead - (float)step * grad_b;
+    }
+    *bias = b;
+done:
+    free(dir);
+    free(prev);
+    free(ahead);
+    free(grad);
     return rc;
 }
 

@@ -54,6 +54,10 @@ typedef struct vdx_store_backend {
                         double *bound, vdx_error *err);
     int (*get_vectors)(void *state, const char *const *ids, size_t n, float *out,
                        vdx_error *err);
+    /* min(k, count) distinct items drawn uniformly at random (a function of seed and the
+     * collection), their vectors in out (k*dims floats); *got how many. */
+    int (*sample_vectors)(void *state, size_t k, uint64_t seed, float *out, size_t *got,
+                          vdx_error *err);
     int (*get_item)(void *state, const char *id, cJSON **item, vdx_error *err);
     int (*get_thumbnail)(void *state, const char *id, uint8_t **jpeg, size_t *size,
                          vdx_error *err);

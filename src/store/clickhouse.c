@@ -1436,6 +1436,38 @@ done:
     return rc;
 }
 
+/* The items with the smallest sipHash64(id, seed): a uniform draw that is a function of
+ * the seed and the ids, whatever the shards and the order of the parts. */
+static int clickhouse_sample_vectors(void *state, size_t k, uint64_t seed, float *out,
+                                     size_t *got, vdx_error *err)
+{
+    clickhouse *c = state;
+    strbuf sql = {0}, response = {0};
+    char *table = quoted_identifier(c, c->tables.items, err);
+    int rc = -1;
+    if (!table)
+        return -1;
+    strbuf_printf(&sql, "SELECT vector FROM %s ORDER BY sipHash64(id, toUInt64(%llu)), id "
+                        "LIMIT %zu FORMAT RowBinary",
+                  table, (unsigned long long)seed, k);
+    if (sql.oom ? oom(c, err) : run_query(c, sql.data, NULL, &response, NULL, err))
+        goto done;
+    ch_reader r = {(const uint8_t *)response.data, response.len, 0};
+    size_t n = 0;
+    while (r.pos < r.len && n < k) {
+        if (ch_read_floats(&r, out + n * (size_t)c->model.dims, c->model.dims, err) != 0)
+            goto done;
+        n++;
+    }
+    *got = n;
+    rc = 0;
+done:
+    free(table);
+    strbuf_free(&sql);
+    strbuf_free(&response);
+    return rc;
+}
+
 /* The first JSONEachRow object of a SELECT (NULL *row when there is none). */
 static int select_json_row(clickhouse *c, const char *sql, cJSON **row, vdx_error *err)
 {
@@ -1806,6 +1838,7 @@ const vdx_store_backend vdx_clickhouse_backend = {
     .search = clickhouse_search,
     .score_all = clickhouse_score_all,
     .get_vectors = clickhouse_get_vectors,
+    .sample_vectors = clickhouse_sample_vectors,
     .get_item = clickhouse_get_item,
     .get_thumbnail = clickhouse_get_thumbnail,
     .failures = clickhouse_failures,

@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "common/hash.h"
+#include "common/random.h"
 #include "common/sqlite_util.h"
 #include "store/backend.h"
 #include "store/backend_common.h"
@@ -1114,6 +1115,35 @@ static int embedded_get_vectors(void *state, const char *const *ids, size_t n, f
     return 0;
 }
 
+/* Floyd's sampling: k distinct rows of [0, count), each set equally likely. */
+static int embedded_sample_vectors(void *state, size_t k, uint64_t seed, float *out, size_t *got,
+                                   vdx_error *err)
+{
+    embedded *e = state;
+    if (load_new_rows(e, err) != 0 || map_rows(e, e->count, err) != 0)
+        return -1;
+    size_t n = (size_t)e->count, want = k < n ? k : n;
+    int64_t *rows = malloc((want ? want : 1) * sizeof *rows);
+    if (!rows)
+        return vdx_fail_oom(err, "collection '%s': out of memory sampling %zu rows", e->collection,
+                            want);
+    uint64_t random = seed;
+    for (size_t j = n - want, m = 0; j < n; j++) {
+        int64_t pick = (int64_t)random_below(&random, j + 1);
+        for (size_t i = 0; i < m; i++)
+            if (rows[i] == pick) {
+                pick = (int64_t)j;
+                break;
+            }
+        rows[m++] = pick;
+    }
+    for (size_t i = 0; i < want; i++)
+        widen_row(e, rows[i], out + i * (size_t)e->model.dims);
+    free(rows);
+    *got = want;
+    return 0;
+}
+
 static cJSON *column_value(sqlite3_stmt *stmt, int col)
 {
     switch (sqlite3_column_type(stmt, col)) {
@@ -1729,6 +1759,7 @@ const vdx_store_backend vdx_embedded_backend = {
     .score_all = embedded_score_all,
     .score_values = embedded_score_values,
     .get_vectors = embedded_get_vectors,
+    .sample_vectors = embedded_sample_vectors,
     .get_item = embedded_get_item,
     .get_thumbnail = embedded_get_thumbnail,
     .failures = embedded_failures,

@@ -485,6 +485,19 @@ int vdx_store_get_vectors(vdx_store *store, const char *const *ids, size_t n, fl
     return LOCKED(store, store->backend->get_vectors(store->state, ids, n, out, err));
 }
 
+int vdx_store_sample_vectors(vdx_store *store, size_t k, uint64_t seed, float *out, size_t *got,
+                             vdx_error *err)
+{
+    *got = 0;
+    if (k == 0)
+        return 0;
+    if (!out || k > VDX_SAMPLE_MAX)
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "collection '%s': a sample of %zu vectors (at most %d, with an output)",
+                             store->collection, k, VDX_SAMPLE_MAX);
+    return LOCKED(store, store->backend->sample_vectors(store->state, k, seed, out, got, err));
+}
+
 int vdx_store_get_item(vdx_store *store, const char *id, cJSON **item, vdx_error *err)
 {
     *item = NULL;
