@@ -156,6 +156,8 @@ static double ece(const double *p, const unsigned char *truth, int n)
 enum { TRAINER_SEED, TRAINER_ANCHORED };
 static const char *const trainer_names[2] = {"seed", "anchored"};
 
+static vdx_anchored_options anchored_opts = VDX_ANCHORED_DEFAULTS; /* --anchored-* flags */
+
 static void run_family(const world *w, const concept *c, int trainer, int rounds,
                        int audit_size, uint64_t audit_seed, round_stats *out)
 {
@@ -217,10 +219,10 @@ static void run_family(const world *w, const concept *c, int trainer, int rounds
             for (int k = 0; k < VDX_WEAK_NEGATIVES; k++)
                 memcpy(weak + (size_t)k * dim, w->X + (size_t)order[k] * dim,
                        (size_t)dim * sizeof *weak);
-            vdx_anchored_options opts = VDX_ANCHORED_DEFAULTS;
             float bias;
             rc = vdx_classifier_fit_anchored(Xl, yl, n_labelled, weak, VDX_WEAK_NEGATIVES,
-                                             c->prompt, dim, &opts, weight, &bias, NULL, &err);
+                                             c->prompt, dim, &anchored_opts, weight, &bias, NULL,
+                                             &err);
         } else {
             rc = vdx_classifier_fit(Xl, yl, n_labelled, dim, weight, VDX_FIT_ITERS, VDX_FIT_LR,
                                     NULL, &err);
@@ -504,13 +506,23 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench_loop: --trainer seed|anchored|both, not '%s'\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--anchored-scale") && i + 1 < argc) {
+            anchored_opts.scale = strtof(argv[++i], NULL);
+        } else if (!strcmp(argv[i], "--anchored-pull") && i + 1 < argc) {
+            anchored_opts.pull = strtof(argv[++i], NULL);
+        } else if (!strcmp(argv[i], "--anchored-weak-weight") && i + 1 < argc) {
+            anchored_opts.weak_weight = strtof(argv[++i], NULL);
+        } else if (!strcmp(argv[i], "--anchored-iters") && i + 1 < argc) {
+            anchored_opts.iters = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--audit-seed") && i + 1 < argc)
             audit_seed = strtoull(argv[++i], NULL, 10);
         else {
             char help[2048];
             synth_flags_help(&sp, help, sizeof help);
             printf("usage: bench_loop [--items 25000] [--rounds 8] [--audit 20] [--audit-seed 16] "
-                   "[--trainer seed|anchored|both] [synthetic-data flags]\n%s", help);
+                   "[--trainer seed|anchored|both]\n       [--anchored-scale 20] "
+                   "[--anchored-pull 0.3] [--anchored-weak-weight 1] [--anchored-iters 100] "
+                   "[synthetic-data flags]\n%s", help);
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -540,7 +552,7 @@ int main(int argc, char **argv)
             normalise(w.centre + (size_t)k * w.dim, w.dim);
     char cpu[256];
     cpu_name(cpu, sizeof cpu);
-    vdx_anchored_options anchored = VDX_ANCHORED_DEFAULTS;
+    vdx_anchored_options anchored = anchored_opts;
     printf("bench_loop: %d items, %d dims, %d clusters (CLIP-like synthetic, seed %llu), %d rounds "
            "of %d labels; seed trainer (%d steps, lr %g), anchored trainer (scale %g, pull %g, "
            "%d weak negatives of total weight %g, %d steps); audit sample %d (seed %llu)\n"

@@ -4,7 +4,8 @@
  * labels at that round (a row may be relabelled); each round fits them from the previous
  * round's weight. Every step's loss and the weight after each round must agree to 1e-5.
  * The cross-validation's all-folds refit (src/explore/classifier.h) equals one
- * vdx_classifier_fit per fold bit for bit. */
+ * vdx_classifier_fit per fold bit for bit. The anchored trainer (an option) is checked
+ * against its objective: one step by hand, the gradient at its result, and its refusals. */
 #include <cjson/cJSON.h>
 #include <omp.h>
 
@@ -190,6 +191,145 @@ TEST(all_folds_fit_equals_one_fit_per_fold)
     omp_set_num_threads(threads_before);
 }
 
+/* ---- the anchored trainer -------------------------------------------------------------- */
+
+static void random_unit_rows(float *X, int n, int d, uint64_t *r)
+{
+    for (int i = 0; i < n; i++) {
+        double norm = 0;
+        for (int j = 0; j < d; j++) {
+            *r = *r * 6364136223846793005ULL + 1442695040888963407ULL;
+            X[i * d + j] = (float)((double)(*r >> 11) / 9007199254740992.0 - 0.5);
+            norm += (double)X[i * d + j] * X[i * d + j];
+        }
+        for (int j = 0; j < d; j++)
+            X[i * d + j] = (float)(X[i * d + j] / sqrt(norm));
+    }
+}
+
+/* One step by hand: X = I (2×2), y = (1, 0), no weak rows, anchor (3, 4) → t̂ = (0.6, 0.8),
+ * c = 1, λ = 1: w0 = t̂, b0 = 0, so the penalty's gradient is 0; z = (0.6, 0.8);
+ * r = (σ(0.6) − 1, σ(0.8)); step = 1/(n/2 + λ) = 0.5; w1 = t̂ − 0.5·r, b1 = −0.5·(r0 + r1). */
+TEST(anchored_step_by_hand)
+{
+    float X[4] = {1, 0, 0, 1}, y[2] = {1, 0}, anchor[2] = {3, 4}, w[2] = {7, 7}, b, loss;
+    vdx_anchored_options opts = {1.0f, 1.0f, 1.0f, 1};
+    vdx_error err = {{0}};
+    REQUIRE(vdx_classifier_fit_anchored(X, y, 2, NULL, 0, anchor, 2, &opts, w, &b, &loss, &err) == 0,
+            "%s", err.message);
+    double r0 = 1 / (1 + exp(-0.6)) - 1, r1 = 1 / (1 + exp(-0.8));
+    double want_loss = (log1p(exp(-0.6)) + log1p(exp(0.8))) / 2;
+    CHECK(fabs(loss - want_loss) < 1e-6, "loss %.9g want %.9g", loss, want_loss);
+    CHECK(fabs(w[0] - (0.6 - 0.5 * r0)) < 1e-6 && fabs(w[1] - (0.8 - 0.5 * r1)) < 1e-6,
+          "w (%.9g, %.9g) want (%.9g, %.9g)", w[0], w[1], 0.6 - 0.5 * r0, 0.8 - 0.5 * r1);
+    CHECK(fabs(b + 0.5 * (r0 + r1)) < 1e-6, "b %.9g want %.9g", b, -0.5 * (r0 + r1));
+}
+
+/* The objective's gradient (w and b, in double) at the fit's result is near zero: the
+ * default steps reach the optimum of the problem it states. Also: the result does not
+ * depend on what w held before, ranks the labels better than the prompt did, and a strong
+ * pull keeps w at the anchor. */
+TEST(anchored_fit_reaches_its_optimum)
+{
+    enum { N = 40, M = 16, D = 37 };
+    static float X[N * D], y[N], weak[M * D], anchor[D], w[D], w2[D], dir[D];
+    uint64_t r = 7;
+    random_unit_rows(X, N, D, &r);
+    random_unit_rows(weak, M, D, &r);
+    random_unit_rows(anchor, 1, D, &r);
+    random_unit_rows(dir, 1, D, &r);
+    for (int j = 0; j < D; j++) /* the prompt: near the hidden direction, not on it */
+        anchor[j] = dir[j] + 0.5f * anchor[j];
+    for (int i = 0; i < N; i++) { /* labels by a hidden direction: separable */
+        double s = 0;
+        for (int j = 0; j < D; j++)
+            s += (double)X[i * D + j] * dir[j];
+        y[i] = (float)(s > 0);
+    }
+    vdx_anchored_options opts = VDX_ANCHORED_DEFAULTS;
+    vdx_error err = {{0}};
+    float b, b2, losses[1000];
+    REQUIRE(vdx_classifier_fit_anchored(X, y, N, weak, M, anchor, D, &opts, w, &b, losses, &err) == 0,
+            "%s", err.message);
+    CHECK(losses[opts.iters - 1] < losses[0], "loss %g -> %g", losses[0], losses[opts.iters - 1]);
+    double gw[D], gb = 0, gnorm = 0, anchor_norm = 0;
+    for (int j = 0; j < D; j++)
+        anchor_norm += (double)anchor[j] * anchor[j];
+    anchor_norm = sqrt(anchor_norm);
+    for (int j = 0; j < D; j++)
+        gw[j] = opts.pull * ((double)w[j] - opts.scale * anchor[j] / anchor_norm);
+    for (int i = 0; i < N + M; i++) {
+        const float *x = i < N ? X + i * D : weak + (i - N) * D;
+        double z = b, each = i < N ? 1 : opts.weak_weight / M, target = i < N ? y[i] : 0;
+        for (int j = 0; j < D; j++)
+            z += (double)x[j] * w[j];
+        double res = each * (1 / (1 + exp(-z)) - target);
+        for (int j = 0; j < D; j++)
+            gw[j] += res * x[j];
+        gb += res;
+    }
+    for (int j = 0; j < D; j++)
+        gnorm += gw[j] * gw[j];
+    gnorm = sqrt(gnorm + gb * gb);
+    CHECK(gnorm < 1e-3, "gradient norm %g at the result after %d steps", gnorm, opts.iters);
+    /* a function of the rows: another starting w, the same bits */
+    for (int j = 0; j < D; j++)
+        w2[j] = -3;
+    REQUIRE(vdx_classifier_fit_anchored(X, y, N, weak, M, anchor, D, &opts, w2, &b2, NULL, &err) == 0,
+            "%s", err.message);
+    CHECK(!memcmp(w, w2, sizeof w) && b == b2, "the result depends on the starting weight");
+    /* the labels taught it: positives rank above negatives more often than under the
+     * prompt alone (the area under the ROC curve, over every pair) */
+    double auc[2] = {0, 0};
+    int pairs = 0;
+    for (int k = 0; k < 2; k++) {
+        const float *v = k ? w : anchor;
+        for (int i = 0; i < N; i++)
+            for (int m = 0; m < N; m++) {
+                if (!(y[i] > 0) || y[m] > 0)
+                    continue;
+                double si = 0, sm = 0;
+                for (int j = 0; j < D; j++) {
+                    si += (double)X[i * D + j] * v[j];
+                    sm += (double)X[m * D + j] * v[j];
+                }
+                auc[k] += si > sm;
+                pairs += k == 0;
+            }
+    }
+    CHECK(pairs > 0 && auc[1] > auc[0] && auc[1] / pairs > 0.9,
+          "AUC of the prompt %.3f, of the fit %.3f (%d pairs)", auc[0] / pairs, auc[1] / pairs,
+          pairs);
+    /* a strong pull: w stays at c·t̂ */
+    opts.pull = 1e4f;
+    REQUIRE(vdx_classifier_fit_anchored(X, y, N, weak, M, anchor, D, &opts, w, &b, NULL, &err) == 0,
+            "%s", err.message);
+    double far = 0;
+    for (int j = 0; j < D; j++)
+        far = fmax(far, fabs(w[j] - opts.scale * anchor[j] / anchor_norm));
+    CHECK(far < 1e-2, "with pull 1e4 w moved %g from the anchor", far);
+}
+
+TEST(anchored_fit_refuses_bad_input)
+{
+    float X[2] = {1, 0}, y[1] = {1}, w[2], b, zero[2] = {0, 0}, anchor[2] = {1, 1};
+    vdx_anchored_options opts = VDX_ANCHORED_DEFAULTS;
+    vdx_error err = {{0}};
+    CHECK(vdx_classifier_fit_anchored(X, y, 0, NULL, 0, anchor, 2, &opts, w, &b, NULL, &err) == -1 &&
+              strcmp(err.message, "classifier fit: no labelled rows") == 0,
+          "%s", err.message);
+    CHECK(vdx_classifier_fit_anchored(X, y, 1, NULL, 0, zero, 2, &opts, w, &b, NULL, &err) == -1 &&
+              strcmp(err.message, "classifier fit: the prompt's vector has norm 0") == 0,
+          "%s", err.message);
+    CHECK(vdx_classifier_fit_anchored(X, y, 1, NULL, 3, anchor, 2, &opts, w, &b, NULL, &err) == -1 &&
+              strcmp(err.message, "classifier fit: 3 weak negatives without rows") == 0,
+          "%s", err.message);
+    opts.pull = -1;
+    CHECK(vdx_classifier_fit_anchored(X, y, 1, NULL, 0, anchor, 2, &opts, w, &b, NULL, &err) == -1 &&
+              strstr(err.message, "anchored options out of range (scale 20, pull -1,"),
+          "%s", err.message);
+}
+
 int main(void)
 {
     RUN(golden_trajectories_clip_tiny);
@@ -198,5 +338,8 @@ int main(void)
     RUN(refuses_degenerate_input);
     RUN(accuracy_counts_threshold_side);
     RUN(all_folds_fit_equals_one_fit_per_fold);
+    RUN(anchored_step_by_hand);
+    RUN(anchored_fit_reaches_its_optimum);
+    RUN(anchored_fit_refuses_bad_input);
     return test_summary("golden_classifier");
 }

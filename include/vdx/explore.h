@@ -67,7 +67,7 @@ typedef struct vdx_anchored_options {
     float weak_weight; /* ω: the weak negatives' total weight */
     int iters;
 } vdx_anchored_options;
-#define VDX_ANCHORED_DEFAULTS {20.0f, 0.3f, 1.0f, 200}
+#define VDX_ANCHORED_DEFAULTS {20.0f, 0.3f, 1.0f, 100}
 #define VDX_WEAK_NEGATIVES 128 /* random items a round of the anchored trainer draws */
 int vdx_classifier_fit_anchored(const float *X, const float *y, int n, const float *weak,
                                 int n_weak, const float *anchor, int dims,
@@ -105,6 +105,8 @@ typedef struct vdx_concept_spec {
     /* Example items (ids in the collection): their mean vector. */
     const char *const *example_ids;
     size_t n_examples;
+    /* "seed" (NULL: the default, the original's fit) or "anchored" (docs/explore.md). */
+    const char *trainer;
 } vdx_concept_spec;
 
 /* Creates a concept. Initial weight: prompt only → its text features, unnormalised (as
@@ -145,6 +147,9 @@ int vdx_concept_delete(vdx_concepts *book, const char *name, vdx_error *err);
 /* Copies a concept (weight, threshold, labels, history) under a new name. */
 int vdx_concept_copy(vdx_concepts *book, const char *name, const char *new_name,
                      vdx_error *err);
+/* Sets the trainer of the concept's next rounds: "seed" or "anchored". */
+int vdx_concept_set_trainer(vdx_concepts *book, const char *name, const char *trainer,
+                            vdx_error *err);
 /* Sets the logit threshold (any finite number). */
 int vdx_concept_set_threshold(vdx_concepts *book, const char *name, double threshold,
                               vdx_error *err);

@@ -21,14 +21,21 @@ static const char usage_text[] =
     "train, repeat. Concepts are kept with the collection (concepts.db).\n"
     "\n"
     "commands:\n"
-    "  new NAME [--prompt TEXT] [--example ID]... create (prompt and/or example items)\n"
+    "  new NAME [--prompt TEXT] [--example ID]... [--trainer seed|anchored]\n"
+    "                                              create (prompt and/or example items)\n"
     "  next NAME [-k 9] [--mode nearest|boundary|random|audit] [--page N] [--where EXPR]\n"
     "            [--hide-duplicates] [--seed N]   candidates to label (never labelled ones);\n"
     "                                              audit: -k 20 items drawn uniformly at\n"
     "                                              random, kept until labelled, that\n"
     "                                              estimate positives, precision, recall\n"
     "  label NAME +ID -ID ~ID ...                 +: positive, -: negative, ~: clear\n"
-    "  train NAME [--iters 5] [--lr 0.1]           one round over all labels\n"
+    "  train NAME [--iters 5] [--lr 0.1]           one round over all labels (the anchored\n"
+    "                                              trainer: --iters 200, no --lr)\n"
+    "  trainer NAME seed|anchored                  the trainer of the next rounds: seed (the\n"
+    "                                              original's fit, the default) or anchored\n"
+    "                                              (logistic regression with a bias, pulled\n"
+    "                                              toward the prompt, random items as weak\n"
+    "                                              negatives: docs/explore.md)\n"
     "  show NAME [--weight] [--bins 40] [--exact]  labels, history, accuracy, histogram\n"
     "                                              (--exact: every score from its vector,\n"
     "                                              not from the index's codes)\n"
@@ -86,7 +93,7 @@ typedef struct options {
     char **label_ops;
     int n_label_ops;
     /* subcommand options */
-    const char *prompt, *mode, *where, *format, *output, *name, *source;
+    const char *prompt, *mode, *where, *format, *output, *name, *source, *trainer;
     const char *examples[MAX_EXAMPLES];
     int n_examples;
     int k, page, iters, top, offset, bins, hide_duplicates, with_weight, exact;
@@ -172,6 +179,9 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
         } else if (!no_more_options && !strcmp(a, "--prompt")) {
             TAKES_VALUE();
             o->prompt = value;
+        } else if (!no_more_options && !strcmp(a, "--trainer")) {
+            TAKES_VALUE();
+            o->trainer = value;
         } else if (!no_more_options && !strcmp(a, "--example")) {
             TAKES_VALUE();
             if (o->n_examples == MAX_EXAMPLES)
@@ -413,7 +423,8 @@ static int cmd_new(context *c)
     }
     vdx_concept_spec spec = {.name = o->positional[0], .prompt = o->prompt, .model = model,
                              .text_vector = text_vector,
-                             .example_ids = o->examples, .n_examples = (size_t)o->n_examples};
+                             .example_ids = o->examples, .n_examples = (size_t)o->n_examples,
+                             .trainer = o->trainer};
     cJSON *concept = NULL;
     int rc = vdx_concept_create(c->book, &spec, &concept, &c->err);
     int max_tokens = text_model ? vdx_text_model_max_tokens(text_model)
@@ -584,6 +595,7 @@ static int cmd_show(context *c)
     printf("model     %s (%d dims, fingerprint %.16s...)\n", string(model, "name"),
            (int)number(model, "dims"), string(model, "fingerprint"));
     printf("created   %s, updated %s\n", string(concept, "created"), string(concept, "updated"));
+    printf("trainer   %s\n", string(concept, "trainer"));
     printf("labels    %d positive, %d negative, %d change%s since the last round\n",
            (int)number(concept, "positive"), (int)number(concept, "negative"),
            (int)number(concept, "pending"), number(concept, "pending") == 1 ? "" : "s");
@@ -761,7 +773,8 @@ static int cmd_list(context *c)
     return 0;
 }
 
-/* rm, rename, copy, undo, redo, revert, threshold, fit-threshold: one call, one line. */
+/* rm, rename, copy, undo, redo, revert, threshold, trainer, fit-threshold: one call, one
+ * line. */
 static int cmd_simple(context *c)
 {
     options *o = c->o;
@@ -784,6 +797,10 @@ static int cmd_simple(context *c)
             rc = 2;
         else if ((rc = vdx_concept_set_threshold(c->book, o->positional[0], t, &c->err)) == 0)
             cJSON_AddNumberToObject(result, "threshold", t);
+    } else if (!strcmp(sub, "trainer")) {
+        if ((rc = vdx_concept_set_trainer(c->book, o->positional[0], o->positional[1],
+                                          &c->err)) == 0)
+            cJSON_AddStringToObject(result, "trainer", o->positional[1]);
     } else if (!strcmp(sub, "fit-threshold")) {
         cJSON_Delete(result);
         result = NULL;
@@ -859,6 +876,9 @@ static int cmd_simple(context *c)
             printf("deleted concept '%s'\n", o->positional[0]);
         else if (!strcmp(sub, "threshold"))
             printf("'%s': threshold %g\n", o->positional[0], number(result, "threshold"));
+        else if (!strcmp(sub, "trainer"))
+            printf("'%s': trainer %s from the next round\n", o->positional[0],
+                   string(result, "trainer"));
         else
             printf("%s '%s' to '%s'\n", sub[0] == 'r' ? "renamed" : "copied", o->positional[0],
                    o->positional[1]);
@@ -921,6 +941,7 @@ static const subcommand subcommands[] = {
     {"revert", cmd_simple, 2, "NAME ACTION"},
     {"history", cmd_history, 1, "NAME"},
     {"threshold", cmd_simple, 2, "NAME THRESHOLD"},
+    {"trainer", cmd_simple, 2, "NAME seed|anchored"},
     {"fit-threshold", cmd_simple, 1, "NAME"},
 };
 

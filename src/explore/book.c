@@ -109,6 +109,12 @@ static const char *const schema_v3_sql =
     "  PRIMARY KEY(concept, item));"
     "PRAGMA user_version = 3;";
 
+/* Version 4: each concept's trainer ("seed", the original's fit, or "anchored";
+ * docs/explore.md). */
+static const char *const schema_v4_sql =
+    "ALTER TABLE concepts ADD COLUMN trainer TEXT NOT NULL DEFAULT 'seed';"
+    "PRAGMA user_version = 4;";
+
 /* ---- small helpers ------------------------------------------------------------------ */
 
 char *book_dup_text(const unsigned char *text)
@@ -215,6 +221,20 @@ double weight_norm(const float *w, int dims)
     return sqrt(norm2);
 }
 
+int concept_trainer_parse(const char *name)
+{
+    if (name && strcmp(name, "seed") == 0)
+        return TRAINER_SEED;
+    if (name && strcmp(name, "anchored") == 0)
+        return TRAINER_ANCHORED;
+    return -1;
+}
+
+const char *concept_trainer_name(int trainer)
+{
+    return trainer == TRAINER_ANCHORED ? "anchored" : "seed";
+}
+
 /* ---- open / close ------------------------------------------------------------------- */
 
 static int schema_version(vdx_concepts *book, int *version, vdx_error *err)
@@ -234,12 +254,14 @@ static int migrate(vdx_concepts *book, vdx_error *err)
     int version;
     if (schema_version(book, &version, err) != 0)
         return -1;
-    if (version > 3)
-        return vdx_fail(err, "%s: schema version %d is newer than this vdx (3)", book->path,
+    if (version > 4)
+        return vdx_fail(err, "%s: schema version %d is newer than this vdx (4)", book->path,
                         version);
     if (version < 2 && book_exec(book, schema_v2_sql, err) != 0)
         return -1;
-    return version < 3 ? book_exec(book, schema_v3_sql, err) : 0;
+    if (version < 3 && book_exec(book, schema_v3_sql, err) != 0)
+        return -1;
+    return version < 4 ? book_exec(book, schema_v4_sql, err) : 0;
 }
 
 vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
@@ -352,7 +374,7 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
     sqlite3_stmt *stmt = book_prepare(
         book,
         "SELECT id, name, prompt, examples, created, updated, model_name, model_fingerprint,"
-        " dims, initial_weight, threshold FROM concepts WHERE name = ?1",
+        " dims, initial_weight, threshold, trainer FROM concepts WHERE name = ?1",
         err);
     if (!stmt)
         return -1;
@@ -377,8 +399,12 @@ int concept_find(vdx_concepts *book, const char *name, concept_record *rec, vdx_
              sqlite3_column_text(stmt, 7));
     rec->dims = rec->model.dims = sqlite3_column_int(stmt, 8);
     rec->threshold = sqlite3_column_double(stmt, 10);
-    int ok = blob_to_weight(stmt, 9, rec->dims, &rec->initial_weight, "the initial weight",
-                            name, err);
+    rec->trainer = concept_trainer_parse((const char *)sqlite3_column_text(stmt, 11));
+    int ok = rec->trainer < 0
+                 ? vdx_fail(err, "concept '%s': unknown trainer '%s' in %s", name,
+                            (const char *)sqlite3_column_text(stmt, 11), book->path)
+                 : blob_to_weight(stmt, 9, rec->dims, &rec->initial_weight,
+                                  "the initial weight", name, err);
     sqlite3_finalize(stmt);
     if (ok != 0) {
         concept_record_free(rec);
@@ -631,7 +657,20 @@ int concept_history_json(vdx_concepts *book, int64_t concept_id, int with_weight
                              : cJSON_Parse((const char *)sqlite3_column_text(stmt, 10));
         cJSON *cv = cJSON_DetachItemFromObject(metrics, "cross_validation");
         cJSON *calibration = cJSON_DetachItemFromObject(metrics, "calibration");
+        /* the trainer of the round (rounds recorded before it was: the seed's) */
+        const cJSON *trainer = cJSON_GetObjectItem(metrics, "trainer");
+        int anchored = cJSON_IsString(trainer) &&
+                       concept_trainer_parse(trainer->valuestring) == TRAINER_ANCHORED;
+        cJSON *bias = anchored ? cJSON_DetachItemFromObject(metrics, "bias") : NULL;
         cJSON_Delete(metrics);
+        ok = cJSON_AddStringToObject(r, "trainer", anchored ? "anchored" : "seed") &&
+             (!bias || cJSON_AddItemToObject(r, "bias", bias));
+        if (!ok) {
+            cJSON_Delete(bias);
+            cJSON_Delete(calibration);
+            cJSON_Delete(cv);
+            break;
+        }
         if (!calibration)
             calibration = cJSON_CreateNull();
         ok = calibration && cJSON_AddItemToObject(r, "calibration", calibration);
@@ -751,6 +790,7 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
              cJSON_AddStringToObject(model, "fingerprint", rec->model.config_hash) &&
              cJSON_AddNumberToObject(model, "dims", rec->dims) &&
              cJSON_AddNumberToObject(c, "threshold", rec->threshold) &&
+             cJSON_AddStringToObject(c, "trainer", concept_trainer_name(rec->trainer)) &&
              cJSON_AddNumberToObject(c, "positive", positive) &&
              cJSON_AddNumberToObject(c, "negative", negative) &&
              cJSON_AddNumberToObject(c, "pending", pending);

@@ -28,12 +28,20 @@ typedef struct concept_record {
     float *initial_weight; /* dims */
     float *weight;         /* dims: the last round's, else the initial one */
     double threshold;
+    int trainer;           /* TRAINER_SEED or TRAINER_ANCHORED */
     int rounds;            /* number of rounds trained */
     int last_iters;        /* of the last round (VDX_FIT_ITERS when none) */
     float last_lr;
     calib_map calib;       /* the last round's calibration (identity when none) */
     int calibrated;        /* 1 when the last round has one */
 } concept_record;
+
+/* The trainers a concept can use: the original's fit (the default) and the anchored
+ * logistic regression (vdx_classifier_fit_anchored). */
+enum { TRAINER_SEED, TRAINER_ANCHORED };
+/* "seed" / "anchored" → the trainer, -1 for anything else; and back. */
+int concept_trainer_parse(const char *name);
+const char *concept_trainer_name(int trainer);
 
 /* The probability the product shows for a logit: the concept's calibration of it. */
 double concept_probability(const concept_record *rec, double score);
@@ -81,13 +89,23 @@ int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identi
  * each with "weight". */
 int concept_insert_imported(vdx_concepts *book, const char *name, const char *prompt,
                             const vdx_model_identity *model, const float *initial_weight,
-                            double threshold, const cJSON *history, vdx_error *err);
+                            double threshold, int trainer, const cJSON *history,
+                            vdx_error *err);
 
 /* Cross-validates the concept's training procedure on labels (evaluate.c): the
  * "cross_validation" object of vdx_concept_evaluate, or JSON null with fewer than 2
- * labels of a class. X holds set->n vectors, y their 0/1 labels. */
+ * labels of a class. X holds set->n vectors, y their 0/1 labels; weak (n_weak vectors,
+ * concept_weak_negatives) the anchored trainer's weak negatives. */
 int concept_cross_validate(const concept_record *rec, const label_set *set, const float *X,
-                           const float *y, cJSON **out, vdx_error *err);
+                           const float *y, const float *weak, int n_weak, cJSON **out,
+                           vdx_error *err);
+
+/* The weak negatives of a round of the anchored trainer (rounds.c): VDX_WEAK_NEGATIVES
+ * vectors sampled from the store with a seed of the concept and the round, so the round,
+ * its cross-validation and a later evaluation see the same ones. *weak (caller frees)
+ * stays NULL for the seed's trainer. */
+int concept_weak_negatives(vdx_concepts *book, const concept_record *rec, int round,
+                           float **weak, size_t *n, vdx_error *err);
 
 /* The cross-validation stored with the last round when it still holds: no label changed
  * since and the threshold is the one it was measured at; else *cv = NULL. */

@@ -171,10 +171,12 @@ FIT_CLONES int vdx_classifier_fit(const float *X, const float *y, int n, int dim
  * Logistic regression with a bias, pulled toward the prompt, with random items of the
  * collection as weak negatives: minimise
  *     Σ_labels BCE(x·w + b, y) + (ω/m) Σ_weak BCE(x·w + b, 0) + (λ/2)‖w − c·t̂‖²
- * from w = c·t̂, b = 0, by `iters` steps of Nesterov's accelerated gradient with step
- * 1/L, L = (n + ω)/2 + λ (a bound on the curvature for unit rows with a bias column).
- * The problem is convex: the result depends on the labels and the weak rows, not on
- * earlier rounds. Sums are the fit's float32 fused multiply-adds, the loss in double. */
+ * from w = c·t̂, b = 0, by `iters` steps of Nesterov's accelerated gradient for strongly
+ * convex problems: step 1/L, momentum (√L − √λ)/(√L + √λ), with L = (n + ω)/2 + λ a
+ * bound on the curvature (unit rows and a bias column) and λ the least curvature the
+ * pull guarantees. It converges linearly, by about 1 − √(λ/L) per step. The problem is
+ * strictly convex: the result depends on the labels and the weak rows, not on earlier
+ * rounds. Sums are the fit's float32 fused multiply-adds, the loss in double. */
 FIT_CLONES int vdx_classifier_fit_anchored(const float *X, const float *y, int n,
                                            const float *weak, int n_weak, const float *anchor,
                                            int dims, const vdx_anchored_options *opts,
@@ -209,10 +211,10 @@ FIT_CLONES int vdx_classifier_fit_anchored(const float *X, const float *y, int n
     for (int j = 0; j < dims; j++)
         w[j] = prev[j] = scale * dir[j];
     float b = 0, b_prev = 0;
-    double step = 1.0 / ((n + weak_weight) / 2.0 + pull);
+    double curvature = (n + weak_weight) / 2.0 + pull, step = 1.0 / curvature;
+    float momentum = (float)((sqrt(curvature) - sqrt(pull)) / (sqrt(curvature) + sqrt(pull)));
     float weak_each = n_weak ? weak_weight / (float)n_weak : 0;
     for (int it = 0; it < opts->iters; it++) {
-        float momentum = (float)it / (float)(it + 3);
         for (int j = 0; j < dims; j++)
             ahead[j] = w[j] + momentum * (w[j] - prev[j]);
         float b_ahead = b + momentum * (b - b_prev), grad_b = 0;

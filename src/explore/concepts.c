@@ -110,15 +110,16 @@ static int load_json(vdx_concepts *book, const char *name, cJSON **concept, vdx_
 
 static int insert_concept(vdx_concepts *book, const char *name, const char *prompt,
                           const char *examples_json, const vdx_model_identity *model,
-                          const float *initial, double threshold, int64_t *id, vdx_error *err)
+                          const float *initial, double threshold, int trainer, int64_t *id,
+                          vdx_error *err)
 {
     char now[32];
     clock_utc_iso_now(now);
     sqlite3_stmt *stmt = book_prepare(
         book,
         "INSERT INTO concepts(name, prompt, examples, created, updated, model_name,"
-        " model_fingerprint, dims, initial_weight, threshold)"
-        " VALUES(?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)",
+        " model_fingerprint, dims, initial_weight, threshold, trainer)"
+        " VALUES(?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         err);
     if (!stmt)
         return -1;
@@ -132,6 +133,7 @@ static int insert_concept(vdx_concepts *book, const char *name, const char *prom
     sqlite3_bind_int(stmt, 7, model->dims);
     sqlite3_bind_blob(stmt, 8, initial, model->dims * (int)sizeof(float), SQLITE_STATIC);
     sqlite3_bind_double(stmt, 9, threshold);
+    sqlite3_bind_text(stmt, 10, concept_trainer_name(trainer), -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE)
@@ -147,6 +149,9 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
         *concept = NULL;
     if (concept_name_check(spec->name, err) != 0)
         return -1;
+    int trainer = spec->trainer ? concept_trainer_parse(spec->trainer) : TRAINER_SEED;
+    if (trainer < 0)
+        return vdx_fail(err, "unknown trainer '%s' (seed or anchored)", spec->trainer);
     const vdx_model_identity *model = vdx_store_model(book->store);
     float *w = malloc((size_t)model->dims * sizeof *w);
     if (!w)
@@ -173,8 +178,8 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
     int rc = initial_weight(book, spec, w, &truncated, err);
     if (rc == 0 && (rc = book_begin_write(book, err)) == 0) {
         if ((rc = concept_name_taken(book, spec->name, err)) == 0)
-            rc = insert_concept(book, spec->name, spec->prompt, examples_json, model, w, 0, &id,
-                                err);
+            rc = insert_concept(book, spec->name, spec->prompt, examples_json, model, w, 0,
+                                trainer, &id, err);
         rc = book_end_write(book, rc, err);
     }
     if (rc == 0 && concept)
@@ -189,15 +194,16 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
 
 int concept_insert_imported(vdx_concepts *book, const char *name, const char *prompt,
                             const vdx_model_identity *model, const float *initial_weight,
-                            double threshold, const cJSON *history, vdx_error *err)
+                            double threshold, int trainer, const cJSON *history,
+                            vdx_error *err)
 {
     if (book_begin_write(book, err) != 0)
         return -1;
     int64_t id;
     int rc = concept_name_taken(book, name, err);
     if (rc == 0)
-        rc = insert_concept(book, name, prompt, "[]", model, initial_weight, threshold, &id,
-                            err);
+        rc = insert_concept(book, name, prompt, "[]", model, initial_weight, threshold, trainer,
+                            &id, err);
     sqlite3_stmt *stmt = rc == 0 ? book_prepare(book,
                                               "INSERT INTO rounds(concept, round, time,"
                                               " labels_added, positive, negative, iters, lr,"
@@ -223,13 +229,25 @@ int concept_insert_imported(vdx_concepts *book, const char *name, const char *pr
         char *metrics = NULL;
         const cJSON *c = cJSON_GetObjectItem(r, "calibration");
         const cJSON *a = cJSON_GetObjectItem(c, "a"), *b = cJSON_GetObjectItem(c, "b");
-        if (cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble > 0 &&
-            isfinite(a->valuedouble) && isfinite(b->valuedouble)) {
+        int calibrated = cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble > 0 &&
+                         isfinite(a->valuedouble) && isfinite(b->valuedouble);
+        /* the round's trainer (and the anchored trainer's bias) travel with it too */
+        const cJSON *trainer = cJSON_GetObjectItem(r, "trainer"), *bias = cJSON_GetObjectItem(r, "bias");
+        int anchored = cJSON_IsString(trainer) &&
+                       concept_trainer_parse(trainer->valuestring) == TRAINER_ANCHORED;
+        if (calibrated || anchored) {
             cJSON *m = cJSON_CreateObject(), *calibration = NULL;
-            if (m && (calibration = cJSON_AddObjectToObject(m, "calibration")) &&
-                cJSON_AddStringToObject(calibration, "method", "platt") &&
-                cJSON_AddNumberToObject(calibration, "a", a->valuedouble) &&
-                cJSON_AddNumberToObject(calibration, "b", b->valuedouble))
+            int ok = m != NULL;
+            if (ok && calibrated)
+                ok = (calibration = cJSON_AddObjectToObject(m, "calibration")) &&
+                     cJSON_AddStringToObject(calibration, "method", "platt") &&
+                     cJSON_AddNumberToObject(calibration, "a", a->valuedouble) &&
+                     cJSON_AddNumberToObject(calibration, "b", b->valuedouble);
+            if (ok && anchored)
+                ok = cJSON_AddStringToObject(m, "trainer", "anchored") &&
+                     (!cJSON_IsNumber(bias) || !isfinite(bias->valuedouble) ||
+                      cJSON_AddNumberToObject(m, "bias", bias->valuedouble));
+            if (ok)
                 metrics = cJSON_PrintUnformatted(m);
             cJSON_Delete(m);
             if (!metrics)
@@ -449,7 +467,7 @@ static int copy_concept(vdx_concepts *book, const concept_record *rec, const voi
     int rc = concept_name_taken(book, new_name, err);
     if (rc == 0)
         rc = insert_concept(book, new_name, rec->prompt, rec->examples_json, &rec->model,
-                            rec->initial_weight, rec->threshold, &new_id, err);
+                            rec->initial_weight, rec->threshold, rec->trainer, &new_id, err);
     for (size_t i = 0; rc == 0 && i < sizeof copies / sizeof copies[0]; i++) {
         sqlite3_stmt *stmt = book_prepare(book, copies[i], err);
         if (!stmt)
@@ -483,6 +501,23 @@ static int set_threshold(vdx_concepts *book, const concept_record *rec, const vo
     int rc = sqlite3_step(stmt) == SQLITE_DONE ? 0 : book_fail(book, err, "setting the threshold");
     sqlite3_finalize(stmt);
     return rc == 0 ? book_touch(book, rec->id, err) : rc;
+}
+
+static int set_trainer(vdx_concepts *book, const concept_record *rec, const void *arg,
+                       vdx_error *err)
+{
+    int rc = book_run_on_concept(book, "UPDATE concepts SET trainer = ?1 WHERE id = ?2",
+                                 concept_trainer_name(*(const int *)arg), rec->id, err);
+    return rc == 0 ? book_touch(book, rec->id, err) : rc;
+}
+
+int vdx_concept_set_trainer(vdx_concepts *book, const char *name, const char *trainer,
+                            vdx_error *err)
+{
+    int which = concept_trainer_parse(trainer);
+    if (which < 0)
+        return vdx_fail(err, "unknown trainer '%s' (seed or anchored)", trainer ? trainer : "");
+    return change_concept(book, name, set_trainer, &which, err);
 }
 
 int vdx_concept_set_threshold(vdx_concepts *book, const char *name, double threshold,

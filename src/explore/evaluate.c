@@ -117,7 +117,8 @@ static void add_prf(cJSON *obj, int tp, int fp, int fn)
 
 /* Refits from the initial weight without each fold and predicts the fold. */
 int concept_cross_validate(const concept_record *rec, const label_set *set, const float *X_all,
-                           const float *y_all, cJSON **out, vdx_error *err)
+                           const float *y_all, const float *weak, int n_weak, cJSON **out,
+                           vdx_error *err)
 {
     int n_labels = (int)set->n, dims = rec->dims, positive = 0;
     for (int i = 0; i < n_labels; i++)
@@ -147,8 +148,33 @@ int concept_cross_validate(const concept_record *rec, const label_set *set, cons
     }
     for (int f = 0; rc == 0 && f < folds; f++)
         memcpy(W + (size_t)f * dims, rec->initial_weight, (size_t)dims * sizeof *W);
-    if (rc == 0)
-        rc = classifier_fit_folds(X, y, fold_of, n, dims, folds, W, steps, rec->last_lr, err);
+    if (rc == 0 && rec->trainer == TRAINER_ANCHORED) {
+        /* each fold a fit of its own on the other folds' rows (the fit starts from the
+         * prompt whatever the weight was, so the folds start from nothing else) */
+        vdx_anchored_options anchored = VDX_ANCHORED_DEFAULTS;
+        if (rec->rounds > 0 && rec->last_lr == 0) /* the last round was anchored too */
+            anchored.iters = rec->last_iters;
+        steps = anchored.iters;
+        float *Xf = malloc((size_t)n * (size_t)dims * sizeof *Xf), *yf = malloc((size_t)n * sizeof *yf);
+        if (!Xf || !yf)
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for cross-validation");
+        for (int f = 0; rc == 0 && f < folds; f++) {
+            int m = 0;
+            float bias;
+            for (int i = 0; i < n; i++)
+                if (fold_of[i] != f) {
+                    memcpy(Xf + (size_t)m * dims, X + (size_t)i * dims, (size_t)dims * sizeof *Xf);
+                    yf[m++] = y[i];
+                }
+            rc = vdx_classifier_fit_anchored(Xf, yf, m, weak, n_weak, rec->initial_weight, dims,
+                                             &anchored, W + (size_t)f * dims, &bias, NULL, err);
+        }
+        free(Xf);
+        free(yf);
+    } else if (rc == 0) {
+        rc = classifier_fit_folds(X, y, fold_of, n, dims, folds, W, steps,
+                                  rec->last_lr > 0 ? rec->last_lr : VDX_FIT_LR, err);
+    }
     for (int i = 0; rc == 0 && i < n; i++) {
         int predicted = dot(X + (size_t)i * dims, W + (size_t)fold_of[i] * dims, dims) > rec->threshold;
         int actual = set->labels[chosen[i]] == 1;
@@ -376,6 +402,21 @@ static int collection_scores(vdx_concepts *book, const concept_record *rec,
     return rc;
 }
 
+/* Cross-validates the labels as they are now, with the last round's weak negatives
+ * when the trainer is the anchored one. */
+static int cross_validate_current(vdx_concepts *book, const concept_record *rec,
+                                  const labelled_rows *rows, cJSON **cv, vdx_error *err)
+{
+    float *weak;
+    size_t n_weak;
+    int rc = concept_weak_negatives(book, rec, rec->rounds, &weak, &n_weak, err);
+    if (rc == 0)
+        rc = concept_cross_validate(rec, &rows->set, rows->X, rows->y, weak, (int)n_weak, cv,
+                                    err);
+    free(weak);
+    return rc;
+}
+
 int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluate_options *opts,
                          cJSON **result, vdx_error *err)
 {
@@ -396,7 +437,7 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
     if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = labelled_rows_load(book, &rec, &rows, err)) == 0 &&
         (rc = concept_current_cv(book, &rec, &cv, err)) == 0 &&
-        (cv || (rc = concept_cross_validate(&rec, &rows.set, rows.X, rows.y, &cv, err)) == 0))
+        (cv || (rc = cross_validate_current(book, &rec, &rows, &cv, err)) == 0))
         rc = collection_scores(book, &rec, &rows, opts ? opts->where : NULL,
                                opts && opts->exact, &scores, &probs, &n_scores, &bound, &counts,
                                err);

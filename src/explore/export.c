@@ -202,6 +202,7 @@ int vdx_concept_export_classifier(vdx_concepts *book, const char *name, cJSON **
             cJSON_AddItemToObject(c, "initial_weight",
                                   json_float_array(rec.initial_weight, rec.dims));
             cJSON_AddNumberToObject(c, "threshold", rec.threshold);
+            cJSON_AddStringToObject(c, "trainer", concept_trainer_name(rec.trainer));
             cJSON_AddItemToObject(c, "history", history);
             *classifier = c;
         }
@@ -411,6 +412,13 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
                              err)) ||
          !(history = field(root, "the document", "history", is_array, "an array", err))))
         rc = -1;
+    /* the trainer (documents before it was recorded: the seed's) */
+    int trainer = TRAINER_SEED;
+    const cJSON *trainer_field = cJSON_GetObjectItemCaseSensitive(root, "trainer");
+    if (rc == 0 && trainer_field &&
+        (!cJSON_IsString(trainer_field) ||
+         (trainer = concept_trainer_parse(trainer_field->valuestring)) < 0))
+        rc = vdx_fail(err, "classifier: \"trainer\" must be \"seed\" or \"anchored\"");
     float *last = malloc((size_t)ours->dims * sizeof *last);
     if (rc == 0 && !last)
         rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
@@ -436,7 +444,7 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
         pthread_mutex_lock(&book->lock);
         rc = concept_insert_imported(book, target,
                                      cJSON_IsString(prompt) ? prompt->valuestring : NULL, ours,
-                                     initial, threshold->valuedouble, history, err);
+                                     initial, threshold->valuedouble, trainer, history, err);
         if (rc == 0 && concept) {
             concept_record rec;
             rc = concept_find(book, target, &rec, err);

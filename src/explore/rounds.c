@@ -1,6 +1,7 @@
-/* Training rounds: one call of the original's fit over all labels, recorded with its
- * losses, weight and cross-validated metrics in one transaction, and undoing the last
- * round (optionally with the label changes it trained on). */
+/* Training rounds: one call of the concept's trainer over all labels (the original's fit,
+ * or the anchored logistic regression with weak negatives sampled from the store),
+ * recorded with its losses, weight and cross-validated metrics in one transaction, and
+ * undoing the last round (optionally with the label changes it trained on). */
 #include "explore/book.h"
 
 #include "common/sqlite_util.h"
@@ -24,25 +25,50 @@ static int add_copy(cJSON *object, const char *key, const cJSON *item)
     return 0;
 }
 
+int concept_weak_negatives(vdx_concepts *book, const concept_record *rec, int round,
+                           float **weak, size_t *n, vdx_error *err)
+{
+    *weak = NULL;
+    *n = 0;
+    if (rec->trainer != TRAINER_ANCHORED)
+        return 0;
+    *weak = malloc((size_t)VDX_WEAK_NEGATIVES * (size_t)rec->dims * sizeof **weak);
+    if (!*weak)
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for %d weak negatives",
+                             VDX_WEAK_NEGATIVES);
+    uint64_t seed = (uint64_t)rec->id * 0x9E3779B97F4A7C15ULL + (uint64_t)round;
+    return vdx_store_sample_vectors(book->store, VDX_WEAK_NEGATIVES, seed, *weak, n, err);
+}
+
 int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
                       cJSON **round, vdx_error *err)
 {
     if (round)
         *round = NULL;
-    if (iters <= 0)
-        iters = VDX_FIT_ITERS;
-    if (!(lr > 0))
-        lr = VDX_FIT_LR;
-    if (iters > 10000 || !isfinite(lr))
+    if (iters > 10000 || (lr > 0 && !isfinite(lr)))
         return vdx_fail(err, "train: iters %d / lr %g out of range (iters <= 10000)", iters,
                         lr);
     pthread_mutex_lock(&book->lock);
     concept_record rec = {0};
     label_set set = {0};
-    float *X = NULL, *y = NULL, *losses = malloc((size_t)iters * sizeof *losses);
-    int rc = losses ? book_begin_write(book, err) : vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
-    if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0 &&
-        (rc = concept_check_model(book, &rec, err)) == 0 &&
+    vdx_anchored_options anchored = VDX_ANCHORED_DEFAULTS;
+    float *X = NULL, *y = NULL, *losses = NULL, *weak = NULL, bias = 0;
+    size_t n_weak = 0;
+    int rc = book_begin_write(book, err);
+    if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0) {
+        /* iters and lr are the seed's; the anchored trainer takes iters only (its step is
+         * fixed by its curvature bound) and records lr 0 */
+        if (rec.trainer == TRAINER_ANCHORED) {
+            iters = anchored.iters = iters > 0 ? iters : anchored.iters;
+            lr = 0;
+        } else {
+            iters = iters > 0 ? iters : VDX_FIT_ITERS;
+            lr = lr > 0 ? lr : VDX_FIT_LR;
+        }
+        if (!(losses = malloc((size_t)iters * sizeof *losses)))
+            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
+    }
+    if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = concept_labels_load(book, rec.id, &set, err)) == 0) {
         if (set.n == 0)
             rc = vdx_fail(err, "concept '%s' has no labels to train on", name);
@@ -58,7 +84,17 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     if (rc == 0) {
         for (size_t i = 0; i < set.n; i++)
             y[i] = (float)set.labels[i];
-        rc = vdx_classifier_fit(X, y, (int)set.n, rec.dims, rec.weight, iters, lr, losses, err);
+        if (rec.trainer == TRAINER_ANCHORED) {
+            /* weak negatives: a uniform sample of the collection, drawn anew each round */
+            rc = concept_weak_negatives(book, &rec, rec.rounds + 1, &weak, &n_weak, err);
+            if (rc == 0)
+                rc = vdx_classifier_fit_anchored(X, y, (int)set.n, weak, (int)n_weak,
+                                                 rec.initial_weight, rec.dims, &anchored,
+                                                 rec.weight, &bias, losses, err);
+        } else {
+            rc = vdx_classifier_fit(X, y, (int)set.n, rec.dims, rec.weight, iters, lr, losses,
+                                    err);
+        }
         if (rc == 0 && !weight_is_usable(rec.weight, rec.dims))
             rc = vdx_fail(err, "concept '%s': training produced a weight that is not finite "
                                "(lr %g too large?)", name, lr);
@@ -77,7 +113,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         trained.rounds = rec.rounds + 1;
         trained.last_iters = iters;
         trained.last_lr = lr;
-        rc = concept_cross_validate(&trained, &set, X, y, &cv, err);
+        rc = concept_cross_validate(&trained, &set, X, y, weak, (int)n_weak, &cv, err);
     }
     /* the calibration of the new weight, fitted on the labels (audit labels weighted for
      * the unlabelled collection); none when the labels hold one class only */
@@ -102,6 +138,10 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
         cJSON *metrics = cJSON_CreateObject();
         int complete = metrics && add_copy(metrics, "cross_validation", cv) &&
                        cJSON_AddNumberToObject(metrics, "threshold", rec.threshold) &&
+                       cJSON_AddStringToObject(metrics, "trainer",
+                                               concept_trainer_name(rec.trainer)) &&
+                       (rec.trainer != TRAINER_ANCHORED ||
+                        cJSON_AddNumberToObject(metrics, "bias", shortest_float(bias))) &&
                        (!calibration || add_copy(metrics, "calibration", calibration));
         char *metrics_json = complete ? cJSON_PrintUnformatted(metrics) : NULL;
         cJSON_Delete(metrics);
@@ -144,6 +184,9 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
                  cJSON_AddNumberToObject(r, "negative", negative) &&
                  cJSON_AddNumberToObject(r, "iters", iters) &&
                  cJSON_AddNumberToObject(r, "lr", shortest_float(lr)) &&
+                 cJSON_AddStringToObject(r, "trainer", concept_trainer_name(rec.trainer)) &&
+                 (rec.trainer != TRAINER_ANCHORED ||
+                  cJSON_AddNumberToObject(r, "bias", shortest_float(bias))) &&
                  cJSON_AddItemToObject(r, "losses", loss_list);
         if (ok)
             loss_list = NULL; /* r owns it */
@@ -179,6 +222,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     free(X);
     free(y);
     free(losses);
+    free(weak);
     return rc;
 }
 

@@ -756,18 +756,19 @@ static void route_concepts_list(api_context *ctx, http_request *req)
         http_reply_json(req, 200, list);
 }
 
-/* POST /api/concepts {"name","prompt","examples":[ids]} */
+/* POST /api/concepts {"name","prompt","examples":[ids],"trainer":"seed"|"anchored"} */
 static void route_concept_create(api_context *ctx, http_request *req)
 {
     cJSON *body = http_body_json(req);
     if (!body)
         return;
-    const char *name, *prompt;
+    const char *name, *prompt, *trainer;
     const char **examples = NULL;
     size_t n_examples = 0;
     float *text_vector = NULL;
     if (json_string(req, body, "name", 1, VDX_CONCEPT_NAME_MAX, &name) ||
         json_string(req, body, "prompt", 0, 10000, &prompt) ||
+        json_string(req, body, "trainer", 0, 20, &trainer) ||
         json_string_array(req, body, "examples", 1000, &examples, &n_examples))
         goto done;
     if ((!prompt || !*prompt) && n_examples == 0) {
@@ -784,7 +785,8 @@ static void route_concept_create(api_context *ctx, http_request *req)
     vdx_concept_spec spec = {.name = name, .prompt = has_prompt ? prompt : NULL,
                              .text_vector = text_vector,
                              .text_model = has_prompt && !ctx->text_model ? &ctx->model_identity : NULL,
-                             .example_ids = examples, .n_examples = n_examples};
+                             .example_ids = examples, .n_examples = n_examples,
+                             .trainer = trainer};
     cJSON *concept = NULL;
     lock_slot(&ctx->book);
     if (vdx_concept_create(ctx->concepts, &spec, &concept, &err) != 0)
@@ -825,20 +827,26 @@ static void route_concept_get(api_context *ctx, http_request *req, const char *n
         http_reply_json(req, 200, concept);
 }
 
-/* PATCH /api/concepts/NAME {"name": new name, "threshold": logit} */
+/* PATCH /api/concepts/NAME {"name": new name, "threshold": logit,
+ *                         "trainer": "seed"|"anchored"} */
 static void route_concept_update(api_context *ctx, http_request *req, const char *name)
 {
     cJSON *body = http_body_json(req);
     if (!body)
         return;
-    const char *new_name;
+    const char *new_name, *trainer;
     double threshold;
     vdx_error err = {{0}};
     if (json_string(req, body, "name", 0, VDX_CONCEPT_NAME_MAX, &new_name) ||
-        json_double(req, body, "threshold", NAN, &threshold))
+        json_double(req, body, "threshold", NAN, &threshold) ||
+        json_string(req, body, "trainer", 0, 20, &trainer))
         goto done;
-    if (!new_name && isnan(threshold)) {
-        http_reply_error(req, 400, "nothing to change: give 'name' and/or 'threshold'");
+    if (!new_name && isnan(threshold) && !trainer) {
+        http_reply_error(req, 400, "nothing to change: give 'name', 'threshold' and/or 'trainer'");
+        goto done;
+    }
+    if (trainer && strcmp(trainer, "seed") && strcmp(trainer, "anchored")) {
+        http_reply_error(req, 400, "field 'trainer': 'seed' or 'anchored', not '%s'", trainer);
         goto done;
     }
     int renaming = new_name && strcmp(new_name, name);
@@ -847,13 +855,18 @@ static void route_concept_update(api_context *ctx, http_request *req, const char
         goto done;
     }
     /* the rename first: it is the part that can be refused (a taken name); setting a
-     * finite threshold on a concept that exists cannot be */
+     * finite threshold or a known trainer on a concept that exists cannot be */
     if (renaming && vdx_concept_rename(ctx->concepts, name, new_name, &err) != 0) {
         reply_failure(req, &err, 400);
         goto done;
     }
     if (!isnan(threshold) &&
         vdx_concept_set_threshold(ctx->concepts, renaming ? new_name : name, threshold, &err) != 0) {
+        reply_failure(req, &err, 400);
+        goto done;
+    }
+    if (trainer &&
+        vdx_concept_set_trainer(ctx->concepts, renaming ? new_name : name, trainer, &err) != 0) {
         reply_failure(req, &err, 400);
         goto done;
     }
