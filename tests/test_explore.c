@@ -6,6 +6,7 @@
  * evaluation, exports that parse back, imports, and the exact error messages. */
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <sqlite3.h>
 
 #include "test.h"
 #include "vdx/explore.h"
@@ -1902,6 +1903,113 @@ TEST(score_and_evaluate_through_the_index)
     vdx_store_close(store);
 }
 
+/* The anchored trainer through the book: chosen at creation, recorded per round (lr 0,
+ * its steps, its bias), a round repeated after undoing it gives the same bits (its weak
+ * negatives are a seeded sample of the store), switching back to the seed's trainer,
+ * refusals that change nothing, copy / export / import keep it, and a book of schema
+ * version 3 opens with every concept on the seed's trainer. */
+TEST(anchored_trainer_through_the_book)
+{
+    const char *dir = test_tmpdir("explore-anchored");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book, "book");
+    float w[DIMS];
+    prompt_vector(w);
+    vdx_error err = {{0}};
+    cJSON *c = NULL;
+    vdx_concept_spec bad = {.name = "bad", .prompt = "p", .text_vector = w, .trainer = "sgd"};
+    CHECK(vdx_concept_create(book, &bad, &c, &err) == -1 &&
+              !strcmp(err.message, "unknown trainer 'sgd' (seed or anchored)"),
+          "%s", err.message);
+    CHECK(vdx_concept_get(book, "bad", 0, &c, &err) == -1, "a refused concept was created");
+    vdx_concept_spec spec = {.name = "anch", .prompt = "a cluster zero", .text_vector = w,
+                             .trainer = "anchored"};
+    REQUIRE(vdx_concept_create(book, &spec, &c, &err) == 0, "%s", err.message);
+    CHECK(!strcmp(cJSON_GetObjectItem(c, "trainer")->valuestring, "anchored"), "trainer");
+    cJSON_Delete(c);
+    double zero_shot = precision_at_50(book, "anch");
+    static char seen[512][32];
+    int n_seen = 0;
+    cJSON *round = NULL;
+    for (int r = 0; r < 3; r++) {
+        cJSON *page = candidates(book, "anch", VDX_CANDIDATES_NEAREST, 20, 0);
+        REQUIRE(page && label_page(book, "anch", page, seen, &n_seen) == 20, "label");
+        cJSON_Delete(page);
+        cJSON_Delete(round);
+        REQUIRE(vdx_concept_train(book, "anch", 0, 0, &round, &err) == 0, "%s", err.message);
+    }
+    const cJSON *bias = cJSON_GetObjectItem(round, "bias");
+    CHECK(!strcmp(cJSON_GetObjectItem(round, "trainer")->valuestring, "anchored") &&
+              number_of(round, "lr") == 0 && number_of(round, "iters") == 100 &&
+              cJSON_GetArraySize(cJSON_GetObjectItem(round, "losses")) == 100 &&
+              cJSON_IsNumber(bias) && isfinite(bias->valuedouble),
+          "round: %s", cJSON_PrintUnformatted(round));
+    CHECK(cJSON_IsObject(cJSON_GetObjectItem(round, "cross_validation")), "cross-validated");
+    cJSON_Delete(round);
+    double trained = precision_at_50(book, "anch");
+    CHECK(trained > zero_shot, "precision@50 %.2f -> %.2f", zero_shot, trained);
+    /* the third round again: the same weight, bit for bit */
+    float before[DIMS], again[DIMS];
+    REQUIRE(vdx_concept_weight(book, "anch", before, DIMS, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_undo_round(book, "anch", 0, NULL, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_train(book, "anch", 0, 0, NULL, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_weight(book, "anch", again, DIMS, &err) == 0, "%s", err.message);
+    CHECK(!memcmp(before, again, sizeof before), "a repeated round differs");
+    /* refusals change nothing; the seed's trainer from the next round */
+    CHECK(vdx_concept_set_trainer(book, "anch", "newton", &err) == -1 &&
+              !strcmp(err.message, "unknown trainer 'newton' (seed or anchored)"),
+          "%s", err.message);
+    CHECK(vdx_concept_set_trainer(book, "nope", "seed", &err) == -1 &&
+              !strcmp(err.message, "no concept named 'nope'"),
+          "%s", err.message);
+    REQUIRE(vdx_concept_copy(book, "anch", "anch2", &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_set_trainer(book, "anch2", "seed", &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_train(book, "anch2", 0, 0, &round, &err) == 0, "%s", err.message);
+    CHECK(!strcmp(cJSON_GetObjectItem(round, "trainer")->valuestring, "seed") &&
+              fabs(number_of(round, "lr") - 0.1) < 1e-7 && !cJSON_GetObjectItem(round, "bias"),
+          "seed round: lr %g", number_of(round, "lr"));
+    cJSON_Delete(round);
+    REQUIRE(vdx_concept_get(book, "anch", 0, &c, &err) == 0, "%s", err.message);
+    CHECK(!strcmp(cJSON_GetObjectItem(c, "trainer")->valuestring, "anchored"),
+          "the copy's switch changed the original");
+    cJSON_Delete(c);
+    /* export and import keep the trainer and each round's */
+    cJSON *doc = NULL;
+    REQUIRE(vdx_concept_export_classifier(book, "anch", &doc, &err) == 0, "%s", err.message);
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    REQUIRE(vdx_concept_import_classifier(book, text, strlen(text), "imported", &c, &err) == 0,
+            "%s", err.message);
+    cJSON_Delete(c);
+    free(text);
+    REQUIRE(vdx_concept_get(book, "imported", 0, &c, &err) == 0, "%s", err.message);
+    const cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "history"), 2);
+    CHECK(!strcmp(cJSON_GetObjectItem(c, "trainer")->valuestring, "anchored") && last &&
+              !strcmp(cJSON_GetObjectItem(last, "trainer")->valuestring, "anchored") &&
+              cJSON_IsNumber(cJSON_GetObjectItem(last, "bias")),
+          "imported: %s", cJSON_PrintUnformatted(c));
+    cJSON_Delete(c);
+    vdx_concepts_close(book);
+    /* a version 3 book (no trainer column) opens, every concept on the seed's trainer */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/concepts.db", vdx_store_dir(store));
+    sqlite3 *db = NULL;
+    REQUIRE(sqlite3_open(path, &db) == SQLITE_OK, "%s", path);
+    CHECK(sqlite3_exec(db, "ALTER TABLE concepts DROP COLUMN trainer; PRAGMA user_version = 3;",
+                       NULL, NULL, NULL) == SQLITE_OK,
+          "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    book = open_book(store);
+    REQUIRE(book, "reopen a version 3 book");
+    REQUIRE(vdx_concept_get(book, "anch", 0, &c, &err) == 0, "%s", err.message);
+    CHECK(!strcmp(cJSON_GetObjectItem(c, "trainer")->valuestring, "seed"), "migrated trainer");
+    cJSON_Delete(c);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
 int main(void)
 {
     unsetenv("VDX_STORE");
@@ -1921,5 +2029,6 @@ int main(void)
     RUN(concurrent_threads_share_a_book);
     RUN(calibration_and_audit_estimates);
     RUN(score_and_evaluate_through_the_index);
+    RUN(anchored_trainer_through_the_book);
     return test_summary("explore");
 }

@@ -1742,6 +1742,74 @@ TEST(crash_safety_under_sigkill)
     remove_tree(data);
 }
 
+/* vdx_store_sample_vectors: distinct rows of the collection, the same for the same seed,
+ * all of them when k exceeds the count, uniform (chi-square over 300 seeded draws), and
+ * the refusal of an oversized request. */
+TEST(sample_vectors_seeded_distinct_uniform)
+{
+    enum { N = 120, D = 16, K = 12, DRAWS = 300 };
+    fixture f;
+    if (make_fixture(&f, "sample", N, D, VDX_VECTOR_F32, 77) != 0) {
+        CHECK(0, "fixture");
+        free_fixture(&f);
+        return;
+    }
+    static float out[N * D], again[N * D];
+    int count[N] = {0};
+    vdx_error err = {{0}};
+    size_t got = 0;
+    int bad_rows = 0, repeats = 0, changed_by_seed = 0;
+    for (int draw = 0; draw < DRAWS; draw++) {
+        REQUIRE(vdx_store_sample_vectors(f.store, K, (uint64_t)draw + 1, out, &got, &err) == 0,
+                "%s", err.message);
+        REQUIRE(got == K, "draw %d: %zu vectors, asked %d", draw, got, K);
+        int seen[N] = {0};
+        for (int k = 0; k < K; k++) {
+            int row = -1;
+            for (int i = 0; i < N && row < 0; i++)
+                if (!memcmp(out + k * D, f.vectors + (size_t)i * D, D * sizeof(float)))
+                    row = i;
+            bad_rows += row < 0;
+            if (row >= 0) {
+                repeats += seen[row]++ > 0;
+                count[row]++;
+            }
+        }
+        if (draw < 3) {
+            REQUIRE(vdx_store_sample_vectors(f.store, K, (uint64_t)draw + 1, again, &got, &err) == 0,
+                    "%s", err.message);
+            CHECK(got == K && !memcmp(out, again, K * D * sizeof(float)),
+                  "seed %d drew other items the second time", draw + 1);
+            REQUIRE(vdx_store_sample_vectors(f.store, K, (uint64_t)draw + 1000, again, &got, &err) == 0,
+                    "%s", err.message);
+            changed_by_seed += memcmp(out, again, K * D * sizeof(float)) != 0;
+        }
+    }
+    CHECK(bad_rows == 0 && repeats == 0, "%d vectors not in the collection, %d repeats in a draw",
+          bad_rows, repeats);
+    CHECK(changed_by_seed == 3, "another seed gave the same draw %d times of 3", 3 - changed_by_seed);
+    /* chi-square with N - 1 = 119 degrees of freedom: mean 119, sd 15.4; 200 is 5 sd */
+    double expected = (double)DRAWS * K / N, chi2 = 0;
+    for (int i = 0; i < N; i++)
+        chi2 += (count[i] - expected) * (count[i] - expected) / expected;
+    CHECK(chi2 < 200, "chi-square %.1f over %d rows: not uniform", chi2, N);
+    /* more than the collection: every row once */
+    REQUIRE(vdx_store_sample_vectors(f.store, 1000, 9, out, &got, &err) == 0, "%s", err.message);
+    int all_once = got == N;
+    for (int i = 0; all_once && i < N; i++) {
+        int times = 0;
+        for (size_t k = 0; k < got; k++)
+            times += !memcmp(out + k * D, f.vectors + (size_t)i * D, D * sizeof(float));
+        all_once = times == 1;
+    }
+    CHECK(all_once, "k > count: %zu vectors, not each of the %d rows once", got, N);
+    REQUIRE(vdx_store_sample_vectors(f.store, 0, 9, out, &got, &err) == 0 && got == 0, "k = 0");
+    CHECK(vdx_store_sample_vectors(f.store, VDX_SAMPLE_MAX + 1, 9, out, &got, &err) == -1 &&
+              strstr(err.message, "a sample of 65537 vectors (at most 65536, with an output)"),
+          "%s", err.message);
+    free_fixture(&f);
+}
+
 int main(void)
 {
     printf("# store backend: %s\n", embedded() ? "embedded" : store_url());
@@ -1768,5 +1836,6 @@ int main(void)
     RUN(single_writer_lock);
     RUN(uncommitted_rows_invisible_then_cut);
     RUN(crash_safety_under_sigkill);
+    RUN(sample_vectors_seeded_distinct_uniform);
     return test_summary("store");
 }

@@ -386,6 +386,9 @@ static int cmd_new(context *c)
     options *o = c->o;
     if (!o->prompt && !o->n_examples)
         return cli_usage_error("concept new", "give --prompt TEXT and/or --example ID");
+    if (o->trainer && strcmp(o->trainer, "seed") && strcmp(o->trainer, "anchored"))
+        return cli_usage_error("concept new", "--trainer is seed or anchored, not '%s'",
+                               o->trainer);
     vdx_clip_model *model = NULL;
     vdx_text_model *text_model = NULL;
     float *text_vector = NULL;

@@ -175,10 +175,20 @@ request OPTIONS /api/info
 expect 405 "not supported" "OPTIONS → 405"
 request GET /api/nothing-here
 expect 404 "no such endpoint" "unknown endpoint → 404"
+json POST /api/concepts '{"name":"fish","prompt":"a fish","trainer":"sgd"}'
+expect 400 "unknown trainer 'sgd' (seed or anchored)" "a concept with an unknown trainer → 400, not created"
+json PATCH /api/concepts/birds '{"threshold":3,"trainer":"newton"}'
+expect 400 "field 'trainer': 'seed' or 'anchored', not 'newton'" "PATCH with an unknown trainer → 400, the threshold unchanged too"
 
 snapshot > "$tmp/after"
 if cmp -s "$tmp/before" "$tmp/after"; then ok "the collection and its concepts are unchanged"
 else not_ok "state changed: $(diff "$tmp/before" "$tmp/after" | head -5)"; fi
+json PATCH /api/concepts/birds '{"trainer":"anchored"}'
+printf '%s' "$body" | grep -q '"trainer":"anchored"' && ok "PATCH trainer: anchored from the next round" ||
+    not_ok "PATCH trainer: $code $body"
+json POST /api/concepts/birds/train '{}'
+printf '%s' "$body" | grep -q '"lr":0,"trainer":"anchored","bias":' && ok "an anchored round through the API" ||
+    not_ok "anchored round: $code $(printf '%s' "$body" | head -c 300)"
 
 request GET /
 headers=$(curl -s -H "$auth" -D - -o /dev/null "$base/")

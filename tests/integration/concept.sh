@@ -206,4 +206,30 @@ check "fit-threshold --source calibration: expected precision over the collectio
 [ $rc -eq 2 ] && grep -q "source is auto, calibration or labels, not 'guess'" "$tmp/err" \
     && ok "bad --source is a usage error" || not_ok "bad source: rc $rc: $(cat "$tmp/err")"
 
+
+# --- the anchored trainer (an option; docs/explore.md) ----------------------------------
+"$vdx" concept new cats --prompt "a photo of a cat" --trainer anchored \
+    --model "$shared/fixtures/clip-tiny" $C > "$tmp/cats.json" 2> "$tmp/err"
+check "concept new --trainer anchored" grep -q '"threshold":0,"trainer":"anchored"' "$tmp/cats.json"
+"$vdx" concept new bad --prompt "x" --trainer sgd --model "$shared/fixtures/clip-tiny" $C \
+    > /dev/null 2> "$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "trainer is seed or anchored, not 'sgd'" "$tmp/err" \
+    && ok "a bad --trainer is a usage error" || not_ok "bad trainer: rc $rc: $(cat "$tmp/err")"
+"$vdx" concept next cats -k 6 $C 2> /dev/null | ids_of /dev/stdin > "$tmp/cat-ids"
+set -- $(awk 'NR <= 2 { print "+" $0 } NR > 2 { print "-" $0 }' "$tmp/cat-ids")
+"$vdx" concept label cats "$@" $C > /dev/null 2> "$tmp/err"
+"$vdx" concept train cats $C > "$tmp/cat-round.json" 2> "$tmp/err"
+check "an anchored round: 100 steps, lr 0, its bias" \
+    grep -q '"iters":100,"lr":0,"trainer":"anchored","bias":-*[0-9]' "$tmp/cat-round.json"
+"$vdx" concept trainer cats seed $C > "$tmp/out" 2> "$tmp/err"
+"$vdx" concept train cats $C > "$tmp/cat-round2.json" 2> "$tmp/err"
+check "concept trainer NAME seed: the next round is the seed's" \
+    grep -q '"iters":5,"lr":0.1,"trainer":"seed","losses"' "$tmp/cat-round2.json"
+"$vdx" concept trainer cats newton $C > /dev/null 2> "$tmp/err"; rc=$?
+"$vdx" concept show cats $C > "$tmp/cat-show.json" 2> /dev/null
+[ $rc -eq 1 ] && grep -q "unknown trainer 'newton' (seed or anchored)" "$tmp/err" &&
+    grep -q '"trainer":"seed"' "$tmp/cat-show.json" \
+    && ok "an unknown trainer is refused and changes nothing" \
+    || not_ok "trainer newton: rc $rc: $(cat "$tmp/err")"
+
 [ "$failures" -eq 0 ]
