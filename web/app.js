@@ -563,13 +563,15 @@ function renderConcept() {
   $('count-neg').textContent = c.negative;
   $('count-pending').textContent = c.pending ? `(${c.pending} change${c.pending === 1 ? '' : 's'} since the last round)` : '';
   $('undo-round').disabled = !c.rounds;
+  $('trainer').value = c.trainer === 'anchored' ? 'anchored' : 'seed';
   $('history').replaceChildren(...c.history.slice().reverse().map((r) => {
     const tr = document.createElement('tr');
     const loss = r.losses && r.losses.length ? r.losses[r.losses.length - 1] : null;
     const cv = r.cross_validation || {};
     tr.innerHTML = `<td>${r.round}</td><td>+${r.positive} −${r.negative}</td><td>${fmt(loss)}</td>` +
       `<td>${pct(r.training_accuracy)}</td><td>${pct(cv.precision)}</td><td>${pct(cv.recall)}</td><td>${pct(cv.f1)}</td>`;
-    if (!r.cross_validation) tr.title = 'No cross-validation: fewer than 2 labels of a class when this round was trained';
+    tr.title = r.trainer === 'anchored' ? 'Trained anchored to the prompt' : 'Trained as the original explorer did';
+    if (!r.cross_validation) tr.title += ' · no cross-validation: fewer than 2 labels of a class when this round was trained';
     return tr;
   }));
   if (!c.history.length) {
@@ -1524,6 +1526,14 @@ function setup() {
   $('browse').onclick = () => { closeDrawer(); guarded(() => showPositives(0)); };
   $('show-candidates').onclick = () => { closeDrawer(); guarded(() => showCandidatesPage(0)); };
   $('mode').addEventListener('change', () => guarded(() => showCandidatesPage(0)));
+  $('trainer').addEventListener('change', async () => {
+    await guarded(async () => {
+      const trainer = $('trainer').value;
+      state.concept = await api('PATCH', conceptPath(state.concept.name), { trainer });
+      say(`Rounds of “${state.concept.name}” now train ${trainer === 'anchored' ? 'anchored to the prompt' : 'as the original explorer did'}`);
+    });
+    renderConcept(); // the select shows what the server holds, also after a refusal
+  });
   $('hide-duplicates').addEventListener('change', () => guarded(() => showCandidatesPage(0)));
   $('filter-form').addEventListener('submit', (ev) => { ev.preventDefault(); clearFilterError(); pageTo(0); });
   $('where').addEventListener('input', () => {

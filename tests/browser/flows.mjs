@@ -233,6 +233,37 @@ await flow('mouse', {}, async (page, shot) => {
   await shot('reloaded');
 });
 
+// ---- The trainer: chosen on the page, used by the next round, kept ---------------------
+await flow('trainer-choice', {}, async (page, shot) => {
+  await open(page, url);
+  await page.fill('#q', 'a blue square');
+  await page.click('#search-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
+  const tileButton = (i, which) => `#grid .tile[data-index="${i}"] .${which}`;
+  await page.click(tileButton(0, 'b-pos'));
+  await page.waitForSelector('#concept-panel:not([hidden])');
+  await page.click(tileButton(1, 'b-pos'));
+  for (let i = 2; i < 5; i++) await page.click(tileButton(i, 'b-neg'));
+  await labelsSettled(page, 2, 3);
+  check(await page.inputValue('#trainer') === 'seed', 'a new concept does not start on the original trainer');
+  const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.ok());
+  await page.selectOption('#trainer', 'anchored');
+  await patched;
+  const path = '/api/concepts/a%20blue%20square';
+  check((await getJson(page, path)).trainer === 'anchored', 'the server did not record the trainer');
+  await page.click('#train');
+  await page.waitForSelector('#history tr td:first-child');
+  const concept = await getJson(page, path);
+  check(concept.history.length === 1 && concept.history[0].trainer === 'anchored' && concept.history[0].lr === 0,
+    `round 1: ${JSON.stringify(concept.history[0]).slice(0, 200)}`);
+  check(/anchored/.test(await page.getAttribute('#history tr', 'title')), 'the rounds table does not say how round 1 was trained');
+  await shot('anchored-round');
+  await page.reload();
+  await page.waitForSelector('body[data-ready="1"]');
+  await page.waitForSelector('#concept-panel:not([hidden])');
+  check(await page.inputValue('#trainer') === 'anchored', 'reload lost the trainer');
+});
+
 // ---- The same loop from the keyboard only ---------------------------------------------
 await flow('keyboard', { colorScheme: 'dark' }, async (page, shot) => {
   await open(page, url);
