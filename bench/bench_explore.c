@@ -12,6 +12,7 @@
  *   whole-collection scores, whose JSON for 10M items would not fit in memory beside
  *   the store's 15 GB of codes and vectors, and whose scans of every vector would push
  *   the index out of the page cache between the rounds)
+ *   $VDX_BENCH_TRAINER=anchored trains with the anchored trainer (default: the seed's).
  *   $VDX_BENCH_STORE=DIR keeps the store (and its index) in DIR and reuses it when it
  *   already holds the items: the vectors come from a seeded generator, so a later run
  *   sees the same collection without the fill and the index build (20 min at 10M). */
@@ -179,7 +180,10 @@ int main(int argc, char **argv)
     float w[DIMS];
     for (int j = 0; j < DIMS; j++)
         w[j] = (float)(uniform() - 0.5);
-    vdx_concept_spec spec = {.name = "bench", .prompt = "random", .text_vector = w};
+    const char *trainer = getenv("VDX_BENCH_TRAINER");
+    vdx_concept_spec spec = {.name = "bench", .prompt = "random", .text_vector = w,
+                             .trainer = trainer && *trainer ? trainer : "seed"};
+    printf("  trainer: %s\n", spec.trainer);
     if (vdx_concept_create(book, &spec, NULL, &err) != 0)
         die("create", &err);
     vdx_label_change *changes = calloc((size_t)n_labels, sizeof *changes);
@@ -194,7 +198,7 @@ int main(int argc, char **argv)
     enum { TRAIN, NEXT, ROUND, PAGE2, SCORE_TOP, SCORE_ALL, EVALUATE, EVALUATE_EXACT, STORE_SCORE,
            STORE_SCORE_BARE, STORE_VALUES, STORE_VALUES_EXACT, STORE_SEARCH, STORE_VECTORS, METRICS };
     static const char *const names[METRICS] = {
-        "    train over the labels (5 steps + the round's CV)",
+        "    train over the labels (its steps + the round's CV)",
         "    next 9 nearest (makes the round's list of 100)",
         "  one round (train + next 9)",
         "  page 2 of the round (cut from its list)",

@@ -208,8 +208,12 @@ static void random_unit_rows(float *X, int n, int d, uint64_t *r)
 }
 
 /* One step by hand: X = I (2×2), y = (1, 0), no weak rows, anchor (3, 4) → t̂ = (0.6, 0.8),
- * c = 1, λ = 1: w0 = t̂, b0 = 0, so the penalty's gradient is 0; z = (0.6, 0.8);
- * r = (σ(0.6) − 1, σ(0.8)); step = 1/(n/2 + λ) = 0.5; w1 = t̂ − 0.5·r, b1 = −0.5·(r0 + r1). */
+ * c = 1, λ = 1. The steps run on centred rows: μ = (0.5, 0.5), u = (x − μ, 1), so
+ * Σ u·uᵀ = [[.5 −.5 0] [−.5 .5 0] [0 0 2]], top eigenvalue 2 (the bias), trace 3: the
+ * curvature bound L = min(1.25·2, 3)/4 + λ = 1.625. From w0 = t̂ and c0 = μ·w0 = 0.7 the
+ * logits are x·w0 = (0.6, 0.8); r = (σ(0.6) − 1, σ(0.8)); the penalty's gradient is 0;
+ * ∇w = Σ r·(x − μ) = ((r0 − r1)/2, (r1 − r0)/2), ∇c = r0 + r1; one step of 1/L (the
+ * momentum has nothing to carry yet); b1 = c1 − μ·w1. */
 TEST(anchored_step_by_hand)
 {
     float X[4] = {1, 0, 0, 1}, y[2] = {1, 0}, anchor[2] = {3, 4}, w[2] = {7, 7}, b, loss;
@@ -217,12 +221,14 @@ TEST(anchored_step_by_hand)
     vdx_error err = {{0}};
     REQUIRE(vdx_classifier_fit_anchored(X, y, 2, NULL, 0, anchor, 2, &opts, w, &b, &loss, &err) == 0,
             "%s", err.message);
-    double r0 = 1 / (1 + exp(-0.6)) - 1, r1 = 1 / (1 + exp(-0.8));
+    double r0 = 1 / (1 + exp(-0.6)) - 1, r1 = 1 / (1 + exp(-0.8)), step = 1 / 1.625;
+    double w0 = 0.6 - step * (r0 - r1) / 2, w1 = 0.8 - step * (r1 - r0) / 2;
+    double c1 = 0.7 - step * (r0 + r1), b1 = c1 - 0.5 * (w0 + w1);
     double want_loss = (log1p(exp(-0.6)) + log1p(exp(0.8))) / 2;
     CHECK(fabs(loss - want_loss) < 1e-6, "loss %.9g want %.9g", loss, want_loss);
-    CHECK(fabs(w[0] - (0.6 - 0.5 * r0)) < 1e-6 && fabs(w[1] - (0.8 - 0.5 * r1)) < 1e-6,
-          "w (%.9g, %.9g) want (%.9g, %.9g)", w[0], w[1], 0.6 - 0.5 * r0, 0.8 - 0.5 * r1);
-    CHECK(fabs(b + 0.5 * (r0 + r1)) < 1e-6, "b %.9g want %.9g", b, -0.5 * (r0 + r1));
+    CHECK(fabs(w[0] - w0) < 1e-6 && fabs(w[1] - w1) < 1e-6, "w (%.9g, %.9g) want (%.9g, %.9g)",
+          w[0], w[1], w0, w1);
+    CHECK(fabs(b - b1) < 1e-6, "b %.9g want %.9g", b, b1);
 }
 
 /* The objective's gradient (w and b, in double) at the fit's result is near zero: the

@@ -15,7 +15,8 @@
  * (classifier_fit_folds): the folds are independent, so they are shared out among the
  * members of OpenMP's team, each running its folds over the rows in order with the very
  * operations of `fit`. A fold's result is bit for bit that of `fit` on its rows,
- * whatever the number of threads. */
+ * whatever the number of threads. The anchored trainer (an option, below) has its folds
+ * shared out the same way (classifier_fit_anchored_folds). */
 #include "explore/classifier.h"
 
 #include <math.h>
@@ -172,11 +173,80 @@ FIT_CLONES int vdx_classifier_fit(const float *X, const float *y, int n, int dim
  * collection as weak negatives: minimise
  *     Σ_labels BCE(x·w + b, y) + (ω/m) Σ_weak BCE(x·w + b, 0) + (λ/2)‖w − c·t̂‖²
  * from w = c·t̂, b = 0, by `iters` steps of Nesterov's accelerated gradient for strongly
- * convex problems: step 1/L, momentum (√L − √λ)/(√L + √λ), with L = (n + ω)/2 + λ a
- * bound on the curvature (unit rows and a bias column) and λ the least curvature the
- * pull guarantees. It converges linearly, by about 1 − √(λ/L) per step. The problem is
- * strictly convex: the result depends on the labels and the weak rows, not on earlier
- * rounds. Sums are the fit's float32 fused multiply-adds, the loss in double. */
+ * convex problems: step 1/L, momentum (√L − √λ)/(√L + √λ), L a bound on the curvature
+ * and λ the least curvature the pull guarantees; it converges linearly, by about
+ * 1 − √(λ/L) per step. CLIP's rows share the image cone's mean direction, which the bias
+ * column nearly repeats: an ill-conditioned problem (slow at hundreds of labels). So the
+ * steps run on centred rows, z = (x − μ)·w + c with μ the rows' weighted mean and
+ * b = c − μ·w (the same optimum, reparametrised), and L is the top eigenvalue of the
+ * centred rows' second moment (power iteration) with a margin, not the trace. The
+ * problem is strictly convex: the result depends on the labels and the weak rows, not on
+ * earlier rounds. Sums are the fit's float32 fused multiply-adds, the loss in double. */
+
+#define POWER_STEPS 20
+#define CURVATURE_MARGIN 1.25
+
+/* The row i of the fit (labels, then weak rows), its target and weight. */
+static inline __attribute__((always_inline)) const float *fit_row(const float *X, const float *y, int n,
+                                                                  const float *weak, float weak_each,
+                                                                  int dims, int i, float *target,
+                                                                  float *each)
+{
+    *target = i < n ? y[i] : 0;
+    *each = i < n ? 1 : weak_each;
+    return i < n ? X + (size_t)i * dims : weak + (size_t)(i - n) * dims;
+}
+
+/* A bound on the largest curvature of the weighted logistic loss over the centred rows
+ * with a bias column: ¼·λmax(Σ each·u·uᵀ), u = (x − μ, 1), by power iteration from a
+ * fixed start, with a margin; never above the trace ¼·Σ each·‖u‖². */
+static inline __attribute__((always_inline)) double
+centred_curvature(const float *X, const float *y, int n, const float *weak, int n_weak,
+                  float weak_each, const float *mean, int dims, float *v, float *mv)
+{
+    double trace = 0, lambda = 0;
+    for (int i = 0; i < n + n_weak; i++) {
+        float target, each;
+        const float *x = fit_row(X, y, n, weak, weak_each, dims, i, &target, &each);
+        double sq = 1;
+        for (int j = 0; j < dims; j++)
+            sq += ((double)x[j] - mean[j]) * ((double)x[j] - mean[j]);
+        trace += each * sq;
+    }
+    float vb = 1, mvb;
+    for (int j = 0; j < dims; j++)
+        v[j] = 1;
+    for (int step = 0; step < POWER_STEPS; step++) {
+        double norm2 = (double)vb * vb;
+        for (int j = 0; j < dims; j++)
+            norm2 += (double)v[j] * v[j];
+        float inv = (float)(1 / sqrt(norm2));
+        for (int j = 0; j < dims; j++)
+            v[j] *= inv;
+        vb *= inv;
+        float mean_dot = dot_fma(mean, v, dims);
+        for (int j = 0; j < dims; j++)
+            mv[j] = 0;
+        mvb = 0;
+        for (int i = 0; i < n + n_weak; i++) { /* mv = Σ each·u·(u·v), u = (x − μ, 1) */
+            float target, each;
+            const float *x = fit_row(X, y, n, weak, weak_each, dims, i, &target, &each);
+            float s = each * (dot_fma(x, v, dims) - mean_dot + vb);
+            add_scaled_row(mv, x, s, dims);
+            mvb += s;
+        }
+        float s_total = mvb; /* the −μ part of Σ s·(x − μ) */
+        lambda = (double)mvb * vb; /* the Rayleigh quotient vᵀMv (v unit) */
+        for (int j = 0; j < dims; j++) {
+            mv[j] -= s_total * mean[j];
+            lambda += (double)mv[j] * v[j];
+        }
+        memcpy(v, mv, (size_t)dims * sizeof *v);
+        vb = mvb;
+    }
+    return fmin(CURVATURE_MARGIN * lambda, trace) / 4;
+}
+
 FIT_CLONES int vdx_classifier_fit_anchored(const float *X, const float *y, int n,
                                            const float *weak, int n_weak, const float *anchor,
                                            int dims, const vdx_anchored_options *opts,
@@ -195,29 +265,40 @@ FIT_CLONES int vdx_classifier_fit_anchored(const float *X, const float *y, int n
         return vdx_fail(err, "classifier fit: anchored options out of range (scale %g, pull %g, "
                              "weak weight %g, iters %d)",
                         scale, pull, weak_weight, opts->iters);
-    float *dir = malloc((size_t)dims * sizeof *dir), *prev = malloc((size_t)dims * sizeof *prev);
-    float *ahead = malloc((size_t)dims * sizeof *ahead), *grad = malloc((size_t)dims * sizeof *grad);
-    int rc = 0;
-    if (!dir || !prev || !ahead || !grad) {
-        rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "classifier fit: out of memory for %d dimensions", dims);
-        goto done;
-    }
+    float *buf = malloc(6 * (size_t)dims * sizeof *buf);
+    if (!buf)
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "classifier fit: out of memory for %d dimensions", dims);
+    float *dir = buf, *prev = buf + dims, *ahead = buf + 2 * dims, *grad = buf + 3 * dims;
+    float *mean = buf + 4 * dims, *scratch = buf + 5 * dims;
     float norm;
     memcpy(dir, anchor, (size_t)dims * sizeof *dir);
     if (!normalise(dir, dims, &norm)) {
-        rc = vdx_fail(err, "classifier fit: the prompt's vector has norm %g", norm);
-        goto done;
+        free(buf);
+        return vdx_fail(err, "classifier fit: the prompt's vector has norm %g", norm);
     }
+    float weak_each = n_weak ? weak_weight / (float)n_weak : 0;
+    double total = n + (double)weak_weight;
+    for (int j = 0; j < dims; j++)
+        mean[j] = 0;
+    for (int i = 0; i < n + n_weak; i++) {
+        float target, each;
+        const float *x = fit_row(X, y, n, weak, weak_each, dims, i, &target, &each);
+        add_scaled_row(mean, x, (float)(each / total), dims);
+    }
+    /* w and c (= b + μ·w) from w = c·t̂, b = 0; the power iteration borrows grad */
+    double curvature = centred_curvature(X, y, n, weak, n_weak, weak_each, mean, dims, grad,
+                                         scratch) + pull;
+    double step = 1.0 / curvature;
+    float momentum = (float)((sqrt(curvature) - sqrt(pull)) / (sqrt(curvature) + sqrt(pull)));
     for (int j = 0; j < dims; j++)
         w[j] = prev[j] = scale * dir[j];
-    float b = 0, b_prev = 0;
-    double curvature = (n + weak_weight) / 2.0 + pull, step = 1.0 / curvature;
-    float momentum = (float)((sqrt(curvature) - sqrt(pull)) / (sqrt(curvature) + sqrt(pull)));
-    float weak_each = n_weak ? weak_weight / (float)n_weak : 0;
+    float c = dot_fma(mean, w, dims), c_prev = c;
+    int rc = 0;
     for (int it = 0; it < opts->iters; it++) {
         for (int j = 0; j < dims; j++)
             ahead[j] = w[j] + momentum * (w[j] - prev[j]);
-        float b_ahead = b + momentum * (b - b_prev), grad_b = 0;
+        float c_ahead = c + momentum * (c - c_prev), grad_c = 0;
+        float mean_dot = dot_fma(mean, ahead, dims);
         double loss = 0, penalty = 0;
         for (int j = 0; j < dims; j++) {
             float d = ahead[j] - scale * dir[j];
@@ -225,16 +306,18 @@ FIT_CLONES int vdx_classifier_fit_anchored(const float *X, const float *y, int n
             penalty += (double)d * d;
         }
         for (int i = 0; i < n + n_weak; i++) {
-            const float *x = i < n ? X + (size_t)i * dims : weak + (size_t)(i - n) * dims;
-            float target = i < n ? y[i] : 0, each = i < n ? 1 : weak_each;
-            float z = dot_fma(x, ahead, dims) + b_ahead;
+            float target, each;
+            const float *x = fit_row(X, y, n, weak, weak_each, dims, i, &target, &each);
+            float z = dot_fma(x, ahead, dims) - mean_dot + c_ahead;
             float r = each * (float)(sigmoid(z) - target);
             loss += each * bce_with_logits(z, target);
             add_scaled_row(grad, x, r, dims);
-            grad_b += r;
+            grad_c += r;
         }
+        for (int j = 0; j < dims; j++) /* Σ r·(x − μ) */
+            grad[j] -= grad_c * mean[j];
         if (losses)
-            losses[it] = (float)((loss + pull / 2 * penalty) / (n + weak_weight));
+            losses[it] = (float)((loss + pull / 2 * penalty) / total);
         if (!isfinite(loss)) {
             rc = vdx_fail(err, "classifier fit: the loss is not finite at step %d", it + 1);
             break;
@@ -243,15 +326,11 @@ FIT_CLONES int vdx_classifier_fit_anchored(const float *X, const float *y, int n
             prev[j] = w[j];
             w[j] = ahead[j] - (float)step * grad[j];
         }
-        b_prev = b;
-        b = b_ahead - (float)step * grad_b;
+        c_prev = c;
+        c = c_ahead - (float)step * grad_c;
     }
-    *bias = b;
-done:
-    free(dir);
-    free(prev);
-    free(ahead);
-    free(grad);
+    *bias = c - dot_fma(mean, w, dims);
+    free(buf);
     return rc;
 }
 
@@ -334,6 +413,63 @@ FIT_CLONES int classifier_fit_folds(const float *X, const float *y, const int *f
     free(rows);
     free(failed);
     free(failed_norm);
+    return rc;
+}
+
+int classifier_fit_anchored_folds(const float *X, const float *y, const int *fold_of, int n,
+                                  const float *weak, int n_weak, const float *anchor, int dims,
+                                  int folds, const vdx_anchored_options *opts, float *W,
+                                  vdx_error *err)
+{
+    if (n < 1 || folds < 1)
+        return vdx_fail(err, "classifier fit: no labelled rows");
+    int want = folds < omp_get_max_threads() ? folds : omp_get_max_threads();
+    if ((double)(n + n_weak) * dims * opts->iters * folds < FOLDS_PARALLEL_MIN)
+        want = 1;
+    int *failed = calloc((size_t)folds, sizeof *failed);
+    vdx_error *errors = calloc((size_t)folds, sizeof *errors);
+    if (!failed || !errors) {
+        free(failed);
+        free(errors);
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "classifier fit: out of memory for %d folds", folds);
+    }
+    int threads = team_claim(want);
+    /* member t fits folds t, t + threads, ...: each fold one fit on its own copy of the
+     * other folds' rows, so the result does not depend on the number of threads */
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int first = threads > 1 ? omp_get_thread_num() : 0;
+        float *Xf = malloc((size_t)n * (size_t)dims * sizeof *Xf), *yf = malloc((size_t)n * sizeof *yf);
+        for (int f = first; f < folds; f += threads) {
+            if (!Xf || !yf) {
+                failed[f] = vdx_fail_kind(&errors[f], VDX_ERR_NO_MEMORY,
+                                          "classifier fit: out of memory for fold %d", f + 1);
+                continue;
+            }
+            int m = 0;
+            float bias;
+            for (int i = 0; i < n; i++)
+                if (fold_of[i] != f) {
+                    memcpy(Xf + (size_t)m * dims, X + (size_t)i * dims, (size_t)dims * sizeof *Xf);
+                    yf[m++] = y[i];
+                }
+            failed[f] = m == 0 ? vdx_fail(&errors[f], "classifier fit: fold %d leaves no rows", f + 1)
+                               : vdx_classifier_fit_anchored(Xf, yf, m, weak, n_weak, anchor, dims,
+                                                             opts, W + (size_t)f * dims, &bias,
+                                                             NULL, &errors[f]);
+        }
+        free(Xf);
+        free(yf);
+    }
+    team_release(threads);
+    int rc = 0;
+    for (int f = 0; f < folds && rc == 0; f++)
+        if (failed[f]) {
+            *err = errors[f];
+            rc = -1;
+        }
+    free(failed);
+    free(errors);
     return rc;
 }
 

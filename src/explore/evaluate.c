@@ -149,28 +149,13 @@ int concept_cross_validate(const concept_record *rec, const label_set *set, cons
     for (int f = 0; rc == 0 && f < folds; f++)
         memcpy(W + (size_t)f * dims, rec->initial_weight, (size_t)dims * sizeof *W);
     if (rc == 0 && rec->trainer == TRAINER_ANCHORED) {
-        /* each fold a fit of its own on the other folds' rows (the fit starts from the
-         * prompt whatever the weight was, so the folds start from nothing else) */
+        /* the fit starts from the prompt whatever the weight was: each fold likewise */
         vdx_anchored_options anchored = VDX_ANCHORED_DEFAULTS;
         if (rec->rounds > 0 && rec->last_lr == 0) /* the last round was anchored too */
             anchored.iters = rec->last_iters;
         steps = anchored.iters;
-        float *Xf = malloc((size_t)n * (size_t)dims * sizeof *Xf), *yf = malloc((size_t)n * sizeof *yf);
-        if (!Xf || !yf)
-            rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for cross-validation");
-        for (int f = 0; rc == 0 && f < folds; f++) {
-            int m = 0;
-            float bias;
-            for (int i = 0; i < n; i++)
-                if (fold_of[i] != f) {
-                    memcpy(Xf + (size_t)m * dims, X + (size_t)i * dims, (size_t)dims * sizeof *Xf);
-                    yf[m++] = y[i];
-                }
-            rc = vdx_classifier_fit_anchored(Xf, yf, m, weak, n_weak, rec->initial_weight, dims,
-                                             &anchored, W + (size_t)f * dims, &bias, NULL, err);
-        }
-        free(Xf);
-        free(yf);
+        rc = classifier_fit_anchored_folds(X, y, fold_of, n, weak, n_weak, rec->initial_weight,
+                                           dims, folds, &anchored, W, err);
     } else if (rc == 0) {
         rc = classifier_fit_folds(X, y, fold_of, n, dims, folds, W, steps,
                                   rec->last_lr > 0 ? rec->last_lr : VDX_FIT_LR, err);
