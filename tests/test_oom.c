@@ -367,6 +367,15 @@ static int concept_round(void *ctx, int attempt, vdx_error *err)
         rc = vdx_concept_train(book, name, 5, 0.1f, &json, err);
     cJSON_Delete(json);
     json = NULL;
+    /* a round of the anchored trainer: the store's sample, the fit, its folds */
+    if (rc == 0)
+        rc = vdx_concept_set_trainer(book, name, "anchored", err);
+    if (rc == 0)
+        rc = vdx_concept_train(book, name, 0, 0, &json, err);
+    if (rc == 0 && !cJSON_IsNumber(cJSON_GetObjectItem(json, "bias")))
+        rc = vdx_fail(err, "run %d: an anchored round without its bias", attempt);
+    cJSON_Delete(json);
+    json = NULL;
     if (rc == 0)
         rc = vdx_concept_get(book, name, 1, &json, err);
     cJSON_Delete(json);
@@ -442,7 +451,8 @@ TEST(concept_book_under_allocation_failures)
     const char *data = test_tmpdir("oom-book");
     vdx_error err = {{0}};
     REQUIRE(fill_collection(data, "book", VDX_VECTOR_F32, &err) == 0, "%s", err.message);
-    scenario sc = {"concept create/label/train/undo/list/audit", concept_round, (void *)data};
+    scenario sc = {"concept create/label/train (seed, anchored)/undo/list/audit", concept_round,
+                   (void *)data};
     CHECK(walk(&sc) > 0, "see above");
 }
 
