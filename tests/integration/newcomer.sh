@@ -153,7 +153,7 @@ run concept label dogs "+$1" "+$2" "-$3" "~$4"
 [ $rc -eq 0 ] && [ "$out" = '{"changed":3,"action":1,"positive":2,"negative":1,"pending":3}' ] && ok "vdx concept label +ID +ID -ID ~ID" ||
     not_ok "concept label: $out $err"
 run concept train dogs
-[ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^{"round":1,.*"positive":2,"negative":1,"iters":5,"lr":0.1,"losses":\[' &&
+[ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^{"round":1,.*"positive":2,"negative":1,"iters":5,"lr":0.1,"trainer":"seed","losses":\[' &&
     ok "vdx concept train: round 1, five losses" || not_ok "concept train: $out $err"
 run concept next dogs -k 4
 [ $rc -eq 0 ] && [ -n "$out" ] && ! printf '%s' "$out" | grep -qe "\"$1\"" -e "\"$2\"" -e "\"$3\"" && ok "vdx concept next never offers labelled items" ||
