@@ -236,7 +236,7 @@ await flow('mouse', {}, async (page, shot) => {
 // ---- The trainer: chosen on the page, used by the next round, kept ---------------------
 await flow('trainer-choice', {}, async (page, shot) => {
   await open(page, url);
-  await page.fill('#q', 'a blue square');
+  await page.fill('#q', 'a purple thing');
   await page.click('#search-form button[type=submit]');
   await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
   const tileButton = (i, which) => `#grid .tile[data-index="${i}"] .${which}`;
@@ -249,10 +249,11 @@ await flow('trainer-choice', {}, async (page, shot) => {
   const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.ok());
   await page.selectOption('#trainer', 'anchored');
   await patched;
-  const path = '/api/concepts/a%20blue%20square';
+  const path = '/api/concepts/a%20purple%20thing';
   check((await getJson(page, path)).trainer === 'anchored', 'the server did not record the trainer');
   await page.click('#train');
-  await page.waitForSelector('#history tr td:first-child');
+  // the rounds table's first row is round 1 (before, it holds a "no rounds yet" line)
+  await page.waitForFunction(() => document.querySelector('#history tr td:first-child')?.textContent === '1');
   const concept = await getJson(page, path);
   check(concept.history.length === 1 && concept.history[0].trainer === 'anchored' && concept.history[0].lr === 0,
     `round 1: ${JSON.stringify(concept.history[0]).slice(0, 200)}`);
