@@ -6,8 +6,9 @@
  * and a common one (5%: several clusters). Each runs 8 rounds of the seed's loop: the 9
  * nearest unlabelled items labelled by ground truth, then the seed's trainer
  * (vdx_classifier_fit, 5 steps, lr 0.1, over all labels, the product's default), with
- * and without 20 audit labels drawn uniformly at random before round 1 (and trained on,
- * as the product does with every label).
+ * and without 20 audit labels drawn before round 1 (and trained on, as the product does
+ * with every label): stratified by the prompt's score as the product draws them
+ * (calib_strata), or uniformly at random (--audit-design uniform, the design before).
  *
  * Per round: average precision over the whole collection, precision@50, the true number
  * of positives, items above p = 0.5 (raw sigmoid of the logit, as the seed showed, and
@@ -18,9 +19,10 @@
  * fit) with the items above it and their realised precision; the audited estimates of
  * positives and of precision at that threshold (calib_estimate_all) with their 95%
  * intervals. Printed numbers only, never pass/fail; the targets of the issue are shown
- * beside round 5.
+ * beside round 5, with the most items any threshold on that round's ranking could hold
+ * at a true precision >= 0.9 (what no calibration can exceed).
  *   usage: bench_loop [--items N] [--rounds 8] [--audit 20] [--audit-seed S]
- *                     [synthetic-data flags] */
+ *                     [--audit-design stratified|uniform] [synthetic-data flags] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,7 @@ typedef struct concept {
 typedef struct round_stats {
     double ap, p50, ece[4], above_fit_precision, est_pos[3], est_prec[3];
     int above_raw, above_cal, above_fit, fitted;
+    int most_at_09; /* the most items a threshold on the ranking holds at true precision >= 0.9 */
 } round_stats;
 
 static const char *const map_names[4] = {"raw", "platt-labels", "platt-audit", "isotonic-audit"};
@@ -157,6 +160,7 @@ enum { TRAINER_SEED, TRAINER_ANCHORED };
 static const char *const trainer_names[2] = {"seed", "anchored"};
 
 static vdx_anchored_options anchored_opts = VDX_ANCHORED_DEFAULTS; /* --anchored-* flags */
+static int audit_uniform; /* --audit-design uniform: the draw before the strata */
 
 static void run_family(const world *w, const concept *c, int trainer, int rounds,
                        int audit_size, uint64_t audit_seed, round_stats *out)
@@ -174,17 +178,36 @@ static void run_family(const world *w, const concept *c, int trainer, int rounds
     for (int i = 0; i < n; i++)
         order[i] = i;
     uint64_t state = audit_seed;
-    calib_draw(order, (size_t)n, sizeof *order, (size_t)audit_size, &state);
-    for (int i = 0; i < audit_size; i++) {
-        label[order[i]] = (signed char)c->truth[order[i]];
-        in_audit[order[i]] = 1;
-        labelled[n_labelled++] = order[i];
+    double *design = calloc((size_t)n, sizeof *design);
+    if (audit_uniform) {
+        calib_draw(order, (size_t)n, sizeof *order, (size_t)audit_size, &state);
+        for (int i = 0; i < audit_size; i++)
+            design[order[i]] = (double)n / audit_size;
+    } else { /* the product's: strata by the prompt's score (calib_strata) */
+        for (int i = 0; i < n; i++)
+            s[i] = dot(w->X + (size_t)i * dim, weight, dim);
+        sort_scores = s;
+        qsort(order, (size_t)n, sizeof *order, by_score_desc);
+        size_t bounds[CALIB_STRATA + 1], take[CALIB_STRATA];
+        calib_strata((size_t)n, (size_t)audit_size, bounds, take);
+        for (int h = 0; h < CALIB_STRATA; h++) {
+            size_t size = bounds[h + 1] - bounds[h];
+            calib_draw(order + bounds[h], size, sizeof *order, take[h], &state);
+            for (size_t i = 0; i < take[h]; i++)
+                design[order[bounds[h] + i]] = (double)size / (double)take[h];
+        }
     }
+    for (int i = 0; i < n; i++)
+        if (design[i] > 0) {
+            label[i] = (signed char)c->truth[i];
+            in_audit[i] = 1;
+            labelled[n_labelled++] = i;
+        }
     float *Xl = malloc((size_t)n * (size_t)dim * sizeof *Xl), *yl = malloc((size_t)n * sizeof *yl);
     float *weak = malloc((size_t)VDX_WEAK_NEGATIVES * (size_t)dim * sizeof *weak);
     double *ls = malloc((size_t)n * sizeof *ls), *lw = malloc((size_t)n * sizeof *lw);
     int *ly = malloc((size_t)n * sizeof *ly);
-    unsigned char *la = malloc((size_t)n);
+    double *la = malloc((size_t)n * sizeof *la);
     scored_label *sl = malloc((size_t)n * sizeof *sl);
     block *blocks = malloc((size_t)n * sizeof *blocks);
     calib_item *items = malloc((size_t)n * sizeof *items);
@@ -244,6 +267,8 @@ static void run_family(const world *w, const concept *c, int trainer, int rounds
             if (c->truth[order[i]]) {
                 tp++;
                 ap += tp / (i + 1);
+                if (tp >= 0.9 * (i + 1))
+                    st->most_at_09 = i + 1;
                 if (i < 50)
                     st->p50 += 1.0 / 50;
             }
@@ -252,7 +277,7 @@ static void run_family(const world *w, const concept *c, int trainer, int rounds
         for (int k = 0; k < n_labelled; k++) {
             ls[k] = s[labelled[k]];
             ly[k] = label[labelled[k]];
-            la[k] = in_audit[labelled[k]];
+            la[k] = design[labelled[k]];
         }
         calib_map plain, audited;
         double audit_weight = 1;
@@ -301,10 +326,7 @@ static void run_family(const world *w, const concept *c, int trainer, int rounds
             if (label[i] < 0)
                 continue;
             if (in_audit[i]) {
-                counts.audit++;
-                counts.audit_above += above;
-                counts.audit_pos_above += pos && above;
-                counts.audit_pos_below += pos && !above;
+                calib_count_audit(&counts, design[i], above, pos);
             } else {
                 counts.census++;
                 counts.census_above += above;
@@ -324,6 +346,7 @@ static void run_family(const world *w, const concept *c, int trainer, int rounds
     }
     free(label);
     free(in_audit);
+    free(design);
     free(order);
     free(labelled);
     free(s);
@@ -514,13 +537,21 @@ int main(int argc, char **argv)
             anchored_opts.weak_weight = strtof(argv[++i], NULL);
         } else if (!strcmp(argv[i], "--anchored-iters") && i + 1 < argc) {
             anchored_opts.iters = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--audit-design") && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "stratified") && strcmp(argv[i], "uniform")) {
+                fprintf(stderr, "bench_loop: --audit-design stratified|uniform, not '%s'\n", argv[i]);
+                return 2;
+            }
+            audit_uniform = !strcmp(argv[i], "uniform");
         } else if (!strcmp(argv[i], "--audit-seed") && i + 1 < argc)
             audit_seed = strtoull(argv[++i], NULL, 10);
         else {
             char help[2048];
             synth_flags_help(&sp, help, sizeof help);
             printf("usage: bench_loop [--items 25000] [--rounds 8] [--audit 20] [--audit-seed 16] "
-                   "[--trainer seed|anchored|both]\n       [--anchored-scale 20] "
+                   "[--audit-design stratified|uniform]\n       [--trainer seed|anchored|both] "
+                   "[--anchored-scale 20] "
                    "[--anchored-pull 0.3] [--anchored-weak-weight 1] [--anchored-iters 100] "
                    "[synthetic-data flags]\n%s", help);
             return strcmp(argv[i], "--help") ? 2 : 0;
@@ -555,12 +586,13 @@ int main(int argc, char **argv)
     vdx_anchored_options anchored = anchored_opts;
     printf("bench_loop: %d items, %d dims, %d clusters (CLIP-like synthetic, seed %llu), %d rounds "
            "of %d labels; seed trainer (%d steps, lr %g), anchored trainer (scale %g, pull %g, "
-           "%d weak negatives of total weight %g, %d steps); audit sample %d (seed %llu)\n"
+           "%d weak negatives of total weight %g, %d steps); audit sample %d (%s, seed %llu)\n"
            "CPU: %s\n",
            items, w.dim, w.clusters, (unsigned long long)sp.seed, rounds, PAGE, VDX_FIT_ITERS,
            (double)VDX_FIT_LR, (double)anchored.scale, (double)anchored.pull,
            VDX_WEAK_NEGATIVES, (double)anchored.weak_weight, anchored.iters, audit,
-           (unsigned long long)audit_seed, cpu);
+           audit_uniform ? "uniform" : "stratified by the prompt's score", (unsigned long long)audit_seed,
+           cpu);
     concept fam[5];
     int n_fam = make_families(&w, fam);
     round_stats *plain[2], *with_audit[2];
@@ -587,22 +619,24 @@ int main(int argc, char **argv)
                 printf("%5d   %9.3f %10.3f %5.2f %9d %9d | %9.3f %10.3f %9.3f %7.3f |", r + 1,
                        plain[t][r].ap, a->ap, a->p50, a->above_raw, a->above_cal, a->ece[0],
                        a->ece[1], a->ece[2], a->ece[3]);
-                if (a->fitted)
+                if (a->fitted) {
                     printf(" %13d %5.3f |", a->above_fit, a->above_fit_precision);
-                else
-                    printf(" %19s |", "no cut reaches 0.9");
-                print_interval(a->est_pos, 1);
-                print_interval(a->est_prec, 0);
+                    print_interval(a->est_pos, 1);
+                    print_interval(a->est_prec, 0);
+                } else {
+                    printf(" %19s | (no threshold to estimate at)", "no cut reaches 0.9");
+                }
                 printf("\n");
             }
             int r5 = rounds >= 5 ? 4 : rounds - 1;
             const round_stats *a = &with_audit[t][r5];
             printf("%s, targets after round %d: ECE %.3f (<= 0.05); above the fitted threshold "
                    "%d vs %d positives (ratio %.2f, within 1.5x); realised precision at 0.9 "
-                   "%.3f (>= 0.85 on clean and look-alike); AP with audit - alone %+.3f\n",
+                   "%.3f (>= 0.85 on clean and look-alike); AP with audit - alone %+.3f; the ranking "
+                   "holds at most %d items at a true precision >= 0.9\n",
                    trainer_names[t], r5 + 1, a->ece[2], a->above_fit, fam[f].positives,
                    fam[f].positives ? (double)a->above_fit / fam[f].positives : NAN,
-                   a->above_fit_precision, a->ap - plain[t][r5].ap);
+                   a->above_fit_precision, a->ap - plain[t][r5].ap, a->most_at_09);
             printf("%s, ECE of the raw probabilities without audit after round %d: %.3f; Platt "
                    "on its labels: %.3f\n", trainer_names[t], r5 + 1, plain[t][r5].ece[0],
                    plain[t][r5].ece[1]);

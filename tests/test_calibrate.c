@@ -1,9 +1,10 @@
 /* The arithmetic behind calibrated probabilities and audited estimates
  * (src/explore/calibrate.c): Platt scaling recovers a known map from constructed scores,
  * weights act as repetitions, separable labels still give a finite map; the Wilson
- * interval and the post-stratified Horvitz-Thompson estimates equal hand-computed
- * values; unknown stays unknown without audit labels; the sampler that draws the audit sample is uniform (a
- * chi-square check on a seeded run). */
+ * interval and the post-stratified estimates equal hand-computed values, with equal and
+ * with unequal design weights; unknown stays unknown without audit labels; the strata of
+ * the audit sample and their shares; the sampler that draws within a stratum is uniform
+ * (a chi-square check on a seeded run). */
 #include "test.h"
 
 #include "explore/calibrate.h"
@@ -89,9 +90,10 @@ TEST(wilson_interval)
 TEST(estimates_with_known_weights)
 {
     calib_counts c = {.total = 1000, .above = 100, .census = 40, .census_above = 30,
-                      .census_pos_above = 20, .census_pos_below = 5, .audit = 20,
-                      .audit_above = 2, .audit_pos_above = 1, .audit_pos_below = 1,
+                      .census_pos_above = 20, .census_pos_below = 5,
                       .expected_above = 99, .expected_below = 99};
+    for (int i = 0; i < 20; i++) /* a uniform draw: every label weighs the same */
+        calib_count_audit(&c, 48, i < 2, i == 0 || i == 2);
     calib_estimates e;
     calib_estimate_all(&c, &e);
     const double half_lo = 0.0945286548, half_hi = 0.9054713452; /* Wilson 1/2 */
@@ -113,7 +115,9 @@ TEST(estimates_with_known_weights)
           "recall %g [%g, %g]", e.recall.value, e.recall.lo, e.recall.hi);
     /* no audit label above: that stratum's point is the calibrated expectation (12.5 of
      * its 70 items), its interval every possibility, [0, 70] */
-    c.audit_above = c.audit_pos_above = 0;
+    c.audit -= c.audit_above;
+    c.audit_above = 0;
+    c.audit_w_above = c.audit_w2_above = c.audit_wpos_above = 0;
     c.expected_above = 12.5;
     calib_estimate_all(&c, &e);
     CHECK(fabs(e.precision.value - (20 + 12.5) / 100) < 1e-12 && fabs(e.precision.lo - 0.2) < 1e-12 &&
@@ -121,7 +125,8 @@ TEST(estimates_with_known_weights)
           "precision without audit labels above: %g [%g, %g]", e.precision.value, e.precision.lo,
           e.precision.hi);
     /* no audit label at all: unknown, not a number */
-    c.audit = c.audit_pos_below = 0;
+    c.audit = 0;
+    c.audit_w_below = c.audit_w2_below = c.audit_wpos_below = 0;
     calib_estimate_all(&c, &e);
     CHECK(!e.positives.known && !e.precision.known && !e.recall.known, "unknown without audit");
     /* every item labelled: the census is exact, without audit labels */
@@ -131,6 +136,74 @@ TEST(estimates_with_known_weights)
     CHECK(e.positives.known && e.positives.value == 4 && e.positives.lo == 4 &&
               e.positives.hi == 4 && e.precision.value == 0.75 && e.recall.value == 0.75,
           "census: %g %g %g", e.positives.value, e.precision.value, e.recall.value);
+}
+
+/* The same collection with unequal design weights (a stratified draw): above the
+ * threshold a positive of weight 10 and a negative of 30, so a quarter of the 70 items
+ * are positive; below, a positive of 100 and negatives of 300 and 500, a ninth of 890.
+ * TP = 20 + 17.5, FN = 5 + 890 / 9; the intervals are the Wilson intervals at Kish's
+ * effective sizes 40^2 / 1000 = 1.6 and 900^2 / 350000 (values computed by hand). */
+TEST(estimates_with_unequal_weights)
+{
+    calib_counts c = {.total = 1000, .above = 100, .census = 40, .census_above = 30,
+                      .census_pos_above = 20, .census_pos_below = 5,
+                      .expected_above = 99, .expected_below = 99};
+    calib_count_audit(&c, 10, 1, 1);
+    calib_count_audit(&c, 30, 1, 0);
+    calib_count_audit(&c, 100, 0, 1);
+    calib_count_audit(&c, 300, 0, 0);
+    calib_count_audit(&c, 500, 0, 0);
+    calib_estimates e;
+    calib_estimate_all(&c, &e);
+    const double above_lo = 0.0221178078, above_hi = 0.8308666085; /* Wilson 0.4 of 1.6 */
+    const double below_lo = 0.0066212266, below_hi = 0.7009756841; /* 1/9 of 2.3142857 */
+    double tp = 37.5, fn = 5 + 890.0 / 9;
+    double tp_lo = 20 + 70 * above_lo, tp_hi = 20 + 70 * above_hi;
+    double fn_lo = 5 + 890 * below_lo, fn_hi = 5 + 890 * below_hi;
+    CHECK(c.audit == 5 && c.audit_above == 2 && e.weight == 960.0 / 5, "weight %g", e.weight);
+    CHECK(e.positives.known && fabs(e.positives.value - (tp + fn)) < 1e-9 &&
+              fabs(e.positives.lo - (tp_lo + fn_lo)) < 1e-6 &&
+              fabs(e.positives.hi - (tp_hi + fn_hi)) < 1e-6,
+          "positives %g [%g, %g] (want %g [%g, %g])", e.positives.value, e.positives.lo,
+          e.positives.hi, tp + fn, tp_lo + fn_lo, tp_hi + fn_hi);
+    CHECK(fabs(e.precision.value - 0.375) < 1e-12 && fabs(e.precision.lo - tp_lo / 100) < 1e-8 &&
+              fabs(e.precision.hi - tp_hi / 100) < 1e-8 &&
+              fabs(e.recall.value - tp / (tp + fn)) < 1e-12,
+          "precision %g [%g, %g], recall %g", e.precision.value, e.precision.lo,
+          e.precision.hi, e.recall.value);
+    /* the calibration fit shares R's 960 items among the audit labels by design weight:
+     * census labels weigh 1, the audit labels 960 · w / 940 */
+    double s[] = {2, 1, 0.5, -1, -2, -3}, w[6], design[] = {0, 10, 30, 100, 300, 500};
+    int y[] = {1, 1, 0, 1, 0, 0};
+    calib_map map;
+    double mean = 0;
+    int rc = calib_fit_labels(s, y, design, 6, 1000 - 35, w, &map, &mean);
+    /* total 1000 - 35 = 965 items, 1 census label: the rest 964 over design 940 */
+    double scale = 964.0 / 940;
+    CHECK(rc == 0 && w[0] == 1 && fabs(w[1] - 10 * scale) < 1e-12 &&
+              fabs(w[5] - 500 * scale) < 1e-12 && fabs(mean - 964.0 / 5) < 1e-12,
+          "weights %g %g %g, mean %g", w[0], w[1], w[5], mean);
+}
+
+/* The strata of the audit sample: the top 1% and the next 9% of the pool by score, then
+ * the rest; 20 draws shared 7 / 7 / 6; a small pool gives its top strata's shortfall to
+ * the rest; a pool smaller than the draw is taken whole. */
+TEST(audit_strata)
+{
+    size_t b[CALIB_STRATA + 1], t[CALIB_STRATA];
+    calib_strata(25000, 20, b, t);
+    CHECK(b[0] == 0 && b[1] == 250 && b[2] == 2500 && b[3] == 25000 && t[0] == 7 && t[1] == 7 &&
+              t[2] == 6,
+          "25000: %zu %zu %zu | %zu %zu %zu", b[1], b[2], b[3], t[0], t[1], t[2]);
+    calib_strata(50, 20, b, t);
+    CHECK(b[1] == 1 && b[2] == 5 && b[3] == 50 && t[0] == 1 && t[1] == 4 && t[2] == 15,
+          "50: %zu %zu %zu | %zu %zu %zu", b[1], b[2], b[3], t[0], t[1], t[2]);
+    calib_strata(10, 20, b, t);
+    CHECK(t[0] + t[1] + t[2] == 10 && t[0] == b[1] - b[0] && t[1] == b[2] - b[1] &&
+              t[2] == b[3] - b[2],
+          "10: %zu %zu %zu", t[0], t[1], t[2]);
+    calib_strata(0, 20, b, t);
+    CHECK(b[3] == 0 && t[0] + t[1] + t[2] == 0, "an empty pool draws nothing");
 }
 
 /* 30,000 seeded draws of 3 of 12 items: each item is drawn about 7,500 times and first
@@ -179,6 +252,8 @@ int main(void)
     RUN(platt_weights_separable_one_class);
     RUN(wilson_interval);
     RUN(estimates_with_known_weights);
+    RUN(estimates_with_unequal_weights);
+    RUN(audit_strata);
     RUN(audit_sampler_is_uniform);
     return test_summary("calibrate");
 }

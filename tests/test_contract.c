@@ -123,8 +123,11 @@ TEST(cli_reads_these_keys)
     /* the audit sample, and the estimates with their intervals once it is labelled */
     vdx_candidates_request audit = {.mode = VDX_CANDIDATES_AUDIT, .k = 3};
     REQUIRE(vdx_concept_candidates(book, "k", &audit, &r, &err) == 0, "%s", err.message);
-    CHECK_KEYS(cJSON_GetObjectItem(r, "audit"), "candidates.audit", {"drawn", NUMBER},
-               {"labelled", NUMBER}, {"pending", NUMBER});
+    CHECK_KEYS(cJSON_GetObjectItem(r, "audit"), "candidates.audit", {"design", STRING},
+               {"drawn", NUMBER}, {"labelled", NUMBER}, {"pending", NUMBER});
+    CHECK_KEYS(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "items"), 0), "candidates.audit item",
+               {"id", STRING}, {"score", NUMBER}, {"probability", NUMBER}, {"rank", NUMBER},
+               {"weight", NUMBER});
     vdx_label_change audit_labels[3];
     for (int i = 0; i < 3; i++)
         audit_labels[i] = (vdx_label_change){

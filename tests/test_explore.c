@@ -1669,8 +1669,9 @@ TEST(concurrent_threads_share_a_book)
 
 
 /* Three rounds of the loop, then the audit: before audit labels the estimates are
- * "unknown" (null, not a number); 20 audit items are drawn uniformly from the unlabelled
- * items, kept until labelled (asking again shows the same ones), never offered by
+ * "unknown" (null, not a number); 20 audit items are drawn from the unlabelled items,
+ * stratified by score (7 from the top 1%, 7 from the next 9%, 6 from the rest, each with
+ * its stratum's size over its draws as weight), kept until labelled (asking again shows the same ones), never offered by
  * another mode's labels; once labelled by ground truth, the estimates' intervals hold
  * the true number of positives (120), precision and recall at the threshold; every
  * probability shown is the round's calibration of the score; the calibrated threshold
@@ -1744,6 +1745,31 @@ TEST(calibration_and_audit_estimates)
           "audit page: %s", cJSON_PrintUnformatted(audit));
     CHECK(cJSON_Compare(items, cJSON_GetObjectItem(again, "items"), 1),
           "asking again changed the audit sample");
+    {
+        /* the pool of N_ITEMS - 27 items in strata of ceil(1%), ceil(10%) - ceil(1%), rest */
+        size_t pool = N_ITEMS - 27, top = (pool + 99) / 100, next = (pool + 9) / 10 - top;
+        double weight_sum = 0, lowest_top = INFINITY, highest_rest = -INFINITY;
+        int in_top = 0, in_next = 0, in_rest = 0;
+        cJSON_ArrayForEach(item, items)
+        {
+            double wt = number_of(item, "weight"), s = number_of(item, "score");
+            weight_sum += wt;
+            if (fabs(wt - top / 7.0) < 1e-9) {
+                in_top++;
+                lowest_top = fmin(lowest_top, s);
+            } else if (fabs(wt - next / 7.0) < 1e-9) {
+                in_next++;
+            } else if (fabs(wt - (pool - top - next) / 6.0) < 1e-9) {
+                in_rest++;
+                highest_rest = fmax(highest_rest, s);
+            }
+        }
+        CHECK(fabs(weight_sum - (double)pool) < 1e-6 && in_top == 7 && in_next == 7 &&
+                  in_rest == 6 && lowest_top > highest_rest,
+              "audit strata: weights sum to %g of %zu; %d / %d / %d drawn; top from %g, rest "
+              "up to %g",
+              weight_sum, pool, in_top, in_next, in_rest, lowest_top, highest_rest);
+    }
     cJSON_Delete(again);
     vdx_candidates_request filtered = {.mode = VDX_CANDIDATES_AUDIT, .where = "cluster = '1'"};
     cJSON *none = NULL;
@@ -1992,12 +2018,14 @@ TEST(anchored_trainer_through_the_book)
           "imported: %s", cJSON_PrintUnformatted(c));
     cJSON_Delete(c);
     vdx_concepts_close(book);
-    /* a version 3 book (no trainer column) opens, every concept on the seed's trainer */
+    /* a version 3 book (no trainer column, no audit weights) opens, every concept on the
+     * seed's trainer */
     char path[4200];
     snprintf(path, sizeof path, "%s/concepts.db", vdx_store_dir(store));
     sqlite3 *db = NULL;
     REQUIRE(sqlite3_open(path, &db) == SQLITE_OK, "%s", path);
-    CHECK(sqlite3_exec(db, "ALTER TABLE concepts DROP COLUMN trainer; PRAGMA user_version = 3;",
+    CHECK(sqlite3_exec(db, "ALTER TABLE concepts DROP COLUMN trainer; ALTER TABLE audit_items DROP COLUMN "
+                       "weight; PRAGMA user_version = 3;",
                        NULL, NULL, NULL) == SQLITE_OK,
           "%s", sqlite3_errmsg(db));
     sqlite3_close(db);

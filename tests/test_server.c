@@ -418,8 +418,12 @@ TEST(test_concept_loop)
     r = get("/api/concepts/c0/candidates?mode=audit&k=4");
     char audit[4][32];
     int n_audit = item_ids(r.body, NULL, audit, 4);
+    /* 291 unlabelled items in strata of 3, 27 and 261 by score: 2, 1 and 1 draws */
     CHECK(r.status == 200 && n_audit == 4 && strstr(r.body, "\"mode\":\"audit\"") &&
-              strstr(r.body, "\"audit\":{\"drawn\":4,\"labelled\":0,\"pending\":4}"),
+              strstr(r.body, "\"audit\":{\"design\":\"stratified by score\",\"drawn\":4,"
+                             "\"labelled\":0,\"pending\":4}") &&
+              strstr(r.body, "\"weight\":1.5,") && strstr(r.body, "\"weight\":27,") &&
+              strstr(r.body, "\"weight\":261,"),
           "audit sample: %ld %s", r.status, r.body);
     free(r.body);
     char audit_labels[512] = "{\"labels\":[";

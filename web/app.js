@@ -941,7 +941,7 @@ function renderMetrics() {
   const est = e.estimates;
   if (est && est.status === 'estimated') {
     rows.push(['Estimated (audit)', `${estimateText(est.positives)} positives · precision ${estimateText(est.precision, true)} · recall ${estimateText(est.recall, true)}`,
-      `from ${est.audit_labels} random audit labels (each standing for ${fmt(est.weight, 1)} items) and your other labels; 95% intervals`]);
+      `from ${est.audit_labels} random audit labels (each standing for ${fmt(est.weight, 1)} items on average) and your other labels; 95% intervals`]);
   } else {
     rows.push(['Estimated (audit)', 'unknown: label a random audit sample first', 'the hard cases you labelled are not a sample of the collection']);
   }
@@ -978,8 +978,8 @@ function renderMetrics() {
   }));
 }
 
-// The audit sample: 20 items drawn uniformly at random, kept until labelled; their labels
-// (and only theirs) estimate positives, precision and recall.
+// The audit sample: 20 items drawn at random, stratified by score, kept until labelled;
+// their labels (and only theirs) estimate positives, precision and recall.
 async function showAudit() {
   if (!state.concept) return;
   state.focus = 0;

@@ -1,11 +1,12 @@
 /* The audit sample and what it measures. The loop's labels are the hardest cases by
  * construction (the nearest items of the weight), not a sample of the collection, so
  * they cannot say how many positives the collection holds or how precise the threshold
- * is. The audit sample is: items drawn uniformly at random from those neither labelled
- * nor drawn before, kept in concepts.db (audit_items) until labelled. Estimates stratify
- * the collection: the labelled items outside the sample are a census, and the labelled
- * audit items a uniform sample of the rest (Horvitz-Thompson weights, Wilson intervals:
- * calibrate.c). The same weights make the calibration fit stand for the collection. */
+ * is. The audit sample is: items drawn at random from those neither labelled nor drawn
+ * before, stratified by the concept's score (the top 1%, the next 9%, the rest:
+ * calib_strata), each kept in concepts.db (audit_items) with its design weight until
+ * labelled. Estimates split the collection: the labelled items outside the sample are a
+ * census, and the labelled audit items a weighted sample of the rest (calibrate.c). The
+ * same weights make the calibration fit stand for the collection. */
 #include "explore/book.h"
 
 #include <math.h>
@@ -23,37 +24,133 @@ int audit_items_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx
         concept_id, 0, set, err);
 }
 
+/* The audit sample with its design weights: items in draw order, a lookup from an id to
+ * its position, the weight of each. */
+typedef struct audit_sample {
+    label_set set;
+    label_index at;
+    double *design;
+} audit_sample;
+
+static void audit_sample_free(audit_sample *a)
+{
+    label_set_free(&a->set);
+    label_index_free(&a->at);
+    free(a->design);
+    memset(a, 0, sizeof *a);
+}
+
+/* Items drawn before weights were recorded (books of schema 4) were drawn uniformly:
+ * each stands for the collection's items over their number. */
+static int audit_sample_load(vdx_concepts *book, int64_t concept_id, audit_sample *a,
+                             vdx_error *err)
+{
+    memset(a, 0, sizeof *a);
+    int rc = audit_items_load(book, concept_id, &a->set, err);
+    size_t n = a->set.n;
+    int *positions = rc == 0 ? malloc((n + 1) * sizeof *positions) : NULL;
+    a->design = rc == 0 ? calloc(n + 1, sizeof *a->design) : NULL;
+    if (rc == 0 && (!positions || !a->design))
+        rc = vdx_fail_oom(err, "out of memory for %zu audit items", n);
+    sqlite3_stmt *stmt = rc == 0 ? book_prepare(book,
+                                                "SELECT weight FROM audit_items WHERE concept = ?1"
+                                                " ORDER BY drawn",
+                                                err)
+                                 : NULL;
+    if (rc == 0 && !stmt)
+        rc = -1;
+    size_t i = 0, unweighted = 0;
+    if (rc == 0) {
+        sqlite3_bind_int64(stmt, 1, concept_id);
+        int step;
+        while (i < n && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+            a->design[i] = sqlite3_column_type(stmt, 0) == SQLITE_NULL ? 0
+                                                                        : sqlite3_column_double(stmt, 0);
+            unweighted += !(a->design[i] > 0);
+            i++;
+        }
+        if (i != n)
+            rc = book_fail(book, err, "reading the audit sample's weights");
+    }
+    sqlite3_finalize(stmt);
+    double uniform = unweighted ? (double)vdx_store_count(book->store) / (double)unweighted : 0;
+    for (i = 0; rc == 0 && i < n; i++) {
+        positions[i] = (int)i;
+        if (!(a->design[i] > 0))
+            a->design[i] = uniform > 0 ? uniform : 1;
+    }
+    if (rc == 0) {
+        label_set by_position = {.n = n, .ids = a->set.ids, .labels = positions};
+        rc = label_index_build(&by_position, &a->at, err);
+    }
+    free(positions);
+    if (rc != 0)
+        audit_sample_free(a);
+    return rc;
+}
+
+/* An item's design weight, 0 when it is not in the sample. */
+static double audit_design_of(const audit_sample *a, const char *id)
+{
+    int at = label_index_get(&a->at, id);
+    return at >= 0 ? a->design[at] : 0;
+}
+
 static int hit_by_id(const void *a, const void *b)
 {
     return strcmp((*(const vdx_hit *const *)a)->id, (*(const vdx_hit *const *)b)->id);
 }
 
-/* Draws `want` items uniformly from the scored items that are neither labelled nor in
- * the sample, and records them (inside a write transaction). */
+static int hit_by_score_desc(const void *a, const void *b)
+{
+    const vdx_hit *x = *(const vdx_hit *const *)a, *y = *(const vdx_hit *const *)b;
+    if (x->dist != y->dist)
+        return x->dist > y->dist ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* Draws `want` items from the scored items that are neither labelled nor in the sample,
+ * stratified by score (calib_strata), and records them with their design weights (inside
+ * a write transaction). */
 static int draw_more(vdx_concepts *book, const concept_record *rec, const label_index *labelled,
                      const label_index *drawn, int n_drawn, const vdx_hits *hits, size_t want,
                      uint64_t seed, size_t *population, vdx_error *err)
 {
     const vdx_hit **pool = malloc(((size_t)hits->n + 1) * sizeof *pool);
-    if (!pool)
+    double *design = malloc(((size_t)hits->n + 1) * sizeof *design);
+    if (!pool || !design) {
+        free(pool);
+        free(design);
         return vdx_fail_oom(err, "out of memory for %d items", hits->n);
+    }
     size_t n = 0;
     for (int i = 0; i < hits->n; i++)
         if (label_index_get(labelled, hits->hits[i].id) < 0 &&
             label_index_get(drawn, hits->hits[i].id) < 0)
             pool[n++] = &hits->hits[i];
     *population = n;
-    /* ids in sorted order, then a seeded shuffle: the same draws on every backend */
+    /* the strata by score; in each, ids in sorted order, then a seeded shuffle: the same
+     * draws on every backend; the drawn items move to the front of the pool */
     int rc = 0;
-    qsort(pool, n, sizeof *pool, hit_by_id);
-    size_t k = want < n ? want : n;
+    qsort(pool, n, sizeof *pool, hit_by_score_desc);
+    size_t bounds[CALIB_STRATA + 1], take[CALIB_STRATA], k = 0;
+    calib_strata(n, want, bounds, take);
     uint64_t state = seed + (uint64_t)n_drawn * 0x9E3779B97F4A7C15ULL;
-    calib_draw(pool, n, sizeof *pool, k, &state);
+    for (int h = 0; h < CALIB_STRATA; h++) {
+        size_t size = bounds[h + 1] - bounds[h];
+        const vdx_hit **stratum = pool + bounds[h];
+        qsort(stratum, size, sizeof *stratum, hit_by_id);
+        calib_draw(stratum, size, sizeof *stratum, take[h], &state);
+        for (size_t i = 0; i < take[h]; i++) {
+            design[k] = (double)size / (double)take[h];
+            pool[k++] = stratum[i]; /* k <= bounds[h] + i: never overwrites a draw to come */
+        }
+    }
     char now[32];
     clock_utc_iso_now(now);
     sqlite3_stmt *stmt = k ? book_prepare(book,
-                                          "INSERT INTO audit_items(concept, item, drawn, time)"
-                                          " VALUES(?1, ?2, ?3, ?4)",
+                                          "INSERT INTO audit_items(concept, item, drawn, time, weight)"
+                                          " VALUES(?1, ?2, ?3, ?4, ?5)",
                                           err)
                            : NULL;
     if (k && !stmt)
@@ -64,11 +161,13 @@ static int draw_more(vdx_concepts *book, const concept_record *rec, const label_
         sqlite3_bind_text(stmt, 2, pool[i]->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 3, (int64_t)n_drawn + (int64_t)i + 1);
         sqlite3_bind_text(stmt, 4, now, -1, SQLITE_STATIC);
+        sqlite3_bind_double(stmt, 5, design[i]);
         if (sqlite3_step(stmt) != SQLITE_DONE)
             rc = book_fail(book, err, "recording an audit item");
     }
     sqlite3_finalize(stmt);
     free(pool);
+    free(design);
     return rc;
 }
 
@@ -105,6 +204,7 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
     concept_record rec = {0};
     label_set labels = {0}, audit = {0};
     label_index labelled = {0}, drawn = {0}, by_id = {0};
+    audit_sample sample = {0};
     vdx_hits hits = {0};
     size_t population = 0;
     int rc = concept_find(book, name, &rec, err), pending = 0;
@@ -131,6 +231,8 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
             population = population > want ? population - want : 0;
         }
     }
+    if (rc == 0)
+        rc = audit_sample_load(book, rec.id, &sample, err);
     double norm = rc == 0 ? weight_norm(rec.weight, rec.dims) : 0;
     cJSON *out = rc == 0 ? cJSON_CreateObject() : NULL;
     if (rc == 0) {
@@ -165,12 +267,14 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
                  cJSON_AddNumberToObject(item, "probability", concept_probability(&rec, h->dist)) &&
                  cJSON_AddNumberToObject(item, "dist", norm > 0 ? 1.0 - h->dist / norm : 1.0) &&
                  cJSON_AddNumberToObject(item, "rank", audit.labels[i]) &&
+                 cJSON_AddNumberToObject(item, "weight", audit_design_of(&sample, h->id)) &&
                  cJSON_AddNullToObject(item, "label");
             listed++;
         }
         cJSON *about = ok ? cJSON_AddObjectToObject(out, "audit") : NULL;
         ok = ok && cJSON_AddNumberToObject(out, "unlabelled", (double)population) &&
              cJSON_AddBoolToObject(out, "more", population > 0) && about &&
+             cJSON_AddStringToObject(about, "design", "stratified by score") &&
              cJSON_AddNumberToObject(about, "drawn", (double)audit.n) &&
              cJSON_AddNumberToObject(about, "labelled", audit_labelled) &&
              cJSON_AddNumberToObject(about, "pending", (double)audit.n - audit_labelled);
@@ -183,6 +287,7 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
     else
         cJSON_Delete(out);
     vdx_hits_free(&hits);
+    audit_sample_free(&sample);
     label_index_free(&by_id);
     label_index_free(&drawn);
     label_index_free(&labelled);
@@ -194,10 +299,12 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
 }
 
 /* One item into the counts: its score, its calibrated probability when the caller has it
- * (else NAN), its label (-1: none) and whether it was drawn into the audit sample. */
+ * (else NAN), its label (-1: none) and its design weight in the audit sample (0: not
+ * drawn). */
 static void count_item(calib_counts *c, const concept_record *rec, double score, double p,
-                       double threshold, int label, int in_audit)
+                       double threshold, int label, double design)
 {
+    int in_audit = design > 0;
     int above = score > threshold;
     c->total++;
     c->above += above;
@@ -210,10 +317,7 @@ static void count_item(calib_counts *c, const concept_record *rec, double score,
     if (label < 0)
         return;
     if (in_audit) {
-        c->audit++;
-        c->audit_above += above;
-        c->audit_pos_above += label == 1 && above;
-        c->audit_pos_below += label == 1 && !above;
+        calib_count_audit(c, design, above, label == 1);
     } else {
         c->census++;
         c->census_above += above;
@@ -226,18 +330,17 @@ int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set 
                  const vdx_hits *hits, double threshold, calib_counts *c, vdx_error *err)
 {
     memset(c, 0, sizeof *c);
-    label_set audit = {0};
-    label_index labelled = {0}, drawn = {0};
-    int rc = audit_items_load(book, rec->id, &audit, err);
-    if (rc == 0 && (rc = label_index_build(labels, &labelled, err)) == 0)
-        rc = label_index_build(&audit, &drawn, err);
+    audit_sample audit = {0};
+    label_index labelled = {0};
+    int rc = audit_sample_load(book, rec->id, &audit, err);
+    if (rc == 0)
+        rc = label_index_build(labels, &labelled, err);
     for (int i = 0; rc == 0 && i < hits->n; i++)
         count_item(c, rec, hits->hits[i].dist, NAN, threshold,
                    label_index_get(&labelled, hits->hits[i].id),
-                   label_index_get(&drawn, hits->hits[i].id) >= 0);
-    label_index_free(&drawn);
+                   audit_design_of(&audit, hits->hits[i].id));
     label_index_free(&labelled);
-    label_set_free(&audit);
+    audit_sample_free(&audit);
     return rc;
 }
 
@@ -247,11 +350,8 @@ int audit_counts_split(vdx_concepts *book, const concept_record *rec, const labe
                        calib_counts *c, vdx_error *err)
 {
     memset(c, 0, sizeof *c);
-    label_set audit = {0};
-    label_index drawn = {0};
-    int rc = audit_items_load(book, rec->id, &audit, err);
-    if (rc == 0)
-        rc = label_index_build(&audit, &drawn, err);
+    audit_sample audit = {0};
+    int rc = audit_sample_load(book, rec->id, &audit, err);
     /* the unlabelled items (all of R): count_item's work for label -1, in one loop without
      * branches (an item is above or below at random: a branch would be mispredicted half
      * the time); a·p is p or +0, so the sums are count_item's */
@@ -271,9 +371,8 @@ int audit_counts_split(vdx_concepts *book, const concept_record *rec, const labe
     c->expected_below += expected_below;
     for (size_t i = 0; rc == 0 && i < labels->n; i++)
         count_item(c, rec, label_scores[i], NAN, threshold, labels->labels[i],
-                   label_index_get(&drawn, labels->ids[i]) >= 0);
-    label_index_free(&drawn);
-    label_set_free(&audit);
+                   audit_design_of(&audit, labels->ids[i]));
+    audit_sample_free(&audit);
     return rc;
 }
 
@@ -322,17 +421,15 @@ int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *
     *fitted = 0;
     *about = NULL;
     *map = (calib_map){1, 0};
-    label_set audit = {0};
-    label_index drawn = {0};
+    audit_sample audit = {0};
     size_t n = set->n;
     double *s = malloc((n + 1) * sizeof *s), *w = malloc((n + 1) * sizeof *w);
+    double *design = malloc((n + 1) * sizeof *design);
     int *y = malloc((n + 1) * sizeof *y);
-    int rc = s && w && y ? 0 : vdx_fail_oom(err, "out of memory for calibrating %zu labels", n);
-    if (rc == 0 && (rc = audit_items_load(book, rec->id, &audit, err)) == 0)
-        rc = label_index_build(&audit, &drawn, err);
-    unsigned char *in_audit = malloc(n + 1);
-    if (rc == 0 && !in_audit)
-        rc = vdx_fail_oom(err, "out of memory for calibrating %zu labels", n);
+    int rc = s && w && y && design ? 0
+                                   : vdx_fail_oom(err, "out of memory for calibrating %zu labels", n);
+    if (rc == 0)
+        rc = audit_sample_load(book, rec->id, &audit, err);
     int64_t audited = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         double dot = 0;
@@ -340,11 +437,11 @@ int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *
             dot += (double)X[i * (size_t)rec->dims + j] * weight[j];
         s[i] = dot;
         y[i] = set->labels[i] == 1;
-        in_audit[i] = label_index_get(&drawn, set->ids[i]) >= 0;
-        audited += in_audit[i];
+        design[i] = audit_design_of(&audit, set->ids[i]);
+        audited += design[i] > 0;
     }
     double audit_weight = 1;
-    if (rc == 0 && calib_fit_labels(s, y, in_audit, n, vdx_store_count(book->store), w, map,
+    if (rc == 0 && calib_fit_labels(s, y, design, n, vdx_store_count(book->store), w, map,
                                     &audit_weight) == 0) {
         *fitted = 1;
         cJSON *o = cJSON_CreateObject();
@@ -363,8 +460,7 @@ int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *
     free(s);
     free(w);
     free(y);
-    free(in_audit);
-    label_index_free(&drawn);
-    label_set_free(&audit);
+    free(design);
+    audit_sample_free(&audit);
     return rc;
 }

@@ -115,6 +115,12 @@ static const char *const schema_v4_sql =
     "ALTER TABLE concepts ADD COLUMN trainer TEXT NOT NULL DEFAULT 'seed';"
     "PRAGMA user_version = 4;";
 
+/* Version 5: each audit item's design weight (1 / its chance of being drawn: the sample
+ * is stratified by score). NULL for items drawn before, which were drawn uniformly. */
+static const char *const schema_v5_sql =
+    "ALTER TABLE audit_items ADD COLUMN weight REAL;"
+    "PRAGMA user_version = 5;";
+
 /* ---- small helpers ------------------------------------------------------------------ */
 
 char *book_dup_text(const unsigned char *text)
@@ -254,14 +260,16 @@ static int migrate(vdx_concepts *book, vdx_error *err)
     int version;
     if (schema_version(book, &version, err) != 0)
         return -1;
-    if (version > 4)
-        return vdx_fail(err, "%s: schema version %d is newer than this vdx (4)", book->path,
+    if (version > 5)
+        return vdx_fail(err, "%s: schema version %d is newer than this vdx (5)", book->path,
                         version);
     if (version < 2 && book_exec(book, schema_v2_sql, err) != 0)
         return -1;
     if (version < 3 && book_exec(book, schema_v3_sql, err) != 0)
         return -1;
-    return version < 4 ? book_exec(book, schema_v4_sql, err) : 0;
+    if (version < 4 && book_exec(book, schema_v4_sql, err) != 0)
+        return -1;
+    return version < 5 ? book_exec(book, schema_v5_sql, err) : 0;
 }
 
 vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)

@@ -5,9 +5,10 @@
  * (labels as a census of themselves, audit labels for the rest). Platt rather than
  * isotonic: two parameters fit from a few dozen labels, the map stays monotone and
  * smooth, and bench_loop measures both (docs/explore.md). The estimates of positives,
- * precision and recall come from the uniform audit sample (post-stratified by the
- * threshold, Horvitz-Thompson weights and Wilson intervals within each stratum) and the
- * labels as a census, never from the hard cases standing for the rest. */
+ * precision and recall come from the audit sample, drawn stratified by score with known
+ * design weights (post-stratified by the threshold: weighted shares and Wilson intervals
+ * at the effective sample size on each side), and the labels as a census, never from the
+ * hard cases standing for the rest. */
 #include "explore/calibrate.h"
 
 #include "common/random.h"
@@ -101,17 +102,21 @@ int calib_platt_fit(const double *s, const int *y, const double *w, size_t n, ca
     return 0;
 }
 
-int calib_fit_labels(const double *s, const int *y, const unsigned char *in_audit, size_t n,
+int calib_fit_labels(const double *s, const int *y, const double *design, size_t n,
                      int64_t total, double *w, calib_map *map, double *audit_weight)
 {
     int64_t census = 0, audited = 0;
+    double design_sum = 0;
     for (size_t i = 0; i < n; i++) {
-        audited += in_audit[i] != 0;
-        census += in_audit[i] == 0;
+        audited += design[i] > 0;
+        census += !(design[i] > 0);
+        design_sum += design[i] > 0 ? design[i] : 0;
     }
-    *audit_weight = audited > 0 && total > census ? (double)(total - census) / (double)audited : 1;
+    double rest = total > census ? (double)(total - census) : 0;
+    double scale = audited > 0 && rest > 0 ? rest / design_sum : 0;
+    *audit_weight = scale > 0 ? rest / (double)audited : 1;
     for (size_t i = 0; i < n; i++)
-        w[i] = in_audit[i] ? *audit_weight : 1;
+        w[i] = design[i] > 0 ? (scale > 0 ? design[i] * scale : 1) : 1;
     return calib_platt_fit(s, y, w, n, map);
 }
 
@@ -182,25 +187,41 @@ static void set_estimate(calib_estimate *e, double value, double lo, double hi)
     e->hi = fmax(hi, value);
 }
 
-/* One stratum of R: its estimated positives and their interval. */
-static void stratum(double items, int64_t audit, int64_t positive, double expected, double *value,
-                    double *lo, double *hi)
+/* One side of the threshold in R: its estimated positives and their interval, from the
+ * audit labels there (w: their weights summed, w2: the squares, wpos: over positives). */
+static void side(double items, int64_t audit, double w, double w2, double wpos, double expected,
+                 double *value, double *lo, double *hi)
 {
     if (items <= 0) {
         *value = *lo = *hi = 0;
         return;
     }
-    if (audit <= 0) {
+    if (audit <= 0 || !(w > 0)) {
         *value = fmin(fmax(expected, 0), items);
         *lo = 0;
         *hi = items;
         return;
     }
-    double wl, wh;
-    calib_wilson((double)positive, (double)audit, 1.96, &wl, &wh);
-    *value = items * (double)positive / (double)audit;
+    double share = wpos / w, effective = w * w / w2, wl, wh;
+    calib_wilson(share * effective, effective, 1.96, &wl, &wh);
+    *value = items * share;
     *lo = items * wl;
     *hi = items * wh;
+}
+
+void calib_count_audit(calib_counts *c, double design, int above, int positive)
+{
+    c->audit++;
+    c->audit_above += above != 0;
+    if (above) {
+        c->audit_w_above += design;
+        c->audit_w2_above += design * design;
+        c->audit_wpos_above += positive ? design : 0;
+    } else {
+        c->audit_w_below += design;
+        c->audit_w2_below += design * design;
+        c->audit_wpos_below += positive ? design : 0;
+    }
 }
 
 void calib_estimate_all(const calib_counts *c, calib_estimates *e)
@@ -212,9 +233,10 @@ void calib_estimate_all(const calib_counts *c, calib_estimates *e)
     e->weight = c->audit > 0 ? rest / (double)c->audit : 0;
     double rest_above = (double)(c->above - c->census_above), rest_below = rest - rest_above;
     double tp, tp_lo, tp_hi, fn, fn_lo, fn_hi;
-    stratum(rest_above, c->audit_above, c->audit_pos_above, c->expected_above, &tp, &tp_lo, &tp_hi);
-    stratum(rest_below, c->audit - c->audit_above, c->audit_pos_below, c->expected_below, &fn,
-            &fn_lo, &fn_hi);
+    side(rest_above, c->audit_above, c->audit_w_above, c->audit_w2_above, c->audit_wpos_above,
+         c->expected_above, &tp, &tp_lo, &tp_hi);
+    side(rest_below, c->audit - c->audit_above, c->audit_w_below, c->audit_w2_below,
+         c->audit_wpos_below, c->expected_below, &fn, &fn_lo, &fn_hi);
     double census_tp = (double)c->census_pos_above, census_fn = (double)c->census_pos_below;
     tp += census_tp;
     tp_lo += census_tp;
@@ -245,5 +267,20 @@ void calib_draw(void *list, size_t n, size_t size, size_t k, uint64_t *state)
             memcpy(bytes + i * size + off, bytes + j * size + off, len);
             memcpy(bytes + j * size + off, tmp, len);
         }
+    }
+}
+
+void calib_strata(size_t n, size_t k, size_t bounds[CALIB_STRATA + 1], size_t take[CALIB_STRATA])
+{
+    bounds[0] = 0;
+    bounds[1] = (n + 99) / 100;
+    bounds[2] = (n + 9) / 10;
+    bounds[3] = n;
+    size_t left = k < n ? k : n;
+    for (int h = 0; h < CALIB_STRATA; h++) {
+        size_t size = bounds[h + 1] - bounds[h], strata_left = (size_t)(CALIB_STRATA - h);
+        size_t share = (left + strata_left - 1) / strata_left;
+        take[h] = share < size ? share : size;
+        left -= take[h];
     }
 }

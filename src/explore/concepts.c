@@ -459,8 +459,8 @@ static int copy_concept(vdx_concepts *book, const concept_record *rec, const voi
         " losses, training_accuracy, weight, metrics) SELECT ?1, round, time, labels_added,"
         " positive, negative, iters, lr, losses, training_accuracy, weight, metrics"
         " FROM rounds WHERE concept = ?2",
-        "INSERT INTO audit_items(concept, item, drawn, time)"
-        " SELECT ?1, item, drawn, time FROM audit_items WHERE concept = ?2",
+        "INSERT INTO audit_items(concept, item, drawn, time, weight)"
+        " SELECT ?1, item, drawn, time, weight FROM audit_items WHERE concept = ?2",
     };
     const char *new_name = arg;
     int64_t new_id = 0;

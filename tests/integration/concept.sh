@@ -191,10 +191,20 @@ set -- $(awk '{ print "-" $0 }' "$tmp/aids")
 "$vdx" concept threshold dogs 1000 $C > /dev/null 2> "$tmp/err"
 "$vdx" concept show dogs $C > "$tmp/show-audit.json" 2> "$tmp/err"
 # nothing above the threshold and 6 negative audit labels: the estimate of positives is
-# the census's positives, its interval up to census + (count - census) x Wilson(0 of 6)
-want=$(awk -v n="$count" -v c="$census" -v p="$census_pos" 'BEGIN {
-    z = 1.96; k = 6; hi = (z * z / (2 * k) + z * sqrt(z * z / (4 * k * k))) / (1 + z * z / k)
-    printf "%.4f %.4f", p, p + (n - c) * hi }')
+# the census's positives, its interval up to census + (count - census) x Wilson(0 of n),
+# n the labels' effective number: the pool of count - census items is cut at ranks
+# ceil(1%) and ceil(10%), the 6 draws shared as calib_strata shares them, each weighing
+# its stratum's size over its draws, and n = (sum w)^2 / sum w^2 = pool^2 / sum size^2/take
+want=$(awk -v n="$count" -v c="$census" -v p="$census_pos" 'function ceil(x) { return x == int(x) ? x : int(x) + 1 }
+BEGIN {
+    pool = n - c; b1 = ceil(pool / 100); b2 = ceil(pool / 10)
+    size[0] = b1; size[1] = b2 - b1; size[2] = pool - b2; left = 6; sq = 0
+    for (h = 0; h < 3; h++) {
+        share = ceil(left / (3 - h)); take = share < size[h] ? share : size[h]; left -= take
+        if (take > 0) sq += size[h] * size[h] / take
+    }
+    k = pool * pool / sq; z = 1.96; hi = (z * z / k) / (1 + z * z / k)
+    printf "%.4f %.4f", p, p + pool * hi }')
 got=$(sed -n "s/.*\"estimates\":{\"status\":\"estimated\",\"audit_labels\":6,\"census_labels\":$census,[^}]*\"positives\":{\"value\":\([0-9.e+-]*\),\"lo\":\([0-9.e+-]*\),\"hi\":\([0-9.e+-]*\)},\"precision\":null.*/\1 \3/p" "$tmp/show-audit.json")
 [ -n "$got" ] && [ "$(echo "$got" | awk '{ printf "%.4f %.4f", $1, $2 }')" = "$want" ] \
     && ok "audited estimate of positives: $census_pos [.., Wilson bound $want]" \
