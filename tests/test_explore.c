@@ -1813,6 +1813,21 @@ TEST(calibration_and_audit_estimates)
                           true_precision <= number_of(prec, "hi"))),
           "the intervals miss the truth: %s", cJSON_PrintUnformatted(est));
     cJSON_Delete(ev);
+    /* 20 audit labels on the seed's trainer: the evaluation suggests the anchored one,
+     * and stops once it is chosen */
+    REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &ev, &err) == 0, "%s", err.message);
+    char *warned = cJSON_PrintUnformatted(cJSON_GetObjectItem(ev, "warnings"));
+    CHECK(strstr(warned, "\"try_anchored\"") && strstr(warned, "with 20 audit labels the anchored"),
+          "warnings: %s", warned);
+    free(warned);
+    cJSON_Delete(ev);
+    REQUIRE(vdx_concept_set_trainer(book, "zero", "anchored", &err) == 0, "%s", err.message);
+    REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &ev, &err) == 0, "%s", err.message);
+    warned = cJSON_PrintUnformatted(cJSON_GetObjectItem(ev, "warnings"));
+    CHECK(!strstr(warned, "try_anchored"), "warnings after the switch: %s", warned);
+    free(warned);
+    cJSON_Delete(ev);
+    REQUIRE(vdx_concept_set_trainer(book, "zero", "seed", &err) == 0, "%s", err.message);
 
     /* the next round's calibration weighs the audit labels for the unlabelled items */
     REQUIRE(train(book, "zero") == 0, "train");

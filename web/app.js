@@ -974,6 +974,13 @@ function renderMetrics() {
       b2.onclick = () => fitThreshold('f1');
       li.append(' ', b2);
     }
+    if (w.code === 'try_anchored') {
+      const b2 = document.createElement('button');
+      b2.type = 'button';
+      b2.textContent = 'Use the anchored trainer';
+      b2.onclick = () => { $('trainer').value = 'anchored'; $('trainer').dispatchEvent(new Event('change')); };
+      li.append(' ', b2);
+    }
     return li;
   }));
 }
@@ -1530,6 +1537,7 @@ function setup() {
     await guarded(async () => {
       const trainer = $('trainer').value;
       state.concept = await api('PATCH', conceptPath(state.concept.name), { trainer });
+      await refreshEvaluation(); // its suggestion of a trainer follows
       say(`Rounds of “${state.concept.name}” now train ${trainer === 'anchored' ? 'anchored to the prompt' : 'as the original explorer did'}`);
     });
     renderConcept(); // the select shows what the server holds, also after a refusal

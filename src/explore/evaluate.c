@@ -201,9 +201,11 @@ static void add_warning(cJSON *list, const char *code, const char *format, ...)
     cJSON_AddItemToArray(list, w);
 }
 
-/* What a person should know before trusting the numbers. */
+/* What a person should know before trusting the numbers (and, once an audit sample is
+ * labelled, that the anchored trainer is worth a try: docs/explore.md). */
+#define AUDIT_LABELS_FOR_ANCHORED 20
 static cJSON *warnings(int positive, int negative, int tp, int above, int count,
-                       const cJSON *cv)
+                       const cJSON *cv, int trainer, int audit_labels)
 {
     cJSON *list = cJSON_CreateArray();
     int n = positive + negative;
@@ -227,6 +229,11 @@ static cJSON *warnings(int positive, int negative, int tp, int above, int count,
         add_warning(list, "low_recall",
                     "cross-validated recall is %.0f%%: most positives would be missed",
                     recall->valuedouble * 100);
+    if (trainer == TRAINER_SEED && audit_labels >= AUDIT_LABELS_FOR_ANCHORED)
+        add_warning(list, "try_anchored",
+                    "with %d audit labels the anchored trainer ranked at least as well as "
+                    "this one on every simulated concept, and far better on rare and broad "
+                    "ones: consider switching the trainer", audit_labels);
     return list;
 }
 
@@ -471,7 +478,8 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
         cJSON_AddNumberToObject(balance, "negative", n - positive);
         add_ratio(balance, "positive_share", positive, n);
         cJSON_AddItemToObject(out, "warnings",
-                              warnings(positive, n - positive, tp, above, (int)n_scores, cv));
+                              warnings(positive, n - positive, tp, above, (int)n_scores, cv,
+                                       rec.trainer, counts.audit));
         cJSON_AddItemToObject(out, "cross_validation", cv);
         cv = NULL;
         cJSON_AddNumberToObject(out, "count", (double)n_scores);

@@ -672,6 +672,14 @@ for (const { tag, options } of sizes) {
     const text = await page.textContent('#estimates');
     check(/positives · precision/.test(text) && /\[/.test(text), `estimates after the audit: ${text}`);
     await shot('estimates');
+    // with 20 audit labels the page suggests the anchored trainer; its button switches
+    await page.waitForSelector('#warnings li[data-code="try_anchored"] button');
+    const switched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.ok());
+    await page.click('#warnings li[data-code="try_anchored"] button');
+    await switched;
+    check((await getJson(page, `/api/concepts/${name}`)).trainer === 'anchored' &&
+      await page.inputValue('#trainer') === 'anchored', 'the suggestion did not switch the trainer');
+    await page.waitForFunction(() => !document.querySelector('#warnings li[data-code="try_anchored"]'));
     await closeSidebar(page);
   }, /request failed: .*\/evaluate\?/); // the reload cancels an evaluation still on its way
 
