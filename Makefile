@@ -19,7 +19,7 @@ WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
 # pkg-config file in Debian (libdnnl-dev ships CMake files only): plain -ldnnl.
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fopenmp -fno-strict-aliasing \
             -Iinclude -Isrc -Itests $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -ldnnl -lm -pthread -fopenmp
+LDLIBS   := $(PKG_LIBS) -ldnnl -lmvec -lm -pthread -fopenmp
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "engine/matmul.h"
 #include "vdx/clip.h"
 #include "vdx/mclip.h"
 
@@ -329,6 +330,7 @@ int main(int argc, char **argv)
                (peak - rss0) / 1024.0, (peak - rss0) / 1024.0 / weights_mb, weights_mb);
         double cpu = 0;
         vdx_mclip_forward(m, ids, tokens, out, NULL, NULL, &err); /* warm-up */
+        unsigned long long matmul0 = engine_matmul_elapsed_ns();
         for (int r = 0; r < rounds; r++) {
             double c0 = cpu_seconds(), w0 = vdx_now();
             if (vdx_mclip_forward(m, ids, tokens, out, NULL, NULL, &err) != 0) {
@@ -338,7 +340,10 @@ int main(int argc, char **argv)
             wall[r] = vdx_now() - w0;
             cpu += cpu_seconds() - c0;
         }
-        double best = wall[0];
+        double matmul = (double)(engine_matmul_elapsed_ns() - matmul0) * 1e-9 / rounds;
+        double best = wall[0], total = 0;
+        for (int r = 0; r < rounds; r++)
+            total += wall[r];
         for (int r = 1; r < rounds; r++)
             if (wall[r] < best)
                 best = wall[r];
@@ -354,6 +359,10 @@ int main(int argc, char **argv)
                "%.1f GFLOP/s; %.2fx fp32's time\n", name, tokens, median * 1e3, best * 1e3,
                rounds, cpu / rounds * 1e3, flops / median / 1e9,
                fp32_median > 0 ? median / fp32_median : 1.0);
+        printf("%s: matrix products %.1f ms of a prompt's mean %.1f ms (%.0f%%), the rest "
+               "(embedding, LayerNorm, attention, GELU, pooling) %.1f ms\n", name, matmul * 1e3,
+               total / rounds * 1e3, matmul / (total / rounds) * 100,
+               (total / rounds - matmul) * 1e3);
         printf("%s: bytes read per prompt %.2f GB (the encoder's weights once + %d word and "
                "position rows) -> %.1f GB/s at the median = %.2f x this run's read bandwidth; "
                "the floor at that bandwidth is %.0f ms\n", name, bytes / 1e9, tokens,

@@ -1812,7 +1812,60 @@ TEST(calibration_and_audit_estimates)
               (!above || (number_of(prec, "lo") <= true_precision &&
                           true_precision <= number_of(prec, "hi"))),
           "the intervals miss the truth: %s", cJSON_PrintUnformatted(est));
+    char *before = cJSON_PrintUnformatted(est);
     cJSON_Delete(ev);
+    {
+        /* a hand-edited book whose audit item has an infinite or negative design weight
+         * is refused with the item named, not turned into NaN estimates; restored, the
+         * estimates are those of before */
+        char db_path[4200], item[64] = "";
+        snprintf(db_path, sizeof db_path, "%s/concepts.db", vdx_store_dir(store));
+        sqlite3 *db = NULL;
+        sqlite3_stmt *first = NULL;
+        REQUIRE(sqlite3_open(db_path, &db) == SQLITE_OK, "%s", db_path);
+        REQUIRE(sqlite3_prepare_v2(db, "SELECT item FROM audit_items ORDER BY drawn LIMIT 1", -1,
+                                   &first, NULL) == SQLITE_OK &&
+                    sqlite3_step(first) == SQLITE_ROW,
+                "%s", sqlite3_errmsg(db));
+        snprintf(item, sizeof item, "%s", (const char *)sqlite3_column_text(first, 0));
+        sqlite3_finalize(first);
+        const char *damage[] = {"9e999", "-3"}, *shown[] = {"inf", "-3"};
+        for (int d = 0; d < 2; d++) {
+            char sql[256];
+            snprintf(sql, sizeof sql,
+                     "CREATE TEMP TABLE IF NOT EXISTS kept AS SELECT item, weight FROM audit_items;"
+                     " UPDATE audit_items SET weight = %s WHERE item = '%s'",
+                     damage[d], item);
+            REQUIRE(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
+            char want[256];
+            snprintf(want, sizeof want,
+                     "concepts.db: audit item '%s' of concept 'zero' has the design weight %s; "
+                     "a drawn item's weight is a positive number (its stratum's size over its "
+                     "draws)",
+                     item, shown[d]);
+            ev = NULL;
+            int refused = vdx_concept_evaluate(book, "zero", NULL, &ev, &err);
+            CHECK(refused == -1 && !ev && !strcmp(err.message, want), "evaluate with weight %s: %s",
+                  damage[d], err.message);
+            vdx_candidates_request audit_again = {.mode = VDX_CANDIDATES_AUDIT};
+            cJSON *page = NULL;
+            refused = vdx_concept_candidates(book, "zero", &audit_again, &page, &err);
+            CHECK(refused == -1 && !page && !strcmp(err.message, want),
+                  "audit page with weight %s: %s", damage[d], err.message);
+        }
+        REQUIRE(sqlite3_exec(db,
+                             "UPDATE audit_items SET weight = (SELECT weight FROM kept WHERE "
+                             "kept.item = audit_items.item); DROP TABLE kept",
+                             NULL, NULL, NULL) == SQLITE_OK,
+                "%s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &ev, &err) == 0, "%s", err.message);
+        char *after = cJSON_PrintUnformatted(cJSON_GetObjectItem(ev, "estimates"));
+        CHECK(!strcmp(before, after), "restored weights: %s\nbefore: %s", after, before);
+        free(after);
+        cJSON_Delete(ev);
+    }
+    free(before);
     /* 20 audit labels on the seed's trainer: the evaluation suggests the anchored one,
      * and stops once it is chosen */
     REQUIRE(vdx_concept_evaluate(book, "zero", NULL, &ev, &err) == 0, "%s", err.message);

@@ -40,13 +40,15 @@ static void audit_sample_free(audit_sample *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Items drawn before weights were recorded (books of schema 4) were drawn uniformly:
- * each stands for the collection's items over their number. */
-static int audit_sample_load(vdx_concepts *book, int64_t concept_id, audit_sample *a,
+/* Items drawn before weights were recorded (books of schema 4) have none (NULL): they
+ * were drawn uniformly, so each stands for the collection's items over their number.
+ * A recorded weight is a stratum's size over its draws; anything but a positive finite
+ * number there is a damaged book, refused rather than turned into NaN estimates. */
+static int audit_sample_load(vdx_concepts *book, const concept_record *rec, audit_sample *a,
                              vdx_error *err)
 {
     memset(a, 0, sizeof *a);
-    int rc = audit_items_load(book, concept_id, &a->set, err);
+    int rc = audit_items_load(book, rec->id, &a->set, err);
     size_t n = a->set.n;
     int *positions = rc == 0 ? malloc((n + 1) * sizeof *positions) : NULL;
     a->design = rc == 0 ? calloc(n + 1, sizeof *a->design) : NULL;
@@ -61,22 +63,28 @@ static int audit_sample_load(vdx_concepts *book, int64_t concept_id, audit_sampl
         rc = -1;
     size_t i = 0, unweighted = 0;
     if (rc == 0) {
-        sqlite3_bind_int64(stmt, 1, concept_id);
-        int step;
-        while (i < n && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-            a->design[i] = sqlite3_column_type(stmt, 0) == SQLITE_NULL ? 0
-                                                                        : sqlite3_column_double(stmt, 0);
-            unweighted += !(a->design[i] > 0);
+        sqlite3_bind_int64(stmt, 1, rec->id);
+        while (rc == 0 && i < n && sqlite3_step(stmt) == SQLITE_ROW) {
+            int recorded = sqlite3_column_type(stmt, 0) != SQLITE_NULL;
+            double w = recorded ? sqlite3_column_double(stmt, 0) : 0;
+            if (recorded && !(isfinite(w) && w > 0))
+                rc = vdx_fail(err,
+                              "concepts.db: audit item '%s' of concept '%s' has the design "
+                              "weight %g; a drawn item's weight is a positive number (its "
+                              "stratum's size over its draws)",
+                              a->set.ids[i], rec->name, w);
+            a->design[i] = w;
+            unweighted += !recorded;
             i++;
         }
-        if (i != n)
+        if (rc == 0 && i != n)
             rc = book_fail(book, err, "reading the audit sample's weights");
     }
     sqlite3_finalize(stmt);
     double uniform = unweighted ? (double)vdx_store_count(book->store) / (double)unweighted : 0;
     for (i = 0; rc == 0 && i < n; i++) {
         positions[i] = (int)i;
-        if (!(a->design[i] > 0))
+        if (a->design[i] == 0)
             a->design[i] = uniform > 0 ? uniform : 1;
     }
     if (rc == 0) {
@@ -223,16 +231,13 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
         rc = draw_more(book, &rec, &labelled, &drawn, (int)audit.n, &hits, want, seed,
                        &population, err);
         rc = book_end_write(book, rc, err);
-        if (rc == 0 && want) {
-            label_set_free(&audit);
-            label_index_free(&drawn);
-            if ((rc = audit_items_load(book, rec.id, &audit, err)) == 0)
-                rc = label_index_build(&audit, &drawn, err);
+        if (rc == 0)
             population = population > want ? population - want : 0;
-        }
     }
+    /* the sample as recorded, with the new draws and their weights */
     if (rc == 0)
-        rc = audit_sample_load(book, rec.id, &sample, err);
+        rc = audit_sample_load(book, &rec, &sample, err);
+    const label_set *audit_now = &sample.set;
     double norm = rc == 0 ? weight_norm(rec.weight, rec.dims) : 0;
     cJSON *out = rc == 0 ? cJSON_CreateObject() : NULL;
     if (rc == 0) {
@@ -243,12 +248,12 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
         cJSON *items = ok ? cJSON_AddArrayToObject(out, "items") : NULL;
         ok = items && cJSON_AddArrayToObject(out, "hidden");
         int listed = 0, audit_labelled = 0;
-        for (size_t i = 0; ok && i < audit.n; i++) {
-            if (label_index_get(&labelled, audit.ids[i]) >= 0) {
+        for (size_t i = 0; ok && i < audit_now->n; i++) {
+            if (label_index_get(&labelled, audit_now->ids[i]) >= 0) {
                 audit_labelled++;
                 continue;
             }
-            int at = label_index_get(&by_id, audit.ids[i]);
+            int at = label_index_get(&by_id, audit_now->ids[i]);
             if (at < 0 || listed >= k)
                 continue; /* an item that lost its vector since it was drawn */
             const vdx_hit *h = &hits.hits[at];
@@ -266,7 +271,7 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
                  cJSON_AddNumberToObject(item, "score", h->dist) &&
                  cJSON_AddNumberToObject(item, "probability", concept_probability(&rec, h->dist)) &&
                  cJSON_AddNumberToObject(item, "dist", norm > 0 ? 1.0 - h->dist / norm : 1.0) &&
-                 cJSON_AddNumberToObject(item, "rank", audit.labels[i]) &&
+                 cJSON_AddNumberToObject(item, "rank", audit_now->labels[i]) &&
                  cJSON_AddNumberToObject(item, "weight", audit_design_of(&sample, h->id)) &&
                  cJSON_AddNullToObject(item, "label");
             listed++;
@@ -275,9 +280,9 @@ int audit_candidates(vdx_concepts *book, const char *name, const vdx_candidates_
         ok = ok && cJSON_AddNumberToObject(out, "unlabelled", (double)population) &&
              cJSON_AddBoolToObject(out, "more", population > 0) && about &&
              cJSON_AddStringToObject(about, "design", "stratified by score") &&
-             cJSON_AddNumberToObject(about, "drawn", (double)audit.n) &&
+             cJSON_AddNumberToObject(about, "drawn", (double)audit_now->n) &&
              cJSON_AddNumberToObject(about, "labelled", audit_labelled) &&
-             cJSON_AddNumberToObject(about, "pending", (double)audit.n - audit_labelled);
+             cJSON_AddNumberToObject(about, "pending", (double)audit_now->n - audit_labelled);
         if (!ok)
             rc = vdx_fail_oom(err, "listing the audit sample of concept '%s' (it is recorded)",
                               rec.name);
@@ -332,7 +337,7 @@ int audit_counts(vdx_concepts *book, const concept_record *rec, const label_set 
     memset(c, 0, sizeof *c);
     audit_sample audit = {0};
     label_index labelled = {0};
-    int rc = audit_sample_load(book, rec->id, &audit, err);
+    int rc = audit_sample_load(book, rec, &audit, err);
     if (rc == 0)
         rc = label_index_build(labels, &labelled, err);
     for (int i = 0; rc == 0 && i < hits->n; i++)
@@ -351,7 +356,7 @@ int audit_counts_split(vdx_concepts *book, const concept_record *rec, const labe
 {
     memset(c, 0, sizeof *c);
     audit_sample audit = {0};
-    int rc = audit_sample_load(book, rec->id, &audit, err);
+    int rc = audit_sample_load(book, rec, &audit, err);
     /* the unlabelled items (all of R): count_item's work for label -1, in one loop without
      * branches (an item is above or below at random: a branch would be mispredicted half
      * the time); a·p is p or +0, so the sums are count_item's */
@@ -429,7 +434,7 @@ int audit_calibrate(vdx_concepts *book, const concept_record *rec, const float *
     int rc = s && w && y && design ? 0
                                    : vdx_fail_oom(err, "out of memory for calibrating %zu labels", n);
     if (rc == 0)
-        rc = audit_sample_load(book, rec->id, &audit, err);
+        rc = audit_sample_load(book, rec, &audit, err);
     int64_t audited = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         double dot = 0;
