@@ -70,7 +70,7 @@ TEST(fp32_matmul_matches_reference_on_1_2_4_threads)
     const int threads[3] = {1, 2, 4};
     for (int t = 0; t < 3; t++) {
         engine_set_threads(threads[t]);
-        engine_enter(1 << 20, 1); /* every thread, whatever the row count */
+        engine_enter(); /* every thread */
         CHECK(engine_matmul(out[t], inputs, &w, bias, ROWS, 0, &err) == 0, "%s", err.message);
     }
     double worst = worst_error(out[0]);
@@ -84,7 +84,7 @@ TEST(fp32_matmul_matches_reference_on_1_2_4_threads)
             }
     memcpy(twice, out[0], sizeof twice);
     engine_set_threads(2);
-    engine_enter(1 << 20, 1); /* every thread, whatever the row count */
+    engine_enter(); /* every thread */
     CHECK(engine_matmul(twice, inputs, &w, bias, ROWS, 1, &err) == 0, "%s", err.message);
     double off = 0;
     for (int i = 0; i < ROWS * OUT; i++)
@@ -101,7 +101,7 @@ TEST(bf16_and_int8_matmul_near_reference)
     const vdx_precision precisions[2] = {VDX_PRECISION_BF16, VDX_PRECISION_INT8};
     const double bounds[2] = {1e-2, 3e-2};
     engine_set_threads(2);
-    engine_enter(1 << 20, 1); /* every thread, whatever the row count */
+    engine_enter(); /* every thread */
     for (int p = 0; p < 2; p++) {
         if (precisions[p] == VDX_PRECISION_BF16 && !engine_cpu_has_bf16()) {
             SKIP("bf16: CPU lacks avx512_bf16");
@@ -126,7 +126,7 @@ static void *caller(void *arg)
 {
     float *out = arg;
     vdx_error err = {{0}};
-    engine_enter(1 << 20, 1); /* every thread, whatever the row count */
+    engine_enter(); /* every thread */
     for (int call = 0; call < CALLS_PER_CALLER; call++)
         if (engine_matmul(out, inputs, &shared_matrix, bias, ROWS, 0, &err) != 0)
             memset(out, 0, sizeof expected);
@@ -139,7 +139,7 @@ TEST(concurrent_and_repeated_calls_are_identical)
     REQUIRE(engine_matrix_pack(&shared_matrix, weights, OUT, IN, VDX_PRECISION_FP32, &err) == 0,
             "%s", err.message);
     engine_set_threads(2);
-    engine_enter(1 << 20, 1); /* every thread, whatever the row count */
+    engine_enter(); /* every thread */
     REQUIRE(engine_matmul(expected, inputs, &shared_matrix, bias, ROWS, 0, &err) == 0, "%s",
             err.message);
     pthread_t ids[CALLERS];

@@ -648,13 +648,12 @@ TEST(killed_build_leaves_the_old_index)
     REQUIRE(s, "setup failed");
     REQUIRE(fill(s, ROWS, 70000, &err) == 0, "%s", err.message); /* encoding reports past 65536 */
     vdx_store_close(s);
+    fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        vdx_store *c = open_store("killed", 0, &err);
-        vdx_index_options o = {.lists = LISTS, .on_progress = kill_self};
-        if (c)
-            vdx_store_index_build(c, &o, &err);
-        _exit(3); /* the build should never get here */
+        /* a fresh process: libgomp's thread team does not survive fork() */
+        execl("/proc/self/exe", "test_index", "--killed-build-child", data_dir, (char *)NULL);
+        _exit(127);
     }
     int status;
     waitpid(pid, &status, 0);
@@ -690,8 +689,23 @@ TEST(killed_build_leaves_the_old_index)
     vdx_store_close(s);
 }
 
-int main(void)
+/* The child of killed_build_leaves_the_old_index: builds the index of collection "killed"
+ * under DATA_DIR and is killed by its own progress callback while encoding. */
+static int killed_build_child(const char *dir)
 {
+    snprintf(data_dir, sizeof data_dir, "%s", dir);
+    vdx_error err = {{0}};
+    vdx_store *c = open_store("killed", 0, &err);
+    vdx_index_options o = {.lists = LISTS, .on_progress = kill_self};
+    if (c)
+        vdx_store_index_build(c, &o, &err);
+    return 3; /* the build should never get here */
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--killed-build-child"))
+        return killed_build_child(argv[2]);
     test_tmp_begin("index");
     snprintf(data_dir, sizeof data_dir, "%s/data", getenv("TMPDIR"));
     synth_params p;

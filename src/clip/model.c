@@ -566,7 +566,7 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
         return 0;
     const vdx_clip_tower_config *c = &m->config.vision;
     int grid = c->image_size / c->patch_size, tokens = grid * grid + 1;
-    engine_enter(n * tokens, c->hidden_size);
+    engine_enter();
     size_t image_floats = (size_t)c->num_channels * c->image_size * c->image_size;
     int batch = n < VISION_BATCH ? n : VISION_BATCH;
     size_t patch_len = (size_t)c->num_channels * c->patch_size * c->patch_size;
@@ -616,7 +616,7 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
             s.h[(size_t)t * d + i] = tok[i] + pos[i];
     }
     int rc = 0;
-    engine_enter(tokens, d);
+    engine_enter();
     for (int l = 0; l < c->num_layers && rc == 0; l++)
         if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1, err) != 0)
             rc = vdx_error_prefix(err, "text tower");

@@ -556,7 +556,7 @@ int vdx_mclip_forward(const vdx_mclip_model *m, const int32_t *ids, int n_ids, f
     int rc = embed(m, ids, 1, n_ids, s.h, err);
     if (rc == 0 && hidden)
         memcpy(hidden, s.h, layer_floats * sizeof(float));
-    engine_enter(n_ids, c->hidden_size);
+    engine_enter();
     for (int l = 0; l < c->num_layers && rc == 0; l++) {
         if (layer(m, &m->layers[l], &s, 1, n_ids, NULL, err) != 0)
             rc = -1;
@@ -601,7 +601,7 @@ int vdx_mclip_forward_batch(const vdx_mclip_model *m, const int32_t *ids, const 
         rc = scratch_alloc(&s, (size_t)n_seq * seq_len, c, err);
     if (rc == 0)
         rc = embed(m, ids, n_seq, seq_len, s.h, err);
-    engine_enter(n_seq * seq_len, c->hidden_size);
+    engine_enter();
     for (int l = 0; l < c->num_layers && rc == 0; l++)
         rc = layer(m, &m->layers[l], &s, n_seq, seq_len, lengths, err);
     for (int q = 0; q < n_seq && rc == 0; q++)

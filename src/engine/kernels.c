@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/team.h"
 #include "vdx/common.h"
 
 #define MAX_THREADS 64
@@ -29,7 +30,7 @@ void engine_set_threads(int threads)
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
     atomic_store(&kernel_threads, threads);
-    openblas_set_num_threads(threads);
+    team_serial_blas();
 }
 
 int engine_threads(void)
@@ -40,10 +41,10 @@ int engine_threads(void)
     return threads;
 }
 
-void engine_enter(int rows, int width)
+void engine_enter(void)
 {
-    int small = rows <= ENGINE_FEW_ROWS && width <= ENGINE_NARROW;
-    omp_set_num_threads(small ? 1 : engine_threads());
+    team_serial_blas();
+    omp_set_num_threads(engine_threads());
 }
 
 /* ---- parallel loops on the one OpenMP team ----------------------------------------- */

@@ -4,22 +4,18 @@
 #ifndef VDX_ENGINE_KERNELS_H
 #define VDX_ENGINE_KERNELS_H
 
-/* Threads used by the kernels' parallel loops, oneDNN and OpenBLAS (>= 1). */
+/* Threads used by the kernels' parallel loops and oneDNN (>= 1). */
 void engine_set_threads(int threads);
 int engine_threads(void);
-/* Sets the calling thread's OpenMP team size for a pass over `rows` token rows of a model
- * `width` wide: every public entry point of a tower calls it first (OpenMP's thread
- * count is per calling thread). A narrow short pass — at most ENGINE_FEW_ROWS rows of at
- * most ENGINE_NARROW values: a CLIP ViT-B/32 prompt — runs on the calling thread alone;
- * everything else uses engine_threads(). Measured on a 2-core EPYC Zen4 under a load of
- * about 2 (bench_clip, bench_mclip; docs/clip-engine.md, "Threads"): a 77-token CLIP
- * prompt takes 61 ms on one thread and 101 ms on two (about 100 short parallel regions,
- * and libgomp's idle workers spin between them), while one image (50 rows × 768) takes
- * 102 ms on one and 49 on two, and a 16-token prompt through XLM-R Large (1024 wide,
- * memory-bound: two cores read twice as fast) 151 ms on one and 79 on two. */
-#define ENGINE_FEW_ROWS 77
-#define ENGINE_NARROW 512
-void engine_enter(int rows, int width);
+/* Sets the calling thread's OpenMP team size to engine_threads() for a pass of a tower:
+ * every public entry point of a tower calls it first (OpenMP's thread count is per calling
+ * thread), and OpenBLAS is kept on its callers' threads (team_serial_blas: attention's
+ * per-head products run inside the head loop's parallel region). Every pass uses the
+ * team, prompts included: measured on a 2-core AMD EPYC Zen 5 (docs/clip-engine.md,
+ * "Threads"), a 7-token CLIP prompt takes 3.8 ms on two threads against 5.9 on one, a
+ * 77-token one 19.8 against 34.8. (Until session 13 prompts ran on one thread: with
+ * OpenBLAS's own threads also running, two threads had made a 77-token prompt 8× slower.) */
+void engine_enter(void);
 
 /* Per row of `dim` values: (x - mean) / sqrt(var + eps) * gamma + beta, with the mean
  * and the biased variance accumulated in double. out may equal in. */

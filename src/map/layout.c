@@ -711,18 +711,20 @@ int vdx_map_layout(const vdx_map_vectors *v, const vdx_map_options *opts, float 
                              (long long)n);
     vdx_map_options o;
     map_defaults(opts, &o, n);
-    if (o.threads > 0)
-        openblas_set_num_threads(o.threads);
+    /* the neighbour products are large GEMMs outside any parallel region: here OpenBLAS
+     * runs them on its own threads, then goes back to the callers' threads (team.h) */
+    int blas_before = openblas_get_num_threads();
+    openblas_set_num_threads(o.threads > 0 ? o.threads : vdx_cpu_count());
     int k = o.neighbors < n - 1 ? o.neighbors : (int)(n - 1);
     int32_t *nb = malloc((size_t)n * k * sizeof *nb);
     float *nd = malloc((size_t)n * k * sizeof *nd);
-    if (!nb || !nd) {
-        free(nb), free(nd);
-        return vdx_fail_oom(err, "for the neighbour lists of %lld items", (long long)n);
-    }
     int rc = -1;
     edge *e = NULL;
     float *work = NULL;
+    if (!nb || !nd) {
+        vdx_fail_oom(err, "for the neighbour lists of %lld items", (long long)n);
+        goto out;
+    }
     progress(&o, "neighbours", 0);
     if (map_knn(v, k, &o, nb, nd, err) != 0)
         goto out;
@@ -747,6 +749,7 @@ int vdx_map_layout(const vdx_map_vectors *v, const vdx_map_options *opts, float 
     sgd(xy, n, e, m, &o, a, b, &rng, work, work + m, work + 2 * m);
     rc = 0;
 out:
+    openblas_set_num_threads(blas_before);
     free(nb), free(nd), free(e), free(work);
     return rc;
 }

@@ -415,20 +415,30 @@ static void normalize(float *x, int d)
 }
 
 /* assign[i] = argmax_l x_i·c_l for n rows of x (f32, n × d), through GEMMs of `block`
- * rows; scores has room for block × lists. */
+ * rows; scores has room for block × lists. OpenBLAS runs on its callers' threads
+ * (team_serial_blas), so the rows are split over OpenMP's team: each part is one GEMM
+ * into its own rows of scores. */
 static void assign_block(const float *x, int64_t n, const float *c, int lists, int d,
                          float *scores, uint32_t *assign)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, lists, d, 1.0f, x, d, c, d,
-                0.0f, scores, lists);
-    for (int64_t i = 0; i < n; i++) {
-        const float *s = scores + (size_t)i * (size_t)lists;
-        int best = 0;
-        for (int l = 1; l < lists; l++)
-            if (s[l] > s[best])
-                best = l;
-        assign[i] = (uint32_t)best;
+    int threads = team_claim(n >= 256 ? omp_get_max_threads() : 1);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int t = 0; t < threads; t++) {
+        int64_t first = n * t / threads, end = n * (t + 1) / threads;
+        if (end > first)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(end - first), lists, d,
+                        1.0f, x + (size_t)first * d, d, c, d, 0.0f,
+                        scores + (size_t)first * lists, lists);
+        for (int64_t i = first; i < end; i++) {
+            const float *s = scores + (size_t)i * (size_t)lists;
+            int best = 0;
+            for (int l = 1; l < lists; l++)
+                if (s[l] > s[best])
+                    best = l;
+            assign[i] = (uint32_t)best;
+        }
     }
+    team_release(threads);
 }
 
 static int fsync_dir_of(const char *path)
@@ -587,6 +597,7 @@ static int default_nprobe(int lists)
 int ivf_build(const vdx_scan_matrix *m, const char *path, const vdx_ivf_build_params *p,
                   vdx_error *err)
 {
+    team_serial_blas();
     int64_t n = m->n;
     int d = m->dims;
     if (n < 1)
