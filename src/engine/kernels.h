@@ -13,8 +13,8 @@ int engine_threads(void);
  * per-head products run inside the head loop's parallel region). Every pass uses the
  * team, prompts included: measured on a 2-core AMD EPYC Zen 5 (docs/clip-engine.md,
  * "Threads"), a 7-token CLIP prompt takes 3.8 ms on two threads against 5.9 on one, a
- * 77-token one 19.8 against 34.8. (Until session 13 prompts ran on one thread: with
- * OpenBLAS's own threads also running, two threads had made a 77-token prompt 8× slower.) */
+ * 77-token one 19.8 against 34.8. (Prompts once ran on one thread: with OpenBLAS's own
+ * threads also running, two threads had made a 77-token prompt several times slower.) */
 void engine_enter(void);
 
 /* Per row of `dim` values: (x - mean) / sqrt(var + eps) * gamma + beta, with the mean
