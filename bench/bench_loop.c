@@ -630,13 +630,15 @@ int main(int argc, char **argv)
             }
             int r5 = rounds >= 5 ? 4 : rounds - 1;
             const round_stats *a = &with_audit[t][r5];
-            printf("%s, targets after round %d: ECE %.3f (<= 0.05); above the fitted threshold "
-                   "%d vs %d positives (ratio %.2f, within 1.5x); realised precision at 0.9 "
+            double ratio = fam[f].positives ? (double)a->above_fit / fam[f].positives : NAN;
+            printf("%s, targets after round %d: ECE %.4f (%s 0.05); above the fitted threshold "
+                   "%d vs %d positives (ratio %.2f, %s 1.5x); realised precision at 0.9 "
                    "%.3f (>= 0.85 on clean and look-alike); AP with audit - alone %+.3f; the ranking "
                    "holds at most %d items at a true precision >= 0.9\n",
-                   trainer_names[t], r5 + 1, a->ece[2], a->above_fit, fam[f].positives,
-                   fam[f].positives ? (double)a->above_fit / fam[f].positives : NAN,
-                   a->above_fit_precision, a->ap - plain[t][r5].ap, a->most_at_09);
+                   trainer_names[t], r5 + 1, a->ece[2], a->ece[2] <= 0.05 ? "<=" : "above",
+                   a->above_fit, fam[f].positives, ratio,
+                   ratio >= 1 / 1.5 && ratio <= 1.5 ? "within" : "outside", a->above_fit_precision,
+                   a->ap - plain[t][r5].ap, a->most_at_09);
             printf("%s, ECE of the raw probabilities without audit after round %d: %.3f; Platt "
                    "on its labels: %.3f\n", trainer_names[t], r5 + 1, plain[t][r5].ece[0],
                    plain[t][r5].ece[1]);
