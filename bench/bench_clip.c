@@ -228,12 +228,16 @@ static double cpu_seconds(void)
 }
 
 /* Multiply-adds of one image through the vision tower (patch GEMM, layers, projection). */
+/* The multiply-adds one image takes: every layer over every token, except the last,
+ * which carries on the class token only past its keys and values (src/clip/model.c). */
 static double vision_macs(void)
 {
     double t = V_POS, patches = V_POS - 1;
     double layer = t * V_DIM * 3 * V_DIM + 2 * t * t * V_DIM + t * V_DIM * V_DIM +
                    2 * t * V_DIM * V_INTER;
-    return patches * 3 * PATCH * PATCH * V_DIM + V_LAYERS * layer + (double)V_DIM * PROJ;
+    double last = t * V_DIM * 3 * V_DIM + 2 * t * V_DIM + V_DIM * V_DIM + 2 * V_DIM * V_INTER;
+    return patches * 3 * PATCH * PATCH * V_DIM + (V_LAYERS - 1) * layer + last +
+           (double)V_DIM * PROJ;
 }
 
 static double peak_gflops = 1, peak_per_cpu_s = 1;

@@ -485,17 +485,27 @@ const char *vdx_clip_config_hash(const vdx_clip_model *m) { return m->fingerprin
 /* ---- forward ------------------------------------------------------------------- */
 
 /* One pre-LN encoder layer over s->h ([n_seq·seq_len][dim]), in place:
- * h += out_proj(attention(layer_norm1(h))); h += fc2(act(fc1(layer_norm2(h)))). */
+ * h += out_proj(attention(layer_norm1(h))); h += fc2(act(fc1(layer_norm2(h)))).
+ * With pooled >= 0 (the last layer) only the row each sequence is pooled at goes on past
+ * the attention's keys and values: s->h is left holding those rows, [n_seq][dim]. Every
+ * other row of the last layer's output is thrown away by the pooling, and skipping them
+ * saves a twelfth of a pass's multiply-adds, not one of which the pooled rows depend on. */
 static int encoder_layer(const layer_weights *l, const vdx_clip_tower_config *c, scratch *s,
-                         int n_seq, int seq_len, int causal, vdx_error *err)
+                         int n_seq, int seq_len, int causal, int pooled, vdx_error *err)
 {
     int rows = n_seq * seq_len, d = c->hidden_size, inter = c->intermediate_size;
     engine_activation act = c->hidden_act_quick_gelu ? ENGINE_ACT_QUICK_GELU : ENGINE_ACT_GELU;
     engine_layer_norm(s->x, s->h, l->norm1_w, l->norm1_b, rows, d, c->layer_norm_eps);
     if (engine_matmul(s->qkv, s->x, &l->qkv, l->qkv_b, rows, 0, err) != 0)
         return -1;
-    if (engine_attention(s->x, s->qkv, n_seq, seq_len, d, c->num_heads, causal) != 0)
+    if (engine_attention(s->x, s->qkv, n_seq, seq_len, d, c->num_heads, causal, pooled) != 0)
         return vdx_fail_oom(err, "for attention scores");
+    if (pooled >= 0) { /* the residual rows that go on, packed (row i moves down to i) */
+        rows = n_seq;
+        for (int i = 0; i < n_seq; i++)
+            memmove(s->h + (size_t)i * d, s->h + ((size_t)i * seq_len + pooled) * d,
+                    (size_t)d * sizeof(float));
+    }
     if (engine_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
         return -1;
     engine_layer_norm(s->x, s->h, l->norm2_w, l->norm2_b, rows, d, c->layer_norm_eps);
@@ -546,14 +556,14 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
     int rows = n * tokens;
     engine_layer_norm(s->h, s->h, w->pre_norm_w, w->pre_norm_b, rows, d, c->layer_norm_eps);
 
+    /* The last layer carries on the class token of each image only (the pooled row). */
     for (int l = 0; l < c->num_layers; l++)
-        if (encoder_layer(&w->layers[l], c, s, n, tokens, 0, err) != 0)
+        if (encoder_layer(&w->layers[l], c, s, n, tokens, 0, l == c->num_layers - 1 ? 0 : -1,
+                          err) != 0)
             return vdx_error_prefix(err, "vision tower");
 
-    /* Pool the class token of each image, post_layernorm, project. */
-    for (int img = 0; img < n; img++)
-        memcpy(s->x + (size_t)img * d, s->h + (size_t)img * tokens * d, (size_t)d * sizeof(float));
-    engine_layer_norm(s->x, s->x, w->final_norm_w, w->final_norm_b, n, d, c->layer_norm_eps);
+    /* The class tokens (s->h [n][dim]): post_layernorm, project. */
+    engine_layer_norm(s->x, s->h, w->final_norm_w, w->final_norm_b, n, d, c->layer_norm_eps);
     return engine_matmul(out, s->x, &w->projection_matrix, NULL, n, 0, err);
 }
 
@@ -618,11 +628,11 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
     int rc = 0;
     engine_enter();
     for (int l = 0; l < c->num_layers && rc == 0; l++)
-        if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1, err) != 0)
+        if (encoder_layer(&w->layers[l], c, &s, 1, tokens, 1, l == c->num_layers - 1 ? pool : -1,
+                          err) != 0)
             rc = vdx_error_prefix(err, "text tower");
-    if (rc == 0) {
-        engine_layer_norm(s.x, s.h + (size_t)pool * d, w->final_norm_w, w->final_norm_b, 1, d,
-                        c->layer_norm_eps);
+    if (rc == 0) { /* the last layer left the pooled row alone in s.h */
+        engine_layer_norm(s.x, s.h, w->final_norm_w, w->final_norm_b, 1, d, c->layer_norm_eps);
         rc = engine_matmul(out, s.x, &w->projection_matrix, NULL, 1, 0, err);
     }
     free(s.block);

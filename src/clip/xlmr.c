@@ -506,7 +506,7 @@ static int layer(const vdx_mclip_model *m, const xlmr_layer *l, scratch *s, int 
     for (int q = 0; q < n_seq; q++) {
         int n = lengths ? lengths[q] : seq_len;
         if (engine_attention(s->x + (size_t)q * seq_len * H, s->qkv + (size_t)q * seq_len * 3 * H,
-                           1, n, H, c->num_heads, 0) != 0)
+                           1, n, H, c->num_heads, 0, -1) != 0)
             return vdx_fail_oom(err, "M-CLIP: for attention scores");
     }
     if (engine_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)

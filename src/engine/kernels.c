@@ -254,15 +254,16 @@ typedef struct attention_job {
     float *out;
     const float *qkv;
     float *scores; /* seq_len*seq_len floats per slot */
-    int seq_len, dim, n_heads, causal;
+    int seq_len, dim, n_heads, causal, query;
 } attention_job;
 
-/* Rows of scores → probabilities, in place. Row i of a causal sequence sees keys 0..i. */
-CLONES static void softmax_rows(float *scores, int seq_len, int causal)
+/* Rows of scores → probabilities, in place: `rows` rows for the queries first, first + 1,
+ * ...; the query at position i of a causal sequence sees keys 0..i. */
+CLONES static void softmax_rows(float *scores, int rows, int first, int seq_len, int causal)
 {
-    for (int i = 0; i < seq_len; i++) {
-        float *row = scores + (size_t)i * seq_len;
-        int visible = causal ? i + 1 : seq_len;
+    for (int r = 0; r < rows; r++) {
+        float *row = scores + (size_t)r * seq_len;
+        int visible = causal ? first + r + 1 : seq_len;
         float max = row[0];
         for (int j = 1; j < visible; j++)
             max = row[j] > max ? row[j] : max;
@@ -291,30 +292,32 @@ static void attention_tasks(void *arg, int slot, int begin, int end)
     const attention_job *job = arg;
     int t = job->seq_len, dim = job->dim, head_dim = dim / job->n_heads;
     int stride = 3 * dim;
+    /* every query, or the one at position job->query (its output row packed per sequence) */
+    int queries = job->query < 0 ? t : 1, first = job->query < 0 ? 0 : job->query;
     float scale = (float)(1.0 / sqrt((double)head_dim));
     float *scores = job->scores + (size_t)slot * t * t;
     for (int task = begin; task < end; task++) {
         int seq = task / job->n_heads, head = task % job->n_heads;
-        const float *q = job->qkv + (size_t)seq * t * stride + (size_t)head * head_dim;
-        const float *k = q + dim, *v = q + 2 * dim;
-        float *o = job->out + (size_t)seq * t * dim + (size_t)head * head_dim;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, t, head_dim, scale, q, stride,
-                    k, stride, 0.0f, scores, t);
-        softmax_rows(scores, t, job->causal);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, head_dim, t, 1.0f, scores,
-                    t, v, stride, 0.0f, o, dim);
+        const float *k = job->qkv + (size_t)seq * t * stride + (size_t)head * head_dim + dim;
+        const float *q = k - dim + (size_t)first * stride, *v = k + dim;
+        float *o = job->out + (size_t)seq * queries * dim + (size_t)head * head_dim;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, queries, t, head_dim, scale, q,
+                    stride, k, stride, 0.0f, scores, t);
+        softmax_rows(scores, queries, first, t, job->causal);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, queries, head_dim, t, 1.0f,
+                    scores, t, v, stride, 0.0f, o, dim);
     }
 }
 
 int engine_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
-                   int n_heads, int causal)
+                   int n_heads, int causal, int query)
 {
     int threads = omp_get_max_threads();
     float *scores = malloc((size_t)threads * seq_len * seq_len * sizeof *scores);
     if (!scores)
         return -1;
-    attention_job job = {out, qkv, scores, seq_len, dim, n_heads, causal};
-    long long per_task = 2LL * seq_len * seq_len * (dim / n_heads);
+    attention_job job = {out, qkv, scores, seq_len, dim, n_heads, causal, query};
+    long long per_task = 2LL * (query < 0 ? seq_len : 1) * seq_len * (dim / n_heads);
     int grain = (int)(PARALLEL_MIN_ELEMENTS / (per_task > 0 ? per_task : 1));
     parallel_for(n_seq * n_heads, grain, threads, attention_tasks, &job);
     free(scores);

@@ -31,8 +31,11 @@ void engine_bias_activation(float *x, const float *bias, int rows, int cols,
  * qkv holds, per token, the query, key and value projections side by side
  * ([n_seq*seq_len][3*dim], heads of head_dim = dim/n_heads inside each); out gets the
  * per-head softmax(q·kᵀ/√head_dim (+ causal mask)) · v, heads concatenated
- * ([n_seq*seq_len][dim]). Returns -1 when its score buffers cannot be allocated. */
+ * ([n_seq*seq_len][dim]). With query >= 0 only the query at that position of each
+ * sequence is attended (over every key it may see), out then [n_seq][dim]: a tower's
+ * last layer needs only the row it pools. Returns -1 when its score buffers cannot be
+ * allocated. */
 int engine_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
-                   int n_heads, int causal);
+                   int n_heads, int causal, int query);
 
 #endif
