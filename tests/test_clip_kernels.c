@@ -5,7 +5,8 @@
  * The golden model is too small to split its layers over threads, so these shapes are
  * those of a CLIP text layer (7 rows, 512 -> 1536). Activations:
  * QuickGELU and the exact erf GELU (`hidden_act: gelu`, which no golden fixture uses)
- * against their definitions in double and torch's values. */
+ * against their definitions in double and torch's values. Attention, over every query and
+ * over one (the last layer's pooled row), against its definition in double. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -210,6 +211,54 @@ TEST(activations_match_their_definitions)
     CHECK(fabs(v - 0.8413447460685429) < 1e-6, "gelu(0.5 + 0.5) = %.9g", v);
 }
 
+/* Attention against softmax(q·kᵀ/√d)·v in double, every query and each single one (the
+ * last layer's pooled row), with and without the causal mask, over 2 sequences of 9
+ * tokens with 3 heads of 8. */
+TEST(attention_matches_its_definition_for_every_and_one_query)
+{
+    enum { SEQS = 2, T = 9, HEADS = 3, HD = 8, D = HEADS * HD };
+    static float qkv[SEQS * T * 3 * D], all[SEQS * T * D], one[SEQS * D];
+    unsigned state = 777;
+    fill(qkv, SEQS * T * 3 * D, &state);
+    for (int causal = 0; causal < 2; causal++) {
+        REQUIRE(engine_attention(all, qkv, SEQS, T, D, HEADS, causal, -1) == 0, "attention");
+        double worst = 0;
+        for (int s = 0; s < SEQS; s++)
+            for (int i = 0; i < T; i++)
+                for (int h = 0; h < HEADS; h++) {
+                    const float *q = qkv + ((size_t)s * T + i) * 3 * D + h * HD;
+                    double p[T], sum = 0, top = -INFINITY;
+                    int visible = causal ? i + 1 : T;
+                    for (int j = 0; j < visible; j++) {
+                        const float *k = qkv + ((size_t)s * T + j) * 3 * D + D + h * HD;
+                        double dot = 0;
+                        for (int e = 0; e < HD; e++)
+                            dot += (double)q[e] * k[e];
+                        p[j] = dot / sqrt((double)HD);
+                        top = fmax(top, p[j]);
+                    }
+                    for (int j = 0; j < visible; j++)
+                        sum += p[j] = exp(p[j] - top);
+                    for (int e = 0; e < HD; e++) {
+                        double o = 0;
+                        for (int j = 0; j < visible; j++)
+                            o += p[j] / sum * qkv[((size_t)s * T + j) * 3 * D + 2 * D + h * HD + e];
+                        worst = fmax(worst, fabs(all[((size_t)s * T + i) * D + h * HD + e] - o));
+                    }
+                }
+        CHECK(worst < 1e-6, "attention (causal %d) off its definition by %g", causal, worst);
+        for (int query = 0; query < T; query++) {
+            REQUIRE(engine_attention(one, qkv, SEQS, T, D, HEADS, causal, query) == 0, "attention");
+            double off = 0;
+            for (int s = 0; s < SEQS; s++)
+                for (int e = 0; e < D; e++)
+                    off = fmax(off, fabs(one[s * D + e] - all[((size_t)s * T + query) * D + e]));
+            CHECK(off < 1e-6, "query %d alone (causal %d) differs from its row by %g", query,
+                  causal, off);
+        }
+    }
+}
+
 int main(void)
 {
     fill_all();
@@ -218,5 +267,6 @@ int main(void)
     RUN(concurrent_and_repeated_calls_are_identical);
     RUN(precision_names_parse_and_refuse);
     RUN(activations_match_their_definitions);
+    RUN(attention_matches_its_definition_for_every_and_one_query);
     return test_summary("clip_kernels");
 }
