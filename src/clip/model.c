@@ -7,14 +7,17 @@
  *
  * Vision runs images in batches of VISION_BATCH so that every Linear layer is one GEMM
  * over batch·tokens rows; text runs only the tokens up to the pooled end-of-text token,
- * which the causal mask makes exact. A loaded model is read-only: every call allocates
- * its own scratch, so one model serves any number of threads. */
+ * which the causal mask makes exact. A loaded model is read-only but for one spare
+ * vision scratch block it lends out (under a lock) and takes back, so that a batch's
+ * ~46 MB is not mapped and faulted in afresh by every call; a call that finds it taken
+ * allocates its own, so one model serves any number of threads. */
 #include "vdx/clip.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +60,13 @@ typedef struct tower_weights {
     vdx_precision precision;
 } tower_weights;
 
+/* A vision scratch block kept between calls (see the top of the file). */
+typedef struct scratch_spare {
+    pthread_mutex_t lock;
+    float *block; /* NULL while lent out or before the first call */
+    size_t floats;
+} scratch_spare;
+
 struct vdx_clip_model {
     vdx_clip_config config;
     vdx_preprocess_config preprocess;
@@ -66,6 +76,7 @@ struct vdx_clip_model {
     size_t arena_floats;
     char name[256];
     char fingerprint[65];
+    scratch_spare *spare; /* its own allocation: lent out by calls on a const model */
 };
 
 /* Per-call working memory of a tower pass over `rows` token rows. */
@@ -75,24 +86,55 @@ typedef struct scratch {
     float *qkv; /* [rows][3·dim] */
     float *mlp; /* [rows][max(intermediate, patch_len)] MLP hidden, vision im2col */
     float *block; /* the one allocation holding the four */
+    size_t floats; /* its size */
 } scratch;
 
 static size_t round_up_floats(size_t n) { return (n + 15) & ~(size_t)15; }
 
-static int scratch_alloc(scratch *s, size_t rows, size_t dim, size_t wide, vdx_error *err)
+/* Scratch for `rows` token rows: the spare block when it is free and large enough (spare
+ * may be NULL), else a new one. */
+static int scratch_alloc(scratch *s, size_t rows, size_t dim, size_t wide, scratch_spare *spare,
+                         vdx_error *err)
 {
     size_t h = round_up_floats(rows * dim), qkv = round_up_floats(rows * 3 * dim);
     size_t mlp = round_up_floats(rows * wide);
     size_t total = 2 * h + qkv + mlp;
-    s->block = aligned_alloc(64, total * sizeof(float));
-    if (!s->block)
+    s->block = NULL;
+    if (spare) {
+        pthread_mutex_lock(&spare->lock);
+        if (spare->block && spare->floats >= total) {
+            s->block = spare->block;
+            total = spare->floats;
+            spare->block = NULL;
+        }
+        pthread_mutex_unlock(&spare->lock);
+    }
+    if (!s->block && !(s->block = aligned_alloc(64, total * sizeof(float))))
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory: %zu MB of scratch for %zu token rows",
                         total * sizeof(float) >> 20, rows);
+    s->floats = total;
     s->h = s->block;
     s->x = s->h + h;
     s->qkv = s->x + h;
     s->mlp = s->qkv + qkv;
     return 0;
+}
+
+/* Gives the block back: kept as the spare when there is none or it is the larger. */
+static void scratch_release(scratch *s, scratch_spare *spare)
+{
+    if (spare) {
+        pthread_mutex_lock(&spare->lock);
+        if (!spare->block || spare->floats < s->floats) {
+            float *smaller = spare->block;
+            spare->block = s->block;
+            spare->floats = s->floats;
+            s->block = smaller;
+        }
+        pthread_mutex_unlock(&spare->lock);
+    }
+    free(s->block);
+    s->block = NULL;
 }
 
 /* ---- loading ------------------------------------------------------------------- */
@@ -384,6 +426,12 @@ vdx_clip_model *vdx_clip_load_with(const char *model_dir, const vdx_clip_options
                                    vdx_error *err)
 {
     vdx_clip_model *m = calloc(1, sizeof *m);
+    if (m && !(m->spare = calloc(1, sizeof *m->spare))) {
+        free(m);
+        m = NULL;
+    }
+    if (m)
+        pthread_mutex_init(&m->spare->lock, NULL);
     if (!m) {
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
@@ -452,6 +500,11 @@ void vdx_clip_free(vdx_clip_model *m)
     free(m->vision.layers);
     free(m->text.layers);
     free(m->arena);
+    if (m->spare) {
+        pthread_mutex_destroy(&m->spare->lock);
+        free(m->spare->block);
+        free(m->spare);
+    }
     free(m);
 }
 
@@ -583,7 +636,8 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
     size_t wide = (size_t)c->intermediate_size > patch_len ? (size_t)c->intermediate_size
                                                             : patch_len;
     scratch s;
-    if (scratch_alloc(&s, (size_t)batch * tokens, (size_t)c->hidden_size, wide, err) != 0)
+    if (scratch_alloc(&s, (size_t)batch * tokens, (size_t)c->hidden_size, wide, m->spare,
+                      err) != 0)
         return -1;
     int rc = 0;
     for (int first = 0; first < n && rc == 0; first += batch) {
@@ -591,7 +645,7 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
         rc = vision_forward(m, pixel_values + (size_t)first * image_floats, count,
                             out + (size_t)first * m->config.projection_dim, &s, err);
     }
-    free(s.block);
+    scratch_release(&s, m->spare);
     return rc;
 }
 
@@ -617,7 +671,8 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
     /* The causal mask keeps tokens after the pooled one from changing it: skip them. */
     int tokens = pool + 1;
     scratch s;
-    if (scratch_alloc(&s, (size_t)tokens, (size_t)d, (size_t)c->intermediate_size, err) != 0)
+    if (scratch_alloc(&s, (size_t)tokens, (size_t)d, (size_t)c->intermediate_size, NULL,
+                      err) != 0)
         return -1;
     for (int t = 0; t < tokens; t++) {
         const float *tok = w->token_embedding + (size_t)ids[t] * d;
@@ -635,7 +690,7 @@ int vdx_clip_embed_tokens(const vdx_clip_model *m, const int32_t *ids, int n_ids
         engine_layer_norm(s.x, s.h, w->final_norm_w, w->final_norm_b, 1, d, c->layer_norm_eps);
         rc = engine_matmul(out, s.x, &w->projection_matrix, NULL, 1, 0, err);
     }
-    free(s.block);
+    scratch_release(&s, NULL);
     return rc;
 }
 
