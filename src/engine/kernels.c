@@ -248,6 +248,37 @@ void engine_bias_activation(float *x, const float *bias, int rows, int cols,
     parallel_for(rows, row_grain(cols), omp_get_max_threads(), activation_rows, &job);
 }
 
+/* ---- int8 activations ----------------------------------------------------------- */
+
+/* One row → int8 with its scale (max |x| / 127; 1 for a zero row): partial maxima in
+ * LANES lanes (max is exact, so the order does not matter), rintf rounding (to nearest
+ * even, as lrintf did, but vectorised: lrintf was a libm call per element). */
+CLONES static void quantise_row(const float *row, int k, int8_t *q, float *scale_out)
+{
+    float lane[LANES] = {0}, max = 0;
+    int whole = k / LANES * LANES;
+    for (int i = 0; i < whole; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float a = fabsf(row[i + l]);
+            lane[l] = a > lane[l] ? a : lane[l];
+        }
+    for (int l = 0; l < LANES; l++)
+        max = lane[l] > max ? lane[l] : max;
+    for (int i = whole; i < k; i++)
+        max = fabsf(row[i]) > max ? fabsf(row[i]) : max;
+    float scale = max > 0 ? max / 127.0f : 1.0f, inv = 1.0f / scale;
+    *scale_out = scale;
+    for (int i = 0; i < k; i++)
+        q[i] = (int8_t)(int)rintf(row[i] * inv);
+}
+
+void engine_quantise_rows(const float *x, int m, int k, int8_t *q, float *scales)
+{
+#pragma omp parallel for schedule(static) if ((size_t)m * k >= PARALLEL_MIN_ELEMENTS)
+    for (int r = 0; r < m; r++)
+        quantise_row(x + (size_t)r * k, k, q + (size_t)r * k, &scales[r]);
+}
+
 /* ---- attention ------------------------------------------------------------------ */
 
 typedef struct attention_job {

@@ -4,6 +4,8 @@
 #ifndef VDX_ENGINE_KERNELS_H
 #define VDX_ENGINE_KERNELS_H
 
+#include <stdint.h>
+
 /* Threads used by the kernels' parallel loops and oneDNN (>= 1). */
 void engine_set_threads(int threads);
 int engine_threads(void);
@@ -26,6 +28,10 @@ typedef enum { ENGINE_ACT_QUICK_GELU, ENGINE_ACT_GELU } engine_activation;
 /* x[r][c] = act(x[r][c] + bias[c]) over rows x cols, in place. */
 void engine_bias_activation(float *x, const float *bias, int rows, int cols,
                           engine_activation act);
+
+/* Rows of x ([m][k]) → int8 for the int8 products: q[r][i] = x[r][i] / scales[r] rounded
+ * to nearest (even), scales[r] = max |x[r]| / 127 (1 for a zero row). */
+void engine_quantise_rows(const float *x, int m, int k, int8_t *q, float *scales);
 
 /* Multi-head self-attention over n_seq independent sequences of seq_len tokens.
  * qkv holds, per token, the query, key and value projections side by side

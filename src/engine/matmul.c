@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "common/half.h"
+#include "engine/kernels.h"
 #include "vdx/common.h"
 
 /* Wall time spent inside engine_matmul, all callers summed (the bench's matmul/rest split). */
@@ -319,25 +320,10 @@ void engine_matrix_free(engine_matrix *w)
 
 /* ---- the product ------------------------------------------------------------------ */
 
-/* x rows → s8 with one scale per row (max |x| / 127; 1 for a zero row). */
 /* The conversions around a product run on the team too (rows are independent, so the
- * results do not depend on the split): serial, they held back the 2-core batch. */
+ * results do not depend on the split): serial, they held back the 2-core batch. The int8
+ * rows' quantisation is a vectorised kernel (engine_quantise_rows, kernels.c). */
 #define PARALLEL_ELEMENTS (1 << 16)
-
-static void quantise_rows(const float *x, int m, int k, int8_t *q, float *scales)
-{
-#pragma omp parallel for schedule(static) if ((size_t)m * k >= PARALLEL_ELEMENTS)
-    for (int r = 0; r < m; r++) {
-        const float *row = x + (size_t)r * k;
-        float max = 0;
-        for (int i = 0; i < k; i++)
-            max = fabsf(row[i]) > max ? fabsf(row[i]) : max;
-        float scale = max > 0 ? max / 127.0f : 1.0f, inv = 1.0f / scale;
-        scales[r] = scale;
-        for (int i = 0; i < k; i++)
-            q[(size_t)r * k + i] = (int8_t)lrintf(row[i] * inv);
-    }
-}
 
 int engine_matmul(float *out, const float *x, const engine_matrix *w, const float *bias, int m,
                 int accumulate, vdx_error *err)
@@ -376,7 +362,7 @@ int engine_matmul(float *out, const float *x, const engine_matrix *w, const floa
             half_f32_to_bf16_array(x + (size_t)r * k, rows + (size_t)r * k, k);
         src = block;
     } else if (int8) {
-        quantise_rows(x, m, (int)k, (int8_t *)block, scales);
+        engine_quantise_rows(x, m, (int)k, (int8_t *)block, scales);
         src = block;
     }
 
