@@ -6,7 +6,8 @@
  * those of a CLIP text layer (7 rows, 512 -> 1536). Activations:
  * QuickGELU and the exact erf GELU (`hidden_act: gelu`, which no golden fixture uses)
  * against their definitions in double and torch's values. Attention, over every query and
- * over one (the last layer's pooled row), against its definition in double. */
+ * over one (the last layer's pooled row), against its definition in double; the int8
+ * activations' quantisation against its definition, ties included. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -259,6 +260,38 @@ TEST(attention_matches_its_definition_for_every_and_one_query)
     }
 }
 
+/* The int8 activations: per row, scale max|x| / 127 (1 for a zero row), each value
+ * rounded to nearest even (ties included: rows built so that x / scale hits n + 0.5),
+ * over row lengths with and without a tail past the vector lanes. */
+TEST(int8_quantisation_matches_its_definition)
+{
+    enum { M = 4, K = 37 };
+    static float x[M * K], scales[M];
+    static int8_t q[M * K];
+    unsigned state = 99;
+    fill(x, M * K, &state);
+    for (int i = 0; i < K; i++) /* row 1: max 127, halves in between (ties to even) */
+        x[K + i] = i == 0 ? -127.0f : (float)(i % 9) - 4.5f;
+    for (int i = 0; i < K; i++)
+        x[2 * K + i] = 0.0f; /* row 2: zero */
+    x[3 * K + K - 1] = 50.0f; /* row 3: the largest value in the tail */
+    engine_quantise_rows(x, M, K, q, scales);
+    for (int r = 0; r < M; r++) {
+        float max = 0;
+        for (int i = 0; i < K; i++)
+            max = fmaxf(max, fabsf(x[r * K + i]));
+        float want_scale = max > 0 ? max / 127.0f : 1.0f;
+        CHECK(scales[r] == want_scale, "row %d: scale %g, want %g", r, scales[r], want_scale);
+        for (int i = 0; i < K; i++) {
+            long want = lrintf(x[r * K + i] * (1.0f / want_scale));
+            CHECK(q[r * K + i] == want, "row %d, column %d: %d, want %ld (x %g)", r, i,
+                  q[r * K + i], want, x[r * K + i]);
+        }
+    }
+    CHECK(q[K + 5] == -0 && q[K + 6] == 2 && q[K + 1] == -4, "ties: %d %d %d", q[K + 5],
+          q[K + 6], q[K + 1]);
+}
+
 int main(void)
 {
     fill_all();
@@ -268,5 +301,6 @@ int main(void)
     RUN(precision_names_parse_and_refuse);
     RUN(activations_match_their_definitions);
     RUN(attention_matches_its_definition_for_every_and_one_query);
+    RUN(int8_quantisation_matches_its_definition);
     return test_summary("clip_kernels");
 }
