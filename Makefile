@@ -81,8 +81,9 @@ $(LIB): $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 $(VDX): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The row kernels of the towers are written to be vectorised (src/engine/kernels.c says why).
-$(BUILD)/obj/src/engine/kernels.o: CFLAGS += -fvect-cost-model=dynamic
+# The row kernels of the towers and the bf16 conversion are written to be vectorised
+# (src/engine/kernels.c says why).
+$(BUILD)/obj/src/engine/kernels.o $(BUILD)/obj/src/common/half.o: CFLAGS += -fvect-cost-model=dynamic
 
 # The fault-injection test counts (and fails) every allocation of the library.
 $(BUILD)/tests/test_oom: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=strdup,--wrap=strndup

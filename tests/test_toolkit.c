@@ -165,6 +165,17 @@ TEST(float16_and_bfloat16)
     half_bf16_to_f32_array(b, w, 3);
     CHECK(bits(w[0]) == bits(f[0]) && bits(w[1]) == bits(f[1]) && bits(w[2]) == bits(f[2]),
           "exact bf16 values round-trip");
+    /* the vectorised array conversion gives the scalar one's bits, specials and tail too */
+    static const float special[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, 0x1.fffffep127f,
+                                    -INFINITY, NAN, -NAN, 0x1p-140f, -0.0f, 65504.0f};
+    float many[45];
+    uint16_t vec[45];
+    for (int i = 0; i < 45; i++)
+        many[i] = i < 9 ? special[i] : (float)(i * i) / 7.0f - 100.0f;
+    half_f32_to_bf16_array(many, vec, 45);
+    for (int i = 0; i < 45; i++)
+        CHECK(vec[i] == half_f32_to_bf16(many[i]), "bf16 array [%d] = %04x, scalar %04x", i,
+              vec[i], half_f32_to_bf16(many[i]));
 }
 
 TEST(clock_formats_utc)
