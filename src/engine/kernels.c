@@ -279,6 +279,36 @@ void engine_quantise_rows(const float *x, int m, int k, int8_t *q, float *scales
         quantise_row(x + (size_t)r * k, k, q + (size_t)r * k, &scales[r]);
 }
 
+/* One row of an int8 product back to float32, in simple passes that vectorise: the
+ * product scaled by its row's and each column's scale, plus the bias (0 when there is
+ * none: the sum still runs, as it always has, turning a -0 into +0), then added to
+ * out when accumulating (product is then a buffer of its own; else it is out). */
+CLONES static void scale_back_row(float *product, float row_scale, const float *column_scales,
+                                  const float *bias, int n, int accumulate, float *out)
+{
+    for (int j = 0; j < n; j++)
+        product[j] = product[j] * (row_scale * column_scales[j]);
+    if (bias)
+        for (int j = 0; j < n; j++)
+            product[j] = product[j] + bias[j];
+    else
+        for (int j = 0; j < n; j++)
+            product[j] = product[j] + 0.0f;
+    if (accumulate)
+        for (int j = 0; j < n; j++)
+            out[j] = out[j] + product[j];
+}
+
+void engine_int8_scale_back(float *product, int m, int n, const float *row_scales,
+                            const float *column_scales, const float *bias, int accumulate,
+                            float *out)
+{
+#pragma omp parallel for schedule(static) if ((size_t)m * n >= PARALLEL_MIN_ELEMENTS)
+    for (int r = 0; r < m; r++)
+        scale_back_row(product + (size_t)r * n, row_scales[r], column_scales, bias, n,
+                       accumulate, out + (size_t)r * n);
+}
+
 /* ---- attention ------------------------------------------------------------------ */
 
 typedef struct attention_job {

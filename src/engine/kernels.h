@@ -32,6 +32,12 @@ void engine_bias_activation(float *x, const float *bias, int rows, int cols,
 /* Rows of x ([m][k]) → int8 for the int8 products: q[r][i] = x[r][i] / scales[r] rounded
  * to nearest (even), scales[r] = max |x[r]| / 127 (1 for a zero row). */
 void engine_quantise_rows(const float *x, int m, int k, int8_t *q, float *scales);
+/* An int8 product ([m][n], int32 sums as float32) back to float32: product[r][j] ·
+ * row_scales[r] · column_scales[j] + bias[j] (bias may be NULL), written to product, or
+ * added to out when accumulate (product then a buffer of its own; else out == product). */
+void engine_int8_scale_back(float *product, int m, int n, const float *row_scales,
+                            const float *column_scales, const float *bias, int accumulate,
+                            float *out);
 
 /* Multi-head self-attention over n_seq independent sequences of seq_len tokens.
  * qkv holds, per token, the query, key and value projections side by side

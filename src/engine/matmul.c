@@ -322,7 +322,7 @@ void engine_matrix_free(engine_matrix *w)
 
 /* The conversions around a product run on the team too (rows are independent, so the
  * results do not depend on the split): serial, they held back the 2-core batch. The int8
- * rows' quantisation is a vectorised kernel (engine_quantise_rows, kernels.c). */
+ * rows' quantisation and scaling back are vectorised kernels (kernels.c). */
 #define PARALLEL_ELEMENTS (1 << 16)
 
 int engine_matmul(float *out, const float *x, const engine_matrix *w, const float *bias, int m,
@@ -401,17 +401,8 @@ int engine_matmul(float *out, const float *x, const engine_matrix *w, const floa
         dnnl_memory_destroy(mem[i]);
     if (owned)
         dnnl_primitive_destroy(c.primitive);
-    if (s == dnnl_success && int8) {
-#pragma omp parallel for schedule(static) if ((size_t)m * n >= PARALLEL_ELEMENTS)
-        for (int r = 0; r < m; r++) {
-            const float *d = dst + (size_t)r * n;
-            float *o = out + (size_t)r * n;
-            for (size_t j = 0; j < n; j++) {
-                float v = d[j] * (scales[r] * w->scales[j]) + (bias ? bias[j] : 0.0f);
-                o[j] = accumulate ? o[j] + v : v;
-            }
-        }
-    }
+    if (s == dnnl_success && int8)
+        engine_int8_scale_back(dst, m, (int)n, scales, w->scales, bias, accumulate, out);
     free(block);
     matmul_ns += (unsigned long long)((vdx_now() - started) * 1e9);
     return s == dnnl_success ? 0 : fail_status(err, s, &key);
