@@ -122,10 +122,9 @@ uint16_t half_f32_to_bf16(float f) { return bf16_of_bits(bits_of(f)); }
 float half_bf16_to_f32(uint16_t b) { return float_of((uint32_t)b << 16); }
 
 /* The bf16 products convert every activation row with this: GCC vectorises the rounding
- * above (the same bits), compiled for AVX-512, AVX2
- * and the baseline and chosen at run time (target_clones, a GNU extension; the Makefile
- * gives this file kernels.c's cost model). The AVX512_BF16 instruction would differ: it
- * flushes subnormals to zero. */
+ * above (the same bits), compiled for AVX-512, AVX2 and the baseline and chosen at run
+ * time (target_clones, a GNU extension; the Makefile gives this file kernels.c's cost
+ * model). The AVX512_BF16 instruction would differ: it flushes subnormals to zero. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void half_f32_to_bf16_array(const float *in, uint16_t *out, size_t n)
 {

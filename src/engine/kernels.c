@@ -1,6 +1,7 @@
 /* The numeric kernels of the transformer towers besides the Linear layers (those are
- * oneDNN matmuls, matmul.c): LayerNorm, bias+activation, and attention, whose two
- * per-head products stay OpenBLAS GEMMs (small, strided: 50×50×64 per head for ViT-B/32).
+ * oneDNN matmuls, matmul.c): LayerNorm, bias+activation, the int8 products' conversions
+ * of their rows (quantisation in, scaling back out), and attention, whose two per-head
+ * products stay OpenBLAS GEMMs (small, strided: 50×50×64 per head for ViT-B/32).
  * Row and head loops run on OpenMP's team, the one oneDNN uses, so the whole forward
  * pass shares one pool of threads. Numbers follow PyTorch's float32 CLIP
  * (docs/clip-model.md): LayerNorm statistics in double with the biased variance,

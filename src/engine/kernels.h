@@ -1,6 +1,6 @@
 /* The numeric kernels of the transformer towers besides the Linear layers (those are in
- * clip/matmul.h): LayerNorm, activations, attention, their row and head loops on OpenMP's
- * thread team. Private to the model files in src/clip/. */
+ * engine/matmul.h): LayerNorm, activations, the int8 rows' conversions, attention, their
+ * row and head loops on OpenMP's thread team. Private to src/clip/ and matmul.c. */
 #ifndef VDX_ENGINE_KERNELS_H
 #define VDX_ENGINE_KERNELS_H
 
