@@ -31,7 +31,7 @@ static const char usage_text[] =
     "                                              estimate positives, precision, recall\n"
     "  label NAME +ID -ID ~ID ...                 +: positive, -: negative, ~: clear\n"
     "  train NAME [--iters 5] [--lr 0.1]           one round over all labels (the anchored\n"
-    "                                              trainer: --iters 200, no --lr)\n"
+    "                                              trainer: --iters 100, no --lr)\n"
     "  trainer NAME seed|anchored|auto             the trainer of the next rounds: seed (the\n"
     "                                              original's fit), anchored (logistic\n"
     "                                              regression with a bias, pulled toward the\n"
