@@ -3,7 +3,8 @@
  * A *concept* is a linear classifier w (no bias) that a person trains in rounds: start
  * from a prompt's CLIP text features (and/or example items), look at candidates (by
  * default the k nearest unlabelled items of w: where the classifier's mistakes are the
- * hard negatives), label them +1 / 0, train (one call of the original's `fit`), repeat.
+ * hard negatives), label them +1 / 0, train (one call of the concept's trainer: the
+ * original's `fit`, or the anchored one below), repeat.
  *
  * Scores and the threshold. An item's score is the logit s = x·w (x the stored,
  * L2-normalised image vector; w the concept's weight, not normalised). The seed's

@@ -109,8 +109,9 @@ static const char *const schema_v3_sql =
     "  PRIMARY KEY(concept, item));"
     "PRAGMA user_version = 3;";
 
-/* Version 4: each concept's trainer ("seed", the original's fit, or "anchored";
- * docs/explore.md). */
+/* Version 4: each concept's trainer ("seed", the original's fit, "anchored" or, a later
+ * value in the same column, "auto"; docs/explore.md), "seed" for the concepts already
+ * there. */
 static const char *const schema_v4_sql =
     "ALTER TABLE concepts ADD COLUMN trainer TEXT NOT NULL DEFAULT 'seed';"
     "PRAGMA user_version = 4;";
