@@ -88,7 +88,8 @@ TEST(cli_reads_these_keys)
     CHECK_KEYS(r, "get", {"name", STRING}, {"model", OBJECT}, {"positive", NUMBER},
                {"negative", NUMBER}, {"pending", NUMBER}, {"threshold", NUMBER},
                {"history", ARRAY}, {"rounds", NUMBER}, {"weight", ARRAY},
-               {"threshold_probability", NUMBER});
+               {"threshold_probability", NUMBER}, {"trainer", STRING},
+               {"next_trainer", STRING});
     /* the labels hold both classes: the round is calibrated */
     CHECK_KEYS(cJSON_GetObjectItem(r, "calibration"), "get.calibration", {"a", NUMBER},
                {"b", NUMBER}, {"round", NUMBER});

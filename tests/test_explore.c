@@ -147,11 +147,13 @@ static vdx_concepts *open_book(vdx_store *store)
     return book;
 }
 
-static int create_concept(vdx_concepts *book, const char *name)
+/* A concept from prompt_vector with the given trainer (NULL: the default). */
+static int create_concept_trained_by(vdx_concepts *book, const char *name, const char *trainer)
 {
     float w[DIMS];
     prompt_vector(w);
-    vdx_concept_spec spec = {.name = name, .prompt = "a cluster zero", .text_vector = w};
+    vdx_concept_spec spec = {.name = name, .prompt = "a cluster zero", .text_vector = w,
+                             .trainer = trainer};
     vdx_error err = {{0}};
     cJSON *c = NULL;
     int rc = vdx_concept_create(book, &spec, &c, &err);
@@ -159,6 +161,11 @@ static int create_concept(vdx_concepts *book, const char *name)
         printf("    vdx_concept_create: %s\n", err.message);
     cJSON_Delete(c);
     return rc;
+}
+
+static int create_concept(vdx_concepts *book, const char *name)
+{
+    return create_concept_trained_by(book, name, NULL);
 }
 
 /* Fraction of the top 50 by score that belong to cluster 0. */
@@ -1682,7 +1689,9 @@ TEST(calibration_and_audit_estimates)
     vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
     REQUIRE(store, "store");
     vdx_concepts *book = open_book(store);
-    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    /* the seed's trainer set explicitly: the audit labels below would switch an auto
+     * concept, and the suggestion to switch is for this one */
+    REQUIRE(book && create_concept_trained_by(book, "zero", "seed") == 0, "create");
     static char seen[128][32];
     int n_seen = 0;
     for (int round = 0; round < 3; round++) {
@@ -2015,7 +2024,7 @@ TEST(anchored_trainer_through_the_book)
     cJSON *c = NULL;
     vdx_concept_spec bad = {.name = "bad", .prompt = "p", .text_vector = w, .trainer = "sgd"};
     CHECK(vdx_concept_create(book, &bad, &c, &err) == -1 &&
-              !strcmp(err.message, "unknown trainer 'sgd' (seed or anchored)"),
+              !strcmp(err.message, "unknown trainer 'sgd' (seed, anchored or auto)"),
           "%s", err.message);
     CHECK(vdx_concept_get(book, "bad", 0, &c, &err) == -1, "a refused concept was created");
     vdx_concept_spec spec = {.name = "anch", .prompt = "a cluster zero", .text_vector = w,
@@ -2053,7 +2062,7 @@ TEST(anchored_trainer_through_the_book)
     CHECK(!memcmp(before, again, sizeof before), "a repeated round differs");
     /* refusals change nothing; the seed's trainer from the next round */
     CHECK(vdx_concept_set_trainer(book, "anch", "newton", &err) == -1 &&
-              !strcmp(err.message, "unknown trainer 'newton' (seed or anchored)"),
+              !strcmp(err.message, "unknown trainer 'newton' (seed, anchored or auto)"),
           "%s", err.message);
     CHECK(vdx_concept_set_trainer(book, "nope", "seed", &err) == -1 &&
               !strcmp(err.message, "no concept named 'nope'"),
@@ -2106,6 +2115,170 @@ TEST(anchored_trainer_through_the_book)
     vdx_store_close(store);
 }
 
+/* The trainer of a concept's round, from vdx_concept_get: "trainer" and "next_trainer". */
+static int trainers_are(vdx_concepts *book, const char *name, const char *trainer,
+                        const char *next_trainer)
+{
+    cJSON *c = NULL;
+    vdx_error err = {{0}};
+    if (vdx_concept_get(book, name, 0, &c, &err) != 0) {
+        printf("    get: %s\n", err.message);
+        return 0;
+    }
+    int same = !strcmp(str_of(c, "trainer"), trainer) &&
+               !strcmp(str_of(c, "next_trainer"), next_trainer);
+    if (!same)
+        printf("    '%s': trainer %s, next_trainer %s\n", name, str_of(c, "trainer"),
+               str_of(c, "next_trainer"));
+    cJSON_Delete(c);
+    return same;
+}
+
+/* The default trainer, auto: a concept created without one runs the seed's fit, bit for
+ * bit as a "seed" concept with the same prompt and labels, until 20 of its audit items are
+ * labelled (19 are not enough); the next round is then anchored (lr 0, a bias), and
+ * evaluate cross-validates with the trainer of the last round. set_trainer, copy, export
+ * and import keep "auto"; an unknown name is refused with the names listed. */
+TEST(auto_trainer_through_the_book)
+{
+    const char *dir = test_tmpdir("explore-auto");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "auto") == 0 &&
+                create_concept_trained_by(book, "seeded", "seed") == 0,
+            "create");
+    CHECK(trainers_are(book, "auto", "auto", "seed") && trainers_are(book, "seeded", "seed", "seed"),
+          "a concept created without a trainer is auto, its next round the seed's");
+    CHECK(vdx_concept_trainer_known("auto") && vdx_concept_trainer_known("seed") &&
+              vdx_concept_trainer_known("anchored") && !vdx_concept_trainer_known("Auto") &&
+              !vdx_concept_trainer_known(NULL),
+          "vdx_concept_trainer_known");
+    vdx_error err = {{0}};
+    static char seen[256][32], seen_seeded[256][32];
+    int n_seen = 0, n_seeded = 0;
+    /* three rounds on the same labels: the same rounds, the same weights */
+    for (int r = 0; r < 3; r++) {
+        cJSON *page = candidates(book, "auto", VDX_CANDIDATES_NEAREST, 9, 0);
+        REQUIRE(page && label_page(book, "auto", page, seen, &n_seen) == 9 &&
+                    label_page(book, "seeded", page, seen_seeded, &n_seeded) == 9,
+                "label round %d", r + 1);
+        cJSON_Delete(page);
+        cJSON *a = NULL, *b = NULL;
+        REQUIRE(vdx_concept_train(book, "auto", 0, 0, &a, &err) == 0, "%s", err.message);
+        REQUIRE(vdx_concept_train(book, "seeded", 0, 0, &b, &err) == 0, "%s", err.message);
+        static const char *const same[] = {"iters", "lr", "trainer", "losses",
+                                           "training_accuracy", "weight_norm",
+                                           "cross_validation", "calibration"};
+        for (size_t k = 0; k < sizeof same / sizeof same[0]; k++)
+            CHECK(cJSON_Compare(cJSON_GetObjectItem(a, same[k]), cJSON_GetObjectItem(b, same[k]), 1),
+                  "round %d: %s differs: auto %s, seed %s", r + 1, same[k],
+                  cJSON_PrintUnformatted(cJSON_GetObjectItem(a, same[k])),
+                  cJSON_PrintUnformatted(cJSON_GetObjectItem(b, same[k])));
+        CHECK(!strcmp(str_of(a, "trainer"), "seed") && !cJSON_GetObjectItem(a, "bias"),
+              "round %d of the auto concept: %s", r + 1, cJSON_PrintUnformatted(a));
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        float wa[DIMS], wb[DIMS];
+        REQUIRE(vdx_concept_weight(book, "auto", wa, DIMS, &err) == 0 &&
+                    vdx_concept_weight(book, "seeded", wb, DIMS, &err) == 0,
+                "%s", err.message);
+        CHECK(!memcmp(wa, wb, sizeof wa), "round %d: the weights differ", r + 1);
+    }
+
+    /* the audit sample: 19 labels keep the seed's trainer, the 20th switches */
+    cJSON *audit = candidates(book, "auto", VDX_CANDIDATES_AUDIT, 0, 0);
+    REQUIRE(audit && cJSON_GetArraySize(cJSON_GetObjectItem(audit, "items")) == 20, "audit");
+    vdx_label_change changes[20];
+    int n = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItem(audit, "items"))
+    {
+        const char *id = cJSON_GetObjectItem(item, "id")->valuestring;
+        changes[n].id = id;
+        changes[n++].label = cluster_of(id) == 0 ? VDX_LABEL_POSITIVE : VDX_LABEL_NEGATIVE;
+    }
+    cJSON *result = NULL;
+    REQUIRE(vdx_concept_label(book, "auto", changes, 19, &result, &err) == 0, "%s", err.message);
+    CHECK(!strcmp(str_of(result, "next_trainer"), "seed"), "after 19 audit labels: %s",
+          cJSON_PrintUnformatted(result));
+    cJSON_Delete(result);
+    CHECK(trainers_are(book, "auto", "auto", "seed"), "19 audit labels");
+    REQUIRE(vdx_concept_label(book, "auto", changes + 19, 1, &result, &err) == 0, "%s",
+            err.message);
+    CHECK(!strcmp(str_of(result, "next_trainer"), "anchored"), "after 20 audit labels: %s",
+          cJSON_PrintUnformatted(result));
+    cJSON_Delete(result);
+    CHECK(trainers_are(book, "auto", "auto", "anchored"), "20 audit labels");
+    /* before the anchored round, evaluate refits with the trainer of the last round (the
+     * seed's: 5 steps x 3 rounds) and suggests nothing: auto switches by itself */
+    cJSON *ev = NULL;
+    REQUIRE(vdx_concept_evaluate(book, "auto", NULL, &ev, &err) == 0, "%s", err.message);
+    const cJSON *cv = cJSON_GetObjectItem(ev, "cross_validation");
+    char *warned = cJSON_PrintUnformatted(cJSON_GetObjectItem(ev, "warnings"));
+    CHECK(number_of(cv, "steps") == 15 && !strstr(warned, "try_anchored"),
+          "evaluate before the anchored round: cv %s, warnings %s", cJSON_PrintUnformatted(cv),
+          warned);
+    free(warned);
+    cJSON_Delete(ev);
+
+    cJSON *round = NULL;
+    REQUIRE(vdx_concept_train(book, "auto", 0, 0, &round, &err) == 0, "%s", err.message);
+    const cJSON *bias = cJSON_GetObjectItem(round, "bias");
+    CHECK(!strcmp(str_of(round, "trainer"), "anchored") && number_of(round, "lr") == 0 &&
+              number_of(round, "iters") == 100 && cJSON_IsNumber(bias) &&
+              isfinite(bias->valuedouble) &&
+              cJSON_IsObject(cJSON_GetObjectItem(round, "cross_validation")),
+          "round 4: %s", cJSON_PrintUnformatted(round));
+    cJSON_Delete(round);
+    CHECK(trainers_are(book, "auto", "auto", "anchored"), "after the anchored round");
+    /* a label changed since: evaluate cross-validates anew, with the anchored trainer */
+    vdx_label_change flip = {changes[0].id, changes[0].label == VDX_LABEL_POSITIVE
+                                                ? VDX_LABEL_NEGATIVE
+                                                : VDX_LABEL_POSITIVE};
+    REQUIRE(vdx_concept_label(book, "auto", &flip, 1, NULL, &err) == 0, "%s", err.message);
+    cJSON_Delete(audit); /* changes[] pointed into it */
+    ev = NULL;
+    int rc = vdx_concept_evaluate(book, "auto", NULL, &ev, &err);
+    cv = cJSON_GetObjectItem(ev, "cross_validation");
+    CHECK(rc == 0 && cJSON_IsObject(cv) && number_of(cv, "steps") == 100,
+          "evaluate after the anchored round: %s",
+          rc == 0 ? cJSON_PrintUnformatted(cv) : err.message);
+    cJSON_Delete(ev);
+    REQUIRE(vdx_concept_undo(book, "auto", NULL, &err) == 0, "%s", err.message);
+
+    /* set_trainer: each name round-trips; an unknown one is refused, nothing changed */
+    REQUIRE(vdx_concept_set_trainer(book, "auto", "seed", &err) == 0, "%s", err.message);
+    CHECK(trainers_are(book, "auto", "seed", "seed"), "set seed");
+    REQUIRE(vdx_concept_set_trainer(book, "auto", "anchored", &err) == 0, "%s", err.message);
+    CHECK(trainers_are(book, "auto", "anchored", "anchored"), "set anchored");
+    REQUIRE(vdx_concept_set_trainer(book, "auto", "auto", &err) == 0, "%s", err.message);
+    CHECK(trainers_are(book, "auto", "auto", "anchored"), "set auto");
+    CHECK(vdx_concept_set_trainer(book, "auto", "automatic", &err) == -1 &&
+              !strcmp(err.message, "unknown trainer 'automatic' (seed, anchored or auto)") &&
+              trainers_are(book, "auto", "auto", "anchored"),
+          "%s", err.message);
+
+    /* a copy keeps the trainer and the audit sample; an exported classifier keeps the
+     * trainer, not the audit sample (its next round is the seed's) */
+    REQUIRE(vdx_concept_copy(book, "auto", "auto copy", &err) == 0, "%s", err.message);
+    CHECK(trainers_are(book, "auto copy", "auto", "anchored"), "copy");
+    cJSON *doc = NULL;
+    REQUIRE(vdx_concept_export_classifier(book, "auto", &doc, &err) == 0, "%s", err.message);
+    CHECK(!strcmp(str_of(doc, "trainer"), "auto"), "exported trainer %s", str_of(doc, "trainer"));
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    cJSON *c = NULL;
+    REQUIRE(vdx_concept_import_classifier(book, text, strlen(text), "auto imported", &c, &err) == 0,
+            "%s", err.message);
+    CHECK(!strcmp(str_of(c, "trainer"), "auto") && !strcmp(str_of(c, "next_trainer"), "seed"),
+          "imported: trainer %s, next %s", str_of(c, "trainer"), str_of(c, "next_trainer"));
+    cJSON_Delete(c);
+    free(text);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
 int main(void)
 {
     unsetenv("VDX_STORE");
@@ -2126,5 +2299,6 @@ int main(void)
     RUN(calibration_and_audit_estimates);
     RUN(score_and_evaluate_through_the_index);
     RUN(anchored_trainer_through_the_book);
+    RUN(auto_trainer_through_the_book);
     return test_summary("explore");
 }

@@ -361,6 +361,10 @@ static int concept_round(void *ctx, int attempt, vdx_error *err)
                                    {"item-1", 0}, {"item-2", 0}, {"item-4", 0}};
     if (rc == 0)
         rc = vdx_concept_label(book, name, changes, 6, &json, err);
+    /* the label result whole (down to the trainer of an auto concept's next round), or
+     * out of memory */
+    if (rc == 0 && !cJSON_IsString(cJSON_GetObjectItem(json, "next_trainer")))
+        rc = vdx_fail(err, "run %d: a label result with keys missing", attempt);
     cJSON_Delete(json);
     json = NULL;
     if (rc == 0)

@@ -563,7 +563,13 @@ function renderConcept() {
   $('count-neg').textContent = c.negative;
   $('count-pending').textContent = c.pending ? `(${c.pending} change${c.pending === 1 ? '' : 's'} since the last round)` : '';
   $('undo-round').disabled = !c.rounds;
-  $('trainer').value = c.trainer === 'anchored' ? 'anchored' : 'seed';
+  $('trainer').value = c.trainer;
+  // an automatic trainer says which one the next round runs
+  $('next-trainer').hidden = c.trainer !== 'auto';
+  $('next-trainer').dataset.trainer = c.next_trainer;
+  $('next-trainer').textContent = c.next_trainer === 'anchored'
+    ? 'Next round: anchored to the prompt (20 or more audit labels)'
+    : 'Next round: original; anchored to the prompt from 20 audit labels';
   $('history').replaceChildren(...c.history.slice().reverse().map((r) => {
     const tr = document.createElement('tr');
     const loss = r.losses && r.losses.length ? r.losses[r.losses.length - 1] : null;
@@ -756,6 +762,7 @@ async function labelItems(ids, label, what) {
     state.concept.positive = result.positive;
     state.concept.negative = result.negative;
     state.concept.pending = result.pending;
+    state.concept.next_trainer = result.next_trainer; // audit labels can change it
     const entry = state.concepts.find((x) => x.name === state.concept.name);
     if (entry) { entry.positive = result.positive; entry.negative = result.negative; }
     renderConceptList();
@@ -1538,7 +1545,12 @@ function setup() {
       const trainer = $('trainer').value;
       state.concept = await api('PATCH', conceptPath(state.concept.name), { trainer });
       await refreshEvaluation(); // its suggestion of a trainer follows
-      say(`Rounds of “${state.concept.name}” now train ${trainer === 'anchored' ? 'anchored to the prompt' : 'as the original explorer did'}`);
+      const how = {
+        seed: 'as the original explorer did',
+        anchored: 'anchored to the prompt',
+        auto: 'as the original explorer did until 20 audit labels, then anchored to the prompt',
+      };
+      say(`Rounds of “${state.concept.name}” now train ${how[trainer]}`);
     });
     renderConcept(); // the select shows what the server holds, also after a refusal
   });

@@ -3,7 +3,8 @@
  * A *concept* is a linear classifier w (no bias) that a person trains in rounds: start
  * from a prompt's CLIP text features (and/or example items), look at candidates (by
  * default the k nearest unlabelled items of w: where the classifier's mistakes are the
- * hard negatives), label them +1 / 0, train (one call of the original's `fit`), repeat.
+ * hard negatives), label them +1 / 0, train (one call of the concept's trainer: the
+ * original's `fit`, or the anchored one below), repeat.
  *
  * Scores and the threshold. An item's score is the logit s = x·w (x the stored,
  * L2-normalised image vector; w the concept's weight, not normalised). The seed's
@@ -105,9 +106,20 @@ typedef struct vdx_concept_spec {
     /* Example items (ids in the collection): their mean vector. */
     const char *const *example_ids;
     size_t n_examples;
-    /* "seed" (NULL: the default, the original's fit) or "anchored" (docs/explore.md). */
+    /* "seed", "anchored" or "auto" (NULL: auto, the default): see VDX_TRAINER_NAMES. */
     const char *trainer;
 } vdx_concept_spec;
+
+/* The trainers a concept can use (docs/explore.md): "seed", the original's fit
+ * (vdx_classifier_fit); "anchored", vdx_classifier_fit_anchored; "auto", the default: a
+ * round runs the seed's fit while the concept has fewer than VDX_AUDIT_LABELS_FOR_ANCHORED
+ * labelled audit items, the anchored trainer from then on (bench_loop found the anchored
+ * one at least as good on every simulated concept once 20 audit labels train it). */
+#define VDX_TRAINER_NAMES "seed, anchored or auto"
+#define VDX_AUDIT_LABELS_FOR_ANCHORED 20
+/* 1 when name is one of VDX_TRAINER_NAMES, else 0 (a caller can refuse a bad name before
+ * any work). */
+int vdx_concept_trainer_known(const char *name);
 
 /* Creates a concept. Initial weight: prompt only → its text features, unnormalised (as
  * the original); examples only → the mean of their vectors; both → the sum of the two
@@ -124,10 +136,14 @@ int vdx_concept_list(vdx_concepts *book, cJSON **list, vdx_error *err);
  *   {"name","prompt","created","updated",
  *    "model":{"name","fingerprint","dims"},
  *    "threshold": logit threshold,
+ *    "trainer": "seed"|"anchored"|"auto", "next_trainer": "seed"|"anchored" (the one the
+ *    next round runs: for auto, anchored from VDX_AUDIT_LABELS_FOR_ANCHORED labelled audit
+ *    items),
  *    "positive","negative": label counts, "pending": label changes since the last round,
  *    "examples":[ids], "rounds": number of rounds,
  *    "history":[{"round":1..,"time","labels_added","positive","negative","iters","lr",
- *                "losses":[per step],"training_accuracy","weight_norm",
+ *                "losses":[per step],"trainer": the one it ran ("seed"|"anchored"; an
+ *                anchored round also has its "bias"),"training_accuracy","weight_norm",
  *                "cross_validation": as vdx_concept_evaluate's, measured when the round was
  *                trained (null: too few labels, or a round imported or trained before
  *                vdx stored it)}],
@@ -147,7 +163,7 @@ int vdx_concept_delete(vdx_concepts *book, const char *name, vdx_error *err);
 /* Copies a concept (weight, threshold, labels, history) under a new name. */
 int vdx_concept_copy(vdx_concepts *book, const char *name, const char *new_name,
                      vdx_error *err);
-/* Sets the trainer of the concept's next rounds: "seed" or "anchored". */
+/* Sets the trainer of the concept's next rounds: one of VDX_TRAINER_NAMES. */
 int vdx_concept_set_trainer(vdx_concepts *book, const char *name, const char *trainer,
                             vdx_error *err);
 /* Sets the logit threshold (any finite number). */
@@ -173,16 +189,18 @@ typedef struct vdx_label_change {
  * take it back and replay it whole (a page's "rest of the page negative" is one step).
  * A new action ends what could be redone. Result (may be NULL):
  *   {"changed": changes applied, "action": its number (null when nothing changed),
- *    "positive","negative": counts after, "pending"}. */
+ *    "positive","negative": counts after, "pending", "next_trainer" (as vdx_concept_get's:
+ *    audit labels can change it)}. */
 int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_change *changes,
                       size_t n, cJSON **result, vdx_error *err);
 
 /* The labels, oldest first: [{"id","url","label":0|1,"time"}]. */
 int vdx_concept_labels(vdx_concepts *book, const char *name, cJSON **labels, vdx_error *err);
 
-/* One round: fit (iters <= 0 → 5, lr <= 0 → 0.1) over all labels from the current
- * weight, record the round. Fails when there are no labels. Result: the new history
- * entry (see vdx_concept_get). */
+/* One round of the trainer vdx_concept_get's "next_trainer" names, over all labels: the
+ * seed's fit (iters <= 0 → 5, lr <= 0 → 0.1) from the current weight, or the anchored one
+ * (iters <= 0 → 100, lr ignored); records the round with the trainer it ran. Fails when
+ * there are no labels. Result: the new history entry (see vdx_concept_get). */
 int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
                       cJSON **round, vdx_error *err);
 
@@ -193,7 +211,7 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
  * Result:
  *   {"undone":"labels" | "redone":"labels", "action": n, "labels_reverted" | "labels_redone",
  *    "changes":[{"id","label": now (1|0|null),"previous": before}],
- *    "positive","negative","pending"}.
+ *    "positive","negative","pending","next_trainer"}.
  * Fails with "nothing to undo in concept 'NAME'" / "nothing to redo in concept 'NAME'". */
 int vdx_concept_undo(vdx_concepts *book, const char *name, cJSON **result, vdx_error *err);
 int vdx_concept_redo(vdx_concepts *book, const char *name, cJSON **result, vdx_error *err);

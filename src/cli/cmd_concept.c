@@ -21,8 +21,9 @@ static const char usage_text[] =
     "train, repeat. Concepts are kept with the collection (concepts.db).\n"
     "\n"
     "commands:\n"
-    "  new NAME [--prompt TEXT] [--example ID]... [--trainer seed|anchored]\n"
-    "                                              create (prompt and/or example items)\n"
+    "  new NAME [--prompt TEXT] [--example ID]... [--trainer seed|anchored|auto]\n"
+    "                                              create (prompt and/or example items;\n"
+    "                                              trainer: auto unless given)\n"
     "  next NAME [-k 9] [--mode nearest|boundary|random|audit] [--page N] [--where EXPR]\n"
     "            [--hide-duplicates] [--seed N]   candidates to label (never labelled ones);\n"
     "                                              audit: -k 20 items drawn uniformly at\n"
@@ -30,12 +31,13 @@ static const char usage_text[] =
     "                                              estimate positives, precision, recall\n"
     "  label NAME +ID -ID ~ID ...                 +: positive, -: negative, ~: clear\n"
     "  train NAME [--iters 5] [--lr 0.1]           one round over all labels (the anchored\n"
-    "                                              trainer: --iters 200, no --lr)\n"
-    "  trainer NAME seed|anchored                  the trainer of the next rounds: seed (the\n"
-    "                                              original's fit, the default) or anchored\n"
-    "                                              (logistic regression with a bias, pulled\n"
-    "                                              toward the prompt, random items as weak\n"
-    "                                              negatives: docs/explore.md)\n"
+    "                                              trainer: --iters 100, no --lr)\n"
+    "  trainer NAME seed|anchored|auto             the trainer of the next rounds: seed (the\n"
+    "                                              original's fit), anchored (logistic\n"
+    "                                              regression with a bias, pulled toward the\n"
+    "                                              prompt, random items as weak negatives)\n"
+    "                                              or auto (the default: seed until 20 audit\n"
+    "                                              labels, then anchored; docs/explore.md)\n"
     "  show NAME [--weight] [--bins 40] [--exact]  labels, history, accuracy, histogram\n"
     "                                              (--exact: every score from its vector,\n"
     "                                              not from the index's codes)\n"
@@ -386,8 +388,8 @@ static int cmd_new(context *c)
     options *o = c->o;
     if (!o->prompt && !o->n_examples)
         return cli_usage_error("concept new", "give --prompt TEXT and/or --example ID");
-    if (o->trainer && strcmp(o->trainer, "seed") && strcmp(o->trainer, "anchored"))
-        return cli_usage_error("concept new", "--trainer is seed or anchored, not '%s'",
+    if (o->trainer && !vdx_concept_trainer_known(o->trainer))
+        return cli_usage_error("concept new", "--trainer is " VDX_TRAINER_NAMES ", not '%s'",
                                o->trainer);
     vdx_clip_model *model = NULL;
     vdx_text_model *text_model = NULL;
@@ -598,7 +600,15 @@ static int cmd_show(context *c)
     printf("model     %s (%d dims, fingerprint %.16s...)\n", string(model, "name"),
            (int)number(model, "dims"), string(model, "fingerprint"));
     printf("created   %s, updated %s\n", string(concept, "created"), string(concept, "updated"));
-    printf("trainer   %s\n", string(concept, "trainer"));
+    if (!strcmp(string(concept, "trainer"), "auto") &&
+        !strcmp(string(concept, "next_trainer"), "anchored"))
+        printf("trainer   auto (next round: anchored, with %d or more audit labels)\n",
+               VDX_AUDIT_LABELS_FOR_ANCHORED);
+    else if (!strcmp(string(concept, "trainer"), "auto"))
+        printf("trainer   auto (next round: seed; anchored from %d audit labels)\n",
+               VDX_AUDIT_LABELS_FOR_ANCHORED);
+    else
+        printf("trainer   %s\n", string(concept, "trainer"));
     printf("labels    %d positive, %d negative, %d change%s since the last round\n",
            (int)number(concept, "positive"), (int)number(concept, "negative"),
            (int)number(concept, "pending"), number(concept, "pending") == 1 ? "" : "s");
@@ -944,7 +954,7 @@ static const subcommand subcommands[] = {
     {"revert", cmd_simple, 2, "NAME ACTION"},
     {"history", cmd_history, 1, "NAME"},
     {"threshold", cmd_simple, 2, "NAME THRESHOLD"},
-    {"trainer", cmd_simple, 2, "NAME seed|anchored"},
+    {"trainer", cmd_simple, 2, "NAME seed|anchored|auto"},
     {"fit-threshold", cmd_simple, 1, "NAME"},
 };
 

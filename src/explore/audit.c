@@ -6,7 +6,8 @@
  * calib_strata), each kept in concepts.db (audit_items) with its design weight until
  * labelled. Estimates split the collection: the labelled items outside the sample are a
  * census, and the labelled audit items a weighted sample of the rest (calibrate.c). The
- * same weights make the calibration fit stand for the collection. */
+ * same weights make the calibration fit stand for the collection. Their number also
+ * decides the trainer of an "auto" concept's next round (concept_next_trainer). */
 #include "explore/book.h"
 
 #include <math.h>
@@ -22,6 +23,37 @@ int audit_items_load(vdx_concepts *book, int64_t concept_id, label_set *set, vdx
     return label_set_load(
         book, "SELECT item, drawn FROM audit_items WHERE concept = ?1 ORDER BY drawn",
         concept_id, 0, set, err);
+}
+
+/* The number of labelled items in the concept's audit sample. */
+static int audit_labels_count(vdx_concepts *book, int64_t concept_id, int *n, vdx_error *err)
+{
+    sqlite3_stmt *stmt = book_prepare(
+        book,
+        "SELECT COUNT(*) FROM audit_items a JOIN labels l ON l.concept = a.concept AND"
+        " l.item = a.item WHERE a.concept = ?1",
+        err);
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, concept_id);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 0 : book_fail(book, err, "counting the audit labels");
+}
+
+int concept_next_trainer(vdx_concepts *book, const concept_record *rec, int *trainer,
+                         vdx_error *err)
+{
+    *trainer = rec->trainer;
+    if (rec->trainer != TRAINER_AUTO)
+        return 0;
+    int audit_labels = 0;
+    if (audit_labels_count(book, rec->id, &audit_labels, err) != 0)
+        return -1;
+    *trainer = audit_labels >= VDX_AUDIT_LABELS_FOR_ANCHORED ? TRAINER_ANCHORED : TRAINER_SEED;
+    return 0;
 }
 
 /* The audit sample with its design weights: items in draw order, a lookup from an id to

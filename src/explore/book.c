@@ -109,8 +109,9 @@ static const char *const schema_v3_sql =
     "  PRIMARY KEY(concept, item));"
     "PRAGMA user_version = 3;";
 
-/* Version 4: each concept's trainer ("seed", the original's fit, or "anchored";
- * docs/explore.md). */
+/* Version 4: each concept's trainer ("seed", the original's fit, "anchored" or, a later
+ * value in the same column, "auto"; docs/explore.md), "seed" for the concepts already
+ * there. */
 static const char *const schema_v4_sql =
     "ALTER TABLE concepts ADD COLUMN trainer TEXT NOT NULL DEFAULT 'seed';"
     "PRAGMA user_version = 4;";
@@ -227,18 +228,25 @@ double weight_norm(const float *w, int dims)
     return sqrt(norm2);
 }
 
+static const char *const trainer_names[] = {
+    [TRAINER_SEED] = "seed", [TRAINER_ANCHORED] = "anchored", [TRAINER_AUTO] = "auto"};
+
 int concept_trainer_parse(const char *name)
 {
-    if (name && strcmp(name, "seed") == 0)
-        return TRAINER_SEED;
-    if (name && strcmp(name, "anchored") == 0)
-        return TRAINER_ANCHORED;
+    for (int t = 0; name && t < (int)(sizeof trainer_names / sizeof trainer_names[0]); t++)
+        if (strcmp(name, trainer_names[t]) == 0)
+            return t;
     return -1;
 }
 
 const char *concept_trainer_name(int trainer)
 {
-    return trainer == TRAINER_ANCHORED ? "anchored" : "seed";
+    return trainer_names[trainer];
+}
+
+int vdx_concept_trainer_known(const char *name)
+{
+    return concept_trainer_parse(name) >= 0;
 }
 
 /* ---- open / close ------------------------------------------------------------------- */
@@ -782,9 +790,10 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
                  cJSON **concept, vdx_error *err)
 {
     *concept = NULL;
-    int positive = 0, negative = 0, pending = 0;
+    int positive = 0, negative = 0, pending = 0, next_trainer = 0;
     cJSON *history = NULL;
     if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0 ||
+        concept_next_trainer(book, rec, &next_trainer, err) != 0 ||
         concept_history_json(book, rec->id, 0, &history, err) != 0)
         return -1;
     cJSON *c = cJSON_CreateObject(), *model = NULL;
@@ -799,6 +808,7 @@ int concept_json(vdx_concepts *book, const concept_record *rec, int with_weight,
              cJSON_AddNumberToObject(model, "dims", rec->dims) &&
              cJSON_AddNumberToObject(c, "threshold", rec->threshold) &&
              cJSON_AddStringToObject(c, "trainer", concept_trainer_name(rec->trainer)) &&
+             cJSON_AddStringToObject(c, "next_trainer", concept_trainer_name(next_trainer)) &&
              cJSON_AddNumberToObject(c, "positive", positive) &&
              cJSON_AddNumberToObject(c, "negative", negative) &&
              cJSON_AddNumberToObject(c, "pending", pending);

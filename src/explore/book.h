@@ -28,7 +28,7 @@ typedef struct concept_record {
     float *initial_weight; /* dims */
     float *weight;         /* dims: the last round's, else the initial one */
     double threshold;
-    int trainer;           /* TRAINER_SEED or TRAINER_ANCHORED */
+    int trainer;           /* TRAINER_SEED, TRAINER_ANCHORED or TRAINER_AUTO, as set */
     int rounds;            /* number of rounds trained */
     int last_iters;        /* of the last round (VDX_FIT_ITERS when none) */
     float last_lr;
@@ -36,10 +36,11 @@ typedef struct concept_record {
     int calibrated;        /* 1 when the last round has one */
 } concept_record;
 
-/* The trainers a concept can use: the original's fit (the default) and the anchored
- * logistic regression (vdx_classifier_fit_anchored). */
-enum { TRAINER_SEED, TRAINER_ANCHORED };
-/* "seed" / "anchored" → the trainer, -1 for anything else; and back. */
+/* The trainers a concept can use: the original's fit, the anchored logistic regression
+ * (vdx_classifier_fit_anchored) and auto (the default), which a round resolves to one of
+ * the two (concept_next_trainer). */
+enum { TRAINER_SEED, TRAINER_ANCHORED, TRAINER_AUTO };
+/* "seed" / "anchored" / "auto" → the trainer, -1 for anything else; and back. */
 int concept_trainer_parse(const char *name);
 const char *concept_trainer_name(int trainer);
 
@@ -203,6 +204,11 @@ int audit_counts_split(vdx_concepts *book, const concept_record *rec, const labe
                        calib_counts *counts, vdx_error *err);
 /* The "estimates" object of vdx_concept_evaluate. */
 cJSON *audit_estimates_json(const calib_counts *counts);
+/* The trainer the concept's next round runs, TRAINER_SEED or TRAINER_ANCHORED: the one
+ * set, or for TRAINER_AUTO the anchored one once the concept has
+ * VDX_AUDIT_LABELS_FOR_ANCHORED labelled audit items, else the seed's. */
+int concept_next_trainer(vdx_concepts *book, const concept_record *rec, int *trainer,
+                         vdx_error *err);
 /* Fits the calibration of a weight from the labels (X their vectors): audit labels
  * weigh for the unlabelled part of the collection, the other labels for themselves.
  * Returns 0 with *fitted = 0 when the labels cannot calibrate (one class only). */

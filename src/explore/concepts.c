@@ -149,9 +149,9 @@ int vdx_concept_create(vdx_concepts *book, const vdx_concept_spec *spec, cJSON *
         *concept = NULL;
     if (concept_name_check(spec->name, err) != 0)
         return -1;
-    int trainer = spec->trainer ? concept_trainer_parse(spec->trainer) : TRAINER_SEED;
+    int trainer = spec->trainer ? concept_trainer_parse(spec->trainer) : TRAINER_AUTO;
     if (trainer < 0)
-        return vdx_fail(err, "unknown trainer '%s' (seed or anchored)", spec->trainer);
+        return vdx_fail(err, "unknown trainer '%s' (" VDX_TRAINER_NAMES ")", spec->trainer);
     const vdx_model_identity *model = vdx_store_model(book->store);
     float *w = malloc((size_t)model->dims * sizeof *w);
     if (!w)
@@ -516,7 +516,8 @@ int vdx_concept_set_trainer(vdx_concepts *book, const char *name, const char *tr
 {
     int which = concept_trainer_parse(trainer);
     if (which < 0)
-        return vdx_fail(err, "unknown trainer '%s' (seed or anchored)", trainer ? trainer : "");
+        return vdx_fail(err, "unknown trainer '%s' (" VDX_TRAINER_NAMES ")",
+                        trainer ? trainer : "");
     return change_concept(book, name, set_trainer, &which, err);
 }
 

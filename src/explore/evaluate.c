@@ -202,8 +202,8 @@ static void add_warning(cJSON *list, const char *code, const char *format, ...)
 }
 
 /* What a person should know before trusting the numbers (and, once an audit sample is
- * labelled, that the anchored trainer is worth a try: docs/explore.md). */
-#define AUDIT_LABELS_FOR_ANCHORED 20
+ * labelled on a concept set to the seed's trainer, that the anchored one is worth a try:
+ * docs/explore.md; an auto concept switches by itself). */
 static cJSON *warnings(int positive, int negative, int tp, int above, int count,
                        const cJSON *cv, int trainer, int audit_labels)
 {
@@ -229,7 +229,7 @@ static cJSON *warnings(int positive, int negative, int tp, int above, int count,
         add_warning(list, "low_recall",
                     "cross-validated recall is %.0f%%: most positives would be missed",
                     recall->valuedouble * 100);
-    if (trainer == TRAINER_SEED && audit_labels >= AUDIT_LABELS_FOR_ANCHORED)
+    if (trainer == TRAINER_SEED && audit_labels >= VDX_AUDIT_LABELS_FOR_ANCHORED)
         add_warning(list, "try_anchored",
                     "with %d audit labels the anchored trainer ranked at least as well as "
                     "this one on every simulated concept, and far better on rare and broad "
@@ -395,15 +395,20 @@ static int collection_scores(vdx_concepts *book, const concept_record *rec,
 }
 
 /* Cross-validates the labels as they are now, with the last round's weak negatives
- * when the trainer is the anchored one. */
+ * when the trainer is the anchored one. An auto concept refits with the trainer that made
+ * its current weight: the last round's (lr 0 marks an anchored round), the seed's before
+ * any round. */
 static int cross_validate_current(vdx_concepts *book, const concept_record *rec,
                                   const labelled_rows *rows, cJSON **cv, vdx_error *err)
 {
+    concept_record fit = *rec; /* a view with the trainer resolved; rec owns the memory */
+    if (fit.trainer == TRAINER_AUTO)
+        fit.trainer = rec->rounds > 0 && rec->last_lr == 0 ? TRAINER_ANCHORED : TRAINER_SEED;
     float *weak;
     size_t n_weak;
-    int rc = concept_weak_negatives(book, rec, rec->rounds, &weak, &n_weak, err);
+    int rc = concept_weak_negatives(book, &fit, fit.rounds, &weak, &n_weak, err);
     if (rc == 0)
-        rc = concept_cross_validate(rec, &rows->set, rows->X, rows->y, weak, (int)n_weak, cv,
+        rc = concept_cross_validate(&fit, &rows->set, rows->X, rows->y, weak, (int)n_weak, cv,
                                     err);
     free(weak);
     return rc;

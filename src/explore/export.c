@@ -418,7 +418,7 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
     if (rc == 0 && trainer_field &&
         (!cJSON_IsString(trainer_field) ||
          (trainer = concept_trainer_parse(trainer_field->valuestring)) < 0))
-        rc = vdx_fail(err, "classifier: \"trainer\" must be \"seed\" or \"anchored\"");
+        rc = vdx_fail(err, "classifier: \"trainer\" must be " VDX_TRAINER_NAMES);
     float *last = malloc((size_t)ours->dims * sizeof *last);
     if (rc == 0 && !last)
         rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");

@@ -137,6 +137,22 @@ static int item_url(vdx_concepts *book, const char *id, char **url, vdx_error *e
     return 0;
 }
 
+/* Appends the counts after a change to a result, and the trainer of the next round (audit
+ * labels can change an auto concept's). */
+static int add_counts(vdx_concepts *book, const concept_record *rec, cJSON *out, vdx_error *err)
+{
+    int positive = 0, negative = 0, pending = 0, next_trainer = 0;
+    if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0 ||
+        concept_next_trainer(book, rec, &next_trainer, err) != 0)
+        return -1;
+    if (!cJSON_AddNumberToObject(out, "positive", positive) ||
+        !cJSON_AddNumberToObject(out, "negative", negative) ||
+        !cJSON_AddNumberToObject(out, "pending", pending) ||
+        !cJSON_AddStringToObject(out, "next_trainer", concept_trainer_name(next_trainer)))
+        return vdx_fail_oom(err, "describing the label counts");
+    return 0;
+}
+
 int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_change *changes,
                       size_t n, cJSON **result, vdx_error *err)
 {
@@ -214,19 +230,16 @@ int vdx_concept_label(vdx_concepts *book, const char *name, const vdx_label_chan
         rc = book_end_write(book, rc, err);
     }
     if (rc == 0 && result) {
-        int positive = 0, negative = 0, pending = 0;
-        rc = concept_counts(book, &rec, &positive, &negative, &pending, err);
-        if (rc == 0) {
-            *result = cJSON_CreateObject();
-            cJSON_AddNumberToObject(*result, "changed", changed);
-            if (changed)
-                cJSON_AddNumberToObject(*result, "action", (double)action);
-            else
-                cJSON_AddNullToObject(*result, "action");
-            cJSON_AddNumberToObject(*result, "positive", positive);
-            cJSON_AddNumberToObject(*result, "negative", negative);
-            cJSON_AddNumberToObject(*result, "pending", pending);
-        }
+        cJSON *out = cJSON_CreateObject();
+        int ok = out && cJSON_AddNumberToObject(out, "changed", changed) &&
+                 (changed ? cJSON_AddNumberToObject(out, "action", (double)action)
+                          : cJSON_AddNullToObject(out, "action")) != NULL;
+        rc = ok ? add_counts(book, &rec, out, err)
+                : vdx_fail_oom(err, "describing a label action (it is recorded)");
+        if (rc == 0)
+            *result = out;
+        else
+            cJSON_Delete(out);
     }
     concept_record_free(&rec);
     pthread_mutex_unlock(&book->lock);
@@ -360,19 +373,6 @@ int label_action_replay(vdx_concepts *book, int64_t concept, int64_t action, int
         rc = book_fail(book, err, "marking a label action");
     sqlite3_finalize(stmt);
     return rc;
-}
-
-/* Appends the counts after a change to a result. */
-static int add_counts(vdx_concepts *book, const concept_record *rec, cJSON *out, vdx_error *err)
-{
-    int positive = 0, negative = 0, pending = 0;
-    if (concept_counts(book, rec, &positive, &negative, &pending, err) != 0)
-        return -1;
-    if (!cJSON_AddNumberToObject(out, "positive", positive) ||
-        !cJSON_AddNumberToObject(out, "negative", negative) ||
-        !cJSON_AddNumberToObject(out, "pending", pending))
-        return vdx_fail_oom(err, "describing the label counts");
-    return 0;
 }
 
 static int undo_or_redo(vdx_concepts *book, const char *name, int redo, cJSON **result,

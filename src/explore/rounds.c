@@ -1,5 +1,6 @@
 /* Training rounds: one call of the concept's trainer over all labels (the original's fit,
- * or the anchored logistic regression with weak negatives sampled from the store),
+ * or the anchored logistic regression with weak negatives sampled from the store; an
+ * "auto" concept's round runs the one concept_next_trainer picks and records it),
  * recorded with its losses, weight and cross-validated metrics in one transaction, and
  * undoing the last round (optionally with the label changes it trained on). */
 #include "explore/book.h"
@@ -55,7 +56,9 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     float *X = NULL, *y = NULL, *losses = NULL, *weak = NULL, bias = 0;
     size_t n_weak = 0;
     int rc = book_begin_write(book, err);
-    if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0) {
+    /* from here on rec.trainer is the trainer this round runs (auto resolved) */
+    if (rc == 0 && (rc = concept_find(book, name, &rec, err)) == 0 &&
+        (rc = concept_next_trainer(book, &rec, &rec.trainer, err)) == 0) {
         /* iters and lr are the seed's; the anchored trainer takes iters only (its step is
          * fixed by its curvature bound) and records lr 0 */
         if (rec.trainer == TRAINER_ANCHORED) {

@@ -756,7 +756,8 @@ static void route_concepts_list(api_context *ctx, http_request *req)
         http_reply_json(req, 200, list);
 }
 
-/* POST /api/concepts {"name","prompt","examples":[ids],"trainer":"seed"|"anchored"} */
+/* POST /api/concepts {"name","prompt","examples":[ids],"trainer":"seed"|"anchored"|"auto"}
+ * (no trainer: auto) */
 static void route_concept_create(api_context *ctx, http_request *req)
 {
     cJSON *body = http_body_json(req);
@@ -828,7 +829,7 @@ static void route_concept_get(api_context *ctx, http_request *req, const char *n
 }
 
 /* PATCH /api/concepts/NAME {"name": new name, "threshold": logit,
- *                         "trainer": "seed"|"anchored"} */
+ *                         "trainer": "seed"|"anchored"|"auto"} */
 static void route_concept_update(api_context *ctx, http_request *req, const char *name)
 {
     cJSON *body = http_body_json(req);
@@ -845,8 +846,8 @@ static void route_concept_update(api_context *ctx, http_request *req, const char
         http_reply_error(req, 400, "nothing to change: give 'name', 'threshold' and/or 'trainer'");
         goto done;
     }
-    if (trainer && strcmp(trainer, "seed") && strcmp(trainer, "anchored")) {
-        http_reply_error(req, 400, "field 'trainer': 'seed' or 'anchored', not '%s'", trainer);
+    if (trainer && !vdx_concept_trainer_known(trainer)) {
+        http_reply_error(req, 400, "field 'trainer': " VDX_TRAINER_NAMES ", not '%s'", trainer);
         goto done;
     }
     int renaming = new_name && strcmp(new_name, name);

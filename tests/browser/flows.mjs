@@ -245,12 +245,15 @@ await flow('trainer-choice', {}, async (page, shot) => {
   await page.click(tileButton(1, 'b-pos'));
   for (let i = 2; i < 5; i++) await page.click(tileButton(i, 'b-neg'));
   await labelsSettled(page, 2, 3);
-  check(await page.inputValue('#trainer') === 'seed', 'a new concept does not start on the original trainer');
+  check(await page.inputValue('#trainer') === 'auto', 'a new concept does not start on the automatic trainer');
+  check(await page.isVisible('#next-trainer') && await page.getAttribute('#next-trainer', 'data-trainer') === 'seed' &&
+    /original/.test(await page.textContent('#next-trainer')), 'the page does not say the next round is the original trainer');
   const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.ok());
   await page.selectOption('#trainer', 'anchored');
   await patched;
   const path = '/api/concepts/a%20purple%20thing';
   check((await getJson(page, path)).trainer === 'anchored', 'the server did not record the trainer');
+  await page.waitForFunction(() => document.getElementById('next-trainer').hidden); // shown for auto only
   await page.click('#train');
   // the rounds table's first row is round 1 (before, it holds a "no rounds yet" line)
   await page.waitForFunction(() => document.querySelector('#history tr td:first-child')?.textContent === '1');
@@ -672,8 +675,19 @@ for (const { tag, options } of sizes) {
     const text = await page.textContent('#estimates');
     check(/positives · precision/.test(text) && /\[/.test(text), `estimates after the audit: ${text}`);
     await shot('estimates');
-    // with 20 audit labels the page suggests the anchored trainer; its button switches
+    // with 20 audit labels the automatic trainer (the default) runs the anchored one next,
+    // and the page says so without suggesting a switch
+    check(await page.inputValue('#trainer') === 'auto' && (await getJson(page, `/api/concepts/${name}`)).next_trainer === 'anchored',
+      'the concept is not automatic with its next round anchored');
+    await page.waitForSelector('#next-trainer[data-trainer="anchored"]:not([hidden])');
+    check(/anchored/.test(await page.textContent('#next-trainer')), `next trainer: ${await page.textContent('#next-trainer')}`);
+    check(!(await page.$('#warnings li[data-code="try_anchored"]')), 'an automatic concept is told to switch trainers');
+    // on the original trainer the page suggests the anchored one; its button switches
+    const toSeed = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.ok());
+    await page.selectOption('#trainer', 'seed');
+    await toSeed;
     await page.waitForSelector('#warnings li[data-code="try_anchored"] button');
+    await page.waitForFunction(() => document.getElementById('next-trainer').hidden); // shown for auto only
     const switched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.ok());
     await page.click('#warnings li[data-code="try_anchored"] button');
     await switched;

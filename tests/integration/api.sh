@@ -71,7 +71,8 @@ ids=$(curl -s -H "$auth" -H 'Content-Type: application/json' -d '{"text":"a bird
       grep -o '"id":"[^"]*"' | cut -d'"' -f4)
 first=$(echo "$ids" | sed -n 1p) second=$(echo "$ids" | sed -n 2p)
 json POST /api/concepts '{"name":"birds","prompt":"a bird"}'
-[ "$code" = 201 ] && ok "create a concept (201)" || not_ok "create a concept: $code $body"
+[ "$code" = 201 ] && printf '%s' "$body" | grep -q '"trainer":"auto","next_trainer":"seed",' &&
+    ok "create a concept (201), its trainer auto without one given" || not_ok "create a concept: $code $body"
 json POST /api/concepts/birds/labels "{\"labels\":[{\"id\":\"$first\",\"label\":1},{\"id\":\"$second\",\"label\":0}]}"
 printf '%s' "$body" | grep -q '"positive":1,"negative":1' && ok "label two items" || not_ok "label two items: $code $body"
 snapshot > "$tmp/before"
@@ -176,9 +177,9 @@ expect 405 "not supported" "OPTIONS → 405"
 request GET /api/nothing-here
 expect 404 "no such endpoint" "unknown endpoint → 404"
 json POST /api/concepts '{"name":"fish","prompt":"a fish","trainer":"sgd"}'
-expect 400 "unknown trainer 'sgd' (seed or anchored)" "a concept with an unknown trainer → 400, not created"
+expect 400 "unknown trainer 'sgd' (seed, anchored or auto)" "a concept with an unknown trainer → 400, not created"
 json PATCH /api/concepts/birds '{"threshold":3,"trainer":"newton"}'
-expect 400 "field 'trainer': 'seed' or 'anchored', not 'newton'" "PATCH with an unknown trainer → 400, the threshold unchanged too"
+expect 400 "field 'trainer': seed, anchored or auto, not 'newton'" "PATCH with an unknown trainer → 400, the threshold unchanged too"
 
 snapshot > "$tmp/after"
 if cmp -s "$tmp/before" "$tmp/after"; then ok "the collection and its concepts are unchanged"
@@ -189,6 +190,12 @@ printf '%s' "$body" | grep -q '"trainer":"anchored"' && ok "PATCH trainer: ancho
 json POST /api/concepts/birds/train '{}'
 printf '%s' "$body" | grep -q '"lr":0,"trainer":"anchored","bias":' && ok "an anchored round through the API" ||
     not_ok "anchored round: $code $(printf '%s' "$body" | head -c 300)"
+json PATCH /api/concepts/birds '{"trainer":"auto"}'
+printf '%s' "$body" | grep -q '"trainer":"auto","next_trainer":"seed",' &&
+    ok "PATCH trainer: auto (no audit labels: the next round the seed's)" || not_ok "PATCH trainer auto: $code $body"
+json POST /api/concepts/birds/train '{}'
+printf '%s' "$body" | grep -q '"round":2,.*"lr":0.1,"trainer":"seed","losses":' && ok "the auto concept's round through the API: the seed's" ||
+    not_ok "auto round: $code $(printf '%s' "$body" | head -c 300)"
 
 request GET /
 headers=$(curl -s -H "$auth" -D - -o /dev/null "$base/")

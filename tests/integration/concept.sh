@@ -47,6 +47,8 @@ C="--data $tmp/data --collection sample"
 "$vdx" concept new dogs --prompt "a photo of a dog" --model "$shared/fixtures/clip-tiny" $C \
     > "$tmp/new.json" 2> "$tmp/new.err"
 check "concept new from a prompt" grep -q '"name":"dogs","prompt":"a photo of a dog"' "$tmp/new.json"
+check "concept new: the trainer is auto unless given, its next round the seed's" \
+    grep -q '"threshold":0,"trainer":"auto","next_trainer":"seed",' "$tmp/new.json"
 "$vdx" concept show dogs $C > "$tmp/show0.json" 2> "$tmp/err"
 count=$(sed -n 's/.*"evaluation":.*"count":\([0-9]*\).*/\1/p' "$tmp/show0.json")
 if [ -z "$count" ] || [ "$count" -lt 30 ]; then
@@ -76,6 +78,9 @@ for round in 1 2 3; do
     "$vdx" concept train dogs $C > "$tmp/train.$round" 2> "$tmp/err"
     check "round $round: train records round $round" grep -q "\"round\":$round," "$tmp/train.$round"
 done
+
+check "an auto concept without audit labels trains as the seed's" \
+    grep -q '"iters":5,"lr":0.1,"trainer":"seed","losses"' "$tmp/train.1"
 
 # every mode and page after the rounds: still nothing labelled
 for mode in nearest boundary random; do
@@ -223,7 +228,7 @@ check "fit-threshold --source calibration: expected precision over the collectio
 check "concept new --trainer anchored" grep -q '"threshold":0,"trainer":"anchored"' "$tmp/cats.json"
 "$vdx" concept new bad --prompt "x" --trainer sgd --model "$shared/fixtures/clip-tiny" $C \
     > /dev/null 2> "$tmp/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "trainer is seed or anchored, not 'sgd'" "$tmp/err" \
+[ $rc -eq 2 ] && grep -q "trainer is seed, anchored or auto, not 'sgd'" "$tmp/err" \
     && ok "a bad --trainer is a usage error" || not_ok "bad trainer: rc $rc: $(cat "$tmp/err")"
 "$vdx" concept next cats -k 6 $C 2> /dev/null | ids_of /dev/stdin > "$tmp/cat-ids"
 set -- $(awk 'NR <= 2 { print "+" $0 } NR > 2 { print "-" $0 }' "$tmp/cat-ids")
@@ -237,9 +242,45 @@ check "concept trainer NAME seed: the next round is the seed's" \
     grep -q '"iters":5,"lr":0.1,"trainer":"seed","losses"' "$tmp/cat-round2.json"
 "$vdx" concept trainer cats newton $C > /dev/null 2> "$tmp/err"; rc=$?
 "$vdx" concept show cats $C > "$tmp/cat-show.json" 2> /dev/null
-[ $rc -eq 1 ] && grep -q "unknown trainer 'newton' (seed or anchored)" "$tmp/err" &&
+[ $rc -eq 1 ] && grep -q "unknown trainer 'newton' (seed, anchored or auto)" "$tmp/err" &&
     grep -q '"trainer":"seed"' "$tmp/cat-show.json" \
     && ok "an unknown trainer is refused and changes nothing" \
     || not_ok "trainer newton: rc $rc: $(cat "$tmp/err")"
+
+# --- the default trainer, auto: the seed's until 20 audit labels, then anchored ----------
+"$vdx" concept new birds --prompt "a photo of a bird" --model "$shared/fixtures/clip-tiny" $C \
+    > /dev/null 2> "$tmp/err"
+"$vdx" concept next birds -k 6 $C 2> /dev/null | ids_of /dev/stdin > "$tmp/bird-ids"
+set -- $(awk 'NR <= 2 { print "+" $0 } NR > 2 { print "-" $0 }' "$tmp/bird-ids")
+"$vdx" concept label birds "$@" $C > /dev/null 2> "$tmp/err"
+script -qec "'$vdx' concept show birds $C" /dev/null 2>&1 | tr -d '\r' > "$tmp/bird-show.txt"
+check "show (terminal): auto, the next round the seed's" \
+    grep -q '^trainer   auto (next round: seed; anchored from 20 audit labels)$' "$tmp/bird-show.txt"
+"$vdx" concept next birds --mode audit -k 20 $C 2> /dev/null | ids_of /dev/stdin > "$tmp/bird-audit"
+set -- $(awk '{ print "-" $0 }' "$tmp/bird-audit")
+"$vdx" concept label birds "$@" $C > "$tmp/bird-label.json" 2> "$tmp/err"
+[ "$(wc -l < "$tmp/bird-audit")" -eq 20 ] && grep -q '"next_trainer":"anchored"' "$tmp/bird-label.json" \
+    && ok "20 audit labels: the label result says the next round is anchored" \
+    || not_ok "20 audit labels: $(cat "$tmp/bird-label.json" "$tmp/err")"
+script -qec "'$vdx' concept show birds $C" /dev/null 2>&1 | tr -d '\r' > "$tmp/bird-show.txt"
+check "show (terminal): auto, the next round anchored" \
+    grep -q '^trainer   auto (next round: anchored, with 20 or more audit labels)$' "$tmp/bird-show.txt"
+"$vdx" concept train birds $C > "$tmp/bird-round.json" 2> "$tmp/err"
+check "an auto concept with 20 audit labels trains anchored: 100 steps, lr 0, its bias" \
+    grep -q '"round":1,.*"iters":100,"lr":0,"trainer":"anchored","bias":-*[0-9]' "$tmp/bird-round.json"
+"$vdx" concept trainer birds seed $C > /dev/null 2> "$tmp/err"
+"$vdx" concept trainer birds auto $C > "$tmp/out" 2> "$tmp/err"
+"$vdx" concept show birds $C > "$tmp/bird-show.json" 2> "$tmp/err"
+grep -q '"trainer":"auto"' "$tmp/out" &&
+    grep -q '"trainer":"auto","next_trainer":"anchored",' "$tmp/bird-show.json" \
+    && ok "concept trainer NAME auto: back to auto" \
+    || not_ok "trainer auto: $(cat "$tmp/out" "$tmp/err")"
+"$vdx" concept export birds --classifier -o "$tmp/birds.classifier.json" $C 2> "$tmp/err"
+"$vdx" concept import "$tmp/birds.classifier.json" --name "birds again" $C > /dev/null 2> "$tmp/err"
+"$vdx" concept show "birds again" $C > "$tmp/birds-again.json" 2> "$tmp/err"
+grep -q '"trainer":[[:space:]]*"auto"' "$tmp/birds.classifier.json" &&
+    grep -q '"trainer":"auto","next_trainer":"seed",' "$tmp/birds-again.json" \
+    && ok "export + import keep auto (the audit sample stays behind: next round the seed's)" \
+    || not_ok "export/import auto: $(cat "$tmp/err")"
 
 [ "$failures" -eq 0 ]

@@ -150,7 +150,7 @@ ids=$(printf '%s\n' "$out" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p' | tr '\n' ' ')
 set -- $ids
 if [ $rc -eq 0 ] && [ $# -eq 4 ]; then ok "vdx concept next -k 4"; else not_ok "concept next: $out $err"; set -- a b c d; fi
 run concept label dogs "+$1" "+$2" "-$3" "~$4"
-[ $rc -eq 0 ] && [ "$out" = '{"changed":3,"action":1,"positive":2,"negative":1,"pending":3}' ] && ok "vdx concept label +ID +ID -ID ~ID" ||
+[ $rc -eq 0 ] && [ "$out" = '{"changed":3,"action":1,"positive":2,"negative":1,"pending":3,"next_trainer":"seed"}' ] && ok "vdx concept label +ID +ID -ID ~ID" ||
     not_ok "concept label: $out $err"
 run concept train dogs
 [ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^{"round":1,.*"positive":2,"negative":1,"iters":5,"lr":0.1,"trainer":"seed","losses":\[' &&
