@@ -6,7 +6,9 @@
  * held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, in a child process: oneDNN reads it once) and
  * keeps the golden tolerance there. Threads: 1, 2 and 4 agree to 1e-6 relative,
  * concurrent callers of one bf16 model get identical vectors. bf16 cases skip with
- * "CPU lacks avx512_bf16" where the CPU has no native bf16. */
+ * "CPU lacks avx512_bf16" where the CPU has no native bf16. `auto` runs the CPU's fastest
+ * precision (int8, or bf16 with AMX) and leaves it for the next one on a model whose int8
+ * features miss the floor (clip-tiny given an outlier channel). */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -168,6 +170,201 @@ TEST(fp32_cosine_to_golden)
     NEED_FIXTURES();
     double worst = worst_golden_cosine(VDX_PRECISION_FP32);
     CHECK(worst >= 0.999999, "fp32 worst cosine %.7f", worst);
+}
+
+/* ---- auto ------------------------------------------------------------------------- */
+
+/* What vdx_precision_resolve(AUTO) must give on this CPU (docs/clip-engine.md, "What pays
+ * where"): bf16 with AMX, int8 everywhere else. */
+static vdx_precision expected_auto(void)
+{
+    char *text = NULL;
+    size_t size = 0;
+    int amx = vdx_read_file("/proc/cpuinfo", &text, &size, NULL) == 0 && strstr(text, " amx_bf16");
+    free(text);
+    return amx && vdx_precision_resolve(VDX_PRECISION_BF16, NULL) == VDX_PRECISION_BF16
+               ? VDX_PRECISION_BF16
+               : VDX_PRECISION_INT8;
+}
+
+static char notices[1024];
+static void keep_notice(const char *message, void *user)
+{
+    snprintf(notices + strlen(notices), sizeof notices - strlen(notices), "%s\n", message);
+}
+
+TEST(auto_runs_the_fastest_precision_within_its_floor)
+{
+    NEED_FIXTURES();
+    vdx_error err = {{0}};
+    CHECK(vdx_precision_resolve(VDX_PRECISION_AUTO, NULL) == expected_auto(), "auto resolves to %s",
+          vdx_precision_name(vdx_precision_resolve(VDX_PRECISION_AUTO, NULL)));
+    notices[0] = 0;
+    vdx_clip_options options = {VDX_PRECISION_AUTO, VDX_PRECISION_AUTO, keep_notice, NULL};
+    vdx_clip_model *m = vdx_clip_load_with(test_shared_path("fixtures/clip-tiny"), &options, &err);
+    REQUIRE(m, "%s", err.message);
+    CHECK(vdx_clip_image_precision(m) == expected_auto() &&
+              vdx_clip_text_precision(m) == expected_auto(),
+          "auto loaded image %s, text %s", vdx_precision_name(vdx_clip_image_precision(m)),
+          vdx_precision_name(vdx_clip_text_precision(m)));
+    CHECK(notices[0] == 0, "clip-tiny meets its floor, yet: %s", notices);
+    vdx_clip_free(m);
+    /* one tower auto, the other as asked */
+    options.text_precision = VDX_PRECISION_FP32;
+    m = vdx_clip_load_with(test_shared_path("fixtures/clip-tiny"), &options, &err);
+    REQUIRE(m, "%s", err.message);
+    CHECK(vdx_clip_image_precision(m) == expected_auto() &&
+              vdx_clip_text_precision(m) == VDX_PRECISION_FP32,
+          "image %s, text %s", vdx_precision_name(vdx_clip_image_precision(m)),
+          vdx_precision_name(vdx_clip_text_precision(m)));
+    vdx_clip_free(m);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    char *data = NULL;
+    size_t size = 0;
+    if (vdx_read_file(from, &data, &size, NULL) != 0)
+        return -1;
+    FILE *f = fopen(to, "wb");
+    int rc = f && fwrite(data, 1, size, f) == size ? 0 : -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
+    free(data);
+    return rc;
+}
+
+static float *tensor(char *data, const cJSON *header, const char *name, int *rows, int *cols)
+{
+    const cJSON *t = cJSON_GetObjectItem(header, name);
+    const cJSON *shape = cJSON_GetObjectItem(t, "shape");
+    const cJSON *at = cJSON_GetObjectItem(t, "data_offsets");
+    if (!t || !at || strcmp(cJSON_GetObjectItem(t, "dtype")->valuestring, "F32") != 0)
+        return NULL;
+    *rows = cJSON_GetArrayItem(shape, 0)->valueint;
+    *cols = cJSON_GetArraySize(shape) > 1 ? cJSON_GetArrayItem(shape, 1)->valueint : 1;
+    return (float *)(data + (size_t)cJSON_GetArrayItem(at, 0)->valuedouble);
+}
+
+/* clip-tiny with an outlier channel before every attention block: LayerNorm 1's gain and
+ * bias of channel 3 times 300 and the q, k, v weights of that input channel divided by
+ * 300. The same function in float32 (the golden features still hold), but every row
+ * entering the qkv product has one value 300 times the others, so one int8 scale per
+ * row leaves the rest a bit or two: what outlier features in trained checkpoints do to
+ * naive dynamic int8. Returns the model directory, or NULL. */
+static const char *outlier_model(void)
+{
+    const char *src = test_shared_path("fixtures/clip-tiny"), *dir = test_tmpdir("outliers");
+    const char *files[] = {"config.json", "vocab.json", "merges.txt", "preprocessor_config.json",
+                           "tokenizer_config.json"};
+    static char path[4096], from[4096];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(from, sizeof from, "%s/%s", src, files[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (copy_file(from, path) != 0)
+            return NULL;
+    }
+    snprintf(from, sizeof from, "%s/model.safetensors", src);
+    char *file = NULL;
+    size_t size = 0;
+    if (vdx_read_file(from, &file, &size, NULL) != 0 || size < 8)
+        return NULL;
+    uint64_t header_len = 0;
+    memcpy(&header_len, file, 8);
+    char *json = strndup(file + 8, (size_t)header_len);
+    cJSON *header = cJSON_Parse(json);
+    free(json);
+    char *data = file + 8 + header_len;
+    const float factor = 300;
+    const int channel = 3;
+    int ok = header != NULL;
+    for (int tower = 0; ok && tower < 2; tower++)
+        for (int layer = 0; ok && layer < 2; layer++) {
+            char name[160];
+            const char *prefix = tower ? "text_model" : "vision_model";
+            int rows, cols;
+            const char *norm[] = {"weight", "bias"}, *proj[] = {"q_proj", "k_proj", "v_proj"};
+            for (int k = 0; ok && k < 2; k++) {
+                snprintf(name, sizeof name, "%s.encoder.layers.%d.layer_norm1.%s", prefix, layer,
+                         norm[k]);
+                float *v = tensor(data, header, name, &rows, &cols);
+                ok = v != NULL && channel < rows;
+                if (ok)
+                    v[channel] *= factor;
+            }
+            for (int k = 0; ok && k < 3; k++) {
+                snprintf(name, sizeof name, "%s.encoder.layers.%d.self_attn.%s.weight", prefix,
+                         layer, proj[k]);
+                float *w = tensor(data, header, name, &rows, &cols);
+                ok = w != NULL && channel < cols;
+                for (int r = 0; ok && r < rows; r++)
+                    w[(size_t)r * cols + channel] /= factor;
+            }
+        }
+    cJSON_Delete(header);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = ok ? fopen(path, "wb") : NULL;
+    ok = f && fwrite(file, 1, size, f) == size;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    free(file);
+    return ok ? dir : NULL;
+}
+
+/* Worst cosine of m's features to the golden ones (images and texts). */
+static double worst_to_golden(const vdx_clip_model *m)
+{
+    vdx_error err = {{0}};
+    static float out[N_IMAGES * DIM];
+    double worst = 2;
+    if (vdx_clip_embed_images(m, pixels, N_IMAGES, out, &err) != 0)
+        return -1;
+    for (int i = 0; i < N_IMAGES; i++)
+        worst = fmin(worst, cosine(out + i * DIM, golden_images + i * DIM, DIM));
+    for (int t = 0; t < N_TEXTS; t++) {
+        if (vdx_clip_embed_tokens(m, ids[t], n_ids[t], out, &err) != 0)
+            return -1;
+        worst = fmin(worst, cosine(out, golden_texts + t * DIM, DIM));
+    }
+    return worst;
+}
+
+TEST(auto_leaves_int8_where_this_model_misses_its_floor)
+{
+    NEED_FIXTURES();
+    const char *dir = outlier_model();
+    REQUIRE(dir, "cannot write the outlier model");
+    vdx_error err = {{0}};
+    vdx_clip_model *fp32 = vdx_clip_load(dir, &err);
+    REQUIRE(fp32, "%s", err.message);
+    double worst = worst_to_golden(fp32);
+    CHECK(worst >= 0.99999, "the outlier model in fp32 is clip-tiny: worst cosine %.7f", worst);
+    vdx_clip_free(fp32);
+    vdx_clip_options options = {VDX_PRECISION_INT8, VDX_PRECISION_INT8, NULL, NULL};
+    vdx_clip_model *int8 = vdx_clip_load_with(dir, &options, &err);
+    REQUIRE(int8, "%s", err.message);
+    worst = worst_to_golden(int8);
+    printf("    outlier model, int8 asked: worst cosine to the golden features %.6f\n", worst);
+    CHECK(worst < 0.99, "int8 keeps %.6f on the outlier model: the test proves nothing", worst);
+    vdx_clip_free(int8);
+
+    notices[0] = 0;
+    options = (vdx_clip_options){VDX_PRECISION_AUTO, VDX_PRECISION_FP32, keep_notice, NULL};
+    vdx_clip_model *chosen = vdx_clip_load_with(dir, &options, &err);
+    REQUIRE(chosen, "%s", err.message);
+    vdx_precision p = vdx_clip_image_precision(chosen);
+    vdx_precision want = vdx_precision_resolve(VDX_PRECISION_BF16, NULL);
+    if (expected_auto() == VDX_PRECISION_INT8) {
+        CHECK(p == want, "auto ran %s, expected %s", vdx_precision_name(p), vdx_precision_name(want));
+        CHECK(strstr(notices, "image features in int8 reach a worst cosine of 0.") &&
+                  strstr(notices, "below the 0.99 floor: trying"),
+              "notice: %s", notices);
+    }
+    worst = worst_to_golden(chosen);
+    printf("    outlier model, auto: %s, worst cosine %.6f\n", vdx_precision_name(p), worst);
+    CHECK(worst >= (p == VDX_PRECISION_BF16 ? 0.9995 : 0.99999), "auto's %s: worst cosine %.6f",
+          vdx_precision_name(p), worst);
+    vdx_clip_free(chosen);
 }
 
 /* The photos of the sample dataset, preprocessed for clip-tiny; returns the count. */
@@ -383,5 +580,7 @@ int main(int argc, char **argv)
     RUN(fp32_with_onednn_held_to_avx2);
     RUN(threads_agree_and_concurrent_calls_are_identical);
     RUN(precision_from_the_environment);
+    RUN(auto_runs_the_fastest_precision_within_its_floor);
+    RUN(auto_leaves_int8_where_this_model_misses_its_floor);
     return test_summary("clip_precision");
 }

@@ -77,7 +77,9 @@ int vdx_clip_pull(const char *repo_id, const char *revision, char *dir, size_t d
  * float32; needs AVX512_BF16 or AMX, else the model runs FP32 and says so once. INT8:
  * weights per output channel and activations per row quantised to int8, int32
  * accumulation, everything else float32. AUTO: the fastest precision this CPU runs
- * natively that meets the fidelity floors (BF16 where native, else FP32). */
+ * natively (INT8, then BF16 where native, then FP32; BF16 first with AMX) whose features
+ * of the model being loaded stay within its fidelity floor of FP32's (cosine 0.99 for
+ * INT8, 0.9995 for BF16), checked at load against a float32 copy on probe inputs. */
 typedef enum vdx_precision {
     VDX_PRECISION_AUTO,
     VDX_PRECISION_FP32,
@@ -89,7 +91,8 @@ typedef enum vdx_precision {
 const char *vdx_precision_name(vdx_precision precision);
 /* Parses one of those names (VDX_ERR_INVALID naming the accepted ones otherwise). */
 int vdx_precision_parse(const char *text, vdx_precision *out, vdx_error *err);
-/* What a request runs as on this CPU: AUTO becomes a concrete precision, BF16 becomes
+/* What a request runs as on this CPU: AUTO becomes the first precision it tries here
+ * (the loaders may move on to the next when the model misses the floor), BF16 becomes
  * FP32 without native bf16 (*why, when not NULL, then says why; else NULL). */
 vdx_precision vdx_precision_resolve(vdx_precision requested, const char **why);
 /* $VDX_PRECISION when set and valid, else fallback (an invalid value is an error). */
@@ -108,8 +111,9 @@ typedef struct vdx_clip_options {
 /* Loads config.json, the weights (model.safetensors, else pytorch_model.bin),
  * the tokenizer and preprocessor_config.json from a model directory; both towers FP32. */
 vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err);
-/* The same with the towers' precisions (resolved with vdx_precision_resolve; a
- * fallback is reported once through options->notice). */
+/* The same with the towers' precisions (resolved with vdx_precision_resolve; AUTO
+ * towers are checked against a float32 copy of the model, which costs one more load; a
+ * fallback is reported through options->notice). */
 vdx_clip_model *vdx_clip_load_with(const char *model_dir, const vdx_clip_options *options,
                                    vdx_error *err);
 /* The precision each tower runs (never AUTO), and the oneDNN implementation its matrix

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clip/autoprecision.h"
 #include "engine/kernels.h"
 #include "engine/matmul.h"
 #include "weights/modelfiles.h"
@@ -425,6 +426,22 @@ vdx_clip_model *vdx_clip_load(const char *model_dir, vdx_error *err)
 vdx_clip_model *vdx_clip_load_with(const char *model_dir, const vdx_clip_options *options,
                                    vdx_error *err)
 {
+    const char *why_image = NULL, *why_text = NULL;
+    vdx_precision image = options->image_precision, text = options->text_precision;
+    if (image != VDX_PRECISION_AUTO)
+        image = vdx_precision_resolve(image, &why_image);
+    if (text != VDX_PRECISION_AUTO)
+        text = vdx_precision_resolve(text, &why_text);
+    if (options->notice && (why_image || why_text))
+        options->notice(why_image ? why_image : why_text, options->notice_user);
+    if (image == VDX_PRECISION_AUTO || text == VDX_PRECISION_AUTO)
+        return clip_load_auto(model_dir, image, text, options->notice, options->notice_user, err);
+    return clip_load_resolved(model_dir, image, text, err);
+}
+
+vdx_clip_model *clip_load_resolved(const char *model_dir, vdx_precision image,
+                                   vdx_precision text, vdx_error *err)
+{
     vdx_clip_model *m = calloc(1, sizeof *m);
     if (m && !(m->spare = calloc(1, sizeof *m->spare))) {
         free(m);
@@ -436,11 +453,8 @@ vdx_clip_model *vdx_clip_load_with(const char *model_dir, const vdx_clip_options
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         return NULL;
     }
-    const char *why_image = NULL, *why_text = NULL;
-    m->vision.precision = vdx_precision_resolve(options->image_precision, &why_image);
-    m->text.precision = vdx_precision_resolve(options->text_precision, &why_text);
-    if (options->notice && (why_image || why_text))
-        options->notice(why_image ? why_image : why_text, options->notice_user);
+    m->vision.precision = image;
+    m->text.precision = text;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", model_dir);
     if (vdx_clip_config_load(path, &m->config, err) != 0 ||

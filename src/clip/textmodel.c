@@ -9,6 +9,8 @@
 
 #include "vdx/mclip.h"
 
+#include "clip/autoprecision.h"
+
 struct vdx_text_model {
     const vdx_clip_model *clip; /* CLIP's text tower (owned when owned_clip) */
     vdx_clip_model *owned_clip;
@@ -48,11 +50,15 @@ vdx_text_model *vdx_text_model_load_with(const char *model_dir, const vdx_clip_o
     }
     if (vdx_mclip_is_model_dir(model_dir)) {
         const char *why = NULL;
-        vdx_precision p = vdx_precision_resolve(
-            options ? options->text_precision : VDX_PRECISION_FP32, &why);
-        if (why && options && options->notice)
-            options->notice(why, options->notice_user);
-        m->mclip = vdx_mclip_load_precision(model_dir, p, err);
+        vdx_precision p = options ? options->text_precision : VDX_PRECISION_FP32;
+        if (p == VDX_PRECISION_AUTO) {
+            m->mclip = mclip_load_auto(model_dir, options->notice, options->notice_user, err);
+        } else {
+            p = vdx_precision_resolve(p, &why);
+            if (why && options && options->notice)
+                options->notice(why, options->notice_user);
+            m->mclip = vdx_mclip_load_precision(model_dir, p, err);
+        }
     } else {
         m->clip = m->owned_clip = options ? vdx_clip_load_with(model_dir, options, err)
                                           : vdx_clip_load(model_dir, err);

@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "clip/autoprecision.h"
 #include "engine/kernels.h"
 #include "engine/matmul.h"
 #include "weights/modelfiles.h"
@@ -363,6 +364,8 @@ vdx_mclip_model *vdx_mclip_load(const char *model_dir, vdx_error *err)
 vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision precision,
                                           vdx_error *err)
 {
+    if (precision == VDX_PRECISION_AUTO)
+        return mclip_load_auto(model_dir, NULL, NULL, err);
     vdx_mclip_model *m = calloc(1, sizeof *m);
     if (!m) {
         vdx_fail(err, "out of memory");

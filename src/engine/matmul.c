@@ -429,13 +429,35 @@ int vdx_precision_parse(const char *text, vdx_precision *out, vdx_error *err)
                          "precision '%s': expected fp32, bf16, int8 or auto", text ? text : "");
 }
 
+int engine_precision_order(vdx_precision order[3])
+{
+    __builtin_cpu_init();
+    int bf16 = engine_cpu_has_bf16(), amx = bf16 && __builtin_cpu_supports("amx-bf16");
+    int n = 0;
+    if (amx)
+        order[n++] = VDX_PRECISION_BF16;
+    order[n++] = VDX_PRECISION_INT8;
+    if (bf16 && !amx)
+        order[n++] = VDX_PRECISION_BF16;
+    order[n++] = VDX_PRECISION_FP32;
+    return n;
+}
+
+double engine_precision_floor(vdx_precision precision)
+{
+    return precision == VDX_PRECISION_BF16 ? 0.9995 : precision == VDX_PRECISION_INT8 ? 0.99 : 1;
+}
+
 vdx_precision vdx_precision_resolve(vdx_precision requested, const char **why)
 {
     if (why)
         *why = NULL;
     int bf16 = engine_cpu_has_bf16();
-    if (requested == VDX_PRECISION_AUTO)
-        return bf16 ? VDX_PRECISION_BF16 : VDX_PRECISION_FP32;
+    if (requested == VDX_PRECISION_AUTO) {
+        vdx_precision order[3];
+        engine_precision_order(order);
+        return order[0];
+    }
     if (requested == VDX_PRECISION_BF16 && !bf16) {
         if (why)
             *why = "bf16 requested but this CPU has no native bf16 (AVX512_BF16 or AMX): "

@@ -44,4 +44,12 @@ unsigned long long engine_matmul_elapsed_ns(void);
  * (not held below that by ONEDNN_MAX_CPU_ISA). */
 int engine_cpu_has_bf16(void);
 
+/* The precisions this CPU runs natively, fastest first (measured: docs/clip-engine.md,
+ * "What pays where"): with AMX bf16, int8, fp32; else int8, bf16 where native, fp32.
+ * Returns how many (2 or 3). `auto` tries them in this order. */
+int engine_precision_order(vdx_precision order[3]);
+/* The fidelity floor of a precision: the worst cosine its features may have to float32's
+ * (bf16 0.9995, int8 0.99, fp32 1). */
+double engine_precision_floor(vdx_precision precision);
+
 #endif

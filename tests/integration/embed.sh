@@ -203,7 +203,7 @@ else
     fi
     # ingest the 20 golden images, then search by the prompt: hits and distances in the order
     # of 1 - cosine between the golden text row 0 and the golden image rows. Ingest's default
-    # precision is auto (bf16 where the CPU has it) and it may decode large JPEGs reduced:
+    # precision is auto (int8 on most CPUs, docs/clip-engine.md) and it may decode large JPEGs reduced:
     # the exact path is asked for, as a user keeping Hugging Face's vectors would
     "$VDX" ingest folder "$P16G/images" --data "$T/p16data" --collection p16 --model "$P16" \
         --precision fp32 --exact-decode > "$T/p16-ingest.out" 2> "$T/p16-ingest.err"

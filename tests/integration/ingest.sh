@@ -40,7 +40,7 @@ for exe in "$VDX" "$DUMP" "$FILESERVER"; do
 done
 
 # Every vector here is compared with `vdx embed` (fp32) or with another collection's, to
-# 1e-5: ingest runs fp32, not its default auto (bf16 where the CPU has it)
+# 1e-5: ingest runs fp32, not its default auto (int8 on most CPUs)
 export VDX_PRECISION=fp32
 T=$(mktemp -d "${TMPDIR:-/tmp}/vdx-ingest-it.XXXXXX")
 SERVER_PID=""

@@ -176,6 +176,12 @@ else
     check "M-CLIP prompt in bf16 without native bf16: the fallback is said and fp32 runs" \
         sh -c "grep -q 'no native bf16' '$tmp/bf16.err' && cmp -s '$tmp/p-fp32.jsonl' '$tmp/p-bf16.jsonl'"
 fi
+# auto: the CPU's fastest precision (int8; bf16 with AMX) once its features of this model
+# meet that precision's floor against a float32 copy (src/clip/autoprecision.c)
+VDX_PRECISION=auto "$vdx" embed --model $MCLIP --text "$zh" > "$tmp/p-auto.jsonl" 2> "$tmp/auto.err"
+if grep -q 'amx_bf16' /proc/cpuinfo; then want=bf16; else want=int8; fi
+check "M-CLIP prompt under auto runs $want (its floor met: the same vector, nothing said)" \
+    sh -c "cmp -s '$tmp/p-$want.jsonl' '$tmp/p-auto.jsonl' && ! [ -s '$tmp/auto.err' ]"
 # oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA) has no bf16 kernel even on a CPU that has bf16:
 # bf16 falls back to fp32 with the notice instead of failing to build its matmuls
 ONEDNN_MAX_CPU_ISA=AVX2 VDX_PRECISION=bf16 "$vdx" embed --model $MCLIP --text "$zh" > "$tmp/p-avx2.jsonl" 2> "$tmp/avx2.err"
