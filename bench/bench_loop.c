@@ -54,6 +54,8 @@ typedef struct concept {
 typedef struct round_stats {
     double ap, p50, ece[4], above_fit_precision, est_pos[3], est_prec[3];
     int above_raw, above_cal, above_fit, fitted;
+    int above_f1;              /* items above the best-F1 threshold (fit-threshold's default) */
+    double above_f1_precision; /* their true precision */
     int most_at_09; /* the most items a threshold on the ranking holds at true precision >= 0.9 */
 } round_stats;
 
@@ -307,6 +309,14 @@ static void run_family(const world *w, const concept *c, int trainer, int rounds
             items[i] = (calib_item){s[i], label[i] >= 0 ? label[i] : p[i]};
         }
         double threshold = 0, precision, recall, f1, best;
+        if (calib_best_cut(items, (size_t)n, 0, &threshold, &precision, &recall, &f1, &best) > 0) {
+            int true_above = 0;
+            for (int i = 0; i < n; i++) {
+                st->above_f1 += s[i] > threshold;
+                true_above += s[i] > threshold && c->truth[i];
+            }
+            st->above_f1_precision = st->above_f1 ? (double)true_above / st->above_f1 : NAN;
+        }
         st->fitted = calib_best_cut(items, (size_t)n, 0.9, &threshold, &precision, &recall, &f1,
                                     &best) > 0;
         if (!st->fitted)
@@ -639,6 +649,12 @@ int main(int argc, char **argv)
                    a->above_fit, fam[f].positives, ratio,
                    ratio >= 1 / 1.5 && ratio <= 1.5 ? "within" : "outside", a->above_fit_precision,
                    a->ap - plain[t][r5].ap, a->most_at_09);
+            double ratio_f1 = fam[f].positives ? (double)a->above_f1 / fam[f].positives : NAN;
+            printf("%s, after round %d: above the best-F1 threshold (fit-threshold's default) %d "
+                   "vs %d positives (ratio %.2f, %s 1.5x), realised precision %.3f\n",
+                   trainer_names[t], r5 + 1, a->above_f1, fam[f].positives, ratio_f1,
+                   ratio_f1 >= 1 / 1.5 && ratio_f1 <= 1.5 ? "within" : "outside",
+                   a->above_f1_precision);
             printf("%s, ECE of the raw probabilities without audit after round %d: %.3f; Platt "
                    "on its labels: %.3f\n", trainer_names[t], r5 + 1, plain[t][r5].ece[0],
                    plain[t][r5].ece[1]);
