@@ -365,6 +365,19 @@ TEST(auto_leaves_int8_where_this_model_misses_its_floor)
     CHECK(worst >= (p == VDX_PRECISION_BF16 ? 0.9995 : 0.99999), "auto's %s: worst cosine %.6f",
           vdx_precision_name(p), worst);
     vdx_clip_free(chosen);
+
+    /* the text tower alone asked as auto: its own probe, its own notice */
+    notices[0] = 0;
+    options = (vdx_clip_options){VDX_PRECISION_FP32, VDX_PRECISION_AUTO, keep_notice, NULL};
+    chosen = vdx_clip_load_with(dir, &options, &err);
+    REQUIRE(chosen, "%s", err.message);
+    p = vdx_clip_text_precision(chosen);
+    if (expected_auto() == VDX_PRECISION_INT8)
+        CHECK(p == want && vdx_clip_image_precision(chosen) == VDX_PRECISION_FP32 &&
+                  strstr(notices, "text features in int8 reach a worst cosine of 0."),
+              "text %s, image %s, notice: %s", vdx_precision_name(p),
+              vdx_precision_name(vdx_clip_image_precision(chosen)), notices);
+    vdx_clip_free(chosen);
 }
 
 /* The photos of the sample dataset, preprocessed for clip-tiny; returns the count. */

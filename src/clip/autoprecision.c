@@ -102,29 +102,97 @@ static double worst_cosine(const float *a, const float *b, int rows, int dim)
     return worst;
 }
 
-static void say_missed(vdx_notice_fn notice, void *user, const char *tower, vdx_precision p,
-                       double worst, vdx_precision next)
+/* What the loop below needs of a model kind: load it in a precision, run the probe (image
+ * rows first, then prompt rows, into out[rows][dims]), free it. */
+typedef struct auto_target {
+    const char *model_dir;
+    vdx_precision image, text; /* CLIP: AUTO or the concrete precision asked */
+    int image_rows, text_rows;
+    void *(*load)(const struct auto_target *t, vdx_precision p, vdx_error *err);
+    int (*probe)(const struct auto_target *t, const void *model, float *out, vdx_error *err);
+    int (*dims)(const void *model);
+    void (*release)(void *model);
+} auto_target;
+
+/* Tries engine_precision_order's precisions until one meets its floor against float32. */
+static void *load_auto(const auto_target *t, vdx_notice_fn notice, void *notice_user,
+                       vdx_error *err)
 {
-    if (!notice)
-        return;
-    char message[320];
-    snprintf(message, sizeof message,
-             "precision auto: this model's %s features in %s reach a worst cosine of %.6f to "
-             "float32 on the probe inputs, below the %g floor: trying %s",
-             tower, vdx_precision_name(p), worst, engine_precision_floor(p),
-             vdx_precision_name(next));
-    notice(message, user);
+    vdx_precision order[3];
+    const int n = engine_precision_order(order);
+    void *reference = NULL, *chosen = NULL;
+    float *want = NULL, *got = NULL;
+    for (int i = 0; i < n; i++) {
+        const vdx_precision p = order[i];
+        void *m = t->load(t, p, err);
+        if (!m || p == VDX_PRECISION_FP32) {
+            chosen = m;
+            break;
+        }
+        const int dim = t->dims(m);
+        if (!reference) {
+            const size_t floats = (size_t)(t->image_rows + t->text_rows) * dim;
+            want = malloc(sizeof *want * floats);
+            got = malloc(sizeof *got * floats);
+            if (!want || !got) {
+                vdx_fail_oom(err, "the precision probe's features");
+                t->release(m);
+                break;
+            }
+            reference = t->load(t, VDX_PRECISION_FP32, err);
+            if (!reference || t->probe(t, reference, want, err) != 0) {
+                t->release(m);
+                break;
+            }
+        }
+        if (t->probe(t, m, got, err) != 0) {
+            t->release(m);
+            break;
+        }
+        const double floor = engine_precision_floor(p);
+        const size_t text_at = (size_t)t->image_rows * dim;
+        const double worst_image = worst_cosine(got, want, t->image_rows, dim);
+        const double worst_text = worst_cosine(got + text_at, want + text_at, t->text_rows, dim);
+        if (worst_image >= floor && worst_text >= floor) {
+            chosen = m;
+            break;
+        }
+        if (notice) {
+            char message[320];
+            const int image_missed = worst_image < floor;
+            snprintf(message, sizeof message,
+                     "precision auto: this model's %s features in %s reach a worst cosine of "
+                     "%.6f to float32 on the probe inputs, below the %g floor: trying %s",
+                     image_missed ? "image" : "text", vdx_precision_name(p),
+                     image_missed ? worst_image : worst_text, floor, vdx_precision_name(order[i + 1]));
+            notice(message, notice_user);
+        }
+        t->release(m);
+    }
+    if (reference)
+        t->release(reference);
+    free(want);
+    free(got);
+    return chosen;
 }
 
 /* ---- CLIP --------------------------------------------------------------------------- */
 
-/* The features of the probe images (when images) then of the probe prompts (when texts). */
-static int clip_probe(const vdx_clip_model *m, int images, int texts, float *out, vdx_error *err)
+static void *clip_load(const auto_target *t, vdx_precision p, vdx_error *err)
 {
+    if (p == VDX_PRECISION_FP32)
+        return clip_load_resolved(t->model_dir, p, p, err);
+    return clip_load_resolved(t->model_dir, t->image == VDX_PRECISION_AUTO ? p : t->image,
+                              t->text == VDX_PRECISION_AUTO ? p : t->text, err);
+}
+
+static int clip_probe(const auto_target *t, const void *model, float *out, vdx_error *err)
+{
+    const vdx_clip_model *m = model;
     const vdx_clip_config *config = vdx_clip_get_config(m);
     const int dim = vdx_clip_embed_dim(m), s = config->vision.image_size;
     const int channels = config->vision.num_channels;
-    if (images) {
+    if (t->image_rows) {
         float *pixels = malloc(sizeof *pixels * PROBE_IMAGES * channels * s * s);
         if (!pixels)
             return vdx_fail_oom(err, "the precision probe's images");
@@ -135,121 +203,48 @@ static int clip_probe(const vdx_clip_model *m, int images, int texts, float *out
             return -1;
         out += (size_t)PROBE_IMAGES * dim;
     }
-    for (int t = 0; texts && t < PROBE_PROMPTS; t++)
-        if (vdx_clip_embed_text(m, probe_prompts[t], out + (size_t)t * dim, NULL, err) != 0)
+    for (int i = 0; i < t->text_rows; i++)
+        if (vdx_clip_embed_text(m, probe_prompts[i], out + (size_t)i * dim, NULL, err) != 0)
             return -1;
     return 0;
 }
+
+static int clip_dims(const void *model) { return vdx_clip_embed_dim(model); }
+static void clip_release(void *model) { vdx_clip_free(model); }
 
 vdx_clip_model *clip_load_auto(const char *model_dir, vdx_precision image, vdx_precision text,
                                vdx_notice_fn notice, void *notice_user, vdx_error *err)
 {
-    const int images = image == VDX_PRECISION_AUTO, texts = text == VDX_PRECISION_AUTO;
-    vdx_precision order[3];
-    const int n = engine_precision_order(order);
-    vdx_clip_model *reference = NULL, *chosen = NULL;
-    float *want = NULL, *got = NULL;
-    for (int i = 0; i < n; i++) {
-        const vdx_precision p = order[i];
-        vdx_clip_model *m = clip_load_resolved(model_dir, images ? p : image, texts ? p : text, err);
-        if (!m || p == VDX_PRECISION_FP32) {
-            chosen = m;
-            break;
-        }
-        const int dim = vdx_clip_embed_dim(m);
-        const size_t floats = (size_t)(PROBE_IMAGES + PROBE_PROMPTS) * dim;
-        if (!reference) {
-            want = malloc(sizeof *want * floats);
-            got = malloc(sizeof *got * floats);
-            if (!want || !got) {
-                vdx_fail_oom(err, "the precision probe's features");
-                vdx_clip_free(m);
-                break;
-            }
-            reference = clip_load_resolved(model_dir, VDX_PRECISION_FP32, VDX_PRECISION_FP32, err);
-            if (!reference || clip_probe(reference, images, texts, want, err) != 0) {
-                vdx_clip_free(m);
-                break;
-            }
-        }
-        if (clip_probe(m, images, texts, got, err) != 0) {
-            vdx_clip_free(m);
-            break;
-        }
-        const double floor = engine_precision_floor(p);
-        const double worst_image = images ? worst_cosine(got, want, PROBE_IMAGES, dim) : 1;
-        const size_t text_at = images ? (size_t)PROBE_IMAGES * dim : 0;
-        const double worst_text =
-            texts ? worst_cosine(got + text_at, want + text_at, PROBE_PROMPTS, dim) : 1;
-        if (worst_image >= floor && worst_text >= floor) {
-            chosen = m;
-            break;
-        }
-        const int image_missed = worst_image < floor;
-        say_missed(notice, notice_user, image_missed ? "image" : "text", p,
-                   image_missed ? worst_image : worst_text, order[i + 1]);
-        vdx_clip_free(m);
-    }
-    vdx_clip_free(reference);
-    free(want);
-    free(got);
-    return chosen;
+    const auto_target t = {model_dir, image, text,
+                           image == VDX_PRECISION_AUTO ? PROBE_IMAGES : 0,
+                           text == VDX_PRECISION_AUTO ? PROBE_PROMPTS : 0,
+                           clip_load, clip_probe, clip_dims, clip_release};
+    return load_auto(&t, notice, notice_user, err);
 }
 
 /* ---- M-CLIP ------------------------------------------------------------------------- */
 
-static int mclip_probe(const vdx_mclip_model *m, float *out, vdx_error *err)
+static void *mclip_load(const auto_target *t, vdx_precision p, vdx_error *err)
 {
-    const int dim = vdx_mclip_embed_dim(m);
-    for (int t = 0; t < PROBE_PROMPTS; t++)
-        if (vdx_mclip_embed_text(m, probe_prompts[t], out + (size_t)t * dim, NULL, err) != 0)
+    return vdx_mclip_load_precision(t->model_dir, p, err);
+}
+
+static int mclip_probe(const auto_target *t, const void *model, float *out, vdx_error *err)
+{
+    const int dim = vdx_mclip_embed_dim(model);
+    for (int i = 0; i < t->text_rows; i++)
+        if (vdx_mclip_embed_text(model, probe_prompts[i], out + (size_t)i * dim, NULL, err) != 0)
             return -1;
     return 0;
 }
 
+static int mclip_dims(const void *model) { return vdx_mclip_embed_dim(model); }
+static void mclip_release(void *model) { vdx_mclip_free(model); }
+
 vdx_mclip_model *mclip_load_auto(const char *model_dir, vdx_notice_fn notice, void *notice_user,
                                  vdx_error *err)
 {
-    vdx_precision order[3];
-    const int n = engine_precision_order(order);
-    vdx_mclip_model *reference = NULL, *chosen = NULL;
-    float *want = NULL, *got = NULL;
-    for (int i = 0; i < n; i++) {
-        const vdx_precision p = order[i];
-        vdx_mclip_model *m = vdx_mclip_load_precision(model_dir, p, err);
-        if (!m || p == VDX_PRECISION_FP32) {
-            chosen = m;
-            break;
-        }
-        const int dim = vdx_mclip_embed_dim(m);
-        if (!reference) {
-            want = malloc(sizeof *want * PROBE_PROMPTS * dim);
-            got = malloc(sizeof *got * PROBE_PROMPTS * dim);
-            if (!want || !got) {
-                vdx_fail_oom(err, "the precision probe's features");
-                vdx_mclip_free(m);
-                break;
-            }
-            reference = vdx_mclip_load_precision(model_dir, VDX_PRECISION_FP32, err);
-            if (!reference || mclip_probe(reference, want, err) != 0) {
-                vdx_mclip_free(m);
-                break;
-            }
-        }
-        if (mclip_probe(m, got, err) != 0) {
-            vdx_mclip_free(m);
-            break;
-        }
-        const double worst = worst_cosine(got, want, PROBE_PROMPTS, dim);
-        if (worst >= engine_precision_floor(p)) {
-            chosen = m;
-            break;
-        }
-        say_missed(notice, notice_user, "text", p, worst, order[i + 1]);
-        vdx_mclip_free(m);
-    }
-    vdx_mclip_free(reference);
-    free(want);
-    free(got);
-    return chosen;
+    const auto_target t = {model_dir, VDX_PRECISION_AUTO, VDX_PRECISION_AUTO, 0, PROBE_PROMPTS,
+                           mclip_load, mclip_probe, mclip_dims, mclip_release};
+    return load_auto(&t, notice, notice_user, err);
 }
