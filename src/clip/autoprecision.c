@@ -114,36 +114,31 @@ typedef struct auto_target {
     void (*release)(void *model);
 } auto_target;
 
-/* Tries engine_precision_order's precisions until one meets its floor against float32. */
+/* Tries engine_precision_order's precisions until one meets its floor against float32.
+ * The float32 copy runs first and is freed before any candidate loads, so the peak is one
+ * model, not two. */
 static void *load_auto(const auto_target *t, vdx_notice_fn notice, void *notice_user,
                        vdx_error *err)
 {
     vdx_precision order[3];
     const int n = engine_precision_order(order);
-    void *reference = NULL, *chosen = NULL;
-    float *want = NULL, *got = NULL;
-    for (int i = 0; i < n; i++) {
+    if (order[0] == VDX_PRECISION_FP32)
+        return t->load(t, VDX_PRECISION_FP32, err);
+    void *reference = t->load(t, VDX_PRECISION_FP32, err);
+    if (!reference)
+        return NULL;
+    const int dim = t->dims(reference);
+    const size_t floats = (size_t)(t->image_rows + t->text_rows) * dim;
+    float *want = malloc(sizeof *want * floats), *got = malloc(sizeof *got * floats);
+    int probed = want && got ? t->probe(t, reference, want, err) : vdx_fail_oom(err, "the precision probe's features");
+    t->release(reference);
+    void *chosen = NULL;
+    for (int i = 0; probed == 0 && i < n; i++) {
         const vdx_precision p = order[i];
         void *m = t->load(t, p, err);
         if (!m || p == VDX_PRECISION_FP32) {
             chosen = m;
             break;
-        }
-        const int dim = t->dims(m);
-        if (!reference) {
-            const size_t floats = (size_t)(t->image_rows + t->text_rows) * dim;
-            want = malloc(sizeof *want * floats);
-            got = malloc(sizeof *got * floats);
-            if (!want || !got) {
-                vdx_fail_oom(err, "the precision probe's features");
-                t->release(m);
-                break;
-            }
-            reference = t->load(t, VDX_PRECISION_FP32, err);
-            if (!reference || t->probe(t, reference, want, err) != 0) {
-                t->release(m);
-                break;
-            }
         }
         if (t->probe(t, m, got, err) != 0) {
             t->release(m);
@@ -169,8 +164,6 @@ static void *load_auto(const auto_target *t, vdx_notice_fn notice, void *notice_
         }
         t->release(m);
     }
-    if (reference)
-        t->release(reference);
     free(want);
     free(got);
     return chosen;
