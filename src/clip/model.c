@@ -172,8 +172,10 @@ static void load_into(weight_loader *ld, float *dst, const char *name, int ndim,
     if (weights_get_f32(ld->file, name, dst, ndim, shape, ld->err) != 0 ||
         weights_check_finite(ld->file, name, dst, count, ld->err) != 0)
         ld->failed = 1;
-    else
-        weights_release_source_pages(weights_find(ld->file, name));
+    else {
+        const vdx_tensor *t = weights_find(ld->file, name);
+        weights_release_pages(ld->file, t->data, t->nbytes);
+    }
 }
 
 static size_t shape_count(int ndim, const int64_t *shape)

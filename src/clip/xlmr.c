@@ -302,23 +302,12 @@ static void load_all(weights_arena *a, vdx_mclip_model *m)
 #undef W2
 }
 
-/* Releases the pages of a float32 tensor already packed (a hint: see model.c). */
-static void release_pages(const float *data, size_t count)
-{
-    long page_size = sysconf(_SC_PAGESIZE);
-    uintptr_t page = page_size > 0 ? (uintptr_t)page_size : 4096;
-    uintptr_t begin = ((uintptr_t)data + page - 1) & ~(page - 1);
-    uintptr_t end = ((uintptr_t)data + count * sizeof(float)) & ~(page - 1);
-    if (end > begin)
-        madvise((void *)begin, end - begin, MADV_PAGEOUT);
-}
-
-static int pack(engine_matrix *dst, const float *src, int n, int k, vdx_precision precision,
-                vdx_error *err)
+static int pack(const vdx_weights *file, engine_matrix *dst, const float *src, int n, int k,
+                vdx_precision precision, vdx_error *err)
 {
     if (engine_matrix_pack(dst, src, n, k, precision, err) != 0)
         return -1;
-    release_pages(src, (size_t)n * k);
+    weights_release_pages(file, src, (size_t)n * k * sizeof *src);
     return 0;
 }
 
@@ -342,17 +331,17 @@ static int pack_all(vdx_mclip_model *m, vdx_error *err)
         for (int q = 0; q < 3; q++) {
             memcpy(stack + (size_t)q * H * H, l->qkv_w[q], (size_t)H * H * sizeof *stack);
             memcpy(l->qkv_bias + (size_t)q * H, l->qkv_b[q], (size_t)H * sizeof *stack);
-            release_pages(l->qkv_w[q], (size_t)H * H);
+            weights_release_pages(m->file, l->qkv_w[q], (size_t)H * H * sizeof *stack);
         }
         if (engine_matrix_pack(&l->qkv, stack, 3 * H, H, p, err) != 0 ||
-            pack(&l->out, l->out_w, H, H, p, err) != 0 ||
-            pack(&l->inter, l->inter_w, I, H, p, err) != 0 ||
-            pack(&l->ffn, l->ffn_w, H, I, p, err) != 0)
+            pack(m->file, &l->out, l->out_w, H, H, p, err) != 0 ||
+            pack(m->file, &l->inter, l->inter_w, I, H, p, err) != 0 ||
+            pack(m->file, &l->ffn, l->ffn_w, H, I, p, err) != 0)
             rc = -1;
     }
     free(stack);
     if (rc == 0)
-        rc = pack(&m->proj, m->proj_w, c->num_dims, H, p, err);
+        rc = pack(m->file, &m->proj, m->proj_w, c->num_dims, H, p, err);
     return rc;
 }
 

@@ -20,14 +20,17 @@ float *weights_arena_reserve(weights_arena *a, size_t count)
     return p;
 }
 
-void weights_release_source_pages(const vdx_tensor *t)
+void weights_release_pages(const vdx_weights *file, const void *data, size_t bytes)
 {
     long page_size = sysconf(_SC_PAGESIZE);
     uintptr_t page = page_size > 0 ? (uintptr_t)page_size : 4096;
-    uintptr_t begin = ((uintptr_t)t->data + page - 1) & ~(page - 1);
-    uintptr_t end = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    uintptr_t begin = ((uintptr_t)data + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)data + bytes) & ~(page - 1);
+    uintptr_t map = (uintptr_t)file->mapped;
+    int in_file = file->mapped && (uintptr_t)data >= map &&
+                  (uintptr_t)data + bytes <= map + file->mapped_size;
     if (end > begin)
-        madvise((void *)begin, end - begin, MADV_PAGEOUT);
+        madvise((void *)begin, end - begin, in_file ? MADV_DONTNEED : MADV_PAGEOUT);
 }
 
 void weights_arena_fill(weights_arena *a, float *dst, const char *name, int ndim,
@@ -37,8 +40,10 @@ void weights_arena_fill(weights_arena *a, float *dst, const char *name, int ndim
         return;
     if (weights_get_f32(a->file, name, dst, ndim, shape, a->err) != 0)
         a->failed = 1;
-    else
-        weights_release_source_pages(weights_find(a->file, name));
+    else {
+        const vdx_tensor *t = weights_find(a->file, name);
+        weights_release_pages(a->file, t->data, t->nbytes);
+    }
 }
 
 float *weights_arena_tensor(weights_arena *a, const char *name, int ndim, const int64_t *shape)

@@ -30,11 +30,13 @@ void weights_arena_fill(weights_arena *a, float *dst, const char *name, int ndim
 /* Ends the measuring pass: allocates base, resets used. */
 int weights_arena_alloc(weights_arena *a);
 
-/* Asks the kernel to reclaim the source pages of a tensor already copied, so that a
- * memory-mapped checkpoint and its copy are not both resident at the peak of a load.
- * MADV_PAGEOUT keeps the contents (file pages are re-read, anonymous memory is swapped or
- * kept), so it is safe whatever buffer the reader used; only a hint. */
-void weights_release_source_pages(const vdx_tensor *t);
+/* Lets go of the pages of source data already copied or packed, so that a memory-mapped
+ * checkpoint and its copy are not both resident at the peak of a load; only a hint. Pages
+ * of the file's read-only mapping are unmapped (MADV_DONTNEED): they leave this process
+ * but stay in the page cache, so the next load of the model reads memory, not the disk.
+ * Other memory (buffers a reader filled) gets MADV_PAGEOUT, which keeps its contents
+ * (DONTNEED would zero it). */
+void weights_release_pages(const vdx_weights *file, const void *data, size_t bytes);
 
 /* "owner/name" for a Hugging Face cache snapshot (.../models--owner--name/snapshots/REV),
  * else the absolute directory: what a collection records to find the model again. */

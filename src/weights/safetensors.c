@@ -284,5 +284,7 @@ vdx_weights *safetensors_open(const char *path, vdx_error *err)
     }
     w->backing = m;
     w->release = release_mapping;
+    w->mapped = addr;
+    w->mapped_size = size;
     return w;
 }

@@ -90,6 +90,10 @@ vdx_weights *torch_legacy_open(const char *path, vdx_error *err)
         goto done;
     w = pickle_weights_new(path, &sd, storages, key_count, backing, err);
     backing = NULL;
+    if (w) {
+        w->mapped = map;
+        w->mapped_size = size;
+    }
 done:
     pickle_backing_free(backing);
     for (size_t i = 0; i < key_count; i++)

@@ -25,6 +25,8 @@ typedef struct vdx_weights {
     char *path;
     const char *format;  /* "safetensors", "torch zip archive", "legacy torch pickle" */
     void *backing;      /* private to the reader (mmap / buffers) */
+    const void *mapped; /* the read-only mapping of the file tensors may point into, or NULL */
+    size_t mapped_size;
     void (*release)(struct vdx_weights *);
 } vdx_weights;
 
