@@ -366,6 +366,16 @@ TEST(auto_leaves_int8_where_this_model_misses_its_floor)
           vdx_precision_name(p), worst);
     vdx_clip_free(chosen);
 
+    /* the image tower auto, the text tower int8 as asked: the fallback leaves the text alone */
+    options = (vdx_clip_options){VDX_PRECISION_AUTO, VDX_PRECISION_INT8, NULL, NULL};
+    chosen = vdx_clip_load_with(dir, &options, &err);
+    REQUIRE(chosen, "%s", err.message);
+    CHECK(vdx_clip_text_precision(chosen) == VDX_PRECISION_INT8 &&
+              vdx_clip_image_precision(chosen) != VDX_PRECISION_INT8,
+          "image %s, text %s", vdx_precision_name(vdx_clip_image_precision(chosen)),
+          vdx_precision_name(vdx_clip_text_precision(chosen)));
+    vdx_clip_free(chosen);
+
     /* the text tower alone asked as auto: its own probe, its own notice */
     notices[0] = 0;
     options = (vdx_clip_options){VDX_PRECISION_FP32, VDX_PRECISION_AUTO, keep_notice, NULL};

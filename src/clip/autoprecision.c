@@ -5,11 +5,12 @@
  * The floors are asserted on the golden fixtures by the tests, but what int8 costs
  * depends on the weights (per-row activation scales suffer where a few channels carry
  * outsized values, as some trained checkpoints have), so the loader checks the model at
- * hand: it loads the fastest candidate (engine_precision_order), loads a float32 copy,
- * runs both on a few probe inputs (synthetic images: smooth gradients, flat shapes with
- * edges and grain; and a few prompts), and keeps the candidate only if the worst cosine
- * meets its floor; otherwise it says so and tries the next precision. fp32 needs no
- * probe. On a full-size ViT-B/32 the check costs about one more model load (docs/clip-engine.md). */
+ * hand: it loads a float32 copy, runs it on a few probe inputs (synthetic images: smooth
+ * gradients, flat shapes with edges and grain; and a few prompts) and frees it; then it
+ * loads the fastest candidate (engine_precision_order), runs the same inputs and keeps
+ * it only if the worst cosine meets its floor; otherwise it says so and tries the next
+ * precision. fp32 needs no probe. On a full-size ViT-B/32 the check costs one more model
+ * load (docs/clip-engine.md). */
 #include "clip/autoprecision.h"
 
 #include <math.h>
@@ -102,13 +103,14 @@ static double worst_cosine(const float *a, const float *b, int rows, int dim)
     return worst;
 }
 
-/* What the loop below needs of a model kind: load it in a precision, run the probe (image
- * rows first, then prompt rows, into out[rows][dims]), free it. */
+/* What the loop below needs of a model kind: load it (the float32 reference, or the
+ * towers asked as auto in precision p), run the probe (image rows first, then prompt
+ * rows, into out[rows][dims]), free it. */
 typedef struct auto_target {
     const char *model_dir;
     vdx_precision image, text; /* CLIP: AUTO or the concrete precision asked */
     int image_rows, text_rows;
-    void *(*load)(const struct auto_target *t, vdx_precision p, vdx_error *err);
+    void *(*load)(const struct auto_target *t, int reference, vdx_precision p, vdx_error *err);
     int (*probe)(const struct auto_target *t, const void *model, float *out, vdx_error *err);
     int (*dims)(const void *model);
     void (*release)(void *model);
@@ -123,19 +125,20 @@ static void *load_auto(const auto_target *t, vdx_notice_fn notice, void *notice_
     vdx_precision order[3];
     const int n = engine_precision_order(order);
     if (order[0] == VDX_PRECISION_FP32)
-        return t->load(t, VDX_PRECISION_FP32, err);
-    void *reference = t->load(t, VDX_PRECISION_FP32, err);
+        return t->load(t, 0, VDX_PRECISION_FP32, err);
+    void *reference = t->load(t, 1, VDX_PRECISION_FP32, err);
     if (!reference)
         return NULL;
     const int dim = t->dims(reference);
     const size_t floats = (size_t)(t->image_rows + t->text_rows) * dim;
     float *want = malloc(sizeof *want * floats), *got = malloc(sizeof *got * floats);
-    int probed = want && got ? t->probe(t, reference, want, err) : vdx_fail_oom(err, "the precision probe's features");
+    int probed = want && got ? t->probe(t, reference, want, err)
+                             : vdx_fail_oom(err, "the precision probe's features");
     t->release(reference);
     void *chosen = NULL;
     for (int i = 0; probed == 0 && i < n; i++) {
         const vdx_precision p = order[i];
-        void *m = t->load(t, p, err);
+        void *m = t->load(t, 0, p, err);
         if (!m || p == VDX_PRECISION_FP32) {
             chosen = m;
             break;
@@ -171,10 +174,10 @@ static void *load_auto(const auto_target *t, vdx_notice_fn notice, void *notice_
 
 /* ---- CLIP --------------------------------------------------------------------------- */
 
-static void *clip_load(const auto_target *t, vdx_precision p, vdx_error *err)
+static void *clip_load(const auto_target *t, int reference, vdx_precision p, vdx_error *err)
 {
-    if (p == VDX_PRECISION_FP32)
-        return clip_load_resolved(t->model_dir, p, p, err);
+    if (reference)
+        return clip_load_resolved(t->model_dir, VDX_PRECISION_FP32, VDX_PRECISION_FP32, err);
     return clip_load_resolved(t->model_dir, t->image == VDX_PRECISION_AUTO ? p : t->image,
                               t->text == VDX_PRECISION_AUTO ? p : t->text, err);
 }
@@ -217,7 +220,7 @@ vdx_clip_model *clip_load_auto(const char *model_dir, vdx_precision image, vdx_p
 
 /* ---- M-CLIP ------------------------------------------------------------------------- */
 
-static void *mclip_load(const auto_target *t, vdx_precision p, vdx_error *err)
+static void *mclip_load(const auto_target *t, int reference, vdx_precision p, vdx_error *err)
 {
     return vdx_mclip_load_precision(t->model_dir, p, err);
 }
