@@ -5,9 +5,11 @@
  * crop and the float pixel_values bit for bit. Also: formats and layouts the fixtures do
  * not cover (interlaced and low-bit-depth PNG, BMP variants, GIF transparency, every EXIF
  * orientation) checked against pixels written by the test itself, preprocessor configs
- * in both JSON forms (thumbnails: test_thumbnail.c). */
+ * in both JSON forms (thumbnails: test_thumbnail.c), and that the resampler's AVX2 and
+ * portable passes give the same pixels for any geometry. */
 #include "test.h"
 #include "vdx/image.h"
+#include "image/image_internal.h"
 
 #include <cjson/cJSON.h>
 #include <gif_lib.h>
@@ -879,6 +881,65 @@ TEST(resize_rule_truncates_and_crop_pads)
     free(img.rgb);
 }
 
+/* The resampler's AVX2 passes (chosen where the CPU has AVX2) against its portable ones
+ * (VDX_RESAMPLE_KERNEL=portable), byte for byte: random sizes up and down on each axis,
+ * windows anywhere in the output, widths whose byte count is not a multiple of the
+ * passes' 8- and 32-byte steps, blocks of fewer than 8 rows, and inputs of only 0 and 255
+ * (whose sums overshoot and clip). The golden cases above check the default passes
+ * against Pillow, so this carries that to the portable ones. */
+static uint64_t next_random(uint64_t *state) /* xorshift64 */
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+TEST(resample_avx2_and_portable_passes_agree)
+{
+    if (!__builtin_cpu_supports("avx2"))
+        SKIP("CPU lacks avx2: only the portable passes run here (the golden cases check them)");
+    uint64_t state = 0x9e3779b97f4a7c15u;
+    int cases = 0, differ = 0, resized_both = 0;
+    char first[160] = "";
+    for (int c = 0; c < 1500; c++) {
+        int sw = 1 + (int)(next_random(&state) % 300);
+        int sh = 1 + (int)(next_random(&state) % 120);
+        int dw = c % 5 == 0 ? sw : 1 + (int)(next_random(&state) % 300);
+        int dh = c % 7 == 0 ? sh : 1 + (int)(next_random(&state) % 120);
+        int ww = 1 + (int)(next_random(&state) % (uint64_t)dw);
+        int wh = 1 + (int)(next_random(&state) % (uint64_t)dh);
+        int x0 = (int)(next_random(&state) % (uint64_t)(dw - ww + 1));
+        int y0 = (int)(next_random(&state) % (uint64_t)(dh - wh + 1));
+        size_t n_src = (size_t)sw * sh * 3, n_out = (size_t)ww * wh * 3;
+        uint8_t *src = malloc(n_src), *fast = malloc(n_out), *portable = malloc(n_out);
+        REQUIRE(src && fast && portable, "out of memory");
+        for (size_t i = 0; i < n_src; i++) {
+            uint64_t v = next_random(&state);
+            src[i] = c % 3 == 0 ? (v & 1 ? 255 : 0) : (uint8_t)v;
+        }
+        vdx_error err;
+        unsetenv("VDX_RESAMPLE_KERNEL");
+        int rc_fast = image_resample_window(src, sw, sh, dw, dh, x0, y0, ww, wh, fast, &err);
+        setenv("VDX_RESAMPLE_KERNEL", "portable", 1);
+        int rc_portable =
+            image_resample_window(src, sw, sh, dw, dh, x0, y0, ww, wh, portable, &err);
+        unsetenv("VDX_RESAMPLE_KERNEL");
+        cases++;
+        resized_both += dw != sw && dh != sh;
+        if (rc_fast != 0 || rc_portable != 0 || memcmp(fast, portable, n_out) != 0) {
+            if (!differ++)
+                snprintf(first, sizeof first, "%dx%d -> %dx%d, window %dx%d at %d,%d (rc %d/%d)",
+                         sw, sh, dw, dh, ww, wh, x0, y0, rc_fast, rc_portable);
+        }
+        free(src);
+        free(fast);
+        free(portable);
+    }
+    CHECK(differ == 0, "%d of %d geometries differ, first %s", differ, cases, first);
+    CHECK(resized_both > 800, "only %d geometries resize both axes", resized_both);
+}
+
 int main(void)
 {
     run_manifest_cases("clip-tiny");
@@ -897,5 +958,6 @@ int main(void)
     RUN(config_old_form_fixture_equals_defaults);
     RUN(config_new_dict_form);
     RUN(resize_rule_truncates_and_crop_pads);
+    RUN(resample_avx2_and_portable_passes_agree);
     return test_summary("test_golden_image");
 }
