@@ -383,6 +383,21 @@ TEST(batch_equals_one_by_one)
               "batch row %d (image %s) differs from the image embedded alone", i,
               set.names[image]);
     }
+    /* the same images handed over as a list of separate buffers (the golden set's own,
+     * in the same order): the same vectors, bit for bit */
+    const float **list = malloc((size_t)n * sizeof *list);
+    float *listed = malloc((size_t)n * dim * sizeof(float));
+    for (int i = 0; i < n; i++)
+        list[i] = set.pixels + (size_t)((n - 1 - i) % set.count) * set.pixels_per_image;
+    CHECK(vdx_clip_embed_image_list(model, list, n, listed, &err) == 0, "%s", err.message);
+    CHECK(!memcmp(listed, batched, (size_t)n * dim * sizeof(float)),
+          "the image list's vectors differ from the contiguous batch's");
+    list[5] = NULL;
+    CHECK(vdx_clip_embed_image_list(model, list, n, listed, &err) == -1, "a NULL image accepted");
+    CHECK(!strcmp(err.message, "embed images: image 5 of 34 is NULL"), "message: %s",
+          err.message);
+    free(list);
+    free(listed);
     CHECK(vdx_clip_embed_images(model, pixels, 0, batched, &err) == 0, "n = 0: %s",
           err.message);
     CHECK(vdx_clip_embed_images(model, pixels, -1, batched, &err) == -1, "n = -1 accepted");

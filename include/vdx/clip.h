@@ -148,6 +148,12 @@ const char *vdx_clip_config_hash(const vdx_clip_model *model);
  * out gets n*embed_dim unnormalised image features. */
 int vdx_clip_embed_images(const vdx_clip_model *model, const float *pixel_values, int n,
                           float *out, vdx_error *err);
+/* The same for n images that need not be contiguous: images[i] is image i's 3*S*S
+ * floats. The results equal vdx_clip_embed_images' on the same images in the same order,
+ * bit for bit; ingest hands its decoders' buffers over this way instead of copying them
+ * into one batch. */
+int vdx_clip_embed_image_list(const vdx_clip_model *model, const float *const *images, int n,
+                              float *out, vdx_error *err);
 /* Text tower on token ids (bos..eos, n_ids <= 77); runs only the real tokens. */
 int vdx_clip_embed_tokens(const vdx_clip_model *model, const int32_t *ids, int n_ids,
                           float *out, vdx_error *err);

@@ -584,9 +584,9 @@ static int encoder_layer(const layer_weights *l, const vdx_clip_tower_config *c,
     return engine_matmul(s->h, s->mlp, &l->fc2, l->fc2_b, rows, 1, err);
 }
 
-/* Vision tower on n images (n·channels·size·size floats) → out [n][projection_dim]. */
-static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, float *out,
-                          scratch *s, vdx_error *err)
+/* Vision tower on n images (images[i]: channels·size·size floats) → out [n][projection_dim]. */
+static int vision_forward(const vdx_clip_model *m, const float *const *images, int n,
+                          float *out, scratch *s, vdx_error *err)
 {
     const vdx_clip_tower_config *c = &m->config.vision;
     const tower_weights *w = &m->vision;
@@ -603,8 +603,7 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
                 for (int k = 0; k < ch; k++)
                     for (int ky = 0; ky < p; ky++)
                         memcpy(row + (k * p + ky) * p,
-                               pixels + (((size_t)img * ch + k) * size + gy * p + ky) * size +
-                                   gx * p,
+                               images[img] + ((size_t)k * size + gy * p + ky) * size + gx * p,
                                (size_t)p * sizeof(float));
             }
     if (engine_matmul(s->x, s->mlp, &w->patch_embedding, NULL, n * patches, 0, err) != 0)
@@ -636,17 +635,20 @@ static int vision_forward(const vdx_clip_model *m, const float *pixels, int n, f
     return engine_matmul(out, s->x, &w->projection_matrix, NULL, n, 0, err);
 }
 
-int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, int n,
-                          float *out, vdx_error *err)
+int vdx_clip_embed_image_list(const vdx_clip_model *m, const float *const *images, int n,
+                              float *out, vdx_error *err)
 {
     if (n < 0)
         return vdx_fail_kind(err, VDX_ERR_INVALID, "embed images: negative image count %d", n);
     if (n == 0)
         return 0;
+    for (int i = 0; i < n; i++)
+        if (!images[i])
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "embed images: image %d of %d is NULL",
+                                 i, n);
     const vdx_clip_tower_config *c = &m->config.vision;
     int grid = c->image_size / c->patch_size, tokens = grid * grid + 1;
     engine_enter();
-    size_t image_floats = (size_t)c->num_channels * c->image_size * c->image_size;
     int batch = n < VISION_BATCH ? n : VISION_BATCH;
     size_t patch_len = (size_t)c->num_channels * c->patch_size * c->patch_size;
     size_t wide = (size_t)c->intermediate_size > patch_len ? (size_t)c->intermediate_size
@@ -658,10 +660,30 @@ int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, in
     int rc = 0;
     for (int first = 0; first < n && rc == 0; first += batch) {
         int count = n - first < batch ? n - first : batch;
-        rc = vision_forward(m, pixel_values + (size_t)first * image_floats, count,
+        rc = vision_forward(m, images + first, count,
                             out + (size_t)first * m->config.projection_dim, &s, err);
     }
     scratch_release(&s, m->spare);
+    return rc;
+}
+
+int vdx_clip_embed_images(const vdx_clip_model *m, const float *pixel_values, int n,
+                          float *out, vdx_error *err)
+{
+    if (n < 0)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "embed images: negative image count %d", n);
+    if (n == 0)
+        return 0;
+    const vdx_clip_tower_config *c = &m->config.vision;
+    size_t image_floats = (size_t)c->num_channels * c->image_size * c->image_size;
+    const float **images = malloc((size_t)n * sizeof *images);
+    if (!images)
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "embed images: out of memory for %d images",
+                             n);
+    for (int i = 0; i < n; i++)
+        images[i] = pixel_values + (size_t)i * image_floats;
+    int rc = vdx_clip_embed_image_list(m, images, n, out, err);
+    free(images);
     return rc;
 }
 

@@ -359,10 +359,10 @@ static void *embed_thread(void *arg)
 {
     run *r = arg;
     int cap = r->opts->batch > 0 ? r->opts->batch : 32;
-    size_t image_floats = (size_t)3 * (size_t)r->crop_h * (size_t)r->crop_w;
-    float *pixels = malloc((size_t)cap * image_floats * sizeof *pixels);
+    /* the decoders' buffers go to the model as they are, without a copy into one batch */
+    const float **images = malloc((size_t)cap * sizeof *images);
     float *features = malloc((size_t)cap * (size_t)r->dims * sizeof *features);
-    if (!pixels || !features) {
+    if (!images || !features) {
         vdx_error e;
         vdx_fail_kind(&e, VDX_ERR_NO_MEMORY, "out of memory for a batch of %d images", cap);
         fail_run(r, &e);
@@ -376,10 +376,10 @@ static void *embed_thread(void *arg)
             b->jobs = calloc((size_t)cap, sizeof *b->jobs);
         if (b && b->jobs)
             b->vectors = calloc((size_t)cap * (size_t)r->dims, sizeof(float));
-        if (!b || !b->jobs || !b->vectors || !pixels || !features) {
+        if (!b || !b->jobs || !b->vectors || !images || !features) {
             job_free(first);
             batch_free(b);
-            if (pixels && features) {
+            if (images && features) {
                 vdx_error e;
                 vdx_fail_kind(&e, VDX_ERR_NO_MEMORY, "out of memory for a batch of %d images", cap);
                 fail_run(r, &e);
@@ -398,10 +398,10 @@ static void *embed_thread(void *arg)
         int n_images = 0;
         for (int i = 0; i < b->n; i++)
             if (!b->jobs[i]->failure)
-                memcpy(pixels + (size_t)n_images++ * image_floats, b->jobs[i]->pixels,
-                       image_floats * sizeof *pixels);
+                images[n_images++] = b->jobs[i]->pixels;
         vdx_error err = {{0}};
-        if (n_images && vdx_clip_embed_images(r->model, pixels, n_images, features, &err) != 0) {
+        if (n_images &&
+            vdx_clip_embed_image_list(r->model, images, n_images, features, &err) != 0) {
             vdx_error_prefix(&err, "embedding a batch of %d images", n_images);
             fail_run(r, &err);
             batch_free(b);
@@ -419,7 +419,7 @@ static void *embed_thread(void *arg)
         }
         queue_push(&r->insert_q, b);
     }
-    free(pixels);
+    free(images);
     free(features);
     queue_close(&r->insert_q);
     return NULL;
