@@ -272,19 +272,29 @@ static void resample_rows_horizontal_avx2(const uint8_t *src, int src_w, int row
 #undef TRANSPOSE_8X8
 #endif
 
-/* The AVX2 pass where the CPU has it, unless VDX_RESAMPLE_KERNEL=portable (the tests
+/* The AVX2 passes where the CPU has AVX2, unless VDX_RESAMPLE_KERNEL=portable (the tests
  * compare the two). */
-static void resample_rows_horizontal_best(const uint8_t *src, int src_w, int rows,
+static int use_avx2_passes(void)
+{
+#ifdef HAVE_AVX2_PASS
+    const char *forced = getenv("VDX_RESAMPLE_KERNEL");
+    return !(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+static void resample_rows_horizontal_best(int avx2, const uint8_t *src, int src_w, int rows,
                                           const struct axis_weights *ax, uint8_t *scratch,
                                           uint8_t *dst)
 {
 #ifdef HAVE_AVX2_PASS
-    const char *forced = getenv("VDX_RESAMPLE_KERNEL");
-    if (!(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2")) {
+    if (avx2) {
         resample_rows_horizontal_avx2(src, src_w, rows, ax, scratch, dst);
         return;
     }
 #endif
+    (void)avx2;
     resample_rows_horizontal(src, src_w, rows, ax, (int32_t *)(void *)scratch, dst);
 }
 
@@ -361,17 +371,17 @@ static void resample_rows_vertical_avx2(const uint8_t *src, int width, int row_o
 }
 #endif
 
-static void resample_rows_vertical_best(const uint8_t *src, int width, int row_offset,
-                                        const struct axis_weights *ay, int32_t *acc,
-                                        uint8_t *dst)
+static void resample_rows_vertical_best(int avx2, const uint8_t *src, int width,
+                                        int row_offset, const struct axis_weights *ay,
+                                        int32_t *acc, uint8_t *dst)
 {
 #ifdef HAVE_AVX2_PASS
-    const char *forced = getenv("VDX_RESAMPLE_KERNEL");
-    if (!(forced && strcmp(forced, "portable") == 0) && __builtin_cpu_supports("avx2")) {
+    if (avx2) {
         resample_rows_vertical_avx2(src, width, row_offset, ay, dst);
         return;
     }
 #endif
+    (void)avx2;
     resample_rows_vertical(src, width, row_offset, ay, acc, dst);
 }
 
@@ -383,6 +393,7 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
         return vdx_fail_kind(err, VDX_ERR_INVALID, "resample: bad geometry %dx%d -> %dx%d, window %dx%d at %d,%d",
                         src_w, src_h, dst_w, dst_h, win_w, win_h, x0, y0);
     const int horizontal = dst_w != src_w, vertical = dst_h != src_h;
+    const int avx2 = use_avx2_passes();
     struct axis_weights ax = {0}, ay = {0};
     uint8_t *temp = NULL;
     int32_t *acc = NULL;
@@ -411,8 +422,8 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
         goto done;
     }
     if (!vertical) { /* the horizontal pass alone writes the window */
-        resample_rows_horizontal_best(src + (size_t)y0 * src_stride, src_w, win_h, &ax, scratch,
-                                 out);
+        resample_rows_horizontal_best(avx2, src + (size_t)y0 * src_stride, src_w, win_h, &ax,
+                                      scratch, out);
         rc = 0;
         goto done;
     }
@@ -423,8 +434,8 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
         if (!temp)
             goto out_of_memory;
         if (horizontal)
-            resample_rows_horizontal_best(columns, src_w, row_end - row_first, &ax, scratch,
-                                     temp);
+            resample_rows_horizontal_best(avx2, columns, src_w, row_end - row_first, &ax,
+                                          scratch, temp);
         else
             for (int y = row_first; y < row_end; y++)
                 memcpy(temp + (size_t)(y - row_first) * win_stride,
@@ -434,7 +445,7 @@ int image_resample_window(const uint8_t *src, int src_w, int src_h, int dst_w, i
     acc = malloc(sizeof *acc * win_stride);
     if (!acc)
         goto out_of_memory;
-    resample_rows_vertical_best(columns, win_w, row_first, &ay, acc, out);
+    resample_rows_vertical_best(avx2, columns, win_w, row_first, &ay, acc, out);
     rc = 0;
     goto done;
 
