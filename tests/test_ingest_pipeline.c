@@ -294,6 +294,104 @@ TEST(stop_then_resume)
     vdx_source_free(src);
 }
 
+/* Ingests the folder into a new collection of `data` with the model on every core, where
+ * the decoders take turns with the model (or, with overlap, run beside it: the
+ * VDX_INGEST_SCHEDULE=overlap schedule); a stop is requested after the first batch and
+ * the run resumed. Returns the store, or NULL. */
+static vdx_store *ingest_on_every_core(const char *data, vdx_source *src, int overlap)
+{
+    if (overlap)
+        setenv("VDX_INGEST_SCHEDULE", "overlap", 1);
+    vdx_clip_set_threads(0); /* every core: the schedule where the turns apply */
+    vdx_store *store = open_store(data);
+    vdx_error err = {{0}};
+    volatile sig_atomic_t stop = 0;
+    progress_log log = {0, 0, 0, 1, &stop};
+    vdx_ingest_options o = test_options(&log);
+    o.batch = 1; /* batches of one image: the stop comes before the end */
+    o.stop = &stop;
+    vdx_ingest_report rep;
+    int stopped = 0, rc = -1;
+    if (store) {
+        rc = vdx_ingest_run(store, model, src, &o, &rep, &err);
+        stopped = rc == 0 && rep.stopped;
+        if (rc == 0)
+            vdx_ingest_report_free(&rep);
+    }
+    if (rc == 0) {
+        o.stop = NULL;
+        o.user = &log;
+        log = (progress_log){0, 0, 0, 1, NULL};
+        rc = vdx_ingest_run(store, model, src, &o, &rep, &err);
+        if (rc == 0)
+            vdx_ingest_report_free(&rep);
+    }
+    CHECK(rc == 0, "%s run (stopped %d): %s", overlap ? "overlap" : "turns", stopped,
+          err.message);
+    vdx_clip_set_threads(1);
+    unsetenv("VDX_INGEST_SCHEDULE");
+    return store;
+}
+
+/* The decoders taking turns with the model (the default when it runs on every core) or
+ * running beside it store the same: every vector bit for bit, every thumbnail byte for
+ * byte, the same failures, also across a stop and a resume. */
+TEST(schedules_store_the_same)
+{
+    NEED_SHARED(golden, "fixtures/golden/clip-tiny/images");
+    REQUIRE(model, "clip-tiny did not load");
+    const char *dir = make_folder(golden);
+    vdx_error err = {{0}};
+    vdx_source *src = vdx_source_folder(dir, &err);
+    REQUIRE(src, "%s", err.message);
+    vdx_store *turns = ingest_on_every_core(test_tmpdir("pipeline-turns"), src, 0);
+    vdx_store *overlap = ingest_on_every_core(test_tmpdir("pipeline-overlap"), src, 1);
+    if (!turns || !overlap) {
+        vdx_store_close(turns);
+        vdx_store_close(overlap);
+        vdx_source_free(src);
+    }
+    REQUIRE(turns && overlap, "a store did not open");
+    CHECK(vdx_store_count(turns) == N_IMAGES && vdx_store_count(overlap) == N_IMAGES,
+          "counts %lld and %lld", (long long)vdx_store_count(turns),
+          (long long)vdx_store_count(overlap));
+    int dims = vdx_clip_embed_dim(model), same = 0;
+    float *a = malloc((size_t)dims * sizeof *a), *b = malloc((size_t)dims * sizeof *b);
+    for (size_t i = 0; i < src->n_items; i++) {
+        const char *ids[1] = {src->items[i].id};
+        if (find_image(ids[0]) < 0)
+            continue;
+        uint8_t *ja = NULL, *jb = NULL;
+        size_t na = 0, nb = 0;
+        if (vdx_store_get_vectors(turns, ids, 1, a, &err) != 0 ||
+            vdx_store_get_vectors(overlap, ids, 1, b, &err) != 0 ||
+            vdx_store_get_thumbnail(turns, ids[0], &ja, &na, &err) != 0 ||
+            vdx_store_get_thumbnail(overlap, ids[0], &jb, &nb, &err) != 0)
+            CHECK(0, "%s: %s", ids[0], err.message);
+        else {
+            CHECK(!memcmp(a, b, (size_t)dims * sizeof *a), "%s: the vectors differ", ids[0]);
+            CHECK(na == nb && !memcmp(ja, jb, na), "%s: the thumbnails differ (%zu, %zu bytes)",
+                  ids[0], na, nb);
+            same++;
+        }
+        free(ja);
+        free(jb);
+    }
+    CHECK(same == N_IMAGES, "%d of %d images compared", same, N_IMAGES);
+    cJSON *fa = NULL, *fb = NULL;
+    CHECK(vdx_store_failures(turns, &fa, &err) == 0 && vdx_store_failures(overlap, &fb, &err) == 0,
+          "%s", err.message);
+    CHECK(cJSON_GetArraySize(fa) == 2 && cJSON_GetArraySize(fb) == 2, "failures %d and %d",
+          cJSON_GetArraySize(fa), cJSON_GetArraySize(fb));
+    cJSON_Delete(fa);
+    cJSON_Delete(fb);
+    free(a);
+    free(b);
+    vdx_store_close(turns);
+    vdx_store_close(overlap);
+    vdx_source_free(src);
+}
+
 /* VmSize of this process in bytes, or 0. */
 static unsigned long long address_space_size(void)
 {
@@ -429,6 +527,7 @@ int main(void)
     }
     RUN(folder_ingest_end_to_end);
     RUN(stop_then_resume);
+    RUN(schedules_store_the_same);
     RUN(thread_start_failure_fails_the_run);
     RUN(progress_json_document);
     vdx_clip_free(model);

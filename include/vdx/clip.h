@@ -126,6 +126,8 @@ void vdx_clip_free(vdx_clip_model *model);
 /* Threads used by the towers, oneDNN and the store's scan (default: all cores; one
  * OpenMP pool). Process-wide. */
 void vdx_clip_set_threads(int threads);
+/* How many threads the towers run on now (what vdx_clip_set_threads set, else the cores). */
+int vdx_clip_threads(void);
 
 /* The identity a collection records for vectors of this model: name, fingerprint
  * (vdx_clip_config_hash) and feature dims. */

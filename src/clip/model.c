@@ -534,6 +534,8 @@ void vdx_clip_identity(const vdx_clip_model *m, vdx_model_identity *out)
 
 void vdx_clip_set_threads(int threads) { engine_set_threads(threads); }
 
+int vdx_clip_threads(void) { return engine_threads(); }
+
 vdx_precision vdx_clip_image_precision(const vdx_clip_model *m) { return m->vision.precision; }
 vdx_precision vdx_clip_text_precision(const vdx_clip_model *m) { return m->text.precision; }
 const char *vdx_clip_image_isa(const vdx_clip_model *m)

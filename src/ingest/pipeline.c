@@ -1,10 +1,18 @@
-/* The ingest pipeline: four stages joined by bounded queues, so the network, the decoders
- * and the embedding GEMMs all work at once and memory stays bounded:
+/* The ingest pipeline: four stages joined by bounded queues, so downloads, decoding and
+ * embedding overlap and memory stays bounded:
  *
  *   fetch (1 thread, libcurl multi; local files pass straight through)
  *     → decode + preprocess + thumbnail (N worker threads)
  *     → embed (1 thread: batches of up to `batch` images through the image tower)
  *     → insert (1 thread: one store transaction per batch)
+ *
+ * The decoders and the model take turns on the cores: while the model runs a batch on
+ * every core, the decoders finish the photo in hand and wait. Run side by side, they
+ * preempt the model's threads in the middle of its parallel regions, where the other
+ * threads wait for the preempted one: a 640-px ingest was about 2 % slower so
+ * (docs/ingest.md, "Turns"). VDX_INGEST_SCHEDULE=overlap runs them side by side again,
+ * for measurement. When the model runs on fewer threads than there are cores, the
+ * decoders keep the spare ones.
  *
  * The calling thread watches: it reports progress at least once a second and turns a stop
  * request (Ctrl-C) into an orderly halt: no new downloads, nothing new embedded, every
@@ -156,6 +164,9 @@ typedef struct run {
     pthread_mutex_t lock;        /* guards everything below */
     pthread_cond_t changed;
     int decoders_left;
+    int take_turns;              /* decoders wait while the model runs (above) */
+    int model_busy;              /* the embed stage is running the model */
+    pthread_cond_t model_idle;   /* model_busy went to 0 */
     int finished;                /* the insert stage is done */
     int started_inserter, started_embedder, started_fetcher; /* their threads exist */
     int failed_fatally;
@@ -330,6 +341,12 @@ static void *decode_thread(void *arg)
             job_free(j);
             continue;
         }
+        if (r->take_turns) {
+            pthread_mutex_lock(&r->lock);
+            while (r->model_busy && !r->halt)
+                pthread_cond_wait(&r->model_idle, &r->lock);
+            pthread_mutex_unlock(&r->lock);
+        }
         if (!j->failure)
             decode_job(r, j);
         queue_push(&r->embed_q, j);
@@ -353,6 +370,19 @@ static void batch_free(batch *b)
     free(b->jobs);
     free(b->vectors);
     free(b);
+}
+
+/* Turns (above): while busy is 1 no decoder starts a photo. (Waiting for the photos in
+ * hand before the model starts measured no better: docs/ingest.md.) */
+static void set_model_busy(run *r, int busy)
+{
+    if (!r->take_turns)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->model_busy = busy;
+    if (!busy)
+        pthread_cond_broadcast(&r->model_idle);
+    pthread_mutex_unlock(&r->lock);
 }
 
 static void *embed_thread(void *arg)
@@ -400,8 +430,12 @@ static void *embed_thread(void *arg)
             if (!b->jobs[i]->failure)
                 images[n_images++] = b->jobs[i]->pixels;
         vdx_error err = {{0}};
-        if (n_images &&
-            vdx_clip_embed_image_list(r->model, images, n_images, features, &err) != 0) {
+        set_model_busy(r, 1);
+        int embedded = n_images ? vdx_clip_embed_image_list(r->model, images, n_images,
+                                                            features, &err)
+                                : 0;
+        set_model_busy(r, 0);
+        if (embedded != 0) {
             vdx_error_prefix(&err, "embedding a batch of %d images", n_images);
             fail_run(r, &err);
             batch_free(b);
@@ -686,6 +720,10 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
     }
     pthread_mutex_init(&r.lock, NULL);
     pthread_cond_init(&r.changed, NULL);
+    pthread_cond_init(&r.model_idle, NULL);
+    const char *schedule = getenv("VDX_INGEST_SCHEDULE");
+    r.take_turns = !(schedule && strcmp(schedule, "overlap") == 0) &&
+                   vdx_clip_threads() >= vdx_cpu_count();
     pthread_t fetcher, embedder, inserter, *decoders = calloc((size_t)workers, sizeof *decoders);
     if (!decoders || queue_init(&r.decode_q, (size_t)workers * 2 + 8) != 0 ||
         queue_init(&r.embed_q, (size_t)batch * 2) != 0 || queue_init(&r.insert_q, 2) != 0) {
@@ -694,6 +732,7 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
         queue_destroy(&r.insert_q);
         pthread_mutex_destroy(&r.lock);
         pthread_cond_destroy(&r.changed);
+        pthread_cond_destroy(&r.model_idle);
         free(decoders);
         free(r.todo);
         return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory for the ingest queues of %d workers", workers);
@@ -751,6 +790,7 @@ int vdx_ingest_run(vdx_store *store, const vdx_clip_model *model, const vdx_sour
     queue_destroy(&r.insert_q);
     pthread_mutex_destroy(&r.lock);
     pthread_cond_destroy(&r.changed);
+    pthread_cond_destroy(&r.model_idle);
     free(r.todo);
     /* what embedded the vectors stored by this run, in the collection (vdx info shows it) */
     vdx_error record_err = {{0}};
