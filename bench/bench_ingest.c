@@ -640,7 +640,8 @@ int main(int argc, char **argv)
     printf("(issue 13's targets with a full-size model: >= 85 %% for 640 px, >= 70 %% for "
            "12 MP; \"side by side\": the decoders running beside the model instead of taking "
            "turns with it, VDX_INGEST_SCHEDULE=overlap)\n");
-    printf("taking turns against side by side, same run: 640 px %.3fx", cases[2].best_s / cases[0].best_s);
+    printf("taking turns against side by side, same run: 640 px %.3fx",
+           cases[2].best_s / cases[0].best_s);
     if (large)
         printf(", 12 MP %.3fx", cases[5].best_s / cases[LARGE_DEFAULT].best_s);
     printf("\n");

@@ -379,7 +379,8 @@ TEST(schedules_store_the_same)
     }
     CHECK(same == N_IMAGES, "%d of %d images compared", same, N_IMAGES);
     cJSON *fa = NULL, *fb = NULL;
-    CHECK(vdx_store_failures(turns, &fa, &err) == 0 && vdx_store_failures(overlap, &fb, &err) == 0,
+    CHECK(vdx_store_failures(turns, &fa, &err) == 0 &&
+              vdx_store_failures(overlap, &fb, &err) == 0,
           "%s", err.message);
     CHECK(cJSON_GetArraySize(fa) == 2 && cJSON_GetArraySize(fb) == 2, "failures %d and %d",
           cJSON_GetArraySize(fa), cJSON_GetArraySize(fb));

@@ -161,10 +161,10 @@ typedef struct run {
     queue decode_q, embed_q, insert_q;
     volatile sig_atomic_t halt;  /* stop everything (user request or fatal error) */
     int stopped_by_user;
+    int take_turns;              /* decoders wait while the model runs (above); set once */
     pthread_mutex_t lock;        /* guards everything below */
     pthread_cond_t changed;
     int decoders_left;
-    int take_turns;              /* decoders wait while the model runs (above) */
     int model_busy;              /* the embed stage is running the model */
     pthread_cond_t model_idle;   /* model_busy went to 0 */
     int finished;                /* the insert stage is done */
