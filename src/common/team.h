@@ -14,9 +14,9 @@ void team_release(int claimed);
 
 /* Makes OpenBLAS run every call on its calling thread (once per process; cheap after).
  * Debian links vdx with OpenBLAS's pthreads build, whose own worker threads know nothing
- * of OpenMP's: a GEMM called from inside a parallel region (attention's heads, the index's
- * row blocks) would put both pools on the same cores, and calls from two threads at once
- * queue on its lock. vdx splits such work over OpenMP's team itself. */
+ * of OpenMP's: a GEMM called from inside a parallel region (the index's row blocks)
+ * would put both pools on the same cores, and calls from two threads at once queue on
+ * its lock. vdx splits such work over OpenMP's team itself. */
 void team_serial_blas(void);
 
 #endif

@@ -1,14 +1,18 @@
 /* The numeric kernels of the transformer towers besides the Linear layers (those are
  * oneDNN matmuls, matmul.c): LayerNorm, bias+activation, the int8 products' conversions
  * of their rows (quantisation in, scaling back out), and attention, whose two per-head
- * products stay OpenBLAS GEMMs (small, strided: 50×50×64 per head for ViT-B/32).
- * Row and head loops run on OpenMP's team, the one oneDNN uses, so the whole forward
- * pass shares one pool of threads. Numbers follow PyTorch's float32 CLIP
+ * products (small, strided: 50×50×64 per head for ViT-B/32) are oneDNN's sgemm: it picks
+ * its kernel by the CPU at run time, where Debian's OpenBLAS 0.3.21 runs its AVX2 kernels
+ * on CPUs newer than it knows (AMD Zen 4 and 5): 11 layers' attention for a batch of 32
+ * took 31 ms with OpenBLAS and 22.5 ms with oneDNN on a 2-core AMD EPYC Zen 5, and the
+ * same when oneDNN is held to AVX2 (docs/clip-engine.md). Row and head loops run on
+ * OpenMP's team, the one oneDNN uses, so the whole forward pass shares one pool of
+ * threads (a product called inside a head loop's parallel region runs on its thread). Numbers follow PyTorch's float32 CLIP
  * (docs/clip-model.md): LayerNorm statistics in double with the biased variance,
  * QuickGELU x·σ(1.702x) or erf GELU. */
 #include "engine/kernels.h"
 
-#include <cblas.h>
+#include <dnnl.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -17,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/team.h"
 #include "vdx/common.h"
 
 #define MAX_THREADS 64
@@ -43,7 +46,6 @@ int engine_threads(void)
 
 void engine_enter(void)
 {
-    team_serial_blas();
     omp_set_num_threads(engine_threads());
 }
 
@@ -215,6 +217,22 @@ static void gelu_row(float *x, int n)
         x[c] = 0.5f * x[c] * (1.0f + erff(x[c] * (float)M_SQRT1_2));
 }
 
+/* x[c] = act(x[c] + bias[c]) over one row; inlined into each caller's clone. */
+static inline void activate_row(float *restrict x, const float *restrict bias, int cols,
+                                engine_activation act)
+{
+    if (act == ENGINE_ACT_QUICK_GELU) {
+        for (int c = 0; c < cols; c++) {
+            float v = x[c] + bias[c];
+            x[c] = v / (1.0f + vexp(-1.702f * v));
+        }
+    } else if (act == ENGINE_ACT_GELU) {
+        for (int c = 0; c < cols; c++)
+            x[c] += bias[c];
+        gelu_row(x, cols);
+    }
+}
+
 typedef struct activation_job {
     float *x;
     const float *bias;
@@ -225,21 +243,8 @@ typedef struct activation_job {
 CLONES static void activation_rows(void *arg, int slot, int begin, int end)
 {
     const activation_job *job = arg;
-    int cols = job->cols;
-    const float *restrict bias = job->bias;
-    for (int r = begin; r < end; r++) {
-        float *restrict x = job->x + (size_t)r * cols;
-        if (job->act == ENGINE_ACT_QUICK_GELU) {
-            for (int c = 0; c < cols; c++) {
-                float v = x[c] + bias[c];
-                x[c] = v / (1.0f + vexp(-1.702f * v));
-            }
-        } else {
-            for (int c = 0; c < cols; c++)
-                x[c] += bias[c];
-            gelu_row(x, cols);
-        }
-    }
+    for (int r = begin; r < end; r++)
+        activate_row(job->x + (size_t)r * job->cols, job->bias, job->cols, job->act);
 }
 
 void engine_bias_activation(float *x, const float *bias, int rows, int cols,
@@ -283,9 +288,11 @@ void engine_quantise_rows(const float *x, int m, int k, int8_t *q, float *scales
 /* One row of an int8 product back to float32, in simple passes that vectorise: the
  * product scaled by its row's and each column's scale, plus the bias (0 when there is
  * none: the sum still runs, as it always has, turning a -0 into +0), then added to
- * out when accumulating (product is then a buffer of its own; else it is out). */
+ * out when accumulating (product is then a buffer of its own; else it is out), or
+ * through the activation (with its own bias) while the row is in cache. */
 CLONES static void scale_back_row(float *product, float row_scale, const float *column_scales,
-                                  const float *bias, int n, int accumulate, float *out)
+                                  const float *bias, int n, int accumulate, float *out,
+                                  const engine_epilogue *then)
 {
     for (int j = 0; j < n; j++)
         product[j] = product[j] * (row_scale * column_scales[j]);
@@ -298,16 +305,18 @@ CLONES static void scale_back_row(float *product, float row_scale, const float *
     if (accumulate)
         for (int j = 0; j < n; j++)
             out[j] = out[j] + product[j];
+    else if (then->act != ENGINE_ACT_NONE)
+        activate_row(product, then->bias, n, then->act);
 }
 
 void engine_int8_scale_back(float *product, int m, int n, const float *row_scales,
                             const float *column_scales, const float *bias, int accumulate,
-                            float *out)
+                            float *out, const engine_epilogue *then)
 {
 #pragma omp parallel for schedule(static) if ((size_t)m * n >= PARALLEL_MIN_ELEMENTS)
     for (int r = 0; r < m; r++)
         scale_back_row(product + (size_t)r * n, row_scales[r], column_scales, bias, n,
-                       accumulate, out + (size_t)r * n);
+                       accumulate, out + (size_t)r * n, then);
 }
 
 /* ---- attention ------------------------------------------------------------------ */
@@ -317,6 +326,7 @@ typedef struct attention_job {
     const float *qkv;
     float *scores; /* seq_len*seq_len floats per slot */
     int seq_len, dim, n_heads, causal, query;
+    atomic_int failed; /* a product oneDNN refused (it allocates: out of memory) */
 } attention_job;
 
 /* Rows of scores → probabilities, in place: `rows` rows for the queries first, first + 1,
@@ -326,13 +336,21 @@ CLONES static void softmax_rows(float *scores, int rows, int first, int seq_len,
     for (int r = 0; r < rows; r++) {
         float *row = scores + (size_t)r * seq_len;
         int visible = causal ? first + r + 1 : seq_len;
-        float max = row[0];
-        for (int j = 1; j < visible; j++)
+        /* the maximum in LANES partial maxima (exact in any order, so it vectorises) */
+        int whole = visible / LANES * LANES;
+        float lane_max[LANES], max = row[0];
+        for (int l = 0; l < LANES; l++)
+            lane_max[l] = row[0];
+        for (int j = 0; j < whole; j += LANES)
+            for (int l = 0; l < LANES; l++)
+                lane_max[l] = row[j + l] > lane_max[l] ? row[j + l] : lane_max[l];
+        for (int l = 0; l < LANES; l++)
+            max = lane_max[l] > max ? lane_max[l] : max;
+        for (int j = whole; j < visible; j++)
             max = row[j] > max ? row[j] : max;
         for (int j = 0; j < visible; j++)
             row[j] = vexp(row[j] - max);
         double lanes[LANES] = {0}, sum = 0;
-        int whole = visible / LANES * LANES;
         for (int j = 0; j < whole; j += LANES)
             for (int l = 0; l < LANES; l++)
                 lanes[l] += row[j + l];
@@ -363,11 +381,17 @@ static void attention_tasks(void *arg, int slot, int begin, int end)
         const float *k = job->qkv + (size_t)seq * t * stride + (size_t)head * head_dim + dim;
         const float *q = k - dim + (size_t)first * stride, *v = k + dim;
         float *o = job->out + (size_t)seq * queries * dim + (size_t)head * head_dim;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, queries, t, head_dim, scale, q,
-                    stride, k, stride, 0.0f, scores, t);
+        if (dnnl_sgemm('N', 'T', queries, t, head_dim, scale, q, stride, k, stride, 0.0f,
+                       scores, t) != dnnl_success) {
+            atomic_store(&job->failed, 1);
+            return;
+        }
         softmax_rows(scores, queries, first, t, job->causal);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, queries, head_dim, t, 1.0f,
-                    scores, t, v, stride, 0.0f, o, dim);
+        if (dnnl_sgemm('N', 'N', queries, head_dim, t, 1.0f, scores, t, v, stride, 0.0f, o,
+                       dim) != dnnl_success) {
+            atomic_store(&job->failed, 1);
+            return;
+        }
     }
 }
 
@@ -378,10 +402,10 @@ int engine_attention(float *out, const float *qkv, int n_seq, int seq_len, int d
     float *scores = malloc((size_t)threads * seq_len * seq_len * sizeof *scores);
     if (!scores)
         return -1;
-    attention_job job = {out, qkv, scores, seq_len, dim, n_heads, causal, query};
+    attention_job job = {out, qkv, scores, seq_len, dim, n_heads, causal, query, 0};
     long long per_task = 2LL * (query < 0 ? seq_len : 1) * seq_len * (dim / n_heads);
     int grain = (int)(PARALLEL_MIN_ELEMENTS / (per_task > 0 ? per_task : 1));
     parallel_for(n_seq * n_heads, grain, threads, attention_tasks, &job);
     free(scores);
-    return 0;
+    return atomic_load(&job.failed) ? -1 : 0;
 }

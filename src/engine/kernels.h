@@ -11,12 +11,11 @@ void engine_set_threads(int threads);
 int engine_threads(void);
 /* Sets the calling thread's OpenMP team size to engine_threads() for a pass of a tower:
  * every public entry point of a tower calls it first (OpenMP's thread count is per calling
- * thread), and OpenBLAS is kept on its callers' threads (team_serial_blas: attention's
- * per-head products run inside the head loop's parallel region). Every pass uses the
- * team, prompts included: measured on a 2-core AMD EPYC Zen 5 (docs/clip-engine.md,
- * "Threads"), a 7-token CLIP prompt takes 3.8 ms on two threads against 5.9 on one, a
- * 77-token one 19.8 against 34.8. (Prompts once ran on one thread: with OpenBLAS's own
- * threads also running, two threads had made a 77-token prompt several times slower.) */
+ * thread). Every pass uses the team, prompts included: measured on a 2-core AMD EPYC
+ * Zen 5 (docs/clip-engine.md, "Threads"), a 7-token CLIP prompt takes 3.8 ms on two
+ * threads against 5.9 on one, a 77-token one 19.8 against 34.8. (Prompts once ran on one
+ * thread: with OpenBLAS's own threads also running, two threads had made a 77-token
+ * prompt several times slower.) */
 void engine_enter(void);
 
 /* Per row of `dim` values: (x - mean) / sqrt(var + eps) * gamma + beta, with the mean
@@ -24,8 +23,14 @@ void engine_enter(void);
 void engine_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
                      int rows, int dim, double eps);
 
-typedef enum { ENGINE_ACT_QUICK_GELU, ENGINE_ACT_GELU } engine_activation;
-/* x[r][c] = act(x[r][c] + bias[c]) over rows x cols, in place. */
+typedef enum { ENGINE_ACT_NONE, ENGINE_ACT_QUICK_GELU, ENGINE_ACT_GELU } engine_activation;
+/* What follows a product's row (engine_matmul_activation): act(row + bias), or nothing
+ * when act is ENGINE_ACT_NONE. */
+typedef struct engine_epilogue {
+    engine_activation act;
+    const float *bias; /* [n] */
+} engine_epilogue;
+/* x[r][c] = act(x[r][c] + bias[c]) over rows x cols, in place (act not NONE). */
 void engine_bias_activation(float *x, const float *bias, int rows, int cols,
                           engine_activation act);
 
@@ -34,10 +39,12 @@ void engine_bias_activation(float *x, const float *bias, int rows, int cols,
 void engine_quantise_rows(const float *x, int m, int k, int8_t *q, float *scales);
 /* An int8 product ([m][n], int32 sums as float32) back to float32: product[r][j] ·
  * row_scales[r] · column_scales[j] + bias[j] (bias may be NULL), written to product, or
- * added to out when accumulate (product then a buffer of its own; else out == product). */
+ * added to out when accumulate (product then a buffer of its own; else out == product).
+ * Without accumulate, `then` follows on each row while it is in cache: the same numbers
+ * as engine_bias_activation over the whole product afterwards, one pass fewer. */
 void engine_int8_scale_back(float *product, int m, int n, const float *row_scales,
                             const float *column_scales, const float *bias, int accumulate,
-                            float *out);
+                            float *out, const engine_epilogue *then);
 
 /* Multi-head self-attention over n_seq independent sequences of seq_len tokens.
  * qkv holds, per token, the query, key and value projections side by side
@@ -45,8 +52,8 @@ void engine_int8_scale_back(float *product, int m, int n, const float *row_scale
  * per-head softmax(q·kᵀ/√head_dim (+ causal mask)) · v, heads concatenated
  * ([n_seq*seq_len][dim]). With query >= 0 only the query at that position of each
  * sequence is attended (over every key it may see), out then [n_seq][dim]: a tower's
- * last layer needs only the row it pools. Returns -1 when its score buffers cannot be
- * allocated. */
+ * last layer needs only the row it pools. The per-head products are oneDNN's sgemm.
+ * Returns -1 when memory runs out (its score buffers, or a product's). */
 int engine_attention(float *out, const float *qkv, int n_seq, int seq_len, int dim,
                    int n_heads, int causal, int query);
 
