@@ -8,6 +8,7 @@
  * The open map is cached in the server's context and reopened when map.bin changes
  * (size, mtime) or the collection grows (new items are placed); api_handle calls every
  * route under the search slot's mutex, which also guards this cache. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,11 +167,11 @@ static void route_atlas(api_context *ctx, http_request *req, vdx_map *map, const
 {
     char *end;
     long page = strtol(which, &end, 10);
-    int64_t n = vdx_map_count(map);
-    if (!*which || *end || page < 0 || (int64_t)page * ATLAS_ITEMS >= n) {
+    int64_t n = vdx_map_count(map), atlases = (n + ATLAS_ITEMS - 1) / ATLAS_ITEMS;
+    /* compared with the count of atlases, not multiplied out: a huge page would wrap */
+    if (!isdigit((unsigned char)*which) || *end || page >= atlases) {
         http_reply_error(req, 404, "no atlas '%s': the map has %lld atlases (0..%lld)", which,
-                         (long long)((n + ATLAS_ITEMS - 1) / ATLAS_ITEMS),
-                         (long long)((n + ATLAS_ITEMS - 1) / ATLAS_ITEMS - 1));
+                         (long long)atlases, (long long)atlases - 1);
         return;
     }
     char etag[96];

@@ -10,7 +10,10 @@
  *   - state-changing requests (POST/PUT/PATCH) must be application/json (415), except the
  *     upload path, which takes image bytes; HTML forms can send neither, so no cross-site
  *     form post can change anything; an Origin must equal scheme://Host exactly and
- *     Sec-Fetch-Site must be same-origin (403);
+ *     Sec-Fetch-Site must be same-origin (403), on every /api/ request too, GETs
+ *     included (some record what they served);
+ *   - which requests are API and page requests is decided on the decoded segments the
+ *     router uses, never on the raw path;
  *   - slow and abusive clients: a connection limit per client address and in all, a
  *     deadline for the whole request head (a watchdog closes connections that trickle
  *     their headers), the idle timeout, 414 for a request line or query string over
@@ -265,6 +268,29 @@ int http_reply_error(http_request *req, int status, const char *fmt, ...)
     return -1;
 }
 
+int http_path_is(const http_request *req, const char *path)
+{
+    int i = 0;
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        size_t len = strcspn(p, "/");
+        if (i >= req->n_segments || strlen(req->segments[i]) != len ||
+            memcmp(req->segments[i], p, len))
+            return 0;
+        i++;
+        p += len;
+    }
+    return i == req->n_segments;
+}
+
+int http_path_is_api(const http_request *req)
+{
+    return req->n_segments >= 1 && !strcmp(req->segments[0], "api");
+}
+
 /* Splits raw_path into decoded segments; replies 400 on a bad escape or a dot segment. */
 static int split_path(http_request *req)
 {
@@ -464,22 +490,28 @@ static int check_policy(http_server *server, http_request *req)
         if (!host || strcmp(origin, expected))
             return http_reply_error(req, 403, "cross-origin request from %.200s refused", origin);
     }
+    /* what the request is, from the decoded segments the router uses (never the raw
+     * path: "//api/info" and "/%61pi/info" route to the API too) */
+    int api = http_path_is_api(req);
     if (server->cfg.token) {
-        int api = !strncmp(req->raw_path, "/api/", 5) || !strcmp(req->raw_path, "/api");
-        int page = !strcmp(req->raw_path, "/") || !strcmp(req->raw_path, "/index.html");
+        int page = http_path_is(req, "/") || http_path_is(req, "/index.html");
         if (api && !request_has_token(server, req))
             return http_reply_error(req, 401, "this server needs its access token: open the address "
                                     "that 'vdx serve' printed, or send 'Authorization: Bearer TOKEN'");
-        if (page && !api && page_token_exchange(server, req) != 0)
+        if (page && page_token_exchange(server, req) != 0)
             return -1;
     }
+    /* No API request comes from another site's page, GETs included: some of them record
+     * what they served (a drawn audit sample, a candidate list kept for paging), and an
+     * <img> or a link can send a GET with the user's cookie. */
+    const char *fetch_site = http_header(req, "Sec-Fetch-Site");
+    int cross_site = fetch_site && strcmp(fetch_site, "same-origin") && strcmp(fetch_site, "none");
+    if (cross_site && (api || is_state_changing(method)))
+        return http_reply_error(req, 403, "%s request refused (Sec-Fetch-Site: %s)", method, fetch_site);
     if (!is_state_changing(method))
         return 0;
-    const char *fetch_site = http_header(req, "Sec-Fetch-Site");
-    if (fetch_site && strcmp(fetch_site, "same-origin") && strcmp(fetch_site, "none"))
-        return http_reply_error(req, 403, "%s request refused (Sec-Fetch-Site: %s)", method, fetch_site);
     int upload = server->cfg.upload_path && !strcmp(method, "POST") &&
-                 !strcmp(req->raw_path, server->cfg.upload_path);
+                 http_path_is(req, server->cfg.upload_path);
     req->body_limit = upload ? server->cfg.max_upload : server->cfg.max_body;
     const char *length = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length && strtoull(length, NULL, 10) > req->body_limit)
@@ -686,7 +718,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->method = method;
         req->content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         req->body_limit = server->cfg.max_body;
-        if (check_policy(server, req) != 0 || split_path(req) != 0)
+        if (split_path(req) != 0 || check_policy(server, req) != 0)
             return req->replied ? MHD_YES : MHD_NO;
         return MHD_YES;
     }

@@ -43,6 +43,13 @@ int http_host_is_loopback(const char *host, int server_port, int tls, const char
  * with one is refused (as is a raw NUL byte anywhere). */
 long http_json_nul_escape(const char *text, size_t n);
 
+/* Whether the request's decoded path segments are exactly those of `path` ("/" is no
+ * segment; "//x" and "/%78" are "/x"): how the request policy and the router both name
+ * a route, so no spelling of a path reaches a route past the policy's check of it. */
+int http_path_is(const http_request *req, const char *path);
+/* Whether the first decoded segment is "api": the router's API requests. */
+int http_path_is_api(const http_request *req);
+
 /* Query argument (decoded), or NULL. */
 const char *http_query(const http_request *req, const char *name);
 /* Integer query argument in [min, max]; absent: *out = fallback. Malformed or out of

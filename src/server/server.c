@@ -31,7 +31,7 @@ struct vdx_server {
 
 static void handle(void *ctx, http_request *req)
 {
-    if (req->n_segments >= 1 && !strcmp(req->segments[0], "api"))
+    if (http_path_is_api(req))
         api_handle(ctx, req);
     else
         static_handle(req);

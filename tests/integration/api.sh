@@ -164,6 +164,27 @@ expect 401 "needs its access token" "the API without the token → 401"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer x$token" "$base/api/concepts")
 body=$(cat "$tmp/body")
 expect 401 "needs its access token" "the API with a wrong token → 401"
+# other spellings of an API path route to the API, so they need the token too
+for spelling in //api/info /%61pi/info /api//info; do
+    code=$(curl -s --path-as-is -o "$tmp/body" -w '%{http_code}' "$base$spelling")
+    body=$(cat "$tmp/body")
+    expect 401 "needs its access token" "the API spelt $spelling without the token → 401"
+done
+code=$(curl -s --path-as-is -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary '{"name":"bypass","prompt":"x"}' "$base//api/concepts")
+body=$(cat "$tmp/body")
+expect 401 "needs its access token" "a POST to //api/concepts without the token → 401"
+request GET /api/concepts/bypass
+expect 404 "no concept named 'bypass'" "... and it created nothing"
+code=$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$base/%69ndex.html")
+[ "$code" = 401 ] && ok "the page spelt /%69ndex.html without the token → 401" ||
+    not_ok "the page spelt /%69ndex.html without the token: $code"
+# a GET from another site's page (an <img>, a link) reaches no API route: some record
+# what they served (an audit sample draw)
+request GET '/api/concepts/birds/candidates?mode=audit&k=30' -H 'Sec-Fetch-Site: cross-site'
+expect 403 "Sec-Fetch-Site: cross-site" "a cross-site GET of the API → 403"
+request GET /api/info -H 'Sec-Fetch-Site: same-site'
+expect 403 "Sec-Fetch-Site: same-site" "a same-site (other port) GET of the API → 403"
 code=$(curl -s -o /dev/null -D "$tmp/headers" -w '%{http_code}' "$base/?token=$token")
 if [ "$code" = 303 ] && grep -qi "^set-cookie: vdx-token-$port=$token; Path=/; HttpOnly; SameSite=Strict" "$tmp/headers"; then
     ok "the page trades ?token= for an HttpOnly SameSite=Strict cookie (303 to /)"

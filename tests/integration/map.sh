@@ -120,6 +120,15 @@ get /api/map/atlas/0
 get /api/map/atlas/1
 [ "$code" = 404 ] && grep -q "the map has 1 atlases (0..0)" "$tmp/body" \
     && ok "an atlas past the end: 404 naming the range" || not_ok "atlas 1: $code $(cat "$tmp/body")"
+# pages whose first item's index, 256 N, wraps a 64-bit integer (2^56-1 made -256), and
+# spellings strtol would take
+for page in 72057594037927935 9223372036854775807 99999999999999999999 -1 +0 ' 0'; do
+    get "/api/map/atlas/$(printf %s "$page" | sed 's/ /%20/g; s/+/%2B/g')"
+    [ "$code" = 404 ] && grep -q "no atlas" "$tmp/body" \
+        && ok "atlas '$page': 404" || not_ok "atlas '$page': $code $(cat "$tmp/body")"
+done
+get /api/map/atlas/0
+[ "$code" = 200 ] && ok "... and the server still answers" || not_ok "after the atlas pages: $code"
 get /api/map/column/photo_width
 [ "$code" = 200 ] && [ $(($(tr ',' '\n' < "$tmp/body" | wc -l) + 1)) -eq "$count" ] && grep -q '^\["[0-9]' "$tmp/body" \
     && ok "GET /api/map/column/photo_width: one value an item" || not_ok "column: $code $(head -c 200 "$tmp/body")"
