@@ -878,6 +878,63 @@ TEST(pages_keep_their_ranks)
     vdx_store_close(store);
 }
 
+/* The lists a concept keeps for paging: one per filter, so each distinct `where` of a
+ * request would add a row of up to 4 KB of filter text for ever; the book keeps the 16
+ * most recently stored (the newest page's list among them), and a request that asks to
+ * keep nothing (a read-only server's) writes nothing at all. */
+static long long candidate_lists(vdx_store *store, const char *where)
+{
+    char path[4200], sql[256];
+    snprintf(path, sizeof path, "%s/concepts.db", vdx_store_dir(store));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM candidate_lists%s%s", where ? " WHERE " : "",
+             where ? where : "");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    long long n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+TEST(kept_candidate_lists_are_bounded)
+{
+    const char *dir = test_tmpdir("explore-lists");
+    vdx_store *store = synthetic_store(dir, model_hash_a, NULL, 0);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    vdx_error err = {{0}};
+    char where[64];
+    for (int i = 0; i < 20; i++) {
+        snprintf(where, sizeof where, "id <> 'no-such-item-%d'", i);
+        vdx_candidates_request req = {.mode = VDX_CANDIDATES_NEAREST, .k = 9, .where = where};
+        cJSON *page = NULL;
+        REQUIRE(vdx_concept_candidates(book, "zero", &req, &page, &err) == 0, "%s", err.message);
+        cJSON_Delete(page);
+    }
+    CHECK(candidate_lists(store, NULL) == 16, "%lld lists kept after 20 filters, not 16",
+          candidate_lists(store, NULL));
+    CHECK(candidate_lists(store, "filter = 'id <> ''no-such-item-19'''") == 1 &&
+              candidate_lists(store, "filter = 'id <> ''no-such-item-3'''") == 0,
+          "the newest list must be kept and the oldest gone");
+    snprintf(where, sizeof where, "id <> 'read-only'");
+    vdx_candidates_request req = {.mode = VDX_CANDIDATES_RANDOM, .k = 9, .page = 2,
+                                  .where = where, .keep_nothing = 1};
+    cJSON *page = NULL;
+    REQUIRE(vdx_concept_candidates(book, "zero", &req, &page, &err) == 0, "%s", err.message);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(page, "items")) == 9, "a page kept nowhere: %s",
+          cJSON_PrintUnformatted(page));
+    cJSON_Delete(page);
+    CHECK(candidate_lists(store, "filter = 'id <> ''read-only'''") == 0 &&
+              candidate_lists(store, NULL) == 16,
+          "keep_nothing stored a list");
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
 /* The threshold fit finds the best F1 on the labels (checked against every cut), meets a
  * precision target, and says why it cannot; warnings and ticks; each round keeps the
  * cross-validation measured when it was trained. */
@@ -1578,6 +1635,11 @@ TEST(exports_parse_back_and_import)
         {"{\"format\": \"vdx-classifier\", \"version\": 2}",
          "classifier: version 2 is not supported (this vdx reads 1)"},
         {"{} trailing", "classifier: unexpected text after the JSON document (byte 3)"},
+        /* what no user's JSON may hold: a \u0000 would cut the name short ("imp"), bytes
+         * that are not UTF-8 would be stored and served as they are */
+        {"{\"name\": \"imp\\u0000x\"}",
+         "classifier: the document holds a NUL character (\\u0000) in a string at byte 13"},
+        {"{\"name\": \"p\xff\xfe\"}", "classifier: the document is not valid UTF-8 at byte 11"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = vdx_concept_import_classifier(same_book, bad[i].json, strlen(bad[i].json), "x",
@@ -2287,6 +2349,7 @@ int main(void)
     RUN(undo_restores_weight_and_labels);
     RUN(undo_redo_never_loses_a_label);
     RUN(pages_keep_their_ranks);
+    RUN(kept_candidate_lists_are_bounded);
     RUN(threshold_fit_warnings_round_metrics);
     RUN(candidate_modes_paging_filter_duplicates);
     RUN(evaluate_and_score);

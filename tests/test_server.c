@@ -1185,7 +1185,7 @@ TEST(test_names_text_and_statuses)
     CHECK(vdx_concept_check_name("...", &err) == 0, "'...' is addressable: %s", err.message);
     const char bad_utf8[] = "{\"text\":\"caf\xc3\x28\"}";
     r = request("POST", "/api/search", "application/json", bad_utf8, strlen(bad_utf8), NULL);
-    CHECK_ERROR(r, 400, "the JSON body is not valid UTF-8 (byte 12)");
+    CHECK_ERROR(r, 400, "the JSON body is not valid UTF-8 at byte 12");
     free(r.body);
     r = get("/api/items/a%FFb");
     CHECK_ERROR(r, 400, "path segment 3 is not valid UTF-8 (byte 1)");

@@ -266,6 +266,9 @@ typedef struct vdx_candidates_request {
                             * item of the same page */
     double duplicate_cosine; /* <= 0 → 0.94 */
     uint64_t seed;         /* random mode; 0 → derived from the concept's name */
+    int keep_nothing;      /* make the page without keeping its list in the concept book
+                            * (a read-only server; otherwise a concept keeps its 16 most
+                            * recent lists of its current round, for stable paging) */
 } vdx_candidates_request;
 
 /* Candidates of a page. Labelled items are never offered. Result:
@@ -279,6 +282,11 @@ typedef struct vdx_candidates_request {
  *       the items that could still be drawn)}. */
 int vdx_concept_candidates(vdx_concepts *book, const char *name,
                            const vdx_candidates_request *req, cJSON **result, vdx_error *err);
+/* The checks vdx_concept_candidates makes of a request before it reads anything (k, the
+ * page's range, the mode): -1 with VDX_ERR_INVALID when one fails. A caller that does
+ * something else first (train, then the next page) checks with it before changing
+ * anything. */
+int vdx_candidates_check(const vdx_candidates_request *req, vdx_error *err);
 
 /* ---- Evaluation and scoring ---------------------------------------------------------- */
 

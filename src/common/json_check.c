@@ -1,9 +1,12 @@
-/* An allocation-free JSON syntax check with cJSON's rules (see json_check.h). */
+/* An allocation-free JSON syntax check with cJSON's rules, and the check of what a
+ * user's JSON may not hold (see json_check.h). */
 #include "common/json_check.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vdx/common.h"
 
 typedef struct cursor {
     const unsigned char *p, *end;
@@ -158,4 +161,36 @@ int json_text_is_valid(const char *text, size_t size)
         }
     skip_space(&c);
     return value(&c, 0);
+}
+
+int json_text_clean(const char *text, size_t size, const char **what, size_t *offset)
+{
+    const char *raw_nul = memchr(text, 0, size);
+    if (raw_nul) {
+        *what = "holds a NUL byte";
+        *offset = (size_t)(raw_nul - text);
+        return -1;
+    }
+    if (vdx_utf8_check(text, size, offset) != 0) {
+        *what = "is not valid UTF-8";
+        return -1;
+    }
+    int in_string = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (!in_string) {
+            in_string = text[i] == '"';
+            continue;
+        }
+        if (text[i] == '"') {
+            in_string = 0;
+        } else if (text[i] == '\\' && i + 1 < size) {
+            if (text[i + 1] == 'u' && i + 5 < size && !strncmp(text + i + 2, "0000", 4)) {
+                *what = "holds a NUL character (\\u0000) in a string";
+                *offset = i;
+                return -1;
+            }
+            i++; /* the escaped character */
+        }
+    }
+    return 0;
 }

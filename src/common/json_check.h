@@ -11,4 +11,12 @@
 
 int json_text_is_valid(const char *text, size_t size);
 
+/* Whether text that is to be parsed as JSON holds what no JSON document from a user may:
+ * a raw NUL byte, bytes that are not UTF-8, or a \u0000 escape inside a string (cJSON
+ * decodes it into a NUL that cuts the string short: "REALID\u0000junk" would name
+ * REALID). Returns 0 when it holds none; else -1 with *what saying which ("holds a NUL
+ * byte", "is not valid UTF-8", "holds a NUL character (\u0000) in a string": the text
+ * ...) and *offset the byte. */
+int json_text_clean(const char *text, size_t size, const char **what, size_t *offset);
+
 #endif

@@ -159,7 +159,13 @@ static int list_load(vdx_concepts *book, int64_t concept, const list_key *key,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : list_fail(book, err, "reading a candidate list");
 }
 
-/* Stores the list of a key and forgets the concept's lists of other rounds. */
+/* Lists a concept keeps (of its current round): each distinct filter makes one, and a
+ * filter is up to 4 KB of a request, so the count is bounded, the oldest going first. */
+#define LISTS_KEPT 16
+
+/* Stores the list of a key and forgets the concept's lists of other rounds, and all but
+ * its LISTS_KEPT most recently stored (INSERT OR REPLACE gives the row a new, highest
+ * rowid). */
 static int list_save(vdx_concepts *book, int64_t concept, const list_key *key,
                      const candidate_list *list, vdx_error *err)
 {
@@ -175,7 +181,9 @@ static int list_save(vdx_concepts *book, int64_t concept, const list_key *key,
                                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                                -1, &stmt, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(book->db,
-                               "DELETE FROM candidate_lists WHERE concept = ?1 AND round <> ?2",
+                               "DELETE FROM candidate_lists WHERE concept = ?1 AND (round <> ?2"
+                               " OR rowid NOT IN (SELECT rowid FROM candidate_lists"
+                               " WHERE concept = ?1 ORDER BY rowid DESC LIMIT ?3))",
                                -1, &prune, NULL) != SQLITE_OK) {
             rc = list_fail(book, err, "storing a candidate list");
         } else {
@@ -187,6 +195,7 @@ static int list_save(vdx_concepts *book, int64_t concept, const list_key *key,
             sqlite3_bind_text(stmt, 11, urls, -1, SQLITE_STATIC);
             sqlite3_bind_int64(prune, 1, concept);
             sqlite3_bind_int(prune, 2, key->round);
+            sqlite3_bind_int(prune, 3, LISTS_KEPT);
             if (sqlite3_step(stmt) != SQLITE_DONE || sqlite3_step(prune) != SQLITE_DONE)
                 rc = list_fail(book, err, "storing a candidate list");
         }
@@ -279,20 +288,30 @@ static int list_extend(vdx_concepts *book, const concept_record *rec, const labe
     return rc;
 }
 
+int vdx_candidates_check(const vdx_candidates_request *req, vdx_error *err)
+{
+    int k = req->k > 0 ? req->k : DEFAULT_K;
+    if (k > MAX_K)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "candidates: k = %d is more than %d", k, MAX_K);
+    if (req->page < 0 || (int64_t)req->page * k > 100000000)
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "candidates: page %d is out of range (page x k may be 100000000 "
+                             "at most)", req->page);
+    if (req->mode != VDX_CANDIDATES_NEAREST && req->mode != VDX_CANDIDATES_BOUNDARY &&
+        req->mode != VDX_CANDIDATES_RANDOM && req->mode != VDX_CANDIDATES_AUDIT)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "candidates: unknown mode %d", (int)req->mode);
+    return 0;
+}
+
 int vdx_concept_candidates(vdx_concepts *book, const char *name,
                            const vdx_candidates_request *req, cJSON **result, vdx_error *err)
 {
     *result = NULL;
+    if (vdx_candidates_check(req, err) != 0)
+        return -1;
     int k = req->k > 0 ? req->k : DEFAULT_K;
-    if (k > MAX_K)
-        return vdx_fail(err, "candidates: k = %d is more than %d", k, MAX_K);
-    if (req->page < 0 || (int64_t)req->page * k > 100000000)
-        return vdx_fail(err, "candidates: page %d is out of range", req->page);
     if (req->mode == VDX_CANDIDATES_AUDIT)
         return audit_candidates(book, name, req, result, err);
-    if (req->mode != VDX_CANDIDATES_NEAREST && req->mode != VDX_CANDIDATES_BOUNDARY &&
-        req->mode != VDX_CANDIDATES_RANDOM)
-        return vdx_fail(err, "candidates: unknown mode %d", (int)req->mode);
     double duplicate_cosine = req->duplicate_cosine > 0 ? req->duplicate_cosine
                                                         : DEFAULT_DUPLICATE_COSINE;
 
@@ -330,7 +349,7 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
         if (found && want < 2 * listed)
             want = 2 * listed;
         rc = list_extend(book, &rec, &set, req, seed, want - listed, &list, err);
-        if (rc == 0)
+        if (rc == 0 && !req->keep_nothing)
             rc = list_save(book, rec.id, &key, &list, err);
         listed = (size_t)cJSON_GetArraySize(list.ids);
     }

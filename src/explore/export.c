@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_check.h"
 #include "common/strbuf.h"
 
 #define CLASSIFIER_FORMAT "vdx-classifier"
@@ -329,6 +330,11 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
 {
     if (concept)
         *concept = NULL;
+    const char *what;
+    size_t bad;
+    if (json_text_clean(json, size, &what, &bad) != 0)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "classifier: the document %s at byte %zu",
+                             what, bad);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, size, &end, 0);
     if (!root) {

@@ -1017,6 +1017,7 @@ static void route_candidates(api_context *ctx, http_request *req, const char *na
                          "an audit sample would change the concept book");
         return;
     }
+    cand.keep_nothing = ctx->read_only; /* the page, not a list kept for paging */
     cJSON *result = NULL;
     vdx_error err = {{0}};
     if (vdx_concept_candidates(ctx->concepts, name, &cand, &result, &err) != 0)
@@ -1051,7 +1052,8 @@ static void route_train(api_context *ctx, http_request *req, const char *name)
     if (cJSON_IsObject(next) && candidates_from_json(req, next, &cand) != 0)
         goto done;
     /* every part is checked before the round is stored: a bad filter changes nothing */
-    if (cJSON_IsObject(next) && vdx_store_check_where(ctx->book.store, cand.where, &err) != 0) {
+    if (cJSON_IsObject(next) && (vdx_candidates_check(&cand, &err) != 0 ||
+                                 vdx_store_check_where(ctx->book.store, cand.where, &err) != 0)) {
         http_reply_error(req, 400, "next: %s", err.message);
         goto done;
     }

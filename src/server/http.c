@@ -39,6 +39,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common/json_check.h"
+
 /* Request lines (path and query string) longer than this, or with more query
  * arguments, get 414 before libmicrohttpd parses them into its per-connection pool. */
 #define HTTP_MAX_URI 8192
@@ -109,45 +111,16 @@ int http_query_int(http_request *req, const char *name, long fallback, long min,
     return 0;
 }
 
-long http_json_nul_escape(const char *text, size_t n)
-{
-    int in_string = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!in_string) {
-            in_string = text[i] == '"';
-            continue;
-        }
-        if (text[i] == '"') {
-            in_string = 0;
-        } else if (text[i] == '\\' && i + 1 < n) {
-            if (text[i + 1] == 'u' && i + 5 < n && !strncmp(text + i + 2, "0000", 4))
-                return (long)i;
-            i++; /* the escaped character */
-        }
-    }
-    return -1;
-}
-
 cJSON *http_body_json(http_request *req)
 {
     if (!req->body || req->body_size == 0) {
         http_reply_error(req, 400, "the request needs a JSON object body");
         return NULL;
     }
-    const char *raw_nul = memchr(req->body, 0, req->body_size);
-    if (raw_nul) { /* never valid JSON, and cJSON would end the string there */
-        http_reply_error(req, 400, "the JSON body holds a NUL byte at byte %zu",
-                         (size_t)(raw_nul - req->body));
-        return NULL;
-    }
+    const char *what;
     size_t bad;
-    if (vdx_utf8_check(req->body, req->body_size, &bad) != 0) {
-        http_reply_error(req, 400, "the JSON body is not valid UTF-8 (byte %zu)", bad);
-        return NULL;
-    }
-    long nul = http_json_nul_escape(req->body, req->body_size);
-    if (nul >= 0) {
-        http_reply_error(req, 400, "the JSON body holds a NUL character (\\u0000) in a string at byte %ld", nul);
+    if (json_text_clean(req->body, req->body_size, &what, &bad) != 0) {
+        http_reply_error(req, 400, "the JSON body %s at byte %zu", what, bad);
         return NULL;
     }
     const char *end = NULL;

@@ -38,10 +38,6 @@ typedef struct http_request {
  * scheme's default: 443 with tls, else 80); a prefix such as "127.0.0.1.attacker.example"
  * is not loopback. */
 int http_host_is_loopback(const char *host, int server_port, int tls, const char *bound_name);
-/* The offset of the first \u0000 escape inside a string of JSON text, or -1: a NUL
- * would cut the decoded string short ("REALID\u0000junk" would name REALID), so a body
- * with one is refused (as is a raw NUL byte anywhere). */
-long http_json_nul_escape(const char *text, size_t n);
 
 /* Whether the request's decoded path segments are exactly those of `path` ("/" is no
  * segment; "//x" and "/%78" are "/x"): how the request policy and the router both name

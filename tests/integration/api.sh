@@ -201,6 +201,14 @@ json POST /api/concepts '{"name":"fish","prompt":"a fish","trainer":"sgd"}'
 expect 400 "unknown trainer 'sgd' (seed, anchored or auto)" "a concept with an unknown trainer → 400, not created"
 json PATCH /api/concepts/birds '{"threshold":3,"trainer":"newton"}'
 expect 400 "field 'trainer': seed, anchored or auto, not 'newton'" "PATCH with an unknown trainer → 400, the threshold unchanged too"
+json POST /api/concepts/birds/train '{"next":{"k":200,"page":1000000}}'
+expect 400 "next: candidates: page 1000000 is out of range" "train with a next page out of range → 400 (no round stored)"
+request POST '/api/concepts/import?name=imported' -H 'Content-Type: application/json' \
+    --data-binary '{"format":"vdx-classifier","version":1,"name":"imp\u0000x"}'
+expect 400 "holds a NUL character" "an imported classifier holding \\u0000 → 400"
+request POST '/api/concepts/import?name=imported' -H 'Content-Type: application/json' \
+    --data-binary "$(printf '{"name":"p\377\376"}')"
+expect 400 "is not valid UTF-8" "an imported classifier that is not UTF-8 → 400"
 
 snapshot > "$tmp/after"
 if cmp -s "$tmp/before" "$tmp/after"; then ok "the collection and its concepts are unchanged"
@@ -334,6 +342,22 @@ expect 403 "this server is read-only" "--read-only: labelling → 403"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "$auth" -X DELETE "${ro}api/concepts/birds")
 body=$(cat "$tmp/body")
 expect 403 "this server is read-only" "--read-only: deleting a concept → 403"
+# pages of candidates answer, but a read-only server keeps no list of them in the book
+lists() {
+    python3 -c 'import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(db.execute("select count(*), coalesce(sum(length(filter)), 0) from candidate_lists").fetchone())' \
+        "$tmp/data/collections/sample/concepts.db"
+}
+kept=$(lists)
+pages=""
+for i in 1 2 3; do
+    pages="$pages $(curl -s -o /dev/null -w '%{http_code}' -G -H "$auth" --data-urlencode "where=id <> 'x$i'" \
+        "${ro}api/concepts/birds/candidates")"
+done
+[ "$pages" = " 200 200 200" ] && [ "$(lists)" = "$kept" ] &&
+    ok "--read-only: candidate pages with three filters answer and store no list ($kept)" ||
+    not_ok "--read-only candidates: $pages, lists $kept -> $(lists)"
 stop_serve
 
 if command -v openssl > /dev/null; then
