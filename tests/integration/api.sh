@@ -195,6 +195,15 @@ request PUT /api/concepts -H 'Content-Type: application/json' --data-binary '{}'
 expect 405 "not allowed" "PUT on the concept list → 405"
 request OPTIONS /api/info
 expect 405 "not supported" "OPTIONS → 405"
+request GET /api/failures
+all=$body
+request GET '/api/failures?limit=1'
+if printf '%s\n%s' "$all" "$body" | python3 -c 'import json, sys
+a, b = (json.loads(line) for line in sys.stdin.read().split("\n"))
+assert a["count"] >= 1 and len(a["failures"]) == min(a["count"], 100), a
+assert b["count"] == a["count"] and b["failures"] == a["failures"][:1], b'; then
+    ok "GET /api/failures: every failure, ?limit=1 the first with the same count"
+else not_ok "failures: $all / $body"; fi
 request GET /api/nothing-here
 expect 404 "no such endpoint" "unknown endpoint → 404"
 json POST /api/concepts '{"name":"fish","prompt":"a fish","trainer":"sgd"}'
