@@ -7,8 +7,7 @@
  * QuickGELU and the exact erf GELU (`hidden_act: gelu`, which no golden fixture uses)
  * against their definitions in double and torch's values. Attention, over every query and
  * over one (the last layer's pooled row), against its definition in double; the int8
- * activations' quantisation against its definition, ties included; an MLP's first layer
- * in one call (int8: the activation inside the scaling back) against the two steps. */
+ * activations' quantisation against its definition, ties included. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -293,45 +292,6 @@ TEST(int8_quantisation_matches_its_definition)
           q[K + 6], q[K + 1]);
 }
 
-/* An MLP's first layer, act(x·wᵀ + bias), in one call gives the same bits as the product
- * without bias followed by the bias and activation over the whole output: int8 runs the
- * activation inside its scaling back, row by row, the other precisions after the
- * product. 40 rows, so the rows are split over the team. */
-TEST(matmul_activation_equals_product_then_activation)
-{
-    enum { M = 40 };
-    static float x[M * IN], fused[M * OUT], apart[M * OUT];
-    unsigned state = 7;
-    fill(x, M * IN, &state);
-    vdx_error err = {{0}};
-    engine_set_threads(2);
-    engine_enter(); /* every thread */
-    const vdx_precision precisions[3] = {VDX_PRECISION_FP32, VDX_PRECISION_INT8,
-                                         VDX_PRECISION_BF16};
-    const engine_activation acts[2] = {ENGINE_ACT_QUICK_GELU, ENGINE_ACT_GELU};
-    for (int p = 0; p < 3; p++) {
-        if (precisions[p] == VDX_PRECISION_BF16 && !engine_cpu_has_bf16())
-            continue; /* fp32 and int8 ran; bf16's path is fp32's */
-        engine_matrix w;
-        REQUIRE(engine_matrix_pack(&w, weights, OUT, IN, precisions[p], &err) == 0, "%s",
-                err.message);
-        for (int a = 0; a < 2; a++) {
-            CHECK(engine_matmul_activation(fused, x, &w, bias, M, acts[a], &err) == 0, "%s",
-                  err.message);
-            CHECK(engine_matmul(apart, x, &w, NULL, M, 0, &err) == 0, "%s", err.message);
-            engine_bias_activation(apart, bias, M, OUT, acts[a]);
-            int differ = -1;
-            for (int i = 0; i < M * OUT && differ < 0; i++)
-                if (memcmp(&fused[i], &apart[i], sizeof(float)) != 0)
-                    differ = i;
-            CHECK(differ < 0, "%s, activation %d: element %d is %.9g fused, %.9g apart",
-                  vdx_precision_name(precisions[p]), a, differ, fused[differ < 0 ? 0 : differ],
-                  apart[differ < 0 ? 0 : differ]);
-        }
-        engine_matrix_free(&w);
-    }
-}
-
 int main(void)
 {
     fill_all();
@@ -342,6 +302,5 @@ int main(void)
     RUN(activations_match_their_definitions);
     RUN(attention_matches_its_definition_for_every_and_one_query);
     RUN(int8_quantisation_matches_its_definition);
-    RUN(matmul_activation_equals_product_then_activation);
     return test_summary("clip_kernels");
 }

@@ -564,7 +564,7 @@ const char *vdx_clip_config_hash(const vdx_clip_model *m) { return m->fingerprin
 static int encoder_layer(const layer_weights *l, const vdx_clip_tower_config *c, scratch *s,
                          int n_seq, int seq_len, int causal, int pooled, vdx_error *err)
 {
-    int rows = n_seq * seq_len, d = c->hidden_size;
+    int rows = n_seq * seq_len, d = c->hidden_size, inter = c->intermediate_size;
     engine_activation act = c->hidden_act_quick_gelu ? ENGINE_ACT_QUICK_GELU : ENGINE_ACT_GELU;
     engine_layer_norm(s->x, s->h, l->norm1_w, l->norm1_b, rows, d, c->layer_norm_eps);
     if (engine_matmul(s->qkv, s->x, &l->qkv, l->qkv_b, rows, 0, err) != 0)
@@ -580,8 +580,9 @@ static int encoder_layer(const layer_weights *l, const vdx_clip_tower_config *c,
     if (engine_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
         return -1;
     engine_layer_norm(s->x, s->h, l->norm2_w, l->norm2_b, rows, d, c->layer_norm_eps);
-    if (engine_matmul_activation(s->mlp, s->x, &l->fc1, l->fc1_b, rows, act, err) != 0)
+    if (engine_matmul(s->mlp, s->x, &l->fc1, NULL, rows, 0, err) != 0)
         return -1;
+    engine_bias_activation(s->mlp, l->fc1_b, rows, inter, act);
     return engine_matmul(s->h, s->mlp, &l->fc2, l->fc2_b, rows, 1, err);
 }
 

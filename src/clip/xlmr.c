@@ -489,7 +489,7 @@ static int layer(const vdx_mclip_model *m, const xlmr_layer *l, scratch *s, int 
                  int seq_len, const int *lengths, vdx_error *err)
 {
     const vdx_mclip_config *c = &m->config;
-    int H = c->hidden_size, rows = n_seq * seq_len;
+    int H = c->hidden_size, I = c->intermediate_size, rows = n_seq * seq_len;
     double eps = c->layer_norm_eps;
     if (engine_matmul(s->qkv, s->h, &l->qkv, l->qkv_bias, rows, 0, err) != 0)
         return -1;
@@ -504,9 +504,9 @@ static int layer(const vdx_mclip_model *m, const xlmr_layer *l, scratch *s, int 
     if (engine_matmul(s->h, s->x, &l->out, l->out_b, rows, 1, err) != 0)
         return -1;
     engine_layer_norm(s->h, s->h, l->ln1_w, l->ln1_b, rows, H, eps);
-    if (engine_matmul_activation(s->mlp, s->h, &l->inter, l->inter_b, rows, ENGINE_ACT_GELU,
-                                 err) != 0)
+    if (engine_matmul(s->mlp, s->h, &l->inter, NULL, rows, 0, err) != 0)
         return -1;
+    engine_bias_activation(s->mlp, l->inter_b, rows, I, ENGINE_ACT_GELU);
     if (engine_matmul(s->h, s->mlp, &l->ffn, l->ffn_b, rows, 1, err) != 0)
         return -1;
     engine_layer_norm(s->h, s->h, l->ln2_w, l->ln2_b, rows, H, eps);

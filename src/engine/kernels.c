@@ -217,22 +217,6 @@ static void gelu_row(float *x, int n)
         x[c] = 0.5f * x[c] * (1.0f + erff(x[c] * (float)M_SQRT1_2));
 }
 
-/* x[c] = act(x[c] + bias[c]) over one row; inlined into each caller's clone. */
-static inline void activate_row(float *restrict x, const float *restrict bias, int cols,
-                                engine_activation act)
-{
-    if (act == ENGINE_ACT_QUICK_GELU) {
-        for (int c = 0; c < cols; c++) {
-            float v = x[c] + bias[c];
-            x[c] = v / (1.0f + vexp(-1.702f * v));
-        }
-    } else if (act == ENGINE_ACT_GELU) {
-        for (int c = 0; c < cols; c++)
-            x[c] += bias[c];
-        gelu_row(x, cols);
-    }
-}
-
 typedef struct activation_job {
     float *x;
     const float *bias;
@@ -243,8 +227,21 @@ typedef struct activation_job {
 CLONES static void activation_rows(void *arg, int slot, int begin, int end)
 {
     const activation_job *job = arg;
-    for (int r = begin; r < end; r++)
-        activate_row(job->x + (size_t)r * job->cols, job->bias, job->cols, job->act);
+    int cols = job->cols;
+    const float *restrict bias = job->bias;
+    for (int r = begin; r < end; r++) {
+        float *restrict x = job->x + (size_t)r * cols;
+        if (job->act == ENGINE_ACT_QUICK_GELU) {
+            for (int c = 0; c < cols; c++) {
+                float v = x[c] + bias[c];
+                x[c] = v / (1.0f + vexp(-1.702f * v));
+            }
+        } else {
+            for (int c = 0; c < cols; c++)
+                x[c] += bias[c];
+            gelu_row(x, cols);
+        }
+    }
 }
 
 void engine_bias_activation(float *x, const float *bias, int rows, int cols,
@@ -288,11 +285,9 @@ void engine_quantise_rows(const float *x, int m, int k, int8_t *q, float *scales
 /* One row of an int8 product back to float32, in simple passes that vectorise: the
  * product scaled by its row's and each column's scale, plus the bias (0 when there is
  * none: the sum still runs, as it always has, turning a -0 into +0), then added to
- * out when accumulating (product is then a buffer of its own; else it is out), or
- * through the activation (with its own bias) while the row is in cache. */
+ * out when accumulating (product is then a buffer of its own; else it is out). */
 CLONES static void scale_back_row(float *product, float row_scale, const float *column_scales,
-                                  const float *bias, int n, int accumulate, float *out,
-                                  const engine_epilogue *then)
+                                  const float *bias, int n, int accumulate, float *out)
 {
     for (int j = 0; j < n; j++)
         product[j] = product[j] * (row_scale * column_scales[j]);
@@ -305,18 +300,16 @@ CLONES static void scale_back_row(float *product, float row_scale, const float *
     if (accumulate)
         for (int j = 0; j < n; j++)
             out[j] = out[j] + product[j];
-    else if (then->act != ENGINE_ACT_NONE)
-        activate_row(product, then->bias, n, then->act);
 }
 
 void engine_int8_scale_back(float *product, int m, int n, const float *row_scales,
                             const float *column_scales, const float *bias, int accumulate,
-                            float *out, const engine_epilogue *then)
+                            float *out)
 {
 #pragma omp parallel for schedule(static) if ((size_t)m * n >= PARALLEL_MIN_ELEMENTS)
     for (int r = 0; r < m; r++)
         scale_back_row(product + (size_t)r * n, row_scales[r], column_scales, bias, n,
-                       accumulate, out + (size_t)r * n, then);
+                       accumulate, out + (size_t)r * n);
 }
 
 /* ---- attention ------------------------------------------------------------------ */

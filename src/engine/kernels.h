@@ -23,14 +23,8 @@ void engine_enter(void);
 void engine_layer_norm(float *out, const float *in, const float *gamma, const float *beta,
                      int rows, int dim, double eps);
 
-typedef enum { ENGINE_ACT_NONE, ENGINE_ACT_QUICK_GELU, ENGINE_ACT_GELU } engine_activation;
-/* What follows a product's row (engine_matmul_activation): act(row + bias), or nothing
- * when act is ENGINE_ACT_NONE. */
-typedef struct engine_epilogue {
-    engine_activation act;
-    const float *bias; /* [n] */
-} engine_epilogue;
-/* x[r][c] = act(x[r][c] + bias[c]) over rows x cols, in place (act not NONE). */
+typedef enum { ENGINE_ACT_QUICK_GELU, ENGINE_ACT_GELU } engine_activation;
+/* x[r][c] = act(x[r][c] + bias[c]) over rows x cols, in place. */
 void engine_bias_activation(float *x, const float *bias, int rows, int cols,
                           engine_activation act);
 
@@ -39,12 +33,10 @@ void engine_bias_activation(float *x, const float *bias, int rows, int cols,
 void engine_quantise_rows(const float *x, int m, int k, int8_t *q, float *scales);
 /* An int8 product ([m][n], int32 sums as float32) back to float32: product[r][j] ·
  * row_scales[r] · column_scales[j] + bias[j] (bias may be NULL), written to product, or
- * added to out when accumulate (product then a buffer of its own; else out == product).
- * Without accumulate, `then` follows on each row while it is in cache: the same numbers
- * as engine_bias_activation over the whole product afterwards, one pass fewer. */
+ * added to out when accumulate (product then a buffer of its own; else out == product). */
 void engine_int8_scale_back(float *product, int m, int n, const float *row_scales,
                             const float *column_scales, const float *bias, int accumulate,
-                            float *out, const engine_epilogue *then);
+                            float *out);
 
 /* Multi-head self-attention over n_seq independent sequences of seq_len tokens.
  * qkv holds, per token, the query, key and value projections side by side

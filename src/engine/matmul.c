@@ -325,10 +325,8 @@ void engine_matrix_free(engine_matrix *w)
  * rows' quantisation and scaling back are vectorised kernels (kernels.c). */
 #define PARALLEL_ELEMENTS (1 << 16)
 
-/* The product, then (when `then` asks) the activation with its own bias: in the int8
- * scaling back's pass, row by row; after the product otherwise. */
-static int matmul(float *out, const float *x, const engine_matrix *w, const float *bias, int m,
-                  int accumulate, const engine_epilogue *then, vdx_error *err)
+int engine_matmul(float *out, const float *x, const engine_matrix *w, const float *bias, int m,
+                int accumulate, vdx_error *err)
 {
     double started = vdx_now();
     int int8 = w->precision == VDX_PRECISION_INT8;
@@ -404,26 +402,10 @@ static int matmul(float *out, const float *x, const engine_matrix *w, const floa
     if (owned)
         dnnl_primitive_destroy(c.primitive);
     if (s == dnnl_success && int8)
-        engine_int8_scale_back(dst, m, (int)n, scales, w->scales, bias, accumulate, out, then);
+        engine_int8_scale_back(dst, m, (int)n, scales, w->scales, bias, accumulate, out);
     free(block);
     matmul_ns += (unsigned long long)((vdx_now() - started) * 1e9);
-    if (s == dnnl_success && !int8 && then->act != ENGINE_ACT_NONE)
-        engine_bias_activation(out, then->bias, m, (int)n, then->act);
     return s == dnnl_success ? 0 : fail_status(err, s, &key);
-}
-
-int engine_matmul(float *out, const float *x, const engine_matrix *w, const float *bias, int m,
-                  int accumulate, vdx_error *err)
-{
-    const engine_epilogue none = {ENGINE_ACT_NONE, NULL};
-    return matmul(out, x, w, bias, m, accumulate, &none, err);
-}
-
-int engine_matmul_activation(float *out, const float *x, const engine_matrix *w,
-                             const float *bias, int m, engine_activation act, vdx_error *err)
-{
-    const engine_epilogue then = {act, bias};
-    return matmul(out, x, w, NULL, m, 0, &then, err);
 }
 
 /* ---- precisions ------------------------------------------------------------------- */

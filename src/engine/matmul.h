@@ -8,7 +8,6 @@
 #include <dnnl.h>
 #include <stddef.h>
 
-#include "engine/kernels.h"
 #include "vdx/clip.h"
 
 /* A Linear layer's weight [n][k] (PyTorch's [out, in] layout), packed for oneDNN. */
@@ -33,13 +32,6 @@ void engine_matrix_free(engine_matrix *w);
  * and accumulates in int32. Returns -1 only when memory runs out. */
 int engine_matmul(float *out, const float *x, const engine_matrix *w, const float *bias, int m,
                 int accumulate, vdx_error *err);
-
-/* out[m][n] = act(x[m][k] · wᵀ + bias[n]): an MLP's first layer. The same numbers as
- * engine_matmul without the bias, then engine_bias_activation; for INT8 the activation
- * runs in the scaling back's pass over each row while it is in cache (one pass over the
- * product fewer: docs/clip-engine.md). */
-int engine_matmul_activation(float *out, const float *x, const engine_matrix *w,
-                             const float *bias, int m, engine_activation act, vdx_error *err);
 
 /* The implementation oneDNN picks for a matmul of this precision at ingest's shape
  * (M 1600, N 3072, K 768), e.g. "brg:avx512_core_bf16": what `vdx info` records. */
