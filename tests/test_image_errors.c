@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -75,6 +76,36 @@ TEST(missing_file)
     CHECK(vdx_image_load("/nonexistent/cat.jpg", &img, &err) == -1, "loaded");
     CHECK(strcmp(err.message, "/nonexistent/cat.jpg: cannot open: No such file or directory") == 0,
           "%s", err.message);
+}
+
+/* What is not a regular file of at most VDX_IMAGE_MAX_FILE_BYTES is refused before it is
+ * read: a FIFO would block for ever, /dev/zero would never end, a 257 MiB file (sparse:
+ * it takes no disk) would be held whole in memory. */
+TEST(only_regular_files_of_bounded_size)
+{
+    vdx_image img = {0};
+    vdx_error err = {{0}};
+    const char *dir = test_tmpdir("imgfile");
+    char fifo[4200], big[4200], want[4400];
+    snprintf(fifo, sizeof fifo, "%s/photo.jpg", dir);
+    REQUIRE(mkfifo(fifo, 0600) == 0, "mkfifo %s", fifo);
+    CHECK(vdx_image_load(fifo, &img, &err) == -1 && err.kind == VDX_ERR_INVALID, "a FIFO");
+    snprintf(want, sizeof want, "%s: not a regular file (a FIFO)", fifo);
+    CHECK(!strcmp(err.message, want), "%s", err.message);
+    CHECK(vdx_image_load("/dev/zero", &img, &err) == -1 &&
+              !strcmp(err.message, "/dev/zero: not a regular file (a character device)"),
+          "%s", err.message);
+    snprintf(big, sizeof big, "%s/big.png", dir);
+    REQUIRE(truncate(big, 0) == 0 || (fclose(fopen(big, "w")), 1), "create %s", big);
+    REQUIRE(truncate(big, (off_t)VDX_IMAGE_MAX_FILE_BYTES + 1) == 0, "truncate %s", big);
+    CHECK(vdx_image_load(big, &img, &err) == -1 && err.kind == VDX_ERR_INVALID, "a big file");
+    snprintf(want, sizeof want, "%s: %zu bytes, more than the %zu allowed", big,
+             VDX_IMAGE_MAX_FILE_BYTES + 1, VDX_IMAGE_MAX_FILE_BYTES);
+    CHECK(!strcmp(err.message, want), "%s", err.message);
+    CHECK(!img.rgb, "pixels left allocated");
+    unlink(fifo);
+    unlink(big);
+    rmdir(dir);
 }
 
 TEST(random_bytes_name_what_was_seen)
@@ -452,6 +483,7 @@ int main(void)
 {
     RUN(empty_input);
     RUN(missing_file);
+    RUN(only_regular_files_of_bounded_size);
     RUN(random_bytes_name_what_was_seen);
     RUN(known_unsupported_formats_are_named);
     RUN(truncated_jpeg);

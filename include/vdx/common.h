@@ -60,6 +60,11 @@ const char *vdx_error_kind_name(vdx_error_kind kind);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err);
+/* The same for a file that must be a regular file of at most max_size bytes: a FIFO (which
+ * would block), a device (/dev/zero never ends) or a larger file is refused with
+ * VDX_ERR_INVALID, naming the path, before anything is read. */
+int vdx_read_file_at_most(const char *path, size_t max_size, char **data, size_t *size,
+                          vdx_error *err);
 
 /* Percent-decodes `in` (RFC 3986; no '+' rule: that is for query strings) into a malloc'd
  * string; NULL when an escape is malformed or decodes to a NUL byte. */

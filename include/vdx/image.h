@@ -16,6 +16,10 @@
  * 4,700 x 4,700): a 500 KB PNG cannot claim 500 MB. Photos compress 10-50 times. */
 #define VDX_IMAGE_MAX_RATIO 256
 #define VDX_IMAGE_FREE_BYTES (64LL << 20)
+/* An image file read from disk may hold at most this many bytes (and must be a regular
+ * file): a 100-megapixel PNG is about 150 MB; /dev/zero or a FIFO named photo.jpg is
+ * refused before it is read. Downloads have their own limit (docs/ingest.md). */
+#define VDX_IMAGE_MAX_FILE_BYTES ((size_t)256 << 20)
 
 typedef struct vdx_image {
     int width, height;

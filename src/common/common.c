@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,14 +112,10 @@ int vdx_error_prefix(vdx_error *err, const char *fmt, ...)
     return -1;
 }
 
-int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
+/* Reads f to its end (no more than max bytes: more is refused), then closes it. */
+static int read_stream(FILE *f, const char *path, size_t max, char **data, size_t *size,
+                       vdx_error *err)
 {
-    *data = NULL;
-    if (size)
-        *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
@@ -128,6 +125,11 @@ int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
     size_t got;
     while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
         len += got;
+        if (len > max) {
+            free(buf);
+            fclose(f);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: more than %zu bytes", path, max);
+        }
         if (len == cap) {
             char *bigger = realloc(buf, cap * 2 + 1);
             if (!bigger) {
@@ -150,6 +152,57 @@ int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
     if (size)
         *size = len;
     return 0;
+}
+
+int vdx_read_file(const char *path, char **data, size_t *size, vdx_error *err)
+{
+    *data = NULL;
+    if (size)
+        *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
+    return read_stream(f, path, SIZE_MAX - 1, data, size, err);
+}
+
+int vdx_read_file_at_most(const char *path, size_t max_size, char **data, size_t *size,
+                          vdx_error *err)
+{
+    *data = NULL;
+    if (size)
+        *size = 0;
+    /* non-blocking, so opening a FIFO returns at once and fstat can refuse it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return vdx_fail_errno(err, e, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: not a regular file (a %s)", path,
+                             S_ISDIR(st.st_mode)    ? "directory"
+                             : S_ISFIFO(st.st_mode) ? "FIFO"
+                             : S_ISCHR(st.st_mode)  ? "character device"
+                             : S_ISBLK(st.st_mode)  ? "block device"
+                                                    : "socket");
+    }
+    if ((unsigned long long)st.st_size > max_size) {
+        close(fd);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: %lld bytes, more than the %zu allowed",
+                             path, (long long)st.st_size, max_size);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return vdx_fail_errno(err, e, "%s: cannot open: %s", path, strerror(e));
+    }
+    return read_stream(f, path, max_size, data, size, err); /* a file that grows: refused */
 }
 
 int vdx_write_file_atomic(const char *path, const void *data, size_t size, vdx_error *err)

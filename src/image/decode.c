@@ -181,7 +181,7 @@ int vdx_image_load(const char *path, vdx_image *out, vdx_error *err)
     size_t size;
     out->width = out->height = 0;
     out->rgb = NULL;
-    if (vdx_read_file(path, &data, &size, err) != 0)
+    if (vdx_read_file_at_most(path, VDX_IMAGE_MAX_FILE_BYTES, &data, &size, err) != 0)
         return -1;
     int rc = vdx_image_decode((const uint8_t *)data, size, path, out, err);
     free(data);

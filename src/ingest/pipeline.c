@@ -300,7 +300,8 @@ static void decode_job(run *r, job *j)
     vdx_error err = {{0}};
     if (!j->bytes) {
         char *data;
-        if (vdx_read_file(it->path ? it->path : it->url, &data, &j->size, &err) != 0) {
+        if (vdx_read_file_at_most(it->path ? it->path : it->url, VDX_IMAGE_MAX_FILE_BYTES, &data,
+                                  &j->size, &err) != 0) {
             set_failure(j, "cannot read file: %s", err.message);
             return;
         }

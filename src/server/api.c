@@ -698,7 +698,8 @@ static void route_preview(api_context *ctx, http_request *req, const char *id)
             }
             vdx_fetch_result_clear(&result);
         } else {
-            rc = vdx_read_file(url, (char **)&original, &original_size, &err);
+            rc = vdx_read_file_at_most(url, VDX_IMAGE_MAX_FILE_BYTES, (char **)&original,
+                                       &original_size, &err);
         }
         vdx_image image = {0};
         uint8_t *jpeg = NULL;
