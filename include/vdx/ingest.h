@@ -238,5 +238,10 @@ typedef struct vdx_vectors_source {
 int vdx_ingest_vectors(vdx_store *store, const vdx_vectors_source *src,
                        const vdx_ingest_options *opts, vdx_ingest_report *report,
                        vdx_error *err);
+/* The same validation without a collection, against the dimension of `model`'s vectors:
+ * what a caller runs before it creates the collection, so a refused first load creates
+ * nothing. Errors are VDX_ERR_INVALID (or the files' own: not found, no memory). */
+int vdx_ingest_vectors_check(const vdx_vectors_source *src, const vdx_model_identity *model,
+                             vdx_error *err);
 
 #endif

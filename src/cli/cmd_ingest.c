@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,9 +159,17 @@ static int ingest_vectors(const char *path, const char *ids_path, const char *me
     vdx_model_identity identity;
     vdx_clip_identity(model, &identity);
     vdx_clip_free(model);
+    vdx_vectors_source src = {path, ids_path, meta_path};
+    vdx_error err = {{0}};
+    /* a first load checks its files before the collection is made: refused, it makes none */
+    char dir[4200];
+    struct stat st;
+    if (vdx_store_collection_dir(so, dir, sizeof dir, &err) != 0)
+        return cli_fail(&err, "%s", err.message);
+    if (stat(dir, &st) != 0 && vdx_ingest_vectors_check(&src, &identity, &err) != 0)
+        return cli_fail(&err, "%s", err.message);
     so->create = 1;
     so->model = &identity;
-    vdx_error err = {{0}};
     vdx_store *store = vdx_store_open(so, &err);
     if (!store) {
         progress_failed_early(so, NULL);
@@ -182,7 +191,6 @@ static int ingest_vectors(const char *path, const char *ids_path, const char *me
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    vdx_vectors_source src = {path, ids_path, meta_path};
     vdx_ingest_report report;
     int rc = vdx_ingest_vectors(store, &src, io, &report, &err);
     cli_progress_finish(&progress, &report.stats,

@@ -45,26 +45,28 @@ static int parse_header(const char *path, const char *dict, vdx_npy *out, vdx_er
 {
     const char *descr = dict_value(dict, "descr");
     if (!descr || (*descr != '\'' && *descr != '"'))
-        return vdx_fail(err, "%s: the .npy header has no 'descr'", path);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: the .npy header has no 'descr'", path);
     char dtype[16] = {0};
     size_t len = strcspn(descr + 1, "'\"");
     if (len >= sizeof dtype)
-        return vdx_fail(err, "%s: the .npy dtype is not float32 or float16", path);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s: the .npy dtype is not float32 or float16", path);
     memcpy(dtype, descr + 1, len);
     if (!strcmp(dtype, "<f4"))
         out->f16 = 0;
     else if (!strcmp(dtype, "<f2"))
         out->f16 = 1;
     else
-        return vdx_fail(err, "%s: dtype '%s' is not float32 or float16 ('<f4' or '<f2'): "
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s: dtype '%s' is not float32 or float16 ('<f4' or '<f2'): "
                              "convert with array.astype(numpy.float32)", path, dtype);
     const char *fortran = dict_value(dict, "fortran_order");
     if (!fortran || strncmp(fortran, "False", 5) != 0)
-        return vdx_fail(err, "%s: the array is in Fortran order: save "
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: the array is in Fortran order: save "
                              "numpy.ascontiguousarray(array)", path);
     const char *shape = dict_value(dict, "shape");
     if (!shape || *shape != '(')
-        return vdx_fail(err, "%s: the .npy header has no 'shape'", path);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: the .npy header has no 'shape'", path);
     long long dims[3];
     int n = 0;
     const char *p = shape + 1;
@@ -74,13 +76,14 @@ static int parse_header(const char *path, const char *dict, vdx_npy *out, vdx_er
         if (*p == ')')
             break;
         if (!isdigit((unsigned char)*p) || n == 3)
-            return vdx_fail(err, "%s: shape %.*s is not [rows, dimension]", path,
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                 "%s: shape %.*s is not [rows, dimension]", path,
                             (int)strcspn(shape, ")") + 1, shape);
         errno = 0;
         char *end;
         dims[n++] = strtoll(p, &end, 10);
         if (errno)
-            return vdx_fail(err, "%s: shape is too large", path);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: shape is too large", path);
         p = end;
         while (*p == ' ')
             p++;
@@ -93,11 +96,14 @@ static int parse_header(const char *path, const char *dict, vdx_npy *out, vdx_er
     } else if (n == 2)
         out->rows = dims[0];
     else
-        return vdx_fail(err, "%s: a %d-dimensional array; expected [rows, dimension]", path, n);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s: a %d-dimensional array; expected [rows, dimension]", path, n);
     if (dims[1] < 1 || dims[1] > 65536)
-        return vdx_fail(err, "%s: dimension %lld is outside 1..65536", path, dims[1]);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s: dimension %lld is outside 1..65536", path, dims[1]);
     if (out->rows < 0 || out->rows > ((long long)1 << 40))
-        return vdx_fail(err, "%s: %lld rows is out of range", path, (long long)out->rows);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s: %lld rows is out of range", path, (long long)out->rows);
     out->cols = (int)dims[1];
     return 0;
 }
@@ -107,16 +113,17 @@ int vdx_npy_open(const char *path, vdx_npy *out, vdx_error *err)
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return vdx_fail(err, "%s: %s", path, strerror(errno));
+        return vdx_fail_errno(err, errno, "%s: %s", path, strerror(errno));
     struct stat st;
     uint8_t pre[12];
     int rc = -1;
     if (fstat(fd, &st) != 0) {
-        vdx_fail(err, "%s: %s", path, strerror(errno));
+        vdx_fail_errno(err, errno, "%s: %s", path, strerror(errno));
         goto done;
     }
     if (st.st_size < 10 || pread(fd, pre, sizeof pre, 0) < 10 || memcmp(pre, "\x93NUMPY", 6)) {
-        vdx_fail(err, "%s: not a NumPy .npy file (no \\x93NUMPY magic)", path);
+        vdx_fail_kind(err, VDX_ERR_INVALID,
+                      "%s: not a NumPy .npy file (no \\x93NUMPY magic)", path);
         goto done;
     }
     size_t header_len, start;
@@ -125,24 +132,26 @@ int vdx_npy_open(const char *path, vdx_npy *out, vdx_error *err)
         start = 10;
     } else if (pre[6] == 2 || pre[6] == 3) {
         if (st.st_size < 12) {
-            vdx_fail(err, "%s: truncated .npy header", path);
+            vdx_fail_kind(err, VDX_ERR_INVALID, "%s: truncated .npy header", path);
             goto done;
         }
         header_len = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
         start = 12;
     } else {
-        vdx_fail(err, "%s: .npy version %d.%d is not supported (1.0, 2.0, 3.0)", path, pre[6],
+        vdx_fail_kind(err, VDX_ERR_INVALID,
+                      "%s: .npy version %d.%d is not supported (1.0, 2.0, 3.0)", path, pre[6],
                  pre[7]);
         goto done;
     }
     if (header_len > 1 << 20 || start + header_len > (size_t)st.st_size) {
-        vdx_fail(err, "%s: the .npy header (%zu bytes) runs past the end of the file", path,
+        vdx_fail_kind(err, VDX_ERR_INVALID,
+                      "%s: the .npy header (%zu bytes) runs past the end of the file", path,
                  header_len);
         goto done;
     }
     char *dict = malloc(header_len + 1);
     if (!dict) {
-        vdx_fail(err, "out of memory");
+        vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
         goto done;
     }
     if (pread(fd, dict, header_len, (off_t)start) != (ssize_t)header_len) {
@@ -153,7 +162,7 @@ int vdx_npy_open(const char *path, vdx_npy *out, vdx_error *err)
     dict[header_len] = 0;
     if (memchr(dict, 0, header_len)) {
         free(dict);
-        vdx_fail(err, "%s: the .npy header holds a NUL byte", path);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "%s: the .npy header holds a NUL byte", path);
         goto done;
     }
     rc = parse_header(path, dict, out, err);
@@ -165,7 +174,8 @@ int vdx_npy_open(const char *path, vdx_npy *out, vdx_error *err)
     unsigned long long want = (unsigned long long)out->rows * (unsigned long long)out->cols * elem;
     unsigned long long have = (unsigned long long)st.st_size - start - header_len;
     if (have != want) {
-        vdx_fail(err, "%s: shape (%lld, %d) needs %llu bytes of data, the file has %llu (%s)",
+        vdx_fail_kind(err, VDX_ERR_INVALID,
+                      "%s: shape (%lld, %d) needs %llu bytes of data, the file has %llu (%s)",
                  path, (long long)out->rows, out->cols, want, have,
                  have < want ? "truncated" : "trailing bytes");
         goto done;
@@ -218,13 +228,15 @@ int vdx_npy_check_row(const vdx_npy *npy, const char *path, int64_t row, vdx_err
             memcpy(buf, npy->data + off * 4, (size_t)n * sizeof(float));
         for (int i = 0; i < n; i++) {
             if (!isfinite(buf[i]))
-                return vdx_fail(err, "%s: row %lld, column %d is %s", path, (long long)row,
+                return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                     "%s: row %lld, column %d is %s", path, (long long)row,
                                 c0 + i, isnan(buf[i]) ? "NaN" : "infinite");
             nonzero |= buf[i] != 0;
         }
     }
     if (!nonzero)
-        return vdx_fail(err, "%s: row %lld is all zeros (no direction to search by)", path,
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s: row %lld is all zeros (no direction to search by)", path,
                         (long long)row);
     return 0;
 }

@@ -118,113 +118,163 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Everything read and checked from the files before the store is touched. */
+typedef struct prepared {
+    vdx_npy npy;
+    int npy_open;
+    lines ids, meta;
+    char ***order;  /* the ids sorted, for lookups */
+    long *meta_row; /* per vector row: its metadata line, or -1 */
+    char **fields, **names;
+    int n_cols;
+} prepared;
+
+static void prepared_free(prepared *p)
+{
+    if (p->npy_open)
+        vdx_npy_close(&p->npy);
+    lines_free(&p->ids);
+    lines_free(&p->meta);
+    free(p->order);
+    free(p->meta_row);
+    free(p->fields);
+    free(p->names);
+    memset(p, 0, sizeof *p);
+}
+
+/* Opens and validates the vectors (of `dims` columns; `holder` says whose dimension it
+ * is), the ids and the metadata. Returns -1 with err naming the file and line or row. */
+static int prepare(const vdx_vectors_source *src, int dims, const char *holder, prepared *p,
+                   vdx_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (vdx_npy_open(src->vectors_path, &p->npy, err) != 0)
+        return -1;
+    p->npy_open = 1;
+    vdx_npy *npy = &p->npy;
+    if (npy->cols != dims)
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: vectors have dimension %d; %s",
+                             src->vectors_path, npy->cols, holder);
+    if (read_lines(src->ids_path, &p->ids, err) != 0)
+        return -1;
+    lines *ids = &p->ids;
+    if ((int64_t)ids->n != npy->rows)
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s has %zu ids but %s has %lld rows: one id per row, in order",
+                             src->ids_path, ids->n, src->vectors_path, (long long)npy->rows);
+    for (size_t i = 0; i < ids->n; i++) {
+        size_t bad;
+        if (!ids->line[i][0] || strchr(ids->line[i], '\t'))
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s line %zu: %s", src->ids_path, i + 1,
+                                 ids->line[i][0] ? "an id holds a tab" : "empty id");
+        if (vdx_utf8_check(ids->line[i], strlen(ids->line[i]), &bad) != 0)
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                 "%s line %zu: the id is not valid UTF-8 (byte %zu)",
+                                 src->ids_path, i + 1, bad);
+    }
+    if (!(p->order = sorted_ids(ids->line, ids->n)))
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
+    char ***order = p->order;
+    for (size_t i = 1; i < ids->n; i++)
+        if (!strcmp(*order[i - 1], *order[i])) {
+            size_t a = (size_t)(order[i - 1] - ids->line), b = (size_t)(order[i] - ids->line);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s line %zu: id '%s' repeats line %zu",
+                                 src->ids_path, (a > b ? a : b) + 1, *order[i],
+                                 (a < b ? a : b) + 1);
+        }
+    for (int64_t r = 0; r < npy->rows; r++)
+        if (vdx_npy_check_row(npy, src->vectors_path, r, err) != 0)
+            return -1;
+    if (!src->meta_path)
+        return 0;
+    if (read_lines(src->meta_path, &p->meta, err) != 0)
+        return -1;
+    lines *meta = &p->meta;
+    if (meta->n == 0)
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s: empty (expected a header row starting with 'id')",
+                             src->meta_path);
+    for (size_t l = 0; l < meta->n; l++) {
+        size_t bad;
+        if (vdx_utf8_check(meta->line[l], strlen(meta->line[l]), &bad) != 0)
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s line %zu: not valid UTF-8 (byte %zu)",
+                                 src->meta_path, l + 1, bad);
+    }
+    int max = 1;
+    for (char *c = meta->line[0]; *c; c++)
+        max += *c == '\t';
+    p->fields = malloc((size_t)(max + 1) * sizeof *p->fields);
+    p->names = malloc((size_t)max * sizeof *p->names);
+    p->meta_row = malloc((size_t)(npy->rows ? npy->rows : 1) * sizeof *p->meta_row);
+    if (!p->fields || !p->names || !p->meta_row)
+        return vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
+    char **names = p->names, **fields = p->fields;
+    int n_cols = p->n_cols = split_tabs(meta->line[0], names, max);
+    if (strcmp(names[0], "id") != 0)
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s line 1: the first column must be 'id', not '%s'",
+                             src->meta_path, names[0]);
+    for (int c = 1; c < n_cols; c++)
+        if (!names[c][0])
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s line 1: column %d has no name",
+                                 src->meta_path, c + 1);
+    for (int64_t r = 0; r < npy->rows; r++)
+        p->meta_row[r] = -1;
+    for (size_t l = 1; l < meta->n; l++) {
+        if (!meta->line[l][0])
+            continue;
+        int got = split_tabs(meta->line[l], fields, n_cols);
+        if (got != n_cols)
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s line %zu: %s columns; the header has %d",
+                                 src->meta_path, l + 1, got > n_cols ? "more" : "fewer", n_cols);
+        long r = find_id(order, ids->line, ids->n, fields[0]);
+        if (r < 0)
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s line %zu: id '%s' is not in %s",
+                                 src->meta_path, l + 1, fields[0], src->ids_path);
+        if (p->meta_row[r] >= 0)
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s line %zu: id '%s' repeats line %ld",
+                                 src->meta_path, l + 1, fields[0], p->meta_row[r] + 1);
+        p->meta_row[r] = (long)l; /* its fields stay split in place, NUL-separated */
+    }
+    return 0;
+}
+
+int vdx_ingest_vectors_check(const vdx_vectors_source *src, const vdx_model_identity *model,
+                             vdx_error *err)
+{
+    char holder[400];
+    snprintf(holder, sizeof holder, "the model %s makes %d-d vectors", model->name, model->dims);
+    prepared p;
+    int rc = prepare(src, model->dims, holder, &p, err);
+    prepared_free(&p);
+    return rc;
+}
+
 int vdx_ingest_vectors(vdx_store *store, const vdx_vectors_source *src,
                        const vdx_ingest_options *opts, vdx_ingest_report *report,
                        vdx_error *err)
 {
     memset(report, 0, sizeof *report);
-    vdx_npy npy;
-    lines ids = {0}, meta = {0};
-    char ***order = NULL;
-    long *meta_row = NULL; /* per vector row: its metadata line, or -1 */
-    char **fields = NULL, **names = NULL;
+    prepared p;
     vdx_item *items = NULL;
     vdx_item_state *states = NULL;
     float *vecs = NULL;
-    int n_cols = 0, rc = -1;
+    int rc = -1;
     double t0 = now_s();
-    if (vdx_npy_open(src->vectors_path, &npy, err) != 0)
-        return -1;
     int dims = vdx_store_model(store)->dims;
-    if (npy.cols != dims) {
-        vdx_fail(err, "%s: vectors have dimension %d; collection '%s' holds %d-d vectors (%s)",
-                 src->vectors_path, npy.cols, vdx_store_collection(store), dims,
-                 vdx_store_model(store)->name);
+    char holder[400];
+    snprintf(holder, sizeof holder, "collection '%s' holds %d-d vectors (%s)",
+             vdx_store_collection(store), dims, vdx_store_model(store)->name);
+    if (prepare(src, dims, holder, &p, err) != 0)
         goto done;
-    }
-    if (read_lines(src->ids_path, &ids, err) != 0)
+    vdx_npy npy = p.npy;
+    lines ids = p.ids, meta = p.meta;
+    long *meta_row = p.meta_row;
+    char **names = p.names;
+    int n_cols = p.n_cols;
+    if (src->meta_path &&
+        vdx_store_add_columns(store, (const char *const *)names + 1, n_cols - 1, err) != 0)
         goto done;
-    if ((int64_t)ids.n != npy.rows) {
-        vdx_fail(err, "%s has %zu ids but %s has %lld rows: one id per row, in order",
-                 src->ids_path, ids.n, src->vectors_path, (long long)npy.rows);
-        goto done;
-    }
-    for (size_t i = 0; i < ids.n; i++)
-        if (!ids.line[i][0] || strchr(ids.line[i], '\t')) {
-            vdx_fail(err, "%s line %zu: %s", src->ids_path, i + 1,
-                     ids.line[i][0] ? "an id holds a tab" : "empty id");
-            goto done;
-        }
-    if (!(order = sorted_ids(ids.line, ids.n))) {
-        vdx_fail(err, "out of memory");
-        goto done;
-    }
-    for (size_t i = 1; i < ids.n; i++)
-        if (!strcmp(*order[i - 1], *order[i])) {
-            size_t a = (size_t)(order[i - 1] - ids.line), b = (size_t)(order[i] - ids.line);
-            vdx_fail(err, "%s line %zu: id '%s' repeats line %zu", src->ids_path,
-                     (a > b ? a : b) + 1, *order[i], (a < b ? a : b) + 1);
-            goto done;
-        }
-    for (int64_t r = 0; r < npy.rows; r++)
-        if (vdx_npy_check_row(&npy, src->vectors_path, r, err) != 0)
-            goto done;
-    if (src->meta_path) {
-        if (read_lines(src->meta_path, &meta, err) != 0)
-            goto done;
-        if (meta.n == 0) {
-            vdx_fail(err, "%s: empty (expected a header row starting with 'id')", src->meta_path);
-            goto done;
-        }
-        int max = 1;
-        for (char *p = meta.line[0]; *p; p++)
-            max += *p == '\t';
-        fields = malloc((size_t)(max + 1) * sizeof *fields);
-        names = malloc((size_t)max * sizeof *names);
-        meta_row = malloc((size_t)(npy.rows ? npy.rows : 1) * sizeof *meta_row);
-        if (!fields || !names || !meta_row) {
-            vdx_fail(err, "out of memory");
-            goto done;
-        }
-        n_cols = split_tabs(meta.line[0], names, max);
-        if (strcmp(names[0], "id") != 0) {
-            vdx_fail(err, "%s line 1: the first column must be 'id', not '%s'", src->meta_path,
-                     names[0]);
-            goto done;
-        }
-        for (int c = 1; c < n_cols; c++)
-            if (!names[c][0]) {
-                vdx_fail(err, "%s line 1: column %d has no name", src->meta_path, c + 1);
-                goto done;
-            }
-        for (int64_t r = 0; r < npy.rows; r++)
-            meta_row[r] = -1;
-        for (size_t l = 1; l < meta.n; l++) {
-            if (!meta.line[l][0])
-                continue;
-            char *line = meta.line[l];
-            int got = split_tabs(line, fields, n_cols);
-            if (got != n_cols) {
-                vdx_fail(err, "%s line %zu: %s columns; the header has %d", src->meta_path,
-                         l + 1, got > n_cols ? "more" : "fewer", n_cols);
-                goto done;
-            }
-            long r = find_id(order, ids.line, ids.n, fields[0]);
-            if (r < 0) {
-                vdx_fail(err, "%s line %zu: id '%s' is not in %s", src->meta_path, l + 1,
-                         fields[0], src->ids_path);
-                goto done;
-            }
-            if (meta_row[r] >= 0) {
-                vdx_fail(err, "%s line %zu: id '%s' repeats line %ld", src->meta_path, l + 1,
-                         fields[0], meta_row[r] + 1);
-                goto done;
-            }
-            meta_row[r] = (long)l; /* its fields stay split in place, NUL-separated */
-        }
-        if (vdx_store_add_columns(store, (const char *const *)names + 1, n_cols - 1, err) != 0)
-            goto done;
-    }
     items = calloc(BATCH, sizeof *items);
     states = malloc(BATCH * sizeof *states);
     vecs = malloc((size_t)BATCH * (size_t)dims * sizeof *vecs);
@@ -308,13 +358,7 @@ done:
                                   report->stats.stored);
         }
     }
-    vdx_npy_close(&npy);
-    lines_free(&ids);
-    lines_free(&meta);
-    free(order);
-    free(meta_row);
-    free(fields);
-    free(names);
+    prepared_free(&p);
     free(items);
     free(states);
     free(vecs);

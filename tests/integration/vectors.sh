@@ -66,6 +66,19 @@ check_refusal "a NaN row" "$tmp/nan.npy" "$tmp/nan.txt" "nan.npy: row 7, column 
 check_refusal "an id count that differs" "$tmp/nan.npy" "$tmp/five.txt" "has 5 ids but"
 count=$("$VDX" info --data "$D" --json | sed 's/.*"count":\([0-9]*\).*/\1/')
 [ "$count" = 3000 ] && ok "refusals stored nothing" || not_ok "refusals stored nothing" "count $count"
+# a refused first load makes no collection (it would tie the name to the model), and says
+# why with the invalid-input status (3)
+"$VDX" ingest vectors "$tmp/nan.npy" --ids "$tmp/nan.txt" --model "$MODEL" --data "$tmp/fresh" \
+    --collection first > /dev/null 2> "$tmp/err"
+rc=$?
+if [ $rc -eq 3 ] && grep -q "row 7, column 16 is NaN" "$tmp/err" && [ ! -e "$tmp/fresh/collections/first" ]; then
+    ok "a refused first load creates no collection (exit 3)"
+else
+    not_ok "a refused first load" "exit $rc, $(ls "$tmp/fresh/collections" 2>&1), $(cat "$tmp/err")"
+fi
+printf 'a\n\377\376\n' > "$tmp/badutf8.txt"
+"$SYNTH" "$tmp/two.npy" "$tmp/two.txt" 2 --synth-dim=32
+check_refusal "an id that is not UTF-8" "$tmp/two.npy" "$tmp/badutf8.txt" "badutf8.txt line 2: the id is not valid UTF-8 (byte 0)"
 
 # search by raw vectors: captions of items 10 and 20
 "$SYNTH" "$tmp/q.npy" "$tmp/q.txt" 2 --first 10 --texts $S
