@@ -278,6 +278,34 @@ TEST(unsplash_errors)
     CHECK_STR(err.message, want);
 }
 
+/* A rejected row whose first field is a whole megabyte (a line of one row without its
+ * newlines) is reported with its id cut to 200 bytes and "...", not echoed whole. */
+TEST(long_rejected_id_is_shortened)
+{
+    const char *dir = test_tmpdir("longid");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/photos.tsv000", dir);
+    size_t n = 1 << 20;
+    char *text = malloc(n + 64);
+    REQUIRE(text, "memory");
+    int head = snprintf(text, 64, "photo_id\tphoto_image_url\n");
+    memset(text + head, 'x', n);
+    memcpy(text + head + n, "\n", 2);
+    write_text(path, text);
+    free(text);
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_unsplash(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->n_items == 0 && s->n_problems == 1, "%zu items, %zu problems", s->n_items,
+          s->n_problems);
+    if (s->n_problems == 1) {
+        const char *id = s->problems[0].id;
+        CHECK(id && strlen(id) == 203 && !strcmp(id + 200, "...") && id[0] == 'x', "id of %zu bytes",
+              id ? strlen(id) : 0);
+    }
+    vdx_source_free(s);
+}
+
 static void same_sources(const vdx_source *a, const vdx_source *b)
 {
     REQUIRE(a->n_items == b->n_items, "items %zu vs %zu", a->n_items, b->n_items);
@@ -571,6 +599,7 @@ int main(void)
     RUN(tsv_quoting_rules);
     RUN(keywords_column_in_photos);
     RUN(unsplash_errors);
+    RUN(long_rejected_id_is_shortened);
     RUN(zip_equals_directory);
     RUN(folder_source);
     RUN(folder_non_utf8_names);

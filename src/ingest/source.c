@@ -110,6 +110,27 @@ int source_add_item(source_builder *b, long line, char *id, char *url, char **va
     return 0;
 }
 
+/* Ids in a problem are for people: a rejected row's first field can be megabytes (one
+ * line without its newlines), so at most PROBLEM_ID_MAX bytes of it are kept, cut at a
+ * character boundary, with "..." after. */
+#define PROBLEM_ID_MAX 200
+
+static char *shortened_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n <= PROBLEM_ID_MAX)
+        return strdup(id);
+    n = PROBLEM_ID_MAX;
+    while (n > 0 && ((unsigned char)id[n] & 0xC0) == 0x80) /* not inside a UTF-8 character */
+        n--;
+    char *out = malloc(n + 4);
+    if (out) {
+        memcpy(out, id, n);
+        memcpy(out + n, "...", 4);
+    }
+    return out;
+}
+
 int source_add_problem(source_builder *b, const char *file, long line, const char *id,
                        vdx_error *err, const char *fmt, ...)
 {
@@ -130,7 +151,7 @@ int source_add_problem(source_builder *b, const char *file, long line, const cha
     vdx_source_problem *p = &src->problems[src->n_problems];
     p->file = strdup(file);
     p->line = line;
-    p->id = id ? strdup(id) : NULL;
+    p->id = id ? shortened_id(id) : NULL;
     p->reason = strdup(reason);
     if (!p->file || !p->reason || (id && !p->id)) {
         free(p->file);
