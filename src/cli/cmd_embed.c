@@ -68,10 +68,20 @@ static void print_json_string(const char *s)
     cJSON_Delete(str);
 }
 
-static void emit(embed_run *run, int index, float *vec)
+/* Prints (or keeps, for --format npy) one input's vector. A vector with NaN or infinity
+ * is refused, naming the input: a model whose weights or preprocessor_config.json are
+ * broken (an image_std of 1e-45, weights of 3e38) would otherwise print nulls and exit 0. */
+static int emit(embed_run *run, int index, float *vec)
 {
     if (run->normalize)
         vdx_l2_normalize(vec, run->dim);
+    for (int i = 0; i < run->dim; i++)
+        if (!isfinite(vec[i]))
+            return cli_fail_kind(VDX_ERR_CORRUPT,
+                                 "input %d (%.200s): the model's vector holds %s at element "
+                                 "%d: check the model's weights and preprocessor_config.json",
+                                 index + 1, run->inputs[index].value,
+                                 isnan(vec[i]) ? "NaN" : "an infinity", i);
     if (run->npy) {
         memcpy(run->matrix + (size_t)index * run->dim, vec, (size_t)run->dim * sizeof *vec);
     } else {
@@ -79,12 +89,8 @@ static void emit(embed_run *run, int index, float *vec)
         printf("{\"kind\":\"%s\",\"input\":", in->kind == INPUT_IMAGE ? "image" : "text");
         print_json_string(in->value);
         fputs(",\"embedding\":[", stdout);
-        for (int i = 0; i < run->dim; i++) {
-            if (isfinite(vec[i]))
-                printf(i ? ",%.9g" : "%.9g", (double)vec[i]);
-            else
-                fputs(i ? ",null" : "null", stdout);
-        }
+        for (int i = 0; i < run->dim; i++)
+            printf(i ? ",%.9g" : "%.9g", (double)vec[i]);
         fputs("]}\n", stdout);
     }
     run->done++;
@@ -96,6 +102,7 @@ static void emit(embed_run *run, int index, float *vec)
         if (run->done == run->n_inputs)
             fputc('\n', stderr);
     }
+    return 0;
 }
 
 /* NumPy .npy v1.0: magic, header length, a Python dict literal padded to 64 bytes. */
@@ -171,9 +178,7 @@ static int prepare_image(const embed_run *run, embed_input *in, float *pixels)
         rc = vdx_image_preprocess(&img, vdx_clip_get_preprocess(run->model), pixels, &err);
     vdx_image_free(&img);
     vdx_fetch_result_clear(&in->fetched);
-    if (rc != 0)
-        cli_fail(&err, "%s", err.message);
-    return rc;
+    return rc != 0 ? cli_fail(&err, "%s", err.message) : 0; /* the exit status of its kind */
 }
 
 /* Texts through a text-only tower (M-CLIP). */
@@ -196,7 +201,8 @@ static int embed_texts(embed_run *run)
                             "%d tokens and was truncated\n", i + 1, run->inputs[i].value,
                     strlen(run->inputs[i].value) > 40 ? "..." : "",
                     vdx_text_model_max_tokens(run->text_model));
-        emit(run, i, vector);
+        if ((rc = emit(run, i, vector)) != 0)
+            break;
     }
     free(vector);
     return rc;
@@ -229,10 +235,8 @@ static int embed_all(embed_run *run)
     for (int i = 0; i <= run->n_inputs && rc == 0; i++) {
         embed_input *in = i < run->n_inputs ? &run->inputs[i] : NULL;
         if (in && in->kind == INPUT_IMAGE) {
-            if (prepare_image(run, in, pixels + (size_t)n_pending * image_floats) != 0) {
-                rc = 1;
+            if ((rc = prepare_image(run, in, pixels + (size_t)n_pending * image_floats)) != 0)
                 break;
-            }
             pending[n_pending++] = i;
             if (n_pending < run->batch && i + 1 < run->n_inputs)
                 continue;
@@ -242,8 +246,8 @@ static int embed_all(embed_run *run)
                 rc = cli_fail(&err, "%s", err.message);
                 break;
             }
-            for (int k = 0; k < n_pending; k++)
-                emit(run, pending[k], vectors + (size_t)k * run->dim);
+            for (int k = 0; k < n_pending && rc == 0; k++)
+                rc = emit(run, pending[k], vectors + (size_t)k * run->dim);
             n_pending = 0;
         }
         if (in && in->kind == INPUT_TEXT) {
@@ -257,7 +261,7 @@ static int embed_all(embed_run *run)
                                 "%d tokens and was truncated\n",
                         i + 1, in->value, strlen(in->value) > 40 ? "..." : "",
                         cfg->text.max_position_embeddings);
-            emit(run, i, vectors);
+            rc = emit(run, i, vectors);
         }
     }
     free(pixels);

@@ -103,6 +103,7 @@ static inline float vexp(float x)
     x = x > 88.7f ? 88.7f : x;
     const float shifter = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */
     float n = (x * 1.44269504088896341f + shifter) - shifter;
+    n = n == n ? n : 0.0f; /* NaN in, NaN out (through r), and no NaN converted to int */
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;

@@ -258,9 +258,9 @@ expect() { # expect STATUS STDERR-REGEX WHAT -- ARGS...
         not_ok "$what: status $rc (wanted $want), stderr: $(head -c 300 "$T/err")"
     fi
 }
-expect 1 "^vdx: $T/none.jpg: cannot open" "a missing image file is an error naming it" -- --model "$MODEL" --image "$T/none.jpg"
+expect 4 "^vdx: $T/none.jpg: cannot open" "a missing image file is an error naming it (not found: 4)" -- --model "$MODEL" --image "$T/none.jpg"
 printf 'not an image at all' > "$T/fake.jpg"
-expect 1 "^vdx: .*$T/fake.jpg" "a file that is not an image is an error naming it" -- --model "$MODEL" --image "$T/fake.jpg"
+expect 3 "^vdx: .*$T/fake.jpg" "a file that is not an image is an error naming it (invalid input: 3)" -- --model "$MODEL" --image "$T/fake.jpg"
 expect 2 "nothing to embed" "no input is a usage error" -- --model "$MODEL"
 expect 2 "^vdx embed: --format is jsonl or npy, not 'csv'" "an unknown --format is a usage error" -- --format csv --text x
 expect 2 "^vdx embed: --batch wants an integer from 1 to 4096, not '0'" "--batch 0 is a usage error" -- --batch 0 --text x
@@ -299,5 +299,22 @@ if grep -q 'avx512_bf16\|amx_bf16' /proc/cpuinfo; then
 else
     echo "skip - mixed precisions: CPU lacks avx512_bf16"
 fi
+
+# a model whose output is not finite (an image_std of 1e-45 divides the pixels into
+# infinities) is refused with the corrupt-data status, naming the input; a file that is
+# no image with the invalid-input status
+cp -r "$MODEL" "$T/nan-model" && chmod -R u+w "$T/nan-model"
+python3 -c 'import json, sys
+p = sys.argv[1] + "/preprocessor_config.json"; c = json.load(open(p))
+c["image_std"] = [1e-45, 1, 1]; json.dump(c, open(p, "w"))' "$T/nan-model"
+image="$SHARED/fixtures/golden/clip-tiny/images/exact_224x224.png"
+"$VDX" embed --model "$T/nan-model" --image "$image" > "$T/nan.out" 2> "$T/nan.err"
+rc=$?
+[ $rc -eq 10 ] && [ ! -s "$T/nan.out" ] && grep -q "input 1 (.*exact_224x224.png): the model's vector holds NaN at element" "$T/nan.err" &&
+    ok "a non-finite vector is refused (exit 10), nothing printed" || not_ok "non-finite vector: exit $rc $(cat "$T/nan.out" "$T/nan.err" | head -c 300)"
+embed --image /dev/null > /dev/null 2> "$T/null.err"
+rc=$?
+[ $rc -eq 3 ] && grep -q "/dev/null: not a regular file (a character device)" "$T/null.err" &&
+    ok "--image /dev/null: not a regular file (exit 3)" || not_ok "--image /dev/null: exit $rc $(cat "$T/null.err")"
 
 [ "$failed" = 0 ]
