@@ -312,6 +312,38 @@ TEST(bad_ids_and_model_directories_are_refused)
     CHECK(!vdx_mclip_load(dir, &err) &&
               strstr(err.message, "'transformer.embeddings.word_embeddings.weight' not found"),
           "%s", err.message);
+    /* a config.json declaring another size than the checkpoint holds (a checkpoint missing
+     * its last layer would otherwise load and give other vectors) */
+    static const char *const declared[][2] = {
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"},
+        {"\"vocab_size\": 8002", "\"vocab_size\": 8000"},
+    };
+    static const char *const wanted[] = {
+        "modelBaseConfig.num_hidden_layers is 3, but the checkpoint has 2 encoder layers",
+        "modelBaseConfig.vocab_size is 8000, but the checkpoint has 8002 rows of word_embeddings",
+    };
+    char config_path[4200], *config = NULL;
+    size_t size;
+    snprintf(config_path, sizeof config_path, "%s/config.json", model_dir);
+    REQUIRE(vdx_read_file(config_path, &config, &size, &err) == 0, "%s", err.message);
+    for (int i = 0; i < 2; i++) {
+        const char *at = strstr(config, declared[i][0]);
+        REQUIRE(at, "config.json has no %s", declared[i][0]);
+        const char *sized = dir_with_weights(abs, "model.safetensors");
+        REQUIRE(sized, "tmpdir");
+        char path[4200];
+        snprintf(path, sizeof path, "%s/config.json", sized);
+        unlink(path); /* a link to the fixture's: replaced by an edited copy */
+        FILE *f = fopen(path, "w");
+        REQUIRE(f, "%s", path);
+        fprintf(f, "%.*s%s%s", (int)(at - config), config, declared[i][1],
+                at + strlen(declared[i][0]));
+        fclose(f);
+        CHECK(!vdx_mclip_load(sized, &err) && strstr(err.message, wanted[i]) &&
+                  err.kind == VDX_ERR_CORRUPT,
+              "%s", err.message);
+    }
+    free(config);
 }
 
 TEST(text_model_interface_and_pairings)

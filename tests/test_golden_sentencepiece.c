@@ -215,6 +215,10 @@ TEST(truncated_and_hostile_models_are_refused)
     /* wrong wire type for a score */
     uint8_t score[] = {0x0a, 0x05, 0x0a, 0x01, 'a', 0x10, 0x01};
     expect_refused(score, sizeof score, "SentencePiece.score", "score as varint");
+    /* a NaN score (fixed32 0x7fc00000) would win or lose every merge it meets */
+    uint8_t nan_score[] = {0x0a, 0x08, 0x0a, 0x01, 'a', 0x15, 0x00, 0x00, 0xc0, 0x7f};
+    expect_refused(nan_score, sizeof nan_score, "piece at byte 0 has a score that is not a "
+                   "finite number", "NaN score");
     vdx_error lerr;
     CHECK(!vdx_spm_load("/nonexistent/sp.model", &lerr) && strstr(lerr.message, "/nonexistent"),
           "%s", lerr.message);

@@ -94,9 +94,17 @@ static int json_int(const cJSON *obj, const char *key, int *out, const char *pat
     return 1;
 }
 
+/* The sizes config.json declares (0 where it names none): the checkpoint's tensors must
+ * agree with each, or the load is refused (a checkpoint missing its last layer would
+ * otherwise load and give other vectors). */
+typedef struct declared_sizes {
+    int dims, width;                                     /* numDims, transformerDimensions */
+    int layers, hidden, vocab, positions, intermediate;  /* modelBaseConfig's */
+} declared_sizes;
+
 /* config.json: MCLIPConfig (model_type, modelBase, transformerDimensions, numDims) and,
- * when present, modelBaseConfig (the full XLMRobertaConfig: heads, eps). */
-static int read_config(const char *model_dir, vdx_mclip_config *c, int *dims, int *width,
+ * when present, modelBaseConfig (the full XLMRobertaConfig: heads, eps, sizes). */
+static int read_config(const char *model_dir, vdx_mclip_config *c, declared_sizes *d,
                        vdx_error *err)
 {
     char path[4096], *text;
@@ -120,9 +128,9 @@ static int read_config(const char *model_dir, vdx_mclip_config *c, int *dims, in
     const cJSON *base = cJSON_GetObjectItemCaseSensitive(json, "modelBase");
     snprintf(c->model_base, sizeof c->model_base, "%s",
              cJSON_IsString(base) ? base->valuestring : "");
-    *dims = *width = 0;
-    if (json_int(json, "numDims", dims, path, err) < 0 ||
-        json_int(json, "transformerDimensions", width, path, err) < 0) {
+    memset(d, 0, sizeof *d);
+    if (json_int(json, "numDims", &d->dims, path, err) < 0 ||
+        json_int(json, "transformerDimensions", &d->width, path, err) < 0) {
         rc = -1;
         goto done;
     }
@@ -130,7 +138,12 @@ static int read_config(const char *model_dir, vdx_mclip_config *c, int *dims, in
     c->layer_norm_eps = 1e-5;
     const cJSON *bc = cJSON_GetObjectItemCaseSensitive(json, "modelBaseConfig");
     if (cJSON_IsObject(bc)) {
-        if (json_int(bc, "num_attention_heads", &c->num_heads, path, err) < 0) {
+        if (json_int(bc, "num_attention_heads", &c->num_heads, path, err) < 0 ||
+            json_int(bc, "num_hidden_layers", &d->layers, path, err) < 0 ||
+            json_int(bc, "hidden_size", &d->hidden, path, err) < 0 ||
+            json_int(bc, "vocab_size", &d->vocab, path, err) < 0 ||
+            json_int(bc, "max_position_embeddings", &d->positions, path, err) < 0 ||
+            json_int(bc, "intermediate_size", &d->intermediate, path, err) < 0) {
             rc = -1;
             goto done;
         }
@@ -187,7 +200,7 @@ static const vdx_tensor *need_tensor(const vdx_weights *w, const char *name, int
 }
 
 /* The encoder's sizes from the tensor shapes (the hub config.json names none). */
-static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, int dims, int width,
+static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, const declared_sizes *d,
                        vdx_error *err)
 {
     const vdx_tensor *word = need_tensor(w, PREFIX "embeddings.word_embeddings.weight", 2, err);
@@ -226,12 +239,30 @@ static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, int dims, int 
             index + 1 > c->num_layers)
             c->num_layers = (int)index + 1;
     }
-    if (width && width != c->hidden_size)
+    if (d->width && d->width != c->hidden_size)
         return vdx_fail(err, "%s: transformerDimensions is %d but word_embeddings is %d wide",
-                        w->path, width, c->hidden_size);
-    if (dims && dims != c->num_dims)
+                        w->path, d->width, c->hidden_size);
+    if (d->dims && d->dims != c->num_dims)
         return vdx_fail(err, "%s: numDims is %d but LinearTransformation gives %d", w->path,
-                        dims, c->num_dims);
+                        d->dims, c->num_dims);
+    const struct {
+        const char *key, *what;
+        int declared, found;
+    } sizes[] = {
+        {"num_hidden_layers", "encoder layers (encoder.layer.N)", d->layers, c->num_layers},
+        {"hidden_size", "columns of word_embeddings", d->hidden, c->hidden_size},
+        {"vocab_size", "rows of word_embeddings", d->vocab, c->vocab_size},
+        {"max_position_embeddings", "rows of position_embeddings", d->positions,
+         c->max_position_embeddings},
+        {"intermediate_size", "rows of layer 0's intermediate.dense", d->intermediate,
+         c->intermediate_size},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i].declared && sizes[i].declared != sizes[i].found)
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT,
+                                 "%s: config.json's modelBaseConfig.%s is %d, but the "
+                                 "checkpoint has %d %s", w->path, sizes[i].key,
+                                 sizes[i].declared, sizes[i].found, sizes[i].what);
     if (c->hidden_size % c->num_heads != 0)
         return vdx_fail(err, "%s: hidden size %d is not a multiple of %d heads", w->path,
                         c->hidden_size, c->num_heads);
@@ -361,12 +392,12 @@ vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision p
         return NULL;
     }
     m->precision = vdx_precision_resolve(precision, NULL);
-    int dims = 0, width = 0;
+    declared_sizes declared;
     char path[4096];
-    if (read_config(model_dir, &m->config, &dims, &width, err) != 0 ||
+    if (read_config(model_dir, &m->config, &declared, err) != 0 ||
         weights_find_file(model_dir, path, sizeof path, err) != 0 ||
         !(m->file = weights_open(path, err)) ||
-        read_shapes(m->file, &m->config, dims, width, err) != 0)
+        read_shapes(m->file, &m->config, &declared, err) != 0)
         goto fail;
     vdx_mclip_config *c = &m->config;
     if (!(m->layers = calloc((size_t)c->num_layers, sizeof *m->layers))) {

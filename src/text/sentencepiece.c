@@ -16,6 +16,7 @@
  * length up to the longest piece at each character: O(n · longest) per chunk. */
 #include "vdx/sentencepiece.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,10 @@ static int read_piece(const pb_reader *parent, const pb_field *f, piece *out, vd
         } else if (g.number == 2) {
             if (pb_get_float(&r, &g, "SentencePiece.score", &out->score, err))
                 return -1;
+            if (!isfinite(out->score)) /* it would decide every merge it meets */
+                return vdx_fail_kind(err, VDX_ERR_CORRUPT,
+                                     "%s: piece at byte %zu has a score that is not a finite "
+                                     "number", r.what, f->offset);
         } else if (g.number == 3) {
             int32_t type;
             if (pb_get_int32(&r, &g, "SentencePiece.type", &type, err))
