@@ -38,12 +38,25 @@ TEST(renders_for_sqlite)
         {"ID == 'a' or Width != 3 and not score is null",
          "((\"id\" = ?1) OR ((\"width\" <> ?2) AND (NOT (\"score\" IS NULL))))"},
         {"score NOT IN (1, 2) AND id NOT LIKE '%x' AND width NOT BETWEEN 1 AND 2",
-         "(((vdx_number(\"score\") NOT IN (?1, ?2)) AND (vdx_lower(\"id\") NOT LIKE "
-         "vdx_lower(?3))) AND (\"width\" NOT BETWEEN ?4 AND ?5))"},
+         "((vdx_number(\"score\") NOT IN (?1, ?2)) AND (vdx_lower(\"id\") NOT LIKE "
+         "vdx_lower(?3)) AND (\"width\" NOT BETWEEN ?4 AND ?5))"},
         {"  (  ( id = '日本' ) )  ", "(\"id\" = ?1)"},
         {"length(UPPER(id)) > 3", "(length(vdx_upper(\"id\")) > ?1)"},
         {"score = '7'", "(\"score\" = ?1)"},
         {"1 = 1", "(?1 = ?2)"},
+        /* chains are flat; AND binds tighter than OR; parentheses of the same operator
+         * merge into the chain, others stay */
+        {"id = 'a' OR id = 'b' OR id = 'c'", "((\"id\" = ?1) OR (\"id\" = ?2) OR (\"id\" = ?3))"},
+        {"width = 1 OR width = 2 AND width = 3 AND width = 4 OR width = 5",
+         "((\"width\" = ?1) OR ((\"width\" = ?2) AND (\"width\" = ?3) AND (\"width\" = ?4)) OR "
+         "(\"width\" = ?5))"},
+        {"(width = 1 OR width = 2) OR (width = 3 OR width = 4)",
+         "((\"width\" = ?1) OR (\"width\" = ?2) OR (\"width\" = ?3) OR (\"width\" = ?4))"},
+        {"(width = 1 OR width = 2) AND width = 3 AND (width = 4 AND width = 5)",
+         "(((\"width\" = ?1) OR (\"width\" = ?2)) AND (\"width\" = ?3) AND (\"width\" = ?4) AND "
+         "(\"width\" = ?5))"},
+        {"NOT (width = 1 OR width = 2) OR width = 3",
+         "((NOT ((\"width\" = ?1) OR (\"width\" = ?2))) OR (\"width\" = ?3))"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         vdx_error err = {{0}};
@@ -68,6 +81,8 @@ TEST(renders_for_clickhouse)
         {"upper(id) NOT LIKE 'É%'", "(lowerUTF8(upperUTF8(`id`)) NOT LIKE lowerUTF8('É%'))"},
         {"\"we`ird\" IS NULL AND \"odd name\" IN ('a', 'b''c')",
          "((`we\\`ird` IS NULL) AND (`odd name` IN ('a', 'b\\'c')))"},
+        {"id = 'a' OR id = 'b' AND width = 1 OR id = 'c'",
+         "((`id` = 'a') OR ((`id` = 'b') AND (`width` = 1)) OR (`id` = 'c'))"},
         {"score IN (-1, .5)", "(toFloat64OrNull(replaceRegexpOne(if(match(`score`, '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), `score`, ''), '^[+]', '')) IN (-1, .5))"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -293,6 +308,99 @@ TEST(depth_counts_function_calls)
     sqlite3_close(db);
 }
 
+/* The deepest parenthesis in text. */
+static int paren_depth(const char *text)
+{
+    int depth = 0, most = 0;
+    for (; *text; text++) {
+        depth += *text == '(' ? 1 : *text == ')' ? -1 : 0;
+        most = depth > most ? depth : most;
+    }
+    return most;
+}
+
+/* A chain of n terms "col op <i>" joined by the keyword, for the values i of first,
+ * first + step, ...; quoted makes the values '0001' strings. */
+static void chain(char *out, size_t size, int n, const char *col, const char *op,
+                  const char *keyword, int first, int step, int quoted)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < n && len < size; i++)
+        len += (size_t)snprintf(out + len, size - len, quoted ? "%s%s %s '%04d'" : "%s%s %s %d",
+                                i ? keyword : "", col, op, first + i * step);
+}
+
+/* A plain chain of 1,000 ORs (or ANDs) is one level of nesting, not 1,000: it is
+ * accepted, renders a few parentheses deep on both backends and selects the right rows
+ * on SQLite; it once became 1,000 nested pairs, "parser stack overflow" at 90 terms. */
+TEST(long_chains)
+{
+    static char text[70000], out[20000], expected[20000];
+    vdx_error err = {{0}};
+    sqlite3 *db;
+    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
+    REQUIRE(filter_register_sqlite(db, &err) == 0, "%s", err.message);
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, "
+                         "\"odd name\" TEXT, score TEXT, \"we`ird\" TEXT);"
+                         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n "
+                         "WHERE i < 1999) INSERT INTO t(id, width) SELECT printf('%04d', i), i "
+                         "FROM n;",
+                         NULL, NULL, NULL) == SQLITE_OK,
+            "%s", sqlite3_errmsg(db));
+    size_t len = 0; /* the odd rows, 0001,0003,...,1999 */
+    for (int i = 1; i < 2000; i += 2)
+        len += (size_t)snprintf(expected + len, sizeof expected - len, "%s%04d", i > 1 ? "," : "",
+                                i);
+    struct { const char *what, *col, *op, *keyword; int first, step, quoted; } cases[] = {
+        {"1,000 ORs", "id", "=", " OR ", 1, 2, 1},     /* the odd ids */
+        {"1,000 ANDs", "width", "<>", " AND ", 0, 2, 0}, /* not an even width */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        chain(text, sizeof text, 1000, cases[c].col, cases[c].op, cases[c].keyword,
+              cases[c].first, cases[c].step, cases[c].quoted);
+        CHECK(select_ids(db, text, out, sizeof out) == 0 && strcmp(out, expected) == 0,
+              "%s: %.200s", cases[c].what, out);
+        for (int clickhouse = 0; clickhouse <= 1; clickhouse++) {
+            char *sql = render(text, clickhouse, &err);
+            CHECK(sql && paren_depth(sql) <= 4, "%s for %s: %d parentheses deep", cases[c].what,
+                  clickhouse ? "ClickHouse" : "SQLite", sql ? paren_depth(sql) : -1);
+            free(sql);
+        }
+    }
+    /* the longest chain the byte limit allows: 9,361 terms, 18,721 values */
+    len = 0;
+    while (len + strlen("1=0 OR id = '0007'") <= 65536)
+        len += (size_t)snprintf(text + len, sizeof text - len, "1=0 OR ");
+    strcpy(text + len, "id = '0007'");
+    CHECK(select_ids(db, text, out, sizeof out) == 0 && strcmp(out, "0007") == 0,
+          "%zu bytes of ORs: %.200s", strlen(text), out);
+    /* a long chain inside the deepest parentheses the parser accepts */
+    int depth;
+    for (depth = 1; depth < 200; depth++) {
+        len = 0;
+        for (int i = 0; i < depth; i++)
+            text[len++] = '(';
+        chain(text + len, sizeof text - len, 1000, "id", "=", " OR ", 1, 2, 1);
+        len = strlen(text);
+        for (int i = 0; i < depth; i++)
+            text[len++] = ')';
+        text[len] = 0;
+        vdx_filter *f = filter_parse(text, columns, N_COLUMNS, &err);
+        filter_free(f);
+        if (!f)
+            break;
+    }
+    CHECK(depth > 10 && strstr(err.message, "nested too deeply"), "%d: %s", depth, err.message);
+    len = strlen(text); /* one pair fewer */
+    memmove(text, text + 1, len - 2);
+    text[len - 2] = 0;
+    CHECK(select_ids(db, text, out, sizeof out) == 0 && strcmp(out, expected) == 0,
+          "%d parentheses around 1,000 ORs: %.200s", depth - 1, out);
+    sqlite3_close(db);
+}
+
 TEST(sqlite_semantics)
 {
     sqlite3 *db;
@@ -353,6 +461,7 @@ int main(void)
     RUN(refuses_with_byte_offsets);
     RUN(deep_nesting_refused);
     RUN(depth_counts_function_calls);
+    RUN(long_chains);
     RUN(sqlite_semantics);
     return test_summary("filter");
 }

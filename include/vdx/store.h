@@ -157,8 +157,11 @@ typedef struct vdx_hits {
  * (';', comments, subqueries, other functions) is refused with the byte offset. Nesting
  * (parentheses, NOT, function calls, each a level) is limited to 32 levels, the same on
  * both backends (deep enough for any hand-written filter, shallow enough for SQLite's
- * parser). Values never become SQL text (they are bound as parameters or escaped per
- * backend), and errors never echo the SQL vdx generated. */
+ * parser). A chain of ANDs or ORs is one level however long (thousands of terms, up to
+ * the 64 KiB limit of the text): it is rendered flat, "(a OR b OR c)", a chain of more
+ * than 32 terms as parenthesised groups of at most 32 (SQLite refuses expression trees
+ * deeper than 1,000). Values never become SQL text (they are bound as parameters or
+ * escaped per backend), and errors never echo the SQL vdx generated. */
 int vdx_store_search(vdx_store *store, const vdx_search_request *req, vdx_hits *out,
                      vdx_error *err);
 /* Every item matching where and not excluded (k and offset ignored), with

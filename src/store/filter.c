@@ -49,7 +49,7 @@ typedef struct node {
     int negated;          /* NOT IN, NOT LIKE, IS NOT NULL, NOT BETWEEN */
     int numeric;          /* comparison of a text value with numbers: compare as numbers */
     struct node **args;   /* operands (for NODE_IN: the value, then the list) */
-    int n_args;
+    int n_args, cap_args;
     char *text;           /* column name, string value, number text, function name */
     vdx_column_type column_type;
     int param;            /* literals: index among the literals, in order */
@@ -303,12 +303,16 @@ static int add_arg(parser *p, node *n, node *arg)
 {
     if (!arg)
         return -1;
-    node **args = realloc(n->args, (size_t)(n->n_args + 1) * sizeof *args);
-    if (!args) {
-        free_node(arg);
-        return parse_oom(p);
+    if (n->n_args == n->cap_args) { /* doubling: chains and IN lists run to thousands */
+        int cap = n->cap_args ? n->cap_args * 2 : 2;
+        node **args = realloc(n->args, (size_t)cap * sizeof *args);
+        if (!args) {
+            free_node(arg);
+            return parse_oom(p);
+        }
+        n->args = args;
+        n->cap_args = cap;
     }
-    n->args = args;
     n->args[n->n_args++] = arg;
     return 0;
 }
@@ -663,22 +667,48 @@ static node *parse_not(parser *p)
     return result;
 }
 
-/* Left-assoc chains: and := not (AND not)*, or := and (OR and)* */
+/* Appends operand to the chain n of the same operator, splicing in its operands when it
+ * is itself such a chain ("a OR (b OR c)"): AND and OR are associative, in SQL's
+ * three-valued logic too. operand is taken over. */
+static int add_chain_operand(parser *p, node *n, node *operand)
+{
+    if (!operand || operand->kind != n->kind)
+        return add_arg(p, n, operand);
+    for (int i = 0; i < operand->n_args; i++) {
+        if (add_arg(p, n, operand->args[i]) != 0) { /* frees args[i] */
+            operand->args[i] = NULL;
+            free_node(operand);
+            return -1;
+        }
+        operand->args[i] = NULL;
+    }
+    free_node(operand);
+    return 0;
+}
+
+/* Chains: and := not (AND not)*, or := and (OR and)*. One node holds all the operands of
+ * a chain, not a left-deep tree of pairs: a chain of a thousand ORs is one level deep,
+ * for the renderers as for the depth limit (which counts parentheses, NOT and calls). */
 static node *parse_chain(parser *p, const char *keyword, node_kind kind,
                          node *(*operand)(parser *))
 {
     node *left = operand(p);
-    while (left && is_keyword(p, keyword)) {
-        node *n = node_with_left(p, kind, left); /* left is freed when this fails */
+    if (!left || !is_keyword(p, keyword))
+        return left;
+    node *n = new_node(p, kind);
+    if (!n || add_chain_operand(p, n, left) != 0) { /* left is freed when this fails */
         if (!n)
-            return NULL;
-        if (next_token(p) != 0 || add_arg(p, n, operand(p)) != 0) {
+            free_node(left);
+        free_node(n);
+        return NULL;
+    }
+    while (is_keyword(p, keyword)) {
+        if (next_token(p) != 0 || add_chain_operand(p, n, operand(p)) != 0) {
             free_node(n);
             return NULL;
         }
-        left = n;
     }
-    return left;
+    return n;
 }
 
 static node *parse_and(parser *p) { return parse_chain(p, "AND", NODE_AND, parse_not); }
@@ -790,17 +820,42 @@ static void render_operand(strbuf *b, const node *n, dialect d, int first_param,
     }
 }
 
+/* A chain of n operands of one operator, flat: "(a OR b OR c)". Nesting every pair,
+ * "((a OR b) OR c)", made a chain of 90 terms overflow SQLite's parser stack. A flat
+ * chain still makes a tree in SQLite as deep as it is long, and SQLite refuses trees
+ * deeper than 1,000 ("Expression tree is too large"), so a chain longer than
+ * CHAIN_GROUP operands is split into at most CHAIN_GROUP parenthesised groups, each
+ * rendered the same way: a few levels of parentheses for the longest chain the byte
+ * limit allows. The order of the operands is kept; AND and OR are associative. */
+#define CHAIN_GROUP 32
+
+static void render_chain(strbuf *b, node *const *args, int n, const char *op, dialect d,
+                         int first_param)
+{
+    if (n == 1) {
+        render(b, args[0], d, first_param);
+        return;
+    }
+    int span = 1; /* operands per group */
+    while (span < n / CHAIN_GROUP + (n % CHAIN_GROUP != 0))
+        span *= CHAIN_GROUP;
+    strbuf_put(b, "(");
+    for (int i = 0; i < n; i += span) {
+        if (i)
+            strbuf_put(b, op);
+        render_chain(b, args + i, n - i < span ? n - i : span, op, d, first_param);
+    }
+    strbuf_put(b, ")");
+}
+
 static void render(strbuf *b, const node *n, dialect d, int first_param)
 {
     char param[32];
     switch (n->kind) {
     case NODE_OR:
     case NODE_AND:
-        strbuf_put(b, "(");
-        render(b, n->args[0], d, first_param);
-        strbuf_put(b, n->kind == NODE_OR ? " OR " : " AND ");
-        render(b, n->args[1], d, first_param);
-        strbuf_put(b, ")");
+        render_chain(b, n->args, n->n_args, n->kind == NODE_OR ? " OR " : " AND ", d,
+                     first_param);
         break;
     case NODE_NOT:
         strbuf_put(b, "(NOT ");

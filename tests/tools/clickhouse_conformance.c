@@ -232,6 +232,19 @@ TEST(filters_and_injection)
         vdx_search_request req = {.query = q, .k = 500, .where = filters[f]};
         compare(filters[f], &req, 0);
     }
+    /* chains of 1,000 ORs and ANDs: one level of nesting, the same rows on both */
+    static char chain[40000];
+    size_t len = 0;
+    for (int i = 0; i < 999; i++)
+        len += (size_t)snprintf(chain + len, sizeof chain - len, "photo_width = %d OR ", 3 * i);
+    snprintf(chain + len, sizeof chain - len, "photographer = 'O''Brien'");
+    vdx_search_request chained = {.query = q, .k = 500, .where = chain};
+    compare("1,000 ORs", &chained, 0);
+    len = 0;
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(chain + len, sizeof chain - len, "%swidth <> %d", i ? " AND " : "",
+                                640 + 2 * i);
+    compare("1,000 ANDs", &chained, 0);
     /* the injection value matches exactly its 80 items, not every row */
     vdx_search_request req = {.query = q, .k = 1000, .where = filters[0]};
     vdx_hits h = {0};
