@@ -4,6 +4,7 @@
  * {"id","url","dist"} when stdout is not a terminal, an aligned table when it is. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,9 +150,9 @@ static void print_hits(const vdx_hits *hits, int offset, int as_table, long row)
             cJSON_AddStringToObject(o, "url", hits->hits[i].url);
         else
             cJSON_AddNullToObject(o, "url");
-        char dist[32];
+        char dist[32]; /* a damaged vector file can make it NaN: JSON's null, never "nan" */
         snprintf(dist, sizeof dist, "%.7g", (double)hits->hits[i].dist);
-        cJSON_AddRawToObject(o, "dist", dist);
+        cJSON_AddRawToObject(o, "dist", isfinite(hits->hits[i].dist) ? dist : "null");
         cli_print_json_line(o);
         cJSON_Delete(o);
     }

@@ -76,6 +76,20 @@ if [ $rc -eq 3 ] && grep -q "row 7, column 16 is NaN" "$tmp/err" && [ ! -e "$tmp
 else
     not_ok "a refused first load" "exit $rc, $(ls "$tmp/fresh/collections" 2>&1), $(cat "$tmp/err")"
 fi
+# a vector file damaged after the load (a NaN written over row 0's first float, past the
+# 64-byte header): search still prints valid JSON, the distance null
+"$SYNTH" "$tmp/ten.npy" "$tmp/ten.txt" 10 --synth-dim=32
+"$VDX" ingest vectors "$tmp/ten.npy" --ids "$tmp/ten.txt" --model "$MODEL" --data "$tmp/damaged" > /dev/null 2>&1
+python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(64); f.write(bytes([0, 0, 0xc0, 0x7f]))' "$tmp/damaged/collections/default/vectors.f32"
+"$VDX" search --vector "$tmp/ten.npy" -k 10 --data "$tmp/damaged" > "$tmp/damaged.out" 2>&1
+if python3 -c 'import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert any(r["dist"] is None for r in rows) and len(rows) == 100, rows' "$tmp/damaged.out" 2> /dev/null; then
+    ok "a NaN in a damaged vector file prints as null: every line is JSON"
+else
+    not_ok "damaged vector file" "$(head -c 300 "$tmp/damaged.out")"
+fi
 printf 'a\n\377\376\n' > "$tmp/badutf8.txt"
 "$SYNTH" "$tmp/two.npy" "$tmp/two.txt" 2 --synth-dim=32
 check_refusal "an id that is not UTF-8" "$tmp/two.npy" "$tmp/badutf8.txt" "badutf8.txt line 2: the id is not valid UTF-8 (byte 0)"
