@@ -76,7 +76,7 @@ static int finish(strbuf *b, char **text, size_t *size, vdx_error *err)
 static int check_text_format(vdx_export_format format, const char *what, vdx_error *err)
 {
     if (format != VDX_EXPORT_CSV && format != VDX_EXPORT_JSONL)
-        return vdx_fail(err, "%s export: format must be csv or jsonl", what);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "%s export: format must be csv or jsonl", what);
     return 0;
 }
 
@@ -220,11 +220,11 @@ static const cJSON *field(const cJSON *obj, const char *where, const char *key,
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!v) {
-        vdx_fail(err, "classifier: %s has no \"%s\"", where, key);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "classifier: %s has no \"%s\"", where, key);
         return NULL;
     }
     if (!is_type(v)) {
-        vdx_fail(err, "classifier: %s \"%s\" is not %s", where, key, type);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "classifier: %s \"%s\" is not %s", where, key, type);
         return NULL;
     }
     return v;
@@ -265,15 +265,17 @@ static int vector_field(const cJSON *obj, const char *where, const char *key, in
         return -1;
     int n = cJSON_GetArraySize(a);
     if (n != dims)
-        return vdx_fail(err, "classifier: %s \"%s\" has %d numbers, the model has %d dims",
-                        where, key, n, dims);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "classifier: %s \"%s\" has %d numbers, the model has %d dims",
+                             where, key, n, dims);
     int i = 0;
     const cJSON *v;
     cJSON_ArrayForEach(v, a)
     {
         if (!is_finite_number(v) || fabs(v->valuedouble) > 3.4e38)
-            return vdx_fail(err, "classifier: %s \"%s\"[%d] is not a finite float", where, key,
-                            i);
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                 "classifier: %s \"%s\"[%d] is not a finite float", where, key,
+                                 i);
         out[i++] = (float)v->valuedouble;
     }
     return 0;
@@ -303,7 +305,7 @@ static int validate_history(const cJSON *history, int dims, float *scratch, vdx_
         char where[64];
         snprintf(where, sizeof where, "history[%d]", i);
         if (!is_object(r))
-            return vdx_fail(err, "classifier: %s is not an object", where);
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "classifier: %s is not an object", where);
         static const char *const ints[] = {"labels_added", "positive", "negative", "iters"};
         for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
             if (!field(r, where, ints[k], is_int, "an integer", err))
@@ -341,15 +343,17 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
         size_t offset = end && end >= json ? (size_t)(end - json) : 0;
         int line, column;
         line_and_column(json, offset, &line, &column);
-        return vdx_fail(err, "classifier: not valid JSON at line %d, column %d (byte %zu)",
-                        line, column, offset);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "classifier: not valid JSON at line %d, column %d (byte %zu)",
+                             line, column, offset);
     }
     for (; end && (size_t)(end - json) < size && strchr(" \t\r\n", *end) && *end; end++)
         ;
     if (end && (size_t)(end - json) < size && *end) {
         cJSON_Delete(root);
-        return vdx_fail(err, "classifier: unexpected text after the JSON document (byte %zu)",
-                        (size_t)(end - json));
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "classifier: unexpected text after the JSON document (byte %zu)",
+                             (size_t)(end - json));
     }
     const vdx_model_identity *ours = vdx_store_model(book->store);
     float *weight = malloc((size_t)ours->dims * sizeof *weight);
@@ -358,18 +362,20 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
     const cJSON *format = NULL, *version = NULL, *name = NULL, *prompt = NULL, *model = NULL,
                 *threshold = NULL, *history = NULL;
     if (rc == 0 && !is_object(root))
-        rc = vdx_fail(err, "classifier: the document is not a JSON object");
+        rc = vdx_fail_kind(err, VDX_ERR_INVALID, "classifier: the document is not a JSON object");
     if (rc == 0 && (!(format = field(root, "the document", "format", is_string, "a string",
                                      err)) ||
                     !(version = field(root, "the document", "version", is_int, "an integer",
                                       err))))
         rc = -1;
     if (rc == 0 && strcmp(format->valuestring, CLASSIFIER_FORMAT) != 0)
-        rc = vdx_fail(err, "classifier: \"format\" is \"%s\", expected \"%s\"",
-                      format->valuestring, CLASSIFIER_FORMAT);
+        rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                           "classifier: \"format\" is \"%s\", expected \"%s\"",
+                           format->valuestring, CLASSIFIER_FORMAT);
     if (rc == 0 && version->valueint != CLASSIFIER_VERSION)
-        rc = vdx_fail(err, "classifier: version %d is not supported (this vdx reads %d)",
-                      version->valueint, CLASSIFIER_VERSION);
+        rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                           "classifier: version %d is not supported (this vdx reads %d)",
+                           version->valueint, CLASSIFIER_VERSION);
     if (rc == 0 && (!(name = field(root, "the document", "name", is_string, "a string", err)) ||
                     !(model = field(root, "the document", "model", is_object, "an object",
                                     err))))
@@ -398,7 +404,8 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
     if (rc == 0) {
         prompt = cJSON_GetObjectItemCaseSensitive(root, "prompt");
         if (prompt && !cJSON_IsNull(prompt) && !cJSON_IsString(prompt))
-            rc = vdx_fail(err, "classifier: the document \"prompt\" is not a string or null");
+            rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                               "classifier: the document \"prompt\" is not a string or null");
     }
     if (rc == 0 && (vector_field(root, "the document", "weight", ours->dims, weight, err) != 0 ||
                     vector_field(root, "the document", "initial_weight", ours->dims, initial,
@@ -410,8 +417,9 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
         for (int j = 0; j < ours->dims; j++)
             norm2 += (double)v[j] * v[j];
         if (!(norm2 > 0))
-            rc = vdx_fail(err, "classifier: the document \"%s\" is the zero vector",
-                          which ? "initial_weight" : "weight");
+            rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                               "classifier: the document \"%s\" is the zero vector",
+                               which ? "initial_weight" : "weight");
     }
     if (rc == 0 &&
         (!(threshold = field(root, "the document", "threshold", is_finite_number, "a number",
@@ -424,7 +432,8 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
     if (rc == 0 && trainer_field &&
         (!cJSON_IsString(trainer_field) ||
          (trainer = concept_trainer_parse(trainer_field->valuestring)) < 0))
-        rc = vdx_fail(err, "classifier: \"trainer\" must be " VDX_TRAINER_NAMES);
+        rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                           "classifier: \"trainer\" must be " VDX_TRAINER_NAMES);
     float *last = malloc((size_t)ours->dims * sizeof *last);
     if (rc == 0 && !last)
         rc = vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory");
@@ -439,7 +448,8 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
         else
             memcpy(last, initial, (size_t)ours->dims * sizeof *last);
         if (rc == 0 && memcmp(last, weight, (size_t)ours->dims * sizeof *last) != 0)
-            rc = vdx_fail(err, "classifier: \"weight\" differs from the weight of the last "
+            rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                               "classifier: \"weight\" differs from the weight of the last "
                                "round of \"history\" (or \"initial_weight\" without rounds)");
     }
     free(last);

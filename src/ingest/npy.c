@@ -78,7 +78,7 @@ static int parse_header(const char *path, const char *dict, vdx_npy *out, vdx_er
         if (!isdigit((unsigned char)*p) || n == 3)
             return vdx_fail_kind(err, VDX_ERR_INVALID,
                                  "%s: shape %.*s is not [rows, dimension]", path,
-                            (int)strcspn(shape, ")") + 1, shape);
+                                 (int)strcspn(shape, ")") + 1, shape);
         errno = 0;
         char *end;
         dims[n++] = strtoll(p, &end, 10);
@@ -140,13 +140,13 @@ int vdx_npy_open(const char *path, vdx_npy *out, vdx_error *err)
     } else {
         vdx_fail_kind(err, VDX_ERR_INVALID,
                       "%s: .npy version %d.%d is not supported (1.0, 2.0, 3.0)", path, pre[6],
-                 pre[7]);
+                      pre[7]);
         goto done;
     }
     if (header_len > 1 << 20 || start + header_len > (size_t)st.st_size) {
         vdx_fail_kind(err, VDX_ERR_INVALID,
                       "%s: the .npy header (%zu bytes) runs past the end of the file", path,
-                 header_len);
+                      header_len);
         goto done;
     }
     char *dict = malloc(header_len + 1);
@@ -176,8 +176,8 @@ int vdx_npy_open(const char *path, vdx_npy *out, vdx_error *err)
     if (have != want) {
         vdx_fail_kind(err, VDX_ERR_INVALID,
                       "%s: shape (%lld, %d) needs %llu bytes of data, the file has %llu (%s)",
-                 path, (long long)out->rows, out->cols, want, have,
-                 have < want ? "truncated" : "trailing bytes");
+                      path, (long long)out->rows, out->cols, want, have,
+                      have < want ? "truncated" : "trailing bytes");
         goto done;
     }
     out->map_size = (size_t)st.st_size;
@@ -230,13 +230,13 @@ int vdx_npy_check_row(const vdx_npy *npy, const char *path, int64_t row, vdx_err
             if (!isfinite(buf[i]))
                 return vdx_fail_kind(err, VDX_ERR_INVALID,
                                      "%s: row %lld, column %d is %s", path, (long long)row,
-                                c0 + i, isnan(buf[i]) ? "NaN" : "infinite");
+                                     c0 + i, isnan(buf[i]) ? "NaN" : "infinite");
             nonzero |= buf[i] != 0;
         }
     }
     if (!nonzero)
         return vdx_fail_kind(err, VDX_ERR_INVALID,
                              "%s: row %lld is all zeros (no direction to search by)", path,
-                        (long long)row);
+                             (long long)row);
     return 0;
 }
