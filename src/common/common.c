@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/file.h"
+
 int vdx_fail(vdx_error *err, const char *fmt, ...)
 {
     if (err) {
@@ -112,6 +114,19 @@ int vdx_error_prefix(vdx_error *err, const char *fmt, ...)
     return -1;
 }
 
+int file_open_stat(const char *path, int flags, struct stat *st, vdx_error *err)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        return vdx_fail_errno(err, e, "%s: cannot stat: %s", path, strerror(e));
+    }
+    return fd;
+}
+
 /* Reads f to its end (no more than max bytes: more is refused), then closes it. */
 static int read_stream(FILE *f, const char *path, size_t max, char **data, size_t *size,
                        vdx_error *err)
@@ -172,15 +187,10 @@ int vdx_read_file_at_most(const char *path, size_t max_size, char **data, size_t
     if (size)
         *size = 0;
     /* non-blocking, so opening a FIFO returns at once and fstat can refuse it */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return vdx_fail_errno(err, e, "%s: cannot stat: %s", path, strerror(e));
-    }
+    int fd = file_open_stat(path, O_RDONLY | O_NONBLOCK, &st, err);
+    if (fd < 0)
+        return -1;
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: not a regular file (a %s)", path,

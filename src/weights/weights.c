@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file.h"
 #include "common/half.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -223,15 +224,10 @@ int weights_check_finite(const vdx_weights *w, const char *name, const float *va
 int weights_map_file(const char *path, size_t min_size, const char *what, void **addr,
                          size_t *size, vdx_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vdx_fail_errno(err, errno, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return vdx_fail_errno(err, e, "%s: cannot stat: %s", path, strerror(e));
-    }
+    int fd = file_open_stat(path, O_RDONLY, &st, err);
+    if (fd < 0)
+        return -1;
     if ((unsigned long long)st.st_size < min_size) {
         close(fd);
         if (st.st_size == 0 && min_size == 1)
