@@ -395,6 +395,52 @@ TEST(folder_source)
     CHECK_STR(err.message, "/nonexistent/vdx: No such file or directory");
 }
 
+/* What the walk cannot take is a problem of the source, not the end of the walk: an image
+ * name that is a link to nothing or to a directory, and (when not root, who reads every
+ * directory) a subdirectory that cannot be opened. */
+TEST(folder_problems_do_not_stop_the_walk)
+{
+    const char *dir = test_tmpdir("folder-problems");
+    touch(dir, "good.jpg");
+    touch(dir, "sub/inner.jpg");
+    char path[4300], target[4300];
+    snprintf(path, sizeof path, "%s/dangling.jpg", dir);
+    REQUIRE(symlink("/nonexistent/vdx.jpg", path) == 0, "symlink");
+    snprintf(path, sizeof path, "%s/folder.jpg", dir);
+    snprintf(target, sizeof target, "%s/sub", dir);
+    REQUIRE(symlink(target, path) == 0, "symlink");
+    int locked = geteuid() != 0;
+    if (locked) {
+        touch(dir, "locked/x.jpg");
+        snprintf(path, sizeof path, "%s/locked", dir);
+        chmod(path, 0);
+    }
+    vdx_error err = {{0}};
+    vdx_source *s = vdx_source_folder(dir, &err);
+    REQUIRE(s, "%s", err.message);
+    CHECK(s->n_items == 2 && !strcmp(s->items[0].id, "good.jpg") &&
+              !strcmp(s->items[1].id, "sub/inner.jpg"),
+          "%zu items", s->n_items);
+    size_t want = 2 + (size_t)locked;
+    CHECK(s->n_problems == want && s->rows == (long)(s->n_items + want), "%zu problems, %ld rows",
+          s->n_problems, s->rows);
+    int dangling = 0, folder = 0, unreadable = 0;
+    for (size_t i = 0; i < s->n_problems; i++) {
+        const vdx_source_problem *p = &s->problems[i];
+        dangling += p->id && !strcmp(p->id, "dangling.jpg") &&
+                    !strcmp(p->reason, "a symbolic link to nothing");
+        folder += p->id && !strcmp(p->id, "folder.jpg") &&
+                  !strcmp(p->reason, "a symbolic link to no regular file");
+        unreadable += p->id && !strcmp(p->id, "locked") &&
+                      !strcmp(p->reason, "cannot open directory: Permission denied");
+    }
+    CHECK(dangling == 1 && folder == 1 && unreadable == locked,
+          "dangling %d, link to a folder %d, unreadable %d", dangling, folder, unreadable);
+    if (locked)
+        chmod(path, 0755);
+    vdx_source_free(s);
+}
+
 /* F4: a file name that is not UTF-8 gets a reversible escaped id and url; the raw path is
  * kept for reading; a valid name spelled like the escape is reported, not duplicated. */
 TEST(folder_non_utf8_names)
@@ -602,6 +648,7 @@ int main(void)
     RUN(long_rejected_id_is_shortened);
     RUN(zip_equals_directory);
     RUN(folder_source);
+    RUN(folder_problems_do_not_stop_the_walk);
     RUN(folder_non_utf8_names);
     RUN(url_list_source);
     RUN(file_urls_rfc8089);

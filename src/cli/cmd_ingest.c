@@ -102,8 +102,11 @@ static void report_problems(const vdx_source *src)
     const size_t shown = 50;
     for (size_t i = 0; i < src->n_problems && i < shown; i++) {
         const vdx_source_problem *p = &src->problems[i];
-        fprintf(stderr, "vdx: %s line %ld: skipped%s%s: %s\n", p->file, p->line,
-                p->id ? " " : "", p->id ? p->id : "", p->reason);
+        char where[48] = ""; /* a row of a file has a line; a folder's entries have none */
+        if (p->line > 0)
+            snprintf(where, sizeof where, " line %ld", p->line);
+        fprintf(stderr, "vdx: %s%s: skipped%s%s: %s\n", p->file, where, p->id ? " " : "",
+                p->id ? p->id : "", p->reason);
     }
     if (src->n_problems > shown)
         fprintf(stderr, "vdx: ... and %zu more rows skipped\n", src->n_problems - shown);

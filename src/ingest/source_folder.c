@@ -50,14 +50,23 @@ static int list_push(path_list *l, const char *rel, vdx_error *err)
     return 0;
 }
 
-/* Walks root/rel (rel "" for the root). */
-static int walk(const char *root, const char *rel, path_list *out, vdx_error *err)
+/* Walks root/rel (rel "" for the root). A subdirectory that cannot be read and an image
+ * name that is a link to nothing (or to no regular file) are problems of the source,
+ * reported with the rest, not the end of the walk: one unreadable folder among thousands
+ * must not stop an ingest. Only the root itself failing to open is an error. */
+static int walk(const char *root, const char *rel, path_list *out, source_builder *b,
+                long *problems, vdx_error *err)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
     DIR *d = opendir(dir);
-    if (!d)
+    if (!d && !*rel)
         return vdx_fail_errno(err, errno, "%s: cannot open directory: %s", dir, strerror(errno));
+    if (!d) {
+        (*problems)++;
+        return source_add_problem(b, root, 0, rel, err, "cannot open directory: %s",
+                                  strerror(errno));
+    }
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
@@ -71,12 +80,20 @@ static int walk(const char *root, const char *rel, path_list *out, vdx_error *er
         struct stat st;
         if (lstat(child, &st) != 0)
             continue;
-        if (S_ISDIR(st.st_mode))
-            rc = walk(root, child_rel, out, err);
-        else if (is_image_name(e->d_name) &&
-                 (S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && stat(child, &st) == 0 &&
-                                          S_ISREG(st.st_mode))))
+        if (S_ISDIR(st.st_mode)) {
+            rc = walk(root, child_rel, out, b, problems, err);
+        } else if (is_image_name(e->d_name) && S_ISLNK(st.st_mode)) {
+            int found = stat(child, &st) == 0;
+            if (found && S_ISREG(st.st_mode)) {
+                rc = list_push(out, child_rel, err);
+            } else {
+                (*problems)++;
+                rc = source_add_problem(b, root, 0, child_rel, err, "a symbolic link to %s",
+                                        found ? "no regular file" : "nothing");
+            }
+        } else if (is_image_name(e->d_name) && S_ISREG(st.st_mode)) {
             rc = list_push(out, child_rel, err);
+        }
     }
     closedir(d);
     return rc;
@@ -128,8 +145,13 @@ vdx_source *vdx_source_folder(const char *dir, vdx_error *err)
     path_list list = {0};
     source_builder b;
     vdx_source *src = NULL;
-    if (walk(root, "", &list, err) != 0 || source_builder_init(&b, "folder", err) != 0)
+    long walk_problems = 0;
+    if (source_builder_init(&b, "folder", err) != 0)
         goto out;
+    if (walk(root, "", &list, &b, &walk_problems, err) != 0) {
+        source_builder_abort(&b);
+        goto out;
+    }
     if (list.n)
         qsort(list.paths, list.n, sizeof *list.paths, cmp_path);
     for (size_t i = 0; i < list.n; i++) {
@@ -177,7 +199,7 @@ vdx_source *vdx_source_folder(const char *dir, vdx_error *err)
         }
         b.src->items[b.src->n_items - 1].path = raw;
     }
-    b.src->rows = (long)list.n;
+    b.src->rows = (long)list.n + walk_problems;
     src = source_builder_finish(&b);
 out:
     for (size_t i = 0; i < list.n; i++)
