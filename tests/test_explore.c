@@ -805,6 +805,24 @@ TEST(candidate_modes_paging_filter_duplicates)
 
 /* A round's pages are cut from one list fixed when the round starts: labelling page 1
  * and paging on shows ranks 10-18, in every mode; the next round starts a new list. */
+/* The candidate lists concepts.db holds (WHERE clause or all). */
+static long long candidate_lists(vdx_store *store, const char *where)
+{
+    char path[4200], sql[256];
+    snprintf(path, sizeof path, "%s/concepts.db", vdx_store_dir(store));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM candidate_lists%s%s", where ? " WHERE " : "",
+             where ? where : "");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    long long n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
 TEST(pages_keep_their_ranks)
 {
     const char *dir = test_tmpdir("explore-pages");
@@ -874,6 +892,24 @@ TEST(pages_keep_their_ranks)
     }
     CHECK(total == N_ITEMS - 27 && !more, "random pages cover %d items in %d pages, not %d",
           total, pages, N_ITEMS - 27);
+    /* pages reach the best 10,000: the last page inside is empty here (past the end), the
+     * first outside is refused with its numbers, and nothing about it is kept */
+    long long lists_before = candidate_lists(store, NULL);
+    cJSON *last = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 200, 49);
+    CHECK(last && cJSON_GetArraySize(cJSON_GetObjectItem(last, "items")) == 0,
+          "page 49 of 200 (ranks 9801-10000) is not an empty page");
+    cJSON_Delete(last);
+    vdx_candidates_request deep = {.mode = VDX_CANDIDATES_NEAREST, .k = 9, .page = 1111};
+    cJSON *refused = NULL;
+    CHECK(vdx_concept_candidates(book, "zero", &deep, &refused, &err) == -1 && !refused &&
+              err.kind == VDX_ERR_INVALID &&
+              strstr(err.message, "page 1111 of 9 is out of range (pages reach the best 10000"),
+          "page 1111 of 9: %s", err.message);
+    deep.page = 1110; /* ranks 9991-9999 */
+    CHECK(vdx_candidates_check(&deep, &err) == 0, "page 1110 of 9: %s", err.message);
+    CHECK(candidate_lists(store, NULL) == lists_before + 1,
+          "lists %lld, not %lld (the refused page kept one)", candidate_lists(store, NULL),
+          lists_before + 1);
     vdx_concepts_close(book);
     vdx_store_close(store);
 }
@@ -882,22 +918,6 @@ TEST(pages_keep_their_ranks)
  * request would add a row of up to 4 KB of filter text for ever; the book keeps the 16
  * most recently stored (the newest page's list among them), and a request that asks to
  * keep nothing (a read-only server's) writes nothing at all. */
-static long long candidate_lists(vdx_store *store, const char *where)
-{
-    char path[4200], sql[256];
-    snprintf(path, sizeof path, "%s/concepts.db", vdx_store_dir(store));
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM candidate_lists%s%s", where ? " WHERE " : "",
-             where ? where : "");
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    long long n = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return n;
-}
 
 TEST(kept_candidate_lists_are_bounded)
 {

@@ -96,6 +96,12 @@ static double cosine(const float *a, const float *b, int dims)
  * rerank grows with k, and the first page came 1.7x sooner (bench_explore). */
 #define LIST_MIN 100
 
+/* How deep pages go: the list is kept in concepts.db as JSON and each extension searches
+ * again without the listed ids, so paging far (page 500000 of 200 made a list of every
+ * item of a 10-million collection) costs gigabytes. Past the best 10,000 items a user
+ * browses with search's offset or exports the scores instead. */
+#define LIST_DEEPEST 10000
+
 /* The ranking of a round's pages, as stored in candidate_lists. */
 typedef struct candidate_list {
     cJSON *ids, *urls; /* arrays of the same length */
@@ -293,10 +299,11 @@ int vdx_candidates_check(const vdx_candidates_request *req, vdx_error *err)
     int k = req->k > 0 ? req->k : DEFAULT_K;
     if (k > MAX_K)
         return vdx_fail_kind(err, VDX_ERR_INVALID, "candidates: k = %d is more than %d", k, MAX_K);
-    if (req->page < 0 || (int64_t)req->page * k > 100000000)
+    if (req->page < 0 || ((int64_t)req->page + 1) * k > LIST_DEEPEST)
         return vdx_fail_kind(err, VDX_ERR_INVALID,
-                             "candidates: page %d is out of range (page x k may be 100000000 "
-                             "at most)", req->page);
+                             "candidates: page %d of %d is out of range (pages reach the best %d "
+                             "items: (page + 1) x k may be %d at most)",
+                             req->page, k, LIST_DEEPEST, LIST_DEEPEST);
     if (req->mode != VDX_CANDIDATES_NEAREST && req->mode != VDX_CANDIDATES_BOUNDARY &&
         req->mode != VDX_CANDIDATES_RANDOM && req->mode != VDX_CANDIDATES_AUDIT)
         return vdx_fail_kind(err, VDX_ERR_INVALID, "candidates: unknown mode %d", (int)req->mode);

@@ -210,8 +210,8 @@ json POST /api/concepts '{"name":"fish","prompt":"a fish","trainer":"sgd"}'
 expect 400 "unknown trainer 'sgd' (seed, anchored or auto)" "a concept with an unknown trainer → 400, not created"
 json PATCH /api/concepts/birds '{"threshold":3,"trainer":"newton"}'
 expect 400 "field 'trainer': seed, anchored or auto, not 'newton'" "PATCH with an unknown trainer → 400, the threshold unchanged too"
-json POST /api/concepts/birds/train '{"next":{"k":200,"page":1000000}}'
-expect 400 "next: candidates: page 1000000 is out of range" "train with a next page out of range → 400 (no round stored)"
+json POST /api/concepts/birds/train '{"next":{"k":200,"page":50}}'
+expect 400 "next: candidates: page 50 of 200 is out of range (pages reach the best 10000 items" "train with a next page past the best 10,000 → 400 (no round stored)"
 request POST '/api/concepts/import?name=imported' -H 'Content-Type: application/json' \
     --data-binary '{"format":"vdx-classifier","version":1,"name":"imp\u0000x"}'
 expect 400 "holds a NUL character" "an imported classifier holding \\u0000 → 400"
