@@ -471,22 +471,28 @@ done:
     cJSON_Delete(body);
 }
 
+/* The query argument `where` (NULL when absent or empty), at most MAX_WHERE bytes as in a
+ * JSON body: a filter is evaluated for every row, so its length bounds a request's work. */
+static int query_where(http_request *req, const char **where)
+{
+    *where = http_query(req, "where");
+    if (*where && !**where)
+        *where = NULL;
+    if (*where && strlen(*where) > MAX_WHERE)
+        return http_reply_error(req, 400, "query argument 'where' is longer than %d bytes", MAX_WHERE);
+    return 0;
+}
+
 /* POST /api/search/image?k=&offset=&where= with the image bytes as the body. */
 static void route_search_image(api_context *ctx, http_request *req)
 {
     long k, offset;
+    const char *where;
     if (http_query_int(req, "k", 9, 1, MAX_K, &k) || http_query_int(req, "offset", 0, 0, MAX_OFFSET, &offset) ||
-        require_model(ctx, req))
+        query_where(req, &where) || require_model(ctx, req))
         return;
     if (!req->body || req->body_size == 0) {
         http_reply_error(req, 400, "the request body must hold an image (JPEG, PNG, WebP, GIF or BMP)");
-        return;
-    }
-    const char *where = http_query(req, "where");
-    vdx_image image = {0};
-    vdx_error err = {{0}};
-    if (vdx_image_decode((const uint8_t *)req->body, req->body_size, "the uploaded image", &image, &err) != 0) {
-        http_reply_error(req, 400, "%s", err.message);
         return;
     }
     const vdx_preprocess_config *pre = vdx_clip_get_preprocess(ctx->model);
@@ -495,19 +501,38 @@ static void route_search_image(api_context *ctx, http_request *req)
     float *query = malloc((size_t)dims * sizeof *query);
     if (!pixels || !query) {
         http_reply_error(req, 500, "out of memory");
-    } else if (vdx_image_preprocess(&image, pre, pixels, &err) != 0 ||
-               vdx_clip_embed_images(ctx->model, pixels, 1, query, &err) != 0) {
+        goto done;
+    }
+    /* A large JPEG is decoded reduced in the DCT domain, as ingest decodes it, to a shorter
+     * side of at least twice CLIP's resize target (docs/ingest.md): a 12-MP photo's query
+     * is then about four times quicker and its pixels a sixteenth. */
+    int target = pre->shortest_edge ? pre->shortest_edge
+                 : pre->size_height > pre->size_width ? pre->size_height : pre->size_width;
+    int min_side = pre->do_resize ? 2 * target : 0, full_width, full_height;
+    vdx_image image = {0};
+    vdx_error err = {{0}};
+    pthread_mutex_lock(ctx->decode_lock);
+    int rc = vdx_image_decode_reduced((const uint8_t *)req->body, req->body_size, "the uploaded image",
+                                      min_side, min_side, &image, &full_width, &full_height, &err);
+    if (rc == 0)
+        rc = vdx_image_preprocess(&image, pre, pixels, &err) != 0 ? 500 : 0;
+    else
+        rc = 400;
+    vdx_image_free(&image);
+    pthread_mutex_unlock(ctx->decode_lock);
+    if (rc == 400) {
+        http_reply_error(req, 400, "%s", err.message);
+    } else if (rc != 0 || vdx_clip_embed_images(ctx->model, pixels, 1, query, &err) != 0) {
         http_reply_error(req, 500, "embedding the uploaded image: %s", err.message);
     } else {
-        vdx_search_request search = {.k = (int)k, .offset = (int)offset,
-                                     .where = where && *where ? where : NULL};
+        vdx_search_request search = {.k = (int)k, .offset = (int)offset, .where = where};
         lock_store(ctx);
         reply_search(ctx, req, query, &search, "image");
         unlock_store(ctx);
     }
+done:
     free(pixels);
     free(query);
-    vdx_image_free(&image);
 }
 
 /* ---- Items ------------------------------------------------------------------------ */
@@ -997,18 +1022,15 @@ static int candidates_from_json(http_request *req, const cJSON *obj, vdx_candida
 static int candidates_from_query(http_request *req, vdx_candidates_request *out)
 {
     long k, page, hide;
-    const char *mode = http_query(req, "mode");
-    const char *where = http_query(req, "where");
+    const char *mode = http_query(req, "mode"), *where;
     if (http_query_int(req, "k", 9, 1, MAX_K, &k) || http_query_int(req, "page", 0, 0, MAX_OFFSET, &page) ||
-        http_query_int(req, "hide_duplicates", 0, 0, 1, &hide))
+        http_query_int(req, "hide_duplicates", 0, 0, 1, &hide) || query_where(req, &where))
         return -1;
     int parsed = mode && *mode ? vdx_candidates_mode_parse(mode) : VDX_CANDIDATES_NEAREST;
     if (parsed < 0)
         return http_reply_error(req, 400, "query argument 'mode' must be nearest, boundary, random or audit, not '%s'", mode);
-    if (where && strlen(where) > MAX_WHERE)
-        return http_reply_error(req, 400, "query argument 'where' is longer than %d bytes", MAX_WHERE);
     *out = (vdx_candidates_request){.mode = parsed, .k = (int)k, .page = (int)page,
-                                    .where = where && *where ? where : NULL, .hide_duplicates = (int)hide};
+                                    .where = where, .hide_duplicates = (int)hide};
     return 0;
 }
 
@@ -1192,12 +1214,11 @@ static void route_threshold_fit(api_context *ctx, http_request *req, const char 
 static void route_evaluate(api_context *ctx, http_request *req, const char *name)
 {
     long bins, exact;
+    const char *where;
     if (http_query_int(req, "bins", 40, 1, 1000, &bins) != 0 ||
-        http_query_int(req, "exact", 0, 0, 1, &exact) != 0)
+        http_query_int(req, "exact", 0, 0, 1, &exact) != 0 || query_where(req, &where))
         return;
-    const char *where = http_query(req, "where");
-    vdx_evaluate_options opts = {.bins = (int)bins, .where = where && *where ? where : NULL,
-                                 .exact = (int)exact};
+    vdx_evaluate_options opts = {.bins = (int)bins, .where = where, .exact = (int)exact};
     cJSON *result = NULL;
     vdx_error err = {{0}};
     if (vdx_concept_evaluate(ctx->concepts, name, &opts, &result, &err) != 0)
@@ -1225,14 +1246,13 @@ static void route_scores(api_context *ctx, http_request *req, const char *name)
 {
     long top, offset, all, exact;
     double threshold;
+    const char *where;
     if (http_query_int(req, "top", 48, 1, 10000, &top) || http_query_int(req, "offset", 0, 0, MAX_OFFSET, &offset) ||
         http_query_int(req, "all", 0, 0, 1, &all) || http_query_int(req, "exact", 0, 0, 1, &exact) ||
-        query_threshold(req, &threshold))
+        query_threshold(req, &threshold) || query_where(req, &where))
         return;
-    const char *where = http_query(req, "where");
     vdx_score_request score = {.top = (int)top, .offset = (int)offset, .use_threshold = !all,
-                               .threshold = threshold, .where = where && *where ? where : NULL,
-                               .exact = (int)exact};
+                               .threshold = threshold, .where = where, .exact = (int)exact};
     cJSON *result = NULL;
     vdx_error err = {{0}};
     if (vdx_concept_score(ctx->concepts, name, &score, &result, &err) != 0)
@@ -1408,7 +1428,7 @@ static void dispatch(api_context *ctx, http_request *req)
 
 /* ---- Collections ------------------------------------------------------------------ */
 
-static api_context *context_open(const api_collections *all, const char *name, vdx_error *err)
+static api_context *context_open(api_collections *all, const char *name, vdx_error *err)
 {
     api_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
@@ -1425,6 +1445,7 @@ static api_context *context_open(const api_collections *all, const char *name, v
         ctx->model_identity = all->model_identity;
     ctx->text_model = all->text_model;
     ctx->read_only = all->read_only;
+    ctx->decode_lock = &all->decode_lock;
     snprintf(ctx->collection, sizeof ctx->collection, "%s", name);
     vdx_store_options opts = all->store;
     opts.collection = name;
@@ -1457,6 +1478,7 @@ static void context_close(api_context *ctx)
 int api_collections_init(api_collections *all, const vdx_store_options *store, vdx_error *err)
 {
     pthread_mutex_init(&all->mutex, NULL);
+    pthread_mutex_init(&all->decode_lock, NULL);
     all->store = *store;
     all->data_dir = store->data_dir ? strdup(store->data_dir) : NULL;
     all->store_url = store->url ? strdup(store->url) : NULL;
@@ -1503,6 +1525,7 @@ void api_collections_close(api_collections *all)
     free(all->data_dir);
     free(all->store_url);
     pthread_mutex_destroy(&all->mutex);
+    pthread_mutex_destroy(&all->decode_lock);
 }
 
 static int by_name(const void *a, const void *b)

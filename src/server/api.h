@@ -36,6 +36,7 @@ typedef struct api_context {
     char collection[128];
     int read_only;             /* every state change answers 403 */
     struct api_map_cache *map; /* api_map.c's open map (under the search slot's mutex) */
+    pthread_mutex_t *decode_lock; /* api_collections.decode_lock */
 } api_context;
 
 /* The collections one server serves: the one it starts with (open[0], the default) and
@@ -56,6 +57,10 @@ typedef struct api_collections {
     int read_only;
     vdx_server_notice_fn notice;
     void *notice_user;
+    /* One uploaded image is decoded at a time: an upload may hold up to
+     * VDX_IMAGE_MAX_PIXELS (a 4 MB PNG of 169 MP decodes to 507 MB), so concurrent ones
+     * would multiply that by the request threads. */
+    pthread_mutex_t decode_lock;
 } api_collections;
 
 /* Sets up `all` (a zeroed struct) for collections of `store` (copied) and opens the
