@@ -135,6 +135,19 @@ TEST(reduced_scale_choice)
         vdx_image_free(&full);
         free(jpeg);
     }
+    /* the shorter side a query's reduced decode keeps: twice the resize target */
+    vdx_preprocess_config cfg;
+    vdx_preprocess_config_default(&cfg);
+    CHECK(vdx_preprocess_reduced_side(&cfg) == MIN_SHORT, "shortest_edge 224: %d",
+          vdx_preprocess_reduced_side(&cfg));
+    cfg.shortest_edge = 0;
+    cfg.size_height = 256;
+    cfg.size_width = 320;
+    CHECK(vdx_preprocess_reduced_side(&cfg) == 640, "fixed 256x320: %d",
+          vdx_preprocess_reduced_side(&cfg));
+    cfg.do_resize = 0;
+    CHECK(vdx_preprocess_reduced_side(&cfg) == 0, "no resize: %d",
+          vdx_preprocess_reduced_side(&cfg));
 }
 
 TEST(reduced_reports_oriented_size_and_other_formats)

@@ -61,6 +61,13 @@ int vdx_image_decode_reduced(const uint8_t *bytes, size_t size, const char *what
 int vdx_image_load(const char *path, vdx_image *out, vdx_error *err);
 void vdx_image_free(vdx_image *img);
 
+/* The shorter side a reduced decode (vdx_image_decode_reduced) keeps for this
+ * preprocessing: twice its resize target (the larger of a fixed size), so the resize
+ * still has two source pixels per output pixel; 0 when it does not resize (CLIP then crops
+ * the original pixels and nothing may be reduced). Ingest, the server's image upload and
+ * `vdx search --image` decode with it. */
+int vdx_preprocess_reduced_side(const vdx_preprocess_config *cfg);
+
 /* The size the resize step gives a width x height image (before the crop). */
 void vdx_image_resized_size(const vdx_preprocess_config *cfg, int width, int height,
                             int *resized_width, int *resized_height);

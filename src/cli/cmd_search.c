@@ -82,10 +82,13 @@ static int add_excludes(const char *arg, char ***ids, size_t *n)
     }
 }
 
-/* The image's features: a file path, or an http(s) URL fetched with the ingest fetcher. */
+/* The image's features: a file path, or an http(s) URL fetched with the ingest fetcher.
+ * A large JPEG is decoded reduced, as ingest and the server's upload decode it. */
 static int embed_image(const vdx_clip_model *model, const char *where, float *out,
                        vdx_error *err)
 {
+    const vdx_preprocess_config *pre = vdx_clip_get_preprocess(model);
+    int min_side = vdx_preprocess_reduced_side(pre), full_width, full_height;
     vdx_image img = {0};
     if (vdx_is_http_url(where)) {
         vdx_fetch_options fo;
@@ -100,13 +103,22 @@ static int embed_image(const vdx_clip_model *model, const char *where, float *ou
             vdx_fetch_result_clear(&r);
             return -1;
         }
-        int rc = vdx_image_decode(r.data, r.size, where, &img, err);
+        int rc = vdx_image_decode_reduced(r.data, r.size, where, min_side, min_side, &img,
+                                          &full_width, &full_height, err);
         vdx_fetch_result_clear(&r);
         if (rc != 0)
             return -1;
-    } else if (vdx_image_load(where, &img, err) != 0)
-        return -1;
-    const vdx_preprocess_config *pre = vdx_clip_get_preprocess(model);
+    } else {
+        char *data;
+        size_t size;
+        if (vdx_read_file_at_most(where, VDX_IMAGE_MAX_FILE_BYTES, &data, &size, err) != 0)
+            return -1;
+        int rc = vdx_image_decode_reduced((const uint8_t *)data, size, where, min_side, min_side,
+                                          &img, &full_width, &full_height, err);
+        free(data);
+        if (rc != 0)
+            return -1;
+    }
     float *pixels = malloc((size_t)3 * (size_t)pre->crop_height * (size_t)pre->crop_width *
                            sizeof *pixels);
     int rc = -1;

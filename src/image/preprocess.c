@@ -173,6 +173,16 @@ int vdx_preprocess_config_load(const char *path, vdx_preprocess_config *cfg, vdx
     return rc;
 }
 
+int vdx_preprocess_reduced_side(const vdx_preprocess_config *cfg)
+{
+    if (!cfg->do_resize)
+        return 0;
+    int target = cfg->shortest_edge;
+    if (target <= 0)
+        target = cfg->size_height > cfg->size_width ? cfg->size_height : cfg->size_width;
+    return 2 * target;
+}
+
 void vdx_image_resized_size(const vdx_preprocess_config *cfg, int width, int height,
                             int *resized_width, int *resized_height)
 {

@@ -281,14 +281,10 @@ static void *fetch_thread(void *arg)
  * Without a resize step CLIP crops the original pixels, so nothing is reduced. */
 static void decode_sizes(run *r)
 {
-    const vdx_preprocess_config *p = r->pre;
     r->min_short = r->min_long = 0;
-    if (r->opts->exact_decode || !p->do_resize)
+    if (r->opts->exact_decode || !r->pre->do_resize)
         return;
-    int target = p->shortest_edge;
-    if (!target)
-        target = p->size_height > p->size_width ? p->size_height : p->size_width;
-    r->min_short = 2 * target;
+    r->min_short = vdx_preprocess_reduced_side(r->pre);
     r->min_long = 2 * r->opts->thumbnail_side;
     if (r->min_long < r->min_short)
         r->min_long = r->min_short;

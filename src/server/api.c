@@ -506,9 +506,7 @@ static void route_search_image(api_context *ctx, http_request *req)
     /* A large JPEG is decoded reduced in the DCT domain, as ingest decodes it, to a shorter
      * side of at least twice CLIP's resize target (docs/ingest.md): a 12-MP photo's query
      * is then about four times quicker and its pixels a sixteenth. */
-    int target = pre->shortest_edge ? pre->shortest_edge
-                 : pre->size_height > pre->size_width ? pre->size_height : pre->size_width;
-    int min_side = pre->do_resize ? 2 * target : 0, full_width, full_height;
+    int min_side = vdx_preprocess_reduced_side(pre), full_width, full_height;
     vdx_image image = {0};
     vdx_error err = {{0}};
     pthread_mutex_lock(ctx->decode_lock);
