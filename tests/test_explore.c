@@ -892,24 +892,58 @@ TEST(pages_keep_their_ranks)
     }
     CHECK(total == N_ITEMS - 27 && !more, "random pages cover %d items in %d pages, not %d",
           total, pages, N_ITEMS - 27);
-    /* pages reach the best 10,000: the last page inside is empty here (past the end), the
-     * first outside is refused with its numbers, and nothing about it is kept */
-    long long lists_before = candidate_lists(store, NULL);
-    cJSON *last = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 200, 49);
-    CHECK(last && cJSON_GetArraySize(cJSON_GetObjectItem(last, "items")) == 0,
-          "page 49 of 200 (ranks 9801-10000) is not an empty page");
-    cJSON_Delete(last);
-    vdx_candidates_request deep = {.mode = VDX_CANDIDATES_NEAREST, .k = 9, .page = 1111};
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
+/* Pages reach the best 10,000 candidates: in a collection of 10,100 items page 48 of 200
+ * says there is more, page 49 (ranks 9,801-10,000) is full but the last, page 50 is
+ * refused with its numbers before anything is kept. */
+TEST(pages_reach_the_best_10000)
+{
+    enum { EXTRA = 10100 - N_ITEMS };
+    static float extra_vectors[EXTRA][DIMS];
+    static char extra_ids[EXTRA][16];
+    vdx_item *extra = calloc(EXTRA, sizeof *extra);
+    REQUIRE(extra, "calloc");
+    for (int i = 0; i < EXTRA; i++) {
+        snprintf(extra_ids[i], sizeof extra_ids[i], "x%05d", i);
+        for (int j = 0; j < DIMS; j++)
+            extra_vectors[i][j] = (float)gaussian();
+        normalize(extra_vectors[i], DIMS);
+        extra[i] = (vdx_item){.id = extra_ids[i], .vector = extra_vectors[i]};
+    }
+    const char *dir = test_tmpdir("explore-deep");
+    vdx_store *store = synthetic_store(dir, model_hash_a, extra, EXTRA);
+    free(extra);
+    REQUIRE(store, "store");
+    vdx_concepts *book = open_book(store);
+    REQUIRE(book && create_concept(book, "zero") == 0, "create");
+    cJSON *page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 200, 48);
+    CHECK(page && cJSON_IsTrue(cJSON_GetObjectItem(page, "more")), "page 48 of 200 has no more");
+    cJSON_Delete(page);
+    page = candidates(book, "zero", VDX_CANDIDATES_NEAREST, 200, 49);
+    CHECK(page && cJSON_GetArraySize(cJSON_GetObjectItem(page, "items")) == 200 &&
+              int_of(cJSON_GetArrayItem(cJSON_GetObjectItem(page, "items"), 199), "rank") == 10000 &&
+              cJSON_IsFalse(cJSON_GetObjectItem(page, "more")),
+          "page 49 of 200 is not ranks 9801-10000 and the last: %.200s",
+          page ? cJSON_PrintUnformatted(page) : "(none)");
+    cJSON_Delete(page);
+    long long lists = candidate_lists(store, NULL);
+    vdx_error err = {{0}};
+    vdx_candidates_request deep = {.mode = VDX_CANDIDATES_RANDOM, .k = 200, .page = 50};
     cJSON *refused = NULL;
     CHECK(vdx_concept_candidates(book, "zero", &deep, &refused, &err) == -1 && !refused &&
               err.kind == VDX_ERR_INVALID &&
-              strstr(err.message, "page 1111 of 9 is out of range (pages reach the best 10000"),
-          "page 1111 of 9: %s", err.message);
-    deep.page = 1110; /* ranks 9991-9999 */
-    CHECK(vdx_candidates_check(&deep, &err) == 0, "page 1110 of 9: %s", err.message);
-    CHECK(candidate_lists(store, NULL) == lists_before + 1,
-          "lists %lld, not %lld (the refused page kept one)", candidate_lists(store, NULL),
-          lists_before + 1);
+              strstr(err.message, "page 50 of 200 is out of range (pages reach the best 10000"),
+          "page 50 of 200: %s", err.message);
+    CHECK(candidate_lists(store, NULL) == lists, "the refused page kept a list (%lld, not %lld)",
+          candidate_lists(store, NULL), lists);
+    deep = (vdx_candidates_request){.mode = VDX_CANDIDATES_NEAREST, .k = 9, .page = 1110};
+    CHECK(vdx_candidates_check(&deep, &err) == 0, "page 1110 of 9 (ranks 9991-9999): %s",
+          err.message);
+    deep.page = 1111;
+    CHECK(vdx_candidates_check(&deep, &err) == -1, "page 1111 of 9 (ranks 10000-10008) passes");
     vdx_concepts_close(book);
     vdx_store_close(store);
 }
@@ -2369,6 +2403,7 @@ int main(void)
     RUN(undo_restores_weight_and_labels);
     RUN(undo_redo_never_loses_a_label);
     RUN(pages_keep_their_ranks);
+    RUN(pages_reach_the_best_10000);
     RUN(kept_candidate_lists_are_bounded);
     RUN(threshold_fit_warnings_round_metrics);
     RUN(candidate_modes_paging_filter_duplicates);

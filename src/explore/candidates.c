@@ -429,7 +429,8 @@ int vdx_concept_candidates(vdx_concepts *book, const char *name,
         cJSON_AddNumberToObject(out, "unlabelled",
                                 req->mode == VDX_CANDIDATES_NEAREST ? -1.0
                                                                     : (double)list.unlabelled);
-        cJSON_AddBoolToObject(out, "more", end < listed || !list.complete);
+        cJSON_AddBoolToObject(out, "more", (end < listed || !list.complete) &&
+                                               need + (size_t)k <= LIST_DEEPEST);
         cJSON *about = cJSON_AddObjectToObject(out, "list");
         cJSON_AddStringToObject(about, "created", list.created);
         cJSON_AddNumberToObject(about, "size", (double)listed);
