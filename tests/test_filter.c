@@ -170,6 +170,64 @@ TEST(refuses_with_byte_offsets)
     }
 }
 
+static int valid_utf8(const char *s)
+{
+    size_t bad;
+    return vdx_utf8_check(s, strlen(s), &bad) == 0;
+}
+
+/* Found by fuzz/fuzz_filter.c: a long name or token was echoed whole (a name) or cut at 40
+ * bytes inside a character (a token), so the message lost its byte offset and the list of
+ * columns past VDX_ERROR_MAX, or was no longer UTF-8 (it reaches JSON replies). Echoes
+ * are now at most 40 bytes, cut at a character boundary, with "…". */
+TEST(long_echoes_are_shortened)
+{
+    static char text[8192], expected[512];
+    vdx_error err = {{0}};
+    /* a quoted name of 2,000 'é': the offset and the columns stay in the message */
+    size_t n = 0;
+    text[n++] = '"';
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)sprintf(text + n, "é");
+    strcpy(text + n, "\" = 1");
+    vdx_filter *f = filter_parse(text, columns, N_COLUMNS, &err);
+    CHECK(!f && valid_utf8(err.message) &&
+              !strcmp(err.message, "where: unknown column 'éééééééééééééééééééé…' at byte 0 "
+                                   "(columns: id, width, photo_featured, odd name, score, "
+                                   "we`ird); strings take single quotes"),
+          "%s", err.message);
+    filter_free(f);
+    /* a function name of 2,000 bytes */
+    memset(text, 'f', 2000);
+    strcpy(text + 2000, "(id) = 'a'");
+    f = filter_parse(text, columns, N_COLUMNS, &err);
+    CHECK(!f && !strcmp(err.message, "where: function 'ffffffffffffffffffffffffffffffffffffffff…' "
+                                     "at byte 0 is not allowed (allowed: lower, upper, length)"),
+          "%s", err.message);
+    filter_free(f);
+    /* a token whose 40th byte is inside a character */
+    f = filter_parse("id = id 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxéé'", columns, N_COLUMNS, &err);
+    CHECK(!f && valid_utf8(err.message) &&
+              !strcmp(err.message, "where: unexpected ''xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' at "
+                                   "byte 8 after a complete expression"),
+          "%s", err.message);
+    filter_free(f);
+    /* a schema whose names do not all fit: the list ends with "…", never inside a name */
+    static char names[60][32];
+    vdx_filter_column many[60];
+    for (int i = 0; i < 60; i++) {
+        snprintf(names[i], sizeof names[i], "column_%02d_ÿÿÿÿÿÿÿÿ", i);
+        many[i] = (vdx_filter_column){names[i], VDX_COLUMN_TEXT};
+    }
+    f = filter_parse("nope = 1", many, 60, &err);
+    snprintf(expected, sizeof expected, "where: unknown column 'nope' at byte 0 (columns: %s, %s",
+             names[0], names[1]);
+    CHECK(!f && valid_utf8(err.message) && !strncmp(err.message, expected, strlen(expected)) &&
+              strstr(err.message, ", …)") && strlen(err.message) < VDX_ERROR_MAX - 1,
+          "%s", err.message);
+    filter_free(f);
+}
+
 TEST(deep_nesting_refused)
 {
     char text[2100];
@@ -459,6 +517,7 @@ int main(void)
     RUN(renders_for_clickhouse);
     RUN(clickhouse_quoting);
     RUN(refuses_with_byte_offsets);
+    RUN(long_echoes_are_shortened);
     RUN(deep_nesting_refused);
     RUN(depth_counts_function_calls);
     RUN(long_chains);

@@ -119,13 +119,31 @@ static int parse_fail(parser *p, const char *fmt, ...)
     return vdx_fail_kind(p->err, VDX_ERR_INVALID, "where: %s", msg);
 }
 
+/* Text of the filter echoed in a message: at most SHOWN_MAX bytes, cut at a character
+ * boundary (a message of valid UTF-8 text stays valid: it reaches JSON replies), with "…"
+ * when shortened. A name or token echoed whole could fill the message and push the byte
+ * offset and the list of columns out of it. */
+#define SHOWN_MAX 40
+
+static const char *shown(const char *s, size_t len, char *buf, size_t size)
+{
+    size_t n = len;
+    if (n > SHOWN_MAX) {
+        n = SHOWN_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) /* s[n] continues a character */
+            n--;
+    }
+    snprintf(buf, size, "%.*s%s", (int)n, s, n < len ? "…" : "");
+    return buf;
+}
+
 /* The token as the user wrote it, shortened, for messages. */
 static const char *token_text(const parser *p, char *buf, size_t size)
 {
     if (p->tok.kind == TOKEN_END)
         return "the end of the filter";
-    size_t len = p->tok.len < 40 ? p->tok.len : 40;
-    snprintf(buf, size, "'%.*s%s'", (int)len, p->text + p->tok.at, p->tok.len > 40 ? "…" : "");
+    char text[SHOWN_MAX + 8];
+    snprintf(buf, size, "'%s'", shown(p->text + p->tok.at, p->tok.len, text, sizeof text));
     return buf;
 }
 
@@ -369,19 +387,20 @@ static node *parse_or(parser *p);
 
 static int unknown_column(parser *p, const char *name, size_t at, int quoted)
 {
-    char list[2048];
+    /* short enough that the whole message fits in a vdx_error: never cut inside a name */
+    char list[640], name_buf[SHOWN_MAX + 8];
     size_t len = 0;
     list[0] = 0;
-    for (int i = 0; i < p->n_columns && len < sizeof list - 8; i++) {
-        int n = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
-                         p->columns[i].name);
-        if (n < 0 || (size_t)n >= sizeof list - len) {
-            snprintf(list + len, sizeof list - len, ", …");
+    for (int i = 0; i < p->n_columns; i++) {
+        const char *sep = i ? ", " : "";
+        if (len + strlen(sep) + strlen(p->columns[i].name) + sizeof ", …" > sizeof list) {
+            snprintf(list + len, sizeof list - len, "%s…", sep); /* the rest left out */
             break;
         }
-        len += (size_t)n;
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", sep, p->columns[i].name);
     }
-    return parse_fail(p, "unknown column '%s' at byte %zu (columns: %s)%s", name, at, list,
+    return parse_fail(p, "unknown column '%s' at byte %zu (columns: %s)%s",
+                      shown(name, strlen(name), name_buf, sizeof name_buf), at, list,
                       quoted ? "; strings take single quotes" : "");
 }
 
@@ -419,9 +438,10 @@ static node *parse_value(parser *p)
                     strcpy(name, functions[i]);
                 }
             if (!allowed) {
+                char name_buf[SHOWN_MAX + 8];
                 parse_fail(p, "function '%s' at byte %zu is not allowed (allowed: lower, "
                               "upper, length)",
-                           name, at);
+                           shown(name, strlen(name), name_buf, sizeof name_buf), at);
                 free(name);
                 return NULL;
             }
