@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zip.h>
 
 #include "test.h"
@@ -276,6 +279,75 @@ TEST(unsplash_errors)
              "dataset?)",
              dir);
     CHECK_STR(err.message, want);
+}
+
+/* The header's names, in a child process that an alarm ends (the old code never
+ * returned): 0 when they are the expected ones (NULL: the header is refused). */
+static int header_names_are(const char *dir, const char *const *want, int n)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        alarm(10);
+        vdx_error err = {{0}};
+        vdx_source *s = vdx_source_unsplash(dir, &err);
+        if (!want)
+            _exit(!s && strstr(err.message, "photos.tsv000 line 2: malformed header row") ? 0 : 1);
+        int ok = s && s->n_columns == n;
+        for (int i = 0; ok && i < n; i++)
+            ok = !strcmp(s->columns[i], want[i]);
+        if (!ok && s)
+            for (int i = 0; i < s->n_columns && i < n + 2; i++)
+                printf("    column %d: %.80s\n", i, s->columns[i]);
+        vdx_source_free(s);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Found by fuzz/fuzz_unsplash.c: only the header's first name was checked for UTF-8 (the
+ * fields are NUL-separated), names were cut to 511 bytes so two long names with the same
+ * start made the ".k" search endless, and that search was cubic in the number of
+ * repeated names (a header of 3,000 tabs took 14 s). */
+TEST(header_names)
+{
+    const char *dir = test_tmpdir("header");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/photos.tsv000", dir);
+    /* invalid UTF-8 in the third name, after a blank line */
+    write_text(path, "\nphoto_id\tphoto_image_url\tbad \xC3\x28\nx\thttps://h.example/x\tv\n");
+    CHECK(header_names_are(dir, NULL, 0) == 0, "a name of invalid UTF-8 accepted");
+    /* long names kept whole; repeated names as pandas numbers them */
+    static char text[8192], a[700], b[700], a1[700];
+    memset(a, 'x', 600);
+    strcpy(a + 600, "a");
+    memset(b, 'x', 600);
+    strcpy(b + 600, "b");
+    snprintf(a1, sizeof a1, "%s.1", a);
+    snprintf(text, sizeof text, "photo_id\tphoto_image_url\t%s\t%s\t%s\ty\ty\ty.1\t\t\tUnnamed.1\n"
+             "p\thttps://h.example/p\t1\t2\t3\t4\t5\t6\t7\t8\t9\n", a, b, a);
+    write_text(path, text);
+    const char *want[] = {"photo_id", "photo_image_url", a, b, a1, "y", "y.1", "y.1.1",
+                          "Unnamed", "Unnamed.1", "Unnamed.1.1"};
+    CHECK(header_names_are(dir, want, 11) == 0, "long or repeated names");
+    /* 3,000 unnamed columns: Unnamed, Unnamed.1, ..., Unnamed.2999 */
+    size_t n = (size_t)snprintf(text, sizeof text, "photo_id\tphoto_image_url");
+    for (int i = 0; i < 3000; i++)
+        text[n++] = '\t';
+    strcpy(text + n, "\n");
+    write_text(path, text);
+    static char names[3002][16];
+    const char *many[3002] = {"photo_id", "photo_image_url", "Unnamed"};
+    for (int i = 1; i < 3000; i++) {
+        snprintf(names[i], sizeof names[i], "Unnamed.%d", i);
+        many[2 + i] = names[i];
+    }
+    CHECK(header_names_are(dir, many, 3002) == 0, "3,000 unnamed columns");
 }
 
 /* A rejected row whose first field is a whole megabyte (a line of one row without its
@@ -645,6 +717,7 @@ int main(void)
     RUN(tsv_quoting_rules);
     RUN(keywords_column_in_photos);
     RUN(unsplash_errors);
+    RUN(header_names);
     RUN(long_rejected_id_is_shortened);
     RUN(zip_equals_directory);
     RUN(folder_source);
