@@ -113,6 +113,40 @@ printf '%s\n' '# photos' 'https://images.example/a.jpg' 'file:///tmp/b.jpg' \
     'file://localhost/tmp/c%20d.jpg' 'file:/tmp/e.jpg' 'file://evil.example/etc/passwd' \
     'relative/f.png' 'ftp://x/y.jpg' 'https://images.example/a.jpg' > "$out/corpus/urls/list.txt"
 
+# Filter seeds: valid filters of every construct (tests/test_filter.c) over the schema of
+# fuzz_filter.c, and two refusals.
+mkdir -p "$out/corpus/filter"
+n=0
+while IFS= read -r line; do
+    n=$((n + 1))
+    printf '%s' "$line" > "$out/corpus/filter/f$n"
+done <<'FILTERS'
+photo_featured = 't' AND (width >= 4000 OR lower(url) LIKE 'a%')
+width > 10 AND photo_width >= 2.5
+"odd name" <> 'x' OR NOT id IN ('a','b')
+photo_width BETWEEN -1 AND 1e3
+lower(id) LIKE 'a%' AND width IS NOT NULL
+ID == 'a' or Width != 3 and not photo_description is null
+photo_width NOT IN (1, 2) AND id NOT LIKE '%x' AND width NOT BETWEEN 1 AND 2
+  (  ( "café" = '日本' ) )
+length(UPPER(photo_description)) > 3 AND "we`ird" IS NULL AND "q""uote" = 'O''Brien'
+id = 'a1\'' OR 1=1 --' OR (1 = 1 AND .5 < height)
+id = 'a' /**/
+load_extension('x') = 1
+FILTERS
+
+# Unsplash seeds: the sample dataset's photos.tsv000, and a small file with the quoting
+# cases, a bad URL and a duplicate id, then (after "\f\f", see fuzz_unsplash.c) keywords.
+mkdir -p "$out/corpus/unsplash"
+sample=${VDX_SHARED:-../shared}/data/unsplash-sample
+if [ -f "$sample/photos.tsv000" ]; then
+    cp "$sample/photos.tsv000" "$out/corpus/unsplash/sample.tsv"
+fi
+printf '%b\n' '\0357\0273\0277photo_id\tphoto_image_url\tphoto_width\tphoto_height\tkeywords\r' \
+    'a1\thttps://h.example/a1\t3840\t2562\t"tab\there, ""quoted"""' \
+    'a2\thttps://h.example/a2\t\t\t"two\nlines"' 'a1\tftp://h.example/x\t1\t1\tdup' \
+    '\f\fphoto_id\tkeyword' 'a1\tdog' 'a1\tbeach' > "$out/corpus/unsplash/keywords.tsv"
+
 if [ $# -ge 1 ]; then
     export VDX_TOKENIZER_DIR="${VDX_TOKENIZER_DIR:-$shared}"
     export VDX_SPM_MODEL="${VDX_SPM_MODEL:-$shared/../mclip-tiny/sentencepiece.bpe.model}"
