@@ -1,21 +1,25 @@
-/* libFuzzer target for the pure parts of the server's request policy (src/server/http.c):
+/* libFuzzer target for the pure parts of the server's request policy (src/server/http.c)
+ * and of its JSON body check (src/common/json_check.c):
  *   - the loopback Host check (DNS-rebinding defence): the first input byte is even;
  *     the next three choose the server's port, TLS and bound literal, the rest is the Host
  *     header. Its verdict must equal a reference written here from the rule in docs/api.md
  *     (one of localhost, 127.0.0.1, [::1] or the bound literal, any case, then ":PORT" with
  *     1-5 digits naming the server's port, or nothing when the port is the scheme's default),
  *     so "127.0.0.1.attacker.example" or "localhost:80@evil" can never pass;
- *   - the JSON NUL scan (\u0000 inside a string): the first byte is odd, the rest is the
- *     body. A reported offset must point at a backslash-u0000 escape inside a string, and
- *     the verdict must equal a reference that tracks strings and escapes its own way
- *     (counting the backslashes before each quote).
+ *   - json_text_clean, what every JSON body and classifier import passes first: the first
+ *     byte is odd, the rest is the body. Its verdict and offset must equal references
+ *     written here their own way: the first raw NUL byte; else the start of the first
+ *     sequence that does not decode to a Unicode scalar value in its shortest form (decoded
+ *     arithmetically, not by byte ranges); else the first \u0000 escape inside a string
+ *     (tracking strings by counting the backslashes before each quote).
  * Built by scripts/build-fuzz.sh.
- * FUZZ_SOURCES: src/server/http.c src/common/common.c src/common/clock.c src/common/strbuf.c */
+ * FUZZ_SOURCES: src/server/http.c src/common/json_check.c src/common/common.c src/common/clock.c src/common/strbuf.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "common/json_check.h"
 #include "server/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -63,6 +67,28 @@ static long reference_nul(const char *t, size_t n)
     return -1;
 }
 
+/* The start of the first byte sequence of t that is not UTF-8 (RFC 3629), or -1. */
+static long reference_utf8(const unsigned char *t, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = t[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + len > n)
+            return (long)i;
+        unsigned long cp = len == 1 ? c : c & (0x7F >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((t[i + k] >> 6) != 2)
+                return (long)i;
+            cp = cp << 6 | (t[i + k] & 0x3F);
+        }
+        static const unsigned long shortest[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < shortest[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return (long)i;
+        i += len;
+    }
+    return -1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -88,11 +114,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     char *text = malloc(n ? n : 1);
     memcpy(text, data + 1, n); /* exactly n bytes: ASan sees any read past them */
-    long got = http_json_nul_escape(text, n);
-    if (got >= 0 && ((size_t)got + 6 > n || memcmp(text + got, "\\u0000", 6) != 0))
+    const char *what = NULL;
+    size_t offset = 0;
+    int got = json_text_clean(text, n, &what, &offset);
+    const char *raw_nul = memchr(text, 0, n);
+    long bad_utf8 = reference_utf8((const unsigned char *)text, n), nul = reference_nul(text, n);
+    if (raw_nul) {
+        if (got != -1 || strcmp(what, "holds a NUL byte") || offset != (size_t)(raw_nul - text))
+            abort();
+    } else if (bad_utf8 >= 0) {
+        if (got != -1 || strcmp(what, "is not valid UTF-8") || offset != (size_t)bad_utf8)
+            abort();
+    } else if (nul >= 0) {
+        if (got != -1 || strncmp(what, "holds a NUL character", 21) || offset != (size_t)nul ||
+            memcmp(text + offset, "\\u0000", 6) != 0)
+            abort();
+    } else if (got != 0) {
         abort();
-    if (got != reference_nul(text, n))
-        abort();
+    }
     free(text);
     return 0;
 }

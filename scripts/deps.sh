@@ -9,7 +9,8 @@ want="build-essential pkg-config ca-certificates curl
  valgrind zip libhnswlib-dev wordnet-base libdnnl-dev"
 case "${1:-}" in
   # fonts-wqy-zenhei: Chinese prompts render as text, not boxes, in the browser screenshots
-  --test) want="$want clickhouse-server zookeeper chromium groff-base openssl fonts-wqy-zenhei fontconfig" ;;
+  # clang: the libFuzzer targets (tests/integration/fuzz_seeds.sh builds them and replays their seeds)
+  --test) want="$want clickhouse-server zookeeper chromium groff-base openssl fonts-wqy-zenhei fontconfig clang" ;;
   # Pillow, to remake tests/golden/thumbnails (tests/tools/thumbnail_goldens.py); pandas,
   # to compare the TSV reader with its C parser (tests/tools/tsv_vs_pandas.py)
   --goldens) want="$want python3-pil python3-pandas" ;;
