@@ -459,6 +459,45 @@ TEST(long_chains)
     sqlite3_close(db);
 }
 
+/* SQLite refuses a LIKE pattern over 50,000 bytes only when the statement runs, and both
+ * sides are lowered first (which can lengthen them by half): a literal pattern is refused
+ * above 10,000 bytes when parsed; one of 10,000 bytes that grows when lowered still runs. */
+TEST(long_like_patterns)
+{
+    static char text[40000];
+    vdx_error err = {{0}};
+    snprintf(text, sizeof text, "id LIKE '");
+    memset(text + 9, 'a', 10001);
+    strcpy(text + 9 + 10001, "'");
+    vdx_filter *f = filter_parse(text, columns, N_COLUMNS, &err);
+    CHECK(!f && err.kind == VDX_ERR_INVALID &&
+              !strcmp(err.message, "where: the LIKE pattern at byte 8 is 10001 bytes; the limit "
+                                   "is 10000"),
+          "%s", err.message);
+    filter_free(f);
+    /* 5,000 'Ⱥ' (2 bytes each) lower to 5,000 'ⱥ' (3 bytes each): 15,000 bytes */
+    size_t n = (size_t)snprintf(text, sizeof text, "\"odd name\" NOT LIKE '");
+    for (int i = 0; i < 5000; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "Ⱥ");
+    snprintf(text + n, sizeof text - n, "'");
+    f = filter_parse(text, columns, N_COLUMNS, &err);
+    CHECK(f != NULL, "a 10,000-byte pattern: %s", err.message);
+    filter_free(f);
+    sqlite3 *db;
+    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
+    REQUIRE(filter_register_sqlite(db, &err) == 0, "%s", err.message);
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, "
+                         "\"odd name\" TEXT, score TEXT, \"we`ird\" TEXT);"
+                         "INSERT INTO t VALUES ('a', 1, 't', 'x', '1', NULL);",
+                         NULL, NULL, NULL) == SQLITE_OK,
+            "%s", sqlite3_errmsg(db));
+    char got[64];
+    select_ids(db, text, got, sizeof got);
+    CHECK(!strcmp(got, "a"), "the 10,000-byte pattern in SQLite: %s", got);
+    sqlite3_close(db);
+}
+
 TEST(sqlite_semantics)
 {
     sqlite3 *db;
@@ -518,6 +557,7 @@ int main(void)
     RUN(clickhouse_quoting);
     RUN(refuses_with_byte_offsets);
     RUN(long_echoes_are_shortened);
+    RUN(long_like_patterns);
     RUN(deep_nesting_refused);
     RUN(depth_counts_function_calls);
     RUN(long_chains);

@@ -16,6 +16,7 @@
 #include "common/sqlite_util.h"
 #include "common/strbuf.h"
 #include "common/team.h"
+#include "common/text.h"
 #include "test.h"
 #include "vdx/common.h"
 
@@ -288,6 +289,19 @@ static void *claim_elsewhere(void *arg)
     return NULL;
 }
 
+/* utf8_prefix: quotes in messages are cut between characters, never inside one. */
+TEST(utf8_prefix_cuts_between_characters)
+{
+    const char *s = "ab\xc3\xa9\xe2\x98\x95\xf0\x9f\x98\x80z"; /* a b é ☕ 😀 z */
+    size_t len = strlen(s);
+    static const size_t want[] = {0, 1, 2, 2, 4, 4, 4, 7, 7, 7, 7, 11, 12};
+    for (size_t max = 0; max <= len; max++)
+        CHECK(utf8_prefix(s, len, max) == want[max], "max %zu: %zu, not %zu", max,
+              utf8_prefix(s, len, max), want[max]);
+    CHECK(utf8_prefix(s, len, 100) == len, "a short text is kept whole");
+    CHECK(utf8_prefix("", 0, 0) == 0, "empty");
+}
+
 TEST(team_is_claimed_by_one_caller_at_a_time)
 {
     CHECK(team_claim(1) == 1, "one thread wanted: no claim");
@@ -314,5 +328,6 @@ int main(void)
     RUN(json_check_agrees_with_cjson);
     RUN(sqlite_errors_have_kinds);
     RUN(team_is_claimed_by_one_caller_at_a_time);
+    RUN(utf8_prefix_cuts_between_characters);
     return test_summary("toolkit");
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/file.h"
+#include "common/text.h"
 
 int vdx_fail(vdx_error *err, const char *fmt, ...)
 {
@@ -310,6 +311,16 @@ bad:
     if (bad_offset)
         *bad_offset = i;
     return -1;
+}
+
+size_t utf8_prefix(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) /* s[n] continues a character */
+        n--;
+    return n;
 }
 
 char *vdx_percent_decode(const char *in)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/hash.h"
+#include "common/text.h"
 #include "ingest/ingest_internal.h"
 
 int source_builder_init(source_builder *b, const char *kind, vdx_error *err)
@@ -117,12 +118,9 @@ int source_add_item(source_builder *b, long line, char *id, char *url, char **va
 
 static char *shortened_id(const char *id)
 {
-    size_t n = strlen(id);
-    if (n <= PROBLEM_ID_MAX)
+    size_t len = strlen(id), n = utf8_prefix(id, len, PROBLEM_ID_MAX);
+    if (n == len)
         return strdup(id);
-    n = PROBLEM_ID_MAX;
-    while (n > 0 && ((unsigned char)id[n] & 0xC0) == 0x80) /* not inside a UTF-8 character */
-        n--;
     char *out = malloc(n + 4);
     if (out) {
         memcpy(out, id, n);

@@ -30,6 +30,7 @@
 #include "common/hash.h"
 #include "common/random.h"
 #include "common/sqlite_util.h"
+#include "common/text.h"
 #include "store/backend.h"
 #include "store/backend_common.h"
 #include "store/filter.h"
@@ -1430,7 +1431,9 @@ static int allowed_rows(embedded *e, const vdx_search_request *req, uint64_t **a
         if (rc != SQLITE_DONE) {
             free(*allowed);
             *allowed = NULL;
-            return sql_fail(e->db, err, "collection '%s': where \"%s\"", e->collection, req->where);
+            size_t len = strlen(req->where), shown = utf8_prefix(req->where, len, 80);
+            return sql_fail(e->db, err, "collection '%s': where \"%.*s%s\"", e->collection,
+                            (int)shown, req->where, shown < len ? "..." : "");
         }
     }
     if (req->n_exclude > 0) {

@@ -19,11 +19,16 @@
 
 #include "common/sqlite_util.h"
 #include "common/strbuf.h"
+#include "common/text.h"
 #include "store/clickhouse.h" /* ClickHouse quoting */
 #include "store/filter.h"
 
 #define FILTER_MAX_BYTES 65536
 #define FILTER_MAX_DEPTH 32
+/* SQLite refuses a LIKE pattern over 50,000 bytes when the statement runs; both sides are
+ * lowered first, which can lengthen a pattern by half, so literal patterns are refused
+ * above 10,000 bytes while parsing, on every backend alike. */
+#define LIKE_PATTERN_MAX 10000
 
 typedef enum {
     NODE_OR,
@@ -127,12 +132,7 @@ static int parse_fail(parser *p, const char *fmt, ...)
 
 static const char *shown(const char *s, size_t len, char *buf, size_t size)
 {
-    size_t n = len;
-    if (n > SHOWN_MAX) {
-        n = SHOWN_MAX;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) /* s[n] continues a character */
-            n--;
-    }
+    size_t n = utf8_prefix(s, len, SHOWN_MAX);
     snprintf(buf, size, "%.*s%s", (int)n, s, n < len ? "…" : "");
     return buf;
 }
@@ -639,9 +639,16 @@ static node *parse_predicate(parser *p)
             goto fail;
         return n;
     }
+    size_t value_at = p->tok.at;
     if (add_arg(p, n, parse_value(p)) != 0) /* LIKE's pattern, BETWEEN's low bound */
         goto fail;
     if (kind == NODE_LIKE) {
+        const node *pattern = n->args[n->n_args - 1];
+        if (pattern->kind == NODE_STRING && strlen(pattern->text) > LIKE_PATTERN_MAX) {
+            parse_fail(p, "the LIKE pattern at byte %zu is %zu bytes; the limit is %d",
+                       value_at, strlen(pattern->text), LIKE_PATTERN_MAX);
+            goto fail;
+        }
         if (is_keyword(p, "ESCAPE")) {
             parse_fail(p, "ESCAPE at byte %zu is not supported", p->tok.at);
             goto fail;
