@@ -255,6 +255,25 @@ TEST(deep_nesting_refused)
     filter_free(f);
 }
 
+/* An in-memory SQLite database with the test schema as table t, the filter's functions
+ * registered, and `rows` (SQL) run on it; NULL (with the reason printed) on failure. */
+static sqlite3 *table_of(const char *rows)
+{
+    sqlite3 *db = NULL;
+    vdx_error err = {{0}};
+    if (sqlite3_open(":memory:", &db) != SQLITE_OK || filter_register_sqlite(db, &err) != 0 ||
+        sqlite3_exec(db,
+                     "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, "
+                     "\"odd name\" TEXT, score TEXT, \"we`ird\" TEXT);",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, rows, NULL, NULL, NULL) != SQLITE_OK) {
+        printf("    the test table: %s %s\n", err.message, db ? sqlite3_errmsg(db) : "");
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
 /* Runs a filter on a small SQLite table and returns the ids it selects, "a,b,...". */
 static int select_ids(sqlite3 *db, const char *where, char *out, size_t size)
 {
@@ -308,12 +327,8 @@ TEST(depth_counts_function_calls)
     vdx_filter *f = filter_parse(text, columns, N_COLUMNS, &err);
     CHECK(!f && strstr(err.message, "nested too deeply") && !strstr(err.message, "SELECT"), "%s", err.message);
     filter_free(f);
-    sqlite3 *db;
-    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
-    REQUIRE(filter_register_sqlite(db, &err) == 0, "%s", err.message);
-    REQUIRE(sqlite3_exec(db, "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, \"odd name\" TEXT, "
-                             "score TEXT, \"we`ird\" TEXT); INSERT INTO t(id) VALUES ('A'), ('b');",
-                         NULL, NULL, NULL) == SQLITE_OK, "table");
+    sqlite3 *db = table_of("INSERT INTO t(id) VALUES ('A'), ('b');");
+    REQUIRE(db, "table");
     /* the deepest calls, parentheses and NOTs the parser accepts */
     int depth;
     for (depth = 1; depth < 200; depth++) {
@@ -396,17 +411,10 @@ TEST(long_chains)
 {
     static char text[70000], out[20000], expected[20000];
     vdx_error err = {{0}};
-    sqlite3 *db;
-    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
-    REQUIRE(filter_register_sqlite(db, &err) == 0, "%s", err.message);
-    REQUIRE(sqlite3_exec(db,
-                         "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, "
-                         "\"odd name\" TEXT, score TEXT, \"we`ird\" TEXT);"
-                         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n "
-                         "WHERE i < 1999) INSERT INTO t(id, width) SELECT printf('%04d', i), i "
-                         "FROM n;",
-                         NULL, NULL, NULL) == SQLITE_OK,
-            "%s", sqlite3_errmsg(db));
+    sqlite3 *db = table_of("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n "
+                           "WHERE i < 1999) INSERT INTO t(id, width) SELECT printf('%04d', i), i "
+                           "FROM n;");
+    REQUIRE(db, "table");
     size_t len = 0; /* the odd rows, 0001,0003,...,1999 */
     for (int i = 1; i < 2000; i += 2)
         len += (size_t)snprintf(expected + len, sizeof expected - len, "%s%04d", i > 1 ? "," : "",
@@ -483,15 +491,8 @@ TEST(long_like_patterns)
     f = filter_parse(text, columns, N_COLUMNS, &err);
     CHECK(f != NULL, "a 10,000-byte pattern: %s", err.message);
     filter_free(f);
-    sqlite3 *db;
-    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
-    REQUIRE(filter_register_sqlite(db, &err) == 0, "%s", err.message);
-    REQUIRE(sqlite3_exec(db,
-                         "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, "
-                         "\"odd name\" TEXT, score TEXT, \"we`ird\" TEXT);"
-                         "INSERT INTO t VALUES ('a', 1, 't', 'x', '1', NULL);",
-                         NULL, NULL, NULL) == SQLITE_OK,
-            "%s", sqlite3_errmsg(db));
+    sqlite3 *db = table_of("INSERT INTO t VALUES ('a', 1, 't', 'x', '1', NULL);");
+    REQUIRE(db, "table");
     char got[64];
     select_ids(db, text, got, sizeof got);
     CHECK(!strcmp(got, "a"), "the 10,000-byte pattern in SQLite: %s", got);
@@ -500,22 +501,14 @@ TEST(long_like_patterns)
 
 TEST(sqlite_semantics)
 {
-    sqlite3 *db;
-    REQUIRE(sqlite3_open(":memory:", &db) == SQLITE_OK, "sqlite");
-    vdx_error err = {{0}};
-    REQUIRE(filter_register_sqlite(db, &err) == 0, "%s", err.message);
-    REQUIRE(sqlite3_exec(db,
-                         "CREATE TABLE t(id TEXT, width INTEGER, photo_featured TEXT, "
-                         "\"odd name\" TEXT, score TEXT, \"we`ird\" TEXT);"
-                         "INSERT INTO t VALUES ('a', 100, 't', 'x', '10', NULL),"
-                         "('b', 2000, 'f', 'O''Brien', '9.5', 'w'),"
-                         "('c', NULL, 't', 'a1\\'' OR 1=1 --', ' 7 ', NULL),"
-                         "('d', 5, 'f', 'café', '0x10', NULL),"
-                         "('e', 6, 't', '', 'inf', NULL),"
-                         "('f', 7, 'f', NULL, '1e3', NULL),"
-                         "('g', 8, 't', NULL, '', NULL);",
-                         NULL, NULL, NULL) == SQLITE_OK,
-            "%s", sqlite3_errmsg(db));
+    sqlite3 *db = table_of("INSERT INTO t VALUES ('a', 100, 't', 'x', '10', NULL),"
+                           "('b', 2000, 'f', 'O''Brien', '9.5', 'w'),"
+                           "('c', NULL, 't', 'a1\\'' OR 1=1 --', ' 7 ', NULL),"
+                           "('d', 5, 'f', 'café', '0x10', NULL),"
+                           "('e', 6, 't', '', 'inf', NULL),"
+                           "('f', 7, 'f', NULL, '1e3', NULL),"
+                           "('g', 8, 't', NULL, '', NULL);");
+    REQUIRE(db, "table");
     struct { const char *where, *ids; } cases[] = {
         {"photo_featured = 't'", "a,c,e,g"},
         {"score > 9", "a,b,f"},  /* numeric: '10' > 9 although '10' < '9' as text */
