@@ -76,9 +76,16 @@ TEST(renders_for_clickhouse)
         {"id = 'line\nbreak\ttab\rcr'", "(`id` = 'line\\nbreak\\ttab\\rcr')"},
         {"score > 5 AND width <> 3", "((toFloat64OrNull(replaceRegexpOne(if(match(`score`, '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), `score`, ''), '^[+]', '')) > 5) AND (`width` != 3))"},
         {"lower(id) LIKE 'x%' OR length(id) BETWEEN 1 AND 2.5",
-         "((lowerUTF8(lowerUTF8(`id`)) LIKE lowerUTF8('x%')) OR (lengthUTF8(`id`) BETWEEN 1 "
-         "AND 2.5))"},
-        {"upper(id) NOT LIKE 'É%'", "(lowerUTF8(upperUTF8(`id`)) NOT LIKE lowerUTF8('É%'))"},
+         "((lowerUTF8(lowerUTF8(`id`)) LIKE replaceAll(lowerUTF8('x%'), '\\\\', '\\\\\\\\')) OR "
+         "(lengthUTF8(`id`) BETWEEN 1 AND 2.5))"},
+        {"upper(id) NOT LIKE 'É%'",
+         "(lowerUTF8(upperUTF8(`id`)) NOT LIKE replaceAll(lowerUTF8('É%'), '\\\\', '\\\\\\\\'))"},
+        /* '\' is literal in a pattern, as in SQLite: doubled for ClickHouse's LIKE, where it
+         * escapes ("back\slash" matched "backslash", '%\%' only a '%') */
+        {"id LIKE '%back\\s_ash%'",
+         "(lowerUTF8(`id`) LIKE replaceAll(lowerUTF8('%back\\\\s_ash%'), '\\\\', '\\\\\\\\'))"},
+        {"id LIKE photo_featured",
+         "(lowerUTF8(`id`) LIKE replaceAll(lowerUTF8(`photo_featured`), '\\\\', '\\\\\\\\'))"},
         {"\"we`ird\" IS NULL AND \"odd name\" IN ('a', 'b''c')",
          "((`we\\`ird` IS NULL) AND (`odd name` IN ('a', 'b\\'c')))"},
         {"id = 'a' OR id = 'b' AND width = 1 OR id = 'c'",

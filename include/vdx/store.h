@@ -152,7 +152,8 @@ typedef struct vdx_hits {
  * 'string' literals ('' for a quote), numbers, = != <> < <= > >=, AND OR NOT,
  * parentheses, [NOT] IN (literal, ...), [NOT] LIKE, IS [NOT] NULL, [NOT] BETWEEN x AND y,
  * and the functions lower(), upper(), length() (Unicode characters). LIKE ignores case
- * (Unicode); a literal pattern may be 10,000 bytes long (SQLite refuses longer ones when
+ * (Unicode); '%' and '_' are its only wildcards ('\' is a plain character, there is no
+ * ESCAPE), and a literal pattern may be 10,000 bytes long (SQLite refuses longer ones when
  * they run, once lowered). A metadata column compared with a number compares numerically (values
  * that are not plain decimal numbers never match). Anything else
  * (';', comments, subqueries, other functions) is refused with the byte offset. Nesting

@@ -913,9 +913,11 @@ static void render(strbuf *b, const node *n, dialect d, int first_param)
         strbuf_put(b, d == DIALECT_SQLITE ? "(vdx_lower(" : "(lowerUTF8(");
         render(b, n->args[0], d, first_param);
         strbuf_put(b, n->negated ? ") NOT LIKE " : ") LIKE ");
-        strbuf_put(b, d == DIALECT_SQLITE ? "vdx_lower(" : "lowerUTF8(");
+        /* '\' is a plain character in SQLite's LIKE (no ESCAPE clause is accepted) but
+         * escapes the next character in ClickHouse's: doubled there, it matches itself */
+        strbuf_put(b, d == DIALECT_SQLITE ? "vdx_lower(" : "replaceAll(lowerUTF8(");
         render(b, n->args[1], d, first_param);
-        strbuf_put(b, "))");
+        strbuf_put(b, d == DIALECT_SQLITE ? "))" : "), '\\\\', '\\\\\\\\'))");
         break;
     case NODE_IS_NULL:
         strbuf_put(b, "(");

@@ -262,6 +262,32 @@ TEST(filters_and_injection)
           "unknown column: %s", err.message);
 }
 
+/* '\\' in a LIKE pattern is a plain character, as in SQLite: ClickHouse's LIKE took it
+ * for an escape ('back\\slash' matched "backslash", not the photographer back\\slash) */
+TEST(filter_like_backslash_is_literal)
+{
+    REQUIRE(emb && ch, "no stores");
+    static const char *const filters[] = {
+        "photographer LIKE 'back\\slash'",
+        "photographer LIKE '%\\%'",
+        "photographer LIKE '%k\\_%'",
+        "photographer NOT LIKE '%\\s%'",
+        "id LIKE '%\\'' OR 1=1 --'",
+    };
+    float q[DIMS];
+    memcpy(q, vectors[3], sizeof q);
+    for (size_t f = 0; f < sizeof filters / sizeof filters[0]; f++) {
+        vdx_search_request req = {.query = q, .k = 500, .where = filters[f]};
+        compare(filters[f], &req, 0);
+    }
+    vdx_search_request req = {.query = q, .k = 500, .where = filters[0]};
+    vdx_hits h = {0};
+    vdx_error err = {{0}};
+    REQUIRE(vdx_store_search(ch, &req, &h, &err) == 0, "%s", err.message);
+    CHECK(h.n == N_ITEMS / 5, "%d rows match 'back\\slash', expected %d", h.n, N_ITEMS / 5);
+    vdx_hits_free(&h);
+}
+
 TEST(score_all_equals_embedded)
 {
     REQUIRE(emb && ch, "no stores");
@@ -757,6 +783,7 @@ int main(int argc, char **argv)
     RUN(search_equals_embedded);
     RUN(exclusions_5000_ids);
     RUN(filters_and_injection);
+    RUN(filter_like_backslash_is_literal);
     RUN(score_all_equals_embedded);
     RUN(lookups_with_tricky_ids);
     RUN(failures_and_states);
