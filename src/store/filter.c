@@ -925,13 +925,15 @@ static void render(strbuf *b, const node *n, dialect d, int first_param)
         strbuf_put(b, n->negated ? " IS NOT NULL)" : " IS NULL)");
         break;
     case NODE_BETWEEN:
-        strbuf_put(b, "(");
+        /* ClickHouse 18.16 has no NOT BETWEEN (a syntax error): NOT (x BETWEEN a AND b),
+         * the same in three-valued logic */
+        strbuf_put(b, n->negated && d == DIALECT_CLICKHOUSE ? "(NOT (" : "(");
         render_operand(b, n->args[0], d, first_param, n->numeric);
-        strbuf_put(b, n->negated ? " NOT BETWEEN " : " BETWEEN ");
+        strbuf_put(b, n->negated && d == DIALECT_SQLITE ? " NOT BETWEEN " : " BETWEEN ");
         render_operand(b, n->args[1], d, first_param, n->numeric);
         strbuf_put(b, " AND ");
         render_operand(b, n->args[2], d, first_param, n->numeric);
-        strbuf_put(b, ")");
+        strbuf_put(b, n->negated && d == DIALECT_CLICKHOUSE ? "))" : ")");
         break;
     case NODE_COLUMN:
         put_owned(b, d == DIALECT_SQLITE ? sqlite_quote_identifier(n->text)

@@ -225,6 +225,8 @@ TEST(filters_and_injection)
         "id = 'a1\\'' OR 1=1 --'",
         "length(photographer) = 5",
         "lower(photographer) = 'o''brien'",
+        "photo_width NOT BETWEEN 1500 AND 3000", /* a syntax error on 18.16 before */
+        "NOT (width NOT BETWEEN 700 AND 800) AND featured = 't'",
     };
     float q[DIMS];
     memcpy(q, vectors[7], sizeof q);
