@@ -87,12 +87,16 @@ TEST(renders_for_clickhouse)
         {"id LIKE photo_featured",
          "(lowerUTF8(`id`) LIKE replaceAll(lowerUTF8(`photo_featured`), '\\\\', '\\\\\\\\'))"},
         {"\"we`ird\" IS NULL AND \"odd name\" IN ('a', 'b''c')",
-         "((`we\\`ird` IS NULL) AND (`odd name` IN ('a', 'b\\'c')))"},
+         "((`we\\`ird` IS NULL) AND (if(isNull(`odd name`), NULL, `odd name` IN ('a', "
+         "'b\\'c'))))"},
+        /* NULL [NOT] IN (...) is NULL, as in SQL, not ClickHouse's 0 (NOT IN: 1) */
+        {"photo_featured NOT IN ('t')",
+         "(if(isNull(`photo_featured`), NULL, `photo_featured` NOT IN ('t')))"},
         {"id = 'a' OR id = 'b' AND width = 1 OR id = 'c'",
          "((`id` = 'a') OR ((`id` = 'b') AND (`width` = 1)) OR (`id` = 'c'))"},
         /* 18.16 has no NOT BETWEEN: a syntax error there */
         {"width NOT BETWEEN 1 AND 2", "(NOT (`width` BETWEEN 1 AND 2))"},
-        {"score IN (-1, .5)", "(toFloat64OrNull(replaceRegexpOne(if(match(`score`, '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), `score`, ''), '^[+]', '')) IN (-1, .5))"},
+        {"score IN (-1, .5)", "(if(isNull(toFloat64OrNull(replaceRegexpOne(if(match(`score`, '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), `score`, ''), '^[+]', ''))), NULL, toFloat64OrNull(replaceRegexpOne(if(match(`score`, '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'), `score`, ''), '^[+]', '')) IN (-1, .5)))"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         vdx_error err = {{0}};

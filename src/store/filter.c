@@ -899,7 +899,14 @@ static void render(strbuf *b, const node *n, dialect d, int first_param)
         strbuf_put(b, ")");
         break;
     case NODE_IN:
+        /* ClickHouse's IN answers 0 for a NULL value (so NOT IN answers 1) where SQL, and
+         * SQLite, answer NULL: a NULL value is NULL there too */
         strbuf_put(b, "(");
+        if (d == DIALECT_CLICKHOUSE) {
+            strbuf_put(b, "if(isNull(");
+            render_operand(b, n->args[0], d, first_param, n->numeric);
+            strbuf_put(b, "), NULL, ");
+        }
         render_operand(b, n->args[0], d, first_param, n->numeric);
         strbuf_put(b, n->negated ? " NOT IN (" : " IN (");
         for (int i = 1; i < n->n_args; i++) {
@@ -907,7 +914,7 @@ static void render(strbuf *b, const node *n, dialect d, int first_param)
                 strbuf_put(b, ", ");
             render(b, n->args[i], d, first_param);
         }
-        strbuf_put(b, "))");
+        strbuf_put(b, d == DIALECT_CLICKHOUSE ? ")))" : "))");
         break;
     case NODE_LIKE: /* case-insensitive (Unicode) on every backend */
         strbuf_put(b, d == DIALECT_SQLITE ? "(vdx_lower(" : "(lowerUTF8(");

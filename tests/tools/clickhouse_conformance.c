@@ -227,6 +227,10 @@ TEST(filters_and_injection)
         "lower(photographer) = 'o''brien'",
         "photo_width NOT BETWEEN 1500 AND 3000", /* a syntax error on 18.16 before */
         "NOT (width NOT BETWEEN 700 AND 800) AND featured = 't'",
+        /* photo_width is NULL on every 7th item: NULL [NOT] IN is NULL, never a match */
+        "photo_width NOT IN (1000, 1010)",
+        "NOT (photo_width IN (1070, 1140))",
+        "NOT (height NOT IN (480))",
     };
     float q[DIMS];
     memcpy(q, vectors[7], sizeof q);
