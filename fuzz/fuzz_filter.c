@@ -169,7 +169,8 @@ static void check_clickhouse_text(const char *sql)
 {
     static const char *const words[] = {"OR", "AND", "NOT", "IN", "LIKE", "IS", "NULL",
                                         "BETWEEN", "lowerUTF8", "upperUTF8", "lengthUTF8",
-                                        "toFloat64OrNull", "replaceRegexpOne", "if", "match",
+                                        "toFloat64OrNull", "replaceRegexpOne", "replaceAll", "if",
+                                        "isNull", "match",
                                         NULL};
     char name[256];
     size_t start = 0, i = 0;
