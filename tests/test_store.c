@@ -1405,7 +1405,8 @@ TEST(where_filters_are_safe)
     vdx_hits_free(&all);
     CHECK(vdx_store_count(s) == 6, "the collection is intact: %lld", (long long)vdx_store_count(s));
     /* a filter that fails while it runs (a column as LIKE pattern holding 60,000 bytes: SQLite
-     * refuses patterns over 50,000) says why, quoting at most 80 bytes of the filter */
+     * refuses patterns over 50,000) says why, quoting at most 80 bytes of the filter
+     * (ClickHouse refuses a column as the pattern outright) */
     static char long_label[60001], long_where[400];
     memset(long_label, 'a', sizeof long_label - 1);
     const char *long_vals[3] = {"t", long_label, "1"};
@@ -1415,10 +1416,10 @@ TEST(where_filters_are_safe)
     snprintf(long_where, sizeof long_where, "id <> '%0300d' AND photo_featured LIKE label", 0);
     vdx_search_request failing = {.query = v[0], .k = 10, .where = long_where};
     vdx_hits none = {0};
-    CHECK(vdx_store_search(s, &failing, &none, &err) != 0 &&
-              contains(err.message, "where \"id <> '000000") &&
-              contains(err.message, "...\": LIKE or GLOB pattern too complex") &&
-              strlen(err.message) < 200,
+    int failed = vdx_store_search(s, &failing, &none, &err) != 0;
+    CHECK(failed && (!embedded() || (contains(err.message, "where \"id <> '000000") &&
+                                     contains(err.message, "...\": LIKE or GLOB pattern too complex") &&
+                                     strlen(err.message) < 200)),
           "a filter failing at run time: %s", err.message);
     vdx_hits_free(&none);
     vdx_store_close(s);
