@@ -175,9 +175,9 @@ TEST(search_sql_legacy)
     ch_search_sql s = {.dialect = CH_DIALECT_LEGACY, .table = "vdx_c", .query = q3, .dims = 3,
                        .k = 9, .offset = 18};
     char *sql = ch_sql_search(&s);
-    CHECK(sql && strcmp(sql, "WITH CAST([0.600000024, 0.0, -0.800000012] AS Array(Float32)) AS q SELECT id, url, 1 - "
-                             "arraySum((x, y) -> x * y, vector, q) AS dist FROM `vdx_c` ORDER BY "
-                             "dist, id LIMIT 1 BY id LIMIT 18, 9 FORMAT RowBinary") == 0,
+    CHECK(sql && strcmp(sql, "WITH CAST([0.600000024, 0.0, -0.800000012] AS Array(Float32)) AS vdx_q SELECT id, url, 1 - "
+                             "arraySum((x, y) -> x * y, vector, vdx_q) AS vdx_dist FROM `vdx_c` ORDER BY "
+                             "vdx_dist, id LIMIT 1 BY id LIMIT 18, 9 FORMAT RowBinary") == 0,
           "got %s", sql);
     free(sql);
     s.has_exclusions = 1;
@@ -185,10 +185,10 @@ TEST(search_sql_legacy)
     s.where = "(`featured` = 't')";
     s.with_vectors = 1;
     sql = ch_sql_search(&s);
-    CHECK(sql && strcmp(sql, "WITH CAST([0.600000024, 0.0, -0.800000012] AS Array(Float32)) AS q SELECT id, url, 1 - "
-                             "arraySum((x, y) -> x * y, vector, q) AS dist, vector FROM `vdx_c` "
+    CHECK(sql && strcmp(sql, "WITH CAST([0.600000024, 0.0, -0.800000012] AS Array(Float32)) AS vdx_q SELECT id, url, 1 - "
+                             "arraySum((x, y) -> x * y, vector, vdx_q) AS vdx_dist, vector FROM `vdx_c` "
                              "WHERE id NOT IN (SELECT id FROM excl) AND ((`featured` = 't')) "
-                             "ORDER BY dist, id LIMIT 1 BY id LIMIT 18, 9 FORMAT RowBinary") == 0,
+                             "ORDER BY vdx_dist, id LIMIT 1 BY id LIMIT 18, 9 FORMAT RowBinary") == 0,
           "got %s", sql);
     free(sql);
 }
@@ -198,10 +198,10 @@ TEST(search_sql_myscale)
     ch_search_sql s = {.dialect = CH_DIALECT_MYSCALE, .table = "unsplash_25k", .query = q3,
                        .dims = 3, .k = 9, .has_exclusions = 1, .n_exclude = 2};
     char *sql = ch_sql_search(&s);
-    CHECK(sql && strcmp(sql, "SELECT id, url, toFloat64(d) AS dist FROM (SELECT id, url, "
-                             "distance(vector, [0.600000024, 0.0, -0.800000012]) AS d FROM "
-                             "`unsplash_25k` WHERE id NOT IN (SELECT id FROM excl) ORDER BY d "
-                             "LIMIT 11) ORDER BY dist, id LIMIT 1 BY id LIMIT 0, 9 FORMAT RowBinary") == 0,
+    CHECK(sql && strcmp(sql, "SELECT id, url, toFloat64(vdx_d) AS vdx_dist FROM (SELECT id, url, "
+                             "distance(vector, [0.600000024, 0.0, -0.800000012]) AS vdx_d FROM "
+                             "`unsplash_25k` WHERE id NOT IN (SELECT id FROM excl) ORDER BY vdx_d "
+                             "LIMIT 11) ORDER BY vdx_dist, id LIMIT 1 BY id LIMIT 0, 9 FORMAT RowBinary") == 0,
           "got %s", sql);
     free(sql);
 }
@@ -212,11 +212,11 @@ TEST(search_sql_clickhouse_overfetch_and_prefilter)
                        .k = 9, .offset = 9, .has_exclusions = 1, .n_exclude = 40,
                        .where = "(`featured` = 't')", .with_vectors = 1};
     char *sql = ch_sql_search(&s);
-    CHECK(sql && strcmp(sql, "SELECT id, url, toFloat64(d) AS dist, vector FROM (SELECT id, "
+    CHECK(sql && strcmp(sql, "SELECT id, url, toFloat64(vdx_d) AS vdx_dist, vector FROM (SELECT id, "
                              "url, vector, cosineDistance(vector, [0.600000024, 0.0, "
-                             "-0.800000012]) AS d FROM `t` WHERE id NOT IN (SELECT id FROM "
-                             "excl) AND ((`featured` = 't')) ORDER BY d LIMIT 58) ORDER BY "
-                             "dist, id LIMIT 1 BY id LIMIT 9, 9 SETTINGS vector_search_filter_strategy = "
+                             "-0.800000012]) AS vdx_d FROM `t` WHERE id NOT IN (SELECT id FROM "
+                             "excl) AND ((`featured` = 't')) ORDER BY vdx_d LIMIT 58) ORDER BY "
+                             "vdx_dist, id LIMIT 1 BY id LIMIT 9, 9 SETTINGS vector_search_filter_strategy = "
                              "'prefilter' FORMAT RowBinary") == 0,
           "got %s", sql);
     free(sql);
@@ -225,9 +225,9 @@ TEST(search_sql_clickhouse_overfetch_and_prefilter)
     s.n_exclude = 0;
     s.with_vectors = 0;
     sql = ch_sql_search(&s);
-    CHECK(sql && strcmp(sql, "SELECT id, url, toFloat64(d) AS dist FROM (SELECT id, url, "
-                             "cosineDistance(vector, [0.600000024, 0.0, -0.800000012]) AS d "
-                             "FROM `t` ORDER BY d LIMIT 18) ORDER BY dist, id LIMIT 1 BY id "
+    CHECK(sql && strcmp(sql, "SELECT id, url, toFloat64(vdx_d) AS vdx_dist FROM (SELECT id, url, "
+                             "cosineDistance(vector, [0.600000024, 0.0, -0.800000012]) AS vdx_d "
+                             "FROM `t` ORDER BY vdx_d LIMIT 18) ORDER BY vdx_dist, id LIMIT 1 BY id "
                              "LIMIT 9, 9 "
                              "FORMAT RowBinary") == 0,
           "got %s", sql);
@@ -240,8 +240,8 @@ TEST(score_all_sql_is_portable)
         ch_search_sql s = {.dialect = (ch_dialect)d, .table = "t", .query = q3, .dims = 3,
                            .score_all = 1, .where = "(`a` = 'x')"};
         char *sql = ch_sql_search(&s);
-        CHECK(sql && strcmp(sql, "WITH CAST([0.600000024, 0.0, -0.800000012] AS Array(Float32)) AS q SELECT id, url, "
-                                 "arraySum((x, y) -> x * y, vector, q) AS dist FROM `t` WHERE "
+        CHECK(sql && strcmp(sql, "WITH CAST([0.600000024, 0.0, -0.800000012] AS Array(Float32)) AS vdx_q SELECT id, url, "
+                                 "arraySum((x, y) -> x * y, vector, vdx_q) AS vdx_dist FROM `t` WHERE "
                                  "((`a` = 'x')) ORDER BY row LIMIT 1 BY id FORMAT RowBinary") == 0,
               "%s: %s", ch_dialect_name((ch_dialect)d), sql);
         free(sql);

@@ -55,10 +55,12 @@
 
 #define CH_FORMAT_VERSION 1
 
-/* Columns of the items table that are not metadata (and names metadata may not take). */
-static const char *const builtin_columns[] = {"id",     "url", "vector",  "width",
-                                              "height", "ingested_at", "row", "failure",
-                                              "failed_at"};
+/* Columns of the items table that are not metadata (and names metadata may not take), then
+ * the search queries' own names (clickhouse_sql.c): ClickHouse resolves an alias before a
+ * column, so a metadata column "dist" in a filter read the query's distance instead. */
+static const char *const builtin_columns[] = {"id",      "url",         "vector", "width",
+                                              "height",  "ingested_at", "row",    "failure",
+                                              "failed_at", "vdx_q",     "vdx_dist", "vdx_d"};
 
 typedef struct clickhouse {
     char collection[65];

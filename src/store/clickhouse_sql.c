@@ -610,6 +610,8 @@ static void put_conditions(strbuf *b, const ch_search_sql *s)
         strbuf_printf(b, "(%s)", s->where);
 }
 
+/* The queries' own names are vdx_q, vdx_dist and vdx_d, names no metadata column may take
+ * (clickhouse.c): ClickHouse resolves an alias before a column of the same name. */
 char *ch_sql_search(const ch_search_sql *s)
 {
     strbuf b = {0};
@@ -619,7 +621,7 @@ char *ch_sql_search(const ch_search_sql *s)
          * Float32 pairs about a quarter faster than Float32 × Float64). */
         strbuf_put(&b, "WITH CAST(");
         ch_sql_float_array(&b, s->query, s->dims);
-        strbuf_printf(&b, " AS Array(Float32)) AS q SELECT id, url, %sarraySum((x, y) -> x * y, vector, q) AS dist%s"
+        strbuf_printf(&b, " AS Array(Float32)) AS vdx_q SELECT id, url, %sarraySum((x, y) -> x * y, vector, vdx_q) AS vdx_dist%s"
                           " FROM ",
                       s->score_all ? "" : "1 - ", s->with_vectors ? ", vector" : "");
         put_identifier(&b, s->table);
@@ -627,23 +629,23 @@ char *ch_sql_search(const ch_search_sql *s)
         if (s->score_all)
             strbuf_put(&b, " ORDER BY row LIMIT 1 BY id");
         else
-            strbuf_printf(&b, " ORDER BY dist, id LIMIT 1 BY id LIMIT %d, %d", s->offset, s->k);
+            strbuf_printf(&b, " ORDER BY vdx_dist, id LIMIT 1 BY id LIMIT %d, %d", s->offset, s->k);
     } else {
         /* Index dialects: the inner query is the shape the index recognises (ORDER BY the
          * distance of a literal, LIMIT); it over-fetches by the number of exclusions. The
          * outer one breaks ties by id and pages. */
         long long fetch = (long long)s->offset + s->k + (long long)s->n_exclude;
-        strbuf_printf(&b, "SELECT id, url, toFloat64(d) AS dist%s FROM (SELECT id, url, ",
+        strbuf_printf(&b, "SELECT id, url, toFloat64(vdx_d) AS vdx_dist%s FROM (SELECT id, url, ",
                       s->with_vectors ? ", vector" : "");
         if (s->with_vectors)
             strbuf_put(&b, "vector, ");
         strbuf_put(&b, s->dialect == CH_DIALECT_MYSCALE ? "distance(vector, "
                                                         : "cosineDistance(vector, ");
         ch_sql_float_array(&b, s->query, s->dims);
-        strbuf_put(&b, ") AS d FROM ");
+        strbuf_put(&b, ") AS vdx_d FROM ");
         put_identifier(&b, s->table);
         put_conditions(&b, s);
-        strbuf_printf(&b, " ORDER BY d LIMIT %lld) ORDER BY dist, id LIMIT 1 BY id LIMIT %d, %d", fetch,
+        strbuf_printf(&b, " ORDER BY vdx_d LIMIT %lld) ORDER BY vdx_dist, id LIMIT 1 BY id LIMIT %d, %d", fetch,
                       s->offset, s->k);
         if (s->dialect == CH_DIALECT_CLICKHOUSE && s->where)
             strbuf_put(&b, " SETTINGS vector_search_filter_strategy = 'prefilter'");
