@@ -291,6 +291,14 @@ static void check_text_features(const char *model_dir, const char *golden_dir, i
         if (tokenize) {
             int truncated = -1;
             rc = vdx_clip_embed_text(model, text, out, &truncated, &err);
+            /* the model's own tokenizer, as a library user reaches it, gives the golden ids */
+            int32_t own[77];
+            int n_own = 0;
+            CHECK(vdx_tokenizer_encode(vdx_clip_get_tokenizer(model), text, 77, own, &n_own,
+                                       NULL, &err) == 0 &&
+                      n_own == n_ids && !memcmp(own, ids, (size_t)n_ids * sizeof *ids),
+                  "text %d: the model's tokenizer gives %d ids, the golden %d (or other ids)", i,
+                  n_own, n_ids);
             /* texts.json holds ids already cut to 77: a full 77 from a long text. */
             CHECK(rc != 0 || truncated == 0 || n_ids == 77, "text %d flagged truncated", i);
             truncated_seen |= truncated == 1;

@@ -267,6 +267,14 @@ TEST(text_to_features_through_the_tokenizer)
         REQUIRE(vdx_mclip_embed_text(m, prompt_text[i], out, &truncated, &err) == 0, "%s",
                 err.message);
         truncated_count += truncated;
+        /* the model's own tokenizer, as a library user reaches it, gives the golden ids */
+        int32_t ids[512];
+        int n_ids = 0;
+        REQUIRE(vdx_spm_encode(vdx_mclip_get_tokenizer(m), prompt_text[i], 512, ids, &n_ids,
+                               NULL, NULL, NULL, &err) == 0, "%s", err.message);
+        CHECK(n_ids == prompt_len[i] && !memcmp(ids, prompt_ids[i], (size_t)n_ids * sizeof *ids),
+              "prompt %d: the model's tokenizer gives %d ids, the golden %d (or other ids)", i,
+              n_ids, prompt_len[i]);
         CHECK(close_to_golden(out, golden + (size_t)i * DIMS, DIMS, why, sizeof why,
                               REL_TOLERANCE), "prompt %d: %s", i, why);
     }
