@@ -288,6 +288,38 @@ TEST(cluster_name_is_the_matching_vocabulary_entry)
     CHECK(names[3] == -1, "the empty cluster named %d", names[3]);
 }
 
+TEST(clusters_never_share_a_name)
+{
+    vdx_error err = {{0}};
+    enum { D = 4, M = 30 };
+    float v[M * D] = {0}, vocab[3 * D] = {0};
+    int32_t cl[M];
+    /* three clusters all nearest to entry 0 (axis 0); cluster 1 leans to axis 1, cluster 2
+     * to axis 2: cluster 0 (closest to axis 0) keeps it, the others take their next best */
+    for (int i = 0; i < M; i++) {
+        cl[i] = i % 3;
+        v[i * D + 0] = 1;
+        if (cl[i] > 0)
+            v[i * D + cl[i]] = cl[i] == 1 ? 0.5f : 0.7f;
+    }
+    vocab[0 * D + 0] = 1; /* "beach" */
+    vocab[1 * D + 1] = 1; /* "shore" */
+    vocab[2 * D + 2] = 1; /* "sea" */
+    int names[3] = {9, 9, 9};
+    vdx_map_vectors q;
+    REQUIRE(vdx_map_vectors_alloc(&q, M, D, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_map_vectors_set(&q, 0, M, v, &err) == 0, "%s", err.message);
+    REQUIRE(vdx_map_name_clusters(&q, cl, 3, vocab, 3, names, &err) == 0, "%s", err.message);
+    CHECK(names[0] == 0 && names[1] == 1 && names[2] == 2,
+          "names %d %d %d, expected 0 1 2 (each cluster its own word)", names[0], names[1],
+          names[2]);
+    /* fewer words than clusters: names repeat only once every word is taken */
+    REQUIRE(vdx_map_name_clusters(&q, cl, 3, vocab, 2, names, &err) == 0, "%s", err.message);
+    CHECK(names[0] == 0 && names[1] == 1 && names[2] == 0,
+          "names %d %d %d with two words, expected 0 1 0", names[0], names[1], names[2]);
+    vdx_map_vectors_free(&q);
+}
+
 TEST(map_round_trip_and_later_items_placed_near_neighbours)
 {
     vdx_error err = {{0}};
@@ -552,6 +584,7 @@ int main(void)
     RUN(partitioned_neighbours_find_most_exact_ones);
     RUN(kmeans_separates_blobs_numbered_by_size);
     RUN(cluster_name_is_the_matching_vocabulary_entry);
+    RUN(clusters_never_share_a_name);
     RUN(map_round_trip_and_later_items_placed_near_neighbours);
     RUN(killed_build_leaves_the_old_map_or_none);
     RUN(damaged_map_file_is_refused_as_corrupt);

@@ -57,9 +57,11 @@ int vdx_map_layout(const vdx_map_vectors *v, const vdx_map_options *opts, float 
  * clusters: cluster[i] in 0..k-1, numbered by size (0 the largest). */
 int vdx_map_cluster(const float *xy, int64_t n, int k, uint64_t seed, int32_t *cluster,
                     vdx_error *err);
-/* For each of k clusters, the vocabulary entry (n_vocab vectors of v->dims floats) whose
- * direction best matches the normalised mean of the cluster's vectors (cosine; ties to
- * the lower index): names[c], or -1 for an empty cluster. cluster holds v->n entries. */
+/* For each of k clusters, a vocabulary entry (n_vocab vectors of v->dims floats) whose
+ * direction matches the normalised mean of the cluster's vectors (cosine): names[c], or -1
+ * for an empty cluster (or no vocabulary). Names are distinct while the vocabulary lasts:
+ * the best (cluster, entry) pair of all is taken first, then the best of the rest (ties to
+ * the lower cluster, then the lower entry). cluster holds v->n entries. */
 int vdx_map_name_clusters(const vdx_map_vectors *v, const int32_t *cluster, int k,
                           const float *vocab, int n_vocab, int *names, vdx_error *err);
 

@@ -848,13 +848,15 @@ int vdx_map_name_clusters(const vdx_map_vectors *vectors, const int32_t *cluster
     int dims = vectors->dims;
     double *cen = calloc((size_t)k * dims, sizeof *cen);
     float *row = malloc((size_t)dims * sizeof *row);
-    if (!cen || !row) {
-        free(cen), free(row);
+    double *cosines = calloc((size_t)k * (size_t)(n_vocab > 0 ? n_vocab : 1), sizeof *cosines);
+    unsigned char *taken = calloc((size_t)(n_vocab > 0 ? n_vocab : 1), 1);
+    if (!cen || !row || !cosines || !taken) {
+        free(cen), free(row), free(cosines), free(taken);
         return vdx_fail_oom(err, "for %d cluster centroids", k);
     }
     for (int64_t i = 0; i < vectors->n; i++) {
         if (cluster[i] < 0 || cluster[i] >= k) {
-            free(cen), free(row);
+            free(cen), free(row), free(cosines), free(taken);
             return vdx_fail_kind(err, VDX_ERR_INVALID, "item %lld: cluster %d outside 0..%d",
                                  (long long)i, cluster[i], k - 1);
         }
@@ -862,24 +864,41 @@ int vdx_map_name_clusters(const vdx_map_vectors *vectors, const int32_t *cluster
         for (int j = 0; j < dims; j++)
             cen[(int64_t)cluster[i] * dims + j] += row[j];
     }
+    /* each cluster's cosine to each entry (|centroid| is common to a row, so it is left
+     * out); an empty cluster stays unnamed (-1) and takes no entry */
+    int unnamed = 0;
     for (int c = 0; c < k; c++) {
         double *v = cen + (int64_t)c * dims, norm = 0;
         for (int j = 0; j < dims; j++)
             norm += v[j] * v[j];
-        names[c] = -1;
-        if (norm == 0)
-            continue;
-        double best = -INFINITY;
-        for (int w = 0; w < n_vocab; w++) {
+        names[c] = norm > 0 && n_vocab > 0 ? -2 : -1; /* -2: to be named */
+        unnamed += names[c] == -2;
+        for (int w = 0; w < n_vocab && norm > 0; w++) {
             const float *t = vocab + (int64_t)w * dims;
             double dot = 0, tn = 0;
             for (int j = 0; j < dims; j++)
                 dot += v[j] * t[j], tn += (double)t[j] * t[j];
-            double cosv = tn > 0 ? dot / sqrt(tn) : -INFINITY; /* |centroid| is common */
-            if (cosv > best)
-                best = cosv, names[c] = w;
+            cosines[(int64_t)c * n_vocab + w] = tn > 0 ? dot / sqrt(tn) / sqrt(norm) : -INFINITY;
         }
     }
-    free(cen), free(row);
+    /* Distinct names: the best-matching (cluster, entry) pair of all is named first, then
+     * the best of what remains, so two clusters never share a name while the vocabulary
+     * lasts; the cluster that matches a word best keeps it and the other gets its next best
+     * (two beach clusters: "beach" and "shore"). Once every entry is taken, entries repeat. */
+    for (; unnamed > 0; unnamed--) {
+        int best_c = -1, best_w = -1, reuse = 1;
+        for (int w = 0; w < n_vocab && reuse; w++)
+            reuse = taken[w];
+        double best = -INFINITY;
+        for (int c = 0; c < k; c++)
+            for (int w = 0; names[c] == -2 && w < n_vocab; w++) {
+                double cosv = cosines[(int64_t)c * n_vocab + w];
+                if ((reuse || !taken[w]) && (best_c < 0 || cosv > best))
+                    best = cosv, best_c = c, best_w = w;
+            }
+        names[best_c] = best_w;
+        taken[best_w] = 1;
+    }
+    free(cen), free(row), free(cosines), free(taken);
     return 0;
 }

@@ -56,6 +56,9 @@ check "the vocabulary is stored beside the collection" test -s "$tmp/data/collec
 check "map.bin is beside the collection" test -s "$tmp/data/collections/sample/map.bin"
 names=$(sed 's/"clusters":\[/\n/' "$tmp/build.json" | tail -n 1 | grep -o '"name":"[a-z]*"' | wc -l)
 [ "$names" -eq 4 ] && ok "4 clusters, each named by a word" || not_ok "named clusters: $names"
+distinct=$(sed 's/"clusters":\[/\n/' "$tmp/build.json" | tail -n 1 | grep -o '"name":"[a-z]*"' | sort -u | wc -l)
+[ "$distinct" -eq 4 ] && ok "no two clusters share a name" \
+    || not_ok "$distinct distinct names: $(grep -o '"name":"[a-z]*"' "$tmp/build.json" | tr '\n' ' ')"
 
 # --- export -----------------------------------------------------------------------------
 "$vdx" map export $C > "$tmp/map.jsonl" 2> "$tmp/err"
