@@ -6,10 +6,13 @@
  * atomic batches, duplicate ids, failures, exact search equal to a brute-force reference
  * (k, offset, exclusions, where), score_all, float16, readers refreshing while a writer
  * appends, the single-writer lock, and crash safety under SIGKILL. */
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1576,6 +1579,150 @@ TEST(uncommitted_rows_invisible_then_cut)
     remove_tree(data);
 }
 
+/* ---- reading where SQLite cannot create its write-ahead log files ---- */
+
+/* What a read-only handle opened in a child process that may not grow any file (as on a
+ * full disk: SQLite cannot size collection.db-shm) reports back. */
+typedef struct wal_less_read {
+    int opened;
+    long long count;
+    char first_id[32];
+    char message[VDX_ERROR_MAX];
+} wal_less_read;
+
+/* Forks a reader under RLIMIT_FSIZE = 0 that opens the collection read-only, searches,
+ * reports on *report, then keeps its handle until the parent writes to *hold. */
+static pid_t wal_less_reader(const char *data, const char *name, int read_only, const float *query,
+                             int report[2], int hold[2])
+{
+    if (pipe(report) != 0 || pipe(hold) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_FSIZE, &none);
+    wal_less_read r;
+    memset(&r, 0, sizeof r);
+    vdx_model_identity m = model_identity("m", 'a', 8);
+    vdx_error err = {{0}};
+    vdx_store *s = open_store(data, name, 0, &m, VDX_VECTOR_F32, read_only, &err);
+    vdx_search_request req = {.query = query, .k = 1};
+    vdx_hits hits = {0};
+    if (s && vdx_store_search(s, &req, &hits, &err) == 0 && hits.n == 1) {
+        r.opened = 1;
+        r.count = (long long)vdx_store_count(s);
+        snprintf(r.first_id, sizeof r.first_id, "%s", hits.hits[0].id);
+    }
+    snprintf(r.message, sizeof r.message, "%s", err.message);
+    vdx_hits_free(&hits);
+    if (write(report[1], &r, sizeof r) != (ssize_t)sizeof r)
+        _exit(1);
+    char c;
+    if (read(hold[0], &c, 1) < 0)
+        _exit(1);
+    vdx_store_close(s);
+    _exit(0);
+}
+
+static void finish_reader(pid_t pid, int report[2], int hold[2])
+{
+    if (write(hold[1], "x", 1) != 1)
+        kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(report[0]);
+    close(report[1]);
+    close(hold[0]);
+    close(hold[1]);
+}
+
+/* On a read-only file system, in a directory the user may not write or on a full disk,
+ * SQLite cannot create collection.db-shm and every read used to fail ("unable to open
+ * database file", "disk I/O error"). A read-only handle now reads the database file alone
+ * while it holds write.lock shared: it sees the last commit, a writer is refused with
+ * the reason while it reads, it is refused while a writer holds the lock, and a log
+ * holding commits the file lacks is refused rather than ignored. */
+TEST(reader_without_wal_index)
+{
+    if (!embedded())
+        SKIP("the WAL files are the embedded backend's");
+    const char *data = test_tmpdir("store");
+    const char *name = collection_name("walless");
+    vdx_model_identity m = model_identity("m", 'a', 8);
+    vdx_error err = {{0}};
+    float v[3][8];
+    uint64_t seed = 77;
+    for (int i = 0; i < 3; i++)
+        random_unit(&seed, v[i], 8);
+    vdx_store *w = open_store(data, name, 1, &m, VDX_VECTOR_F32, 0, &err);
+    REQUIRE(w, "create: %s", err.message);
+    vdx_item items[] = {{.id = "a", .url = "u", .vector = v[0]},
+                        {.id = "b", .url = "u", .vector = v[1]},
+                        {.id = "c", .url = "u", .vector = v[2]}};
+    REQUIRE(vdx_store_append(w, items, 3, &err) == 0, "%s", err.message);
+    char dir[4200], wal[4300], shm[4300];
+    snprintf(dir, sizeof dir, "%s", vdx_store_dir(w));
+    snprintf(wal, sizeof wal, "%s/collection.db-wal", dir);
+    snprintf(shm, sizeof shm, "%s/collection.db-shm", dir);
+    vdx_store_close(w); /* the last connection: SQLite removes -wal and -shm */
+    struct stat st;
+    REQUIRE(stat(shm, &st) != 0, "%s still there after the writer closed", shm);
+
+    int report[2], hold[2];
+    wal_less_read r;
+    pid_t pid = wal_less_reader(data, name, 1, v[1], report, hold);
+    REQUIRE(pid > 0, "fork");
+    ssize_t got = read(report[0], &r, sizeof r);
+    CHECK(got == (ssize_t)sizeof r && r.opened && r.count == 3 && strcmp(r.first_id, "b") == 0,
+          "reader: opened %d, count %lld, nearest '%s': %s", r.opened, r.count, r.first_id,
+          r.message);
+    /* while it reads, a writer is refused and told why */
+    w = open_store(data, name, 1, &m, VDX_VECTOR_F32, 0, &err);
+    CHECK(!w && contains(err.message, "is being read by a process that could not create SQLite's "
+                                      "write-ahead log files"),
+          "writer beside it: %s", err.message);
+    vdx_store_close(w);
+    finish_reader(pid, report, hold);
+
+    /* while a writer holds the lock (here: has just taken it, before SQLite made the log
+     * files a reader beside it would share), such a reader is refused */
+    char lock[4300];
+    snprintf(lock, sizeof lock, "%s/write.lock", dir);
+    int lock_fd = open(lock, O_RDWR);
+    REQUIRE(lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) == 0, "lock %s", lock);
+    pid = wal_less_reader(data, name, 1, v[1], report, hold);
+    REQUIRE(pid > 0, "fork");
+    got = read(report[0], &r, sizeof r);
+    CHECK(got == (ssize_t)sizeof r && !r.opened && contains(r.message, "and a writer holds"),
+          "reader beside a writer: opened %d: %s", r.opened, r.message);
+    finish_reader(pid, report, hold);
+    close(lock_fd);
+
+    /* a log with content (a writer killed before its checkpoint) is not skipped */
+    FILE *f = fopen(wal, "wb");
+    REQUIRE(f, "create %s", wal);
+    fputs("not yet in the database", f);
+    fclose(f);
+    pid = wal_less_reader(data, name, 1, v[1], report, hold);
+    REQUIRE(pid > 0, "fork");
+    got = read(report[0], &r, sizeof r);
+    CHECK(got == (ssize_t)sizeof r && !r.opened && contains(r.message, "collection.db-wal holds 23 bytes"),
+          "reader with a log: opened %d: %s", r.opened, r.message);
+    finish_reader(pid, report, hold);
+    /* a handle that may write cannot do without the log: the error names the file and
+     * the system's reason, not only SQLite's "disk I/O error" */
+    remove(wal);
+    pid = wal_less_reader(data, name, 0, v[1], report, hold);
+    REQUIRE(pid > 0, "fork");
+    got = read(report[0], &r, sizeof r);
+    CHECK(got == (ssize_t)sizeof r && !r.opened && contains(r.message, "(collection.db)") &&
+              contains(r.message, "(File too large)"),
+          "writer that cannot grow files: opened %d: %s", r.opened, r.message);
+    finish_reader(pid, report, hold);
+    remove_tree(data);
+}
+
 #define CRASH_DIMS 32
 #define CRASH_BATCH 25
 
@@ -1852,6 +1999,7 @@ int main(void)
     RUN(embedding_records_summed_in_info);
     RUN(reader_sees_appends_after_refresh);
     RUN(single_writer_lock);
+    RUN(reader_without_wal_index);
     RUN(uncommitted_rows_invisible_then_cut);
     RUN(crash_safety_under_sigkill);
     RUN(sample_vectors_seeded_distinct_uniform);

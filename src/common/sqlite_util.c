@@ -2,6 +2,7 @@
  * book (see sqlite_util.h): one place that turns SQLite's result codes into error kinds. */
 #include "common/sqlite_util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,8 +35,17 @@ static int fail_v(sqlite3 *db, int rc, const char *doing, const char *why, vdx_e
     vsnprintf(context, sizeof context, fmt, ap);
     if (!why)
         why = db ? sqlite3_errmsg(db) : "out of memory";
-    return vdx_fail_kind(err, db ? sql_error_kind(rc) : VDX_ERR_NO_MEMORY, "%s: %s%s%s", context,
-                         doing ? doing : "", doing ? ": " : "", why);
+    vdx_error_kind kind = db ? sql_error_kind(rc) : VDX_ERR_NO_MEMORY;
+    /* SQLite's "disk I/O error" or "unable to open database file" alone does not say
+     * why: the system's reason does (a full disk, a read-only file system) */
+    int sys = db && (kind == VDX_ERR_IO || kind == VDX_ERR_NO_SPACE) ? sqlite3_system_errno(db) : 0;
+    if (sys == ENOENT) /* the last of SQLite's tries (e.g. -wal read-only after EROFS), not why */
+        sys = 0;
+    if (sys == ENOSPC || sys == EDQUOT || sys == EFBIG)
+        kind = VDX_ERR_NO_SPACE;
+    return vdx_fail_kind(err, kind, "%s: %s%s%s%s%s%s", context, doing ? doing : "",
+                         doing ? ": " : "", why, sys ? " (" : "", sys ? strerror(sys) : "",
+                         sys ? ")" : "");
 }
 
 /* What a failed statement's message says instead of the statement: SQL text is never

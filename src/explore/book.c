@@ -10,11 +10,13 @@
 #include "common/json_check.h"
 #include "common/sqlite_util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "concepts.db stores weights as little-endian float32 BLOBs"
@@ -299,6 +301,10 @@ vdx_concepts *vdx_concepts_open(vdx_store *store, vdx_error *err)
         migrate(book, err) != 0 || book_commit(book, err) != 0) {
         book_rollback(book);
         sqlite3_close(book->db);
+        /* SQLite's "unable to open database file" does not say why */
+        if (err && err->kind == VDX_ERR_IO && access(vdx_store_dir(store), W_OK) != 0)
+            vdx_fail_errno(err, errno, "%s: cannot write in %s (%s): concepts need it",
+                           book->path, vdx_store_dir(store), strerror(errno));
         free(book);
         return NULL;
     }

@@ -53,7 +53,16 @@ int backend_lock_open(const char *collection, const char *lock_path, vdx_error *
         ssize_t got = pread(fd, pid, sizeof pid - 1, 0);
         pid[got > 0 ? got : 0] = 0;
         pid[strcspn(pid, "\n")] = 0;
+        /* only readers hold it shared: ones that read without SQLite's write-ahead log
+         * (embedded.c, on a read-only or full file system) */
+        int readers = saved == EWOULDBLOCK && flock(fd, LOCK_SH | LOCK_NB) == 0;
         close(fd);
+        if (readers)
+            return vdx_fail_kind(err, VDX_ERR_CONFLICT,
+                                 "collection '%s' is being read by a process that could not create "
+                                 "SQLite's write-ahead log files (it holds %s shared): wait for it "
+                                 "to finish, or free space beside the collection",
+                                 collection, lock_path);
         if (saved == EWOULDBLOCK)
             return vdx_fail_kind(err, VDX_ERR_CONFLICT,
                             "collection '%s' is being written by another process (pid %s holds "

@@ -11,6 +11,7 @@
  * row count in `meta`. Rows at or past that count are invisible to everyone; the writer
  * truncates them away when it takes the lock. So a vector without its metadata, or
  * metadata without its vector, can never be observed. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +62,7 @@ typedef struct embedded {
     sqlite3 *db;
     int read_only;
     int lock_fd; /* -1 until this handle holds the write lock */
+    int shared_lock_fd; /* write.lock held shared while reading without the WAL index, or -1 */
     vdx_model_identity model;
     vdx_vector_type type;
     size_t row_bytes;
@@ -92,13 +94,13 @@ static int db_fail(embedded *e, vdx_error *err, const char *what)
 
 static int exec_sql(embedded *e, const char *sql, vdx_error *err)
 {
-    /* never the statement itself nor the path: the message may reach an HTTP client */
-    return sql_exec(e->db, sql, err, "collection '%s'", e->collection);
+    /* never the statement itself nor the directory: the message may reach an HTTP client */
+    return sql_exec(e->db, sql, err, "collection '%s' (collection.db)", e->collection);
 }
 
 static sqlite3_stmt *prepare(embedded *e, const char *sql, vdx_error *err)
 {
-    return sql_prepare(e->db, sql, err, "collection '%s'", e->collection);
+    return sql_prepare(e->db, sql, err, "collection '%s' (collection.db)", e->collection);
 }
 
 static void rollback(embedded *e) { sql_rollback(e->db); }
@@ -484,6 +486,8 @@ static void embedded_close(void *state)
         sqlite3_close(e->db);
     if (e->lock_fd >= 0)
         close(e->lock_fd); /* releases the flock */
+    if (e->shared_lock_fd >= 0)
+        close(e->shared_lock_fd);
     for (int i = 0; i < e->n_columns; i++)
         free(e->columns[i]);
     free(e->columns);
@@ -612,6 +616,56 @@ fail:
     return -1;
 }
 
+/* ---- reading where SQLite cannot make its WAL index ---- */
+
+/* Reading a WAL database takes collection.db-shm and -wal beside it, which SQLite creates
+ * when they are missing; on a read-only file system, in a directory this user may not
+ * write, or on a full disk it cannot, and every read fails. A read-only handle then reads
+ * the database file alone (SQLite's immutable mode). That is the database as of its last
+ * commit only if (1) no log holds commits the file lacks: the -wal is absent or empty; and
+ * (2) nothing writes the file while the handle reads it: the handle holds write.lock
+ * shared, so a writer's exclusive flock fails (backend_lock_open says why). */
+static int is_wal_index_failure(int rc)
+{
+    int primary = rc & 0xff;
+    return primary == SQLITE_CANTOPEN || primary == SQLITE_IOERR || primary == SQLITE_READONLY;
+}
+
+static int open_without_wal_index(embedded *e, vdx_error *err)
+{
+    char why[VDX_ERROR_MAX];
+    snprintf(why, sizeof why, "%s", err ? err->message : "");
+    e->shared_lock_fd = open(e->lock_path, O_RDONLY | O_CLOEXEC);
+    if (e->shared_lock_fd < 0)
+        return vdx_fail_errno(err, errno, "%s; reading without it needs %s: %s", why, e->lock_path,
+                              strerror(errno));
+    if (flock(e->shared_lock_fd, LOCK_SH | LOCK_NB) != 0)
+        return vdx_fail_kind(err, VDX_ERR_CONFLICT,
+                             "%s; and a writer holds %s, so the database cannot be read without "
+                             "SQLite's write-ahead log: retry when it is done",
+                             why, e->lock_path);
+    char wal[4300];
+    struct stat st;
+    snprintf(wal, sizeof wal, "%s-wal", e->db_path);
+    if (stat(wal, &st) == 0 && st.st_size > 0)
+        return vdx_fail_kind(err, VDX_ERR_IO,
+                             "%s; and %s holds %lld bytes of commits not yet in the database, "
+                             "which only SQLite's log index can read: make the directory "
+                             "writable (or free space) and retry",
+                             why, wal, (long long)st.st_size);
+    /* file: URI of the path, every byte outside the unreserved set percent-encoded */
+    char uri[3 * sizeof e->db_path + 32];
+    size_t len = (size_t)snprintf(uri, sizeof uri, "file:");
+    for (const unsigned char *c = (const unsigned char *)e->db_path; *c; c++)
+        len += (size_t)snprintf(uri + len, sizeof uri - len,
+                                strchr("/-._~", *c) || (*c < 128 && isalnum(*c)) ? "%c" : "%%%02X",
+                                *c);
+    snprintf(uri + len, sizeof uri - len, "?immutable=1");
+    sqlite3_close(e->db);
+    return sql_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &e->db, err, "collection '%s'",
+                    e->collection);
+}
+
 static int has_meta_table(embedded *e, int *has, vdx_error *err)
 {
     sqlite3_stmt *stmt =
@@ -662,7 +716,7 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
         vdx_fail_kind(err, VDX_ERR_NO_MEMORY, "out of memory opening collection '%s'", args->collection);
         return NULL;
     }
-    e->lock_fd = e->vec_fd = -1;
+    e->lock_fd = e->vec_fd = e->shared_lock_fd = -1;
     e->read_only = args->read_only;
     snprintf(e->collection, sizeof e->collection, "%s", args->collection);
     snprintf(e->dir, sizeof e->dir, "%s", args->collection_dir);
@@ -683,14 +737,23 @@ static void *embedded_open(const vdx_backend_open_args *args, vdx_model_identity
                 (args->create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     if (sql_open(e->db_path, flags, &e->db, err, "collection '%s'", e->collection) != 0)
         goto fail;
-    if (!e->read_only && exec_sql(e, "PRAGMA journal_mode = WAL", err) != 0)
-        goto fail;
+    int has_meta = 0;
+    if ((!e->read_only && exec_sql(e, "PRAGMA journal_mode = WAL", err) != 0) ||
+        has_meta_table(e, &has_meta, err) != 0) {
+        if (!is_wal_index_failure(sqlite3_extended_errcode(e->db)))
+            goto fail;
+        if (!e->read_only) {
+            int saved = access(e->dir, W_OK) == 0 ? 0 : errno;
+            if (saved)
+                vdx_fail_errno(err, saved, "collection '%s': cannot write in %s (%s), which "
+                               "this command needs", e->collection, e->dir, strerror(saved));
+            goto fail;
+        }
+        if (open_without_wal_index(e, err) != 0 || has_meta_table(e, &has_meta, err) != 0)
+            goto fail;
+    }
     if (exec_sql(e, "PRAGMA synchronous = FULL", err) != 0 ||
         filter_register_sqlite(e->db, err) != 0)
-        goto fail;
-
-    int has_meta = 0;
-    if (has_meta_table(e, &has_meta, err) != 0)
         goto fail;
     if (!has_meta) {
         if (!args->create) {
