@@ -50,7 +50,7 @@ static int print_summary(vdx_store *store, int json)
     vdx_error err = {{0}};
     cJSON *info;
     if (vdx_store_info(store, &info, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(info, "index");
     if (json || !cli_stdout_is_tty())
         cli_print_json_line(ix);
@@ -76,7 +76,7 @@ int cli_index_auto(vdx_store *store)
         fprintf(stderr, "vdx: %lld items: checking the approximate index\n",
                 (long long)vdx_store_count(store));
     if (vdx_store_index_auto(store, &o, &built, &err) != 0)
-        return cli_error("building the index: %s", err.message);
+        return cli_fail(&err, "building the index: %s", err.message);
     if (built) {
         if (cli_stderr_is_tty())
             fprintf(stderr, "\n");
@@ -133,11 +133,11 @@ int cmd_index(int argc, char **argv)
     vdx_error err = {{0}};
     vdx_store *store = vdx_store_open(&so, &err);
     if (!store)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     int rc = vdx_store_index_build(store, &io, &err);
     if (cli_stderr_is_tty())
         fprintf(stderr, "\n");
-    int status = rc != 0 ? cli_error("%s", err.message) : print_summary(store, json);
+    int status = rc != 0 ? cli_fail(&err, "%s", err.message) : print_summary(store, json);
     vdx_store_close(store);
     return status;
 }

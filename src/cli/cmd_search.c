@@ -178,12 +178,12 @@ static int search_vectors(const char *path, vdx_store_options *so, int k, int of
     vdx_error err = {{0}};
     vdx_npy npy;
     if (vdx_npy_open(path, &npy, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     so->read_only = 1;
     vdx_store *store = vdx_store_open(so, &err);
     if (!store) {
         vdx_npy_close(&npy);
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     }
     int dims = vdx_store_model(store)->dims, status = 0;
     float *query = malloc((size_t)dims * sizeof *query);
