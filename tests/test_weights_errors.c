@@ -369,6 +369,86 @@ TEST(config_errors)
                         "vision_config.image_size 225 is not a multiple of patch_size 16");
 }
 
+/* The sizes are refused when config.json is read, naming the key, before anything is
+ * allocated: the model loader and the forward passes (channels·patch², batch·tokens in
+ * int) rely on the limits of vdx/clip.h. These were accepted: intermediate_size up to
+ * 2^20, 4096 layers, 64 channels, a 65536 px image in 1 px patches (2^32 + 1 tokens,
+ * `vdx model info` overflowed an int printing them), a single position. */
+TEST(config_size_limits)
+{
+    expect_config_error("{\"text_config\": {\"hidden_size\": 1e9}}",
+                        "text_config.hidden_size must be an integer in 1..65536");
+    expect_config_error("{\"text_config\": {\"num_hidden_layers\": 1000000}}",
+                        "text_config.num_hidden_layers must be an integer in 1..1024");
+    expect_config_error("{\"vision_config\": {\"num_hidden_layers\": 4096}}",
+                        "vision_config.num_hidden_layers must be an integer in 1..1024");
+    expect_config_error("{\"vision_config\": {\"intermediate_size\": 1048576}}",
+                        "vision_config.intermediate_size must be an integer in 1..65536");
+    expect_config_error("{\"vision_config\": {\"num_channels\": 64}}",
+                        "vision_config.num_channels must be an integer in 1..16");
+    expect_config_error("{\"vision_config\": {\"image_size\": 65536, \"patch_size\": 1}}",
+                        "vision_config.image_size must be an integer in 1..4096");
+    expect_config_error("{\"vision_config\": {\"image_size\": 4096, \"patch_size\": 8}}",
+                        "vision_config.image_size 4096 in patches of 8 is 512 patches a side; "
+                        "at most 256 are supported");
+    expect_config_error("{\"text_config\": {\"max_position_embeddings\": 1}}",
+                        "text_config.max_position_embeddings 1 leaves no room for the start and "
+                        "end tokens (at least 2)");
+    expect_config_error("{\"projection_dim\": 65537}",
+                        "projection_dim must be an integer in 1..65536");
+    /* an unknown activation is echoed cut between characters, so the message stays UTF-8 */
+    char json[512], want[256];
+    snprintf(json, sizeof json, "{\"text_config\": {\"hidden_act\": \"%s\"}}",
+             "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+             "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+             "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9x");
+    snprintf(want, sizeof want, "text_config.hidden_act '%s' is not supported (quick_gelu or gelu)",
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "\xc3\xa9\xc3\xa9");
+    expect_config_error(json, want);
+}
+
+/* Every caller sizes its pixel buffers from preprocessor_config.json's crop, and the vision
+ * tower reads num_channels x image_size² floats of each image: a model whose crop is not
+ * its image size made search, the server and ingest read past the buffer (only `vdx
+ * embed` checked). The load refuses it, before reading the weights. */
+TEST(model_crop_must_match_image_size)
+{
+    NEED_SHARED(src_dir, "fixtures/clip-tiny");
+    const char *dir = test_tmpdir("crop-model");
+    static const char *const files[] = {"config.json", "merges.txt", "model.safetensors",
+                                        "tokenizer_config.json", "vocab.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char from[4200];
+        snprintf(from, sizeof from, "%s/%s", src_dir, files[i]);
+        size_t size;
+        uint8_t *data = read_fixture(from, &size);
+        REQUIRE(data, "%s", from);
+        write_bytes(join(dir, files[i]), data, size);
+        free(data);
+    }
+    const char *pre = "{\"size\": 32, \"crop_size\": 32}";
+    const char *pre_path = join(dir, "preprocessor_config.json");
+    write_bytes(pre_path, pre, strlen(pre));
+    vdx_error err = {{0}};
+    vdx_clip_model *model = vdx_clip_load(dir, &err);
+    char want[4400];
+    snprintf(want, sizeof want, "%s: crops images to 32x32, but config.json's vision_config "
+             "takes 224x224 images with 3 channels (the crop must be image_size square, RGB)",
+             pre_path);
+    CHECK(!model && !strcmp(err.message, want) && err.kind == VDX_ERR_CORRUPT, "%s",
+          model ? "loaded" : err.message);
+    vdx_clip_free(model);
+    /* the matching crop loads */
+    pre = "{\"size\": 224, \"crop_size\": {\"height\": 224, \"width\": 224}}";
+    write_bytes(pre_path, pre, strlen(pre));
+    model = vdx_clip_load(dir, &err);
+    CHECK(model != NULL, "%s", err.message);
+    vdx_clip_free(model);
+}
+
 TEST(config_defaults_and_gelu)
 {
     const char *path = join(test_tmpdir("config-defaults"), "config.json");
@@ -566,6 +646,8 @@ int main(void)
     RUN(torch_legacy_truncated);
     RUN(torch_zip_truncated);
     RUN(config_errors);
+    RUN(config_size_limits);
+    RUN(model_crop_must_match_image_size);
     RUN(pickle_allocation_caps);
     RUN(non_finite_weights_refused);
     RUN(model_with_nan_weight_does_not_load);

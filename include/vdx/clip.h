@@ -26,7 +26,23 @@ typedef struct vdx_clip_config {
     int projection_dim;
 } vdx_clip_config;
 
-/* Parses config.json. */
+/* The sizes a config.json may declare; anything larger is refused when it is read, before
+ * anything is allocated for it. Widths (hidden_size, intermediate_size, projection_dim)
+ * 1..VDX_CLIP_MAX_WIDTH; num_hidden_layers 1..VDX_CLIP_MAX_LAYERS; num_attention_heads
+ * dividing hidden_size; image_size 1..VDX_CLIP_MAX_IMAGE_SIZE, a multiple of patch_size,
+ * at most VDX_CLIP_MAX_GRID patches a side (ViT-B/32 has 7, ViT-L/14-336 24);
+ * num_channels 1..VDX_CLIP_MAX_CHANNELS; vocab_size 1..VDX_CLIP_MAX_VOCAB;
+ * max_position_embeddings 2..VDX_CLIP_MAX_POSITIONS. The largest CLIP models (ViT-bigG:
+ * width 1664, MLP 8192, 48 layers) are far inside them. */
+#define VDX_CLIP_MAX_WIDTH 65536
+#define VDX_CLIP_MAX_LAYERS 1024
+#define VDX_CLIP_MAX_IMAGE_SIZE 4096
+#define VDX_CLIP_MAX_GRID 256
+#define VDX_CLIP_MAX_CHANNELS 16
+#define VDX_CLIP_MAX_VOCAB (1 << 24)
+#define VDX_CLIP_MAX_POSITIONS 65536
+
+/* Parses config.json (limits above). A refusal names the file and the key. */
 int vdx_clip_config_load(const char *path, vdx_clip_config *cfg, vdx_error *err);
 
 typedef struct vdx_clip_model vdx_clip_model;

@@ -213,13 +213,7 @@ static int embed_all(embed_run *run)
     if (run->text_model)
         return embed_texts(run);
     const vdx_clip_config *cfg = vdx_clip_get_config(run->model);
-    const vdx_preprocess_config *pre = vdx_clip_get_preprocess(run->model);
-    int size = cfg->vision.image_size;
-    if (pre->crop_height != size || pre->crop_width != size || cfg->vision.num_channels != 3)
-        return cli_error("the model takes %dx%d images with %d channels, but its "
-                         "preprocessor_config.json crops to %dx%d",
-                         size, size, cfg->vision.num_channels, pre->crop_width,
-                         pre->crop_height);
+    int size = cfg->vision.image_size; /* the crop's (vdx_clip_load checks) */
     size_t image_floats = (size_t)3 * size * size;
     float *pixels = malloc((size_t)run->batch * image_floats * sizeof *pixels);
     float *vectors = malloc((size_t)run->batch * run->dim * sizeof *vectors);

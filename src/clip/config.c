@@ -1,7 +1,10 @@
 /* config.json → vdx_clip_config. Keys follow transformers' CLIPConfig; a key that is
  * absent takes transformers' default (those of ViT-B/32), and the older
  * `text_config_dict` / `vision_config_dict` keys override like transformers does. Every
- * value is range-checked so the forward pass can trust the numbers. */
+ * value is range-checked here, against the limits of include/vdx/clip.h, and the sizes
+ * against each other, so the loader's allocations and the forward passes (which form
+ * products such as channels·patch² and batch·tokens in int) can trust the numbers: this
+ * is the one place they are checked. */
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 
 #include "common/json_check.h"
+#include "common/text.h"
 #include "vdx/clip.h"
 
 static void set_defaults(vdx_clip_config *cfg)
@@ -58,19 +62,25 @@ static int read_tower(const cJSON *obj, const char *section, int vision,
         return 0;
     if (!cJSON_IsObject(obj))
         return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s is not an object", path, section);
-    if (get_int(obj, section, "hidden_size", 65536, &t->hidden_size, path, err) ||
-        get_int(obj, section, "intermediate_size", 1 << 20, &t->intermediate_size, path, err) ||
-        get_int(obj, section, "num_attention_heads", 4096, &t->num_heads, path, err) ||
-        get_int(obj, section, "num_hidden_layers", 4096, &t->num_layers, path, err))
+    if (get_int(obj, section, "hidden_size", VDX_CLIP_MAX_WIDTH, &t->hidden_size, path, err) ||
+        get_int(obj, section, "intermediate_size", VDX_CLIP_MAX_WIDTH, &t->intermediate_size,
+                path, err) ||
+        get_int(obj, section, "num_attention_heads", VDX_CLIP_MAX_WIDTH, &t->num_heads, path,
+                err) ||
+        get_int(obj, section, "num_hidden_layers", VDX_CLIP_MAX_LAYERS, &t->num_layers, path,
+                err))
         return -1;
     if (vision) {
-        if (get_int(obj, section, "image_size", 65536, &t->image_size, path, err) ||
-            get_int(obj, section, "patch_size", 65536, &t->patch_size, path, err) ||
-            get_int(obj, section, "num_channels", 64, &t->num_channels, path, err))
+        if (get_int(obj, section, "image_size", VDX_CLIP_MAX_IMAGE_SIZE, &t->image_size, path,
+                    err) ||
+            get_int(obj, section, "patch_size", VDX_CLIP_MAX_IMAGE_SIZE, &t->patch_size, path,
+                    err) ||
+            get_int(obj, section, "num_channels", VDX_CLIP_MAX_CHANNELS, &t->num_channels,
+                    path, err))
             return -1;
     } else {
-        if (get_int(obj, section, "vocab_size", 1 << 24, &t->vocab_size, path, err) ||
-            get_int(obj, section, "max_position_embeddings", 1 << 20,
+        if (get_int(obj, section, "vocab_size", VDX_CLIP_MAX_VOCAB, &t->vocab_size, path, err) ||
+            get_int(obj, section, "max_position_embeddings", VDX_CLIP_MAX_POSITIONS,
                     &t->max_position_embeddings, path, err))
             return -1;
     }
@@ -80,9 +90,12 @@ static int read_tower(const cJSON *obj, const char *section, int vision,
             t->hidden_act_quick_gelu = 1;
         else if (cJSON_IsString(act) && strcmp(act->valuestring, "gelu") == 0)
             t->hidden_act_quick_gelu = 0;
-        else
-            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s.hidden_act '%s' is not supported (quick_gelu or gelu)",
-                            path, section, cJSON_IsString(act) ? act->valuestring : "?");
+        else { /* the name is echoed, cut between characters: the message stays UTF-8 */
+            const char *name = cJSON_IsString(act) ? act->valuestring : "?";
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT,
+                                 "%s: %s.hidden_act '%.*s' is not supported (quick_gelu or gelu)",
+                                 path, section, (int)utf8_prefix(name, strlen(name), 64), name);
+        }
     }
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(obj, "layer_norm_eps");
     if (eps && !cJSON_IsNull(eps)) {
@@ -103,6 +116,16 @@ static int check_tower(const vdx_clip_tower_config *t, const char *section, int 
     if (vision && t->image_size % t->patch_size != 0)
         return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s.image_size %d is not a multiple of patch_size %d", path,
                         section, t->image_size, t->patch_size);
+    if (vision && t->image_size / t->patch_size > VDX_CLIP_MAX_GRID)
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
+                             "%s: %s.image_size %d in patches of %d is %d patches a side; at "
+                             "most %d are supported", path, section, t->image_size,
+                             t->patch_size, t->image_size / t->patch_size, VDX_CLIP_MAX_GRID);
+    if (!vision && t->max_position_embeddings < 2)
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
+                             "%s: %s.max_position_embeddings %d leaves no room for the start "
+                             "and end tokens (at least 2)", path, section,
+                             t->max_position_embeddings);
     return 0;
 }
 
@@ -129,7 +152,7 @@ int vdx_clip_config_load(const char *path, vdx_clip_config *cfg, vdx_error *err)
         vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: not a JSON object", path);
         goto done;
     }
-    if (get_int(root, "", "projection_dim", 65536, &cfg->projection_dim, path, err) ||
+    if (get_int(root, "", "projection_dim", VDX_CLIP_MAX_WIDTH, &cfg->projection_dim, path, err) ||
         read_tower(cJSON_GetObjectItemCaseSensitive(root, "text_config"), "text_config", 0,
                    &cfg->text, path, err) ||
         read_tower(cJSON_GetObjectItemCaseSensitive(root, "text_config_dict"),

@@ -305,32 +305,6 @@ static void load_text(weight_loader *ld, const vdx_clip_config *cfg, tower_weigh
         ld->failed = 1;
 }
 
-/* The forward passes rely on these; config.json could say anything. */
-static int check_tower(const vdx_clip_tower_config *c, const char *tower, int vision,
-                       const char *path, vdx_error *err)
-{
-    const int limit = 1 << 16;
-    if (c->hidden_size < 1 || c->hidden_size > limit || c->intermediate_size < 1 ||
-        c->intermediate_size > limit || c->num_layers < 1 || c->num_layers > 1024 ||
-        c->num_heads < 1 || c->hidden_size % c->num_heads != 0)
-        return vdx_fail_kind(err, VDX_ERR_CORRUPT,
-                        "%s: %s: unusable sizes (hidden_size %d, intermediate_size %d, "
-                        "num_attention_heads %d, num_hidden_layers %d)",
-                        path, tower, c->hidden_size, c->intermediate_size, c->num_heads,
-                        c->num_layers);
-    if (vision && (c->patch_size < 1 || c->image_size < c->patch_size ||
-                   c->image_size % c->patch_size != 0 || c->image_size > limit ||
-                   c->num_channels < 1 || c->num_channels > 16))
-        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s: image_size %d is not a multiple of patch_size %d "
-                        "(num_channels %d)", path, tower, c->image_size, c->patch_size,
-                        c->num_channels);
-    if (!vision && (c->vocab_size < 1 || c->vocab_size > (1 << 24) ||
-                    c->max_position_embeddings < 2 || c->max_position_embeddings > limit))
-        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: %s: unusable vocab_size %d or max_position_embeddings %d",
-                        path, tower, c->vocab_size, c->max_position_embeddings);
-    return 0;
-}
-
 static int load_weights(vdx_clip_model *m, const vdx_weights *file, vdx_error *err)
 {
     const vdx_clip_config *cfg = &m->config;
@@ -459,12 +433,22 @@ vdx_clip_model *clip_load_resolved(const char *model_dir, vdx_precision image,
     m->text.precision = text;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", model_dir);
-    if (vdx_clip_config_load(path, &m->config, err) != 0 ||
-        check_tower(&m->config.vision, "vision_config", 1, path, err) != 0 ||
-        check_tower(&m->config.text, "text_config", 0, path, err) != 0)
+    /* the sizes are range-checked there, before anything is allocated for them */
+    if (vdx_clip_config_load(path, &m->config, err) != 0)
         goto fail;
-    if (m->config.projection_dim < 1 || m->config.projection_dim > (1 << 16)) {
-        vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: unusable projection_dim %d", path, m->config.projection_dim);
+    /* Every caller sizes its pixel buffers from the crop and the vision tower reads
+     * num_channels x image_size² floats of each: they must be the same size. */
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);
+    if (vdx_preprocess_config_load(path, &m->preprocess, err) != 0)
+        goto fail;
+    const vdx_clip_tower_config *vision = &m->config.vision;
+    if (m->preprocess.crop_width != vision->image_size ||
+        m->preprocess.crop_height != vision->image_size || vision->num_channels != 3) {
+        vdx_fail_kind(err, VDX_ERR_CORRUPT,
+                      "%s: crops images to %dx%d, but config.json's vision_config takes "
+                      "%dx%d images with %d channels (the crop must be image_size square, "
+                      "RGB)", path, m->preprocess.crop_width, m->preprocess.crop_height,
+                      vision->image_size, vision->image_size, vision->num_channels);
         goto fail;
     }
     snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
@@ -485,9 +469,6 @@ vdx_clip_model *clip_load_resolved(const char *model_dir, vdx_precision image,
     if (compute_fingerprint(m, err) != 0)
         goto fail;
     if (!(m->tokenizer = vdx_tokenizer_load(model_dir, err)))
-        goto fail;
-    snprintf(path, sizeof path, "%s/preprocessor_config.json", model_dir);
-    if (vdx_preprocess_config_load(path, &m->preprocess, err) != 0)
         goto fail;
     weights_model_name(model_dir, m->name, sizeof m->name);
     return m;
