@@ -152,7 +152,8 @@ static int value(cursor *c, int depth)
 int json_text_is_valid(const char *text, size_t size)
 {
     cursor c = {(const unsigned char *)text, (const unsigned char *)text + size};
-    if (size >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+    /* cJSON skips the mark only when the text has a byte past it and one more */
+    if (size >= 5 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
         c.p += 3;
     for (const unsigned char *q = c.p; q < c.end; q++)
         if (!*q) { /* cJSON stops at a NUL */
