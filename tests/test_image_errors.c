@@ -460,6 +460,48 @@ TEST(config_errors)
     rmdir(dir);
 }
 
+/* Found by fuzz_preprocess_config: a mean or std no float holds was converted to float
+ * (undefined behaviour), and a huge rescale_factor or a tiny std gave normalised pixels of
+ * ±inf (NaN image features downstream). Each is refused, naming the key. */
+TEST(config_values_fit_a_float)
+{
+    const char *dir = test_tmpdir("imgcfg-float");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
+    const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"image_mean\": [0.5, 1e300, 0.5]}", ": \"image_mean\"[1] is not a finite float"},
+        {"{\"image_std\": -1e39}", ": \"image_std\" is not a finite float"},
+        {"{\"rescale_factor\": 1e308}", ": \"rescale_factor\" must be a number in (0, 1] (CLIP's is 1/255)"},
+        {"{\"rescale_factor\": 2}", ": \"rescale_factor\" must be a number in (0, 1] (CLIP's is 1/255)"},
+        {"{\"image_std\": [0.5, 0.5, 1e-40]}",
+         ": \"image_mean\"[2] 0.408211 and \"image_std\"[2] 9.99995e-41 normalise pixels beyond a float's range"},
+        {"{\"image_mean\": 3e38, \"image_std\": 0.01}",
+         ": \"image_mean\"[0] 3e+38 and \"image_std\"[0] 0.01 normalise pixels beyond a float's range"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(cases[i].json, f);
+        fclose(f);
+        vdx_preprocess_config cfg;
+        vdx_error err = {{0}};
+        CHECK(vdx_preprocess_config_load(path, &cfg, &err) == -1, "accepted %s", cases[i].json);
+        CHECK(strncmp(err.message, path, strlen(path)) == 0 &&
+                  !strcmp(err.message + strlen(path), cases[i].want),
+              "%s: \"%s\"", cases[i].json, err.message);
+    }
+    /* without normalisation the mean and std are not used */
+    FILE *f = fopen(path, "w");
+    fputs("{\"do_normalize\": false, \"image_std\": [1e-40, 1, 1]}", f);
+    fclose(f);
+    vdx_preprocess_config cfg;
+    vdx_error err = {{0}};
+    CHECK(vdx_preprocess_config_load(path, &cfg, &err) == 0, "%s", err.message);
+    unlink(path);
+    rmdir(dir);
+}
+
 TEST(extreme_aspect_ratio_refused)
 {
     /* 1 x 2,000,000: its short side would be scaled to 224, the long one to 448 million */
@@ -500,6 +542,7 @@ int main(void)
     RUN(corrupt_headers);
     RUN(libjpeg_never_writes_to_stderr);
     RUN(config_errors);
+    RUN(config_values_fit_a_float);
     RUN(extreme_aspect_ratio_refused);
     return test_summary("test_image_errors");
 }

@@ -9,7 +9,9 @@
 #include "image/image_internal.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,7 +61,11 @@ static int json_triple(const cJSON *root, const char *key, float out[3], const c
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!item)
         return 0;
+    /* a value no float holds would be undefined behaviour to convert */
     if (cJSON_IsNumber(item)) { /* a single value for all channels */
+        if (!(fabs(item->valuedouble) <= FLT_MAX))
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"%s\" is not a finite float", path,
+                                 key);
         out[0] = out[1] = out[2] = (float)item->valuedouble;
         return 0;
     }
@@ -69,6 +75,9 @@ static int json_triple(const cJSON *root, const char *key, float out[3], const c
         const cJSON *v = cJSON_GetArrayItem(item, c);
         if (!cJSON_IsNumber(v))
             return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"%s\"[%d] is not a number", path, key, c);
+        if (!(fabs(v->valuedouble) <= FLT_MAX))
+            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"%s\"[%d] is not a finite float",
+                                 path, key, c);
         out[c] = (float)v->valuedouble;
     }
     return 0;
@@ -128,15 +137,26 @@ static int config_from_json(const cJSON *root, const char *path, vdx_preprocess_
         return -1;
     const cJSON *factor = cJSON_GetObjectItemCaseSensitive(root, "rescale_factor");
     if (factor) {
-        if (!cJSON_IsNumber(factor) || !(factor->valuedouble > 0))
-            return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"rescale_factor\" must be a positive number", path);
+        if (!cJSON_IsNumber(factor) || !(factor->valuedouble > 0 && factor->valuedouble <= 1))
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                 "%s: \"rescale_factor\" must be a number in (0, 1] (CLIP's "
+                                 "is 1/255)", path);
         cfg->rescale_factor = factor->valuedouble;
     }
     if (!do_rescale)
         cfg->rescale_factor = 1.0;
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < 3; c++) {
         if (cfg->do_normalize && cfg->std[c] == 0.0f)
             return vdx_fail_kind(err, VDX_ERR_INVALID, "%s: \"image_std\"[%d] is zero", path, c);
+        /* vdx_image_normalize's table is monotonic in the byte: its ends must be finite */
+        const float top = (float)(255.0 * cfg->rescale_factor);
+        if (cfg->do_normalize && !(isfinite((0.0f - cfg->mean[c]) / cfg->std[c]) &&
+                                   isfinite((top - cfg->mean[c]) / cfg->std[c])))
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                 "%s: \"image_mean\"[%d] %g and \"image_std\"[%d] %g normalise "
+                                 "pixels beyond a float's range", path, c, (double)cfg->mean[c],
+                                 c, (double)cfg->std[c]);
+    }
     const cJSON *resample = cJSON_GetObjectItemCaseSensitive(root, "resample");
     if (resample) {
         if (!cJSON_IsNumber(resample) || resample->valueint != 3)
