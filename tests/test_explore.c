@@ -1730,6 +1730,44 @@ TEST(exports_parse_back_and_import)
     vdx_store_close(store);
 }
 
+/* Found by fuzz_classifier_import: a refusal quoted the document's "format" whole, so a
+ * long one was cut at the 1 KiB message limit inside a UTF-8 character (messages reach
+ * JSON replies); the fingerprint was compared after its copy was cut to 64 bytes, so this
+ * collection's fingerprint followed by anything passed for it. */
+TEST(import_quotes_safely_and_compares_whole_fingerprints)
+{
+    const char *dir = test_tmpdir("import-echo");
+    vdx_store *store = open_store(dir, "echo", model_hash_a, 1);
+    vdx_concepts *book = store ? open_book(store) : NULL;
+    REQUIRE(book, "book");
+    vdx_error err = {{0}};
+    char json[2048] = "{\"format\": \"x", want[256] = "classifier: \"format\" is \"x";
+    for (int i = 0; i < 600; i++)
+        strcat(json, "\xc3\xa9");
+    strcat(json, "\", \"version\": 1}");
+    for (int i = 0; i < 31; i++) /* 63 bytes: a 32nd é would end at byte 65 */
+        strcat(want, "\xc3\xa9");
+    strcat(want, "\", expected \"vdx-classifier\"");
+    int rc = vdx_concept_import_classifier(book, json, strlen(json), "x", NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, want), "%s", err.message);
+
+    snprintf(json, sizeof json,
+             "{\"format\": \"vdx-classifier\", \"version\": 1, \"name\": \"n\", \"model\": "
+             "{\"name\": \"synthetic-a\", \"fingerprint\": \"%s-other\", \"dims\": %d}}",
+             model_hash_a, DIMS);
+    rc = vdx_concept_import_classifier(book, json, strlen(json), "x", NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "classifier: \"model\" \"fingerprint\" is 70 bytes "
+                                           "long, not a model fingerprint (at most 64)") &&
+              err.kind == VDX_ERR_INVALID,
+          "%s", err.message);
+    cJSON *list = NULL;
+    CHECK(vdx_concept_list(book, &list, &err) == 0 && cJSON_GetArraySize(list) == 0,
+          "no concept imported");
+    cJSON_Delete(list);
+    vdx_concepts_close(book);
+    vdx_store_close(store);
+}
+
 /* ---- threads ------------------------------------------------------------------------ */
 
 typedef struct worker {
@@ -2413,6 +2451,7 @@ int main(void)
     RUN(two_books_share_one_database);
     RUN(crud_and_exact_errors);
     RUN(exports_parse_back_and_import);
+    RUN(import_quotes_safely_and_compares_whole_fingerprints);
     RUN(concurrent_threads_share_a_book);
     RUN(calibration_and_audit_estimates);
     RUN(score_and_evaluate_through_the_index);

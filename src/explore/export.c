@@ -12,9 +12,12 @@
 
 #include "common/json_check.h"
 #include "common/strbuf.h"
+#include "common/text.h"
 
 #define CLASSIFIER_FORMAT "vdx-classifier"
 #define CLASSIFIER_VERSION 1
+/* A document's text quoted in a refusal is cut (between characters) to this many bytes. */
+#define ECHO_MAX 64
 
 int vdx_export_format_parse(const char *text)
 {
@@ -370,7 +373,9 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
         rc = -1;
     if (rc == 0 && strcmp(format->valuestring, CLASSIFIER_FORMAT) != 0)
         rc = vdx_fail_kind(err, VDX_ERR_INVALID,
-                           "classifier: \"format\" is \"%s\", expected \"%s\"",
+                           "classifier: \"format\" is \"%.*s\", expected \"%s\"",
+                           (int)utf8_prefix(format->valuestring, strlen(format->valuestring),
+                                            ECHO_MAX),
                            format->valuestring, CLASSIFIER_FORMAT);
     if (rc == 0 && version->valueint != CLASSIFIER_VERSION)
         rc = vdx_fail_kind(err, VDX_ERR_INVALID,
@@ -392,11 +397,24 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
         if (!dims) {
             rc = -1;
         } else {
-            snprintf(theirs.name, sizeof theirs.name, "%s", model_name->valuestring);
-            snprintf(theirs.config_hash, sizeof theirs.config_hash, "%s",
-                     fingerprint->valuestring);
+            const char *their_name = model_name->valuestring;
+            const char *their_hash = fingerprint->valuestring;
+            snprintf(theirs.name, sizeof theirs.name, "%.*s",
+                     (int)utf8_prefix(their_name, strlen(their_name), sizeof theirs.name - 1),
+                     their_name);
+            snprintf(theirs.config_hash, sizeof theirs.config_hash, "%.*s",
+                     (int)utf8_prefix(their_hash, strlen(their_hash),
+                                      sizeof theirs.config_hash - 1),
+                     their_hash);
             theirs.dims = dims->valueint;
-            if (strcmp(theirs.config_hash, ours->config_hash) != 0 || theirs.dims != ours->dims)
+            /* the whole fingerprint: ours followed by more text is not ours (the copy above
+             * is cut to the identity's 64 bytes, and was all that was compared) */
+            if (strlen(their_hash) >= sizeof theirs.config_hash)
+                rc = vdx_fail_kind(err, VDX_ERR_INVALID,
+                                   "classifier: \"model\" \"fingerprint\" is %zu bytes long, "
+                                   "not a model fingerprint (at most %zu)", strlen(their_hash),
+                                   sizeof theirs.config_hash - 1);
+            else if (strcmp(their_hash, ours->config_hash) != 0 || theirs.dims != ours->dims)
                 rc = model_mismatch_fail(err, "classifier was trained on vectors of", &theirs,
                                          ours);
         }
