@@ -18,7 +18,7 @@ pkgs="openblas libjpeg libpng libwebp libwebpdemux libgif libutf8proc libcjson s
 cflags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
         -Iinclude -Isrc $(pkg-config --cflags $pkgs)"
 # shellcheck disable=SC2086
-libs="$(pkg-config --libs $pkgs) -lm -pthread"
+libs="$(pkg-config --libs $pkgs) -lm -pthread -fopenmp" # the explore and store modules call omp_*
 
 # A target names the library sources it needs in its header comment (a FUZZ_SOURCES line
 # or the clang command it documents): those are compiled with the fuzzing flags, so one
@@ -146,6 +146,48 @@ printf '%b\n' '\0357\0273\0277photo_id\tphoto_image_url\tphoto_width\tphoto_heig
     'a1\thttps://h.example/a1\t3840\t2562\t"tab\there, ""quoted"""' \
     'a2\thttps://h.example/a2\t\t\t"two\nlines"' 'a1\tftp://h.example/x\t1\t1\tdup' \
     '\f\fphoto_id\tkeyword' 'a1\tdog' 'a1\tbeach' > "$out/corpus/unsplash/keywords.tsv"
+
+# Model-directory JSON seeds: a trimmed clip-tiny config.json, the older *_dict keys with a
+# 336 px gelu tower, and refusals (sizes past the limits of vdx/clip.h, an unknown
+# activation with a non-ASCII name, not an object, a byte order mark).
+mkdir -p "$out/corpus/clip_config"
+printf '%s' '{"projection_dim":32,"text_config":{"hidden_size":64,"intermediate_size":256,"num_attention_heads":2,"num_hidden_layers":2,"max_position_embeddings":77,"vocab_size":49408,"hidden_act":"quick_gelu","layer_norm_eps":1e-05},"vision_config":{"hidden_size":128,"intermediate_size":512,"num_attention_heads":2,"num_hidden_layers":2,"image_size":224,"patch_size":32,"num_channels":3,"hidden_act":"quick_gelu","layer_norm_eps":1e-05}}' \
+    > "$out/corpus/clip_config/tiny.json"
+printf '%s' '{"vision_config_dict":{"image_size":336,"patch_size":14,"hidden_act":"gelu"},"text_config_dict":{"hidden_size":768,"num_attention_heads":12}}' \
+    > "$out/corpus/clip_config/dict.json"
+printf '%s' '{"vision_config":{"image_size":65536,"patch_size":1,"intermediate_size":1048576,"num_hidden_layers":4096,"num_channels":64}}' \
+    > "$out/corpus/clip_config/huge.json"
+printf '%s' '{"text_config":{"hidden_size":1e9,"num_hidden_layers":1000000,"max_position_embeddings":1}}' \
+    > "$out/corpus/clip_config/absurd.json"
+printf '{"text_config":{"hidden_act":"gelu_new\303\251"}}' > "$out/corpus/clip_config/act.json"
+printf '\357\273\277[]' > "$out/corpus/clip_config/bom-array.json"
+
+# preprocessor_config.json seeds: clip-tiny's (old integer form), the new dict forms, and
+# refusals (a zero std, a mean no float holds, resample 2).
+mkdir -p "$out/corpus/preprocess_config"
+printf '%s' '{"crop_size":224,"do_center_crop":true,"do_normalize":true,"do_resize":true,"image_mean":[0.48145466,0.4578275,0.40821073],"image_std":[0.26862954,0.26130258,0.27577711],"resample":3,"size":224}' \
+    > "$out/corpus/preprocess_config/tiny.json"
+printf '%s' '{"size":{"shortest_edge":336},"crop_size":{"height":336,"width":336},"do_rescale":true,"rescale_factor":0.00392156862745098,"image_mean":0.5,"image_std":[0.5,0.5,0.5]}' \
+    > "$out/corpus/preprocess_config/dict.json"
+printf '%s' '{"size":{"height":32,"width":48},"crop_size":{"height":32,"width":48},"do_center_crop":false,"do_normalize":false}' \
+    > "$out/corpus/preprocess_config/fixed.json"
+printf '%s' '{"image_std":[0,1,1],"image_mean":[1e300,0,0],"rescale_factor":1e308,"resample":2}' \
+    > "$out/corpus/preprocess_config/hostile.json"
+
+# Classifier seeds (the model fuzz_classifier_import.c opens: "fuzz-model", fingerprint
+# "ab" x 32, 4 dims): one with a trained, calibrated anchored round, one without rounds,
+# and refusals (another model, a long non-ASCII format, a NUL escape).
+mkdir -p "$out/corpus/classifier_import"
+fp=abababababababababababababababababababababababababababababababab
+printf '{"format":"vdx-classifier","version":1,"name":"cats","prompt":"a cat","created":"2026-12-06T00:00:00Z","model":{"name":"fuzz-model","fingerprint":"%s","dims":4},"weight":[0.5,-0.25,0.125,1],"initial_weight":[0.5,0.5,0.5,0.5],"threshold":0.1,"trainer":"auto","history":[{"time":"2026-12-06T00:00:01Z","labels_added":3,"positive":2,"negative":1,"iters":100,"lr":0.5,"losses":[0.69,0.3],"training_accuracy":1,"weight":[0.5,-0.25,0.125,1],"calibration":{"a":1.5,"b":-0.2},"trainer":"anchored","bias":0.3}]}' \
+    "$fp" > "$out/corpus/classifier_import/round.json"
+printf '{"format":"vdx-classifier","version":1,"name":"chat noir","prompt":null,"model":{"name":"fuzz-model","fingerprint":"%s","dims":4},"weight":[1e-3,0,0,-2],"initial_weight":[1e-3,0,0,-2],"threshold":-3,"history":[]}' \
+    "$fp" > "$out/corpus/classifier_import/no-rounds.json"
+printf '{"format":"vdx-classifier","version":1,"name":"x","model":{"name":"other","fingerprint":"cdcd","dims":4},"weight":[1,0,0,0],"initial_weight":[1,0,0,0],"threshold":0,"history":[]}' \
+    > "$out/corpus/classifier_import/other-model.json"
+printf '{"format":"%s","version":1}' "$(printf '\303\251%.0s' $(seq 600))" \
+    > "$out/corpus/classifier_import/long-format.json"
+printf '{"name":"a\\u0000b"}' > "$out/corpus/classifier_import/nul.json"
 
 if [ $# -ge 1 ]; then
     export VDX_TOKENIZER_DIR="${VDX_TOKENIZER_DIR:-$shared}"
