@@ -498,6 +498,51 @@ TEST(bad_merges_lines_are_located)
     remove_toy_dir(dir);
 }
 
+/* Found by fuzz_tokenizer_load: text of the files quoted in a refusal was cut at byte 64
+ * (or not at all: a repeated merge of two long symbols) whatever the characters, so a
+ * message about a UTF-8 file could end inside a character, or lose its line number past
+ * the 1 KiB limit. Quotes are now cut to 64 bytes between characters. */
+TEST(quoted_text_is_cut_between_characters)
+{
+    const char *dir = test_tmpdir("tok-quotes");
+    /* "x" then 30 four-byte characters: 64 bytes would end inside the 16th */
+    char line[256] = "x", want[512];
+    for (int i = 0; i < 30; i++)
+        strcat(line, "\xf0\x9f\x8e\x89");
+    write_vocab(dir, toy_symbols, 1);
+    write_text(dir, "merges.txt", line);
+    snprintf(want, sizeof want, "/merges.txt: line 1: expected the \"#version\" header, got \"%.61s\"",
+             line);
+    expect_load_error(dir, want);
+    char merges[512];
+    snprintf(merges, sizeof merges, "#version: 0.2\na %s\n", line);
+    write_text(dir, "merges.txt", merges);
+    snprintf(want, sizeof want, "/merges.txt: line 2: symbol \"%.61s\" is not in vocab.json", line);
+    expect_load_error(dir, want);
+    snprintf(merges, sizeof merges, "#version: 0.2\n%s\n", line);
+    write_text(dir, "merges.txt", merges);
+    snprintf(want, sizeof want,
+             "/merges.txt: line 2: expected two symbols separated by a space, got \"%.61s\"", line);
+    expect_load_error(dir, want);
+    /* a repeated merge of two 600-byte symbols: the line it repeats is still named */
+    char *big = malloc(601), *merged = malloc(1201), *text = malloc(4096);
+    memset(big, 'a', 600);
+    big[600] = 0;
+    memset(merged, 'a', 1200); /* what "big big" merges into */
+    merged[1200] = 0;
+    const char *symbols[] = {big, merged, NULL};
+    write_vocab(dir, symbols, 1);
+    snprintf(text, 4096, "#version: 0.2\n%s %s\n%s %s\n", big, big, big, big);
+    write_text(dir, "merges.txt", text);
+    snprintf(want, sizeof want, "/merges.txt: line 3: merge \"%.64s %.64s\" repeats line 2", big,
+             big);
+    expect_load_error(dir, want);
+    free(big);
+    free(merged);
+    free(text);
+    remove_toy_dir(dir);
+}
+
 int main(void)
 {
     const char *dir = test_shared_path("fixtures/clip-tiny");
@@ -524,6 +569,7 @@ int main(void)
     RUN(bpe_merges_lowest_rank_first_and_leftmost_first);
     RUN(too_long_model_dir_is_refused_not_cut);
     RUN(missing_files_are_named);
+    RUN(quoted_text_is_cut_between_characters);
     RUN(bad_vocab_json_is_located);
     RUN(bad_merges_lines_are_located);
     vdx_tokenizer_free(clip_tok);

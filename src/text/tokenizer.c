@@ -23,6 +23,7 @@
 #include "vdx/tokenizer.h"
 #include "common/hash.h"
 #include "common/json_check.h"
+#include "common/text.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -141,6 +142,10 @@ static int byte_symbol(int byte, char out[2])
 
 /* ---- loading ---------------------------------------------------------------------------- */
 
+/* A file's text quoted in a refusal: at most 64 bytes, cut between characters (a message
+ * about UTF-8 input stays UTF-8), as the precision and pointer of a "%.*s". */
+#define QUOTED(s, len) (int)utf8_prefix((s), (len), 64), (s)
+
 static void line_and_column(const char *data, size_t offset, int *line, size_t *column)
 {
     *line = 1;
@@ -188,13 +193,13 @@ static int load_vocab(const char *path, cJSON **json_out, vocab_table *vocab, vd
     for (const cJSON *item = json->child; item; item = item->next, index++) {
         double value = cJSON_IsNumber(item) ? item->valuedouble : -1;
         if (value < 0 || value > INT32_MAX || value != (double)(int32_t)value)
-            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: entry %zu (\"%.64s\"): the id must be a non-negative integer",
-                            path, index + 1, item->string);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: entry %zu (\"%.*s\"): the id must be a non-negative integer",
+                            path, index + 1, QUOTED(item->string, strlen(item->string)));
         size_t length = strlen(item->string);
         vocab_slot *slot = vocab_find_slot(vocab, item->string, length);
         if (slot->symbol)
-            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: entry %zu: symbol \"%.64s\" appears twice", path, index + 1,
-                            item->string);
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: entry %zu: symbol \"%.*s\" appears twice", path, index + 1,
+                            QUOTED(item->string, length));
         *slot = (vocab_slot){item->string, length, (int32_t)value};
     }
 
@@ -297,7 +302,7 @@ static int load_merges(vdx_tokenizer *tok, const char *path, const vocab_table *
         if (line_no == 1) {
             if (length < 8 || memcmp(line, "#version", 8) != 0) {
                 status = vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: line 1: expected the \"#version\" header, got \"%.*s\"",
-                                  path, (int)(length < 64 ? length : 64), line);
+                                  path, QUOTED(line, length));
                 break;
             }
         } else {
@@ -306,7 +311,7 @@ static int load_merges(vdx_tokenizer *tok, const char *path, const vocab_table *
             if (split_merge_line(line, length, &left, &left_len, &right, &right_len) != 0) {
                 status = vdx_fail_kind(err, VDX_ERR_CORRUPT,
                                   "%s: line %d: expected two symbols separated by a space, got \"%.*s\"",
-                                  path, line_no, (int)(length < 64 ? length : 64), line);
+                                  path, line_no, QUOTED(line, length));
                 break;
             }
             memcpy(joined, left, left_len);
@@ -318,13 +323,13 @@ static int load_merges(vdx_tokenizer *tok, const char *path, const vocab_table *
             if (missing) {
                 size_t missing_len = left_id < 0 ? left_len : right_id < 0 ? right_len : left_len + right_len;
                 status = vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: line %d: symbol \"%.*s\" is not in vocab.json", path,
-                                  line_no, (int)(missing_len < 64 ? missing_len : 64), missing);
+                                  line_no, QUOTED(missing, missing_len));
                 break;
             }
             merge_slot *slot = merge_find_slot(tok->merges, tok->merge_mask, pair_key(left_id, right_id));
             if (slot->pair != EMPTY_PAIR) {
                 status = vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: line %d: merge \"%.*s %.*s\" repeats line %d", path,
-                                  line_no, (int)left_len, left, (int)right_len, right,
+                                  line_no, QUOTED(left, left_len), QUOTED(right, right_len),
                                   (int)slot->rank + 2);
                 break;
             }
