@@ -174,6 +174,18 @@ printf '%s' '{"size":{"height":32,"width":48},"crop_size":{"height":32,"width":4
 printf '%s' '{"image_std":[0,1,1],"image_mean":[1e300,0,0],"rescale_factor":1e308,"resample":2}' \
     > "$out/corpus/preprocess_config/hostile.json"
 
+# Tokenizer-loader seeds (see fuzz_tokenizer_load.c: '+' puts the 512 byte symbols and the
+# special tokens in front; "\f\f" starts merges.txt): a few merges of a tiny vocabulary, and
+# refusals (a merge of an unknown symbol, a repeated merge, ids that are not integers, no
+# #version header, a missing byte symbol).
+mkdir -p "$out/corpus/tokenizer_load"
+printf '+, "ca": 600, "cat</w>": 601, "ph": 602, "pho": 603, "to</w>": 604, "photo</w>": 605}\f\f#version: 0.2\nc a\nca t</w>\np h\nph o\nt o</w>\npho to</w>\n' \
+    > "$out/corpus/tokenizer_load/merges.txt"
+printf '+, "ab": 600}\f\f#version: 0.2\na b\na b\n' > "$out/corpus/tokenizer_load/repeat"
+printf '+, "ab": 1.5, "cd": -1}\f\fa b\n' > "$out/corpus/tokenizer_load/bad-ids"
+printf '+}\f\f#version: 0.2\nq zz\n' > "$out/corpus/tokenizer_load/unknown"
+printf '{"a": 0, "<|startoftext|>": 49406, "<|endoftext|>": 49407}' > "$out/corpus/tokenizer_load/no-bytes"
+
 # Classifier seeds (the model fuzz_classifier_import.c opens: "fuzz-model", fingerprint
 # "ab" x 32, 4 dims): one with a trained, calibrated anchored round, one without rounds,
 # and refusals (another model, a long non-ASCII format, a NUL escape).
