@@ -300,18 +300,31 @@ else
     echo "skip - mixed precisions: CPU lacks avx512_bf16"
 fi
 
-# a model whose output is not finite (an image_std of 1e-45 divides the pixels into
+# a model whose output is not finite (a visual projection of 3e38s overflows to
 # infinities) is refused with the corrupt-data status, naming the input; a file that is
-# no image with the invalid-input status
+# no image with the invalid-input status. An image_std of 1e-45, which divided the pixels
+# into infinities, is now refused when the model loads (test_image_errors).
 cp -r "$MODEL" "$T/nan-model" && chmod -R u+w "$T/nan-model"
-python3 -c 'import json, sys
-p = sys.argv[1] + "/preprocessor_config.json"; c = json.load(open(p))
-c["image_std"] = [1e-45, 1, 1]; json.dump(c, open(p, "w"))' "$T/nan-model"
+python3 -c 'import json, struct, sys
+p = sys.argv[1] + "/model.safetensors"; f = open(p, "r+b")
+n = struct.unpack("<Q", f.read(8))[0]; t = json.loads(f.read(n))["visual_projection.weight"]
+begin, end = t["data_offsets"]; f.seek(8 + n + begin)
+f.write(struct.pack("<f", 3e38) * ((end - begin) // 4))' "$T/nan-model"
 image="$SHARED/fixtures/golden/clip-tiny/images/exact_224x224.png"
 "$VDX" embed --model "$T/nan-model" --image "$image" > "$T/nan.out" 2> "$T/nan.err"
 rc=$?
-[ $rc -eq 10 ] && [ ! -s "$T/nan.out" ] && grep -q "input 1 (.*exact_224x224.png): the model's vector holds NaN at element" "$T/nan.err" &&
+[ $rc -eq 10 ] && [ ! -s "$T/nan.out" ] && grep -q "input 1 (.*exact_224x224.png): the model's vector holds an infinity at element" "$T/nan.err" &&
     ok "a non-finite vector is refused (exit 10), nothing printed" || not_ok "non-finite vector: exit $rc $(cat "$T/nan.out" "$T/nan.err" | head -c 300)"
+cp -r "$MODEL" "$T/std-model" && chmod -R u+w "$T/std-model"
+python3 -c 'import json, sys
+p = sys.argv[1] + "/preprocessor_config.json"; c = json.load(open(p))
+c["image_std"] = [1e-45, 1, 1]; json.dump(c, open(p, "w"))' "$T/std-model"
+"$VDX" embed --model "$T/std-model" --image "$image" > "$T/std.out" 2> "$T/std.err"
+rc=$?
+[ $rc -ne 0 ] && [ ! -s "$T/std.out" ] &&
+    grep -q 'std-model/preprocessor_config.json: "image_mean"\[0\] 0.481455 and "image_std"\[0\] 1.4013e-45 normalise pixels beyond a float.s range' "$T/std.err" &&
+    ok "an image_std that makes infinite pixels is refused when the model loads (exit $rc)" ||
+    not_ok "image_std 1e-45: exit $rc $(cat "$T/std.out" "$T/std.err" | head -c 300)"
 embed --image /dev/null > /dev/null 2> "$T/null.err"
 rc=$?
 [ $rc -eq 3 ] && grep -q "/dev/null: not a regular file (a character device)" "$T/null.err" &&
