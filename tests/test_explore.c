@@ -1710,6 +1710,20 @@ TEST(exports_parse_back_and_import)
           "%s", err.message);
     free(zero_json);
     cJSON_Delete(zero);
+    /* a weight of floats near FLT_MAX: every score would overflow to infinity */
+    cJSON *huge = cJSON_Duplicate(classifier, 1);
+    float big[DIMS];
+    for (int j = 0; j < DIMS; j++)
+        big[j] = 3e38f;
+    cJSON_ReplaceItemInObject(huge, "weight", cJSON_CreateFloatArray(big, DIMS));
+    char *huge_json = cJSON_Print(huge);
+    rc = vdx_concept_import_classifier(same_book, huge_json, strlen(huge_json), "x", NULL, &err);
+    CHECK(rc == -1 && !strcmp(err.message, "classifier: the document \"weight\" has length "
+                                           "1.7e+39, more than 1e+06: not a classifier's weight "
+                                           "(scores would overflow)"),
+          "%s", err.message);
+    free(huge_json);
+    cJSON_Delete(huge);
     /* a weight of the wrong length */
     cJSON *weight = cJSON_GetObjectItem(classifier, "weight");
     cJSON_DeleteItemFromArray(weight, 0);

@@ -259,7 +259,13 @@ static int is_object(const cJSON *v)
     return cJSON_IsObject(v) != 0;
 }
 
-/* A vector field: an array of exactly dims finite numbers that fit a float. */
+/* A weight's length at most: a trained one's is about 1 (the seed's trainer renormalises
+ * it) to a few dozen (the anchored trainer's prompt scale); far beyond, an item's score
+ * x·w could overflow a float to infinity, and every probability and threshold with it. */
+#define WEIGHT_NORM_MAX 1e6
+
+/* A vector field: an array of exactly dims finite numbers that fit a float, of length at
+ * most WEIGHT_NORM_MAX (each is a classifier's weight). */
 static int vector_field(const cJSON *obj, const char *where, const char *key, int dims, float *out,
                         vdx_error *err)
 {
@@ -281,6 +287,14 @@ static int vector_field(const cJSON *obj, const char *where, const char *key, in
                                  i);
         out[i++] = (float)v->valuedouble;
     }
+    double norm2 = 0;
+    for (int j = 0; j < dims; j++)
+        norm2 += (double)out[j] * out[j];
+    if (sqrt(norm2) > WEIGHT_NORM_MAX)
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "classifier: %s \"%s\" has length %.3g, more than %g: not a "
+                             "classifier's weight (scores would overflow)",
+                             where, key, sqrt(norm2), WEIGHT_NORM_MAX);
     return 0;
 }
 
