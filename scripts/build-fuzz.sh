@@ -97,6 +97,16 @@ printf '\376一只猫在沙发上睡觉' > "$out/corpus/spm_encode/zh"
 printf '\010  ＡＢＣ１２３\t x  <mask> ｶﾞ' > "$out/corpus/spm_encode/forms"
 printf '\376قطة نائمة على الأريكة 🎉🎉' > "$out/corpus/spm_encode/ar"
 
+# CLIP tokenizer seeds (fuzz_tokenizer.c: first byte = max_len - 2): a prompt cut at 77,
+# one cut short (max_len 5), contractions, numbers and punctuation, accents and emoji,
+# and bytes that are not UTF-8.
+mkdir -p "$out/corpus/tokenizer"
+printf 'Ka photo of a dog on a beach' > "$out/corpus/tokenizer/prompt"
+printf '\003a house by the lake at sunset, in winter' > "$out/corpus/tokenizer/short"
+printf "K don't  I'll we've 1234567 -- ?!... (a)[b]{c}" > "$out/corpus/tokenizer/marks"
+printf 'K Café naïve ÉCOLE 🎉🐕 一只猫' > "$out/corpus/tokenizer/unicode"
+printf 'K a\377\376b \300\200 c' > "$out/corpus/tokenizer/bad_utf8"
+
 # Request-policy seeds: Host headers (first byte even; port 8080 = 1 + 0x1f8f) and JSON
 # bodies (first byte odd) with and without a \u0000 in a string.
 mkdir -p "$out/corpus/http_policy"
