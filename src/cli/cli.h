@@ -20,7 +20,7 @@ int cmd_search(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 /* After an ingest: builds the index when vdx_store_index_auto says so, with progress on
- * stderr. Returns 0, or 1 after printing the error. */
+ * stderr. Returns 0, or the exit status of its kind after printing the error. */
 int cli_index_auto(vdx_store *store);
 int cmd_map(int argc, char **argv);
 int cmd_concept(int argc, char **argv);
@@ -75,7 +75,7 @@ int cli_store_options(int opt, const char *arg, vdx_store_options *so);
  * collection's image model `image`: a known pairing (vdx_text_model_known_pair), one this
  * collection recorded before, or `force`; the dimensions must match in every case. An
  * accepted pairing is recorded in the collection's text-models.json. On any failure the
- * error is printed and *failed = 1. */
+ * error is printed, *failed = 1 and cli_last_status() is the exit status of its kind. */
 vdx_text_model *cli_load_text_model(const char *text_arg, int force,
                                     const vdx_store_options *store_opts,
                                     const vdx_model_identity *image, int threads, int *failed);

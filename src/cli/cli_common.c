@@ -222,24 +222,24 @@ vdx_text_model *cli_load_text_model(const char *text_arg, int force,
     char dir[4096], path[4096];
     vdx_error err = {{0}};
     if (vdx_clip_resolve_model(text_arg, dir, sizeof dir, &err) != 0) {
-        cli_error("%s", err.message);
+        cli_fail(&err, "%s", err.message);
         return NULL;
     }
     vdx_text_model *tm = vdx_text_model_load_with(dir, cli_clip_options(), &err);
     if (!tm) {
-        cli_error("%s", err.message);
+        cli_fail(&err, "%s", err.message);
         return NULL;
     }
     const char *name = vdx_text_model_name(tm);
     if (vdx_text_model_dims(tm) != image->dims) {
-        cli_error("the text model %s gives %d-d vectors but the collection's image model %s "
+        cli_fail_kind(VDX_ERR_MODEL_MISMATCH, "the text model %s gives %d-d vectors but the collection's image model %s "
                   "gives %d-d ones: they cannot share a space", name, vdx_text_model_dims(tm),
                   image->name, image->dims);
         vdx_text_model_free(tm);
         return NULL;
     }
     if (vdx_store_collection_dir(store_opts, path, sizeof path - 32, &err) != 0) {
-        cli_error("%s", err.message);
+        cli_fail(&err, "%s", err.message);
         vdx_text_model_free(tm);
         return NULL;
     }
@@ -253,7 +253,7 @@ vdx_text_model *cli_load_text_model(const char *text_arg, int force,
     }
     int known = vdx_text_model_known_pair(name, image->name);
     if (!known && !recorded && !force) {
-        cli_error("the text model %s is not known to share the space of the collection's "
+        cli_fail_kind(VDX_ERR_MODEL_MISMATCH, "the text model %s is not known to share the space of the collection's "
                   "image model %s (M-CLIP/XLM-Roberta-Large-Vit-B-32 pairs with "
                   "openai/clip-vit-base-patch32): its prompts would find unrelated images. "
                   "Add --force-text-model if you know they were trained together",

@@ -129,6 +129,55 @@ static int parse_double(const char *cmd, const char *opt, const char *text, doub
     return 0;
 }
 
+/* The options of each subcommand besides the common ones (--collection, --data, --store,
+ * --model, --json). One subcommand's option given to another is refused, never ignored:
+ * `next dogs --top 5` would otherwise show 9 candidates and `show --threshold 1` change
+ * nothing, silently. Each list is space-separated with a space at both ends. */
+static const struct {
+    const char *sub, *options;
+} own_options[] = {
+    {"new", " --prompt --example --trainer --text-model --force-text-model "},
+    {"next", " -k --k --mode --page --where --hide-duplicates --seed "},
+    {"train", " --iters --lr "},
+    {"show", " --weight --bins --exact "},
+    {"score", " --top --threshold --offset --where --exact "},
+    {"export", " --labels --scores --classifier --format --threshold -o --output "},
+    {"import", " --name "},
+    {"fit-threshold", " --precision --source "},
+    {"undo", " --round --revert-labels "},
+    {"history", " --top "},
+};
+
+/* 1 when the list (one of own_options') holds the option `arg`. */
+static int listed(const char *list, const char *arg)
+{
+    size_t n = strlen(arg);
+    for (const char *p = strstr(list, arg); p; p = strstr(p + 1, arg))
+        if (p[-1] == ' ' && p[n] == ' ')
+            return 1;
+    return 0;
+}
+
+/* Refuses `arg` when it is some subcommand's option but not one of `sub`'s. */
+static int check_applies(const char *cmd, const char *sub, const char *arg)
+{
+    const char *own = "", *anywhere = NULL;
+    for (size_t i = 0; i < sizeof own_options / sizeof own_options[0]; i++) {
+        if (!strcmp(own_options[i].sub, sub))
+            own = own_options[i].options;
+        if (listed(own_options[i].options, arg))
+            anywhere = own_options[i].sub;
+    }
+    if (!anywhere || listed(own, arg))
+        return 0;
+    if (!*own)
+        return cli_usage_error(cmd, "%s is an option of 'concept %s', not of '%s' (which takes "
+                               "only --collection, --data, --store, --model and --json)",
+                               arg, anywhere, sub);
+    return cli_usage_error(cmd, "%s is not an option of '%s' (its own:%.*s)", arg, sub,
+                           (int)strlen(own) - 1, own);
+}
+
 /* Parses argv[2..]. Returns 0, or the exit status (2) after a usage error. */
 /* The letter cli_store_options knows an argument "--collection" / "--data" / "--store"
  * by (the shared option table), or 0. */
@@ -155,6 +204,9 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
             return cli_usage_error(cmd, "%s needs a value", a);                            \
         i++;                                                                               \
     } while (0)
+        if (!no_more_options && a[0] == '-' && !(labelling && o->n_positional >= 1) &&
+            check_applies(cmd, sub, a) != 0)
+            return 2;
         if (!no_more_options && !strcmp(a, "--")) {
             no_more_options = 1;
         } else if (!no_more_options && store_option(a)) {
@@ -268,6 +320,8 @@ static int parse_options(int argc, char **argv, const char *sub, options *o)
             o->format = value;
         } else if (!no_more_options && (!strcmp(a, "-o") || !strcmp(a, "--output"))) {
             TAKES_VALUE();
+            if (!*value)
+                return cli_usage_error(cmd, "%s needs a file name (or - for standard output)", a);
             o->output = value;
         } else if (!no_more_options && !strcmp(a, "--name")) {
             TAKES_VALUE();
@@ -388,6 +442,8 @@ static int cmd_new(context *c)
     options *o = c->o;
     if (!o->prompt && !o->n_examples)
         return cli_usage_error("concept new", "give --prompt TEXT and/or --example ID");
+    if (o->prompt && !*o->prompt) /* an unset shell variable, most likely */
+        return cli_usage_error("concept new", "--prompt is empty");
     if (o->trainer && !vdx_concept_trainer_known(o->trainer))
         return cli_usage_error("concept new", "--trainer is " VDX_TRAINER_NAMES ", not '%s'",
                                o->trainer);
@@ -401,9 +457,9 @@ static int cmd_new(context *c)
         text_model = cli_load_text_model(o->text_model, o->force_text_model, c->store_opts,
                                          vdx_store_model(c->store), 0, &failed);
         if (!text_model)
-            return 1;
+            return cli_last_status();
         text_vector = malloc((size_t)vdx_text_model_dims(text_model) * sizeof *text_vector);
-        int rc = !text_vector ? vdx_fail(&c->err, "out of memory")
+        int rc = !text_vector ? vdx_fail_kind(&c->err, VDX_ERR_NO_MEMORY, "out of memory")
                               : vdx_text_model_embed(text_model, o->prompt, text_vector,
                                                      &truncated, &c->err);
         if (rc != 0) {
@@ -811,7 +867,10 @@ static int cmd_simple(context *c)
         else if ((rc = vdx_concept_set_threshold(c->book, o->positional[0], t, &c->err)) == 0)
             cJSON_AddNumberToObject(result, "threshold", t);
     } else if (!strcmp(sub, "trainer")) {
-        if ((rc = vdx_concept_set_trainer(c->book, o->positional[0], o->positional[1],
+        if (!vdx_concept_trainer_known(o->positional[1]))
+            rc = cli_usage_error("concept trainer", "the trainer is " VDX_TRAINER_NAMES
+                                 ", not '%s'", o->positional[1]);
+        else if ((rc = vdx_concept_set_trainer(c->book, o->positional[0], o->positional[1],
                                           &c->err)) == 0)
             cJSON_AddStringToObject(result, "trainer", o->positional[1]);
     } else if (!strcmp(sub, "fit-threshold")) {
@@ -991,6 +1050,9 @@ int cmd_concept(int argc, char **argv)
         free(o.label_ops);
         char cmd[64];
         snprintf(cmd, sizeof cmd, "concept %s", sub->name);
+        if (o.n_positional > sub->n_positional) /* say which: a missing quote, say */
+            return cli_usage_error(cmd, "expected %s; unexpected argument '%s'", sub->usage,
+                                   o.positional[sub->n_positional]);
         return cli_usage_error(cmd, "expected %s", sub->usage);
     }
     context c = {.o = &o, .sub = sub->name};

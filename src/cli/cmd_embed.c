@@ -43,7 +43,7 @@ static void usage(FILE *out)
             "--format npy one N x D float32 matrix in NumPy's .npy format.\n\n"
             "options:\n"
             "  --image PATH|URL  an image file (JPEG, PNG, WebP, GIF, BMP) or an http(s) URL\n"
-            "  --text STR        a text prompt (cut to 77 tokens, with a warning)\n"
+            "  --text STR        a text prompt (cut to the model's limit, with a warning)\n"
             "  --model M         model directory or Hugging Face repo id\n"
             "                    (default: $VDX_MODEL, else " VDX_DEFAULT_MODEL ")\n"
             "  --normalize       L2-normalise each vector (cosine similarity = dot product)\n"
@@ -186,14 +186,14 @@ static int embed_texts(embed_run *run)
 {
     float *vector = malloc((size_t)run->dim * sizeof *vector);
     if (!vector)
-        return cli_error("out of memory");
+        return cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     vdx_error err = {{0}};
     int rc = 0;
     for (int i = 0; i < run->n_inputs && rc == 0; i++) {
         int truncated = 0;
         if (vdx_text_model_embed(run->text_model, run->inputs[i].value, vector, &truncated,
                                  &err) != 0) {
-            rc = cli_error("text \"%.60s\": %s", run->inputs[i].value, err.message);
+            rc = cli_fail(&err, "text \"%.60s\": %s", run->inputs[i].value, err.message);
             break;
         }
         if (truncated)

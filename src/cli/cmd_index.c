@@ -100,7 +100,8 @@ int cmd_index(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    int li = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, &li)) != -1) {
         switch (c) {
         case 'c': so.collection = optarg; break;
         case 'd': so.data_dir = optarg; break;
@@ -116,9 +117,9 @@ int cmd_index(int argc, char **argv)
         case 'i': {
             char *end;
             long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < 1 || v > 100000000)
-                return cli_usage_error("index", "%s wants a number >= 1, not '%s'",
-                                       argv[optind - 1], optarg);
+            if (!*optarg || *end || v < 1 || v > 100000000) /* the option, not its value */
+                return cli_usage_error("index", "--%s wants a number from 1 to 100000000, "
+                                       "not '%s'", longopts[li].name, optarg);
             *(c == 'l' ? &io.lists : c == 'p' ? &io.nprobe : c == 't' ? &io.train_rows
                                                                        : &io.iterations) = (int)v;
             break;

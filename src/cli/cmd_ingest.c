@@ -2,7 +2,9 @@
  * of images, or a list of URLs/paths. Reports the rows the source rejects, shows progress
  * on stderr, and ends with a summary on stdout. Ctrl-C stops after committing the batch
  * in flight (a second Ctrl-C kills at once); re-running resumes. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,12 +89,15 @@ static void print_help(FILE *out)
             VDX_DEFAULT_MODEL);
 }
 
-static int parse_count(const char *cmd, const char *opt, const char *v, long min, long *out)
+static int parse_count(const char *cmd, const char *opt, const char *v, long min, long max,
+                       long *out)
 {
     char *end;
+    errno = 0;
     long n = strtol(v, &end, 10);
-    if (!*v || *end || n < min)
-        return cli_usage_error(cmd, "%s wants a number >= %ld, not '%s'", opt, min, v);
+    if (!*v || *end || errno || n < min || n > max)
+        return cli_usage_error(cmd, "%s wants a number from %ld to %ld, not '%s'", opt, min,
+                               max, v);
     *out = n;
     return 0;
 }
@@ -241,20 +246,21 @@ int cmd_ingest(int argc, char **argv)
         case 'm': model_arg = optarg; break;
         case 'P': precision_arg = optarg; break;
         case 't':
-            if (parse_count("ingest", "--threads", optarg, 1, &threads))
+            /* as embed and serve: 99999 decode threads took 23 s to fail (EAGAIN) */
+            if (parse_count("ingest", "--threads", optarg, 1, 256, &threads))
                 return 2;
             break;
         case 'b':
-            if (parse_count("ingest", "--batch", optarg, 1, &n))
+            if (parse_count("ingest", "--batch", optarg, 1, LONG_MAX, &n))
                 return 2;
             io.batch = (int)(n > 1024 ? 1024 : n);
             break;
         case 'l':
-            if (parse_count("ingest", "--limit", optarg, 1, &io.limit))
+            if (parse_count("ingest", "--limit", optarg, 1, LONG_MAX, &io.limit))
                 return 2;
             break;
         case 'p':
-            if (parse_count("ingest", "--parallel", optarg, 1, &n))
+            if (parse_count("ingest", "--parallel", optarg, 1, LONG_MAX, &n))
                 return 2;
             io.fetch.parallel = (int)(n > 256 ? 256 : n);
             break;
@@ -279,6 +285,9 @@ int cmd_ingest(int argc, char **argv)
         default: return cli_usage_error("ingest", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (argc - optind > 2) /* an unquoted path with a space, most likely */
+        return cli_usage_error("ingest", "one source path only; unexpected argument '%s'",
+                               argv[optind + 2]);
     if (argc - optind != 2)
         return cli_usage_error("ingest", "expected a source kind and its path: unsplash PATH, "
                                          "folder DIR, urls FILE or vectors NPY");
@@ -301,7 +310,8 @@ int cmd_ingest(int argc, char **argv)
     else if (!strcmp(kind, "urls"))
         src = vdx_source_urls(path, &err);
     else
-        return cli_usage_error("ingest", "unknown source '%s' (unsplash, folder or urls)", kind);
+        return cli_usage_error("ingest", "unknown source '%s' (unsplash, folder, urls or "
+                               "vectors)", kind);
     if (!src) {
         progress_failed_early(&so, NULL);
         return cli_fail(&err, "%s", err.message);

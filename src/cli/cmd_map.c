@@ -268,6 +268,9 @@ int cmd_map(int argc, char **argv)
         default: return cli_usage_error("map", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (argc - optind > 1)
+        return cli_usage_error("map", "expected 'build' or 'export'; unexpected argument '%s'",
+                               argv[optind + 1]);
     if (argc - optind != 1 || (strcmp(argv[optind], "build") != 0 &&
                                strcmp(argv[optind], "export") != 0))
         return cli_usage_error("map", "expected 'build' or 'export'");

@@ -278,7 +278,7 @@ static int model_info(int argc, char **argv)
     if (mclip) { /* a text-only M-CLIP tower: its sizes come from the tensor shapes */
         vdx_mclip_model *m = vdx_mclip_load(dir, &err);
         if (!m)
-            return cli_error("%s", err.message);
+            return cli_fail(&err, "%s", err.message);
         const vdx_mclip_config *c = vdx_mclip_get_config(m);
         printf("%-10s %d dimensions, in the space of the CLIP image vectors it was trained "
                "against\n", "embedding", c->num_dims);

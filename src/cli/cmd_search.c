@@ -188,10 +188,11 @@ static int search_vectors(const char *path, vdx_store_options *so, int k, int of
     int dims = vdx_store_model(store)->dims, status = 0;
     float *query = malloc((size_t)dims * sizeof *query);
     if (npy.cols != dims)
-        status = cli_error("%s: vectors have dimension %d; collection '%s' holds %d-d vectors",
-                           path, npy.cols, vdx_store_collection(store), dims);
+        status = cli_fail_kind(VDX_ERR_INVALID,
+                               "%s: vectors have dimension %d; collection '%s' holds %d-d vectors",
+                               path, npy.cols, vdx_store_collection(store), dims);
     else if (!query)
-        status = cli_error("out of memory");
+        status = cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     for (int64_t r = 0; r < npy.rows && status == 0; r++) {
         vdx_hits hits = {0};
         vdx_search_request req = {0};
@@ -203,11 +204,11 @@ static int search_vectors(const char *path, vdx_store_options *so, int k, int of
         req.where = where;
         req.exact = exact;
         if (vdx_npy_check_row(&npy, path, r, &err) != 0)
-            status = cli_error("%s", err.message);
+            status = cli_fail(&err, "%s", err.message);
         else {
             vdx_npy_row(&npy, r, query);
             if (vdx_store_search(store, &req, &hits, &err) != 0)
-                status = cli_error("%s: row %lld: %s", path, (long long)r, err.message);
+                status = cli_fail(&err, "%s: row %lld: %s", path, (long long)r, err.message);
             else
                 print_hits(&hits, offset, as_table, (long)r);
         }
@@ -263,11 +264,11 @@ int cmd_search(int argc, char **argv)
         case 'k':
         case 'o': {
             long v = strtol(optarg, &end, 10);
-            long min = c == 'o' ? 0 : 1;
-            if (!*optarg || *end || v < min || v > 1000000) {
-                status = cli_usage_error("search", "%s wants a number >= %ld, not '%s'",
+            long min = c == 'o' ? 0 : 1, max = c == 't' ? 256 : 1000000;
+            if (!*optarg || *end || v < min || v > max) {
+                status = cli_usage_error("search", "%s wants a number from %ld to %ld, not '%s'",
                                          c == 'k' ? "-k" : c == 'o' ? "--offset" : "--threads",
-                                         min, optarg);
+                                         min, max, optarg);
                 goto out;
             }
             *(c == 'k' ? &k : c == 'o' ? &offset : &threads) = v;
@@ -294,6 +295,10 @@ int cmd_search(int argc, char **argv)
     const char *prompt = optind < argc ? argv[optind] : NULL;
     if (argc - optind > 1) {
         status = cli_usage_error("search", "one prompt only (quote it: \"a red bicycle\")");
+        goto out;
+    }
+    if (prompt && !*prompt) { /* an unset shell variable, most likely: never a search */
+        status = cli_usage_error("search", "the prompt is empty");
         goto out;
     }
     if ((prompt != NULL) + (image != NULL) + (like != NULL) + (vector != NULL) != 1) {
@@ -335,6 +340,7 @@ int cmd_search(int argc, char **argv)
                                          (int)threads, &failed);
         if (!text_model) {
             vdx_store_close(store);
+            status = cli_last_status();
             goto out;
         }
     }

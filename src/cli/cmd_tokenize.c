@@ -104,8 +104,8 @@ int cmd_tokenize(int argc, char **argv)
         case 'n':
             max_tokens = strtol(optarg, &end, 10);
             if (!*optarg || *end || max_tokens < 2 || max_tokens > 1000000)
-                return cli_usage_error("tokenize", "--max-tokens wants a number >= 2, not '%s'",
-                                       optarg);
+                return cli_usage_error("tokenize", "--max-tokens wants a number from 2 to "
+                                       "1000000, not '%s'", optarg);
             break;
         case 'h': usage(stdout); return 0;
         case ':': return cli_usage_error("tokenize", "%s needs a value", argv[optind - 1]);
@@ -121,7 +121,7 @@ int cmd_tokenize(int argc, char **argv)
     char dir[4096], path[4200];
     vdx_error err = {{0}};
     if (vdx_clip_resolve_model(model_arg, dir, sizeof dir, &err) != 0)
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     snprintf(path, sizeof path, "%s/sentencepiece.bpe.model", dir);
     int spm = vdx_mclip_is_model_dir(dir);
     vdx_spm *sp = NULL;
@@ -129,21 +129,21 @@ int cmd_tokenize(int argc, char **argv)
     char **vocab = NULL;
     int vocab_count = 0;
     if (spm ? !(sp = vdx_spm_load(path, &err)) : !(bpe = vdx_tokenizer_load(dir, &err)))
-        return cli_error("%s", err.message);
+        return cli_fail(&err, "%s", err.message);
     if (bpe && !(vocab = load_clip_vocab(dir, &vocab_count))) {
         vdx_tokenizer_free(bpe);
-        return cli_error("%s/vocab.json: cannot read the vocabulary", dir);
+        return cli_fail_kind(VDX_ERR_CORRUPT, "%s/vocab.json: cannot read the vocabulary", dir);
     }
     int limit = max_tokens ? (int)max_tokens : spm ? VDX_SPM_MAX_TOKENS : CLIP_MAX_TOKENS;
     int32_t *ids = malloc((size_t)limit * sizeof *ids);
     char **pieces = calloc((size_t)limit, sizeof *pieces);
-    int status = ids && pieces ? 0 : cli_error("out of memory");
+    int status = ids && pieces ? 0 : cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
     for (int t = optind; t < argc && status == 0; t++) {
         int n = 0, truncated = 0;
         int rc = sp ? vdx_spm_encode(sp, argv[t], limit, ids, &n, &truncated, NULL, pieces, &err)
                     : vdx_tokenizer_encode(bpe, argv[t], limit, ids, &n, &truncated, &err);
         if (rc != 0) {
-            status = cli_error("text \"%.60s\": %s", argv[t], err.message);
+            status = cli_fail(&err, "text \"%.60s\": %s", argv[t], err.message);
             break;
         }
         if (bpe)

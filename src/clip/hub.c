@@ -775,10 +775,11 @@ int vdx_clip_pull_progress(const char *repo_id, const char *revision, char *dir,
     if (!revision || !*revision)
         revision = "main";
     if (!valid_repo_id(repo_id))
-        return vdx_fail(err, "'%s' is not a Hugging Face repo id (like %s)", repo_id,
-                        VDX_DEFAULT_MODEL);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "'%s' is not a Hugging Face repo id (like %s)", repo_id,
+                             VDX_DEFAULT_MODEL);
     if (!valid_revision(revision))
-        return vdx_fail(err, "'%s' is not a valid revision", revision);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "'%s' is not a valid revision", revision);
     reporter r = {.fn = progress, .user = user, .repo_id = repo_id, .revision = revision};
     pull_state p = {.reporter = &r, .repo_id = repo_id};
     if (repo_folder(repo_id, p.folder, sizeof p.folder, err) != 0)

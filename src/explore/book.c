@@ -188,24 +188,28 @@ int model_mismatch_fail(vdx_error *err, const char *what, const vdx_model_identi
 int concept_name_check(const char *name, vdx_error *err)
 {
     if (!name || !*name)
-        return vdx_fail(err, "a concept name must not be empty");
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "a concept name must not be empty");
     size_t len = strlen(name), bad;
     if (len > VDX_CONCEPT_NAME_MAX)
-        return vdx_fail(err, "concept name is %zu bytes long; the limit is %d", len,
-                        VDX_CONCEPT_NAME_MAX);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "concept name is %zu bytes long; the limit is %d", len,
+                             VDX_CONCEPT_NAME_MAX);
     if (vdx_utf8_check(name, len, &bad) != 0)
-        return vdx_fail(err, "concept name is not valid UTF-8 (byte %zu)", bad);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "concept name is not valid UTF-8 (byte %zu)", bad);
     int visible = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
         if (c < 0x20 || c == 0x7F)
-            return vdx_fail(err, "concept name contains a control character (byte %zu)", i);
+            return vdx_fail_kind(err, VDX_ERR_INVALID,
+                                 "concept name contains a control character (byte %zu)", i);
         visible |= c != ' ';
     }
     if (!visible)
-        return vdx_fail(err, "a concept name must not be only spaces");
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "a concept name must not be only spaces");
     if (!strcmp(name, ".") || !strcmp(name, ".."))
-        return vdx_fail(err, "a concept cannot be named '%s': no URL path can address it", name);
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "a concept cannot be named '%s': no URL path can address it", name);
     return 0;
 }
 

@@ -420,7 +420,8 @@ int vdx_concept_evaluate(vdx_concepts *book, const char *name, const vdx_evaluat
     *result = NULL;
     int bins = opts && opts->bins > 0 ? opts->bins : DEFAULT_BINS;
     if (bins > MAX_BINS)
-        return vdx_fail(err, "evaluate: %d histogram bins is more than %d", bins, MAX_BINS);
+        return vdx_fail_kind(err, VDX_ERR_INVALID, "evaluate: %d histogram bins is more than %d",
+                             bins, MAX_BINS);
     pthread_mutex_lock(&book->lock);
     concept_record rec = {0};
     labelled_rows rows = {0};

@@ -74,7 +74,8 @@ int vdx_concept_train(vdx_concepts *book, const char *name, int iters, float lr,
     if (rc == 0 && (rc = concept_check_model(book, &rec, err)) == 0 &&
         (rc = concept_labels_load(book, rec.id, &set, err)) == 0) {
         if (set.n == 0)
-            rc = vdx_fail(err, "concept '%s' has no labels to train on", name);
+            rc = vdx_fail_kind(err, VDX_ERR_INVALID, "concept '%s' has no labels to train on",
+                               name);
         X = rc == 0 ? malloc(set.n * (size_t)rec.dims * sizeof *X) : NULL;
         y = rc == 0 ? malloc(set.n * sizeof *y) : NULL;
         if (rc == 0 && (!X || !y))

@@ -121,6 +121,14 @@ int vdx_npy_open(const char *path, vdx_npy *out, vdx_error *err)
         vdx_fail_errno(err, errno, "%s: %s", path, strerror(errno));
         goto done;
     }
+    if (!S_ISREG(st.st_mode)) { /* a directory opens too; mmap needs a regular file */
+        vdx_fail_kind(err, VDX_ERR_INVALID, S_ISDIR(st.st_mode)
+                                                ? "%s: a directory, not a .npy file"
+                                                : "%s: not a regular file (a .npy file is "
+                                                  "memory-mapped: save it to disk first)",
+                      path);
+        goto done;
+    }
     if (st.st_size < 10 || pread(fd, pre, sizeof pre, 0) < 10 || memcmp(pre, "\x93NUMPY", 6)) {
         vdx_fail_kind(err, VDX_ERR_INVALID,
                       "%s: not a NumPy .npy file (no \\x93NUMPY magic)", path);

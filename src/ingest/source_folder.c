@@ -139,7 +139,7 @@ vdx_source *vdx_source_folder(const char *dir, vdx_error *err)
     }
     struct stat st;
     if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        vdx_fail(err, "%s: not a directory", dir);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "%s: not a directory", dir);
         return NULL;
     }
     path_list list = {0};

@@ -314,8 +314,10 @@ static int dataset_open(dataset *ds, const char *path, vdx_error *err)
         if (!ds->zip) {
             zip_error_t ze;
             zip_error_init_with_code(&ze, code);
-            vdx_fail(err, "%s: not a directory, and not a readable zip archive: %s", path,
-                     zip_error_strerror(&ze));
+            /* a file of another kind is the user's mistake; an unreadable zip is I/O */
+            vdx_fail_kind(err, code == ZIP_ER_NOZIP ? VDX_ERR_INVALID : VDX_ERR_IO,
+                          "%s: not a directory, and not a readable zip archive: %s", path,
+                          zip_error_strerror(&ze));
             zip_error_fini(&ze);
             return -1;
         }
@@ -327,9 +329,10 @@ static int dataset_open(dataset *ds, const char *path, vdx_error *err)
         }
     }
     if (ds->n_photo_parts == 0)
-        return vdx_fail(err, "%s: no photos.tsv000 in this %s (expected the Unsplash "
+        return vdx_fail_kind(err, VDX_ERR_INVALID,
+                             "%s: no photos.tsv000 in this %s (expected the Unsplash "
                              "dataset: photos.tsv000 and optionally keywords.tsv000)",
-                        path, ds->zip ? "zip archive" : "directory");
+                             path, ds->zip ? "zip archive" : "directory");
     qsort(ds->photo_parts, (size_t)ds->n_photo_parts, sizeof(char *), cmp_str);
     if (ds->n_keyword_parts)
         qsort(ds->keyword_parts, (size_t)ds->n_keyword_parts, sizeof(char *), cmp_str);

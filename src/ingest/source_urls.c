@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "ingest/ingest_internal.h"
 
@@ -78,6 +79,13 @@ vdx_source *vdx_source_urls(const char *list_path, vdx_error *err)
     FILE *f = fopen(list_path, "rb");
     if (!f) {
         vdx_fail_errno(err, errno, "%s: cannot open: %s", list_path, strerror(errno));
+        return NULL;
+    }
+    struct stat st; /* a directory opens, then fails its first read with no line to name */
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "%s: a directory, not a list of URLs (a folder "
+                      "of images is 'vdx ingest folder DIR')", list_path);
         return NULL;
     }
     char base_dir[PATH_MAX];

@@ -242,9 +242,9 @@ check "concept trainer NAME seed: the next round is the seed's" \
     grep -q '"iters":5,"lr":0.1,"trainer":"seed","losses"' "$tmp/cat-round2.json"
 "$vdx" concept trainer cats newton $C > /dev/null 2> "$tmp/err"; rc=$?
 "$vdx" concept show cats $C > "$tmp/cat-show.json" 2> /dev/null
-[ $rc -eq 1 ] && grep -q "unknown trainer 'newton' (seed, anchored or auto)" "$tmp/err" &&
+[ $rc -eq 2 ] && grep -q "the trainer is seed, anchored or auto, not 'newton'" "$tmp/err" &&
     grep -q '"trainer":"seed"' "$tmp/cat-show.json" \
-    && ok "an unknown trainer is refused and changes nothing" \
+    && ok "an unknown trainer is a usage error (exit 2, as new --trainer) and changes nothing" \
     || not_ok "trainer newton: rc $rc: $(cat "$tmp/err")"
 
 # --- the default trainer, auto: the seed's until 20 audit labels, then anchored ----------

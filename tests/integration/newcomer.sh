@@ -236,6 +236,56 @@ else not_ok "ingest folder with bad files: exit $rc: $out $err"; fi
 run ingest folder "$tmp/does-not-exist" --collection pics
 expect_fail 4 "$tmp/does-not-exist: No such file or directory" "ingest folder with a wrong path"
 
+# --- the exit status says the kind of mistake (vdx(1) EXIT STATUS), for every command
+run index build --collection nope
+expect_fail 4 "collection 'nope' does not exist" "vdx index build on a missing collection: exit 4, not 1"
+run index build --lists 0
+expect_fail 2 "vdx index: --lists wants a number from 1 to 100000000, not '0'" \
+    "vdx index --lists 0 names the option, not its value"
+run tokenize --model "$tmp/no-model" "a cat"
+expect_fail 4 "model '$tmp/no-model': no such directory" "vdx tokenize with a missing model: exit 4"
+run search --vector "$sample/images/$(ls "$sample/images" | head -1)"
+expect_fail 3 "not a NumPy .npy file (no \\x93NUMPY magic)" "search --vector with a JPEG: invalid input, exit 3"
+run search --vector "$tmp"
+expect_fail 3 "$tmp: a directory, not a .npy file" "search --vector with a directory says so"
+run search "a dog" --text-model "$tmp/no-model"
+expect_fail 4 "model '$tmp/no-model': no such directory" "search --text-model with a missing model: exit 4"
+run search ""
+expect_fail 2 "vdx search: the prompt is empty" "an empty prompt (an unset variable) is refused, not searched"
+run search "dog" -k 99999999
+expect_fail 2 "vdx search: -k wants a number from 1 to 1000000, not '99999999'" "-k above its maximum says the range"
+run ingest urls "$tmp/pics" --collection pics
+expect_fail 3 "$tmp/pics: a directory, not a list of URLs" "ingest urls DIR says it is a directory"
+run ingest folder "$sample/photos.tsv000" --collection pics
+expect_fail 3 "$sample/photos.tsv000: not a directory" "ingest folder FILE: invalid input, exit 3"
+run ingest unsplash "$sample/photos.tsv000" --collection pics
+expect_fail 3 "not a directory, and not a readable zip archive" "ingest unsplash FILE: invalid input, exit 3"
+run ingest folder "$tmp/My" "Pictures" --collection pics
+expect_fail 2 "vdx ingest: one source path only; unexpected argument 'Pictures'" "an unquoted path with a space is named"
+run ingest folder "$tmp/pics" --collection pics --threads 99999
+expect_fail 2 "vdx ingest: --threads wants a number from 1 to 256, not '99999'" \
+    "ingest --threads 99999 is refused at once (it spent 23 s failing to start threads)"
+run model pull "not a repo!"
+expect_fail 3 "'not a repo!' is not a Hugging Face repo id" "model pull with a malformed repo id: exit 3"
+run concept next dogs --top 2
+expect_fail 2 "vdx concept next: --top is not an option of 'next' (its own: -k" \
+    "concept next --top (score's option) is refused, not ignored"
+run concept show dogs --threshold 5
+expect_fail 2 "vdx concept show: --threshold is not an option of 'show'" "concept show --threshold is refused, not ignored"
+run concept list --prompt x
+expect_fail 2 "--prompt is an option of 'concept new', not of 'list'" "concept list --prompt is refused"
+run concept next dogs extra
+expect_fail 2 "vdx concept next: expected NAME; unexpected argument 'extra'" "an extra argument is named"
+run concept new "" --prompt "a dog"
+expect_fail 3 "concept new: a concept name must not be empty" "an empty concept name: invalid input, exit 3"
+run concept new cats --prompt ""
+expect_fail 2 "vdx concept new: --prompt is empty" "concept new --prompt '' is refused"
+run concept new cats --prompt "a cat"
+run concept train cats
+expect_fail 3 "concept 'cats' has no labels to train on" "concept train without labels: exit 3, not 1"
+run concept export dogs --labels -o ""
+expect_fail 2 "vdx concept export: -o needs a file name" "concept export -o '' is a usage error"
+
 # --- a busy port
 "$vdx" serve --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
 serve_pid=$!
