@@ -75,6 +75,23 @@ for cmd in $commands; do
     else
         not_ok "vdx.1 documents every option of 'vdx $cmd --help'" "missing:$missing"
     fi
+
+    # ... and in the command's own section, not only somewhere in the page: --precision was
+    # once named only under VDX_PRECISION, so its default and meaning per command were
+    # nowhere. -h/--help are COMMON OPTIONS; "'vdx info --failures'" in ingest's help is
+    # another command's option.
+    own=$(sed -E "s/vdx [a-z]+( [a-z]+)? --[a-z-]+//g" "$tmp/$cmd.txt" |
+          grep -o -- '\(^\|[[ ,|(]\)--\?[a-z][a-z0-9-]*' | sed 's/^[[ ,|(]//' |
+          grep -- '^-\(-[a-z]\|[a-z]$\)' | grep -vx -e -h -e --help | sort -u)
+    missing=""
+    for opt in $own; do
+        grep -q -- "\(^\|[^a-z0-9-]\)$opt\([^a-z0-9-]\|$\)" "$tmp/$cmd.section" || missing="$missing $opt"
+    done
+    if [ -z "$missing" ]; then
+        ok "vdx.1's 'vdx $cmd' section documents each of its options ($(echo $own | wc -w))"
+    else
+        not_ok "vdx.1's 'vdx $cmd' section documents each of its options" "missing:$missing"
+    fi
 done
 
 # The reverse: no option in the page (the examples included) that no help text knows.
