@@ -1,8 +1,9 @@
 /* vdx embed: CLIP vectors of images (files or http(s) URLs) and texts, printed in the
- * order given, as JSON lines or as one float32 .npy matrix. Images are decoded and
- * preprocessed exactly like transformers' CLIPProcessor and embedded in batches; URLs
- * are fetched up front, in parallel, with the ingest fetcher (timeouts, retries, size
- * cap). A thin client of the library: everything numeric lives in src/clip. */
+ * order given once every input is embedded (a failure prints none), as JSON lines or as
+ * one float32 .npy matrix. Images are decoded and preprocessed exactly like transformers'
+ * CLIPProcessor and embedded in batches; URLs are fetched up front, in parallel, with the
+ * ingest fetcher (timeouts, retries, size cap). A thin client of the library: everything
+ * numeric lives in src/clip. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ typedef struct embed_run {
     const vdx_text_model *text_model; /* an M-CLIP --model: texts only, model is NULL */
     embed_input *inputs;
     int n_inputs, dim, normalize, npy, batch;
-    float *matrix;          /* npy: n_inputs × dim, written at the end */
+    float *matrix;          /* n_inputs × dim, printed at the end (all or nothing) */
     int done;               /* inputs embedded so far */
     double started;
     int show_progress;
@@ -68,9 +69,9 @@ static void print_json_string(const char *s)
     cJSON_Delete(str);
 }
 
-/* Prints (or keeps, for --format npy) one input's vector. A vector with NaN or infinity
- * is refused, naming the input: a model whose weights or preprocessor_config.json are
- * broken (an image_std of 1e-45, weights of 3e38) would otherwise print nulls and exit 0. */
+/* Keeps one input's vector for print_all. A vector with NaN or infinity is refused,
+ * naming the input: a model whose weights or preprocessor_config.json are broken (an
+ * image_std of 1e-45, weights of 3e38) would otherwise print nulls and exit 0. */
 static int emit(embed_run *run, int index, float *vec)
 {
     if (run->normalize)
@@ -82,17 +83,7 @@ static int emit(embed_run *run, int index, float *vec)
                                  "%d: check the model's weights and preprocessor_config.json",
                                  index + 1, run->inputs[index].value,
                                  isnan(vec[i]) ? "NaN" : "an infinity", i);
-    if (run->npy) {
-        memcpy(run->matrix + (size_t)index * run->dim, vec, (size_t)run->dim * sizeof *vec);
-    } else {
-        const embed_input *in = &run->inputs[index];
-        printf("{\"kind\":\"%s\",\"input\":", in->kind == INPUT_IMAGE ? "image" : "text");
-        print_json_string(in->value);
-        fputs(",\"embedding\":[", stdout);
-        for (int i = 0; i < run->dim; i++)
-            printf(i ? ",%.9g" : "%.9g", (double)vec[i]);
-        fputs("]}\n", stdout);
-    }
+    memcpy(run->matrix + (size_t)index * run->dim, vec, (size_t)run->dim * sizeof *vec);
     run->done++;
     if (run->show_progress) {
         double elapsed = vdx_now() - run->started;
@@ -103,6 +94,21 @@ static int emit(embed_run *run, int index, float *vec)
             fputc('\n', stderr);
     }
     return 0;
+}
+
+/* One JSON line per input, in order. */
+static void print_lines(const embed_run *run)
+{
+    for (int k = 0; k < run->n_inputs; k++) {
+        const embed_input *in = &run->inputs[k];
+        const float *vec = run->matrix + (size_t)k * run->dim;
+        printf("{\"kind\":\"%s\",\"input\":", in->kind == INPUT_IMAGE ? "image" : "text");
+        print_json_string(in->value);
+        fputs(",\"embedding\":[", stdout);
+        for (int i = 0; i < run->dim; i++)
+            printf(i ? ",%.9g" : "%.9g", (double)vec[i]);
+        fputs("]}\n", stdout);
+    }
 }
 
 /* NumPy .npy v1.0: magic, header length, a Python dict literal padded to 64 bytes. */
@@ -370,7 +376,9 @@ int cmd_embed(int argc, char **argv)
     }
     run.started = vdx_now();
     run.show_progress = cli_stderr_is_tty() && run.n_inputs > run.batch;
-    if (run.npy && !(run.matrix = calloc((size_t)run.n_inputs * run.dim, sizeof(float))))
+    /* every vector is kept and printed at the end: an input that fails (a missing file
+     * after ten good ones) leaves standard output empty, never a partial result */
+    if (!(run.matrix = calloc((size_t)run.n_inputs * run.dim, sizeof(float))))
         rc = cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory for %d vectors", run.n_inputs);
     if (rc == 0)
         rc = fetch_urls(&run);
@@ -378,6 +386,8 @@ int cmd_embed(int argc, char **argv)
         rc = embed_all(&run);
     if (rc == 0 && run.npy && write_npy(stdout, run.matrix, run.n_inputs, run.dim) != 0)
         rc = cli_error("writing the .npy matrix to stdout failed");
+    else if (rc == 0 && !run.npy)
+        print_lines(&run);
     if (fflush(stdout) != 0 || ferror(stdout))
         rc = rc ? rc : cli_error("writing to stdout failed");
     for (int i = 0; i < run.n_inputs; i++)

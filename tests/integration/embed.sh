@@ -1,7 +1,8 @@
 #!/bin/sh
 # `vdx embed` end to end with the clip-tiny model: image files and URLs and texts give
 # the golden transformers features (so the CLI prints the library's vectors), in the order
-# given; --normalize, --format npy, --batch; the truncation warning; errors and usage.
+# given; --normalize, --format npy, --batch; the truncation warning; errors and usage
+# (an error prints no vector at all).
 set -u
 cd "$(dirname "$0")/../.."
 B=${VDX_BUILD:-build/release}
@@ -329,5 +330,14 @@ embed --image /dev/null > /dev/null 2> "$T/null.err"
 rc=$?
 [ $rc -eq 3 ] && grep -q "/dev/null: not a regular file (a character device)" "$T/null.err" &&
     ok "--image /dev/null: not a regular file (exit 3)" || not_ok "--image /dev/null: exit $rc $(cat "$T/null.err")"
+
+# a failing input after good ones: nothing on stdout (it printed the good ones' lines, so a
+# `> vectors.jsonl` kept a partial result beside the error)
+embed --text "a cat" --image "$GOLDEN/images/landscape_640x480.jpg" --image "$T/missing.jpg" \
+    > "$T/partial.out" 2> "$T/partial.err"
+rc=$?
+[ $rc -eq 4 ] && [ ! -s "$T/partial.out" ] && grep -q "$T/missing.jpg: cannot open: No such file" "$T/partial.err" &&
+    ok "a missing image after good inputs: exit 4, nothing printed" ||
+    not_ok "partial output: exit $rc, $(wc -c < "$T/partial.out") bytes out: $(cat "$T/partial.err")"
 
 [ "$failed" = 0 ]
