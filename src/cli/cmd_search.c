@@ -193,6 +193,11 @@ static int search_vectors(const char *path, vdx_store_options *so, int k, int of
                                path, npy.cols, vdx_store_collection(store), dims);
     else if (!query)
         status = cli_fail_kind(VDX_ERR_NO_MEMORY, "out of memory");
+    /* every row is checked before the first search: a bad row 3 must not leave rows 0-2's
+     * results on stdout looking like the whole answer */
+    for (int64_t r = 0; r < npy.rows && status == 0; r++)
+        if (vdx_npy_check_row(&npy, path, r, &err) != 0)
+            status = cli_fail(&err, "%s", err.message);
     for (int64_t r = 0; r < npy.rows && status == 0; r++) {
         vdx_hits hits = {0};
         vdx_search_request req = {0};
@@ -203,15 +208,11 @@ static int search_vectors(const char *path, vdx_store_options *so, int k, int of
         req.n_exclude = n_exclude;
         req.where = where;
         req.exact = exact;
-        if (vdx_npy_check_row(&npy, path, r, &err) != 0)
-            status = cli_fail(&err, "%s", err.message);
-        else {
-            vdx_npy_row(&npy, r, query);
-            if (vdx_store_search(store, &req, &hits, &err) != 0)
-                status = cli_fail(&err, "%s: row %lld: %s", path, (long long)r, err.message);
-            else
-                print_hits(&hits, offset, as_table, (long)r);
-        }
+        vdx_npy_row(&npy, r, query);
+        if (vdx_store_search(store, &req, &hits, &err) != 0)
+            status = cli_fail(&err, "%s: row %lld: %s", path, (long long)r, err.message);
+        else
+            print_hits(&hits, offset, as_table, (long)r);
         vdx_hits_free(&hits);
     }
     free(query);

@@ -109,6 +109,12 @@ bad=$(grep -o '"id":"i[0-9]*"' "$tmp/res" | tr -dc '0-9\n' | awk '$1 % 10 != 3' 
 n=$(wc -l < "$tmp/res")
 [ "$bad" = 0 ] && [ "$n" = 40 ] && ok "search --vector --where: 20 matching per row" ||
     not_ok "search --vector --where" "$n lines, $bad not matching"
+# a bad row 7: refused before any row is searched (rows 0-6's results were printed first)
+"$VDX" search --vector "$tmp/nan.npy" -k 2 --data "$D" > "$tmp/res" 2> "$tmp/err"
+rc=$?
+[ $rc -eq 3 ] && [ ! -s "$tmp/res" ] && grep -q "nan.npy: row 7, column 16 is NaN" "$tmp/err" &&
+    ok "search --vector with a NaN row 7: exit 3, no result printed" ||
+    not_ok "search --vector with a NaN row" "exit $rc, $(wc -l < "$tmp/res") lines: $(cat "$tmp/err")"
 if "$VDX" search --vector "$tmp/wide.npy" --data "$D" > /dev/null 2> "$tmp/err"; then
     not_ok "search --vector refuses another dimension" "exit 0"
 else
