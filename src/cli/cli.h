@@ -100,8 +100,10 @@ typedef struct cli_progress {
 void cli_progress_update(cli_progress *p, const vdx_ingest_stats *s);
 /* The last line, and progress.json with state "done", "stopped" or "failed". */
 void cli_progress_finish(cli_progress *p, const vdx_ingest_stats *s, const char *state);
-/* The end-of-run summary: ingested, skipped, failed by reason, time. */
-void cli_ingest_summary(FILE *out, const vdx_ingest_report *r);
+/* The end-of-run summary: ingested, skipped, failed by reason, time; it starts with
+ * "done:", "stopped:" (a signal) or, when failed, "aborted:" (an error ended the run; what
+ * it committed is kept). */
+void cli_ingest_summary(FILE *out, const vdx_ingest_report *r, int failed);
 
 /* stdout is a terminal (tables, progress bars) or not (JSON lines, plain lines). */
 int cli_stdout_is_tty(void);

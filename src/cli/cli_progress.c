@@ -79,13 +79,14 @@ void cli_progress_finish(cli_progress *p, const vdx_ingest_stats *s, const char 
     fflush(p->out);
 }
 
-void cli_ingest_summary(FILE *out, const vdx_ingest_report *r)
+void cli_ingest_summary(FILE *out, const vdx_ingest_report *r, int failed)
 {
     const vdx_ingest_stats *s = &r->stats;
     char took[32];
     format_duration(s->elapsed_s, took, sizeof took);
     fprintf(out, "%s: %ld ingested, %ld failed, %ld skipped (already in the collection",
-            r->stopped ? "stopped" : "done", s->stored, s->failed, s->skipped);
+            failed ? "aborted" : r->stopped ? "stopped" : "done", s->stored, s->failed,
+            s->skipped);
     if (s->skipped_failed)
         fprintf(out, "; %ld of them failed before: --retry-failed tries them again",
                 s->skipped_failed);

@@ -203,8 +203,7 @@ static int ingest_vectors(const char *path, const char *ids_path, const char *me
     int rc = vdx_ingest_vectors(store, &src, io, &report, &err);
     cli_progress_finish(&progress, &report.stats,
                         rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
-    if (rc == 0)
-        cli_ingest_summary(stdout, &report);
+    cli_ingest_summary(stdout, &report, rc != 0);
     fflush(stdout);
     int status = rc != 0 ? cli_fail(&err, "%s", err.message) : report.stopped ? 128 + stop_requested : 0;
     if (status == 0)
@@ -373,7 +372,7 @@ int cmd_ingest(int argc, char **argv)
     int rc = vdx_ingest_run(store, model, src, &io, &report, &err);
     cli_progress_finish(&progress, &report.stats,
                         rc != 0 ? "failed" : report.stopped ? "stopped" : "done");
-    cli_ingest_summary(stdout, &report);
+    cli_ingest_summary(stdout, &report, rc != 0);
     fflush(stdout);
     int status = rc != 0 ? cli_fail(&err, "%s", err.message) : report.stopped ? 128 + stop_requested : 0;
     if (status == 0)

@@ -118,6 +118,19 @@ if [ $rc -eq 0 ] && [ "$count" = 46 ] &&
 else
     not_ok "unsplash sample: 46 good rows stored, summary printed" "exit $rc, count '$count': $(cat "$T/run1.out" "$T/run1.err" | head -20)"
 fi
+# a run that an error ends (here a file-size limit: the store's writes fail with EFBIG) says
+# "aborted:" with what it kept; it said "done:" above the error
+sh -c "trap '' XFSZ; ulimit -f 400; exec '$VDX' ingest unsplash '$SAMPLE' --collection full --batch 4 --no-cache" \
+    > "$T/full.out" 2> "$T/full.err"
+rc=$?
+"$VDX" info --collection full > "$T/full.json" 2> /dev/null
+kept=$(json_number "$T/full.json" count)
+if [ $rc -eq 7 ] && [ -n "$kept" ] && [ "$kept" -lt 46 ] &&
+    grep -q "^aborted: $kept ingested, " "$T/full.out" && ! grep -q '^done:' "$T/full.out"; then
+    ok "an ingest ended by an error: exit 7, 'aborted: $kept ingested' (what it kept), not 'done:'"
+else
+    not_ok "an ingest ended by an error" "exit $rc, count '$kept': $(cat "$T/full.out" "$T/full.err" | tail -4)"
+fi
 # what embedded them is recorded: fp32 (VDX_PRECISION above), the kernel oneDNN chose,
 # exact decoding; the terminal view says it in words
 if grep -q '"embedded_with":\[{"precision":"fp32","isa":"[a-z_:0-9]*","decode":"exact","items":46,"runs":1,' "$T/info.json" &&
