@@ -85,7 +85,8 @@ static void print_help(FILE *out)
             "\n"
             "Progress goes to stderr (and to progress.json in the collection directory);\n"
             "the summary to stdout. Exit status: 0 done (item failures are listed by\n"
-            "'vdx info --failures'), 1 error, 2 usage, 130/143 stopped by SIGINT/SIGTERM.\n",
+            "'vdx info --failures'), 2 usage, 1 or 3-10 an error by its kind (vdx(1)),\n"
+            "130/143 stopped by SIGINT/SIGTERM.\n",
             VDX_DEFAULT_MODEL);
 }
 
