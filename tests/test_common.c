@@ -19,6 +19,8 @@ TEST(read_file_of_a_directory_says_why)
     char expected[4200];
     snprintf(expected, sizeof expected, "%s: read error after 0 bytes: Is a directory", dir);
     CHECK(strcmp(err.message, expected) == 0, "message: %s", err.message);
+    /* the user's mistake (exit status 3), not an I/O failure (7) */
+    CHECK(err.kind == VDX_ERR_INVALID, "kind %s", vdx_error_kind_name(err.kind));
     CHECK(data == NULL && size == 0, "outputs not reset on failure");
 }
 

@@ -50,6 +50,7 @@ static vdx_error_kind kind_of_errno(int errnum)
     case ENOMEM: return VDX_ERR_NO_MEMORY;
     case ENOENT:
     case ENOTDIR: return VDX_ERR_NOT_FOUND;
+    case EISDIR: return VDX_ERR_INVALID; /* a directory given where a file belongs */
     default: return VDX_ERR_IO;
     }
 }

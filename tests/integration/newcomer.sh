@@ -285,6 +285,9 @@ run concept train cats
 expect_fail 3 "concept 'cats' has no labels to train on" "concept train without labels: exit 3, not 1"
 run concept export dogs --labels -o ""
 expect_fail 2 "vdx concept export: -o needs a file name" "concept export -o '' is a usage error"
+run concept import "$tmp"
+expect_fail 3 "concept import: $tmp: read error after 0 bytes: Is a directory" \
+    "concept import DIR: a directory given as a file is invalid input (3), not an I/O error (7)"
 
 # --- a busy port
 "$vdx" serve --port 0 > "$tmp/serve.out" 2> "$tmp/serve.err" &
