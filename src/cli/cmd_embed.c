@@ -306,6 +306,10 @@ int cmd_embed(int argc, char **argv)
         switch (opt) {
         case 'i':
         case 't':
+            if (opt == 'i' && !*optarg) { /* else "vdx: : cannot open" */
+                rc = cli_usage_error("embed", "--image needs a path or URL, not ''");
+                break;
+            }
             run.inputs[run.n_inputs++] =
                 (embed_input){opt == 'i' ? INPUT_IMAGE : INPUT_TEXT, optarg, {0}};
             break;

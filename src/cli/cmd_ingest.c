@@ -292,6 +292,10 @@ int cmd_ingest(int argc, char **argv)
         return cli_usage_error("ingest", "expected a source kind and its path: unsplash PATH, "
                                          "folder DIR, urls FILE or vectors NPY");
     const char *kind = argv[optind], *path = argv[optind + 1];
+    if (!*path || (ids_path && !*ids_path) || (meta_path && !*meta_path))
+        return cli_usage_error("ingest", "%s is empty", !*path ? "the source path"
+                                                        : ids_path && !*ids_path ? "--ids"
+                                                                                 : "--meta");
     if (threads > 0)
         io.workers = (int)threads;
     if (cli_use_precision("ingest", precision_arg, VDX_PRECISION_AUTO) != 0)

@@ -302,6 +302,13 @@ int cmd_search(int argc, char **argv)
         status = cli_usage_error("search", "the prompt is empty");
         goto out;
     }
+    if ((image && !*image) || (vector && !*vector) || (like && !*like)) {
+        status = cli_usage_error("search", "--%s needs a value, not ''",
+                                 image && !*image     ? "image"
+                                 : vector && !*vector ? "vector"
+                                                      : "like");
+        goto out;
+    }
     if ((prompt != NULL) + (image != NULL) + (like != NULL) + (vector != NULL) != 1) {
         status = cli_usage_error("search", prompt || image || like || vector
                                                ? "give one of a prompt, --image, --like or --vector"

@@ -252,6 +252,12 @@ run search "a dog" --text-model "$tmp/no-model"
 expect_fail 4 "model '$tmp/no-model': no such directory" "search --text-model with a missing model: exit 4"
 run search ""
 expect_fail 2 "vdx search: the prompt is empty" "an empty prompt (an unset variable) is refused, not searched"
+run search --image ""
+expect_fail 2 "vdx search: --image needs a value, not ''" "search --image '' is a usage error (it said 'vdx: : cannot open')"
+run embed --image ""
+expect_fail 2 "vdx embed: --image needs a path or URL, not ''" "embed --image '' is a usage error"
+run ingest folder "" --collection pics
+expect_fail 2 "vdx ingest: the source path is empty" "ingest folder '' is a usage error (it said 'vdx: : No such file')"
 run search "dog" -k 99999999
 expect_fail 2 "vdx search: -k wants a number from 1 to 1000000, not '99999999'" "-k above its maximum says the range"
 run ingest urls "$tmp/pics" --collection pics
