@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -51,6 +52,27 @@ static int check_stdout(int status)
     return status;
 }
 
+/* The numeric tuning variables the library reads (vdx(1), ENVIRONMENT) ignore a value
+ * that is not a positive integer; a user who set VDX_INDEX_NPROBE=all would believe it
+ * took effect. Refused here, for every command, before any work. */
+static int check_numeric_environment(void)
+{
+    static const char *const names[] = {"VDX_INDEX_NPROBE", "VDX_SEARCH_THREADS",
+                                        "VDX_INDEX_RERANK"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = getenv(names[i]);
+        char *end;
+        errno = 0;
+        long long n = v && *v ? strtoll(v, &end, 10) : 1;
+        if (v && *v && (errno || *end || n < 1 || n > 1000000000)) {
+            fprintf(stderr, "vdx: %s='%s' is not a number from 1 to 1000000000 (unset it for "
+                            "the default)\n", names[i], v);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* No fastbins in glibc's malloc: a request that frees a million small blocks (the
@@ -72,8 +94,10 @@ int main(int argc, char **argv)
         return check_stdout(0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return check_stdout(commands[i].run(argc - 1, argv + 1));
+        if (!strcmp(argv[1], commands[i].name)) {
+            int status = check_numeric_environment();
+            return status ? status : check_stdout(commands[i].run(argc - 1, argv + 1));
+        }
     fprintf(stderr, "vdx: unknown command '%s'\n\n", argv[1]);
     print_help(stderr);
     return 2;

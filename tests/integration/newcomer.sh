@@ -258,6 +258,11 @@ run embed --image ""
 expect_fail 2 "vdx embed: --image needs a path or URL, not ''" "embed --image '' is a usage error"
 run ingest folder "" --collection pics
 expect_fail 2 "vdx ingest: the source path is empty" "ingest folder '' is a usage error (it said 'vdx: : No such file')"
+export VDX_INDEX_NPROBE=all
+run search "dog" -k 1
+unset VDX_INDEX_NPROBE
+expect_fail 2 "vdx: VDX_INDEX_NPROBE='all' is not a number from 1 to 1000000000" \
+    "a malformed VDX_INDEX_NPROBE is refused (it was ignored: the default nprobe, silently)"
 run search "dog" -k 99999999
 expect_fail 2 "vdx search: -k wants a number from 1 to 1000000, not '99999999'" "-k above its maximum says the range"
 run ingest urls "$tmp/pics" --collection pics
