@@ -643,6 +643,28 @@ TEST(file_urls_rfc8089)
     vdx_source_free(s);
 }
 
+/* An image given as the list (its bytes made 295 rejected rows, 4 junk items and a new
+ * collection, exit 0): refused whole, naming the line of the first NUL byte. */
+TEST(urls_list_of_binary_data_is_refused)
+{
+    const char *dir = test_tmpdir("urls-binary");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/photo.jpg", dir);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f, "cannot write %s", path);
+    fwrite("\xff\xd8\xff\xe0\nJFIF\n\x00\x10" "ab\n", 1, 15, f);
+    fclose(f);
+    vdx_error err = {0};
+    vdx_source *s = vdx_source_urls(path, &err);
+    CHECK(!s, "an image was read as a list of URLs");
+    vdx_source_free(s);
+    char expected[4300];
+    snprintf(expected, sizeof expected, "%s: binary data (a NUL byte on line 3), not a list of "
+             "URLs or paths, one per line", path);
+    CHECK(err.kind == VDX_ERR_INVALID && !strcmp(err.message, expected), "%s: %s",
+          vdx_error_kind_name(err.kind), err.message);
+}
+
 /* Seeded random damage to the sample's photos file (flipped bytes, stray quotes, tabs
  * and newlines, truncation): never a crash, and every record is either an item or a
  * reported problem; items keep unique, non-empty ids and valid URLs. */
@@ -725,6 +747,7 @@ int main(void)
     RUN(folder_non_utf8_names);
     RUN(url_list_source);
     RUN(file_urls_rfc8089);
+    RUN(urls_list_of_binary_data_is_refused);
     RUN(damaged_tsv_is_reported_not_fatal);
     RUN(http_url_validation);
     test_tmp_end();

@@ -56,7 +56,8 @@ vdx_source *vdx_source_unsplash(const char *path, vdx_error *err);
 vdx_source *vdx_source_folder(const char *dir, vdx_error *err);
 /* A text file with one URL or file path per line; blank lines and lines starting with '#'
  * are ignored; ids are the lines themselves (relative paths resolved against the file's
- * directory for reading). */
+ * directory for reading). A directory, or a file holding a NUL byte (an image given by
+ * mistake, a UTF-16 file), is refused whole (VDX_ERR_INVALID). */
 vdx_source *vdx_source_urls(const char *path, vdx_error *err);
 void vdx_source_free(vdx_source *src);
 

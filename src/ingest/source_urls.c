@@ -116,6 +116,11 @@ vdx_source *vdx_source_urls(const char *list_path, vdx_error *err)
             s++;
         while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
             e--;
+        if (memchr(line, 0, (size_t)len)) { /* no text list holds one; an image does */
+            vdx_fail_kind(err, VDX_ERR_INVALID, "%s: binary data (a NUL byte on line %ld), "
+                          "not a list of URLs or paths, one per line", list_path, line_no);
+            goto fail;
+        }
         *e = 0;
         if (!*s || *s == '#')
             continue;
