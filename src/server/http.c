@@ -768,7 +768,7 @@ static int address_is_loopback(const struct sockaddr_storage *addr)
 http_server *http_start(const http_config *cfg, vdx_error *err)
 {
     if (cfg->port < 0 || cfg->port > 65535) {
-        vdx_fail(err, "port %d is out of range 0..65535", cfg->port);
+        vdx_fail_kind(err, VDX_ERR_INVALID, "port %d is out of range 0..65535", cfg->port);
         return NULL;
     }
     http_server *server = calloc(1, sizeof *server);
@@ -785,8 +785,9 @@ http_server *http_start(const http_config *cfg, vdx_error *err)
     }
     server->loopback = address_is_loopback(&addr);
     if (!cfg->token && !server->loopback) {
-        vdx_fail(err, "serving on %s without an access token is refused: only a loopback address "
-                 "may run without one", cfg->host);
+        vdx_fail_kind(err, VDX_ERR_INVALID,
+                      "serving on %s without an access token is refused: only a loopback "
+                      "address may run without one", cfg->host);
         free(server);
         return NULL;
     }

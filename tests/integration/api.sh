@@ -359,8 +359,8 @@ else not_ok "SIGINT: served $code, exit $rc, afterwards $after: $(cat "$tmp/serv
 serve_args="--data $tmp/data --collection sample --model $shared/fixtures/clip-tiny --port 0"
 # shellcheck disable=SC2086
 out=$("$build/vdx" serve $serve_args --host 0.0.0.0 --no-token 2>&1)
-if [ $? -eq 1 ] && printf '%s' "$out" | grep -q "without an access token is refused: only a loopback address"; then
-    ok "--no-token beyond loopback is refused"
+if [ $? -eq 3 ] && printf '%s' "$out" | grep -q "without an access token is refused: only a loopback address"; then
+    ok "--no-token beyond loopback is refused (exit 3, invalid input)"
 else not_ok "--no-token on 0.0.0.0: $out"; fi
 # shellcheck disable=SC2086
 out=$("$build/vdx" serve $serve_args --token short 2>&1)
