@@ -985,6 +985,9 @@ static int cmd_history(context *c)
         }
         printf("\n");
     }
+    if (!json_output(c->o) && cJSON_GetArraySize(cJSON_GetObjectItem(history, "actions")) == 0)
+        printf("no label actions yet for '%s' (vdx concept label NAME +ID -ID adds one)\n",
+               c->o->positional[0]);
     cJSON_Delete(history);
     return 0;
 }

@@ -49,6 +49,10 @@ C="--data $tmp/data --collection sample"
 check "concept new from a prompt" grep -q '"name":"dogs","prompt":"a photo of a dog"' "$tmp/new.json"
 check "concept new: the trainer is auto unless given, its next round the seed's" \
     grep -q '"threshold":0,"trainer":"auto","next_trainer":"seed",' "$tmp/new.json"
+script -qec "'$vdx' concept history dogs $C" /dev/null 2>&1 | tr -d '\r' > "$tmp/history0.txt"
+"$vdx" concept history dogs $C > "$tmp/history0.jsonl" 2>&1
+check "history of a new concept: a terminal says there is none yet, JSON lines are none" \
+    sh -c "grep -qx \"no label actions yet for 'dogs' (vdx concept label NAME +ID -ID adds one)\" '$tmp/history0.txt' && test ! -s '$tmp/history0.jsonl'"
 "$vdx" concept show dogs $C > "$tmp/show0.json" 2> "$tmp/err"
 count=$(sed -n 's/.*"evaluation":.*"count":\([0-9]*\).*/\1/p' "$tmp/show0.json")
 if [ -z "$count" ] || [ "$count" -lt 30 ]; then
