@@ -96,6 +96,7 @@ typedef struct cli_progress {
     vdx_progress *file;
     double last_print;
     int printed_tty_line, file_warned;
+    char last_line[256]; /* the last plain line printed: the final one is not repeated */
 } cli_progress;
 void cli_progress_update(cli_progress *p, const vdx_ingest_stats *s);
 /* The last line, and progress.json with state "done", "stopped" or "failed". */

@@ -60,6 +60,7 @@ void cli_progress_update(cli_progress *p, const vdx_ingest_stats *s)
         p->printed_tty_line = 1;
     } else {
         fprintf(p->out, "%s\n", line);
+        snprintf(p->last_line, sizeof p->last_line, "%s", line);
     }
     fflush(p->out);
 }
@@ -73,7 +74,7 @@ void cli_progress_finish(cli_progress *p, const vdx_ingest_stats *s, const char 
     format_line(s, line, sizeof line);
     if (p->tty)
         fprintf(p->out, "\r\033[K%s\n", line);
-    else if (s->total > 0)
+    else if (s->total > 0 && strcmp(line, p->last_line) != 0)
         fprintf(p->out, "%s\n", line);
     p->printed_tty_line = 0;
     fflush(p->out);

@@ -38,6 +38,9 @@ if "$VDX" ingest vectors "$tmp/v.npy" --ids "$tmp/ids.txt" --meta "$tmp/meta.tsv
        --model "$MODEL" --data "$D" > "$tmp/out" 2> "$tmp/err" &&
    grep -q "3000 ingested" "$tmp/out"; then
     ok "ingest vectors: 3000 f16 rows with metadata"
+    [ "$(grep -c '^ingest: ' "$tmp/err")" -ge 1 ] && [ -z "$(grep '^ingest: ' "$tmp/err" | uniq -d)" ] \
+        && ok "plain progress lines (stderr not a terminal): the last one is not repeated" \
+        || not_ok "progress lines: $(grep '^ingest: ' "$tmp/err" | tr '\n' '|')"
 else
     not_ok "ingest vectors" "$(cat "$tmp/out" "$tmp/err" | tail -3)"
 fi
