@@ -354,6 +354,117 @@ TEST(bad_ids_and_model_directories_are_refused)
     free(config);
 }
 
+/* config.json with one edit: every refusal names the file and the key (the byte, for text
+ * that is not JSON), is a VDX_ERR_CORRUPT, stays UTF-8 and short, and comes before the
+ * weights are read. */
+TEST(config_json_refusals_name_file_and_key)
+{
+    NEED_SHARED(model_dir, "fixtures/mclip-tiny");
+    char abs[4096], config_path[4200], *config = NULL;
+    REQUIRE(realpath(model_dir, abs), "realpath");
+    vdx_error err;
+    size_t size;
+    snprintf(config_path, sizeof config_path, "%s/config.json", abs);
+    REQUIRE(vdx_read_file(config_path, &config, &size, &err) == 0, "%s", err.message);
+    char long_name[1300] = "";
+    for (int i = 0; i < 600; i++)
+        strcat(long_name, "\xC3\xA9"); /* é */
+    char long_type[1400], long_base[1400];
+    snprintf(long_type, sizeof long_type, "\"model_type\": \"%s\"", long_name);
+    snprintf(long_base, sizeof long_base, "\"modelBase\": \"%s\"", long_name);
+    const char *numdims = strstr(config, "\"numDims\": 32,");
+    REQUIRE(numdims, "config.json has no numDims");
+    char bad_json_at[64]; /* cJSON's position: just past the second comma */
+    snprintf(bad_json_at, sizeof bad_json_at, "invalid JSON at byte %zu",
+             (size_t)(numdims - config) + strlen("\"numDims\": 32,,"));
+    const struct {
+        const char *from, *to, *want;
+    } cases[] = {
+        {"\"numDims\": 32,", "\"numDims\": 32,,", bad_json_at},
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 5000",
+         "modelBaseConfig.num_hidden_layers must be an integer in 1..1024"},
+        {"\"hidden_size\": 64", "\"hidden_size\": 100000",
+         "modelBaseConfig.hidden_size must be an integer in 1..65536"},
+        {"\"max_position_embeddings\": 514", "\"max_position_embeddings\": 2",
+         "modelBaseConfig.max_position_embeddings must be an integer in 3..65536"},
+        {"\"layer_norm_eps\": 1e-05", "\"layer_norm_eps\": \"1e-05\"",
+         "modelBaseConfig.layer_norm_eps must be a number in (0, 1)"},
+        {"\"modelBaseConfig\": {", "\"modelBaseConfig\": \"xlm-roberta\", \"x\": {",
+         "modelBaseConfig is not an object"},
+        {"\"transformerDimensions\": 64", "\"transformerDimensions\": 128",
+         "transformerDimensions 128 and modelBaseConfig.hidden_size 64 disagree"},
+        {"\"num_attention_heads\": 2", "\"num_attention_heads\": 3",
+         "the hidden size 64 is not a multiple of 3 attention heads"},
+        {"\"model_type\": \"M-CLIP\"", long_type, "model_type is \"\xC3\xA9\xC3\xA9"},
+        {"\"modelBase\": \"random-xlm-roberta-tiny\"", long_base,
+         "modelBase \"\xC3\xA9\xC3\xA9"},
+        {"\"modelBase\": \"random-xlm-roberta-tiny\"", "\"modelBase\": 7",
+         "modelBase is not a string"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *at = strstr(config, cases[i].from);
+        REQUIRE(at, "config.json has no %s", cases[i].from);
+        const char *dir = dir_with_weights(abs, "model.safetensors");
+        REQUIRE(dir, "tmpdir");
+        char path[4200], prefix[4300];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        unlink(path); /* a link to the fixture's: replaced by an edited copy */
+        FILE *f = fopen(path, "w");
+        REQUIRE(f, "%s", path);
+        fprintf(f, "%.*s%s%s", (int)(at - config), config, cases[i].to,
+                at + strlen(cases[i].from));
+        fclose(f);
+        snprintf(prefix, sizeof prefix, "%s: ", path);
+        size_t bad;
+        vdx_mclip_model *m = vdx_mclip_load(dir, &err);
+        CHECK(!m && strncmp(err.message, prefix, strlen(prefix)) == 0 &&
+                  strstr(err.message, cases[i].want) && err.kind == VDX_ERR_CORRUPT &&
+                  vdx_utf8_check(err.message, strlen(err.message), &bad) == 0 &&
+                  strlen(err.message) < strlen(prefix) + 300,
+              "case %zu: %s", i, m ? "loaded" : err.message);
+        vdx_mclip_free(m);
+    }
+    free(config);
+}
+
+/* A checkpoint naming an encoder layer past VDX_CLIP_MAX_LAYERS is refused by that
+ * tensor's name, before anything is allocated for its layers. */
+TEST(checkpoint_with_too_many_layers_is_refused)
+{
+    NEED_SHARED(model_dir, "fixtures/mclip-tiny");
+    char abs[4096];
+    REQUIRE(realpath(model_dir, abs), "realpath");
+    const char *dir = dir_with_weights(abs, "special_tokens_map.json");
+    REQUIRE(dir, "tmpdir");
+    static const char header[] =
+        "{\"transformer.embeddings.word_embeddings.weight\":{\"dtype\":\"F32\",\"shape\":[4,1],"
+        "\"data_offsets\":[0,16]},\"transformer.embeddings.position_embeddings.weight\":"
+        "{\"dtype\":\"F32\",\"shape\":[3,1],\"data_offsets\":[16,28]},"
+        "\"transformer.encoder.layer.0.intermediate.dense.weight\":{\"dtype\":\"F32\","
+        "\"shape\":[1,1],\"data_offsets\":[28,32]},\"LinearTransformation.weight\":"
+        "{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[32,36]},"
+        "\"transformer.encoder.layer.1024.output.dense.bias\":{\"dtype\":\"F32\","
+        "\"shape\":[1],\"data_offsets\":[36,40]}}";
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f, "%s", path);
+    uint64_t len = sizeof header - 1;
+    static const char zeros[40];
+    fwrite(&len, 8, 1, f); /* little-endian, as on every machine vdx builds for */
+    fwrite(header, 1, len, f);
+    fwrite(zeros, 1, sizeof zeros, f);
+    fclose(f);
+    vdx_error err;
+    char want[4400];
+    snprintf(want, sizeof want, "%s: tensor 'transformer.encoder.layer.1024.output.dense.bias': "
+             "at most 1024 encoder layers are supported", path);
+    vdx_mclip_model *m = vdx_mclip_load(dir, &err);
+    CHECK(!m && strcmp(err.message, want) == 0 && err.kind == VDX_ERR_CORRUPT, "%s",
+          m ? "loaded" : err.message);
+    vdx_mclip_free(m);
+}
+
 TEST(text_model_interface_and_pairings)
 {
     NEED_SHARED(model_dir, "fixtures/mclip-tiny");
@@ -396,6 +507,8 @@ int main(void)
     RUN(padded_batch_equals_single_prompts);
     RUN(text_to_features_through_the_tokenizer);
     RUN(bad_ids_and_model_directories_are_refused);
+    RUN(config_json_refusals_name_file_and_key);
+    RUN(checkpoint_with_too_many_layers_is_refused);
     RUN(text_model_interface_and_pairings);
     for (int i = 0; i < N_PROMPTS; i++) {
         free(prompt_ids[i]);

@@ -1,11 +1,11 @@
 /* The M-CLIP text tower: XLM-RoBERTa + mean pooling + LinearTransformation, exactly as
  * MultilingualCLIP.forward over transformers' XLMRobertaModel (docs/mclip.md), llama2.c
- * style like model.c: a config, a struct of weight pointers, one forward function that
- * reads top to bottom. The kernels are model.c's (clip/kernels.h, clip/matmul.h); the
- * weights come from the shared readers (clip/weights.h) through the arena of
- * clip/modelfiles.h; every Linear weight is packed once for oneDNN in the model's
- * precision (the packed copy replaces the mapped one in memory: its source pages are
- * released after packing).
+ * style like model.c: a config (config.json is read by mclip_config.c), a struct of
+ * weight pointers, one forward function that reads top to bottom. The kernels are
+ * model.c's (clip/kernels.h, clip/matmul.h); the weights come from the shared readers
+ * (clip/weights.h) through the arena of clip/modelfiles.h; every Linear weight is packed
+ * once for oneDNN in the model's precision (the packed copy replaces the mapped one in
+ * memory: its source pages are released after packing).
  *
  *   positions  p_t = cumsum(id ≠ 1)·(id ≠ 1) + 1       (real tokens 2, 3, ...; <pad> 1)
  *   embeddings x = LN((word[id] + type[0]) + pos[p])     eps 1e-5
@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include "clip/autoprecision.h"
+#include "clip/mclip_config.h"
+#include "common/text.h"
 #include "engine/kernels.h"
 #include "engine/matmul.h"
 #include "weights/modelfiles.h"
@@ -81,110 +83,6 @@ int vdx_mclip_is_model_dir(const char *model_dir)
     return yes;
 }
 
-static int json_int(const cJSON *obj, const char *key, int *out, const char *path,
-                    vdx_error *err)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!item || cJSON_IsNull(item))
-        return 0;
-    if (!cJSON_IsNumber(item) || item->valuedouble < 1 || item->valuedouble > (1 << 24) ||
-        item->valuedouble != floor(item->valuedouble))
-        return vdx_fail(err, "%s: %s must be a positive integer", path, key);
-    *out = (int)item->valuedouble;
-    return 1;
-}
-
-/* The sizes config.json declares (0 where it names none): the checkpoint's tensors must
- * agree with each, or the load is refused (a checkpoint missing its last layer would
- * otherwise load and give other vectors). */
-typedef struct declared_sizes {
-    int dims, width;                                     /* numDims, transformerDimensions */
-    int layers, hidden, vocab, positions, intermediate;  /* modelBaseConfig's */
-} declared_sizes;
-
-/* config.json: MCLIPConfig (model_type, modelBase, transformerDimensions, numDims) and,
- * when present, modelBaseConfig (the full XLMRobertaConfig: heads, eps, sizes). */
-static int read_config(const char *model_dir, vdx_mclip_config *c, declared_sizes *d,
-                       vdx_error *err)
-{
-    char path[4096], *text;
-    size_t size;
-    snprintf(path, sizeof path, "%s/config.json", model_dir);
-    if (vdx_read_file(path, &text, &size, err) != 0)
-        return -1;
-    cJSON *json = cJSON_Parse(text);
-    free(text);
-    int rc = 0;
-    if (!cJSON_IsObject(json)) {
-        rc = vdx_fail(err, "%s: not a JSON object", path);
-        goto done;
-    }
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(json, "model_type");
-    if (!cJSON_IsString(type) || strcmp(type->valuestring, "M-CLIP") != 0) {
-        rc = vdx_fail(err, "%s: model_type is %s, expected \"M-CLIP\"", path,
-                      cJSON_IsString(type) ? type->valuestring : "missing");
-        goto done;
-    }
-    const cJSON *base = cJSON_GetObjectItemCaseSensitive(json, "modelBase");
-    snprintf(c->model_base, sizeof c->model_base, "%s",
-             cJSON_IsString(base) ? base->valuestring : "");
-    memset(d, 0, sizeof *d);
-    if (json_int(json, "numDims", &d->dims, path, err) < 0 ||
-        json_int(json, "transformerDimensions", &d->width, path, err) < 0) {
-        rc = -1;
-        goto done;
-    }
-    c->num_heads = 0;
-    c->layer_norm_eps = 1e-5;
-    const cJSON *bc = cJSON_GetObjectItemCaseSensitive(json, "modelBaseConfig");
-    if (cJSON_IsObject(bc)) {
-        if (json_int(bc, "num_attention_heads", &c->num_heads, path, err) < 0 ||
-            json_int(bc, "num_hidden_layers", &d->layers, path, err) < 0 ||
-            json_int(bc, "hidden_size", &d->hidden, path, err) < 0 ||
-            json_int(bc, "vocab_size", &d->vocab, path, err) < 0 ||
-            json_int(bc, "max_position_embeddings", &d->positions, path, err) < 0 ||
-            json_int(bc, "intermediate_size", &d->intermediate, path, err) < 0) {
-            rc = -1;
-            goto done;
-        }
-        const cJSON *eps = cJSON_GetObjectItemCaseSensitive(bc, "layer_norm_eps");
-        if (cJSON_IsNumber(eps)) {
-            if (!(eps->valuedouble > 0 && eps->valuedouble < 1)) {
-                rc = vdx_fail(err, "%s: modelBaseConfig.layer_norm_eps must be in (0, 1)", path);
-                goto done;
-            }
-            c->layer_norm_eps = eps->valuedouble;
-        }
-        const cJSON *act = cJSON_GetObjectItemCaseSensitive(bc, "hidden_act");
-        if (act && !(cJSON_IsString(act) && strcmp(act->valuestring, "gelu") == 0)) {
-            rc = vdx_fail(err, "%s: modelBaseConfig.hidden_act %s is not supported (only "
-                          "\"gelu\", XLM-R's exact erf GELU)", path,
-                          cJSON_IsString(act) ? act->valuestring : "(not a string)");
-            goto done;
-        }
-        const cJSON *pos = cJSON_GetObjectItemCaseSensitive(bc, "position_embedding_type");
-        if (pos && !(cJSON_IsString(pos) && strcmp(pos->valuestring, "absolute") == 0)) {
-            rc = vdx_fail(err, "%s: modelBaseConfig.position_embedding_type must be "
-                          "\"absolute\"", path);
-            goto done;
-        }
-    }
-    if (!c->num_heads) {
-        /* The hub config has no modelBaseConfig: heads of the named base model. */
-        if (strcmp(c->model_base, "xlm-roberta-large") == 0)
-            c->num_heads = 16;
-        else if (strcmp(c->model_base, "xlm-roberta-base") == 0)
-            c->num_heads = 12;
-        else
-            rc = vdx_fail(err, "%s: modelBase \"%s\" has no known head count (expected "
-                          "xlm-roberta-large, xlm-roberta-base or a modelBaseConfig with "
-                          "num_attention_heads)", path, c->model_base);
-    }
-done:
-    cJSON_Delete(json);
-    return rc;
-}
-
 static const vdx_tensor *need_tensor(const vdx_weights *w, const char *name, int ndim,
                                      vdx_error *err)
 {
@@ -200,7 +98,7 @@ static const vdx_tensor *need_tensor(const vdx_weights *w, const char *name, int
 }
 
 /* The encoder's sizes from the tensor shapes (the hub config.json names none). */
-static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, const declared_sizes *d,
+static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, const mclip_declared *d,
                        vdx_error *err)
 {
     const vdx_tensor *word = need_tensor(w, PREFIX "embeddings.word_embeddings.weight", 2, err);
@@ -211,11 +109,12 @@ static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, const declared
     const vdx_tensor *proj = inter ? need_tensor(w, "LinearTransformation.weight", 2, err) : NULL;
     if (!proj)
         return -1;
-    const int64_t limit = 1 << 24;
-    if (word->shape[0] < 4 || word->shape[0] > limit || word->shape[1] < 1 ||
-        word->shape[1] > 65536 || pos->shape[0] < 3 || pos->shape[0] > 65536 ||
-        inter->shape[0] < 1 || inter->shape[0] > 1 << 20 || proj->shape[0] < 1 ||
-        proj->shape[0] > 65536)
+    /* the limits of config.json's sizes (mclip_config.c), those of CLIP (vdx/clip.h) */
+    if (word->shape[0] < 4 || word->shape[0] > VDX_CLIP_MAX_VOCAB || word->shape[1] < 1 ||
+        word->shape[1] > VDX_CLIP_MAX_WIDTH || pos->shape[0] < 3 ||
+        pos->shape[0] > VDX_CLIP_MAX_POSITIONS || inter->shape[0] < 1 ||
+        inter->shape[0] > VDX_CLIP_MAX_WIDTH || proj->shape[0] < 1 ||
+        proj->shape[0] > VDX_CLIP_MAX_WIDTH)
         return vdx_fail(err, "%s: unusable tensor shapes (word_embeddings %lldx%lld, "
                         "position_embeddings %lld rows, intermediate %lld, "
                         "LinearTransformation %lld)", w->path, (long long)word->shape[0],
@@ -235,16 +134,23 @@ static int read_shapes(const vdx_weights *w, vdx_mclip_config *c, const declared
             continue;
         char *end;
         long index = strtol(name + plen, &end, 10);
-        if (end != name + plen && *end == '.' && index >= 0 && index < 4096 &&
-            index + 1 > c->num_layers)
+        if (end == name + plen || *end != '.' || index < 0)
+            continue;
+        if (index >= VDX_CLIP_MAX_LAYERS)
+            return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: tensor '%.*s': at most %d encoder "
+                                 "layers are supported", w->path,
+                                 (int)utf8_prefix(name, strlen(name), 64), name,
+                                 VDX_CLIP_MAX_LAYERS);
+        if (index + 1 > c->num_layers)
             c->num_layers = (int)index + 1;
     }
     if (d->width && d->width != c->hidden_size)
-        return vdx_fail(err, "%s: transformerDimensions is %d but word_embeddings is %d wide",
-                        w->path, d->width, c->hidden_size);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: config.json's transformerDimensions "
+                             "is %d, but word_embeddings is %d wide", w->path, d->width,
+                             c->hidden_size);
     if (d->dims && d->dims != c->num_dims)
-        return vdx_fail(err, "%s: numDims is %d but LinearTransformation gives %d", w->path,
-                        d->dims, c->num_dims);
+        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: config.json's numDims is %d, but "
+                             "LinearTransformation gives %d", w->path, d->dims, c->num_dims);
     const struct {
         const char *key, *what;
         int declared, found;
@@ -392,9 +298,10 @@ vdx_mclip_model *vdx_mclip_load_precision(const char *model_dir, vdx_precision p
         return NULL;
     }
     m->precision = vdx_precision_resolve(precision, NULL);
-    declared_sizes declared;
+    mclip_declared declared;
     char path[4096];
-    if (read_config(model_dir, &m->config, &declared, err) != 0 ||
+    snprintf(path, sizeof path, "%s/config.json", model_dir);
+    if (mclip_config_load(path, &m->config, &declared, err) != 0 ||
         weights_find_file(model_dir, path, sizeof path, err) != 0 ||
         !(m->file = weights_open(path, err)) ||
         read_shapes(m->file, &m->config, &declared, err) != 0)
