@@ -172,6 +172,29 @@ printf '%s' '{"text_config":{"hidden_size":1e9,"num_hidden_layers":1000000,"max_
 printf '{"text_config":{"hidden_act":"gelu_new\303\251"}}' > "$out/corpus/clip_config/act.json"
 printf '\357\273\277[]' > "$out/corpus/clip_config/bom-array.json"
 
+# M-CLIP config.json seeds: the mclip-tiny config trimmed (the keys the reader reads), the
+# hub's form (no modelBaseConfig: heads from modelBase), and refusals (sizes past the
+# limits of vdx/clip.h, a width the heads do not divide, a long non-ASCII model_type and
+# modelBase, modelBaseConfig not an object, a string layer_norm_eps, text cut short).
+mkdir -p "$out/corpus/mclip_config"
+mclip=${VDX_SHARED:-../shared}/fixtures/mclip-tiny/config.json
+if [ -f "$mclip" ]; then
+    grep -v -e _name_or_path -e torch_dtype -e '"MultilingualCLIP"' -e architectures \
+        -e '^  \],' -e type_vocab_size -e _token_id "$mclip" | tr -d ' \n' \
+        > "$out/corpus/mclip_config/tiny.json"
+fi
+printf '%s' '{"model_type":"M-CLIP","modelBase":"xlm-roberta-large","transformerDimensions":1024,"numDims":640}' \
+    > "$out/corpus/mclip_config/hub.json"
+printf '%s' '{"model_type":"M-CLIP","modelBase":"x","transformerDimensions":1e9,"numDims":-1,"modelBaseConfig":{"num_attention_heads":3,"hidden_size":100,"num_hidden_layers":5000,"vocab_size":16777217,"max_position_embeddings":2,"intermediate_size":1048576}}' \
+    > "$out/corpus/mclip_config/huge.json"
+printf '{"model_type":"M-CLIP\303\251\303\251","modelBase":"%s","modelBaseConfig":{"num_attention_heads":2,"hidden_act":"gelu_new\303\251"}}' \
+    "$(printf '\303\251%.0s' $(seq 100))" > "$out/corpus/mclip_config/names.json"
+printf '%s' '{"model_type":"M-CLIP","modelBase":"xlm-roberta-base","modelBaseConfig":"xlm-roberta","transformerDimensions":768}' \
+    > "$out/corpus/mclip_config/base-string.json"
+printf '%s' '{"model_type":"M-CLIP","modelBaseConfig":{"num_attention_heads":2,"layer_norm_eps":"1e-5","position_embedding_type":"relative_key"}}' \
+    > "$out/corpus/mclip_config/eps-string.json"
+printf '%s' '{"model_type":"M-CLIP","numDims":32,,' > "$out/corpus/mclip_config/cut.json"
+
 # preprocessor_config.json seeds: clip-tiny's (old integer form), the new dict forms, and
 # refusals (a zero std, a mean no float holds, resample 2).
 mkdir -p "$out/corpus/preprocess_config"
