@@ -22,7 +22,6 @@
 #include "vdx/mclip.h"
 
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
