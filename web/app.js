@@ -1409,11 +1409,20 @@ function renderProgress(p) {
 }
 
 // ---- Drawer (narrow screens) -----------------------------------------------------------
+// Opening it moves the focus into it (to the current concept, else "+ New"), so that a
+// keyboard or screen-reader user lands where it opened; closing it while the focus is
+// inside gives the focus back to the toggle rather than to the page's start.
 function openDrawer(open) {
-  $('sidebar').classList.toggle('open', open);
+  const sidebar = $('sidebar'), hadFocus = sidebar.contains(document.activeElement);
+  sidebar.classList.toggle('open', open);
   $('scrim').hidden = !open;
   $('drawer-toggle').setAttribute('aria-expanded', String(open));
-  if (open) drawHistogram();
+  if (open) {
+    drawHistogram();
+    (sidebar.querySelector('.concepts button[aria-current="true"]') || $('new-concept')).focus();
+  } else if (hadFocus) {
+    $('drawer-toggle').focus();
+  }
 }
 function closeDrawer() { if ($('sidebar').classList.contains('open')) openDrawer(false); }
 
