@@ -15,6 +15,7 @@
 import { chromium } from 'playwright-core';
 import { readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 
 import http from 'node:http';
 
@@ -1283,6 +1284,156 @@ await flow('map-lasso-label-undo-score', {}, async (page, shot) => {
     return hash !== h;
   }, before.hash, { timeout: 10000 });
   await shot('score-after');
+});
+
+// ---- Accessibility: axe-core on the page's main states, light and dark -------------------
+// axe-core (npm, tests/browser/package.json) checks the WCAG 2.0/2.1/2.2 A and AA rules
+// on the start page, search results, labelled results, a concept after a round (the side
+// panel with metrics and histogram), the detail dialog and the Map view, in both colour
+// schemes; a violation of impact "serious" or "critical" fails the flow (the lesser ones are
+// printed as "#"), as does a symbol-only control under 3:1 (glyphContrast).
+// Then the dialog from the keyboard: focus moves into it, Esc closes it, focus returns.
+// (bypassCSP: the page's script-src 'self' would refuse the injected axe.)
+
+// What axe leaves "to check by hand" as colour contrast most often: controls whose text is a
+// symbol only (← → ✕ + −), which WCAG 1.4.11 asks to show at 3:1 against their background
+// (the first opaque one up the tree, translucent ones blended in). Visible, enabled and not
+// aria-hidden ones; returns "selector: ratio (colour on colour)" for each below 3:1.
+const glyphContrast = (page) => page.evaluate(() => {
+  const parse = (c) => {
+    const n = (c.match(/[\d.]+/g) || []).map(Number);
+    if (n.length < 3) return [0, 0, 0, 0];
+    const k = c.startsWith('color(') ? 255 : 1;
+    return [n[0] * k, n[1] * k, n[2] * k, n.length > 3 ? n[3] : 1];
+  };
+  const over = (top, under) => top.slice(0, 3).map((v, i) => v * top[3] + under[i] * (1 - top[3]));
+  const lum = (rgb) => rgb.map((v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const hex = (rgb) => '#' + rgb.map((v) => Math.round(v).toString(16).padStart(2, '0')).join('');
+  const bad = [];
+  for (const e of document.querySelectorAll('button, a, kbd, span')) {
+    const text = e.textContent.trim();
+    if (!text || /[\p{L}\p{N}]/u.test(text) || e.closest('[aria-hidden="true"], [hidden]') || e.disabled ||
+        e.getClientRects().length === 0) continue;
+    const layers = [];
+    for (let a = e; a; a = a.parentElement) {
+      const c = parse(getComputedStyle(a).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    const bg = layers.reverse().reduce((under, top) => over(top, under), [255, 255, 255]);
+    const fg = over(parse(getComputedStyle(e).color), bg);
+    const [l1, l2] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (l1 + 0.05) / (l2 + 0.05);
+    if (ratio < 3) bad.push(`${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${[...e.classList].join('.')} "${text}": ` +
+      `${ratio.toFixed(2)} (${hex(fg)} on ${hex(bg)})`);
+  }
+  return bad;
+});
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+async function axeCheck(page, state) {
+  const serious = [];
+  for (const colorScheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme });
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    check(bg === (colorScheme === 'dark' ? 'rgb(15, 18, 22)' : 'rgb(246, 247, 249)'), `the ${colorScheme} scheme did not apply: body ${bg}`);
+    if (!await page.evaluate(() => !!window.axe)) await page.addScriptTag({ content: axeSource });
+    if (process.env.AXE_DEBUG) await page.evaluate(() => { window.axeDebug = true; });
+    const { passes, incomplete, violations } = await page.evaluate(async () => {
+      const r = await window.axe.run(document, {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] },
+      });
+      const brief = (v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(' ') +
+        (window.axeDebug ? ' {' + n.any.concat(n.all).map((c) => c.message + ' ' + JSON.stringify(c.data)).join(';') + '}' : '')) });
+      return { passes: r.passes.length, incomplete: r.incomplete.map(brief), violations: r.violations.map(brief) };
+    });
+    check(passes > 10, `axe passed only ${passes} rules on the ${state} (${colorScheme}): did it run?`);
+    console.log(`#   axe ${state} (${colorScheme}): ${passes} rules pass, ${violations.length} violated; to check by hand: ` +
+      (incomplete.map((v) => `${v.id} (${v.targets.length})`).join(', ') || 'none'));
+    if (process.env.AXE_DEBUG) for (const v of incomplete) console.log(`#     to check: ${v.id} [${v.impact}] ${v.help}: ${v.targets.join(', ')}`);
+    for (const v of violations) {
+      const line = `${state} (${colorScheme}): ${v.id} [${v.impact}] ${v.help}: ${v.targets.slice(0, 6).join(', ')}` +
+        (v.targets.length > 6 ? ` … (${v.targets.length} nodes)` : ` (${v.targets.length} nodes)`);
+      console.log(`#   axe ${line}`);
+      if (v.impact === 'serious' || v.impact === 'critical') serious.push(line);
+    }
+    const glyphs = await glyphContrast(page);
+    if (glyphs.length) serious.push(`${state} (${colorScheme}): symbols below 3:1: ${glyphs.join(', ')}`);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  return serious;
+}
+
+await flow('accessibility', { bypassCSP: true }, async (page, shot) => {
+  const serious = [];
+  await open(page, url);
+  serious.push(...await axeCheck(page, 'start page'));
+  await shot('start');
+  await page.fill('#q', 'an accessible orange moon');
+  await page.click('#search-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
+  serious.push(...await axeCheck(page, 'search results'));
+  await shot('search');
+  const tileButton = (i, which) => `#grid .tile[data-index="${i}"] .${which}`;
+  await page.click(tileButton(0, 'b-pos'));
+  await page.waitForSelector('#concept-panel:not([hidden])');
+  for (let i = 1; i < 3; i++) await page.click(tileButton(i, 'b-pos'));
+  for (let i = 3; i < 9; i++) await page.click(tileButton(i, 'b-neg'));
+  await labelsSettled(page, 3, 6);
+  serious.push(...await axeCheck(page, 'labelled results'));
+  await shot('labelled');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot('labelled-dark'); // the + / − badges and buttons on the bright dark-scheme fills
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('view-title').textContent.startsWith('Nearest unlabelled'));
+  await page.waitForSelector('#history tr td:first-child');
+  await page.waitForFunction(() => document.getElementById('above').textContent.includes('above the threshold'));
+  serious.push(...await axeCheck(page, 'concept after a round'));
+  await shot('trained');
+  // the detail dialog, opened from the keyboard on the second tile
+  await page.focus('#grid .tile[data-index="1"]');
+  const tileId = await page.evaluate(() => document.activeElement.dataset.id);
+  await page.keyboard.press('o');
+  await page.waitForSelector('#detail[open] #detail-neighbours .thumb');
+  check(await page.evaluate(() => document.getElementById('detail').contains(document.activeElement)),
+    `opening the detail leaves the focus outside it (on ${await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80))})`);
+  serious.push(...await axeCheck(page, 'detail dialog'));
+  await shot('detail');
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.getElementById('detail').contains(document.activeElement)), 'Tab leaves the modal detail dialog');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.getElementById('detail').open);
+  check(await page.evaluate(() => document.activeElement.dataset.id) === tileId,
+    `closing the detail does not give the focus back to its tile ${tileId} (on ${await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80))})`);
+  await openMap(page);
+  serious.push(...await axeCheck(page, 'map view'));
+  await shot('map');
+  check(serious.length === 0, `${serious.length} serious or critical accessibility violations:\n  ${serious.join('\n  ')}`);
+});
+
+// The phone layout (390×844, touch): results, and the concepts drawer from the keyboard
+// (focus moves into it, Esc closes it and gives the focus back to its toggle).
+await flow('accessibility-phone', { ...sizes[1].options, bypassCSP: true }, async (page, shot) => {
+  const serious = [];
+  await open(page, url + '#concept=an%20accessible%20orange%20moon&view=candidates');
+  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length > 0);
+  serious.push(...await axeCheck(page, 'phone: candidates'));
+  await shot('candidates');
+  await page.focus('#drawer-toggle');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#sidebar.open');
+  check(await page.evaluate(() => document.getElementById('sidebar').contains(document.activeElement)),
+    `opening the drawer leaves the focus outside it (on ${await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80))})`);
+  await page.waitForTimeout(300); // the drawer slides in
+  serious.push(...await axeCheck(page, 'phone: drawer'));
+  await shot('drawer');
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.getElementById('sidebar').classList.contains('open'));
+  check(await page.evaluate(() => document.activeElement.id) === 'drawer-toggle',
+    `closing the drawer does not give the focus back to its toggle (on ${await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80))})`);
+  check(serious.length === 0, `${serious.length} serious or critical accessibility violations:\n  ${serious.join('\n  ')}`);
 });
 
 await browser.close();
