@@ -374,9 +374,14 @@ TEST(config_json_refusals_name_file_and_key)
     snprintf(long_base, sizeof long_base, "\"modelBase\": \"%s\"", long_name);
     const char *numdims = strstr(config, "\"numDims\": 32,");
     REQUIRE(numdims, "config.json has no numDims");
-    char bad_json_at[64]; /* cJSON's position: just past the second comma */
-    snprintf(bad_json_at, sizeof bad_json_at, "invalid JSON at byte %zu",
-             (size_t)(numdims - config) + strlen("\"numDims\": 32,,"));
+    char bad_json_at[96]; /* cJSON's position: just past the second comma */
+    size_t bad_at = (size_t)(numdims - config) + strlen("\"numDims\": 32,,"), line_start = 0;
+    int bad_line = 1;
+    for (size_t i = 0; i < (size_t)(numdims - config); i++) /* the edit's line */
+        if (config[i] == '\n')
+            bad_line++, line_start = i + 1;
+    snprintf(bad_json_at, sizeof bad_json_at, "invalid JSON at line %d, column %zu (byte %zu)",
+             bad_line, bad_at - line_start + 1, bad_at);
     const struct {
         const char *from, *to, *want;
     } cases[] = {

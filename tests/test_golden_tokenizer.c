@@ -450,7 +450,7 @@ TEST(bad_vocab_json_is_located)
     const char *dir = test_tmpdir("tok-vocab");
     write_text(dir, "merges.txt", "#version: 0.2\n");
     write_text(dir, "vocab.json", "{\n  \"a\": 1,\n  oops\n}\n");
-    expect_load_error(dir, "/vocab.json: invalid JSON near line 3, column 4 (byte 15)");
+    expect_load_error(dir, "/vocab.json: invalid JSON at line 3, column 4 (byte 15)");
     write_text(dir, "vocab.json", "[1, 2]");
     expect_load_error(dir, "/vocab.json: expected a JSON object mapping symbols to ids");
     write_text(dir, "vocab.json", "{\"a\": 0, \"b\": 1.5}");

@@ -437,7 +437,7 @@ TEST(config_errors)
     const struct {
         const char *json, *want;
     } cases[] = {
-        {"{\"size\": 224,", ": invalid JSON at byte offset"},
+        {"{\"size\": 224,", ": invalid JSON at line 1, column 13 (byte 12)"},
         {"{\"resample\": 2}", ": \"resample\" is 2; only 3 (bicubic, what CLIP uses) is supported"},
         {"{\"size\": {\"longest_edge\": 3}}",
          ": \"size\" must hold \"shortest_edge\" or \"height\" and \"width\""},

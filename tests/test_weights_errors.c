@@ -361,7 +361,7 @@ TEST(config_errors)
                         "vision_config.hidden_size must be an integer in 1..65536");
     expect_config_error("{\"vision_config\": {\"hidden_size\": 100, \"num_attention_heads\": 3}}",
                         "vision_config.hidden_size 100 is not a multiple of num_attention_heads 3");
-    expect_config_error("{\"projection_dim\": 512,", "invalid JSON at byte 22");
+    expect_config_error("{\"projection_dim\": 512,", "invalid JSON at line 1, column 23 (byte 22)");
     /* the architectures vdx does not run are refused by name (docs/model-files.md) */
     expect_config_error("{\"vision_config\": {\"hidden_act\": \"gelu_new\"}}",
                         "vision_config.hidden_act 'gelu_new' is not supported (quick_gelu or gelu)");

@@ -132,21 +132,9 @@ static int check_tower(const vdx_clip_tower_config *t, const char *section, int 
 int vdx_clip_config_load(const char *path, vdx_clip_config *cfg, vdx_error *err)
 {
     set_defaults(cfg);
-    char *text;
-    size_t size;
-    if (vdx_read_file(path, &text, &size, err) != 0)
+    cJSON *root = json_read_file(path, VDX_ERR_CORRUPT, err);
+    if (!root)
         return -1;
-    const char *parse_end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, size, &parse_end, 0);
-    if (!root) {
-        size_t at = parse_end && parse_end >= text ? (size_t)(parse_end - text) : 0;
-        int valid = json_text_is_valid(text, size);
-        free(text);
-        if (valid)
-            return vdx_fail_oom(err, "reading %s", path);
-        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: invalid JSON at byte %zu", path, at);
-    }
-    free(text);
     int rc = -1;
     if (!cJSON_IsObject(root)) {
         vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: not a JSON object", path);

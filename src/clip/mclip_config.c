@@ -146,21 +146,9 @@ int mclip_config_load(const char *path, vdx_mclip_config *c, mclip_declared *d,
     memset(c, 0, sizeof *c);
     memset(d, 0, sizeof *d);
     c->layer_norm_eps = 1e-5;
-    char *text;
-    size_t size;
-    if (vdx_read_file(path, &text, &size, err) != 0)
+    cJSON *json = json_read_file(path, VDX_ERR_CORRUPT, err);
+    if (!json)
         return -1;
-    const char *parse_end = NULL;
-    cJSON *json = cJSON_ParseWithLengthOpts(text, size, &parse_end, 0);
-    if (!json) {
-        size_t at = parse_end && parse_end >= text ? (size_t)(parse_end - text) : 0;
-        int valid = json_text_is_valid(text, size);
-        free(text);
-        if (valid)
-            return vdx_fail_oom(err, "reading %s", path);
-        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: invalid JSON at byte %zu", path, at);
-    }
-    free(text);
     int rc = read_config(json, c, d, path, err);
     cJSON_Delete(json);
     return rc;

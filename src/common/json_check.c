@@ -195,3 +195,39 @@ int json_text_clean(const char *text, size_t size, const char **what, size_t *of
     }
     return 0;
 }
+
+void json_text_position(const char *text, size_t offset, int *line, size_t *column)
+{
+    *line = 1;
+    size_t line_start = 0;
+    for (size_t i = 0; i < offset; i++)
+        if (text[i] == '\n') {
+            (*line)++;
+            line_start = i + 1;
+        }
+    *column = offset - line_start + 1;
+}
+
+cJSON *json_read_file(const char *path, vdx_error_kind kind, vdx_error *err)
+{
+    char *text;
+    size_t size;
+    if (vdx_read_file(path, &text, &size, err) != 0)
+        return NULL;
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(text, size, &end, 0);
+    if (!json) {
+        if (json_text_is_valid(text, size)) {
+            vdx_fail_oom(err, "reading %s", path);
+        } else {
+            size_t at = end && end >= text && end <= text + size ? (size_t)(end - text) : 0;
+            int line;
+            size_t column;
+            json_text_position(text, at, &line, &column);
+            vdx_fail_kind(err, kind, "%s: invalid JSON at line %d, column %zu (byte %zu)", path,
+                          line, column, at);
+        }
+    }
+    free(text);
+    return json;
+}

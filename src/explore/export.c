@@ -298,21 +298,6 @@ static int vector_field(const cJSON *obj, const char *where, const char *key, in
     return 0;
 }
 
-/* 1-based line and column of a byte offset, for parse errors. */
-static void line_and_column(const char *text, size_t offset, int *line, int *column)
-{
-    *line = 1;
-    *column = 1;
-    for (size_t i = 0; i < offset && text[i]; i++) {
-        if (text[i] == '\n') {
-            (*line)++;
-            *column = 1;
-        } else {
-            (*column)++;
-        }
-    }
-}
-
 static int validate_history(const cJSON *history, int dims, float *scratch, vdx_error *err)
 {
     int i = 0;
@@ -356,12 +341,15 @@ int vdx_concept_import_classifier(vdx_concepts *book, const char *json, size_t s
                              what, bad);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, size, &end, 0);
+    if (!root && json_text_is_valid(json, size))
+        return vdx_fail_oom(err, "reading the classifier");
     if (!root) {
         size_t offset = end && end >= json ? (size_t)(end - json) : 0;
-        int line, column;
-        line_and_column(json, offset, &line, &column);
+        int line;
+        size_t column;
+        json_text_position(json, offset, &line, &column);
         return vdx_fail_kind(err, VDX_ERR_INVALID,
-                             "classifier: not valid JSON at line %d, column %d (byte %zu)",
+                             "classifier: not valid JSON at line %d, column %zu (byte %zu)",
                              line, column, offset);
     }
     for (; end && (size_t)(end - json) < size && strchr(" \t\r\n", *end) && *end; end++)

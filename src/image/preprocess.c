@@ -171,23 +171,9 @@ static int config_from_json(const cJSON *root, const char *path, vdx_preprocess_
 int vdx_preprocess_config_load(const char *path, vdx_preprocess_config *cfg, vdx_error *err)
 {
     vdx_preprocess_config_default(cfg);
-    char *text;
-    size_t size;
-    if (vdx_read_file(path, &text, &size, err) != 0)
-        return -1;
-    cJSON *root = cJSON_ParseWithLength(text, size);
-    int rc;
-    if (!root && json_text_is_valid(text, size)) {
-        rc = vdx_fail_oom(err, "reading %s", path);
-    } else if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        rc = vdx_fail_kind(err, VDX_ERR_INVALID, "%s: invalid JSON at byte offset %ld", path,
-                      at && at >= text && at <= text + size ? (long)(at - text) : -1L);
-    } else {
-        rc = config_from_json(root, path, cfg, err);
-    }
+    cJSON *root = json_read_file(path, VDX_ERR_INVALID, err);
+    int rc = root ? config_from_json(root, path, cfg, err) : -1;
     cJSON_Delete(root);
-    free(text);
     if (rc != 0)
         vdx_preprocess_config_default(cfg);
     return rc;

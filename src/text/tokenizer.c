@@ -146,40 +146,11 @@ static int byte_symbol(int byte, char out[2])
  * about UTF-8 input stays UTF-8), as the precision and pointer of a "%.*s". */
 #define QUOTED(s, len) (int)utf8_prefix((s), (len), 64), (s)
 
-static void line_and_column(const char *data, size_t offset, int *line, size_t *column)
-{
-    *line = 1;
-    size_t line_start = 0;
-    for (size_t i = 0; i < offset; i++)
-        if (data[i] == '\n') {
-            (*line)++;
-            line_start = i + 1;
-        }
-    *column = offset - line_start + 1;
-}
-
 static int load_vocab(const char *path, cJSON **json_out, vocab_table *vocab, vdx_error *err)
 {
-    char *data;
-    size_t size;
-    if (vdx_read_file(path, &data, &size, err) != 0)
+    cJSON *json = json_read_file(path, VDX_ERR_CORRUPT, err);
+    if (!json)
         return -1;
-    const char *parse_end = NULL;
-    cJSON *json = cJSON_ParseWithLengthOpts(data, size, &parse_end, 0);
-    if (!json && json_text_is_valid(data, size)) {
-        free(data);
-        return vdx_fail_oom(err, "reading %s", path);
-    }
-    if (!json) {
-        size_t offset = parse_end ? (size_t)(parse_end - data) : 0;
-        int line;
-        size_t column;
-        line_and_column(data, offset, &line, &column);
-        free(data);
-        return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: invalid JSON near line %d, column %zu (byte %zu)", path, line,
-                        column, offset);
-    }
-    free(data);
     *json_out = json;
     if (!cJSON_IsObject(json))
         return vdx_fail_kind(err, VDX_ERR_CORRUPT, "%s: expected a JSON object mapping symbols to ids", path);
