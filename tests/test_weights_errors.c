@@ -410,6 +410,31 @@ TEST(config_size_limits)
     expect_config_error(json, want);
 }
 
+/* The clip-tiny model directory copied into dir, for a test to damage: its files but
+ * preprocessor_config.json (the test writes its own), or, with nan_last_weight, all of
+ * them with the checkpoint's last float (its last 4 bytes) set to NaN. */
+static void copy_clip_tiny(const char *src_dir, const char *dir, int nan_last_weight)
+{
+    static const char *const files[] = {"config.json", "merges.txt", "model.safetensors",
+                                        "preprocessor_config.json", "tokenizer_config.json",
+                                        "vocab.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (!nan_last_weight && !strcmp(files[i], "preprocessor_config.json"))
+            continue;
+        char from[4200];
+        snprintf(from, sizeof from, "%s/%s", src_dir, files[i]);
+        size_t size;
+        uint8_t *data = read_fixture(from, &size);
+        REQUIRE(data, "%s", from);
+        if (nan_last_weight && !strcmp(files[i], "model.safetensors")) {
+            float nan = NAN;
+            memcpy(data + size - 4, &nan, 4);
+        }
+        write_bytes(join(dir, files[i]), data, size);
+        free(data);
+    }
+}
+
 /* Every caller sizes its pixel buffers from preprocessor_config.json's crop, and the vision
  * tower reads num_channels x image_size² floats of each image: a model whose crop is not
  * its image size made search, the server and ingest read past the buffer (only `vdx
@@ -418,17 +443,7 @@ TEST(model_crop_must_match_image_size)
 {
     NEED_SHARED(src_dir, "fixtures/clip-tiny");
     const char *dir = test_tmpdir("crop-model");
-    static const char *const files[] = {"config.json", "merges.txt", "model.safetensors",
-                                        "tokenizer_config.json", "vocab.json"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char from[4200];
-        snprintf(from, sizeof from, "%s/%s", src_dir, files[i]);
-        size_t size;
-        uint8_t *data = read_fixture(from, &size);
-        REQUIRE(data, "%s", from);
-        write_bytes(join(dir, files[i]), data, size);
-        free(data);
-    }
+    copy_clip_tiny(src_dir, dir, 0);
     const char *pre = "{\"size\": 32, \"crop_size\": 32}";
     const char *pre_path = join(dir, "preprocessor_config.json");
     write_bytes(pre_path, pre, strlen(pre));
@@ -578,21 +593,7 @@ TEST(model_with_nan_weight_does_not_load)
 {
     NEED_SHARED(src_dir, "fixtures/clip-tiny");
     const char *dir = test_tmpdir("nan-model");
-    static const char *const files[] = {"config.json", "merges.txt", "model.safetensors",
-                                        "preprocessor_config.json", "tokenizer_config.json", "vocab.json"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char from[4200];
-        snprintf(from, sizeof from, "%s/%s", src_dir, files[i]);
-        size_t size;
-        uint8_t *data = read_fixture(from, &size);
-        REQUIRE(data, "%s", from);
-        if (!strcmp(files[i], "model.safetensors")) {
-            float nan = NAN;
-            memcpy(data + size - 4, &nan, 4);
-        }
-        write_bytes(join(dir, files[i]), data, size);
-        free(data);
-    }
+    copy_clip_tiny(src_dir, dir, 1);
     vdx_error err = {{0}};
     vdx_clip_model *model = vdx_clip_load(dir, &err);
     CHECK(!model && strstr(err.message, "model.safetensors: tensor '") &&

@@ -102,6 +102,19 @@ async function countIs(page, n) {
 const tileIds = (page) => page.$$eval('#grid .tile', (tiles) => tiles.map((t) => t.dataset.id));
 const getJson = async (page, path) => (await page.request.get(url.replace(/\/$/, '') + path)).json();
 
+// A result tile's button by its index on the page and its class (b-pos, b-neg, ...).
+const tileButton = (i, which) => `#grid .tile[data-index="${i}"] .${which}`;
+
+// Labels the 9 tiles of the first page with their buttons, the first three + (the first
+// click opens the concept panel) and the rest -, and waits for the counts.
+async function labelFirstPage(page) {
+  await page.click(tileButton(0, 'b-pos'));
+  await page.waitForSelector('#concept-panel:not([hidden])');
+  for (let i = 1; i < 3; i++) await page.click(tileButton(i, 'b-pos'));
+  for (let i = 3; i < 9; i++) await page.click(tileButton(i, 'b-neg'));
+  await labelsSettled(page, 3, 6);
+}
+
 // Waits for the label request of the tile to finish, so counts are in step.
 async function labelsSettled(page, positive, negative) {
   await page.waitForFunction(([p, n]) => document.getElementById('count-pos')?.textContent === String(p) &&
@@ -179,12 +192,7 @@ await flow('mouse', {}, async (page, shot) => {
   await shot('search');
   const first = await tileIds(page);
   const positives = first.slice(0, 3), negatives = first.slice(3, 9);
-  const tileButton = (i, which) => `#grid .tile[data-index="${i}"] .${which}`;
-  await page.click(tileButton(0, 'b-pos'));
-  await page.waitForSelector('#concept-panel:not([hidden])');
-  for (let i = 1; i < 3; i++) await page.click(tileButton(i, 'b-pos'));
-  for (let i = 3; i < 9; i++) await page.click(tileButton(i, 'b-neg'));
-  await labelsSettled(page, 3, 6);
+  await labelFirstPage(page);
   check((await page.$$('#grid .tile.label-1')).length === 3, 'three tiles show positive');
   check((await page.$$('#grid .tile.label-0')).length === 6, 'six tiles show negative');
   await shot('labelled');
@@ -240,7 +248,6 @@ await flow('trainer-choice', {}, async (page, shot) => {
   await page.fill('#q', 'a purple thing');
   await page.click('#search-form button[type=submit]');
   await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
-  const tileButton = (i, which) => `#grid .tile[data-index="${i}"] .${which}`;
   await page.click(tileButton(0, 'b-pos'));
   await page.waitForSelector('#concept-panel:not([hidden])');
   await page.click(tileButton(1, 'b-pos'));
@@ -1375,12 +1382,7 @@ await flow('accessibility', { bypassCSP: true }, async (page, shot) => {
   await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 9);
   serious.push(...await axeCheck(page, 'search results'));
   await shot('search');
-  const tileButton = (i, which) => `#grid .tile[data-index="${i}"] .${which}`;
-  await page.click(tileButton(0, 'b-pos'));
-  await page.waitForSelector('#concept-panel:not([hidden])');
-  for (let i = 1; i < 3; i++) await page.click(tileButton(i, 'b-pos'));
-  for (let i = 3; i < 9; i++) await page.click(tileButton(i, 'b-neg'));
-  await labelsSettled(page, 3, 6);
+  await labelFirstPage(page);
   serious.push(...await axeCheck(page, 'labelled results'));
   await shot('labelled');
   await page.emulateMedia({ colorScheme: 'dark' });
